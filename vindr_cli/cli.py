@@ -1,0 +1,121 @@
+"""Command-line interface: parses options, calls the library, prints. No logic here.
+
+Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --strict,
+any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
+130 interrupted (a re-run resumes).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vindr_cli import __version__
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vindr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """vindr: de-identify, decode, split and validate DICOM research releases."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def anonymize(
+    input: Path = typer.Argument(..., help="Raw export: a folder (plain, DICOMDIR media, .zip inside), a .zip or one file."),
+    output: Path = typer.Argument(..., help="Folder for the de-identified tree (must not be inside INPUT)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Secret key file (created 0600 on first use). Default: $VINDR_KEY or ~/.config/vindr/vindr.key."),
+    profile: str = typer.Option("basic", "--profile", help="basic | vindr | a recipe .toml file."),
+    dates: str = typer.Option("shift", "--dates", help="shift (per-patient keyed offset) | keep | remove."),
+    retain_patient_characteristics: bool = typer.Option(True, "--retain-patient-characteristics/--no-retain-patient-characteristics", help="Keep sex, age, size, weight (113108)."),
+    retain_device_identity: bool = typer.Option(False, "--retain-device-identity", help="Annex E Retain Device Identity Option (113109)."),
+    retain_institution_identity: bool = typer.Option(False, "--retain-institution-identity", help="Retain Institution Identity Option (113112)."),
+    retain_uids: bool = typer.Option(False, "--retain-uids", help="Retain UIDs Option (113110): UIDs are not replaced."),
+    clean_descriptors: bool = typer.Option(False, "--clean-descriptors", help="Clean Descriptors Option (113105): keep descriptors found in schemas/deid/clean_descriptors.toml."),
+    uid_root: str = typer.Option("2.25", "--uid-root", help="Root for new UIDs."),
+    layout: str = typer.Option("tree", "--layout", help="tree: <patient>/<study>/<series>/<image>.dcm | vindr: flat <image_id>.dicom."),
+    allow_burned_in: bool = typer.Option(False, "--allow-burned-in", help="Write images that may carry burned-in text instead of quarantining them."),
+    linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
+    no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed."),
+) -> None:
+    """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
+    from vindr_cli.deid.batch import RequestError
+    from vindr_cli.deid.batch import anonymize as run
+    from vindr_cli.deid.keyfile import default_key_path
+    from vindr_cli.deid.profile import ProfileError, load_profile
+    from vindr_cli.runner.pool import default_workers
+
+    opts = {name for name, on in [
+        ("retain_device_identity", retain_device_identity), ("retain_institution_identity", retain_institution_identity),
+        ("retain_uids", retain_uids), ("clean_descriptors", clean_descriptors)] if on}
+    without = set() if retain_patient_characteristics else {"retain_patient_characteristics"}
+    if retain_patient_characteristics:
+        opts.add("retain_patient_characteristics")
+    try:
+        prof = load_profile(profile, dates=dates, options=opts, without=without)
+        summary = run(input, output, key_path=key or default_key_path(), profile=prof,
+                      workers=workers or default_workers(), uid_root=uid_root, layout=layout,
+                      allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console)
+    except (RequestError, ProfileError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: finished files are kept; run the same command again to resume")
+        raise typer.Exit(130)
+    _print_anonymize(summary)
+    if strict and summary.counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def _print_anonymize(s) -> None:
+    if s.key_created:
+        console.print(f"created a new secret key (fingerprint {s.key_fingerprint}); keep it safe and private")
+    t = Table(title=f"vindr anonymize — profile {s.profile}, key {s.key_fingerprint}")
+    t.add_column("status")
+    t.add_column("files", justify="right")
+    for status in ("ok", "quarantined", "duplicate", "skipped", "not-dicom", "failed"):
+        if s.counts.get(status):
+            t.add_row(status, str(s.counts[status]))
+    t.add_row("[bold]total", f"[bold]{s.total}")
+    console.print(t)
+    if s.reasons:
+        r = Table(title="not written, and why")
+        r.add_column("status")
+        r.add_column("reason")
+        r.add_column("files", justify="right")
+        for (status, reason), n in sorted(s.reasons.items()):
+            r.add_row(status, reason or "", str(n))
+        console.print(r)
+    if s.resumed:
+        console.print(f"resumed: {s.resumed} inputs were already done")
+    console.print(f"manifest: {s.manifest}")
+    if s.linkage:
+        console.print(f"linkage (PHI, mode 0600, keep it away from the release): {s.linkage}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

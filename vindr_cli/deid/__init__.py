@@ -1,0 +1,1 @@
+"""De-identification (PS3.15 Annex E): profiles, keyed substitutes, the dataset walk, audit."""

@@ -1,0 +1,206 @@
+"""``vindr anonymize`` as a library call: check the request, run every input through the
+pool, place outputs, keep the journal for resume, write the manifest and linkage tables."""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from vindr_cli import __version__
+from vindr_cli.deid.keyfile import load_key
+from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
+from vindr_cli.deid.profile import Profile
+from vindr_cli.deid.substitutes import Substitutes
+from vindr_cli.deid.task import LAYOUTS, STATE_DIR, AnonConfig, anonymize_one, setup
+from vindr_cli.runner.atomic import atomic_write, remove_stale_parts
+from vindr_cli.runner.discover import discover
+from vindr_cli.runner.journal import Journal, read_journal
+from vindr_cli.runner.pool import run_pool
+from vindr_cli.runner.sources import is_within
+from vindr_cli.tables import read_rows, write_table
+
+DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
+FINAL = {"ok", "quarantined", "failed", "not-dicom", "skipped", "duplicate"}
+
+
+class RequestError(ValueError):
+    """The request cannot run (bad paths, key, profile); one line, no PHI."""
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    resumed: int = 0
+    counts: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    output: Path | None = None
+    manifest: Path | None = None
+    linkage: Path | None = None
+    key_created: bool = False
+    key_fingerprint: str = ""
+    profile: str = ""
+
+
+def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
+    if not input_path.exists():
+        raise RequestError("INPUT does not exist")
+    if is_within(output, input_path) or (input_path.is_dir() and is_within(input_path, output)):
+        raise RequestError("OUTPUT must not be inside INPUT (nor INPUT inside OUTPUT)")
+    if is_within(key_path, output):
+        raise RequestError("the key file must not be inside OUTPUT (it would be released)")
+    if linkage is not None and is_within(linkage, output):
+        raise RequestError("the linkage table holds PHI and must not be inside OUTPUT")
+
+
+def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
+    p = cfg.profile
+    removed = sorted(f"{t:08X}" for t, r in p.rules.items() if r.action == "X")
+    return {
+        "tool": f"vindr {__version__}",
+        "profile": p.name, "profile_source": p.source, "profile_fingerprint": p.fingerprint(),
+        "options": sorted(p.options), "dates": p.dates, "uid_root": cfg.uid_root, "layout": cfg.layout,
+        "key_fingerprint": subs.fingerprint(), "allow_burned_in": cfg.allow_burned_in,
+        "removed_tags": removed, "mode": p.mode,
+    }
+
+
+def _check_resume(state: Path, record: dict) -> None:
+    run_file = state / "run.json"
+    if not run_file.exists():
+        return
+    old = json.loads(run_file.read_text(encoding="utf-8"))
+    for k in ("profile_fingerprint", "key_fingerprint", "uid_root", "layout", "allow_burned_in"):
+        if old.get(k) != record.get(k):
+            raise RequestError(
+                f"OUTPUT was made with a different {k.replace('_', ' ')}; use a new OUTPUT folder to change it"
+            )
+
+
+def _previous(manifest: Path, journal: Path) -> dict[str, dict]:
+    rows = read_rows(manifest) if manifest.exists() else []
+    rows += read_journal(journal)
+    return {r["input_key"]: r for r in rows if r.get("status") in FINAL}
+
+
+def anonymize(
+    input_path: Path,
+    output: Path,
+    *,
+    key_path: Path,
+    profile: Profile,
+    workers: int,
+    uid_root: str = "2.25",
+    layout: str = "tree",
+    allow_burned_in: bool = False,
+    linkage: Path | None = None,
+    write_linkage: bool = True,
+    console: Console | None = None,
+) -> Summary:
+    input_path, output = input_path.resolve(), output.resolve()
+    if layout not in LAYOUTS:
+        raise RequestError(f"--layout must be one of {', '.join(LAYOUTS)}")
+    link_path = (linkage or default_linkage_path(output)).resolve() if write_linkage else None
+    check_paths(input_path, output, key_path.resolve(), link_path)
+    try:
+        key, created = load_key(key_path)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    cfg = AnonConfig(str(output), key, profile, uid_root, layout, allow_burned_in)
+    subs = Substitutes(key, uid_root)
+    state = output / STATE_DIR
+    record = _run_record(cfg, subs)
+    _check_resume(state, record)
+    state.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(output)
+    with atomic_write(state / "run.json") as f:
+        f.write(json.dumps(record, indent=1).encode())
+
+    sources = discover(input_path)
+    manifest_path = output / "manifest.parquet"
+    journal_file = state / "journal.jsonl"
+    done = _previous(manifest_path, journal_file)
+    link_done: dict[str, dict] = {}
+    if link_path is not None:
+        link_done = _previous(link_path, journal_path(link_path))
+    keys = {s.rel: subs.hexid("input-path", s.rel, 24) for s in sources}
+    todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)]
+    summary = Summary(total=len(sources), resumed=len(sources) - len(todo), output=output,
+                      manifest=manifest_path, linkage=link_path, key_created=created,
+                      key_fingerprint=subs.fingerprint(), profile=profile.name)
+    order = {s.rel: i for i, s in enumerate(sources)}
+    claimed = {r["output"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("output")}
+    key_order = {keys[s.rel]: order[s.rel] for s in sources}
+    journal = Journal(journal_file)
+    link_journal = Journal(journal_path(link_path), LINKAGE_MODE) if link_path is not None else None
+
+    def on_result(src, res) -> None:
+        row, link = res["manifest"], res["linkage"]
+        if res["tmp"]:
+            loser = _place(row, res["tmp"], output, claimed, key_order, done)
+            link["status"] = row["status"]
+            if loser is not None:
+                journal.append(loser)
+                if link_journal is not None and loser["input_key"] in link_done:
+                    link_done[loser["input_key"]]["status"] = loser["status"]
+                    link_journal.append(link_done[loser["input_key"]])
+        done[row["input_key"]] = row
+        journal.append(row)
+        if link_journal is not None:
+            link_done[link["input_key"]] = link
+            link_journal.append(link)
+
+    try:
+        run_pool(todo, anonymize_one, setup=setup, config=cfg, workers=workers, on_result=on_result,
+                 description="anonymize", console=console)
+    finally:
+        journal.close()
+        if link_journal is not None:
+            link_journal.close()
+    rows = [done[keys[s.rel]] for s in sources if keys[s.rel] in done]
+    write_table(rows, "anonymize_manifest", manifest_path)
+    journal_file.unlink(missing_ok=True)
+    if link_path is not None:
+        link_rows = [link_done[keys[s.rel]] for s in sources if keys[s.rel] in link_done]
+        write_table(link_rows, "linkage", link_path, mode=LINKAGE_MODE)
+        journal_path(link_path).unlink(missing_ok=True)
+    tmp = state / "tmp"
+    if tmp.is_dir() and not any(tmp.iterdir()):
+        tmp.rmdir()
+    for r in rows:
+        summary.counts[r["status"]] += 1
+        if r["status"] != "ok":
+            summary.reasons[(r["status"], r["reason"])] += 1
+    return summary
+
+
+def _is_done(row: dict | None, output: Path) -> bool:
+    if row is None:
+        return False
+    if row["status"] == "ok":
+        return bool(row.get("output")) and (output / row["output"]).is_file()
+    return True
+
+
+def _place(row: dict, tmp: str, output: Path, claimed: dict, key_order: dict, done: dict) -> dict | None:
+    """Rename a finished temp file into place; two inputs with one SOP Instance: the first
+    in discovery order wins, whatever order the workers finished in. Returns the row of an
+    input that lost its place, if any."""
+    rel = row["output"]
+    holder = claimed.get(rel)
+    if holder is not None and holder != row["input_key"]:
+        if key_order.get(holder, 1 << 62) < key_order[row["input_key"]]:
+            os.unlink(tmp)
+            row.update(status="duplicate", reason=DUPLICATE, output=None)
+            return None
+        loser = done.get(holder)
+        if loser is not None:
+            loser.update(status="duplicate", reason=DUPLICATE, output=None)
+    dest = output / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+    claimed[rel] = row["input_key"]
+    return loser if holder is not None and holder != row["input_key"] else None

@@ -1,0 +1,278 @@
+"""Walk a dataset (every sequence at every depth), apply the profile, rebuild file meta, mark it.
+
+Input: a FileDataset read without its pixel data. Output: the same object, de-identified,
+plus what the batch needs to know (substitute ids) and what only the custodian may keep
+(original ids and the identifying values removed, for the linkage table and the audit).
+"""
+from __future__ import annotations
+
+import tomllib
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+
+from vindr_cli import __version__
+from vindr_cli.deid import actions
+from vindr_cli.deid.iod import attribute_type, resolve_compound
+from vindr_cli.deid.profile import Profile
+from vindr_cli.deid.substitutes import Substitutes
+from vindr_cli.resources import schema_path
+
+IMPLEMENTATION_CLASS_UID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/vindr/vindr_cli").int)
+IMPLEMENTATION_VERSION = ("VINDR_" + __version__)[:16]
+PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+DATE_VRS = {"DA", "DT"}
+
+
+class EngineError(Exception):
+    """A dataset that cannot be de-identified (one line, no PHI)."""
+
+
+@cache
+def _term_tags() -> frozenset[int]:
+    data = tomllib.loads(schema_path("deid", "audit_terms.toml").read_text(encoding="utf-8"))
+    return frozenset(tag_for_keyword(k) for k in data["keywords"])
+
+
+@dataclass
+class Outcome:
+    patient_key: str                       # original identity of the patient (PHI: linkage only)
+    ids: dict[str, str]                    # substitute identities
+    originals: dict[str, str]              # original identities (PHI: linkage only)
+    terms: set[str] = field(default_factory=set)   # identifying values removed (PHI: linkage only)
+    counts: Counter = field(default_factory=Counter)
+
+
+def _vr_of(elem) -> str:
+    vr = getattr(elem, "VR", None)
+    if vr and vr not in ("UN",):
+        return vr
+    try:
+        return dictionary_VR(elem.tag)
+    except KeyError:
+        return vr or "UN"
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    v = ds.get(keyword)
+    return "" if v is None else str(v).strip()
+
+
+def patient_key(ds: Dataset) -> str:
+    """What makes two files the same patient: PatientID (+ issuer), else name + birth date, else the study."""
+    pid = _text(ds, "PatientID")
+    if pid:
+        return "id:" + pid + "|" + _text(ds, "IssuerOfPatientID")
+    name, dob = _text(ds, "PatientName"), _text(ds, "PatientBirthDate")
+    if name:
+        return "name:" + name + "|" + dob
+    return "study:" + _text(ds, "StudyInstanceUID")
+
+
+class _Walker:
+    def __init__(self, profile: Profile, subs: Substitutes, key: str, sop_class: str | None):
+        self.p = profile
+        self.subs = subs
+        self.patient = key
+        self.sop_class = sop_class
+        self.days = subs.date_offset_days(key)
+        self.terms: set[str] = set()
+        self.counts: Counter = Counter()
+
+    # -- recording -----------------------------------------------------------------
+    def _record(self, elem, vr: str) -> None:
+        if elem.value in (None, "", b""):
+            return
+        if vr == "PN" or vr == "UI" or elem.tag in _term_tags():
+            for v in actions._values(elem.value):
+                s = str(v).strip()
+                if len(s) >= 3:
+                    self.terms.add(s)
+
+    # -- the walk ------------------------------------------------------------------
+    def walk(self, ds: Dataset, depth: int) -> None:
+        for tag in list(ds.keys()):
+            group, elem_no = tag >> 16, tag & 0xFFFF
+            if group % 2 == 1:
+                self._remove(ds, tag, "private")
+            elif 0x5000 <= group <= 0x50FF:
+                self._remove(ds, tag, "curve")
+            elif 0x6000 <= group <= 0x60FF:
+                self._remove(ds, tag, "overlay")
+            elif elem_no == 0 or group <= 0x0002:
+                self._remove(ds, tag, "group length / meta")
+            elif tag in PIXEL_TAGS and depth == 0:
+                continue
+            else:
+                self._apply(ds, tag, depth)
+
+    def _remove(self, ds: Dataset, tag: int, why: str) -> None:
+        del ds[tag]
+        self.counts["X:" + why] += 1
+
+    def _apply(self, ds: Dataset, tag: int, depth: int) -> None:
+        try:
+            elem = ds[tag]
+        except Exception:  # a value pydicom cannot convert: nothing of it may survive
+            del ds[tag]
+            self.counts["X:unreadable"] += 1
+            return
+        vr = _vr_of(elem)
+        if tag in self.p.substitutes:
+            self._substitute(ds, elem, vr)
+            return
+        rule = self.p.rule(tag, vr)
+        action = self._simple(rule.action, tag, depth)
+        if action == "C":
+            action = self._clean(ds, elem, vr, rule.fallback, tag, depth)
+            if action == "done":
+                return
+        self.counts[action] += 1
+        if action != "K":
+            self._record(elem, vr)
+        if action == "X":
+            del ds[tag]
+        elif action == "Z":
+            ds[tag] = DataElement(tag, vr, actions.empty_value(vr))
+        elif action == "K":
+            if vr == "SQ":
+                self._items(elem, depth)
+        elif action == "U":
+            if vr == "SQ":
+                self._items(elem, depth)
+            elif vr == "UI":
+                elem.value = actions.remap_uids(elem.value, self.subs)
+            else:
+                del ds[tag]
+        elif action == "D":
+            self._dummy(ds, elem, vr, tag, depth)
+        else:  # pragma: no cover - profile validation prevents this
+            raise EngineError(f"unknown action {action}")
+
+    def _simple(self, action: str, tag: int, depth: int) -> str:
+        return resolve_compound(action, attribute_type(self.sop_class, tag) if depth == 0 else None)
+
+    def _items(self, elem, depth: int) -> None:
+        for item in elem.value or []:
+            self.walk(item, depth + 1)
+
+    def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
+        if vr == "SQ":
+            self._items(elem, depth)
+        elif vr == "UI":
+            elem.value = actions.remap_uids(elem.value, self.subs)
+        elif vr in DATE_VRS and self.p.dates == "shift":
+            shifted = actions.shift_dates(elem.value, vr, self.days)
+            ds[tag] = DataElement(tag, vr, shifted if shifted else actions.dummy_value(vr))
+        else:
+            ds[tag] = DataElement(tag, vr, actions.dummy_value(vr))
+
+    def _clean(self, ds: Dataset, elem, vr: str, fallback: str, tag: int, depth: int) -> str:
+        """Carry out C where vindr has a cleaner; else return the (resolved) basic action."""
+        if vr in DATE_VRS and self.p.dates == "shift":
+            shifted = actions.shift_dates(elem.value, vr, self.days)
+            if shifted is not None:
+                self._record(elem, vr)
+                ds[tag] = DataElement(tag, vr, shifted)
+                self.counts["C:date"] += 1
+                return "done"
+        elif vr == "TM" and self.p.dates == "shift":
+            return "K"
+        elif vr == "SQ":
+            self._items(elem, depth)
+            self.counts["C:sequence"] += 1
+            return "done"
+        elif vr in actions.TEXT_VRS and "clean_descriptors" in self.p.options and actions.is_clean_descriptor(elem.value):
+            self.counts["C:descriptor"] += 1
+            return "done"
+        fb = self._simple(fallback, tag, depth)
+        return "X" if fb == "C" else fb
+
+    def _substitute(self, ds: Dataset, elem, vr: str) -> None:
+        tag = elem.tag
+        if elem.value in (None, ""):
+            self.counts["Z"] += 1
+            return
+        self._record(elem, vr)
+        kind = self.p.substitutes[tag]
+        original = str(elem.value).strip()
+        if kind == "patient_name":
+            new = self.subs.patient_name(self.patient)
+        elif kind == "patient_id":
+            new = self.subs.patient_id(self.patient)
+        elif kind == "accession":
+            new = self.subs.accession(original)
+        elif kind == "study_id":
+            new = self.subs.study_id(original)
+        else:
+            raise EngineError(f"unknown substitute kind {kind}")
+        ds[tag] = DataElement(tag, vr, new)
+        self.counts["D:substitute"] += 1
+
+
+def _mark(ds: Dataset, profile: Profile) -> None:
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64]]
+    items = []
+    for code, meaning in profile.option_codes():
+        item = Dataset()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(items)
+    ds.LongitudinalTemporalInformationModified = {
+        "shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"
+    }[profile.dates]
+
+
+def _new_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    return meta
+
+
+def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
+    """De-identify ``ds`` in place (header only; pixel data is not touched here)."""
+    transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
+    sop_class = _text(ds, "SOPClassUID") or None
+    key = patient_key(ds)
+    originals = {
+        "patient_id": _text(ds, "PatientID"),
+        "patient_name": _text(ds, "PatientName"),
+        "study_uid": _text(ds, "StudyInstanceUID"),
+        "series_uid": _text(ds, "SeriesInstanceUID"),
+        "sop_uid": _text(ds, "SOPInstanceUID"),
+        "accession": _text(ds, "AccessionNumber"),
+        "study_id": _text(ds, "StudyID"),
+    }
+    meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                                                   "ReceivingApplicationEntityTitle")}
+    walker = _Walker(profile, subs, key, sop_class)
+    walker.walk(ds, 0)
+    if "SOPInstanceUID" not in ds:
+        raise EngineError("the profile removed SOPInstanceUID; an output needs one")
+    _mark(ds, profile)
+    ds.file_meta = _new_meta(ds, transfer_syntax)
+    ids = {
+        "patient_id": subs.patient_id(key),
+        "study_uid": subs.uid(originals["study_uid"]) if originals["study_uid"] else "",
+        "series_uid": subs.uid(originals["series_uid"]) if originals["series_uid"] else "",
+        "sop_uid": str(ds.SOPInstanceUID),
+        "image_id": subs.image_id(originals["sop_uid"]),
+        "patient_dir": subs.short("patient-dir", key),
+        "study_dir": subs.short("study-dir", originals["study_uid"]),
+        "series_dir": subs.short("series-dir", originals["series_uid"]),
+    }
+    terms = walker.terms | {t for t in meta_terms if len(t) >= 3}
+    return Outcome(key, ids, originals, terms, walker.counts)

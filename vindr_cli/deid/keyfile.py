@@ -1,0 +1,56 @@
+"""The secret key: created on first use with mode 0600, read only, never written anywhere else."""
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+KEY_BYTES = 32
+ENV_VAR = "VINDR_KEY"
+
+
+class KeyError_(ValueError):
+    """A key file that must not be used (message has no key material)."""
+
+
+def default_key_path() -> Path:
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "vindr" / "vindr.key"
+
+
+def create_key(path: Path) -> None:
+    """Write a new random key with mode 0600 (its folder 0700 if we create it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(KEY_BYTES) + "\n")
+
+
+def load_key(path: Path, *, create: bool = True) -> tuple[bytes, bool]:
+    """Return (key bytes, created). Refuse a key readable or writable by group or others."""
+    created = False
+    if not path.exists():
+        if not create:
+            raise KeyError_(f"key file {path} does not exist")
+        create_key(path)
+        created = True
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyError_(f"key file {path} is not a regular file")
+    if st.st_mode & 0o077:
+        raise KeyError_(
+            f"key file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise KeyError_(f"key file {path} is not a vindr key (expected {KEY_BYTES * 2} hex digits)") from None
+    if len(key) < 16:
+        raise KeyError_(f"key file {path} is too short (expected {KEY_BYTES * 2} hex digits)")
+    return key, created

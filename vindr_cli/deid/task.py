@@ -1,0 +1,169 @@
+"""De-identify one input file: the function the batch runner maps over every input.
+
+It never raises for bad input: every outcome is a result (status + one-line reason). It
+writes its output under a temporary name; the calling process renames it into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+from vindr_cli.deid.burned_in import quarantine_reason
+from vindr_cli.deid.engine import EngineError, Outcome, deidentify
+from vindr_cli.deid.profile import Profile
+from vindr_cli.deid.substitutes import Substitutes
+from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
+from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
+from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.runner.sources import Source
+
+LAYOUTS = ("tree", "vindr")
+STATE_DIR = ".vindr"
+
+
+@dataclass(frozen=True)
+class AnonConfig:
+    output: str
+    key: bytes
+    profile: Profile
+    uid_root: str = "2.25"
+    layout: str = "tree"
+    allow_burned_in: bool = False
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AnonConfig(output={self.output!r}, profile={self.profile.name!r}, layout={self.layout!r})"
+
+
+@dataclass
+class Ctx:
+    cfg: AnonConfig
+    subs: Substitutes
+    tmp_dir: Path
+
+
+def setup(cfg: AnonConfig) -> Ctx:
+    tmp = Path(cfg.output) / STATE_DIR / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return Ctx(cfg, Substitutes(cfg.key, cfg.uid_root), tmp)
+
+
+def input_key(subs: Substitutes, src: Source) -> str:
+    return subs.hexid("input-path", src.rel, 24)
+
+
+def output_rel(ids: dict[str, str], layout: str) -> str:
+    if layout == "vindr":
+        return f"{ids['image_id']}.dicom"
+    return f"{ids['patient_dir']}/{ids['study_dir']}/{ids['series_dir']}/{ids['image_id']}.dcm"
+
+
+def _describe(ds, row: dict) -> None:
+    """Non-identifying facts about the image for the manifest."""
+    def num(k):
+        v = ds.get(k)
+        try:
+            return int(v) if v not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    row.update(
+        sop_class_uid=str(ds.get("SOPClassUID", "")) or None,
+        modality=str(ds.get("Modality", "")) or None,
+        transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")) or None,
+        photometric=str(ds.get("PhotometricInterpretation", "")) or None,
+        rows=num("Rows"), columns=num("Columns"), bits_stored=num("BitsStored"),
+        frames=num("NumberOfFrames") or (1 if "Rows" in ds else None),
+    )
+
+
+def anonymize_one(ctx: Ctx, src: Source) -> dict:
+    """Returns {'manifest': row, 'linkage': row, 'tmp': temp output path or None}."""
+    key = input_key(ctx.subs, src)
+    row: dict = {"input_key": key, "status": "failed", "reason": None, "output": None, "input_bytes": src.size}
+    link: dict = {"input_key": key, "input_path": src.rel}
+    result = {"manifest": row, "linkage": link, "tmp": None}
+    if src.missing_reason:
+        row["reason"] = src.missing_reason
+        return _finish(result)
+    tmp_path = ctx.tmp_dir / f"{key}{TMP_SUFFIX}"
+    try:
+        with src.open() as f:
+            header = read_header(f, src.size)
+            ds = header.ds
+            if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+                row.update(status="skipped", reason="DICOMDIR media directory (not released; the files it references are processed)")
+                return _finish(result)
+            _describe(ds, row)
+            why = quarantine_reason(ds)
+            if why and not ctx.cfg.allow_burned_in:
+                row.update(status="quarantined", reason=why)
+                return _finish(result)
+            if header.deflated:
+                f.seek(0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = pydicom.dcmread(f)
+            out = deidentify(ds, ctx.cfg.profile, ctx.subs)
+            pixel_hash = _write(ds, f, header, tmp_path)
+    except BadInput as exc:
+        row.update(status=exc.status, reason=exc.reason)
+        tmp_path.unlink(missing_ok=True)
+        return _finish(result)
+    except EngineError as exc:
+        row.update(status="failed", reason=str(exc))
+        tmp_path.unlink(missing_ok=True)
+        return _finish(result)
+    except Exception as exc:  # never let one file stop the batch, never echo its content
+        row.update(status="failed", reason=f"unexpected error ({type(exc).__name__})")
+        tmp_path.unlink(missing_ok=True)
+        return _finish(result)
+    _record(out, row, link, ctx.cfg.layout)
+    row.update(status="ok", pixel_sha256=pixel_hash, output_bytes=tmp_path.stat().st_size)
+    result["tmp"] = str(tmp_path)
+    return _finish(result)
+
+
+def _write(ds, src_f, header, tmp_path: Path) -> str | None:
+    """Header through pydicom, then the pixel data element streamed byte for byte."""
+    with open(tmp_path, "wb") as out:
+        if header.deflated:
+            pydicom.dcmwrite(out, ds, enforce_file_format=True)
+            value = ds.get("PixelData")
+            return hash_bytes_value(value) if value is not None else None
+        pydicom.dcmwrite(out, ds, enforce_file_format=True)
+        if header.pixel_offset is None:
+            return None
+        src_f.seek(header.pixel_offset)
+        ts = ds.file_meta.TransferSyntaxUID
+        digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        out.flush()
+        os.fsync(out.fileno())
+        return digest
+
+
+def _record(out: Outcome, row: dict, link: dict, layout: str) -> None:
+    ids = out.ids
+    row.update(
+        output=output_rel(ids, layout), patient_id=ids["patient_id"], study_uid=ids["study_uid"],
+        series_uid=ids["series_uid"], sop_uid=ids["sop_uid"], image_id=ids["image_id"],
+        actions=json.dumps(dict(sorted(out.counts.items()))),
+    )
+    o = out.originals
+    link.update(
+        original_patient_id=o["patient_id"], original_patient_name=o["patient_name"],
+        original_study_uid=o["study_uid"], original_series_uid=o["series_uid"], original_sop_uid=o["sop_uid"],
+        original_accession=o["accession"], original_study_id=o["study_id"],
+        patient_id=ids["patient_id"], study_uid=ids["study_uid"], series_uid=ids["series_uid"],
+        sop_uid=ids["sop_uid"], image_id=ids["image_id"], phi_terms=sorted(out.terms),
+    )
+
+
+def _finish(result: dict) -> dict:
+    result["linkage"]["status"] = result["manifest"]["status"]
+    result["linkage"]["output"] = result["manifest"].get("output")
+    return result

@@ -1,0 +1,105 @@
+"""Read a Part 10 file's header (everything before the pixel data) and classify bad input.
+
+Reasons are fixed sentences: they never carry a value from the file or its path, since
+both may hold PHI.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pydicom
+from pydicom.charset import python_encoding
+from pydicom.dataset import FileDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+
+
+class BadInput(Exception):
+    """Input that cannot be processed. ``status`` is 'not-dicom' or 'failed'; ``reason`` has no PHI."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Header:
+    ds: FileDataset
+    pixel_offset: int | None      # file offset of the pixel data element, None if absent
+    deflated: bool
+
+
+def looks_like_part10(f: BinaryIO) -> bool:
+    f.seek(128)
+    ok = f.read(4) == b"DICM"
+    f.seek(0)
+    return ok
+
+
+def check_charset(ds) -> None:
+    value = ds.get("SpecificCharacterSet")
+    if value is None:
+        return
+    values = list(value) if isinstance(value, (list, pydicom.multival.MultiValue)) else [value]
+    for v in values:
+        term = (v or "").strip()
+        if term and term not in python_encoding:
+            raise BadInput("failed", "unknown SpecificCharacterSet defined term (cannot decode text safely)")
+
+
+def read_header(f: BinaryIO, size: int) -> Header:
+    """Parse the header from an open binary file positioned at 0."""
+    if size == 0:
+        raise BadInput("not-dicom", "empty file (0 bytes)")
+    if size < 132 or not looks_like_part10(f):
+        # A raw data set without preamble/file meta: DICOM-ish, but not a Part 10 file.
+        if _raw_dataset(f):
+            raise BadInput("failed", "no Part 10 file meta information (no 'DICM' preamble); re-export as Part 10")
+        raise BadInput("not-dicom", "not a DICOM file (no 'DICM' marker at byte 128)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            offset = f.tell()
+    except InvalidDicomError:
+        raise BadInput("failed", "invalid DICOM file meta information") from None
+    except (EOFError, OSError, struct.error):
+        raise BadInput("failed", "truncated or unreadable header") from None
+    except Exception as exc:  # pydicom raises many types on malformed data; never echo them
+        raise BadInput("failed", f"unreadable header ({type(exc).__name__})") from None
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise BadInput("failed", "file meta information has no TransferSyntaxUID")
+    if "SOPInstanceUID" not in ds and meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
+        raise BadInput("failed", "missing SOPInstanceUID")
+    check_charset(ds)
+    deflated = meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    pixel_offset = None if deflated or offset >= size else offset
+    if deflated and _has_pixel_tag(ds):
+        pixel_offset = None
+    return Header(ds, pixel_offset, deflated)
+
+
+def _has_pixel_tag(ds) -> bool:
+    return any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
+
+
+def _raw_dataset(f: BinaryIO) -> bool:
+    """True when the bytes parse as a bare data set with SOP identity (no file meta)."""
+    f.seek(0)
+    head = f.read(64 * 1024)
+    f.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(head), force=True, stop_before_pixels=True)
+        return "SOPClassUID" in ds and "SOPInstanceUID" in ds
+    except Exception:
+        return False

@@ -1,0 +1,32 @@
+"""An input file of a batch: a plain file, or a member of a .zip archive."""
+from __future__ import annotations
+
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str                  # absolute path of the file (or of the archive holding it)
+    rel: str                   # path relative to the input root; 'a.zip!dir/file' for members
+    size: int
+    member: str | None = None  # name inside the archive
+    missing_reason: str | None = None   # set when discovery knows the file cannot be read
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """A seekable binary stream of the file (archive members are streamed, not extracted)."""
+        if self.member is None:
+            with open(self.path, "rb") as f:
+                yield f
+        else:
+            with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
+                yield f  # type: ignore[misc]
+
+
+def is_within(child: Path, parent: Path) -> bool:
+    child, parent = child.resolve(), parent.resolve()
+    return child == parent or parent in child.parents
