@@ -114,6 +114,43 @@ def _print_anonymize(s) -> None:
         console.print(f"linkage (PHI, mode 0600, keep it away from the release): {s.linkage}")
 
 
+@app.command()
+def audit(
+    output: Path = typer.Argument(..., help="An anonymized tree written by `vindr anonymize`."),
+    linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: OUTPUT's sibling <name>.linkage.parquet when present)."),
+) -> None:
+    """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
+    from vindr_cli.deid.audit import audit as run
+    from vindr_cli.deid.linkage import default_linkage_path
+
+    if not output.is_dir():
+        _fail("OUTPUT is not a folder")
+    link = linkage or default_linkage_path(output)
+    if linkage is not None and not linkage.is_file():
+        _fail("--linkage file does not exist")
+    report = run(output, link if link.is_file() else None)
+    t = Table(title="vindr audit")
+    t.add_column("checked")
+    t.add_column("count", justify="right")
+    t.add_row("files", str(report.files))
+    t.add_row("DICOM files", str(report.dicom_files))
+    t.add_row("original values searched", str(report.terms) if link.is_file() else "none (no linkage table)")
+    t.add_row("[bold]findings", f"[bold]{len(report.findings)}")
+    console.print(t)
+    if report.findings:
+        f = Table(title="findings")
+        f.add_column("kind")
+        f.add_column("file")
+        f.add_column("detail")
+        for x in report.findings[:200]:
+            f.add_row(x.kind, x.where, x.detail)
+        console.print(f)
+        if len(report.findings) > 200:
+            console.print(f"... and {len(report.findings) - 200} more")
+        raise typer.Exit(1)
+    console.print("[green]no findings[/]")
+
+
 def main() -> None:
     try:
         app()

@@ -92,7 +92,7 @@ class _Walker:
         if vr == "PN" or vr == "UI" or elem.tag in _term_tags():
             for v in actions._values(elem.value):
                 s = str(v).strip()
-                if len(s) >= 3:
+                if len(s) >= 3 and not (vr == "UI" and s.startswith(actions.REGISTRY_ROOT)):
                     self.terms.add(s)
 
     # -- the walk ------------------------------------------------------------------

@@ -1,0 +1,169 @@
+"""``vindr audit``: scan an anonymized tree for anything that must not leave the hospital.
+
+Checks every output file's header (file meta, all elements, nested sequences) and raw
+header bytes, every path, and the manifest, for: original values recorded in the linkage
+table, private elements, overlays and curves, attributes the profile removes, a missing
+PatientIdentityRemoved, identifying file meta; and the pixel data hash against the
+manifest. Findings name the file (a substitute path) and the element, never the value.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vindr_cli.deid.task import STATE_DIR
+from vindr_cli.deid.terms import TermSet, build_terms, decode_all, tokens
+from vindr_cli.dicomio.header import BadInput, read_header
+from vindr_cli.dicomio.pixelstream import copy_pixel_element
+from vindr_cli.tables import read_rows
+
+ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
+OWN_FILES = {"manifest.parquet"}
+
+
+@dataclass
+class Finding:
+    kind: str
+    where: str
+    detail: str
+
+
+@dataclass
+class AuditReport:
+    files: int = 0
+    dicom_files: int = 0
+    terms: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, kind: str, where: str, detail: str) -> None:
+        self.findings.append(Finding(kind, where, detail))
+
+
+def _tag(t: int) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    kw = keyword_for_tag(t)
+    return f"({t >> 16:04X},{t & 0xFFFF:04X}){' ' + kw if kw else ''}"
+
+
+def _walk(ds, path=""):
+    for elem in ds:
+        yield path, elem
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or []):
+                yield from _walk(item, f"{path}{_tag(elem.tag)}[{i}] > ")
+
+
+def _load_terms(linkage: Path | None) -> tuple[TermSet, TermSet, dict[str, TermSet]]:
+    """Global terms (no dates: a shifted date may equal someone's birth date), the input
+    path components (checked against output paths), and each output's own terms."""
+    if linkage is None:
+        return TermSet(), TermSet(), {}
+    rows = read_rows(linkage)
+    global_values: list[str] = []
+    path_values: list[str] = []
+    per_output: dict[str, TermSet] = {}
+    for r in rows:
+        values = [r.get(k) for k in ("original_patient_id", "original_patient_name", "original_study_uid",
+                                     "original_series_uid", "original_sop_uid", "original_accession",
+                                     "original_study_id")]
+        values += list(r.get("phi_terms") or [])
+        path_parts = [p for p in str(r.get("input_path", "")).replace("!", "/").split("/") if p]
+        global_values += values
+        path_values += path_parts
+        if r.get("output"):
+            per_output[r["output"]] = build_terms(values, include_dates=True)
+    return build_terms(global_values, include_dates=False), build_terms(path_values, include_dates=True), per_output
+
+
+def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet]) -> None:
+    if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
+        report.add("not-marked", rel, "PatientIdentityRemoved is not YES")
+    for t in ds.file_meta.keys():
+        if t not in ALLOWED_META:
+            report.add("file-meta", rel, f"file meta element {_tag(t)} may identify the source")
+    for where, elem in list(_walk(ds.file_meta)) + list(_walk(ds)):
+        group = elem.tag >> 16
+        if group % 2 == 1:
+            report.add("private", rel, f"private element {where}{_tag(elem.tag)}")
+        elif 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+            report.add("overlay-curve", rel, f"overlay or curve element {where}{_tag(elem.tag)}")
+        elif elem.tag in removed:
+            report.add("removed-tag", rel, f"element {where}{_tag(elem.tag)} should have been removed by the profile")
+        if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
+            continue
+        toks = tokens(str(elem.value))
+        if any(ts.found_in(toks) for ts in terms):
+            report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
+
+
+def audit(output: Path, linkage: Path | None = None) -> AuditReport:
+    output = output.resolve()
+    report = AuditReport()
+    run_file = output / STATE_DIR / "run.json"
+    run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+    removed = {int(t, 16) for t in run.get("removed_tags", [])}
+    manifest_path = output / "manifest.parquet"
+    manifest = read_rows(manifest_path) if manifest_path.exists() else []
+    if not manifest_path.exists():
+        report.add("manifest", "manifest.parquet", "missing manifest")
+    by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
+    global_terms, path_terms, per_output = _load_terms(linkage)
+    report.terms = len(global_terms.single) + len(global_terms.multi)
+
+    seen: set[str] = set()
+    for p in sorted(output.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(output).as_posix()
+        report.files += 1
+        if global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel)):
+            report.add("phi-path", rel, "an original identifying value in the path")
+        if rel in OWN_FILES or rel.startswith(STATE_DIR + "/"):
+            if global_terms and global_terms.found_in(tokens(decode_all(p.read_bytes()))):
+                report.add("phi", rel, "an original identifying value in a vindr table or state file")
+            continue
+        row = by_output.get(rel)
+        if row is None:
+            report.add("stray-file", rel, "file not listed as an output in manifest.parquet")
+        seen.add(rel)
+        _audit_file(p, rel, row, removed, [global_terms, per_output.get(rel, TermSet())], report)
+    for rel in by_output:
+        if rel not in seen:
+            report.add("missing-output", rel, "listed in manifest.parquet but missing")
+    return report
+
+
+def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport) -> None:
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = read_header(f, size)
+        except BadInput as exc:
+            report.add("unreadable", rel, exc.reason)
+            return
+        report.dicom_files += 1
+        _check_header(rel, header.ds, removed, report, terms)
+        f.seek(0)
+        head = f.read(header.pixel_offset if header.pixel_offset is not None else size)
+        tail = b""
+        digest = None
+        if header.pixel_offset is not None:
+            ts = header.ds.file_meta.TransferSyntaxUID
+            f.seek(header.pixel_offset)
+            try:
+                digest, _ = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+            except BadInput as exc:
+                report.add("pixel-data", rel, exc.reason)
+            tail = f.read()
+    if tail:
+        report.add("trailing-data", rel, f"{len(tail)} bytes after the pixel data")
+    toks = tokens(decode_all(head + tail))
+    if any(ts.found_in(toks) for ts in terms):
+        report.add("phi-bytes", rel, "an original identifying value in the header bytes")
+    if row is not None and row.get("pixel_sha256") and digest != row["pixel_sha256"]:
+        report.add("pixel-hash", rel, "pixel data differs from the hash recorded in manifest.parquet")
