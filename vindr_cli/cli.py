@@ -115,6 +115,25 @@ def _print_anonymize(s) -> None:
 
 
 @app.command()
+def info(
+    path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+) -> None:
+    """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
+    from vindr_cli.info import render, scan_export, to_json
+    from vindr_cli.runner.pool import default_workers
+
+    if not path.exists():
+        _fail("PATH does not exist")
+    summary = scan_export(path, workers=workers or default_workers(), console=err if as_json else console)
+    if as_json:
+        typer.echo(to_json(summary))
+    else:
+        render(summary, console)
+
+
+@app.command()
 def audit(
     output: Path = typer.Argument(..., help="An anonymized tree written by `vindr anonymize`."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: OUTPUT's sibling <name>.linkage.parquet when present)."),

@@ -1,0 +1,125 @@
+"""Shared fixtures: a private key file, small real DICOM files made with pydicom."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_dicoms"
+CR = "1.2.840.10008.5.1.4.1.1.1"
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    d = tmp_path / "keys"
+    d.mkdir(mode=0o700)
+    p = d / "vindr.key"
+    p.write_text("ab" * 32 + "\n")
+    os.chmod(p, 0o600)
+    return p
+
+
+def make_cr(path: Path, *, name="Nguyễn^Văn An", pid="PID0001", study="1.2.826.0.1.3680043.10.543.1",
+            sop="1.2.826.0.1.3680043.10.543.1.1.1", series="1.2.826.0.1.3680043.10.543.1.1",
+            ts=ExplicitVRLittleEndian, study_date="20240115", rows=64, cols=48, seed=0,
+            extra=None) -> Path:
+    """A small CR image with PHI in standard, nested, private and file meta places."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 4096, size=(rows, cols), dtype=np.uint16)
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = CR
+    ds.SOPInstanceUID = sop
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientName = name
+    ds.PatientID = pid
+    ds.PatientBirthDate = "19650312"
+    ds.PatientSex = "M"
+    ds.PatientAge = "058Y"
+    ds.PatientWeight = "61"
+    ds.StudyDate = study_date
+    ds.StudyTime = "101500"
+    ds.ContentDate = study_date
+    ds.AccessionNumber = "ACC" + pid[-4:]
+    ds.StudyID = "ST" + pid[-4:]
+    ds.ReferringPhysicianName = "Trần^Thị Bích"
+    ds.InstitutionName = "Bệnh viện Bạch Mai"
+    ds.StudyDescription = "Chest for Nguyễn Văn An"
+    ds.ImageComments = "patient PID0001 ok"
+    ds.Modality = "CR"
+    ds.BodyPartExamined = "CHEST"
+    ds.Manufacturer = "ACME"
+    ds.SeriesNumber = "1"
+    ds.InstanceNumber = "1"
+    ds.PatientOrientation = ""
+    ds.BurnedInAnnotation = "NO"
+    req = Dataset()
+    req.RequestedProcedureID = "RP" + pid
+    inner = Dataset()
+    inner.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    inner.ReferencedSOPInstanceUID = study
+    req.ReferencedStudySequence = Sequence([inner])
+    req.ScheduledPerformingPhysicianName = "Lê^Hoàng Phúc"
+    ds.RequestAttributesSequence = Sequence([req])
+    other = Dataset()
+    other.PatientID = "OTHER" + pid
+    ds.OtherPatientIDsSequence = Sequence([other])
+    block = ds.private_block(0x0029, "HOSPITAL_PACS 1.0", create=True)
+    block.add_new(0x10, "LO", str(name))
+    block.add_new(0x11, "LO", pid)
+    ds.add_new(0x60003000, "OW", b"\x00" * 8)
+    ds.add_new(0x60000010, "US", 2)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.WindowCenter, ds.WindowWidth = "2048", "4096"
+    if extra:
+        extra(ds)
+    ds.PixelData = arr.tobytes()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CR
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.SourceApplicationEntityTitle = "BVBM_PACS01"
+    meta.ImplementationVersionName = "ACMEPACS_9"
+    ds.file_meta = meta
+    if ts == RLELossless:
+        ds.compress(RLELossless)
+    elif ts != ExplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ts
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+PHI = ["Nguyễn", "Văn An", "PID0001", "19650312", "ACC0001", "ST0001", "Trần", "Bích", "Bạch Mai",
+       "Hoàng Phúc", "OTHERPID0001", "BVBM_PACS01", "ACMEPACS_9", "RPPID0001", "1.2.826.0.1.3680043.10.543.1"]
+
+
+@pytest.fixture
+def small_export(tmp_path: Path) -> Path:
+    """Two patients, three CR files (explicit, implicit, RLE), a text file, an empty file."""
+    root = tmp_path / "export"
+    make_cr(root / "NGUYEN VAN AN_PID0001" / "a.dcm")
+    make_cr(root / "NGUYEN VAN AN_PID0001" / "b.dcm", sop="1.2.826.0.1.3680043.10.543.1.1.2",
+            ts=ImplicitVRLittleEndian, study_date="20240301", seed=1)
+    make_cr(root / "TRAN THI B_PID0002" / "c", name="Trần^Thị B", pid="PID0002",
+            study="1.2.826.0.1.3680043.10.543.2", series="1.2.826.0.1.3680043.10.543.2.1",
+            sop="1.2.826.0.1.3680043.10.543.2.1.1", ts=RLELossless, seed=2)
+    (root / "notes.txt").write_text("Nguyễn Văn An report")
+    (root / "empty.dcm").write_bytes(b"")
+    return root
+
+
+def has_tool(name: str) -> bool:
+    return shutil.which(name) is not None
