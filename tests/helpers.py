@@ -1,0 +1,47 @@
+"""Test helpers: run the CLI, hash trees, read outputs' header bytes and pixel values."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from vindr_cli.dicomio.header import read_header
+from vindr_cli.dicomio.pixelstream import copy_pixel_element
+
+VINDR = [sys.executable, "-m", "vindr_cli"]
+
+
+def run_cli(*args, env=None, check=True, **kw) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.update(env or {})
+    e.setdefault("COLUMNS", "200")
+    p = subprocess.run([*VINDR, *map(str, args)], capture_output=True, text=True, env=e, **kw)
+    if check and p.returncode not in (0,):
+        raise AssertionError(f"exit {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def tree_hashes(root: Path, skip=()) -> dict[str, str]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and not any(rel.startswith(s) for s in skip):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def split_file(path: Path) -> tuple[bytes, str | None]:
+    """(every byte of the file except the pixel data value, sha256 of the pixel data value)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        h = read_header(f, size)
+        if h.pixel_offset is None:
+            return path.read_bytes(), None
+        ts = h.ds.file_meta.TransferSyntaxUID
+        f.seek(h.pixel_offset)
+        digest, n = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+    data = path.read_bytes()
+    # keep the element header bytes (tag/VR/length), which are not pixel values
+    return data[: h.pixel_offset + 12] + data[h.pixel_offset + n:], digest

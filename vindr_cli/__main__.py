@@ -1,0 +1,3 @@
+from vindr_cli.cli import main
+
+main()
