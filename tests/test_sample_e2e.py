@@ -1,0 +1,179 @@
+"""`vindr anonymize` + `vindr audit` on the committed synthetic export (sample_dicoms/), checked
+with pydicom and with independent tools (dcmtk dcmdump, dicom3tools dciodvfy)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from conftest import SAMPLE
+from helpers import run_cli, split_file
+from vindr_cli.runner.discover import discover
+
+EXPORT = SAMPLE / "export"
+PLANTED = json.loads((SAMPLE / "planted_phi.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def anon(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sample")
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    out = base / "anon"
+    run_cli("anonymize", EXPORT, out, "--key", keys / "k", "-j", "2")
+    manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+    linkage = pq.read_table(base / "anon.linkage.parquet").to_pylist()
+    return out, manifest, linkage
+
+
+def _status_of(linkage, rel_from_sample: str) -> str:
+    rel = rel_from_sample.removeprefix("export/")
+    rows = [r for r in linkage if r["input_path"] == rel or r["input_path"].startswith(rel + "!")]
+    assert rows, rel
+    return {r["status"] for r in rows}.pop()
+
+
+def test_every_input_accounted_for(anon):
+    out, manifest, linkage = anon
+    assert len(manifest) == len(discover(EXPORT)) == len(linkage)
+    assert len({r["input_key"] for r in manifest}) == len(manifest)
+    special = PLANTED["special_files"]
+    expect = {"truncated": "failed", "zero_byte": "not-dicom", "non_dicom": "not-dicom",
+              "secondary_capture": "quarantined", "dicomdir": "skipped", "dicomdir_image": "ok", "zip": "ok",
+              "overlay": "ok", "curve": "ok", "voi_lut": "ok", "padding": "ok", "rescale": "ok"}
+    for kind, status in expect.items():
+        for rel in special[kind]:
+            assert _status_of(linkage, rel) == status, (kind, rel)
+    for r in manifest:
+        assert r["status"] == "ok" or r["reason"], r
+
+
+def _phi_strings() -> list[str]:
+    out = set()
+    for s in PLANTED["strings"] + PLANTED["uids"]:
+        out.add(s)
+        out.add(s.upper())
+        ascii_ = s.replace("đ", "d").replace("Đ", "D")
+        import unicodedata
+        ascii_ = "".join(c for c in unicodedata.normalize("NFKD", ascii_) if not unicodedata.combining(c))
+        out.update({ascii_, ascii_.upper()})
+    return sorted(x for x in out if len(x) >= 4)
+
+
+def test_no_planted_phi_in_any_output_byte_path_or_table(anon):
+    out, _, _ = anon
+    phi = _phi_strings()
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 20
+    for p in out.rglob("*"):
+        rel = p.relative_to(out).as_posix()
+        for s in phi:
+            assert s.lower() not in rel.lower(), (rel, s)
+        if not p.is_file():
+            continue
+        data = split_file(p)[0] if p.suffix == ".dcm" else p.read_bytes()
+        for s in phi:
+            for enc in ("utf-8", "latin-1"):
+                try:
+                    b = s.encode(enc)
+                except UnicodeEncodeError:
+                    continue
+                assert b not in data, (rel, s)
+
+
+def test_dates_shifted_keep_intervals_per_patient(anon):
+    out, _, linkage = anon
+    for patient in PLANTED["patients"]:
+        pairs = []
+        for study in patient["studies"]:
+            rows = [r for r in linkage if r["original_study_uid"] == study["study_uid"] and r["status"] == "ok"]
+            for r in rows:
+                ds = pydicom.dcmread(out / r["output"], stop_before_pixels=True)
+                pairs.append((study["date"], ds.StudyDate))
+                assert ds.PatientID == rows[0]["patient_id"]
+                assert ds["PatientBirthDate"].is_empty and ds.PatientAge
+        if not pairs:
+            continue
+        offsets = {(dt.datetime.strptime(new, "%Y%m%d") - dt.datetime.strptime(old, "%Y%m%d")).days
+                   for old, new in pairs}
+        assert len(offsets) == 1 and -4015 <= offsets.pop() <= -365
+    pids = {r["patient_id"] for r in linkage if r["status"] == "ok"}
+    originals = {r["original_patient_id"] for r in linkage if r["status"] == "ok"}
+    assert len(pids) == len(originals) >= 6
+
+
+def test_pixel_data_unchanged_and_decodes_identically(anon):
+    out, manifest, linkage = anon
+    sources = {s.rel: s for s in discover(EXPORT)}
+    checked = 0
+    for r in linkage:
+        if r["status"] != "ok":
+            continue
+        src = sources[r["input_path"]]
+        with src.open() as f:
+            data = f.read()
+        tmp = out.parent / "input.dcm"
+        tmp.write_bytes(data)
+        mrow = next(m for m in manifest if m["input_key"] == r["input_key"])
+        assert split_file(tmp)[1] == split_file(out / r["output"])[1] == mrow["pixel_sha256"]
+        a = pydicom.dcmread(tmp).pixel_array
+        b = pydicom.dcmread(out / r["output"]).pixel_array
+        assert np.array_equal(a, b)
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.mark.skipif(not shutil.which("dcmdump"), reason="dcmtk not installed (apt-get install dcmtk)")
+def test_outputs_readable_by_dcmdump(anon):
+    out, manifest, _ = anon
+    for r in manifest:
+        if r["status"] != "ok":
+            continue
+        p = subprocess.run(["dcmdump", "-q", "+E", str(out / r["output"])], capture_output=True, text=True)
+        assert p.returncode == 0 and "E:" not in p.stderr, p.stderr
+        assert "(0012,0062) CS [YES]" in p.stdout
+
+
+def _dciodvfy_errors(path: Path) -> set[str]:
+    p = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True)
+    lines = (p.stdout + p.stderr).splitlines()
+    return {re.sub(r"\[[^\]]*\]|<[^>]*>", "", l).strip() for l in lines if l.startswith("Error")}
+
+
+@pytest.mark.skipif(not shutil.which("dciodvfy"), reason="dicom3tools not installed (apt-get install dicom3tools)")
+def test_dciodvfy_reports_no_new_error(anon):
+    out, _, linkage = anon
+    sources = {s.rel: s for s in discover(EXPORT)}
+    for r in linkage:
+        if r["status"] != "ok":
+            continue
+        src = out.parent / "in.dcm"
+        with sources[r["input_path"]].open() as f:
+            src.write_bytes(f.read())
+        new = _dciodvfy_errors(out / r["output"]) - _dciodvfy_errors(src)
+        assert not new, (r["output"], new)
+
+
+def test_audit_passes_on_sample_output(anon):
+    out, _, _ = anon
+    p = run_cli("audit", out, check=False)
+    assert p.returncode == 0, p.stdout
+    m = re.search(r"original values searched\s*│\s*(\d+)", p.stdout)
+    assert m and int(m.group(1)) > 100
+
+
+def test_info_on_sample(tmp_path):
+    p = run_cli("info", "--json", EXPORT)
+    info = json.loads(p.stdout)
+    assert info["patients"] == len(PLANTED["patients"])
+    assert info["not_dicom"] == 3 and info["dicomdir_files"] == 1
+    for s in _phi_strings():
+        assert s not in p.stdout
