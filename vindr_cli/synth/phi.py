@@ -10,6 +10,14 @@ import unicodedata
 from dataclasses import dataclass, field
 
 MIN_PHI_LENGTH = 4
+LO_MAX_BYTES = 64
+
+
+def fit_bytes(text: str, limit: int = LO_MAX_BYTES) -> str:
+    """Trim `text` so its UTF-8 encoding fits in `limit` bytes (LO/PN component limit)."""
+    while len(text.encode("utf-8")) > limit:
+        text = text[:-1]
+    return text.rstrip()
 
 
 def ascii_fold(text: str) -> str:
@@ -116,6 +124,10 @@ class PhiRegistry:
     def add_uid(self, *uids: str) -> None:
         self.uids.update(u for u in uids if u)
 
+    def keep_only_present(self, corpus: bytes) -> None:
+        """Drop candidate strings that were not actually written into `corpus`."""
+        self.strings = {s for s in self.strings if s.encode("utf-8") in corpus}
+
     def as_dict(self) -> dict:
         return {"strings": sorted(self.strings), "uids": sorted(self.uids), "dates": sorted(self.dates)}
 
@@ -160,13 +172,13 @@ def _patient(family, given, pid, sex, birth, size, weight, address, phone, cccd,
 
 PATIENTS: tuple[Patient, ...] = (
     _patient("Nguyễn", "Văn An", "20012345", "M", "1965-03-12", 1.68, 62,
-             "Số 12 ngõ 34 Phố Chùa Láng, Quận Đống Đa, Hà Nội", "0912345678",
+             "Số 12 ngõ 34 Chùa Láng, Quận Đống Đa, Hà Nội", "0912345678",
              "001065012345", "HN4010112345678", SONG_HONG),
     _patient("Trần", "Thị Bích", "20023456", "F", "1978-11-02", 1.55, 51,
              "45 Đường Láng, Phường Láng Thượng, Hà Nội", "0987654321",
              "001178023456", "HN4010198765432", SONG_HONG),
     _patient("Lê", "Hoàng Phúc", "PN0345678", "M", "1990-05-27", 1.72, 70,
-             "102 Lê Lợi, Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh", "0903112233",
+             "102 Lê Lợi, P. Bến Nghé, Quận 1, TP. Hồ Chí Minh", "0903112233",
              "079090034567", "HC4797934567890", PHUONG_NAM),
     _patient("Phạm", "Minh Đức", "20045678", "M", "1955-08-14", 1.64, 58,
              "7 Hàng Bài, Quận Hoàn Kiếm, Hà Nội", "+84 24 3825 1777",
@@ -190,5 +202,5 @@ def bench_patient(index: int) -> Patient:
     person = Person(base.person.family, f"{base.person.given} {index:05d}")
     birth = base.birth_date + dt.timedelta(days=index % 3650)
     return Patient(person, pid, base.sex, birth, base.size_m, base.weight_kg,
-                   f"{base.address} (căn {index})", f"09{index:08d}", f"0790{index:08d}",
+                   fit_bytes(f"Căn {index}, {base.address}"), f"09{index:08d}", f"0790{index:08d}",
                    f"BH{index:013d}", base.institution)

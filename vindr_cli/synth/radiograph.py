@@ -89,7 +89,8 @@ def chest_frontal(rows: int, cols: int, rng: np.random.Generator) -> Phantom:
     att += spine * (0.08 + 0.03 * np.cos(2 * np.pi * y / 0.055))
     att += 0.07 * (_ribs(y, x, -1, torso) + _ribs(y, x, 1, torso))
     clavicle = _band(y - (0.17 + 0.6 * (np.abs(x - 0.5) - 0.15) ** 2), 0.012)
-    att += 0.10 * clavicle * _smoothstep((np.abs(x - 0.5) - 0.05) / 0.03) * _smoothstep((0.33 - np.abs(x - 0.5)) / 0.03)
+    lateral = np.abs(x - 0.5)
+    att += 0.10 * clavicle * _smoothstep((lateral - 0.05) / 0.03) * _smoothstep((0.33 - lateral) / 0.03)
     regions = {
         "lungs": [(0.19, 0.22, 0.43, 0.70), (0.58, 0.23, 0.81, 0.70)],
         "heart": [(0.41, 0.48, 0.70, 0.73)],
@@ -159,6 +160,14 @@ def spine(rows: int, cols: int, rng: np.random.Generator, *, lateral: bool, cerv
     return Phantom(_finish(att, rng), regions)
 
 
+def phantom_for(body_part: str, view: str, rows: int, cols: int, rng: np.random.Generator) -> Phantom:
+    """Pick the phantom for a body part (CHEST, LSPINE, CSPINE) and view."""
+    lateral = view in ("LL", "LATERAL")
+    if body_part == "CHEST":
+        return (chest_lateral if lateral else chest_frontal)(rows, cols, rng)
+    return spine(rows, cols, rng, lateral=lateral, cervical=body_part == "CSPINE")
+
+
 def _finish(att: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     rows, cols = att.shape
     att = att + 0.035 * smooth_noise(rows, cols, rng) + 0.02 * (np.arange(rows, dtype=np.float32) / rows)[:, None]
@@ -209,7 +218,7 @@ def apply_padding(pixels: np.ndarray, padding_value: int, margin: float = 0.06) 
     rows, cols = pixels.shape
     my, mx = int(rows * margin), int(cols * margin)
     inside = pixels[my:rows - my, mx:cols - mx]
-    inside[inside == padding_value] = padding_value + 1
+    inside[inside == padding_value] = padding_value + 1 if padding_value == 0 else padding_value - 1
     pixels[:my, :] = padding_value
     pixels[rows - my:, :] = padding_value
     pixels[:, :mx] = padding_value

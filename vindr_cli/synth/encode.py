@@ -1,0 +1,105 @@
+"""Pixel encoding for the five transfer syntaxes, and lossless round-trip checks.
+
+Uncompressed: explicit / implicit VR little endian. RLE via pydicom's native
+encoder, JPEG 2000 lossless via pylibjpeg-openjpeg, JPEG lossless SV1
+(process 14, selection value 1) via GDCM. All encoders are deterministic.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    RLELossless,
+)
+
+TRANSFER_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1, RLELossless)
+COMPRESSED = (JPEG2000Lossless, JPEGLosslessSV1, RLELossless)
+
+
+def set_pixels(ds: Dataset, pixels: np.ndarray, transfer_syntax: str) -> None:
+    """Store `pixels` in `ds` encoded with `transfer_syntax` (file meta updated)."""
+    if transfer_syntax not in TRANSFER_SYNTAXES:
+        raise ValueError(f"unsupported transfer syntax {transfer_syntax}")
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.PixelData = pixels.tobytes()
+    ds["PixelData"].VR = "OW" if pixels.dtype.itemsize == 2 else "OB"
+    if transfer_syntax == ImplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    elif transfer_syntax == RLELossless:
+        ds.compress(RLELossless, pixels, encoding_plugin="pydicom", generate_instance_uid=False)
+    elif transfer_syntax == JPEG2000Lossless:
+        ds.compress(JPEG2000Lossless, pixels, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    elif transfer_syntax == JPEGLosslessSV1:
+        ds.PixelData = _gdcm_jpeg_lossless(ds, pixels)
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+
+
+def _pixel_only_dataset(ds: Dataset, pixels: np.ndarray) -> Dataset:
+    out = Dataset()
+    out.file_meta = FileMetaDataset()
+    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out.SOPClassUID, out.SOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    for keyword in ("SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns",
+                    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation"):
+        setattr(out, keyword, getattr(ds, keyword))
+    out.PixelData = pixels.tobytes()
+    out["PixelData"].VR = "OW"
+    return out
+
+
+def _gdcm_jpeg_lossless(ds: Dataset, pixels: np.ndarray) -> bytes:
+    """Encapsulated JPEG lossless SV1 pixel data, produced by GDCM."""
+    import gdcm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
+        _pixel_only_dataset(ds, pixels).save_as(src, enforce_file_format=True)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(src)
+        if not reader.Read():
+            raise RuntimeError("GDCM could not read the temporary file")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise RuntimeError("GDCM JPEG lossless encoding failed")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(dst)
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise RuntimeError("GDCM could not write the JPEG lossless file")
+        return pydicom.dcmread(dst).PixelData
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def check_roundtrip(data: bytes, pixels: np.ndarray) -> None:
+    """Raise if the encoded file does not decode exactly to `pixels`."""
+    decoded = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    if decoded.shape != pixels.shape or not np.array_equal(decoded, pixels):
+        raise AssertionError("encoded pixel data does not round-trip losslessly")
+
+
+def encode_file(ds: Dataset, pixels: np.ndarray, transfer_syntax: str, verify: bool = True) -> bytes:
+    """Encode pixels into `ds` and return the Part 10 file bytes (round-trip checked)."""
+    set_pixels(ds, pixels, transfer_syntax)
+    data = to_bytes(ds)
+    if verify:
+        check_roundtrip(data, pixels)
+    return data
