@@ -50,6 +50,7 @@ class Outcome:
 
 
 def _vr_of(elem) -> str:
+    """The element's VR as stored; for implicit VR or UN, the dictionary's."""
     vr = getattr(elem, "VR", None)
     if vr and vr not in ("UN",):
         return vr
@@ -57,6 +58,18 @@ def _vr_of(elem) -> str:
         return dictionary_VR(elem.tag)
     except KeyError:
         return vr or "UN"
+
+
+def _rule_vr(elem) -> str:
+    """The VR that decides the rule: the dictionary's when it has one (a file cannot hide a
+    person name by declaring another VR), else the stored one."""
+    try:
+        vr = dictionary_VR(elem.tag)
+        if " or " not in vr:
+            return vr
+    except KeyError:
+        pass
+    return _vr_of(elem)
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -117,6 +130,12 @@ class _Walker:
         self.counts["X:" + why] += 1
 
     def _apply(self, ds: Dataset, tag: int, depth: int) -> None:
+        vr = _rule_vr(ds.get_item(tag))
+        rule = self.p.rule(tag, vr)
+        action = self._simple(rule.action, tag, depth)
+        if action == "K" and vr != "SQ" and tag not in self.p.substitutes:
+            self.counts["K"] += 1      # kept as read: no need to decode the value
+            return
         try:
             elem = ds[tag]
         except Exception:  # a value pydicom cannot convert: nothing of it may survive
@@ -127,8 +146,6 @@ class _Walker:
         if tag in self.p.substitutes:
             self._substitute(ds, elem, vr)
             return
-        rule = self.p.rule(tag, vr)
-        action = self._simple(rule.action, tag, depth)
         if action == "C":
             action = self._clean(ds, elem, vr, rule.fallback, tag, depth)
             if action == "done":

@@ -141,8 +141,6 @@ def _write(ds, src_f, header, tmp_path: Path) -> str | None:
         src_f.seek(header.pixel_offset)
         ts = ds.file_meta.TransferSyntaxUID
         digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
-        out.flush()
-        os.fsync(out.fileno())
         return digest
 
 

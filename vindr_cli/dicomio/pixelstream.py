@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from vindr_cli.dicomio.header import BadInput
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 UNDEFINED = 0xFFFFFFFF
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"}
 ITEM = 0xFFFEE000
@@ -27,14 +27,23 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 
 def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
+    """Copy n bytes through one reused buffer (no per-chunk allocation), hashing them."""
+    buf = memoryview(bytearray(min(CHUNK, max(n, 1))))
+    readinto = getattr(src, "readinto", None)
     while n > 0:
-        chunk = src.read(min(CHUNK, n))
-        if not chunk:
+        want = min(len(buf), n)
+        if readinto is not None:
+            got = readinto(buf[:want])
+            chunk = buf[:got]
+        else:  # streams without readinto
+            data = src.read(want)
+            got, chunk = len(data), data
+        if not got:
             raise BadInput("failed", "truncated pixel data (file ends before the pixel data does)")
         h.update(chunk)
         if dst is not None:
             dst.write(chunk)
-        n -= len(chunk)
+        n -= got
 
 
 def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, little: bool) -> tuple[str, int]:
