@@ -13,10 +13,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vindr_cli.deid.task import STATE_DIR
 from vindr_cli.deid.terms import TermSet, build_terms, decode_all, tokens
 from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element
+from vindr_cli.runner.state import STATE_DIR
 from vindr_cli.tables import read_rows
 
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
@@ -102,7 +102,7 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
 def audit(output: Path, linkage: Path | None = None) -> AuditReport:
     output = output.resolve()
     report = AuditReport()
-    run_file = output / STATE_DIR / "run.json"
+    run_file = output / STATE_DIR / "anonymize.json"
     run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
     removed = {int(t, 16) for t in run.get("removed_tags", [])}
     manifest_path = output / "manifest.parquet"

@@ -2,7 +2,6 @@
 pool, place outputs, keep the journal for resume, write the manifest and linkage tables."""
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,15 +14,15 @@ from vindr_cli.deid.keyfile import load_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.task import LAYOUTS, STATE_DIR, AnonConfig, anonymize_one, setup
-from vindr_cli.runner.atomic import atomic_write, remove_stale_parts
+from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
+from vindr_cli.runner.atomic import remove_stale_parts
 from vindr_cli.runner.discover import discover
-from vindr_cli.runner.journal import Journal, read_journal
 from vindr_cli.runner.pool import run_pool
 from vindr_cli.runner.sources import is_within
-from vindr_cli.tables import read_rows, write_table
+from vindr_cli.runner.state import STATE_DIR, SettingsChanged, StageState
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
+RESUME_SETTINGS = ("profile_fingerprint", "key_fingerprint", "uid_root", "layout", "allow_burned_in")
 FINAL = {"ok", "quarantined", "failed", "not-dicom", "skipped", "duplicate"}
 
 
@@ -68,24 +67,6 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     }
 
 
-def _check_resume(state: Path, record: dict) -> None:
-    run_file = state / "run.json"
-    if not run_file.exists():
-        return
-    old = json.loads(run_file.read_text(encoding="utf-8"))
-    for k in ("profile_fingerprint", "key_fingerprint", "uid_root", "layout", "allow_burned_in"):
-        if old.get(k) != record.get(k):
-            raise RequestError(
-                f"OUTPUT was made with a different {k.replace('_', ' ')}; use a new OUTPUT folder to change it"
-            )
-
-
-def _previous(manifest: Path, journal: Path) -> dict[str, dict]:
-    rows = read_rows(manifest) if manifest.exists() else []
-    rows += read_journal(journal)
-    return {r["input_key"]: r for r in rows if r.get("status") in FINAL}
-
-
 def anonymize(
     input_path: Path,
     output: Path,
@@ -111,63 +92,56 @@ def anonymize(
         raise RequestError(str(exc)) from None
     cfg = AnonConfig(str(output), key, profile, uid_root, layout, allow_burned_in)
     subs = Substitutes(key, uid_root)
-    state = output / STATE_DIR
-    record = _run_record(cfg, subs)
-    _check_resume(state, record)
-    state.mkdir(parents=True, exist_ok=True)
+    state = StageState(output, "anonymize", "anonymize_manifest", output / "manifest.parquet")
+    try:
+        state.check_settings(_run_record(cfg, subs), RESUME_SETTINGS)
+    except SettingsChanged as exc:
+        raise RequestError(str(exc)) from None
+    link_state = None
+    if link_path is not None:
+        link_state = StageState(output, "linkage", "linkage", link_path, journal=journal_path(link_path),
+                                mode=LINKAGE_MODE)
     remove_stale_parts(output)
-    with atomic_write(state / "run.json") as f:
-        f.write(json.dumps(record, indent=1).encode())
 
     sources = discover(input_path)
-    manifest_path = output / "manifest.parquet"
-    journal_file = state / "journal.jsonl"
-    done = _previous(manifest_path, journal_file)
-    link_done: dict[str, dict] = {}
-    if link_path is not None:
-        link_done = _previous(link_path, journal_path(link_path))
+    done = {k: rows[0] for k, rows in state.previous().items() if rows and rows[0]["status"] in FINAL}
+    link_done = {k: rows[0] for k, rows in link_state.previous().items()} if link_state else {}
     keys = {s.rel: subs.hexid("input-path", s.rel, 24) for s in sources}
     todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)]
     summary = Summary(total=len(sources), resumed=len(sources) - len(todo), output=output,
-                      manifest=manifest_path, linkage=link_path, key_created=created,
+                      manifest=state.table_path, linkage=link_path, key_created=created,
                       key_fingerprint=subs.fingerprint(), profile=profile.name)
-    order = {s.rel: i for i, s in enumerate(sources)}
     claimed = {r["output"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("output")}
-    key_order = {keys[s.rel]: order[s.rel] for s in sources}
-    journal = Journal(journal_file)
-    link_journal = Journal(journal_path(link_path), LINKAGE_MODE) if link_path is not None else None
+    key_order = {keys[s.rel]: i for i, s in enumerate(sources)}
+
+    def record(row: dict, link: dict | None) -> None:
+        done[row["input_key"]] = row
+        state.append(row["input_key"], [row])
+        if link_state is not None and link is not None:
+            link["status"], link["output"] = row["status"], row.get("output")
+            link_done[link["input_key"]] = link
+            link_state.append(link["input_key"], [link])
 
     def on_result(src, res) -> None:
         row, link = res["manifest"], res["linkage"]
         if res["tmp"]:
             loser = _place(row, res["tmp"], output, claimed, key_order, done)
-            link["status"] = row["status"]
             if loser is not None:
-                journal.append(loser)
-                if link_journal is not None and loser["input_key"] in link_done:
-                    link_done[loser["input_key"]]["status"] = loser["status"]
-                    link_journal.append(link_done[loser["input_key"]])
-        done[row["input_key"]] = row
-        journal.append(row)
-        if link_journal is not None:
-            link_done[link["input_key"]] = link
-            link_journal.append(link)
+                record(loser, link_done.get(loser["input_key"]))
+        record(row, link)
 
     try:
         run_pool(todo, anonymize_one, setup=setup, config=cfg, workers=workers, on_result=on_result,
                  description="anonymize", console=console)
     finally:
-        journal.close()
-        if link_journal is not None:
-            link_journal.close()
+        state.close()
+        if link_state is not None:
+            link_state.close()
     rows = [done[keys[s.rel]] for s in sources if keys[s.rel] in done]
-    write_table(rows, "anonymize_manifest", manifest_path)
-    journal_file.unlink(missing_ok=True)
-    if link_path is not None:
-        link_rows = [link_done[keys[s.rel]] for s in sources if keys[s.rel] in link_done]
-        write_table(link_rows, "linkage", link_path, mode=LINKAGE_MODE)
-        journal_path(link_path).unlink(missing_ok=True)
-    tmp = state / "tmp"
+    state.finish(rows)
+    if link_state is not None:
+        link_state.finish([link_done[keys[s.rel]] for s in sources if keys[s.rel] in link_done])
+    tmp = output / STATE_DIR / "tmp"
     if tmp.is_dir() and not any(tmp.iterdir()):
         tmp.rmdir()
     for r in rows:

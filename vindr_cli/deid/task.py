@@ -21,9 +21,9 @@ from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
 from vindr_cli.runner.atomic import TMP_SUFFIX
 from vindr_cli.runner.sources import Source
+from vindr_cli.runner.state import STATE_DIR
 
 LAYOUTS = ("tree", "vindr")
-STATE_DIR = ".vindr"
 
 
 @dataclass(frozen=True)
