@@ -19,7 +19,7 @@ from pydicom.uid import (
 from rich.console import Console
 
 from vindr_cli.info import render, scan_export, to_json
-from vindr_cli.info.probe import NONSTANDARD, UNKNOWN_UID, coded, standard_uid
+from vindr_cli.dicomio.safe import NONSTANDARD, UNKNOWN_UID, coded, registry_uid, small_int
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR")
 
@@ -213,10 +213,14 @@ def test_dicomdir_media_and_missing_file(tmp_path):
 
 
 def test_unsafe_values_become_placeholders():
-    assert coded("DOE^JOHN") == NONSTANDARD
-    assert coded(["ISO_IR 100", "ISO 2022 IR 87"]) == "ISO_IR 100\\ISO 2022 IR 87"
-    assert coded("") == "(absent)"
+    assert coded("DOE^JOHN", "charset") == NONSTANDARD
+    assert coded("DOE JOHN", "modality") == NONSTANDARD      # passes the CS repertoire, not a defined term
+    assert coded("CR", "modality") == "CR"
+    assert coded(["ISO_IR 100", "ISO 2022 IR 87"], "charset") == "ISO_IR 100\\ISO 2022 IR 87"
+    assert coded("", "modality") == "(absent)"
     private = generate_uid()
-    assert standard_uid(private) == ("", UNKNOWN_UID)
-    assert standard_uid("John Smith") == ("", UNKNOWN_UID)
-    assert standard_uid(RLELossless) == (RLELossless, "RLE Lossless")
+    assert registry_uid(private) == (None, UNKNOWN_UID)
+    assert registry_uid("1.2.840.10008.19650412.1") == (None, UNKNOWN_UID)   # registry root, not registered
+    assert registry_uid("John Smith") == (None, UNKNOWN_UID)
+    assert registry_uid(RLELossless) == (RLELossless, "RLE Lossless")
+    assert small_int("99999999999") is None and small_int("12") == 12 and small_int("x") is None

@@ -38,13 +38,31 @@ def test_discover_folders_zips_and_dicomdir(tmp_path):
     assert "a/note.txt" in rels and "b/x.dcm" in rels
     assert "c.zip!d/1.dcm" in rels and "c.zip!d/2.txt" in rels and "c.zip" not in rels
     assert "media/DICOMDIR" in rels
-    missing = [s for s in found if s.missing_reason]
+    missing = [s for s in found if s.missing_reason and "DICOMDIR" in s.missing_reason]
     assert len(missing) == 1 and missing[0].rel.lower() == victim.relative_to(root).as_posix().lower()
     assert not any(r.startswith("loop/") for r in rels)
+    link = [s for s in found if s.rel == "loop"]        # a link is accounted for, not followed
+    assert len(link) == 1 and "symbolic link" in link[0].missing_reason
     member = next(s for s in found if s.rel == "c.zip!d/1.dcm")
     with member.open() as f:
         f.seek(128)
         assert f.read(4) == b"DICM"
+
+
+def test_zip_members_with_the_same_name_are_both_found(tmp_path):
+    a, b = make_cr(tmp_path / "a.dcm"), make_cr(tmp_path / "b.dcm", pid="PID0002", sop="1.2.3.9")
+    z = tmp_path / "in" / "dup.zip"
+    z.parent.mkdir()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.write(a, "IMG0001.dcm")
+            zf.write(b, "IMG0001.dcm")
+    found = discover(tmp_path / "in")
+    assert [s.rel for s in found] == ["dup.zip!IMG0001.dcm", "dup.zip!IMG0001.dcm#2"]
+    with found[0].open() as f0, found[1].open() as f1:
+        assert f0.read() == a.read_bytes() and f1.read() == b.read_bytes()
 
 
 def test_discover_single_file_and_zip(tmp_path):

@@ -2,11 +2,11 @@
 
 Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --strict,
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
-130 interrupted (a re-run resumes).
+3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes).
 """
 from __future__ import annotations
 
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -171,7 +171,17 @@ def audit(
 
 
 def main() -> None:
+    from vindr_cli.dicomio.quiet import quiet_pydicom
+
+    quiet_pydicom()
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover
         sys.exit(130)
+    except Exception as exc:
+        # A traceback would print local values: file content, paths, names. Never by default.
+        if os.environ.get("VINDR_DEBUG") == "1":
+            raise
+        err.print(f"internal error ({type(exc).__name__}); details withheld because they may hold PHI. "
+                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False)
+        sys.exit(3)

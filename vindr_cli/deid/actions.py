@@ -21,6 +21,15 @@ DUMMY = {
 REGISTRY_ROOT = "1.2.840.10008."
 
 
+def is_registry_uid(value: str) -> bool:
+    """A UID of the DICOM registry (SOP class, transfer syntax, coding scheme...): it
+    identifies no one. Only UIDs pydicom knows count; anything else under the root could be
+    an instance UID dressed up, and is replaced."""
+    from pydicom._uid_dict import UID_dictionary
+
+    return value in UID_dictionary
+
+
 def empty_value(vr: str):
     """Z: a zero-length value."""
     return [] if vr == "SQ" else None
@@ -59,7 +68,7 @@ def remap_uids(value, subs: Substitutes):
         s = str(v).strip().rstrip("\x00")
         if not s:
             out.append(s)
-        elif s.startswith(REGISTRY_ROOT):
+        elif is_registry_uid(s):
             out.append(s)
         else:
             out.append(subs.uid(s))

@@ -9,13 +9,17 @@ manifest. Findings name the file (a substitute path) and the element, never the 
 from __future__ import annotations
 
 import json
-import warnings
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vindr_cli.deid.terms import TermSet, build_terms, decode_all, tokens
+import pydicom
+
+from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
+from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.header import BadInput, read_header
-from vindr_cli.dicomio.pixelstream import copy_pixel_element
+from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
 from vindr_cli.runner.state import STATE_DIR
 from vindr_cli.tables import read_rows
 
@@ -56,12 +60,13 @@ def _walk(ds, path=""):
                 yield from _walk(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
-def _load_terms(linkage: Path | None) -> tuple[TermSet, TermSet, dict[str, TermSet]]:
+def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet]:
     """Global terms (no dates: a shifted date may equal someone's birth date), the input
-    path components (checked against output paths), and each output's own terms."""
+    path components (checked against output paths), each output's own terms, and the
+    dates (checked in vindr's own tables, which hold no dates at all)."""
     if linkage is None:
-        return TermSet(), TermSet(), {}
-    rows = read_rows(linkage)
+        return TermSet(), TermSet(), {}, TermSet()
+    rows = _read_table(linkage, report, "linkage table")
     global_values: list[str] = []
     path_values: list[str] = []
     per_output: dict[str, TermSet] = {}
@@ -75,7 +80,9 @@ def _load_terms(linkage: Path | None) -> tuple[TermSet, TermSet, dict[str, TermS
         path_values += path_parts
         if r.get("output"):
             per_output[r["output"]] = build_terms(values, include_dates=True)
-    return build_terms(global_values, include_dates=False), build_terms(path_values, include_dates=True), per_output
+    dates = build_terms([v for v in global_values if v and DATE_TERM.match(str(v))], include_dates=True)
+    return (build_terms(global_values, include_dates=False), build_terms(path_values, include_dates=True),
+            per_output, dates)
 
 
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet]) -> None:
@@ -99,37 +106,64 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
 
+STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[0-9a-f]+\.vindr-part)$")
+
+
+def _masked(rel: str, terms: list[TermSet]) -> str:
+    """A path for a report with every component that holds an identifying value masked."""
+    return "/".join("(withheld)" if any(t.found_in(tokens(c)) for t in terms) else c for c in rel.split("/"))
+
+
+def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
+    try:
+        return read_rows(path)
+    except Exception as exc:  # a damaged or foreign file: a finding, not a crash
+        report.add("table", what, f"cannot read it ({type(exc).__name__})")
+        return []
+
+
 def audit(output: Path, linkage: Path | None = None) -> AuditReport:
+    quiet_pydicom()
     output = output.resolve()
     report = AuditReport()
     run_file = output / STATE_DIR / "anonymize.json"
     run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
     removed = {int(t, 16) for t in run.get("removed_tags", [])}
     manifest_path = output / "manifest.parquet"
-    manifest = read_rows(manifest_path) if manifest_path.exists() else []
+    manifest = _read_table(manifest_path, report, "manifest.parquet") if manifest_path.exists() else []
     if not manifest_path.exists():
         report.add("manifest", "manifest.parquet", "missing manifest")
     by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
-    global_terms, path_terms, per_output = _load_terms(linkage)
+    global_terms, path_terms, per_output, date_terms = _load_terms(linkage, report)
     report.terms = len(global_terms.single) + len(global_terms.multi)
 
     seen: set[str] = set()
     for p in sorted(output.rglob("*")):
-        if not p.is_file():
-            continue
         rel = p.relative_to(output).as_posix()
+        hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
+        shown = _masked(rel, [global_terms, path_terms]) if hit else rel
+        if p.is_symlink():
+            report.add("link", shown, "symbolic link inside OUTPUT (it may point at raw data)")
+            continue
+        if not p.is_file():
+            if hit:
+                report.add("phi-path", shown, "an original identifying value in a folder name")
+            continue
         report.files += 1
-        if global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel)):
-            report.add("phi-path", rel, "an original identifying value in the path")
+        if hit:
+            report.add("phi-path", shown, "an original identifying value in the path")
         if rel in OWN_FILES or rel.startswith(STATE_DIR + "/"):
-            if global_terms and global_terms.found_in(tokens(decode_all(p.read_bytes()))):
-                report.add("phi", rel, "an original identifying value in a vindr table or state file")
+            if rel.startswith(STATE_DIR + "/") and not STATE_FILES.match(rel):
+                report.add("stray-file", shown, "file not written by vindr inside its state folder")
+            text_toks = tokens(decode_all(p.read_bytes()))
+            if global_terms.found_in(text_toks) or date_terms.found_in(text_toks):
+                report.add("phi", shown, "an original identifying value in a vindr table or state file")
             continue
         row = by_output.get(rel)
         if row is None:
-            report.add("stray-file", rel, "file not listed as an output in manifest.parquet")
+            report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
         seen.add(rel)
-        _audit_file(p, rel, row, removed, [global_terms, per_output.get(rel, TermSet())], report)
+        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report)
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", rel, "listed in manifest.parquet but missing")
@@ -140,26 +174,33 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
     size = p.stat().st_size
     with open(p, "rb") as f:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                header = read_header(f, size)
+            header = read_header(f, size)
         except BadInput as exc:
             report.add("unreadable", rel, exc.reason)
             return
         report.dicom_files += 1
-        _check_header(rel, header.ds, removed, report, terms)
-        f.seek(0)
-        head = f.read(header.pixel_offset if header.pixel_offset is not None else size)
-        tail = b""
         digest = None
-        if header.pixel_offset is not None:
-            ts = header.ds.file_meta.TransferSyntaxUID
-            f.seek(header.pixel_offset)
-            try:
-                digest, _ = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
-            except BadInput as exc:
-                report.add("pixel-data", rel, exc.reason)
-            tail = f.read()
+        tail = b""
+        if header.deflated:        # search the inflated data set; hash the value pydicom reads
+            f.seek(0)
+            ds = pydicom.dcmread(f)
+            value = ds.get("PixelData")
+            digest = hash_bytes_value(value) if value is not None else None
+            body = _inflated(f, ds)
+            head = body.replace(value, b"") if value else body
+        else:
+            ds = header.ds
+            f.seek(0)
+            head = f.read(header.pixel_offset if header.pixel_offset is not None else size)
+            if header.pixel_offset is not None:
+                ts = ds.file_meta.TransferSyntaxUID
+                f.seek(header.pixel_offset)
+                try:
+                    digest, _ = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+                except BadInput as exc:
+                    report.add("pixel-data", rel, exc.reason)
+                tail = f.read()
+        _check_header(rel, ds, removed, report, terms)
     if tail:
         report.add("trailing-data", rel, f"{len(tail)} bytes after the pixel data")
     toks = tokens(decode_all(head + tail))
@@ -167,3 +208,14 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
         report.add("phi-bytes", rel, "an original identifying value in the header bytes")
     if row is not None and row.get("pixel_sha256") and digest != row["pixel_sha256"]:
         report.add("pixel-hash", rel, "pixel data differs from the hash recorded in manifest.parquet")
+
+
+def _inflated(f, ds) -> bytes:
+    """File meta bytes + the inflated data set of a Deflated Explicit VR file."""
+    f.seek(0)
+    data = f.read()
+    meta_end = 132 + 12 + int(ds.file_meta.get("FileMetaInformationGroupLength", 0))
+    try:
+        return data[:meta_end] + zlib.decompress(data[meta_end:], -zlib.MAX_WBITS)
+    except zlib.error:
+        return data

@@ -47,7 +47,7 @@ class Summary:
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
     if not input_path.exists():
         raise RequestError("INPUT does not exist")
-    if is_within(output, input_path) or (input_path.is_dir() and is_within(input_path, output)):
+    if is_within(output, input_path) or is_within(input_path, output):
         raise RequestError("OUTPUT must not be inside INPUT (nor INPUT inside OUTPUT)")
     if is_within(key_path, output):
         raise RequestError("the key file must not be inside OUTPUT (it would be released)")
@@ -104,23 +104,28 @@ def anonymize(
     remove_stale_parts(output)
 
     sources = discover(input_path)
-    done = {k: rows[0] for k, rows in state.previous().items() if rows and rows[0]["status"] in FINAL}
-    link_done = {k: rows[0] for k, rows in link_state.previous().items()} if link_state else {}
+    try:
+        done = {k: rows[0] for k, rows in state.previous().items() if rows and rows[0]["status"] in FINAL}
+        link_done = {k: rows[0] for k, rows in link_state.previous().items()} if link_state else {}
+    except SettingsChanged as exc:
+        raise RequestError(str(exc)) from None
     keys = {s.rel: subs.hexid("input-path", s.rel, 24) for s in sources}
-    todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)]
+    todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)
+            or (link_state is not None and keys[s.rel] not in link_done)]
     summary = Summary(total=len(sources), resumed=len(sources) - len(todo), output=output,
                       manifest=state.table_path, linkage=link_path, key_created=created,
                       key_fingerprint=subs.fingerprint(), profile=profile.name)
-    claimed = {r["output"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("output")}
+    claimed = {r["sop_uid"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("sop_uid")}
     key_order = {keys[s.rel]: i for i, s in enumerate(sources)}
 
     def record(row: dict, link: dict | None) -> None:
-        done[row["input_key"]] = row
-        state.append(row["input_key"], [row])
+        # the linkage row first: an input counts as done only when both are journaled
         if link_state is not None and link is not None:
             link["status"], link["output"] = row["status"], row.get("output")
             link_done[link["input_key"]] = link
             link_state.append(link["input_key"], [link])
+        done[row["input_key"]] = row
+        state.append(row["input_key"], [row])
 
     def on_result(src, res) -> None:
         row, link = res["manifest"], res["linkage"]
@@ -160,11 +165,12 @@ def _is_done(row: dict | None, output: Path) -> bool:
 
 
 def _place(row: dict, tmp: str, output: Path, claimed: dict, key_order: dict, done: dict) -> dict | None:
-    """Rename a finished temp file into place; two inputs with one SOP Instance: the first
-    in discovery order wins, whatever order the workers finished in. Returns the row of an
-    input that lost its place, if any."""
-    rel = row["output"]
-    holder = claimed.get(rel)
+    """Rename a finished temp file into place. Two inputs with one SOP Instance UID (even
+    under different patients): the first in discovery order wins, whatever order the
+    workers finished in. Returns the row of an input that lost its place, if any."""
+    sop = row["sop_uid"]
+    holder = claimed.get(sop)
+    loser = None
     if holder is not None and holder != row["input_key"]:
         if key_order.get(holder, 1 << 62) < key_order[row["input_key"]]:
             os.unlink(tmp)
@@ -172,9 +178,11 @@ def _place(row: dict, tmp: str, output: Path, claimed: dict, key_order: dict, do
             return None
         loser = done.get(holder)
         if loser is not None:
+            if loser.get("output") and loser["output"] != row["output"]:
+                (output / loser["output"]).unlink(missing_ok=True)
             loser.update(status="duplicate", reason=DUPLICATE, output=None)
-    dest = output / rel
+    dest = output / row["output"]
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, dest)
-    claimed[rel] = row["input_key"]
-    return loser if holder is not None and holder != row["input_key"] else None
+    claimed[sop] = row["input_key"]
+    return loser

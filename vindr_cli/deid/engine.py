@@ -60,6 +60,21 @@ def _vr_of(elem) -> str:
         return vr or "UN"
 
 
+HIDING_VRS = {"SQ", "OB", "OW", "UN", "UT", "UC", "LT", "ST", "OD", "OF", "OL", "OV"}
+
+
+def _vr_matches(elem, dict_vr: str) -> bool:
+    """The stored VR agrees with the dictionary (implicit VR files store none)."""
+    stored = getattr(elem, "VR", None)
+    if stored is None:
+        return True
+    try:
+        known = dictionary_VR(elem.tag)
+    except KeyError:
+        return True
+    return stored == dict_vr or stored in known.split(" or ")
+
+
 def _rule_vr(elem) -> str:
     """The VR that decides the rule: the dictionary's when it has one (a file cannot hide a
     person name by declaring another VR), else the stored one."""
@@ -105,8 +120,22 @@ class _Walker:
         if vr == "PN" or vr == "UI" or elem.tag in _term_tags():
             for v in actions._values(elem.value):
                 s = str(v).strip()
-                if len(s) >= 3 and not (vr == "UI" and s.startswith(actions.REGISTRY_ROOT)):
+                if len(s) >= 3 and not (vr == "UI" and actions.is_registry_uid(s)):
                     self.terms.add(s)
+
+    def _collect(self, elem, vr: str) -> None:
+        """Record the identifying values inside a sequence that is about to be removed, so
+        the audit can look for them elsewhere."""
+        if vr != "SQ":
+            self._record(elem, vr)
+            return
+        for item in elem.value or []:
+            for tag in list(item.keys()):
+                try:
+                    inner = item[tag]
+                except Exception:
+                    continue
+                self._collect(inner, _vr_of(inner))
 
     # -- the walk ------------------------------------------------------------------
     def walk(self, ds: Dataset, depth: int) -> None:
@@ -130,10 +159,11 @@ class _Walker:
         self.counts["X:" + why] += 1
 
     def _apply(self, ds: Dataset, tag: int, depth: int) -> None:
-        vr = _rule_vr(ds.get_item(tag))
+        raw = ds.get_item(tag)
+        vr = _rule_vr(raw)
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
-        if action == "K" and vr != "SQ" and tag not in self.p.substitutes:
+        if action == "K" and vr != "SQ" and tag not in self.p.substitutes and _vr_matches(raw, vr):
             self.counts["K"] += 1      # kept as read: no need to decode the value
             return
         try:
@@ -141,6 +171,11 @@ class _Walker:
         except Exception:  # a value pydicom cannot convert: nothing of it may survive
             del ds[tag]
             self.counts["X:unreadable"] += 1
+            return
+        if not _vr_matches(elem, vr) and (vr == "SQ" or elem.VR in HIDING_VRS):
+            # a sequence or text stored under another VR could hide anything: drop it
+            del ds[tag]
+            self.counts["X:vr-mismatch"] += 1
             return
         vr = _vr_of(elem)
         if tag in self.p.substitutes:
@@ -154,6 +189,8 @@ class _Walker:
         if action != "K":
             self._record(elem, vr)
         if action == "X":
+            if vr == "SQ":
+                self._collect(elem, vr)
             del ds[tag]
         elif action == "Z":
             ds[tag] = DataElement(tag, vr, actions.empty_value(vr))
@@ -281,6 +318,7 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
     _mark(ds, profile)
     ds.file_meta = _new_meta(ds, transfer_syntax)
+    ds.preamble = b"\x00" * 128          # the input's preamble may hold anything
     ids = {
         "patient_id": subs.patient_id(key),
         "study_uid": subs.uid(originals["study_uid"]) if originals["study_uid"] else "",

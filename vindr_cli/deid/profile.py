@@ -19,6 +19,7 @@ from vindr_cli.deid.table import load_table
 from vindr_cli.resources import schema_path
 
 SIMPLE_ACTIONS = {"D", "Z", "X", "K", "C", "U"}
+TEXT_VRS = {"LT", "ST", "UT", "UC"}
 COMPOUND_ACTIONS = {"X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*"}
 DATE_MODES = {"shift": "retain_modified_dates", "keep": "retain_full_dates", "remove": None}
 BUILTIN = ("basic", "vindr")
@@ -44,6 +45,8 @@ class Profile:
     substitutes: dict[int, str] = field(repr=False)
     unlisted: str = "K"
     unlisted_pn: str = "X/Z"
+    unlisted_text: str = "X"
+    unlisted_date: str = "C"
     unknown_public: str = "X"
     unlisted_uid: str = "U"
     source: str = ""
@@ -59,6 +62,13 @@ class Profile:
             return Rule(self.unknown_public, self.unknown_public)
         if vr == "PN":
             return Rule(self.unlisted_pn, self.unlisted_pn)
+        if vr in TEXT_VRS:
+            return Rule(self.unlisted_text, self.unlisted_text)
+        if vr in ("DA", "DT"):
+            fallback = "X/Z"
+            if self.dates == "keep":
+                return Rule("K", fallback)
+            return Rule(self.unlisted_date if self.dates == "shift" else fallback, fallback)
         if vr == "UI":
             return Rule(self.unlisted_uid, self.unlisted_uid)
         return Rule(self.unlisted, self.unlisted)
@@ -75,7 +85,8 @@ class Profile:
                 "name": self.name, "mode": self.mode, "options": sorted(self.options), "dates": self.dates,
                 "rules": sorted((t, r.action, r.fallback) for t, r in self.rules.items()),
                 "subs": sorted(self.substitutes.items()),
-                "defaults": [self.unlisted, self.unlisted_pn, self.unknown_public, self.unlisted_uid],
+                "defaults": [self.unlisted, self.unlisted_pn, self.unlisted_text, self.unlisted_date,
+                             self.unknown_public, self.unlisted_uid],
             },
             sort_keys=True,
         )
@@ -183,6 +194,8 @@ def load_profile(
     opts = _resolve_options(requested, dates)
     if spec["mode"] == "table":
         rules = _table_rules(opts)
+        for kw, action in spec.get("extra", {}).items():
+            rules[parse_tag(kw)] = Rule(_check_action(action, f"profile {base}"), action)
     else:
         rules = _keep_list_rules(spec)
     subs = {parse_tag(k): v for k, v in spec.get("substitutes", {}).items()}
@@ -203,6 +216,8 @@ def load_profile(
         substitutes=subs,
         unlisted=defaults.get("unlisted", "K"),
         unlisted_pn=defaults.get("unlisted_pn", "X/Z"),
+        unlisted_text=defaults.get("unlisted_text", "X"),
+        unlisted_date=defaults.get("unlisted_date", "C"),
         unknown_public=defaults.get("unknown_public", "X"),
         unlisted_uid=defaults.get("unlisted_uid", "U"),
         source=source,

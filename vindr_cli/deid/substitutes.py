@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 
 UID_MAX = 64
 # Days a patient's dates move back: between 1 and 11 years, whole days, keyed per patient.
@@ -108,10 +109,14 @@ def shift_da(value: str, days: int) -> str | None:
     return (d + dt.timedelta(days=days)).strftime("%Y%m%d")
 
 
+_DT = re.compile(r"^\d{8}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?([+-]\d{4})?$")
+
+
 def shift_dt(value: str, days: int) -> str | None:
-    """Shift the date part of a DT value (YYYYMMDD[HHMMSS.FFFFFF][&ZZXX]); time is kept."""
+    """Shift the date part of a DT value (YYYYMMDD[HH[MM[SS[.F{1,6}]]]][&ZZXX]); time is
+    kept. None for anything else (a DT without a full date cannot be shifted safely)."""
     value = value.strip()
-    if len(value) < 8:
+    if not _DT.match(value):
         return None
     head = shift_da(value[:8], days)
     return None if head is None else head + value[8:]

@@ -18,9 +18,11 @@ from vindr_cli.deid.engine import EngineError, Outcome, deidentify
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
+from vindr_cli.dicomio.quiet import quiet_pydicom
+from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
 from vindr_cli.runner.atomic import TMP_SUFFIX
-from vindr_cli.runner.sources import Source
+from vindr_cli.runner.sources import Source, printable
 from vindr_cli.runner.state import STATE_DIR
 
 LAYOUTS = ("tree", "vindr")
@@ -47,6 +49,7 @@ class Ctx:
 
 
 def setup(cfg: AnonConfig) -> Ctx:
+    quiet_pydicom()
     tmp = Path(cfg.output) / STATE_DIR / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     return Ctx(cfg, Substitutes(cfg.key, cfg.uid_root), tmp)
@@ -63,21 +66,16 @@ def output_rel(ids: dict[str, str], layout: str) -> str:
 
 
 def _describe(ds, row: dict) -> None:
-    """Non-identifying facts about the image for the manifest."""
-    def num(k):
-        v = ds.get(k)
-        try:
-            return int(v) if v not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
-
+    """Non-identifying facts about the image for the manifest: defined terms, registry
+    UIDs and bounded numbers only (anything else is a placeholder)."""
     row.update(
-        sop_class_uid=str(ds.get("SOPClassUID", "")) or None,
-        modality=str(ds.get("Modality", "")) or None,
-        transfer_syntax=str(ds.file_meta.get("TransferSyntaxUID", "")) or None,
-        photometric=str(ds.get("PhotometricInterpretation", "")) or None,
-        rows=num("Rows"), columns=num("Columns"), bits_stored=num("BitsStored"),
-        frames=num("NumberOfFrames") or (1 if "Rows" in ds else None),
+        sop_class_uid=registry_uid(ds.get("SOPClassUID"))[0] or UNKNOWN_UID,
+        modality=coded(ds.get("Modality"), "modality"),
+        transfer_syntax=registry_uid(ds.file_meta.get("TransferSyntaxUID"))[0] or UNKNOWN_UID,
+        photometric=coded(ds.get("PhotometricInterpretation"), "photometric"),
+        rows=small_int(ds.get("Rows"), high=65535), columns=small_int(ds.get("Columns"), high=65535),
+        bits_stored=small_int(ds.get("BitsStored"), high=64),
+        frames=small_int(ds.get("NumberOfFrames"), low=1) or (1 if "Rows" in ds else None),
     )
 
 
@@ -85,7 +83,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
     """Returns {'manifest': row, 'linkage': row, 'tmp': temp output path or None}."""
     key = input_key(ctx.subs, src)
     row: dict = {"input_key": key, "status": "failed", "reason": None, "output": None, "input_bytes": src.size}
-    link: dict = {"input_key": key, "input_path": src.rel}
+    link: dict = {"input_key": key, "input_path": printable(src.rel)}
     result = {"manifest": row, "linkage": link, "tmp": None}
     if src.missing_reason:
         row["reason"] = src.missing_reason
@@ -140,8 +138,21 @@ def _write(ds, src_f, header, tmp_path: Path) -> str | None:
             return None
         src_f.seek(header.pixel_offset)
         ts = ds.file_meta.TransferSyntaxUID
-        digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+        digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
+                                       expected=native_length(header.ds) if not ts.is_compressed else None)
         return digest
+
+
+def native_length(ds) -> int | None:
+    """Bytes of native pixel data the header describes (None when it cannot tell)."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits, spp = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    total_bits = rows * cols * bits * spp * frames
+    return (total_bits + 7) // 8
 
 
 def _record(out: Outcome, row: dict, link: dict, layout: str) -> None:

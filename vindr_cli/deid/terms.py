@@ -7,7 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-_TOKEN = re.compile(r"[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*")
+_TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*")     # letters/digits of any script, dotted runs kept whole
 DATE_TERM = re.compile(r"^\d{8}$")
 
 
@@ -18,7 +18,13 @@ def fold(text: str) -> str:
 
 
 def tokens(text: str) -> set[str]:
-    return set(_TOKEN.findall(fold(text)))
+    """Tokens of a text; a dotted token (a UID) also yields its prefixes at each dot, so
+    an original UID with something appended is still found."""
+    out = set(_TOKEN.findall(fold(text)))
+    for t in [t for t in out if t.count(".") >= 3]:
+        parts = t.split(".")
+        out.update(".".join(parts[:i]) for i in range(3, len(parts)))
+    return out
 
 
 @dataclass
@@ -32,7 +38,7 @@ class TermSet:
         if not toks:
             return
         if len(toks) == 1:
-            if len(toks[0]) >= 3:
+            if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
             return
         self.multi.append(frozenset(toks))

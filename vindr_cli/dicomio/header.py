@@ -81,10 +81,35 @@ def read_header(f: BinaryIO, size: int) -> Header:
         raise BadInput("failed", "missing SOPInstanceUID")
     check_charset(ds)
     deflated = meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    if not deflated:
+        _check_encoding(f, meta)
     pixel_offset = None if deflated or offset >= size else offset
     if deflated and _has_pixel_tag(ds):
         pixel_offset = None
     return Header(ds, pixel_offset, deflated)
+
+
+_VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF",
+        b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN",
+        b"UR", b"US", b"UT", b"UV"}
+
+
+def _check_encoding(f: BinaryIO, meta) -> None:
+    """Refuse a file whose data set is not encoded the way its file meta says (pydicom
+    quietly reads such files; copying their pixel data by the meta's rules would not)."""
+    try:
+        start = 132 + 12 + int(meta.FileMetaInformationGroupLength)
+    except (AttributeError, TypeError, ValueError):
+        return
+    here = f.tell()
+    f.seek(start)
+    head = f.read(6)
+    f.seek(here)
+    if len(head) < 6:
+        return
+    explicit = head[4:6] in _VRS
+    if explicit == meta.TransferSyntaxUID.is_implicit_VR:
+        raise BadInput("failed", "the transfer syntax in the file meta does not match how the data set is encoded")
 
 
 def _has_pixel_tag(ds) -> bool:

@@ -15,6 +15,7 @@ from vindr_cli.dicomio.header import BadInput
 CHUNK = 4 << 20
 UNDEFINED = 0xFFFFFFFF
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"}
+PIXEL_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"}
 ITEM = 0xFFFEE000
 SEQ_DELIM = 0xFFFEE0DD
 
@@ -46,9 +47,12 @@ def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
         n -= got
 
 
-def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, little: bool) -> tuple[str, int]:
+def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, little: bool,
+                       expected: int | None = None) -> tuple[str, int]:
     """Copy one pixel data element at src's position to dst (None: only hash it).
 
+    ``expected``: the native pixel data length the header describes; a defined length that
+    disagrees (beyond one pad byte) means the file is not what it claims, and is refused.
     Returns (sha256 hex of the value, number of bytes copied incl. the element header).
     """
     e = "<" if little else ">"
@@ -62,6 +66,8 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
         (length,) = struct.unpack(e + "L", len_bytes)
     else:
         vr = _read_exact(src, 2)
+        if vr not in PIXEL_VRS:
+            raise BadInput("failed", "malformed pixel data element (unexpected VR; transfer syntax mismatch?)")
         if vr in LONG_VRS:
             rest = _read_exact(src, 6)
             (length,) = struct.unpack(e + "L", rest[2:])
@@ -74,6 +80,8 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     h = hashlib.sha256()
     total = len(header)
     if length != UNDEFINED:
+        if expected is not None and not (expected <= length <= expected + 1):
+            raise BadInput("failed", "pixel data length does not match Rows, Columns, Bits Allocated and frames")
         _copy(src, dst, length, h)
         return h.hexdigest(), total + length
     while True:  # encapsulated: items until the sequence delimiter

@@ -9,24 +9,15 @@ against the DICOM CS repertoire (anything else becomes a fixed placeholder).
 from __future__ import annotations
 
 import hashlib
-import re
-
-from pydicom.multival import MultiValue
-from pydicom.uid import UID
 
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
+from vindr_cli.dicomio.quiet import quiet_pydicom
+from vindr_cli.dicomio.safe import ABSENT, NONSTANDARD, coded, registry_uid, small_int
 from vindr_cli.runner.sources import Source
 
-ABSENT = "(absent)"
-NONSTANDARD = "(non-standard value)"
-UNKNOWN_UID = "(private or unknown UID)"
-_CS = re.compile(r"[A-Z0-9 _]{0,16}")
-_STANDARD_ROOT = "1.2.840.10008."
-
-
 def setup(_config: object) -> None:
-    """No per-worker state is needed."""
-    return None
+    """No per-worker state; keep pydicom from printing values."""
+    quiet_pydicom()
 
 
 def _digest(*parts: object) -> str | None:
@@ -36,32 +27,13 @@ def _digest(*parts: object) -> str | None:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def coded(value: object) -> str:
-    """A CS value as a safe label: ABSENT, the value(s) joined by '\\', or NONSTANDARD."""
-    if value is None or value == "":
-        return ABSENT
-    values = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
-    terms = [str(v).strip() for v in values]
-    if not all(isinstance(v, str) and _CS.fullmatch(t) for v, t in zip(values, terms)):
-        return NONSTANDARD
-    return "\\".join(terms) or ABSENT
-
-
-def standard_uid(value: object) -> tuple[str, str]:
-    """(uid, name) for a UID registered in the standard; fixed placeholders otherwise."""
-    if value is None or value == "":
-        return ("", ABSENT)
-    uid = UID(str(value).strip())
-    if uid.startswith(_STANDARD_ROOT) and uid.is_valid and uid.name != uid:
-        return (str(uid), uid.name)
-    return ("", UNKNOWN_UID)
-
-
 def _int(value: object) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    return small_int(value)
+
+
+def _uid(value: object) -> tuple[str, str]:
+    uid, name = registry_uid(value)
+    return (uid or "", name)
 
 
 def _groups(ds) -> set[int]:
@@ -82,16 +54,16 @@ def describe(ds) -> dict:
         "study": _digest(ds.get("StudyInstanceUID", "")),
         "series": _digest(ds.get("SeriesInstanceUID", "")),
         "instance": _digest(ds.get("SOPInstanceUID", "")),
-        "modality": coded(ds.get("Modality")),
-        "sop_class": standard_uid(ds.get("SOPClassUID")),
-        "transfer_syntax": standard_uid(meta.get("TransferSyntaxUID")),
-        "photometric": coded(ds.get("PhotometricInterpretation")),
+        "modality": coded(ds.get("Modality"), "modality"),
+        "sop_class": _uid(ds.get("SOPClassUID")),
+        "transfer_syntax": _uid(meta.get("TransferSyntaxUID")),
+        "photometric": coded(ds.get("PhotometricInterpretation"), "photometric"),
         "bits_stored": ABSENT if bits is None else str(bits) if 1 <= bits <= 64 else NONSTANDARD,
-        "body_part": coded(ds.get("BodyPartExamined")),
-        "charset": coded(ds.get("SpecificCharacterSet")),
+        "body_part": coded(ds.get("BodyPartExamined"), "body_part"),
+        "charset": coded(ds.get("SpecificCharacterSet"), "charset"),
         "rows": _int(ds.get("Rows")),
         "columns": _int(ds.get("Columns")),
-        "burned_in": coded(ds.get("BurnedInAnnotation")) == "YES",
+        "burned_in": "YES" in coded(ds.get("BurnedInAnnotation"), "burned_in").split("\\"),
         "private": any(g % 2 == 1 for g in groups),
         "overlay": any(0x6000 <= g <= 0x60FF and g % 2 == 0 for g in groups),
         "curve": any(0x5000 <= g <= 0x50FF and g % 2 == 0 for g in groups),

@@ -14,12 +14,22 @@ from vindr_cli.runner.sources import Source
 
 
 def _zip_members(path: Path, rel: str) -> list[Source]:
+    """One Source per file member; a name that repeats inside the archive gets '#n'."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
+            infos = list(enumerate(zf.infolist()))
     except (zipfile.BadZipFile, OSError):
-        return [Source(str(path), rel, path.stat().st_size, None, None)]
-    return [Source(str(path), f"{rel}!{i.filename}", i.file_size, i.filename) for i in infos]
+        return [Source(str(path), rel, path.stat().st_size)]
+    seen: dict[str, int] = {}
+    out = []
+    for index, info in infos:
+        if info.is_dir():
+            continue
+        n = seen.get(info.filename, 0)
+        seen[info.filename] = n + 1
+        name = info.filename if n == 0 else f"{info.filename}#{n + 1}"
+        out.append(Source(str(path), f"{rel}!{name}", info.file_size, index))
+    return out
 
 
 def _dicomdir_missing(dicomdir: Path, root: Path, present: set[str]) -> list[Source]:
@@ -59,11 +69,14 @@ def discover(root: Path) -> list[Source]:
     dicomdirs: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
-        for name in sorted(filenames):
+        for name in sorted(dirnames + filenames):
             p = Path(dirpath) / name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink():
+                found.append(Source(str(p), rel, 0, None, "symbolic link (not followed; copy the target into INPUT)"))
+                continue
             if not p.is_file():
                 continue
-            rel = p.relative_to(root).as_posix()
             if name.lower().endswith(".zip") and zipfile.is_zipfile(p):
                 found.extend(_zip_members(p, rel))
                 continue

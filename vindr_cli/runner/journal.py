@@ -20,7 +20,7 @@ class Journal:
         self._f = os.fdopen(fd, "a", encoding="utf-8")
 
     def append(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+        self._f.write(json.dumps(row, ensure_ascii=True, sort_keys=True) + "\n")
         self._f.flush()
 
     def close(self) -> None:

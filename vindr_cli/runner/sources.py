@@ -13,7 +13,7 @@ class Source:
     path: str                  # absolute path of the file (or of the archive holding it)
     rel: str                   # path relative to the input root; 'a.zip!dir/file' for members
     size: int
-    member: str | None = None  # name inside the archive
+    member: int | None = None  # index of the member inside the archive (names may repeat)
     missing_reason: str | None = None   # set when discovery knows the file cannot be read
 
     @contextmanager
@@ -23,10 +23,16 @@ class Source:
             with open(self.path, "rb") as f:
                 yield f
         else:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
+            with zipfile.ZipFile(self.path) as zf, zf.open(zf.infolist()[self.member]) as f:
                 yield f  # type: ignore[misc]
 
 
 def is_within(child: Path, parent: Path) -> bool:
     child, parent = child.resolve(), parent.resolve()
     return child == parent or parent in child.parents
+
+
+def printable(rel: str) -> str:
+    """A relative path as valid UTF-8 text for tables: bytes that are not UTF-8 (a file
+    name in a legacy encoding) are written as \\xNN escapes, the same way every time."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

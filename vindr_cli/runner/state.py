@@ -51,7 +51,12 @@ class StageState:
         """Rows already written, grouped by input (final table first, then the journal;
         a later batch of rows for one input replaces an earlier one)."""
         out: dict[str, list[dict]] = {}
-        for r in read_rows(self.table_path) if self.table_path.exists() else []:
+        try:
+            rows = read_rows(self.table_path) if self.table_path.exists() else []
+        except Exception:
+            raise SettingsChanged(f"{self.table_path.name} exists but is not a vindr {self.table} table; "
+                                  "move it away or choose another path") from None
+        for r in rows:
             out.setdefault(r[self.key], []).append(r)
         for entry in read_journal(self.journal_file):
             out[entry["key"]] = entry["rows"]
