@@ -115,6 +115,63 @@ def _print_anonymize(s) -> None:
 
 
 @app.command()
+def decode(
+    input: Path = typer.Argument(..., help="A DICOM tree (anonymized or not), a .zip, or one file."),
+    output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
+    size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
+    window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
+    window_index: int = typer.Option(0, "--window-index", help="Which of several header windows / VOI LUTs (0-based)."),
+    bits: int = typer.Option(8, "--bits", help="8 or 16 bits per pixel."),
+    fmt: str = typer.Option("png", "--format", help="png | npy."),
+    resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed."),
+) -> None:
+    """Decode and window radiographs (PS3.3 C.11) into PNG/npy images, with images.parquet."""
+    from vindr_cli.pixels.batch import DecodeRequestError, decode_tree
+    from vindr_cli.pixels.resize import parse_size
+    from vindr_cli.pixels.task import DecodeConfig
+    from vindr_cli.runner.pool import default_workers
+
+    n = workers or default_workers()
+    try:
+        cfg = DecodeConfig(output=str(output), size=parse_size(size), window=window, window_index=window_index,
+                           bits=bits, fmt=fmt, resample=resample, device=device,
+                           threads=threads or max(1, default_workers() // n))
+        summary = decode_tree(input, output, cfg, workers=n, console=console)
+    except (DecodeRequestError, ValueError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: finished images are kept; run the same command again to resume")
+        raise typer.Exit(130)
+    t = Table(title="vindr decode")
+    t.add_column("status")
+    t.add_column("count", justify="right")
+    for status in ("ok", "skipped", "not-dicom", "failed"):
+        if summary.counts.get(status):
+            t.add_row(status if status != "ok" else "ok (images)", str(summary.counts[status]))
+    t.add_row("[bold]inputs", f"[bold]{summary.inputs}")
+    console.print(t)
+    if summary.backends:
+        console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
+    if summary.reasons:
+        r = Table(title="not decoded, and why")
+        r.add_column("status")
+        r.add_column("reason")
+        r.add_column("files", justify="right")
+        for (status, reason), k in sorted(summary.reasons.items()):
+            r.add_row(status, reason or "", str(k))
+        console.print(r)
+    if summary.resumed:
+        console.print(f"resumed: {summary.resumed} inputs were already done")
+    console.print(f"images table: {summary.table}")
+    if strict and summary.counts.get("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
 def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from vindr_cli.runner.sources import Source
 
+STATE_DIR = ".vindr"
+OWN_TABLES = {"manifest.parquet", "images.parquet"}
+
 
 def _zip_members(path: Path, rel: str) -> list[Source]:
     """One Source per file member; a name that repeats inside the archive gets '#n'."""
@@ -67,8 +70,11 @@ def discover(root: Path) -> list[Source]:
         return [Source(str(root), root.name, root.stat().st_size)]
     found: list[Source] = []
     dicomdirs: list[Path] = []
+    own = (root / STATE_DIR).is_dir()       # a tree vindr wrote: leave its own state and tables out
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d != STATE_DIR)
+        if own and Path(dirpath) == root:
+            filenames = [f for f in filenames if f not in OWN_TABLES]
         for name in sorted(dirnames + filenames):
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()

@@ -12,7 +12,7 @@ from vindr_cli.runner.atomic import atomic_write
 from vindr_cli.runner.journal import Journal, read_journal
 from vindr_cli.tables import read_rows, write_table
 
-STATE_DIR = ".vindr"
+from vindr_cli.runner.discover import STATE_DIR  # noqa: E402  (one name for the state folder)
 
 
 class SettingsChanged(ValueError):

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Time every installed decoder backend on every transfer syntax it can decode.
+
+Data: one radiograph-sized synthetic chest image (default 2048x2048, 12 bits stored,
+MONOCHROME2, made by vindr_cli.synth.radiograph) encoded in each transfer syntax that has
+an encoder here: native (explicit LE, big endian, deflated) by pydicom, RLE and JPEG 2000
+(lossless, and lossy at 10:1) by pydicom + pylibjpeg, JPEG lossless (4.57, 4.70), JPEG-LS
+(lossless, near-lossless error 2) and JPEG baseline (8-bit copy, quality 90) by GDCM.
+JPEG extended 12-bit and HTJ2K have no encoder here: JPEG extended uses pydicom's test
+file JPGExtended.dcm (1024x256); HTJ2K is listed as not measured.
+
+Each backend decodes the image once to warm up, then `--runs` times; the medians of wall
+time and of CPU time (all threads of the process: GDCM's J2K codec uses every core) are
+reported with the wall ratio to the fastest full-size decode for that syntax. The direct OpenJPEG
+backends are also timed with all cores (`threads=os.cpu_count()`) and with `reduce=1`
+(what `min_size=1024` asks of a 2048 image). Every lossless result is checked against the
+original array before timing.
+
+Usage: python bench/decode_backends.py [--size 2048] [--runs 7]
+Results: bench/results/decode_backends.json (figures copied into vindr_cli/pixels/backends.py).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom import uid
+from pydicom.dataset import Dataset, FileMetaDataset
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from vindr_cli.pixels import backends as B  # noqa: E402
+from vindr_cli.synth.radiograph import chest_frontal, to_stored  # noqa: E402
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+GDCM_TS = {
+    uid.JPEGLossless: "JPEGLosslessProcess14", uid.JPEGLosslessSV1: "JPEGLosslessProcess14_1",
+    uid.JPEGLSLossless: "JPEGLSLossless", uid.JPEGLSNearLossless: "JPEGLSNearLossless",
+    uid.JPEGBaseline8Bit: "JPEGBaselineProcess1",
+}
+LOSSY = {uid.JPEG2000, uid.JPEGLSNearLossless, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit}
+
+
+def pixel_dataset(arr: np.ndarray, bits_stored: int) -> Dataset:
+    """A minimal CR data set holding `arr` uncompressed (explicit VR little endian)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "2.25.1"
+    ds.Rows, ds.Columns = arr.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = arr.dtype.itemsize * 8, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = arr.tobytes()
+    return ds
+
+
+def reread(ds: Dataset) -> Dataset:
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+
+
+def gdcm_encode(ds: Dataset, ts: str) -> Dataset:
+    """`ds` transcoded by GDCM to `ts` (lossy settings: JPEG quality 90, JPEG-LS error 2)."""
+    import gdcm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
+        ds.save_as(src, enforce_file_format=True)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(src)
+        if not reader.Read():
+            raise RuntimeError("GDCM could not read the source")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_TS[ts])))
+        if ts == uid.JPEGLSNearLossless:
+            codec = gdcm.JPEGLSCodec()
+            codec.SetLossless(False)
+            codec.SetLossyError(2)
+            change.SetUserCodec(codec)
+        elif ts == uid.JPEGBaseline8Bit:
+            codec = gdcm.JPEGCodec()
+            codec.SetLossless(False)
+            codec.SetQuality(90)
+            change.SetUserCodec(codec)
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise RuntimeError("GDCM encoding failed")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(dst)
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise RuntimeError("GDCM could not write")
+        return pydicom.dcmread(dst)
+
+
+def encode(arr: np.ndarray, ts: str) -> Dataset:
+    """`arr` (12-bit in uint16) stored with transfer syntax `ts`, read back from bytes."""
+    if ts == uid.JPEGBaseline8Bit:
+        arr = (arr >> 4).astype(np.uint8)
+    ds = pixel_dataset(arr, 8 if arr.dtype == np.uint8 else 12)
+    if ts in GDCM_TS:
+        return gdcm_encode(ds, ts)
+    if ts == uid.ExplicitVRBigEndian:
+        ds.PixelData = arr.astype(">u2").tobytes()
+        ds.file_meta.TransferSyntaxUID = ts
+        return reread(ds)
+    if ts == uid.DeflatedExplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ts
+        return reread(ds)
+    if ts == uid.RLELossless:
+        ds.compress(uid.RLELossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    elif ts == uid.JPEG2000Lossless:
+        ds.compress(ts, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    elif ts == uid.JPEG2000:
+        ds.compress(ts, encoding_plugin="pylibjpeg", j2k_cr=[10], generate_instance_uid=False)
+    return reread(ds)
+
+
+def median_ms(fn, runs: int) -> tuple[float, float]:
+    """Median wall and CPU (all threads of the process) milliseconds of `fn()`."""
+    fn()   # warm-up
+    wall, cpu = [], []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return round(1000 * statistics.median(wall), 2), round(1000 * statistics.median(cpu), 2)
+
+
+def variants(name: str, ts: str) -> list[tuple[str, dict]]:
+    """(label, run options) for a backend: plain, plus threads and reduce for direct OpenJPEG."""
+    out = [(name, {})]
+    if name in B.DIRECT:
+        cores = os.cpu_count() or 1
+        if cores > 1 and B._openjpeg(name).threaded:
+            out.append((f"{name} threads={cores}", {"threads": cores}))
+        out.append((f"{name} reduce=1", {"reduce": 1}))
+    return out
+
+
+def bench_syntax(ts: str, ds: Dataset, original: np.ndarray | None, runs: int) -> list[dict]:
+    rows = []
+    for name in B.CANDIDATES[ts]:
+        if not B.available(name, ts):
+            rows.append({"backend": name, "ms": None, "note": "not installed"})
+            continue
+        for label, opts in variants(name, ts):
+            try:
+                frames = B.run(name, ds, ts, **opts)
+            except Exception as exc:
+                rows.append({"backend": label, "ms": None, "note": f"fails: {type(exc).__name__}"})
+                continue
+            if original is not None and not opts.get("reduce") and not np.array_equal(frames[0], original):
+                raise AssertionError(f"{label} does not decode {ts.name} losslessly")
+            ms, cpu_ms = median_ms(lambda: B.run(name, ds, ts, **opts), runs)
+            rows.append({"backend": label, "ms": ms, "cpu_ms": cpu_ms, "shape": list(frames[0].shape)})
+    best = min((r["ms"] for r in rows if r["ms"] and "reduce" not in r["backend"]), default=None)
+    for r in rows:
+        r["ratio"] = round(r["ms"] / best, 2) if r["ms"] and best else None
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "decode_backends.json")
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(7)
+    image = to_stored(chest_frontal(args.size, args.size, rng).attenuation, 12, "MONOCHROME2", rng)
+    syntaxes = [uid.ExplicitVRLittleEndian, uid.ExplicitVRBigEndian, uid.DeflatedExplicitVRLittleEndian,
+                uid.RLELossless, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless,
+                uid.JPEGLosslessSV1, uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless,
+                uid.JPEG2000, uid.HTJ2KLossless]
+    results = {}
+    for ts in syntaxes:
+        if ts in (uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K):
+            results[ts.name] = {"note": "not measured: no HTJ2K encoder or sample file here"}
+            continue
+        if ts == uid.JPEGExtended12Bit:
+            ds, original, source = pydicom.dcmread(PYDICOM_FILES / "JPGExtended.dcm"), None, "JPGExtended.dcm"
+        else:
+            ds, source = encode(image, ts), f"synthetic {args.size}x{args.size}"
+            original = None if ts in LOSSY else image
+        size = len(ds.PixelData)
+        rows = bench_syntax(ts, ds, original, args.runs)
+        results[ts.name] = {"uid": str(ts), "source": source, "bytes": size, "backends": rows}
+        print(f"\n{ts.name}  ({source}, {size / 1e6:.2f} MB encoded)")
+        print(f"  {'backend':<34}{'wall':>12} {'cpu':>12}  wall / fastest")
+        for r in rows:
+            ms = f"{r['ms']:9.2f} ms {r['cpu_ms']:9.2f} ms" if r["ms"] else f"{'-':>25}"
+            ratio = f"x{r['ratio']:.2f}" if r.get("ratio") else r.get("note", "")
+            print(f"  {r['backend']:<34}{ms}  {ratio}")
+
+    record = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "versions": {p: version(p) for p in ("pydicom", "pylibjpeg", "pylibjpeg-openjpeg", "pylibjpeg-libjpeg",
+                                             "pylibjpeg-rle", "python-gdcm", "numpy")},
+        "openjpeg": {n: (B._openjpeg(n).version if B._openjpeg(n) else None) for n in B.DIRECT},
+        "image": {"rows": args.size, "cols": args.size, "bits_stored": 12, "runs": args.runs},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Decode one input file into display images: the function `vindr decode` maps over inputs.
+
+decode → stored values → Modality LUT → VOI / window → MONOCHROME1 → padding → resize →
+PNG / npy. Never raises for bad input; every frame's image is written under a temporary
+name and renamed into place only when all frames of the file are done.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
+from vindr_cli.pixels import output
+from vindr_cli.pixels.decode import DecodeError, decode
+from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
+from vindr_cli.pixels.voi import display_params, render
+from vindr_cli.pixels.window import parse_window_mode
+from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.runner.sources import Source
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    output: str
+    size: SizeSpec
+    window: str = "header"
+    window_index: int = 0
+    bits: int = 8
+    fmt: str = "png"
+    resample: str = "area"
+    device: str = "cpu"
+    threads: int = 1
+
+
+@dataclass
+class Ctx:
+    cfg: DecodeConfig
+    mode: object
+    out: Path
+
+
+def setup(cfg: DecodeConfig) -> Ctx:
+    return Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output))
+
+
+def _num(ds, key) -> int | None:
+    try:
+        v = ds.get(key)
+        return int(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def decode_one(ctx: Ctx, src: Source) -> list[dict]:
+    base = {"input_key": src.rel, "input": src.rel, "status": "failed", "reason": None}
+    if src.missing_reason:
+        return [{**base, "reason": src.missing_reason}]
+    tmps: list[tuple[Path, Path]] = []
+    try:
+        with src.open() as f:
+            header = read_header(f, src.size)
+            if str(header.ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+                return [{**base, "status": "skipped", "reason": "DICOMDIR media directory (no image)"}]
+            if header.pixel_offset is None and "PixelData" not in header.ds:
+                return [{**base, "status": "skipped", "reason": "no pixel data (not an image)"}]
+            f.seek(0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(f)
+        rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
+        if not rows or not cols:
+            raise DecodeError("missing Rows or Columns")
+        out_rows, out_cols = ctx.cfg.size.target(rows, cols)
+        dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
+        params = display_params(ds, ctx.cfg.window_index)
+        results = []
+        for i, frame in enumerate(dec.frames):
+            shown, used = render(frame, params, ctx.mode, out_bits=16, ds=ds)
+            scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
+                            ctx.cfg.resample)
+            image = to_uint(scaled, ctx.cfg.bits)
+            rel = output.image_name(src.rel, i if len(dec.frames) > 1 else None, ctx.cfg.fmt)
+            final = ctx.out / rel
+            tmp = final.with_name(f".{final.name}{TMP_SUFFIX}")
+            output.write_image(tmp, image, ctx.cfg.fmt)
+            tmps.append((tmp, final))
+            results.append({
+                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": str(ds.get("SOPInstanceUID", "")) or None,
+                "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
+                "scale_x": out_cols / cols, "scale_y": out_rows / rows,
+                "photometric": params.photometric, "bits_stored": params.bits_stored,
+                "window_kind": used.kind, "window_center": used.center, "window_width": used.width,
+                "window_function": used.function, "lut": used.lut, "backend": dec.backend, "reduce": dec.reduce,
+                "bits": ctx.cfg.bits, "format": ctx.cfg.fmt,
+            })
+        for tmp, final in tmps:
+            os.replace(tmp, final)
+        return results
+    except BadInput as exc:
+        reason, status = exc.reason, exc.status
+    except DecodeError as exc:
+        reason, status = exc.reason, "failed"
+    except ValueError as exc:   # window / LUT parameters the standard does not allow
+        reason, status = f"invalid display parameters ({type(exc).__name__})", "failed"
+    except Exception as exc:  # never stop the batch, never echo file content
+        reason, status = f"unexpected error ({type(exc).__name__})", "failed"
+    for tmp, _ in tmps:
+        tmp.unlink(missing_ok=True)
+    return [{**base, "status": status, "reason": reason}]

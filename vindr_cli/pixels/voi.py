@@ -1,0 +1,300 @@
+"""The grayscale display pipeline of PS3.3 C.11 as pure numpy functions (float64 inside).
+
+stored values (BitsStored mask, sign extension) -> Modality LUT (rescale or LUT Sequence)
+-> VOI (window, VOI LUT Sequence, or a window computed from the pixels)
+-> polarity (MONOCHROME1 / Presentation LUT Shape INVERSE: ``out_max - y`` over the output range)
+-> round half up, clip -> Pixel Padding painted black (0).
+
+Polarity. The DX/MG/IO modules (PS3.3 C.8.11.6.1.2 and friends) say Presentation LUT Shape
+INVERSE "shall be used if Photometric Interpretation is MONOCHROME1": for a MONOCHROME1 image
+INVERSE *restates* the MONOCHROME1 inversion, it is not a second one. So the output is inverted
+once when the image is MONOCHROME1 or its Presentation LUT Shape is INVERSE (MONOCHROME2 +
+INVERSE inverts; MONOCHROME1 + INVERSE inverts once). For the non-conformant MONOCHROME1 +
+IDENTITY, Photometric Interpretation wins (air stays dark; dcmtk lets the shape win and shows
+such an image as a negative).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from pydicom.multival import MultiValue
+
+LINEAR, LINEAR_EXACT, SIGMOID = "LINEAR", "LINEAR_EXACT", "SIGMOID"
+VOI_FUNCTIONS = (LINEAR, LINEAR_EXACT, SIGMOID)
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+
+Descriptor = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class DisplayParams:
+    """What the display pipeline needs from a header, already resolved for one window index."""
+    photometric: str = "MONOCHROME2"
+    bits_stored: int = 16
+    bits_allocated: int = 16
+    pixel_representation: int = 0                   # 1 = signed (two's complement) stored values
+    rescale_slope: float = 1.0
+    rescale_intercept: float = 0.0
+    modality_lut_descriptor: Descriptor | None = None   # (entries, first stored value mapped, bits)
+    modality_lut_data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    voi_lut_descriptor: Descriptor | None = None        # (entries, first value mapped, bits)
+    voi_lut_data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    voi_lut_explanation: str | None = None
+    voi_lut_index: int | None = None                    # item of the VOI LUT Sequence used
+    window_center: float | None = None                  # the window picked by window_index
+    window_width: float | None = None
+    window_explanation: str | None = None
+    window_index: int | None = None                     # index of the value pair used
+    windows: tuple[tuple[float, float], ...] = ()       # every (center, width) pair in the header
+    voi_lut_function: str = LINEAR
+    presentation_lut_shape: str | None = None           # IDENTITY | INVERSE | None (absent)
+    padding_value: int | None = None                    # stored-value space, signed per representation
+    padding_range_limit: int | None = None
+    dataset: Any = field(default=None, repr=False, compare=False)   # source header (kaggle mode)
+
+    @property
+    def signed(self) -> bool:
+        return self.pixel_representation == 1
+
+    @property
+    def inverted(self) -> bool:
+        """Output polarity: see the module docstring."""
+        return self.photometric == "MONOCHROME1" or self.presentation_lut_shape == "INVERSE"
+
+
+@dataclass(frozen=True)
+class WindowUsed:
+    """What was applied, for the manifest."""
+    kind: str                          # window | voi_lut | minmax | percentile | explicit | kaggle
+    center: float | None = None
+    width: float | None = None
+    function: str | None = None        # LINEAR | LINEAR_EXACT | SIGMOID (None for a LUT)
+    lut: str | None = None             # VOI LUT explanation / description when a LUT was used
+    index: int | None = None           # header window / VOI LUT item used
+    percentiles: tuple[float, float] | None = None
+    inverted: bool = False
+    note: str | None = None            # e.g. why header mode fell back to percentiles
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["percentiles"] = list(self.percentiles) if self.percentiles else None
+        return d
+
+
+# ---------------------------------------------------------------- header -> DisplayParams
+
+def _float(v, default: float) -> float:
+    try:
+        return float(v) if v not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(v) -> list[float]:
+    """A DS / numeric value or list of them; unreadable values count as absent."""
+    if v is None or v == "":
+        return []
+    try:
+        return [float(x) for x in (v if isinstance(v, (list, tuple, MultiValue)) else [v])]
+    except (TypeError, ValueError):
+        return []
+
+
+def _to_stored_scalar(v: int, bits_stored: int, signed: bool) -> int:
+    return int(stored_values(np.array([int(v)], dtype=np.int64), bits=bits_stored, signed=signed)[0])
+
+
+def lut_descriptor(desc, signed: bool | None = None) -> Descriptor:
+    """Normalise a LUT Descriptor (PS3.3 C.11.1.1.1 / C.11.2.1.1): 0 entries means 65536; the
+    first value mapped is SS for signed pixel representation, US otherwise (signed=None: keep
+    the value as given)."""
+    n, first, bits = (int(x) for x in list(desc)[:3])
+    n = n or 65536
+    if signed is True and first >= 0x8000:
+        first -= 0x10000
+    elif signed is False and first < 0:
+        first += 0x10000
+    return n, first, bits
+
+
+def _lut_data(item, n: int, bits: int, little_endian: bool) -> np.ndarray:
+    data = item.LUTData
+    if isinstance(data, (bytes, bytearray)):   # OW: 16 bits per entry, or 8-bit entries packed
+        if bits <= 8 and len(data) == n:
+            return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+        return np.frombuffer(data, dtype="<u2" if little_endian else ">u2").astype(np.int64)
+    return np.asarray([data] if isinstance(data, int) else list(data), dtype=np.int64)
+
+
+def display_params(ds, window_index: int = 0) -> DisplayParams:
+    """Read the display attributes of a pydicom Dataset. A window / VOI LUT index past the end
+    falls back to the first one (the index actually used is recorded)."""
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    bits_allocated = int(ds.get("BitsAllocated", 16) or 16)
+    bits_stored = int(ds.get("BitsStored", bits_allocated) or bits_allocated)
+    little = getattr(ds, "original_encoding", (None, True))[1] is not False
+    kw: dict[str, Any] = {}
+
+    mseq = ds.get("ModalityLUTSequence")
+    if mseq:
+        item = mseq[0]
+        desc = lut_descriptor(item.LUTDescriptor, signed)
+        kw["modality_lut_descriptor"] = desc
+        kw["modality_lut_data"] = _lut_data(item, desc[0], desc[2], little)
+    else:
+        kw["rescale_slope"] = _float(ds.get("RescaleSlope"), 1.0)
+        kw["rescale_intercept"] = _float(ds.get("RescaleIntercept"), 0.0)
+
+    vseq = ds.get("VOILUTSequence")
+    if vseq:
+        i = window_index if 0 <= window_index < len(vseq) else 0
+        item = vseq[i]
+        desc = lut_descriptor(item.LUTDescriptor, signed)
+        kw.update(voi_lut_descriptor=desc, voi_lut_data=_lut_data(item, desc[0], desc[2], little),
+                  voi_lut_explanation=str(item.get("LUTExplanation", "") or "") or None, voi_lut_index=i)
+
+    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    windows = tuple(zip(centers, widths))
+    if windows:
+        i = window_index if 0 <= window_index < len(windows) else 0
+        expl = ds.get("WindowCenterWidthExplanation")
+        expl = list(expl) if isinstance(expl, MultiValue) else ([expl] if expl else [])
+        kw.update(window_center=windows[i][0], window_width=windows[i][1], window_index=i,
+                  window_explanation=str(expl[i]) if i < len(expl) else None, windows=windows)
+
+    func = str(ds.get("VOILUTFunction", "") or LINEAR).strip().upper()
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper() or None
+    pad, pad_limit = ds.get("PixelPaddingValue"), ds.get("PixelPaddingRangeLimit")
+    return DisplayParams(
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        bits_stored=bits_stored, bits_allocated=bits_allocated, pixel_representation=int(signed),
+        voi_lut_function=func if func in VOI_FUNCTIONS else LINEAR,   # unknown -> the default, as dcmtk
+        presentation_lut_shape=shape,
+        padding_value=None if pad is None else _to_stored_scalar(pad, bits_stored, signed),
+        padding_range_limit=None if pad is None or pad_limit is None
+        else _to_stored_scalar(pad_limit, bits_stored, signed),
+        dataset=ds, **kw)
+
+
+# ---------------------------------------------------------------- the transforms
+
+def stored_values(raw: np.ndarray, p: DisplayParams | None = None, *, bits: int | None = None,
+                  signed: bool | None = None) -> np.ndarray:
+    """Raw pixel words -> stored values (int64): keep the low BitsStored bits, then sign-extend
+    when PixelRepresentation is 1. Idempotent, so already-clean values pass unchanged."""
+    bits = p.bits_stored if bits is None else bits
+    signed = p.signed if signed is None else signed
+    a = np.asarray(raw).astype(np.int64) & ((1 << bits) - 1)
+    if signed:
+        a = np.where(a >= (1 << (bits - 1)), a - (1 << bits), a)
+    return a
+
+
+def padding_mask(stored: np.ndarray, p: DisplayParams) -> np.ndarray:
+    """True where a stored value is Pixel Padding (the value, or the range up to the limit)."""
+    if p.padding_value is None:
+        return np.zeros(np.shape(stored), dtype=bool)
+    if p.padding_range_limit is None:
+        return stored == p.padding_value
+    lo, hi = sorted((p.padding_value, p.padding_range_limit))
+    return (stored >= lo) & (stored <= hi)
+
+
+def _lookup(x: np.ndarray, desc: Descriptor, data: np.ndarray) -> np.ndarray:
+    """LUT entry for each input: below the first value mapped -> first entry, past the end ->
+    last entry; non-integer inputs use the nearest entry (half up)."""
+    n, first, _ = lut_descriptor(desc)
+    data = np.asarray(data)
+    n = min(n, len(data))
+    idx = np.floor(np.asarray(x, dtype=np.float64) + 0.5) - first
+    return data[np.clip(idx, 0, n - 1).astype(np.int64)]
+
+
+def modality_lut(stored: np.ndarray, p: DisplayParams) -> np.ndarray:
+    """Stored values -> modality values (float64): the Modality LUT Sequence if present,
+    else Rescale Slope / Intercept."""
+    if p.modality_lut_data is not None:
+        return _lookup(stored, p.modality_lut_descriptor, p.modality_lut_data).astype(np.float64)
+    return np.asarray(stored, dtype=np.float64) * p.rescale_slope + p.rescale_intercept
+
+
+def apply_window(x: np.ndarray, center: float, width: float, function: str = LINEAR,
+                 out_max: float = 255) -> np.ndarray:
+    """PS3.3 C.11.2.1.2 (LINEAR), C.11.2.1.3.2 (LINEAR_EXACT), C.11.2.1.3.1 (SIGMOID) with
+    ymin = 0, ymax = out_max. Returns float64 (not rounded)."""
+    x = np.asarray(x, dtype=np.float64)
+    f = (function or LINEAR).strip().upper()
+    c, w, ymax = float(center), float(width), float(out_max)
+    if not (np.isfinite(c) and np.isfinite(w)):
+        raise ValueError(f"window center/width must be finite numbers (got {center}, {width})")
+    if f == LINEAR:
+        if w < 1:
+            raise ValueError(f"Window Width {width:g} is invalid for VOI LUT Function LINEAR: "
+                             "it must be >= 1 (PS3.3 C.11.2.1.2.1)")
+        c, w = c - 0.5, w - 1
+        if w == 0:        # a threshold: x <= c - 0.5 -> 0, else ymax
+            return np.where(x <= c, 0.0, ymax)
+    elif f in (LINEAR_EXACT, SIGMOID):
+        if w <= 0:
+            raise ValueError(f"Window Width {width:g} is invalid for VOI LUT Function {f}: "
+                             "it must be > 0 (PS3.3 C.11.2.1.3)")
+        if f == SIGMOID:
+            with np.errstate(over="ignore"):
+                return ymax / (1.0 + np.exp(-4.0 * (x - c) / w))
+    else:
+        raise ValueError(f"unknown VOI LUT Function {function!r} (LINEAR, LINEAR_EXACT or SIGMOID)")
+    y = ((x - c) / w + 0.5) * ymax
+    return np.where(x <= c - w / 2, 0.0, np.where(x > c + w / 2, ymax, y))
+
+
+def apply_voi_lut(x: np.ndarray, descriptor, data, out_max: float = 255) -> np.ndarray:
+    """VOI LUT Sequence mapping (PS3.3 C.11.2.1.1): inputs below the first value mapped take the
+    first entry, inputs past the table the last; entries span 0 .. 2**bits - 1 (bits =
+    descriptor[2]) and are rescaled to 0 .. out_max. A table whose entries exceed the declared
+    depth is scaled by the depth its largest entry needs."""
+    _, _, bits = lut_descriptor(descriptor)
+    data = np.asarray(data, dtype=np.int64)
+    top = (1 << bits) - 1
+    if data.size and int(data.max()) > top:
+        top = (1 << int(data.max()).bit_length()) - 1
+    return _lookup(x, descriptor, data).astype(np.float64) * (float(out_max) / top)
+
+
+def to_output(y: np.ndarray, out_max: int) -> np.ndarray:
+    """Round half up, clip to [0, out_max], as uint8 (out_max <= 255) or uint16."""
+    dtype = np.uint8 if out_max <= 0xFF else np.uint16
+    return np.clip(np.floor(np.asarray(y, dtype=np.float64) + 0.5), 0, out_max).astype(dtype)
+
+
+def render(stored_or_raw: np.ndarray, p: DisplayParams, mode="header", out_bits: int = 8, *,
+           ds=None) -> tuple[np.ndarray, WindowUsed]:
+    """One frame (or a stack) of stored values or raw words -> display image and what was applied.
+
+    mode is a ``WindowMode`` or its text (see ``window.parse_window_mode``). ``ds`` (default
+    ``p.dataset``) is only needed by the kaggle mode.
+    """
+    from vindr_cli.pixels.window import WindowMode, choose_window, kaggle_render, parse_window_mode
+
+    if not 1 <= out_bits <= 16:
+        raise ValueError(f"out_bits must be 1..16 (got {out_bits})")
+    if p.photometric not in MONOCHROME:
+        raise ValueError(f"only MONOCHROME1/MONOCHROME2 can be windowed (got {p.photometric})")
+    m = mode if isinstance(mode, WindowMode) else parse_window_mode(mode)
+    out_max = (1 << out_bits) - 1
+    stored = stored_values(stored_or_raw, p)
+    if m.kind == "kaggle":
+        return kaggle_render(stored, ds if ds is not None else p.dataset, out_max)
+    pad = padding_mask(stored, p)
+    x = modality_lut(stored, p)
+    used = choose_window(m, p, x, ~pad)
+    if used.kind == "voi_lut":
+        y = apply_voi_lut(x, p.voi_lut_descriptor, p.voi_lut_data, out_max)
+    else:
+        y = apply_window(x, used.center, used.width, used.function, out_max)
+    if p.inverted:
+        y = out_max - y
+    image = to_output(y, out_max)
+    image[pad] = 0
+    return image, WindowUsed(**{**used.__dict__, "inverted": p.inverted})
