@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the committed synthetic export: info -> anonymize -> audit.
+# The main job on the committed synthetic export: info -> anonymize -> audit -> decode.
 # Later stages (decode, split, validate, baseline) join this script as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,4 +12,6 @@ echo "== vindr anonymize (key: $OUT/keys/vindr.key, linkage beside the output, n
 $V anonymize sample_dicoms/export "$OUT/anon" --key "$OUT/keys/vindr.key"
 echo "== vindr audit"
 $V audit "$OUT/anon"
-echo "demo done: de-identified tree in $OUT/anon, manifest $OUT/anon/manifest.parquet"
+echo "== vindr decode (1024-px PNGs with the header window)"
+$V decode "$OUT/anon" "$OUT/images" --size 1024
+echo "demo done: de-identified tree in $OUT/anon (manifest.parquet), images in $OUT/images (images.parquet)"
