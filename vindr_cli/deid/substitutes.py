@@ -106,7 +106,8 @@ def shift_da(value: str, days: int) -> str | None:
         d = dt.date(int(value[:4]), int(value[4:6]), int(value[6:8]))
     except ValueError:
         return None
-    return (d + dt.timedelta(days=days)).strftime("%Y%m%d")
+    s = d + dt.timedelta(days=days)
+    return f"{s.year:04d}{s.month:02d}{s.day:02d}"     # strftime does not zero-pad years < 1000
 
 
 _DT = re.compile(r"^\d{8}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?([+-]\d{4})?$")
