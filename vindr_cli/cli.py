@@ -172,6 +172,36 @@ def decode(
 
 
 @app.command()
+def evaluate(
+    gt: Path = typer.Option(..., "--gt", help="Ground truth: VinDr-CXR/Kaggle train.csv or VinDr-SpineXR CSV."),
+    pred: Path = typer.Option(..., "--pred", help="Kaggle submission (image_id,PredictionString) or one box per row."),
+    iou: float = typer.Option(0.4, "--iou", help="IoU threshold; a match needs IoU > this (VOC, VinBigData)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse the readers' boxes per class (WBF, IoU >= 0.4)."),
+    coco: bool = typer.Option(False, "--coco", help="Also report COCO AP@[.5:.95] (pycocotools-style)."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse to score if any row is malformed (exit 1)."),
+) -> None:
+    """Score detections: PASCAL VOC 2010 all-point mAP at IoU > 0.4 per class (VinBigData convention)."""
+    from rich.markup import escape
+
+    from vindr_cli.baseline.evaluate import BadRowsError, EvalInputError, render, to_json
+    from vindr_cli.baseline.evaluate import evaluate as run
+
+    try:
+        result = run(gt, pred, iou=iou, fuse_readers=fuse_readers, coco=coco, strict=strict)
+    except BadRowsError as exc:
+        for b in exc.bad_rows[:50]:
+            err.print(str(b), markup=False, highlight=False)
+        _fail(f"{len(exc.bad_rows)} malformed row(s) (--strict)", 1)
+    except EvalInputError as exc:
+        _fail(escape(str(exc)))
+    if as_json:
+        typer.echo(to_json(result))
+    else:
+        render(result, console)
+
+
+@app.command()
 def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
