@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the committed synthetic export: info -> anonymize -> audit -> decode.
+# The main job on the committed synthetic export: info -> anonymize -> audit -> decode ->
+# split -> release -> validate.
 # Later stages (decode, split, validate, baseline) join this script as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,12 @@ echo "== vindr audit"
 $V audit "$OUT/anon"
 echo "== vindr decode (1024-px PNGs with the header window)"
 $V decode "$OUT/anon" "$OUT/images" --size 1024
-echo "demo done: de-identified tree in $OUT/anon (manifest.parquet), images in $OUT/images (images.parquet)"
+echo "== vindr split (annotations re-keyed through the linkage table; whole patients per side)"
+$V split sample_dicoms/annotations/vindr_cxr_annotations.csv --meta "$OUT/anon/manifest.parquet" \
+  --linkage "$OUT/anon.linkage.parquet" --test-size 0.3 --unit patients --seed 0 -o "$OUT/split"
+echo "== vindr release"
+rm -rf "$OUT/release"
+$V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release"
+echo "== vindr validate"
+$V validate "$OUT/release"
+echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md)"

@@ -172,6 +172,95 @@ def decode(
 
 
 @app.command()
+def split(
+    annotations: Path = typer.Argument(..., help="VinDr-CXR/Kaggle boxes, VinDr-CXR image labels or VinDr-SpineXR CSV (detected from the header)."),
+    meta: Path = typer.Option(..., "--meta", help="anonymize manifest.parquet, or CSV/Parquet with image_id, study_id, patient_id [, rows, columns]."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for split.csv, split_report.json/.png, annotations.csv."),
+    linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table: translate annotations keyed by the hospital's original UIDs into the release's ids."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="vindr-cxr (15,000/3,000 images) | vindr-spinexr (4,000/1,000 studies)."),
+    test_size: Optional[str] = typer.Option(None, "--test-size", help="N units or a fraction F in (0, 1)."),
+    unit: Optional[str] = typer.Option(None, "--unit", help="images | studies | patients (default images; a preset fixes it)."),
+    seed: int = typer.Option(0, "--seed"),
+    order: int = typer.Option(1, "--order", help="2: also balance label pairs (slower)."),
+    count: str = typer.Option("images", "--count", help="images | readers: what a label's weight counts."),
+    strict: bool = typer.Option(False, "--strict", help="Any bad annotation row is fatal (exit 1)."),
+) -> None:
+    """Split annotated images into train/test: whole patients per side, multi-label stratified, exact size."""
+    from rich.markup import escape
+
+    from vindr_cli.release import BadRowsError, render_split_report
+    from vindr_cli.release.handoff import run_split
+
+    try:
+        result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
+                                  unit=unit, seed=seed, strict=strict, order=order, count=count)
+    except BadRowsError as exc:
+        _fail(escape(str(exc)), 1)
+    except (ValueError, OSError) as exc:
+        _fail(escape(str(exc)))
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
+    render_split_report(result, console)
+
+
+@app.command()
+def release(
+    anon_dir: Path = typer.Argument(..., help="The anonymized tree (output of vindr anonymize)."),
+    split_dir: Path = typer.Option(..., "--split", help="Output folder of vindr split."),
+    output: Path = typer.Option(..., "--output", "-o", help="The release folder to create (must not exist)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Output of vindr decode on ANON_DIR: decoded images go in, COCO/YOLO boxes follow them."),
+    fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse reader boxes (WBF, IoU 0.4) in the COCO/YOLO exports."),
+) -> None:
+    """Materialise the release: train/ and test/ with DICOM (and images), annotations in VinDr CSV, Kaggle, COCO and YOLO forms, and a datasheet."""
+    from rich.markup import escape
+
+    from vindr_cli.release.build import ReleaseError, build_release
+
+    try:
+        s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers)
+    except (ReleaseError, ValueError, OSError) as exc:
+        _fail(escape(str(exc)))
+    t = Table(title=f"vindr release -> {output}")
+    t.add_column("split")
+    t.add_column("images", justify="right")
+    t.add_column("boxes (COCO)", justify="right")
+    for side in ("train", "test"):
+        t.add_row(side, str(s.images.get(side, 0)), str(s.boxes.get(side, 0)))
+    console.print(t)
+    console.print(f"{s.linked} files hard-linked, {s.copied} copied; datasheet: {output / 'README.md'}")
+
+
+@app.command()
+def validate(
+    release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
+    no_hash: bool = typer.Option(False, "--no-hash", help="Skip re-hashing every DICOM file's pixel data."),
+) -> None:
+    """Check a release: schemas, images exist, boxes in bounds, known classes, no leakage between sides. Exit 1 on any finding."""
+    from vindr_cli.release.validate import validate_release
+
+    if not release_dir.is_dir():
+        _fail("RELEASE is not a folder")
+    rep = validate_release(release_dir, check_hashes=not no_hash)
+    t = Table(title="vindr validate")
+    t.add_column("checked")
+    t.add_column("count", justify="right")
+    t.add_row("images", str(rep.images))
+    t.add_row("boxes (CSV)", str(rep.boxes))
+    t.add_row("pixel hashes re-computed", str(rep.checked_hashes))
+    t.add_row("[bold]findings", f"[bold]{len(rep.findings)}")
+    console.print(t)
+    if rep.findings:
+        f = Table(title="findings")
+        for c in ("kind", "where", "detail"):
+            f.add_column(c)
+        for x in rep.findings[:200]:
+            f.add_row(x.kind, x.where, x.detail)
+        console.print(f)
+        raise typer.Exit(1)
+    console.print("[green]no findings[/]")
+
+
+@app.command()
 def evaluate(
     gt: Path = typer.Option(..., "--gt", help="Ground truth: VinDr-CXR/Kaggle train.csv or VinDr-SpineXR CSV."),
     pred: Path = typer.Option(..., "--pred", help="Kaggle submission (image_id,PredictionString) or one box per row."),

@@ -1,0 +1,174 @@
+"""Annotation tables (VinDr-CXR/Kaggle boxes, VinDr-CXR image labels, VinDr-SpineXR) and metadata."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vindr_cli.release.annotations import (BOX, NO_FINDING, BadRowsError, check_against_meta, detect_format,
+                                           read_annotations, read_meta)
+from vindr_cli.tables import write_table
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_dicoms" / "annotations"
+
+CXR_HEADER = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sample_cxr_boxes_parse():
+    df, bad = read_annotations(SAMPLE / "vindr_cxr_annotations.csv")
+    assert df.attrs["format"] == "cxr-boxes" and not bad
+    assert len(df) == 52
+    assert list(df.columns[:4]) == ["line", "image_id", "reader", "label"]
+    assert df["line"].tolist() == list(range(2, 54))
+    nf = df[df["label"] == NO_FINDING]
+    assert len(nf) > 0 and nf[list(BOX)].isna().all().all()
+    boxed = df[df["label"] != NO_FINDING]
+    assert (boxed["x_max"] > boxed["x_min"]).all() and (boxed["y_max"] > boxed["y_min"]).all()
+    assert set(df["reader"]) == {"R1", "R2", "R3"}
+
+
+def test_sample_spinexr_parse():
+    df, bad = read_annotations(SAMPLE / "vindr_spinexr_annotations.csv")
+    assert df.attrs["format"] == "spinexr" and not bad
+    assert len(df) == 11
+    assert {"study_id", "series_id"} <= set(df.columns)
+    assert set(df["label"]) <= {"Osteophytes", "Other lesions", "Vertebral collapse", "Disc space narrowing",
+                                "Foraminal stenosis", NO_FINDING}
+
+
+def test_image_labels_parse(tmp_path):
+    p = _write(tmp_path / "image_labels.csv",
+               "image_id,rad_id,Aortic enlargement,Lung tumor,Pneumonia,No finding\n"
+               "a,R1,1,0,1,0\n"
+               "a,R2,0,0,0,1\n"
+               "b,R1,0,0,0,0\n"
+               "c,R3,2,0,0,0\n"
+               "d,R1,0,,0,1\n")
+    df, bad = read_annotations(p)
+    assert df.attrs["format"] == "cxr-image-labels"
+    assert df.attrs["labels"] == ["Aortic enlargement", "Lung tumor", "Pneumonia", "No finding"]
+    rows = df[["line", "image_id", "reader", "label"]].astype(object).where(df[["line", "image_id", "reader", "label"]].notna(), None)
+    assert rows.values.tolist() == [[2, "a", "R1", "Aortic enlargement"], [2, "a", "R1", "Pneumonia"],
+                                    [3, "a", "R2", NO_FINDING], [4, "b", "R1", None]]
+    assert [(r.line, r.reason) for r in bad] == [
+        (5, "label 'Aortic enlargement' is '2', not 0 or 1"), (6, "label 'Lung tumor' is empty, not 0 or 1")]
+
+
+def test_detect_format():
+    assert detect_format(CXR_HEADER.split(",")) == "cxr-boxes"
+    assert detect_format(["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max"]) == "cxr-boxes"
+    assert detect_format(["Image_ID ", "study_id", "series_id", "rad_id", "lesion_type", "xmin", "ymin", "xmax",
+                          "ymax"]) == "spinexr"
+    assert detect_format(["image_id", "rad_id", "COPD", "No finding"]) == "cxr-image-labels"
+    for header in (["a", "b"], ["image_id", "rad_id"], ["image_id", "x_min", "y_min", "x_max", "y_max"],
+                   ["image_id", "class_name", "x_min"]):
+        with pytest.raises(ValueError):
+            detect_format(header)
+
+
+def test_physionet_vocabulary_without_class_id(tmp_path):
+    p = _write(tmp_path / "a.csv", "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+                                   "a,R1,Rib fracture,1,1,5,5\n"
+                                   "a,R2,interstitial  lung disease,1,1,5,5\n"
+                                   "a,R3,no finding,,,,\n")
+    df, bad = read_annotations(p)
+    assert not bad
+    assert df["label"].tolist() == ["Rib fracture", "ILD", NO_FINDING]
+
+
+BAD_CXR = "\n".join([
+    CXR_HEADER,                                              # 1
+    "img1,Nodule/Mass,8,R1,10,10,20,20",                     # 2 ok
+    "img1,Nodule/Mass,8,R2,20,10,10,20",                     # 3 inverted
+    "img1,Banana,3,R3,10,10,20,20",                          # 4 unknown class
+    "img2,No finding,14,R1,,,,",                             # 5 ok
+    "img2,Cardiomegaly,3,R2,nan,10,20,20",                   # 6 NaN
+    "img2,Cardiomegaly,4,R3,10,10,20,20",                    # 7 class_id mismatch
+    "",                                                      # 8 blank: skipped, numbering kept
+    "img3,Cardiomegaly,3,R1,,,,",                            # 9 finding without a box
+    "img3,No finding,14,R2,1,1,2,2",                         # 10 No finding with a box
+    "img3,Aortic enlargement,0,R3,-5,10,20,20",              # 11 negative
+    ",Aortic enlargement,0,R3,5,10,20,20",                   # 12 empty image_id
+    "img4,Aortic enlargement,0,R1,5,10,abc,20",              # 13 not a number
+    "img9,Aortic enlargement,0,R1,5,10,20,20",               # 14 image not in the metadata
+    "img4,Aortic enlargement,0,R2,5,10,300,20",              # 15 outside the image (columns 200)
+    "img4,Pneumothorax,12,R3,5,10,200,100",                  # 16 ok: on the border
+]) + "\n"
+
+
+def test_bad_rows_reported_with_line_numbers(tmp_path):
+    p = _write(tmp_path / "bad.csv", BAD_CXR)
+    df, bad = read_annotations(p)
+    got = {r.line: r.reason for r in bad}
+    assert got == {
+        3: "inverted or empty box (max <= min)",
+        4: "unknown class 'Banana'",
+        6: "NaN in box",
+        7: "class_id '4' does not match class 'Cardiomegaly'",
+        9: "finding without a box",
+        10: "No finding with a box",
+        11: "box outside the image (negative coordinate)",
+        12: "empty image_id",
+        13: "box coordinate is not a number",
+    }
+    assert sorted(df["line"]) == [2, 5, 14, 15, 16]
+    assert all("\n" not in r.reason for r in bad)
+    meta = pd.DataFrame({"image_id": ["img1", "img2", "img3", "img4"], "study_id": ["s1", "s2", "s3", "s4"],
+                         "patient_id": ["p1", "p1", "p2", "p3"], "rows": [100] * 4, "columns": [200] * 4})
+    mp = tmp_path / "meta.csv"
+    meta.to_csv(mp, index=False)
+    kept, bad2 = check_against_meta(df, read_meta(mp))
+    assert {r.line: r.reason for r in bad2} == {14: "image not in the metadata",
+                                                15: "box outside the image (beyond columns/rows)"}
+    assert sorted(kept["line"]) == [2, 5, 16]
+    with pytest.raises(BadRowsError) as exc:
+        read_annotations(p, strict=True)
+    assert "line 3: inverted" in str(exc.value) and len(exc.value.bad) == 9
+    with pytest.raises(BadRowsError):
+        check_against_meta(df, read_meta(mp), strict=True)
+
+
+def test_ragged_and_multiline_rows_keep_line_numbers(tmp_path):
+    p = _write(tmp_path / "r.csv", CXR_HEADER + "\n"
+               "a,Nodule/Mass,8,R1,1,1,2,2,EXTRA\n"        # 2: too many fields
+               'b,"Nodule/Mass",8,"R\n1",1,1,2,2\n'        # 3-4: quoted newline in rad_id (one record)
+               "c,Nodule/Mass,8,R1,1,1,0,2\n")             # 5: inverted
+    df, bad = read_annotations(p)
+    assert [(r.line, r.reason) for r in bad] == [(2, "9 fields, the header has 8"),
+                                                  (5, "inverted or empty box (max <= min)")]
+    assert df["line"].tolist() == [3]
+
+
+def test_read_meta_csv_and_missing_patient(tmp_path):
+    p = _write(tmp_path / "m.csv", "image_id,study_id,patient_id\na,s1,p1\nb,s1,\nb,s1,\nc,,p2\n")
+    m = read_meta(p)
+    assert m["image_id"].tolist() == ["a", "b", "c"]
+    assert m["patient_id"].isna().tolist() == [False, True, False]
+    assert m["rows"].isna().all()
+    _write(tmp_path / "dup.csv", "image_id,study_id\na,s1\na,s2\n")
+    with pytest.raises(ValueError, match="more than once"):
+        read_meta(tmp_path / "dup.csv")
+    with pytest.raises(ValueError, match="no image_id"):
+        read_meta(_write(tmp_path / "x.csv", "id,study_id\na,b\n"))
+
+
+def test_read_meta_from_anonymize_manifest(tmp_path):
+    rows = []
+    for i, status in enumerate(["ok", "ok", "quarantined", "failed", "ok", "duplicate"]):
+        rows.append({"input_key": f"k{i}", "status": status, "image_id": f"{i:032x}" if status != "failed" else None,
+                     "study_uid": f"2.25.{i // 2}", "patient_id": f"P{i // 3}", "rows": 100 + i, "columns": 200 + i})
+    rows[5]["image_id"] = rows[0]["image_id"]          # a duplicate input of image 0, not ok
+    rows[5]["study_uid"] = "2.25.99"
+    path = tmp_path / "manifest.parquet"
+    write_table(rows, "anonymize_manifest", path)
+    m = read_meta(path)
+    assert m["image_id"].tolist() == [f"{0:032x}", f"{1:032x}", f"{4:032x}"]
+    assert m["study_id"].tolist() == ["2.25.0", "2.25.0", "2.25.2"]
+    assert m["patient_id"].tolist() == ["P0", "P0", "P1"]
+    assert m["rows"].tolist() == [100, 101, 104] and m["columns"].tolist() == [200, 201, 204]

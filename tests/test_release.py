@@ -1,0 +1,151 @@
+"""`vindr split` -> `vindr release` -> `vindr validate` on sample_dicoms, and the validator
+catching each planted defect."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE
+from helpers import run_cli, split_file
+from test_sample_e2e import _phi_strings
+
+EXPORT = SAMPLE / "export"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rel")
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    anon, images, split, release = base / "anon", base / "images", base / "split", base / "release"
+    run_cli("anonymize", EXPORT, anon, "--key", keys / "k")
+    run_cli("decode", anon, images, "--size", "256")
+    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
+                "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
+                "--seed", "3", "-o", split)
+    assert "re-keyed 52 annotation rows" in p.stdout
+    run_cli("release", anon, "--split", split, "--images", images, "-o", release)
+    return base, release
+
+
+def test_release_layout_and_validate_clean(pipeline):
+    base, release = pipeline
+    p = run_cli("validate", release, check=False)
+    assert p.returncode == 0 and "no findings" in p.stdout, p.stdout
+    images = pd.read_csv(release / "images.csv")
+    assert set(images["split"]) == {"train", "test"}
+    for r in images.itertuples():
+        assert (release / r.dicom).is_file() and (release / r.image).is_file()
+        assert (release / r.dicom).stat().st_nlink >= 2          # hard link to the anonymized file
+    for side in ("train", "test"):
+        for name in (f"annotations_{side}.csv", f"kaggle_{side}.csv", f"coco_{side}.json"):
+            assert (release / "annotations" / name).is_file()
+        labels = list((release / "yolo" / side / "labels").glob("*.txt"))
+        assert len(labels) == (images["split"] == side).sum()
+    sheet = (release / "README.md").read_text()
+    assert "Seed 3" in sheet and "profile: basic" in sheet and "| Pleural thickening |" in sheet
+    assert json.loads((release / "labels.json").read_text())["classes"][14]["name"] == "No finding"
+
+
+def test_coco_boxes_follow_the_decoded_images(pipeline):
+    _, release = pipeline
+    images = pd.read_csv(release / "images.csv").set_index("image_id")
+    ann = pd.read_csv(release / "annotations" / "annotations_train.csv").dropna(subset=["x_min"])
+    coco = json.loads((release / "annotations" / "coco_train.json").read_text())
+    ids = {im["id"]: im["image_id"] for im in coco["images"]}
+    first = coco["annotations"][0]
+    image_id = ids[first["image_id"]]
+    sx, sy = images.at[image_id, "scale_x"], images.at[image_id, "scale_y"]
+    cands = ann[ann["image_id"] == image_id]
+    x, y, w, h = first["bbox"]
+    assert any(abs(r.x_min * sx - x) < 0.02 and abs(r.y_min * sy - y) < 0.02 and abs((r.x_max - r.x_min) * sx - w) < 0.05
+               for r in cands.itertuples())
+    for im in coco["images"]:
+        assert im["width"] == images.at[im["image_id"], "image_cols"]
+
+
+def test_release_holds_no_phi(pipeline):
+    _, release = pipeline
+    phi = _phi_strings()
+    for p in release.rglob("*"):
+        rel = p.relative_to(release).as_posix()
+        assert not any(s.lower() in rel.lower() for s in phi)
+        if p.is_file() and p.suffix != ".png":
+            data = split_file(p)[0] if p.suffix == ".dicom" else p.read_bytes()
+            assert not [s for s in phi if s.encode() in data], rel
+
+
+def test_release_refuses_an_existing_folder(pipeline):
+    base, release = pipeline
+    p = run_cli("release", base / "anon", "--split", base / "split", "-o", release, check=False)
+    assert p.returncode == 2 and "already exists" in p.stderr
+
+
+def _copy(release, tmp_path):
+    dst = tmp_path / "r"
+    shutil.copytree(release, dst)
+    return dst
+
+
+def _validate_finds(root, kind):
+    p = run_cli("validate", root, check=False)
+    assert p.returncode == 1 and kind in p.stdout, p.stdout
+    return p.stdout
+
+
+def test_validate_catches_a_leaked_patient(pipeline, tmp_path):
+    r = _copy(pipeline[1], tmp_path)
+    images = pd.read_csv(r / "images.csv", dtype=str)
+    train_patient = images.loc[images["split"] == "train", "patient_id"].iloc[0]
+    images.loc[images.index[images["split"] == "test"][0], "patient_id"] = train_patient
+    images.to_csv(r / "images.csv", index=False)
+    _validate_finds(r, "leak")
+
+
+def test_validate_catches_a_duplicate_image(pipeline, tmp_path):
+    r = _copy(pipeline[1], tmp_path)
+    images = pd.read_csv(r / "images.csv", dtype=str)
+    tr = images.index[images["split"] == "train"][0]
+    te = images.index[images["split"] == "test"][0]
+    (r / images.at[te, "dicom"]).unlink()
+    shutil.copy(r / images.at[tr, "dicom"], r / images.at[te, "dicom"])
+    images.at[te, "pixel_sha256"] = images.at[tr, "pixel_sha256"]
+    images.to_csv(r / "images.csv", index=False)
+    _validate_finds(r, "duplicate")
+
+
+def test_validate_catches_a_box_out_of_bounds(pipeline, tmp_path):
+    r = _copy(pipeline[1], tmp_path)
+    path = r / "annotations" / "annotations_train.csv"
+    ann = pd.read_csv(path, dtype=str, keep_default_na=False)
+    i = ann.index[ann["x_max"] != ""][0]
+    ann.at[i, "x_max"] = "99999.0"
+    ann.to_csv(path, index=False)
+    out = _validate_finds(r, "box-bounds")
+    assert f"line {i + 2}" in out
+
+
+def test_validate_catches_an_unknown_class(pipeline, tmp_path):
+    r = _copy(pipeline[1], tmp_path)
+    path = r / "annotations" / "annotations_test.csv"
+    ann = pd.read_csv(path, dtype=str, keep_default_na=False)
+    ann.at[0, "class_name"] = "Broken heart"
+    ann.to_csv(path, index=False)
+    _validate_finds(r, "unknown-class")
+
+
+def test_validate_catches_schema_and_count_problems(pipeline, tmp_path):
+    r = _copy(pipeline[1], tmp_path)
+    images = pd.read_csv(r / "images.csv", dtype=str)
+    images = images.drop(columns=["pixel_sha256"])
+    images.to_csv(r / "images.csv", index=False)
+    _validate_finds(r, "schema")
+    r2 = tmp_path / "r2"
+    shutil.copytree(pipeline[1], r2)
+    rep = json.loads((r2 / "split_report.json").read_text())
+    rep["counts"]["test"]["images"] += 1
+    (r2 / "split_report.json").write_text(json.dumps(rep))
+    _validate_finds(r2, "counts")

@@ -1,0 +1,191 @@
+"""``vindr release``: materialise a release from an anonymized tree and a split.
+
+RELEASE/
+  README.md                 datasheet: counts per label and side, split seed, de-identification
+  labels.json               class names and ids
+  split.csv, split_report.json
+  images.csv                one row per image (schemas/release/images.json)
+  train/dicom/<image_id>.dicom   (hard links when on the same file system, else copies)
+  train/images/<image_id>.png    (with --images)
+  test/...
+  annotations/annotations_{train,test}.csv   VinDr layout (DICOM pixel coordinates)
+  annotations/kaggle_{train,test}.csv        Kaggle train.csv form (VinDr-CXR only)
+  annotations/coco_{train,test}.json         COCO (decoded-image pixels when --images)
+  yolo/{train,test}/labels/<image_id>.txt, yolo/data.yaml
+The release is built in a hidden folder beside RELEASE and renamed into place at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from vindr_cli import __version__
+from vindr_cli.release import exports
+from vindr_cli.release.datasheet import datasheet
+from vindr_cli.release.tables import write_csv
+from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.runner.state import STATE_DIR
+from vindr_cli.tables import read_rows
+
+SPLITS = ("train", "test")
+
+
+class ReleaseError(ValueError):
+    """A release that cannot be built (one line)."""
+
+
+@dataclass
+class ReleaseSummary:
+    images: dict[str, int] = field(default_factory=dict)
+    boxes: dict[str, int] = field(default_factory=dict)
+    linked: int = 0
+    copied: int = 0
+    path: Path | None = None
+
+
+def _place(src: Path, dst: Path, summary: ReleaseSummary) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+        summary.linked += 1
+    except OSError:
+        shutil.copy2(src, dst)
+        summary.copied += 1
+
+
+def _decoded(images_dir: Path | None) -> dict[str, dict]:
+    """Decode rows by the anonymized file they came from (first frame)."""
+    if images_dir is None:
+        return {}
+    table = images_dir / "images.parquet"
+    if not table.is_file():
+        raise ReleaseError("--images folder has no images.parquet (run vindr decode on the anonymized tree)")
+    return {r["input"]: r for r in read_rows(table) if r["status"] == "ok" and (r["frame"] or 0) == 0}
+
+
+def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Path | None = None,
+                  fuse_readers: bool = False) -> ReleaseSummary:
+    anon_dir, split_dir, out = anon_dir.resolve(), split_dir.resolve(), out.resolve()
+    if out.exists():
+        raise ReleaseError("RELEASE already exists; choose a new folder")
+    if not (anon_dir / "manifest.parquet").is_file():
+        raise ReleaseError("ANON_DIR has no manifest.parquet (is it the output of vindr anonymize?)")
+    if not (split_dir / "split.csv").is_file():
+        raise ReleaseError("--split folder has no split.csv (run vindr split first)")
+    manifest = {r["image_id"]: r for r in read_rows(anon_dir / "manifest.parquet") if r["status"] == "ok"}
+    split = pd.read_csv(split_dir / "split.csv", dtype=str)
+    missing = set(split["image_id"]) - set(manifest)
+    if missing:
+        raise ReleaseError(f"{len(missing)} image(s) of split.csv are not in the anonymized tree's manifest")
+    decoded = _decoded(images_dir)
+    if images_dir is not None:
+        lacking = [i for i in split["image_id"] if manifest[i]["output"] not in decoded]
+        if lacking:
+            raise ReleaseError(f"{len(lacking)} image(s) have no decoded image in --images")
+
+    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    summary = ReleaseSummary(path=out)
+    try:
+        rows = _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary)
+        images = pd.DataFrame(rows)
+        write_csv(images, "images", stage / "images.csv")
+        ann_path = split_dir / "annotations.csv"
+        classes: tuple[str, ...] = ()
+        counts = {}
+        if ann_path.is_file():
+            classes, counts = _annotations(ann_path, images, stage, fuse_readers, summary)
+        for name in ("split.csv", "split_report.json", "split_report.png"):
+            if (split_dir / name).is_file():
+                shutil.copy2(split_dir / name, stage / name)
+        write_labels(stage / "labels.json", classes)
+        deid = _deid_settings(anon_dir)
+        report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
+        text = datasheet(summary=summary, counts=counts, classes=classes, split_report=report, deid=deid,
+                         decoded=images_dir is not None, fused=fuse_readers, version=__version__)
+        with atomic_write(stage / "README.md") as f:
+            f.write(text.encode("utf-8"))
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return summary
+
+
+def _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
+    rows = []
+    for r in split.itertuples(index=False):
+        if r.split not in SPLITS:
+            raise ReleaseError("split.csv has a split other than train/test")
+        m = manifest[r.image_id]
+        dicom = f"{r.split}/dicom/{r.image_id}.dicom"
+        _place(anon_dir / m["output"], stage / dicom, summary)
+        row = {"image_id": r.image_id, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
+               "dicom": dicom, "image": None, "rows": m["rows"], "columns": m["columns"],
+               "image_rows": None, "image_cols": None, "scale_x": None, "scale_y": None,
+               "pixel_sha256": m["pixel_sha256"]}
+        d = decoded.get(m["output"])
+        if d is not None:
+            ext = Path(d["output"]).suffix
+            image = f"{r.split}/images/{r.image_id}{ext}"
+            _place(images_dir / d["output"], stage / image, summary)
+            row.update(image=image, image_rows=d["out_rows"], image_cols=d["out_cols"],
+                       scale_x=d["scale_x"], scale_y=d["scale_y"])
+        rows.append(row)
+        summary.images[r.split] = summary.images.get(r.split, 0) + 1
+    return rows
+
+
+def _annotations(path, images, stage, fuse, summary):
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    layout = exports.detect_layout(raw)
+    ann = exports.normalise(raw, layout)
+    side = images.set_index("image_id")["split"]
+    ann = ann[ann["image_id"].isin(side.index)]
+    (stage / "annotations").mkdir(parents=True, exist_ok=True)
+    counts: dict[str, dict[str, int]] = {}
+    for s in SPLITS:
+        part = ann[ann["image_id"].map(side) == s]
+        write_csv(part, layout.schema, stage / "annotations" / f"annotations_{s}.csv")
+        if layout.kind == "cxr":
+            write_csv(exports.kaggle(part), "kaggle_train", stage / "annotations" / f"kaggle_{s}.csv")
+        imgs = images[images["split"] == s]
+        frame = pd.DataFrame({
+            "image_id": imgs["image_id"],
+            "file_name": [f"{i}{Path(p).suffix}" if isinstance(p, str) else f"{i}.dicom"
+                          for i, p in zip(imgs["image_id"], imgs["image"])],
+            "width": imgs["image_cols"].fillna(imgs["columns"]).astype(int),
+            "height": imgs["image_rows"].fillna(imgs["rows"]).astype(int),
+            "scale_x": imgs["scale_x"].fillna(1.0).astype(float),
+            "scale_y": imgs["scale_y"].fillna(1.0).astype(float),
+        })
+        c = exports.coco(part, layout, frame, fuse=fuse)
+        exports.write_json(c, stage / "annotations" / f"coco_{s}.json")
+        exports.yolo(c, stage / "yolo" / s / "labels")
+        summary.boxes[s] = len(c["annotations"])
+        per_label = part.groupby(layout.label)["image_id"].nunique()
+        for name, n in per_label.items():
+            counts.setdefault(name, {})[s] = int(n)
+    names = [n for n in layout.classes if n != exports.NO_FINDING]
+    yaml = "path: ..\ntrain: train/images\nval: test/images\nnames:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(layout.classes) if n in names)
+    with atomic_write(stage / "yolo" / "data.yaml") as f:
+        f.write(yaml.encode())
+    return layout.classes, counts
+
+
+def write_labels(path: Path, classes) -> None:
+    with atomic_write(path) as f:
+        f.write(json.dumps({"classes": [{"id": i, "name": n} for i, n in enumerate(classes)]}, indent=1).encode())
+
+
+def _deid_settings(anon_dir: Path) -> dict:
+    p = anon_dir / STATE_DIR / "anonymize.json"
+    if not p.is_file():
+        return {}
+    s = json.loads(p.read_text())
+    return {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}

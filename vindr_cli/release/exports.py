@@ -1,0 +1,121 @@
+"""Annotation exports of a release: VinDr CSV layout, Kaggle train.csv form, COCO JSON,
+YOLO txt. Input is an annotation table in a published VinDr form whose ids are already
+the release's; boxes are in DICOM pixel coordinates and are scaled to the decoded images
+(when the release has them) for COCO and YOLO."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vindr_cli.baseline.metrics import weighted_boxes_fusion
+from vindr_cli.baseline.predictions import CXR_CLASSES, SPINE_CLASSES
+from vindr_cli.runner.atomic import atomic_write
+
+NO_FINDING = "No finding"
+
+
+@dataclass(frozen=True)
+class Layout:
+    kind: str                      # "cxr" or "spinexr"
+    label: str                     # column holding the class name
+    boxes: tuple[str, str, str, str]
+    classes: tuple[str, ...]
+    schema: str                    # schemas/release/<schema>.json for the VinDr CSV
+
+    def class_id(self, name: str) -> int:
+        return self.classes.index(name)
+
+
+CXR = Layout("cxr", "class_name", ("x_min", "y_min", "x_max", "y_max"), CXR_CLASSES, "vindr_cxr_annotations")
+SPINE = Layout("spinexr", "lesion_type", ("xmin", "ymin", "xmax", "ymax"), SPINE_CLASSES, "vindr_spinexr_annotations")
+
+
+def detect_layout(df: pd.DataFrame) -> Layout:
+    if "lesion_type" in df.columns:
+        return SPINE
+    if "class_name" in df.columns:
+        return CXR
+    raise ValueError("annotations need class_name (VinDr-CXR) or lesion_type (VinDr-SpineXR) columns")
+
+
+def normalise(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """Typed copy: boxes as floats (NaN for 'No finding'), a 'reader' column."""
+    out = df.copy()
+    for c in layout.boxes:
+        out[c] = pd.to_numeric(out[c], errors="coerce")
+    out["reader"] = out["rad_id"] if "rad_id" in out.columns else "R1"
+    return out
+
+
+def _boxes_of(group: pd.DataFrame, layout: Layout) -> np.ndarray:
+    return group[list(layout.boxes)].to_numpy(dtype=float)
+
+
+def coco(df: pd.DataFrame, layout: Layout, images: pd.DataFrame, *, fuse: bool) -> dict:
+    """COCO detection dict. ``images``: image_id, file_name, width, height, scale_x, scale_y
+    (the frame the boxes should be in). With ``fuse``, each class's reader boxes in an
+    image are fused (WBF, IoU 0.4) and ``score`` = number of agreeing readers."""
+    cats = [{"id": i, "name": n} for i, n in enumerate(layout.classes) if n != NO_FINDING]
+    out_images, anns = [], []
+    index = {}
+    for k, r in enumerate(images.itertuples(index=False), start=1):
+        index[r.image_id] = (k, r)
+        out_images.append({"id": k, "image_id": r.image_id, "file_name": r.file_name,
+                           "width": int(r.width), "height": int(r.height)})
+    boxed = df[df[layout.label] != NO_FINDING].dropna(subset=list(layout.boxes))
+    for (image_id, name), g in boxed.groupby(["image_id", layout.label], sort=True):
+        if image_id not in index:
+            continue
+        k, r = index[image_id]
+        b = _boxes_of(g, layout) * np.array([r.scale_x, r.scale_y, r.scale_x, r.scale_y])
+        if fuse:
+            fused, _, cluster = weighted_boxes_fusion(b, None, 0.4)
+            counts = np.bincount(cluster, minlength=len(fused))
+            items = [(fb, int(c)) for fb, c in zip(fused, counts)]
+        else:
+            items = [(bb, 1) for bb in b]
+        for bb, readers in items:
+            x0, y0, x1, y1 = (float(v) for v in bb)
+            x0, y0 = max(0.0, x0), max(0.0, y0)
+            x1, y1 = min(float(r.width), x1), min(float(r.height), y1)
+            w, h = max(0.0, x1 - x0), max(0.0, y1 - y0)
+            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": layout.class_id(name),
+                         "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                         "area": round(w * h, 2), "iscrowd": 0, "readers": readers,
+                         **({"score": readers} if fuse else {})})
+    return {"info": {"description": "vindr release", "boxes": "pixels of the listed image files"},
+            "images": out_images, "annotations": anns, "categories": cats}
+
+
+def write_json(obj: dict, path: Path) -> None:
+    with atomic_write(path) as f:
+        f.write(json.dumps(obj, indent=1).encode("utf-8"))
+
+
+def yolo(coco_dict: dict, labels_dir: Path) -> int:
+    """One YOLO txt per image (class cx cy w h, normalised); images with no box get an
+    empty file (a negative example). Returns the number of files written."""
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    by_image: dict[int, list[str]] = {im["id"]: [] for im in coco_dict["images"]}
+    sizes = {im["id"]: (im["width"], im["height"]) for im in coco_dict["images"]}
+    for a in coco_dict["annotations"]:
+        w, h = sizes[a["image_id"]]
+        x, y, bw, bh = a["bbox"]
+        by_image[a["image_id"]].append(
+            f"{a['category_id']} {(x + bw / 2) / w:.6f} {(y + bh / 2) / h:.6f} {bw / w:.6f} {bh / h:.6f}")
+    names = {im["id"]: im["image_id"] for im in coco_dict["images"]}
+    for k, lines in by_image.items():
+        with atomic_write(labels_dir / f"{names[k]}.txt") as f:
+            f.write(("\n".join(lines) + ("\n" if lines else "")).encode())
+    return len(by_image)
+
+
+def kaggle(df: pd.DataFrame) -> pd.DataFrame:
+    """VinDr-CXR rows in the Kaggle train.csv form (class_id added)."""
+    out = df.copy()
+    out["class_id"] = out["class_name"].map(CXR_CLASSES.index)
+    return out

@@ -1,0 +1,194 @@
+"""``vindr validate RELEASE``: every table against its schema, and the release's promises:
+annotations point at images that exist, boxes lie inside their images, classes come from
+labels.json, no patient or study and no pixel-identical image on both sides, and the
+counts agree with the split report. Any finding means exit 1."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+
+from vindr_cli.dicomio.header import BadInput, read_header
+from vindr_cli.dicomio.pixelstream import copy_pixel_element
+from vindr_cli.release.exports import CXR, SPINE, NO_FINDING
+from vindr_cli.release.tables import check_csv, read_csv, release_schema
+
+SPLITS = ("train", "test")
+
+
+@dataclass
+class Finding:
+    kind: str
+    where: str
+    detail: str
+
+
+@dataclass
+class ValidationReport:
+    findings: list[Finding] = field(default_factory=list)
+    images: int = 0
+    boxes: int = 0
+    checked_hashes: int = 0
+
+    def add(self, kind: str, where: str, detail: str) -> None:
+        self.findings.append(Finding(kind, where, detail))
+
+
+def validate_release(root: Path, *, check_hashes: bool = True) -> ValidationReport:
+    rep = ValidationReport()
+    root = root.resolve()
+    images_csv = root / "images.csv"
+    if not images_csv.is_file():
+        rep.add("missing", "images.csv", "no images table")
+        return rep
+    problems = check_csv(images_csv, "images")
+    for problem in problems:
+        rep.add("schema", "images.csv", problem)
+    images = read_csv(images_csv)
+    if problems and problems[0].startswith("columns differ"):
+        return rep            # nothing else can be checked against a table of unknown shape
+    rep.images = len(images)
+    _check_groups(images, rep)
+    _check_files(root, images, rep, check_hashes)
+    _check_split(root, images, rep)
+    classes = _labels(root, rep)
+    for s in SPLITS:
+        _check_annotations(root, s, images, classes, rep)
+        _check_coco(root, s, images, classes, rep)
+    return rep
+
+
+def _check_groups(images: pd.DataFrame, rep: ValidationReport) -> None:
+    for col, what in (("patient_id", "patient"), ("study_id", "study")):
+        sides = images.dropna(subset=[col]).groupby(col)["split"].nunique()
+        for key in sides[sides > 1].index:
+            rep.add("leak", "images.csv", f"{what} {key} has images in both train and test")
+    dup = images.groupby("pixel_sha256")["split"].nunique()
+    for h in dup[dup > 1].index:
+        ids = images.loc[images["pixel_sha256"] == h, "image_id"].tolist()
+        rep.add("duplicate", "images.csv", f"identical pixel data on both sides: {', '.join(ids)}")
+
+
+def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_hashes: bool) -> None:
+    for r in images.itertuples(index=False):
+        p = root / r.dicom
+        if not p.is_file():
+            rep.add("missing", r.dicom, "DICOM file listed in images.csv is missing")
+            continue
+        if isinstance(r.image, str) and not (root / r.image).is_file():
+            rep.add("missing", r.image, "decoded image listed in images.csv is missing")
+        if check_hashes:
+            digest = _pixel_hash(p)
+            rep.checked_hashes += 1
+            if digest != r.pixel_sha256:
+                rep.add("pixel-hash", r.dicom, "pixel data differs from pixel_sha256 in images.csv")
+
+
+def _pixel_hash(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        try:
+            h = read_header(f, path.stat().st_size)
+            if h.pixel_offset is None:
+                return None
+            ts = h.ds.file_meta.TransferSyntaxUID
+            f.seek(h.pixel_offset)
+            return copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)[0]
+        except BadInput:
+            return None
+
+
+def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> None:
+    split_csv = root / "split.csv"
+    if not split_csv.is_file():
+        rep.add("missing", "split.csv", "no split table")
+        return
+    split = read_csv(split_csv)
+    if "split" not in split.columns or "image_id" not in split.columns:
+        rep.add("schema", "split.csv", "needs image_id and split columns")
+        return
+    a = dict(zip(split["image_id"], split["split"]))
+    b = dict(zip(images["image_id"], images["split"]))
+    if a != b:
+        rep.add("counts", "split.csv", f"{len(set(a.items()) ^ set(b.items()))} image(s) differ from images.csv")
+    report = root / "split_report.json"
+    if report.is_file():
+        counts = json.loads(report.read_text()).get("counts", {})
+        for s in SPLITS:
+            said = counts.get(s, {}).get("images")
+            have = int((images["split"] == s).sum())
+            if said is not None and int(said) != have:
+                rep.add("counts", "split_report.json", f"{s}: the report says {said} images, the release has {have}")
+
+
+def _labels(root: Path, rep: ValidationReport) -> list[str]:
+    p = root / "labels.json"
+    if not p.is_file():
+        rep.add("missing", "labels.json", "no label list")
+        return []
+    return [c["name"] for c in json.loads(p.read_text())["classes"]]
+
+
+def _check_annotations(root: Path, s: str, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:
+    path = root / "annotations" / f"annotations_{s}.csv"
+    if not path.is_file():
+        return
+    ann = read_csv(path)
+    layout = SPINE if "lesion_type" in ann.columns else CXR
+    where = f"annotations/{path.name}"
+    for problem in check_csv(path, layout.schema):
+        rep.add("schema", where, problem)
+    kaggle = root / "annotations" / f"kaggle_{s}.csv"
+    if kaggle.is_file():
+        for problem in check_csv(kaggle, "kaggle_train"):
+            rep.add("schema", f"annotations/{kaggle.name}", problem)
+    side = images.set_index("image_id")
+    for i, r in enumerate(ann.itertuples(index=False), start=2):
+        row = r._asdict()
+        image_id, label = row["image_id"], row[layout.label]
+        if image_id not in side.index:
+            rep.add("unknown-image", where, f"line {i}: image {image_id} is not in images.csv")
+            continue
+        if side.at[image_id, "split"] != s:
+            rep.add("wrong-side", where, f"line {i}: image {image_id} belongs to {side.at[image_id, 'split']}")
+        if classes and label not in classes:
+            rep.add("unknown-class", where, f"line {i}: class {label!r} is not in labels.json")
+        box = [row[c] for c in layout.boxes]
+        if label == NO_FINDING or all(pd.isna(v) for v in box):
+            continue
+        rep.boxes += 1
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError):
+            continue   # reported by the schema check
+        w, h = float(side.at[image_id, "columns"]), float(side.at[image_id, "rows"])
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            rep.add("box-bounds", where, f"line {i}: box outside its {int(w)}x{int(h)} image or inverted")
+
+
+def _check_coco(root: Path, s: str, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:
+    path = root / "annotations" / f"coco_{s}.json"
+    if not path.is_file():
+        return
+    where = f"annotations/{path.name}"
+    data = json.loads(path.read_text())
+    try:
+        jsonschema.validate(data, release_schema("coco"))
+    except jsonschema.ValidationError as exc:
+        rep.add("schema", where, f"{exc.message[:160]}")
+        return
+    known = set(images.loc[images["split"] == s, "image_id"])
+    sizes = {im["id"]: (im["width"], im["height"]) for im in data["images"]}
+    for im in data["images"]:
+        if im.get("image_id") not in known:
+            rep.add("unknown-image", where, f"image {im.get('image_id')} is not a {s} image in images.csv")
+    cats = {c["id"]: c["name"] for c in data["categories"]}
+    for a in data["annotations"]:
+        if classes and cats.get(a["category_id"]) not in classes:
+            rep.add("unknown-class", where, f"annotation {a['id']}: category {a['category_id']} not in labels.json")
+        w, h = sizes.get(a["image_id"], (0, 0))
+        x, y, bw, bh = a["bbox"]
+        if not (x + bw <= w + 1e-6 and y + bh <= h + 1e-6):
+            rep.add("box-bounds", where, f"annotation {a['id']}: box outside its image")
