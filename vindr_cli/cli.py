@@ -88,6 +88,31 @@ def anonymize(
         raise typer.Exit(1)
 
 
+def _print_reasons(reasons, title: str, resumed: int) -> None:
+    """The batch summary's second table: what was not done, and why (PHI-free reasons)."""
+    if reasons:
+        r = Table(title=title)
+        r.add_column("status")
+        r.add_column("reason")
+        r.add_column("files", justify="right")
+        for (status, reason), n in sorted(reasons.items()):
+            r.add_row(status, reason or "", str(n))
+        console.print(r)
+    if resumed:
+        console.print(f"resumed: {resumed} inputs were already done")
+
+
+def _print_findings(findings, title: str = "findings", limit: int = 200) -> None:
+    f = Table(title=title)
+    for c in ("kind", "where", "detail"):
+        f.add_column(c)
+    for x in findings[:limit]:
+        f.add_row(x.kind, x.where, x.detail)
+    console.print(f)
+    if len(findings) > limit:
+        console.print(f"... and {len(findings) - limit} more")
+
+
 def _print_anonymize(s) -> None:
     if s.key_created:
         console.print(f"created a new secret key (fingerprint {s.key_fingerprint}); keep it safe and private")
@@ -99,16 +124,7 @@ def _print_anonymize(s) -> None:
             t.add_row(status, str(s.counts[status]))
     t.add_row("[bold]total", f"[bold]{s.total}")
     console.print(t)
-    if s.reasons:
-        r = Table(title="not written, and why")
-        r.add_column("status")
-        r.add_column("reason")
-        r.add_column("files", justify="right")
-        for (status, reason), n in sorted(s.reasons.items()):
-            r.add_row(status, reason or "", str(n))
-        console.print(r)
-    if s.resumed:
-        console.print(f"resumed: {s.resumed} inputs were already done")
+    _print_reasons(s.reasons, "not written, and why", s.resumed)
     console.print(f"manifest: {s.manifest}")
     if s.linkage:
         console.print(f"linkage (PHI, mode 0600, keep it away from the release): {s.linkage}")
@@ -156,16 +172,7 @@ def decode(
     console.print(t)
     if summary.backends:
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
-    if summary.reasons:
-        r = Table(title="not decoded, and why")
-        r.add_column("status")
-        r.add_column("reason")
-        r.add_column("files", justify="right")
-        for (status, reason), k in sorted(summary.reasons.items()):
-            r.add_row(status, reason or "", str(k))
-        console.print(r)
-    if summary.resumed:
-        console.print(f"resumed: {summary.resumed} inputs were already done")
+    _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
     console.print(f"images table: {summary.table}")
     if strict and summary.counts.get("failed"):
         raise typer.Exit(1)
@@ -250,12 +257,7 @@ def validate(
     t.add_row("[bold]findings", f"[bold]{len(rep.findings)}")
     console.print(t)
     if rep.findings:
-        f = Table(title="findings")
-        for c in ("kind", "where", "detail"):
-            f.add_column(c)
-        for x in rep.findings[:200]:
-            f.add_row(x.kind, x.where, x.detail)
-        console.print(f)
+        _print_findings(rep.findings)
         raise typer.Exit(1)
     console.print("[green]no findings[/]")
 
@@ -333,15 +335,7 @@ def audit(
     t.add_row("[bold]findings", f"[bold]{len(report.findings)}")
     console.print(t)
     if report.findings:
-        f = Table(title="findings")
-        f.add_column("kind")
-        f.add_column("file")
-        f.add_column("detail")
-        for x in report.findings[:200]:
-            f.add_row(x.kind, x.where, x.detail)
-        console.print(f)
-        if len(report.findings) > 200:
-            console.print(f"... and {len(report.findings) - 200} more")
+        _print_findings(report.findings)
         raise typer.Exit(1)
     console.print("[green]no findings[/]")
 

@@ -18,6 +18,7 @@ import pydicom
 
 from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
 from vindr_cli.dicomio.quiet import quiet_pydicom
+from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
 from vindr_cli.runner.state import STATE_DIR
@@ -25,13 +26,6 @@ from vindr_cli.tables import read_rows
 
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 OWN_FILES = {"manifest.parquet"}
-
-
-@dataclass
-class Finding:
-    kind: str
-    where: str
-    detail: str
 
 
 @dataclass

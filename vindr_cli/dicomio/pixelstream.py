@@ -103,3 +103,17 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
 def hash_bytes_value(value: bytes) -> str:
     """Hash of an in-memory native pixel value (deflated files)."""
     return hashlib.sha256(value).hexdigest()
+
+
+def file_pixel_hash(path) -> str | None:
+    """SHA-256 of a Part 10 file's Pixel Data value as stored (None: no pixel data or a
+    deflated file, whose value is only reachable through a full parse)."""
+    from vindr_cli.dicomio.header import read_header
+
+    with open(path, "rb") as f:
+        h = read_header(f, path.stat().st_size)
+        if h.pixel_offset is None:
+            return None
+        ts = h.ds.file_meta.TransferSyntaxUID
+        f.seek(h.pixel_offset)
+        return copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)[0]

@@ -11,19 +11,13 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 
-from vindr_cli.dicomio.header import BadInput, read_header
-from vindr_cli.dicomio.pixelstream import copy_pixel_element
+from vindr_cli.findings import Finding
+from vindr_cli.dicomio.header import BadInput
+from vindr_cli.dicomio.pixelstream import file_pixel_hash
 from vindr_cli.release.exports import CXR, SPINE, NO_FINDING
 from vindr_cli.release.tables import check_csv, read_csv, release_schema
 
 SPLITS = ("train", "test")
-
-
-@dataclass
-class Finding:
-    kind: str
-    where: str
-    detail: str
 
 
 @dataclass
@@ -88,16 +82,10 @@ def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_
 
 
 def _pixel_hash(path: Path) -> str | None:
-    with open(path, "rb") as f:
-        try:
-            h = read_header(f, path.stat().st_size)
-            if h.pixel_offset is None:
-                return None
-            ts = h.ds.file_meta.TransferSyntaxUID
-            f.seek(h.pixel_offset)
-            return copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)[0]
-        except BadInput:
-            return None
+    try:
+        return file_pixel_hash(path)
+    except BadInput:
+        return None
 
 
 def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> None:
