@@ -2,19 +2,19 @@
 .PHONY: demo test bench setup clean
 
 setup:
-	scripts/setup.sh test
+	scripts/setup.sh test baseline
 
 demo:
-	scripts/setup.sh test
+	scripts/setup.sh test baseline
 	scripts/demo.sh
 
 test:
-	scripts/setup.sh test
+	scripts/setup.sh test baseline
 	.venv/bin/python -m pytest -q
 
 bench:
-	scripts/setup.sh test bench
-	.venv/bin/python bench/anonymize_bench.py
+	scripts/setup.sh test baseline bench
+	for b in anonymize_bench decode_backends decode_bench split_bench baseline_bench; do .venv/bin/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf demo .pytest_cache

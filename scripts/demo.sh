@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the committed synthetic export: info -> anonymize -> audit -> decode ->
-# split -> release -> validate.
-# Later stages (decode, split, validate, baseline) join this script as they land.
+# split -> release -> validate -> a short baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=.venv/bin/vindr
@@ -23,4 +22,6 @@ rm -rf "$OUT/release"
 $V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release"
 echo "== vindr validate"
 $V validate "$OUT/release"
-echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md)"
+echo "== vindr baseline (short: 256 px, 3 epochs; a 12-image release is too small for a verdict)"
+$V baseline "$OUT/release" -o "$OUT/baseline" --size 256 --epochs 3 --no-resume
+echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md), baseline report $OUT/baseline/report.md"

@@ -263,6 +263,70 @@ def validate(
 
 
 @app.command()
+def baseline(
+    release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for report.json/.md, pr_curves.png, examples.png, weights, checkpoints."),
+    task: str = typer.Option("both", "--task", help="detect | classify | both (shared backbone)."),
+    size: int = typer.Option(1024, "--size", help="Training image size (long side, letterboxed)."),
+    epochs: int = typer.Option(30, "--epochs"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default 16."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Default 2e-3 x batch/16 (AdamW, cosine)."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds, then evaluate."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Decode workers when the release has no decoded images (0: all cores)."),
+) -> None:
+    """Train a small detector + normal/abnormal classifier on train/, evaluate on test/, and judge whether the release is learnable. Exit 1 on a failing verdict."""
+    from rich.markup import escape
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _fail("vindr baseline needs PyTorch: pip install 'vindr[baseline]' "
+              "(on CPU-only machines install torch==2.13.0 first)")
+    from vindr_cli.baseline.release_data import ReleaseDataError, release_samples
+    from vindr_cli.baseline.train import CheckpointMismatch, train_baseline
+    from vindr_cli.runner.pool import default_workers
+
+    if task not in ("detect", "classify", "both"):
+        _fail("--task must be detect, classify or both")
+    try:
+        train, test, classes, source = release_samples(release_dir, cache=output / "decoded", size=size,
+                                                       workers=workers or default_workers())
+        console.print(f"{len(train)} train and {len(test)} test images ({source}); {len(classes)} classes")
+        rep = train_baseline(train, test, classes, task=task, size=size, epochs=epochs, batch_size=batch_size,
+                             lr=lr, device=device, seed=seed, out_dir=output, time_budget_s=time_budget,
+                             resume=not no_resume, progress=lambda m: console.log(m, markup=False, highlight=False))
+    except (ReleaseDataError, CheckpointMismatch, ValueError) as exc:
+        _fail(escape(str(exc)))
+    r = rep.run
+    t = Table(title=f"vindr baseline — verdict: {rep.verdict.upper()}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    if rep.detection:
+        t.add_row("mAP@0.4 (VOC, test)", f"{rep.map40:.3f}")
+        t.add_row("mAP@0.5 (VOC, test)", f"{rep.map50:.3f}")
+    if rep.classification and rep.auroc is not None:
+        ci = rep.classification.get("auroc_ci95") or [float("nan")] * 2
+        t.add_row("AUROC normal/abnormal (95% CI)", f"{rep.auroc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")
+    t.add_row("device", f"{r.device} {r.device_name}")
+    t.add_row("epochs done", f"{r.epochs_done}/{r.epochs}{' (time budget)' if r.stopped_by_budget else ''}")
+    if r.train_images_per_s:
+        t.add_row("train images/s", f"{r.train_images_per_s:.1f}")
+    console.print(t)
+    s = Table(title="sanity checks")
+    for c in ("check", "status", "message"):
+        s.add_column(c)
+    for c in rep.sanity:
+        s.add_row(c["check"], c["status"], c["message"])
+    console.print(s)
+    console.print(f"report: {output / 'report.md'}")
+    if rep.verdict == "fail":
+        raise typer.Exit(1)
+
+
+@app.command()
 def evaluate(
     gt: Path = typer.Option(..., "--gt", help="Ground truth: VinDr-CXR/Kaggle train.csv or VinDr-SpineXR CSV."),
     pred: Path = typer.Option(..., "--pred", help="Kaggle submission (image_id,PredictionString) or one box per row."),

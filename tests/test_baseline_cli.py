@@ -1,0 +1,44 @@
+"""`vindr baseline RELEASE` on a release built from sample_dicoms: with decoded images, and
+decoding the DICOM files on the fly when the release has none."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from conftest import SAMPLE  # noqa: E402
+from helpers import run_cli  # noqa: E402
+from test_release import pipeline  # noqa: E402,F401  (the anonymize -> decode -> split -> release fixture)
+
+
+def test_baseline_on_a_release_with_images(pipeline, tmp_path):  # noqa: F811
+    _, release = pipeline
+    out = tmp_path / "bl"
+    p = run_cli("baseline", release, "-o", out, "--size", "128", "--epochs", "1", "--seed", "1", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["verdict"] == "inconclusive"                      # 12 images cannot judge a release
+    checks = {c["check"]: c["status"] for c in rep["sanity"]}
+    assert checks["enough_data"] == "inconclusive" and checks["train_test_duplicates"] == "ok"
+    assert rep["n_train"] + rep["n_test"] == 12 and rep["run"]["device"] == "cpu"
+    for f in ("report.md", "examples.png"):
+        assert (out / f).is_file()
+    assert "release images" in p.stdout and "verdict: INCONCLUSIVE" in p.stdout
+
+
+def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):  # noqa: F811
+    base, _ = pipeline
+    release = tmp_path / "rel"
+    run_cli("release", base / "anon", "--split", base / "split", "-o", release)      # no --images
+    out = tmp_path / "bl"
+    p = run_cli("baseline", release, "-o", out, "--size", "96", "--epochs", "1", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "decoded from DICOM" in p.stdout
+    assert len(list((out / "decoded").rglob("*.png"))) == 12
+
+
+def test_baseline_refuses_what_is_not_a_release(tmp_path):
+    p = run_cli("baseline", SAMPLE, "-o", tmp_path / "bl", check=False)
+    assert p.returncode == 2 and "images.csv" in p.stderr
