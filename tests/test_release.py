@@ -149,3 +149,34 @@ def test_validate_catches_schema_and_count_problems(pipeline, tmp_path):
     rep["counts"]["test"]["images"] += 1
     (r2 / "split_report.json").write_text(json.dumps(rep))
     _validate_finds(r2, "counts")
+
+
+def test_fused_readers_give_fewer_coco_boxes_with_reader_counts(pipeline, tmp_path):
+    base, release = pipeline
+    fused = tmp_path / "fused"
+    run_cli("release", base / "anon", "--split", base / "split", "--images", base / "images", "-o", fused,
+            "--fuse-readers")
+    a = json.loads((release / "annotations" / "coco_train.json").read_text())["annotations"]
+    b = json.loads((fused / "annotations" / "coco_train.json").read_text())["annotations"]
+    assert 0 < len(b) < len(a)
+    assert sum(x["readers"] for x in b) == len(a) and max(x["score"] for x in b) >= 2
+    assert run_cli("validate", fused, check=False).returncode == 0
+
+
+def test_image_level_labels_release(pipeline, tmp_path):
+    base, _ = pipeline
+    images = pd.read_csv(base / "split" / "split.csv")
+    labels = pd.DataFrame({"image_id": images["image_id"], "rad_id": "R1",
+                           "Lung tumor": [i % 2 for i in range(len(images))], "No finding": [1 - i % 2 for i in range(len(images))]})
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    split, rel = tmp_path / "split", tmp_path / "rel"
+    run_cli("split", tmp_path / "labels.csv", "--meta", base / "anon" / "manifest.parquet", "--test-size", "0.3",
+            "--unit", "patients", "-o", split)
+    run_cli("release", base / "anon", "--split", split, "-o", rel)
+    assert (rel / "annotations" / "image_labels_train.csv").is_file()
+    assert json.loads((rel / "labels.json").read_text())["classes"][0]["name"] == "Lung tumor"
+    assert run_cli("validate", rel, check=False).returncode == 0
+    t = pd.read_csv(rel / "annotations" / "image_labels_test.csv", dtype=str)
+    t.loc[0, "Lung tumor"] = "7"
+    t.to_csv(rel / "annotations" / "image_labels_test.csv", index=False)
+    _validate_finds(rel, "schema")

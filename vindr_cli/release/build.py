@@ -143,6 +143,8 @@ def _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary
 
 def _annotations(path, images, stage, fuse, summary):
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if exports.is_image_labels(raw):
+        return _image_labels(raw, images, stage)
     layout = exports.detect_layout(raw)
     ann = exports.normalise(raw, layout)
     side = images.set_index("image_id")["split"]
@@ -176,6 +178,22 @@ def _annotations(path, images, stage, fuse, summary):
     with atomic_write(stage / "yolo" / "data.yaml") as f:
         f.write(yaml.encode())
     return layout.classes, counts
+
+
+def _image_labels(raw, images, stage):
+    """VinDr-CXR image-level labels: per-split tables only (no boxes for COCO/YOLO)."""
+    side = images.set_index("image_id")["split"]
+    raw = raw[raw["image_id"].isin(side.index)]
+    (stage / "annotations").mkdir(parents=True, exist_ok=True)
+    labels = [c for c in raw.columns if c not in ("image_id", "rad_id")]
+    counts: dict[str, dict[str, int]] = {}
+    for s in SPLITS:
+        part = raw[raw["image_id"].map(side) == s]
+        write_csv(part, "vindr_cxr_image_labels", stage / "annotations" / f"image_labels_{s}.csv")
+        for name in labels:
+            n = part.loc[pd.to_numeric(part[name]) > 0, "image_id"].nunique()
+            counts.setdefault(name, {})[s] = int(n)
+    return tuple(labels), counts
 
 
 def write_labels(path: Path, classes) -> None:

@@ -42,6 +42,11 @@ def detect_layout(df: pd.DataFrame) -> Layout:
     raise ValueError("annotations need class_name (VinDr-CXR) or lesion_type (VinDr-SpineXR) columns")
 
 
+def is_image_labels(df: pd.DataFrame) -> bool:
+    """VinDr-CXR image_labels form: image_id, rad_id and one 0/1 column per label, no boxes."""
+    return "image_id" in df.columns and "class_name" not in df.columns and "lesion_type" not in df.columns
+
+
 def normalise(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
     """Typed copy: boxes as floats (NaN for 'No finding'), a 'reader' column."""
     out = df.copy()

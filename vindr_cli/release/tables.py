@@ -24,9 +24,20 @@ def columns(name: str) -> list[str]:
     return [f["name"] for f in release_schema(name)["fields"]]
 
 
+def _fields(name: str, df: pd.DataFrame) -> list[dict]:
+    """The schema's fields, plus one per extra column when the schema allows additional ones."""
+    spec = release_schema(name)
+    fields = list(spec["fields"])
+    extra = spec.get("additional")
+    if extra:
+        fixed = {f["name"] for f in fields}
+        fields += [{**extra, "name": c} for c in df.columns if c not in fixed]
+    return fields
+
+
 def write_csv(df: pd.DataFrame, name: str, path: Path) -> None:
     """Write df with exactly the schema's columns, in order; refuse a frame that breaks it."""
-    out = df.reindex(columns=columns(name))
+    out = df.reindex(columns=[f["name"] for f in _fields(name, df)])
     problems = check_frame(out, name)
     if problems:
         raise ValueError(f"{path.name}: {problems[0]}")
@@ -58,12 +69,14 @@ def _bad(value, field: dict) -> str | None:
         return "not an integer"
     if "minimum" in field and num < field["minimum"]:
         return f"below {field['minimum']}"
+    if "enum_numbers" in field and num not in field["enum_numbers"]:
+        return f"not one of {field['enum_numbers']}"
     return None
 
 
 def check_frame(df: pd.DataFrame, name: str, *, limit: int = 20) -> list[str]:
     """Schema problems of a table: missing/extra columns, nulls, types, patterns, enums."""
-    spec = release_schema(name)["fields"]
+    spec = _fields(name, df)
     want = [f["name"] for f in spec]
     problems = []
     if list(df.columns) != want:

@@ -51,6 +51,7 @@ def validate_release(root: Path, *, check_hashes: bool = True) -> ValidationRepo
     classes = _labels(root, rep)
     for s in SPLITS:
         _check_annotations(root, s, images, classes, rep)
+        _check_image_labels(root, s, images, classes, rep)
         _check_coco(root, s, images, classes, rep)
     return rep
 
@@ -117,6 +118,25 @@ def _labels(root: Path, rep: ValidationReport) -> list[str]:
         rep.add("missing", "labels.json", "no label list")
         return []
     return [c["name"] for c in json.loads(p.read_text())["classes"]]
+
+
+def _check_image_labels(root: Path, s: str, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:
+    path = root / "annotations" / f"image_labels_{s}.csv"
+    if not path.is_file():
+        return
+    where = f"annotations/{path.name}"
+    for problem in check_csv(path, "vindr_cxr_image_labels"):
+        rep.add("schema", where, problem)
+    table = read_csv(path)
+    side = images.set_index("image_id")["split"]
+    for col in table.columns[2:]:
+        if classes and col not in classes:
+            rep.add("unknown-class", where, f"label column {col!r} is not in labels.json")
+    for i, image_id in enumerate(table["image_id"], start=2):
+        if image_id not in side.index:
+            rep.add("unknown-image", where, f"line {i}: image {image_id} is not in images.csv")
+        elif side[image_id] != s:
+            rep.add("wrong-side", where, f"line {i}: image {image_id} belongs to {side[image_id]}")
 
 
 def _check_annotations(root: Path, s: str, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:
