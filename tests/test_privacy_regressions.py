@@ -304,3 +304,14 @@ def test_a_foreign_linkage_file_is_refused_not_a_traceback(tmp_path, key_file):
     bad.write_text("not parquet")
     p = run_cli("anonymize", tmp_path / "in", tmp_path / "out", "--key", key_file, "--linkage", bad, check=False)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "not a vindr" in p.stderr
+
+
+def test_internal_errors_print_no_traceback(tmp_path, key_file):
+    save(cr(), tmp_path / "in" / "a.dcm")
+    out, _, _ = run(tmp_path / "in", key_file)
+    (out / ".vindr" / "anonymize.json").write_text("{ not json DOE^JOHN")     # a damaged state file
+    p = run_cli("audit", out, check=False)
+    assert p.returncode == 3 and "internal error (JSONDecodeError)" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout and "DOE" not in p.stderr + p.stdout
+    p = run_cli("audit", out, check=False, env={"VINDR_DEBUG": "1"})
+    assert p.returncode != 0 and "Traceback" in p.stderr
