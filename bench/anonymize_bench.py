@@ -20,17 +20,16 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from vindr_cli.synth.export import write_radiograph  # noqa: E402
+from procmon import PeakRSS, warm  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 console = Console()
 VENV_BIN = Path(sys.executable).parent
@@ -53,35 +52,6 @@ def make_data(folder: Path, n: int, rows: int, cols: int) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.dcm"))
 
 
-class PeakRSS:
-    """Sample the RSS of a process tree; keep the peak of the largest single process."""
-
-    def __init__(self, pid: int):
-        self.root = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                procs = [self.root, *self.root.children(recursive=True)]
-                for p in procs:
-                    try:
-                        self.peak = max(self.peak, p.memory_info().rss)
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-            time.sleep(0.01)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._t.join()
-        return self.peak
-
-
 def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -92,14 +62,6 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
     return wall, peak
-
-
-def warm(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                while f.read(1 << 22):
-                    pass
 
 
 def certificate(work: Path) -> tuple[Path, Path]:

@@ -39,11 +39,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
+
+from procmon import PeakRSS, warm  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -170,46 +171,7 @@ def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.glob("*.dcm")) / 2**20
 
 
-def warm(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                while f.read(1 << 22):
-                    pass
-
-
 # --- timing -------------------------------------------------------------------------------
-
-class PeakRSS:
-    """Sample the RSS of a process tree; keep the peak of the largest single process."""
-
-    def __init__(self, pid: int):
-        import psutil
-
-        self.psutil = psutil
-        self.root = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for p in [self.root, *self.root.children(recursive=True)]:
-                    try:
-                        self.peak = max(self.peak, p.memory_info().rss)
-                    except self.psutil.Error:
-                        pass
-            except self.psutil.Error:
-                pass
-            time.sleep(0.01)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._t.join()
-        return self.peak
-
 
 def busy_cpu_s() -> float:
     """CPU seconds spent by the whole machine (all processes, all cores) so far."""
