@@ -229,3 +229,34 @@ def test_audit_detects_pixel_change(small_export, key_file, tmp_path):
     target.write_bytes(bytes(data))
     p = run_cli("audit", out, check=False)
     assert p.returncode == 1 and "pixel-hash" in p.stdout
+
+
+def test_uid_root_is_checked_up_front(small_export, key_file, tmp_path):
+    for bad in ("1.2.abc", "", "1.02.3", "1.2.", "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17"):
+        p = _run(small_export, tmp_path / "o", key_file, "--uid-root", bad, check=False)
+        assert p.returncode == 2 and "--uid-root" in p.stderr, bad
+    _run(small_export, tmp_path / "o2", key_file, "--uid-root", "1.2.826.0.1.3680043.10.543", "--no-linkage")
+    uids = {r["sop_uid"] for r in _manifest(tmp_path / "o2") if r["sop_uid"]}
+    assert uids and all(u.startswith("1.2.826.0.1.3680043.10.543.") and len(u) <= 64 for u in uids)
+
+
+def test_another_input_into_the_same_output_is_refused(small_export, key_file, tmp_path):
+    out = tmp_path / "o"
+    _run(small_export, out, key_file)
+    p = _run(small_export / "NGUYEN VAN AN_PID0001", out, key_file, check=False)
+    assert p.returncode == 2 and "different INPUT" in p.stderr
+    assert "NGUYEN" not in p.stderr                     # the path is never echoed
+    assert len(_manifest(out)) == 5
+
+
+def test_failed_inputs_are_retried_on_a_rerun(small_export, key_file, tmp_path):
+    cut = small_export / "cut.dcm"
+    data = (small_export / "NGUYEN VAN AN_PID0001" / "a.dcm").read_bytes()
+    cut.write_bytes(data[:-500])
+    out = tmp_path / "o"
+    _run(small_export, out, key_file, "--no-linkage")
+    assert sorted(r["status"] for r in _manifest(out)).count("failed") == 1
+    make_cr(cut, sop="1.2.826.0.1.3680043.10.543.9.9.9")   # the file is re-exported whole
+    p = _run(small_export, out, key_file, "--no-linkage")
+    assert "already done" in p.stdout
+    assert "failed" not in {r["status"] for r in _manifest(out)}

@@ -42,3 +42,9 @@ def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_pat
 def test_baseline_refuses_what_is_not_a_release(tmp_path):
     p = run_cli("baseline", SAMPLE, "-o", tmp_path / "bl", check=False)
     assert p.returncode == 2 and "images.csv" in p.stderr
+
+
+def test_baseline_refuses_bad_options(tmp_path):
+    for args in (["--size", "0"], ["--epochs", "0"], ["--batch-size", "0"], ["--lr", "-1"], ["--device", "tpu"]):
+        p = run_cli("baseline", SAMPLE, "-o", tmp_path / "bl", *args, check=False)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, args

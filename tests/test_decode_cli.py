@@ -145,3 +145,11 @@ def test_box_mapping_round_trip():
     assert np.allclose(back[["x_min", "y_min", "x_max", "y_max"]].fillna(-1), ann[["x_min", "y_min", "x_max", "y_max"]].fillna(-1))
     with pytest.raises(KeyError):
         scale_boxes(ann, scales.iloc[:1])
+
+
+def test_cuda_without_a_gpu_is_refused_up_front(tmp_path):
+    make_cr(tmp_path / "in" / "x.dcm")
+    p = run_cli("decode", tmp_path / "in", tmp_path / "o", "--device", "cuda", check=False)
+    assert p.returncode == 2 and "no CUDA GPU" in p.stderr and not (tmp_path / "o" / "images.parquet").exists()
+    run_cli("decode", tmp_path / "in", tmp_path / "o2", "--device", "auto")
+    assert _rows(tmp_path / "o2")[0]["status"] == "ok"

@@ -180,3 +180,15 @@ def test_image_level_labels_release(pipeline, tmp_path):
     t.loc[0, "Lung tumor"] = "7"
     t.to_csv(rel / "annotations" / "image_labels_test.csv", index=False)
     _validate_finds(rel, "schema")
+
+
+def test_friendly_refusals(pipeline, tmp_path):
+    base, _ = pipeline
+    p = run_cli("validate", base / "anon", check=False)
+    assert p.returncode == 2 and "not a release" in p.stderr
+    p = run_cli("split", tmp_path / "nothere.csv", "--meta", base / "anon" / "manifest.parquet",
+                "--test-size", "0.3", "-o", tmp_path / "s", check=False)
+    assert p.returncode == 2 and "ANNOTATIONS file does not exist" in p.stderr
+    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta",
+                base / "anon" / "manifest.parquet", "--test-size", "0.3", "-o", tmp_path / "s", check=False)
+    assert p.returncode == 2 and "--linkage" in p.stderr

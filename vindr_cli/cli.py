@@ -115,7 +115,8 @@ def _print_findings(findings, title: str = "findings", limit: int = 200) -> None
 
 def _print_anonymize(s) -> None:
     if s.key_created:
-        console.print(f"created a new secret key (fingerprint {s.key_fingerprint}); keep it safe and private")
+        console.print(f"created a new secret key (fingerprint {s.key_fingerprint}) at {s.key_path}; "
+                      "keep it safe and private: the same key gives the same substitutes next time", markup=False)
     t = Table(title=f"vindr anonymize — profile {s.profile}, key {s.key_fingerprint}")
     t.add_column("status")
     t.add_column("files", justify="right")
@@ -198,6 +199,10 @@ def split(
     from vindr_cli.release import BadRowsError, render_split_report
     from vindr_cli.release.handoff import run_split
 
+    for path, what in ((annotations, "ANNOTATIONS"), (meta, "--meta"), (linkage, "--linkage")):
+        if path is not None and not path.is_file():
+            _fail(f"{what} file does not exist")
+
     try:
         result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
                                   unit=unit, seed=seed, strict=strict, order=order, count=count)
@@ -245,8 +250,8 @@ def validate(
     """Check a release: schemas, images exist, boxes in bounds, known classes, no leakage between sides. Exit 1 on any finding."""
     from vindr_cli.release.validate import validate_release
 
-    if not release_dir.is_dir():
-        _fail("RELEASE is not a folder")
+    if not release_dir.is_dir() or not (release_dir / "images.csv").is_file():
+        _fail("RELEASE is not a release folder (no images.csv; build one with vindr release)")
     rep = validate_release(release_dir, check_hashes=not no_hash)
     t = Table(title="vindr validate")
     t.add_column("checked")
@@ -291,6 +296,11 @@ def baseline(
 
     if task not in ("detect", "classify", "both"):
         _fail("--task must be detect, classify or both")
+    if size < 32 or epochs < 1 or (batch_size is not None and batch_size < 1) or (lr is not None and lr <= 0) \
+            or (time_budget is not None and time_budget <= 0):
+        _fail("--size must be >= 32, --epochs and --batch-size >= 1, --lr and --time-budget > 0")
+    if device not in ("auto", "cpu", "cuda"):
+        _fail("--device must be auto, cpu or cuda")
     try:
         train, test, classes, source = release_samples(release_dir, cache=output / "decoded", size=size,
                                                        workers=workers or default_workers())
@@ -298,7 +308,10 @@ def baseline(
         rep = train_baseline(train, test, classes, task=task, size=size, epochs=epochs, batch_size=batch_size,
                              lr=lr, device=device, seed=seed, out_dir=output, time_budget_s=time_budget,
                              resume=not no_resume, progress=lambda m: console.log(m, markup=False, highlight=False))
-    except (ReleaseDataError, CheckpointMismatch, ValueError) as exc:
+    except CheckpointMismatch:
+        _fail("OUTPUT holds a checkpoint from a run with other options: add --no-resume to start over, "
+              "or choose another -o folder")
+    except (ReleaseDataError, ValueError) as exc:
         _fail(escape(str(exc)))
     r = rep.run
     t = Table(title=f"vindr baseline — verdict: {rep.verdict.upper()}")
@@ -310,7 +323,7 @@ def baseline(
     if rep.classification and rep.auroc is not None:
         ci = rep.classification.get("auroc_ci95") or [float("nan")] * 2
         t.add_row("AUROC normal/abnormal (95% CI)", f"{rep.auroc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")
-    t.add_row("device", f"{r.device} {r.device_name}")
+    t.add_row("device", r.device if r.device_name in ("", r.device) else f"{r.device} ({r.device_name})")
     t.add_row("epochs done", f"{r.epochs_done}/{r.epochs}{' (time budget)' if r.stopped_by_budget else ''}")
     if r.train_images_per_s:
         t.add_row("train images/s", f"{r.train_images_per_s:.1f}")
@@ -389,6 +402,9 @@ def audit(
     link = linkage or default_linkage_path(output)
     if linkage is not None and not linkage.is_file():
         _fail("--linkage file does not exist")
+    if not link.is_file():
+        err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
+                  "only structural checks run. Pass --linkage FILE for a full audit.")
     report = run(output, link if link.is_file() else None)
     t = Table(title="vindr audit")
     t.add_column("checked")

@@ -3,6 +3,7 @@ pool, place outputs, keep the journal for resume, write the manifest and linkage
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,9 @@ from vindr_cli.runner.sources import is_within
 from vindr_cli.runner.state import STATE_DIR, SettingsChanged, StageState
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
-RESUME_SETTINGS = ("profile_fingerprint", "key_fingerprint", "uid_root", "layout", "allow_burned_in")
+RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
+                   "allow_burned_in")
+UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 FINAL = {"ok", "quarantined", "failed", "not-dicom", "skipped", "duplicate"}
 
 
@@ -40,6 +43,7 @@ class Summary:
     manifest: Path | None = None
     linkage: Path | None = None
     key_created: bool = False
+    key_path: Path | None = None
     key_fingerprint: str = ""
     profile: str = ""
 
@@ -84,6 +88,9 @@ def anonymize(
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
         raise RequestError(f"--layout must be one of {', '.join(LAYOUTS)}")
+    if not UID_ROOT.match(uid_root) or len(uid_root) > 32:
+        raise RequestError("--uid-root must be a valid UID root (digits and dots, no leading zeros), "
+                           "at most 32 characters so that new UIDs (with ≥ 100 random bits) fit in 64")
     link_path = (linkage or default_linkage_path(output)).resolve() if write_linkage else None
     check_paths(input_path, output, key_path.resolve(), link_path)
     try:
@@ -93,8 +100,10 @@ def anonymize(
     cfg = AnonConfig(str(output), key, profile, uid_root, layout, allow_burned_in)
     subs = Substitutes(key, uid_root)
     state = StageState(output, "anonymize", "anonymize_manifest", output / "manifest.parquet")
+    record = _run_record(cfg, subs)
+    record["input_fingerprint"] = subs.hexid("input-root", str(input_path), 16)   # keyed: the path may hold PHI
     try:
-        state.check_settings(_run_record(cfg, subs), RESUME_SETTINGS)
+        state.check_settings(record, RESUME_SETTINGS)
     except SettingsChanged as exc:
         raise RequestError(str(exc)) from None
     link_state = None
@@ -113,7 +122,7 @@ def anonymize(
     todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)
             or (link_state is not None and keys[s.rel] not in link_done)]
     summary = Summary(total=len(sources), resumed=len(sources) - len(todo), output=output,
-                      manifest=state.table_path, linkage=link_path, key_created=created,
+                      manifest=state.table_path, linkage=link_path, key_created=created, key_path=key_path,
                       key_fingerprint=subs.fingerprint(), profile=profile.name)
     claimed = {r["sop_uid"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("sop_uid")}
     key_order = {keys[s.rel]: i for i, s in enumerate(sources)}
@@ -157,7 +166,8 @@ def anonymize(
 
 
 def _is_done(row: dict | None, output: Path) -> bool:
-    if row is None:
+    """Finished inputs are skipped on a re-run; failed ones are tried again."""
+    if row is None or row["status"] == "failed":
         return False
     if row["status"] == "ok":
         return bool(row.get("output")) and (output / row["output"]).is_file()

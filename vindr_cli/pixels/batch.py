@@ -33,7 +33,8 @@ class DecodeSummary:
 
 
 def _done(rows: list[dict] | None, out: Path) -> bool:
-    if not rows:
+    """Finished inputs are skipped on a re-run; failed ones are tried again."""
+    if not rows or any(r["status"] == "failed" for r in rows):
         return False
     return all(r["status"] != "ok" or (out / r["output"]).is_file() for r in rows)
 
@@ -53,6 +54,13 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
         parse_window_mode(cfg.window)
     except ValueError as exc:
         raise DecodeRequestError(str(exc)) from None
+    if cfg.device not in ("cpu", "cuda", "auto"):
+        raise DecodeRequestError("--device must be cpu, cuda or auto")
+    if cfg.device == "cuda":
+        from vindr_cli.pixels.gpu import gpu_available
+
+        if not gpu_available():
+            raise DecodeRequestError("--device cuda: no CUDA GPU with nvImageCodec here (use cpu or auto)")
     cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output)})
     state = StageState(output, "decode", "images", output / "images.parquet")
     settings = {"size": repr(cfg.size), "window": cfg.window, "window_index": cfg.window_index, "bits": cfg.bits,

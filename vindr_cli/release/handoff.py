@@ -25,7 +25,13 @@ def run_split(annotations: Path, meta: Path, out_dir: Path, *, linkage: Path | N
             remapped.frame.to_csv(source, index=False)
             notes.append(f"re-keyed {remapped.translated} annotation rows through the linkage table; "
                          f"{remapped.not_released} rows refer to images not in the release")
-        result = split_dataset(source, meta, out_dir=out_dir, **options)
+        try:
+            result = split_dataset(source, meta, out_dir=out_dir, **options)
+        except ValueError as exc:
+            if linkage is None and "no valid annotation row refers to an image" in str(exc):
+                raise ValueError(f"{exc}. If the annotations name images by the hospital's original "
+                                 "SOP Instance UIDs, pass --linkage with the anonymize linkage table.") from None
+            raise
         _write_valid(source, result, out_dir / "annotations.csv")
     return result, notes
 

@@ -41,8 +41,9 @@ class StageState:
             old = json.loads(self.settings_file.read_text(encoding="utf-8"))
             for k in compared:
                 if old.get(k) != settings.get(k):
+                    what = "INPUT" if k == "input_fingerprint" else k.replace("_", " ")
                     raise SettingsChanged(
-                        f"OUTPUT was made with a different {k.replace('_', ' ')}; use a new OUTPUT folder to change it")
+                        f"OUTPUT was made with a different {what}; use a new OUTPUT folder to change it")
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.settings_file) as f:
             f.write(json.dumps(settings, indent=1, sort_keys=True).encode())
