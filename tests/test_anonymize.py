@@ -260,3 +260,12 @@ def test_failed_inputs_are_retried_on_a_rerun(small_export, key_file, tmp_path):
     p = _run(small_export, out, key_file, "--no-linkage")
     assert "already done" in p.stdout
     assert "failed" not in {r["status"] for r in _manifest(out)}
+
+
+def test_outputs_are_not_nested_in_another_vindr_output(small_export, key_file, tmp_path):
+    out = tmp_path / "o"
+    _run(small_export, out, key_file)
+    p = _run(small_export, out / "sub", key_file, check=False)     # its linkage would land inside `o`
+    assert p.returncode == 2 and "another vindr output" in p.stderr
+    p = run_cli("decode", small_export, out / "images", check=False)
+    assert p.returncode == 2 and "another vindr output" in p.stderr

@@ -19,7 +19,7 @@ from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
 from vindr_cli.runner.atomic import remove_stale_parts
 from vindr_cli.runner.discover import discover
 from vindr_cli.runner.pool import run_pool
-from vindr_cli.runner.sources import is_within
+from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import STATE_DIR, SettingsChanged, StageState
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
@@ -57,6 +57,8 @@ def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | 
         raise RequestError("the key file must not be inside OUTPUT (it would be released)")
     if linkage is not None and is_within(linkage, output):
         raise RequestError("the linkage table holds PHI and must not be inside OUTPUT")
+    if enclosing_output(output) is not None or (linkage is not None and enclosing_output(linkage) is not None):
+        raise RequestError("OUTPUT and the linkage table must not be inside another vindr output folder")
 
 
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:

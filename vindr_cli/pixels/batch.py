@@ -13,7 +13,7 @@ from vindr_cli.pixels.window import parse_window_mode
 from vindr_cli.runner.atomic import remove_stale_parts
 from vindr_cli.runner.discover import discover
 from vindr_cli.runner.pool import run_pool
-from vindr_cli.runner.sources import is_within
+from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import SettingsChanged, StageState
 
 
@@ -46,6 +46,8 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
         raise DecodeRequestError("INPUT does not exist")
     if is_within(output, input_path) or is_within(input_path, output):
         raise DecodeRequestError("OUTPUT must not be inside INPUT (nor INPUT inside OUTPUT)")
+    if enclosing_output(output) is not None:
+        raise DecodeRequestError("OUTPUT must not be inside another vindr output folder")
     if cfg.bits not in (8, 16):
         raise DecodeRequestError("--bits must be 8 or 16")
     if cfg.fmt not in FORMATS:

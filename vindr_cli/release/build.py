@@ -29,6 +29,7 @@ from vindr_cli.release import exports
 from vindr_cli.release.datasheet import datasheet
 from vindr_cli.release.tables import write_csv
 from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.runner.sources import enclosing_output
 from vindr_cli.runner.state import STATE_DIR
 from vindr_cli.tables import read_rows
 
@@ -73,6 +74,8 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     anon_dir, split_dir, out = anon_dir.resolve(), split_dir.resolve(), out.resolve()
     if out.exists():
         raise ReleaseError("RELEASE already exists; choose a new folder")
+    if enclosing_output(out) is not None:
+        raise ReleaseError("RELEASE must not be inside another vindr output folder")
     if not (anon_dir / "manifest.parquet").is_file():
         raise ReleaseError("ANON_DIR has no manifest.parquet (is it the output of vindr anonymize?)")
     if not (split_dir / "split.csv").is_file():

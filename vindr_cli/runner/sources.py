@@ -36,3 +36,12 @@ def printable(rel: str) -> str:
     """A relative path as valid UTF-8 text for tables: bytes that are not UTF-8 (a file
     name in a legacy encoding) are written as \\xNN escapes, the same way every time."""
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def enclosing_output(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that is a vindr output (has a ``.vindr`` state
+    folder), if any: writing there would mix one stage's files into another's tree."""
+    for parent in path.resolve().parents:
+        if (parent / ".vindr").is_dir():
+            return parent
+    return None
