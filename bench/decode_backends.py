@@ -28,7 +28,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -41,14 +40,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from vindr_cli.pixels import backends as B  # noqa: E402
+from vindr_cli.synth.encode import GDCM_TS, gdcm_transcode  # noqa: E402
 from vindr_cli.synth.radiograph import chest_frontal, to_stored  # noqa: E402
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-GDCM_TS = {
-    uid.JPEGLossless: "JPEGLosslessProcess14", uid.JPEGLosslessSV1: "JPEGLosslessProcess14_1",
-    uid.JPEGLSLossless: "JPEGLSLossless", uid.JPEGLSNearLossless: "JPEGLSNearLossless",
-    uid.JPEGBaseline8Bit: "JPEGBaselineProcess1",
-}
 LOSSY = {uid.JPEG2000, uid.JPEGLSNearLossless, uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit}
 
 
@@ -73,48 +68,13 @@ def reread(ds: Dataset) -> Dataset:
     return pydicom.dcmread(io.BytesIO(buf.getvalue()))
 
 
-def gdcm_encode(ds: Dataset, ts: str) -> Dataset:
-    """`ds` transcoded by GDCM to `ts` (lossy settings: JPEG quality 90, JPEG-LS error 2)."""
-    import gdcm
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
-        ds.save_as(src, enforce_file_format=True)
-        reader = gdcm.ImageReader()
-        reader.SetFileName(src)
-        if not reader.Read():
-            raise RuntimeError("GDCM could not read the source")
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_TS[ts])))
-        if ts == uid.JPEGLSNearLossless:
-            codec = gdcm.JPEGLSCodec()
-            codec.SetLossless(False)
-            codec.SetLossyError(2)
-            change.SetUserCodec(codec)
-        elif ts == uid.JPEGBaseline8Bit:
-            codec = gdcm.JPEGCodec()
-            codec.SetLossless(False)
-            codec.SetQuality(90)
-            change.SetUserCodec(codec)
-        change.SetInput(reader.GetImage())
-        if not change.Change():
-            raise RuntimeError("GDCM encoding failed")
-        writer = gdcm.ImageWriter()
-        writer.SetFileName(dst)
-        writer.SetFile(reader.GetFile())
-        writer.SetImage(change.GetOutput())
-        if not writer.Write():
-            raise RuntimeError("GDCM could not write")
-        return pydicom.dcmread(dst)
-
-
 def encode(arr: np.ndarray, ts: str) -> Dataset:
     """`arr` (12-bit in uint16) stored with transfer syntax `ts`, read back from bytes."""
     if ts == uid.JPEGBaseline8Bit:
         arr = (arr >> 4).astype(np.uint8)
     ds = pixel_dataset(arr, 8 if arr.dtype == np.uint8 else 12)
     if ts in GDCM_TS:
-        return gdcm_encode(ds, ts)
+        return gdcm_transcode(ds, ts)
     if ts == uid.ExplicitVRBigEndian:
         ds.PixelData = arr.astype(">u2").tobytes()
         ds.file_meta.TransferSyntaxUID = ts

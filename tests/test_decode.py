@@ -6,7 +6,6 @@ import io
 import math
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 
 from vindr_cli.pixels import backends as B
+from vindr_cli.synth.encode import GDCM_TS, gdcm_transcode
 from vindr_cli.pixels.decode import (Decoded, DecodeError, check_grayscale, choose_reduce, decode,
                                      j2k_header)
 
@@ -62,36 +62,13 @@ def reread(ds: Dataset) -> Dataset:
     return pydicom.dcmread(io.BytesIO(buf.getvalue()))
 
 
-GDCM_TS = {uid.JPEGLossless: "JPEGLosslessProcess14", uid.JPEGLosslessSV1: "JPEGLosslessProcess14_1",
-           uid.JPEGLSLossless: "JPEGLSLossless"}
-
-
-def gdcm_encode(ds: Dataset, ts: str) -> Dataset:
-    import gdcm
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
-        ds.save_as(src, enforce_file_format=True)
-        reader = gdcm.ImageReader()
-        reader.SetFileName(src)
-        assert reader.Read()
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_TS[ts])))
-        change.SetInput(reader.GetImage())
-        assert change.Change()
-        writer = gdcm.ImageWriter()
-        writer.SetFileName(dst)
-        writer.SetFile(reader.GetFile())
-        writer.SetImage(change.GetOutput())
-        assert writer.Write()
-        return pydicom.dcmread(dst)
 
 
 def encode(arr: np.ndarray, bits: int, ts: str, photometric: str = "MONOCHROME2") -> Dataset:
     """`arr` stored with transfer syntax `ts`, written to bytes and read back."""
     ds = pixel_dataset(arr, bits, photometric)
     if ts in GDCM_TS:
-        out = gdcm_encode(ds, ts)
+        out = gdcm_transcode(ds, ts)
         assert out.file_meta.TransferSyntaxUID == ts
         return out
     if ts == uid.ExplicitVRBigEndian:

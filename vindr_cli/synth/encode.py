@@ -60,27 +60,51 @@ def _pixel_only_dataset(ds: Dataset, pixels: np.ndarray) -> Dataset:
 
 def _gdcm_jpeg_lossless(ds: Dataset, pixels: np.ndarray) -> bytes:
     """Encapsulated JPEG lossless SV1 pixel data, produced by GDCM."""
+    return gdcm_transcode(_pixel_only_dataset(ds, pixels), JPEGLosslessSV1).PixelData
+
+
+# GDCM's names for the syntaxes it can encode
+GDCM_TS = {
+    "1.2.840.10008.1.2.4.57": "JPEGLosslessProcess14", JPEGLosslessSV1: "JPEGLosslessProcess14_1",
+    "1.2.840.10008.1.2.4.80": "JPEGLSLossless", "1.2.840.10008.1.2.4.81": "JPEGLSNearLossless",
+    "1.2.840.10008.1.2.4.50": "JPEGBaselineProcess1",
+}
+
+
+def gdcm_transcode(ds: Dataset, transfer_syntax: str, *, jpeg_quality: int = 90, jpegls_error: int = 2) -> Dataset:
+    """``ds`` (uncompressed) re-encoded by GDCM to one of GDCM_TS, read back with pydicom.
+    Lossy settings apply to JPEG baseline (quality) and JPEG-LS near-lossless (error)."""
     import gdcm
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
-        _pixel_only_dataset(ds, pixels).save_as(src, enforce_file_format=True)
+        ds.save_as(src, enforce_file_format=True)
         reader = gdcm.ImageReader()
         reader.SetFileName(src)
         if not reader.Read():
             raise RuntimeError("GDCM could not read the temporary file")
         change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_TS[transfer_syntax])))
+        if transfer_syntax == "1.2.840.10008.1.2.4.81":
+            codec = gdcm.JPEGLSCodec()
+            codec.SetLossless(False)
+            codec.SetLossyError(jpegls_error)
+            change.SetUserCodec(codec)
+        elif transfer_syntax == "1.2.840.10008.1.2.4.50":
+            codec = gdcm.JPEGCodec()
+            codec.SetLossless(False)
+            codec.SetQuality(jpeg_quality)
+            change.SetUserCodec(codec)
         change.SetInput(reader.GetImage())
         if not change.Change():
-            raise RuntimeError("GDCM JPEG lossless encoding failed")
+            raise RuntimeError("GDCM encoding failed")
         writer = gdcm.ImageWriter()
         writer.SetFileName(dst)
         writer.SetFile(reader.GetFile())
         writer.SetImage(change.GetOutput())
         if not writer.Write():
-            raise RuntimeError("GDCM could not write the JPEG lossless file")
-        return pydicom.dcmread(dst).PixelData
+            raise RuntimeError("GDCM could not write the encoded file")
+        return pydicom.dcmread(dst)
 
 
 def to_bytes(ds: Dataset) -> bytes:
