@@ -153,3 +153,15 @@ def test_cuda_without_a_gpu_is_refused_up_front(tmp_path):
     assert p.returncode == 2 and "no CUDA GPU" in p.stderr and not (tmp_path / "o" / "images.parquet").exists()
     run_cli("decode", tmp_path / "in", tmp_path / "o2", "--device", "auto")
     assert _rows(tmp_path / "o2")[0]["status"] == "ok"
+
+
+def test_full_size_8_bit_png_equals_the_display_pipeline(tmp_path):
+    """No resize: the PNG is the 8-bit rendering itself (one rounding, as dcmtk is compared to)."""
+    f = make_cr(tmp_path / "in" / "x.dcm", rows=40, cols=30,
+                extra=lambda d: (setattr(d, "WindowCenter", "1000.3"), setattr(d, "WindowWidth", "777")))
+    out = tmp_path / "o"
+    run_cli("decode", tmp_path / "in", out)
+    (row,) = _rows(out)
+    ds = pydicom.dcmread(f)
+    expect, _ = render(ds.pixel_array, display_params(ds), "header", out_bits=8, ds=ds)
+    assert np.array_equal(np.array(Image.open(out / row["output"])), expect)

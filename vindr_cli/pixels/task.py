@@ -80,10 +80,13 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
         params = display_params(ds, ctx.cfg.window_index)
         results = []
         for i, frame in enumerate(dec.frames):
-            shown, used = render(frame, params, ctx.mode, out_bits=16, ds=ds)
-            scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
-                            ctx.cfg.resample)
-            image = to_uint(scaled, ctx.cfg.bits)
+            if frame.shape == (out_rows, out_cols):      # no resize: render straight to the output depth
+                image, used = render(frame, params, ctx.mode, out_bits=ctx.cfg.bits, ds=ds)
+            else:                                         # resize the 16-bit rendering, round once
+                shown, used = render(frame, params, ctx.mode, out_bits=16, ds=ds)
+                scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
+                                ctx.cfg.resample)
+                image = to_uint(scaled, ctx.cfg.bits)
             rel = output.image_name(src.rel, i if len(dec.frames) > 1 else None, ctx.cfg.fmt)
             final = ctx.out / rel
             tmp = final.with_name(f".{final.name}{TMP_SUFFIX}")
