@@ -424,10 +424,21 @@ def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom
 
     quiet_pydicom()
+    from vindr_cli.errors import EXIT_INTERRUPTED, VindrError
+
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover
-        sys.exit(130)
+        err.print("interrupted: finished work is kept; run the same command again to resume")
+        sys.exit(EXIT_INTERRUPTED)
+    except VindrError as exc:
+        # the one place where vindr's errors become messages and exit codes (see errors.py)
+        for line in exc.details:
+            err.print(line, markup=False, highlight=False)
+        if str(exc):
+            err.print("[bold red]error:[/] ", end="")
+            err.print(str(exc), markup=False, highlight=False)
+        sys.exit(exc.exit_code)
     except Exception as exc:
         # A traceback would print local values: file content, paths, names. Never by default.
         if os.environ.get("VINDR_DEBUG") == "1":
