@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vindr_cli.release.annotations import (BOX, NO_FINDING, BadRowsError, check_against_meta, detect_format,
-                                           read_annotations, read_meta)
+from vindr_cli.annotations import (BOX, NO_FINDING, BadRowsError, check_against_meta, detect_format,
+                                   read_annotations, read_meta)
+from vindr_cli.annotations.labels import builtin
 from vindr_cli.tables import write_table
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_dicoms" / "annotations"
@@ -106,11 +107,13 @@ def test_bad_rows_reported_with_line_numbers(tmp_path):
     p = _write(tmp_path / "bad.csv", BAD_CXR)
     df, bad = read_annotations(p)
     got = {r.line: r.reason for r in bad}
-    assert got == {
+    # an unknown class names the allowed ones (one line); a wrong id says the right one
+    kaggle15 = ", ".join(builtin("vinbigdata").classes)
+    assert got[4] == f"unknown class 'Banana'; label set vinbigdata allows: {kaggle15}"
+    assert got[7] == "class_id '4' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"
+    assert {k: v for k, v in got.items() if k not in (4, 7)} == {
         3: "inverted or empty box (max <= min)",
-        4: "unknown class 'Banana'",
         6: "NaN in box",
-        7: "class_id '4' does not match class 'Cardiomegaly'",
         9: "finding without a box",
         10: "No finding with a box",
         11: "box outside the image (negative coordinate)",

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from vindr_cli.baseline.evaluate import BadRowsError, evaluate, read_ground_truth, render, to_json
-from vindr_cli.baseline.predictions import EvalInputError
+from vindr_cli.evaluate import BadRowsError, EvalInputError, evaluate, read_ground_truth, render, to_json
 
 REPO = Path(__file__).resolve().parent.parent
 ANN = REPO / "sample_dicoms" / "annotations"
