@@ -168,17 +168,23 @@ def _null_empty(s: pd.Series) -> pd.Series:
     return s.astype("string").mask(s == "")
 
 
-def _normalise_boxes(csvt: CsvText, fmt: str, labels: LabelSet) -> tuple[pd.DataFrame, list[BadRow]]:
+def _start(csvt: CsvText) -> tuple[int, _Checker, pd.Series, pd.Series]:
+    """Row count, a checker with empty image_ids failed, the image_id and rad_id columns."""
     n = len(csvt.data)
     chk = _Checker(n)
     image_id = _col(csvt, "image_id")
     reader = _col(csvt, "rad_id")
     if reader is None:
         reader = pd.Series([""] * n, dtype="string")
+    chk.fail((image_id == "").to_numpy(dtype=bool), "empty image_id")
+    return n, chk, image_id, reader
+
+
+def _normalise_boxes(csvt: CsvText, fmt: str, labels: LabelSet) -> tuple[pd.DataFrame, list[BadRow]]:
+    n, chk, image_id, reader = _start(csvt)
     label_col = "class_name" if fmt == "cxr-boxes" else "lesion_type"
     names = _col(csvt, label_col)
     class_id = _col(csvt, "class_id") if fmt == "cxr-boxes" else None
-    chk.fail((image_id == "").to_numpy(dtype=bool), "empty image_id")
     ids = _to_float(class_id) if class_id is not None else None
     cid = class_id.to_numpy(dtype=object) if class_id is not None else None
     if ids is not None:
@@ -222,19 +228,13 @@ def _normalise_boxes(csvt: CsvText, fmt: str, labels: LabelSet) -> tuple[pd.Data
 
 
 def _normalise_image_labels(csvt: CsvText, labels: LabelSet) -> tuple[pd.DataFrame, list[BadRow]]:
-    n = len(csvt.data)
-    chk = _Checker(n)
-    image_id = _col(csvt, "image_id")
-    reader = _col(csvt, "rad_id")
-    if reader is None:
-        reader = pd.Series([""] * n, dtype="string")
+    n, chk, image_id, reader = _start(csvt)
     label_cols = [c for c in csvt.header if _key(c) not in ("image_id", "rad_id")]
     unknown = [c for c in label_cols if labels.match(c, image_level=True) is None]
     if unknown:
         raise AnnotationInputError(f"image label column(s) {', '.join(quote(c) for c in unknown[:5])} not in the "
                                    f"label set; {labels.allowed(image_level=True)}")
     label_set, labels = labels, [labels.match(c, image_level=True) for c in label_cols]
-    chk.fail((image_id == "").to_numpy(dtype=bool), "empty image_id")
     values = np.zeros((n, len(label_cols)), dtype=bool)
     for j, c in enumerate(label_cols):
         text = _col(csvt, _key(c)) if labels.count(labels[j]) == 1 else \
