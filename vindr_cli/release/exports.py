@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vindr_cli.annotations import BOX, NO_FINDING, LabelSet, to_published
+from vindr_cli.annotations import BOX, LabelSet, to_published
 from vindr_cli.evaluate.metrics import weighted_boxes_fusion
 from vindr_cli.runner.atomic import atomic_write
 
