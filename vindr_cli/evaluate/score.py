@@ -1,6 +1,9 @@
 """``vindr evaluate``: score detection predictions against VinDr ground truth.
 
-Ground truth (the format is chosen by the header):
+Ground truth and predictions are read by :mod:`vindr_cli.annotations` (one reader, one
+canonical table, the same row checks and label sets as ``vindr split``: a ground-truth box
+must have x_min < x_max, y_min < y_max and no negative coordinate). Ground truth (the
+form is chosen by the header):
 
 * VinDr-CXR / Kaggle ``train.csv``: ``image_id, class_name, class_id, rad_id, x_min, y_min,
   x_max, y_max`` (class_name or class_id may be missing; when both are there they must
@@ -9,7 +12,7 @@ Ground truth (the format is chosen by the header):
   boxes fusion (IoU >= 0.4, every box weighing 1) and each cluster is one box.
 * VinDr-SpineXR: ``image_id, study_id, series_id, rad_id, lesion_type, xmin, ymin, xmax, ymax``.
 
-"No finding" (class 14 in CXR, id 7 in the SpineXR vocabulary) follows the competition: an
+"No finding" (id 14 in ``vinbigdata``, 22 in ``vindr-cxr``, 7 in ``vindr-spinexr``) follows the competition: an
 image that any reader called "No finding" gets ONE ground-truth box (0, 0, 1, 1) of that
 class, however many readers said so (the competition's ground truth had one such box per
 image). Coordinates on a No finding row are ignored. An image where one reader said
