@@ -38,7 +38,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vindr_cli.release.annotations import VINDR_CXR_LOCAL  # noqa: E402
+from vindr_cli.annotations.labels import builtin  # noqa: E402
+
+VINDR_CXR_LOCAL = builtin("vindr-cxr").classes
 from vindr_cli.release.measures import (example_distribution, label_distribution,  # noqa: E402
                                         label_pair_distribution)
 from vindr_cli.release.split import group_images, make_split, split_dataset  # noqa: E402

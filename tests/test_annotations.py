@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vindr_cli.release.annotations import (BOX, NO_FINDING, BadRowsError, check_against_meta, detect_format,
-                                           read_annotations, read_meta)
+from vindr_cli.annotations import (BOX, NO_FINDING, BadRowsError, check_against_meta, detect_format,
+                                   read_annotations, read_meta)
+from vindr_cli.annotations.labels import builtin
 from vindr_cli.tables import write_table
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_dicoms" / "annotations"
@@ -106,11 +107,13 @@ def test_bad_rows_reported_with_line_numbers(tmp_path):
     p = _write(tmp_path / "bad.csv", BAD_CXR)
     df, bad = read_annotations(p)
     got = {r.line: r.reason for r in bad}
-    assert got == {
+    # an unknown class names the allowed ones (one line); a wrong id says the right one
+    kaggle15 = ", ".join(builtin("vinbigdata").classes)
+    assert got[4] == f"unknown class 'Banana'; label set vinbigdata allows: {kaggle15}"
+    assert got[7] == "class_id '4' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"
+    assert {k: v for k, v in got.items() if k not in (4, 7)} == {
         3: "inverted or empty box (max <= min)",
-        4: "unknown class 'Banana'",
         6: "NaN in box",
-        7: "class_id '4' does not match class 'Cardiomegaly'",
         9: "finding without a box",
         10: "No finding with a box",
         11: "box outside the image (negative coordinate)",
@@ -172,3 +175,138 @@ def test_read_meta_from_anonymize_manifest(tmp_path):
     assert m["study_id"].tolist() == ["2.25.0", "2.25.0", "2.25.2"]
     assert m["patient_id"].tolist() == ["P0", "P0", "P1"]
     assert m["rows"].tolist() == [100, 101, 104] and m["columns"].tolist() == [200, 201, 204]
+
+
+# --------------------------------------------------------------------------- label sets
+
+from vindr_cli.annotations import (COLUMNS, LabelSet, LabelSetError, load_labels,  # noqa: E402
+                                   read_labels_json, read_predictions, to_published, write_labels_json)
+from vindr_cli.annotations.labels import BUILTIN  # noqa: E402
+from vindr_cli.errors import EXIT_FINDINGS, EXIT_REQUEST  # noqa: E402
+
+
+def test_builtin_label_sets_as_published():
+    kaggle = builtin("vinbigdata")
+    assert len(kaggle) == 15 and kaggle.class_id("Nodule/Mass") == 8 and kaggle.no_finding_id == 14
+    assert kaggle.classes[:3] == ("Aortic enlargement", "Atelectasis", "Calcification")
+    cxr = builtin("vindr-cxr")
+    assert len(cxr.classes) == 23 and cxr.classes[-1] == NO_FINDING        # 22 local + No finding
+    assert {"Clavicle fracture", "Edema", "Rib fracture", "Lung cavity"} <= set(cxr.classes)
+    assert cxr.global_labels == ("COPD", "Lung tumor", "Pneumonia", "Tuberculosis", "Other diseases")
+    spine = builtin("vindr-spinexr")                                          # ONE order, the authors' code
+    assert spine.classes == ("Osteophytes", "Surgical implant", "Spondylolysthesis", "Foraminal stenosis",
+                             "Disc space narrowing", "Vertebral collapse", "Other lesions", NO_FINDING)
+    for name in BUILTIN:
+        s = builtin(name)
+        assert s.name == name and s.source.strip() and ("http" in s.source or "github" in s.source)
+
+
+def test_matching_rules():
+    s = builtin("vinbigdata")
+    assert s.match("Nodule/Mass") == "Nodule/Mass"                  # published spelling
+    assert s.match("  nodule/MASS ") == "Nodule/Mass"               # documented: case and blanks
+    assert s.match("Lung   opacity") == "Lung Opacity"
+    assert s.match("Interstitial lung disease") == "ILD"            # alias from the TOML
+    assert s.match("Clavicle fracture") is None and s.match("Nodule") is None
+    cxr = builtin("vindr-cxr")
+    assert cxr.match("Lung tumor") is None                          # image-level only, not a box class
+    assert cxr.match("lung tumor", image_level=True) == "Lung tumor"
+    assert cxr.match("Other disease", image_level=True) == "Other diseases"
+    assert s.by_id("8") == 8 and s.by_id("8.0") == 8 and s.by_id("15") is None and s.by_id("x") is None
+    assert s.allowed().startswith("label set vinbigdata allows: Aortic enlargement, Atelectasis,")
+
+
+def test_label_set_files_and_labels_json(tmp_path):
+    good = _write(tmp_path / "mine.toml", 'name = "mine"\nsource = "here"\nclasses = ["A b", "No finding"]\n'
+                                          '[aliases]\n"ab" = "A b"\n')
+    s = load_labels(good)
+    assert s.classes == ("A b", NO_FINDING) and s.no_finding_id == 1 and s.match("AB") == "A b"
+    assert load_labels("vindr-spinexr") is builtin("vindr-spinexr") and load_labels(None) is None
+    write_labels_json(tmp_path / "labels.json", s)
+    back = read_labels_json(tmp_path / "labels.json")
+    assert back == s and back.source == "here" and load_labels(tmp_path / "labels.json") == s
+    bad = {
+        "nosource.toml": 'name = "x"\nclasses = ["A"]\n',
+        "dup.toml": 'name = "x"\nsource = "s"\nclasses = ["A", "a"]\n',
+        "alias.toml": 'name = "x"\nsource = "s"\nclasses = ["A"]\n[aliases]\n"b" = "B"\n',
+        "key.toml": 'name = "x"\nsource = "s"\nclasses = ["A"]\ncolour = 1\n',
+        "broken.toml": 'name = \n',
+    }
+    for fname, text in bad.items():
+        with pytest.raises(LabelSetError) as exc:
+            load_labels(_write(tmp_path / fname, text))
+        assert exc.value.exit_code == EXIT_REQUEST and "\n" not in str(exc.value)
+    with pytest.raises(LabelSetError, match="built in: vinbigdata"):
+        load_labels("no-such-set")
+
+
+def test_labels_replace_the_default_vocabulary(tmp_path):
+    toml = _write(tmp_path / "two.toml", 'name = "two"\nsource = "s"\nclasses = ["Lesion", "No finding"]\n')
+    p = _write(tmp_path / "a.csv", CXR_HEADER + "\na,lesion,0,R1,1,1,5,5\na,Lesion,1,R2,1,1,5,5\n"
+                                                "b,Cardiomegaly,3,R1,1,1,5,5\nb,No finding,1,R2,,,,\n")
+    df, bad = read_annotations(p, labels=toml)
+    assert df.attrs["label_set"].name == "two"
+    assert df["label"].tolist() == ["Lesion", NO_FINDING] and df["class_id"].tolist() == [0, 1]
+    assert [(r.line, r.reason) for r in bad] == [
+        (3, "class_id '1' does not match class 'Lesion' (id 0 in label set two)"),
+        (4, "unknown class 'Cardiomegaly'; label set two allows: Lesion, No finding")]
+
+
+# --------------------------------------------------------------------------- one reader, every form
+
+def test_every_form_through_the_one_reader(tmp_path):
+    """Kaggle train.csv, PhysioNet local labels, image labels, SpineXR, a Kaggle submission and
+    per-row predictions all come out as the same canonical table."""
+    kaggle = _write(tmp_path / "k.csv", CXR_HEADER + "\na,Nodule/Mass,8,R1,1,2,3,4\nb,No finding,14,R1,,,,\n")
+    local = _write(tmp_path / "l.csv", "image_id,rad_id,class_name,x_min,y_min,x_max,y_max\n"
+                                       "a,R1,Clavicle fracture,1,2,3,4\n")
+    labels = _write(tmp_path / "i.csv", "image_id,rad_id,COPD,Edema,No finding\na,R1,1,1,0\n")
+    spine = _write(tmp_path / "s.csv", "image_id,study_id,series_id,rad_id,lesion_type,xmin,ymin,xmax,ymax\n"
+                                       "a,s,t,R1,Osteophytes,1,2,3,4\n")
+    sub = _write(tmp_path / "sub.csv", "image_id,PredictionString\na,8 0.5 1 2 3 4 14 0.25 0 0 1 1\n")
+    rows = _write(tmp_path / "rows.csv", "image_id,class_name,score,x_min,y_min,x_max,y_max\na,nodule/mass,0.5,1,2,3,4\n")
+    got = {}
+    for name, path in (("kaggle", kaggle), ("local", local), ("labels", labels), ("spine", spine)):
+        df, bad = read_annotations(path)
+        assert not bad and tuple(df.columns[:len(COLUMNS)]) == COLUMNS, name
+        got[name] = df
+    for name, path in (("sub", sub), ("rows", rows)):
+        df, bad = read_predictions(path, builtin("vinbigdata"))
+        assert not bad and tuple(df.columns) == COLUMNS, name
+        got[name] = df
+    assert got["kaggle"].attrs["format"] == "cxr-boxes" and got["kaggle"].attrs["label_set"].name == "vinbigdata"
+    assert got["kaggle"][["label", "class_id"]].values.tolist() == [["Nodule/Mass", 8], [NO_FINDING, 14]]
+    assert got["local"].attrs["label_set"].name == "vindr-cxr" and got["local"]["class_id"].tolist() == [4]
+    assert got["labels"]["label"].tolist() == ["COPD", "Edema"]
+    assert got["labels"]["class_id"].isna().tolist() == [True, False]      # COPD is image-level only
+    assert got["spine"]["class_id"].tolist() == [0] and got["spine"]["study_id"].tolist() == ["s"]
+    assert got["sub"].attrs["format"] == "kaggle-submission" and got["rows"].attrs["format"] == "pred-boxes"
+    assert got["sub"][["label", "score"]].values.tolist() == [["Nodule/Mass", 0.5], [NO_FINDING, 0.25]]
+    assert got["rows"]["label"].tolist() == ["Nodule/Mass"] and got["rows"]["reader"].isna().all()
+    assert got["sub"]["score"].notna().all() and got["kaggle"]["score"].isna().all()
+    # and back to the published layouts, canonical names only
+    pub = to_published(got["kaggle"], "cxr-boxes", class_id=True)
+    assert pub.columns.tolist() == ["image_id", "rad_id", "class_name", "class_id", "x_min", "y_min", "x_max", "y_max"]
+    wide = to_published(got["labels"], "cxr-image-labels")
+    assert wide.values.tolist() == [["a", "R1", 1, 1, 0]]
+    assert to_published(got["spine"], "spinexr").columns.tolist()[4:6] == ["lesion_type", "xmin"]
+
+
+def test_bad_files_and_bad_rows_map_to_exit_codes(tmp_path):
+    from vindr_cli.annotations import AnnotationInputError
+    with pytest.raises(AnnotationInputError) as exc:
+        read_annotations(_write(tmp_path / "p.csv", "image_id,PredictionString\na,\n"))
+    assert exc.value.exit_code == EXIT_REQUEST and "prediction table" in str(exc.value)
+    with pytest.raises(AnnotationInputError, match="not in the label set"):
+        read_annotations(_write(tmp_path / "i.csv", "image_id,rad_id,Unicorn\na,R1,1\n"))
+    with pytest.raises(BadRowsError) as bad:
+        read_annotations(_write(tmp_path / "b.csv", CXR_HEADER + "\na,Unicorn,8,R1,1,1,2,2\n"), strict=True)
+    assert bad.value.exit_code == EXIT_FINDINGS and bad.value.details[0].startswith("line 2: unknown class 'Unicorn'")
+
+
+def test_one_csv_reader_in_the_package():
+    """Only annotations/csvfile.py parses CSV records with the csv module; no module keeps a copy."""
+    root = Path(__file__).resolve().parent.parent / "vindr_cli"
+    users = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py")
+                   if "csv.reader(" in p.read_text(encoding="utf-8") or "csv.DictReader(" in p.read_text(encoding="utf-8"))
+    assert users == ["annotations/csvfile.py"]

@@ -21,7 +21,7 @@ from vindr_cli.baseline.data import (  # noqa: E402
     samples_from_coco,
 )
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets  # noqa: E402
-from vindr_cli.baseline.metrics import average_precision_per_class  # noqa: E402
+from vindr_cli.evaluate.metrics import average_precision_per_class  # noqa: E402
 from vindr_cli.baseline.model import Detector, ModelConfig, decode_detections  # noqa: E402
 from vindr_cli.baseline.report import _APTable, _columns, build_report, youden_threshold  # noqa: E402
 from vindr_cli.baseline.synthetic import make_synthetic_release  # noqa: E402

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from vindr_cli.baseline.evaluate import BadRowsError, evaluate, read_ground_truth, render, to_json
-from vindr_cli.baseline.predictions import EvalInputError
+from vindr_cli.evaluate import BadRowsError, EvalInputError, evaluate, read_ground_truth, render, to_json
 
 REPO = Path(__file__).resolve().parent.parent
 ANN = REPO / "sample_dicoms" / "annotations"
@@ -249,3 +248,36 @@ def test_unreadable_inputs(tmp_path, gt):
         evaluate(odd, gt)
     with pytest.raises(EvalInputError):
         evaluate(gt, gt, iou=1.5)
+
+
+def test_labels_option_replaces_the_vocabulary(tmp_path):
+    """A TOML label set: ids are positions in it, names outside it are bad rows naming it."""
+    toml = tmp_path / "two.toml"
+    toml.write_text('name = "two"\nsource = "test"\nclasses = ["Lesion", "No finding"]\n')
+    gt = write(tmp_path / "gt.csv", ["image_id", "class_name", "rad_id", "x_min", "y_min", "x_max", "y_max"],
+               [["a", "Lesion", "R1", 0, 0, 10, 10], ["b", "No finding", "R1", "", "", "", ""],
+                ["b", "Nodule/Mass", "R2", 0, 0, 10, 10]])
+    pred = kaggle(tmp_path / "sub.csv", {"a": "0 0.9 0 0 10 10", "b": "1 0.8 0 0 1 1 8 0.5 0 0 1 1"})
+    r = evaluate(gt, pred, labels=toml)
+    assert list(r.per_class) == ["Lesion", "No finding"]
+    # row b is all or nothing: its unknown id 8 rejects its No finding box too
+    assert r.per_class["Lesion"]["ap"] == 1.0 and r.per_class["No finding"] == {"ap": 0.0, "n_gt": 1, "n_pred": 0}
+    assert r.class_ids == {"Lesion": 0, "No finding": 1}
+    assert [(b.source, b.line) for b in r.bad_rows] == [("gt", 4), ("pred", 3)]
+    assert "label set two allows: Lesion, No finding" in r.bad_rows[0].reason
+    assert "unknown class id '8'" in r.bad_rows[1].reason
+
+
+def test_cli_exit_codes(tmp_path, gt):
+    from helpers import run_cli
+
+    good = kaggle(tmp_path / "sub.csv", {"normal": "14 1 0 0 1 1", "sick": ""})
+    p = run_cli("evaluate", "--gt", gt, "--pred", good, "--json", "--labels", "vinbigdata")
+    assert json.loads(p.stdout)["per_class"]["No finding"] == 1.0
+    bad = kaggle(tmp_path / "bad.csv", {"normal": "14 1 0 0 1", "sick": ""})
+    p = run_cli("evaluate", "--gt", gt, "--pred", bad, "--strict", check=False)
+    assert p.returncode == 1 and "pred line 2: 5 tokens" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("evaluate", "--gt", tmp_path / "missing.csv", "--pred", good, check=False)
+    assert p.returncode == 2 and "not found" in p.stderr
+    p = run_cli("evaluate", "--gt", gt, "--pred", good, "--labels", "no-such-set", check=False)
+    assert p.returncode == 2 and "built in: vinbigdata" in p.stderr

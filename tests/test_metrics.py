@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from vindr_cli.baseline.metrics import (
+from vindr_cli.evaluate.metrics import (
     average_precision, average_precision_per_class, auroc, bootstrap_ci, box_iou, coco_ap,
     coco_average_precision, rankdata, voc_ap, weighted_boxes_fusion,
 )

@@ -174,7 +174,9 @@ def test_image_level_labels_release(pipeline, tmp_path):
             "--unit", "patients", "-o", split)
     run_cli("release", base / "anon", "--split", split, "-o", rel)
     assert (rel / "annotations" / "image_labels_train.csv").is_file()
-    assert json.loads((rel / "labels.json").read_text())["classes"][0]["name"] == "Lung tumor"
+    doc = json.loads((rel / "labels.json").read_text())     # the set the labels were read with is recorded
+    assert doc["label_set"] == "vindr-cxr" and "Lung tumor" in doc["global_labels"]
+    assert doc["classes"][22]["name"] == "No finding" and "physionet.org" in doc["source"]
     assert run_cli("validate", rel, check=False).returncode == 0
     t = pd.read_csv(rel / "annotations" / "image_labels_test.csv", dtype=str)
     t.loc[0, "Lung tumor"] = "7"
@@ -192,3 +194,94 @@ def test_friendly_refusals(pipeline, tmp_path):
     p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta",
                 base / "anon" / "manifest.parquet", "--test-size", "0.3", "-o", tmp_path / "s", check=False)
     assert p.returncode == 2 and "--linkage" in p.stderr
+
+
+def _kaggle_form(path, image_ids, first_two, class_id=True):
+    """A Kaggle-form (or, without class_id, PhysioNet-form) box file: the first two images get
+    the given (name, id) rows, every other image a No finding row per reader."""
+    head = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max" if class_id else \
+        "image_id,class_name,rad_id,x_min,y_min,x_max,y_max"
+    lines = [head]
+    for i, image_id in enumerate(image_ids):
+        name, cid = first_two[i] if i < 2 else ("No finding", 14)
+        box = "" if name == "No finding" else "1,1,5,5"
+        box = box or ",,,"
+        for r in ("R1", "R2"):
+            lines.append(f"{image_id},{name},{cid},{r},{box}" if class_id else f"{image_id},{name},{r},{box}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_lower_case_and_non_kaggle_class_give_a_clear_result_and_release_never_crashes(pipeline, tmp_path):
+    """Regression: a lower-case VinDr label and "Clavicle fracture" in a Kaggle-form file passed
+    split and then crashed release (tuple.index, exit 2)."""
+    base, _ = pipeline
+    ids = pd.read_csv(base / "split" / "split.csv", dtype=str)["image_id"].tolist()
+    ann = _kaggle_form(tmp_path / "train.csv", ids, [("aortic enlargement", 0), ("Clavicle fracture", 14)])
+    meta = base / "anon" / "manifest.parquet"
+    split, rel = tmp_path / "split", tmp_path / "rel"
+    strict = run_cli("split", ann, "--meta", meta, "--test-size", "0.3", "--unit", "patients", "--strict",
+                     "-o", tmp_path / "strict", check=False)
+    assert strict.returncode == 1                      # bad rows are findings, listed by line
+    assert "line 4: unknown class 'Clavicle fracture'; label set vinbigdata allows: Aortic enlargement" in strict.stderr
+    assert "Traceback" not in strict.stderr and "tuple.index" not in strict.stderr
+    run_cli("split", ann, "--meta", meta, "--test-size", "0.3", "--unit", "patients", "-o", split)
+    report = json.loads((split / "split_report.json").read_text())
+    assert [r["line"] for r in report["bad_rows"]["rows"]] == [4, 5]      # both readers' Clavicle rows
+    assert all("allows:" in r["reason"] and "Pulmonary fibrosis" in r["reason"] for r in report["bad_rows"]["rows"])
+    assert report["algorithm"]["label_set"]["name"] == "vinbigdata"
+    handed = pd.read_csv(split / "annotations.csv", dtype=str)
+    assert "Aortic enlargement" in set(handed["class_name"]) and "aortic enlargement" not in set(handed["class_name"])
+    p = run_cli("release", base / "anon", "--split", split, "-o", rel, check=False)
+    assert p.returncode == 0, p.stderr
+    both = pd.concat([pd.read_csv(rel / "annotations" / f"kaggle_{s}.csv", dtype=str) for s in ("train", "test")])
+    assert set(both["class_name"]) == {"Aortic enlargement", "No finding"}
+    assert set(both.loc[both["class_name"] == "Aortic enlargement", "class_id"]) == {"0"}
+    assert json.loads((rel / "labels.json").read_text())["label_set"] == "vinbigdata"
+    assert run_cli("validate", rel, "--no-hash", check=False).returncode == 0
+
+
+def test_physionet_local_labels_release_with_their_own_ids(pipeline, tmp_path):
+    """Without class_id the PhysioNet vocabulary applies: Clavicle fracture is a class, and the
+    release's class ids (COCO, Kaggle-form CSV) are positions in that set, recorded in labels.json."""
+    base, _ = pipeline
+    ids = pd.read_csv(base / "split" / "split.csv", dtype=str)["image_id"].tolist()
+    ann = _kaggle_form(tmp_path / "local.csv", ids, [("Clavicle fracture", None), ("rib  FRACTURE", None)],
+                       class_id=False)
+    split, rel = tmp_path / "split", tmp_path / "rel"
+    run_cli("split", ann, "--meta", base / "anon" / "manifest.parquet", "--test-size", "0.3", "--unit", "patients",
+            "-o", split)
+    assert json.loads((split / "split_report.json").read_text())["bad_rows"]["count"] == 0
+    run_cli("release", base / "anon", "--split", split, "-o", rel)
+    doc = json.loads((rel / "labels.json").read_text())
+    assert doc["label_set"] == "vindr-cxr"
+    names = {c["id"]: c["name"] for c in doc["classes"]}
+    coco = [json.loads((rel / "annotations" / f"coco_{s}.json").read_text()) for s in ("train", "test")]
+    used = {names[a["category_id"]] for c in coco for a in c["annotations"]}
+    assert used == {"Clavicle fracture", "Rib fracture"}                # canonical spelling, ids of vindr-cxr
+    assert run_cli("validate", rel, "--no-hash", check=False).returncode == 0
+
+
+def test_labels_option_is_used_and_recorded(pipeline, tmp_path):
+    """--labels FILE (a TOML set in the schemas/labels form) at split is recorded and used by release;
+    a name outside it is a bad row naming the file's classes; validate --labels checks against it."""
+    base, _ = pipeline
+    ids = pd.read_csv(base / "split" / "split.csv", dtype=str)["image_id"].tolist()
+    toml = tmp_path / "mine.toml"
+    toml.write_text('name = "mine"\nsource = "this test"\nclasses = ["Lesion", "No finding"]\n')
+    ann = _kaggle_form(tmp_path / "mine.csv", ids, [("lesion", None), ("Nodule/Mass", None)], class_id=False)
+    split, rel = tmp_path / "split", tmp_path / "rel"
+    run_cli("split", ann, "--meta", base / "anon" / "manifest.parquet", "--test-size", "0.3", "--unit", "patients",
+            "--labels", toml, "-o", split)
+    report = json.loads((split / "split_report.json").read_text())
+    assert {r["reason"] for r in report["bad_rows"]["rows"]} == {
+        "unknown class 'Nodule/Mass'; label set mine allows: Lesion, No finding"}
+    run_cli("release", base / "anon", "--split", split, "-o", rel)
+    doc = json.loads((rel / "labels.json").read_text())
+    assert doc["label_set"] == "mine" and [c["name"] for c in doc["classes"]] == ["Lesion", "No finding"]
+    assert run_cli("validate", rel, "--no-hash", check=False).returncode == 0
+    p = run_cli("validate", rel, "--no-hash", "--labels", "vindr-spinexr", check=False)
+    assert p.returncode == 1 and "unknown-class" in p.stdout
+    p = run_cli("release", base / "anon", "--split", split, "-o", tmp_path / "x", "--labels", tmp_path / "no.toml",
+                check=False)
+    assert p.returncode == 2 and "--labels" in p.stderr and "Traceback" not in p.stderr

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from vindr_cli.release.annotations import BadRowsError, read_annotations
+from vindr_cli.annotations import BadRowsError, read_annotations
 from vindr_cli.release.measures import (example_distribution, label_distribution, label_pair_distribution,
                                         folds_labels_without_positives)
 from vindr_cli.release.split import (group_images, make_split, parse_test_size, split_dataset,

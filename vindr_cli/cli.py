@@ -192,24 +192,17 @@ def split(
     order: int = typer.Option(1, "--order", help="2: also balance label pairs (slower)."),
     count: str = typer.Option("images", "--count", help="images | readers: what a label's weight counts."),
     strict: bool = typer.Option(False, "--strict", help="Any bad annotation row is fatal (exit 1)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
 ) -> None:
     """Split annotated images into train/test: whole patients per side, multi-label stratified, exact size."""
-    from rich.markup import escape
-
-    from vindr_cli.release import BadRowsError, render_split_report
+    from vindr_cli.release import render_split_report
     from vindr_cli.release.handoff import run_split
 
     for path, what in ((annotations, "ANNOTATIONS"), (meta, "--meta"), (linkage, "--linkage")):
         if path is not None and not path.is_file():
             _fail(f"{what} file does not exist")
-
-    try:
-        result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
-                                  unit=unit, seed=seed, strict=strict, order=order, count=count)
-    except BadRowsError as exc:
-        _fail(escape(str(exc)), 1)
-    except (ValueError, OSError) as exc:
-        _fail(escape(str(exc)))
+    result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
+                              unit=unit, seed=seed, strict=strict, order=order, count=count, labels=labels)
     for note in notes:
         console.print(note, markup=False, highlight=False)
     render_split_report(result, console)
@@ -222,16 +215,16 @@ def release(
     output: Path = typer.Option(..., "--output", "-o", help="The release folder to create (must not exist)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Output of vindr decode on ANON_DIR: decoded images go in, COCO/YOLO boxes follow them."),
     fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse reader boxes (WBF, IoU 0.4) in the COCO/YOLO exports."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the one vindr split recorded in DIR/labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
 ) -> None:
     """Materialise the release: train/ and test/ with DICOM (and images), annotations in VinDr CSV, Kaggle, COCO and YOLO forms, and a datasheet."""
-    from rich.markup import escape
+    from vindr_cli.release.build import build_release
 
-    from vindr_cli.release.build import ReleaseError, build_release
-
-    try:
-        s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers)
-    except (ReleaseError, ValueError, OSError) as exc:
-        _fail(escape(str(exc)))
+    s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers, labels=labels)
+    if s.bad_rows:
+        err.print(f"[bold yellow]warning:[/] {len(s.bad_rows)} annotation row(s) of the split left out:")
+        for b in s.bad_rows.rows[:20]:
+            err.print(f"  {b}", markup=False, highlight=False)
     t = Table(title=f"vindr release -> {output}")
     t.add_column("split")
     t.add_column("images", justify="right")
@@ -239,20 +232,22 @@ def release(
     for side in ("train", "test"):
         t.add_row(side, str(s.images.get(side, 0)), str(s.boxes.get(side, 0)))
     console.print(t)
-    console.print(f"{s.linked} files hard-linked, {s.copied} copied; datasheet: {output / 'README.md'}")
+    console.print(f"{s.linked} files hard-linked, {s.copied} copied; label set {s.label_set or '-'}; "
+                  f"datasheet: {output / 'README.md'}", markup=False, highlight=False)
 
 
 @app.command()
 def validate(
     release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip re-hashing every DICOM file's pixel data."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Check classes against this label set instead of the release's labels.json: vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
 ) -> None:
     """Check a release: schemas, images exist, boxes in bounds, known classes, no leakage between sides. Exit 1 on any finding."""
     from vindr_cli.release.validate import validate_release
 
     if not release_dir.is_dir() or not (release_dir / "images.csv").is_file():
         _fail("RELEASE is not a release folder (no images.csv; build one with vindr release)")
-    rep = validate_release(release_dir, check_hashes=not no_hash)
+    rep = validate_release(release_dir, check_hashes=not no_hash, labels=labels)
     t = Table(title="vindr validate")
     t.add_column("checked")
     t.add_column("count", justify="right")
@@ -281,16 +276,16 @@ def baseline(
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds, then evaluate."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
     workers: int = typer.Option(0, "--workers", "-j", help="Decode workers when the release has no decoded images (0: all cores)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the release's labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
 ) -> None:
     """Train a small detector + normal/abnormal classifier on train/, evaluate on test/, and judge whether the release is learnable. Exit 1 on a failing verdict."""
-    from rich.markup import escape
 
     try:
         import torch  # noqa: F401
     except ImportError:
         _fail("vindr baseline needs PyTorch: pip install 'vindr[baseline]' "
               "(on CPU-only machines install torch==2.13.0 first)")
-    from vindr_cli.baseline.release_data import ReleaseDataError, release_samples
+    from vindr_cli.baseline.release_data import release_samples
     from vindr_cli.baseline.train import CheckpointMismatch, train_baseline
     from vindr_cli.runner.pool import default_workers
 
@@ -303,7 +298,7 @@ def baseline(
         _fail("--device must be auto, cpu or cuda")
     try:
         train, test, classes, source = release_samples(release_dir, cache=output / "decoded", size=size,
-                                                       workers=workers or default_workers())
+                                                       workers=workers or default_workers(), labels=labels)
         console.print(f"{len(train)} train and {len(test)} test images ({source}); {len(classes)} classes")
         rep = train_baseline(train, test, classes, task=task, size=size, epochs=epochs, batch_size=batch_size,
                              lr=lr, device=device, seed=seed, out_dir=output, time_budget_s=time_budget,
@@ -311,8 +306,6 @@ def baseline(
     except CheckpointMismatch:
         _fail("OUTPUT holds a checkpoint from a run with other options: add --no-resume to start over, "
               "or choose another -o folder")
-    except (ReleaseDataError, ValueError) as exc:
-        _fail(escape(str(exc)))
     r = rep.run
     t = Table(title=f"vindr baseline — verdict: {rep.verdict.upper()}")
     t.add_column("measure")
@@ -348,21 +341,13 @@ def evaluate(
     fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse the readers' boxes per class (WBF, IoU >= 0.4)."),
     coco: bool = typer.Option(False, "--coco", help="Also report COCO AP@[.5:.95] (pycocotools-style)."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to score if any row is malformed (exit 1)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the ground truth form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
 ) -> None:
     """Score detections: PASCAL VOC 2010 all-point mAP at IoU > 0.4 per class (VinBigData convention)."""
-    from rich.markup import escape
+    from vindr_cli.evaluate import evaluate as run
+    from vindr_cli.evaluate import render, to_json
 
-    from vindr_cli.baseline.evaluate import BadRowsError, EvalInputError, render, to_json
-    from vindr_cli.baseline.evaluate import evaluate as run
-
-    try:
-        result = run(gt, pred, iou=iou, fuse_readers=fuse_readers, coco=coco, strict=strict)
-    except BadRowsError as exc:
-        for b in exc.bad_rows[:50]:
-            err.print(str(b), markup=False, highlight=False)
-        _fail(f"{len(exc.bad_rows)} malformed row(s) (--strict)", 1)
-    except EvalInputError as exc:
-        _fail(escape(str(exc)))
+    result = run(gt, pred, iou=iou, fuse_readers=fuse_readers, coco=coco, strict=strict, labels=labels)
     if as_json:
         typer.echo(to_json(result))
     else:

@@ -2,7 +2,7 @@
 
 Boxes are ``x_min, y_min, x_max, y_max`` in continuous pixel-edge coordinates (area is
 ``(x_max - x_min) * (y_max - y_min)``, no VOC ``+1``), the convention of the VinDr CSVs and of
-:mod:`vindr_cli.baseline.metrics`.
+:mod:`vindr_cli.evaluate.metrics`.
 
 * :func:`encode_ltrb` / :func:`decode_ltrb`: a box as its distances (left, top, right, bottom)
   from a feature-map location, divided by a normaliser (the detector's regression unit).

@@ -3,12 +3,15 @@ files, or — when the release has no decoded images — its DICOM files decoded
 through `vindr decode`'s pipeline into a cache folder."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from vindr_cli.annotations import LabelSet, load_labels, read_labels_json
 from vindr_cli.baseline.data import Sample, samples_from_coco
+from vindr_cli.errors import RequestError
 from vindr_cli.pixels.batch import decode_tree
 from vindr_cli.pixels.resize import SizeSpec
 from vindr_cli.pixels.task import DecodeConfig
@@ -17,8 +20,24 @@ from vindr_cli.tables import read_rows
 SPLITS = ("train", "test")
 
 
-class ReleaseDataError(ValueError):
-    """A release the baseline cannot read (one line)."""
+class ReleaseDataError(RequestError):
+    """A release the baseline cannot read (exit 2, one line)."""
+
+
+def release_label_set(release: Path, labels=None) -> LabelSet | None:
+    """``labels`` (--labels) if given, else the label set the release recorded in labels.json."""
+    if labels is not None:
+        return load_labels(labels)
+    p = Path(release) / "labels.json"
+    return read_labels_json(p) if p.is_file() else None
+
+
+def _check_categories(coco: Path, label_set: LabelSet) -> None:
+    names = [c.get("name") for c in json.loads(coco.read_text()).get("categories", [])]
+    unknown = [n for n in names if n not in label_set.classes]
+    if unknown:
+        raise ReleaseDataError(f"{coco.name}: {len(unknown)} categor{'y is' if len(unknown) == 1 else 'ies are'} "
+                               f"not in the label set ({label_set.allowed()})")
 
 
 def _hashes(release: Path) -> dict[str, str]:
@@ -26,9 +45,12 @@ def _hashes(release: Path) -> dict[str, str]:
     return dict(zip(images["image_id"], images["pixel_sha256"]))
 
 
-def release_samples(release: Path, *, cache: Path, size: int, workers: int = 1
+def release_samples(release: Path, *, cache: Path, size: int, workers: int = 1, labels=None
                     ) -> tuple[list[Sample], list[Sample], list[str], str]:
-    """(train samples, test samples, classes, where the pixels came from)."""
+    """(train samples, test samples, classes, where the pixels came from).
+
+    The classes are the release's label set (labels.json, or ``labels``) in its id order,
+    "No finding" left out; a COCO category outside the set is a :class:`ReleaseDataError`."""
     release = release.resolve()
     for name in ("images.csv", "annotations/coco_train.json", "annotations/coco_test.json"):
         if not (release / name).is_file():
@@ -37,9 +59,14 @@ def release_samples(release: Path, *, cache: Path, size: int, workers: int = 1
     images = pd.read_csv(release / "images.csv", dtype=str)
     decoded = images["image"].notna().all() if "image" in images.columns else False
     out: dict[str, list[Sample]] = {}
+    label_set = release_label_set(release, labels)
     classes: list[str] | None = None
+    if label_set is not None:
+        classes = [n for n in label_set.classes if n != label_set.no_finding]
     for split in SPLITS:
         coco = release / "annotations" / f"coco_{split}.json"
+        if label_set is not None:
+            _check_categories(coco, label_set)
         if decoded:
             samples, classes = samples_from_coco(coco, release / split / "images", classes=classes)
         else:

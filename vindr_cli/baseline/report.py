@@ -1,6 +1,6 @@
 """Evaluation and sanity report of a baseline run.
 
-Metrics come from :mod:`vindr_cli.baseline.metrics`: VOC all-point AP per class with the
+Metrics come from :mod:`vindr_cli.evaluate.metrics`: VOC all-point AP per class with the
 VinBigData matching rule (IoU strictly above the threshold, greedy by score, one match per
 ground-truth box) at IoU 0.4 and 0.5; mAP is the mean over the classes with at least one test
 box. The image-level abnormality score (the classifier head, or the best detection score when
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vindr_cli.baseline.data import Sample, image_size, letterbox, load_image, pixel_hash
-from vindr_cli.baseline.metrics import auroc, average_precision_per_class, bootstrap_ci, voc_ap
+from vindr_cli.evaluate.metrics import auroc, average_precision_per_class, bootstrap_ci, voc_ap
 
 __all__ = ["Report", "RunInfo", "box_prior_predictions", "build_report", "write_report", "youden_threshold"]
 

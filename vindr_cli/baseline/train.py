@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from vindr_cli.baseline.boxes import clip_boxes, decode_ltrb
+from vindr_cli.errors import RequestError
 from vindr_cli.baseline.data import Augment, DetectionDataset, EpochBatchSampler, Sample, collate
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets
 from vindr_cli.baseline.model import Detector, ModelConfig, cell_points, decode_detections
@@ -78,7 +79,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     d = torch.device(device)
     if d.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+        raise RequestError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     return d
 
 
@@ -300,9 +301,9 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
     from vindr_cli.baseline import report as report_mod
 
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+        raise RequestError(f"task must be one of {TASKS}, not {task!r}")
     if not train_samples:
-        raise ValueError("no training samples")
+        raise RequestError("no training samples")
     log = progress or (lambda msg: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

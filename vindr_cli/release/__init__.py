@@ -1,15 +1,14 @@
-"""Release stage: annotation tables, patient-grouped stratified split, split report."""
-from vindr_cli.release.annotations import (BadRow, BadRows, BadRowsError, check_against_meta, detect_format,
-                                           read_annotations, read_meta)
+"""Release stage: patient-grouped stratified split, split report, release build and validate.
+Annotations are read through :mod:`vindr_cli.annotations`; metrics come from
+:mod:`vindr_cli.evaluate` (never from ``baseline``)."""
 from vindr_cli.release.measures import (example_distribution, label_distribution,
                                         label_pair_distribution)
-from vindr_cli.release.split import (PRESETS, SplitResult, group_images, make_split, parse_test_size,
+from vindr_cli.release.split import (PRESETS, SplitError, SplitResult, group_images, make_split, parse_test_size,
                                      split_dataset, stratify_groups)
 from vindr_cli.release.split_report import render_split_report
 
 __all__ = [
-    "BadRow", "BadRows", "BadRowsError", "PRESETS", "SplitResult", "check_against_meta", "detect_format",
-    "example_distribution", "group_images", "label_distribution", "label_pair_distribution", "make_split",
-    "parse_test_size", "read_annotations", "read_meta", "render_split_report", "split_dataset",
+    "PRESETS", "SplitError", "SplitResult", "example_distribution", "group_images", "label_distribution",
+    "label_pair_distribution", "make_split", "parse_test_size", "render_split_report", "split_dataset",
     "stratify_groups",
 ]

@@ -2,7 +2,7 @@
 
 RELEASE/
   README.md                 datasheet: counts per label and side, split seed, de-identification
-  labels.json               class names and ids
+  labels.json               the label set: name, source, class names and ids (annotations.labels)
   split.csv, split_report.json
   images.csv                one row per image (schemas/release/images.json)
   train/dicom/<image_id>.dicom   (hard links when on the same file system, else copies)
@@ -25,6 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from vindr_cli import __version__
+from vindr_cli.annotations import BadRows, LabelSet, load_labels, read_annotations, read_labels_json, \
+    to_published, write_labels_json
+from vindr_cli.errors import RequestError
 from vindr_cli.release import exports
 from vindr_cli.release.datasheet import datasheet
 from vindr_cli.release.tables import write_csv
@@ -36,8 +39,8 @@ from vindr_cli.tables import read_rows
 SPLITS = ("train", "test")
 
 
-class ReleaseError(ValueError):
-    """A release that cannot be built (one line)."""
+class ReleaseError(RequestError):
+    """A release that cannot be built (exit 2, one line)."""
 
 
 @dataclass
@@ -47,6 +50,8 @@ class ReleaseSummary:
     linked: int = 0
     copied: int = 0
     path: Path | None = None
+    label_set: str = ""
+    bad_rows: BadRows = field(default_factory=BadRows)
 
 
 def _place(src: Path, dst: Path, summary: ReleaseSummary) -> None:
@@ -69,8 +74,20 @@ def _decoded(images_dir: Path | None) -> dict[str, dict]:
     return {r["input"]: r for r in read_rows(table) if r["status"] == "ok" and (r["frame"] or 0) == 0}
 
 
+def release_labels(split_dir: Path, labels=None) -> LabelSet | None:
+    """The label set of a release: ``labels`` (--labels) if given, else the one `vindr split`
+    recorded in DIR/labels.json, else None (the form's default)."""
+    if labels is not None:
+        return load_labels(labels)
+    recorded = Path(split_dir) / "labels.json"
+    return read_labels_json(recorded) if recorded.is_file() else None
+
+
 def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Path | None = None,
-                  fuse_readers: bool = False) -> ReleaseSummary:
+                  fuse_readers: bool = False, labels=None) -> ReleaseSummary:
+    """Build RELEASE (module doc). ``labels``: a label set (name, TOML file) overriding the
+    one `vindr split` recorded. Raises :class:`ReleaseError` (exit 2) for a request that
+    cannot run; bad annotation rows are left out and listed in ``summary.bad_rows``."""
     anon_dir, split_dir, out = anon_dir.resolve(), split_dir.resolve(), out.resolve()
     if out.exists():
         raise ReleaseError("RELEASE already exists; choose a new folder")
@@ -80,6 +97,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
         raise ReleaseError("ANON_DIR has no manifest.parquet (is it the output of vindr anonymize?)")
     if not (split_dir / "split.csv").is_file():
         raise ReleaseError("--split folder has no split.csv (run vindr split first)")
+    label_set = release_labels(split_dir, labels)
     manifest = {r["image_id"]: r for r in read_rows(anon_dir / "manifest.parquet") if r["status"] == "ok"}
     split = pd.read_csv(split_dir / "split.csv", dtype=str)
     missing = set(split["image_id"]) - set(manifest)
@@ -102,11 +120,15 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
         classes: tuple[str, ...] = ()
         counts = {}
         if ann_path.is_file():
-            classes, counts = _annotations(ann_path, images, stage, fuse_readers, summary)
+            label_set, classes, counts = _annotations(ann_path, label_set, images, stage, fuse_readers, summary)
         for name in ("split.csv", "split_report.json", "split_report.png"):
             if (split_dir / name).is_file():
                 shutil.copy2(split_dir / name, stage / name)
-        write_labels(stage / "labels.json", classes)
+        if label_set is not None:
+            write_labels_json(stage / "labels.json", label_set)
+            summary.label_set = label_set.name
+        else:
+            write_labels(stage / "labels.json", classes)
         deid = _deid_settings(anon_dir)
         report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
         text = datasheet(summary=summary, counts=counts, classes=classes, split_report=report, deid=deid,
@@ -144,19 +166,31 @@ def _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary
     return rows
 
 
-def _annotations(path, images, stage, fuse, summary):
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    if exports.is_image_labels(raw):
-        return _image_labels(raw, images, stage)
-    layout = exports.detect_layout(raw)
-    ann = exports.normalise(raw, layout)
+def _annotations(path, label_set, images, stage, fuse, summary):
+    """Split's annotations.csv through the one reader, then every export from the canonical table."""
+    ann, bad = read_annotations(path, labels=label_set)
+    summary.bad_rows = bad
+    label_set = ann.attrs["label_set"]
+    form = ann.attrs["format"]
     side = images.set_index("image_id")["split"]
     ann = ann[ann["image_id"].isin(side.index)]
     (stage / "annotations").mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
+    if form == "cxr-image-labels":
+        vocab = ann.attrs["labels"]
+        for s in SPLITS:
+            part = ann[ann["image_id"].map(side) == s]
+            part.attrs.update(ann.attrs)
+            write_csv(to_published(part, form), "vindr_cxr_image_labels",
+                      stage / "annotations" / f"image_labels_{s}.csv")
+            per_label = part.dropna(subset=["label"]).groupby("label")["image_id"].nunique()
+            for name in vocab:
+                counts.setdefault(name, {})[s] = int(per_label.get(name, 0))
+        return label_set, tuple(vocab), counts
+    layout = exports.layout_for(form)
     for s in SPLITS:
         part = ann[ann["image_id"].map(side) == s]
-        write_csv(part, layout.schema, stage / "annotations" / f"annotations_{s}.csv")
+        write_csv(exports.vindr_csv(part, layout), layout.schema, stage / "annotations" / f"annotations_{s}.csv")
         if layout.kind == "cxr":
             write_csv(exports.kaggle(part), "kaggle_train", stage / "annotations" / f"kaggle_{s}.csv")
         imgs = images[images["split"] == s]
@@ -169,34 +203,18 @@ def _annotations(path, images, stage, fuse, summary):
             "scale_x": imgs["scale_x"].fillna(1.0).astype(float),
             "scale_y": imgs["scale_y"].fillna(1.0).astype(float),
         })
-        c = exports.coco(part, layout, frame, fuse=fuse)
+        c = exports.coco(part, label_set, frame, fuse=fuse)
         exports.write_json(c, stage / "annotations" / f"coco_{s}.json")
         exports.yolo(c, stage / "yolo" / s / "labels")
         summary.boxes[s] = len(c["annotations"])
-        per_label = part.groupby(layout.label)["image_id"].nunique()
+        per_label = part.groupby("label")["image_id"].nunique()
         for name, n in per_label.items():
             counts.setdefault(name, {})[s] = int(n)
-    names = [n for n in layout.classes if n != exports.NO_FINDING]
-    yaml = "path: ..\ntrain: train/images\nval: test/images\nnames:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(layout.classes) if n in names)
+    yaml = "path: ..\ntrain: train/images\nval: test/images\nnames:\n" + "".join(
+        f"  {i}: {n}\n" for i, n in enumerate(label_set.classes) if n != label_set.no_finding)
     with atomic_write(stage / "yolo" / "data.yaml") as f:
         f.write(yaml.encode())
-    return layout.classes, counts
-
-
-def _image_labels(raw, images, stage):
-    """VinDr-CXR image-level labels: per-split tables only (no boxes for COCO/YOLO)."""
-    side = images.set_index("image_id")["split"]
-    raw = raw[raw["image_id"].isin(side.index)]
-    (stage / "annotations").mkdir(parents=True, exist_ok=True)
-    labels = [c for c in raw.columns if c not in ("image_id", "rad_id")]
-    counts: dict[str, dict[str, int]] = {}
-    for s in SPLITS:
-        part = raw[raw["image_id"].map(side) == s]
-        write_csv(part, "vindr_cxr_image_labels", stage / "annotations" / f"image_labels_{s}.csv")
-        for name in labels:
-            n = part.loc[pd.to_numeric(part[name]) > 0, "image_id"].nunique()
-            counts.setdefault(name, {})[s] = int(n)
-    return tuple(labels), counts
+    return label_set, label_set.classes, counts
 
 
 def write_labels(path: Path, classes) -> None:

@@ -1,7 +1,8 @@
 """Annotation exports of a release: VinDr CSV layout, Kaggle train.csv form, COCO JSON,
-YOLO txt. Input is an annotation table in a published VinDr form whose ids are already
-the release's; boxes are in DICOM pixel coordinates and are scaled to the decoded images
-(when the release has them) for COCO and YOLO."""
+YOLO txt. Input is the canonical table of :mod:`vindr_cli.annotations` (ids already the
+release's, names in the label set's published spelling); class ids are positions in the
+release's label set (labels.json). Boxes are in DICOM pixel coordinates and are scaled to
+the decoded images (when the release has them) for COCO and YOLO."""
 from __future__ import annotations
 
 import json
@@ -11,72 +12,50 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vindr_cli.baseline.metrics import weighted_boxes_fusion
-from vindr_cli.baseline.predictions import CXR_CLASSES, SPINE_CLASSES
+from vindr_cli.annotations import BOX, LabelSet, to_published
+from vindr_cli.evaluate.metrics import weighted_boxes_fusion
 from vindr_cli.runner.atomic import atomic_write
-
-NO_FINDING = "No finding"
 
 
 @dataclass(frozen=True)
 class Layout:
     kind: str                      # "cxr" or "spinexr"
-    label: str                     # column holding the class name
+    label: str                     # column holding the class name in the published CSV
     boxes: tuple[str, str, str, str]
-    classes: tuple[str, ...]
     schema: str                    # schemas/release/<schema>.json for the VinDr CSV
-
-    def class_id(self, name: str) -> int:
-        return self.classes.index(name)
+    form: str                      # the annotations.read form
 
 
-CXR = Layout("cxr", "class_name", ("x_min", "y_min", "x_max", "y_max"), CXR_CLASSES, "vindr_cxr_annotations")
-SPINE = Layout("spinexr", "lesion_type", ("xmin", "ymin", "xmax", "ymax"), SPINE_CLASSES, "vindr_spinexr_annotations")
+CXR = Layout("cxr", "class_name", ("x_min", "y_min", "x_max", "y_max"), "vindr_cxr_annotations", "cxr-boxes")
+SPINE = Layout("spinexr", "lesion_type", ("xmin", "ymin", "xmax", "ymax"), "vindr_spinexr_annotations", "spinexr")
 
 
-def detect_layout(df: pd.DataFrame) -> Layout:
-    if "lesion_type" in df.columns:
-        return SPINE
-    if "class_name" in df.columns:
-        return CXR
-    raise ValueError("annotations need class_name (VinDr-CXR) or lesion_type (VinDr-SpineXR) columns")
+def layout_for(form: str) -> Layout:
+    return SPINE if form == "spinexr" else CXR
 
 
-def is_image_labels(df: pd.DataFrame) -> bool:
-    """VinDr-CXR image_labels form: image_id, rad_id and one 0/1 column per label, no boxes."""
-    return "image_id" in df.columns and "class_name" not in df.columns and "lesion_type" not in df.columns
+def vindr_csv(ann: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    """Canonical rows in the VinDr CSV layout of the form."""
+    return to_published(ann, layout.form)
 
 
-def normalise(df: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    """Typed copy: boxes as floats (NaN for 'No finding'), a 'reader' column."""
-    out = df.copy()
-    for c in layout.boxes:
-        out[c] = pd.to_numeric(out[c], errors="coerce")
-    out["reader"] = out["rad_id"] if "rad_id" in out.columns else "R1"
-    return out
-
-
-def _boxes_of(group: pd.DataFrame, layout: Layout) -> np.ndarray:
-    return group[list(layout.boxes)].to_numpy(dtype=float)
-
-
-def coco(df: pd.DataFrame, layout: Layout, images: pd.DataFrame, *, fuse: bool) -> dict:
+def coco(df: pd.DataFrame, labels: LabelSet, images: pd.DataFrame, *, fuse: bool) -> dict:
     """COCO detection dict. ``images``: image_id, file_name, width, height, scale_x, scale_y
     (the frame the boxes should be in). With ``fuse``, each class's reader boxes in an
     image are fused (WBF, IoU 0.4) and ``score`` = number of agreeing readers."""
-    cats = [{"id": i, "name": n} for i, n in enumerate(layout.classes) if n != NO_FINDING]
+    cats = [{"id": i, "name": n} for i, n in enumerate(labels.classes) if n != labels.no_finding]
     out_images, anns = [], []
     index = {}
     for k, r in enumerate(images.itertuples(index=False), start=1):
         index[r.image_id] = (k, r)
         out_images.append({"id": k, "image_id": r.image_id, "file_name": r.file_name,
                            "width": int(r.width), "height": int(r.height)})
-    boxed = df[df[layout.label] != NO_FINDING].dropna(subset=list(layout.boxes))
-    for (image_id, name), g in boxed.groupby(["image_id", layout.label], sort=True):
+    boxed = df[(df["label"] != labels.no_finding) & df["class_id"].notna()].dropna(subset=list(BOX))
+    for (image_id, cid), g in boxed.groupby(["image_id", "class_id"], sort=True):
         if image_id not in index:
             continue
         k, r = index[image_id]
-        b = _boxes_of(g, layout) * np.array([r.scale_x, r.scale_y, r.scale_x, r.scale_y])
+        b = g[list(BOX)].to_numpy(dtype=float) * np.array([r.scale_x, r.scale_y, r.scale_x, r.scale_y])
         if fuse:
             fused, _, cluster = weighted_boxes_fusion(b, None, 0.4)
             counts = np.bincount(cluster, minlength=len(fused))
@@ -88,7 +67,7 @@ def coco(df: pd.DataFrame, layout: Layout, images: pd.DataFrame, *, fuse: bool) 
             x0, y0 = max(0.0, x0), max(0.0, y0)
             x1, y1 = min(float(r.width), x1), min(float(r.height), y1)
             w, h = max(0.0, x1 - x0), max(0.0, y1 - y0)
-            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": layout.class_id(name),
+            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": int(cid),
                          "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
                          "area": round(w * h, 2), "iscrowd": 0, "readers": readers,
                          **({"score": readers} if fuse else {})})
@@ -120,7 +99,5 @@ def yolo(coco_dict: dict, labels_dir: Path) -> int:
 
 
 def kaggle(df: pd.DataFrame) -> pd.DataFrame:
-    """VinDr-CXR rows in the Kaggle train.csv form (class_id added)."""
-    out = df.copy()
-    out["class_id"] = out["class_name"].map(CXR_CLASSES.index)
-    return out
+    """VinDr-CXR rows in the Kaggle train.csv form (class_id = position in the release's label set)."""
+    return to_published(df, "cxr-boxes", class_id=True)

@@ -1,11 +1,12 @@
 """Translate annotations keyed by the hospital's identifiers (original SOP Instance, Study
 and Series UIDs, as labelling tools on PACS see them) into the release's substitutes,
-through the custodian's linkage table. Line numbers are kept, so every later report still
-points at the annotator's file; an image the release does not hold (quarantined, failed,
-unknown) gets a placeholder id instead of its original UID, which never leaves this step."""
+through the custodian's linkage table. Works on the canonical table of
+:mod:`vindr_cli.annotations` (read by the one reader), so line numbers are kept and every
+later report still points at the annotator's file; an image the release does not hold
+(quarantined, failed, unknown) gets a placeholder id instead of its original UID, which
+never leaves this step."""
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,30 +33,23 @@ def linkage_maps(linkage: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def remap_annotations(path: Path, linkage: Path) -> RemapResult:
-    """Read an annotation CSV (any VinDr form) and replace its ids by the substitutes."""
+def remap_frame(ann: pd.DataFrame, linkage: Path) -> RemapResult:
+    """Replace the ids of a canonical annotation table by the release's substitutes."""
     maps = linkage_maps(linkage)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "image_id" not in df.columns:
-        raise ValueError(f"{path.name}: no image_id column")
+    df = ann.copy()
+    df.attrs.update(ann.attrs)
     released = set(maps["image_id"].values())
-    ids = df["image_id"].str.strip()
+    ids = df["image_id"].astype(str).str.strip()
     new = ids.map(maps["image_id"])
     keep = ids.isin(released)                      # already a release id
     translated = int(new.notna().sum())
-    df["image_id"] = new.where(new.notna(), ids.where(keep, NOT_RELEASED))
+    df["image_id"] = pd.array(new.where(new.notna(), ids.where(keep, NOT_RELEASED)), dtype="string")
     for col in ("study_id", "series_id"):
         if col in df.columns:
-            v = df[col].str.strip()
+            v = df[col].astype("string").str.strip()
             m = v.map(maps[col])
-            df[col] = m.where(m.notna(), v.where(v.isin(set(maps[col].values())) | (v == ""), NOT_RELEASED))
+            known = v.isin(set(maps[col].values())) | v.isna()
+            df[col] = pd.array(m.where(m.notna(), v.where(known, NOT_RELEASED)), dtype="string")
+    df.attrs["images"] = [maps["image_id"].get(i, i if i in released else NOT_RELEASED)
+                          for i in ann.attrs.get("images", [])]
     return RemapResult(df, translated, int((df["image_id"] == NOT_RELEASED).sum()))
-
-
-def write_remapped(result: RemapResult, out: Path) -> None:
-    from vindr_cli.runner.atomic import atomic_write
-
-    buf = io.StringIO()
-    result.frame.to_csv(buf, index=False)
-    with atomic_write(out) as f:
-        f.write(buf.getvalue().encode("utf-8"))

@@ -38,8 +38,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vindr_cli.release.annotations import (NO_FINDING, BadRows, BadRowsError, check_against_meta,
-                                           read_annotations, read_meta)
+from vindr_cli.annotations import (NO_FINDING, BadRows, BadRowsError, LabelSet, check_against_meta,
+                                   read_annotations, read_meta)
+from vindr_cli.errors import RequestError
 from vindr_cli.release.measures import (example_distribution, folds_labels_without_positives, ld_terms,
                                         label_distribution, label_pair_distribution)
 
@@ -75,14 +76,14 @@ def parse_test_size(text: str | int | float) -> int | float:
             try:
                 value = float(s)
             except ValueError:
-                raise ValueError(f"--test-size must be an integer or a fraction in (0, 1), not {s!r}") from None
+                raise SplitError(f"--test-size must be an integer or a fraction in (0, 1), not {s!r}") from None
     if isinstance(value, float):
         if value.is_integer() and value >= 1:
             return int(value)
         if not 0.0 < value < 1.0:
-            raise ValueError(f"--test-size fraction must be in (0, 1), not {value}")
+            raise SplitError(f"--test-size fraction must be in (0, 1), not {value}")
     elif value < 1:
-        raise ValueError(f"--test-size must be at least 1, not {value}")
+        raise SplitError(f"--test-size must be at least 1, not {value}")
     return value
 
 
@@ -91,27 +92,27 @@ def resolve_target(totals: dict[str, int], *, preset: str | None = None, test_si
     """(test size in units, unit, preset) from the request and the data's totals per unit."""
     if preset is not None:
         if test_size is not None:
-            raise ValueError("give either --preset or --test-size, not both")
+            raise SplitError("give either --preset or --test-size, not both")
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+            raise SplitError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         p = PRESETS[preset]
         if unit is not None and unit != p.unit:
-            raise ValueError(f"preset {p.name} splits by {p.unit}, not {unit}")
+            raise SplitError(f"preset {p.name} splits by {p.unit}, not {unit}")
         have = totals[p.unit]
         if have < p.train + p.test:
-            raise ValueError(f"preset {p.name} needs {p.train + p.test} {p.unit} "
+            raise SplitError(f"preset {p.name} needs {p.train + p.test} {p.unit} "
                              f"({p.train} train + {p.test} test); the data has {have}")
         return p.test, p.unit, p
     if test_size is None:
-        raise ValueError("give --preset or --test-size")
+        raise SplitError("give --preset or --test-size")
     unit = unit or "images"
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r} (known: {', '.join(UNITS)})")
+        raise SplitError(f"unknown unit {unit!r} (known: {', '.join(UNITS)})")
     size = parse_test_size(test_size)
     total = totals[unit]
     target = int(round(size * total)) if isinstance(size, float) else int(size)
     if not 0 < target < total:
-        raise ValueError(f"a test set of {target} {unit} cannot be cut from {total} {unit} "
+        raise SplitError(f"a test set of {target} {unit} cannot be cut from {total} {unit} "
                          "(both sides need at least one)")
     return target, unit, None
 
@@ -166,7 +167,7 @@ def unit_sizes(group: np.ndarray, unit: str, study_ids=None, patient_ids=None) -
         return np.bincount(group, minlength=G).astype(np.int64)
     if unit == "studies":
         if study_ids is None:
-            raise ValueError("unit 'studies' needs study ids")
+            raise SplitError("unit 'studies' needs study ids")
         s = _codes(study_ids)
         lone = s < 0
         s[lone] = s.max(initial=-1) + 1 + np.arange(int(lone.sum()))
@@ -180,7 +181,7 @@ def unit_sizes(group: np.ndarray, unit: str, study_ids=None, patient_ids=None) -
         pairs = np.unique(group[have] * (int(p.max(initial=0)) + 1) + p[have])
         n = np.bincount(pairs // (int(p.max(initial=0)) + 1), minlength=G).astype(np.int64)
         return np.maximum(n, 1)
-    raise ValueError(f"unknown unit {unit!r} (known: {', '.join(UNITS)})")
+    raise SplitError(f"unknown unit {unit!r} (known: {', '.join(UNITS)})")
 
 
 def _group_sum(group: np.ndarray, values: np.ndarray, G: int) -> np.ndarray:
@@ -190,7 +191,7 @@ def _group_sum(group: np.ndarray, values: np.ndarray, G: int) -> np.ndarray:
         values = values.astype(np.int64)
     elif values.dtype.kind == "f":
         if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
-            raise ValueError("label counts must be integers")
+            raise SplitError("label counts must be integers")
     out = np.zeros((G, values.shape[1]), dtype=np.int64)
     for k in range(values.shape[1]):
         out[:, k] = np.rint(np.bincount(group, weights=values[:, k], minlength=G)).astype(np.int64)
@@ -348,18 +349,18 @@ def stratify_groups(Y: np.ndarray, sizes: np.ndarray, target: int, *, images: np
     Y = np.asarray(Y)
     if Y.dtype.kind not in "iub":
         if not np.array_equal(Y, np.round(Y)):
-            raise ValueError("label counts must be integers")
+            raise SplitError("label counts must be integers")
     Y = Y.astype(np.int64, copy=False)
     sizes = np.asarray(sizes, dtype=np.int64)
     images = sizes if images is None else np.asarray(images, dtype=np.int64)
     G, K = Y.shape
     total = int(sizes.sum())
     if not 0 < target < total:
-        raise ValueError(f"test size {target} must be between 1 and {total - 1}")
+        raise SplitError(f"test size {target} must be between 1 and {total - 1}")
     if np.any(Y < 0) or np.any(sizes < 1):
-        raise ValueError("label counts must be >= 0 and group sizes >= 1")
+        raise SplitError("label counts must be >= 0 and group sizes >= 1")
     if not _subset_sum_reachable(sizes, target):
-        raise ValueError(f"no set of whole groups has exactly {target} units (group sizes "
+        raise SplitError(f"no set of whole groups has exactly {target} units (group sizes "
                          f"{', '.join(map(str, np.unique(sizes)[:8]))}...)")
     rng = np.random.default_rng(seed)
     test = _iterative_stratification(Y, sizes, target, rng)
@@ -453,7 +454,7 @@ def stratify_groups(Y: np.ndarray, sizes: np.ndarray, target: int, *, images: np
             if best is None or s < best[0]:
                 best = (s, p, q)
         if best is None:
-            raise ValueError(f"could not reach exactly {target} units with whole groups")
+            raise SplitError(f"could not reach exactly {target} units with whole groups")
         apply(best[1], 1)
         apply(best[2], -1)
         info.size_moves += 2
@@ -517,15 +518,15 @@ def make_split(groups, labels, target: int, *, unit: str = "images", studies=Non
 
 def _make_split(groups, labels, target, *, unit, studies, patients, seed, order, must_split):
     if order not in (1, 2):
-        raise ValueError("order must be 1 or 2")
+        raise SplitError("order must be 1 or 2")
     g = np.asarray(groups)
     g = pd.factorize(g if g.dtype.kind in "iu" else pd.Series(groups, dtype="string"), sort=True)[0].astype(np.int64)
     if (g < 0).any():
-        raise ValueError("every image needs a group")
+        raise SplitError("every image needs a group")
     G = int(g.max(initial=-1)) + 1
     Y = np.asarray(labels)
     if Y.ndim != 2 or len(Y) != len(g):
-        raise ValueError("labels must be an (images, labels) matrix")
+        raise SplitError("labels must be an (images, labels) matrix")
     L = Y.shape[1]
     Yg = _group_sum(g, Y, G)
     if order == 2:
@@ -557,6 +558,8 @@ class SplitResult:
     skipped_meta_images: int = 0
     info: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    label_set: LabelSet | None = None
+    annotations: pd.DataFrame | None = None      # the valid canonical rows (annotations.read)
 
     @property
     def labels_without_test(self) -> list[str]:
@@ -600,32 +603,46 @@ def _label_order(vocab: Sequence[str], present: Sequence[str]) -> list[str]:
     return ordered
 
 
+class SplitError(RequestError, ValueError):
+    """A split that cannot be made as asked (exit 2): one line, no PHI."""
+
+
 def split_dataset(annotations_path, meta_path, *, preset: str | None = None, test_size=None,
                   unit: str | None = None, seed: int = 0, out_dir=None, strict: bool = False,
-                  order: int = 1, count: str = "images") -> SplitResult:
+                  order: int = 1, count: str = "images", labels=None, linkage=None) -> SplitResult:
     """Read, validate, split and (with ``out_dir``) write split.csv, split_report.json/.png.
 
     Images split are those with at least one valid annotation row and a metadata row; the
     metadata alone says which study and patient an image belongs to (a SpineXR table's own
     study_id column is not used for grouping).
     ``count``: a group's label vector counts images with the label by any reader
-    ("images", default) or image-reader marks ("readers"). Raises ValueError for a
-    request that cannot run and :class:`BadRowsError` (a ValueError) for a bad row when
-    ``strict``.
+    ("images", default) or image-reader marks ("readers"). ``labels``: a label set (name,
+    TOML file or :class:`LabelSet`) instead of the form's default. Raises
+    :class:`SplitError` (exit 2) for a request that cannot run and :class:`BadRowsError`
+    (exit 1) for a bad row when ``strict``. ``result.annotations`` holds the valid
+    canonical rows, ``result.label_set`` the vocabulary they were read with.
     """
     t0 = time.perf_counter()
     if count not in ("images", "readers"):
-        raise ValueError("count must be 'images' or 'readers'")
-    ann, bad = read_annotations(annotations_path)
+        raise SplitError("count must be 'images' or 'readers'")
+    ann, bad = read_annotations(annotations_path, labels=labels)
+    remap = None
+    if linkage is not None:
+        from vindr_cli.release.remap import remap_frame
+        remap = remap_frame(ann, Path(linkage))
+        ann = remap.frame
     meta = read_meta(meta_path)
     ann, bad_meta = check_against_meta(ann, meta)
     bad.extend(bad_meta)
     if strict and bad:
-        raise BadRowsError(bad)
+        raise BadRowsError(bad, "split")
     t_read = time.perf_counter()
     if ann.empty:
-        raise ValueError("no valid annotation row refers to an image in the metadata "
-                         f"({len(bad)} bad rows; annotations must use the metadata's image_id)")
+        raise SplitError("no valid annotation row refers to an image in the metadata "
+                         f"({len(bad)} bad rows; annotations must use the metadata's image_id)"
+                         + ("" if linkage is not None else
+                            ". If the annotations name images by the hospital's original SOP Instance UIDs, "
+                            "pass --linkage with the anonymize linkage table."))
 
     img_codes, image_ids = pd.factorize(ann["image_id"], sort=True)
     n_img = len(image_ids)
@@ -695,6 +712,12 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
               "seconds": {"read": round(t_read - t0, 4), "prepare": round(t_prep - t_read, 4),
                           "split": round(t_split - t_prep, 4)}},
     )
+    label_set: LabelSet = ann.attrs["label_set"]
+    result.label_set = label_set
+    result.annotations = ann
+    result.info["label_set"] = {"name": label_set.name, "source": label_set.source}
+    if remap is not None:
+        result.info["remap"] = {"translated": remap.translated, "not_released": remap.not_released}
     if p is not None:
         result.info["preset_sizes"] = {"train": p.train, "test": p.test, "unit": p.unit}
     if out_dir is not None:

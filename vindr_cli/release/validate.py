@@ -14,7 +14,8 @@ import pandas as pd
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
-from vindr_cli.release.exports import CXR, SPINE, NO_FINDING
+from vindr_cli.annotations import NO_FINDING, LabelSetError, load_labels, read_labels_json
+from vindr_cli.release.exports import CXR, SPINE
 from vindr_cli.release.tables import check_csv, read_csv, release_schema
 
 SPLITS = ("train", "test")
@@ -31,7 +32,9 @@ class ValidationReport:
         self.findings.append(Finding(kind, where, detail))
 
 
-def validate_release(root: Path, *, check_hashes: bool = True) -> ValidationReport:
+def validate_release(root: Path, *, check_hashes: bool = True, labels=None) -> ValidationReport:
+    """Validate a release (module doc). ``labels`` (a label set name or TOML file) is what the
+    classes are checked against instead of the release's own labels.json."""
     rep = ValidationReport()
     root = root.resolve()
     images_csv = root / "images.csv"
@@ -48,7 +51,7 @@ def validate_release(root: Path, *, check_hashes: bool = True) -> ValidationRepo
     _check_groups(images, rep)
     _check_files(root, images, rep, check_hashes)
     _check_split(root, images, rep)
-    classes = _labels(root, rep)
+    classes = list(load_labels(labels).all_labels) if labels is not None else _labels(root, rep)
     for s in SPLITS:
         _check_annotations(root, s, images, classes, rep)
         _check_image_labels(root, s, images, classes, rep)
@@ -117,7 +120,11 @@ def _labels(root: Path, rep: ValidationReport) -> list[str]:
     if not p.is_file():
         rep.add("missing", "labels.json", "no label list")
         return []
-    return [c["name"] for c in json.loads(p.read_text())["classes"]]
+    try:
+        return list(read_labels_json(p).all_labels)
+    except LabelSetError as exc:
+        rep.add("schema", "labels.json", str(exc))
+        return []
 
 
 def _check_image_labels(root: Path, s: str, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:

@@ -1,6 +1,9 @@
 """``vindr evaluate``: score detection predictions against VinDr ground truth.
 
-Ground truth (the format is chosen by the header):
+Ground truth and predictions are read by :mod:`vindr_cli.annotations` (one reader, one
+canonical table, the same row checks and label sets as ``vindr split``: a ground-truth box
+must have x_min < x_max, y_min < y_max and no negative coordinate). Ground truth (the
+form is chosen by the header):
 
 * VinDr-CXR / Kaggle ``train.csv``: ``image_id, class_name, class_id, rad_id, x_min, y_min,
   x_max, y_max`` (class_name or class_id may be missing; when both are there they must
@@ -9,7 +12,7 @@ Ground truth (the format is chosen by the header):
   boxes fusion (IoU >= 0.4, every box weighing 1) and each cluster is one box.
 * VinDr-SpineXR: ``image_id, study_id, series_id, rad_id, lesion_type, xmin, ymin, xmax, ymax``.
 
-"No finding" (class 14 in CXR, id 7 in the SpineXR vocabulary) follows the competition: an
+"No finding" (id 14 in ``vinbigdata``, 22 in ``vindr-cxr``, 7 in ``vindr-spinexr``) follows the competition: an
 image that any reader called "No finding" gets ONE ground-truth box (0, 0, 1, 1) of that
 class, however many readers said so (the competition's ground truth had one such box per
 image). Coordinates on a No finding row are ignored. An image where one reader said
@@ -28,37 +31,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from vindr_cli.baseline.metrics import average_precision_per_class, coco_average_precision, weighted_boxes_fusion
-from vindr_cli.baseline.predictions import (
-    CXR_CLASSES, NO_FINDING, NO_FINDING_BOX, SPINE_CLASSES, BadRow, EvalInputError, Vocabulary,
-    box_columns, parse_box, read_predictions, read_rows, resolve_class,
-)
+from vindr_cli.annotations import (NO_FINDING, NO_FINDING_BOX, AnnotationInputError, BadRow, BadRowsError,
+                                   LabelSet, load_labels, read_annotations, read_predictions)
+from vindr_cli.evaluate.metrics import average_precision_per_class, coco_average_precision, weighted_boxes_fusion
 
 __all__ = ["BadRowsError", "EvalInputError", "EvalResult", "GroundTruth", "evaluate", "read_ground_truth",
            "render", "to_json"]
 
 FUSE_IOU = 0.4
-
-
-class BadRowsError(ValueError):
-    """Raised with ``strict=True`` when any input row is malformed."""
-
-    def __init__(self, bad_rows: list[BadRow]):
-        self.bad_rows = bad_rows
-        super().__init__(f"{len(bad_rows)} malformed row(s); first: {bad_rows[0]}")
+EvalInputError = AnnotationInputError   # a file that cannot be evaluated at all (exit 2)
 
 
 @dataclass
 class GroundTruth:
     format: str                      # "cxr" or "spinexr"
-    vocab: Vocabulary
+    vocab: LabelSet
     images: list[str]                # every image named in the file, first-seen order
     image: list[str] = field(default_factory=list)
     cls: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -66,49 +59,26 @@ class GroundTruth:
     reader_boxes: int = 0            # boxes read (before fusion, No finding deduplicated)
 
 
-def read_ground_truth(path: Path, *, classes: Sequence[str] | None = None, fuse_readers: bool = False,
+def read_ground_truth(path: Path, *, labels: "LabelSet | str | Path | None" = None, fuse_readers: bool = False,
                       fuse_iou: float = FUSE_IOU) -> tuple[GroundTruth, list[BadRow]]:
-    """Read a VinDr-CXR (Kaggle train.csv) or VinDr-SpineXR annotation CSV; see the module doc."""
-    header, rows = read_rows(path)
-    if "lesion_type" in header:
-        fmt, vocab = "spinexr", Vocabulary(classes or SPINE_CLASSES)
-        ci, ni = None, header.index("lesion_type")
-    elif "class_name" in header or "class_id" in header:
-        fmt, vocab = "cxr", Vocabulary(classes or CXR_CLASSES)
-        ci = header.index("class_id") if "class_id" in header else None
-        ni = header.index("class_name") if "class_name" in header else None
-    else:
-        raise EvalInputError(f"{path}: not a VinDr-CXR (class_name/class_id) or VinDr-SpineXR (lesion_type) table")
-    bi = box_columns(header)
-    if "image_id" not in header or bi is None:
-        raise EvalInputError(f"{path}: needs image_id and x_min,y_min,x_max,y_max (or xmin,ymin,xmax,ymax)")
-    ii = header.index("image_id")
-    width = len(header)
-
-    images: dict[str, None] = {}
-    groups: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
-    normal: dict[str, None] = {}
-    bad: list[BadRow] = []
-    for line, row in rows:
-        if len(row) != width:
-            bad.append(BadRow("gt", line, f"{len(row)} fields, the header has {width}"))
-            continue
-        img = row[ii].strip()
-        if not img:
-            bad.append(BadRow("gt", line, "empty image_id"))
-            continue
-        images.setdefault(img)
-        try:
-            c = resolve_class(vocab, row[ci] if ci is not None else None, row[ni] if ni is not None else None)
-            if c == vocab.no_finding:
-                normal.setdefault(img)
-                continue
-            box = parse_box([row[i] for i in bi])
-        except ValueError as exc:
-            bad.append(BadRow("gt", line, str(exc)))
-            continue
-        groups.setdefault((img, c), []).append(box)
-
+    """Read VinDr-CXR (Kaggle train.csv / PhysioNet) or VinDr-SpineXR ground truth through
+    :func:`vindr_cli.annotations.read_annotations`; see the module doc."""
+    ann, bad_rows = read_annotations(Path(path), labels=load_labels(labels))
+    fmt = {"cxr-boxes": "cxr", "spinexr": "spinexr"}.get(ann.attrs["format"])
+    if fmt is None:
+        raise EvalInputError(f"{Path(path).name}: image-level labels have no boxes to score detections against; "
+                             "give a VinDr-CXR/Kaggle box table or a VinDr-SpineXR table")
+    vocab: LabelSet = ann.attrs["label_set"]
+    bad = [BadRow(b.line, b.reason, "gt") for b in bad_rows]
+    nf = vocab.no_finding_id
+    cls = ann["class_id"].to_numpy(dtype=np.int64)
+    images_all = ann["image_id"].astype(str).to_numpy()
+    is_nf = cls == nf if nf is not None else np.zeros(len(cls), bool)
+    normal = list(dict.fromkeys(images_all[is_nf].tolist()))
+    boxes_all = ann[["x_min", "y_min", "x_max", "y_max"]].to_numpy(dtype=np.float64)
+    groups: dict[tuple[str, int], list[np.ndarray]] = {}
+    for img, c, b in zip(images_all[~is_nf], cls[~is_nf], boxes_all[~is_nf]):
+        groups.setdefault((img, int(c)), []).append(b)
     out_img: list[str] = []
     out_cls: list[int] = []
     out_box: list[np.ndarray] = []
@@ -123,9 +93,9 @@ def read_ground_truth(path: Path, *, classes: Sequence[str] | None = None, fuse_
         out_box.append(b)
     for img in normal:
         out_img.append(img)
-        out_cls.append(vocab.no_finding)  # type: ignore[arg-type]
+        out_cls.append(nf)  # type: ignore[arg-type]
         out_box.append(np.asarray([NO_FINDING_BOX]))
-    gt = GroundTruth(fmt, vocab, list(images), out_img, np.asarray(out_cls, dtype=np.int64),
+    gt = GroundTruth(fmt, vocab, list(ann.attrs["images"]), out_img, np.asarray(out_cls, dtype=np.int64),
                      np.concatenate(out_box) if out_box else np.zeros((0, 4)), reader_boxes)
     return gt, bad
 
@@ -147,26 +117,43 @@ class EvalResult:
     class_ids: dict[str, int] = field(default_factory=dict)
 
 
+class _Preds:
+    """Arrays of a canonical prediction table, as the metrics take them."""
+
+    def __init__(self, df):
+        self.image = df["image_id"].astype(str).tolist()
+        self.cls = df["class_id"].to_numpy(dtype=np.int64)
+        self.score = df["score"].to_numpy(dtype=np.float64)
+        self.boxes = df[["x_min", "y_min", "x_max", "y_max"]].to_numpy(dtype=np.float64).reshape(-1, 4)
+        self.format = {"kaggle-submission": "kaggle", "pred-boxes": "boxes"}.get(df.attrs.get("format"), "")
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
 def _mean(values) -> float | None:
     v = [x for x in values if x is not None]
     return float(np.mean(v)) if v else None
 
 
 def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: bool = False, coco: bool = False,
-             strict: bool = False, classes: Sequence[str] | None = None, fuse_iou: float = FUSE_IOU) -> EvalResult:
+             strict: bool = False, labels: "LabelSet | str | Path | None" = None,
+             fuse_iou: float = FUSE_IOU) -> EvalResult:
     """Score ``pred_path`` against ``gt_path`` (see the module doc for formats and rules).
 
     Malformed rows (either file) are listed in ``bad_rows`` and left out; with ``strict``
-    they raise ``BadRowsError``. A file that cannot be read raises ``EvalInputError``.
-    ``classes`` replaces the built-in vocabulary (names, index = class id).
+    they raise ``BadRowsError`` (exit 1). A file that cannot be read raises ``EvalInputError``
+    (exit 2). ``labels`` (a label set, built-in name or TOML file) replaces the form's
+    default vocabulary (index = class id).
     """
     if not 0.0 <= iou <= 1.0:
         raise EvalInputError("the IoU threshold must be within [0, 1]")
-    gt, bad = read_ground_truth(Path(gt_path), classes=classes, fuse_readers=fuse_readers, fuse_iou=fuse_iou)
-    preds, bad_pred = read_predictions(Path(pred_path), gt.vocab, known_images=set(gt.images))
+    gt, bad = read_ground_truth(Path(gt_path), labels=labels, fuse_readers=fuse_readers, fuse_iou=fuse_iou)
+    pred_df, bad_pred = read_predictions(Path(pred_path), gt.vocab, known_images=set(gt.images))
+    preds = _Preds(pred_df)
     bad = bad + bad_pred
     if strict and bad:
-        raise BadRowsError(bad)
+        raise BadRowsError(bad, "evaluate")
 
     ids = list(range(len(gt.vocab)))
     voc = average_precision_per_class(gt.image, gt.cls, gt.boxes, preds.image, preds.cls, preds.score, preds.boxes,
