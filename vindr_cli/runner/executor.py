@@ -75,7 +75,8 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(item, result)`` in completion order."""
+        """Yield ``(item, result)`` in completion order. A generator: the runner calls its
+        ``close()`` when it stops early, and the executor then cancels what has not started."""
 
 
 class InProcessExecutor(Executor):

@@ -210,17 +210,21 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor or make_executor(workers, len(todo))
     start = time.monotonic()
+    results = executor.run(stage.task, todo, setup=stage.setup, config=stage.config())
     try:
         with progress_bar(console) as progress:
             bar = progress.add_task(stage.name, total=len(todo), rate="")
             done = 0
-            for src, result in executor.run(stage.task, todo, setup=stage.setup, config=stage.config()):
+            for src, result in results:
                 for key, rows in stage.place(run, src, result):
                     run.record(key, rows)
                 done += 1
                 progress.update(bar, completed=done,
                                 rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")
     finally:
+        close = getattr(results, "close", None)
+        if close is not None:    # an early end (error, Ctrl-C): the executor drops what has not started
+            close()
         for s in states.values():
             s.close()
     for t in tables:
