@@ -201,7 +201,6 @@ def anonymize(
     subs = Substitutes(key, uid_root)
     cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
-    del key
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,

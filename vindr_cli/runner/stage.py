@@ -130,7 +130,8 @@ class Stage:
 class Run:
     """The driver's view of one run, passed to the stage's hooks."""
 
-    def __init__(self, stage: Stage, sources: Sequence[Source], tables: list[Table]):
+    def __init__(self, stage: Stage, sources: Sequence[Source], tables: list[Table],
+                 states: dict[str, StageState] | None = None):
         self.stage = stage
         self.output = stage.output
         self.sources = list(sources)
@@ -138,7 +139,7 @@ class Run:
         self.order = {k: i for i, k in enumerate(self.keys.values())}
         self.tables = tables
         self.done: dict[str, dict[str, list[dict]]] = {t.name: {} for t in tables}
-        self._states: dict[str, StageState] = {}
+        self._states = states or {}
 
     def rename(self, tmp: str | Path, rel: str) -> None:
         """Move a worker's temporary file to its final name under OUTPUT (the only place
@@ -201,8 +202,7 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
         settings.write(stage.settings())
         remove_stale_parts(output)
         shutil.rmtree(tmp_dir(output), ignore_errors=True)
-    run = Run(stage, sources, tables)
-    run._states = states
+    run = Run(stage, sources, tables, states)
     for name, prev in previous.items():
         run.done[name] = prev
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
