@@ -109,6 +109,24 @@ def test_the_key_never_crosses_the_seam(tmp_path, key_file):
     cfg = pickle.loads(ex.sent[2])
     assert cfg.key_path == str(key_file.resolve()) and cfg.key_fingerprint == s.key_fingerprint
     assert not hasattr(cfg, "key")
+    from vindr_cli.deid.batch import AnonymizeStage
+    with pytest.raises(TypeError):                # the stage holds the key and stays in the driver
+        pickle.dumps(AnonymizeStage.__new__(AnonymizeStage))
+
+
+def test_the_decode_salt_never_crosses_the_seam(tmp_path):
+    from vindr_cli.pixels.batch import DecodeStage
+    from vindr_cli.pixels.output import read_salt
+    from vindr_cli.pixels.resize import SizeSpec
+    from vindr_cli.pixels.task import DecodeConfig
+
+    stage = DecodeStage(tmp_path / "o", DecodeConfig(output=str(tmp_path / "o"), size=SizeSpec(), identified=True))
+    stage.prepare()
+    salt = read_salt(tmp_path / "o" / ".vindr" / "decode.salt")
+    blob = pickle.dumps(stage.config())
+    assert salt not in blob and salt.hex().encode() not in blob and stage.config().salt_path.encode() in blob
+    with pytest.raises(TypeError):
+        pickle.dumps(stage)
 
 
 def test_worker_refuses_a_key_that_changed(tmp_path, key_file):

@@ -83,16 +83,14 @@ def anonymize(
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)
+    if not summary.key_created:
+        console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
-    _warn(summary.warnings)
-    if strict and (summary.counts.get("failed") or summary.warnings):
-        raise typer.Exit(1)
-
-
-def _warn(lines) -> None:
-    for line in lines:
+    for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False)
+    if strict and (summary.counts.get("failed") or summary.warnings):
+        raise typer.Exit(1)
 
 
 def _print_reasons(reasons, title: str, resumed: int) -> None:
@@ -124,8 +122,6 @@ def _print_anonymize(s) -> None:
     if s.key_created:
         console.print(f"created a new secret key (fingerprint {s.key_fingerprint}) at {s.key_path}; "
                       "keep it safe and private: the same key gives the same substitutes next time", markup=False)
-    else:
-        console.print(f"key: {s.key_path} (fingerprint {s.key_fingerprint})", markup=False, highlight=False)
     t = Table(title=f"vindr anonymize — profile {s.profile}, key {s.key_fingerprint}")
     t.add_column("status")
     t.add_column("files", justify="right")
@@ -187,7 +183,9 @@ def decode(
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
     _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
     console.print(f"images table: {summary.table}")
-    _warn(summary.warnings)
+    for line in summary.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -401,7 +399,9 @@ def info(
         typer.echo(to_json(summary))
     else:
         render(summary, console)
-    _warn(warnings)
+    for line in warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
     if strict and warnings:
         raise typer.Exit(1)
 
