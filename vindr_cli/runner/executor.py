@@ -20,7 +20,14 @@ Two executors are here:
 * :class:`InProcessExecutor` — one worker, this process (tests, ``-j 1``, tiny inputs);
 * :class:`ProcessExecutor` — a local ``concurrent.futures.ProcessPoolExecutor``.
 
-A cluster backend is one new class, e.g. for Dask::
+A cluster backend is one new class, e.g. for Dask (``dask.distributed``)::
+
+    class _Setup(WorkerPlugin):               # per-worker setup, run on every worker as it joins
+        def __init__(self, setup, config): self.setup_fn, self.config = setup, config
+        def setup(self, worker): worker.vindr_ctx = self.setup_fn(self.config)
+
+    def _dask_call(task, item):               # like _call below
+        return task(get_worker().vindr_ctx, item)
 
     class DaskExecutor(Executor):
         def __init__(self, client, in_flight=None):
@@ -28,19 +35,20 @@ A cluster backend is one new class, e.g. for Dask::
             self.workers = len(client.scheduler_info()["workers"])
             self.in_flight = in_flight or 4 * self.workers
         def run(self, task, items, *, setup, config):
-            # per-worker setup: a WorkerPlugin whose setup(worker) stores setup(config)
-            # on the worker; the submitted function reads it, like _call below
-            self.client.register_plugin(_SetupPlugin(setup, config))
-            from dask.distributed import as_completed
-            it = iter(items)
-            futs = {}                             # future -> item, at most in_flight
-            ac = as_completed()
-            for item in itertools.islice(it, self.in_flight):
-                f = self.client.submit(_dask_call, task, item, pure=False); futs[f] = item; ac.add(f)
-            for f in ac:
-                yield futs.pop(f), f.result()
-                for item in itertools.islice(it, 1):
-                    g = self.client.submit(_dask_call, task, item, pure=False); futs[g] = item; ac.add(g)
+            self.client.register_plugin(_Setup(setup, config))   # register_worker_plugin before 2023.9
+            it, futs, done = iter(items), {}, as_completed()
+            def submit(n):
+                for item in islice(it, n):
+                    f = self.client.submit(_dask_call, task, item, pure=False)
+                    futs[f] = item
+                    done.add(f)
+            try:
+                submit(self.in_flight)
+                for f in done:                # results as they finish
+                    yield futs.pop(f), f.result()
+                    submit(1)                 # keep in_flight items out, no more
+            finally:
+                self.client.cancel(list(futs))    # an early end: drop what is left
 
 The key file must then be readable at the same path on the workers (shared storage with
 the same 0600 owner), which is the deployment's decision, not the stage's. Choosing an
