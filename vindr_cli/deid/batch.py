@@ -27,7 +27,6 @@ DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
                    "allow_burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-FINAL = {"ok", "quarantined", "failed", "not-dicom", "skipped", "duplicate"}
 
 RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
 

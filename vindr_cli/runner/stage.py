@@ -32,7 +32,6 @@ from typing import Any
 from rich.console import Console
 
 from vindr_cli.atomic import remove_stale_parts
-from vindr_cli.errors import RequestError
 from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor, make_executor
 from vindr_cli.runner.pool import progress_bar
@@ -244,4 +243,4 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
     return summary
 
 
-__all__ = ["NOT_DICOM", "RequestError", "Run", "Stage", "StageSummary", "Table", "run_stage", "tmp_dir"]
+__all__ = ["NOT_DICOM", "Run", "Stage", "StageSummary", "Table", "run_stage", "tmp_dir"]
