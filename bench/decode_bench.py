@@ -146,6 +146,8 @@ def _make_one(args: tuple[Path, Path, int]) -> None:
     write_radiograph(j2k, index=i, rows=rows, cols=cols, transfer_syntax=J2K_LOSSLESS, photometric=photometric,
                      seed=7, verify=False)
     ds = pydicom.dcmread(j2k)
+    ds.PatientIdentityRemoved = "YES"   # decoded as a de-identified tree: outputs keep the input names
+    ds.save_as(j2k)
     ds.decompress()          # explicit VR little endian
     ds.save_as(raw)
 
@@ -153,7 +155,7 @@ def _make_one(args: tuple[Path, Path, int]) -> None:
 def make_data(folder: Path, n: int, workers: int) -> tuple[Path, Path]:
     j2k, raw = folder / "j2k", folder / "raw"
     stamp = folder / ".params"
-    want = f"{n} {J2K_LOSSLESS} seed=7 dims=v1"
+    want = f"{n} {J2K_LOSSLESS} seed=7 dims=v1 deid=1"
     if stamp.exists() and stamp.read_text() == want:
         return j2k, raw
     shutil.rmtree(folder, ignore_errors=True)

@@ -13,7 +13,7 @@ from pydicom.uid import JPEG2000Lossless
 from conftest import SAMPLE, make_cr
 from helpers import run_cli, tree_hashes
 from vindr_cli.pixels.boxes import scale_boxes
-from vindr_cli.pixels.output import image_name
+from vindr_cli.pixels.output import SALT_FILE, image_name, keyed_name, read_salt
 from vindr_cli.pixels.resize import SizeSpec, parse_size, resize, to_uint
 from vindr_cli.pixels.voi import display_params, render
 
@@ -24,10 +24,33 @@ def _rows(out):
     return pq.read_table(out / "images.parquet").to_pylist()
 
 
+def _by_input(out, hashes):
+    """{(input path, rest of the output name): hash} through OUTPUT's salt."""
+    from vindr_cli.runner.discover import discover
+    salt = read_salt(out / ".vindr" / SALT_FILE)
+    names = {keyed_name(salt, s.rel): s.rel for s in discover(EXPORT)}
+    return {(names[rel[:32]], rel[32:]): h for rel, h in hashes.items()}
+
+
+def _table_by_input(out):
+    """images.parquet with keyed names mapped back to input paths, the decoder left out."""
+    from vindr_cli.runner.discover import discover
+    salt = read_salt(out / ".vindr" / SALT_FILE)
+    names = {keyed_name(salt, s.rel): s.rel for s in discover(EXPORT)}
+    back = []
+    for r in _rows(out):
+        r = {k: v for k, v in r.items() if k != "backend"}
+        r["input"], r["input_key"] = names[r["input"]], names[r["input_key"]]
+        if r["output"]:
+            r["output"] = names[r["output"][:32]] + r["output"][32:]
+        back.append(r)
+    return back
+
+
 @pytest.fixture(scope="module")
 def decoded(tmp_path_factory):
     out = tmp_path_factory.mktemp("dec") / "png"
-    p = run_cli("decode", EXPORT, out, "--size", "256", "-j", "2")
+    p = run_cli("decode", EXPORT, out, "--size", "256", "-j", "2", "--allow-identified")
     return out, _rows(out), p.stdout
 
 
@@ -35,7 +58,9 @@ def test_every_input_accounted_and_images_match_the_table(decoded):
     out, rows, stdout = decoded
     inputs = {r["input"] for r in rows}
     from vindr_cli.runner.discover import discover
-    assert inputs == {s.rel for s in discover(EXPORT)}
+    # the sample export is not de-identified: every input is named by its keyed name
+    salt = read_salt(out / ".vindr" / SALT_FILE)
+    assert inputs == {keyed_name(salt, s.rel) for s in discover(EXPORT)}
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 24                       # every readable image (burned-in SC, zip and DICOMDIR media included)
     assert sorted(r["status"] for r in rows if r["status"] != "ok") == ["failed", "not-dicom", "not-dicom", "not-dicom", "skipped"]
@@ -63,23 +88,23 @@ def test_names_follow_input_paths(decoded):
 
 def test_one_and_two_workers_agree_and_rerun_resumes(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    run_cli("decode", EXPORT, a, "--size", "128", "-j", "1")
-    run_cli("decode", EXPORT, b, "--size", "128", "-j", "2")
+    run_cli("decode", EXPORT, a, "--size", "128", "-j", "1", "--allow-identified")
+    run_cli("decode", EXPORT, b, "--size", "128", "-j", "2", "--allow-identified")
     ha, hb = tree_hashes(a, skip=(".vindr", "images.parquet")), tree_hashes(b, skip=(".vindr", "images.parquet"))
-    assert ha == hb and len(ha) > 20
+    # each OUTPUT has its own salt: compare by the input path each keyed name stands for
+    assert _by_input(a, ha) == _by_input(b, hb) and len(ha) > 20
     # the table agrees too, but for the decoder picked (one worker gets 2 decoder threads)
-    strip = [{k: v for k, v in r.items() if k != "backend"} for r in _rows(a)]
-    assert strip == [{k: v for k, v in r.items() if k != "backend"} for r in _rows(b)]
-    p = run_cli("decode", EXPORT, a, "--size", "128", "-j", "2")
+    assert _table_by_input(a) == _table_by_input(b)
+    p = run_cli("decode", EXPORT, a, "--size", "128", "-j", "2", "--allow-identified")
     assert "already done" in p.stdout and tree_hashes(a, skip=(".vindr", "images.parquet")) == ha
-    p = run_cli("decode", EXPORT, a, "--size", "64", check=False)
+    p = run_cli("decode", EXPORT, a, "--size", "64", "--allow-identified", check=False)
     assert p.returncode == 2 and "different size" in p.stderr
 
 
 def test_full_size_16_bit_npy_equals_the_display_pipeline(tmp_path):
     f = make_cr(tmp_path / "in" / "x.dcm", rows=40, cols=30)
     out = tmp_path / "o"
-    run_cli("decode", tmp_path / "in", out, "--bits", "16", "--format", "npy")
+    run_cli("decode", tmp_path / "in", out, "--bits", "16", "--format", "npy", "--allow-identified")
     (row,) = _rows(out)
     arr = np.load(out / row["output"])
     ds = pydicom.dcmread(f)
@@ -91,7 +116,7 @@ def test_full_size_16_bit_npy_equals_the_display_pipeline(tmp_path):
 def test_exact_size_and_explicit_window(tmp_path):
     make_cr(tmp_path / "in" / "x.dcm", rows=64, cols=48)
     out = tmp_path / "o"
-    run_cli("decode", tmp_path / "in", out, "--size", "32x16", "--window", "1000,500")
+    run_cli("decode", tmp_path / "in", out, "--size", "32x16", "--window", "1000,500", "--allow-identified")
     (row,) = _rows(out)
     assert (row["out_cols"], row["out_rows"]) == (32, 16) and row["window_kind"] == "explicit"
     assert row["scale_x"] == pytest.approx(32 / 48) and row["scale_y"] == pytest.approx(16 / 64)
@@ -103,11 +128,11 @@ def test_jpeg2000_decoded_at_reduced_resolution(tmp_path):
     ds.compress(JPEG2000Lossless)
     ds.save_as(f)
     out = tmp_path / "o"
-    run_cli("decode", tmp_path / "in", out, "--size", "256")
+    run_cli("decode", tmp_path / "in", out, "--size", "256", "--allow-identified")
     (row,) = _rows(out)
     assert row["reduce"] >= 2 and row["backend"] and row["out_rows"] == 256
     full = tmp_path / "full"
-    run_cli("decode", tmp_path / "in", full)
+    run_cli("decode", tmp_path / "in", full, "--allow-identified")
     (frow,) = _rows(full)
     assert frow["reduce"] == 0 and frow["out_rows"] == 1200
 
@@ -151,7 +176,7 @@ def test_cuda_without_a_gpu_is_refused_up_front(tmp_path):
     make_cr(tmp_path / "in" / "x.dcm")
     p = run_cli("decode", tmp_path / "in", tmp_path / "o", "--device", "cuda", check=False)
     assert p.returncode == 2 and "no CUDA GPU" in p.stderr and not (tmp_path / "o" / "images.parquet").exists()
-    run_cli("decode", tmp_path / "in", tmp_path / "o2", "--device", "auto")
+    run_cli("decode", tmp_path / "in", tmp_path / "o2", "--device", "auto", "--allow-identified")
     assert _rows(tmp_path / "o2")[0]["status"] == "ok"
 
 
@@ -160,7 +185,7 @@ def test_full_size_8_bit_png_equals_the_display_pipeline(tmp_path):
     f = make_cr(tmp_path / "in" / "x.dcm", rows=40, cols=30,
                 extra=lambda d: (setattr(d, "WindowCenter", "1000.3"), setattr(d, "WindowWidth", "777")))
     out = tmp_path / "o"
-    run_cli("decode", tmp_path / "in", out)
+    run_cli("decode", tmp_path / "in", out, "--allow-identified")
     (row,) = _rows(out)
     ds = pydicom.dcmread(f)
     expect, _ = render(ds.pixel_array, display_params(ds), "header", out_bits=8, ds=ds)

@@ -58,14 +58,13 @@ def anonymize(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
     """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
-    from vindr_cli.deid.batch import RequestError
     from vindr_cli.deid.batch import anonymize as run
     from vindr_cli.deid.keyfile import default_key_path
     from vindr_cli.deid.profile import ProfileError, load_profile
-    from vindr_cli.runner.pool import default_workers
+    from vindr_cli.runner.executor import default_workers
 
     opts = {name for name, on in [
         ("retain_device_identity", retain_device_identity), ("retain_institution_identity", retain_institution_identity),
@@ -75,16 +74,22 @@ def anonymize(
         opts.add("retain_patient_characteristics")
     try:
         prof = load_profile(profile, dates=dates, options=opts, without=without)
+    except ProfileError as exc:
+        _fail(str(exc))
+    try:
         summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                       workers=workers or default_workers(), uid_root=uid_root, layout=layout,
                       allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console)
-    except (RequestError, ProfileError) as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)
+    if not summary.key_created:
+        console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
-    if strict and summary.counts.get("failed"):
+    for line in summary.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
+    if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
 
@@ -133,7 +138,7 @@ def _print_anonymize(s) -> None:
 
 @app.command()
 def decode(
-    input: Path = typer.Argument(..., help="A DICOM tree (anonymized or not), a .zip, or one file."),
+    input: Path = typer.Argument(..., help="A de-identified DICOM tree (e.g. vindr anonymize output; others need --allow-identified), a .zip, or one file."),
     output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
     size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
     window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
@@ -144,22 +149,25 @@ def decode(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed."),
+    allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
     """Decode and window radiographs (PS3.3 C.11) into PNG/npy images, with images.parquet."""
-    from vindr_cli.pixels.batch import DecodeRequestError, decode_tree
+    from vindr_cli.pixels.batch import decode_tree
     from vindr_cli.pixels.resize import parse_size
     from vindr_cli.pixels.task import DecodeConfig
-    from vindr_cli.runner.pool import default_workers
+    from vindr_cli.runner.executor import default_workers
 
     n = workers or default_workers()
     try:
-        cfg = DecodeConfig(output=str(output), size=parse_size(size), window=window, window_index=window_index,
-                           bits=bits, fmt=fmt, resample=resample, device=device,
-                           threads=threads or max(1, default_workers() // n))
-        summary = decode_tree(input, output, cfg, workers=n, console=console)
-    except (DecodeRequestError, ValueError) as exc:
+        spec = parse_size(size)
+    except ValueError as exc:
         _fail(str(exc))
+    cfg = DecodeConfig(output=str(output), size=spec, window=window, window_index=window_index,
+                       bits=bits, fmt=fmt, resample=resample, device=device,
+                       threads=threads or max(1, default_workers() // n))
+    try:
+        summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified)
     except KeyboardInterrupt:
         err.print("interrupted: finished images are kept; run the same command again to resume")
         raise typer.Exit(130)
@@ -175,7 +183,10 @@ def decode(
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
     _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
     console.print(f"images table: {summary.table}")
-    if strict and summary.counts.get("failed"):
+    for line in summary.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
+    if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
 
@@ -359,18 +370,25 @@ def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
-    from vindr_cli.info import render, scan_export, to_json
-    from vindr_cli.runner.pool import default_workers
+    from vindr_cli.info import render, to_json
+    from vindr_cli.info.scan import scan
+    from vindr_cli.runner.executor import default_workers
 
     if not path.exists():
         _fail("PATH does not exist")
-    summary = scan_export(path, workers=workers or default_workers(), console=err if as_json else console)
+    summary, warnings = scan(path, workers=workers or default_workers(), console=err if as_json else console)
     if as_json:
         typer.echo(to_json(summary))
     else:
         render(summary, console)
+    for line in warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
+    if strict and warnings:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vindr_cli.resources import schema_path
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 
 _TYPES = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
           "bool": pa.bool_(), "list<string>": pa.list_(pa.string())}

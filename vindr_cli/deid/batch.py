@@ -1,36 +1,34 @@
-"""``vindr anonymize`` as a library call: check the request, run every input through the
-pool, place outputs, keep the journal for resume, write the manifest and linkage tables."""
+"""``vindr anonymize`` as a stage of the one runner (:mod:`vindr_cli.runner.stage`): it
+supplies the request checks, the key, the settings record, the linkage + manifest tables
+(linkage journaled first) and the placement rule for duplicate SOP Instance UIDs (the
+first in discovery order wins, whatever order workers finish in)."""
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from vindr_cli import __version__
-from vindr_cli.deid.keyfile import load_key
+from vindr_cli.deid.keyfile import new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
-from vindr_cli.runner.atomic import remove_stale_parts
-from vindr_cli.runner.discover import discover
-from vindr_cli.runner.pool import run_pool
-from vindr_cli.runner.sources import enclosing_output, is_within
-from vindr_cli.runner.state import STATE_DIR, SettingsChanged, StageState
+from vindr_cli.errors import RequestError as _RequestError
+from vindr_cli.runner.executor import Executor
+from vindr_cli.runner.sources import Source, enclosing_output, is_within
+from vindr_cli.runner.stage import Run, Stage, Table, run_stage
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
                    "allow_burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-FINAL = {"ok", "quarantined", "failed", "not-dicom", "skipped", "duplicate"}
 
-
-class RequestError(ValueError):
-    """The request cannot run (bad paths, key, profile); one line, no PHI."""
+RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
 
 
 @dataclass
@@ -46,6 +44,7 @@ class Summary:
     key_path: Path | None = None
     key_fingerprint: str = ""
     profile: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -73,6 +72,104 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     }
 
 
+class AnonymizeStage(Stage):
+    name = "anonymize"
+    task = staticmethod(anonymize_one)
+    setup = staticmethod(setup)
+    primary = "manifest"
+    compared = RESUME_SETTINGS
+
+    def __init__(self, input_path: Path, output: Path, cfg: AnonConfig, key: bytes, *, created: bool,
+                 link_path: Path | None):
+        self.output = output
+        self.cfg = cfg
+        self._key = key                  # the driver's copy: never in config(), never pickled
+        self.created = created
+        self.subs = Substitutes(key, cfg.uid_root)
+        self.link_path = link_path
+        self.record = _run_record(cfg, self.subs)
+        self.record["input_fingerprint"] = self.subs.hexid("input-root", str(input_path), 16)   # keyed: the path may hold PHI
+        self.claimed: dict[str, str] = {}
+
+    def __reduce__(self):                # the stage stays in the driver
+        raise TypeError("AnonymizeStage holds the key and is not sent to workers")
+
+    def config(self) -> AnonConfig:
+        return self.cfg
+
+    def settings(self) -> dict[str, Any]:
+        return self.record
+
+    def explain(self, name: str, old: Any, new: Any) -> str | None:
+        if name != "key_fingerprint":
+            return None
+        if self.created:
+            return (f"OUTPUT was made with a different key fingerprint: expected {old}, but the key file "
+                    f"{self.cfg.key_path} does not exist (a new key would not match; none was created): pass the "
+                    "key that made OUTPUT with --key, or use a new OUTPUT folder")
+        return (f"OUTPUT was made with a different key fingerprint: expected {old}, given {new} "
+                f"({self.cfg.key_path}): pass the key that made OUTPUT with --key, or use a new OUTPUT folder")
+
+    def tables(self) -> list[Table]:
+        out = []
+        if self.link_path is not None:       # journaled first: an input is done only once both hold it
+            out.append(Table("linkage", "linkage", self.link_path, journal=journal_path(self.link_path),
+                             mode=LINKAGE_MODE, journal_stage="linkage"))
+        out.append(Table("manifest", "anonymize_manifest", self.output / "manifest.parquet"))
+        return out
+
+    def key(self, src: Source) -> str:
+        return self.subs.hexid("input-path", src.rel, 24)
+
+    def prepare(self) -> None:
+        if self.created:                     # only now: the request is known to run
+            write_key(Path(self.cfg.key_path), self._key)
+
+    def begin(self, run: Run) -> None:
+        self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
+                        if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
+
+    def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
+        row, link = res["manifest"], res["linkage"]
+        out = []
+        if res["tmp"]:
+            loser = self._place(run, row, res["tmp"])
+            if loser is not None:
+                out.append((loser, self._rows(run, run.done["manifest"][loser][0], run.done.get("linkage", {}).get(loser, [None])[0])))
+        out.append((row["input_key"], self._rows(run, row, link)))
+        return out
+
+    def _rows(self, run: Run, row: dict, link: dict | None) -> dict[str, list[dict]]:
+        rows = {"manifest": [row]}
+        if self.link_path is not None and link is not None:
+            link["status"], link["output"] = row["status"], row.get("output")
+            rows["linkage"] = [link]
+        return rows
+
+    def _place(self, run: Run, row: dict, tmp: str) -> str | None:
+        """Rename a finished temp file into place. Two inputs with one SOP Instance UID (even
+        under different patients): the first in discovery order wins, whatever order the
+        workers finished in. Returns the key of an input that lost its place, if any."""
+        sop = row["sop_uid"]
+        holder = self.claimed.get(sop)
+        loser = None
+        if holder is not None and holder != row["input_key"]:
+            if run.order.get(holder, 1 << 62) < run.order[row["input_key"]]:
+                Path(tmp).unlink()
+                row.update(status="duplicate", reason=DUPLICATE, output=None)
+                return None
+            rows = run.done["manifest"].get(holder)
+            if rows:
+                old = rows[0]
+                if old.get("output") and old["output"] != row["output"]:
+                    run.remove(old["output"])
+                old.update(status="duplicate", reason=DUPLICATE, output=None)
+                loser = holder
+        run.rename(tmp, row["output"])
+        self.claimed[sop] = row["input_key"]
+        return loser
+
+
 def anonymize(
     input_path: Path,
     output: Path,
@@ -86,6 +183,7 @@ def anonymize(
     linkage: Path | None = None,
     write_linkage: bool = True,
     console: Console | None = None,
+    executor: Executor | None = None,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
@@ -94,107 +192,17 @@ def anonymize(
         raise RequestError("--uid-root must be a valid UID root (digits and dots, no leading zeros), "
                            "at most 32 characters so that new UIDs (with ≥ 100 random bits) fit in 64")
     link_path = (linkage or default_linkage_path(output)).resolve() if write_linkage else None
-    check_paths(input_path, output, key_path.resolve(), link_path)
-    try:
-        key, created = load_key(key_path)
-    except ValueError as exc:
-        raise RequestError(str(exc)) from None
-    cfg = AnonConfig(str(output), key, profile, uid_root, layout, allow_burned_in)
+    key_path = key_path.resolve()
+    check_paths(input_path, output, key_path, link_path)
+    created = not key_path.exists()
+    # a new key lives in memory until the request is known to run (Stage.prepare writes it)
+    key = new_key() if created else read_key(key_path)
     subs = Substitutes(key, uid_root)
-    state = StageState(output, "anonymize", "anonymize_manifest", output / "manifest.parquet")
-    record = _run_record(cfg, subs)
-    record["input_fingerprint"] = subs.hexid("input-root", str(input_path), 16)   # keyed: the path may hold PHI
-    try:
-        state.check_settings(record, RESUME_SETTINGS)
-    except SettingsChanged as exc:
-        raise RequestError(str(exc)) from None
-    link_state = None
-    if link_path is not None:
-        link_state = StageState(output, "linkage", "linkage", link_path, journal=journal_path(link_path),
-                                mode=LINKAGE_MODE)
-    remove_stale_parts(output)
-
-    sources = discover(input_path)
-    try:
-        done = {k: rows[0] for k, rows in state.previous().items() if rows and rows[0]["status"] in FINAL}
-        link_done = {k: rows[0] for k, rows in link_state.previous().items()} if link_state else {}
-    except SettingsChanged as exc:
-        raise RequestError(str(exc)) from None
-    keys = {s.rel: subs.hexid("input-path", s.rel, 24) for s in sources}
-    todo = [s for s in sources if not _is_done(done.get(keys[s.rel]), output)
-            or (link_state is not None and keys[s.rel] not in link_done)]
-    summary = Summary(total=len(sources), resumed=len(sources) - len(todo), output=output,
-                      manifest=state.table_path, linkage=link_path, key_created=created, key_path=key_path,
-                      key_fingerprint=subs.fingerprint(), profile=profile.name)
-    claimed = {r["sop_uid"]: k for k, r in done.items() if r.get("status") == "ok" and r.get("sop_uid")}
-    key_order = {keys[s.rel]: i for i, s in enumerate(sources)}
-
-    def record(row: dict, link: dict | None) -> None:
-        # the linkage row first: an input counts as done only when both are journaled
-        if link_state is not None and link is not None:
-            link["status"], link["output"] = row["status"], row.get("output")
-            link_done[link["input_key"]] = link
-            link_state.append(link["input_key"], [link])
-        done[row["input_key"]] = row
-        state.append(row["input_key"], [row])
-
-    def on_result(src, res) -> None:
-        row, link = res["manifest"], res["linkage"]
-        if res["tmp"]:
-            loser = _place(row, res["tmp"], output, claimed, key_order, done)
-            if loser is not None:
-                record(loser, link_done.get(loser["input_key"]))
-        record(row, link)
-
-    try:
-        run_pool(todo, anonymize_one, setup=setup, config=cfg, workers=workers, on_result=on_result,
-                 description="anonymize", console=console)
-    finally:
-        state.close()
-        if link_state is not None:
-            link_state.close()
-    rows = [done[keys[s.rel]] for s in sources if keys[s.rel] in done]
-    state.finish(rows)
-    if link_state is not None:
-        link_state.finish([link_done[keys[s.rel]] for s in sources if keys[s.rel] in link_done])
-    tmp = output / STATE_DIR / "tmp"
-    if tmp.is_dir() and not any(tmp.iterdir()):
-        tmp.rmdir()
-    for r in rows:
-        summary.counts[r["status"]] += 1
-        if r["status"] != "ok":
-            summary.reasons[(r["status"], r["reason"])] += 1
+    cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in)
+    stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
+    result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+    summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
+                      output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
+                      key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,
+                      warnings=result.warnings)
     return summary
-
-
-def _is_done(row: dict | None, output: Path) -> bool:
-    """Finished inputs are skipped on a re-run; failed ones are tried again."""
-    if row is None or row["status"] == "failed":
-        return False
-    if row["status"] == "ok":
-        return bool(row.get("output")) and (output / row["output"]).is_file()
-    return True
-
-
-def _place(row: dict, tmp: str, output: Path, claimed: dict, key_order: dict, done: dict) -> dict | None:
-    """Rename a finished temp file into place. Two inputs with one SOP Instance UID (even
-    under different patients): the first in discovery order wins, whatever order the
-    workers finished in. Returns the row of an input that lost its place, if any."""
-    sop = row["sop_uid"]
-    holder = claimed.get(sop)
-    loser = None
-    if holder is not None and holder != row["input_key"]:
-        if key_order.get(holder, 1 << 62) < key_order[row["input_key"]]:
-            os.unlink(tmp)
-            row.update(status="duplicate", reason=DUPLICATE, output=None)
-            return None
-        loser = done.get(holder)
-        if loser is not None:
-            if loser.get("output") and loser["output"] != row["output"]:
-                (output / loser["output"]).unlink(missing_ok=True)
-            loser.update(status="duplicate", reason=DUPLICATE, output=None)
-    dest = output / row["output"]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, dest)
-    claimed[sop] = row["input_key"]
-    return loser

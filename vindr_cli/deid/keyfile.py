@@ -1,4 +1,9 @@
-"""The secret key: created on first use with mode 0600, read only, never written anywhere else."""
+"""The secret key: created on first use with mode 0600, read only, never written anywhere else.
+
+The key never travels: the driver and each worker read it from its path (``read_key``),
+with the same checks; a worker config carries only the path and the expected fingerprint.
+A new key is made in memory (``new_key``) and written (``write_key``) only once the
+request is known to run, so a refused request leaves no unused key file behind."""
 from __future__ import annotations
 
 import os
@@ -6,12 +11,14 @@ import secrets
 import stat
 from pathlib import Path
 
+from vindr_cli.errors import RequestError
+
 KEY_BYTES = 32
 ENV_VAR = "VINDR_KEY"
 
 
-class KeyError_(ValueError):
-    """A key file that must not be used (message has no key material)."""
+class KeyError_(RequestError, ValueError):
+    """A key file that must not be used (exit 2; the message has no key material)."""
 
 
 def default_key_path() -> Path:
@@ -22,12 +29,23 @@ def default_key_path() -> Path:
     return base / "vindr" / "vindr.key"
 
 
-def create_key(path: Path) -> None:
-    """Write a new random key with mode 0600 (its folder 0700 if we create it)."""
+def new_key() -> bytes:
+    """A new random key, in memory only (see ``write_key``)."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def write_key(path: Path, key: bytes) -> None:
+    """Write ``key`` to a new file with mode 0600 (its folder 0700 if we create it); never
+    overwrites."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(KEY_BYTES) + "\n")
+        f.write(key.hex() + "\n")
+
+
+def create_key(path: Path) -> None:
+    """Write a new random key with mode 0600 (its folder 0700 if we create it)."""
+    write_key(path, new_key())
 
 
 def load_key(path: Path, *, create: bool = True) -> tuple[bytes, bool]:
@@ -38,6 +56,14 @@ def load_key(path: Path, *, create: bool = True) -> tuple[bytes, bool]:
             raise KeyError_(f"key file {path} does not exist")
         create_key(path)
         created = True
+    return read_key(path), created
+
+
+def read_key(path: Path) -> bytes:
+    """The key in ``path``; refused if missing, not a regular file, readable or writable by
+    group or others, or not a vindr key."""
+    if not path.exists():
+        raise KeyError_(f"key file {path} does not exist")
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):
         raise KeyError_(f"key file {path} is not a regular file")
@@ -53,4 +79,4 @@ def load_key(path: Path, *, create: bool = True) -> tuple[bytes, bool]:
         raise KeyError_(f"key file {path} is not a vindr key (expected {KEY_BYTES * 2} hex digits)") from None
     if len(key) < 16:
         raise KeyError_(f"key file {path} is too short (expected {KEY_BYTES * 2} hex digits)")
-    return key, created
+    return key

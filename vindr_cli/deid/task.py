@@ -15,6 +15,7 @@ import pydicom
 
 from vindr_cli.deid.burned_in import quarantine_reason
 from vindr_cli.deid.engine import EngineError, Outcome, deidentify
+from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
@@ -30,15 +31,16 @@ LAYOUTS = ("tree", "vindr")
 
 @dataclass(frozen=True)
 class AnonConfig:
+    """What every worker gets (pickled): the key file's *path* and the fingerprint the key
+    must have, never the key itself; ``setup`` reads the key with the driver's checks."""
+
     output: str
-    key: bytes
+    key_path: str
+    key_fingerprint: str
     profile: Profile
     uid_root: str = "2.25"
     layout: str = "tree"
     allow_burned_in: bool = False
-
-    def __repr__(self) -> str:  # never show the key
-        return f"AnonConfig(output={self.output!r}, profile={self.profile.name!r}, layout={self.layout!r})"
 
 
 @dataclass
@@ -50,9 +52,13 @@ class Ctx:
 
 def setup(cfg: AnonConfig) -> Ctx:
     quiet_pydicom()
+    subs = Substitutes(read_key(Path(cfg.key_path)), cfg.uid_root)
+    if subs.fingerprint() != cfg.key_fingerprint:
+        raise KeyError_(f"key file {cfg.key_path} changed during the run (fingerprint {subs.fingerprint()}, "
+                        f"expected {cfg.key_fingerprint})")
     tmp = Path(cfg.output) / STATE_DIR / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return Ctx(cfg, Substitutes(cfg.key, cfg.uid_root), tmp)
+    return Ctx(cfg, subs, tmp)
 
 
 def input_key(subs: Substitutes, src: Source) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 
 from vindr_cli.info.probe import probe, setup
-from vindr_cli.runner.discover import discover
-from vindr_cli.runner.pool import run_pool
+from vindr_cli.runner.executor import Executor
 from vindr_cli.runner.sources import Source
+from vindr_cli.runner.stage import Run, Stage, Table, run_stage
 
 BREAKDOWNS = ("modality", "photometric", "bits_stored", "body_part", "charset")
 UID_BREAKDOWNS = ("sop_class", "transfer_syntax")
@@ -94,10 +94,34 @@ class Tally:
         return out
 
 
+class InfoStage(Stage):
+    """Reads headers, writes nothing: no settings, journal or table; results feed a Tally."""
+
+    name = "reading headers"
+    task = staticmethod(probe)
+    setup = staticmethod(setup)
+    primary = "probe"
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+
+    def tables(self) -> list[Table]:
+        return [Table("probe")]          # in memory only: statuses for the runner's tallies
+
+    def place(self, run: Run, src: Source, rec: dict):
+        self.tally.add(src, rec)
+        return [(run.keys[src.rel], {"probe": [{"status": rec["status"], "reason": rec.get("reason")}]})]
+
+
+def scan(root: Path, workers: int = 1, console: Console | None = None,
+         executor: Executor | None = None) -> tuple[dict, list[str]]:
+    """(summary, warnings): the summary of every input under root (headers only, never
+    pixel data), and PHI-free warnings (no input, no DICOM input)."""
+    stage = InfoStage()
+    result = run_stage(stage, Path(root), executor=executor, workers=workers, console=console)
+    return stage.tally.summary(), result.warnings
+
+
 def scan_export(root: Path, workers: int = 1, console: Console | None = None) -> dict:
     """Summary of every input under root (headers only, never pixel data)."""
-    sources = discover(Path(root))
-    tally = Tally()
-    run_pool(sources, probe, setup=setup, config=None, workers=workers,
-             on_result=tally.add, description="reading headers", console=console)
-    return tally.summary()
+    return scan(root, workers, console)[0]

@@ -1,24 +1,44 @@
-"""``vindr decode`` as a library call: every input through the pool, images.parquet, resume."""
+"""``vindr decode`` as a stage of the one runner (:mod:`vindr_cli.runner.stage`): it
+supplies the request checks, the settings, the worker config and the naming mode.
+
+An INPUT that is not de-identified (an image without PatientIdentityRemoved YES) is
+refused unless ``allow_identified``: then every input is named by a keyed hash of its
+path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
+column, and the summary carries a warning.
+"""
 from __future__ import annotations
 
+import warnings as _warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
+from vindr_cli.errors import RequestError
+from vindr_cli.pixels import output as naming
 from vindr_cli.pixels.output import FORMATS
-from vindr_cli.pixels.task import DecodeConfig, decode_one, setup
+from vindr_cli.pixels.resize import FILTERS
+from vindr_cli.pixels.task import DecodeConfig, decode_one, is_deidentified, setup
 from vindr_cli.pixels.window import parse_window_mode
-from vindr_cli.runner.atomic import remove_stale_parts
-from vindr_cli.runner.discover import discover
-from vindr_cli.runner.pool import run_pool
-from vindr_cli.runner.sources import enclosing_output, is_within
-from vindr_cli.runner.state import SettingsChanged, StageState
+from vindr_cli.runner.discover import STATE_DIR, discover
+from vindr_cli.runner.executor import Executor
+from vindr_cli.runner.sources import Source, enclosing_output, is_within
+from vindr_cli.runner.stage import Run, Stage, Table, run_stage
+
+IDENTIFIED = ("INPUT is not de-identified (an image without PatientIdentityRemoved YES): run vindr anonymize "
+              "first, or pass --allow-identified to decode it anyway (outputs are then named by keyed hashes, "
+              "never by input paths)")
+IDENTIFIED_WARNING = ("INPUT is not de-identified: outputs and table rows are named by keyed hashes of the input "
+                      "paths, but the images may still show identifying text or features; keep OUTPUT inside "
+                      "the hospital")
+PRECHECK_FILES = 50      # how many inputs the up-front check reads, at most, to find an image
 
 
-class DecodeRequestError(ValueError):
-    """The request cannot run (one line)."""
+class DecodeRequestError(RequestError):
+    """The request cannot run (one line, exit 2)."""
 
 
 @dataclass
@@ -30,18 +50,88 @@ class DecodeSummary:
     reasons: Counter = field(default_factory=Counter)
     backends: Counter = field(default_factory=Counter)
     table: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    identified: bool = False
 
 
-def _done(rows: list[dict] | None, out: Path) -> bool:
-    """Finished inputs are skipped on a re-run; failed ones are tried again."""
-    if not rows or any(r["status"] == "failed" for r in rows):
-        return False
-    return all(r["status"] != "ok" or (out / r["output"]).is_file() for r in rows)
+def first_image_identified(sources: list[Source]) -> bool | None:
+    """Whether the first DICOM image among the first inputs lacks PatientIdentityRemoved
+    YES (None: no image found there). Workers check every image again."""
+    for src in sources[:PRECHECK_FILES]:
+        if src.missing_reason:
+            continue
+        try:
+            with src.open() as f, _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                header = read_header(f, src.size)
+        except (BadInput, OSError):
+            continue
+        except Exception:         # unreadable in some other way: the worker will say why
+            continue
+        ds = header.ds
+        if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
+            continue
+        if header.pixel_offset is None and "PixelData" not in ds:
+            continue
+        return not is_deidentified(ds)
+    return None
 
 
-def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: int,
-                console: Console | None = None) -> DecodeSummary:
-    input_path, output = input_path.resolve(), output.resolve()
+class DecodeStage(Stage):
+    name = "decode"
+    task = staticmethod(decode_one)
+    setup = staticmethod(setup)
+    primary = "images"
+
+    def __init__(self, output: Path, cfg: DecodeConfig):
+        self.output = output
+        self.salt_path = output / STATE_DIR / naming.SALT_FILE
+        self._salt: bytes | None = None
+        self._new_salt = False
+        if cfg.identified:
+            self._new_salt = not self.salt_path.exists()
+            self._salt = naming.new_salt() if self._new_salt else naming.read_salt(self.salt_path)
+            cfg = DecodeConfig(**{**cfg.__dict__, "salt_path": str(self.salt_path)})
+        self.cfg = cfg
+        self.record: dict[str, Any] = {"size": repr(cfg.size), "window": cfg.window, "window_index": cfg.window_index,
+                                       "bits": cfg.bits, "format": cfg.fmt, "resample": cfg.resample}
+        if cfg.identified:       # only when set, so that OUTPUTs made before this setting existed still resume
+            self.record["names"] = "keyed"
+        self.compared = tuple(self.record) + ("names",)
+
+    def __reduce__(self):
+        raise TypeError("DecodeStage stays in the driver")
+
+    def config(self) -> DecodeConfig:
+        return self.cfg
+
+    def settings(self) -> dict[str, Any]:
+        return self.record
+
+    def explain(self, name: str, old: Any, new: Any) -> str | None:
+        if name == "names":
+            return ("OUTPUT was made " + ("with" if old else "without") + " --allow-identified (names by keyed hashes); "
+                    "use the same choice, or a new OUTPUT folder")
+        return None
+
+    def tables(self) -> list[Table]:
+        return [Table("images", "images", self.output / "images.parquet")]
+
+    def key(self, src: Source) -> str:
+        return naming.keyed_name(self._salt, src.rel) if self._salt is not None else src.rel
+
+    def prepare(self) -> None:
+        if self._new_salt:
+            naming.write_salt(self.salt_path, self._salt)
+            self._new_salt = False
+
+    def place(self, run: Run, src: Source, result: dict):
+        if result.get("identified"):
+            raise DecodeRequestError(IDENTIFIED)
+        return super().place(run, src, result)
+
+
+def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:
     if not input_path.exists():
         raise DecodeRequestError("INPUT does not exist")
     if is_within(output, input_path) or is_within(input_path, output):
@@ -56,6 +146,8 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
         parse_window_mode(cfg.window)
     except ValueError as exc:
         raise DecodeRequestError(str(exc)) from None
+    if cfg.resample not in FILTERS:
+        raise DecodeRequestError(f"--resample must be one of {', '.join(FILTERS)}")
     if cfg.device not in ("cpu", "cuda", "auto"):
         raise DecodeRequestError("--device must be cpu, cuda or auto")
     if cfg.device == "cuda":
@@ -63,39 +155,28 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
 
         if not gpu_available():
             raise DecodeRequestError("--device cuda: no CUDA GPU with nvImageCodec here (use cpu or auto)")
-    cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output)})
-    state = StageState(output, "decode", "images", output / "images.parquet")
-    settings = {"size": repr(cfg.size), "window": cfg.window, "window_index": cfg.window_index, "bits": cfg.bits,
-                "format": cfg.fmt, "resample": cfg.resample}
-    try:
-        state.check_settings(settings, tuple(settings))
-    except SettingsChanged as exc:
-        raise DecodeRequestError(str(exc)) from None
-    remove_stale_parts(output)
+
+
+def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: int,
+                console: Console | None = None, allow_identified: bool = False,
+                executor: Executor | None = None) -> DecodeSummary:
+    input_path, output = input_path.resolve(), output.resolve()
+    _check(input_path, output, cfg)
     sources = discover(input_path)
-    try:
-        done = state.previous()
-    except SettingsChanged as exc:
-        raise DecodeRequestError(str(exc)) from None
-    todo = [s for s in sources if not _done(done.get(s.rel), output)]
-    summary = DecodeSummary(inputs=len(sources), resumed=len(sources) - len(todo), table=state.table_path)
-
-    def on_result(src, rows) -> None:
-        done[src.rel] = rows
-        state.append(src.rel, rows)
-
-    try:
-        run_pool(todo, decode_one, setup=setup, config=cfg, workers=workers, on_result=on_result,
-                 description="decode", console=console)
-    finally:
-        state.close()
-    rows = [r for s in sources for r in done.get(s.rel, [])]
-    state.finish(rows)
+    identified = first_image_identified(sources)
+    if identified and not allow_identified:
+        raise DecodeRequestError(IDENTIFIED)
+    cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output), "identified": allow_identified})
+    stage = DecodeStage(output, cfg)
+    result = run_stage(stage, input_path, executor=executor, workers=workers, console=console, sources=sources)
+    rows = result.rows["images"]
+    summary = DecodeSummary(inputs=result.inputs, resumed=result.resumed, counts=result.counts,
+                            reasons=result.reasons, table=output / "images.parquet",
+                            warnings=list(result.warnings), identified=allow_identified)
+    if allow_identified and identified:
+        summary.warnings.insert(0, IDENTIFIED_WARNING)
     for r in rows:
-        summary.counts[r["status"]] += 1
         if r["status"] == "ok":
             summary.images += 1
             summary.backends[r["backend"]] += 1
-        else:
-            summary.reasons[(r["status"], r["reason"])] += 1
     return summary

@@ -1,6 +1,18 @@
-"""Where decoded images go and how they are written (PNG 8/16-bit or .npy)."""
+"""Where decoded images go and how they are written (PNG 8/16-bit or .npy).
+
+Two naming modes. A de-identified input (every image marked PatientIdentityRemoved YES)
+names its outputs after the input's relative path, whose parts are keyed substitutes.
+An input that is not de-identified (``--allow-identified``) must never put its paths,
+which may hold names or IDs, into an output name or a table: each input is named by
+``keyed_name`` (HMAC-SHA256 of its relative path under a random salt made for this OUTPUT
+and kept in ``OUTPUT/.vindr/decode.salt``, mode 0600, so a re-run finds the same names).
+"""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +30,29 @@ def image_name(rel: str, frame: int | None, fmt: str) -> str:
     stem = p.with_suffix("") if p.suffix.lower() in DICOM_SUFFIXES else p
     tail = f"_f{frame + 1:04d}" if frame is not None else ""
     return f"{stem.as_posix()}{tail}.{fmt}"
+
+
+SALT_FILE = "decode.salt"
+
+
+def keyed_name(salt: bytes, rel: str) -> str:
+    """32 hex digits standing for an input path (the path itself is never written)."""
+    return hmac.new(salt, rel.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:32]
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def read_salt(path: Path) -> bytes:
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())
+
+
+def write_salt(path: Path, salt: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(salt.hex() + "\n")
 
 
 def write_image(path: Path, image: np.ndarray, fmt: str) -> None:

@@ -1,12 +1,17 @@
 """Decode one input file into display images: the function `vindr decode` maps over inputs.
 
 decode → stored values → Modality LUT → VOI / window → MONOCHROME1 → padding → resize →
-PNG / npy. Never raises for bad input; every frame's image is written under a temporary
-name and renamed into place only when all frames of the file are done.
+PNG / npy. Never raises for bad input. Every frame's image is written under a temporary
+name in ``OUTPUT/.vindr/tmp``; the driver renames them into place when the result comes
+back (all frames of a file at once), and journals them.
+
+Without ``identified`` (the default), an image that is not marked PatientIdentityRemoved
+YES is not decoded: the result says so and the driver stops the run. With it, the input
+is named by ``output.keyed_name`` everywhere (rows, output names, temp names).
 """
 from __future__ import annotations
 
-import os
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,9 @@ from vindr_cli.pixels.decode import DecodeError, decode
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.voi import display_params, render
 from vindr_cli.pixels.window import parse_window_mode
-from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.atomic import TMP_SUFFIX
+from vindr_cli.dicomio.quiet import quiet_pydicom
+from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.sources import Source
 
 
@@ -35,6 +42,8 @@ class DecodeConfig:
     resample: str = "area"
     device: str = "cpu"
     threads: int = 1
+    identified: bool = False        # INPUT is not de-identified: name inputs by keyed hashes
+    salt_path: str | None = None    # where the salt of those names is (read by setup, never sent)
 
 
 @dataclass
@@ -42,10 +51,32 @@ class Ctx:
     cfg: DecodeConfig
     mode: object
     out: Path
+    salt: bytes | None = None
+
+    def name(self, rel: str) -> str:
+        """How an input is named in rows and output names."""
+        return output.keyed_name(self.salt, rel) if self.salt is not None else rel
+
+    @property
+    def tmp(self) -> Path:
+        return self.out / STATE_DIR / "tmp"
 
 
 def setup(cfg: DecodeConfig) -> Ctx:
-    return Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output))
+    quiet_pydicom()
+    salt = output.read_salt(Path(cfg.salt_path)) if cfg.identified and cfg.salt_path else None
+    if cfg.identified and salt is None:
+        raise ValueError("identified mode needs the salt file")
+    ctx = Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output), salt)
+    ctx.tmp.mkdir(parents=True, exist_ok=True)
+    return ctx
+
+
+IDENTIFIED = {"identified": True}     # the result for an image not marked de-identified
+
+
+def is_deidentified(ds) -> bool:
+    return str(ds.get("PatientIdentityRemoved", "") or "").strip().upper() == "YES"
 
 
 def _num(ds, key) -> int | None:
@@ -56,11 +87,21 @@ def _num(ds, key) -> int | None:
         return None
 
 
-def decode_one(ctx: Ctx, src: Source) -> list[dict]:
-    base = {"input_key": src.rel, "input": src.rel, "status": "failed", "reason": None}
+def decode_one(ctx: Ctx, src: Source) -> dict:
+    """``{"rows": {"images": rows}, "files": [(temp file, final name under OUTPUT)]}``, or
+    ``IDENTIFIED``."""
+    name = ctx.name(src.rel)
+    rows = _decode(ctx, src, name, files := [])
+    if rows is None:
+        return IDENTIFIED
+    return {"rows": {"images": rows}, "files": [(str(t), rel) for t, rel in files]}
+
+
+def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> list[dict] | None:
+    base = {"input_key": name, "input": name, "status": "failed", "reason": None}
     if src.missing_reason:
         return [{**base, "reason": src.missing_reason}]
-    tmps: list[tuple[Path, Path]] = []
+    stem = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     try:
         with src.open() as f:
             header = read_header(f, src.size)
@@ -68,6 +109,8 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
                 return [{**base, "status": "skipped", "reason": "DICOMDIR media directory (no image)"}]
             if header.pixel_offset is None and "PixelData" not in header.ds:
                 return [{**base, "status": "skipped", "reason": "no pixel data (not an image)"}]
+            if not ctx.cfg.identified and not is_deidentified(header.ds):
+                return None
             f.seek(0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -87,13 +130,12 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
                 scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
                                 ctx.cfg.resample)
                 image = to_uint(scaled, ctx.cfg.bits)
-            rel = output.image_name(src.rel, i if len(dec.frames) > 1 else None, ctx.cfg.fmt)
-            final = ctx.out / rel
-            tmp = final.with_name(f".{final.name}{TMP_SUFFIX}")
+            rel = output.image_name(name, i if len(dec.frames) > 1 else None, ctx.cfg.fmt)
+            tmp = ctx.tmp / f"{stem}_{i}{TMP_SUFFIX}"
             output.write_image(tmp, image, ctx.cfg.fmt)
-            tmps.append((tmp, final))
+            tmps.append((tmp, rel))
             results.append({
-                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": str(ds.get("SOPInstanceUID", "")) or None,
+                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else (str(ds.get("SOPInstanceUID", "")) or None),
                 "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
                 "scale_x": out_cols / cols, "scale_y": out_rows / rows,
                 "photometric": params.photometric, "bits_stored": params.bits_stored,
@@ -101,8 +143,6 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
                 "window_function": used.function, "lut": used.lut, "backend": dec.backend, "reduce": dec.reduce,
                 "bits": ctx.cfg.bits, "format": ctx.cfg.fmt,
             })
-        for tmp, final in tmps:
-            os.replace(tmp, final)
         return results
     except BadInput as exc:
         reason, status = exc.reason, exc.status
@@ -114,4 +154,5 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
         reason, status = f"unexpected error ({type(exc).__name__})", "failed"
     for tmp, _ in tmps:
         tmp.unlink(missing_ok=True)
+    tmps.clear()
     return [{**base, "status": status, "reason": reason}]

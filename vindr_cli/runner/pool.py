@@ -1,35 +1,23 @@
-"""Map a function over inputs in a process pool, in-process for one worker, with a rich
-progress bar. Results come back to the calling process, which alone writes shared state.
-"""
+"""The progress bar every stage shows, and ``run_pool``: map a function over items through
+an :class:`~vindr_cli.runner.executor.Executor` with that bar. Results come back to the
+calling process, which alone writes shared state. Stages use :func:`vindr_cli.runner.stage.run_stage`;
+``run_pool`` is for one-off maps that keep no state."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from vindr_cli.runner.executor import Executor, default_workers, make_executor
+
+__all__ = ["default_workers", "progress_bar", "run_pool"]
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-_worker_state: dict[str, Any] = {}
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _init(setup: Callable[[Any], Any], config: Any) -> None:
-    _worker_state["ctx"] = setup(config)
-
-
-def _call(fn: Callable[[Any, Any], Any], item: Any) -> Any:
-    return fn(_worker_state["ctx"], item)
 
 
 def progress_bar(console: Console | None = None, *, transient: bool = False) -> Progress:
@@ -50,47 +38,19 @@ def run_pool(
     on_result: Callable[[T, R], None],
     description: str = "working",
     console: Console | None = None,
+    executor: Executor | None = None,
 ) -> None:
     """Call ``fn(setup(config), item)`` for every item; ``on_result(item, result)`` in this process.
 
-    ``setup`` runs once per worker (e.g. to build a profile and key schedule). ``fn`` must
-    catch its own per-item errors and return them as results: an exception escaping it
-    stops the batch.
+    ``setup`` runs once per worker. ``fn`` must catch its own per-item errors and return
+    them as results: an exception escaping it stops the batch.
     """
-    import time
-
+    ex = executor or make_executor(workers, len(items))
     start = time.monotonic()
     with progress_bar(console) as progress:
         task = progress.add_task(description, total=len(items), rate="")
-
-        def advance(done: int) -> None:
-            el = max(time.monotonic() - start, 1e-6)
-            progress.update(task, completed=done, rate=f"{done / el:.1f} files/s")
-
         done = 0
-        if workers <= 1 or len(items) <= 1:
-            ctx = setup(config)
-            for item in items:
-                on_result(item, fn(ctx, item))
-                done += 1
-                advance(done)
-            return
-        window = workers * 4
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, config)) as pool:
-            it: Iterable[T] = iter(items)
-            pending: dict = {}
-            for item in it:
-                pending[pool.submit(_call, fn, item)] = item
-                if len(pending) >= window:
-                    break
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    item = pending.pop(fut)
-                    on_result(item, fut.result())
-                    done += 1
-                    advance(done)
-                for item in it:
-                    pending[pool.submit(_call, fn, item)] = item
-                    if len(pending) >= window:
-                        break
+        for item, result in ex.run(fn, items, setup=setup, config=config):
+            on_result(item, result)
+            done += 1
+            progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")

@@ -1,0 +1,246 @@
+"""One runner for every batch stage (anonymize, decode, info): :func:`run_stage`.
+
+The runner owns, for every stage, in the driver process:
+
+* the settings check and refusal (``OUTPUT/.vindr/<stage>.json``; nothing is written
+  until the request is known to run, then :meth:`Stage.prepare` may create what the
+  workers need, e.g. a key file);
+* discovery, the journal(s) and resume: an input is skipped when every table holds its
+  rows, none of them ``failed``, and every ``ok`` row's output file exists; failed inputs
+  are tried again;
+* the ONE rename policy: workers write temporary files under ``OUTPUT/.vindr/tmp``; only
+  the driver renames them into place (:meth:`Run.rename`), then journals the input. The
+  driver is the single writer of journals, tables and final names;
+* the progress bar, the tallies (counts per status, reasons) and warnings (no input, or
+  no DICOM input), and the final tables (temp name, then rename, in discovery order).
+
+A stage supplies only what differs (:class:`Stage`): its settings, its per-input task and
+worker setup (module-level functions, run through an :class:`~vindr_cli.runner.executor.Executor`),
+how inputs are keyed, its tables, and how a result is placed. Adding a stage is one new
+subclass; adding an executor is one new ``Executor`` class.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vindr_cli.atomic import remove_stale_parts
+from vindr_cli.runner.discover import STATE_DIR, discover
+from vindr_cli.runner.executor import Executor, make_executor
+from vindr_cli.runner.pool import progress_bar
+from vindr_cli.runner.sources import Source
+from vindr_cli.runner.state import Settings, StageState
+
+NOT_DICOM = "not-dicom"
+
+
+def tmp_dir(output: Path) -> Path:
+    """Where workers write; the driver renames from here into place."""
+    return output / STATE_DIR / "tmp"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table a stage produces. ``schema`` None: kept in memory only (not journaled or
+    written). ``journal`` None: ``OUTPUT/.vindr/<stage>.journal.jsonl``."""
+
+    name: str
+    schema: str | None = None
+    path: Path | None = None
+    journal: Path | None = None
+    mode: int = 0o644
+    journal_stage: str | None = None     # the <stage> in the default journal file name
+
+
+@dataclass
+class StageSummary:
+    inputs: int = 0
+    resumed: int = 0
+    counts: Counter = field(default_factory=Counter)     # rows of the primary table per status
+    reasons: Counter = field(default_factory=Counter)    # (status, reason) for rows not ok
+    warnings: list[str] = field(default_factory=list)    # PHI-free lines for the user
+    rows: dict[str, list[dict]] = field(default_factory=dict)   # every table, discovery order
+
+
+class Stage:
+    """What a stage supplies to :func:`run_stage`. Override what differs."""
+
+    name: str = "stage"                 # settings file name and progress label
+    task: Callable[[Any, Any], Any]     # module-level: task(ctx, source) -> result (never raises for bad input)
+    setup: Callable[[Any], Any]         # module-level: setup(config) -> ctx, once per worker
+    output: Path | None = None          # None: the stage writes nothing (no settings, no journal)
+    primary: str = "rows"               # the table whose statuses are tallied
+    compared: tuple[str, ...] = ()      # settings a re-run must repeat
+    ok_status: str = "ok"
+
+    # --- what the stage is asked to do ------------------------------------------------
+    def config(self) -> Any:
+        """The worker config (pickled once per worker: no secret in it)."""
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def explain(self, name: str, old: Any, new: Any) -> str | None:
+        """A better message for a refused setting (None: the generic one)."""
+        return None
+
+    def tables(self) -> list[Table]:
+        """Tables in journal order (an input's rows go to each, in this order)."""
+        return [Table(self.primary)]
+
+    def key(self, src: Source) -> str:
+        return src.rel
+
+    # --- hooks ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """The request will run: create what workers read (after the settings check)."""
+
+    def begin(self, run: Run) -> None:
+        """Previous rows are loaded (``run.done``); work is about to start."""
+
+    def place(self, run: Run, src: Source, result: Any) -> list[tuple[str, dict[str, list[dict]]]]:
+        """Put a finished input's files in place; return ``[(input key, {table: rows})]``
+        to journal (a stage may re-journal an earlier input, e.g. a duplicate's loser).
+        Default: ``result`` is ``{"rows": {table: rows}, "files": [(tmp, final rel)]}``."""
+        for tmp, rel in result.get("files", ()):
+            run.rename(tmp, rel)
+        return [(run.keys[src.rel], result["rows"])]
+
+    def is_done(self, run: Run, key: str) -> bool:
+        """Skip on a re-run: every table has the input, none failed, outputs exist."""
+        if any(key not in run.done[t.name] for t in run.tables):
+            return False
+        rows = run.done[self.primary][key]
+        if not rows or any(r["status"] == "failed" for r in rows):
+            return False
+        assert self.output is not None
+        return all(r["status"] != self.ok_status or (r.get("output") and (self.output / r["output"]).is_file())
+                   for r in rows)
+
+
+class Run:
+    """The driver's view of one run, passed to the stage's hooks."""
+
+    def __init__(self, stage: Stage, sources: Sequence[Source], tables: list[Table],
+                 states: dict[str, StageState] | None = None):
+        self.stage = stage
+        self.output = stage.output
+        self.sources = list(sources)
+        self.keys = {s.rel: stage.key(s) for s in self.sources}
+        self.order = {k: i for i, k in enumerate(self.keys.values())}
+        self.tables = tables
+        self.done: dict[str, dict[str, list[dict]]] = {t.name: {} for t in tables}
+        self._states = states or {}
+
+    def rename(self, tmp: str | Path, rel: str) -> None:
+        """Move a worker's temporary file to its final name under OUTPUT (the only place
+        a final output name is written)."""
+        assert self.output is not None
+        dest = self.output / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Path(tmp).replace(dest)
+
+    def remove(self, rel: str) -> None:
+        assert self.output is not None
+        (self.output / rel).unlink(missing_ok=True)
+
+    def record(self, key: str, rows: dict[str, list[dict]]) -> None:
+        """Journal an input's rows, table by table in the stage's order (an input counts as
+        done only when the last table has it)."""
+        for t in self.tables:
+            if t.name not in rows:
+                continue
+            self.done[t.name][key] = rows[t.name]
+            state = self._states.get(t.name)
+            if state is not None:
+                state.append(key, rows[t.name])
+
+
+def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
+    out = {}
+    for t in tables:
+        if t.schema is None or t.path is None or stage.output is None:
+            continue
+        out[t.name] = StageState(stage.output, t.journal_stage or stage.name, t.schema, t.path,
+                                 journal=t.journal, mode=t.mode)
+    return out
+
+
+def _warnings(sources: Sequence[Source], rows: list[dict]) -> list[str]:
+    if not sources:
+        return ["INPUT holds no files: nothing to do (is it the right folder?)"]
+    if rows and all(r["status"] == NOT_DICOM for r in rows):
+        return [f"none of the {len(sources)} input files is DICOM: nothing was read (is it the right folder?)"]
+    return []
+
+
+def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = None, workers: int = 1,
+              console: Console | None = None, sources: Sequence[Source] | None = None) -> StageSummary:
+    """Run ``stage`` over every input under ``input_path`` (or ``sources``) through
+    ``executor`` (default: ``workers`` local processes); see the module docstring."""
+    output = stage.output
+    settings = None
+    tables = stage.tables()
+    if output is not None:
+        settings = Settings(output, stage.name)
+        settings.check(stage.settings(), stage.compared, stage.explain)
+    states = _states(stage, tables)
+    previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
+    if sources is None:
+        sources = discover(Path(input_path))
+    stage.prepare()
+    if output is not None and settings is not None:
+        settings.write(stage.settings())
+        remove_stale_parts(output)
+        shutil.rmtree(tmp_dir(output), ignore_errors=True)
+    run = Run(stage, sources, tables, states)
+    for name, prev in previous.items():
+        run.done[name] = prev
+    todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
+    stage.begin(run)
+    summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
+    executor = executor or make_executor(workers, len(todo))
+    start = time.monotonic()
+    results = executor.run(stage.task, todo, setup=stage.setup, config=stage.config())
+    try:
+        with progress_bar(console) as progress:
+            bar = progress.add_task(stage.name, total=len(todo), rate="")
+            done = 0
+            for src, result in results:
+                for key, rows in stage.place(run, src, result):
+                    run.record(key, rows)
+                done += 1
+                progress.update(bar, completed=done,
+                                rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:    # an early end (error, Ctrl-C): the executor drops what has not started
+            close()
+        for s in states.values():
+            s.close()
+    for t in tables:
+        summary.rows[t.name] = [r for s in sources for r in run.done[t.name].get(run.keys[s.rel], [])]
+    for t in tables:                         # the same order as the journals
+        if t.name in states:
+            states[t.name].finish(summary.rows[t.name])
+    if output is not None:
+        tmp = tmp_dir(output)
+        if tmp.is_dir() and not any(tmp.iterdir()):
+            tmp.rmdir()
+    for r in summary.rows[stage.primary]:
+        summary.counts[r["status"]] += 1
+        if r["status"] != stage.ok_status:
+            summary.reasons[(r["status"], r.get("reason"))] += 1
+    summary.warnings = _warnings(sources, summary.rows[stage.primary])
+    return summary
+
+
+__all__ = ["NOT_DICOM", "Run", "Stage", "StageSummary", "Table", "run_stage", "tmp_dir"]
