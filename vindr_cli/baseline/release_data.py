@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from vindr_cli.baseline.data import Sample, samples_from_coco
+from vindr_cli.errors import RequestError
 from vindr_cli.pixels.batch import decode_tree
 from vindr_cli.pixels.resize import SizeSpec
 from vindr_cli.pixels.task import DecodeConfig
@@ -17,8 +18,8 @@ from vindr_cli.tables import read_rows
 SPLITS = ("train", "test")
 
 
-class ReleaseDataError(ValueError):
-    """A release the baseline cannot read (one line)."""
+class ReleaseDataError(RequestError):
+    """A release the baseline cannot read (exit 2; one line)."""
 
 
 def _hashes(release: Path) -> dict[str, str]:

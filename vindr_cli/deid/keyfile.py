@@ -6,12 +6,14 @@ import secrets
 import stat
 from pathlib import Path
 
+from vindr_cli.errors import RequestError
+
 KEY_BYTES = 32
 ENV_VAR = "VINDR_KEY"
 
 
-class KeyError_(ValueError):
-    """A key file that must not be used (message has no key material)."""
+class KeyError_(RequestError):
+    """A key file that must not be used (exit 2; the message has no key material)."""
 
 
 def default_key_path() -> Path:

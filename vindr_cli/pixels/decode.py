@@ -20,6 +20,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, UID_dictionary, JPEG2000TransferSyntaxes
 
+from vindr_cli.errors import InternalError
+
 from . import backends as B
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -37,8 +39,13 @@ class Decoded:
     transfer_syntax: str
 
 
-class DecodeError(Exception):
-    """Pixel data that cannot be decoded; ``reason`` is one line without any file value."""
+class DecodeError(InternalError):
+    """Pixel data that cannot be decoded; ``reason`` is one line without any file value.
+
+    Per file, like :class:`~vindr_cli.dicomio.header.BadInput`: ``pixels.task`` records it as
+    ``failed`` and goes on; one that escapes to ``cli.main`` is a bug (exit 3) whose fixed
+    reason may be printed.
+    """
 
     def __init__(self, reason: str):
         super().__init__(reason)
