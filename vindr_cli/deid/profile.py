@@ -179,7 +179,7 @@ class _Source:
     def table(self, data: dict, name: str) -> dict:
         value = data.get(name, {})
         if not isinstance(value, dict):
-            raise self.error(f"{name} must be a table ([{name}] with one 'key = value' per line)", name)
+            raise self.error(f"{name} must be a table (a {name} header, then one 'key = value' per line)", name)
         return value
 
     def string_list(self, data: dict, name: str) -> list[str]:
