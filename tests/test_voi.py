@@ -17,9 +17,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from vindr_cli.pixels.voi import (
     DisplayParams, WindowUsed, apply_voi_lut, apply_window, display_params, lut_descriptor, modality_lut,
-    padding_mask, render, stored_values,
+    padding_mask, stored_values,
 )
-from vindr_cli.pixels.window import WindowMode, parse_window_mode
+from vindr_cli.pixels.window import WindowMode, parse_window_mode, render
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_dicoms"
 

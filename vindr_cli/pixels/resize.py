@@ -46,11 +46,14 @@ def parse_size(text: str | None) -> SizeSpec:
 
 
 def resize(image: np.ndarray, out_rows: int, out_cols: int, method: str = "area") -> np.ndarray:
-    """Resize a 2-D image to (out_rows, out_cols); returns float32 (callers round)."""
-    if image.shape == (out_rows, out_cols):
+    """Resize a 2-D image, or each channel of a (rows, cols, C) one, to (out_rows, out_cols);
+    returns float32 (callers round)."""
+    if image.shape[:2] == (out_rows, out_cols):
         return image.astype(np.float32, copy=False)
     if method not in FILTERS:
         raise ValueError(f"--resample must be one of {', '.join(FILTERS)}")
+    if image.ndim == 3:
+        return np.stack([resize(image[..., c], out_rows, out_cols, method) for c in range(image.shape[2])], axis=-1)
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F")
     return np.asarray(im.resize((out_cols, out_rows), FILTERS[method]), dtype=np.float32)
 
