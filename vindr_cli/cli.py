@@ -18,7 +18,10 @@ from rich.text import Text
 
 from vindr_cli import __version__
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+# rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
+# (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
+# layout puts a long name on its own line and wraps only the help text (tests/test_cli_help.py).
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
 console = Console(stderr=False)
 err = Console(stderr=True)
