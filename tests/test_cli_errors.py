@@ -121,3 +121,14 @@ def test_exception_classes_are_in_the_hierarchy():
     assert errors.exit_code_for(ZeroDivisionError()) == 3
     assert errors.exit_code_for(KeyboardInterrupt()) == 130
     assert errors.exit_code_for(errors.FindingsError("n")) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--size", "big"], "--size must be N (long side) or WxH"),
+    (["--window", "bogus"], "invalid --window 'bogus'"),
+])
+def test_bad_decode_options_exit_2_with_one_line(tmp_path, args, message):
+    (tmp_path / "in").mkdir()
+    p = run_cli("decode", tmp_path / "in", tmp_path / "out", *args, check=False)
+    assert p.returncode == 2, p.stderr
+    assert message in " ".join(p.stderr.split()) and "Traceback" not in p.stderr

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from vindr_cli.errors import RequestError
+
 FILTERS = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
 
 
@@ -39,7 +41,7 @@ def parse_size(text: str | None) -> SizeSpec:
         return SizeSpec()
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
     if not m or int(m.group(1)) < 1 or (m.group(2) and int(m.group(2)) < 1):
-        raise ValueError("--size must be N (long side) or WxH, e.g. 1024 or 1024x1024")
+        raise RequestError("--size must be N (long side) or WxH, e.g. 1024 or 1024x1024")
     if m.group(2):
         return SizeSpec(width=int(m.group(1)), height=int(m.group(2)))
     return SizeSpec(long_side=int(m.group(1)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vindr_cli.errors import RequestError
 from vindr_cli.pixels.voi import (LINEAR, LINEAR_EXACT, MONOCHROME, DisplayParams, WindowUsed, apply_voi_lut,
                                   apply_window, modality_lut, padding_mask, stored_values, to_output)
 
@@ -53,7 +54,7 @@ def _pair(text: str) -> tuple[float, float] | None:
 
 
 def parse_window_mode(text: str) -> WindowMode:
-    """Parse ``--window``; a bad form raises ValueError with a one-line message."""
+    """Parse ``--window``; a bad form raises RequestError (exit 2) with a one-line message."""
     t = str(text).strip().lower().replace(" ", "")
     if t in ("header", "minmax", "kaggle"):
         return WindowMode(t)
@@ -65,7 +66,7 @@ def parse_window_mode(text: str) -> WindowMode:
         pair = _pair(t)
         if pair and pair[1] >= 1:
             return WindowMode("explicit", center=pair[0], width=pair[1])
-    raise ValueError(f"invalid --window {text!r}: use {VALID_FORMS}")
+    raise RequestError(f"invalid --window {str(text)[:40]!r}: use {VALID_FORMS}")
 
 
 def _stat_window(kind: str, lo: float, hi: float, percentiles=None, note=None) -> WindowUsed:
