@@ -181,3 +181,26 @@ def test_truncated_reported_as_anonymize_does(decoded):
         r = by[(name, None)]
         assert r["status"] == "failed"
         assert r["reason"] == "truncated pixel data (file ends before the pixel data does)", name
+
+
+def test_colour_through_anonymize_then_decode(tmp_path, key_file):
+    """Native YBR_FULL_422 stores 2 samples per pixel: anonymize must accept its length, and
+    the de-identified file must decode to the same RGB image as the original."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("ybr422.dcm", "palette.dcm", "ybr_frames.dcm"):
+        shutil.copy(get_testdata_file(FILES[name]), src / name)
+    anon = tmp_path / "anon"
+    run_cli("anonymize", src, anon, "--key", key_file, "--allow-burned-in", "--layout", "vindr", "-j", "1")
+    manifest = read_rows(anon / "manifest.parquet")
+    assert {r["status"] for r in manifest} == {"ok"}, [r["reason"] for r in manifest]
+    run_cli("decode", src, tmp_path / "d0", "-j", "1")
+    run_cli("decode", anon, tmp_path / "d1", "-j", "1")
+    before = {(r["input"], r["frame"]): r for r in read_rows(tmp_path / "d0" / "images.parquet")}
+    by_input = {r["input_path"]: r["output"] for r in read_rows(tmp_path / "anon.linkage.parquet")}
+    after = {(r["input"], r["frame"]): r for r in read_rows(tmp_path / "d1" / "images.parquet")}
+    assert len(after) == len(before) == 1 + 1 + 30
+    for (name, frame), r in before.items():
+        a = after[(by_input[name], frame)]
+        assert a["channels"] == r["channels"] == 3 and a["photometric"] == r["photometric"]
+        assert np.array_equal(_png(tmp_path / "d0", r), _png(tmp_path / "d1", a))
