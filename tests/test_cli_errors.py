@@ -132,3 +132,11 @@ def test_bad_decode_options_exit_2_with_one_line(tmp_path, args, message):
     p = run_cli("decode", tmp_path / "in", tmp_path / "out", *args, check=False)
     assert p.returncode == 2, p.stderr
     assert message in " ".join(p.stderr.split()) and "Traceback" not in p.stderr
+
+
+def test_a_key_readable_by_others_exits_2(tmp_path, key_file):
+    (tmp_path / "in").mkdir()
+    key_file.chmod(0o644)
+    p = run_cli("anonymize", tmp_path / "in", tmp_path / "out", "--key", key_file, check=False)
+    assert p.returncode == 2 and "group or others" in " ".join(p.stderr.split())
+    assert "Traceback" not in p.stderr and "ab" * 32 not in p.stderr + p.stdout

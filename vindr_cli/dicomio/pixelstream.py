@@ -126,25 +126,7 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     Returns (sha256 hex of the value, number of bytes copied incl. the element header).
     """
     e = "<" if little else ">"
-    tag_bytes = _read_exact(src, 4)
-    group, elem = struct.unpack(e + "HH", tag_bytes)
-    if group != 0x7FE0:
-        raise BadInput("failed", "pixel data element not where expected")
-    if implicit:
-        len_bytes = _read_exact(src, 4)
-        header = tag_bytes + len_bytes
-        (length,) = struct.unpack(e + "L", len_bytes)
-    else:
-        vr = _read_exact(src, 2)
-        if vr not in PIXEL_VRS:
-            raise BadInput("failed", "malformed pixel data element (unexpected VR; transfer syntax mismatch?)")
-        if vr in LONG_VRS:
-            rest = _read_exact(src, 6)
-            (length,) = struct.unpack(e + "L", rest[2:])
-        else:
-            rest = _read_exact(src, 2)
-            (length,) = struct.unpack(e + "H", rest)
-        header = tag_bytes + vr + rest
+    header, length = _element_header(src, e, implicit)
     if dst is not None:
         dst.write(header)
     h = hashlib.sha256()
