@@ -432,3 +432,16 @@ def test_parse_window_mode_rejects(text):
         parse_window_mode(text)
     msg = str(exc.value)
     assert "\n" not in msg and "percentile:LO,HI" in msg and "C,W" in msg and "header" in msg
+
+
+def test_voi_does_not_import_window():
+    """voi.py holds the transforms, window.py the modes and render(): one direction only."""
+    import subprocess
+    import sys
+    code = ("import sys, vindr_cli.pixels.voi; "
+            "assert 'vindr_cli.pixels.window' not in sys.modules, 'voi imports window'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import vindr_cli.pixels.voi as voi
+    assert not hasattr(voi, "render")
+    assert "vindr_cli.pixels.window" not in open(voi.__file__, encoding="utf-8").read().replace(
+        "``window.render``", "")
