@@ -97,6 +97,8 @@ RECIPE_MISTAKES = [
     ('[substitutes]\nPatientID = "patient_id"\nAccessionNumber = "accesion"\n',
      r"r\.toml line 3: unknown substitute kind 'accesion' for AccessionNumber \(allowed: patient_name, patient_id"),
     ('[substitutes]\nNoSuchThing = "patient_id"\n', r"r\.toml line 2: unknown attribute 'NoSuchThing'"),
+    ('[substitutes]\n\nStudyDate = "patient_id"\n',
+     r"r\.toml line 3: substitute kind 'patient_id' does not fit StudyDate \(VR DA; it needs LO or SH\)"),
     ('options = [\n  "clean_descriptors",\n  "retain_everything",\n]\n',
      r"r\.toml line 3: unknown option 'retain_everything' \(allowed: .*clean_descriptors"),
     ('options = ["retain_safe_private"]\n', r"r\.toml line 1: option 'retain_safe_private' is not supported"),

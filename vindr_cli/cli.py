@@ -432,7 +432,10 @@ def audit(
     n = len(report.findings)
     if report_file is not None:
         text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()
-        report_file.write_text(text, encoding="utf-8")
+        try:
+            report_file.write_text(text, encoding="utf-8")
+        except OSError as exc:     # this one write only: a path the user chose
+            raise RequestError(f"--report FILE cannot be written ({type(exc).__name__})") from None
     if as_json:
         typer.echo(report.to_json())
     else:

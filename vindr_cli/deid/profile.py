@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.datadict import dictionary_has_tag, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, keyword_for_tag, tag_for_keyword
 
 from vindr_cli.deid.options import load_options
 from vindr_cli.deid.table import load_table
@@ -95,7 +95,7 @@ class Profile:
 
 def parse_tag(text: str) -> int:
     """'PatientName', '(0010,0010)', '0010,0010' or '00100010' -> tag; unknown -> ProfileError."""
-    t = text.strip()
+    t = text.strip()[:80]       # keywords are at most 63 characters; a message quotes no more
     num = t.strip("()").replace(",", "").replace(" ", "")
     if len(num) == 8 and all(c in "0123456789abcdefABCDEF" for c in num):
         tag = int(num, 16)
@@ -112,6 +112,8 @@ def parse_tag(text: str) -> int:
 
 ALLOWED_ACTIONS = ("D", "Z", "X", "K", "C", "U", "X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*")
 SUBSTITUTE_KINDS = ("patient_name", "patient_id", "accession", "study_id")   # engine._substitute
+SUBSTITUTE_VRS = {"patient_name": ("PN",), "patient_id": ("LO", "SH"), "accession": ("LO", "SH"),
+                  "study_id": ("LO", "SH")}   # the values (ANON^ + 15, P/A/S + 15 characters) fit these
 RECIPE_KEYS = ("base", "options", "actions", "substitutes")
 BUILTIN_KEYS = ("name", "mode", "table", "options", "substitutes", "actions", "extra", "keep", "replace")
 DEFAULT_ACTIONS = ("unlisted", "unlisted_pn", "unlisted_text", "unlisted_date", "unknown_public", "unlisted_uid")
@@ -210,6 +212,10 @@ class _Source:
                 shown = repr(kind) if isinstance(kind, str) and len(kind) <= 32 else "(not one of them)"
                 raise self.error(f"unknown substitute kind {shown} for {key} (allowed: {', '.join(SUBSTITUTE_KINDS)})",
                                  "substitutes", key)
+            vr = dictionary_VR(tag)
+            if vr not in SUBSTITUTE_VRS[kind]:
+                raise self.error(f"substitute kind {kind!r} does not fit {key} (VR {vr}; it needs "
+                                 f"{' or '.join(SUBSTITUTE_VRS[kind])})", "substitutes", key)
             subs[tag] = kind
         return subs
 
