@@ -204,3 +204,24 @@ def test_colour_through_anonymize_then_decode(tmp_path, key_file):
         a = after[(by_input[name], frame)]
         assert a["channels"] == r["channels"] == 3 and a["photometric"] == r["photometric"]
         assert np.array_equal(_png(tmp_path / "d0", r), _png(tmp_path / "d1", a))
+
+
+@pytest.mark.parametrize("photometric,spp,reason", [
+    ("HSV", 3, "unsupported photometric interpretation: HSV"),
+    ("YBR_PARTIAL_420", 3, "unsupported photometric interpretation: YBR_PARTIAL_420"),
+    ("Nguyen Van An", 1, "unsupported photometric interpretation: non-standard"),
+    ("RGB", 1, "RGB image without three samples per pixel"),
+])
+def test_unsupported_or_inconsistent_photometric_has_a_fixed_reason(tmp_path, photometric, spp, reason):
+    ds = _ds("rgb.dcm")
+    if spp == 1:
+        ds.PixelData = ds.PixelData[: ds.Rows * ds.Columns]
+        ds.SamplesPerPixel = 1
+        del ds.PlanarConfiguration
+    ds.PhotometricInterpretation = photometric
+    src = tmp_path / "in"
+    src.mkdir()
+    ds.save_as(src / "a.dcm", enforce_file_format=True)
+    run_cli("decode", src, tmp_path / "o", "-j", "1")
+    r = read_rows(tmp_path / "o" / "images.parquet")[0]
+    assert r["status"] == "failed" and r["reason"] == reason

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vindr_cli.pixels.decode import DecodeError
 from vindr_cli.pixels.voi import WindowUsed
 
 COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "PALETTE COLOR")
@@ -42,7 +43,7 @@ def render_colour(frame: np.ndarray, ds, out_bits: int = 8) -> tuple[np.ndarray,
         from pydicom.pixels import apply_color_lut
 
         if frame.ndim != 2:
-            raise ValueError("a PALETTE COLOR frame must have one sample per pixel")
+            raise DecodeError("PALETTE COLOR image with more than one sample per pixel")
         rgb = apply_color_lut(frame, ds)
         depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
         if depth not in (8, 16):
@@ -50,7 +51,7 @@ def render_colour(frame: np.ndarray, ds, out_bits: int = 8) -> tuple[np.ndarray,
         used = WindowUsed("colour", lut="palette", note="colour: palette applied, no windowing")
     else:
         if frame.ndim != 3 or frame.shape[-1] != 3:
-            raise ValueError("a colour frame must have three samples per pixel")
+            raise DecodeError(f"{term} image without three samples per pixel")
         depth = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8)
         rgb = np.asarray(frame).astype(np.int64) & ((1 << depth) - 1)
         used = WindowUsed("colour", note="colour: shown as stored, no windowing")

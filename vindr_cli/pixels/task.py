@@ -19,7 +19,7 @@ from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
 from vindr_cli.dicomio.pixelstream import check_pixel_element, native_pixel_length
 from vindr_cli.pixels import output
 from vindr_cli.pixels.backends import CANDIDATES
-from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, decode
+from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_grayscale, decode
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
 from vindr_cli.pixels.voi import display_params
@@ -99,9 +99,11 @@ def decode_one(ctx: Ctx, src: Source) -> list[dict]:
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
             raise DecodeError("missing Rows or Columns")
+        colour = is_colour(ds)
+        if not colour:
+            check_grayscale(ds)       # HSV, CMYK, YBR_PARTIAL_*...: a fixed reason, before decoding
         out_rows, out_cols = ctx.cfg.size.target(rows, cols)
         dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
-        colour = is_colour(ds)
         params = None if colour else display_params(ds, ctx.cfg.window_index)
 
         def draw(frame, bits):
