@@ -225,3 +225,24 @@ def test_unsupported_or_inconsistent_photometric_has_a_fixed_reason(tmp_path, ph
     run_cli("decode", src, tmp_path / "o", "-j", "1")
     r = read_rows(tmp_path / "o" / "images.parquet")[0]
     assert r["status"] == "failed" and r["reason"] == reason
+
+
+@pytest.mark.skipif(shutil.which("dcmj2pnm") is None, reason="dcmtk dcmj2pnm not on PATH")
+@pytest.mark.parametrize("name", ["rgb.dcm", "ybr422.dcm", "ybr_jpeg.dcm", "palette.dcm", "ybr_frames.dcm",
+                                  "rgb16_frames.dcm"])
+def test_colour_matches_dcmtk(decoded, tmp_path, name):
+    """dcmtk's dcmj2pnm (its own YBR conversion, palette and 16 -> 8 bit scaling) agrees within
+    one level, frame by frame."""
+    import subprocess
+
+    out, by, _ = decoded
+    frames = sorted((r for r in by.values() if r["input"] == name), key=lambda r: r["frame"] or 0)
+    src = get_testdata_file(FILES[name])
+    p = subprocess.run(["dcmj2pnm", "+on", "+Fa", src, str(tmp_path / "ref.png")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    for r in frames:
+        ref_path = tmp_path / f"ref.png.{r['frame'] or 0}.png"      # +Fa: one file per frame
+        ref = np.asarray(Image.open(ref_path)).astype(int)
+        ours = _png(out, r).astype(int)
+        assert ref.shape == ours.shape and ref.ndim == 3
+        assert np.abs(ref - ours).max() <= 1, (name, r["frame"])
