@@ -140,3 +140,17 @@ def test_a_key_readable_by_others_exits_2(tmp_path, key_file):
     p = run_cli("anonymize", tmp_path / "in", tmp_path / "out", "--key", key_file, check=False)
     assert p.returncode == 2 and "group or others" in " ".join(p.stderr.split())
     assert "Traceback" not in p.stderr and "ab" * 32 not in p.stderr + p.stdout
+
+
+@pytest.mark.parametrize("module,attr,args", [
+    ("vindr_cli.pixels.batch", "decode_tree", ["decode", "{in}", "{out}"]),
+    ("vindr_cli.info", "scan_export", ["info", "{in}"]),
+    ("vindr_cli.deid.linkage", "default_linkage_path", ["audit", "{in}"]),
+])
+def test_a_bug_in_any_command_exits_3(tmp_path, module, attr, args):
+    (tmp_path / "in").mkdir()
+    argv = [a.replace("{in}", str(tmp_path / "in")).replace("{out}", str(tmp_path / "out")) for a in args]
+    p = _patched(module, attr, f"ZeroDivisionError({SECRET!r})", *argv)
+    assert p.returncode == 3, p.stderr
+    assert "internal error (ZeroDivisionError)" in p.stderr
+    assert "Traceback" not in p.stderr and "Nguyen" not in p.stderr + p.stdout
