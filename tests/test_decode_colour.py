@@ -246,3 +246,34 @@ def test_colour_matches_dcmtk(decoded, tmp_path, name):
         ours = _png(out, r).astype(int)
         assert ref.shape == ours.shape and ref.ndim == 3
         assert np.abs(ref - ours).max() <= 1, (name, r["frame"])
+
+
+def test_ybr_ict_jpeg2000_is_rgb(tmp_path):
+    """pydicom bundles no YBR_ICT file: encode the RGB example as lossy JPEG 2000 with the
+    irreversible colour transform (MCT on) through OpenJPEG, label it YBR_ICT as PS3.5 8.2.4
+    requires, and check that decode gives back RGB close to the original."""
+    openjpeg = pytest.importorskip("openjpeg")
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000
+
+    ds = _ds("rgb.dcm")
+    original = ds.pixel_array.copy()
+    cs = openjpeg.encode(original, photometric_interpretation=1, use_mct=True, compression_ratios=[8])
+    cod = cs.find(b"\xff\x52")
+    assert cs[cod + 8] == 1                                   # COD: multiple component transform on
+    ds.PixelData = encapsulate([cs])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEG2000
+    ds.PhotometricInterpretation = "YBR_ICT"
+    src = tmp_path / "in"
+    src.mkdir()
+    ds.save_as(src / "ict.dcm", enforce_file_format=True)
+    for size, shape in ((None, (240, 320, 3)), ("160", (120, 160, 3))):
+        out = tmp_path / f"o{size}"
+        run_cli("decode", src, out, "-j", "1", *(["--size", size] if size else []))
+        r = read_rows(out / "images.parquet")[0]
+        assert r["status"] == "ok" and r["photometric"] == "YBR_ICT" and r["channels"] == 3 and r["reduce"] == 0
+        img = _png(out, r).astype(float)
+        assert img.shape == shape
+        want = original.astype(float) if size is None else original.astype(float).reshape(120, 2, 160, 2, 3).mean(axis=(1, 3))
+        assert np.abs(img - want).mean() < 3
