@@ -40,7 +40,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLossless, JPEGLosslessSV1, RLELossless, generate_uid,
 )
 
-from vindr_cli.pixels.voi import display_params, padding_mask, render, stored_values
+from vindr_cli.pixels.voi import display_params, padding_mask, stored_values
+from vindr_cli.pixels.window import render
 
 pytestmark = pytest.mark.skipif(shutil.which("dcmj2pnm") is None, reason="dcmtk dcmj2pnm not on PATH")
 

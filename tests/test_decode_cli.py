@@ -15,7 +15,8 @@ from helpers import run_cli, tree_hashes
 from vindr_cli.pixels.boxes import scale_boxes
 from vindr_cli.pixels.output import SALT_FILE, image_name, keyed_name, read_salt
 from vindr_cli.pixels.resize import SizeSpec, parse_size, resize, to_uint
-from vindr_cli.pixels.voi import display_params, render
+from vindr_cli.pixels.voi import display_params
+from vindr_cli.pixels.window import render
 
 EXPORT = SAMPLE / "export"
 

@@ -310,8 +310,7 @@ def test_internal_errors_print_no_traceback(tmp_path, key_file):
     save(cr(), tmp_path / "in" / "a.dcm")
     out, _, _ = run(tmp_path / "in", key_file)
     (out / ".vindr" / "anonymize.json").write_text("{ not json DOE^JOHN")     # a damaged state file
-    p = run_cli("audit", out, check=False)
-    assert p.returncode == 3 and "internal error (JSONDecodeError)" in p.stderr
+    p = run_cli("audit", out, check=False)       # damaged input is a finding, not a crash
+    assert p.returncode == 1 and "state" in p.stdout and "anonymize.json" in p.stdout
     assert "Traceback" not in p.stderr + p.stdout and "DOE" not in p.stderr + p.stdout
-    p = run_cli("audit", out, check=False, env={"VINDR_DEBUG": "1"})
-    assert p.returncode != 0 and "Traceback" in p.stderr
+    # a real bug (exit 3, no traceback, no text; VINDR_DEBUG=1 shows it): tests/test_cli_errors.py

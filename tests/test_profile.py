@@ -78,23 +78,79 @@ def test_recipe_overrides_and_errors(tmp_path):
     assert p.rule(T("Manufacturer"), "LO").action == "X"
     assert "clean_descriptors" in p.options
     assert p.fingerprint() != load_profile().fingerprint()
-    for body, msg in [
-        ('[actions]\nNotAKeyword = "X"\n', "unknown attribute"),
-        ('[actions]\n"(0029,1010)" = "K"\n', "private"),
-        ('[actions]\n"(0010,1234)" = "K"\n', "not in the DICOM data dictionary"),
-        ('[actions]\nPatientName = "Q"\n', "unknown action"),
-        ('options = ["retain_safe_private"]\n', "not supported"),
-        ('surprise = 1\n', "unknown keys"),
-        ('base = "nope"\n', "base must be"),
-        ("not toml [", "not valid TOML"),
-    ]:
-        r.write_text(body)
-        with pytest.raises(ProfileError, match=msg):
-            load_profile(str(r))
     with pytest.raises(ProfileError):
         load_profile("no-such-profile")
     with pytest.raises(ProfileError):
         load_profile(dates="fuzzy")
+
+
+RECIPE_MISTAKES = [
+    # (recipe text, expected message with the line it names)
+    ('base = "basic"\n[actions]\nStudyDescription = "K"\nNotAKeyword = "X"\n',
+     r"r\.toml line 4: unknown attribute 'NotAKeyword'"),
+    ('[actions]\n"(0029,1010)" = "K"\n', r"r\.toml line 2: tag \(0029,1010\): private elements"),
+    ('[actions]\n"(0010,1234)" = "K"\n', r"r\.toml line 2: tag \(0010,1234\) is not in the DICOM data dictionary"),
+    ('# a comment\n\n[actions]\nPatientSex = "K"\nStudyDescription = "XX"\n',
+     r"r\.toml line 5: unknown action 'XX' for StudyDescription \(allowed: D, Z, X, K, C, U, X/Z, X/D, Z/D, X/Z/D, X/Z/U\*\)"),
+    ('[actions]\nStudyDescription = 1\n', r"r\.toml line 2: unknown action \(not a short string\) for StudyDescription"),
+    ('actions.StudyDescription = "Q"\n', r"r\.toml line 1: unknown action 'Q' for StudyDescription"),
+    ('[substitutes]\nPatientID = "patient_id"\nAccessionNumber = "accesion"\n',
+     r"r\.toml line 3: unknown substitute kind 'accesion' for AccessionNumber \(allowed: patient_name, patient_id"),
+    ('[substitutes]\nNoSuchThing = "patient_id"\n', r"r\.toml line 2: unknown attribute 'NoSuchThing'"),
+    ('[substitutes]\n\nStudyDate = "patient_id"\n',
+     r"r\.toml line 3: substitute kind 'patient_id' does not fit StudyDate \(VR DA; it needs LO or SH\)"),
+    ('options = [\n  "clean_descriptors",\n  "retain_everything",\n]\n',
+     r"r\.toml line 3: unknown option 'retain_everything' \(allowed: .*clean_descriptors"),
+    ('options = ["retain_safe_private"]\n', r"r\.toml line 1: option 'retain_safe_private' is not supported"),
+    ('options = "clean_descriptors"\n', r"r\.toml line 1: options must be a list of strings"),
+    ('base = "basic"\n\nsurprise = 1\n', r"r\.toml line 3: unknown top-level key 'surprise' \(allowed: base, options, actions, substitutes\)"),
+    ('[action]\nStudyDescription = "X"\n', r"r\.toml line 1: unknown top-level key 'action'"),
+    ('base = "nope"\n', r"r\.toml line 1: base must be one of basic, vindr"),
+    ('actions = "X"\n', r"r\.toml line 1: actions must be a table"),
+    ('base = "basic"\nnot toml [\n', r"r\.toml line 2: not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("body,msg", RECIPE_MISTAKES)
+def test_recipe_mistakes_are_refused_at_load_naming_the_line(tmp_path, body, msg):
+    r = tmp_path / "r.toml"
+    r.write_text(body)
+    with pytest.raises(ProfileError, match=msg) as info:
+        load_profile(str(r))
+    assert info.value.exit_code == 2          # a RequestError: the CLI exits 2
+    assert "\n" not in str(info.value)
+
+
+def test_recipe_substitutes_are_used(tmp_path):
+    r = tmp_path / "r.toml"
+    r.write_text('[substitutes]\nOtherPatientIDs = "patient_id"\n')
+    p = load_profile(str(r))
+    assert p.substitutes[T("OtherPatientIDs")] == "patient_id"
+    assert p.substitutes[T("PatientID")] == "patient_id"      # the base profile's stay
+
+
+@pytest.mark.parametrize("name", ["basic", "vindr"])
+def test_shipped_profiles_pass_the_same_checks(name):
+    from vindr_cli.deid.profile import BUILTIN, load_builtin
+    assert name in BUILTIN
+    spec = load_builtin(name)
+    assert spec["name"] == name
+    assert load_profile(name).rules
+
+
+def test_a_broken_shipped_profile_is_refused_naming_its_line(tmp_path, monkeypatch):
+    from vindr_cli.deid import profile as prof
+    good = prof.builtin_path("basic").read_text()
+    broken = good.replace('unlisted_text = "X"', 'unlisted_text = "XZ"')
+    assert broken != good
+    (tmp_path / "basic.toml").write_text(broken)
+    monkeypatch.setattr(prof, "builtin_path", lambda name: tmp_path / f"{name}.toml")
+    line = 1 + broken.splitlines().index('unlisted_text = "XZ"')
+    with pytest.raises(ProfileError, match=rf"basic\.toml line {line}: unknown action 'XZ' for unlisted_text"):
+        load_profile("basic")
+    (tmp_path / "basic.toml").write_text(good.replace("[extra]", "[extras]"))
+    with pytest.raises(ProfileError, match=r"basic\.toml line \d+: unknown top-level key 'extras'"):
+        load_profile("basic")
 
 
 @pytest.mark.parametrize("action,typ,expected", [

@@ -17,9 +17,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from vindr_cli.pixels.voi import (
     DisplayParams, WindowUsed, apply_voi_lut, apply_window, display_params, lut_descriptor, modality_lut,
-    padding_mask, render, stored_values,
+    padding_mask, stored_values,
 )
-from vindr_cli.pixels.window import WindowMode, parse_window_mode
+from vindr_cli.pixels.window import WindowMode, parse_window_mode, render
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_dicoms"
 
@@ -331,7 +331,8 @@ def test_header_falls_back_to_percentiles():
     assert out.min() == 0 and out.max() == 255
     bad = make_ds(img, WindowCenter=500, WindowWidth=0)             # width 0: not allowed for LINEAR
     assert render(img, display_params(bad))[1].kind == "percentile"
-    with pytest.raises(ValueError):
+    from vindr_cli.errors import RequestError
+    with pytest.raises(RequestError):                                # an explicit width 0 is a bad request
         render(img, display_params(bad), "500,0")
 
 
@@ -425,7 +426,22 @@ def test_parse_window_mode_accepts(text, expected):
                                   "percentile:-1,50", "percentile:1,101", "percentile:a,b", "40",
                                   "40,0.5", "40,0", "40,400,1", "nan,400", "40,inf", "abc"])
 def test_parse_window_mode_rejects(text):
-    with pytest.raises(ValueError) as exc:
+    from vindr_cli.errors import RequestError
+
+    with pytest.raises(RequestError) as exc:
         parse_window_mode(text)
     msg = str(exc.value)
     assert "\n" not in msg and "percentile:LO,HI" in msg and "C,W" in msg and "header" in msg
+
+
+def test_voi_does_not_import_window():
+    """voi.py holds the transforms, window.py the modes and render(): one direction only."""
+    import subprocess
+    import sys
+    code = ("import sys, vindr_cli.pixels.voi; "
+            "assert 'vindr_cli.pixels.window' not in sys.modules, 'voi imports window'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import vindr_cli.pixels.voi as voi
+    assert not hasattr(voi, "render")
+    assert "vindr_cli.pixels.window" not in open(voi.__file__, encoding="utf-8").read().replace(
+        "``window.render``", "")

@@ -14,10 +14,14 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vindr_cli import __version__
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+# rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
+# (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
+# layout puts a long name on its own line and wraps only the help text (tests/test_cli_help.py).
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
 console = Console(stderr=False)
 err = Console(stderr=True)
@@ -36,6 +40,13 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """Print a one-line, PHI-free error (rich markup, already escaped by the caller) and exit
+    with ``code`` (2: the request cannot run, 1: findings). Library errors need no call here:
+    a :class:`vindr_cli.errors.VindrError` reaching ``main`` is printed and mapped there."""
+    from vindr_cli.errors import EXIT_FINDINGS, EXIT_REQUEST
+
+    if code not in (EXIT_REQUEST, EXIT_FINDINGS):   # 3 is main's alone: an unknown exception
+        raise ValueError("_fail is for exit 1 or 2")
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
 
@@ -107,15 +118,18 @@ def _print_reasons(reasons, title: str, resumed: int) -> None:
         console.print(f"resumed: {resumed} inputs were already done")
 
 
-def _print_findings(findings, title: str = "findings", limit: int = 200) -> None:
+def _print_findings(findings, title: str = "findings", limit: int = 200, more: str | None = None) -> None:
+    """The first ``limit`` findings as a table; paths are folded, never cut. When the table is
+    cut, ``more`` says where the whole list is (e.g. ``--report FILE``)."""
     f = Table(title=title)
-    for c in ("kind", "where", "detail"):
-        f.add_column(c)
+    f.add_column("kind", no_wrap=True)
+    f.add_column("where", overflow="fold")
+    f.add_column("detail", overflow="fold")
     for x in findings[:limit]:
-        f.add_row(x.kind, x.where, x.detail)
+        f.add_row(Text(x.kind), Text(x.where), Text(x.detail))   # never read as markup
     console.print(f)
     if len(findings) > limit:
-        console.print(f"... and {len(findings) - limit} more")
+        console.print(f"... and {len(findings) - limit} more" + (f"; {more}" if more else ""), markup=False, highlight=False)
 
 
 def _print_anonymize(s) -> None:
@@ -394,40 +408,66 @@ def info(
 @app.command()
 def audit(
     output: Path = typer.Argument(..., help="An anonymized tree written by `vindr anonymize`."),
-    linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: OUTPUT's sibling <name>.linkage.parquet when present)."),
+    linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: <OUTPUT>.linkage.parquet beside OUTPUT, when present)."),
+    as_json: bool = typer.Option(False, "--json", help="Print counts and every finding as JSON instead of tables."),
+    report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
     from vindr_cli.deid.linkage import default_linkage_path
+    from vindr_cli.errors import FindingsError, RequestError
 
     if not output.is_dir():
-        _fail("OUTPUT is not a folder")
+        raise RequestError("OUTPUT is not a folder")
     link = linkage or default_linkage_path(output)
     if linkage is not None and not linkage.is_file():
-        _fail("--linkage file does not exist")
+        raise RequestError("--linkage file does not exist")
+    if report_file is not None:
+        rp = report_file.resolve()
+        if rp == output.resolve() or output.resolve() in rp.parents:
+            raise RequestError("--report FILE must not be inside OUTPUT (it would become part of the release)")
+        if not rp.parent.is_dir():
+            raise RequestError("--report FILE: its folder does not exist")
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.")
     report = run(output, link if link.is_file() else None)
-    t = Table(title="vindr audit")
-    t.add_column("checked")
-    t.add_column("count", justify="right")
-    t.add_row("files", str(report.files))
-    t.add_row("DICOM files", str(report.dicom_files))
-    t.add_row("original values searched", str(report.terms) if link.is_file() else "none (no linkage table)")
-    t.add_row("[bold]findings", f"[bold]{len(report.findings)}")
-    console.print(t)
-    if report.findings:
-        _print_findings(report.findings)
-        raise typer.Exit(1)
-    console.print("[green]no findings[/]")
+    n = len(report.findings)
+    if report_file is not None:
+        text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()
+        try:
+            report_file.write_text(text, encoding="utf-8")
+        except OSError as exc:     # this one write only: a path the user chose
+            raise RequestError(f"--report FILE cannot be written ({type(exc).__name__})") from None
+    if as_json:
+        typer.echo(report.to_json())
+    else:
+        t = Table(title="vindr audit")
+        t.add_column("checked")
+        t.add_column("count", justify="right")
+        t.add_row("files", str(report.files))
+        t.add_row("DICOM files", str(report.dicom_files))
+        t.add_row("original values searched", str(report.terms) if report.linkage else "none (no linkage table)")
+        for kind, k in report.counts().items():
+            t.add_row(f"findings: {kind}", str(k))
+        t.add_row("[bold]findings", f"[bold]{n}")
+        console.print(t)
+        if n:
+            _print_findings(report.findings, more=f"--report FILE lists all {n}" if report_file is None
+                            else f"all {n} are in {report_file}")
+        else:
+            console.print("[green]no findings[/]")
+    if report_file is not None and not as_json:
+        console.print(f"report: {report_file}", markup=False, highlight=False)
+    if n:
+        raise FindingsError(f"{n} finding{'s' if n != 1 else ''}: the tree must not leave the hospital as it is")
 
 
 def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom
 
     quiet_pydicom()
-    from vindr_cli.errors import EXIT_INTERRUPTED, VindrError
+    from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
 
     try:
         app()
@@ -448,4 +488,4 @@ def main() -> None:
             raise
         err.print(f"internal error ({type(exc).__name__}); details withheld because they may hold PHI. "
                   "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False)
-        sys.exit(3)
+        sys.exit(EXIT_INTERNAL)

@@ -8,6 +8,11 @@
 * Anything else is a bug (exit 3): printed without a traceback, since one would show
   file content; ``VINDR_DEBUG=1`` shows it.
 
+Per-file failures (``dicomio.header.BadInput``, ``pixels.decode.DecodeError``,
+``deid.engine.EngineError``) are :class:`InternalError` subclasses: every stage's worker
+catches them and records a ``failed`` row with their fixed PHI-free reason, so one that
+reaches ``cli.main`` escaped its handler — a bug (exit 3) whose reason may still be shown.
+
 Library code raises these; only the CLI turns them into exit codes and messages. A
 module may subclass them for callers that want to tell cases apart, but never catches a
 bare ``ValueError`` to mean "bad request".

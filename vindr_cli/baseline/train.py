@@ -42,6 +42,7 @@ from vindr_cli.errors import RequestError
 from vindr_cli.baseline.data import Augment, DetectionDataset, EpochBatchSampler, Sample, collate
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets
 from vindr_cli.baseline.model import Detector, ModelConfig, cell_points, decode_detections
+from vindr_cli.errors import RequestError
 
 __all__ = ["CheckpointMismatch", "Prediction", "TASKS", "load_model", "predict", "resolve_device", "train_baseline"]
 
@@ -57,8 +58,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     _st_load = _st_save = None
 
 
-class CheckpointMismatch(ValueError):
-    """``out_dir`` holds a checkpoint of a run with other options."""
+class CheckpointMismatch(RequestError):
+    """``out_dir`` holds a checkpoint of a run with other options (exit 2: start over or pick another folder)."""
 
 
 @dataclass

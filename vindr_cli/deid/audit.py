@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +34,42 @@ class AuditReport:
     files: int = 0
     dicom_files: int = 0
     terms: int = 0
+    linkage: bool = False          # whether original values were searched for
     findings: list[Finding] = field(default_factory=list)
 
     def add(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
+
+    def counts(self) -> dict[str, int]:
+        """Findings per kind, most frequent first (ties by name)."""
+        c = Counter(f.kind for f in self.findings)
+        return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def to_dict(self) -> dict:
+        """Everything ``vindr audit --json`` / ``--report`` writes: counts and every finding.
+
+        Paths are relative to OUTPUT (components holding an original value already masked
+        as ``(withheld)``); details name elements, never values — no PHI.
+        """
+        return {
+            "files": self.files,
+            "dicom_files": self.dicom_files,
+            "original_values_searched": self.terms if self.linkage else None,
+            "linkage_table_used": self.linkage,
+            "findings_total": len(self.findings),
+            "findings_by_kind": self.counts(),
+            "findings": [{"kind": f.kind, "where": f.where, "detail": f.detail} for f in self.findings],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def to_tsv(self) -> str:
+        """One finding per line (kind, path relative to OUTPUT, detail), tab-separated, with a header."""
+        clean = [(f.kind, f.where, f.detail) for f in self.findings]
+        lines = ["kind\twhere\tdetail"] + ["\t".join(c.replace("\t", " ").replace("\n", " ") for c in row)
+                                              for row in clean]
+        return "\n".join(lines) + "\n"
 
 
 def _tag(t: int) -> str:
@@ -121,8 +154,17 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
     output = output.resolve()
     report = AuditReport()
     run_file = output / STATE_DIR / "anonymize.json"
-    run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-    removed = {int(t, 16) for t in run.get("removed_tags", [])}
+    report.linkage = linkage is not None
+    try:
+        run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):   # damaged: a finding, not a crash
+        report.add("state", f"{STATE_DIR}/anonymize.json", "cannot read it (not the JSON vindr writes)")
+        run = {}
+    try:
+        removed = {int(t, 16) for t in run.get("removed_tags", [])}
+    except (AttributeError, TypeError, ValueError):
+        report.add("state", f"{STATE_DIR}/anonymize.json", "cannot read it (not the JSON vindr writes)")
+        removed = set()
     manifest_path = output / "manifest.parquet"
     manifest = _read_table(manifest_path, report, "manifest.parquet") if manifest_path.exists() else []
     if not manifest_path.exists():

@@ -22,6 +22,7 @@ from vindr_cli.deid import actions
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
+from vindr_cli.errors import InternalError
 from vindr_cli.resources import schema_path
 
 IMPLEMENTATION_CLASS_UID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/vindr/vindr_cli").int)
@@ -30,8 +31,14 @@ PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 DATE_VRS = {"DA", "DT"}
 
 
-class EngineError(Exception):
-    """A dataset that cannot be de-identified (one line, no PHI)."""
+class EngineError(InternalError):
+    """A dataset that cannot be de-identified (one line, no PHI).
+
+    A per-file outcome: ``deid.task`` catches it and records the file as ``failed`` with the
+    message as its reason; the batch goes on. It is in the hierarchy (as an InternalError,
+    exit 3) because one that escapes the per-file handler is a bug, and its message, being a
+    fixed PHI-free sentence, may then be printed as it is.
+    """
 
 
 @cache

@@ -17,7 +17,7 @@ KEY_BYTES = 32
 ENV_VAR = "VINDR_KEY"
 
 
-class KeyError_(RequestError, ValueError):
+class KeyError_(RequestError):
     """A key file that must not be used (exit 2; the message has no key material)."""
 
 

@@ -21,7 +21,7 @@ from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
-from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
+from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
 from vindr_cli.runner.atomic import TMP_SUFFIX
 from vindr_cli.runner.sources import Source, printable
 from vindr_cli.runner.state import STATE_DIR
@@ -150,15 +150,9 @@ def _write(ds, src_f, header, tmp_path: Path) -> str | None:
 
 
 def native_length(ds) -> int | None:
-    """Bytes of native pixel data the header describes (None when it cannot tell)."""
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        bits, spp = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1) or 1)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    total_bits = rows * cols * bits * spp * frames
-    return (total_bits + 7) // 8
+    """Bytes of native pixel data the header describes (None when it cannot tell); a native
+    YBR_FULL_422 pixel stores 2 samples (see ``dicomio.pixelstream.native_pixel_length``)."""
+    return native_pixel_length(ds)
 
 
 def _record(out: Outcome, row: dict, link: dict, layout: str) -> None:

@@ -17,11 +17,21 @@ from pydicom.dataset import FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from vindr_cli.errors import InternalError
+
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
 
-class BadInput(Exception):
-    """Input that cannot be processed. ``status`` is 'not-dicom' or 'failed'; ``reason`` has no PHI."""
+class BadInput(InternalError):
+    """Input that cannot be processed. ``status`` is 'not-dicom' or 'failed'; ``reason`` has no PHI.
+
+    A per-file outcome, not an error of the run: every worker (anonymize, decode, info,
+    audit, validate) catches it and records ``status``/``reason`` in its table, and the batch
+    goes on. It is in the hierarchy, as an :class:`~vindr_cli.errors.InternalError` (exit 3),
+    because one that reaches ``cli.main`` escaped its per-file handler — a bug, not a bad
+    request — and since ``reason`` is one of a fixed set of PHI-free sentences, ``main`` may
+    print it instead of withholding it like an unknown exception's text.
+    """
 
     def __init__(self, status: str, reason: str):
         super().__init__(reason)

@@ -18,12 +18,13 @@ LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR"
 PIXEL_VRS = {b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"}
 ITEM = 0xFFFEE000
 SEQ_DELIM = 0xFFFEE0DD
+TRUNCATED = "truncated pixel data (file ends before the pixel data does)"   # the one fixed reason
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
     b = src.read(n)
     if len(b) != n:
-        raise BadInput("failed", "truncated pixel data (file ends before the pixel data does)")
+        raise BadInput("failed", TRUNCATED)
     return b
 
 
@@ -40,11 +41,80 @@ def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
             data = src.read(want)
             got, chunk = len(data), data
         if not got:
-            raise BadInput("failed", "truncated pixel data (file ends before the pixel data does)")
+            raise BadInput("failed", TRUNCATED)
         h.update(chunk)
         if dst is not None:
             dst.write(chunk)
         n -= got
+
+
+SUBSAMPLED_422 = ("YBR_FULL_422", "YBR_PARTIAL_422")
+
+
+def native_pixel_length(ds) -> int | None:
+    """Bytes of native pixel data the header describes: Rows x Columns x samples x Bits
+    Allocated x frames, where a native YBR_FULL_422 pixel stores 2 samples, not 3 (PS3.5
+    8.2.1: Cb and Cr are shared by two pixels). None when the header cannot tell."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits, spp = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if spp == 3 and str(ds.get("PhotometricInterpretation", "")).strip().upper() in SUBSAMPLED_422:
+        spp = 2
+    return (rows * cols * bits * spp * frames + 7) // 8
+
+
+def _element_header(src: BinaryIO, e: str, implicit: bool) -> tuple[bytes, int]:
+    """(the pixel data element's tag/VR/length bytes, its value length) at src's position."""
+    tag_bytes = _read_exact(src, 4)
+    group, elem = struct.unpack(e + "HH", tag_bytes)
+    if group != 0x7FE0:
+        raise BadInput("failed", "pixel data element not where expected")
+    if implicit:
+        len_bytes = _read_exact(src, 4)
+        return tag_bytes + len_bytes, struct.unpack(e + "L", len_bytes)[0]
+    vr = _read_exact(src, 2)
+    if vr not in PIXEL_VRS:
+        raise BadInput("failed", "malformed pixel data element (unexpected VR; transfer syntax mismatch?)")
+    if vr in LONG_VRS:
+        rest = _read_exact(src, 6)
+        return tag_bytes + vr + rest, struct.unpack(e + "L", rest[2:])[0]
+    rest = _read_exact(src, 2)
+    return tag_bytes + vr + rest, struct.unpack(e + "H", rest)[0]
+
+
+def check_pixel_element(src: BinaryIO, size: int, *, implicit: bool, little: bool,
+                        expected: int | None = None) -> None:
+    """Check, without reading the values, that the pixel data element at src's position is
+    whole: a defined length that fits in the file (and matches ``expected`` as in
+    :func:`copy_pixel_element`), or items that all fit, up to the sequence delimiter.
+    Raises BadInput with the same fixed reasons as the copy, so ``vindr decode`` reports a
+    truncated file as ``vindr anonymize`` does."""
+    e = "<" if little else ">"
+    start = src.tell()
+    header, length = _element_header(src, e, implicit)
+    pos = start + len(header)
+    if length != UNDEFINED:
+        if expected is not None and not (expected <= length <= expected + 1):
+            raise BadInput("failed", "pixel data length does not match Rows, Columns, Bits Allocated and frames")
+        if pos + length > size:
+            raise BadInput("failed", TRUNCATED)
+        return
+    while True:
+        item = _read_exact(src, 8)
+        pos += 8
+        itag = (struct.unpack(e + "H", item[:2])[0] << 16) | struct.unpack(e + "H", item[2:4])[0]
+        (ilen,) = struct.unpack(e + "L", item[4:])
+        if itag == SEQ_DELIM:
+            return
+        if itag != ITEM or ilen == UNDEFINED:
+            raise BadInput("failed", "malformed encapsulated pixel data (bad item tag or length)")
+        if pos + ilen > size:
+            raise BadInput("failed", TRUNCATED)
+        src.seek(ilen, 1)
+        pos += ilen
 
 
 def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, little: bool,
@@ -56,25 +126,7 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     Returns (sha256 hex of the value, number of bytes copied incl. the element header).
     """
     e = "<" if little else ">"
-    tag_bytes = _read_exact(src, 4)
-    group, elem = struct.unpack(e + "HH", tag_bytes)
-    if group != 0x7FE0:
-        raise BadInput("failed", "pixel data element not where expected")
-    if implicit:
-        len_bytes = _read_exact(src, 4)
-        header = tag_bytes + len_bytes
-        (length,) = struct.unpack(e + "L", len_bytes)
-    else:
-        vr = _read_exact(src, 2)
-        if vr not in PIXEL_VRS:
-            raise BadInput("failed", "malformed pixel data element (unexpected VR; transfer syntax mismatch?)")
-        if vr in LONG_VRS:
-            rest = _read_exact(src, 6)
-            (length,) = struct.unpack(e + "L", rest[2:])
-        else:
-            rest = _read_exact(src, 2)
-            (length,) = struct.unpack(e + "H", rest)
-        header = tag_bytes + vr + rest
+    header, length = _element_header(src, e, implicit)
     if dst is not None:
         dst.write(header)
     h = hashlib.sha256()

@@ -20,6 +20,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, UID_dictionary, JPEG2000TransferSyntaxes
 
+from vindr_cli.dicomio.pixelstream import native_pixel_length
+from vindr_cli.errors import InternalError
+
 from . import backends as B
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
@@ -37,8 +40,13 @@ class Decoded:
     transfer_syntax: str
 
 
-class DecodeError(Exception):
-    """Pixel data that cannot be decoded; ``reason`` is one line without any file value."""
+class DecodeError(InternalError):
+    """Pixel data that cannot be decoded; ``reason`` is one line without any file value.
+
+    Per file, like :class:`~vindr_cli.dicomio.header.BadInput`: ``pixels.task`` records it as
+    ``failed`` and goes on; one that escapes to ``cli.main`` is a bug (exit 3) whose fixed
+    reason may be printed.
+    """
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -62,9 +70,12 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
         raise ValueError("device must be 'cpu', 'cuda' or 'auto'")
     if threads < 1:
         raise ValueError("threads must be >= 1")
-    gpu = _gpu_module(device)
     ds = _dataset(ds_or_path)
     ts = check_pixel_data(ds)
+    # Colour (3 samples or a palette) goes through pydicom's plugins only, which return RGB
+    # for every YBR_* (as_rgb); the GPU and the direct OpenJPEG backends handle grayscale.
+    colour = int(ds.SamplesPerPixel) != 1 or str(ds.PhotometricInterpretation).strip().upper() not in GRAYSCALE
+    gpu = None if colour else _gpu_module(device)
     if gpu is not None and ts in gpu.GPU_SYNTAXES:
         try:
             frames = gpu.decode_batch_gpu([(f, ts) for f in B.encapsulated_frames(ds)])
@@ -72,8 +83,10 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
         except Exception:
             pass   # fall back to the CPU backends
     order = B.candidates(ts, backends, threads)
+    if colour:
+        order = [name for name in order if name not in B.DIRECT]
     bound = _bound(min_size, target)
-    if bound and ts in J2K_SYNTAXES:
+    if bound and ts in J2K_SYNTAXES and not colour:
         reduced = _decode_reduced(ds, ts, order, bound, threads)
         if reduced is not None:
             return reduced
@@ -117,8 +130,7 @@ def check_pixel_data(ds) -> UID:
         raise DecodeError("zero-length pixel data")
     frames = int(ds.get("NumberOfFrames") or 1)
     if not ts.is_compressed:
-        bits = ds.Rows * ds.Columns * ds.SamplesPerPixel * ds.BitsAllocated * frames
-        if len(ds.PixelData) < (bits + 7) // 8:
+        if len(ds.PixelData) < (native_pixel_length(ds) or 0):
             raise DecodeError("truncated pixel data")
         return ts
     try:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from vindr_cli.errors import RequestError
+
 FILTERS = {"area": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
 
 
@@ -39,18 +41,21 @@ def parse_size(text: str | None) -> SizeSpec:
         return SizeSpec()
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
     if not m or int(m.group(1)) < 1 or (m.group(2) and int(m.group(2)) < 1):
-        raise ValueError("--size must be N (long side) or WxH, e.g. 1024 or 1024x1024")
+        raise RequestError("--size must be N (long side) or WxH, e.g. 1024 or 1024x1024")
     if m.group(2):
         return SizeSpec(width=int(m.group(1)), height=int(m.group(2)))
     return SizeSpec(long_side=int(m.group(1)))
 
 
 def resize(image: np.ndarray, out_rows: int, out_cols: int, method: str = "area") -> np.ndarray:
-    """Resize a 2-D image to (out_rows, out_cols); returns float32 (callers round)."""
-    if image.shape == (out_rows, out_cols):
+    """Resize a 2-D image, or each channel of a (rows, cols, C) one, to (out_rows, out_cols);
+    returns float32 (callers round)."""
+    if image.shape[:2] == (out_rows, out_cols):
         return image.astype(np.float32, copy=False)
     if method not in FILTERS:
         raise ValueError(f"--resample must be one of {', '.join(FILTERS)}")
+    if image.ndim == 3:
+        return np.stack([resize(image[..., c], out_rows, out_cols, method) for c in range(image.shape[2])], axis=-1)
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F")
     return np.asarray(im.resize((out_cols, out_rows), FILTERS[method]), dtype=np.float32)
 

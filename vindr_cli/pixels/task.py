@@ -1,9 +1,11 @@
 """Decode one input file into display images: the function `vindr decode` maps over inputs.
 
 decode → stored values → Modality LUT → VOI / window → MONOCHROME1 → padding → resize →
-PNG / npy. Never raises for bad input. Every frame's image is written under a temporary
-name in ``OUTPUT/.vindr/tmp``; the driver renames them into place when the result comes
-back (all frames of a file at once), and journals them.
+PNG / npy; colour images (RGB, YBR_*, PALETTE COLOR) → RGB (palette applied, no window) →
+resize per channel → RGB PNG / (rows, cols, 3) npy. Never raises for bad input. Every
+frame's image is written under a temporary name in ``OUTPUT/.vindr/tmp``; the driver
+renames them into place when the result comes back (all frames of a file at once), and
+journals them.
 
 Without ``identified`` (the default), an image that is not marked PatientIdentityRemoved
 YES is not decoded: the result says so and the driver stops the run. With it, the input
@@ -20,11 +22,14 @@ import numpy as np
 import pydicom
 
 from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
+from vindr_cli.dicomio.pixelstream import check_pixel_element, native_pixel_length
 from vindr_cli.pixels import output
-from vindr_cli.pixels.decode import DecodeError, decode
+from vindr_cli.pixels.backends import CANDIDATES
+from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_grayscale, decode
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
-from vindr_cli.pixels.voi import display_params, render
-from vindr_cli.pixels.window import parse_window_mode
+from vindr_cli.pixels.colour import is_colour, render_colour
+from vindr_cli.pixels.voi import display_params
+from vindr_cli.pixels.window import parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.runner.discover import STATE_DIR
@@ -87,6 +92,25 @@ def _num(ds, key) -> int | None:
         return None
 
 
+def _photometric(ds) -> str:
+    """The Photometric Interpretation for the table: a defined term, never a free value."""
+    term = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    return term if term in PHOTOMETRIC_TERMS else ("missing" if not term else "non-standard")
+
+
+def _check_whole(f, size: int, header) -> None:
+    """BadInput (the fixed reasons of ``dicomio.pixelstream``) when the Pixel Data element
+    runs past the end of the file, before pydicom reads a partial data set."""
+    if header.pixel_offset is None:
+        return
+    ts = header.ds.file_meta.TransferSyntaxUID
+    if ts not in CANDIDATES:       # an unsupported syntax: decode() says so
+        return
+    f.seek(header.pixel_offset)
+    check_pixel_element(f, size, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
+                        expected=None if ts.is_compressed else native_pixel_length(header.ds))
+
+
 def decode_one(ctx: Ctx, src: Source) -> dict:
     """``{"rows": {"images": rows}, "files": [(temp file, final name under OUTPUT)]}``, or
     ``IDENTIFIED``."""
@@ -111,6 +135,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
                 return [{**base, "status": "skipped", "reason": "no pixel data (not an image)"}]
             if not ctx.cfg.identified and not is_deidentified(header.ds):
                 return None
+            _check_whole(f, src.size, header)     # truncated: the reason anonymize gives
             f.seek(0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -118,15 +143,24 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
             raise DecodeError("missing Rows or Columns")
+        colour = is_colour(ds)
+        if not colour:
+            check_grayscale(ds)       # HSV, CMYK, YBR_PARTIAL_*...: a fixed reason, before decoding
         out_rows, out_cols = ctx.cfg.size.target(rows, cols)
         dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
-        params = display_params(ds, ctx.cfg.window_index)
+        params = None if colour else display_params(ds, ctx.cfg.window_index)
+
+        def draw(frame, bits):
+            if colour:                                    # no windowing: RGB as stored / palette applied
+                return render_colour(frame, ds, out_bits=bits)
+            return render(frame, params, ctx.mode, out_bits=bits, ds=ds)
+
         results = []
         for i, frame in enumerate(dec.frames):
-            if frame.shape == (out_rows, out_cols):      # no resize: render straight to the output depth
-                image, used = render(frame, params, ctx.mode, out_bits=ctx.cfg.bits, ds=ds)
+            if frame.shape[:2] == (out_rows, out_cols):  # no resize: render straight to the output depth
+                image, used = draw(frame, ctx.cfg.bits)
             else:                                         # resize the 16-bit rendering, round once
-                shown, used = render(frame, params, ctx.mode, out_bits=16, ds=ds)
+                shown, used = draw(frame, 16)
                 scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
                                 ctx.cfg.resample)
                 image = to_uint(scaled, ctx.cfg.bits)
@@ -138,7 +172,8 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
                 **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else (str(ds.get("SOPInstanceUID", "")) or None),
                 "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
                 "scale_x": out_cols / cols, "scale_y": out_rows / rows,
-                "photometric": params.photometric, "bits_stored": params.bits_stored,
+                "photometric": _photometric(ds), "channels": 3 if colour else 1,
+                "bits_stored": _num(ds, "BitsStored"),
                 "window_kind": used.kind, "window_center": used.center, "window_width": used.width,
                 "window_function": used.function, "lut": used.lut, "backend": dec.backend, "reduce": dec.reduce,
                 "bits": ctx.cfg.bits, "format": ctx.cfg.fmt,

@@ -5,6 +5,9 @@ stored values (BitsStored mask, sign extension) -> Modality LUT (rescale or LUT 
 -> polarity (MONOCHROME1 / Presentation LUT Shape INVERSE: ``out_max - y`` over the output range)
 -> round half up, clip -> Pixel Padding painted black (0).
 
+The transforms are here; ``window.render`` chains them for one image (window.py imports
+this module, never the other way round). Colour images are not windowed: ``colour.py``.
+
 Polarity. The DX/MG/IO modules (PS3.3 C.8.11.6.1.2 and friends) say Presentation LUT Shape
 INVERSE "shall be used if Photometric Interpretation is MONOCHROME1": for a MONOCHROME1 image
 INVERSE *restates* the MONOCHROME1 inversion, it is not a second one. So the output is inverted
@@ -266,35 +269,3 @@ def to_output(y: np.ndarray, out_max: int) -> np.ndarray:
     """Round half up, clip to [0, out_max], as uint8 (out_max <= 255) or uint16."""
     dtype = np.uint8 if out_max <= 0xFF else np.uint16
     return np.clip(np.floor(np.asarray(y, dtype=np.float64) + 0.5), 0, out_max).astype(dtype)
-
-
-def render(stored_or_raw: np.ndarray, p: DisplayParams, mode="header", out_bits: int = 8, *,
-           ds=None) -> tuple[np.ndarray, WindowUsed]:
-    """One frame (or a stack) of stored values or raw words -> display image and what was applied.
-
-    mode is a ``WindowMode`` or its text (see ``window.parse_window_mode``). ``ds`` (default
-    ``p.dataset``) is only needed by the kaggle mode.
-    """
-    from vindr_cli.pixels.window import WindowMode, choose_window, kaggle_render, parse_window_mode
-
-    if not 1 <= out_bits <= 16:
-        raise ValueError(f"out_bits must be 1..16 (got {out_bits})")
-    if p.photometric not in MONOCHROME:
-        raise ValueError(f"only MONOCHROME1/MONOCHROME2 can be windowed (got {p.photometric})")
-    m = mode if isinstance(mode, WindowMode) else parse_window_mode(mode)
-    out_max = (1 << out_bits) - 1
-    stored = stored_values(stored_or_raw, p)
-    if m.kind == "kaggle":
-        return kaggle_render(stored, ds if ds is not None else p.dataset, out_max)
-    pad = padding_mask(stored, p)
-    x = modality_lut(stored, p)
-    used = choose_window(m, p, x, ~pad)
-    if used.kind == "voi_lut":
-        y = apply_voi_lut(x, p.voi_lut_descriptor, p.voi_lut_data, out_max)
-    else:
-        y = apply_window(x, used.center, used.width, used.function, out_max)
-    if p.inverted:
-        y = out_max - y
-    image = to_output(y, out_max)
-    image[pad] = 0
-    return image, WindowUsed(**{**used.__dict__, "inverted": p.inverted})

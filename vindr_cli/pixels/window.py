@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vindr_cli.pixels.voi import LINEAR, LINEAR_EXACT, DisplayParams, WindowUsed
+from vindr_cli.errors import RequestError
+from vindr_cli.pixels.voi import (LINEAR, LINEAR_EXACT, MONOCHROME, DisplayParams, WindowUsed, apply_voi_lut,
+                                  apply_window, modality_lut, padding_mask, stored_values, to_output)
 
 DEFAULT_PERCENTILES = (0.5, 99.5)
 VALID_FORMS = ("header, minmax, kaggle, percentile:LO,HI (0 <= LO < HI <= 100) "
@@ -52,7 +54,7 @@ def _pair(text: str) -> tuple[float, float] | None:
 
 
 def parse_window_mode(text: str) -> WindowMode:
-    """Parse ``--window``; a bad form raises ValueError with a one-line message."""
+    """Parse ``--window``; a bad form raises RequestError (exit 2) with a one-line message."""
     t = str(text).strip().lower().replace(" ", "")
     if t in ("header", "minmax", "kaggle"):
         return WindowMode(t)
@@ -64,7 +66,7 @@ def parse_window_mode(text: str) -> WindowMode:
         pair = _pair(t)
         if pair and pair[1] >= 1:
             return WindowMode("explicit", center=pair[0], width=pair[1])
-    raise ValueError(f"invalid --window {text!r}: use {VALID_FORMS}")
+    raise RequestError(f"invalid --window {str(text)[:40]!r}: use {VALID_FORMS}")
 
 
 def _stat_window(kind: str, lo: float, hi: float, percentiles=None, note=None) -> WindowUsed:
@@ -148,3 +150,33 @@ def kaggle_render(stored: np.ndarray, ds, out_max: int = 255) -> tuple[np.ndarra
     else:
         used = WindowUsed("kaggle", note="no VOI in header: min-max stretch of stored values")
     return image, WindowUsed(**{**used.__dict__, "inverted": ds.PhotometricInterpretation == "MONOCHROME1"})
+
+
+def render(stored_or_raw: np.ndarray, p: DisplayParams, mode="header", out_bits: int = 8, *,
+           ds=None) -> tuple[np.ndarray, WindowUsed]:
+    """One frame (or a stack) of stored values or raw words -> display image and what was applied.
+
+    mode is a ``WindowMode`` or its text (see ``window.parse_window_mode``). ``ds`` (default
+    ``p.dataset``) is only needed by the kaggle mode.
+    """
+    if not 1 <= out_bits <= 16:
+        raise ValueError(f"out_bits must be 1..16 (got {out_bits})")
+    if p.photometric not in MONOCHROME:
+        raise ValueError(f"only MONOCHROME1/MONOCHROME2 can be windowed (got {p.photometric})")
+    m = mode if isinstance(mode, WindowMode) else parse_window_mode(mode)
+    out_max = (1 << out_bits) - 1
+    stored = stored_values(stored_or_raw, p)
+    if m.kind == "kaggle":
+        return kaggle_render(stored, ds if ds is not None else p.dataset, out_max)
+    pad = padding_mask(stored, p)
+    x = modality_lut(stored, p)
+    used = choose_window(m, p, x, ~pad)
+    if used.kind == "voi_lut":
+        y = apply_voi_lut(x, p.voi_lut_descriptor, p.voi_lut_data, out_max)
+    else:
+        y = apply_window(x, used.center, used.width, used.function, out_max)
+    if p.inverted:
+        y = out_max - y
+    image = to_output(y, out_max)
+    image[pad] = 0
+    return image, WindowUsed(**{**used.__dict__, "inverted": p.inverted})
