@@ -74,7 +74,7 @@ def anonymize(
     """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
     from vindr_cli.deid.batch import anonymize as run
     from vindr_cli.deid.keyfile import default_key_path
-    from vindr_cli.deid.profile import ProfileError, load_profile
+    from vindr_cli.deid.profile import load_profile
     from vindr_cli.runner.executor import default_workers
 
     opts = {name for name, on in [
@@ -83,10 +83,7 @@ def anonymize(
     without = set() if retain_patient_characteristics else {"retain_patient_characteristics"}
     if retain_patient_characteristics:
         opts.add("retain_patient_characteristics")
-    try:
-        prof = load_profile(profile, dates=dates, options=opts, without=without)
-    except ProfileError as exc:
-        _fail(str(exc))
+    prof = load_profile(profile, dates=dates, options=opts, without=without)   # ProfileError: exit 2 in main
     try:
         summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                       workers=workers or default_workers(), uid_root=uid_root, layout=layout,
@@ -173,10 +170,7 @@ def decode(
     from vindr_cli.runner.executor import default_workers
 
     n = workers or default_workers()
-    try:
-        spec = parse_size(size)
-    except ValueError as exc:
-        _fail(str(exc))
+    spec = parse_size(size)          # a RequestError (exit 2 in main) when malformed
     cfg = DecodeConfig(output=str(output), size=spec, window=window, window_index=window_index,
                        bits=bits, fmt=fmt, resample=resample, device=device,
                        threads=threads or max(1, default_workers() // n))
