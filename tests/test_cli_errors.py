@@ -144,7 +144,7 @@ def test_a_key_readable_by_others_exits_2(tmp_path, key_file):
 
 @pytest.mark.parametrize("module,attr,args", [
     ("vindr_cli.pixels.batch", "decode_tree", ["decode", "{in}", "{out}"]),
-    ("vindr_cli.info", "scan_export", ["info", "{in}"]),
+    ("vindr_cli.info.scan", "scan", ["info", "{in}"]),
     ("vindr_cli.deid.linkage", "default_linkage_path", ["audit", "{in}"]),
 ])
 def test_a_bug_in_any_command_exits_3(tmp_path, module, attr, args):
