@@ -6,6 +6,7 @@ grayscale alike; images.parquet records photometric and channels.
 """
 from __future__ import annotations
 
+import io
 import shutil
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from vindr_cli.dicomio.header import read_header
 from vindr_cli.tables import read_rows
 
 from helpers import run_cli
@@ -35,18 +37,37 @@ FILES = {
 
 
 def _ds(name: str):
+    """The test file, marked de-identified (decode refuses identified input by default)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(get_testdata_file(FILES[name], download=False))
+        ds = pydicom.dcmread(get_testdata_file(FILES[name], download=False))
+    ds.PatientIdentityRemoved = "YES"
+    return ds
+
+
+def _copy(name: str, dst: Path) -> None:
+    """A copy of the test file marked PatientIdentityRemoved YES: the header is rewritten by
+    pydicom, the Pixel Data element is appended as stored (so a truncated file stays cut
+    exactly where it was)."""
+    src = Path(get_testdata_file(FILES[name], download=False))
+    raw = src.read_bytes()
+    with open(src, "rb") as f:
+        offset = read_header(f, len(raw)).pixel_offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(src, stop_before_pixels=True)
+    ds.PatientIdentityRemoved = "YES"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    dst.write_bytes(buf.getvalue() + raw[offset:])
 
 
 @pytest.fixture(scope="module")
 def decoded(tmp_path_factory):
     src = tmp_path_factory.mktemp("colour_in")
     for name, test_file in FILES.items():
-        path = get_testdata_file(test_file, download=False)
-        assert path, f"{test_file} is not bundled with pydicom"
-        shutil.copy(path, src / name)
+        assert get_testdata_file(test_file, download=False), f"{test_file} is not bundled with pydicom"
+        _copy(name, src / name)
     for name in ("rgb.dcm", "ybr_frames.dcm"):      # cut in the middle of native / encapsulated pixel data
         data = (src / name).read_bytes()
         (src / f"cut_{name}").write_bytes(data[: len(data) // 2])
@@ -153,7 +174,7 @@ def test_16_bit_colour(decoded, tmp_path):
         assert np.array_equal(_png(out, r), want)
     src = tmp_path / "in"
     src.mkdir()
-    shutil.copy(get_testdata_file(FILES["rgb16_frames.dcm"]), src / "a.dcm")
+    _copy("rgb16_frames.dcm", src / "a.dcm")
     run_cli("decode", src, tmp_path / "o16", "--bits", "16", "-j", "1")
     png = tmp_path / "o16" / "a_f0001.png"
     assert png.read_bytes()[24:26] == bytes([16, 2])           # IHDR: bit depth 16, colour type RGB
@@ -165,7 +186,7 @@ def test_16_bit_colour(decoded, tmp_path):
 def test_colour_resized_per_channel(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
-    shutil.copy(get_testdata_file(FILES["rgb.dcm"]), src / "a.dcm")
+    _copy("rgb.dcm", src / "a.dcm")
     run_cli("decode", src, tmp_path / "o", "--size", "160", "-j", "1")
     r = read_rows(tmp_path / "o" / "images.parquet")[0]
     img = np.asarray(Image.open(tmp_path / "o" / r["output"])).astype(float)
@@ -189,7 +210,7 @@ def test_colour_through_anonymize_then_decode(tmp_path, key_file):
     src = tmp_path / "in"
     src.mkdir()
     for name in ("ybr422.dcm", "palette.dcm", "ybr_frames.dcm"):
-        shutil.copy(get_testdata_file(FILES[name]), src / name)
+        _copy(name, src / name)
     anon = tmp_path / "anon"
     run_cli("anonymize", src, anon, "--key", key_file, "--allow-burned-in", "--layout", "vindr", "-j", "1")
     manifest = read_rows(anon / "manifest.parquet")
