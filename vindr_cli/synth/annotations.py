@@ -68,7 +68,7 @@ def _sub_box(region: NormBox, size: tuple[int, int] | None, rng: np.random.Gener
 def plan_chest_findings(phantom: Phantom, rng: np.random.Generator) -> list[Finding]:
     rows, cols = phantom.shape
     findings = []
-    for class_id in sorted(set(rng.choice(NO_FINDING_ID, size=int(rng.choice([0, 0, 1, 1, 2, 3]))).tolist())):
+    for class_id in sorted(set(rng.choice(NO_FINDING_ID, size=int(rng.choice([0, 1, 1, 2, 2, 3]))).tolist())):
         region_name, size = _CXR_PLACEMENT.get(class_id, ("lungs", (250, 550)))
         regions = phantom.regions[region_name]
         norm = _sub_box(regions[int(rng.integers(len(regions)))], size, rng)
@@ -114,17 +114,23 @@ def draw_findings(phantom: Phantom, findings: list[Finding], rng: np.random.Gene
             draw_lesion(phantom, finding.box, int(rng.integers(70, 141)), rng)
 
 
-def _jitter(box: PixelBox, rng: np.random.Generator, rows: int, cols: int) -> PixelBox:
-    """Another reader's box: each side moved by up to 8% of the box size."""
-    x0, y0, x1, y1 = box
+def _jitter(box: PixelBox, rng: np.random.Generator, rows: int, cols: int) -> tuple[int, int, int, int]:
+    """Another reader's box, in tenths of a pixel: each side moved by up to 8% of the box size
+    (so two readers practically never draw the very same box)."""
+    x0, y0, x1, y1 = (10 * v for v in box)
     sx, sy = max((x1 - x0) * 8 // 100, 1), max((y1 - y0) * 8 // 100, 1)
     dx0, dx1 = (int(rng.integers(-sx, sx + 1)) for _ in range(2))
     dy0, dy1 = (int(rng.integers(-sy, sy + 1)) for _ in range(2))
-    return _clip_box((x0 + dx0, y0 + dy0, x1 + dx1, y1 + dy1), rows, cols)
+    x0, x1 = sorted((min(max(x0 + dx0, 0), 10 * cols - 20), min(max(x1 + dx1, 10), 10 * cols - 10)))
+    y0, y1 = sorted((min(max(y0 + dy0, 0), 10 * rows - 20), min(max(y1 + dy1, 10), 10 * rows - 10)))
+    return (x0, y0, max(x1, x0 + 10), max(y1, y0 + 10))
 
 
-def _fmt(box: PixelBox | None) -> list[str]:
-    return ["", "", "", ""] if box is None else [f"{v:.1f}" for v in box]
+def _fmt(box: PixelBox | None, tenths: bool = False) -> list[str]:
+    """Pixel coordinates with one decimal (from integers: pixels, or tenths of a pixel)."""
+    if box is None:
+        return ["", "", "", ""]
+    return [f"{v // 10}.{v % 10}" if tenths else f"{v}.0" for v in box]
 
 
 def cxr_rows(image_id: str, findings: list[Finding], shape: tuple[int, int],
@@ -136,7 +142,7 @@ def cxr_rows(image_id: str, findings: list[Finding], shape: tuple[int, int],
         if not seen:
             rows.append([image_id, CXR_CLASSES[NO_FINDING_ID], str(NO_FINDING_ID), reader, *_fmt(None)])
         for f in seen:
-            rows.append([image_id, f.label, str(f.class_id), reader, *_fmt(_jitter(f.box, rng, *shape))])
+            rows.append([image_id, f.label, str(f.class_id), reader, *_fmt(_jitter(f.box, rng, *shape), tenths=True)])
     return rows
 
 
