@@ -8,9 +8,16 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import HealthCheck, settings
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+
+# Hypothesis: no per-example deadline and no "too slow" health check, so a loaded or slow
+# machine cannot fail a property (both only measure speed). Loaded here, before any test
+# module is imported, so a test's own @settings(...) inherits these values.
+settings.register_profile("vindr", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vindr")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_dicoms"
