@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
-import numpy as np
-import pydicom
-import pytest
-from hypothesis import HealthCheck, settings
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+# One OpenMP thread for torch and numpy, here and in the CLI subprocesses (which inherit it):
+# on a 2-core machine busy with other work, two threads spin-wait on each other and a training
+# step became 5-10x slower. Set before numpy or torch is imported; an explicit value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.sequence import Sequence  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless  # noqa: E402
 
 # Hypothesis: no per-example deadline and no "too slow" health check, so a loaded or slow
 # machine cannot fail a property (both only measure speed). Loaded here, before any test
