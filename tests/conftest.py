@@ -136,3 +136,23 @@ def small_export(tmp_path: Path) -> Path:
 
 def has_tool(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """anonymize -> decode -> split -> release on sample_dicoms, built once per session (tests
+    that change the release work on a copy): (base folder, release folder)."""
+    from helpers import run_cli
+
+    base = tmp_path_factory.mktemp("rel")
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    anon, images, split, release = base / "anon", base / "images", base / "split", base / "release"
+    run_cli("anonymize", SAMPLE / "export", anon, "--key", keys / "k")
+    run_cli("decode", anon, images, "--size", "256")
+    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
+                "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
+                "--seed", "3", "-o", split)
+    assert "re-keyed 46 annotation rows" in p.stdout
+    run_cli("release", anon, "--split", split, "--images", images, "-o", release)
+    return base, release

@@ -15,10 +15,9 @@ pytest.importorskip("torch")
 
 from conftest import SAMPLE  # noqa: E402
 from helpers import run_cli  # noqa: E402
-from test_release import pipeline  # noqa: E402,F401  (the anonymize -> decode -> split -> release fixture)
 
 
-def test_baseline_on_a_release_with_images(pipeline, tmp_path):  # noqa: F811
+def test_baseline_on_a_release_with_images(pipeline, tmp_path):
     _, release = pipeline
     out = tmp_path / "bl"
     p = run_cli("baseline", release, "-o", out, "--size", "128", "--epochs", "1", "--seed", "1", check=False)
@@ -34,7 +33,7 @@ def test_baseline_on_a_release_with_images(pipeline, tmp_path):  # noqa: F811
     assert "release images" in p.stdout and "verdict: INCONCLUSIVE" in p.stdout
 
 
-def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):  # noqa: F811
+def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):
     base, _ = pipeline
     release = tmp_path / "rel"
     run_cli("release", base / "anon", "--split", base / "split", "-o", release)      # no --images
