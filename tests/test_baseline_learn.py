@@ -30,8 +30,8 @@ mAP@0.5; shuffled-flag AUROC) with the release and training seed SEED changed te
       11    0.731  1.000   0.162                    0.515
       19    0.632  1.000   0.182                    0.539
 
-(one thread, torch 2.13.0 CPU). The three runs take about 70 s on a 2-core machine that is busy
-with other work (load 3): 300 steps of 16 images at 96 px each.
+(one thread, torch 2.13.0 CPU). The three runs (300 steps of 16 images at 96 px each) took 63 s on
+an idle 2-core machine and 69 s on one busy with other work (load 3).
 """
 from __future__ import annotations
 
