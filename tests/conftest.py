@@ -2,15 +2,28 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
-import numpy as np
-import pydicom
-import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+# One OpenMP thread for torch and numpy, here and in the CLI subprocesses (which inherit it):
+# on a 2-core machine busy with other work, two threads spin-wait on each other and a training
+# step became 5-10x slower. Set before numpy or torch is imported; an explicit value wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pydicom  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.sequence import Sequence  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless  # noqa: E402
+
+# Hypothesis: no per-example deadline and no "too slow" health check, so a loaded or slow
+# machine cannot fail a property (both only measure speed). Loaded here, before any test
+# module is imported, so a test's own @settings(...) inherits these values.
+settings.register_profile("vindr", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("vindr")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_dicoms"
@@ -123,3 +136,23 @@ def small_export(tmp_path: Path) -> Path:
 
 def has_tool(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """anonymize -> decode -> split -> release on sample_dicoms, built once per session (tests
+    that change the release work on a copy): (base folder, release folder)."""
+    from helpers import run_cli
+
+    base = tmp_path_factory.mktemp("rel")
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    anon, images, split, release = base / "anon", base / "images", base / "split", base / "release"
+    run_cli("anonymize", SAMPLE / "export", anon, "--key", keys / "k")
+    run_cli("decode", anon, images, "--size", "256")
+    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
+                "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
+                "--seed", "3", "-o", split)
+    assert "re-keyed 46 annotation rows" in p.stdout
+    run_cli("release", anon, "--split", split, "--images", images, "-o", release)
+    return base, release

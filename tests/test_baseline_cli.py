@@ -1,5 +1,10 @@
 """`vindr baseline RELEASE` on a release built from sample_dicoms: with decoded images, and
-decoding the DICOM files on the fly when the release has none."""
+decoding the DICOM files on the fly when the release has none.
+
+Each run trains one epoch (a fixed number of steps, no time budget), and nothing asserted
+depends on the trained weights' float values: the verdict is "inconclusive" for 12 images
+whatever the model learns. (Training runs with one OpenMP thread: tests/conftest.py sets
+OMP_NUM_THREADS=1, which the CLI subprocesses inherit.)"""
 from __future__ import annotations
 
 import json
@@ -10,10 +15,9 @@ pytest.importorskip("torch")
 
 from conftest import SAMPLE  # noqa: E402
 from helpers import run_cli  # noqa: E402
-from test_release import pipeline  # noqa: E402,F401  (the anonymize -> decode -> split -> release fixture)
 
 
-def test_baseline_on_a_release_with_images(pipeline, tmp_path):  # noqa: F811
+def test_baseline_on_a_release_with_images(pipeline, tmp_path):
     _, release = pipeline
     out = tmp_path / "bl"
     p = run_cli("baseline", release, "-o", out, "--size", "128", "--epochs", "1", "--seed", "1", check=False)
@@ -23,12 +27,13 @@ def test_baseline_on_a_release_with_images(pipeline, tmp_path):  # noqa: F811
     checks = {c["check"]: c["status"] for c in rep["sanity"]}
     assert checks["enough_data"] == "inconclusive" and checks["train_test_duplicates"] == "ok"
     assert rep["n_train"] + rep["n_test"] == 12 and rep["run"]["device"] == "cpu"
+    assert rep["run"]["steps"] == rep["run"]["total_steps"] > 0 and not rep["run"]["stopped_by_budget"]
     for f in ("report.md", "examples.png"):
         assert (out / f).is_file()
     assert "release images" in p.stdout and "verdict: INCONCLUSIVE" in p.stdout
 
 
-def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):  # noqa: F811
+def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):
     base, _ = pipeline
     release = tmp_path / "rel"
     run_cli("release", base / "anon", "--split", base / "split", "-o", release)      # no --images

@@ -6,29 +6,13 @@ import json
 import shutil
 
 import pandas as pd
-import pytest
 
 from conftest import SAMPLE
 from helpers import run_cli, split_file
 from test_sample_e2e import _phi_strings
 
-EXPORT = SAMPLE / "export"
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    base = tmp_path_factory.mktemp("rel")
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    anon, images, split, release = base / "anon", base / "images", base / "split", base / "release"
-    run_cli("anonymize", EXPORT, anon, "--key", keys / "k")
-    run_cli("decode", anon, images, "--size", "256")
-    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
-                "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
-                "--seed", "3", "-o", split)
-    assert "re-keyed 52 annotation rows" in p.stdout
-    run_cli("release", anon, "--split", split, "--images", images, "-o", release)
-    return base, release
+# `pipeline` (anonymize -> decode -> split -> release on sample_dicoms) is a session fixture
+# in conftest.py, shared with test_baseline_cli.py.
 
 
 def test_release_layout_and_validate_clean(pipeline):

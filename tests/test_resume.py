@@ -1,14 +1,38 @@
 """A killed run leaves no partial output under a final name, and a re-run finishes only what is missing."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import make_cr
 from helpers import VINDR, split_file, tree_hashes
+
+KILL_AFTER = 10      # final outputs to wait for before the kill
+HANG_GUARD_S = 600   # only a hang guard: an idle 2-core machine needs a few seconds
+
+
+def _final_outputs(out):
+    return [p for p in out.rglob("*.dcm") if ".vindr" not in p.parts]
+
+
+def _wait_for_outputs(out, proc, n):
+    """Poll until `n` outputs are under their final names, however slow the machine is.
+    Fails clearly if the run ends first or nothing happens for HANG_GUARD_S (a hang)."""
+    start = time.monotonic()
+    while len(_final_outputs(out)) < n:
+        if proc.poll() is not None:
+            pytest.fail(f"anonymize exited ({proc.returncode}) before {n} outputs were written: "
+                        "nothing left to kill mid-run")
+        if time.monotonic() - start > HANG_GUARD_S:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"hang guard: fewer than {n} outputs after {HANG_GUARD_S} s")
+        time.sleep(0.02)
 
 
 def test_kill_and_resume(tmp_path, key_file):
@@ -22,14 +46,11 @@ def test_kill_and_resume(tmp_path, key_file):
     out = tmp_path / "out"
     proc = subprocess.Popen([*VINDR, "anonymize", src, out, "--key", key_file, "-j", "2", "--no-linkage"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.rglob("*.dcm"))) < 10:
-        time.sleep(0.02)
-    import os
+    _wait_for_outputs(out, proc, KILL_AFTER)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    written = [p for p in out.rglob("*.dcm") if ".vindr" not in p.parts]
-    assert 10 <= len(written) < 120, "the kill should land mid-run"
+    written = _final_outputs(out)
+    assert KILL_AFTER <= len(written) < 120, "the kill should land mid-run"
     assert not (out / "manifest.parquet").exists()
     for p in written:                       # every file under a final name is whole
         assert split_file(p)[1] is not None

@@ -10,7 +10,10 @@ image with no lesion is normal (``abnormal = 0``).
 Images are written as grayscale PNGs (8- and 16-bit alternating by default) under
 ``out_dir/images/{train,test}/`` with COCO files ``out_dir/{train,test}.json`` beside them, and
 returned as :class:`~vindr_cli.baseline.data.Sample` lists. Everything is a pure function of
-``seed``. ``leak`` makes that many test images exact pixel copies of train images (for the
+``seed`` on one machine; the float rendering (exp, cos, Pillow's bicubic resize) may round a
+pixel to the next grey level on another CPU or numpy build, so tests compare these images only
+within a run and judge training on them with thresholds that have margin, never byte for byte
+with stored values (unlike ``sample_dicoms/``, whose generator is integer-only). ``leak`` makes that many test images exact pixel copies of train images (for the
 duplicate check).
 """
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Findings drawn into the images and the VinDr-CXR / VinDr-SpineXR style CSVs.
 
 Boxes are in original pixel coordinates; image_id / study_id / series_id are
-the hospital-side (original) UIDs, as in a raw labelling export.
+the hospital-side (original) UIDs, as in a raw labelling export. Like the pixels,
+everything is drawn with integer arithmetic (``Generator.integers``), so the CSVs are
+the same on every machine.
 """
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ READERS = ("R1", "R2", "R3")
 CXR_HEADER = ("image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max")
 SPINE_HEADER = ("image_id", "study_id", "series_id", "rad_id", "lesion_type", "xmin", "ymin", "xmax", "ymax")
 
-# class id -> (anatomical region, relative size range or None for the whole region)
+# class id -> (anatomical region, relative size range in thousandths, or None for the whole region)
 _CXR_PLACEMENT = {
-    0: ("aortic_knob", None), 3: ("heart", None), 10: ("bases", None), 11: ("apices", (0.4, 0.7)),
-    12: ("apices", (0.5, 0.9)), 2: ("lungs", (0.08, 0.14)), 8: ("lungs", (0.12, 0.25)),
+    0: ("aortic_knob", None), 3: ("heart", None), 10: ("bases", None), 11: ("apices", (400, 700)),
+    12: ("apices", (500, 900)), 2: ("lungs", (80, 140)), 8: ("lungs", (120, 250)),
 }
 _SPINE_PLACEMENT = {
     "Osteophytes": "corner", "Spondylolysthesis": "vertebrae", "Disc space narrowing": "discs",
@@ -47,27 +49,27 @@ class Finding:
 
 
 def _clip_box(box: PixelBox, rows: int, cols: int) -> PixelBox:
-    x0, y0, x1, y1 = box
-    x0, x1 = sorted((min(max(x0, 0.0), cols - 2.0), min(max(x1, 1.0), cols - 1.0)))
-    y0, y1 = sorted((min(max(y0, 0.0), rows - 2.0), min(max(y1, 1.0), rows - 1.0)))
-    return (round(x0, 1), round(y0, 1), round(max(x1, x0 + 1), 1), round(max(y1, y0 + 1), 1))
+    x0, y0, x1, y1 = (int(v) for v in box)
+    x0, x1 = sorted((min(max(x0, 0), cols - 2), min(max(x1, 1), cols - 1)))
+    y0, y1 = sorted((min(max(y0, 0), rows - 2), min(max(y1, 1), rows - 1)))
+    return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
 
 
-def _sub_box(region: NormBox, size: tuple[float, float] | None, rng: np.random.Generator) -> NormBox:
+def _sub_box(region: NormBox, size: tuple[int, int] | None, rng: np.random.Generator) -> NormBox:
     if size is None:
         return region
     x0, y0, x1, y1 = region
-    fw, fh = rng.uniform(*size), rng.uniform(*size)
-    w, h = (x1 - x0) * fw, (y1 - y0) * fh
-    left, top = x0 + rng.uniform(0, (x1 - x0) - w), y0 + rng.uniform(0, (y1 - y0) - h)
+    fw, fh = (int(rng.integers(size[0], size[1] + 1)) for _ in range(2))
+    w, h = (x1 - x0) * fw // 1000, (y1 - y0) * fh // 1000
+    left, top = x0 + int(rng.integers(0, (x1 - x0) - w + 1)), y0 + int(rng.integers(0, (y1 - y0) - h + 1))
     return (left, top, left + w, top + h)
 
 
 def plan_chest_findings(phantom: Phantom, rng: np.random.Generator) -> list[Finding]:
     rows, cols = phantom.shape
     findings = []
-    for class_id in sorted(set(rng.choice(NO_FINDING_ID, size=int(rng.choice([0, 0, 1, 1, 2, 3]))).tolist())):
-        region_name, size = _CXR_PLACEMENT.get(class_id, ("lungs", (0.25, 0.55)))
+    for class_id in sorted(set(rng.choice(NO_FINDING_ID, size=int(rng.choice([0, 1, 1, 2, 2, 3]))).tolist())):
+        region_name, size = _CXR_PLACEMENT.get(class_id, ("lungs", (250, 550)))
         regions = phantom.regions[region_name]
         norm = _sub_box(regions[int(rng.integers(len(regions)))], size, rng)
         box = _clip_box(to_pixel_box(norm, rows, cols), rows, cols)
@@ -80,11 +82,11 @@ def _spine_region(phantom: Phantom, kind: str, rng: np.random.Generator) -> Norm
     i = int(rng.integers(len(vertebrae) - 1))
     x0, y0, x1, y1 = vertebrae[i]
     if kind == "corner":
-        w, h = (x1 - x0) * 0.35, (y1 - y0) * 0.45
-        left = x0 - w * 0.4 if rng.random() < 0.5 else x1 - w * 0.6
-        return (left, y1 - h * 0.7, left + w, y1 + h * 0.3)
+        w, h = (x1 - x0) * 35 // 100, (y1 - y0) * 45 // 100
+        left = x0 - w * 4 // 10 if rng.integers(2) == 0 else x1 - w * 6 // 10
+        return (left, y1 - h * 7 // 10, left + w, y1 + h * 3 // 10)
     if kind == "pair":
-        return (x0 + 0.1 * (x1 - x0), y0, x1 - 0.1 * (x1 - x0), vertebrae[i + 1][3])
+        return (x0 + (x1 - x0) // 10, y0, x1 - (x1 - x0) // 10, vertebrae[i + 1][3])
     options = phantom.regions.get(kind) or vertebrae
     return options[min(i, len(options) - 1)]
 
@@ -107,20 +109,28 @@ def draw_findings(phantom: Phantom, findings: list[Finding], rng: np.random.Gene
         if finding.label == "Surgical implant":
             draw_implant(phantom, finding.box)
         elif finding.label == "Pneumothorax":
-            draw_lesion(phantom, finding.box, -0.08, rng)
+            draw_lesion(phantom, finding.box, -80, rng)
         else:
-            draw_lesion(phantom, finding.box, float(rng.uniform(0.07, 0.14)), rng)
+            draw_lesion(phantom, finding.box, int(rng.integers(70, 141)), rng)
 
 
-def _jitter(box: PixelBox, rng: np.random.Generator, rows: int, cols: int) -> PixelBox:
-    x0, y0, x1, y1 = box
-    sx, sy = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
-    noisy = (x0 + rng.normal(0, sx), y0 + rng.normal(0, sy), x1 + rng.normal(0, sx), y1 + rng.normal(0, sy))
-    return _clip_box(noisy, rows, cols)
+def _jitter(box: PixelBox, rng: np.random.Generator, rows: int, cols: int) -> tuple[int, int, int, int]:
+    """Another reader's box, in tenths of a pixel: each side moved by up to 8% of the box size
+    (so two readers practically never draw the very same box)."""
+    x0, y0, x1, y1 = (10 * v for v in box)
+    sx, sy = max((x1 - x0) * 8 // 100, 1), max((y1 - y0) * 8 // 100, 1)
+    dx0, dx1 = (int(rng.integers(-sx, sx + 1)) for _ in range(2))
+    dy0, dy1 = (int(rng.integers(-sy, sy + 1)) for _ in range(2))
+    x0, x1 = sorted((min(max(x0 + dx0, 0), 10 * cols - 20), min(max(x1 + dx1, 10), 10 * cols - 10)))
+    y0, y1 = sorted((min(max(y0 + dy0, 0), 10 * rows - 20), min(max(y1 + dy1, 10), 10 * rows - 10)))
+    return (x0, y0, max(x1, x0 + 10), max(y1, y0 + 10))
 
 
-def _fmt(box: PixelBox | None) -> list[str]:
-    return ["", "", "", ""] if box is None else [f"{v:.1f}" for v in box]
+def _fmt(box: PixelBox | None, tenths: bool = False) -> list[str]:
+    """Pixel coordinates with one decimal (from integers: pixels, or tenths of a pixel)."""
+    if box is None:
+        return ["", "", "", ""]
+    return [f"{v // 10}.{v % 10}" if tenths else f"{v}.0" for v in box]
 
 
 def cxr_rows(image_id: str, findings: list[Finding], shape: tuple[int, int],
@@ -128,11 +138,11 @@ def cxr_rows(image_id: str, findings: list[Finding], shape: tuple[int, int],
     """Three readers; each misses a finding with p=0.15; nothing seen -> 'No finding'."""
     rows = []
     for reader in READERS:
-        seen = [f for f in findings if rng.random() < 0.85]
+        seen = [f for f in findings if rng.integers(100) < 85]
         if not seen:
             rows.append([image_id, CXR_CLASSES[NO_FINDING_ID], str(NO_FINDING_ID), reader, *_fmt(None)])
         for f in seen:
-            rows.append([image_id, f.label, str(f.class_id), reader, *_fmt(_jitter(f.box, rng, *shape))])
+            rows.append([image_id, f.label, str(f.class_id), reader, *_fmt(_jitter(f.box, rng, *shape), tenths=True)])
     return rows
 
 

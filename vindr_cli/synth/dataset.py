@@ -67,8 +67,10 @@ def radiograph_dataset(ctx: ImageContext, pixels: np.ndarray, registry: PhiRegis
 
 def screenshot_pixels(source: np.ndarray, photometric: str, ctx: ImageContext) -> np.ndarray:
     """8-bit display rendering of `source` with name/ID/DOB burned into a banner."""
-    lo, hi = np.percentile(source, [1, 99])
-    view = np.clip((source.astype(np.float64) - lo) / max(hi - lo, 1) * 255, 0, 255)
+    ordered = np.sort(source, axis=None)
+    last = len(ordered) - 1
+    lo, hi = int(ordered[last // 100]), int(ordered[last * 99 // 100])
+    view = np.clip((source.astype(np.int64) - lo) * 255 // max(hi - lo, 1), 0, 255)
     if photometric == "MONOCHROME1":
         view = 255 - view
     out = view.astype(np.uint8)

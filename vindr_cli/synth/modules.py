@@ -214,13 +214,22 @@ def modality_lut(ds: Dataset, slope: float, intercept: float) -> None:
     ds.RescaleType = "US"
 
 
-def window_from_pixels(pixels: np.ndarray, slope: float = 1.0, intercept: float = 0.0,
-                       ignore: int | None = None) -> tuple[float, float]:
-    """Window (center, width) from the central band of the image, in output units."""
+def stored_range(pixels: np.ndarray, ignore: int | None = None, percent: int = 2) -> tuple[int, int]:
+    """The `percent` and 100 - `percent` percentiles (nearest rank, in integers) of the
+    central band of the image's stored values."""
     values = pixels[pixels.shape[0] // 4: -pixels.shape[0] // 4]
     if ignore is not None:
         values = values[values != ignore]
-    lo, hi = np.percentile(values, [2, 98])
+    ordered = np.sort(values, axis=None)
+    last = len(ordered) - 1
+    return int(ordered[last * percent // 100]), int(ordered[last * (100 - percent) // 100])
+
+
+def window_from_pixels(pixels: np.ndarray, slope: float = 1.0, intercept: float = 0.0,
+                       ignore: int | None = None) -> tuple[float, float]:
+    """Window (center, width) from the central band of the image, in output units.
+    (Integers and halves only: exact in binary floating point.)"""
+    lo, hi = stored_range(pixels, ignore)
     lo, hi = lo * slope + intercept, hi * slope + intercept
     return round((lo + hi) / 2, 1), round(max(hi - lo, 1.0), 1)
 
@@ -238,11 +247,16 @@ def voi_window(ds: Dataset, pixels: np.ndarray, two: bool = False, slope: float 
 
 
 def voi_lut_sequence(ds: Dataset, pixels: np.ndarray, bits_stored: int) -> None:
-    """A sigmoid VOI LUT over the full stored range, 12-bit output."""
-    center, width = window_from_pixels(pixels)
+    """A sigmoid VOI LUT over the full stored range, 12-bit output.
+
+    The sigmoid is the algebraic 1/2 (1 + z / (1 + |z|)) with z = 4 (x - center) / width,
+    computed in integers (rounded half up) so that the table is the same on every machine."""
+    lo, hi = stored_range(pixels)
     entries = 2 ** bits_stored
-    x = np.arange(entries, dtype=np.float64)
-    lut = np.rint(4095.0 / (1.0 + np.exp(-4.0 * (x - center) / width))).astype(np.uint16)
+    x = np.arange(entries, dtype=np.int64)
+    num = 2 * (2 * x - lo - hi)          # z = num / den
+    den = max(hi - lo, 1) + np.abs(num)
+    lut = ((4095 * (den + num) + den) // (2 * den)).astype(np.uint16)
     item = Dataset()
     item.add_new(0x00283002, "US", [entries % 65536, 0, 12])  # LUTDescriptor
     item.LUTExplanation = "SIGMOID DEFAULT"

@@ -126,8 +126,11 @@ def overlay(ds: Dataset, patient: Patient, rows: int, cols: int) -> None:
 
 def curve(ds: Dataset, patient: Patient) -> str:
     """Retired curve group 5000 (an ECG-like trace) with the name in its description."""
-    t = np.arange(200)
-    trace = (2048 + 600 * np.exp(-(((t % 50) - 20) / 2.0) ** 2) - 80 * np.sin(t / 8)).astype(np.uint16)
+    t = np.arange(200, dtype=np.int64)
+    beat = np.clip(16 - ((t % 50) - 20) ** 2, 0, None) ** 2       # a narrow peak every 50 samples
+    phase = t % 50                                                 # a slow triangle-wave baseline
+    wave = np.minimum(phase, 50 - phase) * 4 - 50
+    trace = (2048 + 600 * beat // 256 - 80 * wave // 50).astype(np.uint16)
     description = f"ECG {patient.person.display} {patient.patient_id}"
     ds.add_new(0x50000005, "US", 1)
     ds.add_new(0x50000010, "US", len(trace))
