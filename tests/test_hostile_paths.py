@@ -379,3 +379,25 @@ def test_decoder_diagnostics_never_reach_the_terminal(tmp_path):
         rows = _rows(out / "images.parquet")
         assert len(rows) == 5 and sum(r["status"] == "failed" for r in rows) >= 3
         assert all(r["reason"] is None or "\n" not in r["reason"] for r in rows)
+
+
+def test_a_rerun_keeps_recorded_names_and_repairs_a_shared_one(tmp_path):
+    """Names on record are kept on a re-run (even if INPUT gained an input that sorts
+    first); an OUTPUT made before names were unique, where two inputs recorded one file,
+    keeps it for the first input and decodes the other again under a free name."""
+    from vindr_cli.pixels.batch import DecodeStage
+    from vindr_cli.pixels.resize import SizeSpec
+    from vindr_cli.pixels.task import DecodeConfig
+    from vindr_cli.runner.sources import Source
+    from vindr_cli.runner.stage import Run
+
+    stage = DecodeStage(tmp_path / "out", DecodeConfig(output=str(tmp_path / "out"), size=SizeSpec()))
+    sources = [Source(f"/in/{r}", r, 1) for r in ("img", "img.dcm", "img.dicom", "new.dcm")]
+    run = Run(stage, sources, stage.tables())
+    ok = {"status": "ok", "frame": 0}
+    run.done["images"] = {"img.dcm": [{**ok, "output": "img.png"}],       # recorded first by an old run
+                          "img.dicom": [{**ok, "output": "img.png"}],     # the old bug: the same file
+                          "new.dcm": [{"status": "failed", "reason": "x"}]}
+    stage.begin(run)
+    assert stage.stems == {"img.dcm": "img", "img.dicom": "img~3", "img": "img~2", "new.dcm": "new"}
+    assert "img.dicom" not in run.done["images"] and "img.dcm" in run.done["images"]
