@@ -76,6 +76,10 @@ def test_place_never_follows_a_link_under_output(tmp_path):
         assert tmp.exists()                                    # nothing moved
     assert sorted(p.name for p in outside.iterdir()) == ["keep.png"]
 
+    (out / "real" / "dir.png").mkdir()
+    with pytest.raises(paths.PathViolation) as e:
+        paths.place(out, tmp, "real/dir.png")
+    assert e.value.reason == paths.FOLDER_AT_NAME and tmp.exists()
     paths.place(out, tmp, "real/file.png")                     # the link is replaced, its target kept
     assert not (out / "real" / "file.png").is_symlink() and (out / "real" / "file.png").read_bytes() == b"new"
     assert (outside / "keep.png").read_bytes() == b"outside"

@@ -27,6 +27,7 @@ from vindr_cli.errors import InternalError, RequestError
 
 OUTSIDE = "output name is not a plain relative path inside OUTPUT (absolute, empty or '..' part); not written"
 SYMLINK = "a symbolic link or a file lies where a folder of the output path should be; not written"
+FOLDER_AT_NAME = "a folder lies at the output's name; not written"
 STATE_LINK = ("OUTPUT/.vindr is not a real folder (a symbolic link or a file): remove it, or use a new "
               "OUTPUT folder")
 
@@ -102,7 +103,7 @@ def place(output: Path, tmp: str | Path, rel: str) -> None:
         except FileNotFoundError:
             st = None
         if st is not None and stat.S_ISDIR(st.st_mode):
-            raise PathViolation(SYMLINK)
+            raise PathViolation(FOLDER_AT_NAME)
         os.rename(tmp, parts[-1], dst_dir_fd=fd)
     finally:
         os.close(fd)
@@ -161,5 +162,5 @@ def check_state_dir(output: Path, state_dir: str) -> None:
         raise RequestError(STATE_LINK)
 
 
-__all__ = ["OUTSIDE", "SYMLINK", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
+__all__ = ["FOLDER_AT_NAME", "OUTSIDE", "SYMLINK", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
            "real_dirs", "remove"]
