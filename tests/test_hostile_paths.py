@@ -405,3 +405,26 @@ def test_a_rerun_keeps_recorded_names_and_repairs_a_shared_one(tmp_path):
     stage.begin(run)
     assert stage.stems == {"img.dcm": "img", "img.dicom": "img~3", "img": "img~2", "new.dcm": "new"}
     assert "img.dicom" not in run.done["images"] and "img.dcm" in run.done["images"]
+
+
+def test_names_too_long_or_empty_fail_with_a_row(tmp_path):
+    """A 255-byte input name without a DICOM suffix needs 259 bytes as '.png', a member
+    folder of 300 bytes cannot be made, a member named 'C:' has no name once normalised:
+    each is a failed row with a fixed reason, and the batch finishes (exit 0)."""
+    from vindr_cli.runner.discover import ZIP_EMPTY
+
+    inp = tmp_path / "in"
+    data = _cr(tmp_path / "seed.dcm").read_bytes()
+    inp.mkdir()
+    (inp / ("y" * 255)).write_bytes(data)
+    (inp / ("x" * 251 + ".dcm")).write_bytes(data)            # '.png' fits exactly
+    with zipfile.ZipFile(inp / "z.zip", "w") as zf:
+        zf.writestr("a" * 300 + "/x.dcm", data)
+        zf.writestr("C:", data)
+    out = tmp_path / "out"
+    run_cli("decode", inp, out, "-j", "1")
+    rows = {r["input"]: (r["status"], r["reason"]) for r in _rows(out / "images.parquet")}
+    assert rows == {"y" * 255: ("failed", paths.TOO_LONG), "x" * 251 + ".dcm": ("ok", None),
+                    "z.zip!" + "a" * 300 + "/x.dcm": ("failed", paths.TOO_LONG), "z.zip!C:": ("failed", ZIP_EMPTY)}
+    assert _files_under(out) - {"images.parquet"} == {"x" * 251 + ".png"} | {
+        p for p in _files_under(out) if p.startswith(".vindr/")}

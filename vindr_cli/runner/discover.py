@@ -36,6 +36,7 @@ PERMISSION = "permission denied"
 SYMLINK = "symbolic link (not followed; copy the target into INPUT)"
 NOT_REGULAR = "not a regular file (FIFO, socket or device; not read)"
 ZIP_ESCAPE = "archive member name has a '..' part (it would leave the archive's folder); not read"
+ZIP_EMPTY = "archive member has no usable name (empty once normalised); not read"
 UNLISTABLE = "folder could not be listed"
 VANISHED = "removed while INPUT was being read"
 
@@ -78,7 +79,9 @@ def _zip_members(path: Path, rel: str) -> list[Source]:
         if name is None:
             raw = info.filename.replace("\\", "/")
             out.append(Source(str(path), f"{rel}!{raw}", info.file_size, index, ZIP_ESCAPE))
-        elif name:
+        elif not name:
+            out.append(Source(str(path), f"{rel}!{info.filename}", info.file_size, index, ZIP_EMPTY))
+        else:
             out.append(Source(str(path), f"{rel}!{name}", info.file_size, index))
     return out
 

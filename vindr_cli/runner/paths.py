@@ -28,6 +28,7 @@ from vindr_cli.errors import InternalError, RequestError
 OUTSIDE = "output name is not a plain relative path inside OUTPUT (absolute, empty or '..' part); not written"
 SYMLINK = "a symbolic link or a file lies where a folder of the output path should be; not written"
 FOLDER_AT_NAME = "a folder lies at the output's name; not written"
+TOO_LONG = "output name too long for the file system; not written"
 STATE_LINK = ("OUTPUT/.vindr is not a real folder (a symbolic link or a file): remove it, or use a new "
               "OUTPUT folder")
 
@@ -70,10 +71,12 @@ def _open_dirs(output: Path, parts: list[str], create: bool) -> int:
                     os.mkdir(part, 0o777, dir_fd=fd)
                 except FileExistsError:
                     pass
+                except OSError as exc:
+                    _refuse(exc)
+                    raise
                 nfd = _open_one(part, fd)
             except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise PathViolation(SYMLINK) from None
+                _refuse(exc)
                 raise
             os.close(fd)
             fd = nfd
@@ -83,12 +86,20 @@ def _open_dirs(output: Path, parts: list[str], create: bool) -> int:
     return fd
 
 
+def _refuse(exc: OSError) -> None:
+    """PathViolation for the OS errors that come from the name itself (a link, a file
+    where a folder should be, a name too long); other errors (space, I/O) go on up."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        raise PathViolation(SYMLINK) from None
+    if exc.errno == errno.ENAMETOOLONG:
+        raise PathViolation(TOO_LONG) from None
+
+
 def _open_one(part: str, fd: int) -> int:
     try:
         return os.open(part, _DIR_FLAGS, dir_fd=fd)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise PathViolation(SYMLINK) from None
+        _refuse(exc)
         raise
 
 
@@ -102,9 +113,16 @@ def place(output: Path, tmp: str | Path, rel: str) -> None:
             st = os.lstat(parts[-1], dir_fd=fd)
         except FileNotFoundError:
             st = None
+        except OSError as exc:
+            _refuse(exc)
+            raise
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise PathViolation(FOLDER_AT_NAME)
-        os.rename(tmp, parts[-1], dst_dir_fd=fd)
+        try:
+            os.rename(tmp, parts[-1], dst_dir_fd=fd)
+        except OSError as exc:
+            _refuse(exc)
+            raise
     finally:
         os.close(fd)
 
@@ -162,5 +180,5 @@ def check_state_dir(output: Path, state_dir: str) -> None:
         raise RequestError(STATE_LINK)
 
 
-__all__ = ["FOLDER_AT_NAME", "OUTSIDE", "SYMLINK", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
+__all__ = ["FOLDER_AT_NAME", "OUTSIDE", "SYMLINK", "TOO_LONG", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
            "real_dirs", "remove"]
