@@ -172,25 +172,27 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def _png_rgb16(path: Path, image: np.ndarray) -> None:
+def _png_rgb16(f, image: np.ndarray) -> None:
     """A 16-bit RGB PNG (colour type 2, bit depth 16, no interlace, filter 0 on every row)."""
     h, w, _ = image.shape
     rows = np.zeros((h, 1 + w * 6), dtype=np.uint8)
     rows[:, 1:] = np.ascontiguousarray(image, dtype=">u2").view(np.uint8).reshape(h, w * 6)
     data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
             + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
-    path.write_bytes(data)
+    f.write(data)
 
 
 def write_image(path: Path, image: np.ndarray, fmt: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "npy":
-        with open(path, "wb") as f:
-            np.save(f, image)
-    elif fmt == "png":
-        if image.ndim == 3 and image.dtype == np.uint16:
-            _png_rgb16(path, image)       # Pillow has no 16-bit RGB mode
-        else:
-            Image.fromarray(image).save(path, format="PNG", compress_level=1)
-    else:
+    """Write ``image`` to ``path`` (a temporary name): opened with ``O_NOFOLLOW``, so a link
+    planted at that name is refused (OSError), never written through."""
+    if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    with os.fdopen(fd, "wb") as f:
+        if fmt == "npy":
+            np.save(f, image)
+        elif image.ndim == 3 and image.dtype == np.uint16:
+            _png_rgb16(f, image)          # Pillow has no 16-bit RGB mode
+        else:
+            Image.fromarray(image).save(f, format="PNG", compress_level=1)
