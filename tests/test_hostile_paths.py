@@ -428,3 +428,39 @@ def test_names_too_long_or_empty_fail_with_a_row(tmp_path):
                     "z.zip!" + "a" * 300 + "/x.dcm": ("failed", paths.TOO_LONG), "z.zip!C:": ("failed", ZIP_EMPTY)}
     assert _files_under(out) - {"images.parquet"} == {"x" * 251 + ".png"} | {
         p for p in _files_under(out) if p.startswith(".vindr/")}
+
+
+def test_an_input_is_placed_whole_or_not_at_all(tmp_path):
+    """When one frame's name is refused, the frames already renamed are removed again and
+    every temp file of the input is deleted: no partial multi-frame output is left."""
+    from vindr_cli.runner.stage import Run, Stage
+
+    class Out(Stage):
+        output = tmp_path / "out"
+
+    out = tmp_path / "out"
+    (out / ".vindr" / "tmp").mkdir(parents=True)
+    (out / "b").symlink_to(tmp_path)
+    tmps = []
+    for i in range(2):
+        t = out / ".vindr" / "tmp" / f"{i}.part"
+        t.write_bytes(b"%d" % i)
+        tmps.append(t)
+    run = Run(Out(), [], [])
+    with pytest.raises(paths.PathViolation):
+        run.place_all([(tmps[0], "a_f0001.png"), (tmps[1], "b/a_f0002.png")])
+    assert not (out / "a_f0001.png").exists() and not any(t.exists() for t in tmps)
+    assert not (tmp_path / "a_f0002.png").exists()
+
+
+def test_temp_images_are_never_written_through_a_link(tmp_path):
+    from vindr_cli.pixels.output import write_image
+
+    target = tmp_path / "target"
+    target.write_bytes(b"keep")
+    (tmp_path / "t.part").symlink_to(target)
+    with pytest.raises(OSError):
+        write_image(tmp_path / "t.part", np.zeros((2, 2), np.uint8), "png")
+    assert target.read_bytes() == b"keep"
+    write_image(tmp_path / "u.part", np.zeros((2, 2), np.uint8), "png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "u.part")), np.zeros((2, 2), np.uint8))
