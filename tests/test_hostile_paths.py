@@ -6,7 +6,6 @@ Files are made with ``conftest.make_cr`` or copied from pydicom's bundled test f
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import struct

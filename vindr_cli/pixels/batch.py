@@ -1,6 +1,11 @@
 """``vindr decode`` as a stage of the one runner (:mod:`vindr_cli.runner.stage`): it
 supplies the request checks, the settings, the worker config and the naming mode.
 
+Output names are decided here, in the driver, before any work starts
+(:class:`~vindr_cli.pixels.output.OutputNames`, in discovery order: the same with any
+number of workers); workers only write temporary files, and :meth:`DecodeStage.place`
+names each frame from its input's stem and renames it through the runner's path guard.
+
 An INPUT that is not de-identified (an image without PatientIdentityRemoved YES) is
 refused unless ``allow_identified``: then every input is named by a keyed hash of its
 path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
