@@ -20,6 +20,7 @@ from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
 from vindr_cli.errors import RequestError as _RequestError
 from vindr_cli.runner.executor import Executor
+from vindr_cli.runner.paths import PathViolation
 from vindr_cli.runner.sources import Source, enclosing_output, is_within
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage
 
@@ -152,22 +153,27 @@ class AnonymizeStage(Stage):
         workers finished in. Returns the key of an input that lost its place, if any."""
         sop = row["sop_uid"]
         holder = self.claimed.get(sop)
-        loser = None
+        old = None
         if holder is not None and holder != row["input_key"]:
             if run.order.get(holder, 1 << 62) < run.order[row["input_key"]]:
                 Path(tmp).unlink()
                 row.update(status="duplicate", reason=DUPLICATE, output=None)
                 return None
             rows = run.done["manifest"].get(holder)
-            if rows:
-                old = rows[0]
-                if old.get("output") and old["output"] != row["output"]:
-                    run.remove(old["output"])
-                old.update(status="duplicate", reason=DUPLICATE, output=None)
-                loser = holder
-        run.rename(tmp, row["output"])
+            old = rows[0] if rows else None
+        try:
+            run.rename(tmp, row["output"])   # through the path guard: names are keyed, checked all the same
+        except PathViolation as exc:         # the earlier holder, if any, keeps its place
+            Path(tmp).unlink(missing_ok=True)
+            row.update(status="failed", reason=exc.reason, output=None)
+            return None
         self.claimed[sop] = row["input_key"]
-        return loser
+        if old is None:
+            return None
+        if old.get("output") and old["output"] != row["output"]:
+            run.remove(old["output"])
+        old.update(status="duplicate", reason=DUPLICATE, output=None)
+        return holder
 
 
 def anonymize(

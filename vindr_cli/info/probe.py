@@ -13,6 +13,7 @@ import hashlib
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import ABSENT, NONSTANDARD, coded, registry_uid, small_int
+from vindr_cli.runner.discover import os_reason
 from vindr_cli.runner.sources import Source
 
 def setup(_config: object) -> None:
@@ -80,7 +81,7 @@ def probe(_ctx: object, source: Source) -> dict:
         return describe(header.ds)
     except BadInput as exc:
         return {"status": exc.status, "reason": exc.reason}
-    except OSError:
-        return {"status": "failed", "reason": "could not open or read the file"}
+    except OSError as exc:    # a fixed reason by errno (the text holds the path)
+        return {"status": "failed", "reason": os_reason(exc, "could not open or read the file")}
     except Exception as exc:  # never echo the message: it may quote file content
         return {"status": "failed", "reason": f"unexpected error ({type(exc).__name__})"}

@@ -17,7 +17,9 @@ import ctypes
 import glob
 import importlib.util
 import os
+import sys
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -111,9 +113,37 @@ def available(name: str, ts: str) -> bool:
         return False
 
 
+@contextmanager
+def quiet_stderr():
+    """Send file descriptor 2 to /dev/null for the duration: GDCM, OpenJPEG and libjpeg
+    print diagnostics from C (``std::cerr``, ``fprintf(stderr)``) about the bytes they
+    decode, which Python cannot catch; nothing from a file may reach the terminal.
+    Python's own ``sys.stderr`` is flushed first and written again afterwards as usual."""
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:              # no fd 2 at all: nothing to silence
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run(name: str, ds, ts: str, *, reduce: int = 0, threads: int = 1) -> list[np.ndarray]:
-    """Decode every frame of `ds` with backend `name`; raises on any failure."""
-    with warnings.catch_warnings():
+    """Decode every frame of `ds` with backend `name`; raises on any failure. The C
+    libraries' own stderr output is discarded (:func:`quiet_stderr`)."""
+    with warnings.catch_warnings(), quiet_stderr():
         warnings.simplefilter("ignore")
         if name in DIRECT:
             return _run_direct(name, ds, reduce, threads)

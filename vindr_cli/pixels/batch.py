@@ -1,6 +1,11 @@
 """``vindr decode`` as a stage of the one runner (:mod:`vindr_cli.runner.stage`): it
 supplies the request checks, the settings, the worker config and the naming mode.
 
+Output names are decided here, in the driver, before any work starts
+(:class:`~vindr_cli.pixels.output.OutputNames`, in discovery order: the same with any
+number of workers); workers only write temporary files, and :meth:`DecodeStage.place`
+names each frame from its input's stem and renames it through the runner's path guard.
+
 An INPUT that is not de-identified (an image without PatientIdentityRemoved YES) is
 refused unless ``allow_identified``: then every input is named by a keyed hash of its
 path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
@@ -125,10 +130,44 @@ class DecodeStage(Stage):
             naming.write_salt(self.salt_path, self._salt)
             self._new_salt = False
 
+    def begin(self, run: Run) -> None:
+        """Give every input its output stem, in discovery order (:class:`OutputNames`):
+        first the names an earlier run recorded (an input keeps them; one whose names
+        another input already holds — an OUTPUT made before names were unique — loses its
+        rows and is decoded again), then a free name for every other input."""
+        names = naming.OutputNames(self.cfg.fmt)
+        self.stems: dict[str, str] = {}
+        previous = run.done["images"]
+        for key in run.keys.values():
+            oks = [r for r in previous.get(key, ()) if r.get("status") == "ok"]
+            if not oks:
+                continue
+            stem = names.stem_of([r.get("output") or "" for r in oks], frames=len(oks) > 1)
+            if stem is not None and names.reserve(stem):
+                self.stems[key] = stem
+            else:
+                del previous[key]
+        for key in run.keys.values():
+            if key not in self.stems:
+                self.stems[key] = names.assign(naming.base_name(key))
+
     def place(self, run: Run, src: Source, result: dict):
+        """Name the frames from the input's stem, then rename them into place."""
         if result.get("identified"):
             raise DecodeRequestError(IDENTIFIED)
-        return super().place(run, src, result)
+        key = run.keys[src.rel]
+        rows = result["rows"]["images"]
+        oks = [r for r in rows if r["status"] == "ok"]
+        files = []
+        for row, (tmp, _), frame in zip(oks, result.get("files", ()), result.get("frames", ())):
+            row["output"] = naming.stem_name(self.stems[key], frame, self.cfg.fmt)
+            files.append((tmp, row["output"]))
+        return super().place(run, src, {"rows": result["rows"], "files": files})
+
+    def failed(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
+        first = rows["images"][0]
+        return {"images": [{"input_key": first["input_key"], "input": first["input"], "status": "failed",
+                            "reason": reason}]}
 
 
 def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:

@@ -24,7 +24,7 @@ import pydicom
 from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
 from vindr_cli.dicomio.pixelstream import check_pixel_element, native_pixel_length
 from vindr_cli.pixels import output
-from vindr_cli.pixels.backends import CANDIDATES
+from vindr_cli.pixels.backends import CANDIDATES, quiet_stderr
 from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_grayscale, decode
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
@@ -32,7 +32,7 @@ from vindr_cli.pixels.voi import display_params
 from vindr_cli.pixels.window import parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.dicomio.quiet import quiet_pydicom
-from vindr_cli.runner.discover import STATE_DIR
+from vindr_cli.runner.discover import STATE_DIR, os_reason
 from vindr_cli.runner.sources import Source
 
 
@@ -98,6 +98,14 @@ def _photometric(ds) -> str:
     return term if term in PHOTOMETRIC_TERMS else ("missing" if not term else "non-standard")
 
 
+def _read_all(f):
+    """The whole data set (a deflated one inflated), values never echoed."""
+    f.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(f)
+
+
 def _check_whole(f, size: int, header) -> None:
     """BadInput (the fixed reasons of ``dicomio.pixelstream``) when the Pixel Data element
     runs past the end of the file, before pydicom reads a partial data set."""
@@ -112,16 +120,19 @@ def _check_whole(f, size: int, header) -> None:
 
 
 def decode_one(ctx: Ctx, src: Source) -> dict:
-    """``{"rows": {"images": rows}, "files": [(temp file, final name under OUTPUT)]}``, or
-    ``IDENTIFIED``."""
+    """``{"rows": {"images": rows}, "files": [(temp file, name asked for under OUTPUT)],
+    "frames": [frame index in the name, or None]}`` (files and frames in the order of the
+    ``ok`` rows), or ``IDENTIFIED``. The name asked for is :func:`output.image_name`; the
+    driver may give another when two inputs ask for one name (``pixels.batch``)."""
     name = ctx.name(src.rel)
     rows = _decode(ctx, src, name, files := [])
     if rows is None:
         return IDENTIFIED
-    return {"rows": {"images": rows}, "files": [(str(t), rel) for t, rel in files]}
+    return {"rows": {"images": rows}, "files": [(str(t), rel) for t, rel, _ in files],
+            "frames": [frame for _, _, frame in files]}
 
 
-def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> list[dict] | None:
+def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | None]]) -> list[dict] | None:
     base = {"input_key": name, "input": name, "status": "failed", "reason": None}
     if src.missing_reason:
         return [{**base, "reason": src.missing_reason}]
@@ -131,15 +142,16 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
             header = read_header(f, src.size)
             if str(header.ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
                 return [{**base, "status": "skipped", "reason": "DICOMDIR media directory (no image)"}]
-            if header.pixel_offset is None and "PixelData" not in header.ds:
+            ds = None
+            if header.deflated:                   # the header stops before the inflated pixel data
+                ds = _read_all(f)
+            if header.pixel_offset is None and "PixelData" not in (ds if ds is not None else header.ds):
                 return [{**base, "status": "skipped", "reason": "no pixel data (not an image)"}]
             if not ctx.cfg.identified and not is_deidentified(header.ds):
                 return None
-            _check_whole(f, src.size, header)     # truncated: the reason anonymize gives
-            f.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(f)
+            if ds is None:
+                _check_whole(f, src.size, header)     # truncated: the reason anonymize gives
+                ds = _read_all(f)
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
             raise DecodeError("missing Rows or Columns")
@@ -147,7 +159,8 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
         if not colour:
             check_grayscale(ds)       # HSV, CMYK, YBR_PARTIAL_*...: a fixed reason, before decoding
         out_rows, out_cols = ctx.cfg.size.target(rows, cols)
-        dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
+        with quiet_stderr():     # GDCM / OpenJPEG print diagnostics (about file content) on fd 2
+            dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
         params = None if colour else display_params(ds, ctx.cfg.window_index)
 
         def draw(frame, bits):
@@ -164,10 +177,11 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
                 scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
                                 ctx.cfg.resample)
                 image = to_uint(scaled, ctx.cfg.bits)
-            rel = output.image_name(name, i if len(dec.frames) > 1 else None, ctx.cfg.fmt)
+            frame_tail = i if len(dec.frames) > 1 else None
+            rel = output.image_name(name, frame_tail, ctx.cfg.fmt)
             tmp = ctx.tmp / f"{stem}_{i}{TMP_SUFFIX}"
             output.write_image(tmp, image, ctx.cfg.fmt)
-            tmps.append((tmp, rel))
+            tmps.append((tmp, rel, frame_tail))
             results.append({
                 **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else (str(ds.get("SOPInstanceUID", "")) or None),
                 "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
@@ -183,11 +197,13 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str]]) -> l
         reason, status = exc.reason, exc.status
     except DecodeError as exc:
         reason, status = exc.reason, "failed"
+    except OSError as exc:      # the file could not be opened or read (never its text: it holds the path)
+        reason, status = os_reason(exc), "failed"
     except ValueError as exc:   # window / LUT parameters the standard does not allow
         reason, status = f"invalid display parameters ({type(exc).__name__})", "failed"
     except Exception as exc:  # never stop the batch, never echo file content
         reason, status = f"unexpected error ({type(exc).__name__})", "failed"
-    for tmp, _ in tmps:
+    for tmp, _, _ in tmps:
         tmp.unlink(missing_ok=True)
     tmps.clear()
     return [{**base, "status": status, "reason": reason}]

@@ -1,38 +1,96 @@
 """Recursive discovery of input files: plain folders, .zip archives, DICOMDIR-based media.
 
 Order is deterministic (sorted by relative path) so batches, manifests and tie-breaks do
-not depend on the file system. Symbolic links to folders are not followed (loops).
+not depend on the file system. Every entry found becomes a :class:`Source`, and one that
+cannot be read becomes a Source with a fixed ``missing_reason`` (a ``failed`` row in every
+stage), never a silent skip:
+
+* symbolic links are not followed (loops, and targets outside INPUT);
+* a folder that cannot be listed (``permission denied``), a file that cannot be read
+  (``permission denied``), a FIFO, socket or device (never opened: a FIFO would block);
+* a .zip member whose name has a ``..`` part (it would leave the archive's folder);
+  other member names are normalised: ``\\`` read as ``/``, a drive (``C:``) and leading
+  slashes dropped, empty and ``.`` parts removed (``/etc/x.dcm`` -> ``etc/x.dcm``).
+
+Relative paths (``Source.rel``) are text: a file name that is not UTF-8 is written with
+``\\xNN`` escapes (:func:`~vindr_cli.runner.sources.printable`), while ``Source.path`` keeps
+the name the file system gave, to open it. Two inputs with one relative path (a file
+named ``x.zip!a`` beside the archive ``x.zip`` holding ``a``, a member name repeated in an
+archive, two member names equal once normalised) get ``#2``, ``#3``, ... in discovery order.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 import zipfile
 from pathlib import Path
 
-from vindr_cli.runner.sources import Source
+from vindr_cli.runner.sources import Source, printable
 
 STATE_DIR = ".vindr"
 OWN_TABLES = {"manifest.parquet", "images.parquet"}
 
+PERMISSION = "permission denied"
+SYMLINK = "symbolic link (not followed; copy the target into INPUT)"
+NOT_REGULAR = "not a regular file (FIFO, socket or device; not read)"
+ZIP_ESCAPE = "archive member name has a '..' part (it would leave the archive's folder); not read"
+ZIP_EMPTY = "archive member has no usable name (empty once normalised); not read"
+UNLISTABLE = "folder could not be listed"
+VANISHED = "removed while INPUT was being read"
+
+
+def os_reason(exc: OSError, default: str = "could not be read") -> str:
+    """A fixed reason for an OS error on an input (never its text, which holds the path)."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PERMISSION
+    if exc.errno == errno.ENOENT:
+        return VANISHED
+    return f"{default} ({errno.errorcode.get(exc.errno or 0, 'OSError')})"
+
+
+def member_name(name: str) -> str | None:
+    """A .zip member name as a clean relative path, or None when it has a '..' part."""
+    parts = name.replace("\\", "/").split("/")
+    if parts and len(parts[0]) == 2 and parts[0][1] == ":" and parts[0][0].isalpha():
+        parts = parts[1:]                     # a drive: C:/x.dcm
+    parts = [p for p in parts if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        return None
+    return "/".join(parts)
+
 
 def _zip_members(path: Path, rel: str) -> list[Source]:
-    """One Source per file member; a name that repeats inside the archive gets '#n'."""
+    """One Source per file member (names normalised, see the module docstring; repeats
+    are numbered by :func:`_unique`)."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = list(enumerate(zf.infolist()))
-    except (zipfile.BadZipFile, OSError):
-        return [Source(str(path), rel, path.stat().st_size)]
-    seen: dict[str, int] = {}
+    except OSError as exc:
+        return [Source(str(path), rel, 0, None, os_reason(exc))]
+    except (zipfile.BadZipFile, ValueError, RuntimeError, EOFError):
+        return [Source(str(path), rel, _size(path))]
     out = []
     for index, info in infos:
         if info.is_dir():
             continue
-        n = seen.get(info.filename, 0)
-        seen[info.filename] = n + 1
-        name = info.filename if n == 0 else f"{info.filename}#{n + 1}"
-        out.append(Source(str(path), f"{rel}!{name}", info.file_size, index))
+        name = member_name(info.filename)
+        if name is None:
+            raw = info.filename.replace("\\", "/")
+            out.append(Source(str(path), f"{rel}!{raw}", info.file_size, index, ZIP_ESCAPE))
+        elif not name:
+            out.append(Source(str(path), f"{rel}!{info.filename}", info.file_size, index, ZIP_EMPTY))
+        else:
+            out.append(Source(str(path), f"{rel}!{name}", info.file_size, index))
     return out
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def _dicomdir_missing(dicomdir: Path, root: Path, present: set[str]) -> list[Source]:
@@ -56,40 +114,85 @@ def _dicomdir_missing(dicomdir: Path, root: Path, present: set[str]) -> list[Sou
         parts = [fid] if isinstance(fid, str) else list(fid)
         target = base.joinpath(*parts)
         rel = target.relative_to(root).as_posix() if root in target.parents else target.name
+        rel = printable(rel)
         if rel.lower() not in lowered:
             out.append(Source(str(target), rel, 0, None, "referenced by a DICOMDIR but missing from the media"))
     return out
 
 
+def _entry(p: Path, rel: str) -> Source | None:
+    """The Source for one directory entry that is not a folder (None: a folder)."""
+    try:
+        st = os.lstat(p)
+    except OSError as exc:
+        return Source(str(p), rel, 0, None, os_reason(exc))
+    if stat.S_ISLNK(st.st_mode):
+        return Source(str(p), rel, 0, None, SYMLINK)
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return Source(str(p), rel, 0, None, NOT_REGULAR)
+    if not os.access(p, os.R_OK):
+        return Source(str(p), rel, st.st_size, None, PERMISSION)
+    return Source(str(p), rel, st.st_size)
+
+
+def _unique(found: list[Source]) -> list[Source]:
+    """Sorted by relative path; a relative path that repeats gets '#2', '#3', ... (the
+    first in (rel, plain file before member, member index) order keeps it)."""
+    found = sorted(found, key=lambda s: (s.rel, s.member is not None, s.member or 0, s.path))
+    taken = {s.rel for s in found}
+    seen: set[str] = set()
+    out = []
+    for s in found:
+        rel = s.rel
+        if rel in seen:
+            n = 2
+            while f"{s.rel}#{n}" in taken:
+                n += 1
+            rel = f"{s.rel}#{n}"
+            taken.add(rel)
+            s = Source(s.path, rel, s.size, s.member, s.missing_reason)
+        seen.add(rel)
+        out.append(s)
+    return sorted(out, key=lambda s: s.rel)
+
+
 def discover(root: Path) -> list[Source]:
-    """Every input file under root (or root itself), sorted by relative path."""
+    """Every input file under root (or root itself), sorted by relative path; entries that
+    cannot be read carry a ``missing_reason`` (see the module docstring)."""
     root = root.resolve()
-    if root.is_file():
-        if zipfile.is_zipfile(root):
-            return _zip_members(root, root.name)
-        return [Source(str(root), root.name, root.stat().st_size)]
+    if not root.is_dir():
+        src = _entry(root, printable(root.name))
+        if src is not None and src.missing_reason is None and zipfile.is_zipfile(root):
+            return _unique(_zip_members(root, src.rel))
+        return [src] if src is not None else []
     found: list[Source] = []
     dicomdirs: list[Path] = []
     own = (root / STATE_DIR).is_dir()       # a tree vindr wrote: leave its own state and tables out
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unlisted(exc: OSError) -> None:     # os.walk could not list a folder: a row, not a silent gap
+        where = Path(exc.filename) if exc.filename else root
+        rel = where.relative_to(root).as_posix() if where != root else "."
+        found.append(Source(str(where), printable(rel), 0, None, os_reason(exc, UNLISTABLE)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlisted, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d != STATE_DIR)
         if own and Path(dirpath) == root:
             filenames = [f for f in filenames if f not in OWN_TABLES]
-        for name in sorted(dirnames + filenames):
+        for name in sorted(set(dirnames + filenames)):
             p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                found.append(Source(str(p), rel, 0, None, "symbolic link (not followed; copy the target into INPUT)"))
+            rel = printable(p.relative_to(root).as_posix())
+            src = _entry(p, rel)
+            if src is None:
                 continue
-            if not p.is_file():
-                continue
-            if name.lower().endswith(".zip") and zipfile.is_zipfile(p):
+            if src.missing_reason is None and name.lower().endswith(".zip") and zipfile.is_zipfile(p):
                 found.extend(_zip_members(p, rel))
                 continue
-            if name.upper() == "DICOMDIR":
+            if name.upper() == "DICOMDIR" and src.missing_reason is None:
                 dicomdirs.append(p)
-            found.append(Source(str(p), rel, p.stat().st_size))
+            found.append(src)
     present = {s.rel for s in found}
     for d in dicomdirs:
         found.extend(_dicomdir_missing(d, root, present))
-    return sorted(found, key=lambda s: s.rel)
+    return _unique(found)

@@ -34,7 +34,9 @@ def is_within(child: Path, parent: Path) -> bool:
 
 def printable(rel: str) -> str:
     """A relative path as valid UTF-8 text for tables: bytes that are not UTF-8 (a file
-    name in a legacy encoding) are written as \\xNN escapes, the same way every time."""
+    name in a legacy encoding) are written as \\xNN escapes, the same way every time.
+    Text is left as it is (applying it twice changes nothing); two names that give one
+    text (``caf\\xe9`` typed out, ``café`` in latin-1) are told apart by discovery (``#2``)."""
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 

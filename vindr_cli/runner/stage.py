@@ -34,6 +34,7 @@ from rich.console import Console
 from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor, make_executor
+from vindr_cli.runner import paths
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
 from vindr_cli.runner.state import Settings, StageState
@@ -109,10 +110,18 @@ class Stage:
     def place(self, run: Run, src: Source, result: Any) -> list[tuple[str, dict[str, list[dict]]]]:
         """Put a finished input's files in place; return ``[(input key, {table: rows})]``
         to journal (a stage may re-journal an earlier input, e.g. a duplicate's loser).
-        Default: ``result`` is ``{"rows": {table: rows}, "files": [(tmp, final rel)]}``."""
-        for tmp, rel in result.get("files", ()):
-            run.rename(tmp, rel)
+        Default: ``result`` is ``{"rows": {table: rows}, "files": [(tmp, final rel)]}``; a
+        final name the path guard refuses makes the input ``failed`` (:meth:`failed`)."""
+        try:
+            run.place_all(result.get("files", ()))
+        except paths.PathViolation as exc:
+            return [(run.keys[src.rel], self.failed(result["rows"], exc.reason))]
         return [(run.keys[src.rel], result["rows"])]
+
+    def failed(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
+        """An input's rows once its outputs could not be placed: one ``failed`` row per
+        table (the first row's identity, no output), with the guard's fixed reason."""
+        return {t: [{**rs[0], "status": "failed", "reason": reason, "output": None}] for t, rs in rows.items() if rs}
 
     def is_done(self, run: Run, key: str) -> bool:
         """Skip on a re-run: every table has the input, none failed, outputs exist."""
@@ -122,7 +131,7 @@ class Stage:
         if not rows or any(r["status"] == "failed" for r in rows):
             return False
         assert self.output is not None
-        return all(r["status"] != self.ok_status or (r.get("output") and (self.output / r["output"]).is_file())
+        return all(r["status"] != self.ok_status or paths.is_placed(self.output, r.get("output"))
                    for r in rows)
 
 
@@ -142,15 +151,34 @@ class Run:
 
     def rename(self, tmp: str | Path, rel: str) -> None:
         """Move a worker's temporary file to its final name under OUTPUT (the only place
-        a final output name is written)."""
+        a final output name is written), through the path guard (:mod:`.paths`): raises
+        ``paths.PathViolation`` (nothing moved) when ``rel`` would leave OUTPUT or pass
+        through a symbolic link."""
         assert self.output is not None
-        dest = self.output / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        Path(tmp).replace(dest)
+        paths.place(self.output, tmp, rel)
+
+    def place_all(self, files) -> None:
+        """Rename every ``(tmp, rel)`` of one input, or none: on a refused name the
+        ones already placed are removed again, the temp files deleted, and
+        ``paths.PathViolation`` raised."""
+        files = list(files)
+        done: list[str] = []
+        try:
+            for rel in (rel for _, rel in files):
+                paths.check_rel(rel)
+            for tmp, rel in files:
+                self.rename(tmp, rel)
+                done.append(rel)
+        except paths.PathViolation:
+            for rel in done:
+                self.remove(rel)
+            for tmp, _ in files:
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
     def remove(self, rel: str) -> None:
         assert self.output is not None
-        (self.output / rel).unlink(missing_ok=True)
+        paths.remove(self.output, rel)
 
     def record(self, key: str, rows: dict[str, list[dict]]) -> None:
         """Journal an input's rows, table by table in the stage's order (an input counts as
@@ -192,6 +220,7 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
     if output is not None:
         settings = Settings(output, stage.name)
         settings.check(stage.settings(), stage.compared, stage.explain)
+        paths.check_state_dir(output, STATE_DIR)     # never write state through a linked .vindr
     states = _states(stage, tables)
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
     if sources is None:
@@ -201,11 +230,14 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
         settings.write(stage.settings())
         remove_stale_parts(output)
         shutil.rmtree(tmp_dir(output), ignore_errors=True)
+        if tmp_dir(output).is_symlink() or tmp_dir(output).is_file():   # planted: never write through it
+            tmp_dir(output).unlink()
+        paths.real_dirs(output, f"{STATE_DIR}/tmp")
     run = Run(stage, sources, tables, states)
     for name, prev in previous.items():
         run.done[name] = prev
+    stage.begin(run)                         # before `todo`: a stage may drop previous rows it cannot keep
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
-    stage.begin(run)
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor or make_executor(workers, len(todo))
     start = time.monotonic()
