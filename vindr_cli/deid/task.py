@@ -22,7 +22,8 @@ from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
-from vindr_cli.runner.atomic import TMP_SUFFIX, raise_output_fault
+from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.runner.sources import Source, printable
 from vindr_cli.runner.state import STATE_DIR
 

@@ -30,7 +30,8 @@ from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
 from vindr_cli.pixels.voi import display_params
 from vindr_cli.pixels.window import parse_window_mode, render
-from vindr_cli.atomic import TMP_SUFFIX, raise_output_fault
+from vindr_cli.atomic import TMP_SUFFIX
+from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.sources import Source

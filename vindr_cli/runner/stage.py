@@ -31,9 +31,10 @@ from typing import Any
 
 from rich.console import Console
 
-from vindr_cli.atomic import named_faults, remove_stale_parts
+from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor, ItemFailed, make_executor
+from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
