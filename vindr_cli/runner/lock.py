@@ -4,10 +4,11 @@ once for every stage that writes OUTPUT).
 
 The file records the holder's pid and host, so that a second run is refused (exit 2) with
 a message naming them. The lock itself is the kernel's: it goes when the holder's process
-ends, however it ends, so a lock left by a killed run (a stale file) blocks nothing. The
-file is never removed (removing it would let two runs lock two different files); release
-empties it. Forked workers do not keep a copy of the descriptor (closed after fork), so
-only the driver holds it.
+ends, however it ends, so a lock file left by a killed run (stale) blocks nothing. A run
+that ends removes the file while it still holds the lock; one that locked a file just
+removed sees that it is no longer the file at that path and locks the new one, so two
+runs never hold two different files. Forked workers do not keep a copy of the descriptor
+(closed after fork), so only the driver holds it.
 """
 from __future__ import annotations
 
@@ -64,18 +65,22 @@ class OutputLock:
         """Take the lock (creating ``OUTPUT/.vindr``), or raise :class:`OutputLocked`."""
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            who = _holder(fd)
-            os.close(fd)
-            raise OutputLocked(f"OUTPUT is in use by another vindr run ({who}): wait for it to finish, "
-                               "or use another OUTPUT folder") from None
-        except BaseException:
-            os.close(fd)
-            raise
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                who = _holder(fd)
+                os.close(fd)
+                raise OutputLocked(f"OUTPUT is in use by another vindr run ({who}): wait for it to finish, "
+                                   "or use another OUTPUT folder") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._same_file(fd):
+                break
+            os.close(fd)       # the holder removed it as we opened it: lock the file there now
         try:
             record = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
             os.ftruncate(fd, 0)
@@ -86,14 +91,23 @@ class OutputLock:
         self._fd = fd
         _held.add(fd)
 
+    def _same_file(self, fd: int) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
     def release(self) -> None:
+        """Remove the file, then let go (a run that opened it meanwhile sees it gone, retries)."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
         _held.discard(fd)
         try:
-            os.ftruncate(fd, 0)
-        except OSError:              # a full or read-only disk: the lock still goes with the close
+            self.path.unlink(missing_ok=True)
+        except OSError:              # a read-only or vanished folder: the lock still goes with the close
             pass
         os.close(fd)
 
