@@ -23,7 +23,7 @@ from conftest import make_cr
 from helpers import VINDR, run_cli, split_file
 from vindr_cli import errors
 from vindr_cli.deid.profile import load_profile
-from vindr_cli.runner.executor import WORKER_DIED, InProcessExecutor, ItemFailed, ProcessExecutor
+from vindr_cli.runner.executor import OOM_SCORE_ADJ, WORKER_DIED, InProcessExecutor, ItemFailed, ProcessExecutor
 from vindr_cli.runner.faults import output_fault
 from vindr_cli.runner.lock import OutputLock, OutputLocked
 
@@ -114,10 +114,17 @@ def _pdeathsig(ctx, item):
     return sig.value
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
-def test_workers_ask_to_die_with_their_parent():
+def _oom_score_adj(ctx, item):
+    return int(Path("/proc/self/oom_score_adj").read_text())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and oom_score_adj are Linux's")
+def test_workers_ask_to_die_with_their_parent_and_before_it():
     got = dict(ProcessExecutor(2).run(_pdeathsig, range(4), setup=_setup, config=None))
     assert set(got.values()) == {int(signal.SIGKILL)}
+    mine = int(Path("/proc/self/oom_score_adj").read_text())
+    got = dict(ProcessExecutor(2).run(_oom_score_adj, range(4), setup=_setup, config=None))
+    assert set(got.values()) == {max(mine, OOM_SCORE_ADJ)}
 
 
 # --- the runner: the stage's failed row for a dead worker ------------------------------------------

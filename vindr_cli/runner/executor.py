@@ -23,7 +23,9 @@ flight are tried again one at a time in a pool of their own, and one that kills 
 worker again is ``ItemFailed(WORKER_DIED)``; every other item finishes as usual. Workers
 are tied to the driver: on Linux each asks the kernel for SIGKILL when its parent dies
 (``PR_SET_PDEATHSIG``), elsewhere a watchdog thread polls the parent's pid, so a driver
-killed with ``kill -9`` leaves no worker behind.
+killed with ``kill -9`` leaves no worker behind; and each raises its own
+``oom_score_adj`` so that the kernel's out-of-memory killer takes a worker (one file)
+rather than the driver (the batch).
 
 Two executors are here:
 
@@ -89,6 +91,7 @@ Setup = Callable[[Any], Any]
 WORKER_DIED = "worker process died (out of memory or killed) while reading this file"
 PR_SET_PDEATHSIG = 1             # <linux/prctl.h>
 WATCHDOG_S = 1.0                 # how often a worker without prctl checks that its parent lives
+OOM_SCORE_ADJ = 500              # workers go first when memory runs out (the driver holds the batch)
 
 _worker_state: dict[str, Any] = {}
 
@@ -162,8 +165,22 @@ def die_with_parent() -> str:
     return how
 
 
+def prefer_oom_kill(score: int = OOM_SCORE_ADJ) -> bool:
+    """Ask the kernel's out-of-memory killer to pick this process (a worker) before the
+    driver, whose death would cost the whole batch. False where that cannot be set."""
+    try:
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            if int(f.read().strip() or 0) < score:     # never make a worker less likely than it was
+                f.seek(0)
+                f.write(str(score))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _init(setup: Setup, config: Any) -> None:
     die_with_parent()
+    prefer_oom_kill()
     try:
         _worker_state["ctx"] = setup(config)
     except BaseException as exc:     # raised again by each task, so the driver sees why
