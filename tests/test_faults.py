@@ -95,6 +95,21 @@ def test_an_item_in_flight_when_a_worker_died_is_tried_again(tmp_path, monkeypat
     assert got == {i: i * 2 for i in range(20)}
 
 
+def _pid_and_double(ctx, item):
+    return os.getpid(), item * 2
+
+
+def test_a_worker_killed_while_idle_costs_nothing():
+    """Killed between items (nothing in flight: the next submit, or its future, finds the pool
+    broken): every item still comes back, none failed."""
+    gen = ProcessExecutor(2, in_flight=1).run(_pid_and_double, range(10), setup=_setup, config=None)
+    item, (pid, value) = next(gen)                   # the generator waits here: nothing in flight
+    os.kill(pid, signal.SIGKILL)
+    _poll("the killed worker is still running", lambda: not _alive(pid))
+    got = {item: value, **{i: r[1] for i, r in gen}}
+    assert got == {i: i * 2 for i in range(10)}
+
+
 def _die_in_setup(cfg):
     os.kill(os.getpid(), signal.SIGKILL)
 

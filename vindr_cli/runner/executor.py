@@ -240,12 +240,25 @@ class ProcessExecutor(Executor):
         """Run items from ``it`` on ``pool`` until it is exhausted (returns False) or a worker
         dies (returns True, with the items then in flight added to ``suspects``)."""
         pending: dict[Future, Any] = {}
-        for item in islice(it, self.in_flight):
-            pending[pool.submit(_call, task, item)] = item
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            if any(isinstance(f.exception(), BrokenProcessPool) for f in finished):
-                wait(pending)                 # the pool fails every other pending future too
+
+        def fill(n: int) -> bool:
+            for item in islice(it, n):
+                try:
+                    pending[pool.submit(_call, task, item)] = item
+                except BrokenProcessPool:    # a worker died while idle: this one never started
+                    suspects.append(item)
+                    return False
+            return True
+
+        alive = fill(self.in_flight)
+        while pending or not alive:
+            finished: set[Future] = set()
+            if alive:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                alive = not any(isinstance(f.exception(), BrokenProcessPool) for f in finished)
+            if not alive:
+                if pending:
+                    wait(pending)             # the pool fails every other pending future too
                 for fut, item in pending.items():
                     if isinstance(fut.exception(), BrokenProcessPool):
                         suspects.append(item)
@@ -255,14 +268,21 @@ class ProcessExecutor(Executor):
             for fut in finished:
                 item = pending.pop(fut)
                 yield item, fut.result()
-            for item in islice(it, self.in_flight - len(pending)):
-                pending[pool.submit(_call, task, item)] = item
+            alive = fill(self.in_flight - len(pending))
         return False
 
     def _alone(self, task: Task, suspects: deque[Any], setup: Setup, config: Any,
                pools: list[ProcessPoolExecutor]) -> Iterator[tuple[Any, Any]]:
         """Each suspect alone in a one-worker pool: one whose worker dies is the culprit."""
         pool: ProcessPoolExecutor | None = None
+
+        def drop() -> None:
+            nonlocal pool
+            assert pool is not None
+            pools.remove(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+
         try:
             while suspects:
                 if pool is None:
@@ -275,18 +295,20 @@ class ProcessExecutor(Executor):
                                                 "killed), before it read any file") from None
                 item = suspects[0]
                 try:
-                    result = pool.submit(_call, task, item).result()
+                    fut = pool.submit(_call, task, item)
+                except BrokenProcessPool:    # the worker died while idle: not this item's doing
+                    drop()
+                    continue
+                try:
+                    result = fut.result()
                 except BrokenProcessPool:
                     result = ItemFailed(WORKER_DIED)
-                    pools.remove(pool)
-                    pool.shutdown(wait=True)
-                    pool = None
+                    drop()
                 suspects.popleft()
                 yield item, result
         finally:
             if pool is not None:
-                pools.remove(pool)
-                pool.shutdown(wait=True, cancel_futures=True)
+                drop()
 
 
 def make_executor(workers: int, items: int | None = None) -> Executor:
