@@ -459,6 +459,24 @@ def test_driver_permission_denied_names_the_path_under_output(tmp_path, monkeypa
         decode_tree(src, out, DecodeConfig(output=str(out), size=SizeSpec()), workers=1)
 
 
+def test_driver_out_of_space_in_its_journal_stops_the_run(tmp_path, monkeypatch):
+    from vindr_cli.pixels.batch import decode_tree
+    from vindr_cli.pixels.resize import SizeSpec
+    from vindr_cli.pixels.task import DecodeConfig
+    from vindr_cli.runner.state import StageState
+
+    src = _tree(tmp_path / "in", 3)
+    out = tmp_path / "o"
+
+    def full(self, key, rows):
+        raise OSError(errno.ENOSPC, "No space left on device")   # a write to an open file: no path
+
+    monkeypatch.setattr(StageState, "append", full)
+    with pytest.raises(errors.OutputFault, match="^no space left on the device holding OUTPUT"):
+        decode_tree(src, out, DecodeConfig(output=str(out), size=SizeSpec()), workers=1)
+    assert not (out / "images.parquet").exists() and not (out / ".vindr" / "lock").exists()
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """A tiny tmpfs (root only): a real full or read-only file system."""
