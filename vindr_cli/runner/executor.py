@@ -57,7 +57,11 @@ A cluster backend is one new class, e.g. for Dask (``dask.distributed``)::
             try:
                 submit(self.in_flight)
                 for f in done:                # results as they finish
-                    yield futs.pop(f), f.result()
+                    try:
+                        result = f.result()
+                    except KilledWorker:      # the scheduler already retried it on other workers
+                        result = ItemFailed(WORKER_DIED)
+                    yield futs.pop(f), result
                     submit(1)                 # keep in_flight items out, no more
             finally:
                 self.client.cancel(list(futs))    # an early end: drop what is left
