@@ -13,9 +13,10 @@ TMP_SUFFIX = ".vindr-part"
 
 @contextmanager
 def atomic_write(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a file to write; on success it replaces ``path`` in one rename, else it vanishes."""
+    """Yield a file to write; on success it replaces ``path`` in one rename, else it vanishes.
+    The temporary name is ``.<name>.<random>.vindr-part`` beside ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=TMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:

@@ -2,7 +2,9 @@
 
 * :class:`RequestError` (exit 2): the request cannot run — bad arguments, paths, key,
   profile, settings that disagree with an earlier run, an input file that cannot be read
-  as the format asked for. The message is one line, holds no PHI, and says what to do.
+  as the format asked for, OUTPUT in use by another run, or OUTPUT that cannot be written
+  (:class:`OutputFault`: full, read-only, no permission). The message is one line, holds
+  no PHI, and says what to do.
 * :class:`FindingsError` (exit 1): the work ran and found problems (bad rows under
   ``--strict``, audit/validate findings).
 * Anything else is a bug (exit 3): printed without a traceback, since one would show
@@ -40,6 +42,13 @@ class RequestError(VindrError):
     """The request cannot run (exit 2): one line, no PHI."""
 
     exit_code = EXIT_REQUEST
+
+
+class OutputFault(RequestError):
+    """Writing OUTPUT failed for a reason of the machine, not of any input (exit 2): no space,
+    a quota, a read-only file system, permissions. The message names what and where (OUTPUT,
+    or a path under it, never an input's name); nothing is left under a final name and the
+    input being written is not marked failed, so the same command resumes once it is fixed."""
 
 
 class FindingsError(VindrError):

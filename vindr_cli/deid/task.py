@@ -23,6 +23,7 @@ from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
 from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.runner.sources import Source, printable
 from vindr_cli.runner.state import STATE_DIR
 
@@ -123,8 +124,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
         tmp_path.unlink(missing_ok=True)
         return _finish(result)
     except Exception as exc:  # never let one file stop the batch, never echo its content
-        row.update(status="failed", reason=f"unexpected error ({type(exc).__name__})")
         tmp_path.unlink(missing_ok=True)
+        raise_output_fault(exc, ctx.cfg.output)     # a full or read-only OUTPUT: not this file's fault, stop
+        row.update(status="failed", reason=f"unexpected error ({type(exc).__name__})")
         return _finish(result)
     _record(out, row, link, ctx.cfg.layout)
     row.update(status="ok", pixel_sha256=pixel_hash, output_bytes=tmp_path.stat().st_size)

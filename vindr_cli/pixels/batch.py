@@ -164,7 +164,7 @@ class DecodeStage(Stage):
             files.append((tmp, row["output"]))
         return super().place(run, src, {"rows": result["rows"], "files": files})
 
-    def failed(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
+    def unplaced(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
         first = rows["images"][0]
         return {"images": [{"input_key": first["input_key"], "input": first["input"], "status": "failed",
                             "reason": reason}]}

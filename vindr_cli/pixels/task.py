@@ -31,6 +31,7 @@ from vindr_cli.pixels.colour import is_colour, render_colour
 from vindr_cli.pixels.voi import display_params
 from vindr_cli.pixels.window import parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
+from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.runner.discover import STATE_DIR, os_reason
 from vindr_cli.runner.sources import Source
@@ -202,6 +203,9 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
     except ValueError as exc:   # window / LUT parameters the standard does not allow
         reason, status = f"invalid display parameters ({type(exc).__name__})", "failed"
     except Exception as exc:  # never stop the batch, never echo file content
+        for tmp, _ in tmps:
+            tmp.unlink(missing_ok=True)
+        raise_output_fault(exc, ctx.out)     # a full or read-only OUTPUT: not this file's fault, stop
         reason, status = f"unexpected error ({type(exc).__name__})", "failed"
     for tmp, _, _ in tmps:
         tmp.unlink(missing_ok=True)

@@ -15,6 +15,18 @@ reads the key there with the same permission checks as the driver (see ``deid.ta
 ``setup``) ends the run and is raised in the driver. If the driver stops iterating
 (an error, Ctrl-C), the executor cancels what has not started.
 
+An item the executor itself could not finish comes back as ``(item, ItemFailed(reason))``
+with a fixed PHI-free reason; the runner turns it into the stage's ``failed`` row(s)
+(:meth:`vindr_cli.runner.stage.Stage.failed`). The process executor does this for a
+worker that dies (out of memory, a signal): the pool is rebuilt, the items that were in
+flight are tried again one at a time in a pool of their own, and one that kills its
+worker again is ``ItemFailed(WORKER_DIED)``; every other item finishes as usual. Workers
+are tied to the driver: on Linux each asks the kernel for SIGKILL when its parent dies
+(``PR_SET_PDEATHSIG``), elsewhere a watchdog thread polls the parent's pid, so a driver
+killed with ``kill -9`` leaves no worker behind; and each raises its own
+``oom_score_adj`` so that the kernel's out-of-memory killer takes a worker (one file)
+rather than the driver (the batch).
+
 Two executors are here:
 
 * :class:`InProcessExecutor` — one worker, this process (tests, ``-j 1``, tiny inputs);
@@ -45,7 +57,11 @@ A cluster backend is one new class, e.g. for Dask (``dask.distributed``)::
             try:
                 submit(self.in_flight)
                 for f in done:                # results as they finish
-                    yield futs.pop(f), f.result()
+                    try:
+                        result = f.result()
+                    except KilledWorker:      # the scheduler already retried it on other workers
+                        result = ItemFailed(WORKER_DIED)
+                    yield futs.pop(f), result
                     submit(1)                 # keep in_flight items out, no more
             finally:
                 self.client.cancel(list(futs))    # an early end: drop what is left
@@ -56,17 +72,44 @@ executor happens in one place: :func:`make_executor`.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
+import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
+
+from vindr_cli.errors import InternalError
 
 Task = Callable[[Any, Any], Any]
 Setup = Callable[[Any], Any]
 
+WORKER_DIED = "worker process died (out of memory or killed) while reading this file"
+PR_SET_PDEATHSIG = 1             # <linux/prctl.h>
+WATCHDOG_S = 1.0                 # how often a worker without prctl checks that its parent lives
+OOM_SCORE_ADJ = 500              # workers go first when memory runs out (the driver holds the batch)
+
 _worker_state: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ItemFailed:
+    """The result for an item the executor could not finish (a fixed, PHI-free reason);
+    the runner makes the stage's failed row(s) of it."""
+
+    reason: str
+
+
+class WorkerStartFailed(InternalError):
+    """A worker process died before it could take any item: not one file's fault (exit 3)."""
 
 
 def default_workers() -> int:
@@ -83,7 +126,8 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(item, result)`` in completion order. A generator: the runner calls its
+        """Yield ``(item, result)`` in completion order; ``result`` is an :class:`ItemFailed`
+        for an item the executor could not finish. A generator: the runner calls its
         ``close()`` when it stops early, and the executor then cancels what has not started."""
 
 
@@ -98,7 +142,49 @@ class InProcessExecutor(Executor):
             yield item, task(ctx, item)
 
 
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_S)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def die_with_parent() -> str:
+    """Make this process end when its parent does: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on
+    Linux (the kernel kills it), else a daemon thread that polls the parent's pid. Returns
+    which ("prctl" or "watchdog"); exits at once if the parent is already gone."""
+    parent = os.getppid()
+    how = "watchdog"
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                how = "prctl"
+        except (OSError, AttributeError):   # no libc symbol: fall back to the watchdog
+            pass
+    if how == "watchdog":
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="vindr-parent-watch").start()
+    if os.getppid() != parent:      # the parent died before the request took effect
+        os._exit(1)
+    return how
+
+
+def prefer_oom_kill(score: int = OOM_SCORE_ADJ) -> bool:
+    """Ask the kernel's out-of-memory killer to pick this process (a worker) before the
+    driver, whose death would cost the whole batch. False where that cannot be set."""
+    try:
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            if int(f.read().strip() or 0) < score:     # never make a worker less likely than it was
+                f.seek(0)
+                f.write(str(score))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _init(setup: Setup, config: Any) -> None:
+    die_with_parent()
+    prefer_oom_kill()
     try:
         _worker_state["ctx"] = setup(config)
     except BaseException as exc:     # raised again by each task, so the driver sees why
@@ -111,30 +197,122 @@ def _call(task: Task, item: Any) -> Any:
     return task(_worker_state["ctx"], item)
 
 
+def _ready() -> bool:
+    """Sent first to a fresh pool that tries suspects alone: a worker that cannot even take
+    this died in its own start, and no item is to blame."""
+    return True
+
+
 class ProcessExecutor(Executor):
-    """A local process pool; ``in_flight`` items submitted at a time (default 4 per worker)."""
+    """A local process pool; ``in_flight`` items submitted at a time (default 4 per worker).
+
+    A worker that dies (``BrokenProcessPool``) costs only the item that killed it: the
+    items in flight then are tried again one at a time, each alone in a one-worker pool
+    (kept while its worker lives), so the culprit is the item whose worker dies again; it
+    comes back as ``ItemFailed(WORKER_DIED)``. Then a fresh pool takes the rest."""
 
     def __init__(self, workers: int, in_flight: int | None = None):
         self.workers = max(1, workers)
         self.in_flight = in_flight or 4 * self.workers
 
+    @staticmethod
+    def _pool(workers: int, setup: Setup, config: Any) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, config))
+
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_init, initargs=(setup, config))
         it = iter(items)
-        pending: dict[Future, Any] = {}
+        suspects: deque[Any] = deque()
+        pools: list[ProcessPoolExecutor] = []     # the live ones, for the finally below
         try:
-            for item in islice(it, self.in_flight):
-                pending[pool.submit(_call, task, item)] = item
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    item = pending.pop(fut)
-                    yield item, fut.result()
-                for item in islice(it, self.in_flight - len(pending)):
-                    pending[pool.submit(_call, task, item)] = item
+            more = True
+            while more or suspects:
+                if suspects:
+                    yield from self._alone(task, suspects, setup, config, pools)
+                    continue
+                pool = self._pool(self.workers, setup, config)
+                pools.append(pool)
+                more = yield from self._batch(pool, task, it, suspects)
+                pools.remove(pool)
+                pool.shutdown(wait=True, cancel_futures=True)
         finally:
             # normal end: nothing is pending; early end: drop what has not started
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _batch(self, pool: ProcessPoolExecutor, task: Task, it: Iterator[Any],
+               suspects: deque[Any]) -> Iterator[tuple[Any, Any]]:
+        """Run items from ``it`` on ``pool`` until it is exhausted (returns False) or a worker
+        dies (returns True, with the items then in flight added to ``suspects``)."""
+        pending: dict[Future, Any] = {}
+
+        def fill(n: int) -> bool:
+            for item in islice(it, n):
+                try:
+                    pending[pool.submit(_call, task, item)] = item
+                except BrokenProcessPool:    # a worker died while idle: this one never started
+                    suspects.append(item)
+                    return False
+            return True
+
+        alive = fill(self.in_flight)
+        while pending or not alive:
+            finished: set[Future] = set()
+            if alive:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                alive = not any(isinstance(f.exception(), BrokenProcessPool) for f in finished)
+            if not alive:
+                if pending:
+                    wait(pending)             # the pool fails every other pending future too
+                for fut, item in pending.items():
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        suspects.append(item)
+                    else:
+                        yield item, fut.result()      # finished before the death: kept
+                return True
+            for fut in finished:
+                item = pending.pop(fut)
+                yield item, fut.result()
+            alive = fill(self.in_flight - len(pending))
+        return False
+
+    def _alone(self, task: Task, suspects: deque[Any], setup: Setup, config: Any,
+               pools: list[ProcessPoolExecutor]) -> Iterator[tuple[Any, Any]]:
+        """Each suspect alone in a one-worker pool: one whose worker dies is the culprit."""
+        pool: ProcessPoolExecutor | None = None
+
+        def drop() -> None:
+            nonlocal pool
+            assert pool is not None
+            pools.remove(pool)
             pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+
+        try:
+            while suspects:
+                if pool is None:
+                    pool = self._pool(1, setup, config)
+                    pools.append(pool)
+                    try:
+                        pool.submit(_ready).result()
+                    except BrokenProcessPool:
+                        raise WorkerStartFailed("a worker process died while starting (out of memory or "
+                                                "killed), before it read any file") from None
+                item = suspects[0]
+                try:
+                    fut = pool.submit(_call, task, item)
+                except BrokenProcessPool:    # the worker died while idle: not this item's doing
+                    drop()
+                    continue
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    result = ItemFailed(WORKER_DIED)
+                    drop()
+                suspects.popleft()
+                yield item, result
+        finally:
+            if pool is not None:
+                drop()
 
 
 def make_executor(workers: int, items: int | None = None) -> Executor:

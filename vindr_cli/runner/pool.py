@@ -43,7 +43,8 @@ def run_pool(
     """Call ``fn(setup(config), item)`` for every item; ``on_result(item, result)`` in this process.
 
     ``setup`` runs once per worker. ``fn`` must catch its own per-item errors and return
-    them as results: an exception escaping it stops the batch.
+    them as results: an exception escaping it stops the batch. An item whose worker died
+    comes back with an :class:`~vindr_cli.runner.executor.ItemFailed` as its result.
     """
     ex = executor or make_executor(workers, len(items))
     start = time.monotonic()

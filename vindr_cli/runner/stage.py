@@ -25,7 +25,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ from rich.console import Console
 
 from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
-from vindr_cli.runner.executor import Executor, make_executor
+from vindr_cli.runner.executor import Executor, ItemFailed, make_executor
+from vindr_cli.runner.faults import named_faults
+from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner import paths
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
@@ -115,13 +117,22 @@ class Stage:
         try:
             run.place_all(result.get("files", ()))
         except paths.PathViolation as exc:
-            return [(run.keys[src.rel], self.failed(result["rows"], exc.reason))]
+            return [(run.keys[src.rel], self.unplaced(result["rows"], exc.reason))]
         return [(run.keys[src.rel], result["rows"])]
 
-    def failed(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
+    def unplaced(self, rows: dict[str, list[dict]], reason: str) -> dict[str, list[dict]]:
         """An input's rows once its outputs could not be placed: one ``failed`` row per
         table (the first row's identity, no output), with the guard's fixed reason."""
         return {t: [{**rs[0], "status": "failed", "reason": reason, "output": None}] for t, rs in rows.items() if rs}
+
+    def failed(self, src: Source, reason: str) -> Any:
+        """The result of ``task`` for an input the executor could not finish (e.g. its worker
+        died), with a fixed ``reason``: built in the driver by the task's own path for an
+        input known to be unreadable (``Source.missing_reason``), which opens nothing."""
+        ctx = getattr(self, "_driver_ctx", None)
+        if ctx is None:
+            ctx = self._driver_ctx = self.setup(self.config())
+        return self.task(ctx, replace(src, missing_reason=reason))
 
     def is_done(self, run: Run, key: str) -> bool:
         """Skip on a re-run: every table has the input, none failed, outputs exist."""
@@ -213,8 +224,27 @@ def _warnings(sources: Sequence[Source], rows: list[dict]) -> list[str]:
 def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = None, workers: int = 1,
               console: Console | None = None, sources: Sequence[Source] | None = None) -> StageSummary:
     """Run ``stage`` over every input under ``input_path`` (or ``sources``) through
-    ``executor`` (default: ``workers`` local processes); see the module docstring."""
+    ``executor`` (default: ``workers`` local processes); see the module docstring.
+
+    A stage that writes OUTPUT holds ``OUTPUT/.vindr/lock`` for the whole run (a second
+    run is refused, :class:`~vindr_cli.runner.lock.OutputLocked`), and a write that fails
+    for lack of space, a read-only file system or permissions, in the driver or a worker,
+    stops the run with an :class:`~vindr_cli.errors.OutputFault` (exit 2, a re-run resumes)."""
+    lock = OutputLock(stage.output) if stage.output is not None else None
+    targets = [p for t in stage.tables() for p in (t.path, t.journal) if p is not None]
+    try:
+        with named_faults(stage.output, targets):
+            return _run_stage(stage, input_path, executor, workers, console, sources, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_stage(stage: Stage, input_path: Path, executor: Executor | None, workers: int,
+               console: Console | None, sources: Sequence[Source] | None, lock: OutputLock | None) -> StageSummary:
     output = stage.output
+    if lock is not None and lock.path.parent.is_dir():
+        lock.acquire()            # an OUTPUT made before: one run at a time, before anything is read
     settings = None
     tables = stage.tables()
     if output is not None:
@@ -225,6 +255,11 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
     if sources is None:
         sources = discover(Path(input_path))
+    if lock is not None and not lock.held:
+        lock.acquire()            # a new OUTPUT: created only now that the request is known to run
+        if settings is not None:  # another run may have begun it meanwhile
+            settings.check(stage.settings(), stage.compared, stage.explain)
+        previous = {name: s.previous() for name, s in states.items()}
     stage.prepare()
     if output is not None and settings is not None:
         settings.write(stage.settings())
@@ -247,6 +282,8 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
             bar = progress.add_task(stage.name, total=len(todo), rate="")
             done = 0
             for src, result in results:
+                if isinstance(result, ItemFailed):      # e.g. its worker died: the stage's failed row(s)
+                    result = stage.failed(src, result.reason)
                 for key, rows in stage.place(run, src, result):
                     run.record(key, rows)
                 done += 1
