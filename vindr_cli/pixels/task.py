@@ -199,11 +199,14 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
     except DecodeError as exc:
         reason, status = exc.reason, "failed"
     except OSError as exc:      # the file could not be opened or read (never its text: it holds the path)
+        for tmp, _, _ in tmps:
+            tmp.unlink(missing_ok=True)
+        raise_output_fault(exc, ctx.out)     # a full or read-only OUTPUT: not this file's fault, stop
         reason, status = os_reason(exc), "failed"
     except ValueError as exc:   # window / LUT parameters the standard does not allow
         reason, status = f"invalid display parameters ({type(exc).__name__})", "failed"
     except Exception as exc:  # never stop the batch, never echo file content
-        for tmp, _ in tmps:
+        for tmp, _, _ in tmps:
             tmp.unlink(missing_ok=True)
         raise_output_fault(exc, ctx.out)     # a full or read-only OUTPUT: not this file's fault, stop
         reason, status = f"unexpected error ({type(exc).__name__})", "failed"
