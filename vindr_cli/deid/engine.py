@@ -277,9 +277,18 @@ class _Walker:
         self.counts["D:substitute"] += 1
 
 
-def _mark(ds: Dataset, profile: Profile) -> None:
+KEY_MARK = "vindr key fingerprint "          # + Substitutes.fingerprint() (a keyed hash, never the key)
+PROFILE_MARK = "vindr profile fingerprint "  # + Profile.fingerprint()
+
+
+def _mark(ds: Dataset, profile: Profile, key_fingerprint: str) -> None:
+    """PS3.15 marks. DeidentificationMethod (0012,0063, LO, VM 1-n, free text "describing the
+    method used") also names the key and profile by fingerprint, so that an output says which
+    key and settings made it even when OUTPUT/.vindr/anonymize.json is lost (a re-run then
+    reads them back and refuses another key: :func:`read_marks`)."""
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64]]
+    ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64],
+                                 f"{KEY_MARK}{key_fingerprint}"[:64], f"{PROFILE_MARK}{profile.fingerprint()}"[:64]]
     items = []
     for code, meaning in profile.option_codes():
         item = Dataset()
@@ -303,6 +312,20 @@ def _new_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
     return meta
 
 
+def read_marks(ds: Dataset) -> dict[str, str]:
+    """``{"key_fingerprint", "profile_fingerprint"}`` as recorded by :func:`_mark` (those found)."""
+    raw = ds.get("DeidentificationMethod")
+    values = [] if raw is None else ([raw] if isinstance(raw, str) else list(raw))
+    out = {}
+    for v in values:
+        v = str(v)
+        if v.startswith(KEY_MARK):
+            out["key_fingerprint"] = v[len(KEY_MARK):]
+        elif v.startswith(PROFILE_MARK):
+            out["profile_fingerprint"] = v[len(PROFILE_MARK):]
+    return out
+
+
 def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here)."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
@@ -323,7 +346,7 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
-    _mark(ds, profile)
+    _mark(ds, profile, subs.fingerprint())
     ds.file_meta = _new_meta(ds, transfer_syntax)
     ds.preamble = b"\x00" * 128          # the input's preamble may hold anything
     ids = {

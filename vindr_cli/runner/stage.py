@@ -36,7 +36,7 @@ from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor, make_executor
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
-from vindr_cli.runner.state import Settings, StageState
+from vindr_cli.runner.state import Settings, StageState, StateDamaged
 
 NOT_DICOM = "not-dicom"
 
@@ -79,6 +79,7 @@ class Stage:
     primary: str = "rows"               # the table whose statuses are tallied
     compared: tuple[str, ...] = ()      # settings a re-run must repeat
     ok_status: str = "ok"
+    rebuild_state: bool = False         # --rebuild-state: damaged state files are set aside, not refused
 
     # --- what the stage is asked to do ------------------------------------------------
     def config(self) -> Any:
@@ -100,6 +101,15 @@ class Stage:
         return src.rel
 
     # --- hooks ---------------------------------------------------------------------------
+    def settings_lost(self, previous: dict[str, dict[str, list[dict]]]) -> None:
+        """OUTPUT has no (intact) settings file. Default: refuse when earlier results exist,
+        since they cannot be checked against this request (a stage whose outputs record
+        their own settings overrides this with a check of the outputs)."""
+        if any(previous.values()):
+            raise StateDamaged(f"OUTPUT holds results of an earlier {self.name} run but no intact settings file "
+                               f"(.vindr/{self.name}.json): they cannot be checked against this request; "
+                               "use a new OUTPUT folder")
+
     def prepare(self) -> None:
         """The request will run: create what workers read (after the settings check)."""
 
@@ -122,8 +132,13 @@ class Stage:
         if not rows or any(r["status"] == "failed" for r in rows):
             return False
         assert self.output is not None
-        return all(r["status"] != self.ok_status or (r.get("output") and (self.output / r["output"]).is_file())
+        return all(r["status"] != self.ok_status or (r.get("output") and self.verify(self.output / r["output"], r))
                    for r in rows)
+
+    def verify(self, path: Path, row: dict) -> bool:
+        """An ``ok`` row's output is still what was written: it exists, has the size the row
+        records (``output_bytes``), and a PNG or npy image is whole. False: redo the input."""
+        return output_intact(path, row)
 
 
 class Run:
@@ -164,13 +179,43 @@ class Run:
                 state.append(key, rows[t.name])
 
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def output_intact(path: Path, row: dict) -> bool:
+    """Cheap checks that catch a truncated or replaced output: size against the row, the
+    PNG end chunk, the npy header's array size against the file size."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            return False
+        if row.get("output_bytes") is not None and size != row["output_bytes"]:
+            return False
+        if path.suffix == ".png":
+            with open(path, "rb") as f:
+                f.seek(max(size - len(PNG_END), 0))
+                return f.read() == PNG_END
+        if path.suffix == ".npy":
+            import numpy as np
+
+            with open(path, "rb") as f:
+                fmt = np.lib.format
+                version = fmt.read_magic(f)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
+                return size == f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
     out = {}
     for t in tables:
         if t.schema is None or t.path is None or stage.output is None:
             continue
         out[t.name] = StageState(stage.output, t.journal_stage or stage.name, t.schema, t.path,
-                                 journal=t.journal, mode=t.mode)
+                                 journal=t.journal, mode=t.mode, rebuild=stage.rebuild_state)
     return out
 
 
@@ -190,10 +235,12 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
     settings = None
     tables = stage.tables()
     if output is not None:
-        settings = Settings(output, stage.name)
+        settings = Settings(output, stage.name, rebuild=stage.rebuild_state)
         settings.check(stage.settings(), stage.compared, stage.explain)
     states = _states(stage, tables)
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
+    if settings is not None and (settings.recovered or not settings.file.exists()):
+        stage.settings_lost(previous)
     if sources is None:
         sources = discover(Path(input_path))
     stage.prepare()
