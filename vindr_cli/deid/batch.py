@@ -240,9 +240,9 @@ def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile:
                         f"{expected or '(unknown: no intact record)'}: expected {expected or 'unknown'}; pass that key "
                         "with --key (a new key would not match; none was created), or use a new OUTPUT folder")
     if marks.get("key_fingerprint") and marks["key_fingerprint"] != subs.fingerprint():
-        raise SettingsChanged(f"OUTPUT holds files made with a different key fingerprint: expected "
-                              f"{marks['key_fingerprint']} (read from OUTPUT's files), given {subs.fingerprint()} "
-                              f"({key_path}): pass the key that made OUTPUT with --key, or use a new OUTPUT folder")
+        raise SettingsChanged(f"OUTPUT was made with a different key fingerprint: expected {marks['key_fingerprint']}, "
+                              f"given {subs.fingerprint()} ({key_path}; read from OUTPUT's files): pass the key that "
+                              "made OUTPUT with --key, or use a new OUTPUT folder")
     if marks.get("profile_fingerprint") and marks["profile_fingerprint"] != profile.fingerprint():
         raise SettingsChanged("OUTPUT holds files made with a different profile (read from OUTPUT's files); "
                               "use the same profile and options, or a new OUTPUT folder")

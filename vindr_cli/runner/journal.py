@@ -1,8 +1,8 @@
 """An append-only JSON-lines journal of finished items, so a killed batch resumes.
 
-Each line is one JSON object ``{"key", "rows", "sha256"}`` written whole and flushed;
-``sha256`` is the SHA-256 of the canonical JSON of ``{"key", "rows"}`` (sorted keys, ASCII),
-so a changed or garbled line is told from a good one. A torn LAST line (the run was killed
+Each line is one JSON object: the entry's fields plus ``sha256``, the SHA-256 of the
+canonical JSON of the entry without it (sorted keys, ASCII, no spaces), written whole and
+flushed, so a changed or garbled line is told from a good one. A torn LAST line (the run was killed
 while writing it: no newline at its end) is ignored on reading and cut off before the next
 append, so it never ends up in the middle of the file. Any other bad line — not UTF-8, not
 JSON, the wrong shape, a checksum that does not match — is damage: :func:`read_journal`
@@ -29,15 +29,27 @@ class JournalDamaged(Exception):
         self.good = good
 
 
-def _canonical(key: str, rows: list) -> bytes:
-    return json.dumps({"key": key, "rows": rows}, ensure_ascii=True, sort_keys=True,
-                      separators=(",", ":")).encode("ascii")
+def _canonical(entry: dict[str, Any]) -> bytes:
+    return json.dumps(entry, ensure_ascii=True, sort_keys=True, separators=(",", ":")).encode("ascii")
+
+
+def line_for(entry: dict[str, Any]) -> str:
+    """One journal line (with its newline) for ``entry`` (a JSON object without ``sha256``)."""
+    if "sha256" in entry:
+        raise ValueError("a journal entry may not have a 'sha256' field")
+    digest = hashlib.sha256(_canonical(entry)).hexdigest()
+    return json.dumps({**entry, "sha256": digest}, ensure_ascii=True, sort_keys=True) + "\n"
 
 
 def entry_line(key: str, rows: list) -> str:
-    """One journal line (with its newline) for ``key``'s ``rows``."""
-    digest = hashlib.sha256(_canonical(key, rows)).hexdigest()
-    return json.dumps({"key": key, "rows": rows, "sha256": digest}, ensure_ascii=True, sort_keys=True) + "\n"
+    """The line of a stage's entry: one input's ``key`` and ``rows``."""
+    return line_for({"key": key, "rows": rows})
+
+
+def stage_entry(entry: dict[str, Any]) -> bool:
+    """The shape of a stage's entry (``StageState``): a key and a list of row objects."""
+    return (set(entry) == {"key", "rows"} and isinstance(entry["key"], str) and isinstance(entry["rows"], list)
+            and all(isinstance(r, dict) for r in entry["rows"]))
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -75,14 +87,14 @@ class Journal:
         self._f = os.fdopen(fd, "a", encoding="utf-8")
 
     def append(self, row: dict[str, Any]) -> None:
-        self._f.write(entry_line(row["key"], row["rows"]))
+        self._f.write(line_for(row))
         self._f.flush()
 
     def close(self) -> None:
         self._f.close()
 
 
-def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+def _parse(raw: bytes, shape) -> tuple[dict[str, Any] | None, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -91,18 +103,19 @@ def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
         obj = json.loads(text)
     except ValueError:
         return None, "not valid JSON"
-    if (not isinstance(obj, dict) or set(obj) != {"key", "rows", "sha256"} or not isinstance(obj["key"], str)
-            or not isinstance(obj["rows"], list) or not all(isinstance(r, dict) for r in obj["rows"])
-            or not isinstance(obj["sha256"], str)):
+    if not isinstance(obj, dict) or not isinstance(obj.get("sha256"), str):
         return None, "not a journal entry (wrong shape)"
-    if hashlib.sha256(_canonical(obj["key"], obj["rows"])).hexdigest() != obj["sha256"]:
+    digest = obj.pop("sha256")
+    if shape is not None and not shape(obj):
+        return None, "not a journal entry (wrong shape)"
+    if hashlib.sha256(_canonical(obj)).hexdigest() != digest:
         return None, "checksum mismatch (the line was changed)"
-    return {"key": obj["key"], "rows": obj["rows"]}, ""
+    return obj, ""
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
+def read_journal(path: Path, shape=None) -> list[dict[str, Any]]:
     """Every entry, in order. Raises :class:`JournalDamaged` at the first damaged line (a
-    torn last line is not damage)."""
+    torn last line is not damage). ``shape``: a predicate an entry must satisfy."""
     if not path.exists():
         return []
     data = path.read_bytes()
@@ -113,13 +126,13 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        entry, what = _parse(raw.strip())
+        entry, what = _parse(raw.strip(), shape)
         if entry is None:
             damage = damage or (n, what)
             continue
         good.append(entry)
     if torn.strip():
-        entry, _ = _parse(torn.strip())
+        entry, _ = _parse(torn.strip(), shape)
         if entry is not None:                    # whole but for its newline
             good.append(entry)
     if damage is not None:
@@ -132,4 +145,4 @@ def rewrite_journal(path: Path, entries: list[dict[str, Any]], mode: int = 0o644
     from vindr_cli.atomic import atomic_write
 
     with atomic_write(path, mode) as f:
-        f.write("".join(entry_line(e["key"], e["rows"]) for e in entries).encode("ascii"))
+        f.write("".join(line_for(e) for e in entries).encode("ascii"))

@@ -27,7 +27,7 @@ from typing import Any
 from vindr_cli.atomic import atomic_write
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.discover import STATE_DIR
-from vindr_cli.runner.journal import Journal, JournalDamaged, read_journal, rewrite_journal
+from vindr_cli.runner.journal import Journal, JournalDamaged, read_journal, rewrite_journal, stage_entry
 from vindr_cli.tables import read_rows, write_table
 
 __all__ = ["STATE_DIR", "SETTINGS_VERSION", "SettingsChanged", "Settings", "StageState", "StateDamaged",
@@ -171,7 +171,7 @@ class StageState:
         for r in rows:
             out.setdefault(r[self.key], []).append(r)
         try:
-            entries = read_journal(self.journal_file)
+            entries = read_journal(self.journal_file, stage_entry)
         except JournalDamaged as exc:
             if not self.rebuild:
                 raise StateDamaged(f"{_rel(self.journal_file, self.output)} is damaged (line {exc.line}: {exc.what}); "
