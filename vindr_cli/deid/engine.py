@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
@@ -80,6 +81,58 @@ def _vr_matches(elem, dict_vr: str) -> bool:
     except KeyError:
         return True
     return stored == dict_vr or stored in known.split(" or ")
+
+
+# Kept values are checked against their VR before they are kept (PS3.5 6.2): a length field
+# damaged or grown by an export fault makes an element swallow the elements after it (names,
+# IDs, whole sequences) into its value, which would then be "kept as read".
+_ASCII_MAX = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "TM": 28, "UI": 64}
+_CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}   # characters (up to 4 bytes each)
+_SINGLE = {"ST", "LT", "UT", "UR"}                                               # backslash is text, not a delimiter
+_TEXT_CONTROL = {0x09, 0x0A, 0x0C, 0x0D, 0x1B}                                   # TAB LF FF CR ESC
+_FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+
+
+def plausible_value(raw, vr: str) -> bool:
+    """False when a raw (undecoded) value cannot be valid for ``vr``: too long for a value,
+    control bytes in text, non-ASCII in an ASCII-only VR, a binary length that is not a
+    whole number of values or more values than the dictionary's fixed VM allows."""
+    value = getattr(raw, "value", None)
+    if value is None or value == "" or value == b"":
+        return True
+    if not isinstance(value, (bytes, bytearray)):     # decoded by pydicom: check the text it holds
+        if vr in _FIXED:
+            try:
+                vm = dictionary_VM(raw.tag)
+            except KeyError:
+                return True
+            n = len(value) if isinstance(value, (list, tuple, MultiValue)) else 1
+            return not vm.isdigit() or n <= int(vm)
+        if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+            return True
+        values = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+        texts = [v.original_string if isinstance(getattr(v, "original_string", None), bytes) else str(v) for v in values]
+        value = b"\\".join(t if isinstance(t, bytes) else t.encode("utf-8", "surrogateescape") for t in texts)
+    if vr in _FIXED:
+        size = _FIXED[vr]
+        if len(value) % size:
+            return False
+        try:
+            vm = dictionary_VM(raw.tag)
+        except KeyError:
+            return True
+        return not vm.isdigit() or len(value) // size <= int(vm)
+    if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+        return True
+    body = bytes(value).rstrip(b"\x00 ")
+    if any(b < 0x20 and b not in _TEXT_CONTROL for b in body):
+        return False
+    parts = [body] if vr in _SINGLE else body.split(b"\\")
+    if vr in _ASCII_MAX:
+        return all(b < 0x80 for b in body) and all(len(v) <= _ASCII_MAX[vr] for v in parts)
+    if vr in _CHAR_MAX:
+        return all(len(v) <= 4 * _CHAR_MAX[vr] for v in parts)
+    return True
 
 
 def _rule_vr(elem) -> str:
@@ -170,6 +223,10 @@ class _Walker:
         vr = _rule_vr(raw)
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
+        if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
+            del ds[tag]                # a value no valid element has: it may hold swallowed elements
+            self.counts["X:implausible"] += 1
+            return
         if action == "K" and vr != "SQ" and tag not in self.p.substitutes and _vr_matches(raw, vr):
             self.counts["K"] += 1      # kept as read: no need to decode the value
             return
@@ -192,6 +249,10 @@ class _Walker:
             action = self._clean(ds, elem, vr, rule.fallback, tag, depth)
             if action == "done":
                 return
+        if action == "K" and vr != "SQ" and not plausible_value(elem, vr):
+            del ds[tag]
+            self.counts["X:implausible"] += 1
+            return
         self.counts[action] += 1
         if action != "K":
             self._record(elem, vr)
