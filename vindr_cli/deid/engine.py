@@ -90,6 +90,11 @@ _ASCII_MAX = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 1
 _CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}   # characters (up to 4 bytes each)
 _SINGLE = {"ST", "LT", "UT", "UR"}                                               # backslash is text, not a delimiter
 _TEXT_CONTROL = {0x09, 0x0A, 0x0C, 0x0D, 0x1B}                                   # TAB LF FF CR ESC
+_CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric string VRs
+    "CS": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _"), "DS": frozenset(b"0123456789+-.eE "),
+    "IS": frozenset(b"0123456789+- "), "DA": frozenset(b"0123456789- "), "TM": frozenset(b"0123456789.:- "),
+    "AS": frozenset(b"0123456789DWMY "), "UI": frozenset(b"0123456789."),
+}
 _FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
 
 
@@ -129,7 +134,9 @@ def plausible_value(raw, vr: str) -> bool:
         return False
     parts = [body] if vr in _SINGLE else body.split(b"\\")
     if vr in _ASCII_MAX:
-        return all(b < 0x80 for b in body) and all(len(v) <= _ASCII_MAX[vr] for v in parts)
+        allowed = _CHARS.get(vr)
+        return (all(b < 0x80 for b in body) and all(len(v) <= _ASCII_MAX[vr] for v in parts)
+                and (allowed is None or all(b in allowed for b in body.replace(b"\\", b""))))
     if vr in _CHAR_MAX:
         return all(len(v) <= 4 * _CHAR_MAX[vr] for v in parts)
     return True
@@ -236,8 +243,10 @@ class _Walker:
             del ds[tag]
             self.counts["X:unreadable"] += 1
             return
-        if not _vr_matches(elem, vr) and (vr == "SQ" or elem.VR in HIDING_VRS):
-            # a sequence or text stored under another VR could hide anything: drop it
+        if not _vr_matches(elem, vr):
+            # stored under another VR than the dictionary's: a sequence or text could hide
+            # anything, and a damaged tag (one flipped bit) can relabel a name or an ID as an
+            # attribute that is kept: drop it
             del ds[tag]
             self.counts["X:vr-mismatch"] += 1
             return
