@@ -62,3 +62,51 @@ def test_fuzz_anonymize_then_decode(tmp_path, key_file):
         if r["status"] == "ok":
             with Image.open(img / r["output"]) as im:
                 im.load()
+
+
+# --- what the campaign found, one regression test each ---------------------------------------
+
+def _anon_one(tmp_path, key_file, data: bytes):
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    src = tmp_path / "in"
+    src.mkdir(exist_ok=True)
+    (src / "a.dcm").write_bytes(data)
+    out = tmp_path / "out"
+    anonymize(src, out, key_path=key_file, profile=load_profile(), workers=1, write_linkage=False)
+    return out, read_rows(out / "manifest.parquet")[0]
+
+
+def _element(data: bytes, tag: bytes):
+    from fuzzing import walk
+
+    return next(e for e in walk(data) if data[e.start:e.start + 4] == tag)
+
+
+def test_a_kept_value_that_swallowed_the_next_elements_is_removed(tmp_path, key_file):
+    data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
+    e = _element(bytes(data), b"\x08\x00\x60\x00")           # Modality (CS), kept by every profile
+    data[e.len_pos:e.len_pos + 2] = (int.from_bytes(data[e.len_pos:e.len_pos + 2], "little") + 1000).to_bytes(2, "little")
+    out, row = _anon_one(tmp_path, key_file, bytes(data))
+    assert row["status"] == "ok"
+    header, _ = split_file(out / row["output"])
+    assert not [n for n in phi_needles(tuple(PHI)) if n in header]
+    assert "Modality" not in pydicom.dcmread(out / row["output"])
+
+
+def test_a_name_relabelled_by_a_flipped_tag_bit_is_removed(tmp_path, key_file):
+    data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
+    e = _element(bytes(data), b"\x20\x00\x10\x00")           # StudyID (SH) -> (0020,0030), a retired DS
+    data[e.start + 2] ^= 0x20
+    out, row = _anon_one(tmp_path, key_file, bytes(data))
+    header, _ = split_file(out / row["output"])
+    assert b"ST0001" not in header
+
+
+def test_a_damaged_transfer_syntax_uid_is_a_failed_row(tmp_path, key_file):
+    data = make_cr(tmp_path / "s.dcm").read_bytes()
+    i = data.index(b"1.2.840.10008.1.2.1\x00")
+    data = data[:i + 13] + b"\x0e" + data[i + 14:]          # '.' -> 0x0E
+    _, row = _anon_one(tmp_path, key_file, data)
+    assert row["status"] == "failed" and row["reason"] == "unknown transfer syntax in the file meta information"

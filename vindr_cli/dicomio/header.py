@@ -110,6 +110,12 @@ def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE) 
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise BadInput("failed", "file meta information has no TransferSyntaxUID")
+    try:
+        known = meta.TransferSyntaxUID.is_transfer_syntax
+    except Exception:
+        known = False
+    if not known:      # e.g. a damaged UID: how the data set and pixel data are encoded is unknown
+        raise BadInput("failed", "unknown transfer syntax in the file meta information")
     if "SOPInstanceUID" not in ds and meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
         raise BadInput("failed", "missing SOPInstanceUID")
     check_charset(ds)
