@@ -154,6 +154,7 @@ def test_garbled_manifest_is_refused_then_rebuilt(done):
         _run(src, out, key)
     s = _run(src, out, key, rebuild_state=True)
     assert s.counts["ok"] == 4 and len(read_rows(out / "manifest.parquet")) == 4
+    assert [p.name.split(".")[0] for p in (out / ".vindr" / "damaged").iterdir()] == ["manifest"]
 
 
 def test_outputs_record_key_and_profile_fingerprints(done):

@@ -185,7 +185,7 @@ class StageState:
         return out
 
     def _set_aside(self, path: Path) -> Path:
-        dest = set_aside(path, self.output) if path.parent == self.dir or self.dir in path.parents else None
+        dest = set_aside(path, self.output) if self.output in path.parents else None
         if dest is None:      # a table kept outside OUTPUT (linkage): set aside beside it
             dest = path.with_name(f"{path.name}.damaged.{time.strftime('%Y%m%dT%H%M%S')}")
             path.replace(dest)
