@@ -164,6 +164,7 @@ def test_outputs_record_key_and_profile_fingerprints(done):
     fp = Substitutes(bytes.fromhex(key.read_text().strip())).fingerprint()
     assert f"vindr key fingerprint {fp}" in methods
     assert any(m.startswith("vindr profile fingerprint ") for m in methods)
+    assert any(m.startswith("vindr settings fingerprint ") for m in methods)
     assert all(len(m) <= 64 and "\\" not in m for m in methods)     # valid LO values
     assert key.read_text().strip() not in ds.to_json()
 
@@ -239,3 +240,14 @@ def test_decode_redoes_a_truncated_image(tmp_path, done):
     p = run_cli("decode", anon, out, "-j", "1", "--size", "32")
     assert "resumed: 3 inputs" in p.stdout
     assert pngs[0].read_bytes() == before
+
+
+def test_deleted_settings_file_never_lets_another_layout_or_input_in(done, tmp_path):
+    src, out, key = done
+    (out / ".vindr" / "anonymize.json").unlink()
+    with pytest.raises(SettingsChanged, match="other settings"):
+        _run(src, out, key, layout="vindr")
+    other = _export(tmp_path / "in2", 2)
+    with pytest.raises(SettingsChanged, match="other settings"):
+        _run(other, out, key)
+    assert len(list(out.rglob("*.dcm"))) == 4 and not list(out.glob("*.dicom"))

@@ -4,6 +4,8 @@ supplies the request checks, the key, the settings record, the linkage + manifes
 first in discovery order wins, whatever order workers finish in)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -223,7 +225,19 @@ def output_marks(output: Path) -> dict[str, str]:
         return {}
 
 
-def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile: Profile, *, created: bool) -> None:
+OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in")
+
+
+def settings_fingerprint(subs: Substitutes, input_path: Path, uid_root: str, layout: str, allow_burned_in: bool) -> str:
+    """16 hex digits naming the settings (besides key and profile) that decide what lands
+    in OUTPUT; every output records it (engine.SETTINGS_MARK). The INPUT path enters keyed."""
+    values = {"input_fingerprint": subs.hexid("input-root", str(input_path), 16), "uid_root": uid_root,
+              "layout": layout, "allow_burned_in": allow_burned_in}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile: Profile, *, created: bool,
+                       settings: str | None = None) -> None:
     """Refuse, before anything is written, a request whose key or profile differs from the
     one OUTPUT's files were made with, whether or not anonymize.json survived; and a missing
     key file for an OUTPUT that already exists (never a new key for it)."""
@@ -246,6 +260,9 @@ def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile:
     if marks.get("profile_fingerprint") and marks["profile_fingerprint"] != profile.fingerprint():
         raise SettingsChanged("OUTPUT holds files made with a different profile (read from OUTPUT's files); "
                               "use the same profile and options, or a new OUTPUT folder")
+    if settings and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
+        raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout or "
+                              "--allow-burned-in; read from OUTPUT's files); use the same, or a new OUTPUT folder")
 
 
 def anonymize(
@@ -280,9 +297,10 @@ def anonymize(
     # a new key lives in memory until the request is known to run (Stage.prepare writes it)
     key = new_key() if created else read_key(key_path)
     subs = Substitutes(key, uid_root)
-    check_output_marks(output, key_path, subs, profile, created=created)
+    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in)
+    check_output_marks(output, key_path, subs, profile, created=created, settings=settings_fp)
     cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in,
-                     max_inflate=max_inflate)
+                     max_inflate=max_inflate, settings_fingerprint=settings_fp)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)

@@ -349,9 +349,10 @@ class _Walker:
 
 KEY_MARK = "vindr key fingerprint "          # + Substitutes.fingerprint() (a keyed hash, never the key)
 PROFILE_MARK = "vindr profile fingerprint "  # + Profile.fingerprint()
+SETTINGS_MARK = "vindr settings fingerprint "  # + deid.batch.settings_fingerprint (INPUT, UID root, layout, burned-in)
 
 
-def _mark(ds: Dataset, profile: Profile, key_fingerprint: str) -> None:
+def _mark(ds: Dataset, profile: Profile, key_fingerprint: str, settings_fingerprint: str | None = None) -> None:
     """PS3.15 marks. DeidentificationMethod (0012,0063, LO, VM 1-n, free text "describing the
     method used") also names the key and profile by fingerprint, so that an output says which
     key and settings made it even when OUTPUT/.vindr/anonymize.json is lost (a re-run then
@@ -359,6 +360,8 @@ def _mark(ds: Dataset, profile: Profile, key_fingerprint: str) -> None:
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64],
                                  f"{KEY_MARK}{key_fingerprint}"[:64], f"{PROFILE_MARK}{profile.fingerprint()}"[:64]]
+    if settings_fingerprint:
+        ds.DeidentificationMethod = [*ds.DeidentificationMethod, f"{SETTINGS_MARK}{settings_fingerprint}"[:64]]
     items = []
     for code, meaning in profile.option_codes():
         item = Dataset()
@@ -383,7 +386,8 @@ def _new_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
 
 
 def read_marks(ds: Dataset) -> dict[str, str]:
-    """``{"key_fingerprint", "profile_fingerprint"}`` as recorded by :func:`_mark` (those found)."""
+    """``{"key_fingerprint", "profile_fingerprint", "settings_fingerprint"}`` as recorded by
+    :func:`_mark` (those found)."""
     raw = ds.get("DeidentificationMethod")
     values = [] if raw is None else ([raw] if isinstance(raw, str) else list(raw))
     out = {}
@@ -393,11 +397,14 @@ def read_marks(ds: Dataset) -> dict[str, str]:
             out["key_fingerprint"] = v[len(KEY_MARK):]
         elif v.startswith(PROFILE_MARK):
             out["profile_fingerprint"] = v[len(PROFILE_MARK):]
+        elif v.startswith(SETTINGS_MARK):
+            out["settings_fingerprint"] = v[len(SETTINGS_MARK):]
     return out
 
 
-def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
-    """De-identify ``ds`` in place (header only; pixel data is not touched here)."""
+def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None) -> Outcome:
+    """De-identify ``ds`` in place (header only; pixel data is not touched here).
+    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
     key = patient_key(ds)
@@ -416,7 +423,7 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
-    _mark(ds, profile, subs.fingerprint())
+    _mark(ds, profile, subs.fingerprint(), settings_fingerprint)
     ds.file_meta = _new_meta(ds, transfer_syntax)
     ds.preamble = b"\x00" * 128          # the input's preamble may hold anything
     ids = {

@@ -43,6 +43,7 @@ class AnonConfig:
     layout: str = "tree"
     allow_burned_in: bool = False
     max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
+    settings_fingerprint: str = ""           # recorded in every output (deid.batch.settings_fingerprint)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ds = pydicom.dcmread(f)
-            out = deidentify(ds, ctx.cfg.profile, ctx.subs)
+            out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None)
             pixel_hash = _write(ds, f, header, tmp_path)
     except BadInput as exc:
         row.update(status=exc.status, reason=exc.reason)
