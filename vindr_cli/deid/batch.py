@@ -260,7 +260,8 @@ def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile:
     if marks.get("profile_fingerprint") and marks["profile_fingerprint"] != profile.fingerprint():
         raise SettingsChanged("OUTPUT holds files made with a different profile (read from OUTPUT's files); "
                               "use the same profile and options, or a new OUTPUT folder")
-    if settings and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
+    if settings and not recorded and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
+        # (with an intact anonymize.json the runner's settings check names the one that differs)
         raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout or "
                               "--allow-burned-in; read from OUTPUT's files); use the same, or a new OUTPUT folder")
 
