@@ -70,7 +70,7 @@ def anonymize(
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
-    max_inflate: int = typer.Option(512 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 512 MiB)."),
+    max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
     """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
@@ -165,7 +165,7 @@ def decode(
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
-    max_inflate: int = typer.Option(512 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 512 MiB)."),
+    max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     max_pixels: int = typer.Option(1 << 28, "--max-pixels", help="Most samples (rows x columns x frames x samples) an image may declare; refused before decoding (default 2^28)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
