@@ -86,6 +86,7 @@ def test_damaged_settings_file_is_refused_then_rebuilt(done, kind):
 def test_damaged_settings_with_another_key_is_refused_even_with_rebuild(done, tmp_path):
     src, out, _ = done
     (out / ".vindr" / "anonymize.json").write_bytes(b"garbage")
+    (out / ".vindr" / "anonymize_copy.json").write_bytes(b"garbage")
     with pytest.raises(SettingsChanged, match="read from OUTPUT's files"):
         _run(src, out, _other_key(tmp_path), rebuild_state=True)
 
@@ -172,6 +173,7 @@ def test_outputs_record_key_and_profile_fingerprints(done):
 def test_deleted_settings_file_never_lets_another_key_in(done, tmp_path):
     src, out, key = done
     (out / ".vindr" / "anonymize.json").unlink()
+    (out / ".vindr" / "anonymize_copy.json").unlink()
     with pytest.raises(SettingsChanged) as e:
         _run(src, out, _other_key(tmp_path))
     assert "read from OUTPUT's files" in str(e.value)
@@ -183,6 +185,7 @@ def test_deleted_settings_file_never_lets_another_key_in(done, tmp_path):
 def test_other_profile_refused_from_outputs(done):
     src, out, key = done
     (out / ".vindr" / "anonymize.json").unlink()
+    (out / ".vindr" / "anonymize_copy.json").unlink()
     with pytest.raises(SettingsChanged, match="different profile"):
         anonymize(src, out, key_path=key, profile=load_profile("vindr"), workers=1, write_linkage=False)
 
@@ -218,7 +221,7 @@ def test_damaged_output_is_redone_on_resume(done, how):
     assert outputs[0].read_bytes() == before
 
 
-def test_decode_refuses_to_mix_without_its_settings(tmp_path, done):
+def test_decode_settings_come_back_from_their_copy_else_decode_refuses_to_mix(tmp_path, done):
     _, anon, _ = done
     out = tmp_path / "img"
     run_cli("decode", anon, out, "-j", "1", "--size", "32")
@@ -226,8 +229,22 @@ def test_decode_refuses_to_mix_without_its_settings(tmp_path, done):
     p = run_cli("decode", anon, out, "-j", "1", "--size", "32", check=False)
     assert p.returncode == 2 and "decode.json is damaged" in p.stderr and "--rebuild-state" in p.stderr
     p = run_cli("decode", anon, out, "-j", "1", "--size", "16", "--rebuild-state", check=False)
+    assert p.returncode == 2 and "different size" in p.stderr           # the copy still says 32
+    p = run_cli("decode", anon, out, "-j", "1", "--size", "32", check=False)
+    assert p.returncode == 0 and "resumed: 4 inputs" in p.stdout
+    for name in ("decode.json", "decode_copy.json"):                   # both lost: refuse to mix
+        (out / ".vindr" / name).write_text("[]")
+    p = run_cli("decode", anon, out, "-j", "1", "--size", "16", "--rebuild-state", check=False)
     assert p.returncode == 2 and "no intact settings file" in p.stderr
-    assert not (out / ".vindr" / "decode.json").exists()       # set aside, and the images were not touched
+
+
+def test_anonymize_settings_copy_restores_a_deleted_settings_file(done, tmp_path):
+    src, out, key = done
+    (out / ".vindr" / "anonymize.json").unlink()
+    with pytest.raises(SettingsChanged, match="different layout"):
+        _run(src, out, key, layout="vindr")
+    assert _run(src, out, key).resumed == 4
+    assert (out / ".vindr" / "anonymize.json").exists()
 
 
 def test_decode_redoes_a_truncated_image(tmp_path, done):
@@ -245,6 +262,7 @@ def test_decode_redoes_a_truncated_image(tmp_path, done):
 def test_deleted_settings_file_never_lets_another_layout_or_input_in(done, tmp_path):
     src, out, key = done
     (out / ".vindr" / "anonymize.json").unlink()
+    (out / ".vindr" / "anonymize_copy.json").unlink()
     with pytest.raises(SettingsChanged, match="other settings"):
         _run(src, out, key, layout="vindr")
     other = _export(tmp_path / "in2", 2)

@@ -239,7 +239,7 @@ def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = Non
         settings.check(stage.settings(), stage.compared, stage.explain)
     states = _states(stage, tables)
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
-    if settings is not None and (settings.recovered or not settings.file.exists()):
+    if settings is not None and settings.lost():
         stage.settings_lost(previous)
     if sources is None:
         sources = discover(Path(input_path))

@@ -3,18 +3,18 @@ and, per table, a journal of finished inputs. A re-run with other settings is re
 re-run with the same settings skips what the journal (or the final table) already holds.
 
 Integrity: the settings file is ``{"version": 2, "sha256": ..., "settings": {...}}`` where
-``sha256`` is the SHA-256 of the canonical JSON of ``settings``; each journal line carries its
-own checksum (:mod:`vindr_cli.runner.journal`). A damaged state file (not UTF-8, not JSON,
-the wrong shape, a checksum mismatch, or a final table that cannot be read) stops the request
-with :class:`StateDamaged` (exit 2), naming the file and what is wrong and the command that
+``sha256`` is the SHA-256 of the canonical JSON of ``settings``, written twice
+(``<stage>.json`` and ``<stage>_copy.json``); each journal line carries its own checksum
+(:mod:`vindr_cli.runner.journal`). A damaged state file (not UTF-8, not JSON, the wrong
+shape, a checksum mismatch, or a final table that cannot be read) stops the request with
+:class:`StateDamaged` (exit 2), naming the file and what is wrong and the command that
 recovers: the same command with ``--rebuild-state``, which moves the damaged file to
-``OUTPUT/.vindr/damaged/`` and rebuilds: intact journal entries are kept, inputs whose
-record was lost are processed again (their outputs are rewritten, the same bytes for the same
-key and settings), and a lost settings file is recovered from what the outputs say about
-themselves (the stage's ``recover`` check, e.g. the key fingerprint inside every anonymized
-file). A torn last journal line (a kill while writing) is not damage and is dropped silently.
-A settings file of version 1 (a plain settings object, written before checksums) is read as
-it is."""
+``OUTPUT/.vindr/damaged/`` and rebuilds: the settings from their intact copy (else the stage
+decides: anonymize reads them back from the outputs' own marks, decode refuses to mix),
+intact journal entries are kept, and inputs whose record was lost are processed again
+(their outputs are rewritten, the same bytes for the same key and settings). A torn last
+journal line (a kill while writing) is not damage and is dropped silently. A settings file
+of version 1 (a plain settings object, written before checksums) is read as it is."""
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +34,9 @@ __all__ = ["STATE_DIR", "SETTINGS_VERSION", "SettingsChanged", "Settings", "Stag
            "settings_digest"]
 
 SETTINGS_VERSION = 2
-REBUILD_HINT = ("re-run the same command with --rebuild-state (the damaged file is moved to OUTPUT/.vindr/damaged/ "
-                "and the inputs it recorded are processed again), or use a new OUTPUT folder")
+REBUILD_HINT = ("re-run the same command with --rebuild-state (the damaged file is moved to OUTPUT/.vindr/damaged/; "
+                "settings come back from their copy or the outputs, lost records are processed again), "
+                "or use a new OUTPUT folder")
 
 
 class SettingsChanged(RequestError):
@@ -78,45 +79,59 @@ def _rel(path: Path, output: Path) -> str:
 
 class Settings:
     """``OUTPUT/.vindr/<stage>.json``: checked first (nothing written), written once the
-    request is known to run. ``rebuild``: a damaged file is set aside instead of refused
-    (:attr:`recovered` then says so)."""
+    request is known to run, together with a second copy ``<stage>_copy.json``. A missing
+    settings file is read from an intact copy. A damaged one is refused; with ``rebuild`` it
+    is set aside and the copy, when intact, takes its place (else :attr:`recovered` says that
+    the settings were lost and the stage decides, :meth:`Stage.settings_lost`)."""
 
     def __init__(self, output: Path, stage: str, *, rebuild: bool = False):
         self.output = output
         self.dir = output / STATE_DIR
         self.file = self.dir / f"{stage}.json"
+        self.copy = self.dir / f"{stage}_copy.json"
         self.rebuild = rebuild
-        self.recovered = False          # True: a damaged file was set aside (rebuild)
+        self.recovered = False          # True: the settings were lost (damaged file set aside, no intact copy)
 
-    def _damaged(self, what: str) -> None:
-        if self.rebuild:
-            set_aside(self.file, self.output)
-            self.recovered = True
-            return
-        raise StateDamaged(f"{_rel(self.file, self.output)} is damaged ({what}); {REBUILD_HINT}")
-
-    def previous(self) -> dict[str, Any] | None:
-        """The recorded settings; None when there are none (or a damaged file was set aside)."""
-        if not self.file.exists():
-            return None
+    @staticmethod
+    def _read(path: Path) -> tuple[dict[str, Any] | None, str]:
+        """(settings, "") or (None, what is wrong)."""
         try:
-            text = self.file.read_bytes().decode("utf-8")
+            text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            return self._damaged("not UTF-8")
+            return None, "not UTF-8"
         try:
             obj = json.loads(text)
         except ValueError:
-            return self._damaged("not valid JSON")
+            return None, "not valid JSON"
         if not isinstance(obj, dict):
-            return self._damaged("not a settings record (wrong shape)")
+            return None, "not a settings record (wrong shape)"
         if "version" not in obj:                 # version 1: the plain settings object
-            return obj
+            return obj, ""
         if (obj.get("version") != SETTINGS_VERSION or set(obj) != {"version", "sha256", "settings"}
                 or not isinstance(obj["settings"], dict) or not isinstance(obj["sha256"], str)):
-            return self._damaged("not a settings record (wrong shape or unknown version)")
+            return None, "not a settings record (wrong shape or unknown version)"
         if settings_digest(obj["settings"]) != obj["sha256"]:
-            return self._damaged("checksum mismatch (the file was changed)")
-        return obj["settings"]
+            return None, "checksum mismatch (the file was changed)"
+        return obj["settings"], ""
+
+    def _copy(self) -> dict[str, Any] | None:
+        if not self.copy.exists():
+            return None
+        return self._read(self.copy)[0]
+
+    def previous(self) -> dict[str, Any] | None:
+        """The recorded settings; None when there are none (or they were lost)."""
+        if not self.file.exists():
+            return self._copy()
+        settings, what = self._read(self.file)
+        if settings is not None:
+            return settings
+        if not self.rebuild:
+            raise StateDamaged(f"{_rel(self.file, self.output)} is damaged ({what}); {REBUILD_HINT}")
+        set_aside(self.file, self.output)
+        copy = self._copy()
+        self.recovered = copy is None
+        return copy
 
     def check(self, settings: dict[str, Any], compared: tuple[str, ...],
               explain: Callable[[str, Any, Any], str | None] | None = None) -> None:
@@ -127,11 +142,17 @@ class Settings:
             if old.get(k) != settings.get(k):
                 raise SettingsChanged((explain and explain(k, old.get(k), settings.get(k))) or _generic(k, old.get(k), settings.get(k)))
 
+    def lost(self) -> bool:
+        """No settings survive (neither file nor an intact copy), or they were set aside."""
+        return self.recovered or (not self.file.exists() and self._copy() is None)
+
     def write(self, settings: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         record = {"version": SETTINGS_VERSION, "sha256": settings_digest(settings), "settings": settings}
-        with atomic_write(self.file) as f:
-            f.write(json.dumps(record, indent=1, sort_keys=True).encode())
+        blob = json.dumps(record, indent=1, sort_keys=True).encode()
+        for path in (self.file, self.copy):
+            with atomic_write(path) as f:
+                f.write(blob)
 
 
 class StageState:
