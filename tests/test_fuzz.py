@@ -110,3 +110,20 @@ def test_a_damaged_transfer_syntax_uid_is_a_failed_row(tmp_path, key_file):
     data = data[:i + 13] + b"\x0e" + data[i + 14:]          # '.' -> 0x0E
     _, row = _anon_one(tmp_path, key_file, data)
     assert row["status"] == "failed" and row["reason"] == "unknown transfer syntax in the file meta information"
+
+
+def test_plausible_values_keep_real_world_deviations_and_drop_swallowed_bytes():
+    from pydicom.dataelem import RawDataElement
+
+    from vindr_cli.deid.engine import plausible_value
+
+    def ok(tag, vr, value):
+        return plausible_value(RawDataElement(tag, vr, len(value), value, 0, False, True), vr)
+
+    assert ok(0x00180015, "CS", b"Chest ")                       # lower case: invalid, common, kept
+    assert ok(0x00080018, "UI", b"1.2.3\x00") and ok(0x00280030, "DS", b"0.139\\0.139")
+    assert ok(0x00080030, "TM", b"10:15:00") and ok(0x00081030, "LO", "Ngực thẳng".encode())
+    assert not ok(0x00080060, "CS", b"CR\x08\x00p\x00LO\x04\x00ACME")      # a swallowed element
+    assert not ok(0x00200030, "DS", b"ST0001")                   # a relabelled StudyID
+    assert not ok(0x00280011, "US", b"\x18\x00\x28\x00")         # Columns (VM 1) with two values
+    assert not ok(0x00081030, "LO", b"x" * 300)                  # longer than 64 characters can be

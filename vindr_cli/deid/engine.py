@@ -90,8 +90,9 @@ _ASCII_MAX = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 1
 _CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}   # characters (up to 4 bytes each)
 _SINGLE = {"ST", "LT", "UT", "UR"}                                               # backslash is text, not a delimiter
 _TEXT_CONTROL = {0x09, 0x0A, 0x0C, 0x0D, 0x1B}                                   # TAB LF FF CR ESC
-_CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric string VRs
-    "CS": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _"), "DS": frozenset(b"0123456789+-.eE "),
+_CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric string VRs; CS also
+    # admits lower case, '-' and '.', common in real exports ("Chest") and no channel for a value
+    "CS": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-."), "DS": frozenset(b"0123456789+-.eE "),
     "IS": frozenset(b"0123456789+- "), "DA": frozenset(b"0123456789- "), "TM": frozenset(b"0123456789.:- "),
     "AS": frozenset(b"0123456789DWMY "), "UI": frozenset(b"0123456789."),
 }
