@@ -269,3 +269,21 @@ def test_deleted_settings_file_never_lets_another_layout_or_input_in(done, tmp_p
     with pytest.raises(SettingsChanged, match="other settings"):
         _run(other, out, key)
     assert len(list(out.rglob("*.dcm"))) == 4 and not list(out.glob("*.dicom"))
+
+
+def test_output_intact_catches_truncated_png_and_npy(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from vindr_cli.runner.stage import output_intact
+
+    arr = (np.arange(64 * 48) % 251).astype(np.uint8).reshape(64, 48)
+    png, npy = tmp_path / "a.png", tmp_path / "a.npy"
+    Image.fromarray(arr).save(png)
+    np.save(npy, arr)
+    assert output_intact(png, {}) and output_intact(npy, {})
+    assert not output_intact(png, {"output_bytes": png.stat().st_size + 1})
+    for p in (png, npy):
+        p.write_bytes(p.read_bytes()[:-5])
+        assert not output_intact(p, {})
+    assert not output_intact(tmp_path / "missing.png", {})
