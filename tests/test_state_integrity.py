@@ -287,3 +287,22 @@ def test_output_intact_catches_truncated_png_and_npy(tmp_path):
         p.write_bytes(p.read_bytes()[:-5])
         assert not output_intact(p, {})
     assert not output_intact(tmp_path / "missing.png", {})
+
+
+def test_damaged_linkage_journal_outside_output(tmp_path, key_file):
+    src, out = _export(tmp_path / "in"), tmp_path / "out"
+    link = tmp_path / "out.linkage.parquet"
+    anonymize(src, out, key_path=key_file, profile=load_profile("basic"), workers=1)
+    rows = read_rows(link)
+    link.unlink()
+    from vindr_cli.deid.linkage import journal_path
+
+    journal = journal_path(link)
+    journal.write_bytes(entry_line(rows[0]["input_key"], [rows[0]]).encode() + b"\xff\xfe\n")
+    os.chmod(journal, 0o600)
+    with pytest.raises(StateDamaged, match="is damaged .line 2: not UTF-8"):
+        anonymize(src, out, key_path=key_file, profile=load_profile("basic"), workers=1)
+    s = anonymize(src, out, key_path=key_file, profile=load_profile("basic"), workers=1, rebuild_state=True)
+    assert s.counts["ok"] == 4 and len(read_rows(link)) == 4
+    aside = list(tmp_path.glob(f"{journal.name}.damaged.*"))
+    assert len(aside) == 1 and (aside[0].stat().st_mode & 0o077) == 0     # PHI: stays 0600, outside OUTPUT
