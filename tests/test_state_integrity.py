@@ -275,7 +275,7 @@ def test_output_intact_catches_truncated_png_and_npy(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from vindr_cli.runner.stage import output_intact
+    from vindr_cli.runner.state import output_intact
 
     arr = (np.arange(64 * 48) % 251).astype(np.uint8).reshape(64, 48)
     png, npy = tmp_path / "a.png", tmp_path / "a.npy"

@@ -6,8 +6,8 @@ The runner owns, for every stage, in the driver process:
   until the request is known to run, then :meth:`Stage.prepare` may create what the
   workers need, e.g. a key file);
 * discovery, the journal(s) and resume: an input is skipped when every table holds its
-  rows, none of them ``failed``, and every ``ok`` row's output file exists; failed inputs
-  are tried again;
+  rows, none of them ``failed``, and every ``ok`` row's output file is intact
+  (:meth:`Stage.verify`); failed inputs are tried again;
 * the ONE rename policy: workers write temporary files under ``OUTPUT/.vindr/tmp``; only
   the driver renames them into place (:meth:`Run.rename`), then journals the input. The
   driver is the single writer of journals, tables and final names;
@@ -36,7 +36,7 @@ from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor, make_executor
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
-from vindr_cli.runner.state import Settings, StageState, StateDamaged
+from vindr_cli.runner.state import Settings, StageState, StateDamaged, output_intact
 
 NOT_DICOM = "not-dicom"
 
@@ -177,36 +177,6 @@ class Run:
             state = self._states.get(t.name)
             if state is not None:
                 state.append(key, rows[t.name])
-
-
-PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
-
-
-def output_intact(path: Path, row: dict) -> bool:
-    """Cheap checks that catch a truncated or replaced output: size against the row, the
-    PNG end chunk, the npy header's array size against the file size."""
-    try:
-        size = path.stat().st_size
-        if not path.is_file():
-            return False
-        if row.get("output_bytes") is not None and size != row["output_bytes"]:
-            return False
-        if path.suffix == ".png":
-            with open(path, "rb") as f:
-                f.seek(max(size - len(PNG_END), 0))
-                return f.read() == PNG_END
-        if path.suffix == ".npy":
-            import numpy as np
-
-            with open(path, "rb") as f:
-                fmt = np.lib.format
-                version = fmt.read_magic(f)
-                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, _, dtype = read(f)
-                return size == f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:

@@ -30,7 +30,7 @@ from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.journal import Journal, JournalDamaged, read_journal, rewrite_journal, stage_entry
 from vindr_cli.tables import read_rows, write_table
 
-__all__ = ["STATE_DIR", "SETTINGS_VERSION", "SettingsChanged", "Settings", "StageState", "StateDamaged",
+__all__ = ["STATE_DIR", "SETTINGS_VERSION", "output_intact", "SettingsChanged", "Settings", "StageState", "StateDamaged",
            "settings_digest"]
 
 SETTINGS_VERSION = 2
@@ -153,6 +153,36 @@ class Settings:
         for path in (self.file, self.copy):
             with atomic_write(path) as f:
                 f.write(blob)
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def output_intact(path: Path, row: dict) -> bool:
+    """Cheap checks that catch a truncated or replaced output: size against the row, the
+    PNG end chunk, the npy header's array size against the file size."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            return False
+        if row.get("output_bytes") is not None and size != row["output_bytes"]:
+            return False
+        if path.suffix == ".png":
+            with open(path, "rb") as f:
+                f.seek(max(size - len(PNG_END), 0))
+                return f.read() == PNG_END
+        if path.suffix == ".npy":
+            import numpy as np
+
+            with open(path, "rb") as f:
+                fmt = np.lib.format
+                version = fmt.read_magic(f)
+                read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
+                return size == f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 class StageState:
