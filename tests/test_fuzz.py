@@ -95,6 +95,14 @@ def test_a_kept_value_that_swallowed_the_next_elements_is_removed(tmp_path, key_
     assert "Modality" not in pydicom.dcmread(out / row["output"])
 
 
+def test_a_damaged_pixel_description_is_a_failed_row(tmp_path, key_file):
+    data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
+    e = _element(bytes(data), b"\x28\x00\x11\x00")           # Columns (US, VM 1) swallowing what follows
+    data[e.len_pos:e.len_pos + 2] = (1002).to_bytes(2, "little")
+    _, row = _anon_one(tmp_path, key_file, bytes(data))
+    assert row["status"] == "failed" and row["reason"].startswith("damaged header")
+
+
 def test_a_name_relabelled_by_a_flipped_tag_bit_is_removed(tmp_path, key_file):
     data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
     e = _element(bytes(data), b"\x20\x00\x10\x00")           # StudyID (SH) -> (0020,0030), a retired DS

@@ -99,6 +99,11 @@ _CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric 
 _FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
 
 
+PIXEL_DESCRIPTION = frozenset({0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100, 0x00280101,
+                               0x00280102, 0x00280103})    # samples, photometric, frames, rows, columns, bits, sign
+DAMAGED_PIXEL_DESCRIPTION = "damaged header: an image pixel description attribute has an impossible value"
+
+
 def plausible_value(raw, vr: str) -> bool:
     """False when a raw (undecoded) value cannot be valid for ``vr``: too long for a value,
     control bytes in text, non-ASCII in an ASCII-only VR, a binary length that is not a
@@ -222,6 +227,12 @@ class _Walker:
             else:
                 self._apply(ds, tag, depth)
 
+    def _implausible(self, ds: Dataset, tag: int, depth: int) -> None:
+        if depth == 0 and tag in PIXEL_DESCRIPTION:     # the pixel data could not be described or copied
+            raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
+        del ds[tag]
+        self.counts["X:implausible"] += 1
+
     def _remove(self, ds: Dataset, tag: int, why: str) -> None:
         del ds[tag]
         self.counts["X:" + why] += 1
@@ -232,8 +243,7 @@ class _Walker:
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
         if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
-            del ds[tag]                # a value no valid element has: it may hold swallowed elements
-            self.counts["X:implausible"] += 1
+            self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
             return
         if action == "K" and vr != "SQ" and tag not in self.p.substitutes and _vr_matches(raw, vr):
             self.counts["K"] += 1      # kept as read: no need to decode the value
@@ -260,8 +270,7 @@ class _Walker:
             if action == "done":
                 return
         if action == "K" and vr != "SQ" and not plausible_value(elem, vr):
-            del ds[tag]
-            self.counts["X:implausible"] += 1
+            self._implausible(ds, tag, depth)
             return
         self.counts[action] += 1
         if action != "K":
