@@ -69,6 +69,8 @@ def anonymize(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
+    max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
     """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
@@ -87,7 +89,8 @@ def anonymize(
     try:
         summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                       workers=workers or default_workers(), uid_root=uid_root, layout=layout,
-                      allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console)
+                      allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
+                      rebuild_state=rebuild_state, max_inflate=max_inflate)
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)
@@ -161,6 +164,9 @@ def decode(
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
+    rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
+    max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
+    max_pixels: int = typer.Option(1 << 28, "--max-pixels", help="Most samples (rows x columns x frames x samples) an image may declare; refused before decoding (default 2^28)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
 ) -> None:
     """Decode and window radiographs (PS3.3 C.11) into PNG/npy images, with images.parquet."""
@@ -173,9 +179,11 @@ def decode(
     spec = parse_size(size)          # a RequestError (exit 2 in main) when malformed
     cfg = DecodeConfig(output=str(output), size=spec, window=window, window_index=window_index,
                        bits=bits, fmt=fmt, resample=resample, device=device,
-                       threads=threads or max(1, default_workers() // n))
+                       threads=threads or max(1, default_workers() // n), max_pixels=max_pixels,
+                       max_inflate=max_inflate)
     try:
-        summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified)
+        summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
+                              rebuild_state=rebuild_state)
     except KeyboardInterrupt:
         err.print("interrupted: finished images are kept; run the same command again to resume")
         raise typer.Exit(130)

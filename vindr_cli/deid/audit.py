@@ -22,7 +22,7 @@ from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
-from vindr_cli.runner.state import STATE_DIR
+from vindr_cli.runner.state import STATE_DIR, Settings, StateDamaged
 from vindr_cli.tables import read_rows
 
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
@@ -153,11 +153,10 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
     quiet_pydicom()
     output = output.resolve()
     report = AuditReport()
-    run_file = output / STATE_DIR / "anonymize.json"
     report.linkage = linkage is not None
     try:
-        run = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):   # damaged: a finding, not a crash
+        run = Settings(output, "anonymize").previous() or {}
+    except StateDamaged:   # damaged (bad JSON, not UTF-8, wrong shape, checksum): a finding, not a crash
         report.add("state", f"{STATE_DIR}/anonymize.json", "cannot read it (not the JSON vindr writes)")
         run = {}
     try:

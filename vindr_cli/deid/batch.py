@@ -4,6 +4,8 @@ supplies the request checks, the key, the settings record, the linkage + manifes
 first in discovery order wins, whatever order workers finish in)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,7 +15,8 @@ from typing import Any
 from rich.console import Console
 
 from vindr_cli import __version__
-from vindr_cli.deid.keyfile import new_key, read_key, write_key
+from vindr_cli.deid.engine import read_marks
+from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
@@ -22,7 +25,12 @@ from vindr_cli.errors import RequestError as _RequestError
 from vindr_cli.runner.executor import Executor
 from vindr_cli.runner.paths import PathViolation
 from vindr_cli.runner.sources import Source, enclosing_output, is_within
+from vindr_cli.dicomio.header import BadInput, read_header
+from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
+from vindr_cli.dicomio.pixelstream import file_pixel_hash
+from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage
+from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
@@ -94,6 +102,22 @@ class AnonymizeStage(Stage):
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
+
+    def verify(self, path: Path, row: dict) -> bool:
+        """Size (Stage.verify), then the pixel data's SHA-256 against the manifest's."""
+        if not super().verify(path, row):
+            return False
+        if not row.get("pixel_sha256"):
+            return True
+        try:
+            got = file_pixel_hash(path)
+        except (BadInput, OSError):
+            return False
+        return got is None or got == row["pixel_sha256"]
+
+    def settings_lost(self, previous: dict[str, dict[str, list[dict]]]) -> None:
+        """No intact anonymize.json: the outputs name their key and profile themselves, and
+        :func:`check_output_marks` already compared them (before anything was written)."""
 
     def config(self) -> AnonConfig:
         return self.cfg
@@ -176,6 +200,78 @@ class AnonymizeStage(Stage):
         return holder
 
 
+def first_output(output: Path) -> Path | None:
+    """One de-identified file under OUTPUT (not under .vindr), or None."""
+    if not output.is_dir():
+        return None
+    for root, dirs, files in _walk(output):
+        dirs[:] = sorted(d for d in dirs if d != STATE_DIR)
+        for name in sorted(files):
+            if name.endswith((".dcm", ".dicom")):
+                return Path(root) / name
+    return None
+
+
+def _walk(top: Path):
+    import os
+
+    for root, dirs, files in os.walk(top):
+        yield Path(root), dirs, files
+
+
+def output_marks(output: Path) -> dict[str, str]:
+    """The key and profile fingerprints an existing output file records (engine.read_marks)."""
+    path = first_output(output)
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return read_marks(read_header(f, path.stat().st_size).ds)
+    except (BadInput, OSError):
+        return {}
+
+
+OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in")
+
+
+def settings_fingerprint(subs: Substitutes, input_path: Path, uid_root: str, layout: str, allow_burned_in: bool) -> str:
+    """16 hex digits naming the settings (besides key and profile) that decide what lands
+    in OUTPUT; every output records it (engine.SETTINGS_MARK). The INPUT path enters keyed."""
+    values = {"input_fingerprint": subs.hexid("input-root", str(input_path), 16), "uid_root": uid_root,
+              "layout": layout, "allow_burned_in": allow_burned_in}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile: Profile, *, created: bool,
+                       settings: str | None = None) -> None:
+    """Refuse, before anything is written, a request whose key or profile differs from the
+    one OUTPUT's files were made with, whether or not anonymize.json survived; and a missing
+    key file for an OUTPUT that already exists (never a new key for it)."""
+    recorded: dict[str, Any] = {}
+    try:
+        recorded = Settings(output, "anonymize").previous() or {}
+    except StateDamaged:
+        recorded = {}
+    marks = output_marks(output)
+    expected = marks.get("key_fingerprint") or recorded.get("key_fingerprint")
+    exists = (output / STATE_DIR).is_dir() or (output / "manifest.parquet").exists() or bool(marks)
+    if created and exists:
+        raise KeyError_(f"the key file {key_path} does not exist, but OUTPUT was made with the key of fingerprint "
+                        f"{expected or '(unknown: no intact record)'}: expected {expected or 'unknown'}; pass that key "
+                        "with --key (a new key would not match; none was created), or use a new OUTPUT folder")
+    if marks.get("key_fingerprint") and marks["key_fingerprint"] != subs.fingerprint():
+        raise SettingsChanged(f"OUTPUT was made with a different key fingerprint: expected {marks['key_fingerprint']}, "
+                              f"given {subs.fingerprint()} ({key_path}; read from OUTPUT's files): pass the key that "
+                              "made OUTPUT with --key, or use a new OUTPUT folder")
+    if marks.get("profile_fingerprint") and marks["profile_fingerprint"] != profile.fingerprint():
+        raise SettingsChanged("OUTPUT holds files made with a different profile (read from OUTPUT's files); "
+                              "use the same profile and options, or a new OUTPUT folder")
+    if settings and not recorded and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
+        # (with an intact anonymize.json the runner's settings check names the one that differs)
+        raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout or "
+                              "--allow-burned-in; read from OUTPUT's files); use the same, or a new OUTPUT folder")
+
+
 def anonymize(
     input_path: Path,
     output: Path,
@@ -190,6 +286,8 @@ def anonymize(
     write_linkage: bool = True,
     console: Console | None = None,
     executor: Executor | None = None,
+    rebuild_state: bool = False,
+    max_inflate: int = DEFAULT_MAX_INFLATE,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
@@ -200,12 +298,18 @@ def anonymize(
     link_path = (linkage or default_linkage_path(output)).resolve() if write_linkage else None
     key_path = key_path.resolve()
     check_paths(input_path, output, key_path, link_path)
+    if max_inflate < 1:
+        raise RequestError("--max-inflate must be at least 1 byte")
     created = not key_path.exists()
     # a new key lives in memory until the request is known to run (Stage.prepare writes it)
     key = new_key() if created else read_key(key_path)
     subs = Substitutes(key, uid_root)
-    cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in)
+    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in)
+    check_output_marks(output, key_path, subs, profile, created=created, settings=settings_fp)
+    cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in,
+                     max_inflate=max_inflate, settings_fingerprint=settings_fp)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
+    stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,

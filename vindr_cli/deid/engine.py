@@ -12,9 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
@@ -80,6 +81,71 @@ def _vr_matches(elem, dict_vr: str) -> bool:
     except KeyError:
         return True
     return stored == dict_vr or stored in known.split(" or ")
+
+
+# Kept values are checked against their VR before they are kept (PS3.5 6.2): a length field
+# damaged or grown by an export fault makes an element swallow the elements after it (names,
+# IDs, whole sequences) into its value, which would then be "kept as read".
+_ASCII_MAX = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "TM": 28, "UI": 64}
+_CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}   # characters (up to 4 bytes each)
+_SINGLE = {"ST", "LT", "UT", "UR"}                                               # backslash is text, not a delimiter
+_TEXT_CONTROL = {0x09, 0x0A, 0x0C, 0x0D, 0x1B}                                   # TAB LF FF CR ESC
+_CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric string VRs; CS also
+    # admits lower case, '-' and '.', common in real exports ("Chest") and no channel for a value
+    "CS": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-."), "DS": frozenset(b"0123456789+-.eE "),
+    "IS": frozenset(b"0123456789+- "), "DA": frozenset(b"0123456789- "), "TM": frozenset(b"0123456789.:- "),
+    "AS": frozenset(b"0123456789DWMY "), "UI": frozenset(b"0123456789."),
+}
+_FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
+
+
+PIXEL_DESCRIPTION = frozenset({0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100, 0x00280101,
+                               0x00280102, 0x00280103})    # samples, photometric, frames, rows, columns, bits, sign
+DAMAGED_PIXEL_DESCRIPTION = "damaged header: an image pixel description attribute has an impossible value"
+
+
+def plausible_value(raw, vr: str) -> bool:
+    """False when a raw (undecoded) value cannot be valid for ``vr``: too long for a value,
+    control bytes in text, non-ASCII in an ASCII-only VR, a binary length that is not a
+    whole number of values or more values than the dictionary's fixed VM allows."""
+    value = getattr(raw, "value", None)
+    if value is None or value == "" or value == b"":
+        return True
+    if not isinstance(value, (bytes, bytearray)):     # decoded by pydicom: check the text it holds
+        if vr in _FIXED:
+            try:
+                vm = dictionary_VM(raw.tag)
+            except KeyError:
+                return True
+            n = len(value) if isinstance(value, (list, tuple, MultiValue)) else 1
+            return not vm.isdigit() or n <= int(vm)
+        if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+            return True
+        values = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+        texts = [v.original_string if isinstance(getattr(v, "original_string", None), bytes) else str(v) for v in values]
+        value = b"\\".join(t if isinstance(t, bytes) else t.encode("utf-8", "surrogateescape") for t in texts)
+    if vr in _FIXED:
+        size = _FIXED[vr]
+        if len(value) % size:
+            return False
+        try:
+            vm = dictionary_VM(raw.tag)
+        except KeyError:
+            return True
+        return not vm.isdigit() or len(value) // size <= int(vm)
+    if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+        return True
+    body = bytes(value).rstrip(b"\x00 ")
+    if any(b < 0x20 and b not in _TEXT_CONTROL for b in body):
+        return False
+    parts = [body] if vr in _SINGLE else body.split(b"\\")
+    if vr in _ASCII_MAX:
+        allowed = _CHARS.get(vr)
+        return (all(b < 0x80 for b in body) and all(len(v) <= _ASCII_MAX[vr] for v in parts)
+                and (allowed is None or all(b in allowed for b in body.replace(b"\\", b""))))
+    if vr in _CHAR_MAX:
+        return all(len(v) <= 4 * _CHAR_MAX[vr] for v in parts)
+    return True
 
 
 def _rule_vr(elem) -> str:
@@ -161,6 +227,12 @@ class _Walker:
             else:
                 self._apply(ds, tag, depth)
 
+    def _implausible(self, ds: Dataset, tag: int, depth: int) -> None:
+        if depth == 0 and tag in PIXEL_DESCRIPTION:     # the pixel data could not be described or copied
+            raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
+        del ds[tag]
+        self.counts["X:implausible"] += 1
+
     def _remove(self, ds: Dataset, tag: int, why: str) -> None:
         del ds[tag]
         self.counts["X:" + why] += 1
@@ -170,6 +242,9 @@ class _Walker:
         vr = _rule_vr(raw)
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
+        if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
+            self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
+            return
         if action == "K" and vr != "SQ" and tag not in self.p.substitutes and _vr_matches(raw, vr):
             self.counts["K"] += 1      # kept as read: no need to decode the value
             return
@@ -179,8 +254,10 @@ class _Walker:
             del ds[tag]
             self.counts["X:unreadable"] += 1
             return
-        if not _vr_matches(elem, vr) and (vr == "SQ" or elem.VR in HIDING_VRS):
-            # a sequence or text stored under another VR could hide anything: drop it
+        if not _vr_matches(elem, vr):
+            # stored under another VR than the dictionary's: a sequence or text could hide
+            # anything, and a damaged tag (one flipped bit) can relabel a name or an ID as an
+            # attribute that is kept: drop it
             del ds[tag]
             self.counts["X:vr-mismatch"] += 1
             return
@@ -192,6 +269,9 @@ class _Walker:
             action = self._clean(ds, elem, vr, rule.fallback, tag, depth)
             if action == "done":
                 return
+        if action == "K" and vr != "SQ" and not plausible_value(elem, vr):
+            self._implausible(ds, tag, depth)
+            return
         self.counts[action] += 1
         if action != "K":
             self._record(elem, vr)
@@ -277,9 +357,21 @@ class _Walker:
         self.counts["D:substitute"] += 1
 
 
-def _mark(ds: Dataset, profile: Profile) -> None:
+KEY_MARK = "vindr key fingerprint "          # + Substitutes.fingerprint() (a keyed hash, never the key)
+PROFILE_MARK = "vindr profile fingerprint "  # + Profile.fingerprint()
+SETTINGS_MARK = "vindr settings fingerprint "  # + deid.batch.settings_fingerprint (INPUT, UID root, layout, burned-in)
+
+
+def _mark(ds: Dataset, profile: Profile, key_fingerprint: str, settings_fingerprint: str | None = None) -> None:
+    """PS3.15 marks. DeidentificationMethod (0012,0063, LO, VM 1-n, free text "describing the
+    method used") also names the key and profile by fingerprint, so that an output says which
+    key and settings made it even when OUTPUT/.vindr/anonymize.json is lost (a re-run then
+    reads them back and refuses another key: :func:`read_marks`)."""
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64]]
+    ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64],
+                                 f"{KEY_MARK}{key_fingerprint}"[:64], f"{PROFILE_MARK}{profile.fingerprint()}"[:64]]
+    if settings_fingerprint:
+        ds.DeidentificationMethod = [*ds.DeidentificationMethod, f"{SETTINGS_MARK}{settings_fingerprint}"[:64]]
     items = []
     for code, meaning in profile.option_codes():
         item = Dataset()
@@ -303,8 +395,26 @@ def _new_meta(ds: Dataset, transfer_syntax: str) -> FileMetaDataset:
     return meta
 
 
-def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
-    """De-identify ``ds`` in place (header only; pixel data is not touched here)."""
+def read_marks(ds: Dataset) -> dict[str, str]:
+    """``{"key_fingerprint", "profile_fingerprint", "settings_fingerprint"}`` as recorded by
+    :func:`_mark` (those found)."""
+    raw = ds.get("DeidentificationMethod")
+    values = [] if raw is None else ([raw] if isinstance(raw, str) else list(raw))
+    out = {}
+    for v in values:
+        v = str(v)
+        if v.startswith(KEY_MARK):
+            out["key_fingerprint"] = v[len(KEY_MARK):]
+        elif v.startswith(PROFILE_MARK):
+            out["profile_fingerprint"] = v[len(PROFILE_MARK):]
+        elif v.startswith(SETTINGS_MARK):
+            out["settings_fingerprint"] = v[len(SETTINGS_MARK):]
+    return out
+
+
+def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None) -> Outcome:
+    """De-identify ``ds`` in place (header only; pixel data is not touched here).
+    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
     key = patient_key(ds)
@@ -323,7 +433,7 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes) -> Outcome:
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
-    _mark(ds, profile)
+    _mark(ds, profile, subs.fingerprint(), settings_fingerprint)
     ds.file_meta = _new_meta(ds, transfer_syntax)
     ds.preamble = b"\x00" * 128          # the input's preamble may hold anything
     ids = {

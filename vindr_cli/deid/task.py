@@ -19,6 +19,7 @@ from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
+from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
@@ -42,6 +43,8 @@ class AnonConfig:
     uid_root: str = "2.25"
     layout: str = "tree"
     allow_burned_in: bool = False
+    max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
+    settings_fingerprint: str = ""           # recorded in every output (deid.batch.settings_fingerprint)
 
 
 @dataclass
@@ -98,7 +101,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
     tmp_path = ctx.tmp_dir / f"{key}{TMP_SUFFIX}"
     try:
         with src.open() as f:
-            header = read_header(f, src.size)
+            header = read_header(f, src.size, ctx.cfg.max_inflate)
             ds = header.ds
             if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
                 row.update(status="skipped", reason="DICOMDIR media directory (not released; the files it references are processed)")
@@ -113,7 +116,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ds = pydicom.dcmread(f)
-            out = deidentify(ds, ctx.cfg.profile, ctx.subs)
+            out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None)
             pixel_hash = _write(ds, f, header, tmp_path)
     except BadInput as exc:
         row.update(status=exc.status, reason=exc.reason)

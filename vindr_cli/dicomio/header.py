@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -17,6 +18,7 @@ from pydicom.dataset import FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, INFLATE_REASON, ZIP_REASON, inflated_size_exceeds
 from vindr_cli.errors import InternalError
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
@@ -64,15 +66,36 @@ def check_charset(ds) -> None:
             raise BadInput("failed", "unknown SpecificCharacterSet defined term (cannot decode text safely)")
 
 
-def read_header(f: BinaryIO, size: int) -> Header:
-    """Parse the header from an open binary file positioned at 0."""
+def _check_inflate(f: BinaryIO, max_inflate: int) -> None:
+    """Refuse a deflated data set that inflates past ``max_inflate`` bytes, counting it
+    incrementally, before pydicom inflates it whole (``dicomio.limits``)."""
+    f.seek(132)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = pydicom.filereader._read_file_meta_info(f)
+        start = f.tell()
+    except Exception:
+        f.seek(0)
+        return                      # the full read below classifies a bad file meta
+    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian and inflated_size_exceeds(f, start, max_inflate):
+        raise BadInput("failed", INFLATE_REASON)
+    f.seek(0)
+
+
+def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE) -> Header:
+    """Parse the header from an open binary file positioned at 0. ``max_inflate``: the most
+    bytes a deflated data set may inflate to, and a .zip member may declare."""
     if size == 0:
         raise BadInput("not-dicom", "empty file (0 bytes)")
+    if isinstance(f, zipfile.ZipExtFile) and size > max_inflate:
+        raise BadInput("failed", ZIP_REASON)
     if size < 132 or not looks_like_part10(f):
         # A raw data set without preamble/file meta: DICOM-ish, but not a Part 10 file.
         if _raw_dataset(f):
             raise BadInput("failed", "no Part 10 file meta information (no 'DICM' preamble); re-export as Part 10")
         raise BadInput("not-dicom", "not a DICOM file (no 'DICM' marker at byte 128)")
+    _check_inflate(f, max_inflate)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -87,6 +110,12 @@ def read_header(f: BinaryIO, size: int) -> Header:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise BadInput("failed", "file meta information has no TransferSyntaxUID")
+    try:
+        known = meta.TransferSyntaxUID.is_transfer_syntax
+    except Exception:
+        known = False
+    if not known:      # e.g. a damaged UID: how the data set and pixel data are encoded is unknown
+        raise BadInput("failed", "unknown transfer syntax in the file meta information")
     if "SOPInstanceUID" not in ds and meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
         raise BadInput("failed", "missing SOPInstanceUID")
     check_charset(ds)

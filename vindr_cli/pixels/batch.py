@@ -198,7 +198,7 @@ def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:
 
 def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: int,
                 console: Console | None = None, allow_identified: bool = False,
-                executor: Executor | None = None) -> DecodeSummary:
+                executor: Executor | None = None, rebuild_state: bool = False) -> DecodeSummary:
     input_path, output = input_path.resolve(), output.resolve()
     _check(input_path, output, cfg)
     sources = discover(input_path)
@@ -207,6 +207,7 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
         raise DecodeRequestError(IDENTIFIED)
     cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output), "identified": allow_identified})
     stage = DecodeStage(output, cfg)
+    stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console, sources=sources)
     rows = result.rows["images"]
     summary = DecodeSummary(inputs=result.inputs, resumed=result.resumed, counts=result.counts,

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, UID_dictionary, JPEG2000TransferSyntaxes
 
+from vindr_cli.dicomio.limits import DEFAULT_MAX_PIXELS, PIXELS_REASON, too_many_pixels
 from vindr_cli.dicomio.pixelstream import native_pixel_length
 from vindr_cli.errors import InternalError
 
@@ -54,7 +55,8 @@ class DecodeError(InternalError):
 
 
 def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] | None = None,
-           device: str = "cpu", backends: list[str] | None = None, threads: int = 1) -> Decoded:
+           device: str = "cpu", backends: list[str] | None = None, threads: int = 1,
+           max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode every frame of a Dataset or a Part 10 file.
 
     min_size: the smallest output side the caller needs; JPEG 2000 is then decoded with
@@ -65,13 +67,15 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
     backends: backend names to try, in order, instead of the table's.
     threads: decoder threads, used by the backends that take a thread count
     (``gdcm-openjpeg``; GDCM's own plugin always uses every core).
+    max_pixels: the most samples (Rows x Columns x frames x samples per pixel) the header may
+    declare; more is a DecodeError before any decoder runs (``dicomio.limits``).
     """
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError("device must be 'cpu', 'cuda' or 'auto'")
     if threads < 1:
         raise ValueError("threads must be >= 1")
     ds = _dataset(ds_or_path)
-    ts = check_pixel_data(ds)
+    ts = check_pixel_data(ds, max_pixels)
     # Colour (3 samples or a palette) goes through pydicom's plugins only, which return RGB
     # for every YBR_* (as_rgb); the GPU and the direct OpenJPEG backends handle grayscale.
     colour = int(ds.SamplesPerPixel) != 1 or str(ds.PhotometricInterpretation).strip().upper() not in GRAYSCALE
@@ -109,8 +113,9 @@ def check_grayscale(ds) -> None:
     raise DecodeError(f"unsupported photometric interpretation: {shown}")
 
 
-def check_pixel_data(ds) -> UID:
-    """The transfer syntax, after checking that the pixel data can be decoded at all."""
+def check_pixel_data(ds, max_pixels: int = DEFAULT_MAX_PIXELS) -> UID:
+    """The transfer syntax, after checking that the pixel data can be decoded at all (and
+    that the header declares no more than ``max_pixels`` samples)."""
     ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if not ts:
         raise DecodeError("no transfer syntax in the file meta information")
@@ -126,6 +131,8 @@ def check_pixel_data(ds) -> UID:
     for keyword in ("PixelRepresentation", "PhotometricInterpretation"):
         if ds.get(keyword) in (None, ""):
             raise DecodeError(f"missing {keyword}")
+    if too_many_pixels(ds, max_pixels):
+        raise DecodeError(PIXELS_REASON)
     if not ds.PixelData:
         raise DecodeError("zero-length pixel data")
     frames = int(ds.get("NumberOfFrames") or 1)

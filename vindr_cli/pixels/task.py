@@ -22,6 +22,7 @@ import numpy as np
 import pydicom
 
 from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
+from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, DEFAULT_MAX_PIXELS, PIXELS_REASON, too_many_pixels
 from vindr_cli.dicomio.pixelstream import check_pixel_element, native_pixel_length
 from vindr_cli.pixels import output
 from vindr_cli.pixels.backends import CANDIDATES, quiet_stderr
@@ -50,6 +51,8 @@ class DecodeConfig:
     threads: int = 1
     identified: bool = False        # INPUT is not de-identified: name inputs by keyed hashes
     salt_path: str | None = None    # where the salt of those names is (read by setup, never sent)
+    max_pixels: int = DEFAULT_MAX_PIXELS     # dicomio.limits: declared samples, checked before decoding
+    max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
 
 
 @dataclass
@@ -140,7 +143,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
     stem = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     try:
         with src.open() as f:
-            header = read_header(f, src.size)
+            header = read_header(f, src.size, ctx.cfg.max_inflate)
             if str(header.ds.file_meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS:
                 return [{**base, "status": "skipped", "reason": "DICOMDIR media directory (no image)"}]
             ds = None
@@ -152,6 +155,9 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
                 return None
             if ds is None:
                 _check_whole(f, src.size, header)     # truncated: the reason anonymize gives
+            if too_many_pixels(header.ds, ctx.cfg.max_pixels):    # before pydicom reads or any decoder runs
+                raise DecodeError(PIXELS_REASON)
+            if ds is None:
                 ds = _read_all(f)
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
@@ -161,7 +167,8 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             check_grayscale(ds)       # HSV, CMYK, YBR_PARTIAL_*...: a fixed reason, before decoding
         out_rows, out_cols = ctx.cfg.size.target(rows, cols)
         with quiet_stderr():     # GDCM / OpenJPEG print diagnostics (about file content) on fd 2
-            dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads)
+            dec = decode(ds, target=(out_rows, out_cols), device=ctx.cfg.device, threads=ctx.cfg.threads,
+                         max_pixels=ctx.cfg.max_pixels)
         params = None if colour else display_params(ds, ctx.cfg.window_index)
 
         def draw(frame, bits):

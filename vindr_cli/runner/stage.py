@@ -6,8 +6,8 @@ The runner owns, for every stage, in the driver process:
   until the request is known to run, then :meth:`Stage.prepare` may create what the
   workers need, e.g. a key file);
 * discovery, the journal(s) and resume: an input is skipped when every table holds its
-  rows, none of them ``failed``, and every ``ok`` row's output file exists; failed inputs
-  are tried again;
+  rows, none of them ``failed``, and every ``ok`` row's output file is intact
+  (:meth:`Stage.verify`); failed inputs are tried again;
 * the ONE rename policy: workers write temporary files under ``OUTPUT/.vindr/tmp``; only
   the driver renames them into place (:meth:`Run.rename`), then journals the input. The
   driver is the single writer of journals, tables and final names;
@@ -39,7 +39,7 @@ from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner import paths
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
-from vindr_cli.runner.state import Settings, StageState
+from vindr_cli.runner.state import Settings, StageState, StateDamaged, output_intact
 
 NOT_DICOM = "not-dicom"
 
@@ -82,6 +82,7 @@ class Stage:
     primary: str = "rows"               # the table whose statuses are tallied
     compared: tuple[str, ...] = ()      # settings a re-run must repeat
     ok_status: str = "ok"
+    rebuild_state: bool = False         # --rebuild-state: damaged state files are set aside, not refused
 
     # --- what the stage is asked to do ------------------------------------------------
     def config(self) -> Any:
@@ -103,6 +104,15 @@ class Stage:
         return src.rel
 
     # --- hooks ---------------------------------------------------------------------------
+    def settings_lost(self, previous: dict[str, dict[str, list[dict]]]) -> None:
+        """OUTPUT has no (intact) settings file. Default: refuse when earlier results exist,
+        since they cannot be checked against this request (a stage whose outputs record
+        their own settings overrides this with a check of the outputs)."""
+        if any(previous.values()):
+            raise StateDamaged(f"OUTPUT holds results of an earlier {self.name} run but no intact settings file "
+                               f"(.vindr/{self.name}.json): they cannot be checked against this request; "
+                               "use a new OUTPUT folder")
+
     def prepare(self) -> None:
         """The request will run: create what workers read (after the settings check)."""
 
@@ -142,8 +152,14 @@ class Stage:
         if not rows or any(r["status"] == "failed" for r in rows):
             return False
         assert self.output is not None
-        return all(r["status"] != self.ok_status or paths.is_placed(self.output, r.get("output"))
+        return all(r["status"] != self.ok_status
+                   or (paths.is_placed(self.output, r.get("output")) and self.verify(self.output / r["output"], r))
                    for r in rows)
+
+    def verify(self, path: Path, row: dict) -> bool:
+        """An ``ok`` row's output is still what was written: it exists, has the size the row
+        records (``output_bytes``), and a PNG or npy image is whole. False: redo the input."""
+        return output_intact(path, row)
 
 
 class Run:
@@ -209,7 +225,7 @@ def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
         if t.schema is None or t.path is None or stage.output is None:
             continue
         out[t.name] = StageState(stage.output, t.journal_stage or stage.name, t.schema, t.path,
-                                 journal=t.journal, mode=t.mode)
+                                 journal=t.journal, mode=t.mode, rebuild=stage.rebuild_state)
     return out
 
 
@@ -248,11 +264,13 @@ def _run_stage(stage: Stage, input_path: Path, executor: Executor | None, worker
     settings = None
     tables = stage.tables()
     if output is not None:
-        settings = Settings(output, stage.name)
+        settings = Settings(output, stage.name, rebuild=stage.rebuild_state)
         settings.check(stage.settings(), stage.compared, stage.explain)
         paths.check_state_dir(output, STATE_DIR)     # never write state through a linked .vindr
     states = _states(stage, tables)
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
+    if settings is not None and settings.lost():
+        stage.settings_lost(previous)
     if sources is None:
         sources = discover(Path(input_path))
     if lock is not None and not lock.held:
