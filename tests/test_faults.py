@@ -336,9 +336,13 @@ def test_a_second_run_into_one_output_is_refused_and_a_stale_lock_is_not(tmp_pat
         assert p.returncode == 2
         msg = " ".join(p.stderr.split())
         assert f"in use by another vindr run (pid {first.pid} on host {socket.gethostname()})" in msg
-        p = run_cli("anonymize", src, out, "--key", tmp_path / "none.key", check=False)   # refused, whatever the stage
-        assert p.returncode == 2 and "in use by another vindr run" in p.stderr
-        assert not (tmp_path / "none.key").exists()
+        key = tmp_path / "keys" / "other.key"       # an existing key: the lock, not the key, must refuse it
+        key.parent.mkdir(mode=0o700)
+        key.write_text("ef" * 32 + "\n")
+        key.chmod(0o600)
+        p = run_cli("anonymize", src, out, "--key", key, check=False)   # refused, whatever the stage
+        assert p.returncode == 2 and "in use by another vindr run" in " ".join(p.stderr.split())
+        assert not (out / "manifest.parquet").exists()
         os.kill(first.pid, signal.SIGKILL)         # a killed run leaves a stale lock file behind
         first.wait(timeout=HANG_GUARD_S)
     finally:

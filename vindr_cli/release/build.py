@@ -33,7 +33,7 @@ from vindr_cli.release.datasheet import datasheet
 from vindr_cli.release.tables import write_csv
 from vindr_cli.runner.atomic import atomic_write
 from vindr_cli.runner.sources import enclosing_output
-from vindr_cli.runner.state import STATE_DIR
+from vindr_cli.runner.state import STATE_DIR, Settings
 from vindr_cli.tables import read_rows
 
 SPLITS = ("train", "test")
@@ -223,8 +223,10 @@ def write_labels(path: Path, classes) -> None:
 
 
 def _deid_settings(anon_dir: Path) -> dict:
-    p = anon_dir / STATE_DIR / "anonymize.json"
-    if not p.is_file():
+    """What the datasheet says of the de-identification: anonymize's checked settings record
+    (``runner.state.Settings``; none, or damaged, → the datasheet says unknown)."""
+    try:
+        s = Settings(anon_dir, "anonymize").previous() or {}
+    except RequestError:
         return {}
-    s = json.loads(p.read_text())
     return {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
