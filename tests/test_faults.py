@@ -522,3 +522,17 @@ def test_cli_read_only_output_exits_2(tmp_path, tmpfs, key_file):
         p = run_cli(*args, check=False)
         assert p.returncode == 2, p.stderr
         assert "OUTPUT is on a read-only file system" in " ".join(p.stderr.split())
+
+
+def test_a_key_file_that_cannot_be_created_is_named_exit_2(tmp_path):
+    """Creating the default key is a write the runner does not own: a folder that cannot
+    hold it (here a path through a regular file; as root, permissions cannot be used) is an
+    environmental fault, exit 2 naming the key path, never an internal error."""
+    (tmp_path / "in").mkdir()
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    p = run_cli("anonymize", tmp_path / "in", tmp_path / "o", "--key", blocker / "vindr.key", check=False)
+    msg = " ".join(p.stderr.split())
+    assert p.returncode == 2, p.stderr
+    assert f"cannot create the key file {blocker / 'vindr.key'}: a file stands where its folder should be" in msg
+    assert "internal error" not in msg and "Traceback" not in msg

@@ -37,10 +37,21 @@ def new_key() -> bytes:
 def write_key(path: Path, key: bytes) -> None:
     """Write ``key`` to a new file with mode 0600 (its folder 0700 if we create it); never
     overwrites."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex() + "\n")
+    fd = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex() + "\n")
+    except OSError as exc:       # the machine's fault (permissions, full or read-only disk): exit 2, named
+        if fd is not None:       # never leave a partial key behind
+            path.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError) and fd is None and not path.exists():
+            what = "a file stands where its folder should be"      # mkdir through a regular file
+        else:
+            what = os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__
+        raise KeyError_(f"cannot create the key file {path}: {what}; choose another place with --key "
+                        f"or ${ENV_VAR}") from None
 
 
 def create_key(path: Path) -> None:
