@@ -94,7 +94,9 @@ class Journal:
         self._f.close()
 
 
-def _parse(raw: bytes, shape) -> tuple[dict[str, Any] | None, str]:
+def json_object(raw: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
+    """``raw`` as a JSON object, or (None, what is wrong) in fixed words (never the content);
+    shared by the journal lines and the settings files (``runner.state``)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -103,7 +105,16 @@ def _parse(raw: bytes, shape) -> tuple[dict[str, Any] | None, str]:
         obj = json.loads(text)
     except ValueError:
         return None, "not valid JSON"
-    if not isinstance(obj, dict) or not isinstance(obj.get("sha256"), str):
+    if not isinstance(obj, dict):
+        return None, f"not {what} (wrong shape)"
+    return obj, ""
+
+
+def _parse(raw: bytes, shape) -> tuple[dict[str, Any] | None, str]:
+    obj, what = json_object(raw, "a journal entry")
+    if obj is None:
+        return None, what
+    if not isinstance(obj.get("sha256"), str):
         return None, "not a journal entry (wrong shape)"
     digest = obj.pop("sha256")
     if shape is not None and not shape(obj):

@@ -27,7 +27,7 @@ from typing import Any
 from vindr_cli.atomic import atomic_write
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.discover import STATE_DIR
-from vindr_cli.runner.journal import Journal, JournalDamaged, read_journal, rewrite_journal, stage_entry
+from vindr_cli.runner.journal import Journal, JournalDamaged, json_object, read_journal, rewrite_journal, stage_entry
 from vindr_cli.tables import read_rows, write_table
 
 __all__ = ["STATE_DIR", "SETTINGS_VERSION", "output_intact", "SettingsChanged", "Settings", "StageState", "StateDamaged",
@@ -95,16 +95,9 @@ class Settings:
     @staticmethod
     def _read(path: Path) -> tuple[dict[str, Any] | None, str]:
         """(settings, "") or (None, what is wrong)."""
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError:
-            return None, "not UTF-8"
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return None, "not valid JSON"
-        if not isinstance(obj, dict):
-            return None, "not a settings record (wrong shape)"
+        obj, what = json_object(path.read_bytes(), "a settings record")
+        if obj is None:
+            return None, what
         if "version" not in obj:                 # version 1: the plain settings object
             return obj, ""
         if (obj.get("version") != SETTINGS_VERSION or set(obj) != {"version", "sha256", "settings"}
