@@ -45,3 +45,26 @@ def split_file(path: Path) -> tuple[bytes, str | None]:
     data = path.read_bytes()
     # keep the element header bytes (tag/VR/length), which are not pixel values
     return data[: h.pixel_offset + 12] + data[h.pixel_offset + n:], digest
+
+
+def marked_parts(src) -> tuple[bytes, bytes]:
+    """A DICOM file split for rewriting as de-identified (decode refuses identified input):
+    its header as pydicom writes it with PatientIdentityRemoved YES, and its Pixel Data
+    element (and what follows) exactly as stored, so a cut or damaged file stays so."""
+    import io
+    import warnings
+
+    import pydicom
+
+    from vindr_cli.dicomio.header import read_header
+
+    raw = Path(src).read_bytes()
+    with open(src, "rb") as f:
+        offset = read_header(f, len(raw)).pixel_offset
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(src, stop_before_pixels=True)
+    ds.PatientIdentityRemoved = "YES"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue(), raw[offset:]

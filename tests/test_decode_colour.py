@@ -6,7 +6,6 @@ grayscale alike; images.parquet records photometric and channels.
 """
 from __future__ import annotations
 
-import io
 import shutil
 import warnings
 from pathlib import Path
@@ -17,10 +16,9 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from vindr_cli.dicomio.header import read_header
 from vindr_cli.tables import read_rows
 
-from helpers import run_cli
+from helpers import marked_parts, run_cli
 
 FILES = {
     "rgb.dcm": "examples_rgb_color.dcm",                    # RGB, native, 8-bit
@@ -46,20 +44,10 @@ def _ds(name: str):
 
 
 def _copy(name: str, dst: Path) -> None:
-    """A copy of the test file marked PatientIdentityRemoved YES: the header is rewritten by
-    pydicom, the Pixel Data element is appended as stored (so a truncated file stays cut
+    """A copy of the test file marked PatientIdentityRemoved YES (a truncated file stays cut
     exactly where it was)."""
-    src = Path(get_testdata_file(FILES[name], download=False))
-    raw = src.read_bytes()
-    with open(src, "rb") as f:
-        offset = read_header(f, len(raw)).pixel_offset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(src, stop_before_pixels=True)
-    ds.PatientIdentityRemoved = "YES"
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    dst.write_bytes(buf.getvalue() + raw[offset:])
+    header, pixels = marked_parts(get_testdata_file(FILES[name], download=False))
+    dst.write_bytes(header + pixels)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Files are made with ``conftest.make_cr`` or copied from pydicom's bundled test f
 """
 from __future__ import annotations
 
-import io
 import os
 import struct
 import warnings
@@ -21,8 +20,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from conftest import make_cr
-from helpers import run_cli, tree_hashes
-from vindr_cli.dicomio.header import read_header
+from helpers import marked_parts, run_cli, tree_hashes
 from vindr_cli.pixels.output import OutputNames, base_name
 from vindr_cli.runner import paths
 from vindr_cli.runner.discover import NOT_REGULAR, PERMISSION, ZIP_ESCAPE, discover
@@ -346,24 +344,15 @@ def test_a_deflated_image_decodes_like_its_inflated_copy(tmp_path):
 def _corrupt_copy(name: str, dst: Path) -> None:
     """pydicom's test file, marked de-identified, with bytes of its first fragment flipped
     (the item structure stays valid, so the codec itself meets the damage)."""
-    src = Path(get_testdata_file(name, download=False))
-    raw = src.read_bytes()
-    with open(src, "rb") as f:
-        offset = read_header(f, len(raw)).pixel_offset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(src, stop_before_pixels=True)
-    _deid(ds)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    pix = bytearray(raw[offset:])
+    header, pixels = marked_parts(get_testdata_file(name, download=False))
+    pix = bytearray(pixels)
     pos = 12                                                   # explicit VR OB element header
     pos += 8 + struct.unpack("<I", pix[pos + 4:pos + 8])[0]     # the basic offset table item
     n = struct.unpack("<I", pix[pos + 4:pos + 8])[0]
     start = pos + 8
     for i in range(start + n // 4, start + n - 8, 5):
         pix[i] ^= 0xA5
-    dst.write_bytes(buf.getvalue() + bytes(pix))
+    dst.write_bytes(header + bytes(pix))
 
 
 def test_decoder_diagnostics_never_reach_the_terminal(tmp_path):
