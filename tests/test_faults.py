@@ -536,3 +536,14 @@ def test_a_key_file_that_cannot_be_created_is_named_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr
     assert f"cannot create the key file {blocker / 'vindr.key'}: a file stands where its folder should be" in msg
     assert "internal error" not in msg and "Traceback" not in msg
+
+
+def test_a_worker_whose_driver_died_before_its_setup_exits_at_once():
+    """A worker forked just before the driver is killed runs its setup with init as its
+    parent: it must compare with the driver's pid known before the fork, and leave."""
+    code = "import os; from vindr_cli.runner.executor import die_with_parent; die_with_parent(os.getppid() + 999999); print('alive')"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 1 and "alive" not in p.stdout
+    code = "import os; from vindr_cli.runner.executor import die_with_parent; print(die_with_parent(os.getppid()))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() in ("prctl", "watchdog")

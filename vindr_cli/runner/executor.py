@@ -149,11 +149,15 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def die_with_parent() -> str:
+def die_with_parent(parent: int | None = None) -> str:
     """Make this process end when its parent does: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on
     Linux (the kernel kills it), else a daemon thread that polls the parent's pid. Returns
-    which ("prctl" or "watchdog"); exits at once if the parent is already gone."""
-    parent = os.getppid()
+    which ("prctl" or "watchdog"); exits at once if the parent is already gone.
+
+    ``parent`` is the driver's pid as the driver knew it before the fork: a worker that is
+    forked but has not run this yet when the driver is killed would otherwise read its new
+    parent (init) from ``getppid()`` and live on."""
+    parent = os.getppid() if parent is None else parent
     how = "watchdog"
     if sys.platform.startswith("linux"):
         try:
@@ -182,8 +186,8 @@ def prefer_oom_kill(score: int = OOM_SCORE_ADJ) -> bool:
         return False
 
 
-def _init(setup: Setup, config: Any) -> None:
-    die_with_parent()
+def _init(setup: Setup, config: Any, driver: int | None = None) -> None:
+    die_with_parent(driver)
     prefer_oom_kill()
     try:
         _worker_state["ctx"] = setup(config)
@@ -217,7 +221,7 @@ class ProcessExecutor(Executor):
 
     @staticmethod
     def _pool(workers: int, setup: Setup, config: Any) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, config))
+        return ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, config, os.getpid()))
 
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
         it = iter(items)
