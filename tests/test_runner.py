@@ -10,7 +10,7 @@ from pydicom.fileset import FileSet
 
 from conftest import make_cr
 from vindr_cli.deid.keyfile import KeyError_, load_key
-from vindr_cli.runner.atomic import TMP_SUFFIX, atomic_write, remove_stale_parts
+from vindr_cli.atomic import TMP_SUFFIX, atomic_write, remove_stale_parts
 from vindr_cli.runner.discover import discover
 from vindr_cli.runner.journal import Journal, read_journal
 from vindr_cli.runner.pool import run_pool

@@ -202,7 +202,7 @@ def default_for(form: str, *, has_class_id: bool = False) -> LabelSet:
 
 
 def write_labels_json(path: Path, labels: LabelSet) -> None:
-    from vindr_cli.runner.atomic import atomic_write
+    from vindr_cli.atomic import atomic_write
 
     with atomic_write(path) as f:
         f.write(json.dumps(labels.to_json(), indent=1, ensure_ascii=False).encode("utf-8"))

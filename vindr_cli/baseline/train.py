@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 
 from vindr_cli.baseline.boxes import clip_boxes, decode_ltrb
-from vindr_cli.errors import RequestError
 from vindr_cli.baseline.data import Augment, DetectionDataset, EpochBatchSampler, Sample, collate
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets
 from vindr_cli.baseline.model import Detector, ModelConfig, cell_points, decode_detections

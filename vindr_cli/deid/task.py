@@ -6,7 +6,6 @@ writes its output under a temporary name; the calling process renames it into pl
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
-from vindr_cli.runner.atomic import TMP_SUFFIX
+from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.runner.sources import Source, printable
 from vindr_cli.runner.state import STATE_DIR

@@ -31,9 +31,9 @@ from vindr_cli.errors import RequestError
 from vindr_cli.release import exports
 from vindr_cli.release.datasheet import datasheet
 from vindr_cli.release.tables import write_csv
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 from vindr_cli.runner.sources import enclosing_output
-from vindr_cli.runner.state import STATE_DIR, Settings
+from vindr_cli.runner.state import Settings
 from vindr_cli.tables import read_rows
 
 SPLITS = ("train", "test")

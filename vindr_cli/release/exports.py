@@ -14,7 +14,7 @@ import pandas as pd
 
 from vindr_cli.annotations import BOX, LabelSet, to_published
 from vindr_cli.evaluate.metrics import weighted_boxes_fusion
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vindr_cli.annotations import to_published, write_labels_json
 from vindr_cli.release.split import SplitResult, split_dataset
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 
 ANNOTATIONS_CSV = "annotations.csv"
 LABELS_JSON = "labels.json"

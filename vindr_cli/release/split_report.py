@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from vindr_cli.resources import schema_path
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 
 SPLIT_CSV, REPORT_JSON, REPORT_PNG = "split.csv", "split_report.json", "split_report.png"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from vindr_cli.resources import schema_path
-from vindr_cli.runner.atomic import atomic_write
+from vindr_cli.atomic import atomic_write
 
 
 @cache
