@@ -19,7 +19,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
-from vindr_cli.deid import actions
+from vindr_cli.deid import actions, policy
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
@@ -214,7 +214,9 @@ class _Walker:
     def walk(self, ds: Dataset, depth: int) -> None:
         for tag in list(ds.keys()):
             group, elem_no = tag >> 16, tag & 0xFFFF
-            if group % 2 == 1:
+            if depth == 0 and tag > policy.POST_PIXEL:   # after the pixel data (signatures, padding...)
+                self._remove(ds, tag, "post-pixel")
+            elif group % 2 == 1:
                 self._remove(ds, tag, "private")
             elif 0x5000 <= group <= 0x50FF:
                 self._remove(ds, tag, "curve")
@@ -245,19 +247,16 @@ class _Walker:
         if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
             self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
             return
-        if action == "K" and vr != "SQ" and tag not in self.p.substitutes and _vr_matches(raw, vr):
-            self.counts["K"] += 1      # kept as read: no need to decode the value
-            return
         try:
             elem = ds[tag]
         except Exception:  # a value pydicom cannot convert: nothing of it may survive
             del ds[tag]
             self.counts["X:unreadable"] += 1
             return
-        if not _vr_matches(elem, vr):
-            # stored under another VR than the dictionary's: a sequence or text could hide
-            # anything, and a damaged tag (one flipped bit) can relabel a name or an ID as an
-            # attribute that is kept: drop it
+        if not _vr_matches(elem, vr) or policy.vr_mismatch(getattr(elem, "VR", None), tag):
+            # stored under another VR than the dictionary's (or a text VR on an ambiguous
+            # one): a sequence or text could hide anything, and a damaged tag (one flipped
+            # bit) can relabel a name or an ID as an attribute that is kept: drop it
             del ds[tag]
             self.counts["X:vr-mismatch"] += 1
             return
@@ -271,6 +270,8 @@ class _Walker:
                 return
         if action == "K" and vr != "SQ" and not plausible_value(elem, vr):
             self._implausible(ds, tag, depth)
+            return
+        if action == "K" and vr != "SQ" and not self._judged_safe(ds, elem, vr, tag, depth):
             return
         self.counts[action] += 1
         if action != "K":
@@ -295,6 +296,34 @@ class _Walker:
             self._dummy(ds, elem, vr, tag, depth)
         else:  # pragma: no cover - profile validation prevents this
             raise EngineError(f"unknown action {action}")
+
+    def _trusted_text(self, tag: int) -> bool:
+        """Text the profile keeps by an explicit rule (a Table E.1-1 option, a recipe action)
+        is the user's choice; a keep-list profile's text and everything unlisted is judged
+        against the allowlist (schemas/deid/safe_attributes.toml)."""
+        return self.p.mode == "table" and tag in self.p.rules
+
+    def _judged_safe(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> bool:
+        """Safe by default (deid.policy.judge, the audit's rule too): True when the element
+        may stay (a lower-case CS may be normalised to its defined term); else it is removed,
+        or dummied / emptied where the IOD makes it Type 1 / 2 at top level, and False."""
+        verdict = policy.judge(elem, trusted_text=self._trusted_text(tag))
+        if verdict.ok:
+            if verdict.value is not None:
+                ds[tag] = DataElement(tag, vr, verdict.value)
+                self.counts["C:normalised"] += 1
+                return False
+            return True
+        self._record(elem, vr)
+        action = self._simple("X/Z/D", tag, depth)
+        self.counts[f"{action}:{verdict.reason}"] += 1
+        if action == "X":
+            del ds[tag]
+        elif action == "Z":
+            ds[tag] = DataElement(tag, vr, actions.empty_value(vr))
+        else:
+            self._dummy(ds, elem, vr, tag, depth)
+        return False
 
     def _simple(self, action: str, tag: int, depth: int) -> str:
         return resolve_compound(action, attribute_type(self.sop_class, tag) if depth == 0 else None)

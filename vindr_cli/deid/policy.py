@@ -1,0 +1,275 @@
+"""Safe by default: what an element may carry out of the hospital, judged by its VR and value.
+
+One place of truth for the anonymizer (``deid.engine``) and ``vindr audit`` (check mode):
+:func:`judge` says whether an element may stay as it is, and if not, why (a fixed kind:
+``vr-mismatch``, ``url``, ``binary``, ``vr-grammar``, ``unsafe-text``). The data is
+``schemas/deid/safe_attributes.toml`` (each entry with its reason and source); the VR grammar
+is PS3.5 6.2. Pure functions; the data is read once.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.multival import MultiValue
+
+from vindr_cli.resources import schema_path
+
+TEXT_CAPABLE = frozenset({"AE", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "PN"})
+RESTRICTED = frozenset({"CS", "DA", "DT", "TM", "AS", "IS", "DS", "UI"})
+BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+NUMERIC = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "SV", "UV", "SQ"})
+KNOWN_VRS = TEXT_CAPABLE | RESTRICTED | BINARY | NUMERIC
+OWN_DUMMIES = frozenset({"ANONYMOUS"})          # actions.dummy_value for text VRs: carries nothing
+OWN_BINARY_DUMMY = b"\x00\x00"                   # actions.dummy_value for binary VRs
+CODE_MEANING = 0x00080104
+POST_PIXEL = 0x7FE00010                          # top-level tags above Pixel Data are dropped
+
+# Kinds of refusal (engine counts "X:<kind>", audit findings use the same words)
+VR_MISMATCH, URL, BINARY_KIND, GRAMMAR, UNSAFE_TEXT = "vr-mismatch", "url", "binary", "vr-grammar", "unsafe-text"
+
+# PS3.5 6.2 value grammars (one value; leading/trailing spaces and trailing NULs stripped first)
+_GRAMMAR = {
+    "CS": re.compile(r"[A-Z0-9 _]{0,16}"),
+    "DA": re.compile(r"[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])"),
+    "DT": re.compile(r"[0-9]{4}((0[1-9]|1[0-2])((0[1-9]|[12][0-9]|3[01])(([01][0-9]|2[0-3])([0-5][0-9]"
+                     r"(([0-5][0-9]|60)(\.[0-9]{1,6})?)?)?)?)?)?([+-][0-9]{4})?"),
+    # HHMMSS.FFFFFF, and the ACR-NEMA HH:MM:SS form PS3.5 tells readers to accept; never a date
+    "TM": re.compile(r"([01][0-9]|2[0-3])(:?[0-5][0-9](:?([0-5][0-9]|60)(\.[0-9]{1,6})?)?)?"),
+    "AS": re.compile(r"[0-9]{3}[DWMY]"),
+    "IS": re.compile(r"[+-]?[0-9]{1,12}"),
+    "DS": re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"),
+    "UI": re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*"),
+}
+_MAX_LEN = {"CS": 16, "DA": 8, "DT": 26, "TM": 16, "AS": 4, "IS": 12, "DS": 16, "UI": 64}
+# CS attributes whose lower-case value is upper-cased when that gives a defined term
+_CS_TERMS = {"Modality": "modality", "PhotometricInterpretation": "photometric", "BodyPartExamined": "body_part",
+             "SpecificCharacterSet": "charset", "BurnedInAnnotation": "burned_in"}
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
+
+
+@dataclass(frozen=True)
+class TextRule:
+    keyword: str
+    values: str                       # pattern | defined_terms | words | clean_descriptor | checked_elsewhere
+    pattern: re.Pattern | None = None
+    terms: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``reason`` None: the element may stay (with ``value`` instead of its own when that is
+    not None: a lower-case CS normalised to its defined term). Else a refusal kind."""
+    reason: str | None = None
+    value: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+@cache
+def _data() -> dict:
+    return tomllib.loads(schema_path("deid", "safe_attributes.toml").read_text(encoding="utf-8"))
+
+
+@cache
+def _defined_terms() -> dict[str, list[str]]:
+    return tomllib.loads(schema_path("dicom", "defined_terms.toml").read_text(encoding="utf-8"))
+
+
+@cache
+def text_rules() -> dict[str, TextRule]:
+    """The [text] allowlist by keyword (checked: each entry has a reason, source and a known kind)."""
+    data = _data()
+    vocabularies = data.get("vocabularies", {})
+    out = {}
+    for kw, entry in data["text"].items():
+        if not entry.get("reason") or not entry.get("source"):
+            raise ValueError(f"safe_attributes.toml: {kw} needs a reason and a source")
+        kind = entry["values"]
+        if kind == "pattern":
+            out[kw] = TextRule(kw, kind, pattern=re.compile(entry["pattern"]))
+        elif kind == "defined_terms":
+            terms = entry["terms"]
+            terms = _defined_terms()[terms] if isinstance(terms, str) else terms
+            out[kw] = TextRule(kw, kind, terms=frozenset(terms))
+        elif kind == "words":
+            out[kw] = TextRule(kw, kind, terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
+        elif kind in ("clean_descriptor", "checked_elsewhere"):
+            out[kw] = TextRule(kw, kind)
+        else:
+            raise ValueError(f"safe_attributes.toml: {kw} has an unknown values kind")
+    return out
+
+
+@cache
+def binary_rules() -> dict[str, dict]:
+    data = _data()["binary"]
+    for kw, entry in data.items():
+        if not entry.get("reason") or not entry.get("source"):
+            raise ValueError(f"safe_attributes.toml: {kw} needs a reason and a source")
+    return data
+
+
+def text_capable(vr: str | None) -> bool:
+    """AE, LO, SH, LT, ST, UT, UC, UR, PN, or a VR vindr does not know (could hold anything)."""
+    return vr in TEXT_CAPABLE or vr not in KNOWN_VRS
+
+
+def _values(value) -> list:
+    if value is None or value == "" or value == b"":
+        return []
+    if isinstance(value, (list, tuple, MultiValue)):
+        return list(value)
+    return [value]
+
+
+def _strings(value) -> list[str]:
+    out = []
+    for v in _values(value):
+        orig = getattr(v, "original_string", None)     # DS/IS as written, not as pydicom formats them
+        if isinstance(orig, str) and orig:
+            v = orig
+        elif isinstance(v, bytes):
+            v = v.decode("latin-1")
+        out.append(str(v).strip(" \x00"))
+    return out
+
+
+def grammar_ok(vr: str, value) -> bool:
+    """Every value of a restricted VR (CS, DA, DT, TM, AS, IS, DS, UI) matches PS3.5 6.2: a TM
+    holding a date-time, a CS with lower case, a DS holding words, a UI with a leading zero or
+    an empty component -> False. Other VRs: True (not a grammar question)."""
+    grammar = _GRAMMAR.get(vr)
+    if grammar is None:
+        return True
+    for s in _strings(value):
+        if not s:
+            continue
+        if len(s) > _MAX_LEN[vr] or not grammar.fullmatch(s):
+            return False
+        if vr == "IS" and not -(2 ** 31) <= int(s) < 2 ** 31:
+            return False
+    return True
+
+
+def normalised_cs(tag: int, value):
+    """A lower-case CS value upper-cased, when that makes every value a defined term of the
+    attribute (``Modality`` "cr" -> "CR"); else None."""
+    name = _CS_TERMS.get(keyword_for_tag(tag) or "")
+    if name is None:
+        return None
+    terms = set(_defined_terms().get(name, ()))
+    vals = [s.upper() for s in _strings(value)]
+    if not vals or not all(v in terms or v == "" for v in vals):
+        return None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _clean_descriptor(s: str) -> bool:
+    from vindr_cli.deid.actions import safe_descriptors    # one vocabulary with the C action
+    return s.upper() in safe_descriptors()
+
+
+def code_meaning_checked_elsewhere(tag: int) -> bool:
+    """CodeMeaning is judged with its whole code item by ``deid.codes.check_code_item``
+    (another unit); here it counts as allowed text."""
+    return tag == CODE_MEANING
+
+
+def safe_text(tag: int, value) -> bool:
+    """A text value may stay: empty, vindr's own dummy, or an allowlisted attribute whose every
+    value passes the entry's constraint."""
+    vals = [s for s in _strings(value) if s]
+    if not vals or all(v in OWN_DUMMIES for v in vals):
+        return True
+    rule = text_rules().get(keyword_for_tag(tag) or "")
+    if rule is None:
+        return False
+    for s in vals:
+        if s in OWN_DUMMIES:
+            continue
+        if rule.values == "pattern":
+            ok = bool(rule.pattern.fullmatch(s))
+        elif rule.values == "defined_terms":
+            ok = s in rule.terms
+        elif rule.values == "words":
+            ok = bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
+        elif rule.values == "clean_descriptor":
+            ok = _clean_descriptor(s)
+        else:                       # checked_elsewhere: codes.check_code_item
+            ok = code_meaning_checked_elsewhere(tag)
+        if not ok:
+            return False
+    return True
+
+
+def safe_binary(tag: int, value=None) -> bool:
+    """A binary-VR element may stay: its attribute is allowlisted (and for ICCProfile the bytes
+    are an ICC profile). ExtendedOffsetTable(Lengths) are not on the list."""
+    entry = binary_rules().get(keyword_for_tag(tag) or "")
+    if entry is None:
+        return False
+    if entry.get("values") == "icc":
+        data = bytes(value or b"")
+        return len(data) >= 128 and data[36:40] == b"acsp"
+    return True
+
+
+def dictionary_vr(tag: int) -> str | None:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
+def vr_mismatch(stored: str | None, tag: int) -> bool:
+    """The stored VR disagrees with an unambiguous dictionary VR, or is a text VR on an
+    ambiguous one ("US or SS", "OB or OW"): a file cannot relabel a value to slip it through."""
+    known = dictionary_vr(tag)
+    if not stored or not known or " or " in stored:
+        return False
+    if " or " not in known:
+        return stored != known
+    return stored in TEXT_CAPABLE or stored not in known.split(" or ")
+
+
+def judge(elem, *, trusted_text: bool = False) -> Verdict:
+    """May this (decoded) element stay in a de-identified data set as it is?
+
+    ``trusted_text``: the profile keeps this text attribute by an explicit rule (a Table
+    E.1-1 option, a recipe) or vindr wrote it (its marks): text is then not checked against
+    the allowlist; grammar, URL, binary and VR checks still apply."""
+    stored = getattr(elem, "VR", None)
+    tag = elem.tag
+    if vr_mismatch(stored, tag):
+        return Verdict(VR_MISMATCH)
+    vr = stored if stored and " or " not in stored else (dictionary_vr(tag) or "UN")
+    if " or " in vr:
+        vr = vr.split(" or ")[0]
+    value = elem.value
+    if value is None or value == "" or value == b"" or (isinstance(value, (list, MultiValue)) and len(value) == 0):
+        return Verdict()
+    if vr == "SQ" or vr in NUMERIC:
+        return Verdict()
+    if vr == "UR":
+        return Verdict(URL)
+    if vr in BINARY:
+        ok = safe_binary(tag, value) or bytes(value) == OWN_BINARY_DUMMY
+        return Verdict() if ok else Verdict(BINARY_KIND)
+    if vr in RESTRICTED:
+        if grammar_ok(vr, value):
+            return Verdict()
+        if vr == "CS":
+            fixed = normalised_cs(tag, value)
+            if fixed is not None:
+                return Verdict(None, fixed)
+        return Verdict(GRAMMAR)
+    if trusted_text or safe_text(tag, value):
+        return Verdict()
+    return Verdict(UNSAFE_TEXT)
