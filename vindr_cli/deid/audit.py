@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pydicom
 
+from vindr_cli.deid import policy
+from vindr_cli.deid.table import load_table
 from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
@@ -25,6 +27,15 @@ from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
 from vindr_cli.runner.state import STATE_DIR, Settings, StateDamaged
 from vindr_cli.tables import read_rows
 
+PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+OWN_MARKS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})   # written by engine._mark
+POLICY_DETAIL = {   # one fixed sentence per policy kind (deid.policy.judge); never the value
+    policy.UNSAFE_TEXT: "text attribute not on the safe-attribute allowlist (or its value fails the allowlist's constraint)",
+    policy.GRAMMAR: "value does not match its VR's grammar (PS3.5 6.2)",
+    policy.BINARY_KIND: "binary element not on the safe-attribute allowlist",
+    policy.URL: "URL element (never kept)",
+    policy.VR_MISMATCH: "stored VR disagrees with the data dictionary (or a text VR on an ambiguous one)",
+}
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 OWN_FILES = {"manifest.parquet"}
 
@@ -112,6 +123,40 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
             per_output, dates)
 
 
+def trusted_tags(run: dict) -> frozenset[int]:
+    """Text attributes whose value the profile decided explicitly (so not checked against the
+    allowlist, as in the engine): vindr's marks, plus, for a table profile, the tags its rules
+    name (recorded in anonymize.json; Table E.1-1's rows when the record is missing)."""
+    if run.get("mode") == "keep-list":
+        return OWN_MARKS
+    recorded = run.get("trusted_tags")
+    try:
+        if isinstance(recorded, list):
+            return OWN_MARKS | {int(t, 16) for t in recorded}
+    except (TypeError, ValueError):
+        pass
+    _, rows = load_table()
+    return OWN_MARKS | {int(r.tag, 16) for r in rows if r.keyword}
+
+
+def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) -> None:
+    """The anonymizer's policy in check mode (deid.policy.judge at every depth): anything it
+    would not have let through is a finding naming the element path, never the value."""
+    for where, elem in _walk(ds):
+        tag, group = elem.tag, elem.tag >> 16
+        if not where and tag > policy.POST_PIXEL:
+            report.add("post-pixel", rel, f"element {_tag(tag)} after the pixel data")
+            continue
+        if (not where and tag in PIXEL_TAGS) or group % 2 == 1 or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
+            continue            # copied separately / reported as private, overlay or curve
+        verdict = policy.judge(elem, trusted_text=tag in trusted)
+        if not verdict.ok:
+            report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
+        elif verdict.value is not None:
+            report.add(policy.GRAMMAR, rel, f"element {where}{_tag(tag)}: coded string not in upper case "
+                                            "(the anonymizer writes the defined term)")
+
+
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet]) -> None:
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         report.add("not-marked", rel, "PatientIdentityRemoved is not YES")
@@ -170,6 +215,7 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
         report.add("manifest", "manifest.parquet", "missing manifest")
     by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
     global_terms, path_terms, per_output, date_terms = _load_terms(linkage, report)
+    trusted = trusted_tags(run if isinstance(run, dict) else {})
     report.terms = len(global_terms.single) + len(global_terms.multi)
 
     seen: set[str] = set()
@@ -198,14 +244,15 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
         if row is None:
             report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
         seen.add(rel)
-        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report)
+        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, trusted)
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", rel, "listed in manifest.parquet but missing")
     return report
 
 
-def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport) -> None:
+def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport,
+                trusted: frozenset[int] = OWN_MARKS) -> None:
     size = p.stat().st_size
     with open(p, "rb") as f:
         try:
@@ -236,8 +283,9 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
                     report.add("pixel-data", rel, exc.reason)
                 tail = f.read()
         _check_header(rel, ds, removed, report, terms)
+        _check_policy(rel, ds, trusted, report)
     if tail:
-        report.add("trailing-data", rel, f"{len(tail)} bytes after the pixel data")
+        report.add("post-pixel", rel, f"{len(tail)} bytes after the pixel data")
     toks = tokens(decode_all(head + tail))
     if any(ts.found_in(toks) for ts in terms):
         report.add("phi-bytes", rel, "an original identifying value in the header bytes")

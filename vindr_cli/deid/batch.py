@@ -72,12 +72,15 @@ def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | 
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     p = cfg.profile
     removed = sorted(f"{t:08X}" for t, r in p.rules.items() if r.action == "X")
+    # text the profile keeps by an explicit rule: the audit does not check it against the
+    # safe-attribute allowlist, as the engine does not (deid.audit.trusted_tags)
+    trusted = sorted(f"{t:08X}" for t in p.rules) if p.mode == "table" else []
     return {
         "tool": f"vindr {__version__}",
         "profile": p.name, "profile_source": p.source, "profile_fingerprint": p.fingerprint(),
         "options": sorted(p.options), "dates": p.dates, "uid_root": cfg.uid_root, "layout": cfg.layout,
         "key_fingerprint": subs.fingerprint(), "allow_burned_in": cfg.allow_burned_in,
-        "removed_tags": removed, "mode": p.mode,
+        "removed_tags": removed, "mode": p.mode, "trusted_tags": trusted,
     }
 
 

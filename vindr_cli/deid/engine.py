@@ -314,6 +314,8 @@ class _Walker:
                 self.counts["C:normalised"] += 1
                 return False
             return True
+        if depth == 0 and tag in PIXEL_DESCRIPTION:    # the pixel data could not be described or copied
+            raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
         self._record(elem, vr)
         action = self._simple("X/Z/D", tag, depth)
         self.counts[f"{action}:{verdict.reason}"] += 1
