@@ -87,6 +87,8 @@ class Profile:
                 "subs": sorted(self.substitutes.items()),
                 "defaults": [self.unlisted, self.unlisted_pn, self.unlisted_text, self.unlisted_date,
                              self.unknown_public, self.unlisted_uid],
+                # the safe-by-default allowlists decide what "K" keeps (deid.policy)
+                "policy": hashlib.sha256(schema_path("deid", "safe_attributes.toml").read_bytes()).hexdigest(),
             },
             sort_keys=True,
         )
