@@ -332,6 +332,9 @@ class _Walker:
 
     def _items(self, elem, depth: int) -> None:
         for item in elem.value or []:
+            # codes.check_code_item hook: a code sequence item (CodeValue, CodingSchemeDesignator,
+            # CodeMeaning) is judged here as a whole ("keep" | "replaced" | "remove"); until then
+            # CodeMeaning counts as allowed text (deid.policy.code_meaning_checked_elsewhere)
             self.walk(item, depth + 1)
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
