@@ -306,3 +306,76 @@ def test_own_output_has_no_policy_findings_cli(tmp_path, key_file, profile):
     kinds = {"unsafe-text", "vr-grammar", "binary", "url", "vr-mismatch", "post-pixel"}
     assert report["dicom_files"] == 6
     assert not [f for f in report["findings"] if f["kind"] in kinds], report["findings_by_kind"]
+
+
+# property: a random identifying string in a random unlisted text attribute, at a random
+# depth, in a random transfer syntax, never leaves; planted afterwards, the audit finds it
+def _unlisted_text_keywords() -> list[str]:
+    from pydicom.datadict import DicomDictionary
+
+    from vindr_cli.deid.table import load_table
+
+    _, rows = load_table()
+    listed = {int(r.tag, 16) for r in rows if r.keyword}
+    out = [e[4] for tag, e in DicomDictionary.items()
+           if e[0] in ("LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE") and not e[3] and e[4]
+           and tag not in listed and e[4] not in policy.text_rules() and tag >> 16 not in (0x0002, 0x0004)]
+    return sorted(out)
+
+
+TEXT_KEYWORDS = _unlisted_text_keywords()
+
+
+def _header_bytes(path: Path) -> bytes:
+    """Every byte of the data set outside the pixel value, inflated when Deflated."""
+    import zlib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path)
+    data = path.read_bytes()
+    if ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+        start = 132 + 12 + ds.file_meta.FileMetaInformationGroupLength
+        data = data[:start] + zlib.decompress(data[start:], -zlib.MAX_WBITS)
+    return data.replace(ds.PixelData, b"") if "PixelData" in ds else data
+
+
+def test_property_random_text_never_leaves():
+    import os
+    import tempfile
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    @settings(max_examples=12)
+    @given(keyword=st.sampled_from(TEXT_KEYWORDS), depth=st.integers(0, 4),
+           ts=st.sampled_from([ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian]),
+           secret=st.text("BCDFGHJKLMNPQRSTVWXZ", min_size=8, max_size=12))
+    def check(keyword, depth, ts, secret):
+        secret = "QX" + secret                       # letters no real file or vindr value holds
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            keys = tmp / "keys"
+            keys.mkdir(mode=0o700)
+            key = keys / "k.key"
+            key.write_text("cd" * 32 + "\n")
+            os.chmod(key, 0o600)
+            ds = real("CT_small.dcm")
+            ds.file_meta.TransferSyntaxUID = ts
+            plant = nested(FIVE_DEEP[:depth], keyword, secret) if depth else top(keyword, secret)
+            plant(ds)
+            out, output, _ = anonymized(tmp, key, ds)
+            assert secret.encode() not in _header_bytes(output)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                o = pydicom.dcmread(output)
+            plant(o)
+            save(o, output)
+            report = audit(out)
+            kind = policy.URL if pydicom.datadict.dictionary_VR(pydicom.datadict.tag_for_keyword(keyword)) == "UR" \
+                else policy.UNSAFE_TEXT
+            assert any(f.kind == kind and keyword in f.detail for f in report.findings), report.counts()
+            assert secret not in report.to_json()
+
+    check()
