@@ -125,16 +125,17 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
 
 def trusted_tags(run: dict) -> frozenset[int]:
     """Text attributes whose value the profile decided explicitly (so not checked against the
-    allowlist, as in the engine): vindr's marks, plus, for a table profile, the tags its rules
-    name (recorded in anonymize.json; Table E.1-1's rows when the record is missing)."""
-    if run.get("mode") == "keep-list":
-        return OWN_MARKS
+    allowlist, as in the engine): vindr's marks, plus the tags anonymize.json records (a table
+    profile's rules and keyed substitutes; a keep-list profile's substitutes), else, for a
+    table profile, Table E.1-1's rows."""
     recorded = run.get("trusted_tags")
     try:
         if isinstance(recorded, list):
             return OWN_MARKS | {int(t, 16) for t in recorded}
     except (TypeError, ValueError):
         pass
+    if run.get("mode") == "keep-list":
+        return OWN_MARKS
     _, rows = load_table()
     return OWN_MARKS | {int(r.tag, 16) for r in rows if r.keyword}
 

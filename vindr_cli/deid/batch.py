@@ -74,7 +74,7 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     removed = sorted(f"{t:08X}" for t, r in p.rules.items() if r.action == "X")
     # text the profile keeps by an explicit rule: the audit does not check it against the
     # safe-attribute allowlist, as the engine does not (deid.audit.trusted_tags)
-    trusted = sorted(f"{t:08X}" for t in p.rules) if p.mode == "table" else []
+    trusted = sorted(f"{t:08X}" for t in ({*p.rules, *p.substitutes} if p.mode == "table" else set(p.substitutes)))
     return {
         "tool": f"vindr {__version__}",
         "profile": p.name, "profile_source": p.source, "profile_fingerprint": p.fingerprint(),
