@@ -185,6 +185,7 @@ class _Walker:
         self.days = subs.date_offset_days(key)
         self.terms: set[str] = set()
         self.counts: Counter = Counter()
+        self.path: list[int] = []       # tags of the sequences enclosing the data set being walked
 
     # -- recording -----------------------------------------------------------------
     def _record(self, elem, vr: str) -> None:
@@ -297,11 +298,19 @@ class _Walker:
             raise EngineError(f"unknown action {action}")
 
     def _simple(self, action: str, tag: int, depth: int) -> str:
-        return resolve_compound(action, attribute_type(self.sop_class, tag) if depth == 0 else None)
+        typ = attribute_type(self.sop_class, tag, tuple(self.path))
+        simple = resolve_compound(action, typ)
+        # Z allows "a non-zero length value that may be a dummy" (PS3.15 E.1): a Type 1
+        # attribute must not be empty, so it gets D
+        return "D" if simple == "Z" and typ == 1 else simple
 
     def _items(self, elem, depth: int) -> None:
-        for item in elem.value or []:
-            self.walk(item, depth + 1)
+        self.path.append(elem.tag)
+        try:
+            for item in elem.value or []:
+                self.walk(item, depth + 1)
+        finally:
+            self.path.pop()
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
         if vr == "SQ":
