@@ -3,8 +3,9 @@ no error in an output that it did not find in the input (values normalised away)
 
 The inputs are pydicom's bundled test files, one or more per IOD that they cover and that
 dciodvfy reads: CT, MR, Segmentation (multi-frame functional groups), US and US multi-frame,
-RT Plan, RT Dose, Basic Text SR, Comprehensive SR, 12-lead ECG waveform, CR, Secondary
-Capture (RLE, JPEG 2000) and an MR with overlays. pydicom bundles no DX, NM, PET or enhanced
+RT Plan, RT Dose, Basic Text SR, Comprehensive SR, 12-lead ECG waveform, CR (also with
+Japanese and Korean multi-byte character sets), Secondary Capture (RLE, JPEG 2000), an MR
+with overlays, and a Color Palette (a non-image IOD). pydicom bundles no DX, NM, PET or enhanced
 MR/CT file; the Deflated file is left out because dciodvfy cannot read Deflated data sets.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
+from pydicom.data import get_charset_files, get_palette_files, get_testdata_file
 from pydicom.data.data_manager import DATA_ROOT
 
 from helpers import run_cli
@@ -45,18 +46,30 @@ FILES = {                                      # name in pydicom's test files ->
     "dicomdirtests/77654033/CR1/6154": "CR",
     "SC_rgb_rle.dcm": "Secondary Capture, RLE",
     "JPEG2000.dcm": "Secondary Capture, JPEG 2000",
+    "palettes/hotiron.dcm": "Color Palette (a non-image IOD)",
+    "charset_files/chrJapMulti.dcm": "CR, Japanese multi-byte character sets",
+    "charset_files/chrKoreanMulti.dcm": "CR, Korean multi-byte character sets",
 }
 
 
 def _local(name: str) -> str:
     """The bundled file (never a download: only names present in pydicom's own folder)."""
-    if not (Path(DATA_ROOT) / "test_files" / name).is_file():
-        pytest.fail(f"{name} is not among pydicom's bundled test files")
-    return get_testdata_file(name)
+    folder, _, base = name.rpartition("/")
+    if folder == "palettes":
+        found = get_palette_files(base)
+    elif folder == "charset_files":
+        found = get_charset_files(base)
+    elif (Path(DATA_ROOT) / "test_files" / name).is_file():
+        found = [get_testdata_file(name)]
+    else:
+        found = []
+    if len(found) != 1:
+        pytest.fail(f"{name} is not among pydicom's bundled files")
+    return found[0]
 
 
 def _errors(path: Path) -> set[str]:
-    p = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(["dciodvfy", "-new", str(path)], capture_output=True, text=True, errors="replace", timeout=120)
     out = set()
     for line in (p.stdout + p.stderr).splitlines():
         if line.startswith("Error"):
