@@ -99,7 +99,7 @@ def test_a_planted_real_name_is_still_found(anonymized):
 
 @pytest.mark.parametrize("value", ["ANON", "anon", "Anonymous", "ANONYMIZED", "UNKNOWN", "NONE", "NULL", "N/A", "NA",
                                    "n.a.", "TEST", "PATIENT", "REMOVED", "DELETED", "^", "^^^", "7", "42", "19000101",
-                                   "ANON^UNKNOWN", "TEST PATIENT", "", "  "])
+                                   "ANON^UNKNOWN", "TEST PATIENT", "ANON^12", "", "  "])
 def test_placeholders_are_never_searched(value):
     assert is_placeholder(value)
     assert not build_terms([value], include_dates=True)
@@ -124,6 +124,9 @@ def test_vindrs_own_substitutes_are_never_searched():
     ("123", "study 123", True),
     ("19761023", "19761023", True),
     ("0077123", "0077123", True),
+    ("LE^AN", "Lê An", True),                      # a short real name is no placeholder
+    ("12 Unknown Street", "Unknown Street 12", True),
+    ("12 Unknown Street", "street", False),       # as specific as the value: every word
 ])
 def test_real_values_holding_placeholder_words_are_still_found(value, text, found):
     assert not is_placeholder(value)

@@ -126,7 +126,7 @@ def test_an_unknown_mode_is_refused(one_patient, key_file, tmp_path):
 
 @pytest.mark.parametrize("a, b", [
     ("0077123", "77123"), (" 77123 ", "77123"), ("ab 0012", "AB 0012"), ("AB  12", "ab 12"),
-    ("000", "0"), ("0", "00"), ("ＡＢ１２", "ab12"),
+    ("000", "0"), ("0", "00"), ("ＡＢ１２", "ab12"), ("77123\x00", "77123"),
 ])
 def test_normalised_ids_that_are_one_patient(a, b):
     assert normalise_id(a) == normalise_id(b)

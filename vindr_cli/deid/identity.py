@@ -45,9 +45,9 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def normalise_id(value: str) -> str:
-    """PatientID as compared in ``normalised`` mode: trimmed, NFKC, white space runs made
+    """PatientID as compared in ``normalised`` mode: trimmed (also NUL padding), NFKC, white space runs made
     one space, case folded, leading zeros stripped (all zeros: ``0``)."""
-    v = _SPACE.sub(" ", unicodedata.normalize("NFKC", value).strip()).casefold()
+    v = _SPACE.sub(" ", unicodedata.normalize("NFKC", value).strip(" \t\r\n\x00")).casefold()
     stripped = v.lstrip("0")
     if v and (not stripped or stripped[0] == " "):
         stripped = "0" + stripped

@@ -94,19 +94,19 @@ class TermSet:
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
-        # drop '0000', '----'-like filler, placeholder words and vindr's own words ("ANON" of
-        # "ANON^MARIA" is in every output's substitute name; "MARIA" is what identifies)
-        toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1 and not own_word(t)]
-        toks = [t for t in toks if not (t.isdigit() and len(t) <= _placeholders()[2])]
-        if not toks:
+        toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
+        # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
+        # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
+        informative = [t for t in toks if not own_word(t) and not (t.isdigit() and len(t) <= _placeholders()[2])]
+        if not informative:
             return
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
             return
-        self.multi.append(frozenset(toks))
+        self.multi.append(frozenset(toks))      # every word: as specific as the value
         if "^" in value:  # a person name: its components on their own (surname, given names)
-            self.single.update(t for t in toks if len(t) >= 4 and not t.isdigit())
+            self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
