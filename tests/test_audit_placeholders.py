@@ -73,6 +73,7 @@ def test_own_output_of_a_placeholder_input_raises_no_phi_finding(anonymized):
     doc = _audit(out, link)
     assert doc["linkage_table_used"] and doc["original_values_searched"] > 0
     assert _phi(doc) == [], _phi(doc)
+    assert doc["findings"] == []                             # the user is not stuck: exit 0
 
 
 def test_a_planted_real_name_is_still_found(anonymized):
