@@ -19,7 +19,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
-from vindr_cli.deid import actions
+from vindr_cli.deid import actions, identity
+from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
@@ -165,15 +166,11 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if v is None else str(v).strip()
 
 
-def patient_key(ds: Dataset) -> str:
-    """What makes two files the same patient: PatientID (+ issuer), else name + birth date, else the study."""
-    pid = _text(ds, "PatientID")
-    if pid:
-        return "id:" + pid + "|" + _text(ds, "IssuerOfPatientID")
-    name, dob = _text(ds, "PatientName"), _text(ds, "PatientBirthDate")
-    if name:
-        return "name:" + name + "|" + dob
-    return "study:" + _text(ds, "StudyInstanceUID")
+def patient_key(ds: Dataset, match: str = DEFAULT_PATIENT_MATCH) -> str:
+    """What makes two files the same patient (``deid.identity``): the normalised PatientID
+    (default), else the normalised name + birth date, else the study; ``match="strict"``:
+    PatientID + issuer as stored."""
+    return identity.patient_key(ds, match)
 
 
 class _Walker:
@@ -421,12 +418,14 @@ def read_marks(ds: Dataset) -> dict[str, str]:
     return out
 
 
-def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None) -> Outcome:
+def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None,
+               patient_match: str = DEFAULT_PATIENT_MATCH) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here).
-    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's."""
+    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's.
+    ``patient_match``: how files are grouped into patients (``deid.identity``)."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
-    key = patient_key(ds)
+    key = patient_key(ds, patient_match)
     originals = {
         "patient_id": _text(ds, "PatientID"),
         "patient_name": _text(ds, "PatientName"),
