@@ -19,7 +19,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
-from vindr_cli.deid import actions, identity
+from vindr_cli.deid import actions, codes, identity
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
@@ -302,12 +302,34 @@ class _Walker:
         return "D" if simple == "Z" and typ == 1 else simple
 
     def _items(self, elem, depth: int) -> None:
+        """Walk each item; a code item first has its CodeMeaning checked (deid.codes): an
+        unknown code's item is removed (a sequence may end empty), another meaning of a
+        known code is replaced by the known one."""
+        items = elem.value or []
+        checked = elem.tag not in codes.retained_sequences(self.p.options)
+        unknown = []
         self.path.append(elem.tag)
         try:
-            for item in elem.value or []:
+            for i, item in enumerate(items):
+                if checked and codes.is_code_item(item):
+                    verdict = codes.check_code_item(item)
+                    if verdict == "remove":
+                        unknown.append(i)
+                        continue
+                    if verdict == "replaced":
+                        self.counts["C:code-meaning"] += 1
                 self.walk(item, depth + 1)
         finally:
             self.path.pop()
+        for i in reversed(unknown):
+            for tag in list(items[i].keys()):
+                try:
+                    inner = items[i][tag]
+                except Exception:   # an unreadable value goes with its item
+                    continue
+                self._collect(inner, _vr_of(inner))
+            del items[i]
+            self.counts["X:unknown-code"] += 1
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
         if vr == "SQ":
