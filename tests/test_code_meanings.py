@@ -68,7 +68,36 @@ def test_every_option_code_vindr_writes_is_known():
         assert codes.known_meaning("DCM", o.code) == o.meaning, o.code
 
 
-@pytest.mark.parametrize("meaning", ["lateral", "LATERAL", "  Lateral ", "lateral"])
+def test_every_meaning_vindr_writes_fits_a_code_meaning_in_any_character_set():
+    written = {codes.known_meaning(*c) for c in codes._index()}
+    assert written and all(m and m.isascii() and len(m) <= 64 and m == m.strip() for m in written)
+    assert not [m for m in written if "\u200b" in m]
+
+
+@pytest.mark.parametrize("meaning, status", [
+    ("Müller Method Planning for Hip Replacement", "keep"),           # as the standard has it
+    ("Muller Method Planning for Hip Replacement", "keep"),           # as vindr writes it
+    ("Müller (the patient's surgeon)", "replaced"),
+])
+def test_non_ascii_meanings(meaning, status):
+    item = code("112344", "DCM", meaning)
+    assert codes.check_code_item(item) == status
+    assert item.CodeMeaning == (meaning if status == "keep" else "Muller Method Planning for Hip Replacement")
+
+
+def test_meanings_longer_than_lo_are_written_cut_and_read_in_either_form():
+    full = "Integration of sum of closed areas on contiguous slices method for volume"
+    cut = codes.known_meaning("DCM", "122503")
+    assert len(full) > 64 and cut == full[:64].rstrip()
+    for meaning in (full, cut):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # pydicom warns of the 73 characters in an LO
+            item = code("122503", "DCM", meaning)
+        assert codes.check_code_item(item) == "keep"
+    assert codes.check_code_item(code("111034", "DCM", "Individual Impression/Recommendation")) == "keep"
+
+
+@pytest.mark.parametrize("meaning", ["lateral", "LATERAL", "  Lateral ", "lateral "])
 def test_the_known_meaning_is_kept_ignoring_case_and_spaces(meaning):
     item = code("399067008", "SCT", meaning)
     assert codes.check_code_item(item) == "keep" and item.CodeMeaning == meaning

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import importlib.util
 import tomllib
+import unicodedata
 from functools import cache
 from pathlib import Path
 
@@ -104,12 +105,29 @@ def _index() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
             known = found.setdefault((designator, extra["value"]), [])
             if extra["meaning"] not in known:
                 known.insert(0, extra["meaning"])
-    out = {}
+    out, shared = {}, {}
     for code, meanings in found.items():
-        # written meaning: the first that is not a SNOMED fully specified name ("... (qualifier value)")
-        written = min(meanings, key=lambda m: (m.rstrip().endswith(")"), meanings.index(m)))
-        out[code] = (written, tuple(dict.fromkeys(norm(m) for m in meanings)))
+        entry = shared.get(id(meanings))          # SRT/SNM3 codes share their SCT code's list
+        if entry is None:
+            # written: the first meaning that is not a SNOMED fully specified name ("... (qualifier value)")
+            first = min(meanings, key=lambda m: (m.rstrip().endswith(")"), meanings.index(m)))
+            known = [v for m in meanings for v in _forms(m)]
+            entry = shared[id(meanings)] = (_forms(first)[1], tuple(dict.fromkeys(norm(v) for v in known)))
+        out[code] = entry
     return out
+
+
+def _forms(meaning: str) -> tuple[str, str]:
+    """(the meaning as the standard has it, the meaning as vindr writes it). pydicom's copy
+    carries zero-width spaces from the standard's HTML ("Impression/\u200bRecommendation"),
+    dropped from both; vindr writes ASCII (Müller -> Muller: right in any character set)
+    and at most 64 characters (CodeMeaning is LO). A file may hold either form."""
+    clean = " ".join(meaning.replace("\u200b", "").split())
+    if clean.isascii() and len(clean) <= 64:
+        return clean, clean
+    ascii_ = unicodedata.normalize("NFKD", clean).encode("ascii", "ignore").decode("ascii")
+    written = " ".join(ascii_.split())[:64].rstrip()
+    return clean, written or clean[:64]
 
 
 def source() -> str:
