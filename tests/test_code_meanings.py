@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import warnings
+import io
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -129,6 +132,26 @@ def test_another_meaning_of_a_known_code_is_replaced(meaning):
 def test_unknown_or_malformed_codes_are_removed(item):
     assert codes.code_status(item) == "unknown"
     assert codes.check_code_item(item) == "remove"
+
+
+@pytest.mark.parametrize("version, kept", [("01", True), ("3.5", True), ("20020904", True), ("SMITHSON", False),
+                                            ("1 Saint Mungo", False)])
+def test_coding_scheme_version_is_kept_only_as_a_version(version, kept):
+    item = code("399067008", "SCT", "LATERAL")
+    item.CodingSchemeVersion = version
+    item.MappingResourceName = "DICOM Content Mapping Resource"
+    assert codes.code_status(item) == ("known" if kept else "other-meaning")
+    assert codes.check_code_item(item) == ("keep" if kept else "replaced")
+    assert ("CodingSchemeVersion" in item) == kept and item.MappingResourceName == "DICOM Content Mapping Resource"
+    assert item.CodeMeaning == "LATERAL"                # a known meaning stays as written
+
+
+def test_mapping_resource_name_is_kept_only_as_the_dicom_one():
+    item = code("121320", "DCM", "Uncompressed predecessor")
+    item.MappingResource, item.MappingResourceName = "DCMR", HOSPITAL + " mapping"
+    assert codes.check_code_item(item) == "replaced"
+    assert "MappingResourceName" not in item and item.MappingResource == "DCMR"
+    assert codes.code_status(item) == "known"
 
 
 def test_items_that_are_not_codes():
@@ -302,3 +325,37 @@ def test_sample_export_through_the_cli_has_no_code_meaning_finding(tmp_path, key
             views += 1
     assert marks >= 3 * doc["dicom_files"]        # 113100 + dates + patient characteristics each
     assert views > 0
+
+
+KNOWN = sorted(codes._index())[::97]      # a spread of known codes over every designator
+
+
+@settings(max_examples=60)
+@given(known=st.sampled_from(KNOWN), scheme=st.sampled_from(["99HOSP", "L", "SCT", "DCM", "SRT", "LN"]),
+       text=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="\\"),
+                    min_size=4, max_size=40),
+       where=st.sampled_from(["ProcedureCodeSequence", "AnatomicRegionSequence", "ViewCodeSequence"]),
+       nested=st.booleans())
+def test_a_planted_meaning_never_reaches_the_output_bytes(known, scheme, text, where, nested):
+    """A random text as the meaning of a known code, and as the value and meaning of a code
+    that is probably unknown, at the top level or one code sequence deeper: the output holds
+    the known meaning, never the text (unless the text is itself a known meaning of that code)."""
+    secret = "QZX" + text + "XZQ"                    # nothing else in the file holds it
+    ds = _ct()
+    for kw in ("ProcedureCodeSequence", "AnatomicRegionSequence", "ViewCodeSequence"):
+        delattr(ds, kw)
+    items = [code(known[1], known[0], secret), code(text[:16].strip() or "X", scheme, secret)]
+    if nested:
+        outer = code("399067008", "SCT", "lateral")
+        outer.ViewModifierCodeSequence = Sequence(items)
+        items = [outer]
+    setattr(ds, where, Sequence(items))
+    deidentify(ds, load_profile(), Substitutes(KEY))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(buf, enforce_file_format=True)
+    assert secret.encode() not in buf.getvalue()
+    inner = getattr(ds, where)[0].ViewModifierCodeSequence if nested else getattr(ds, where)
+    assert inner[0].CodeMeaning == codes.known_meaning(*known)
+    assert all(codes.code_status(i) == "known" for i in inner)

@@ -11,6 +11,9 @@ schemas/deid/code_meanings.toml``):
   ``"keep"``;
 - known code, any other meaning (or none): CodeMeaning is set to the known meaning in
   place: ``"replaced"``;
+- a known code's CodingSchemeVersion / MappingResourceName, the only other free text a
+  code item holds, is kept only in the forms the schema allows (a version number; the
+  DICOM mapping resource's name), else removed (``"replaced"``: the item was changed);
 - anything else: ``"remove"`` (the caller drops the item). That is an unknown code (local
   "99..." schemes, designators vindr does not know, values not in the dictionary, URN and
   long values not in it), a malformed one (no or several code values, a multi-valued or
@@ -41,6 +44,7 @@ The index is built once per process, the first time a code item is met: about 0.
 from __future__ import annotations
 
 import importlib.util
+import re
 import tomllib
 import unicodedata
 from functools import cache
@@ -54,7 +58,7 @@ from vindr_cli.deid.table import load_table
 from vindr_cli.resources import schema_path
 
 CODE_VALUE, CODE_MEANING, LONG_CODE_VALUE, URN_CODE_VALUE = 0x00080100, 0x00080104, 0x00080119, 0x00080120
-CODING_SCHEME_DESIGNATOR = 0x00080102
+CODING_SCHEME_DESIGNATOR, CODING_SCHEME_VERSION, MAPPING_RESOURCE_NAME = 0x00080102, 0x00080103, 0x00080122
 VALUE_TAGS = (CODE_VALUE, LONG_CODE_VALUE, URN_CODE_VALUE)
 CODE_TAGS = frozenset((*VALUE_TAGS, CODE_MEANING))
 _VALUE_MAX = {CODE_VALUE: 16, LONG_CODE_VALUE: 1024, URN_CODE_VALUE: 1024}   # SH (PS3.3 8.8: 16 at most), UC, UR
@@ -183,13 +187,34 @@ def _code(item: Dataset) -> tuple[str, str] | None:
     return scheme, values[0]
 
 
+def _free_text(item: Dataset) -> list[int]:
+    """Tags of the item's CodingSchemeVersion / MappingResourceName when not in a form
+    ``schemas/deid/code_meanings.toml`` allows (free text, which may hold anything)."""
+    config = _config()
+    out = []
+    for tag, ok in ((CODING_SCHEME_VERSION, lambda v: re.fullmatch(config["coding_scheme_version"], v)),
+                    (MAPPING_RESOURCE_NAME, lambda v: norm(v) in {norm(n) for n in config["mapping_resource_names"]})):
+        if tag in item:
+            try:
+                value = item[tag].value
+            except Exception:
+                out.append(tag)
+                continue
+            if value not in (None, "") and not (isinstance(value, str) and ok(value.strip())):
+                out.append(tag)
+    return out
+
+
 def code_status(item: Dataset) -> str:
-    """``"known"`` (a known code whose CodeMeaning, if present, is a known meaning of it),
-    ``"other-meaning"`` (a known code with another CodeMeaning) or ``"unknown"``. Reads only."""
+    """``"known"`` (a known code whose CodeMeaning, if present, is a known meaning of it, and
+    nothing else of it free text), ``"other-meaning"`` (a known code with another CodeMeaning
+    or a free-text CodingSchemeVersion / MappingResourceName) or ``"unknown"``. Reads only."""
     code = _code(item)
     hit = None if code is None else _index().get(code)
     if hit is None:
         return "unknown"
+    if _free_text(item):
+        return "other-meaning"
     if CODE_MEANING not in item:
         return "known"
     try:
@@ -202,15 +227,20 @@ def code_status(item: Dataset) -> str:
 
 
 def check_code_item(item: Dataset) -> str:
-    """``"keep"``, ``"replaced"`` (CodeMeaning set to the known meaning, in place) or
-    ``"remove"`` (the caller removes the item). See the module docstring."""
+    """``"keep"``, ``"replaced"`` (CodeMeaning set to the known meaning in place, and a
+    free-text CodingSchemeVersion / MappingResourceName removed) or ``"remove"`` (the caller
+    removes the item). See the module docstring."""
     status = code_status(item)
     if status == "unknown":
         return "remove"
-    code = _code(item)
-    written = _index()[code][0]
+    free = _free_text(item)
+    for tag in free:
+        del item[tag]
+    if free:
+        status = code_status(item)
+    written = _index()[_code(item)][0]
     if status == "known" and CODE_MEANING in item and item[CODE_MEANING].value not in (None, ""):
-        return "keep"
+        return "replaced" if free else "keep"
     item.CodeMeaning = written       # Type 1 in a code item: a missing or empty one is written too
     return "replaced"
 
