@@ -306,6 +306,25 @@ def test_anonymize_writes_no_free_text_meaning_and_audit_agrees(tmp_path, key_fi
     assert "SMITHSON" not in doc and "Mungo" not in doc and "XR123" not in doc
 
 
+def test_audit_respects_an_identity_option_the_run_recorded(tmp_path, key_file):
+    src = tmp_path / "in"
+    ds = _ct()
+    ds.InstitutionCodeSequence = Sequence([code("H01", "99HOSP", HOSPITAL)])
+    _write(ds, src / "a.dcm")
+    out = tmp_path / "out"
+    anonymize(src, out, key_path=key_file, profile=load_profile(options={"retain_institution_identity"}), workers=1)
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    kept = pydicom.dcmread(out / rows[0]["output"])
+    assert kept.InstitutionCodeSequence[0].CodeMeaning == HOSPITAL        # the user asked for it
+    assert len(kept.ProcedureCodeSequence) == 1                            # the local procedure code is not
+    report = audit(out, tmp_path / "out.linkage.parquet")
+    assert not [f for f in report.findings if f.kind == "code-meaning"]
+    kept.ProcedureCodeSequence[0].CodeMeaning = HOSPITAL                   # still checked elsewhere
+    kept.save_as(out / rows[0]["output"])
+    found = [f.detail for f in audit(out, tmp_path / "out.linkage.parquet").findings if f.kind == "code-meaning"]
+    assert found == ["code item (0008,1032) ProcedureCodeSequence[0] is not a known code with its known meaning"]
+
+
 def test_sample_export_through_the_cli_has_no_code_meaning_finding(tmp_path, key_file):
     """vindr's own marks (DCM 113100, 113107, 113108, ...) pass the audit."""
     out = tmp_path / "anon"
