@@ -31,6 +31,7 @@ from vindr_cli.deid.profile import load_profile
 from vindr_cli.deid.substitutes import Substitutes
 
 DX = "1.2.840.10008.5.1.4.1.1.1.1"          # Digital X-Ray Image Storage - For Presentation
+MG = "1.2.840.10008.5.1.4.1.1.1.2"          # Digital Mammography X-Ray Image Storage - For Presentation
 PATIENT_TEXT = "CT CHEST FOR SMITHSON^JANE MRN 4471"
 HOSPITAL = "Saint Mungo Hospital"
 KEY = b"\x05" * 32
@@ -183,7 +184,7 @@ def _ct(dx: bool = False) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    if dx:                       # the same real file, declared as a DX image (ViewCodeSequence is Type 1 there)
+    if dx:                       # the same real file, declared as a DX image (ViewCodeSequence is Type 3 there)
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DX
         ds.Modality = "DX"
     ds.ProcedureCodeSequence = Sequence([code("816094009", "SCT", PATIENT_TEXT),      # known code, free text
@@ -236,7 +237,8 @@ def _code_items(ds, path=""):
 def test_sr_content_tree_codes_are_checked_at_every_depth():
     """ContentSequence is D in Table E.1-1: vindr walks the tree, so the concept names and
     coded values of every content item pass the same check (pydicom's test-SR.dcm uses
-    local 99_OFFIS_DCMTK and TEST codes throughout)."""
+    local 99_OFFIS_DCMTK and TEST codes throughout). Concept names and coded values are
+    Type 1(C) in SR content items: an unknown one becomes vindr's placeholder code."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
@@ -246,16 +248,56 @@ def test_sr_content_tree_codes_are_checked_at_every_depth():
     deep.ConceptNameCodeSequence = Sequence([code("18748-4", "LN", "Report on SMITHSON^JANE")])
     ds.ConceptNameCodeSequence = Sequence([code("18748-4", "LN", "diagnostic imaging report")])   # title
     out = deidentify(ds, load_profile(), Substitutes(KEY))
-    after = [(p, i) for p, i in _code_items(ds) if not p.startswith("DeidentificationMethodCodeSequence")]
-    assert [p for p, i in after] == ["ConceptNameCodeSequence[0]",
-                                     "ContentSequence[1]>ContentSequence[0]>ConceptNameCodeSequence[0]"]
-    assert all(codes.code_status(i) == "known" for _, i in after)
-    assert after[1][1].CodeMeaning == codes.known_meaning("LN", "18748-4")
-    # every local code was removed, but for the two replaced above and the observer's, whose
-    # VerifyingObserverIdentificationCodeSequence is emptied (Z) before any item is looked at
+    after = dict((p, i) for p, i in _code_items(ds) if not p.startswith("DeidentificationMethodCodeSequence"))
+    # every code item is where it was (each is the only item of a Type 1(C) sequence), and none is local
     walked = [p for p, _ in before if not p.startswith("VerifyingObserverSequence")]
-    assert out.counts["X:unknown-code"] == len(walked) - 2 and out.counts["C:code-meaning"] == 1
-    assert "SMITHSON" not in repr(ds)
+    assert sorted(after) == sorted(walked)
+    assert after["ConceptNameCodeSequence[0]"].CodeMeaning == "diagnostic imaging report"
+    named = after["ContentSequence[1]>ContentSequence[0]>ConceptNameCodeSequence[0]"]
+    assert named.CodeMeaning == codes.known_meaning("LN", "18748-4")
+    others = [i for p, i in after.items() if i.CodeValue != "18748-4"]
+    assert others and all((i.CodingSchemeDesignator, i.CodeValue, i.CodeMeaning) ==
+                          ("99VINDR", "REMOVED", "code removed by de-identification") for i in others)
+    assert all("CodingSchemeUID" not in i and "CodingSchemeVersion" not in i for i in others)
+    assert all(codes.code_status(i) == "known" for i in after.values())
+    # the observer's VerifyingObserverIdentificationCodeSequence is emptied (Z) before any item is looked at
+    assert out.counts["D:unknown-code"] == len(others) == len(walked) - 2
+    assert out.counts["C:code-meaning"] == 1 and out.counts["X:unknown-code"] == 0
+    assert "SMITHSON" not in repr(ds) and "OFFIS" not in repr(ds)
+
+
+def test_a_required_sequence_keeps_a_placeholder_never_the_local_code():
+    """ViewCodeSequence is Type 1 in a mammogram (MG Image Module; Type 3 in DX
+    Positioning): a local view code alone becomes vindr's placeholder (the output stays
+    valid); a Type 3 ProcedureCodeSequence of local codes ends empty."""
+    ds = _ct(dx=True)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = MG
+    ds.Modality = "MG"
+    ds.ViewCodeSequence = Sequence([code("PA-CHEST", "99HOSP", HOSPITAL)])
+    ds.ViewCodeSequence[0].ViewModifierCodeSequence = Sequence([code("399067008", "SCT", HOSPITAL)])
+    ds.ProcedureCodeSequence = Sequence([code("XR1", "99HOSP", HOSPITAL), code("XR2", "99HOSP", HOSPITAL)])
+    out = deidentify(ds, load_profile(), Substitutes(KEY))
+    view = ds.ViewCodeSequence[0]
+    assert (view.CodeValue, view.CodingSchemeDesignator) == ("REMOVED", "99VINDR")
+    assert view.ViewModifierCodeSequence[0].CodeMeaning == "lateral"          # nested items still checked
+    assert len(ds.ProcedureCodeSequence) == 0
+    assert out.counts["D:unknown-code"] == 1 and out.counts["X:unknown-code"] == 2
+    assert HOSPITAL not in repr(ds) and "PA-CHEST" not in repr(ds)
+
+
+def test_ecg_channel_sources_in_a_legacy_scheme_become_placeholders():
+    """pydicom's waveform_ecg.dcm codes its channels in SCPECG, which pydicom's dictionaries
+    do not hold: each ChannelSourceSequence (Type 1) keeps one placeholder item."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm"))
+    sources = [c.ChannelSourceSequence[0] for w in ds.WaveformSequence for c in w.ChannelDefinitionSequence]
+    assert sources and {s.CodingSchemeDesignator for s in sources} == {"SCPECG"}
+    deidentify(ds, load_profile(), Substitutes(KEY))
+    for w in ds.WaveformSequence:
+        for c in w.ChannelDefinitionSequence:
+            assert [(i.CodingSchemeDesignator, i.CodeValue) for i in c.ChannelSourceSequence] == [("99VINDR", "REMOVED")]
+    assert all(codes.code_status(i) == "known" for _, i in _code_items(ds))
 
 
 def test_identity_option_keeps_institution_codes_as_the_user_asked():

@@ -14,7 +14,10 @@ schemas/deid/code_meanings.toml``):
 - a known code's CodingSchemeVersion / MappingResourceName, the only other free text a
   code item holds, is kept only in the forms the schema allows (a version number; the
   DICOM mapping resource's name), else removed (``"replaced"``: the item was changed);
-- anything else: ``"remove"`` (the caller drops the item). That is an unknown code (local
+- anything else: ``"remove"``: the caller drops the item, or, when it is the last item of
+  a sequence the IOD requires (Type 1 or 1C, or unknown), turns it into vindr's own
+  placeholder code (:func:`placeholder`, ``99VINDR REMOVED``), as Annex E's D writes a
+  dummy: the output stays valid and holds no trace of the local code. That is an unknown code (local
   "99..." schemes, designators vindr does not know, values not in the dictionary, URN and
   long values not in it), a malformed one (no or several code values, a multi-valued or
   non-text value, no designator), or an item with a CodeMeaning and no code at all.
@@ -27,11 +30,13 @@ under ``extra`` in the schema (R-10214 "postero-anterior", the usual chest PA vi
 The same rule applies to every code sequence, with no exception by name: SR
 ConceptNameCodeSequence / ConceptCodeSequence (the document title and, ContentSequence
 being D in Table E.1-1 and so walked, every content item at every depth; an item whose
-concept name is removed is left with an empty one), ProcedureCodeSequence, AnatomicRegionSequence,
-ViewCodeSequence (standard SNOMED view codes are known, so DX's Type 1 view survives; a
-local view code does not), AcquisitionContextSequence concepts (e.g. SCPECG codes of ECG
-waveforms are not in the dictionary: removed), and the modifier sequences nested in them.
-A sequence whose every item is removed is left empty (zero length, as Z would). The only
+concept name is unknown gets the placeholder, concept names being Type 1C),
+ProcedureCodeSequence, AnatomicRegionSequence, ViewCodeSequence (standard SNOMED view codes,
+current or SNOMED-RT, are known and survive with their meaning; a local view code is
+dropped, or becomes the placeholder where the view is Type 1, as in MG), ECG channel
+sources (SCPECG codes are not in pydicom's dictionaries: placeholders), and the modifier
+sequences nested in them. A sequence the IOD does not require whose every item is removed
+is left empty (zero length, as Z would). The only
 exemption is the user's own choice: with an Annex E option that keeps an identity (Retain
 Institution / Device Identity), the code sequences Table E.1-1 keeps for that option
 (InstitutionCodeSequence, PerformedStationNameCodeSequence, ...) are not checked
@@ -104,6 +109,8 @@ def _index() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
         for srt, sct in srt_to_sct.items():
             if ("SCT", sct) in found:
                 found[(designator, srt)] = found[("SCT", sct)]
+    mark = _config()["placeholder"]
+    found[(mark["designator"], mark["value"])] = [mark["meaning"]]
     for extra in _config().get("extra", []):
         for designator in extra["designators"]:
             known = found.setdefault((designator, extra["value"]), [])
@@ -243,6 +250,24 @@ def check_code_item(item: Dataset) -> str:
         return "replaced" if free else "keep"
     item.CodeMeaning = written       # Type 1 in a code item: a missing or empty one is written too
     return "replaced"
+
+
+# the Code Sequence Macro (PS3.3 Table 8.8-1) and the coding scheme UID some writers add
+MACRO_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080105, 0x00080106, 0x00080107,
+                        0x0008010B, 0x0008010C, 0x0008010D, 0x0008010F, 0x00080117, 0x00080118, 0x00080119,
+                        0x00080120, 0x00080121, 0x00080122})
+
+
+def placeholder(item: Dataset) -> None:
+    """Turn an unknown code's item into vindr's placeholder code in place (every attribute
+    of the code macro dropped; ``[placeholder]`` in the schema written): for an item that
+    must stay. The item's other attributes (nested sequences) are left to the caller."""
+    for tag in [t for t in item.keys() if t in MACRO_TAGS]:
+        del item[tag]
+    mark = _config()["placeholder"]
+    item.CodeValue = mark["value"]
+    item.CodingSchemeDesignator = mark["designator"]
+    item.CodeMeaning = mark["meaning"]
 
 
 @cache

@@ -303,8 +303,9 @@ class _Walker:
 
     def _items(self, elem, depth: int) -> None:
         """Walk each item; a code item first has its CodeMeaning checked (deid.codes): an
-        unknown code's item is removed (a sequence may end empty), another meaning of a
-        known code is replaced by the known one."""
+        unknown code's item is removed (a sequence may end empty) unless it is the last item
+        of a sequence the IOD requires (Type 1, or unknown), which then holds vindr's
+        placeholder code; another meaning of a known code is replaced by the known one."""
         items = elem.value or []
         checked = elem.tag not in codes.retained_sequences(self.p.options)
         unknown = []
@@ -328,8 +329,18 @@ class _Walker:
                 except Exception:   # an unreadable value goes with its item
                     continue
                 self._collect(inner, _vr_of(inner))
-            del items[i]
-            self.counts["X:unknown-code"] += 1
+            if len(items) == 1 and attribute_type(self.sop_class, elem.tag, tuple(self.path)) in (1, None):
+                # the last item of a sequence the IOD requires: vindr's placeholder code instead
+                codes.placeholder(items[i])
+                self.counts["D:unknown-code"] += 1
+                self.path.append(elem.tag)
+                try:
+                    self.walk(items[i], depth + 1)
+                finally:
+                    self.path.pop()
+            else:
+                del items[i]
+                self.counts["X:unknown-code"] += 1
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
         if vr == "SQ":
