@@ -42,9 +42,10 @@ Institution / Device Identity), the code sequences Table E.1-1 keeps for that op
 (InstitutionCodeSequence, PerformedStationNameCodeSequence, ...) are not checked
 (:func:`retained_sequences`).
 
-The index is built once per process, the first time a code item is met: about 0.15 s and
-9 MiB kept (RSS grows by about 22 MiB while pydicom's dictionary modules run); it holds only
-(designator, value) -> meanings, not pydicom's modules (see :func:`index_stats`).
+The index is built once per process, the first time a code item is met: 31,439 codes in
+0.3 s on a loaded 2-core machine, 8 MiB kept (the process RSS grows by about 23 MiB, as
+pydicom's dictionary modules run once); it holds only (designator, value) -> meanings, not
+pydicom's modules (see :func:`index_stats`).
 """
 from __future__ import annotations
 
