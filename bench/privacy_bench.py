@@ -11,9 +11,10 @@ audit or terms code) then reads every output tree and counts, per tool:
                      is the element path as pydicom parses it, "bytes" (found in the raw bytes
                      but in no parsed element, e.g. a preamble) or "path" (file or folder name)
   files leaking      output files with at least one leak location
-  X attributes       elements whose PS3.15 Table E.1-1 basic action is X (rows that Retain
-                     Patient Characteristics keeps are not counted: every tool is run keeping
-                     sex/age/size/weight as VinDr did), any depth
+  X attributes       elements whose PS3.15 Table E.1-1 basic action is X, any depth; rows
+                     that Retain Patient Characteristics keeps (sex/age/size/weight, as VinDr
+                     did) or Retain Longitudinal Temporal Information with Modified Dates
+                     cleans (shifted dates, what vindr and dicognito do) are not counted
   private tags       elements of odd groups, any depth
   new dciodvfy errs  dciodvfy error lines of an output that its input did not have (values
                      normalised away); outputs are matched to inputs by pixel data hash
@@ -236,7 +237,9 @@ def x_tags() -> tuple[set[int], list[tuple[int, int]]]:
     rows = json.loads(E1.read_text())["rows"]
     plain, masked = set(), []
     for r in rows:
-        if r.get("basic") != "X" or r.get("options", {}).get("retain_patient_characteristics") == "K":
+        opts = r.get("options", {})
+        if r.get("basic") != "X" or opts.get("retain_patient_characteristics") == "K" \
+                or opts.get("retain_modified_dates") == "C":
             continue
         t = r["tag"].lower()
         if not re.fullmatch(r"[0-9a-fx]{8}", t):
@@ -270,6 +273,13 @@ def dciodvfy_errors(path: Path) -> set[str] | None:
 # ---------------------------------------------------------------- one output tree
 
 def check_tree(out: Path, truth: dict, inputs: dict, matcher: Matcher, xt) -> dict:
+    """Every measure for one output tree (inputs: input path -> its dciodvfy error set)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _check_tree(out, truth, inputs, matcher, xt)
+
+
+def _check_tree(out: Path, truth: dict, inputs: dict, matcher: Matcher, xt) -> dict:
     plain_x, masked_x = xt
     loc_count: Counter = Counter()
     leak_pairs: set[tuple[int, str]] = set()
@@ -412,6 +422,8 @@ def tools(corpus: Path, work: Path, workers: int) -> dict[str, list[str]]:
         "vindr (basic)": [*vindr, str(work / "out_vindr_basic"), "--key", str(vkey), "-j", str(workers)],
         "vindr (--profile vindr)": [*vindr, str(work / "out_vindr_vindr"), "--key", str(vkey), "-j", str(workers),
                                     "--profile", "vindr"],
+        "vindr (basic, --allow-burned-in)": [*vindr, str(work / "out_vindr_allow"), "--key", str(vkey), "-j",
+                                             str(workers), "--allow-burned-in"],
         "dicognito": [sys.executable, "-m", "dicognito", "-o", str(work / "out_dicognito"), "--quiet",
                       "--seed", "7", str(corpus)],
     }
@@ -479,6 +491,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
         r = check_tree(out, truth, inputs, matcher, xt) if out.exists() else {"files_written": 0}
         r.update(exit_code=p.returncode, wall_s=round(wall, 2))
+        if (out / "manifest.parquet").exists():     # vindr: why inputs were not written (fixed reasons)
+            import pyarrow.parquet as pq
+            rows = pq.read_table(out / "manifest.parquet").to_pylist()
+            r["vindr_statuses"] = dict(Counter(f"{x['status']}: {x['reason']}" if x["reason"] else x["status"]
+                                               for x in rows))
         results[name] = r
         console.print(f"{name}: exit {p.returncode}, {wall:.1f} s")
 

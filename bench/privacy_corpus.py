@@ -1,8 +1,10 @@
 """An adversarial hospital export built from real public DICOM files, for bench/privacy_bench.py.
 
 Sources: pydicom's bundled test files (``pydicom.data.get_testdata_file``, only names that
-resolve locally, never a download) and, when given, the PyPI wheel ``pydicom-data`` (read as
-a zip, nothing installed: enhanced MR/CT, a CR radiograph, ultrasound). Every file gets one
+resolve locally, never a download) and the PyPI package ``pydicom-data`` (34 MB wheel:
+enhanced MR/CT, a CR radiograph, ultrasound, JPEG lossless), either the wheel given with
+``--pydicom-data`` (read as a zip, nothing installed) or the package when installed (the
+``bench`` extra lists it); without it, its 6 files are skipped and recorded as such. Every file gets one
 of 9 fake patients (Vietnamese names with diacritics in UTF-8, Latin-1, Japanese ISO 2022
 IR 87, Korean ISO 2022 IR 149, Chinese GB18030), its own study dates and PHI hidden in
 ~40 kinds of places (standard, unlisted, nested 5 deep, code meanings, URLs, binary VRs, a
@@ -162,10 +164,12 @@ def fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
 
 
-def _source(name: str, where: str, pdd: zipfile.ZipFile | None) -> bytes | None:
+def _source(name: str, where: str, pdd: zipfile.ZipFile | Path | None) -> bytes | None:
     if where == "pdd":
         if pdd is None:
             return None
+        if isinstance(pdd, Path):
+            return (pdd / name).read_bytes()
         return pdd.read(f"data_store/data/{name}")
     path = get_testdata_file(name, download=False)
     return Path(path).read_bytes() if path else None
@@ -270,7 +274,7 @@ def plant(ds: Dataset, p: Patient, pid: str, study: int, kinds: list[str], uids:
         elif kind == "image_id":
             ds.ImageID = pid
         elif kind == "storage_media_fileset_id":
-            ds.StorageMediaFileSetID = pid[-8:]
+            ds.StorageMediaFileSetID = pid
         elif kind == "device_id":
             ds.DeviceID = p.phone
         elif kind == "ntp_source_address":
@@ -334,7 +338,7 @@ def plant(ds: Dataset, p: Patient, pid: str, study: int, kinds: list[str], uids:
         for w in ds.get("WaveformSequence", []):
             w.MultiplexGroupLabel = p.latin
             for ch in w.get("ChannelDefinitionSequence", [])[:3]:
-                ch.ChannelLabel = pid[-8:]
+                ch.ChannelLabel = pid
         done.append("waveform_labels")
     if "ContentSequence" in ds:                        # SR: free text and a person in the content
         item = Dataset()
@@ -362,7 +366,15 @@ def build(out: Path, pdd_path: Path | None = None, seed: int = SEED) -> dict:
     rng = random.Random(seed)
     uids = Uids(rng)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
-    pdd = zipfile.ZipFile(pdd_path) if pdd_path else None
+    pdd: zipfile.ZipFile | Path | None = None
+    if pdd_path:                                      # the wheel, read as a zip
+        pdd = zipfile.ZipFile(pdd_path)
+    else:                                             # or the package, when installed (bench extra)
+        import importlib.util
+        spec = importlib.util.find_spec("data_store")
+        if spec and spec.origin and (Path(spec.origin).parent / "data" / "emri_small.dcm").exists():
+            pdd = Path(spec.origin).parent / "data"
+            pdd_path = pdd
     corpus = out / "corpus"
     shutil.rmtree(corpus, ignore_errors=True)
     corpus.mkdir(parents=True)
@@ -443,7 +455,7 @@ def build(out: Path, pdd_path: Path | None = None, seed: int = SEED) -> dict:
     kinds_used = sorted({k for f in files for k in f["kinds"]})
     truth = {"seed": seed, "files": files, "needles": needles, "skipped_sources": skipped,
              "kinds": kinds_used, "pydicom": pydicom.__version__,
-             "pydicom_data": pdd_path.name if pdd_path else None}
+             "pydicom_data": ("pydicom-data " + pdd_path.name) if pdd_path else None}
     (out / "truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
     return truth
 
