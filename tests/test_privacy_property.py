@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pydicom
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
@@ -242,7 +242,9 @@ def key(tmp_path_factory) -> Path:
 
 
 @pytest.mark.xfail(strict=False, reason="issue 9: safe-by-default pending merge")
-@settings(max_examples=30, derandomize=True)
+# No shrink phase: each example is a full anonymize + two audits, and shrinking the several
+# distinct failures today's main has took minutes; the examples are small as drawn.
+@settings(max_examples=30, derandomize=True, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
 @given(case=plantings())
 def test_unlisted_identifying_string_never_leaves_and_audit_sees_it(case, key):
     with tempfile.TemporaryDirectory() as tmp:
