@@ -526,7 +526,7 @@ def main() -> None:
         w = r.get("files_written", 0)
         t.add_row(name, str(w), str(r.get("leak_locations", "-")), str(r.get("files_leaking", "-")),
                   f"{r['files_leaking'] / w:.2f}" if w else "-", str(r.get("x_attributes", "-")),
-                  str(r.get("private_tags", "-")), str(r.get("new_dciodvfy_errors", "-")),
+                  str(r.get("private_tags", "-")), "-" if r.get("new_dciodvfy_errors") is None else str(r["new_dciodvfy_errors"]),
                   f"{r.get('inconsistencies', '-')} ({r.get('patients_split', 0)}/{r.get('patients_merged', 0)}/"
                   f"{r.get('patients_with_broken_intervals', 0)})", f"{r['wall_s']:.1f}")
     console.print(t)
