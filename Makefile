@@ -14,7 +14,7 @@ test:
 
 bench:
 	scripts/setup.sh test baseline bench
-	for b in anonymize_bench decode_backends decode_bench split_bench baseline_bench; do .venv/bin/python bench/$$b.py || exit 1; done
+	for b in anonymize_bench decode_backends decode_bench split_bench baseline_bench privacy_bench; do .venv/bin/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf demo .pytest_cache

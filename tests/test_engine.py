@@ -32,8 +32,8 @@ def test_basic_profile_actions(cr):
     subs = Substitutes(KEY)
     orig_study = cr.StudyInstanceUID
     out = deidentify(cr, load_profile(), subs)
-    assert str(cr.PatientName) == subs.patient_name("id:PID0001|") == str(cr.PatientName)
-    assert cr.PatientID == subs.patient_id("id:PID0001|") == out.ids["patient_id"]
+    assert str(cr.PatientName) == subs.patient_name("nid:pid0001") == str(cr.PatientName)
+    assert cr.PatientID == subs.patient_id("nid:pid0001") == out.ids["patient_id"]
     assert cr.AccessionNumber == subs.accession("ACC0001") and cr.StudyID == subs.study_id("ST0001")
     assert cr.StudyInstanceUID == subs.uid(orig_study) == out.ids["study_uid"]
     assert cr["PatientBirthDate"].is_empty and cr["ReferringPhysicianName"].is_empty   # Z
@@ -50,7 +50,7 @@ def test_basic_profile_actions(cr):
 def test_dates_shift_per_patient(cr):
     subs = Substitutes(KEY)
     deidentify(cr, load_profile(), subs)
-    days = subs.date_offset_days("id:PID0001|")
+    days = subs.date_offset_days("nid:pid0001")
     expect = (dt.date(2024, 1, 15) + dt.timedelta(days=days)).strftime("%Y%m%d")
     assert cr.StudyDate == expect == cr.ContentDate
     assert cr.StudyTime == "101500"
@@ -128,7 +128,8 @@ def test_patient_key_fallbacks():
     ds.PatientID = ""
     ds.PatientName = "A^B"
     ds.PatientBirthDate = "19000101"
-    assert patient_key(ds) == "name:A^B|19000101"
+    assert patient_key(ds) == "nname:a^b|19000101"                # normalised (default): deid.identity
+    assert patient_key(ds, "strict") == "name:A^B|19000101"
     ds.PatientName = ""
     ds.StudyInstanceUID = "1.2.3"
     assert patient_key(ds) == "study:1.2.3"

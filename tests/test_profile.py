@@ -158,7 +158,7 @@ def test_a_broken_shipped_profile_is_refused_naming_its_line(tmp_path, monkeypat
     ("X/D", 1, "D"), ("X/D", None, "X"),
     ("Z/D", 1, "D"), ("Z/D", 2, "Z"), ("Z/D", None, "Z"),
     ("X/Z/D", 1, "D"), ("X/Z/D", 2, "Z"), ("X/Z/D", 3, "X"), ("X/Z/D", None, "X"),
-    ("X/Z/U*", 1, "U"), ("X/Z/U*", 2, "Z"), ("X/Z/U*", None, "X"), ("K", None, "K"),
+    ("X/Z/U*", 1, "U"), ("X/Z/U*", 2, "U"), ("X/Z/U*", 3, "X"), ("X/Z/U*", None, "X"), ("K", None, "K"),
 ])
 def test_compound_actions(action, typ, expected):
     assert resolve_compound(action, typ) == expected

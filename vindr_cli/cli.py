@@ -64,6 +64,7 @@ def anonymize(
     retain_uids: bool = typer.Option(False, "--retain-uids", help="Retain UIDs Option (113110): UIDs are not replaced."),
     clean_descriptors: bool = typer.Option(False, "--clean-descriptors", help="Clean Descriptors Option (113105): keep descriptors found in schemas/deid/clean_descriptors.toml."),
     uid_root: str = typer.Option("2.25", "--uid-root", help="Root for new UIDs."),
+    patient_match: str = typer.Option("normalised", "--patient-match", help="normalised: one patient per PatientID with spaces, case and leading zeros folded (0077123 = 77123), issuer ignored, so a file without IssuerOfPatientID joins the same ID with one; no usable ID: name (accents, case, spaces folded) + birth date, then the study | strict: PatientID + issuer exactly as stored. Patients share date shift and substitutes."),
     layout: str = typer.Option("tree", "--layout", help="tree: <patient>/<study>/<series>/<image>.dcm | vindr: flat <image_id>.dicom."),
     allow_burned_in: bool = typer.Option(False, "--allow-burned-in", help="Write images that may carry burned-in text instead of quarantining them."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
@@ -90,7 +91,7 @@ def anonymize(
         summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                       workers=workers or default_workers(), uid_root=uid_root, layout=layout,
                       allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
-                      rebuild_state=rebuild_state, max_inflate=max_inflate)
+                      rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match)
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)

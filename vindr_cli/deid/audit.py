@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pydicom
 
-from vindr_cli.deid import policy
+from vindr_cli.deid import codes, policy
 from vindr_cli.deid.table import load_table
 from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
 from vindr_cli.dicomio.quiet import quiet_pydicom
@@ -158,7 +158,9 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
                                             "(the anonymizer writes the defined term)")
 
 
-def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet]) -> None:
+def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
+                  retained: frozenset[int] = frozenset()) -> None:
+    """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes)."""
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         report.add("not-marked", rel, "PatientIdentityRemoved is not YES")
     for t in ds.file_meta.keys():
@@ -172,6 +174,11 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             report.add("overlay-curve", rel, f"overlay or curve element {where}{_tag(elem.tag)}")
         elif elem.tag in removed:
             report.add("removed-tag", rel, f"element {where}{_tag(elem.tag)} should have been removed by the profile")
+        if elem.VR == "SQ" and elem.tag not in retained:
+            for i, item in enumerate(elem.value or []):
+                if codes.is_code_item(item) and codes.code_status(item) != "known":
+                    report.add("code-meaning", rel, f"code item {where}{_tag(elem.tag)}[{i}] is not a known code "
+                                                    "with its known meaning")
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
             continue
         toks = tokens(str(elem.value))
@@ -210,6 +217,8 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
     except (AttributeError, TypeError, ValueError):
         report.add("state", f"{STATE_DIR}/anonymize.json", "cannot read it (not the JSON vindr writes)")
         removed = set()
+    options = run.get("options") if isinstance(run, dict) else None
+    retained = codes.retained_sequences(o for o in options if isinstance(o, str)) if isinstance(options, list) else frozenset()
     manifest_path = output / "manifest.parquet"
     manifest = _read_table(manifest_path, report, "manifest.parquet") if manifest_path.exists() else []
     if not manifest_path.exists():
@@ -245,7 +254,8 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
         if row is None:
             report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
         seen.add(rel)
-        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, trusted)
+        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained,
+                    trusted)
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", rel, "listed in manifest.parquet but missing")
@@ -253,7 +263,7 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
 
 
 def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport,
-                trusted: frozenset[int] = OWN_MARKS) -> None:
+                retained: frozenset[int] = frozenset(), trusted: frozenset[int] = OWN_MARKS) -> None:
     size = p.stat().st_size
     with open(p, "rb") as f:
         try:
@@ -283,7 +293,7 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
                 except BadInput as exc:
                     report.add("pixel-data", rel, exc.reason)
                 tail = f.read()
-        _check_header(rel, ds, removed, report, terms)
+        _check_header(rel, ds, removed, report, terms, retained)
         _check_policy(rel, ds, trusted, report)
     if tail:
         report.add("post-pixel", rel, f"{len(tail)} bytes after the pixel data")

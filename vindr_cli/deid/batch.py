@@ -16,6 +16,7 @@ from rich.console import Console
 
 from vindr_cli import __version__
 from vindr_cli.deid.engine import read_marks
+from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
@@ -34,7 +35,7 @@ from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
-                   "allow_burned_in")
+                   "allow_burned_in", "patient_match")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
@@ -80,7 +81,7 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
         "profile": p.name, "profile_source": p.source, "profile_fingerprint": p.fingerprint(),
         "options": sorted(p.options), "dates": p.dates, "uid_root": cfg.uid_root, "layout": cfg.layout,
         "key_fingerprint": subs.fingerprint(), "allow_burned_in": cfg.allow_burned_in,
-        "removed_tags": removed, "mode": p.mode, "trusted_tags": trusted,
+        "removed_tags": removed, "mode": p.mode, "patient_match": cfg.patient_match, "trusted_tags": trusted,
     }
 
 
@@ -129,6 +130,13 @@ class AnonymizeStage(Stage):
         return self.record
 
     def explain(self, name: str, old: Any, new: Any) -> str | None:
+        if name == "patient_match":
+            if old is None:
+                return ("OUTPUT was made by a vindr without --patient-match (patients matched as stored): its "
+                        "patients, substitutes and date shifts cannot be continued; use a new OUTPUT folder")
+            was = old if old in PATIENT_MATCH else "another value"
+            return (f"OUTPUT was made with --patient-match {was}, given {new}: patients, their substitutes and "
+                    "date shifts would differ between runs; use the same --patient-match, or a new OUTPUT folder")
         if name != "key_fingerprint":
             return None
         if self.created:
@@ -234,14 +242,15 @@ def output_marks(output: Path) -> dict[str, str]:
         return {}
 
 
-OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in")
+OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in", "patient_match")
 
 
-def settings_fingerprint(subs: Substitutes, input_path: Path, uid_root: str, layout: str, allow_burned_in: bool) -> str:
+def settings_fingerprint(subs: Substitutes, input_path: Path, uid_root: str, layout: str, allow_burned_in: bool,
+                         patient_match: str = DEFAULT_PATIENT_MATCH) -> str:
     """16 hex digits naming the settings (besides key and profile) that decide what lands
     in OUTPUT; every output records it (engine.SETTINGS_MARK). The INPUT path enters keyed."""
     values = {"input_fingerprint": subs.hexid("input-root", str(input_path), 16), "uid_root": uid_root,
-              "layout": layout, "allow_burned_in": allow_burned_in}
+              "layout": layout, "allow_burned_in": allow_burned_in, "patient_match": patient_match}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -271,8 +280,9 @@ def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile:
                               "use the same profile and options, or a new OUTPUT folder")
     if settings and not recorded and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
         # (with an intact anonymize.json the runner's settings check names the one that differs)
-        raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout or "
-                              "--allow-burned-in; read from OUTPUT's files); use the same, or a new OUTPUT folder")
+        raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout, "
+                              "--allow-burned-in or --patient-match; read from OUTPUT's files); use the same, "
+                              "or a new OUTPUT folder")
 
 
 def anonymize(
@@ -291,10 +301,13 @@ def anonymize(
     executor: Executor | None = None,
     rebuild_state: bool = False,
     max_inflate: int = DEFAULT_MAX_INFLATE,
+    patient_match: str = DEFAULT_PATIENT_MATCH,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
         raise RequestError(f"--layout must be one of {', '.join(LAYOUTS)}")
+    if patient_match not in PATIENT_MATCH:
+        raise RequestError(f"--patient-match must be one of {', '.join(PATIENT_MATCH)}")
     if not UID_ROOT.match(uid_root) or len(uid_root) > 32:
         raise RequestError("--uid-root must be a valid UID root (digits and dots, no leading zeros), "
                            "at most 32 characters so that new UIDs (with ≥ 100 random bits) fit in 64")
@@ -307,10 +320,10 @@ def anonymize(
     # a new key lives in memory until the request is known to run (Stage.prepare writes it)
     key = new_key() if created else read_key(key_path)
     subs = Substitutes(key, uid_root)
-    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in)
+    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in, patient_match)
     check_output_marks(output, key_path, subs, profile, created=created, settings=settings_fp)
     cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in,
-                     max_inflate=max_inflate, settings_fingerprint=settings_fp)
+                     max_inflate=max_inflate, settings_fingerprint=settings_fp, patient_match=patient_match)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)

@@ -19,7 +19,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from vindr_cli import __version__
-from vindr_cli.deid import actions, policy
+from vindr_cli.deid import actions, codes, identity, policy
+from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
@@ -165,15 +166,11 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if v is None else str(v).strip()
 
 
-def patient_key(ds: Dataset) -> str:
-    """What makes two files the same patient: PatientID (+ issuer), else name + birth date, else the study."""
-    pid = _text(ds, "PatientID")
-    if pid:
-        return "id:" + pid + "|" + _text(ds, "IssuerOfPatientID")
-    name, dob = _text(ds, "PatientName"), _text(ds, "PatientBirthDate")
-    if name:
-        return "name:" + name + "|" + dob
-    return "study:" + _text(ds, "StudyInstanceUID")
+def patient_key(ds: Dataset, match: str = DEFAULT_PATIENT_MATCH) -> str:
+    """What makes two files the same patient (``deid.identity``): the normalised PatientID
+    (default), else the normalised name + birth date, else the study; ``match="strict"``:
+    PatientID + issuer as stored."""
+    return identity.patient_key(ds, match)
 
 
 class _Walker:
@@ -185,6 +182,7 @@ class _Walker:
         self.days = subs.date_offset_days(key)
         self.terms: set[str] = set()
         self.counts: Counter = Counter()
+        self.path: list[int] = []       # tags of the sequences enclosing the data set being walked
 
     # -- recording -----------------------------------------------------------------
     def _record(self, elem, vr: str) -> None:
@@ -306,7 +304,7 @@ class _Walker:
     def _judged_safe(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> bool:
         """Safe by default (deid.policy.judge, the audit's rule too): True when the element
         may stay (a lower-case CS may be normalised to its defined term); else it is removed,
-        or dummied / emptied where the IOD makes it Type 1 / 2 at top level, and False."""
+        or dummied / emptied where the IOD makes it Type 1 / 2 (at its sequence path), and False."""
         verdict = policy.judge(elem, trusted_text=self._trusted_text(tag))
         if verdict.ok:
             if verdict.value is not None:
@@ -328,14 +326,52 @@ class _Walker:
         return False
 
     def _simple(self, action: str, tag: int, depth: int) -> str:
-        return resolve_compound(action, attribute_type(self.sop_class, tag) if depth == 0 else None)
+        typ = attribute_type(self.sop_class, tag, tuple(self.path))
+        simple = resolve_compound(action, typ)
+        # Z allows "a non-zero length value that may be a dummy" (PS3.15 E.1): a Type 1
+        # attribute must not be empty, so it gets D
+        return "D" if simple == "Z" and typ == 1 else simple
 
     def _items(self, elem, depth: int) -> None:
-        for item in elem.value or []:
-            # codes.check_code_item hook: a code sequence item (CodeValue, CodingSchemeDesignator,
-            # CodeMeaning) is judged here as a whole ("keep" | "replaced" | "remove"); until then
-            # CodeMeaning counts as allowed text (deid.policy.code_meaning_checked_elsewhere)
-            self.walk(item, depth + 1)
+        """Walk each item; a code item first has its CodeMeaning checked (deid.codes): an
+        unknown code's item is removed (a sequence may end empty) unless it is the last item
+        of a sequence the IOD requires (Type 1, or unknown), which then holds vindr's
+        placeholder code; another meaning of a known code is replaced by the known one."""
+        items = elem.value or []
+        checked = elem.tag not in codes.retained_sequences(self.p.options)
+        unknown = []
+        self.path.append(elem.tag)
+        try:
+            for i, item in enumerate(items):
+                if checked and codes.is_code_item(item):
+                    verdict = codes.check_code_item(item)
+                    if verdict == "remove":
+                        unknown.append(i)
+                        continue
+                    if verdict == "replaced":
+                        self.counts["C:code-meaning"] += 1
+                self.walk(item, depth + 1)
+        finally:
+            self.path.pop()
+        for i in reversed(unknown):
+            for tag in list(items[i].keys()):
+                try:
+                    inner = items[i][tag]
+                except Exception:   # an unreadable value goes with its item
+                    continue
+                self._collect(inner, _vr_of(inner))
+            if len(items) == 1 and attribute_type(self.sop_class, elem.tag, tuple(self.path)) in (1, None):
+                # the last item of a sequence the IOD requires: vindr's placeholder code instead
+                codes.placeholder(items[i])
+                self.counts["D:unknown-code"] += 1
+                self.path.append(elem.tag)
+                try:
+                    self.walk(items[i], depth + 1)
+                finally:
+                    self.path.pop()
+            else:
+                del items[i]
+                self.counts["X:unknown-code"] += 1
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
         if vr == "SQ":
@@ -446,12 +482,14 @@ def read_marks(ds: Dataset) -> dict[str, str]:
     return out
 
 
-def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None) -> Outcome:
+def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None,
+               patient_match: str = DEFAULT_PATIENT_MATCH) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here).
-    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's."""
+    ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's.
+    ``patient_match``: how files are grouped into patients (``deid.identity``)."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
-    key = patient_key(ds)
+    key = patient_key(ds, patient_match)
     originals = {
         "patient_id": _text(ds, "PatientID"),
         "patient_name": _text(ds, "PatientName"),

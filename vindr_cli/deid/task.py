@@ -14,6 +14,7 @@ import pydicom
 
 from vindr_cli.deid.burned_in import quarantine_reason
 from vindr_cli.deid.engine import EngineError, Outcome, deidentify
+from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
@@ -44,6 +45,7 @@ class AnonConfig:
     allow_burned_in: bool = False
     max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
     settings_fingerprint: str = ""           # recorded in every output (deid.batch.settings_fingerprint)
+    patient_match: str = DEFAULT_PATIENT_MATCH   # deid.identity: normalised | strict
 
 
 @dataclass
@@ -115,7 +117,8 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ds = pydicom.dcmread(f)
-            out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None)
+            out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
+                             patient_match=ctx.cfg.patient_match)
             pixel_hash = _write(ds, f, header, tmp_path)
     except BadInput as exc:
         row.update(status=exc.status, reason=exc.reason)

@@ -1,14 +1,29 @@
 """Matching identifying values (from the linkage table) against output text, without
 search-and-patch: values are normalised (case, accents, Vietnamese đ) and split into
-tokens; a value is found when all its tokens occur in the text's tokens."""
+tokens; a value is found when all its tokens occur in the text's tokens.
+
+Values that identify no one are never searched for (``schemas/deid/placeholders.toml``):
+generic placeholders ("ANON", "UNKNOWN", "N/A", 1-2 digit numbers, dummy dates) and the
+values vindr writes itself (its substitutes ``ANON^…``, ``P…``, ``A…``, ``S…``, its dummies
+and marks), so that an input already stamped "ANON" by another tool does not make every
+output "leak" into vindr's own ``ANON^…`` substitute. Matching stays by whole token: a real
+name that merely contains such a word ("ANONA^MARIA") is still searched for.
+"""
 from __future__ import annotations
 
 import re
+import tomllib
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
+
+from vindr_cli.resources import schema_path
 
 _TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*")     # letters/digits of any script, dotted runs kept whole
 DATE_TERM = re.compile(r"^\d{8}$")
+_SEPARATORS = re.compile(r"[\s^=.,\-/_\\]+")
+# The keyed substitutes of deid/substitutes.py: a prefix and 15 upper-case base32 characters.
+OWN_SUBSTITUTE = re.compile(r"^(?:ANON\^|[PAS])[A-Z2-7]{15}$")
 
 
 def fold(text: str) -> str:
@@ -27,6 +42,49 @@ def tokens(text: str) -> set[str]:
     return out
 
 
+@cache
+def _placeholders() -> tuple[frozenset[str], frozenset[str], int]:
+    """(placeholder values and dummy dates, words vindr writes itself, most digits of a
+    placeholder number), folded, from ``schemas/deid/placeholders.toml``."""
+    data = tomllib.loads(schema_path("deid", "placeholders.toml").read_text(encoding="utf-8"))
+    values = frozenset(_compact(v) for v in [*data["values"], *data["dates"]])
+    own = frozenset(fold(w) for w in data["own_words"])
+    return values, own, int(data["max_number_digits"])
+
+
+def _compact(value: str) -> str:
+    return _SEPARATORS.sub("", fold(value))
+
+
+def is_placeholder(value: str) -> bool:
+    """True when ``value`` identifies no one: empty or only separators, a generic placeholder
+    or dummy date (after folding case and accents and removing separators: "N/A" = "na"), a
+    number of at most 2 digits, a value made only of the words vindr writes itself, or one
+    of vindr's own keyed substitutes."""
+    value = str(value).strip()
+    values, own, digits = _placeholders()
+    c = _compact(value)
+    if not c or c in values or (c.isdigit() and len(c) <= digits) or OWN_SUBSTITUTE.match(value):
+        return True
+    words = _TOKEN.findall(fold(value))
+    return bool(words) and all(w in own or w in values or (w.isdigit() and len(w) <= digits) for w in words)
+
+
+def is_generic_placeholder(value: str) -> bool:
+    """True when ``value`` is only a generic placeholder word ("UNKNOWN", "ANON", "N/A"...,
+    after folding and removing separators): narrower than :func:`is_placeholder` (numbers,
+    dates and vindr's own substitutes are not), for values that name an identity."""
+    c = _compact(str(value))
+    return bool(c) and c in _placeholders()[0] and not c.isdigit()
+
+
+def own_word(token: str) -> bool:
+    """A (folded) token that vindr writes itself or that is a placeholder: never searched
+    for on its own as a part of a longer value."""
+    values, own, _ = _placeholders()
+    return token in own or token in values
+
+
 @dataclass
 class TermSet:
     """Terms to look for. A multi-token term matches when all its tokens are present."""
@@ -34,16 +92,21 @@ class TermSet:
     multi: list[frozenset[str]] = field(default_factory=list)
 
     def add(self, value: str) -> None:
+        if is_placeholder(value):
+            return
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
-        if not toks:
+        # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
+        # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
+        informative = [t for t in toks if not own_word(t) and not (t.isdigit() and len(t) <= _placeholders()[2])]
+        if not informative:
             return
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
             return
-        self.multi.append(frozenset(toks))
+        self.multi.append(frozenset(toks))      # every word: as specific as the value
         if "^" in value:  # a person name: its components on their own (surname, given names)
-            self.single.update(t for t in toks if len(t) >= 4 and not t.isdigit())
+            self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
