@@ -315,7 +315,11 @@ class _Walker:
         if depth == 0 and tag in PIXEL_DESCRIPTION:    # the pixel data could not be described or copied
             raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
         self._record(elem, vr)
-        action = self._simple("X/Z/D", tag, depth)
+        # text or a coded value the IOD requires gets a dummy / empty value; a URL, a binary
+        # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
+        # or PixelDataProviderURL is required only with what is removed with it)
+        compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR) else "X"
+        action = self._simple(compound, tag, depth)
         self.counts[f"{action}:{verdict.reason}"] += 1
         if action == "X":
             del ds[tag]
