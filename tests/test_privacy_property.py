@@ -241,7 +241,6 @@ def key(tmp_path_factory) -> Path:
     return p
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9: safe-by-default pending merge")
 # No shrink phase: each example is a full anonymize + two audits, and shrinking the several
 # distinct failures today's main has took minutes; the examples are small as drawn.
 @settings(max_examples=30, derandomize=True, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
