@@ -121,23 +121,26 @@ def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE, 
         known = False
     if not known:      # e.g. a damaged UID: how the data set and pixel data are encoded is unknown
         raise BadInput("failed", "unknown transfer syntax in the file meta information")
+    deflated = meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    if not deflated:
+        _check_encoding(f, meta)
+    try:
+        if structure:
+            check_structure(f, size)       # dicomio.structure: nothing that swallowed elements passes
+    except Malformed as exc:
+        raise BadInput("failed", str(exc)) from None
     if meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
         if "SOPClassUID" not in ds:
             raise BadInput("failed", MISSING_SOP_CLASS)
         if "SOPInstanceUID" not in ds:
             raise BadInput("failed", MISSING_SOP_INSTANCE)
     try:
-        if structure:
-            check_structure(f, size)       # dicomio.structure: nothing that swallowed elements passes
         check_charset(ds)
         if structure:
             check_values(ds)
     except Malformed as exc:
         raise BadInput("failed", str(exc)) from None
     f.seek(offset)
-    deflated = meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
-    if not deflated:
-        _check_encoding(f, meta)
     pixel_offset = None if deflated or offset >= size else offset
     if deflated and _has_pixel_tag(ds):
         pixel_offset = None
