@@ -9,6 +9,7 @@ import io
 import struct
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -25,6 +26,7 @@ from vindr_cli.errors import InternalError
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 MISSING_SOP_CLASS = "missing SOPClassUID (a data set without it cannot be identified or written)"
 MISSING_SOP_INSTANCE = "missing SOPInstanceUID"
+DEFLATE_DAMAGED = "damaged deflated data set (it cannot be inflated)"
 
 
 class BadInput(InternalError):
@@ -81,7 +83,11 @@ def _check_inflate(f: BinaryIO, max_inflate: int) -> None:
     except Exception:
         f.seek(0)
         return                      # the full read below classifies a bad file meta
-    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian and inflated_size_exceeds(f, start, max_inflate):
+    try:
+        too_big = meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian and inflated_size_exceeds(f, start, max_inflate)
+    except zlib.error:
+        raise BadInput("failed", DEFLATE_DAMAGED) from None
+    if too_big:
         raise BadInput("failed", INFLATE_REASON)
     f.seek(0)
 
