@@ -23,9 +23,10 @@ fixed reasons below when:
   more explicit VR elements, or implicit ones with dictionary tags in ascending order)
   that fills it exactly to its end: what a length grown by the size of the next
   elements looks like;
-* the header ends before its pixel data: Rows and Columns are present at the top level but
-  no pixel data element is (the file was cut at an element boundary, or its pixel data was
-  removed: an image without pixels either way, PS3.3 C.7.6.3 makes Pixel Data Type 1).
+* the header ends before its pixel data: an image storage SOP class (pydicom's UID name
+  ends in "Image Storage"), Rows and Columns present at the top level, but no pixel data
+  element (the file was cut at an element boundary, or its pixel data was removed: an
+  image without pixels either way, PS3.3 C.7.6.3 makes Pixel Data Type 1).
 
 Pixel data at the top level ends the walk (it is not read). Elements that pydicom cannot
 convert to their VR are found by :func:`check_values` (called on the data set pydicom read).
@@ -70,7 +71,7 @@ UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 ITEM_TAG = {"<": b"\xfe\xff\x00\xe0", ">": b"\xff\xfe\xe0\x00"}
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-ROWS, COLUMNS = 0x00280010, 0x00280011
+ROWS, COLUMNS, SOP_CLASS = 0x00280010, 0x00280011, 0x00080016
 MAX_DEPTH = 64
 MAX_TEXT_READ = 4 << 20          # text values are read whole up to this size (UT/UC beyond: not scanned)
 MAX_BINARY_SCAN = 1 << 20        # binary values scanned for swallowed element headers up to this size
@@ -109,6 +110,16 @@ def _dict_vr(tag: int) -> str | None:
             return "LO"                  # private creator
         return None
     return None if " or " in vr else vr
+
+
+def _image_class(uid: str) -> bool:
+    """An image storage SOP class (its Image Pixel module makes Pixel Data Type 1)."""
+    from pydicom.uid import UID
+
+    try:
+        return UID(uid).name.endswith("Image Storage")
+    except Exception:
+        return False
 
 
 def text_fault(value: bytes, vr: str) -> str | None:
@@ -175,6 +186,7 @@ class _Walker:
     def __init__(self, buf: _Bytes, little: bool):
         self.b, self.e = buf, "<" if little else ">"
         self.little = little
+        self.sop_class = ""
 
     def _u16(self, pos: int) -> int:
         return struct.unpack(self.e + "H", self.b.get(pos, 2))[0]
@@ -226,6 +238,8 @@ class _Walker:
                 return pos      # the header ends here (a cut pixel data value is the pixel stages' reason)
             if tag in (ROWS, COLUMNS) and top:
                 seen_rows += 1
+            if tag == SOP_CLASS and top and length <= 64:
+                self.sop_class = self.b.get(vpos, length).rstrip(b"\x00 ").decode("ascii", "replace")
             if length == UNDEFINED:
                 if tag in PIXEL_TAGS:                       # encapsulated (an icon image)
                     pos = self.fragments(vpos, limit)
@@ -260,16 +274,19 @@ class _Walker:
                 elif holds_elements(value, explicit and vr != "UN", self.little):
                     raise Malformed(REASON_SWALLOWED)
             pos = vend
-        if top and seen_rows == 2:
+        if top and seen_rows == 2 and _image_class(self.sop_class):
             raise Malformed(REASON_NO_PIXELS)
         return pos
 
     def _is_sequence(self, pos: int, end: int, depth: int) -> bool:
-        try:
-            self.sequence(pos, end, end, False, depth + 1)
-        except (Malformed, struct.error):
-            return False
-        return True
+        """A binary value that holds a whole sequence of items (in either VR encoding)."""
+        for explicit in (True, False):
+            try:
+                self.sequence(pos, end, end, explicit, depth + 1)
+            except (Malformed, struct.error):
+                continue
+            return True
+        return False
 
     def sequence(self, pos: int, end: int | None, limit: int, explicit: bool, depth: int) -> int:
         while True:
