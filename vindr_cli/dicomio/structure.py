@@ -15,7 +15,8 @@ fixed reasons below when:
 * tags are not in ascending order within a data set (where a swallowing element ends,
   parsing resumes in the middle of other elements: their "tags" are never in order);
 * an item or sequence holds something other than items, or a delimiter where none can be;
-* a text value holds control bytes no text can hold (anything below 0x20 but TAB, LF, FF,
+* a text value (standard attributes; private ones are removed whole, with anything they
+  swallowed) holds control bytes no text can hold (anything below 0x20 but TAB, LF, FF,
   CR and ESC, trailing NUL padding aside) or is longer than its VR allows (with slack for
   real exports: 2x for the ASCII VRs, 4 bytes a character for the others): swallowed
   element headers always carry such bytes (tag and length bytes of small groups);
@@ -260,9 +261,7 @@ class _Walker:
                     continue
             if vr == "SQ":
                 self.sequence(vpos, vend, vend, explicit, depth + 1)
-            elif vr in TEXT_VRS and length:
-                if vr in ASCII_MAX and length > 64 * ASCII_MAX[vr] and vr not in ("DS", "IS", "UI"):
-                    raise Malformed(REASON_TOO_LONG)
+            elif vr in TEXT_VRS and length and group % 2 == 0:    # (private: removed with what it swallowed)
                 if length <= MAX_TEXT_READ:
                     why = text_fault(self.b.get(vpos, length), vr)
                     if why:
