@@ -342,3 +342,22 @@ def test_a_nested_zip_over_the_inflate_limit_or_unreadable_gets_a_row(tmp_path):
     assert rows["o.zip!big.zip!x.dcm"].inner == (0,)
     with rows["o.zip!big.zip!x.dcm"].open() as f:
         assert f.read() == ct
+
+
+def test_a_deflated_data_set_is_walked_after_inflating_it(anon_ctx, tmp_path):
+    """Deflated Explicit VR Little Endian: the damage sits inside the deflated stream."""
+    import zlib
+
+    data = planted("image_dfl.dcm", 3)
+    (glen,) = struct.unpack("<L", data[140:144])
+    start = 144 + glen
+    body = zlib.decompress(data[start:], -zlib.MAX_WBITS)
+    at = body.index(b"\x08\x00\x20\x00DA")                     # StudyDate, before the planted values
+    assert _reason(data) is None
+    for bad_body, reason in ((body[:at + 4] + b"\x00\x00" + body[at + 6:], structure.REASON_VR),
+                             (body[:at + 6] + (8 + 1000).to_bytes(2, "little") + body[at + 8:], structure.REASON_TEXT)):
+        c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        bad = data[:start] + c.compress(bad_body) + c.flush()
+        assert _reason(bad) == reason
+        row, header = _anon_bytes(anon_ctx, tmp_path, bad)
+        assert (row["status"], row["reason"], header) == ("failed", reason, None)
