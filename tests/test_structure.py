@@ -55,7 +55,7 @@ def locate(data: bytes, tag: int) -> tuple[int, int, int]:
     start = data.index(struct.pack("<HH" if little else ">HH", tag >> 16, tag & 0xFFFF), 144 + glen)
     if not explicit:
         return start, start + 4, 4
-    if data[start + 4:start + 6] in (b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OF", b"OL", b"OV", b"UV"):
+    if data[start + 4:start + 6] in (b"OB", b"OW", b"SQ", b"SV", b"UN", b"UT", b"UC", b"UR", b"OD", b"OF", b"OL", b"OV", b"UV"):
         return start, start + 8, 4
     return start, start + 6, 2
 

@@ -60,7 +60,7 @@ REASON_META = "damaged file meta information: it is not a group 0002 run of expl
 VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD",
                  b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI",
                  b"UL", b"UN", b"UR", b"US", b"UT", b"UV"})
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"UV"})
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})  # PS3.5 7.1.2
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # PS3.5 Table 6.2-1: most bytes of one value (ASCII VRs, here with 2x slack for real exports:
 # a 17-digit DS is common) and most characters (others, at up to 4 bytes each).
