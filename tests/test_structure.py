@@ -342,6 +342,13 @@ def test_a_nested_zip_over_the_inflate_limit_or_unreadable_gets_a_row(tmp_path):
     assert rows["o.zip!big.zip!x.dcm"].inner == (0,)
     with rows["o.zip!big.zip!x.dcm"].open() as f:
         assert f.read() == ct
+    inner = _zip([("x.dcm", ct)])
+    damaged = inner.replace(b"PK\x01\x02", b"PK\x01\x03")      # end record intact, central directory not
+    assert zipfile.is_zipfile(io.BytesIO(damaged))
+    outer.write_bytes(_zip([("damaged.zip", damaged)]))
+    rows = {s.rel: s for s in disc._zip_members(outer, "o.zip")}
+    assert rows == {"o.zip!damaged.zip": rows["o.zip!damaged.zip"]}
+    assert rows["o.zip!damaged.zip"].missing_reason == disc.ZIP_UNREADABLE
 
 
 def test_a_deflated_data_set_is_walked_after_inflating_it(anon_ctx, tmp_path):
