@@ -218,21 +218,19 @@ def test_a_data_set_without_sop_class_uid_fails_with_a_fixed_reason(anon_ctx, tm
     assert (row["status"], row["reason"], header) == ("failed", MISSING_SOP_CLASS, None)
 
 
-def test_a_kept_value_pydicom_cannot_read_fails_the_file(anon_ctx, tmp_path):
-    """An element that pydicom cannot convert to its VR (here a US of 3 bytes, which the
-    structure walk accepts: it is read only when decoded) fails the file."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    data = bytearray(buf.getvalue())
-    reason = _reason(bytes(data))
-    assert reason is None
+def test_a_value_pydicom_cannot_convert_is_refused():
+    """check_values decodes every standard element (any depth): one pydicom cannot convert
+    (here Rows re-stored as a 3-byte SQ) is refused; the real file as read is not."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False), stop_before_pixels=True)
+        structure.check_values(ds)
+        bad = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False), stop_before_pixels=True)
+    bad._dict[Tag(ROWS)] = RawDataElement(Tag(ROWS), "SQ", 3, b"\x01\x02\x03", 0, False, True)
     with pytest.raises(structure.Malformed) as err:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            bad = pydicom.dcmread(io.BytesIO(bytes(data)), stop_before_pixels=True)
-        bad[0x00280010] = pydicom.dataelem.RawDataElement(pydicom.tag.Tag(0x00280010), "SQ", 3, b"\x01\x02\x03", 0,
-                                                          False, True)
         structure.check_values(bad)
     assert str(err.value) == structure.REASON_UNREADABLE
 
