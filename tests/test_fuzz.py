@@ -29,7 +29,10 @@ def test_fuzz_anonymize_then_decode(tmp_path, key_file):
     assert len(manifest) == MUTANTS and len({r["input_key"] for r in manifest}) == MUTANTS
     assert sorted(r["input_path"] for r in linkage) == sorted(plan)          # every input exactly once
     statuses = collections.Counter(r["status"] for r in manifest)
-    assert statuses["ok"] >= MUTANTS // 5, statuses          # the campaign reaches the writer, not only the parser
+    # the campaign reaches the writer, not only the parser: since the structure check (issue #9:
+    # swapped, reordered, swallowing or cut elements fail the file) about 1 mutant in 18 does
+    assert statuses["ok"] >= MUTANTS // 25, statuses
+    assert not [r for r in manifest if (r["reason"] or "").startswith("unexpected error")]
     unreadable, leaks = [], []
     for r in linkage:
         if r["status"] != "ok":
@@ -84,15 +87,15 @@ def _element(data: bytes, tag: bytes):
     return next(e for e in walk(data) if data[e.start:e.start + 4] == tag)
 
 
-def test_a_kept_value_that_swallowed_the_next_elements_is_removed(tmp_path, key_file):
+def test_a_kept_value_that_swallowed_the_next_elements_fails_the_file(tmp_path, key_file):
+    from vindr_cli.dicomio.structure import REASON_TEXT
+
     data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
     e = _element(bytes(data), b"\x08\x00\x60\x00")           # Modality (CS), kept by every profile
     data[e.len_pos:e.len_pos + 2] = (int.from_bytes(data[e.len_pos:e.len_pos + 2], "little") + 1000).to_bytes(2, "little")
     out, row = _anon_one(tmp_path, key_file, bytes(data))
-    assert row["status"] == "ok"
-    header, _ = split_file(out / row["output"])
-    assert not [n for n in phi_needles(tuple(PHI)) if n in header]
-    assert "Modality" not in pydicom.dcmread(out / row["output"])
+    assert (row["status"], row["reason"], row["output"]) == ("failed", REASON_TEXT, None)
+    assert not [p for p in out.rglob("*.dcm")]
 
 
 def test_a_damaged_pixel_description_is_a_failed_row(tmp_path, key_file):
@@ -103,13 +106,15 @@ def test_a_damaged_pixel_description_is_a_failed_row(tmp_path, key_file):
     assert row["status"] == "failed" and row["reason"].startswith("damaged header")
 
 
-def test_a_name_relabelled_by_a_flipped_tag_bit_is_removed(tmp_path, key_file):
+def test_a_name_relabelled_by_a_flipped_tag_bit_fails_the_file(tmp_path, key_file):
+    from vindr_cli.dicomio.structure import REASON_ORDER
+
     data = bytearray(make_cr(tmp_path / "s.dcm").read_bytes())
     e = _element(bytes(data), b"\x20\x00\x10\x00")           # StudyID (SH) -> (0020,0030), a retired DS
-    data[e.start + 2] ^= 0x20
+    data[e.start + 2] ^= 0x20                                # now after the elements that follow it
     out, row = _anon_one(tmp_path, key_file, bytes(data))
-    header, _ = split_file(out / row["output"])
-    assert b"ST0001" not in header
+    assert (row["status"], row["reason"], row["output"]) == ("failed", REASON_ORDER, None)
+    assert not [p for p in out.rglob("*.dcm")]
 
 
 def test_a_damaged_transfer_syntax_uid_is_a_failed_row(tmp_path, key_file):

@@ -103,6 +103,8 @@ _FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8
 PIXEL_DESCRIPTION = frozenset({0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100, 0x00280101,
                                0x00280102, 0x00280103})    # samples, photometric, frames, rows, columns, bits, sign
 DAMAGED_PIXEL_DESCRIPTION = "damaged header: an image pixel description attribute has an impossible value"
+IMPLAUSIBLE_VALUE = "damaged header: a kept attribute has a value its value representation cannot hold (it may have swallowed further elements)"
+UNREADABLE_VALUE = "damaged header: an element's value cannot be read as its value representation"
 
 
 def plausible_value(raw, vr: str) -> bool:
@@ -228,10 +230,11 @@ class _Walker:
                 self._apply(ds, tag, depth)
 
     def _implausible(self, ds: Dataset, tag: int, depth: int) -> None:
+        """A value no valid element has may hold swallowed elements: the file fails, nothing
+        of it is written (issue #9, "malformed structure never passes")."""
         if depth == 0 and tag in PIXEL_DESCRIPTION:     # the pixel data could not be described or copied
             raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
-        del ds[tag]
-        self.counts["X:implausible"] += 1
+        raise EngineError(IMPLAUSIBLE_VALUE)
 
     def _remove(self, ds: Dataset, tag: int, why: str) -> None:
         del ds[tag]
@@ -247,10 +250,8 @@ class _Walker:
             return
         try:
             elem = ds[tag]
-        except Exception:  # a value pydicom cannot convert: nothing of it may survive
-            del ds[tag]
-            self.counts["X:unreadable"] += 1
-            return
+        except Exception:  # a value pydicom cannot convert: the file fails, nothing of it is written
+            raise EngineError(UNREADABLE_VALUE) from None
         if not _vr_matches(elem, vr) or policy.vr_mismatch(getattr(elem, "VR", None), tag):
             # stored under another VR than the dictionary's (or a text VR on an ambiguous
             # one): a sequence or text could hide anything, and a damaged tag (one flipped

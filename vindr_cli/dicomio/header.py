@@ -9,6 +9,7 @@ import io
 import struct
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -18,10 +19,14 @@ from pydicom.dataset import FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from vindr_cli.dicomio.structure import Malformed, check_structure, check_values
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, INFLATE_REASON, ZIP_REASON, inflated_size_exceeds
 from vindr_cli.errors import InternalError
 
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+MISSING_SOP_CLASS = "missing SOPClassUID (a data set without it cannot be identified or written)"
+MISSING_SOP_INSTANCE = "missing SOPInstanceUID"
+DEFLATE_DAMAGED = "damaged deflated data set (it cannot be inflated)"
 
 
 class BadInput(InternalError):
@@ -78,14 +83,20 @@ def _check_inflate(f: BinaryIO, max_inflate: int) -> None:
     except Exception:
         f.seek(0)
         return                      # the full read below classifies a bad file meta
-    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian and inflated_size_exceeds(f, start, max_inflate):
+    try:
+        too_big = meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian and inflated_size_exceeds(f, start, max_inflate)
+    except zlib.error:
+        raise BadInput("failed", DEFLATE_DAMAGED) from None
+    if too_big:
         raise BadInput("failed", INFLATE_REASON)
     f.seek(0)
 
 
-def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE) -> Header:
+def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE, structure: bool = True) -> Header:
     """Parse the header from an open binary file positioned at 0. ``max_inflate``: the most
-    bytes a deflated data set may inflate to, and a .zip member may declare."""
+    bytes a deflated data set may inflate to, and a .zip member may declare. ``structure``:
+    also walk the raw element headers and decode every value (``dicomio.structure``); a
+    damaged one is a ``failed`` BadInput with a fixed reason."""
     if size == 0:
         raise BadInput("not-dicom", "empty file (0 bytes)")
     if isinstance(f, zipfile.ZipExtFile) and size > max_inflate:
@@ -116,12 +127,26 @@ def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE) 
         known = False
     if not known:      # e.g. a damaged UID: how the data set and pixel data are encoded is unknown
         raise BadInput("failed", "unknown transfer syntax in the file meta information")
-    if "SOPInstanceUID" not in ds and meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
-        raise BadInput("failed", "missing SOPInstanceUID")
-    check_charset(ds)
     deflated = meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
     if not deflated:
         _check_encoding(f, meta)
+    try:
+        if structure:
+            check_structure(f, size)       # dicomio.structure: nothing that swallowed elements passes
+    except Malformed as exc:
+        raise BadInput("failed", str(exc)) from None
+    if meta.get("MediaStorageSOPClassUID") != DICOMDIR_CLASS:
+        if "SOPClassUID" not in ds:
+            raise BadInput("failed", MISSING_SOP_CLASS)
+        if "SOPInstanceUID" not in ds:
+            raise BadInput("failed", MISSING_SOP_INSTANCE)
+    try:
+        check_charset(ds)
+        if structure:
+            check_values(ds)
+    except Malformed as exc:
+        raise BadInput("failed", str(exc)) from None
+    f.seek(offset)
     pixel_offset = None if deflated or offset >= size else offset
     if deflated and _has_pixel_tag(ds):
         pixel_offset = None

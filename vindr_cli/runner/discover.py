@@ -11,6 +11,11 @@ stage), never a silent skip:
 * a .zip member whose name has a ``..`` part (it would leave the archive's folder);
   other member names are normalised: ``\\`` read as ``/``, a drive (``C:``) and leading
   slashes dropped, empty and ``.`` parts removed (``/etc/x.dcm`` -> ``etc/x.dcm``).
+* a .zip member named ``*.zip`` that is a zip is opened in turn (``outer.zip!inner.zip!x.dcm``),
+  up to ``MAX_ZIP_DEPTH`` = 3 archive levels; a zip deeper than that, one declaring more than
+  ``--max-inflate`` bytes (the default limit, ``dicomio.limits``), or one that cannot be opened
+  gets a row with a fixed reason, never a silent skip. Members of nested zips are read
+  through their enclosing members (:meth:`Source.open`), never extracted to disk.
 
 Relative paths (``Source.rel``) are text: a file name that is not UTF-8 is written with
 ``\\xNN`` escapes (:func:`~vindr_cli.runner.sources.printable`), while ``Source.path`` keeps
@@ -25,8 +30,11 @@ import os
 import stat
 import warnings
 import zipfile
+import zlib
+from dataclasses import replace
 from pathlib import Path
 
+from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, ZIP_REASON
 from vindr_cli.runner.sources import Source, printable
 
 STATE_DIR = ".vindr"
@@ -38,6 +46,10 @@ NOT_REGULAR = "not a regular file (FIFO, socket or device; not read)"
 ZIP_ESCAPE = "archive member name has a '..' part (it would leave the archive's folder); not read"
 ZIP_EMPTY = "archive member has no usable name (empty once normalised); not read"
 UNLISTABLE = "folder could not be listed"
+MAX_ZIP_DEPTH = 3       # archive levels opened: 'a.zip!b.zip!c.zip!x.dcm' is read, a zip inside c.zip is not
+ZIP_DEEP = f"zip archive nested more than {MAX_ZIP_DEPTH} archives deep (not opened; extract it first)"
+ZIP_UNREADABLE = "zip archive inside an archive could not be opened (damaged, encrypted or unsupported)"
+ZIP_ERRORS = (zipfile.BadZipFile, ValueError, RuntimeError, EOFError, NotImplementedError, zlib.error)
 VANISHED = "removed while INPUT was being read"
 
 
@@ -61,29 +73,56 @@ def member_name(name: str) -> str | None:
     return "/".join(parts)
 
 
-def _zip_members(path: Path, rel: str) -> list[Source]:
+def _zip_members(path: Path, rel: str, max_inflate: int = DEFAULT_MAX_INFLATE) -> list[Source]:
     """One Source per file member (names normalised, see the module docstring; repeats
-    are numbered by :func:`_unique`)."""
+    are numbered by :func:`_unique`); members that are zips are listed in turn."""
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = list(enumerate(zf.infolist()))
+            return _members(zf, str(path), rel, (), 1, max_inflate)
     except OSError as exc:
         return [Source(str(path), rel, 0, None, os_reason(exc))]
-    except (zipfile.BadZipFile, ValueError, RuntimeError, EOFError):
+    except ZIP_ERRORS:
         return [Source(str(path), rel, _size(path))]
+
+
+def _members(zf: zipfile.ZipFile, path: str, rel: str, trail: tuple[int, ...], depth: int,
+             max_inflate: int) -> list[Source]:
+    """The members of ``zf`` (an archive ``depth`` levels deep, reached through the member
+    indices ``trail``). A member named ``*.zip`` that is a zip is opened in turn, up to
+    :data:`MAX_ZIP_DEPTH` levels; deeper, too large or unreadable: one row with a reason."""
     out = []
-    for index, info in infos:
+    for index, info in enumerate(zf.infolist()):
         if info.is_dir():
             continue
+        at = trail + (index,)
         name = member_name(info.filename)
-        if name is None:
-            raw = info.filename.replace("\\", "/")
-            out.append(Source(str(path), f"{rel}!{raw}", info.file_size, index, ZIP_ESCAPE))
-        elif not name:
-            out.append(Source(str(path), f"{rel}!{info.filename}", info.file_size, index, ZIP_EMPTY))
-        else:
-            out.append(Source(str(path), f"{rel}!{name}", info.file_size, index))
+        reason = ZIP_ESCAPE if name is None else ZIP_EMPTY if not name else None
+        shown = info.filename.replace("\\", "/") if name is None else info.filename if not name else name
+        src = Source(path, f"{rel}!{shown}", info.file_size, at[0], reason, at[1:])
+        if reason is None and name.lower().endswith(".zip"):
+            src, inner = _nested(zf, info, src, depth, max_inflate)
+            if inner is not None:
+                out.extend(inner)
+                continue
+        out.append(src)
     return out
+
+
+def _nested(zf: zipfile.ZipFile, info: zipfile.ZipInfo, src: Source, depth: int,
+            max_inflate: int) -> tuple[Source, list[Source] | None]:
+    """A member named ``*.zip``: its own members (None: not a zip, read as a file)."""
+    if info.file_size > max_inflate:       # checked before a byte of it is inflated
+        return replace(src, missing_reason=ZIP_REASON), None
+    try:
+        with zf.open(info) as f:
+            if not zipfile.is_zipfile(f):
+                return src, None
+            if depth >= MAX_ZIP_DEPTH:
+                return replace(src, missing_reason=ZIP_DEEP), None
+            with zipfile.ZipFile(f) as inner:
+                return src, _members(inner, src.path, src.rel, (src.member, *src.inner), depth + 1, max_inflate)
+    except (OSError, *ZIP_ERRORS):
+        return replace(src, missing_reason=ZIP_UNREADABLE), None
 
 
 def _size(path: Path) -> int:
@@ -140,7 +179,7 @@ def _entry(p: Path, rel: str) -> Source | None:
 def _unique(found: list[Source]) -> list[Source]:
     """Sorted by relative path; a relative path that repeats gets '#2', '#3', ... (the
     first in (rel, plain file before member, member index) order keeps it)."""
-    found = sorted(found, key=lambda s: (s.rel, s.member is not None, s.member or 0, s.path))
+    found = sorted(found, key=lambda s: (s.rel, s.member is not None, s.member or 0, s.inner, s.path))
     taken = {s.rel for s in found}
     seen: set[str] = set()
     out = []
@@ -152,7 +191,7 @@ def _unique(found: list[Source]) -> list[Source]:
                 n += 1
             rel = f"{s.rel}#{n}"
             taken.add(rel)
-            s = Source(s.path, rel, s.size, s.member, s.missing_reason)
+            s = replace(s, rel=rel)
         seen.add(rel)
         out.append(s)
     return sorted(out, key=lambda s: s.rel)

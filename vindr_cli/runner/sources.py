@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import zipfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -15,16 +15,23 @@ class Source:
     size: int
     member: int | None = None  # index of the member inside the archive (names may repeat)
     missing_reason: str | None = None   # set when discovery knows the file cannot be read
+    inner: tuple[int, ...] = ()  # indices inside zips nested in that member ('a.zip!b.zip!c.dcm')
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
-        """A seekable binary stream of the file (archive members are streamed, not extracted)."""
+        """A seekable binary stream of the file (archive members are streamed, not extracted;
+        a member of a nested zip is read through its enclosing members, never extracted)."""
         if self.member is None:
             with open(self.path, "rb") as f:
                 yield f
-        else:
-            with zipfile.ZipFile(self.path) as zf, zf.open(zf.infolist()[self.member]) as f:
-                yield f  # type: ignore[misc]
+            return
+        with ExitStack() as stack:
+            zf = stack.enter_context(zipfile.ZipFile(self.path))
+            f = stack.enter_context(zf.open(zf.infolist()[self.member]))
+            for index in self.inner:
+                zf = stack.enter_context(zipfile.ZipFile(f))
+                f = stack.enter_context(zf.open(zf.infolist()[index]))
+            yield f  # type: ignore[misc]
 
 
 def is_within(child: Path, parent: Path) -> bool:
