@@ -29,6 +29,7 @@ from vindr_cli.tables import read_rows
 
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 OWN_MARKS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})   # written by engine._mark
+SUBSTITUTED = frozenset({0x00100010, 0x00100020, 0x00080050, 0x00200010})  # basic.toml [substitutes]
 POLICY_DETAIL = {   # one fixed sentence per policy kind (deid.policy.judge); never the value
     policy.UNSAFE_TEXT: "text attribute not on the safe-attribute allowlist (or its value fails the allowlist's constraint)",
     policy.GRAMMAR: "value does not match its VR's grammar (PS3.5 6.2)",
@@ -126,8 +127,8 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
 def trusted_tags(run: dict) -> frozenset[int]:
     """Text attributes whose value the profile decided explicitly (so not checked against the
     allowlist, as in the engine): vindr's marks, plus the tags anonymize.json records (a table
-    profile's rules and keyed substitutes; a keep-list profile's substitutes), else, for a
-    table profile, Table E.1-1's rows."""
+    profile's K and C rules and keyed substitutes; a keep-list profile's substitutes), else, for
+    a table profile, the Table E.1-1 rows an option may keep or clean and the substitutes."""
     recorded = run.get("trusted_tags")
     try:
         if isinstance(recorded, list):
@@ -136,8 +137,9 @@ def trusted_tags(run: dict) -> frozenset[int]:
         pass
     if run.get("mode") == "keep-list":
         return OWN_MARKS
-    _, rows = load_table()
-    return OWN_MARKS | {int(r.tag, 16) for r in rows if r.keyword}
+    _, rows = load_table()      # no record (an older run): every row an option may keep or clean
+    return OWN_MARKS | SUBSTITUTED | {int(r.tag, 16) for r in rows if r.keyword and
+                                      ({r.basic} | set(r.options.values())) & {"K", "C"}}
 
 
 def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) -> None:

@@ -73,9 +73,12 @@ def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | 
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     p = cfg.profile
     removed = sorted(f"{t:08X}" for t, r in p.rules.items() if r.action == "X")
-    # text the profile keeps by an explicit rule: the audit does not check it against the
-    # safe-attribute allowlist, as the engine does not (deid.audit.trusted_tags)
-    trusted = sorted(f"{t:08X}" for t in ({*p.rules, *p.substitutes} if p.mode == "table" else set(p.substitutes)))
+    # text the profile keeps by an explicit rule (K, C: the original value may stay) or a keyed
+    # substitute: the audit does not check it against the safe-attribute allowlist, as the
+    # engine does not (deid.audit.trusted_tags); X/Z/D/U rules leave only vindr's own values
+    # (a dummy, an empty value, a remapped UID), so their text is checked
+    kept = {t for t, r in p.rules.items() if r.action in ("K", "C")} if p.mode == "table" else set()
+    trusted = sorted(f"{t:08X}" for t in kept | set(p.substitutes))
     return {
         "tool": f"vindr {__version__}",
         "profile": p.name, "profile_source": p.source, "profile_fingerprint": p.fingerprint(),

@@ -300,7 +300,8 @@ class _Walker:
         """Text the profile keeps by an explicit rule (a Table E.1-1 option, a recipe action)
         is the user's choice; a keep-list profile's text and everything unlisted is judged
         against the allowlist (schemas/deid/safe_attributes.toml)."""
-        return self.p.mode == "table" and tag in self.p.rules
+        rule = self.p.rules.get(tag)
+        return self.p.mode == "table" and rule is not None and rule.action in ("K", "C")
 
     def _judged_safe(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> bool:
         """Safe by default (deid.policy.judge, the audit's rule too): True when the element
