@@ -47,8 +47,8 @@ FILES = {                                      # name in pydicom's test files ->
     "SC_rgb_rle.dcm": "Secondary Capture, RLE",
     "JPEG2000.dcm": "Secondary Capture, JPEG 2000",
     "palettes/hotiron.dcm": "Color Palette (a non-image IOD)",
-    "charset_files/chrJapMulti.dcm": "CR, Japanese multi-byte character sets",
-    "charset_files/chrKoreanMulti.dcm": "CR, Korean multi-byte character sets",
+    "charset_files/chrH31.dcm": "Secondary Capture, Japanese ISO 2022 IR 87 (the CR ones without Pixel Data fail by design)",
+    "charset_files/chrI2.dcm": "Secondary Capture, Korean ISO 2022 IR 149",
 }
 
 
