@@ -205,8 +205,9 @@ def test_engine_keeps_known_codes_replaces_free_text_removes_local_codes():
     assert ds.AnatomicRegionSequence[0].CodeMeaning == "tissue"           # known meaning, any case: kept
     view = ds.ViewCodeSequence[0]                                          # a known SNOMED view survives
     assert (view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning) == ("399067008", "SCT", "lateral")
-    assert len(view.ViewModifierCodeSequence) == 0                        # emptied: left empty (Z semantics)
+    assert "ViewModifierCodeSequence" not in view      # emptied and Type 3 here: removed (a Type 3 sequence needs an item)
     assert out.counts["C:code-meaning"] == 1 and out.counts["X:unknown-code"] == 2
+    assert out.counts["X:emptied-sequence"] == 1
     assert [i.CodeValue for i in ds.DeidentificationMethodCodeSequence][0] == "113100"
     text = repr(ds)
     assert "SMITHSON" not in text and HOSPITAL not in text and "Mungo" not in text
@@ -269,7 +270,8 @@ def test_sr_content_tree_codes_are_checked_at_every_depth():
 def test_a_required_sequence_keeps_a_placeholder_never_the_local_code():
     """ViewCodeSequence is Type 1 in a mammogram (MG Image Module; Type 3 in DX
     Positioning): a local view code alone becomes vindr's placeholder (the output stays
-    valid); a Type 3 ProcedureCodeSequence of local codes ends empty."""
+    valid); a Type 3 ProcedureCodeSequence of local codes is emptied, then removed (a
+    present Type 3 sequence needs an item: dciodvfy calls an empty one an error)."""
     ds = _ct(dx=True)
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = MG
     ds.Modality = "MG"
@@ -280,7 +282,7 @@ def test_a_required_sequence_keeps_a_placeholder_never_the_local_code():
     view = ds.ViewCodeSequence[0]
     assert (view.CodeValue, view.CodingSchemeDesignator) == ("REMOVED", "99VINDR")
     assert view.ViewModifierCodeSequence[0].CodeMeaning == "lateral"          # nested items still checked
-    assert len(ds.ProcedureCodeSequence) == 0
+    assert "ProcedureCodeSequence" not in ds
     assert out.counts["D:unknown-code"] == 1 and out.counts["X:unknown-code"] == 2
     assert HOSPITAL not in repr(ds) and "PA-CHEST" not in repr(ds)
 

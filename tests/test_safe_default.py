@@ -379,3 +379,25 @@ def test_property_random_text_never_leaves():
             assert secret not in report.to_json()
 
     check()
+
+
+def test_long_decimal_string_is_rewritten_not_lost(tmp_path, key_file):
+    """A DS of 17-32 characters (real exports write 0.14300000000000001) is a number: it is
+    re-written within PS3.5's 16 characters instead of failing the file or losing the pixel
+    spacing; a DS far beyond the limit may hold swallowed elements and fails the file."""
+    ds = real("CT_small.dcm")
+    ds["PixelSpacing"] = DataElement(0x00280030, "DS", ["0.66145833333333337", "0.66145833333333337"])
+    ds["SliceThickness"] = DataElement(0x00180050, "DS", "5.000000000000000001")
+    out, output, row = anonymized(tmp_path, key_file, ds)
+    got = pydicom.dcmread(output)
+    assert [len(v.original_string) <= 16 for v in got.PixelSpacing] == [True, True]
+    assert [round(float(v), 9) for v in got.PixelSpacing] == [0.661458333, 0.661458333]
+    assert float(got.SliceThickness) == 5.0
+    assert policy.judge(got["PixelSpacing"]).ok and policy.judge(got["SliceThickness"]).ok
+
+    far = real("CT_small.dcm")
+    far["SliceThickness"] = DataElement(0x00180050, "DS", "5." + "0" * 40 + "1")
+    src = save(far, tmp_path / "far" / "in" / "a.dcm")
+    anonymize(src.parent, tmp_path / "far" / "out", key_path=key_file, profile=load_profile("basic"), workers=1)
+    row = pq.read_table(tmp_path / "far" / "out" / "manifest.parquet").to_pylist()[0]
+    assert row["status"] == "failed" and row["output"] is None

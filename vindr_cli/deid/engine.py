@@ -144,7 +144,10 @@ def plausible_value(raw, vr: str) -> bool:
     parts = [body] if vr in _SINGLE else body.split(b"\\")
     if vr in _ASCII_MAX:
         allowed = _CHARS.get(vr)
-        return (all(b < 0x80 for b in body) and all(len(v) <= _ASCII_MAX[vr] for v in parts)
+        # twice the PS3.5 maximum, as dicomio.structure: a value a little too long (a DS of 17+
+        # characters, common in real exports) is a grammar question for deid.policy (re-written
+        # or removed); one far beyond it may hold swallowed elements and fails the file
+        return (all(b < 0x80 for b in body) and all(len(v) <= 2 * _ASCII_MAX[vr] for v in parts)
                 and (allowed is None or all(b in allowed for b in body.replace(b"\\", b""))))
     if vr in _CHAR_MAX:
         return all(len(v) <= 4 * _CHAR_MAX[vr] for v in parts)
@@ -185,6 +188,7 @@ class _Walker:
         self.terms: set[str] = set()
         self.counts: Counter = Counter()
         self.path: list[int] = []       # tags of the sequences enclosing the data set being walked
+        self.emptied: int | None = None  # a sequence _items just emptied of unknown codes (walk decides)
 
     # -- recording -----------------------------------------------------------------
     def _record(self, elem, vr: str) -> None:
@@ -228,6 +232,17 @@ class _Walker:
                 continue
             else:
                 self._apply(ds, tag, depth)
+                if self.emptied is not None:
+                    self._drop_emptied(ds, self.emptied)
+
+    def _drop_emptied(self, ds: Dataset, tag: int) -> None:
+        """A sequence whose every item was an unknown code: kept empty where the IOD makes it
+        Type 2; removed where it is Type 3 (a present Type 3 sequence needs an item, PS3.5
+        7.5.3). Type 1 and unknown sequences kept vindr's placeholder item (``_items``)."""
+        self.emptied = None
+        if tag in ds and attribute_type(self.sop_class, tag, tuple(self.path)) == 3:
+            del ds[tag]
+            self.counts["X:emptied-sequence"] += 1
 
     def _implausible(self, ds: Dataset, tag: int, depth: int) -> None:
         """A value no valid element has may hold swallowed elements: the file fails, nothing
@@ -378,6 +393,8 @@ class _Walker:
             else:
                 del items[i]
                 self.counts["X:unknown-code"] += 1
+        if unknown and not items:
+            self.emptied = elem.tag     # walk() removes it when the IOD does not require it
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
         if vr == "SQ":

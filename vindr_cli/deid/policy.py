@@ -63,7 +63,7 @@ class TextRule:
 @dataclass(frozen=True)
 class Verdict:
     """``reason`` None: the element may stay (with ``value`` instead of its own when that is
-    not None: a lower-case CS normalised to its defined term). Else a refusal kind."""
+    not None: a lower-case CS normalised to its defined term, a long DS number re-written). Else a refusal kind."""
     reason: str | None = None
     value: object = None
 
@@ -171,6 +171,34 @@ def normalised_cs(tag: int, value):
     return vals[0] if len(vals) == 1 else vals
 
 
+def normalised_ds(value):
+    """A DS value longer than PS3.5's 16 characters that is still a finite number (exports
+    write ``0.14300000000000001``) re-written in at most 16 characters (pydicom's
+    ``format_number_as_ds``); else None. A number hides no name, and removing it would lose
+    a pixel spacing or a rescale slope."""
+    import math
+
+    from pydicom.valuerep import format_number_as_ds
+
+    out = []
+    for s in _strings(value):
+        if s == "":
+            out.append(s)
+            continue
+        if len(s) > 64 or not _GRAMMAR["DS"].fullmatch(s):
+            return None
+        try:
+            f = float(s)
+        except ValueError:
+            return None
+        if not math.isfinite(f):
+            return None
+        out.append(format_number_as_ds(f))
+    if not out:
+        return None
+    return out[0] if len(out) == 1 else out
+
+
 def _clean_descriptor(s: str) -> bool:
     from vindr_cli.deid.actions import safe_descriptors    # one vocabulary with the C action
     return s.upper() in safe_descriptors()
@@ -265,10 +293,9 @@ def judge(elem, *, trusted_text: bool = False) -> Verdict:
     if vr in RESTRICTED:
         if grammar_ok(vr, value):
             return Verdict()
-        if vr == "CS":
-            fixed = normalised_cs(tag, value)
-            if fixed is not None:
-                return Verdict(None, fixed)
+        fixed = normalised_cs(tag, value) if vr == "CS" else normalised_ds(value) if vr == "DS" else None
+        if fixed is not None:
+            return Verdict(None, fixed)
         return Verdict(GRAMMAR)
     if trusted_text or safe_text(tag, value):
         return Verdict()

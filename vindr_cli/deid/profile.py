@@ -88,11 +88,27 @@ class Profile:
                 "defaults": [self.unlisted, self.unlisted_pn, self.unlisted_text, self.unlisted_date,
                              self.unknown_public, self.unlisted_uid],
                 # the safe-by-default allowlists decide what "K" keeps (deid.policy)
-                "policy": hashlib.sha256(schema_path("deid", "safe_attributes.toml").read_bytes()).hexdigest(),
+                "policy": policy_data_hash(),
             },
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Every data file that decides what an output holds besides the profile itself: a resumed
+# OUTPUT never mixes two versions of the allowlists, code dictionary rules, IOD Types,
+# descriptor vocabulary, defined terms or pydicom dictionaries.
+POLICY_FILES = (("deid", "safe_attributes.toml"), ("deid", "code_meanings.toml"), ("deid", "iod_types.json"),
+                ("deid", "clean_descriptors.toml"), ("deid", "burned_in.toml"), ("dicom", "defined_terms.toml"))
+
+
+def policy_data_hash() -> str:
+    import pydicom    # its data dictionary and PS3.16 code dictionaries decide VRs and code meanings
+
+    h = hashlib.sha256(pydicom.__version__.encode())
+    for parts in POLICY_FILES:
+        h.update("/".join(parts).encode() + b"\0" + hashlib.sha256(schema_path(*parts).read_bytes()).digest())
+    return h.hexdigest()
 
 
 def parse_tag(text: str) -> int:
