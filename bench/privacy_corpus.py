@@ -295,9 +295,13 @@ def plant(ds: Dataset, p: Patient, pid: str, study: int, kinds: list[str], uids:
             ds.ProcedureCodeSequence = Sequence([code])
         elif kind == "urls":
             ds.RetrieveURL = f"https://{p.host}/dicomweb/studies/{study_uid}?pid={pid}"
-            ref = Dataset()
-            ref.RetrieveURI = f"https://{p.host}/wado?studyUID={study_uid}&patientID={pid}"
-            ds.ReferencedSeriesSequence = Sequence([ref])
+            uri = f"https://{p.host}/wado?studyUID={study_uid}&patientID={pid}"
+            if ds.get("ReferencedSeriesSequence"):        # a real reference (a SEG's) gets the URI beside it
+                ds.ReferencedSeriesSequence[0].RetrieveURI = uri
+            else:
+                ref = Dataset()
+                ref.RetrieveURI = uri
+                ds.ReferencedSeriesSequence = Sequence([ref])
             ds.PixelDataProviderURL = f"https://{p.host}/jpip/{pid}"
         elif kind == "ob_text" :
             ds.add_new(OB_TAG, "OB", (p.latin + " " + pid).encode("utf-8").ljust(32, b" ")[:32])

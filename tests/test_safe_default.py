@@ -130,10 +130,24 @@ def test_five_levels_deep_sequence_survives_but_its_text_does_not(tmp_path, key_
     nested(FIVE_DEEP, "ContactDisplayName", NAME)(ds)
     _, output, _ = anonymized(tmp_path, key_file, ds)
     o = pydicom.dcmread(output)
-    item = o
-    for seq in FIVE_DEEP:          # the (unlisted, harmless) structure is kept ...
+    # the name 5 levels down goes; its item is then empty, and so is every item above it:
+    # an item de-identification emptied says nothing and is removed, then the sequences
+    # left without items (Type 3 here)
+    assert FIVE_DEEP[0] not in o
+    assert_absent(output)
+
+    keep = real("CT_small.dcm")
+    nested(FIVE_DEEP, "ContactDisplayName", NAME)(keep)
+    item = keep
+    for seq in FIVE_DEEP[:-1]:
         item = item[seq][0]
-    assert "ContactDisplayName" not in item      # ... the name 5 levels down is not
+    item.ContextIdentifier = "4031"             # a harmless CS one level up keeps the structure to it
+    _, output, _ = anonymized(tmp_path / "b", key_file, keep)
+    item = pydicom.dcmread(output)
+    for seq in FIVE_DEEP[:-1]:                 # the structure down to the CS survives ...
+        item = item[seq][0]
+    assert item.ContextIdentifier == "4031" and FIVE_DEEP[-1] not in item   # ... the emptied leaf does not
+    assert_absent(output)
 
 
 def test_waveform_labels(tmp_path, key_file):

@@ -236,11 +236,13 @@ class _Walker:
                     self._drop_emptied(ds, self.emptied)
 
     def _drop_emptied(self, ds: Dataset, tag: int) -> None:
-        """A sequence whose every item was an unknown code: kept empty where the IOD makes it
-        Type 2; removed where it is Type 3 (a present Type 3 sequence needs an item, PS3.5
-        7.5.3). Type 1 and unknown sequences kept vindr's placeholder item (``_items``)."""
+        """A sequence whose every item was an unknown code or emptied: kept empty where the IOD
+        makes it Type 2; else removed (a present Type 3 sequence needs an item, PS3.5 7.5.3;
+        types are merged as 1C -> 1, and a 1C whose items all went is no longer required:
+        it referenced what was removed). A Type 1 or unknown sequence of unknown codes kept
+        vindr's placeholder item instead (``_items``)."""
         self.emptied = None
-        if tag in ds and attribute_type(self.sop_class, tag, tuple(self.path)) == 3:
+        if tag in ds and attribute_type(self.sop_class, tag, tuple(self.path)) != 2:
             del ds[tag]
             self.counts["X:emptied-sequence"] += 1
 
@@ -359,8 +361,10 @@ class _Walker:
         of a sequence the IOD requires (Type 1, or unknown), which then holds vindr's
         placeholder code; another meaning of a known code is replaced by the known one."""
         items = elem.value or []
+        had_items = len(items) > 0
         checked = elem.tag not in codes.retained_sequences(self.p.options)
         unknown = []
+        hollow = set()      # items that held elements and hold none after the walk
         self.path.append(elem.tag)
         try:
             for i, item in enumerate(items):
@@ -371,9 +375,20 @@ class _Walker:
                         continue
                     if verdict == "replaced":
                         self.counts["C:code-meaning"] += 1
+                before = len(item)
                 self.walk(item, depth + 1)
+                if before and not len(item):
+                    hollow.add(id(item))
         finally:
             self.path.pop()
+        if hollow:
+            # an item de-identification emptied says nothing: it goes (a sequence left without
+            # items is then kept empty or removed by its Type: _drop_emptied)
+            for i in reversed(range(len(items))):
+                if id(items[i]) in hollow:
+                    unknown = [j - 1 if j > i else j for j in unknown]
+                    del items[i]
+                    self.counts["X:emptied-item"] += 1
         for i in reversed(unknown):
             for tag in list(items[i].keys()):
                 try:
@@ -393,7 +408,7 @@ class _Walker:
             else:
                 del items[i]
                 self.counts["X:unknown-code"] += 1
-        if unknown and not items:
+        if had_items and not items:
             self.emptied = elem.tag     # walk() removes it when the IOD does not require it
 
     def _dummy(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> None:
