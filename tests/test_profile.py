@@ -66,8 +66,9 @@ def test_vindr_profile_is_a_keep_list():
     assert p.rule(T("Rows"), "US").action == "K"
     assert p.rule(T("PatientAge"), "AS").action == "K"
     assert p.rule(T("SOPInstanceUID"), "UI").action == "U"
-    assert p.rule(T("Manufacturer"), "LO").action == "X"
-    assert p.rule(T("PatientName"), "PN").action == "X"
+    # not on the list: removed, or emptied / dummied where the IOD requires it (Type 2 / 1)
+    assert p.rule(T("Manufacturer"), "LO").action == "X/Z/D"
+    assert p.rule(T("PatientName"), "PN").action == "X/Z/D"
 
 
 def test_recipe_overrides_and_errors(tmp_path):

@@ -415,3 +415,20 @@ def test_long_decimal_string_is_rewritten_not_lost(tmp_path, key_file):
     anonymize(src.parent, tmp_path / "far" / "out", key_path=key_file, profile=load_profile("basic"), workers=1)
     row = pq.read_table(tmp_path / "far" / "out" / "manifest.parquet").to_pylist()[0]
     assert row["status"] == "failed" and row["output"] is None
+
+
+def test_vindr_keep_list_output_stays_a_valid_instance(tmp_path, key_file):
+    """``--profile vindr`` keeps only its list, yet the IOD's Type 2 attributes stay (empty),
+    Type 1 ones get a dummy or, for a number or coded string the policy lets through, their
+    own value; nothing identifying survives."""
+    ds = real("CT_small.dcm")
+    ds.PatientName, ds.PatientID, ds.Manufacturer = NAME, MRN, NAME
+    out, output, row = anonymized(tmp_path, key_file, ds, profile="vindr")
+    o = pydicom.dcmread(output)
+    assert_absent(output)
+    assert o.PatientName == "" and o.PatientID == "" and o.Manufacturer == ""     # Type 2: emptied
+    assert list(o.ImageType) == list(ds.ImageType)                                   # Type 1 CS: its own value
+    assert [float(v) for v in o.ImageOrientationPatient] == [float(v) for v in ds.ImageOrientationPatient]
+    assert o.FrameOfReferenceUID != ds.FrameOfReferenceUID                           # Type 1 UID: replaced
+    assert "StudyDate" in o and o.StudyDate == ""                                    # dates are not kept
+    assert "InstitutionName" not in o                                                # Type 3: removed

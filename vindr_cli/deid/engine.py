@@ -33,6 +33,13 @@ PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 DATE_VRS = {"DA", "DT"}
 
 
+# VRs of a Type 1 attribute that a keep-list profile keeps (when deid.policy judges the value
+# safe) instead of writing a dummy: numbers and coded strings name no one once their grammar
+# is checked, and a dummy 0 or "ANONYMOUS" would make the instance invalid or lie about it
+# (ImageOrientationPatient, ImageType). Dates, times, UIDs and text get the dummy.
+KEEP_LIST_TYPE1_KEPT = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "CS"})
+
+
 class EngineError(InternalError):
     """A dataset that cannot be de-identified (one line, no PHI).
 
@@ -262,6 +269,11 @@ class _Walker:
         vr = _rule_vr(raw)
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
+        if self.p.mode == "keep-list" and tag not in self.p.rules and action in ("Z", "D"):
+            if vr == "UR" or vr in policy.BINARY:
+                action = "X"    # a URL or a blob not on the list: removed whatever its Type (as in _judged_safe)
+            elif action == "D" and vr in KEEP_LIST_TYPE1_KEPT:
+                action = "K"    # a Type 1 number or coded string is its own best dummy (still judged below)
         if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
             self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
             return

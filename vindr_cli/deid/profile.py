@@ -57,7 +57,10 @@ class Profile:
         if found is not None:
             return found
         if self.mode == "keep-list":
-            return Rule("X", "X")
+            # not on the keep-list: removed, or emptied / dummied where the IOD makes it Type 2 / 1
+            # so the output stays a valid instance (the engine keeps a Type 1 number or coded
+            # string that deid.policy judges safe as its own dummy: KEEP_LIST_TYPE1_KEPT)
+            return Rule("X/Z/D", "X")
         if not dictionary_has_tag(tag):
             return Rule(self.unknown_public, self.unknown_public)
         if vr == "PN":
