@@ -24,6 +24,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
+from vindr_cli.deid.terms import tokens
 from vindr_cli.errors import InternalError
 from vindr_cli.resources import schema_path
 
@@ -549,6 +550,10 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
         "accession": _text(ds, "AccessionNumber"),
         "study_id": _text(ds, "StudyID"),
     }
+    # the equipment maker's words (kept: deid.policy allows Manufacturer and the model name)
+    # are not searched for: a station named "TOSHIBA" on a TOSHIBA_MEC scanner names no one,
+    # and the audit would report every output of that scanner
+    maker = tokens(" ".join(_text(ds, k) for k in ("Manufacturer", "ManufacturerModelName")))
     meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                                                    "ReceivingApplicationEntityTitle")}
     walker = _Walker(profile, subs, key, sop_class)
@@ -568,5 +573,5 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
         "study_dir": subs.short("study-dir", originals["study_uid"]),
         "series_dir": subs.short("series-dir", originals["series_uid"]),
     }
-    terms = walker.terms | {t for t in meta_terms if len(t) >= 3}
+    terms = {t for t in walker.terms | {t for t in meta_terms if len(t) >= 3} if not (maker and tokens(t) <= maker)}
     return Outcome(key, ids, originals, terms, walker.counts)
