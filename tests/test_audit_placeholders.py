@@ -122,9 +122,10 @@ def test_vindrs_own_substitutes_are_never_searched():
     ("ANON^MARIA", "ANON^ABCDEFGHIJKLMNO", False),
     ("ANON^MARIA", "Maria", True),
     ("UNKNOWN^HOANG", "Hoàng", True),
-    ("123", "study 123", True),
+    ("12345", "study 12345", True),
     ("19761023", "19761023", True),
     ("0077123", "0077123", True),
+    ("0077123", "window 77123", True),          # the same ID without its leading zeros (deid.identity)
     ("LE^AN", "Lê An", True),                      # a short real name is no placeholder
     ("12 Unknown Street", "Unknown Street 12", True),
     ("12 Unknown Street", "street", False),       # as specific as the value: every word

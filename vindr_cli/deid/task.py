@@ -22,7 +22,8 @@ from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
-from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value, native_pixel_length
+from vindr_cli.dicomio.pixelstream import (copy_pixel_element, hash_bytes_value, native_pixel_length,
+                                          pixel_description_fault)
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.runner.sources import Source, printable
@@ -108,6 +109,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 row.update(status="skipped", reason="DICOMDIR media directory (not released; the files it references are processed)")
                 return _finish(result)
             _describe(ds, row)
+            fault = pixel_description_fault(ds, header.pixel_offset is not None or "PixelData" in ds)
+            if fault:
+                raise BadInput("failed", fault)
             why = quarantine_reason(ds)
             if why and not ctx.cfg.allow_burned_in:
                 row.update(status="quarantined", reason=why)
@@ -151,8 +155,10 @@ def _write(ds, src_f, header, tmp_path: Path) -> str | None:
             return None
         src_f.seek(header.pixel_offset)
         ts = ds.file_meta.TransferSyntaxUID
+        frames = small_int(header.ds.get("NumberOfFrames"), low=1) or 1 if ts.is_compressed else None
         digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
-                                       expected=native_length(header.ds) if not ts.is_compressed else None)
+                                       expected=native_length(header.ds) if not ts.is_compressed else None,
+                                       frames=frames)
         return digest
 
 

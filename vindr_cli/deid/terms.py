@@ -27,7 +27,8 @@ OWN_SUBSTITUTE = re.compile(r"^(?:ANON\^|[PAS])[A-Z2-7]{15}$")
 
 
 def fold(text: str) -> str:
-    text = text.replace("đ", "d").replace("Đ", "D")
+    # Vietnamese đ/Đ, and Ð/ð (U+00D0/F0), which Latin-1 exports write for Đ: no combining form
+    text = text.replace("đ", "d").replace("Đ", "D").replace("ð", "d").replace("Ð", "D")
     text = unicodedata.normalize("NFKD", text)
     return "".join(c for c in text if not unicodedata.combining(c)).casefold()
 
@@ -59,7 +60,7 @@ def _compact(value: str) -> str:
 def is_placeholder(value: str) -> bool:
     """True when ``value`` identifies no one: empty or only separators, a generic placeholder
     or dummy date (after folding case and accents and removing separators: "N/A" = "na"), a
-    number of at most 2 digits, a value made only of the words vindr writes itself, or one
+    number of at most 4 digits (placeholders.toml), a value made only of the words vindr writes itself, or one
     of vindr's own keyed substitutes."""
     value = str(value).strip()
     values, own, digits = _placeholders()
@@ -103,6 +104,8 @@ class TermSet:
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
+                if toks[0].isdigit() and toks[0].startswith("0") and len(toks[0].lstrip("0")) > _placeholders()[2]:
+                    self.single.add(toks[0].lstrip("0"))     # 0077123 is written 77123 elsewhere (deid.identity)
             return
         self.multi.append(frozenset(toks))      # every word: as specific as the value
         if "^" in value:  # a person name: its components on their own (surname, given names)

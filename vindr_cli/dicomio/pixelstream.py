@@ -66,6 +66,33 @@ def native_pixel_length(ds) -> int | None:
     return (rows * cols * bits * spp * frames + 7) // 8
 
 
+PIXEL_DESCRIPTION_FAULT = "damaged header: the pixel data is not described (a required Image Pixel attribute is missing or impossible)"
+
+
+def pixel_description_fault(ds, has_pixels: bool) -> str | None:
+    """Why the top-level pixel data of ``ds`` cannot be what its header says (a fixed reason),
+    or None (``has_pixels``: the file has a top-level Pixel Data element; the header may
+    have been read without it). Pixel Data needs Rows, Columns, Bits Allocated, Samples per Pixel and Photometric
+    Interpretation (PS3.3 C.7.6.3, Type 1), with Bits Stored <= Bits Allocated, High Bit below
+    Bits Allocated, Pixel Representation 0 or 1: an output without them is written but cannot
+    be read, which is a loss no one would notice until too late."""
+    if not has_pixels:
+        return None
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        allocated, spp = int(ds.BitsAllocated), int(ds.SamplesPerPixel)
+        photometric = str(ds.PhotometricInterpretation).strip()
+        stored = int(ds.get("BitsStored", allocated) or allocated)
+        high = int(ds.get("HighBit", stored - 1) if ds.get("HighBit") is not None else stored - 1)
+        signed = int(ds.get("PixelRepresentation", 0) or 0)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return PIXEL_DESCRIPTION_FAULT
+    if (rows < 1 or cols < 1 or allocated not in (1, 8, 16, 32, 64) or spp not in (1, 3, 4) or not photometric
+            or not 1 <= stored <= allocated or not 0 <= high < allocated or signed not in (0, 1)):
+        return PIXEL_DESCRIPTION_FAULT
+    return None
+
+
 def _element_header(src: BinaryIO, e: str, implicit: bool) -> tuple[bytes, int]:
     """(the pixel data element's tag/VR/length bytes, its value length) at src's position."""
     tag_bytes = _read_exact(src, 4)
@@ -117,12 +144,17 @@ def check_pixel_element(src: BinaryIO, size: int, *, implicit: bool, little: boo
         pos += ilen
 
 
+MISSING_FRAMES = "encapsulated pixel data holds fewer fragments than frames (a frame is missing)"
+
+
 def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, little: bool,
-                       expected: int | None = None) -> tuple[str, int]:
+                       expected: int | None = None, frames: int | None = None) -> tuple[str, int]:
     """Copy one pixel data element at src's position to dst (None: only hash it).
 
     ``expected``: the native pixel data length the header describes; a defined length that
     disagrees (beyond one pad byte) means the file is not what it claims, and is refused.
+    ``frames``: Number of Frames of encapsulated data; each frame needs at least one fragment
+    (PS3.5 A.4), so fewer fragments than frames is a file cut or damaged, and is refused.
     Returns (sha256 hex of the value, number of bytes copied incl. the element header).
     """
     e = "<" if little else ">"
@@ -136,6 +168,7 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
             raise BadInput("failed", "pixel data length does not match Rows, Columns, Bits Allocated and frames")
         _copy(src, dst, length, h)
         return h.hexdigest(), total + length
+    items = 0
     while True:  # encapsulated: items until the sequence delimiter
         item = _read_exact(src, 8)
         itag = (struct.unpack(e + "H", item[:2])[0] << 16) | struct.unpack(e + "H", item[2:4])[0]
@@ -144,7 +177,10 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
             dst.write(item)
         total += 8
         if itag == SEQ_DELIM:
+            if frames is not None and items - 1 < frames:      # the first item is the offset table
+                raise BadInput("failed", MISSING_FRAMES)
             return h.hexdigest(), total
+        items += 1
         if itag != ITEM or ilen == UNDEFINED:
             raise BadInput("failed", "malformed encapsulated pixel data (bad item tag or length)")
         h.update(item)

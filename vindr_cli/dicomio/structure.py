@@ -119,7 +119,7 @@ def _image_class(uid: str) -> bool:
     from pydicom.uid import UID
 
     try:
-        return UID(uid).name.endswith("Image Storage")
+        return "Image Storage" in UID(uid).name     # also "Digital X-Ray Image Storage - For Presentation"
     except Exception:
         return False
 
