@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.datadict import dictionary_has_tag
 
 from vindr_cli.deid import codes, policy
 from vindr_cli.deid.table import load_table
@@ -36,6 +37,7 @@ POLICY_DETAIL = {   # one fixed sentence per policy kind (deid.policy.judge); ne
     policy.BINARY_KIND: "binary element not on the safe-attribute allowlist",
     policy.URL: "URL element (never kept)",
     policy.VR_MISMATCH: "stored VR disagrees with the data dictionary (or a text VR on an ambiguous one)",
+    policy.IDENTIFYING: "value holds a person value of the same file",
 }
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 OWN_FILES = {"manifest.parquet"}
@@ -142,6 +144,55 @@ def trusted_tags(run: dict) -> frozenset[int]:
                                       ({r.basic} | set(r.options.values())) & {"K", "C"}}
 
 
+def kept_tags(run: dict) -> frozenset[int] | None:
+    """The top-level tags a keep-list profile keeps (anonymize.json ``kept_tags``); None for a
+    table profile or a record without them."""
+    recorded = run.get("kept_tags")
+    if run.get("mode") != "keep-list" or not isinstance(recorded, list):
+        return None
+    try:
+        return frozenset(int(t, 16) for t in recorded)
+    except (TypeError, ValueError):
+        return None
+
+
+_OWN_VALUES = frozenset({"", "ANONYMOUS", "0", "19000101", "000000", "19000101000000", "000D"})  # actions.dummy_value
+
+
+def _check_keep_list(rel: str, ds, kept: frozenset[int], report: AuditReport) -> None:
+    """A keep-list output holds, at its top level, the list, vindr's marks, UIDs it replaced,
+    and what the IOD requires of the rest: empty (Type 2), a dummy, or for a Type 1 number or
+    coded string its own value (deid.engine.KEEP_LIST_TYPE1_KEPT). Anything else is a value
+    the anonymizer would not have let through."""
+    from vindr_cli.deid.engine import KEEP_LIST_TYPE1_KEPT
+    from vindr_cli.deid.iod import attribute_type
+
+    sop = str(ds.get("SOPClassUID", "")) or None
+    for elem in ds:
+        tag = elem.tag
+        if tag in kept or tag in OWN_MARKS or tag in PIXEL_TAGS or (tag >> 16) % 2 or elem.VR in ("SQ", "UI"):
+            continue
+        if elem.value is None or elem.value in ("", b"") or (isinstance(elem.value, list) and not elem.value):
+            continue
+        values = {str(v).strip() for v in (elem.value if isinstance(elem.value, (list, tuple)) or
+                                           type(elem.value).__name__ == "MultiValue" else [elem.value])}
+        if values <= _OWN_VALUES or (isinstance(elem.value, bytes) and elem.value in (b"", b"\x00\x00")):
+            continue
+        if (elem.VR in KEEP_LIST_TYPE1_KEPT or elem.VR in ("DA", "DT", "TM")) and attribute_type(sop, tag) == 1:
+            continue            # its own value, judged by the policy; a Type 1 date is a shifted one
+        report.add("not-kept", rel, f"element {_tag(tag)}: a value the keep-list profile does not keep")
+
+
+_METHOD = re.compile(r"^(vindr [0-9][0-9A-Za-z.+-]*|profile [A-Za-z0-9_+.-]+|"
+                     r"vindr (key|profile|settings) fingerprint [0-9a-f]{6,64})$")
+
+
+def _own_method(value) -> bool:
+    """DeidentificationMethod as engine._mark writes it (trusted as vindr's own only in that form)."""
+    values = [value] if isinstance(value, str) else list(value or [])
+    return all(_METHOD.match(str(v).strip()) for v in values)
+
+
 def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) -> None:
     """The anonymizer's policy in check mode (deid.policy.judge at every depth): anything it
     would not have let through is a finding naming the element path, never the value."""
@@ -152,7 +203,17 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
             continue
         if (not where and tag in PIXEL_TAGS) or group % 2 == 1 or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF:
             continue            # copied separately / reported as private, overlay or curve
-        verdict = policy.judge(elem, trusted_text=tag in trusted)
+        if tag & 0xFFFF == 0:
+            report.add("group-length", rel, f"element {where}{_tag(tag)}: group length (the anonymizer removes them)")
+            continue
+        if not dictionary_has_tag(tag):
+            report.add("unknown-tag", rel, f"element {where}{_tag(tag)}: not in the data dictionary (the anonymizer "
+                                           "removes such elements)")
+            continue
+        if tag == 0x00120063 and not _own_method(elem.value):
+            report.add(policy.UNSAFE_TEXT, rel, f"element {where}{_tag(tag)}: not the method vindr writes")
+            continue
+        verdict = policy.judge(elem, trusted_text=tag in trusted, top=not where)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
         elif verdict.value is not None:
@@ -228,6 +289,7 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
     by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
     global_terms, path_terms, per_output, date_terms = _load_terms(linkage, report)
     trusted = trusted_tags(run if isinstance(run, dict) else {})
+    kept = kept_tags(run if isinstance(run, dict) else {})
     report.terms = len(global_terms.single) + len(global_terms.multi)
 
     seen: set[str] = set()
@@ -256,7 +318,7 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
         if row is None:
             report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
         seen.add(rel)
-        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained,
+        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained, kept,
                     trusted)
     for rel in by_output:
         if rel not in seen:
@@ -265,7 +327,8 @@ def audit(output: Path, linkage: Path | None = None) -> AuditReport:
 
 
 def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport,
-                retained: frozenset[int] = frozenset(), trusted: frozenset[int] = OWN_MARKS) -> None:
+                retained: frozenset[int] = frozenset(), kept: frozenset[int] | None = None,
+                trusted: frozenset[int] = OWN_MARKS) -> None:
     size = p.stat().st_size
     with open(p, "rb") as f:
         try:
@@ -297,6 +360,8 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
                 tail = f.read()
         _check_header(rel, ds, removed, report, terms, retained)
         _check_policy(rel, ds, trusted, report)
+        if kept is not None:
+            _check_keep_list(rel, ds, kept, report)
     if tail:
         report.add("post-pixel", rel, f"{len(tail)} bytes after the pixel data")
     toks = tokens(decode_all(head + tail))

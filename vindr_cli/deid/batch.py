@@ -85,6 +85,7 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
         "options": sorted(p.options), "dates": p.dates, "uid_root": cfg.uid_root, "layout": cfg.layout,
         "key_fingerprint": subs.fingerprint(), "allow_burned_in": cfg.allow_burned_in,
         "removed_tags": removed, "mode": p.mode, "patient_match": cfg.patient_match, "trusted_tags": trusted,
+        "kept_tags": sorted(f"{t:08X}" for t in p.rules) if p.mode == "keep-list" else None,
     }
 
 

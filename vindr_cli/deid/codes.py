@@ -65,6 +65,7 @@ from vindr_cli.resources import schema_path
 
 CODE_VALUE, CODE_MEANING, LONG_CODE_VALUE, URN_CODE_VALUE = 0x00080100, 0x00080104, 0x00080119, 0x00080120
 CODING_SCHEME_DESIGNATOR, CODING_SCHEME_VERSION, MAPPING_RESOURCE_NAME = 0x00080102, 0x00080103, 0x00080122
+CONTEXT_IDENTIFIER, MAPPING_RESOURCE = 0x0008010F, 0x00080105
 VALUE_TAGS = (CODE_VALUE, LONG_CODE_VALUE, URN_CODE_VALUE)
 CODE_TAGS = frozenset((*VALUE_TAGS, CODE_MEANING))
 _VALUE_MAX = {CODE_VALUE: 16, LONG_CODE_VALUE: 1024, URN_CODE_VALUE: 1024}   # SH (PS3.3 8.8: 16 at most), UC, UR
@@ -201,7 +202,9 @@ def _free_text(item: Dataset) -> list[int]:
     config = _config()
     out = []
     for tag, ok in ((CODING_SCHEME_VERSION, lambda v: re.fullmatch(config["coding_scheme_version"], v)),
-                    (MAPPING_RESOURCE_NAME, lambda v: norm(v) in {norm(n) for n in config["mapping_resource_names"]})):
+                    (MAPPING_RESOURCE_NAME, lambda v: norm(v) in {norm(n) for n in config["mapping_resource_names"]}),
+                    (CONTEXT_IDENTIFIER, lambda v: re.fullmatch(config["context_identifier"], v)),
+                    (MAPPING_RESOURCE, lambda v: v in config["mapping_resources"])):
         if tag in item:
             try:
                 value = item[tag].value

@@ -38,7 +38,7 @@ DATE_VRS = {"DA", "DT"}
 # safe) instead of writing a dummy: numbers and coded strings name no one once their grammar
 # is checked, and a dummy 0 or "ANONYMOUS" would make the instance invalid or lie about it
 # (ImageOrientationPatient, ImageType). Dates, times, UIDs and text get the dummy.
-KEEP_LIST_TYPE1_KEPT = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "CS"})
+KEEP_LIST_TYPE1_KEPT = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "IS", "DS", "CS", "AT"})  # AT: a tag pointer
 
 
 class EngineError(InternalError):
@@ -186,6 +186,64 @@ def patient_key(ds: Dataset, match: str = DEFAULT_PATIENT_MATCH) -> str:
     return identity.patient_key(ds, match)
 
 
+# Values that name or number a person, wherever they are (PS3.15 E.1-1 rows of patients,
+# physicians, operators): any PN, and these. A kept value of the same file that holds one of
+# them (a name typed into Manufacturer, ScanOptions or a window explanation; an ID without its
+# leading zeros; the birth date as a number) is removed like unsafe text: the allowlists say
+# which attributes may hold text, this says that their text must not be the file's own people.
+PERSON_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate", "PatientTelephoneNumbers",
+                   "PatientAddress", "MedicalRecordLocator", "PatientBirthName", "PatientMotherBirthName",
+                   "OtherPatientNames", "ResponsiblePerson", "StudyID", "IssuerOfPatientID",
+                   "PersonTelephoneNumbers", "PersonAddress", "RequestingPhysician", "PerformingPhysicianName")
+_PERSON_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PERSON_KEYWORDS) if t is not None)
+_PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "StudyDate", "SeriesDate",
+                                                       "AcquisitionDate", "ContentDate"))
+SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
+                          "OB", "OW", "OD", "OF", "OL", "OV", "UN"})   # bytes: read as Latin-1 and UTF-8 text
+
+
+def _as_text(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1") + " " + bytes(value).decode("utf-8", "ignore")
+    return " ".join(str(v) for v in actions._values(value))
+
+
+def person_values(ds: Dataset) -> list[str]:
+    """The file's person values (PHI: only kept in memory, and in the linkage table's terms)."""
+    out: list[str] = []
+
+    def visit(d: Dataset, depth: int) -> None:
+        for tag in list(d.keys()):
+            try:
+                elem = d[tag]
+            except Exception:
+                continue
+            vr = getattr(elem, "VR", None)
+            if vr == "SQ":
+                if depth < 64:
+                    for item in elem.value or []:
+                        visit(item, depth + 1)
+                continue
+            if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES):
+                for v in actions._values(elem.value):
+                    text = str(v).strip()
+                    if text:
+                        out.append(text)
+                        if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
+                            joined = "".join(p.strip() for p in text.split("=")[0].split("^"))
+                            if len(joined) >= 6:
+                                out.append(joined)
+
+    visit(ds, 0)
+    return out
+
+
+def person_terms(values: list[str]):
+    from vindr_cli.deid.terms import build_terms
+
+    return build_terms(values, include_dates=True)
+
+
 class _Walker:
     def __init__(self, profile: Profile, subs: Substitutes, key: str, sop_class: str | None):
         self.p = profile
@@ -197,6 +255,7 @@ class _Walker:
         self.counts: Counter = Counter()
         self.path: list[int] = []       # tags of the sequences enclosing the data set being walked
         self.emptied: int | None = None  # a sequence _items just emptied of unknown codes (walk decides)
+        self.people = None                 # deid.terms.TermSet of the file's person values (person_values)
 
     # -- recording -----------------------------------------------------------------
     def _record(self, elem, vr: str) -> None:
@@ -337,7 +396,11 @@ class _Walker:
         """Safe by default (deid.policy.judge, the audit's rule too): True when the element
         may stay (a lower-case CS may be normalised to its defined term); else it is removed,
         or dummied / emptied where the IOD makes it Type 1 / 2 (at its sequence path), and False."""
-        verdict = policy.judge(elem, trusted_text=self._trusted_text(tag))
+        verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0)
+        if verdict.ok and self.people and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
+            value = verdict.value if verdict.value is not None else elem.value
+            if self.people.found_in(tokens(_as_text(value))):
+                verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
             if verdict.value is not None:
                 ds[tag] = DataElement(tag, vr, verdict.value)
@@ -350,7 +413,7 @@ class _Walker:
         # text or a coded value the IOD requires gets a dummy / empty value; a URL, a binary
         # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
         # or PixelDataProviderURL is required only with what is removed with it)
-        compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR) else "X"
+        compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
         action = self._simple(compound, tag, depth)
         self.counts[f"{action}:{verdict.reason}"] += 1
         if action == "X":
@@ -556,7 +619,9 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     maker = tokens(" ".join(_text(ds, k) for k in ("Manufacturer", "ManufacturerModelName")))
     meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                                                    "ReceivingApplicationEntityTitle")}
+    people = person_values(ds)
     walker = _Walker(profile, subs, key, sop_class)
+    walker.people = person_terms(people)
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
@@ -573,5 +638,9 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
         "study_dir": subs.short("study-dir", originals["study_uid"]),
         "series_dir": subs.short("series-dir", originals["series_uid"]),
     }
-    terms = {t for t in walker.terms | {t for t in meta_terms if len(t) >= 3} if not (maker and tokens(t) <= maker)}
+    # a maker's word is dropped only when it is not a person's value (a name or ID written into
+    # Manufacturer is searched for, and was removed from Manufacturer by the walk)
+    person = {str(v).strip() for v in people}
+    terms = {t for t in walker.terms | {t for t in meta_terms if len(t) >= 3}
+             if t in person or not (maker and tokens(t) <= maker)}
     return Outcome(key, ids, originals, terms, walker.counts)

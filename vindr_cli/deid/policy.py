@@ -30,6 +30,7 @@ POST_PIXEL = 0x7FE00010                          # top-level tags above Pixel Da
 
 # Kinds of refusal (engine counts "X:<kind>", audit findings use the same words)
 VR_MISMATCH, URL, BINARY_KIND, GRAMMAR, UNSAFE_TEXT = "vr-mismatch", "url", "binary", "vr-grammar", "unsafe-text"
+IDENTIFYING = "identifying-value"   # a kept value holding the same file's person values (deid.engine)
 
 # PS3.5 6.2 value grammars (one value; leading/trailing spaces and trailing NULs stripped first)
 _GRAMMAR = {
@@ -48,7 +49,9 @@ _MAX_LEN = {"CS": 16, "DA": 8, "DT": 26, "TM": 16, "AS": 4, "IS": 12, "DS": 16, 
 # CS attributes whose lower-case value is upper-cased when that gives a defined term
 _CS_TERMS = {"Modality": "modality", "PhotometricInterpretation": "photometric", "BodyPartExamined": "body_part",
              "SpecificCharacterSet": "charset", "BurnedInAnnotation": "burned_in"}
-_WORD = re.compile(r"[A-Za-z]{3,}")
+_WORD = re.compile(r"[A-Za-z]{2,}")                 # a word of 2+ letters must be a listed one
+_NUMBER = re.compile(r"[0-9]+")
+_MAX_DIGITS = 5                                      # longer digit runs are IDs, not presets
 _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 
 
@@ -227,7 +230,8 @@ def safe_text(tag: int, value) -> bool:
         elif rule.values == "defined_terms":
             ok = s in rule.terms
         elif rule.values == "words":
-            ok = bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
+            ok = (bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
+                  and all(len(n) <= _MAX_DIGITS for n in _NUMBER.findall(s)))
         elif rule.values == "clean_descriptor":
             ok = _clean_descriptor(s)
         else:                       # checked_elsewhere: codes.check_code_item
@@ -267,7 +271,16 @@ def vr_mismatch(stored: str | None, tag: int) -> bool:
     return stored in TEXT_CAPABLE or stored not in known.split(" or ")
 
 
-def judge(elem, *, trusted_text: bool = False) -> Verdict:
+# The attributes of a code item (PS3.3 Table 8.8-1): judged with their item by deid.codes;
+# at the top level of a data set, where no code item holds them, they are free text.
+CODE_ITEM_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080105, 0x0008010F,
+                            0x00080119, 0x00080120, 0x00080122})
+
+
+PIXEL_VALUE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
     """May this (decoded) element stay in a de-identified data set as it is?
 
     ``trusted_text``: the profile keeps this text attribute by an explicit rule (a Table
@@ -277,6 +290,10 @@ def judge(elem, *, trusted_text: bool = False) -> Verdict:
     tag = elem.tag
     if vr_mismatch(stored, tag):
         return Verdict(VR_MISMATCH)
+    if top and tag in CODE_ITEM_TAGS and elem.value not in (None, "", b""):
+        return Verdict(UNSAFE_TEXT)     # ``top``: the element is at depth 0 (no code item around it)
+    if not top and tag in PIXEL_VALUE_TAGS:
+        return Verdict(BINARY_KIND)     # pixels inside an item (an icon, a thumbnail) may show text
     vr = stored if stored and " or " not in stored else (dictionary_vr(tag) or "UN")
     if " or " in vr:
         vr = vr.split(" or ")[0]

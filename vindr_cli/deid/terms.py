@@ -21,6 +21,7 @@ from vindr_cli.resources import schema_path
 
 _TOKEN = re.compile(r"[^\W_]+(?:\.[^\W_]+)*")     # letters/digits of any script, dotted runs kept whole
 DATE_TERM = re.compile(r"^\d{8}$")
+_DIGITS = re.compile(r"\d{5,}")                  # a digit run long enough to be an ID on its own
 _SEPARATORS = re.compile(r"[\s^=.,\-/_\\]+")
 # The keyed substitutes of deid/substitutes.py: a prefix and 15 upper-case base32 characters.
 OWN_SUBSTITUTE = re.compile(r"^(?:ANON\^|[PAS])[A-Z2-7]{15}$")
@@ -104,10 +105,18 @@ class TermSet:
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
-                if toks[0].isdigit() and toks[0].startswith("0") and len(toks[0].lstrip("0")) > _placeholders()[2]:
-                    self.single.add(toks[0].lstrip("0"))     # 0077123 is written 77123 elsewhere (deid.identity)
+                t = toks[0]
+                if "." not in t and not t.isdigit():     # MRN0077123: its number is written alone elsewhere
+                    for run in _DIGITS.findall(t):
+                        self.single.add(run)
+                        if len(run.lstrip("0")) >= 5:
+                            self.single.add(run.lstrip("0"))
+                elif t.isdigit() and t.startswith("0") and len(t.lstrip("0")) > _placeholders()[2]:
+                    self.single.add(t.lstrip("0"))     # 0077123 is written 77123 elsewhere (deid.identity)
             return
         self.multi.append(frozenset(toks))      # every word: as specific as the value
+        if "^" in value and len(toks) >= 3:     # LE^THI^HOA is also written "LE HOA" (surname, given name)
+            self.multi.append(frozenset({toks[0], toks[-1]}))
         if "^" in value:  # a person name: its components on their own (surname, given names)
             self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
 
