@@ -1,0 +1,425 @@
+"""Find text burned into pixels and decide whether it identifies someone (issue #10).
+
+``find_text(image, frame, hints)`` returns every text region of a display-ready 8-bit image
+(0 = black; already windowed, MONOCHROME1 already inverted) as ``TextBox``es with a kind:
+``"marker"`` (an allowed marker such as L, R, PA, 80kV: the caller keeps it) or ``"name"``,
+``"id"``, ``"date"``, ``"other"`` (the caller redacts it). The text itself is never returned,
+logged or put in an exception.
+
+How:
+ 1. Candidates, cheaply, in numpy: the image is block-averaged to at most 1024 px a side; a
+    white top-hat (bright strokes) and a black top-hat (dark strokes on a light label) with a
+    9 px square keep thin high-contrast strokes only (anatomy is broad and smooth); strokes
+    are linked along lines (horizontal dilation) and grouped on a coarse grid; groups with a
+    text-line shape (height 6-110 px, enough stroke pixels, stroke density 8-75 %) are the
+    candidates. An image with no text usually has none, so it costs only this step.
+ 2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
+    scaled to a ~40 px line and read by Tesseract 5 (one text line, Vietnamese + English)
+    with per-word confidence.
+ 3. Decision: a candidate is a marker only when every word is read confidently and each is
+    in ``schemas/deid/burned_in_allowlist.toml`` (words and exposure-figure patterns). A
+    candidate that cannot be read confidently is identifying ("other"): strokes we cannot
+    read are not known to be safe. Kind: from the header hints when an OCR'd word matches one
+    (accent-folded, case-insensitive, edit distance <= len/4), else from the text's shape
+    (a date pattern -> date, a long digit run -> id), else "other".
+ 4. Hints raise recall: with hints, a second, fainter candidate pass (half the contrast) is
+    read too, and a faint region is reported when its words match a hint value; faint
+    regions that match nothing are left alone (they are mostly anatomy edges).
+
+Engine choice (measured, bench/ocr_engines.py, 7 real pydicom images at 2048 x 2048 with a
+drawn patient label, marker and exposure figure; 28 identifying strings, 14 markers):
+
+    engine                                  identifying  markers  CPU s / image
+    Tesseract 5.3 whole image (PSM 11)         7/28        5/14      0.16
+    RapidOCR 1.4 whole image (PP-OCRv4)       21/28       14/14      3.00
+    Tesseract 5.3 on line crops (PSM 7)       23/28       14/14      0.006 / line
+    RapidOCR 1.4 recogniser on line crops     21/28       14/14      0.040 / line
+
+Tesseract on line crops reads as much or more, at a seventh of RapidOCR's recogniser cost,
+and has a real Vietnamese model (diacritics kept; RapidOCR's bundled models are Chinese +
+Latin without Vietnamese). RapidOCR's detector is good but costs ~3 s CPU per 2k image, ten
+times the budget; our numpy candidate step replaces it. Tesseract comes from Debian
+(tesseract-ocr, -eng, -vie) through ``tesserocr`` (in-process, no subprocess per crop).
+
+Without the engine (``engine_available()`` is False) every candidate is "other": nothing
+found is ever kept as a marker, so the caller still redacts it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from vindr_cli.resources import schema_path
+
+KINDS = ("name", "id", "date", "other", "marker")
+
+_WORK_MAX = 1024          # working image: at most this many pixels a side
+_TOPHAT = 9               # top-hat square (working pixels): strokes thinner than this are kept
+_STRONG = 40              # top-hat contrast (grey levels) of a text stroke
+_FAINT = 16               # with hints: fainter strokes, reported only if they match a hint
+_CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
+_LINE_H = 40              # crops are scaled so that the line is about this tall
+
+
+@dataclass(frozen=True)
+class TextBox:
+    frame: int
+    x0: int
+    y0: int
+    x1: int   # exclusive
+    y1: int   # exclusive
+    kind: str  # "name" | "id" | "date" | "other" | "marker"
+
+
+@dataclass
+class Hints:
+    """Identifying values of the same file's header, read BEFORE de-identification (PHI:
+    never log or print one)."""
+    names: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # never show the values
+        return (f"Hints(names={len(self.names)}, ids={len(self.ids)}, dates={len(self.dates)}, "
+                f"other={len(self.other)})")
+
+    __str__ = __repr__
+
+
+# ----------------------------------------------------------------------------- hints
+
+_NAME_KW = ("PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames",
+            "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+            "NameOfPhysiciansReadingStudy", "RequestingPhysician", "ResponsiblePerson")
+_ID_KW = ("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "IssuerOfPatientID",
+          "MedicalRecordLocator", "AdmissionID", "RequestedProcedureID")
+_DATE_KW = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
+            "InstanceCreationDate")
+_OTHER_KW = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+             "StationName", "PatientAddress", "PatientTelephoneNumbers", "MilitaryRank",
+             "BranchOfService", "CountryOfResidence", "RegionOfResidence")
+
+
+def _values(ds, keyword: str) -> list[str]:
+    try:
+        elem = ds.get(keyword)
+    except Exception:  # a malformed value must not stop the hints
+        return []
+    if elem is None:
+        return []
+    vals = elem if isinstance(elem, (list, tuple)) or type(elem).__name__ == "MultiValue" else [elem]
+    return [str(v) for v in vals if v is not None and str(v).strip()]
+
+
+def hints_from(ds) -> Hints:
+    """Hints from a dataset's header (before de-identification). Person names are split into
+    their parts (``^``, ``=`` groups, spaces); OtherPatientIDsSequence is followed."""
+    h = Hints()
+    for kw in _NAME_KW:
+        for v in _values(ds, kw):
+            for part in re.split(r"[\^=]", v):
+                if part.strip():
+                    h.names.append(part.strip())
+    for kw in _ID_KW:
+        h.ids.extend(_values(ds, kw))
+    try:
+        for item in ds.get("OtherPatientIDsSequence") or []:
+            h.ids.extend(_values(item, "PatientID"))
+    except Exception:
+        pass
+    for kw in _DATE_KW:
+        h.dates.extend(_values(ds, kw))
+    for kw in _OTHER_KW:
+        h.other.extend(_values(ds, kw))
+    return h
+
+
+# ----------------------------------------------------------------------------- text helpers
+
+def fold(s: str) -> str:
+    """Accent-folded, upper case (Đ -> D)."""
+    s = s.replace("Đ", "D").replace("đ", "d")
+    return "".join(c for c in unicodedata.normalize("NFD", s) if unicodedata.category(c) != "Mn").upper()
+
+
+def _words(s: str) -> list[str]:
+    out = []
+    for w in fold(s).split():
+        w = re.sub(r"^[^A-Z0-9]+|[^A-Z0-9]+$", "", w)
+        if w:
+            out.append(w)
+    return out
+
+
+def _lev(a: str, b: str, cap: int) -> int:
+    if abs(len(a) - len(b)) > cap:
+        return cap + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _date_forms(v: str) -> list[str]:
+    d = re.sub(r"\D", "", v)
+    if len(d) != 8:
+        return [d] if len(d) >= 6 else []
+    y, m, dd = d[:4], d[4:6], d[6:]
+    return [d, dd + m + y, m + dd + y, dd + m + y[2:], y[2:] + m + dd]
+
+
+@cache
+def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...]]:
+    data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
+    return (frozenset(fold(w) for w in data["words"]),
+            tuple(re.compile(p) for p in data.get("patterns", [])))
+
+
+def _is_marker_word(w: str) -> bool:
+    words, pats = _allow()
+    return w in words or any(p.fullmatch(w) for p in pats)
+
+
+_DATE_RE = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|(19|20)\d{6})")
+
+
+def _hint_kind(words: list[str], hints: Hints | None) -> str | None:
+    """The kind of the first hint an OCR'd word matches (fuzzy), or None."""
+    if hints is None or not words:
+        return None
+    joined = "".join(words)
+    digits = re.sub(r"\D", "", joined)
+    for kind, values in (("name", hints.names), ("id", hints.ids), ("other", hints.other)):
+        for v in values:
+            for t in _words(v):
+                if len(t) < 3:
+                    continue
+                cap = len(t) // 4
+                if any(_lev(w, t, cap) <= cap for w in words) or (len(t) >= 5 and t in joined):
+                    return kind
+    for v in hints.dates:
+        for form in _date_forms(v):
+            if len(form) >= 6 and form in digits:
+                return "date"
+    return None
+
+
+def _shape_kind(text_words: list[str]) -> str:
+    line = " ".join(text_words)
+    if _DATE_RE.search(line):
+        return "date"
+    if any(sum(c.isdigit() for c in w) >= 5 for w in text_words):
+        return "id"
+    return "other"
+
+
+# ----------------------------------------------------------------------------- engine
+
+@cache
+def _engine():
+    """(api, lock-free per process) or None when Tesseract/tesserocr is missing."""
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        import tesserocr
+    except Exception:
+        return None
+    paths = [os.environ.get("TESSDATA_PREFIX", ""), "/usr/share/tesseract-ocr/5/tessdata",
+             "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata",
+             "/usr/local/share/tessdata"]
+    for p in paths:
+        if p and os.path.isfile(os.path.join(p, "eng.traineddata")):
+            lang = "vie+eng" if os.path.isfile(os.path.join(p, "vie.traineddata")) else "eng"
+            try:
+                return tesserocr.PyTessBaseAPI(path=p.rstrip("/") + "/", lang=lang,
+                                               psm=tesserocr.PSM.SINGLE_LINE)
+            except Exception:
+                return None
+    return None
+
+
+def engine_available() -> bool:
+    return _engine() is not None
+
+
+def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    """Words (text, confidence 0-100, box in crop coordinates) of one dark-on-light line."""
+    api = _engine()
+    if api is None:
+        return []
+    import tesserocr
+    from PIL import Image
+    h = crop.shape[0]
+    f = _LINE_H * 1.6 / h if h else 1.0
+    img = Image.fromarray(crop)
+    if abs(f - 1) > 0.15:
+        img = img.resize((max(1, round(crop.shape[1] * f)), max(1, round(h * f))), Image.BICUBIC)
+    api.SetImage(img)
+    api.Recognize()
+    out = []
+    it = api.GetIterator()
+    level = tesserocr.RIL.WORD
+    if it is not None:
+        for w in tesserocr.iterate_level(it, level):
+            try:
+                text = w.GetUTF8Text(level) or ""
+            except RuntimeError:  # an empty word
+                continue
+            bb = w.BoundingBox(level)
+            if not text.strip() or bb is None:
+                continue
+            x0, y0, x1, y1 = bb
+            out.append((text, float(w.Confidence(level)),
+                        (int(x0 / f), int(y0 / f), int(np.ceil(x1 / f)), int(np.ceil(y1 / f)))))
+    return out
+
+
+# ----------------------------------------------------------------------------- candidates
+
+def _filt(a: np.ndarray, k: int, op, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """Separable k x k (or k along the given axes) min/max filter (edges replicated)."""
+    r = k // 2
+    for axis in axes:
+        p = np.pad(a, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        n = a.shape[axis]
+        acc = p.take(range(0, n), axis=axis)
+        for s in range(1, k):
+            acc = op(acc, p.take(range(s, s + n), axis=axis))
+        a = acc
+    return a
+
+
+def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
+    s = max(1, -(-max(image.shape) // _WORK_MAX))
+    h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
+    if s == 1:
+        return image.astype(np.int16), 1
+    a = image[:h, :w].reshape(h // s, s, w // s, s).mean(axis=(1, 3))
+    return a.astype(np.int16), s
+
+
+def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (x0, y0, x1, y1, working px) of 8-connected groups of occupied
+    cy x cx cells."""
+    h, w = mask.shape
+    gh, gw = -(-h // cy), -(-w // cx)
+    pad = np.zeros((gh * cy, gw * cx), bool)
+    pad[:h, :w] = mask
+    grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
+    seen = np.zeros_like(grid)
+    boxes = []
+    for y, x in zip(*np.nonzero(grid)):
+        if seen[y, x]:
+            continue
+        stack = [(y, x)]
+        seen[y, x] = True
+        y0 = y1 = y
+        x0 = x1 = x
+        while stack:
+            py, px = stack.pop()
+            y0, y1, x0, x1 = min(y0, py), max(y1, py), min(x0, px), max(x1, px)
+            for ny in (py - 1, py, py + 1):
+                if 0 <= ny < gh:
+                    for nx in (px - 1, px, px + 1):
+                        if 0 <= nx < gw and grid[ny, nx] and not seen[ny, nx]:
+                            seen[ny, nx] = True
+                            stack.append((ny, nx))
+        boxes.append((int(x0) * cx, int(y0) * cy, min(w, (int(x1) + 1) * cx), min(h, (int(y1) + 1) * cy)))
+    return boxes
+
+
+def _candidates(work: np.ndarray, thresh: int) -> list[tuple[int, int, int, int, bool]]:
+    """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels."""
+    opened = _filt(_filt(work, _TOPHAT, np.minimum), _TOPHAT, np.maximum)
+    closed = _filt(_filt(work, _TOPHAT, np.maximum), _TOPHAT, np.minimum)
+    white = work - opened
+    black = closed - work
+    # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
+    grad = np.zeros_like(work)
+    grad[:, 1:] = np.abs(work[:, 1:] - work[:, :-1])
+    grad[1:, :] = np.maximum(grad[1:, :], np.abs(work[1:, :] - work[:-1, :]))
+    sharp = _filt((grad >= thresh * 3 // 4).astype(np.uint8), 3, np.maximum).astype(bool)
+    out = []
+    for bright, tophat in ((True, white), (False, black)):  # one polarity at a time
+        strokes = (tophat >= thresh) & sharp
+        if not strokes.any():
+            continue
+        # link the letters of a line (horizontal dilation only, so that lines stay apart)
+        linked = _filt(strokes.astype(np.uint8), 5, np.maximum, axes=(1,)).astype(bool)
+        for x0, y0, x1, y1 in _components(linked, 1, 4):
+            bh, bw = y1 - y0, x1 - x0
+            if bh < 3 or bh > 60 or bw < 2:
+                continue
+            n = int(strokes[y0:y1, x0:x1].sum())
+            dens = n / (bh * bw)
+            if n < 6 or not 0.08 <= dens <= 0.75:
+                continue
+            out.append((x0, y0, x1, y1, bright))
+    return out
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+# ----------------------------------------------------------------------------- find_text
+
+def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
+              hints: Hints | None) -> tuple[str, bool]:
+    """(kind, matched_a_hint) of one candidate in image coordinates."""
+    x0, y0, x1, y1 = box
+    crop = image[y0:y1, x0:x1].astype(np.float32)
+    if bright:
+        crop = 255 - crop
+    lo, hi = np.percentile(crop, [2, 98])
+    crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    words = _read(crop)
+    good = [(_words(t), c) for t, c, _ in words]
+    good = [(w, c) for w, c in good if w]
+    flat = [x for w, _ in good for x in w]
+    confident = bool(good) and all(c >= _CONF for _, c in good)
+    hk = _hint_kind(flat, hints)
+    if hk is not None:
+        return hk, True
+    if not confident:
+        return "other", False
+    if all(_is_marker_word(x) for x in flat):
+        return "marker", False
+    return _shape_kind(flat), False
+
+
+def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
+    """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
+    doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError("find_text needs a 2-D uint8 display image")
+    if image.size == 0:
+        return []
+    work, s = _work(image)
+    H, W = image.shape
+    has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
+    passes = [(_STRONG, False)] + ([(_FAINT, True)] if has_hints else [])
+    found: list[TextBox] = []
+    taken: list[tuple[int, int, int, int]] = []
+    for thresh, faint in passes:
+        for x0, y0, x1, y1, bright in _candidates(work, thresh):
+            bh = (y1 - y0) * s
+            pad = max(3, bh // 4)
+            box = (max(0, x0 * s - pad), max(0, y0 * s - pad), min(W, x1 * s + pad), min(H, y1 * s + pad))
+            if faint and any(_overlaps(box, t) for t in taken):
+                continue
+            kind, matched = _classify(image, box, bright, hints if has_hints else None)
+            if faint and not matched:
+                continue
+            taken.append(box)
+            found.append(TextBox(frame, *box, kind))
+    return found
