@@ -14,7 +14,7 @@ How:
     text-line shape (height 6-110 px, enough stroke pixels, stroke density 8-75 %) are the
     candidates. An image with no text usually has none, so it costs only this step.
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
-    scaled to a ~40 px line and read by Tesseract 5 (one text line, Vietnamese + English)
+    enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
  3. Decision: a candidate is a marker only when every word is read confidently and each is
     in ``schemas/deid/burned_in_allowlist.toml`` (words and exposure-figure patterns). A
@@ -64,7 +64,6 @@ _TOPHAT = 9               # top-hat square (working pixels): strokes thinner tha
 _STRONG = 40              # top-hat contrast (grey levels) of a text stroke
 _FAINT = 16               # with hints: fainter strokes, reported only if they match a hint
 _CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
-_LINE_H = 40              # crops are scaled so that the line is about this tall
 
 
 @dataclass(frozen=True)
@@ -259,7 +258,9 @@ def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]
     import tesserocr
     from PIL import Image
     h = crop.shape[0]
-    f = _LINE_H * 1.6 / h if h else 1.0
+    # Tesseract reads best at its native size: only small crops are enlarged (and huge ones
+    # reduced); enlarging a line that is already large makes it drop words
+    f = 48 / h if h < 28 else (96 / h if h > 120 else 1.0)
     img = Image.fromarray(crop)
     if abs(f - 1) > 0.15:
         img = img.resize((max(1, round(crop.shape[1] * f)), max(1, round(h * f))), Image.BICUBIC)
@@ -374,27 +375,48 @@ def _overlaps(a, b) -> bool:
 # ----------------------------------------------------------------------------- find_text
 
 def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None) -> tuple[str, bool]:
-    """(kind, matched_a_hint) of one candidate in image coordinates."""
+              hints: Hints | None, inner_w: int) -> tuple[str, bool, bool]:
+    """(kind, matched_a_hint, read_confidently) of one candidate in image coordinates
+    (inner_w: the width of its strokes, without the padding)."""
     x0, y0, x1, y1 = box
     crop = image[y0:y1, x0:x1].astype(np.float32)
     if bright:
         crop = 255 - crop
     lo, hi = np.percentile(crop, [2, 98])
     crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
-    words = _read(crop)
-    good = [(_words(t), c) for t, c, _ in words]
-    good = [(w, c) for w, c in good if w]
+    read = [(_words(t), c, b) for t, c, b in _read(crop)]
+    read = [(w, c, b) for w, c, b in read if w]
+    good = [(w, c) for w, c, _ in read]
     flat = [x for w, _ in good for x in w]
-    confident = bool(good) and all(c >= _CONF for _, c in good)
+    # confident: every word read well, and the words span most of the line (a read that
+    # drops part of the line is not a reading of the line)
+    span = (max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)) if read else 0
+    confident = bool(good) and all(c >= _CONF for _, c in good) and span >= 0.6 * inner_w
     hk = _hint_kind(flat, hints)
     if hk is not None:
-        return hk, True
+        return hk, True, True
     if not confident:
-        return "other", False
+        return "other", False, False
     if all(_is_marker_word(x) for x in flat):
-        return "marker", False
-    return _shape_kind(flat), False
+        return "marker", False, True
+    return _shape_kind(flat), False, True
+
+
+def _inside(a, b) -> float:
+    """The share of box a's area that lies inside box b."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0, w) * max(0, h) / area if area > 0 else 0.0
+
+
+def _same_line_near(a, b) -> bool:
+    """b is on a's text line (vertical overlap >= half the lower height) within 1.5 line
+    heights horizontally, or they overlap."""
+    ov = min(a[3], b[3]) - max(a[1], b[1])
+    lh = min(a[3] - a[1], b[3] - b[1])
+    gap = max(a[0], b[0]) - min(a[2], b[2])
+    return _overlaps(a, b) or (ov >= lh / 2 and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
 
 
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
@@ -408,18 +430,36 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     H, W = image.shape
     has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
     passes = [(_STRONG, False)] + ([(_FAINT, True)] if has_hints else [])
-    found: list[TextBox] = []
-    taken: list[tuple[int, int, int, int]] = []
+    # [box, kind, read_confidently, bright]
+    found: list[list] = []
     for thresh, faint in passes:
+        strong = [f[0] for f in found]
         for x0, y0, x1, y1, bright in _candidates(work, thresh):
             bh = (y1 - y0) * s
-            pad = max(3, bh // 4)
-            box = (max(0, x0 * s - pad), max(0, y0 * s - pad), min(W, x1 * s + pad), min(H, y1 * s + pad))
-            if faint and any(_overlaps(box, t) for t in taken):
+            # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
+            px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
+            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            if faint and any(_overlaps(box, t) for t in strong):
                 continue
-            kind, matched = _classify(image, box, bright, hints if has_hints else None)
+            kind, matched, confident = _classify(image, box, bright, hints if has_hints else None,
+                                                 (x1 - x0) * s)
             if faint and not matched:
                 continue
-            taken.append(box)
-            found.append(TextBox(frame, *box, kind))
-    return found
+            found.append([box, kind, confident, bright])
+    # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
+    # the gaps between bright letters) is dropped: the read box covers it.
+    keep = []
+    for f in found:
+        echo = not f[2] and any(g[2] and g[3] != f[3] and _inside(f[0], g[0]) >= 0.8 for g in found)
+        if not echo:
+            keep.append(f)
+    # A marker next to or overlapping identifying text is part of that text (a name split
+    # into words, a short name part that reads like a marker): it is redacted with it.
+    changed = True
+    while changed:
+        changed = False
+        for f in keep:
+            if f[1] == "marker" and any(g[1] != "marker" and _same_line_near(f[0], g[0]) for g in keep):
+                f[1] = "other"
+                changed = True
+    return [TextBox(frame, *f[0], f[1]) for f in keep]
