@@ -84,8 +84,8 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else len(base_names())
     names = base_names()
     cases = [with_text(names[i % len(names)], seed=100 + i) for i in range(n)]
-    for label, make in [("tesseract 5 (tesserocr, vie+eng, PSM 11)", tesser),
-                        ("tesseract 5 (tesserocr, eng, PSM 11)", tesser_eng),
+    for label, make in [("tesseract 5.5 (tesserocr, vie+eng, PSM 11)", tesser),
+                        ("tesseract 5.5 (tesserocr, eng, PSM 11)", tesser_eng),
                         ("RapidOCR 1.4 (PP-OCRv4 onnx)", rapid)]:
         run = make()
         hit = tot = mhit = mtot = 0

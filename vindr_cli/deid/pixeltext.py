@@ -26,20 +26,31 @@ How:
     read too, and a faint region is reported when its words match a hint value; faint
     regions that match nothing are left alone (they are mostly anatomy edges).
 
-Engine choice (measured, bench/ocr_engines.py, 7 real pydicom images at 2048 x 2048 with a
-drawn patient label, marker and exposure figure; 28 identifying strings, 14 markers):
+Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
+2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
+white on dark or dark on a light box; 14-40 px), a laterality/position marker (30-48 px) and an
+exposure figure (12-24 px): 48 identifying strings, 24 markers. Recall = every word of the
+string read (accent-folded, edit distance <= len/4). bench/ocr_engines.py (whole image) and
+bench/ocr_engines_crops.py (the same line crops this module reads); CPU = process time):
 
-    engine                                  identifying  markers  CPU s / image
-    Tesseract 5.3 whole image (PSM 11)         7/28        5/14      0.16
-    RapidOCR 1.4 whole image (PP-OCRv4)       21/28       14/14      3.00
-    Tesseract 5.3 on line crops (PSM 7)       23/28       14/14      0.006 / line
-    RapidOCR 1.4 recogniser on line crops     21/28       14/14      0.040 / line
+    engine                                    identifying  markers  CPU s
+    Tesseract 5.5 whole image (PSM 11)           23/48       9/24   0.17 / image
+    RapidOCR 1.4 whole image (PP-OCRv4 onnx)     40/48      24/24   3.26 / image
+    Tesseract 5.5 on line crops (PSM 7)          47/48      24/24   0.006 / line
+    RapidOCR 1.4 recogniser on line crops        40/48      24/24   0.051 / line
+    RapidOCR 1.4 det+rec on line crops           40/48      21/24   1.6 / line
 
-Tesseract on line crops reads as much or more, at a seventh of RapidOCR's recogniser cost,
-and has a real Vietnamese model (diacritics kept; RapidOCR's bundled models are Chinese +
-Latin without Vietnamese). RapidOCR's detector is good but costs ~3 s CPU per 2k image, ten
-times the budget; our numpy candidate step replaces it. Tesseract comes from Debian
-(tesseract-ocr, -eng, -vie) through ``tesserocr`` (in-process, no subprocess per crop).
+Tesseract on line crops reads the most at an eighth of RapidOCR's recogniser cost and has
+a real Vietnamese model (RapidOCR's bundled models are Chinese + Latin: no Vietnamese
+diacritics). RapidOCR's detector finds text well but costs ~3 s CPU per 2k image, ten times
+the budget; the numpy candidate step here replaces it. Engine: ``tesserocr`` (its
+manylinux wheel carries libtesseract 5.5; in-process, no subprocess per crop) with Debian's
+language models (tesseract-ocr-eng, tesseract-ocr-vie; nothing is downloaded at run time).
+
+Whole pipeline (bench/pixeltext_bench.py, 12 images with text + 48 without, 2048 x 2048):
+0.14 s CPU per image on average (0.26 with text, 0.11 without); 48/48 identifying strings
+covered, none kept as marker; 22/24 markers kept; text-free images: boxes on 24/48 (noisy,
+4-8x upscaled test images), 0.1 % of the image area on average.
 
 Without the engine (``engine_available()`` is False) every candidate is "other": nothing
 found is ever kept as a marker, so the caller still redacts it.
