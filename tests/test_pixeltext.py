@@ -6,6 +6,9 @@ import logging
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.data import get_testdata_file
 
@@ -66,6 +69,14 @@ def test_input_is_checked():
     with pytest.raises(ValueError, match="2-D uint8"):
         pt.find_text(np.zeros((8, 8, 3), np.uint8))
     assert pt.find_text(np.zeros((0, 5), np.uint8)) == []
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays(np.uint8, st.tuples(st.integers(1, 90), st.integers(1, 90))), st.integers(0, 5))
+def test_any_small_image_gives_boxes_inside_it(img, frame):
+    for b in pt.find_text(img, frame=frame):
+        assert 0 <= b.x0 < b.x1 <= img.shape[1] and 0 <= b.y0 < b.y1 <= img.shape[0]
+        assert b.frame == frame and b.kind in pt.KINDS
 
 
 def test_fold_and_allowlist():
@@ -193,3 +204,16 @@ def test_no_text_in_output_or_logs(capsys, caplog):
     seen = out.out + out.err + caplog.text + repr(boxes)
     for s in ("NGUY", "0012345678", "12345", "VAN"):
         assert s not in seen.upper()
+
+
+@needs_font
+def test_without_engine_everything_found_is_redacted(monkeypatch):
+    # no OCR engine (tesserocr or the models missing): candidates are still found, and none
+    # can be kept as a marker
+    monkeypatch.setattr(pt, "_engine", lambda: None)
+    img = radiograph("JPEG2000.dcm")
+    img, l_bb = draw(img, "L", (900, 60), 40, bold=True)
+    img, id_bb = draw(img, PID, (40, 40), 24)
+    boxes = pt.find_text(img)
+    assert boxes and all(b.kind == "other" for b in boxes)
+    assert coverage(boxes, l_bb, marker=False) >= 0.9 and coverage(boxes, id_bb, marker=False) >= 0.9

@@ -235,9 +235,14 @@ def _shape_kind(text_words: list[str]) -> str:
 
 # ----------------------------------------------------------------------------- engine
 
-@cache
 def _engine():
-    """(api, lock-free per process) or None when Tesseract/tesserocr is missing."""
+    """This process's Tesseract API (one per process: a forked worker makes its own), or
+    None when tesserocr or the language models are missing."""
+    return _engine_for(os.getpid())
+
+
+@cache
+def _engine_for(pid: int):
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         import tesserocr
@@ -275,10 +280,13 @@ def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]
     img = Image.fromarray(crop)
     if abs(f - 1) > 0.15:
         img = img.resize((max(1, round(crop.shape[1] * f)), max(1, round(h * f))), Image.BICUBIC)
-    api.SetImage(img)
-    api.Recognize()
+    try:
+        api.SetImage(img)
+        api.Recognize()
+        it = api.GetIterator()
+    except RuntimeError:  # the engine could not read this crop: unreadable, so identifying
+        return []
     out = []
-    it = api.GetIterator()
     level = tesserocr.RIL.WORD
     if it is not None:
         for w in tesserocr.iterate_level(it, level):
