@@ -217,3 +217,22 @@ def test_without_engine_everything_found_is_redacted(monkeypatch):
     boxes = pt.find_text(img)
     assert boxes and all(b.kind == "other" for b in boxes)
     assert coverage(boxes, l_bb, marker=False) >= 0.9 and coverage(boxes, id_bb, marker=False) >= 0.9
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("turn", [1, 3])
+def test_label_turned_90_degrees_is_found(turn):
+    # its letters are found one by one (each a short line): unreadable, so redacted
+    img = radiograph("MR_small.dcm")
+    strip = np.zeros((40, 330), np.uint8)
+    strip, _ = draw(strip, NAME, (8, 6), 24)
+    strip = np.rot90(strip, turn)
+    y, x = 300, 960
+    patch = np.array(img)
+    patch[y:y + strip.shape[0], x:x + strip.shape[1]] = np.maximum(patch[y:y + strip.shape[0], x:x + strip.shape[1]], strip)
+    rows, cols = np.nonzero(strip > 128)
+    bb = (x + cols.min(), y + rows.min(), x + cols.max() + 1, y + rows.max() + 1)
+    boxes = pt.find_text(patch)
+    assert coverage(boxes, bb, marker=False) >= 0.9
+    assert "marker" not in kinds_over(boxes, bb)
