@@ -85,6 +85,9 @@ def test_fold_and_allowlist():
         assert pt._is_marker_word(w), w
     for w in ["NGUYEN", "0012345678", "BV", "19850312"]:
         assert not pt._is_marker_word(w), w
+    assert pt._is_marker_line(["98", "KV", "6.5", "MAS"]) and pt._is_marker_line(["L", "ERECT"])
+    for line in (["98"], ["6.5", "L"], ["12345678", "KV"], ["NGUYEN", "L"], []):
+        assert not pt._is_marker_line(line), line
 
 
 def test_hints_from_header_and_never_shown():
@@ -139,8 +142,9 @@ def test_markers_are_marker():
     img, l_bb = draw(img, "L", (900, 60), 40, bold=True)
     img, kv_bb = draw(img, "80kV", (850, 960), 24)
     img, vn_bb = draw(img, "ĐỨNG", (60, 960), 30, bold=True)
+    img, exp_bb = draw(img, "98 kV 6.5 mAs", (600, 900), 20)
     boxes = pt.find_text(img)
-    for bb in (l_bb, kv_bb, vn_bb):
+    for bb in (l_bb, kv_bb, vn_bb, exp_bb):
         assert kinds_over(boxes, bb) == {"marker"}
         assert coverage(boxes, bb, marker=True) >= 0.9
 

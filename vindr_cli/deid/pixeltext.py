@@ -192,15 +192,25 @@ def _date_forms(v: str) -> list[str]:
 
 
 @cache
-def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...]]:
+def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern]:
     data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
     return (frozenset(fold(w) for w in data["words"]),
-            tuple(re.compile(p) for p in data.get("patterns", [])))
+            tuple(re.compile(p) for p in data.get("patterns", [])),
+            frozenset(fold(u) for u in data.get("units", [])),
+            re.compile(data.get("number", r"(?!)")))
 
 
 def _is_marker_word(w: str) -> bool:
-    words, pats = _allow()
+    words, pats, _, _ = _allow()
     return w in words or any(p.fullmatch(w) for p in pats)
+
+
+def _is_marker_line(words: list[str]) -> bool:
+    """Every word is an allowed marker word, or a bare number followed by a unit."""
+    _, _, units, number = _allow()
+    return bool(words) and all(
+        _is_marker_word(w) or (number.fullmatch(w) is not None and i + 1 < len(words) and words[i + 1] in units)
+        for i, w in enumerate(words))
 
 
 _DATE_RE = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|(19|20)\d{6})")
@@ -429,7 +439,7 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
         return hk, True, True
     if not confident:
         return "other", False, False
-    if all(_is_marker_word(x) for x in flat):
+    if _is_marker_line(flat):
         return "marker", False, True
     return _shape_kind(flat), False, True
 
@@ -442,13 +452,13 @@ def _inside(a, b) -> float:
     return max(0, w) * max(0, h) / area if area > 0 else 0.0
 
 
-def _same_line_near(a, b) -> bool:
-    """b is on a's text line (vertical overlap >= half the lower height) within 1.5 line
-    heights horizontally, or they overlap."""
+def _same_line_near(a, b, overlap_counts: bool = True) -> bool:
+    """b is on a's text line (vertical overlap >= 3/4 of the lower height) within 1.5 line
+    heights horizontally, or (overlap_counts) the boxes overlap at all."""
     ov = min(a[3], b[3]) - max(a[1], b[1])
     lh = min(a[3] - a[1], b[3] - b[1])
     gap = max(a[0], b[0]) - min(a[2], b[2])
-    return _overlaps(a, b) or (ov >= lh / 2 and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
+    return (overlap_counts and _overlaps(a, b)) or (ov >= 0.75 * lh and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
 
 
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
@@ -479,12 +489,18 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
                 continue
             found.append([box, kind, confident, bright])
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
-    # the gaps between bright letters) is dropped: the read box covers it.
-    keep = []
+    # the gaps around bright letters), lying at least half inside the read box, is merged
+    # into it: the read box grows to cover the echo, and keeps its reading.
+    keep = [f for f in found if f[2]]
     for f in found:
-        echo = not f[2] and any(g[2] and g[3] != f[3] and _inside(f[0], g[0]) >= 0.8 for g in found)
-        if not echo:
+        if f[2]:
+            continue
+        host = next((g for g in keep if g[2] and g[3] != f[3] and _inside(f[0], g[0]) >= 0.5), None)
+        if host is None:
             keep.append(f)
+        else:
+            a, b = host[0], f[0]
+            host[0] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
     # A marker next to or overlapping identifying text is part of that text (a name split
     # into words, a short name part that reads like a marker): it is redacted with it.
     changed = True
@@ -494,4 +510,22 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             if f[1] == "marker" and any(g[1] != "marker" and _same_line_near(f[0], g[0]) for g in keep):
                 f[1] = "other"
                 changed = True
+    # Identifying boxes on one line with a small gap between them are joined: a letter the
+    # stroke mask missed between two words is redacted with them.
+    red = [f for f in keep if f[1] != "marker"]
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(red):
+            for b in red[i + 1:]:
+                if _same_line_near(a[0], b[0], overlap_counts=False):
+                    x, y = a[0], b[0]
+                    a[0] = (min(x[0], y[0]), min(x[1], y[1]), max(x[2], y[2]), max(x[3], y[3]))
+                    a[1] = a[1] if a[1] != "other" else b[1]
+                    red.remove(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    keep = [f for f in keep if f[1] == "marker"] + red
     return [TextBox(frame, *f[0], f[1]) for f in keep]
