@@ -461,6 +461,30 @@ def _same_line_near(a, b, overlap_counts: bool = True) -> bool:
     return (overlap_counts and _overlaps(a, b)) or (ov >= 0.75 * lh and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
 
 
+def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int, int, int, int, bool]]:
+    """Candidates of one polarity on one line, less than a line height apart, become one
+    line (words spaced wider than the stroke linking: "98 kV  6.5 mAs"), read together."""
+    out = [list(c) for c in cands]
+    if len(out) > 300:  # a busy (noisy) image: each candidate is read alone (bounded cost)
+        return [tuple(c) for c in out]
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(out):
+            for b in out[i + 1:]:
+                h = max(a[3] - a[1], b[3] - b[1])
+                ov = min(a[3], b[3]) - max(a[1], b[1])
+                gap = max(a[0], b[0]) - min(a[2], b[2])
+                if a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h:
+                    a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    out.remove(b)
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(c) for c in out]
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
@@ -476,7 +500,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     found: list[list] = []
     for thresh, faint in passes:
         strong = [f[0] for f in found]
-        for x0, y0, x1, y1, bright in _candidates(work, thresh):
+        for x0, y0, x1, y1, bright in _join_lines(_candidates(work, thresh)):
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
