@@ -85,6 +85,12 @@ def test_fold_and_allowlist():
         assert pt._is_marker_word(w), w
     for w in ["NGUYEN", "0012345678", "BV", "19850312"]:
         assert not pt._is_marker_word(w), w
+    # diacritics read by OCR count: ĐỨNG (standing) is a marker, DŨNG (a given name) is not;
+    # one misread letter is tolerated from 4 letters on (TRÁT for TRÁI)
+    for w in ["ĐỨNG", "NẰM", "TRÁI", "TRÁT", "Phải"]:
+        assert pt._is_marker_word(w), w
+    for w in ["DŨNG", "NĂM", "NGUYỄN", "TRẦN"]:
+        assert not pt._is_marker_word(w), w
     assert pt._is_marker_line(["98", "KV", "6.5", "MAS"]) and pt._is_marker_line(["L", "ERECT"])
     for line in (["98"], ["6.5", "L"], ["12345678", "KV"], ["NGUYEN", "L"], []):
         assert not pt._is_marker_line(line), line

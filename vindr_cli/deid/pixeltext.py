@@ -163,10 +163,12 @@ def fold(s: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", s) if unicodedata.category(c) != "Mn").upper()
 
 
-def _words(s: str) -> list[str]:
+def _words(s: str, keep_accents: bool = False) -> list[str]:
+    """Upper-case words with punctuation stripped at their ends (accent-folded unless
+    keep_accents)."""
     out = []
-    for w in fold(s).split():
-        w = re.sub(r"^[^A-Z0-9]+|[^A-Z0-9]+$", "", w)
+    for w in (_upper(s) if keep_accents else fold(s)).split():
+        w = re.sub(r"^\W+|\W+$", "", w)
         if w:
             out.append(w)
     return out
@@ -193,24 +195,37 @@ def _date_forms(v: str) -> list[str]:
 
 
 @cache
-def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern]:
+def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern, frozenset[str]]:
     data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
     return (frozenset(fold(w) for w in data["words"]),
             tuple(re.compile(p) for p in data.get("patterns", [])),
             frozenset(fold(u) for u in data.get("units", [])),
-            re.compile(data.get("number", r"(?!)")))
+            re.compile(data.get("number", r"(?!)")),
+            frozenset(_upper(w) for w in data["words"]))
+
+
+def _upper(s: str) -> str:
+    return unicodedata.normalize("NFC", s).upper()
 
 
 def _is_marker_word(w: str) -> bool:
-    words, pats, _, _ = _allow()
-    return w in words or any(p.fullmatch(w) for p in pats)
+    """w as OCR read it (diacritics kept) or folded. A word with diacritics must be an
+    allowed word with the same diacritics (one edit allowed from 4 letters on); a plain
+    ASCII word is compared with the folded allowed words."""
+    folded, pats, _, _, accented = _allow()
+    u = _upper(w)
+    if any(p.fullmatch(fold(u)) for p in pats):
+        return True
+    if u == fold(u):                      # no diacritics read
+        return u in folded
+    return u in accented or (len(u) >= 4 and any(_lev(u, a, 1) <= 1 for a in accented if len(a) >= 4))
 
 
 def _is_marker_line(words: list[str]) -> bool:
     """Every word is an allowed marker word, or a bare number followed by a unit."""
-    _, _, units, number = _allow()
+    _, _, units, number, _ = _allow()
     return bool(words) and all(
-        _is_marker_word(w) or (number.fullmatch(w) is not None and i + 1 < len(words) and words[i + 1] in units)
+        _is_marker_word(w) or (number.fullmatch(w) is not None and i + 1 < len(words) and fold(words[i + 1]) in units)
         for i, w in enumerate(words))
 
 
@@ -436,20 +451,21 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
         crop = 255 - crop
     lo, hi = np.percentile(crop, [2, 98])
     crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
-    read = [(_words(t), c, b) for t, c, b in _read(crop)]
+    read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(crop)]
     read = [(w, c, b) for w, c, b in read if w]
     good = [(w, c) for w, c, _ in read]
-    flat = [x for w, _ in good for x in w]
+    accented = [x for w, _ in good for x in w]
+    flat = [fold(x) for x in accented]
     # confident: every word read well, and the words span most of the line (a read that
     # drops part of the line is not a reading of the line)
     span = (max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)) if read else 0
-    confident = bool(good) and all(c >= _CONF for _, c in good) and span >= 0.6 * inner_w
+    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (y1 - y0))
     hk = _hint_kind(flat, hints)
     if hk is not None:
         return hk, True, True
     if not confident:
         return "other", False, False
-    if _is_marker_line(flat):
+    if _is_marker_line(accented):
         return "marker", False, True
     return _shape_kind(flat), False, True
 
