@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
@@ -307,7 +308,6 @@ def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]
     api = _engine()
     if api is None:
         return []
-    import tesserocr
     from PIL import Image
     h = crop.shape[0]
     # Tesseract reads best at its native size: only small crops are enlarged (and huge ones
@@ -316,6 +316,15 @@ def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]
     img = Image.fromarray(crop)
     if abs(f - 1) > 0.15:
         img = img.resize((max(1, round(crop.shape[1] * f)), max(1, round(h * f))), Image.BICUBIC)
+    with _LOCK:  # one API per process, not safe across threads
+        return _words_of(api, img, f)
+
+
+_LOCK = threading.Lock()
+
+
+def _words_of(api, img, f: float) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    import tesserocr
     try:
         api.SetImage(img)
         api.Recognize()
