@@ -11,8 +11,8 @@ How:
     white top-hat (bright strokes) and a black top-hat (dark strokes on a light label) with a
     9 px square keep thin high-contrast strokes only (anatomy is broad and smooth); strokes
     are linked along lines (horizontal dilation) and grouped on a coarse grid; groups with a
-    text-line shape (height 6-110 px, enough stroke pixels, stroke density 8-75 %) on a quiet
-    background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
+    text-line shape (3-60 working px tall: 6-120 px on a 2k image; enough stroke pixels,
+    stroke density 8-75 %) on a quiet background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
     the candidates. An image with no text usually has none, so it costs only this step.
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
@@ -22,8 +22,11 @@ How:
     candidate that cannot be read confidently is identifying ("other"): strokes we cannot
     read are not known to be safe. Kind: from the header hints when an OCR'd word matches one
     (accent-folded, case-insensitive, edit distance <= len/4), else from the text's shape
-    (a date pattern -> date, a long digit run -> id), else "other".
- 4. Hints raise recall: with hints, a second, fainter candidate pass (half the contrast) is
+    (a date pattern -> date, a long digit run -> id), else "other". Candidates on one line
+    less than a line height apart are read as one line; a marker on the same line as (or
+    overlapping) identifying text is redacted with it; identifying boxes on one line with a
+    small gap are joined.
+ 4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
     read too in the outer quarter of the image (where labels are printed), and a faint region
     is reported when its words match a hint value; faint regions that match nothing are left
     alone (they are mostly anatomy edges).
