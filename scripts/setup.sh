@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv and install vindr with its test tools. Idempotent; safe to re-run.
-# Usage: scripts/setup.sh [extra ...]   (extras: test, bench, baseline)
+# Usage: scripts/setup.sh [extra ...]   (extras: test, bench, baseline; ocr is always added)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${*:-test}"
 extras="${extras// /,}"
+case ",$extras," in *,ocr,*) ;; *) extras="ocr,$extras" ;; esac
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
@@ -25,5 +26,15 @@ if ! command -v dcmdump >/dev/null || ! command -v dciodvfy >/dev/null; then
       || echo "warning: could not install dcmtk/dicom3tools; tests that need them will fail" >&2
   else
     echo "warning: dcmtk and dicom3tools are missing (apt-get install dcmtk dicom3tools)" >&2
+  fi
+fi
+# Burned-in text OCR (vindr_cli.deid.pixeltext): Tesseract's English and Vietnamese models
+# (the engine itself is in tesserocr's wheel) and the DejaVu fonts its tests draw with.
+if [ ! -f /usr/share/tesseract-ocr/5/tessdata/vie.traineddata ] || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie fonts-dejavu-core >/dev/null) \
+      || echo "warning: could not install tesseract-ocr-eng/-vie; burned-in text OCR is off and its tests skip" >&2
+  else
+    echo "warning: Tesseract models are missing (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie fonts-dejavu-core)" >&2
   fi
 fi

@@ -1,0 +1,248 @@
+"""Burned-in text finder (vindr_cli.deid.pixeltext) on real pydicom images with drawn text."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.data import get_testdata_file
+
+from vindr_cli.deid import pixeltext as pt
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+needs_ocr = pytest.mark.skipif(not pt.engine_available(),
+                               reason="Tesseract 5 (tesserocr + tesseract-ocr-eng/vie) is not installed")
+needs_font = pytest.mark.skipif(not __import__("os").path.isfile(FONT),
+                                reason="fonts-dejavu-core is not installed")
+
+
+def radiograph(name: str, size: int = 1024, bits16: bool = False) -> np.ndarray:
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} is not available locally")
+    arr = pydicom.dcmread(path).pixel_array
+    arr = (arr[0] if arr.ndim == 3 else arr).astype(np.float64)
+    lo, hi = np.percentile(arr, [1, 99])
+    arr = np.clip((arr - lo) / max(hi - lo, 1e-6), 0, 1)
+    if bits16:
+        img = Image.fromarray((arr * 65535).astype(np.uint16)).resize((size, size), Image.BILINEAR)
+        return np.asarray(img)
+    return np.asarray(Image.fromarray((arr * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+
+
+def draw(img: np.ndarray, text: str, xy, size: int, fg: int = 255, bold: bool = False, box_bg=None):
+    im = Image.fromarray(img)
+    d = ImageDraw.Draw(im)
+    font = ImageFont.truetype(BOLD if bold else FONT, size)
+    bb = d.textbbox(xy, text, font=font)
+    if box_bg is not None:
+        d.rectangle([bb[0] - 6, bb[1] - 6, bb[2] + 6, bb[3] + 6], fill=box_bg)
+    d.text(xy, text, font=font, fill=fg)
+    return np.asarray(im), bb
+
+
+def coverage(boxes, bb, marker: bool) -> float:
+    m = np.zeros((bb[3] + 10, bb[2] + 10), bool)
+    for b in boxes:
+        if (b.kind == "marker") == marker:
+            m[b.y0:b.y1, b.x0:b.x1] = True
+    return float(m[bb[1]:bb[3], bb[0]:bb[2]].mean())
+
+
+def kinds_over(boxes, bb) -> set[str]:
+    return {b.kind for b in boxes if b.x0 < bb[2] and bb[0] < b.x1 and b.y0 < bb[3] and bb[1] < b.y1}
+
+
+NAME, PID, DOB, SITE = "NGUYỄN VĂN AN", "0012345678", "12/03/1985", "BỆNH VIỆN CHỢ RẪY"
+
+
+def test_input_is_checked():
+    with pytest.raises(ValueError, match="2-D uint8"):
+        pt.find_text(np.zeros((8, 8), np.uint16))
+    with pytest.raises(ValueError, match="2-D uint8"):
+        pt.find_text(np.zeros((8, 8, 3), np.uint8))
+    assert pt.find_text(np.zeros((0, 5), np.uint8)) == []
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays(np.uint8, st.tuples(st.integers(1, 90), st.integers(1, 90))), st.integers(0, 5))
+def test_any_small_image_gives_boxes_inside_it(img, frame):
+    for b in pt.find_text(img, frame=frame):
+        assert 0 <= b.x0 < b.x1 <= img.shape[1] and 0 <= b.y0 < b.y1 <= img.shape[0]
+        assert b.frame == frame and b.kind in pt.KINDS
+
+
+def test_fold_and_allowlist():
+    assert pt.fold("Nguyễn Đức Trái") == "NGUYEN DUC TRAI"
+    for w in ["L", "R", "PA", "TRAI", "PHAI", "DUNG", "80KV", "2.5MAS", "180CM"]:
+        assert pt._is_marker_word(w), w
+    for w in ["NGUYEN", "0012345678", "BV", "19850312"]:
+        assert not pt._is_marker_word(w), w
+    # diacritics read by OCR count: ĐỨNG (standing) is a marker, DŨNG (a given name) is not;
+    # one misread letter is tolerated from 4 letters on (TRÁT for TRÁI)
+    for w in ["ĐỨNG", "NẰM", "TRÁI", "TRÁT", "Phải"]:
+        assert pt._is_marker_word(w), w
+    for w in ["DŨNG", "NĂM", "NGUYỄN", "TRẦN"]:
+        assert not pt._is_marker_word(w), w
+    assert pt._is_marker_line(["98", "KV", "6.5", "MAS"]) and pt._is_marker_line(["L", "ERECT"])
+    for line in (["98"], ["6.5", "L"], ["12345678", "KV"], ["NGUYEN", "L"], []):
+        assert not pt._is_marker_line(line), line
+
+
+def test_hints_from_header_and_never_shown():
+    ds = pydicom.Dataset()
+    ds.PatientName = "Nguyen^Van An"
+    ds.PatientID = "0012345678"
+    ds.OtherPatientIDs = ["X1", "X2"]
+    ds.PatientBirthDate = "19850312"
+    ds.InstitutionName = "BV Bach Mai"
+    h = pt.hints_from(ds)
+    assert h.names == ["Nguyen", "Van An"]
+    assert h.ids == ["0012345678", "X1", "X2"]
+    assert h.dates == ["19850312"] and h.other == ["BV Bach Mai"]
+    assert "Nguyen" not in repr(h) and "0012345678" not in str(h)
+    # kind from hints: fuzzy, accent-folded
+    assert pt._hint_kind(["NGUYFN"], h) == "name"
+    assert pt._hint_kind(["12031985"], h) == "date"
+    assert pt._hint_kind(["12", "03", "1985"], h) == "date"
+    assert pt._hint_kind(["HELLO"], h) is None
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("light_label", [False, True])
+def test_identifying_text_found_and_kinded(light_label):
+    img = radiograph("CT_small.dcm")
+    fg, bg = (15, 235) if light_label else (255, None)
+    items = {}
+    y = 30
+    for text, kind in [(NAME, "name"), (PID, "id"), (DOB, "date"), (SITE, "other")]:
+        img, bb = draw(img, text, (30, y), 22, fg=fg, box_bg=bg)
+        items[kind] = bb
+        y = bb[3] + 20
+    hints = pt.Hints(names=["Nguyễn", "Văn An"], ids=[PID], dates=["19850312"], other=[])
+    boxes = pt.find_text(img, frame=3, hints=hints)
+    assert all(b.frame == 3 for b in boxes)
+    for kind, bb in items.items():
+        assert coverage(boxes, bb, marker=False) >= 0.9, kind
+    assert "name" in kinds_over(boxes, items["name"])
+    assert "id" in kinds_over(boxes, items["id"])
+    assert "date" in kinds_over(boxes, items["date"])
+    # without hints: the id and date still get their kind from their shape
+    plain = pt.find_text(img)
+    assert "id" in kinds_over(plain, items["id"]) and "date" in kinds_over(plain, items["date"])
+    assert "marker" not in kinds_over(plain, items["name"])
+
+
+@needs_ocr
+@needs_font
+def test_markers_are_marker():
+    img = radiograph("JPEG2000.dcm")
+    img, l_bb = draw(img, "L", (900, 60), 40, bold=True)
+    img, kv_bb = draw(img, "80kV", (850, 960), 24)
+    img, vn_bb = draw(img, "ĐỨNG", (60, 960), 30, bold=True)
+    img, exp_bb = draw(img, "98 kV 6.5 mAs", (600, 900), 20)
+    boxes = pt.find_text(img)
+    for bb in (l_bb, kv_bb, vn_bb, exp_bb):
+        assert kinds_over(boxes, bb) == {"marker"}
+        assert coverage(boxes, bb, marker=True) >= 0.9
+
+
+@needs_ocr
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm"])
+def test_text_free_real_image_finds_nothing(name):
+    assert pt.find_text(radiograph(name)) == []
+
+
+@needs_ocr
+@needs_font
+def test_monochrome1_like_inverted_image():
+    # a MONOCHROME1 image after inversion: the label was white on dark in stored values,
+    # so it displays dark on light
+    img = 255 - radiograph("MR_small.dcm")
+    img, bb = draw(img, PID, (40, 40), 26, fg=0)
+    boxes = pt.find_text(img)
+    assert coverage(boxes, bb, marker=False) >= 0.9
+    assert "id" in kinds_over(boxes, bb)
+
+
+@needs_ocr
+@needs_font
+def test_eight_bit_from_sixteen_bit():
+    raw = radiograph("693_J2KI.dcm", bits16=True)
+    assert raw.dtype == np.uint16
+    with pytest.raises(ValueError):
+        pt.find_text(raw)
+    img = (raw >> 8).astype(np.uint8)
+    img, bb = draw(img, DOB, (600, 40), 28)
+    boxes = pt.find_text(img)
+    assert coverage(boxes, bb, marker=False) >= 0.9 and "date" in kinds_over(boxes, bb)
+
+
+@needs_ocr
+@needs_font
+def test_hint_catches_faint_small_name():
+    img = np.array(radiograph("CT_small.dcm"))
+    x, y = 40, 900
+    base = int(np.median(img[y - 5:y + 30, x:x + 250]))
+    img[y - 8:y + 30, x - 8:x + 260] = base  # a flat patch like a label area
+    img, bb = draw(img, "NGUYỄN VĂN AN", (x, y), 16, fg=min(255, base + 28))
+    alone = pt.find_text(img)
+    assert coverage(alone, bb, marker=False) < 0.5  # OCR alone misses the faint name
+    hinted = pt.find_text(img, hints=pt.Hints(names=["NGUYEN", "VAN AN"], ids=[], dates=[], other=[]))
+    assert coverage(hinted, bb, marker=False) >= 0.9
+    assert "name" in kinds_over(hinted, bb)
+
+
+@needs_ocr
+@needs_font
+def test_no_text_in_output_or_logs(capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    img = radiograph("CT_small.dcm")
+    img, _ = draw(img, NAME, (30, 30), 24)
+    img, _ = draw(img, PID, (30, 80), 24)
+    boxes = pt.find_text(img, hints=pt.Hints(names=["NGUYEN"], ids=[PID], dates=[], other=[]))
+    assert boxes
+    out = capsys.readouterr()
+    seen = out.out + out.err + caplog.text + repr(boxes)
+    for s in ("NGUY", "0012345678", "12345", "VAN"):
+        assert s not in seen.upper()
+
+
+@needs_font
+def test_without_engine_everything_found_is_redacted(monkeypatch):
+    # no OCR engine (tesserocr or the models missing): candidates are still found, and none
+    # can be kept as a marker
+    monkeypatch.setattr(pt, "_engine", lambda: None)
+    img = radiograph("JPEG2000.dcm")
+    img, l_bb = draw(img, "L", (900, 60), 40, bold=True)
+    img, id_bb = draw(img, PID, (40, 40), 24)
+    boxes = pt.find_text(img)
+    assert boxes and all(b.kind == "other" for b in boxes)
+    assert coverage(boxes, l_bb, marker=False) >= 0.9 and coverage(boxes, id_bb, marker=False) >= 0.9
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("turn", [1, 3])
+def test_label_turned_90_degrees_is_found(turn):
+    # its letters are found one by one (each a short line): unreadable, so redacted
+    img = radiograph("MR_small.dcm")
+    strip = np.zeros((40, 330), np.uint8)
+    strip, _ = draw(strip, NAME, (8, 6), 24)
+    strip = np.rot90(strip, turn)
+    y, x = 300, 960
+    patch = np.array(img)
+    patch[y:y + strip.shape[0], x:x + strip.shape[1]] = np.maximum(patch[y:y + strip.shape[0], x:x + strip.shape[1]], strip)
+    rows, cols = np.nonzero(strip > 128)
+    bb = (x + cols.min(), y + rows.min(), x + cols.max() + 1, y + rows.max() + 1)
+    boxes = pt.find_text(patch)
+    assert coverage(boxes, bb, marker=False) >= 0.9
+    assert "marker" not in kinds_over(boxes, bb)

@@ -1,0 +1,601 @@
+"""Find text burned into pixels and decide whether it identifies someone (issue #10).
+
+``find_text(image, frame, hints)`` returns every text region of a display-ready 8-bit image
+(0 = black; already windowed, MONOCHROME1 already inverted) as ``TextBox``es with a kind:
+``"marker"`` (an allowed marker such as L, R, PA, 80kV: the caller keeps it) or ``"name"``,
+``"id"``, ``"date"``, ``"other"`` (the caller redacts it). The text itself is never returned,
+logged or put in an exception.
+
+How:
+ 1. Candidates, cheaply, in numpy: the image is block-averaged to at most 1024 px a side; a
+    white top-hat (bright strokes) and a black top-hat (dark strokes on a light label) with a
+    9 px square keep thin high-contrast strokes only (anatomy is broad and smooth); strokes
+    are linked along lines (horizontal dilation) and grouped on a coarse grid; groups with a
+    text-line shape (3-60 working px tall: 6-120 px on a 2k image; enough stroke pixels,
+    stroke density 8-75 %) on a quiet background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
+    the candidates. An image with no text usually has none, so it costs only this step.
+ 2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
+    enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
+    with per-word confidence.
+ 3. Decision: a candidate is a marker only when every word is read confidently and each is
+    in ``schemas/deid/burned_in_allowlist.toml`` (words and exposure-figure patterns). A
+    candidate that cannot be read confidently is identifying ("other"): strokes we cannot
+    read are not known to be safe. Kind: from the header hints when an OCR'd word matches one
+    (accent-folded, case-insensitive, edit distance <= len/4), else from the text's shape
+    (a date pattern -> date, a long digit run -> id), else "other". Candidates on one line
+    less than a line height apart are read as one line; a marker on the same line as (or
+    overlapping) identifying text is redacted with it; identifying boxes on one line with a
+    small gap are joined.
+ 4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
+    read too in the outer quarter of the image (where labels are printed), and a faint region
+    is reported when its words match a hint value; faint regions that match nothing are left
+    alone (they are mostly anatomy edges).
+
+Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
+2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
+white on dark or dark on a light box; 14-40 px), a laterality/position marker (30-48 px) and an
+exposure figure (12-24 px): 48 identifying strings, 24 markers. Recall = every word of the
+string read (accent-folded, edit distance <= len/4). bench/ocr_engines.py (whole image) and
+bench/ocr_engines_crops.py (the same line crops this module reads); CPU = process time):
+
+    engine                                    identifying  markers  CPU s
+    Tesseract 5.5 whole image (PSM 11)           23/48       9/24   0.17 / image
+    RapidOCR 1.4 whole image (PP-OCRv4 onnx)     40/48      24/24   3.26 / image
+    Tesseract 5.5 on line crops (PSM 7)          47/48      24/24   0.006 / line
+    RapidOCR 1.4 recogniser on line crops        40/48      24/24   0.051 / line
+    RapidOCR 1.4 det+rec on line crops           40/48      21/24   1.6 / line
+
+Tesseract on line crops reads the most at an eighth of RapidOCR's recogniser cost and has
+a real Vietnamese model (RapidOCR's bundled models are Chinese + Latin: no Vietnamese
+diacritics). RapidOCR's detector finds text well but costs ~3 s CPU per 2k image, ten times
+the budget; the numpy candidate step here replaces it. Engine: ``tesserocr`` (its
+manylinux wheel carries libtesseract 5.5; in-process, no subprocess per crop) with Debian's
+language models (tesseract-ocr-eng, tesseract-ocr-vie; nothing is downloaded at run time).
+
+Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
+ * bench/pixeltext_bench.py (12 images with text + 48 without, the drawn set above, no
+   hints): 0.12 s average (0.22 with text, 0.09 without); 48/48 identifying strings covered,
+   none kept as marker; 23/24 markers kept; text-free: boxes on 24/48 (noisy 4-8x upscaled
+   test images), 0.05 % of the area on average.
+ * bench/pixeltext_on_corpus.py on the btcorpus corpus (100 images, 1 in 5 with text, real
+   CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16 bits;
+   min..max display as the redactor shows it): 71/72 identifying strings >= 90 % covered
+   (the miss: a 48 px bold name on a bright film, 80 % covered), 45/52 markers kept;
+   0.14 s without hints, 0.27 s with header hints (the faint pass); text-free images with a
+   box: 34/80 (MR grain mostly), 0.48 % of the area on average.
+
+Without the engine (``engine_available()`` is False) every candidate is "other": nothing
+found is ever kept as a marker, so the caller still redacts it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from vindr_cli.resources import schema_path
+
+KINDS = ("name", "id", "date", "other", "marker")
+
+_WORK_MAX = 1024          # working image: at most this many pixels a side
+_TOPHAT = 9               # top-hat square (working pixels): strokes thinner than this are kept
+_STRONG = 40              # top-hat contrast (grey levels) of a text stroke
+_FAINT = 16               # with hints: fainter strokes, reported only if they match a hint
+_QUIET_RATIO = 5         # stroke peak / (top-hat between strokes + 5): text >= 5 (bench: 69/71), grain < 5 (64 %)
+_PEAK_ALWAYS = 100       # strokes this strong are candidates whatever surrounds them
+_CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
+
+
+@dataclass(frozen=True)
+class TextBox:
+    frame: int
+    x0: int
+    y0: int
+    x1: int   # exclusive
+    y1: int   # exclusive
+    kind: str  # "name" | "id" | "date" | "other" | "marker"
+
+
+@dataclass
+class Hints:
+    """Identifying values of the same file's header, read BEFORE de-identification (PHI:
+    never log or print one)."""
+    names: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # never show the values
+        return (f"Hints(names={len(self.names)}, ids={len(self.ids)}, dates={len(self.dates)}, "
+                f"other={len(self.other)})")
+
+    __str__ = __repr__
+
+
+# ----------------------------------------------------------------------------- hints
+
+_NAME_KW = ("PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames",
+            "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
+            "NameOfPhysiciansReadingStudy", "RequestingPhysician", "ResponsiblePerson")
+_ID_KW = ("PatientID", "OtherPatientIDs", "AccessionNumber", "StudyID", "IssuerOfPatientID",
+          "MedicalRecordLocator", "AdmissionID", "RequestedProcedureID")
+_DATE_KW = ("PatientBirthDate", "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate",
+            "InstanceCreationDate")
+_OTHER_KW = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+             "StationName", "PatientAddress", "PatientTelephoneNumbers", "MilitaryRank",
+             "BranchOfService", "CountryOfResidence", "RegionOfResidence")
+
+
+def _values(ds, keyword: str) -> list[str]:
+    try:
+        elem = ds.get(keyword)
+    except Exception:  # a malformed value must not stop the hints
+        return []
+    if elem is None:
+        return []
+    vals = elem if isinstance(elem, (list, tuple)) or type(elem).__name__ == "MultiValue" else [elem]
+    return [str(v) for v in vals if v is not None and str(v).strip()]
+
+
+def hints_from(ds) -> Hints:
+    """Hints from a dataset's header (before de-identification). Person names are split into
+    their parts (``^``, ``=`` groups, spaces); OtherPatientIDsSequence is followed."""
+    h = Hints()
+    for kw in _NAME_KW:
+        for v in _values(ds, kw):
+            for part in re.split(r"[\^=]", v):
+                if part.strip():
+                    h.names.append(part.strip())
+    for kw in _ID_KW:
+        h.ids.extend(_values(ds, kw))
+    try:
+        for item in ds.get("OtherPatientIDsSequence") or []:
+            h.ids.extend(_values(item, "PatientID"))
+    except Exception:
+        pass
+    for kw in _DATE_KW:
+        h.dates.extend(_values(ds, kw))
+    for kw in _OTHER_KW:
+        h.other.extend(_values(ds, kw))
+    return h
+
+
+# ----------------------------------------------------------------------------- text helpers
+
+def fold(s: str) -> str:
+    """Accent-folded, upper case (Đ -> D)."""
+    s = s.replace("Đ", "D").replace("đ", "d")
+    return "".join(c for c in unicodedata.normalize("NFD", s) if unicodedata.category(c) != "Mn").upper()
+
+
+def _words(s: str, keep_accents: bool = False) -> list[str]:
+    """Upper-case words with punctuation stripped at their ends (accent-folded unless
+    keep_accents)."""
+    out = []
+    for w in (_upper(s) if keep_accents else fold(s)).split():
+        w = re.sub(r"^\W+|\W+$", "", w)
+        if w:
+            out.append(w)
+    return out
+
+
+def _lev(a: str, b: str, cap: int) -> int:
+    if abs(len(a) - len(b)) > cap:
+        return cap + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def _date_forms(v: str) -> list[str]:
+    d = re.sub(r"\D", "", v)
+    if len(d) != 8:
+        return [d] if len(d) >= 6 else []
+    y, m, dd = d[:4], d[4:6], d[6:]
+    return [d, dd + m + y, m + dd + y, dd + m + y[2:], y[2:] + m + dd]
+
+
+@cache
+def _allow() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern, frozenset[str]]:
+    data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
+    return (frozenset(fold(w) for w in data["words"]),
+            tuple(re.compile(p) for p in data.get("patterns", [])),
+            frozenset(fold(u) for u in data.get("units", [])),
+            re.compile(data.get("number", r"(?!)")),
+            frozenset(_upper(w) for w in data["words"]))
+
+
+def _upper(s: str) -> str:
+    return unicodedata.normalize("NFC", s).upper()
+
+
+def _is_marker_word(w: str) -> bool:
+    """w as OCR read it (diacritics kept) or folded. A word with diacritics must be an
+    allowed word with the same diacritics (one edit allowed from 4 letters on); a plain
+    ASCII word is compared with the folded allowed words."""
+    folded, pats, _, _, accented = _allow()
+    u = _upper(w)
+    if any(p.fullmatch(fold(u)) for p in pats):
+        return True
+    if u == fold(u):                      # no diacritics read
+        return u in folded
+    return u in accented or (len(u) >= 4 and any(_lev(u, a, 1) <= 1 for a in accented if len(a) >= 4))
+
+
+def _is_marker_line(words: list[str]) -> bool:
+    """Every word is an allowed marker word, or a bare number followed by a unit."""
+    _, _, units, number, _ = _allow()
+    return bool(words) and all(
+        _is_marker_word(w) or (number.fullmatch(w) is not None and i + 1 < len(words) and fold(words[i + 1]) in units)
+        for i, w in enumerate(words))
+
+
+_DATE_RE = re.compile(r"(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}[./-]\d{1,2}[./-]\d{1,2}|(19|20)\d{6})")
+
+
+def _hint_kind(words: list[str], hints: Hints | None) -> str | None:
+    """The kind of the first hint an OCR'd word matches (fuzzy), or None."""
+    if hints is None or not words:
+        return None
+    joined = "".join(words)
+    digits = re.sub(r"\D", "", joined)
+    for kind, values in (("name", hints.names), ("id", hints.ids), ("other", hints.other)):
+        for v in values:
+            for t in _words(v):
+                if len(t) < 3:
+                    continue
+                cap = len(t) // 4
+                if any(_lev(w, t, cap) <= cap for w in words) or (len(t) >= 5 and t in joined):
+                    return kind
+    for v in hints.dates:
+        for form in _date_forms(v):
+            if len(form) >= 6 and form in digits:
+                return "date"
+    return None
+
+
+def _shape_kind(text_words: list[str]) -> str:
+    line = " ".join(text_words)
+    if _DATE_RE.search(line):
+        return "date"
+    if any(sum(c.isdigit() for c in w) >= 5 for w in text_words):
+        return "id"
+    return "other"
+
+
+# ----------------------------------------------------------------------------- engine
+
+def _engine():
+    """This process's Tesseract API (one per process: a forked worker makes its own), or
+    None when tesserocr or the language models are missing."""
+    return _engine_for(os.getpid())
+
+
+@cache
+def _engine_for(pid: int):
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        import tesserocr
+    except Exception:
+        return None
+    paths = [os.environ.get("TESSDATA_PREFIX", ""), "/usr/share/tesseract-ocr/5/tessdata",
+             "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata",
+             "/usr/local/share/tessdata"]
+    for p in paths:
+        if p and os.path.isfile(os.path.join(p, "eng.traineddata")):
+            lang = "vie+eng" if os.path.isfile(os.path.join(p, "vie.traineddata")) else "eng"
+            try:
+                return tesserocr.PyTessBaseAPI(path=p.rstrip("/") + "/", lang=lang,
+                                               psm=tesserocr.PSM.SINGLE_LINE)
+            except Exception:
+                return None
+    return None
+
+
+def engine_available() -> bool:
+    return _engine() is not None
+
+
+def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    """Words (text, confidence 0-100, box in crop coordinates) of one dark-on-light line."""
+    api = _engine()
+    if api is None:
+        return []
+    from PIL import Image
+    h = crop.shape[0]
+    # Tesseract reads best at its native size: only small crops are enlarged (and huge ones
+    # reduced); enlarging a line that is already large makes it drop words
+    f = 48 / h if h < 28 else (96 / h if h > 120 else 1.0)
+    img = Image.fromarray(crop)
+    if abs(f - 1) > 0.15:
+        img = img.resize((max(1, round(crop.shape[1] * f)), max(1, round(h * f))), Image.BICUBIC)
+    with _LOCK:  # one API per process, not safe across threads
+        return _words_of(api, img, f)
+
+
+_LOCK = threading.Lock()
+
+
+def _words_of(api, img, f: float) -> list[tuple[str, float, tuple[int, int, int, int]]]:
+    import tesserocr
+    try:
+        api.SetImage(img)
+        api.Recognize()
+        it = api.GetIterator()
+    except RuntimeError:  # the engine could not read this crop: unreadable, so identifying
+        return []
+    out = []
+    level = tesserocr.RIL.WORD
+    if it is not None:
+        for w in tesserocr.iterate_level(it, level):
+            try:
+                text = w.GetUTF8Text(level) or ""
+            except RuntimeError:  # an empty word
+                continue
+            bb = w.BoundingBox(level)
+            if not text.strip() or bb is None:
+                continue
+            x0, y0, x1, y1 = bb
+            out.append((text, float(w.Confidence(level)),
+                        (int(x0 / f), int(y0 / f), int(np.ceil(x1 / f)), int(np.ceil(y1 / f)))))
+    return out
+
+
+# ----------------------------------------------------------------------------- candidates
+
+def _filt(a: np.ndarray, k: int, op, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """Separable k x k (or k along the given axes) min/max filter (edges replicated)."""
+    r = k // 2
+    for axis in axes:
+        p = np.pad(a, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
+        n = a.shape[axis]
+        acc = p.take(range(0, n), axis=axis)
+        for s in range(1, k):
+            acc = op(acc, p.take(range(s, s + n), axis=axis))
+        a = acc
+    return a
+
+
+def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
+    s = max(1, -(-max(image.shape) // _WORK_MAX))
+    h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
+    if s == 1:
+        return image.astype(np.int16), 1
+    a = image[:h, :w].reshape(h // s, s, w // s, s).mean(axis=(1, 3))
+    return a.astype(np.int16), s
+
+
+def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (x0, y0, x1, y1, working px) of 8-connected groups of occupied
+    cy x cx cells."""
+    h, w = mask.shape
+    gh, gw = -(-h // cy), -(-w // cx)
+    pad = np.zeros((gh * cy, gw * cx), bool)
+    pad[:h, :w] = mask
+    grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
+    seen = np.zeros_like(grid)
+    boxes = []
+    for y, x in zip(*np.nonzero(grid)):
+        if seen[y, x]:
+            continue
+        stack = [(y, x)]
+        seen[y, x] = True
+        y0 = y1 = y
+        x0 = x1 = x
+        while stack:
+            py, px = stack.pop()
+            y0, y1, x0, x1 = min(y0, py), max(y1, py), min(x0, px), max(x1, px)
+            for ny in (py - 1, py, py + 1):
+                if 0 <= ny < gh:
+                    for nx in (px - 1, px, px + 1):
+                        if 0 <= nx < gw and grid[ny, nx] and not seen[ny, nx]:
+                            seen[ny, nx] = True
+                            stack.append((ny, nx))
+        boxes.append((int(x0) * cx, int(y0) * cy, min(w, (int(x1) + 1) * cx), min(h, (int(y1) + 1) * cy)))
+    return boxes
+
+
+def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """White top-hat, black top-hat and gradient of the working image (computed once)."""
+    opened = _filt(_filt(work, _TOPHAT, np.minimum), _TOPHAT, np.maximum)
+    closed = _filt(_filt(work, _TOPHAT, np.maximum), _TOPHAT, np.minimum)
+    grad = np.zeros_like(work)
+    grad[:, 1:] = np.abs(work[:, 1:] - work[:, :-1])
+    grad[1:, :] = np.maximum(grad[1:, :], np.abs(work[1:, :] - work[:-1, :]))
+    return work - opened, closed - work, grad
+
+
+def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int, int, int, int, bool]]:
+    """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
+    the outer quarter of the image on any side, where labels are printed)."""
+    white, black, grad = maps
+    # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
+    sharp = _filt((grad >= thresh * 3 // 4).astype(np.uint8), 3, np.maximum).astype(bool)
+    out = []
+    for bright, tophat in ((True, white), (False, black)):  # one polarity at a time
+        strokes = (tophat >= thresh) & sharp
+        if not strokes.any():
+            continue
+        # link the letters of a line (horizontal dilation only, so that lines stay apart)
+        linked = _filt(strokes.astype(np.uint8), 5, np.maximum, axes=(1,)).astype(bool)
+        for x0, y0, x1, y1 in _components(linked, 1, 4):
+            bh, bw = y1 - y0, x1 - x0
+            if bh < 3 or bh > 60 or bw < 2:
+                continue
+            region = strokes[y0:y1, x0:x1]
+            n = int(region.sum())
+            dens = n / (bh * bw)
+            if n < 6 or not 0.08 <= dens <= 0.75:
+                continue
+            # text sits on a quiet background (a label, the film's dark margin, smooth
+            # anatomy): its strokes stand far above the top-hat of the pixels between them;
+            # texture and noise (an MR's grain) have busy surroundings. Strong strokes
+            # (>= 100 grey levels) are kept whatever surrounds them.
+            th = tophat[y0:y1, x0:x1]
+            peak = float(np.percentile(th[region], 90))
+            between = float(np.median(th[~region])) if n < region.size else 0.0
+            if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + 5):
+                continue
+            if border_only:
+                h, w = white.shape
+                if x0 >= w // 4 and x1 <= w - w // 4 and y0 >= h // 4 and y1 <= h - h // 4:
+                    continue
+            out.append((x0, y0, x1, y1, bright))
+    return out
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+# ----------------------------------------------------------------------------- find_text
+
+def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
+              hints: Hints | None, inner_w: int) -> tuple[str, bool, bool]:
+    """(kind, matched_a_hint, read_confidently) of one candidate in image coordinates
+    (inner_w: the width of its strokes, without the padding)."""
+    x0, y0, x1, y1 = box
+    crop = image[y0:y1, x0:x1].astype(np.float32)
+    if bright:
+        crop = 255 - crop
+    lo, hi = np.percentile(crop, [2, 98])
+    crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(crop)]
+    read = [(w, c, b) for w, c, b in read if w]
+    good = [(w, c) for w, c, _ in read]
+    accented = [x for w, _ in good for x in w]
+    flat = [fold(x) for x in accented]
+    # confident: every word read well, and the words span most of the line (a read that
+    # drops part of the line is not a reading of the line)
+    span = (max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)) if read else 0
+    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (y1 - y0))
+    hk = _hint_kind(flat, hints)
+    if hk is not None:
+        return hk, True, True
+    if not confident:
+        return "other", False, False
+    if _is_marker_line(accented):
+        return "marker", False, True
+    return _shape_kind(flat), False, True
+
+
+def _inside(a, b) -> float:
+    """The share of box a's area that lies inside box b."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(0, w) * max(0, h) / area if area > 0 else 0.0
+
+
+def _same_line_near(a, b, overlap_counts: bool = True) -> bool:
+    """b is on a's text line (vertical overlap >= 3/4 of the lower height) within 1.5 line
+    heights horizontally, or (overlap_counts) the boxes overlap at all."""
+    ov = min(a[3], b[3]) - max(a[1], b[1])
+    lh = min(a[3] - a[1], b[3] - b[1])
+    gap = max(a[0], b[0]) - min(a[2], b[2])
+    return (overlap_counts and _overlaps(a, b)) or (ov >= 0.75 * lh and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
+
+
+def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int, int, int, int, bool]]:
+    """Candidates of one polarity on one line, less than a line height apart, become one
+    line (words spaced wider than the stroke linking: "98 kV  6.5 mAs"), read together."""
+    out = [list(c) for c in cands]
+    if len(out) > 300:  # a busy (noisy) image: each candidate is read alone (bounded cost)
+        return [tuple(c) for c in out]
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(out):
+            for b in out[i + 1:]:
+                h = max(a[3] - a[1], b[3] - b[1])
+                ov = min(a[3], b[3]) - max(a[1], b[1])
+                gap = max(a[0], b[0]) - min(a[2], b[2])
+                if a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h:
+                    a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    out.remove(b)
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(c) for c in out]
+
+
+def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
+    """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
+    doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError("find_text needs a 2-D uint8 display image")
+    if image.size == 0:
+        return []
+    work, s = _work(image)
+    maps = _maps(work)
+    H, W = image.shape
+    has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
+    passes = [(_STRONG, False)] + ([(_FAINT, True)] if has_hints else [])
+    # [box, kind, read_confidently, bright]
+    found: list[list] = []
+    for thresh, faint in passes:
+        strong = [f[0] for f in found]
+        for x0, y0, x1, y1, bright in _join_lines(_candidates(maps, thresh, border_only=faint)):
+            bh = (y1 - y0) * s
+            # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
+            px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
+            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            if faint and any(_overlaps(box, t) for t in strong):
+                continue
+            kind, matched, confident = _classify(image, box, bright, hints if has_hints else None,
+                                                 (x1 - x0) * s)
+            if faint and not matched:
+                continue
+            found.append([box, kind, confident, bright])
+    # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
+    # the gaps around bright letters), lying at least half inside the read box, is merged
+    # into it: the read box grows to cover the echo, and keeps its reading.
+    keep = [f for f in found if f[2]]
+    for f in found:
+        if f[2]:
+            continue
+        host = next((g for g in keep if g[2] and g[3] != f[3] and _inside(f[0], g[0]) >= 0.5), None)
+        if host is None:
+            keep.append(f)
+        else:
+            a, b = host[0], f[0]
+            host[0] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+    # A marker next to or overlapping identifying text is part of that text (a name split
+    # into words, a short name part that reads like a marker): it is redacted with it.
+    changed = True
+    while changed:
+        changed = False
+        for f in keep:
+            if f[1] == "marker" and any(g[1] != "marker" and _same_line_near(f[0], g[0]) for g in keep):
+                f[1] = "other"
+                changed = True
+    # Identifying boxes on one line with a small gap between them are joined: a letter the
+    # stroke mask missed between two words is redacted with them.
+    red = [f for f in keep if f[1] != "marker"]
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(red):
+            for b in red[i + 1:]:
+                if _same_line_near(a[0], b[0], overlap_counts=False):
+                    x, y = a[0], b[0]
+                    a[0] = (min(x[0], y[0]), min(x[1], y[1]), max(x[2], y[2]), max(x[3], y[3]))
+                    a[1] = a[1] if a[1] != "other" else b[1]
+                    red.remove(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    keep = [f for f in keep if f[1] == "marker"] + red
+    return [TextBox(frame, *f[0], f[1]) for f in keep]
