@@ -21,6 +21,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from helpers import split_file
+from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import RequestError, anonymize
 from vindr_cli.deid.pixeltext import TextBox
 from vindr_cli.deid.profile import load_profile
@@ -338,6 +339,8 @@ def test_allow_burned_in_scans_sop_class_risky_images(tmp_path, key_file):
     _anon(src, out, key_file, "redact", allow_burned_in=True)
     sc = _rows(out)["sc.dcm"]
     assert sc["status"] == "ok" and sc["redactions"] is not None       # scanned, not passed through
+    report = audit(out, out.parent / (out.name + ".linkage.parquet"))
+    assert report.dicom_files == 3 and report.findings == []            # re-encoded outputs pass the audit
 
 
 def test_anonymize_quarantine_and_off(tmp_path, key_file):
