@@ -8,6 +8,7 @@ pixels at the display image's brightest value (255), one box per image half, the
 it also checks the window and the MONOCHROME1 inversion."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -336,11 +337,22 @@ def test_anonymize_redact(tmp_path, key_file):
 def test_allow_burned_in_scans_sop_class_risky_images(tmp_path, key_file):
     src = _export(tmp_path)
     out = tmp_path / "anon"
+    shutil.copy(_real("image_dfl.dcm"), src / "deflated.dcm")          # a deflated secondary capture
+    shutil.copy(_real("SC_rgb_jpeg_dcmtk.dcm"), src / "ybr.dcm")         # lossy YBR_FULL_422 JPEG
     _anon(src, out, key_file, "redact", allow_burned_in=True)
-    sc = _rows(out)["sc.dcm"]
+    rows = _rows(out)
+    sc = rows["sc.dcm"]
     assert sc["status"] == "ok" and sc["redactions"] is not None       # scanned, not passed through
+    dfl = rows["deflated.dcm"]
+    assert dfl["status"] == "ok" and dfl["pixels_modified"] is True and json.loads(dfl["redactions"])
+    written = pydicom.dcmread(out / dfl["output"])
+    assert written.file_meta.TransferSyntaxUID == pydicom.uid.DeflatedExplicitVRLittleEndian
+    assert hashlib.sha256(written.PixelData).hexdigest() == dfl["pixel_sha256"] != dfl["input_pixel_sha256"]
+    ybr = rows["ybr.dcm"]
+    assert ybr["transfer_syntax"] == ExplicitVRLittleEndian and ybr["photometric"] == "RGB"   # the output's
+    assert pydicom.dcmread(out / ybr["output"]).LossyImageCompression == "01"
     report = audit(out, out.parent / (out.name + ".linkage.parquet"))
-    assert report.dicom_files == 3 and report.findings == []            # re-encoded outputs pass the audit
+    assert report.dicom_files == 5 and report.findings == []            # re-encoded outputs pass the audit
 
 
 def test_anonymize_quarantine_and_off(tmp_path, key_file):

@@ -129,6 +129,8 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                              patient_match=ctx.cfg.patient_match)
             if pixels is not None and pixels.arr is not None:
                 pixel_hash = _write_modified(ds, pixels, header, tmp_path)
+                row.update(transfer_syntax=registry_uid(ds.file_meta.get("TransferSyntaxUID"))[0] or UNKNOWN_UID,
+                           photometric=coded(ds.get("PhotometricInterpretation"), "photometric"))   # the output's
             else:
                 pixel_hash = _write(ds, f, header, tmp_path)
     except PixelError as exc:
