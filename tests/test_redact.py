@@ -408,3 +408,28 @@ def test_resume_refused_when_burned_in_changes(tmp_path, key_file):
     _anon(src, out, key_file, "redact")                                  # the same value resumes
     with pytest.raises(RequestError, match="--burned-in must be one of"):
         _anon(src, tmp_path / "other", key_file, "blur")
+
+
+def test_finder_gets_hints_from_the_original_header(tmp_path, key_file, monkeypatch):
+    from vindr_cli.deid import pixeltext
+
+    monkeypatch.setattr(pixeltext, "hints_from",
+                        lambda ds: pixeltext.Hints(names=[str(ds.PatientName)], ids=[str(ds.PatientID)]))
+    got = []
+
+    def recording(image, frame=0, hints=None):
+        got.append(hints)
+        return []
+
+    src = _export(tmp_path)
+    _anon(src, tmp_path / "anon", key_file, "redact", finder_fn=recording)
+    assert pixeltext.Hints(names=["Nguyen^Van An"], ids=[pydicom.dcmread(src / "text.dcm").PatientID]) in got
+
+
+def test_cli_refuses_an_unknown_burned_in_mode(tmp_path, key_file):
+    from helpers import run_cli
+
+    src = _export(tmp_path)
+    p = run_cli("anonymize", src, tmp_path / "anon", "--key", key_file, "--burned-in", "blur", check=False)
+    assert p.returncode == 2 and "--burned-in must be one of redact, quarantine, off" in p.stderr
+    assert not (tmp_path / "anon").exists()
