@@ -433,3 +433,12 @@ def test_cli_refuses_an_unknown_burned_in_mode(tmp_path, key_file):
     p = run_cli("anonymize", src, tmp_path / "anon", "--key", key_file, "--burned-in", "blur", check=False)
     assert p.returncode == 2 and "--burned-in must be one of redact, quarantine, off" in p.stderr
     assert not (tmp_path / "anon").exists()
+
+
+def test_swapped_or_overhanging_boxes_are_still_masked():
+    ds = pydicom.dcmread(_real("MR_small.dcm"))
+    out = scan(ds, lambda img, frame=0, hints=None: [TextBox(frame, 30, 20, 10, 5, "other"),
+                                                    TextBox(frame, 60, 60, 90, 90, "mystery")])
+    assert out.boxes == [(0, 6, 1, 34, 24), (0, 56, 56, 64, 64)]
+    assert out.kinds == {"other": 2}                       # an unknown kind is identifying
+    assert (out.arr[1:24, 6:34] == ds.pixel_array.min()).all()

@@ -185,6 +185,8 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
                 x0, y0, x1, y1 = (int(b.x0) - PAD, int(b.y0) - PAD, int(b.x1) + PAD, int(b.y1) + PAD)
             except (TypeError, ValueError, AttributeError) as exc:
                 raise PixelError(FINDER_FAILED) from exc
+            x0, x1 = sorted((x0, x1))
+            y0, y1 = sorted((y0, y1))
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
             kind = str(getattr(b, "kind", "other"))
             out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
@@ -255,13 +257,22 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
         ds.PhotometricInterpretation = "RGB"
     done = False
     if UID(input_ts) in SAME_SYNTAX:
+        saved = {kw: ds[kw].value for kw in ("PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
+                                             "LossyImageCompression") if kw in ds}
+        ts = ds.file_meta.TransferSyntaxUID
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.compress(input_ts, arr, generate_instance_uid=False)
-            done = True
+                from pydicom.pixels import pixel_array
+
+                done = np.array_equal(pixel_array(ds), arr)   # the encoder's output decodes to the masked values
         except Exception:
             done = False                 # no encoder for this layout: written uncompressed below
+        if not done:
+            ds.file_meta.TransferSyntaxUID = ts
+            for kw, value in saved.items():
+                setattr(ds, kw, value)
     if not done:
         _native(ds, arr, outcome.photometric)
     if frames is not None and "NumberOfFrames" not in ds:
