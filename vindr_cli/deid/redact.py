@@ -182,11 +182,11 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
                 out.markers += 1
                 continue
             try:
-                x0, y0, x1, y1 = (int(b.x0) - PAD, int(b.y0) - PAD, int(b.x1) + PAD, int(b.y1) + PAD)
+                x0, x1 = sorted((int(b.x0), int(b.x1)))      # corners in either order
+                y0, y1 = sorted((int(b.y0), int(b.y1)))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise PixelError(FINDER_FAILED) from exc
-            x0, x1 = sorted((x0, x1))
-            y0, y1 = sorted((y0, y1))
+            x0, y0, x1, y1 = x0 - PAD, y0 - PAD, x1 + PAD, y1 + PAD
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
             kind = str(getattr(b, "kind", "other"))
             out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
