@@ -67,6 +67,7 @@ class PixelOutcome:
     kinds: Counter = field(default_factory=Counter)       # non-marker boxes by kind
     markers: int = 0                       # boxes kept as allowed markers
     overlay_pixels: int = 0                # pixel values whose high (overlay) bits were cleared
+    input_ts: str = ""                     # the input's transfer syntax (set by the caller)
 
     @property
     def identifying(self) -> bool:

@@ -18,7 +18,8 @@ from vindr_cli.deid.engine import EngineError, Outcome, deidentify
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
-from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome, apply as apply_pixels, scan as scan_pixels
+from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
+from vindr_cli.deid.redact import apply as apply_pixels, scan as scan_pixels
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
@@ -190,6 +191,7 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     except Exception as exc:
         raise PixelError(FINDER_FAILED) from exc
     outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints)
+    outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
     row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
                overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.arr is not None)
@@ -199,7 +201,7 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
 def _write_modified(ds, pixels: PixelOutcome, header, tmp_path: Path) -> str | None:
     """The de-identified header with the redacted (or overlay-cleared) pixel data, re-encoded
     (deid.redact.apply); the hash is of the new Pixel Data value as stored."""
-    apply_pixels(ds, pixels, str(header.ds.file_meta.TransferSyntaxUID))
+    apply_pixels(ds, pixels, pixels.input_ts)
     with open(tmp_path, "wb") as out:
         pydicom.dcmwrite(out, ds, enforce_file_format=True)
     if header.deflated:
