@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from hypothesis import HealthCheck, given, settings, strategies as st
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from helpers import split_file
@@ -442,3 +443,27 @@ def test_swapped_or_overhanging_boxes_are_still_masked():
     assert out.boxes == [(0, 6, 1, 34, 24), (0, 56, 56, 64, 64)]
     assert out.kinds == {"other": 2}                       # an unknown kind is identifying
     assert (out.arr[1:24, 6:34] == ds.pixel_array.min()).all()
+
+
+_boxes = st.lists(st.tuples(st.integers(-10, 80), st.integers(-10, 80), st.integers(-10, 80), st.integers(-10, 80),
+                            st.sampled_from(["name", "id", "date", "other", "marker"])), max_size=4)
+
+
+@settings(deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@given(boxes=_boxes)
+def test_property_rle_round_trip_changes_exactly_the_masked_boxes(boxes):
+    src = _real("MR_small_RLE.dcm")
+    ds = pydicom.dcmread(src)
+    before = ds.pixel_array.copy()
+    out = scan(ds, lambda img, frame=0, hints=None: [TextBox(frame, *b) for b in boxes])
+    assert len(out.boxes) <= sum(k != "marker" for *_, k in boxes)
+    if out.arr is None:
+        assert not out.boxes
+        return
+    res = pydicom.dcmread(src)
+    apply(res, out, ds.file_meta.TransferSyntaxUID)
+    res = _write(res)
+    assert res.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    after = res.pixel_array
+    keep = _outside(out.boxes, after.shape)
+    assert np.array_equal(after[keep], before[keep]) and (after[~keep] == before.min()).all()
