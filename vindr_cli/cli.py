@@ -66,7 +66,8 @@ def anonymize(
     uid_root: str = typer.Option("2.25", "--uid-root", help="Root for new UIDs."),
     patient_match: str = typer.Option("normalised", "--patient-match", help="normalised: one patient per PatientID with spaces, case and leading zeros folded (0077123 = 77123), issuer ignored, so a file without IssuerOfPatientID joins the same ID with one; no usable ID: name (accents, case, spaces folded) + birth date, then the study | strict: PatientID + issuer exactly as stored. Patients share date shift and substitutes."),
     layout: str = typer.Option("tree", "--layout", help="tree: <patient>/<study>/<series>/<image>.dcm | vindr: flat <image_id>.dicom."),
-    allow_burned_in: bool = typer.Option(False, "--allow-burned-in", help="Write images that may carry burned-in text instead of quarantining them."),
+    allow_burned_in: bool = typer.Option(False, "--allow-burned-in", help="Write images that may carry burned-in text (SC, US, ... or BurnedInAnnotation YES) instead of quarantining them; with --burned-in redact|quarantine they are scanned like the rest."),
+    burned_in: str = typer.Option("off", "--burned-in", help="Text burned into the pixels: redact (mask identifying text found in every frame, keep markers, re-encode) | quarantine (hold back an image with identifying text) | off (pixels untouched; only the SOP-class / header quarantine)."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
@@ -91,7 +92,8 @@ def anonymize(
         summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                       workers=workers or default_workers(), uid_root=uid_root, layout=layout,
                       allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
-                      rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match)
+                      rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
+                      burned_in=burned_in)
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)

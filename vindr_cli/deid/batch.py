@@ -20,6 +20,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
+from vindr_cli.deid.redact import MODES
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
 from vindr_cli.errors import RequestError as _RequestError
@@ -35,7 +36,7 @@ from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
-                   "allow_burned_in", "patient_match")
+                   "allow_burned_in", "patient_match", "burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
@@ -86,6 +87,7 @@ def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
         "key_fingerprint": subs.fingerprint(), "allow_burned_in": cfg.allow_burned_in,
         "removed_tags": removed, "mode": p.mode, "patient_match": cfg.patient_match, "trusted_tags": trusted,
         "kept_tags": sorted(f"{t:08X}" for t in p.rules) if p.mode == "keep-list" else None,
+        "burned_in": cfg.burned_in,
     }
 
 
@@ -134,6 +136,10 @@ class AnonymizeStage(Stage):
         return self.record
 
     def explain(self, name: str, old: Any, new: Any) -> str | None:
+        if name == "burned_in":
+            was = "no --burned-in (a vindr before it)" if old is None else f"--burned-in {old if old in MODES else 'another value'}"
+            return (f"OUTPUT was made with {was}, given --burned-in {new}: its images were scanned and "
+                    "redacted differently; use the same --burned-in, or a new OUTPUT folder")
         if name == "patient_match":
             if old is None:
                 return ("OUTPUT was made by a vindr without --patient-match (patients matched as stored): its "
@@ -246,15 +252,17 @@ def output_marks(output: Path) -> dict[str, str]:
         return {}
 
 
-OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in", "patient_match")
+OUTPUT_SETTINGS = ("input_fingerprint", "uid_root", "layout", "allow_burned_in", "patient_match", "burned_in")
 
 
 def settings_fingerprint(subs: Substitutes, input_path: Path, uid_root: str, layout: str, allow_burned_in: bool,
-                         patient_match: str = DEFAULT_PATIENT_MATCH) -> str:
+                         patient_match: str = DEFAULT_PATIENT_MATCH, burned_in: str = "off") -> str:
     """16 hex digits naming the settings (besides key and profile) that decide what lands
     in OUTPUT; every output records it (engine.SETTINGS_MARK). The INPUT path enters keyed."""
     values = {"input_fingerprint": subs.hexid("input-root", str(input_path), 16), "uid_root": uid_root,
               "layout": layout, "allow_burned_in": allow_burned_in, "patient_match": patient_match}
+    if burned_in != "off":               # off: the fingerprint of outputs made before --burned-in
+        values["burned_in"] = burned_in
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -285,7 +293,7 @@ def check_output_marks(output: Path, key_path: Path, subs: Substitutes, profile:
     if settings and not recorded and marks.get("settings_fingerprint") and marks["settings_fingerprint"] != settings:
         # (with an intact anonymize.json the runner's settings check names the one that differs)
         raise SettingsChanged("OUTPUT holds files made with other settings (INPUT, --uid-root, --layout, "
-                              "--allow-burned-in or --patient-match; read from OUTPUT's files); use the same, "
+                              "--allow-burned-in, --burned-in or --patient-match; read from OUTPUT's files); use the same, "
                               "or a new OUTPUT folder")
 
 
@@ -306,12 +314,16 @@ def anonymize(
     rebuild_state: bool = False,
     max_inflate: int = DEFAULT_MAX_INFLATE,
     patient_match: str = DEFAULT_PATIENT_MATCH,
+    burned_in: str = "off",
+    finder=None,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
         raise RequestError(f"--layout must be one of {', '.join(LAYOUTS)}")
     if patient_match not in PATIENT_MATCH:
         raise RequestError(f"--patient-match must be one of {', '.join(PATIENT_MATCH)}")
+    if burned_in not in MODES:
+        raise RequestError(f"--burned-in must be one of {', '.join(MODES)}")
     if not UID_ROOT.match(uid_root) or len(uid_root) > 32:
         raise RequestError("--uid-root must be a valid UID root (digits and dots, no leading zeros), "
                            "at most 32 characters so that new UIDs (with ≥ 100 random bits) fit in 64")
@@ -324,10 +336,11 @@ def anonymize(
     # a new key lives in memory until the request is known to run (Stage.prepare writes it)
     key = new_key() if created else read_key(key_path)
     subs = Substitutes(key, uid_root)
-    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in, patient_match)
+    settings_fp = settings_fingerprint(subs, input_path, uid_root, layout, allow_burned_in, patient_match, burned_in)
     check_output_marks(output, key_path, subs, profile, created=created, settings=settings_fp)
     cfg = AnonConfig(str(output), str(key_path), subs.fingerprint(), profile, uid_root, layout, allow_burned_in,
-                     max_inflate=max_inflate, settings_fingerprint=settings_fp, patient_match=patient_match)
+                     max_inflate=max_inflate, settings_fingerprint=settings_fp, patient_match=patient_match,
+                     burned_in=burned_in, finder=finder)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)

@@ -9,6 +9,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pydicom
 
@@ -17,12 +18,14 @@ from vindr_cli.deid.engine import EngineError, Outcome, deidentify
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
+from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
+from vindr_cli.deid.redact import apply as apply_pixels, scan as scan_pixels
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
-from vindr_cli.dicomio.pixelstream import (copy_pixel_element, hash_bytes_value, native_pixel_length,
+from vindr_cli.dicomio.pixelstream import (copy_pixel_element, file_pixel_hash, hash_bytes_value, native_pixel_length,
                                           pixel_description_fault)
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
@@ -47,6 +50,8 @@ class AnonConfig:
     max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
     settings_fingerprint: str = ""           # recorded in every output (deid.batch.settings_fingerprint)
     patient_match: str = DEFAULT_PATIENT_MATCH   # deid.identity: normalised | strict
+    burned_in: str = "off"                   # deid.redact.MODES: redact | quarantine | off
+    finder: Callable | None = None           # the text finder (None: deid.pixeltext.find_text)
 
 
 @dataclass
@@ -121,9 +126,22 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ds = pydicom.dcmread(f)
+            pixels = _scan(ctx.cfg, ds, f, header, row)      # before de-identification: the hints
+            if pixels is not None and pixels.identifying and ctx.cfg.burned_in == "quarantine":
+                row.update(status="quarantined", reason=TEXT_FOUND)
+                return _finish(result)
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
                              patient_match=ctx.cfg.patient_match)
-            pixel_hash = _write(ds, f, header, tmp_path)
+            if pixels is not None and pixels.arr is not None:
+                pixel_hash = _write_modified(ds, pixels, header, tmp_path)
+                row.update(transfer_syntax=registry_uid(ds.file_meta.get("TransferSyntaxUID"))[0] or UNKNOWN_UID,
+                           photometric=coded(ds.get("PhotometricInterpretation"), "photometric"))   # the output's
+            else:
+                pixel_hash = _write(ds, f, header, tmp_path)
+    except PixelError as exc:
+        row.update(status="failed", reason=exc.reason)
+        tmp_path.unlink(missing_ok=True)
+        return _finish(result)
     except BadInput as exc:
         row.update(status=exc.status, reason=exc.reason)
         tmp_path.unlink(missing_ok=True)
@@ -139,8 +157,60 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
         return _finish(result)
     _record(out, row, link, ctx.cfg.layout)
     row.update(status="ok", pixel_sha256=pixel_hash, output_bytes=tmp_path.stat().st_size)
+    if row.get("input_pixel_sha256") is None and not row.get("pixels_modified"):
+        row["input_pixel_sha256"] = pixel_hash          # the byte-for-byte copy
     result["tmp"] = str(tmp_path)
     return _finish(result)
+
+
+def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
+    """--burned-in redact|quarantine: scan (and mask in memory) the ORIGINAL pixel data with
+    hints from the ORIGINAL header; None when off or the file has no pixel data. Fills the
+    manifest's pixel columns (boxes and kind counts, never text). Raises PixelError."""
+    row["pixels_modified"] = False
+    if cfg.burned_in == "off":
+        return None
+    if header.deflated:
+        if "PixelData" not in ds:
+            return None
+        full = ds
+        row["input_pixel_sha256"] = hash_bytes_value(bytes(ds.PixelData))
+    else:
+        if header.pixel_offset is None:
+            return None
+        ts = ds.file_meta.TransferSyntaxUID
+        f.seek(header.pixel_offset)
+        row["input_pixel_sha256"] = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)[0]
+        f.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                full = pydicom.dcmread(f)
+            except Exception as exc:
+                raise PixelError(DECODE_FAILED) from exc
+    from vindr_cli.deid import pixeltext
+
+    try:
+        hints = pixeltext.hints_from(full)
+    except Exception as exc:
+        raise PixelError(FINDER_FAILED) from exc
+    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints)
+    outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
+    row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
+               text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
+               overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.arr is not None)
+    return outcome
+
+
+def _write_modified(ds, pixels: PixelOutcome, header, tmp_path: Path) -> str | None:
+    """The de-identified header with the redacted (or overlay-cleared) pixel data, re-encoded
+    (deid.redact.apply); the hash is of the new Pixel Data value as stored."""
+    apply_pixels(ds, pixels, pixels.input_ts)
+    with open(tmp_path, "wb") as out:
+        pydicom.dcmwrite(out, ds, enforce_file_format=True)
+    if header.deflated:
+        return hash_bytes_value(bytes(ds.PixelData))
+    return file_pixel_hash(tmp_path)
 
 
 def _write(ds, src_f, header, tmp_path: Path) -> str | None:

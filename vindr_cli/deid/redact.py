@@ -1,0 +1,284 @@
+"""Burned-in text in the pixels (issue 10): decode every frame, show each one to the text
+finder (``deid.pixeltext.find_text``) as a display-ready 8-bit image, mask what it reports as
+identifying in STORED values, and re-encode.
+
+Decisions (documented in README "Burned-in text"):
+
+* Display for the finder: a min..max linear window over the frame's stored values (OCR only;
+  deid/ may not import pixels/). Burned-in text is drawn at an extreme value, which min..max
+  keeps apart from the anatomy; a clinical or percentile window could saturate it into bone.
+  MONOCHROME1 is inverted; colour is shown as its luminance.
+* A box found in ANY frame is masked in EVERY frame (consoles burn the same label into each
+  frame, and a faint frame may hide it from the finder); the manifest lists each box once,
+  with the frame it was found in. Boxes are [x0, x1) x [y0, y1), padded by ``PAD`` pixels.
+* Fill: the darkest display value in stored units: the image's minimum (MONOCHROME2, signed or
+  not), its maximum (MONOCHROME1), black (RGB).
+* Re-encoding: RLE Lossless, JPEG-LS Lossless and JPEG 2000 Lossless are re-encoded in the
+  same syntax (pydicom 3 encoders; pyjpegls for JPEG-LS); every other input, lossless JPEG
+  (no encoder) and every lossy syntax (never re-compressed lossy), is written Explicit VR
+  Little Endian uncompressed; a lossy input keeps (or gets) Lossy Image Compression "01".
+* High-bit overlays: native data whose 60xx groups declare OverlayBitPosition > 0 carries
+  graphics in the bits above Bits Stored: they are cleared (sign-extended for signed data)
+  before the scan, and the number of pixel values changed is counted.
+* Palette colour images and other layouts the scan cannot show the finder are refused
+  (``UNSUPPORTED``): an image not scanned is not released by a scanning mode.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, JPEG2000Lossless,
+                         JPEGLSLossless, RLELossless)
+
+MODES = ("redact", "quarantine", "off")
+PAD = 4
+SAME_SYNTAX = (RLELossless, JPEGLSLossless, JPEG2000Lossless)
+LOSSLESS = {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+            "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+            "1.2.840.10008.1.2.5"}
+
+DECODE_FAILED = "pixel data could not be decoded for the burned-in text scan"
+ENCODE_FAILED = "pixel data could not be re-encoded after burned-in text redaction"
+FINDER_FAILED = "the burned-in text finder failed on this image"
+UNSUPPORTED = "pixel data layout not supported by the burned-in text scan (not released by --burned-in redact|quarantine)"
+TEXT_FOUND = "identifying text found in the pixels (--burned-in quarantine)"
+
+Finder = Callable[..., list]
+Box = tuple[int, int, int, int, int]          # frame, x0, y0, x1, y1
+
+
+class PixelError(Exception):
+    """The image cannot be scanned or re-encoded; ``reason`` is fixed, one line, no PHI."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class PixelOutcome:
+    arr: np.ndarray | None = None          # new stored values (frames[, rows, cols[, samples]]); None: unchanged
+    photometric: str = ""                  # of arr
+    boxes: list[Box] = field(default_factory=list)        # masked (padded, clipped)
+    kinds: Counter = field(default_factory=Counter)       # non-marker boxes by kind
+    markers: int = 0                       # boxes kept as allowed markers
+    overlay_pixels: int = 0                # pixel values whose high (overlay) bits were cleared
+    input_ts: str = ""                     # the input's transfer syntax (set by the caller)
+
+    @property
+    def identifying(self) -> bool:
+        return bool(self.boxes)
+
+
+def _overlay_bits(ds) -> bool:
+    """Does a 60xx group say its overlay lives in the pixel data's high bits?"""
+    for group in range(0x6000, 0x6020, 2):
+        el = ds.get((group, 0x0102))
+        if el is None:
+            continue
+        try:
+            if int(el.value) > 0:
+                return True
+        except (TypeError, ValueError):
+            return True                     # not a number: assume the worst
+    return False
+
+
+def clear_high_bits(ds) -> int:
+    """Clear the bits above Bits Stored of native pixel data in place (sign-extend signed data).
+    Returns the number of pixel values changed."""
+    ts = ds.file_meta.TransferSyntaxUID
+    if UID(ts).is_compressed or "PixelData" not in ds:
+        return 0
+    alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    if alloc not in (8, 16, 32) or stored >= alloc:
+        return 0
+    dtype = np.dtype(f"u{alloc // 8}").newbyteorder("<" if UID(ts).is_little_endian else ">")
+    raw = bytes(ds.PixelData)
+    n = len(raw) // dtype.itemsize
+    values = np.frombuffer(raw, dtype=dtype, count=n)
+    mask = (1 << stored) - 1
+    fixed = values & mask
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        negative = (fixed >> (stored - 1)) & 1
+        fixed = np.where(negative == 1, fixed | (~np.array(mask, dtype=dtype.type) & np.iinfo(dtype.type).max), fixed)
+    fixed = fixed.astype(dtype)
+    changed = int(np.count_nonzero(fixed != values))
+    if changed:
+        ds.PixelData = fixed.tobytes() + raw[n * dtype.itemsize:]
+    return changed
+
+
+def _frames(ds) -> tuple[np.ndarray, str]:
+    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
+    from pydicom.pixels import pixel_array
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = pixel_array(ds)
+    except Exception as exc:   # any decoder failure: the file fails, the batch goes on
+        raise PixelError(DECODE_FAILED) from exc
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    if frames == 1:
+        arr = arr[None]
+    if spp == 1:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[0] != frames or arr.shape[-1] != spp:
+        raise PixelError(UNSUPPORTED)
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if spp == 3:
+        photometric = "RGB"           # pydicom decodes YBR_* to RGB
+    elif photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise PixelError(UNSUPPORTED)
+    return arr, photometric
+
+
+def display(frame: np.ndarray, photometric: str) -> np.ndarray:
+    """2-D uint8 image for the finder: min..max window, MONOCHROME1 inverted, colour as luminance."""
+    f = frame.astype(np.float64)
+    if f.shape[-1] == 3:
+        f = f @ np.array([0.299, 0.587, 0.114])
+    else:
+        f = f[..., 0]
+    lo, hi = float(f.min()), float(f.max())
+    out = np.zeros(f.shape, np.uint8) if hi <= lo else np.rint((f - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    return 255 - out if photometric == "MONOCHROME1" else out
+
+
+def _fill(arr: np.ndarray, photometric: str):
+    if photometric == "RGB":
+        return 0
+    return arr.max() if photometric == "MONOCHROME1" else arr.min()
+
+
+def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutcome:
+    """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
+    (the pixel data is modified in place when high overlay bits are cleared). Raises PixelError."""
+    out = PixelOutcome()
+    if "PixelData" not in ds:
+        return out
+    if overlays and _overlay_bits(ds):
+        try:
+            out.overlay_pixels = clear_high_bits(ds)
+        except Exception as exc:
+            raise PixelError(DECODE_FAILED) from exc
+    arr, photometric = _frames(ds)
+    out.photometric = photometric
+    n, rows, cols = arr.shape[0], arr.shape[1], arr.shape[2]
+    found: list[Box] = []
+    for i in range(n):
+        img = display(arr[i], photometric)
+        try:
+            boxes = list(finder(img, frame=i, hints=hints))
+        except Exception as exc:      # an unscanned image is never written by a scanning mode
+            raise PixelError(FINDER_FAILED) from exc
+        for b in boxes:
+            if str(getattr(b, "kind", "other")) == "marker":
+                out.markers += 1
+                continue
+            try:
+                x0, x1 = sorted((int(b.x0), int(b.x1)))      # corners in either order
+                y0, y1 = sorted((int(b.y0), int(b.y1)))
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise PixelError(FINDER_FAILED) from exc
+            x0, y0, x1, y1 = x0 - PAD, y0 - PAD, x1 + PAD, y1 + PAD
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
+            kind = str(getattr(b, "kind", "other"))
+            out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
+            if x1 > x0 and y1 > y0:
+                found.append((i, x0, y0, x1, y1))
+    out.boxes = sorted(set(found))
+    if out.boxes:
+        arr = np.array(arr, copy=True)
+        value = _fill(arr, photometric)
+        for _, x0, y0, x1, y1 in out.boxes:
+            arr[:, y0:y1, x0:x1, :] = value          # every frame
+    if out.boxes or out.overlay_pixels:
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        out.arr = arr[0] if arr.shape[0] == 1 else arr
+    return out
+
+
+def _lossy(ts: str) -> bool:
+    t = UID(ts)
+    return t.is_compressed and str(t) not in LOSSLESS
+
+
+def _native(ds, arr: np.ndarray, photometric: str) -> None:
+    """Native pixel data: little endian (a big endian input stays big endian: pydicom swaps OW
+    values when a data set read big endian is written little endian), colour interleaved."""
+    meta = ds.file_meta
+    ts = UID(meta.TransferSyntaxUID)
+    if ts.is_compressed:
+        meta.TransferSyntaxUID = ts = ExplicitVRLittleEndian
+    alloc = int(ds.BitsAllocated)
+    try:
+        if alloc == 1:
+            from pydicom.pixels import pack_bits
+
+            data = pack_bits(arr)
+        else:
+            if arr.dtype.itemsize * 8 != alloc:
+                raise PixelError(ENCODE_FAILED)
+            order = "<" if ts.is_little_endian else ">"
+            data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder(order)).tobytes()
+    except PixelError:
+        raise
+    except Exception as exc:
+        raise PixelError(ENCODE_FAILED) from exc
+    if len(data) % 2:
+        data += b"\0"
+    for kw in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if kw in ds:
+            del ds[kw]
+    ds.PixelData = data
+    ds["PixelData"].VR = "OB" if alloc <= 8 else "OW"
+    ds["PixelData"].is_undefined_length = False
+    if photometric == "RGB":
+        ds.PhotometricInterpretation = "RGB"
+        ds.PlanarConfiguration = 0
+
+
+def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
+    """Put the outcome's pixel values into ``ds`` (the de-identified data set about to be
+    written): same lossless syntax when it can be encoded, else uncompressed. Raises PixelError."""
+    arr = outcome.arr
+    if arr is None:
+        return
+    frames = ds.get("NumberOfFrames")
+    lossy = _lossy(input_ts)
+    if outcome.photometric == "RGB" and str(ds.get("PhotometricInterpretation", "")).strip().upper() != "RGB":
+        ds.PhotometricInterpretation = "RGB"
+    done = False
+    if UID(input_ts) in SAME_SYNTAX:
+        saved = {kw: ds[kw].value for kw in ("PhotometricInterpretation", "PlanarConfiguration", "NumberOfFrames",
+                                             "LossyImageCompression") if kw in ds}
+        ts = ds.file_meta.TransferSyntaxUID
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.compress(input_ts, arr, generate_instance_uid=False)
+                from pydicom.pixels import pixel_array
+
+                done = np.array_equal(pixel_array(ds), arr)   # the encoder's output decodes to the masked values
+        except Exception:
+            done = False                 # no encoder for this layout: written uncompressed below
+        if not done:
+            ds.file_meta.TransferSyntaxUID = ts
+            for kw, value in saved.items():
+                setattr(ds, kw, value)
+    if not done:
+        _native(ds, arr, outcome.photometric)
+    if frames is not None and "NumberOfFrames" not in ds:
+        ds.NumberOfFrames = frames
+    if lossy:
+        ds.LossyImageCompression = "01"
+    if outcome.boxes:
+        ds.BurnedInAnnotation = "NO"
