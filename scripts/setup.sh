@@ -27,3 +27,8 @@ if ! command -v dcmdump >/dev/null || ! command -v dciodvfy >/dev/null; then
     echo "warning: dcmtk and dicom3tools are missing (apt-get install dcmtk dicom3tools)" >&2
   fi
 fi
+# TrueType fonts for the burned-in text corpus (bench/burned_in_corpus.py and its test).
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null \
+    || echo "warning: could not install fonts-dejavu-core; the burned-in corpus test will fail" >&2
+fi
