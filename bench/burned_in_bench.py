@@ -21,7 +21,7 @@ class (with_text/, no_text/), and measures:
 
 The truth is never printed: only counts and shares. Results: bench/results/burned_in.json.
 If `vindr anonymize` has no --burned-in option (before the issue-10 merge) the bench
-says so and exits 2.
+says so, measures today's behaviour (the "before" figures) and exits 2.
 
 Usage: python bench/burned_in_bench.py [--corpus DIR] [--images 40] [--size 2048] [-j 2]
 """
@@ -176,14 +176,16 @@ def burned_in_option() -> bool:
     return "--burned-in" in r.stdout
 
 
-def run_anonymize(src: Path, out: Path, key: Path, mode: str, workers: int) -> dict:
+def run_anonymize(src: Path, out: Path, key: Path, mode: str | None, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     link = out.parent / f"{out.name}.linkage.parquet"
     link.unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    r = subprocess.run([str(VENV_BIN / "vindr"), "anonymize", str(src), str(out), "--key", str(key),
-                        "--burned-in", mode, "-j", str(workers)], capture_output=True, text=True)
+    cmd = [str(VENV_BIN / "vindr"), "anonymize", str(src), str(out), "--key", str(key), "-j", str(workers)]
+    if mode is not None:
+        cmd += ["--burned-in", mode]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -214,7 +216,7 @@ def judge(truth: dict, masks: dict, corpus: Path, runs: dict[str, dict], use_ocr
             by_uid[row.get("original_sop_uid")] = (row, run["out"])
     f = {"identifying": 0, "released_identifying": 0, "readable_contrast": 0, "readable_ocr": 0,
          "readable_either": 0, "readable_before_contrast": 0, "readable_before_ocr": 0,
-         "markers": 0, "markers_kept_readable": 0, "markers_unchanged": 0,
+         "markers": 0, "markers_readable_before": 0, "markers_kept_readable": 0, "markers_unchanged": 0,
          "no_text_images": 0, "no_text_modified": 0, "no_text_held_back": 0,
          "with_text_images": 0, "with_text_held_back": 0, "pixels_modified_column": False,
          "by_kind": {}}
@@ -236,8 +238,10 @@ def judge(truth: dict, masks: dict, corpus: Path, runs: dict[str, dict], use_ocr
             box, mask = s["box"], masks[s["mask"]]
             if s["kind"] == "marker":
                 f["markers"] += 1
+                was = contrast_readable(src, box, mask, im["bits_stored"])[0]
+                f["markers_readable_before"] += was
                 if dst is not None:
-                    f["markers_kept_readable"] += contrast_readable(dst, box, mask, im["bits_stored"])[0]
+                    f["markers_kept_readable"] += was and contrast_readable(dst, box, mask, im["bits_stored"])[0]
                     x0, y0, x1, y1 = box
                     f["markers_unchanged"] += bool(np.array_equal(src[y0:y1, x0:x1], dst[y0:y1, x0:x1]))
                 continue
@@ -277,10 +281,11 @@ def main() -> int:
     ap.add_argument("-j", "--workers", type=int, default=2)
     ap.add_argument("--no-ocr", action="store_true", help="contrast judge only")
     a = ap.parse_args()
-    if not burned_in_option():
+    merged = burned_in_option()
+    if not merged:
         print("vindr anonymize has no --burned-in option on this branch (issue 10 not merged yet): "
-              "nothing to measure; the corpus builds with bench/burned_in_corpus.py")
-        return 2
+              "measuring today's behaviour only, then exiting 2")
+    modes = ("off", "redact", "quarantine") if merged else ("today",)
     work = Path(tempfile.mkdtemp(prefix="vindr_burned_in_"))
     try:
         corpus = a.corpus or work / "corpus"
@@ -293,14 +298,16 @@ def main() -> int:
                                     "with_text": sum(i["class"] == "with_text" for i in truth["images"]),
                                     "strings": sum(len(i["strings"]) for i in truth["images"])},
                          "ocr_judge": "tesseract psm 7+11, vie+eng" if use_ocr else "not available",
-                         "workers": a.workers, "modes": {}}
+                         "workers": a.workers, "modes": {},
+                         "status": "measured" if merged else "pending the merge: --burned-in absent, today's behaviour only"}
         cpu: dict = {}
-        for mode in ("off", "redact", "quarantine"):
+        for mode in modes:
             runs = {}
             for cls in ("with_text", "no_text"):
-                runs[cls] = run_anonymize(corpus / cls, work / f"out_{mode}_{cls}", key, mode, a.workers)
+                runs[cls] = run_anonymize(corpus / cls, work / f"out_{mode}_{cls}", key,
+                                          None if mode == "today" else mode, a.workers)
                 if runs[cls]["rc"] not in (0, 1):
-                    print(f"vindr anonymize --burned-in {mode} exited {runs[cls]['rc']}")
+                    print(f"vindr anonymize ({mode}) exited {runs[cls]['rc']}")
                     return 2
             n = {c: sum(i["class"] == c for i in truth["images"]) for c in runs}
             px = {c: sum(i["rows"] * i["cols"] for i in truth["images"] if i["class"] == c) for c in runs}
@@ -310,18 +317,25 @@ def main() -> int:
             tot_cpu = sum(runs[c]["cpu_s"] for c in runs)
             cpu[mode]["all"] = {"cpu_per_2k_image_s": tot_cpu / max(1, sum(px.values())) * 2048 * 2048}
             if mode != "off":
+                if "off" in cpu:
+                    cpu[mode]["added_over_off"] = {c: cpu[mode][c]["cpu_per_2k_image_s"] - cpu["off"][c]["cpu_per_2k_image_s"]
+                                                   for c in ("with_text", "no_text", "all")}
                 results["modes"][mode] = judge(truth, masks, corpus, runs, use_ocr, work)
                 results["modes"][mode]["cpu"] = cpu[mode]
-        results["cpu_off"] = cpu["off"]
-        results["cpu_added_by_redact_per_2k_image_s"] = (cpu["redact"]["all"]["cpu_per_2k_image_s"]
-                                                         - cpu["off"]["all"]["cpu_per_2k_image_s"])
+        if "off" in cpu:
+            results["cpu_off"] = cpu["off"]
         results["presidio"] = presidio_status()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1, default=str))
         _print(results)
-        return 0
+        return 0 if merged else 2
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _added(f: dict, cls: str) -> str:
+    a = f["cpu"].get("added_over_off", {}).get(cls)
+    return "-" if a is None else f"{a:.2f}"
 
 
 def _print(res: dict) -> None:
@@ -335,7 +349,7 @@ def _print(res: dict) -> None:
                     f"{res['corpus']['with_text']} with text; OCR judge: {res['ocr_judge']}")
     t.add_column("measure")
     for mode in res["modes"]:
-        t.add_column(f"--burned-in {mode}", justify="right")
+        t.add_column(f"--burned-in {mode}" if mode != "today" else "today (no --burned-in)", justify="right")
     m = res["modes"]
     rows = [
         ("identifying strings readable (contrast)", lambda f: pct(f["readable_contrast"], f["identifying"])),
@@ -345,19 +359,23 @@ def _print(res: dict) -> None:
         ("images with text held back", lambda f: pct(f["with_text_held_back"], f["with_text_images"])),
         ("text-free images modified", lambda f: pct(f["no_text_modified"], f["no_text_images"])),
         ("text-free images held back", lambda f: pct(f["no_text_held_back"], f["no_text_images"])),
-        ("markers kept (readable)", lambda f: pct(f["markers_kept_readable"], f["markers"])),
+        ("markers kept (readable before and after)", lambda f: pct(f["markers_kept_readable"], f["markers_readable_before"])),
         ("markers unchanged", lambda f: pct(f["markers_unchanged"], f["markers"])),
         ("CPU s per 2k x 2k image (all)", lambda f: f"{f['cpu']['all']['cpu_per_2k_image_s']:.2f}"),
         ("CPU s per 2k x 2k image (with text)", lambda f: f"{f['cpu']['with_text']['cpu_per_2k_image_s']:.2f}"),
         ("CPU s per 2k x 2k image (no text)", lambda f: f"{f['cpu']['no_text']['cpu_per_2k_image_s']:.2f}"),
+        ("  of which over --burned-in off (all)", lambda f: _added(f, "all")),
+        ("  of which over --burned-in off (with text)", lambda f: _added(f, "with_text")),
+        ("  of which over --burned-in off (no text)", lambda f: _added(f, "no_text")),
     ]
     for label, fn in rows:
         t.add_row(label, *[fn(m[k]) for k in m])
     Console().print(t)
-    print(f"--burned-in off: {res['cpu_off']['all']['cpu_per_2k_image_s']:.2f} CPU s per 2k x 2k image; "
-          f"redact adds {res['cpu_added_by_redact_per_2k_image_s']:.2f}")
+    if "cpu_off" in res:
+        print(f"--burned-in off: {res['cpu_off']['all']['cpu_per_2k_image_s']:.2f} CPU s per 2k x 2k image")
+    print(f"status: {res['status']}")
     print(f"Presidio: {res['presidio']}")
-    print(f"results: {RESULTS.relative_to(REPO)}")
+    print(f"results: {RESULTS}")
 
 
 if __name__ == "__main__":
