@@ -23,7 +23,7 @@ The truth is never printed: only counts and shares. Results: bench/results/burne
 If `vindr anonymize` has no --burned-in option (before the issue-10 merge) the bench
 says so, measures today's behaviour (the "before" figures) and exits 2.
 
-Usage: python bench/burned_in_bench.py [--corpus DIR] [--images 40] [--size 2048] [-j 2]
+Usage: python bench/burned_in_bench.py [--corpus DIR] [--images 100] [--size 2048] [-j 2]
 """
 from __future__ import annotations
 
@@ -275,7 +275,7 @@ def presidio_status() -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=None, help="corpus dir (built there if it has no truth.json)")
-    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("-j", "--workers", type=int, default=2)

@@ -26,7 +26,7 @@ OUT/with_text/ and OUT/no_text/ so the bench can time each class.
 Deterministic for a given seed (numpy Generator + PIL; bytes may differ across
 encoder or FreeType versions, the truth always matches the pixels written).
 
-Usage: python bench/burned_in_corpus.py OUT [--images 40] [--size 2048] [--seed 10]
+Usage: python bench/burned_in_corpus.py OUT [--images 100] [--size 2048] [--seed 10]
 """
 from __future__ import annotations
 
@@ -390,7 +390,7 @@ def load_truth(out: Path) -> tuple[dict, dict[str, np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--images", type=int, default=40)
+    ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--no-wheel", action="store_true", help="pydicom's bundled files only")
