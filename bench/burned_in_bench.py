@@ -135,6 +135,19 @@ def have_tesseract() -> bool:
     return shutil.which("tesseract") is not None
 
 
+def tesseract_langs() -> str:
+    """'vie+eng' when both traineddata are installed, else what there is (never silently none)."""
+    r = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True)
+    have = set((r.stdout + r.stderr).split())
+    langs = [lang for lang in ("vie", "eng") if lang in have]
+    if not langs:
+        raise SystemExit("tesseract has neither vie nor eng traineddata (apt-get install tesseract-ocr-eng tesseract-ocr-vie)")
+    return "+".join(langs)
+
+
+OCR_LANGS: list[str] = []
+
+
 def _crop_u8(pixels: np.ndarray, box, photometric: str) -> np.ndarray:
     x0, y0, x1, y1 = box
     h = y1 - y0
@@ -162,8 +175,12 @@ def ocr_readable(pixels: np.ndarray, box, photometric: str, truth: str, tmp: Pat
     for arr in (np.asarray(img), 255 - np.asarray(img)):
         Image.fromarray(arr).save(png)
         for psm in ("7", "11"):
-            r = subprocess.run(["tesseract", str(png), "stdout", "-l", "vie+eng", "--psm", psm],
+            if not OCR_LANGS:
+                OCR_LANGS.append(tesseract_langs())
+            r = subprocess.run(["tesseract", str(png), "stdout", "-l", OCR_LANGS[0], "--psm", psm],
                                capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError(f"tesseract exited {r.returncode}")   # an OCR that did not run reads nothing: stop
             if text_matches(truth, r.stdout):
                 return True
     return False
@@ -297,7 +314,7 @@ def main() -> int:
         results: dict = {"corpus": {"images": len(truth["images"]), "size": truth["size"], "seed": truth["seed"],
                                     "with_text": sum(i["class"] == "with_text" for i in truth["images"]),
                                     "strings": sum(len(i["strings"]) for i in truth["images"])},
-                         "ocr_judge": "tesseract psm 7+11, vie+eng" if use_ocr else "not available",
+                         "ocr_judge": f"tesseract psm 7+11, {tesseract_langs()}" if use_ocr else "not available",
                          "workers": a.workers, "modes": {},
                          "status": "measured" if merged else "pending the merge: --burned-in absent, today's behaviour only"}
         cpu: dict = {}

@@ -108,3 +108,56 @@ def test_ocr_matcher_folds_and_finds_tokens():
     assert not bb.text_matches("NGUYỄN VĂN AN", "")
     assert not bb.text_matches("NGUYỄN VĂN AN", "PA")
     assert not bb.text_matches("ID: 48295809", "ERECT 80 kV")
+
+
+def test_judge_on_a_real_anonymize_run_then_on_blacked_outputs(corpus, tmp_path):
+    """The bench's pipeline on today's `vindr anonymize` (no pixel redaction): every identifying
+    string is released readable and the text-free image untouched; after the boxes are blacked
+    out in the written files (decoded, re-encoded uncompressed), none reads and markers left
+    alone still do."""
+    work, truth, masks = corpus
+    key = tmp_path / "keys" / "k"
+    runs = {cls: bb.run_anonymize(work / "c" / cls, tmp_path / f"out_{cls}", key, None, 1)
+            for cls in ("with_text", "no_text")}
+    assert all(r["rc"] == 0 for r in runs.values())
+    f = bb.judge(truth, masks, work / "c", runs, use_ocr=False, tmp=tmp_path)
+    assert f["identifying"] == f["released_identifying"] == f["readable_contrast"] == f["readable_either"] > 0
+    assert (f["no_text_images"], f["no_text_modified"], f["no_text_held_back"]) == (1, 0, 0)
+    assert f["markers_unchanged"] == f["markers"] > 0
+    assert f["markers_kept_readable"] == f["markers_readable_before"] > 0
+
+    from pydicom.uid import ExplicitVRLittleEndian
+    by_uid = {row["original_sop_uid"]: row for row in bb._rows(runs["with_text"])}
+    for im in truth["images"]:
+        if im["class"] != "with_text":
+            continue
+        path = runs["with_text"]["out"] / by_uid[im["sop_uid"]]["output"]
+        ds = pydicom.dcmread(path)
+        arr = ds.pixel_array.copy()
+        for s in im["strings"]:
+            if s["identifying"]:
+                x0, y0, x1, y1 = s["box"]
+                arr[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = arr.min()
+        ds.PixelData = arr.tobytes()
+        ds["PixelData"].is_undefined_length = False
+        ds["PixelData"].VR = "OB" if arr.dtype.itemsize == 1 else "OW"
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    g = bb.judge(truth, masks, work / "c", runs, use_ocr=False, tmp=tmp_path)
+    assert g["identifying"] == f["identifying"] and g["readable_contrast"] == g["readable_either"] == 0
+    assert g["markers_kept_readable"] == f["markers_kept_readable"]
+
+
+@pytest.mark.skipif(not bb.have_tesseract(), reason="tesseract not installed (apt-get install tesseract-ocr tesseract-ocr-eng)")
+def test_ocr_judge_reads_some_text_before_and_none_after_blacking(corpus, tmp_path):
+    work, truth, _ = corpus
+    before = after = 0
+    for im, s in _strings(truth):
+        if not s["identifying"]:
+            continue
+        px = _px(work / "c" / im["file"])
+        before += bb.ocr_readable(px, s["box"], im["photometric"], s["text"], tmp_path)
+        x0, y0, x1, y1 = s["box"]
+        px[max(0, y0 - 3):y1 + 3, max(0, x0 - 3):x1 + 3] = px.min()
+        after += bb.ocr_readable(px, s["box"], im["photometric"], s["text"], tmp_path)
+    assert before >= 2 and after == 0
