@@ -297,6 +297,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("-j", "--workers", type=int, default=2)
     ap.add_argument("--no-ocr", action="store_true", help="contrast judge only")
+    ap.add_argument("--pydicom-data", type=Path, default=None, help="the pydicom-data wheel (see burned_in_corpus.py)")
     a = ap.parse_args()
     merged = burned_in_option()
     if not merged:
@@ -307,11 +308,12 @@ def main() -> int:
     try:
         corpus = a.corpus or work / "corpus"
         if not (corpus / "truth.json").is_file():
-            build(corpus, a.images, a.size, a.seed)
+            build(corpus, a.images, a.size, a.seed, wheel=a.pydicom_data)
         truth, masks = load_truth(corpus)
         key = work / "keys" / "vindr.key"
         use_ocr = have_tesseract() and not a.no_ocr
         results: dict = {"corpus": {"images": len(truth["images"]), "size": truth["size"], "seed": truth["seed"],
+                                    "sources": truth.get("sources", []),
                                     "with_text": sum(i["class"] == "with_text" for i in truth["images"]),
                                     "strings": sum(len(i["strings"]) for i in truth["images"])},
                          "ocr_judge": f"tesseract psm 7+11, {tesseract_langs()}" if use_ocr else "not available",

@@ -27,6 +27,7 @@ Deterministic for a given seed (numpy Generator + PIL; bytes may differ across
 encoder or FreeType versions, the truth always matches the pixels written).
 
 Usage: python bench/burned_in_corpus.py OUT [--images 100] [--size 2048] [--seed 10]
+       [--pydicom-data WHEEL | --no-wheel]
 """
 from __future__ import annotations
 
@@ -102,17 +103,33 @@ def _display(ds: Dataset) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def load_sources(use_wheel: bool = True) -> list[tuple[str, np.ndarray]]:
-    """(label, display array) for every source image that resolves locally."""
+def _pydicom_data_dir() -> Path | None:
+    """The installed pydicom-data package's files (the `bench` extra), if any."""
+    import importlib.util
+    spec = importlib.util.find_spec("data_store")
+    if spec and spec.origin and (Path(spec.origin).parent / "data").is_dir():
+        return Path(spec.origin).parent / "data"
+    return None
+
+
+def load_sources(use_wheel: bool = True, wheel: Path | None = None) -> list[tuple[str, np.ndarray]]:
+    """(label, display array) for every source image that resolves locally: the pydicom-data
+    wheel read as a zip (`wheel`, default WHEEL) or else the installed package, then pydicom's
+    bundled test files."""
     out: list[tuple[str, np.ndarray]] = []
+    wheel = wheel or WHEEL
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if use_wheel and WHEEL.is_file():
-            with zipfile.ZipFile(WHEEL) as z:
+        if use_wheel and wheel.is_file():
+            with zipfile.ZipFile(wheel) as z:
                 names = {Path(n).name: n for n in z.namelist()}
                 for name in WHEEL_SOURCES:
                     if name in names:
                         out.append((name, _display(pydicom.dcmread(io.BytesIO(z.read(names[name]))))))
+        elif use_wheel and (data := _pydicom_data_dir()) is not None:
+            for name in WHEEL_SOURCES:
+                if (data / name).is_file():
+                    out.append((name, _display(pydicom.dcmread(data / name))))
         from pydicom.data import get_testdata_file
         for name in LOCAL_SOURCES:
             path = get_testdata_file(name, download=False)
@@ -333,14 +350,14 @@ def _source_view(src: np.ndarray, rng: np.random.Generator, size: int) -> np.nda
     return np.asarray(img, dtype=np.float32).copy()
 
 
-def build(out: Path, images: int = 40, size: int = 2048, seed: int = 10, use_wheel: bool = True,
-          text_share: int = TEXT_SHARE, ink: bool = True) -> dict:
+def build(out: Path, images: int = 100, size: int = 2048, seed: int = 10, use_wheel: bool = True,
+          text_share: int = TEXT_SHARE, ink: bool = True, wheel: Path | None = None) -> dict:
     """Write the corpus under `out`; return the truth dict (also written to out/truth.json)."""
     out = Path(out)
     rng = np.random.default_rng(seed)
-    sources, font_files = load_sources(use_wheel), fonts()
+    sources, font_files = load_sources(use_wheel, wheel), fonts()
     masks: dict[str, np.ndarray] = {}
-    truth: dict = {"seed": seed, "size": size, "images": []}
+    truth: dict = {"seed": seed, "size": size, "sources": [label for label, _ in sources], "images": []}
     for sub in ("with_text", "no_text"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for i in range(images):
@@ -393,9 +410,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--pydicom-data", type=Path, default=None, help=f"the pydicom-data wheel (default {WHEEL}, else the installed package)")
     ap.add_argument("--no-wheel", action="store_true", help="pydicom's bundled files only")
     a = ap.parse_args()
-    truth = build(a.out, a.images, a.size, a.seed, not a.no_wheel)
+    truth = build(a.out, a.images, a.size, a.seed, not a.no_wheel, wheel=a.pydicom_data)
     n_text = sum(im["class"] == "with_text" for im in truth["images"])
     n_str = sum(len(im["strings"]) for im in truth["images"])
     print(f"{len(truth['images'])} images ({n_text} with text, {n_str} strings drawn) in {a.out}; truth in truth.json")
