@@ -134,8 +134,10 @@ def test_pixel_data_unchanged_and_decodes_identically(anon):
 
 
 def _glyphs(entry: dict) -> np.ndarray:
+    from vindr_cli.synth.burned_in import render_vi
     from vindr_cli.synth.font import render_text
-    return render_text(entry["text"], entry["scale"])
+    render = render_vi if entry["font"] == "5x7+vi" else render_text
+    return render(entry["text"], entry["scale"])
 
 
 def _stands_out(pixels: np.ndarray, entry: dict) -> float:
@@ -157,6 +159,8 @@ def test_burned_in_truth_matches_the_sample_pixels():
     not byte-searched); each string's glyphs are really in the input pixels, in its box."""
     phi, markers = PLANTED["burned_in_phi"], PLANTED["burned_in_markers"]
     assert {e["kind"] for e in phi} >= {"name", "id", "date"} and len(markers) >= 4
+    names = [e["text"] for e in phi if e["kind"] == "name"]
+    assert any(n.isascii() for n in names) and any(not n.isascii() for n in names)   # folded and with diacritics
     files = PLANTED["special_files"]["burned_in"]
     assert len(files) == 2
     for rel in files:
