@@ -54,6 +54,7 @@ VENV_BIN = Path(sys.executable).parent
 RESULTS = REPO / "bench" / "results" / "burned_in.json"
 STANDOUT_SHARE = 0.25   # share of glyph pixels that must stand out for "readable"
 OCR_SIMILARITY = 0.6
+HELD = ("quarantined", "failed", "skipped", "duplicate", "not-dicom")
 
 
 # ---------------------------------------------------------------- judge 1: contrast
@@ -239,7 +240,10 @@ def judge(truth: dict, masks: dict, corpus: Path, runs: dict[str, dict], use_ocr
          "by_kind": {}}
     for im in truth["images"]:
         row, out = by_uid.get(im["sop_uid"], (None, None))
-        released = row is not None and row.get("status") == "ok" and row.get("output")
+        # released = an output was written that is not held back; any status other than the
+        # known held-back ones counts as released (never flatter the redactor by a new status name)
+        released = bool(row is not None and row.get("output") and row.get("status") not in HELD
+                        and (out / row["output"]).is_file())
         if "pixels_modified" in (row or {}):
             f["pixels_modified_column"] = True
         if im["class"] == "no_text":
