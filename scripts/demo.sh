@@ -10,6 +10,15 @@ echo "== vindr info sample_dicoms/export"
 $V info sample_dicoms/export
 echo "== vindr anonymize (key: $OUT/keys/vindr.key, linkage beside the output, not in it)"
 $V anonymize sample_dicoms/export "$OUT/anon" --key "$OUT/keys/vindr.key"
+# burned-in text (issue 10): how many written images had text redacted, when the manifest says so
+.venv/bin/python - "$OUT/anon/manifest.parquet" <<'PY'
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]).to_pylist()
+if t and "pixels_modified" in t[0]:
+    ok = [r for r in t if r["status"] == "ok"]
+    held = sum(r["status"] == "quarantined" for r in t)
+    print(f"burned-in text: {sum(bool(r['pixels_modified']) for r in ok)} of {len(ok)} written images redacted; {held} quarantined")
+PY
 echo "== vindr audit"
 $V audit "$OUT/anon"
 echo "== vindr decode (1024-px PNGs with the header window)"
@@ -22,6 +31,6 @@ rm -rf "$OUT/release"
 $V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release"
 echo "== vindr validate"
 $V validate "$OUT/release"
-echo "== vindr baseline (short: 256 px, 3 epochs; a 12-image release is too small for a verdict)"
+echo "== vindr baseline (short: 256 px, 3 epochs; a 14-image release is too small for a verdict)"
 $V baseline "$OUT/release" -o "$OUT/baseline" --size 256 --epochs 3 --no-resume
 echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md), baseline report $OUT/baseline/report.md"

@@ -153,6 +153,6 @@ def pipeline(tmp_path_factory):
     p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
                 "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
                 "--seed", "3", "-o", split)
-    assert "re-keyed 46 annotation rows" in p.stdout
+    assert "re-keyed 57 annotation rows" in p.stdout
     run_cli("release", anon, "--split", split, "--images", images, "-o", release)
     return base, release

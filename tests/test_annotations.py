@@ -24,9 +24,9 @@ def _write(path: Path, text: str) -> Path:
 def test_sample_cxr_boxes_parse():
     df, bad = read_annotations(SAMPLE / "vindr_cxr_annotations.csv")
     assert df.attrs["format"] == "cxr-boxes" and not bad
-    assert len(df) == 46
+    assert len(df) == 57
     assert list(df.columns[:4]) == ["line", "image_id", "reader", "label"]
-    assert df["line"].tolist() == list(range(2, 48))
+    assert df["line"].tolist() == list(range(2, 59))
     nf = df[df["label"] == NO_FINDING]
     assert len(nf) > 0 and nf[list(BOX)].isna().all().all()
     boxed = df[df["label"] != NO_FINDING]

@@ -63,7 +63,7 @@ def test_every_input_accounted_and_images_match_the_table(decoded):
     salt = read_salt(out / ".vindr" / SALT_FILE)
     assert inputs == {keyed_name(salt, s.rel) for s in discover(EXPORT)}
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 24                       # every readable image (burned-in SC, zip and DICOMDIR media included)
+    assert len(ok) == 26                       # every readable image (burned-in SC, zip, DICOMDIR media and the two burned-in radiographs included)
     assert sorted(r["status"] for r in rows if r["status"] != "ok") == ["failed", "not-dicom", "not-dicom", "not-dicom", "skipped"]
     for r in ok:
         im = Image.open(out / r["output"])

@@ -11,7 +11,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import pydicom
 
 from vindr_cli.synth import annotations as ann
 from vindr_cli.synth import special
+from vindr_cli.synth.burned_in import LAYOUTS as BURNED_IN_LAYOUTS, burn
 from vindr_cli.synth.dataset import PADDING_VALUE, radiograph_dataset, screenshot_pixels, secondary_capture_dataset
 from vindr_cli.synth.encode import encode_file
 from vindr_cli.synth.modules import ImageContext
@@ -42,6 +43,7 @@ class Rendered:
     data: bytes
     pixels: np.ndarray
     findings: list[ann.Finding]
+    burned_in: list[dict] = field(default_factory=list)  # text drawn into the pixels (synth/burned_in.py)
 
 
 def _study_contexts(patient: Patient, study: StudySpec, uids: UidFactory,
@@ -75,9 +77,10 @@ def render_radiograph(ctx: ImageContext, rng: np.random.Generator, registry: Phi
     pixels = to_stored(phantom.attenuation, spec.bits_stored, spec.photometric, rng)
     if "padding" in spec.extras:
         apply_padding(pixels, PADDING_VALUE)
+    drawn = [d for layout in BURNED_IN_LAYOUTS if layout in spec.extras for d in burn(pixels, ctx, layout)]
     ds = radiograph_dataset(ctx, pixels, registry)
     data = encode_file(ds, pixels, spec.transfer_syntax, verify=verify)
-    return Rendered(ctx, data, pixels, findings)
+    return Rendered(ctx, data, pixels, findings, drawn)
 
 
 class ExportBuilder:
@@ -95,6 +98,7 @@ class ExportBuilder:
         self.cxr_rows: list[list[str]] = []
         self.spine_rows: list[list[str]] = []
         self.special: dict[str, list[str]] = {}
+        self.burned_in: list[dict] = []
         self.summary: list[dict] = []
 
     # -- bookkeeping -------------------------------------------------------
@@ -172,6 +176,9 @@ class ExportBuilder:
                 self._mark("truncated", path)
             else:
                 path.write_bytes(r.data)
+            if r.burned_in:
+                self._mark("burned_in", path)
+                self.burned_in += [{"file": self._rel(path), "sop_uid": r.ctx.sop_uid, **d} for d in r.burned_in]
             for extra in sorted(r.ctx.image.extras & {"overlay", "curve", "voi_lut", "rescale", "padding"}):
                 self._mark(extra, path)
         if "zero_byte" in study.extras:
@@ -252,8 +259,13 @@ class ExportBuilder:
         files = sorted(p for p in self.export.rglob("*") if p.is_file())
         corpus = b"\n".join(p.read_bytes() + b"\n" + self._rel(p).encode() for p in files)
         self.registry.keep_only_present(corpus)
+        # burned-in text lives in the pixels, not in the bytes: kept apart from the header strings
+        # (`strings`, searched byte-wise by the tests); "other" (the hospital's code) is listed
+        # with the identifying text since only markers may stay readable
         result = {"seed": self.seed, **self.registry.as_dict(), "patients": self.summary,
-                  "special_files": {k: sorted(v) for k, v in sorted(self.special.items())}}
+                  "special_files": {k: sorted(v) for k, v in sorted(self.special.items())},
+                  "burned_in_phi": [d for d in self.burned_in if d["kind"] != "marker"],
+                  "burned_in_markers": [d for d in self.burned_in if d["kind"] == "marker"]}
         text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
         (self.out_dir / "planted_phi.json").write_text(text, encoding="utf-8")
         return result

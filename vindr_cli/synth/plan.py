@@ -39,6 +39,7 @@ class ImageSpec:
     shape: tuple[int, int]  # rows, cols
     ext: str = ".dcm"
     extras: frozenset[str] = frozenset()  # overlay curve voi_lut rescale padding two_windows comments truncate
+    #                                         burned_in_corners burned_in_label (synth/burned_in.py)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def study(date, time, body_part, modality, *images, container="plain", extras=()
 
 
 def sample_plan() -> tuple[PatientPlan, ...]:
-    """The committed sample export: 7 patients, 14 studies."""
+    """The committed sample export: 7 patients, 16 studies (two with burned-in text)."""
     an, bich, phuc, duc, huong, bao, mai = PATIENTS
     return (
         PatientPlan(an, (
@@ -127,5 +128,10 @@ def sample_plan() -> tuple[PatientPlan, ...]:
                   img("PA", EXPLICIT, M2, 12, CHEST_FRONT),
                   img("LL", J2K, M2, 12, CHEST_LAT),
                   container="dicomdir"),
+            # burned-in text (synth/burned_in.py): last in the plan, so the files before keep their bytes
+            study("20250110", "091500", "CHEST", "CR",
+                  img("PA", RLE, M1, 12, CHEST_FRONT, ".dcm", "burned_in_corners")),
+            study("20250305", "160020", "CHEST", "DX",
+                  img("AP", EXPLICIT, M2, 14, CHEST_FRONT, ".dcm", "burned_in_label")),
         )),
     )
