@@ -111,13 +111,13 @@ def test_ocr_matcher_folds_and_finds_tokens():
 
 
 def test_judge_on_a_real_anonymize_run_then_on_blacked_outputs(corpus, tmp_path):
-    """The bench's pipeline on today's `vindr anonymize` (no pixel redaction): every identifying
+    """The bench's pipeline on `vindr anonymize --burned-in off` (no pixel redaction): every identifying
     string is released readable and the text-free image untouched; after the boxes are blacked
     out in the written files (decoded, re-encoded uncompressed), none reads and markers left
     alone still do."""
     work, truth, masks = corpus
     key = tmp_path / "keys" / "k"
-    runs = {cls: bb.run_anonymize(work / "c" / cls, tmp_path / f"out_{cls}", key, None, 1)
+    runs = {cls: bb.run_anonymize(work / "c" / cls, tmp_path / f"out_{cls}", key, "off", 1)
             for cls in ("with_text", "no_text")}
     assert all(r["rc"] == 0 for r in runs.values())
     f = bb.judge(truth, masks, work / "c", runs, use_ocr=False, tmp=tmp_path)

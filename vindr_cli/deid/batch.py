@@ -314,7 +314,7 @@ def anonymize(
     rebuild_state: bool = False,
     max_inflate: int = DEFAULT_MAX_INFLATE,
     patient_match: str = DEFAULT_PATIENT_MATCH,
-    burned_in: str = "off",
+    burned_in: str = "redact",
     finder=None,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()

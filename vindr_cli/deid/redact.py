@@ -262,6 +262,9 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
                                              "LossyImageCompression") if kw in ds}
         ts = ds.file_meta.TransferSyntaxUID
         try:
+            if outcome.photometric == "RGB" and str(input_ts) == "1.2.840.10008.1.2.4.90":
+                ds.PhotometricInterpretation = "YBR_RCT"    # colour JPEG 2000 lossless: the RCT (PS3.5 8.2.4;
+                                                          # US and others allow only YBR_RCT there)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.compress(input_ts, arr, generate_instance_uid=False)

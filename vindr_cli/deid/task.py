@@ -50,7 +50,7 @@ class AnonConfig:
     max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
     settings_fingerprint: str = ""           # recorded in every output (deid.batch.settings_fingerprint)
     patient_match: str = DEFAULT_PATIENT_MATCH   # deid.identity: normalised | strict
-    burned_in: str = "off"                   # deid.redact.MODES: redact | quarantine | off
+    burned_in: str = "redact"                 # deid.redact.MODES: redact | quarantine | off
     finder: Callable | None = None           # the text finder (None: deid.pixeltext.find_text)
 
 
@@ -180,7 +180,12 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
             return None
         ts = ds.file_meta.TransferSyntaxUID
         f.seek(header.pixel_offset)
-        row["input_pixel_sha256"] = copy_pixel_element(f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian)[0]
+        # the structure checks of the byte-for-byte copy first (a length that disagrees with the
+        # header, a missing frame): the same fixed reasons whether or not the pixels are scanned
+        frames = small_int(ds.get("NumberOfFrames"), low=1) or 1 if ts.is_compressed else None
+        row["input_pixel_sha256"] = copy_pixel_element(
+            f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
+            expected=native_length(ds) if not ts.is_compressed else None, frames=frames)[0]
         f.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -190,6 +195,9 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
                 raise PixelError(DECODE_FAILED) from exc
     from vindr_cli.deid import pixeltext
 
+    for tag in (0x7FE00001, 0x7FE00002):        # Extended Offset Table (Lengths): removed from every output,
+        if tag in full:                          # and a damaged one would mislead the decoder
+            del full[tag]
     try:
         hints = pixeltext.hints_from(full)
     except Exception as exc:
