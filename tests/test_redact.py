@@ -263,9 +263,11 @@ def test_decoder_failure_and_unsupported_layouts_raise_fixed_reasons():
     with pytest.raises(PixelError) as e:
         scan(ds, no_text)
     assert e.value.reason == DECODE_FAILED
+    ds = pydicom.dcmread(_real("CT_small.dcm"))
+    ds.PhotometricInterpretation = "YBR_FULL"                         # a 1-sample layout no finder view exists for
     with pytest.raises(PixelError) as e:
-        scan(pydicom.dcmread(_real("examples_palette.dcm")), no_text)
-    assert e.value.reason == UNSUPPORTED
+        scan(ds, no_text)
+    assert e.value.reason in (UNSUPPORTED, DECODE_FAILED)
     with pytest.raises(PixelError) as e:
         scan(pydicom.dcmread(_real("CT_small.dcm")), broken_finder)
     assert e.value.reason == FINDER_FAILED and "NGUYEN" not in str(e.value)
@@ -467,3 +469,25 @@ def test_property_rle_round_trip_changes_exactly_the_masked_boxes(boxes):
     after = res.pixel_array
     keep = _outside(out.boxes, after.shape)
     assert np.array_equal(after[keep], before[keep]) and (after[~keep] == before.min()).all()
+
+
+def test_palette_colour_is_seen_in_its_colours_and_filled_with_its_darkest_entry():
+    """PALETTE COLOR (a real US file): the finder sees the palette's luminance; a box is filled
+    with the index of the palette's darkest colour, so the text is gone in the displayed colours."""
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(_real("examples_palette.dcm"))
+    arr = ds.pixel_array
+    seen = []
+
+    def box_finder(image, frame=0, hints=None):
+        seen.append(image)
+        return [TextBox(frame, 10, 10, 60, 30, "name")]
+
+    out = scan(ds, box_finder)
+    assert seen and seen[0].ndim == 2 and seen[0].dtype == np.uint8 and seen[0].shape == arr.shape
+    masked = out.arr.reshape(arr.shape)
+    rgb = apply_color_lut(np.arange(256, dtype=np.uint8), ds).astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert len(np.unique(masked[10 - 4:30 + 4, 10 - 4:60 + 4])) == 1
+    assert rgb[masked[12, 12]] == rgb.min()
+    assert np.array_equal(masked[100:, 100:], arr[100:, 100:])             # outside the box: untouched

@@ -134,9 +134,25 @@ def _frames(ds) -> tuple[np.ndarray, str]:
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if spp == 3:
         photometric = "RGB"           # pydicom decodes YBR_* to RGB
-    elif photometric not in ("MONOCHROME1", "MONOCHROME2"):
+    elif photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"):
         raise PixelError(UNSUPPORTED)
     return arr, photometric
+
+
+def _palette_luminance(ds) -> np.ndarray:
+    """Luminance of every palette index (PALETTE COLOR): what the finder sees, and which index
+    is the darkest (the fill). A palette pydicom cannot apply makes the image unsupported."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        bits = int(ds.BitsStored)
+        index = np.arange(2 ** min(bits, 16), dtype=np.uint16 if bits > 8 else np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rgb = apply_color_lut(index, ds).astype(np.float64)
+    except Exception as exc:
+        raise PixelError(UNSUPPORTED) from exc
+    return rgb @ np.array([0.299, 0.587, 0.114])
 
 
 def display(frame: np.ndarray, photometric: str) -> np.ndarray:
@@ -170,10 +186,14 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
             raise PixelError(DECODE_FAILED) from exc
     arr, photometric = _frames(ds)
     out.photometric = photometric
+    lum = _palette_luminance(ds) if photometric == "PALETTE COLOR" else None
     n, rows, cols = arr.shape[0], arr.shape[1], arr.shape[2]
     found: list[Box] = []
     for i in range(n):
-        img = display(arr[i], photometric)
+        if lum is not None:      # the colours the indices stand for, as luminance
+            img = display(lum[np.clip(arr[i].astype(np.int64), 0, len(lum) - 1)], "MONOCHROME2")
+        else:
+            img = display(arr[i], photometric)
         try:
             boxes = list(finder(img, frame=i, hints=hints))
         except Exception as exc:      # an unscanned image is never written by a scanning mode
@@ -196,7 +216,7 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
     out.boxes = sorted(set(found))
     if out.boxes:
         arr = np.array(arr, copy=True)
-        value = _fill(arr, photometric)
+        value = int(np.argmin(lum)) if lum is not None else _fill(arr, photometric)   # the darkest colour's index
         for _, x0, y0, x1, y1 in out.boxes:
             arr[:, y0:y1, x0:x1, :] = value          # every frame
     if out.boxes or out.overlay_pixels:
