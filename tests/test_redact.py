@@ -491,3 +491,38 @@ def test_palette_colour_is_seen_in_its_colours_and_filled_with_its_darkest_entry
     assert len(np.unique(masked[10 - 4:30 + 4, 10 - 4:60 + 4])) == 1
     assert rgb[masked[12, 12]] == rgb.min()
     assert np.array_equal(masked[100:, 100:], arr[100:, 100:])             # outside the box: untouched
+
+
+def test_audit_pixels_reports_text_planted_into_an_output(tmp_path, key_file):
+    """`vindr audit --pixels` reads every written image with the real text finder: a name drawn
+    into an output after the fact is reported with its frame and box, never its text."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from vindr_cli.deid import pixeltext
+    from vindr_cli.deid.audit import audit
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed (apt-get install tesseract-ocr-eng tesseract-ocr-vie)")
+    font_path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not font_path.is_file():
+        pytest.skip("fonts-dejavu-core not installed")
+    src = tmp_path / "in"
+    src.mkdir()
+    ds = pydicom.dcmread(_real("CT_small.dcm"))
+    ds.save_as(src / "a.dcm")
+    out = tmp_path / "out"
+    anonymize(src, out, key_path=key_file, profile=load_profile(), workers=1)
+    row = pq.read_table(out / "manifest.parquet").to_pylist()[0]
+    path = out / row["output"]
+    o = pydicom.dcmread(path)
+    arr = o.pixel_array.astype(np.int32)
+    canvas = Image.new("L", (arr.shape[1] * 4, arr.shape[0] * 4), 0)
+    ImageDraw.Draw(canvas).text((8, 8), "NGUYEN VAN AN", fill=255, font=ImageFont.truetype(str(font_path), 28))
+    mask = np.asarray(canvas.resize((arr.shape[1], arr.shape[0]))) > 100
+    arr[mask] = arr.max() + 400
+    o.PixelData = arr.astype(o.pixel_array.dtype).tobytes()
+    o.save_as(path)
+    report = audit(out, pixels=True)
+    hits = [f for f in report.findings if f.kind == "pixel-text"]
+    assert hits and all("frame 0" in f.detail for f in hits)
+    assert "NGUYEN" not in report.to_json()

@@ -416,6 +416,7 @@ def audit(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: <OUTPUT>.linkage.parquet beside OUTPUT, when present)."),
     as_json: bool = typer.Option(False, "--json", help="Print counts and every finding as JSON instead of tables."),
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
+    pixels: bool = typer.Option(False, "--pixels", help="Also read every image for burned-in text (OCR) and report text that is not an allowed marker, with frame and box. Off by default: the finder still takes some CT/MR anatomy for text."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
@@ -436,7 +437,7 @@ def audit(
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.")
-    report = run(output, link if link.is_file() else None)
+    report = run(output, link if link.is_file() else None, pixels=pixels)
     n = len(report.findings)
     if report_file is not None:
         text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()
