@@ -199,3 +199,15 @@ def test_encapsulated_data_missing_a_frame_fails(tmp_path, key_file):
     cut = data[:items[-1]] + data[pos:pos + 8]                  # the last frame gone, the delimiter kept
     row = _status(tmp_path, key_file, cut)
     assert row["status"] == "failed" and "fewer fragments than frames" in row["reason"]
+
+
+def test_ethnic_group_kept_by_an_option_is_still_judged(tmp_path, key_file):
+    """Retain Patient Characteristics keeps EthnicGroup (free text, SH): a physician's name in
+    it is removed; an ethnic group word is kept."""
+    ds = _patient(real("CT_small.dcm"))
+    ds.EthnicGroup = "BS TRAN KHOA"
+    _, output, _ = anonymized(tmp_path / "a", key_file, ds)
+    assert "EthnicGroup" not in pydicom.dcmread(output)
+    ds.EthnicGroup = "KINH"
+    _, output, _ = anonymized(tmp_path / "b", key_file, ds)
+    assert pydicom.dcmread(output).EthnicGroup == "KINH"

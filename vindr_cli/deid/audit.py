@@ -236,7 +236,7 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
         if tag == 0x00120063 and not _own_method(elem.value):
             report.add(policy.UNSAFE_TEXT, rel, f"element {where}{_tag(tag)}: not the method vindr writes")
             continue
-        verdict = policy.judge(elem, trusted_text=tag in trusted, top=not where)
+        verdict = policy.judge(elem, trusted_text=tag in trusted and tag not in policy.JUDGED_EVEN_IF_KEPT, top=not where)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
         elif verdict.value is not None:

@@ -390,7 +390,8 @@ class _Walker:
         is the user's choice; a keep-list profile's text and everything unlisted is judged
         against the allowlist (schemas/deid/safe_attributes.toml)."""
         rule = self.p.rules.get(tag)
-        return self.p.mode == "table" and rule is not None and rule.action in ("K", "C")
+        return (self.p.mode == "table" and rule is not None and rule.action in ("K", "C")
+                and tag not in policy.JUDGED_EVEN_IF_KEPT)
 
     def _judged_safe(self, ds: Dataset, elem, vr: str, tag: int, depth: int) -> bool:
         """Safe by default (deid.policy.judge, the audit's rule too): True when the element
