@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import os
@@ -59,6 +58,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from privacy_corpus import build  # noqa: E402
+from anonymize_bench import certificate  # noqa: E402  (one throw-away gdcmanon certificate for both benches)
 
 console = Console()
 E1 = ROOT / "schemas" / "deid" / "ps3.15-table-e1-1.json"
@@ -422,14 +422,6 @@ def inconsistencies(mapped: list) -> dict:
 
 
 # ---------------------------------------------------------------- tools
-
-def certificate(work: Path) -> tuple[Path, Path]:
-    key, cert = work / "gdcm_key.pem", work / "gdcm_cert.pem"
-    if not cert.exists():
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                        "-out", str(cert), "-subj", "/CN=vindr-bench", "-days", "2"], check=True, capture_output=True)
-    return key, cert
-
 
 def tools(corpus: Path, work: Path, workers: int) -> dict[str, list[str]]:
     keydir = work / "keys"

@@ -68,3 +68,15 @@ def marked_parts(src) -> tuple[bytes, bytes]:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue(), raw[offset:]
+
+
+def save(ds, path: Path) -> Path:
+    """Write a data set as a Part 10 file (its folders made; pydicom's value warnings hushed:
+    tests plant values no valid element has)."""
+    import warnings
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=True)
+    return path

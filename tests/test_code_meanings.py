@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import warnings
 import io
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pydicom
@@ -22,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from conftest import SAMPLE
-from helpers import run_cli, split_file
+from helpers import run_cli, save, split_file
 from vindr_cli.deid import codes
 from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import anonymize
@@ -310,17 +309,9 @@ def test_identity_option_keeps_institution_codes_as_the_user_asked():
     assert len(ds.ProcedureCodeSequence) == 1                              # the rest is still checked
 
 
-def _write(ds: Dataset, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_anonymize_writes_no_free_text_meaning_and_audit_agrees(tmp_path, key_file):
     src = tmp_path / "in"
-    _write(_ct(dx=True), src / "a.dcm")
+    save(_ct(dx=True), src / "a.dcm")
     out = tmp_path / "out"
     anonymize(src, out, key_path=key_file, profile=load_profile(), workers=1)
     rows = pq.read_table(out / "manifest.parquet").to_pylist()
@@ -354,7 +345,7 @@ def test_audit_respects_an_identity_option_the_run_recorded(tmp_path, key_file):
     src = tmp_path / "in"
     ds = _ct()
     ds.InstitutionCodeSequence = Sequence([code("H01", "99HOSP", HOSPITAL)])
-    _write(ds, src / "a.dcm")
+    save(ds, src / "a.dcm")
     out = tmp_path / "out"
     anonymize(src, out, key_path=key_file, profile=load_profile(options={"retain_institution_identity"}), workers=1)
     rows = pq.read_table(out / "manifest.parquet").to_pylist()

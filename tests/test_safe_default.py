@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from helpers import run_cli
+from helpers import run_cli, save
 from vindr_cli.deid import policy
 from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import anonymize
@@ -36,14 +36,6 @@ def real(name: str) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pydicom.dcmread(path)
-
-
-def save(ds: Dataset, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def anonymized(tmp_path: Path, key_file: Path, ds: Dataset, profile: str = "basic") -> tuple[Path, Path, dict]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pydicom
 from pydicom.datadict import dictionary_has_tag
 
-from vindr_cli.deid import codes, policy
+from vindr_cli.deid import actions, codes, policy
 from vindr_cli.deid.table import load_table
 from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
 from vindr_cli.dicomio.quiet import quiet_pydicom
@@ -179,7 +179,8 @@ def kept_tags(run: dict) -> frozenset[int] | None:
         return None
 
 
-_OWN_VALUES = frozenset({"", "ANONYMOUS", "0", "19000101", "000000", "19000101000000", "000D"})  # actions.dummy_value
+# what actions.dummy_value writes (per-VR dummies, "ANONYMOUS" for text, 0 for numbers), as text
+_OWN_VALUES = frozenset({"", *actions.DUMMY.values(), actions.dummy_value("LO"), str(actions.dummy_value("US"))})
 
 
 def _check_keep_list(rel: str, ds, kept: frozenset[int], report: AuditReport) -> None:

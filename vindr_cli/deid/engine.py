@@ -24,7 +24,8 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import tokens
+from vindr_cli.deid.terms import build_terms, decode_all, tokens
+from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
 from vindr_cli.resources import schema_path
 
@@ -95,10 +96,6 @@ def _vr_matches(elem, dict_vr: str) -> bool:
 # Kept values are checked against their VR before they are kept (PS3.5 6.2): a length field
 # damaged or grown by an export fault makes an element swallow the elements after it (names,
 # IDs, whole sequences) into its value, which would then be "kept as read".
-_ASCII_MAX = {"AE": 16, "AS": 4, "CS": 16, "DA": 18, "DS": 16, "DT": 54, "IS": 12, "TM": 28, "UI": 64}
-_CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}   # characters (up to 4 bytes each)
-_SINGLE = {"ST", "LT", "UT", "UR"}                                               # backslash is text, not a delimiter
-_TEXT_CONTROL = {0x09, 0x0A, 0x0C, 0x0D, 0x1B}                                   # TAB LF FF CR ESC
 _CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric string VRs; CS also
     # admits lower case, '-' and '.', common in real exports ("Chest") and no channel for a value
     "CS": frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-."), "DS": frozenset(b"0123456789+-.eE "),
@@ -130,7 +127,7 @@ def plausible_value(raw, vr: str) -> bool:
                 return True
             n = len(value) if isinstance(value, (list, tuple, MultiValue)) else 1
             return not vm.isdigit() or n <= int(vm)
-        if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+        if vr not in TEXT_VRS:
             return True
         values = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
         texts = [v.original_string if isinstance(getattr(v, "original_string", None), bytes) else str(v) for v in values]
@@ -144,21 +141,17 @@ def plausible_value(raw, vr: str) -> bool:
         except KeyError:
             return True
         return not vm.isdigit() or len(value) // size <= int(vm)
-    if vr not in _ASCII_MAX and vr not in _CHAR_MAX and vr not in ("UC", "UT", "UR"):
+    if vr not in TEXT_VRS:
         return True
-    body = bytes(value).rstrip(b"\x00 ")
-    if any(b < 0x20 and b not in _TEXT_CONTROL for b in body):
+    # control bytes, or a value beyond twice its PS3.5 length (the same rule as the structure
+    # check: a value a little too long, a DS of 17+ characters, is a grammar question for
+    # deid.policy; one far beyond it may hold swallowed elements and fails the file)
+    if text_fault(bytes(value), vr):
         return False
-    parts = [body] if vr in _SINGLE else body.split(b"\\")
-    if vr in _ASCII_MAX:
+    if vr in ASCII_MAX:
+        body = bytes(value).rstrip(b"\x00 ")
         allowed = _CHARS.get(vr)
-        # twice the PS3.5 maximum, as dicomio.structure: a value a little too long (a DS of 17+
-        # characters, common in real exports) is a grammar question for deid.policy (re-written
-        # or removed); one far beyond it may hold swallowed elements and fails the file
-        return (all(b < 0x80 for b in body) and all(len(v) <= 2 * _ASCII_MAX[vr] for v in parts)
-                and (allowed is None or all(b in allowed for b in body.replace(b"\\", b""))))
-    if vr in _CHAR_MAX:
-        return all(len(v) <= 4 * _CHAR_MAX[vr] for v in parts)
+        return all(b < 0x80 for b in body) and (allowed is None or all(b in allowed for b in body.replace(b"\\", b"")))
     return True
 
 
@@ -204,7 +197,7 @@ SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", 
 
 def _as_text(value) -> str:
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1") + " " + bytes(value).decode("utf-8", "ignore")
+        return decode_all(bytes(value))
     return " ".join(str(v) for v in actions._values(value))
 
 
@@ -239,8 +232,6 @@ def person_values(ds: Dataset) -> list[str]:
 
 
 def person_terms(values: list[str]):
-    from vindr_cli.deid.terms import build_terms
-
     return build_terms(values, include_dates=True)
 
 

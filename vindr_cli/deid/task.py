@@ -178,14 +178,9 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     else:
         if header.pixel_offset is None:
             return None
-        ts = ds.file_meta.TransferSyntaxUID
-        f.seek(header.pixel_offset)
         # the structure checks of the byte-for-byte copy first (a length that disagrees with the
         # header, a missing frame): the same fixed reasons whether or not the pixels are scanned
-        frames = small_int(ds.get("NumberOfFrames"), low=1) or 1 if ts.is_compressed else None
-        row["input_pixel_sha256"] = copy_pixel_element(
-            f, None, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
-            expected=native_length(ds) if not ts.is_compressed else None, frames=frames)[0]
+        row["input_pixel_sha256"] = _copy_pixels(f, None, header)
         f.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -231,13 +226,20 @@ def _write(ds, src_f, header, tmp_path: Path) -> str | None:
         pydicom.dcmwrite(out, ds, enforce_file_format=True)
         if header.pixel_offset is None:
             return None
-        src_f.seek(header.pixel_offset)
-        ts = ds.file_meta.TransferSyntaxUID
-        frames = small_int(header.ds.get("NumberOfFrames"), low=1) or 1 if ts.is_compressed else None
-        digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
-                                       expected=native_length(header.ds) if not ts.is_compressed else None,
-                                       frames=frames)
-        return digest
+        return _copy_pixels(src_f, out, header)
+
+
+def _copy_pixels(src_f, out, header) -> str:
+    """The input's Pixel Data element, as stored, copied to ``out`` (None: only hashed), with
+    the checks its header allows: a native length that disagrees with the pixel description,
+    encapsulated data with fewer fragments than frames. Returns the value's SHA-256."""
+    ds = header.ds
+    ts = ds.file_meta.TransferSyntaxUID
+    src_f.seek(header.pixel_offset)
+    frames = small_int(ds.get("NumberOfFrames"), low=1) or 1 if ts.is_compressed else None
+    digest, _ = copy_pixel_element(src_f, out, implicit=ts.is_implicit_VR, little=ts.is_little_endian,
+                                   expected=native_length(ds) if not ts.is_compressed else None, frames=frames)
+    return digest
 
 
 def native_length(ds) -> int | None:
