@@ -1,0 +1,223 @@
+"""`vindr push SELECTION --dicomweb URL` against a real Orthanc (Debian `orthanc` +
+`orthanc-dicomweb`), started here on 127.0.0.1 with a temporary configuration and stopped
+after: every selected instance retrievable by QIDO-RS, re-push idempotent, refused and
+unreachable servers reported per file with nothing lost, credentials never shown.
+
+The SELECTION fixture is built here from real pydicom test files run through
+`vindr anonymize` (library call), with a minimal selection.parquet per the #11 contract."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from helpers import run_cli
+from vindr_cli.curate import push as P
+from vindr_cli.deid.batch import anonymize
+from vindr_cli.deid.profile import load_profile
+from vindr_cli.errors import RequestError
+
+ORTHANC = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if os.path.exists(p)), None)
+PLUGINS = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so")
+needs_orthanc = pytest.mark.skipif(ORTHANC is None, reason="the Orthanc binary is missing (apt-get install orthanc orthanc-dicomweb)")
+
+# real pydicom test files: anonymize writes 6 of them (2 CT, 2 MR, SEG, RTDOSE) and
+# quarantines the two Secondary Captures
+FILES = ["CT_small.dcm", "MR_small.dcm", "liver_1frame.dcm", "rtdose.dcm", "image_dfl.dcm", "693_J2KI.dcm",
+         "examples_overlay.dcm", "JPGExtended.dcm"]
+WAIT = 60.0     # hang guard for Orthanc's start and stop, far above need
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def anon(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("push-anon")
+    raw = base / "raw"
+    raw.mkdir()
+    for name in FILES:
+        src = get_testdata_file(name, download=False)
+        assert src is not None, name
+        shutil.copy(src, raw / name)
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "k"
+    key.write_text("cd" * 32 + "\n")
+    os.chmod(key, 0o600)
+    anonymize(raw, base / "anon", key_path=key, profile=load_profile("basic"), workers=1, burned_in="off")
+    return base / "anon"
+
+
+def make_selection(anon: Path, dest: Path, *, unselect=("RTDOSE",)) -> tuple[Path, list[dict]]:
+    """A minimal SELECTION per the contract: selection.parquet (one row per ok manifest row,
+    the modalities in ``unselect`` not selected) and dicom/<image_id>.dcm (hard links)."""
+    manifest = [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+    (dest / "dicom").mkdir(parents=True)
+    rows = []
+    for r in manifest:
+        selected = r["modality"] not in unselect
+        rows.append({"image_id": r["image_id"], "output": r["output"], "sop_uid": r["sop_uid"],
+                     "study_uid": r["study_uid"], "series_uid": r["series_uid"], "patient_id": r["patient_id"],
+                     "modality": r["modality"], "sop_class_uid": r["sop_class_uid"], "rows": r["rows"],
+                     "columns": r["columns"], "frames": r["frames"] or 1, "photometric": r["photometric"],
+                     "selected": selected, "reasons": [] if selected else ["modality"]})
+        if selected:
+            os.link(anon / r["output"], dest / "dicom" / f"{r['image_id']}.dcm")
+    pq.write_table(pa.Table.from_pylist(rows), dest / "selection.parquet")
+    return dest, [r for r in rows if r["selected"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, proc, port, auth):
+        self.proc, self.port, self.auth = proc, port, auth
+        self.root = f"http://127.0.0.1:{port}"
+        self.url = f"{self.root}/dicom-web"
+
+    def get(self, path: str):
+        req = urllib.request.Request(self.root + path, headers={"Accept": "application/dicom+json, application/json"})
+        if self.auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(self.auth.encode()).decode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = r.read()
+        return json.loads(body) if body.strip() else []
+
+    def raw(self, path: str, method: str = "GET") -> bytes:
+        req = urllib.request.Request(self.root + path, method=method)
+        if self.auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(self.auth.encode()).decode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read()
+
+    def orthanc_id(self, sop_uid: str) -> str:
+        """Orthanc's own id of an instance (REST /tools/lookup)."""
+        req = urllib.request.Request(self.root + "/tools/lookup", data=sop_uid.encode(), method="POST")
+        if self.auth:
+            req.add_header("Authorization", "Basic " + base64.b64encode(self.auth.encode()).decode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            found = [x["ID"] for x in json.loads(r.read()) if x["Type"] == "Instance"]
+        assert len(found) == 1
+        return found[0]
+
+    def qido(self, sop_uid: str) -> list:
+        return self.get(f"/dicom-web/instances?SOPInstanceUID={sop_uid}")
+
+    def count(self) -> int:
+        return self.get("/statistics")["CountInstances"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(WAIT)
+
+
+@contextlib.contextmanager
+def orthanc(tmp: Path, *, lua: str | None = None, users: dict | None = None):
+    """A real Orthanc with the DICOMweb plugin on 127.0.0.1 (DICOM port off), storage in tmp."""
+    plugin = next((p for p in PLUGINS if os.path.exists(p)), None)
+    assert plugin, "orthanc-dicomweb is missing (apt-get install orthanc-dicomweb)"
+    tmp.mkdir(parents=True, exist_ok=True)
+    server = None
+    for attempt in range(3):        # a free port may be taken between asking and binding
+        port = _free_port()
+        store = tmp / f"storage{attempt}"
+        store.mkdir()
+        cfg = {"Name": "vindr-test", "StorageDirectory": str(store), "IndexDirectory": str(store),
+               "HttpPort": port, "DicomServerEnabled": False, "DicomPort": _free_port(),
+               "RemoteAccessAllowed": False, "AuthenticationEnabled": bool(users),
+               "RegisteredUsers": users or {}, "Plugins": [plugin],
+               "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+        if lua:
+            (tmp / "filter.lua").write_text(lua)
+            cfg["LuaScripts"] = [str(tmp / "filter.lua")]
+        (tmp / "orthanc.json").write_text(json.dumps(cfg))
+        log = open(tmp / f"orthanc{attempt}.log", "wb")
+        proc = subprocess.Popen([ORTHANC, str(tmp / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+        log.close()
+        auth = next((f"{u}:{p}" for u, p in (users or {}).items()), None)
+        cand = Server(proc, port, auth)
+        end = time.monotonic() + WAIT
+        while time.monotonic() < end and proc.poll() is None:
+            try:
+                cand.get("/system")
+                server = cand
+                break
+            except (OSError, ValueError):
+                time.sleep(0.2)
+        if server:
+            break
+        cand.stop()
+    assert server, "Orthanc did not start (see orthanc*.log in the test's folder)"
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _table(sel: Path) -> dict[str, dict]:
+    return {r["image_id"]: r for r in pq.read_table(sel / "push.parquet").to_pylist()}
+
+
+# ---------------------------------------------------------------- against a real Orthanc
+
+@needs_orthanc
+def test_push_stores_every_selected_instance_and_repush_is_idempotent(anon, tmp_path):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    assert len(selected) == 5
+    with orthanc(tmp_path / "orthanc") as srv:
+        seen = []
+        s = P.push_selection(sel, srv.url, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+        assert s.counts == {"stored": 5} and s.failed == 0
+        assert seen[-1] == (5, 5) and len(seen) == 3          # one call per batch of 2
+        t = _table(sel)
+        assert set(t) == {r["image_id"] for r in selected}
+        for r in selected:
+            assert t[r["image_id"]]["status"] == "stored" and t[r["image_id"]]["reason"] is None
+            assert t[r["image_id"]]["http_status"] == 200
+            found = srv.qido(r["sop_uid"])                    # retrievable by QIDO-RS
+            assert [x["00080018"]["Value"][0] for x in found] == [r["sop_uid"]]
+        assert srv.count() == 5                               # the unselected RTDOSE was not sent
+        rtdose = next(r for r in pq.read_table(sel / "selection.parquet").to_pylist() if not r["selected"])
+        assert srv.qido(rtdose["sop_uid"]) == []
+
+        # re-push: nothing sent again, nothing duplicated
+        s2 = P.push_selection(sel, srv.url)
+        assert s2.counts == {"already": 5} and s2.bytes_sent == 0
+        assert srv.count() == 5
+        assert {r["status"] for r in _table(sel).values()} == {"already"}
+
+        # one instance deleted on the server: the next push restores that one only
+        gone = selected[1]
+        oid = srv.orthanc_id(gone["sop_uid"])
+        # what Orthanc keeps is the selection's file, byte for byte
+        assert srv.raw(f"/instances/{oid}/file") == (sel / "dicom" / f"{gone['image_id']}.dcm").read_bytes()
+        srv.raw(f"/instances/{oid}", method="DELETE")
+        assert srv.count() == 4
+        s3 = P.push_selection(sel, srv.url)
+        assert s3.counts == {"already": 4, "stored": 1}
+        assert _table(sel)[gone["image_id"]]["status"] == "stored"
+        assert srv.count() == 5
+    assert not list(sel.glob(".*"))        # no temporary file left beside push.parquet
