@@ -221,3 +221,159 @@ def test_push_stores_every_selected_instance_and_repush_is_idempotent(anon, tmp_
         assert _table(sel)[gone["image_id"]]["status"] == "stored"
         assert srv.count() == 5
     assert not list(sel.glob(".*"))        # no temporary file left beside push.parquet
+
+
+MR_FILTER = """
+function ReceivedInstanceFilter(dicom, origin, info)
+  return dicom.Modality ~= 'MR'
+end
+"""
+
+
+@needs_orthanc
+def test_instances_the_server_refuses_are_failed_with_a_reason(anon, tmp_path):
+    """Orthanc with a ReceivedInstanceFilter dropping MR: its DICOMweb plugin still lists the
+    MR among the stored instances in the STOW-RS answer, so only the QIDO-RS check after the
+    store tells the truth."""
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    with orthanc(tmp_path / "orthanc", lua=MR_FILTER) as srv:
+        s = P.push_selection(sel, srv.url, batch_size=10)
+        t = _table(sel)
+        mr = {r["image_id"] for r in selected if r["modality"] == "MR"}
+        assert len(mr) == 2
+        assert s.counts == {"stored": 3, "failed": 2}
+        for r in selected:
+            row = t[r["image_id"]]
+            if r["image_id"] in mr:
+                assert row["status"] == "failed" and row["reason"] == P.R_NOT_LISTED
+                assert srv.qido(r["sop_uid"]) == []
+            else:
+                assert row["status"] == "stored" and len(srv.qido(r["sop_uid"])) == 1
+        assert srv.count() == 3
+
+
+@needs_orthanc
+def test_server_stopped_mid_run_loses_nothing(anon, tmp_path):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    with orthanc(tmp_path / "orthanc") as srv:
+        def stop_after_first(done, total):
+            if done == 1:
+                srv.stop()
+        s = P.push_selection(sel, srv.url, batch_size=1, timeout=10, progress=stop_after_first)
+    t = _table(sel)
+    assert set(t) == {r["image_id"] for r in selected}      # every selected file has its row
+    order = [r["image_id"] for r in selected]
+    assert t[order[0]]["status"] == "stored"
+    assert t[order[1]]["status"] == "failed" and t[order[1]]["reason"] in (P.R_REFUSED, P.R_NETWORK)
+    assert all(t[i]["status"] == "failed" and t[i]["reason"] == P.R_EARLIER and t[i]["http_status"] is None
+               for i in order[2:])
+    assert s.counts == {"stored": 1, "failed": 4}
+
+
+def test_unreachable_server_every_file_failed_exit_1(anon, tmp_path):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    port = _free_port()            # nothing listens there
+    p = run_cli("push", sel, "--dicomweb", f"http://127.0.0.1:{port}/dicom-web", "--batch", "2", check=False)
+    assert p.returncode == 1, p.stderr
+    t = _table(sel)
+    assert set(t) == {r["image_id"] for r in selected}
+    first = [r["image_id"] for r in selected[:2]]
+    assert all(t[i]["reason"] == P.R_REFUSED for i in first)
+    assert all(t[i]["reason"] == P.R_EARLIER for i in t if i not in first)
+    assert {r["status"] for r in t.values()} == {"failed"}
+    assert "5 of 5 selected files are not on the server" in p.stderr
+    assert P.R_REFUSED in p.stdout
+    _assert_no_ids(p, selected)
+
+
+def test_silent_server_times_out_once(anon, tmp_path):
+    """A server that accepts connections and never answers costs one bounded wait."""
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/dicom-web"
+        summary = P.push_selection(sel, url, batch_size=2, timeout=0.5)
+    t = _table(sel)
+    assert summary.counts == {"failed": 5} and summary.requests == 1
+    reasons = [t[r["image_id"]]["reason"] for r in selected]
+    assert reasons == [P.R_TIMEOUT] * 2 + [P.R_EARLIER] * 3
+
+
+def _assert_no_ids(p, selected) -> None:
+    out = p.stdout + p.stderr
+    for r in selected:
+        for k in ("sop_uid", "study_uid", "patient_id"):
+            assert r[k] not in out
+
+
+@needs_orthanc
+def test_credentials_from_the_environment_never_shown(anon, tmp_path):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    secret = "Xq7-never-print-me"
+    with orthanc(tmp_path / "orthanc", users={"annot": secret}) as srv:
+        bad = run_cli("push", sel, "--dicomweb", srv.url, check=False,
+                      env={"VINDR_DICOMWEB_USER": "annot", "VINDR_DICOMWEB_PASSWORD": "wrong-" + secret})
+        assert bad.returncode == 1
+        t = _table(sel)
+        assert {(r["status"], r["reason"], r["http_status"]) for r in t.values()} == {("failed", P.R_AUTH, 401)}
+        assert srv.count() == 0
+        good = run_cli("push", sel, "--dicomweb", srv.url, "--user", "annot", check=False,
+                       env={"VINDR_DICOMWEB_PASSWORD": secret})
+        assert good.returncode == 0, good.stdout + good.stderr
+        assert {r["status"] for r in _table(sel).values()} == {"stored"}
+        assert srv.count() == 5
+    for p in (bad, good):
+        assert secret not in p.stdout + p.stderr and "annot:" not in p.stdout + p.stderr
+        _assert_no_ids(p, selected)
+    assert secret.encode() not in (sel / "push.parquet").read_bytes()
+
+
+@needs_orthanc
+def test_files_failing_local_checks_are_not_sent(anon, tmp_path):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    a, b, c, d, e = (r["image_id"] for r in selected)
+    (sel / "dicom" / f"{a}.dcm").unlink()                                          # missing
+    (sel / "dicom" / f"{b}.dcm").unlink()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), sel / "dicom" / f"{b}.dcm")   # not de-identified
+    (sel / "dicom" / f"{c}.dcm").unlink()
+    shutil.copy(sel / "dicom" / f"{d}.dcm", sel / "dicom" / f"{c}.dcm")            # another image's file
+    rows = pq.read_table(sel / "selection.parquet").to_pylist()
+    rows.append({**rows[0], "image_id": "../../etc/passwd", "selected": True})     # not an image id
+    pq.write_table(pa.Table.from_pylist(rows), sel / "selection.parquet")
+    with orthanc(tmp_path / "orthanc") as srv:
+        s = P.push_selection(sel, srv.url)
+        t = _table(sel)
+        assert t[a]["reason"] == P.R_MISSING
+        assert t[b]["reason"] == P.R_NOT_DEID
+        assert t[c]["reason"] == P.R_SOP
+        assert t["../../etc/passwd"]["reason"] == P.R_BAD_ID
+        assert t[d]["status"] == t[e]["status"] == "stored"
+        assert s.counts == {"stored": 2, "failed": 4}
+        assert srv.count() == 2                                # nothing that failed a check was sent
+        raw_uid = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False), stop_before_pixels=True).SOPInstanceUID
+        assert srv.qido(raw_uid) == []
+
+
+def test_requests_that_cannot_run(anon, tmp_path):
+    sel, _ = make_selection(anon, tmp_path / "sel")
+    for url, words in [("ftp://127.0.0.1/dicom-web", "http"), ("http://u:p@127.0.0.1:1/dicom-web", "credentials"),
+                       ("http://127.0.0.1:1/dicom-web?x=1", "query")]:
+        with pytest.raises(RequestError, match=words):
+            P.push_selection(sel, url)
+    with pytest.raises(RequestError, match="VINDR_DICOMWEB_PASSWORD"):
+        P.push_selection(sel, "http://127.0.0.1:1/dicom-web", user="annot")
+    with pytest.raises(RequestError, match="--batch"):
+        P.push_selection(sel, "http://127.0.0.1:1/dicom-web", batch_size=0)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = run_cli("push", empty, "--dicomweb", "http://127.0.0.1:1/dicom-web", check=False)
+    assert p.returncode == 2 and "run `vindr select` first" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    pq.write_table(pa.table({"image_id": ["x"]}), empty / "selection.parquet")
+    with pytest.raises(RequestError, match="lacks the column"):
+        P.push_selection(empty, "http://127.0.0.1:1/dicom-web")
+    (empty / "selection.parquet").write_bytes(b"not parquet")
+    with pytest.raises(RequestError, match="cannot be read"):
+        P.push_selection(empty, "http://127.0.0.1:1/dicom-web")
+    assert not (sel / "push.parquet").exists()             # refused before anything was written

@@ -469,6 +469,41 @@ def audit(
         raise FindingsError(f"{n} finding{'s' if n != 1 else ''}: the tree must not leave the hospital as it is")
 
 
+@app.command()
+def push(
+    selection: Path = typer.Argument(..., help="A folder written by `vindr select` (selection.parquet + dicom/)."),
+    dicomweb: str = typer.Option(..., "--dicomweb", metavar="URL", help="The server's DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web (Orthanc). No credentials in it."),
+    user: Optional[str] = typer.Option(None, "--user", help="HTTP Basic user (default $VINDR_DICOMWEB_USER); the password is read from $VINDR_DICOMWEB_PASSWORD only, and never printed."),
+    batch: int = typer.Option(20, "--batch", help="Files per STOW-RS request (at most 64 MiB each)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the server on each request; an unreachable server fails the rest of the run without more waits."),
+) -> None:
+    """Store the selected images in a PACS by STOW-RS (DICOMweb); SELECTION/push.parquet says per file stored | already | failed. Exit 1 when any failed."""
+    from vindr_cli.curate.push import PASSWORD_ENV, USER_ENV, push_selection
+    from vindr_cli.errors import FindingsError
+    from vindr_cli.runner.pool import progress_bar
+
+    user = user if user is not None else (os.environ.get(USER_ENV) or None)
+    with progress_bar(console) as bar:
+        task = bar.add_task("push", total=None, rate="")
+        summary = push_selection(selection, dicomweb, user=user, password=os.environ.get(PASSWORD_ENV),
+                                 batch_size=batch, timeout=timeout,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    t = Table(title="vindr push")
+    t.add_column("status")
+    t.add_column("files", justify="right")
+    for status in ("stored", "already", "failed"):
+        if summary.counts.get(status):
+            t.add_row(status, str(summary.counts[status]))
+    t.add_row("[bold]selected", f"[bold]{summary.total}")
+    console.print(t)
+    _print_reasons({k: n for k, n in summary.reasons.items() if k[0] == "failed"}, "not stored, and why", 0)
+    console.print(f"server: {summary.url}  ({summary.requests} requests, {summary.bytes_sent / 1e6:.1f} MB sent)", markup=False, highlight=False)
+    console.print(f"push table: {summary.table}", markup=False, highlight=False)
+    if summary.failed:
+        raise FindingsError(f"{summary.failed} of {summary.total} selected files are not on the server: "
+                            "see push.parquet; run the same command again to retry them")
+
+
 def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom
 
