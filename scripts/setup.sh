@@ -38,3 +38,12 @@ if [ ! -f /usr/share/tesseract-ocr/5/tessdata/vie.traineddata ] || [ ! -f /usr/s
     echo "warning: Tesseract models are missing (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie fonts-dejavu-core)" >&2
   fi
 fi
+# DICOMweb server for vindr push's tests (tests/test_push.py starts its own Orthanc on 127.0.0.1).
+if [ ! -x /usr/sbin/Orthanc ] || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null) \
+      || echo "warning: could not install orthanc/orthanc-dicomweb; vindr push's Orthanc tests skip" >&2
+  else
+    echo "warning: Orthanc is missing (apt-get install orthanc orthanc-dicomweb); vindr push's Orthanc tests skip" >&2
+  fi
+fi

@@ -281,7 +281,7 @@ def test_unreachable_server_every_file_failed_exit_1(anon, tmp_path):
     assert all(t[i]["reason"] == P.R_REFUSED for i in first)
     assert all(t[i]["reason"] == P.R_EARLIER for i in t if i not in first)
     assert {r["status"] for r in t.values()} == {"failed"}
-    assert "5 of 5 selected files are not on the server" in p.stderr
+    assert "5 of 5 selected files are not on the server" in p.stderr.replace("\n", " ")
     assert P.R_REFUSED in p.stdout
     _assert_no_ids(p, selected)
 

@@ -500,8 +500,8 @@ def push(
     console.print(f"server: {summary.url}  ({summary.requests} requests, {summary.bytes_sent / 1e6:.1f} MB sent)", markup=False, highlight=False)
     console.print(f"push table: {summary.table}", markup=False, highlight=False)
     if summary.failed:
-        raise FindingsError(f"{summary.failed} of {summary.total} selected files are not on the server: "
-                            "see push.parquet; run the same command again to retry them")
+        raise FindingsError(f"{summary.failed} of {summary.total} selected files are not on the server "
+                            "(push.parquet says why); the same command retries them")
 
 
 def main() -> None:
