@@ -377,3 +377,77 @@ def test_requests_that_cannot_run(anon, tmp_path):
     with pytest.raises(RequestError, match="cannot be read"):
         P.push_selection(empty, "http://127.0.0.1:1/dicom-web")
     assert not (sel / "push.parquet").exists()             # refused before anything was written
+
+
+@needs_orthanc
+def test_qido_searches_are_split_into_chunks(anon, tmp_path, monkeypatch):
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    monkeypatch.setattr(P, "QIDO_CHUNK", 2)
+    with orthanc(tmp_path / "orthanc") as srv:
+        s = P.push_selection(sel, srv.url, batch_size=5)
+        assert s.counts == {"stored": 5}
+        assert s.requests == 3 + 1 + 3          # 5 UIDs searched 2 at a time, before and after one STOW-RS
+        assert srv.count() == 5
+        assert P.push_selection(sel, srv.url, batch_size=5).counts == {"already": 5}
+
+
+def test_redirects_are_not_followed(anon, tmp_path):
+    """A server answering 307 gets every file failed; the place it points to is never asked,
+    so the credentials never travel there."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Target(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+        do_POST = do_GET
+
+        def log_message(self, *a):
+            pass
+
+    class Redirect(Target):
+        def do_GET(self):
+            self.send_response(307)
+            self.send_header("Location", f"http://127.0.0.1:{target.server_address[1]}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        do_POST = do_GET
+
+    target = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threads = [threading.Thread(target=x.serve_forever, daemon=True) for x in (target, redirect)]
+    for t in threads:
+        t.start()
+    try:
+        sel, selected = make_selection(anon, tmp_path / "sel")
+        s = P.push_selection(sel, f"http://127.0.0.1:{redirect.server_address[1]}/dicom-web",
+                             user="annot", password="pw", timeout=10)
+    finally:
+        for x in (target, redirect):
+            x.shutdown()
+            x.server_close()
+    assert s.counts == {"failed": 5}
+    assert {(r["reason"], r["http_status"]) for r in _table(sel).values()} == {(P.R_REDIRECT, 307)}
+    assert hits == []
+
+
+def test_stow_answer_failed_sop_sequence_is_read():
+    """The Store Instances Response in DICOM JSON (PS3.18 F.2 form): FailedSOPSequence items
+    with their FailureReason; any other body gives nothing."""
+    answer = {"00081190": {"vr": "UR", "Value": ["http://x/studies/1.2"]},
+              "00081198": {"vr": "SQ", "Value": [
+                  {"00081150": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.2"]},
+                   "00081155": {"vr": "UI", "Value": ["1.2.3.4"]},
+                   "00081197": {"vr": "US", "Value": [0xA700]}},
+                  {"00081155": {"vr": "UI", "Value": ["1.2.3.5"]}}]},
+              "00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3.6"]}}]}}
+    got = P.refused_instances(json.dumps(answer).encode())
+    assert got == {"1.2.3.4": 0xA700, "1.2.3.5": None}
+    assert P.refused_instances(json.dumps([answer]).encode()) == got
+    assert P._failure_reason(0xA700) == "server refused the instance (FailedSOPSequence, failure reason 0xA700)"
+    for body in (b"", b"<xml/>", b"{", b"[]", b'{"00081198": {"vr": "SQ"}}', b'{"00081198": {"Value": [1, "x"]}}'):
+        assert P.refused_instances(body) == {}

@@ -57,6 +57,7 @@ USER_ENV = "VINDR_DICOMWEB_USER"
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 NEEDED = ("image_id", "sop_uid", "selected")
 MAX_BATCH_BYTES = 64 << 20          # one STOW-RS request holds at most this much (or one file)
+QIDO_CHUNK = 40                     # UIDs per QIDO-RS search: 40 x 64 characters keeps the URL under 3 kB
 
 # fixed reasons (no PHI, no server text)
 R_BAD_ID = "image_id is not 32 hex digits"
@@ -77,6 +78,14 @@ R_BAD_ANSWER = "server's QIDO-RS answer is not DICOM JSON"
 
 def _http_reason(status: int) -> str:
     return R_AUTH if status in (401, 403) else f"server answered HTTP {status} and does not list the instance"
+
+
+def _qido_reason(status: int) -> str:
+    if status in (401, 403):
+        return R_AUTH
+    if 300 <= status < 400:
+        return R_REDIRECT
+    return R_BAD_ANSWER if status == 200 else f"server answered HTTP {status} to QIDO-RS"
 
 
 def _failure_reason(code: int | None) -> str:
@@ -161,8 +170,18 @@ class _Client:
             raise _Unreachable(_net_reason(e)) from None
 
     def listed(self, sop_uids: list[str]) -> tuple[int, set[str] | None]:
-        """(HTTP status, the SOPInstanceUIDs among ``sop_uids`` the server lists — None when the
-        answer is not a DICOM JSON list)."""
+        """(HTTP status, the SOPInstanceUIDs among ``sop_uids`` the server lists — None when an
+        answer is not a DICOM JSON list), asking for at most QIDO_CHUNK UIDs at a time (URL length)."""
+        found: set[str] = set()
+        status = 0
+        for i in range(0, len(sop_uids), QIDO_CHUNK):
+            status, part = self._listed(sop_uids[i:i + QIDO_CHUNK])
+            if part is None:
+                return status, None
+            found |= part
+        return status, found
+
+    def _listed(self, sop_uids: list[str]) -> tuple[int, set[str] | None]:
         q = urllib.parse.urlencode({"SOPInstanceUID": ",".join(sop_uids), "includefield": "00080018"}, safe=",")
         status, body = self._call(urllib.request.Request(f"{self.url}/instances?{q}",
                                                          headers={"Accept": "application/dicom+json"}))
@@ -194,19 +213,27 @@ class _Client:
             "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
             "Accept": "application/dicom+json"})
         status, body = self._call(req)
-        failed: dict[str, int | None] = {}
-        try:
-            answer = json.loads(body) if body.strip() else {}
-        except ValueError:
-            answer = {}
-        if isinstance(answer, dict):
-            for item in _values(answer, "00081198"):
-                if isinstance(item, dict):
-                    uids = _values(item, "00081155")
-                    codes = [c for c in _values(item, "00081197") if isinstance(c, int)]
-                    if uids and isinstance(uids[0], str):
-                        failed[uids[0]] = codes[0] if codes else None
-        return status, failed
+        return status, refused_instances(body)
+
+
+def refused_instances(body: bytes) -> dict[str, int | None]:
+    """{ReferencedSOPInstanceUID: FailureReason or None} for every item of the FailedSOPSequence
+    (0008,1198) of a STOW-RS answer in DICOM JSON (PS3.18 Store Instances Response Module);
+    {} for any other body (XML, HTML, empty, damaged)."""
+    failed: dict[str, int | None] = {}
+    try:
+        answer = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return failed
+    if isinstance(answer, list) and len(answer) == 1:     # some servers wrap the data set in a list
+        answer = answer[0]
+    if isinstance(answer, dict):
+        for item in _values(answer, "00081198"):
+            uids = _values(item, "00081155")
+            codes = [c for c in _values(item, "00081197") if isinstance(c, int) and not isinstance(c, bool)]
+            if uids and isinstance(uids[0], str):
+                failed[uids[0]] = codes[0] if codes else None
+    return failed
 
 
 def _values(obj, tag: str) -> list:
@@ -223,30 +250,44 @@ def _net_reason(exc) -> str:
     return R_NETWORK
 
 
-def _read_local(path: Path, sop_uid: str | None) -> tuple[bytes | None, str | None]:
-    """(the file's bytes, None) when it may be sent, else (None, fixed reason)."""
+def _check_file(path: Path, sop_uid: str | None) -> str | None:
+    """None when the file may be sent (its header read, not its pixels), else a fixed reason."""
+    if not sop_uid:
+        return R_NO_SOP
+    if not path.is_file():
+        return R_MISSING
+    return _check_header(path, sop_uid)
+
+
+def _check_header(src: Path | io.BytesIO, sop_uid: str) -> str | None:
     import pydicom
 
-    if not sop_uid:
-        return None, R_NO_SOP
-    if not path.is_file():
-        return None, R_MISSING
     try:
-        data = path.read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
+            ds = pydicom.dcmread(src, stop_before_pixels=True,
                                  specific_tags=["SOPInstanceUID", "PatientIdentityRemoved"])
             removed = str(ds.get("PatientIdentityRemoved", "") or "").strip().upper()
             uid = str(ds.get("SOPInstanceUID", "") or "").strip()
             meta_uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", "") or "").strip()
     except Exception:      # any parse failure of an untrusted file is one fixed reason
-        return None, R_UNREADABLE
+        return R_UNREADABLE
     if removed != "YES":
-        return None, R_NOT_DEID
+        return R_NOT_DEID
     if uid != sop_uid or (meta_uid and meta_uid != sop_uid):
-        return None, R_SOP
-    return data, None
+        return R_SOP
+    return None
+
+
+def _read_checked(path: Path, sop_uid: str) -> tuple[bytes | None, str | None]:
+    """The bytes to send, checked again as read (the file may have changed since the first
+    check): (bytes, None) or (None, fixed reason)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None, R_UNREADABLE
+    why = _check_header(io.BytesIO(data), sop_uid)
+    return (None, why) if why else (data, None)
 
 
 def _selected_rows(selection: Path) -> list[dict]:
@@ -303,27 +344,28 @@ def push_selection(
         summary.reasons[(status, reason if status == "failed" else None)] += 1
 
     for batch in _batches(rows, batch_size):
-        ready: list[tuple[dict, bytes]] = []
+        ready: list[tuple[dict, Path]] = []
         for row in batch:
             image_id = row.get("image_id")
             if not isinstance(image_id, str) or not IMAGE_ID.fullmatch(image_id):
                 record({**row, "image_id": "" if image_id is None else str(image_id)}, "failed", R_BAD_ID, None)
                 continue
-            data, why = _read_local(selection / "dicom" / f"{image_id}.dcm", row.get("sop_uid"))
+            path = selection / "dicom" / f"{image_id}.dcm"
+            why = _check_file(path, row.get("sop_uid"))
             if why:
                 record(row, "failed", why, None)
             elif dead:
                 record(row, "failed", R_EARLIER, None)
             else:
-                ready.append((row, data))
+                ready.append((row, path))
         if ready:
+            decided: set[int] = set()
             try:
-                _push_batch(client, ready, record, summary)
+                _push_batch(client, ready, lambda row, *a: (decided.add(id(row)), record(row, *a)), summary)
             except _Unreachable as e:
                 dead = e.reason
-                done = {r["image_id"] for r in out}
                 for row, _ in ready:
-                    if row["image_id"] not in done:
+                    if id(row) not in decided:
                         record(row, "failed", e.reason, None)
         if progress:
             progress(len(out), len(rows))
@@ -337,36 +379,46 @@ def _batches(rows: list[dict], size: int):
         yield rows[i:i + size]
 
 
-def _push_batch(client: _Client, ready: list[tuple[dict, bytes]], record, summary: PushSummary) -> None:
-    uids = [row["sop_uid"] for row, _ in ready]
-    status, before = client.listed(uids)
+def _push_batch(client: _Client, ready: list[tuple[dict, Path]], record, summary: PushSummary) -> None:
+    """One batch: QIDO-RS (already there?), STOW-RS of the rest in requests of at most
+    MAX_BATCH_BYTES (a bigger file goes alone; files are read only when their request is
+    built), QIDO-RS again. Raises _Unreachable; ``record`` has then been called for the rows
+    decided so far."""
+    status, before = client.listed([row["sop_uid"] for row, _ in ready])
     if before is None:
         for row, _ in ready:
-            record(row, "failed", R_AUTH if status in (401, 403) else
-                   (R_REDIRECT if 300 <= status < 400 else
-                    (R_BAD_ANSWER if status == 200 else f"server answered HTTP {status} to QIDO-RS")), status)
+            record(row, "failed", _qido_reason(status), status)
         return
-    to_send = []
-    for row, data in ready:
+    groups: list[list[tuple[dict, Path]]] = [[]]
+    size = 0
+    for row, path in ready:
         if row["sop_uid"] in before:
             record(row, "already", None, status)
-        else:
-            to_send.append((row, data))
-    # one request per group of at most MAX_BATCH_BYTES (a bigger file goes alone)
-    groups, cur, size = [], [], 0
-    for row, data in to_send:
-        if cur and size + len(data) > MAX_BATCH_BYTES:
-            groups.append(cur)
-            cur, size = [], 0
-        cur.append((row, data))
-        size += len(data)
-    if cur:
-        groups.append(cur)
+            continue
+        try:
+            n = path.stat().st_size
+        except OSError:
+            record(row, "failed", R_MISSING, None)
+            continue
+        if groups[-1] and size + n > MAX_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append((row, path))
+        size += n
     for group in groups:
-        http, refused = client.store([d for _, d in group])
-        summary.bytes_sent += sum(len(d) for _, d in group)
-        q_status, after = client.listed([row["sop_uid"] for row, _ in group])
-        for row, _ in group:
+        sending: list[tuple[dict, bytes]] = []
+        for row, path in group:
+            data, why = _read_checked(path, row["sop_uid"])
+            if why:
+                record(row, "failed", why, None)
+            else:
+                sending.append((row, data))
+        if not sending:
+            continue
+        http, refused = client.store([d for _, d in sending])
+        summary.bytes_sent += sum(len(d) for _, d in sending)
+        q_status, after = client.listed([row["sop_uid"] for row, _ in sending])
+        for row, _ in sending:
             uid = row["sop_uid"]
             if after is not None and uid in after:
                 record(row, "stored", None, http)
@@ -377,6 +429,6 @@ def _push_batch(client: _Client, ready: list[tuple[dict, bytes]], record, summar
             elif http >= 400:
                 record(row, "failed", _http_reason(http), http)
             elif after is None:
-                record(row, "failed", R_BAD_ANSWER if q_status == 200 else f"server answered HTTP {q_status} to QIDO-RS", q_status)
+                record(row, "failed", _qido_reason(q_status), q_status)
             else:
                 record(row, "failed", R_NOT_LISTED, http)
