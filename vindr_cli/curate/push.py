@@ -49,6 +49,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vindr_cli.errors import RequestError
+from vindr_cli.runner.faults import named_faults
 from vindr_cli.tables import write_table
 
 TABLE = "push"
@@ -370,7 +371,8 @@ def push_selection(
         if progress:
             progress(len(out), len(rows))
     summary.requests = client.requests
-    write_table(out, TABLE, summary.table)
+    with named_faults(selection):          # a full disk or read-only SELECTION: exit 2, not 3
+        write_table(out, TABLE, summary.table)
     return summary
 
 
