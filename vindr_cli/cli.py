@@ -482,12 +482,17 @@ def push(
     from vindr_cli.errors import FindingsError
     from vindr_cli.runner.pool import progress_bar
 
+    import time
+
     user = user if user is not None else (os.environ.get(USER_ENV) or None)
+    start = time.monotonic()
     with progress_bar(console) as bar:
         task = bar.add_task("push", total=None, rate="")
         summary = push_selection(selection, dicomweb, user=user, password=os.environ.get(PASSWORD_ENV),
                                  batch_size=batch, timeout=timeout,
-                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                 progress=lambda done, total: bar.update(
+                                     task, completed=done, total=total,
+                                     rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s"))
     t = Table(title="vindr push")
     t.add_column("status")
     t.add_column("files", justify="right")
