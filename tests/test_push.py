@@ -30,6 +30,7 @@ from vindr_cli.curate import push as P
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.errors import RequestError
+from vindr_cli.tables import arrow_schema
 
 ORTHANC = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if os.path.exists(p)), None)
 PLUGINS = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so", "/usr/lib/orthanc/libOrthancDicomWeb.so")
@@ -451,3 +452,26 @@ def test_stow_answer_failed_sop_sequence_is_read():
     assert P._failure_reason(0xA700) == "server refused the instance (FailedSOPSequence, failure reason 0xA700)"
     for body in (b"", b"<xml/>", b"{", b"[]", b'{"00081198": {"vr": "SQ"}}', b'{"00081198": {"Value": [1, "x"]}}'):
         assert P.refused_instances(body) == {}
+
+
+@needs_orthanc
+def test_a_file_the_server_rejects_gets_its_failure_reason(anon, tmp_path):
+    """A de-identified file without StudyInstanceUID: Orthanc refuses it in the STOW-RS answer's
+    FailedSOPSequence (failure reason 0xC000, HTTP 400 for the request) and stores the other
+    file of the same request."""
+    sel, selected = make_selection(anon, tmp_path / "sel")
+    bad = sel / "dicom" / f"{selected[0]['image_id']}.dcm"
+    ds = pydicom.dcmread(bad)
+    bad.unlink()                      # a hard link into the fixture's tree: write a new file
+    del ds.StudyInstanceUID
+    ds.save_as(bad)
+    with orthanc(tmp_path / "orthanc") as srv:
+        s = P.push_selection(sel, srv.url, batch_size=2)
+        t = _table(sel)
+        assert t[selected[0]["image_id"]] == {
+            "image_id": selected[0]["image_id"], "sop_uid": selected[0]["sop_uid"], "status": "failed",
+            "reason": "server refused the instance (FailedSOPSequence, failure reason 0xC000)", "http_status": 400}
+        assert t[selected[1]["image_id"]]["status"] == "stored"       # same request, stored
+        assert s.counts == {"stored": 4, "failed": 1} and srv.count() == 4
+        assert srv.qido(selected[0]["sop_uid"]) == []
+    assert pq.read_schema(sel / "push.parquet").equals(arrow_schema("push"))
