@@ -81,7 +81,7 @@ def study(date, time, body_part, modality, *images, container="plain", extras=()
 
 
 def sample_plan() -> tuple[PatientPlan, ...]:
-    """The committed sample export: 10 patients, 22 studies (two with burned-in text; the last
+    """The committed sample export: 10 patients, 23 studies (two with burned-in text; the last
     three patients hold what `vindr select` must tell apart, see selection_truth.json)."""
     an, bich, phuc, duc, huong, bao, mai = PATIENTS
     khang, thu, long = SELECTION_PATIENTS
