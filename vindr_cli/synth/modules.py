@@ -20,7 +20,7 @@ ANATOMY = {
     "CHEST": ("43799004", "SCT", "Chest"),
     "LSPINE": ("122496007", "SCT", "Lumbar spine"),
     "CSPINE": ("122494005", "SCT", "Cervical spine"),
-    "HEAD": ("69536005", "SCT", "Head"),
+    "KNEE": ("72696002", "SCT", "Knee"),
 }
 VIEW_CODES = {  # CID 4010 DX View, legacy SNOMED-RT codes as carried by most devices
     "PA": ("R-10214", "SRT", "postero-anterior"),
@@ -33,7 +33,7 @@ STUDY_TITLES = {
     "LSPINE": "XQ cột sống thắt lưng",
     "CSPINE": "XQ cột sống cổ",
 }
-MODALITY_TITLES = {("CT", "CHEST"): "CT ngực", ("MR", "HEAD"): "MRI sọ não", ("RF", "CHEST"): "Chiếu X-quang ngực"}
+MODALITY_TITLES = {("CT", "CHEST"): "CT ngực", ("MR", "KNEE"): "MRI khớp gối", ("RF", "CHEST"): "Chiếu X-quang ngực"}
 MODELS = {"CR": "FV-CR 5000", "CT": "FV-CT 64", "MR": "FV-MR 1.5T", "RF": "FV-RF 900"}  # else FV-DR 3543
 
 

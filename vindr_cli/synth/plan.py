@@ -54,7 +54,7 @@ class ImageSpec:
 class StudySpec:
     date: str
     time: str
-    body_part: str  # CHEST, LSPINE, CSPINE, HEAD (MR)
+    body_part: str  # CHEST, LSPINE, CSPINE, KNEE (MR)
     modality: str  # CR, DX, CT, MR or RF
     images: tuple[ImageSpec, ...]
     container: str = "plain"  # plain, zip or dicomdir
@@ -169,7 +169,7 @@ def sample_plan() -> tuple[PatientPlan, ...]:
                   img("PA", J2K, M1, 12, CHEST_FRONT), tag="THORAX"),
             study("20241203", "111500", "CHEST", "RF",  # a fluoroscopy run: one object, three frames
                   img("AP", RLE, M2, 10, RF_FRAME, ".dcm", "frames3")),
-            study("20250218", "200115", "HEAD", "MR",
+            study("20250218", "200115", "KNEE", "MR",
                   *(img("AXIAL", EXPLICIT, M2, 12, MR_SLICE) for _ in range(2))),
         )),
     )

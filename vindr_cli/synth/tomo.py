@@ -62,7 +62,7 @@ def slice_dataset(ctx: ImageContext, index: int, frame_of_reference: str,
     ds = base_dataset(ctx, registry)
     ds.FrameOfReferenceUID = frame_of_reference
     ds.PatientPosition = "HFS"
-    _plane(ds, ctx.image.shape, index, 7 if ctx.modality == "CT" else 35)
+    _plane(ds, ctx.image.shape, index, 7 if ctx.modality == "CT" else 3)  # about the sources' 0.66 / 0.31 mm
     ds.AcquisitionNumber = 1
     if ctx.modality == "CT":
         ds.KVP = "120"
