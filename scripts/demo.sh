@@ -31,6 +31,6 @@ rm -rf "$OUT/release"
 $V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release"
 echo "== vindr validate"
 $V validate "$OUT/release"
-echo "== vindr baseline (short: 256 px, 3 epochs; a 14-image release is too small for a verdict)"
+echo "== vindr baseline (short: 256 px, 3 epochs; a 16-image release is too small for a verdict)"
 $V baseline "$OUT/release" -o "$OUT/baseline" --size 256 --epochs 3 --no-resume
 echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md), baseline report $OUT/baseline/report.md"

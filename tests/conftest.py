@@ -134,6 +134,29 @@ def small_export(tmp_path: Path) -> Path:
     return root
 
 
+def cxr_annotation_rows() -> list[dict]:
+    """The sample's VinDr-CXR annotation rows (one per reader and finding; every image they
+    name is written by anonymize)."""
+    import csv
+
+    with open(SAMPLE / "annotations" / "vindr_cxr_annotations.csv", encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sample_truth() -> dict:
+    """sample_dicoms/selection_truth.json: original SOPInstanceUID -> category, expect_selected."""
+    import json
+
+    return json.loads((SAMPLE / "selection_truth.json").read_text(encoding="utf-8"))
+
+
+def special_files() -> dict[str, list[str]]:
+    """planted_phi.json's special_files: kind -> paths relative to sample_dicoms/."""
+    import json
+
+    return json.loads((SAMPLE / "planted_phi.json").read_text(encoding="utf-8"))["special_files"]
+
+
 def has_tool(name: str) -> bool:
     return shutil.which(name) is not None
 
@@ -153,6 +176,6 @@ def pipeline(tmp_path_factory):
     p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", anon / "manifest.parquet",
                 "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients",
                 "--seed", "3", "-o", split)
-    assert "re-keyed 57 annotation rows" in p.stdout
+    assert f"re-keyed {len(cxr_annotation_rows())} annotation rows" in p.stdout
     run_cli("release", anon, "--split", split, "--images", images, "-o", release)
     return base, release

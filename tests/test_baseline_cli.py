@@ -13,8 +13,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import SAMPLE  # noqa: E402
+from conftest import SAMPLE, cxr_annotation_rows  # noqa: E402
 from helpers import run_cli  # noqa: E402
+
+
+def _annotated_images() -> int:
+    """Images of the sample's CXR annotations: the release holds exactly these (16 today)."""
+    return len({r["image_id"] for r in cxr_annotation_rows()})
 
 
 def test_baseline_on_a_release_with_images(pipeline, tmp_path):
@@ -23,10 +28,10 @@ def test_baseline_on_a_release_with_images(pipeline, tmp_path):
     p = run_cli("baseline", release, "-o", out, "--size", "128", "--epochs", "1", "--seed", "1", check=False)
     assert p.returncode == 0, p.stdout + p.stderr
     rep = json.loads((out / "report.json").read_text())
-    assert rep["verdict"] == "inconclusive"                      # 14 images cannot judge a release
+    assert rep["verdict"] == "inconclusive"                      # 16 images cannot judge a release
     checks = {c["check"]: c["status"] for c in rep["sanity"]}
     assert checks["enough_data"] == "inconclusive" and checks["train_test_duplicates"] == "ok"
-    assert rep["n_train"] + rep["n_test"] == 14 and rep["run"]["device"] == "cpu"
+    assert rep["n_train"] + rep["n_test"] == _annotated_images() and rep["run"]["device"] == "cpu"
     assert rep["run"]["steps"] == rep["run"]["total_steps"] > 0 and not rep["run"]["stopped_by_budget"]
     for f in ("report.md", "examples.png"):
         assert (out / f).is_file()
@@ -41,7 +46,7 @@ def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_pat
     p = run_cli("baseline", release, "-o", out, "--size", "96", "--epochs", "1", check=False)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "decoded from DICOM" in p.stdout
-    assert len(list((out / "decoded").rglob("*.png"))) == 14
+    assert len(list((out / "decoded").rglob("*.png"))) == _annotated_images()
 
 
 def test_baseline_refuses_what_is_not_a_release(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import JPEG2000Lossless
 
-from conftest import SAMPLE, make_cr
+from conftest import SAMPLE, make_cr, sample_truth, special_files
 from helpers import run_cli, tree_hashes
 from vindr_cli.pixels.boxes import scale_boxes
 from vindr_cli.pixels.output import SALT_FILE, image_name, keyed_name, read_salt
@@ -63,7 +63,13 @@ def test_every_input_accounted_and_images_match_the_table(decoded):
     salt = read_salt(out / ".vindr" / SALT_FILE)
     assert inputs == {keyed_name(salt, s.rel) for s in discover(EXPORT)}
     ok = [r for r in rows if r["status"] == "ok"]
-    assert len(ok) == 26                       # every readable image (burned-in SC, zip, DICOMDIR media and the two burned-in radiographs included)
+    # every readable instance (burned-in SC, zip, DICOMDIR media, the two burned-in radiographs,
+    # CT, MR and the multi-frame RF included): all of selection_truth.json but the truncated file
+    # ... one row per frame
+    instances = sum(v["category"] != "truncated" for v in sample_truth().values())
+    multi = [pydicom.dcmread(SAMPLE / rel, stop_before_pixels=True) for rel in special_files()["frames3"]]
+    assert len({r["input"] for r in ok}) == instances and multi
+    assert len(ok) == instances + sum(int(ds.NumberOfFrames) - 1 for ds in multi)
     assert sorted(r["status"] for r in rows if r["status"] != "ok") == ["failed", "not-dicom", "not-dicom", "not-dicom", "skipped"]
     for r in ok:
         im = Image.open(out / r["output"])
@@ -80,9 +86,13 @@ def test_every_input_accounted_and_images_match_the_table(decoded):
 
 def test_names_follow_input_paths(decoded):
     out, rows, _ = decoded
+    frames: dict[str, int] = {}
+    for r in rows:
+        frames[r["input"]] = frames.get(r["input"], 0) + 1
+    assert max(frames.values()) > 1                           # the sample's multi-frame RF run
     for r in rows:
         if r["status"] == "ok":
-            assert r["output"] == image_name(r["input"], None, "png")
+            assert r["output"] == image_name(r["input"], r["frame"] if frames[r["input"]] > 1 else None, "png")
     assert image_name("a/b.dcm", None, "png") == "a/b.png"
     assert image_name("x.zip!c/d", 2, "npy") == "x.zip/c/d_f0003.npy"
 

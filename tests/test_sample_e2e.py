@@ -245,3 +245,48 @@ def test_info_on_sample(tmp_path):
     assert info["not_dicom"] == 3 and info["dicomdir_files"] == 1
     for s in _phi_strings():
         assert s not in p.stdout
+
+
+def test_what_select_must_see_survives_anonymize(anon):
+    """Every instance of selection_truth.json is written (but the quarantined screenshot and the
+    truncated file), and what `vindr select` reads to tell them apart survives de-identification:
+    modality, body part (THORAX kept as written), view, age, frames, identical duplicate pixels."""
+    out, _, linkage = anon
+    truth = json.loads((SAMPLE / "selection_truth.json").read_text(encoding="utf-8"))
+    by_uid = {r["original_sop_uid"]: r for r in linkage if r["original_sop_uid"]}
+    # rows not written carry no original UID: those two are found by their input path
+    held = {"secondary-capture": ("secondary_capture", "quarantined"), "truncated": ("truncated", "failed")}
+    for kind, (special, status) in held.items():
+        assert sum(v["category"] == kind for v in truth.values()) == len(PLANTED["special_files"][special]) == 1
+        assert _status_of(linkage, PLANTED["special_files"][special][0]) == status
+    seen = set()
+    for uid, v in truth.items():
+        kind = v["category"].split(":")[0]
+        if kind in held:
+            assert uid not in by_uid
+            continue
+        r = by_uid[uid]
+        assert r["status"] == "ok", kind
+        seen.add(kind)
+        ds = pydicom.dcmread(out / r["output"], stop_before_pixels=True)
+        assert ds.SOPInstanceUID != uid and ds.PatientAge
+        if kind in ("ct", "mr"):
+            assert ds.Modality == kind.upper()
+        elif kind == "multiframe":
+            assert int(ds.NumberOfFrames) == 3
+        elif kind != "spine":
+            assert ds.Modality in ("CR", "DX") and ds.BodyPartExamined in ("CHEST", "THORAX")
+            assert (int(ds.PatientAge[:3]) < 18) == (kind == "pediatric")
+            assert (ds.ViewPosition in ("PA", "AP")) == (kind != "lateral")
+        if kind == "duplicate-of":
+            kept = by_uid[v["category"].split(":", 1)[1]]
+            a = pydicom.dcmread(out / r["output"])
+            b = pydicom.dcmread(out / kept["output"])
+            assert a.StudyInstanceUID == b.StudyInstanceUID and a.PatientID == b.PatientID
+            assert a.file_meta.TransferSyntaxUID != b.file_meta.TransferSyntaxUID
+            assert np.array_equal(a.pixel_array, b.pixel_array)
+    assert {"adult-frontal-chest", "lateral", "pediatric", "blank", "duplicate-of", "ct", "mr",
+            "multiframe", "spine"} == seen
+    bodies = {pydicom.dcmread(out / by_uid[u]["output"], stop_before_pixels=True).BodyPartExamined
+              for u, v in truth.items() if v["expect_selected"]}
+    assert bodies == {"CHEST", "THORAX"}

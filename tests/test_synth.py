@@ -31,7 +31,8 @@ from vindr_cli.synth.export import build_export, write_radiograph
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_dicoms"
 EXPORT = SAMPLE / "export"
 CR, DX, SC = "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.7"
-GENERATED = ("export", "annotations", "planted_phi.json")
+GENERATED = ("export", "annotations", "planted_phi.json", "selection_truth.json")
+CT, MR, RF = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.12.2"
 
 
 @dataclass
@@ -61,6 +62,11 @@ def _parse(data: bytes) -> pydicom.Dataset | None:
 @pytest.fixture(scope="module")
 def planted() -> dict:
     return json.loads((SAMPLE / "planted_phi.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict:
+    return json.loads((SAMPLE / "selection_truth.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +125,11 @@ def test_patients_studies_and_images(items):
 
 
 def test_sop_classes_body_parts_and_views(items, radiographs):
-    assert {i.ds.SOPClassUID for i in items} == {CR, DX, SC}
+    assert {i.ds.SOPClassUID for i in items} == {CR, DX, SC, CT, MR, RF}
     assert {i.ds.Modality for i in radiographs} == {"CR", "DX"}
-    assert {i.ds.BodyPartExamined for i in radiographs} == {"CHEST", "LSPINE", "CSPINE"}
-    chest = {i.ds.ViewPosition for i in radiographs if i.ds.BodyPartExamined == "CHEST"}
-    spine = {i.ds.ViewPosition for i in radiographs if i.ds.BodyPartExamined != "CHEST"}
+    assert {i.ds.BodyPartExamined for i in radiographs} == {"CHEST", "THORAX", "LSPINE", "CSPINE"}
+    chest = {i.ds.ViewPosition for i in radiographs if i.ds.BodyPartExamined in ("CHEST", "THORAX")}
+    spine = {i.ds.ViewPosition for i in radiographs if i.ds.BodyPartExamined.endswith("SPINE")}
     assert chest == {"PA", "AP", "LL"} and spine == {"AP", "LL"}
 
 
@@ -145,7 +151,7 @@ def test_pixel_modules(radiographs):
 def test_photometric_matches_pixel_values(radiographs):
     """Bone (central spine column) vs air (corners): high in MONOCHROME2, low in MONOCHROME1."""
     for item in radiographs:
-        if "PixelPaddingValue" in item.ds or item.ds.ViewPosition == "LL":
+        if "PixelPaddingValue" in item.ds or item.ds.ViewPosition == "LL" or item.ds.pixel_array.min() == item.ds.pixel_array.max():
             continue
         arr = item.ds.pixel_array.astype(float)
         rows, cols = arr.shape
@@ -179,7 +185,8 @@ def test_compressed_pixels_decode_identically_with_two_decoders(items):
     for item in compressed:
         first, second = (pydicom.pixels.pixel_array(io.BytesIO(item.data), decoding_plugin=plugin)
                          for plugin in TWO_DECODERS[item.ds.file_meta.TransferSyntaxUID])
-        assert first.shape == (item.ds.Rows, item.ds.Columns)
+        frames = (item.ds.NumberOfFrames,) if item.ds.get("NumberOfFrames", 1) > 1 else ()
+        assert first.shape == (*frames, item.ds.Rows, item.ds.Columns)
         assert np.array_equal(first, second), item.origin
 
 
@@ -351,14 +358,14 @@ def _check_box(row: dict, keys: tuple[str, ...], ds: pydicom.Dataset) -> None:
     assert 0 <= x0 < x1 <= ds.Columns - 1 and 0 <= y0 < y1 <= ds.Rows - 1
 
 
-def test_cxr_annotations(radiographs):
+def test_cxr_annotations(radiographs, truth):
     by_uid = {i.ds.SOPInstanceUID: i.ds for i in radiographs}
     rows = _csv("vindr_cxr_annotations.csv")
     assert list(rows[0]) == ["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"]
     readers = defaultdict(set)
     for row in rows:
         ds = by_uid[row["image_id"]]
-        assert ds.BodyPartExamined == "CHEST"
+        assert ds.BodyPartExamined in ("CHEST", "THORAX")
         assert CXR_CLASSES[int(row["class_id"])] == row["class_name"]
         readers[row["image_id"]].add(row["rad_id"])
         keys = ("x_min", "y_min", "x_max", "y_max")
@@ -369,11 +376,12 @@ def test_cxr_annotations(radiographs):
     assert all(r == {"R1", "R2", "R3"} for r in readers.values())
     assert any(row["class_id"] == "14" for row in rows) and any(row["class_id"] != "14" for row in rows)
     zipped = {i.ds.SOPInstanceUID for i in radiographs if "!" in i.origin}
-    chest = {u for u, ds in by_uid.items() if ds.BodyPartExamined == "CHEST"} - zipped
+    # adult chest radiographs only: no rows for what a selection excludes (child, blank, duplicate copy)
+    chest = {u for u, t in truth.items() if t["category"] in ("adult-frontal-chest", "lateral")} - zipped
     assert set(readers) == chest
 
 
-def test_spine_annotations(radiographs):
+def test_spine_annotations(radiographs, truth):
     by_uid = {i.ds.SOPInstanceUID: i.ds for i in radiographs}
     rows = _csv("vindr_spinexr_annotations.csv")
     assert list(rows[0]) == ["image_id", "study_id", "series_id", "rad_id", "lesion_type",
@@ -388,8 +396,93 @@ def test_spine_annotations(radiographs):
         else:
             assert row["lesion_type"] in SPINE_LESIONS
             _check_box(row, keys, ds)
-    spine = {u for u, ds in by_uid.items() if ds.BodyPartExamined != "CHEST"}
+    spine = {u for u, ds in by_uid.items() if ds.BodyPartExamined.endswith("SPINE")}
+    assert spine == {u for u, t in truth.items() if t["category"] == "spine"}
     assert {row["image_id"] for row in rows} == spine
+
+
+# -- selection_truth.json (issue 11: what `vindr select` must catch) ------------------------
+FRONTAL_CHEST = ("CHEST", "THORAX")  # THORAX: a body-part synonym the vindr-cxr preset must still read as chest
+
+
+def _age_years(ds: pydicom.Dataset) -> int:
+    birth = dt.datetime.strptime(ds.PatientBirthDate, "%Y%m%d").date()
+    day = dt.datetime.strptime(ds.StudyDate, "%Y%m%d").date()
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def test_selection_truth_covers_every_instance(truth, items, planted):
+    (truncated,) = planted["special_files"]["truncated"]
+    cut = pydicom.dcmread(SAMPLE / truncated, stop_before_pixels=True).SOPInstanceUID
+    assert set(truth) == {i.ds.SOPInstanceUID for i in items} | {cut}
+    assert truth[cut] == {"category": "truncated", "expect_selected": False}
+    assert all(set(v) == {"category", "expect_selected"} for v in truth.values())
+    kinds = {v["category"].split(":")[0] for v in truth.values()}
+    assert {"adult-frontal-chest", "lateral", "pediatric", "ct", "mr", "blank", "duplicate-of",
+            "multiframe", "spine", "secondary-capture", "truncated"} == kinds
+    for uid, v in truth.items():
+        assert v["expect_selected"] == (v["category"] == "adult-frontal-chest"), uid
+
+
+def test_selection_truth_agrees_with_headers_and_pixels(truth, items):
+    """Each category is checked against what the file says, independently of the generator."""
+    by_uid = {i.ds.SOPInstanceUID: i for i in items}
+    for uid, v in truth.items():
+        kind = v["category"]
+        if uid not in by_uid:
+            continue  # the truncated file (checked above)
+        ds = by_uid[uid].ds
+        frames = int(ds.get("NumberOfFrames", 1))
+        if kind == "ct":
+            assert (ds.SOPClassUID, ds.Modality, ds.BodyPartExamined) == (CT, "CT", "CHEST") and frames == 1
+        elif kind == "mr":
+            assert (ds.SOPClassUID, ds.Modality) == (MR, "MR") and frames == 1
+        elif kind == "multiframe":
+            assert ds.SOPClassUID == RF and frames == 3 and ds.pixel_array.shape == (3, ds.Rows, ds.Columns)
+            assert not np.array_equal(ds.pixel_array[0], ds.pixel_array[1])
+        elif kind == "secondary-capture":
+            assert ds.SOPClassUID == SC
+        elif kind == "spine":
+            assert ds.SOPClassUID in (CR, DX) and ds.BodyPartExamined.endswith("SPINE")
+        else:  # chest radiographs
+            assert ds.SOPClassUID in (CR, DX) and ds.BodyPartExamined in FRONTAL_CHEST and frames == 1, uid
+            px = ds.pixel_array
+            assert (px.min() == px.max()) == (kind == "blank"), uid
+            assert (_age_years(ds) < 18) == (kind == "pediatric"), uid
+            assert int(ds.PatientAge[:3]) == _age_years(ds)
+            frontal = ds.ViewPosition in ("PA", "AP")
+            assert frontal == (kind != "lateral"), uid
+    pediatric = [by_uid[u].ds for u, v in truth.items() if v["category"] == "pediatric"]
+    assert pediatric and all(ds.PatientAge == "006Y" for ds in pediatric)
+    selected = [by_uid[u].ds for u, v in truth.items() if v["expect_selected"]]
+    assert len(selected) >= 10 and {ds.BodyPartExamined for ds in selected} == set(FRONTAL_CHEST)
+
+
+def test_duplicate_is_the_same_picture_in_another_syntax(truth, items):
+    by_uid = {i.ds.SOPInstanceUID: i.ds for i in items}
+    pairs = [(u, v["category"].split(":", 1)[1]) for u, v in truth.items() if v["category"].startswith("duplicate-of:")]
+    assert len(pairs) == 1
+    for copy_uid, kept_uid in pairs:
+        copy, kept = by_uid[copy_uid], by_uid[kept_uid]
+        assert truth[kept_uid] == {"category": "adult-frontal-chest", "expect_selected": True}
+        assert (copy.PatientID, copy.StudyInstanceUID) == (kept.PatientID, kept.StudyInstanceUID)
+        assert copy.file_meta.TransferSyntaxUID != kept.file_meta.TransferSyntaxUID
+        assert {copy.file_meta.TransferSyntaxUID, kept.file_meta.TransferSyntaxUID} == {ExplicitVRLittleEndian,
+                                                                                        JPEG2000Lossless}
+        assert np.array_equal(copy.pixel_array, kept.pixel_array)
+
+
+def test_ct_and_mr_derive_from_pydicoms_bundled_files(truth, items):
+    from pydicom.data import get_testdata_file
+
+    by_uid = {i.ds.SOPInstanceUID: i.ds for i in items}
+    for kind, name, count in (("ct", "CT_small.dcm", 3), ("mr", "MR_small.dcm", 2)):
+        source = pydicom.dcmread(get_testdata_file(name, download=False)).pixel_array
+        series = sorted((by_uid[u] for u, v in truth.items() if v["category"] == kind), key=lambda d: d.InstanceNumber)
+        assert len(series) == count and len({d.SeriesInstanceUID for d in series}) == 1
+        assert len({d.FrameOfReferenceUID for d in series}) == 1
+        assert np.array_equal(series[0].pixel_array, source)
+        assert all(not np.array_equal(series[0].pixel_array, d.pixel_array) for d in series[1:])
 
 
 # -- planted_phi.json ----------------------------------------------------------------

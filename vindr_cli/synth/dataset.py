@@ -15,7 +15,7 @@ PADDING_VALUE = 0
 
 
 def study_description(ctx: ImageContext, registry: PhiRegistry) -> str:
-    title = m.STUDY_TITLES[ctx.study.body_part]
+    title = m.study_title(ctx.study)
     if "name_in_description" not in ctx.study.extras:
         return title
     text = f"{title} - BN {ctx.patient.person.display}"
@@ -46,13 +46,18 @@ def radiograph_dataset(ctx: ImageContext, pixels: np.ndarray, registry: PhiRegis
     """A CR or DX image header (pixels are attached later by encode)."""
     ds = base_dataset(ctx, registry)
     extras = ctx.image.extras
-    (m.cr_modules if ctx.modality == "CR" else m.dx_modules)(ds, ctx)
+    if ctx.modality in ("CR", "DX"):  # RF: tomo.rf_modules, once the frames exist
+        (m.cr_modules if ctx.modality == "CR" else m.dx_modules)(ds, ctx)
     slope, intercept = RESCALE if "rescale" in extras else (1.0, 0.0)
     if "rescale" in extras:
         m.modality_lut(ds, slope, intercept)
     if "padding" in extras:
         ds.add_new(0x00280120, "US", PADDING_VALUE)  # PixelPaddingValue
-    if "voi_lut" in extras:
+    if "blank" in extras:  # a constant image has no range to window: the device's default window
+        bits = ctx.image.bits_stored
+        ds.WindowCenter, ds.WindowWidth = str(1 << (bits - 1)), str(1 << bits)
+        ds.WindowCenterWidthExplanation = "DEFAULT"
+    elif "voi_lut" in extras:
         m.voi_lut_sequence(ds, pixels, ctx.image.bits_stored)
     else:
         ignore = PADDING_VALUE if "padding" in extras else None

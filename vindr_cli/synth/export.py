@@ -18,14 +18,14 @@ import numpy as np
 import pydicom
 
 from vindr_cli.synth import annotations as ann
-from vindr_cli.synth import special
+from vindr_cli.synth import special, tomo
 from vindr_cli.synth.burned_in import LAYOUTS as BURNED_IN_LAYOUTS, burn
 from vindr_cli.synth.dataset import PADDING_VALUE, radiograph_dataset, screenshot_pixels, secondary_capture_dataset
 from vindr_cli.synth.encode import encode_file
-from vindr_cli.synth.modules import ImageContext
+from vindr_cli.synth.modules import ImageContext, age_string
 from vindr_cli.synth.phi import Patient, PhiRegistry, bench_patient
 from vindr_cli.synth.plan import (
-    CR_STORAGE, DX_STORAGE, M2, SC_STORAGE, EXPLICIT, ImageSpec, PatientPlan, StudySpec, sample_plan,
+    M2, SC_STORAGE, SOP_CLASSES, TOMO, EXPLICIT, ImageSpec, PatientPlan, StudySpec, sample_plan,
 )
 from vindr_cli.synth.radiograph import apply_padding, phantom_for, to_stored
 from vindr_cli.synth.uids import IMPLEMENTATION_VERSION_NAME, UidFactory
@@ -33,6 +33,9 @@ from vindr_cli.synth.uids import IMPLEMENTATION_VERSION_NAME, UidFactory
 DEFAULT_SEED = 20240115
 CXR_CSV = "vindr_cxr_annotations.csv"
 SPINE_CSV = "vindr_spinexr_annotations.csv"
+TRUTH_JSON = "selection_truth.json"
+ADULT_YEARS = 18
+SELECTED = "adult-frontal-chest"  # the only category the vindr-cxr preset must select
 
 
 @dataclass
@@ -52,7 +55,7 @@ def _study_contexts(patient: Patient, study: StudySpec, uids: UidFactory,
     study_uid = uids.new()
     views = list(dict.fromkeys(spec.view for spec in study.images))
     series_uids = {view: uids.new() for view in views}
-    sop_class = CR_STORAGE if study.modality == "CR" else DX_STORAGE
+    sop_class = SOP_CLASSES[study.modality]
     sop_uids = [uids.new() for _ in study.images]
     seen: dict[str, int] = {}
     contexts = []
@@ -67,20 +70,53 @@ def _study_contexts(patient: Patient, study: StudySpec, uids: UidFactory,
 
 
 def render_radiograph(ctx: ImageContext, rng: np.random.Generator, registry: PhiRegistry,
-                      verify: bool = True) -> Rendered:
-    """Phantom + findings -> stored pixels -> header -> encoded file bytes."""
+                      verify: bool = True, copy_of: Rendered | None = None) -> Rendered:
+    """Phantom + findings -> stored pixels -> header -> encoded file bytes.
+
+    `copy_of`: the same pixels and findings stored again (a duplicate under a new SOP UID).
+    Extras "blank" (constant pixels, no findings) and "frames3" (a multi-frame RF run, tomo.py)."""
     spec = ctx.image
-    phantom = phantom_for(ctx.study.body_part, spec.view, *spec.shape, rng)
-    chest = ctx.study.body_part == "CHEST"
-    findings = (ann.plan_chest_findings if chest else ann.plan_spine_findings)(phantom, rng)
-    ann.draw_findings(phantom, findings, rng)
-    pixels = to_stored(phantom.attenuation, spec.bits_stored, spec.photometric, rng)
-    if "padding" in spec.extras:
-        apply_padding(pixels, PADDING_VALUE)
-    drawn = [d for layout in BURNED_IN_LAYOUTS if layout in spec.extras for d in burn(pixels, ctx, layout)]
+    if copy_of is not None:
+        pixels, findings, drawn = copy_of.pixels, copy_of.findings, []
+    else:
+        phantom = phantom_for(ctx.study.body_part, spec.view, *spec.shape, rng)
+        chest = ctx.study.body_part == "CHEST"
+        findings = (ann.plan_chest_findings if chest else ann.plan_spine_findings)(phantom, rng)
+        ann.draw_findings(phantom, findings, rng)
+        pixels = to_stored(phantom.attenuation, spec.bits_stored, spec.photometric, rng)
+        if "blank" in spec.extras:
+            pixels = np.full(spec.shape, (1 << spec.bits_stored) * 5 // 100, dtype=np.uint16)
+        if "blank" in spec.extras or "frames3" in spec.extras:
+            findings = []
+        if "padding" in spec.extras:
+            apply_padding(pixels, PADDING_VALUE)
+        drawn = [d for layout in BURNED_IN_LAYOUTS if layout in spec.extras for d in burn(pixels, ctx, layout)]
     ds = radiograph_dataset(ctx, pixels, registry)
+    if "frames3" in spec.extras:
+        pixels = tomo.fluoro_frames(pixels)
+        tomo.rf_modules(ds, ctx, pixels)
     data = encode_file(ds, pixels, spec.transfer_syntax, verify=verify)
     return Rendered(ctx, data, pixels, findings, drawn)
+
+
+def category(r: Rendered, previous: Rendered | None) -> str:
+    """What `vindr select` must see in this image (selection_truth.json)."""
+    ctx, extras = r.ctx, r.ctx.image.extras
+    if ctx.modality in TOMO:
+        return ctx.modality.lower()
+    if "frames3" in extras:
+        return "multiframe"
+    if "truncate" in extras:
+        return "truncated"
+    if "duplicate" in extras:
+        return f"duplicate-of:{previous.ctx.sop_uid}"
+    if "blank" in extras:
+        return "blank"
+    if ctx.study.body_part != "CHEST":
+        return "spine"
+    if int(age_string(ctx.patient.birth_date, ctx.study.date)[:3]) < ADULT_YEARS:
+        return "pediatric"
+    return "lateral" if ctx.lateral else "adult-frontal-chest"
 
 
 class ExportBuilder:
@@ -100,6 +136,7 @@ class ExportBuilder:
         self.special: dict[str, list[str]] = {}
         self.burned_in: list[dict] = []
         self.summary: list[dict] = []
+        self.truth: dict[str, dict] = {}  # original SOPInstanceUID -> category, expect_selected
 
     # -- bookkeeping -------------------------------------------------------
     def _rel(self, path: Path) -> str:
@@ -123,6 +160,8 @@ class ExportBuilder:
         self._mark("non_dicom", thumbs)
         ann.write_csv(self.out_dir / "annotations" / CXR_CSV, ann.CXR_HEADER, self.cxr_rows)
         ann.write_csv(self.out_dir / "annotations" / SPINE_CSV, ann.SPINE_HEADER, self.spine_rows)
+        truth = json.dumps(dict(sorted(self.truth.items())), indent=2) + "\n"
+        (self.out_dir / TRUTH_JSON).write_text(truth, encoding="utf-8")
         return self._write_manifest()
 
     def _patient(self, plan: PatientPlan) -> None:
@@ -143,15 +182,26 @@ class ExportBuilder:
         self.registry.add(accession, study_id, f"RP{accession}", f"SPS{accession}", f"PPS{accession}")
         self.registry.dates.add(study.date)
         contexts = _study_contexts(patient, study, self.uids, accession, study_id)
-        folder = self.export / patient.folder_name / f"{study.date}_{study.body_part}_{accession}"
-        rendered = []
-        for ctx in contexts:
-            rendered.append(render_radiograph(ctx, self._rng(), self.registry))
+        folder = self.export / patient.folder_name / f"{study.date}_{study.body_part_examined}_{accession}"
+        frame_of_reference = self.uids.new() if study.modality in TOMO else None
+        rendered: list[Rendered] = []
+        for i, ctx in enumerate(contexts):
+            rng = self._rng()
+            if study.modality in TOMO:
+                data, pixels = tomo.render_slice(ctx, i, frame_of_reference, self.registry)
+                r = Rendered(ctx, data, pixels, [])
+            else:
+                copy_of = rendered[-1] if "duplicate" in ctx.image.extras else None
+                r = render_radiograph(ctx, rng, self.registry, copy_of=copy_of)
+            self.truth[ctx.sop_uid] = self._truth(category(r, rendered[-1] if rendered else None))
+            rendered.append(r)
             self.registry.add_uid(ctx.study_uid, ctx.series_uid, ctx.sop_uid)
+        if frame_of_reference:
+            self.registry.add_uid(frame_of_reference)
         placer = {"plain": self._place_plain, "zip": self._place_zip, "dicomdir": self._place_dicomdir}
         placer[study.container](patient, study, folder, rendered, files)
         if study.container != "zip":
-            self._annotate([r for r in rendered if "truncate" not in r.ctx.image.extras])
+            self._annotate(rendered)
         if "secondary_capture" in study.extras:
             self._secondary_capture(rendered[0], folder, files)
         if "report" in study.extras:
@@ -179,7 +229,8 @@ class ExportBuilder:
             if r.burned_in:
                 self._mark("burned_in", path)
                 self.burned_in += [{"file": self._rel(path), "sop_uid": r.ctx.sop_uid, **d} for d in r.burned_in]
-            for extra in sorted(r.ctx.image.extras & {"overlay", "curve", "voi_lut", "rescale", "padding"}):
+            for extra in sorted(r.ctx.image.extras & {"overlay", "curve", "voi_lut", "rescale", "padding",
+                                                    "blank", "duplicate", "frames3"}):
                 self._mark(extra, path)
         if "zero_byte" in study.extras:
             empty = self._image_path(folder, rendered[-1], next(files), ".dcm")
@@ -216,10 +267,19 @@ class ExportBuilder:
             self._mark("dicomdir_image", path)
 
     # -- extras --------------------------------------------------------------
+    @staticmethod
+    def _truth(kind: str) -> dict:
+        return {"category": kind, "expect_selected": kind == SELECTED}
+
     def _annotate(self, rendered: list[Rendered]) -> None:
+        """Readers' rows for adult chest radiographs (frontal and lateral) and spine images;
+        none for what a selection excludes (truncated, duplicate, blank, child, CT, MR, RF)."""
         for r in rendered:
             ctx = r.ctx
-            if ctx.study.body_part == "CHEST":
+            kind = self.truth[ctx.sop_uid]["category"]
+            if kind not in (SELECTED, "lateral", "spine"):
+                continue
+            if kind != "spine":
                 self.cxr_rows += ann.cxr_rows(ctx.sop_uid, r.findings, r.pixels.shape, self.reader_rng)
             else:
                 reader = ann.READERS[len(self.spine_rows) % len(ann.READERS)]
@@ -231,6 +291,7 @@ class ExportBuilder:
         ctx = replace(src, image=spec, series_uid=self.uids.new(), sop_uid=self.uids.new(), sop_class=SC_STORAGE,
                       modality="OT", series_number=99, instance_number=1, reference=(src.sop_class, src.sop_uid))
         self.registry.add_uid(ctx.series_uid, ctx.sop_uid)
+        self.truth[ctx.sop_uid] = self._truth("secondary-capture")
         pixels = screenshot_pixels(source.pixels, src.image.photometric, ctx)
         ds = secondary_capture_dataset(ctx, src.sop_uid, src.sop_class, self.registry)
         path = folder / "S99_OT_SCREENSHOT" / f"IMG_{ctx.patient.person.camel}_{next(files):04d}.dcm"

@@ -20,6 +20,7 @@ ANATOMY = {
     "CHEST": ("43799004", "SCT", "Chest"),
     "LSPINE": ("122496007", "SCT", "Lumbar spine"),
     "CSPINE": ("122494005", "SCT", "Cervical spine"),
+    "KNEE": ("72696002", "SCT", "Knee"),
 }
 VIEW_CODES = {  # CID 4010 DX View, legacy SNOMED-RT codes as carried by most devices
     "PA": ("R-10214", "SRT", "postero-anterior"),
@@ -32,6 +33,12 @@ STUDY_TITLES = {
     "LSPINE": "XQ cột sống thắt lưng",
     "CSPINE": "XQ cột sống cổ",
 }
+MODALITY_TITLES = {("CT", "CHEST"): "CT ngực", ("MR", "KNEE"): "MRI khớp gối", ("RF", "CHEST"): "Chiếu X-quang ngực"}
+MODELS = {"CR": "FV-CR 5000", "CT": "FV-CT 64", "MR": "FV-MR 1.5T", "RF": "FV-RF 900"}  # else FV-DR 3543
+
+
+def study_title(study: StudySpec) -> str:
+    return MODALITY_TITLES.get((study.modality, study.body_part)) or STUDY_TITLES[study.body_part]
 
 
 @dataclass
@@ -107,20 +114,20 @@ def series_module(ds: Dataset, ctx: ImageContext) -> None:
     ds.SeriesInstanceUID = ctx.series_uid
     ds.SeriesNumber = ctx.series_number
     ds.SeriesDate, ds.SeriesTime = shifted(ctx.study.date, ctx.study.time, 2 * ctx.series_number)
-    ds.SeriesDescription = f"{ctx.study.body_part} {ctx.image.view}".strip()
-    ds.ProtocolName = f"{ctx.study.body_part} {ctx.image.view}".strip()
+    ds.SeriesDescription = f"{ctx.study.body_part_examined} {ctx.image.view}".strip()
+    ds.ProtocolName = f"{ctx.study.body_part_examined} {ctx.image.view}".strip()
     ds.PerformingPhysicianName = inst.performing.dicom
     ds.OperatorsName = inst.operator.dicom
-    ds.BodyPartExamined = ctx.study.body_part
+    ds.BodyPartExamined = ctx.study.body_part_examined
     ds.PerformedProcedureStepID = f"PPS{ctx.accession}"
     ds.PerformedProcedureStepStartDate, ds.PerformedProcedureStepStartTime = ctx.study.date, ctx.study.time
-    ds.PerformedProcedureStepDescription = STUDY_TITLES[ctx.study.body_part]
+    ds.PerformedProcedureStepDescription = study_title(ctx.study)
 
 
 def equipment_module(ds: Dataset, ctx: ImageContext, modality: str) -> None:
     inst = ctx.patient.institution
     ds.Manufacturer = "Fakevendor Medical Systems"
-    ds.ManufacturerModelName = "FV-CR 5000" if modality == "CR" else "FV-DR 3543"
+    ds.ManufacturerModelName = MODELS.get(modality, "FV-DR 3543")
     ds.InstitutionName = inst.name
     ds.InstitutionAddress = f"{inst.address}. ĐT: {inst.phone}"
     ds.StationName = inst.stations[modality]
@@ -131,7 +138,7 @@ def equipment_module(ds: Dataset, ctx: ImageContext, modality: str) -> None:
 
 def general_image_module(ds: Dataset, ctx: ImageContext) -> None:
     date, time = shifted(ctx.study.date, ctx.study.time, 2 * ctx.series_number + ctx.instance_number)
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"] if ctx.image.view == "AXIAL" else ["ORIGINAL", "PRIMARY"]
     ds.InstanceNumber = ctx.instance_number
     ds.PatientOrientation = ["P", "F"] if ctx.lateral else ["L", "F"]
     ds.ContentDate, ds.ContentTime = date, time
@@ -180,7 +187,7 @@ def cr_modules(ds: Dataset, ctx: ImageContext) -> None:
     ds.CassetteOrientation = "PORTRAIT"
     ds.CassetteSize = "35CMX43CM"
     ds.Sensitivity = "200"
-    ds.AcquisitionDeviceProcessingDescription = f"{ctx.study.body_part} {ctx.image.view}"
+    ds.AcquisitionDeviceProcessingDescription = f"{ctx.study.body_part_examined} {ctx.image.view}"
 
 
 def dx_modules(ds: Dataset, ctx: ImageContext) -> None:

@@ -140,8 +140,10 @@ SONG_HONG = Institution(
     phone="+84 24 3869 2150",
     source_ae="BVSH_PACS01",
     sending_ae="BVSH_ROUTER",
-    stations={"CR": "BVSH-CR-01", "DX": "BVSH-DX-02", "OT": "BVSH-WS-07"},
-    serials={"CR": "CR5K-0042817", "DX": "DXR-2231-0098", "OT": "WS-77120453"},
+    stations={"CR": "BVSH-CR-01", "DX": "BVSH-DX-02", "OT": "BVSH-WS-07", "CT": "BVSH-CT-01",
+              "MR": "BVSH-MR-01", "RF": "BVSH-RF-01"},
+    serials={"CR": "CR5K-0042817", "DX": "DXR-2231-0098", "OT": "WS-77120453", "CT": "CTS-1160-0731",
+             "MR": "MRA-3T-20554", "RF": "RFX-7702-0116"},
     referring=Person("Bùi", "Thanh Tùng"),
     performing=Person("Ngô", "Thị Lan"),
     operator=Person("Đỗ", "Văn Hải"),
@@ -156,8 +158,10 @@ PHUONG_NAM = Institution(
     phone="+84 28 3925 0088",
     source_ae="BVPN_PACS01",
     sending_ae="BVPN_GATEWAY",
-    stations={"CR": "BVPN-CR-03", "DX": "BVPN-DX-01", "OT": "BVPN-WS-02"},
-    serials={"CR": "CR7-5519302", "DX": "DRX-88-40211", "OT": "WS-66410987"},
+    stations={"CR": "BVPN-CR-03", "DX": "BVPN-DX-01", "OT": "BVPN-WS-02", "CT": "BVPN-CT-02",
+              "MR": "BVPN-MR-01", "RF": "BVPN-RF-01"},
+    serials={"CR": "CR7-5519302", "DX": "DRX-88-40211", "OT": "WS-66410987", "CT": "CTP-2290-1187",
+             "MR": "MRB-15-330912", "RF": "RFP-4410-2209"},
     referring=Person("Châu", "Ngọc Thảo"),
     performing=Person("Lý", "Minh Tâm"),
     operator=Person("Huỳnh", "Văn Lộc"),
@@ -192,6 +196,22 @@ PATIENTS: tuple[Patient, ...] = (
     _patient("Hoàng", "Thị Mai", "20078901", "F", "1948-04-21", 1.50, 45,
              "3 Phố Huế, Quận Hai Bà Trưng, Hà Nội", "0913579246",
              "001148078901", "HT2010178901234", SONG_HONG),
+)
+
+
+# Patients added for `vindr select` (issue 11): a child, and two adults whose studies hold what a
+# chest selection must leave out (a duplicate, a blank film, CT, MR, a multi-frame run) or keep
+# (a chest tagged THORAX). Apart from PATIENTS so that bench_patient's identities stay as they were.
+SELECTION_PATIENTS: tuple[Patient, ...] = (
+    _patient("Lưu", "Minh Khang", "20089012", "M", "2018-03-05", 1.16, 21,
+             "8 Ngõ Huế, Quận Hai Bà Trưng, Hà Nội", "0977246810",
+             "001218089012", "TE1010189012345", SONG_HONG),
+    _patient("Dương", "Thị Thu", "PN0790123", "F", "1972-07-19", 1.56, 53,
+             "27 Trần Hưng Đạo, Phường 6, Quận 5, TP.HCM", "0918273645",
+             "079172079012", "HC4797979012345", PHUONG_NAM),
+    _patient("Trương", "Văn Long", "20091234", "M", "1960-12-01", 1.70, 66,
+             "14 Kim Mã, Quận Ba Đình, Hà Nội", "0904681357",
+             "001060091234", "HT2010191234567", SONG_HONG),
 )
 
 

@@ -17,17 +17,23 @@ from pydicom.uid import (
     RLELossless as RLE,
 )
 
-from vindr_cli.synth.phi import PATIENTS, Patient
+from vindr_cli.synth.phi import PATIENTS, SELECTION_PATIENTS, Patient
 
 M1, M2 = "MONOCHROME1", "MONOCHROME2"
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 DX_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+RF_STORAGE = "1.2.840.10008.5.1.4.1.1.12.2"  # X-Ray Radiofluoroscopic Image (multi-frame)
+SOP_CLASSES = {"CR": CR_STORAGE, "DX": DX_STORAGE, "CT": CT_STORAGE, "MR": MR_STORAGE, "RF": RF_STORAGE}
+TOMO = ("CT", "MR")  # cross-sectional series built from pydicom's bundled CT_small / MR_small (synth/tomo.py)
 
 CHEST_FRONT, CHEST_LAT = (320, 288), (320, 288)
 CHEST_SMALL = (288, 256)
 LSPINE_AP, LSPINE_LAT = (384, 256), (384, 288)
 CSPINE = (320, 256)
+CT_SLICE, MR_SLICE, RF_FRAME = (128, 128), (64, 64), (128, 128)
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,24 @@ class ImageSpec:
     ext: str = ".dcm"
     extras: frozenset[str] = frozenset()  # overlay curve voi_lut rescale padding two_windows comments truncate
     #                                         burned_in_corners burned_in_label (synth/burned_in.py)
+    #                                         blank (constant pixels), duplicate (the previous image of the
+    #                                         study stored again, new SOP UID), frames3 (multi-frame, RF)
 
 
 @dataclass(frozen=True)
 class StudySpec:
     date: str
     time: str
-    body_part: str  # CHEST, LSPINE, CSPINE
-    modality: str  # CR or DX
+    body_part: str  # CHEST, LSPINE, CSPINE, KNEE (MR)
+    modality: str  # CR, DX, CT, MR or RF
     images: tuple[ImageSpec, ...]
     container: str = "plain"  # plain, zip or dicomdir
     extras: frozenset[str] = frozenset()  # secondary_capture report zero_byte name_in_description history
+    body_part_tag: str = ""  # BodyPartExamined as the device wrote it (a synonym such as THORAX), else body_part
+
+    @property
+    def body_part_examined(self) -> str:
+        return self.body_part_tag or self.body_part
 
 
 @dataclass(frozen=True)
@@ -63,13 +76,15 @@ def img(view, ts, photometric, bits, shape, ext=".dcm", *extras) -> ImageSpec:
     return ImageSpec(view, ts, photometric, bits, shape, ext, frozenset(extras))
 
 
-def study(date, time, body_part, modality, *images, container="plain", extras=()) -> StudySpec:
-    return StudySpec(date, time, body_part, modality, tuple(images), container, frozenset(extras))
+def study(date, time, body_part, modality, *images, container="plain", extras=(), tag="") -> StudySpec:
+    return StudySpec(date, time, body_part, modality, tuple(images), container, frozenset(extras), tag)
 
 
 def sample_plan() -> tuple[PatientPlan, ...]:
-    """The committed sample export: 7 patients, 16 studies (two with burned-in text)."""
+    """The committed sample export: 10 patients, 23 studies (two with burned-in text; the last
+    three patients hold what `vindr select` must tell apart, see selection_truth.json)."""
     an, bich, phuc, duc, huong, bao, mai = PATIENTS
+    khang, thu, long = SELECTION_PATIENTS
     return (
         PatientPlan(an, (
             study("20240115", "083015", "CHEST", "CR",
@@ -133,5 +148,28 @@ def sample_plan() -> tuple[PatientPlan, ...]:
                   img("PA", RLE, M1, 12, CHEST_FRONT, ".dcm", "burned_in_corners")),
             study("20250305", "160020", "CHEST", "DX",
                   img("AP", EXPLICIT, M2, 14, CHEST_FRONT, ".dcm", "burned_in_label")),
+        )),
+        # issue 11 (vindr select): appended last, so every file above keeps its bytes
+        PatientPlan(khang, (  # a child of 6: pediatric, not in an adult chest selection
+            study("20240920", "081230", "CHEST", "CR",
+                  img("PA", J2K, M1, 12, CHEST_SMALL)),
+        )),
+        PatientPlan(thu, (
+            # one radiograph sent twice (a re-send with a new SOP UID): native and JPEG 2000 lossless
+            study("20240604", "094510", "CHEST", "DX",
+                  img("PA", EXPLICIT, M2, 12, CHEST_SMALL),
+                  img("PA", J2K, M2, 12, CHEST_SMALL, ".dcm", "duplicate")),
+            study("20240611", "143300", "CHEST", "CT",
+                  *(img("AXIAL", EXPLICIT, M2, 12, CT_SLICE) for _ in range(3))),
+            study("20241120", "154500", "CHEST", "CR",  # an empty plate: constant pixels
+                  img("PA", RLE, M1, 12, CHEST_SMALL, ".dcm", "blank")),
+        )),
+        PatientPlan(long, (
+            study("20241105", "102040", "CHEST", "CR",  # BodyPartExamined THORAX: still a chest
+                  img("PA", J2K, M1, 12, CHEST_FRONT), tag="THORAX"),
+            study("20241203", "111500", "CHEST", "RF",  # a fluoroscopy run: one object, three frames
+                  img("AP", RLE, M2, 10, RF_FRAME, ".dcm", "frames3")),
+            study("20250218", "200115", "KNEE", "MR",
+                  *(img("AXIAL", EXPLICIT, M2, 12, MR_SLICE) for _ in range(2))),
         )),
     )
