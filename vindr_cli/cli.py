@@ -223,6 +223,7 @@ def split(
     count: str = typer.Option("images", "--count", help="images | readers: what a label's weight counts."),
     strict: bool = typer.Option(False, "--strict", help="Any bad annotation row is fatal (exit 1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    selection: Optional[Path] = typer.Option(None, "--selection", help="Output of vindr select: split only its selected images (annotations of others are left out and counted)."),
 ) -> None:
     """Split annotated images into train/test: whole patients per side, multi-label stratified, exact size."""
     from vindr_cli.release import render_split_report
@@ -232,7 +233,8 @@ def split(
         if path is not None and not path.is_file():
             _fail(f"{what} file does not exist")
     result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
-                              unit=unit, seed=seed, strict=strict, order=order, count=count, labels=labels)
+                              unit=unit, seed=seed, strict=strict, order=order, count=count, labels=labels,
+                              selection=selection)
     for note in notes:
         console.print(note, markup=False, highlight=False)
     render_split_report(result, console)
