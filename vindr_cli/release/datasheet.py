@@ -137,7 +137,7 @@ def distributions(facts: pd.DataFrame) -> dict:
         "manufacturer": _counts(map(_maker, facts["manufacturer"])),
         "size": _counts(sizes),
         "bits_stored": _counts(str(num(b)) if num(b) else UNKNOWN for b in facts["bits_stored"]),
-        "unreadable": int(facts["unreadable"].fillna(False).astype(bool).sum()) if "unreadable" in facts else 0,
+        "unreadable": int(facts["unreadable"].eq(True).sum()) if "unreadable" in facts else 0,
     }
 
 
