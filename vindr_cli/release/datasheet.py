@@ -11,7 +11,9 @@ the split seed, the multi-frame policy, and the licence.
 Per-image facts come from ``selection.parquet`` when the release was built with
 ``--selection`` (``vindr select`` normalised body part and view), else from the anonymized
 headers (pydicom, ``stop_before_pixels``). Only coded values that look like codes are shown
-(``CODE``); anything else is counted as ``(other)`` — a datasheet never quotes free text.
+(``CODE``: one token of A-Z, 0-9 and _, at most 16 characters, as CS defined terms are — so a
+phrase such as a name stored in BodyPartExamined is not); anything else is counted as
+``(other)`` — a datasheet never quotes free text.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import pandas as pd
 from vindr_cli.release.tables import release_schema
 
 AGE_BINS = ("<18", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80+", "unknown")
-CODE = re.compile(r"[A-Z0-9][A-Z0-9 _]{0,15}")
+CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,15}")
 MAKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,&()/\-]{0,63}")
 OTHER, UNKNOWN = "(other)", "unknown"
 NOT_SET = "not set"
