@@ -11,6 +11,7 @@ bad request (unreadable selection, disagreeing --multiframe) exiting anything bu
 line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -75,8 +76,10 @@ def _selection(world, name: str, *, multiframe: str, drop: int = 3) -> Path:
         "phash": None, "dup_group": None, "selected": sel,
         "reasons": [[] if s else ["view"] for s in sel],
     }).to_parquet(out / "selection.parquet")
+    digest = hashlib.sha256((world["base"] / "anon" / "manifest.parquet").read_bytes()).hexdigest()
     (out / "selection.json").write_text(json.dumps({"recipe": "test-recipe", "recipe_sha256": "ab" * 32, "seed": 0,
-                                                    "n": None, "multiframe": multiframe}))
+                                                    "n": None, "multiframe": multiframe,
+                                                    "anon_dir_manifest_sha256": digest}))
     (out / "recipe.toml").write_text('name = "test-recipe"\n')
     return out
 
@@ -128,7 +131,7 @@ def test_release_first_frame_and_datasheet(world):
     sel_dir = _selection(world, "sel-first", multiframe="first")
     split_dir, _ = _split(world, "split-first", sel_dir)
     rel, s = _release(world, "rel-first", split_dir, selection=sel_dir)
-    assert validate_release(rel).findings == []
+    assert validate_release(rel).findings == [] and s.warnings == []
     images = pd.read_csv(rel / "images.csv", dtype=str)
     row = images[images["image_id"] == world["multi"]]
     assert len(row) == 1 and row["frame"].iloc[0] == "0" and row["frames"].iloc[0] == "15"
@@ -229,6 +232,15 @@ def test_bad_requests_exit_2_with_one_line(world, tmp_path):
     p = run_cli("split", world["base"] / "ann.csv", "--meta", world["base"] / "anon" / "manifest.parquet",
                 "--test-size", "0.3", "-o", tmp_path / "s", "--selection", empty, check=False)
     assert p.returncode == 2 and "no selection.parquet" in p.stderr
+    # a selection made from another state of ANON_DIR is used, with a warning
+    moved = tmp_path / "moved"
+    shutil.copytree(_selection(world, "sel-moved", multiframe="first"), moved)
+    info = json.loads((moved / "selection.json").read_text())
+    info["anon_dir_manifest_sha256"] = "0" * 64
+    (moved / "selection.json").write_text(json.dumps(info))
+    split_dir2, _ = _split(world, "split-moved", moved)
+    p = run_cli("release", world["base"] / "anon", "--split", split_dir2, "-o", tmp_path / "r3", "--selection", moved)
+    assert "another state of ANON_DIR" in p.stderr and (tmp_path / "r3" / "datasheet.json").is_file()
 
 
 def test_frame_ids_policy():

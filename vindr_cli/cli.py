@@ -280,6 +280,9 @@ def release(
         console.print(f"multi-frame: {mf['images']} image(s), policy {mf['policy']} ({mf['source']}): "
                       f"{mf['frames_released']} frame(s) released, {mf['excluded']} excluded", markup=False, highlight=False)
     console.print(f"audit: {s.audit}; licence: {s.licence}", markup=False, highlight=False)
+    for line in s.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
 
 
 @app.command()

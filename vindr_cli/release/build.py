@@ -23,6 +23,7 @@ The release is built in a hidden folder beside RELEASE and renamed into place at
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,7 @@ class ReleaseSummary:
     dropped_rows: Counter = field(default_factory=Counter)       # annotation rows left out, by reason
     multiframe: dict = field(default_factory=dict)               # policy, source, images, frames, excluded
     audit: str = "not audited"
+    warnings: list[str] = field(default_factory=list)
     licence: str = sheet_mod.NOT_SET
 
 
@@ -166,6 +168,11 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if missing:
         raise ReleaseError(f"{len(missing)} image(s) of split.csv are not in the anonymized tree's manifest")
     summary = ReleaseSummary(path=out, licence=" ".join(licence.split()) if licence else sheet_mod.NOT_SET)
+    if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
+        digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
+        if digest != sel.info["anon_dir_manifest_sha256"]:
+            summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
+                                    "changed since vindr select ran); images it does not list are not released")
     entries, left_out = _entries(split, manifest, sel, policy, summary)
     summary.multiframe.update(policy=policy, source=policy_source)
     decoded = _decoded(images_dir)
