@@ -138,8 +138,11 @@ def test_release_first_frame_and_datasheet(world):
     assert set(images["image_id"]) <= read_selection(sel_dir).selected
     sheet = json.loads((rel / "datasheet.json").read_text())
     assert sheet["multiframe"] == {"policy": "first", "source": "selection.json", "images": 1,
-                                   "frames_released": 1, "excluded": 0}
+                                   "frames_released": 1, "excluded": 0, "excluded_at_split": 0}
     assert sheet["selection"]["recipe"] == "test-recipe" and sheet["excluded"]["selection"] == {"view": 3}
+    # the rows vindr split --selection left out are accounted for in the release's datasheet too
+    at_split = json.loads((split_dir / "split_report.json").read_text())["algorithm"]["selection"]
+    assert sum(sheet["excluded"]["annotation_rows"].values()) == at_split["annotation_rows_not_selected"] > 0
     assert sheet["facts_source"] == "selection.parquet"
     assert sheet["distributions"]["sex"] == {"F": len(images)}
     assert sheet["distributions"]["age"]["60-69"] == len(images)
@@ -189,6 +192,15 @@ def test_release_exclude_leaves_the_multiframe_out(world):
     sheet = json.loads((rel2 / "datasheet.json").read_text())
     assert sheet["multiframe"]["source"] == "--multiframe" and sheet["multiframe"]["excluded"] == 1
     assert sheet["selection"] is None and sheet["facts_source"] == "DICOM headers"
+    # a selection that says exclude: the split already leaves the file (and its 2 rows) out
+    sel_x = _selection(world, "sel-excl3", multiframe="exclude")
+    split_x, result = _split(world, "split-excl3", sel_x)
+    assert result.info["selection"]["multiframe_excluded"] == 1
+    assert world["multi"] not in set(pd.read_csv(split_x / "split.csv", dtype=str)["image_id"])
+    rel3, s3 = _release(world, "rel-excl3", split_x, selection=sel_x)
+    sheet = json.loads((rel3 / "datasheet.json").read_text())
+    assert sheet["multiframe"]["excluded_at_split"] == 1 and sheet["multiframe"]["policy"] == "exclude"
+    assert validate_release(rel3).findings == []
 
 
 def test_release_selection_after_a_plain_split(world):

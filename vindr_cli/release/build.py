@@ -364,20 +364,26 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
     chart = sheet_mod.CHART if sheet_mod.write_chart(dist, stage / sheet_mod.CHART) else None
     audit = sheet_mod.audit_status(Path(audit_report) if audit_report is not None else None)
     summary.audit = audit["status"]
+    at_split = (report.get("algorithm") or {}).get("selection") or {}
+    multiframe = dict(summary.multiframe)
+    multiframe["excluded_at_split"] = int(at_split.get("multiframe_excluded", 0))
+    rows_left = dict(summary.dropped_rows)
+    if at_split.get("annotation_rows_not_selected"):
+        rows_left[f"{NOT_SELECTED} (left out by vindr split --selection)"] = int(at_split["annotation_rows_not_selected"])
     sheet = sheet_mod.build_sheet(
         version=__version__,
         images={s: summary.images.get(s, 0) for s in SPLITS},
         boxes={s: summary.boxes.get(s, 0) for s in SPLITS},
         labels=[{"label": n, "train": counts.get(n, {}).get("train", 0), "test": counts.get(n, {}).get("test", 0)}
                 for n in classes],
-        facts_source=source, distributions=dist, multiframe=dict(summary.multiframe),
+        facts_source=source, distributions=dist, multiframe=multiframe,
         excluded={"anonymize": anon_ex, "selection": sel_reasons,
                   "duplicates": {"anonymize": sum(anon_ex.get("duplicate", {}).values()),
                                  "selection": sel_reasons.get("duplicate", 0),
                                  "across_patients": sel_reasons.get("duplicate-across-patients", 0)},
                   "release": {NOT_SELECTED: summary.dropped.get(NOT_SELECTED, 0),
                               MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0)},
-                  "annotation_rows": dict(summary.dropped_rows)},
+                  "annotation_rows": rows_left},
         selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir),
         split={"seed": report.get("seed"), "unit": report.get("unit"), "preset": report.get("preset")},
         licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart)

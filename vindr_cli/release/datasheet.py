@@ -222,7 +222,9 @@ def render_markdown(sheet: dict) -> str:
     mf = sheet["multiframe"]
     lines += ["## Multi-frame images", "",
               f"Policy `{mf['policy']}` ({mf['source']}): {mf['images']} multi-frame image(s); "
-              f"{mf['frames_released']} frame(s) released as images; {mf['excluded']} excluded. "
+              f"{mf['frames_released']} frame(s) released as images; {mf['excluded']} excluded"
+              + (f" ({mf['excluded_at_split']} more left out by `vindr split --selection`)"
+                 if mf.get("excluded_at_split") else "") + ". "
               "`first`: frame 0 only (the DICOM file keeps every frame); `every`: each frame is an image "
               "`<image_id>_<frame>`; `exclude`: not released.", ""]
     ex = sheet["excluded"]

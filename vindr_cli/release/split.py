@@ -739,7 +739,8 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
 
 def _apply_selection(ann: pd.DataFrame, meta: pd.DataFrame, selection):
     """Keep the selected metadata images; drop (and count) annotation rows of metadata
-    images not selected. Rows naming no metadata image stay, to be reported as bad rows."""
+    images not selected (those of multi-frame images a selection excludes included). Rows naming
+    no metadata image stay, to be reported as bad rows."""
     from vindr_cli.release.selection import Selection, read_selection
 
     sel = selection if isinstance(selection, Selection) else read_selection(Path(selection))
