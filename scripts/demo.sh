@@ -20,7 +20,7 @@ if t and "pixels_modified" in t[0]:
     print(f"burned-in text: {sum(bool(r['pixels_modified']) for r in ok)} of {len(ok)} written images redacted; {held} quarantined")
 PY
 echo "== vindr audit"
-$V audit "$OUT/anon"
+$V audit "$OUT/anon" --report "$OUT/audit.json"   # its status goes in the release datasheet
 echo "== vindr decode (1024-px PNGs with the header window)"
 $V decode "$OUT/anon" "$OUT/images" --size 1024
 echo "== vindr split (annotations re-keyed through the linkage table; whole patients per side)"
@@ -28,7 +28,7 @@ $V split sample_dicoms/annotations/vindr_cxr_annotations.csv --meta "$OUT/anon/m
   --linkage "$OUT/anon.linkage.parquet" --test-size 0.3 --unit patients --seed 0 -o "$OUT/split"
 echo "== vindr release"
 rm -rf "$OUT/release"
-$V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release"
+$V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release" --audit-report "$OUT/audit.json"
 echo "== vindr validate"
 $V validate "$OUT/release"
 echo "== vindr baseline (short: 256 px, 3 epochs; a 16-image release is too small for a verdict)"

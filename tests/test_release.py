@@ -27,7 +27,7 @@ def test_release_layout_and_validate_clean(pipeline):
     for side in ("train", "test"):
         for name in (f"annotations_{side}.csv", f"kaggle_{side}.csv", f"coco_{side}.json"):
             assert (release / "annotations" / name).is_file()
-        labels = list((release / "yolo" / side / "labels").glob("*.txt"))
+        labels = list((release / "yolo" / "labels" / side).glob("*.txt"))
         assert len(labels) == (images["split"] == side).sum()
     sheet = (release / "README.md").read_text()
     assert "Seed 3" in sheet and "profile: basic" in sheet and "| Pleural thickening |" in sheet

@@ -223,6 +223,7 @@ def split(
     count: str = typer.Option("images", "--count", help="images | readers: what a label's weight counts."),
     strict: bool = typer.Option(False, "--strict", help="Any bad annotation row is fatal (exit 1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    selection: Optional[Path] = typer.Option(None, "--selection", help="Output of vindr select: split only its selected images (annotations of others are left out and counted)."),
 ) -> None:
     """Split annotated images into train/test: whole patients per side, multi-label stratified, exact size."""
     from vindr_cli.release import render_split_report
@@ -232,7 +233,8 @@ def split(
         if path is not None and not path.is_file():
             _fail(f"{what} file does not exist")
     result, notes = run_split(annotations, meta, output, linkage=linkage, preset=preset, test_size=test_size,
-                              unit=unit, seed=seed, strict=strict, order=order, count=count, labels=labels)
+                              unit=unit, seed=seed, strict=strict, order=order, count=count, labels=labels,
+                              selection=selection)
     for note in notes:
         console.print(note, markup=False, highlight=False)
     render_split_report(result, console)
@@ -246,11 +248,16 @@ def release(
     images: Optional[Path] = typer.Option(None, "--images", help="Output of vindr decode on ANON_DIR: decoded images go in, COCO/YOLO boxes follow them."),
     fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse reader boxes (WBF, IoU 0.4) in the COCO/YOLO exports."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the one vindr split recorded in DIR/labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    selection: Optional[Path] = typer.Option(None, "--selection", help="Output of vindr select: release only its selected images (others, and their annotations, are left out and counted); its recipe goes in the datasheet."),
+    multiframe: Optional[str] = typer.Option(None, "--multiframe", help="first | every | exclude: a multi-frame image as frame 0, as one image per frame (<image_id>_<frame>), or not at all. Default: the selection's policy, else first."),
+    audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit ANON_DIR --report FILE.json: its status goes in the datasheet (else: not audited)."),
+    licence: Optional[str] = typer.Option(None, "--licence", help="Licence the datasheet states (default: not set, which the datasheet says the custodian must choose)."),
 ) -> None:
     """Materialise the release: train/ and test/ with DICOM (and images), annotations in VinDr CSV, Kaggle, COCO and YOLO forms, and a datasheet."""
     from vindr_cli.release.build import build_release
 
-    s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers, labels=labels)
+    s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers, labels=labels,
+                      selection=selection, multiframe=multiframe, audit_report=audit_report, licence=licence)
     if s.bad_rows:
         err.print(f"[bold yellow]warning:[/] {len(s.bad_rows)} annotation row(s) of the split left out:")
         for b in s.bad_rows.rows[:20]:
@@ -264,6 +271,18 @@ def release(
     console.print(t)
     console.print(f"{s.linked} files hard-linked, {s.copied} copied; label set {s.label_set or '-'}; "
                   f"datasheet: {output / 'README.md'}", markup=False, highlight=False)
+    for reason, n in sorted(s.dropped.items()):
+        console.print(f"left out: {n} image(s) of the split, {reason}", markup=False, highlight=False)
+    for reason, n in sorted(s.dropped_rows.items()):
+        console.print(f"left out: {n} annotation row(s), {reason}", markup=False, highlight=False)
+    mf = s.multiframe
+    if mf.get("images"):
+        console.print(f"multi-frame: {mf['images']} image(s), policy {mf['policy']} ({mf['source']}): "
+                      f"{mf['frames_released']} frame(s) released, {mf['excluded']} excluded", markup=False, highlight=False)
+    console.print(f"audit: {s.audit}; licence: {s.licence}", markup=False, highlight=False)
+    for line in s.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
 
 
 @app.command()

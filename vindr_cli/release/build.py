@@ -1,24 +1,33 @@
 """``vindr release``: materialise a release from an anonymized tree and a split.
 
 RELEASE/
-  README.md                 datasheet: counts per label and side, split seed, de-identification
+  README.md, datasheet.json, datasheet.png   the datasheet (release/datasheet.py)
   labels.json               the label set: name, source, class names and ids (annotations.labels)
-  split.csv, split_report.json
-  images.csv                one row per image (schemas/release/images.json)
+  split.csv, split_report.json   (split.csv: the released images of the split; split_report.json
+                            gains ``release_dropped`` {side: n} when the release left split images out)
+  images.csv                one row per released image (schemas/release/images.json)
   train/dicom/<image_id>.dicom   (hard links when on the same file system, else copies)
-  train/images/<image_id>.png    (with --images)
+  train/images/<id>.png     (with --images; <id> = image_id, or <image_id>_<frame> under --multiframe every)
   test/...
   annotations/annotations_{train,test}.csv   VinDr layout (DICOM pixel coordinates)
   annotations/kaggle_{train,test}.csv        Kaggle train.csv form (VinDr-CXR only)
   annotations/coco_{train,test}.json         COCO (decoded-image pixels when --images)
-  yolo/{train,test}/labels/<image_id>.txt, yolo/data.yaml
+  yolo/labels/{train,test}/<id>.txt          YOLO boxes (an image with no box: an empty file)
+  yolo/images/{train,test}/<id>.png, yolo/data.yaml   (with --images) Ultralytics' layout: a
+                            label path is the image path with the last /images/ made /labels/
+                            and the suffix .txt
+With ``selection`` (a ``vindr select`` output) only selected images are released; split images
+not selected, and multi-frame images excluded by the policy (release/selection.py), are left
+out and counted (datasheet, summary), as are their annotation rows.
 The release is built in a hidden folder beside RELEASE and renamed into place at the end.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +37,9 @@ from vindr_cli import __version__
 from vindr_cli.annotations import BadRows, LabelSet, load_labels, read_annotations, read_labels_json, \
     to_published, write_labels_json
 from vindr_cli.errors import RequestError
+from vindr_cli.release import datasheet as sheet_mod
 from vindr_cli.release import exports
-from vindr_cli.release.datasheet import datasheet
+from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection
 from vindr_cli.release.tables import write_csv
 from vindr_cli.atomic import atomic_write
 from vindr_cli.runner.sources import enclosing_output
@@ -52,6 +62,12 @@ class ReleaseSummary:
     path: Path | None = None
     label_set: str = ""
     bad_rows: BadRows = field(default_factory=BadRows)
+    dropped: Counter = field(default_factory=Counter)            # split images not released, by reason
+    dropped_rows: Counter = field(default_factory=Counter)       # annotation rows left out, by reason
+    multiframe: dict = field(default_factory=dict)               # policy, source, images, frames, excluded
+    audit: str = "not audited"
+    warnings: list[str] = field(default_factory=list)
+    licence: str = sheet_mod.NOT_SET
 
 
 def _place(src: Path, dst: Path, summary: ReleaseSummary) -> None:
@@ -64,14 +80,41 @@ def _place(src: Path, dst: Path, summary: ReleaseSummary) -> None:
         summary.copied += 1
 
 
-def _decoded(images_dir: Path | None) -> dict[str, dict]:
-    """Decode rows by the anonymized file they came from (first frame)."""
+def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
+    """Decode rows by (the anonymized file they came from, frame)."""
     if images_dir is None:
         return {}
     table = images_dir / "images.parquet"
     if not table.is_file():
         raise ReleaseError("--images folder has no images.parquet (run vindr decode on the anonymized tree)")
-    return {r["input"]: r for r in read_rows(table) if r["status"] == "ok" and (r["frame"] or 0) == 0}
+    return {(r["input"], int(r["frame"] or 0)): r for r in read_rows(table) if r["status"] == "ok"}
+
+
+NOT_SELECTED = "not selected"
+MF_EXCLUDED = "multi-frame (policy exclude)"
+MF_PER_FRAME = "multi-frame image released per frame (the annotation names no frame)"
+
+
+def _policy(sel: Selection | None, multiframe: str | None) -> tuple[str, str]:
+    """(multi-frame policy, where it came from): the selection's, else --multiframe, else first."""
+    if multiframe is not None and multiframe not in MULTIFRAME:
+        raise ReleaseError(f"--multiframe must be one of {', '.join(MULTIFRAME)}")
+    if sel is not None and "multiframe" in sel.info:
+        if multiframe is not None and multiframe != sel.multiframe:
+            raise ReleaseError(f"--multiframe {multiframe} disagrees with the selection's multiframe "
+                               f"{sel.multiframe} (leave the option out, or select again)")
+        return sel.multiframe, "selection.json"
+    if multiframe is not None:
+        return multiframe, "--multiframe"
+    return "first", "default"
+
+
+def _frames(m: dict) -> int:
+    f = m.get("frames")
+    try:
+        return max(1, int(f)) if f is not None and f == f else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def release_labels(split_dir: Path, labels=None) -> LabelSet | None:
@@ -84,10 +127,16 @@ def release_labels(split_dir: Path, labels=None) -> LabelSet | None:
 
 
 def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Path | None = None,
-                  fuse_readers: bool = False, labels=None) -> ReleaseSummary:
+                  fuse_readers: bool = False, labels=None, selection: Path | None = None,
+                  multiframe: str | None = None, audit_report: Path | None = None,
+                  licence: str | None = None) -> ReleaseSummary:
     """Build RELEASE (module doc). ``labels``: a label set (name, TOML file) overriding the
-    one `vindr split` recorded. Raises :class:`ReleaseError` (exit 2) for a request that
-    cannot run; bad annotation rows are left out and listed in ``summary.bad_rows``."""
+    one `vindr split` recorded. ``selection``: a ``vindr select`` output; ``multiframe``:
+    first | every | exclude (default: the selection's, else first); ``audit_report``: the
+    JSON of ``vindr audit --report``; ``licence``: the licence text the datasheet states.
+    Raises :class:`ReleaseError` (exit 2) for a request that cannot run; bad annotation
+    rows are left out and listed in ``summary.bad_rows``, rows and images the selection or
+    the multi-frame policy leave out are counted in ``summary.dropped_rows``/``dropped``."""
     anon_dir, split_dir, out = anon_dir.resolve(), split_dir.resolve(), out.resolve()
     if out.exists():
         raise ReleaseError("RELEASE already exists; choose a new folder")
@@ -97,44 +146,64 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
         raise ReleaseError("ANON_DIR has no manifest.parquet (is it the output of vindr anonymize?)")
     if not (split_dir / "split.csv").is_file():
         raise ReleaseError("--split folder has no split.csv (run vindr split first)")
+    try:
+        sel = read_selection(Path(selection)) if selection is not None else None
+    except SelectionError as exc:
+        raise ReleaseError(str(exc)) from None
+    policy, policy_source = _policy(sel, multiframe)
+    if audit_report is not None:
+        if not Path(audit_report).is_file():
+            raise ReleaseError("--audit-report file does not exist")
+        try:
+            sheet_mod.check_audit_report(Path(audit_report))
+        except ValueError as exc:
+            raise ReleaseError(str(exc)) from None
+    if licence is not None and not licence.strip():
+        raise ReleaseError("--licence must not be empty")
     label_set = release_labels(split_dir, labels)
-    manifest = {r["image_id"]: r for r in read_rows(anon_dir / "manifest.parquet") if r["status"] == "ok"}
+    manifest_rows = read_rows(anon_dir / "manifest.parquet")
+    manifest = {r["image_id"]: r for r in manifest_rows if r["status"] == "ok"}
     split = pd.read_csv(split_dir / "split.csv", dtype=str)
     missing = set(split["image_id"]) - set(manifest)
     if missing:
         raise ReleaseError(f"{len(missing)} image(s) of split.csv are not in the anonymized tree's manifest")
+    summary = ReleaseSummary(path=out, licence=" ".join(licence.split()) if licence else sheet_mod.NOT_SET)
+    if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
+        digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
+        if digest != sel.info["anon_dir_manifest_sha256"]:
+            summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
+                                    "changed since vindr select ran); images it does not list are not released")
+    entries, left_out = _entries(split, manifest, sel, policy, summary)
+    summary.multiframe.update(policy=policy, source=policy_source)
     decoded = _decoded(images_dir)
     if images_dir is not None:
-        lacking = [i for i in split["image_id"] if manifest[i]["output"] not in decoded]
+        lacking = [e for e in entries if (manifest[e[0].image_id]["output"], e[2]) not in decoded]
         if lacking:
             raise ReleaseError(f"{len(lacking)} image(s) have no decoded image in --images")
 
     stage = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
-    summary = ReleaseSummary(path=out)
     try:
-        rows = _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary)
-        images = pd.DataFrame(rows)
+        rows = _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary)
+        images = pd.DataFrame(rows, columns=["image_id", "split", "study_id", "patient_id", "dicom", "image", "rows",
+                                             "columns", "image_rows", "image_cols", "scale_x", "scale_y",
+                                             "pixel_sha256", "frame", "frames"])
         write_csv(images, "images", stage / "images.csv")
         ann_path = split_dir / "annotations.csv"
         classes: tuple[str, ...] = ()
         counts = {}
         if ann_path.is_file():
-            label_set, classes, counts = _annotations(ann_path, label_set, images, stage, fuse_readers, summary)
-        for name in ("split.csv", "split_report.json", "split_report.png"):
-            if (split_dir / name).is_file():
-                shutil.copy2(split_dir / name, stage / name)
+            label_set, classes, counts = _annotations(ann_path, label_set, images, stage, fuse_readers, summary,
+                                                      left_out, decoded=images_dir is not None)
+        _copy_split(split_dir, stage, split, left_out)
         if label_set is not None:
             write_labels_json(stage / "labels.json", label_set)
             summary.label_set = label_set.name
         else:
             write_labels(stage / "labels.json", classes)
-        deid = _deid_settings(anon_dir)
         report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
-        text = datasheet(summary=summary, counts=counts, classes=classes, split_report=report, deid=deid,
-                         decoded=images_dir is not None, fused=fuse_readers, version=__version__)
-        with atomic_write(stage / "README.md") as f:
-            f.write(text.encode("utf-8"))
+        _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report,
+                         audit_report, decoded=images_dir is not None, fused=fuse_readers)
         os.rename(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -142,22 +211,46 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     return summary
 
 
-def _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
-    rows = []
+def _entries(split, manifest, sel, policy, summary) -> tuple[list[tuple], dict[str, str]]:
+    """(split row, released id, frame) per image to release, and {image_id: reason} of the
+    split's images left out (not selected, multi-frame excluded)."""
+    entries, left_out = [], {}
+    mf = {"images": 0, "frames_released": 0, "excluded": 0}
     for r in split.itertuples(index=False):
         if r.split not in SPLITS:
             raise ReleaseError("split.csv has a split other than train/test")
+        if sel is not None and r.image_id not in sel.selected:
+            left_out[r.image_id] = NOT_SELECTED
+            continue
+        frames = _frames(manifest[r.image_id])
+        ids = frame_ids(r.image_id, frames, policy)
+        if frames > 1:
+            mf["images"] += 1
+            mf["frames_released"] += len(ids)
+            if not ids:
+                mf["excluded"] += 1
+                left_out[r.image_id] = MF_EXCLUDED
+        entries += [(r, rid, k) for rid, k in ids]
+    summary.multiframe.update(mf)
+    summary.dropped.update(left_out.values())
+    return entries, left_out
+
+
+def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
+    rows = []
+    for r, rid, frame in entries:
         m = manifest[r.image_id]
         dicom = f"{r.split}/dicom/{r.image_id}.dicom"
-        _place(anon_dir / m["output"], stage / dicom, summary)
-        row = {"image_id": r.image_id, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
+        if not (stage / dicom).exists():           # frames of one file share it
+            _place(anon_dir / m["output"], stage / dicom, summary)
+        row = {"image_id": rid, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
                "dicom": dicom, "image": None, "rows": m["rows"], "columns": m["columns"],
                "image_rows": None, "image_cols": None, "scale_x": None, "scale_y": None,
-               "pixel_sha256": m["pixel_sha256"]}
-        d = decoded.get(m["output"])
+               "pixel_sha256": m["pixel_sha256"], "frame": frame, "frames": _frames(m)}
+        d = decoded.get((m["output"], frame))
         if d is not None:
             ext = Path(d["output"]).suffix
-            image = f"{r.split}/images/{r.image_id}{ext}"
+            image = f"{r.split}/images/{rid}{ext}"
             _place(images_dir / d["output"], stage / image, summary)
             row.update(image=image, image_rows=d["out_rows"], image_cols=d["out_cols"],
                        scale_x=d["scale_x"], scale_y=d["scale_y"])
@@ -166,14 +259,40 @@ def _place_images(split, manifest, decoded, anon_dir, images_dir, stage, summary
     return rows
 
 
-def _annotations(path, label_set, images, stage, fuse, summary):
+def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dict[str, str]) -> None:
+    """The split's files; split.csv without the images left out, and split_report.json with
+    ``release_dropped`` (images per side left out) so the counts still add up."""
+    if (split_dir / "split_report.png").is_file():
+        shutil.copy2(split_dir / "split_report.png", stage / "split_report.png")
+    if not left_out:
+        for name in ("split.csv", "split_report.json"):
+            if (split_dir / name).is_file():
+                shutil.copy2(split_dir / name, stage / name)
+        return
+    kept = split[~split["image_id"].isin(set(left_out))]
+    with atomic_write(stage / "split.csv") as f:
+        f.write(kept.to_csv(index=False).encode("utf-8"))
+    if (split_dir / "split_report.json").is_file():
+        report = json.loads((split_dir / "split_report.json").read_text())
+        gone = split[split["image_id"].isin(set(left_out))]["split"].value_counts()
+        report["release_dropped"] = {s: int(gone.get(s, 0)) for s in SPLITS}
+        with atomic_write(stage / "split_report.json") as f:
+            f.write(json.dumps(report, indent=2).encode("utf-8"))
+
+
+def _annotations(path, label_set, images, stage, fuse, summary, left_out, *, decoded):
     """Split's annotations.csv through the one reader, then every export from the canonical table."""
     ann, bad = read_annotations(path, labels=label_set)
     summary.bad_rows = bad
     label_set = ann.attrs["label_set"]
     form = ann.attrs["format"]
+    attrs = dict(ann.attrs)
     side = images.set_index("image_id")["split"]
+    per_frame = set(images.loc[images["image_id"].str.len() > 32, "image_id"].str[:32])
+    why = ann["image_id"].map(lambda i: left_out.get(i) or (MF_PER_FRAME if i in per_frame else None))
+    summary.dropped_rows.update(why.dropna())
     ann = ann[ann["image_id"].isin(side.index)]
+    ann.attrs.update(attrs)
     (stage / "annotations").mkdir(parents=True, exist_ok=True)
     counts: dict[str, dict[str, int]] = {}
     if form == "cxr-image-labels":
@@ -196,8 +315,8 @@ def _annotations(path, label_set, images, stage, fuse, summary):
         imgs = images[images["split"] == s]
         frame = pd.DataFrame({
             "image_id": imgs["image_id"],
-            "file_name": [f"{i}{Path(p).suffix}" if isinstance(p, str) else f"{i}.dicom"
-                          for i, p in zip(imgs["image_id"], imgs["image"])],
+            "file_name": [f"{i}{Path(p).suffix}" if isinstance(p, str) else Path(d).name
+                          for i, p, d in zip(imgs["image_id"], imgs["image"], imgs["dicom"])],
             "width": imgs["image_cols"].fillna(imgs["columns"]).astype(int),
             "height": imgs["image_rows"].fillna(imgs["rows"]).astype(int),
             "scale_x": imgs["scale_x"].fillna(1.0).astype(float),
@@ -205,15 +324,15 @@ def _annotations(path, label_set, images, stage, fuse, summary):
         })
         c = exports.coco(part, label_set, frame, fuse=fuse)
         exports.write_json(c, stage / "annotations" / f"coco_{s}.json")
-        exports.yolo(c, stage / "yolo" / s / "labels")
+        exports.yolo(c, stage / "yolo" / "labels" / s)
+        if decoded:
+            exports.yolo_images(imgs, stage, stage / "yolo" / "images" / s)
         summary.boxes[s] = len(c["annotations"])
         per_label = part.groupby("label")["image_id"].nunique()
         for name, n in per_label.items():
             counts.setdefault(name, {})[s] = int(n)
-    yaml = "path: ..\ntrain: train/images\nval: test/images\nnames:\n" + "".join(
-        f"  {i}: {n}\n" for i, n in enumerate(label_set.classes) if n != label_set.no_finding)
-    with atomic_write(stage / "yolo" / "data.yaml") as f:
-        f.write(yaml.encode())
+    if decoded:
+        exports.write_data_yaml(stage / "yolo" / "data.yaml", label_set)
     return label_set, label_set.classes, counts
 
 
@@ -230,3 +349,45 @@ def _deid_settings(anon_dir: Path) -> dict:
     except RequestError:
         return {}
     return {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
+
+
+def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,
+                     *, decoded, fused) -> None:
+    """datasheet.json, datasheet.png and README.md (release/datasheet.py)."""
+    files = images.drop_duplicates("dicom")
+    base_ids = files["image_id"].str[:32]
+    facts, source = sheet_mod.image_facts(dict(zip(base_ids, (stage / d for d in files["dicom"]))),
+                                          sel.rows if sel is not None else None)
+    dist = sheet_mod.distributions(facts)
+    sel_reasons = sel.reason_counts() if sel is not None else {}
+    anon_ex = sheet_mod.anonymize_exclusions(manifest_rows)
+    chart = sheet_mod.CHART if sheet_mod.write_chart(dist, stage / sheet_mod.CHART) else None
+    audit = sheet_mod.audit_status(Path(audit_report) if audit_report is not None else None)
+    summary.audit = audit["status"]
+    at_split = (report.get("algorithm") or {}).get("selection") or {}
+    multiframe = dict(summary.multiframe)
+    multiframe["excluded_at_split"] = int(at_split.get("multiframe_excluded", 0))
+    rows_left = dict(summary.dropped_rows)
+    if at_split.get("annotation_rows_not_selected"):
+        rows_left[f"{NOT_SELECTED} (left out by vindr split --selection)"] = int(at_split["annotation_rows_not_selected"])
+    sheet = sheet_mod.build_sheet(
+        version=__version__,
+        images={s: summary.images.get(s, 0) for s in SPLITS},
+        boxes={s: summary.boxes.get(s, 0) for s in SPLITS},
+        labels=[{"label": n, "train": counts.get(n, {}).get("train", 0), "test": counts.get(n, {}).get("test", 0)}
+                for n in classes],
+        facts_source=source, distributions=dist, multiframe=multiframe,
+        excluded={"anonymize": anon_ex, "selection": sel_reasons,
+                  "duplicates": {"anonymize": sum(anon_ex.get("duplicate", {}).values()),
+                                 "selection": sel_reasons.get("duplicate", 0),
+                                 "across_patients": sel_reasons.get("duplicate-across-patients", 0)},
+                  "release": {NOT_SELECTED: summary.dropped.get(NOT_SELECTED, 0),
+                              MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0)},
+                  "annotation_rows": rows_left},
+        selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir),
+        split={"seed": report.get("seed"), "unit": report.get("unit"), "preset": report.get("preset")},
+        licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart)
+    with atomic_write(stage / "datasheet.json") as f:
+        f.write(json.dumps(sheet, indent=1, ensure_ascii=False).encode("utf-8"))
+    with atomic_write(stage / "README.md") as f:
+        f.write(sheet_mod.render_markdown(sheet).encode("utf-8"))

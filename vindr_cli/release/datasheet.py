@@ -1,49 +1,310 @@
-"""The release's README.md: a datasheet a data user can trust without reading code."""
+"""The release's datasheet: ``datasheet.json`` (schema ``schemas/release/datasheet.json``),
+``README.md`` rendered from it, and ``datasheet.png`` (age by sex, images per view).
+
+What a data user needs before trusting a release (issue 11): what is in it (modality, body
+part, view, laterality, sex, age bins, manufacturers, image sizes, bit depths — counted per
+released DICOM file), what was left out and why (anonymize's quarantine/failure rows by
+reason, the selection's reasons, duplicates, images dropped by the release itself, and
+annotation rows left out), the audit status, the de-identification profile and options,
+the split seed, the multi-frame policy, and the licence.
+
+Per-image facts come from ``selection.parquet`` when the release was built with
+``--selection`` (``vindr select`` normalised body part and view), else from the anonymized
+headers (pydicom, ``stop_before_pixels``). Only coded values that look like codes are shown
+(``CODE``: one token of A-Z, 0-9 and _, at most 16 characters, as CS defined terms are — so a
+phrase such as a name stored in BodyPartExamined is not); anything else is counted as
+``(other)`` — a datasheet never quotes free text.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+
+from vindr_cli.release.tables import release_schema
+
+AGE_BINS = ("<18", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80+", "unknown")
+CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,15}")
+MAKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,&()/\-]{0,63}")
+OTHER, UNKNOWN = "(other)", "unknown"
+NOT_SET = "not set"
+LICENCE_NOTE = "not set: the data custodian must choose a licence before this release is shared"
+CHART = "datasheet.png"
+FACTS = ("modality", "body_part", "view", "laterality", "sex", "age_years", "manufacturer", "rows", "columns",
+         "bits_stored", "frames")
 
 
-def datasheet(*, summary, counts, classes, split_report, deid, decoded, fused, version) -> str:
-    total = {s: summary.images.get(s, 0) for s in ("train", "test")}
-    lines = [
-        "# Release datasheet",
-        "",
-        f"Built by vindr {version} on {dt.date.today().isoformat()}.",
-        "",
-        "## Images",
-        "",
-        "| split | images | boxes (COCO/YOLO) |",
-        "| --- | ---: | ---: |",
-    ]
+# --- per-image facts ---------------------------------------------------------------------------
+
+def _code(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return UNKNOWN
+    s = str(v).strip().upper()
+    if not s:
+        return UNKNOWN
+    return s if CODE.fullmatch(s) else OTHER
+
+
+def _maker(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return UNKNOWN
+    s = " ".join(str(v).split())
+    if not s:
+        return UNKNOWN
+    return s if MAKER.fullmatch(s) else OTHER
+
+
+def age_years(value) -> float | None:
+    """PatientAge (``nnnD|W|M|Y``) in years; None when absent or malformed."""
+    m = re.fullmatch(r"(\d{3})([DWMY])", str(value or "").strip().upper())
+    if not m:
+        return None
+    n = int(m.group(1))
+    return {"D": n / 365.25, "W": n * 7 / 365.25, "M": n / 12, "Y": float(n)}[m.group(2)]
+
+
+def age_bin(years) -> str:
+    if years is None or (isinstance(years, float) and math.isnan(years)) or years < 0:
+        return "unknown"
+    if years < 18:
+        return "<18"
+    if years >= 80:
+        return "80+"
+    lo = 18 if years < 30 else int(years // 10) * 10
+    return "18-29" if lo == 18 else f"{lo}-{lo + 9}"
+
+
+def header_facts(path: Path) -> dict:
+    """Facts of one anonymized file from its header (never the pixel data)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:   # an unreadable file is counted, its content never shown
+        return {"unreadable": True}
+    g = lambda k: ds.get(k, None)  # noqa: E731
+    return {"modality": g("Modality"), "body_part": g("BodyPartExamined"), "view": g("ViewPosition"),
+            "laterality": g("ImageLaterality") or g("Laterality"), "sex": g("PatientSex"),
+            "age_years": age_years(g("PatientAge")), "manufacturer": g("Manufacturer"),
+            "rows": g("Rows"), "columns": g("Columns"), "bits_stored": g("BitsStored"),
+            "frames": g("NumberOfFrames")}
+
+
+def image_facts(dicom_paths: dict[str, Path], selection_rows: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+    """One row of facts per image_id (the released DICOM files), and where they came from."""
+    if selection_rows is not None:
+        rows = selection_rows.set_index("image_id")
+        out = []
+        for image_id in dicom_paths:
+            r = rows.loc[image_id] if image_id in rows.index else None
+            out.append({"image_id": image_id, **{k: (r[k] if r is not None and k in rows.columns else None)
+                                                  for k in FACTS}})
+        return pd.DataFrame(out, columns=["image_id", *FACTS]), "selection.parquet"
+    out = [{"image_id": i, **header_facts(p)} for i, p in dicom_paths.items()]
+    return pd.DataFrame(out, columns=["image_id", *FACTS, "unreadable"]), "DICOM headers"
+
+
+def _counts(values) -> dict[str, int]:
+    c = Counter(values)
+    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def distributions(facts: pd.DataFrame) -> dict:
+    def num(v):
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return None
+        return None if math.isnan(f) else int(f)
+
+    sizes = [f"{num(r)}x{num(c)}" if num(r) and num(c) else UNKNOWN for r, c in zip(facts["rows"], facts["columns"])]
+    sex = [s if s in ("M", "F", "O") else UNKNOWN for s in map(_code, facts["sex"])]
+    ages = [age_bin(None if a is None or pd.isna(a) else float(a)) for a in facts["age_years"]]
+    return {
+        "modality": _counts(map(_code, facts["modality"])),
+        "body_part": _counts(map(_code, facts["body_part"])),
+        "view": _counts(map(_code, facts["view"])),
+        "laterality": _counts(map(_code, facts["laterality"])),
+        "sex": _counts(sex),
+        "age": {b: ages.count(b) for b in AGE_BINS},
+        "age_by_sex": {s: {b: sum(1 for a, x in zip(ages, sex) if a == b and x == s) for b in AGE_BINS}
+                       for s in ("F", "M", "O", UNKNOWN)},
+        "manufacturer": _counts(map(_maker, facts["manufacturer"])),
+        "size": _counts(sizes),
+        "bits_stored": _counts(str(num(b)) if num(b) else UNKNOWN for b in facts["bits_stored"]),
+        "unreadable": int(facts["unreadable"].eq(True).sum()) if "unreadable" in facts else 0,
+    }
+
+
+# --- exclusions, audit -------------------------------------------------------------------------
+
+def anonymize_exclusions(manifest_rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Rows of manifest.parquet that are not ``ok``: per status, per fixed reason."""
+    out: dict[str, Counter] = {}
+    for r in manifest_rows:
+        if r.get("status") == "ok":
+            continue
+        out.setdefault(str(r.get("status")), Counter())[str(r.get("reason") or "(no reason)")] += 1
+    return {s: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for s, c in sorted(out.items())}
+
+
+def audit_status(report: Path | None) -> dict:
+    """What ``vindr audit --report FILE.json`` says (counts only), or ``not audited``."""
+    if report is None:
+        return {"status": "not audited"}
+    data = json.loads(report.read_text(encoding="utf-8"))
+    total = int(data.get("findings_total", len(data.get("findings", []))))
+    return {"status": "clean" if total == 0 else "findings", "findings_total": total,
+            "findings_by_kind": {str(k): int(v) for k, v in (data.get("findings_by_kind") or {}).items()},
+            "files": data.get("files"), "dicom_files": data.get("dicom_files"),
+            "linkage_table_used": data.get("linkage_table_used"),
+            "report_sha256": hashlib.sha256(report.read_bytes()).hexdigest()}
+
+
+def check_audit_report(path: Path) -> None:
+    """Refuse (ValueError with a one-line reason) a file that is not an audit JSON report."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise ValueError("--audit-report is not a JSON file written by vindr audit --report FILE.json") from None
+    if not isinstance(data, dict) or "findings_total" not in data or "findings_by_kind" not in data:
+        raise ValueError("--audit-report is not a JSON file written by vindr audit --report FILE.json")
+
+
+# --- the sheet ---------------------------------------------------------------------------------
+
+def build_sheet(**parts) -> dict:
+    """datasheet.json's content, checked against schemas/release/datasheet.json."""
+    sheet = {"vindr_version": parts["version"], "built": dt.date.today().isoformat(), **
+             {k: parts[k] for k in ("images", "boxes", "labels", "facts_source", "distributions", "multiframe",
+                                    "excluded", "selection", "audit", "deid", "split", "licence", "coordinates",
+                                    "chart")}}
+    jsonschema.validate(sheet, release_schema("datasheet"))
+    return sheet
+
+
+def _table(title: str, counts: dict, head: str = "value") -> list[str]:
+    lines = [f"### {title}", "", f"| {head} | images |", "| --- | ---: |"]
+    lines += [f"| {k} | {v} |" for k, v in counts.items()] or ["| (none) | 0 |"]
+    return lines + [""]
+
+
+def render_markdown(sheet: dict) -> str:
+    im, boxes = sheet["images"], sheet["boxes"]
+    lines = ["# Release datasheet", "",
+             f"Built by vindr {sheet['vindr_version']} on {sheet['built']}. The same facts as JSON: "
+             "`datasheet.json` (schema `schemas/release/datasheet.json`).", "",
+             "## Images", "", "| split | images | boxes (COCO/YOLO) |", "| --- | ---: | ---: |"]
     for s in ("train", "test"):
-        lines.append(f"| {s} | {total[s]} | {summary.boxes.get(s, 0)} |")
+        lines.append(f"| {s} | {im.get(s, 0)} | {boxes.get(s, 0)} |")
     lines += ["", "## Images per label and side", "", "| label | train | test |", "| --- | ---: | ---: |"]
-    for name in classes:
-        c = counts.get(name, {})
-        lines.append(f"| {name} | {c.get('train', 0)} | {c.get('test', 0)} |")
-    seed = split_report.get("seed", "unknown")
-    unit = split_report.get("unit", "unknown")
-    lines += [
-        "",
-        "## Split",
-        "",
-        f"Seed {seed}; unit {unit}; groups (patients, else studies) never cross sides. "
-        "See split_report.json for the per-label distribution and the LD/ED measures.",
-        "",
-        "## De-identification",
-        "",
-        f"Tool: {deid.get('tool', 'unknown')}; profile: {deid.get('profile', 'unknown')} "
-        f"({deid.get('profile_source', '')}); options: {', '.join(deid.get('options') or []) or 'none'}; "
-        f"dates: {deid.get('dates', 'unknown')}; UIDs under {deid.get('uid_root', 'unknown')}.",
-        "",
-        "## Coordinates",
-        "",
+    lines += [f"| {r['label']} | {r['train']} | {r['test']} |" for r in sheet["labels"]]
+    d = sheet["distributions"]
+    lines += ["", "## What is in it", "",
+              f"Counted per released DICOM file; facts from {sheet['facts_source']}. Coded values that do not "
+              f"look like codes are counted as `{OTHER}`."
+              + (f" {d['unreadable']} file(s) had a header that could not be read." if d.get("unreadable") else ""),
+              ""]
+    if sheet.get("chart"):
+        lines += [f"![age by sex and images per view]({sheet['chart']})", ""]
+    for key, title in (("modality", "Modality"), ("body_part", "Body part"), ("view", "View position"),
+                       ("laterality", "Laterality"), ("sex", "Sex"), ("age", "Age (years)"),
+                       ("manufacturer", "Manufacturer"), ("size", "Image size (rows x columns)"),
+                       ("bits_stored", "Bits stored")):
+        lines += _table(title, d[key])
+    mf = sheet["multiframe"]
+    lines += ["## Multi-frame images", "",
+              f"Policy `{mf['policy']}` ({mf['source']}): {mf['images']} multi-frame image(s); "
+              f"{mf['frames_released']} frame(s) released as images; {mf['excluded']} excluded"
+              + (f" ({mf['excluded_at_split']} more left out by `vindr split --selection`)"
+                 if mf.get("excluded_at_split") else "") + ". "
+              "`first`: frame 0 only (the DICOM file keeps every frame); `every`: each frame is an image "
+              "`<image_id>_<frame>`; `exclude`: not released.", ""]
+    ex = sheet["excluded"]
+    lines += ["## Left out, and why", ""]
+    lines += ["| stage | reason | count |", "| --- | --- | ---: |"]
+    rows = []
+    for status, reasons in ex["anonymize"].items():
+        rows += [f"| anonymize ({status}) | {r} | {n} |" for r, n in reasons.items()]
+    rows += [f"| select | {r} | {n} |" for r, n in ex["selection"].items()]
+    rows += [f"| release | {r} | {n} |" for r, n in ex["release"].items() if n]
+    rows += [f"| annotations | {r} | {n} |" for r, n in ex["annotation_rows"].items() if n]
+    lines += rows or ["| - | nothing left out | 0 |"]
+    dup = ex["duplicates"]
+    lines += ["", f"Duplicates: {dup['anonymize']} exact copies (anonymize, same SOP instance), "
+                  f"{dup['selection']} near-duplicates within a study or patient and {dup['across_patients']} "
+                  f"across patients (select).", ""]
+    sel = sheet["selection"]
+    lines += ["## Selection", ""]
+    lines += ([f"Recipe `{sel['recipe'] or 'unnamed'}` (SHA-256 `{sel['recipe_sha256'] or 'unknown'}`): "
+               f"{sel['selected']} of {sel['images']} images selected."] if sel else
+              ["No `vindr select` output was given: every image of the split was released."])
+    a = sheet["audit"]
+    lines += ["", "## Audit", ""]
+    if a["status"] == "not audited":
+        lines.append("Not audited: no `vindr audit --report FILE.json` was given to `vindr release --audit-report`.")
+    else:
+        kinds = ", ".join(f"{k} {v}" for k, v in a["findings_by_kind"].items()) or "none"
+        lines.append(f"`vindr audit`: {a['status']} — {a['findings_total']} finding(s) ({kinds}) over "
+                     f"{a.get('files')} file(s); linkage table searched: {a.get('linkage_table_used')}; "
+                     f"report SHA-256 `{a['report_sha256']}`.")
+    deid, sp = sheet["deid"], sheet["split"]
+    lines += ["", "## Split", "",
+              f"Seed {sp.get('seed', 'unknown')}; unit {sp.get('unit', 'unknown')}; groups (patients, else studies) "
+              "never cross sides. See split_report.json for the per-label distribution and the LD/ED measures.",
+              "", "## De-identification", "",
+              f"Tool: {deid.get('tool') or 'unknown'}; profile: {deid.get('profile') or 'unknown'} "
+              f"({deid.get('profile_source') or ''}); options: {', '.join(deid.get('options') or []) or 'none'}; "
+              f"dates: {deid.get('dates') or 'unknown'}; UIDs under {deid.get('uid_root') or 'unknown'}.",
+              "", "## Licence", "", sheet["licence"] if sheet["licence"] != NOT_SET else LICENCE_NOTE,
+              "", "## Coordinates", "", *sheet["coordinates"], ""]
+    return "\n".join(lines)
+
+
+def coordinates(decoded: bool, fused: bool) -> list[str]:
+    return [
         "annotations_*.csv and kaggle_*.csv: DICOM pixel coordinates (as VinDr published them). "
         + ("coco_*.json and yolo/: pixels of the decoded images (images.csv has scale_x/scale_y)."
-           if decoded else "coco_*.json and yolo/: DICOM pixel coordinates (no decoded images in this release)."),
+           if decoded else "coco_*.json and yolo/labels: DICOM pixel coordinates (no decoded images in this "
+                           "release, so yolo/ has no images/ and no data.yaml)."),
         ("Reader boxes are fused per class (weighted boxes fusion, IoU 0.4; score = agreeing readers)."
          if fused else "Every reader's box is kept (one COCO annotation per reader box)."),
-        "",
     ]
-    return "\n".join(lines)
+
+
+def write_chart(dist: dict, path: Path) -> bool:
+    """Age bins by sex (stacked bars) and images per view, as one PNG. False without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return False
+    fig = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
+    bottom = [0] * len(AGE_BINS)
+    for sex, colour in (("F", "#c0504d"), ("M", "#4f81bd"), ("O", "#9bbb59"), (UNKNOWN, "#a5a5a5")):
+        vals = [dist["age_by_sex"][sex][b] for b in AGE_BINS]
+        ax1.bar(AGE_BINS, vals, bottom=bottom, label=sex, color=colour)
+        bottom = [a + b for a, b in zip(bottom, vals)]
+    ax1.set_title("images by age (years) and sex")
+    ax1.legend()
+    ax1.tick_params(axis="x", labelrotation=45)
+    views = dist["view"]
+    ax2.bar(list(views) or ["(none)"], list(views.values()) or [0], color="#4f81bd")
+    ax2.set_title("images per view position")
+    from matplotlib.ticker import MaxNLocator
+    for ax in (ax1, ax2):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    from vindr_cli.atomic import atomic_write
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")
+    return True

@@ -98,6 +98,76 @@ def yolo(coco_dict: dict, labels_dir: Path) -> int:
     return len(by_image)
 
 
+def yolo_images(images: pd.DataFrame, root: Path, images_dir: Path) -> int:
+    """Ultralytics' layout: each decoded image of ``images`` (paths relative to ``root``)
+    also at ``images_dir/<image_id><ext>`` (a hard link, else a copy), so that its label is
+    found by Ultralytics' rule (the last ``/images/`` made ``/labels/``, suffix ``.txt``)."""
+    import os
+    import shutil
+
+    images_dir.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for image_id, rel in zip(images["image_id"], images["image"]):
+        if not isinstance(rel, str):
+            continue
+        src = root / rel
+        dst = images_dir / f"{image_id}{src.suffix}"
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        n += 1
+    return n
+
+
+def yolo_label_path(image: str) -> str:
+    """Ultralytics' rule (``img2label_paths``): the image path with its last ``/images/``
+    replaced by ``/labels/`` and its suffix by ``.txt``."""
+    head, sep, tail = image.rpartition("/images/")
+    if not sep:
+        raise ValueError("not under an images/ folder")
+    return f"{head}/labels/{tail.rsplit('.', 1)[0]}.txt"
+
+
+def data_yaml(labels: LabelSet) -> str:
+    """yolo/data.yaml. No ``path:`` key on purpose: Ultralytics then takes the folder of this
+    file as the dataset root (a relative ``path`` would be resolved from the working
+    directory, an absolute one would break when the release is moved). VinDr releases have
+    no validation side, so ``val`` is the test side. Class ids are positions in the label
+    set ("No finding" has no boxes and no name here)."""
+    names = "".join(f"  {i}: {json.dumps(n, ensure_ascii=False)}\n"
+                    for i, n in enumerate(labels.classes) if n != labels.no_finding)
+    return ("# vindr release: Ultralytics YOLO dataset; the dataset root is this file's folder\n"
+            "train: images/train\nval: images/test\ntest: images/test\nnames:\n" + names)
+
+
+def write_data_yaml(path: Path, labels: LabelSet) -> None:
+    with atomic_write(path) as f:
+        f.write(data_yaml(labels).encode("utf-8"))
+
+
+def read_data_yaml(path: Path) -> dict:
+    """The keys vindr writes in data.yaml (train/val/test folders, names), read without a
+    YAML library; a line it does not understand is ignored by this reader."""
+    out: dict = {"names": {}}
+    section = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith("  ") and section == "names":
+            k, _, v = line.strip().partition(":")
+            try:
+                out["names"][int(k)] = json.loads(v.strip()) if v.strip().startswith('"') else v.strip()
+            except ValueError:
+                continue
+            continue
+        k, _, v = line.partition(":")
+        section = k.strip()
+        if v.strip():
+            out[section] = v.strip()
+    return out
+
+
 def kaggle(df: pd.DataFrame) -> pd.DataFrame:
     """VinDr-CXR rows in the Kaggle train.csv form (class_id = position in the release's label set)."""
     return to_published(df, "cxr-boxes", class_id=True)

@@ -22,6 +22,12 @@ def run_split(annotations: Path, meta: Path, out_dir: Path, *, linkage: Path | N
     if linkage is not None:
         notes.append(f"re-keyed {result.info['remap']['translated']} annotation rows through the linkage table; "
                      f"{result.info['remap']['not_released']} rows refer to images not in the release")
+    sel = result.info.get("selection")
+    if sel is not None:
+        notes.append(f"selection (recipe {sel['recipe'] or 'unnamed'}): {sel['selected']} of {sel['images']} images "
+                     f"selected; {sel['annotation_rows_not_selected']} annotation rows of "
+                     f"{sel['annotated_images_not_selected']} images not selected were left out"
+                     + (f"; {sel['multiframe_excluded']} multi-frame images excluded" if sel["multiframe_excluded"] else ""))
     write_handoff(result, Path(out_dir))
     return result, notes
 

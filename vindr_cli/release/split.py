@@ -609,7 +609,8 @@ class SplitError(RequestError, ValueError):
 
 def split_dataset(annotations_path, meta_path, *, preset: str | None = None, test_size=None,
                   unit: str | None = None, seed: int = 0, out_dir=None, strict: bool = False,
-                  order: int = 1, count: str = "images", labels=None, linkage=None) -> SplitResult:
+                  order: int = 1, count: str = "images", labels=None, linkage=None,
+                  selection=None) -> SplitResult:
     """Read, validate, split and (with ``out_dir``) write split.csv, split_report.json/.png.
 
     Images split are those with at least one valid annotation row and a metadata row; the
@@ -618,6 +619,10 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
     ``count``: a group's label vector counts images with the label by any reader
     ("images", default) or image-reader marks ("readers"). ``labels``: a label set (name,
     TOML file or :class:`LabelSet`) instead of the form's default. Raises
+    ``selection``: a ``vindr select`` output (folder or :class:`~vindr_cli.release.selection.Selection`):
+    only its selected images are split (and, under its ``multiframe = "exclude"``, no
+    multi-frame one); an annotation row of a metadata image not selected is left out and
+    counted in ``result.info["selection"]`` (not a bad row).
     :class:`SplitError` (exit 2) for a request that cannot run and :class:`BadRowsError`
     (exit 1) for a bad row when ``strict``. ``result.annotations`` holds the valid
     canonical rows, ``result.label_set`` the vocabulary they were read with.
@@ -632,6 +637,9 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
         remap = remap_frame(ann, Path(linkage))
         ann = remap.frame
     meta = read_meta(meta_path)
+    selection_info = None
+    if selection is not None:
+        ann, meta, selection_info = _apply_selection(ann, meta, selection)
     ann, bad_meta = check_against_meta(ann, meta)
     bad.extend(bad_meta)
     if strict and bad:
@@ -716,6 +724,8 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
     result.label_set = label_set
     result.annotations = ann
     result.info["label_set"] = {"name": label_set.name, "source": label_set.source}
+    if selection_info is not None:
+        result.info["selection"] = selection_info
     if remap is not None:
         result.info["remap"] = {"translated": remap.translated, "not_released": remap.not_released}
     if p is not None:
@@ -725,6 +735,32 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
         write_outputs(result, Path(out_dir))
     result.info["seconds"]["total"] = round(time.perf_counter() - t0, 4)
     return result
+
+
+def _apply_selection(ann: pd.DataFrame, meta: pd.DataFrame, selection):
+    """Keep the selected metadata images; drop (and count) annotation rows of metadata
+    images not selected (those of multi-frame images a selection excludes included). Rows naming
+    no metadata image stay, to be reported as bad rows."""
+    from vindr_cli.release.selection import Selection, read_selection
+
+    sel = selection if isinstance(selection, Selection) else read_selection(Path(selection))
+    keep = set(sel.selected)
+    excluded_mf = 0
+    if sel.multiframe == "exclude":
+        multi = {i for i, f in sel.frames().items() if f > 1 and i in keep}
+        excluded_mf = len(multi)
+        keep -= multi
+    in_meta = set(meta["image_id"].dropna())
+    meta = meta.loc[meta["image_id"].isin(keep)].reset_index(drop=True)
+    drop = ann["image_id"].isin(in_meta) & ~ann["image_id"].isin(keep)
+    attrs = dict(ann.attrs)
+    info = {**sel.summary(), "multiframe_excluded": excluded_mf,
+            "annotation_rows_not_selected": int(drop.sum()),
+            "annotated_images_not_selected": int(ann.loc[drop, "image_id"].nunique()),
+            "metadata_images_not_selected": len(in_meta - keep)}
+    ann = ann.loc[~drop]
+    ann.attrs.update(attrs)
+    return ann, meta, info
 
 
 def _per_label(labels, presence, test, group, G) -> pd.DataFrame:

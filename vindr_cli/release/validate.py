@@ -1,7 +1,8 @@
 """``vindr validate RELEASE``: every table against its schema, and the release's promises:
 annotations point at images that exist, boxes lie inside their images, classes come from
-labels.json, no patient or study and no pixel-identical image on both sides, and the
-counts agree with the split report. Any finding means exit 1."""
+labels.json, no patient or study and no pixel-identical image on both sides, the counts
+agree with the split report, and the YOLO export is laid out so Ultralytics finds every
+image's label file. Any finding means exit 1."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
 from vindr_cli.annotations import NO_FINDING, LabelSetError, load_labels, read_labels_json
-from vindr_cli.release.exports import CXR, SPINE
+from vindr_cli.release.exports import CXR, SPINE, read_data_yaml, yolo_label_path
 from vindr_cli.release.tables import check_csv, read_csv, release_schema
 
 SPLITS = ("train", "test")
@@ -56,6 +57,7 @@ def validate_release(root: Path, *, check_hashes: bool = True, labels=None) -> V
         _check_annotations(root, s, images, classes, rep)
         _check_image_labels(root, s, images, classes, rep)
         _check_coco(root, s, images, classes, rep)
+    _check_yolo(root, images, classes, rep)
     return rep
 
 
@@ -71,13 +73,17 @@ def _check_groups(images: pd.DataFrame, rep: ValidationReport) -> None:
 
 
 def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_hashes: bool) -> None:
+    seen: set[str] = set()
     for r in images.itertuples(index=False):
+        if isinstance(r.image, str) and not (root / r.image).is_file():
+            rep.add("missing", r.image, "decoded image listed in images.csv is missing")
+        if r.dicom in seen:      # the frames of a multi-frame file share it
+            continue
+        seen.add(r.dicom)
         p = root / r.dicom
         if not p.is_file():
             rep.add("missing", r.dicom, "DICOM file listed in images.csv is missing")
             continue
-        if isinstance(r.image, str) and not (root / r.image).is_file():
-            rep.add("missing", r.image, "decoded image listed in images.csv is missing")
         if check_hashes:
             digest = _pixel_hash(p)
             rep.checked_hashes += 1
@@ -102,17 +108,21 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
         rep.add("schema", "split.csv", "needs image_id and split columns")
         return
     a = dict(zip(split["image_id"], split["split"]))
-    b = dict(zip(images["image_id"], images["split"]))
+    base = images.assign(image_id=images["image_id"].str[:32]).drop_duplicates(["image_id", "split"])
+    b = dict(zip(base["image_id"], base["split"]))     # frames released as images count as their file
     if a != b:
         rep.add("counts", "split.csv", f"{len(set(a.items()) ^ set(b.items()))} image(s) differ from images.csv")
     report = root / "split_report.json"
     if report.is_file():
-        counts = json.loads(report.read_text()).get("counts", {})
+        data = json.loads(report.read_text())
+        counts, dropped = data.get("counts", {}), data.get("release_dropped") or {}
         for s in SPLITS:
             said = counts.get(s, {}).get("images")
-            have = int((images["split"] == s).sum())
-            if said is not None and int(said) != have:
-                rep.add("counts", "split_report.json", f"{s}: the report says {said} images, the release has {have}")
+            have = int((base["split"] == s).sum())
+            gone = int(dropped.get(s, 0))
+            if said is not None and int(said) - gone != have:
+                rep.add("counts", "split_report.json", f"{s}: the report says {said} images"
+                        + (f" less {gone} left out by the release" if gone else "") + f", the release has {have}")
 
 
 def _labels(root: Path, rep: ValidationReport) -> list[str]:
@@ -207,3 +217,64 @@ def _check_coco(root: Path, s: str, images: pd.DataFrame, classes: list[str], re
         x, y, bw, bh = a["bbox"]
         if not (x + bw <= w + 1e-6 and y + bh <= h + 1e-6):
             rep.add("box-bounds", where, f"annotation {a['id']}: box outside its image")
+
+
+def _check_yolo(root: Path, images: pd.DataFrame, classes: list[str], rep: ValidationReport) -> None:
+    """yolo/: a label file per released image (yolo/labels/<side>/<id>.txt), lines ``class cx
+    cy w h`` with a known class and coordinates in [0, 1]; with data.yaml, every image in its
+    train/val/test folders has its label file by Ultralytics' rule."""
+    yolo = root / "yolo"
+    if not yolo.is_dir():
+        return
+    names: dict = {}
+    data = yolo / "data.yaml"
+    if data.is_file():
+        spec = read_data_yaml(data)
+        names = spec.get("names", {})
+        for key in ("train", "val"):
+            if key not in spec:
+                rep.add("yolo", "yolo/data.yaml", f"no {key}: folder")
+        for key in ("train", "val", "test"):
+            if key not in spec:
+                continue
+            folder = (yolo / spec[key]).resolve()
+            if not folder.is_dir() or yolo.resolve() not in folder.parents:
+                rep.add("yolo", "yolo/data.yaml", f"{key}: {spec[key]} is not a folder inside yolo/")
+                continue
+            for img in sorted(folder.iterdir()):
+                try:
+                    label = Path(yolo_label_path(img.as_posix()))
+                except ValueError:
+                    rep.add("yolo", f"yolo/{spec[key]}", "image folder is not under an images/ folder")
+                    break
+                if not label.is_file():
+                    rep.add("yolo", img.relative_to(root).as_posix(), "image has no label file (Ultralytics' rule)")
+        for s in SPLITS:
+            have = {p.stem for p in (yolo / "images" / s).glob("*")} if (yolo / "images" / s).is_dir() else set()
+            want = set(images.loc[images["split"] == s, "image_id"])
+            if have != want:
+                rep.add("yolo", f"yolo/images/{s}", f"{len(have ^ want)} image(s) differ from the {s} side of images.csv")
+    elif not images["image"].isna().all():
+        rep.add("yolo", "yolo/data.yaml", "the release has decoded images but no data.yaml")
+    known = set(names) if names else None
+    for s in SPLITS:
+        folder = yolo / "labels" / s
+        want = set(images.loc[images["split"] == s, "image_id"])
+        have = {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
+        if not folder.is_dir() and not want:
+            continue
+        if have != want:
+            rep.add("yolo", f"yolo/labels/{s}", f"{len(have ^ want)} label file(s) differ from the {s} side of images.csv")
+        for p in sorted(folder.glob("*.txt")) if folder.is_dir() else []:
+            for i, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+                parts = line.split()
+                where = f"yolo/labels/{s}/{p.name}"
+                try:
+                    cid, box = int(parts[0]), [float(v) for v in parts[1:]]
+                except (ValueError, IndexError):
+                    rep.add("yolo", where, f"line {i}: not 'class cx cy w h'")
+                    continue
+                if len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box):
+                    rep.add("yolo", where, f"line {i}: box not 4 numbers in [0, 1]")
+                if (known is not None and cid not in known) or (known is None and classes and not 0 <= cid < len(classes)):
+                    rep.add("unknown-class", where, f"line {i}: class id {cid} not in the label set")

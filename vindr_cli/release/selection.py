@@ -1,0 +1,125 @@
+"""What ``vindr split`` and ``vindr release`` take from a ``vindr select`` output (SELECTION/).
+
+Only ``selection.parquet`` (one row per anonymized image: ``image_id``, ``selected``,
+``reasons`` and the per-image facts the datasheet reports) and ``selection.json`` (the
+recipe's name and SHA-256, the ``multiframe`` policy) are read; both are written by
+``vindr select`` (issue 11's contract). A selection that cannot be read is a request error
+(exit 2) — never silently "everything".
+
+Multi-frame policy (``MULTIFRAME``), the same words in selection.json and ``vindr release
+--multiframe``:
+
+* ``first`` (release's default, VinDr's one image per file): the image is released once,
+  as frame 0 (the decoded image is frame 0; the DICOM file keeps every frame).
+* ``every``: each frame is its own released image, id ``<image_id>_<frame>`` (frame 0-based,
+  no padding); they share the DICOM file and stay on the file's side of the split.
+  Annotations name images, not frames, so an annotation row of a multi-frame image is left
+  out and counted (``annotation rows of multi-frame images released per frame``).
+* ``exclude``: the image is not released (counted by reason ``frames``).
+
+Every multi-frame image is counted in the datasheet under the policy that applied.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from vindr_cli.errors import RequestError
+
+MULTIFRAME = ("first", "every", "exclude")
+SELECTION_PARQUET = "selection.parquet"
+SELECTION_JSON = "selection.json"
+
+
+class SelectionError(RequestError):
+    """A SELECTION folder that cannot be used (exit 2, one line)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    path: Path
+    rows: pd.DataFrame                     # selection.parquet, one row per image_id
+    selected: frozenset[str]
+    recipe: str | None = None
+    recipe_sha256: str | None = None
+    multiframe: str = "first"
+    info: dict = field(default_factory=dict)   # selection.json as read
+
+    def frames(self) -> dict[str, int]:
+        """Frames per image_id (1 where the table does not say)."""
+        if "frames" not in self.rows.columns:
+            return {}
+        f = pd.to_numeric(self.rows["frames"], errors="coerce").fillna(1).astype(int)
+        return dict(zip(self.rows["image_id"], f))
+
+    def reason_counts(self) -> dict[str, int]:
+        """Images not selected, per reason (an image with two reasons counts under both)."""
+        c: Counter = Counter()
+        if "reasons" in self.rows.columns:
+            for rs in self.rows.loc[~self.rows["selected"], "reasons"]:
+                for r in (list(rs) if rs is not None else []):
+                    c[str(r)] += 1
+        return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def summary(self) -> dict:
+        """What a datasheet or split report records of the selection (PHI-free)."""
+        return {"recipe": self.recipe, "recipe_sha256": self.recipe_sha256, "multiframe": self.multiframe,
+                "images": int(len(self.rows)), "selected": len(self.selected),
+                "not_selected_by_reason": self.reason_counts()}
+
+
+def read_selection(path: Path) -> Selection:
+    """Read SELECTION/ (module doc). Raises :class:`SelectionError`."""
+    path = Path(path)
+    table, meta = path / SELECTION_PARQUET, path / SELECTION_JSON
+    if not table.is_file():
+        raise SelectionError("--selection folder has no selection.parquet (run vindr select first)")
+    try:
+        rows = pd.read_parquet(table)
+    except Exception as exc:   # a damaged or foreign file: its own text may quote content
+        raise SelectionError(f"--selection: selection.parquet cannot be read ({type(exc).__name__})") from None
+    for col in ("image_id", "selected"):
+        if col not in rows.columns:
+            raise SelectionError(f"--selection: selection.parquet has no {col} column")
+    if rows["selected"].isna().any():
+        raise SelectionError("--selection: selection.parquet has rows with no selected value")
+    rows = rows.assign(image_id=rows["image_id"].astype(str), selected=rows["selected"].astype(bool))
+    if rows["image_id"].duplicated().any():
+        raise SelectionError("--selection: selection.parquet lists an image_id more than once")
+    info: dict = {}
+    if meta.is_file():
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise SelectionError("--selection: selection.json is not valid JSON") from None
+        if not isinstance(info, dict):
+            raise SelectionError("--selection: selection.json is not a JSON object")
+    else:
+        raise SelectionError("--selection folder has no selection.json (run vindr select first)")
+    multiframe = info.get("multiframe") or "first"
+    if multiframe not in MULTIFRAME:
+        raise SelectionError(f"--selection: selection.json multiframe must be one of {', '.join(MULTIFRAME)}")
+    recipe = info.get("recipe")
+    sha = info.get("recipe_sha256")
+    return Selection(path=path, rows=rows.reset_index(drop=True),
+                     selected=frozenset(rows.loc[rows["selected"], "image_id"]),
+                     recipe=str(recipe) if recipe is not None else None,
+                     recipe_sha256=str(sha) if sha is not None else None,
+                     multiframe=multiframe, info=info)
+
+
+def frame_ids(image_id: str, frames: int, policy: str) -> list[tuple[str, int]]:
+    """(released id, frame) pairs of one image under a multi-frame policy; [] when excluded."""
+    if policy not in MULTIFRAME:
+        raise SelectionError(f"multiframe must be one of {', '.join(MULTIFRAME)}")
+    if frames <= 1:
+        return [(image_id, 0)]
+    if policy == "exclude":
+        return []
+    if policy == "first":
+        return [(image_id, 0)]
+    return [(f"{image_id}_{k}", k) for k in range(frames)]
