@@ -1,0 +1,1 @@
+"""Curation of a de-identified tree into a release: select (recipes, criteria, sampling), pixel QC, near-duplicates, push."""
