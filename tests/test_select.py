@@ -300,3 +300,29 @@ def test_cli(tree, tmp_path):
     bad.write_text("[criteria]\nbodypart = ['CHEST']\n", encoding="utf-8")
     p = run_cli("select", anon, "-o", tmp_path / "sel3", "--recipe", bad, check=False)
     assert p.returncode == 2 and "unknown key 'criteria.bodypart'" in p.stderr
+
+
+def test_bad_files_get_rows_and_the_batch_goes_on(tree, tmp_path):
+    anon, ids = tree
+    copy = tmp_path / "anon"
+    shutil.copytree(anon, copy)
+    rows = {r["image_id"]: r for r in read_rows(copy / "manifest.parquet")}
+    (copy / rows[ids["pa2"]]["output"]).unlink()                          # gone since anonymize
+    cut = copy / rows[ids["pa3"]]["output"]
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size - 5000])       # pixel data cut short
+    junk = copy / rows[ids["pa4"]]["output"]
+    junk.write_bytes(b"\0" * 64)                                          # not DICOM any more
+    summary = select(copy, tmp_path / "sel", load_recipe("vindr-cxr"), workers=2)
+    got = _by_name(tmp_path / "sel", ids)
+    assert got["pa2"]["reasons"] == ["unreadable"] and got["pa4"]["reasons"] == ["unreadable"]
+    assert got["pa3"]["reasons"] == ["undecodable"] and got["pa3"]["phash"] is None
+    assert {n for n, r in got.items() if r["selected"]} == {"pa5", "pa0" if ids["pa0"] < ids["pa0_copy"] else "pa0_copy"}
+    assert summary.reasons["unreadable"] == 2
+    scan = read_rows(tmp_path / "sel" / ".vindr" / "scan.parquet")
+    reasons = {r["reason"] for r in scan if r["status"] == "failed"}
+    assert reasons <= {"file named by the manifest is missing, not a regular file, or cannot be read",
+                       "header could not be read"}
+    cut.unlink()              # failed images and changed files are read again on the next run; the others are not
+    again = select(copy, tmp_path / "sel", load_recipe("vindr-cxr"), workers=1)
+    assert again.resumed == len(ids) - 3
+    assert _by_name(tmp_path / "sel", ids)["pa3"]["reasons"] == ["unreadable"]

@@ -121,7 +121,7 @@ def scan_one(cfg: ScanConfig, src: Source) -> dict:
     except Exception:
         return {"rows": {"scan": [{**row, "reason": HEADER}]}}
     seen = look.look_at(path, frame=0)
-    return {"rows": {"scan": [{**row, "status": "ok", **fields, "qc_flags": list(seen.qc_flags),
+    return {"rows": {"scan": [{**row, "status": "ok", "file_bytes": st.st_size, **fields, "qc_flags": list(seen.qc_flags),
                                "phash": seen.phash, "look_reason": seen.reason}]}}
 
 
@@ -131,9 +131,10 @@ class ScanStage(Stage):
     setup = staticmethod(setup)
     primary = "scan"
 
-    def __init__(self, output: Path, cfg: ScanConfig):
+    def __init__(self, output: Path, cfg: ScanConfig, files: dict[str, Path] | None = None):
         self.output = output
         self.cfg = cfg
+        self.files = files or {}       # key -> the image's file in ANON_DIR
 
     def __reduce__(self):
         raise TypeError("ScanStage stays in the driver")
@@ -148,8 +149,14 @@ class ScanStage(Stage):
         return [Table("scan", "selection_scan", self.output / STATE_DIR / "scan.parquet")]
 
     def is_done(self, run: Run, key: str) -> bool:
+        """Read before, not failed, and the file still has the size it had then."""
         rows = run.done["scan"].get(key)
-        return bool(rows) and all(r["status"] == "ok" for r in rows)
+        if not rows or any(r["status"] != "ok" for r in rows):
+            return False
+        try:
+            return self.files[key].lstat().st_size == rows[0].get("file_bytes")
+        except (KeyError, OSError):
+            return False
 
     def place(self, run: Run, src: Source, result: dict):
         return [(src.rel, result["rows"])]
@@ -342,7 +349,7 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
         except OSError:
             size, missing = 0, MISSING
         sources.append(Source(path=str(path), rel=keys[r["image_id"]], size=size, missing_reason=missing))
-    stage = ScanStage(output, ScanConfig(look_version=version))
+    stage = ScanStage(output, ScanConfig(look_version=version), {s.rel: Path(s.path) for s in sources})
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, anon_dir, executor=executor, workers=workers, console=console, sources=sources)
     scans = {r["input_key"]: r for r in result.rows["scan"]}
