@@ -75,6 +75,11 @@ def tree(tmp_path_factory):
     ds = _read(_radiograph(raw, "mixup", 9))     # patient 9's header, patient 1's pixels
     ds.PixelData = _read(raw / "pa1.dcm").PixelData
     save(ds, raw / "mixup.dcm")
+    ds = _read(_radiograph(raw, "multiframe", 10))   # two frames: the picture, then its mirror image
+    mirror = ds.pixel_array[:, ::-1].tobytes()
+    ds.NumberOfFrames = 2
+    ds.PixelData = ds.PixelData + mirror
+    save(ds, raw / "multiframe.dcm")
     for name in ("CT_small.dcm", "MR_small.dcm"):
         shutil.copy(get_testdata_file(name, download=False), raw / name)
     anon = root / "anon"
@@ -86,7 +91,7 @@ def tree(tmp_path_factory):
     for r in manifest:
         assert r["status"] == "ok", r["reason"]
         ids[Path(link[r["input_key"]]["input_path"]).stem] = r["image_id"]
-    assert len(ids) == len(ADULT_PA) + 7
+    assert len(ids) == len(ADULT_PA) + 8
     return anon, ids
 
 
@@ -110,6 +115,7 @@ def test_preset_gives_every_reason(tree, tmp_path):
     assert rows["pa1"]["reasons"] == ["duplicate-across-patients"] == rows["mixup"]["reasons"]
     assert rows["pa1"]["dup_group"] == rows["mixup"]["dup_group"]
     assert rows["lateral"]["reasons"] == ["view"]
+    assert rows["multiframe"]["reasons"] == ["frames"] and rows["multiframe"]["frames"] == 2
     assert rows["child"]["reasons"] == ["age"] and rows["child"]["age_years"] == 8.0
     assert rows["blank"]["reasons"] == ["qc:blank"] and rows["blank"]["phash"] is None
     for name in ("CT_small", "MR_small"):
@@ -216,6 +222,12 @@ def test_spine_preset_and_custom_recipe(tree, tmp_path):
     select(anon, tmp_path / "kids", load_recipe(recipe))
     rows = _by_name(tmp_path / "kids", ids)
     assert {n for n, r in rows.items() if r["selected"]} == {"child"}
+    frames = tmp_path / "frames.toml"
+    frames.write_text(load_recipe("vindr-cxr").text.replace('multiframe = "exclude"', 'multiframe = "first"'),
+                      encoding="utf-8")
+    select(anon, tmp_path / "frames", load_recipe(frames))
+    assert _by_name(tmp_path / "frames", ids)["multiframe"]["selected"]
+    assert json.loads((tmp_path / "frames" / "selection.json").read_text())["multiframe"] == "first"
 
 
 def test_rerun_reads_nothing_again(tree, tmp_path):
@@ -227,6 +239,18 @@ def test_rerun_reads_nothing_again(tree, tmp_path):
     assert again.resumed == len(ids)
     assert read_rows(tmp_path / "sel" / "selection.parquet") == before
     assert not list((tmp_path / "sel").rglob("*.vindr-part"))
+
+
+def test_planted_link_in_selection_is_refused(tree, tmp_path):
+    anon, _ = tree
+    sel = tmp_path / "sel"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sel.mkdir()
+    (sel / "dicom").symlink_to(outside)
+    with pytest.raises(SelectRequestError, match="SELECTION/dicom is a symbolic link"):
+        select(anon, sel, load_recipe("vindr-cxr"))
+    assert list(outside.iterdir()) == []
 
 
 def test_recipe_checks(tmp_path):

@@ -46,6 +46,7 @@ from vindr_cli.errors import RequestError
 from vindr_cli.runner import paths
 from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.executor import Executor
+from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner.sources import Source, enclosing_output, is_within
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage, tmp_dir
@@ -373,25 +374,36 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
     if across:
         summary.warnings.append(f"{across} group{'s' if across != 1 else ''} of near-duplicate images span two or more "
                                 "patients (an identity mix-up in the source?): see dup_group in selection.parquet")
-    with OutputLock(output):
-        write_table(rows, "selection", output / "selection.parquet")
-        with atomic_write(output / "recipe.toml") as f:
-            f.write(recipe.text.encode("utf-8"))
-        write_worklist(rows, output / "worklist.csv")
-        summary.dicoms = link_dicoms(rows, anon_dir, output, tmp_dir(output))
-        record = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "seed": seed, "n": n,
-                  "multiframe": recipe.multiframe, "one_per_study": recipe.one_per_study,
-                  "proportions": recipe.proportions or None,
-                  "labels_sha256": _sha256(labels_path) if labels_path is not None else None,
-                  "anon_dir_manifest_sha256": _sha256(anon_dir / MANIFEST), "images": len(rows),
-                  "selected": summary.selected, "counts": dict(sorted(summary.reasons.items())),
-                  "duplicate_groups_across_patients": across, "look_version": version, "vindr_version": __version__}
-        with atomic_write(output / "selection.json") as f:
-            f.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        tmp = tmp_dir(output)
-        if tmp.is_dir() and not any(tmp.iterdir()):
-            tmp.rmdir()
+    try:
+        with OutputLock(output), named_faults(output):
+            _write(output, anon_dir, rows, recipe, summary, seed=seed, n=n, labels_path=labels_path, version=version,
+                   across=across)
+    except paths.PathViolation:
+        raise SelectRequestError("SELECTION/dicom is a symbolic link or a file, or holds a folder: remove it, "
+                                 "or use a new SELECTION folder") from None
     return summary
+
+
+def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summary: SelectSummary, *, seed: int,
+           n: int | None, labels_path: Path | None, version: str, across: int) -> None:
+    """The outputs, each under a temp name then renamed (the caller holds the output lock)."""
+    write_table(rows, "selection", output / "selection.parquet")
+    with atomic_write(output / "recipe.toml") as f:
+        f.write(recipe.text.encode("utf-8"))
+    write_worklist(rows, output / "worklist.csv")
+    summary.dicoms = link_dicoms(rows, anon_dir, output, tmp_dir(output))
+    record = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "seed": seed, "n": n,
+              "multiframe": recipe.multiframe, "one_per_study": recipe.one_per_study,
+              "proportions": recipe.proportions or None,
+              "labels_sha256": _sha256(labels_path) if labels_path is not None else None,
+              "anon_dir_manifest_sha256": _sha256(anon_dir / MANIFEST), "images": len(rows),
+              "selected": summary.selected, "counts": dict(sorted(summary.reasons.items())),
+              "duplicate_groups_across_patients": across, "look_version": version, "vindr_version": __version__}
+    with atomic_write(output / "selection.json") as f:
+        f.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    tmp = tmp_dir(output)
+    if tmp.is_dir() and not any(tmp.iterdir()):
+        tmp.rmdir()
 
 
 __all__ = ["REASON_ORDER", "SelectRequestError", "SelectSummary", "criteria_reasons", "decide", "read_manifest",
