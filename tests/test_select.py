@@ -43,10 +43,15 @@ def _read(path: Path) -> pydicom.Dataset:
         return pydicom.dcmread(path)
 
 
+PLANTED: set[str] = set()       # identifying strings the synth module wrote into the raw files
+
+
 def _radiograph(raw: Path, name: str, index: int, photometric: str = "MONOCHROME2") -> Path:
     path = raw / f"{name}.dcm"
-    write_radiograph(path, index=index, rows=320, cols=288, transfer_syntax=EXPLICIT, photometric=photometric,
-                     seed=100 + index)
+    phi = write_radiograph(path, index=index, rows=320, cols=288, transfer_syntax=EXPLICIT, photometric=photometric,
+                           seed=100 + index)
+    PLANTED.update(s for s in phi["strings"] if len(s) >= 4)
+    PLANTED.update(phi["uids"])
     return path
 
 
@@ -316,6 +321,12 @@ def test_header_values():
 def test_cli(tree, tmp_path):
     anon, _ = tree
     p = run_cli("select", anon, "-o", tmp_path / "sel", "--recipe", "vindr-cxr", "-j", "1")
+    assert len(PLANTED) > 20
+    files = [f for f in (tmp_path / "sel").rglob("*") if f.is_file() and f.parent.name != "dicom"]
+    texts = [p.stdout, p.stderr] + [f.read_bytes().decode("latin-1") for f in files if f.suffix != ".parquet"]
+    texts += [json.dumps(read_rows(f), default=str) for f in files if f.suffix == ".parquet"]   # values, not compressed bytes
+    for text in texts:                    # no identifying value in the output, the tables or the state files
+        assert not [s for s in PLANTED if s in text]
     assert "selected" in p.stdout and "qc:blank" in p.stdout and "duplicate-across-patients" in p.stdout
     assert (tmp_path / "sel" / "worklist.csv").is_file()
     p = run_cli("select", anon, "-o", tmp_path / "sel2", "--n", "50", check=False)
