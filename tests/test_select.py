@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless, generate_uid
 
@@ -30,6 +32,7 @@ from vindr_cli.curate.select import SelectRequestError, criteria_reasons, select
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.errors import RequestError
+from vindr_cli.runner.executor import InProcessExecutor
 from vindr_cli.synth.export import write_radiograph
 from vindr_cli.tables import read_rows
 
@@ -361,3 +364,52 @@ def test_bad_files_get_rows_and_the_batch_goes_on(tree, tmp_path):
     again = select(copy, tmp_path / "sel", load_recipe("vindr-cxr"), workers=1)
     assert again.resumed == len(ids) - 3
     assert _by_name(tmp_path / "sel", ids)["pa3"]["reasons"] == ["unreadable"]
+
+
+class _StopAfter(InProcessExecutor):
+    """The in-process executor, interrupted (as by Ctrl-C) after ``k`` images."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def run(self, task, items, *, setup, config):
+        for i, pair in enumerate(super().run(task, items, setup=setup, config=config)):
+            if i == self.k:
+                raise KeyboardInterrupt
+            yield pair
+
+
+def test_interrupted_run_resumes(tree, tmp_path):
+    anon, ids = tree
+    with pytest.raises(KeyboardInterrupt):
+        select(anon, tmp_path / "sel", load_recipe("vindr-cxr"), executor=_StopAfter(5))
+    assert not (tmp_path / "sel" / "selection.parquet").exists()            # nothing half-written
+    again = select(anon, tmp_path / "sel", load_recipe("vindr-cxr"))
+    assert again.resumed == 5
+    select(anon, tmp_path / "fresh", load_recipe("vindr-cxr"))
+    assert read_rows(tmp_path / "sel" / "selection.parquet") == read_rows(tmp_path / "fresh" / "selection.parquet")
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["PA", "AP", "LL", None])), min_size=1, max_size=25),
+       st.integers(0, 2**31), st.booleans(), st.data())
+def test_sampling_properties(specs, seed, per_study, data):
+    rows = [{"image_id": f"{i:08x}", "study_uid": f"s{s}", "view": v} for i, (s, v) in enumerate(specs)]
+    out = sampling.sample(rows, seed=seed, one_per_study=per_study)
+    pool = [r for r in rows if out[r["image_id"]] is None]
+    if per_study:                      # one per study, and it is the most frontal one there
+        assert len(pool) == len({r["study_uid"] for r in rows})
+        for r in pool:
+            others = [o for o in rows if o["study_uid"] == r["study_uid"]]
+            assert sampling.VIEW_RANK.get(r["view"], 2) == min(sampling.VIEW_RANK.get(o["view"], 2) for o in others)
+    else:
+        assert len(pool) == len(rows)
+    n = data.draw(st.integers(1, len(rows) + 2))
+    if n > len(pool):
+        with pytest.raises(sampling.SampleError, match=f"only {len(pool)} image"):
+            sampling.sample(rows, seed=seed, n=n, one_per_study=per_study)
+    else:
+        picked = sampling.sample(rows, seed=seed, n=n, one_per_study=per_study)
+        assert picked == sampling.sample(list(reversed(rows)), seed=seed, n=n, one_per_study=per_study)
+        assert sum(v is None for v in picked.values()) == n
+        assert set(picked) == {r["image_id"] for r in rows}

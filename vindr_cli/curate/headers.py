@@ -40,9 +40,12 @@ def _cs(value) -> str | None:
 
 
 def _values(value) -> list:
+    """A value as a list of its values (pydicom's MultiValue, a list, or one value)."""
     if value is None or value == "":
         return []
-    return list(value) if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, (str, bytes)) else [value]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
 
 
 def _date(value) -> dt.date | None:
