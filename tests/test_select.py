@@ -348,6 +348,7 @@ def test_bad_files_get_rows_and_the_batch_goes_on(tree, tmp_path):
     (copy / rows[ids["pa2"]]["output"]).unlink()                          # gone since anonymize
     cut = copy / rows[ids["pa3"]]["output"]
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size - 5000])       # pixel data cut short
+    (copy / rows[ids["CT_small"]]["output"]).unlink()                     # the manifest still says CT
     junk = copy / rows[ids["pa4"]]["output"]
     junk.write_bytes(b"\0" * 64)                                          # not DICOM any more
     summary = select(copy, tmp_path / "sel", load_recipe("vindr-cxr"), workers=2)
@@ -355,14 +356,15 @@ def test_bad_files_get_rows_and_the_batch_goes_on(tree, tmp_path):
     assert got["pa2"]["reasons"] == ["unreadable"] and got["pa4"]["reasons"] == ["unreadable"]
     assert got["pa3"]["reasons"] == ["undecodable"] and got["pa3"]["phash"] is None
     assert {n for n, r in got.items() if r["selected"]} == {"pa5", "pa0" if ids["pa0"] < ids["pa0_copy"] else "pa0_copy"}
-    assert summary.reasons["unreadable"] == 2
+    assert got["CT_small"]["reasons"] == ["unreadable", "modality", "sop-class", "size"]    # 128 x 128
+    assert summary.reasons["unreadable"] == 3
     scan = read_rows(tmp_path / "sel" / ".vindr" / "scan.parquet")
     reasons = {r["reason"] for r in scan if r["status"] == "failed"}
     assert reasons <= {"file named by the manifest is missing, not a regular file, or cannot be read",
                        "header could not be read"}
     cut.unlink()              # failed images and changed files are read again on the next run; the others are not
     again = select(copy, tmp_path / "sel", load_recipe("vindr-cxr"), workers=1)
-    assert again.resumed == len(ids) - 3
+    assert again.resumed == len(ids) - 4
     assert _by_name(tmp_path / "sel", ids)["pa3"]["reasons"] == ["unreadable"]
 
 

@@ -61,6 +61,7 @@ REASON_ORDER = ("unreadable", "undecodable", "modality", "sop-class", "body-part
                 "view-unknown", "laterality", "age", "age-unknown", "photometric", "frames", "size", "image-type",
                 "presentation-intent", "lossy", "qc:", "duplicate-across-patients", "duplicate", "one-per-study",
                 "no-label", "not-sampled")
+MANIFEST_CRITERIA = ("modality", "sop-class", "photometric", "size")   # judged from the manifest alone
 MISSING = "file named by the manifest is missing, not a regular file, or cannot be read"
 HEADER = "header could not be read"
 COPIED = ("image_id", "output", "sop_uid", "study_uid", "series_uid", "patient_id", "modality", "sop_class_uid",
@@ -280,8 +281,9 @@ def decide(rows: list[dict], recipe: Recipe, *, seed: int, n: int | None,
     :class:`SampleError` with the counts per reason as details."""
     for r in rows:
         reasons: list[str] = []
-        if r.get("scan_status") != "ok":
+        if r.get("scan_status") != "ok":      # the manifest's own values are still judged
             reasons.append(UNREADABLE)
+            reasons += [x for x in criteria_reasons(r, recipe) if x in MANIFEST_CRITERIA]
         else:
             if r.get("look_reason"):
                 reasons.append(UNDECODABLE)
