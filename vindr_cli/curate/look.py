@@ -9,8 +9,9 @@ colour as luminance), reduced to at most 256 px a side, then:
   lowest frequencies against their median), 16 hex digits; None when undecodable or blank
   (a blank image has no picture to match: every blank image would be one "duplicate");
 * flags: ``blank`` (stored values constant, or display spread < 2 grey levels), ``saturated``
-  (half the pixels or more at the extreme display values), ``low-contrast`` (1st..99th
-  percentile of the display within 10 grey levels), ``aspect`` (long side > 2.5 x short),
+  (half the pixels or more at the extreme display values), ``near-constant`` (1st..99th
+  percentile of the display within 10 grey levels); ``clipped``, ``inverted`` and
+  ``burned-in-large`` are names only here (qchash's module raises them), ``aspect`` (long side > 2.5 x short),
   ``small`` (a side under 64 px).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-QC_FLAGS = ("blank", "saturated", "low-contrast", "inverted", "aspect", "small")
+QC_FLAGS = ("blank", "near-constant", "saturated", "clipped", "inverted", "aspect", "small", "burned-in-large")   # qchash's names
 UNDECODABLE = "pixel data could not be decoded"
 
 
@@ -101,7 +102,7 @@ def look_at(path: Path, *, frame: int = 0) -> Look:
             flags.append("saturated")
         p1, p99 = np.percentile(display, [1, 99])
         if p99 - p1 < 10:
-            flags.append("low-contrast")
+            flags.append("near-constant")
     if max(rows, cols) > 2.5 * min(rows, cols):
         flags.append("aspect")
     if min(rows, cols) < 64:

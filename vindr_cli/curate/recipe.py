@@ -126,6 +126,20 @@ def _check_value(label: str, where: str, key: str, value: Any, kind: str, choice
             raise bad("a table whose shares add up to more than 0")
 
 
+def qc_flags() -> tuple[str, ...] | None:
+    """The QC flag names the look module can raise: ``look.QC_FLAGS``, else ``qc.FLAGS``
+    (qchash's layout), else None (not checked)."""
+    from vindr_cli.curate import look
+
+    known = getattr(look, "QC_FLAGS", None)
+    if known is None:
+        try:
+            from vindr_cli.curate.qc import FLAGS as known    # type: ignore[no-redef]
+        except ImportError:
+            known = None
+    return tuple(known) if known is not None else None
+
+
 def parse_recipe(text: str, label: str, path: Path | None = None) -> Recipe:
     """Check and read a recipe's TOML text (``label`` names it in messages)."""
     try:
@@ -162,9 +176,7 @@ def parse_recipe(text: str, label: str, path: Path | None = None) -> Recipe:
     if crit.get("age_min") is not None and crit.get("age_max") is not None and crit["age_min"] > crit["age_max"]:
         raise RecipeError(f"{label}: criteria.age_min is above criteria.age_max")
     qc = data.get("qc", {}).get("exclude", [])
-    from vindr_cli.curate import look
-
-    known_flags = getattr(look, "QC_FLAGS", None)     # the flags look.py can raise (checked when it says)
+    known_flags = qc_flags()
     for flag in qc:
         if known_flags is not None and flag not in known_flags:
             raise RecipeError(f"{label}: qc.exclude '{flag}' is not a QC flag (known: {', '.join(known_flags)})")

@@ -10,7 +10,8 @@ refused) and, for every row with status ``ok``:
    this recipe or another, reads only images it has not seen.
 2. **criteria** of the recipe (:mod:`.recipe`), each failed one a reason;
 3. **QC flags** the recipe excludes (``qc:<flag>``);
-4. **near-duplicates** (:func:`.dedup.resolve`): groups over every decodable image (a group
+4. **near-duplicates** (:func:`.dedup.resolve`): groups over every decodable image that is
+   not flat (``blank``, ``near-constant``: they all hash alike) (a group
    spanning patients is a red flag: ``duplicate-across-patients`` for all members unless the
    recipe says ``flag``); within a study or patient, one copy is kept among the images that
    pass 2-3, the others get ``duplicate``;
@@ -23,6 +24,7 @@ Then, in SELECTION (temp names, then renames; under the output lock): ``selectio
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import stat
 import warnings
@@ -55,6 +57,9 @@ MANIFEST = "manifest.parquet"
 ANON_SETTINGS = "anonymize.json"
 UNREADABLE = "unreadable"
 UNDECODABLE = "undecodable"
+DUPLICATE = "duplicate"                         # the contract's reason strings (dedup.resolve gives them)
+ACROSS = "duplicate-across-patients"
+NO_PICTURE = {"blank", "near-constant"}         # flat images all hash alike: never near-duplicates of each other
 # Every reason, in the order a row lists them (qc:<flag> sorted by flag where "qc:" stands).
 REASON_ORDER = ("unreadable", "undecodable", "modality", "sop-class", "body-part", "body-part-unknown", "view",
                 "view-unknown", "laterality", "age", "age-unknown", "photometric", "frames", "size", "image-type",
@@ -88,6 +93,7 @@ class SelectSummary:
 @dataclass(frozen=True)
 class ScanConfig:
     look_version: str
+    redactions: dict[str, str] = field(default_factory=dict)   # key -> anonymize's boxes, where any were masked
 
 
 def setup(cfg: ScanConfig) -> ScanConfig:
@@ -95,6 +101,14 @@ def setup(cfg: ScanConfig) -> ScanConfig:
 
     quiet_pydicom()
     return cfg
+
+
+def _look(cfg: ScanConfig, key: str, path: Path) -> look.Look:
+    """``look_at``, given anonymize's redaction boxes when the look module takes them
+    (``burned-in-large``)."""
+    if "redactions" in inspect.signature(look.look_at).parameters:
+        return look.look_at(path, frame=0, redactions=cfg.redactions.get(key))
+    return look.look_at(path, frame=0)
 
 
 def scan_one(cfg: ScanConfig, src: Source) -> dict:
@@ -121,7 +135,7 @@ def scan_one(cfg: ScanConfig, src: Source) -> dict:
         fields = header_fields(ds, None)
     except Exception:
         return {"rows": {"scan": [{**row, "reason": HEADER}]}}
-    seen = look.look_at(path, frame=0)
+    seen = _look(cfg, src.rel, path)
     return {"rows": {"scan": [{**row, "status": "ok", "file_bytes": st.st_size, **fields, "qc_flags": list(seen.qc_flags),
                                "phash": seen.phash, "look_reason": seen.reason}]}}
 
@@ -290,22 +304,23 @@ def decide(rows: list[dict], recipe: Recipe, *, seed: int, n: int | None,
             reasons += [f"qc:{f}" for f in (r.get("qc_flags") or []) if f in recipe.qc_exclude]
         r["reasons"] = reasons
         r["dup_group"] = None
-    hashed = [r for r in rows if r.get("phash") and r.get("scan_status") == "ok"]
+    hashed = [r for r in rows if r.get("phash") and r.get("scan_status") == "ok"
+              and not set(r.get("qc_flags") or ()) & NO_PICTURE]
     groups = dedup.resolve(hashed)
     across = set()
     for r in hashed:
         gid, why = groups.get(r["image_id"], (None, None))
         r["dup_group"] = gid
-        if why == dedup.ACROSS:
+        if why == ACROSS:
             across.add(gid)
             if recipe.across_patients == "exclude":
-                r["reasons"].append(dedup.ACROSS)
+                r["reasons"].append(ACROSS)
     if recipe.within == "keep-one":
         pool = [r for r in hashed if not r["reasons"]]
         kept = dedup.resolve(pool)
         for r in pool:
-            if kept.get(r["image_id"], (None, None))[1] == dedup.DUPLICATE:
-                r["reasons"].append(dedup.DUPLICATE)
+            if kept.get(r["image_id"], (None, None))[1] == DUPLICATE:
+                r["reasons"].append(DUPLICATE)
     candidates = [r for r in rows if not r["reasons"]]
     try:
         chosen = sample(candidates, seed=seed, n=n, one_per_study=recipe.one_per_study, labels=labels,
@@ -351,7 +366,8 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
         except OSError:
             size, missing = 0, MISSING
         sources.append(Source(path=str(path), rel=keys[r["image_id"]], size=size, missing_reason=missing))
-    stage = ScanStage(output, ScanConfig(look_version=version), {s.rel: Path(s.path) for s in sources})
+    boxes = {keys[r["image_id"]]: r["redactions"] for r in manifest if r.get("redactions") not in (None, "", "[]")}
+    stage = ScanStage(output, ScanConfig(look_version=version, redactions=boxes), {s.rel: Path(s.path) for s in sources})
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, anon_dir, executor=executor, workers=workers, console=console, sources=sources)
     scans = {r["input_key"]: r for r in result.rows["scan"]}
