@@ -59,6 +59,7 @@ UNREADABLE = "unreadable"
 UNDECODABLE = "undecodable"
 DUPLICATE = "duplicate"                         # the contract's reason strings (dedup.resolve gives them)
 ACROSS = "duplicate-across-patients"
+WIDE_GROUP = 3                                  # patients in one group beyond which the hash itself is suspect
 NO_PICTURE = {"blank", "near-constant"}         # flat images all hash alike: never near-duplicates of each other
 # Every reason, in the order a row lists them (qc:<flag> sorted by flag where "qc:" stands).
 REASON_ORDER = ("unreadable", "undecodable", "modality", "sop-class", "body-part", "body-part-unknown", "view",
@@ -391,6 +392,15 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
     if across:
         summary.warnings.append(f"{across} group{'s' if across != 1 else ''} of near-duplicate images span two or more "
                                 "patients (an identity mix-up in the source?): see dup_group in selection.parquet")
+        patients: dict[str, set] = {}
+        for r in rows:
+            if r.get("dup_group"):
+                patients.setdefault(r["dup_group"], set()).add(r.get("patient_id"))
+        widest = max(len(p) for p in patients.values())
+        if widest > WIDE_GROUP:
+            summary.warnings.append(f"one near-duplicate group spans {widest} patients: more likely the perceptual hash "
+                                    "cannot tell these images apart than that many mix-ups; check a few by eye before "
+                                    "trusting the duplicate-across-patients exclusions")
     try:
         with OutputLock(output), named_faults(output):
             _write(output, anon_dir, rows, recipe, summary, seed=seed, n=n, labels_path=labels_path, version=version,
