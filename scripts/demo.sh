@@ -21,6 +21,8 @@ if t and "pixels_modified" in t[0]:
 PY
 echo "== vindr audit"
 $V audit "$OUT/anon" --report "$OUT/audit.json"   # its status goes in the release datasheet
+echo "== vindr select (vindr-cxr preset: selection.parquet with every reason, worklist.csv, dicom/ for annotators)"
+$V select "$OUT/anon" -o "$OUT/selection" --recipe vindr-cxr
 echo "== vindr decode (1024-px PNGs with the header window)"
 $V decode "$OUT/anon" "$OUT/images" --size 1024
 echo "== vindr split (annotations re-keyed through the linkage table; whole patients per side)"

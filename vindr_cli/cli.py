@@ -209,6 +209,49 @@ def decode(
         raise typer.Exit(1)
 
 
+@app.command("select")
+def select_cmd(
+    anon_dir: Path = typer.Argument(..., help="A de-identified tree: the OUTPUT of vindr anonymize (with its manifest.parquet)."),
+    output: Path = typer.Option(..., "--output", "-o", help="SELECTION folder: selection.parquet/.json, recipe.toml, worklist.csv, dicom/."),
+    recipe: str = typer.Option("vindr-cxr", "--recipe", help="vindr-cxr | vindr-spinexr, or a recipe TOML file."),
+    n: Optional[int] = typer.Option(None, "--n", help="Exactly N images (default: the recipe's sampling.n, else every qualifying image)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling order."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV/Parquet with image_id,label for the recipe's sampling proportions."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
+) -> None:
+    """Choose the images of a release: recipe criteria, pixel QC, near-duplicates, sampling; hand-off files."""
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+    from vindr_cli.runner.executor import default_workers
+
+    spec = load_recipe(recipe)
+    try:
+        s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
+                   console=console, rebuild_state=rebuild_state)
+    except KeyboardInterrupt:
+        err.print("interrupted: images read so far are kept; run the same command again to resume")
+        raise typer.Exit(130)
+    t = Table(title=f"vindr select ({spec.name})")
+    t.add_column("images")
+    t.add_column("count", justify="right")
+    t.add_row("[bold]selected", f"[bold]{s.selected}")
+    for reason, k in sorted(s.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        t.add_row(Text(f"excluded: {reason}"), str(k))
+    t.add_row("images (manifest rows ok)", str(s.images))
+    console.print(t)
+    console.print("(an image may have several reasons; each is counted)", highlight=False)
+    if s.resumed:
+        console.print(f"resumed: {s.resumed} images were already read")
+    d = s.dicoms
+    console.print(f"dicom/: {d.get('linked', 0)} linked, {d.get('copied', 0)} copied, {d.get('kept', 0)} kept, "
+                  f"{d.get('removed', 0)} removed", highlight=False)
+    console.print(Text(f"selection table: {s.table}"))
+    for line in s.warnings:
+        err.print("[bold yellow]warning:[/] ", end="")
+        err.print(line, markup=False, highlight=False)
+
+
 @app.command()
 def split(
     annotations: Path = typer.Argument(..., help="VinDr-CXR/Kaggle boxes, VinDr-CXR image labels or VinDr-SpineXR CSV (detected from the header)."),

@@ -1,1 +1,1 @@
-"""Curation of a de-identified tree: select recipes, pixel QC, near-duplicates, sampling, push (DICOMweb)."""
+"""Curation of a de-identified tree into a release: select (recipes, criteria, sampling), pixel QC, near-duplicates, push (DICOMweb)."""
