@@ -51,11 +51,17 @@ def pixel_flags(thumb: np.ndarray, header: Header) -> list[str]:
         out.append("near-constant")
     if float((img >= 254).mean()) > t["saturated"]["max_fraction"]:
         out.append("saturated")
-    if np.unique(img).size < t["clipped"]["min_levels"]:
+    if clipped_fraction(img, t["clipped"]["levels"]) > t["clipped"]["min_fraction"]:
         out.append("clipped")
     if is_inverted(img, header):
         out.append("inverted")
     return out
+
+
+def clipped_fraction(img: np.ndarray, levels: int) -> float:
+    """Fraction of the pixels in the ``levels`` most populated grey levels (uint8 image)."""
+    counts = np.bincount(np.asarray(img, dtype=np.uint8).ravel(), minlength=256)
+    return float(np.sort(counts)[::-1][:levels].sum() / max(1, counts.sum()))
 
 
 def inverted_score(img: np.ndarray) -> float:
