@@ -40,9 +40,17 @@ LOSSY_SYNTAXES = frozenset({
     "1.2.840.10008.1.2.4.108", "1.2.840.10008.1.2.4.203"})
 
 
+def _flag(v) -> bool:
+    """A table's boolean: None, NaN and pandas' NA are False."""
+    try:
+        return bool(bool(v) and v == v)
+    except (TypeError, ValueError):
+        return False
+
+
 def is_lossy(row: dict) -> bool:
     """The row's ``lossy`` flag, or a lossy ``transfer_syntax``."""
-    return bool(row.get("lossy")) or str(row.get("transfer_syntax") or "") in LOSSY_SYNTAXES
+    return _flag(row.get("lossy")) or str(row.get("transfer_syntax") or "") in LOSSY_SYNTAXES
 
 
 def _identity(row: dict):

@@ -111,7 +111,10 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
             rep.unhashable += 1
             continue
         rep.perceptual_hashes += 1
-        ids.append(r.image_id), sides.append(r.split), sha.append(getattr(r, "pixel_sha256", None)), hashes.append(h)
+        ids.append(r.image_id)
+        sides.append(r.split)
+        sha.append(getattr(r, "pixel_sha256", None))
+        hashes.append(h)
     for i, j, d in near_pairs(hashes):
         if sides[i] != sides[j] and not (isinstance(sha[i], str) and sha[i] == sha[j]):
             a, b = sorted((ids[i], ids[j]))
