@@ -53,8 +53,8 @@ def test_different_real_images_are_far_apart(store):
         except pytest.skip.Exception:
             continue
     assert len(hashes) >= 5
-    for a, b in itertools.combinations(hashes, 2):
-        assert hamming(hashes[a], hashes[b]) > settings()["max_distance"], (a, b)
+    for a, b in itertools.combinations(hashes, 2):       # with a margin of 8 bits over the threshold
+        assert hamming(hashes[a], hashes[b]) > settings()["max_distance"] + 8, (a, b)
 
 
 def test_hash_form_and_brightness_invariance(store):

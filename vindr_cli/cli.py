@@ -271,7 +271,7 @@ def validate(
     release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip re-hashing every DICOM file's pixel data."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Check classes against this label set instead of the release's labels.json: vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
-    near_duplicates: bool = typer.Option(False, "--near-duplicates", help="Also decode every image for its perceptual hash (the one vindr select uses) and report near-duplicates on both sides."),
+    near_duplicates: bool = typer.Option(True, "--near-duplicates/--no-near-duplicates", help="Decode every image for its perceptual hash (the one vindr select uses) and report near-duplicates on both sides."),
 ) -> None:
     """Check a release: schemas, images exist, boxes in bounds, known classes, no leakage between sides. Exit 1 on any finding."""
     from vindr_cli.release.validate import validate_release

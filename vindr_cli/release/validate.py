@@ -1,7 +1,6 @@
 """``vindr validate RELEASE``: every table against its schema, and the release's promises:
 annotations point at images that exist, boxes lie inside their images, classes come from
-labels.json, no patient or study, no pixel-identical image and (``near_duplicates``) no
-near-duplicate (the perceptual hash of `vindr select`, ``pixels.phash``: the same picture
+labels.json, no patient or study, no pixel-identical image and no near-duplicate (the perceptual hash of `vindr select`, ``pixels.phash``: the same picture
 stored lossy, resized or re-windowed) on both sides, and the counts agree with the split report. Any
 finding means exit 1."""
 from __future__ import annotations
@@ -39,12 +38,11 @@ class ValidationReport:
 
 
 def validate_release(root: Path, *, check_hashes: bool = True, labels=None,
-                     near_duplicates: bool = False) -> ValidationReport:
+                     near_duplicates: bool = True) -> ValidationReport:
     """Validate a release (module doc). ``labels`` (a label set name or TOML file) is what the
     classes are checked against instead of the release's own labels.json. ``near_duplicates``
     decodes every DICOM file for its perceptual hash (first frame) and reports pairs on both
-    sides (off by default until sample_dicoms/' synthetic films of different patients stop
-    being 4-8 bits apart: they come from one template, see bench/README.md)."""
+    sides."""
     rep = ValidationReport()
     root = root.resolve()
     images_csv = root / "images.csv"
