@@ -43,7 +43,7 @@ def _frame(ds) -> np.ndarray:
     return arr[0] if int(ds.get("NumberOfFrames") or 1) > 1 else arr
 
 
-def _single_frame(out, pixels: np.ndarray) -> None:
+def _single_frame(out) -> None:
     for kw in ("NumberOfFrames", "FrameIncrementPointer", "PerFrameFunctionalGroupsSequence"):
         if kw in out:
             del out[kw]
@@ -65,7 +65,7 @@ def lossy_copy(ds, quality: int = 75):
     for kw in NO_WINDOW:
         if kw in out:
             del out[kw]
-    _single_frame(out, shown)
+    _single_frame(out)
     out.PhotometricInterpretation = "MONOCHROME2"
     out.SamplesPerPixel = 1
     out.BitsAllocated, out.BitsStored, out.HighBit, out.PixelRepresentation = 8, 8, 7, 0
@@ -84,7 +84,7 @@ def resized_copy(ds, factor: int = 2):
     small = resize(frame.astype(np.float32), max(1, rows // factor), max(1, cols // factor))
     info = np.iinfo(frame.dtype)
     small = np.clip(np.floor(small + 0.5), info.min, info.max).astype(frame.dtype)
-    _single_frame(out, small)
+    _single_frame(out)
     out.Rows, out.Columns = small.shape
     out.PixelData = small.astype(small.dtype.newbyteorder("<")).tobytes()
     out["PixelData"].VR = "OW" if frame.dtype.itemsize > 1 else "OB"

@@ -2,7 +2,6 @@
 and `vindr validate` catching a near-duplicate planted across the split."""
 from __future__ import annotations
 
-import random
 import shutil
 
 import pandas as pd

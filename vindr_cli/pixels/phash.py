@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import tomllib
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 

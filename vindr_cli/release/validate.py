@@ -15,7 +15,6 @@ import pandas as pd
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
-from vindr_cli.pixels.decode import DecodeError
 from vindr_cli.pixels.phash import near_pairs, phash_file
 from vindr_cli.annotations import NO_FINDING, LabelSetError, load_labels, read_labels_json
 from vindr_cli.release.exports import CXR, SPINE
@@ -100,12 +99,12 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
     ``schemas/curate/phash.toml`` (pixel-identical pairs are reported by _check_groups)."""
     ids, sides, sha, hashes = [], [], [], []
     for r in images.itertuples(index=False):
-        p = root / r.dicom
-        if not isinstance(r.dicom, str) or not p.is_file():
+        if not isinstance(r.dicom, str) or not (root / r.dicom).is_file():
             continue                      # reported as missing by _check_files
+        p = root / r.dicom
         try:
             h = phash_file(p)
-        except (DecodeError, ValueError):
+        except Exception:                 # DecodeError, or a decoder fault: counted, never a crash
             rep.unhashable += 1
             continue
         rep.perceptual_hashes += 1
