@@ -138,3 +138,39 @@ def test_thresholds_are_data_with_every_flag():
     t = qc.thresholds()
     assert set(t) == set(qc.FLAGS)
     assert qc.ordered(["small", "blank", "small"]) == ("blank", "small")
+
+
+def test_mutated_files_never_raise_and_give_fixed_reasons(store, tmp_path):
+    """Seeded mutations (tests/fuzzing.py) of real files with a planted name: look_at never
+    raises; an undecodable mutant gets no hash and a one-line reason without the name."""
+    import random
+
+    from fuzzing import mutate
+
+    marker = "ZZPLANTEDNAMEZZ"
+    rng = random.Random(11)
+    sources = []
+    for name in ("examples_overlay.dcm", "CT_small.dcm", "693_J2KI.dcm", "MR_small.dcm"):
+        ds = pydicom.dcmread(real(name, store))
+        ds.PatientName = marker
+        sources.append(save(ds, tmp_path / f"{marker}-{name}").read_bytes())
+    reasons = set()
+    for i in range(120):
+        kind = ("bitflip", "vr", "length", "truncate", "swap", "random-bytes")[i % 6]
+        p = tmp_path / f"{marker}_{i}.dcm"
+        p.write_bytes(mutate(sources[i % len(sources)], rng, kind))
+        look = look_at(p)
+        if look.reason is None:
+            assert look.phash is not None and len(look.phash) == 16
+        else:
+            assert look.phash is None
+            reasons.add(look.reason)
+    assert reasons                                     # some mutants were undecodable
+    for reason in reasons:
+        assert "\n" not in reason and len(reason) < 160 and marker not in reason and "tmp" not in reason
+
+
+def test_redacted_fraction_is_bounded_and_exact_on_small_images():
+    assert qc.redacted_fraction("[[0, 0, 0, 50, 100]]", 100, 100) == 0.5
+    # a declared 65535 x 65535 image is counted on a 1024 px grid, not a 4 GiB mask
+    assert qc.redacted_fraction("[[0, 0, 0, 32768, 65535]]", 65535, 65535) == pytest.approx(0.5, abs=0.01)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pydicom
 
 from vindr_cli.curate import qc
+from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.pixels.decode import DecodeError
 from vindr_cli.pixels.phash import dct_hash, thumbnails
 
@@ -49,11 +50,17 @@ def header_of(ds) -> qc.Header:
 
 def look_at(path: Path, *, frame: int = 0, redactions=None) -> Look:
     """Hash and QC flags of one frame of a de-identified DICOM file. ``redactions`` is the
-    anonymize manifest's ``redactions`` value for it (JSON text or list; None: not scanned)."""
+    anonymize manifest's ``redactions`` value for it (JSON text or list; None: not scanned).
+    pydicom is silenced first (its warnings quote values), as in every stage's worker."""
+    quiet_pydicom()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _look(path, frame, redactions)
+
+
+def _look(path: Path, frame: int, redactions) -> Look:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(os.fspath(path))
+        ds = pydicom.dcmread(os.fspath(path))
     except Exception:
         return Look(None, (), UNREADABLE)
     header = header_of(ds)

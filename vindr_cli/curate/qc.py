@@ -9,6 +9,7 @@ are fixed (``FLAGS``); a flag is a fact about the image, the recipe decides what
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -98,18 +99,24 @@ def size_flags(header: Header) -> list[str]:
     return out
 
 
-def redacted_fraction(redactions, rows: int, columns: int) -> float:
+def redacted_fraction(redactions, rows: int, columns: int, grid: int = 1024) -> float:
     """Fraction of the image area inside the union of the redaction boxes. ``redactions`` is
     anonymize's JSON text (or its parsed list) of [frame, x0, y0, x1, y1], x1/y1 exclusive;
-    None or [] is 0. A value that cannot be read counts as fully redacted (safe side)."""
+    None or [] is 0. A value that cannot be read counts as fully redacted (safe side).
+    Counted on a mask of at most ``grid`` px a side (boxes scaled outwards), so a header's
+    size cannot make it large."""
     if redactions is None or rows < 1 or columns < 1:
         return 0.0
+    s = min(1.0, grid / max(rows, columns))
+    h, w = max(1, math.ceil(rows * s)), max(1, math.ceil(columns * s))
     try:
         boxes = json.loads(redactions) if isinstance(redactions, (str, bytes)) else list(redactions)
-        mask = np.zeros((rows, columns), dtype=bool)
+        mask = np.zeros((h, w), dtype=bool)
         for box in boxes:
             _, x0, y0, x1, y1 = (int(v) for v in box)
-            mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+            x0, y0 = max(0, math.floor(x0 * s)), max(0, math.floor(y0 * s))
+            x1, y1 = max(0, math.ceil(x1 * s)), max(0, math.ceil(y1 * s))
+            mask[y0:y1, x0:x1] = True
     except (TypeError, ValueError):
         return 1.0
     return float(mask.mean())
