@@ -113,15 +113,17 @@ def hamming(a: str, b: str) -> int:
 
 
 def near_pairs(hashes: list[str | None], max_distance: int | None = None,
-               block: int = 2048) -> list[tuple[int, int, int]]:
+               block: int | None = None) -> list[tuple[int, int, int]]:
     """Every (i, j, distance) with i < j and hashes i and j at most ``max_distance`` bits apart
     (default from the settings); None hashes take no part. All pairs, compared in numpy blocks
-    (N = 18,000 is 1.6e8 comparisons, a few seconds)."""
+    of ``block`` rows (default: about 4 M comparisons, 32 MiB, a block): N = 18,000 is 1.6e8
+    comparisons, a few seconds."""
     d = settings()["max_distance"] if max_distance is None else max_distance
     idx = np.array([i for i, x in enumerate(hashes) if x is not None], dtype=np.int64)
     if idx.size < 2:
         return []
     vals = np.array([int(hashes[i], 16) for i in idx], dtype=np.uint64)
+    block = block or max(16, (1 << 22) // len(vals))
     out = []
     for start in range(0, len(vals), block):
         a = vals[start:start + block]
