@@ -333,19 +333,22 @@ def validate(
     release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip re-hashing every DICOM file's pixel data."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Check classes against this label set instead of the release's labels.json: vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    near_duplicates: bool = typer.Option(True, "--near-duplicates/--no-near-duplicates", help="Decode every image for its perceptual hash (the one vindr select uses) and report near-duplicates on both sides."),
 ) -> None:
     """Check a release: schemas, images exist, boxes in bounds, known classes, no leakage between sides. Exit 1 on any finding."""
     from vindr_cli.release.validate import validate_release
 
     if not release_dir.is_dir() or not (release_dir / "images.csv").is_file():
         _fail("RELEASE is not a release folder (no images.csv; build one with vindr release)")
-    rep = validate_release(release_dir, check_hashes=not no_hash, labels=labels)
+    rep = validate_release(release_dir, check_hashes=not no_hash, labels=labels, near_duplicates=near_duplicates)
     t = Table(title="vindr validate")
     t.add_column("checked")
     t.add_column("count", justify="right")
     t.add_row("images", str(rep.images))
     t.add_row("boxes (CSV)", str(rep.boxes))
     t.add_row("pixel hashes re-computed", str(rep.checked_hashes))
+    if near_duplicates:
+        t.add_row("perceptual hashes (undecodable)", f"{rep.perceptual_hashes} ({rep.unhashable})")
     t.add_row("[bold]findings", f"[bold]{len(rep.findings)}")
     console.print(t)
     if rep.findings:

@@ -1,8 +1,9 @@
 """``vindr validate RELEASE``: every table against its schema, and the release's promises:
 annotations point at images that exist, boxes lie inside their images, classes come from
-labels.json, no patient or study and no pixel-identical image on both sides, the counts
-agree with the split report, and the YOLO export is laid out so Ultralytics finds every
-image's label file. Any finding means exit 1."""
+labels.json, no patient or study, no pixel-identical image and no near-duplicate (the perceptual
+hash of `vindr select`, ``pixels.phash``: the same picture stored lossy, resized or re-windowed) on
+both sides, the counts agree with the split report, and the YOLO export is laid out so Ultralytics
+finds every image's label file. Any finding means exit 1."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ import pandas as pd
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
+from vindr_cli.pixels.phash import near_pairs, phash_file
 from vindr_cli.annotations import NO_FINDING, LabelSetError, load_labels, read_labels_json
 from vindr_cli.release.exports import CXR, SPINE, read_data_yaml, yolo_label_path
 from vindr_cli.release.tables import check_csv, read_csv, release_schema
@@ -28,14 +30,19 @@ class ValidationReport:
     images: int = 0
     boxes: int = 0
     checked_hashes: int = 0
+    perceptual_hashes: int = 0          # images whose perceptual hash was computed
+    unhashable: int = 0                 # images that could not be decoded for it
 
     def add(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
 
 
-def validate_release(root: Path, *, check_hashes: bool = True, labels=None) -> ValidationReport:
+def validate_release(root: Path, *, check_hashes: bool = True, labels=None,
+                     near_duplicates: bool = True) -> ValidationReport:
     """Validate a release (module doc). ``labels`` (a label set name or TOML file) is what the
-    classes are checked against instead of the release's own labels.json."""
+    classes are checked against instead of the release's own labels.json. ``near_duplicates``
+    decodes every DICOM file for its perceptual hash (first frame) and reports pairs on both
+    sides."""
     rep = ValidationReport()
     root = root.resolve()
     images_csv = root / "images.csv"
@@ -51,6 +58,8 @@ def validate_release(root: Path, *, check_hashes: bool = True, labels=None) -> V
     rep.images = len(images)
     _check_groups(images, rep)
     _check_files(root, images, rep, check_hashes)
+    if near_duplicates:
+        _check_near_duplicates(root, images, rep)
     _check_split(root, images, rep)
     classes = list(load_labels(labels).all_labels) if labels is not None else _labels(root, rep)
     for s in SPLITS:
@@ -89,6 +98,31 @@ def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_
             rep.checked_hashes += 1
             if digest != r.pixel_sha256:
                 rep.add("pixel-hash", r.dicom, "pixel data differs from pixel_sha256 in images.csv")
+
+
+def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationReport) -> None:
+    """Pairs of images on different sides whose perceptual hashes are within the threshold of
+    ``schemas/curate/phash.toml`` (pixel-identical pairs are reported by _check_groups)."""
+    ids, sides, sha, hashes = [], [], [], []
+    for r in images.itertuples(index=False):
+        if not isinstance(r.dicom, str) or not (root / r.dicom).is_file():
+            continue                      # reported as missing by _check_files
+        p = root / r.dicom
+        try:
+            h = phash_file(p)
+        except Exception:                 # DecodeError, or a decoder fault: counted, never a crash
+            rep.unhashable += 1
+            continue
+        rep.perceptual_hashes += 1
+        ids.append(r.image_id)
+        sides.append(r.split)
+        sha.append(getattr(r, "pixel_sha256", None))
+        hashes.append(h)
+    for i, j, d in near_pairs(hashes):
+        if sides[i] != sides[j] and not (isinstance(sha[i], str) and sha[i] == sha[j]):
+            a, b = sorted((ids[i], ids[j]))
+            rep.add("near-duplicate", "images.csv",
+                    f"near-duplicate images on both sides (perceptual hash {d} bits apart): {a}, {b}")
 
 
 def _pixel_hash(path: Path) -> str | None:
