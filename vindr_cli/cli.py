@@ -416,7 +416,7 @@ def audit(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: <OUTPUT>.linkage.parquet beside OUTPUT, when present)."),
     as_json: bool = typer.Option(False, "--json", help="Print counts and every finding as JSON instead of tables."),
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
-    pixels: bool = typer.Option(False, "--pixels", help="Also read every image for burned-in text (OCR) and report text that is not an allowed marker, with frame and box. Off by default: the finder still takes some CT/MR anatomy for text."),
+    pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
