@@ -168,8 +168,8 @@ READ_MIN_CHARS = 4        # alphanumerics read confidently (markers not counted)
 READ_CONF = 60            # Tesseract word confidence (0-100)
 
 
-def _pixel_hints(row: dict) -> "pixeltext.Hints":
-    """The finder's hints from one linkage row: the original name parts, IDs and dates (PHI,
+def _pixel_hints(row: dict):
+    """The finder's hints (pixeltext.Hints) from one linkage row: the original name parts, IDs and dates (PHI,
     in memory only). UIDs are left out (never burned in; long digit runs are found anyway)."""
     from vindr_cli.deid.pixeltext import Hints
 
