@@ -3,8 +3,10 @@
 Checks every output file's header (file meta, all elements, nested sequences) and raw
 header bytes, every path, and the manifest, for: original values recorded in the linkage
 table, private elements, overlays and curves, attributes the profile removes, a missing
-PatientIdentityRemoved, identifying file meta; and the pixel data hash against the
-manifest. Findings name the file (a substitute path) and the element, never the value.
+PatientIdentityRemoved, identifying file meta; the pixel data hash against the
+manifest; and (``pixels``, the default) every frame for readable burned-in text and for
+changes inside the anonymizer's masks (see "pixels" below). Findings name the file (a
+substitute path) and the element, or the frame and box, never the value or the text.
 """
 from __future__ import annotations
 
