@@ -232,3 +232,34 @@ def test_no_pixels_skips_the_pixel_data(real_tree, tmp_path):
     kinds_off = json.loads(off.stdout)["findings_by_kind"]
     assert kinds_on.get("pixel-text", 0) >= 1 and "pixel-text" not in kinds_off
     assert "NGUYEN" not in on.stdout + on.stderr
+
+
+def test_a_mask_is_painted_over_from_its_surroundings():
+    """What the finder sees where the anonymizer masked: values between those around the box,
+    no step at its edges; everything outside the boxes as it was."""
+    from vindr_cli.deid.audit import _paint_over
+    from vindr_cli.deid.redact import display
+
+    ds = pydicom.dcmread(_real("CT_small.dcm"))
+    img = display(ds.pixel_array[..., None], "MONOCHROME2")
+    boxes = [(20, 30, 60, 50), (50, 45, 80, 70), (0, 0, 10, 128)]          # overlapping, and a full-height one
+    masked = img.copy()
+    inside = np.zeros(img.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        masked[y0:y1, x0:x1] = 0
+        inside[y0:y1, x0:x1] = True
+    seen = _paint_over(masked, boxes)
+    assert seen.dtype == np.uint8 and np.array_equal(seen[~inside], img[~inside])
+    ring = np.zeros(img.shape, bool)
+    ring[25:75, 15:85] = True
+    ring &= ~inside
+    assert seen[inside].min() >= min(img[ring].min(), img[:, 10].min()) - 1
+    assert seen[inside].max() <= max(img[ring].max(), img[:, 10].max()) + 1
+    # no edge: across a box's side the step is no larger than the image's own steps nearby
+    for cols in ((slice(30, 50), 20, 19), (slice(30, 50), 59, 60)):        # left side, right side
+        rows, a, b = cols
+        step = np.abs(seen[rows, a].astype(int) - seen[rows, b].astype(int)).max()
+        assert step <= np.abs(np.diff(img[rows, b - 5:b + 5].astype(int), axis=1)).max() + 2
+    step = np.abs(seen[30, 20:60].astype(int) - seen[29, 20:60].astype(int)).max()       # top side
+    assert step <= np.abs(np.diff(img[25:35, 20:60].astype(int), axis=0)).max() + 2
+    assert _paint_over(masked, []) is masked

@@ -206,8 +206,9 @@ def _masks(row: dict | None) -> list[tuple[int, int, int, int]]:
 
 
 def _paint_over(img: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """``img`` with every box filled by linear interpolation, along rows and along columns
-    (averaged), from the nearest pixels outside all boxes: no edge left where a mask was."""
+    """``img`` with every box filled by linear interpolation from the nearest pixels outside
+    all boxes, along its row and along its column, the two weighted by nearness (a pixel next
+    to a box's left side takes its row's value): no edge left where a mask was."""
     h, w = img.shape
     inside = np.zeros((h, w), bool)
     for x0, y0, x1, y1 in boxes:
@@ -216,14 +217,18 @@ def _paint_over(img: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.n
         return img
     f = img.astype(np.float64)
     acc = np.zeros((h, w))
-    n = np.zeros((h, w))
-    for a, m, t, k in ((f, inside, acc, n), (f.T, inside.T, acc.T, n.T)):      # rows, then columns
+    weight = np.zeros((h, w))
+    for a, m, t, k in ((f, inside, acc, weight), (f.T, inside.T, acc.T, weight.T)):   # rows, then columns
         idx = np.arange(a.shape[1])
         for r in np.nonzero(m.any(axis=1) & ~m.all(axis=1))[0]:
-            out = ~m[r]
-            t[r, m[r]] += np.interp(idx[m[r]], idx[out], a[r, out])
-            k[r, m[r]] += 1
-    filled = np.where(n > 0, acc / np.maximum(n, 1), f)
+            out = idx[~m[r]]
+            at = idx[m[r]]
+            j = np.searchsorted(out, at)            # the nearest pixels outside, on either side
+            near = np.minimum(np.abs(at - out[np.clip(j - 1, 0, len(out) - 1)]),
+                              np.abs(out[np.clip(j, 0, len(out) - 1)] - at))
+            t[r, m[r]] += np.interp(at, out, a[r, ~m[r]]) / near
+            k[r, m[r]] += 1.0 / near
+    filled = np.where(weight > 0, acc / np.where(weight > 0, weight, 1), f)
     return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
 
 
