@@ -437,7 +437,12 @@ def audit(
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.")
-    report = run(output, link if link.is_file() else None, pixels=pixels)
+    from vindr_cli.runner.pool import progress_bar
+
+    with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
+        task = bar.add_task("audit", total=None, rate="")
+        report = run(output, link if link.is_file() else None, pixels=pixels,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
     n = len(report.findings)
     if report_file is not None:
         text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pydicom
@@ -541,12 +542,14 @@ def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
         return []
 
 
-def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True) -> AuditReport:
+def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
+          progress: Callable[[int, int], None] | None = None) -> AuditReport:
     """``pixels`` (default): also read every frame of every written image with the burned-in
     text finder (deid.pixeltext, as `vindr anonymize --burned-in` shows it, the linkage
     table's original values as hints) and report readable text that is not an allowed marker,
     and a mask of the anonymizer's that no longer holds one value, with frame and box (never
-    the text); see ``_check_pixels``. ``pixels=False`` skips the pixel data (headers only)."""
+    the text); see ``_check_pixels``. ``pixels=False`` skips the pixel data (headers only).
+    ``progress(done, total)`` is called after each path under OUTPUT (for a progress bar)."""
     quiet_pydicom()
     output = output.resolve()
     report = AuditReport()
@@ -574,7 +577,10 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True) -> 
     report.terms = len(global_terms.single) + len(global_terms.multi)
 
     seen: set[str] = set()
-    for p in sorted(output.rglob("*")):
+    paths = sorted(output.rglob("*"))
+    for done, p in enumerate(paths, 1):
+        if progress is not None:
+            progress(done - 1, len(paths))
         rel = p.relative_to(output).as_posix()
         hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
         shown = _masked(rel, [global_terms, path_terms]) if hit else rel
@@ -601,6 +607,8 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True) -> 
         seen.add(rel)
         _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained, kept, pixels,
                     trusted, link_rows.get(rel))
+    if progress is not None:
+        progress(len(paths), len(paths))
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", rel, "listed in manifest.parquet but missing")
