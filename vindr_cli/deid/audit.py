@@ -187,7 +187,7 @@ def _pixel_hints(row: dict):
             continue
         if DATE_TERM.match(t):
             h.dates.append(t)
-        elif any(c.isdigit() for c in t):
+        elif any(c.isdigit() for c in t) and not any(c.isspace() for c in t):   # an ID, not an address
             h.ids.append(t)
         elif "^" in t or "=" in t:
             h.names += [part.strip() for part in re.split(r"[\^=]", t) if part.strip()]
@@ -278,17 +278,18 @@ def _near(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
-def _marker_word(words: list[str], i: int) -> bool:
+def _marker_word(words: list[str], i: int, strict: bool = False) -> bool:
     """Word i is an allowed marker, by the finder's rule (deid.pixeltext): a word read with
     diacritics must be an allowed word with its diacritics (one edit allowed from 4 letters
-    on: TRẤI for TRÁI), a word read without any is compared accent-folded; or an exposure
+    on: TRẤI for TRÁI), a word read without any is compared accent-folded (``strict``: not
+    when it folds an accented marker: NAM may be the name Nam, not NẰM); or an exposure
     figure, or a bare number before a unit."""
     allowed, patterns, units, number = _marker_rules()
     w = unicodedata.normalize("NFC", words[i]).upper()
     if any(p.fullmatch(_fold(w)) for p in patterns):
         return True
     if w == _fold(w):
-        if w in {_fold(a) for a in allowed}:
+        if w in allowed or (not strict and w in {_fold(a) for a in allowed}):
             return True
     elif w in allowed or (len(w) >= 4 and any(len(a) >= 4 and a != _fold(a) and _near(w, a) for a in allowed)):
         return True
@@ -322,10 +323,11 @@ def _reader(pid: int):
     return None
 
 
-def _reading(img: np.ndarray, box) -> tuple[int, bool] | None:
+def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
     """What OCR reads in one box of a display image (the text itself stays here): the number of
-    letters and digits in confidently read words that are not markers, and whether it read
-    only markers, confidently. None when no OCR engine is installed."""
+    letters and digits in confidently read words that are not markers, whether it read only
+    markers, confidently, and whether those markers are unambiguous (``_marker_word`` strict).
+    None when no OCR engine is installed."""
     api = _reader(os.getpid())
     if api is None:
         return None
@@ -337,7 +339,7 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool] | None:
     crop = img[max(0, box.y0 - grow):min(h, box.y1 + grow), max(0, box.x0 - grow):min(w, box.x1 + grow)]
     crop = crop.astype(np.float32)
     if crop.size == 0:
-        return 0, False
+        return 0, False, False
     if np.median(crop) < crop.mean():       # mostly dark: bright text, shown dark on light
         crop = 255 - crop
     lo, hi = np.percentile(crop, [2, 98])
@@ -364,12 +366,13 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool] | None:
             if text:
                 words.append((text, float(word.Confidence(level))))
     except RuntimeError:
-        return 0, False
+        return 0, False, False
     texts = [t for t, _ in words]
     marker = [_marker_word(texts, i) for i in range(len(words))]
     chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
                 if c >= READ_CONF and not m and not _misread_marker(t))
-    return chars, bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
+    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
+    return chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words)))
 
 
 def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int, int, int, int]] | None = None,
@@ -392,9 +395,10 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
             read = _reading(image, box)
             if read is None:                     # no engine: nothing read is known to be safe
                 hits.append((frame, box.kind, box))
-            elif read[1]:                        # read whole, and only markers (a marker the finder
-                continue                         # took for a hint's near-namesake: TRÁI ~ TRẦN)
-            elif box.kind in ("name", "id", "date") or read[0] >= READ_MIN_CHARS:
+            elif box.kind in ("name", "id", "date"):  # the finder matched an original value (or a
+                if not read[2]:                       # date/ID shape): a finding unless OCR reads only
+                    hits.append((frame, box.kind, box))  # unambiguous markers (TRÁI, taken for TRẦN)
+            elif not read[1] and read[0] >= READ_MIN_CHARS:
                 hits.append((frame, box.kind, box))
         return []                                         # nothing is masked: the audit only reads
 
