@@ -494,8 +494,10 @@ def test_palette_colour_is_seen_in_its_colours_and_filled_with_its_darkest_entry
 
 
 def test_audit_pixels_reports_text_planted_into_an_output(tmp_path, key_file):
-    """`vindr audit --pixels` reads every written image with the real text finder: a name drawn
-    into an output after the fact is reported with its frame and box, never its text."""
+    """`vindr audit` (pixels on by default) reads every written image with the real text
+    finder: a readable name drawn into an output after the fact (10 px high on a 128 px CT;
+    6 px glyphs are below what OCR reads, and the audit reports readable text) is reported
+    with its frame and box, never its text."""
     from PIL import Image, ImageDraw, ImageFont
 
     from vindr_cli.deid import pixeltext
@@ -517,12 +519,89 @@ def test_audit_pixels_reports_text_planted_into_an_output(tmp_path, key_file):
     o = pydicom.dcmread(path)
     arr = o.pixel_array.astype(np.int32)
     canvas = Image.new("L", (arr.shape[1] * 4, arr.shape[0] * 4), 0)
-    ImageDraw.Draw(canvas).text((8, 8), "NGUYEN VAN AN", fill=255, font=ImageFont.truetype(str(font_path), 28))
+    ImageDraw.Draw(canvas).text((8, 8), "NGUYEN VAN AN", fill=255, font=ImageFont.truetype(str(font_path), 40))
     mask = np.asarray(canvas.resize((arr.shape[1], arr.shape[0]))) > 100
     arr[mask] = arr.max() + 400
     o.PixelData = arr.astype(o.pixel_array.dtype).tobytes()
     o.save_as(path)
-    report = audit(out, pixels=True)
+    report = audit(out)
     hits = [f for f in report.findings if f.kind == "pixel-text"]
     assert hits and all("frame 0" in f.detail for f in hits)
     assert "NGUYEN" not in report.to_json()
+    assert not [f for f in audit(out, pixels=False).findings if f.kind.startswith("pixel-") and f.kind != "pixel-hash"]
+
+
+# ---- multi-frame: every frame is scanned; text in frame k only -----------------------------
+
+def _frames_of(path) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    return arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
+
+
+def test_multi_frame_text_in_frame_k_only_through_anonymize(tmp_path, key_file):
+    """A real 15-frame RT dose (32-bit, Implicit VR) with text found in frame k only (the seam
+    finder reports it there): the manifest's box carries frame k, the box is masked in every
+    frame (deid.redact's rule) and every frame is unchanged in value outside it; every frame
+    was shown to the finder."""
+    src = tmp_path / "export"
+    src.mkdir()
+    shutil.copy(_real("rtdose.dcm"), src / "dose.dcm")
+    before = _frames_of(src / "dose.dcm")
+    frames, k = before.shape[0], 9
+    seen = []
+
+    def frame_k(image, frame=0, hints=None):
+        seen.append(frame)
+        return [TextBox(frame, 2, 3, 6, 5, "id")] if frame == k else []
+
+    out = tmp_path / "anon"
+    _anon(src, out, key_file, "redact", finder_fn=frame_k, allow_burned_in=True)
+    row = _rows(out)["dose.dcm"]
+    assert sorted(seen) == list(range(frames))
+    assert row["status"] == "ok" and row["pixels_modified"] is True and row["frames"] == frames
+    assert json.loads(row["redactions"]) == [[k, 0, 0, 10, 9]]          # padded by 4, clipped to 10 x 10
+    after = _frames_of(out / row["output"])
+    keep = _outside([(k, 0, 0, 10, 9)], before.shape[1:3])
+    assert after.shape == before.shape
+    assert np.array_equal(after[:, keep], before[:, keep])               # every frame, outside the box
+    assert (after[:, ~keep] == before.min()).all()                      # inside: the darkest value, every frame
+
+
+def test_multi_frame_real_text_drawn_into_frame_k_is_redacted_by_ocr(tmp_path, key_file):
+    """A real 2-frame RGB RLE image with a name drawn into frame 1 only, through the real text
+    finder (Tesseract): the boxes carry frame 1, no drawn pixel is left in any frame, both
+    frames are unchanged outside the boxes, the output stays RLE."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from vindr_cli.deid import pixeltext
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed (apt-get install tesseract-ocr-eng tesseract-ocr-vie)")
+    font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+    if not font.is_file():
+        pytest.skip("fonts-dejavu-core not installed")
+    ds = pydicom.dcmread(_real("SC_rgb_rle_2frame.dcm"))
+    arr = ds.pixel_array.copy()
+    assert arr.shape[0] == 2
+    canvas = Image.new("L", (arr.shape[2] * 4, arr.shape[1] * 4), 0)
+    ImageDraw.Draw(canvas).text((16, 89 * 4), "NGUYEN", fill=255, font=ImageFont.truetype(str(font), 40))
+    mask = np.asarray(canvas.resize((arr.shape[2], arr.shape[1]), Image.BILINEAR)) > 110
+    arr[1][mask] = 255                                                   # white, on the bottom (black) band
+    _set(ds, arr)
+    src = tmp_path / "export"
+    src.mkdir()
+    pydicom.dcmwrite(src / "mf.dcm", ds, enforce_file_format=True)
+    before = _frames_of(src / "mf.dcm")
+    out = tmp_path / "anon"
+    _anon(src, out, key_file, "redact", finder_fn=pixeltext.find_text, allow_burned_in=True)
+    row = _rows(out)["mf.dcm"]
+    boxes = json.loads(row["redactions"])
+    assert row["status"] == "ok" and boxes and {b[0] for b in boxes} == {1}
+    written = pydicom.dcmread(out / row["output"])
+    assert written.file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    after = _frames_of(out / row["output"])
+    keep = _outside(boxes, after.shape[1:3])
+    assert not keep[mask].any()                                          # every drawn pixel was in a box
+    assert np.array_equal(after[:, keep], before[:, keep])
+    assert (after[:, ~keep] == 0).all()                                  # RGB: black, in both frames

@@ -481,7 +481,7 @@ def audit(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table to search for original values (default: <OUTPUT>.linkage.parquet beside OUTPUT, when present)."),
     as_json: bool = typer.Option(False, "--json", help="Print counts and every finding as JSON instead of tables."),
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
-    pixels: bool = typer.Option(False, "--pixels", help="Also read every image for burned-in text (OCR) and report text that is not an allowed marker, with frame and box. Off by default: the finder still takes some CT/MR anatomy for text."),
+    pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
@@ -502,7 +502,12 @@ def audit(
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.")
-    report = run(output, link if link.is_file() else None, pixels=pixels)
+    from vindr_cli.runner.pool import progress_bar
+
+    with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
+        task = bar.add_task("audit", total=None, rate="")
+        report = run(output, link if link.is_file() else None, pixels=pixels,
+                     progress=lambda done, total: bar.update(task, completed=done, total=total))
     n = len(report.findings)
     if report_file is not None:
         text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()

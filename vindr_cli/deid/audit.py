@@ -3,19 +3,26 @@
 Checks every output file's header (file meta, all elements, nested sequences) and raw
 header bytes, every path, and the manifest, for: original values recorded in the linkage
 table, private elements, overlays and curves, attributes the profile removes, a missing
-PatientIdentityRemoved, identifying file meta; and the pixel data hash against the
-manifest. Findings name the file (a substitute path) and the element, never the value.
+PatientIdentityRemoved, identifying file meta; the pixel data hash against the
+manifest; and (``pixels``, the default) every frame for readable burned-in text and for
+changes inside the anonymizer's masks (see "pixels" below). Findings name the file (a
+substitute path) and the element, or the frame and box, never the value or the text.
 """
 from __future__ import annotations
 
 import json
-import warnings
+import os
 import re
+import unicodedata
+import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pydicom
 from pydicom.datadict import dictionary_has_tag
 
@@ -102,16 +109,19 @@ def _walk(ds, path=""):
                 yield from _walk(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
-def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet]:
+def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet,
+                                                                    dict[str, dict]]:
     """Global terms (no dates: a shifted date may equal someone's birth date), the input
-    path components (checked against output paths), each output's own terms, and the
-    dates (checked in vindr's own tables, which hold no dates at all)."""
+    path components (checked against output paths), each output's own terms, the
+    dates (checked in vindr's own tables, which hold no dates at all), and each output's
+    linkage row (its original values are the text finder's hints)."""
     if linkage is None:
-        return TermSet(), TermSet(), {}, TermSet()
+        return TermSet(), TermSet(), {}, TermSet(), {}
     rows = _read_table(linkage, report, "linkage table")
     global_values: list[str] = []
     path_values: list[str] = []
     per_output: dict[str, TermSet] = {}
+    per_row: dict[str, dict] = {}
     for r in rows:
         values = [r.get(k) for k in ("original_patient_id", "original_patient_name", "original_study_uid",
                                      "original_series_uid", "original_sop_uid", "original_accession",
@@ -122,9 +132,10 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
         path_values += path_parts
         if r.get("output"):
             per_output[r["output"]] = build_terms(values, include_dates=True)
+            per_row[r["output"]] = r
     dates = build_terms([v for v in global_values if v and DATE_TERM.match(str(v))], include_dates=True)
     return (build_terms(global_values, include_dates=False), build_terms(path_values, include_dates=True),
-            per_output, dates)
+            per_output, dates, per_row)
 
 
 def trusted_tags(run: dict) -> frozenset[int]:
@@ -145,26 +156,272 @@ def trusted_tags(run: dict) -> frozenset[int]:
                                       ({r.basic} | set(r.options.values())) & {"K", "C"}}
 
 
-def _check_pixels(p: Path, rel: str, report: AuditReport) -> None:
-    """Every frame through the burned-in text finder (no header hints: the output holds none);
-    text that is not an allowed marker is a finding with its frame and box, never the text."""
+# ----------------------------------------------------------------------------- pixels
+# The audit reports text it can READ, not every candidate region: the anonymizer masks every
+# region the finder cannot read (unknown strokes are not known to be safe), but a re-read of a
+# redacted output would then report anatomy and the masks' edges anew, and an audit that
+# always finds something checks nothing. A finding is a region of non-marker text where OCR
+# reads at least READ_MIN_CHARS letters or digits with confidence, or one the finder ties to
+# an original name, ID or date of the same file (the linkage table's values as hints), or a
+# date / long number shape. The anonymizer's own masks (manifest ``redactions``) are checked
+# to be still one value in every frame (anything drawn into one is a finding), then painted
+# over, for the finder, with values interpolated from their surroundings: a uniform box holds
+# no text, and its edges are not text.
+READ_MIN_CHARS = 4        # alphanumerics read confidently (markers not counted)
+READ_CONF = 60            # Tesseract word confidence (0-100)
+
+
+def _pixel_hints(row: dict):
+    """The finder's hints (pixeltext.Hints) from one linkage row: the original name parts, IDs and dates (PHI,
+    in memory only). UIDs are left out (never burned in; long digit runs are found anyway)."""
+    from vindr_cli.deid.pixeltext import Hints
+
+    h = Hints()
+    name = str(row.get("original_patient_name") or "")
+    h.names += [part.strip() for part in re.split(r"[\^=]", name) if part.strip()]
+    h.ids += [str(v) for v in (row.get(k) for k in ("original_patient_id", "original_accession",
+                                                      "original_study_id")) if v]
+    for term in row.get("phi_terms") or []:
+        t = str(term).strip()
+        if not t or re.fullmatch(r"[0-9.]{16,}", t):          # a UID
+            continue
+        if DATE_TERM.match(t):
+            h.dates.append(t)
+        elif any(c.isdigit() for c in t) and not any(c.isspace() for c in t):   # an ID, not an address
+            h.ids.append(t)
+        elif "^" in t or "=" in t:
+            h.names += [part.strip() for part in re.split(r"[\^=]", t) if part.strip()]
+        else:
+            h.other.append(t)
+    return h
+
+
+def _masks(row: dict | None) -> list[tuple[int, int, int, int]]:
+    """The boxes the anonymizer masked (in every frame), from the manifest row; [] when none
+    or unreadable (then nothing is painted over: the finder sees the image as it is)."""
+    try:
+        boxes = json.loads(row.get("redactions") or "[]") if row else []
+        return [(int(b[1]), int(b[2]), int(b[3]), int(b[4])) for b in boxes]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return []
+
+
+def _paint_over(img: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """``img`` with every box filled by linear interpolation from the nearest pixels outside
+    all boxes, along its row and along its column, the two weighted by nearness (a pixel next
+    to a box's left side takes its row's value): no edge left where a mask was."""
+    h, w = img.shape
+    inside = np.zeros((h, w), bool)
+    for x0, y0, x1, y1 in boxes:
+        inside[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    if not inside.any() or inside.all():
+        return img
+    f = img.astype(np.float64)
+    acc = np.zeros((h, w))
+    weight = np.zeros((h, w))
+    for a, m, t, k in ((f, inside, acc, weight), (f.T, inside.T, acc.T, weight.T)):   # rows, then columns
+        idx = np.arange(a.shape[1])
+        for r in np.nonzero(m.any(axis=1) & ~m.all(axis=1))[0]:
+            out = idx[~m[r]]
+            at = idx[m[r]]
+            j = np.searchsorted(out, at)            # the nearest pixels outside, on either side
+            near = np.minimum(np.abs(at - out[np.clip(j - 1, 0, len(out) - 1)]),
+                              np.abs(out[np.clip(j, 0, len(out) - 1)] - at))
+            t[r, m[r]] += np.interp(at, out, a[r, ~m[r]]) / near
+            k[r, m[r]] += 1.0 / near
+    filled = np.where(weight > 0, acc / np.where(weight > 0, weight, 1), f)
+    return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+
+
+def _masks_intact(ds, boxes: list[tuple[int, int, int, int]]) -> int | None:
+    """The first frame in which a masked box no longer holds one value, or None."""
+    from pydicom.pixels import pixel_array
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = pixel_array(ds)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames == 1:
+        arr = arr[None]
+    for i in range(arr.shape[0]):
+        for x0, y0, x1, y1 in boxes:
+            region = arr[i, max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
+            if region.size and not (region == region.reshape(-1, *region.shape[2:])[0]).all():
+                return i
+    return None
+
+
+@cache
+def _marker_rules() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern]:
+    import tomllib
+
+    from vindr_cli.resources import schema_path
+
+    data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
+    up = lambda w: unicodedata.normalize("NFC", w).upper()      # noqa: E731
+    return (frozenset(up(w) for w in data["words"]), tuple(re.compile(p) for p in data.get("patterns", [])),
+            frozenset(up(u) for u in data.get("units", [])), re.compile(data.get("number", r"(?!)")))
+
+
+def _fold(s: str) -> str:
+    s = s.replace("Đ", "D").replace("đ", "d")
+    return "".join(c for c in unicodedata.normalize("NFD", s) if unicodedata.category(c) != "Mn").upper()
+
+
+def _near(a: str, b: str) -> bool:
+    """a and b differ by at most one edit (substitution, insertion or deletion)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _marker_word(words: list[str], i: int, strict: bool = False) -> bool:
+    """Word i is an allowed marker, by the finder's rule (deid.pixeltext): a word read with
+    diacritics must be an allowed word with its diacritics (one edit allowed from 4 letters
+    on: TRẤI for TRÁI), a word read without any is compared accent-folded (``strict``: not
+    when it folds an accented marker: NAM may be the name Nam, not NẰM); or an exposure
+    figure, or a bare number before a unit."""
+    allowed, patterns, units, number = _marker_rules()
+    w = unicodedata.normalize("NFC", words[i]).upper()
+    if any(p.fullmatch(_fold(w)) for p in patterns):
+        return True
+    if w == _fold(w):
+        if w in allowed or (not strict and w in {_fold(a) for a in allowed}):
+            return True
+    elif w in allowed or (len(w) >= 4 and any(len(a) >= 4 and a != _fold(a) and _near(w, a) for a in allowed)):
+        return True
+    return bool(number.fullmatch(w)) and i + 1 < len(words) and _fold(words[i + 1]) in {_fold(u) for u in units}
+
+
+def _misread_marker(word: str) -> bool:
+    """A word of 4+ letters read without diacritics one edit away from a marker word of 4+
+    letters (TRAW, TRAIL for TRÁI): not counted as readable text (OCR misreads markers; a name
+    of one such word alone is still found through the linkage hints)."""
+    w = _fold(word)
+    return word.upper() == w and len(w) >= 4 and any(len(a) >= 4 and _near(w, _fold(a)) for a in _marker_rules()[0])
+
+
+@cache
+def _reader(pid: int):
+    """This process's own Tesseract (one text line), or None without tesserocr or models."""
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    try:
+        import tesserocr
+    except Exception:
+        return None
+    for p in (os.environ.get("TESSDATA_PREFIX", ""), "/usr/share/tesseract-ocr/5/tessdata",
+              "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata", "/usr/local/share/tessdata"):
+        if p and os.path.isfile(os.path.join(p, "eng.traineddata")):
+            lang = "vie+eng" if os.path.isfile(os.path.join(p, "vie.traineddata")) else "eng"
+            try:
+                return tesserocr.PyTessBaseAPI(path=p.rstrip("/") + "/", lang=lang, psm=tesserocr.PSM.SINGLE_LINE)
+            except Exception:
+                return None
+    return None
+
+
+def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
+    """What OCR reads in one box of a display image (the text itself stays here): the number of
+    letters and digits in confidently read words that are not markers, whether it read only
+    markers, confidently, and whether those markers are unambiguous (``_marker_word`` strict).
+    None when no OCR engine is installed."""
+    api = _reader(os.getpid())
+    if api is None:
+        return None
+    import tesserocr
+    from PIL import Image
+
+    h, w = img.shape
+    grow = max(2, (box.y1 - box.y0) // 4)      # a letter at the box's edge is read whole
+    crop = img[max(0, box.y0 - grow):min(h, box.y1 + grow), max(0, box.x0 - grow):min(w, box.x1 + grow)]
+    crop = crop.astype(np.float32)
+    if crop.size == 0:
+        return 0, False, False
+    if np.median(crop) < crop.mean():       # mostly dark: bright text, shown dark on light
+        crop = 255 - crop
+    lo, hi = np.percentile(crop, [2, 98])
+    crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    ch = crop.shape[0]
+    f = 48 / ch if ch < 28 else (96 / ch if ch > 120 else 1.0)
+    pic = Image.fromarray(crop)
+    if abs(f - 1) > 0.15:
+        pic = pic.resize((max(1, round(crop.shape[1] * f)), max(1, round(ch * f))), Image.BICUBIC)
+    margin = max(8, pic.height // 3)           # Tesseract reads a line best with a white margin
+    framed = Image.new("L", (pic.width + 2 * margin, pic.height + 2 * margin), 255)
+    framed.paste(pic, (margin, margin))
+    words: list[tuple[str, float]] = []
+    try:
+        api.SetImage(framed)
+        api.Recognize()
+        it = api.GetIterator()
+        level = tesserocr.RIL.WORD
+        for word in (tesserocr.iterate_level(it, level) if it is not None else []):
+            try:
+                text = re.sub(r"^\W+|\W+$", "", (word.GetUTF8Text(level) or "").strip())
+            except RuntimeError:
+                continue
+            if text:
+                words.append((text, float(word.Confidence(level))))
+    except RuntimeError:
+        return 0, False, False
+    texts = [t for t, _ in words]
+    marker = [_marker_word(texts, i) for i in range(len(words))]
+    chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
+                if c >= READ_CONF and not m and not _misread_marker(t))
+    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
+    return chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words)))
+
+
+def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int, int, int, int]] | None = None,
+                  hints=None) -> None:
+    """Every frame through the burned-in text finder (deid.pixeltext, shown as
+    ``vindr anonymize --burned-in`` shows it), with the original values as hints when the
+    linkage table gives them; a finding is readable non-marker text (see READ_MIN_CHARS),
+    with its frame and box, never the text."""
     from vindr_cli.deid import pixeltext
     from vindr_cli.deid.redact import PixelError, scan
+
+    masks = masks or []
+    hits: list[tuple[int, str, object]] = []
+
+    def look(image, frame=0, hints=None):
+        image = _paint_over(image, masks) if masks else image
+        for box in pixeltext.find_text(image, frame, hints):
+            if box.kind == "marker":
+                continue
+            read = _reading(image, box)
+            if read is None:                     # no engine: nothing read is known to be safe
+                hits.append((frame, box.kind, box))
+            elif box.kind in ("name", "id", "date"):  # the finder matched an original value (or a
+                if not read[2]:                       # date/ID shape): a finding unless OCR reads only
+                    hits.append((frame, box.kind, box))  # unambiguous markers (TRÁI, taken for TRẦN)
+            elif not read[1] and read[0] >= READ_MIN_CHARS:
+                hits.append((frame, box.kind, box))
+        return []                                         # nothing is masked: the audit only reads
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(p)
-        outcome = scan(ds, pixeltext.find_text, None, overlays=False)
+        scan(ds, look, hints, overlays=False)
+        altered = _masks_intact(ds, masks) if masks else None
     except PixelError as exc:
         report.add("pixel-scan", rel, exc.reason)
         return
     except Exception as exc:  # an output the finder cannot read is a finding, not a crash
         report.add("pixel-scan", rel, f"cannot read its pixel data ({type(exc).__name__})")
         return
-    for frame, x0, y0, x1, y1 in outcome.boxes:
-        report.add("pixel-text", rel, f"text that is not an allowed marker in frame {frame}, box "
-                                      f"x {x0}-{x1}, y {y0}-{y1} (padded)")
+    if altered is not None:
+        report.add("pixel-mask", rel, f"a box the anonymizer masked (manifest redactions) no longer holds one "
+                                      f"value in frame {altered}")
+    for frame, kind, b in hits:
+        what = {"name": "matching an original name", "id": "matching an original ID or shaped like one",
+                "date": "matching an original date or shaped like a date"}.get(kind, "readable")
+        report.add("pixel-text", rel, f"text ({what}) that is not an allowed marker in frame {frame}, box "
+                                      f"x {b.x0}-{b.x1}, y {b.y0}-{b.y1}")
 
 
 def kept_tags(run: dict) -> frozenset[int] | None:
@@ -289,12 +546,14 @@ def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
         return []
 
 
-def audit(output: Path, linkage: Path | None = None, *, pixels: bool = False) -> AuditReport:
-    """``pixels``: also read every written image with the burned-in text finder
-    (deid.pixeltext, as `vindr anonymize --burned-in` does) and report text that is not an
-    allowed marker, with its frame and box (never the text). Off by default for now: the
-    finder still takes some CT/MR anatomy for text (README, "Burned-in text"), and a re-read
-    of a redacted output, whose window the masks change, reports such regions anew."""
+def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
+          progress: Callable[[int, int], None] | None = None) -> AuditReport:
+    """``pixels`` (default): also read every frame of every written image with the burned-in
+    text finder (deid.pixeltext, as `vindr anonymize --burned-in` shows it, the linkage
+    table's original values as hints) and report readable text that is not an allowed marker,
+    and a mask of the anonymizer's that no longer holds one value, with frame and box (never
+    the text); see ``_check_pixels``. ``pixels=False`` skips the pixel data (headers only).
+    ``progress(done, total)`` is called after each path under OUTPUT (for a progress bar)."""
     quiet_pydicom()
     output = output.resolve()
     report = AuditReport()
@@ -316,13 +575,16 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = False) ->
     if not manifest_path.exists():
         report.add("manifest", "manifest.parquet", "missing manifest")
     by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
-    global_terms, path_terms, per_output, date_terms = _load_terms(linkage, report)
+    global_terms, path_terms, per_output, date_terms, link_rows = _load_terms(linkage, report)
     trusted = trusted_tags(run if isinstance(run, dict) else {})
     kept = kept_tags(run if isinstance(run, dict) else {})
     report.terms = len(global_terms.single) + len(global_terms.multi)
 
     seen: set[str] = set()
-    for p in sorted(output.rglob("*")):
+    paths = sorted(output.rglob("*"))
+    for done, p in enumerate(paths, 1):
+        if progress is not None:
+            progress(done - 1, len(paths))
         rel = p.relative_to(output).as_posix()
         hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
         shown = _masked(rel, [global_terms, path_terms]) if hit else rel
@@ -348,7 +610,9 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = False) ->
             report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
         seen.add(rel)
         _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained, kept, pixels,
-                    trusted)
+                    trusted, link_rows.get(rel))
+    if progress is not None:
+        progress(len(paths), len(paths))
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", rel, "listed in manifest.parquet but missing")
@@ -357,7 +621,7 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = False) ->
 
 def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: list[TermSet], report: AuditReport,
                 retained: frozenset[int] = frozenset(), kept: frozenset[int] | None = None, pixels: bool = False,
-                trusted: frozenset[int] = OWN_MARKS) -> None:
+                trusted: frozenset[int] = OWN_MARKS, link_row: dict | None = None) -> None:
     size = p.stat().st_size
     with open(p, "rb") as f:
         try:
@@ -392,7 +656,7 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
         if kept is not None:
             _check_keep_list(rel, ds, kept, report)
         if pixels and (header.deflated or header.pixel_offset is not None):
-            _check_pixels(p, rel, report)
+            _check_pixels(p, rel, report, _masks(row), _pixel_hints(link_row) if link_row else None)
     if tail:
         report.add("post-pixel", rel, f"{len(tail)} bytes after the pixel data")
     toks = tokens(decode_all(head + tail))
