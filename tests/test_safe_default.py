@@ -424,3 +424,11 @@ def test_vindr_keep_list_output_stays_a_valid_instance(tmp_path, key_file):
     assert o.FrameOfReferenceUID != ds.FrameOfReferenceUID                           # Type 1 UID: replaced
     assert "StudyDate" in o and o.StudyDate == ""                                    # dates are not kept
     assert "InstitutionName" not in o                                                # Type 3: removed
+
+
+def test_top_level_urn_code_value_is_a_url():
+    """URNCodeValue (UR) outside a code item: a URL finding, like every other UR, not plain
+    text (Hypothesis found the audit naming it 'unsafe-text' while other URLs read 'url')."""
+    from pydicom.dataelem import DataElement
+    assert policy.judge(DataElement(0x00080120, "UR", "urn:oid:1.2.3"), top=True).reason == policy.URL
+    assert policy.judge(DataElement(0x00080100, "SH", "QXCODE"), top=True).reason == policy.UNSAFE_TEXT

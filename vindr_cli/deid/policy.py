@@ -294,7 +294,8 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
     if vr_mismatch(stored, tag):
         return Verdict(VR_MISMATCH)
     if top and tag in CODE_ITEM_TAGS and elem.value not in (None, "", b""):
-        return Verdict(UNSAFE_TEXT)     # ``top``: the element is at depth 0 (no code item around it)
+        # ``top``: the element is at depth 0 (no code item around it); a URN is still a URL
+        return Verdict(URL if dictionary_vr(tag) == "UR" else UNSAFE_TEXT)
     if not top and tag in PIXEL_VALUE_TAGS:
         return Verdict(BINARY_KIND)     # pixels inside an item (an icon, a thumbnail) may show text
     vr = stored if stored and " or " not in stored else (dictionary_vr(tag) or "UN")
