@@ -38,6 +38,15 @@ if [ ! -f /usr/share/tesseract-ocr/5/tessdata/vie.traineddata ] || [ ! -f /usr/s
     echo "warning: Tesseract models are missing (apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-vie fonts-dejavu-core)" >&2
   fi
 fi
+# Headless Chromium + chromedriver for vindr review's browser tests (tests/test_review_browser.py).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+      || echo "warning: could not install chromium/chromium-driver; vindr review's browser tests skip" >&2
+  else
+    echo "warning: Chromium is missing (apt-get install chromium chromium-driver); vindr review's browser tests skip" >&2
+  fi
+fi
 # DICOMweb server for vindr push's tests (tests/test_push.py starts its own Orthanc on 127.0.0.1).
 if [ ! -x /usr/sbin/Orthanc ] || [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -579,6 +579,36 @@ def push(
                             "(push.parquet says why); the same command retries them")
 
 
+@app.command()
+def review(
+    review_dir: Path = typer.Argument(..., help="A de-identified tree (vindr anonymize OUTPUT) or a SELECTION folder (vindr select output)."),
+    tree: Optional[Path] = typer.Option(None, "--tree", help="The de-identified tree of a SELECTION (default: the folder beside it whose manifest.parquet selection.json names by hash)."),
+    audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit --report: its pixel findings make the residual-text queue."),
+    spot: int = typer.Option(20, "--spot", help="Untouched images in the spot-check queue (a seeded random sample)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the spot-check sample."),
+    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
+) -> None:
+    """A local web page (127.0.0.1, a token in the URL) to confirm redactions, QC flags and duplicates; decisions go to DIR/.vindr/review.parquet. Ctrl-C stops it."""
+    from vindr_cli.review.server import serve
+
+    def ready(url, srv, app):
+        t = Table(title=f"vindr review -> {review_dir}")
+        t.add_column("queue")
+        t.add_column("images", justify="right")
+        t.add_column("undecided", justify="right")
+        state = app.state()
+        for q, p in state["progress"].items():
+            t.add_row(q, str(p["total"]), str(p["total"] - p["decided"]))
+        console.print(t)
+        console.print(f"open: {url}", markup=False, highlight=False, soft_wrap=True)
+        console.print("the URL holds the access token: do not share it. Ctrl-C stops the server.", markup=False, highlight=False)
+
+    serve(review_dir, port=port, reviewer=reviewer, tree=tree, audit_report=audit_report, spot=spot, seed=seed,
+          open_browser=not no_browser, ready=ready)
+
+
 def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom
 

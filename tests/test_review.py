@@ -1,0 +1,306 @@
+"""`vindr review` (issue 12), library and HTTP: the committed sample export anonymized (burned-in
+text redacted) and selected, real files, real rendering through vindr's display pipeline, a real
+server on 127.0.0.1 spoken to with urllib.
+
+Queues are counted against the manifest and selection tables; the server refuses a request
+without the token, with another Host, or for any path outside its ids (``../``); the decisions
+journal is append-only, undo voids, a torn last line is survived, and two threads deciding at
+once lose nothing. No answer carries a path or a header value."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import SAMPLE
+from helpers import run_cli
+from vindr_cli.curate.recipe import load_recipe
+from vindr_cli.curate.select import select
+from vindr_cli.deid.batch import anonymize
+from vindr_cli.deid.profile import load_profile
+from vindr_cli.review import decisions
+from vindr_cli.review.queues import ReviewDirError, build_queues
+from vindr_cli.review.server import CACHE, ReviewApp, make_server, url_of
+
+
+def _keys(base: Path) -> Path:
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "vindr.key"
+    key.write_text("ab" * 32 + "\n")
+    key.chmod(0o600)
+    return key
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    """(anonymized tree, SELECTION folder beside it) of the committed sample export."""
+    base = tmp_path_factory.mktemp("review")
+    anon, sel = base / "anon", base / "selection"
+    anonymize(SAMPLE / "export", anon, key_path=_keys(base), profile=load_profile(), workers=1)
+    select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    return anon, sel
+
+
+def _manifest(anon: Path) -> list[dict]:
+    return [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+
+
+def test_queues_of_a_tree_match_the_manifest(trees):
+    anon, _ = trees
+    rows = _manifest(anon)
+    q = build_queues(anon, spot=5, seed=1)
+    modified = sorted(r["image_id"] for r in rows if r["pixels_modified"])
+    assert len(modified) >= 2                        # the sample's burned-in text was redacted
+    assert q.queues["redacted"] == modified
+    assert q.queues["qc"] == [] and q.queues["duplicates"] == [] and q.queues["residual-text"] == []
+    spot = q.queues["spot-check"]
+    assert len(spot) == 5 and not set(spot) & set(modified)
+    assert spot == build_queues(anon, spot=5, seed=1).queues["spot-check"]      # seeded
+    assert spot != build_queues(anon, spot=5, seed=2).queues["spot-check"]
+    # masked boxes come from the manifest, in DICOM pixels
+    for iid in modified:
+        r = next(r for r in rows if r["image_id"] == iid)
+        assert q.images[iid].redactions == json.loads(r["redactions"])
+
+
+def test_queues_of_a_selection(trees):
+    anon, sel = trees
+    srows = pq.read_table(sel / "selection.parquet").to_pylist()
+    q = build_queues(sel, spot=100)
+    assert q.tree == anon.resolve()                  # found beside SELECTION by its manifest hash
+    assert q.queues["qc"] == sorted(r["image_id"] for r in srows if r["qc_flags"])
+    dup = [r for r in srows if r["dup_group"]]
+    assert sorted(q.queues["duplicates"]) == sorted(r["image_id"] for r in dup) and dup
+    groups = [q.images[i].dup_group for i in q.queues["duplicates"]]
+    assert groups == sorted(groups)                  # members of a group side by side
+    flagged = q.flagged() | set(q.queues["redacted"])
+    assert set(q.queues["spot-check"]) == {r["image_id"] for r in srows} - flagged - \
+        {i for i, im in q.images.items() if im.modified}
+    with pytest.raises(ReviewDirError):
+        build_queues(sel.parent)                     # neither a tree nor a selection
+
+
+def test_residual_text_queue_from_an_audit_report(trees, tmp_path):
+    anon, _ = trees
+    rows = _manifest(anon)
+    report = {"findings": [{"kind": "pixel-text", "where": rows[0]["output"], "detail": "text (name) in frame 0"},
+                           {"kind": "pixel-text", "where": rows[0]["output"], "detail": "text (date) in frame 0"},
+                           {"kind": "phi", "where": rows[1]["output"], "detail": "element"},
+                           {"kind": "pixel-mask", "where": rows[2]["output"], "detail": "mask"}]}
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(report))
+    q = build_queues(anon, audit_report=path)
+    assert q.queues["residual-text"] == sorted([rows[0]["image_id"], rows[2]["image_id"]])
+    assert q.images[rows[0]["image_id"]].residual == 2
+    path.write_text("not json")
+    with pytest.raises(ReviewDirError):
+        build_queues(anon, audit_report=path)
+
+
+def test_decisions_journal_undo_and_parquet(tmp_path):
+    d = tmp_path / "dir"
+    d.mkdir()
+    a, b = "a" * 32, "b" * 32
+    decisions.record(d, a, "redacted", "accept", reviewer="r1")
+    decisions.record(d, b, "qc", "exclude", reviewer="r1")
+    decisions.record(d, a, "redacted", "more-redaction", box=[0, 1, 2, 10, 20], reviewer="r1", shape=(64, 64, 1))
+    assert decisions.current(d) == {a: "more-redaction", b: "exclude"}
+    u = decisions.undo(d, reviewer="r1")             # voids the latest in force: a's box
+    assert u["decision"] == "undo" and u["undoes"] == 2 and u["image_id"] == a
+    assert decisions.current(d) == {a: "accept", b: "exclude"}
+    decisions.undo(d, image_id=b)
+    assert decisions.current(d) == {a: "accept"}
+    assert decisions.undecided(d, {"redacted": [a], "qc": [b]}) == {"redacted": [], "qc": [b]}
+    table = pq.read_table(decisions.parquet_path(d))
+    assert table.column_names == ["seq", "image_id", "queue", "decision", "box", "time", "reviewer", "undoes"]
+    rows = table.to_pylist()
+    assert [r["decision"] for r in rows] == ["accept", "exclude", "more-redaction", "undo", "undo"]
+    assert rows[2]["box"] == "[0, 1, 2, 10, 20]" and rows[0]["box"] is None
+    assert [r["undoes"] for r in rows] == [None, None, None, 2, 1]
+    assert all(r["time"].endswith("Z") for r in rows)
+    # refused: unknown decision, queue, a box out of the image or on the wrong decision
+    for kw in ({"decision": "maybe"}, {"queue": "nope"}, {"decision": "more-redaction", "box": [0, 0, 0, 65, 5]},
+               {"decision": "more-redaction", "box": [0, 5, 5, 5, 9]}, {"decision": "more-redaction"},
+               {"decision": "accept", "box": [0, 1, 1, 2, 2]}):
+        args = {"queue": "qc", "decision": "accept", **kw}
+        with pytest.raises(decisions.DecisionError):
+            decisions.record(d, a, args.pop("queue"), args.pop("decision"), shape=(64, 64, 1), **args)
+    assert len(decisions.read_rows(d)) == 5
+
+
+def test_a_torn_last_line_is_survived(tmp_path):
+    d = tmp_path / "dir"
+    decisions.record(d, "a" * 32, "qc", "accept")
+    with open(decisions.journal_path(d), "ab") as f:
+        f.write(b'{"seq": 1, "image_id": "bbbb')          # a crash mid-write
+    assert decisions.current(d) == {"a" * 32: "accept"}
+    decisions.record(d, "c" * 32, "qc", "exclude")
+    assert decisions.current(d) == {"a" * 32: "accept", "c" * 32: "exclude"}
+    assert [r["seq"] for r in decisions.read_rows(d)] == [0, 1]
+
+
+def test_two_threads_deciding_at_once_lose_nothing(tmp_path):
+    d = tmp_path / "dir"
+    ids = [f"{i:032x}" for i in range(40)]
+    barrier = threading.Barrier(2)
+
+    def work(part):
+        barrier.wait()
+        for i in part:
+            decisions.record(d, i, "spot-check", "accept" if int(i, 16) % 2 else "exclude", reviewer="t")
+
+    threads = [threading.Thread(target=work, args=(ids[k::2],)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = decisions.read_rows(d)
+    assert sorted(r["seq"] for r in rows) == list(range(40))
+    assert decisions.current(d) == {i: "accept" if int(i, 16) % 2 else "exclude" for i in ids}
+    assert len(pq.read_table(decisions.parquet_path(d))) == 40
+
+
+# ------------------------------------------------------------------------------ HTTP
+
+
+@pytest.fixture
+def server(trees, tmp_path):
+    """A server on a copy-free SELECTION review dir (decisions go to a fresh DIR each test)."""
+    anon, sel = trees
+    q = build_queues(sel, spot=3)
+    q.review_dir = tmp_path / "rdir"           # decisions/cache here, not in the shared fixture
+    app = ReviewApp(q, reviewer="tester")
+    srv = make_server(app)
+    th = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    th.start()
+    yield srv, app, url_of(srv, app)
+    srv.shutdown()
+    srv.server_close()
+    th.join(10)
+
+
+def _raw(srv, method, path, headers=None, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=30)
+    c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        c.putheader(k, v)
+    if body is not None:
+        c.putheader("Content-Length", str(len(body)))
+    c.endheaders(body)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def test_binds_loopback_only(server):
+    srv, app, url = server
+    assert srv.server_address[0] == "127.0.0.1"
+    assert url.startswith(f"http://127.0.0.1:{srv.server_address[1]}/?t=") and len(app.token) >= 40
+
+
+def test_token_and_host_are_required(server):
+    srv, app, _ = server
+    port = srv.server_address[1]
+    host = {"Host": f"127.0.0.1:{port}"}
+    assert _raw(srv, "GET", "/", host)[0] == 403
+    assert _raw(srv, "GET", "/api/state", host)[0] == 403
+    assert _raw(srv, "GET", "/?t=wrong", host)[0] == 403
+    assert _raw(srv, "GET", "/api/state", {**host, "X-Vindr-Token": app.token[:-1]})[0] == 403
+    status, headers, body = _raw(srv, "GET", f"/?t={app.token}", host)
+    assert status == 200 and b"review.js" in body
+    cookie = headers["Set-Cookie"].split(";")[0]
+    assert "HttpOnly" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    assert headers["Referrer-Policy"] == "no-referrer" and "default-src 'self'" in headers["Content-Security-Policy"]
+    assert _raw(srv, "GET", "/api/state", {**host, "Cookie": cookie})[0] == 200
+    assert _raw(srv, "GET", "/api/state", {"Host": f"localhost:{port}", "X-Vindr-Token": app.token})[0] == 200
+    # DNS rebinding: the right token but another Host
+    for other in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1", ""):
+        assert _raw(srv, "GET", f"/?t={app.token}", {"Host": other} if other else {})[0] == 403, other
+    # a POST from another origin, even with the cookie
+    body = json.dumps({"image_id": "0" * 32, "queue": "qc", "decision": "accept"}).encode()
+    assert _raw(srv, "POST", "/api/decide", {**host, "Cookie": cookie, "Origin": "http://evil.example"}, body)[0] == 403
+
+
+def test_no_path_reaches_the_file_system(server, trees):
+    srv, app, _ = server
+    port = srv.server_address[1]
+    h = {"Host": f"127.0.0.1:{port}", "X-Vindr-Token": app.token}
+    anon, _ = trees
+    some = _manifest(anon)[0]["output"]
+    for path in ("/../manifest.parquet", "/static/../server.py", "/static/../../cli.py", "/static/%2e%2e/server.py",
+                 "/api/image/../../manifest.parquet", "/api/image/..%2f..%2fmanifest.parquet.png",
+                 f"/api/image/{some}.png", f"/api/image/{'0' * 32}.png", "/etc/passwd", "/static/",
+                 "/api/image/" + "a" * 32 + ".png/../../x.png", "/manifest.parquet", "/.vindr/review.jsonl"):
+        status, _, body = _raw(srv, "GET", path, h)
+        assert status == 404, path
+        assert b"PAR1" not in body and b"import" not in body
+
+
+def test_state_images_and_windows(server, trees):
+    srv, app, url = server
+    port = srv.server_address[1]
+    h = {"Host": f"127.0.0.1:{port}", "X-Vindr-Token": app.token}
+    status, _, body = _raw(srv, "GET", "/api/state", h)
+    state = json.loads(body)
+    assert {q: p["total"] for q, p in state["progress"].items()} == app.queues.counts()
+    text = body.decode()
+    anon, _ = trees
+    for r in _manifest(anon):                           # no path, no substitute value on the page
+        assert r["output"] not in text and r["patient_id"] not in text and r["study_uid"] not in text
+    iid = app.queues.queues["redacted"][0]
+    pngs = {}
+    for window in ("header", "wider", "narrower"):
+        status, headers, png = _raw(srv, "GET", f"/api/image/{iid}.png?size=large&window={window}", h)
+        assert status == 200 and headers["Content-Type"] == "image/png" and png[:8] == b"\x89PNG\r\n\x1a\n"
+        pngs[window] = png
+    assert len(set(pngs.values())) == 3                  # three different renderings
+    cached = sorted(p.name for p in (app.review_dir / CACHE).iterdir())
+    assert len(cached) == 3 and all(n.startswith(iid) and n.endswith(".png") for n in cached)
+    assert _raw(srv, "GET", f"/api/image/{iid}.png?size=huge", h)[0] == 404
+    assert _raw(srv, "GET", f"/api/image/{iid}.png?window=../x", h)[0] == 404
+
+
+def test_decide_and_undo_over_http(server):
+    srv, app, _ = server
+    port = srv.server_address[1]
+    base = f"http://127.0.0.1:{port}"
+    h = {"X-Vindr-Token": app.token, "Content-Type": "application/json"}
+
+    def post(path, obj):
+        req = urllib.request.Request(base + path, json.dumps(obj).encode(), h, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    red = app.queues.queues["redacted"]
+    img = app.queues.images[red[0]]
+    post("/api/decide", {"image_id": red[0], "queue": "redacted", "decision": "accept"})
+    r = post("/api/decide", {"image_id": red[1], "queue": "redacted", "decision": "more-redaction",
+                             "box": [0, 1, 1, img.cols // 2, img.rows // 2]})
+    assert r["state"]["progress"]["redacted"]["decided"] == 2
+    assert r["state"]["decisions"][red[1]]["box"] == [0, 1, 1, img.cols // 2, img.rows // 2]
+    with pytest.raises(urllib.error.HTTPError) as e:     # an image not in that queue
+        post("/api/decide", {"image_id": app.queues.queues["spot-check"][0], "queue": "redacted", "decision": "accept"})
+    assert e.value.code == 400
+    with pytest.raises(urllib.error.HTTPError) as e:
+        post("/api/decide", {"image_id": "../../etc", "queue": "redacted", "decision": "accept"})
+    assert e.value.code == 400
+    r = post("/api/undo", {})
+    assert r["row"]["undoes"] == 1 and red[1] not in r["state"]["decisions"]
+    assert decisions.current(app.review_dir) == {red[0]: "accept"}
+    rows = pq.read_table(app.review_dir / ".vindr" / "review.parquet").to_pylist()
+    assert [(x["decision"], x["reviewer"]) for x in rows] == [("accept", "tester"), ("more-redaction", "tester"),
+                                                              ("undo", "tester")]
+
+
+def test_cli_refuses_a_folder_that_is_not_reviewable(tmp_path):
+    r = run_cli("review", str(tmp_path), "--no-browser", check=False)
+    assert r.returncode == 2
+    assert "neither a de-identified tree" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,160 @@
+"""Which images need a person's look, built from plain files of DIR (no server needed).
+
+DIR is a de-identified tree (``vindr anonymize``'s OUTPUT, with manifest.parquet) or a
+SELECTION folder (``vindr select``'s output): its tree is ``--tree``, else found by following
+the folder beside SELECTION whose manifest.parquet has the SHA-256 that selection.json
+records. Queues, in this order:
+
+redacted       manifest ``pixels_modified``: the output with its masked boxes outlined
+residual-text  pixel findings (pixel-text, pixel-mask) of ``vindr audit --report FILE.json``
+qc             selection.parquet ``qc_flags`` not empty
+duplicates     selection.parquet ``dup_group``: members of a group side by side
+spot-check     a seeded random sample of the images in no other queue and not modified
+
+Only ids, shapes, masked boxes (from the manifest), QC flag names and group ids leave this
+module: no path, no header value, no text.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from vindr_cli.errors import RequestError
+from vindr_cli.review.decisions import QUEUES
+
+PIXEL_FINDINGS = ("pixel-text", "pixel-mask")
+
+
+class ReviewDirError(RequestError):
+    """DIR is neither a de-identified tree nor a selection whose tree can be found (one line)."""
+
+
+@dataclass
+class Image:
+    image_id: str
+    output: str                     # path relative to the tree (never sent to the page)
+    rows: int | None
+    cols: int | None
+    frames: int
+    redactions: list[list[int]] = field(default_factory=list)
+    qc_flags: list[str] = field(default_factory=list)
+    dup_group: str | None = None
+    residual: int = 0                # pixel findings of the audit report
+    modified: bool = False           # manifest pixels_modified
+
+    def public(self) -> dict:
+        """What the page may see: no path, no value."""
+        return {"rows": self.rows, "cols": self.cols, "frames": self.frames, "redactions": self.redactions,
+                "qc_flags": self.qc_flags, "dup_group": self.dup_group, "residual": self.residual}
+
+
+@dataclass
+class Queues:
+    review_dir: Path
+    tree: Path
+    images: dict[str, Image]
+    queues: dict[str, list[str]]     # queue -> image ids, in display order
+
+    def counts(self) -> dict[str, int]:
+        return {q: len(ids) for q, ids in self.queues.items()}
+
+    def flagged(self) -> set[str]:
+        return {i for q in ("redacted", "residual-text", "qc", "duplicates") for i in self.queues.get(q, [])}
+
+
+def _int(v) -> int | None:
+    try:
+        return None if v is None or v != v else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | None]:
+    """(anonymized tree, selection.parquet or None) for DIR."""
+    review_dir = Path(review_dir)
+    if tree is not None:
+        tree = Path(tree)
+        if not (tree / "manifest.parquet").is_file():
+            raise ReviewDirError("--tree is not a de-identified tree (no manifest.parquet)")
+    if (review_dir / "manifest.parquet").is_file() and tree is None:
+        return review_dir.resolve(), None
+    sel = review_dir / "selection.parquet"
+    if not sel.is_file():
+        raise ReviewDirError("DIR is neither a de-identified tree (manifest.parquet) nor a selection "
+                             "(selection.parquet)")
+    if tree is not None:
+        return tree.resolve(), sel
+    try:
+        info = json.loads((review_dir / "selection.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    want = info.get("anon_dir_manifest_sha256")
+    if want:
+        # selection.json records the tree's manifest hash, not its path: look beside SELECTION
+        # (the usual layout, e.g. demo/anon and demo/selection) for the tree with that manifest
+        for m in sorted(review_dir.resolve().parent.glob("*/manifest.parquet")):
+            if hashlib.sha256(m.read_bytes()).hexdigest() == want:
+                return m.parent, sel
+    raise ReviewDirError("cannot find the de-identified tree of this selection: give it with --tree ANON_DIR")
+
+
+def _audit_counts(report: Path, by_output: dict[str, str]) -> dict[str, int]:
+    try:
+        data = json.loads(Path(report).read_text(encoding="utf-8"))
+        findings = data["findings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ReviewDirError("--audit-report is not the JSON of vindr audit --report") from None
+    out: dict[str, int] = {}
+    for f in findings:
+        if isinstance(f, dict) and f.get("kind") in PIXEL_FINDINGS:
+            iid = by_output.get(str(f.get("where", "")))
+            if iid:
+                out[iid] = out.get(iid, 0) + 1
+    return out
+
+
+def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Path | None = None,
+                 spot: int = 20, seed: int = 0) -> Queues:
+    """The review queues of DIR (see the module text)."""
+    review_dir = Path(review_dir)
+    tree_dir, sel_path = find_tree(review_dir, tree)
+    images: dict[str, Image] = {}
+    for r in pq.read_table(tree_dir / "manifest.parquet").to_pylist():
+        if r.get("status") != "ok" or not r.get("image_id") or not r.get("output"):
+            continue
+        try:
+            boxes = [list(map(int, b)) for b in json.loads(r.get("redactions") or "[]")]
+        except (ValueError, TypeError):
+            boxes = []
+        images[r["image_id"]] = Image(r["image_id"], r["output"], _int(r.get("rows")), _int(r.get("columns")),
+                                      _int(r.get("frames")) or 1, boxes if r.get("pixels_modified") else [],
+                                      modified=bool(r.get("pixels_modified")))
+    if sel_path is not None:
+        sel_rows = pq.read_table(sel_path).to_pylist()
+        keep = {}
+        for s in sel_rows:
+            img = images.get(s["image_id"])
+            if img is None:
+                continue
+            img.qc_flags = [str(x) for x in (s.get("qc_flags") or [])]
+            img.dup_group = s.get("dup_group") or None
+            keep[img.image_id] = img
+        images = keep
+    if audit_report is not None:
+        for iid, n in _audit_counts(audit_report, {i.output: i.image_id for i in images.values()}).items():
+            images[iid].residual = n
+    ids = sorted(images)
+    queues = {q: [] for q in QUEUES}
+    queues["redacted"] = [i for i in ids if images[i].modified]
+    queues["residual-text"] = [i for i in ids if images[i].residual]
+    queues["qc"] = [i for i in ids if images[i].qc_flags]
+    queues["duplicates"] = sorted((i for i in ids if images[i].dup_group), key=lambda i: (images[i].dup_group, i))
+    flagged = {i for q in ("redacted", "residual-text", "qc", "duplicates") for i in queues[q]}
+    pool = [i for i in ids if i not in flagged and not images[i].modified]
+    queues["spot-check"] = sorted(random.Random(seed).sample(pool, min(max(spot, 0), len(pool))))
+    return Queues(review_dir, tree_dir, images, queues)
