@@ -135,6 +135,21 @@ def test_decisions_journal_undo_and_parquet(tmp_path):
     assert len(decisions.read_rows(d)) == 5
 
 
+def test_an_image_in_two_queues_is_decided_in_each(tmp_path):
+    d = tmp_path / "dir"
+    a, b = "a" * 32, "b" * 32
+    queues = {"redacted": [a, b], "qc": [a, b]}
+    decisions.record(d, a, "redacted", "more-redaction", box=[0, 0, 0, 4, 4])
+    decisions.record(d, a, "qc", "accept")           # accepting a QC flag keeps the box in force
+    assert decisions.current(d) == {a: "more-redaction"}
+    assert decisions.undecided(d, queues) == {"redacted": [b], "qc": [b]}
+    decisions.record(d, b, "qc", "accept")
+    assert decisions.undecided(d, queues) == {"redacted": [b], "qc": []}
+    decisions.record(d, b, "qc", "exclude")           # an exclusion anywhere decides every queue
+    assert decisions.undecided(d, queues) == {"redacted": [], "qc": []}
+    assert decisions.current(d) == {a: "more-redaction", b: "exclude"}
+
+
 def test_a_torn_last_line_is_survived(tmp_path):
     d = tmp_path / "dir"
     decisions.record(d, "a" * 32, "qc", "accept")
@@ -285,7 +300,7 @@ def test_decide_and_undo_over_http(server):
     r = post("/api/decide", {"image_id": red[1], "queue": "redacted", "decision": "more-redaction",
                              "box": [0, 1, 1, img.cols // 2, img.rows // 2]})
     assert r["state"]["progress"]["redacted"]["decided"] == 2
-    assert r["state"]["decisions"][red[1]]["box"] == [0, 1, 1, img.cols // 2, img.rows // 2]
+    assert r["state"]["decisions"][red[1]]["redacted"]["box"] == [0, 1, 1, img.cols // 2, img.rows // 2]
     with pytest.raises(urllib.error.HTTPError) as e:     # an image not in that queue
         post("/api/decide", {"image_id": app.queues.queues["spot-check"][0], "queue": "redacted", "decision": "accept"})
     assert e.value.code == 400

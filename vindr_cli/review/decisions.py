@@ -164,23 +164,38 @@ def _in_force(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["decision"] != UNDO and r["seq"] not in voided]
 
 
-def current_rows(review_dir: Path) -> dict[str, dict]:
-    """{image_id: the latest decision row in force}."""
-    out: dict[str, dict] = {}
+def current_by_queue(review_dir: Path) -> dict[str, dict[str, dict]]:
+    """{image_id: {queue: the latest decision row in force made in that queue}}."""
+    out: dict[str, dict[str, dict]] = {}
     for r in _in_force(read_rows(review_dir)):
-        out[r["image_id"]] = r
+        out.setdefault(r["image_id"], {})[r["queue"]] = r
     return out
 
 
+def verdict(per_queue: dict[str, dict]) -> str:
+    """One image's decision across its queues: exclude wins, then more-redaction, then accept
+    (accepting a QC flag never clears a box drawn in the redacted queue)."""
+    found = {r["decision"] for r in per_queue.values()}
+    return next(d for d in ("exclude", "more-redaction", "accept") if d in found)
+
+
 def current(review_dir: Path) -> dict[str, str]:
-    """{image_id: accept | exclude | more-redaction} — the latest decision in force per image."""
-    return {k: r["decision"] for k, r in current_rows(review_dir).items()}
+    """{image_id: accept | exclude | more-redaction} for every image with a decision in force
+    (across queues: see :func:`verdict`)."""
+    return {k: verdict(v) for k, v in current_by_queue(review_dir).items()}
+
+
+def is_decided(image_id: str, queue: str, by_queue: dict[str, dict[str, dict]]) -> bool:
+    """Decided in this queue, or excluded in any (an excluded image needs no further look)."""
+    mine = by_queue.get(image_id, {})
+    return queue in mine or any(r["decision"] == "exclude" for r in mine.values())
 
 
 def undecided(review_dir: Path, queues: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Per queue, the image ids without a decision in force (in the queue's order)."""
-    done = current(review_dir)
-    return {q: [i for i in ids if i not in done] for q, ids in queues.items()}
+    """Per queue, the image ids still to decide there (in the queue's order): an image in two
+    queues is decided in each separately, unless it was excluded."""
+    by_queue = current_by_queue(review_dir)
+    return {q: [i for i in ids if not is_decided(i, q, by_queue)] for q, ids in queues.items()}
 
 
 def exists(review_dir: Path) -> bool:

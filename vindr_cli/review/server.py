@@ -121,17 +121,19 @@ class ReviewApp:
         return self.queues.review_dir
 
     def state(self) -> dict:
-        rows = decisions.current_rows(self.review_dir)
+        by_queue = decisions.current_by_queue(self.review_dir)
         q = self.queues
-        progress = {name: {"total": len(ids), "decided": sum(1 for i in ids if i in rows)}
+        progress = {name: {"total": len(ids), "decided": sum(1 for i in ids if decisions.is_decided(i, name, by_queue))}
                     for name, ids in q.queues.items()}
         return {
             "reviewer": self.reviewer,
             "queues": q.queues,
             "progress": progress,
             "images": {i: img.public() for i, img in q.images.items() if any(i in ids for ids in q.queues.values())},
-            "decisions": {i: {"decision": r["decision"], "box": json.loads(r["box"]) if r["box"] else None,
-                              "queue": r["queue"], "seq": r["seq"]} for i, r in rows.items()},
+            "decisions": {i: {queue: {"decision": r["decision"], "box": json.loads(r["box"]) if r["box"] else None,
+                                      "seq": r["seq"]} for queue, r in per.items()}
+                          for i, per in by_queue.items()},
+            "verdicts": {i: decisions.verdict(per) for i, per in by_queue.items()},
         }
 
     def known(self, image_id: str) -> bool:

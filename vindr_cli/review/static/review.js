@@ -25,11 +25,18 @@
   const imgUrl = (id, size, win) => `/api/image/${id}.png?size=${size}&window=${win || "header"}&t=${encodeURIComponent(TOKEN)}`;
   const ids = () => (state && ui.queue) ? state.queues[ui.queue] : [];
   const currentId = () => ids()[ui.index];
+  // the decision shown for an image in the open queue: its own there, else an exclusion made elsewhere
+  function shown(id) {
+    const per = state.decisions[id] || {};
+    if (per[ui.queue]) return per[ui.queue];
+    if (state.verdicts[id] === "exclude") return {decision: "exclude", box: null, elsewhere: true};
+    return null;
+  }
   function status(msg) { $("status").textContent = msg; }
 
   function setState(s) {
     state = s;
-    const key = JSON.stringify([s.decisions, s.progress]);
+    const key = JSON.stringify([s.decisions, s.verdicts, s.progress]);
     if (!ui.queue) ui.queue = Object.keys(s.queues).find((q) => s.queues[q].length) || Object.keys(s.queues)[0];
     if (key !== seen) { seen = key; render(); }
   }
@@ -73,7 +80,7 @@
   }
 
   function tile(id, i) {
-    const img = state.images[id], d = state.decisions[id];
+    const img = state.images[id], d = shown(id);
     const t = document.createElement("div");
     t.className = "tile" + (i === ui.index ? " current" : "");
     t.dataset.id = id;
@@ -109,7 +116,7 @@
     if (d) {
       const b = document.createElement("span");
       b.className = "badge " + d.decision;
-      b.textContent = LABEL[d.decision];
+      b.textContent = LABEL[d.decision] + (d.elsewhere ? " (other queue)" : "");
       t.append(b);
     }
     t.onclick = () => { ui.index = i; openLarge(); };
@@ -146,7 +153,7 @@
   function renderLarge() {
     const id = currentId();
     if (!id) { closeLarge(); return; }
-    const img = state.images[id], d = state.decisions[id];
+    const img = state.images[id], d = shown(id);
     $("large").hidden = false;
     $("large").classList.toggle("drawing", ui.drawing);
     $("large-title").textContent = `${NAMES[ui.queue]} ${ui.index + 1}/${ids().length} · ${id.slice(0, 8)} · ${img.cols}×${img.rows}`;
@@ -185,7 +192,8 @@
       const r = await api("/api/undo", {});
       status(r.row ? `undone: ${r.row.image_id.slice(0, 8)}` : "nothing to undo");
       if (r.row) {
-        const i = ids().indexOf(r.row.image_id);
+        if (r.row.queue !== ui.queue && state.queues[r.row.queue]) ui.queue = r.row.queue;
+        const i = state.queues[ui.queue].indexOf(r.row.image_id);
         if (i >= 0) ui.index = i;
       }
       seen = ""; setState(r.state);
