@@ -50,6 +50,14 @@ def test_wheel_ships_every_schema(wheel):
     assert "License-Expression: Apache-2.0" in text
 
 
+def test_wheel_ships_the_review_page(wheel):
+    """vindr review's page (HTML/JS/CSS) is package data of vindr_cli.review."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    page = {p.name for p in (REPO / "vindr_cli" / "review" / "static").iterdir() if p.is_file()}
+    assert {"index.html", "review.js", "review.css"} <= page
+    assert {f"vindr_cli/review/static/{n}" for n in page} <= names
+
+
 def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=_env())
