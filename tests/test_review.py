@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -319,3 +320,64 @@ def test_cli_refuses_a_folder_that_is_not_reviewable(tmp_path):
     r = run_cli("review", str(tmp_path), "--no-browser", check=False)
     assert r.returncode == 2
     assert "neither a de-identified tree" in r.stderr and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------ release gate
+
+
+@pytest.fixture(scope="module")
+def split_dir(trees):
+    from vindr_cli.release.handoff import run_split
+
+    anon, sel = trees
+    out = anon.parent / "split"
+    run_split(SAMPLE / "annotations" / "vindr_cxr_annotations.csv", anon / "manifest.parquet", out,
+              linkage=anon.parent / "anon.linkage.parquet", test_size="0.3", unit="patients", seed=1, selection=sel)
+    return out
+
+
+def test_release_obeys_the_review(trees, split_dir, tmp_path):
+    import pandas as pd
+
+    from vindr_cli.release.build import build_release
+    from vindr_cli.review.gate import EXCLUDED, Unreviewed
+
+    anon, sel = trees
+    # no review at all: released, and the datasheet says "not reviewed"
+    s = build_release(anon, split_dir, tmp_path / "r0", selection=sel)
+    sheet = json.loads((tmp_path / "r0" / "datasheet.json").read_text())
+    assert sheet["review"] == {"status": "not reviewed"} and any("not reviewed" in w for w in s.warnings)
+    assert "Not reviewed" in (tmp_path / "r0" / "README.md").read_text()
+    released = set(pd.read_csv(tmp_path / "r0" / "images.csv")["image_id"])
+
+    rdir = tmp_path / "reviewed"                     # the review of this selection, kept out of the fixture
+    shutil.copytree(sel, rdir, ignore=shutil.ignore_patterns("dicom"))
+    q = build_queues(rdir, tree=anon)
+    flagged_released = sorted({i for name in decisions.FLAGGED for i in q.queues[name]} & released)
+    assert flagged_released                           # the sample releases a redacted image and a duplicate
+    spot = sorted(released - set(flagged_released))[0]
+    decisions.record(rdir, spot, "spot-check", "accept")
+    with pytest.raises(Unreviewed) as e:
+        build_release(anon, split_dir, tmp_path / "r1", selection=sel, review=rdir)
+    assert f"{len(flagged_released)} flagged image(s)" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "r1").exists()
+    r = run_cli("release", anon, "--split", split_dir, "-o", tmp_path / "r1", "--selection", sel, "--review", rdir,
+                check=False)
+    assert r.returncode == 2 and "--allow-unreviewed" in r.stderr and not (tmp_path / "r1").exists()
+
+    build_release(anon, split_dir, tmp_path / "r2", selection=sel, review=rdir, allow_unreviewed=True)
+    rv = json.loads((tmp_path / "r2" / "datasheet.json").read_text())["review"]
+    assert rv["status"] == "reviewed" and rv["allowed_unreviewed"] is True
+    assert (rv["decided"], rv["undecided"]) == (0, len(flagged_released))
+
+    # every flagged image decided (one excluded): released without it, counted
+    for name in decisions.FLAGGED:
+        for i in q.queues[name]:
+            decisions.record(rdir, i, name, "exclude" if i == flagged_released[0] else "accept")
+    s = build_release(anon, split_dir, tmp_path / "r3", selection=sel, review=rdir)
+    rv = json.loads((tmp_path / "r3" / "datasheet.json").read_text())["review"]
+    assert (rv["decided"], rv["undecided"], rv["excluded"], rv["allowed_unreviewed"]) == (
+        len(flagged_released), 0, 1, False)
+    assert set(pd.read_csv(tmp_path / "r3" / "images.csv")["image_id"]) == released - {flagged_released[0]}
+    assert s.dropped[EXCLUDED] == 1
+    assert "1 excluded" in (tmp_path / "r3" / "README.md").read_text()

@@ -295,12 +295,15 @@ def release(
     multiframe: Optional[str] = typer.Option(None, "--multiframe", help="first | every | exclude: a multi-frame image as frame 0, as one image per frame (<image_id>_<frame>), or not at all. Default: the selection's policy, else first."),
     audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit ANON_DIR --report FILE.json: its status goes in the datasheet (else: not audited)."),
     licence: Optional[str] = typer.Option(None, "--licence", help="Licence the datasheet states (default: not set, which the datasheet says the custodian must choose)."),
+    review: Optional[Path] = typer.Option(None, "--review", help="The folder vindr review ran on (default: the selection, else ANON_DIR, when it holds decisions)."),
+    allow_unreviewed: bool = typer.Option(False, "--allow-unreviewed", help="Release even while flagged images are undecided in vindr review (the datasheet says so)."),
 ) -> None:
     """Materialise the release: train/ and test/ with DICOM (and images), annotations in VinDr CSV, Kaggle, COCO and YOLO forms, and a datasheet."""
     from vindr_cli.release.build import build_release
 
     s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers, labels=labels,
-                      selection=selection, multiframe=multiframe, audit_report=audit_report, licence=licence)
+                      selection=selection, multiframe=multiframe, audit_report=audit_report, licence=licence,
+                      review=review, allow_unreviewed=allow_unreviewed)
     if s.bad_rows:
         err.print(f"[bold yellow]warning:[/] {len(s.bad_rows)} annotation row(s) of the split left out:")
         for b in s.bad_rows.rows[:20]:
@@ -323,6 +326,12 @@ def release(
         console.print(f"multi-frame: {mf['images']} image(s), policy {mf['policy']} ({mf['source']}): "
                       f"{mf['frames_released']} frame(s) released, {mf['excluded']} excluded", markup=False, highlight=False)
     console.print(f"audit: {s.audit}; licence: {s.licence}", markup=False, highlight=False)
+    rv = s.review
+    console.print("review: " + ("not reviewed" if rv["status"] == "not reviewed" else
+                                f"{rv['decided']} flagged image(s) decided, {rv['undecided']} undecided"
+                                + (" (--allow-unreviewed)" if rv["undecided"] else "")
+                                + f"; left out: {rv['excluded']} excluded, {rv['more_redaction']} for more redaction"),
+                  markup=False, highlight=False)
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False)

@@ -41,6 +41,7 @@ from vindr_cli.release import datasheet as sheet_mod
 from vindr_cli.release import exports
 from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection
 from vindr_cli.release.tables import write_csv
+from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
 from vindr_cli.runner.sources import enclosing_output
 from vindr_cli.runner.state import Settings
@@ -66,6 +67,7 @@ class ReleaseSummary:
     dropped_rows: Counter = field(default_factory=Counter)       # annotation rows left out, by reason
     multiframe: dict = field(default_factory=dict)               # policy, source, images, frames, excluded
     audit: str = "not audited"
+    review: dict = field(default_factory=lambda: {"status": "not reviewed"})   # review/gate.py
     warnings: list[str] = field(default_factory=list)
     licence: str = sheet_mod.NOT_SET
 
@@ -129,14 +131,17 @@ def release_labels(split_dir: Path, labels=None) -> LabelSet | None:
 def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Path | None = None,
                   fuse_readers: bool = False, labels=None, selection: Path | None = None,
                   multiframe: str | None = None, audit_report: Path | None = None,
-                  licence: str | None = None) -> ReleaseSummary:
+                  licence: str | None = None, review: Path | None = None,
+                  allow_unreviewed: bool = False) -> ReleaseSummary:
     """Build RELEASE (module doc). ``labels``: a label set (name, TOML file) overriding the
     one `vindr split` recorded. ``selection``: a ``vindr select`` output; ``multiframe``:
     first | every | exclude (default: the selection's, else first); ``audit_report``: the
     JSON of ``vindr audit --report``; ``licence``: the licence text the datasheet states.
     Raises :class:`ReleaseError` (exit 2) for a request that cannot run; bad annotation
     rows are left out and listed in ``summary.bad_rows``, rows and images the selection or
-    the multi-frame policy leave out are counted in ``summary.dropped_rows``/``dropped``."""
+    the multi-frame policy leave out are counted in ``summary.dropped_rows``/``dropped``.
+    ``review``/``allow_unreviewed``: the `vindr review` decisions that gate the release
+    (review/gate.py: undecided flagged images refuse it, excluded ones are left out)."""
     anon_dir, split_dir, out = anon_dir.resolve(), split_dir.resolve(), out.resolve()
     if out.exists():
         raise ReleaseError("RELEASE already exists; choose a new folder")
@@ -174,6 +179,14 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
                                     "changed since vindr select ran); images it does not list are not released")
     entries, left_out = _entries(split, manifest, sel, policy, summary)
+    gate = review_gate.check(anon_dir, {e[0].image_id for e in entries}, selection=selection, review=review,
+                             audit_report=audit_report, allow_unreviewed=allow_unreviewed)
+    entries = [e for e in entries if e[0].image_id not in gate.left_out]
+    left_out.update(gate.left_out)
+    summary.dropped.update(gate.left_out.values())
+    summary.review = gate.sheet()
+    if gate.status == "not reviewed":
+        summary.warnings.append("no vindr review decisions found: the datasheet says the release was not reviewed")
     summary.multiframe.update(policy=policy, source=policy_source)
     decoded = _decoded(images_dir)
     if images_dir is not None:
@@ -386,7 +399,8 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
                   "annotation_rows": rows_left},
         selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir),
         split={"seed": report.get("seed"), "unit": report.get("unit"), "preset": report.get("preset")},
-        licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart)
+        licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart,
+        review=summary.review)
     with atomic_write(stage / "datasheet.json") as f:
         f.write(json.dumps(sheet, indent=1, ensure_ascii=False).encode("utf-8"))
     with atomic_write(stage / "README.md") as f:

@@ -186,6 +186,7 @@ def build_sheet(**parts) -> dict:
              {k: parts[k] for k in ("images", "boxes", "labels", "facts_source", "distributions", "multiframe",
                                     "excluded", "selection", "audit", "deid", "split", "licence", "coordinates",
                                     "chart")}}
+    sheet["review"] = parts.get("review") or {"status": "not reviewed"}     # vindr review (review/gate.py)
     jsonschema.validate(sheet, release_schema("datasheet"))
     return sheet
 
@@ -255,6 +256,15 @@ def render_markdown(sheet: dict) -> str:
         lines.append(f"`vindr audit`: {a['status']} — {a['findings_total']} finding(s) ({kinds}) over "
                      f"{a.get('files')} file(s); linkage table searched: {a.get('linkage_table_used')}; "
                      f"report SHA-256 `{a['report_sha256']}`.")
+    rv = sheet.get("review") or {"status": "not reviewed"}
+    lines += ["", "## Review", ""]
+    if rv["status"] == "not reviewed":
+        lines.append("Not reviewed: no `vindr review` decisions were found for this release.")
+    else:
+        lines.append(f"`vindr review`: {rv['decided']} flagged image(s) decided, {rv['undecided']} undecided"
+                     + (" (released with --allow-unreviewed)" if rv["undecided"] else "")
+                     + f"; {rv['excluded']} excluded and {rv['more_redaction']} marked for more redaction, "
+                     "left out.")
     deid, sp = sheet["deid"], sheet["split"]
     lines += ["", "## Split", "",
               f"Seed {sp.get('seed', 'unknown')}; unit {sp.get('unit', 'unknown')}; groups (patients, else studies) "
