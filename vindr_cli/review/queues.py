@@ -46,6 +46,7 @@ class Image:
     dup_group: str | None = None
     residual: int = 0                # pixel findings of the audit report
     modified: bool = False           # manifest pixels_modified
+    pixel_sha256: str = ""           # of the output's pixel data: names its cached renderings
 
     def public(self) -> dict:
         """What the page may see: no path, no value."""
@@ -133,7 +134,8 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
             boxes = []
         images[r["image_id"]] = Image(r["image_id"], r["output"], _int(r.get("rows")), _int(r.get("columns")),
                                       _int(r.get("frames")) or 1, boxes if r.get("pixels_modified") else [],
-                                      modified=bool(r.get("pixels_modified")))
+                                      modified=bool(r.get("pixels_modified")),
+                                      pixel_sha256=str(r.get("pixel_sha256") or ""))
     if sel_path is not None:
         sel_rows = pq.read_table(sel_path).to_pylist()
         keep = {}

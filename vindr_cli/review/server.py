@@ -142,7 +142,9 @@ class ReviewApp:
     def image(self, image_id: str, size: str, window: str, frame: int) -> bytes:
         img = self.queues.images[image_id]
         frame = min(max(frame, 0), img.frames - 1)
-        cache = self.review_dir / CACHE / f"{image_id}_{size}_{window}_{frame}_v{RENDER_VERSION}.png"
+        # named by the pixel data's hash too: a tree anonymized again never shows a stale rendering
+        pix = img.pixel_sha256[:16] if re.fullmatch(r"[0-9a-f]{16,64}", img.pixel_sha256) else "x"
+        cache = self.review_dir / CACHE / f"{image_id}_{pix}_{size}_{window}_{frame}_v{RENDER_VERSION}.png"
         if cache.is_file():
             return cache.read_bytes()
         png = render_png(self.queues.tree / img.output, size=size, window=window, frame=frame)
