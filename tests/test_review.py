@@ -222,6 +222,14 @@ def test_binds_loopback_only(server):
     assert url.startswith(f"http://127.0.0.1:{srv.server_address[1]}/?t=") and len(app.token) >= 40
 
 
+def test_a_port_in_use_is_a_request_error(server):
+    from vindr_cli.errors import RequestError
+
+    srv, app, _ = server
+    with pytest.raises(RequestError, match="choose another --port"):
+        make_server(app, srv.server_address[1])
+
+
 def test_token_and_host_are_required(server):
     srv, app, _ = server
     port = srv.server_address[1]
@@ -381,3 +389,24 @@ def test_release_obeys_the_review(trees, split_dir, tmp_path):
     assert set(pd.read_csv(tmp_path / "r3" / "images.csv")["image_id"]) == released - {flagged_released[0]}
     assert s.dropped[EXCLUDED] == 1
     assert "1 excluded" in (tmp_path / "r3" / "README.md").read_text()
+
+
+def test_prefetch_fills_the_cache(trees, tmp_path):
+    import threading as th
+
+    from vindr_cli.review.server import prefetch
+
+    _, sel = trees
+    q = build_queues(sel, spot=2)
+    q.review_dir = tmp_path / "rdir"
+    app = ReviewApp(q)
+    prefetch(app, th.Event())
+    queued = {i for ids in q.queues.values() for i in ids}
+    cached = {p.name[:32] for p in (q.review_dir / CACHE).iterdir()}
+    assert cached == queued and not list(q.review_dir.rglob("*.vindr-part"))
+    stopped = ReviewApp(build_queues(sel, spot=2))
+    stopped.queues.review_dir = tmp_path / "other"
+    ev = th.Event()
+    ev.set()
+    prefetch(stopped, ev)                                # a stop before the first image renders nothing
+    assert not (tmp_path / "other").exists()

@@ -313,14 +313,36 @@ def url_of(srv: ThreadingHTTPServer, app: ReviewApp) -> str:
     return f"http://{HOST}:{srv.server_address[1]}/?t={app.token}"
 
 
+def prefetch(app: ReviewApp, stop: threading.Event) -> None:
+    """Render every queued image's thumbnail into the cache, queue by queue, so the grid is
+    fast from the first look (a failure is left for the page to report, never raised)."""
+    seen = set()
+    for ids in app.queues.queues.values():
+        for i in ids:
+            if stop.is_set():
+                return
+            if i in seen:
+                continue
+            seen.add(i)
+            try:
+                app.image(i, "thumb", "header", 0)
+            except Exception:
+                pass
+
+
 def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree: Path | None = None,
           audit_report: Path | None = None, spot: int = 20, seed: int = 0, open_browser: bool = False,
-          ready: Callable[[str, ThreadingHTTPServer, ReviewApp], None] | None = None) -> None:
-    """Build the queues, serve the page until Ctrl-C (or ``srv.shutdown()`` from ``ready``)."""
+          ready: Callable[[str, ThreadingHTTPServer, ReviewApp], None] | None = None,
+          prefetch_thumbnails: bool = True) -> None:
+    """Build the queues, serve the page until Ctrl-C (or ``srv.shutdown()`` from ``ready``);
+    thumbnails are rendered into the cache by a background thread meanwhile."""
     app = ReviewApp(build_queues(review_dir, tree=tree, audit_report=audit_report, spot=spot, seed=seed),
                     reviewer=reviewer)
     srv = make_server(app, port)
     url = url_of(srv, app)
+    stop = threading.Event()
+    if prefetch_thumbnails:
+        threading.Thread(target=prefetch, args=(app, stop), daemon=True, name="vindr-review-prefetch").start()
     try:
         if ready is not None:
             ready(url, srv, app)
@@ -330,4 +352,5 @@ def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         srv.server_close()
