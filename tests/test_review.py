@@ -91,7 +91,8 @@ def test_queues_of_a_selection(trees):
 def test_residual_text_queue_from_an_audit_report(trees, tmp_path):
     anon, _ = trees
     rows = _manifest(anon)
-    report = {"findings": [{"kind": "pixel-text", "where": rows[0]["output"], "detail": "text (name) in frame 0"},
+    report = {"findings": [{"kind": "pixel-text", "where": rows[0]["output"],
+                            "detail": "text (readable) that is not an allowed marker in frame 0, box x 3-40, y 5-17"},
                            {"kind": "pixel-text", "where": rows[0]["output"], "detail": "text (date) in frame 0"},
                            {"kind": "phi", "where": rows[1]["output"], "detail": "element"},
                            {"kind": "pixel-mask", "where": rows[2]["output"], "detail": "mask"}]}
@@ -100,6 +101,8 @@ def test_residual_text_queue_from_an_audit_report(trees, tmp_path):
     q = build_queues(anon, audit_report=path)
     assert q.queues["residual-text"] == sorted([rows[0]["image_id"], rows[2]["image_id"]])
     assert q.images[rows[0]["image_id"]].residual == 2
+    assert q.images[rows[0]["image_id"]].findings == [[0, 3, 5, 40, 17]]      # outlined on the page
+    assert q.images[rows[2]["image_id"]].findings == []                       # a mask finding has no box
     path.write_text("not json")
     with pytest.raises(ReviewDirError):
         build_queues(anon, audit_report=path)

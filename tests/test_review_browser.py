@@ -59,8 +59,8 @@ def selection(tmp_path_factory):
     select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
     ok = [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
     report = base / "audit.json"          # one residual-text finding, in the form vindr audit --report writes
-    report.write_text(json.dumps({"findings": [{"kind": "pixel-text", "where": ok[0]["output"],
-                                                "detail": "text (other) that is not an allowed marker in frame 0"}]}))
+    detail = "text (readable) that is not an allowed marker in frame 0, box x 2-30, y 4-14"
+    report.write_text(json.dumps({"findings": [{"kind": "pixel-text", "where": ok[0]["output"], "detail": detail}]}))
     return anon, sel, report
 
 
@@ -161,6 +161,8 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
         _wait(driver, _thumbs_loaded, f"{q} thumbnails")
         if q == "duplicates":
             assert _count(driver, "#grid .group") >= 2
+        if q == "residual-text":                                  # the audit finding's box, outlined
+            assert _count(driver, "#grid .tile rect.finding") == 1
         driver.save_screenshot(str(shots / f"queue-{q}.png"))
     text = driver.find_element(By.TAG_NAME, "body").text
     for r in pq.read_table(anon / "manifest.parquet").to_pylist():   # no path, no header value

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from vindr_cli.errors import RequestError
 from vindr_cli.review.decisions import QUEUES
 
 PIXEL_FINDINGS = ("pixel-text", "pixel-mask")
+# where a pixel-text finding is (deid.audit writes "... in frame F, box x X0-X1, y Y0-Y1"): numbers only
+FINDING_BOX = re.compile(r"in frame (\d+), box x (\d+)-(\d+), y (\d+)-(\d+)")
 
 
 class ReviewDirError(RequestError):
@@ -45,13 +48,15 @@ class Image:
     qc_flags: list[str] = field(default_factory=list)
     dup_group: str | None = None
     residual: int = 0                # pixel findings of the audit report
+    findings: list[list[int]] = field(default_factory=list)   # their boxes [frame, x0, y0, x1, y1], when given
     modified: bool = False           # manifest pixels_modified
     pixel_sha256: str = ""           # of the output's pixel data: names its cached renderings
 
     def public(self) -> dict:
         """What the page may see: no path, no value."""
         return {"rows": self.rows, "cols": self.cols, "frames": self.frames, "redactions": self.redactions,
-                "qc_flags": self.qc_flags, "dup_group": self.dup_group, "residual": self.residual}
+                "qc_flags": self.qc_flags, "dup_group": self.dup_group, "residual": self.residual,
+                "findings": self.findings}
 
 
 @dataclass
@@ -104,18 +109,22 @@ def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | 
     raise ReviewDirError("cannot find the de-identified tree of this selection: give it with --tree ANON_DIR")
 
 
-def _audit_counts(report: Path, by_output: dict[str, str]) -> dict[str, int]:
+def _audit_findings(report: Path, by_output: dict[str, str]) -> dict[str, list[list[int] | None]]:
+    """{image_id: [box or None per pixel finding]} from an audit report; only the numbers of
+    a finding's place are read, never its text."""
     try:
         data = json.loads(Path(report).read_text(encoding="utf-8"))
         findings = data["findings"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ReviewDirError("--audit-report is not the JSON of vindr audit --report") from None
-    out: dict[str, int] = {}
-    for f in findings:
+    out: dict[str, list] = {}
+    for f in findings if isinstance(findings, list) else []:
         if isinstance(f, dict) and f.get("kind") in PIXEL_FINDINGS:
             iid = by_output.get(str(f.get("where", "")))
             if iid:
-                out[iid] = out.get(iid, 0) + 1
+                m = FINDING_BOX.search(str(f.get("detail", "")))
+                fr, x0, x1, y0, y1 = (int(v) for v in m.groups()) if m else (0, 0, 0, 0, 0)
+                out.setdefault(iid, []).append([fr, x0, y0, x1, y1] if m and x1 > x0 and y1 > y0 else None)
     return out
 
 
@@ -148,8 +157,9 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
             keep[img.image_id] = img
         images = keep
     if audit_report is not None:
-        for iid, n in _audit_counts(audit_report, {i.output: i.image_id for i in images.values()}).items():
-            images[iid].residual = n
+        for iid, boxes in _audit_findings(audit_report, {i.output: i.image_id for i in images.values()}).items():
+            images[iid].residual = len(boxes)
+            images[iid].findings = [b for b in boxes if b is not None]
     ids = sorted(images)
     queues = {q: [] for q in QUEUES}
     queues["redacted"] = [i for i in ids if images[i].modified]

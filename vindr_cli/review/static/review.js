@@ -56,6 +56,7 @@
       svg.appendChild(r);
     };
     (img.redactions || []).forEach((b) => add(b, "mask"));
+    (img.findings || []).forEach((b) => add(b, "finding"));
     if (decision && decision.box) add(decision.box, "drawn");
   }
 
