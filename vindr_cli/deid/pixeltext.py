@@ -460,16 +460,55 @@ def _overlaps(a, b) -> bool:
 
 # ----------------------------------------------------------------------------- find_text
 
-def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None, inner_w: int) -> tuple[str, bool, bool]:
-    """(kind, matched_a_hint, read_confidently) of one candidate in image coordinates
-    (inner_w: the width of its strokes, without the padding)."""
+def _stretch(image: np.ndarray, box: tuple[int, int, int, int], bright: bool) -> np.ndarray:
+    """The crop as dark text on white, its 2-98 % range stretched to 0-255."""
     x0, y0, x1, y1 = box
     crop = image[y0:y1, x0:x1].astype(np.float32)
     if bright:
         crop = 255 - crop
     lo, hi = np.percentile(crop, [2, 98])
-    crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    return np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+
+
+def _stroke_ratio(crop: np.ndarray) -> float:
+    """Median horizontal ink run / median height of the ink column groups of a stretched
+    crop (dark on white). A glyph's strokes are thin against its height (DejaVu regular to
+    bold: 0.06-0.28 on the bench's text lines); a blob of anatomy or grain is as thick as
+    it is tall (median 0.5)."""
+    ink = crop < 128
+    cols = ink.any(axis=0)
+    d = np.diff(np.r_[0, cols.astype(np.int8), 0])
+    heights = []
+    for a, b in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]):
+        r = np.nonzero(ink[:, a:b].any(axis=1))[0]
+        if r[-1] + 1 - r[0] >= 3:
+            heights.append(r[-1] + 1 - r[0])
+    p = np.pad(ink, ((0, 0), (1, 1))).astype(np.int8)
+    dd = np.diff(p, axis=1)
+    runs = np.nonzero(dd == -1)[1] - np.nonzero(dd == 1)[1]
+    if not heights or runs.size == 0:
+        return 0.0        # nothing to measure: not evidence against text
+    return float(np.median(runs)) / float(np.median(heights))
+
+
+_GLYPH_ASPECT = 1.2      # inner box width / height below this: room for one glyph at most
+_THICK = 0.35            # stroke ratio above this: a blob, not a glyph stroke
+
+
+def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
+              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool]:
+    """(kind, matched_a_hint, read_confidently, text_like) of one candidate in image
+    coordinates (inner: the width and height of its strokes, without the padding).
+
+    text_like is False only for a candidate that matches no hint, of which OCR reads fewer
+    than two letters or digits confidently, and whose shape cannot hold text: room for one
+    glyph at most (inner width < 1.2 x height), or strokes as thick as the blob is tall
+    (anatomy, grain, the edge of a CT's field of view). Such a region cannot spell a name,
+    an ID or a date; everything else that is not read as a marker is redacted."""
+    crop = _stretch(image, box, bright)
+    inner_w, inner_h = inner
+    if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
+        return "other", False, False, False
     read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(crop)]
     read = [(w, c, b) for w, c, b in read if w]
     good = [(w, c) for w, c, _ in read]
@@ -478,15 +517,16 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     # confident: every word read well, and the words span most of the line (a read that
     # drops part of the line is not a reading of the line)
     span = (max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)) if read else 0
-    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (y1 - y0))
+    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (box[3] - box[1]))
     hk = _hint_kind(flat, hints)
     if hk is not None:
-        return hk, True, True
+        return hk, True, True, True
     if not confident:
-        return "other", False, False
+        return "other", False, False, True
     if _is_marker_line(accented):
-        return "marker", False, True
-    return _shape_kind(flat), False, True
+        return "marker", False, True, True
+    return _shape_kind(flat), False, True, True
+
 
 
 def _inside(a, b) -> float:
@@ -504,6 +544,15 @@ def _same_line_near(a, b, overlap_counts: bool = True) -> bool:
     lh = min(a[3] - a[1], b[3] - b[1])
     gap = max(a[0], b[0]) - min(a[2], b[2])
     return (overlap_counts and _overlaps(a, b)) or (ov >= 0.75 * lh and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
+
+
+def _stacked(a, b) -> bool:
+    """b lies right above or below a, in the same column, about as wide: a glyph of a
+    vertical (turned) text line."""
+    ow = min(a[2], b[2]) - max(a[0], b[0])
+    gap = max(a[1], b[1]) - min(a[3], b[3])
+    w = max(a[2] - a[0], b[2] - b[0])
+    return ow >= 0.5 * min(a[2] - a[0], b[2] - b[0]) and gap <= max(a[3] - a[1], b[3] - b[1]) and min(a[2] - a[0], b[2] - b[0]) >= 0.4 * w
 
 
 def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int, int, int, int, bool]]:
@@ -546,16 +595,18 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     found: list[list] = []
     for thresh, faint in passes:
         strong = [f[0] for f in found]
-        for x0, y0, x1, y1, bright in _join_lines(_candidates(maps, thresh, border_only=faint)):
+        cands = _join_lines(_candidates(maps, thresh, border_only=faint))
+        for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
             if faint and any(_overlaps(box, t) for t in strong):
                 continue
-            kind, matched, confident = _classify(image, box, bright, hints if has_hints else None,
-                                                 (x1 - x0) * s)
-            if faint and not matched:
+            stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
+            kind, matched, confident, text_like = _classify(image, box, bright, hints if has_hints else None,
+                                                            ((x1 - x0) * s, bh), stacked)
+            if (faint and not matched) or not text_like:
                 continue
             found.append([box, kind, confident, bright])
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
