@@ -496,9 +496,11 @@ _THICK = 0.35            # stroke ratio above this: a blob, not a glyph stroke
 
 
 def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool]:
-    """(kind, matched_a_hint, read_confidently, text_like) of one candidate in image
-    coordinates (inner: the width and height of its strokes, without the padding).
+              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool, str]:
+    """(kind, matched_a_hint, read_confidently, text_like, reading) of one candidate in image
+    coordinates (inner: the width and height of its strokes, without the padding; reading:
+    the folded letters of a confident reading that matched no hint, for comparing the two
+    polarities' readings of one region inside find_text; never leaves this module).
 
     text_like is False only for a candidate that matches no hint, of which OCR reads fewer
     than two letters or digits confidently, and whose shape cannot hold text: room for one
@@ -508,7 +510,7 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     crop = _stretch(image, box, bright)
     inner_w, inner_h = inner
     if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
-        return "other", False, False, False
+        return "other", False, False, False, ""
     read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(crop)]
     read = [(w, c, b) for w, c, b in read if w]
     good = [(w, c) for w, c, _ in read]
@@ -520,12 +522,12 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (box[3] - box[1]))
     hk = _hint_kind(flat, hints)
     if hk is not None:
-        return hk, True, True, True
+        return hk, True, True, True, ""
     if not confident:
-        return "other", False, False, True
+        return "other", False, False, True, ""
     if _is_marker_line(accented):
-        return "marker", False, True, True
-    return _shape_kind(flat), False, True, True
+        return "marker", False, True, True, "".join(flat)
+    return _shape_kind(flat), False, True, True, "".join(flat)
 
 
 
@@ -604,14 +606,24 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             if faint and any(_overlaps(box, t) for t in strong):
                 continue
             stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
-            kind, matched, confident, text_like = _classify(image, box, bright, hints if has_hints else None,
+            kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked)
             if (faint and not matched) or not text_like:
                 continue
-            found.append([box, kind, confident, bright])
+            found.append([box, kind, confident, bright, reading])
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
+    # The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
+    # and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
+    # least half inside a marker of the other polarity, within one edit of the marker's
+    # reading, is that marker. Privacy: both readings spell (nearly) the same marker.
+    for f in found:
+        if f[2] and f[1] != "marker" and f[4]:
+            host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
+                         and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
+            if host is not None:
+                f[1] = "marker"
     keep = [f for f in found if f[2]]
     for f in found:
         if f[2]:
