@@ -354,16 +354,12 @@ def _words_of(api, img, f: float) -> list[tuple[str, float, tuple[int, int, int,
 # ----------------------------------------------------------------------------- candidates
 
 def _filt(a: np.ndarray, k: int, op, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
-    """Separable k x k (or k along the given axes) min/max filter (edges replicated)."""
-    r = k // 2
-    for axis in axes:
-        p = np.pad(a, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
-        n = a.shape[axis]
-        acc = p.take(range(0, n), axis=axis)
-        for s in range(1, k):
-            acc = op(acc, p.take(range(s, s + n), axis=axis))
-        a = acc
-    return a
+    """Separable k x k (or k along the given axes) min/max filter (edges replicated);
+    op is np.minimum or np.maximum."""
+    from scipy import ndimage
+    size = tuple(k if ax in axes else 1 for ax in (0, 1))
+    f = ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter
+    return f(a, size=size, mode="nearest")
 
 
 def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -378,30 +374,19 @@ def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
 def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (x0, y0, x1, y1, working px) of 8-connected groups of occupied
     cy x cx cells."""
+    from scipy import ndimage
     h, w = mask.shape
     gh, gw = -(-h // cy), -(-w // cx)
     pad = np.zeros((gh * cy, gw * cx), bool)
     pad[:h, :w] = mask
     grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
-    seen = np.zeros_like(grid)
+    labels, _ = ndimage.label(grid, structure=np.ones((3, 3), bool))
     boxes = []
-    for y, x in zip(*np.nonzero(grid)):
-        if seen[y, x]:
+    for sl in ndimage.find_objects(labels):
+        if sl is None:
             continue
-        stack = [(y, x)]
-        seen[y, x] = True
-        y0 = y1 = y
-        x0 = x1 = x
-        while stack:
-            py, px = stack.pop()
-            y0, y1, x0, x1 = min(y0, py), max(y1, py), min(x0, px), max(x1, px)
-            for ny in (py - 1, py, py + 1):
-                if 0 <= ny < gh:
-                    for nx in (px - 1, px, px + 1):
-                        if 0 <= nx < gw and grid[ny, nx] and not seen[ny, nx]:
-                            seen[ny, nx] = True
-                            stack.append((ny, nx))
-        boxes.append((int(x0) * cx, int(y0) * cy, min(w, (int(x1) + 1) * cx), min(h, (int(y1) + 1) * cy)))
+        ys, xs = sl
+        boxes.append((xs.start * cx, ys.start * cy, min(w, xs.stop * cx), min(h, ys.stop * cy)))
     return boxes
 
 
