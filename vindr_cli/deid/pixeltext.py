@@ -367,7 +367,7 @@ def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
     h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
     if s == 1:
         return image.astype(np.int16), 1
-    a = image[:h, :w].reshape(h // s, s, w // s, s).mean(axis=(1, 3))
+    a = image[:h, :w].reshape(h // s, s, w // s, s).sum(axis=(1, 3), dtype=np.uint32) // (s * s)
     return a.astype(np.int16), s
 
 
@@ -392,8 +392,9 @@ def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int,
 
 def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """White top-hat, black top-hat and gradient of the working image (computed once)."""
-    opened = _filt(_filt(work, _TOPHAT, np.minimum), _TOPHAT, np.maximum)
-    closed = _filt(_filt(work, _TOPHAT, np.maximum), _TOPHAT, np.minimum)
+    w8 = work.astype(np.uint8)     # 0..255: filtered as bytes (faster), same values
+    opened = _filt(_filt(w8, _TOPHAT, np.minimum), _TOPHAT, np.maximum).astype(np.int16)
+    closed = _filt(_filt(w8, _TOPHAT, np.maximum), _TOPHAT, np.minimum).astype(np.int16)
     grad = np.zeros_like(work)
     grad[:, 1:] = np.abs(work[:, 1:] - work[:, :-1])
     grad[1:, :] = np.maximum(grad[1:, :], np.abs(work[1:, :] - work[:-1, :]))
@@ -404,6 +405,7 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
     the outer quarter of the image on any side, where labels are printed)."""
     white, black, grad = maps
+    H, W = white.shape
     # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
     sharp = _filt((grad >= thresh * 3 // 4).astype(np.uint8), 3, np.maximum).astype(bool)
     out = []
@@ -416,6 +418,8 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
         for x0, y0, x1, y1 in _components(linked, 1, 4):
             bh, bw = y1 - y0, x1 - x0
             if bh < 3 or bh > 60 or bw < 2:
+                continue
+            if border_only and x0 >= W // 4 and x1 <= W - W // 4 and y0 >= H // 4 and y1 <= H - H // 4:
                 continue
             region = strokes[y0:y1, x0:x1]
             n = int(region.sum())
@@ -431,10 +435,6 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
             between = float(np.median(th[~region])) if n < region.size else 0.0
             if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + 5):
                 continue
-            if border_only:
-                h, w = white.shape
-                if x0 >= w // 4 and x1 <= w - w // 4 and y0 >= h // 4 and y1 <= h - h // 4:
-                    continue
             out.append((x0, y0, x1, y1, bright))
     return out
 
