@@ -14,6 +14,13 @@ How:
     text-line shape (3-60 working px tall: 6-120 px on a 2k image; enough stroke pixels,
     stroke density 8-75 %) on a quiet background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
     the candidates. An image with no text usually has none, so it costs only this step.
+    (Min/max filters and component labelling: scipy.ndimage.)
+ 1b. Shape gate, before any OCR: a candidate whose shape cannot hold text is dropped (not
+    reported): room for one glyph at most (its strokes' width < 1.2 x their height) and no
+    other candidate stacked right above or below it (a turned label's letters are), or
+    strokes as thick as the blob is tall (median ink run / ink height > 0.35: anatomy,
+    an MR's grain, a CT's field-of-view edge; text lines of the bench: 0.06-0.28). Such a
+    region cannot spell a name, an ID or a date. Without an OCR engine nothing is dropped.
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -24,8 +31,10 @@ How:
     (accent-folded, case-insensitive, edit distance <= len/4), else from the text's shape
     (a date pattern -> date, a long digit run -> id), else "other". Candidates on one line
     less than a line height apart are read as one line; a marker on the same line as (or
-    overlapping) identifying text is redacted with it; identifying boxes on one line with a
-    small gap are joined.
+    overlapping) identifying text is redacted with it (but a confident reading of a region
+    at least half inside a marker read in the other polarity, within one edit of it, TRAL
+    beside TRÁI, is that marker: the other polarity's top-hat echoes every line);
+    identifying boxes on one line with a small gap are joined.
  4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
     read too in the outer quarter of the image (where labels are printed), and a faint region
     is reported when its words match a hint value; faint regions that match nothing are left
@@ -57,12 +66,14 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    hints): 0.12 s average (0.22 with text, 0.09 without); 48/48 identifying strings covered,
    none kept as marker; 23/24 markers kept; text-free: boxes on 24/48 (noisy 4-8x upscaled
    test images), 0.05 % of the area on average.
- * bench/pixeltext_on_corpus.py on the btcorpus corpus (100 images, 1 in 5 with text, real
-   CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16 bits;
-   min..max display as the redactor shows it): 71/72 identifying strings >= 90 % covered
-   (the miss: a 48 px bold name on a bright film, 80 % covered), 45/52 markers kept;
-   0.14 s without hints, 0.27 s with header hints (the faint pass); text-free images with a
-   box: 34/80 (MR grain mostly), 0.48 % of the area on average.
+ * find_text alone on the burned_in_corpus.py corpora (100 images each, 1 in 5 with text,
+   real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
+   bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
+   identifying strings >= 90 % covered 71/77 and 73/79; markers kept 46/50 and 44/50;
+   text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
+   0.15 / 0.16 CPU s per image (0.13 text-free), single process on a shared 2-core
+   machine. Before the shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79;
+   43/50, 41/50; 34/80, 33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
 
 Without the engine (``engine_available()`` is False) every candidate is "other": nothing
 found is ever kept as a marker, so the caller still redacts it.
