@@ -374,3 +374,24 @@ def test_blurred_label_is_still_redacted():
     boxes = pt.find_text(img)
     assert coverage(boxes, bb, marker=False) >= 0.9
     assert "marker" not in kinds_over(boxes, bb)
+
+
+def test_a_misread_echo_of_a_marker_is_that_marker_but_a_name_is_not():
+    marker = [(100, 20, 200, 60), "marker", True, True, "TRAI"]
+
+    def echo(reading, box=(104, 22, 198, 58), bright=False, confident=True):
+        return [box, "other", confident, bright, reading]
+
+    cases = [(echo("TRAL"), "marker"),                 # one letter off, same region
+             (echo("TRAI"), "marker"),
+             (echo("TRAN"), "marker"),                 # still one edit: the same pixels read twice
+             (echo("TRANVAN"), "other"),               # more than one edit: not the marker
+             (echo("TRAL", bright=True), "other"),     # same polarity: not an echo
+             (echo("TRAL", box=(150, 22, 300, 58)), "other"),   # mostly outside the marker
+             (echo("TRAL", confident=False), "other"),
+             (echo(""), "other")]
+    for f, kind in cases:
+        found = [list(marker), f]
+        pt._echo_markers(found)
+        assert found[1][1] == kind, (f, kind)
+        assert found[0][1] == "marker"

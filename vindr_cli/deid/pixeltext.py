@@ -577,6 +577,20 @@ def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int,
     return [tuple(c) for c in out]
 
 
+def _echo_markers(found: list[list]) -> None:
+    """The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
+    and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
+    least half inside a marker of the other polarity, within one edit of the marker's
+    reading, is that marker. Privacy: both readings spell (nearly) the same marker.
+    found: [box, kind, read_confidently, bright, reading] lists, changed in place."""
+    for f in found:
+        if f[2] and f[1] != "marker" and f[4]:
+            host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
+                         and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
+            if host is not None:
+                f[1] = "marker"
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
@@ -610,16 +624,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
-    # The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
-    # and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
-    # least half inside a marker of the other polarity, within one edit of the marker's
-    # reading, is that marker. Privacy: both readings spell (nearly) the same marker.
-    for f in found:
-        if f[2] and f[1] != "marker" and f[4]:
-            host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
-                         and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
-            if host is not None:
-                f[1] = "marker"
+    _echo_markers(found)
     keep = [f for f in found if f[2]]
     for f in found:
         if f[2]:
