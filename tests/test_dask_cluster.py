@@ -93,6 +93,10 @@ class Cluster:
         self.client.wait_for_workers(self.n, timeout=START_S)
         return self
 
+    def kill_scheduler(self) -> None:
+        os.killpg(self.scheduler.pid, signal.SIGKILL)
+        self.scheduler.wait(timeout=15)
+
     def worker_pids(self) -> dict[str, int]:
         return self.client.run(os.getpid)
 
@@ -285,3 +289,49 @@ def test_hung_item_times_out(dask_cluster):
     items = ["a", "hung", "b", "c"]
     got = dict(ex.run(nap_task, items, setup=nap_setup, config=120.0))
     assert got == {"a": "A", "b": "B", "c": "C", "hung": ItemFailed(cluster.TIMED_OUT)}
+
+
+def counting_finder(marker_dir: str, image, frame=0, hints=None):
+    """The real text finder, a little slower, leaving one file per call."""
+    from vindr_cli.deid.pixeltext import find_text
+
+    (Path(marker_dir) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    time.sleep(0.2)
+    return find_text(image, frame, hints)
+
+
+def _kill_scheduler_after(c: Cluster, marker_dir: Path, calls: int, out: list) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(list(marker_dir.iterdir())) >= calls:
+            c.kill_scheduler()
+            out.append(True)
+            return
+        time.sleep(0.05)
+
+
+def test_scheduler_lost_stops_and_rerun_resumes(dask_cluster, local, key, tmp_path):
+    """Last in this module: it kills the module's scheduler (its workers then end too)."""
+    prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+    out, link = tmp_path / "anon", tmp_path / "link.parquet"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    killed: list = []
+    killer = threading.Thread(target=_kill_scheduler_after, args=(dask_cluster, markers, 6, killed), daemon=True)
+    killer.start()
+    ex = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": EXPORT}, output=out.resolve())
+    with pytest.raises(cluster.SchedulerLost) as e:
+        anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, executor=ex, linkage=link,
+                  finder=functools.partial(counting_finder, str(markers)))
+    killer.join(timeout=60)
+    assert killed and e.value.exit_code == 2 and "\n" not in str(e.value) and "run the same command again" in str(e.value)
+    journal = out / ".vindr" / "anonymize.journal.jsonl"
+    done = len(journal.read_text().splitlines())
+    assert 0 < done < len(_rows(local / "anon" / "manifest.parquet"))
+    assert not (out / "manifest.parquet").exists()
+
+    # the same command again (the workers end with their scheduler: here on this machine's pool)
+    s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, linkage=link)
+    assert s.resumed >= done - 1 > 0      # (a duplicate's loser may be journaled again)
+    _same_tree(local / "anon", out)
+    assert _rows(local / "link.parquet") == _rows(link)

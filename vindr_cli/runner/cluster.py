@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed
+from distributed.comm.core import CommClosedError
 
 from vindr_cli.errors import InternalError, RequestError
 from vindr_cli.runner.discover import STATE_DIR
@@ -123,7 +124,7 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
     ``timeout`` None: Dask's ``distributed.comm.timeouts.connect`` (default 30 s)."""
     if "://" not in address:
         raise RequestError(f"--scheduler must be an address like tcp://HOST:PORT or tls://HOST:PORT, not {address!r}")
-    logging.getLogger("distributed").setLevel(logging.ERROR)   # its warnings may quote task arguments
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)   # its logs may quote task arguments; faults become our one-line errors
     try:
         client = Client(address, set_as_default=False, **({} if timeout is None else {"timeout": timeout}))
     except (OSError, TimeoutError, ValueError) as exc:
@@ -202,7 +203,7 @@ def outcome(client: Any, future: Any) -> Any:
         return future.result()
     except KilledWorker:
         return ItemFailed(WORKER_DIED)
-    except CancelledError:
+    except (CancelledError, CommClosedError):
         raise SchedulerLost(f"lost the Dask scheduler at {client.scheduler.address} mid-run: finished files are "
                             "kept; restart the scheduler and workers, then run the same command again to resume") from None
 
