@@ -291,6 +291,23 @@ def test_hung_item_times_out(dask_cluster):
     assert got == {"a": "A", "b": "B", "c": "C", "hung": ItemFailed(cluster.TIMED_OUT)}
 
 
+def poison_task(ctx, item):
+    if item == "poison":                 # this item kills every worker that reads it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item.upper()
+
+
+def test_item_that_kills_workers_becomes_worker_died(dask_cluster):
+    """Dask retries it on other workers (a bounded number of times: the scheduler's
+    allowed-failures, 2 here), then the executor makes it ItemFailed(WORKER_DIED)."""
+    from vindr_cli.runner.executor import WORKER_DIED
+
+    ex = cluster.DaskExecutor(dask_cluster.client)
+    got = dict(ex.run(poison_task, ["a", "poison", "b"], setup=nap_setup, config=None))
+    assert got == {"a": "A", "b": "B", "poison": ItemFailed(WORKER_DIED)}
+    dask_cluster.client.wait_for_workers(2, timeout=START_S)     # the nannies brought them back
+
+
 def counting_finder(marker_dir: str, image, frame=0, hints=None):
     """The real text finder, a little slower, leaving one file per call."""
     from vindr_cli.deid.pixeltext import find_text
