@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import signal
 import socket
@@ -176,8 +177,11 @@ def test_cluster_equals_local_byte_for_byte(dask_cluster, local, key, tmp_path):
     run_cli("decode", tmp_path / "anon", tmp_path / "img", "--size", "128", "--executor", "dask",
             "--scheduler", dask_cluster.address)
     assert _same_tree(local / "img", tmp_path / "img") >= 20
+    here = run_cli("info", EXPORT, "--json", "-j", "2")
+    there = run_cli("info", EXPORT, "--json", "--executor", "dask", "--scheduler", dask_cluster.address)
+    assert json.loads(here.stdout) == json.loads(there.stdout) and json.loads(here.stdout)
     ran = _cluster_tasks(dask_cluster.client) - before
-    assert ran >= 2 * len(_rows(local / "anon" / "manifest.parquet"))    # every input of both runs went to the cluster
+    assert ran >= 3 * len(_rows(local / "anon" / "manifest.parquet"))    # every input of the three runs went to the cluster
 
 
 def _cluster_tasks(client) -> int:
