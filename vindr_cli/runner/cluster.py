@@ -38,6 +38,7 @@ from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.executor import WORKER_DIED, Executor, ItemFailed, Setup, Task
 
 WORKERS_S = 30.0          # waiting for a first worker
+IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per item is ms, not µs
 PROBE = ".vindr-probe-"    # the token file under OUTPUT/.vindr/tmp
 TIMED_OUT = "took longer than the per-file time limit (--task-timeout); nothing of it was written"
 SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
@@ -66,7 +67,7 @@ def dask_teardown(run_id: str) -> None:
         _dask_ctx.pop(run_id, None)
 
 
-def _dask_call(task: Task, item: Any, run_id: str, timeout: float | None) -> Any:
+def _dask_call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
     """One item on a Dask worker: ``task(ctx, item)`` with the ctx the plugin built; with a
     ``timeout``, in a thread of its own, and ``ItemFailed(TIMED_OUT)`` if it is not done in time."""
     entry = _dask_ctx.get(run_id)
@@ -194,18 +195,33 @@ def register(client: Any, plugin: SetupPlugin) -> None:
     client.register_plugin(plugin, name=plugin.name)
 
 
-def outcome(client: Any, future: Any) -> Any:
-    """The result of one finished future: the task's result, ``ItemFailed(WORKER_DIED)`` for
-    an item whose workers kept dying, :class:`SchedulerLost` for a cancelled one (only the
-    loss of the scheduler cancels a future the run still waits for). An exception the task
-    raised (a full disk, a key error) is raised again here, in the driver."""
+def outcomes(client: Any, futures: list) -> list:
+    """The results of finished futures, in order, fetched in one gather: the task's result,
+    ``ItemFailed(WORKER_DIED)`` for an item whose workers kept dying. A cancelled future
+    (only the loss of the scheduler cancels one the run still waits for) or a lost
+    connection is :class:`SchedulerLost`; an exception the task raised (a full disk, a key
+    error) is raised again here, in the driver."""
+    lost = SchedulerLost(f"lost the Dask scheduler at {client.scheduler.address} mid-run: finished files are kept; "
+                         "restart the scheduler and workers, then run the same command again to resume")
+    out: list = [None] * len(futures)
+    ok = [i for i, f in enumerate(futures) if f.status == "finished"]
+    fetched = set(ok)
     try:
-        return future.result()
-    except KilledWorker:
-        return ItemFailed(WORKER_DIED)
+        for i, r in zip(ok, client.gather([futures[i] for i in ok]) if ok else []):
+            out[i] = r
+        for i, f in enumerate(futures):
+            if i in fetched:
+                continue
+            if f.cancelled():
+                raise lost
+            exc = f.exception()
+            if isinstance(exc, KilledWorker):
+                out[i] = ItemFailed(WORKER_DIED)
+            else:
+                raise exc
     except (CancelledError, CommClosedError):
-        raise SchedulerLost(f"lost the Dask scheduler at {client.scheduler.address} mid-run: finished files are "
-                            "kept; restart the scheduler and workers, then run the same command again to resume") from None
+        raise lost from None
+    return out
 
 
 def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
@@ -222,16 +238,17 @@ def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
 
 class DaskExecutor(Executor):
     """Items run on a Dask cluster through ``client`` (a ``distributed.Client``); see the
-    module docstring. ``in_flight`` items are submitted at a time (default 4 per worker
-    thread); ``task_timeout`` seconds per item (None: no limit). ``paths`` (label -> path,
-    e.g. INPUT, OUTPUT) are checked on every worker before the first item is sent
+    module docstring. ``in_flight`` items are submitted at a time (default 8 per worker
+    thread, at least 256: the scheduler queues them, and a round trip costs milliseconds),
+    in one call per batch, and what finished meanwhile is fetched in one gather;
+    ``task_timeout`` seconds per item (None: no limit). ``paths`` (label -> path, e.g. INPUT, OUTPUT) are checked on every worker before the first item is sent
     (:func:`check_workers`)."""
 
     def __init__(self, client: Any, *, in_flight: int | None = None, task_timeout: float | None = None,
                  paths: dict[str, Any] | None = None, output: Any = None):
         self.client = client
         self.workers = worker_threads(client)
-        self.in_flight = in_flight or 4 * self.workers
+        self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
         self.task_timeout = task_timeout
         self.paths = dict(paths or {})
         self.output = output
@@ -248,21 +265,23 @@ class DaskExecutor(Executor):
         it, futs = iter(items), {}
         done = as_completed(loop=self.client.loop)
 
-        def submit(n: int) -> None:
-            for item in islice(it, n):
-                args = (task, item, run_id, self.task_timeout)
-                if self.record:
-                    self.submitted.append(args)
-                f = self.client.submit(_dask_call, *args, pure=False)
+        def submit(n: int) -> None:           # one call to the scheduler for n items
+            batch = list(islice(it, n))
+            if not batch:
+                return
+            if self.record:
+                self.submitted.extend((item, task, run_id, self.task_timeout) for item in batch)
+            fs = self.client.map(_dask_call, batch, task=task, run_id=run_id, timeout=self.task_timeout, pure=False)
+            for f, item in zip(fs, batch):
                 futs[f] = item
                 done.add(f)
 
         try:
             submit(self.in_flight)
-            for f in done:
-                result = outcome(self.client, f)
-                yield futs.pop(f), result
-                submit(1)
+            for batch in done.batches():      # what finished meanwhile: one gather for all of it
+                for f, result in zip(batch, outcomes(self.client, batch)):
+                    yield futs.pop(f), result
+                submit(len(batch))
         finally:
             finish(self.client, list(futs), plugin)
 
@@ -287,4 +306,4 @@ def close(client: Any) -> None:
 
 
 __all__ = ["TIMED_OUT", "DaskExecutor", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "check_workers", "connect",
-           "open_dask", "close", "outcome", "worker_threads"]
+           "open_dask", "close", "outcomes", "worker_threads"]
