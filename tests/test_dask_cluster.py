@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,6 +94,21 @@ class Cluster:
                 time.sleep(0.5)
         self.client.wait_for_workers(self.n, timeout=START_S)
         return self
+
+    def worker_in_own_mount(self, hidden: Path, name: str) -> subprocess.Popen:
+        """One more worker that sees an empty tmpfs at ``hidden`` (its own mount namespace):
+        a worker without the shared file system. Needs root (unshare -m)."""
+        cmd = (f"mount -t tmpfs tmpfs '{hidden}' && exec '{DASK}' worker {self.address} --nworkers 1 --nthreads 1 "
+               f"--no-dashboard --host 127.0.0.1 --local-directory '{self.logs / name}'")
+        out = open(self.logs / f"{name}.log", "ab")
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd], stdout=out,
+                             stderr=subprocess.STDOUT, env=_env(), start_new_session=True, cwd=self.logs)
+        out.close()
+        self.procs.append(p)
+        return p
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def kill_scheduler(self) -> None:
         os.killpg(self.scheduler.pid, signal.SIGKILL)
@@ -270,6 +286,30 @@ def test_worker_that_cannot_see_paths_is_refused(dask_cluster, tmp_path):
     msg = str(e.value)
     assert "2 of 2 Dask workers cannot see INPUT" in msg and str(hidden) not in msg and "\n" not in msg
     assert not list((out / ".vindr").rglob(".vindr-probe-*"))       # the probe is gone
+
+    # a real worker without the shared file system: OUTPUT's folder is an empty tmpfs there
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        p = dask_cluster.worker_in_own_mount(shared, "private")
+        try:
+            dask_cluster.client.wait_for_workers(3, timeout=START_S)
+            keys = tmp_path / "keys"
+            keys.mkdir(mode=0o700)
+            r = run_cli("anonymize", EXPORT, shared / "anon", "--key", keys / "k", "--executor", "dask",
+                        "--scheduler", dask_cluster.address, check=False)
+            assert r.returncode == 2 and "Traceback" not in r.stderr
+            assert "1 of 3 Dask workers cannot see OUTPUT as this machine does" in " ".join(r.stderr.split())
+            assert str(shared) not in r.stderr and str(EXPORT) not in r.stderr
+            assert not (shared / "anon" / "manifest.parquet").exists()
+            assert not list((shared / "anon").rglob("*.dcm"))     # not one file was sent
+        finally:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=15)
+            deadline = time.monotonic() + START_S
+            while dask_cluster.workers() > 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert dask_cluster.workers() == 2
 
     # the CLI: a scheduler that is not there is one line, exit 2
     p = run_cli("info", EXPORT, "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{_port()}", check=False,
