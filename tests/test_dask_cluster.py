@@ -329,10 +329,18 @@ def nap_task(ctx, item):
 
 
 def test_hung_item_times_out(dask_cluster):
+    """The hung item is a failed row; the worker it hangs in is restarted (its thread may
+    hold what the worker's next items need); every other item finishes."""
+    pids = set(dask_cluster.worker_pids().values())
     ex = cluster.DaskExecutor(dask_cluster.client, task_timeout=2.0)
     items = ["a", "hung", "b", "c"]
     got = dict(ex.run(nap_task, items, setup=nap_setup, config=120.0))
     assert got == {"a": "A", "b": "B", "c": "C", "hung": ItemFailed(cluster.TIMED_OUT)}
+    dask_cluster.client.wait_for_workers(2, timeout=START_S)
+    deadline = time.monotonic() + START_S
+    while len(pids & set(dask_cluster.worker_pids().values())) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(pids & set(dask_cluster.worker_pids().values())) == 1     # one new worker process, one old
 
 
 def poison_task(ctx, item):

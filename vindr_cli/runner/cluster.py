@@ -142,7 +142,10 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
 
 def worker_threads(client: Any) -> int:
     """Task threads across the cluster's workers (at least 1)."""
-    info = client.scheduler_info(n_workers=-1)["workers"]
+    try:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:            # distributed before n_workers= (it listed every worker)
+        info = client.scheduler_info()["workers"]
     return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
 
 
@@ -181,7 +184,8 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> Non
     finally:
         if probe is not None:
             probe.unlink(missing_ok=True)
-    bad = {addr: (["a worker error"] if isinstance(a, BaseException) else a) for addr, a in answers.items()}
+    bad = {addr: (["INPUT or OUTPUT (the check failed there)"] if isinstance(a, BaseException) else a)
+           for addr, a in answers.items()}
     bad = {addr: a for addr, a in bad.items() if a}
     if not answers:
         raise WorkersCannotSee("the Dask cluster has no worker left: start `dask worker` processes, then run again")
@@ -222,6 +226,21 @@ def outcomes(client: Any, futures: list) -> list:
     except (CancelledError, CommClosedError):
         raise lost from None
     return out
+
+
+def restart_hung(client: Any, futures: list) -> None:
+    """Restart (through its nanny) each worker that gave up on an item after the time limit:
+    the item's thread may still hold the worker (or a lock its next items need). Its other
+    items are Dask's to run again elsewhere. Best effort: a worker without a nanny stays."""
+    if not futures:
+        return
+    try:
+        held = client.who_has(futures)
+        addrs = sorted({a for f in futures for a in held.get(f.key, ())})
+        if addrs:
+            client.restart_workers(addrs, raise_for_error=False)
+    except (OSError, TimeoutError, ValueError, CancelledError):
+        pass
 
 
 def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
@@ -279,7 +298,9 @@ class DaskExecutor(Executor):
         try:
             submit(self.in_flight)
             for batch in done.batches():      # what finished meanwhile: one gather for all of it
-                for f, result in zip(batch, outcomes(self.client, batch)):
+                results = outcomes(self.client, batch)
+                restart_hung(self.client, [f for f, r in zip(batch, results) if r == ItemFailed(TIMED_OUT)])
+                for f, result in zip(batch, results):
                     yield futs.pop(f), result
                 submit(len(batch))
         finally:

@@ -44,8 +44,8 @@ imports Dask:
   A worker killed mid-task is Dask's to retry elsewhere; an item whose task was on a worker
   that died more than the scheduler's ``distributed.scheduler.allowed-failures`` times
   (default 3) comes back as ``KilledWorker`` and becomes ``ItemFailed(WORKER_DIED)``. An
-  item slower than ``task_timeout`` seconds becomes ``ItemFailed(TIMED_OUT)`` (its thread is
-  left to end in the worker; nothing it writes later is ever renamed). A scheduler lost
+  item slower than ``task_timeout`` seconds becomes ``ItemFailed(TIMED_OUT)`` and its worker
+  is restarted (the thread cannot be stopped; nothing it writes later is ever renamed). A scheduler lost
   mid-run stops the run with :class:`~vindr_cli.runner.cluster.SchedulerLost` (exit 2;
   what was journaled is kept and the same command resumes).
 
