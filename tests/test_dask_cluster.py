@@ -36,6 +36,7 @@ from helpers import run_cli, tree_hashes  # noqa: E402
 from vindr_cli.deid.batch import anonymize  # noqa: E402
 from vindr_cli.deid.keyfile import read_key  # noqa: E402
 from vindr_cli.deid.profile import load_profile  # noqa: E402
+from vindr_cli.errors import OutputFault  # noqa: E402
 from vindr_cli.runner import cluster  # noqa: E402
 from vindr_cli.runner.executor import ItemFailed  # noqa: E402
 
@@ -341,6 +342,23 @@ def test_hung_item_times_out(dask_cluster):
     while len(pids & set(dask_cluster.worker_pids().values())) != 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(pids & set(dask_cluster.worker_pids().values())) == 1     # one new worker process, one old
+
+
+def full_disk_task(ctx, item):
+    if "NGUYEN" in item:
+        raise OutputFault("no space left on the device holding OUTPUT: free some space")
+    return item
+
+
+def test_task_error_reaches_the_driver_and_no_worker_log(dask_cluster):
+    """A fault a task raises (a full disk) stops the run in the driver with its own type and
+    message, and the workers never log the task (whose arguments name the input)."""
+    ex = cluster.DaskExecutor(dask_cluster.client)
+    with pytest.raises(OutputFault, match="^no space left"):
+        list(ex.run(full_disk_task, ["a", "PID0001_NGUYEN_VAN_AN.dcm", "b"], setup=nap_setup, config=None))
+    time.sleep(1)        # let the workers flush their logs: a leak would be there by now
+    logs = b"".join(p.read_bytes() for p in dask_cluster.logs.glob("*.log"))
+    assert b"NGUYEN" not in logs and b"full_disk_task" not in logs
 
 
 def poison_task(ctx, item):

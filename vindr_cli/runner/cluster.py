@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,26 @@ def dask_teardown(run_id: str) -> None:
         _dask_ctx.pop(run_id, None)
 
 
+@dataclass(frozen=True)
+class Raised:
+    """An exception the task (or setup) raised on a worker, returned as a result rather than
+    raised there: Dask's worker would log a failed task with its arguments (an input path);
+    the driver raises it again (:func:`outcomes`)."""
+
+    exc: Exception
+
+
 def _dask_call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
     """One item on a Dask worker: ``task(ctx, item)`` with the ctx the plugin built; with a
-    ``timeout``, in a thread of its own, and ``ItemFailed(TIMED_OUT)`` if it is not done in time."""
+    ``timeout``, in a thread of its own, and ``ItemFailed(TIMED_OUT)`` if it is not done in
+    time. An exception comes back as :class:`Raised`."""
+    try:
+        return _call(item, task, run_id, timeout)
+    except Exception as exc:
+        return Raised(exc)
+
+
+def _call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
     entry = _dask_ctx.get(run_id)
     if entry is None:
         raise InternalError("a Dask worker ran a task before the run's setup (plugin missing)")
@@ -212,6 +230,8 @@ def outcomes(client: Any, futures: list) -> list:
     fetched = set(ok)
     try:
         for i, r in zip(ok, client.gather([futures[i] for i in ok]) if ok else []):
+            if isinstance(r, Raised):
+                raise r.exc
             out[i] = r
         for i, f in enumerate(futures):
             if i in fetched:
