@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the committed synthetic export: info -> anonymize -> audit -> decode ->
+# The main job on the committed synthetic export: info -> anonymize -> audit -> select -> decode ->
 # split -> release -> validate -> a short baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."

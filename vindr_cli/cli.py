@@ -71,6 +71,9 @@ def anonymize(
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
@@ -80,6 +83,7 @@ def anonymize(
     from vindr_cli.deid.keyfile import default_key_path
     from vindr_cli.deid.profile import load_profile
     from vindr_cli.runner.executor import default_workers
+    from vindr_cli.runner.backend import open_executor
 
     opts = {name for name, on in [
         ("retain_device_identity", retain_device_identity), ("retain_institution_identity", retain_institution_identity),
@@ -89,11 +93,12 @@ def anonymize(
         opts.add("retain_patient_characteristics")
     prof = load_profile(profile, dates=dates, options=opts, without=without)   # ProfileError: exit 2 in main
     try:
-        summary = run(input, output, key_path=key or default_key_path(), profile=prof,
-                      workers=workers or default_workers(), uid_root=uid_root, layout=layout,
-                      allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
-                      rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
-                      burned_in=burned_in)
+        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout) as ex:
+            summary = run(input, output, key_path=key or default_key_path(), profile=prof,
+                          workers=workers or default_workers(), uid_root=uid_root, layout=layout,
+                          allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
+                          rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
+                          burned_in=burned_in, executor=ex)
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)
@@ -166,6 +171,9 @@ def decode(
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
+    executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
@@ -177,6 +185,7 @@ def decode(
     from vindr_cli.pixels.resize import parse_size
     from vindr_cli.pixels.task import DecodeConfig
     from vindr_cli.runner.executor import default_workers
+    from vindr_cli.runner.backend import open_executor
 
     n = workers or default_workers()
     spec = parse_size(size)          # a RequestError (exit 2 in main) when malformed
@@ -185,8 +194,9 @@ def decode(
                        threads=threads or max(1, default_workers() // n), max_pixels=max_pixels,
                        max_inflate=max_inflate)
     try:
-        summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
-                              rebuild_state=rebuild_state)
+        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout) as ex:
+            summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
+                                  rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
         err.print("interrupted: finished images are kept; run the same command again to resume")
         raise typer.Exit(130)
@@ -463,16 +473,22 @@ def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
     from vindr_cli.info import render, to_json
     from vindr_cli.info.scan import scan
     from vindr_cli.runner.executor import default_workers
+    from vindr_cli.runner.backend import open_executor
 
     if not path.exists():
         _fail("PATH does not exist")
-    summary, warnings = scan(path, workers=workers or default_workers(), console=err if as_json else console)
+    with open_executor(executor, scheduler, input=path, task_timeout=task_timeout) as ex:
+        summary, warnings = scan(path, workers=workers or default_workers(), console=err if as_json else console,
+                                 executor=ex)
     if as_json:
         typer.echo(to_json(summary))
     else:

@@ -14,6 +14,13 @@ How:
     text-line shape (3-60 working px tall: 6-120 px on a 2k image; enough stroke pixels,
     stroke density 8-75 %) on a quiet background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
     the candidates. An image with no text usually has none, so it costs only this step.
+    (Min/max filters and component labelling: scipy.ndimage.)
+ 1b. Shape gate, before any OCR: a candidate whose shape cannot hold text is dropped (not
+    reported): room for one glyph at most (its strokes' width < 1.2 x their height) and no
+    other candidate stacked right above or below it (a turned label's letters are), or
+    strokes as thick as the blob is tall (median ink run / ink height > 0.35: anatomy,
+    an MR's grain, a CT's field-of-view edge; text lines of the bench: 0.06-0.28). Such a
+    region cannot spell a name, an ID or a date. Without an OCR engine nothing is dropped.
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -24,8 +31,10 @@ How:
     (accent-folded, case-insensitive, edit distance <= len/4), else from the text's shape
     (a date pattern -> date, a long digit run -> id), else "other". Candidates on one line
     less than a line height apart are read as one line; a marker on the same line as (or
-    overlapping) identifying text is redacted with it; identifying boxes on one line with a
-    small gap are joined.
+    overlapping) identifying text is redacted with it (but a confident reading of a region
+    at least half inside a marker read in the other polarity, within one edit of it, TRAL
+    beside TRÁI, is that marker: the other polarity's top-hat echoes every line);
+    identifying boxes on one line with a small gap are joined.
  4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
     read too in the outer quarter of the image (where labels are printed), and a faint region
     is reported when its words match a hint value; faint regions that match nothing are left
@@ -57,12 +66,14 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    hints): 0.12 s average (0.22 with text, 0.09 without); 48/48 identifying strings covered,
    none kept as marker; 23/24 markers kept; text-free: boxes on 24/48 (noisy 4-8x upscaled
    test images), 0.05 % of the area on average.
- * bench/pixeltext_on_corpus.py on the btcorpus corpus (100 images, 1 in 5 with text, real
-   CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16 bits;
-   min..max display as the redactor shows it): 71/72 identifying strings >= 90 % covered
-   (the miss: a 48 px bold name on a bright film, 80 % covered), 45/52 markers kept;
-   0.14 s without hints, 0.27 s with header hints (the faint pass); text-free images with a
-   box: 34/80 (MR grain mostly), 0.48 % of the area on average.
+ * find_text alone on the burned_in_corpus.py corpora (100 images each, 1 in 5 with text,
+   real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
+   bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
+   identifying strings >= 90 % covered 71/77 and 73/79; markers kept 46/50 and 44/50;
+   text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
+   0.15 / 0.16 CPU s per image (0.13 text-free), single process on a shared 2-core
+   machine. Before the shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79;
+   43/50, 41/50; 34/80, 33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
 
 Without the engine (``engine_available()`` is False) every candidate is "other": nothing
 found is ever kept as a marker, so the caller still redacts it.
@@ -354,16 +365,12 @@ def _words_of(api, img, f: float) -> list[tuple[str, float, tuple[int, int, int,
 # ----------------------------------------------------------------------------- candidates
 
 def _filt(a: np.ndarray, k: int, op, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
-    """Separable k x k (or k along the given axes) min/max filter (edges replicated)."""
-    r = k // 2
-    for axis in axes:
-        p = np.pad(a, [(r, r) if ax == axis else (0, 0) for ax in (0, 1)], mode="edge")
-        n = a.shape[axis]
-        acc = p.take(range(0, n), axis=axis)
-        for s in range(1, k):
-            acc = op(acc, p.take(range(s, s + n), axis=axis))
-        a = acc
-    return a
+    """Separable k x k (or k along the given axes) min/max filter (edges replicated);
+    op is np.minimum or np.maximum."""
+    from scipy import ndimage
+    size = tuple(k if ax in axes else 1 for ax in (0, 1))
+    f = ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter
+    return f(a, size=size, mode="nearest")
 
 
 def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
@@ -371,44 +378,34 @@ def _work(image: np.ndarray) -> tuple[np.ndarray, int]:
     h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
     if s == 1:
         return image.astype(np.int16), 1
-    a = image[:h, :w].reshape(h // s, s, w // s, s).mean(axis=(1, 3))
+    a = image[:h, :w].reshape(h // s, s, w // s, s).sum(axis=(1, 3), dtype=np.uint32) // (s * s)
     return a.astype(np.int16), s
 
 
 def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (x0, y0, x1, y1, working px) of 8-connected groups of occupied
     cy x cx cells."""
+    from scipy import ndimage
     h, w = mask.shape
     gh, gw = -(-h // cy), -(-w // cx)
     pad = np.zeros((gh * cy, gw * cx), bool)
     pad[:h, :w] = mask
     grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
-    seen = np.zeros_like(grid)
+    labels, _ = ndimage.label(grid, structure=np.ones((3, 3), bool))
     boxes = []
-    for y, x in zip(*np.nonzero(grid)):
-        if seen[y, x]:
+    for sl in ndimage.find_objects(labels):
+        if sl is None:
             continue
-        stack = [(y, x)]
-        seen[y, x] = True
-        y0 = y1 = y
-        x0 = x1 = x
-        while stack:
-            py, px = stack.pop()
-            y0, y1, x0, x1 = min(y0, py), max(y1, py), min(x0, px), max(x1, px)
-            for ny in (py - 1, py, py + 1):
-                if 0 <= ny < gh:
-                    for nx in (px - 1, px, px + 1):
-                        if 0 <= nx < gw and grid[ny, nx] and not seen[ny, nx]:
-                            seen[ny, nx] = True
-                            stack.append((ny, nx))
-        boxes.append((int(x0) * cx, int(y0) * cy, min(w, (int(x1) + 1) * cx), min(h, (int(y1) + 1) * cy)))
+        ys, xs = sl
+        boxes.append((xs.start * cx, ys.start * cy, min(w, xs.stop * cx), min(h, ys.stop * cy)))
     return boxes
 
 
 def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """White top-hat, black top-hat and gradient of the working image (computed once)."""
-    opened = _filt(_filt(work, _TOPHAT, np.minimum), _TOPHAT, np.maximum)
-    closed = _filt(_filt(work, _TOPHAT, np.maximum), _TOPHAT, np.minimum)
+    w8 = work.astype(np.uint8)     # 0..255: filtered as bytes (faster), same values
+    opened = _filt(_filt(w8, _TOPHAT, np.minimum), _TOPHAT, np.maximum).astype(np.int16)
+    closed = _filt(_filt(w8, _TOPHAT, np.maximum), _TOPHAT, np.minimum).astype(np.int16)
     grad = np.zeros_like(work)
     grad[:, 1:] = np.abs(work[:, 1:] - work[:, :-1])
     grad[1:, :] = np.maximum(grad[1:, :], np.abs(work[1:, :] - work[:-1, :]))
@@ -419,6 +416,7 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
     the outer quarter of the image on any side, where labels are printed)."""
     white, black, grad = maps
+    H, W = white.shape
     # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
     sharp = _filt((grad >= thresh * 3 // 4).astype(np.uint8), 3, np.maximum).astype(bool)
     out = []
@@ -431,6 +429,8 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
         for x0, y0, x1, y1 in _components(linked, 1, 4):
             bh, bw = y1 - y0, x1 - x0
             if bh < 3 or bh > 60 or bw < 2:
+                continue
+            if border_only and x0 >= W // 4 and x1 <= W - W // 4 and y0 >= H // 4 and y1 <= H - H // 4:
                 continue
             region = strokes[y0:y1, x0:x1]
             n = int(region.sum())
@@ -446,10 +446,6 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
             between = float(np.median(th[~region])) if n < region.size else 0.0
             if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + 5):
                 continue
-            if border_only:
-                h, w = white.shape
-                if x0 >= w // 4 and x1 <= w - w // 4 and y0 >= h // 4 and y1 <= h - h // 4:
-                    continue
             out.append((x0, y0, x1, y1, bright))
     return out
 
@@ -460,16 +456,57 @@ def _overlaps(a, b) -> bool:
 
 # ----------------------------------------------------------------------------- find_text
 
-def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None, inner_w: int) -> tuple[str, bool, bool]:
-    """(kind, matched_a_hint, read_confidently) of one candidate in image coordinates
-    (inner_w: the width of its strokes, without the padding)."""
+def _stretch(image: np.ndarray, box: tuple[int, int, int, int], bright: bool) -> np.ndarray:
+    """The crop as dark text on white, its 2-98 % range stretched to 0-255."""
     x0, y0, x1, y1 = box
     crop = image[y0:y1, x0:x1].astype(np.float32)
     if bright:
         crop = 255 - crop
     lo, hi = np.percentile(crop, [2, 98])
-    crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+    return np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
+
+
+def _stroke_ratio(crop: np.ndarray) -> float:
+    """Median horizontal ink run / median height of the ink column groups of a stretched
+    crop (dark on white). A glyph's strokes are thin against its height (DejaVu regular to
+    bold: 0.06-0.28 on the bench's text lines); a blob of anatomy or grain is as thick as
+    it is tall (median 0.5)."""
+    ink = crop < 128
+    cols = ink.any(axis=0)
+    d = np.diff(np.r_[0, cols.astype(np.int8), 0])
+    heights = []
+    for a, b in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]):
+        r = np.nonzero(ink[:, a:b].any(axis=1))[0]
+        if r[-1] + 1 - r[0] >= 3:
+            heights.append(r[-1] + 1 - r[0])
+    p = np.pad(ink, ((0, 0), (1, 1))).astype(np.int8)
+    dd = np.diff(p, axis=1)
+    runs = np.nonzero(dd == -1)[1] - np.nonzero(dd == 1)[1]
+    if not heights or runs.size == 0:
+        return 0.0        # nothing to measure: not evidence against text
+    return float(np.median(runs)) / float(np.median(heights))
+
+
+_GLYPH_ASPECT = 1.2      # inner box width / height below this: room for one glyph at most
+_THICK = 0.35            # stroke ratio above this: a blob, not a glyph stroke
+
+
+def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
+              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool, str]:
+    """(kind, matched_a_hint, read_confidently, text_like, reading) of one candidate in image
+    coordinates (inner: the width and height of its strokes, without the padding; reading:
+    the folded letters of a confident reading that matched no hint, for comparing the two
+    polarities' readings of one region inside find_text; never leaves this module).
+
+    text_like is False only for a candidate that matches no hint, of which OCR reads fewer
+    than two letters or digits confidently, and whose shape cannot hold text: room for one
+    glyph at most (inner width < 1.2 x height), or strokes as thick as the blob is tall
+    (anatomy, grain, the edge of a CT's field of view). Such a region cannot spell a name,
+    an ID or a date; everything else that is not read as a marker is redacted."""
+    crop = _stretch(image, box, bright)
+    inner_w, inner_h = inner
+    if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
+        return "other", False, False, False, ""
     read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(crop)]
     read = [(w, c, b) for w, c, b in read if w]
     good = [(w, c) for w, c, _ in read]
@@ -478,15 +515,16 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     # confident: every word read well, and the words span most of the line (a read that
     # drops part of the line is not a reading of the line)
     span = (max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)) if read else 0
-    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (y1 - y0))
+    confident = bool(good) and all(c >= _CONF for _, c in good) and (span >= 0.6 * inner_w or inner_w <= 2 * (box[3] - box[1]))
     hk = _hint_kind(flat, hints)
     if hk is not None:
-        return hk, True, True
+        return hk, True, True, True, ""
     if not confident:
-        return "other", False, False
+        return "other", False, False, True, ""
     if _is_marker_line(accented):
-        return "marker", False, True
-    return _shape_kind(flat), False, True
+        return "marker", False, True, True, "".join(flat)
+    return _shape_kind(flat), False, True, True, "".join(flat)
+
 
 
 def _inside(a, b) -> float:
@@ -504,6 +542,15 @@ def _same_line_near(a, b, overlap_counts: bool = True) -> bool:
     lh = min(a[3] - a[1], b[3] - b[1])
     gap = max(a[0], b[0]) - min(a[2], b[2])
     return (overlap_counts and _overlaps(a, b)) or (ov >= 0.75 * lh and gap <= 1.5 * max(a[3] - a[1], b[3] - b[1]))
+
+
+def _stacked(a, b) -> bool:
+    """b lies right above or below a, in the same column, about as wide: a glyph of a
+    vertical (turned) text line."""
+    ow = min(a[2], b[2]) - max(a[0], b[0])
+    gap = max(a[1], b[1]) - min(a[3], b[3])
+    w = max(a[2] - a[0], b[2] - b[0])
+    return ow >= 0.5 * min(a[2] - a[0], b[2] - b[0]) and gap <= max(a[3] - a[1], b[3] - b[1]) and min(a[2] - a[0], b[2] - b[0]) >= 0.4 * w
 
 
 def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int, int, int, int, bool]]:
@@ -530,6 +577,20 @@ def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int,
     return [tuple(c) for c in out]
 
 
+def _echo_markers(found: list[list]) -> None:
+    """The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
+    and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
+    least half inside a marker of the other polarity, within one edit of the marker's
+    reading, is that marker. Privacy: both readings spell (nearly) the same marker.
+    found: [box, kind, read_confidently, bright, reading] lists, changed in place."""
+    for f in found:
+        if f[2] and f[1] != "marker" and f[4]:
+            host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
+                         and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
+            if host is not None:
+                f[1] = "marker"
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
@@ -546,21 +607,24 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     found: list[list] = []
     for thresh, faint in passes:
         strong = [f[0] for f in found]
-        for x0, y0, x1, y1, bright in _join_lines(_candidates(maps, thresh, border_only=faint)):
+        cands = _join_lines(_candidates(maps, thresh, border_only=faint))
+        for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
             if faint and any(_overlaps(box, t) for t in strong):
                 continue
-            kind, matched, confident = _classify(image, box, bright, hints if has_hints else None,
-                                                 (x1 - x0) * s)
-            if faint and not matched:
+            stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
+            kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
+                                                            ((x1 - x0) * s, bh), stacked)
+            if (faint and not matched) or not text_like:
                 continue
-            found.append([box, kind, confident, bright])
+            found.append([box, kind, confident, bright, reading])
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
+    _echo_markers(found)
     keep = [f for f in found if f[2]]
     for f in found:
         if f[2]:

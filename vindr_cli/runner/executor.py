@@ -27,48 +27,33 @@ killed with ``kill -9`` leaves no worker behind; and each raises its own
 ``oom_score_adj`` so that the kernel's out-of-memory killer takes a worker (one file)
 rather than the driver (the batch).
 
-Two executors are here:
+Two local executors are here:
 
 * :class:`InProcessExecutor` — one worker, this process (tests, ``-j 1``, tiny inputs);
 * :class:`ProcessExecutor` — a local ``concurrent.futures.ProcessPoolExecutor``.
 
-A cluster backend is one new class, e.g. for Dask (``dask.distributed``)::
+A third runs the same work on a Dask cluster, in its own module so that a local run never
+imports Dask:
 
-    class _Setup(WorkerPlugin):               # per-worker setup, run on every worker as it joins
-        def __init__(self, setup, config): self.setup_fn, self.config = setup, config
-        def setup(self, worker): worker.vindr_ctx = self.setup_fn(self.config)
-
-    def _dask_call(task, item):               # like _call below
-        return task(get_worker().vindr_ctx, item)
-
-    class DaskExecutor(Executor):
-        def __init__(self, client, in_flight=None):
-            self.client = client
-            self.workers = len(client.scheduler_info()["workers"])
-            self.in_flight = in_flight or 4 * self.workers
-        def run(self, task, items, *, setup, config):
-            self.client.register_plugin(_Setup(setup, config))   # register_worker_plugin before 2023.9
-            it, futs, done = iter(items), {}, as_completed()
-            def submit(n):
-                for item in islice(it, n):
-                    f = self.client.submit(_dask_call, task, item, pure=False)
-                    futs[f] = item
-                    done.add(f)
-            try:
-                submit(self.in_flight)
-                for f in done:                # results as they finish
-                    try:
-                        result = f.result()
-                    except KilledWorker:      # the scheduler already retried it on other workers
-                        result = ItemFailed(WORKER_DIED)
-                    yield futs.pop(f), result
-                    submit(1)                 # keep in_flight items out, no more
-            finally:
-                self.client.cancel(list(futs))    # an early end: drop what is left
+* :class:`vindr_cli.runner.cluster.DaskExecutor` — ``dask.distributed`` (``vindr <stage> --executor dask
+  --scheduler tcp://HOST:PORT``). ``setup(config)`` runs once per worker process through a
+  worker plugin (:class:`vindr_cli.runner.cluster.SetupPlugin`, registered for the run and
+  removed after it; a worker that joins or is restarted mid-run runs it too), so ``config``
+  crosses the network once per worker, never per item. ``task(ctx, item)`` runs on the
+  workers; the driver, as with the local pool, renames, journals and writes the tables.
+  A worker killed mid-task is Dask's to retry elsewhere; an item whose task was on a worker
+  that died more than the scheduler's ``distributed.scheduler.allowed-failures`` times
+  (default 3) comes back as ``KilledWorker`` and becomes ``ItemFailed(WORKER_DIED)``. An
+  item slower than ``task_timeout`` seconds becomes ``ItemFailed(TIMED_OUT)`` and its worker
+  is restarted (the thread cannot be stopped; nothing it writes later is ever renamed). A scheduler lost
+  mid-run stops the run with :class:`~vindr_cli.runner.cluster.SchedulerLost` (exit 2;
+  what was journaled is kept and the same command resumes).
 
 The key file must then be readable at the same path on the workers (shared storage with
-the same 0600 owner), which is the deployment's decision, not the stage's. Choosing an
-executor happens in one place: :func:`make_executor`.
+the same 0600 owner), which is the deployment's decision, not the stage's. Choosing a
+local executor happens in one place: :func:`make_executor`; a Dask one is made by
+:func:`vindr_cli.runner.cluster.open_executor` (it connects and checks that every worker
+sees INPUT and OUTPUT).
 """
 from __future__ import annotations
 

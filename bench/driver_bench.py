@@ -1,0 +1,209 @@
+"""How far one driver goes: tasks per second it can journal and track, and its memory.
+
+The driver (vindr's main process) is the single writer of journals, tables and final
+names, whatever the executor. This bench measures that bottleneck alone, with tasks that
+do nothing, so that the figure is the driver's ceiling:
+
+1. ``runner``: ``run_stage`` over N synthetic inputs (default 200,000) with the in-process
+   executor and a task that returns a real anonymize manifest row (taken from a run on
+   ``sample_dicoms/export``, the key and paths made unique per input): the journal line
+   (canonical JSON + its SHA-256, appended and flushed), the tracking (``Run.done``), the
+   progress bar, then the final ``manifest.parquet``. Tasks/s, peak RSS, journal and table
+   size.
+2. ``dask``: the same stage through :class:`vindr_cli.runner.cluster.DaskExecutor` on a
+   local cluster (a scheduler and 2 one-thread workers started here), M inputs (default
+   20,000): the per-task cost of Dask's scheduling on top of the driver's own.
+3. ``table``: a 1,000,000-row manifest (the same row, made unique) held in memory as the
+   runner holds it and written with ``tables.write_table``: memory per row, file size.
+
+Prints one JSON object (also written to ``bench/results/driver_bench.json``).
+
+    python bench/driver_bench.py [--n 200000] [--dask-n 20000] [--rows 1000000] [--no-dask]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from vindr_cli.runner.executor import InProcessExecutor  # noqa: E402
+from vindr_cli.runner.sources import Source  # noqa: E402
+from vindr_cli.runner.stage import Stage, Table, run_stage  # noqa: E402
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def template_row(tmp: Path) -> dict:
+    """One real manifest row: the sample export anonymized, its first ok row."""
+    import pyarrow.parquet as pq
+
+    keys = tmp / "keys"
+    keys.mkdir(mode=0o700)
+    out = tmp / "anon"
+    subprocess.run([sys.executable, "-m", "vindr_cli", "anonymize", str(REPO / "sample_dicoms" / "export"), str(out),
+                    "--key", str(keys / "k"), "-j", "1", "--no-linkage"], check=True, capture_output=True)
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    return next(r for r in rows if r["status"] == "ok")
+
+
+def bench_setup(config):
+    return config
+
+
+def bench_task(row: dict, src: Source) -> dict:
+    r = dict(row)
+    r["input_key"] = src.rel
+    r["output"] = None          # nothing to rename or verify: the driver's own work only
+    r["status"] = "quarantined"  # an accounted-for row with no output file
+    r["reason"] = "bench"
+    return {"rows": {"manifest": [r]}}
+
+
+class BenchStage(Stage):
+    name = "bench"
+    task = staticmethod(bench_task)
+    setup = staticmethod(bench_setup)
+    primary = "manifest"
+
+    def __init__(self, output: Path, row: dict):
+        self.output, self.row = output, row
+
+    def config(self):
+        return self.row
+
+    def tables(self):
+        return [Table("manifest", "anonymize_manifest", self.output / "manifest.parquet")]
+
+
+def sources(n: int) -> list[Source]:
+    return [Source(path=f"/nonexistent/{i:08d}.dcm", rel=f"{i:024x}", size=0) for i in range(n)]
+
+
+def run(n: int, row: dict, tmp: Path, executor=None, label: str = "runner") -> dict:
+    out = tmp / f"out-{label}"
+    srcs = sources(n)
+    before = current_rss_mb()
+    t0 = time.perf_counter()
+    summary = run_stage(BenchStage(out, row), tmp, executor=executor or InProcessExecutor(), sources=srcs)
+    wall = time.perf_counter() - t0
+    assert summary.inputs == n and summary.counts["quarantined"] == n
+    return {"tasks": n, "wall_s": round(wall, 2), "tasks_per_s": round(n / wall),
+            "rss_before_mb": round(before), "peak_rss_mb": round(rss_mb()),
+            "manifest_mb": round((out / "manifest.parquet").stat().st_size / 1e6, 2)}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_dask(n: int, row: dict, tmp: Path) -> dict:
+    from distributed import Client
+
+    from vindr_cli.runner.cluster import DaskExecutor
+
+    dask = Path(sys.executable).parent / "dask"
+    addr = f"tcp://127.0.0.1:{_port()}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench")])}
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", addr.rsplit(":", 1)[1],
+                               "--no-dashboard"], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, cwd=tmp)]
+    for _ in range(2):
+        procs.append(subprocess.Popen([str(dask), "worker", addr, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                                       "--host", "127.0.0.1"], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp))
+    client = None
+    try:
+        deadline = time.monotonic() + 90
+        while client is None:
+            try:
+                client = Client(addr, timeout=10, set_as_default=False)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        client.wait_for_workers(2, timeout=90)
+        ex = DaskExecutor(client)
+        return run(n, row, tmp, executor=ex, label="dask")
+    finally:
+        if client is not None:
+            client.close(timeout=5)
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def table(rows_n: int, row: dict, tmp: Path) -> dict:
+    from vindr_cli.tables import write_table
+
+    before = current_rss_mb()
+    rows = []
+    for i in range(rows_n):
+        r = dict(row)
+        r["input_key"] = f"{i:024x}"
+        r["image_id"] = f"{i:032x}"
+        r["output"] = f"{i:016x}/{i:016x}/{i:016x}/{i:032x}.dcm"
+        rows.append(r)
+    held = current_rss_mb() - before
+    path = tmp / "manifest-1m.parquet"
+    t0 = time.perf_counter()
+    write_table(rows, "anonymize_manifest", path)
+    wall = time.perf_counter() - t0
+    return {"rows": rows_n, "held_mb": round(held), "bytes_per_row_held": round(held * 1e6 / rows_n),
+            "write_s": round(wall, 2), "file_mb": round(path.stat().st_size / 1e6, 1), "peak_rss_mb": round(rss_mb())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--dask-n", type=int, default=20_000)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--no-dask", action="store_true")
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vindr-driver-bench-"))
+    try:
+        row = template_row(tmp)
+        res = {"date": time.strftime("%Y-%m-%d"), "cpus": len(os.sched_getaffinity(0)),
+               "python": sys.version.split()[0], "row_columns": len(row)}
+        res["runner"] = run(a.n, copy.deepcopy(row), tmp)
+        if not a.no_dask:
+            res["dask"] = run_dask(a.dask_n, copy.deepcopy(row), tmp)
+        res["table"] = table(a.rows, row, tmp)
+        print(json.dumps(res, indent=2))
+        results = REPO / "bench" / "results"
+        results.mkdir(exist_ok=True)
+        (results / "driver_bench.json").write_text(json.dumps(res, indent=2) + "\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

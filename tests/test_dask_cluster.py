@@ -1,0 +1,424 @@
+"""The batch stages on a real Dask cluster: a `dask scheduler` and two `dask worker`
+processes (one process, one thread each) on 127.0.0.1, started here and stopped after.
+
+* the sample export through anonymize and decode (CLI, --executor dask) equals the local
+  run byte for byte: every output file, and every table's rows;
+* a worker SIGKILLed while it holds an item still gives the complete, correct tree;
+* the key bytes (raw, hex, base64) are in nothing that was sent to a worker;
+* a worker that cannot see OUTPUT or INPUT is a one-line error (exit 2); a hung item
+  becomes a failed row (``TIMED_OUT``) without stalling the run; a scheduler lost mid-run
+  stops it (exit 2) and the same command resumes.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("distributed")
+
+from distributed import Client  # noqa: E402
+
+from helpers import run_cli, tree_hashes  # noqa: E402
+from vindr_cli.deid.batch import anonymize  # noqa: E402
+from vindr_cli.deid.keyfile import read_key  # noqa: E402
+from vindr_cli.deid.profile import load_profile  # noqa: E402
+from vindr_cli.errors import OutputFault  # noqa: E402
+from vindr_cli.runner import cluster  # noqa: E402
+from vindr_cli.runner.executor import ItemFailed  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+EXPORT = REPO / "sample_dicoms" / "export"
+DASK = Path(sys.executable).parent / "dask"
+START_S = 90          # bound on a cluster's start
+TABLES = ("manifest.parquet", "images.parquet")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "2"     # an item may kill 3 workers, no more
+    env["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "5s"
+    return env
+
+
+class Cluster:
+    """A scheduler and ``n`` workers (own process groups, logs under ``logs``)."""
+
+    def __init__(self, logs: Path, n: int = 2):
+        self.logs, self.n, self.procs = logs, n, []
+        self.address = f"tcp://127.0.0.1:{_port()}"
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen:
+        out = open(self.logs / f"{name}.log", "ab")
+        p = subprocess.Popen([str(DASK), *args], stdout=out, stderr=subprocess.STDOUT, env=_env(),
+                             start_new_session=True, cwd=self.logs)
+        out.close()
+        self.procs.append(p)
+        return p
+
+    def start(self) -> "Cluster":
+        port = self.address.rsplit(":", 1)[1]
+        self.scheduler = self._spawn("scheduler", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
+        for i in range(self.n):
+            self._spawn(f"worker{i}", "worker", self.address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                        "--host", "127.0.0.1", "--death-timeout", "30", "--local-directory", str(self.logs / f"w{i}"))
+        deadline = time.monotonic() + START_S
+        while True:       # the scheduler takes a moment to listen
+            try:
+                self.client = Client(self.address, timeout=10, set_as_default=False)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.scheduler.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        self.client.wait_for_workers(self.n, timeout=START_S)
+        return self
+
+    def worker_in_own_mount(self, hidden: Path, name: str) -> subprocess.Popen:
+        """One more worker that sees an empty tmpfs at ``hidden`` (its own mount namespace):
+        a worker without the shared file system. Needs root (unshare -m)."""
+        cmd = (f"mount -t tmpfs tmpfs '{hidden}' && exec '{DASK}' worker {self.address} --nworkers 1 --nthreads 1 "
+               f"--no-dashboard --host 127.0.0.1 --local-directory '{self.logs / name}'")
+        out = open(self.logs / f"{name}.log", "ab")
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd], stdout=out,
+                             stderr=subprocess.STDOUT, env=_env(), start_new_session=True, cwd=self.logs)
+        out.close()
+        self.procs.append(p)
+        return p
+
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def kill_scheduler(self) -> None:
+        os.killpg(self.scheduler.pid, signal.SIGKILL)
+        self.scheduler.wait(timeout=15)
+
+    def worker_pids(self) -> dict[str, int]:
+        return self.client.run(os.getpid)
+
+    def stop(self) -> None:
+        try:
+            self.client.close(timeout=5)
+        except Exception:
+            pass
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("keys")
+    os.chmod(d, 0o700)
+    p = d / "vindr.key"
+    p.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(p, 0o600)
+    return p
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, key):
+    """The reference: the sample export anonymized and decoded on this machine."""
+    base = tmp_path_factory.mktemp("local")
+    run_cli("anonymize", EXPORT, base / "anon", "--key", key, "-j", "2", "--linkage", base / "link.parquet")
+    run_cli("decode", base / "anon", base / "img", "--size", "128", "-j", "2")
+    return base
+
+
+def _rows(path: Path) -> list[dict]:
+    rows = pq.read_table(path).to_pylist()
+    assert rows
+    return rows
+
+
+def _same_tree(a: Path, b: Path) -> int:
+    """Every file under ``a`` and ``b`` is the same, bytes for bytes (tables: rows), and
+    none is missing on either side; the number of files compared."""
+    skip = (".vindr/", *TABLES)
+    ha, hb = tree_hashes(a, skip=skip), tree_hashes(b, skip=skip)
+    assert sorted(ha) == sorted(hb)
+    assert ha == hb
+    for t in TABLES:
+        if (a / t).exists() or (b / t).exists():
+            assert _rows(a / t) == _rows(b / t)
+    return len(ha)
+
+
+def test_cluster_equals_local_byte_for_byte(dask_cluster, local, key, tmp_path):
+    env = {"VINDR_SCHEDULER": dask_cluster.address}
+    before = _cluster_tasks(dask_cluster.client)
+    p = run_cli("anonymize", EXPORT, tmp_path / "anon", "--key", key, "--executor", "dask",
+                "--linkage", tmp_path / "link.parquet", env=env)
+    assert "Traceback" not in p.stderr
+    n = _same_tree(local / "anon", tmp_path / "anon")
+    assert n >= 20           # the sample's images, not an empty tree
+    assert _rows(local / "link.parquet") == _rows(tmp_path / "link.parquet")
+    run_cli("decode", tmp_path / "anon", tmp_path / "img", "--size", "128", "--executor", "dask",
+            "--scheduler", dask_cluster.address)
+    assert _same_tree(local / "img", tmp_path / "img") >= 20
+    here = run_cli("info", EXPORT, "--json", "-j", "2")
+    there = run_cli("info", EXPORT, "--json", "--executor", "dask", "--scheduler", dask_cluster.address)
+    assert json.loads(here.stdout) == json.loads(there.stdout) and json.loads(here.stdout)
+    ran = _cluster_tasks(dask_cluster.client) - before
+    assert ran >= 3 * len(_rows(local / "anon" / "manifest.parquet"))    # every input of the three runs went to the cluster
+
+
+def _cluster_tasks(client) -> int:
+    """How many items (``_dask_call`` tasks) the scheduler has seen finish, in all runs."""
+    def count(dask_scheduler):
+        tp = dask_scheduler.task_prefixes.get("dask_call")
+        return 0 if tp is None else sum(n for st, n in tp.state_counts.items() if st in ("memory", "forgotten", "released"))
+    return client.run_on_scheduler(count)
+
+
+def slow_finder(marker_dir: str, image, frame=0, hints=None):
+    """The real text finder, slowed down until the test has killed a worker: each call says
+    which worker process holds an item (a file named after its pid) before it works."""
+    from vindr_cli.deid.pixeltext import find_text
+
+    d = Path(marker_dir)
+    if not (d / "killed").exists():
+        (d / f"{os.getpid()}.busy").touch()
+        time.sleep(0.5)
+    return find_text(image, frame, hints)
+
+
+def _kill_one_busy(marker_dir: Path, pids: set[int], out: list) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        busy = [int(p.name.split(".")[0]) for p in marker_dir.glob("*.busy")]
+        busy = [p for p in busy if p in pids]
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+            out.append(busy[0])
+            (marker_dir / "killed").touch()
+            return
+        time.sleep(0.05)
+
+
+def _secret_forms(key: bytes) -> list[bytes]:
+    return [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key),
+            base64.urlsafe_b64encode(key), base64.b64encode(key).rstrip(b"=")]
+
+
+def test_worker_killed_mid_run_and_key_never_sent(dask_cluster, local, key, tmp_path):
+    import cloudpickle
+    from distributed.protocol.pickle import dumps as dask_dumps
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    pids = set(dask_cluster.worker_pids().values())
+    assert len(pids) == 2
+    out = tmp_path / "anon"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_one_busy, args=(markers, pids, killed), daemon=True)
+    killer.start()
+    prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+    paths = {"INPUT": EXPORT.resolve(), "OUTPUT": out.parent.resolve()}
+    ex = cluster.DaskExecutor(dask_cluster.client, paths=paths, output=out.resolve())
+    ex.record = True
+    # the finder travels in the config, as the real one would (the test's module, by reference)
+    s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, executor=ex, linkage=tmp_path / "link.parquet",
+                  finder=functools.partial(slow_finder, str(markers)))
+    killer.join(timeout=60)
+    assert killed, "no worker was seen holding an item"
+    assert killed[0] not in set(dask_cluster.worker_pids().values())     # it died (the nanny made a new one)
+    assert s.counts == Counter(r["status"] for r in _rows(local / "anon" / "manifest.parquet"))   # no WORKER_DIED row
+    assert s.total == sum(s.counts.values())      # every input accounted for
+    _same_tree(local / "anon", out)
+    assert not list((out / ".vindr").glob("tmp/*"))     # no temp file left behind
+    assert _rows(local / "link.parquet") == _rows(tmp_path / "link.parquet")
+
+    # what crossed to the workers: the plugin (setup + config) and every task's arguments
+    secret = read_key(key)
+    assert len(ex.submitted) > 20 and isinstance(ex.submitted[0][0], cluster.SetupPlugin)
+    forms = _secret_forms(secret)
+    for args in ex.submitted:
+        for blob in (cloudpickle.dumps(args), dask_dumps(args)):
+            assert not any(f in blob for f in forms)
+    assert any(f in cloudpickle.dumps((secret,)) for f in forms)    # the search would see it
+
+
+def test_worker_that_cannot_see_paths_is_refused(dask_cluster, tmp_path):
+    out = tmp_path / "out"
+    (out / ".vindr").mkdir(parents=True)
+    cluster.check_workers(dask_cluster.client, {"INPUT": EXPORT}, out)      # all see them
+    hidden = tmp_path / "only-here"
+    with pytest.raises(cluster.WorkersCannotSee) as e:
+        cluster.check_workers(dask_cluster.client, {"INPUT": hidden}, out)
+    msg = str(e.value)
+    assert "2 of 2 Dask workers cannot see INPUT" in msg and str(hidden) not in msg and "\n" not in msg
+    assert not list((out / ".vindr").rglob(".vindr-probe-*"))       # the probe is gone
+
+    # a real worker without the shared file system: OUTPUT's folder is an empty tmpfs there
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        p = dask_cluster.worker_in_own_mount(shared, "private")
+        try:
+            dask_cluster.client.wait_for_workers(3, timeout=START_S)
+            keys = tmp_path / "keys"
+            keys.mkdir(mode=0o700)
+            r = run_cli("anonymize", EXPORT, shared / "anon", "--key", keys / "k", "--executor", "dask",
+                        "--scheduler", dask_cluster.address, check=False)
+            assert r.returncode == 2 and "Traceback" not in r.stderr
+            assert "1 of 3 Dask workers cannot see OUTPUT as this machine does" in " ".join(r.stderr.split())
+            assert str(shared) not in r.stderr and str(EXPORT) not in r.stderr
+            assert not (shared / "anon" / "manifest.parquet").exists()
+            assert not list((shared / "anon").rglob("*.dcm"))     # not one file was sent
+        finally:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=15)
+            deadline = time.monotonic() + START_S
+            while dask_cluster.workers() > 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert dask_cluster.workers() == 2
+
+    # the CLI: a scheduler that is not there is one line, exit 2
+    p = run_cli("info", EXPORT, "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{_port()}", check=False,
+                env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    assert p.returncode == 2 and "cannot reach the Dask scheduler" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("info", EXPORT, "--executor", "dask", check=False, env={"VINDR_SCHEDULER": ""})
+    assert p.returncode == 2 and "needs --scheduler" in p.stderr
+
+
+def nap_setup(config):
+    return config
+
+
+def nap_task(ctx, item):
+    time.sleep(ctx if item == "hung" else 0.0)
+    return item.upper()
+
+
+def test_hung_item_times_out(dask_cluster):
+    """The hung item is a failed row; the worker it hangs in is restarted (its thread may
+    hold what the worker's next items need); every other item finishes."""
+    pids = set(dask_cluster.worker_pids().values())
+    ex = cluster.DaskExecutor(dask_cluster.client, task_timeout=2.0)
+    items = ["a", "hung", "b", "c"]
+    got = dict(ex.run(nap_task, items, setup=nap_setup, config=120.0))
+    assert got == {"a": "A", "b": "B", "c": "C", "hung": ItemFailed(cluster.TIMED_OUT)}
+    dask_cluster.client.wait_for_workers(2, timeout=START_S)
+    deadline = time.monotonic() + START_S
+    while len(pids & set(dask_cluster.worker_pids().values())) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(pids & set(dask_cluster.worker_pids().values())) == 1     # one new worker process, one old
+
+
+def full_disk_task(ctx, item):
+    if "NGUYEN" in item:
+        raise OutputFault("no space left on the device holding OUTPUT: free some space")
+    return item
+
+
+def test_task_error_reaches_the_driver_and_no_worker_log(dask_cluster):
+    """A fault a task raises (a full disk) stops the run in the driver with its own type and
+    message, and the workers never log the task (whose arguments name the input)."""
+    ex = cluster.DaskExecutor(dask_cluster.client)
+    with pytest.raises(OutputFault, match="^no space left"):
+        list(ex.run(full_disk_task, ["a", "PID0001_NGUYEN_VAN_AN.dcm", "b"], setup=nap_setup, config=None))
+    time.sleep(1)        # let the workers flush their logs: a leak would be there by now
+    logs = b"".join(p.read_bytes() for p in dask_cluster.logs.glob("*.log"))
+    assert b"NGUYEN" not in logs and b"full_disk_task" not in logs
+
+
+def poison_task(ctx, item):
+    if item == "poison":                 # this item kills every worker that reads it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item.upper()
+
+
+def test_item_that_kills_workers_becomes_worker_died(dask_cluster):
+    """Dask retries it on other workers (a bounded number of times: the scheduler's
+    allowed-failures, 2 here), then the executor makes it ItemFailed(WORKER_DIED)."""
+    from vindr_cli.runner.executor import WORKER_DIED
+
+    ex = cluster.DaskExecutor(dask_cluster.client)
+    got = dict(ex.run(poison_task, ["a", "poison", "b"], setup=nap_setup, config=None))
+    assert got == {"a": "A", "b": "B", "poison": ItemFailed(WORKER_DIED)}
+    dask_cluster.client.wait_for_workers(2, timeout=START_S)     # the nannies brought them back
+
+
+def counting_finder(marker_dir: str, image, frame=0, hints=None):
+    """The real text finder, a little slower, leaving one file per call."""
+    from vindr_cli.deid.pixeltext import find_text
+
+    (Path(marker_dir) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
+    time.sleep(0.2)
+    return find_text(image, frame, hints)
+
+
+def _kill_scheduler_after(c: Cluster, marker_dir: Path, calls: int, out: list) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(list(marker_dir.iterdir())) >= calls:
+            c.kill_scheduler()
+            out.append(True)
+            return
+        time.sleep(0.05)
+
+
+def test_scheduler_lost_stops_and_rerun_resumes(dask_cluster, local, key, tmp_path):
+    """Last in this module: it kills the module's scheduler (its workers then end too)."""
+    prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+    out, link = tmp_path / "anon", tmp_path / "link.parquet"
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    killed: list = []
+    killer = threading.Thread(target=_kill_scheduler_after, args=(dask_cluster, markers, 6, killed), daemon=True)
+    killer.start()
+    ex = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": EXPORT}, output=out.resolve())
+    with pytest.raises(cluster.SchedulerLost) as e:
+        anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, executor=ex, linkage=link,
+                  finder=functools.partial(counting_finder, str(markers)))
+    killer.join(timeout=60)
+    assert killed and e.value.exit_code == 2 and "\n" not in str(e.value) and "run the same command again" in str(e.value)
+    journal = out / ".vindr" / "anonymize.journal.jsonl"
+    done = len(journal.read_text().splitlines())
+    assert 0 < done < len(_rows(local / "anon" / "manifest.parquet"))
+    assert not (out / "manifest.parquet").exists()
+
+    # the same command again (the workers end with their scheduler: here on this machine's pool)
+    s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, linkage=link)
+    assert s.resumed >= done - 1 > 0      # (a duplicate's loser may be journaled again)
+    _same_tree(local / "anon", out)
+    assert _rows(local / "link.parquet") == _rows(link)

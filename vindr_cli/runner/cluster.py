@@ -1,0 +1,350 @@
+"""Running a stage on a Dask cluster: connect, check the workers, set them up, read results.
+
+:func:`vindr_cli.runner.backend.open_executor` is what the CLI calls for
+``--executor local|dask``; for ``dask`` it calls :func:`open_dask`, which connects to
+the scheduler (``--scheduler tcp://HOST:PORT``, else ``$VINDR_SCHEDULER``; a ``tls://``
+address uses the TLS settings of Dask's own configuration, ``distributed.comm.tls.*``),
+waits a bounded time for a worker, and returns the client and a :class:`DaskExecutor`.
+
+Deployment contract (checked, not assumed): the driver and every worker see INPUT, OUTPUT
+and the key file at the same paths, on a shared file system. Before the first item is
+sent, :func:`check_workers` writes a random token under ``OUTPUT/.vindr/tmp`` and asks
+every worker to read it back, to write and remove a file there, and to read INPUT; a worker
+that cannot is a :class:`WorkersCannotSee` (exit 2, one line naming the worker's address,
+never a path). The key never crosses the network: the stage's ``config`` holds the key
+file's path and fingerprint, and ``setup`` on each worker reads the file with the driver's
+own permission checks (a worker that cannot is the stage's key error, exit 2).
+
+Only this module imports ``distributed``, and only when a Dask run is asked for.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, KilledWorker, WorkerPlugin, as_completed
+from distributed.comm.core import CommClosedError
+
+from vindr_cli.errors import InternalError, RequestError
+from vindr_cli.runner.discover import STATE_DIR
+from vindr_cli.runner.executor import WORKER_DIED, Executor, ItemFailed, Setup, Task
+
+WORKERS_S = 30.0          # waiting for a first worker
+IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per item is ms, not µs
+PROBE = ".vindr-probe-"    # the token file under OUTPUT/.vindr/tmp
+TIMED_OUT = "took longer than the per-file time limit (--task-timeout); nothing of it was written"
+SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
+          "this machine, at the same paths")
+
+
+# --- on the workers -------------------------------------------------------------------------
+_dask_ctx: dict[str, tuple[bool, Any]] = {}     # run id -> (ok, ctx or the setup's exception), per worker process
+_dask_lock = threading.Lock()
+
+
+def dask_setup(run_id: str, setup: Setup, config: Any) -> None:
+    """Run on each Dask worker by the run's plugin: ``setup(config)`` once, kept for the
+    run's tasks; an exception is kept too and raised by each task (the driver sees why)."""
+    with _dask_lock:
+        if run_id in _dask_ctx:
+            return
+        try:
+            _dask_ctx[run_id] = (True, setup(config))
+        except Exception as exc:
+            _dask_ctx[run_id] = (False, exc)
+
+
+def dask_teardown(run_id: str) -> None:
+    with _dask_lock:
+        _dask_ctx.pop(run_id, None)
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception the task (or setup) raised on a worker, returned as a result rather than
+    raised there: Dask's worker would log a failed task with its arguments (an input path);
+    the driver raises it again (:func:`outcomes`)."""
+
+    exc: Exception
+
+
+def _dask_call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
+    """One item on a Dask worker: ``task(ctx, item)`` with the ctx the plugin built; with a
+    ``timeout``, in a thread of its own, and ``ItemFailed(TIMED_OUT)`` if it is not done in
+    time. An exception comes back as :class:`Raised`."""
+    try:
+        return _call(item, task, run_id, timeout)
+    except Exception as exc:
+        return Raised(exc)
+
+
+def _call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
+    entry = _dask_ctx.get(run_id)
+    if entry is None:
+        raise InternalError("a Dask worker ran a task before the run's setup (plugin missing)")
+    ok, ctx = entry
+    if not ok:
+        raise ctx
+    if timeout is None:
+        return task(ctx, item)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = task(ctx, item)
+        except BaseException as exc:     # raised again below, in the worker's own thread
+            box["error"] = exc
+
+    t = threading.Thread(target=work, daemon=True, name="vindr-task")
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        return ItemFailed(TIMED_OUT)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class SchedulerLost(RequestError):
+    """The connection to the Dask scheduler was lost mid-run (exit 2, like a full disk: a
+    fault of the machinery, not of a file). What was journaled is kept; re-run to resume."""
+
+
+class WorkersCannotSee(RequestError):
+    """A Dask worker cannot see INPUT or OUTPUT at the driver's paths (exit 2)."""
+
+
+class SetupPlugin(WorkerPlugin):
+    """Runs the stage's ``setup(config)`` once on every worker (also one that joins or is
+    restarted mid-run) for one run; removed again when the run ends."""
+
+    def __init__(self, run_id: str, setup: Setup, config: Any):
+        self.run_id, self.setup_fn, self.config = run_id, setup, config
+        self.name = f"vindr-{run_id}"
+
+    def setup(self, worker: Any) -> None:
+        dask_setup(self.run_id, self.setup_fn, self.config)
+
+    def teardown(self, worker: Any) -> None:
+        dask_teardown(self.run_id)
+
+
+def connect(address: str, *, timeout: float | None = None, workers_timeout: float = WORKERS_S) -> Client:
+    """A client of the scheduler at ``address`` with at least one worker, or a RequestError.
+    ``timeout`` None: Dask's ``distributed.comm.timeouts.connect`` (default 30 s)."""
+    if "://" not in address:
+        raise RequestError(f"--scheduler must be an address like tcp://HOST:PORT or tls://HOST:PORT, not {address!r}")
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)   # its logs may quote task arguments; faults become our one-line errors
+    try:
+        client = Client(address, set_as_default=False, **({} if timeout is None else {"timeout": timeout}))
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RequestError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}): start it, "
+                           f"or check --scheduler / $VINDR_SCHEDULER") from None
+    try:
+        client.wait_for_workers(1, timeout=workers_timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise RequestError(f"the Dask scheduler at {address} has no worker (waited {workers_timeout:.0f} s): "
+                           "start `dask worker` processes, then run again") from None
+    return client
+
+
+def worker_threads(client: Any) -> int:
+    """Task threads across the cluster's workers (at least 1)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:            # distributed before n_workers= (it listed every worker)
+        info = client.scheduler_info()["workers"]
+    return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+
+
+def _probe(paths: dict[str, str], probe: str | None, token: str) -> list[str]:
+    """On a worker: the labels of ``paths`` it cannot see as the driver does."""
+    bad = [label for label, p in paths.items() if not (os.path.exists(p) and os.access(p, os.R_OK))]
+    if probe is not None:
+        try:
+            with open(probe, encoding="ascii") as f:
+                same = f.read() == token
+            mine = f"{probe}.{secrets.token_hex(8)}"
+            with open(mine, "x") as f:
+                f.write(token)
+            os.unlink(mine)
+        except OSError:
+            same = False
+        if not same and "OUTPUT" not in bad:
+            bad.append("OUTPUT")
+    return bad
+
+
+def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> None:
+    """Every worker sees ``paths`` (label -> path) and, when ``output`` is given, the very
+    folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
+    worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker."""
+    probe = None
+    token = secrets.token_hex(16)
+    if output is not None:
+        tmp = Path(output) / STATE_DIR / "tmp"     # runner.stage.tmp_dir: where workers write
+        tmp.mkdir(parents=True, exist_ok=True)
+        probe = tmp / f"{PROBE}{secrets.token_hex(8)}"
+        probe.write_text(token, encoding="ascii")
+    try:
+        answers = client.run(_probe, {k: str(v) for k, v in paths.items()}, None if probe is None else str(probe),
+                             token, on_error="return")
+    finally:
+        if probe is not None:
+            probe.unlink(missing_ok=True)
+    bad = {addr: (["INPUT or OUTPUT (the check failed there)"] if isinstance(a, BaseException) else a)
+           for addr, a in answers.items()}
+    bad = {addr: a for addr, a in bad.items() if a}
+    if not answers:
+        raise WorkersCannotSee("the Dask cluster has no worker left: start `dask worker` processes, then run again")
+    if bad:
+        addr, labels = sorted(bad.items())[0]
+        raise WorkersCannotSee(f"{len(bad)} of {len(answers)} Dask workers cannot see {' and '.join(labels)} as this "
+                               f"machine does (first: {addr}): {SHARED}")
+
+
+def register(client: Any, plugin: SetupPlugin) -> None:
+    client.register_plugin(plugin, name=plugin.name)
+
+
+def outcomes(client: Any, futures: list) -> list:
+    """The results of finished futures, in order, fetched in one gather: the task's result,
+    ``ItemFailed(WORKER_DIED)`` for an item whose workers kept dying. A cancelled future
+    (only the loss of the scheduler cancels one the run still waits for) or a lost
+    connection is :class:`SchedulerLost`; an exception the task raised (a full disk, a key
+    error) is raised again here, in the driver."""
+    lost = SchedulerLost(f"lost the Dask scheduler at {client.scheduler.address} mid-run: finished files are kept; "
+                         "restart the scheduler and workers, then run the same command again to resume")
+    out: list = [None] * len(futures)
+    ok = [i for i, f in enumerate(futures) if f.status == "finished"]
+    fetched = set(ok)
+    try:
+        for i, r in zip(ok, client.gather([futures[i] for i in ok]) if ok else []):
+            if isinstance(r, Raised):
+                raise r.exc
+            out[i] = r
+        for i, f in enumerate(futures):
+            if i in fetched:
+                continue
+            if f.cancelled():
+                raise lost
+            exc = f.exception()
+            if isinstance(exc, KilledWorker):
+                out[i] = ItemFailed(WORKER_DIED)
+            else:
+                raise exc
+    except (CancelledError, CommClosedError):
+        raise lost from None
+    return out
+
+
+def restart_hung(client: Any, futures: list) -> None:
+    """Restart (through its nanny) each worker that gave up on an item after the time limit:
+    the item's thread may still hold the worker (or a lock its next items need). Its other
+    items are Dask's to run again elsewhere. Best effort: a worker without a nanny stays."""
+    if not futures:
+        return
+    try:
+        held = client.who_has(futures)
+        addrs = sorted({a for f in futures for a in held.get(f.key, ())})
+        if addrs:
+            client.restart_workers(addrs, raise_for_error=False)
+    except (OSError, TimeoutError, ValueError, CancelledError):
+        pass
+
+
+def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
+    """End of a run (also an early one): drop what has not finished, remove the plugin."""
+    if client.status != "running":
+        return
+    try:
+        if pending:
+            client.cancel(pending)
+        client.unregister_worker_plugin(plugin.name)
+    except (OSError, TimeoutError, CancelledError, ValueError):   # the scheduler went away meanwhile
+        pass
+
+
+class DaskExecutor(Executor):
+    """Items run on a Dask cluster through ``client`` (a ``distributed.Client``); see the
+    module docstring. ``in_flight`` items are submitted at a time (default 8 per worker
+    thread, at least 256: the scheduler queues them, and a round trip costs milliseconds),
+    in one call per batch, and what finished meanwhile is fetched in one gather;
+    ``task_timeout`` seconds per item (None: no limit). ``paths`` (label -> path, e.g. INPUT, OUTPUT) are checked on every worker before the first item is sent
+    (:func:`check_workers`)."""
+
+    def __init__(self, client: Any, *, in_flight: int | None = None, task_timeout: float | None = None,
+                 paths: dict[str, Any] | None = None, output: Any = None):
+        self.client = client
+        self.workers = worker_threads(client)
+        self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
+        self.task_timeout = task_timeout
+        self.paths = dict(paths or {})
+        self.output = output
+        self.submitted: list[tuple] = []         # what was sent, for tests (arguments only), if asked
+        self.record = False
+
+    def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
+        check_workers(self.client, self.paths, self.output)
+        run_id = uuid.uuid4().hex
+        plugin = SetupPlugin(run_id, setup, config)
+        if self.record:
+            self.submitted.append((plugin,))
+        register(self.client, plugin)
+        it, futs = iter(items), {}
+        done = as_completed(loop=self.client.loop)
+
+        def submit(n: int) -> None:           # one call to the scheduler for n items
+            batch = list(islice(it, n))
+            if not batch:
+                return
+            if self.record:
+                self.submitted.extend((item, task, run_id, self.task_timeout) for item in batch)
+            fs = self.client.map(_dask_call, batch, task=task, run_id=run_id, timeout=self.task_timeout, pure=False)
+            for f, item in zip(fs, batch):
+                futs[f] = item
+                done.add(f)
+
+        try:
+            submit(self.in_flight)
+            for batch in done.batches():      # what finished meanwhile: one gather for all of it
+                results = outcomes(self.client, batch)
+                restart_hung(self.client, [f for f, r in zip(batch, results) if r == ItemFailed(TIMED_OUT)])
+                for f, result in zip(batch, results):
+                    yield futs.pop(f), result
+                submit(len(batch))
+        finally:
+            finish(self.client, list(futs), plugin)
+
+
+def open_dask(address: str, *, input: Path, output: Path | None = None,
+              task_timeout: float | None = None) -> tuple[Any, DaskExecutor]:
+    """(client, executor) for the scheduler at ``address``; the paths the workers must see
+    are INPUT and OUTPUT's folder (OUTPUT itself may not exist yet: the run checks it)."""
+    client = connect(address)
+    paths = {"INPUT": Path(input).resolve()}
+    if output is not None:
+        paths["OUTPUT"] = Path(output).resolve().parent
+    return client, DaskExecutor(client, task_timeout=task_timeout, paths=paths,
+                                output=None if output is None else Path(output).resolve())
+
+
+def close(client: Any) -> None:
+    try:
+        client.close(timeout=5)
+    except (OSError, TimeoutError, CancelledError):
+        pass
+
+
+__all__ = ["TIMED_OUT", "DaskExecutor", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "check_workers", "connect",
+           "open_dask", "close", "outcomes", "worker_threads"]
