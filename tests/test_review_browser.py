@@ -218,6 +218,20 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
     assert rows[-1]["decision"] == "undo" and rows[-1]["undoes"] == rows[2]["seq"]
     assert decisions.current(sel) == {ids[0]: "accept", ids[1]: "exclude"}
 
+    # a multi-frame image: ] shows its next frame, rendered by the server
+    q_all = build_queues(sel, spot=6, audit_report=report)
+    multi = next(i for q in q_all.queues for i in q_all.queues[q] if q_all.images[i].frames > 1)
+    queue = next(q for q in q_all.queues if multi in q_all.queues[q])
+    _open_queue(driver, queue)
+    driver.execute_script("document.querySelector(`#grid .tile[data-id='${arguments[0]}']`).click();", multi)
+    _wait(driver, lambda d: d.find_element(By.ID, "large").is_displayed(), "large view of the multi-frame image")
+    _key(driver, "]")
+    _wait(driver, lambda d: d.execute_script(
+        "const i=document.getElementById('large-img');"
+        "return i.getAttribute('src').includes('frame=1') && i.complete && i.naturalWidth>0;"), "frame 2 shown")
+    assert "frame 2/" in driver.find_element(By.ID, "large-title").text
+    _key(driver, "\ue00c")                                        # Escape
+
     # two tabs deciding at once: every decision of both is kept, and each tab sees the other's
     first = driver.current_window_handle
     driver.switch_to.new_window("tab")

@@ -5,7 +5,7 @@
   const NAMES = {"redacted": "Redacted", "residual-text": "Residual text", "qc": "QC flags",
                  "duplicates": "Near-duplicates", "spot-check": "Spot check"};
   const LABEL = {"accept": "accepted", "exclude": "excluded", "more-redaction": "more redaction"};
-  const ui = {queue: null, index: 0, view: "grid", window: "header", zoom: 1, drawing: false, drag: null};
+  const ui = {queue: null, index: 0, view: "grid", window: "header", zoom: 1, frame: 0, drawing: false, drag: null};
   let state = null, seen = "";
   const $ = (id) => document.getElementById(id);
   const SVG = "http://www.w3.org/2000/svg";
@@ -22,7 +22,8 @@
     if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
     return data;
   }
-  const imgUrl = (id, size, win) => `/api/image/${id}.png?size=${size}&window=${win || "header"}&t=${encodeURIComponent(TOKEN)}`;
+  const imgUrl = (id, size, win, frame) =>
+    `/api/image/${id}.png?size=${size}&window=${win || "header"}&frame=${frame || 0}&t=${encodeURIComponent(TOKEN)}`;
   const ids = () => (state && ui.queue) ? state.queues[ui.queue] : [];
   const currentId = () => ids()[ui.index];
   // the decision shown for an image in the open queue: its own there, else an exclusion made elsewhere
@@ -157,9 +158,11 @@
     const img = state.images[id], d = shown(id);
     $("large").hidden = false;
     $("large").classList.toggle("drawing", ui.drawing);
-    $("large-title").textContent = `${NAMES[ui.queue]} ${ui.index + 1}/${ids().length} · ${id.slice(0, 8)} · ${img.cols}×${img.rows}`;
+    ui.frame = Math.max(0, Math.min(ui.frame, img.frames - 1));
+    $("large-title").textContent = `${NAMES[ui.queue]} ${ui.index + 1}/${ids().length} · ${id.slice(0, 8)} · ${img.cols}×${img.rows}`
+      + (img.frames > 1 ? ` · frame ${ui.frame + 1}/${img.frames} ([ ])` : "");
     $("large-decision").textContent = d ? "decision: " + LABEL[d.decision] : "undecided";
-    const src = imgUrl(id, "large", ui.window);
+    const src = imgUrl(id, "large", ui.window, ui.frame);
     if ($("large-img").getAttribute("src") !== src) $("large-img").setAttribute("src", src);
     $("zoomer").style.transform = `scale(${ui.zoom})`;
     boxesSvg($("overlay"), img, d);
@@ -174,7 +177,7 @@
     renderGrid();
     if (ui.view === "large") renderLarge(); else $("large").hidden = true;
   }
-  function openLarge(drawing) { ui.view = "large"; ui.drawing = !!drawing; render(); }
+  function openLarge(drawing) { ui.view = "large"; ui.drawing = !!drawing; ui.frame = 0; render(); }
   function closeLarge() { ui.view = "grid"; ui.drawing = false; ui.zoom = 1; $("large").hidden = true; render(); }
 
   async function decide(decision, box) {
@@ -184,7 +187,7 @@
       const r = await api("/api/decide", {image_id: id, queue: ui.queue, decision: decision, box: box || null});
       status(`saved: ${id.slice(0, 8)} ${LABEL[decision]}`);
       ui.drawing = false;
-      if (ui.index < ids().length - 1) ui.index += 1;
+      if (ui.index < ids().length - 1) { ui.index += 1; ui.frame = 0; }
       seen = ""; setState(r.state);
     } catch (e) { status("not saved: " + e.message); }
   }
@@ -200,7 +203,7 @@
       seen = ""; setState(r.state);
     } catch (e) { status("undo failed: " + e.message); }
   }
-  function move(step) { ui.index = Math.max(0, Math.min(ids().length - 1, ui.index + step)); render(); }
+  function move(step) { ui.index = Math.max(0, Math.min(ids().length - 1, ui.index + step)); ui.frame = 0; render(); }
   function rowLength() {
     const tiles = [...document.querySelectorAll("#grid .tile")];
     if (!tiles.length) return 1;
@@ -222,14 +225,14 @@
   window.addEventListener("mousemove", (ev) => {
     if (!ui.drag) return;
     const [x, y] = toPixel(ev), img = state.images[currentId()];
-    const b = [0, Math.min(ui.drag[0], x), Math.min(ui.drag[1], y), Math.max(ui.drag[0], x), Math.max(ui.drag[1], y)];
+    const b = [ui.frame, Math.min(ui.drag[0], x), Math.min(ui.drag[1], y), Math.max(ui.drag[0], x), Math.max(ui.drag[1], y)];
     boxesSvg($("overlay"), img, {box: b});
   });
   window.addEventListener("mouseup", (ev) => {
     if (!ui.drag) return;
     const [x, y] = toPixel(ev), a = ui.drag;
     ui.drag = null;
-    const box = [0, Math.floor(Math.min(a[0], x)), Math.floor(Math.min(a[1], y)), Math.ceil(Math.max(a[0], x)), Math.ceil(Math.max(a[1], y))];
+    const box = [ui.frame, Math.floor(Math.min(a[0], x)), Math.floor(Math.min(a[1], y)), Math.ceil(Math.max(a[0], x)), Math.ceil(Math.max(a[1], y))];
     if (box[3] - box[1] < 1 || box[4] - box[2] < 1) { status("draw a box by dragging over the text"); return; }
     decide("more-redaction", box);
   });
@@ -256,6 +259,7 @@
     else if (ui.view === "large" && (k === "1" || k === "2" || k === "3")) { ui.window = ["header", "wider", "narrower"][+k - 1]; renderLarge(); }
     else if (ui.view === "large" && (k === "+" || k === "=")) { ui.zoom = Math.min(8, ui.zoom * 1.25); renderLarge(); }
     else if (ui.view === "large" && k === "-") { ui.zoom = Math.max(0.25, ui.zoom / 1.25); renderLarge(); }
+    else if (ui.view === "large" && (k === "[" || k === "]")) { ui.frame += k === "]" ? 1 : -1; renderLarge(); }
     else if (k === "Tab") {
       const qs = Object.keys(state.queues);
       ui.queue = qs[(qs.indexOf(ui.queue) + (ev.shiftKey ? qs.length - 1 : 1)) % qs.length];
