@@ -413,3 +413,26 @@ def test_prefetch_fills_the_cache(trees, tmp_path):
     ev.set()
     prefetch(stopped, ev)                                # a stop before the first image renders nothing
     assert not (tmp_path / "other").exists()
+
+
+def test_audit_accepts_what_review_leaves_in_the_tree(trees, tmp_path):
+    """Reviewing a de-identified tree writes DIR/.vindr/review.* and the rendering cache:
+    vindr audit knows them as vindr's own (no stray-file finding), and still flags a stray."""
+    from vindr_cli.deid.audit import audit
+
+    anon, _ = trees
+    tree = tmp_path / "anon"
+    shutil.copytree(anon, tree)
+    q = build_queues(tree, spot=1)
+    app = ReviewApp(q)
+    iid = q.queues["redacted"][0]
+    for window in ("header", "wider"):
+        app.image(iid, "thumb", window, 0)
+    app.image(iid, "large", "narrower", 0)
+    decisions.record(tree, iid, "redacted", "accept")
+    assert len(list((tree / CACHE).iterdir())) == 3 and decisions.parquet_path(tree).is_file()
+    report = audit(tree, pixels=False)
+    assert [f for f in report.findings if f.kind == "stray-file"] == []
+    (tree / CACHE / "notes.txt").write_text("x")
+    report = audit(tree, pixels=False)
+    assert [f.where for f in report.findings if f.kind == "stray-file"] == [".vindr/review/cache/notes.txt"]

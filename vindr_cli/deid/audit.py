@@ -530,7 +530,10 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
 
-STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[0-9a-f]+\.vindr-part)$")
+STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[0-9a-f]+\.vindr-part"
+                         # vindr review's decisions and its rendering cache (review/decisions.py, server.py)
+                         r"|review\.(jsonl|parquet|lock)"
+                         r"|review/cache/[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png)$")
 
 
 def _masked(rel: str, terms: list[TermSet]) -> str:
