@@ -114,7 +114,6 @@ class ReviewApp:
     queues: Queues
     reviewer: str | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    _render_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def review_dir(self) -> Path:
