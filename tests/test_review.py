@@ -436,3 +436,39 @@ def test_audit_accepts_what_review_leaves_in_the_tree(trees, tmp_path):
     (tree / CACHE / "notes.txt").write_text("x")
     report = audit(tree, pixels=False)
     assert [f.where for f in report.findings if f.kind == "stray-file"] == [".vindr/review/cache/notes.txt"]
+
+
+def test_the_command_prints_its_url_serves_and_stops_on_ctrl_c(trees, tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    anon, _ = trees
+    tree = tmp_path / "anon"
+    shutil.copytree(anon, tree)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "COLUMNS": "80"}
+    proc = subprocess.Popen([sys.executable, "-m", "vindr_cli", "review", str(tree), "--no-browser", "--spot", "4",
+                             "--reviewer", "cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        printed = []
+        for line in proc.stdout:
+            printed.append(line)
+            m = re.search(r"open: (http://127\.0\.0\.1:(\d+)/\?t=(\S+))", line)
+            if m:
+                break
+        assert m, "".join(printed)
+        url, token = m.group(1), m.group(3)
+        assert "spot-check" in "".join(printed)                      # the queue table came first
+        with urllib.request.urlopen(url, timeout=30) as r:          # the page, with its cookie
+            assert r.status == 200 and "HttpOnly" in r.headers["Set-Cookie"]
+        req = urllib.request.Request(url.split("?")[0] + "api/state", headers={"X-Vindr-Token": token})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            state = json.loads(r.read())
+        assert state["reviewer"] == "cli" and state["progress"]["spot-check"]["total"] == 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(30)
+    out = proc.stdout.read() + proc.stderr.read()
+    assert rc == 0 and "Traceback" not in out and str(anon) not in out
