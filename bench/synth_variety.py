@@ -9,7 +9,9 @@ sample_dicoms/) and hashed the way ``vindr select`` hashes them
 Reported per kind: the smallest pairwise distance, how many pairs are within 2 bits (the
 threshold of schemas/curate/phash.toml) and within 8 (the loosest a user may raise it to),
 and, for the first ``--copies`` images, the distance between the image and the same pixels
-stored in another transfer syntax (RLE lossless, JPEG 2000 lossless), which must stay 0-2.
+stored in another transfer syntax (RLE lossless, JPEG 2000 lossless), which must stay 0-2,
+and the pixel QC flags ``vindr select`` gives the films (``curate.look.look_at``; "none"
+counts films without a flag): a frontal film flagged ``inverted`` would be excluded.
 
 Usage: python bench/synth_variety.py [--patients 200] [--size 320x288] [--copies 20]
 Results: bench/results/synth_variety.json (figures copied by hand into bench/README.md).
@@ -21,12 +23,14 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from vindr_cli.curate.look import look_at  # noqa: E402
 from vindr_cli.pixels.phash import phash_file  # noqa: E402
 from vindr_cli.synth.export import write_radiograph  # noqa: E402
 
@@ -35,22 +39,26 @@ KINDS = {"chest-pa": ("CHEST", "PA"), "chest-lateral": ("CHEST", "LL"),
          "lspine-ap": ("LSPINE", "AP"), "cspine-ap": ("CSPINE", "AP")}
 
 
-def _write_hash(tmp: Path, name: str, **kw) -> str:
+def _write_hash(tmp: Path, name: str, flags: Counter | None = None, **kw) -> str:
     path = tmp / f"{name}.dcm"
     write_radiograph(path, **kw)
     h = phash_file(path)
+    if flags is not None:                      # the pixel QC flags of `vindr select`
+        look = look_at(path)
+        assert look.phash == h
+        flags.update(look.qc_flags or ("none",))
     path.unlink()
     return h
 
 
 def measure(kind: str, n: int, rows: int, cols: int, copies: int, tmp: Path) -> dict:
     body_part, view = KINDS[kind]
-    hashes = []
+    hashes, flags = [], Counter()
     for i in range(n):
         photometric = "MONOCHROME1" if i % 3 == 0 else "MONOCHROME2"
         kw = dict(index=i, rows=rows, cols=cols, photometric=photometric, seed=7 + i, verify=False,
                   body_part=body_part, view=view)
-        hashes.append(_write_hash(tmp, f"{kind}-{i}", transfer_syntax=EXPLICIT, **kw))
+        hashes.append(_write_hash(tmp, f"{kind}-{i}", flags, transfer_syntax=EXPLICIT, **kw))
         if i < copies:
             for ts in (RLE, J2K):
                 other = _write_hash(tmp, f"{kind}-{i}-copy", transfer_syntax=ts, **kw)
@@ -62,7 +70,7 @@ def measure(kind: str, n: int, rows: int, cols: int, copies: int, tmp: Path) -> 
     return {"kind": kind, "patients": n, "pairs": int(pairs.size), "min": int(pairs.min()),
             "p1": float(np.percentile(pairs, 1)), "median": float(np.median(pairs)),
             "pairs_le_2": int((pairs <= 2).sum()), "pairs_le_8": int((pairs <= 8).sum()),
-            "identical_hashes": int((pairs == 0).sum())}
+            "identical_hashes": int((pairs == 0).sum()), "qc_flags": dict(sorted(flags.items()))}
 
 
 def main() -> None:
