@@ -26,11 +26,14 @@ films for one picture): each phantom draws from its ``rng``
 * its **build**: torso width, lung, heart and mediastinum size and position, diaphragm
   level, rib spacing (chest); body, disc and vertebra sizes (spine); the regions are
   computed from the same numbers;
-* a **density field**: a coarse smooth noise (3 cells, weight 0.12) that shades each film
-  differently (habitus, exposure, scatter), beside the finer mottle (6 cells, 0.035).
+* **density fields**: two coarse smooth noises (5 cells x 0.45 and 3 cells x 0.35 of the
+  attenuation range) and an exposure gradient (+-0.3 per axis) shade each film differently
+  (habitus, exposure, scatter, heel effect), beside the finer mottle (6 cells x 0.06).
+  Lesions (0.07-0.14) are still learned (tests/test_baseline_learn.py).
 
-Measured with ``bench/synth_variety.py`` (bench/README.md): 200 patients' frontal chest
-films are at least 10 bits apart in the 64-bit pHash of ``vindr select``.
+Measured with ``bench/synth_variety.py`` (bench/README.md): the 64-bit pHash of ``vindr
+select`` puts 200 patients' PA chest films, and their lumbar and cervical spine AP films, at
+least 10 bits apart (lateral chest films 6); pose + build alone left pairs 2 bits apart.
 """
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ class Pose:
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Pose:
-        """+-4 % shift, +-6 % scale per axis, +-5 % shear."""
+        """Shift +-POSE_SHIFT, scale 1 +- POSE_SCALE per axis, shear +-POSE_SHEAR (thousandths)."""
         dy, dx = (int(v) for v in rng.integers(-POSE_SHIFT, POSE_SHIFT + 1, 2))
         sy, sx = (int(v) for v in rng.integers(1000 - POSE_SCALE, 1000 + POSE_SCALE + 1, 2))
         return cls(dy, dx, sy, sx, int(rng.integers(-POSE_SHEAR, POSE_SHEAR + 1)))
@@ -374,8 +377,8 @@ GRADIENT = 300
 
 
 def _finish(att: np.ndarray, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    """Add the density field, a low-frequency mottle and a slight top-to-bottom gradient (in
-    image coordinates); clip to [0, ONE]."""
+    """Add the exposure gradient, the density fields, the mottle and a slight top-to-bottom
+    gradient (in image coordinates, not moved with the pose); clip to [0, ONE]."""
     y, x = _grid(rows, cols)
     att = np.broadcast_to(att, (rows, cols))
     gy, gx = (int(v) for v in rng.integers(-GRADIENT, GRADIENT + 1, 2))
