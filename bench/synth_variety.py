@@ -53,7 +53,7 @@ def _write_hash(tmp: Path, name: str, flags: Counter | None = None, **kw) -> str
 
 def measure(kind: str, n: int, rows: int, cols: int, copies: int, tmp: Path) -> dict:
     body_part, view = KINDS[kind]
-    hashes, flags = [], Counter()
+    hashes, flags, copy_distances = [], Counter(), []
     for i in range(n):
         photometric = "MONOCHROME1" if i % 3 == 0 else "MONOCHROME2"
         kw = dict(index=i, rows=rows, cols=cols, photometric=photometric, seed=7 + i, verify=False,
@@ -70,7 +70,8 @@ def measure(kind: str, n: int, rows: int, cols: int, copies: int, tmp: Path) -> 
     return {"kind": kind, "patients": n, "pairs": int(pairs.size), "min": int(pairs.min()),
             "p1": float(np.percentile(pairs, 1)), "median": float(np.median(pairs)),
             "pairs_le_2": int((pairs <= 2).sum()), "pairs_le_8": int((pairs <= 8).sum()),
-            "identical_hashes": int((pairs == 0).sum()), "qc_flags": dict(sorted(flags.items()))}
+            "identical_hashes": int((pairs == 0).sum()), "qc_flags": dict(sorted(flags.items())),
+            "same_pixels_other_syntax_max": max(copy_distances) if copy_distances else None}
 
 
 def main() -> None:
@@ -83,22 +84,16 @@ def main() -> None:
     a = ap.parse_args()
     rows, cols = (int(v) for v in a.size.split("x"))
     results = []
-    global copy_distances
     with tempfile.TemporaryDirectory() as tmp:
         for kind in a.kinds.split(","):
-            copy_distances = []
             start = time.perf_counter()
             r = measure(kind, a.patients, rows, cols, a.copies, Path(tmp))
             r["size"] = a.size
-            r["same_pixels_other_syntax_max"] = max(copy_distances) if copy_distances else None
             r["seconds"] = round(time.perf_counter() - start, 1)
             results.append(r)
             print(json.dumps(r))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2) + "\n")
-
-
-copy_distances: list[int] = []
 
 if __name__ == "__main__":
     main()
