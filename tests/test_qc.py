@@ -124,6 +124,18 @@ def test_burned_in_large_from_the_redaction_boxes(store):
     assert qc.redacted_fraction(None, 300, 484) == 0.0
 
 
+def test_burned_in_large_counts_the_central_field(store):
+    """A console's label band outside the lungs' field is normal (issue 11): only redactions
+    over the central field (schemas/curate/qc.toml) make the flag."""
+    p = real("examples_overlay.dcm", store)            # 300 rows x 484 columns
+    band = "[[0, 0, 240, 484, 300]]"                    # the bottom fifth: 20 % of the image
+    assert qc.redacted_fraction(band, 300, 484) == pytest.approx(0.2)
+    assert look_at(p, redactions=band).qc_flags == ()
+    over_lungs = "[[0, 150, 100, 250, 200]]"            # 100 x 100 in the middle: 7 % of the image
+    assert look_at(p, redactions=over_lungs).qc_flags == ("burned-in-large",)
+    assert qc.redacted_fraction("[[0, 0, 0, 50, 100]]", 100, 100, region=(0, 0, 500, 1000)) == 1.0
+
+
 def test_undecodable_files_get_a_fixed_reason(store, tmp_path):
     truncated = look_at(real("MR_truncated.dcm", store))
     assert truncated.phash is None and truncated.reason == "truncated pixel data"

@@ -446,15 +446,16 @@ def test_sampling_properties(specs, seed, per_study, data):
 
 def test_wide_cross_patient_group_warns(tmp_path):
     """One picture under five patients: beyond WIDE_GROUP patients the warning says the hash
-    itself is suspect (what the synth module's unturned phantoms look like to a 64-bit hash,
+    itself is suspect (what the synth module's phantoms looked like to a 64-bit hash before issue 11 varied them,
     bench/README.md)."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for i in range(5):
         write_radiograph(raw / f"{i}.dcm", index=40 + i, rows=320, cols=288, transfer_syntax=EXPLICIT,
                          photometric="MONOCHROME2", seed=7)
-        ds = _read(raw / f"{i}.dcm")
-        ds.PixelData = _read(raw / "0.dcm").PixelData        # one picture, five patients
+        ds, first = _read(raw / f"{i}.dcm"), _read(raw / "0.dcm")
+        ds.PixelData = first.PixelData                       # one picture, five patients
+        ds.WindowCenter, ds.WindowWidth = first.WindowCenter, first.WindowWidth  # shown alike
         save(ds, raw / f"{i}.dcm")
     anonymize(raw, tmp_path / "anon", key_path=tmp_path / "k.key", profile=load_profile(), workers=1,
               burned_in="off", write_linkage=False)

@@ -99,12 +99,14 @@ def size_flags(header: Header) -> list[str]:
     return out
 
 
-def redacted_fraction(redactions, rows: int, columns: int, grid: int = 1024) -> float:
+def redacted_fraction(redactions, rows: int, columns: int, grid: int = 1024,
+                      region: tuple[int, int, int, int] | None = None) -> float:
     """Fraction of the image area inside the union of the redaction boxes. ``redactions`` is
     anonymize's JSON text (or its parsed list) of [frame, x0, y0, x1, y1], x1/y1 exclusive;
     None or [] is 0. A value that cannot be read counts as fully redacted (safe side).
     Counted on a mask of at most ``grid`` px a side (boxes scaled outwards), so a header's
-    size cannot make it large."""
+    size cannot make it large. ``region`` (x0, y0, x1, y1 in thousandths of the width and
+    height): the fraction of that part of the image only (default: the whole image)."""
     if redactions is None or rows < 1 or columns < 1:
         return 0.0
     s = min(1.0, grid / max(rows, columns))
@@ -119,12 +121,17 @@ def redacted_fraction(redactions, rows: int, columns: int, grid: int = 1024) -> 
             mask[y0:y1, x0:x1] = True
     except (TypeError, ValueError):
         return 1.0
+    if region is not None:
+        x0, y0, x1, y1 = region
+        mask = mask[y0 * h // 1000:max(y1 * h // 1000, y0 * h // 1000 + 1),
+                    x0 * w // 1000:max(x1 * w // 1000, x0 * w // 1000 + 1)]
     return float(mask.mean())
 
 
 def burned_in_flags(redactions, header: Header) -> list[str]:
-    frac = redacted_fraction(redactions, header.rows, header.columns)
-    return ["burned-in-large"] if frac > thresholds()["burned-in-large"]["max_fraction"] else []
+    t = thresholds()["burned-in-large"]
+    frac = redacted_fraction(redactions, header.rows, header.columns, region=tuple(t["field"]))
+    return ["burned-in-large"] if frac > t["max_fraction"] else []
 
 
 def ordered(flags) -> tuple[str, ...]:

@@ -338,8 +338,10 @@ def build_export(out_dir: Path, seed: int = DEFAULT_SEED) -> dict:
 
 
 def write_radiograph(path: Path, *, index: int, rows: int, cols: int, transfer_syntax: str,
-                     photometric: str, seed: int, bits_stored: int = 12, verify: bool = True) -> dict:
-    """Write one radiograph-sized chest image with a unique fake identity (for benchmarks).
+                     photometric: str, seed: int, bits_stored: int = 12, verify: bool = True,
+                     body_part: str = "CHEST", view: str = "PA") -> dict:
+    """Write one radiograph-sized image (a PA chest by default; ``body_part`` CHEST, LSPINE or
+    CSPINE and ``view`` as in the plan) with a unique fake identity (for benchmarks).
 
     MONOCHROME1 gives a CR image, MONOCHROME2 a DX image. PHI is planted in
     standard, nested, private and free-text tags. Returns {"strings", "uids", "dates"}.
@@ -347,8 +349,8 @@ def write_radiograph(path: Path, *, index: int, rows: int, cols: int, transfer_s
     patient = bench_patient(index)
     day = dt.date(2024, 1, 1) + dt.timedelta(days=index % 366)
     modality = "CR" if photometric == "MONOCHROME1" else "DX"
-    spec = ImageSpec("PA", transfer_syntax, photometric, bits_stored, (rows, cols), ".dcm", frozenset({"comments"}))
-    study = StudySpec(day.strftime("%Y%m%d"), "093000", "CHEST", modality, (spec,),
+    spec = ImageSpec(view, transfer_syntax, photometric, bits_stored, (rows, cols), ".dcm", frozenset({"comments"}))
+    study = StudySpec(day.strftime("%Y%m%d"), "093000", body_part, modality, (spec,),
                       extras=frozenset({"name_in_description", "history"}))
     registry = PhiRegistry()
     accession = f"B{index:09d}"

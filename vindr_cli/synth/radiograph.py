@@ -15,6 +15,25 @@ machines, and one unit in the last place was enough to change a stored value.
 
 Anatomical regions are returned as integer boxes ``(x0, y0, x1, y1)`` in thousandths of the
 image size, so that findings can be placed on plausible anatomy.
+
+Every image is a different person (issue 11: a perceptual hash must not take two patients'
+films for one picture): each phantom draws from its ``rng``
+
+* a **pose** (:class:`Pose`): shift of +-4 % per axis, scale of +-6 % per axis and a
+  horizontal shear (tilt) of +-5 %, applied to the fixed-point grid, so the whole anatomy
+  moves; the regions are mapped with the same transform (the bounding box of a region's
+  moved corners, clipped to the image), so planted lesions stay on the moved organs;
+* its **build**: torso width, lung, heart and mediastinum size and position, diaphragm
+  level, rib spacing (chest); body, disc and vertebra sizes (spine); the regions are
+  computed from the same numbers;
+* **density fields**: two coarse smooth noises (5 cells x 0.45 and 3 cells x 0.35 of the
+  attenuation range) and an exposure gradient (+-0.3 per axis) shade each film differently
+  (habitus, exposure, scatter, heel effect), beside the finer mottle (6 cells x 0.06).
+  Lesions (0.07-0.14) are still learned (tests/test_baseline_learn.py).
+
+Measured with ``bench/synth_variety.py`` (bench/README.md): the 64-bit pHash of ``vindr
+select`` puts 200 patients' PA chest films, and their lumbar and cervical spine AP films, at
+least 10 bits apart (lateral chest films 6); pose + build alone left pairs 2 bits apart.
 """
 from __future__ import annotations
 
@@ -43,6 +62,59 @@ class Phantom:
     @property
     def shape(self) -> tuple[int, int]:
         return self.attenuation.shape  # type: ignore[return-value]
+
+
+POSE_SHIFT, POSE_SCALE, POSE_SHEAR = 40, 60, 50  # thousandths (module doc)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where the patient lies on the detector, in thousandths: the anatomy point ``u`` is
+    shown at ``p = 500 + s (u - 500) + d`` per axis, plus ``shear (u_y - 500)`` on x."""
+
+    dy: int = 0
+    dx: int = 0
+    sy: int = 1000
+    sx: int = 1000
+    shear: int = 0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Pose:
+        """Shift +-POSE_SHIFT, scale 1 +- POSE_SCALE per axis, shear +-POSE_SHEAR (thousandths)."""
+        dy, dx = (int(v) for v in rng.integers(-POSE_SHIFT, POSE_SHIFT + 1, 2))
+        sy, sx = (int(v) for v in rng.integers(1000 - POSE_SCALE, 1000 + POSE_SCALE + 1, 2))
+        return cls(dy, dx, sy, sx, int(rng.integers(-POSE_SHEAR, POSE_SHEAR + 1)))
+
+    def grid(self, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Anatomy coordinates (fixed point) of every pixel centre: y as a column (rows, 1),
+        x a full (rows, cols) array when there is a shear."""
+        py, px = _grid(rows, cols)
+        uy = HALF + (py - HALF - M(self.dy)) * 1000 // self.sy
+        ux = HALF + (px - HALF - M(self.dx) - (uy - HALF) * self.shear // 1000) * 1000 // self.sx
+        return uy, ux
+
+    def point(self, y: int, x: int) -> tuple[int, int]:
+        """Anatomy point (thousandths) -> image point (thousandths)."""
+        return (500 + (y - 500) * self.sy // 1000 + self.dy,
+                500 + (x - 500) * self.sx // 1000 + (y - 500) * self.shear // 1000 + self.dx)
+
+    def box(self, box: NormBox) -> NormBox:
+        """The image box holding a moved anatomy box, clipped to the image (at least 10 wide)."""
+        x0, y0, x1, y1 = box
+        corners = [self.point(y, x) for y in (y0, y1) for x in (x0, x1)]
+        ys, xs = [c[0] for c in corners], [c[1] for c in corners]
+        bx0, by0 = max(min(xs), 0), max(min(ys), 0)
+        bx1, by1 = min(max(xs), 1000), min(max(ys), 1000)
+        bx0, by0 = min(bx0, bx1 - 10), min(by0, by1 - 10)
+        return (bx0, by0, bx1, by1)
+
+    def regions(self, regions: dict[str, list[NormBox]]) -> dict[str, list[NormBox]]:
+        return {k: [self.box(b) for b in v] for k, v in regions.items()}
+
+
+def _vary(rng: np.random.Generator, centre: int, spread: int) -> int:
+    """An integer uniformly in centre +- spread."""
+    return centre + int(rng.integers(-spread, spread + 1))
 
 
 def _mul(a, b):
@@ -133,98 +205,146 @@ def smooth_noise(rows: int, cols: int, rng: np.random.Generator, cells: int = 6)
     return ((ONE - wy) * top + wy * bottom) >> (2 * SHIFT)
 
 
-def _ribs(y, x, side: int, torso: np.ndarray) -> np.ndarray:
+def _ribs(y, x, side: int, torso: np.ndarray, first: int = 170, pitch: int = 55,
+          reach: int = 400) -> np.ndarray:
     """Posterior rib arcs on one side (side=-1 patient right/image left, +1 other)."""
     out = np.zeros(np.broadcast_shapes(y.shape, x.shape), dtype=np.int64)
     lateral = np.clip((x - HALF) * side, 0, None)
-    inside = _mul(_smoothstep((M(400) - lateral) * 1000 // 50), _smoothstep((lateral - M(40)) * 1000 // 30))
+    inside = _mul(_smoothstep((M(reach) - lateral) * 1000 // 50), _smoothstep((lateral - M(40)) * 1000 // 30))
     for i in range(10):
-        arc = M(170 + 55 * i) - _scale(lateral, 100) + _scale(_mul(lateral, lateral), 1100)
+        arc = M(first + pitch * i) - _scale(lateral, 100) + _scale(_mul(lateral, lateral), 1100)
         out += _mul(_band(y - arc, 11), inside)
     return _mul(out, torso)
 
 
+def _around(box: NormBox, cy0: int, cx0: int, cy: int, cx: int, sy: int = 1000, sx: int = 1000) -> NormBox:
+    """A region drawn for an organ at (cy0, cx0) moved with it to (cy, cx) and scaled by
+    sy, sx thousandths about its centre."""
+    x0, y0, x1, y1 = box
+    return (cx + (x0 - cx0) * sx // 1000, cy + (y0 - cy0) * sy // 1000,
+            cx + (x1 - cx0) * sx // 1000, cy + (y1 - cy0) * sy // 1000)
+
+
 def chest_frontal(rows: int, cols: int, rng: np.random.Generator) -> Phantom:
-    """PA/AP chest: torso, lungs, heart, mediastinum, spine, ribs, clavicles."""
-    y, x = _grid(rows, cols)
-    torso = np.maximum(_blob(y, x, 600, 500, 620, 450, 80, 4), _blob(y, x, 50, 500, 160, 100, 300))
-    q = (x - HALF) * 1000 // 450
+    """PA/AP chest: torso, lungs, heart, mediastinum, spine, ribs, clavicles (module doc: the
+    pose, build and density field differ per image)."""
+    pose = Pose.draw(rng)
+    y, x = pose.grid(rows, cols)
+    torso_rx = _vary(rng, 450, 40)
+    dome_y = _vary(rng, 700, 30)                                  # diaphragm level
+    lung_ry = [_vary(rng, 300, 30), _vary(rng, 290, 30)]          # image left, right
+    lung_rx = [_vary(rng, 150, 18), _vary(rng, 140, 18)]
+    lung_cy = [_vary(rng, 440, 20), _vary(rng, 450, 20)]
+    lung_cx = [500 - _vary(rng, 190, 20), 500 + _vary(rng, 190, 20)]
+    heart_cy, heart_cx = _vary(rng, 610, 30), _vary(rng, 550, 30)
+    heart_ry, heart_rx = _vary(rng, 140, 20), _vary(rng, 160, 30)
+    rib_first, rib_pitch = _vary(rng, 170, 15), _vary(rng, 55, 6)
+    lung_dark = _vary(rng, 270, 40)
+    torso = np.maximum(_blob(y, x, 600, 500, 620, torso_rx, 80, 4), _blob(y, x, 50, 500, 160, 100, 300))
+    q = (x - HALF) * 1000 // torso_rx
     thickness = ONE - (_mul(q, q) >> 1)
     att = M(80) + _mul(torso, _scale(thickness, 500))
     lateral = np.abs(x - HALF)
     e = lateral - M(170)
-    dome = M(700) + _scale(_mul(e, e), 1400)
+    dome = M(dome_y) + _scale(_mul(e, e), 1400)
     below = _smoothstep((dome - y) * 1000 // 30)
-    lungs = _mul(_blob(y, x, 440, 310, 300, 150, 250) + _blob(y, x, 450, 690, 290, 140, 250), below)
-    att -= _scale(lungs, 270)
-    heart = _blob(y, x, 610, 550, 140, 160, 350)
+    lungs = _mul(_blob(y, x, lung_cy[0], lung_cx[0], lung_ry[0], lung_rx[0], 250)
+                 + _blob(y, x, lung_cy[1], lung_cx[1], lung_ry[1], lung_rx[1], 250), below)
+    att -= _scale(lungs, lung_dark)
+    heart = _blob(y, x, heart_cy, heart_cx, heart_ry, heart_rx, 350)
     mediastinum = _blob(y, x, 380, 500, 300, 75, 500, 4)
     aorta = _blob(y, x, 300, 570, 40, 40, 500)
     att += _scale(np.maximum(heart, mediastinum), 170) + _scale(aorta, 70)
     spine = _mul(_band(x - HALF, 35), torso)
     att += _mul(spine, M(80) + _scale(_triangle(y, 55), 30))
-    att += _scale(_ribs(y, x, -1, torso) + _ribs(y, x, 1, torso), 70)
+    reach = torso_rx * 400 // 450
+    att += _scale(_ribs(y, x, -1, torso, rib_first, rib_pitch, reach)
+                  + _ribs(y, x, 1, torso, rib_first, rib_pitch, reach), 70)
     c = lateral - M(150)
     clavicle = _band(y - (M(170) + _scale(_mul(c, c), 600)), 12)
     ends = _mul(_smoothstep((lateral - M(50)) * 1000 // 30), _smoothstep((M(330) - lateral) * 1000 // 30))
     att += _scale(_mul(clavicle, ends), 100)
+    # regions of the average build (the boxes of the fixed phantom), moved with each organ
+    sy = [r * 1000 // r0 for r, r0 in zip(lung_ry, (300, 290))]
+    sx = [r * 1000 // r0 for r, r0 in zip(lung_rx, (150, 140))]
+    left = lambda b: _around(b, 440, 310, lung_cy[0], lung_cx[0], sy[0], sx[0])  # noqa: E731
+    right = lambda b: _around(b, 450, 690, lung_cy[1], lung_cx[1], sy[1], sx[1])  # noqa: E731
+    ddome = dome_y - 700
     regions = {
-        "lungs": [(190, 220, 430, 700), (580, 230, 810, 700)],
-        "heart": [(410, 480, 700, 730)],
+        "lungs": [left((190, 220, 430, 700)), right((580, 230, 810, 700))],
+        "heart": [_around((410, 480, 700, 730), 610, 550, heart_cy, heart_cx,
+                          heart_ry * 1000 // 140, heart_rx * 1000 // 160)],
         "aortic_knob": [(520, 260, 620, 350)],
-        "bases": [(170, 600, 320, 740), (680, 600, 830, 740)],
-        "apices": [(200, 160, 400, 300), (600, 160, 800, 300)],
+        "bases": [_around(left((170, 600, 320, 740)), 0, 0, ddome, 0),
+                  _around(right((680, 600, 830, 740)), 0, 0, ddome, 0)],
+        "apices": [left((200, 160, 400, 300)), right((600, 160, 800, 300))],
     }
-    return Phantom(_finish(att, y, rng), regions)
+    return Phantom(_finish(att, rows, cols, rng), pose.regions(regions))
 
 
 def chest_lateral(rows: int, cols: int, rng: np.random.Generator) -> Phantom:
     """Left lateral chest: anterior to the image left, spine posterior (right)."""
-    y, x = _grid(rows, cols)
-    torso = _blob(y, x, 580, 500, 620, 400, 80, 4)
+    pose = Pose.draw(rng)
+    y, x = pose.grid(rows, cols)
+    torso_rx = _vary(rng, 400, 35)
+    dome_y = _vary(rng, 740, 30)
+    lung_cy, lung_cx = _vary(rng, 460, 20), _vary(rng, 520, 25)
+    lung_ry, lung_rx = _vary(rng, 320, 30), _vary(rng, 240, 25)
+    heart_cy, heart_cx, heart_r = _vary(rng, 620, 30), _vary(rng, 380, 30), _vary(rng, 140, 20)
+    spine_x0 = _vary(rng, 760, 25)
+    lung_dark = _vary(rng, 300, 40)
+    torso = _blob(y, x, 580, 500, 620, torso_rx, 80, 4)
     att = M(80) + _scale(torso, 620)
     e = x - M(550)
-    dome = M(740) + _scale(_mul(e, e), 300)
-    lung = _mul(_blob(y, x, 460, 520, 320, 240, 300), _smoothstep((dome - y) * 1000 // 30))
-    att -= _scale(lung, 300)
-    att += _scale(_blob(y, x, 620, 380, 140, 140, 350), 180)
-    spine_x = M(760) + _scale(_arch(y), 30)
+    dome = M(dome_y) + _scale(_mul(e, e), 300)
+    lung = _mul(_blob(y, x, lung_cy, lung_cx, lung_ry, lung_rx, 300), _smoothstep((dome - y) * 1000 // 30))
+    att -= _scale(lung, lung_dark)
+    att += _scale(_blob(y, x, heart_cy, heart_cx, heart_r, heart_r, 350), 180)
+    spine_x = M(spine_x0) + _scale(_arch(y), 30)
     segments = M(600) + M(400) * (_triangle(y, 60) > -M(600))
     vert = _mul(_band(x - spine_x, 50), segments)
     att += _scale(_mul(vert, torso), 160)
     sternum = _mul(_band(x - (M(170) + _scale(y, 50)), 12), _smoothstep((M(600) - y) * 1000 // 100))
     att += _scale(_mul(sternum, torso), 120)
+    lung_box = lambda b: _around(b, 460, 520, lung_cy, lung_cx, lung_ry * 1000 // 320,  # noqa: E731
+                                 lung_rx * 1000 // 240)
     regions = {
-        "lungs": [(330, 220, 700, 700)],
-        "heart": [(220, 460, 540, 780)],
+        "lungs": [lung_box((330, 220, 700, 700))],
+        "heart": [_around((220, 460, 540, 780), 620, 380, heart_cy, heart_cx,
+                          heart_r * 1000 // 140, heart_r * 1000 // 140)],
         "aortic_knob": [(450, 240, 600, 340)],
-        "bases": [(300, 620, 700, 760)],
-        "apices": [(400, 160, 650, 300)],
+        "bases": [_around(lung_box((300, 620, 700, 760)), 0, 0, dome_y - 740, 0)],
+        "apices": [lung_box((400, 160, 650, 300))],
     }
-    return Phantom(_finish(att, y, rng), regions)
+    return Phantom(_finish(att, rows, cols, rng), pose.regions(regions))
 
 
 def spine(rows: int, cols: int, rng: np.random.Generator, *, lateral: bool, cervical: bool) -> Phantom:
     """Lumbar or cervical spine, AP or lateral: stacked vertebral bodies and discs."""
-    y, x = _grid(rows, cols)
+    pose = Pose.draw(rng)
+    y, x = pose.grid(rows, cols)
     count = 7 if cervical else 5
     top, bottom = (160, 880) if cervical else (100, 800)
+    top, bottom = _vary(rng, top, 25), _vary(rng, bottom, 25)
     pitch = (bottom - top) // count
-    height = pitch * 74 // 100
-    width = (160 if cervical else 260) * (9 if lateral else 10) // 10
-    torso = _blob(y, x, 550, 500, 750, 300 if cervical else 440, 60, 4)
+    height = pitch * _vary(rng, 74, 6) // 100
+    width = _vary(rng, 160 if cervical else 260, 25) * (9 if lateral else 10) // 10
+    body_rx = _vary(rng, 300 if cervical else 440, 40)
+    bone = _vary(rng, 260, 40)
+    torso = _blob(y, x, 550, 500, 750, body_rx, 60, 4)
     att = M(80) + _scale(torso, 450)
     if not cervical and not lateral:
-        att += _scale(_blob(y, x, 930, 270, 130, 170, 300) + _blob(y, x, 930, 730, 130, 170, 300), 160)
+        iliac_y = _vary(rng, 930, 30)
+        att += _scale(_blob(y, x, iliac_y, 270, 130, 170, 300) + _blob(y, x, iliac_y, 730, 130, 170, 300), 160)
     if cervical:
-        att += _scale(_blob(y, x, 40, 450 if lateral else 500, 100, 250, 300), 220)
+        att += _scale(_blob(y, x, _vary(rng, 40, 20), 450 if lateral else 500, 100, 250, 300), 220)
     vertebrae, discs, posterior = [], [], []
     for i in range(count):
         cy = top + pitch * i + pitch // 2
         t = (2 * i + 1) * 1000 // (2 * count)
         cx = 500 + ((50 * 4 * t * (1000 - t) // 1000_000) - 60 if lateral else 0)
         w = width * (85 * count + 15 * i) // (100 * count)
-        att += _scale(_blob(y, x, cy, cx, height // 2, w // 2, 250, 4), 260)
+        att += _scale(_blob(y, x, cy, cx, height // 2, w // 2, 250, 4), bone)
         vertebrae.append((cx - w // 2, cy - height // 2, cx + w // 2, cy + height // 2))
         if lateral:
             px = cx + w // 2 + 80
@@ -239,7 +359,7 @@ def spine(rows: int, cols: int, rng: np.random.Generator, *, lateral: bool, cerv
             dy = cy + pitch // 2
             discs.append((cx - w // 2, dy - pitch * 20 // 100, cx + w // 2, dy + pitch * 20 // 100))
     regions = {"vertebrae": vertebrae, "discs": discs, "posterior": posterior}
-    return Phantom(_finish(att, y, rng), regions)
+    return Phantom(_finish(att, rows, cols, rng), pose.regions(regions))
 
 
 def phantom_for(body_part: str, view: str, rows: int, cols: int, rng: np.random.Generator) -> Phantom:
@@ -250,10 +370,22 @@ def phantom_for(body_part: str, view: str, rows: int, cols: int, rng: np.random.
     return spine(rows, cols, rng, lateral=lateral, cervical=body_part == "CSPINE")
 
 
-def _finish(att: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Add low-frequency mottle and a slight top-to-bottom gradient; clip to [0, ONE]."""
-    rows, cols = att.shape
-    att = att + _scale(smooth_noise(rows, cols, rng), 35) + _scale(y, 20)
+DENSITY_CELLS, DENSITY_WEIGHT = 5, 450   # per-patient density fields and exposure gradient (module doc)
+BROAD_CELLS, BROAD_WEIGHT = 3, 350
+MOTTLE_CELLS, MOTTLE_WEIGHT = 6, 60
+GRADIENT = 300
+
+
+def _finish(att: np.ndarray, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """Add the exposure gradient, the density fields, the mottle and a slight top-to-bottom
+    gradient (in image coordinates, not moved with the pose); clip to [0, ONE]."""
+    y, x = _grid(rows, cols)
+    att = np.broadcast_to(att, (rows, cols))
+    gy, gx = (int(v) for v in rng.integers(-GRADIENT, GRADIENT + 1, 2))
+    att = (att + _scale(y - HALF, gy) + _scale(x - HALF, gx)
+           + _scale(smooth_noise(rows, cols, rng, DENSITY_CELLS), DENSITY_WEIGHT)
+           + _scale(smooth_noise(rows, cols, rng, BROAD_CELLS), BROAD_WEIGHT)
+           + _scale(smooth_noise(rows, cols, rng, MOTTLE_CELLS), MOTTLE_WEIGHT) + _scale(y, 20))
     return np.clip(att, 0, ONE).astype(np.int32)
 
 
