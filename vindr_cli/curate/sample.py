@@ -16,7 +16,6 @@ tree does not reshuffle the rest.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 from pathlib import Path
@@ -58,8 +57,9 @@ def read_labels(path: Path) -> dict[str, str]:
 
             rows = pq.read_table(path, columns=["image_id", "label"]).to_pylist()
         else:
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                rows = list(csv.DictReader(f))
+            from vindr_cli.annotations.csvfile import read_csv_text   # the package's one CSV reader
+
+            rows = read_csv_text(path, "labels").data.to_dict("records")
     except Exception as exc:
         raise SampleError(f"the labels table cannot be read ({type(exc).__name__}): it needs columns image_id, label") from None
     if rows and not {"image_id", "label"} <= set(rows[0]):
