@@ -86,6 +86,8 @@ def test_keep_rule_order():
     assert keep_order(base) < keep_order({**base, "transfer_syntax": "1.2.840.10008.1.2.4.50"})    # lossy syntax
     assert keep_order({**base, "rows": 200}) < keep_order(base)                                    # larger first
     assert keep_order(base) < keep_order({**base, "image_type": "DERIVED\\SECONDARY"})             # ORIGINAL first
+    j2k = {**base, "transfer_syntax": "1.2.840.10008.1.2.4.90"}                                    # lossless JPEG 2000
+    assert keep_order({**base, "transfer_syntax": "1.2.840.10008.1.2.1"}) < keep_order({**j2k, "image_id": "a" * 32})  # native first
     assert keep_order({**base, "image_id": "a" * 32}) < keep_order(base)                           # then smallest id
 
 

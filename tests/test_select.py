@@ -137,11 +137,11 @@ def test_preset_gives_every_reason(tree, tmp_path):
     summary = select(anon, tmp_path / "sel", cxr())
     rows = _by_name(tmp_path / "sel", ids)
     assert len(read_rows(tmp_path / "sel" / "selection.parquet")) == len(ids)   # every ok image has a row
-    kept_copy = min(ids["pa0"], ids["pa0_copy"])                                # both lossless, same size
-    want_selected = {n for n in ADULT_PA if n != "pa1"} - {"pa0"} | {"pa0" if ids["pa0"] == kept_copy else "pa0_copy"}
+    # both lossless, same size: the native copy is kept before the RLE one (curate.dedup's rule)
+    want_selected = {n for n in ADULT_PA if n != "pa1"}
     assert {n for n, r in rows.items() if r["selected"]} == want_selected
     assert summary.selected == len(want_selected) == 5
-    loser = "pa0_copy" if ids["pa0"] == kept_copy else "pa0"
+    loser = "pa0_copy"
     assert rows[loser]["reasons"] == ["duplicate"]
     assert rows[loser]["dup_group"] == rows["pa0" if loser == "pa0_copy" else "pa0_copy"]["dup_group"] is not None
     assert rows["pa1"]["reasons"] == ["duplicate-across-patients"] == rows["mixup"]["reasons"]
@@ -382,7 +382,7 @@ def test_bad_files_get_rows_and_the_batch_goes_on(tree, tmp_path):
     got = _by_name(tmp_path / "sel", ids)
     assert got["pa2"]["reasons"] == ["unreadable"] and got["pa4"]["reasons"] == ["unreadable"]
     assert got["pa3"]["reasons"] == ["undecodable"] and got["pa3"]["phash"] is None
-    assert {n for n, r in got.items() if r["selected"]} == {"pa5", "pa0" if ids["pa0"] < ids["pa0_copy"] else "pa0_copy"}
+    assert {n for n, r in got.items() if r["selected"]} == {"pa5", "pa0"}   # pa0 native, its copy RLE
     assert got["CT_small"]["reasons"] == ["unreadable", "modality", "sop-class", "size"]    # 128 x 128
     assert summary.reasons["unreadable"] == 3
     scan = read_rows(tmp_path / "sel" / ".vindr" / "scan.parquet")

@@ -9,7 +9,9 @@ one ``vindr validate`` uses) are at most ``max_distance`` bits apart
   1. lossless before lossy (a lossy transfer syntax, or Lossy Image Compression 01),
   2. more pixels (rows x columns) before fewer,
   3. ORIGINAL before DERIVED (ImageType value 1),
-  4. the smallest image_id (keyed, so the choice is reproducible and says nothing);
+  4. native (uncompressed) pixel data before encapsulated: any DICOM reader opens it, no
+     codec needed,
+  5. the smallest image_id (keyed, so the choice is reproducible and says nothing);
   every other member gets the reason ``duplicate``.
 * **more than one patient**: the same picture under two identities is an identity mix-up in
   the source (or a test phantom filed under several patients). Every member gets
@@ -76,9 +78,21 @@ def _int(v) -> int:
         return 0
 
 
+# Native (not encapsulated) transfer syntaxes: implicit and explicit VR little endian,
+# explicit big endian, deflated explicit little endian (PS3.5 Annex A).
+NATIVE_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2",
+                             "1.2.840.10008.1.2.1.99"})
+
+
+def _encapsulated(row: dict) -> bool:
+    ts = row.get("transfer_syntax")
+    return isinstance(ts, str) and bool(ts) and ts not in NATIVE_SYNTAXES
+
+
 def keep_order(row: dict) -> tuple:
     """Sort key of the documented keep rule: the first of a group is kept."""
-    return (is_lossy(row), -_int(row.get("rows")) * _int(row.get("columns")), _derived(row), str(row["image_id"]))
+    return (is_lossy(row), -_int(row.get("rows")) * _int(row.get("columns")), _derived(row), _encapsulated(row),
+            str(row["image_id"]))
 
 
 def groups(rows: list[dict], max_distance: int | None = None) -> list[list[int]]:
