@@ -25,14 +25,16 @@ echo "== vindr select (vindr-cxr preset: selection.parquet with every reason, wo
 $V select "$OUT/anon" -o "$OUT/selection" --recipe vindr-cxr
 echo "== vindr decode (1024-px PNGs with the header window)"
 $V decode "$OUT/anon" "$OUT/images" --size 1024
-echo "== vindr split (annotations re-keyed through the linkage table; whole patients per side)"
+echo "== vindr split (the selected images only; annotations re-keyed through the linkage table; whole patients per side)"
 $V split sample_dicoms/annotations/vindr_cxr_annotations.csv --meta "$OUT/anon/manifest.parquet" \
-  --linkage "$OUT/anon.linkage.parquet" --test-size 0.3 --unit patients --seed 0 -o "$OUT/split"
+  --linkage "$OUT/anon.linkage.parquet" --test-size 0.3 --unit patients --seed 0 -o "$OUT/split" \
+  --selection "$OUT/selection"
 echo "== vindr release"
 rm -rf "$OUT/release"
-$V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release" --audit-report "$OUT/audit.json"
+$V release "$OUT/anon" --split "$OUT/split" --images "$OUT/images" -o "$OUT/release" --audit-report "$OUT/audit.json" \
+  --selection "$OUT/selection"
 echo "== vindr validate"
 $V validate "$OUT/release"
-echo "== vindr baseline (short: 256 px, 3 epochs; a 16-image release is too small for a verdict)"
+echo "== vindr baseline (short: 256 px, 3 epochs; a release of about a dozen images is too small for a verdict)"
 $V baseline "$OUT/release" -o "$OUT/baseline" --size 256 --epochs 3 --no-resume
 echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md), baseline report $OUT/baseline/report.md"
