@@ -27,6 +27,11 @@ import pyarrow.parquet as pq
 
 from vindr_cli.errors import RequestError
 from vindr_cli.review.decisions import QUEUES
+from vindr_cli.runner import paths
+
+IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+HOSTILE_MANIFEST = ("the tree's manifest.parquet names an output outside the tree or an image_id that is not "
+                    "32 hex digits: it is not vindr's; re-run vindr anonymize")
 
 PIXEL_FINDINGS = ("pixel-text", "pixel-mask")
 # where a pixel-text finding is (deid.audit writes "... in frame F, box x X0-X1, y Y0-Y1"): numbers only
@@ -137,6 +142,13 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
     for r in pq.read_table(tree_dir / "manifest.parquet").to_pylist():
         if r.get("status") != "ok" or not r.get("image_id") or not r.get("output"):
             continue
+        # a hand-edited manifest must not point the server (reads, cache writes) out of its folders
+        if not isinstance(r["image_id"], str) or not IMAGE_ID.fullmatch(r["image_id"]):
+            raise ReviewDirError(HOSTILE_MANIFEST)
+        try:
+            paths.check_rel(r["output"])
+        except paths.PathViolation:
+            raise ReviewDirError(HOSTILE_MANIFEST) from None
         try:
             boxes = [list(map(int, b)) for b in json.loads(r.get("redactions") or "[]")]
         except (ValueError, TypeError):

@@ -146,10 +146,19 @@ class ReviewApp:
         cache = self.review_dir / CACHE / f"{image_id}_{pix}_{size}_{window}_{frame}_v{RENDER_VERSION}.png"
         if cache.is_file():
             return cache.read_bytes()
-        png = render_png(self.queues.tree / img.output, size=size, window=window, frame=frame)
+        png = render_png(self._inside_tree(img.output), size=size, window=window, frame=frame)
         with atomic_write(cache) as f:
             f.write(png)
         return png
+
+    def _inside_tree(self, rel: str) -> Path:
+        """TREE/rel, a regular file whose real path is inside the tree (a link planted in the
+        tree is never followed out of it); else OSError (the page shows a fixed line)."""
+        tree = Path(self.queues.tree).resolve()
+        path = (tree / rel).resolve()
+        if tree not in path.parents or not path.is_file():
+            raise FileNotFoundError("outside the tree")
+        return path
 
     def decide(self, body: dict) -> dict:
         image_id, queue = str(body.get("image_id", "")), str(body.get("queue", ""))

@@ -1,0 +1,126 @@
+"""Red-team regressions of today's surfaces (select, push, review): each test is an attack
+that worked once. The committed sample export is anonymized and selected for real; the
+hostile parts are planted by hand, as an intruder with write access to the folders would:
+a hand-edited ANON_DIR/manifest.parquet, a folder link planted in the anonymized tree, a
+link planted in SELECTION/dicom. The "original" planted outside carries a fake name
+(QXNAME^SECRET) that must never be handed on, rendered, or quoted."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from conftest import SAMPLE
+from vindr_cli.curate import push as push_mod
+from vindr_cli.curate.recipe import load_recipe
+from vindr_cli.curate.select import select
+from vindr_cli.deid.batch import anonymize
+from vindr_cli.deid.profile import load_profile
+from vindr_cli.review.queues import ReviewDirError, build_queues
+from vindr_cli.review.server import ReviewApp
+
+SECRET = "QXNAME^SECRET"
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redteam2")
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "vindr.key"
+    key.write_text("ab" * 32 + "\n")
+    key.chmod(0o600)
+    anon, sel = base / "anon", base / "selection"
+    anonymize(SAMPLE / "export", anon, key_path=key, profile=load_profile(), workers=1)
+    select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    return anon, sel
+
+
+def _rows(anon: Path) -> list[dict]:
+    return pq.read_table(anon / "manifest.parquet").to_pylist()
+
+
+def _selected(sel: Path) -> list[str]:
+    return sorted(r["image_id"] for r in pq.read_table(sel / "selection.parquet").to_pylist() if r["selected"])
+
+
+def _edit_manifest(anon: Path, edit) -> None:
+    t = pq.read_table(anon / "manifest.parquet")
+    rows = t.to_pylist()
+    edit([r for r in rows if r["status"] == "ok"])
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), anon / "manifest.parquet")
+
+
+def _plant_original(de_identified: Path, dest: Path) -> Path:
+    """A copy of a de-identified file made identifying again: the 'original' outside the tree."""
+    ds = pydicom.dcmread(de_identified)
+    ds.PatientName = SECRET
+    ds.PatientID = "QXID0042"
+    ds.PatientIdentityRemoved = "NO"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(dest)
+    return dest
+
+
+@pytest.fixture
+def hostile(trees, tmp_path):
+    anon, _ = trees
+    h = tmp_path / "anon"
+    shutil.copytree(anon, h)
+    return h
+
+
+# ------------------------------------------------------------------ review: hand-edited manifest
+
+@pytest.mark.parametrize("how", ["absolute", "traversal"])
+def test_review_refuses_a_manifest_output_outside_the_tree(hostile, tmp_path, how):
+    """Leaked: review rendered (and served over HTTP) the pixels of any DICOM file a
+    hand-edited manifest named, e.g. an original outside the tree."""
+    ok = [r for r in _rows(hostile) if r["status"] == "ok"]
+    original = _plant_original(hostile / ok[0]["output"], tmp_path / SECRET / "orig.dcm")
+    target = str(original) if how == "absolute" else f"../{SECRET}/orig.dcm"
+    assert (hostile / target).resolve() == original.resolve()
+
+    def edit(rows):
+        rows[0]["output"] = target
+    _edit_manifest(hostile, edit)
+    with pytest.raises(ReviewDirError) as e:
+        build_queues(hostile, spot=100)
+    assert "QXNAME" not in str(e.value) and SECRET not in str(e.value) and "orig.dcm" not in str(e.value)
+
+
+def test_review_refuses_an_image_id_with_slashes(hostile, tmp_path):
+    """Bypassed: an image_id such as ../../../../X named the thumbnail cache file, so the
+    prefetch thread wrote PNGs outside DIR (parents made on the way)."""
+    def edit(rows):
+        rows[0]["image_id"] = "../../../../PWNED"
+    _edit_manifest(hostile, edit)
+    with pytest.raises(ReviewDirError):
+        build_queues(hostile, spot=100)
+    assert not list(tmp_path.rglob("PWNED*"))
+
+
+def test_review_never_renders_through_a_folder_link_planted_in_the_tree(hostile, tmp_path):
+    """Leaked: a folder of the tree replaced by a link to a folder of originals was
+    followed, and the original's pixels rendered for the page."""
+    ok = [r for r in _rows(hostile) if r["status"] == "ok"]
+    victim, other = ok[0], ok[1]
+    out = hostile / victim["output"]
+    outside = tmp_path / f"outside_{SECRET}"
+    shutil.copytree(out.parent, outside)
+    _plant_original(out, outside / out.name)
+    shutil.rmtree(out.parent)
+    os.symlink(outside, out.parent)
+    app = ReviewApp(build_queues(hostile, spot=100))
+    assert app.image(other["image_id"], "thumb", "header", 0)[:8] == b"\x89PNG\r\n\x1a\n"   # the rest still shows
+    with pytest.raises(OSError) as e:
+        app.image(victim["image_id"], "thumb", "header", 0)
+    assert SECRET not in str(e.value) and "outside_" not in str(e.value)
+    cache = list((hostile / ".vindr" / "review" / "cache").glob(f"{victim['image_id']}_*"))
+    assert cache == []
