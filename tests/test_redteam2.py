@@ -124,3 +124,30 @@ def test_review_never_renders_through_a_folder_link_planted_in_the_tree(hostile,
     assert SECRET not in str(e.value) and "outside_" not in str(e.value)
     cache = list((hostile / ".vindr" / "review" / "cache").glob(f"{victim['image_id']}_*"))
     assert cache == []
+
+
+# ------------------------------------------------------------------ select: folder link in ANON_DIR
+
+def test_select_never_hands_on_a_file_reached_through_a_folder_link(trees, hostile, tmp_path):
+    """Leaked: a folder of ANON_DIR replaced by a link to a folder of originals passed
+    select's regular-file check (lstat of the file, not of its folders); the original was
+    selected and hard-linked into SELECTION/dicom for the annotators."""
+    _, sel0 = trees
+    iid = _selected(sel0)[0]
+    row = next(r for r in _rows(hostile) if r.get("image_id") == iid)
+    out = hostile / row["output"]
+    outside = tmp_path / f"outside_{SECRET}"
+    shutil.copytree(out.parent, outside)
+    _plant_original(out, outside / out.name)
+    shutil.rmtree(out.parent)
+    os.symlink(outside, out.parent)
+    sel = tmp_path / "selection"
+    select(hostile, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    assert iid not in _selected(sel)
+    assert not (sel / "dicom" / f"{iid}.dcm").exists()
+    assert len(_selected(sel)) == len(_selected(sel0)) - 1           # the others are still handed on
+    for f in (sel / "dicom").iterdir():
+        assert b"QXNAME" not in f.read_bytes()
+    for f in sel.rglob("*"):
+        if f.is_file():
+            assert b"QXNAME" not in f.read_bytes() and b"outside_" not in f.read_bytes(), f.name

@@ -364,6 +364,8 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
         try:
             size = path.lstat().st_size
             missing = None if stat.S_ISREG(path.lstat().st_mode) else MISSING
+            if not is_within(path, anon_dir):     # reached through a folder link planted in ANON_DIR
+                size, missing = 0, MISSING
         except OSError:
             size, missing = 0, MISSING
         sources.append(Source(path=str(path), rel=keys[r["image_id"]], size=size, missing_reason=missing))
