@@ -151,3 +151,49 @@ def test_select_never_hands_on_a_file_reached_through_a_folder_link(trees, hosti
     for f in sel.rglob("*"):
         if f.is_file():
             assert b"QXNAME" not in f.read_bytes() and b"outside_" not in f.read_bytes(), f.name
+
+
+# ------------------------------------------------------------------ push: link in SELECTION/dicom
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_push_refuses_a_link_planted_in_selection_dicom(trees, tmp_path):
+    """Bypassed: push followed a symbolic link planted in SELECTION/dicom out of the
+    selection; only the header gate (PatientIdentityRemoved, SOPInstanceUID) stood between
+    an outside file that claims both and the server. Now the link itself is refused,
+    before any network (the server here is a closed port)."""
+    _, sel0 = trees
+    sel = tmp_path / "selection"
+    shutil.copytree(sel0, sel)
+    ids = _selected(sel)
+    victim = sel / "dicom" / f"{ids[0]}.dcm"
+    ds = pydicom.dcmread(victim)
+    ds.PatientName = SECRET                  # lies: still says PatientIdentityRemoved YES, same SOP UID
+    outside = tmp_path / f"outside_{SECRET}" / "x.dcm"
+    outside.parent.mkdir()
+    ds.save_as(outside)
+    victim.unlink()
+    os.symlink(outside, victim)
+    summary = push_mod.push_selection(sel, f"http://127.0.0.1:{_closed_port()}/dicom-web", timeout=5)
+    rows = {r["image_id"]: r for r in pq.read_table(summary.table).to_pylist()}
+    assert rows[ids[0]]["status"] == "failed" and rows[ids[0]]["reason"] == push_mod.R_LINK
+    assert all(rows[i]["reason"] != push_mod.R_LINK for i in ids[1:])    # real files pass the gate
+    assert b"QXNAME" not in summary.table.read_bytes() and b"outside_" not in summary.table.read_bytes()
+
+
+def test_push_refuses_a_dicom_folder_that_is_a_link(trees, tmp_path):
+    _, sel0 = trees
+    sel = tmp_path / "selection"
+    shutil.copytree(sel0, sel)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(sel / "dicom", elsewhere)
+    os.symlink(elsewhere, sel / "dicom")
+    summary = push_mod.push_selection(sel, f"http://127.0.0.1:{_closed_port()}/dicom-web", timeout=5)
+    rows = pq.read_table(summary.table).to_pylist()
+    assert rows and all(r["reason"] == push_mod.R_LINK for r in rows)

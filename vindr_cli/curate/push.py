@@ -63,6 +63,7 @@ QIDO_CHUNK = 40                     # UIDs per QIDO-RS search: 40 x 64 character
 # fixed reasons (no PHI, no server text)
 R_BAD_ID = "image_id is not 32 hex digits"
 R_MISSING = "file missing from SELECTION/dicom"
+R_LINK = "file in SELECTION/dicom is a link or reached through one (select makes none): not sent"
 R_UNREADABLE = "file is not a readable DICOM file"
 R_NOT_DEID = "file is not marked de-identified (PatientIdentityRemoved is not YES): not sent"
 R_SOP = "file's SOPInstanceUID differs from its selection row: not sent"
@@ -251,6 +252,19 @@ def _net_reason(exc) -> str:
     return R_NETWORK
 
 
+def _link_reason(selection: Path, path: Path) -> str | None:
+    """R_LINK when SELECTION/dicom/NAME is a symbolic link, or SELECTION/dicom is one (a link
+    planted there would send a file from outside the selection); select makes hard links or
+    copies only."""
+    try:
+        real = Path(selection).resolve() / "dicom"
+        if path.is_symlink() or (path.exists() and path.resolve().parent != real) or real.is_symlink():
+            return R_LINK
+    except OSError:
+        return R_LINK
+    return None
+
+
 def _check_file(path: Path, sop_uid: str | None) -> str | None:
     """None when the file may be sent (its header read, not its pixels), else a fixed reason."""
     if not sop_uid:
@@ -352,7 +366,7 @@ def push_selection(
                 record({**row, "image_id": "" if image_id is None else str(image_id)}, "failed", R_BAD_ID, None)
                 continue
             path = selection / "dicom" / f"{image_id}.dcm"
-            why = _check_file(path, row.get("sop_uid"))
+            why = _link_reason(selection, path) or _check_file(path, row.get("sop_uid"))
             if why:
                 record(row, "failed", why, None)
             elif dead:
