@@ -254,3 +254,40 @@ def test_audit_never_quotes_an_identifying_name_of_a_stray_file(hostile, tmp_pat
     assert any(f.kind == "stray-file" for f in report.findings)
     text = json.dumps(report.to_dict())
     assert "QXNAME" not in text and "QXID0042" not in text
+
+
+# ------------------------------------------------------------------ release: hand-edited manifest
+
+@pytest.mark.parametrize("how", ["absolute", "traversal", "folder-link"])
+def test_release_never_places_a_file_from_outside_anon_dir(pipeline, tmp_path, how):
+    """Leaked: release linked ANON_DIR / manifest ``output`` into RELEASE as given, so a
+    hand-edited manifest (an absolute path, ../) or a folder link planted in ANON_DIR put an
+    original from outside the tree into the release."""
+    from vindr_cli.errors import RequestError
+    from vindr_cli.release.build import build_release
+
+    base, _ = pipeline
+    anon = tmp_path / "anon"
+    shutil.copytree(base / "anon", anon)
+    split_ids = {line.split(",")[0] for line in (base / "split" / "split.csv").read_text().splitlines()[1:]}
+    ok = [r for r in _rows(anon) if r["status"] == "ok" and r["image_id"] in split_ids]
+    victim = ok[0]
+    original = _plant_original(anon / victim["output"], tmp_path / f"outside_{SECRET}" / Path(victim["output"]).name)
+    if how == "folder-link":
+        folder = (anon / victim["output"]).parent
+        shutil.rmtree(original.parent)
+        shutil.copytree(folder, original.parent)
+        _plant_original(anon / victim["output"], original)
+        shutil.rmtree(folder)
+        os.symlink(original.parent, folder)
+    else:
+        target = str(original) if how == "absolute" else os.path.relpath(original, anon)
+
+        def edit(rows):
+            next(r for r in rows if r["image_id"] == victim["image_id"])["output"] = target
+        _edit_manifest(anon, edit)
+    out = tmp_path / "release"
+    with pytest.raises(RequestError) as exc:
+        build_release(anon, base / "split", out)
+    assert SECRET not in str(exc.value) and "outside_" not in str(exc.value)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]   # nothing half-made

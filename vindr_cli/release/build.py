@@ -43,7 +43,7 @@ from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, f
 from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
-from vindr_cli.runner.sources import enclosing_output
+from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import Settings
 from vindr_cli.tables import read_rows
 
@@ -72,7 +72,16 @@ class ReleaseSummary:
     licence: str = sheet_mod.NOT_SET
 
 
-def _place(src: Path, dst: Path, summary: ReleaseSummary) -> None:
+OUTSIDE_TREE = ("{what} names a file outside its folder, or one reached through a link (it is not vindr's; "
+                "re-run the stage that wrote it): nothing of it is released")
+
+
+def _place(src: Path, dst: Path, summary: ReleaseSummary, root: Path, what: str) -> None:
+    """Link (else copy) ``src`` to ``dst``; ``src`` must be a regular file whose real path is
+    inside ``root`` (a hand-edited table or a link planted in the tree never brings a file
+    from outside into the release)."""
+    if not is_within(src, root) or src.is_symlink() or not src.is_file():
+        raise ReleaseError(OUTSIDE_TREE.format(what=what))
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
@@ -255,7 +264,7 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
         m = manifest[r.image_id]
         dicom = f"{r.split}/dicom/{r.image_id}.dicom"
         if not (stage / dicom).exists():           # frames of one file share it
-            _place(anon_dir / m["output"], stage / dicom, summary)
+            _place(anon_dir / m["output"], stage / dicom, summary, anon_dir, "ANON_DIR/manifest.parquet")
         row = {"image_id": rid, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
                "dicom": dicom, "image": None, "rows": m["rows"], "columns": m["columns"],
                "image_rows": None, "image_cols": None, "scale_x": None, "scale_y": None,
@@ -264,7 +273,7 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
         if d is not None:
             ext = Path(d["output"]).suffix
             image = f"{r.split}/images/{rid}{ext}"
-            _place(images_dir / d["output"], stage / image, summary)
+            _place(images_dir / d["output"], stage / image, summary, images_dir, "--images folder's images.parquet")
             row.update(image=image, image_rows=d["out_rows"], image_cols=d["out_cols"],
                        scale_x=d["scale_x"], scale_y=d["scale_y"])
         rows.append(row)
