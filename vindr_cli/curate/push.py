@@ -6,7 +6,8 @@ handed over as DICOM instances over DICOMweb (PS3.18): STOW-RS to store, QIDO-RS
 For each batch of selected rows (``SELECTION/selection.parquet``, ``selected`` true):
 
 1. **Local checks** (nothing leaves the machine unless they pass): the file
-   ``SELECTION/dicom/<image_id>.dcm`` exists, is a DICOM file, is marked
+   ``SELECTION/dicom/<image_id>.dcm`` exists, is neither a symbolic link nor reached through
+   one (select makes hard links or copies only), is a DICOM file, is marked
    ``PatientIdentityRemoved YES`` (a file vindr anonymize did not write is never sent) and
    carries the row's SOPInstanceUID.
 2. **Already there?** One QIDO-RS search (``URL/instances?SOPInstanceUID=a,b,...``, UID list
