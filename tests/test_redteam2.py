@@ -291,3 +291,30 @@ def test_release_never_places_a_file_from_outside_anon_dir(pipeline, tmp_path, h
         build_release(anon, base / "split", out)
     assert SECRET not in str(exc.value) and "outside_" not in str(exc.value)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]   # nothing half-made
+
+
+# ------------------------------------------------------------------ review: links planted in DIR/.vindr
+
+@pytest.mark.parametrize("planted", ["review", "review.jsonl"])
+def test_review_never_writes_through_a_link_planted_in_its_state_folder(hostile, tmp_path, planted):
+    """Bypassed: DIR/.vindr/review (the rendering cache's folder) or DIR/.vindr/review.jsonl
+    (the decisions journal) made a link sent the thumbnails and the decisions outside DIR."""
+    state = hostile / ".vindr"
+    for name in ("review", "review.jsonl", "review.parquet", "review.lock"):
+        p = state / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere if planted == "review" else elsewhere / "j.jsonl", state / planted)
+    from vindr_cli.review.decisions import DecisionError, record
+
+    with pytest.raises(DecisionError) as e:
+        build_queues(hostile, spot=3)                 # the server never starts
+    assert str(tmp_path) not in str(e.value)
+    iid = next(r["image_id"] for r in _rows(hostile) if r["status"] == "ok")
+    with pytest.raises(DecisionError):
+        record(hostile, iid, "spot-check", "accept", box=None, reviewer=None, shape=(10, 10, 1))
+    assert list(elsewhere.rglob("*")) == []

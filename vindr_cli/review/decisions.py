@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from vindr_cli.errors import RequestError
+from vindr_cli.runner import paths
 from vindr_cli.tables import write_table
 
 STATE = ".vindr"
@@ -45,8 +46,26 @@ def parquet_path(review_dir: Path) -> Path:
     return Path(review_dir) / STATE / PARQUET
 
 
+REVIEW_LINK = ("DIR/.vindr or a file of vindr review in it (review, review/cache, review.jsonl, review.parquet, "
+               "review.lock) is a symbolic link: writes would land outside DIR; remove it")
+
+
+def check_state(review_dir: Path) -> None:
+    """Refuse (exit 2, one line) a DIR whose state folder, or a review file or folder in it,
+    is a link: the journal, its table and the rendering cache are written only inside DIR."""
+    try:
+        paths.check_state_dir(Path(review_dir), STATE)
+    except RequestError:
+        raise DecisionError(REVIEW_LINK) from None
+    state = Path(review_dir) / STATE
+    for name in ("review", "review/cache", JOURNAL, PARQUET, LOCK):
+        if (state / name).is_symlink():
+            raise DecisionError(REVIEW_LINK)
+
+
 @contextmanager
 def _locked(review_dir: Path) -> Iterator[None]:
+    check_state(review_dir)
     state = Path(review_dir) / STATE
     state.mkdir(parents=True, exist_ok=True)
     with _thread_lock:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vindr_cli.errors import RequestError
-from vindr_cli.review.decisions import QUEUES
+from vindr_cli.review.decisions import QUEUES, check_state
 from vindr_cli.runner import paths
 
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")
@@ -137,6 +137,7 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
                  spot: int = 20, seed: int = 0) -> Queues:
     """The review queues of DIR (see the module text)."""
     review_dir = Path(review_dir)
+    check_state(review_dir)        # journal and rendering cache: never written through a planted link
     tree_dir, sel_path = find_tree(review_dir, tree)
     images: dict[str, Image] = {}
     for r in pq.read_table(tree_dir / "manifest.parquet").to_pylist():
