@@ -318,3 +318,19 @@ def test_review_never_writes_through_a_link_planted_in_its_state_folder(hostile,
     with pytest.raises(DecisionError):
         record(hostile, iid, "spot-check", "accept", box=None, reviewer=None, shape=(10, 10, 1))
     assert list(elsewhere.rglob("*")) == []
+
+
+def test_select_refuses_a_hand_edited_image_id(hostile, tmp_path):
+    """Leaked: select took any image_id of the manifest, so a hand-edited one (a name, a
+    path) was copied into selection.parquet and worklist.csv and named a file of
+    SELECTION/dicom; now refused with a fixed line (review and push refuse it too)."""
+    from vindr_cli.curate.select import SelectRequestError
+
+    def edit(rows):
+        rows[0]["image_id"] = f"{SECRET}/x"
+    _edit_manifest(hostile, edit)
+    sel = tmp_path / "selection"
+    with pytest.raises(SelectRequestError) as e:
+        select(hostile, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    assert SECRET not in str(e.value)
+    assert not [f for f in (sel.rglob("*") if sel.exists() else []) if f.is_file() and b"QXNAME" in f.read_bytes()]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import stat
 import warnings
 from collections import Counter
@@ -54,6 +55,7 @@ from vindr_cli.runner.stage import Run, Stage, Table, run_stage, tmp_dir
 from vindr_cli.tables import read_rows, write_table
 
 MANIFEST = "manifest.parquet"
+IMAGE_ID = re.compile(r"[0-9a-f]{32}")      # vindr anonymize's image ids (deid/substitutes.py)
 ANON_SETTINGS = "anonymize.json"
 UNREADABLE = "unreadable"
 UNDECODABLE = "undecodable"
@@ -212,6 +214,10 @@ def read_manifest(anon_dir: Path) -> list[dict]:
         except paths.PathViolation:
             raise SelectRequestError("ANON_DIR/manifest.parquet names an output outside ANON_DIR: "
                                      "it is not vindr's; re-run vindr anonymize") from None
+        if not isinstance(r.get("image_id"), str) or not IMAGE_ID.fullmatch(r["image_id"]):
+            # a hand-edited id would name files of SELECTION/dicom and be copied into every table
+            raise SelectRequestError("ANON_DIR/manifest.parquet has an ok row whose image_id is not 32 hex "
+                                     "digits: it is not vindr's; re-run vindr anonymize")
         if not r.get("image_id") or r["image_id"] in seen:
             raise SelectRequestError("ANON_DIR/manifest.parquet has an ok row without image_id, or one "
                                      "image_id twice: re-run vindr anonymize")
