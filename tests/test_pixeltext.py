@@ -395,3 +395,21 @@ def test_a_misread_echo_of_a_marker_is_that_marker_but_a_name_is_not():
         pt._echo_markers(found)
         assert found[1][1] == kind, (f, kind)
         assert found[0][1] == "marker"
+
+
+def test_an_echo_near_a_header_hint_stays_identifying():
+    # TRAN is one edit from the marker TRAI, but also (nearly) the patient's family name
+    # Trần: with the header's hints it must stay identifying, whatever OCR read
+    marker = [(100, 20, 200, 60), "marker", True, True, "TRAI"]
+    hints = pt.Hints(names=["Trần", "Văn", "An"], ids=["BN0042"], dates=["19800131"])
+    other = pt.Hints(names=["Nguyễn", "Thị", "Mai"])
+    for reading, h, kind in (("TRAN", hints, "other"), ("TRAL", hints, "other"),   # 0 / 1 edit from TRAN
+                             ("TRAM", hints, "other"),                            # 1 edit
+                             ("TRAL", other, "marker"), ("TRAN", other, "marker"),  # no hint near: the echo
+                             ("TRAL", None, "marker")):
+        found = [list(marker), [(104, 22, 198, 58), "other", True, False, reading]]
+        pt._echo_markers(found, h)
+        assert found[1][1] == kind, (reading, kind)
+    assert pt._near_hint("BN0042", hints) and pt._near_hint("31011980", hints)
+    assert not pt._near_hint("TRAI", pt.Hints(names=["Nguyễn"]))
+    assert not pt._near_hint("TRAN", None)

@@ -577,14 +577,30 @@ def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int,
     return [tuple(c) for c in out]
 
 
-def _echo_markers(found: list[list]) -> None:
+def _near_hint(reading: str, hints: Hints | None, edits: int = 2) -> bool:
+    """The folded reading is within ``edits`` edits of a header hint token (3+ letters) or
+    contains one, or holds the digits of a hint date."""
+    if hints is None or not reading:
+        return False
+    for v in (*hints.names, *hints.ids, *hints.other):
+        for t in _words(v):
+            t = re.sub(r"\W", "", t)
+            if len(t) >= 3 and (_lev(reading, t, edits) <= edits or t in reading):
+                return True
+    digits = re.sub(r"\D", "", reading)
+    return any(len(f) >= 6 and f in digits for v in hints.dates for f in _date_forms(v))
+
+
+def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
     """The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
     and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
     least half inside a marker of the other polarity, within one edit of the marker's
-    reading, is that marker. Privacy: both readings spell (nearly) the same marker.
+    reading, is that marker -- unless the reading is also within two edits of a header hint
+    token (TRAN for a patient Trần stays identifying: privacy first). Privacy: both readings
+    spell (nearly) the same marker and neither (nearly) spells a hint.
     found: [box, kind, read_confidently, bright, reading] lists, changed in place."""
     for f in found:
-        if f[2] and f[1] != "marker" and f[4]:
+        if f[2] and f[1] != "marker" and f[4] and not _near_hint(f[4], hints):
             host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
                          and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
             if host is not None:
@@ -624,7 +640,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
-    _echo_markers(found)
+    _echo_markers(found, hints if has_hints else None)
     keep = [f for f in found if f[2]]
     for f in found:
         if f[2]:
