@@ -100,6 +100,11 @@ _STRONG = 40              # top-hat contrast (grey levels) of a text stroke
 _FAINT = 16               # with hints: fainter strokes, reported only if they match a hint
 _QUIET_RATIO = 5         # stroke peak / (top-hat between strokes + 5): text >= 5 (bench: 69/71), grain < 5 (64 %)
 _PEAK_ALWAYS = 100       # strokes this strong are candidates whatever surrounds them
+# with hints, fainter passes in the outer quarter (threshold, quiet-background floor, flat
+# background only): a region found there is reported only when its words match a hint
+# (or it continues a line or label block that does, see _grow_labels). 8: 16 px text on a
+# bright film (15-35 grey levels); 6 on a flat (saturated) background: 10 px text
+_FAINT_PASSES = ((_FAINT, True, 5, False), (8, True, 5, False), (6, True, 1, True))
 _CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
 
 
@@ -412,7 +417,8 @@ def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return work - opened, closed - work, grad
 
 
-def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int, int, int, int, bool]]:
+def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
+                flat: bool = False) -> list[tuple[int, int, int, int, bool]]:
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
     the outer quarter of the image on any side, where labels are printed)."""
     white, black, grad = maps
@@ -444,7 +450,9 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
             th = tophat[y0:y1, x0:x1]
             peak = float(np.percentile(th[region], 90))
             between = float(np.median(th[~region])) if n < region.size else 0.0
-            if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + 5):
+            if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + floor):
+                continue
+            if flat and between > 1:
                 continue
             out.append((x0, y0, x1, y1, bright))
     return out
@@ -607,6 +615,52 @@ def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
                 f[1] = "marker"
 
 
+def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) -> None:
+    """A faint label is read in fragments: one matches a hint (a name part), the rest of its
+    line and the lines stacked with it (ID, date, hospital) do not. Faint candidate regions on
+    the line of an identifying box of a faint pass (a hint match; within three line heights), or stacked right above or
+    below it (gap <= two line heights, heights within 2x, overlapping columns; the gap between
+    them too: a label line whose strokes were not seen), are identifying too ("other"),
+    repeatedly. Privacy first: a label block that spells one
+    identifier is redacted whole."""
+    grow = True
+    while grow and pending:
+        grow = False
+        for p in list(pending):
+            ph = p[3] - p[1]
+            for f in found:
+                if f[1] == "marker" or len(f) < 6 or not f[5]:   # seeds: faint-pass hint matches
+                    continue
+                b = f[0]
+                bh = b[3] - b[1]
+                ov = min(p[3], b[3]) - max(p[1], b[1])
+                gx = max(p[0], b[0]) - min(p[2], b[2])
+                gy = max(p[1], b[1]) - min(p[3], b[3])
+                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh)
+                stack = gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
+                if line or stack:
+                    found.append([p, "other", False, False, "", True])
+                    if stack and not line and gy > 0:   # a label line between them went unseen
+                        found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
+                                      "other", False, False, "", True])
+                    pending.remove(p)
+                    grow = True
+                    break
+
+
+def _widen_faint(found: list[list], W: int) -> None:
+    """A faint label's strokes drop out where the film behind it brightens: the part of its
+    line that was read is widened by 4 line heights each way, and to the image's side when
+    that is within 8 line heights (labels are aligned to the edge). Only identifying boxes
+    of the faint passes (anchored by a hint match) are widened."""
+    for f in found:
+        if len(f) > 5 and f[5] and f[1] != "marker":
+            x0, y0, x1, y1 = f[0]
+            lh = y1 - y0
+            x0, x1 = max(0, x0 - 4 * lh), min(W, x1 + 4 * lh)
+            f[0] = (0 if x0 <= 8 * lh else x0, y0, W if W - x1 <= 8 * lh else x1, y1)
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
@@ -618,25 +672,36 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     maps = _maps(work)
     H, W = image.shape
     has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
-    passes = [(_STRONG, False)] + ([(_FAINT, True)] if has_hints else [])
+    passes = [(_STRONG, False, 5, False)] + (list(_FAINT_PASSES) if has_hints else [])
     # [box, kind, read_confidently, bright]
     found: list[list] = []
-    for thresh, faint in passes:
+    tried: list[tuple[int, int, int, int]] = []     # faint regions already read
+    pending: list[tuple[int, int, int, int]] = []   # faint, text-like, matched no hint
+    for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
-        cands = _join_lines(_candidates(maps, thresh, border_only=faint))
+        cands = _join_lines(_candidates(maps, thresh, border_only=faint, floor=floor, flat=flat))
         for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
-            if faint and any(_overlaps(box, t) for t in strong):
+            if faint and (any(_inside(box, t) >= 0.5 for t in strong) or any(_inside(box, t) >= 0.9 and _inside(t, box) >= 0.9 for t in tried)):
                 continue
+            if faint:
+                tried.append(box)
             stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked)
-            if (faint and not matched) or not text_like:
+            # a faint region counts when it matches a hint, or reads confidently as a date or
+            # an ID (a digit run: the header may not hold the value burned in)
+            anchored = matched or (confident and kind in ("date", "id"))
+            if faint and not anchored:
+                pending.append(box)
+            if (faint and not anchored) or not text_like:
                 continue
-            found.append([box, kind, confident, bright, reading])
+            found.append([box, kind, confident, bright, reading, faint])
+    _grow_labels(found, pending)
+    _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
