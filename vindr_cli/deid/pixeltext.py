@@ -104,7 +104,7 @@ _PEAK_ALWAYS = 100       # strokes this strong are candidates whatever surrounds
 # background only): a region found there is reported only when its words match a hint
 # (or it continues a line or label block that does, see _grow_labels). 8: 16 px text on a
 # bright film (15-35 grey levels); 6 on a flat (saturated) background: 10 px text
-_FAINT_PASSES = ((_FAINT, True, 5, False), (8, True, 5, False), (6, True, 1, True))
+_FAINT_PASSES = ((8, True, 5, False), (6, True, 1, True))
 _CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
 
 
@@ -618,15 +618,19 @@ def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
 def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) -> None:
     """A faint label is read in fragments: one matches a hint (a name part), the rest of its
     line and the lines stacked with it (ID, date, hospital) do not. Faint candidate regions on
-    the line of an identifying box of a faint pass (a hint match; within three line heights), or stacked right above or
+    the line of an identifying box of a faint pass (a hint match; within three line heights), or, when text-like, stacked right above or
     below it (gap <= two line heights, heights within 2x, overlapping columns; the gap between
     them too: a label line whose strokes were not seen), are identifying too ("other"),
     repeatedly. Privacy first: a label block that spells one
     identifier is redacted whole."""
+    markers = [f[0] for f in found if f[1] == "marker"]
     grow = True
     while grow and pending:
         grow = False
-        for p in list(pending):
+        for q in list(pending):
+            p, text_like = q[:4], (q[4] if len(q) > 4 else True)
+            if any(_overlaps(p, m) for m in markers):   # a marker read there: not label text
+                continue
             ph = p[3] - p[1]
             for f in found:
                 if f[1] == "marker" or len(f) < 6 or not f[5]:   # seeds: faint-pass hint matches
@@ -637,13 +641,13 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
                 gx = max(p[0], b[0]) - min(p[2], b[2])
                 gy = max(p[1], b[1]) - min(p[3], b[3])
                 line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh)
-                stack = gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
+                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
                 if line or stack:
                     found.append([p, "other", False, False, "", True])
                     if stack and not line and gy > 0:   # a label line between them went unseen
                         found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
                                       "other", False, False, "", True])
-                    pending.remove(p)
+                    pending.remove(q)
                     grow = True
                     break
 
@@ -651,14 +655,24 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
 def _widen_faint(found: list[list], W: int) -> None:
     """A faint label's strokes drop out where the film behind it brightens: the part of its
     line that was read is widened by 4 line heights each way, and to the image's side when
-    that is within 8 line heights (labels are aligned to the edge). Only identifying boxes
+    that is within 8 line heights (labels are aligned to the edge), but not over a marker read on
+    that line. Only identifying boxes
     of the faint passes (anchored by a hint match) are widened."""
+    markers = [f[0] for f in found if f[1] == "marker"]
     for f in found:
         if len(f) > 5 and f[5] and f[1] != "marker":
-            x0, y0, x1, y1 = f[0]
+            X0, y0, X1, y1 = f[0]
             lh = y1 - y0
-            x0, x1 = max(0, x0 - 4 * lh), min(W, x1 + 4 * lh)
-            f[0] = (0 if x0 <= 8 * lh else x0, y0, W if W - x1 <= 8 * lh else x1, y1)
+            x0, x1 = max(0, X0 - 4 * lh), min(W, X1 + 4 * lh)
+            x0, x1 = (0 if x0 <= 8 * lh else x0), (W if W - x1 <= 8 * lh else x1)
+            # a marker read on the line stops the widening (it is not the label's text)
+            for m in markers:
+                if min(m[3], y1) - max(m[1], y0) > 0:
+                    if m[2] <= X0:
+                        x0 = max(x0, m[2])
+                    elif m[0] >= X1:
+                        x1 = min(x1, m[0])
+            f[0] = (x0, y0, x1, y1)
 
 
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
@@ -696,7 +710,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
             if faint and not anchored:
-                pending.append(box)
+                pending.append((*box, text_like))
             if (faint and not anchored) or not text_like:
                 continue
             found.append([box, kind, confident, bright, reading, faint])
