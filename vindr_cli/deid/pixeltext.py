@@ -35,10 +35,15 @@ How:
     at least half inside a marker read in the other polarity, within one edit of it, TRAL
     beside TRÁI, is that marker: the other polarity's top-hat echoes every line);
     identifying boxes on one line with a small gap are joined.
- 4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
-    read too in the outer quarter of the image (where labels are printed), and a faint region
-    is reported when its words match a hint value; faint regions that match nothing are left
-    alone (they are mostly anatomy edges).
+ 4. Hints raise recall: with hints, two fainter candidate passes are read too in the outer
+    quarter of the image (where labels are printed): 8 grey levels (quiet background), and 6
+    where the background between the strokes is flat (a saturated film corner). A faint
+    region is anchored when its words match a hint value or it reads confidently as a date
+    or an ID; an anchored label grows over the unanchored faint regions of its line and the
+    text-like ones stacked with it (and the gap between them), and is widened along its line
+    (4 line heights, or to the image side within 8), never over a marker read there
+    (``_grow_labels``, ``_widen_faint``). Other faint regions are left alone (mostly anatomy
+    edges). A marker "echo" (step 3) within two edits of a hint token stays identifying.
 
 Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
 2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
@@ -69,11 +74,12 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
  * find_text alone on the burned_in_corpus.py corpora (100 images each, 1 in 5 with text,
    real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
    bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
-   identifying strings >= 90 % covered 71/77 and 73/79; markers kept 46/50 and 44/50;
+   identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
    text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
-   0.15 / 0.16 CPU s per image (0.13 text-free), single process on a shared 2-core
-   machine. Before the shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79;
-   43/50, 41/50; 34/80, 33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
+   about 0.2 CPU s per text-free image, single process on a shared 2-core machine. Before
+   the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
+   shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
+   33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
 
 Without the engine (``engine_available()`` is False) every candidate is "other": nothing
 found is ever kept as a marker, so the caller still redacts it.
