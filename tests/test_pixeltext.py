@@ -395,3 +395,62 @@ def test_a_misread_echo_of_a_marker_is_that_marker_but_a_name_is_not():
         pt._echo_markers(found)
         assert found[1][1] == kind, (f, kind)
         assert found[0][1] == "marker"
+
+
+def test_an_echo_near_a_header_hint_stays_identifying():
+    # TRAN is one edit from the marker TRAI, but also (nearly) the patient's family name
+    # Trần: with the header's hints it must stay identifying, whatever OCR read
+    marker = [(100, 20, 200, 60), "marker", True, True, "TRAI"]
+    hints = pt.Hints(names=["Trần", "Văn", "An"], ids=["BN0042"], dates=["19800131"])
+    other = pt.Hints(names=["Nguyễn", "Thị", "Mai"])
+    for reading, h, kind in (("TRAN", hints, "other"), ("TRAL", hints, "other"),   # 0 / 1 edit from TRAN
+                             ("TRAM", hints, "other"),                            # 1 edit
+                             ("TRAL", other, "marker"), ("TRAN", other, "marker"),  # no hint near: the echo
+                             ("TRAL", None, "marker")):
+        found = [list(marker), [(104, 22, 198, 58), "other", True, False, reading]]
+        pt._echo_markers(found, h)
+        assert found[1][1] == kind, (reading, kind)
+    assert pt._near_hint("BN0042", hints) and pt._near_hint("31011980", hints)
+    assert not pt._near_hint("TRAI", pt.Hints(names=["Nguyễn"]))
+    assert not pt._near_hint("TRAN", None)
+
+
+def test_faint_label_grows_along_its_line_and_block_but_strong_boxes_do_not_seed():
+    seed = [(1800, 1500, 1900, 1524), "name", True, True, "", True]       # faint, matched a hint
+    strong = [(100, 100, 200, 124), "other", False, True, "", False]       # strong pass, unread
+    pending = [(1910, 1502, 1990, 1522),     # rest of the name line (gap 10 px)
+               (1820, 1530, 1960, 1552),     # the ID line right below
+               (1830, 1594, 1950, 1616),     # the hospital line, one unseen line above it
+               (130, 126, 180, 150),         # right below the strong box: not grown from it
+               (600, 1500, 700, 1524)]       # same row, far away (> 3 line heights): left
+    found = [list(seed), list(strong)]
+    pt._grow_labels(found, pending)
+    boxes = [f[0] for f in found]
+    assert (1910, 1502, 1990, 1522) in boxes and (1820, 1530, 1960, 1552) in boxes
+    assert (1830, 1594, 1950, 1616) in boxes
+    assert any(b[1] <= 1552 and b[3] >= 1594 for b in boxes[2:])     # the gap between them
+    assert (130, 126, 180, 150) not in boxes and (600, 1500, 700, 1524) not in boxes
+    assert all(f[1] == "other" for f in found[2:])
+    pt._widen_faint(found, 2048)
+    assert found[0][0] == (1800 - 4 * 24, 1500, 2048, 1524)              # to the side: 8 line heights
+    assert found[1][0] == (100, 100, 200, 124)                             # strong boxes stay as found
+
+
+@needs_ocr
+@needs_font
+def test_faint_label_block_on_a_bright_film_is_redacted_with_hints():
+    # 16 px label lines, 25 grey levels above a bright, slightly textured film corner:
+    # under the strong pass; with the header's hints every line is redacted
+    img = radiograph("CT_small.dcm", size=2048).astype(np.int16)
+    img[1400:1700, 1500:] = 215 + img[1400:1700, 1500:] // 16
+    img = img.astype(np.uint8)
+    lines = (NAME, "ID: " + PID, DOB, SITE)
+    bbs = []
+    for i, t in enumerate(lines):
+        w = ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=ImageFont.truetype(FONT, 16))
+        img, bb = draw(img, t, (2016 - int(w), 1500 + 26 * i), 16, fg=250)
+        bbs.append(bb)
+    hints = pt.Hints(names=["NGUYỄN", "VĂN AN"], ids=[PID], dates=["19850312"], other=[SITE])
+    boxes = pt.find_text(img, hints=hints)
+    for bb in bbs:
+        assert coverage(boxes, bb, marker=False) >= 0.9

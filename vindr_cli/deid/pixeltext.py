@@ -35,10 +35,15 @@ How:
     at least half inside a marker read in the other polarity, within one edit of it, TRAL
     beside TRÁI, is that marker: the other polarity's top-hat echoes every line);
     identifying boxes on one line with a small gap are joined.
- 4. Hints raise recall: with hints, a second, fainter candidate pass (16 instead of 40 grey levels) is
-    read too in the outer quarter of the image (where labels are printed), and a faint region
-    is reported when its words match a hint value; faint regions that match nothing are left
-    alone (they are mostly anatomy edges).
+ 4. Hints raise recall: with hints, two fainter candidate passes are read too in the outer
+    quarter of the image (where labels are printed): 8 grey levels (quiet background), and 6
+    where the background between the strokes is flat (a saturated film corner). A faint
+    region is anchored when its words match a hint value or it reads confidently as a date
+    or an ID; an anchored label grows over the unanchored faint regions of its line and the
+    text-like ones stacked with it (and the gap between them), and is widened along its line
+    (4 line heights, or to the image side within 8), never over a marker read there
+    (``_grow_labels``, ``_widen_faint``). Other faint regions are left alone (mostly anatomy
+    edges). A marker "echo" (step 3) within two edits of a hint token stays identifying.
 
 Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
 2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
@@ -69,11 +74,12 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
  * find_text alone on the burned_in_corpus.py corpora (100 images each, 1 in 5 with text,
    real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
    bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
-   identifying strings >= 90 % covered 71/77 and 73/79; markers kept 46/50 and 44/50;
+   identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
    text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
-   0.15 / 0.16 CPU s per image (0.13 text-free), single process on a shared 2-core
-   machine. Before the shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79;
-   43/50, 41/50; 34/80, 33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
+   about 0.2 CPU s per text-free image, single process on a shared 2-core machine. Before
+   the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
+   shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
+   33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
 
 Without the engine (``engine_available()`` is False) every candidate is "other": nothing
 found is ever kept as a marker, so the caller still redacts it.
@@ -100,6 +106,11 @@ _STRONG = 40              # top-hat contrast (grey levels) of a text stroke
 _FAINT = 16               # with hints: fainter strokes, reported only if they match a hint
 _QUIET_RATIO = 5         # stroke peak / (top-hat between strokes + 5): text >= 5 (bench: 69/71), grain < 5 (64 %)
 _PEAK_ALWAYS = 100       # strokes this strong are candidates whatever surrounds them
+# with hints, fainter passes in the outer quarter (threshold, quiet-background floor, flat
+# background only): a region found there is reported only when its words match a hint
+# (or it continues a line or label block that does, see _grow_labels). 8: 16 px text on a
+# bright film (15-35 grey levels); 6 on a flat (saturated) background: 10 px text
+_FAINT_PASSES = ((8, True, 5, False), (6, True, 1, True))
 _CONF = 60                # Tesseract word confidence (0-100) for a word to count as read
 
 
@@ -412,7 +423,8 @@ def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return work - opened, closed - work, grad
 
 
-def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int, int, int, int, bool]]:
+def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
+                flat: bool = False) -> list[tuple[int, int, int, int, bool]]:
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
     the outer quarter of the image on any side, where labels are printed)."""
     white, black, grad = maps
@@ -444,7 +456,9 @@ def _candidates(maps, thresh: int, border_only: bool = False) -> list[tuple[int,
             th = tophat[y0:y1, x0:x1]
             peak = float(np.percentile(th[region], 90))
             between = float(np.median(th[~region])) if n < region.size else 0.0
-            if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + 5):
+            if peak < _PEAK_ALWAYS and peak < _QUIET_RATIO * (between + floor):
+                continue
+            if flat and between > 1:
                 continue
             out.append((x0, y0, x1, y1, bright))
     return out
@@ -577,18 +591,94 @@ def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int,
     return [tuple(c) for c in out]
 
 
-def _echo_markers(found: list[list]) -> None:
+def _near_hint(reading: str, hints: Hints | None, edits: int = 2) -> bool:
+    """The folded reading is within ``edits`` edits of a header hint token (3+ letters) or
+    contains one, or holds the digits of a hint date."""
+    if hints is None or not reading:
+        return False
+    for v in (*hints.names, *hints.ids, *hints.other):
+        for t in _words(v):
+            t = re.sub(r"\W", "", t)
+            if len(t) >= 3 and (_lev(reading, t, edits) <= edits or t in reading):
+                return True
+    digits = re.sub(r"\D", "", reading)
+    return any(len(f) >= 6 and f in digits for v in hints.dates for f in _date_forms(v))
+
+
+def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
     """The other polarity's top-hat also sees a marker (the dark gaps around bright letters)
     and may read it one letter off (TRAL beside TRÁI): a confident reading of a region at
     least half inside a marker of the other polarity, within one edit of the marker's
-    reading, is that marker. Privacy: both readings spell (nearly) the same marker.
+    reading, is that marker -- unless the reading is also within two edits of a header hint
+    token (TRAN for a patient Trần stays identifying: privacy first). Privacy: both readings
+    spell (nearly) the same marker and neither (nearly) spells a hint.
     found: [box, kind, read_confidently, bright, reading] lists, changed in place."""
     for f in found:
-        if f[2] and f[1] != "marker" and f[4]:
+        if f[2] and f[1] != "marker" and f[4] and not _near_hint(f[4], hints):
             host = next((g for g in found if g[1] == "marker" and g[3] != f[3] and g[4]
                          and _inside(f[0], g[0]) >= 0.5 and _lev(f[4], g[4], 1) <= 1), None)
             if host is not None:
                 f[1] = "marker"
+
+
+def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) -> None:
+    """A faint label is read in fragments: one matches a hint (a name part), the rest of its
+    line and the lines stacked with it (ID, date, hospital) do not. Faint candidate regions on
+    the line of an identifying box of a faint pass (a hint match; within three line heights), or, when text-like, stacked right above or
+    below it (gap <= two line heights, heights within 2x, overlapping columns; the gap between
+    them too: a label line whose strokes were not seen), are identifying too ("other"),
+    repeatedly. Privacy first: a label block that spells one
+    identifier is redacted whole."""
+    markers = [f[0] for f in found if f[1] == "marker"]
+    grow = True
+    while grow and pending:
+        grow = False
+        for q in list(pending):
+            p, text_like = q[:4], (q[4] if len(q) > 4 else True)
+            if any(_overlaps(p, m) for m in markers):   # a marker read there: not label text
+                continue
+            ph = p[3] - p[1]
+            for f in found:
+                if f[1] == "marker" or len(f) < 6 or not f[5]:   # seeds: faint-pass hint matches
+                    continue
+                b = f[0]
+                bh = b[3] - b[1]
+                ov = min(p[3], b[3]) - max(p[1], b[1])
+                gx = max(p[0], b[0]) - min(p[2], b[2])
+                gy = max(p[1], b[1]) - min(p[3], b[3])
+                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh)
+                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
+                if line or stack:
+                    found.append([p, "other", False, False, "", True])
+                    if stack and not line and gy > 0:   # a label line between them went unseen
+                        found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
+                                      "other", False, False, "", True])
+                    pending.remove(q)
+                    grow = True
+                    break
+
+
+def _widen_faint(found: list[list], W: int) -> None:
+    """A faint label's strokes drop out where the film behind it brightens: the part of its
+    line that was read is widened by 4 line heights each way, and to the image's side when
+    that is within 8 line heights (labels are aligned to the edge), but not over a marker read on
+    that line. Only identifying boxes
+    of the faint passes (anchored by a hint match) are widened."""
+    markers = [f[0] for f in found if f[1] == "marker"]
+    for f in found:
+        if len(f) > 5 and f[5] and f[1] != "marker":
+            X0, y0, X1, y1 = f[0]
+            lh = y1 - y0
+            x0, x1 = max(0, X0 - 4 * lh), min(W, X1 + 4 * lh)
+            x0, x1 = (0 if x0 <= 8 * lh else x0), (W if W - x1 <= 8 * lh else x1)
+            # a marker read on the line stops the widening (it is not the label's text)
+            for m in markers:
+                if min(m[3], y1) - max(m[1], y0) > 0:
+                    if m[2] <= X0:
+                        x0 = max(x0, m[2])
+                    elif m[0] >= X1:
+                        x1 = min(x1, m[0])
+            f[0] = (x0, y0, x1, y1)
 
 
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
@@ -602,29 +692,40 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     maps = _maps(work)
     H, W = image.shape
     has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
-    passes = [(_STRONG, False)] + ([(_FAINT, True)] if has_hints else [])
+    passes = [(_STRONG, False, 5, False)] + (list(_FAINT_PASSES) if has_hints else [])
     # [box, kind, read_confidently, bright]
     found: list[list] = []
-    for thresh, faint in passes:
+    tried: list[tuple[int, int, int, int]] = []     # faint regions already read
+    pending: list[tuple[int, int, int, int]] = []   # faint, text-like, matched no hint
+    for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
-        cands = _join_lines(_candidates(maps, thresh, border_only=faint))
+        cands = _join_lines(_candidates(maps, thresh, border_only=faint, floor=floor, flat=flat))
         for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
-            if faint and any(_overlaps(box, t) for t in strong):
+            if faint and (any(_inside(box, t) >= 0.5 for t in strong) or any(_inside(box, t) >= 0.9 and _inside(t, box) >= 0.9 for t in tried)):
                 continue
+            if faint:
+                tried.append(box)
             stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked)
-            if (faint and not matched) or not text_like:
+            # a faint region counts when it matches a hint, or reads confidently as a date or
+            # an ID (a digit run: the header may not hold the value burned in)
+            anchored = matched or (confident and kind in ("date", "id"))
+            if faint and not anchored:
+                pending.append((*box, text_like))
+            if (faint and not anchored) or not text_like:
                 continue
-            found.append([box, kind, confident, bright, reading])
+            found.append([box, kind, confident, bright, reading, faint])
+    _grow_labels(found, pending)
+    _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
     # into it: the read box grows to cover the echo, and keeps its reading.
-    _echo_markers(found)
+    _echo_markers(found, hints if has_hints else None)
     keep = [f for f in found if f[2]]
     for f in found:
         if f[2]:
