@@ -24,6 +24,7 @@ from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
+from vindr_cli.tables import read_rows
 from vindr_cli.review import decisions
 from vindr_cli.review.queues import build_queues
 
@@ -138,7 +139,7 @@ def _key(driver, k):
 
 def _rows(sel: Path) -> list[dict]:
     p = decisions.parquet_path(sel)
-    return pq.read_table(p).to_pylist() if p.is_file() else []
+    return read_rows(p) if p.is_file() else []     # one open file: the server renames a new table in
 
 
 def test_review_in_a_browser(selection, server, driver, tmp_path):

@@ -30,4 +30,8 @@ def write_table(rows: list[dict], name: str, path: Path, mode: int = 0o644) -> N
 
 
 def read_rows(path: Path) -> list[dict]:
-    return pq.read_table(path).to_pylist()
+    """Rows of a Parquet table. Read through one open file: a table replaced by an atomic rename
+    while it is read (a live `vindr review` rebuilding review.parquet) is then read whole, old or
+    new; given a path, pyarrow opens the file twice (footer, then data) and can mix the two."""
+    with open(path, "rb") as f:
+        return pq.read_table(f).to_pylist()
