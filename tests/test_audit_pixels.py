@@ -263,3 +263,22 @@ def test_a_mask_is_painted_over_from_its_surroundings():
     step = np.abs(seen[30, 20:60].astype(int) - seen[29, 20:60].astype(int)).max()       # top side
     assert step <= np.abs(np.diff(img[25:35, 20:60].astype(int), axis=0)).max() + 2
     assert _paint_over(masked, []) is masked
+
+
+def test_text_across_the_spine_of_a_radiograph_is_found_without_hints(sample_tree, tmp_path):
+    """Red team: a name drawn mid-image across a chest film's lungs and spine (a mixed ground,
+    bright under some letters and dark under others) was boxed by the finder but OCR read it in
+    neither polarity, so the audit said nothing. The audit also reads the box's top-hats."""
+    out, _ = _copy(sample_tree, tmp_path)
+    rows = [r for r in pq.read_table(out / "manifest.parquet").to_pylist()
+            if r["status"] == "ok" and r["modality"] in ("CR", "DX") and int(r["frames"] or 1) == 1
+            and not json.loads(r["redactions"] or "[]")]
+    assert rows
+    for r in rows[:3]:
+        h = int(r["rows"])
+        draw(out / r["output"], "QXNAME SECRET", at=(4, h // 2), size=max(12, h // 14))
+    report = audit(out, None)
+    found = {f.where for f in report.findings if f.kind == "pixel-text"}
+    hit = sum(r["output"] in found for r in rows[:3])
+    assert hit == len(rows[:3])
+    assert "QXNAME" not in (report.to_json() + report.to_tsv()).upper()

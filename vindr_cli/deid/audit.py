@@ -331,17 +331,37 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
     api = _reader(os.getpid())
     if api is None:
         return None
-    import tesserocr
-    from PIL import Image
-
     h, w = img.shape
     grow = max(2, (box.y1 - box.y0) // 4)      # a letter at the box's edge is read whole
     crop = img[max(0, box.y0 - grow):min(h, box.y1 + grow), max(0, box.x0 - grow):min(w, box.x1 + grow)]
     crop = crop.astype(np.float32)
     if crop.size == 0:
         return 0, False, False
-    if np.median(crop) < crop.mean():       # mostly dark: bright text, shown dark on light
-        crop = 255 - crop
+    best: tuple[int, bool, bool] | None = None
+    # Both polarities, then both top-hats (strokes against a ground flattened over a window a
+    # little wider than a stroke): text over a mixed ground, such as a label across the spine
+    # and a lung, reads in one of them only. Stops at the first reading that is a finding.
+    from scipy import ndimage
+
+    k = max(3, (box.y1 - box.y0) // 2)
+    variants = ((crop, 255 - crop) if np.median(crop) >= crop.mean() else (255 - crop, crop))
+    for c in (*variants, lambda: 255 - (crop - ndimage.grey_opening(crop, size=(k, k))),
+              lambda: 255 - (ndimage.grey_closing(crop, size=(k, k)) - crop)):
+        got = _read_words(api, c() if callable(c) else c)
+        if got is None:
+            return 0, False, False
+        if best is None or got[0] > best[0]:
+            best = got
+        if best[0] >= READ_MIN_CHARS:
+            break
+    return best
+
+
+def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
+    """One polarity of ``_reading``: dark text on light is what Tesseract reads best."""
+    import tesserocr
+    from PIL import Image
+
     lo, hi = np.percentile(crop, [2, 98])
     crop = np.clip((crop - lo) * (255 / max(hi - lo, 1)), 0, 255).astype(np.uint8)
     ch = crop.shape[0]
@@ -366,7 +386,7 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
             if text:
                 words.append((text, float(word.Confidence(level))))
     except RuntimeError:
-        return 0, False, False
+        return None
     texts = [t for t, _ in words]
     marker = [_marker_word(texts, i) for i in range(len(words))]
     chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
