@@ -80,3 +80,17 @@ def save(ds, path: Path) -> Path:
         warnings.simplefilter("ignore")
         ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def stopped(proc, timeout: float = 90) -> int:
+    """Exit status of a process sent SIGINT; if it does not stop in ``timeout`` s (a busy
+    machine), it is killed and the test fails with the end of its stderr, to say why."""
+    import subprocess
+
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        import pytest
+        pytest.fail(f"the process did not stop within {timeout} s of SIGINT; stderr ends: {(err or '')[-1500:]}")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import SAMPLE
-from helpers import run_cli
+from helpers import run_cli, stopped
 from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
 from vindr_cli.deid.batch import anonymize
@@ -469,6 +469,6 @@ def test_the_command_prints_its_url_serves_and_stops_on_ctrl_c(trees, tmp_path):
         assert state["reviewer"] == "cli" and state["progress"]["spot-check"]["total"] == 4
     finally:
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(30)
+        rc = stopped(proc)
     out = proc.stdout.read() + proc.stderr.read()
     assert rc == 0 and "Traceback" not in out and str(anon) not in out

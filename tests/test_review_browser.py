@@ -24,6 +24,7 @@ from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
+from helpers import stopped
 from vindr_cli.tables import read_rows
 from vindr_cli.review import decisions
 from vindr_cli.review.queues import build_queues
@@ -82,7 +83,7 @@ def server(selection):
     yield url, proc, "".join(lines)
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-        proc.wait(30)
+        stopped(proc)
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +264,7 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
 
     # Ctrl-C stops the server cleanly; nothing it printed holds a path of the tree
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0
+    assert stopped(proc) == 0
     out = printed + proc.stdout.read() + proc.stderr.read()
     assert "Traceback" not in out and str(anon) not in out
     assert not list(sel.rglob("*.vindr-part"))                    # nothing half-written

@@ -630,6 +630,12 @@ def review(
         console.print(f"open: {url}", markup=False, highlight=False, soft_wrap=True)
         console.print("the URL holds the access token: do not share it. Ctrl-C stops the server.", markup=False, highlight=False)
 
+    import signal
+
+    # Ctrl-C (SIGINT) and SIGTERM stop the server, even when it was started from a shell or a
+    # test run in the background, where SIGINT is inherited ignored (POSIX, no job control)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     serve(review_dir, port=port, reviewer=reviewer, tree=tree, audit_report=audit_report, spot=spot, seed=seed,
           open_browser=not no_browser, ready=ready)
 

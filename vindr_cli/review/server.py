@@ -349,8 +349,9 @@ def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree:
     srv = make_server(app, port)
     url = url_of(srv, app)
     stop = threading.Event()
+    worker = threading.Thread(target=prefetch, args=(app, stop), daemon=True, name="vindr-review-prefetch")
     if prefetch_thumbnails:
-        threading.Thread(target=prefetch, args=(app, stop), daemon=True, name="vindr-review-prefetch").start()
+        worker.start()
     try:
         if ready is not None:
             ready(url, srv, app)
@@ -362,3 +363,7 @@ def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree:
     finally:
         stop.set()
         srv.server_close()
+        if worker.is_alive():
+            # let the thumbnail in hand finish: a daemon thread left inside a decoder at
+            # interpreter exit can hang the exit (codec thread pools joined by atexit)
+            worker.join(timeout=30)
