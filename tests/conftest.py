@@ -19,6 +19,8 @@ from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.sequence import Sequence  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless  # noqa: E402
 
+from helpers import key_file_in  # noqa: E402
+
 # Hypothesis: no per-example deadline and no "too slow" health check, so a loaded or slow
 # machine cannot fail a property (both only measure speed). Loaded here, before any test
 # module is imported, so a test's own @settings(...) inherits these values.
@@ -32,12 +34,7 @@ CR = "1.2.840.10008.5.1.4.1.1.1"
 
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
-    d = tmp_path / "keys"
-    d.mkdir(mode=0o700)
-    p = d / "vindr.key"
-    p.write_text("ab" * 32 + "\n")
-    os.chmod(p, 0o600)
-    return p
+    return key_file_in(tmp_path)
 
 
 def make_cr(path: Path, *, name="Nguyễn^Văn An", pid="PID0001", study="1.2.826.0.1.3680043.10.543.1",

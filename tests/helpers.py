@@ -94,3 +94,14 @@ def stopped(proc, timeout: float = 90) -> int:
         _, err = proc.communicate(timeout=30)
         import pytest
         pytest.fail(f"the process did not stop within {timeout} s of SIGINT; stderr ends: {(err or '')[-1500:]}")
+
+
+def key_file_in(base: Path, byte: str = "ab") -> Path:
+    """A vindr key file (32 bytes as hex) at BASE/keys/vindr.key, folder 0700 and file 0600
+    as vindr demands."""
+    keys = base / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "vindr.key"
+    key.write_text(byte * 32 + "\n")
+    key.chmod(0o600)
+    return key

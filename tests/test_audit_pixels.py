@@ -21,7 +21,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from conftest import SAMPLE
-from helpers import run_cli
+from helpers import key_file_in, run_cli
 from vindr_cli.deid import pixeltext
 from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import anonymize
@@ -49,15 +49,6 @@ def _real(name: str) -> Path:
     return Path(path)
 
 
-def _keys(base: Path) -> Path:
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    key = keys / "vindr.key"
-    key.write_text("ab" * 32 + "\n")
-    key.chmod(0o600)
-    return key
-
-
 def _pixel_findings(report) -> list:
     return [f for f in report.findings if f.kind in PIXEL_KINDS]
 
@@ -74,7 +65,7 @@ def real_tree(tmp_path_factory):
         ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[name])   # MR_small and its RLE: two images
         ds.save_as(src / name)
     out = base / "out"
-    anonymize(src, out, key_path=_keys(base), profile=load_profile(), workers=1, allow_burned_in=True)
+    anonymize(src, out, key_path=key_file_in(base), profile=load_profile(), workers=1, allow_burned_in=True)
     rows = {Path(r["input_path"]).name: r for r in pq.read_table(base / "out.linkage.parquet").to_pylist()}
     manifest = {r["input_key"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
     return out, base / "out.linkage.parquet", {n: manifest[r["input_key"]] for n, r in rows.items()}
@@ -84,7 +75,7 @@ def real_tree(tmp_path_factory):
 def sample_tree(tmp_path_factory):
     base = tmp_path_factory.mktemp("sample")
     out = base / "anon"
-    anonymize(SAMPLE / "export", out, key_path=_keys(base), profile=load_profile(), workers=1)
+    anonymize(SAMPLE / "export", out, key_path=key_file_in(base), profile=load_profile(), workers=1)
     return out, base / "anon.linkage.parquet"
 
 

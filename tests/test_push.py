@@ -25,7 +25,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from helpers import run_cli
+from helpers import key_file_in, run_cli
 from vindr_cli.curate import push as P
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
@@ -54,11 +54,7 @@ def anon(tmp_path_factory) -> Path:
         src = get_testdata_file(name, download=False)
         assert src is not None, name
         shutil.copy(src, raw / name)
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    key = keys / "k"
-    key.write_text("cd" * 32 + "\n")
-    os.chmod(key, 0o600)
+    key = key_file_in(base, "cd")
     anonymize(raw, base / "anon", key_path=key, profile=load_profile("basic"), workers=1, burned_in="off")
     return base / "anon"
 

@@ -18,6 +18,7 @@ import pydicom
 import pytest
 
 from conftest import SAMPLE
+from helpers import key_file_in
 from vindr_cli.curate import push as push_mod
 from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
@@ -32,11 +33,7 @@ SECRET = "QXNAME^SECRET"
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     base = tmp_path_factory.mktemp("redteam2")
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    key = keys / "vindr.key"
-    key.write_text("ab" * 32 + "\n")
-    key.chmod(0o600)
+    key = key_file_in(base)
     anon, sel = base / "anon", base / "selection"
     anonymize(SAMPLE / "export", anon, key_path=key, profile=load_profile(), workers=1)
     select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)

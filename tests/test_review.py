@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import SAMPLE
-from helpers import run_cli, stopped
+from helpers import key_file_in, run_cli, stopped
 from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
 from vindr_cli.deid.batch import anonymize
@@ -30,21 +30,12 @@ from vindr_cli.review.queues import ReviewDirError, build_queues
 from vindr_cli.review.server import CACHE, ReviewApp, make_server, url_of
 
 
-def _keys(base: Path) -> Path:
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    key = keys / "vindr.key"
-    key.write_text("ab" * 32 + "\n")
-    key.chmod(0o600)
-    return key
-
-
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
     """(anonymized tree, SELECTION folder beside it) of the committed sample export."""
     base = tmp_path_factory.mktemp("review")
     anon, sel = base / "anon", base / "selection"
-    anonymize(SAMPLE / "export", anon, key_path=_keys(base), profile=load_profile(), workers=1)
+    anonymize(SAMPLE / "export", anon, key_path=key_file_in(base), profile=load_profile(), workers=1)
     select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
     return anon, sel
 

@@ -24,7 +24,7 @@ from vindr_cli.curate.recipe import load_recipe
 from vindr_cli.curate.select import select
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
-from helpers import stopped
+from helpers import key_file_in, stopped
 from vindr_cli.tables import read_rows
 from vindr_cli.review import decisions
 from vindr_cli.review.queues import build_queues
@@ -42,20 +42,11 @@ REPO = Path(__file__).resolve().parent.parent
 WAIT = 60        # an upper bound for a busy machine, never a timing assertion
 
 
-def _keys(base: Path) -> Path:
-    keys = base / "keys"
-    keys.mkdir(mode=0o700)
-    key = keys / "vindr.key"
-    key.write_text("ab" * 32 + "\n")
-    key.chmod(0o600)
-    return key
-
-
 @pytest.fixture(scope="module")
 def selection(tmp_path_factory):
     base = tmp_path_factory.mktemp("review_browser")
     anon, sel = base / "anon", base / "selection"
-    anonymize(SAMPLE / "export", anon, key_path=_keys(base), profile=load_profile(), workers=1)
+    anonymize(SAMPLE / "export", anon, key_path=key_file_in(base), profile=load_profile(), workers=1)
     select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
     ok = [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
     report = base / "audit.json"          # one residual-text finding, in the form vindr audit --report writes
