@@ -227,14 +227,25 @@ def test_datasheet_audit_kinds_cover_every_kind_vindr_audit_writes():
     assert literal | refusals <= AUDIT_KINDS
 
 
-@pytest.mark.xfail(strict=True, reason="release quotes the reason strings of ANON_DIR/manifest.parquet's non-ok "
-                   "rows (and selection reasons) verbatim; the manifest schema has no enum of reasons to check "
-                   "them against, so a hand-edited reason reaches datasheet.json/README.md")
 def test_datasheet_never_quotes_a_hand_edited_manifest_reason():
+    """Leaked: release quoted the reason strings of ANON_DIR/manifest.parquet's non-ok rows
+    verbatim, so a hand-edited reason reached datasheet.json/README.md. Now a reason is shown
+    only when it is in the vocabulary of reasons vindr writes (schemas/tables/reasons.json)."""
+    from vindr_cli.deid.burned_in import quarantine_reason
     from vindr_cli.release import datasheet as sheet_mod
 
-    rows = [{"status": "quarantined", "reason": f"patient {SECRET} born 19700101"}, {"status": "ok", "reason": None}]
-    assert SECRET not in json.dumps(sheet_mod.anonymize_exclusions(rows))
+    sc = pydicom.Dataset()
+    sc.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    real = quarantine_reason(sc)
+    rows = [{"status": "quarantined", "reason": f"patient {SECRET} born 19700101"},
+            {"status": "quarantined", "reason": f"SOP Class {SECRET} commonly carries burned-in or embedded text"},
+            {"status": "failed", "reason": f"unexpected error ({SECRET})"},
+            {"status": SECRET, "reason": real},
+            {"status": "quarantined", "reason": real}, {"status": "ok", "reason": None}]
+    out = sheet_mod.anonymize_exclusions(rows)
+    assert SECRET not in json.dumps(out) and "QXNAME" not in json.dumps(out)
+    assert out == {"quarantined": {"(other reason)": 2, real: 1}, "failed": {"(other reason)": 1},
+                   "(other status)": {real: 1}}
 
 
 # ------------------------------------------------------------------ audit: a stray file's own name

@@ -23,12 +23,15 @@ import json
 import math
 import re
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pandas as pd
 
+from vindr_cli import reasons
 from vindr_cli.release.tables import release_schema
+from vindr_cli.resources import schema_path
 
 AGE_BINS = ("<18", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80+", "unknown")
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,15}")
@@ -145,13 +148,25 @@ def distributions(facts: pd.DataFrame) -> dict:
 
 # --- exclusions, audit -------------------------------------------------------------------------
 
+@cache
+def _manifest_statuses() -> frozenset[str]:
+    spec = json.loads(schema_path("tables", "anonymize_manifest.json").read_text(encoding="utf-8"))
+    return frozenset(next(f for f in spec["fields"] if f["name"] == "status")["enum"])
+
+
 def anonymize_exclusions(manifest_rows: list[dict]) -> dict[str, dict[str, int]]:
-    """Rows of manifest.parquet that are not ``ok``: per status, per fixed reason."""
+    """Rows of manifest.parquet that are not ``ok``: per status, per fixed reason. A status
+    outside the manifest schema's enum, or a reason outside the vocabulary of the reasons
+    vindr anonymize writes (``schemas/tables/reasons.json``: a hand-edited manifest), is
+    counted as ``(other status)`` / ``(other reason)``, never quoted."""
     out: dict[str, Counter] = {}
     for r in manifest_rows:
         if r.get("status") == "ok":
             continue
-        out.setdefault(str(r.get("status")), Counter())[str(r.get("reason") or "(no reason)")] += 1
+        status = r.get("status") if r.get("status") in _manifest_statuses() else "(other status)"
+        reason = r.get("reason")
+        out.setdefault(status, Counter())["(no reason)" if reason is None else
+                                          reasons.shown("anonymize_manifest", reason)] += 1
     return {s: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for s, c in sorted(out.items())}
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vindr_cli import reasons
 from vindr_cli.errors import RequestError
 
 MULTIFRAME = ("first", "every", "exclude")
@@ -57,12 +58,14 @@ class Selection:
         return dict(zip(self.rows["image_id"], f))
 
     def reason_counts(self) -> dict[str, int]:
-        """Images not selected, per reason (an image with two reasons counts under both)."""
+        """Images not selected, per reason (an image with two reasons counts under both). A
+        reason vindr select does not write (a hand-edited table: ``schemas/tables/reasons.json``)
+        is counted as ``(other reason)``, never quoted."""
         c: Counter = Counter()
         if "reasons" in self.rows.columns:
             for rs in self.rows.loc[~self.rows["selected"], "reasons"]:
                 for r in (list(rs) if rs is not None else []):
-                    c[str(r)] += 1
+                    c[reasons.shown("selection", r)] += 1
         return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def summary(self) -> dict:

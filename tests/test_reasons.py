@@ -1,0 +1,212 @@
+"""The closed vocabulary of reasons (schemas/tables/reasons.json, vindr_cli/reasons.py).
+
+A release copies counts of anonymize's and select's reasons into datasheet.json, README.md
+and split_report.json; a reason outside the vocabulary (a hand-edited table) is shown as
+"(other reason)". These tests keep the vocabulary and the code in step two ways: every reason
+the code base can write (read from its source: the arguments of the exceptions that carry
+reasons, ``reason=`` keywords, the constants a reason function returns) is in it, and every
+reason a real anonymize run wrote (the sample export, hostile inputs, damaged files) is too."""
+from __future__ import annotations
+
+import ast
+import errno
+import importlib
+import os
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from conftest import SAMPLE, make_cr
+from fuzzing import campaign, seeds
+from helpers import key_file_in
+from vindr_cli import reasons
+from vindr_cli.curate import qc
+from vindr_cli.curate.select import REASON_ORDER
+
+PKG = Path(reasons.__file__).resolve().parent
+# the packages whose code writes anonymize's manifest reasons (deid.task, deid.batch, runner.stage)
+WRITERS = ("deid", "dicomio", "runner")
+# exceptions that carry a reason into a manifest row: (class name, index of the reason argument)
+CARRIERS = {"BadInput": 1, "Malformed": 0, "PixelError": 0, "EngineError": 0, "PathViolation": 0, "ItemFailed": 0,
+            "Source": 4}
+LOCALS = {"reason", "why", "fault"}               # local names a reason is assigned to before it is used
+SECRET = "QXNAME^SECRET"
+
+
+def _skeleton(node: ast.JoinedStr) -> str:
+    return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+
+
+def _written(mod, node, out: set[str], skeletons: set[str]) -> None:
+    """Add the reason(s) an expression can give: literals, module constants (also imported
+    ones, read from the imported module), f-strings as skeletons; other expressions pass a
+    reason made elsewhere (``exc.reason``, ``str(exc)``) and are covered where it is made."""
+    if isinstance(node, ast.IfExp):
+        _written(mod, node.body, out, skeletons)
+        _written(mod, node.orelse, out, skeletons)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        out.add(node.value)
+    elif isinstance(node, ast.Name) and isinstance(getattr(mod, node.id, None), str):
+        out.add(getattr(mod, node.id))
+    elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+          and isinstance(getattr(getattr(mod, node.value.id, None), node.attr, None), str)):
+        out.add(getattr(getattr(mod, node.value.id), node.attr))
+    elif isinstance(node, ast.JoinedStr):
+        skeletons.add(_skeleton(node))
+
+
+def code_reasons() -> tuple[set[str], set[str], int]:
+    """(reasons, f-string skeletons, modules read) the manifest writers can produce."""
+    out: set[str] = set()
+    skeletons: set[str] = set()
+    n = 0
+    for sub in WRITERS:
+        for path in sorted((PKG / sub).glob("*.py")):
+            name = f"vindr_cli.{sub}" + ("" if path.stem == "__init__" else f".{path.stem}")
+            mod = importlib.import_module(name)
+            n += 1
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                exprs = []
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                    if called in CARRIERS and len(node.args) > CARRIERS[called]:
+                        exprs.append(node.args[CARRIERS[called]])
+                    exprs += [k.value for k in node.keywords if k.arg in ("reason", "missing_reason")]
+                elif isinstance(node, ast.FunctionDef) and ("reason" in node.name or "fault" in node.name):
+                    exprs += [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+                elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    target = node.targets[0].id
+                    if target in LOCALS or target.startswith("REASON_") or target.endswith("_REASON"):
+                        exprs.append(node.value)
+                for e in exprs:
+                    _written(mod, e, out, skeletons)
+    return out, skeletons, n
+
+
+def _template_skeletons(table: str) -> set[str]:
+    return {re.sub(r"\{[a-z_]+\}", "{}", t) for t in reasons.vocabulary()["tables"][table]["templates"]}
+
+
+def test_every_reason_the_code_can_write_into_the_manifest_is_in_the_vocabulary():
+    found, skeletons, modules = code_reasons()
+    assert modules >= 30 and len(found) >= 55          # the scan reads the writers, not an empty folder
+    missing = sorted(s for s in found if not reasons.known("anonymize_manifest", s))
+    assert missing == []
+    # an f-string made wholly of variables ("{default} ({errno})": discover.os_reason) is
+    # checked by calling it below; every other one needs a template with its fixed parts
+    partial = {s for s in skeletons if not s.startswith("{}")}
+    assert len(partial) >= 6
+    assert partial <= _template_skeletons("anonymize_manifest")
+
+
+def test_reasons_made_from_a_closed_set_are_in_the_vocabulary():
+    from vindr_cli.deid import burned_in
+    from vindr_cli.runner.discover import UNLISTABLE, os_reason
+
+    for code in (errno.EACCES, errno.ENOENT, errno.EIO, errno.ENAMETOOLONG, errno.ELOOP, errno.EISDIR, None):
+        for default in ((), (UNLISTABLE,)):
+            r = os_reason(OSError(code, "QXNAME /secret/path"), *default)
+            assert reasons.known("anonymize_manifest", r), r
+    ds = pydicom.Dataset()
+    uids = list(burned_in.risky_sop_classes()) + [p + "99" for p in burned_in._policy()["sop_class_prefixes"]]
+    assert len(uids) >= 15
+    for uid in uids:
+        ds.SOPClassUID = uid
+        r = burned_in.quarantine_reason(ds)
+        assert r and reasons.known("anonymize_manifest", r), r
+    for flag in ("BurnedInAnnotation", "RecognizableVisualFeatures"):
+        one = pydicom.Dataset()
+        setattr(one, flag, "YES")
+        assert reasons.known("anonymize_manifest", burned_in.quarantine_reason(one))
+    for exc in (ValueError, KeyError, OverflowError, UnicodeDecodeError, zipfile.BadZipFile,
+                pydicom.errors.InvalidDicomError, StopIteration, __import__("zlib").error, __import__("struct").error):
+        assert reasons.known("anonymize_manifest", f"unexpected error ({exc.__name__})"), exc
+        assert reasons.known("anonymize_manifest", f"unreadable header ({exc.__name__})"), exc
+
+
+def test_a_variable_part_outside_its_closed_set_is_not_a_known_reason():
+    for r in (f"SOP Class {SECRET} commonly carries burned-in or embedded text",
+              "SOP Class Secondary Capture Image commonly carries burned-in or embedded text and Nguyen Van A",
+              "could not be read (ENGUYEN)", "unexpected error (Nguyen Van A)", "unexpected error (NguyenVanA)",
+              "unknown substitute kind nguyen", "unknown action NGUYEN", "permission denied ", " permission denied",
+              "PERMISSION DENIED", "", None, 3, ["permission denied"]):
+        assert not reasons.known("anonymize_manifest", r), r
+        assert reasons.shown("anonymize_manifest", r) == reasons.OTHER
+    assert reasons.shown("anonymize_manifest", "permission denied") == "permission denied"
+
+
+def test_the_selection_vocabulary_is_select_s_reason_order_with_every_qc_flag():
+    exact = reasons.vocabulary()["tables"]["selection"]["exact"]
+    assert len(exact) == len(set(exact))
+    expected = {r for r in REASON_ORDER if r != "qc:"} | {f"qc:{f}" for f in qc.FLAGS}
+    assert set(exact) == expected
+    assert not reasons.known("selection", "qc:" + SECRET) and not reasons.known("selection", "qc:")
+
+
+def test_a_hand_edited_selection_reason_is_counted_never_quoted(tmp_path):
+    import pandas as pd
+
+    from vindr_cli.release.selection import Selection
+
+    rows = pd.DataFrame({"image_id": ["a" * 32, "b" * 32, "c" * 32], "selected": [False, False, True],
+                         "reasons": [["age", SECRET], ["qc:blank"], []]})
+    sel = Selection(path=tmp_path, rows=rows, selected=frozenset({"c" * 32}))
+    assert sel.reason_counts() == {"(other reason)": 1, "age": 1, "qc:blank": 1}
+    assert SECRET not in str(sel.summary())
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """vindr anonymize over the sample export plus hostile and damaged inputs: what it wrote."""
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from test_structure import mutants
+
+    base = tmp_path_factory.mktemp("reasons")
+    src = base / "in"
+    shutil.copytree(SAMPLE / "export", src / "export")
+    odd = src / "odd"
+    odd.mkdir()
+    (odd / "empty.dcm").write_bytes(b"")
+    (odd / "notes.txt").write_text("not a DICOM file\n")
+    (odd / "no_preamble.dcm").write_bytes(b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\x00" * 64)
+    os.symlink(src / "export", odd / "link")
+    os.mkfifo(odd / "pipe")
+    leaf = zipfile.ZipFile(odd / "l.zip", "w")
+    leaf.writestr("x.dcm", b"\x00" * 200)
+    leaf.close()
+    data = (odd / "l.zip").read_bytes()
+    for depth in range(5):                                  # nested deeper than vindr opens
+        inner = base / f"z{depth}.zip"
+        with zipfile.ZipFile(inner, "w") as z:
+            z.writestr("inner.zip", data)
+        data = inner.read_bytes()
+    (odd / "deep.zip").write_bytes(data)
+    with zipfile.ZipFile(odd / "escape.zip", "w") as z:
+        z.writestr("../x.dcm", b"\x00" * 10)
+    for name in ("SC_rgb.dcm", "CT_small.dcm", "rtplan.dcm"):
+        p = pydicom.data.get_testdata_file(name, download=False)
+        if p:
+            shutil.copy(p, odd / name)
+    make_cr(odd / "cr.dcm", rows=32, cols=24)
+    shutil.copy(odd / "cr.dcm", odd / "cr_copy.dcm")         # same SOP instance: duplicate
+    for name, (blob, _) in mutants().items():
+        (odd / name).write_bytes(blob)
+    campaign(seeds(base / "seeds", make_cr, ["QXNAME^SECRET"]), 40, 7, odd / "fuzz")
+    anonymize(src, base / "anon", key_path=key_file_in(base), profile=load_profile(), workers=1)
+    return pq.read_table(base / "anon" / "manifest.parquet").to_pylist()
+
+
+def test_every_reason_anonymize_wrote_is_in_the_vocabulary(hostile_run):
+    written = {r["reason"] for r in hostile_run if r["status"] != "ok"}
+    assert len(written) >= 20                                   # the run reached many kinds of reason
+    statuses = {r["status"] for r in hostile_run}
+    assert {"ok", "quarantined", "failed", "not-dicom", "duplicate"} <= statuses
+    assert sorted(r for r in written if not reasons.known("anonymize_manifest", r)) == []
+    assert all(r["reason"] is None for r in hostile_run if r["status"] == "ok")

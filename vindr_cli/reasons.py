@@ -1,0 +1,75 @@
+"""The closed vocabulary of the reasons vindr writes (``schemas/tables/reasons.json``).
+
+A reason column (anonymize's ``manifest.parquet`` ``reason``, select's ``selection.parquet``
+``reasons``) holds fixed one-line strings written by vindr itself. The tables are plain files
+that anyone with write access can edit, so whatever copies a reason into something handed on
+(a release's ``datasheet.json`` and ``README.md``, ``split_report.json``) shows it only when it
+is one of the vocabulary's, else :data:`OTHER` — and counts it there.
+
+The vocabulary is data: per table, ``exact`` strings and ``templates`` whose ``{variable}``
+parts each come from a closed set (values listed in the file, a table of a shipped TOML file,
+or Python's ``errno.errorcode``) or, for an exception class name, a strict pattern.
+``tests/test_reasons.py`` fails when the code can write a reason that is not in it.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import re
+import tomllib
+from functools import cache
+
+from vindr_cli.resources import schema_path
+
+OTHER = "(other reason)"
+_VAR = re.compile(r"\{([a-z_]+)\}")
+
+
+@cache
+def vocabulary() -> dict:
+    return json.loads(schema_path("tables", "reasons.json").read_text(encoding="utf-8"))
+
+
+def _values(spec: dict) -> str:
+    """One variable's closed set as a regular expression."""
+    if "pattern" in spec:
+        return f"(?:{spec['pattern']})"
+    values = list(spec.get("values", ()))
+    if "toml" in spec:
+        doc = tomllib.loads(schema_path(*spec["toml"]).read_text(encoding="utf-8"))
+        values += [str(v) for v in doc[spec["table"]].values()]
+    if spec.get("python") == "errno.errorcode":
+        values += list(errno.errorcode.values())
+    if not values:
+        raise ValueError("schemas/tables/reasons.json: a variable has no values")
+    return "(?:" + "|".join(re.escape(v) for v in sorted(set(values), key=len, reverse=True)) + ")"
+
+
+def template_regex(template: str) -> re.Pattern:
+    """``template``'s fixed parts taken literally, each ``{variable}`` as its closed set."""
+    variables = vocabulary()["variables"]
+    out, pos = [], 0
+    for m in _VAR.finditer(template):
+        out += [re.escape(template[pos:m.start()]), _values(variables[m.group(1)])]
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out))
+
+
+@cache
+def _matchers(table: str) -> tuple[frozenset[str], tuple[re.Pattern, ...]]:
+    spec = vocabulary()["tables"][table]
+    return frozenset(spec["exact"]), tuple(template_regex(t) for t in spec["templates"])
+
+
+def known(table: str, reason) -> bool:
+    """True when ``reason`` is one vindr writes into ``table`` (a key of the vocabulary's tables)."""
+    if not isinstance(reason, str):
+        return False
+    exact, templates = _matchers(table)
+    return reason in exact or any(t.fullmatch(reason) for t in templates)
+
+
+def shown(table: str, reason) -> str:
+    """``reason`` when it is in the vocabulary, else :data:`OTHER` (never the text itself)."""
+    return reason if known(table, reason) else OTHER
