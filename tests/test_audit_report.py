@@ -16,7 +16,9 @@ def test_json_and_report_list_every_finding_with_full_paths(tmp_path):
     names = [f"stray-file-number-{i:04d}-with-a-long-name.txt" for i in range(205)]
     for n in names:
         (deep / n).write_text("x")
-    rels = {f"{deep.relative_to(out).as_posix()}/{n}" for n in names}
+    # names vindr does not write are shown as placeholders (a stray name may be a patient's),
+    # numbered in path order, a known suffix kept: the two folders first, then each file
+    rels = {f"<name 1>/<name 2>/<name {i + 3}>.txt" for i in range(205)}
 
     p = run_cli("audit", out, "--json", check=False, env={"COLUMNS": "80"})
     assert p.returncode == 1
@@ -24,7 +26,18 @@ def test_json_and_report_list_every_finding_with_full_paths(tmp_path):
     assert doc["findings_total"] == len(doc["findings"]) == 1 + 2 * 205     # missing manifest, stray + unreadable each
     assert doc["findings_by_kind"] == {"stray-file": 205, "unreadable": 205, "manifest": 1}
     assert {f["where"] for f in doc["findings"] if f["kind"] == "stray-file"} == rels
+    assert {f["where"] for f in doc["findings"] if f["kind"] == "unreadable"} == rels
     assert doc["linkage_table_used"] is False and doc["original_values_searched"] is None
+    assert "stray-file-number" not in p.stdout + p.stderr and "rather-long" not in p.stdout + p.stderr
+
+    # --locate: the real path of each placeholder, on the terminal (stderr) only, never in the report
+    loc = tmp_path / "located.json"
+    p = run_cli("audit", out, "--locate", "--report", loc, check=False, env={"COLUMNS": "80"})
+    assert p.returncode == 1
+    located = dict(line.split(" = ", 1) for line in p.stderr.splitlines() if line.startswith("<name "))
+    assert located == {f"<name 1>/<name 2>/<name {i + 3}>.txt": f"OUTPUT/{deep.relative_to(out).as_posix()}/{n}"
+                       for i, n in enumerate(names)}
+    assert "stray-file-number" not in loc.read_text() and "stray-file-number" not in p.stdout
 
     # the table is cut at 200 rows and says how to get them all
     p = run_cli("audit", out, check=False, env={"COLUMNS": "80"})

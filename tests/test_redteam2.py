@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -250,17 +251,25 @@ def test_datasheet_never_quotes_a_hand_edited_manifest_reason():
 
 # ------------------------------------------------------------------ audit: a stray file's own name
 
-@pytest.mark.xfail(strict=True, reason="vindr audit shows a stray file's path as it is unless a component matches a "
-                   "linkage-table value; an identifying folder/file name not in the linkage table is quoted in "
-                   "findings (tests/test_audit_report.py and test_review.py assert stray names are shown)")
 def test_audit_never_quotes_an_identifying_name_of_a_stray_file(hostile, tmp_path):
+    """Leaked: vindr audit showed a stray file's path as it is unless a component matched a
+    linkage-table value, so an identifying folder or file name not in the linkage table (here
+    no linkage table at all) was quoted in the findings. Now a component vindr could not have
+    written is shown as <name N>; the real path is only in memory, for --locate."""
     from vindr_cli.deid.audit import audit
 
     ok = [r for r in _rows(hostile) if r["status"] == "ok"]
     _plant_original(hostile / ok[0]["output"], hostile / f"{SECRET}_19700101" / "QXID0042.dcm")
+    inside = Path(ok[1]["output"]).parent / "QXID0042 notes.txt"
+    (hostile / inside).write_text("x")
     report = audit(hostile, pixels=False)
-    assert any(f.kind == "stray-file" for f in report.findings)
-    text = json.dumps(report.to_dict())
+    strays = {f.where for f in report.findings if f.kind == "stray-file"}
+    where = {v: k for k, v in report.locations()}              # real path -> shown
+    planted, notes = where[f"{SECRET}_19700101/QXID0042.dcm"], where[inside.as_posix()]
+    assert strays == {planted, notes}
+    assert re.fullmatch(r"<name \d+>/<name \d+>\.dcm", planted)
+    assert re.fullmatch(re.escape(inside.parent.as_posix()) + r"/<name \d+>\.txt", notes)   # vindr's folders shown
+    text = json.dumps(report.to_dict()) + report.to_tsv()
     assert "QXNAME" not in text and "QXID0042" not in text
 
 

@@ -507,6 +507,7 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="Print counts and every finding as JSON instead of tables."),
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
     pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
+    locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
@@ -560,6 +561,12 @@ def audit(
             console.print("[green]no findings[/]")
     if report_file is not None and not as_json:
         console.print(f"report: {report_file}", markup=False, highlight=False)
+    if locate:      # the custodian's own terminal only: real names, never in a file vindr writes
+        from vindr_cli.runner.sources import printable
+
+        for shown, real in report.locations():
+            real = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in printable(real))
+            err.print(Text(f"{shown} = OUTPUT/{real}"), highlight=False, soft_wrap=True)
     if n:
         raise FindingsError(f"{n} finding{'s' if n != 1 else ''}: the tree must not leave the hospital as it is")
 

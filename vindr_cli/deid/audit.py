@@ -49,6 +49,23 @@ POLICY_DETAIL = {   # one fixed sentence per policy kind (deid.policy.judge); ne
 }
 ALLOWED_META = {0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012, 0x00020013}
 OWN_FILES = {"manifest.parquet"}
+WITHHELD = "(withheld)"
+# The names vindr itself gives what it writes under OUTPUT (deid.task.output_rel: keyed hex
+# folders and image ids; runner.state/stage/lock: the state folder; review: its decisions and
+# rendering cache). A path component matching one is shown in findings as it is; any other,
+# the own name of something vindr did not write, only as a placeholder (AuditReport.shown).
+_STAGES = r"(anonymize|select|decode|split|release|review|push|info)"
+_STAMP = r"\d{8}T\d{6}(\.\d+)?"
+OWN_NAME = re.compile(
+    r"[0-9a-f]{16}|[0-9a-f]{32}\.(dcm|dicom)|manifest\.parquet"
+    r"|\.vindr|tmp|damaged|review|cache|lock|review\.(jsonl|parquet|lock)"
+    rf"|{_STAGES}(_copy)?\.json(\.{_STAMP})?|{_STAGES}\.journal\.jsonl(\.damaged\.{_STAMP})?"
+    r"|[0-9a-f]{16,64}\.vindr-part"
+    r"|[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png")
+# suffixes a placeholder keeps (they say what kind of file it is, never whose)
+SHOWN_SUFFIXES = frozenset({"dcm", "dicom", "dic", "ima", "img", "zip", "txt", "csv", "json", "jsonl", "parquet",
+                            "png", "jpg", "jpeg", "tif", "tiff", "bmp", "pdf", "xml", "db", "ini", "log", "tmp",
+                            "bak", "lock"})
 
 
 @dataclass
@@ -58,9 +75,38 @@ class AuditReport:
     terms: int = 0
     linkage: bool = False          # whether original values were searched for
     findings: list[Finding] = field(default_factory=list)
+    names: dict[str, int] = field(default_factory=dict, repr=False)           # a foreign name -> its N
+    located: dict[str, list[str]] = field(default_factory=dict, repr=False)   # shown path -> real ones
 
     def add(self, kind: str, where: str, detail: str) -> None:
         self.findings.append(Finding(kind, where, detail))
+
+    def shown(self, rel: str, terms: list[TermSet] = ()) -> str:
+        """``rel`` (relative to OUTPUT) as findings show it: each component holding an
+        original value as ``(withheld)``; one vindr could have written (:data:`OWN_NAME`) as
+        it is; any other — a stray file's or folder's own name, which may be a patient's —
+        as ``<name N>`` (N numbered by first appearance in this report, a known suffix kept).
+        The real path stays in memory (:meth:`locations`), never in a report."""
+        parts = []
+        for c in rel.split("/"):
+            if any(t.found_in(tokens(c)) for t in terms):
+                parts.append(WITHHELD)
+            elif OWN_NAME.fullmatch(c):
+                parts.append(c)
+            else:
+                stem, dot, ext = c.rpartition(".")
+                key, suffix = (stem, dot + ext) if stem and ext.lower() in SHOWN_SUFFIXES else (c, "")
+                parts.append(f"<name {self.names.setdefault(key, len(self.names) + 1)}>{suffix}")
+        out = "/".join(parts)
+        if out != rel and rel not in self.located.setdefault(out, []):
+            self.located[out].append(rel)
+        return out
+
+    def locations(self) -> list[tuple[str, str]]:
+        """(shown path, real path) for every finding path shown with a placeholder or
+        ``(withheld)``: for ``vindr audit --locate``, which prints them to the terminal only."""
+        wheres = {f.where for f in self.findings}
+        return [(w, r) for w, rs in self.located.items() if w in wheres for r in rs]
 
     def counts(self) -> dict[str, int]:
         """Findings per kind, most frequent first (ties by name)."""
@@ -70,8 +116,9 @@ class AuditReport:
     def to_dict(self) -> dict:
         """Everything ``vindr audit --json`` / ``--report`` writes: counts and every finding.
 
-        Paths are relative to OUTPUT (components holding an original value already masked
-        as ``(withheld)``); details name elements, never values — no PHI.
+        Paths are relative to OUTPUT (components holding an original value masked as
+        ``(withheld)``, names vindr does not write as ``<name N>``: :meth:`shown`); details
+        name elements, never values — no PHI.
         """
         return {
             "files": self.files,
@@ -556,11 +603,6 @@ STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[
                          r"|review/cache/[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png)$")
 
 
-def _masked(rel: str, terms: list[TermSet]) -> str:
-    """A path for a report with every component that holds an identifying value masked."""
-    return "/".join("(withheld)" if any(t.found_in(tokens(c)) for t in terms) else c for c in rel.split("/"))
-
-
 def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
     try:
         return read_rows(path)
@@ -610,7 +652,7 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
             progress(done - 1, len(paths))
         rel = p.relative_to(output).as_posix()
         hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
-        shown = _masked(rel, [global_terms, path_terms]) if hit else rel
+        shown = report.shown(rel, [global_terms, path_terms] if hit else [])
         if p.is_symlink():
             report.add("link", shown, "symbolic link inside OUTPUT (it may point at raw data)")
             continue
@@ -638,7 +680,7 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
         progress(len(paths), len(paths))
     for rel in by_output:
         if rel not in seen:
-            report.add("missing-output", rel, "listed in manifest.parquet but missing")
+            report.add("missing-output", report.shown(rel), "listed in manifest.parquet but missing")
     return report
 
 

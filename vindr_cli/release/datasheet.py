@@ -29,7 +29,7 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 
-from vindr_cli import reasons
+from vindr_cli.reasons import shown as shown_reason
 from vindr_cli.release.tables import release_schema
 from vindr_cli.resources import schema_path
 
@@ -166,7 +166,7 @@ def anonymize_exclusions(manifest_rows: list[dict]) -> dict[str, dict[str, int]]
         status = r.get("status") if r.get("status") in _manifest_statuses() else "(other status)"
         reason = r.get("reason")
         out.setdefault(status, Counter())["(no reason)" if reason is None else
-                                          reasons.shown("anonymize_manifest", reason)] += 1
+                                          shown_reason("anonymize_manifest", reason)] += 1
     return {s: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))) for s, c in sorted(out.items())}
 
 
