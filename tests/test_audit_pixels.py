@@ -273,3 +273,27 @@ def test_text_across_the_spine_of_a_radiograph_is_found_without_hints(sample_tre
     hit = sum(r["output"] in found for r in rows[:3])
     assert hit == len(rows[:3])
     assert "QXNAME" not in (report.to_json() + report.to_tsv()).upper()
+
+
+def test_the_audit_reads_with_the_finder_s_engine_and_allowlist():
+    """One Tesseract per process (the finder's, single-line page segmentation) and one reading
+    of burned_in_allowlist.toml serve both the finder and the audit's reading of its boxes."""
+    import tomllib
+    import unicodedata
+
+    import tesserocr
+
+    from vindr_cli.deid import audit as audit_mod
+    from vindr_cli.resources import schema_path
+
+    api, lock = audit_mod._reader()
+    assert api is pixeltext._engine() and api is not None
+    assert api.GetPageSegMode() == tesserocr.PSM.SINGLE_LINE
+    with lock:                                 # the finder's lock: held here, so not free for a second holder
+        assert not lock.acquire(blocking=False)
+    data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
+    words, patterns, units, number = audit_mod._marker_rules()
+    assert words == {unicodedata.normalize("NFC", w).upper() for w in data["words"]} and "TRÁI" in words
+    assert [p.pattern for p in patterns] == data.get("patterns", []) and number.pattern == data["number"]
+    assert {audit_mod._fold(u) for u in units} == {audit_mod._fold(u) for u in data["units"]}
+    assert audit_mod._marker_word(["TRÁI"], 0) and not audit_mod._marker_word(["DŨNG"], 0)

@@ -11,14 +11,12 @@ substitute path) and the element, or the frame and box, never the value or the t
 from __future__ import annotations
 
 import json
-import os
 import re
 import unicodedata
 import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -298,16 +296,13 @@ def _masks_intact(ds, boxes: list[tuple[int, int, int, int]]) -> int | None:
     return None
 
 
-@cache
 def _marker_rules() -> tuple[frozenset[str], tuple[re.Pattern, ...], frozenset[str], re.Pattern]:
-    import tomllib
+    """The finder's allowlist (deid.pixeltext, schemas/deid/burned_in_allowlist.toml): marker
+    words upper-cased with their diacritics, exposure patterns, units (folded), number."""
+    from vindr_cli.deid import pixeltext
 
-    from vindr_cli.resources import schema_path
-
-    data = tomllib.loads(schema_path("deid", "burned_in_allowlist.toml").read_text(encoding="utf-8"))
-    up = lambda w: unicodedata.normalize("NFC", w).upper()      # noqa: E731
-    return (frozenset(up(w) for w in data["words"]), tuple(re.compile(p) for p in data.get("patterns", [])),
-            frozenset(up(u) for u in data.get("units", [])), re.compile(data.get("number", r"(?!)")))
+    _, patterns, units, number, accented = pixeltext._allow()
+    return accented, patterns, units, number
 
 
 def _fold(s: str) -> str:
@@ -351,23 +346,13 @@ def _misread_marker(word: str) -> bool:
     return word.upper() == w and len(w) >= 4 and any(len(a) >= 4 and _near(w, _fold(a)) for a in _marker_rules()[0])
 
 
-@cache
-def _reader(pid: int):
-    """This process's own Tesseract (one text line), or None without tesserocr or models."""
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    try:
-        import tesserocr
-    except Exception:
-        return None
-    for p in (os.environ.get("TESSDATA_PREFIX", ""), "/usr/share/tesseract-ocr/5/tessdata",
-              "/usr/share/tesseract-ocr/4.00/tessdata", "/usr/share/tessdata", "/usr/local/share/tessdata"):
-        if p and os.path.isfile(os.path.join(p, "eng.traineddata")):
-            lang = "vie+eng" if os.path.isfile(os.path.join(p, "vie.traineddata")) else "eng"
-            try:
-                return tesserocr.PyTessBaseAPI(path=p.rstrip("/") + "/", lang=lang, psm=tesserocr.PSM.SINGLE_LINE)
-            except Exception:
-                return None
-    return None
+def _reader():
+    """This process's Tesseract and the lock every use of it holds: the finder's own
+    (deid.pixeltext.engine: one text line, eng or vie+eng, loaded once per process), or
+    (None, lock) without tesserocr or models."""
+    from vindr_cli.deid import pixeltext
+
+    return pixeltext.engine()
 
 
 def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
@@ -375,7 +360,7 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
     letters and digits in confidently read words that are not markers, whether it read only
     markers, confidently, and whether those markers are unambiguous (``_marker_word`` strict).
     None when no OCR engine is installed."""
-    api = _reader(os.getpid())
+    api, lock = _reader()
     if api is None:
         return None
     h, w = img.shape
@@ -394,7 +379,9 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
     variants = ((crop, 255 - crop) if np.median(crop) >= crop.mean() else (255 - crop, crop))
     for c in (*variants, lambda: 255 - (crop - ndimage.grey_opening(crop, size=(k, k))),
               lambda: 255 - (ndimage.grey_closing(crop, size=(k, k)) - crop)):
-        got = _read_words(api, c() if callable(c) else c)
+        img = c() if callable(c) else c
+        with lock:      # one API per process, not safe across threads
+            got = _read_words(api, img)
         if got is None:
             return 0, False, False
         if best is None or got[0] > best[0]:

@@ -328,6 +328,12 @@ def engine_available() -> bool:
     return _engine() is not None
 
 
+def engine():
+    """This process's Tesseract API and the lock every use of it must hold, for a reader
+    outside the finder (deid.audit reads its boxes with the same engine and settings)."""
+    return _engine(), _LOCK
+
+
 def _read(crop: np.ndarray) -> list[tuple[str, float, tuple[int, int, int, int]]]:
     """Words (text, confidence 0-100, box in crop coordinates) of one dark-on-light line."""
     api = _engine()
