@@ -200,13 +200,29 @@ def hostile_run(tmp_path_factory):
         (odd / name).write_bytes(blob)
     campaign(seeds(base / "seeds", make_cr, ["QXNAME^SECRET"]), 40, 7, odd / "fuzz")
     anonymize(src, base / "anon", key_path=key_file_in(base), profile=load_profile(), workers=1)
-    return pq.read_table(base / "anon" / "manifest.parquet").to_pylist()
+    return base / "anon"
 
 
 def test_every_reason_anonymize_wrote_is_in_the_vocabulary(hostile_run):
+    anon = hostile_run
+    hostile_run = pq.read_table(anon / "manifest.parquet").to_pylist()
     written = {r["reason"] for r in hostile_run if r["status"] != "ok"}
     assert len(written) >= 20                                   # the run reached many kinds of reason
     statuses = {r["status"] for r in hostile_run}
     assert {"ok", "quarantined", "failed", "not-dicom", "duplicate"} <= statuses
     assert sorted(r for r in written if not reasons.known("anonymize_manifest", r)) == []
     assert all(r["reason"] is None for r in hostile_run if r["status"] == "ok")
+
+
+def test_every_reason_select_wrote_is_in_the_vocabulary(hostile_run, tmp_path):
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+
+    written = set()
+    for recipe in ("vindr-cxr", "vindr-spinexr"):
+        sel = tmp_path / recipe
+        select(hostile_run, sel, load_recipe(recipe), seed=0, n=None, workers=1)
+        rows = pq.read_table(sel / "selection.parquet").to_pylist()
+        written |= {r for row in rows for r in row["reasons"]}
+    assert len(written) >= 5                                    # the run gave reasons of several kinds
+    assert sorted(r for r in written if not reasons.known("selection", r)) == []
