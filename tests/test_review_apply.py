@@ -101,3 +101,112 @@ def test_select_drops_images_excluded_in_review(anon, tmp_path):
     # the release gate drops the selection review's exclusion too
     g = gate.check(tree, set(chosen), selection=sel, allow_unreviewed=True)
     assert g.left_out == {chosen[2]: gate.EXCLUDED}
+
+
+def _copy_base(anon, tmp_path) -> tuple[Path, Path]:
+    """A private copy of the fixture's tree with its linkage table and key (all of anonymize's state)."""
+    tree, key = anon
+    base = tmp_path / "base"
+    shutil.copytree(tree.parent, base)
+    return base / tree.name, base / key.relative_to(tree.parent)
+
+
+def _files(tree: Path) -> dict[str, tuple]:
+    return {p.relative_to(tree).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+            for p in tree.rglob("*") if p.is_file() and ".vindr" not in p.parts and p.suffix in (".dcm", ".dicom")}
+
+
+def _frames(path: Path) -> np.ndarray:
+    ds = pydicom.dcmread(path)
+    a = ds.pixel_array
+    return a[None] if int(ds.get("NumberOfFrames", 1) or 1) == 1 else a
+
+
+def _reanonymize(tree: Path, key: Path, **kw):
+    return anonymize(SAMPLE / "export", tree, key_path=key, profile=load_profile(), workers=1, **kw)
+
+
+def test_anonymize_rerun_masks_the_review_boxes(anon, tmp_path):
+    from vindr_cli.deid.audit import audit
+    from vindr_cli.dicomio.pixelstream import file_pixel_hash
+    from vindr_cli.review.queues import build_queues
+
+    tree, key = _copy_base(anon, tmp_path)
+    rows0 = {r["image_id"]: r for r in _rows(tree / "manifest.parquet") if r["status"] == "ok"}
+    # an automatically redacted RLE image, an untouched native one, a 3-frame RLE one, an untouched J2K one
+    red = next(i for i, r in sorted(rows0.items()) if r["pixels_modified"] and r["transfer_syntax"].endswith(".5")
+               and r["rows"] >= 200)
+    plain = next(i for i, r in sorted(rows0.items()) if not r["pixels_modified"] and r["transfer_syntax"].endswith(".2.1")
+                 and r["frames"] == 1)
+    multi = next(i for i, r in sorted(rows0.items()) if r["frames"] == 3)
+    j2k = next(i for i, r in sorted(rows0.items()) if not r["pixels_modified"] and r["transfer_syntax"].endswith(".4.90"))
+    d = decisions
+    d.record(tree, red, "redacted", "accept", reviewer="ann")                      # before the box: about old pixels
+    b_red = d.record(tree, red, "redacted", "more-redaction", box=[0, 100, 150, 180, 200], reviewer="ann")
+    d.record(tree, plain, "spot-check", "more-redaction", box=[0, 0, 0, 30, 30])
+    d.undo(tree, image_id=plain)                                                   # undone: never applied
+    b_plain = d.record(tree, plain, "spot-check", "more-redaction", box=[0, 40, 50, 90, 80], reviewer="a b<c>")
+    b_multi = d.record(tree, multi, "spot-check", "more-redaction", box=[1, 5, 6, 50, 40])
+    b_j2k = d.record(tree, j2k, "spot-check", "more-redaction", box=[0, 200, 10, 256, 60])
+    files0 = _files(tree)
+    summary = _reanonymize(tree, key)
+    assert summary.review_rewritten == 4 and summary.review_images == 4
+    # only those four ran again (and the input that failed before: failed inputs are always retried)
+    assert summary.resumed == summary.total - 4 - summary.counts["failed"]
+    files1 = _files(tree)
+    rows1 = {r["image_id"]: r for r in _rows(tree / "manifest.parquet") if r["status"] == "ok"}
+    assert rows1.keys() == rows0.keys()
+    changed = {rel for rel in files0 if files1[rel] != files0[rel]}
+    assert changed == {rows0[i]["output"] for i in (red, plain, multi, j2k)}    # the others not even touched
+    for iid, made in ((red, b_red), (plain, b_plain), (multi, b_multi), (j2k, b_j2k)):
+        old, new = rows0[iid], rows1[iid]
+        # the chain: input -> automatic output (what the reviewer saw) -> output with the review's boxes
+        assert new["input_pixel_sha256"] == old["input_pixel_sha256"]
+        assert new["auto_pixel_sha256"] == old["pixel_sha256"]
+        assert new["pixel_sha256"] == file_pixel_hash(tree / new["output"]) != old["pixel_sha256"]
+        assert new["pixels_modified"] and new["redactions"] == old["redactions"]
+        assert new["transfer_syntax"] == old["transfer_syntax"]               # lossless stays in its syntax
+        entries = json.loads(new["review_boxes"])
+        assert [(e["seq"], e["time"], e["box"]) for e in entries] == [(made["seq"], made["time"], json.loads(made["box"]))]
+        after = _frames(tree / new["output"])
+        f, x0, y0, x1, y1 = entries[0]["box"]
+        ds = pydicom.dcmread(tree / new["output"])
+        assert ds.BurnedInAnnotation == "NO"
+        fill = after.max() if ds.PhotometricInterpretation == "MONOCHROME1" else after.min()   # redact.py's rule
+        assert (after[:, y0:y1, x0:x1] == fill).all()                          # masked in EVERY frame
+    assert json.loads(rows1[red]["review_boxes"])[0]["reviewer"] == "ann"
+    assert json.loads(rows1[plain]["review_boxes"])[0]["reviewer"] == "(other)"   # not a plain name
+    # outside the drawn box nothing changed (old output decoded vs new, lossless both)
+    import io
+
+    for iid in (red, plain, multi, j2k):
+        old = _frames(io.BytesIO(files0[rows0[iid]["output"]][0]))
+        new = _frames(tree / rows1[iid]["output"])
+        f, x0, y0, x1, y1 = json.loads(rows1[iid]["review_boxes"])[0]["box"]
+        keep = np.ones(old.shape[:3], bool)
+        keep[:, y0:y1, x0:x1] = False
+        assert old.shape == new.shape and (old[keep] == new[keep]).all()    # (so the undone box of `plain` is not masked)
+        if iid == plain:
+            assert (old[:, y0:y1, x0:x1] != new[:, y0:y1, x0:x1]).any()       # there was something to mask
+    # the review: the four are back in the redacted queue, undecided (the old accept was about old pixels)
+    q = build_queues(tree, spot=0)
+    assert {red, plain, multi, j2k} <= set(q.queues["redacted"])
+    undecided = d.undecided(tree, q.queues, q.applied())
+    assert {red, plain, multi, j2k} <= set(undecided["redacted"])
+    assert d.current(tree, q.applied()).get(red) is None
+    with pytest.raises(gate.Unreviewed):
+        gate.check(tree, set(rows1))
+    for iid in q.queues["redacted"]:
+        d.record(tree, iid, "redacted", "accept", reviewer="ann")
+    g = gate.check(tree, set(rows1))
+    assert g.left_out == {} and g.undecided == 0
+    # the re-run after: nothing to do; an undo of an applied box (raw, as an old client would) never
+    # brings the text back: once applied a box stays
+    d.undo(tree, image_id=multi, applied=None)
+    again = _reanonymize(tree, key)
+    assert again.resumed == again.total - again.counts["failed"] and again.review_rewritten == 0
+    assert again.review_images == 4
+    assert _files(tree) == files1
+    # vindr audit of the re-written tree: clean, pixels read too
+    report = audit(tree)
+    assert [f.kind for f in report.findings] == []

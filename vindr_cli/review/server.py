@@ -134,8 +134,8 @@ class ReviewApp:
         return self.queues.review_dir
 
     def state(self) -> dict:
-        by_queue = decisions.current_by_queue(self.review_dir)
         q = self.queues
+        by_queue = decisions.current_by_queue(self.review_dir, q.applied())
         progress = {name: {"total": len(ids), "decided": sum(1 for i in ids if decisions.is_decided(i, name, by_queue))}
                     for name, ids in q.queues.items()}
         return {
@@ -186,7 +186,8 @@ class ReviewApp:
         image_id = body.get("image_id")
         if image_id is not None and not self.known(str(image_id)):
             raise decisions.DecisionError("unknown image")
-        return decisions.undo(self.review_dir, image_id=image_id, reviewer=self.reviewer)
+        return decisions.undo(self.review_dir, image_id=image_id, reviewer=self.reviewer,
+                              applied=self.queues.applied())
 
 
 # ---------------------------------------------------------------- HTTP
