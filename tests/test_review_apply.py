@@ -210,3 +210,108 @@ def test_anonymize_rerun_masks_the_review_boxes(anon, tmp_path):
     # vindr audit of the re-written tree: clean, pixels read too
     report = audit(tree)
     assert [f.kind for f in report.findings] == []
+
+
+def _good_row(seq: int, iid: str, **kw) -> dict:
+    row = {"seq": seq, "image_id": iid, "queue": "spot-check", "decision": "more-redaction", "box": "[0, 1, 1, 5, 5]",
+           "time": "2026-11-30T01:00:00.000Z", "reviewer": None, "undoes": None}
+    row.update(kw)
+    return row
+
+
+BAD_ROWS = {
+    "box outside": ({"box": "[0, 0, 0, 100000, 5]"}, "seq 7: box lies outside"),
+    "frame beyond": ({"box": "[3, 0, 0, 5, 5]"}, "seq 7: box lies outside"),
+    "float box": ({"box": "[0, 1.5, 0, 5, 5]"}, "seq 7: box is not"),
+    "not json": ({"box": "../../etc/passwd"}, "seq 7: box is not"),
+    "empty box": ({"box": "[0, 5, 0, 5, 5]"}, "seq 7: box must have"),
+    "negative": ({"box": "[0, -1, 0, 5, 5]"}, "seq 7: box must have"),
+    "unknown image": ({"image_id": "0" * 32}, "seq 7: image_id is not an image of OUTPUT"),
+    "path as id": ({"image_id": "../../x"}, "seq 7: image_id is not 32 hex"),
+    "undo ahead": ({"decision": "undo", "box": None, "undoes": 99}, "seq 7: undo does not name"),
+    "box on accept": ({"decision": "accept"}, "seq 7: only more-redaction"),
+    "queue": ({"queue": "../x"}, "seq 7: unknown queue"),
+    "time": ({"time": "yesterday"}, "seq 7: time is not"),
+    "twice": ({"seq": 0}, "seq 0: seq appears twice"),
+    "bad seq": ({"seq": -3}, "row 2: seq is not"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ROWS))
+def test_a_bad_review_row_refuses_the_run_naming_its_seq(anon, tmp_path, case):
+    """The review table is an input: a bad row is a one-line refusal naming the row, before anything is written."""
+    from vindr_cli.deid.reviewboxes import ReviewBoxError
+    from vindr_cli.errors import RequestError
+    from vindr_cli.tables import write_table
+
+    tree, key = anon
+    rows = {r["image_id"]: r for r in _rows(tree / "manifest.parquet") if r["status"] == "ok" and r["frames"] == 1}
+    iid = sorted(rows)[0]
+    change, message = BAD_ROWS[case]
+    table = [_good_row(0, iid), {**_good_row(7, iid), **change}]
+    path = tmp_path / "review.parquet"
+    write_table(table, "review", path)
+    before = {p: p.stat().st_mtime_ns for p in tree.rglob("*") if p.is_file()}
+    with pytest.raises(ReviewBoxError) as err:
+        _reanonymize(tree, key, review=path)
+    assert isinstance(err.value, RequestError)                       # exit 2
+    text = str(err.value)
+    assert message in text and "\n" not in text
+    assert iid not in text                                          # names the row, not the image
+    assert {p: p.stat().st_mtime_ns for p in tree.rglob("*") if p.is_file()} == before
+
+
+def test_a_linked_or_missing_review_table_is_refused(anon, tmp_path):
+    from vindr_cli.deid.reviewboxes import ReviewBoxError
+
+    tree, key = _copy_base(anon, tmp_path)
+    elsewhere = tmp_path / "elsewhere.parquet"
+    elsewhere.write_bytes(b"PAR1")
+    (tree / ".vindr" / "review.parquet").symlink_to(elsewhere)
+    with pytest.raises(ReviewBoxError, match="link"):
+        _reanonymize(tree, key)
+    (tree / ".vindr" / "review.parquet").unlink()
+    with pytest.raises(ReviewBoxError, match="--review"):
+        _reanonymize(tree, key, review=tmp_path / "nothing-here")
+    with pytest.raises(ReviewBoxError, match="not a Parquet"):
+        _reanonymize(tree, key, review=elsewhere)
+
+
+def test_cli_review_of_a_selection_applies_its_boxes_and_they_stay(anon, tmp_path):
+    """`vindr anonymize --review SELECTION`: a box drawn in a review of a selection is masked in the
+    tree; a later re-run without --review keeps it; the selection's review sees the image undecided."""
+    from helpers import run_cli
+    from vindr_cli.review.queues import build_queues
+
+    tree, key = _copy_base(anon, tmp_path)
+    sel = tmp_path / "base" / "selection"
+    select(tree, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    srows = [r for r in _rows(sel / "selection.parquet") if r["selected"]]
+    native = {r["image_id"] for r in _rows(tree / "manifest.parquet") if r["transfer_syntax"] == "1.2.840.10008.1.2.1"}
+    iid = sorted(r["image_id"] for r in srows if r["image_id"] in native)[0]       # masked: the same size
+    q = build_queues(sel, spot=100)
+    queue = next(name for name, ids in q.queues.items() if iid in ids)
+    made = decisions.record(sel, iid, queue, "more-redaction", box=[0, 10, 20, 70, 60], reviewer="custodian",
+                            shape=(q.images[iid].rows, q.images[iid].cols, q.images[iid].frames))
+    p = run_cli("anonymize", SAMPLE / "export", tree, "--key", key, "-j", "1", "--review", sel)
+    assert "1 image(s) re-written" in p.stdout
+    row = next(r for r in _rows(tree / "manifest.parquet") if r["image_id"] == iid)
+    assert [(e["seq"], e["time"]) for e in json.loads(row["review_boxes"])] == [(made["seq"], made["time"])]
+    out = _frames(tree / row["output"])
+    assert len(np.unique(out[:, 20:60, 10:70])) == 1
+    assert "run vindr select again" in p.stdout
+    # the tree's manifest changed: the selection no longer finds it until select runs again, which
+    # re-links the re-written file (an old hard link of the same size is not "the same file")
+    stale = sel / "dicom" / f"{iid}.dcm"
+    assert stale.stat().st_ino != (tree / row["output"]).stat().st_ino
+    assert stale.stat().st_size == (tree / row["output"]).stat().st_size
+    select(tree, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    assert stale.read_bytes() == (tree / row["output"]).read_bytes()
+    # the selection's review: the image is in the redacted queue, undecided; its box no longer in force
+    q = build_queues(sel, spot=0)
+    assert iid in q.queues["redacted"] and iid in decisions.undecided(sel, q.queues, q.applied())["redacted"]
+    assert decisions.current(sel, q.applied()).get(iid) is None
+    # without --review the box stays (a box once applied is never taken back)
+    again = _reanonymize(tree, key)
+    assert again.review_rewritten == 0 and again.review_images == 1
+    assert next(r for r in _rows(tree / "manifest.parquet") if r["image_id"] == iid) == row

@@ -107,8 +107,10 @@ def anonymize(
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
     if summary.review_images:
+        from vindr_cli.deid.batch import REVIEW_RERUN
         console.print(f"vindr review: {summary.review_rewritten} image(s) re-written with the boxes drawn for more "
-                      f"redaction; {summary.review_images} carry such boxes (back in the redacted queue, undecided)")
+                      f"redaction; {summary.review_images} carry such boxes (back in the redacted queue, undecided)"
+                      + (f"; {REVIEW_RERUN}" if summary.review_rewritten else ""), markup=False, highlight=False)
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False)

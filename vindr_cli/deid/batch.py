@@ -41,6 +41,8 @@ RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint"
                    "allow_burned_in", "patient_match", "burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
+REVIEW_RERUN = ("run vindr select again on this OUTPUT (a selection's dicom/ still links the files as they were), "
+                "then confirm the re-written images in vindr review")
 RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
 
 
