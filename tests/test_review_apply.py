@@ -210,6 +210,16 @@ def test_anonymize_rerun_masks_the_review_boxes(anon, tmp_path):
     # vindr audit of the re-written tree: clean, pixels read too
     report = audit(tree)
     assert [f.kind for f in report.findings] == []
+    # ... which checks a review box too: something drawn into one is a finding
+    out = tree / rows1[plain]["output"]
+    ds = pydicom.dcmread(out)
+    a = ds.pixel_array.copy()
+    f, x0, y0, x1, y1 = json.loads(rows1[plain]["review_boxes"])[0]["box"]
+    a[y0 + 5:y0 + 10, x0 + 5:x0 + 30] = a.max()
+    ds.PixelData = a.tobytes()
+    ds.save_as(out)
+    report = audit(tree)
+    assert [(f.kind, f.where) for f in report.findings if f.kind == "pixel-mask"] == [("pixel-mask", rows1[plain]["output"])]
 
 
 def _good_row(seq: int, iid: str, **kw) -> dict:
