@@ -325,3 +325,26 @@ def test_cli_review_of_a_selection_applies_its_boxes_and_they_stay(anon, tmp_pat
     again = _reanonymize(tree, key)
     assert again.review_rewritten == 0 and again.review_images == 1
     assert next(r for r in _rows(tree / "manifest.parquet") if r["image_id"] == iid) == row
+
+
+def test_review_box_with_burned_in_off(tmp_path):
+    """--burned-in off writes pixels as they are; a box drawn in review is still masked on the
+    re-run (the automatic output is then the byte-for-byte copy: auto hash = input hash)."""
+    from vindr_cli.dicomio.pixelstream import file_pixel_hash
+
+    key = key_file_in(tmp_path)
+    tree = tmp_path / "anon"
+    _reanonymize(tree, key, burned_in="off")
+    rows0 = {r["image_id"]: r for r in _rows(tree / "manifest.parquet") if r["status"] == "ok"}
+    iid = next(i for i, r in sorted(rows0.items()) if r["frames"] == 1 and r["rows"] >= 100)
+    made = decisions.record(tree, iid, "spot-check", "more-redaction", box=[0, 20, 30, 60, 50])
+    summary = _reanonymize(tree, key, burned_in="off")
+    assert summary.review_rewritten == 1
+    row = next(r for r in _rows(tree / "manifest.parquet") if r["image_id"] == iid)
+    old = rows0[iid]
+    assert row["input_pixel_sha256"] == row["auto_pixel_sha256"] == old["pixel_sha256"] == old["input_pixel_sha256"]
+    assert row["pixel_sha256"] == file_pixel_hash(tree / row["output"]) != old["pixel_sha256"]
+    assert row["redactions"] is None and row["pixels_modified"]                  # never scanned
+    assert json.loads(row["review_boxes"])[0]["seq"] == made["seq"]
+    out = _frames(tree / row["output"])
+    assert len(np.unique(out[:, 30:50, 20:60])) == 1
