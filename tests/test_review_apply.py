@@ -348,3 +348,37 @@ def test_review_box_with_burned_in_off(tmp_path):
     assert json.loads(row["review_boxes"])[0]["seq"] == made["seq"]
     out = _frames(tree / row["output"])
     assert len(np.unique(out[:, 30:50, 20:60])) == 1
+
+
+def test_recorded_boxes_keep_only_their_own_form():
+    """A manifest's review_boxes are carried into every later run: an entry of another form (a
+    hand-edited manifest: extra keys, text, floats) is dropped, the rest merged once each."""
+    from vindr_cli.deid.reviewboxes import recorded, wanted
+
+    good = {"seq": 3, "time": "2026-11-30T01:00:00.000Z", "box": [0, 1, 2, 3, 4], "reviewer": "ann"}
+    bad = [{**good, "note": "NGUYEN VAN A"}, {**good, "box": [0, 1.5, 2, 3, 4]}, {**good, "reviewer": "x<y>"},
+           {**good, "time": "today"}, {**good, "seq": "3"}, "text", [1, 2]]
+    assert recorded({"review_boxes": json.dumps([good, *bad])}) == [good]
+    assert recorded({"review_boxes": "not json"}) == [] and recorded({}) == []
+    later = {**good, "seq": 9, "time": "2026-11-30T02:00:00.000Z"}
+    assert wanted([good], [later, good]) == [good, later]
+
+
+def test_applied_boxes_and_the_old_redacted_decisions_no_longer_count(tmp_path):
+    d = tmp_path / "tree"
+    d.mkdir()
+    a, b = "a" * 32, "b" * 32
+    decisions.record(d, a, "redacted", "accept")
+    decisions.record(d, a, "qc", "accept")
+    box = decisions.record(d, a, "redacted", "more-redaction", box=[0, 1, 1, 5, 5])
+    decisions.record(d, b, "redacted", "exclude")
+    bbox = decisions.record(d, b, "spot-check", "more-redaction", box=[0, 1, 1, 5, 5])
+    applied = {a: {(box["seq"], box["time"])}, b: {(bbox["seq"], bbox["time"])}}
+    assert decisions.current(d) == {a: "more-redaction", b: "exclude"}
+    by_queue = decisions.current_by_queue(d, applied)
+    assert set(by_queue[a]) == {"qc"}                      # the redacted queue's old accept and the box: gone
+    assert decisions.current(d, applied) == {a: "accept", b: "exclude"}   # an exclusion still counts
+    assert decisions.undecided(d, {"redacted": [a, b]}, applied) == {"redacted": [a]}
+    assert decisions.undo(d, image_id=a, applied=applied)["undoes"] != box["seq"]   # an applied box cannot be undone
+    decisions.record(d, a, "redacted", "accept")                                  # the person confirms the new output
+    assert decisions.undecided(d, {"redacted": [a]}, applied) == {"redacted": []}

@@ -172,18 +172,29 @@ def check_images(rows: list[dict], images: dict[str, tuple]) -> None:
 
 
 def recorded(row: dict) -> list[dict]:
-    """The entries a manifest row records (``review_boxes``); [] when none or unreadable."""
+    """The entries a manifest row records (``review_boxes``), each in the exact form
+    :func:`live` makes (a hand-edited entry of another form is dropped: nothing but those
+    numbers and names is carried into an output's row); [] when none or unreadable."""
     try:
         got = json.loads(row.get("review_boxes") or "[]")
     except (TypeError, ValueError):
         return []
-    return [e for e in got if isinstance(e, dict)] if isinstance(got, list) else []
+    return [e for e in got if _entry_ok(e)] if isinstance(got, list) else []
+
+
+def _entry_ok(e) -> bool:
+    if not isinstance(e, dict) or set(e) != {"seq", "time", "box", "reviewer"}:
+        return False
+    box, who = e["box"], e["reviewer"]
+    return (_whole(e["seq"]) is not None and isinstance(e["time"], str) and bool(TIME.fullmatch(e["time"]))
+            and isinstance(box, list) and len(box) == 5 and all(_whole(v) is not None and v >= 0 for v in box)
+            and (who is None or (isinstance(who, str) and (who == "(other)" or bool(PLAIN_NAME.fullmatch(who))))))
 
 
 def wanted(already: list[dict], boxes: list[dict]) -> list[dict]:
     """The boxes an image must carry: those applied before (kept) and the live ones, once
     each (named by seq + time), in the order drawn."""
-    out = {(e.get("seq"), e.get("time")): e for e in already}
+    out = {(e["seq"], e["time"]): e for e in already}
     for e in boxes:
         out.setdefault((e["seq"], e["time"]), e)
-    return sorted(out.values(), key=lambda e: (str(e.get("time")), str(e.get("seq"))))
+    return sorted(out.values(), key=lambda e: (e["time"], e["seq"]))
