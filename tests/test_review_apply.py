@@ -194,6 +194,10 @@ def test_anonymize_rerun_masks_the_review_boxes(anon, tmp_path):
     undecided = d.undecided(tree, q.queues, q.applied())
     assert {red, plain, multi, j2k} <= set(undecided["redacted"])
     assert d.current(tree, q.applied()).get(red) is None
+    state = server.ReviewApp(q).state()                  # what the page is told
+    assert all("redacted" not in state["decisions"].get(i, {}) for i in (red, plain, multi, j2k))
+    assert state["progress"]["redacted"]["decided"] == 0 and red not in state["verdicts"]
+    assert json.loads(rows1[plain]["review_boxes"])[0]["box"] in state["images"][plain]["redactions"]   # outlined
     with pytest.raises(gate.Unreviewed):
         gate.check(tree, set(rows1))
     for iid in q.queues["redacted"]:
