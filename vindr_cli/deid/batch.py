@@ -202,13 +202,13 @@ class AnonymizeStage(Stage):
 
     def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
         row, link = res["manifest"], res["linkage"]
-        if row.get("review_boxes") and row.get("status") == "ok":
-            self.review_rewritten += 1
         out = []
         if res["tmp"]:
             loser = self._place(run, row, res["tmp"])
             if loser is not None:
                 out.append((loser, self._rows(run, run.done["manifest"][loser][0], run.done.get("linkage", {}).get(loser, [None])[0])))
+        if row.get("review_boxes") and row.get("status") == "ok":     # placed: re-written with vindr review's boxes
+            self.review_rewritten += 1
         out.append((row["input_key"], self._rows(run, row, link)))
         return out
 
