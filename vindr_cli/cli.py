@@ -77,6 +77,7 @@ def anonymize(
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
+    review: Optional[Path] = typer.Option(None, "--review", help="Also apply the boxes drawn in this vindr review (a review.parquet, or a SELECTION folder reviewed); OUTPUT's own review is always applied."),
 ) -> None:
     """De-identify a raw DICOM export (PS3.15 Annex E) into OUTPUT, with manifest.parquet."""
     from vindr_cli.deid.batch import anonymize as run
@@ -98,13 +99,18 @@ def anonymize(
                           workers=workers or default_workers(), uid_root=uid_root, layout=layout,
                           allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
                           rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
-                          burned_in=burned_in, executor=ex)
+                          burned_in=burned_in, executor=ex, review=review)
     except KeyboardInterrupt:
         err.print("interrupted: finished files are kept; run the same command again to resume")
         raise typer.Exit(130)
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
+    if summary.review_images:
+        from vindr_cli.deid.batch import REVIEW_RERUN
+        console.print(f"vindr review: {summary.review_rewritten} image(s) re-written with the boxes drawn for more "
+                      f"redaction; {summary.review_images} carry such boxes (back in the redacted queue, undecided)"
+                      + (f"; {REVIEW_RERUN}" if summary.review_rewritten else ""), markup=False, highlight=False)
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False)

@@ -5,14 +5,16 @@ copies where a link cannot be made (another file system, a file system without l
 Each is made under a temporary name in ``SELECTION/.vindr/tmp`` and renamed into place
 through the runner's path guard; a file of ``dicom/`` that is not (or no longer) selected is
 removed, so ``dicom/`` always holds exactly the selected images. A file already in place
-that is the same file (a link) or has the source's size (a copy) is kept as it is.
+that is the same file (a link) or has the source's bytes (a copy) is kept as it is.
 """
 from __future__ import annotations
 
 import csv
+import filecmp
 import io
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from vindr_cli.atomic import TMP_SUFFIX, atomic_write
@@ -39,12 +41,21 @@ def write_worklist(rows: list[dict], path: Path) -> int:
 
 
 def _same(a: Path, b: Path) -> bool:
+    """``a`` (in dicom/) is ``b`` (in ANON_DIR): the same file, or a copy with the same bytes.
+    Size alone is not enough: an output re-written in place by ``vindr anonymize`` (boxes drawn
+    in vindr review masked: native pixels keep their size) leaves an old link to the old bytes."""
     try:
         sa, sb = a.lstat(), b.stat()
     except OSError:
         return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino) or (
-        os.path.isfile(a) and not a.is_symlink() and sa.st_size == sb.st_size)
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
+    if not stat.S_ISREG(sa.st_mode) or sa.st_size != sb.st_size:
+        return False
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def link_dicoms(rows: list[dict], anon_dir: Path, selection: Path, tmp: Path) -> dict[str, int]:

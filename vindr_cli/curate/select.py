@@ -61,10 +61,11 @@ UNREADABLE = "unreadable"
 UNDECODABLE = "undecodable"
 DUPLICATE = "duplicate"                         # the contract's reason strings (dedup.resolve gives them)
 ACROSS = "duplicate-across-patients"
+REVIEW_EXCLUDED = "review-excluded"             # excluded in vindr review (ANON_DIR's or SELECTION's decisions)
 WIDE_GROUP = 3                                  # patients in one group beyond which the hash itself is suspect
 NO_PICTURE = {"blank", "near-constant"}         # flat images all hash alike: never near-duplicates of each other
 # Every reason, in the order a row lists them (qc:<flag> sorted by flag where "qc:" stands).
-REASON_ORDER = ("unreadable", "undecodable", "modality", "sop-class", "body-part", "body-part-unknown", "view",
+REASON_ORDER = ("review-excluded", "unreadable", "undecodable", "modality", "sop-class", "body-part", "body-part-unknown", "view",
                 "view-unknown", "laterality", "age", "age-unknown", "photometric", "frames", "size", "image-type",
                 "presentation-intent", "lossy", "qc:", "duplicate-across-patients", "duplicate", "one-per-study",
                 "no-label", "not-sampled")
@@ -295,12 +296,14 @@ def _order(reasons: list[str]) -> list[str]:
 
 
 def decide(rows: list[dict], recipe: Recipe, *, seed: int, n: int | None,
-           labels: dict[str, str] | None) -> tuple[list[dict], int]:
+           labels: dict[str, str] | None, excluded: frozenset[str] | set[str] = frozenset()) -> tuple[list[dict], int]:
     """Fill ``reasons``, ``dup_group`` and ``selected`` of every row (merged manifest + scan
     values). Returns (rows, groups spanning patients). A sample that cannot be drawn raises
-    :class:`SampleError` with the counts per reason as details."""
+    :class:`SampleError` with the counts per reason as details. ``excluded``: image ids
+    excluded in vindr review (``review-excluded``, judged first: never kept as the copy of a
+    near-duplicate group, never sampled)."""
     for r in rows:
-        reasons: list[str] = []
+        reasons: list[str] = [REVIEW_EXCLUDED] if r["image_id"] in excluded else []
         if r.get("scan_status") != "ok":      # the manifest's own values are still judged
             reasons.append(UNREADABLE)
             reasons += [x for x in criteria_reasons(r, recipe) if x in MANIFEST_CRITERIA]
@@ -391,7 +394,7 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
         row["bits_stored"] = row["bits_stored"] or m.get("bits_stored")
         row["scan_status"] = s.get("status")
         rows.append(row)
-    rows, across = decide(rows, recipe, seed=seed, n=n, labels=labels)
+    rows, across = decide(rows, recipe, seed=seed, n=n, labels=labels, excluded=review_excluded(anon_dir, output))
     summary = SelectSummary(images=len(rows), resumed=result.resumed, table=output / "selection.parquet",
                             across_patient_groups=across)
     for r in rows:
@@ -419,6 +422,20 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
     return summary
 
 
+def review_excluded(anon_dir: Path, output: Path) -> set[str]:
+    """Image ids whose vindr review verdict is ``exclude``, in ANON_DIR's review or SELECTION's
+    own (a review run on an earlier selection into this folder): either one excludes."""
+    from vindr_cli.review import decisions
+
+    out: set[str] = set()
+    for d in (anon_dir, output):
+        if d.is_dir():
+            decisions.check_state(d)          # a linked .vindr or review file: refused, never followed
+            if decisions.exists(d):
+                out |= {i for i, v in decisions.current(d).items() if v == "exclude"}
+    return out
+
+
 def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summary: SelectSummary, *, seed: int,
            n: int | None, labels_path: Path | None, version: str, across: int) -> None:
     """The outputs, each under a temp name then renamed (the caller holds the output lock)."""
@@ -441,5 +458,6 @@ def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summa
         tmp.rmdir()
 
 
-__all__ = ["REASON_ORDER", "SelectRequestError", "SelectSummary", "criteria_reasons", "decide", "read_manifest",
+__all__ = ["REASON_ORDER", "REVIEW_EXCLUDED", "SelectRequestError", "SelectSummary", "criteria_reasons", "decide",
+           "read_manifest", "review_excluded",
            "scan_one", "select"]

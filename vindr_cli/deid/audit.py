@@ -242,13 +242,18 @@ def _pixel_hints(row: dict):
 
 
 def _masks(row: dict | None) -> list[tuple[int, int, int, int]]:
-    """The boxes the anonymizer masked (in every frame), from the manifest row; [] when none
-    or unreadable (then nothing is painted over: the finder sees the image as it is)."""
-    try:
-        boxes = json.loads(row.get("redactions") or "[]") if row else []
-        return [(int(b[1]), int(b[2]), int(b[3]), int(b[4])) for b in boxes]
-    except (TypeError, ValueError, IndexError, KeyError):
-        return []
+    """The boxes the anonymizer masked (in every frame), from the manifest row: ``redactions``
+    and the boxes drawn in vindr review (``review_boxes``); [] when none or unreadable (then
+    nothing is painted over: the finder sees the image as it is)."""
+    out = []
+    for column in ("redactions", "review_boxes"):
+        try:
+            boxes = json.loads(row.get(column) or "[]") if row else []
+            boxes = [e["box"] for e in boxes] if column == "review_boxes" else boxes
+            out += [(int(b[1]), int(b[2]), int(b[3]), int(b[4])) for b in boxes]
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+    return out
 
 
 def _paint_over(img: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
@@ -469,7 +474,7 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
         report.add("pixel-scan", rel, f"cannot read its pixel data ({type(exc).__name__})")
         return
     if altered is not None:
-        report.add("pixel-mask", rel, f"a box the anonymizer masked (manifest redactions) no longer holds one "
+        report.add("pixel-mask", rel, f"a box the anonymizer masked (manifest redactions or review_boxes) no longer holds one "
                                       f"value in frame {altered}")
     for frame, kind, b in hits:
         what = {"name": "matching an original name", "id": "matching an original ID or shaped like one",

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
+from vindr_cli.deid import reviewboxes
 from vindr_cli.deid.redact import MODES
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
@@ -33,12 +34,15 @@ from vindr_cli.dicomio.pixelstream import file_pixel_hash
 from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage
 from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
+from vindr_cli.tables import read_rows
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
                    "allow_burned_in", "patient_match", "burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
+REVIEW_RERUN = ("run vindr select again on this OUTPUT (a selection's dicom/ still links the files as they were), "
+                "then confirm the re-written images in vindr review")
 RequestError = _RequestError        # the request cannot run (exit 2): one line, no PHI
 
 
@@ -56,6 +60,8 @@ class Summary:
     key_fingerprint: str = ""
     profile: str = ""
     warnings: list[str] = field(default_factory=list)
+    review_rewritten: int = 0            # images written this run with boxes drawn in vindr review
+    review_images: int = 0               # images of OUTPUT that carry such boxes
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -109,6 +115,9 @@ class AnonymizeStage(Stage):
         self.record = _run_record(cfg, self.subs)
         self.record["input_fingerprint"] = self.subs.hexid("input-root", str(input_path), 16)   # keyed: the path may hold PHI
         self.claimed: dict[str, str] = {}
+        self.review_live: dict[str, list[dict]] = {}    # image_id -> live boxes of the review tables read
+        self.review_want: dict[str, list[dict]] = {}    # image_id -> the boxes its output must carry
+        self.review_rewritten = 0
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -174,6 +183,22 @@ class AnonymizeStage(Stage):
     def begin(self, run: Run) -> None:
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
+        # vindr review's boxes: those an output already carries stay, live ones are added
+        # (deid.reviewboxes.wanted); an input whose output lacks one is not done (is_done)
+        before = {r["image_id"]: reviewboxes.recorded(r) for rows in run.done["manifest"].values() for r in rows
+                  if r.get("status") == "ok" and r.get("image_id")}
+        want = {}
+        for iid in set(self.review_live) | {i for i, got in before.items() if got}:
+            want[iid] = reviewboxes.wanted(before.get(iid, []), self.review_live.get(iid, []))
+        self.review_want = want
+        self.cfg = replace(self.cfg, review=want or None)     # config() is read after begin
+
+    def is_done(self, run: Run, key: str) -> bool:
+        if not super().is_done(run, key):
+            return False
+        return all(r.get("status") != "ok" or r.get("image_id") not in self.review_want
+                   or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
+                   for r in run.done["manifest"][key])
 
     def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
         row, link = res["manifest"], res["linkage"]
@@ -182,6 +207,8 @@ class AnonymizeStage(Stage):
             loser = self._place(run, row, res["tmp"])
             if loser is not None:
                 out.append((loser, self._rows(run, run.done["manifest"][loser][0], run.done.get("linkage", {}).get(loser, [None])[0])))
+        if row.get("review_boxes") and row.get("status") == "ok":     # placed: re-written with vindr review's boxes
+            self.review_rewritten += 1
         out.append((row["input_key"], self._rows(run, row, link)))
         return out
 
@@ -316,6 +343,7 @@ def anonymize(
     patient_match: str = DEFAULT_PATIENT_MATCH,
     burned_in: str = "redact",
     finder=None,
+    review: Path | None = None,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
@@ -343,9 +371,37 @@ def anonymize(
                      burned_in=burned_in, finder=finder)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
     stage.rebuild_state = rebuild_state
+    stage.review_live = review_boxes(output, review)
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,
-                      warnings=result.warnings)
+                      warnings=result.warnings, review_rewritten=stage.review_rewritten,
+                      review_images=sum(1 for r in result.rows.get("manifest", [])
+                                        if r.get("status") == "ok" and r.get("review_boxes")))
     return summary
+
+
+def review_boxes(output: Path, review: Path | None) -> dict[str, list[dict]]:
+    """The live more-redaction boxes of OUTPUT's own vindr review and of ``--review``
+    (deid.reviewboxes), every row checked against OUTPUT's manifest first: a bad row refuses
+    the run (one line naming its seq) before anything is written."""
+    tables = reviewboxes.locate(output, review)
+    if not tables:
+        return {}
+    found = [reviewboxes.read_table(p) for p in tables]
+    if not any(found):
+        return {}
+    try:
+        manifest = read_rows(output / "manifest.parquet")
+    except (OSError, ValueError):
+        raise reviewboxes.ReviewBoxError("vindr review decisions given, but OUTPUT has no readable manifest.parquet: "
+                                         "their images are unknown") from None
+    images = {r["image_id"]: (r.get("rows"), r.get("columns"), r.get("frames")) for r in manifest
+              if r.get("status") == "ok" and isinstance(r.get("image_id"), str)}
+    live: dict[str, list[dict]] = {}
+    for rows in found:
+        reviewboxes.check_images(rows, images)
+        for iid, boxes in reviewboxes.live(rows).items():
+            live.setdefault(iid, []).extend(boxes)
+    return live

@@ -305,3 +305,41 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
         ds.LossyImageCompression = "01"
     if outcome.boxes:
         ds.BurnedInAnnotation = "NO"
+
+
+def add_boxes(ds, auto: PixelOutcome | None, boxes: list[Box]) -> PixelOutcome:
+    """Mask ``boxes`` (drawn by a person in vindr review: [frame, x0, y0, x1, y1], x1/y1
+    exclusive) on top of the automatic outcome ``auto`` (its masked values when it changed
+    any, else the decoded frames of ``ds``, the complete ORIGINAL data set): the same fill rule
+    as the automatic boxes, in EVERY frame, no padding (the box is what the person drew).
+    The result keeps the automatic boxes and adds these. Raises PixelError."""
+    if auto is not None and auto.arr is not None:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        photometric = auto.photometric
+        try:
+            arr = np.array(auto.arr, copy=True).reshape(frames, int(ds.Rows), int(ds.Columns), spp)
+        except Exception as exc:
+            raise PixelError(UNSUPPORTED) from exc
+    else:
+        arr, photometric = _frames(ds)
+        arr = np.array(arr, copy=True)
+    lum = _palette_luminance(ds) if photometric == "PALETTE COLOR" else None
+    value = int(np.argmin(lum)) if lum is not None else _fill(arr, photometric)
+    rows, cols = arr.shape[1], arr.shape[2]
+    drawn: list[Box] = []
+    for f, x0, y0, x1, y1 in boxes:
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
+        if x1 > x0 and y1 > y0:
+            arr[:, y0:y1, x0:x1, :] = value          # every frame
+            drawn.append((f, x0, y0, x1, y1))
+    if arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    out = PixelOutcome(arr=arr[0] if arr.shape[0] == 1 else arr, photometric=photometric,
+                       boxes=list(auto.boxes if auto is not None else []) + drawn,
+                       kinds=auto.kinds if auto is not None else Counter(),
+                       markers=auto.markers if auto is not None else 0,
+                       overlay_pixels=auto.overlay_pixels if auto is not None else 0,
+                       input_ts=(auto.input_ts if auto is not None and auto.input_ts
+                                 else str(ds.file_meta.TransferSyntaxUID)))
+    return out

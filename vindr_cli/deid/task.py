@@ -5,6 +5,7 @@ writes its output under a temporary name; the calling process renames it into pl
 """
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
-from vindr_cli.deid.redact import apply as apply_pixels, scan as scan_pixels
+from vindr_cli.deid.redact import add_boxes, apply as apply_pixels, scan as scan_pixels
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
@@ -52,6 +53,7 @@ class AnonConfig:
     patient_match: str = DEFAULT_PATIENT_MATCH   # deid.identity: normalised | strict
     burned_in: str = "redact"                 # deid.redact.MODES: redact | quarantine | off
     finder: Callable | None = None           # the text finder (None: deid.pixeltext.find_text)
+    review: dict | None = None               # image_id -> boxes from vindr review (deid.reviewboxes.wanted)
 
 
 @dataclass
@@ -132,6 +134,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 return _finish(result)
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
                              patient_match=ctx.cfg.patient_match)
+            drawn = (ctx.cfg.review or {}).get(out.ids["image_id"])
+            if drawn:                                       # boxes a person drew in vindr review
+                pixels = _review(ds, f, header, pixels, drawn, row, tmp_path)
             if pixels is not None and pixels.arr is not None:
                 pixel_hash = _write_modified(ds, pixels, header, tmp_path)
                 row.update(transfer_syntax=registry_uid(ds.file_meta.get("TransferSyntaxUID"))[0] or UNKNOWN_UID,
@@ -202,6 +207,40 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
                overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.arr is not None)
+    return outcome
+
+
+def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: dict, tmp_path: Path) -> PixelOutcome:
+    """Mask the boxes drawn in vindr review on top of the automatic outcome (deid.redact.add_boxes)
+    and record the chain: ``input_pixel_sha256`` -> ``auto_pixel_sha256`` (the Pixel Data the
+    automatic redaction alone writes: the file the reviewer looked at) -> ``pixel_sha256``."""
+    if header.deflated:
+        full = ds                                   # read whole; de-identification left the pixels alone
+        copied = hash_bytes_value(bytes(ds.PixelData))
+    else:
+        copied = _copy_pixels(f, None, header)      # the byte-for-byte copy's hash (and its structure checks)
+        f.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                full = pydicom.dcmread(f)
+            except Exception as exc:
+                raise PixelError(DECODE_FAILED) from exc
+        for tag in (0x7FE00001, 0x7FE00002):
+            if tag in full:
+                del full[tag]
+    if auto is not None and auto.arr is not None:
+        # what the automatic redaction alone writes, encoded the same way, hashed, not kept
+        auto_path = tmp_path.with_name(tmp_path.name + ".auto")
+        try:
+            auto_hash = _write_modified(copy.deepcopy(ds), auto, header, auto_path)
+        finally:
+            auto_path.unlink(missing_ok=True)
+    else:
+        auto_hash = copied                          # unmodified: the automatic output is the copy
+    outcome = add_boxes(full, auto, [tuple(e["box"]) for e in drawn])
+    row.update(input_pixel_sha256=row.get("input_pixel_sha256") or copied, auto_pixel_sha256=auto_hash,
+               review_boxes=json.dumps(drawn), pixels_modified=True)
     return outcome
 
 

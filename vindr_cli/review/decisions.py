@@ -132,13 +132,15 @@ def record(review_dir: Path, image_id: str, queue: str, decision: str, *, box=No
                                 "undoes": None})
 
 
-def undo(review_dir: Path, *, image_id: str | None = None, reviewer: str | None = None) -> dict | None:
+def undo(review_dir: Path, *, image_id: str | None = None, reviewer: str | None = None,
+         applied: dict[str, set] | None = None) -> dict | None:
     """Void the latest decision still in force (of ``image_id`` when given) with an undo row;
-    None when there is nothing to undo."""
+    None when there is nothing to undo. A box already applied by ``vindr anonymize``
+    (``applied``) is no longer in force: it cannot be undone (the re-written output keeps it)."""
     with _locked(review_dir):
         rows = read_rows(review_dir)
         target = None
-        for r in reversed(_in_force(rows)):
+        for r in reversed(_in_force(rows, applied)):
             if image_id is None or r["image_id"] == image_id:
                 target = r
                 break
@@ -177,16 +179,33 @@ def _append_locked(review_dir: Path, rows: list[dict], row: dict) -> dict:
     return row
 
 
-def _in_force(rows: list[dict]) -> list[dict]:
-    """Decisions not voided by an undo, in order (undo rows themselves are never in force)."""
+def _in_force(rows: list[dict], applied: dict[str, set] | None = None) -> list[dict]:
+    """Decisions not voided by an undo, in order (undo rows themselves are never in force).
+
+    ``applied`` ({image_id: {(seq, time)}}, the manifest's ``review_boxes``: boxes ``vindr
+    anonymize`` has masked) also voids, for such an image, the applied more-redaction rows and
+    every other decision of the redacted queue made up to the last of them, an exclusion
+    excepted: they were about the pixels before the re-write, so the image is undecided in
+    the redacted queue again until a person confirms the new output."""
     voided = {r["undoes"] for r in rows if r["decision"] == UNDO}
-    return [r for r in rows if r["decision"] != UNDO and r["seq"] not in voided]
+    cut: dict[str, int] = {}
+    done: set[int] = set()
+    for r in rows:
+        marks = (applied or {}).get(r["image_id"])
+        if marks and r["decision"] == "more-redaction" and (r["seq"], r.get("time")) in marks:
+            done.add(r["seq"])
+            cut[r["image_id"]] = max(cut.get(r["image_id"], -1), r["seq"])
+    stale = {r["seq"] for r in rows if r["image_id"] in cut and r["seq"] <= cut[r["image_id"]]
+             and r["queue"] == "redacted" and r["decision"] != "exclude"}
+    return [r for r in rows if r["decision"] != UNDO and r["seq"] not in voided and r["seq"] not in done
+            and r["seq"] not in stale]
 
 
-def current_by_queue(review_dir: Path) -> dict[str, dict[str, dict]]:
-    """{image_id: {queue: the latest decision row in force made in that queue}}."""
+def current_by_queue(review_dir: Path, applied: dict[str, set] | None = None) -> dict[str, dict[str, dict]]:
+    """{image_id: {queue: the latest decision row in force made in that queue}} (``applied``:
+    see :func:`_in_force`)."""
     out: dict[str, dict[str, dict]] = {}
-    for r in _in_force(read_rows(review_dir)):
+    for r in _in_force(read_rows(review_dir), applied):
         out.setdefault(r["image_id"], {})[r["queue"]] = r
     return out
 
@@ -198,10 +217,10 @@ def verdict(per_queue: dict[str, dict]) -> str:
     return next(d for d in ("exclude", "more-redaction", "accept") if d in found)
 
 
-def current(review_dir: Path) -> dict[str, str]:
+def current(review_dir: Path, applied: dict[str, set] | None = None) -> dict[str, str]:
     """{image_id: accept | exclude | more-redaction} for every image with a decision in force
     (across queues: see :func:`verdict`)."""
-    return {k: verdict(v) for k, v in current_by_queue(review_dir).items()}
+    return {k: verdict(v) for k, v in current_by_queue(review_dir, applied).items()}
 
 
 def is_decided(image_id: str, queue: str, by_queue: dict[str, dict[str, dict]]) -> bool:
@@ -210,10 +229,10 @@ def is_decided(image_id: str, queue: str, by_queue: dict[str, dict[str, dict]]) 
     return queue in mine or any(r["decision"] == "exclude" for r in mine.values())
 
 
-def undecided(review_dir: Path, queues: dict[str, list[str]]) -> dict[str, list[str]]:
+def undecided(review_dir: Path, queues: dict[str, list[str]], applied: dict[str, set] | None = None) -> dict[str, list[str]]:
     """Per queue, the image ids still to decide there (in the queue's order): an image in two
     queues is decided in each separately, unless it was excluded."""
-    by_queue = current_by_queue(review_dir)
+    by_queue = current_by_queue(review_dir, applied)
     return {q: [i for i in ids if not is_decided(i, q, by_queue)] for q, ids in queues.items()}
 
 

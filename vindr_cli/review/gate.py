@@ -8,8 +8,10 @@
   anywhere decides all); otherwise the release is refused (one line, exit 2) unless
   ``--allow-unreviewed``, which the datasheet records.
 * Images whose verdict is ``exclude`` or ``more-redaction`` are left out and counted (a box
-  drawn for more redaction is not applied here: re-anonymizing with it is future work, and
-  releasing the image as it is would release what the custodian saw).
+  drawn for more redaction is applied by re-running ``vindr anonymize``; until then releasing
+  the image would release what the custodian saw). Once applied (the manifest's
+  ``review_boxes``), the image is undecided in the redacted queue again: a person confirms
+  the new output before it is released.
 
 The review folder is ``--review DIR``, else the SELECTION folder when it holds a review,
 else ANON_DIR when it does.
@@ -77,7 +79,7 @@ def check(anon_dir: Path, released: set[str], *, selection: Path | None = None, 
     if where is None:
         return Gate("not reviewed", allowed_unreviewed=allow_unreviewed)
     q = build_queues(where, tree=anon_dir, audit_report=audit_report, spot=0)
-    by_queue = decisions.current_by_queue(where)
+    by_queue = decisions.current_by_queue(where, q.applied())     # boxes anonymize applied: confirm anew
     flagged = {i for name in decisions.FLAGGED for i in q.queues.get(name, []) if i in released}
     pending: dict[str, int] = {}
     undecided_ids = set()

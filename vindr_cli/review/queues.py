@@ -56,6 +56,7 @@ class Image:
     findings: list[list[int]] = field(default_factory=list)   # their boxes [frame, x0, y0, x1, y1], when given
     modified: bool = False           # manifest pixels_modified
     pixel_sha256: str = ""           # of the output's pixel data: names its cached renderings
+    applied: set = field(default_factory=set)   # (seq, time) of review boxes vindr anonymize masked in it
 
     def public(self) -> dict:
         """What the page may see: no path, no value."""
@@ -77,6 +78,11 @@ class Queues:
     def flagged(self) -> set[str]:
         return {i for q in ("redacted", "residual-text", "qc", "duplicates") for i in self.queues.get(q, [])}
 
+    def applied(self) -> dict[str, set]:
+        """{image_id: {(seq, time)}}: the review boxes the tree's outputs already carry (the
+        manifest's review_boxes), for decisions.current_by_queue(..., applied)."""
+        return {i: img.applied for i, img in self.images.items() if img.applied}
+
 
 def _int(v) -> int | None:
     try:
@@ -92,8 +98,8 @@ def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | 
         tree = Path(tree)
         if not (tree / "manifest.parquet").is_file():
             raise ReviewDirError("--tree is not a de-identified tree (no manifest.parquet)")
-    if (review_dir / "manifest.parquet").is_file() and tree is None:
-        return review_dir.resolve(), None
+    if (review_dir / "manifest.parquet").is_file() and (tree is None or tree.resolve() == review_dir.resolve()):
+        return review_dir.resolve(), None        # (vindr release passes --tree = ANON_DIR for a review of ANON_DIR)
     sel = review_dir / "selection.parquet"
     if not sel.is_file():
         raise ReviewDirError("DIR is neither a de-identified tree (manifest.parquet) nor a selection "
@@ -133,6 +139,18 @@ def _audit_findings(report: Path, by_output: dict[str, str]) -> dict[str, list[l
     return out
 
 
+def _review_boxes(text) -> tuple[list[list[int]], set]:
+    """(the boxes, {(seq, time)}) of a manifest row's ``review_boxes`` (vindr anonymize masked
+    them after a review); only numbers and the decision's seq and time are read."""
+    try:
+        entries = json.loads(text or "[]")
+        boxes = [[int(v) for v in e["box"]][:5] for e in entries]
+        marks = {(int(e["seq"]), str(e["time"])) for e in entries}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return [], set()
+    return [b for b in boxes if len(b) == 5], marks
+
+
 def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Path | None = None,
                  spot: int = 20, seed: int = 0) -> Queues:
     """The review queues of DIR (see the module text)."""
@@ -154,10 +172,11 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
             boxes = [list(map(int, b)) for b in json.loads(r.get("redactions") or "[]")]
         except (ValueError, TypeError):
             boxes = []
+        drawn, applied = _review_boxes(r.get("review_boxes"))
         images[r["image_id"]] = Image(r["image_id"], r["output"], _int(r.get("rows")), _int(r.get("columns")),
-                                      _int(r.get("frames")) or 1, boxes if r.get("pixels_modified") else [],
+                                      _int(r.get("frames")) or 1, (boxes + drawn) if r.get("pixels_modified") else [],
                                       modified=bool(r.get("pixels_modified")),
-                                      pixel_sha256=str(r.get("pixel_sha256") or ""))
+                                      pixel_sha256=str(r.get("pixel_sha256") or ""), applied=applied)
     if sel_path is not None:
         sel_rows = pq.read_table(sel_path).to_pylist()
         keep = {}

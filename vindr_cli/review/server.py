@@ -74,7 +74,7 @@ def render_png(path: Path, *, size: str = "thumb", window: str = "header", frame
     from vindr_cli.pixels.decode import check_grayscale, decode
     from vindr_cli.pixels.resize import resize, to_uint
     from vindr_cli.pixels.voi import display_params
-    from vindr_cli.pixels.window import WindowMode, render
+    from vindr_cli.pixels.window import render
 
     quiet_pydicom()
     ds = pydicom.dcmread(path)
@@ -92,19 +92,33 @@ def render_png(path: Path, *, size: str = "thumb", window: str = "header", frame
         shown, _ = render_colour(f, ds, out_bits=16)
     else:
         p = display_params(ds)
-        shown, used = render(f, p, "header", out_bits=16, ds=ds)
-        if window != "header":
-            if used.center is not None and used.width:
-                w = used.width * 2 if window == "wider" else max(1.0, used.width / 2)
-                mode = WindowMode("explicit", center=used.center, width=w)
-            else:   # a VOI LUT: the full range, or the middle of it
-                mode = WindowMode("minmax") if window == "wider" else WindowMode("percentile", lo=10, hi=90)
-            shown, _ = render(f, p, mode, out_bits=16, ds=ds)
+        shown, _ = render(f, p, preset_mode(f, p, window), out_bits=16, ds=ds)    # one render per request
     scaled = resize(shown.astype(np.float32) / 65535.0 * 255, out_rows, out_cols, "area")
     image = to_uint(scaled, 8)
     buf = io.BytesIO()
     PILImage.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def preset_mode(f, p, window: str):
+    """The window mode of a preset, chosen without rendering: ``header`` as it is; ``wider`` /
+    ``narrower`` the header window's width doubled / halved (the header's own window, else the
+    percentile window the header mode falls back to); a VOI LUT: the full range (min..max) or
+    the middle of it (10th..90th percentile). (Before: the header window was rendered first
+    only to learn its width, so every wider/narrower image was rendered twice.)"""
+    from vindr_cli.pixels.voi import modality_lut, padding_mask, stored_values
+    from vindr_cli.pixels.window import WindowMode, choose_window
+
+    if window == "header":
+        return WindowMode("header")
+    if p.voi_lut_data is not None:
+        return WindowMode("minmax") if window == "wider" else WindowMode("percentile", lo=10, hi=90)
+    stored = stored_values(f, p)
+    used = choose_window(WindowMode("header"), p, modality_lut(stored, p), ~padding_mask(stored, p))
+    if used.center is None or not used.width:
+        return WindowMode("minmax") if window == "wider" else WindowMode("percentile", lo=10, hi=90)
+    w = used.width * 2 if window == "wider" else max(1.0, used.width / 2)
+    return WindowMode("explicit", center=used.center, width=w)
 
 
 # ---------------------------------------------------------------- the app (no HTTP here)
@@ -120,8 +134,8 @@ class ReviewApp:
         return self.queues.review_dir
 
     def state(self) -> dict:
-        by_queue = decisions.current_by_queue(self.review_dir)
         q = self.queues
+        by_queue = decisions.current_by_queue(self.review_dir, q.applied())
         progress = {name: {"total": len(ids), "decided": sum(1 for i in ids if decisions.is_decided(i, name, by_queue))}
                     for name, ids in q.queues.items()}
         return {
@@ -172,7 +186,8 @@ class ReviewApp:
         image_id = body.get("image_id")
         if image_id is not None and not self.known(str(image_id)):
             raise decisions.DecisionError("unknown image")
-        return decisions.undo(self.review_dir, image_id=image_id, reviewer=self.reviewer)
+        return decisions.undo(self.review_dir, image_id=image_id, reviewer=self.reviewer,
+                              applied=self.queues.applied())
 
 
 # ---------------------------------------------------------------- HTTP
