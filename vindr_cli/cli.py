@@ -73,7 +73,7 @@ def anonymize(
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster').",
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
@@ -173,7 +173,7 @@ def decode(
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster').",
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
@@ -475,7 +475,7 @@ def info(
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster').",
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
