@@ -309,18 +309,21 @@ class ProcessExecutor(Executor):
         worker dies (returns True, with the items then in flight added to ``suspects``, or,
         when the driver killed it for the time limit, handed back to ``queue``)."""
         pending: dict[Future, Any] = {}
-        by_seq: dict[int, Future] = {}
+        by_seq: dict[int, Future] = {}        # the items in flight, by the number their worker notes
+        seq_of: dict[Future, int] = {}
         timed_out: set[Future] = set()
 
         def fill(n: int) -> bool:
-            for item in queue.take(n):
+            taken = queue.take(n)
+            for i, item in enumerate(taken):
                 try:
                     fut, seq = self._submit(pool, task, item)
                 except BrokenProcessPool:    # a worker died while idle: this one never started
                     suspects.append(item)
+                    queue.front.extendleft(reversed(taken[i + 1:]))     # nor these: back to the queue
                     return False
                 pending[fut] = item
-                by_seq[seq] = fut
+                by_seq[seq], seq_of[fut] = fut, seq
             return True
 
         alive = fill(self.in_flight)
@@ -350,6 +353,7 @@ class ProcessExecutor(Executor):
                 return True
             for fut in finished:
                 item = pending.pop(fut)
+                by_seq.pop(seq_of.pop(fut), None)
                 yield item, fut.result()
             alive = fill(self.in_flight - len(pending))
         return False
