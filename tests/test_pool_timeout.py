@@ -4,7 +4,8 @@ A real hang, not a stub: the hung item opens a FIFO that no process ever writes,
 worker blocks inside ``open(2)`` in C, where no Python-level timeout reaches it. The pool
 must kill that worker, give the item ``ItemFailed(TIMED_OUT)``, run every other item, and
 leave no worker behind. Then through a real stage (``vindr info``'s) where a file became a
-FIFO after discovery: a ``failed`` row with the fixed reason, the other files read.
+FIFO after discovery: a ``failed`` row with the fixed reason, the other files read; and
+through ``vindr audit``: a ``not-audited`` finding.
 """
 from __future__ import annotations
 
@@ -124,3 +125,33 @@ def test_stage_row_for_a_file_that_became_a_fifo(tmp_path, fifo):
     failed = next(r for r in rows if r["status"] == "failed")
     assert failed["reason"] == TIMED_OUT and "\n" not in TIMED_OUT
     assert stage.tally.counts["dicom"] == 3
+
+
+def test_audit_file_swapped_for_a_fifo_is_not_audited(tmp_path, small_export, key_file):
+    """`vindr audit`'s per-file checks in the local pool: an output replaced by a FIFO after
+    the walk (the progress callback runs between the walk and the workers) blocks its worker;
+    it becomes a `not-audited` finding, and every other file is audited as in one process."""
+    from vindr_cli.deid.audit import audit
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    out, link = tmp_path / "anon", tmp_path / "anon.linkage.parquet"
+    anonymize(small_export, out, key_path=key_file, profile=load_profile(), workers=1, linkage=link,
+              burned_in="off")
+    outputs = sorted(p for p in out.rglob("*.dcm"))
+    assert len(outputs) >= 2
+    reference = audit(out, link, pixels=False)
+    swapped = outputs[0]
+
+    def swap(done, total):
+        if done == 0:
+            swapped.unlink()
+            os.mkfifo(swapped)
+
+    report = audit(out, link, pixels=False, executor=LocalExecutor(task_timeout=2.0), workers=2, progress=swap)
+    rel = swapped.relative_to(out).as_posix()
+    got = [(f.kind, f.where, f.detail) for f in report.findings]
+    assert ("not-audited", rel, f"not audited: {TIMED_OUT}") in got
+    expected = [(f.kind, f.where, f.detail) for f in reference.findings if f.where != rel]
+    assert [g for g in got if g[1] != rel] == expected
+    assert report.dicom_files == reference.dicom_files - 1
