@@ -155,3 +155,4 @@ def test_audit_file_swapped_for_a_fifo_is_not_audited(tmp_path, small_export, ke
     expected = [(f.kind, f.where, f.detail) for f in reference.findings if f.where != rel]
     assert [g for g in got if g[1] != rel] == expected
     assert report.dicom_files == reference.dicom_files - 1
+

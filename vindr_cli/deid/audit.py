@@ -636,9 +636,12 @@ def audit_one(ctx: AuditContext, item: tuple[int, str, str]) -> dict:
     _, rel, shown = item
     cfg = ctx.cfg
     report = AuditReport()
-    _audit_file(Path(cfg.output) / rel, shown, cfg.rows.get(rel), set(cfg.removed),
-                [ctx.global_terms, ctx.per_output.get(rel, TermSet())], report, cfg.retained, cfg.kept, cfg.pixels,
-                cfg.trusted, ctx.link_rows.get(rel))
+    try:
+        _audit_file(Path(cfg.output) / rel, shown, cfg.rows.get(rel), set(cfg.removed),
+                    [ctx.global_terms, ctx.per_output.get(rel, TermSet())], report, cfg.retained, cfg.kept, cfg.pixels,
+                    cfg.trusted, ctx.link_rows.get(rel))
+    except Exception as exc:      # a file the checks choke on is a finding (never the library's text), not a crash
+        report.add("unreadable", shown, f"cannot be checked ({type(exc).__name__})")
     return {"dicom": report.dicom_files, "findings": [(f.kind, f.where, f.detail) for f in report.findings]}
 
 
