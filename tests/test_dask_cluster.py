@@ -198,15 +198,15 @@ def test_cluster_equals_local_byte_for_byte(dask_cluster, local, key, tmp_path):
     there = run_cli("info", EXPORT, "--json", "--executor", "dask", "--scheduler", dask_cluster.address)
     assert json.loads(here.stdout) == json.loads(there.stdout) and json.loads(here.stdout)
     ran = _cluster_tasks(dask_cluster.client) - before
-    assert ran >= 3 * len(_rows(local / "anon" / "manifest.parquet"))    # every input of the three runs went to the cluster
+    from vindr_cli.runner.discover import discover
+
+    # every input of the three runs went to the cluster, once (several to a task)
+    assert ran == 2 * len(discover(EXPORT)) + len(discover(tmp_path / "anon")) > 60
 
 
 def _cluster_tasks(client) -> int:
-    """How many items (``_dask_call`` tasks) the scheduler has seen finish, in all runs."""
-    def count(dask_scheduler):
-        tp = dask_scheduler.task_prefixes.get("dask_call")
-        return 0 if tp is None else sum(n for st, n in tp.state_counts.items() if st in ("memory", "forgotten", "released"))
-    return client.run_on_scheduler(count)
+    """How many items the cluster's workers have run, in all runs (items go several to a task)."""
+    return sum(client.run(cluster.items_run).values())
 
 
 def slow_finder(marker_dir: str, image, frame=0, hints=None):
@@ -253,7 +253,7 @@ def test_worker_killed_mid_run_and_key_never_sent(dask_cluster, local, key, tmp_
     killer.start()
     prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
     paths = {"INPUT": EXPORT.resolve(), "OUTPUT": out.parent.resolve()}
-    ex = cluster.DaskExecutor(dask_cluster.client, paths=paths, output=out.resolve())
+    ex = cluster.DaskExecutor(dask_cluster.client, paths=paths, output=out.resolve(), batch=4)   # killed mid-batch
     ex.record = True
     # the finder travels in the config, as the real one would (the test's module, by reference)
     s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, executor=ex, linkage=tmp_path / "link.parquet",
@@ -269,12 +269,116 @@ def test_worker_killed_mid_run_and_key_never_sent(dask_cluster, local, key, tmp_
 
     # what crossed to the workers: the plugin (setup + config) and every task's arguments
     secret = read_key(key)
-    assert len(ex.submitted) > 20 and isinstance(ex.submitted[0][0], cluster.SetupPlugin)
+    assert isinstance(ex.submitted[0][0], cluster.SetupPlugin)
+    assert sum(len(args[0]) for args in ex.submitted[1:]) >= s.total > 20     # every item, several to a task
+    assert max(ex.batches) == 4
     forms = _secret_forms(secret)
     for args in ex.submitted:
         for blob in (cloudpickle.dumps(args), dask_dumps(args)):
             assert not any(f in blob for f in forms)
     assert any(f in cloudpickle.dumps((secret,)) for f in forms)    # the search would see it
+
+
+def _plant_findings(tree: Path, link: Path) -> list[str]:
+    """Findings of several kinds at several places of the walk of an anonymized ``tree``: a
+    private element, an original name (from the linkage table) in a header, a stray file, an
+    output removed. Returns the original names (what must never be sent to a worker)."""
+    import pydicom
+
+    names = sorted({r["original_patient_name"] for r in _rows(link) if r.get("original_patient_name")})
+    assert names
+    outs = sorted(r["output"] for r in _rows(tree / "manifest.parquet") if r["status"] == "ok")
+    ds = pydicom.dcmread(tree / outs[1])
+    ds.add_new(0x00091010, "LO", "vendor note")
+    ds.save_as(tree / outs[1])
+    ds = pydicom.dcmread(tree / outs[-2])
+    ds.ImageComments = str(names[0]).replace("^", " ")
+    ds.save_as(tree / outs[-2])
+    (tree / outs[5]).unlink()
+    (tree / "notes.txt").write_text("left here by hand\n")
+    return [str(n) for n in names]
+
+
+def test_audit_and_select_on_the_cluster_equal_local(dask_cluster, local, key, tmp_path):
+    """`vindr audit` and `vindr select` with --executor dask give what the local pool gives:
+    the same findings in the same order (several kinds planted), the same selection files
+    and tables. Every input went to the cluster."""
+    tree = tmp_path / "anon"
+    shutil.copytree(local / "anon", tree)
+    link = tmp_path / "anon.linkage.parquet"
+    shutil.copy2(local / "link.parquet", link)
+    _plant_findings(tree, link)
+    before = _cluster_tasks(dask_cluster.client)
+    # (headers and bytes here; the pixel scan on the cluster is compared in the next test)
+    here = run_cli("audit", tree, "--json", "-j", "2", "--no-pixels", check=False)
+    there = run_cli("audit", tree, "--json", "--no-pixels", "--executor", "dask", "--scheduler", dask_cluster.address,
+                    check=False)
+    assert here.returncode == there.returncode == 1 and "Traceback" not in there.stderr
+    a, b = json.loads(here.stdout), json.loads(there.stdout)
+    assert a == b
+    assert {"private", "phi", "stray-file", "missing-output"} <= set(a["findings_by_kind"])
+    assert a["linkage_table_used"] and a["dicom_files"] >= 20
+    audited = _cluster_tasks(dask_cluster.client) - before
+    assert audited == a["dicom_files"] + 1          # every file read by a worker (notes.txt too: not DICOM)
+
+    run_cli("select", local / "anon", "-o", tmp_path / "sel-here", "-j", "2")
+    run_cli("select", local / "anon", "-o", tmp_path / "sel-there", "--executor", "dask", "--scheduler",
+            dask_cluster.address)
+    here, there = tmp_path / "sel-here", tmp_path / "sel-there"
+    skip = (".vindr/", "selection.parquet")
+    assert tree_hashes(here, skip=skip) == tree_hashes(there, skip=skip) and list((here / "dicom").iterdir())
+    assert _rows(here / "selection.parquet") == _rows(there / "selection.parquet")
+    assert _rows(here / ".vindr" / "scan.parquet") == _rows(there / ".vindr" / "scan.parquet")
+    assert _cluster_tasks(dask_cluster.client) - before - audited == len(_rows(here / "selection.parquet"))
+
+
+def test_audit_and_select_send_no_original_value_nor_key(dask_cluster, local, key, tmp_path):
+    """What audit and select send to workers (plugin: setup + config; every task's
+    arguments) holds no original value of the linkage table (the worker reads the table at
+    the shared path) and no form of the key; a worker that reads other linkage bytes than
+    the driver stops the run (exit 2) rather than audit without the original values."""
+    import cloudpickle
+    from distributed.protocol.pickle import dumps as dask_dumps
+
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+    from vindr_cli.deid.audit import LinkageMismatch, audit
+
+    tree = tmp_path / "anon"
+    shutil.copytree(local / "anon", tree)
+    link = tmp_path / "anon.linkage.parquet"
+    shutil.copy2(local / "link.parquet", link)
+    names = _plant_findings(tree, link)
+    ids = sorted({str(r["original_patient_id"]) for r in _rows(link) if r.get("original_patient_id")})
+    values = [v.encode() for v in names + ids if len(v) >= 5]
+    assert values
+    forms = _secret_forms(read_key(key)) + values
+
+    ex = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": tree}, batch=3)
+    ex.record = True
+    report = audit(tree, link, executor=ex)
+    assert any(f.kind == "phi" for f in report.findings)        # the worker did search the original values
+    assert report.to_dict() == audit(tree, link).to_dict()      # the same as in this process
+    ex2 = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": local / "anon"}, output=(tmp_path / "sel").resolve())
+    ex2.record = True
+    select(local / "anon", tmp_path / "sel", load_recipe("vindr-cxr"), executor=ex2)
+    for sent in (ex.submitted, ex2.submitted):
+        assert isinstance(sent[0][0], cluster.SetupPlugin) and len(sent) > 2
+        for args in sent:
+            for blob in (cloudpickle.dumps(args), dask_dumps(args)):
+                assert not any(f in blob for f in forms)
+    assert values[0] in cloudpickle.dumps(names + ids)        # the search would see them
+
+    # the linkage table is replaced after this process read it, before the workers do (the
+    # progress callback runs between the two): the workers refuse to audit with other bytes
+    def replace_table(done, total):
+        if done == 0:
+            link.write_bytes(link.read_bytes() + b"\0")
+
+    with pytest.raises(LinkageMismatch) as e:
+        audit(tree, link, executor=cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": tree}),
+              progress=replace_table)
+    assert e.value.exit_code == 2 and "\n" not in str(e.value) and str(tmp_path) not in str(e.value)
 
 
 def test_worker_that_cannot_see_paths_is_refused(dask_cluster, tmp_path):
@@ -331,9 +435,10 @@ def nap_task(ctx, item):
 
 def test_hung_item_times_out(dask_cluster):
     """The hung item is a failed row; the worker it hangs in is restarted (its thread may
-    hold what the worker's next items need); every other item finishes."""
+    hold what the worker's next items need); every other item finishes (those after it in
+    its batch go again, one per task)."""
     pids = set(dask_cluster.worker_pids().values())
-    ex = cluster.DaskExecutor(dask_cluster.client, task_timeout=2.0)
+    ex = cluster.DaskExecutor(dask_cluster.client, task_timeout=2.0, batch=4)     # all four in one task
     items = ["a", "hung", "b", "c"]
     got = dict(ex.run(nap_task, items, setup=nap_setup, config=120.0))
     assert got == {"a": "A", "b": "B", "c": "C", "hung": ItemFailed(cluster.TIMED_OUT)}
@@ -369,12 +474,14 @@ def poison_task(ctx, item):
 
 def test_item_that_kills_workers_becomes_worker_died(dask_cluster):
     """Dask retries it on other workers (a bounded number of times: the scheduler's
-    allowed-failures, 2 here), then the executor makes it ItemFailed(WORKER_DIED)."""
+    allowed-failures, 2 here); its batch is then split, each item alone, and the one that
+    still kills its workers is ItemFailed(WORKER_DIED)."""
     from vindr_cli.runner.executor import WORKER_DIED
 
-    ex = cluster.DaskExecutor(dask_cluster.client)
+    ex = cluster.DaskExecutor(dask_cluster.client, batch=3)      # one task: it fails whole, then each alone
     got = dict(ex.run(poison_task, ["a", "poison", "b"], setup=nap_setup, config=None))
     assert got == {"a": "A", "b": "B", "poison": ItemFailed(WORKER_DIED)}
+    assert ex.batches == [3, 1, 1, 1]
     dask_cluster.client.wait_for_workers(2, timeout=START_S)     # the nannies brought them back
 
 
@@ -406,7 +513,8 @@ def test_scheduler_lost_stops_and_rerun_resumes(dask_cluster, local, key, tmp_pa
     killed: list = []
     killer = threading.Thread(target=_kill_scheduler_after, args=(dask_cluster, markers, 6, killed), daemon=True)
     killer.start()
-    ex = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": EXPORT}, output=out.resolve())
+    # one item per task: files are journaled one by one before the scheduler goes
+    ex = cluster.DaskExecutor(dask_cluster.client, paths={"INPUT": EXPORT}, output=out.resolve(), batch=1)
     with pytest.raises(cluster.SchedulerLost) as e:
         anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, executor=ex, linkage=link,
                   finder=functools.partial(counting_finder, str(markers)))
@@ -422,3 +530,14 @@ def test_scheduler_lost_stops_and_rerun_resumes(dask_cluster, local, key, tmp_pa
     assert s.resumed >= done - 1 > 0      # (a duplicate's loser may be journaled again)
     _same_tree(local / "anon", out)
     assert _rows(local / "link.parquet") == _rows(link)
+
+
+def test_batch_size_rule():
+    """About TARGET_TASK_S of work per Dask task, within bounds; the tail spread over workers."""
+    assert cluster.batch_size(None, None, 2) == cluster.FIRST_BATCH           # nothing timed yet
+    assert cluster.batch_size(0.01, None, 2) == round(cluster.TARGET_TASK_S / 0.01)
+    assert cluster.batch_size(1e-7, None, 2) == cluster.MAX_BATCH
+    assert cluster.batch_size(5.0, None, 2) == 1                              # a slow item: alone
+    assert cluster.batch_size(1e-4, 400, 2) == 400 // (cluster.TASKS_PER_WORKER * 2)
+    assert cluster.batch_size(1e-4, 3, 2) == 1
+    assert cluster.batch_size(5.0, 3, 2, fixed=7) == 7                         # $VINDR_DASK_BATCH

@@ -73,7 +73,7 @@ def anonymize(
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if no input is DICOM."),
@@ -179,7 +179,7 @@ def decode(
     threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
@@ -235,16 +235,21 @@ def select_cmd(
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV/Parquet with image_id,label for the recipe's sampling proportions."),
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
+    executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
 ) -> None:
     """Choose the images of a release: recipe criteria, pixel QC, near-duplicates, sampling; hand-off files."""
     from vindr_cli.curate.recipe import load_recipe
     from vindr_cli.curate.select import select
     from vindr_cli.runner.executor import default_workers
+    from vindr_cli.runner.backend import open_executor
 
     spec = load_recipe(recipe)
     try:
-        s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
-                   console=console, rebuild_state=rebuild_state)
+        with open_executor(executor, scheduler, input=anon_dir, output=output, task_timeout=task_timeout) as ex:
+            s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
+                       console=console, rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
         err.print("interrupted: images read so far are kept; run the same command again to resume")
         raise typer.Exit(130)
@@ -481,7 +486,7 @@ def info(
     workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
-    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="With --executor dask: seconds one input may take before it becomes a failed row."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
@@ -514,11 +519,17 @@ def audit(
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
     pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
     locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
+    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a not-audited finding (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""
     from vindr_cli.deid.audit import audit as run
     from vindr_cli.deid.linkage import default_linkage_path
     from vindr_cli.errors import FindingsError, RequestError
+    from vindr_cli.runner.backend import open_executor
+    from vindr_cli.runner.executor import default_workers
 
     if not output.is_dir():
         raise RequestError("OUTPUT is not a folder")
@@ -538,8 +549,10 @@ def audit(
 
     with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
         task = bar.add_task("audit", total=None, rate="")
-        report = run(output, link if link.is_file() else None, pixels=pixels,
-                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+        with open_executor(executor, scheduler, input=output, task_timeout=task_timeout) as ex:
+            report = run(output, link if link.is_file() else None, pixels=pixels,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total),
+                         executor=ex, workers=workers or default_workers())
     n = len(report.findings)
     if report_file is not None:
         text = report.to_json() + "\n" if report_file.suffix.lower() == ".json" else report.to_tsv()

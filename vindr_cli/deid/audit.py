@@ -31,6 +31,8 @@ from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
+from vindr_cli.errors import RequestError
+from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed
 from vindr_cli.runner.state import STATE_DIR, Settings, StateDamaged
 from vindr_cli.tables import read_rows
 
@@ -603,14 +605,98 @@ def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
         return []
 
 
+@dataclass(frozen=True)
+class AuditConfig:
+    """What a worker needs to audit files (pickled once per worker: no PHI). The linkage
+    table (original values: PHI) never travels: each worker reads it at ``linkage``, the
+    same path as the driver (a shared file system), and checks it has the driver's bytes
+    (``linkage_sha256``). The rest is the manifest's and the settings' PHI-free part."""
+
+    output: str
+    pixels: bool
+    linkage: str | None
+    linkage_sha256: str | None
+    removed: frozenset[int]
+    retained: frozenset[int]
+    trusted: frozenset[int]
+    kept: frozenset[int] | None
+    rows: dict[str, dict]          # output rel -> the manifest fields _audit_file reads
+
+
+@dataclass
+class AuditContext:
+    """A worker's (or the driver's) view: the config plus the linkage table's terms."""
+
+    cfg: AuditConfig
+    global_terms: TermSet
+    per_output: dict[str, TermSet]
+    link_rows: dict[str, dict]
+
+
+class LinkageMismatch(RequestError):
+    """A worker read other bytes than the driver at the linkage table's path (exit 2)."""
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def audit_setup(cfg: AuditConfig) -> AuditContext:
+    """On each worker: read the linkage table at the driver's path (refused unless its bytes
+    are the driver's: a worker that audits without the original values would find nothing)."""
+    quiet_pydicom()
+    if cfg.linkage is None:
+        return AuditContext(cfg, TermSet(), {}, {})
+    try:
+        same = _file_sha256(Path(cfg.linkage)) == cfg.linkage_sha256
+    except OSError:
+        same = False
+    if not same:
+        raise LinkageMismatch("a worker cannot read the linkage table this machine reads, at the same path: "
+                              "OUTPUT and the linkage table must be on a file system every worker shares")
+    global_terms, _, per_output, _, link_rows = _load_terms(Path(cfg.linkage), AuditReport())
+    return AuditContext(cfg, global_terms, per_output, link_rows)
+
+
+def audit_one(ctx: AuditContext, item: tuple[int, str, str]) -> dict:
+    """One file of OUTPUT (``item``: index, path relative to OUTPUT, the path as reports
+    show it): ``{"dicom": 0|1, "findings": [(kind, where, detail)]}``."""
+    _, rel, shown = item
+    cfg = ctx.cfg
+    report = AuditReport()
+    try:
+        _audit_file(Path(cfg.output) / rel, shown, cfg.rows.get(rel), set(cfg.removed),
+                    [ctx.global_terms, ctx.per_output.get(rel, TermSet())], report, cfg.retained, cfg.kept, cfg.pixels,
+                    cfg.trusted, ctx.link_rows.get(rel))
+    except Exception as exc:      # a file the checks choke on is a finding (never the library's text), not a crash
+        report.add("unreadable", shown, f"cannot be checked ({type(exc).__name__})")
+    return {"dicom": report.dicom_files, "findings": [(f.kind, f.where, f.detail) for f in report.findings]}
+
+
+NOT_AUDITED = "not audited: {reason}"
+
+
 def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
-          progress: Callable[[int, int], None] | None = None) -> AuditReport:
+          progress: Callable[[int, int], None] | None = None, executor: Executor | None = None,
+          workers: int = 1) -> AuditReport:
     """``pixels`` (default): also read every frame of every written image with the burned-in
     text finder (deid.pixeltext, as `vindr anonymize --burned-in` shows it, the linkage
     table's original values as hints) and report readable text that is not an allowed marker,
     and a mask of the anonymizer's that no longer holds one value, with frame and box (never
     the text); see ``_check_pixels``. ``pixels=False`` skips the pixel data (headers only).
-    ``progress(done, total)`` is called after each path under OUTPUT (for a progress bar)."""
+    ``progress(done, total)`` is called after each file read (for a progress bar).
+
+    The per-file work (headers, bytes, pixels) runs through ``executor`` (None: here, in
+    this process; ``--executor local|dask``: :mod:`vindr_cli.runner.backend`) with
+    ``workers`` local workers; paths, state files and the manifest are checked here. A file
+    whose worker died or outran the time limit is a ``not-audited`` finding. The report is
+    the same, finding for finding and in the same order, whatever the executor."""
     quiet_pydicom()
     output = output.resolve()
     report = AuditReport()
@@ -632,44 +718,83 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
     if not manifest_path.exists():
         report.add("manifest", "manifest.parquet", "missing manifest")
     by_output = {r["output"]: r for r in manifest if r.get("status") == "ok" and r.get("output")}
+    linkage_sha = None
+    if linkage is not None:
+        try:
+            linkage_sha = _file_sha256(linkage)
+        except OSError:
+            linkage_sha = None
     global_terms, path_terms, per_output, date_terms, link_rows = _load_terms(linkage, report)
     trusted = trusted_tags(run if isinstance(run, dict) else {})
     kept = kept_tags(run if isinstance(run, dict) else {})
     report.terms = len(global_terms.single) + len(global_terms.multi)
+    cfg = AuditConfig(output=str(output), pixels=pixels, linkage=None if linkage is None else str(Path(linkage).resolve()),
+                      linkage_sha256=linkage_sha, removed=frozenset(removed), retained=frozenset(retained),
+                      trusted=trusted, kept=kept,
+                      rows={rel: {k: r.get(k) for k in ("redactions", "review_boxes", "pixel_sha256")} for rel, r in by_output.items()})
 
     seen: set[str] = set()
+    order: list = []        # the walk in path order: lists of findings made here, and file items (read by workers)
+    work: list[tuple[int, str, str]] = []
     paths = sorted(output.rglob("*"))
-    for done, p in enumerate(paths, 1):
-        if progress is not None:
-            progress(done - 1, len(paths))
+    for p in paths:
         rel = p.relative_to(output).as_posix()
         hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
         shown = report.shown(rel, [global_terms, path_terms] if hit else [])
+        mark = len(report.findings)
         if p.is_symlink():
             report.add("link", shown, "symbolic link inside OUTPUT (it may point at raw data)")
-            continue
-        if not p.is_file():
+        elif not p.is_file():
             if hit:
                 report.add("phi-path", shown, "an original identifying value in a folder name")
-            continue
-        report.files += 1
-        if hit:
-            report.add("phi-path", shown, "an original identifying value in the path")
-        if rel in OWN_FILES or rel.startswith(STATE_DIR + "/"):
-            if rel.startswith(STATE_DIR + "/") and not STATE_FILES.match(rel):
-                report.add("stray-file", shown, "file not written by vindr inside its state folder")
-            text_toks = tokens(decode_all(p.read_bytes()))
-            if global_terms.found_in(text_toks) or date_terms.found_in(text_toks):
-                report.add("phi", shown, "an original identifying value in a vindr table or state file")
-            continue
-        row = by_output.get(rel)
-        if row is None:
-            report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
-        seen.add(rel)
-        _audit_file(p, shown, row, removed, [global_terms, per_output.get(rel, TermSet())], report, retained, kept, pixels,
-                    trusted, link_rows.get(rel))
+        else:
+            report.files += 1
+            if hit:
+                report.add("phi-path", shown, "an original identifying value in the path")
+            if rel in OWN_FILES or rel.startswith(STATE_DIR + "/"):
+                if rel.startswith(STATE_DIR + "/") and not STATE_FILES.match(rel):
+                    report.add("stray-file", shown, "file not written by vindr inside its state folder")
+                text_toks = tokens(decode_all(p.read_bytes()))
+                if global_terms.found_in(text_toks) or date_terms.found_in(text_toks):
+                    report.add("phi", shown, "an original identifying value in a vindr table or state file")
+            else:
+                if rel not in by_output:
+                    report.add("stray-file", shown, "file not listed as an output in manifest.parquet")
+                seen.add(rel)
+                work.append((len(work), rel, shown))
+        order.append(report.findings[mark:])
+        del report.findings[mark:]
+        if work and work[-1][1] == rel:
+            order.append(work[-1])
+    results: dict[int, object] = {}
+    total = len(work)
     if progress is not None:
-        progress(len(paths), len(paths))
+        progress(0, total)
+    ex = None if executor is None else executor.sized(workers, total)
+    if ex is None or isinstance(ex, InProcessExecutor):     # here: the tables are read once, by this process
+        ctx = AuditContext(cfg, global_terms, per_output, link_rows)
+        stream = ((it, audit_one(ctx, it)) for it in work)
+    else:
+        stream = ex.run(audit_one, work, setup=audit_setup, config=cfg)
+    try:
+        for done, (it, res) in enumerate(stream, 1):
+            results[it[0]] = res
+            if progress is not None:
+                progress(done, total)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:     # an early end: the executor drops what has not started
+            close()
+    for entry in order:
+        if isinstance(entry, list):
+            report.findings.extend(entry)
+            continue
+        res = results[entry[0]]
+        if isinstance(res, ItemFailed):      # its worker died or outran the time limit: not known to be clean
+            report.add("not-audited", entry[2], NOT_AUDITED.format(reason=res.reason))
+            continue
+        report.dicom_files += res["dicom"]
+        report.findings.extend(Finding(*f) for f in res["findings"])
     for rel in by_output:
         if rel not in seen:
             report.add("missing-output", report.shown(rel), "listed in manifest.parquet but missing")

@@ -174,7 +174,7 @@ def anonymize_exclusions(manifest_rows: list[dict]) -> dict[str, dict[str, int]]
 # tests/test_redteam2.py keeps the two in step): a key of a report's findings_by_kind that is
 # not one of them (a hand-edited report) is counted as "(other)", never quoted.
 AUDIT_KINDS = frozenset({
-    "code-meaning", "file-meta", "group-length", "link", "manifest", "missing-output", "not-kept", "not-marked",
+    "code-meaning", "file-meta", "group-length", "link", "manifest", "missing-output", "not-audited", "not-kept", "not-marked",
     "overlay-curve", "phi", "phi-bytes", "phi-path", "pixel-data", "pixel-hash", "pixel-mask", "pixel-scan",
     "pixel-text", "post-pixel", "private", "removed-tag", "state", "stray-file", "table", "unknown-tag",
     "unreadable", "vr-mismatch", "url", "binary", "vr-grammar", "unsafe-text", "identifying-value"})

@@ -20,15 +20,18 @@ EXECUTORS = ("local", "dask")
 @contextmanager
 def open_executor(kind: str, scheduler: str | None, *, input: Path, output: Path | None = None,
                   task_timeout: float | None = None) -> Iterator[Any]:
-    """The executor a batch command asked for: None for ``local`` (the stage makes its own
-    pool from ``-j``), a connected :class:`~vindr_cli.runner.cluster.DaskExecutor` for
+    """The executor a batch command asked for: for ``local`` a
+    :class:`~vindr_cli.runner.executor.LocalExecutor` (the stage sizes its pool from ``-j``;
+    ``task_timeout`` seconds per item, default 1800), for ``dask`` a connected :class:`~vindr_cli.runner.cluster.DaskExecutor` for
     ``dask`` (scheduler from ``scheduler``, else ``$VINDR_SCHEDULER``), closed after the run."""
     if kind not in EXECUTORS:
         raise RequestError(f"--executor must be one of {', '.join(EXECUTORS)}")
     if task_timeout is not None and not task_timeout > 0:
         raise RequestError("--task-timeout must be a positive number of seconds")
     if kind == "local":
-        yield None
+        from vindr_cli.runner.executor import DEFAULT_TASK_TIMEOUT, LocalExecutor
+
+        yield LocalExecutor(DEFAULT_TASK_TIMEOUT if task_timeout is None else task_timeout)
         return
     address = scheduler or os.environ.get(ENV)
     if not address:

@@ -23,7 +23,9 @@ import logging
 import os
 import secrets
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from concurrent.futures import CancelledError
@@ -36,12 +38,16 @@ from distributed.comm.core import CommClosedError
 
 from vindr_cli.errors import InternalError, RequestError
 from vindr_cli.runner.discover import STATE_DIR
-from vindr_cli.runner.executor import WORKER_DIED, Executor, ItemFailed, Setup, Task
+from vindr_cli.runner.executor import TIMED_OUT, WORKER_DIED, Executor, ItemFailed, Setup, Task
 
 WORKERS_S = 30.0          # waiting for a first worker
-IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per item is ms, not µs
+IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per task is ms, not µs
 PROBE = ".vindr-probe-"    # the token file under OUTPUT/.vindr/tmp
-TIMED_OUT = "took longer than the per-file time limit (--task-timeout); nothing of it was written"
+BATCH_ENV = "VINDR_DASK_BATCH"   # a fixed number of items per Dask task (default: chosen as the run goes)
+TARGET_TASK_S = 1.0       # auto batch: about this much work per Dask task (the scheduler's ms per task amortised)
+FIRST_BATCH = 4           # auto batch: items per task until a first batch has been timed
+MAX_BATCH = 512           # auto batch: at most (tiny items: one task's results stay a small message)
+TASKS_PER_WORKER = 4      # auto batch: a batch never so large that a worker gets fewer tasks than this
 SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
           "this machine, at the same paths")
 
@@ -49,6 +55,12 @@ SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every wo
 # --- on the workers -------------------------------------------------------------------------
 _dask_ctx: dict[str, tuple[bool, Any]] = {}     # run id -> (ok, ctx or the setup's exception), per worker process
 _dask_lock = threading.Lock()
+_dask_items = [0]          # items this worker process has run (all runs): items_run()
+
+
+def items_run() -> int:
+    """How many items this worker process has run (for ``client.run``: where work went)."""
+    return _dask_items[0]
 
 
 def dask_setup(run_id: str, setup: Setup, config: Any) -> None:
@@ -77,14 +89,35 @@ class Raised:
     exc: Exception
 
 
-def _dask_call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
-    """One item on a Dask worker: ``task(ctx, item)`` with the ctx the plugin built; with a
-    ``timeout``, in a thread of its own, and ``ItemFailed(TIMED_OUT)`` if it is not done in
-    time. An exception comes back as :class:`Raised`."""
+NOT_RUN = "not run: an earlier item of its batch outran the time limit"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one Dask task returns: a result per item (``ItemFailed(NOT_RUN)`` for items
+    after one that timed out: the worker is held by that item's thread, they go again
+    alone), and the seconds the items took, for the auto batch size."""
+
+    results: list
+    seconds: float
+
+
+def _dask_batch(items: list, task: Task, run_id: str, timeout: float | None) -> Any:
+    """Several items on a Dask worker, one after another (:func:`_call` each); an
+    exception (the task's, not an input's fault) comes back as :class:`Raised`."""
+    t0 = time.perf_counter()
+    out: list = []
     try:
-        return _call(item, task, run_id, timeout)
+        for item in items:
+            r = _call(item, task, run_id, timeout)
+            _dask_items[0] += 1
+            out.append(r)
+            if isinstance(r, ItemFailed) and r.reason == TIMED_OUT:
+                out += [ItemFailed(NOT_RUN)] * (len(items) - len(out))
+                break
     except Exception as exc:
         return Raised(exc)
+    return Batch(out, time.perf_counter() - t0)
 
 
 def _call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
@@ -275,22 +308,43 @@ def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
         pass
 
 
+def batch_size(per_item_s: float | None, remaining: int | None, workers: int, fixed: int | None = None) -> int:
+    """Items per Dask task: ``fixed`` if given; else about :data:`TARGET_TASK_S` of work
+    (``per_item_s``, measured; :data:`FIRST_BATCH` until then), at most :data:`MAX_BATCH`,
+    and never so many that the ``remaining`` items give a worker fewer than
+    :data:`TASKS_PER_WORKER` tasks (a run's tail stays spread over the workers)."""
+    if fixed:
+        return max(1, fixed)
+    n = FIRST_BATCH if per_item_s is None else int(TARGET_TASK_S / max(per_item_s, 1e-6))
+    if remaining is not None:
+        n = min(n, remaining // (TASKS_PER_WORKER * workers))
+    return max(1, min(n, MAX_BATCH))
+
+
 class DaskExecutor(Executor):
     """Items run on a Dask cluster through ``client`` (a ``distributed.Client``); see the
-    module docstring. ``in_flight`` items are submitted at a time (default 8 per worker
-    thread, at least 256: the scheduler queues them, and a round trip costs milliseconds),
-    in one call per batch, and what finished meanwhile is fetched in one gather;
-    ``task_timeout`` seconds per item (None: no limit). ``paths`` (label -> path, e.g. INPUT, OUTPUT) are checked on every worker before the first item is sent
+    module docstring. Items go several to a Dask task (``batch`` per task, or, None, sized
+    as the run goes by :func:`batch_size`: about a second of work per task, so the
+    scheduler's milliseconds per task are amortised); at least ``in_flight`` items are out
+    at a time (default 8 per worker thread, at least 256), submitted in one call, and what
+    finished meanwhile is fetched in one gather. Every item still gets its own result. A
+    batch whose workers kept dying (``KilledWorker``) is split: its items go again one per
+    task, and only one that kills its workers alone is ``ItemFailed(WORKER_DIED)``. An item
+    over ``task_timeout`` seconds (None: no limit) is ``ItemFailed(TIMED_OUT)`` and the
+    items after it in its batch go again one per task. ``paths`` (label -> path, e.g.
+    INPUT, OUTPUT) are checked on every worker before the first item is sent
     (:func:`check_workers`)."""
 
     def __init__(self, client: Any, *, in_flight: int | None = None, task_timeout: float | None = None,
-                 paths: dict[str, Any] | None = None, output: Any = None):
+                 paths: dict[str, Any] | None = None, output: Any = None, batch: int | None = None):
         self.client = client
         self.workers = worker_threads(client)
         self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
         self.task_timeout = task_timeout
         self.paths = dict(paths or {})
         self.output = output
+        self.batch = batch
+        self.batches: list[int] = []             # the size of every task sent (a run's record)
         self.submitted: list[tuple] = []         # what was sent, for tests (arguments only), if asked
         self.record = False
 
@@ -301,28 +355,68 @@ class DaskExecutor(Executor):
         if self.record:
             self.submitted.append((plugin,))
         register(self.client, plugin)
+        remaining = len(items) if hasattr(items, "__len__") else None      # not yet taken from ``it``
         it, futs = iter(items), {}
+        alone: deque = deque()                # items to send one per task (their batch failed as a whole)
+        out = [0]                             # items out now
+        per_item: list[float] = []            # measured seconds per item (a moving average)
         done = as_completed(loop=self.client.loop)
 
-        def submit(n: int) -> None:           # one call to the scheduler for n items
-            batch = list(islice(it, n))
-            if not batch:
+        def size() -> int:
+            return batch_size(per_item[0] if per_item else None, remaining, self.workers, self.batch)
+
+        def submit(n: int) -> None:           # one call to the scheduler for about n items
+            nonlocal remaining
+            groups: list[list] = []
+            while alone and n > 0:
+                groups.append([alone.popleft()])
+                n -= 1
+            while n > 0:
+                group = list(islice(it, min(size(), n)))
+                if not group:
+                    break
+                if remaining is not None:
+                    remaining -= len(group)
+                groups.append(group)
+                n -= len(group)
+            if not groups:
                 return
             if self.record:
-                self.submitted.extend((item, task, run_id, self.task_timeout) for item in batch)
-            fs = self.client.map(_dask_call, batch, task=task, run_id=run_id, timeout=self.task_timeout, pure=False)
-            for f, item in zip(fs, batch):
-                futs[f] = item
+                self.submitted.extend((g, task, run_id, self.task_timeout) for g in groups)
+            fs = self.client.map(_dask_batch, groups, task=task, run_id=run_id, timeout=self.task_timeout, pure=False)
+            for f, g in zip(fs, groups):
+                futs[f] = g
                 done.add(f)
+                self.batches.append(len(g))
+                out[0] += len(g)
 
         try:
             submit(self.in_flight)
-            for batch in done.batches():      # what finished meanwhile: one gather for all of it
-                results = outcomes(self.client, batch)
-                restart_hung(self.client, [f for f, r in zip(batch, results) if r == ItemFailed(TIMED_OUT)])
-                for f, result in zip(batch, results):
-                    yield futs.pop(f), result
-                submit(len(batch))
+            for finished in done.batches():      # what finished meanwhile: one gather for all of it
+                results = outcomes(self.client, finished)
+                hung = []
+                for f, result in zip(finished, results):
+                    group = futs.pop(f)
+                    out[0] -= len(group)
+                    if isinstance(result, ItemFailed):          # KilledWorker: the task, whole
+                        if len(group) > 1:
+                            alone.extend(group)                 # which item kills workers? each alone
+                        else:
+                            yield group[0], result
+                        continue
+                    ran = sum(not (isinstance(r, ItemFailed) and r.reason == NOT_RUN) for r in result.results)
+                    if ran:
+                        seconds = result.seconds / ran
+                        per_item[:] = [seconds if not per_item else 0.7 * per_item[0] + 0.3 * seconds]
+                    for item, r in zip(group, result.results):
+                        if isinstance(r, ItemFailed) and r.reason == NOT_RUN:
+                            alone.append(item)
+                            continue
+                        if isinstance(r, ItemFailed) and r.reason == TIMED_OUT:
+                            hung.append(f)
+                        yield item, r
+                restart_hung(self.client, hung)
+                submit(max(self.in_flight, 2 * self.workers * size()) - out[0])
         finally:
             finish(self.client, list(futs), plugin)
 
@@ -330,12 +424,16 @@ class DaskExecutor(Executor):
 def open_dask(address: str, *, input: Path, output: Path | None = None,
               task_timeout: float | None = None) -> tuple[Any, DaskExecutor]:
     """(client, executor) for the scheduler at ``address``; the paths the workers must see
-    are INPUT and OUTPUT's folder (OUTPUT itself may not exist yet: the run checks it)."""
+    are INPUT and OUTPUT's folder (OUTPUT itself may not exist yet: the run checks it).
+    ``$VINDR_DASK_BATCH`` (a positive number) fixes the items per Dask task."""
+    fixed = os.environ.get(BATCH_ENV, "").strip()
+    if fixed and not (fixed.isdigit() and int(fixed) > 0):
+        raise RequestError(f"${BATCH_ENV} must be a positive whole number of items per Dask task")
     client = connect(address)
     paths = {"INPUT": Path(input).resolve()}
     if output is not None:
         paths["OUTPUT"] = Path(output).resolve().parent
-    return client, DaskExecutor(client, task_timeout=task_timeout, paths=paths,
+    return client, DaskExecutor(client, task_timeout=task_timeout, paths=paths, batch=int(fixed) if fixed else None,
                                 output=None if output is None else Path(output).resolve())
 
 
@@ -346,5 +444,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "DaskExecutor", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "check_workers", "connect",
+__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "check_workers", "connect",
            "open_dask", "close", "outcomes", "worker_threads"]

@@ -29,8 +29,13 @@ rather than the driver (the batch).
 
 Two local executors are here:
 
-* :class:`InProcessExecutor` — one worker, this process (tests, ``-j 1``, tiny inputs);
+* :class:`InProcessExecutor` — one worker, this process (tests, ``-j 1``, tiny inputs); it
+  cannot stop a hung item (no per-item time limit: there is no other process to kill);
 * :class:`ProcessExecutor` — a local ``concurrent.futures.ProcessPoolExecutor``.
+
+and :class:`LocalExecutor`, what ``--executor local`` gives a stage: the pool's settings
+(``--task-timeout``) without its size, which :meth:`Executor.sized` picks at run time from
+``-j`` and the number of items (:func:`make_executor`).
 
 A third runs the same work on a Dask cluster, in its own module so that a local run never
 imports Dask:
@@ -66,7 +71,9 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import islice
@@ -81,6 +88,8 @@ WORKER_DIED = "worker process died (out of memory or killed) while reading this 
 PR_SET_PDEATHSIG = 1             # <linux/prctl.h>
 WATCHDOG_S = 1.0                 # how often a worker without prctl checks that its parent lives
 OOM_SCORE_ADJ = 500              # workers go first when memory runs out (the driver holds the batch)
+TIMED_OUT = "took longer than the per-file time limit (--task-timeout); nothing of it was written"
+DEFAULT_TASK_TIMEOUT = 1800.0    # seconds: a 2k radiograph takes < 1 s; only a hung file comes near it
 
 _worker_state: dict[str, Any] = {}
 
@@ -114,6 +123,11 @@ class Executor(ABC):
         """Yield ``(item, result)`` in completion order; ``result`` is an :class:`ItemFailed`
         for an item the executor could not finish. A generator: the runner calls its
         ``close()`` when it stops early, and the executor then cancels what has not started."""
+
+    def sized(self, workers: int, items: int | None = None) -> "Executor":
+        """The executor to run ``items`` items with ``-j workers``: itself (a Dask cluster
+        or a pool built by hand has its own size); :class:`LocalExecutor` chooses here."""
+        return self
 
 
 class InProcessExecutor(Executor):
@@ -171,19 +185,36 @@ def prefer_oom_kill(score: int = OOM_SCORE_ADJ) -> bool:
         return False
 
 
-def _init(setup: Setup, config: Any, driver: int | None = None) -> None:
+def _init(setup: Setup, config: Any, driver: int | None = None, slots: Any = None) -> None:
     die_with_parent(driver)
     prefer_oom_kill()
+    if slots is not None:            # claim this process's slot: [pid, seq, start] (see ProcessExecutor)
+        with slots.get_lock():
+            for i in range(0, len(slots), 3):
+                if slots[i] == 0:
+                    slots[i] = os.getpid()
+                    _worker_state["slot"] = (slots, i)
+                    break
     try:
         _worker_state["ctx"] = setup(config)
     except BaseException as exc:     # raised again by each task, so the driver sees why
         _worker_state["error"] = exc
 
 
-def _call(task: Task, item: Any) -> Any:
+def _call(task: Task, item: Any, seq: int = 0) -> Any:
     if "error" in _worker_state:
         raise _worker_state["error"]
-    return task(_worker_state["ctx"], item)
+    slot = _worker_state.get("slot")
+    if slot is None or not seq:
+        return task(_worker_state["ctx"], item)
+    slots, i = slot
+    with slots.get_lock():           # the driver reads (seq, start) together, under the same lock
+        slots[i + 1], slots[i + 2] = seq, time.monotonic()
+    try:
+        return task(_worker_state["ctx"], item)
+    finally:
+        with slots.get_lock():
+            slots[i + 1] = 0
 
 
 def _ready() -> bool:
@@ -192,24 +223,68 @@ def _ready() -> bool:
     return True
 
 
+class _Queue:
+    """The items still to run: those handed back after a pool was torn down first, then the rest."""
+
+    def __init__(self, items: Iterable[Any]):
+        self.front: deque[Any] = deque()
+        self.rest = iter(items)
+
+    def take(self, n: int) -> list[Any]:
+        out = [self.front.popleft() for _ in range(min(n, len(self.front)))]
+        out += islice(self.rest, n - len(out))
+        return out
+
+
+def _overdue(slots: Any, timeout: float) -> list[tuple[int, int]]:
+    """(pid, seq) of every worker whose current item has run longer than ``timeout`` s."""
+    now = time.monotonic()
+    with slots.get_lock():
+        got = [(int(slots[i]), int(slots[i + 1]), slots[i + 2]) for i in range(0, len(slots), 3)]
+    return [(pid, seq) for pid, seq, start in got if pid and seq and now - start > timeout]
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:       # it ended meanwhile
+        pass
+
+
 class ProcessExecutor(Executor):
     """A local process pool; ``in_flight`` items submitted at a time (default 4 per worker).
 
     A worker that dies (``BrokenProcessPool``) costs only the item that killed it: the
     items in flight then are tried again one at a time, each alone in a one-worker pool
     (kept while its worker lives), so the culprit is the item whose worker dies again; it
-    comes back as ``ItemFailed(WORKER_DIED)``. Then a fresh pool takes the rest."""
+    comes back as ``ItemFailed(WORKER_DIED)``. Then a fresh pool takes the rest.
 
-    def __init__(self, workers: int, in_flight: int | None = None):
+    ``task_timeout`` (seconds, None: no limit): each worker notes in shared memory which
+    item it holds and since when; the driver looks every ``poll`` seconds, kills a worker
+    whose item is overdue, and that item is ``ItemFailed(TIMED_OUT)``; the other items in
+    flight then go, first, to a fresh pool (they are not suspects: the culprit is known)."""
+
+    def __init__(self, workers: int, in_flight: int | None = None, task_timeout: float | None = None):
         self.workers = max(1, workers)
         self.in_flight = in_flight or 4 * self.workers
+        self.task_timeout = task_timeout
+        self.poll = None if task_timeout is None else min(1.0, max(0.02, task_timeout / 10))
+        self._seq = 0
 
-    @staticmethod
-    def _pool(workers: int, setup: Setup, config: Any) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(setup, config, os.getpid()))
+    def _pool(self, workers: int, setup: Setup, config: Any) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context()
+        slots = None if self.task_timeout is None else ctx.Array("d", 3 * workers)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                                   initargs=(setup, config, os.getpid(), slots))
+        pool.vindr_slots = slots    # type: ignore[attr-defined]
+        return pool
+
+    def _submit(self, pool: ProcessPoolExecutor, task: Task, item: Any) -> tuple[Future, int]:
+        self._seq += 1
+        return pool.submit(_call, task, item, self._seq if self.task_timeout is not None else 0), self._seq
 
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        it = iter(items)
+        queue = _Queue(items)
         suspects: deque[Any] = deque()
         pools: list[ProcessPoolExecutor] = []     # the live ones, for the finally below
         try:
@@ -220,7 +295,7 @@ class ProcessExecutor(Executor):
                     continue
                 pool = self._pool(self.workers, setup, config)
                 pools.append(pool)
-                more = yield from self._batch(pool, task, it, suspects)
+                more = yield from self._batch(pool, task, queue, suspects)
                 pools.remove(pool)
                 pool.shutdown(wait=True, cancel_futures=True)
         finally:
@@ -228,45 +303,65 @@ class ProcessExecutor(Executor):
             for pool in pools:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _batch(self, pool: ProcessPoolExecutor, task: Task, it: Iterator[Any],
+    def _batch(self, pool: ProcessPoolExecutor, task: Task, queue: _Queue,
                suspects: deque[Any]) -> Iterator[tuple[Any, Any]]:
-        """Run items from ``it`` on ``pool`` until it is exhausted (returns False) or a worker
-        dies (returns True, with the items then in flight added to ``suspects``)."""
+        """Run items from ``queue`` on ``pool`` until it is exhausted (returns False) or a
+        worker dies (returns True, with the items then in flight added to ``suspects``, or,
+        when the driver killed it for the time limit, handed back to ``queue``)."""
         pending: dict[Future, Any] = {}
+        by_seq: dict[int, Future] = {}        # the items in flight, by the number their worker notes
+        seq_of: dict[Future, int] = {}
+        timed_out: set[Future] = set()
 
         def fill(n: int) -> bool:
-            for item in islice(it, n):
+            taken = queue.take(n)
+            for i, item in enumerate(taken):
                 try:
-                    pending[pool.submit(_call, task, item)] = item
+                    fut, seq = self._submit(pool, task, item)
                 except BrokenProcessPool:    # a worker died while idle: this one never started
                     suspects.append(item)
+                    queue.front.extendleft(reversed(taken[i + 1:]))     # nor these: back to the queue
                     return False
+                pending[fut] = item
+                by_seq[seq], seq_of[fut] = fut, seq
             return True
 
         alive = fill(self.in_flight)
         while pending or not alive:
             finished: set[Future] = set()
             if alive:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=self.poll, return_when=FIRST_COMPLETED)
                 alive = not any(isinstance(f.exception(), BrokenProcessPool) for f in finished)
+                if alive and self.task_timeout is not None:
+                    for pid, seq in _overdue(pool.vindr_slots, self.task_timeout):   # type: ignore[attr-defined]
+                        fut = by_seq.get(seq)
+                        if fut is not None and fut in pending and not fut.done():
+                            timed_out.add(fut)
+                            _kill(pid)
             if not alive:
                 if pending:
                     wait(pending)             # the pool fails every other pending future too
                 for fut, item in pending.items():
-                    if isinstance(fut.exception(), BrokenProcessPool):
-                        suspects.append(item)
-                    else:
+                    if not isinstance(fut.exception(), BrokenProcessPool):
                         yield item, fut.result()      # finished before the death: kept
+                    elif fut in timed_out:
+                        yield item, ItemFailed(TIMED_OUT)
+                    elif timed_out:
+                        queue.front.append(item)      # the death was ours: not a suspect
+                    else:
+                        suspects.append(item)
                 return True
             for fut in finished:
                 item = pending.pop(fut)
+                by_seq.pop(seq_of.pop(fut), None)
                 yield item, fut.result()
             alive = fill(self.in_flight - len(pending))
         return False
 
     def _alone(self, task: Task, suspects: deque[Any], setup: Setup, config: Any,
                pools: list[ProcessPoolExecutor]) -> Iterator[tuple[Any, Any]]:
-        """Each suspect alone in a one-worker pool: one whose worker dies is the culprit."""
+        """Each suspect alone in a one-worker pool: one whose worker dies is the culprit
+        (one that outruns the time limit is killed there and is ``TIMED_OUT``)."""
         pool: ProcessPoolExecutor | None = None
 
         def drop() -> None:
@@ -288,14 +383,21 @@ class ProcessExecutor(Executor):
                                                 "killed), before it read any file") from None
                 item = suspects[0]
                 try:
-                    fut = pool.submit(_call, task, item)
+                    fut, _ = self._submit(pool, task, item)
                 except BrokenProcessPool:    # the worker died while idle: not this item's doing
                     drop()
                     continue
                 try:
-                    result = fut.result()
+                    result = fut.result(timeout=self.task_timeout)
                 except BrokenProcessPool:
                     result = ItemFailed(WORKER_DIED)
+                    drop()
+                except FutureTimeout:        # the pool's one worker holds it: kill that worker
+                    slots = pool.vindr_slots      # type: ignore[attr-defined]
+                    for i in range(0, len(slots), 3):
+                        if slots[i]:
+                            _kill(int(slots[i]))
+                    result = ItemFailed(TIMED_OUT)
                     drop()
                 suspects.popleft()
                 yield item, result
@@ -304,8 +406,26 @@ class ProcessExecutor(Executor):
                 drop()
 
 
-def make_executor(workers: int, items: int | None = None) -> Executor:
-    """The executor for ``workers`` local workers: in-process for one worker or one item."""
+class LocalExecutor(Executor):
+    """``--executor local``: this machine's pool, its size chosen at run time (``-j`` and
+    the number of items: :func:`make_executor`), with a per-item ``task_timeout``."""
+
+    def __init__(self, task_timeout: float | None = DEFAULT_TASK_TIMEOUT, workers: int | None = None):
+        self.task_timeout = task_timeout
+        self.workers = workers or 1
+        self._workers = workers
+
+    def sized(self, workers: int, items: int | None = None) -> Executor:
+        return make_executor(self._workers or workers, items, task_timeout=self.task_timeout)
+
+    def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
+        items = list(items)
+        yield from self.sized(self.workers, len(items)).run(task, items, setup=setup, config=config)
+
+
+def make_executor(workers: int, items: int | None = None, *, task_timeout: float | None = None) -> Executor:
+    """The executor for ``workers`` local workers: in-process for one worker or one item
+    (then without a time limit), else a pool with ``task_timeout`` seconds per item."""
     if workers <= 1 or (items is not None and items <= 1):
         return InProcessExecutor()
-    return ProcessExecutor(workers)
+    return ProcessExecutor(workers, task_timeout=task_timeout)

@@ -46,7 +46,7 @@ def run_pool(
     them as results: an exception escaping it stops the batch. An item whose worker died
     comes back with an :class:`~vindr_cli.runner.executor.ItemFailed` as its result.
     """
-    ex = executor or make_executor(workers, len(items))
+    ex = executor.sized(workers, len(items)) if executor is not None else make_executor(workers, len(items))
     start = time.monotonic()
     with progress_bar(console) as progress:
         task = progress.add_task(description, total=len(items), rate="")

@@ -292,7 +292,7 @@ def _run_stage(stage: Stage, input_path: Path, executor: Executor | None, worker
     stage.begin(run)                         # before `todo`: a stage may drop previous rows it cannot keep
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
-    executor = executor or make_executor(workers, len(todo))
+    executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
     start = time.monotonic()
     results = executor.run(stage.task, todo, setup=stage.setup, config=stage.config())
     try:
