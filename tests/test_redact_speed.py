@@ -132,9 +132,74 @@ def _with_text(name: str, syntax: str, photometric: str) -> pydicom.Dataset:
     return buf.getvalue()
 
 
+def reference_filt(a, k, op, axes=(0, 1)):
+    """deid.pixeltext._filt before the numpy sliding windows (scipy.ndimage), the oracle."""
+    from scipy import ndimage
+    size = tuple(k if ax in axes else 1 for ax in (0, 1))
+    f = ndimage.minimum_filter if op is np.minimum else ndimage.maximum_filter
+    return f(a, size=size, mode="nearest")
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.sampled_from(["u1", "<i2"]), st.integers(1, 40), st.integers(1, 40), st.integers(1, 12),
+       st.sampled_from([np.minimum, np.maximum]), st.sampled_from([(0, 1), (1,), (0,)]), st.integers(0, 2 ** 32 - 1))
+def test_min_max_filter_gives_ndimage_values(dtype, rows, cols, k, op, axes, seed):
+    info = np.iinfo(np.dtype(dtype))
+    a = np.random.default_rng(seed).integers(info.min, info.max, size=(rows, cols), endpoint=True).astype(dtype)
+    got = pixeltext._filt(a, k, op, axes)
+    assert got.dtype == a.dtype and np.array_equal(got, reference_filt(a, k, op, axes))
+
+
+def reference_quiet_test(th, region, n, floor, flat):
+    """The quiet-background test of deid.pixeltext._candidates before the order-statistic
+    bounds (np.percentile / np.median on every region), the oracle."""
+    peak = float(np.percentile(th[region], 90))
+    between = float(np.median(th[~region])) if n < region.size else 0.0
+    if peak < pixeltext._PEAK_ALWAYS and peak < pixeltext._QUIET_RATIO * (between + floor):
+        return True
+    return flat and between > 1
+
+
+@settings(deadline=None, max_examples=1000)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 255), st.floats(0.0, 1.0), st.sampled_from([1, 5]),
+       st.booleans(), st.integers(0, 2 ** 32 - 1))
+def test_quiet_test_gives_the_percentile_decisions(rows, cols, top, share, floor, flat, seed):
+    rng = np.random.default_rng(seed)
+    # values around the thresholds, with many ties (top-hats are small integers)
+    th = rng.integers(0, top, size=(rows, cols), endpoint=True).astype(np.int16)
+    region = rng.random((rows, cols)) < share
+    region.flat[0] = True
+    n = int(region.sum())
+    assert pixeltext._quiet_test(th, region, n, floor, flat) == reference_quiet_test(th, region, n, floor, flat)
+
+
+def reference_work(image):
+    """deid.pixeltext._work before the strided adds (a reshape summed over two axes), the oracle."""
+    s = max(1, -(-max(image.shape) // pixeltext._WORK_MAX))
+    h, w = (image.shape[0] // s) * s, (image.shape[1] // s) * s
+    if s == 1:
+        return image.astype(np.int16), 1
+    a = image[:h, :w].reshape(h // s, s, w // s, s).sum(axis=(1, 3), dtype=np.uint32) // (s * s)
+    return a.astype(np.int16), s
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(1, 5000), st.integers(1, 40), st.booleans(), st.integers(0, 2 ** 32 - 1))
+def test_working_image_gives_the_block_sum_values(long_side, short_side, tall, seed):
+    shape = (long_side, short_side) if tall else (short_side, long_side)
+    image = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+    image.flat[-1] = 255
+    got, s = pixeltext._work(image)
+    want, s_want = reference_work(image)
+    assert s == s_want and got.dtype == want.dtype and np.array_equal(got, want)
+
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
+    monkeypatch.setattr(pixeltext, "_filt", reference_filt)
+    monkeypatch.setattr(pixeltext, "_quiet_test", reference_quiet_test)
+    monkeypatch.setattr(pixeltext, "_work", reference_work)
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
