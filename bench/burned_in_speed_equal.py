@@ -33,18 +33,22 @@ for p in (REPO, REPO / "tests"):
         sys.path.insert(0, str(p))
 
 from vindr_cli.deid import pixeltext, redact  # noqa: E402
-from test_redact_speed import reference_display, reference_filt, reference_quiet_test, reference_work  # noqa: E402
+from test_redact_speed import (reference_components, reference_display, reference_filt,  # noqa: E402
+                               reference_quiet_test, reference_work)
 
 
 @contextlib.contextmanager
 def old_path():
-    saved = (redact.display, redact._PREFERRED, pixeltext._filt, pixeltext._quiet_test, pixeltext._work)
+    saved = (redact.display, redact._PREFERRED, pixeltext._filt, pixeltext._quiet_test, pixeltext._work,
+             pixeltext._components)
     redact.display, redact._PREFERRED = reference_display, {}
     pixeltext._filt, pixeltext._quiet_test, pixeltext._work = reference_filt, reference_quiet_test, reference_work
+    pixeltext._components = reference_components
     try:
         yield
     finally:
-        (redact.display, redact._PREFERRED, pixeltext._filt, pixeltext._quiet_test, pixeltext._work) = saved
+        (redact.display, redact._PREFERRED, pixeltext._filt, pixeltext._quiet_test, pixeltext._work,
+         pixeltext._components) = saved
 
 
 def one(raw: bytes):

@@ -194,12 +194,39 @@ def test_working_image_gives_the_block_sum_values(long_side, short_side, tall, s
     assert s == s_want and got.dtype == want.dtype and np.array_equal(got, want)
 
 
+def reference_components(mask, cy, cx):
+    """deid.pixeltext._components before the grid was read as words (any over two axes)."""
+    from scipy import ndimage
+    h, w = mask.shape
+    gh, gw = -(-h // cy), -(-w // cx)
+    pad = np.zeros((gh * cy, gw * cx), bool)
+    pad[:h, :w] = mask
+    grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
+    labels, _ = ndimage.label(grid, structure=np.ones((3, 3), bool))
+    boxes = []
+    for sl in ndimage.find_objects(labels):
+        if sl is None:
+            continue
+        ys, xs = sl
+        boxes.append((xs.start * cx, ys.start * cy, min(w, xs.stop * cx), min(h, ys.stop * cy)))
+    return boxes
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.integers(1, 50), st.integers(1, 50), st.sampled_from([(1, 4), (1, 2), (1, 8), (1, 3), (2, 4)]),
+       st.floats(0.0, 0.5), st.integers(0, 2 ** 32 - 1))
+def test_components_give_the_any_grid_boxes(rows, cols, cells, share, seed):
+    mask = np.random.default_rng(seed).random((rows, cols)) < share
+    assert pixeltext._components(mask, *cells) == reference_components(mask, *cells)
+
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
     monkeypatch.setattr(pixeltext, "_filt", reference_filt)
     monkeypatch.setattr(pixeltext, "_quiet_test", reference_quiet_test)
     monkeypatch.setattr(pixeltext, "_work", reference_work)
+    monkeypatch.setattr(pixeltext, "_components", reference_components)
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
