@@ -31,7 +31,7 @@ VINDR = Path(sys.executable).parent / "vindr"
 def _env(checkout: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(checkout))
     r = subprocess.run([sys.executable, "-c", "import vindr_cli, pathlib; print(pathlib.Path(vindr_cli.__file__).resolve())"],
-                       env=env, capture_output=True, text=True, check=True)
+                       env=env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
     if not r.stdout.strip().startswith(str(checkout.resolve())):
         raise SystemExit(f"PYTHONPATH={checkout} does not import its own vindr_cli")
     return env
@@ -46,7 +46,7 @@ def run(checkout: Path, env: dict, src: Path, work: Path, mode: str, workers: in
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run([str(VINDR), "anonymize", str(src), str(out), "--key", str(work / "vindr.key"), "-j", str(workers),
-                        "--burned-in", mode], env=env, capture_output=True, text=True)
+                        "--burned-in", mode], env=env, capture_output=True, text=True, cwd=work)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
