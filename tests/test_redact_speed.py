@@ -56,7 +56,7 @@ def frames(draw):
     return arr
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=150)
 @given(frames(), st.sampled_from(["MONOCHROME1", "MONOCHROME2"]), st.booleans())
 def test_display_lookup_table_gives_the_float_path_bytes(arr, photometric, strided):
     frame = arr[..., None]
@@ -140,7 +140,7 @@ def reference_filt(a, k, op, axes=(0, 1)):
     return f(a, size=size, mode="nearest")
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=150)
 @given(st.sampled_from(["u1", "<i2"]), st.integers(1, 40), st.integers(1, 40), st.integers(1, 12),
        st.sampled_from([np.minimum, np.maximum]), st.sampled_from([(0, 1), (1,), (0,)]), st.integers(0, 2 ** 32 - 1))
 def test_min_max_filter_gives_ndimage_values(dtype, rows, cols, k, op, axes, seed):
@@ -160,7 +160,7 @@ def reference_quiet_test(th, region, n, floor, flat):
     return flat and between > 1
 
 
-@settings(deadline=None, max_examples=1000)
+@settings(deadline=None, max_examples=250)
 @given(st.integers(1, 30), st.integers(1, 30), st.integers(0, 255), st.floats(0.0, 1.0), st.sampled_from([1, 5]),
        st.booleans(), st.integers(0, 2 ** 32 - 1))
 def test_quiet_test_gives_the_percentile_decisions(rows, cols, top, share, floor, flat, seed):
@@ -171,6 +171,22 @@ def test_quiet_test_gives_the_percentile_decisions(rows, cols, top, share, floor
     region.flat[0] = True
     n = int(region.sum())
     assert pixeltext._quiet_test(th, region, n, floor, flat) == reference_quiet_test(th, region, n, floor, flat)
+
+
+def test_quiet_test_falls_back_to_the_percentile_when_bounds_straddle(monkeypatch):
+    """Order statistics 99 and 100 either side of the 90th percentile's index straddle
+    _PEAK_ALWAYS: np.percentile decides (99.1: dropped), as before."""
+    calls = []
+    real = np.percentile
+    monkeypatch.setattr(np, "percentile", lambda *a, **k: calls.append(1) or real(*a, **k))
+    th = np.array([[0] * 16 + [99, 99, 100, 100] + [20] * 10], np.int16)
+    region = np.zeros(th.shape, bool)
+    region[0, :20] = True
+    assert pixeltext._quiet_test(th, region, 20, 5, False) is True
+    assert calls and reference_quiet_test(th, region, 20, 5, False) is True
+    calls.clear()
+    th[0, 16:20] = 100                   # every order statistic >= 100: settled without np.percentile
+    assert pixeltext._quiet_test(th, region, 20, 5, False) is False and not calls
 
 
 def reference_work(image):
@@ -212,7 +228,7 @@ def reference_components(mask, cy, cx):
     return boxes
 
 
-@settings(deadline=None, max_examples=300)
+@settings(deadline=None, max_examples=150)
 @given(st.integers(1, 50), st.integers(1, 50), st.sampled_from([(1, 4), (1, 2), (1, 8), (1, 3), (2, 4)]),
        st.floats(0.0, 0.5), st.integers(0, 2 ** 32 - 1))
 def test_components_give_the_any_grid_boxes(rows, cols, cells, share, seed):

@@ -14,7 +14,8 @@ How:
     text-line shape (3-60 working px tall: 6-120 px on a 2k image; enough stroke pixels,
     stroke density 8-75 %) on a quiet background (stroke peak >= 5x the top-hat between the strokes, or >= 100 grey levels) are
     the candidates. An image with no text usually has none, so it costs only this step.
-    (Min/max filters and component labelling: scipy.ndimage.)
+    (Min/max filters: numpy sliding windows, the values of scipy.ndimage's; component
+    labelling: scipy.ndimage.)
  1b. Shape gate, before any OCR: a candidate whose shape cannot hold text is dropped (not
     reported): room for one glyph at most (its strokes' width < 1.2 x their height) and no
     other candidate stacked right above or below it (a turned label's letters are), or
