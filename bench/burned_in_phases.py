@@ -50,7 +50,6 @@ def phases(path: Path) -> dict:
         (arr, photometric), out["decode"] = _t(redact._frames, ds)
     img, out["display"] = _t(redact.display, arr[0], photometric)
     boxes, out["find_text"] = _t(pixeltext.find_text, img, 0, hints)
-    out["scan_total"] = None
     o, out["scan_total"] = _t(redact.scan, pydicom.dcmread(io.BytesIO(raw)), pixeltext.find_text, hints)
     if o.arr is not None:
         d2 = copy.deepcopy(ds)
@@ -106,11 +105,9 @@ def main() -> None:
             f"{np.mean(d[k]):10.4f}" if d.get(k) else f"{'-':>10s}" for k in keys))
     dec = []
     if a.decoders:
-        seen = set()
-        for f in files:
+        for f in files:                     # up to 3 images per compressed syntax
             r = decoders(f)
-            if r and r["ts"] not in seen or (r and sum(1 for x in dec if x["ts"] == r["ts"]) < 3):
-                seen.add(r["ts"])
+            if r and sum(1 for x in dec if x["ts"] == r["ts"]) < 3:
                 dec.append(r)
         for r in dec:
             print(r["ts"][:40], r["plugins"])
