@@ -77,7 +77,7 @@ def test_display_keeps_the_float_path_for_colour_and_wide_values():
 
 
 @pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "J2K_pixelrep_mismatch.dcm",
-                                  "GDCMJ2K_TextGBR.dcm", "examples_jpeg2k.dcm"])
+                                  "GDCMJ2K_TextGBR.dcm", "examples_jpeg2k.dcm", "MR_small_jpeg_ls_lossless.dcm"])
 def test_preferred_decoder_gives_pydicom_default_values(name):
     ds = pydicom.dcmread(_real(name))
     assert str(ds.file_meta.TransferSyntaxUID) in redact._PREFERRED

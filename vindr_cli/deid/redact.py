@@ -47,10 +47,12 @@ FINDER_FAILED = "the burned-in text finder failed on this image"
 UNSUPPORTED = "pixel data layout not supported by the burned-in text scan (not released by --burned-in redact|quarantine)"
 TEXT_FOUND = "identifying text found in the pixels (--burned-in quarantine)"
 
-# decoders chosen for the scan where pydicom's default is slower on the same (lossless) data:
-# JPEG 2000 lossless through pylibjpeg-openjpeg, about 20 % less CPU than GDCM on a 2k frame
-# (bench/burned_in_phases.py --decoders); the values are the same (tests/test_redact_speed.py)
-_PREFERRED = {"1.2.840.10008.1.2.4.90": "pylibjpeg"}
+# decoders chosen for the scan where pydicom's default (GDCM, which also spends CPU on threads)
+# is slower on the same lossless data: JPEG 2000 lossless through pylibjpeg-openjpeg, about
+# 20 % less CPU on a 2k frame (bench/burned_in_phases.py --decoders; vindr decode prefers
+# OpenJPEG too, pixels/backends.py); JPEG-LS lossless through pyjpegls (CharLS), 40-50 % less
+# on 2k frames of 8-16 bits. The values are the same (tests/test_redact_speed.py).
+_PREFERRED = {"1.2.840.10008.1.2.4.90": "pylibjpeg", "1.2.840.10008.1.2.4.80": "pyjpegls"}
 
 Finder = Callable[..., list]
 Box = tuple[int, int, int, int, int]          # frame, x0, y0, x1, y1
