@@ -120,26 +120,28 @@ def clear_high_bits(ds) -> int:
     return changed
 
 
-def _frames(ds) -> tuple[np.ndarray, str]:
-    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
+def _pixel_array(ds) -> np.ndarray:
+    """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), else
+    pydicom's own choice. Raises what the decoder raises."""
     from pydicom.pixels import pixel_array
 
-    arr = None
     preferred = _PREFERRED.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
-    if preferred is not None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                arr = pixel_array(ds, decoding_plugin=preferred)
-        except Exception:      # not installed, or it cannot decode this one: pydicom's own choice
-            arr = None
-    if arr is None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                arr = pixel_array(ds)
-        except Exception as exc:   # any decoder failure: the file fails, the batch goes on
-            raise PixelError(DECODE_FAILED) from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if preferred is not None:
+            try:
+                return pixel_array(ds, decoding_plugin=preferred)
+            except Exception:      # not installed, or it cannot decode this one: pydicom's own choice
+                pass
+        return pixel_array(ds)
+
+
+def _frames(ds) -> tuple[np.ndarray, str]:
+    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
+    try:
+        arr = _pixel_array(ds)
+    except Exception as exc:   # any decoder failure: the file fails, the batch goes on
+        raise PixelError(DECODE_FAILED) from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames == 1:
@@ -326,9 +328,7 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.compress(input_ts, arr, generate_instance_uid=False)
-                from pydicom.pixels import pixel_array
-
-                done = np.array_equal(pixel_array(ds), arr)   # the encoder's output decodes to the masked values
+                done = np.array_equal(_pixel_array(ds), arr)   # the encoder's output decodes to the masked values
         except Exception:
             done = False                 # no encoder for this layout: written uncompressed below
         if not done:
