@@ -47,6 +47,13 @@ FINDER_FAILED = "the burned-in text finder failed on this image"
 UNSUPPORTED = "pixel data layout not supported by the burned-in text scan (not released by --burned-in redact|quarantine)"
 TEXT_FOUND = "identifying text found in the pixels (--burned-in quarantine)"
 
+# decoders chosen for the scan where pydicom's default (GDCM, which also spends CPU on threads)
+# is slower on the same lossless data: JPEG 2000 lossless through pylibjpeg-openjpeg, about
+# 20 % less CPU on a 2k frame (bench/burned_in_phases.py --decoders; vindr decode prefers
+# OpenJPEG too, pixels/backends.py); JPEG-LS lossless through pyjpegls (CharLS), 40-50 % less
+# on 2k frames of 8-16 bits. The values are the same (tests/test_redact_speed.py).
+_PREFERRED = {"1.2.840.10008.1.2.4.90": "pylibjpeg", "1.2.840.10008.1.2.4.80": "pyjpegls"}
+
 Finder = Callable[..., list]
 Box = tuple[int, int, int, int, int]          # frame, x0, y0, x1, y1
 
@@ -113,14 +120,26 @@ def clear_high_bits(ds) -> int:
     return changed
 
 
-def _frames(ds) -> tuple[np.ndarray, str]:
-    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
+def _pixel_array(ds) -> np.ndarray:
+    """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), else
+    pydicom's own choice. Raises what the decoder raises."""
     from pydicom.pixels import pixel_array
 
+    preferred = _PREFERRED.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if preferred is not None:
+            try:
+                return pixel_array(ds, decoding_plugin=preferred)
+            except Exception:      # not installed, or it cannot decode this one: pydicom's own choice
+                pass
+        return pixel_array(ds)
+
+
+def _frames(ds) -> tuple[np.ndarray, str]:
+    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = pixel_array(ds)
+        arr = _pixel_array(ds)
     except Exception as exc:   # any decoder failure: the file fails, the batch goes on
         raise PixelError(DECODE_FAILED) from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -156,7 +175,28 @@ def _palette_luminance(ds) -> np.ndarray:
 
 
 def display(frame: np.ndarray, photometric: str) -> np.ndarray:
-    """2-D uint8 image for the finder: min..max window, MONOCHROME1 inverted, colour as luminance."""
+    """2-D uint8 image for the finder: min..max window, MONOCHROME1 inverted, colour as luminance.
+
+    Integer samples of up to 16 bits go through a lookup table of the frame's lo..hi values
+    (the same float64 formula as the general path below, evaluated once per value instead of
+    once per pixel: the same bytes, tests/test_redact_speed.py)."""
+    if frame.shape[-1] != 3 and frame.dtype.kind in "ui" and frame.dtype.itemsize <= 2:
+        f = frame[..., 0]
+        lo, hi = int(f.min()), int(f.max())
+        if hi <= lo:
+            out = np.zeros(f.shape, np.uint8)
+            return 255 - out if photometric == "MONOCHROME1" else out
+        lut = np.rint((np.arange(lo, hi + 1, dtype=np.float64) - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        if photometric == "MONOCHROME1":
+            lut = 255 - lut
+        if f.dtype.kind == "i":          # signed: offset to unsigned without overflow
+            unsigned = np.dtype(f.dtype.str.replace("i", "u"))   # same size and byte order
+            bias = 1 << (8 * f.dtype.itemsize - 1)
+            idx = f.view(unsigned) ^ unsigned.type(bias)       # v + bias, as unsigned
+            idx -= unsigned.type(lo + bias)
+        else:
+            idx = f - f.dtype.type(lo)
+        return lut[idx]
     f = frame.astype(np.float64)
     if f.shape[-1] == 3:
         f = f @ np.array([0.299, 0.587, 0.114])
@@ -288,9 +328,7 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ds.compress(input_ts, arr, generate_instance_uid=False)
-                from pydicom.pixels import pixel_array
-
-                done = np.array_equal(pixel_array(ds), arr)   # the encoder's output decodes to the masked values
+                done = np.array_equal(_pixel_array(ds), arr)   # the encoder's output decodes to the masked values
         except Exception:
             done = False                 # no encoder for this layout: written uncompressed below
         if not done:
