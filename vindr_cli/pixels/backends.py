@@ -165,8 +165,7 @@ def _run_direct(name: str, ds, reduce: int, threads: int) -> list[np.ndarray]:
     dtype = np.dtype(f"{'i' if ds.PixelRepresentation else 'u'}{(ds.BitsAllocated + 7) // 8}")
     frames = []
     for data in encapsulated_frames(ds):
-        values, prec, signed = lib.decode(data, reduce=reduce, threads=threads)
-        arr = values.astype(dtype)
+        arr, prec, signed = lib.decode(data, reduce=reduce, threads=threads, dtype=dtype)
         shift = 8 * dtype.itemsize - prec
         if shift > 0 and signed != bool(ds.PixelRepresentation):   # as pydicom's J2K sign fix
             np.left_shift(arr, shift, out=arr)
@@ -229,8 +228,10 @@ class OpenJPEG:
         self.destroy_codec = fn("destroy_codec", None, p)
         self.image_destroy = fn("image_destroy", None, ctypes.POINTER(_Image))
 
-    def decode(self, data: bytes, *, reduce: int = 0, threads: int = 1) -> tuple[np.ndarray, int, bool]:
-        """Decode one single-component codestream: (int32 values (h, w), precision, signed)."""
+    def decode(self, data: bytes, *, reduce: int = 0, threads: int = 1,
+               dtype=np.int32) -> tuple[np.ndarray, int, bool]:
+        """Decode one single-component codestream: (values (h, w) as ``dtype``, cast from
+        OpenJPEG's int32 in the one copy out of its buffer; precision; signed)."""
         src = np.frombuffer(data, np.uint8)
         base, size, pos = src.ctypes.data, len(src), [0]
 
@@ -279,7 +280,7 @@ class OpenJPEG:
             if not (self.decode_image(codec, stream, image) and self.end_decompress(codec, stream)):
                 raise RuntimeError("OpenJPEG could not decode the codestream")
             comp = image.contents.comps[0]
-            values = np.ctypeslib.as_array(comp.data, shape=(comp.h, comp.w)).copy()
+            values = np.ctypeslib.as_array(comp.data, shape=(comp.h, comp.w)).astype(dtype)
             return values, int(comp.prec), bool(comp.sgnd)
         finally:
             if image:

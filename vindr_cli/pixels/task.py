@@ -30,7 +30,7 @@ from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_graysc
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
 from vindr_cli.pixels.voi import display_params
-from vindr_cli.pixels.window import parse_window_mode, render
+from vindr_cli.pixels.window import LUT_MIN_SAMPLES, display_lut, lut_index, parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.dicomio.quiet import quiet_pydicom
@@ -177,13 +177,22 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             return render(frame, params, ctx.mode, out_bits=bits, ds=ds)
 
         results = []
+        table = None       # grey, resized: the display transform to float as one table per file
         for i, frame in enumerate(dec.frames):
             if frame.shape[:2] == (out_rows, out_cols):  # no resize: render straight to the output depth
                 image, used = draw(frame, ctx.cfg.bits)
             else:                                         # resize the 16-bit rendering, round once
-                shown, used = draw(frame, 16)
-                scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
-                                ctx.cfg.resample)
+                if table is None and not colour and frame.size >= LUT_MIN_SAMPLES:
+                    table = display_lut(params, ctx.mode, frame.dtype, 16) or False
+                    if table:                             # the same float32 values, made per raw word
+                        table = (table[0].astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), table[1])
+                if table:
+                    lut, used = table
+                    scaled = resize(lut[lut_index(frame)], out_rows, out_cols, ctx.cfg.resample)
+                else:
+                    shown, used = draw(frame, 16)
+                    scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows,
+                                    out_cols, ctx.cfg.resample)
                 image = to_uint(scaled, ctx.cfg.bits)
             frame_tail = i if len(dec.frames) > 1 else None
             rel = output.image_name(name, frame_tail, ctx.cfg.fmt)
