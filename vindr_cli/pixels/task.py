@@ -110,6 +110,30 @@ def _read_all(f):
         return pydicom.dcmread(f)
 
 
+def _complete(f, header):
+    """The header's data set completed with the elements from the Pixel Data on: read once,
+    instead of parsing the whole file again. Anything unexpected falls back to
+    :func:`_read_all` (the same result, and the same errors, as before)."""
+    if header.pixel_offset is None:
+        return _read_all(f)
+    try:
+        from pydicom.filereader import read_dataset
+
+        ts = header.ds.file_meta.TransferSyntaxUID
+        f.seek(header.pixel_offset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rest = read_dataset(f, ts.is_implicit_VR, ts.is_little_endian)
+        if "PixelData" not in rest:
+            raise ValueError("no pixel data where the header said")
+    except Exception:
+        return _read_all(f)
+    ds = header.ds
+    for tag in rest.keys():
+        ds[tag] = rest.get_item(tag)        # raw elements, converted on access as dcmread's are
+    return ds
+
+
 def _check_whole(f, size: int, header) -> None:
     """BadInput (the fixed reasons of ``dicomio.pixelstream``) when the Pixel Data element
     runs past the end of the file, before pydicom reads a partial data set."""
@@ -158,7 +182,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             if too_many_pixels(header.ds, ctx.cfg.max_pixels):    # before pydicom reads or any decoder runs
                 raise DecodeError(PIXELS_REASON)
             if ds is None:
-                ds = _read_all(f)
+                ds = _complete(f, header)
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
             raise DecodeError("missing Rows or Columns")
