@@ -177,3 +177,48 @@ def test_decode_one_with_the_table_equals_the_plain_rendering(tmp_path, monkeypa
     assert outs["table"].shape == (40, 40)
     np.testing.assert_array_equal(outs["table"], outs["plain"])
     assert outs["table"].max() > outs["table"].min()
+
+
+@pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "JPEG2000.dcm", "CT_small.dcm", "MR_small_RLE.dcm",
+                                  "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "SC_rgb_jpeg_dcmtk.dcm",
+                                  "emri_small_jpeg_2k_lossless.dcm", "rtdose.dcm", "MR_small_padded.dcm"])
+def test_completed_header_is_the_whole_data_set(name):
+    """task._complete (the header's data set + the elements from Pixel Data on) equals a
+    second full dcmread of the file, element for element."""
+    import os
+
+    from pydicom.data import get_testdata_file
+
+    from vindr_cli.dicomio.header import read_header
+    from vindr_cli.pixels.task import _complete, _read_all
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} is not installed here")
+    with open(path, "rb") as f:
+        header = read_header(f, os.path.getsize(path))
+        assert header.pixel_offset is not None
+        fast = _complete(f, header)
+        full = _read_all(f)
+    assert list(fast.keys()) == list(full.keys())
+    assert fast.PixelData == full.PixelData and len(fast.PixelData) > 0
+    for tag in full.keys():
+        assert fast[tag].value == full[tag].value, tag
+
+
+def test_completed_header_falls_back_when_the_offset_is_wrong(tmp_path):
+    """A Pixel Data offset that does not point at Pixel Data: the full read, not a guess."""
+    import os
+    from dataclasses import replace
+
+    from pydicom.data import get_testdata_file
+
+    from vindr_cli.dicomio.header import read_header
+    from vindr_cli.pixels.task import _complete, _read_all
+
+    path = get_testdata_file("CT_small.dcm", download=False)
+    with open(path, "rb") as f:
+        header = read_header(f, os.path.getsize(path))
+        ds = _complete(f, replace(header, pixel_offset=header.pixel_offset + 2))
+        full = _read_all(f)
+    assert ds.PixelData == full.PixelData and list(ds.keys()) == list(full.keys())
