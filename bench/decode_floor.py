@@ -19,7 +19,11 @@ load average; round robin, best of `--repeat`. Ratio = vindr wall / floor wall, 
 Then one worker's CPU, in this process, split by step (cProfile with a CPU clock over
 `task.decode_one` on every file), and the decoder calls alone (codestreams in memory).
 
-Usage: python bench/decode_floor.py [--workers 2] [--repeat 3]
+`--vindr-tree LABEL=DIR` (repeatable) adds `vindr decode` run from another source tree
+(PYTHONPATH=DIR) to the same round robin: e.g. main before these changes, or this branch
+with another branch's change merged in.
+
+Usage: python bench/decode_floor.py [--workers 2] [--repeat 3] [--vindr-tree LABEL=DIR ...]
 Results: bench/results/decode_floor.json (figures copied into bench/README.md).
 """
 from __future__ import annotations
@@ -155,6 +159,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--worker", choices=("floor", "pydicom"), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--vindr-tree", action="append", default=[], metavar="LABEL=DIR")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "decode_floor.json")
     args = ap.parse_args()
     if args.worker:
@@ -173,12 +178,18 @@ def main() -> int:
         "vindr decode": [vindr, "decode", str(data), str(work / "out"), "--size", str(SIZE), "-j", str(args.workers)],
         "pydicom dcmread+pixel_array": env_cmd + ["pydicom"],
     }
+    trees = {"floor (decoder only)": str(ROOT), "vindr decode": str(ROOT), "pydicom dcmread+pixel_array": str(ROOT)}
+    for spec in args.vindr_tree:
+        label, _, tree = spec.partition("=")
+        cmds[f"vindr decode ({label})"] = cmds["vindr decode"]
+        trees[f"vindr decode ({label})"] = str(Path(tree).resolve())
     runs: dict[str, list] = {k: [] for k in cmds}
     try:
         for rnd in range(args.repeat):
             for name, cmd in cmds.items():
                 shutil.rmtree(work / "out", ignore_errors=True)
                 load0 = os.getloadavg()[0]
+                os.environ["PYTHONPATH"] = trees[name]
                 wall, cpu, peak, other = timed(cmd)
                 runs[name].append({"wall_s": round(wall, 3), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 1e6),
                                    "other_cores": round(other / wall, 2), "load1_before": round(load0, 2),
@@ -200,12 +211,15 @@ def main() -> int:
         "versions": {p: version(p) for p in ("pydicom", "pylibjpeg-openjpeg", "python-gdcm", "numpy", "pillow")},
         "corpus": json.loads((CORPUS_DIR / "corpus.json").read_text()),
         "workers": args.workers, "size": SIZE,
-        "runs": runs, "best": best, "ratio_to_floor": ratios, "vindr_over_floor_per_round": per_round,
+        "trees": trees, "runs": runs, "best": best,
+        "cpu_ratio_to_floor": {k: round(min(r["cpu_s"] for r in v) / min(r["cpu_s"] for r in runs["floor (decoder only)"]), 3)
+                               for k, v in runs.items()}, "ratio_to_floor": ratios, "vindr_over_floor_per_round": per_round,
         "one_worker_cpu_s_by_step": steps, "decoder_calls_only": dec,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps({"best": best, "ratio_to_floor": ratios, "per_round": per_round}, indent=1))
+    print(json.dumps({"best": best, "ratio_to_floor": ratios, "per_round": per_round,
+                      "cpu_ratio_to_floor": record["cpu_ratio_to_floor"]}, indent=1))
     print(json.dumps({"steps": steps, "decoder_only": dec}, indent=1))
     print(f"wrote {args.out}")
     return 0

@@ -222,3 +222,18 @@ def test_completed_header_falls_back_when_the_offset_is_wrong(tmp_path):
         ds = _complete(f, replace(header, pixel_offset=header.pixel_offset + 2))
         full = _read_all(f)
     assert ds.PixelData == full.PixelData and list(ds.keys()) == list(full.keys())
+
+
+@pytest.mark.parametrize("method", ["area", "lanczos"])
+def test_resize_through_arrow_equals_pillow_fromarray(method):
+    """resize() hands Pillow the float array without a copy; the pixels are Pillow's own."""
+    from vindr_cli.pixels.resize import FILTERS, resize
+
+    rng = np.random.default_rng(5)
+    for shape, out in (((611, 577), (320, 302)), ((7, 5), (3, 3)), ((1, 1), (1, 1)), ((30, 2), (40, 10))):
+        a = (rng.random(shape) * 255).astype(np.float32)
+        ref = np.asarray(Image.fromarray(a, mode="F").resize((out[1], out[0]), FILTERS[method]), dtype=np.float32)
+        np.testing.assert_array_equal(resize(a, *out, method), ref)
+    strided = (rng.random((50, 60)) * 255).astype(np.float32)[:, ::2]
+    ref = np.asarray(Image.fromarray(np.ascontiguousarray(strided), mode="F").resize((10, 20), FILTERS[method]))
+    np.testing.assert_array_equal(resize(strided, 20, 10, method), ref)
