@@ -42,6 +42,10 @@ from pydicom.encaps import generate_frames
 #   JPEG 2000 lossy 10:1  gdcm-openjpeg 106 | openjpeg-direct 107 | pylibjpeg-openjpeg 115 |
 #                       pydicom-pillow 116 | gdcm 156
 #   reduce=1 (2048 -> 1024): 113 ms lossless, 32 ms lossy (x4.2 and x3.3 faster)
+# On 8 REAL radiographs (bench/decode_backends.py --real: CR 1955x1841 15-bit and 1760x1760
+# 10-bit, DX 2048x2048 12-bit; OpenJPEG-, GDCM- and vendor-encoded), mean CPU ms per image:
+#   openjpeg-direct 340 | gdcm-openjpeg 341 | pylibjpeg-openjpeg 344 | imagecodecs 345 (not a
+#   backend: no reduced decode) | pydicom-pillow 355 | gdcm 421; reduce=1: 90. No clear winner.
 # The two direct OpenJPEG backends tie (<1 %); OpenJPEG 2.5 goes first (newer, HTJ2K). With
 # threads > 1, decode() moves the threaded backend (gdcm-openjpeg) to the front. HTJ2K has
 # no encoder or sample here and is not measured; it uses the same OpenJPEG 2.5.
