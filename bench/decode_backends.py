@@ -16,8 +16,19 @@ backends are also timed with all cores (`threads=os.cpu_count()`) and with `redu
 (what `min_size=1024` asks of a 2048 image). Every lossless result is checked against the
 original array before timing.
 
-Usage: python bench/decode_backends.py [--size 2048] [--runs 7]
-Results: bench/results/decode_backends.json (figures copied into vindr_cli/pixels/backends.py).
+With ``--real``: the JPEG 2000 decoders compared on REAL ~2k radiographs instead (issue 13):
+8 files of bench/decode_corpus.py's corpus (RG1 1955x1841 15-bit and RG3 1760x1760 10-bit CR,
+2048x2048 crops of a 12-bit DX, each as encoded by OpenJPEG and by GDCM, plus the two vendor
+files). Decoders: OpenJPEG 2.5 direct (single-threaded: pylibjpeg-openjpeg's library has no
+thread support), OpenJPEG 2.3 from python-gdcm direct with 1 and `cores` threads, the pydicom
+plugins (pylibjpeg-openjpeg, GDCM — which always uses every core —, Pillow), and imagecodecs'
+OpenJPEG with 1 and `cores` threads when installed; full size and, where the decoder can,
+reduce=1. Every full-size result must equal the lossless original; every reduced result
+must equal openjpeg-direct's. Median wall and CPU ms per image over `--runs`.
+
+Usage: python bench/decode_backends.py [--size 2048] [--runs 7] [--real]
+Results: bench/results/decode_backends.json, with --real decode_backends_real.json (figures
+copied into vindr_cli/pixels/backends.py and bench/README.md).
 """
 from __future__ import annotations
 
@@ -136,12 +147,107 @@ def bench_syntax(ts: str, ds: Dataset, original: np.ndarray | None, runs: int) -
     return rows
 
 
+REAL_FILES = ("00_RG1_id", "01_RG1_flipud", "08_RG3_id", "09_RG3_flipud", "16_cat_0_0_id",
+              "17_cat_0_0_fliplr", "24_RG1_J2KR", "25_RG3_J2KR")
+
+
+def imagecodecs_decode(ds: Dataset, threads: int) -> list[np.ndarray]:
+    import imagecodecs
+
+    dtype = np.dtype(f"{'i' if ds.PixelRepresentation else 'u'}{(ds.BitsAllocated + 7) // 8}")
+    return [imagecodecs.jpeg2k_decode(f, numthreads=threads).astype(dtype, copy=False)
+            for f in B.encapsulated_frames(ds)]
+
+
+def real_variants(ts: str) -> list[tuple[str, callable]]:
+    """(label, decode(ds) -> frames) for every J2K decoder here, full size and reduce=1."""
+    cores = os.cpu_count() or 1
+    out = []
+    for name in B.CANDIDATES[ts]:
+        if not B.available(name, ts):
+            continue
+        out.append((name, lambda ds, n=name: B.run(n, ds, ts)))
+        if name in B.DIRECT and B._openjpeg(name).threaded and cores > 1:
+            out.append((f"{name} threads={cores}", lambda ds, n=name: B.run(n, ds, ts, threads=cores)))
+        if name in B.DIRECT:
+            out.append((f"{name} reduce=1", lambda ds, n=name: B.run(n, ds, ts, reduce=1)))
+            if B._openjpeg(name).threaded and cores > 1:
+                out.append((f"{name} reduce=1 threads={cores}",
+                            lambda ds, n=name: B.run(n, ds, ts, reduce=1, threads=cores)))
+    try:
+        import imagecodecs
+
+        if imagecodecs.JPEG2K.available:
+            out.append(("imagecodecs threads=1", lambda ds: imagecodecs_decode(ds, 1)))
+            if cores > 1:
+                out.append((f"imagecodecs threads={cores}", lambda ds: imagecodecs_decode(ds, cores)))
+    except ImportError:
+        pass
+    return out
+
+
+def real_main(args) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from decode_corpus import OUT as CORPUS, corpus
+
+    corpus()
+    files = [CORPUS / "data" / f"{n}.dcm" for n in REAL_FILES]
+    per_file = []
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ts = ds.file_meta.TransferSyntaxUID
+        original = B.run("pylibjpeg-openjpeg", ds, ts)[0]      # lossless: the stored array
+        reduced_ref = B.run("openjpeg-direct", ds, ts, reduce=1)[0]
+        rows = []
+        for label, fn in real_variants(ts):
+            frame = fn(ds)[0]
+            ref = reduced_ref if "reduce=1" in label else original
+            if frame.shape != ref.shape or not np.array_equal(frame, ref):
+                raise AssertionError(f"{label} differs on {path.name}")
+            ms, cpu_ms = median_ms(lambda: fn(ds), args.runs)
+            rows.append({"backend": label, "ms": ms, "cpu_ms": cpu_ms})
+        per_file.append({"file": path.name, "rows": int(ds.Rows), "cols": int(ds.Columns),
+                         "bits_stored": int(ds.BitsStored), "bytes": len(ds.PixelData), "backends": rows})
+        print(f"{path.name}: " + ", ".join(f"{r['backend']} {r['ms']:.0f}/{r['cpu_ms']:.0f}" for r in rows), flush=True)
+    labels = [r["backend"] for r in per_file[0]["backends"]]
+    summary = []
+    for label in labels:
+        ms = [next(r for r in f["backends"] if r["backend"] == label) for f in per_file]
+        summary.append({"backend": label, "mean_ms": round(statistics.mean(r["ms"] for r in ms), 1),
+                        "mean_cpu_ms": round(statistics.mean(r["cpu_ms"] for r in ms), 1)})
+    base = next(s["mean_ms"] for s in summary if s["backend"] == "openjpeg-direct")
+    for s in summary:
+        s["wall_vs_openjpeg_direct"] = round(s["mean_ms"] / base, 2)
+    print(f"\n{'decoder':<40}{'wall ms':>9}{'CPU ms':>9}  wall / openjpeg-direct  (mean over {len(files)} files)")
+    for s in summary:
+        print(f"{s['backend']:<40}{s['mean_ms']:9.1f}{s['mean_cpu_ms']:9.1f}  x{s['wall_vs_openjpeg_direct']:.2f}")
+    versions = {p: version(p) for p in ("pydicom", "pylibjpeg-openjpeg", "python-gdcm", "pillow", "numpy")}
+    try:
+        import imagecodecs
+
+        versions["imagecodecs"] = imagecodecs.__version__
+        versions["imagecodecs openjpeg"] = imagecodecs.jpeg2k_version()
+    except ImportError:
+        pass
+    record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load1": os.getloadavg(),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+              "versions": versions, "openjpeg": {n: (B._openjpeg(n).version if B._openjpeg(n) else None) for n in B.DIRECT},
+              "runs": args.runs, "files": per_file, "summary": summary}
+    out = args.out.with_name("decode_backends_real.json") if args.out.name == "decode_backends.json" else args.out
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--real", action="store_true", help="JPEG 2000 decoders on real radiographs (bench/decode_corpus.py)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "decode_backends.json")
     args = ap.parse_args()
+    if args.real:
+        return real_main(args)
 
     rng = np.random.default_rng(7)
     image = to_stored(chest_frontal(args.size, args.size, rng).attenuation, 12, "MONOCHROME2", rng)

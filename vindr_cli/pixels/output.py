@@ -19,7 +19,6 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 FORMATS = ("png", "npy")
@@ -172,14 +171,32 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def _png_rgb16(f, image: np.ndarray) -> None:
-    """A 16-bit RGB PNG (colour type 2, bit depth 16, no interlace, filter 0 on every row)."""
-    h, w, _ = image.shape
-    rows = np.zeros((h, 1 + w * 6), dtype=np.uint8)
-    rows[:, 1:] = np.ascontiguousarray(image, dtype=">u2").view(np.uint8).reshape(h, w * 6)
-    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
-    f.write(data)
+PNG_ZLIB_LEVEL = 1      # zlib level and strategy of the PNG writer (bench/README.md, decode floor)
+PNG_ZLIB_STRATEGY = zlib.Z_RLE
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A PNG of a grey (rows, cols) or RGB (rows, cols, 3) uint8/uint16 image: no interlace,
+    filter type 2 (Up) on every row but the first (None), zlib level 1 with the run-length
+    strategy. On real radiographs this is 2.6x faster than Pillow's level-1 writer (which
+    tries every filter on every row) and 12 % smaller (bench/README.md, decode floor);
+    PNG is lossless, so the pixels are the same whatever the writer."""
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3) or (
+            image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError("PNG images are (rows, cols) or (rows, cols, 3) of uint8 or uint16")
+    h, w = image.shape[:2]
+    depth = 8 * image.dtype.itemsize
+    colour = 2 if image.ndim == 3 else 0
+    data = np.ascontiguousarray(image, dtype=">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(h, -1)
+    rows = np.empty((h, 1 + data.shape[1]), dtype=np.uint8)
+    rows[0, 0] = 0
+    rows[0, 1:] = data[0]
+    rows[1:, 0] = 2
+    np.subtract(data[1:], data[:-1], out=rows[1:, 1:])      # Up: byte minus the byte above, mod 256
+    z = zlib.compressobj(PNG_ZLIB_LEVEL, zlib.DEFLATED, 15, 9, PNG_ZLIB_STRATEGY)
+    idat = z.compress(rows) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0))
+            + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
 
 
 def write_image(path: Path, image: np.ndarray, fmt: str) -> None:
@@ -192,7 +209,5 @@ def write_image(path: Path, image: np.ndarray, fmt: str) -> None:
     with os.fdopen(fd, "wb") as f:
         if fmt == "npy":
             np.save(f, image)
-        elif image.ndim == 3 and image.dtype == np.uint16:
-            _png_rgb16(f, image)          # Pillow has no 16-bit RGB mode
         else:
-            Image.fromarray(image).save(f, format="PNG", compress_level=1)
+            f.write(png_bytes(image))

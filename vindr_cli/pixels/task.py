@@ -30,7 +30,7 @@ from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_graysc
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
 from vindr_cli.pixels.voi import display_params
-from vindr_cli.pixels.window import parse_window_mode, render
+from vindr_cli.pixels.window import LUT_MIN_SAMPLES, display_lut, lut_index, parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.dicomio.quiet import quiet_pydicom
@@ -110,6 +110,30 @@ def _read_all(f):
         return pydicom.dcmread(f)
 
 
+def _complete(f, header):
+    """The header's data set completed with the elements from the Pixel Data on: read once,
+    instead of parsing the whole file again. Anything unexpected falls back to
+    :func:`_read_all` (the same result, and the same errors, as before)."""
+    if header.pixel_offset is None:
+        return _read_all(f)
+    try:
+        from pydicom.filereader import read_dataset
+
+        ts = header.ds.file_meta.TransferSyntaxUID
+        f.seek(header.pixel_offset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rest = read_dataset(f, ts.is_implicit_VR, ts.is_little_endian)
+        if "PixelData" not in rest:
+            raise ValueError("no pixel data where the header said")
+    except Exception:
+        return _read_all(f)
+    ds = header.ds
+    for tag in rest.keys():
+        ds[tag] = rest.get_item(tag)        # raw elements, converted on access as dcmread's are
+    return ds
+
+
 def _check_whole(f, size: int, header) -> None:
     """BadInput (the fixed reasons of ``dicomio.pixelstream``) when the Pixel Data element
     runs past the end of the file, before pydicom reads a partial data set."""
@@ -158,7 +182,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             if too_many_pixels(header.ds, ctx.cfg.max_pixels):    # before pydicom reads or any decoder runs
                 raise DecodeError(PIXELS_REASON)
             if ds is None:
-                ds = _read_all(f)
+                ds = _complete(f, header)
         rows, cols = _num(ds, "Rows"), _num(ds, "Columns")
         if not rows or not cols:
             raise DecodeError("missing Rows or Columns")
@@ -177,13 +201,22 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             return render(frame, params, ctx.mode, out_bits=bits, ds=ds)
 
         results = []
+        table = None       # grey, resized: the display transform to float as one table per file
         for i, frame in enumerate(dec.frames):
             if frame.shape[:2] == (out_rows, out_cols):  # no resize: render straight to the output depth
                 image, used = draw(frame, ctx.cfg.bits)
             else:                                         # resize the 16-bit rendering, round once
-                shown, used = draw(frame, 16)
-                scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows, out_cols,
-                                ctx.cfg.resample)
+                if table is None and not colour and frame.size >= LUT_MIN_SAMPLES:
+                    table = display_lut(params, ctx.mode, frame.dtype, 16) or False
+                    if table:                             # the same float32 values, made per raw word
+                        table = (table[0].astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), table[1])
+                if table:
+                    lut, used = table
+                    scaled = resize(lut[lut_index(frame)], out_rows, out_cols, ctx.cfg.resample)
+                else:
+                    shown, used = draw(frame, 16)
+                    scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows,
+                                    out_cols, ctx.cfg.resample)
                 image = to_uint(scaled, ctx.cfg.bits)
             frame_tail = i if len(dec.frames) > 1 else None
             rel = output.image_name(name, frame_tail, ctx.cfg.fmt)
