@@ -504,9 +504,69 @@ def _stroke_ratio(crop: np.ndarray) -> float:
 _GLYPH_ASPECT = 1.2      # inner box width / height below this: room for one glyph at most
 _THICK = 0.35            # stroke ratio above this: a blob, not a glyph stroke
 
+# Grain test (textured images only, see _is_grain): measured on the strong pass's unreadable
+# candidates of the burned_in_corpus seeds 10/11 (bench/README.md, "Burned-in text bench")
+_TEXTURED = 10           # strong candidates inside the central field (inner 3/4): MR2 crops 15-40, others <= 5
+_COHERENT = 0.6          # one streak: gradient orientation coherence; unreadable text <= 0.47, grain median 0.89
+_SOFT = 0.3              # p99 gradient / stretched range: grain 0.07-0.46 (median 0.15), drawn text >= 0.42
+_SHORT = 5.0             # inner width < 5 x height: room for ~5 glyphs at most
+_LINE_GLYPHS = 3         # glyph-shaped components on one baseline: a text line has >= 3
+_TINY = 8                # strokes at most this tall (image px): the stretch makes any crop look sharp
+
+
+def _coherence(crop: np.ndarray) -> float:
+    """Orientation coherence (0..1) of the gradients around the ink of a stretched crop (dark on
+    white): 1 for one straight streak, low for letters (stems, bars and bowls in every
+    direction). Blur does not change it (the orientations stay)."""
+    g = crop.astype(np.float32)
+    gy, gx = np.gradient(g)
+    near = _filt((crop < 128).astype(np.uint8), 3, np.maximum).astype(bool)
+    jxx, jyy, jxy = float((gx * gx)[near].sum()), float((gy * gy)[near].sum()), float((gx * gy)[near].sum())
+    return float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / max(jxx + jyy, 1e-6))
+
+
+def _sharpness(crop: np.ndarray) -> float:
+    """The crop's steepest edges (99th percentile of the gradient magnitude) over its stretched
+    range: a drawn glyph's edge is 1-2 px wide, an upsampled image's grain is soft."""
+    gy, gx = np.gradient(crop.astype(np.float32))
+    return float(np.percentile(np.hypot(gx, gy), 99)) / 255.0
+
+
+def _line_glyphs(crop: np.ndarray) -> int:
+    """Ink components of a stretched crop shaped like glyphs of one text line: at least 0.4 of
+    the tall ones' height (and >= 4 px), no wider than 1.5 x their height, bottoms on one
+    baseline (within 0.2 of the height)."""
+    from scipy import ndimage
+    labels, n = ndimage.label(crop < 128, structure=np.ones((3, 3), bool))
+    objs = [o for o in ndimage.find_objects(labels) if o is not None]
+    if not objs:
+        return 0
+    hs = np.array([o[0].stop - o[0].start for o in objs])
+    ws = np.array([o[1].stop - o[1].start for o in objs])
+    bottoms = np.array([o[0].stop for o in objs])
+    tall = float(np.percentile(hs, 90)) if len(hs) > 3 else float(hs.max())
+    glyph = (hs >= 0.4 * tall) & (ws <= 1.5 * hs) & (hs >= 4)
+    if not glyph.any():
+        return 0
+    base = float(np.median(bottoms[glyph]))
+    return int((glyph & (np.abs(bottoms - base) <= 0.2 * tall + 1)).sum())
+
+
+def _is_grain(crop: np.ndarray, inner: tuple[int, int]) -> bool:
+    """An unreadable candidate of a textured image (grain everywhere: an upsampled MR's) that is
+    one oriented streak, or short (room for ~5 glyphs at most), soft-edged (or tiny: strokes
+    at most 8 px tall) and not a row of glyphs on a baseline. A blurred label line stays: it
+    is wide, or its glyphs stand on a baseline, and its strokes point every way."""
+    inner_w, inner_h = inner
+    if _coherence(crop) > _COHERENT:
+        return True
+    return (inner_w < _SHORT * inner_h and (inner_h <= _TINY or _sharpness(crop) < _SOFT)
+            and _line_glyphs(crop) < _LINE_GLYPHS)
+
 
 def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool, str]:
+              hints: Hints | None, inner: tuple[int, int], stacked: bool = False,
+              textured: bool = False) -> tuple[str, bool, bool, bool, str]:
     """(kind, matched_a_hint, read_confidently, text_like, reading) of one candidate in image
     coordinates (inner: the width and height of its strokes, without the padding; reading:
     the folded letters of a confident reading that matched no hint, for comparing the two
@@ -516,7 +576,12 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     than two letters or digits confidently, and whose shape cannot hold text: room for one
     glyph at most (inner width < 1.2 x height), or strokes as thick as the blob is tall
     (anatomy, grain, the edge of a CT's field of view). Such a region cannot spell a name,
-    an ID or a date; everything else that is not read as a marker is redacted."""
+    an ID or a date; everything else that is not read as a marker is redacted.
+
+    textured (the strong pass on an image whose central field is full of candidates: grain
+    everywhere): a candidate that matches no hint and is no marker, of which OCR reads fewer
+    than three letters or digits confidently, and that _is_grain says is grain is not
+    text_like either."""
     crop = _stretch(image, box, bright)
     inner_w, inner_h = inner
     if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
@@ -533,10 +598,13 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     hk = _hint_kind(flat, hints)
     if hk is not None:
         return hk, True, True, True, ""
+    if confident and _is_marker_line(accented):
+        return "marker", False, True, True, "".join(flat)
+    if (textured and _engine() is not None and (not confident or sum(c.isalnum() for c in "".join(flat)) < 3)
+            and _is_grain(crop, inner)):
+        return "other", False, False, False, ""
     if not confident:
         return "other", False, False, True, ""
-    if _is_marker_line(accented):
-        return "marker", False, True, True, "".join(flat)
     return _shape_kind(flat), False, True, True, "".join(flat)
 
 
@@ -700,6 +768,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
         cands = _join_lines(_candidates(maps, thresh, border_only=faint, floor=floor, flat=flat))
+        # grain everywhere (an upsampled MR's): many strong candidates in the central field,
+        # where labels are not printed (MR2 crops of the bench 15-40, other images <= 5)
+        hw, ww = work.shape
+        textured = not faint and sum(1 for c in cands if c[0] >= ww // 8 and c[2] <= ww - ww // 8
+                                     and c[1] >= hw // 8 and c[3] <= hw - hw // 8) >= _TEXTURED
         for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
@@ -711,7 +784,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
                 tried.append(box)
             stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
-                                                            ((x1 - x0) * s, bh), stacked)
+                                                            ((x1 - x0) * s, bh), stacked, textured)
             # a faint region counts when it matches a hint, or reads confidently as a date or
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
