@@ -125,3 +125,35 @@ def test_label_on_the_same_grain_is_still_redacted(blur):
         boxes = pt.find_text(img, hints=hints)
         for bb in bbs[:2]:
             assert covered(boxes, bb) >= 0.9, (blur, hints is None, bb)
+
+
+def radiograph(name: str, size: int = 2048) -> np.ndarray:
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom test file {name} is not available locally")
+    arr = pydicom.dcmread(path).pixel_array.astype(np.float64)
+    lo, hi = np.percentile(arr, [1, 99])
+    arr = np.clip((arr - lo) / max(hi - lo, 1e-6), 0, 1)
+    return np.asarray(Image.fromarray((arr * 255).astype(np.uint8)).resize((size, size), Image.BILINEAR))
+
+
+@needs_ocr
+@needs_font
+def test_marker_beside_a_faint_label_is_kept():
+    # a faint label (16 px, ~25 grey levels over a bright film corner: found with the header's
+    # hints only) grows and is widened along its line; a laterality marker printed on that line
+    # a little way off is not label text: it stays a marker and keeps its pixels, the label is
+    # still redacted
+    img = radiograph("CT_small.dcm").astype(np.int16)
+    img[1400:1700, 1300:] = 215 + img[1400:1700, 1300:] // 16
+    img = img.astype(np.uint8)
+    font = ImageFont.truetype(FONT, 16)
+    name = "NGUYỄN VĂN AN"
+    w = ImageDraw.Draw(Image.new("L", (1, 1))).textlength(name, font=font)
+    img, bb = draw(img, name, (2016 - int(w), 1500), 16, fg=250)
+    img, mbb = draw(img, "R", (2016 - int(w) - 110, 1490), 32, fg=0)
+    hints = pt.Hints(names=["NGUYỄN", "VĂN AN"], ids=["0012345678"], dates=["19850312"])
+    boxes = pt.find_text(img, hints=hints)
+    assert covered(boxes, bb) >= 0.9
+    assert covered(boxes, mbb) == 0.0
+    assert any(b.kind == "marker" and b.x0 <= mbb[0] and b.x1 >= mbb[2] for b in boxes)

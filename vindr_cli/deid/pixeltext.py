@@ -692,12 +692,32 @@ def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
 def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) -> None:
     """A faint label is read in fragments: one matches a hint (a name part), the rest of its
     line and the lines stacked with it (ID, date, hospital) do not. Faint candidate regions on
-    the line of an identifying box of a faint pass (a hint match; within three line heights), or, when text-like, stacked right above or
+    the line of an identifying box of a faint pass (a hint match; within three line heights,
+    text of the same size: heights within 2x), or, when text-like, stacked right above or
     below it (gap <= two line heights, heights within 2x, overlapping columns; the gap between
     them too: a label line whose strokes were not seen), are identifying too ("other"),
-    repeatedly. Privacy first: a label block that spells one
-    identifier is redacted whole."""
+    repeatedly. Two anchored boxes stacked in one column (gap <= four line heights, heights
+    within 2x) are one label block: the gap between them is redacted (its lines were not
+    seen). Privacy first: a label block that spells one identifier is redacted whole.
+
+    Bounds (bench seeds 10/11, bench/README.md): only anchored boxes and regions joined by
+    stacking seed further growth -- a region joined along a line, a gap box and a block fill
+    do not (chained line growth took whole bands of anatomy beside a label); nothing joins
+    over a marker read there. found rows: [box, kind, confident, bright, reading, seed, lh]
+    with seed True (anchored or stacked), "line", "gap" (lh: the line height of the lines it
+    lies between, for _widen_faint)."""
     markers = [f[0] for f in found if f[1] == "marker"]
+    seeds = [f for f in found if f[1] != "marker" and len(f) > 5 and f[5] is True]
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            A, B = a[0], b[0]
+            ha, hb = A[3] - A[1], B[3] - B[1]
+            gy = max(A[1], B[1]) - min(A[3], B[3])
+            if (min(A[2], B[2]) > max(A[0], B[0]) and 0 < gy <= 4 * max(ha, hb)
+                    and 0.5 <= ha / max(hb, 1) <= 2):
+                gap = (min(A[0], B[0]), min(A[3], B[3]), max(A[2], B[2]), max(A[1], B[1]))
+                if not any(_overlaps(gap, m) for m in markers):
+                    found.append([gap, "other", False, False, "", "gap", min(ha, hb)])
     grow = True
     while grow and pending:
         grow = False
@@ -707,20 +727,21 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
                 continue
             ph = p[3] - p[1]
             for f in found:
-                if f[1] == "marker" or len(f) < 6 or not f[5]:   # seeds: faint-pass hint matches
+                if f[1] == "marker" or len(f) < 6 or f[5] is not True:   # seeds: anchored, stacked
                     continue
                 b = f[0]
                 bh = b[3] - b[1]
                 ov = min(p[3], b[3]) - max(p[1], b[1])
                 gx = max(p[0], b[0]) - min(p[2], b[2])
                 gy = max(p[1], b[1]) - min(p[3], b[3])
-                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh)
-                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
+                same_size = 0.5 <= ph / max(bh, 1) <= 2
+                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh) and same_size
+                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and same_size
                 if line or stack:
-                    found.append([p, "other", False, False, "", True])
+                    found.append([p, "other", False, False, "", True if stack else "line"])
                     if stack and not line and gy > 0:   # a label line between them went unseen
                         found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
-                                      "other", False, False, "", True])
+                                      "other", False, False, "", "gap", min(ph, bh)])
                     pending.remove(q)
                     grow = True
                     break
@@ -730,13 +751,14 @@ def _widen_faint(found: list[list], W: int) -> None:
     """A faint label's strokes drop out where the film behind it brightens: the part of its
     line that was read is widened by 4 line heights each way, and to the image's side when
     that is within 8 line heights (labels are aligned to the edge), but not over a marker read on
-    that line. Only identifying boxes
-    of the faint passes (anchored by a hint match) are widened."""
+    that line. Only identifying boxes of the faint passes (anchored by a hint match, or grown
+    from one) are widened; a gap box between two label lines by the height of those lines,
+    not its own."""
     markers = [f[0] for f in found if f[1] == "marker"]
     for f in found:
         if len(f) > 5 and f[5] and f[1] != "marker":
             X0, y0, X1, y1 = f[0]
-            lh = y1 - y0
+            lh = min(y1 - y0, f[6]) if f[5] == "gap" and len(f) > 6 else y1 - y0
             x0, x1 = max(0, X0 - 4 * lh), min(W, X1 + 4 * lh)
             x0, x1 = (0 if x0 <= 8 * lh else x0), (W if W - x1 <= 8 * lh else x1)
             # a marker read on the line stops the widening (it is not the label's text)
@@ -794,6 +816,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
                 continue
             found.append([box, kind, confident, bright, reading, faint])
     _grow_labels(found, pending)
+    seen = {id(f): f[0] for f in found}     # the boxes as found, before widening
     _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
@@ -810,12 +833,15 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             a, b = host[0], f[0]
             host[0] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
     # A marker next to or overlapping identifying text is part of that text (a name split
-    # into words, a short name part that reads like a marker): it is redacted with it.
+    # into words, a short name part that reads like a marker): it is redacted with it. "Next
+    # to" is judged on the text as found: the widening of a faint label stops at a marker
+    # read on its line, and must not make that marker its neighbour.
     changed = True
     while changed:
         changed = False
         for f in keep:
-            if f[1] == "marker" and any(g[1] != "marker" and _same_line_near(f[0], g[0]) for g in keep):
+            if f[1] == "marker" and any(g[1] != "marker" and (_same_line_near(f[0], seen.get(id(g), g[0]))
+                                                               or _overlaps(f[0], g[0])) for g in keep):
                 f[1] = "other"
                 changed = True
     # Identifying boxes on one line with a small gap between them are joined: a letter the
