@@ -21,6 +21,15 @@ How:
     strokes as thick as the blob is tall (median ink run / ink height > 0.35: anatomy,
     an MR's grain, a CT's field-of-view edge; text lines of the bench: 0.06-0.28). Such a
     region cannot spell a name, an ID or a date. Without an OCR engine nothing is dropped.
+ 1c. Grain test, after OCR, on textured images only (grain everywhere, an upsampled MR's:
+    >= 10 strong candidates inside the central field, where labels are not printed; the
+    bench's MR2 crops have 15-40, every other image <= 5): a strong candidate that matches no
+    hint, is no marker and reads as fewer than three letters or digits is grain when it is
+    one oriented streak (gradient orientation coherence > 0.6; unreadable text <= 0.47), or
+    when it is short (width < 5 x height), soft-edged (steepest edges < 0.3 of its range) or
+    tiny (strokes <= 8 px tall), and not a row of >= 3 glyph-shaped components on a
+    baseline. A label line on the same grain, sharp or blurred, is wide or a row of glyphs
+    with strokes in every direction: it stays (tests/test_pixeltext_precision.py).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -42,8 +51,12 @@ How:
     or an ID; an anchored label grows over the unanchored faint regions of its line and the
     text-like ones stacked with it (and the gap between them), and is widened along its line
     (4 line heights, or to the image side within 8), never over a marker read there
-    (``_grow_labels``, ``_widen_faint``). Other faint regions are left alone (mostly anatomy
-    edges). A marker "echo" (step 3) within two edits of a hint token stays identifying.
+    (``_grow_labels``, ``_widen_faint``). Growth is bounded: text of the same size (heights
+    within 2x) on a line, only anchored and stacked boxes seed more growth, the gap between
+    two anchored boxes of one column is filled (label lines not seen), a gap box widens by its
+    lines' height; a marker is joined to identifying text only when near it as found, not as
+    widened. Other faint regions are left alone (mostly anatomy edges). A marker "echo"
+    (step 3) within two edits of a hint token stays identifying.
 
 Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
 2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
@@ -75,8 +88,9 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
    bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
    identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
-   text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
-   about 0.2 CPU s per text-free image, single process on a shared 2-core machine. Before
+   text-free images with a box 3/80 and 4/80 (before the grain test 1c: 11/80 each, 10 of
+   them MR2 crops: interpolated grain); about 0.19 CPU s per text-free image, single process
+   on a shared 2-core machine (load 10-12). Before
    the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
    shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
    33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
