@@ -717,9 +717,10 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
     Bounds (bench seeds 10/11, bench/README.md): only anchored boxes and regions joined by
     stacking seed further growth -- a region joined along a line, a gap box and a block fill
     do not (chained line growth took whole bands of anatomy beside a label); nothing joins
-    over a marker read there. found rows: [box, kind, confident, bright, reading, seed, lh]
-    with seed True (anchored or stacked), "line", "gap" (lh: the line height of the lines it
-    lies between, for _widen_faint)."""
+    over a marker read there; the size test compares with the anchored label's line height,
+    carried along the chain (a chain must not drift to ever taller anatomy bands). found rows:
+    [box, kind, confident, bright, reading, seed, lh, label_lh] with seed True (anchored or
+    stacked), "line", "gap" (lh: the line height _widen_faint widens by)."""
     markers = [f[0] for f in found if f[1] == "marker"]
     seeds = [f for f in found if f[1] != "marker" and len(f) > 5 and f[5] is True]
     for i, a in enumerate(seeds):
@@ -744,7 +745,7 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
                 if f[1] == "marker" or len(f) < 6 or f[5] is not True:   # seeds: anchored, stacked
                     continue
                 b = f[0]
-                bh = b[3] - b[1]
+                bh = f[7] if len(f) > 7 else b[3] - b[1]    # the anchored label's line height
                 ov = min(p[3], b[3]) - max(p[1], b[1])
                 gx = max(p[0], b[0]) - min(p[2], b[2])
                 gy = max(p[1], b[1]) - min(p[3], b[3])
@@ -752,7 +753,7 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
                 line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh) and same_size
                 stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and same_size
                 if line or stack:
-                    found.append([p, "other", False, False, "", True if stack else "line"])
+                    found.append([p, "other", False, False, "", True if stack else "line", min(ph, bh), bh])
                     if stack and not line and gy > 0:   # a label line between them went unseen
                         found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
                                       "other", False, False, "", "gap", min(ph, bh)])
@@ -766,13 +767,13 @@ def _widen_faint(found: list[list], W: int) -> None:
     line that was read is widened by 4 line heights each way, and to the image's side when
     that is within 8 line heights (labels are aligned to the edge), but not over a marker read on
     that line. Only identifying boxes of the faint passes (anchored by a hint match, or grown
-    from one) are widened; a gap box between two label lines by the height of those lines,
-    not its own."""
+    from one) are widened; a grown box or a gap box by the height of the label's lines, not
+    its own."""
     markers = [f[0] for f in found if f[1] == "marker"]
     for f in found:
         if len(f) > 5 and f[5] and f[1] != "marker":
             X0, y0, X1, y1 = f[0]
-            lh = min(y1 - y0, f[6]) if f[5] == "gap" and len(f) > 6 else y1 - y0
+            lh = min(y1 - y0, f[6]) if len(f) > 6 else y1 - y0
             x0, x1 = max(0, X0 - 4 * lh), min(W, X1 + 4 * lh)
             x0, x1 = (0 if x0 <= 8 * lh else x0), (W if W - x1 <= 8 * lh else x1)
             # a marker read on the line stops the widening (it is not the label's text)
