@@ -157,3 +157,25 @@ def test_marker_beside_a_faint_label_is_kept():
     assert covered(boxes, bb) >= 0.9
     assert covered(boxes, mbb) == 0.0
     assert any(b.kind == "marker" and b.x0 <= mbb[0] and b.x1 >= mbb[2] for b in boxes)
+
+
+def test_growth_keeps_to_the_label_text_size_and_line_pieces_do_not_seed():
+    # an anchored faint line 24 px tall; what joins it must be text of that size: a chain of
+    # stacked regions may not drift to ever taller (anatomy) bands, a region joined along the
+    # line seeds nothing, and two anchored lines of one column fill the gap between them
+    seed = [(1800, 1500, 1900, 1524), "name", True, True, "", True]
+    other = [(1790, 1600, 1990, 1624), "id", True, True, "", True]            # anchored, 76 px below
+    pending = [(1600, 1490, 1700, 1534, True),    # on the line, 44 px: same size (< 2x)
+               (1400, 1480, 1560, 1540, True),    # on the line of that piece only: not seeded by it
+               (1810, 1530, 1910, 1570, True),    # stacked below the seed, 40 px: joins
+               (1805, 1575, 1915, 1650, False),   # line-level with the gap, not text-like
+               (1820, 1380, 1900, 1480, True)]    # stacked above, 100 px: > 2x the label's lines
+    found = [list(seed), list(other)]
+    pt._grow_labels(found, pending)
+    boxes = [f[0] for f in found]
+    assert (1600, 1490, 1700, 1534) in boxes and (1810, 1530, 1910, 1570) in boxes
+    assert (1400, 1480, 1560, 1540) not in boxes and (1820, 1380, 1900, 1480) not in boxes
+    assert any(f[5] == "gap" and f[0][1] <= 1524 and f[0][3] >= 1600 for f in found)   # the block fill
+    pt._widen_faint(found, 2048)
+    fill = next(f for f in found if f[5] == "gap" and f[0][1] == 1524)
+    assert fill[0][0] >= 1790 - 4 * 24 - 8 * 24      # widened by the lines' height, not the gap's (76)
