@@ -22,6 +22,15 @@ How:
     strokes as thick as the blob is tall (median ink run / ink height > 0.35: anatomy,
     an MR's grain, a CT's field-of-view edge; text lines of the bench: 0.06-0.28). Such a
     region cannot spell a name, an ID or a date. Without an OCR engine nothing is dropped.
+ 1c. Grain test, after OCR, on textured images only (grain everywhere, an upsampled MR's:
+    >= 10 strong candidates inside the central field, where labels are not printed; the
+    bench's MR2 crops have 15-40, every other image <= 5): a strong candidate that matches no
+    hint, is no marker and reads as fewer than three letters or digits is grain when it is
+    one oriented streak (gradient orientation coherence > 0.6; unreadable text <= 0.47), or
+    when it is short (width < 5 x height), soft-edged (steepest edges < 0.3 of its range) or
+    tiny (strokes <= 8 px tall), and not a row of >= 3 glyph-shaped components on a
+    baseline. A label line on the same grain, sharp or blurred, is wide or a row of glyphs
+    with strokes in every direction: it stays (tests/test_pixeltext_precision.py).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -43,8 +52,12 @@ How:
     or an ID; an anchored label grows over the unanchored faint regions of its line and the
     text-like ones stacked with it (and the gap between them), and is widened along its line
     (4 line heights, or to the image side within 8), never over a marker read there
-    (``_grow_labels``, ``_widen_faint``). Other faint regions are left alone (mostly anatomy
-    edges). A marker "echo" (step 3) within two edits of a hint token stays identifying.
+    (``_grow_labels``, ``_widen_faint``). Growth is bounded: text of the same size (heights
+    within 2x) on a line, only anchored and stacked boxes seed more growth, the gap between
+    two anchored boxes of one column is filled (label lines not seen), a gap box widens by its
+    lines' height; a marker is joined to identifying text only when near it as found, not as
+    widened. Other faint regions are left alone (mostly anatomy edges). A marker "echo"
+    (step 3) within two edits of a hint token stays identifying.
 
 Engine choice (measured on 12 real pydicom images (CT, MR, NM, MR-overlay) resized to
 2048 x 2048 with a drawn patient label (name with Vietnamese diacritics, ID, date, hospital;
@@ -76,8 +89,9 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    real CR/MR/CT/NM incl. pydicom-data's RG1/RG3 chest films, CR MONOCHROME1 and DX, 8-16
    bits; min..max display as the redactor shows it; with the header hints), seeds 10 / 11:
    identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
-   text-free images with a box 11/80 each (10 of them MR2 crops: interpolated grain);
-   about 0.2 CPU s per text-free image, single process on a shared 2-core machine. Before
+   text-free images with a box 3/80 and 4/80 (before the grain test 1c: 11/80 each, 10 of
+   them MR2 crops: interpolated grain); about 0.18 CPU s per text-free image, single process
+   on a shared 2-core machine (load average about 2; the grain test adds nothing measurable). Before
    the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
    shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
    33/80; 0.27 / 0.31 s. See bench/README.md "Burned-in text bench".
@@ -578,9 +592,69 @@ def _stroke_ratio(crop: np.ndarray) -> float:
 _GLYPH_ASPECT = 1.2      # inner box width / height below this: room for one glyph at most
 _THICK = 0.35            # stroke ratio above this: a blob, not a glyph stroke
 
+# Grain test (textured images only, see _is_grain): measured on the strong pass's unreadable
+# candidates of the burned_in_corpus seeds 10/11 (bench/README.md, "Burned-in text bench")
+_TEXTURED = 10           # strong candidates inside the central field (inner 3/4): MR2 crops 15-40, others <= 5
+_COHERENT = 0.6          # one streak: gradient orientation coherence; unreadable text <= 0.47, grain median 0.89
+_SOFT = 0.3              # p99 gradient / stretched range: grain 0.07-0.46 (median 0.15), drawn text >= 0.42
+_SHORT = 5.0             # inner width < 5 x height: room for ~5 glyphs at most
+_LINE_GLYPHS = 3         # glyph-shaped components on one baseline: a text line has >= 3
+_TINY = 8                # strokes at most this tall (image px): the stretch makes any crop look sharp
+
+
+def _coherence(crop: np.ndarray) -> float:
+    """Orientation coherence (0..1) of the gradients around the ink of a stretched crop (dark on
+    white): 1 for one straight streak, low for letters (stems, bars and bowls in every
+    direction). Blur does not change it (the orientations stay)."""
+    g = crop.astype(np.float32)
+    gy, gx = np.gradient(g)
+    near = _filt((crop < 128).astype(np.uint8), 3, np.maximum).astype(bool)
+    jxx, jyy, jxy = float((gx * gx)[near].sum()), float((gy * gy)[near].sum()), float((gx * gy)[near].sum())
+    return float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / max(jxx + jyy, 1e-6))
+
+
+def _sharpness(crop: np.ndarray) -> float:
+    """The crop's steepest edges (99th percentile of the gradient magnitude) over its stretched
+    range: a drawn glyph's edge is 1-2 px wide, an upsampled image's grain is soft."""
+    gy, gx = np.gradient(crop.astype(np.float32))
+    return float(np.percentile(np.hypot(gx, gy), 99)) / 255.0
+
+
+def _line_glyphs(crop: np.ndarray) -> int:
+    """Ink components of a stretched crop shaped like glyphs of one text line: at least 0.4 of
+    the tall ones' height (and >= 4 px), no wider than 1.5 x their height, bottoms on one
+    baseline (within 0.2 of the height)."""
+    from scipy import ndimage
+    labels, n = ndimage.label(crop < 128, structure=np.ones((3, 3), bool))
+    objs = [o for o in ndimage.find_objects(labels) if o is not None]
+    if not objs:
+        return 0
+    hs = np.array([o[0].stop - o[0].start for o in objs])
+    ws = np.array([o[1].stop - o[1].start for o in objs])
+    bottoms = np.array([o[0].stop for o in objs])
+    tall = float(np.percentile(hs, 90)) if len(hs) > 3 else float(hs.max())
+    glyph = (hs >= 0.4 * tall) & (ws <= 1.5 * hs) & (hs >= 4)
+    if not glyph.any():
+        return 0
+    base = float(np.median(bottoms[glyph]))
+    return int((glyph & (np.abs(bottoms - base) <= 0.2 * tall + 1)).sum())
+
+
+def _is_grain(crop: np.ndarray, inner: tuple[int, int]) -> bool:
+    """An unreadable candidate of a textured image (grain everywhere: an upsampled MR's) that is
+    one oriented streak, or short (room for ~5 glyphs at most), soft-edged (or tiny: strokes
+    at most 8 px tall) and not a row of glyphs on a baseline. A blurred label line stays: it
+    is wide, or its glyphs stand on a baseline, and its strokes point every way."""
+    inner_w, inner_h = inner
+    if _coherence(crop) > _COHERENT:
+        return True
+    return (inner_w < _SHORT * inner_h and (inner_h <= _TINY or _sharpness(crop) < _SOFT)
+            and _line_glyphs(crop) < _LINE_GLYPHS)
+
 
 def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
-              hints: Hints | None, inner: tuple[int, int], stacked: bool = False) -> tuple[str, bool, bool, bool, str]:
+              hints: Hints | None, inner: tuple[int, int], stacked: bool = False,
+              textured: bool = False) -> tuple[str, bool, bool, bool, str]:
     """(kind, matched_a_hint, read_confidently, text_like, reading) of one candidate in image
     coordinates (inner: the width and height of its strokes, without the padding; reading:
     the folded letters of a confident reading that matched no hint, for comparing the two
@@ -590,7 +664,12 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     than two letters or digits confidently, and whose shape cannot hold text: room for one
     glyph at most (inner width < 1.2 x height), or strokes as thick as the blob is tall
     (anatomy, grain, the edge of a CT's field of view). Such a region cannot spell a name,
-    an ID or a date; everything else that is not read as a marker is redacted."""
+    an ID or a date; everything else that is not read as a marker is redacted.
+
+    textured (the strong pass on an image whose central field is full of candidates: grain
+    everywhere): a candidate that matches no hint and is no marker, of which OCR reads fewer
+    than three letters or digits confidently, and that _is_grain says is grain is not
+    text_like either."""
     crop = _stretch(image, box, bright)
     inner_w, inner_h = inner
     if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
@@ -607,10 +686,13 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     hk = _hint_kind(flat, hints)
     if hk is not None:
         return hk, True, True, True, ""
+    if confident and _is_marker_line(accented):
+        return "marker", False, True, True, "".join(flat)
+    if (textured and _engine() is not None and (not confident or sum(c.isalnum() for c in "".join(flat)) < 3)
+            and _is_grain(crop, inner)):
+        return "other", False, False, False, ""
     if not confident:
         return "other", False, False, True, ""
-    if _is_marker_line(accented):
-        return "marker", False, True, True, "".join(flat)
     return _shape_kind(flat), False, True, True, "".join(flat)
 
 
@@ -698,12 +780,33 @@ def _echo_markers(found: list[list], hints: Hints | None = None) -> None:
 def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) -> None:
     """A faint label is read in fragments: one matches a hint (a name part), the rest of its
     line and the lines stacked with it (ID, date, hospital) do not. Faint candidate regions on
-    the line of an identifying box of a faint pass (a hint match; within three line heights), or, when text-like, stacked right above or
+    the line of an identifying box of a faint pass (a hint match; within three line heights,
+    text of the same size: heights within 2x), or, when text-like, stacked right above or
     below it (gap <= two line heights, heights within 2x, overlapping columns; the gap between
     them too: a label line whose strokes were not seen), are identifying too ("other"),
-    repeatedly. Privacy first: a label block that spells one
-    identifier is redacted whole."""
+    repeatedly. Two anchored boxes stacked in one column (gap <= four line heights, heights
+    within 2x) are one label block: the gap between them is redacted (its lines were not
+    seen). Privacy first: a label block that spells one identifier is redacted whole.
+
+    Bounds (bench seeds 10/11, bench/README.md): only anchored boxes and regions joined by
+    stacking seed further growth -- a region joined along a line, a gap box and a block fill
+    do not (chained line growth took whole bands of anatomy beside a label); nothing joins
+    over a marker read there; the size test compares with the anchored label's line height,
+    carried along the chain (a chain must not drift to ever taller anatomy bands). found rows:
+    [box, kind, confident, bright, reading, seed, lh, label_lh] with seed True (anchored or
+    stacked), "line", "gap" (lh: the line height _widen_faint widens by)."""
     markers = [f[0] for f in found if f[1] == "marker"]
+    seeds = [f for f in found if f[1] != "marker" and len(f) > 5 and f[5] is True]
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            A, B = a[0], b[0]
+            ha, hb = A[3] - A[1], B[3] - B[1]
+            gy = max(A[1], B[1]) - min(A[3], B[3])
+            if (min(A[2], B[2]) > max(A[0], B[0]) and 0 < gy <= 4 * max(ha, hb)
+                    and 0.5 <= ha / max(hb, 1) <= 2):
+                gap = (min(A[0], B[0]), min(A[3], B[3]), max(A[2], B[2]), max(A[1], B[1]))
+                if not any(_overlaps(gap, m) for m in markers):
+                    found.append([gap, "other", False, False, "", "gap", min(ha, hb)])
     grow = True
     while grow and pending:
         grow = False
@@ -713,20 +816,21 @@ def _grow_labels(found: list[list], pending: list[tuple[int, int, int, int]]) ->
                 continue
             ph = p[3] - p[1]
             for f in found:
-                if f[1] == "marker" or len(f) < 6 or not f[5]:   # seeds: faint-pass hint matches
+                if f[1] == "marker" or len(f) < 6 or f[5] is not True:   # seeds: anchored, stacked
                     continue
                 b = f[0]
-                bh = b[3] - b[1]
+                bh = f[7] if len(f) > 7 else b[3] - b[1]    # the anchored label's line height
                 ov = min(p[3], b[3]) - max(p[1], b[1])
                 gx = max(p[0], b[0]) - min(p[2], b[2])
                 gy = max(p[1], b[1]) - min(p[3], b[3])
-                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh)
-                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and 0.5 <= ph / max(bh, 1) <= 2
+                same_size = 0.5 <= ph / max(bh, 1) <= 2
+                line = ov >= 0.5 * min(ph, bh) and gx <= 3 * max(ph, bh) and same_size
+                stack = text_like and gy <= 2 * max(ph, bh) and gx < 0 and same_size
                 if line or stack:
-                    found.append([p, "other", False, False, "", True])
+                    found.append([p, "other", False, False, "", True if stack else "line", min(ph, bh), bh])
                     if stack and not line and gy > 0:   # a label line between them went unseen
                         found.append([(min(p[0], b[0]), min(p[3], b[3]), max(p[2], b[2]), max(p[1], b[1])),
-                                      "other", False, False, "", True])
+                                      "other", False, False, "", "gap", min(ph, bh)])
                     pending.remove(q)
                     grow = True
                     break
@@ -736,13 +840,14 @@ def _widen_faint(found: list[list], W: int) -> None:
     """A faint label's strokes drop out where the film behind it brightens: the part of its
     line that was read is widened by 4 line heights each way, and to the image's side when
     that is within 8 line heights (labels are aligned to the edge), but not over a marker read on
-    that line. Only identifying boxes
-    of the faint passes (anchored by a hint match) are widened."""
+    that line. Only identifying boxes of the faint passes (anchored by a hint match, or grown
+    from one) are widened; a grown box or a gap box by the height of the label's lines, not
+    its own."""
     markers = [f[0] for f in found if f[1] == "marker"]
     for f in found:
         if len(f) > 5 and f[5] and f[1] != "marker":
             X0, y0, X1, y1 = f[0]
-            lh = y1 - y0
+            lh = min(y1 - y0, f[6]) if len(f) > 6 else y1 - y0
             x0, x1 = max(0, X0 - 4 * lh), min(W, X1 + 4 * lh)
             x0, x1 = (0 if x0 <= 8 * lh else x0), (W if W - x1 <= 8 * lh else x1)
             # a marker read on the line stops the widening (it is not the label's text)
@@ -774,6 +879,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
         cands = _join_lines(_candidates(maps, thresh, border_only=faint, floor=floor, flat=flat))
+        # grain everywhere (an upsampled MR's): many strong candidates in the central field,
+        # where labels are not printed (MR2 crops of the bench 15-40, other images <= 5)
+        hw, ww = work.shape
+        textured = not faint and sum(1 for c in cands if c[0] >= ww // 8 and c[2] <= ww - ww // 8
+                                     and c[1] >= hw // 8 and c[3] <= hw - hw // 8) >= _TEXTURED
         for x0, y0, x1, y1, bright in cands:
             bh = (y1 - y0) * s
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
@@ -785,7 +895,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
                 tried.append(box)
             stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
-                                                            ((x1 - x0) * s, bh), stacked)
+                                                            ((x1 - x0) * s, bh), stacked, textured)
             # a faint region counts when it matches a hint, or reads confidently as a date or
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
@@ -795,6 +905,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
                 continue
             found.append([box, kind, confident, bright, reading, faint])
     _grow_labels(found, pending)
+    seen = {id(f): f[0] for f in found}     # the boxes as found, before widening
     _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
     # the gaps around bright letters), lying at least half inside the read box, is merged
@@ -811,12 +922,15 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             a, b = host[0], f[0]
             host[0] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
     # A marker next to or overlapping identifying text is part of that text (a name split
-    # into words, a short name part that reads like a marker): it is redacted with it.
+    # into words, a short name part that reads like a marker): it is redacted with it. "Next
+    # to" is judged on the text as found: the widening of a faint label stops at a marker
+    # read on its line, and must not make that marker its neighbour.
     changed = True
     while changed:
         changed = False
         for f in keep:
-            if f[1] == "marker" and any(g[1] != "marker" and _same_line_near(f[0], g[0]) for g in keep):
+            if f[1] == "marker" and any(g[1] != "marker" and (_same_line_near(f[0], seen.get(id(g), g[0]))
+                                                               or _overlaps(f[0], g[0])) for g in keep):
                 f[1] = "other"
                 changed = True
     # Identifying boxes on one line with a small gap between them are joined: a letter the
