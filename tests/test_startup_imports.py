@@ -6,6 +6,7 @@ torch, scipy, matplotlib or Dask (the tables are written through pyarrow alone).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,34 @@ def test_two_files_start_a_pool(tmp_path):
     report, p = _probe("anonymize", src, tmp_path / "out", "--key", key, "--burned-in", "off", "-j", "2")
     assert p.returncode == 0, p.stderr[-2000:]
     assert report["pools"] == 1
+
+
+def test_help_and_version_do_not_import_pydicom():
+    for args in (["--help"], ["--version"], ["split", "--help"]):
+        report, p = _probe(*args)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "pydicom" not in report["modules"] and "numpy" not in report["modules"], args
+
+
+def test_pydicom_is_quiet_whenever_it_is_imported():
+    """main() no longer imports pydicom up front: the quieting (validation off, no warnings,
+    logger at CRITICAL, which pydicom.config resets to WARNING when it runs) is applied the
+    moment pydicom.config is imported, by whatever imports it."""
+    code = ("import logging, sys, warnings\n"
+            "from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported\n"
+            "quiet_pydicom_when_imported()\n"
+            "assert 'pydicom' not in sys.modules\n"
+            "from pydicom.dataset import Dataset\n"
+            "import pydicom.config as c\n"
+            "print(logging.getLogger('pydicom').level, c.settings.reading_validation_mode == c.IGNORE,\n"
+            "      c.settings.writing_validation_mode == c.IGNORE)\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('default')\n"
+            "    quiet_pydicom_when_imported()\n"   # again, pydicom loaded: applied at once
+            "    ds = Dataset(); ds.PatientName = 'X' * 100; ds.SOPInstanceUID = 'not a uid!'\n"
+            "print(len(w))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    level, read_ignored, write_ignored, *_ = out.stdout.split()
+    assert (int(level), read_ignored, write_ignored) == (logging.CRITICAL, "True", "True")
+    assert out.stdout.split()[-1] == "0" and not out.stderr
