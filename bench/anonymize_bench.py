@@ -64,7 +64,9 @@ def make_data(folder: Path, n: int, rows: int, cols: int) -> int:
 
 def tree_env(tree: Path | None) -> dict | None:
     """Environment that runs vindr from ``tree`` (None: the installed one), with bytecode
-    caching on (an installed package has its .pyc files)."""
+    caching on (an installed package has its .pyc files). vindr runs as ``python -P -m``:
+    without -P the working directory comes first on sys.path, and a checkout there would
+    be run whatever PYTHONPATH says."""
     if tree is None:
         return None
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -115,7 +117,7 @@ def tools(data: Path, work: Path, workers: int, trees: dict[str, Path | None], r
 
     def vindr(label: str, tree: Path | None, src: Path, burned_in: str):
         name = f"vindr{label} --burned-in {burned_in}"
-        cmd = [sys.executable, "-m", "vindr_cli", "anonymize", str(src), "", "--key", str(vkey), "-j", str(workers),
+        cmd = [sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(src), "", "--key", str(vkey), "-j", str(workers),
                "--burned-in", burned_in]
 
         def run():
@@ -155,7 +157,7 @@ def startup(work: Path, trees: dict[str, Path | None], repeat: int = 5) -> dict:
             o = work / "one_out"
             shutil.rmtree(o, ignore_errors=True)
             (work / "one_out.linkage.parquet").unlink(missing_ok=True)
-            wall, _ = timed([sys.executable, "-m", "vindr_cli", "anonymize", str(one), str(o), "--key", str(key),
+            wall, _ = timed([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(one), str(o), "--key", str(key),
                              "--burned-in", "off"], env=tree_env(tree) or tree_env(ROOT))
             best[f"vindr{label} one file"] = min(wall, best.get(f"vindr{label} one file", 1e9))
         for name, code in floors.items():
@@ -219,7 +221,7 @@ def main() -> None:
         make_data(d, 12, r, c)
         o = work / f"mem_out_{label}"
         shutil.rmtree(o, ignore_errors=True)
-        _, peak = timed([sys.executable, "-m", "vindr_cli", "anonymize", str(d), str(o), "--key",
+        _, peak = timed([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(d), str(o), "--key",
                          str(work / "keys" / "vindr.key"), "-j", "1", "--no-linkage", "--burned-in", "off"], env=tree_env(ROOT))
         mem[label] = {"file_mb": round(2 * r * c / 2**20, 1), "peak_rss_mb": round(peak / 2**20, 1)}
 

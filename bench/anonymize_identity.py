@@ -37,8 +37,15 @@ def inputs(folder: Path) -> int:
 
 def run(tree: Path, src: Path, out: Path, key: Path, mode: str, workers: int) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(tree)}
-    proc = subprocess.run([sys.executable, "-m", "vindr_cli", "anonymize", str(src), str(out), "--key", str(key),
-                           "--burned-in", mode, "-j", str(workers)], env=env, capture_output=True, text=True)
+    # -P: `python -m` would put the working directory first on sys.path, and a checkout there
+    # would be run instead of TREE
+    proc = subprocess.run([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(src), str(out), "--key", str(key),
+                           "--burned-in", mode, "-j", str(workers)], env=env, capture_output=True, text=True,
+                          cwd=out.parent)
+    if f"{tree}/vindr_cli" not in subprocess.run(
+            [sys.executable, "-P", "-c", "import vindr_cli; print(vindr_cli.__file__)"], env=env, capture_output=True,
+            text=True, cwd=out.parent).stdout:
+        sys.exit(f"{tree}: vindr_cli is not imported from this tree")
     if proc.returncode not in (0, 1):
         sys.exit(f"{tree}: vindr anonymize exited {proc.returncode}")
 
