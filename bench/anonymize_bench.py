@@ -121,7 +121,7 @@ def tools(data: Path, work: Path, workers: int, trees: dict[str, Path | None], r
                "--burned-in", burned_in]
 
         def run():
-            cmd[5] = str(out(name.replace(" ", "_")))
+            cmd[cmd.index("--key") - 1] = str(out(name.replace(" ", "_")))
             return timed(cmd, env=tree_env(tree) or tree_env(ROOT))
         return name, run
 
