@@ -8,7 +8,17 @@ identity per file) made by vindr_cli.synth. Prints wall time, throughput, ratios
 peak resident memory of the largest single process; a second, smaller run shows that
 vindr's per-worker memory does not grow with file size (pixel data is streamed).
 
+vindr runs twice per round: ``--burned-in off`` (the pure de-identification path, the one
+compared with the peers, which do not look at pixels) and the default ``--burned-in redact``
+(every image OCR'd, ~0.3 s CPU each: with ``--redact-files N`` on the first N files only, as
+its own row). ``--before TREE`` adds the same runs from another checkout of vindr (e.g. the
+commit before a change, ``git archive``d to a folder), run from that tree with PYTHONPATH.
+Tools run round robin (one run of each, ``--repeat`` times), best kept; the load average is
+recorded before and after. ``--startup``: wall of a one-file run (best of 5) for each tree,
+with the import floor of the libraries a run needs (pydicom, pyarrow.parquet, typer).
+
 Usage: python bench/anonymize_bench.py [--files 200] [--rows 2048 --cols 1400] [--workers 2]
+                                       [--before TREE] [--startup] [--repeat 3]
 Results: bench/results/anonymize.json (figures are copied by hand into bench/README.md).
 """
 from __future__ import annotations
@@ -52,13 +62,33 @@ def make_data(folder: Path, n: int, rows: int, cols: int) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.dcm"))
 
 
-def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
+def tree_env(tree: Path | None) -> dict | None:
+    """Environment that runs vindr from ``tree`` (None: the installed one), with bytecode
+    caching on (an installed package has its .pyc files). vindr runs as ``python -P -m``:
+    without -P the working directory comes first on sys.path, and a checkout there would
+    be run whatever PYTHONPATH says."""
+    if tree is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(tree)
+    return env
+
+
+CPU: dict[str, float] = {}       # CPU seconds (user + system, the process and its workers) of the last timed run
+
+
+def timed(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int]:
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     mon = PeakRSS(proc.pid)
     _, err = proc.communicate()
     wall = time.perf_counter() - t0
     peak = mon.stop()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
     return wall, peak
@@ -72,12 +102,11 @@ def certificate(work: Path) -> tuple[Path, Path]:
     return key, cert
 
 
-def tools(data: Path, work: Path, workers: int) -> dict[str, callable]:
+def tools(data: Path, work: Path, workers: int, trees: dict[str, Path | None], redact_data: Path | None) -> dict[str, callable]:
     keydir = work / "keys"
     keydir.mkdir(mode=0o700, exist_ok=True)
     vkey = keydir / "vindr.key"
     gkey, gcert = certificate(work)
-    vindr = str(VENV_BIN / "vindr")
 
     def out(name: str) -> Path:
         p = work / f"out_{name}"
@@ -86,14 +115,55 @@ def tools(data: Path, work: Path, workers: int) -> dict[str, callable]:
             extra.unlink()
         return p
 
-    return {
-        "vindr": lambda: timed([vindr, "anonymize", str(data), str(out("vindr")), "--key", str(vkey),
-                                "-j", str(workers)]),
+    def vindr(label: str, tree: Path | None, src: Path, burned_in: str):
+        name = f"vindr{label} --burned-in {burned_in}"
+        cmd = [sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(src), "", "--key", str(vkey), "-j", str(workers),
+               "--burned-in", burned_in]
+
+        def run():
+            cmd[cmd.index("--key") - 1] = str(out(name.replace(" ", "_")))
+            return timed(cmd, env=tree_env(tree) or tree_env(ROOT))
+        return name, run
+
+    runs = {}
+    for label, tree in trees.items():
+        name, run = vindr(label, tree, data, "off")
+        runs[name] = run
+        if redact_data is not None:
+            name, run = vindr(label, tree, redact_data, "redact")
+            runs[name] = run
+    return runs | {
         "gdcmanon": lambda: timed(["gdcmanon", "-e", "-r", "--continue", "-i", str(data), "-o", str(out("gdcmanon")),
                                    "-k", str(gkey), "-c", str(gcert)]),
         "dicognito": lambda: timed([sys.executable, "-m", "dicognito", "-o", str(out("dicognito")), "--quiet", str(data)]),
         "cp -r": lambda: timed(["cp", "-r", str(data), str(out("cp"))]),
     }
+
+
+def startup(work: Path, trees: dict[str, Path | None], repeat: int = 5) -> dict:
+    """Wall of a one-file ``vindr anonymize --burned-in off`` per tree (best of ``repeat``,
+    round robin), and the import floor of what such a run needs."""
+    from pydicom.data import get_testdata_file
+
+    one = work / "one"
+    one.mkdir(exist_ok=True)
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), one / "CT_small.dcm")
+    key = work / "keys" / "vindr.key"
+    floors = {"python -c pass": "pass", "import pydicom": "import pydicom",
+              "import pydicom, pyarrow.parquet, typer, rich.console": "import pydicom, pyarrow.parquet, typer, rich.console"}
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for label, tree in trees.items():
+            o = work / "one_out"
+            shutil.rmtree(o, ignore_errors=True)
+            (work / "one_out.linkage.parquet").unlink(missing_ok=True)
+            wall, _ = timed([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(one), str(o), "--key", str(key),
+                             "--burned-in", "off"], env=tree_env(tree) or tree_env(ROOT))
+            best[f"vindr{label} one file"] = min(wall, best.get(f"vindr{label} one file", 1e9))
+        for name, code in floors.items():
+            wall, _ = timed([sys.executable, "-c", code], env=tree_env(ROOT))
+            best[name] = min(wall, best.get(name, 1e9))
+    return {k: round(v, 3) for k, v in best.items()}
 
 
 def main() -> None:
@@ -105,54 +175,83 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="runs per tool; the best is kept")
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--skip", nargs="*", default=[], help="tools to leave out")
+    ap.add_argument("--before", type=Path, help="another vindr tree to run alongside (e.g. the previous commit)")
+    ap.add_argument("--redact-files", type=int, default=20,
+                    help="files for the default --burned-in redact runs (0: none; OCR costs ~0.3 s CPU per image)")
+    ap.add_argument("--startup", action="store_true", help="also time a one-file run per tree (best of 5)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory-vs-file-size runs")
     args = ap.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     total = make_data(data, args.files, args.rows, args.cols)
+    redact_data = None
+    if args.redact_files:
+        redact_data = work / f"redact_{args.redact_files}"
+        if not redact_data.is_dir() or len(list(redact_data.iterdir())) != args.redact_files:
+            shutil.rmtree(redact_data, ignore_errors=True)
+            redact_data.mkdir()
+            for d in sorted(p for p in data.iterdir() if p.is_dir())[:args.redact_files]:
+                shutil.copytree(d, redact_data / d.name)
     warm(data)
-    results = {}
-    for name, run in tools(data, work, args.workers).items():
-        if name in args.skip or (name == "gdcmanon" and not shutil.which("gdcmanon")):
-            continue
-        best = None
-        for _ in range(args.repeat):
+    trees = {"": ROOT} | ({" (before)": args.before.resolve()} if args.before else {})
+    load = {"before": [round(x, 2) for x in os.getloadavg()]}
+    runs = {name: run for name, run in tools(data, work, args.workers, trees, redact_data).items()
+            if name not in args.skip and not (name == "gdcmanon" and not shutil.which("gdcmanon"))}
+    best: dict[str, tuple[float, int, float]] = {}
+    for _ in range(args.repeat):              # round robin: every tool once per round
+        for name, run in runs.items():
             wall, peak = run()
-            if best is None or wall < best[0]:
-                best = (wall, peak)
-        results[name] = {"wall_s": round(best[0], 3), "peak_rss_mb": round(best[1] / 2**20, 1),
-                         "files_per_s": round(args.files / best[0], 1), "mb_per_s": round(total / 2**20 / best[0], 1)}
-        console.print(f"{name}: {best[0]:.2f} s")
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, peak, CPU["last"])
+            console.print(f"{name}: {wall:.2f} s wall, {CPU['last']:.2f} s CPU")
+    results = {}
+    for name, (wall, peak, cpu) in best.items():
+        n = args.redact_files if "redact" in name else args.files
+        mb = total / 2**20 * n / args.files
+        results[name] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak / 2**20, 1),
+                         "files": n, "files_per_s": round(n / wall, 1), "mb_per_s": round(mb / wall, 1)}
+    start = startup(work, trees) if args.startup else None
+    load["after"] = [round(x, 2) for x in os.getloadavg()]
 
     # memory vs file size: same count of files, 4x the pixels
     mem = {}
-    for label, (r, c) in {"1x": (args.rows, args.cols), "4x": (args.rows * 2, args.cols * 2)}.items():
+    for label, (r, c) in ({} if args.no_memory else {"1x": (args.rows, args.cols), "4x": (args.rows * 2, args.cols * 2)}).items():
         d = work / f"mem_{label}"
         make_data(d, 12, r, c)
         o = work / f"mem_out_{label}"
         shutil.rmtree(o, ignore_errors=True)
-        _, peak = timed([str(VENV_BIN / "vindr"), "anonymize", str(d), str(o), "--key", str(work / "keys" / "vindr.key"),
-                         "-j", "1", "--no-linkage"])
+        _, peak = timed([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(d), str(o), "--key",
+                         str(work / "keys" / "vindr.key"), "-j", "1", "--no-linkage", "--burned-in", "off"], env=tree_env(ROOT))
         mem[label] = {"file_mb": round(2 * r * c / 2**20, 1), "peak_rss_mb": round(peak / 2**20, 1)}
 
     t = Table(title=f"anonymize {args.files} files, {total / 2**20:.0f} MB, {args.workers} workers for vindr")
-    for col in ("tool", "wall s", "files/s", "MB/s", "wall / vindr", "peak RSS (largest process) MB"):
+    for col in ("tool", "wall s", "CPU s", "files/s", "MB/s", "wall / vindr", "peak RSS (largest process) MB"):
         t.add_column(col, justify="right" if col != "tool" else "left")
-    base = results.get("vindr", {}).get("wall_s")
+    base = results.get("vindr --burned-in off", {}).get("wall_s")
     for name, r in results.items():
-        t.add_row(name, f"{r['wall_s']:.2f}", f"{r['files_per_s']:.1f}", f"{r['mb_per_s']:.0f}",
-                  f"{r['wall_s'] / base:.2f}" if base else "-", f"{r['peak_rss_mb']:.0f}")
+        t.add_row(name, f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}", f"{r['files_per_s']:.1f}", f"{r['mb_per_s']:.0f}",
+                  f"{r['wall_s'] / base:.2f}" if base and "redact" not in name else "-", f"{r['peak_rss_mb']:.0f}")
     console.print(t)
-    if base:
+    ratios = {}
+    for label in trees:
+        mine = results.get(f"vindr{label} --burned-in off", {}).get("wall_s")
         for peer in ("gdcmanon", "cp -r", "dicognito"):
-            if peer in results:
-                console.print(f"vindr / {peer} wall time: {base / results[peer]['wall_s']:.2f}")
-    console.print(f"vindr peak RSS, one worker: {mem['1x']['file_mb']} MB files -> {mem['1x']['peak_rss_mb']} MB; "
-                  f"{mem['4x']['file_mb']} MB files -> {mem['4x']['peak_rss_mb']} MB")
+            if mine and peer in results:
+                ratios[f"vindr{label} (off) / {peer}"] = round(mine / results[peer]["wall_s"], 2)
+    for k, v in ratios.items():
+        console.print(f"{k} wall time: {v:.2f}")
+    if start:
+        console.print(f"start-up (best of 5, one file): {start}")
+    if mem:
+        console.print(f"vindr peak RSS, one worker: {mem['1x']['file_mb']} MB files -> {mem['1x']['peak_rss_mb']} MB; "
+                      f"{mem['4x']['file_mb']} MB files -> {mem['4x']['peak_rss_mb']} MB")
+    console.print(f"load average (1, 5, 15 min) before {load['before']}, after {load['after']}")
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
            "files": args.files, "rows": args.rows, "cols": args.cols, "total_mb": round(total / 2**20, 1),
-           "workers": args.workers, "results": results, "memory_vs_file_size": mem,
-           "date": time.strftime("%Y-%m-%d")}
+           "workers": args.workers, "repeat": args.repeat, "results": results, "ratios": ratios, "startup": start,
+           "memory_vs_file_size": mem, "load_average": load, "before_tree": str(args.before) if args.before else None,
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     res = ROOT / "bench" / "results" / "anonymize.json"
     res.write_text(json.dumps(out, indent=1) + "\n")
     console.print(f"wrote {res.relative_to(ROOT)}")

@@ -667,9 +667,9 @@ def review(
 
 
 def main() -> None:
-    from vindr_cli.dicomio.quiet import quiet_pydicom
+    from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
-    quiet_pydicom()
+    quiet_pydicom_when_imported()    # pydicom is imported only by a command that reads DICOM
     from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
 
     try:

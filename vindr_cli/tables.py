@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from array import array
 from functools import cache
 from pathlib import Path
 
@@ -21,10 +22,103 @@ def arrow_schema(name: str) -> pa.Schema:
     return pa.schema([pa.field(f["name"], _TYPES[f["type"]], nullable=f.get("nullable", True)) for f in spec["fields"]])
 
 
+class _Unusual(Exception):
+    """A value the direct builder does not take; pyarrow's own conversion decides instead."""
+
+
+_INT_RANGE = {"int32": (-(1 << 31), (1 << 31) - 1), "int64": (-(1 << 63), (1 << 63) - 1)}
+_ARRAY_CODE = {"int32": "i", "int64": "q", "float64": "d"}
+_TYPE_NAME = {v: k for k, v in _TYPES.items()}
+
+
+def _bitmap(bits: list[bool]) -> bytes:
+    out = bytearray((len(bits) + 7) // 8)
+    for i, b in enumerate(bits):
+        if b:
+            out[i >> 3] |= 1 << (i & 7)
+    return bytes(out)
+
+
+def _strings(values: list, typ) -> "pa.Array":
+    offsets, chunks, valid, pos = array("i", [0]), [], [], 0
+    for v in values:
+        if v is not None and type(v) is not str:
+            raise _Unusual
+        if v is not None:
+            try:
+                b = v.encode("utf-8")
+            except UnicodeEncodeError:   # a lone surrogate: pyarrow's conversion decides (and refuses)
+                raise _Unusual from None
+            chunks.append(b)
+            pos += len(b)
+        if pos >= 1 << 31:
+            raise _Unusual
+        offsets.append(pos)
+        valid.append(v is not None)
+    return _with_validity(typ, len(values), valid, [pa.py_buffer(offsets), pa.py_buffer(b"".join(chunks))])
+
+
+def _with_validity(typ, n: int, valid: list[bool], buffers: list, children=None) -> "pa.Array":
+    mask = None if all(valid) else pa.py_buffer(_bitmap(valid))
+    return pa.Array.from_buffers(typ, n, [mask, *buffers], null_count=n - sum(valid), children=children)
+
+
+def _column(values: list, typ) -> "pa.Array":
+    """One column built straight from its buffers. ``pa.array`` would do the same, but its
+    first call imports pandas (~0.3 s) to ask whether the list is a pandas object."""
+    kind = _TYPE_NAME.get(typ)
+    n = len(values)
+    valid = [v is not None for v in values]
+    if kind == "string":
+        return _strings(values, typ)
+    if kind in _INT_RANGE:
+        low, high = _INT_RANGE[kind]
+        if any(v is not None and (type(v) is not int or not low <= v <= high) for v in values):
+            raise _Unusual
+        data = array(_ARRAY_CODE[kind], [0 if v is None else v for v in values])
+        return _with_validity(typ, n, valid, [pa.py_buffer(data)])
+    if kind == "float64":
+        if any(v is not None and type(v) is not float for v in values):
+            raise _Unusual
+        data = array("d", [0.0 if v is None else v for v in values])
+        return _with_validity(typ, n, valid, [pa.py_buffer(data)])
+    if kind == "bool":
+        if any(v is not None and type(v) is not bool for v in values):
+            raise _Unusual
+        return _with_validity(typ, n, valid, [pa.py_buffer(_bitmap([bool(v) for v in values]))])
+    if kind == "list<string>":
+        offsets, items = array("i", [0]), []
+        for v in values:
+            if v is not None and type(v) not in (list, tuple):
+                raise _Unusual
+            items.extend(v or ())
+            offsets.append(len(items))
+        child = _strings(items, pa.string())
+        if child.null_count:
+            raise _Unusual
+        return _with_validity(typ, n, valid, [pa.py_buffer(offsets)], children=[child])
+    raise _Unusual
+
+
+def build_table(rows: list[dict], schema: "pa.Schema") -> "pa.Table":
+    """``pa.Table.from_pylist(rows, schema=schema)`` for rows of plain Python values (str, int,
+    float, bool, lists of str, None), built without importing pandas; anything else (or a
+    None in a non-nullable field) goes through ``from_pylist`` itself, unchanged."""
+    try:
+        columns = []
+        for f in schema:
+            values = [r.get(f.name) for r in rows]
+            if not f.nullable and any(v is None for v in values):
+                raise _Unusual
+            columns.append(_column(values, f.type))
+        return pa.Table.from_arrays(columns, schema=schema)
+    except _Unusual:
+        return pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
+
+
 def write_table(rows: list[dict], name: str, path: Path, mode: int = 0o644) -> None:
     """Write rows as Parquet with the named schema, atomically (temp name, then rename)."""
-    schema = arrow_schema(name)
-    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
+    table = build_table(rows, arrow_schema(name))
     with atomic_write(path, mode) as f:
         pq.write_table(table, f)
 

@@ -96,8 +96,11 @@ def norm(meaning: str) -> str:
 
 
 @cache
-def _index() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
-    """(designator, value) -> (the meaning written, every known meaning normalised)."""
+def _meanings() -> dict[tuple[str, str], list[str]]:
+    """(designator, value) -> every meaning pydicom's dictionary gives it, in order (SRT /
+    SNOMED-RT ids share their SCT code's list). Built once per process; what vindr writes and
+    compares is derived per code on first use (:func:`_entry`): deriving all 31,439 up front
+    was half of a worker's start-up."""
     concepts = _pydicom_dict("_concepts_dict")["concepts"]
     found: dict[tuple[str, str], list[str]] = {}
     for scheme, by_keyword in concepts.items():
@@ -118,14 +121,41 @@ def _index() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
             known = found.setdefault((designator, extra["value"]), [])
             if extra["meaning"] not in known:
                 known.insert(0, extra["meaning"])
+    return found
+
+
+def _derive(meanings: list[str]) -> tuple[str, tuple[str, ...]]:
+    # written: the first meaning that is not a SNOMED fully specified name ("... (qualifier value)")
+    first = min(meanings, key=lambda m: (m.rstrip().endswith(")"), meanings.index(m)))
+    known = [v for m in meanings for v in _forms(m)]
+    return _forms(first)[1], tuple(dict.fromkeys(norm(v) for v in known))
+
+
+_ENTRIES: dict[tuple[str, str], tuple[str, tuple[str, ...]] | None] = {}
+
+
+def _entry(code: tuple[str, str]) -> tuple[str, tuple[str, ...]] | None:
+    """(the meaning written, every known meaning normalised) for a known code, else None."""
+    try:
+        return _ENTRIES[code]
+    except KeyError:
+        pass
+    meanings = _meanings().get(code)
+    entry = None if meanings is None else _derive(meanings)
+    if len(_ENTRIES) < 1 << 16:          # bounded: a file may carry any number of unknown codes
+        _ENTRIES[code] = entry
+    return entry
+
+
+@cache
+def _index() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
+    """(designator, value) -> (the meaning written, every known meaning normalised): the
+    whole index (reports and tests; de-identification looks codes up one by one, ``_entry``)."""
     out, shared = {}, {}
-    for code, meanings in found.items():
+    for code, meanings in _meanings().items():
         entry = shared.get(id(meanings))          # SRT/SNM3 codes share their SCT code's list
         if entry is None:
-            # written: the first meaning that is not a SNOMED fully specified name ("... (qualifier value)")
-            first = min(meanings, key=lambda m: (m.rstrip().endswith(")"), meanings.index(m)))
-            known = [v for m in meanings for v in _forms(m)]
-            entry = shared[id(meanings)] = (_forms(first)[1], tuple(dict.fromkeys(norm(v) for v in known)))
+            entry = shared[id(meanings)] = _derive(meanings)
         out[code] = entry
     return out
 
@@ -151,14 +181,14 @@ def source() -> str:
 def index_stats() -> dict[str, int]:
     """Number of known codes per designator (builds the index)."""
     stats: dict[str, int] = {}
-    for scheme, _value in _index():
+    for scheme, _value in _meanings():
         stats[scheme] = stats.get(scheme, 0) + 1
     return stats
 
 
 def known_meaning(scheme: str, value: str) -> str | None:
     """The meaning vindr writes for a known code, else None."""
-    hit = _index().get((str(scheme).strip(), str(value).strip()))
+    hit = _entry((str(scheme).strip(), str(value).strip()))
     return None if hit is None else hit[0]
 
 
@@ -221,7 +251,7 @@ def code_status(item: Dataset) -> str:
     nothing else of it free text), ``"other-meaning"`` (a known code with another CodeMeaning
     or a free-text CodingSchemeVersion / MappingResourceName) or ``"unknown"``. Reads only."""
     code = _code(item)
-    hit = None if code is None else _index().get(code)
+    hit = None if code is None else _entry(code)
     if hit is None:
         return "unknown"
     if _free_text(item):
@@ -249,7 +279,7 @@ def check_code_item(item: Dataset) -> str:
         del item[tag]
     if free:
         status = code_status(item)
-    written = _index()[_code(item)][0]
+    written = _entry(_code(item))[0]
     if status == "known" and CODE_MEANING in item and item[CODE_MEANING].value not in (None, ""):
         return "replaced" if free else "keep"
     item.CodeMeaning = written       # Type 1 in a code item: a missing or empty one is written too

@@ -538,6 +538,23 @@ PROFILE_MARK = "vindr profile fingerprint "  # + Profile.fingerprint()
 SETTINGS_MARK = "vindr settings fingerprint "  # + deid.batch.settings_fingerprint (INPUT, UID root, layout, burned-in)
 
 
+_PROFILE_FINGERPRINTS: dict[int, tuple[Profile, str]] = {}
+
+
+def _profile_fingerprint(profile: Profile) -> str:
+    """``profile.fingerprint()``, once per profile object: it hashes the profile and reads and
+    hashes six policy files, ~2 ms that every output paid again (a profile is frozen, and the
+    policy data a process applies is loaded once)."""
+    hit = _PROFILE_FINGERPRINTS.get(id(profile))
+    if hit is not None and hit[0] is profile:
+        return hit[1]
+    if len(_PROFILE_FINGERPRINTS) > 16:
+        _PROFILE_FINGERPRINTS.clear()
+    fp = profile.fingerprint()
+    _PROFILE_FINGERPRINTS[id(profile)] = (profile, fp)
+    return fp
+
+
 def _mark(ds: Dataset, profile: Profile, key_fingerprint: str, settings_fingerprint: str | None = None) -> None:
     """PS3.15 marks. DeidentificationMethod (0012,0063, LO, VM 1-n, free text "describing the
     method used") also names the key and profile by fingerprint, so that an output says which
@@ -545,7 +562,7 @@ def _mark(ds: Dataset, profile: Profile, key_fingerprint: str, settings_fingerpr
     reads them back and refuses another key: :func:`read_marks`)."""
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = [f"vindr {__version__}"[:64], f"profile {profile.name}"[:64],
-                                 f"{KEY_MARK}{key_fingerprint}"[:64], f"{PROFILE_MARK}{profile.fingerprint()}"[:64]]
+                                 f"{KEY_MARK}{key_fingerprint}"[:64], f"{PROFILE_MARK}{_profile_fingerprint(profile)}"[:64]]
     if settings_fingerprint:
         ds.DeidentificationMethod = [*ds.DeidentificationMethod, f"{SETTINGS_MARK}{settings_fingerprint}"[:64]]
     items = []
