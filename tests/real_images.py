@@ -1,7 +1,7 @@
 """Real public DICOM images for the QC, hash and near-duplicate tests: pydicom's bundled
 test files (always here; only names that resolve locally, never a download) and, where the
-pydicom-data wheel lies at /tmp/pdd (or $VINDR_PYDICOM_DATA), its CR chest and extremity
-films read from the wheel with zipfile (never pip-installed)."""
+pydicom-data package is installed (the test extra), its CR chest and extremity films; else
+read from a pydicom-data wheel at /tmp/pdd (or $VINDR_PYDICOM_DATA) with zipfile."""
 from __future__ import annotations
 
 import os
@@ -31,7 +31,11 @@ def local(name: str) -> Path:
 
 
 def from_wheel(name: str, dest: Path) -> Path:
-    """A member of the pydicom-data wheel, extracted under dest (skips when the wheel is absent)."""
+    """A pydicom-data file: the installed package's (never a download), else extracted under
+    dest from the wheel (skips when neither is here)."""
+    installed = get_testdata_file(name, download=False)
+    if installed is not None:
+        return Path(installed)
     if not WHEEL.is_file():
         pytest.skip("pydicom-data wheel not present")
     out = dest / name
