@@ -151,3 +151,26 @@ def test_a_plain_word_equal_to_a_marker_after_folding_is_kept_without_hints(name
     # beside a name it is redacted with it
     img, nb = draw(img, "TRẦN VĂN BÌNH", (bb[2] + 20, 20), 32, SERIF)
     assert "marker" not in kinds_over(pt.find_text(img), bb)
+
+
+# The second read binarizes the crop, which can drop a diacritic: a word first read WITH
+# diacritics (DŨNG, NĂM, TRÃI: names, or not markers) must not come back as the plain form of a
+# Vietnamese marker (DUNG, NAM, TRAI), which the allowlist compares folded.
+SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@needs_ocr
+@needs_fonts
+@pytest.mark.parametrize("size", [20, 28])
+def test_second_read_never_turns_a_word_with_diacritics_into_a_plain_vietnamese_marker(size):
+    for word, accented in (("DUNG", "DŨNG"), ("NAM", "NĂM"), ("TRAI", "TRÃI")):
+        im = Image.new("L", (140, 48), 255)
+        ImageDraw.Draw(im).text((10, 6), word, font=ImageFont.truetype(SANS, size), fill=0)
+        crop = np.asarray(im)
+        ys, xs = np.nonzero(crop < 128)
+        inner = (int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        # the second read sees the plain word: kept when the first read saw it plain too
+        assert pt._second_read_marker(crop, [word], inner, None) == word
+        # not when the first read saw diacritics (the name), nor when the header names it
+        assert pt._second_read_marker(crop, [accented], inner, None) is None
+        assert pt._second_read_marker(crop, [word], inner, hints(word.title())) is None

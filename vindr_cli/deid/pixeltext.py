@@ -707,7 +707,7 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
         return "other", False, False, False, ""
     m = _missing_glyph_marker(crop, flat, hints) if (_engine() is not None and confident) else None
     if m is None and _engine() is not None:
-        m = _second_read_marker(crop, flat, inner, hints)
+        m = _second_read_marker(crop, accented, inner, hints)
     if m is not None:   # the reading as read: the other polarity's echo is compared with it
         return "marker", False, True, True, "".join(flat)
     if not confident:
@@ -729,7 +729,7 @@ _CM_CONF = 80           # word confidence of the second read (see _second_read_m
 _CM_GLYPHS = 6.0         # inner width <= 6 x height: a few glyphs, the size of a marker word
 
 
-def _second_read_marker(crop: np.ndarray, flat: list[str], inner: tuple[int, int],
+def _second_read_marker(crop: np.ndarray, accented: list[str], inner: tuple[int, int],
                         hints: Hints | None) -> str | None:
     """The folded reading of a short candidate that a second read, of the crop binarized (ink
     below mid-grey) with a white margin around it, reads as a marker; or None (it stays
@@ -742,11 +742,14 @@ def _second_read_marker(crop: np.ndarray, flat: list[str], inner: tuple[int, int
     has 1-6 letters or digits. It is that marker only when ALL hold: every word of the second
     read has confidence >= _CM_CONF and the words span the line; the second reading is a marker
     line by the allowlist's own rules (diacritics compared as for any reading); the first
-    reading (accent-folded) is within two edits of it; neither reading is within two edits of
-    a header hint token; and (in find_text) nothing that is not a marker stands beside it or
-    overlaps it. Anything else stays identifying."""
+    reading (accent-folded) is within two edits of it; when the first read saw diacritics the
+    second may not be a plain form of a Vietnamese marker (binarizing can drop a mark: DŨNG
+    must not come back as a plain DUNG, which the allowlist compares folded); neither reading is within two edits of a header
+    hint token; and (in find_text) nothing that is not a marker stands beside it or overlaps
+    it. Anything else stays identifying."""
     inner_w, inner_h = inner
-    reading = "".join(flat)
+    reading = "".join(fold(x) for x in accented)
+    marked = any(_upper(x) != fold(x) for x in accented)
     if not (1 <= len(reading) <= 6) or inner_w > _CM_GLYPHS * inner_h or _near_hint(reading, hints):
         return None
     pad = max(8, crop.shape[0] // 3)
@@ -760,6 +763,9 @@ def _second_read_marker(crop: np.ndarray, flat: list[str], inner: tuple[int, int
         return None
     words = [x for w, _, _ in read for x in w]
     second = "".join(fold(x) for x in words)
+    vietnamese = {fold(a) for a in _allow()[4] if a != fold(a)}     # TRAI, PHAI, NAM, DUNG, NGOI
+    if marked and any(_upper(x) == fold(x) and fold(x) in vietnamese for x in words):
+        return None
     if not _is_marker_line(words) or _lev(reading, second, 2) > 2 or _near_hint(second, hints):
         return None
     return second
