@@ -45,6 +45,20 @@ How:
     at least half inside a marker read in the other polarity, within one edit of it, TRAL
     beside TRÁI, is that marker: the other polarity's top-hat echoes every line);
     identifying boxes on one line with a small gap are joined.
+ 3b. Misread markers (a short candidate, not a hint, not read as a marker), two narrow rules;
+    anything else stays identifying. (i) *Missing glyph* (``_missing_glyph_marker``): a font
+    without one of the marker's Vietnamese letters draws its missing-glyph box there (PH□I in
+    Liberation Sans/Serif/Mono, which lack Ả, Ằ, Ồ, Ứ) and OCR reads "PHO I"/"PHII": kept as
+    PHẢI (or NGỒI) only when the confident reading has the marker's other letters at their
+    places, the crop holds exactly the marker's number of glyphs, the one at the marker's
+    Vietnamese letter is a hollow rectangle and no other is, and neither the reading nor the
+    marker is within two edits of a hint token. (ii) *Second read* (``_second_read_marker``):
+    a candidate of a few glyphs (width <= 6 x height, 1-6 letters read) is read again with a
+    white margin around the binarized crop (a lone serif L cropped tight reads "lỗ", then "L");
+    kept when that read is a marker line by the usual rules, every word at confidence >= 80,
+    the first reading within two edits of it and neither reading within two edits of a hint
+    token. Both are subject to the same-line rule below (a marker beside identifying text is
+    redacted with it). Measured: bench/README.md, "Markers misread" (issue 10).
  4. Hints raise recall: with hints, two fainter candidate passes are read too in the outer
     quarter of the image (where labels are printed): 8 grey levels (quiet background), and 6
     where the background between the strokes is flat (a saturated film corner). A faint
@@ -691,10 +705,125 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     if (textured and _engine() is not None and (not confident or sum(c.isalnum() for c in "".join(flat)) < 3)
             and _is_grain(crop, inner)):
         return "other", False, False, False, ""
+    m = _missing_glyph_marker(crop, flat, hints) if (_engine() is not None and confident) else None
+    if m is None and _engine() is not None:
+        m = _second_read_marker(crop, accented, inner, hints)
+    if m is not None:   # the reading as read: the other polarity's echo is compared with it
+        return "marker", False, True, True, "".join(flat)
     if not confident:
         return "other", False, False, True, ""
     return _shape_kind(flat), False, True, True, "".join(flat)
 
+
+# A marker drawn in a font that lacks one of its Vietnamese letters (Liberation Sans/Serif/Mono
+# have no Ả, Ằ, Ồ, Ứ): the letter is drawn as the font's missing-glyph box (.notdef, a hollow
+# rectangle: "PH□I"), which OCR reads as some letter ("PHO I", "PHII"). See _missing_glyph_marker.
+# Markers for which this is allowed: exactly one letter outside Latin-1 (a font with Latin-1
+# has TRÁI's Á, so TR□I is not TRÁI), and no word of that skeleton with a missing letter is a
+# Vietnamese name (N□M could be the given name Năm, Đ□NG has two such letters and is one
+# letter from Dũng: neither is taken).
+_MISSING_GLYPH_MARKERS = ("PHẢI", "NGỒI")
+
+
+_CM_CONF = 80           # word confidence of the second read (see _second_read_marker)
+_CM_GLYPHS = 6.0         # inner width <= 6 x height: a few glyphs, the size of a marker word
+
+
+def _second_read_marker(crop: np.ndarray, accented: list[str], inner: tuple[int, int],
+                        hints: Hints | None) -> str | None:
+    """The folded reading of a short candidate that a second read, of the crop binarized (ink
+    below mid-grey) with a white margin around it, reads as a marker; or None (it stays
+    identifying).
+
+    Tesseract misreads a lone small glyph cropped tight to its strokes, swayed by its
+    anti-aliasing (a 12 px serif L read as "lỗ" at confidence 15, "|e" at 42, at one grey level
+    of display difference) and reads it right (L, 90-93 at every scale 1-4x) once binarized
+    with white space around it. Only for a candidate of a few glyphs (inner width <= 6 x height) whose first reading
+    has 1-6 letters or digits. It is that marker only when ALL hold: every word of the second
+    read has confidence >= _CM_CONF and the words span the line; the second reading is a marker
+    line by the allowlist's own rules (diacritics compared as for any reading); the first
+    reading (accent-folded) is within two edits of it; when the first read saw diacritics the
+    second may not be a plain form of a Vietnamese marker (binarizing can drop a mark: DŨNG
+    must not come back as a plain DUNG, which the allowlist compares folded); neither reading is within two edits of a header
+    hint token; and (in find_text) nothing that is not a marker stands beside it or overlaps
+    it. Anything else stays identifying."""
+    inner_w, inner_h = inner
+    reading = "".join(fold(x) for x in accented)
+    marked = any(_upper(x) != fold(x) for x in accented)
+    if not (1 <= len(reading) <= 6) or inner_w > _CM_GLYPHS * inner_h or _near_hint(reading, hints):
+        return None
+    pad = max(8, crop.shape[0] // 3)
+    ink = np.where(crop < 128, 0, 255).astype(np.uint8)    # binarized: the anti-aliasing of a tiny glyph misleads
+    read = [(_words(t, keep_accents=True), c, b) for t, c, b in _read(np.pad(ink, pad, constant_values=255))]
+    read = [(w, c, b) for w, c, b in read if w]
+    if not read or any(c < _CM_CONF for _, c, _ in read):
+        return None
+    span = max(b[2] for _, _, b in read) - min(b[0] for _, _, b in read)
+    if span < 0.6 * inner_w and inner_w > 2 * crop.shape[0]:
+        return None
+    words = [x for w, _, _ in read for x in w]
+    second = "".join(fold(x) for x in words)
+    vietnamese = {fold(a) for a in _allow()[4] if a != fold(a)}     # TRAI, PHAI, NAM, DUNG, NGOI
+    if marked and any(_upper(x) == fold(x) and fold(x) in vietnamese for x in words):
+        return None
+    if not _is_marker_line(words) or _lev(reading, second, 2) > 2 or _near_hint(second, hints):
+        return None
+    return second
+
+
+def _is_notdef_box(ink: np.ndarray) -> bool:
+    """The ink of one glyph (its bounding box) is a hollow rectangle: each side >= 80 % inked
+    along its length, and the inside (inset by a quarter of the side) empty."""
+    h, w = ink.shape
+    if h < 6 or w < 3:
+        return False
+    t = max(1, min(h, w) // 5)
+    sides = (ink[:t].any(axis=0).mean(), ink[-t:].any(axis=0).mean(),
+             ink[:, :t].any(axis=1).mean(), ink[:, -t:].any(axis=1).mean())
+    iy, ix = max(t + 1, h // 4), max(t + 1, w // 4)
+    inside = ink[iy:h - iy, ix:w - ix]
+    return min(sides) >= 0.8 and inside.size > 0 and inside.mean() <= 0.05
+
+
+def _missing_glyph_marker(crop: np.ndarray, flat: list[str], hints: Hints | None) -> str | None:
+    """The folded marker word a candidate drawn with a missing-glyph box is, or None.
+
+    The crop (dark on white) must hold exactly as many glyphs as the marker has letters (ink
+    components at least half the tallest's height, left to right), the glyph where the marker
+    has its non-ASCII letter must be a hollow rectangle (the font's .notdef box), the confident
+    reading (accent-folded, words joined) must have the marker's length and its letters at every
+    other position (PHO I, PHII for PH□I); and neither the reading nor the marker may be within
+    two edits of a header hint token (privacy first). Then what stays readable is the marker's
+    ASCII letters and an empty box: no letter of a name. Anything else stays identifying."""
+    reading = "".join(flat)
+    for m in _MISSING_GLYPH_MARKERS:
+        f = fold(m)
+        holes = [i for i, ch in enumerate(m) if not ch.isascii()]
+        if len(reading) != len(m) or len(holes) != 1:
+            continue
+        if any(reading[i] != f[i] for i in range(len(m)) if i not in holes):
+            continue
+        if _near_hint(reading, hints) or _near_hint(f, hints):
+            return None
+        from scipy import ndimage
+        ink = crop < 128
+        labels, n = ndimage.label(ink, structure=np.ones((3, 3), bool))
+        objs = [(o, i + 1) for i, o in enumerate(ndimage.find_objects(labels)) if o is not None]
+        if not objs:
+            return None
+        tall = max(o[0].stop - o[0].start for o, _ in objs)
+        glyphs = sorted(((o, k) for o, k in objs if o[0].stop - o[0].start >= 0.5 * tall),
+                        key=lambda ok: ok[0][1].start)
+        if len(glyphs) != len(m):
+            return None
+        o, k = glyphs[holes[0]]
+        if not _is_notdef_box(labels[o] == k):
+            return None
+        # every other glyph is not a box (a row of boxes is a line in a font without any glyph)
+        if any(_is_notdef_box(labels[g] == j) for i, (g, j) in enumerate(glyphs) if i != holes[0]):
+            return None
+        return f
+    return None
 
 
 def _inside(a, b) -> float:
