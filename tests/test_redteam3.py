@@ -157,6 +157,28 @@ def test_sharp_id_over_the_anatomy_in_the_middle():
     assert not _leaks(_reread(out, bb), "0012345678")
 
 
+TURNED_SHORT = {
+    "date turned 20, grey, blurred": ("12.03.85", 20, 1.2, 20, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
+    "short id vertical, blurred": ("BN 42", 20, 1.8, 90, 255, (0.5, 0.5, 0.9, True), (1800, 30)),
+}
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("case", sorted(TURNED_SHORT))
+@pytest.mark.xfail(strict=True, reason="grain test (issue 10): a short, soft, unreadable candidate is grain unless "
+                   "its glyphs stand on one HORIZONTAL baseline (_line_glyphs); short text turned or vertical on a "
+                   "textured image fails that and is dropped as grain, left unredacted (redacted with the grain test off). Fix needs a turned "
+                   "glyph-row test measured against the bench's text-free images: left for issue 10")
+def test_short_turned_text_on_grain_is_not_readable_after_redaction(case):
+    text, size, blur, angle, fg, view, xy = TURNED_SHORT[case]
+    img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
+    assert _leaks(_reread(img, bb, angle), text)
+    for hints in (None, HINTS):
+        out, _ = _redacted(img, hints)
+        assert not _leaks(_reread(out, bb, angle), text), hints is None
+
+
 # ------------------------------------------------------------------ 2. review boxes: the reviewer
 
 
