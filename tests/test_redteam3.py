@@ -158,20 +158,21 @@ def test_sharp_id_over_the_anatomy_in_the_middle():
 
 
 TURNED_SHORT = {
-    "date turned 20, grey, blurred": ("12.03.85", 20, 1.2, 20, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
+    # before the turned glyph-row test (pixeltext._turned_glyphs) dropped as grain, readable after
     "short id vertical, blurred": ("BN 42", 20, 1.8, 90, 255, (0.5, 0.5, 0.9, True), (1800, 30)),
+    "date turned 20, grey, blurred": pytest.param(
+        ("12.03.85", 20, 1.2, 20, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
+        marks=pytest.mark.xfail(strict=True, reason="grain test (issue 10): its grey strokes never pass the "
+                                "glyph-row test's ink threshold once stretched, level or turned, so it is dropped as "
+                                "grain and left readable (redacted with the grain test off): left for issue 10")),
 }
 
 
 @needs_ocr
 @needs_font
-@pytest.mark.parametrize("case", sorted(TURNED_SHORT))
-@pytest.mark.xfail(strict=True, reason="grain test (issue 10): a short, soft, unreadable candidate is grain unless "
-                   "its glyphs stand on one HORIZONTAL baseline (_line_glyphs); short text turned or vertical on a "
-                   "textured image fails that and is dropped as grain, left unredacted (redacted with the grain test off). Fix needs a turned "
-                   "glyph-row test measured against the bench's text-free images: left for issue 10")
+@pytest.mark.parametrize("case", list(TURNED_SHORT.values()), ids=list(TURNED_SHORT))
 def test_short_turned_text_on_grain_is_not_readable_after_redaction(case):
-    text, size, blur, angle, fg, view, xy = TURNED_SHORT[case]
+    text, size, blur, angle, fg, view, xy = case
     img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
     assert _leaks(_reread(img, bb, angle), text)
     for hints in (None, HINTS):
