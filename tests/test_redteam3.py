@@ -180,6 +180,21 @@ def test_short_turned_text_on_grain_is_not_readable_after_redaction(case):
         assert not _leaks(_reread(out, bb, angle), text), hints is None
 
 
+# ------------------------------------------------------------------ 4. the reason vocabulary
+
+
+@pytest.mark.parametrize("planted", ["NguyenVanAnError", "Bn0012345678Error", "NguyenVanAnException", "QxnameWarning",
+                                     "NguyenVanAnFile"])
+def test_a_name_shaped_like_an_exception_is_not_a_known_reason(planted):
+    """A hand-edited manifest reason "unexpected error (NguyenVanAnError)" was in the vocabulary
+    (the exception variable was a pattern), so a release's datasheet quoted it."""
+    from vindr_cli import reasons
+
+    for template in ("unexpected error ({})", "unreadable header ({})"):
+        assert reasons.shown("anonymize_manifest", template.format(planted)) == reasons.OTHER
+    assert reasons.shown("anonymize_manifest", "unexpected error (ValueError)") == "unexpected error (ValueError)"
+
+
 # ------------------------------------------------------------------ 2. review boxes: the reviewer
 
 
