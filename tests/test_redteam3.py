@@ -218,3 +218,47 @@ def test_the_anonymize_manifest_carries_no_reviewer_text(who):
     kept = reviewboxes.recorded(old)
     assert [(e["seq"], e["box"], e["reviewer"]) for e in kept] == [(3, [0, 1, 1, 5, 5], None)]
     assert "NGUYEN" not in json.dumps(reviewboxes.wanted(kept, entries))
+
+
+# ------------------------------------------------------------------ 3. vindr audit: stray names, --locate
+
+
+def test_audit_shows_no_planted_name_in_any_report(tmp_path, key_file):
+    """Names an intruder plants in an anonymized tree (a stray DICOM copy named after the
+    patient, a folder of such names, a file in the state folder, a FIFO, a link, a name with a
+    newline) are findings shown as placeholders in --json, --report and the terminal table,
+    with the local pool (-j 2); only --locate prints the real paths, to stderr."""
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+    from conftest import make_cr
+    from helpers import run_cli
+
+    src = tmp_path / "export"
+    src.mkdir()
+    make_cr(src / "a.dcm", rows=32, cols=24)
+    out = tmp_path / "anon"
+    run_cli("anonymize", src, out, "--key", key_file, "-j", "1")
+    ok = next(r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "ok")
+    real = out / ok["output"]
+    shutil.copy(real, real.parent / "QXNAME SECRET.dcm")
+    (out / "QXFOLDER").mkdir()
+    (out / "QXFOLDER" / "QXID0012345678.txt").write_text("x")
+    (out / ".vindr" / "QXSTATE.json").write_text("{}")
+    os.mkfifo(out / "QXFIFO")
+    os.symlink("/etc/hostname", out / "QXLINK")
+    (out / "QX\nNEWLINE.dcm").write_bytes(real.read_bytes())
+    report = tmp_path / "audit.txt"
+    jreport = tmp_path / "audit.json"
+    p = run_cli("audit", out, "-j", "2", "--json", check=False)
+    q = run_cli("audit", out, "-j", "2", "--report", report, "--locate", check=False)
+    r = run_cli("audit", out, "-j", "1", "--report", jreport, check=False)
+    assert p.returncode == q.returncode == r.returncode == 1, (p.stderr, q.stderr)
+    findings = json.loads(p.stdout)["findings"]
+    kinds = {f["kind"] for f in findings}
+    assert {"stray-file", "link"} <= kinds, kinds
+    assert len([f for f in findings if f["where"].startswith("<name")]) >= 3
+    for text in (p.stdout, p.stderr, q.stdout, report.read_text(), jreport.read_text(), r.stdout, r.stderr):
+        assert "QX" not in text
+    assert "QXNAME SECRET" in q.stderr          # --locate: the real path, to this terminal only
