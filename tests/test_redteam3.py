@@ -262,3 +262,60 @@ def test_audit_shows_no_planted_name_in_any_report(tmp_path, key_file):
     for text in (p.stdout, p.stderr, q.stdout, report.read_text(), jreport.read_text(), r.stdout, r.stderr):
         assert "QX" not in text
     assert "QXNAME SECRET" in q.stderr          # --locate: the real path, to this terminal only
+
+
+# ------------------------------------------------------------------ 5. decode: header completion, PNG
+
+
+def _deidentified(path, **values):
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    ds.PatientIdentityRemoved = "YES"
+    with pydicom.config.disable_value_validation():      # a UI holding a name: never echoed in a warning
+        for k, v in values.items():
+            setattr(ds, k, v)
+        ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _trailing(path, group: int, elem: int, vr: bytes, value: bytes):
+    """An explicit-VR little-endian element appended after the Pixel Data (out of order)."""
+    import struct
+
+    if len(value) % 2:
+        value += b" "
+    with open(path, "ab") as f:
+        f.write(struct.pack("<HH", group, elem) + vr + struct.pack("<H", len(value)) + value)
+
+
+def test_decode_table_quotes_no_planted_uid_or_trailing_value(tmp_path):
+    """decode copies the SOP Instance UID into images.parquet: a "de-identified" input whose UID
+    is a name (in the header, or planted after the Pixel Data where the fast header completion
+    reads it) must not carry it into the table; the PNG holds no text chunk."""
+    import pyarrow.parquet as pq
+    from helpers import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _deidentified(src / "a.dcm", SOPInstanceUID="QXNAME SECRET")
+    b = _deidentified(src / "b.dcm")
+    _trailing(b, 0x0008, 0x0018, b"UI", b"QXTRAIL SECRET")            # SOP Instance UID again, after the pixels
+    c = _deidentified(src / "c.dcm")
+    _trailing(c, 0x7FE0, 0x0010, b"OB", b"QXPIX")                      # a second, short Pixel Data
+    out = tmp_path / "png"
+    p = run_cli("decode", src, out, "-j", "1", check=False)
+    assert p.returncode in (0, 1), p.stderr
+    rows = pq.read_table(out / "images.parquet").to_pylist()
+    assert len(rows) == 3
+    assert "QX" not in json.dumps(rows, default=str) + p.stdout + p.stderr
+    pngs = list(out.rglob("*.png"))
+    assert len(pngs) == 2
+    for png in pngs:                     # chunk by chunk: image header, pixels, end; no text or metadata
+        data, pos, kinds = png.read_bytes(), 8, []
+        while pos < len(data):
+            n = int.from_bytes(data[pos:pos + 4], "big")
+            kinds.append(data[pos + 4:pos + 8])
+            pos += 12 + n
+        assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and set(kinds[1:-1]) == {b"IDAT"}, kinds
