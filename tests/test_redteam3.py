@@ -319,3 +319,59 @@ def test_decode_table_quotes_no_planted_uid_or_trailing_value(tmp_path):
             kinds.append(data[pos + 4:pos + 8])
             pos += 12 + n
         assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and set(kinds[1:-1]) == {b"IDAT"}, kinds
+
+
+# ------------------------------------------------------------------ 1b. the same through vindr anonymize
+
+
+@needs_ocr
+@needs_font
+def test_vindr_anonymize_leaves_no_readable_text_on_a_textured_mr(tmp_path, key_file):
+    """End to end: pydicom-data's MR2 upsampled to 2048 x 2048 (grain everywhere) with a name
+    (vertical), an ID (small) and a short vertical ID (blurred) burned into its 12-bit pixels,
+    the header naming the same patient; the output of vindr anonymize (--burned-in redact, the
+    default) is windowed as the input was and re-read: nothing identifying comes back. (The
+    vertical "BN 42" came back before the turned glyph-row test: dropped as grain.)"""
+    import pydicom
+    import pyarrow.parquet as pq
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+    from helpers import run_cli
+
+    path = get_testdata_file("MR2_UNCR.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom-data's MR2_UNCR.dcm is not available locally")
+    ds = pydicom.dcmread(path)
+    a = ds.pixel_array.astype(np.float32)
+    lo, hi = np.percentile(a, (0.5, 99.5))
+    a = np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32)
+    big = np.asarray(Image.fromarray(a, mode="F").resize((2048, 2048), Image.BILINEAR))
+    disp = np.clip(big * 255, 0, 255).astype(np.uint8)
+    texts = [("NGUYEN VAN AN", (60, 300), 28, 0.0, 90), ("0012345678", (1500, 1950), 22, 0.0, 0),
+             ("BN 42", (1900, 40), 20, 1.8, 90)]
+    boxes = []
+    for text, xy, size, blur, angle in texts:
+        disp, bb = _place(disp, text, xy, size, blur=blur, angle=angle)
+        boxes.append(bb)
+    for (text, _, _, _, angle), bb in zip(texts, boxes):
+        assert _leaks(_reread(disp, bb, angle), text), text          # readable as burned in
+    stored = np.round(disp.astype(np.float32) / 255 * 4095).astype(np.uint16)
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = stored.tobytes()
+    for kw in ("WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept"):
+        if kw in ds:
+            delattr(ds, kw)
+    ds.WindowCenter, ds.WindowWidth = 2047.5, 4096
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "NGUYEN^VAN AN", "0012345678", "19850312"
+    src = tmp_path / "export"
+    src.mkdir()
+    ds.save_as(src / "mr.dcm", enforce_file_format=True)
+    out = tmp_path / "anon"
+    run_cli("anonymize", src, out, "--key", key_file, "-j", "1")
+    row = next(r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "ok")
+    assert row["pixels_modified"]
+    got = pydicom.dcmread(out / row["output"]).pixel_array.astype(np.float32)
+    after = np.clip(got / 4095 * 255, 0, 255).astype(np.uint8)
+    for (text, _, _, _, angle), bb in zip(texts, boxes):
+        assert not _leaks(_reread(after, bb, angle), text), text
