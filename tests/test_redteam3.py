@@ -375,3 +375,21 @@ def test_vindr_anonymize_leaves_no_readable_text_on_a_textured_mr(tmp_path, key_
     after = np.clip(got / 4095 * 255, 0, 255).astype(np.uint8)
     for (text, _, _, _, angle), bb in zip(texts, boxes):
         assert not _leaks(_reread(after, bb, angle), text), text
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("size", [16, 34, 56])
+def test_a_faint_line_under_a_faint_label_is_not_readable_whatever_its_size(size):
+    """The faint-label growth joins only text of the anchored label's size (within 2x): a faint
+    phone number right below a faint hinted name, at 1x, 2x and 3.5x its size, matching no
+    hint, must still come out unreadable (grown, or found by another pass)."""
+    from test_pixeltext_precision import draw, radiograph
+
+    img = radiograph("CT_small.dcm").astype(np.int16)
+    img[1400:1800, 1300:] = 215 + img[1400:1800, 1300:] // 16
+    img, bb = draw(img.astype(np.uint8), "NGUYỄN VĂN AN", (1700, 1500), 16, fg=250)
+    img, bb2 = draw(img, "0903123456", (1700, bb[3] + 8), size, fg=250)
+    assert _leaks(_reread(img, bb2), "0903123456")
+    out, _ = _redacted(img, pt.Hints(names=["NGUYỄN", "VĂN AN"], ids=["0012345678"], dates=["19850312"]))
+    assert not _leaks(_reread(out, bb2), "0903123456") and not _leaks(_reread(out, bb), "NGUYEN VAN AN")
