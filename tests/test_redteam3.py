@@ -393,3 +393,38 @@ def test_a_faint_line_under_a_faint_label_is_not_readable_whatever_its_size(size
     assert _leaks(_reread(img, bb2), "0903123456")
     out, _ = _redacted(img, pt.Hints(names=["NGUYỄN", "VĂN AN"], ids=["0012345678"], dates=["19850312"]))
     assert not _leaks(_reread(out, bb2), "0903123456") and not _leaks(_reread(out, bb), "NGUYEN VAN AN")
+
+
+def test_a_review_table_swapped_for_a_fifo_or_made_huge_is_refused_not_waited_on(tmp_path):
+    """locate() refuses a FIFO by lstat, but the table is opened later: one swapped for a FIFO
+    in between hung vindr anonymize on open(). read_table opens without blocking and refuses
+    anything but a regular file; a huge (sparse) non-Parquet file is refused from its footer."""
+    import os
+    import threading
+
+    fifo = tmp_path / "review.parquet"
+    os.mkfifo(fifo)
+    got = []
+
+    def read():
+        try:
+            reviewboxes.read_table(fifo)
+        except Exception as exc:         # noqa: BLE001 -- what was raised is the assertion
+            got.append(exc)
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(10)
+    blocked = t.is_alive()
+    if blocked:                          # waiting in open() for a writer: let it go, then fail
+        with open(fifo, "wb"):
+            pass
+        t.join(5)
+    assert not blocked
+    assert len(got) == 1 and isinstance(got[0], reviewboxes.ReviewBoxError), got
+    assert "\n" not in str(got[0]) and str(tmp_path) not in str(got[0])
+    huge = tmp_path / "huge.parquet"
+    with open(huge, "wb") as f:
+        f.truncate(8 << 30)
+    with pytest.raises(reviewboxes.ReviewBoxError, match="not a Parquet file"):
+        reviewboxes.read_table(huge)

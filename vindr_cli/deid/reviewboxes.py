@@ -21,6 +21,7 @@ before, and below, the review stage).
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -85,10 +86,28 @@ def read_table(path: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     try:
-        with open(path, "rb") as f:          # one open file: a table renamed in meanwhile is read whole
+        # never wait on a FIFO swapped in after locate()'s lstat, never follow a link there:
+        # open without blocking, then only a regular file is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise ReviewBoxError("the review table cannot be opened (a link, or gone)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReviewBoxError("the review table is not a regular file")
+        with os.fdopen(fd, "rb") as f:       # one open file: a table renamed in meanwhile is read whole
+            fd = None
+            rows_in = pq.ParquetFile(f).metadata.num_rows
+            if rows_in > MAX_ROWS:
+                raise ReviewBoxError(f"the review table holds more than {MAX_ROWS} rows")
+            f.seek(0)
             table = pq.read_table(f)
+    except ReviewBoxError:
+        raise
     except Exception:
         raise ReviewBoxError("the review table is not a Parquet file written by vindr review") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
     need = {"seq", "image_id", "queue", "decision", "box", "time", "reviewer", "undoes"}
     if not need <= set(table.column_names):
         raise ReviewBoxError("the review table lacks the columns of vindr review's review.parquet")
