@@ -428,3 +428,48 @@ def test_a_review_table_swapped_for_a_fifo_or_made_huge_is_refused_not_waited_on
         f.truncate(8 << 30)
     with pytest.raises(reviewboxes.ReviewBoxError, match="not a Parquet file"):
         reviewboxes.read_table(huge)
+
+
+@pytest.mark.parametrize("dup_pixels", [False, True])
+def test_anonymize_carries_nothing_planted_after_the_pixel_data(tmp_path, key_file, dup_pixels):
+    """A name planted after the Pixel Data (an out-of-order Patient's Name, raw trailing bytes,
+    optionally a second Pixel Data) never reaches an output file, the manifest or the terminal
+    (issue 13's fast copy paths)."""
+    import struct
+
+    import pydicom
+    import pyarrow.parquet as pq
+    from pydicom.data import get_testdata_file
+    from helpers import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm", "emri_small_RLE.dcm"):
+        p = get_testdata_file(name, download=False)
+        if p is None:
+            continue
+        ds = pydicom.dcmread(p)
+        ds.PatientName = "QXNAME^SECRET"
+        out = src / f"t_{name}"
+        ds.save_as(out, enforce_file_format=True)
+        ts = ds.file_meta.TransferSyntaxUID
+
+        def el(g, e, vr, v):
+            v += b" " * (len(v) % 2)
+            head = struct.pack("<HHI", g, e, len(v)) if ts.is_implicit_VR else \
+                struct.pack("<HH", g, e) + vr + struct.pack("<H", len(v))
+            return head + v
+
+        with open(out, "ab") as f:
+            f.write(el(0x0010, 0x0010, b"PN", b"QXTRAIL^NAME"))
+            if dup_pixels:
+                f.write(el(0x7FE0, 0x0010, b"OB", b"QXPIXDUP"))
+            f.write(b"QXRAWTAIL" * 3)
+    anon = tmp_path / "anon"
+    p = run_cli("anonymize", src, anon, "--key", key_file, "-j", "1", check=False)
+    assert p.returncode in (0, 1) and "QX" not in p.stdout + p.stderr
+    rows = pq.read_table(anon / "manifest.parquet").to_pylist()
+    assert len(rows) >= 2 and "QX" not in json.dumps(rows, default=str)
+    assert any(r["status"] == "ok" for r in rows) != dup_pixels      # the second Pixel Data: none written
+    for f in anon.rglob("*.dcm"):
+        assert b"QX" not in f.read_bytes()
