@@ -29,8 +29,10 @@ How:
     one oriented streak (gradient orientation coherence > 0.6; unreadable text <= 0.47), or
     when it is short (width < 5 x height), soft-edged (steepest edges < 0.3 of its range) or
     tiny (strokes <= 8 px tall), and not a row of >= 3 glyph-shaped components on a
-    baseline. A label line on the same grain, sharp or blurred, is wide or a row of glyphs
-    with strokes in every direction: it stays (tests/test_pixeltext_precision.py).
+    baseline, level or with the crop turned along its ink's long axis (a short vertical
+    label). A label line on the same grain, sharp or blurred, is wide or a row of glyphs
+    with strokes in every direction: it stays (tests/test_pixeltext_precision.py,
+    tests/test_redteam3.py: what is still dropped, as xfail).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
