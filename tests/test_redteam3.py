@@ -473,3 +473,20 @@ def test_anonymize_carries_nothing_planted_after_the_pixel_data(tmp_path, key_fi
     assert any(r["status"] == "ok" for r in rows) != dup_pixels      # the second Pixel Data: none written
     for f in anon.rglob("*.dcm"):
         assert b"QX" not in f.read_bytes()
+
+
+@needs_ocr
+@needs_font
+@pytest.mark.parametrize("text,msize,nsize,gap", [("NGUYEN VAN AN", 40, 20, 10), ("PA NGUYEN", 40, 24, 10),
+                                                  ("R 0012345678", 32, 32, 16), ("AP 12/03/1985", 32, 32, 16)])
+def test_a_marker_does_not_shelter_the_name_beside_it(text, msize, nsize, gap):
+    """The marker-merge rule keeps a laterality marker's pixels: a name, ID or date on the
+    marker's line (itself starting with marker words) must not be kept with it."""
+    from test_pixeltext_precision import draw, radiograph
+
+    img, mbb = draw(radiograph("CT_small.dcm"), "L", (100, 100), msize)
+    img, bb = draw(img, text, (mbb[2] + gap, 100 + msize - nsize), nsize)
+    assert _leaks(_reread(img, bb), text)
+    for hints in (None, HINTS):
+        out, _ = _redacted(img, hints)
+        assert not _leaks(_reread(out, bb), text), hints is None
