@@ -39,8 +39,8 @@ def _place(img, text, xy, size, fg=255, blur=0.0, angle=0, spacing=0):
         layer = layer.rotate(angle, expand=True, resample=Image.BICUBIC)
     if blur:
         layer = layer.filter(ImageFilter.GaussianBlur(blur))
-    m = np.asarray(layer).astype(np.float32) / 255
     x, y = xy
+    m = np.asarray(layer).astype(np.float32)[:img.shape[0] - y, :img.shape[1] - x] / 255   # kept inside the image
     h, w = m.shape
     out = img.astype(np.float32)
     out[y:y + h, x:x + w] = out[y:y + h, x:x + w] * (1 - m) + fg * m
