@@ -174,8 +174,8 @@ def test_anonymize_rerun_masks_the_review_boxes(anon, tmp_path):
         assert ds.BurnedInAnnotation == "NO"
         fill = after.max() if ds.PhotometricInterpretation == "MONOCHROME1" else after.min()   # redact.py's rule
         assert (after[:, y0:y1, x0:x1] == fill).all()                          # masked in EVERY frame
-    assert json.loads(rows1[red]["review_boxes"])[0]["reviewer"] == "ann"
-    assert json.loads(rows1[plain]["review_boxes"])[0]["reviewer"] == "(other)"   # not a plain name
+    assert json.loads(rows1[red]["review_boxes"])[0]["reviewer"] is None        # free text: never carried
+    assert json.loads(rows1[plain]["review_boxes"])[0]["reviewer"] is None
     # outside the drawn box nothing changed (old output decoded vs new, lossless both)
     import io
 
@@ -362,7 +362,7 @@ def test_recorded_boxes_keep_only_their_own_form():
     good = {"seq": 3, "time": "2026-11-30T01:00:00.000Z", "box": [0, 1, 2, 3, 4], "reviewer": "ann"}
     bad = [{**good, "note": "NGUYEN VAN A"}, {**good, "box": [0, 1.5, 2, 3, 4]}, {**good, "reviewer": "x<y>"},
            {**good, "time": "today"}, {**good, "seq": "3"}, "text", [1, 2]]
-    assert recorded({"review_boxes": json.dumps([good, *bad])}) == [good]
+    assert recorded({"review_boxes": json.dumps([good, *bad])}) == [{**good, "reviewer": None}]   # no name carried on
     assert recorded({"review_boxes": "not json"}) == [] and recorded({}) == []
     later = {**good, "seq": 9, "time": "2026-11-30T02:00:00.000Z"}
     assert wanted([good], [later, good]) == [good, later]

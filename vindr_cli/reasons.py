@@ -8,7 +8,7 @@ is one of the vocabulary's, else :data:`OTHER` — and counts it there.
 
 The vocabulary is data: per table, ``exact`` strings and ``templates`` whose ``{variable}``
 parts each come from a closed set (values listed in the file, a table of a shipped TOML file,
-or Python's ``errno.errorcode``) or, for an exception class name, a strict pattern.
+Python's ``errno.errorcode``, or Python's built-in exception names).
 ``tests/test_reasons.py`` fails when the code can write a reason that is not in it.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ def _values(spec: dict) -> str:
         values += [str(v) for v in doc[spec["table"]].values()]
     if spec.get("python") == "errno.errorcode":
         values += list(errno.errorcode.values())
+    if spec.get("python") == "builtins.exceptions":
+        import builtins
+        values += [n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)]
     if not values:
         raise ValueError("schemas/tables/reasons.json: a variable has no values")
     return "(?:" + "|".join(re.escape(v) for v in sorted(set(values), key=len, reverse=True)) + ")"

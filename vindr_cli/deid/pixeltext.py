@@ -29,8 +29,10 @@ How:
     one oriented streak (gradient orientation coherence > 0.6; unreadable text <= 0.47), or
     when it is short (width < 5 x height), soft-edged (steepest edges < 0.3 of its range) or
     tiny (strokes <= 8 px tall), and not a row of >= 3 glyph-shaped components on a
-    baseline. A label line on the same grain, sharp or blurred, is wide or a row of glyphs
-    with strokes in every direction: it stays (tests/test_pixeltext_precision.py).
+    baseline, level or with the crop turned along its ink's long axis (a short vertical
+    label). A label line on the same grain, sharp or blurred, is wide or a row of glyphs
+    with strokes in every direction: it stays (tests/test_pixeltext_precision.py,
+    tests/test_redteam3.py: what is still dropped, as xfail).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -654,16 +656,31 @@ def _line_glyphs(crop: np.ndarray) -> int:
     return int((glyph & (np.abs(bottoms - base) <= 0.2 * tall + 1)).sum())
 
 
+def _turned_glyphs(crop: np.ndarray) -> int:
+    """_line_glyphs of the crop turned so that its ink's long axis is level (both ways up): a
+    short label printed vertically or turned has its glyphs on a baseline only once turned."""
+    from PIL import Image
+    ys, xs = np.nonzero(crop < 128)
+    if len(xs) < 10:
+        return 0
+    _, v = np.linalg.eigh(np.cov(np.vstack([xs, ys]).astype(np.float64)))
+    angle = float(np.degrees(np.arctan2(v[1, 1], v[0, 1])))
+    im = Image.fromarray(np.ascontiguousarray(crop))
+    return max(_line_glyphs(np.asarray(im.rotate(a, expand=True, fillcolor=255, resample=Image.BILINEAR)))
+               for a in (angle, angle + 180))
+
+
 def _is_grain(crop: np.ndarray, inner: tuple[int, int]) -> bool:
     """An unreadable candidate of a textured image (grain everywhere: an upsampled MR's) that is
     one oriented streak, or short (room for ~5 glyphs at most), soft-edged (or tiny: strokes
-    at most 8 px tall) and not a row of glyphs on a baseline. A blurred label line stays: it
+    at most 8 px tall) and not a row of glyphs on a baseline, level or once turned (a short
+    vertical label: tests/test_redteam3.py). A blurred label line stays: it
     is wide, or its glyphs stand on a baseline, and its strokes point every way."""
     inner_w, inner_h = inner
     if _coherence(crop) > _COHERENT:
         return True
     return (inner_w < _SHORT * inner_h and (inner_h <= _TINY or _sharpness(crop) < _SOFT)
-            and _line_glyphs(crop) < _LINE_GLYPHS)
+            and _line_glyphs(crop) < _LINE_GLYPHS and _turned_glyphs(crop) < _LINE_GLYPHS)
 
 
 def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,

@@ -11,7 +11,9 @@ its manifest row already records (``review_boxes``: once applied a box stays app
 undo, a lost review file or a re-run without ``--review`` never brings text back) plus every
 live box of the review tables read in this run. An entry is ``{"seq", "time", "reviewer",
 "box"}``: which decision of which review (``seq`` + ``time`` name it), never any text of the
-image; ``reviewer`` only when it is a plain short name, else ``(other)``.
+image; ``reviewer`` is always null (kept for the format): what a reviewer types is free
+text, and a patient's name or ID typed there would pass any "plain name" test, so the
+manifest names the decision by seq + time only (its reviewer stays in the review table).
 
 This module reads the table as a plain file (no import of vindr_cli.review: anonymize runs
 before, and below, the review stage).
@@ -19,6 +21,7 @@ before, and below, the review stage).
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -83,10 +86,28 @@ def read_table(path: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     try:
-        with open(path, "rb") as f:          # one open file: a table renamed in meanwhile is read whole
+        # never wait on a FIFO swapped in after locate()'s lstat, never follow a link there:
+        # open without blocking, then only a regular file is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise ReviewBoxError("the review table cannot be opened (a link, or gone)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReviewBoxError("the review table is not a regular file")
+        with os.fdopen(fd, "rb") as f:       # one open file: a table renamed in meanwhile is read whole
+            fd = None
+            rows_in = pq.ParquetFile(f).metadata.num_rows
+            if rows_in > MAX_ROWS:
+                raise ReviewBoxError(f"the review table holds more than {MAX_ROWS} rows")
+            f.seek(0)
             table = pq.read_table(f)
+    except ReviewBoxError:
+        raise
     except Exception:
         raise ReviewBoxError("the review table is not a Parquet file written by vindr review") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
     need = {"seq", "image_id", "queue", "decision", "box", "time", "reviewer", "undoes"}
     if not need <= set(table.column_names):
         raise ReviewBoxError("the review table lacks the columns of vindr review's review.parquet")
@@ -148,10 +169,10 @@ def live(rows: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for r in rows:
         if r["decision"] == "more-redaction" and r["seq"] not in voided:
-            who = r["reviewer"]
+            # no reviewer: it is free text (a patient's name or ID is a "plain short name");
+            # seq + time name the decision, whose reviewer the review table itself keeps
             out.setdefault(r["image_id"], []).append(
-                {"seq": r["seq"], "time": r["time"], "box": list(r["box"]),
-                 "reviewer": None if who is None else (who if PLAIN_NAME.fullmatch(who) else "(other)")})
+                {"seq": r["seq"], "time": r["time"], "box": list(r["box"]), "reviewer": None})
     return out
 
 
@@ -179,7 +200,8 @@ def recorded(row: dict) -> list[dict]:
         got = json.loads(row.get("review_boxes") or "[]")
     except (TypeError, ValueError):
         return []
-    return [e for e in got if _entry_ok(e)] if isinstance(got, list) else []
+    # an entry written before the reviewer was dropped carries no name on either
+    return [{**e, "reviewer": None} for e in got if _entry_ok(e)] if isinstance(got, list) else []
 
 
 def _entry_ok(e) -> bool:

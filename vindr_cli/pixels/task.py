@@ -14,6 +14,7 @@ is named by ``output.keyed_name`` everywhere (rows, output names, temp names).
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,17 @@ IDENTIFIED = {"identified": True}     # the result for an image not marked de-id
 
 def is_deidentified(ds) -> bool:
     return str(ds.get("PatientIdentityRemoved", "") or "").strip().upper() == "YES"
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def _uid(ds) -> str | None:
+    """The SOP Instance UID for the table when it is a UID (digits and dots, at most 64):
+    an input is only *said* to be de-identified, and any other value (a name typed there, or
+    planted after the Pixel Data) is not copied on."""
+    v = str(ds.get("SOPInstanceUID", "") or "").strip()
+    return v if len(v) <= 64 and _UID.fullmatch(v) else None
 
 
 def _num(ds, key) -> int | None:
@@ -224,7 +236,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             output.write_image(tmp, image, ctx.cfg.fmt)
             tmps.append((tmp, rel, frame_tail))
             results.append({
-                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else (str(ds.get("SOPInstanceUID", "")) or None),
+                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else _uid(ds),
                 "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
                 "scale_x": out_cols / cols, "scale_y": out_rows / rows,
                 "photometric": _photometric(ds), "channels": 3 if colour else 1,
