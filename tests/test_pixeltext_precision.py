@@ -99,12 +99,18 @@ def test_line_glyphs_counts_a_row_of_letters_not_a_blob():
 
 @needs_ocr
 @pytest.mark.parametrize("view", [(0.1, 0.9, 0.85, False), (0.5, 0.5, 0.9, True), (0.9, 0.2, 0.8, False)])
-def test_text_free_upsampled_mr_crop_is_not_modified(view):
-    # before the grain test every such crop got small boxes (grain read as unreadable text);
-    # with the header's hints (the faint passes) nothing may be found either
+def test_text_free_upsampled_mr_crop_keeps_its_central_field(view):
+    # before the grain test every such crop got small boxes all over (grain read as unreadable
+    # text); now nothing is found in the central field, with the header's hints (the faint
+    # passes) too. The outer eighth of each side, where labels are printed, keeps the strict
+    # rule (only a single oriented streak is grain there): a short soft candidate there is
+    # redacted, since initials or a short grey ID look the same (tests/test_redteam3.py)
     img = mr_crop(*view)
-    boxes = pt.find_text(img, hints=HINTS)
-    assert [b for b in boxes if b.kind != "marker"] == []
+    h, w = img.shape
+    boxes = [b for b in pt.find_text(img, hints=HINTS) if b.kind != "marker"]
+    inside = [b for b in boxes if b.x0 >= w // 8 and b.x1 <= w - w // 8 and b.y0 >= h // 8 and b.y1 <= h - h // 8]
+    assert inside == []
+    assert len(boxes) <= 3
 
 
 @needs_ocr

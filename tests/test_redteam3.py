@@ -135,9 +135,10 @@ def test_identifying_text_on_grain_is_not_readable_after_redaction(grain, case):
 
 @needs_ocr
 @needs_font
-@pytest.mark.xfail(strict=True, reason="initials (two letters) in a corner of a textured image are dropped as "
-                   "grain (fewer than 3 letters read, short, soft, < 3 glyphs on a baseline): a design limit of "
-                   "the grain test (issue 10) -- two letters are not taken as identifying")
+@pytest.mark.xfail(strict=True, reason="initials (two letters, grey, blurred) in a corner of a textured image: "
+                   "dropped as grain until the grain test kept to the central field; now found and boxed, "
+                   "but the box (24 px) is narrower than the blurred letters (28 px) and a re-read still "
+                   "reads them (issue 10: box padding for small blurred text)")
 def test_initials_in_a_corner_of_a_textured_image(grain):
     img, bb = _place(grain, "AN", (1700, 1900), 14, fg=200, blur=1.0)
     assert _leaks(_reread(img, bb), "AN")
@@ -160,20 +161,12 @@ def test_sharp_id_over_the_anatomy_in_the_middle():
 TURNED_SHORT = {
     # before the turned glyph-row test (pixeltext._turned_glyphs) dropped as grain, readable after
     "short id vertical, blurred": ("BN 42", 20, 1.8, 90, 255, (0.5, 0.5, 0.9, True), (1800, 30)),
-    "date turned 20, grey, blurred": pytest.param(
-        ("12.03.85", 20, 1.2, 20, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
-        marks=pytest.mark.xfail(strict=True, reason="grain test (issue 10): its grey strokes never pass the "
-                                "glyph-row test's ink threshold once stretched, level or turned, so it is dropped as "
-                                "grain and left readable (redacted with the grain test off): left for issue 10")),
-    # found by a 150-case random sweep (bench/README, redteam3): the same gap, vertical and level
-    "short id vertical, grey, blurred": pytest.param(
-        ("BN 42", 24, 1.8, 90, 180, (0.1, 0.9, 0.85, False), (1800, 30)),
-        marks=pytest.mark.xfail(strict=True, reason="grain test (issue 10): grey blurred strokes below the "
-                                "glyph-row test's ink threshold: dropped as grain (redacted with the grain test off)")),
-    "initials level, grey": pytest.param(
-        ("NVA", 20, 0.8, 0, 220, (0.9, 0.2, 0.8, False), (1800, 30)),
-        marks=pytest.mark.xfail(strict=True, reason="grain test (issue 10): three grey letters not counted as a "
-                                "glyph row: dropped as grain (redacted with the grain test off)")),
+    "date turned 20, grey, blurred": ("12.03.85", 20, 1.2, 20, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
+    # found by a 150-case random sweep (bench/README, redteam3): the same gap, vertical and level;
+    # these three were dropped as short soft grain until the grain test kept to the central
+    # field (in the outer band only a single oriented streak is grain)
+    "short id vertical, grey, blurred": ("BN 42", 24, 1.8, 90, 180, (0.1, 0.9, 0.85, False), (1800, 30)),
+    "initials level, grey": ("NVA", 20, 0.8, 0, 220, (0.9, 0.2, 0.8, False), (1800, 30)),
 }
 
 
