@@ -481,7 +481,9 @@ def test_item_that_kills_workers_becomes_worker_died(dask_cluster):
     ex = cluster.DaskExecutor(dask_cluster.client, batch=3)      # one task: it fails whole, then each alone
     got = dict(ex.run(poison_task, ["a", "poison", "b"], setup=nap_setup, config=None))
     assert got == {"a": "A", "b": "B", "poison": ItemFailed(WORKER_DIED)}
-    assert ex.batches == [3, 1, 1, 1]
+    # the batch, then each alone; an item that died alone (the poison, or one that shared its
+    # worker) goes once more alone with nothing else in flight
+    assert ex.batches[0] == 3 and set(ex.batches[1:]) == {1} and 4 <= len(ex.batches) <= 6
     dask_cluster.client.wait_for_workers(2, timeout=START_S)     # the nannies brought them back
 
 

@@ -329,7 +329,9 @@ class DaskExecutor(Executor):
     at a time (default 8 per worker thread, at least 256), submitted in one call, and what
     finished meanwhile is fetched in one gather. Every item still gets its own result. A
     batch whose workers kept dying (``KilledWorker``) is split: its items go again one per
-    task, and only one that kills its workers alone is ``ItemFailed(WORKER_DIED)``. An item
+    task, and only one that kills its workers alone, twice (the second time with nothing
+    else in flight: the first time it may only have shared a worker with the item that
+    kills them), is ``ItemFailed(WORKER_DIED)``. An item
     over ``task_timeout`` seconds (None: no limit) is ``ItemFailed(TIMED_OUT)`` and the
     items after it in its batch go again one per task. ``paths`` (label -> path, e.g.
     INPUT, OUTPUT) are checked on every worker before the first item is sent
@@ -358,6 +360,8 @@ class DaskExecutor(Executor):
         remaining = len(items) if hasattr(items, "__len__") else None      # not yet taken from ``it``
         it, futs = iter(items), {}
         alone: deque = deque()                # items to send one per task (their batch failed as a whole)
+        last: deque = deque()                 # died alone once: once more, with nothing else in flight
+        retried: set[int] = set()             # id() of the items in or through ``last``
         out = [0]                             # items out now
         per_item: list[float] = []            # measured seconds per item (a moving average)
         done = as_completed(loop=self.client.loop)
@@ -401,6 +405,9 @@ class DaskExecutor(Executor):
                     if isinstance(result, ItemFailed):          # KilledWorker: the task, whole
                         if len(group) > 1:
                             alone.extend(group)                 # which item kills workers? each alone
+                        elif id(group[0]) not in retried:       # it may have shared a worker with the
+                            retried.add(id(group[0]))           # one that kills them: once more, with
+                            last.append(group[0])               # nothing else in flight
                         else:
                             yield group[0], result
                         continue
@@ -417,6 +424,9 @@ class DaskExecutor(Executor):
                         yield item, r
                 restart_hung(self.client, hung)
                 submit(max(self.in_flight, 2 * self.workers * size()) - out[0])
+                if out[0] == 0 and last:        # everything else is done: one suspect alone
+                    alone.append(last.popleft())
+                    submit(1)
         finally:
             finish(self.client, list(futs), plugin)
 
