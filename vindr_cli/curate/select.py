@@ -23,7 +23,6 @@ Then, in SELECTION (temp names, then renames; under the output lock): ``selectio
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import re
@@ -44,6 +43,7 @@ from vindr_cli.curate.handoff import link_dicoms, write_worklist
 from vindr_cli.curate.headers import header_fields
 from vindr_cli.curate.recipe import Recipe
 from vindr_cli.curate.sample import SampleError, read_labels, sample
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.errors import RequestError
 from vindr_cli.runner import paths
 from vindr_cli.runner.discover import STATE_DIR
@@ -182,14 +182,6 @@ class ScanStage(Stage):
 
 
 # --- the request ----------------------------------------------------------------------------
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def read_manifest(anon_dir: Path) -> list[dict]:
     """The ``ok`` rows of ANON_DIR's anonymize manifest, or a request error."""
@@ -447,8 +439,8 @@ def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summa
     record = {"recipe": recipe.name, "recipe_sha256": recipe.sha256, "seed": seed, "n": n,
               "multiframe": recipe.multiframe, "one_per_study": recipe.one_per_study,
               "proportions": recipe.proportions or None,
-              "labels_sha256": _sha256(labels_path) if labels_path is not None else None,
-              "anon_dir_manifest_sha256": _sha256(anon_dir / MANIFEST), "images": len(rows),
+              "labels_sha256": file_sha256(labels_path) if labels_path is not None else None,
+              "anon_dir_manifest_sha256": file_sha256(anon_dir / MANIFEST), "images": len(rows),
               "selected": summary.selected, "counts": dict(sorted(summary.reasons.items())),
               "duplicate_groups_across_patients": across, "look_version": version, "vindr_version": __version__}
     with atomic_write(output / "selection.json") as f:

@@ -30,7 +30,7 @@ from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, to
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
-from vindr_cli.dicomio.pixelstream import copy_pixel_element, hash_bytes_value
+from vindr_cli.dicomio.pixelstream import copy_pixel_element, file_sha256, hash_bytes_value
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed
 from vindr_cli.runner.state import STATE_DIR, Settings, StateDamaged
@@ -637,16 +637,6 @@ class LinkageMismatch(RequestError):
     """A worker read other bytes than the driver at the linkage table's path (exit 2)."""
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def audit_setup(cfg: AuditConfig) -> AuditContext:
     """On each worker: read the linkage table at the driver's path (refused unless its bytes
     are the driver's: a worker that audits without the original values would find nothing)."""
@@ -654,7 +644,7 @@ def audit_setup(cfg: AuditConfig) -> AuditContext:
     if cfg.linkage is None:
         return AuditContext(cfg, TermSet(), {}, {})
     try:
-        same = _file_sha256(Path(cfg.linkage)) == cfg.linkage_sha256
+        same = file_sha256(Path(cfg.linkage)) == cfg.linkage_sha256
     except OSError:
         same = False
     if not same:
@@ -721,7 +711,7 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
     linkage_sha = None
     if linkage is not None:
         try:
-            linkage_sha = _file_sha256(linkage)
+            linkage_sha = file_sha256(linkage)
         except OSError:
             linkage_sha = None
     global_terms, path_terms, per_output, date_terms, link_rows = _load_terms(linkage, report)

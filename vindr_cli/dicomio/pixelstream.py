@@ -188,6 +188,15 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
         total += ilen
 
 
+def file_sha256(path) -> str:
+    """SHA-256 of a whole file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def hash_bytes_value(value: bytes) -> str:
     """Hash of an in-memory native pixel value (deflated files)."""
     return hashlib.sha256(value).hexdigest()
