@@ -175,29 +175,11 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     row["pixels_modified"] = False
     if cfg.burned_in == "off":
         return None
-    if header.deflated:
-        if "PixelData" not in ds:
-            return None
-        full = ds
-        row["input_pixel_sha256"] = hash_bytes_value(bytes(ds.PixelData))
-    else:
-        if header.pixel_offset is None:
-            return None
-        # the structure checks of the byte-for-byte copy first (a length that disagrees with the
-        # header, a missing frame): the same fixed reasons whether or not the pixels are scanned
-        row["input_pixel_sha256"] = _copy_pixels(f, None, header)
-        f.seek(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                full = pydicom.dcmread(f)
-            except Exception as exc:
-                raise PixelError(DECODE_FAILED) from exc
+    if ("PixelData" not in ds) if header.deflated else (header.pixel_offset is None):
+        return None
+    full, row["input_pixel_sha256"] = _original(ds, f, header)
     from vindr_cli.deid import pixeltext
 
-    for tag in (0x7FE00001, 0x7FE00002):        # Extended Offset Table (Lengths): removed from every output,
-        if tag in full:                          # and a damaged one would mislead the decoder
-            del full[tag]
     try:
         hints = pixeltext.hints_from(full)
     except Exception as exc:
@@ -210,15 +192,17 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     return outcome
 
 
-def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: dict, tmp_path: Path) -> PixelOutcome:
-    """Mask the boxes drawn in vindr review on top of the automatic outcome (deid.redact.add_boxes)
-    and record the chain: ``input_pixel_sha256`` -> ``auto_pixel_sha256`` (the Pixel Data the
-    automatic redaction alone writes: the file the reviewer looked at) -> ``pixel_sha256``."""
+def _original(ds, f, header):
+    """(the whole data set whose pixels are scanned or masked, the SHA-256 of its Pixel Data as
+    stored). A deflated file was read whole already (``ds``); otherwise the byte-for-byte copy's
+    structure checks run first (a length that disagrees with the header, a missing frame: the
+    same fixed reasons whether or not the pixels are scanned), then the file is read whole. The
+    Extended Offset Table (Lengths) is dropped: removed from every output, and a damaged one
+    would mislead the decoder. Raises PixelError."""
     if header.deflated:
-        full = ds                                   # read whole; de-identification left the pixels alone
-        copied = hash_bytes_value(bytes(ds.PixelData))
+        full, stored = ds, hash_bytes_value(bytes(ds.PixelData))
     else:
-        copied = _copy_pixels(f, None, header)      # the byte-for-byte copy's hash (and its structure checks)
+        stored = _copy_pixels(f, None, header)
         f.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -226,9 +210,17 @@ def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: di
                 full = pydicom.dcmread(f)
             except Exception as exc:
                 raise PixelError(DECODE_FAILED) from exc
-        for tag in (0x7FE00001, 0x7FE00002):
-            if tag in full:
-                del full[tag]
+    for tag in (0x7FE00001, 0x7FE00002):
+        if tag in full:
+            del full[tag]
+    return full, stored
+
+
+def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: dict, tmp_path: Path) -> PixelOutcome:
+    """Mask the boxes drawn in vindr review on top of the automatic outcome (deid.redact.add_boxes)
+    and record the chain: ``input_pixel_sha256`` -> ``auto_pixel_sha256`` (the Pixel Data the
+    automatic redaction alone writes: the file the reviewer looked at) -> ``pixel_sha256``."""
+    full, copied = _original(ds, f, header)
     if auto is not None and auto.arr is not None:
         # what the automatic redaction alone writes, encoded the same way, hashed, not kept
         auto_path = tmp_path.with_name(tmp_path.name + ".auto")
