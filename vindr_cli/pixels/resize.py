@@ -63,12 +63,15 @@ def resize(image: np.ndarray, out_rows: int, out_cols: int, method: str = "area"
 def _float_image(a: np.ndarray) -> Image.Image:
     """A Pillow "F" image over a C-contiguous float32 array: through Arrow without a copy
     (Pillow >= 11.2; a 2k radiograph is 14 MB that ``fromarray`` allocates, zeroes and
-    copies), else ``fromarray``. The pixels are the same either way."""
+    copies), else ``fromarray``. The pixels are the same either way. The Arrow array is
+    made from the array's buffer (``Array.from_buffers``), not ``pa.array``, which imports
+    pandas (0.3 s of CPU in every worker) to look for pandas objects."""
     if hasattr(Image, "fromarrow") and a.size:
         try:
             import pyarrow as pa
 
-            return Image.fromarrow(pa.array(a.reshape(-1)), "F", (a.shape[1], a.shape[0]))
+            arr = pa.Array.from_buffers(pa.float32(), a.size, [None, pa.py_buffer(a)])
+            return Image.fromarrow(arr, "F", (a.shape[1], a.shape[0]))
         except Exception:      # an older Pillow or pyarrow that cannot: the copy below
             pass
     return Image.fromarray(a, mode="F")
