@@ -25,7 +25,7 @@ and the decoder calls alone (codestreams in memory).
 (PYTHONPATH=DIR) to the same round robin: e.g. main before these changes, or this branch
 with another branch's change merged in.
 
-Usage: python bench/decode_floor.py [--workers 2] [--repeat 3] [--vindr-tree LABEL=DIR ...]
+Usage: python bench/decode_floor.py [--workers 2] [--repeat 3] [--vindr-tree LABEL=DIR ...] [--first N]
 Results: bench/results/decode_floor.json (figures copied into bench/README.md).
 """
 from __future__ import annotations
@@ -234,6 +234,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--vindr-tree", action="append", default=[], metavar="LABEL=DIR")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "decode_floor.json")
+    ap.add_argument("--first", type=int, default=0, metavar="N",
+                    help="only the first N corpus files (e.g. 1: the fixed start-up cost of each command)")
     args = ap.parse_args()
     if args.worker:
         return worker_main(args.worker, args.data, args.workers)
@@ -244,6 +246,11 @@ def main() -> int:
     for p in files:                          # warm the page cache
         p.read_bytes()
     work = Path(tempfile.mkdtemp(prefix="vindr-floor-"))
+    if args.first:                           # a subset: copied into its own folder (removed at the end)
+        data = Path(tempfile.mkdtemp(prefix="vindr-floor-data-"))
+        for p in files[:args.first]:
+            shutil.copy2(p, data / p.name)
+        files = files[:args.first]
     py, vindr = sys.executable, str(Path(sys.executable).parent / "vindr")
     env_cmd = [py, __file__, "--data", str(data), "--workers", str(args.workers), "--worker"]
     cmds = {
@@ -277,7 +284,7 @@ def main() -> int:
     # same-round ratios (each round's vindr over that round's floor): the spread of the noise
     per_round = [round(v["wall_s"] / f["wall_s"], 3) for v, f in zip(runs["vindr decode"], runs["floor (decoder only)"])]
     steps = profile_worker(data)
-    timed = timed_steps(data)
+    steps_timed = timed_steps(data)
     dec = decoder_only(data)
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -288,14 +295,17 @@ def main() -> int:
         "trees": trees, "runs": runs, "best": best,
         "cpu_ratio_to_floor": {k: round(min(r["cpu_s"] for r in v) / min(r["cpu_s"] for r in runs["floor (decoder only)"]), 3)
                                for k, v in runs.items()}, "ratio_to_floor": ratios, "vindr_over_floor_per_round": per_round,
-        "one_worker_cpu_s_by_step": steps, "one_worker_cpu_s_by_step_no_profiler": timed,
+        "one_worker_cpu_s_by_step": steps, "one_worker_cpu_s_by_step_no_profiler": steps_timed,
         "decoder_calls_only": dec,
     }
+    if args.first:
+        record["first_files"] = [p.name for p in files]
+        shutil.rmtree(data, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps({"best": best, "ratio_to_floor": ratios, "per_round": per_round,
                       "cpu_ratio_to_floor": record["cpu_ratio_to_floor"]}, indent=1))
-    print(json.dumps({"steps": steps, "steps_no_profiler": timed, "decoder_only": dec}, indent=1))
+    print(json.dumps({"steps": steps, "steps_no_profiler": steps_timed, "decoder_only": dec}, indent=1))
     print(f"wrote {args.out}")
     return 0
 
