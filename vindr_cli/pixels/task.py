@@ -224,7 +224,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
                         table = (table[0].astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), table[1])
                 if table:
                     lut, used = table
-                    scaled = resize(lut[lut_index(frame)], out_rows, out_cols, ctx.cfg.resample)
+                    scaled = resize(np.take(lut, lut_index(frame)), out_rows, out_cols, ctx.cfg.resample)
                 else:
                     shown, used = draw(frame, 16)
                     scaled = resize(shown.astype(np.float32) / 65535.0 * ((1 << ctx.cfg.bits) - 1), out_rows,
