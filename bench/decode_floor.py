@@ -226,6 +226,20 @@ def decoder_only(data: Path) -> dict:
             "reduce_levels": sorted({r for _, r in jobs})}
 
 
+def output_digest(out: Path) -> dict:
+    """SHA-256 of every image under ``out`` and the rows of its images table, to check that
+    every vindr tree in the round robin writes the same bytes."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    digest = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in sorted(out.rglob("*.png"))}
+    digest["images.parquet rows"] = hashlib.sha256(
+        json.dumps(pq.read_table(out / "images.parquet").to_pylist(), sort_keys=True).encode()).hexdigest()
+    return digest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
@@ -264,6 +278,7 @@ def main() -> int:
         cmds[f"vindr decode ({label})"] = cmds["vindr decode"]
         trees[f"vindr decode ({label})"] = str(Path(tree).resolve())
     runs: dict[str, list] = {k: [] for k in cmds}
+    outputs: dict[str, dict] = {}           # each vindr tree's outputs (first round), compared below
     try:
         for rnd in range(args.repeat):
             for name, cmd in cmds.items():
@@ -276,8 +291,12 @@ def main() -> int:
                                    "load1_after": round(os.getloadavg()[0], 2)})
                 print(f"round {rnd} {name}: {wall:.2f} s wall, {cpu:.2f} s CPU, other processes {other / wall:.2f} "
                       f"cores, load {load0:.2f}", flush=True)
+                if rnd == 0 and name.startswith("vindr decode"):
+                    outputs[name] = output_digest(work / "out")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    same = {k: d == outputs["vindr decode"] for k, d in outputs.items()}
+    print(f"outputs byte-identical to this tree's: {same}", flush=True)
     best = {k: min(v, key=lambda r: r["wall_s"]) for k, v in runs.items()}
     floor = best["floor (decoder only)"]["wall_s"]
     ratios = {k: round(b["wall_s"] / floor, 3) for k, b in best.items()}
@@ -293,6 +312,7 @@ def main() -> int:
         "corpus": json.loads((CORPUS_DIR / "corpus.json").read_text()),
         "workers": args.workers, "size": SIZE,
         "trees": trees, "runs": runs, "best": best,
+        "outputs_identical_to_this_tree": same, "images_compared": len(outputs["vindr decode"]) - 1,
         "cpu_ratio_to_floor": {k: round(min(r["cpu_s"] for r in v) / min(r["cpu_s"] for r in runs["floor (decoder only)"]), 3)
                                for k, v in runs.items()}, "ratio_to_floor": ratios, "vindr_over_floor_per_round": per_round,
         "one_worker_cpu_s_by_step": steps, "one_worker_cpu_s_by_step_no_profiler": steps_timed,
