@@ -166,3 +166,13 @@ def test_compile_failures_are_logged_by_class_name_only(release, tmp_path, monke
         assert f"torch.compile failed {when} ({kind}); eager mode" in logs
         assert not any(SECRET in line for line in logs)
         assert rep.run.compiled is False and rep.run.steps == rep.run.total_steps > 0
+
+
+def test_synthetic_images_are_the_same_rendered_in_several_processes(tmp_path):
+    one = make_synthetic_release(tmp_path / "one", n_train=6, n_test=3, size=48, seed=9, leak=1)
+    two = make_synthetic_release(tmp_path / "two", n_train=6, n_test=3, size=48, seed=9, leak=1, workers=2)
+    for a, b in zip(one.train + one.test, two.train + two.test):
+        assert a.image_path.read_bytes() == b.image_path.read_bytes()
+        assert a.boxes.tolist() == b.boxes.tolist() and a.labels.tolist() == b.labels.tolist()
+    assert one.test[0].image_path.read_bytes() in {s.image_path.read_bytes() for s in one.train}   # the leak
+    assert one.train_json.read_text() == two.train_json.read_text()
