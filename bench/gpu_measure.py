@@ -332,7 +332,7 @@ def main() -> None:
     ap.add_argument("--decode-rounds", type=int, default=2)
     ap.add_argument("--decode-scale", type=int, default=1, help="divide the radiographs' sides by this")
     ap.add_argument("--cuda-decode-jobs", type=int, nargs="+", default=[16, 4])
-    ap.add_argument("--total-budget", type=float, default=450.0, help="seconds for the whole run")
+    ap.add_argument("--total-budget", type=float, default=420.0, help="seconds for the whole run")
     ap.add_argument("--eval-reserve", type=float, default=30.0, help="seconds kept per preset for evaluation")
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "decode", "train"])
     args = ap.parse_args()

@@ -10,15 +10,26 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-bench/results/gpu}
-LIMIT=${GPU_MEASURE_LIMIT:-500}          # seconds, hard stop of the driver (its own budget is 450)
+LIMIT=${GPU_MEASURE_LIMIT:-470}          # seconds, hard stop of the driver (its own budget is 420)
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" > /dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "wheel install failed"; exit 3; }
+  # the nvjpeg2k wheel ships nvidia/__init__.py: without it nvidia/ stays a namespace package
+  # shared with the image's own nvidia-* wheels (cuBLAS, cuDNN, ... that torch loads)
+  rm -f /tmp/site/nvidia/__init__.py
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  # nvImageCodec finds nvJPEG2000 through the nvidia/ namespace of the install target
-  export LD_LIBRARY_PATH=/tmp/site/nvidia/nvjpeg2k/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+# nvImageCodec dlopens nvJPEG2000 and the CUDA runtime: every nvidia/*/lib folder on sys.path
+NVLIBS=$("$PY" - <<'PYEOF'
+import glob, os, sys
+dirs = [d for base in sys.path if base for d in glob.glob(os.path.join(base, "nvidia", "*", "lib"))]
+print(":".join(dict.fromkeys(d for d in dirs if os.path.isdir(d))))
+PYEOF
+)
+[ -n "$NVLIBS" ] && export LD_LIBRARY_PATH=$NVLIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" || true
+"$PY" -c "from nvidia import nvimgcodec; print('nvImageCodec', nvimgcodec.__version__)" 2>&1 | tail -1 || true
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1
 set -o pipefail
