@@ -176,12 +176,9 @@ def _pngs(folder: Path) -> dict[str, Path]:
     return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.png")}
 
 
-def decode_part(work: Path, n_files: int, scale: int, rounds: int, workers: int, cuda_jobs: list[int],
-                info: dict) -> dict:
-    import numpy as np
-    from PIL import Image
-
-    res: dict = {"files": n_files, "transfer_syntax": J2K_LOSSLESS, "size": 1024}
+def make_j2k(work: Path, n_files: int, scale: int, workers: int) -> dict:
+    """The decode part's input, made before CUDA is initialised (the pool forks)."""
+    res: dict = {"files": n_files, "transfer_syntax": J2K_LOSSLESS, "size": 1024, "scale": scale}
     src = work / "j2k"
     src.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -191,6 +188,14 @@ def decode_part(work: Path, n_files: int, scale: int, rounds: int, workers: int,
     res["make_seconds"] = time.perf_counter() - t
     res["input_mib"] = sum(p.stat().st_size for p in src.glob("*.dcm")) / 2**20
     log(f"decode: {n_files} J2K files made ({res['input_mib']:.0f} MiB) in {res['make_seconds']:.1f}s")
+    return res
+
+
+def decode_part(work: Path, res: dict, rounds: int, workers: int, cuda_jobs: list[int], info: dict) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    src = work / "j2k"
 
     variants = [("cpu", workers)]
     if str(info.get("nvimgcodec", "")).startswith("not importable"):
@@ -249,6 +254,8 @@ def train_part(torch, rel, name: str, args, dev, budget: float, work: Path) -> t
 
     out = work / f"baseline_{name}"
     shutil.rmtree(out, ignore_errors=True)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     epochs_t: list[dict] = []
     t0 = time.perf_counter()
 
@@ -355,24 +362,33 @@ def main() -> None:
 
     for m in args.models:
         resolve_model(m)
-    dev = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="vindr_gpu_"))
     doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-           "machine": machine_info(torch, dev), "parts": {}, "errors": {}}
+           "machine": {}, "parts": {}, "errors": {}}
     res = Results(args.out, doc)
-    res.save()
-    log(f"device {dev} ({doc['machine'].get('device_name', 'cpu')}), torch {torch.__version__}, "
-        f"nvImageCodec: {doc['machine']['nvimgcodec']}")
 
+    # the process pools fork: everything they make is made before CUDA is initialised
     t = time.perf_counter()
     rel = make_synthetic_release(work / "release", n_train=args.images, n_test=args.test_images, size=args.size,
                                  n_classes=8, seed=0, bits="mixed", workers=cpus)
     doc["parts"]["data"] = {"train": len(rel.train), "test": len(rel.test), "width": args.size, "classes": 8,
                             "seconds": time.perf_counter() - t, "workers": cpus}
-    res.save()
     log(f"release: {len(rel.train)} + {len(rel.test)} images in {doc['parts']['data']['seconds']:.1f}s")
+    j2k = None
+    if "decode" not in args.skip:
+        try:
+            j2k = make_j2k(work, args.decode_files, args.decode_scale, cpus)
+        except Exception as exc:
+            doc["errors"]["decode"] = f"making the J2K files: {err_name(exc)}"
+            log(f"decode: making the files failed ({err_name(exc)})")
+
+    dev = resolve_device(args.device)
+    doc["machine"] = machine_info(torch, dev)
+    res.save()
+    log(f"device {dev} ({doc['machine'].get('device_name', 'cpu')}), torch {torch.__version__}, "
+        f"nvImageCodec: {doc['machine']['nvimgcodec']}")
 
     if "step" not in args.skip:
         doc["parts"]["step"] = {}
@@ -386,10 +402,10 @@ def main() -> None:
                 log(f"step {name}: failed ({err_name(exc)})")
             res.save()
 
-    if "decode" not in args.skip:
+    if j2k is not None:
         try:
-            doc["parts"]["decode"] = decode_part(work, args.decode_files, args.decode_scale, args.decode_rounds,
-                                                 cpus, args.cuda_decode_jobs, doc["machine"])
+            doc["parts"]["decode"] = decode_part(work, j2k, args.decode_rounds, cpus, args.cuda_decode_jobs,
+                                                 doc["machine"])
         except Exception as exc:
             doc["errors"]["decode"] = err_name(exc)
             log(f"decode: failed ({err_name(exc)})")
