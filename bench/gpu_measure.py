@@ -348,6 +348,7 @@ def main() -> None:
         args.batch, args.steps, args.decode_files, args.decode_rounds, args.decode_scale = 8, 2, 4, 1, 4
         args.models = [m for m in args.models if m != "base"]
         args.threshold_samples, args.bootstrap, args.eval_reserve = 32, 20, 10.0
+        args.total_budget = max(args.total_budget, 1200.0)     # a shared 2-core CPU is slow
         args.loader_workers = 0 if args.loader_workers is None else args.loader_workers
     cpus = os.cpu_count() or 1
     if args.loader_workers is None:

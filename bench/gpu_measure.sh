@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-bench/results/gpu}
 LIMIT=${GPU_MEASURE_LIMIT:-470}          # seconds, hard stop of the driver (its own budget is 420)
+case " $* " in *" --cpu-smoke "*) LIMIT=${GPU_MEASURE_LIMIT:-1500} ;; esac   # a busy 2-core CPU
 mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" > /dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
