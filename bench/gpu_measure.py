@@ -338,7 +338,9 @@ def main() -> None:
     ap.add_argument("--decode-files", type=int, default=96)
     ap.add_argument("--decode-rounds", type=int, default=2)
     ap.add_argument("--decode-scale", type=int, default=1, help="divide the radiographs' sides by this")
-    ap.add_argument("--cuda-decode-jobs", type=int, nargs="+", default=[16, 4])
+    ap.add_argument("--cuda-decode-jobs", type=int, nargs="+", default=[1, 16],
+                    help="-j of the cuda runs: 1 decodes in the main process; > 1 in forked workers, after the "
+                         "main process initialised CUDA to check for a GPU (pixels/gpu.py), which may fail there")
     ap.add_argument("--total-budget", type=float, default=420.0, help="seconds for the whole run")
     ap.add_argument("--eval-reserve", type=float, default=30.0, help="seconds kept per preset for evaluation")
     ap.add_argument("--skip", nargs="*", default=[], choices=["step", "decode", "train"])
