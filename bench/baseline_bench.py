@@ -14,7 +14,11 @@ Sizes: 128 px with the small model of tests/test_baseline_learn.py, 512 and 1024
 default ModelConfig (what `vindr baseline` trains). The machine may be shared: the load
 average at start and end is recorded, and the best of `--repeat` passes is kept.
 
-Usage: python bench/baseline_bench.py [--steps 4] [--repeat 2] [--device auto|cpu|cuda]
+``--models tiny small base`` times the 512 and 1024 px cases for each preset of
+schemas/baseline/models.toml (``--model``), interleaved pass by pass (results keyed
+``SIZE`` for tiny, ``SIZE_PRESET`` for the others).
+
+Usage: python bench/baseline_bench.py [--steps 4] [--repeat 2] [--device auto|cpu|cuda] [--models tiny ...]
 Results: bench/results/baseline.json
 """
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vindr_cli.baseline.data import Augment, DetectionDataset  # noqa: E402
 from vindr_cli.baseline.model import Detector, ModelConfig, decode_detections  # noqa: E402
+from vindr_cli.baseline.presets import preset_fields, resolve_model  # noqa: E402
 from vindr_cli.baseline.synthetic import make_synthetic_release  # noqa: E402
 from vindr_cli.baseline.train import TrainCollate, _to_device, compute_losses, resolve_device  # noqa: E402
 
@@ -116,6 +121,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", nargs="+", default=["tiny"], help="presets for the 512/1024 px cases")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "baseline.json")
     args = ap.parse_args()
     dev = resolve_device(args.device)
@@ -126,14 +132,21 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         rel = make_synthetic_release(tmp, n_train=32, n_test=0, size=1024, n_classes=8, seed=0, bits="16")
-        for size, batch, overrides, label in CASES:
-            best = None
-            for _ in range(args.repeat):
+        cases = [(str(size), size, batch, overrides, label) for size, batch, overrides, label in CASES[:1]]
+        for size, batch, overrides, label in CASES[1:]:
+            for m in args.models:
+                resolve_model(m)
+                key = str(size) if m == "tiny" else f"{size}_{m}"
+                cases.append((key, size, batch, preset_fields(m), label if m == "tiny" else f"preset {m}"))
+        best_of: dict[str, dict] = {}
+        for _ in range(args.repeat):          # pass by pass, so every case sees the same load
+            for key, size, batch, overrides, label in cases:
                 r = bench_case(rel, size, batch, overrides, args.steps, dev)
-                if best is None or r["train_images_per_s"] > best["train_images_per_s"]:
-                    best = r
-            best["model"] = label
-            results[str(size)] = best
+                if key not in best_of or r["train_images_per_s"] > best_of[key]["train_images_per_s"]:
+                    best_of[key] = dict(r, model=label)
+        for key, size, batch, overrides, label in cases:
+            best = best_of[key]
+            results[key] = best
             print(f"{size:5d} px  batch {batch:2d}  {label:26s}  train {best['train_images_per_s']:7.1f} img/s "
                   f"(step only {best['train_step_images_per_s']:7.1f}, data {best['data_ms_per_image']:.1f} ms/img)  "
                   f"inference {best['infer_images_per_s']:7.1f} img/s", flush=True)

@@ -38,6 +38,18 @@ def test_baseline_on_a_release_with_images(pipeline, tmp_path):
     assert "release images" in p.stdout and "verdict: INCONCLUSIVE" in p.stdout
 
 
+def test_baseline_model_option_trains_and_reports_the_preset(pipeline, tmp_path):
+    _, release = pipeline
+    out = tmp_path / "bl"
+    p = run_cli("baseline", release, "-o", out, "--size", "64", "--epochs", "1", "--model", "small", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["run"]["model"] == "small" and rep["run"]["model_config"]["blocks"] == [2, 2, 2, 2]
+    assert json.loads((out / "model.json").read_text())["model"] == "small"
+    assert "model `small`" in (out / "report.md").read_text()
+    assert any("model" in line and "small" in line for line in p.stdout.splitlines())   # the summary table
+
+
 def test_baseline_decodes_dicom_when_the_release_has_no_images(pipeline, tmp_path):
     base, _ = pipeline
     release = tmp_path / "rel"

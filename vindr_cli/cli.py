@@ -402,6 +402,7 @@ def baseline(
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
     workers: int = typer.Option(0, "--workers", "-j", help="Decode workers when the release has no decoded images (0: all cores)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the release's labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    model: str = typer.Option("tiny", "--model", help="Model preset (schemas/baseline/models.toml): tiny (CPU default) | small | base (GPU, 1024 px, bf16)."),
 ) -> None:
     """Train a small detector + normal/abnormal classifier on train/, evaluate on test/, and judge whether the release is learnable. Exit 1 on a failing verdict."""
 
@@ -410,6 +411,7 @@ def baseline(
     except ImportError:
         _fail("vindr baseline needs PyTorch: pip install 'vindr[baseline]' "
               "(on CPU-only machines install torch==2.13.0 first)")
+    from vindr_cli.baseline.presets import resolve_model
     from vindr_cli.baseline.release_data import release_samples
     from vindr_cli.baseline.train import CheckpointMismatch, train_baseline
     from vindr_cli.runner.pool import default_workers
@@ -421,13 +423,15 @@ def baseline(
         _fail("--size must be >= 32, --epochs and --batch-size >= 1, --lr and --time-budget > 0")
     if device not in ("auto", "cpu", "cuda"):
         _fail("--device must be auto, cpu or cuda")
+    resolve_model(model)   # an unknown preset: exit 2 before the release is read
     try:
         train, test, classes, source = release_samples(release_dir, cache=output / "decoded", size=size,
                                                        workers=workers or default_workers(), labels=labels)
         console.print(f"{len(train)} train and {len(test)} test images ({source}); {len(classes)} classes")
         rep = train_baseline(train, test, classes, task=task, size=size, epochs=epochs, batch_size=batch_size,
                              lr=lr, device=device, seed=seed, out_dir=output, time_budget_s=time_budget,
-                             resume=not no_resume, progress=lambda m: console.log(m, markup=False, highlight=False))
+                             resume=not no_resume, model=model,
+                             progress=lambda m: console.log(m, markup=False, highlight=False))
     except CheckpointMismatch:
         _fail("OUTPUT holds a checkpoint from a run with other options: add --no-resume to start over, "
               "or choose another -o folder")
@@ -442,6 +446,7 @@ def baseline(
         ci = rep.classification.get("auroc_ci95") or [float("nan")] * 2
         t.add_row("AUROC normal/abnormal (95% CI)", f"{rep.auroc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")
     t.add_row("device", r.device if r.device_name in ("", r.device) else f"{r.device} ({r.device_name})")
+    t.add_row("model", r.model)
     t.add_row("epochs done", f"{r.epochs_done}/{r.epochs}{' (time budget)' if r.stopped_by_budget else ''}")
     if r.train_images_per_s:
         t.add_row("train images/s", f"{r.train_images_per_s:.1f}")

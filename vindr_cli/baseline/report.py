@@ -74,6 +74,9 @@ class RunInfo:
     torch_version: str
     final_losses: dict = field(default_factory=dict)
     model_config: dict = field(default_factory=dict)
+    model: str = "tiny"                            # the --model preset (schemas/baseline/models.toml)
+    n_params: int | None = None                    # trainable parameters of the model
+    loss_history: list = field(default_factory=list)   # per epoch: {"epoch", "step", mean losses}
 
 
 @dataclass
@@ -504,6 +507,13 @@ def _f(x, nd: int = 3) -> str:
 # ---------------------------------------------------------------------------------------------
 # writing
 
+def _model_line(cfg: dict) -> str:
+    if not cfg:
+        return "-"
+    keys = ("widths", "blocks", "fpn_channels", "head_channels", "out_stride", "box_unit")
+    return ", ".join(f"{k} {cfg[k]}" for k in keys if k in cfg)
+
+
 def render_markdown(rep: Report) -> str:
     r = rep.run
     lines = [f"# vindr baseline report: {rep.verdict.upper()}", ""]
@@ -513,6 +523,8 @@ def render_markdown(rep: Report) -> str:
     lines += ["", "## Run", "",
               f"- task `{r.task}`, device `{r.device}` ({r.device_name}), torch {r.torch_version}, "
               f"{r.n_threads} CPU threads",
+              f"- model `{r.model}`" + (f", {r.n_params / 1e6:.2f} M parameters" if r.n_params else "")
+              + ": " + _model_line(r.model_config),
               f"- input {r.size} px, batch {r.batch_size}, lr {r.lr:g}, seed {r.seed}, "
               f"deterministic: {'yes' if r.deterministic else 'no'}, torch.compile: {'yes' if r.compiled else 'no'}",
               f"- epochs {r.epochs_done}/{r.epochs}, steps {r.steps}/{r.total_steps}"
@@ -521,6 +533,14 @@ def render_markdown(rep: Report) -> str:
               f"- training {_f(r.train_seconds, 1)} s, {_f(r.train_images_per_s, 1)} images/s; "
               f"inference {_f(r.infer_images_per_s, 1)} images/s",
               f"- {rep.n_train} training images, {rep.n_test} test images", ""]
+    if r.loss_history:
+        names = [k for k in ("total", "heat", "box", "cls") if k in r.loss_history[-1]]
+        lines += ["Mean training loss per epoch:", "", "| epoch | step | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        for h in r.loss_history:
+            lines.append(f"| {h.get('epoch')} | {h.get('step')} | "
+                         + " | ".join(_f(h.get(k), 4) for k in names) + " |")
+        lines.append("")
     d = rep.detection
     if d:
         lines += ["## Detection", "",

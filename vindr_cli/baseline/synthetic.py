@@ -147,42 +147,65 @@ def _coco(samples: list[Sample], classes: list[str], root: Path, sizes: list[tup
     return {"images": images, "annotations": anns, "categories": cats}
 
 
+def _render_one(job: tuple) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Render and write one image: ``(boxes, labels, width, height)``. A pure function of the
+    job, so images are the same whichever process renders them."""
+    path, seed, split_no, i, size, n_classes, p_normal, max_lesions, bits, noise = job
+    r = np.random.default_rng([seed, split_no, i])
+    if isinstance(size, tuple):
+        w, h = size
+    else:
+        w = size
+        h = int(round(size * r.uniform(0.9, 1.1)))
+    n_les = 0 if r.random() < p_normal else int(r.integers(1, max_lesions + 1))
+    img, boxes, labels = render_image(r, h, w, n_classes, n_les, noise=noise)
+    b = 16 if bits == "16" or (bits == "mixed" and i % 2) else 8
+    _write_png(path, img, b)
+    return boxes, labels, w, h
+
+
 def make_synthetic_release(out_dir: Path | str, *, n_train: int = 300, n_test: int = 150,
                            size: int | tuple[int, int] = 160, n_classes: int = 5, seed: int = 0,
                            p_normal: float = 0.4, max_lesions: int = 3, bits: str = "mixed", leak: int = 0,
-                           noise: float = 0.03) -> SyntheticRelease:
+                           noise: float = 0.03, workers: int = 1) -> SyntheticRelease:
     """Write a synthetic release under ``out_dir`` (see the module doc) and return its samples.
 
     ``size`` is the image width; the height varies by +-10% per image to exercise the letterbox
-    (pass ``(width, height)`` for a fixed shape). ``bits`` is ``"8"``, ``"16"`` or ``"mixed"``."""
+    (pass ``(width, height)`` for a fixed shape). ``bits`` is ``"8"``, ``"16"`` or ``"mixed"``.
+    ``workers`` > 1 renders the images in that many processes (the same images as with one)."""
     if not 1 <= n_classes <= len(SYNTHETIC_CLASSES):
         raise ValueError(f"n_classes must be 1..{len(SYNTHETIC_CLASSES)}")
     root = Path(out_dir)
     classes = list(SYNTHETIC_CLASSES[:n_classes])
     rng = np.random.default_rng(seed)
-    splits: dict[str, tuple[list[Sample], list[tuple[int, int]]]] = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        samples, sizes = [], []
+    counts = {"train": n_train, "test": n_test}
+    jobs = []
+    for split_no, (split, n) in enumerate(counts.items()):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
-            r = np.random.default_rng([seed, 0 if split == "train" else 1, i])
-            if isinstance(size, tuple):
-                w, h = size
-            else:
-                w = size
-                h = int(round(size * r.uniform(0.9, 1.1)))
+            if split == "test" and i < leak and n_train:
+                continue                                   # copied from a train image below
             path = root / "images" / split / f"{split}_{i:05d}.png"
-            if split == "test" and i < leak and splits["train"][0]:
+            jobs.append((path, seed, split_no, i, size, n_classes, p_normal, max_lesions, bits, noise))
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            rendered = dict(zip((j[0] for j in jobs), ex.map(_render_one, jobs, chunksize=8)))
+    else:
+        rendered = {j[0]: _render_one(j) for j in jobs}
+    splits: dict[str, tuple[list[Sample], list[tuple[int, int]]]] = {}
+    for split, n in counts.items():
+        samples, sizes = [], []
+        for i in range(n):
+            path = root / "images" / split / f"{split}_{i:05d}.png"
+            if path in rendered:
+                boxes, labels, w, h = rendered[path]
+            else:                                           # a leaked test image
                 j = int(rng.integers(0, len(splits["train"][0])))
                 src = splits["train"][0][j]
                 path.write_bytes(src.image_path.read_bytes())  # a byte-identical copy
                 boxes, labels = src.boxes, src.labels
                 w, h = splits["train"][1][j]
-            else:
-                n_les = 0 if r.random() < p_normal else int(r.integers(1, max_lesions + 1))
-                img, boxes, labels = render_image(r, h, w, n_classes, n_les, noise=noise)
-                b = 16 if bits == "16" or (bits == "mixed" and i % 2) else 8
-                _write_png(path, img, b)
             samples.append(Sample(path, boxes, labels, int(len(boxes) > 0), image_id=f"{split}_{i:05d}"))
             sizes.append((w, h))
         splits[split] = (samples, sizes)

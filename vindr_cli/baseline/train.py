@@ -41,9 +41,11 @@ from vindr_cli.baseline.boxes import clip_boxes, decode_ltrb
 from vindr_cli.baseline.data import Augment, DetectionDataset, EpochBatchSampler, Sample, collate
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets
 from vindr_cli.baseline.model import Detector, ModelConfig, cell_points, decode_detections
+from vindr_cli.baseline.presets import preset_fields, resolve_model
 from vindr_cli.errors import RequestError
 
-__all__ = ["CheckpointMismatch", "Prediction", "TASKS", "load_model", "predict", "resolve_device", "train_baseline"]
+__all__ = ["CheckpointMismatch", "Prediction", "TASKS", "compile_fallback_message", "load_checkpoint_model", "load_model",
+           "predict", "resolve_device", "train_baseline"]
 
 TASKS = ("detect", "classify", "both")
 HEAT_WEIGHT, BOX_WEIGHT, CLS_WEIGHT = 1.0, 5.0, 1.0
@@ -151,12 +153,32 @@ def _load_checkpoint(ckpt_dir: Path):
 
 
 def load_model(out_dir: Path | str, device: str = "cpu") -> tuple[Detector, list[str]]:
-    """The final model written by :func:`train_baseline` (``out_dir/model.json`` + weights)."""
+    """The final model written by :func:`train_baseline` (``out_dir/model.json`` + weights),
+    rebuilt from the config recorded there (``model.json`` also names the ``--model`` preset)."""
     out_dir = Path(out_dir)
     info = json.loads((out_dir / "model.json").read_text())
     model = Detector(ModelConfig.from_dict(info["config"]))
     model.load_state_dict(load_weights(out_dir / info["weights"]))
     return model.to(resolve_device(device)).eval(), list(info["classes"])
+
+
+def load_checkpoint_model(out_dir: Path | str, device: str = "cpu") -> tuple[Detector, dict]:
+    """The model of the last checkpoint under ``out_dir/checkpoints/`` (also of a run that was
+    stopped before it finished), rebuilt from the config in its ``checkpoint.json``, and that
+    file's contents (``model``: the preset name, ``fingerprint``, ``epoch``, ``step``, ...)."""
+    ck = _load_checkpoint(Path(out_dir) / CHECKPOINT_DIR)
+    if ck is None:
+        raise FileNotFoundError(f"{Path(out_dir) / CHECKPOINT_DIR / CHECKPOINT_META} does not exist")
+    meta, weights, _ = ck
+    model = Detector(ModelConfig.from_dict(meta["fingerprint"]["config"]))
+    model.load_state_dict(weights)
+    return model.to(resolve_device(device)).eval(), meta
+
+
+def compile_fallback_message(exc: BaseException, when: str) -> str:
+    """The line logged when torch.compile is given up: a fixed text and the exception's class
+    name only. An exception's message is free text (it can quote paths, shapes or values)."""
+    return f"torch.compile failed {when} ({type(exc).__name__}); eager mode"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +301,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                    task: str = "both", size: int = 1024, epochs: int = 30, batch_size: int | None = None,
                    lr: float | None = None, device: str = "auto", seed: int = 0, out_dir: Path | str,
                    time_budget_s: float | None = None, resume: bool = True, weight_decay: float = 1e-4,
-                   model_config: dict | None = None, augment: Augment | None = None,
+                   model: str | None = None, model_config: dict | None = None, augment: Augment | None = None,
                    num_workers: int | None = None, compile: bool | None = None,
                    threshold_samples: int = 2000, bootstrap: int = 1000, write_files: bool = True,
                    progress: Callable[[str], None] | None = None,
@@ -288,8 +310,10 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
 
     ``task``: ``detect`` (heatmap + boxes), ``classify`` (normal/abnormal head only) or ``both``
     (shared backbone, summed losses). ``batch_size`` defaults to 16, ``lr`` (AdamW, cosine
-    schedule with linear warm-up) to ``2e-3 * batch_size / 16``. ``model_config`` overrides
-    :class:`ModelConfig` fields (widths, blocks, fpn_channels, out_stride, ...); ``augment``
+    schedule with linear warm-up) to ``2e-3 * batch_size / 16``. ``model``: a preset of
+    ``schemas/baseline/models.toml`` (``tiny``, the default, ``small``, ``base``; an unknown name
+    is a :class:`~vindr_cli.baseline.presets.ModelPresetError`); ``model_config`` overrides
+    :class:`ModelConfig` fields on top of it (widths, blocks, fpn_channels, out_stride, ...); ``augment``
     the augmentation (default :class:`Augment()`: scale 0.9-1.1, flips only for
     non-laterality-sensitive classes, intensity jitter). ``compile``: None = try on CUDA only.
     ``threshold_samples``: at most this many training images (a seeded subset) are predicted to
@@ -304,6 +328,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
         raise RequestError(f"task must be one of {TASKS}, not {task!r}")
     if not train_samples:
         raise RequestError("no training samples")
+    model_name = resolve_model(model)   # before anything is written
     log = progress or (lambda msg: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -314,7 +339,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
     batch_size = max(1, min(batch_size, len(train_samples)))
     lr = float(lr if lr is not None else 2e-3 * batch_size / 16)
     cfg = ModelConfig(num_classes=max(1, len(classes)), detect=task in ("detect", "both"),
-                      classify=task in ("classify", "both"), **(model_config or {}))
+                      classify=task in ("classify", "both"), **{**preset_fields(model_name), **(model_config or {})})
     augment = augment if augment is not None else Augment()
     workers = _default_workers(dev) if num_workers is None else int(num_workers)
 
@@ -355,6 +380,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
         ckpt_dir = out_dir / CHECKPOINT_DIR
         start_epoch, step, total_steps, done = 0, 0, planned, epochs == 0
         prior_seconds, prior_images = 0.0, 0
+        loss_history: list[dict] = []   # per epoch (or part of one): mean losses of its steps
         resumed = False
         if resume:
             ck = _load_checkpoint(ckpt_dir)
@@ -371,6 +397,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                 random.setstate(state["python_rng"])
                 start_epoch, step, total_steps, done = meta["epoch"], meta["step"], meta["total_steps"], meta["done"]
                 prior_seconds, prior_images = meta.get("train_seconds", 0.0), meta.get("train_images", 0)
+                loss_history = list(meta.get("loss_history", []))
                 resumed = True
                 log(f"resuming from {ckpt_dir} (epoch {start_epoch}, step {step}{', finished' if done else ''})")
 
@@ -382,7 +409,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                 train_model = torch.compile(model)
                 compiled = True
             except Exception as exc:  # pragma: no cover - depends on the toolchain
-                log(f"torch.compile unavailable ({exc}); eager mode")
+                log(compile_fallback_message(exc, "to start"))
                 train_model = model
 
         run_start = time.perf_counter()
@@ -417,6 +444,10 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
             model.train()
             sampler.epoch = epoch
             finished_epoch = True
+            # summed on the device and read once per epoch: no host sync per step on CUDA
+            sums: dict[str, torch.Tensor] = {}
+            n_sum = 0
+            losses = {}
             for images, tg in loader:
                 if step >= total_steps:
                     finished_epoch = False
@@ -430,7 +461,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                 except Exception as exc:
                     if not compiled or run_steps > 0:
                         raise
-                    log(f"torch.compile failed on the first step ({type(exc).__name__}: {exc}); eager mode")
+                    log(compile_fallback_message(exc, "on the first step"))
                     train_model, compiled = model, False
                     losses = step_fn(images, tg)
                 if cuda and run_steps == 0:
@@ -441,7 +472,10 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                     t_first = time.perf_counter()
                 else:
                     imgs_after_first += images.shape[0]
-                last_losses = {k: float(v.detach()) for k, v in losses.items()}
+                for k, v in losses.items():
+                    v = v.detach().float()
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                n_sum += 1
                 if run_steps == 6:
                     reestimate()
                 if deadline is not None and time.perf_counter() > deadline:
@@ -450,6 +484,10 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                     break
             if finished_epoch:
                 epoch += 1
+            if n_sum:
+                last_losses = {k: float(v.detach()) for k, v in losses.items()}
+                loss_history.append({"epoch": epoch, "step": step, "steps": n_sum,
+                                     **{k: float(v) / n_sum for k, v in sums.items()}})
             reestimate()
             if stopped_by_budget:
                 total_steps = step   # the schedule ended here
@@ -460,7 +498,8 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
             train_seconds = prior_seconds + (t_now - t_first if t_first else 0.0)
             meta = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "total_steps": total_steps,
                     "done": done, "train_seconds": train_seconds, "train_images": prior_images + imgs_after_first,
-                    "stopped_by_budget": stopped_by_budget, "losses": last_losses}
+                    "stopped_by_budget": stopped_by_budget, "losses": last_losses, "model": model_name,
+                    "loss_history": loss_history}
             _save_checkpoint(ckpt_dir, f"e{epoch:04d}_s{step:07d}", model, optimizer, meta)
             log(f"epoch {epoch}/{epochs} step {step}/{total_steps} "
                 + " ".join(f"{k}={v:.4f}" for k, v in last_losses.items())
@@ -479,7 +518,8 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
 
         # final weights + description, beside the report
         wpath = save_weights(model.state_dict(), out_dir / "model")
-        info = {"config": cfg.to_dict(), "classes": classes, "weights": wpath.name, "size": int(size), "task": task}
+        info = {"model": model_name, "config": cfg.to_dict(), "classes": classes, "weights": wpath.name,
+                "size": int(size), "task": task}
         _atomic_write(out_dir / "model.json", lambda p: p.write_text(json.dumps(info, indent=2)))
 
         # evaluation
@@ -505,7 +545,9 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
             deterministic=not cuda, train_images_per_s=train_ips, infer_images_per_s=infer_ips,
             train_seconds=float(ck_meta.get("train_seconds", elapsed)), n_threads=torch.get_num_threads(),
             torch_version=torch.__version__, final_losses=ck_meta.get("losses", last_losses),
-            model_config=cfg.to_dict())
+            model_config=cfg.to_dict(), model=model_name,
+            n_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+            loss_history=ck_meta.get("loss_history", loss_history))
         rep = report_mod.build_report(run, classes, train_samples, test_samples, test_preds,
                                       thr_samples, thr_preds, bootstrap=bootstrap, seed=seed)
         if write_files:
