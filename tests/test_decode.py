@@ -532,3 +532,21 @@ def test_decoded_record():
     assert isinstance(result, Decoded)
     assert result.transfer_syntax == uid.JPEG2000Lossless and result.reduce == 0
     assert result.backend == B.CANDIDATES[uid.JPEG2000Lossless][0]
+
+
+def test_gpu_check_never_initialises_cuda_in_this_process(monkeypatch):
+    """The device count is asked in a child process: cuInit in the driver would leave every
+    worker it forks unable to use CUDA (``--device cuda -j N``). Loading libcuda here fails the test."""
+    import ctypes
+
+    from vindr_cli.pixels import gpu
+
+    def refuse(name, *a, **k):
+        raise AssertionError("libcuda loaded in the driver process")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    gpu._cuda_devices.cache_clear()
+    try:
+        assert gpu._cuda_devices() >= 0
+    finally:
+        gpu._cuda_devices.cache_clear()

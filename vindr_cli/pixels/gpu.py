@@ -27,16 +27,33 @@ def _nvimgcodec():
     return nvimgcodec
 
 
+_COUNT_DEVICES = (
+    "import ctypes\n"
+    "try:\n"
+    "    cuda = ctypes.CDLL('libcuda.so.1')\n"
+    "except OSError:\n"
+    "    print(0); raise SystemExit\n"
+    "n = ctypes.c_int(0)\n"
+    "ok = cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(n)) == 0\n"
+    "print(n.value if ok else 0)\n"
+)
+
+
 @lru_cache(maxsize=None)
 def _cuda_devices() -> int:
-    """Number of CUDA devices the driver reports (0 without a driver)."""
+    """Number of CUDA devices the driver reports (0 without a driver).
+
+    Asked in a short child process: ``cuInit`` in this process would leave every worker the
+    local pool forks from it unable to use CUDA (a forked child cannot re-initialise the
+    driver), so ``--device cuda -j N`` would fail on every file.
+    """
+    import subprocess
+    import sys
     try:
-        cuda = ctypes.CDLL("libcuda.so.1")
-        count = ctypes.c_int(0)
-        if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return count.value
-    except OSError:
+        r = subprocess.run([sys.executable, "-I", "-S", "-c", _COUNT_DEVICES], capture_output=True,
+                           text=True, timeout=60, check=False)
+        return int(r.stdout.strip() or 0) if r.returncode == 0 else 0
+    except (OSError, ValueError, subprocess.SubprocessError):
         return 0
 
 
