@@ -58,9 +58,10 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 @dataclass(frozen=True)
 class TextRule:
     keyword: str
-    values: str                       # pattern | defined_terms | words | clean_descriptor | checked_elsewhere
+    values: str                       # pattern | defined_terms | words | vendor | model | clean_descriptor | checked_elsewhere
     pattern: re.Pattern | None = None
     terms: frozenset[str] = frozenset()
+    maker: str | None = None          # model: the keyword of the vendor attribute beside it
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,10 @@ def text_rules() -> dict[str, TextRule]:
             out[kw] = TextRule(kw, kind, terms=frozenset(terms))
         elif kind == "words":
             out[kw] = TextRule(kw, kind, terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
-        elif kind in ("clean_descriptor", "checked_elsewhere"):
+        elif kind in ("clean_descriptor", "checked_elsewhere", "vendor"):
             out[kw] = TextRule(kw, kind)
+        elif kind == "model":
+            out[kw] = TextRule(kw, kind, maker=entry["maker"])
         else:
             raise ValueError(f"safe_attributes.toml: {kw} has an unknown values kind")
     return out
@@ -117,6 +120,67 @@ def binary_rules() -> dict[str, dict]:
         if not entry.get("reason") or not entry.get("source"):
             raise ValueError(f"safe_attributes.toml: {kw} needs a reason and a source")
     return data
+
+
+@cache
+def _vendors() -> dict:
+    """schemas/deid/vendors.toml, normalised: vendor names, suffixes (as word tuples), model rule."""
+    data = tomllib.loads(schema_path("deid", "vendors.toml").read_text(encoding="utf-8"))
+    if not data.get("source") or not data.get("model_source"):
+        raise ValueError("vendors.toml needs a source and a model_source")
+    return {"names": frozenset(_vendor_words(n) for names in data["vendors"].values() for n in names),
+            "suffixes": tuple(_vendor_words(x) for x in data["suffixes"]),
+            "model_words": frozenset(w.upper() for w in data["model_words"]),
+            "titles": frozenset(w.upper() for w in data["titles"])}
+
+
+_VENDOR_CHARS = re.compile(r"[A-Za-z0-9 .,&()/+_'-]{1,64}")
+_MODEL_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .+/_-]{0,63}")
+_MODEL_SPLIT = re.compile(r"[ ._/-]+")
+_LETTERS = re.compile(r"[A-Za-z]+")
+
+
+def _vendor_words(s: str) -> tuple[str, ...]:
+    import unicodedata
+
+    s = unicodedata.normalize("NFKC", s).upper().replace(".", "").replace("'", "")
+    return tuple(re.sub(r"[^A-Z0-9]+", " ", s).split())
+
+
+def vendor_ok(s: str) -> bool:
+    """A Manufacturer value names a listed vendor, with or without its trailing legal-form /
+    division words (schemas/deid/vendors.toml): "FUJI PHOTO FILM CO. LTD." yes, "Dr Smith
+    Medical Systems" no."""
+    if not _VENDOR_CHARS.fullmatch(s):
+        return False
+    data = _vendors()
+    words = _vendor_words(s)
+    while words:
+        if words in data["names"]:
+            return True
+        for suffix in data["suffixes"]:
+            if len(suffix) < len(words) and words[-len(suffix):] == suffix:
+                words = words[:-len(suffix)]
+                break
+        else:
+            return False
+    return False
+
+
+def model_ok(s: str) -> bool:
+    """A model name that cannot be a person's name (schemas/deid/vendors.toml): letters,
+    digits and . + / _ - only; at most one letters-only word that is not a product word; no
+    title (Dr, Mr, BS...) followed by a letters-only word. The maker beside it is checked by
+    the caller (``safe_text`` with ``siblings``)."""
+    if not _MODEL_CHARS.fullmatch(s):
+        return False
+    data = _vendors()
+    words = [w.upper() for w in _MODEL_SPLIT.split(s) if w]
+    plain = [bool(_LETTERS.fullmatch(w)) for w in words]
+    if sum(1 for w, p in zip(words, plain) if p and w not in data["model_words"]) > 1:
+        return False
+    return not any(w in data["titles"] and plain[i + 1] and words[i + 1] not in data["model_words"]
+                   for i, w in enumerate(words[:-1]))
 
 
 def text_capable(vr: str | None) -> bool:
@@ -213,15 +277,20 @@ def code_meaning_checked_elsewhere(tag: int) -> bool:
     return tag == CODE_MEANING
 
 
-def safe_text(tag: int, value) -> bool:
+def safe_text(tag: int, value, siblings=None) -> bool:
     """A text value may stay: empty, vindr's own dummy, or an allowlisted attribute whose every
-    value passes the entry's constraint."""
+    value passes the entry's constraint. ``siblings``: the data set (or item) holding the
+    element; a model name stays only when the vendor attribute there is a listed vendor."""
     vals = [s for s in _strings(value) if s]
     if not vals or all(v in OWN_DUMMIES for v in vals):
         return True
     rule = text_rules().get(keyword_for_tag(tag) or "")
     if rule is None:
         return False
+    if rule.values == "model":
+        makers = _strings(siblings.get(rule.maker)) if siblings is not None and rule.maker in siblings else []
+        if not makers or not all(vendor_ok(m) for m in makers):
+            return False
     for s in vals:
         if s in OWN_DUMMIES:
             continue
@@ -232,6 +301,10 @@ def safe_text(tag: int, value) -> bool:
         elif rule.values == "words":
             ok = (bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
                   and all(len(n) <= _MAX_DIGITS for n in _NUMBER.findall(s)))
+        elif rule.values == "vendor":
+            ok = vendor_ok(s)
+        elif rule.values == "model":
+            ok = model_ok(s)
         elif rule.values == "clean_descriptor":
             ok = _clean_descriptor(s)
         else:                       # checked_elsewhere: codes.check_code_item
@@ -283,8 +356,9 @@ PIXEL_VALUE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JUDGED_EVEN_IF_KEPT = frozenset({0x00102160})      # EthnicGroup
 
 
-def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
-    """May this (decoded) element stay in a de-identified data set as it is?
+def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None) -> Verdict:
+    """May this (decoded) element stay in a de-identified data set as it is? ``siblings``: the
+    data set or item holding it (a model name is judged with the vendor beside it).
 
     ``trusted_text``: the profile keeps this text attribute by an explicit rule (a Table
     E.1-1 option, a recipe) or vindr wrote it (its marks): text is then not checked against
@@ -318,6 +392,6 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
         if fixed is not None:
             return Verdict(None, fixed)
         return Verdict(GRAMMAR)
-    if trusted_text or safe_text(tag, value):
+    if trusted_text or safe_text(tag, value, siblings):
         return Verdict()
     return Verdict(UNSAFE_TEXT)
