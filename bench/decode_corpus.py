@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -39,6 +38,9 @@ from pydicom import uid
 from pydicom.data import get_testdata_file
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from vindr_cli.synth.encode import gdcm_transcode  # noqa: E402
+
 OUT = ROOT / "bench" / "out" / "decode_corpus"
 TRANSFORMS = ("id", "flipud", "fliplr", "rot180", "T", "rot90", "rot270", "antiT")
 
@@ -83,26 +85,7 @@ def encode_openjpeg(ds, path: Path) -> None:
 
 
 def encode_gdcm(ds, path: Path) -> None:
-    import gdcm
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src = str(Path(tmp, "src.dcm"))
-        ds.save_as(src, enforce_file_format=True)
-        reader = gdcm.ImageReader()
-        reader.SetFileName(src)
-        if not reader.Read():
-            raise RuntimeError("GDCM could not read the temporary file")
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEG2000Lossless))
-        change.SetInput(reader.GetImage())
-        if not change.Change():
-            raise RuntimeError("GDCM could not encode")
-        writer = gdcm.ImageWriter()
-        writer.SetFileName(str(path))
-        writer.SetFile(reader.GetFile())
-        writer.SetImage(change.GetOutput())
-        if not writer.Write():
-            raise RuntimeError("GDCM could not write")
+    gdcm_transcode(ds, uid.JPEG2000Lossless, path=path)     # GDCM's own file, as written
 
 
 def build(out: Path) -> list[dict]:

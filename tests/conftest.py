@@ -67,7 +67,7 @@ def make_cr(path: Path, *, name="Nguyễn^Văn An", pid="PID0001", study="1.2.82
     ds.ImageComments = "patient PID0001 ok"
     ds.Modality = "CR"
     ds.BodyPartExamined = "CHEST"
-    ds.Manufacturer = "ACME"
+    ds.Manufacturer = "Agfa HealthCare"
     ds.SeriesNumber = "1"
     ds.InstanceNumber = "1"
     ds.PatientOrientation = ""

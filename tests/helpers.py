@@ -70,6 +70,15 @@ def marked_parts(src) -> tuple[bytes, bytes]:
     return buf.getvalue(), raw[offset:]
 
 
+def renumber(ds, root: str):
+    """New instance identity under ``root``: study ``root``, series ``root.1``, instance
+    ``root.1.1`` (the file meta's SOP Instance UID with it). Returns ``ds``."""
+    ds.StudyInstanceUID = root
+    ds.SeriesInstanceUID = f"{root}.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{root}.1.1"
+    return ds
+
+
 def save(ds, path: Path) -> Path:
     """Write a data set as a Part 10 file (its folders made; pydicom's value warnings hushed:
     tests plant values no valid element has)."""

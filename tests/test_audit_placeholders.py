@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from helpers import run_cli
+from helpers import renumber, run_cli, save
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.terms import build_terms, is_placeholder, tokens
 from vindr_cli.resources import schema_path
@@ -22,15 +22,10 @@ PHI_KINDS = {"phi", "phi-bytes", "phi-path"}
 
 
 def _write(src: str, dest: Path, n: int, **values) -> None:
-    ds = pydicom.dcmread(get_testdata_file(src))
+    ds = pydicom.dcmread(get_testdata_file(src, download=False))
     for k, v in values.items():
         setattr(ds, k, v)
-    ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.88.{n}"
-    ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.543.88.{n}.1"
-    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.543.88.{n}.1.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(dest, enforce_file_format=True)
+    save(renumber(ds, f"1.2.826.0.1.3680043.10.543.88.{n}"), dest)
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_identity_options_exempt_only_their_sequences():
 def _ct(dx: bool = False) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
     if dx:                       # the same real file, declared as a DX image (ViewCodeSequence is Type 3 there)
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DX
         ds.Modality = "DX"
@@ -241,7 +241,7 @@ def test_sr_content_tree_codes_are_checked_at_every_depth():
     Type 1(C) in SR content items: an unknown one becomes vindr's placeholder code."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(get_testdata_file("test-SR.dcm"))
+        ds = pydicom.dcmread(get_testdata_file("test-SR.dcm", download=False))
     before = list(_code_items(ds))
     assert len(before) > 10 and all(codes.code_status(i) == "unknown" for _, i in before)
     deep = ds.ContentSequence[1].ContentSequence[0]              # a TEXT content item two levels down
@@ -291,7 +291,7 @@ def test_ecg_channel_sources_in_a_legacy_scheme_become_placeholders():
     do not hold: each ChannelSourceSequence (Type 1) keeps one placeholder item."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm"))
+        ds = pydicom.dcmread(get_testdata_file("waveform_ecg.dcm", download=False))
     sources = [c.ChannelSourceSequence[0] for w in ds.WaveformSequence for c in w.ChannelDefinitionSequence]
     assert sources and {s.CodingSchemeDesignator for s in sources} == {"SCPECG"}
     deidentify(ds, load_profile(), Substitutes(KEY))

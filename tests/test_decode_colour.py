@@ -106,7 +106,7 @@ def test_rct_j2k_is_rgb(decoded):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pydicom.pixels import iter_pixels
-        stored = next(iter_pixels(get_testdata_file(FILES["rct.dcm"]), as_rgb=False))
+        stored = next(iter_pixels(get_testdata_file(FILES["rct.dcm"], download=False), as_rgb=False))
     assert np.array_equal(img, stored)                # RCT is undone by the codec: RGB, lossless
     assert not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
 
@@ -250,7 +250,7 @@ def test_colour_matches_dcmtk(decoded, tmp_path, name):
 
     out, by, _ = decoded
     frames = sorted((r for r in by.values() if r["input"] == name), key=lambda r: r["frame"] or 0)
-    src = get_testdata_file(FILES[name])
+    src = get_testdata_file(FILES[name], download=False)
     p = subprocess.run(["dcmj2pnm", "+on", "+Fa", src, str(tmp_path / "ref.png")], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     for r in frames:

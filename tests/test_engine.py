@@ -41,7 +41,7 @@ def test_basic_profile_actions(cr):
                  "OtherPatientIDsSequence"):
         assert gone not in cr, gone                                               # X (and X/Z/D type 3)
     assert cr.PatientAge == "058Y" and cr.PatientSex == "M" and cr.PatientWeight == "61"   # 113108
-    assert cr.Manufacturer == "ACME" and cr.BodyPartExamined == "CHEST"           # not in the table
+    assert cr.Manufacturer == "Agfa HealthCare" and cr.BodyPartExamined == "CHEST"   # not in the table, a listed vendor
     assert not [e for e in cr if e.tag.group % 2 == 1]                            # private
     assert not [e for e in cr if 0x6000 <= e.tag.group <= 0x60FF]                  # overlays
     assert out.originals["patient_id"] == "PID0001" and "PID0001" in out.terms

@@ -155,7 +155,7 @@ def test_compound_actions_follow_the_type():
 def _read(name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(get_testdata_file(name), force=True)
+        return pydicom.dcmread(get_testdata_file(name, download=False), force=True)
 
 
 def test_engine_uses_types_at_every_depth():

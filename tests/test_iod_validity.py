@@ -60,7 +60,7 @@ def _local(name: str) -> str:
     elif folder == "charset_files":
         found = get_charset_files(base)
     elif (Path(DATA_ROOT) / "test_files" / name).is_file():
-        found = [get_testdata_file(name)]
+        found = [get_testdata_file(name, download=False)]
     else:
         found = []
     if len(found) != 1:

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from helpers import run_cli
+from helpers import renumber, run_cli, save
 from vindr_cli.deid.identity import normalise_id, normalise_name, patient_key
 
 DATE_1, DATE_2 = "20200115", "20210310"        # 420 days apart
 
 
 def _study(src: str, dest: Path, *, pid: str, issuer: str | None, study_date: str, n: int) -> None:
-    ds = pydicom.dcmread(get_testdata_file(src))
+    ds = pydicom.dcmread(get_testdata_file(src, download=False))
     ds.PatientID = pid
     if issuer is None:
         if "IssuerOfPatientID" in ds:
@@ -34,12 +34,7 @@ def _study(src: str, dest: Path, *, pid: str, issuer: str | None, study_date: st
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientName = "Lê^Thị Hồng"
     ds.StudyDate = study_date
-    ds.StudyInstanceUID = f"1.2.826.0.1.3680043.10.543.77.{n}"
-    ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.10.543.77.{n}.1"
-    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.543.77.{n}.1.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(dest, enforce_file_format=True)
+    save(renumber(ds, f"1.2.826.0.1.3680043.10.543.77.{n}"), dest)
 
 
 @pytest.fixture

@@ -226,3 +226,100 @@ def test_every_reason_select_wrote_is_in_the_vocabulary(hostile_run, tmp_path):
         written |= {r for row in rows for r in row["reasons"]}
     assert len(written) >= 5                                    # the run gave reasons of several kinds
     assert sorted(r for r in written if not reasons.known("selection", r)) == []
+
+
+# --- split_report.json: the reasons of bad annotation rows (table annotation_rows) -----------
+
+ROW_WRITERS = ("annotations/read.py", "annotations/csvfile.py")
+
+
+def row_reasons() -> tuple[set[str], set[str]]:
+    """(literal reasons, f-string skeletons) the annotation readers give a bad row: the
+    second argument of ``chk.fail`` (a string, or a lambda returning one) and of ``BadRow``."""
+    out: set[str] = set()
+    skeletons: set[str] = set()
+    for rel in ROW_WRITERS:
+        path = PKG / rel
+        mod = importlib.import_module("vindr_cli." + rel[:-3].replace("/", "."))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or len(node.args) < 2:
+                continue
+            f = node.func
+            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if called not in ("fail", "BadRow"):
+                continue
+            arg = node.args[1]
+            _written(mod, arg.body if isinstance(arg, ast.Lambda) else arg, out, skeletons)
+    return out, skeletons
+
+
+def test_every_bad_row_reason_the_readers_can_write_is_in_the_vocabulary():
+    found, skeletons = row_reasons()
+    assert len(found) >= 10 and len(skeletons) >= 7          # the scan read the readers
+    assert sorted(r for r in found if not reasons.known("annotation_rows", r)) == []
+    assert skeletons <= _template_skeletons("annotation_rows"), skeletons - _template_skeletons("annotation_rows")
+
+
+def test_bad_rows_in_split_report_are_vindr_s_words_only(tmp_path):
+    """A real split over an annotation file with every kind of bad row, some quoting a secret:
+    split_report.json shows each reason in the vocabulary (the quoted values masked) and never
+    the secret; the console table (the user's own terminal) still has the full reason."""
+    import io
+    import json
+
+    import pandas as pd
+    from rich.console import Console
+
+    from vindr_cli.release.split import split_dataset
+    from vindr_cli.release.split_report import render_split_report
+
+    header = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max"
+    ids = [f"i{k:03d}" for k in range(30)]
+    good = [f"{i},{'Cardiomegaly,3' if k % 3 == 0 else 'No finding,14'},R1," + ("10,10,50,50" if k % 3 == 0 else ",,,")
+            for k, i in enumerate(ids)]
+    bad = [f"i001,{SECRET},3,R2,10,10,50,50",              # unknown class
+           f"i002,Cardiomegaly,{SECRET},R2,10,10,50,50",   # class_id not an integer
+           "i003,Cardiomegaly,7,R2,10,10,50,50",           # id does not match the class
+           "i004,Cardiomegaly,3,R2,,10,50,50",             # incomplete box
+           "i005,Cardiomegaly,3,R2,50,10,10,50",           # inverted
+           "i006,No finding,14,R2,1,1,5,5",                # No finding with a box
+           ",Cardiomegaly,3,R2,10,10,50,50",               # empty image_id
+           f"{SECRET},Cardiomegaly,3,R2,10,10,50,50",      # image not in the metadata
+           "i007,Cardiomegaly,3,R2,10,10,5000,50",         # beyond the image
+           "i008,Cardiomegaly,3,R2,10,10,50"]              # wrong field count
+    ann = tmp_path / "a.csv"
+    ann.write_text("\n".join([header, *good, *bad]) + "\n")
+    meta = tmp_path / "m.csv"
+    pd.DataFrame({"image_id": ids, "study_id": [f"s{k}" for k in range(30)], "patient_id": [f"p{k // 2}" for k in range(30)],
+                  "rows": 100, "columns": 100}).to_csv(meta, index=False)
+    r = split_dataset(ann, meta, test_size=8, seed=0, out_dir=tmp_path / "out")
+    assert len(r.bad_rows) == len(bad) and any(SECRET.split("^")[0] in b.reason for b in r.bad_rows)
+    text = (tmp_path / "out" / "split_report.json").read_text()
+    assert SECRET.split("^")[0] not in text
+    rep = json.loads(text)["bad_rows"]
+    assert sum(rep["by_reason"].values()) == len(bad) == len(rep["rows"])
+    assert reasons.OTHER not in rep["by_reason"], rep["by_reason"]
+    assert all(reasons.known("annotation_rows", k) for k in rep["by_reason"])
+    assert any(k.startswith("unknown class <value>; label set ") for k in rep["by_reason"])
+    assert "class_id <value> is not an integer" in rep["by_reason"]
+    buf = io.StringIO()
+    render_split_report(r, Console(file=buf, width=300, color_system=None))
+    assert "unknown class" in buf.getvalue()
+
+
+def test_a_masked_reason_is_shown_only_when_vindr_s_words_remain():
+    assert reasons.shown_masked("annotation_rows", f"class_id '{SECRET}' is not an integer") == \
+        "class_id <value> is not an integer"
+    assert reasons.shown_masked("annotation_rows", f"class_id \"it's {SECRET}\" is not an integer") == \
+        "class_id <value> is not an integer"
+    for r in (f"unknown class '{SECRET}'; label set {SECRET} allows: x", f"{SECRET} without a box",
+              f"class_id '1' is not an integer {SECRET}", "class_id <value> is not an integer'", None, 3):
+        assert reasons.shown_masked("annotation_rows", r) == reasons.OTHER, r
+
+
+def test_the_label_set_in_effect_may_be_named():
+    mine = "unknown class '{}'; label set mine allows: Lesion, No finding"
+    extra = {"label_set": ["mine"], "allowed": ["label set mine allows: Lesion, No finding"]}
+    assert reasons.shown_masked("annotation_rows", mine.format(SECRET)) == reasons.OTHER
+    assert reasons.shown_masked("annotation_rows", mine.format(SECRET), extra) == \
+        "unknown class <value>; label set mine allows: Lesion, No finding"

@@ -153,6 +153,23 @@ def test_release_first_frame_and_datasheet(world):
     assert "test-recipe" in readme and "Policy `first`" in readme
 
 
+def test_a_hand_edited_recipe_name_is_not_quoted(world):
+    """selection.json edited by hand after vindr select: a person's name as the recipe name
+    (and text as its hash) reaches neither the split report nor the datasheet."""
+    sel_dir = _selection(world, "sel-named", multiframe="first")
+    info = json.loads((sel_dir / "selection.json").read_text())
+    info.update(recipe="NGUYEN VAN AN", recipe_sha256="Dr Smith")
+    (sel_dir / "selection.json").write_text(json.dumps(info))
+    split_dir, _ = _split(world, "split-named", sel_dir)
+    rel, _ = _release(world, "rel-named", split_dir, selection=sel_dir)
+    for path in (split_dir / "split_report.json", rel / "datasheet.json", rel / "README.md"):
+        text = path.read_text()
+        assert "NGUYEN" not in text and "Smith" not in text, path.name
+    sheet = json.loads((rel / "datasheet.json").read_text())
+    assert sheet["selection"]["recipe"] == "(custom recipe)" and sheet["selection"]["recipe_sha256"] is None
+    assert "(custom recipe)" in (rel / "README.md").read_text()
+
+
 def test_release_every_frame_is_an_image(world):
     sel_dir = _selection(world, "sel-every", multiframe="every")
     split_dir, _ = _split(world, "split-every", sel_dir)

@@ -43,36 +43,72 @@ def _values(spec: dict) -> str:
     if spec.get("python") == "builtins.exceptions":
         import builtins
         values += [n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)]
+    if spec.get("python") in ("labels.names", "labels.allowed"):
+        from vindr_cli.annotations.labels import builtin     # the shipped label sets only
+
+        sets = [builtin(p.stem) for p in sorted(schema_path("labels").glob("*.toml"))]
+        values += ([ls.name for ls in sets] if spec["python"] == "labels.names" else
+                   [ls.allowed(image_level=lvl) for ls in sets for lvl in (False, True)])
     if not values:
         raise ValueError("schemas/tables/reasons.json: a variable has no values")
     return "(?:" + "|".join(re.escape(v) for v in sorted(set(values), key=len, reverse=True)) + ")"
 
 
-def template_regex(template: str) -> re.Pattern:
-    """``template``'s fixed parts taken literally, each ``{variable}`` as its closed set."""
+def template_regex(template: str, extra: tuple = ()) -> re.Pattern:
+    """``template``'s fixed parts taken literally, each ``{variable}`` as its closed set
+    (``extra``: (variable, values) pairs added to a variable's set for this use)."""
     variables = vocabulary()["variables"]
+    more = dict(extra)
     out, pos = [], 0
     for m in _VAR.finditer(template):
-        out += [re.escape(template[pos:m.start()]), _values(variables[m.group(1)])]
+        spec = variables[m.group(1)]
+        if m.group(1) in more:
+            spec = {**spec, "values": [*spec.get("values", ()), *more[m.group(1)]]}
+        out += [re.escape(template[pos:m.start()]), _values(spec)]
         pos = m.end()
     out.append(re.escape(template[pos:]))
     return re.compile("".join(out))
 
 
 @cache
-def _matchers(table: str) -> tuple[frozenset[str], tuple[re.Pattern, ...]]:
+def _matchers(table: str, extra: tuple = ()) -> tuple[frozenset[str], tuple[re.Pattern, ...]]:
     spec = vocabulary()["tables"][table]
-    return frozenset(spec["exact"]), tuple(template_regex(t) for t in spec["templates"])
+    return frozenset(spec["exact"]), tuple(template_regex(t, extra) for t in spec["templates"])
 
 
-def known(table: str, reason) -> bool:
-    """True when ``reason`` is one vindr writes into ``table`` (a key of the vocabulary's tables)."""
+def _extra(extra: dict | None) -> tuple:
+    return tuple(sorted((k, tuple(sorted(map(str, v)))) for k, v in (extra or {}).items()))
+
+
+def known(table: str, reason, extra: dict | None = None) -> bool:
+    """True when ``reason`` is one vindr writes into ``table`` (a key of the vocabulary's tables).
+    ``extra``: values a variable may also take in this use (e.g. the label set in effect,
+    which the release publishes anyway in labels.json)."""
     if not isinstance(reason, str):
         return False
-    exact, templates = _matchers(table)
+    exact, templates = _matchers(table, _extra(extra))
     return reason in exact or any(t.fullmatch(reason) for t in templates)
 
 
 def shown(table: str, reason) -> str:
     """``reason`` when it is in the vocabulary, else :data:`OTHER` (never the text itself)."""
     return reason if known(table, reason) else OTHER
+
+
+# a value an annotation reader quoted from the row (annotations.badrows.quote: Python's repr)
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+MASK = "<value>"
+
+
+def shown_masked(table: str, reason, extra: dict | None = None) -> str:
+    """Like :func:`shown`, for reasons that quote a value from the input row (a bad
+    annotation row): each quoted value is replaced by ``<value>`` first, and the result is
+    shown only when it is in the vocabulary (so only vindr's own words remain), else
+    :data:`OTHER`."""
+    if known(table, reason, extra):
+        return reason
+    if isinstance(reason, str):
+        masked = _QUOTED.sub(MASK, reason)
+        if known(table, masked, extra):
+            return masked
+    return OTHER

@@ -149,11 +149,17 @@ def _tag(t: int) -> str:
 
 
 def _walk(ds, path=""):
+    for where, elem, _ in _walk_in(ds, path):
+        yield where, elem
+
+
+def _walk_in(ds, path=""):
+    """(path, element, the data set or item holding it), at every depth."""
     for elem in ds:
-        yield path, elem
+        yield path, elem, ds
         if elem.VR == "SQ":
             for i, item in enumerate(elem.value or []):
-                yield from _walk(item, f"{path}{_tag(elem.tag)}[{i}] > ")
+                yield from _walk_in(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
 def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet,
@@ -538,7 +544,7 @@ def _own_method(value) -> bool:
 def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) -> None:
     """The anonymizer's policy in check mode (deid.policy.judge at every depth): anything it
     would not have let through is a finding naming the element path, never the value."""
-    for where, elem in _walk(ds):
+    for where, elem, holder in _walk_in(ds):
         tag, group = elem.tag, elem.tag >> 16
         if not where and tag > policy.POST_PIXEL:
             report.add("post-pixel", rel, f"element {_tag(tag)} after the pixel data")
@@ -555,7 +561,8 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
         if tag == 0x00120063 and not _own_method(elem.value):
             report.add(policy.UNSAFE_TEXT, rel, f"element {where}{_tag(tag)}: not the method vindr writes")
             continue
-        verdict = policy.judge(elem, trusted_text=tag in trusted and tag not in policy.JUDGED_EVEN_IF_KEPT, top=not where)
+        verdict = policy.judge(elem, trusted_text=tag in trusted and tag not in policy.JUDGED_EVEN_IF_KEPT, top=not where,
+                               siblings=holder)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
         elif verdict.value is not None:

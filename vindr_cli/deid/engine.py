@@ -388,7 +388,7 @@ class _Walker:
         """Safe by default (deid.policy.judge, the audit's rule too): True when the element
         may stay (a lower-case CS may be normalised to its defined term); else it is removed,
         or dummied / emptied where the IOD makes it Type 1 / 2 (at its sequence path), and False."""
-        verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0)
+        verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0, siblings=ds)
         if verdict.ok and self.people and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
             if self.people.found_in(tokens(_as_text(value))):
@@ -622,10 +622,12 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
         "accession": _text(ds, "AccessionNumber"),
         "study_id": _text(ds, "StudyID"),
     }
-    # the equipment maker's words (kept: deid.policy allows Manufacturer and the model name)
-    # are not searched for: a station named "TOSHIBA" on a TOSHIBA_MEC scanner names no one,
-    # and the audit would report every output of that scanner
-    maker = tokens(" ".join(_text(ds, k) for k in ("Manufacturer", "ManufacturerModelName")))
+    # the equipment maker's words (kept when deid.policy knows the vendor, and the model beside
+    # it) are not searched for: a station named "TOSHIBA" on a TOSHIBA_MEC scanner names no one,
+    # and the audit would report every output of that scanner. An unknown maker is removed, so
+    # its words stay searchable.
+    maker = tokens(" ".join(_text(ds, k) for k in ("Manufacturer", "ManufacturerModelName"))
+                   if policy.vendor_ok(_text(ds, "Manufacturer")) else "")
     meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                                                    "ReceivingApplicationEntityTitle")}
     people = person_values(ds)

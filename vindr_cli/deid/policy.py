@@ -17,6 +17,7 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.multival import MultiValue
 
 from vindr_cli.resources import schema_path
+from vindr_cli.vendors import model_ok, vendor_ok      # the Manufacturer and model-name rules
 
 TEXT_CAPABLE = frozenset({"AE", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "PN"})
 RESTRICTED = frozenset({"CS", "DA", "DT", "TM", "AS", "IS", "DS", "UI"})
@@ -58,9 +59,10 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 @dataclass(frozen=True)
 class TextRule:
     keyword: str
-    values: str                       # pattern | defined_terms | words | clean_descriptor | checked_elsewhere
+    values: str                       # pattern | defined_terms | words | vendor | model | clean_descriptor | checked_elsewhere
     pattern: re.Pattern | None = None
     terms: frozenset[str] = frozenset()
+    maker: str | None = None          # model: the keyword of the vendor attribute beside it
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,10 @@ def text_rules() -> dict[str, TextRule]:
             out[kw] = TextRule(kw, kind, terms=frozenset(terms))
         elif kind == "words":
             out[kw] = TextRule(kw, kind, terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
-        elif kind in ("clean_descriptor", "checked_elsewhere"):
+        elif kind in ("clean_descriptor", "checked_elsewhere", "vendor"):
             out[kw] = TextRule(kw, kind)
+        elif kind == "model":
+            out[kw] = TextRule(kw, kind, maker=entry["maker"])
         else:
             raise ValueError(f"safe_attributes.toml: {kw} has an unknown values kind")
     return out
@@ -213,15 +217,20 @@ def code_meaning_checked_elsewhere(tag: int) -> bool:
     return tag == CODE_MEANING
 
 
-def safe_text(tag: int, value) -> bool:
+def safe_text(tag: int, value, siblings=None) -> bool:
     """A text value may stay: empty, vindr's own dummy, or an allowlisted attribute whose every
-    value passes the entry's constraint."""
+    value passes the entry's constraint. ``siblings``: the data set (or item) holding the
+    element; a model name stays only when the vendor attribute there is a listed vendor."""
     vals = [s for s in _strings(value) if s]
     if not vals or all(v in OWN_DUMMIES for v in vals):
         return True
     rule = text_rules().get(keyword_for_tag(tag) or "")
     if rule is None:
         return False
+    if rule.values == "model":
+        makers = _strings(siblings.get(rule.maker)) if siblings is not None and rule.maker in siblings else []
+        if not makers or not all(vendor_ok(m) for m in makers):
+            return False
     for s in vals:
         if s in OWN_DUMMIES:
             continue
@@ -232,6 +241,10 @@ def safe_text(tag: int, value) -> bool:
         elif rule.values == "words":
             ok = (bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
                   and all(len(n) <= _MAX_DIGITS for n in _NUMBER.findall(s)))
+        elif rule.values == "vendor":
+            ok = vendor_ok(s)
+        elif rule.values == "model":
+            ok = model_ok(s)
         elif rule.values == "clean_descriptor":
             ok = _clean_descriptor(s)
         else:                       # checked_elsewhere: codes.check_code_item
@@ -283,8 +296,9 @@ PIXEL_VALUE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 JUDGED_EVEN_IF_KEPT = frozenset({0x00102160})      # EthnicGroup
 
 
-def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
-    """May this (decoded) element stay in a de-identified data set as it is?
+def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None) -> Verdict:
+    """May this (decoded) element stay in a de-identified data set as it is? ``siblings``: the
+    data set or item holding it (a model name is judged with the vendor beside it).
 
     ``trusted_text``: the profile keeps this text attribute by an explicit rule (a Table
     E.1-1 option, a recipe) or vindr wrote it (its marks): text is then not checked against
@@ -318,6 +332,6 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False) -> Verdict:
         if fixed is not None:
             return Verdict(None, fixed)
         return Verdict(GRAMMAR)
-    if trusted_text or safe_text(tag, value):
+    if trusted_text or safe_text(tag, value, siblings):
         return Verdict()
     return Verdict(UNSAFE_TEXT)

@@ -13,7 +13,8 @@ Per-image facts come from ``selection.parquet`` when the release was built with
 headers (pydicom, ``stop_before_pixels``). Only coded values that look like codes are shown
 (``CODE``: one token of A-Z, 0-9 and _, at most 16 characters, as CS defined terms are — so a
 phrase such as a name stored in BodyPartExamined is not); anything else is counted as
-``(other)`` — a datasheet never quotes free text.
+``(other)`` — a datasheet never quotes free text (a manufacturer is shown only when it names a
+vendor of ``schemas/deid/vendors.toml``, the anonymizer's rule).
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ import pandas as pd
 from vindr_cli.reasons import shown as shown_reason
 from vindr_cli.release.tables import release_schema
 from vindr_cli.resources import schema_path
+from vindr_cli.vendors import vendor_ok
 
 AGE_BINS = ("<18", "18-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80+", "unknown")
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,15}")
-MAKER = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .,&()/\-]{0,63}")
 OTHER, UNKNOWN = "(other)", "unknown"
 NOT_SET = "not set"
 LICENCE_NOTE = "not set: the data custodian must choose a licence before this release is shared"
@@ -61,7 +62,7 @@ def _maker(v) -> str:
     s = " ".join(str(v).split())
     if not s:
         return UNKNOWN
-    return s if MAKER.fullmatch(s) else OTHER
+    return s if vendor_ok(s) else OTHER          # a listed vendor (schemas/deid/vendors.toml), else free text
 
 
 def age_years(value) -> float | None:

@@ -22,14 +22,18 @@ Every multi-frame image is counted in the datasheet under the policy that applie
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 
 from vindr_cli import reasons
 from vindr_cli.errors import RequestError
+from vindr_cli.resources import schema_path
 
 MULTIFRAME = ("first", "every", "exclude")
 SELECTION_PARQUET = "selection.parquet"
@@ -75,6 +79,35 @@ class Selection:
                 "not_selected_by_reason": self.reason_counts()}
 
 
+@cache
+def _recipe_names() -> dict:
+    data = tomllib.loads(schema_path("release", "recipe_names.toml").read_text(encoding="utf-8"))
+    presets = frozenset(tomllib.loads(p.read_text(encoding="utf-8")).get("name", p.stem)
+                        for p in schema_path("recipes").glob("*.toml"))
+    return {"presets": presets, "pattern": re.compile(data["pattern"]), "max": int(data["max_length"]),
+            "words": frozenset(data["words"]), "placeholder": data["placeholder"]}
+
+
+def shown_recipe(name) -> str | None:
+    """The recipe name as split and release may quote it (schemas/release/recipe_names.toml):
+    a shipped preset's name, or a plain slug of known words; anything else (free text a person
+    typed, or edited into selection.json) is the fixed placeholder. None stays None."""
+    if name is None:
+        return None
+    rules, s = _recipe_names(), str(name)
+    if s in rules["presets"]:
+        return s
+    if (len(s) <= rules["max"] and rules["pattern"].fullmatch(s)
+            and all(w in rules["words"] for w in re.split(r"[-_.]", s) if w.isalpha())):
+        return s
+    return rules["placeholder"]
+
+
+def _shown_sha256(value) -> str | None:
+    s = None if value is None else str(value)
+    return s if s is not None and re.fullmatch(r"[0-9a-f]{64}", s) else None
+
+
 def read_selection(path: Path) -> Selection:
     """Read SELECTION/ (module doc). Raises :class:`SelectionError`."""
     path = Path(path)
@@ -110,8 +143,7 @@ def read_selection(path: Path) -> Selection:
     sha = info.get("recipe_sha256")
     return Selection(path=path, rows=rows.reset_index(drop=True),
                      selected=frozenset(rows.loc[rows["selected"], "image_id"]),
-                     recipe=str(recipe) if recipe is not None else None,
-                     recipe_sha256=str(sha) if sha is not None else None,
+                     recipe=shown_recipe(recipe), recipe_sha256=_shown_sha256(sha),
                      multiframe=multiframe, info=info)
 
 

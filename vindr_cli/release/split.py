@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from vindr_cli import reasons
 from vindr_cli.annotations import (NO_FINDING, BadRows, BadRowsError, LabelSet, check_against_meta,
                                    read_annotations, read_meta)
 from vindr_cli.errors import RequestError
@@ -566,6 +567,20 @@ class SplitResult:
         d = self.per_label
         return d.loc[(d["total"] > 0) & (d["test"] == 0), "label"].tolist()
 
+    def _shown(self, reason: str) -> str:
+        """A bad row's reason as split_report.json shows it: vindr's words, the row's quoted
+        values masked; the label set in effect may be named (labels.json publishes it)."""
+        ls = self.label_set
+        extra = {"label_set": [ls.name], "allowed": [ls.allowed(), ls.allowed(image_level=True)]} if ls else None
+        return reasons.shown_masked("annotation_rows", reason, extra)
+
+    def _shown_reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.bad_rows:
+            shown = self._shown(r.reason)
+            out[shown] = out.get(shown, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def to_dict(self, max_bad_rows: int = 1000) -> dict:
         return _finite({
             "preset": self.preset, "unit": self.unit, "target_test": self.target, "seed": self.seed,
@@ -573,8 +588,11 @@ class SplitResult:
             "measures": self.measures,
             "labels": self.per_label.to_dict(orient="records"),
             "labels_without_test_positive": self.labels_without_test,
-            "bad_rows": {"count": len(self.bad_rows), "by_reason": self.bad_rows.by_reason(),
-                         "rows": [{"line": r.line, "reason": r.reason} for r in list(self.bad_rows)[:max_bad_rows]],
+            # a reason may quote the row's own values: handed on only as vindr's words (quoted
+            # values masked), else "(other reason)" (schemas/tables/reasons.json annotation_rows)
+            "bad_rows": {"count": len(self.bad_rows), "by_reason": self._shown_reasons(),
+                         "rows": [{"line": r.line, "reason": self._shown(r.reason)}
+                                  for r in list(self.bad_rows)[:max_bad_rows]],
                          "truncated": len(self.bad_rows) > max_bad_rows},
             "metadata_images_without_annotation": self.skipped_meta_images,
             "algorithm": self.info, "outputs": self.outputs,

@@ -69,22 +69,29 @@ GDCM_TS = {
     "1.2.840.10008.1.2.4.80": "JPEGLSLossless", "1.2.840.10008.1.2.4.81": "JPEGLSNearLossless",
     "1.2.840.10008.1.2.4.50": "JPEGBaselineProcess1",
 }
+# GDCM writes these too, on request only: callers that route a syntax to GDCM when it is in
+# GDCM_TS (tests/test_decode.py, bench/decode_backends.py) encode JPEG 2000 with
+# pylibjpeg-openjpeg, and bench/decode_corpus.py asks for GDCM's JPEG 2000 by name
+GDCM_ALSO = {JPEG2000Lossless: "JPEG2000Lossless"}
 
 
-def gdcm_transcode(ds: Dataset, transfer_syntax: str, *, jpeg_quality: int = 90, jpegls_error: int = 2) -> Dataset:
-    """``ds`` (uncompressed) re-encoded by GDCM to one of GDCM_TS, read back with pydicom.
-    Lossy settings apply to JPEG baseline (quality) and JPEG-LS near-lossless (error)."""
+def gdcm_transcode(ds: Dataset, transfer_syntax: str, *, jpeg_quality: int = 90, jpegls_error: int = 2,
+                   path: Path | None = None) -> Dataset:
+    """``ds`` (uncompressed) re-encoded by GDCM to one of GDCM_TS or GDCM_ALSO, read back with
+    pydicom. Lossy settings apply to JPEG baseline (quality) and JPEG-LS near-lossless (error).
+    ``path``: GDCM's file is written there (as GDCM wrote it) instead of a temporary name."""
     import gdcm
 
     with tempfile.TemporaryDirectory() as tmp:
-        src, dst = str(Path(tmp, "src.dcm")), str(Path(tmp, "dst.dcm"))
+        src, dst = str(Path(tmp, "src.dcm")), str(path if path is not None else Path(tmp, "dst.dcm"))
         ds.save_as(src, enforce_file_format=True)
         reader = gdcm.ImageReader()
         reader.SetFileName(src)
         if not reader.Read():
             raise RuntimeError("GDCM could not read the temporary file")
         change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, GDCM_TS[transfer_syntax])))
+        name = {**GDCM_TS, **GDCM_ALSO}[transfer_syntax]
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, name)))
         if transfer_syntax == "1.2.840.10008.1.2.4.81":
             codec = gdcm.JPEGLSCodec()
             codec.SetLossless(False)
