@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -121,6 +122,56 @@ def write_table(rows: list[dict], name: str, path: Path, mode: int = 0o644) -> N
     table = build_table(rows, arrow_schema(name))
     with atomic_write(path, mode) as f:
         pq.write_table(table, f)
+
+
+BATCH_ROWS = 50_000      # rows converted to Arrow at a time by write_rows (one row group each)
+
+
+def write_rows(rows: Iterable[dict], name: str, path: Path, mode: int = 0o644, *,
+               batch_rows: int | None = None) -> int:
+    """:func:`write_table` for rows that come one by one (a generator reading them from disk):
+    at most ``batch_rows`` (default :data:`BATCH_ROWS`) are held at a time; each batch goes
+    through the same builder and schema (:func:`build_table`) and is appended as one row group
+    through one ``ParquetWriter`` to a temporary name, renamed into place once the last row is
+    written (nothing half-written). The file read back equals :func:`write_table`'s for the
+    same rows (schema, order, values); only the row groups differ. Returns the row count."""
+    schema = arrow_schema(name)
+    size = batch_rows or BATCH_ROWS
+    n = 0
+    with atomic_write(path, mode) as f:
+        writer = pq.ParquetWriter(f, schema)
+        try:
+            batch: list[dict] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= size:
+                    writer.write_table(build_table(batch, schema))
+                    n += len(batch)
+                    batch = []
+            if batch or n == 0:       # an empty table still has its schema (as write_table's)
+                writer.write_table(build_table(batch, schema))
+                n += len(batch)
+        finally:
+            writer.close()
+    return n
+
+
+class WrittenRows:
+    """The rows of a written table, read back batch by batch each time it is iterated (never
+    all at once); ``len`` is the row count the file records."""
+
+    def __init__(self, path: Path, batch_rows: int | None = None):
+        self.path = path
+        self.batch_rows = batch_rows or BATCH_ROWS
+
+    def __iter__(self) -> Iterator[dict]:
+        with open(self.path, "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+                yield from batch.to_pylist()
+
+    def __len__(self) -> int:
+        with open(self.path, "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
 
 
 def read_rows(path: Path) -> list[dict]:
