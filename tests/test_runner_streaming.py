@@ -25,6 +25,7 @@ from vindr_cli.deid.linkage import journal_path
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.runner.executor import InProcessExecutor
 from vindr_cli.runner.journal import Journal, JournalDamaged, entry_line, iter_journal, read_journal, stage_entry
+from vindr_cli.runner import rowstore
 from vindr_cli.runner.rowstore import RowStore
 from vindr_cli.runner.sources import Source
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage
@@ -59,16 +60,18 @@ _row = st.fixed_dictionaries({f.name: _field_strategy(f) for f in _MANIFEST})
 
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
-@given(rows=st.lists(_row, max_size=12), batch=st.integers(1, 5))
-def test_write_rows_equals_write_table(tmp_path, rows, batch):
+@given(rows=st.lists(_row, max_size=12), batch=st.integers(1, 5), convert=st.integers(1, 6))
+def test_write_rows_equals_write_table(tmp_path, rows, batch, convert):
     try:
         write_table(rows, "anonymize_manifest", tmp_path / "old.parquet")
     except Exception as exc:                      # a value the schema refuses: refused the same way
         with pytest.raises(type(exc)):
-            write_rows(iter(rows), "anonymize_manifest", tmp_path / "new.parquet", batch_rows=batch)
+            write_rows(iter(rows), "anonymize_manifest", tmp_path / "new.parquet", batch_rows=batch,
+                       convert_rows=convert)
         assert not list(tmp_path.glob("*.vindr-part"))
         return
-    n = write_rows(iter(rows), "anonymize_manifest", tmp_path / "new.parquet", batch_rows=batch)
+    n = write_rows(iter(rows), "anonymize_manifest", tmp_path / "new.parquet", batch_rows=batch,
+                   convert_rows=convert)
     assert n == len(rows)
     _same_table(tmp_path / "new.parquet", tmp_path / "old.parquet")
     meta = pq.ParquetFile(tmp_path / "new.parquet").metadata
@@ -86,7 +89,7 @@ def test_write_rows_leaves_nothing_when_a_row_is_refused(tmp_path):
         yield bad
 
     with pytest.raises(Exception):
-        write_rows(rows(), "anonymize_manifest", tmp_path / "t.parquet", batch_rows=3)
+        write_rows(rows(), "anonymize_manifest", tmp_path / "t.parquet", batch_rows=3, convert_rows=2)
     assert list(tmp_path.iterdir()) == []          # no table, no temporary file
 
 
@@ -131,11 +134,12 @@ def test_journal_append_says_where_the_line_lies(tmp_path):
 
 # --- the row store --------------------------------------------------------------------------
 
-def test_row_store_reads_rows_back_from_table_and_journal(tmp_path):
+def test_row_store_reads_rows_back_from_table_and_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(rowstore, "_CHUNK", 1)             # one row dict at a time from the table
     rows = [{f.name: None for f in _MANIFEST} | {"input_key": k, "status": "ok", "frames": i}
             for i, k in enumerate(["a", "a", "b", "c", "a"])]          # "a" not consecutive
     t = tmp_path / "t.parquet"
-    write_rows(rows, "anonymize_manifest", t, batch_rows=2)
+    write_rows(rows, "anonymize_manifest", t, batch_rows=3)
     j = tmp_path / "j.jsonl"
     j.write_bytes(entry_line("c", [{"input_key": "c", "new": 1}]).encode() + entry_line("d", [{"x": 2}]).encode()[:-1])
     from vindr_cli.runner.state import StageState
@@ -190,8 +194,9 @@ def _row_dicts() -> int:
 
 
 def test_runner_holds_no_row_dicts_after_a_batch_is_flushed(tmp_path, monkeypatch):
-    batch = 4
+    batch, convert = 8, 3          # rows per row group, row dicts held while converting
     monkeypatch.setattr(tables, "BATCH_ROWS", batch)
+    monkeypatch.setattr(tables, "CONVERT_ROWS", convert)
     stage = _Stage(tmp_path / "out")
     seen = []
     build = tables.build_table
@@ -201,16 +206,16 @@ def test_runner_holds_no_row_dicts_after_a_batch_is_flushed(tmp_path, monkeypatc
         store = run.done["t"]
         assert isinstance(store, RowStore) and store.held == 0     # only where rows lie: one int per input
         assert all(type(v) is int for v in store._loc.values())
-        assert len(rows) <= batch
-        seen.append(_row_dicts())                                  # the batch being built, nothing more
+        assert len(rows) <= convert
+        seen.append(_row_dicts())                                  # the chunk being converted, nothing more
         return build(rows, schema)
 
     monkeypatch.setattr(tables, "build_table", watched)
     n = 30
     srcs = [Source(path=f"/nonexistent/{i}.dcm", rel=f"{i:04d}", size=0) for i in range(n)]
     summary = run_stage(stage, tmp_path, executor=InProcessExecutor(), sources=srcs)
-    assert len(seen) == -(-n // batch)
-    assert max(seen) <= batch, seen
+    assert len(seen) >= -(-n // convert)
+    assert max(seen) <= convert, seen
     assert summary.counts == {"quarantined": n} and summary.reasons == {("quarantined", "test"): n}
     assert isinstance(summary.rows["t"], WrittenRows) and len(summary.rows["t"]) == n
     assert [r["input_key"] for r in summary.rows["t"]] == [s.rel for s in srcs]
@@ -281,6 +286,7 @@ def test_sample_export_table_equals_the_old_writer_then_a_rerun_over_it(tmp_path
     previous = {n: _old_previous(p, j) for n, (_, p, j) in _tables(out).items()}
     monkeypatch.undo()
     monkeypatch.setattr(tables, "BATCH_ROWS", 7)
+    monkeypatch.setattr(rowstore, "_CHUNK", 3)              # the old table read back 3 row dicts at a time
     cap = _Capture(monkeypatch, previous)
     summary = _anonymize(out, key_file)
     failed = sum(1 for rs in previous["manifest"].values() if any(r["status"] == "failed" for r in rs))

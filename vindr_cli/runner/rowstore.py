@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 _LEN_BITS = 24          # a journal line: offset << 24 | length (longer lines: a tuple)
 _COUNT_BITS = 20        # table rows: -1 - (first row << 20 | count) (more rows: a tuple)
+_CHUNK = 5_000          # table rows turned into dicts at a time
 
 
 class RowStore(MutableMapping):
@@ -37,7 +38,8 @@ class RowStore(MutableMapping):
         self._tf: BinaryIO | None = None
         self._pf: Any = None
         self._starts: list[int] = []
-        self._group: tuple[int, list[dict]] | None = None     # the last row group read (bounded)
+        self._group: tuple[int, Any] | None = None            # the last row group read (Arrow)
+        self._chunk: tuple[int, int, list[dict]] | None = None   # a slice of it as row dicts
 
     # --- where rows lie ---------------------------------------------------------------------
     def at_line(self, key: str, offset: int, length: int) -> None:
@@ -96,7 +98,7 @@ class RowStore(MutableMapping):
             if f is not None:
                 f.close()
         self._jf = self._tf = self._pf = None
-        self._group = None
+        self._group = self._chunk = None
 
     # --- reading back -----------------------------------------------------------------------
     def _line(self, offset: int, length: int) -> list[dict]:
@@ -139,9 +141,14 @@ class RowStore(MutableMapping):
             raise ValueError("no table to read rows from")
         g = bisect_right(self._starts, index) - 1
         if self._group is None or self._group[0] != g:
-            self._group = None           # let the last group go before the next is read
-            self._group = (g, self._pf.read_row_group(g).to_pylist())
-        return dict(self._group[1][index - self._starts[g]])
+            self._group = self._chunk = None     # let the last group go before the next is read
+            self._group = (g, self._pf.read_row_group(g))
+        i = index - self._starts[g]
+        c = i // _CHUNK
+        if self._chunk is None or self._chunk[:2] != (g, c):     # row dicts: one chunk of the group at a time
+            self._chunk = None
+            self._chunk = (g, c, self._group[1].slice(c * _CHUNK, _CHUNK).to_pylist())
+        return dict(self._chunk[2][i - c * _CHUNK])
 
 
 __all__ = ["RowStore"]
