@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import io
 import os
 import signal
 import subprocess
