@@ -12,7 +12,9 @@ The runner owns, for every stage, in the driver process:
   the driver renames them into place (:meth:`Run.rename`), then journals the input. The
   driver is the single writer of journals, tables and final names;
 * the progress bar, the tallies (counts per status, reasons) and warnings (no input, or
-  no DICOM input), and the final tables (temp name, then rename, in discovery order).
+  no DICOM input), and the final tables (temp name, then rename, in discovery order),
+  streamed from where the rows lie (:mod:`.rowstore`: the driver holds no row dicts, only
+  a key and an integer per input; a bounded batch while writing).
 
 A stage supplies only what differs (:class:`Stage`): its settings, its per-input task and
 worker setup (module-level functions, run through an :class:`~vindr_cli.runner.executor.Executor`),
