@@ -23,6 +23,16 @@ Prints one JSON object (also written to ``bench/results/driver_bench.json``).
     python bench/driver_bench.py [--n 200000] [--dask-n 5000] [--dask-rounds 3] [--rows 1000000] [--no-dask]
 
 (``--rows 0`` skips the table part.)
+
+**Before / after** (issue 13, tables written as they grow): ``--compare OTHER_CHECKOUT`` runs
+each part in a fresh process per checkout (peak RSS is a process's own ``ru_maxrss``, so one
+part per process), the two checkouts interleaved round robin, best of ``--rounds`` by wall
+time, the load average recorded around each: ``runner`` with ``--n`` tasks (default 200,000),
+``runner`` with ``--rows`` tasks (1,000,000: the runner's own 1,000,000-row manifest write),
+and ``table``, the 1,000,000-row write alone (the old path: rows held, ``write_table``; the new
+one, where the checkout has it: rows made one by one into ``tables.write_rows``).
+
+    python bench/driver_bench.py --compare /work/main [--n 200000] [--rows 1000000] [--rounds 2] --out F.json
 """
 from __future__ import annotations
 
@@ -41,7 +51,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+TREE = Path(os.environ.get("VINDR_BENCH_TREE") or REPO)     # the checkout whose vindr_cli is measured
+sys.path.insert(0, str(TREE))
 
 from vindr_cli.runner.executor import InProcessExecutor  # noqa: E402
 from vindr_cli.runner.sources import Source  # noqa: E402
@@ -196,6 +207,79 @@ def table(rows_n: int, row: dict, tmp: Path) -> dict:
             "write_s": round(wall, 2), "file_mb": round(path.stat().st_size / 1e6, 1), "peak_rss_mb": round(rss_mb())}
 
 
+def table_streamed(rows_n: int, row: dict, tmp: Path) -> dict:
+    """The 1,000,000-row write as the new runner does it: rows made one at a time (as it reads
+    them back from the journal) into ``tables.write_rows``, a bounded batch held at a time."""
+    from vindr_cli.tables import write_rows
+
+    def rows():
+        for i in range(rows_n):
+            r = dict(row)
+            r["input_key"] = f"{i:024x}"
+            r["image_id"] = f"{i:032x}"
+            r["output"] = f"{i:016x}/{i:016x}/{i:016x}/{i:032x}.dcm"
+            yield r
+
+    before = current_rss_mb()
+    path = tmp / "manifest-1m.parquet"
+    t0 = time.perf_counter()
+    write_rows(rows(), "anonymize_manifest", path)
+    wall = time.perf_counter() - t0
+    return {"rows": rows_n, "held_mb": 0, "rss_before_mb": round(before), "write_s": round(wall, 2),
+            "file_mb": round(path.stat().st_size / 1e6, 1), "peak_rss_mb": round(rss_mb()), "streamed": True}
+
+
+def part(name: str, n: int, row_file: Path) -> None:
+    """One measure in this (fresh) process: its peak RSS is this part's alone."""
+    row = json.loads(row_file.read_text())
+    tmp = Path(tempfile.mkdtemp(prefix="vindr-driver-part-", dir=row_file.parent))
+    load = os.getloadavg()[0]
+    try:
+        if name == "runner":
+            res = run(n, row, tmp)
+        else:
+            import vindr_cli.tables as tables
+
+            res = table_streamed(n, row, tmp) if hasattr(tables, "write_rows") else table(n, row, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res.update(load_avg_1min_start=round(load, 1), load_avg_1min_end=round(os.getloadavg()[0], 1))
+    print(json.dumps(res))
+
+
+def compare(other: Path, a, tmp: Path) -> dict:
+    """Both checkouts, each part in a fresh process, round robin, best of ``a.rounds``."""
+    row_file = tmp / "row.json"
+    row_file.write_text(json.dumps(template_row(tmp)))
+    trees = {"before": other.resolve(), "after": REPO}
+    commits = {k: subprocess.run(["git", "-C", str(v), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip() for k, v in trees.items()}
+    plan = [("runner", a.n, a.rounds), ("table", a.rows, 1), ("runner", a.rows, 1)]
+    out: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": len(os.sched_getaffinity(0)),
+                 "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+                 "python": sys.version.split()[0], "trees": {k: f"{v} @ {commits[k]}" for k, v in trees.items()},
+                 "load_avg_1min_start": round(os.getloadavg()[0], 1), "parts": {}}
+    for name, n, rounds in plan:
+        if not n:
+            continue
+        label = f"{name}_{n}"
+        runs: dict[str, list] = {"before": [], "after": []}
+        for _ in range(rounds):
+            for which, tree in trees.items():
+                env = {**os.environ, "VINDR_BENCH_TREE": str(tree), "PYTHONPATH": str(tree)}
+                p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--part", name, "--n", str(n),
+                                    "--row-file", str(row_file)], env=env, capture_output=True, text=True, check=True)
+                res = json.loads(p.stdout.strip().splitlines()[-1])
+                runs[which].append(res)
+                print(label, which, json.dumps(res), file=sys.stderr, flush=True)
+        best = {k: min(v, key=lambda r: r.get("wall_s", r.get("write_s"))) for k, v in runs.items()}
+        out["parts"][label] = {"best": best, "all": runs, "rounds": rounds,
+                               "peak_rss_after_over_before": round(best["after"]["peak_rss_mb"]
+                                                                   / best["before"]["peak_rss_mb"], 3)}
+    out["load_avg_1min_end"] = round(os.getloadavg()[0], 1)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
@@ -204,8 +288,24 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--no-dask", action="store_true")
     ap.add_argument("--out", default="driver_bench.json", help="file name under bench/results/")
+    ap.add_argument("--compare", type=Path, help="another checkout (before): each part, both checkouts")
+    ap.add_argument("--rounds", type=int, default=2, help="--compare: rounds of the --n runner part")
+    ap.add_argument("--part", choices=("runner", "table"), help=argparse.SUPPRESS)
+    ap.add_argument("--row-file", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.part:
+        part(a.part, a.n, a.row_file)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="vindr-driver-bench-"))
+    if a.compare:
+        try:
+            res = compare(a.compare, a, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(json.dumps(res, indent=2))
+        (REPO / "bench" / "results").mkdir(exist_ok=True)
+        (REPO / "bench" / "results" / a.out).write_text(json.dumps(res, indent=2) + "\n")
+        return
     try:
         row = template_row(tmp)
         res = {"date": time.strftime("%Y-%m-%d"), "cpus": len(os.sched_getaffinity(0)),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -121,6 +122,77 @@ def write_table(rows: list[dict], name: str, path: Path, mode: int = 0o644) -> N
     table = build_table(rows, arrow_schema(name))
     with atomic_write(path, mode) as f:
         pq.write_table(table, f)
+
+
+BATCH_ROWS = 50_000      # rows per row group written by write_rows
+CONVERT_ROWS = 5_000     # row dicts held at a time by write_rows (converted to Arrow, then let go)
+
+
+def write_rows(rows: Iterable[dict], name: str, path: Path, mode: int = 0o644, *,
+               batch_rows: int | None = None, convert_rows: int | None = None) -> int:
+    """:func:`write_table` for rows that come one by one (a generator reading them from disk):
+    at most ``convert_rows`` (default :data:`CONVERT_ROWS`) row dicts are held at a time; each
+    such chunk goes through the same builder and schema (:func:`build_table`), and every
+    ``batch_rows`` (default :data:`BATCH_ROWS`) rows of Arrow data are appended as one row
+    group through one ``ParquetWriter`` to a temporary name, renamed into place once the last
+    row is written (nothing half-written). The file read back equals :func:`write_table`'s
+    for the same rows (schema, order, values); only the row groups differ. Returns the row count."""
+    schema = arrow_schema(name)
+    size = batch_rows or BATCH_ROWS
+    chunk = min(convert_rows or CONVERT_ROWS, size)
+    n = 0
+    with atomic_write(path, mode) as f:
+        writer = pq.ParquetWriter(f, schema)
+        try:
+            group: list[pa.Table] = []        # Arrow data of the row group being gathered
+            in_group = 0
+            batch: list[dict] = []
+
+            def convert() -> None:
+                nonlocal batch, in_group
+                group.append(build_table(batch, schema))
+                in_group += len(batch)
+                batch = []
+
+            def flush() -> None:
+                nonlocal group, in_group, n
+                table = group[0] if len(group) == 1 else pa.concat_tables(group)
+                writer.write_table(table, row_group_size=max(in_group, 1))
+                n += in_group
+                group, in_group = [], 0
+
+            for row in rows:
+                batch.append(row)
+                if in_group + len(batch) >= size:
+                    convert()
+                    flush()
+                elif len(batch) >= chunk:
+                    convert()
+            if batch or not (n or group):     # an empty table still has its schema (as write_table's)
+                convert()
+            if group:
+                flush()
+        finally:
+            writer.close()
+    return n
+
+
+class WrittenRows:
+    """The rows of a written table, read back batch by batch each time it is iterated (never
+    all at once); ``len`` is the row count the file records."""
+
+    def __init__(self, path: Path, batch_rows: int | None = None):
+        self.path = path
+        self.batch_rows = batch_rows or BATCH_ROWS
+
+    def __iter__(self) -> Iterator[dict]:
+        with open(self.path, "rb") as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+                yield from batch.to_pylist()
+
+    def __len__(self) -> int:
+        with open(self.path, "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
 
 
 def read_rows(path: Path) -> list[dict]:

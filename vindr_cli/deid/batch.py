@@ -206,7 +206,7 @@ class AnonymizeStage(Stage):
         if res["tmp"]:
             loser = self._place(run, row, res["tmp"])
             if loser is not None:
-                out.append((loser, self._rows(run, run.done["manifest"][loser][0], run.done.get("linkage", {}).get(loser, [None])[0])))
+                out.append((loser, self._rows(run, self._lost, run.done.get("linkage", {}).get(loser, [None])[0])))
         if row.get("review_boxes") and row.get("status") == "ok":     # placed: re-written with vindr review's boxes
             self.review_rewritten += 1
         out.append((row["input_key"], self._rows(run, row, link)))
@@ -245,6 +245,7 @@ class AnonymizeStage(Stage):
         if old.get("output") and old["output"] != row["output"]:
             run.remove(old["output"])
         old.update(status="duplicate", reason=DUPLICATE, output=None)
+        self._lost = old                     # re-journaled by place (run.done hands out copies)
         return holder
 
 

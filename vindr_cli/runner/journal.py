@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 VERSION = 2
 
@@ -84,11 +84,17 @@ class Journal:
         _cut_torn_tail(path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
         os.fchmod(fd, mode)
+        self._pos = os.fstat(fd).st_size      # where the next line starts (the one writer: the lock)
         self._f = os.fdopen(fd, "a", encoding="utf-8")
 
-    def append(self, row: dict[str, Any]) -> None:
-        self._f.write(line_for(row))
+    def append(self, row: dict[str, Any]) -> tuple[int, int]:
+        """Write one line, flushed; returns where it lies: (byte offset, length with newline)."""
+        line = line_for(row)                  # ASCII: characters are bytes
+        self._f.write(line)
         self._f.flush()
+        at = self._pos
+        self._pos += len(line)
+        return at, len(line)
 
     def close(self) -> None:
         self._f.close()
@@ -149,6 +155,32 @@ def read_journal(path: Path, shape=None) -> list[dict[str, Any]]:
     if damage is not None:
         raise JournalDamaged(damage[0], damage[1], good)
     return good
+
+
+def iter_journal(path: Path, shape=None) -> Iterator[tuple[int, int, dict[str, Any], bool]]:
+    """:func:`read_journal` one line at a time, for journals too large to hold: yields
+    ``(offset, length, entry, whole)`` for every intact entry in order (``whole`` False for a
+    torn last line that still parses: a later append cuts it off, so its caller keeps the
+    entry itself), then raises :class:`JournalDamaged` (with ``good`` empty) if a line was
+    damaged, naming the first, as :func:`read_journal` does."""
+    if not path.exists():
+        return
+    damage: tuple[int, str] | None = None
+    pos = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            at, pos = pos, pos + len(raw)
+            whole = raw.endswith(b"\n")
+            if not raw.strip():
+                continue
+            entry, what = _parse(raw.strip(), shape)
+            if entry is None:
+                if whole:
+                    damage = damage or (n, what)
+                continue
+            yield at, len(raw), entry, whole
+    if damage is not None:
+        raise JournalDamaged(damage[0], damage[1], [])
 
 
 def rewrite_journal(path: Path, entries: list[dict[str, Any]], mode: int = 0o644) -> None:

@@ -12,7 +12,9 @@ The runner owns, for every stage, in the driver process:
   the driver renames them into place (:meth:`Run.rename`), then journals the input. The
   driver is the single writer of journals, tables and final names;
 * the progress bar, the tallies (counts per status, reasons) and warnings (no input, or
-  no DICOM input), and the final tables (temp name, then rename, in discovery order).
+  no DICOM input), and the final tables (temp name, then rename, in discovery order),
+  streamed from where the rows lie (:mod:`.rowstore`: the driver holds no row dicts, only
+  a key and an integer per input; a bounded batch while writing).
 
 A stage supplies only what differs (:class:`Stage`): its settings, its per-input task and
 worker setup (module-level functions, run through an :class:`~vindr_cli.runner.executor.Executor`),
@@ -24,7 +26,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ from vindr_cli.runner import paths
 from vindr_cli.runner.pool import progress_bar
 from vindr_cli.runner.sources import Source
 from vindr_cli.runner.state import Settings, StageState, StateDamaged, output_intact
+from vindr_cli.tables import WrittenRows
 
 NOT_DICOM = "not-dicom"
 
@@ -69,7 +72,9 @@ class StageSummary:
     counts: Counter = field(default_factory=Counter)     # rows of the primary table per status
     reasons: Counter = field(default_factory=Counter)    # (status, reason) for rows not ok
     warnings: list[str] = field(default_factory=list)    # PHI-free lines for the user
-    rows: dict[str, list[dict]] = field(default_factory=dict)   # every table, discovery order
+    # every table, discovery order: a journaled table as its written file, read back when
+    # iterated (tables.WrittenRows); a table kept in memory as a list
+    rows: dict[str, Any] = field(default_factory=dict)
 
 
 class Stage:
@@ -209,14 +214,19 @@ class Run:
 
     def record(self, key: str, rows: dict[str, list[dict]]) -> None:
         """Journal an input's rows, table by table in the stage's order (an input counts as
-        done only when the last table has it)."""
+        done only when the last table has it). A journaled table keeps only where the rows
+        lie (``done[table]`` is the state's :class:`~vindr_cli.runner.rowstore.RowStore`);
+        a table kept in memory keeps the rows."""
         for t in self.tables:
             if t.name not in rows:
                 continue
-            self.done[t.name][key] = rows[t.name]
             state = self._states.get(t.name)
             if state is not None:
                 state.append(key, rows[t.name])
+                if self.done[t.name] is not state.rows:      # a stage that replaced done[table]
+                    self.done[t.name][key] = state.rows[key]
+            else:
+                self.done[t.name][key] = rows[t.name]
 
 
 def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
@@ -229,12 +239,26 @@ def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
     return out
 
 
-def _warnings(sources: Sequence[Source], rows: list[dict]) -> list[str]:
+def _warnings(sources: Sequence[Source], counts: Counter) -> list[str]:
     if not sources:
         return ["INPUT holds no files: nothing to do (is it the right folder?)"]
-    if rows and all(r["status"] == NOT_DICOM for r in rows):
+    total = sum(counts.values())
+    if total and counts[NOT_DICOM] == total:
         return [f"none of the {len(sources)} input files is DICOM: nothing was read (is it the right folder?)"]
     return []
+
+
+def _in_order(run: Run, sources: Sequence[Source], name: str, tally: StageSummary | None) -> Iterator[dict]:
+    """Table ``name``'s rows in discovery order, read one input at a time (from disk for a
+    journaled table); the primary table's are tallied into ``tally`` on the way."""
+    done = run.done[name]
+    for s in sources:
+        for r in done.get(run.keys[s.rel], ()):
+            if tally is not None:
+                tally.counts[r["status"]] += 1
+                if r["status"] != run.stage.ok_status:
+                    tally.reasons[(r["status"], r.get("reason"))] += 1
+            yield r
 
 
 def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = None, workers: int = 1,
@@ -268,6 +292,17 @@ def _run_stage(stage: Stage, input_path: Path, executor: Executor | None, worker
         settings.check(stage.settings(), stage.compared, stage.explain)
         paths.check_state_dir(output, STATE_DIR)     # never write state through a linked .vindr
     states = _states(stage, tables)
+    try:
+        return _run_states(stage, input_path, executor, workers, console, sources, lock, settings, tables, states)
+    finally:
+        for s in states.values():            # whatever happened: no file left open
+            s.release()
+
+
+def _run_states(stage: Stage, input_path: Path, executor: Executor | None, workers: int, console: Console | None,
+                sources: Sequence[Source] | None, lock: OutputLock | None, settings: Settings | None,
+                tables: list[Table], states: dict[str, StageState]) -> StageSummary:
+    output = stage.output
     previous = {name: s.previous() for name, s in states.items()}   # refuses a foreign table before anything is written
     if settings is not None and settings.lost():
         stage.settings_lost(previous)
@@ -313,20 +348,18 @@ def _run_stage(stage: Stage, input_path: Path, executor: Executor | None, worker
             close()
         for s in states.values():
             s.close()
-    for t in tables:
-        summary.rows[t.name] = [r for s in sources for r in run.done[t.name].get(run.keys[s.rel], [])]
     for t in tables:                         # the same order as the journals
-        if t.name in states:
-            states[t.name].finish(summary.rows[t.name])
+        rows = _in_order(run, sources, t.name, summary if t.name == stage.primary else None)
+        if t.name in states:                 # streamed from disk to the table, a batch at a time
+            states[t.name].finish(rows)
+            summary.rows[t.name] = WrittenRows(states[t.name].table_path)
+        else:
+            summary.rows[t.name] = list(rows)
     if output is not None:
         tmp = tmp_dir(output)
         if tmp.is_dir() and not any(tmp.iterdir()):
             tmp.rmdir()
-    for r in summary.rows[stage.primary]:
-        summary.counts[r["status"]] += 1
-        if r["status"] != stage.ok_status:
-            summary.reasons[(r["status"], r.get("reason"))] += 1
-    summary.warnings = _warnings(sources, summary.rows[stage.primary])
+    summary.warnings = _warnings(sources, summary.counts)
     return summary
 
 

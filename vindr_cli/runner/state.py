@@ -20,15 +20,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from vindr_cli.atomic import atomic_write
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.discover import STATE_DIR
-from vindr_cli.runner.journal import Journal, JournalDamaged, json_object, read_journal, rewrite_journal, stage_entry
-from vindr_cli.tables import read_rows, write_table
+from vindr_cli.runner.journal import Journal, JournalDamaged, iter_journal, json_object, line_for, stage_entry
+from vindr_cli.runner.rowstore import RowStore
+from vindr_cli.tables import BATCH_ROWS, write_rows
 
 __all__ = ["STATE_DIR", "SETTINGS_VERSION", "output_intact", "SettingsChanged", "Settings", "StageState", "StateDamaged",
            "settings_digest"]
@@ -195,38 +196,65 @@ class StageState:
         self.mode = mode
         self.rebuild = rebuild
         self._journal: Journal | None = None
+        self.rows: RowStore | None = None      # where each input's rows lie (previous(), append())
 
-    def previous(self) -> dict[str, list[dict]]:
+    def previous(self) -> RowStore:
         """Rows already written, grouped by input (final table first, then the journal;
-        a later batch of rows for one input replaces an earlier one)."""
-        out: dict[str, list[dict]] = {}
-        rows: list[dict] = []
+        a later batch of rows for one input replaces an earlier one), as a :class:`RowStore`:
+        where each input's rows lie, read back when asked for, never all held at once. Every
+        table row and journal line is read (and checked) here, a batch at a time."""
+        self.release()
+        store = RowStore(self.journal_file, self.table_path)
         if self.table_path.exists():
             try:
-                rows = read_rows(self.table_path)
-                if rows and any(self.key not in r for r in rows):
-                    raise ValueError
+                self._index_table(store)
             except Exception:
+                store.close()
+                store = RowStore(self.journal_file, self.table_path)
                 if not self.rebuild:
                     raise StateDamaged(f"{self.table_path.name} exists but is not a vindr {self.table} table (cannot be read); "
                                        f"{REBUILD_HINT}") from None
                 self._set_aside(self.table_path)
-                rows = []
-        for r in rows:
-            out.setdefault(r[self.key], []).append(r)
         try:
-            entries = read_journal(self.journal_file, stage_entry)
+            self._index_journal(store)
         except JournalDamaged as exc:
             if not self.rebuild:
+                store.close()
                 raise StateDamaged(f"{_rel(self.journal_file, self.output)} is damaged (line {exc.line}: {exc.what}); "
                                    f"{REBUILD_HINT}") from None
-            entries = exc.good
             copy = self._set_aside(self.journal_file)
-            rewrite_journal(self.journal_file, entries, self.mode)
+            _rewrite_intact(copy, self.journal_file, self.mode)   # intact entries only, streaming
             copy.chmod(self.mode)
-        for entry in entries:
-            out[entry["key"]] = entry["rows"]
-        return out
+            self._index_journal(store)
+        self.rows = store
+        return store
+
+    def _index_table(self, store: RowStore) -> None:
+        import pyarrow.parquet as pq
+
+        f = open(self.table_path, "rb")
+        try:
+            pf = pq.ParquetFile(f)
+            if pf.metadata.num_rows and self.key not in pf.schema_arrow.names:
+                raise ValueError
+            i = 0
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS):    # every page decoded: a damaged one refuses now
+                for key in batch.column(self.key).to_pylist():
+                    if not isinstance(key, str):
+                        raise ValueError
+                    store.add_row(key, i)
+                    i += 1
+        except BaseException:
+            f.close()
+            raise
+        store.use_table(f, pf)
+
+    def _index_journal(self, store: RowStore) -> None:
+        for offset, length, entry, whole in iter_journal(self.journal_file, stage_entry):
+            if whole:
+                store.at_line(entry["key"], offset, length)
+            else:               # a torn last line: the next append cuts it off, so it is held
+                store[entry["key"]] = entry["rows"]
 
     def _set_aside(self, path: Path) -> Path:
         dest = set_aside(path, self.output) if self.output in path.parents else None
@@ -236,18 +264,48 @@ class StageState:
         return dest
 
     def append(self, key: str, rows: list[dict]) -> None:
-        """Record every row one input produced (one journal line, so never half an input)."""
+        """Record every row one input produced (one journal line, so never half an input);
+        :attr:`rows` then knows where they lie, and holds none of them."""
         if self._journal is None:
             self._journal = Journal(self.journal_file, self.mode)
-        self._journal.append({"key": key, "rows": rows})
+        offset, length = self._journal.append({"key": key, "rows": rows})
+        if self.rows is None:
+            self.rows = RowStore(self.journal_file, self.table_path)
+        self.rows.at_line(key, offset, length)
 
     def close(self) -> None:
+        """Stop journaling (the rows stay readable for :meth:`finish`)."""
         if self._journal is not None:
             self._journal.close()
             self._journal = None
 
-    def finish(self, rows: list[dict]) -> None:
-        """Write the final table (atomically), then drop the journal."""
+    def release(self) -> None:
+        """Close everything: the journal and the files :attr:`rows` reads from."""
         self.close()
-        write_table(rows, self.table, self.table_path, mode=self.mode)
+        if self.rows is not None:
+            self.rows.close()
+
+    def finish(self, rows: Iterable[dict]) -> int:
+        """Write the final table from ``rows`` (an iterable that may read them one by one,
+        from :attr:`rows`), a bounded batch at a time, to a temporary name renamed into place
+        at the end; then drop the journal. Returns the row count."""
+        self.close()
+        try:
+            n = write_rows(rows, self.table, self.table_path, mode=self.mode)
+        finally:
+            self.release()
         self.journal_file.unlink(missing_ok=True)
+        return n
+
+
+def _rewrite_intact(src: Path, dest: Path, mode: int) -> None:
+    """``dest`` (atomically): the intact entries of journal ``src``, one line each."""
+    from vindr_cli.atomic import atomic_write
+
+    entries = iter_journal(src, stage_entry)
+    with atomic_write(dest, mode) as f:
+        try:
+            for _, _, entry, _ in entries:
+                f.write(line_for(entry).encode("ascii"))
+        except JournalDamaged:
+            pass
