@@ -66,6 +66,23 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+
+def test_one_file_rerun_reads_its_tables_without_pandas(tmp_path):
+    """A re-run reads the previous manifest and linkage tables: through pyarrow's file reader,
+    not `pq.read_table`, which imports pyarrow.dataset and pandas (about 0.25 s)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), src / "a.dcm")
+    key = key_file_in(tmp_path)
+    args = ("anonymize", src, tmp_path / "out", "--key", key, "--burned-in", "off")
+    first, p = _probe(*args)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (tmp_path / "out.linkage.parquet").is_file()
+    again, p = _probe(*args)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "pyarrow" in again["modules"]
+    assert not set(again["modules"]) & set(HEAVY), sorted(set(again["modules"]) & set(HEAVY))
+
 def test_two_files_start_a_pool(tmp_path):
     """The probe can fail: two inputs with -j 2 do start the pool."""
     src = tmp_path / "in"
