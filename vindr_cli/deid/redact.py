@@ -34,6 +34,8 @@ import numpy as np
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, JPEG2000Lossless,
                          JPEGLSLossless, RLELossless)
 
+FLOAT_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)   # Float / Double Float Pixel Data
+
 MODES = ("redact", "quarantine", "off")
 PAD = 4
 SAME_SYNTAX = (RLELossless, JPEGLSLossless, JPEG2000Lossless)
@@ -207,16 +209,95 @@ def display(frame: np.ndarray, photometric: str) -> np.ndarray:
     return 255 - out if photometric == "MONOCHROME1" else out
 
 
+def _palette_rgb(ds) -> np.ndarray | None:
+    """The RGB colour of every palette index (the finder's colour views), None if it cannot be had."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        bits = int(ds.BitsStored)
+        index = np.arange(2 ** min(bits, 16), dtype=np.uint16 if bits > 8 else np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(apply_color_lut(index, ds))
+    except Exception:
+        return None
+
+
+def views(frame: np.ndarray, photometric: str, lum: np.ndarray | None = None,
+          rgb_lut: np.ndarray | None = None) -> list[np.ndarray]:
+    """What the finder is shown of one frame ((R, C, S) stored values): ``display`` first (for
+    PALETTE COLOR the luminance of its colours, ``lum``); then, for colour that is not grey, each
+    of R, G and B on its own (text in a colour of its background's luminance, red on grey or red
+    on green, is invisible in luminance); then, for a grey integer frame whose min..max window
+    is stretched by a few outlying values (a hot pixel, padding at the type's extreme: the values
+    between the two extremes span less than a third of the range), a window over those values,
+    clipped (the outliers, and text drawn at an extreme, saturate to black or white): what a
+    viewer's window shows of text that min..max flattens into a few grey levels."""
+    if lum is not None:
+        idx = np.clip(frame.astype(np.int64), 0, len(lum) - 1)            # (R, C, 1)
+        out = [display(lum[idx], "MONOCHROME2")]
+        if rgb_lut is not None:
+            rgb = rgb_lut[np.clip(idx[..., 0], 0, len(rgb_lut) - 1)]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                out += [display(rgb[..., c:c + 1], "MONOCHROME2") for c in range(3)]
+        return out
+    out = [display(frame, photometric)]
+    if frame.shape[-1] == 3:
+        if not (np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2])):
+            out += [display(frame[..., c:c + 1], "MONOCHROME2") for c in range(3)]
+        return out
+    if frame.dtype.kind not in "ui":
+        return out
+    f = frame[..., 0]
+    lo, hi = int(f.min()), int(f.max())
+    step = max(1, int(np.sqrt(f.size / 250_000)))          # a sample of ~250k values is enough
+    s = f[::step, ::step]
+    inner = s[(s > lo) & (s < hi)]
+    if inner.size == 0:
+        return out
+    plo, phi = (float(v) for v in np.percentile(inner, (0.05, 99.95)))
+    if phi > plo and (phi - plo) * 3 < (hi - lo):
+        v = np.rint(np.clip((f.astype(np.float64) - plo) * (255.0 / (phi - plo)), 0, 255)).astype(np.uint8)
+        out.append(255 - v if photometric == "MONOCHROME1" else v)
+    return out
+
+
 def _fill(arr: np.ndarray, photometric: str):
     if photometric == "RGB":
         return 0
     return arr.max() if photometric == "MONOCHROME1" else arr.min()
 
 
-def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutcome:
+_COARSE_MIN = 128          # a coarse view's long side is at least this many pixels
+
+
+def coarse(image: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The finder's view shrunk by block means, (view, factor) for factors 2s and 4s where s is
+    the finder's own working reduction (deid.pixeltext works on at most 1024 px a side): its
+    stroke filter keeps strokes thinner than a few working pixels, so text taller than about 8 %
+    of the image's long side (90 px on 1024, 180 px on 2048) was never a candidate; shrunk 2-4x
+    further it is ordinary text. Views whose long side would be under _COARSE_MIN are skipped."""
+    long = max(image.shape)
+    s = max(1, -(-long // 1024))
+    out = []
+    for k in (2 * s, 4 * s):
+        if long // k < _COARSE_MIN:
+            break
+        h, w = image.shape[0] // k * k, image.shape[1] // k * k
+        acc = image[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+        out.append((np.rint(acc).astype(np.uint8), k))
+    return out
+
+
+def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False) -> PixelOutcome:
     """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
-    (the pixel data is modified in place when high overlay bits are cleared). Raises PixelError."""
+    (the pixel data is modified in place when high overlay bits are cleared). Each frame is shown
+    to ``finder`` in every one of its ``views`` and, with ``large`` (vindr anonymize with
+    deid.pixeltext.find_text), in the ``coarse`` views too; boxes are mapped back to the frame.
+    Float and Double Float Pixel Data are refused (UNSUPPORTED). Raises PixelError."""
     out = PixelOutcome()
+    if any(t in ds for t in FLOAT_PIXEL_TAGS):      # float pixels: not shown to the finder, never written unscanned
+        raise PixelError(UNSUPPORTED)
     if "PixelData" not in ds:
         return out
     if overlays and _overlay_bits(ds):
@@ -229,28 +310,32 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
     lum = _palette_luminance(ds) if photometric == "PALETTE COLOR" else None
     n, rows, cols = arr.shape[0], arr.shape[1], arr.shape[2]
     found: list[Box] = []
+    rgb_lut = _palette_rgb(ds) if lum is not None else None
     for i in range(n):
-        if lum is not None:      # the colours the indices stand for, as luminance
-            img = display(lum[np.clip(arr[i].astype(np.int64), 0, len(lum) - 1)], "MONOCHROME2")
-        else:
-            img = display(arr[i], photometric)
-        try:
-            boxes = list(finder(img, frame=i, hints=hints))
-        except Exception as exc:      # an unscanned image is never written by a scanning mode
-            raise PixelError(FINDER_FAILED) from exc
-        for b in boxes:
+        boxes = []
+        shown = [(img, 1) for img in views(arr[i], photometric, lum, rgb_lut)]
+        if large:                      # the coarse views, for deid.pixeltext.find_text's size limit
+            shown += coarse(shown[0][0])
+        for v, (img, k) in enumerate(shown):
+            try:
+                boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints)]
+            except Exception as exc:      # an unscanned image is never written by a scanning mode
+                raise PixelError(FINDER_FAILED) from exc
+        for v, k, b in boxes:
             if str(getattr(b, "kind", "other")) == "marker":
-                out.markers += 1
+                out.markers += v == 0         # counted in the first view only
                 continue
             try:
-                x0, x1 = sorted((int(b.x0), int(b.x1)))      # corners in either order
-                y0, y1 = sorted((int(b.y0), int(b.y1)))
+                x0, x1 = sorted((int(b.x0) * k, int(b.x1) * k))      # corners in either order
+                y0, y1 = sorted((int(b.y0) * k, int(b.y1) * k))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise PixelError(FINDER_FAILED) from exc
             x0, y0, x1, y1 = x0 - PAD, y0 - PAD, x1 + PAD, y1 + PAD
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
             kind = str(getattr(b, "kind", "other"))
-            out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
+            if v == 0 or not any(f == i and f0 <= x0 and g0 <= y0 and x1 <= f1 and y1 <= g1
+                                 for f, f0, g0, f1, g1 in found):    # another view's sighting: counted once
+                out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
             if x1 > x0 and y1 > y0:
                 found.append((i, x0, y0, x1, y1))
     out.boxes = sorted(set(found))

@@ -184,7 +184,7 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
         hints = pixeltext.hints_from(full)
     except Exception as exc:
         raise PixelError(FINDER_FAILED) from exc
-    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints)
+    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints, large=cfg.finder is None)
     outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
     row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
