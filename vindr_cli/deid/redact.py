@@ -289,6 +289,28 @@ def coarse(image: np.ndarray) -> list[tuple[np.ndarray, int]]:
     return out
 
 
+def _large_text(image: np.ndarray, b) -> bool:
+    """Is a coarse view's box text? A header hint's match (name, id, date) is; otherwise Tesseract
+    must read at least 3 letters or digits in it (confidence >= the finder's), either polarity:
+    shrunk anatomy (a shoulder, a collimator edge) makes stroke-like shapes the finder calls
+    unreadable text, which in a coarse view would mask large areas of text-free images. The
+    reading is counted, never kept. Without the engine every box is taken (safe by default)."""
+    import re
+
+    from vindr_cli.deid import pixeltext
+
+    if str(getattr(b, "kind", "other")) in ("name", "id", "date") or not pixeltext.engine_available():
+        return True
+    crop = np.ascontiguousarray(image[max(0, int(b.y0)):int(b.y1), max(0, int(b.x0)):int(b.x1)])
+    if crop.size == 0:
+        return False
+    for c in (crop, 255 - crop):
+        words = pixeltext._read(np.ascontiguousarray(c))
+        if sum(len(re.sub(r"\W", "", t)) for t, conf, _ in words if conf >= pixeltext._CONF) >= 3:
+            return True
+    return False
+
+
 def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False) -> PixelOutcome:
     """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
     (the pixel data is modified in place when high overlay bits are cleared). Each frame is shown
@@ -321,15 +343,22 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
                 boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints)]
             except Exception as exc:      # an unscanned image is never written by a scanning mode
                 raise PixelError(FINDER_FAILED) from exc
+        kept: list[tuple[int, int, int, int]] = []       # the first view's markers
         for v, k, b in boxes:
             if str(getattr(b, "kind", "other")) == "marker":
                 out.markers += v == 0         # counted in the first view only
+                if v == 0:
+                    kept.append((b.x0, b.y0, b.x1, b.y1))
                 continue
             try:
                 x0, x1 = sorted((int(b.x0) * k, int(b.x1) * k))      # corners in either order
                 y0, y1 = sorted((int(b.y0) * k, int(b.y1) * k))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise PixelError(FINDER_FAILED) from exc
+            if k > 1 and (min(x1 - x0, y1 - y0) * 20 < max(rows, cols)   # a coarse view adds only text too large
+                          or any(x0 < m1 and m0 < x1 and y0 < n1 and n0 < y1 for m0, n0, m1, n1 in kept)
+                          or not _large_text(shown[v][0], b)):   # for the first, never a kept marker,
+                continue                                           # and only what reads as text
             x0, y0, x1, y1 = x0 - PAD, y0 - PAD, x1 + PAD, y1 + PAD
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
             kind = str(getattr(b, "kind", "other"))
