@@ -183,6 +183,61 @@ def test_float_pixel_data_is_never_written_unscanned(tmp_path, key_file, kw):
     assert rows2[0]["status"] == "ok" and rows2[0]["redactions"] is None
 
 
+def _ct(size: int) -> np.ndarray:
+    """CT_small (no text in it) as 0..1 floats, size x size."""
+    from PIL import Image
+
+    a = pydicom.dcmread(_real("CT_small.dcm")).pixel_array.astype(np.float32)
+    a = (a - a.min()) / (a.max() - a.min())
+    return np.asarray(Image.fromarray(a, mode="F").resize((size, size), Image.BILINEAR))
+
+
+@needs_font
+def test_a_name_in_the_bits_above_bits_stored_is_cleared_without_an_overlay_group(tmp_path, key_file):
+    """Leaked: 12 bits stored in 16, the name drawn in bit 15 and no 60xx group declaring it:
+    the decoder masks those bits (the finder saw a text-free CT), and the file was copied byte
+    for byte, the name there for any reader of the raw words. Now cleared and counted."""
+    ct = _ct(256)
+    ink, _ = _ink(ct.shape, NAME, (10, 10), 20)
+    stored = np.round(ct * 4000).astype(np.uint16) | ((ink > 0.5).astype(np.uint16) << 15)
+    out, rows = _anonymize(_save(_dataset(stored), tmp_path), tmp_path, key_file)
+    row, res = _output(out, rows)
+    raw = np.frombuffer(res.PixelData, "<u2")
+    assert int((raw >> 12).max()) == 0
+    assert row["overlay_pixels_zeroed"] == int((ink > 0.5).sum()) and row["pixels_modified"]
+    assert np.array_equal(raw.reshape(stored.shape), stored & 0x0FFF)          # nothing else changed
+
+
+@needs_font
+def test_jpeg_comment_and_app_segments_carrying_the_name_are_not_copied(tmp_path, key_file):
+    """Leaked: a JPEG baseline image (text-free CT) whose codestream holds the name in a COM
+    segment and an APP1 segment: not modified, so its Pixel Data was copied byte for byte."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate, generate_fragments
+    from pydicom.uid import JPEGBaseline8Bit
+
+    grey = np.round(_ct(256) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90, comment=b"NGUYEN VAN AN 0012345678")
+    data = buf.getvalue()
+    app1 = b"Exif\0\0" + b"NGUYEN^VAN AN" + b"\0" * 8
+    data = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+    ds = _dataset(grey, bits=8)
+    ds.PixelData = encapsulate([data])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    before = ds.pixel_array.copy()
+    out, rows = _anonymize(_save(ds, tmp_path), tmp_path, key_file)
+    row, res = _output(out, rows)
+    raw = (out / row["output"]).read_bytes()
+    assert b"NGUYEN" not in raw.upper() and b"0012345678" not in raw
+    assert np.array_equal(res.pixel_array, before)                      # the same pixels
+
+
 def test_icon_and_overlay_planes_drawing_the_name_are_removed(tmp_path, key_file):
     """Held: an Icon Image Sequence thumbnail and an Overlay Data plane (60xx,3000, one bit per
     pixel) each draw the name; neither reaches the output (dcmdump, independent of pydicom)."""

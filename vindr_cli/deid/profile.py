@@ -102,7 +102,8 @@ class Profile:
 # OUTPUT never mixes two versions of the allowlists, code dictionary rules, IOD Types,
 # descriptor vocabulary, defined terms or pydicom dictionaries.
 POLICY_FILES = (("deid", "safe_attributes.toml"), ("deid", "code_meanings.toml"), ("deid", "iod_types.json"),
-                ("deid", "clean_descriptors.toml"), ("deid", "burned_in.toml"), ("dicom", "defined_terms.toml"))
+                ("deid", "clean_descriptors.toml"), ("deid", "burned_in.toml"), ("dicom", "defined_terms.toml"),
+                ("deid", "codestream_comments.toml"))
 
 
 def policy_data_hash() -> str:

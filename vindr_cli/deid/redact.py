@@ -19,15 +19,20 @@ Decisions (documented in README "Burned-in text"):
   Little Endian uncompressed; a lossy input keeps (or gets) Lossy Image Compression "01".
 * High-bit overlays: native data whose 60xx groups declare OverlayBitPosition > 0 carries
   graphics in the bits above Bits Stored: they are cleared (sign-extended for signed data)
-  before the scan, and the number of pixel values changed is counted.
+  before the scan, and the number of pixel values changed is counted. So are bits set there
+  that no 60xx group declares (red team 4: a name drawn in bit 15 of 12-bit data was copied
+  byte for byte; the decoder masks those bits, so the finder never saw it, but any reader of
+  the raw words does).
 * Palette colour images and other layouts the scan cannot show the finder are refused
   (``UNSUPPORTED``): an image not scanned is not released by a scanning mode.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Callable
 
 import numpy as np
@@ -77,10 +82,16 @@ class PixelOutcome:
     markers: int = 0                       # boxes kept as allowed markers
     overlay_pixels: int = 0                # pixel values whose high (overlay) bits were cleared
     input_ts: str = ""                     # the input's transfer syntax (set by the caller)
+    frames: list[bytes] | None = None      # pixels unchanged, compressed frames without their metadata
 
     @property
     def identifying(self) -> bool:
         return bool(self.boxes)
+
+    @property
+    def changed(self) -> bool:
+        """Is the Pixel Data written other than byte for byte?"""
+        return self.arr is not None or self.frames is not None
 
 
 def _overlay_bits(ds) -> bool:
@@ -324,7 +335,7 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
         raise PixelError(UNSUPPORTED)
     if "PixelData" not in ds:
         return out
-    if overlays and _overlay_bits(ds):
+    if overlays:      # declared high-bit overlays, and graphics in those bits that no 60xx group declares
         try:
             out.overlay_pixels = clear_high_bits(ds)
         except Exception as exc:
@@ -379,7 +390,158 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
         out.arr = arr[0] if arr.shape[0] == 1 else arr
+    elif UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+        _drop_metadata(ds, out, arr)
     return out
+
+
+# Metadata inside compressed frames (red team 4): a JPEG COM or APPn segment, a JPEG 2000 COM
+# marker segment, bytes after the end-of-image marker. A frame's pixels are unchanged without
+# them; a byte-for-byte copy would carry them. JFIF without a thumbnail and Adobe's colour
+# transform flag are kept (decoders read them; they hold no text).
+_T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+_J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+
+
+class _Unsure(Exception):
+    """A codestream this reader cannot walk: its frames are decoded and written again."""
+
+
+def _harmless_app(seg: bytes) -> bool:
+    """JFIF without a thumbnail; Adobe's APP14 (version, flags, colour transform)."""
+    m = seg[1]
+    return (m == 0xE0 and len(seg) == 18 and seg[4:9] == b"JFIF\0" and seg[16:18] == b"\0\0") or \
+           (m == 0xEE and len(seg) in (14, 16) and seg[4:9] == b"Adobe")
+
+
+@cache
+def _banners() -> tuple[re.Pattern, ...]:
+    import tomllib
+
+    from vindr_cli.resources import schema_path
+
+    data = tomllib.loads(schema_path("deid", "codestream_comments.toml").read_text(encoding="utf-8"))
+    return tuple(re.compile(p) for p in data["patterns"])
+
+
+def _banner(text: bytes) -> bool:
+    """Is a comment's text an encoder banner of schemas/deid/codestream_comments.toml?"""
+    s = text.rstrip(b"\0").decode("latin-1")
+    return any(p.fullmatch(s) for p in _banners())
+
+
+def _clean_t81(frame: bytes) -> bytes:
+    """The JPEG (ITU T.81 / T.87) codestream without COM, APPn (but harmless ones) and trailing
+    bytes; raises _Unsure when one sits after the first scan starts or the stream is not walkable."""
+    if not frame.startswith(b"\xff\xd8"):
+        raise _Unsure
+    out, i, scanning, n = bytearray(b"\xff\xd8"), 2, False, len(frame)
+    while True:
+        if scanning:            # entropy-coded data: a marker is FF then C0..FE, not RSTn
+            j = frame.find(b"\xff", i)
+            while j != -1 and j + 1 < n and not (0xC0 <= frame[j + 1] <= 0xFE and not 0xD0 <= frame[j + 1] <= 0xD7):
+                j = frame.find(b"\xff", j + 1)
+            if j == -1 or j + 1 >= n:
+                raise _Unsure
+            out += frame[i:j]
+            i = j
+        if i + 2 > n or frame[i] != 0xFF:
+            raise _Unsure
+        m = frame[i + 1]
+        if m == 0xD9:                                   # end of image: what follows is dropped
+            return bytes(out + b"\xff\xd9")
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            out += frame[i:i + 2]
+            i += 2
+            continue
+        if i + 4 > n:
+            raise _Unsure
+        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+        if (m == 0xFE and not _banner(seg[4:])) or (0xE0 <= m <= 0xEF and not _harmless_app(seg)):
+            if scanning:
+                raise _Unsure
+        else:
+            out += seg
+        i += len(seg)
+        scanning = scanning or m == 0xDA
+
+
+def _clean_j2k(frame: bytes) -> bytes:
+    """The JPEG 2000 codestream without COM segments in its main header and bytes after its
+    end; raises _Unsure for a COM in a tile-part header, a JP2 wrapper, or a stream not walkable."""
+    if not frame.startswith(b"\xff\x4f"):
+        raise _Unsure
+    out, i, n = bytearray(b"\xff\x4f"), 2, len(frame)
+    while i + 4 <= n and frame[i:i + 2] != b"\xff\x90":          # main header, up to the first SOT
+        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+        if frame[i] != 0xFF or len(seg) < 4:
+            raise _Unsure
+        if frame[i + 1] != 0x64 or _banner(seg[6:]):
+            out += seg
+        i += len(seg)
+    while i + 12 <= n and frame[i:i + 2] == b"\xff\x90":         # tile-parts
+        psot = int.from_bytes(frame[i + 6:i + 10], "big")
+        j = i + 12
+        while j + 4 <= n and frame[j:j + 2] != b"\xff\x93":       # its header, up to SOD
+            if frame[j] != 0xFF or (frame[j + 1] == 0x64 and not _banner(frame[j + 6:j + 2 + int.from_bytes(frame[j + 2:j + 4], "big")])):
+                raise _Unsure
+            j += 2 + int.from_bytes(frame[j + 2:j + 4], "big")
+        end = n if psot == 0 else i + psot
+        if end > n or j + 2 > end:
+            raise _Unsure
+        out += frame[i:end]
+        i = end
+        if psot == 0:
+            return bytes(out)
+    if frame[i:i + 2] != b"\xff\xd9":
+        raise _Unsure
+    return bytes(out + b"\xff\xd9")
+
+
+def clean_frames(ds) -> list[bytes] | None:
+    """The frames of encapsulated JPEG / JPEG 2000 pixel data without their metadata (see
+    above): None when nothing was there to remove (the byte-for-byte copy is safe); raises
+    _Unsure when a frame cannot be walked. Other syntaxes: None."""
+    from pydicom.encaps import generate_frames
+
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    if ts not in _T81 and ts not in _J2K:
+        return None
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+    except Exception as exc:
+        raise _Unsure from exc
+    clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
+    # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there)
+    return None if all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames)) else clean
+
+
+def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
+    """An image the scan leaves unchanged, in a JPEG or JPEG 2000 syntax: its frames without
+    their metadata (``clean_frames``) when they decode to the same values, else (a stream that
+    cannot be walked, or that decodes otherwise) its decoded values written again."""
+    from pydicom.encaps import encapsulate
+
+    try:
+        clean = clean_frames(ds)
+        if clean is None:
+            return
+        saved = ds.PixelData
+        try:
+            ds.PixelData = encapsulate(clean)
+            same = np.array_equal(_frames(ds)[0], arr)
+        finally:
+            ds.PixelData = saved
+    except (_Unsure, PixelError):
+        clean, same = None, False
+    if same:
+        out.frames = clean
+        return
+    a = arr[..., 0] if arr.shape[-1] == 1 else arr
+    out.arr = a[0] if a.shape[0] == 1 else a
 
 
 def _lossy(ts: str) -> bool:
@@ -426,6 +588,13 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
     """Put the outcome's pixel values into ``ds`` (the de-identified data set about to be
     written): same lossless syntax when it can be encoded, else uncompressed. Raises PixelError."""
     arr = outcome.arr
+    if arr is None and outcome.frames is not None:     # same pixels, same syntax, no metadata
+        from pydicom.encaps import encapsulate
+
+        ds.PixelData = encapsulate(outcome.frames)
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        return
     if arr is None:
         return
     frames = ds.get("NumberOfFrames")
