@@ -209,33 +209,93 @@ def test_a_name_in_the_bits_above_bits_stored_is_cleared_without_an_overlay_grou
 
 
 @needs_font
-def test_jpeg_comment_and_app_segments_carrying_the_name_are_not_copied(tmp_path, key_file):
-    """Leaked: a JPEG baseline image (text-free CT) whose codestream holds the name in a COM
-    segment and an APP1 segment: not modified, so its Pixel Data was copied byte for byte."""
+@pytest.mark.parametrize("where", ["COM and APP1", "after the end", "a second image after the end",
+                                   "offset table", "JPEG 2000 COM"])
+def test_a_name_inside_a_compressed_frame_but_outside_its_pixels_is_not_copied(tmp_path, key_file, where):
+    """Leaked: a JPEG baseline (or JPEG 2000) text-free CT whose Pixel Data holds the name where
+    no decoder shows it: a COM and an APP1 segment, bytes after the end-of-image marker, a
+    second JPEG after it (burned-in name: the decoder stops at the first), the Basic Offset
+    Table, a JPEG 2000 COM marker segment. The scan found nothing, so the Pixel Data was copied
+    byte for byte. Now those frames are written without it (the same decoded values)."""
     import io
 
     from PIL import Image
-    from pydicom.encaps import encapsulate, generate_fragments
-    from pydicom.uid import JPEGBaseline8Bit
+    from pydicom.encaps import encapsulate, generate_frames
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
 
     grey = np.round(_ct(256) * 200).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(grey).save(buf, "JPEG", quality=90, comment=b"NGUYEN VAN AN 0012345678")
-    data = buf.getvalue()
-    app1 = b"Exif\0\0" + b"NGUYEN^VAN AN" + b"\0" * 8
-    data = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+
+    def jpeg(a, **kw):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, "JPEG", quality=90, **kw)
+        return buf.getvalue()
+
     ds = _dataset(grey, bits=8)
-    ds.PixelData = encapsulate([data])
+    if where == "JPEG 2000 COM":
+        ds.compress(JPEG2000Lossless, grey, generate_instance_uid=False)
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        siz_end = 4 + int.from_bytes(frame[4:6], "big") + 2 - 2
+        text = b"\x00\x01NGUYEN VAN AN 0012345678"
+        frame = frame[:siz_end] + b"\xff\x64" + (len(text) + 2).to_bytes(2, "big") + text + frame[siz_end:]
+        ds.PixelData = encapsulate([frame])
+    else:
+        data = jpeg(grey)
+        bot = False
+        if where == "COM and APP1":
+            data = jpeg(grey, comment=b"NGUYEN VAN AN 0012345678")
+            app1 = b"Exif\0\0" + b"NGUYEN^VAN AN" + b"\0" * 8
+            data = data[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + data[2:]
+        elif where == "after the end":
+            data += b"NGUYEN VAN AN 0012345678"
+        elif where == "a second image after the end":
+            named = grey.copy()
+            ink, _ = _ink(grey.shape, NAME, (10, 10), 20)
+            named[ink > 0.5] = 255
+            data += jpeg(named, comment=b"NGUYEN VAN AN")
+        ds.PixelData = encapsulate([data], has_bot=bot)
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds.LossyImageCompression = "01"
+        if where == "offset table":                       # the (empty) table's item made to hold text
+            pd = bytes(ds.PixelData)
+            ds.PixelData = pd[:4] + (8).to_bytes(4, "little") + b"NGUYEN  " + pd[8:]
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds.LossyImageCompression = "01"
     before = ds.pixel_array.copy()
     out, rows = _anonymize(_save(ds, tmp_path), tmp_path, key_file)
     row, res = _output(out, rows)
     raw = (out / row["output"]).read_bytes()
     assert b"NGUYEN" not in raw.upper() and b"0012345678" not in raw
-    assert np.array_equal(res.pixel_array, before)                      # the same pixels
+    assert raw.count(b"\xff\xd8\xff") <= 1                         # one image, not two
+    assert row["pixels_modified"] and np.array_equal(res.pixel_array, before)   # the same pixels
+    assert res.file_meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID    # and syntax
+
+
+def test_frames_of_common_encoders_are_still_copied_byte_for_byte(tmp_path, key_file):
+    """The other side: pydicom's JPEG2000.dcm (a Kakadu banner in its COM, no text) and a JPEG
+    with JFIF and no comment keep the byte-for-byte copy (and their hash)."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    ds = pydicom.dcmread(_real("JPEG2000.dcm"))
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"          # as a CR: scanned, not quarantined
+    src = _save(ds, tmp_path, "j2k.dcm")
+    grey = np.round(_ct(256) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90)
+    jp = _dataset(grey, bits=8)
+    jp.PixelData = encapsulate([buf.getvalue()])
+    jp["PixelData"].VR = "OB"
+    jp["PixelData"].is_undefined_length = True
+    jp.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    _save(jp, tmp_path, "jpeg.dcm")
+    out, rows = _anonymize(src, tmp_path, key_file)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["status"] == "ok" and not row["pixels_modified"], row["reason"]
+        assert row["input_pixel_sha256"] == row["pixel_sha256"]
 
 
 def test_icon_and_overlay_planes_drawing_the_name_are_removed(tmp_path, key_file):

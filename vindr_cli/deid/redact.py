@@ -515,8 +515,27 @@ def clean_frames(ds) -> list[bytes] | None:
     except Exception as exc:
         raise _Unsure from exc
     clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
-    # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there)
-    return None if all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames)) else clean
+    # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there),
+    # and a Basic Offset Table that is one (a table of anything else can hold text: "NGUYEN  ")
+    same = all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames))
+    return None if same and _offset_table_ok(bytes(ds.PixelData), n) else clean
+
+
+def _offset_table_ok(data: bytes, frames: int) -> bool:
+    """Is the Basic Offset Table empty, or ``frames`` increasing offsets of fragments from 0?"""
+    if len(data) < 8 or data[:4] != b"\xfe\xff\x00\xe0":
+        return False
+    n = int.from_bytes(data[4:8], "little")
+    if n == 0:
+        return True
+    if n != 4 * frames or len(data) < 8 + n:
+        return False
+    table = [int.from_bytes(data[8 + 4 * k:12 + 4 * k], "little") for k in range(frames)]
+    starts, pos = set(), 8 + n
+    while pos + 8 <= len(data) and data[pos:pos + 4] == b"\xfe\xff\x00\xe0":
+        starts.add(pos - 8 - n)
+        pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
+    return table[0] == 0 and all(a < b for a, b in zip(table, table[1:])) and set(table) <= starts
 
 
 def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
