@@ -122,8 +122,11 @@ def clear_high_bits(ds) -> int:
     n = len(raw) // dtype.itemsize
     values = np.frombuffer(raw, dtype=dtype, count=n)
     mask = (1 << stored) - 1
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    if not signed and not (values > mask).any():      # the usual case, now checked for every image: one pass
+        return 0
     fixed = values & mask
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+    if signed:
         negative = (fixed >> (stored - 1)) & 1
         fixed = np.where(negative == 1, fixed | (~np.array(mask, dtype=dtype.type) & np.iinfo(dtype.type).max), fixed)
     fixed = fixed.astype(dtype)
