@@ -518,3 +518,59 @@ def test_no_table_journal_message_or_header_quotes_what_was_read(tmp_path, key_f
     # the header's name is in the linkage table (the custodian's PHI), nowhere else
     for blob in blobs[:2] + blobs[3:]:
         assert b"NGUYEN" not in blob.upper()
+
+
+# ------------------------------------------------------------------ 2b. layouts that held
+
+
+HELD = [  # (text, xy, size, angle, letter spacing, polarity): on one MONOCHROME1 film
+    ("NGUYEN VAN AN 0012345678", (4, 180), 20, 90, 0, "light"),       # along the film's edge, turned
+    ("NGUYEN VAN AN", (330, -13), 30, 0, 0, "light"),                  # cut in half by the top border
+    ("NGUYEN VAN AN", (600, 912), 28, 0, 0, "dark"),                   # black on a white label box
+    ("NGUYEN VAN AN 0012345678", (40, 1000), 8, 0, 0, "light"),       # a console's 8 px font
+    ("NGUYEN", (600, 60), 26, 0, 2, "light"),                          # letter-spaced
+    ("L NGUYEN VAN AN PA", (560, 800), 26, 0, 0, "light"),             # between marker words
+]
+
+
+@needs_ocr
+@needs_font
+def test_labels_turned_cut_inverted_tiny_spaced_or_between_markers_come_out_unreadable(tmp_path, key_file):
+    """Held (kept so): on a MONOCHROME1 film (RG1_UNCR at 1024) with the name in its header, six
+    layouts the bench corpus does not have, all readable as burned in, none after."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    film = _film(1024)
+    shown = np.round(film * 200).astype(np.uint8)                       # the display (dark = low)
+    shown[900:955, 585:1010] = 250                                       # the white label box
+    boxes = []
+    for text, (x, y), size, angle, spacing, polarity in HELD:
+        font = ImageFont.truetype(FONT, size)
+        t = (" " * spacing).join(text) if spacing else text
+        bb = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), t, font=font)
+        layer = Image.new("L", (bb[2] + 8, bb[3] + 8), 0)
+        ImageDraw.Draw(layer).text((4, 4), t, font=font, fill=255)
+        if angle:
+            layer = layer.rotate(angle, expand=True, resample=Image.BICUBIC)
+        m = np.asarray(layer).astype(np.float32) / 255
+        if y < 0:
+            m, y = m[-y:], 0
+        m = m[:1024 - y, :1024 - x]
+        h, w = m.shape
+        fg = 255 if polarity == "light" else 5
+        region = shown[y:y + h, x:x + w].astype(np.float32)
+        shown[y:y + h, x:x + w] = np.clip(region * (1 - m) + fg * m, 0, 255).astype(np.uint8)
+        boxes.append((x, y, x + w, y + h))
+    for (text, _, _, angle, _, _), bb in zip(HELD, boxes):
+        crop = shown if not angle else np.rot90(shown, -1)
+        cb = bb if not angle else (1024 - bb[3], bb[0], 1024 - bb[1], bb[2])
+        assert _leaks(_reread(crop, cb), text), text                    # readable as burned in
+    stored = (4095 - np.round(shown.astype(np.float32) / 255 * 4095)).astype(np.uint16)   # MONOCHROME1
+    ds = _dataset(stored, photometric="MONOCHROME1")
+    out, rows = _anonymize(_save(ds, tmp_path), tmp_path, key_file)
+    row, res = _output(out, rows)
+    after = (255 - np.round(res.pixel_array.astype(np.float32) / 4095 * 255)).astype(np.uint8)
+    for (text, _, _, angle, _, _), bb in zip(HELD, boxes):
+        crop = after if not angle else np.rot90(after, -1)
+        cb = bb if not angle else (1024 - bb[3], bb[0], 1024 - bb[1], bb[2])
+        assert not _leaks(_reread(crop, cb), text), text
