@@ -7,7 +7,11 @@ Decisions (documented in README "Burned-in text"):
 * Display for the finder: a min..max linear window over the frame's stored values (OCR only;
   deid/ may not import pixels/). Burned-in text is drawn at an extreme value, which min..max
   keeps apart from the anatomy; a clinical or percentile window could saturate it into bone.
-  MONOCHROME1 is inverted; colour is shown as its luminance.
+  MONOCHROME1 is inverted; colour is shown as its luminance. Then the other ``views`` (R, G, B of
+  colour that is not grey; a clipped window when outliers stretch min..max) and, in vindr
+  anonymize, a ``coarse`` view for text too large for the finder (red team 4).
+* Compressed frames the scan leaves unchanged lose what is not pixels (COM/APPn segments,
+  bytes after the end, a Basic Offset Table that is not one): ``clean_frames``.
 * A box found in ANY frame is masked in EVERY frame (consoles burn the same label into each
   frame, and a faint frame may hide it from the finder); the manifest lists each box once,
   with the frame it was found in. Boxes are [x0, x1) x [y0, y1), padded by ``PAD`` pixels.
@@ -92,20 +96,6 @@ class PixelOutcome:
     def changed(self) -> bool:
         """Is the Pixel Data written other than byte for byte?"""
         return self.arr is not None or self.frames is not None
-
-
-def _overlay_bits(ds) -> bool:
-    """Does a 60xx group say its overlay lives in the pixel data's high bits?"""
-    for group in range(0x6000, 0x6020, 2):
-        el = ds.get((group, 0x0102))
-        if el is None:
-            continue
-        try:
-            if int(el.value) > 0:
-                return True
-        except (TypeError, ValueError):
-            return True                     # not a number: assume the worst
-    return False
 
 
 def clear_high_bits(ds) -> int:
