@@ -142,6 +142,7 @@ def _save(ds: Dataset, tmp_path: Path, name="a.dcm") -> Path:
 
 
 def _anonymize(src: Path, tmp_path: Path, key_file: Path, **kw) -> tuple[Path, list[dict]]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "anon"
     anonymize(src, out, key_path=key_file, profile=load_profile("basic"), workers=1, **kw)
     return out, pq.read_table(out / "manifest.parquet").to_pylist()
@@ -345,6 +346,27 @@ def test_waveform_channel_labels_and_annotations_carry_no_name(tmp_path, key_fil
     row, _ = _output(out, rows)
     dump = subprocess.run(["dcmdump", str(out / row["output"])], capture_output=True, text=True, timeout=60).stdout
     assert "NGUYEN" not in dump.upper() and "0012345678" not in dump
+
+
+@pytest.mark.parametrize("sop", ["1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.104.2"])
+def test_an_encapsulated_pdf_or_cda_is_quarantined_and_even_allowed_never_carries_its_document(
+        tmp_path, key_file, sop):
+    """Held: an Encapsulated PDF (or CDA) whose document names the patient is quarantined by its
+    SOP class; with --allow-burned-in it is written with a dummy in place of the document."""
+    ds = _dataset(np.zeros((1, 1), np.uint8), sop_class=sop)
+    for kw in ("Rows", "Columns", "PhotometricInterpretation", "SamplesPerPixel", "BitsAllocated",
+               "BitsStored", "HighBit", "PixelRepresentation", "PixelData"):
+        delattr(ds, kw)
+    ds.Modality = "DOC"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf" if sop.endswith(".1") else "text/XML"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n1 0 obj << /Title (NGUYEN VAN AN 0012345678) >> endobj\n%%EOF\n"
+    src = _save(ds, tmp_path)
+    _, rows = _anonymize(src, tmp_path / "q", key_file)
+    assert rows[0]["status"] == "quarantined" and "SOP Class" in rows[0]["reason"]
+    out, rows = _anonymize(src, tmp_path / "a", key_file, allow_burned_in=True)
+    row, res = _output(out, rows)
+    assert bytes(res.get("EncapsulatedDocument", b"")).strip(b"\0") == b""      # gone, or a Type 1 dummy
+    assert b"NGUYEN" not in (out / row["output"]).read_bytes().upper()
 
 
 # ------------------------------------------------------------------ 2. layouts the finder had not seen
