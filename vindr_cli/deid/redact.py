@@ -259,7 +259,7 @@ def views(frame: np.ndarray, photometric: str, lum: np.ndarray | None = None,
     inner = s[(s > lo) & (s < hi)]
     if inner.size == 0:
         return out
-    plo, phi = (float(v) for v in np.percentile(inner, (0.05, 99.95)))
+    plo, phi = (float(v) for v in np.percentile(inner, (0.5, 99.5)))     # a dead column is ~0.1 %
     if phi > plo and (phi - plo) * 3 < (hi - lo):
         v = np.rint(np.clip((f.astype(np.float64) - plo) * (255.0 / (phi - plo)), 0, 255)).astype(np.uint8)
         out.append(255 - v if photometric == "MONOCHROME1" else v)
