@@ -7,7 +7,11 @@ Decisions (documented in README "Burned-in text"):
 * Display for the finder: a min..max linear window over the frame's stored values (OCR only;
   deid/ may not import pixels/). Burned-in text is drawn at an extreme value, which min..max
   keeps apart from the anatomy; a clinical or percentile window could saturate it into bone.
-  MONOCHROME1 is inverted; colour is shown as its luminance.
+  MONOCHROME1 is inverted; colour is shown as its luminance. Then the other ``views`` (R, G, B of
+  colour that is not grey; a clipped window when outliers stretch min..max) and, in vindr
+  anonymize, a ``coarse`` view for text too large for the finder (red team 4).
+* Compressed frames the scan leaves unchanged lose what is not pixels (COM/APPn segments,
+  bytes after the end, a Basic Offset Table that is not one): ``clean_frames``.
 * A box found in ANY frame is masked in EVERY frame (consoles burn the same label into each
   frame, and a faint frame may hide it from the finder); the manifest lists each box once,
   with the frame it was found in. Boxes are [x0, x1) x [y0, y1), padded by ``PAD`` pixels.
@@ -19,20 +23,27 @@ Decisions (documented in README "Burned-in text"):
   Little Endian uncompressed; a lossy input keeps (or gets) Lossy Image Compression "01".
 * High-bit overlays: native data whose 60xx groups declare OverlayBitPosition > 0 carries
   graphics in the bits above Bits Stored: they are cleared (sign-extended for signed data)
-  before the scan, and the number of pixel values changed is counted.
+  before the scan, and the number of pixel values changed is counted. So are bits set there
+  that no 60xx group declares (red team 4: a name drawn in bit 15 of 12-bit data was copied
+  byte for byte; the decoder masks those bits, so the finder never saw it, but any reader of
+  the raw words does).
 * Palette colour images and other layouts the scan cannot show the finder are refused
   (``UNSUPPORTED``): an image not scanned is not released by a scanning mode.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Callable
 
 import numpy as np
 from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, JPEG2000Lossless,
                          JPEGLSLossless, RLELossless)
+
+FLOAT_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)   # Float / Double Float Pixel Data
 
 MODES = ("redact", "quarantine", "off")
 PAD = 4
@@ -75,24 +86,16 @@ class PixelOutcome:
     markers: int = 0                       # boxes kept as allowed markers
     overlay_pixels: int = 0                # pixel values whose high (overlay) bits were cleared
     input_ts: str = ""                     # the input's transfer syntax (set by the caller)
+    frames: list[bytes] | None = None      # pixels unchanged, compressed frames without their metadata
 
     @property
     def identifying(self) -> bool:
         return bool(self.boxes)
 
-
-def _overlay_bits(ds) -> bool:
-    """Does a 60xx group say its overlay lives in the pixel data's high bits?"""
-    for group in range(0x6000, 0x6020, 2):
-        el = ds.get((group, 0x0102))
-        if el is None:
-            continue
-        try:
-            if int(el.value) > 0:
-                return True
-        except (TypeError, ValueError):
-            return True                     # not a number: assume the worst
-    return False
+    @property
+    def changed(self) -> bool:
+        """Is the Pixel Data written other than byte for byte?"""
+        return self.arr is not None or self.frames is not None
 
 
 def clear_high_bits(ds) -> int:
@@ -109,8 +112,11 @@ def clear_high_bits(ds) -> int:
     n = len(raw) // dtype.itemsize
     values = np.frombuffer(raw, dtype=dtype, count=n)
     mask = (1 << stored) - 1
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    if not signed and not (values > mask).any():      # the usual case, now checked for every image: one pass
+        return 0
     fixed = values & mask
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+    if signed:
         negative = (fixed >> (stored - 1)) & 1
         fixed = np.where(negative == 1, fixed | (~np.array(mask, dtype=dtype.type) & np.iinfo(dtype.type).max), fixed)
     fixed = fixed.astype(dtype)
@@ -207,19 +213,122 @@ def display(frame: np.ndarray, photometric: str) -> np.ndarray:
     return 255 - out if photometric == "MONOCHROME1" else out
 
 
+def _palette_rgb(ds) -> np.ndarray | None:
+    """The RGB colour of every palette index (the finder's colour views), None if it cannot be had."""
+    from pydicom.pixels import apply_color_lut
+
+    try:
+        bits = int(ds.BitsStored)
+        index = np.arange(2 ** min(bits, 16), dtype=np.uint16 if bits > 8 else np.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(apply_color_lut(index, ds))
+    except Exception:
+        return None
+
+
+def views(frame: np.ndarray, photometric: str, lum: np.ndarray | None = None,
+          rgb_lut: np.ndarray | None = None) -> list[np.ndarray]:
+    """What the finder is shown of one frame ((R, C, S) stored values): ``display`` first (for
+    PALETTE COLOR the luminance of its colours, ``lum``); then, for colour that is not grey, each
+    of R, G and B on its own (text in a colour of its background's luminance, red on grey or red
+    on green, is invisible in luminance); then, for a grey integer frame whose min..max window
+    is stretched by a few outlying values (a hot pixel, padding at the type's extreme: the values
+    between the two extremes span less than a third of the range), a window over those values,
+    clipped (the outliers, and text drawn at an extreme, saturate to black or white): what a
+    viewer's window shows of text that min..max flattens into a few grey levels."""
+    if lum is not None:
+        idx = np.clip(frame.astype(np.int64), 0, len(lum) - 1)            # (R, C, 1)
+        out = [display(lum[idx], "MONOCHROME2")]
+        if rgb_lut is not None:
+            rgb = rgb_lut[np.clip(idx[..., 0], 0, len(rgb_lut) - 1)]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])):
+                out += [display(rgb[..., c:c + 1], "MONOCHROME2") for c in range(3)]
+        return out
+    out = [display(frame, photometric)]
+    if frame.shape[-1] == 3:
+        if not (np.array_equal(frame[..., 0], frame[..., 1]) and np.array_equal(frame[..., 1], frame[..., 2])):
+            out += [display(frame[..., c:c + 1], "MONOCHROME2") for c in range(3)]
+        return out
+    if frame.dtype.kind not in "ui":
+        return out
+    f = frame[..., 0]
+    lo, hi = int(f.min()), int(f.max())
+    step = max(1, int(np.sqrt(f.size / 250_000)))          # a sample of ~250k values is enough
+    s = f[::step, ::step]
+    inner = s[(s > lo) & (s < hi)]
+    if inner.size == 0:
+        return out
+    plo, phi = (float(v) for v in np.percentile(inner, (0.5, 99.5)))     # a dead column is ~0.1 %
+    if phi > plo and (phi - plo) * 3 < (hi - lo):
+        v = np.rint(np.clip((f.astype(np.float64) - plo) * (255.0 / (phi - plo)), 0, 255)).astype(np.uint8)
+        out.append(255 - v if photometric == "MONOCHROME1" else v)
+    return out
+
+
 def _fill(arr: np.ndarray, photometric: str):
     if photometric == "RGB":
         return 0
     return arr.max() if photometric == "MONOCHROME1" else arr.min()
 
 
-def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutcome:
+_COARSE_MIN = 128          # a coarse view's long side is at least this many pixels
+
+
+def coarse(image: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The finder's view shrunk by block means, [(view, factor)] for the factor 2s where s is the
+    finder's own working reduction (deid.pixeltext works on at most 1024 px a side): its stroke
+    filter keeps strokes thinner than a few working pixels, so text taller than about 8 % of the
+    image's long side (90 px on 1024, 180 px on 2048) was never a candidate; shrunk 2x further it
+    is ordinary text up to about 15 % (measured: 90-150 px on 1024, 140-240 px on 2048; a 4s view
+    as well cost a third more CPU for text larger still). None when the view's long side would
+    be under _COARSE_MIN."""
+    long = max(image.shape)
+    s = max(1, -(-long // 1024))
+    out = []
+    for k in (2 * s,):
+        if long // k < _COARSE_MIN:
+            break
+        h, w = image.shape[0] // k * k, image.shape[1] // k * k
+        acc = image[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+        out.append((np.rint(acc).astype(np.uint8), k))
+    return out
+
+
+def _large_text(image: np.ndarray, b) -> bool:
+    """Is a coarse view's box text? A header hint's match (name, id, date) is; otherwise Tesseract
+    must read at least 3 letters or digits in it (confidence >= the finder's), either polarity:
+    shrunk anatomy (a shoulder, a collimator edge) makes stroke-like shapes the finder calls
+    unreadable text, which in a coarse view would mask large areas of text-free images. The
+    reading is counted, never kept. Without the engine every box is taken (safe by default)."""
+    import re
+
+    from vindr_cli.deid import pixeltext
+
+    if str(getattr(b, "kind", "other")) in ("name", "id", "date") or not pixeltext.engine_available():
+        return True
+    crop = np.ascontiguousarray(image[max(0, int(b.y0)):int(b.y1), max(0, int(b.x0)):int(b.x1)])
+    if crop.size == 0:
+        return False
+    for c in (crop, 255 - crop):
+        words = pixeltext._read(np.ascontiguousarray(c))
+        if sum(len(re.sub(r"\W", "", t)) for t, conf, _ in words if conf >= pixeltext._CONF) >= 3:
+            return True
+    return False
+
+
+def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False) -> PixelOutcome:
     """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
-    (the pixel data is modified in place when high overlay bits are cleared). Raises PixelError."""
+    (the pixel data is modified in place when high overlay bits are cleared). Each frame is shown
+    to ``finder`` in every one of its ``views`` and, with ``large`` (vindr anonymize with
+    deid.pixeltext.find_text), in the ``coarse`` views too; boxes are mapped back to the frame.
+    Float and Double Float Pixel Data are refused (UNSUPPORTED). Raises PixelError."""
     out = PixelOutcome()
+    if any(t in ds for t in FLOAT_PIXEL_TAGS):      # float pixels: not shown to the finder, never written unscanned
+        raise PixelError(UNSUPPORTED)
     if "PixelData" not in ds:
         return out
-    if overlays and _overlay_bits(ds):
+    if overlays:      # declared high-bit overlays, and graphics in those bits that no 60xx group declares
         try:
             out.overlay_pixels = clear_high_bits(ds)
         except Exception as exc:
@@ -229,28 +338,39 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
     lum = _palette_luminance(ds) if photometric == "PALETTE COLOR" else None
     n, rows, cols = arr.shape[0], arr.shape[1], arr.shape[2]
     found: list[Box] = []
+    rgb_lut = _palette_rgb(ds) if lum is not None else None
     for i in range(n):
-        if lum is not None:      # the colours the indices stand for, as luminance
-            img = display(lum[np.clip(arr[i].astype(np.int64), 0, len(lum) - 1)], "MONOCHROME2")
-        else:
-            img = display(arr[i], photometric)
-        try:
-            boxes = list(finder(img, frame=i, hints=hints))
-        except Exception as exc:      # an unscanned image is never written by a scanning mode
-            raise PixelError(FINDER_FAILED) from exc
-        for b in boxes:
+        boxes = []
+        shown = [(img, 1) for img in views(arr[i], photometric, lum, rgb_lut)]
+        if large:                      # the coarse views, for deid.pixeltext.find_text's size limit
+            shown += coarse(shown[0][0])
+        for v, (img, k) in enumerate(shown):
+            try:
+                boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints)]
+            except Exception as exc:      # an unscanned image is never written by a scanning mode
+                raise PixelError(FINDER_FAILED) from exc
+        kept: list[tuple[int, int, int, int]] = []       # the first view's markers
+        for v, k, b in boxes:
             if str(getattr(b, "kind", "other")) == "marker":
-                out.markers += 1
+                out.markers += v == 0         # counted in the first view only
+                if v == 0:
+                    kept.append((b.x0, b.y0, b.x1, b.y1))
                 continue
             try:
-                x0, x1 = sorted((int(b.x0), int(b.x1)))      # corners in either order
-                y0, y1 = sorted((int(b.y0), int(b.y1)))
+                x0, x1 = sorted((int(b.x0) * k, int(b.x1) * k))      # corners in either order
+                y0, y1 = sorted((int(b.y0) * k, int(b.y1) * k))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise PixelError(FINDER_FAILED) from exc
+            if k > 1 and (min(x1 - x0, y1 - y0) * 20 < max(rows, cols)   # a coarse view adds only text too large
+                          or any(x0 < m1 and m0 < x1 and y0 < n1 and n0 < y1 for m0, n0, m1, n1 in kept)
+                          or not _large_text(shown[v][0], b)):   # for the first, never a kept marker,
+                continue                                           # and only what reads as text
             x0, y0, x1, y1 = x0 - PAD, y0 - PAD, x1 + PAD, y1 + PAD
             x0, y0, x1, y1 = max(0, x0), max(0, y0), min(cols, x1), min(rows, y1)
             kind = str(getattr(b, "kind", "other"))
-            out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
+            if v == 0 or not any(f == i and f0 <= x0 and g0 <= y0 and x1 <= f1 and y1 <= g1
+                                 for f, f0, g0, f1, g1 in found):    # another view's sighting: counted once
+                out.kinds[kind if kind in ("name", "id", "date", "other") else "other"] += 1
             if x1 > x0 and y1 > y0:
                 found.append((i, x0, y0, x1, y1))
     out.boxes = sorted(set(found))
@@ -263,7 +383,177 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True) -> PixelOutco
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
         out.arr = arr[0] if arr.shape[0] == 1 else arr
+    elif UID(ds.file_meta.TransferSyntaxUID).is_compressed:
+        _drop_metadata(ds, out, arr)
     return out
+
+
+# Metadata inside compressed frames (red team 4): a JPEG COM or APPn segment, a JPEG 2000 COM
+# marker segment, bytes after the end-of-image marker. A frame's pixels are unchanged without
+# them; a byte-for-byte copy would carry them. JFIF without a thumbnail and Adobe's colour
+# transform flag are kept (decoders read them; they hold no text).
+_T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
+_J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+
+
+class _Unsure(Exception):
+    """A codestream this reader cannot walk: its frames are decoded and written again."""
+
+
+def _harmless_app(seg: bytes) -> bool:
+    """JFIF without a thumbnail; Adobe's APP14 (version, flags, colour transform)."""
+    m = seg[1]
+    return (m == 0xE0 and len(seg) == 18 and seg[4:9] == b"JFIF\0" and seg[16:18] == b"\0\0") or \
+           (m == 0xEE and len(seg) in (14, 16) and seg[4:9] == b"Adobe")
+
+
+@cache
+def _banners() -> tuple[re.Pattern, ...]:
+    import tomllib
+
+    from vindr_cli.resources import schema_path
+
+    data = tomllib.loads(schema_path("deid", "codestream_comments.toml").read_text(encoding="utf-8"))
+    return tuple(re.compile(p) for p in data["patterns"])
+
+
+def _banner(text: bytes) -> bool:
+    """Is a comment's text an encoder banner of schemas/deid/codestream_comments.toml?"""
+    s = text.rstrip(b"\0").decode("latin-1")
+    return any(p.fullmatch(s) for p in _banners())
+
+
+def _clean_t81(frame: bytes) -> bytes:
+    """The JPEG (ITU T.81 / T.87) codestream without COM, APPn (but harmless ones) and trailing
+    bytes; raises _Unsure when one sits after the first scan starts or the stream is not walkable."""
+    if not frame.startswith(b"\xff\xd8"):
+        raise _Unsure
+    out, i, scanning, n = bytearray(b"\xff\xd8"), 2, False, len(frame)
+    while True:
+        if scanning:            # entropy-coded data: a marker is FF then C0..FE, not RSTn
+            j = frame.find(b"\xff", i)
+            while j != -1 and j + 1 < n and not (0xC0 <= frame[j + 1] <= 0xFE and not 0xD0 <= frame[j + 1] <= 0xD7):
+                j = frame.find(b"\xff", j + 1)
+            if j == -1 or j + 1 >= n:
+                raise _Unsure
+            out += frame[i:j]
+            i = j
+        if i + 2 > n or frame[i] != 0xFF:
+            raise _Unsure
+        m = frame[i + 1]
+        if m == 0xD9:                                   # end of image: what follows is dropped
+            return bytes(out + b"\xff\xd9")
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            out += frame[i:i + 2]
+            i += 2
+            continue
+        if i + 4 > n:
+            raise _Unsure
+        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+        if (m == 0xFE and not _banner(seg[4:])) or (0xE0 <= m <= 0xEF and not _harmless_app(seg)):
+            if scanning:
+                raise _Unsure
+        else:
+            out += seg
+        i += len(seg)
+        scanning = scanning or m == 0xDA
+
+
+def _clean_j2k(frame: bytes) -> bytes:
+    """The JPEG 2000 codestream without COM segments in its main header and bytes after its
+    end; raises _Unsure for a COM in a tile-part header, a JP2 wrapper, or a stream not walkable."""
+    if not frame.startswith(b"\xff\x4f"):
+        raise _Unsure
+    out, i, n = bytearray(b"\xff\x4f"), 2, len(frame)
+    while i + 4 <= n and frame[i:i + 2] != b"\xff\x90":          # main header, up to the first SOT
+        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+        if frame[i] != 0xFF or len(seg) < 4:
+            raise _Unsure
+        if frame[i + 1] != 0x64 or _banner(seg[6:]):
+            out += seg
+        i += len(seg)
+    while i + 12 <= n and frame[i:i + 2] == b"\xff\x90":         # tile-parts
+        psot = int.from_bytes(frame[i + 6:i + 10], "big")
+        j = i + 12
+        while j + 4 <= n and frame[j:j + 2] != b"\xff\x93":       # its header, up to SOD
+            if frame[j] != 0xFF or (frame[j + 1] == 0x64 and not _banner(frame[j + 6:j + 2 + int.from_bytes(frame[j + 2:j + 4], "big")])):
+                raise _Unsure
+            j += 2 + int.from_bytes(frame[j + 2:j + 4], "big")
+        end = n if psot == 0 else i + psot
+        if end > n or j + 2 > end:
+            raise _Unsure
+        out += frame[i:end]
+        i = end
+        if psot == 0:
+            return bytes(out)
+    if frame[i:i + 2] != b"\xff\xd9":
+        raise _Unsure
+    return bytes(out + b"\xff\xd9")
+
+
+def clean_frames(ds) -> list[bytes] | None:
+    """The frames of encapsulated JPEG / JPEG 2000 pixel data without their metadata (see
+    above): None when nothing was there to remove (the byte-for-byte copy is safe); raises
+    _Unsure when a frame cannot be walked. Other syntaxes: None."""
+    from pydicom.encaps import generate_frames
+
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    if ts not in _T81 and ts not in _J2K:
+        return None
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    try:
+        frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+    except Exception as exc:
+        raise _Unsure from exc
+    clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
+    # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there),
+    # and a Basic Offset Table that is one (a table of anything else can hold text: "NGUYEN  ")
+    same = all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames))
+    return None if same and _offset_table_ok(bytes(ds.PixelData), n) else clean
+
+
+def _offset_table_ok(data: bytes, frames: int) -> bool:
+    """Is the Basic Offset Table empty, or ``frames`` increasing offsets of fragments from 0?"""
+    if len(data) < 8 or data[:4] != b"\xfe\xff\x00\xe0":
+        return False
+    n = int.from_bytes(data[4:8], "little")
+    if n == 0:
+        return True
+    if n != 4 * frames or len(data) < 8 + n:
+        return False
+    table = [int.from_bytes(data[8 + 4 * k:12 + 4 * k], "little") for k in range(frames)]
+    starts, pos = set(), 8 + n
+    while pos + 8 <= len(data) and data[pos:pos + 4] == b"\xfe\xff\x00\xe0":
+        starts.add(pos - 8 - n)
+        pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
+    return table[0] == 0 and all(a < b for a, b in zip(table, table[1:])) and set(table) <= starts
+
+
+def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
+    """An image the scan leaves unchanged, in a JPEG or JPEG 2000 syntax: its frames without
+    their metadata (``clean_frames``) when they decode to the same values, else (a stream that
+    cannot be walked, or that decodes otherwise) its decoded values written again."""
+    from pydicom.encaps import encapsulate
+
+    try:
+        clean = clean_frames(ds)
+        if clean is None:
+            return
+        saved = ds.PixelData
+        try:
+            ds.PixelData = encapsulate(clean)
+            same = np.array_equal(_frames(ds)[0], arr)
+        finally:
+            ds.PixelData = saved
+    except (_Unsure, PixelError):
+        clean, same = None, False
+    if same:
+        out.frames = clean
+        return
+    a = arr[..., 0] if arr.shape[-1] == 1 else arr
+    out.arr = a[0] if a.shape[0] == 1 else a
 
 
 def _lossy(ts: str) -> bool:
@@ -310,6 +600,13 @@ def apply(ds, outcome: PixelOutcome, input_ts: str) -> None:
     """Put the outcome's pixel values into ``ds`` (the de-identified data set about to be
     written): same lossless syntax when it can be encoded, else uncompressed. Raises PixelError."""
     arr = outcome.arr
+    if arr is None and outcome.frames is not None:     # same pixels, same syntax, no metadata
+        from pydicom.encaps import encapsulate
+
+        ds.PixelData = encapsulate(outcome.frames)
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        return
     if arr is None:
         return
     frames = ds.get("NumberOfFrames")

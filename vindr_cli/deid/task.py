@@ -137,7 +137,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
             drawn = (ctx.cfg.review or {}).get(out.ids["image_id"])
             if drawn:                                       # boxes a person drew in vindr review
                 pixels = _review(ds, f, header, pixels, drawn, row, tmp_path)
-            if pixels is not None and pixels.arr is not None:
+            if pixels is not None and pixels.changed:
                 pixel_hash = _write_modified(ds, pixels, header, tmp_path)
                 row.update(transfer_syntax=registry_uid(ds.file_meta.get("TransferSyntaxUID"))[0] or UNKNOWN_UID,
                            photometric=coded(ds.get("PhotometricInterpretation"), "photometric"))   # the output's
@@ -184,11 +184,11 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
         hints = pixeltext.hints_from(full)
     except Exception as exc:
         raise PixelError(FINDER_FAILED) from exc
-    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints)
+    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints, large=cfg.finder is None)
     outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
     row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
-               overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.arr is not None)
+               overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.changed)
     return outcome
 
 
@@ -221,7 +221,7 @@ def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: di
     and record the chain: ``input_pixel_sha256`` -> ``auto_pixel_sha256`` (the Pixel Data the
     automatic redaction alone writes: the file the reviewer looked at) -> ``pixel_sha256``."""
     full, copied = _original(ds, f, header)
-    if auto is not None and auto.arr is not None:
+    if auto is not None and auto.changed:
         # what the automatic redaction alone writes, encoded the same way, hashed, not kept
         auto_path = tmp_path.with_name(tmp_path.name + ".auto")
         try:
