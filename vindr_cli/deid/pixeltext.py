@@ -1251,34 +1251,43 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     return [TextBox(frame, *f[0], f[1]) for f in keep]
 
 
+_HALO = (6, 2, 3, 4)     # _pad_to_ink: reach max(6, line // 2), least max(3, line // 4)
+
+
 def _pad_to_ink(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    """An identifying box grown to cover the ink around it: the blur halo of its glyphs and
-    the letters its strokes missed (a found box can be an echo of the gaps between blurred
-    letters, narrower than they are: red team 3's grey initials). Ink: pixels that differ from
-    the background (the median of a ring around the box) by >= 0.3 of the box's own contrast
-    (98th percentile, >= 12 grey levels); the box takes every ink group that touches it,
-    within reach (half its line height -- the lesser side -- and >= 6 px), plus 2 px of the
-    halo's tail. It always grows by at least a quarter of the line height (>= 3 px)."""
+    """An identifying box grown along its line to cover the ink at its ends: the blur halo of
+    its first and last glyphs and the letters its strokes missed (a found box can be an echo
+    of the gaps between blurred letters, narrower than they are: red team 3's grey initials).
+    Ink: pixels that differ from the background (the median of the box's surroundings) by
+    >= 0.3 of the box's own contrast (98th percentile, >= 12 grey levels); the box takes every
+    ink group that touches it, within reach (half its line height, >= 6 px), plus 2 px of the
+    halo's tail, and grows by at least a quarter of the line height (>= 3 px). Only along the
+    line (a vertical box: up and down): across it the finder's padding (2/5 of the line
+    height) already holds the glyphs' blur, and growing there runs into the next line."""
     H, W = image.shape
     x0, y0, x1, y1 = box
+    level = x1 - x0 >= y1 - y0
     lh = max(1, min(x1 - x0, y1 - y0))
-    reach, least = max(6, lh // 2), max(3, lh // 4)
-    X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(W, x1 + reach), min(H, y1 + reach)
-    grown = [max(0, x0 - least), max(0, y0 - least), min(W, x1 + least), min(H, y1 + least)]
+    reach, least = max(_HALO[0], lh // _HALO[1]), max(_HALO[2], lh // _HALO[3])
+    rx, ry = (reach, 0) if level else (0, reach)
+    X0, Y0, X1, Y1 = max(0, x0 - rx), max(0, y0 - ry), min(W, x1 + rx), min(H, y1 + ry)
+    lx, ly = (least, 0) if level else (0, least)
+    grown = [x0 - lx, y0 - ly, x1 + lx, y1 + ly]
     win = image[Y0:Y1, X0:X1].astype(np.int16)
     inner = np.zeros(win.shape, bool)
     inner[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = True
-    if inner.all() or not inner.any():
-        return tuple(grown)
-    bg = float(np.median(win[~inner]))
-    dev = np.abs(win - bg)
-    ink = dev >= max(12.0, 0.3 * float(np.percentile(dev[inner], 98)))
-    from scipy import ndimage
-    lab, n = ndimage.label(ink, structure=np.ones((3, 3), bool))
-    touching = np.unique(lab[inner & ink])
-    touching = touching[touching > 0]
-    if touching.size:
-        ys, xs = np.nonzero(np.isin(lab, touching))
-        grown = [min(grown[0], X0 + int(xs.min()) - 2), min(grown[1], Y0 + int(ys.min()) - 2),
-                 max(grown[2], X0 + int(xs.max()) + 3), max(grown[3], Y0 + int(ys.max()) + 3)]
+    if not inner.all() and inner.any():
+        bg = float(np.median(win[~inner]))
+        dev = np.abs(win - bg)
+        ink = dev >= max(12.0, 0.3 * float(np.percentile(dev[inner], 98)))
+        from scipy import ndimage
+        lab, _ = ndimage.label(ink, structure=np.ones((3, 3), bool))
+        touching = np.unique(lab[inner & ink])
+        touching = touching[touching > 0]
+        if touching.size:
+            ys, xs = np.nonzero(np.isin(lab, touching))
+            if level:
+                grown[0], grown[2] = min(grown[0], X0 + int(xs.min()) - 2), max(grown[2], X0 + int(xs.max()) + 3)
+            else:
+                grown[1], grown[3] = min(grown[1], Y0 + int(ys.min()) - 2), max(grown[3], Y0 + int(ys.max()) + 3)
     return (max(0, grown[0]), max(0, grown[1]), min(W, grown[2]), min(H, grown[3]))
