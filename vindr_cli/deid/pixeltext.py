@@ -36,6 +36,16 @@ How:
     candidates get the whole test: in the outer eighth of each side, where consoles print
     labels, only one oriented streak is grain (red team: initials, short grey IDs and dates
     there were dropped as short soft grain and left readable).
+ 1d. Busy backgrounds, vertical labels, blur (red team 3, tests/test_redteam3.py). A line that
+    fails the quiet test (text printed over anatomy or texture) is still a candidate when its
+    strokes are a row of >= 3 glyph-shaped components of one height (``_glyph_row``); it is
+    kept only when read (>= 4 letters or digits confidently, or a hint match): grain is read
+    as 3 at times. Vertical labels along a film's edge (outer eighth of a side): strokes
+    linked along columns, tall and narrow groups whose full-resolution ink (local top-hat),
+    turned, is a row of glyphs (``_turned_candidates``, ``_turned_row``) are read turned 90
+    degrees both ways (``_classify_turned``). Each identifying box then grows along its line
+    over the ink that touches it (``_pad_to_ink``: the blur halo, letters the strokes missed;
+    at least a quarter of the line height).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -589,9 +599,10 @@ def _glyph_row(region: np.ndarray) -> int:
 def _turned_candidates(strokes: np.ndarray, bright: bool, W: int, H: int) -> list[tuple[int, int, int, int, bool]]:
     """Vertical text candidates of one polarity: strokes linked along columns; a group that
     is tall and narrow (3-30 working px wide, 2.5-12 x as tall, <= 250 px) in the outer eighth
-    of a side (find_text keeps it when its ink, turned, is a row of glyphs: _turned_row). Digitisers and consoles print labels along the
-    film's edge: a short vertical label's glyphs, linked along the line, are each a blob that
-    the line shape or the one-glyph gate drops (red team 3)."""
+    of a side (find_text keeps it when its ink, turned, is a row of glyphs: _turned_row).
+    Digitisers and consoles print labels along the film's edge: a short vertical label's
+    glyphs, linked along the line, are each a blob that the line shape or the one-glyph gate
+    drops (red team 3)."""
     linked = _filt(strokes.astype(np.uint8), 5, np.maximum, axes=(0,)).astype(bool)
     out = []
     for x0, y0, x1, y1 in _components(linked, 4, 1):
@@ -626,7 +637,8 @@ def _turned_row(image: np.ndarray, box: tuple[int, int, int, int], line: int) ->
             th = c.astype(np.int16) - ndimage.grey_opening(c, size=(k, k), mode="nearest")
         else:
             th = ndimage.grey_closing(c, size=(k, k), mode="nearest").astype(np.int16) - c
-        ink = th >= max(20.0, 0.45 * float(np.partition(th.ravel(), int(0.99 * (th.size - 1)))[int(0.99 * (th.size - 1))]))
+        q = int(0.99 * (th.size - 1))            # about the 99th percentile
+        ink = th >= max(20.0, 0.45 * float(np.partition(th.ravel(), q)[q]))
         best = max(best, _glyph_row(np.ascontiguousarray(ink.T)))
         if best >= _ROW:
             break
