@@ -1205,7 +1205,8 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             lw = (x1 - x0) * s          # its line height
             px, py = max(4, (lw * 2) // 5), max(4, lw // 4)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
-            if _turned_row(image, box, lw) < _ROW:
+            # read level already (a tall letter of a marker or a name): not read again turned
+            if any(_inside(box, f[0]) >= 0.5 for f in found) or _turned_row(image, box, lw) < _ROW:
                 continue
             kind, confident, text_like = _classify_turned(image, box, bright, hints if has_hints else None,
                                                           ((y1 - y0) * s, lw), textured, central)
