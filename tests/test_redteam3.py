@@ -135,10 +135,6 @@ def test_identifying_text_on_grain_is_not_readable_after_redaction(grain, case):
 
 @needs_ocr
 @needs_font
-@pytest.mark.xfail(strict=True, reason="initials (two letters, grey, blurred) in a corner of a textured image: "
-                   "dropped as grain until the grain test kept to the central field; now found and boxed, "
-                   "but the box (24 px) is narrower than the blurred letters (28 px) and a re-read still "
-                   "reads them (issue 10: box padding for small blurred text)")
 def test_initials_in_a_corner_of_a_textured_image(grain):
     img, bb = _place(grain, "AN", (1700, 1900), 14, fg=200, blur=1.0)
     assert _leaks(_reread(img, bb), "AN")
@@ -148,9 +144,6 @@ def test_initials_in_a_corner_of_a_textured_image(grain):
 
 @needs_ocr
 @needs_font
-@pytest.mark.xfail(strict=True, reason="text printed over the anatomy in the middle of a textured image (busy "
-                   "surroundings) is not a candidate at all -- older than the grain test (it is not found with "
-                   "the grain test off either); a finder change too big for this red team")
 def test_sharp_id_over_the_anatomy_in_the_middle():
     img, bb = _place(mr_crop(0.5, 0.5, 0.9, True), "0012345678", (900, 1000), 18, fg=255, blur=1.0)
     assert _leaks(_reread(img, bb), "0012345678")
@@ -191,9 +184,6 @@ NEVER_FOUND = {
 @needs_ocr
 @needs_font
 @pytest.mark.parametrize("case", list(NEVER_FOUND.values()), ids=list(NEVER_FOUND))
-@pytest.mark.xfail(strict=True, reason="short vertical text at a side of a textured image is not redacted with the "
-                   "grain test off either (not found, or found and judged one glyph): older than issue 10's "
-                   "grain test; a finder change too big for this red team")
 def test_short_vertical_text_at_a_side_of_a_textured_image(case):
     text, size, blur, angle, fg, view, xy = case
     img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)

@@ -36,6 +36,16 @@ How:
     candidates get the whole test: in the outer eighth of each side, where consoles print
     labels, only one oriented streak is grain (red team: initials, short grey IDs and dates
     there were dropped as short soft grain and left readable).
+ 1d. Busy backgrounds, vertical labels, blur (red team 3, tests/test_redteam3.py). A line that
+    fails the quiet test (text printed over anatomy or texture) is still a candidate when its
+    strokes are a row of >= 3 glyph-shaped components of one height (``_glyph_row``); it is
+    kept only when read (>= 4 letters or digits confidently, or a hint match): grain is read
+    as 3 at times. Vertical labels along a film's edge (outer eighth of a side): strokes
+    linked along columns, tall and narrow groups whose full-resolution ink (local top-hat),
+    turned, is a row of glyphs (``_turned_candidates``, ``_turned_row``) are read turned 90
+    degrees both ways (``_classify_turned``). Each identifying box then grows along its line
+    over the ink that touches it (``_pad_to_ink``: the blur halo, letters the strokes missed;
+    at least a quarter of the line height).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
@@ -503,9 +513,15 @@ def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
-                flat: bool = False) -> list[tuple[int, int, int, int, bool]]:
+                flat: bool = False, turned: list | None = None,
+                busy: list | None = None) -> list[tuple[int, int, int, int, bool]]:
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
-    the outer quarter of the image on any side, where labels are printed)."""
+    the outer quarter of the image on any side, where labels are printed). A line on a busy
+    background (texture, anatomy) that fails the quiet test is still a candidate when its
+    strokes are a row of glyphs (_glyph_row; busy: a list that receives these, which find_text
+    keeps only when read). turned: a list that receives the vertical
+    (turned 90 degrees) text candidates, same tuple: stroke columns linked vertically, a
+    column of glyphs (_glyph_row of the turned strokes); find_text reads them turned."""
     white, black, grad = maps
     H, W = white.shape
     # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
@@ -534,9 +550,99 @@ def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
             # (>= 100 grey levels) are kept whatever surrounds them.
             th = tophat[y0:y1, x0:x1]
             if _quiet_test(th, region, n, floor, flat):
-                continue
+                if not (busy is not None and _ROW_H[0] <= bh <= _ROW_H[1] and bw >= 2 * bh
+                        and _glyph_row(region) >= _ROW):
+                    continue
+                busy.append((x0, y0, x1, y1, bright))
             out.append((x0, y0, x1, y1, bright))
+        if turned is not None:
+            turned.extend(_turned_candidates(strokes, bright, W, H))
     return out
+
+
+_ROW = 3                 # glyph-shaped components of one height on one line: a row of text
+_ROW_H = (4, 30)         # working px: the heights of a glyph row found on a busy background
+_BUSY_READ = 4           # such a row is kept when read: this many letters or digits, confidently
+
+
+def _glyph_row(region: np.ndarray) -> int:
+    """The number of glyph-shaped stroke components (8-connected, working px) in a row: one
+    height (>= 0.6 of the tall ones' and >= 3 px; tops and bottoms within a quarter of it), no
+    wider than 1.6 x their height, each within a height of the next, holding at least half of
+    the region's strokes. A text line printed over texture or anatomy is such a row (its
+    background fails the quiet test); grain is blobs of every size and height."""
+    from scipy import ndimage
+    lab, n = ndimage.label(region, structure=np.ones((3, 3), bool))
+    if n < _ROW:
+        return 0
+    b = np.array([(o[0].start, o[0].stop, o[1].start, o[1].stop) for o in ndimage.find_objects(lab)])
+    tops, hs, x0s, ws = b[:, 0], b[:, 1] - b[:, 0], b[:, 2], b[:, 3] - b[:, 2]
+    tall = float(np.percentile(hs, 90))
+    glyph = (hs >= 0.6 * tall) & (hs >= 3) & (ws <= 1.6 * hs)
+    if glyph.sum() < _ROW:
+        return 0
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    tol = 0.25 * tall + 1
+    top, bottom = float(np.median(tops[glyph])), float(np.median((tops + hs)[glyph]))
+    row = glyph & (np.abs(tops - top) <= tol) & (np.abs(tops + hs - bottom) <= tol)
+    if row.sum() < _ROW or sizes[row].sum() < 0.5 * sizes.sum():
+        return 0
+    idx = np.nonzero(row)[0]
+    idx = idx[np.argsort(x0s[idx])]
+    best = run = 1
+    for a, b in zip(idx, idx[1:]):      # glyphs of a line follow each other
+        run = run + 1 if x0s[b] - (x0s[a] + ws[a]) <= tall else 1
+        best = max(best, run)
+    return best
+
+
+def _turned_candidates(strokes: np.ndarray, bright: bool, W: int, H: int) -> list[tuple[int, int, int, int, bool]]:
+    """Vertical text candidates of one polarity: strokes linked along columns; a group that
+    is tall and narrow (3-30 working px wide, 2.5-12 x as tall, <= 250 px) in the outer eighth
+    of a side (find_text keeps it when its ink, turned, is a row of glyphs: _turned_row).
+    Digitisers and consoles print labels along the film's edge: a short vertical label's
+    glyphs, linked along the line, are each a blob that the line shape or the one-glyph gate
+    drops (red team 3)."""
+    linked = _filt(strokes.astype(np.uint8), 5, np.maximum, axes=(0,)).astype(bool)
+    out = []
+    for x0, y0, x1, y1 in _components(linked, 4, 1):
+        bh, bw = y1 - y0, x1 - x0
+        if not 3 <= bw <= 30 or not 2.5 * bw <= bh <= min(12 * bw, 250):
+            continue
+        if x0 >= W // 8 and x1 <= W - W // 8 and y0 >= H // 8 and y1 <= H - H // 8:
+            continue          # labels are printed along the film's edges: the outer eighth only
+        region = strokes[y0:y1, x0:x1]
+        n = int(region.sum())
+        if n < 6 or not 0.08 <= n / (bh * bw) <= 0.75:
+            continue
+        out.append((x0, y0, x1, y1, bright))
+    return out
+
+
+def _turned_row(image: np.ndarray, box: tuple[int, int, int, int], line: int) -> int:
+    """_glyph_row of a vertical candidate's ink at full resolution, turned (the best of both
+    polarities: a grey glyph's bright strokes break up where the dark gaps between them
+    do not). Ink: a local top-hat (a square about a third of the line height, >= 5 px)
+    above 0.45 of its 99th percentile in the crop and >= 20 grey levels; a crop's background
+    varies too much for one grey level to split ink from it."""
+    x0, y0, x1, y1 = box
+    c = image[y0:y1, x0:x1]
+    if c.size == 0:
+        return 0
+    from scipy import ndimage
+    k = max(5, (line // 3) | 1)
+    best = 0
+    for bright in (True, False):
+        if bright:
+            th = c.astype(np.int16) - ndimage.grey_opening(c, size=(k, k), mode="nearest")
+        else:
+            th = ndimage.grey_closing(c, size=(k, k), mode="nearest").astype(np.int16) - c
+        q = int(0.99 * (th.size - 1))            # about the 99th percentile
+        ink = th >= max(20.0, 0.45 * float(np.partition(th.ravel(), q)[q]))
+        best = max(best, _glyph_row(np.ascontiguousarray(ink.T)))
+        if best >= _ROW:
+            break
+    return best
 
 
 def _quiet_test(th: np.ndarray, region: np.ndarray, n: int, floor: int, flat: bool) -> bool:
@@ -737,6 +843,28 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     if not confident:
         return "other", False, False, True, ""
     return _shape_kind(flat), False, True, True, "".join(flat)
+
+
+def _classify_turned(image: np.ndarray, box: tuple[int, int, int, int], bright: bool, hints: Hints | None,
+                     inner: tuple[int, int], textured: bool, central: bool) -> tuple[str, bool, bool]:
+    """(kind, read_confidently, text_like) of a vertical candidate (image coordinates; inner:
+    its strokes' length and width), read turned 90 degrees each way (_classify on the turned
+    image: a view, nothing copied but the crop). Privacy first: a hint match either way wins,
+    then a confident non-marker reading; it is a marker only when read as one and the other
+    way reads nothing confidently; dropped only when neither way is text-like."""
+    H, W = image.shape
+    x0, y0, x1, y1 = box
+    res = [_classify(np.rot90(image, 1), (y0, W - x1, y1, W - x0), bright, hints, inner, True, textured, central),
+           _classify(np.rot90(image, 3), (H - y1, x0, H - y0, x1), bright, hints, inner, True, textured, central)]
+    for kind, matched, confident, text_like, _ in res:
+        if matched:
+            return kind, True, True
+    for kind, _, confident, text_like, _ in res:
+        if confident and text_like and kind != "marker":
+            return kind, True, True
+    if any(r[0] == "marker" for r in res):
+        return "marker", True, True
+    return "other", False, any(r[3] for r in res)
 
 
 # A marker drawn in a font that lacks one of its Vietnamese letters (Liberation Sans/Serif/Mono
@@ -1031,7 +1159,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
     pending: list[tuple[int, int, int, int]] = []   # faint, text-like, matched no hint
     for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
-        cands = _join_lines(_candidates(maps, thresh, border_only=faint, floor=floor, flat=flat))
+        turned: list | None = None if faint else []
+        busy: list | None = None if faint else []
+        raw = _candidates(maps, thresh, border_only=faint, floor=floor, flat=flat, turned=turned, busy=busy)
+        cands = _join_lines(raw)
+        quiet = [c for c in raw if c not in (busy or ())]
         # grain everywhere (an upsampled MR's): many strong candidates in the central field,
         # where labels are not printed (MR2 crops of the bench 15-40, other images <= 5)
         hw, ww = work.shape
@@ -1056,11 +1188,30 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             # a faint region counts when it matches a hint, or reads confidently as a date or
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
+            # a row of glyphs on a busy background (texture, anatomy; no quiet candidate in it)
+            # counts only when read: >= 4 letters or digits read confidently (grain is read as
+            # 3 at times: "14V" at 66 on a text-free MR crop), or a hint match
+            if busy and not matched and not any(q[4] == bright and _inside(q[:4], (x0, y0, x1, y1)) >= 0.5
+                                                for q in quiet) \
+                    and not (confident and sum(ch.isalnum() for ch in reading) >= _BUSY_READ):
+                continue
             if faint and not anchored:
                 pending.append((*box, text_like))
             if (faint and not anchored) or not text_like:
                 continue
             found.append([box, kind, confident, bright, reading, faint])
+        for x0, y0, x1, y1, bright in turned or ():     # vertical text: read turned both ways
+            central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
+            lw = (x1 - x0) * s          # its line height
+            px, py = max(4, (lw * 2) // 5), max(4, lw // 4)
+            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            # read level already (a tall letter of a marker or a name): not read again turned
+            if any(_inside(box, f[0]) >= 0.5 for f in found) or _turned_row(image, box, lw) < _ROW:
+                continue
+            kind, confident, text_like = _classify_turned(image, box, bright, hints if has_hints else None,
+                                                          ((y1 - y0) * s, lw), textured, central)
+            if text_like:
+                found.append([box, kind, confident, bright, "", False])
     _grow_labels(found, pending)
     seen = {id(f): f[0] for f in found}     # the boxes as found, before widening
     _widen_faint(found, W)
@@ -1108,4 +1259,48 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             if merged:
                 break
     keep = [f for f in keep if f[1] == "marker"] + red
+    for f in red:                       # the mask covers the ink's blur halo, not just its strokes
+        f[0] = _pad_to_ink(image, f[0])
     return [TextBox(frame, *f[0], f[1]) for f in keep]
+
+
+_HALO = (6, 2, 3, 4)     # _pad_to_ink: reach max(6, line // 2), least max(3, line // 4)
+
+
+def _pad_to_ink(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """An identifying box grown along its line to cover the ink at its ends: the blur halo of
+    its first and last glyphs and the letters its strokes missed (a found box can be an echo
+    of the gaps between blurred letters, narrower than they are: red team 3's grey initials).
+    Ink: pixels that differ from the background (the median of the box's surroundings) by
+    >= 0.3 of the box's own contrast (98th percentile, >= 12 grey levels); the box takes every
+    ink group that touches it, within reach (half its line height, >= 6 px), plus 2 px of the
+    halo's tail, and grows by at least a quarter of the line height (>= 3 px). Only along the
+    line (a vertical box: up and down): across it the finder's padding (2/5 of the line
+    height) already holds the glyphs' blur, and growing there runs into the next line."""
+    H, W = image.shape
+    x0, y0, x1, y1 = box
+    level = x1 - x0 >= y1 - y0
+    lh = max(1, min(x1 - x0, y1 - y0))
+    reach, least = max(_HALO[0], lh // _HALO[1]), max(_HALO[2], lh // _HALO[3])
+    rx, ry = (reach, 0) if level else (0, reach)
+    X0, Y0, X1, Y1 = max(0, x0 - rx), max(0, y0 - ry), min(W, x1 + rx), min(H, y1 + ry)
+    lx, ly = (least, 0) if level else (0, least)
+    grown = [x0 - lx, y0 - ly, x1 + lx, y1 + ly]
+    win = image[Y0:Y1, X0:X1].astype(np.int16)
+    inner = np.zeros(win.shape, bool)
+    inner[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = True
+    if not inner.all() and inner.any():
+        bg = float(np.median(win[~inner]))
+        dev = np.abs(win - bg)
+        ink = dev >= max(12.0, 0.3 * float(np.percentile(dev[inner], 98)))
+        from scipy import ndimage
+        lab, _ = ndimage.label(ink, structure=np.ones((3, 3), bool))
+        touching = np.unique(lab[inner & ink])
+        touching = touching[touching > 0]
+        if touching.size:
+            ys, xs = np.nonzero(np.isin(lab, touching))
+            if level:
+                grown[0], grown[2] = min(grown[0], X0 + int(xs.min()) - 2), max(grown[2], X0 + int(xs.max()) + 3)
+            else:
+                grown[1], grown[3] = min(grown[1], Y0 + int(ys.min()) - 2), max(grown[3], Y0 + int(ys.max()) + 3)
+    return (max(0, grown[0]), max(0, grown[1]), min(W, grown[2]), min(H, grown[3]))
