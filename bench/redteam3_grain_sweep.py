@@ -54,7 +54,7 @@ def main() -> None:
         n += 1
         res = {}
         for mode in ("grain", "off"):
-            P._is_grain = grain if mode == "grain" else (lambda c, i: False)
+            P._is_grain = grain if mode == "grain" else (lambda c, i, **k: False)
             for hints in (None, HINTS):
                 red = img.copy()
                 for b in P.find_text(img, hints=hints):

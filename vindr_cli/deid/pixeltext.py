@@ -674,6 +674,33 @@ def _turned_glyphs(crop: np.ndarray) -> int:
                for a in (angle, angle + 180))
 
 
+_RING = 1.5             # ring around an outer-band candidate: 1.5 x its longer side each way (working px)
+_RING_LIKE = 1.1         # candidate top-hat / ring's: outer-band MR2 grain <= 1.05, drawn text >= 1.16 (bench/README)
+
+
+def _ring_ratio(maps, cands: list[tuple[int, int, int, int, bool]], c: tuple[int, int, int, int], bright: bool) -> float:
+    """How high the candidate c (working px) stands above the texture around it: its top-hat
+    (95th percentile inside its box, its polarity) over the ring's (99th percentile of either
+    top-hat, in a ring of _RING x its longer side, every candidate box left out). Grain is the
+    texture around it (about 1); drawn text is an outlier against its surroundings, and the
+    other glyphs of its line (candidates themselves) do not count as surroundings. A ring with
+    too little left to measure gives inf (privacy: then it is text)."""
+    white, black = maps[0], maps[1]
+    x0, y0, x1, y1 = c
+    H, W = white.shape
+    k = int(_RING * max(x1 - x0, y1 - y0))
+    X0, Y0, X1, Y1 = max(0, x0 - k), max(0, y0 - k), min(W, x1 + k), min(H, y1 + k)
+    free = np.ones((Y1 - Y0, X1 - X0), bool)
+    for d in cands:
+        free[max(0, d[1] - Y0):max(0, d[3] - Y0), max(0, d[0] - X0):max(0, d[2] - X0)] = False
+    free[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
+    if free.sum() < 4 * (x1 - x0) * (y1 - y0):
+        return float("inf")
+    ring = np.maximum(white[Y0:Y1, X0:X1], black[Y0:Y1, X0:X1])[free]
+    peak = float(np.percentile((white if bright else black)[y0:y1, x0:x1], 95))
+    return peak / max(float(np.percentile(ring, 99)), 1.0)
+
+
 def _is_grain(crop: np.ndarray, inner: tuple[int, int], streak_only: bool = False) -> bool:
     """An unreadable candidate of a textured image (grain everywhere: an upsampled MR's) that is
     one oriented streak, or short (room for ~5 glyphs at most), soft-edged (or tiny: strokes
@@ -1043,6 +1070,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             # drops only one oriented streak (red team 3: initials, short grey IDs and dates
             # at a corner or side were dropped as short soft grain and left readable)
             central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
+            # ... unless it stands no higher than the texture around it (grain looks like its
+            # surroundings; drawn text, grey or blurred, is an outlier against them): then the
+            # whole grain test applies there too (central below means "the whole test")
+            if textured and not central:
+                central = _ring_ratio(maps, cands, (x0, y0, x1, y1), bright) <= _RING_LIKE
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
