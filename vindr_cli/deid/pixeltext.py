@@ -675,15 +675,16 @@ def _turned_glyphs(crop: np.ndarray) -> int:
 
 
 _RING = 1.5             # ring around an outer-band candidate: 1.5 x its longer side each way (working px)
-_RING_LIKE = 1.1         # candidate top-hat / ring's: outer-band MR2 grain <= 1.05, drawn text >= 1.16 (bench/README)
+_RING_LIKE = 1.15        # candidate top-hat / ring's: outer-band MR2 grain dropped by it 0.79-1.08, red-team text >= 1.44 (bench/README)
 
 
 def _ring_ratio(maps, cands: list[tuple[int, int, int, int, bool]], c: tuple[int, int, int, int], bright: bool) -> float:
     """How high the candidate c (working px) stands above the texture around it: its top-hat
     (95th percentile inside its box, its polarity) over the ring's (99th percentile of either
-    top-hat, in a ring of _RING x its longer side, every candidate box left out). Grain is the
-    texture around it (about 1); drawn text is an outlier against its surroundings, and the
-    other glyphs of its line (candidates themselves) do not count as surroundings. A ring with
+    top-hat, in a ring of _RING x its longer side, every candidate box and the half top-hat
+    around it left out). Grain is the texture around it (about 1); drawn text is an outlier
+    against its surroundings, and the other glyphs of its line (candidates themselves, and the
+    other polarity's echo in the gaps between them) do not count as surroundings. A ring with
     too little left to measure gives inf (privacy: then it is text)."""
     white, black = maps[0], maps[1]
     x0, y0, x1, y1 = c
@@ -691,8 +692,9 @@ def _ring_ratio(maps, cands: list[tuple[int, int, int, int, bool]], c: tuple[int
     k = int(_RING * max(x1 - x0, y1 - y0))
     X0, Y0, X1, Y1 = max(0, x0 - k), max(0, y0 - k), min(W, x1 + k), min(H, y1 + k)
     free = np.ones((Y1 - Y0, X1 - X0), bool)
+    m = _TOPHAT // 2      # and the gaps between them (the other polarity's top-hat echoes a line there)
     for d in cands:
-        free[max(0, d[1] - Y0):max(0, d[3] - Y0), max(0, d[0] - X0):max(0, d[2] - X0)] = False
+        free[max(0, d[1] - m - Y0):max(0, d[3] + m - Y0), max(0, d[0] - m - X0):max(0, d[2] + m - X0)] = False
     free[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
     if free.sum() < 4 * (x1 - x0) * (y1 - y0):
         return float("inf")
