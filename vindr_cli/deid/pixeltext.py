@@ -35,7 +35,12 @@ How:
     tests/test_redteam3.py: what is still dropped, as xfail). Only the central field's
     candidates get the whole test: in the outer eighth of each side, where consoles print
     labels, only one oriented streak is grain (red team: initials, short grey IDs and dates
-    there were dropped as short soft grain and left readable).
+    there were dropped as short soft grain and left readable) -- unless the candidate stands
+    no higher than the texture around it (``_ring_ratio``: its top-hat over the ring's, other
+    candidates and the gaps between them left out, <= 1.15): grain looks like its
+    surroundings (0.79-1.08 on the corpus's MR2 crops), the red team's grey, blurred, turned
+    and small text is an outlier against them (>= 1.44), the other glyphs of its own line
+    not counting as surroundings. Then the whole test applies there too.
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
