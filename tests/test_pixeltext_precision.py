@@ -185,3 +185,73 @@ def test_growth_keeps_to_the_label_text_size_and_line_pieces_do_not_seed():
     pt._widen_faint(found, 2048)
     fill = next(f for f in found if f[5] == "gap" and f[0][1] == 1524)
     assert fill[0][0] >= 1790 - 4 * 24 - 8 * 24      # widened by the lines' height, not the gap's (76)
+
+
+# ----------------------------------------------------------------- outer band: the ring rule
+
+def _outer_cands(img):
+    work, s = pt._work(img)
+    maps = pt._maps(work)
+    cands = pt._join_lines(pt._candidates(maps, pt._STRONG, floor=5))
+    hw, ww = work.shape
+    outer = [c for c in cands if not (c[0] >= ww // 8 and c[2] <= ww - ww // 8 and c[1] >= hw // 8 and c[3] <= hw - hw // 8)]
+    return maps, cands, outer, s
+
+
+# grey, blurred, small, turned or vertical identifying text at the sides and corners of a
+# textured image (the red team's families, tests/test_redteam3.py): each stands above the grain
+# around it, so the outer band keeps the strict rule for it (only one oriented streak is grain)
+RING_TEXT = [("AN", 14, 1.0, 0, 200, (1700, 1900)), ("BN 42", 20, 1.8, 90, 255, (1800, 30)),
+             ("BN 42", 24, 1.8, 90, 180, (1800, 30)), ("NVA", 20, 0.8, 0, 220, (1800, 30)),
+             ("12.03.85", 20, 1.2, 20, 180, (1800, 30)), ("1985", 10, 0.0, 0, 180, (20, 20)),
+             ("0042", 16, 1.8, 20, 220, (1900, 900)), ("VAN AN", 24, 1.8, 0, 180, (1750, 1960))]
+
+
+@needs_font
+@pytest.mark.parametrize("case", RING_TEXT, ids=[f"{c[0]}-{c[1]}px-blur{c[2]}-turn{c[3]}-grey{c[4]}" for c in RING_TEXT])
+def test_text_in_the_outer_band_stands_above_the_grain_around_it(case):
+    from test_redteam3 import _place
+
+    text, size, blur, angle, fg, xy = case
+    img, bb = _place(mr_crop(0.5, 0.5, 0.9, True), text, xy, size, fg=fg, blur=blur, angle=angle)
+    maps, cands, outer, s = _outer_cands(img)
+    on_text = [c for c in outer if c[0] * s < bb[2] and c[2] * s > bb[0] and c[1] * s < bb[3] and c[3] * s > bb[1]]
+    assert on_text, "the drawn text must be a candidate in the outer band"
+    for c in on_text:
+        assert pt._ring_ratio(maps, cands, c[:4], c[4]) > pt._RING_LIKE, c
+
+
+def test_ring_leaves_the_other_candidates_out():
+    # a column of strong glyph-like blobs (a vertical label) on a quiet field: each one's ring
+    # holds its neighbours, which are candidates themselves, and the other polarity's echo in
+    # the gaps between them: neither may count as texture
+    maps_img = np.full((1024, 1024), 20, np.uint8)
+    for k in range(6):
+        maps_img[100 + 14 * k:108 + 14 * k, 40:44] = 200
+        maps_img[100 + 14 * k:102 + 14 * k, 40:50] = 200
+    work, _ = pt._work(maps_img)
+    maps = pt._maps(work)
+    cands = pt._join_lines(pt._candidates(maps, pt._STRONG, floor=5))
+    assert len(cands) >= 4
+    for c in cands:
+        assert pt._ring_ratio(maps, cands, c[:4], c[4]) > pt._RING_LIKE
+        alone = [c]                       # the same candidate, its neighbours counted as texture
+        assert pt._ring_ratio(maps, alone, c[:4], c[4]) < pt._ring_ratio(maps, cands, c[:4], c[4])
+
+
+@needs_ocr
+def test_outer_band_grain_like_its_ring_is_dropped():
+    # a text-free MR2 crop (as the bench corpus makes them) with a grain box in the outer band
+    # before the ring rule: the rule removes it, and every box it removes lies in the outer band
+    img = mr_crop(0.087, 0.333, 0.937, False)
+    h, w = img.shape
+    ratio = pt._ring_ratio
+    try:
+        pt._ring_ratio = lambda *a, **k: float("inf")
+        old = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    finally:
+        pt._ring_ratio = ratio
+    new = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    assert new < old
+    for x0, y0, x1, y1 in old - new:
+        assert not (x0 >= w // 8 and x1 <= w - w // 8 and y0 >= h // 8 and y1 <= h - h // 8)
