@@ -122,3 +122,13 @@ def test_decode_bounds_deflate(tmp_path):
     assert [r["reason"] for r in read_rows(tmp_path / "img" / "images.parquet")] == [INFLATE_REASON]
     p = run_cli("decode", src, tmp_path / "img2", "-j", "1")    # the default limit lets it through
     assert [r["reason"] for r in read_rows(tmp_path / "img2" / "images.parquet")] != [INFLATE_REASON]
+
+
+@pytest.mark.parametrize("trailing", [b"\0", b"\0\0\0", b"NGUYEN"])
+def test_inflate_count_ends_at_the_stream_end_whatever_follows(trailing):
+    """Bytes after the end of the deflate stream (a padding byte, hostile trailing data) once
+    made the count loop forever: zlib returns them as unconsumed input on every call."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    raw = comp.compress(bytes(3 << 20)) + comp.flush() + trailing
+    assert not inflated_size_exceeds(io.BytesIO(raw), 0, 4 << 20)
+    assert inflated_size_exceeds(io.BytesIO(raw), 0, 2 << 20)

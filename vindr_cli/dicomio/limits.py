@@ -41,8 +41,8 @@ def inflated_size_exceeds(f: BinaryIO, start: int, limit: int) -> bool:
         if not chunk:
             break
         data = chunk
-        while data:
-            out = d.decompress(data, CHUNK)
+        while data and not d.eof:     # after the stream's end zlib keeps returning the
+            out = d.decompress(data, CHUNK)   # trailing bytes as unconsumed: no progress
             total += len(out)
             if total > limit:
                 return True
