@@ -318,3 +318,22 @@ def test_plain_recipe_slugs_with_digits_are_still_quoted(name):
     from vindr_cli.release.selection import shown_recipe
 
     assert shown_recipe(name) == name
+
+
+# ------------------------------------------------------------------ 3c. bad-row reasons
+
+
+@pytest.mark.parametrize("planted,shown", [
+    ("label 'NGUYEN VAN AN' is 'x', not 0 or 1", "label <value> is <value>, not 0 or 1"),
+    ("label 'a\\' NGUYEN' is '', not 0 or 1", "label <value> is <value>, not 0 or 1"),   # an escaped quote
+    ("NGUYEN fields, the header has 4", "(other reason)"),
+    ("label 'a' is 'b', not 0 or 1 NGUYEN", "(other reason)"),
+    ("3 fields, the header has 4\nNGUYEN VAN AN", "(other reason)"),
+    ("3 fields, the header has 4 ", "(other reason)"),
+])
+def test_a_bad_row_reason_shows_no_planted_name(planted, shown):
+    """reasons.shown_masked: quoted values masked, the rest vindr's words or the placeholder.
+    (A {n} is a count vindr computes, csvfile: not a value a row can choose.)"""
+    from vindr_cli import reasons
+
+    assert reasons.shown_masked("annotation_rows", planted) == shown
