@@ -310,7 +310,9 @@ print("ROWS", [(r["status"], r["reason"]) for r in rows])
 @pytest.mark.xfail(strict=True, reason=(
     "a JPEG baseline frame whose JFIF APP0 holds text in its numbers ('NGUYEN ': version 'NG'): pylibjpeg "
     "refuses it, pydicom falls back to GDCM, and GDCM abort()s the interpreter (Fatal Python error: Aborted, "
-    "in gdcmswig GetBuffer, from redact._pixel_array); with -j 1 the whole batch stops, no row written"))
+    "in gdcmswig GetBuffer, from redact._pixel_array: gdcm::Exception uncaught, 'unknown JFIF revision number 78.71'); "
+    "with -j 1 (in process) the whole batch stops, no row written; with -j 2 the file fails 'worker process died' "
+    "and the others are written"))
 def test_a_frame_that_makes_the_decoder_abort_fails_alone(tmp_path):
     """Malformed input fails with a fixed one-line reason and never stops a batch (run in a
     child process: the abort would end pytest)."""
