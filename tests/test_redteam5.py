@@ -8,9 +8,10 @@ polarities, several scales, page modes 6/7/8/11). A leak is a 4-character run of
 (the whole secret when shorter) read back where it was readable before.
 
 Found and fixed here:
-1. A model name (ManufacturerModelName beside a listed vendor) that is the patient's ID or a
-   birth date ("0012345678", "NVA 19850312") was kept: a model name now holds no run of more
-   than ``model_max_digits`` digits (schemas/deid/vendors.toml).
+1. A model name (ManufacturerModelName beside a listed vendor) that is a birth date as YYMMDD
+   ("CT 850312") or an ID not in the header ("XQ77120456") was kept (the patient's own ID and
+   8-digit birth date were already removed end to end as person values): a model name now
+   holds no run of more than ``model_max_digits`` digits (schemas/deid/vendors.toml).
    A model name that is the patient's name run together ("NGUYENVANAN" for NGUYEN^VAN AN) was
    kept end to end: the file's person values (deid.engine.person_values, which remove any kept
    value holding one) joined the name's ^-parts but kept the space inside "VAN AN"; they now
@@ -23,9 +24,10 @@ Found and fixed here:
    words too, and no part holds more than ``max_digits`` digits (schemas/release/recipe_names.toml).
 
 Left, marked xfail(strict=True): a JFIF segment whose numbers are text ("NGUYEN ") makes
-pylibjpeg refuse the frame and GDCM abort() the interpreter: the batch stops (not a leak; the
-rule "malformed input never stops a batch"). Also left with the reason (fixing them costs the finder's precision on
-text-free images, measured by bench/burned_in_bench.py; not a small change):
+pylibjpeg refuse the frame and GDCM abort() the interpreter: with -j 1 the batch stops (not a
+leak; the rule "malformed input never stops a batch"). Also left, each with its reason (a fix
+is no small change: each loosens a gate that keeps text-free images unmodified, and would
+have to be measured with bench/burned_in_bench.py, which was not done here):
 - a name blurred (sigma 2) over the anatomy in the middle of a textured image: no candidate;
 - a tall (70 px) blurred (sigma 4) name over the anatomy: find_text boxes one word only;
 - initials ("NVA", blurred 1.0) over the anatomy: the busy-row gate wants 4 characters read;
