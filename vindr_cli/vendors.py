@@ -24,13 +24,15 @@ def _vendors() -> dict:
     return {"names": frozenset(_vendor_words(n) for names in data["vendors"].values() for n in names),
             "suffixes": tuple(_vendor_words(x) for x in data["suffixes"]),
             "model_words": frozenset(w.upper() for w in data["model_words"]),
-            "titles": frozenset(w.upper() for w in data["titles"])}
+            "titles": frozenset(w.upper() for w in data["titles"]),
+            "model_max_digits": int(data["model_max_digits"])}
 
 
 _VENDOR_CHARS = re.compile(r"[A-Za-z0-9 .,&()/+_'-]{1,64}")
 _MODEL_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .+/_-]{0,63}")
 _MODEL_SPLIT = re.compile(r"[ ._/-]+")
 _LETTERS = re.compile(r"[A-Za-z]+")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _vendor_words(s: str) -> tuple[str, ...]:
@@ -61,11 +63,14 @@ def vendor_ok(s: str) -> bool:
 def model_ok(s: str) -> bool:
     """A model name that cannot be a person's name (schemas/deid/vendors.toml): letters,
     digits and . + / _ - only; at most one letters-only word that is not a product word; no
-    title (Dr, Mr, BS...) followed by a letters-only word. The maker beside it is checked by
+    title (Dr, Mr, BS...) followed by a letters-only word; no digit run longer than
+    ``model_max_digits`` (an ID, a date). The maker beside it is checked by
     the caller (``safe_text`` with ``siblings``)."""
     if not _MODEL_CHARS.fullmatch(s):
         return False
     data = _vendors()
+    if any(len(d) > data["model_max_digits"] for d in _DIGITS.findall(s)):
+        return False
     words = [w.upper() for w in _MODEL_SPLIT.split(s) if w]
     plain = [bool(_LETTERS.fullmatch(w)) for w in words]
     if sum(1 for w, p in zip(words, plain) if p and w not in data["model_words"]) > 1:

@@ -223,9 +223,12 @@ def person_values(ds: Dataset) -> list[str]:
                     if text:
                         out.append(text)
                         if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
-                            joined = "".join(p.strip() for p in text.split("=")[0].split("^"))
-                            if len(joined) >= 6:
-                                out.append(joined)
+                            alpha = text.split("=")[0]
+                            # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
+                            for joined in dict.fromkeys(("".join(p.strip() for p in alpha.split("^")),
+                                                         "".join(alpha.replace("^", " ").split()))):
+                                if len(joined) >= 6:
+                                    out.append(joined)
 
     visit(ds, 0)
     return out

@@ -85,12 +85,13 @@ def _recipe_names() -> dict:
     presets = frozenset(tomllib.loads(p.read_text(encoding="utf-8")).get("name", p.stem)
                         for p in schema_path("recipes").glob("*.toml"))
     return {"presets": presets, "pattern": re.compile(data["pattern"]), "max": int(data["max_length"]),
-            "words": frozenset(data["words"]), "placeholder": data["placeholder"]}
+            "words": frozenset(data["words"]), "placeholder": data["placeholder"],
+            "max_digits": int(data["max_digits"])}
 
 
 def shown_recipe(name) -> str | None:
     """The recipe name as split and release may quote it (schemas/release/recipe_names.toml):
-    a shipped preset's name, or a plain slug of known words; anything else (free text a person
+    a shipped preset's name, or a plain slug of known words and short numbers; anything else (free text a person
     typed, or edited into selection.json) is the fixed placeholder. None stays None."""
     if name is None:
         return None
@@ -98,7 +99,8 @@ def shown_recipe(name) -> str | None:
     if s in rules["presets"]:
         return s
     if (len(s) <= rules["max"] and rules["pattern"].fullmatch(s)
-            and all(w in rules["words"] for w in re.split(r"[-_.]", s) if w.isalpha())):
+            and all(w in rules["words"] for w in re.findall(r"[a-z]+", s))      # letters inside "v2" too
+            and all(len(d) <= rules["max_digits"] for d in re.findall(r"[0-9]+", s))):
         return s
     return rules["placeholder"]
 
