@@ -127,19 +127,35 @@ def clear_high_bits(ds) -> int:
 
 
 def _pixel_array(ds) -> np.ndarray:
-    """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), else
-    pydicom's own choice. Raises what the decoder raises."""
-    from pydicom.pixels import pixel_array
+    """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), then
+    the other installed plugins in pydicom's order, GDCM only when no other plugin can take
+    the syntax. Raises what the last decoder raised.
 
-    preferred = _PREFERRED.get(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    GDCM last and never after another decoder refused the frame: on some malformed streams
+    (a JFIF header whose version bytes are text) it abort()s the interpreter from an uncaught
+    C++ exception, which no ``except`` catches -- a one-file or ``-j 1`` run would stop with
+    no row written (red team 5). Every pydicom test file that GDCM decodes, another plugin
+    decodes too."""
+    from pydicom.pixels import get_decoder, pixel_array
+
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    preferred = _PREFERRED.get(ts)
+    try:
+        plugins = list(get_decoder(ts).available_plugins)
+    except Exception:          # no decoder for the syntax: pydicom says why below
+        plugins = []
+    order = ([preferred] if preferred in plugins else []) + [p for p in plugins if p not in (preferred, "gdcm")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if preferred is not None:
+        if not order:          # native data, or GDCM alone can take the syntax
+            return pixel_array(ds)
+        last: Exception | None = None
+        for plugin in order:
             try:
-                return pixel_array(ds, decoding_plugin=preferred)
-            except Exception:      # not installed, or it cannot decode this one: pydicom's own choice
-                pass
-        return pixel_array(ds)
+                return pixel_array(ds, decoding_plugin=plugin)
+            except Exception as exc:
+                last = exc
+        raise last
 
 
 def _frames(ds) -> tuple[np.ndarray, str]:
