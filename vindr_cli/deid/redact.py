@@ -128,8 +128,9 @@ def clear_high_bits(ds) -> int:
 
 def _pixel_array(ds) -> np.ndarray:
     """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), then
-    the other installed plugins in pydicom's order, GDCM only when no other plugin can take
-    the syntax. Raises what the last decoder raised.
+    pydicom's own choice where GDCM cannot take the syntax (native, RLE); where it can, the
+    other installed plugins (pylibjpeg first), GDCM only when it is the one plugin there.
+    Raises what the last decoder raised.
 
     GDCM last and never after another decoder refused the frame: on some malformed streams
     (a JFIF header whose version bytes are text) it abort()s the interpreter from an uncaught
@@ -144,18 +145,26 @@ def _pixel_array(ds) -> np.ndarray:
         plugins = list(get_decoder(ts).available_plugins)
     except Exception:          # no decoder for the syntax: pydicom says why below
         plugins = []
-    order = ([preferred] if preferred in plugins else []) + [p for p in plugins if p not in (preferred, "gdcm")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if not order:          # native data, or GDCM alone can take the syntax
-            return pixel_array(ds)
-        last: Exception | None = None
-        for plugin in order:
+        if preferred in plugins:
+            try:
+                return pixel_array(ds, decoding_plugin=preferred)
+            except Exception as exc:
+                last: Exception | None = exc
+        else:
+            last = None
+        if "gdcm" not in plugins or plugins == ["gdcm"]:
+            if last is not None and "gdcm" in plugins:
+                raise last
+            return pixel_array(ds)          # pydicom's own choice (native data, RLE, ...)
+        # the compiled decoders first (pylibjpeg's libjpeg, then Pillow's)
+        for plugin in sorted((p for p in plugins if p not in (preferred, "gdcm")), key=lambda p: p != "pylibjpeg"):
             try:
                 return pixel_array(ds, decoding_plugin=plugin)
             except Exception as exc:
                 last = exc
-        raise last
+        raise last if last is not None else ValueError("no decoder")
 
 
 def _frames(ds) -> tuple[np.ndarray, str]:
