@@ -129,7 +129,7 @@ def clear_high_bits(ds) -> int:
 def _pixel_array(ds) -> np.ndarray:
     """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), then
     pydicom's own choice where GDCM cannot take the syntax (native, RLE); where it can, the
-    other installed plugins (pylibjpeg first), GDCM only when it is the one plugin there.
+    other installed plugins in pydicom's order, GDCM only when it is the one plugin there.
     Raises what the last decoder raised.
 
     GDCM last and never after another decoder refused the frame: on some malformed streams
@@ -158,8 +158,9 @@ def _pixel_array(ds) -> np.ndarray:
             if last is not None and "gdcm" in plugins:
                 raise last
             return pixel_array(ds)          # pydicom's own choice (native data, RLE, ...)
-        # the compiled decoders first (pylibjpeg's libjpeg, then Pillow's)
-        for plugin in sorted((p for p in plugins if p not in (preferred, "gdcm")), key=lambda p: p != "pylibjpeg"):
+        # pydicom's order without GDCM (Pillow before pylibjpeg: Pillow's libjpeg-turbo gives
+        # GDCM's values on lossy JPEG, pylibjpeg's differ by one grey level here and there)
+        for plugin in (p for p in plugins if p not in (preferred, "gdcm")):
             try:
                 return pixel_array(ds, decoding_plugin=plugin)
             except Exception as exc:
