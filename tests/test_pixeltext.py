@@ -454,3 +454,20 @@ def test_faint_label_block_on_a_bright_film_is_redacted_with_hints():
     boxes = pt.find_text(img, hints=hints)
     for bb in bbs:
         assert coverage(boxes, bb, marker=False) >= 0.9
+
+
+@needs_ocr
+def test_min_side_skips_small_candidates_only():
+    """deid.redact's coarse views read only candidates that could make a box of large text
+    (``min_side``); the large line is still found, the small one is not read at all."""
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    img = Image.new("L", (512, 512), 0)
+    d = ImageDraw.Draw(img)
+    d.text((20, 40), "NGUYEN VAN AN", fill=255, font=ImageFont.truetype(font, 12))
+    d.text((20, 300), "NGUYEN AN", fill=255, font=ImageFont.truetype(font, 48))
+    a = np.asarray(img)
+    everything = pt.find_text(a)
+    large = pt.find_text(a, min_side=30)
+    assert any(b.y1 < 100 for b in everything) and any(b.y0 > 250 for b in everything)
+    assert large and all(b.y0 > 250 for b in large)
+    assert all(min(b.x1 - b.x0, b.y1 - b.y0) >= 30 for b in large)

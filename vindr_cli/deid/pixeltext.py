@@ -1175,9 +1175,12 @@ def _widen_faint(found: list[list], W: int) -> None:
             f[0] = (x0, y0, x1, y1)
 
 
-def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> list[TextBox]:
+def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min_side: int = 0) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
-    doc). Raises ValueError (fixed message) for anything but a 2-D uint8 array."""
+    doc). With ``min_side``, a candidate whose padded box is narrower or shorter than that is
+    not read at all (deid.redact's coarse views keep only boxes of large text: reading the
+    small ones there cost half a full-size scan). Raises ValueError (fixed message) for
+    anything but a 2-D uint8 array."""
     if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError("find_text needs a 2-D uint8 display image")
     if image.size == 0:
@@ -1217,6 +1220,8 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
             px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            if min(box[2] - box[0], box[3] - box[1]) < min_side:
+                continue
             if faint and (any(_inside(box, t) >= 0.5 for t in strong) or any(_inside(box, t) >= 0.9 and _inside(t, box) >= 0.9 for t in tried)):
                 continue
             if faint:
@@ -1244,6 +1249,8 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None) -> 
             lw = (x1 - x0) * s          # its line height
             px, py = max(4, (lw * 2) // 5), max(4, lw // 4)
             box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            if min(box[2] - box[0], box[3] - box[1]) < min_side:
+                continue
             # read level already (a tall letter of a marker or a name): not read again turned
             if any(_inside(box, f[0]) >= 0.5 for f in found) or _turned_row(image, box, lw) < _ROW:
                 continue
