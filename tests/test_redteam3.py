@@ -163,18 +163,7 @@ TURNED_SHORT = {
 }
 
 
-@needs_ocr
-@needs_font
-@pytest.mark.parametrize("case", list(TURNED_SHORT.values()), ids=list(TURNED_SHORT))
-def test_short_turned_text_on_grain_is_not_readable_after_redaction(case):
-    text, size, blur, angle, fg, view, xy = case
-    img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
-    assert _leaks(_reread(img, bb, angle), text)
-    for hints in (None, HINTS):
-        out, _ = _redacted(img, hints)
-        assert not _leaks(_reread(out, bb, angle), text), hints is None
-
-
+# short vertical text at a side, not found before red team 3's xfails were fixed (turned candidates)
 NEVER_FOUND = {
     "date vertical, dark, right side": ("1985", 20, 0.0, 90, 0, (0.1, 0.9, 0.85, False), (1900, 900)),
     "name vertical, grey, top right": ("VAN AN", 14, 0.8, 90, 180, (0.9, 0.2, 0.8, False), (1800, 30)),
@@ -183,8 +172,8 @@ NEVER_FOUND = {
 
 @needs_ocr
 @needs_font
-@pytest.mark.parametrize("case", list(NEVER_FOUND.values()), ids=list(NEVER_FOUND))
-def test_short_vertical_text_at_a_side_of_a_textured_image(case):
+@pytest.mark.parametrize("case", [*TURNED_SHORT.values(), *NEVER_FOUND.values()], ids=[*TURNED_SHORT, *NEVER_FOUND])
+def test_short_turned_text_on_grain_is_not_readable_after_redaction(case):
     text, size, blur, angle, fg, view, xy = case
     img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
     assert _leaks(_reread(img, bb, angle), text)
