@@ -155,9 +155,7 @@ def _pixel_array(ds) -> np.ndarray:
         else:
             last = None
         if "gdcm" not in plugins or plugins == ["gdcm"]:
-            if last is not None and "gdcm" in plugins:
-                raise last
-            return pixel_array(ds)          # pydicom's own choice (native data, RLE, ...)
+            return pixel_array(ds)          # pydicom's own choice (native data, RLE, GDCM alone)
         # pydicom's order without GDCM (Pillow before pylibjpeg: Pillow's libjpeg-turbo gives
         # GDCM's values on lossy JPEG, pylibjpeg's differ by one grey level here and there)
         for plugin in (p for p in plugins if p not in (preferred, "gdcm")):
