@@ -91,6 +91,29 @@ def _place(src: Path, dst: Path, summary: ReleaseSummary, root: Path, what: str)
         summary.copied += 1
 
 
+NOT_DEIDENTIFIED = ("{n} file(s) of ANON_DIR are not the de-identified output their manifest.parquet row describes "
+                    "(PatientIdentityRemoved is not YES, or the patient or instance id differs, or the file cannot be "
+                    "read): a file was replaced or copied in; nothing is released. Re-run vindr anonymize into ANON_DIR")
+
+
+def _is_vindr_output(path: Path, m: dict) -> bool:
+    """Whether the file at ``path`` is the de-identified file its manifest row ``m`` describes:
+    PatientIdentityRemoved YES and the row's substitute patient id and SOP Instance UID. A raw
+    export's file copied over an output (or any file put there by hand) has neither; its pixel
+    data may still match the row's pixel_sha256 (an image anonymize left unchanged), so the
+    hash alone cannot tell (red team 6)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["PatientIdentityRemoved", "PatientID", "SOPInstanceUID"])
+        return (str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
+                and str(ds.get("PatientID", "")) == str(m.get("patient_id"))
+                and str(ds.get("SOPInstanceUID", "")) == str(m.get("sop_uid")))
+    except Exception:      # unreadable: not a vindr output (its content is never shown)
+        return False
+
+
 def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
     """Decode rows by (the anonymized file they came from, frame)."""
     if images_dir is None:
@@ -260,11 +283,13 @@ def _entries(split, manifest, sel, policy, summary) -> tuple[list[tuple], dict[s
 
 def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
     rows = []
+    foreign = 0
     for r, rid, frame in entries:
         m = manifest[r.image_id]
         dicom = f"{r.split}/dicom/{r.image_id}.dicom"
         if not (stage / dicom).exists():           # frames of one file share it
             _place(anon_dir / m["output"], stage / dicom, summary, anon_dir, "ANON_DIR/manifest.parquet")
+            foreign += not _is_vindr_output(stage / dicom, m)    # the placed file (a link: the same inode)
         row = {"image_id": rid, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
                "dicom": dicom, "image": None, "rows": m["rows"], "columns": m["columns"],
                "image_rows": None, "image_cols": None, "scale_x": None, "scale_y": None,
@@ -278,6 +303,8 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
                        scale_x=d["scale_x"], scale_y=d["scale_y"])
         rows.append(row)
         summary.images[r.split] = summary.images.get(r.split, 0) + 1
+    if foreign:
+        raise ReleaseError(NOT_DEIDENTIFIED.format(n=foreign))
     return rows
 
 
