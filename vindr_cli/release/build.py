@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -329,10 +330,35 @@ def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dic
             f.write(json.dumps(report, indent=2).encode("utf-8"))
 
 
+READER_ID = re.compile(r"R[1-9][0-9]{0,3}")
+READERS_RENAMED = ("{n} reader id(s) (rad_id) were not of the published form R<n> (a name, a login, an e-mail "
+                   "address?) and were replaced by pseudonyms R<n> in the release")
+
+
+def pseudonymous_readers(readers: pd.Series) -> tuple[pd.Series, int]:
+    """The readers (rad_id) as the release may publish them: an id of VinDr's form ``R<n>`` is
+    kept, any other value (free text: a radiologist's name, login or e-mail address) is
+    replaced by ``R<k>``, k counting on after the largest kept number, one per distinct value
+    in sorted order (the same on every run); null stays null. Returns (readers, values
+    replaced)."""
+    vals = readers.astype("string")
+    kept = [v for v in vals.dropna().unique() if READER_ID.fullmatch(str(v))]
+    other = sorted(str(v) for v in vals.dropna().unique() if not READER_ID.fullmatch(str(v)))
+    start = max((int(str(v)[1:]) for v in kept), default=0)
+    names = {v: f"R{start + i + 1}" for i, v in enumerate(other)}
+    return pd.Series(pd.array([names.get(v, v) if isinstance(v, str) else v for v in vals.astype(object)],
+                              dtype="string"), index=readers.index), len(other)
+
+
 def _annotations(path, label_set, images, stage, fuse, summary, left_out, *, decoded):
     """Split's annotations.csv through the one reader, then every export from the canonical table."""
     ann, bad = read_annotations(path, labels=label_set)
     summary.bad_rows = bad
+    attrs = dict(ann.attrs)
+    ann["reader"], renamed = pseudonymous_readers(ann["reader"])      # rad_id is free text: never published as given
+    ann.attrs.update(attrs)
+    if renamed:
+        summary.warnings.append(READERS_RENAMED.format(n=renamed))
     label_set = ann.attrs["label_set"]
     form = ann.attrs["format"]
     attrs = dict(ann.attrs)
