@@ -15,7 +15,8 @@ Found and fixed (release/build.py, release/validate.py, release/datasheet.py):
 * a hospital's reader ids (rad_id: a radiologist's name, login or e-mail) were published as given
   in annotations_*.csv and kaggle_*.csv;
 * the datasheet (released README.md, datasheet.json) quoted any code-shaped token kept in
-  ViewPosition, ImageLaterality, BodyPartExamined or Modality: an ID, or a name run together.
+  ViewPosition, ImageLaterality, BodyPartExamined or Modality: an ID, or a name run together;
+  and the file name of a de-identification recipe (a person's name, an ID).
 Found, not fixed here (strict xfails): decode names its outputs after raw input paths when the
 header claims PatientIdentityRemoved YES (pixels/batch.py); a key of one repeated byte is
 accepted, and the fingerprint every output carries confirms a guess of it offline (deid/keyfile.py).
@@ -242,6 +243,22 @@ def test_readers_are_published_as_pseudonyms(world, tmp_path):
             readers |= {r["rad_id"] for r in csv.DictReader(f)}
     assert readers <= {"R2", "R3", "R4"} and "R2" in readers and len(readers) == 3
     assert any("2 reader id(s)" in w for w in s.warnings)
+
+
+def test_the_datasheet_quotes_no_person_in_a_deid_recipe_file_name(world, tmp_path):
+    """Leaked: the datasheet quoted anonymize.json's profile source, ``recipe <file name> on
+    built-in profile basic``, and a recipe file is named by a person (here after the patient a
+    request was about). Now the name is shown by the rule of selection recipe names."""
+    recipe = tmp_path / "deid_NGUYEN_VAN_AN_20012345.toml"
+    recipe.write_text('base = "basic"\n[actions]\nStudyDescription = "X"\n')
+    anon = tmp_path / "anon"
+    anonymize(world["export"], anon, key_path=world["key"], profile=load_profile(str(recipe)), workers=1,
+              write_linkage=False)
+    out = tmp_path / "release"
+    build_release(anon, world["split"], out)          # the same keyed ids: the module's split fits
+    sheet = json.loads((out / "datasheet.json").read_text())
+    assert sheet["deid"]["profile_source"] == "recipe (custom recipe) on built-in profile basic"
+    assert _leaks(out, PLANTED) == []
 
 
 # ------------------------------------------------------------------ 3. decode of a tree that is not vindr's

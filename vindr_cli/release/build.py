@@ -40,7 +40,8 @@ from vindr_cli.annotations import BadRows, LabelSet, load_labels, read_annotatio
 from vindr_cli.errors import RequestError
 from vindr_cli.release import datasheet as sheet_mod
 from vindr_cli.release import exports
-from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection
+from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection, \
+    shown_recipe
 from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
@@ -423,7 +424,25 @@ def _deid_settings(anon_dir: Path) -> dict:
         s = Settings(anon_dir, "anonymize").previous() or {}
     except RequestError:
         return {}
-    return {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
+    out = {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
+    out["profile_source"] = _shown_profile_source(out["profile_source"])
+    return out
+
+
+def _shown_profile_source(source) -> str | None:
+    """anonymize.json's ``profile_source`` as the datasheet may quote it: a recipe's file name is
+    free text (``recipe deid_NGUYEN_VAN_AN.toml on built-in profile basic``), so it is shown by
+    the rule of selection recipe names (``shown_recipe``: a plain slug of known words, else
+    ``(custom recipe)``); anything but vindr's two forms is left out (red team 6)."""
+    if source is None:
+        return None
+    m = re.fullmatch(r"built-in profile ([a-z]+)|recipe (.+?) on built-in profile ([a-z]+)", str(source))
+    if m is None:
+        return None
+    if m.group(1):
+        return str(source)
+    stem = m.group(2)[:-5] if m.group(2).endswith(".toml") else m.group(2)
+    return f"recipe {shown_recipe(stem)} on built-in profile {m.group(3)}"
 
 
 def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,
