@@ -1,6 +1,6 @@
 """Red team 6 (issues 10 and 13): privacy across the chain after `vindr anonymize` — release,
-validate, the datasheet, decode, the annotation files, resume state, the Dask cluster and the
-key. Each leak found is a test here (fixed, or a strict xfail naming the file the fix needs);
+validate, the datasheet, decode, the annotation files and the key (a killed run's state and the
+Dask cluster: tests/test_redteam6_runs.py). Each leak found is a test here (fixed, or a strict xfail naming the file the fix needs);
 what held is a passing test, so it keeps holding.
 
 The world: eight real radiographs of three patients from the sample export, copied with their
@@ -26,12 +26,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import unicodedata
 import urllib.parse
 from pathlib import Path
@@ -41,7 +36,7 @@ import pydicom
 import pytest
 
 from conftest import SAMPLE
-from helpers import VINDR, key_file_in, run_cli
+from helpers import key_file_in, run_cli
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.release.build import ReleaseError, build_release
@@ -92,16 +87,21 @@ def _leaks(root: Path, values, text: str = "") -> list[str]:
     return hits
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """The eight images anonymized (library, one worker), a split by patient, and a release."""
-    base = tmp_path_factory.mktemp("redteam6")
-    export = base / "export"
+def pick_export(export: Path) -> Path:
+    """The eight sample files of PICK, copied with their folders (names and IDs in every path)."""
     for patient, files in PICK.items():
         for f in files:
             dst = export / patient / f
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(EXPORT / patient / f, dst)
+    return export
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The eight images anonymized (library, one worker), a split by patient, and a release."""
+    base = tmp_path_factory.mktemp("redteam6")
+    export = pick_export(base / "export")
     key = key_file_in(base)
     anon, link = base / "anon", base / "anon.linkage.parquet"
     anonymize(export, anon, key_path=key, profile=load_profile(), workers=1, linkage=link)
@@ -284,46 +284,7 @@ def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
-# ------------------------------------------------------------------ 4. resume state of a killed run
-
-def _killed_after(cmd: list, out: Path, pattern: str, n: int, timeout: float = 120) -> None:
-    """Start ``cmd`` in its own process group, SIGKILL the group once ``n`` files matching
-    ``pattern`` are under ``out`` (or the command ended)."""
-    e = dict(os.environ, COLUMNS="200")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=e, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if out.exists() and len(list(out.rglob(pattern))) >= n:
-                break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-
-
-@pytest.mark.parametrize("stage", ["anonymize", "decode --allow-identified"])
-def test_a_killed_run_leaves_no_planted_value_in_output(world, tmp_path, stage):
-    """What held: the journal, the temporary files and the settings of a run killed with
-    SIGKILL mid-batch name inputs by keyed values only; the re-run resumes and its OUTPUT
-    is clean too."""
-    out = tmp_path / "out"
-    if stage == "anonymize":
-        args = ["anonymize", world["export"], out, "--key", world["key"], "--linkage", tmp_path / "l.parquet"]
-        pattern = "*.dcm"
-    else:
-        args = ["decode", world["export"], out, "--allow-identified", "--size", "64"]
-        pattern = "*.png"
-    args = [*args, "-j", "2"]
-    _killed_after([*VINDR, *map(str, args)], out, pattern, 3)
-    assert (out / ".vindr").is_dir()
-    assert _leaks(out, PLANTED) == []
-    p = run_cli(*args)
-    assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
-
-
-# ------------------------------------------------------------------ 5. the key
+# ------------------------------------------------------------------ 4. the key
 
 def test_the_key_is_refused_through_a_link_into_output_or_to_an_open_file(world, tmp_path):
     """What held: a key file reached through a link that lies inside OUTPUT is refused (the
