@@ -116,6 +116,24 @@ def _is_vindr_output(path: Path, m: dict) -> bool:
         return False
 
 
+STALE_DECODE = ("{n} decoded image(s) in --images were made before their DICOM file was re-written with the boxes "
+                "drawn in vindr review: they still show what the boxes mask. Run vindr decode again into a new folder "
+                "(a re-run into the same folder keeps them) and pass that")
+
+
+def _decoded_before_review(image: Path, dicom: Path, m: dict) -> bool:
+    """Whether the decoded ``image`` is older than ``dicom``, an output `vindr anonymize`
+    re-wrote with review boxes (manifest ``review_boxes``): the image was made from the pixels
+    before the boxes were masked (red team 6). Only such outputs are compared (no other output
+    is ever re-written in place), so a copy that reset modification times cannot refuse others."""
+    if not m.get("review_boxes") or m.get("review_boxes") == "[]":
+        return False
+    try:
+        return image.stat().st_mtime_ns < dicom.stat().st_mtime_ns
+    except OSError:
+        return False              # a missing file is _place's to refuse
+
+
 def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
     """Decode rows by (the anonymized file they came from, frame)."""
     if images_dir is None:
@@ -285,7 +303,7 @@ def _entries(split, manifest, sel, policy, summary) -> tuple[list[tuple], dict[s
 
 def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
     rows = []
-    foreign = 0
+    foreign = stale = 0
     for r, rid, frame in entries:
         m = manifest[r.image_id]
         dicom = f"{r.split}/dicom/{r.image_id}.dicom"
@@ -298,6 +316,7 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
                "pixel_sha256": m["pixel_sha256"], "frame": frame, "frames": _frames(m)}
         d = decoded.get((m["output"], frame))
         if d is not None:
+            stale += _decoded_before_review(images_dir / d["output"], anon_dir / m["output"], m)
             ext = Path(d["output"]).suffix
             image = f"{r.split}/images/{rid}{ext}"
             _place(images_dir / d["output"], stage / image, summary, images_dir, "--images folder's images.parquet")
@@ -307,6 +326,8 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
         summary.images[r.split] = summary.images.get(r.split, 0) + 1
     if foreign:
         raise ReleaseError(NOT_DEIDENTIFIED.format(n=foreign))
+    if stale:
+        raise ReleaseError(STALE_DECODE.format(n=stale))
     return rows
 
 
