@@ -14,6 +14,8 @@ Found and fixed (release/build.py, release/validate.py, release/datasheet.py):
   pixel SHA-256) was hard-linked into the release, and `vindr validate` found nothing;
 * a hospital's reader ids (rad_id: a radiologist's name, login or e-mail) were published as given
   in annotations_*.csv and kaggle_*.csv;
+* the study and patient ids of a split made with a metadata table of the hospital's own ids were
+  published in images.csv and split.csv;
 * the datasheet (released README.md, datasheet.json) quoted any code-shaped token kept in
   ViewPosition, ImageLaterality, BodyPartExamined or Modality: an ID, or a name run together;
   and the file name of a de-identification recipe (a person's name, an ID).
@@ -261,6 +263,33 @@ def test_the_datasheet_quotes_no_person_in_a_deid_recipe_file_name(world, tmp_pa
     sheet = json.loads((out / "datasheet.json").read_text())
     assert sheet["deid"]["profile_source"] == "recipe (custom recipe) on built-in profile basic"
     assert _leaks(out, PLANTED) == []
+
+
+def test_release_publishes_no_hospital_id_given_to_split_as_metadata(world, tmp_path):
+    """Leaked: `vindr split --meta` takes any table of image_id, study_id, patient_id; a
+    custodian who grouped by the linkage table's original ids (a natural join) got a split.csv
+    of the hospital's patient IDs and study UIDs, and release copied them into images.csv and
+    split.csv (validate found nothing). Now release gives each image its tree's substitutes."""
+    meta = tmp_path / "meta.csv"
+    originals = []
+    with open(meta, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "study_id", "patient_id", "rows", "columns"])
+        for r in world["rows"]:
+            link = world["links"][r["image_id"]]
+            w.writerow([r["image_id"], link["original_study_uid"], link["original_patient_id"], r["rows"], r["columns"]])
+            originals += [link["original_study_uid"], link["original_patient_id"]]
+    split = tmp_path / "split"
+    run_cli("split", world["split"] / "annotations.csv", "--meta", meta, "--test-size", "1", "--unit", "patients",
+            "--seed", "0", "-o", split)
+    out = tmp_path / "release"
+    s = build_release(world["anon"], split, out)
+    assert _leaks(out, [*PLANTED, *set(originals)]) == []
+    assert any("not the anonymized tree's substitutes" in w for w in s.warnings)
+    images = {r["image_id"]: r for r in csv.DictReader(open(out / "images.csv", newline=""))}
+    own = {r["image_id"]: (r["study_uid"], r["patient_id"]) for r in world["rows"]}
+    assert {i: (r["study_id"], r["patient_id"]) for i, r in images.items()} == own
+    assert validate_release(out, near_duplicates=False).findings == []
 
 
 @pytest.mark.xfail(strict=True, reason="vindr anonymize keeps a CS value of an attribute PS3.15 does not list "

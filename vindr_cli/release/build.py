@@ -225,6 +225,9 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if missing:
         raise ReleaseError(f"{len(missing)} image(s) of split.csv are not in the anonymized tree's manifest")
     summary = ReleaseSummary(path=out, licence=" ".join(licence.split()) if licence else sheet_mod.NOT_SET)
+    split, foreign_ids = _tree_ids(split, manifest)
+    if foreign_ids:
+        summary.warnings.append(FOREIGN_IDS.format(n=foreign_ids))
     if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
         digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
         if digest != sel.info["anon_dir_manifest_sha256"]:
@@ -260,7 +263,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
         if ann_path.is_file():
             label_set, classes, counts = _annotations(ann_path, label_set, images, stage, fuse_readers, summary,
                                                       left_out, decoded=images_dir is not None)
-        _copy_split(split_dir, stage, split, left_out)
+        _copy_split(split_dir, stage, split, left_out, rewrite=bool(foreign_ids))
         if label_set is not None:
             write_labels_json(stage / "labels.json", label_set)
             summary.label_set = label_set.name
@@ -331,12 +334,37 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
     return rows
 
 
-def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dict[str, str]) -> None:
+FOREIGN_IDS = ("{n} study or patient id(s) of split.csv are not the anonymized tree's substitutes (a --meta table "
+               "with the hospital's own ids?): the release gives each image its tree's ids instead")
+
+
+def _tree_ids(split: pd.DataFrame, manifest: dict) -> tuple[pd.DataFrame, int]:
+    """split.csv with every study and patient id that is not the image's own in ANON_DIR's
+    manifest (``study_uid``, ``patient_id``: keyed substitutes) replaced by it, and how many
+    were. `vindr split --meta` takes any table; one holding the hospital's own ids (the
+    linkage table's original ones) must not put them into images.csv and split.csv (red team
+    6). An empty id stays empty."""
+    split = split.copy()
+    n = 0
+    for col, key in (("study_id", "study_uid"), ("patient_id", "patient_id")):
+        if col not in split.columns:
+            continue
+        own = split["image_id"].map(lambda i: manifest[i].get(key))
+        differs = split[col].notna() & (split[col] != own)
+        n += int(differs.sum())
+        split.loc[differs, col] = own[differs]
+    return split, n
+
+
+def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dict[str, str], *,
+                rewrite: bool = False) -> None:
     """The split's files; split.csv without the images left out, and split_report.json with
-    ``release_dropped`` (images per side left out) so the counts still add up."""
+    ``release_dropped`` (images per side left out) so the counts still add up. ``rewrite``:
+    split.csv is written from ``split`` (its ids were replaced by the tree's) even when no
+    image was left out."""
     if (split_dir / "split_report.png").is_file():
         shutil.copy2(split_dir / "split_report.png", stage / "split_report.png")
-    if not left_out:
+    if not left_out and not rewrite:
         for name in ("split.csv", "split_report.json"):
             if (split_dir / name).is_file():
                 shutil.copy2(split_dir / name, stage / name)
