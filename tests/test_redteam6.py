@@ -1,7 +1,8 @@
 """Red team 6 (issues 10 and 13): privacy across the chain after `vindr anonymize` — release,
-validate, the datasheet, decode, the annotation files and the key (a killed run's state and the
-Dask cluster: tests/test_redteam6_runs.py). Each leak found is a test here (fixed, or a strict xfail naming the file the fix needs);
-what held is a passing test, so it keeps holding.
+validate, the datasheet, decode, the annotation files and the key; a killed run's state is in
+tests/test_redteam6_state.py, the Dask cluster in tests/test_redteam6_cluster.py, images decoded
+before a review's boxes in tests/test_redteam6_review.py. Each leak found is a test (fixed, or a
+strict xfail naming the file the fix needs); what held is a passing test, so it keeps holding.
 
 The world: eight real radiographs of three patients from the sample export, copied with their
 folders (the patient's name and ID are in every path), anonymized for real; the split and the
