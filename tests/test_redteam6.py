@@ -12,7 +12,8 @@ URL-encoded (``_leaks``).
 
 Found and fixed (release/build.py, release/validate.py, release/datasheet.py):
 * a raw export's file copied over an output whose pixels anonymize had left unchanged (same
-  pixel SHA-256) was hard-linked into the release, and `vindr validate` found nothing;
+  pixel SHA-256) was hard-linked into the release, and `vindr validate` found nothing; `vindr
+  select` linked it into SELECTION/dicom for the annotators (curate/handoff.py);
 * a hospital's reader ids (rad_id: a radiologist's name, login or e-mail) were published as given
   in annotations_*.csv and kaggle_*.csv;
 * the study and patient ids of a split made with a metadata table of the hospital's own ids were
@@ -163,6 +164,27 @@ def test_release_refuses_a_raw_file_copied_over_an_output(world, tmp_path, claim
     assert "not the de-identified output" in msg and "\n" not in msg
     assert not _leaks(tmp_path / "none", PLANTED, msg) and str(tmp_path) not in msg
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_select_hands_no_raw_file_copied_over_an_output_to_annotators(world, tmp_path):
+    """Leaked: select hard-linked whatever file stood at a selected row's path into
+    SELECTION/dicom (the annotators' copy; push checks, a folder handed over does not). Now
+    select refuses before it writes anything of SELECTION."""
+    from vindr_cli.curate.handoff import NotDeidentified
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+
+    anon = _tree_copy(world, tmp_path)
+    row = world["rows"][0]
+    shutil.copy2(world["export"] / world["links"][row["image_id"]]["input_path"], anon / row["output"])
+    recipe = tmp_path / "every-cr-dx.toml"
+    recipe.write_text('name = "every-cr-dx"\n[criteria]\nmodality = ["CR", "DX"]\n[duplicates]\nwithin = "keep-all"\n')
+    sel = tmp_path / "selection"
+    with pytest.raises(NotDeidentified) as e:
+        select(anon, sel, load_recipe(str(recipe)), seed=0, n=None, workers=1)
+    assert _leaks(tmp_path / "none", PLANTED, str(e.value)) == [] and "\n" not in str(e.value)
+    assert not (sel / "dicom").exists() and not (sel / "selection.parquet").exists()
+    assert _leaks(sel, PLANTED) == []
 
 
 def test_release_of_vindr_outputs_still_builds_and_validates_clean(world, tmp_path):
