@@ -1,7 +1,8 @@
 """Red team 6 (issues 10 and 13): privacy across the chain after `vindr anonymize` — release,
 validate, the datasheet, decode, the annotation files and the key; a killed run's state is in
 tests/test_redteam6_state.py, the Dask cluster in tests/test_redteam6_cluster.py, images decoded
-before a review's boxes in tests/test_redteam6_review.py. Each leak found is a test (fixed, or a
+before a review's boxes in tests/test_redteam6_review.py, decode of what is not a vindr tree in
+tests/test_redteam6_decode.py. Each leak found is a test (fixed, or a
 strict xfail naming the file the fix needs); what held is a passing test, so it keeps holding.
 
 The world: eight real radiographs of three patients from the sample export, copied with their
@@ -22,9 +23,8 @@ Found and fixed (release/build.py, release/validate.py, release/datasheet.py):
   ViewPosition, ImageLaterality, BodyPartExamined or Modality: an ID, or a name run together;
   and the file name of a de-identification recipe (a person's name, an ID).
 Found, not fixed here (strict xfails): anonymize keeps another person's name or an ID in a CS
-attribute PS3.15 does not list (deid/policy.py); decode names its outputs after raw input paths when the
-header claims PatientIdentityRemoved YES (pixels/batch.py); decode --allow-identified copies a
-VOI LUT's explanation (free text) into images.parquet (pixels/); a key of one repeated byte is
+attribute PS3.15 does not list (deid/policy.py); three of decode (test_redteam6_decode.py,
+vindr_cli/pixels); a key of one repeated byte is
 accepted, and the fingerprint every output carries confirms a guess of it offline (deid/keyfile.py).
 """
 from __future__ import annotations
@@ -338,57 +338,7 @@ def test_a_name_or_id_in_a_kept_coded_string_is_not_in_the_output(tmp_path, key_
     assert _leaks(tmp_path / "out", [*planted.values(), "SH2401150001"]) == []
 
 
-# ------------------------------------------------------------------ 3. decode of a tree that is not vindr's
-
-@pytest.mark.xfail(strict=True, reason="decode trusts PatientIdentityRemoved YES in the header: a raw export "
-                   "whose gateway set the flag is named after its input paths (names, IDs) in OUTPUT's files and "
-                   "images.parquet; fix in vindr_cli/pixels/batch.py (name outputs by keyed hashes, as with "
-                   "--allow-identified, unless INPUT is a vindr anonymize OUTPUT: manifest.parquet + "
-                   ".vindr/anonymize.json)")
-def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_paths(world, tmp_path):
-    src = tmp_path / "export"
-    for p in sorted(world["export"].rglob("*")):
-        if p.is_file():
-            ds = pydicom.dcmread(p)
-            ds.PatientIdentityRemoved = "YES"
-            dst = src / p.relative_to(world["export"])
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            ds.save_as(dst)
-            break
-    out = tmp_path / "img"
-    p = run_cli("decode", src, out, "--size", "64", "-j", "1", check=False)
-    assert p.returncode in (0, 2) and "Traceback" not in p.stderr
-    assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
-
-
-@pytest.mark.xfail(strict=True, reason="decode --allow-identified copies the VOI LUT Sequence's LUTExplanation "
-                   "(free text of the identified header) into images.parquet's lut column; fix in vindr_cli/pixels "
-                   "(window.py WindowUsed(lut=...) or batch.py's row: a fixed 'VOI LUT Sequence' when the input is "
-                   "identified, or always)")
-def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
-    import numpy as np
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-
-    from conftest import make_cr
-
-    def extra(ds):
-        item = Dataset()
-        item.LUTDescriptor = [4096, 0, 12]
-        item.LUTExplanation = "NGUYEN VAN AN 20012345"
-        item.add_new(0x00283006, "OW", np.arange(4096, dtype="<u2").tobytes())
-        ds.VOILUTSequence = Sequence([item])
-
-    src = tmp_path / "export"
-    make_cr(src / "x.dcm", extra=extra)
-    out = tmp_path / "img"
-    p = run_cli("decode", src, out, "--allow-identified", "--size", "32", "-j", "1")
-    rows = pq.read_table(out / "images.parquet").to_pylist()
-    assert [r["window_kind"] for r in rows] == ["voi_lut"]      # the LUT was used: its row describes it
-    assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
-
-
-# ------------------------------------------------------------------ 4. the key
+# ------------------------------------------------------------------ 3. the key
 
 def test_the_key_is_refused_through_a_link_into_output_or_to_an_open_file(world, tmp_path):
     """What held: a key file reached through a link that lies inside OUTPUT is refused (the
