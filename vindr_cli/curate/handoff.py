@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 
 from vindr_cli.atomic import TMP_SUFFIX, atomic_write
+from vindr_cli.errors import RequestError
 from vindr_cli.runner import paths
 
 WORKLIST_COLUMNS = ("image_id", "study", "patient", "rows", "columns", "pixel_spacing", "view")
@@ -38,6 +39,40 @@ def write_worklist(rows: list[dict], path: Path) -> int:
     with atomic_write(path) as f:
         f.write(buf.getvalue().encode("utf-8"))
     return len(chosen)
+
+
+class NotDeidentified(RequestError):
+    """Selected files of ANON_DIR that are not the outputs their manifest rows describe (exit 2)."""
+
+
+NOT_DEIDENTIFIED = ("{n} selected file(s) of ANON_DIR are not the de-identified output their manifest.parquet row "
+                    "describes (PatientIdentityRemoved is not YES, or the patient or instance id differs, or the file "
+                    "cannot be read): a file was replaced or copied in; nothing is handed over. Re-run vindr anonymize "
+                    "into ANON_DIR")
+
+
+def is_vindr_output(path: Path, row: dict) -> bool:
+    """Whether ``path`` is the de-identified file the row describes: PatientIdentityRemoved YES
+    and the row's substitute PatientID and SOP Instance UID (a raw export's file copied over
+    an output has neither, whatever its pixels: red team 6)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["PatientIdentityRemoved", "PatientID", "SOPInstanceUID"])
+        return (str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
+                and str(ds.get("PatientID", "")) == str(row.get("patient_id"))
+                and str(ds.get("SOPInstanceUID", "")) == str(row.get("sop_uid")))
+    except Exception:      # unreadable: not a vindr output (its content is never shown)
+        return False
+
+
+def check_outputs(rows: list[dict], anon_dir: Path) -> None:
+    """Refuse (:class:`NotDeidentified`) when a selected row's file is not vindr's output:
+    checked before anything of SELECTION is written, so nothing reaches ``dicom/``."""
+    foreign = sum(1 for r in rows if r["selected"] and not is_vindr_output(anon_dir / r["output"], r))
+    if foreign:
+        raise NotDeidentified(NOT_DEIDENTIFIED.format(n=foreign))
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -39,7 +39,7 @@ from vindr_cli import __version__
 from vindr_cli.atomic import atomic_write
 from vindr_cli.curate import dedup, look
 from vindr_cli.curate.bodypart import expand
-from vindr_cli.curate.handoff import link_dicoms, write_worklist
+from vindr_cli.curate.handoff import check_outputs, link_dicoms, write_worklist
 from vindr_cli.curate.headers import header_fields
 from vindr_cli.curate.recipe import Recipe
 from vindr_cli.curate.sample import SampleError, read_labels, sample
@@ -431,6 +431,7 @@ def review_excluded(anon_dir: Path, output: Path) -> set[str]:
 def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summary: SelectSummary, *, seed: int,
            n: int | None, labels_path: Path | None, version: str, across: int) -> None:
     """The outputs, each under a temp name then renamed (the caller holds the output lock)."""
+    check_outputs(rows, anon_dir)              # a raw file copied over an output is never handed on
     write_table(rows, "selection", output / "selection.parquet")
     with atomic_write(output / "recipe.toml") as f:
         f.write(recipe.text.encode("utf-8"))

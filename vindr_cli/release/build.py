@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ from vindr_cli.annotations import BadRows, LabelSet, load_labels, read_annotatio
 from vindr_cli.errors import RequestError
 from vindr_cli.release import datasheet as sheet_mod
 from vindr_cli.release import exports
-from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection
+from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, frame_ids, read_selection, \
+    shown_recipe
 from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
@@ -89,6 +91,47 @@ def _place(src: Path, dst: Path, summary: ReleaseSummary, root: Path, what: str)
     except OSError:
         shutil.copy2(src, dst)
         summary.copied += 1
+
+
+NOT_DEIDENTIFIED = ("{n} file(s) of ANON_DIR are not the de-identified output their manifest.parquet row describes "
+                    "(PatientIdentityRemoved is not YES, or the patient or instance id differs, or the file cannot be "
+                    "read): a file was replaced or copied in; nothing is released. Re-run vindr anonymize into ANON_DIR")
+
+
+def _is_vindr_output(path: Path, m: dict) -> bool:
+    """Whether the file at ``path`` is the de-identified file its manifest row ``m`` describes:
+    PatientIdentityRemoved YES and the row's substitute patient id and SOP Instance UID. A raw
+    export's file copied over an output (or any file put there by hand) has neither; its pixel
+    data may still match the row's pixel_sha256 (an image anonymize left unchanged), so the
+    hash alone cannot tell (red team 6)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True,
+                             specific_tags=["PatientIdentityRemoved", "PatientID", "SOPInstanceUID"])
+        return (str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
+                and str(ds.get("PatientID", "")) == str(m.get("patient_id"))
+                and str(ds.get("SOPInstanceUID", "")) == str(m.get("sop_uid")))
+    except Exception:      # unreadable: not a vindr output (its content is never shown)
+        return False
+
+
+STALE_DECODE = ("{n} decoded image(s) in --images were made before their DICOM file was re-written with the boxes "
+                "drawn in vindr review: they still show what the boxes mask. Run vindr decode again into a new folder "
+                "(a re-run into the same folder keeps them) and pass that")
+
+
+def _decoded_before_review(image: Path, dicom: Path, m: dict) -> bool:
+    """Whether the decoded ``image`` is older than ``dicom``, an output `vindr anonymize`
+    re-wrote with review boxes (manifest ``review_boxes``): the image was made from the pixels
+    before the boxes were masked (red team 6). Only such outputs are compared (no other output
+    is ever re-written in place), so a copy that reset modification times cannot refuse others."""
+    if not m.get("review_boxes") or m.get("review_boxes") == "[]":
+        return False
+    try:
+        return image.stat().st_mtime_ns < dicom.stat().st_mtime_ns
+    except OSError:
+        return False              # a missing file is _place's to refuse
 
 
 def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
@@ -182,6 +225,9 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if missing:
         raise ReleaseError(f"{len(missing)} image(s) of split.csv are not in the anonymized tree's manifest")
     summary = ReleaseSummary(path=out, licence=" ".join(licence.split()) if licence else sheet_mod.NOT_SET)
+    split, foreign_ids = _tree_ids(split, manifest)
+    if foreign_ids:
+        summary.warnings.append(FOREIGN_IDS.format(n=foreign_ids))
     if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
         digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
         if digest != sel.info["anon_dir_manifest_sha256"]:
@@ -217,7 +263,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
         if ann_path.is_file():
             label_set, classes, counts = _annotations(ann_path, label_set, images, stage, fuse_readers, summary,
                                                       left_out, decoded=images_dir is not None)
-        _copy_split(split_dir, stage, split, left_out)
+        _copy_split(split_dir, stage, split, left_out, rewrite=bool(foreign_ids))
         if label_set is not None:
             write_labels_json(stage / "labels.json", label_set)
             summary.label_set = label_set.name
@@ -260,17 +306,20 @@ def _entries(split, manifest, sel, policy, summary) -> tuple[list[tuple], dict[s
 
 def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
     rows = []
+    foreign = stale = 0
     for r, rid, frame in entries:
         m = manifest[r.image_id]
         dicom = f"{r.split}/dicom/{r.image_id}.dicom"
         if not (stage / dicom).exists():           # frames of one file share it
             _place(anon_dir / m["output"], stage / dicom, summary, anon_dir, "ANON_DIR/manifest.parquet")
+            foreign += not _is_vindr_output(stage / dicom, m)    # the placed file (a link: the same inode)
         row = {"image_id": rid, "split": r.split, "study_id": r.study_id, "patient_id": r.patient_id,
                "dicom": dicom, "image": None, "rows": m["rows"], "columns": m["columns"],
                "image_rows": None, "image_cols": None, "scale_x": None, "scale_y": None,
                "pixel_sha256": m["pixel_sha256"], "frame": frame, "frames": _frames(m)}
         d = decoded.get((m["output"], frame))
         if d is not None:
+            stale += _decoded_before_review(images_dir / d["output"], anon_dir / m["output"], m)
             ext = Path(d["output"]).suffix
             image = f"{r.split}/images/{rid}{ext}"
             _place(images_dir / d["output"], stage / image, summary, images_dir, "--images folder's images.parquet")
@@ -278,15 +327,44 @@ def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summa
                        scale_x=d["scale_x"], scale_y=d["scale_y"])
         rows.append(row)
         summary.images[r.split] = summary.images.get(r.split, 0) + 1
+    if foreign:
+        raise ReleaseError(NOT_DEIDENTIFIED.format(n=foreign))
+    if stale:
+        raise ReleaseError(STALE_DECODE.format(n=stale))
     return rows
 
 
-def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dict[str, str]) -> None:
+FOREIGN_IDS = ("{n} study or patient id(s) of split.csv are not the anonymized tree's substitutes (a --meta table "
+               "with the hospital's own ids?): the release gives each image its tree's ids instead")
+
+
+def _tree_ids(split: pd.DataFrame, manifest: dict) -> tuple[pd.DataFrame, int]:
+    """split.csv with every study and patient id that is not the image's own in ANON_DIR's
+    manifest (``study_uid``, ``patient_id``: keyed substitutes) replaced by it, and how many
+    were. `vindr split --meta` takes any table; one holding the hospital's own ids (the
+    linkage table's original ones) must not put them into images.csv and split.csv (red team
+    6). An empty id stays empty."""
+    split = split.copy()
+    n = 0
+    for col, key in (("study_id", "study_uid"), ("patient_id", "patient_id")):
+        if col not in split.columns:
+            continue
+        own = split["image_id"].map(lambda i: manifest[i].get(key))
+        differs = split[col].notna() & (split[col] != own)
+        n += int(differs.sum())
+        split.loc[differs, col] = own[differs]
+    return split, n
+
+
+def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dict[str, str], *,
+                rewrite: bool = False) -> None:
     """The split's files; split.csv without the images left out, and split_report.json with
-    ``release_dropped`` (images per side left out) so the counts still add up."""
+    ``release_dropped`` (images per side left out) so the counts still add up. ``rewrite``:
+    split.csv is written from ``split`` (its ids were replaced by the tree's) even when no
+    image was left out."""
     if (split_dir / "split_report.png").is_file():
         shutil.copy2(split_dir / "split_report.png", stage / "split_report.png")
-    if not left_out:
+    if not left_out and not rewrite:
         for name in ("split.csv", "split_report.json"):
             if (split_dir / name).is_file():
                 shutil.copy2(split_dir / name, stage / name)
@@ -302,10 +380,35 @@ def _copy_split(split_dir: Path, stage: Path, split: pd.DataFrame, left_out: dic
             f.write(json.dumps(report, indent=2).encode("utf-8"))
 
 
+READER_ID = re.compile(r"R[1-9][0-9]{0,3}")
+READERS_RENAMED = ("{n} reader id(s) (rad_id) were not of the published form R<n> (a name, a login, an e-mail "
+                   "address?) and were replaced by pseudonyms R<n> in the release")
+
+
+def pseudonymous_readers(readers: pd.Series) -> tuple[pd.Series, int]:
+    """The readers (rad_id) as the release may publish them: an id of VinDr's form ``R<n>`` is
+    kept, any other value (free text: a radiologist's name, login or e-mail address) is
+    replaced by ``R<k>``, k counting on after the largest kept number, one per distinct value
+    in sorted order (the same on every run); null stays null. Returns (readers, values
+    replaced)."""
+    vals = readers.astype("string")
+    kept = [v for v in vals.dropna().unique() if READER_ID.fullmatch(str(v))]
+    other = sorted(str(v) for v in vals.dropna().unique() if not READER_ID.fullmatch(str(v)))
+    start = max((int(str(v)[1:]) for v in kept), default=0)
+    names = {v: f"R{start + i + 1}" for i, v in enumerate(other)}
+    return pd.Series(pd.array([names.get(v, v) if isinstance(v, str) else v for v in vals.astype(object)],
+                              dtype="string"), index=readers.index), len(other)
+
+
 def _annotations(path, label_set, images, stage, fuse, summary, left_out, *, decoded):
     """Split's annotations.csv through the one reader, then every export from the canonical table."""
     ann, bad = read_annotations(path, labels=label_set)
     summary.bad_rows = bad
+    attrs = dict(ann.attrs)
+    ann["reader"], renamed = pseudonymous_readers(ann["reader"])      # rad_id is free text: never published as given
+    ann.attrs.update(attrs)
+    if renamed:
+        summary.warnings.append(READERS_RENAMED.format(n=renamed))
     label_set = ann.attrs["label_set"]
     form = ann.attrs["format"]
     attrs = dict(ann.attrs)
@@ -370,7 +473,25 @@ def _deid_settings(anon_dir: Path) -> dict:
         s = Settings(anon_dir, "anonymize").previous() or {}
     except RequestError:
         return {}
-    return {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
+    out = {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
+    out["profile_source"] = _shown_profile_source(out["profile_source"])
+    return out
+
+
+def _shown_profile_source(source) -> str | None:
+    """anonymize.json's ``profile_source`` as the datasheet may quote it: a recipe's file name is
+    free text (``recipe deid_NGUYEN_VAN_AN.toml on built-in profile basic``), so it is shown by
+    the rule of selection recipe names (``shown_recipe``: a plain slug of known words, else
+    ``(custom recipe)``); anything but vindr's two forms is left out (red team 6)."""
+    if source is None:
+        return None
+    m = re.fullmatch(r"built-in profile ([a-z]+)|recipe (.+?) on built-in profile ([a-z]+)", str(source))
+    if m is None:
+        return None
+    if m.group(1):
+        return str(source)
+    stem = m.group(2)[:-5] if m.group(2).endswith(".toml") else m.group(2)
+    return f"recipe {shown_recipe(stem)} on built-in profile {m.group(3)}"
 
 
 def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,

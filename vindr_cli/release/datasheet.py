@@ -12,8 +12,9 @@ Per-image facts come from ``selection.parquet`` when the release was built with
 ``--selection`` (``vindr select`` normalised body part and view), else from the anonymized
 headers (pydicom, ``stop_before_pixels``). Only coded values that look like codes are shown
 (``CODE``: one token of A-Z, 0-9 and _, at most 16 characters, as CS defined terms are — so a
-phrase such as a name stored in BodyPartExamined is not); anything else is counted as
-``(other)`` — a datasheet never quotes free text (a manufacturer is shown only when it names a
+phrase such as a name stored in BodyPartExamined is not), and for modality, body part, view and
+laterality only a listed term (``schemas/release/datasheet_terms.toml``: an ID or a name run
+together is code-shaped too); anything else is counted as ``(other)`` — a datasheet never quotes free text (a manufacturer is shown only when it names a
 vendor of ``schemas/deid/vendors.toml``, the anonymizer's rule).
 """
 from __future__ import annotations
@@ -54,6 +55,28 @@ def _code(v) -> str:
     if not s:
         return UNKNOWN
     return s if CODE.fullmatch(s) else OTHER
+
+
+@cache
+def _terms() -> dict[str, frozenset[str]]:
+    """The coded values a datasheet may quote, per fact (schemas/release/datasheet_terms.toml,
+    schemas/dicom/defined_terms.toml, the part names of schemas/curate/body_parts.toml)."""
+    import tomllib
+
+    load = lambda *p: tomllib.loads(schema_path(*p).read_text(encoding="utf-8"))  # noqa: E731
+    own, dicom, parts = load("release", "datasheet_terms.toml"), load("dicom", "defined_terms.toml"), \
+        load("curate", "body_parts.toml")
+    return {"modality": frozenset(dicom["modality"]),
+            "body_part": frozenset(dicom["body_part"]) | frozenset(parts.get("parts", {}))
+            | frozenset(parts.get("groups", {})),
+            "view": frozenset(own["view"]), "laterality": frozenset(own["laterality"])}
+
+
+def _term(v, kind: str) -> str:
+    """``_code`` of a value, shown only when it is a listed term of ``kind`` (``_terms``):
+    a code-shaped token (an ID, a name run together) kept in a CS attribute is ``(other)``."""
+    s = _code(v)
+    return s if s in (UNKNOWN, OTHER) or s in _terms()[kind] else OTHER
 
 
 def _maker(v) -> str:
@@ -132,10 +155,10 @@ def distributions(facts: pd.DataFrame) -> dict:
     sex = [s if s in ("M", "F", "O") else UNKNOWN for s in map(_code, facts["sex"])]
     ages = [age_bin(None if a is None or pd.isna(a) else float(a)) for a in facts["age_years"]]
     return {
-        "modality": _counts(map(_code, facts["modality"])),
-        "body_part": _counts(map(_code, facts["body_part"])),
-        "view": _counts(map(_code, facts["view"])),
-        "laterality": _counts(map(_code, facts["laterality"])),
+        "modality": _counts(_term(v, "modality") for v in facts["modality"]),
+        "body_part": _counts(_term(v, "body_part") for v in facts["body_part"]),
+        "view": _counts(_term(v, "view") for v in facts["view"]),
+        "laterality": _counts(_term(v, "laterality") for v in facts["laterality"]),
         "sex": _counts(sex),
         "age": {b: ages.count(b) for b in AGE_BINS},
         "age_by_sex": {s: {b: sum(1 for a, x in zip(ages, sex) if a == b and x == s) for b in AGE_BINS}

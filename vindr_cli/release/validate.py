@@ -93,6 +93,9 @@ def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_
         if not p.is_file():
             rep.add("missing", r.dicom, "DICOM file listed in images.csv is missing")
             continue
+        if not _identity_removed(p):
+            rep.add("identified", r.dicom, "DICOM file does not say PatientIdentityRemoved YES: not a de-identified "
+                                          "file (never publish it)")
         if check_hashes:
             digest = _pixel_hash(p)
             rep.checked_hashes += 1
@@ -123,6 +126,19 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
             a, b = sorted((ids[i], ids[j]))
             rep.add("near-duplicate", "images.csv",
                     f"near-duplicate images on both sides (perceptual hash {d} bits apart): {a}, {b}")
+
+
+def _identity_removed(path: Path) -> bool:
+    """Whether the file's header says PatientIdentityRemoved YES (vindr anonymize writes it on
+    every output); a raw export's file put into a release does not (red team 6). Unreadable:
+    False (its content is never shown)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientIdentityRemoved"])
+        return str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
+    except Exception:
+        return False
 
 
 def _pixel_hash(path: Path) -> str | None:

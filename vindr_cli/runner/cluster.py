@@ -116,8 +116,26 @@ def _dask_batch(items: list, task: Task, run_id: str, timeout: float | None) -> 
                 out += [ItemFailed(NOT_RUN)] * (len(items) - len(out))
                 break
     except Exception as exc:
-        return Raised(exc)
+        return Raised(_portable(exc))
     return Batch(out, time.perf_counter() - t0)
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc``, or an :class:`InternalError` naming only its type when it cannot be pickled:
+    Dask's worker logs a result it fails to serialize with its repr, whose text may quote an
+    input's path or a header value (red team 6), and the driver would get a TypeError quoting
+    it too."""
+    import pickle
+
+    import cloudpickle
+
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        try:
+            dumps(exc)
+            return exc
+        except Exception:
+            pass
+    return InternalError(f"{type(exc).__name__} raised on a Dask worker (it cannot be sent back; its text stays there)")
 
 
 def _call(item: Any, task: Task, run_id: str, timeout: float | None) -> Any:
