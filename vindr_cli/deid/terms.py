@@ -28,6 +28,8 @@ OWN_SUBSTITUTE = re.compile(r"^(?:ANON\^|[PAS])[A-Z2-7]{15}$")
 
 
 def fold(text: str) -> str:
+    if text.isascii():      # NFKD leaves ASCII as it is and no ASCII character is combining
+        return text.casefold()
     # Vietnamese đ/Đ, and Ð/ð (U+00D0/F0), which Latin-1 exports write for Đ: no combining form
     text = text.replace("đ", "d").replace("Đ", "D").replace("ð", "d").replace("Ð", "D")
     text = unicodedata.normalize("NFKD", text)
