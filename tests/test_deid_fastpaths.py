@@ -13,7 +13,8 @@ from pydicom.datadict import dictionary_VM as pydicom_vm, dictionary_VR as pydic
 from vindr_cli.deid.engine import _CHARS, plausible_value
 from vindr_cli.deid.terms import fold
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
-from vindr_cli.dicomio.structure import ASCII_MAX, CHAR_MAX, SINGLE_VALUED, TEXT_CONTROL, TEXT_VRS, text_fault
+from vindr_cli.dicomio.structure import (ASCII_MAX, CHAR_MAX, REASON_TEXT, REASON_TOO_LONG, SINGLE_VALUED, TEXT_CONTROL,
+                                         TEXT_VRS, text_fault)
 
 SETTINGS = settings(deadline=None, max_examples=400)
 
@@ -27,12 +28,12 @@ def fold_before(text: str) -> str:
 def text_fault_before(value: bytes, vr: str):
     body = value.rstrip(b"\x00 ")
     if any(b < 0x20 and b not in TEXT_CONTROL for b in body):
-        return "text"
+        return REASON_TEXT
     parts = [body] if vr in SINGLE_VALUED else body.split(b"\\")
     if vr in ASCII_MAX and any(len(p) > 2 * ASCII_MAX[vr] for p in parts):
-        return "too long"
+        return REASON_TOO_LONG
     if vr in CHAR_MAX and any(len(p) > 4 * CHAR_MAX[vr] for p in parts):
-        return "too long"
+        return REASON_TOO_LONG
     return None
 
 
@@ -59,14 +60,26 @@ def test_fold_is_the_same(text):
 
 def test_fold_examples_can_differ_from_plain_casefold():
     assert fold("Nguyễn ĐỨC") == "nguyen duc" and fold("ﬁ") == "fi" and fold("ABC") == "abc"
+    # a combining mark outside the Basic Multilingual Plane, after a BMP letter, is dropped too
+    assert fold("a\U0001D165b") == fold_before("a\U0001D165b") == "ab"
+
+
+@SETTINGS
+@given(st.text(alphabet=st.characters(min_codepoint=0x300, max_codepoint=0x36F) | st.sampled_from("aĐễ\U0001D165\U0001D400"),
+               max_size=12))
+def test_fold_of_combining_runs_is_the_same(text):
+    assert fold(text) == fold_before(text)
 
 
 @SETTINGS
 @given(BYTES, st.sampled_from(VRS))
 def test_text_fault_is_the_same(value, vr):
-    assert (text_fault(value, vr) is None) == (text_fault_before(value, vr) is None)
-    if text_fault(value, vr) is not None:
-        assert ("too long" in text_fault(value, vr)) == (text_fault_before(value, vr) == "too long")
+    assert text_fault(value, vr) == text_fault_before(value, vr)
+
+
+def test_text_fault_examples():
+    assert text_fault(b"AB\x01CD", "LO") == REASON_TEXT and text_fault(b"AB\x1bCD\t", "LO") is None
+    assert text_fault(b"1" * 40, "IS") == REASON_TOO_LONG
 
 
 @SETTINGS
