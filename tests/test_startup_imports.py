@@ -164,7 +164,9 @@ for kind, table in (("decoder", _PIXEL_DATA_DECODERS), ("encoder", _PIXEL_DATA_E
             coder.is_available, coder.__doc__]
 import pydicom.pixel_data_handlers.gdcm_handler as g, pydicom.pixel_data_handlers.pillow_handler as p
 import pydicom.pixel_data_handlers.pylibjpeg_handler as l, pydicom.pixel_data_handlers.jpeg_ls_handler as j
-out["handlers"] = [[h.HANDLER_NAME, h.is_available(), sorted(h.DEPENDENCIES)] for h in (g, p, l, j)]
+import inspect
+out["handlers"] = [[len(inspect.getsource(h)), h.HANDLER_NAME, h.is_available(), sorted(h.DEPENDENCIES)]
+                   for h in (g, p, l, j)]
 from pydicom.data import get_testdata_file
 out["testdata"] = get_testdata_file("CT_small.dcm", download=False)
 print(json.dumps(out))

@@ -69,6 +69,9 @@ class _DeferredModule(importlib.abc.Loader):
         self._loader = loader
         self._forwarded = forwarded
 
+    def __getattr__(self, name):                        # get_source, is_package, get_filename...
+        return getattr(self._loader, name)
+
     def create_module(self, spec):
         return None                                     # the default module object
 
