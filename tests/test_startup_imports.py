@@ -15,6 +15,9 @@ from pydicom.data import get_testdata_file
 
 from helpers import key_file_in
 
+BACKENDS = ("gdcm", "_gdcm", "pylibjpeg", "openjpeg", "libjpeg", "rle", "jpeg_ls", "tqdm", "http")
+BACKEND_MODULES = ("PIL.Image", "urllib.request", "pydicom.pixels.decoders.gdcm",
+                   "pydicom.pixels.decoders.pillow", "pydicom.pixels.decoders.pylibjpeg")
 HEAVY = ("pandas", "torch", "scipy", "matplotlib", "dask", "distributed", "sklearn", "tesserocr", "cv2")
 
 PROBE = """
@@ -28,6 +31,7 @@ def _spy(self, *a, **k):
 cfp.ProcessPoolExecutor.__init__ = _spy
 def _report():
     sys.stderr.write("\\nPROBE " + json.dumps({"modules": sorted(m for m in sys.modules if "." not in m),
+                                                  "all": sorted(sys.modules),
                                                   "pools": len(pools)}) + "\\n")
 atexit.register(_report)
 sys.argv = ["vindr", *sys.argv[1:]]
@@ -64,6 +68,12 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     loaded = set(report["modules"])
     assert {"pydicom", "pyarrow"} <= loaded      # the probe saw the run's imports
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    # pydicom's codecs, GDCM, Pillow and its data downloader are left for first use
+    # (vindr_cli.dicomio.lazy): a run that decodes nothing loads none of them
+    assert not loaded & set(BACKENDS), sorted(loaded & set(BACKENDS))
+    every = set(report["all"])
+    assert not every & set(BACKEND_MODULES), sorted(every & set(BACKEND_MODULES))
+    assert "pydicom.pixels.decoders.base" in every      # pydicom's registry itself was built
 
 
 
@@ -124,3 +134,66 @@ def test_pydicom_is_quiet_whenever_it_is_imported():
     level, read_ignored, write_ignored, *_ = out.stdout.split()
     assert (int(level), read_ignored, write_ignored) == (logging.CRITICAL, "True", "True")
     assert out.stdout.split()[-1] == "0" and not out.stderr
+
+
+# Run in a fresh interpreter, with or without vindr's hook: pydicom's whole plugin registry
+# (every decoder's and encoder's available and unavailable plugins, in order, their dependency
+# strings and the docstrings built from them, the legacy handlers' answers) and the pixels of
+# one file per compressed syntax, as a digest.
+REGISTRY = """
+import hashlib, json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom
+from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
+from pydicom.pixels.encoders.base import _PIXEL_DATA_ENCODERS
+loaded_at_import = sorted(m for m in ("gdcm", "PIL.Image", "pylibjpeg", "jpeg_ls", "urllib.request")
+                          if m in sys.modules)
+out = {"loaded_at_import": loaded_at_import, "pixels": {}, "coders": {}}
+for path in sys.argv[2:]:
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    out["pixels"][path.rsplit("/", 1)[-1]] = [str(arr.dtype), list(arr.shape),
+                                              hashlib.sha256(arr.tobytes()).hexdigest()]
+for kind, table in (("decoder", _PIXEL_DATA_DECODERS), ("encoder", _PIXEL_DATA_ENCODERS)):
+    for uid, (coder, _) in table.items():
+        out["coders"][kind + " " + str(uid)] = [
+            list(coder._available), [f.__module__ + "." + f.__name__ for f in coder._available.values()],
+            {k: list(v) for k, v in coder._unavailable.items()}, coder.missing_dependencies,
+            coder.is_available, coder.__doc__]
+import pydicom.pixel_data_handlers.gdcm_handler as g, pydicom.pixel_data_handlers.pillow_handler as p
+import pydicom.pixel_data_handlers.pylibjpeg_handler as l, pydicom.pixel_data_handlers.jpeg_ls_handler as j
+import inspect
+out["handlers"] = [[len(inspect.getsource(h)), h.HANDLER_NAME, h.is_available(), sorted(h.DEPENDENCIES)]
+                   for h in (g, p, l, j)]
+from pydicom.data import get_testdata_file
+out["testdata"] = get_testdata_file("CT_small.dcm", download=False)
+print(json.dumps(out))
+"""
+COMPRESSED = ("JPEG-LL.dcm",                        # JPEG lossless (GDCM first)
+              "emri_small_jpeg_2k_lossless.dcm",    # JPEG 2000 lossless
+              "JPEG2000.dcm",                       # JPEG 2000
+              "MR_small_RLE.dcm", "SC_rgb_rle.dcm",  # RLE lossless
+              "SC_rgb_jpeg_gdcm.dcm",               # JPEG baseline
+              "MR_small_jpeg_ls_lossless.dcm", "JPEGLSNearLossless_16.dcm")  # JPEG-LS
+
+
+def _registry(mode: str) -> dict:
+    files = [get_testdata_file(n, download=False) for n in COMPRESSED]
+    assert all(files)
+    p = subprocess.run([sys.executable, "-c", REGISTRY, mode, *files], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout)
+
+
+def test_deferred_backends_decode_and_register_exactly_as_eager_ones():
+    eager, deferred = _registry("eager"), _registry("deferred")
+    assert eager["loaded_at_import"] == ["PIL.Image", "gdcm", "jpeg_ls", "pylibjpeg", "urllib.request"]
+    assert deferred["loaded_at_import"] == []           # the hook did defer them ...
+    assert len(deferred["pixels"]) == len(COMPRESSED)   # ... and each syntax still decodes,
+    assert deferred["pixels"] == eager["pixels"]        # to the same pixels
+    assert deferred["coders"] == eager["coders"]        # same registry, same plugin order
+    assert any(av and "gdcm" in av for av, *_ in eager["coders"].values())
+    assert deferred["handlers"] == eager["handlers"]
+    assert deferred["testdata"] == eager["testdata"]

@@ -675,6 +675,9 @@ def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
     quiet_pydicom_when_imported()    # pydicom is imported only by a command that reads DICOM
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+
+    defer_pydicom_backends()         # its codecs, GDCM, Pillow, downloader: loaded on first use
     from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
 
     try:

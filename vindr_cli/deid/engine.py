@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
-from pydicom.datadict import dictionary_VM, dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
@@ -25,6 +25,7 @@ from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.terms import build_terms, decode_all, tokens
+from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
 from vindr_cli.resources import schema_path
@@ -102,6 +103,7 @@ _CHARS = {   # PS3.5 Table 6.2-1 character repertoires of the coded and numeric 
     "IS": frozenset(b"0123456789+- "), "DA": frozenset(b"0123456789- "), "TM": frozenset(b"0123456789.:- "),
     "AS": frozenset(b"0123456789DWMY "), "UI": frozenset(b"0123456789."),
 }
+_CHARS_BYTES = {vr: bytes(sorted(chars)) for vr, chars in _CHARS.items()}
 _FIXED = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4, "SV": 8, "UV": 8}
 
 
@@ -150,8 +152,8 @@ def plausible_value(raw, vr: str) -> bool:
         return False
     if vr in ASCII_MAX:
         body = bytes(value).rstrip(b"\x00 ")
-        allowed = _CHARS.get(vr)
-        return all(b < 0x80 for b in body) and (allowed is None or all(b in allowed for b in body.replace(b"\\", b"")))
+        allowed = _CHARS_BYTES.get(vr)       # (deleting the allowed bytes leaves nothing)
+        return body.isascii() and (allowed is None or not body.replace(b"\\", b"").translate(None, allowed))
     return True
 
 

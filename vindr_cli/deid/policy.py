@@ -13,9 +13,10 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import keyword_for_tag
 from pydicom.multival import MultiValue
 
+from vindr_cli.dicomio.dictionary import dictionary_VR
 from vindr_cli.resources import schema_path
 from vindr_cli.vendors import model_ok, vendor_ok      # the Manufacturer and model-name rules
 

@@ -37,11 +37,12 @@ Reasons are fixed sentences: no value, no tag, no offset from the file.
 """
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from typing import BinaryIO
 
-from pydicom.datadict import dictionary_VR
+from vindr_cli.dicomio.dictionary import dictionary_VR
 
 REASON_TRUNCATED = "damaged header: it ends in the middle of an element (truncated file)"
 REASON_LENGTH = "damaged header: an element's length runs past the end of its item, sequence or the file"
@@ -69,6 +70,7 @@ CHAR_MAX = {"LO": 64, "SH": 16, "PN": 3 * 64 + 2, "ST": 1024, "LT": 10240}
 SINGLE_VALUED = {"ST", "LT", "UT", "UR"}
 TEXT_VRS = frozenset(ASCII_MAX) | frozenset(CHAR_MAX) | {"UC", "UT", "UR"}
 TEXT_CONTROL = frozenset({0x09, 0x0A, 0x0C, 0x0D, 0x1B})
+_BAD_CONTROL = re.compile(b"[" + re.escape(bytes(b for b in range(0x20) if b not in TEXT_CONTROL)) + b"]")
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 ITEM_TAG = {"<": b"\xfe\xff\x00\xe0", ">": b"\xff\xfe\xe0\x00"}
@@ -127,7 +129,7 @@ def _image_class(uid: str) -> bool:
 def text_fault(value: bytes, vr: str) -> str | None:
     """The reason a text value of ``vr`` is impossible (None: plausible)."""
     body = value.rstrip(b"\x00 ")
-    if any(b < 0x20 and b not in TEXT_CONTROL for b in body):
+    if _BAD_CONTROL.search(body):          # a control byte other than TEXT_CONTROL's
         return REASON_TEXT
     parts = [body] if vr in SINGLE_VALUED else body.split(b"\\")
     if vr in ASCII_MAX and any(len(p) > 2 * ASCII_MAX[vr] for p in parts):

@@ -1,0 +1,125 @@
+"""The per-file fast paths (issue 13) give the answers of the code they replaced, on any input:
+accent folding, the text-fault scan, the VR-repertoire check of kept values and the
+memoised data dictionary. Each reference below is the replaced code, kept here verbatim."""
+from __future__ import annotations
+
+import types
+import unicodedata
+
+from hypothesis import given, settings, strategies as st
+from pydicom.datadict import DicomDictionary, RepeatersDictionary
+from pydicom.datadict import dictionary_VM as pydicom_vm, dictionary_VR as pydicom_vr
+
+from vindr_cli.deid.engine import _CHARS, plausible_value
+from vindr_cli.deid.terms import fold
+from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
+from vindr_cli.dicomio.structure import (ASCII_MAX, CHAR_MAX, REASON_TEXT, REASON_TOO_LONG, SINGLE_VALUED, TEXT_CONTROL,
+                                         TEXT_VRS, text_fault)
+
+SETTINGS = settings(deadline=None, max_examples=400)
+
+
+def fold_before(text: str) -> str:
+    text = text.replace("đ", "d").replace("Đ", "D").replace("ð", "d").replace("Ð", "D")
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).casefold()
+
+
+def text_fault_before(value: bytes, vr: str):
+    body = value.rstrip(b"\x00 ")
+    if any(b < 0x20 and b not in TEXT_CONTROL for b in body):
+        return REASON_TEXT
+    parts = [body] if vr in SINGLE_VALUED else body.split(b"\\")
+    if vr in ASCII_MAX and any(len(p) > 2 * ASCII_MAX[vr] for p in parts):
+        return REASON_TOO_LONG
+    if vr in CHAR_MAX and any(len(p) > 4 * CHAR_MAX[vr] for p in parts):
+        return REASON_TOO_LONG
+    return None
+
+
+def repertoire_before(value: bytes, vr: str) -> bool:
+    """plausible_value's last step before (bytes of a text VR that passed text_fault)."""
+    body = bytes(value).rstrip(b"\x00 ")
+    allowed = _CHARS.get(vr)
+    return all(b < 0x80 for b in body) and (allowed is None or all(b in allowed for b in body.replace(b"\\", b"")))
+
+
+VRS = sorted(TEXT_VRS)
+# text with accents, Vietnamese letters, combining marks, ligatures and full-width forms
+TEXT = st.text(alphabet=st.sampled_from("aAzZ09 ^-.\\_đĐðÐéÈỄữƯơÅﬁＡ①\u0301\u0323ßİı\t\x00") | st.characters(),
+               max_size=40)
+BYTES = st.binary(max_size=80) | st.builds(bytes, st.lists(st.sampled_from(b"AZaz09 ._-+eEDWMY:\\\x00\x1b\x09\x7f\x80\xc3"),
+                                                         max_size=80))
+
+
+@SETTINGS
+@given(TEXT)
+def test_fold_is_the_same(text):
+    assert fold(text) == fold_before(text)
+
+
+def test_fold_examples_can_differ_from_plain_casefold():
+    assert fold("Nguyễn ĐỨC") == "nguyen duc" and fold("ﬁ") == "fi" and fold("ABC") == "abc"
+    # a combining mark outside the Basic Multilingual Plane, after a BMP letter, is dropped too
+    assert fold("a\U0001D165b") == fold_before("a\U0001D165b") == "ab"
+
+
+@SETTINGS
+@given(st.text(alphabet=st.characters(min_codepoint=0x300, max_codepoint=0x36F) | st.sampled_from("aĐễ\U0001D165\U0001D400"),
+               max_size=12))
+def test_fold_of_combining_runs_is_the_same(text):
+    assert fold(text) == fold_before(text)
+
+
+@SETTINGS
+@given(BYTES, st.sampled_from(VRS))
+def test_text_fault_is_the_same(value, vr):
+    assert text_fault(value, vr) == text_fault_before(value, vr)
+
+
+def test_text_fault_examples():
+    assert text_fault(b"AB\x01CD", "LO") == REASON_TEXT and text_fault(b"AB\x1bCD\t", "LO") is None
+    assert text_fault(b"1" * 40, "IS") == REASON_TOO_LONG
+
+
+@SETTINGS
+@given(BYTES, st.sampled_from(sorted(ASCII_MAX)))
+def test_plausible_value_of_ascii_vrs_is_the_same(value, vr):
+    raw = types.SimpleNamespace(value=value, tag=0x00081030)
+    expected = text_fault_before(bytes(value), vr) is None and repertoire_before(value, vr)
+    if value in (b"",):
+        expected = True
+    assert plausible_value(raw, vr) == expected
+
+
+def test_plausible_value_refuses_what_it_should():
+    ns = types.SimpleNamespace
+    assert not plausible_value(ns(value=b"CHEST\xc3", tag=0x00180015), "CS")      # non-ASCII
+    assert not plausible_value(ns(value=b"12;3", tag=0x00200011), "IS")          # not in the repertoire
+    assert plausible_value(ns(value=b"CHEST\\AP ", tag=0x00180015), "CS")
+
+
+def _answer(fn, tag):
+    try:
+        return fn(tag)
+    except KeyError:
+        return KeyError
+
+
+TAGS = sorted(DicomDictionary)[::7] + [0x60000010, 0x60223000, 0x50000005, 0x00091010, 0x00090010, 0x7FE00010,
+                                       0xFFFFFFFF, 0x00000000, 0x00110010, 0x60011010]
+
+
+def test_dictionary_is_pydicoms_for_every_listed_tag_and_repeater():
+    for tag in TAGS + [int(k.replace("x", "0"), 16) for k in RepeatersDictionary]:
+        for _ in range(2):                                   # uncached, then cached
+            assert _answer(dictionary_VR, tag) == _answer(pydicom_vr, tag), hex(tag)
+            assert _answer(dictionary_VM, tag) == _answer(pydicom_vm, tag), hex(tag)
+    assert _answer(dictionary_VR, 0x00091010) is KeyError and dictionary_VR(0x00100010) == "PN"
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=0xFFFFFFFF))
+def test_dictionary_is_pydicoms_for_any_tag(tag):
+    assert _answer(dictionary_VR, tag) == _answer(pydicom_vr, tag)
+    assert _answer(dictionary_VM, tag) == _answer(pydicom_vm, tag)

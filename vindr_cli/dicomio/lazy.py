@@ -1,0 +1,230 @@
+"""Load pydicom's optional back ends when they are first used, not when pydicom is imported
+(issue 13: start-up of a one-file run).
+
+pydicom 3.0's import registers every pixel plugin at once: ``pydicom.pixels.decoders.base``
+and ``encoders.base`` call ``add_plugin`` for each (transfer syntax, back end), which imports
+the plugin module to ask ``is_available(uid)``, which imports GDCM (its SWIG module, the
+largest single import), Pillow, pylibjpeg and its codecs, pyjpegls; ``pydicom.config``
+imports the legacy ``pixel_data_handlers`` (GDCM and Pillow again); ``pydicom.pixels.processing``
+imports ``PIL.ImageCms`` and ``pydicom.data``, whose ``download`` module brings urllib, http,
+email, ssl and tqdm (with importlib.metadata). A run that never decodes a compressed frame
+needs none of them.
+
+:func:`defer_pydicom_backends`, called by the CLI's entry point before pydicom is imported,
+installs one import hook that
+
+* records each ``add_plugin`` call made while those two module bodies run and makes it, in
+  the same order, with pydicom's own ``add_plugin``, the first time anything reads that
+  coder's plugins (``available_plugins``, ``is_available``, decoding, encoding, ...): the
+  registry it builds is the one an eager import builds (same plugins, same order, same
+  unavailable ones with their dependencies), only later. While the bodies run, the
+  docstrings pydicom builds from the plugin names see every recorded name, so they too
+  are the same;
+* defers the module bodies of ``PIL.ImageCms``, the legacy GDCM / Pillow / pylibjpeg /
+  JPEG-LS handlers and ``pydicom.data.download``: the module object exists at once, its
+  code runs on the first attribute read (``download``'s five functions that
+  ``pydicom.data.data_manager`` imports by name are forwarders that load it when called).
+
+Nothing is skipped, only postponed: anything pydicom would have raised at import is raised
+at first use instead (none of these does raise here; each catches its own ImportError).
+Forked workers inherit the hook's state and load what they use. If pydicom's shape is not
+the one this was written against (``CoderBase`` without ``add_plugin`` or its two
+registries), the patch is not applied and pydicom loads eagerly, as without the hook.
+``tests/test_startup_imports.py`` checks both halves: what a one-file run loads, and that
+every decoder's and encoder's registry and the decoded pixels equal an eager import's.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import threading
+
+# module -> names other modules import from it with ``from M import name`` at import time
+DEFERRED_MODULES: dict[str, tuple[str, ...]] = {
+    "PIL.ImageCms": (),
+    "pydicom.pixel_data_handlers.gdcm_handler": (),
+    "pydicom.pixel_data_handlers.pillow_handler": (),
+    "pydicom.pixel_data_handlers.pylibjpeg_handler": (),
+    "pydicom.pixel_data_handlers.jpeg_ls_handler": (),
+    "pydicom.data.download": ("data_path_with_download", "calculate_file_hash",
+                              "get_cached_filehash", "get_url_map", "get_data_dir"),
+}
+_COMMON = "pydicom.pixels.common"
+_PLUGIN_HOSTS = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
+# names the import system itself probes on a module: never a reason to run its code
+_IMPORT_NAMES = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__loader__",
+                           "__package__", "__builtins__", "__wrapped__"})
+
+_LOCK = threading.RLock()
+_recording = 0                  # > 0 while a plugin host's module body runs
+_pending_modules: list = []     # loaders of deferred modules not yet run (for load_all)
+_pending_coders: list = []      # coders with recorded add_plugin calls (for load_all)
+
+
+class _DeferredModule(importlib.abc.Loader):
+    """Creates the module as its own loader would, and runs its code on first attribute read."""
+
+    def __init__(self, loader, forwarded: tuple[str, ...]):
+        self._loader = loader
+        self._forwarded = forwarded
+
+    def __getattr__(self, name):                        # get_source, is_package, get_filename...
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return None                                     # the default module object
+
+    def exec_module(self, module) -> None:
+        real, forwarded, done = self._loader, self._forwarded, []
+
+        def load() -> None:
+            with _LOCK:
+                if done:
+                    return
+                done.append(True)
+                module.__dict__.pop("__getattr__", None)
+                real.exec_module(module)
+
+        def forwarder(name):
+            def call(*args, **kwargs):
+                load()
+                return module.__dict__[name](*args, **kwargs)
+            call.__name__ = call.__qualname__ = name
+            call.__module__ = module.__name__
+            return call
+
+        def __getattr__(name):
+            if name in _IMPORT_NAMES:
+                raise AttributeError(name)
+            if name in forwarded and not done:
+                return forwarder(name)
+            load()
+            try:
+                return module.__dict__[name]
+            except KeyError:
+                raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
+
+        module.__getattr__ = __getattr__
+        _pending_modules.append(load)
+
+
+def _patch_coders(common) -> None:
+    """Make ``CoderBase`` record ``add_plugin`` while a plugin host runs and replay it on
+    first read of the coder's registries; leave pydicom as it is if its shape differs."""
+    base = getattr(common, "CoderBase", None)
+    original = getattr(base, "add_plugin", None)
+    if base is None or original is None or "_available" in vars(base) or "_unavailable" in vars(base):
+        return
+
+    def resolve(self) -> None:
+        d = self.__dict__
+        if not d.get("_vindr_pending") or d.get("_vindr_owner") == threading.get_ident():
+            return
+        with _LOCK:
+            pending = d.get("_vindr_pending")
+            if not pending:
+                return
+            d["_vindr_owner"] = threading.get_ident()
+            try:
+                while pending:                           # in recorded order; an error leaves
+                    label, import_path = pending[0]      # the rest for the next read
+                    original(self, label, import_path)
+                    pending.pop(0)
+            finally:
+                d["_vindr_owner"] = None
+
+    def registry(key: str, recorded_names: bool):
+        def get(self):
+            d = self.__dict__
+            if _recording and d.get("_vindr_pending"):
+                # pydicom's docstring builder, in the host's own body: it reads the names only
+                if recorded_names:
+                    return {**d[key], **{label: None for label, _ in d["_vindr_pending"]}}
+                return d[key]
+            resolve(self)
+            return d[key]
+
+        def set_(self, value) -> None:
+            self.__dict__[key] = value
+        return property(get, set_)
+
+    def add_plugin(self, label, import_path):
+        if not _recording:
+            return original(self, label, import_path)
+        d = self.__dict__
+        pending = d.setdefault("_vindr_pending", [])
+        if label in d["_vindr_available"] or label in d["_vindr_unavailable"] \
+                or any(label == name for name, _ in pending):
+            raise ValueError(f"'{type(self).__name__}' already has a plugin named '{label}'")
+        if not pending:
+            _pending_coders.append(self)
+        pending.append((label, tuple(import_path)))
+
+    add_plugin.__doc__ = original.__doc__
+    base._available = registry("_vindr_available", True)
+    base._unavailable = registry("_vindr_unavailable", False)
+    base.add_plugin = add_plugin
+    base._vindr_resolve = resolve
+    try:                                 # the registries must now live where the properties look
+        probe = base.__new__(base)
+        base.__init__(probe, common.UID("1.2.840.10008.1.2"), True)
+        shaped = "_vindr_available" in probe.__dict__ and "_vindr_unavailable" in probe.__dict__
+    except Exception:
+        shaped = False
+    if not shaped:
+        del base._available, base._unavailable, base._vindr_resolve
+        base.add_plugin = original
+
+
+class _Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS:
+            return None
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        loader = getattr(spec, "loader", None)
+        if not isinstance(loader, importlib.machinery.SourceFileLoader) \
+                and not isinstance(loader, importlib.machinery.SourcelessFileLoader):
+            return spec                              # not plain Python code: leave it alone
+        if name in DEFERRED_MODULES:
+            spec.loader = _DeferredModule(loader, DEFERRED_MODULES[name])
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module):
+            global _recording
+            if name == _COMMON:
+                run(module)
+                _patch_coders(module)
+                return
+            with _LOCK:
+                _recording += 1
+                try:
+                    run(module)
+                finally:
+                    _recording -= 1
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def defer_pydicom_backends() -> None:
+    """Install the hook (once) if pydicom is not imported yet; otherwise do nothing."""
+    if "pydicom" in sys.modules or any(isinstance(f, _Hook) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _Hook())
+
+
+def load_all() -> None:
+    """Run now everything the hook postponed (every deferred module, every recorded plugin)."""
+    while _pending_modules:
+        _pending_modules.pop(0)()
+    while _pending_coders:
+        coder = _pending_coders.pop(0)
+        coder._vindr_resolve()
