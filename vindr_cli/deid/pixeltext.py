@@ -519,14 +519,18 @@ def _maps(work: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
                 flat: bool = False, turned: list | None = None,
-                busy: list | None = None) -> list[tuple[int, int, int, int, bool]]:
+                busy: list | None = None, rejected: list | None = None) -> list[tuple[int, int, int, int, bool]]:
     """Text-line candidates (x0, y0, x1, y1, bright_text) in working pixels (border_only: in
     the outer quarter of the image on any side, where labels are printed). A line on a busy
     background (texture, anatomy) that fails the quiet test is still a candidate when its
     strokes are a row of glyphs (_glyph_row; busy: a list that receives these, which find_text
     keeps only when read). turned: a list that receives the vertical
     (turned 90 degrees) text candidates, same tuple: stroke columns linked vertically, a
-    column of glyphs (_glyph_row of the turned strokes); find_text reads them turned."""
+    column of glyphs (_glyph_row of the turned strokes); find_text reads them turned.
+    A busy block of stacked lines whose strokes join (a label with no leading) is split at
+    its near-empty stroke rows and each band tested as a glyph row (_row_bands). rejected: a
+    list that receives the line-shaped groups that failed both (find_text reads one only
+    when it is stacked on an identifying line: _stacked_lines)."""
     white, black, grad = maps
     H, W = white.shape
     # text has sharp edges (a glyph edge is 1-2 px wide); broad or blurred structures do not
@@ -557,6 +561,12 @@ def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
             if _quiet_test(th, region, n, floor, flat):
                 if not (busy is not None and _ROW_H[0] <= bh <= _ROW_H[1] and bw >= 2 * bh
                         and _glyph_row(region) >= _ROW):
+                    if busy is not None:
+                        bands = _row_bands(region, x0, y0, bright) if bh >= 2 * _ROW_H[0] else []
+                        busy.extend(bands)
+                        out.extend(bands)
+                        if not bands and rejected is not None and _ROW_H[0] <= bh <= _ROW_H[1] and bw >= 2 * bh:
+                            rejected.append((x0, y0, x1, y1, bright))
                     continue
                 busy.append((x0, y0, x1, y1, bright))
             out.append((x0, y0, x1, y1, bright))
@@ -568,6 +578,66 @@ def _candidates(maps, thresh: int, border_only: bool = False, floor: int = 5,
 _ROW = 3                 # glyph-shaped components of one height on one line: a row of text
 _ROW_H = (4, 30)         # working px: the heights of a glyph row found on a busy background
 _BUSY_READ = 4           # such a row is kept when read: this many letters or digits, confidently
+_BUSY_SHORT = 85         # ... or 3 (initials) as one word, every character a letter or digit, at this confidence
+
+
+def _busy_kept(image: np.ndarray, box: tuple[int, int, int, int], bright: bool, reading: str,
+               confident: bool) -> bool:
+    """A glyph row on a busy background (image px box) counts when read: >= _BUSY_READ letters
+    or digits confidently, or exactly 3 (initials: "NVA", red team 5) read as one word of
+    letters and digits only at confidence >= _BUSY_SHORT. Grain is read as 3 at times, never
+    that well on the bench: "14V" at 66, "42V" at 65 (text-free MR2 crops; every 3-character
+    grain reading of the corpora and 48 random MR2 views, bench/README.md); the initials read
+    at 96. The crop is read again only for a 3-character reading (rare), for its confidence."""
+    n = sum(ch.isalnum() for ch in reading)
+    if not confident or n < 3:
+        return False
+    if n >= _BUSY_READ:
+        return True
+    words = [(t, c) for t, c, _ in _read(_stretch(image, box, bright)) if t.strip()]
+    return (len(reading) == 3 and len(words) == 1 and words[0][1] >= _BUSY_SHORT
+            and sum(ch.isalnum() for ch in words[0][0]) == 3)
+
+
+def _row_bands(region: np.ndarray, x0: int, y0: int, bright: bool) -> list[tuple[int, int, int, int, bool]]:
+    """The glyph rows of a busy block of stacked text lines whose strokes join (a corner label
+    printed with no leading, grey and blurred: red team 5): the block is cut at its near-empty
+    stroke rows (<= 1/10 of the fullest row's strokes) into bands; a band _ROW_H tall, at
+    least twice as wide and a glyph row (_glyph_row) is a candidate (working px, absolute).
+    Grain seldom leaves such rows inside one group."""
+    rows = region.sum(axis=1)
+    full = rows > max(1, 0.1 * float(rows.max()))
+    d = np.diff(np.r_[0, full.astype(np.int8), 0])
+    starts, stops = np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]
+    if len(starts) < 2:
+        return []
+    out = []
+    for a, b in zip(starts, stops):
+        band = region[a:b]
+        cols = np.nonzero(band.any(axis=0))[0]
+        if not len(cols) or not _ROW_H[0] <= b - a <= _ROW_H[1]:
+            continue
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        if c1 - c0 >= 2 * (b - a) and _glyph_row(band[:, c0:c1]) >= _ROW:
+            out.append((x0 + c0, y0 + int(a), x0 + c1, y0 + int(b), bright))
+    return out
+
+
+def _stacked_lines(rejected: list, idlines: list) -> list[tuple[int, int, int, int, bool]]:
+    """The rejected busy lines (working px; _candidates) stacked on an identifying line of the
+    same polarity (idlines, which find_text extends as it reads them, so a label grows a line
+    at a time): heights within 2x, the vertical gap at most the taller one's height, columns
+    overlapping by half the narrower. A label's lines are; on a text-free image there is no
+    identifying line to stack on, so this never modifies one. Each is taken once (removed)."""
+    while rejected:
+        hit = next((r for r in rejected for a in idlines if r[4] == a[4]
+                    and 0.5 <= (r[3] - r[1]) / max(1, a[3] - a[1]) <= 2
+                    and max(r[1], a[1]) - min(r[3], a[3]) <= max(r[3] - r[1], a[3] - a[1])
+                    and min(r[2], a[2]) - max(r[0], a[0]) >= 0.5 * min(r[2] - r[0], a[2] - a[0])), None)
+        if hit is None:
+            return
+        rejected.remove(hit)
+        yield hit
 
 
 def _glyph_row(region: np.ndarray) -> int:
@@ -1194,11 +1264,14 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     found: list[list] = []
     tried: list[tuple[int, int, int, int]] = []     # faint regions already read
     pending: list[tuple[int, int, int, int]] = []   # faint, text-like, matched no hint
+    idlines: list[tuple[int, int, int, int, bool]] = []   # strong identifying lines (working px)
     for thresh, faint, floor, flat in passes:
         strong = [f[0] for f in found]
         turned: list | None = None if faint else []
         busy: list | None = None if faint else []
-        raw = _candidates(maps, thresh, border_only=faint, floor=floor, flat=flat, turned=turned, busy=busy)
+        rejected: list = []             # busy line-shaped groups that are no glyph row
+        raw = _candidates(maps, thresh, border_only=faint, floor=floor, flat=flat, turned=turned, busy=busy,
+                          rejected=rejected)
         cands = _join_lines(raw)
         quiet = [c for c in raw if c not in (busy or ())]
         # grain everywhere (an upsampled MR's): many strong candidates in the central field,
@@ -1233,17 +1306,32 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
             # a row of glyphs on a busy background (texture, anatomy; no quiet candidate in it)
-            # counts only when read: >= 4 letters or digits read confidently (grain is read as
-            # 3 at times: "14V" at 66 on a text-free MR crop), or a hint match
+            # counts only when read (_busy_kept), or on a hint match
             if busy and not matched and not any(q[4] == bright and _inside(q[:4], (x0, y0, x1, y1)) >= 0.5
                                                 for q in quiet) \
-                    and not (confident and sum(ch.isalnum() for ch in reading) >= _BUSY_READ):
+                    and not _busy_kept(image, box, bright, reading, confident):
                 continue
             if faint and not anchored:
                 pending.append((*box, text_like))
             if (faint and not anchored) or not text_like:
                 continue
             found.append([box, kind, confident, bright, reading, faint])
+            if not faint and kind != "marker":
+                idlines.append((x0, y0, x1, y1, bright))
+        # the other lines of an identifying label on a busy background (a name line whose
+        # letters merge at the working scale above the ID line that was read: red team 5)
+        for x0, y0, x1, y1, bright in _stacked_lines(rejected, idlines):
+            bh = (y1 - y0) * s
+            central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
+            px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
+            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+            if min(box[2] - box[0], box[3] - box[1]) < min_side:
+                continue
+            kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
+                                                                    ((x1 - x0) * s, bh), True, textured, central)
+            if text_like and kind != "marker":
+                found.append([box, kind, confident, bright, reading, False])
+                idlines.append((x0, y0, x1, y1, bright))
         for x0, y0, x1, y1, bright in turned or ():     # vertical text: read turned both ways
             central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
             lw = (x1 - x0) * s          # its line height
