@@ -603,8 +603,9 @@ def _row_bands(region: np.ndarray, x0: int, y0: int, bright: bool) -> list[tuple
     """The glyph rows of a busy block of stacked text lines whose strokes join (a corner label
     printed with no leading, grey and blurred: red team 5): the block is cut at its near-empty
     stroke rows (<= 1/10 of the fullest row's strokes) into bands; a band _ROW_H tall, at
-    least twice as wide and a glyph row (_glyph_row) is a candidate (working px, absolute).
-    Grain seldom leaves such rows inside one group."""
+    least twice as wide and a glyph row (_glyph_row) is a candidate (working px, absolute),
+    when at least two bands of the block are (a block of lines; one band alone is as often
+    grain: a text-free MR2 crop's band read "View" and matched a hint fuzzily)."""
     rows = region.sum(axis=1)
     full = rows > max(1, 0.1 * float(rows.max()))
     d = np.diff(np.r_[0, full.astype(np.int8), 0])
@@ -620,13 +621,14 @@ def _row_bands(region: np.ndarray, x0: int, y0: int, bright: bool) -> list[tuple
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         if c1 - c0 >= 2 * (b - a) and _glyph_row(band[:, c0:c1]) >= _ROW:
             out.append((x0 + c0, y0 + int(a), x0 + c1, y0 + int(b), bright))
-    return out
+    return out if len(out) >= 2 else []
 
 
 def _stacked_lines(rejected: list, idlines: list) -> list[tuple[int, int, int, int, bool]]:
     """The rejected busy lines (working px; _candidates) stacked on an identifying line of the
-    same polarity (idlines, which find_text extends as it reads them, so a label grows a line
-    at a time): heights within 2x, the vertical gap at most the taller one's height, columns
+    same polarity that was read as text (idlines: a confident reading or a hint match, which
+    find_text extends as it reads them, so a label grows a line at a time; an unreadable box,
+    grain at times, seeds nothing): heights within 2x, the vertical gap at most the taller one's height, columns
     overlapping by half the narrower. A label's lines are; on a text-free image there is no
     identifying line to stack on, so this never modifies one. Each is taken once (removed)."""
     while rejected:
@@ -1316,7 +1318,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             if (faint and not anchored) or not text_like:
                 continue
             found.append([box, kind, confident, bright, reading, faint])
-            if not faint and kind != "marker":
+            if not faint and kind != "marker" and (confident or matched):    # read as text
                 idlines.append((x0, y0, x1, y1, bright))
         # the other lines of an identifying label on a busy background (a name line whose
         # letters merge at the working scale above the ID line that was read: red team 5)
@@ -1331,7 +1333,8 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
                                                                     ((x1 - x0) * s, bh), True, textured, central)
             if text_like and kind != "marker":
                 found.append([box, kind, confident, bright, reading, False])
-                idlines.append((x0, y0, x1, y1, bright))
+                if confident or matched:
+                    idlines.append((x0, y0, x1, y1, bright))
         for x0, y0, x1, y1, bright in turned or ():     # vertical text: read turned both ways
             central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
             lw = (x1 - x0) * s          # its line height
