@@ -44,13 +44,21 @@ How:
  1d. Busy backgrounds, vertical labels, blur (red team 3, tests/test_redteam3.py). A line that
     fails the quiet test (text printed over anatomy or texture) is still a candidate when its
     strokes are a row of >= 3 glyph-shaped components of one height (``_glyph_row``); it is
-    kept only when read (>= 4 letters or digits confidently, or a hint match): grain is read
-    as 3 at times. Vertical labels along a film's edge (outer eighth of a side): strokes
+    kept only when read (>= 4 letters or digits confidently, or a hint match; 3, initials,
+    only as one word at confidence >= 85, ``_busy_kept``): grain is read as 3 at times, at
+    65-66. A busy block of label lines whose strokes join (no leading) is cut at its
+    near-empty stroke rows into glyph rows when >= 2 of its bands are (``_row_bands``); a
+    busy line that is no glyph row (a name whose letters merge at the working scale) is read
+    when stacked on a line read as text (``_stacked_lines``; then it is identifying unless
+    read as a marker). Vertical labels along a film's edge (outer eighth of a side): strokes
     linked along columns, tall and narrow groups whose full-resolution ink (local top-hat),
     turned, is a row of glyphs (``_turned_candidates``, ``_turned_row``) are read turned 90
     degrees both ways (``_classify_turned``). Each identifying box then grows along its line
+    over the blurred glyph rows beside it that the sharp-edge test missed (``_soft_line``:
+    either polarity's top-hat, up to 4 line heights each way, never over a kept marker) and
     over the ink that touches it (``_pad_to_ink``: the blur halo, letters the strokes missed;
-    at least a quarter of the line height).
+    at least a quarter of the line height). None of these modifies an image that had no
+    identifying box (bench/README.md, red team 5's xfails).
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
