@@ -57,8 +57,9 @@ How:
     over the blurred glyph rows beside it that the sharp-edge test missed (``_soft_line``:
     either polarity's top-hat, up to 4 line heights each way, never over a kept marker) and
     over the ink that touches it (``_pad_to_ink``: the blur halo, letters the strokes missed;
-    at least a quarter of the line height). None of these modifies an image that had no
-    identifying box (bench/README.md, red team 5's xfails).
+    at least a quarter of the line height). _stacked_lines and _soft_line never modify an
+    image that had no identifying box; the 3-character reading and the row bands changed no
+    text-free image of the bench (bench/README.md, "Red team 5's finder xfails").
  2. Recognition on candidates only: the crop is turned into dark text on white, stretched,
     enlarged when small and read by Tesseract 5 (one text line, Vietnamese + English)
     with per-word confidence.
