@@ -204,10 +204,7 @@ def test_large_id_through_the_coarse_view_is_redacted(tmp_path, key_file, size):
 @pytest.mark.parametrize("text,size", [
     ("NV", 110),               # fixed here: the coarse gate wanted 3 characters read, initials read as 2
     ("NV", 140),
-    pytest.param("NV 42", 180, marks=pytest.mark.xfail(strict=True, reason=(
-        "180 px letters (133 px glyph height, 13 % of the side) are past the 2x coarse view's stroke limit "
-        "as well: the coarse view boxes one glyph ('4', now redacted by the glyph gate), 'NV' makes no candidate "
-        "in either view; a 4x view was measured at +1/3 CPU (redact.coarse)"))),
+    ("NV 42", 180),            # 133 px glyphs: the coarse view boxes the '2' alone; grown along its row (_row_extent)
 ])
 def test_large_initials_are_not_readable_after_redaction(tmp_path, key_file, text, size):
     before, after = _large(tmp_path, key_file, text, size)
@@ -271,6 +268,25 @@ def test_a_coarse_sliver_around_a_marker_is_not_masked():
     side at k = 2): what is left after the cut is thinner than 2k and no box is masked."""
     out = _stub_scan([(560, 150, 600, 190, "marker")], [(279, 74, 301, 96, "name")])    # 558-602 x 148-192
     assert out.markers == 1 and out.boxes == []
+
+
+def _h_glyph(img: np.ndarray, x: int, y: int, h: int = 50) -> None:
+    w, t = h * 4 // 5, max(4, h // 6)
+    img[y:y + h, x:x + t] = img[y:y + h, x + w - t:x + w] = img[y + h // 2 - t // 2:y + h // 2 + t // 2, x:x + w] = 255
+
+
+def test_a_coarse_box_of_one_glyph_grows_over_the_rest_of_its_row():
+    """redact._row_extent: a box around the last of four white glyphs of one row takes in the
+    other three; a solid block, a glyph of another height and one far along the row are left out."""
+    img = np.full((300, 600), 90, np.uint8)
+    for x in (40, 100, 160, 220):
+        _h_glyph(img, x, 100)
+    img[100:150, 300:340] = 255                       # a solid block in the row: not a glyph
+    _h_glyph(img, 360, 120, 20)                       # a small glyph in the row: another height
+    _h_glyph(img, 520, 100)                           # a glyph far along the row (a gap of 3 heights)
+    x0, y0, x1, y1 = redact._row_extent(img, (210, 90, 270, 160))
+    assert (x0, x1) == (40, 270) and y0 <= 100 and y1 >= 150
+    assert redact._row_extent(img, (10, 200, 60, 260)) == (10, 200, 60, 260)     # no glyph: unchanged
 
 
 def test_the_glyph_gate_wants_strokes_inside_the_box():
