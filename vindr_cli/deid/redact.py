@@ -500,7 +500,7 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
             if k > 1:        # a coarse view adds only text too large for the first, and only what reads as text;
                 if min(x1 - x0, y1 - y0) * 20 < max(rows, cols) or not _large_text(shown[v][0], b):
                     continue
-                g = _row_extent(shown[v][0], (int(b.x0), int(b.y0), int(b.x1), int(b.y1)))   # the rest of its row
+                g = _row_extent(shown[v][0], (x0 // k, y0 // k, x1 // k, y1 // k))   # the rest of its row
                 x0, x1 = min(x0, g[0] * k), max(x1, g[2] * k)
                 y0, y1 = min(y0, g[1] * k), max(y1, g[3] * k)
                 # a kept marker is cut out of the box, the rest redacted (red team 5: dropping the box
