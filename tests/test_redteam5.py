@@ -29,12 +29,17 @@ leak; the rule "malformed input never stops a batch"). Also left, each with its 
 is no small change: each loosens a gate that keeps text-free images unmodified, and would
 have to be measured with bench/burned_in_bench.py, which was not done here):
 - a name blurred (sigma 2) over the anatomy in the middle of a textured image: no candidate
-  (and unreadable to the finder's reader where one is made: see its xfail reason);
-- initials ("NV") 110-140 px tall on a 1024 px film: the coarse view reads 2 characters, its
-  gate wants 3; "NV 42" at 180 px (13 % of the side) is found by neither view; "NV 42" at
-  120 px with an "R" marker after it: the coarse box crosses the kept marker and is dropped;
-- a model name that is the patient's name reordered and run together ("AnNguyen"): one
-  letters-only word for the model rule (like "Avanto"), and not one of the person values.
+  (and unreadable to the finder's reader where one is made: see its xfail reason).
+
+Fixed after (issue 10, coarse gate): initials ("NV") 110-140 px tall, read as 2 characters, and
+"NV 42" 120 px with an "R" marker after it, read as none confidently: the coarse gate
+(redact._large_text) also counts glyph-shaped strokes at an extreme of the display; a marker
+kept in the first view is cut out of a coarse box (redact._cut) instead of the box being dropped.
+"NV 42" at 180 px (13 % of the side), of which the coarse view boxed one glyph: a counted coarse
+box grows along its row over same-height glyphs (redact._row_extent).
+A model name that is a name run together, in any order ("NGUYENVANAN", "AnNguyen"): every
+letters-only model word must now be a listed product word or family (vendors.toml) or the
+value's one vendor code; the file's person values also hold the name's parts in every order.
 
 Fixed after (branch xfails5): a tall (70 px) blurred (sigma 4) name over the anatomy, of
 which find_text boxed one word (the box now grows along its line over soft glyph rows); initials ("NVA", blurred 1.0) over the anatomy, which the
@@ -196,19 +201,12 @@ def test_large_id_through_the_coarse_view_is_redacted(tmp_path, key_file, size):
     assert not _leaks(after, "NV 42") and not _read_whole(after, "NV")
 
 
-_COARSE_GATE = ("the coarse view's gate (redact._large_text) counts a box only when a hint matches or >= 3 "
-                "letters/digits are read; initials read as 2 ('NV'), and the finder at full size does not "
-                "see 110-140 px strokes")
-
-
 @needs_ocr
 @needs_font
 @pytest.mark.parametrize("text,size", [
-    pytest.param("NV", 110, marks=pytest.mark.xfail(strict=True, reason=_COARSE_GATE)),
-    pytest.param("NV", 140, marks=pytest.mark.xfail(strict=True, reason=_COARSE_GATE)),
-    pytest.param("NV 42", 180, marks=pytest.mark.xfail(strict=True, reason=(
-        "180 px letters (133 px glyph height, 13 % of the side) are past the 2x coarse view's stroke limit "
-        "as well: neither view makes a candidate; a 4x view was measured at +1/3 CPU (redact.coarse)"))),
+    ("NV", 110),               # fixed here: the coarse gate wanted 3 characters read, initials read as 2
+    ("NV", 140),
+    ("NV 42", 180),            # 133 px glyphs: the coarse view boxes the '2' alone; grown along its row (_row_extent)
 ])
 def test_large_initials_are_not_readable_after_redaction(tmp_path, key_file, text, size):
     before, after = _large(tmp_path, key_file, text, size)
@@ -218,11 +216,10 @@ def test_large_initials_are_not_readable_after_redaction(tmp_path, key_file, tex
 
 @needs_ocr
 @needs_font
-@pytest.mark.xfail(strict=True, reason=(
-    "a coarse view's box that crosses a marker kept in the first view is dropped whole (redact.scan); the "
-    "only '42' and the 'R' are boxed (x 431-628), so 'NV' (120 px) is read after"))
 def test_a_marker_beside_large_text_does_not_shelter_it(tmp_path, key_file):
-    """'NV 42' 120 px tall and a 40 px 'R' marker right after it, on a 1024 px CR film."""
+    """'NV 42' 120 px tall and a 40 px 'R' marker right after it, on a 1024 px CR film. Leaked
+    before: the coarse box read no character confidently (Tesseract takes the small R for part of
+    the line); now its glyphs (four white strokes of one row) count it."""
     from test_redteam4 import _anonymize, _dataset, _film, _ink, _output, _save
     from test_redteam4 import _reread as reread4
 
@@ -235,6 +232,88 @@ def test_a_marker_beside_large_text_does_not_shelter_it(tmp_path, key_file):
     shown = (res.pixel_array.astype(np.float32) / 4095 * 255).astype(np.uint8)
     assert _read_whole(reread4((arr * 255).astype(np.uint8), bb, (0.25, 0.5, 1)), "NV 42")
     assert not _read_whole(reread4(shown, bb, (0.25, 0.5, 1)), "NV")
+
+
+def _stub_scan(first: list, coarse_boxes: list, size: int = 1024):
+    """redact.scan (large=True) of a flat 12-bit CR with a finder that reports ``first`` in the
+    first view and ``coarse_boxes`` (coarse-view coordinates) in the coarse view."""
+    from test_redteam4 import _dataset
+
+    from vindr_cli.deid.pixeltext import TextBox
+
+    ds = _dataset(np.full((size, size), 1000, np.uint16))
+
+    def finder(img, frame=0, hints=None, min_side=0):
+        boxes = coarse_boxes if img.shape[0] < size else first
+        return [TextBox(frame, *b) for b in boxes]
+
+    return redact.scan(ds, finder, None, large=True)
+
+
+def test_a_kept_marker_is_cut_out_of_a_coarse_box_and_the_rest_redacted():
+    """A coarse box (a name's hint match, 200 x 100 px) crossing a marker kept in the first view
+    (40 x 40 px at its right end): the marker and its padding stay, the rest of the box is masked.
+    Before: the coarse box was dropped whole, so the marker sheltered the text beside it."""
+    marker = (560, 150, 600, 190, "marker")
+    out = _stub_scan([marker], [(200, 60, 300, 110, "name")])      # x 400-600, y 120-220 at full size
+    assert out.markers == 1 and out.kinds["name"] == 1
+    mask = np.zeros((1024, 1024), bool)
+    for _, x0, y0, x1, y1 in out.boxes:
+        mask[y0:y1, x0:x1] = True
+    assert not mask[150:190, 560:600].any()                        # the marker is kept whole
+    assert mask[120:220, 400:556].all()                             # the text left of it is masked
+    assert mask[120:146, 556:600].all() and mask[194:220, 556:600].all()   # and above and below it
+
+
+def test_a_coarse_sliver_around_a_marker_is_not_masked():
+    """A coarse box that is the marker itself, give or take the coarse view's rounding (2 px a
+    side at k = 2): what is left after the cut is thinner than 2k and no box is masked."""
+    out = _stub_scan([(560, 150, 600, 190, "marker")], [(279, 74, 301, 96, "name")])    # 558-602 x 148-192
+    assert out.markers == 1 and out.boxes == []
+
+
+def _h_glyph(img: np.ndarray, x: int, y: int, h: int = 50) -> None:
+    w, t = h * 4 // 5, max(4, h // 6)
+    img[y:y + h, x:x + t] = img[y:y + h, x + w - t:x + w] = img[y + h // 2 - t // 2:y + h // 2 + t // 2, x:x + w] = 255
+
+
+def test_a_coarse_box_of_one_glyph_grows_over_the_rest_of_its_row():
+    """redact._row_extent: a box around the last of four white glyphs of one row takes in the
+    other three; a solid block, a glyph of another height and one far along the row are left out."""
+    img = np.full((300, 600), 90, np.uint8)
+    for x in (40, 100, 160, 220):
+        _h_glyph(img, x, 100)
+    img[100:150, 300:340] = 255                       # a solid block in the row: not a glyph
+    _h_glyph(img, 360, 120, 20)                       # a small glyph in the row: another height
+    _h_glyph(img, 520, 100)                           # a glyph far along the row (a gap of 3 heights)
+    x0, y0, x1, y1 = redact._row_extent(img, (210, 90, 270, 160))
+    assert (x0, x1) == (40, 270) and y0 <= 100 and y1 >= 150
+    assert redact._row_extent(img, (10, 200, 60, 260)) == (10, 200, 60, 260)     # no glyph: unchanged
+
+
+def test_the_glyph_gate_wants_strokes_inside_the_box():
+    """redact._glyphs / _row: two white glyph strokes of one row count; the same strokes touching
+    the box's edge (a collimator, a saturated background), a solid blob, or strokes of different
+    heights do not."""
+    crop = np.full((80, 160), 100, np.uint8)
+    for x in (20, 90):                                  # two 'H'-like glyphs, 50 px tall
+        crop[15:65, x:x + 8] = 255
+        crop[15:65, x + 32:x + 40] = 255
+        crop[36:44, x:x + 40] = 255
+    g = redact._glyphs(crop)
+    assert len(g) == 2 and redact._row(g)
+    edge = crop.copy()
+    edge[:, 0:4] = 255
+    edge[15:65, 4:20] = 255                            # the first glyph joined to the edge
+    edge[36:44, 4:28] = 255
+    assert len(redact._glyphs(edge)) == 1 and not redact._row(redact._glyphs(edge))
+    solid = np.full((80, 160), 100, np.uint8)
+    solid[15:65, 20:60] = solid[15:65, 90:130] = 255  # two solid blocks: not strokes
+    assert redact._glyphs(solid) == []
+    uneven = np.full((80, 160), 100, np.uint8)
+    uneven[10:70, 20:28] = uneven[10:70, 52:60] = uneven[36:44, 20:60] = 255   # 60 px
+    uneven[45:70, 90:96] = uneven[45:70, 110:116] = uneven[55:60, 90:116] = 255   # 25 px
+    assert not redact._row(redact._glyphs(uneven))
 
 
 # ------------------------------------------------------------------ 2b. codestream comments
@@ -353,18 +432,49 @@ def test_a_name_id_or_date_never_passes_as_a_model(value):
     assert not vendors.model_ok(value)
 
 
-@pytest.mark.parametrize("value", ["NGUYENVANAN", "NguyenVanAn-1985"])
-@pytest.mark.xfail(strict=True, reason="a name run together is one letters-only word, like 'Avanto' or 'RHAPSODE' "
-                   "(the model rule allows one; it is told no header hints). End to end the file's person values "
-                   "catch the patient's own name in its order (test_a_person_as_a_model_name_is_not_in_the_output)")
+@pytest.mark.parametrize("value", ["NGUYENVANAN", "NguyenVanAn-1985", "AnNguyen", "VanAn", "NGUYEN1985",
+                                   "Nguyen2", "AN-VAN-2", "AN_NGUYEN", "Gemini", "THANH 3"])
 def test_a_name_run_together_never_passes_as_a_model(value):
+    """A letters-only model word must be a listed product word or family (schemas/deid/vendors.toml
+    model_words, model_families) or the value's one vendor code (2-4 capitals joined by - or _ to
+    the next word); a word of letters and digits holds no unlisted run of 5+ letters. (Fixed here:
+    one unlisted letters-only word was allowed, so a name run together passed.)"""
     assert not vendors.model_ok(value)
+
+
+# every ManufacturerModelName / SecondaryCaptureDeviceManufacturerModelName value of pydicom's and
+# pydicom-data's test files but the placeholders ("Treatment Planning System name here", "Super Dooper
+# Scanner", a URL), each kept before the model-family rule and after it
+TEST_FILE_MODELS = ("ADC_5146", "ADC_5156", "Avanto", "CX50", "Cassette Holder Type 9840 500 70201", "EPIQ 7C",
+                    "Eclipse 1.5T", "IRS", "LOGIQ 700", "LightSpeed Plus", "LightSpeed Ultra", "MILLENNIUM MG",
+                    "MRT50H1", "RHAPSODE", "SOMATOM Definition AS+", "SSD-4000", "Supria", "T5", "TPS", "Turbo", "XiO",
+                    "el250")
 
 
 def test_real_model_names_are_still_kept():
     for kept in ("LightSpeed Plus", "Eclipse 1.5T", "Cassette Holder Type 9840 500 70201", "SOMATOM Definition AS+",
-                 "FV-DR 3543", "MRT50H1", "EPIQ 7C", "SSD-4000", "LOGIQ 700", "RHAPSODE", "Avanto"):
+                 "FV-DR 3543", "MRT50H1", "EPIQ 7C", "SSD-4000", "LOGIQ 700", "RHAPSODE", "Avanto",
+                 "Aquilion64", "MAGNETOM Skyra", "Discovery XR656") + TEST_FILE_MODELS:
         assert vendors.model_ok(kept), kept
+
+
+def test_the_model_families_are_no_name_parts_of_the_corpus():
+    """A listed family is kept as a model name whatever the patient is called: none may be a
+    Vietnamese name part of the burned-in corpus (accent-folded) or a title."""
+    import tomllib
+    import unicodedata
+
+    from vindr_cli.resources import schema_path
+
+    data = tomllib.loads(schema_path("deid", "vendors.toml").read_text(encoding="utf-8"))
+    fam = {w.upper() for w in data["model_families"]}
+    parts = ("Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Văn Thị Hữu Đức Minh Ngọc Thanh "
+             "Quốc Xuân Thu An Bình Cường Dũng Hương Hạnh Khoa Lan Mai Nhung Phúc Quân Sơn Thảo Tuấn Vy Yến Đạt Hải "
+             "Linh").replace("Đ", "D").replace("đ", "d")
+    folded = {"".join(c for c in unicodedata.normalize("NFD", p) if unicodedata.category(c) != "Mn").upper()
+              for p in parts.split()}
+    assert len(fam) >= 90 and not fam & (folded | {t.upper() for t in data["titles"]})
+    assert data["model_source"].count("model_families") == 1
 
 
 @pytest.mark.skipif(shutil.which("dcmdump") is None, reason="dcmdump (dcmtk) is not installed")
@@ -374,9 +484,8 @@ def test_real_model_names_are_still_kept():
     "XQ77120456",                 # an ID that is not in the header (kept before: model_max_digits)
     "NGUYENVANAN",                # NGUYEN^VAN AN run together (kept before: person_values joins the spaces too)
     "NguyenVanAn-1985",
-    pytest.param("AnNguyen", marks=pytest.mark.xfail(strict=True, reason=(
-        "the name's parts reordered and run together: one letters-only word for the model rule, and the "
-        "file's person values hold the parts in their order only (NGUYENVANAN), not every order"))),
+    "AnNguyen",                   # reordered (kept before: the model-family rule, and person values in every order)
+    "ANNGUYEN 2",
 ])
 def test_a_person_as_a_model_name_is_not_in_the_output(tmp_path, key_file, model):
     """End to end (dcmdump of the output): Manufacturer SIEMENS (a listed vendor), the model
@@ -390,6 +499,23 @@ def test_a_person_as_a_model_name_is_not_in_the_output(tmp_path, key_file, model
     dump = subprocess.run(["dcmdump", str(out / row["output"])], capture_output=True, text=True, check=True).stdout
     assert "SIEMENS" in dump                       # the vendor stays: only the model is judged
     assert model.upper() not in dump.upper() and "(0008,1090) LO [" not in dump.replace("LO [ANONYMOUS]", "")
+
+
+def test_person_values_hold_the_name_parts_in_every_order():
+    """deid.engine.person_values: NGUYEN^VAN AN also as its parts run together in any order
+    (ANNGUYEN, VANANNGUYEN...), so a kept text value holding one is removed; bounded (5 parts)."""
+    from pydicom.dataset import Dataset
+
+    from vindr_cli.deid import engine
+
+    ds = Dataset()
+    ds.PatientName = "NGUYEN^VAN AN"
+    got = {v.upper() for v in engine.person_values(ds)}
+    assert {"NGUYENVANAN", "ANNGUYEN", "VANANNGUYEN", "NGUYENAN", "ANVANNGUYEN"} <= got
+    assert not {"VANAN", "ANVAN"} & got            # under 6 letters: too short to search for alone
+    ds.PatientName = "A1^B2^C3^D4^E5^F6^G7"
+    many = [v for v in engine.person_values(ds) if v.isalnum() and v != "A1B2C3D4E5F6G7"]   # but the name in its order
+    assert len(many) == 300 and not any("F6" in v or "G7" in v for v in many)   # 3-5 of the first 5 parts
 
 
 # ------------------------------------------------------------------ 3b. recipe names

@@ -24,6 +24,7 @@ def _vendors() -> dict:
     return {"names": frozenset(_vendor_words(n) for names in data["vendors"].values() for n in names),
             "suffixes": tuple(_vendor_words(x) for x in data["suffixes"]),
             "model_words": frozenset(w.upper() for w in data["model_words"]),
+            "model_families": frozenset(w.upper() for w in data["model_families"]),
             "titles": frozenset(w.upper() for w in data["titles"]),
             "model_max_digits": int(data["model_max_digits"])}
 
@@ -33,6 +34,8 @@ _MODEL_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9 .+/_-]{0,63}")
 _MODEL_SPLIT = re.compile(r"[ ._/-]+")
 _LETTERS = re.compile(r"[A-Za-z]+")
 _DIGITS = re.compile(r"[0-9]+")
+_WORD = re.compile(r"[^ ._/-]+|[ ._/-]+")
+_CODE = re.compile(r"[A-Z]{2,4}")       # a vendor code, as written: SSD-4000, ADC_5146, FV-DR
 
 
 def _vendor_words(s: str) -> tuple[str, ...]:
@@ -62,18 +65,35 @@ def vendor_ok(s: str) -> bool:
 
 def model_ok(s: str) -> bool:
     """A model name that cannot be a person's name (schemas/deid/vendors.toml): letters,
-    digits and . + / _ - only; at most one letters-only word that is not a product word; no
-    title (Dr, Mr, BS...) followed by a letters-only word; no digit run longer than
-    ``model_max_digits`` (an ID, a date). The maker beside it is checked by
-    the caller (``safe_text`` with ``siblings``)."""
+    digits and . + / _ - only; every letters-only word a product word, a listed model family
+    or one vendor code (2-4 capitals joined by - or _ to the next word); no run of 5+ letters
+    inside a word of letters and digits that is not listed; no title (Dr, Mr, BS...) followed
+    by a letters-only word; no digit run longer than ``model_max_digits`` (an ID, a date). The
+    maker beside it is checked by the caller (``safe_text`` with ``siblings``).
+
+    Red team 5: a name run together ("NGUYENVANAN", "AnNguyen", "NguyenVanAn-1985") is one
+    letters-only word; the rule is told no header values, so an unlisted word is not kept."""
     if not _MODEL_CHARS.fullmatch(s):
         return False
     data = _vendors()
     if any(len(d) > data["model_max_digits"] for d in _DIGITS.findall(s)):
         return False
-    words = [w.upper() for w in _MODEL_SPLIT.split(s) if w]
-    plain = [bool(_LETTERS.fullmatch(w)) for w in words]
-    if sum(1 for w, p in zip(words, plain) if p and w not in data["model_words"]) > 1:
-        return False
+    listed = data["model_words"] | data["model_families"]
+    parts = _WORD.findall(s)                      # words and the separators between them
+    words, plain, codes = [], [], 0
+    for i, w in enumerate(parts):
+        if _MODEL_SPLIT.fullmatch(w):
+            continue
+        up = w.upper()
+        is_plain = bool(_LETTERS.fullmatch(w))
+        if is_plain and up not in listed:
+            joined = i + 2 < len(parts) and parts[i + 1] in ("-", "_")
+            codes += 1                            # one code at most: two would be two name parts
+            if codes > 1 or not (joined and _CODE.fullmatch(w)):
+                return False
+        elif any(len(r) >= 5 and r.upper() not in listed for r in _LETTERS.findall(w)):
+            return False
+        words.append(up)
+        plain.append(is_plain)
     return not any(w in data["titles"] and plain[i + 1] and words[i + 1] not in data["model_words"]
                    for i, w in enumerate(words[:-1]))

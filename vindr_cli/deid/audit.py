@@ -444,36 +444,49 @@ def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
 
 def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int, int, int, int]] | None = None,
                   hints=None) -> None:
-    """Every frame through the burned-in text finder (deid.pixeltext, shown as
-    ``vindr anonymize --burned-in`` shows it), with the original values as hints when the
-    linkage table gives them; a finding is readable non-marker text (see READ_MIN_CHARS),
-    with its frame and box, never the text."""
+    """Every frame through the burned-in text finder (deid.pixeltext) in the views
+    ``vindr anonymize --burned-in`` shows it (deid.redact.scan with ``large``: the coarse view
+    too, for text too large for the finder's first view), with the original values as hints
+    when the linkage table gives them; a finding is readable non-marker text (see
+    READ_MIN_CHARS), with its frame and box in the frame's pixels, never the text. A coarse
+    view's box counts, as in vindr anonymize, only when it is 1/20 of the long side or more."""
+    from dataclasses import replace
+
     from vindr_cli.deid import pixeltext
     from vindr_cli.deid.redact import PixelError, scan
 
     masks = masks or []
     hits: list[tuple[int, str, object]] = []
+    side = [0, 0]                                         # the frame's columns and long side, once read
 
-    def look(image, frame=0, hints=None):
-        image = _paint_over(image, masks) if masks else image
-        for box in pixeltext.find_text(image, frame, hints):
-            if box.kind == "marker":
+    def look(image, frame=0, hints=None, min_side=0):
+        k = max(1, side[0] // max(1, image.shape[1]))     # a coarse view: the frame shrunk k x k
+        shown = [(x0 // k, y0 // k, -(-x1 // k), -(-y1 // k)) for x0, y0, x1, y1 in masks]
+        image = _paint_over(image, shown) if masks else image
+        kw = {"min_side": min_side} if k > 1 else {}
+        for box in pixeltext.find_text(image, frame, hints, **kw):
+            if box.kind == "marker" or (k > 1 and min(box.x1 - box.x0, box.y1 - box.y0) * k * 20 < side[1]):
                 continue
             read = _reading(image, box)
+            full = replace(box, x0=box.x0 * k, y0=box.y0 * k, x1=box.x1 * k, y1=box.y1 * k) if k > 1 else box
+            if k > 1 and any(f == frame and b.x0 < full.x1 and full.x0 < b.x1 and b.y0 < full.y1 and full.y0 < b.y1
+                             for f, _, b in hits):
+                continue                                  # the first view's finding, seen again
             if read is None:                     # no engine: nothing read is known to be safe
-                hits.append((frame, box.kind, box))
+                hits.append((frame, box.kind, full))
             elif box.kind in ("name", "id", "date"):  # the finder matched an original value (or a
                 if not read[2]:                       # date/ID shape): a finding unless OCR reads only
-                    hits.append((frame, box.kind, box))  # unambiguous markers (TRÁI, taken for TRẦN)
+                    hits.append((frame, box.kind, full))  # unambiguous markers (TRÁI, taken for TRẦN)
             elif not read[1] and read[0] >= READ_MIN_CHARS:
-                hits.append((frame, box.kind, box))
+                hits.append((frame, box.kind, full))
         return []                                         # nothing is masked: the audit only reads
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(p)
-        scan(ds, look, hints, overlays=False)
+        side[:] = [int(ds.get("Columns", 0) or 0), max(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))]
+        scan(ds, look, hints, overlays=False, large=True)
         altered = _masks_intact(ds, masks) if masks else None
     except PixelError as exc:
         report.add("pixel-scan", rel, exc.reason)

@@ -203,6 +203,19 @@ def _as_text(value) -> str:
     return " ".join(str(v) for v in actions._values(value))
 
 
+_REORDER_MAX = 5     # name parts put in every order: at most 320 joined values per name
+
+
+def _reordered(alpha: str) -> list[str]:
+    """Two or more of a name's parts (split at ^ and spaces) run together in every order:
+    NGUYEN^VAN AN is also written ANNGUYEN or VANANNGUYEN (red team 5: a model name). Bounded:
+    the first _REORDER_MAX parts only."""
+    from itertools import permutations
+
+    parts = list(dict.fromkeys(alpha.replace("^", " ").split()))[:_REORDER_MAX]
+    return ["".join(p) for n in range(2, len(parts) + 1) for p in permutations(parts, n)]
+
+
 def person_values(ds: Dataset) -> list[str]:
     """The file's person values (PHI: only kept in memory, and in the linkage table's terms)."""
     out: list[str] = []
@@ -228,7 +241,8 @@ def person_values(ds: Dataset) -> list[str]:
                             alpha = text.split("=")[0]
                             # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
                             for joined in dict.fromkeys(("".join(p.strip() for p in alpha.split("^")),
-                                                         "".join(alpha.replace("^", " ").split()))):
+                                                         "".join(alpha.replace("^", " ").split()),
+                                                         *_reordered(alpha))):
                                 if len(joined) >= 6:
                                     out.append(joined)
 
