@@ -105,12 +105,18 @@ def stopped(proc, timeout: float = 90) -> int:
         pytest.fail(f"the process did not stop within {timeout} s of SIGINT; stderr ends: {(err or '')[-1500:]}")
 
 
+def key_hex(seed: str = "ab") -> str:
+    """A fixed test key as 64 hex digits, made from ``seed`` (SHA-256): as random-looking as a
+    real key, which vindr demands (a key of few different bytes is refused)."""
+    return hashlib.sha256(f"vindr test key {seed}".encode()).hexdigest()
+
+
 def key_file_in(base: Path, byte: str = "ab") -> Path:
-    """A vindr key file (32 bytes as hex) at BASE/keys/vindr.key, folder 0700 and file 0600
-    as vindr demands."""
+    """A vindr key file (32 bytes as hex, ``key_hex(byte)``) at BASE/keys/vindr.key, folder
+    0700 and file 0600 as vindr demands."""
     keys = base / "keys"
     keys.mkdir(mode=0o700)
     key = keys / "vindr.key"
-    key.write_text(byte * 32 + "\n")
+    key.write_text(key_hex(byte) + "\n")
     key.chmod(0o600)
     return key

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from conftest import PHI, make_cr
-from helpers import run_cli, split_file, tree_hashes
+from helpers import key_hex, run_cli, split_file, tree_hashes
 from vindr_cli.deid.batch import RequestError, anonymize
 from vindr_cli.deid.profile import load_profile
 
@@ -94,7 +94,7 @@ def test_same_outputs_for_1_and_2_workers_and_rerun(small_export, key_file, tmp_
 
 def test_another_key_gives_unrelated_substitutes(small_export, key_file, tmp_path):
     other = key_file.parent / "other.key"
-    other.write_text("cd" * 32)
+    other.write_text(key_hex("cd"))
     os.chmod(other, 0o600)
     _run(small_export, tmp_path / "a", key_file, "--no-linkage")
     _run(small_export, tmp_path / "b", other, "--no-linkage")

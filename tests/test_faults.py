@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_cr
-from helpers import VINDR, run_cli, split_file
+from helpers import key_hex, run_cli, split_file, VINDR
 from vindr_cli import errors
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.runner.executor import OOM_SCORE_ADJ, WORKER_DIED, InProcessExecutor, ItemFailed, ProcessExecutor
@@ -338,7 +338,7 @@ def test_a_second_run_into_one_output_is_refused_and_a_stale_lock_is_not(tmp_pat
         assert f"in use by another vindr run (pid {first.pid} on host {socket.gethostname()})" in msg
         key = tmp_path / "keys" / "other.key"       # an existing key: the lock, not the key, must refuse it
         key.parent.mkdir(mode=0o700)
-        key.write_text("ef" * 32 + "\n")
+        key.write_text(key_hex("ef") + "\n")
         key.chmod(0o600)
         p = run_cli("anonymize", src, out, "--key", key, check=False)   # refused, whatever the stage
         assert p.returncode == 2 and "in use by another vindr run" in " ".join(p.stderr.split())

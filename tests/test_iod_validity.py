@@ -22,7 +22,7 @@ import pytest
 from pydicom.data import get_charset_files, get_palette_files, get_testdata_file
 from pydicom.data.data_manager import DATA_ROOT
 
-from helpers import run_cli
+from helpers import key_hex, run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
 
@@ -85,7 +85,7 @@ def test_outputs_have_no_new_dciodvfy_errors(tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
     key = keys / "vindr.key"
-    key.write_text("cd" * 32 + "\n")
+    key.write_text(key_hex("cd") + "\n")
     os.chmod(key, 0o600)
     out = tmp_path / "anon"
     run_cli("anonymize", src, out, "--key", key, "--allow-burned-in", "-j", "2")

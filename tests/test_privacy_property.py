@@ -36,6 +36,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from rich.console import Console
 
+from helpers import key_hex
 from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
@@ -236,7 +237,7 @@ def key(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("keys")
     d.chmod(0o700)
     p = d / "vindr.key"
-    p.write_text("cd" * 32 + "\n")
+    p.write_text(key_hex("cd") + "\n")
     p.chmod(0o600)
     return p
 

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from helpers import run_cli, save
+from helpers import key_hex, run_cli, save
 from vindr_cli.deid import policy
 from vindr_cli.deid.audit import audit
 from vindr_cli.deid.batch import anonymize
@@ -365,7 +365,7 @@ def test_property_random_text_never_leaves():
             keys = tmp / "keys"
             keys.mkdir(mode=0o700)
             key = keys / "k.key"
-            key.write_text("cd" * 32 + "\n")
+            key.write_text(key_hex("cd") + "\n")
             os.chmod(key, 0o600)
             ds = real("CT_small.dcm")
             ds.file_meta.TransferSyntaxUID = ts

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from conftest import make_cr
-from helpers import run_cli
+from helpers import key_hex, run_cli
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.keyfile import KeyError_
 from vindr_cli.deid.profile import load_profile
@@ -33,7 +33,7 @@ def _run(src, out, key, **kw):
 
 def _other_key(tmp_path: Path) -> Path:
     p = tmp_path / "keys" / "other.key"
-    p.write_text("cd" * 32 + "\n")
+    p.write_text(key_hex("cd") + "\n")
     os.chmod(p, 0o600)
     return p
 
@@ -51,7 +51,7 @@ def test_settings_file_has_version_and_checksum(done):
     rec = json.loads((out / ".vindr" / "anonymize.json").read_text())
     assert rec["version"] == SETTINGS_VERSION
     assert rec["sha256"] == settings_digest(rec["settings"])
-    assert "ab" * 32 not in (out / ".vindr" / "anonymize.json").read_text()
+    assert key_hex() not in (out / ".vindr" / "anonymize.json").read_text()
 
 
 SETTINGS_DAMAGE = {

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import key_hex
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -77,7 +79,7 @@ def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir(mode=0o700)
     key = keys / "vindr.key"
-    key.write_text("cd" * 32 + "\n")
+    key.write_text(key_hex("cd") + "\n")
     key.chmod(0o600)
     vindr = venv / "bin" / "vindr"
     anon = subprocess.run([str(vindr), "anonymize", str(REPO / "sample_dicoms"), "out", "--key", str(key), "-j", "1"],
