@@ -9,7 +9,8 @@ that run in vindr's processes never include GDCM: :func:`run_gdcm` starts
 encoded frames and the few attributes pydicom's ``gdcm`` plugin reads (no other element of
 the data set), and reads the frames back as one ``.npy`` array (``allow_pickle=False``:
 the child's output is data, never code). The child's stderr is discarded (the C libraries
-print about file content), and it is killed after :data:`TIMEOUT_S`. Any failure raises
+print about file content), and it ends after :data:`TIMEOUT_S` (killed by the parent, or by its
+own alarm when the parent was killed first: a pool worker past its task timeout). Any failure raises
 :class:`IsolatedError`, which the candidate loop treats as a refusal.
 
 Cost: the child's start (interpreter, pydicom, GDCM: ~0.3-0.6 s). GDCM is the last
@@ -32,7 +33,9 @@ _ATTRS = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "Bi
           "HighBit", "PixelRepresentation", "PlanarConfiguration", "NumberOfFrames")
 
 _CHILD = r"""
-import io, pickle, sys, warnings
+import signal, sys
+signal.alarm(int(sys.argv[1]))     # bounded even if the parent is killed first (SIGALRM ends it)
+import io, pickle, warnings
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import iter_pixels
@@ -64,7 +67,7 @@ def run_gdcm(ds, ts: str) -> list[np.ndarray]:
     attrs = {k: (str(v) if k == "PhotometricInterpretation" else int(v)) for k, v in attrs.items()}
     payload = pickle.dumps((str(ts), attrs, bytes(ds.PixelData)))
     try:
-        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD], input=payload, stdout=subprocess.PIPE,
+        proc = subprocess.run([sys.executable, "-I", "-c", _CHILD, str(TIMEOUT_S)], input=payload, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         raise IsolatedError("GDCM did not finish in time") from None
