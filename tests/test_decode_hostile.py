@@ -5,7 +5,7 @@ GDCM abort()ed or crashed the interpreter on malformed JPEG headers (red team 5:
 JFIF header's version bytes), CharLS (pyjpegls) spends ~4 CPU s on a JPEG-LS scan cut
 short without its EOI, and pylibjpeg's libjpeg allocates what a SOF of 65535 x 65535 declares
 (bench/jpeg_hostile.py). `vindr decode` now checks every frame's header in Python first
-(pixels.jpeg) and runs GDCM only in a child process (pixels.isolated).
+(dicomio.jpeg) and runs GDCM only in a child process (pixels.isolated).
 
 The frames are real: pydicom's bundled JPEG test files and CT_small re-encoded by GDCM,
 mutated as the bench does. Every decode runs in a SUBPROCESS with a time limit, so that an
@@ -32,7 +32,7 @@ from jpeg_hostile import mutations  # noqa: E402
 
 from vindr_cli.pixels import backends as B  # noqa: E402
 from vindr_cli.pixels.decode import DecodeError, decode  # noqa: E402
-from vindr_cli.pixels.jpeg import REASON, MalformedJPEG, check_frame  # noqa: E402
+from vindr_cli.dicomio.jpeg import REASON, MalformedJPEG, check_frame  # noqa: E402
 
 # the mutations the bench found deadly (GDCM: SIGABRT / SIGSEGV; CharLS: seconds; libjpeg: memory)
 DEADLY = ("JFIF numbers 4e4755", "JFIF inserted 4e47", "Adobe inserted 4e47", "short ICC inserted", "garbage inserted",

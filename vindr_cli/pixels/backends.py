@@ -102,7 +102,7 @@ PLUGINS = {
 DIRECT = ("openjpeg-direct", "gdcm-openjpeg")
 # Backends for single-sample (grayscale) data only; colour goes through pydicom's plugins.
 GREY_ONLY = (*DIRECT, "libjpeg-turbo")
-# JPEG and JPEG-LS syntaxes: every frame's header is checked (pixels.jpeg) before a decoder runs.
+# JPEG and JPEG-LS syntaxes: every frame's header is checked (dicomio.jpeg) before a decoder runs.
 JPEG_FAMILY = frozenset({uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1,
                          uid.JPEGLSLossless, uid.JPEGLSNearLossless})
 

@@ -5,7 +5,7 @@ bench/decode_backends.py); the first that succeeds is recorded. With ``min_size`
 2000 / HTJ2K image is decoded at a reduced resolution straight from the codestream.
 Reasons of DecodeError are fixed sentences: never a value from the file, its path or a
 library's exception message. A JPEG or JPEG-LS frame's header is checked in Python first
-(``pixels.jpeg``), and GDCM decodes only in a child process (``pixels.isolated``): a
+(``dicomio.jpeg``), and GDCM decodes only in a child process (``pixels.isolated``): a
 malformed codestream ends as a DecodeError, never as a crash of the process.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from vindr_cli.dicomio.pixelstream import native_pixel_length
 from vindr_cli.errors import InternalError
 
 from . import backends as B
-from .jpeg import MalformedJPEG, check_frame
+from vindr_cli.dicomio.jpeg import MalformedJPEG, check_frame
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 PHOTOMETRIC_TERMS = frozenset({   # PS3.3 C.7.6.3.1.2 defined terms (incl. retired ones)
@@ -111,7 +111,7 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
 
 def check_jpeg_frames(ds) -> None:
     """DecodeError unless every JPEG / JPEG-LS frame's header is well formed for the image
-    (``pixels.jpeg``): no decoder sees a header that does not describe it."""
+    (``dicomio.jpeg``): no decoder sees a header that does not describe it."""
     rows, cols = int(ds.Rows), int(ds.Columns)
     samples, bits = int(ds.SamplesPerPixel), int(ds.BitsAllocated)
     try:
