@@ -268,9 +268,13 @@ def run_decoder(decoder: str, path: Path, n: int) -> dict[int, str]:
     return results
 
 
-def hostile(args) -> dict:
+def hostile(args, record: dict) -> dict:
+    """Each decoder over every frame; ``record`` is written after each (a long run cut short
+    keeps what it measured)."""
     files, todo = items(args.random)
-    record: dict = {"frames": len(todo), "files": sorted(files), "decoders": {}}
+    record = record.setdefault("hostile", {})
+    record.update(frames=len(todo), random_per_frame=args.random, files=sorted(files))
+    record.setdefault("decoders", {})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "items.pkl")
         path.write_bytes(pickle.dumps((files, todo)))
@@ -282,7 +286,9 @@ def hostile(args) -> dict:
                                          if v.startswith("died"))
             record["decoders"][decoder] = {"counts": dict(counts), "deaths": sorted(deaths),
                                            "seconds": round(time.time() - t0, 1)}
-            print(f"{decoder:18s} {dict(counts)}")
+            record["decoders"][decoder]["load_1min_end"] = round(os.getloadavg()[0], 1)
+            args.save()
+            print(f"{decoder:18s} {dict(counts)}", flush=True)
             for d in sorted(deaths)[:12]:
                 print(f"    {d}")
     return record
@@ -348,12 +354,17 @@ def main() -> int:
     args.decoders = [d for d in args.decoders.split(",") if d]
     record = json.loads(args.out.read_text()) if args.out.is_file() else {}
     record["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    def save():
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+    args.save = save
     if args.speed:
         record["speed"] = speed(args)
     else:
-        record["hostile"] = hostile(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+        hostile(args, record)
+    save()
     print(f"wrote {args.out}")
     return 0
 
