@@ -43,6 +43,18 @@ from vindr_cli.baseline.presets import preset_fields, resolve_model  # noqa: E40
 from vindr_cli.baseline.synthetic import make_synthetic_release  # noqa: E402
 from vindr_cli.baseline.train import TrainCollate, _to_device, compute_losses, resolve_device  # noqa: E402
 
+def train_step(model, opt, cfg, images, tg, cuda: bool):
+    """One training step as `vindr baseline` takes it: forward (bf16 autocast on CUDA), losses,
+    backward, AdamW step. Returns the total loss (a tensor). Also timed by bench/gpu_measure.py."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        out = model(images)
+    loss = compute_losses(out, tg, cfg)["total"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 CASES = [  # (input size, batch size, model overrides, label)
     (128, 16, {"fpn_channels": 32, "head_channels": 32}, "test model (fpn/head 32)"),
     (512, 8, {}, "default model"),
@@ -86,12 +98,7 @@ def bench_case(rel, size: int, batch: int, overrides: dict, steps: int, dev: tor
         t0 = time.perf_counter()
         images, tg = batch_at(k)
         t1 = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            out = model(images)
-        loss = compute_losses(out, tg, cfg)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, cfg, images, tg, cuda)
         sync()
         t2 = time.perf_counter()
         if k:  # the first step is warm-up

@@ -102,7 +102,10 @@ def step_bench(torch, rel, name: str, size: int, batch: int, steps: int, dev) ->
     from vindr_cli.baseline.data import Augment, DetectionDataset
     from vindr_cli.baseline.model import Detector, ModelConfig
     from vindr_cli.baseline.presets import preset_fields
-    from vindr_cli.baseline.train import TrainCollate, _to_device, compute_losses
+    from vindr_cli.baseline.train import TrainCollate, _to_device
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from baseline_bench import train_step       # the step baseline_bench.py times
 
     cuda = dev.type == "cuda"
     torch.manual_seed(0)
@@ -119,12 +122,7 @@ def step_bench(torch, rel, name: str, size: int, batch: int, steps: int, dev) ->
         torch.cuda.reset_peak_memory_stats(dev)
 
     def one():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            out = model(images)
-        loss = compute_losses(out, tg, cfg)["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, cfg, images, tg, cuda)
 
     def sync():
         if cuda:

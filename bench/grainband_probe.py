@@ -20,6 +20,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT / "bench"))
+from corpus_truth import display, load  # noqa: E402
 
 from vindr_cli.deid import pixeltext as P  # noqa: E402
 
@@ -61,16 +63,11 @@ def main():
     CTX["images"] = images
     import pydicom
     for c in a.corpus:
-        truth = json.load(open(f"{c}/truth.json"))
-        for rec in truth["images"]:
+        for rec in load(c)[0]:
             if rec["class"] != "no_text":
                 continue
             ds = pydicom.dcmread(f"{c}/{rec['file']}")
-            arr = ds.pixel_array.astype(np.float64)
-            arr = (arr - arr.min()) / max(arr.max() - arr.min(), 1) * 255
-            if ds.PhotometricInterpretation == "MONOCHROME1":
-                arr = 255 - arr
-            img = arr.astype(np.uint8)
+            img = display(ds)
             CTX.update(key=f"{Path(c).name}/{rec['file']}", label="grain", src="corpus", drawn=None)
             n0 = len(ROWS)
             boxes = P.find_text(img, hints=P.hints_from(ds))

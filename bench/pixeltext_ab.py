@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus_truth import coverage, display, load  # noqa: E402
+
 
 def _load(path: Path, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
@@ -45,18 +48,12 @@ def main() -> None:
     mods = {"A": _load(args.a, "pixeltext_a"), "B": _load(args.b, "pixeltext_b")}
     out = {"a": str(args.a), "b": str(args.b), "load_start": os.getloadavg(), "corpora": {}}
     for corpus in args.corpora:
-        truth = json.load(open(corpus / "truth.json"))
-        masks = dict(np.load(corpus / "truth_masks.npz"))
-        imgs = truth["images"] if "images" in truth else truth[list(truth)[0]]
+        imgs, masks = load(corpus)
         res = {k: {"ident": 0, "ident_tot": 0, "markers": 0, "markers_tot": 0, "free_mod": 0, "free": 0,
                    "free_boxes": 0, "cpu_text": [], "cpu_free": []} for k in mods}
         for i, rec in enumerate(imgs):
             ds = pydicom.dcmread(corpus / rec["file"])
-            a = ds.pixel_array.astype(np.float64)
-            a = (a - a.min()) / max(a.max() - a.min(), 1) * 255
-            if ds.PhotometricInterpretation == "MONOCHROME1":
-                a = 255 - a
-            img = a.astype(np.uint8)
+            img = display(ds)
             for k in (("A", "B") if i % 2 == 0 else ("B", "A")):
                 pt, r = mods[k], res[k]
                 hints = pt.hints_from(ds)
@@ -73,9 +70,7 @@ def main() -> None:
                     r["free_mod"] += n > 0
                     r["free_boxes"] += n
                 for s in rec.get("strings", []):
-                    x0, y0, x1, y1 = s["box"]
-                    g = masks[s["mask"]].astype(bool)
-                    cov = red[y0:y1, x0:x1][g].mean() if g.any() else 0
+                    cov = coverage(red, s, masks)
                     if s["identifying"]:
                         r["ident_tot"] += 1
                         r["ident"] += cov >= 0.9

@@ -8,23 +8,19 @@ values, MONOCHROME1 inverted. Prints counts only.
 A glyph is "covered" when a non-marker box holds it; an identifying string counts when
 >= 90 % of its glyph pixels are covered, a marker is kept when < 10 % are.
 """
-import json, sys, time
+import os, sys, time
 import numpy as np, pydicom
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corpus_truth import coverage, display, load
 from vindr_cli.deid import pixeltext as pt
 out = sys.argv[1]
-truth = json.load(open(f"{out}/truth.json"))
-masks = dict(np.load(f"{out}/truth_masks.npz"))
-imgs = truth["images"] if "images" in truth else truth[list(truth)[0]]
+imgs, masks = load(out)
 use_hints = "--hints" in sys.argv[2:]
 cpu = {"with_text": [], "no_text": []}
 hit = tot = mk = mtot = 0; fp_img = fp_box = 0; area = []; miss_kinds = {}
 for rec in imgs:
     ds = pydicom.dcmread(f"{out}/{rec['file']}")
-    a = ds.pixel_array.astype(np.float64)
-    a = (a - a.min()) / max(a.max() - a.min(), 1) * 255
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        a = 255 - a
-    img = a.astype(np.uint8)
+    img = display(ds)
     h = pt.hints_from(ds) if use_hints else None
     t = time.process_time(); boxes = pt.find_text(img, hints=h); cpu[rec["class"]].append(time.process_time() - t)
     red = np.zeros(img.shape, bool); kept = np.zeros(img.shape, bool)
@@ -33,8 +29,7 @@ for rec in imgs:
     if rec["class"] == "no_text":
         fp_img += bool(boxes); fp_box += len(boxes); area.append(red.mean())
     for s in rec.get("strings", []):
-        x0, y0, x1, y1 = s["box"]; g = masks[s["mask"]].astype(bool)
-        covered = red[y0:y1, x0:x1][g].mean() if g.any() else 0
+        covered = coverage(red, s, masks)
         if s["identifying"]:
             tot += 1; ok = covered >= 0.9; hit += ok
             if not ok: miss_kinds[(s["kind"], s["size"], s["style"])] = round(float(covered), 2)

@@ -16,14 +16,16 @@ import time
 import numpy as np
 import pydicom
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corpus_truth import coverage, load  # noqa: E402
+
 from vindr_cli.deid import pixeltext as pt
 from vindr_cli.deid import redact
 
 out = sys.argv[1]
 limit = int(sys.argv[sys.argv.index("--limit") + 1]) if "--limit" in sys.argv else None
-truth = json.load(open(f"{out}/truth.json"))
-masks = dict(np.load(f"{out}/truth_masks.npz"))
-imgs = truth["images"] if "images" in truth else truth[list(truth)[0]]
+imgs, masks = load(out)
+truth = json.load(open(f"{out}/truth.json"))      # its seed and size, for the record
 imgs = imgs[:limit] if limit else imgs
 ALL_VIEWS = redact.views
 
@@ -54,9 +56,7 @@ for n, rec in enumerate(imgs):
             r["free"] += 1
             r["fp"] += int(bool(o.boxes))
         for s in rec.get("strings", []):
-            x0, y0, x1, y1 = s["box"]
-            g = masks[s["mask"]].astype(bool)
-            cov = red[y0:y1, x0:x1][g].mean() if g.any() else 0
+            cov = coverage(red, s, masks)
             if s["identifying"]:
                 r["tot"] += 1
                 r["hit"] += int(cov >= 0.9)

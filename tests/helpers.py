@@ -120,3 +120,17 @@ def key_file_in(base: Path, byte: str = "ab") -> Path:
     key.write_text(key_hex(byte) + "\n")
     key.chmod(0o600)
     return key
+
+
+def draw_text(img, text: str, xy, size: int, font: str, fg: int = 255):
+    """``img`` (a uint8 array) with ``text`` drawn at ``xy`` in the TrueType ``font`` of
+    ``size`` px, and the text's bounding box (Pillow's textbbox). For the burned-in text tests."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    im = Image.fromarray(img)
+    d = ImageDraw.Draw(im)
+    f = ImageFont.truetype(font, size)
+    bb = d.textbbox(xy, text, font=f)
+    d.text(xy, text, font=f, fill=fg)
+    return np.asarray(im), bb

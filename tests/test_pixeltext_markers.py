@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from helpers import draw_text
 from test_pixeltext import coverage, kinds_over, radiograph
 from vindr_cli.deid import pixeltext as pt
 
@@ -20,13 +21,7 @@ needs_fonts = pytest.mark.skipif(not (os.path.isfile(MONO) and os.path.isfile(SE
                                  reason="fonts-liberation / fonts-dejavu-core are not installed")
 
 
-def draw(img: np.ndarray, text: str, xy, size: int, font: str, fg: int = 255):
-    im = Image.fromarray(img)
-    d = ImageDraw.Draw(im)
-    f = ImageFont.truetype(font, size)
-    bb = d.textbbox(xy, text, font=f)
-    d.text(xy, text, font=f, fill=fg)
-    return np.asarray(im), bb
+draw = draw_text
 
 
 def hints(*names: str) -> pt.Hints:

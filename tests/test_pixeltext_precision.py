@@ -41,12 +41,9 @@ def mr_crop(y0: float, x0: float, frac: float, flip: bool, size: int = 2048) -> 
 
 
 def draw(img: np.ndarray, text: str, xy, size: int, fg: int = 255):
-    im = Image.fromarray(img)
-    d = ImageDraw.Draw(im)
-    font = ImageFont.truetype(FONT, size)
-    bb = d.textbbox(xy, text, font=font)
-    d.text(xy, text, font=font, fill=fg)
-    return np.asarray(im), bb
+    from helpers import draw_text
+
+    return draw_text(img, text, xy, size, FONT, fg)
 
 
 def covered(boxes, bb) -> float:

@@ -195,9 +195,29 @@ class WrittenRows:
             return pq.ParquetFile(f).metadata.num_rows
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path, columns: Iterable[str] | None = None) -> list[dict]:
     """Rows of a Parquet table. Read through one open file: a table replaced by an atomic rename
     while it is read (a live `vindr review` rebuilding review.parquet) is then read whole, old or
-    new; given a path, pyarrow opens the file twice (footer, then data) and can mix the two."""
+    new; given a path, pyarrow opens the file twice (footer, then data) and can mix the two.
+    ``columns``: only those of them the table has (:func:`iter_rows`)."""
+    if columns is not None:
+        return list(iter_rows(path, columns))
     with open(path, "rb") as f:
         return pq.ParquetFile(f).read().to_pylist()   # not pq.read_table: it imports pyarrow.dataset and pandas (0.25 s)
+
+
+def iter_rows(path: Path, columns: Iterable[str] | None = None, batch_rows: int | None = None) -> Iterator[dict]:
+    """The rows of a Parquet table one by one, read ``batch_rows`` (default :data:`BATCH_ROWS`)
+    at a time through one open file (as :func:`read_rows`): a million-row manifest is never
+    held whole, neither as Arrow data nor as dicts. ``columns``: only those of them the table
+    has, in the table's order (a column it lacks is absent from the rows, as in a table
+    written without it); None: every column."""
+    with open(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        cols = names if columns is None else [c for c in names if c in set(columns)]
+        if not cols:                                        # no column wanted: rows are empty dicts
+            yield from ({} for _ in range(pf.metadata.num_rows))
+            return
+        for batch in pf.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=cols):
+            yield from batch.to_pylist()

@@ -52,7 +52,7 @@ from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner.sources import Source, enclosing_output, is_within
 from vindr_cli.runner.stage import Run, Stage, Table, run_stage, tmp_dir
-from vindr_cli.tables import read_rows, write_table
+from vindr_cli.tables import iter_rows, write_table
 
 MANIFEST = "manifest.parquet"
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")      # vindr anonymize's image ids (deid/substitutes.py)
@@ -191,15 +191,18 @@ def read_manifest(anon_dir: Path) -> list[dict]:
     if not manifest.is_file() or not (anon_dir / STATE_DIR / ANON_SETTINGS).is_file():
         raise SelectRequestError("ANON_DIR is not the output of vindr anonymize (no manifest.parquet and "
                                  ".vindr/anonymize.json): select reads only de-identified trees; run vindr anonymize first")
-    try:
-        rows = read_rows(manifest)
+    first, ok = None, []
+    try:                          # in batches (tables.iter_rows): only the ok rows are kept
+        for r in iter_rows(manifest):
+            first = r if first is None else first
+            if r.get("status") == "ok":
+                ok.append(r)
     except Exception as exc:
         raise SelectRequestError(f"ANON_DIR/manifest.parquet cannot be read ({type(exc).__name__}): "
                                  "re-run vindr anonymize to rebuild it") from None
     need = {"status", "output", "image_id", "study_uid", "patient_id"}
-    if rows and not need <= set(rows[0]):
+    if first is not None and not need <= set(first):
         raise SelectRequestError("ANON_DIR/manifest.parquet is not a vindr anonymize manifest (columns missing)")
-    ok = [r for r in rows if r.get("status") == "ok"]
     seen: set[str] = set()
     for r in ok:
         try:

@@ -10,6 +10,14 @@ installed wheels already ship, so there is no new dependency:
 * ``openjpeg-direct``: OpenJPEG 2.5 inside pylibjpeg-openjpeg's extension (built without
   thread support, decodes HTJ2K);
 * ``gdcm-openjpeg``: OpenJPEG 2.3 shipped by python-gdcm (thread support, no HTJ2K).
+
+``libjpeg-turbo`` decodes JPEG lossless through imagecodecs (libjpeg-turbo 3, which reads
+process 14) where that optional package is installed (``pip install vindr[fast]``).
+
+GDCM (pydicom's ``gdcm`` plugin) runs only in a child process (``pixels.isolated``): on
+malformed JPEG headers it ``abort()``s or crashes the interpreter (bench/jpeg_hostile.py), which
+no ``except`` catches. It is therefore the last candidate everywhere, for the streams the
+in-process decoders refuse.
 """
 from __future__ import annotations
 
@@ -49,12 +57,17 @@ from pydicom.encaps import generate_frames
 # The two direct OpenJPEG backends tie (<1 %); OpenJPEG 2.5 goes first (newer, HTJ2K). With
 # threads > 1, decode() moves the threaded backend (gdcm-openjpeg) to the front. HTJ2K has
 # no encoder or sample here and is not measured; it uses the same OpenJPEG 2.5.
+# JPEG lossless and JPEG-LS (bench/jpeg_hostile.py --speed, same image, CPU ms, best of 5,
+# load 10.7): JPEG lossless SV1: libjpeg-turbo 24 | gdcm in process 107 | pylibjpeg-libjpeg 143;
+# JPEG-LS lossless: pyjpegls 87 | gdcm in process 142 | pylibjpeg-libjpeg 322; near-lossless:
+# pyjpegls 73 | gdcm 122 | pylibjpeg-libjpeg 288. GDCM, first there before, now runs last and
+# in a child process (module doc).
 _J2K = ("openjpeg-direct", "gdcm-openjpeg", "pylibjpeg-openjpeg", "pydicom-pillow", "gdcm")
 _HTJ2K = ("openjpeg-direct", "pylibjpeg-openjpeg")
-_JPEG_BASELINE = ("pydicom-pillow", "gdcm", "pylibjpeg-libjpeg")
+_JPEG_BASELINE = ("pydicom-pillow", "pylibjpeg-libjpeg", "gdcm")
 _JPEG_EXTENDED = ("pylibjpeg-libjpeg", "pydicom-pillow", "gdcm")
-_JPEG_LOSSLESS = ("gdcm", "pylibjpeg-libjpeg")
-_JPEG_LS = ("gdcm", "pylibjpeg-libjpeg", "pyjpegls")
+_JPEG_LOSSLESS = ("libjpeg-turbo", "pylibjpeg-libjpeg", "gdcm")
+_JPEG_LS = ("pyjpegls", "pylibjpeg-libjpeg", "gdcm")
 CANDIDATES: dict[str, tuple[str, ...]] = {
     uid.ExplicitVRLittleEndian: ("native",),
     uid.ImplicitVRLittleEndian: ("native",),
@@ -87,6 +100,11 @@ PLUGINS = {
 }
 # Backends that take `reduce` (J2K resolution levels skipped) and `threads`.
 DIRECT = ("openjpeg-direct", "gdcm-openjpeg")
+# Backends for single-sample (grayscale) data only; colour goes through pydicom's plugins.
+GREY_ONLY = (*DIRECT, "libjpeg-turbo")
+# JPEG and JPEG-LS syntaxes: every frame's header is checked (dicomio.jpeg) before a decoder runs.
+JPEG_FAMILY = frozenset({uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1,
+                         uid.JPEGLSLossless, uid.JPEGLSNearLossless})
 
 
 def candidates(ts: str, wanted: list[str] | None = None, threads: int = 1) -> list[str]:
@@ -104,6 +122,8 @@ def available(name: str, ts: str) -> bool:
     """True when backend `name` is installed and can decode transfer syntax `ts`."""
     if name in DIRECT:
         return _openjpeg(name) is not None
+    if name == "libjpeg-turbo":
+        return ts in (uid.JPEGLossless, uid.JPEGLosslessSV1) and _has_module("imagecodecs")
     plugin = PLUGINS.get(name)
     if plugin is None:
         return False
@@ -147,10 +167,16 @@ def quiet_stderr():
 def run(name: str, ds, ts: str, *, reduce: int = 0, threads: int = 1) -> list[np.ndarray]:
     """Decode every frame of `ds` with backend `name`; raises on any failure. The C
     libraries' own stderr output is discarded (:func:`quiet_stderr`)."""
+    if name == "gdcm":              # never in this process (module doc)
+        from . import isolated
+
+        return isolated.run_gdcm(ds, ts)
     with warnings.catch_warnings(), quiet_stderr():
         warnings.simplefilter("ignore")
         if name in DIRECT:
             return _run_direct(name, ds, reduce, threads)
+        if name == "libjpeg-turbo":
+            return _run_libjpeg_turbo(ds)
         from pydicom.pixels import iter_pixels
 
         return list(iter_pixels(ds, decoding_plugin=PLUGINS[name]))
@@ -176,6 +202,38 @@ def _run_direct(name: str, ds, reduce: int, threads: int) -> list[np.ndarray]:
             np.right_shift(arr, shift, out=arr)
         frames.append(arr)
     return frames
+
+
+def _run_libjpeg_turbo(ds) -> list[np.ndarray]:
+    """JPEG lossless frames through imagecodecs' libjpeg-turbo, as pydicom's plugins return them:
+    the stored words in the data set's dtype, bits above Bits Stored cleared (unsigned) or
+    sign-extended (signed), as pydicom's ``correct_unused_bits`` does for JPEG."""
+    from imagecodecs import jpeg8_decode
+
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        raise RuntimeError("backend cannot decode this data")
+    alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    dtype = np.dtype(f"{'i' if ds.PixelRepresentation else 'u'}{(alloc + 7) // 8}")
+    shape = (int(ds.Rows), int(ds.Columns))
+    frames = []
+    for data in encapsulated_frames(ds):
+        arr = np.asarray(jpeg8_decode(data))
+        if arr.shape != shape or arr.dtype.kind != "u" or arr.dtype.itemsize > dtype.itemsize:
+            raise RuntimeError("backend cannot decode this data")
+        arr = arr.astype(f"u{dtype.itemsize}", copy=False).view(dtype)
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        shift = 8 * dtype.itemsize - stored
+        if shift > 0:
+            np.left_shift(arr, shift, out=arr)
+            np.right_shift(arr, shift, out=arr)
+        frames.append(arr)
+    return frames
+
+
+@lru_cache(maxsize=None)
+def _has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
 
 
 # --- OpenJPEG through ctypes -------------------------------------------------------------

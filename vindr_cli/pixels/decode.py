@@ -4,7 +4,9 @@ Backends are tried in the order of ``backends.CANDIDATES`` (fastest first, measu
 bench/decode_backends.py); the first that succeeds is recorded. With ``min_size`` a JPEG
 2000 / HTJ2K image is decoded at a reduced resolution straight from the codestream.
 Reasons of DecodeError are fixed sentences: never a value from the file, its path or a
-library's exception message.
+library's exception message. A JPEG or JPEG-LS frame's header is checked in Python first
+(``dicomio.jpeg``), and GDCM decodes only in a child process (``pixels.isolated``): a
+malformed codestream ends as a DecodeError, never as a crash of the process.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from vindr_cli.dicomio.pixelstream import native_pixel_length
 from vindr_cli.errors import InternalError
 
 from . import backends as B
+from vindr_cli.dicomio.jpeg import MalformedJPEG, check_frame
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 PHOTOMETRIC_TERMS = frozenset({   # PS3.3 C.7.6.3.1.2 defined terms (incl. retired ones)
@@ -86,9 +89,11 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
             return Decoded([f.astype(_dtype(ds), copy=False) for f in frames], "nvimagecodec", 0, ts)
         except Exception:
             pass   # fall back to the CPU backends
+    if ts in B.JPEG_FAMILY:
+        check_jpeg_frames(ds)
     order = B.candidates(ts, backends, threads)
     if colour:
-        order = [name for name in order if name not in B.DIRECT]
+        order = [name for name in order if name not in B.GREY_ONLY]
     bound = _bound(min_size, target)
     if bound and ts in J2K_SYNTAXES and not colour:
         reduced = _decode_reduced(ds, ts, order, bound, threads)
@@ -102,6 +107,18 @@ def decode(ds_or_path, *, min_size: int | None = None, target: tuple[int, int] |
         except Exception:
             continue
     raise DecodeError(f"no installed decoder could decode {ts.name} pixel data")
+
+
+def check_jpeg_frames(ds) -> None:
+    """DecodeError unless every JPEG / JPEG-LS frame's header is well formed for the image
+    (``dicomio.jpeg``): no decoder sees a header that does not describe it."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    samples, bits = int(ds.SamplesPerPixel), int(ds.BitsAllocated)
+    try:
+        for frame in B.encapsulated_frames(ds):
+            check_frame(frame, rows=rows, columns=cols, samples=samples, bits_allocated=bits)
+    except MalformedJPEG as exc:
+        raise DecodeError(exc.reason) from None
 
 
 def check_grayscale(ds) -> None:

@@ -47,7 +47,7 @@ from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
 from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import Settings
-from vindr_cli.tables import read_rows
+from vindr_cli.tables import iter_rows
 
 SPLITS = ("train", "test")
 
@@ -141,7 +141,25 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
     table = images_dir / "images.parquet"
     if not table.is_file():
         raise ReleaseError("--images folder has no images.parquet (run vindr decode on the anonymized tree)")
-    return {(r["input"], int(r["frame"] or 0)): r for r in read_rows(table) if r["status"] == "ok"}
+    return {(r["input"], int(r["frame"] or 0)): r for r in iter_rows(table, _DECODED_COLUMNS) if r["status"] == "ok"}
+
+
+# What the release reads of the tables it is given (iter_rows: a million-row table is read in
+# batches, and only these columns): the anonymize manifest's ok rows, the counts of the others
+# (datasheet: anonymize_exclusions), and images.parquet's ok rows.
+_MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames")
+_DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
+
+
+def _read_manifest(path: Path) -> tuple[dict[str, dict], list[dict]]:
+    """({image_id: ok row}, the rows that are not ok) of the anonymize manifest."""
+    ok, others = {}, []
+    for r in iter_rows(path, _MANIFEST_COLUMNS):
+        if r["status"] == "ok":
+            ok[r["image_id"]] = r
+        else:
+            others.append(r)
+    return ok, others
 
 
 NOT_SELECTED = "not selected"
@@ -218,8 +236,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if licence is not None and not licence.strip():
         raise ReleaseError("--licence must not be empty")
     label_set = release_labels(split_dir, labels)
-    manifest_rows = read_rows(anon_dir / "manifest.parquet")
-    manifest = {r["image_id"]: r for r in manifest_rows if r["status"] == "ok"}
+    manifest, manifest_rows = _read_manifest(anon_dir / "manifest.parquet")   # ok rows; the others (datasheet)
     split = pd.read_csv(split_dir / "split.csv", dtype=str)
     missing = set(split["image_id"]) - set(manifest)
     if missing:

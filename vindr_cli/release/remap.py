@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from vindr_cli.tables import read_rows
+from vindr_cli.tables import iter_rows
 
 NOT_RELEASED = "(not in the release)"
+_LINK_COLUMNS = ("status", "original_sop_uid", "image_id", "original_study_uid", "study_uid",
+                 "original_series_uid", "series_uid")
 
 
 @dataclass
@@ -25,7 +27,8 @@ class RemapResult:
 
 
 def linkage_maps(linkage: Path) -> dict[str, dict[str, str]]:
-    rows = [r for r in read_rows(linkage) if r.get("status") == "ok"]
+    # only the columns used (and not the PHI of the others), read in batches (tables.iter_rows)
+    rows = [r for r in iter_rows(linkage, _LINK_COLUMNS) if r.get("status") == "ok"]
     return {
         "image_id": {r["original_sop_uid"]: r["image_id"] for r in rows if r.get("original_sop_uid")},
         "study_id": {r["original_study_uid"]: r["study_uid"] for r in rows if r.get("original_study_uid")},
