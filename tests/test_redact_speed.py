@@ -236,6 +236,29 @@ def test_components_give_the_any_grid_boxes(rows, cols, cells, share, seed):
     assert pixeltext._components(mask, *cells) == reference_components(mask, *cells)
 
 
+
+def reference_block_mean(image, k):
+    """deid.redact.coarse's view before the integer adds (a float mean over two axes, rounded)."""
+    h, w = image.shape[0] // k * k, image.shape[1] // k * k
+    return np.rint(image[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))).astype(np.uint8)
+
+
+@settings(deadline=None, max_examples=120)
+@given(st.integers(1, 300), st.integers(1, 300), st.sampled_from([2, 4, 6, 8, 10, 16, 18]),
+       st.sampled_from(["uniform", "two", "extremes"]), st.integers(0, 2 ** 32 - 1))
+def test_coarse_block_mean_gives_the_float_mean_bytes(rows, cols, k, values, seed):
+    """Every rounding case: two-valued blocks hit the exact halves (round half to even), extremes
+    the largest sums (18 x 18 x 255 needs 32 bits)."""
+    rng = np.random.default_rng(seed)
+    if values == "uniform":
+        image = rng.integers(0, 256, size=(rows, cols), dtype=np.uint8)
+    elif values == "two":
+        a = int(rng.integers(0, 255))
+        image = (a + rng.integers(0, 2, size=(rows, cols))).astype(np.uint8)
+    else:
+        image = rng.choice(np.array([0, 255], np.uint8), size=(rows, cols))
+    assert np.array_equal(redact._block_mean(image, k), reference_block_mean(image, k))
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
