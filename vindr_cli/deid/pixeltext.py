@@ -1175,6 +1175,23 @@ def _widen_faint(found: list[list], W: int) -> None:
             f[0] = (x0, y0, x1, y1)
 
 
+def _sized(cands, s: int, W: int, H: int, min_side: int, vertical: bool = False):
+    """(candidate, the box read for it) of each candidate (working px) whose box (image px) is
+    at least ``min_side`` on both sides: the one place find_text's ``min_side`` is applied,
+    before anything is measured or read for the candidate. The box is its strokes padded by
+    a share of its line height (the stroke mask can miss faint diacritics: Vietnamese stacks
+    two above a capital): 2/5 of it across the line, 1/4 along it, at least 4 px; a vertical
+    candidate's line height is its width."""
+    for c in cands:
+        x0, y0, x1, y1 = c[:4]
+        line = (x1 - x0) * s if vertical else (y1 - y0) * s
+        along, across = max(4, line // 4), max(4, (line * 2) // 5)
+        px, py = (across, along) if vertical else (along, across)
+        box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+        if min(box[2] - box[0], box[3] - box[1]) >= min_side:
+            yield c, box
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min_side: int = 0) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). With ``min_side``, a candidate whose padded box is narrower or shorter than that is
@@ -1206,7 +1223,7 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
         hw, ww = work.shape
         textured = not faint and sum(1 for c in cands if c[0] >= ww // 8 and c[2] <= ww - ww // 8
                                      and c[1] >= hw // 8 and c[3] <= hw - hw // 8) >= _TEXTURED
-        for x0, y0, x1, y1, bright in cands:
+        for (x0, y0, x1, y1, bright), box in _sized(cands, s, W, H, min_side):
             bh = (y1 - y0) * s
             # in the outer band, where consoles and digitisers print labels, the grain test
             # drops only one oriented streak (red team 3: initials, short grey IDs and dates
@@ -1217,11 +1234,6 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             # whole grain test applies there too (central below means "the whole test")
             if textured and not central:
                 central = _ring_ratio(maps, cands, (x0, y0, x1, y1), bright) <= _RING_LIKE
-            # the stroke mask can miss faint diacritics (Vietnamese stacks two above a capital)
-            px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
-            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
-            if min(box[2] - box[0], box[3] - box[1]) < min_side:
-                continue
             if faint and (any(_inside(box, t) >= 0.5 for t in strong) or any(_inside(box, t) >= 0.9 and _inside(t, box) >= 0.9 for t in tried)):
                 continue
             if faint:
@@ -1244,13 +1256,10 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             if (faint and not anchored) or not text_like:
                 continue
             found.append([box, kind, confident, bright, reading, faint])
-        for x0, y0, x1, y1, bright in turned or ():     # vertical text: read turned both ways
+        for (x0, y0, x1, y1, bright), box in _sized(turned or (), s, W, H, min_side, vertical=True):
+            # vertical text: read turned both ways
             central = x0 >= ww // 8 and x1 <= ww - ww // 8 and y0 >= hw // 8 and y1 <= hw - hw // 8
             lw = (x1 - x0) * s          # its line height
-            px, py = max(4, (lw * 2) // 5), max(4, lw // 4)
-            box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
-            if min(box[2] - box[0], box[3] - box[1]) < min_side:
-                continue
             # read level already (a tall letter of a marker or a name): not read again turned
             if any(_inside(box, f[0]) >= 0.5 for f in found) or _turned_row(image, box, lw) < _ROW:
                 continue
