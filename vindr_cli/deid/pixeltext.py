@@ -496,13 +496,22 @@ def _components(mask: np.ndarray, cy: int, cx: int) -> list[tuple[int, int, int,
         grid = pad.view(f"u{cx}") != 0
     else:
         grid = pad.reshape(gh, cy, gw, cx).any(axis=(1, 3))
-    labels, _ = ndimage.label(grid, structure=np.ones((3, 3), bool))
+    # labelled inside the occupied cells' bounding box only (the same groups, in the same order:
+    # labels follow the raster order, which a shift keeps): labelling and find_objects scan the
+    # whole grid they are given, about 1 ms for an empty 1024 x 256 grid, and most masks are
+    # empty or nearly so (a text-free image's strong pass)
+    rows = np.flatnonzero(grid.any(axis=1))
+    if rows.size == 0:
+        return []
+    cols = np.flatnonzero(grid.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    labels, _ = ndimage.label(grid[r0:int(rows[-1]) + 1, c0:int(cols[-1]) + 1], structure=np.ones((3, 3), bool))
     boxes = []
     for sl in ndimage.find_objects(labels):
         if sl is None:
             continue
         ys, xs = sl
-        boxes.append((xs.start * cx, ys.start * cy, min(w, xs.stop * cx), min(h, ys.stop * cy)))
+        boxes.append(((xs.start + c0) * cx, (ys.start + r0) * cy, min(w, (xs.stop + c0) * cx), min(h, (ys.stop + r0) * cy)))
     return boxes
 
 
