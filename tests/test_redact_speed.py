@@ -259,6 +259,54 @@ def test_coarse_block_mean_gives_the_float_mean_bytes(rows, cols, k, values, see
         image = rng.choice(np.array([0, 255], np.uint8), size=(rows, cols))
     assert np.array_equal(redact._block_mean(image, k), reference_block_mean(image, k))
 
+
+def reference_join_lines(cands):
+    """deid.pixeltext._join_lines before its search stopped restarting from the top, the oracle."""
+    out = [list(c) for c in cands]
+    if len(out) > 300:
+        return [tuple(c) for c in out]
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(out):
+            for b in out[i + 1:]:
+                h = max(a[3] - a[1], b[3] - b[1])
+                ov = min(a[3], b[3]) - max(a[1], b[1])
+                gap = max(a[0], b[0]) - min(a[2], b[2])
+                if a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h:
+                    a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    out.remove(b)
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(c) for c in out]
+
+
+@st.composite
+def line_candidates(draw):
+    """Boxes on a few shared lines (so that many join, in chains), duplicates and boxes inside
+    others among them (the removal is by value), both polarities."""
+    n = draw(st.integers(0, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    lines = rng.integers(0, 60, size=max(1, n // 6 + 1))
+    out = []
+    for _ in range(n):
+        if out and rng.random() < 0.1:
+            out.append(out[int(rng.integers(len(out)))])          # a duplicate
+            continue
+        y0 = int(rng.choice(lines)) + int(rng.integers(-2, 3))
+        h = int(rng.integers(1, 12))
+        x0 = int(rng.integers(0, 120))
+        out.append((x0, y0, x0 + int(rng.integers(1, 25)), y0 + h, bool(rng.random() < 0.8)))
+    return out
+
+
+@settings(deadline=None, max_examples=300)
+@given(line_candidates())
+def test_join_lines_gives_the_restarting_search_joins(cands):
+    assert pixeltext._join_lines(cands) == reference_join_lines(cands)
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
@@ -266,6 +314,7 @@ def _old_path(monkeypatch):
     monkeypatch.setattr(pixeltext, "_quiet_test", reference_quiet_test)
     monkeypatch.setattr(pixeltext, "_work", reference_work)
     monkeypatch.setattr(pixeltext, "_components", reference_components)
+    monkeypatch.setattr(pixeltext, "_join_lines", reference_join_lines)
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,

@@ -1053,21 +1053,31 @@ def _join_lines(cands: list[tuple[int, int, int, int, bool]]) -> list[tuple[int,
     out = [list(c) for c in cands]
     if len(out) > 300:  # a busy (noisy) image: each candidate is read alone (bounded cost)
         return [tuple(c) for c in out]
-    joined = True
-    while joined:
-        joined = False
-        for i, a in enumerate(out):
-            for b in out[i + 1:]:
-                h = max(a[3] - a[1], b[3] - b[1])
-                ov = min(a[3], b[3]) - max(a[1], b[1])
-                gap = max(a[0], b[0]) - min(a[2], b[2])
-                if a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h:
-                    a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    out.remove(b)
-                    joined = True
-                    break
-            if joined:
-                break
+
+    def joins(a, b) -> bool:
+        h = max(a[3] - a[1], b[3] - b[1])
+        ov = min(a[3], b[3]) - max(a[1], b[1])
+        gap = max(a[0], b[0]) - min(a[2], b[2])
+        return a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h
+
+    # Greedy: the first joinable pair in list order is joined (the later one into the earlier,
+    # removed by value), then the search starts again. The search does not start from the top:
+    # the rows before the one that grew joined nothing, and only that one has changed, so the
+    # first of them that joins it now is where a search from the top would stop (the same joins
+    # in the same order as restarting, tests/test_redact_speed.py; restarting cost 30 ms on an
+    # image with 90 candidates).
+    i = 0
+    while i < len(out):
+        a = out[i]
+        j = next((j for j in range(i + 1, len(out)) if joins(a, out[j])), None)
+        if j is None:
+            i += 1
+            continue
+        b = out[j]
+        a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+        out.remove(b)
+        if i < len(out) and out[i] is a:
+            i = next((k for k in range(i) if joins(out[k], a)), i)
     return [tuple(c) for c in out]
 
 
