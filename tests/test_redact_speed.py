@@ -307,6 +307,35 @@ def line_candidates(draw):
 def test_join_lines_gives_the_restarting_search_joins(cands):
     assert pixeltext._join_lines(cands) == reference_join_lines(cands)
 
+
+def reference_stroke_ratio(crop):
+    """deid.pixeltext._stroke_ratio with its loop over column groups, the oracle."""
+    ink = crop < 128
+    cols = ink.any(axis=0)
+    d = np.diff(np.r_[0, cols.astype(np.int8), 0])
+    heights = []
+    for a, b in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]):
+        r = np.nonzero(ink[:, a:b].any(axis=1))[0]
+        if r[-1] + 1 - r[0] >= 3:
+            heights.append(r[-1] + 1 - r[0])
+    p = np.pad(ink, ((0, 0), (1, 1))).astype(np.int8)
+    dd = np.diff(p, axis=1)
+    runs = np.nonzero(dd == -1)[1] - np.nonzero(dd == 1)[1]
+    if not heights or runs.size == 0:
+        return 0.0
+    return float(np.median(runs)) / float(np.median(heights))
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.integers(1, 40), st.integers(1, 80), st.floats(0.0, 1.0), st.integers(0, 2 ** 32 - 1))
+def test_stroke_ratio_gives_the_per_group_values(rows, cols, share, seed):
+    """Glyph-like crops (dark strokes in column groups with blank columns between) and noise."""
+    rng = np.random.default_rng(seed)
+    crop = np.full((rows, cols), 255, np.uint8)
+    crop[rng.random((rows, cols)) < share] = 0
+    crop[:, rng.random(cols) < 0.3] = 255              # blank columns split the groups
+    assert pixeltext._stroke_ratio(crop) == reference_stroke_ratio(crop)
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
@@ -315,6 +344,7 @@ def _old_path(monkeypatch):
     monkeypatch.setattr(pixeltext, "_work", reference_work)
     monkeypatch.setattr(pixeltext, "_components", reference_components)
     monkeypatch.setattr(pixeltext, "_join_lines", reference_join_lines)
+    monkeypatch.setattr(pixeltext, "_stroke_ratio", reference_stroke_ratio)
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
