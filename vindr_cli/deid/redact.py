@@ -329,7 +329,7 @@ def _block_mean(image: np.ndarray, k: int) -> np.ndarray:
     """The k x k block means of a uint8 image, rounded half to even: the bytes of
     ``np.rint(image[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3)))`` (an exact integer
     sum divided once: tests/test_redact_speed.py), as k x k strided adds of integers and an
-    integer rounding -- a sixth of the float mean's CPU on a 2k view (bench/README, issue 10)."""
+    integer rounding -- about an eighth of the float mean's CPU on a 2k view (bench/README, issue 10)."""
     h, w = image.shape[0] // k * k, image.shape[1] // k * k
     kk = k * k
     acc = np.zeros((h // k, w // k), np.uint16 if kk * 255 < 65536 else np.uint32)
