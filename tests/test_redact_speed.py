@@ -236,6 +236,106 @@ def test_components_give_the_any_grid_boxes(rows, cols, cells, share, seed):
     assert pixeltext._components(mask, *cells) == reference_components(mask, *cells)
 
 
+
+def reference_block_mean(image, k):
+    """deid.redact.coarse's view before the integer adds (a float mean over two axes, rounded)."""
+    h, w = image.shape[0] // k * k, image.shape[1] // k * k
+    return np.rint(image[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))).astype(np.uint8)
+
+
+@settings(deadline=None, max_examples=120)
+@given(st.integers(1, 300), st.integers(1, 300), st.sampled_from([2, 4, 6, 8, 10, 16, 18]),
+       st.sampled_from(["uniform", "two", "extremes"]), st.integers(0, 2 ** 32 - 1))
+def test_coarse_block_mean_gives_the_float_mean_bytes(rows, cols, k, values, seed):
+    """Every rounding case: two-valued blocks hit the exact halves (round half to even), extremes
+    the largest sums (18 x 18 x 255 needs 32 bits)."""
+    rng = np.random.default_rng(seed)
+    if values == "uniform":
+        image = rng.integers(0, 256, size=(rows, cols), dtype=np.uint8)
+    elif values == "two":
+        a = int(rng.integers(0, 255))
+        image = (a + rng.integers(0, 2, size=(rows, cols))).astype(np.uint8)
+    else:
+        image = rng.choice(np.array([0, 255], np.uint8), size=(rows, cols))
+    assert np.array_equal(redact._block_mean(image, k), reference_block_mean(image, k))
+
+
+def reference_join_lines(cands):
+    """deid.pixeltext._join_lines before its search stopped restarting from the top, the oracle."""
+    out = [list(c) for c in cands]
+    if len(out) > 300:
+        return [tuple(c) for c in out]
+    joined = True
+    while joined:
+        joined = False
+        for i, a in enumerate(out):
+            for b in out[i + 1:]:
+                h = max(a[3] - a[1], b[3] - b[1])
+                ov = min(a[3], b[3]) - max(a[1], b[1])
+                gap = max(a[0], b[0]) - min(a[2], b[2])
+                if a[4] == b[4] and ov >= 0.75 * min(a[3] - a[1], b[3] - b[1]) and gap <= h:
+                    a[:4] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    out.remove(b)
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(c) for c in out]
+
+
+@st.composite
+def line_candidates(draw):
+    """Boxes on a few shared lines (so that many join, in chains), duplicates and boxes inside
+    others among them (the removal is by value), both polarities."""
+    n = draw(st.integers(0, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    lines = rng.integers(0, 60, size=max(1, n // 6 + 1))
+    out = []
+    for _ in range(n):
+        if out and rng.random() < 0.1:
+            out.append(out[int(rng.integers(len(out)))])          # a duplicate
+            continue
+        y0 = int(rng.choice(lines)) + int(rng.integers(-2, 3))
+        h = int(rng.integers(1, 12))
+        x0 = int(rng.integers(0, 120))
+        out.append((x0, y0, x0 + int(rng.integers(1, 25)), y0 + h, bool(rng.random() < 0.8)))
+    return out
+
+
+@settings(deadline=None, max_examples=300)
+@given(line_candidates())
+def test_join_lines_gives_the_restarting_search_joins(cands):
+    assert pixeltext._join_lines(cands) == reference_join_lines(cands)
+
+
+def reference_stroke_ratio(crop):
+    """deid.pixeltext._stroke_ratio with its loop over column groups, the oracle."""
+    ink = crop < 128
+    cols = ink.any(axis=0)
+    d = np.diff(np.r_[0, cols.astype(np.int8), 0])
+    heights = []
+    for a, b in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]):
+        r = np.nonzero(ink[:, a:b].any(axis=1))[0]
+        if r[-1] + 1 - r[0] >= 3:
+            heights.append(r[-1] + 1 - r[0])
+    p = np.pad(ink, ((0, 0), (1, 1))).astype(np.int8)
+    dd = np.diff(p, axis=1)
+    runs = np.nonzero(dd == -1)[1] - np.nonzero(dd == 1)[1]
+    if not heights or runs.size == 0:
+        return 0.0
+    return float(np.median(runs)) / float(np.median(heights))
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.integers(1, 40), st.integers(1, 80), st.floats(0.0, 1.0), st.integers(0, 2 ** 32 - 1))
+def test_stroke_ratio_gives_the_per_group_values(rows, cols, share, seed):
+    """Glyph-like crops (dark strokes in column groups with blank columns between) and noise."""
+    rng = np.random.default_rng(seed)
+    crop = np.full((rows, cols), 255, np.uint8)
+    crop[rng.random((rows, cols)) < share] = 0
+    crop[:, rng.random(cols) < 0.3] = 255              # blank columns split the groups
+    assert pixeltext._stroke_ratio(crop) == reference_stroke_ratio(crop)
+
 def _old_path(monkeypatch):
     monkeypatch.setattr(redact, "display", reference_display)
     monkeypatch.setattr(redact, "_PREFERRED", {})
@@ -243,6 +343,8 @@ def _old_path(monkeypatch):
     monkeypatch.setattr(pixeltext, "_quiet_test", reference_quiet_test)
     monkeypatch.setattr(pixeltext, "_work", reference_work)
     monkeypatch.setattr(pixeltext, "_components", reference_components)
+    monkeypatch.setattr(pixeltext, "_join_lines", reference_join_lines)
+    monkeypatch.setattr(pixeltext, "_stroke_ratio", reference_stroke_ratio)
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless,
