@@ -130,7 +130,8 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
    text-free images with a box 3/80 and 4/80 (before the grain test 1c: 11/80 each, 10 of
    them MR2 crops: interpolated grain; with the grain test kept to the central field, whole
-   pipeline: 5/80 and 8/80; with the outer-band ring rule: 4/80 and 6/80); about 0.18 CPU s per text-free image, single process
+   pipeline: 5/80 and 8/80; with the outer-band ring rule: 4/80 and 6/80; whole pipeline
+   on the merged tree 5/80 and 6/80, and with the speck and bar-column rules 4/80 and 4/80); about 0.18 CPU s per text-free image, single process
    on a shared 2-core machine (load average about 2; the grain test adds nothing measurable). Before
    the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
    shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
