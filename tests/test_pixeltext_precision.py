@@ -252,3 +252,80 @@ def test_outer_band_grain_like_its_ring_is_dropped():
     assert new < old
     for x0, y0, x1, y1 in old - new:
         assert not (x0 >= w // 8 and x1 <= w - w // 8 and y0 >= h // 8 and y1 <= h - h // 8)
+
+
+# ------------------------------------------------- one speck of grain, a column of straight bars
+
+@needs_font
+@pytest.mark.parametrize("blur", [0.0, 0.8, 1.2, 1.8])
+def test_two_small_glyphs_are_no_speck_even_blurred_into_one_blob(blur):
+    # the speck rule drops one glyph-sized dot of grain (strokes <= 8 px tall); the red team's
+    # shortest strings at 10-12 px, sharp or blurred until their letters merge, are wider than
+    # tall: never a speck
+    for text in ("AN", "42", "03", "NV", "A42", "1985", "XQ21", "BN 42", "NVA"):
+        for size in (10, 12):
+            crop = text_crop(text, size, blur)
+            crop = pt._stretch(crop, (0, 0, crop.shape[1], crop.shape[0]), False)    # as the finder reads it
+            ys, xs = np.nonzero(crop < 128)
+            assert not pt._speck(crop, (int(xs.max() - xs.min() + 1), min(8, int(ys.max() - ys.min() + 1)))), (text, size)
+
+
+def test_a_dot_is_a_speck_and_a_hole_is_not():
+    yy, xx = np.mgrid[0:14, 0:24]
+    dot = np.clip(255 - 255 * np.exp(-((yy - 6) ** 2 / 8 + (xx - 12) ** 2 / 5)), 0, 255).astype(np.uint8)
+    assert pt._speck(dot, (16, 6))
+    assert not pt._speck(dot, (16, 12))          # strokes taller than _TINY: the whole grain test decides
+    assert not pt._speck(255 - dot, (16, 6))     # ink all round a hole spans the crop: a rim, not a speck
+
+
+@needs_ocr
+@pytest.mark.parametrize("view", [(0.205, 0.941, 0.842, False), (0.488, 0.73, 0.768, True)])
+def test_text_free_mr_crop_speck_is_dropped(view):
+    # text-free MR2 crops (as the bench corpus makes them) whose only box was one bright speck
+    # of grain; every box the rule removes is small (a dot's padded box)
+    img = mr_crop(*view)
+    speck = pt._speck
+    try:
+        pt._speck = lambda *a, **k: False
+        old = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    finally:
+        pt._speck = speck
+    new = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    assert new < old
+    for x0, y0, x1, y1 in old - new:
+        assert x1 - x0 <= 48 and y1 - y0 <= 32
+
+
+def _edge_film():
+    """A smooth film with a bright straight line along its right edge, as a film digitiser's
+    edge: the finder sees it in stacked pieces."""
+    yy, xx = np.mgrid[0:2048, 0:2048]
+    img = (60 + 40 * yy / 2048 + 20 * xx / 2048).astype(np.float64)
+    img[:, 2030:2034] = 200
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_a_column_of_straight_bars_is_no_vertical_label():
+    img = _edge_film()
+    top, below = (1015, 900, 1017, 942, True), (1015, 946, 1017, 954, True)   # working px (s = 2)
+    assert pt._bar_column(img, top, [below], 2) and pt._bar_column(img, below, [top], 2)
+    assert not pt._bar_column(img, (1012, 900, 1020, 904, True), [below], 2)  # wider than tall: not one glyph
+    img, _ = draw(img, "B", (2022, 1910), 24)           # a letter in the column: a label, stacked
+    assert not pt._bar_column(img, top, [below, (1013, 955, 1020, 967, True)], 2)
+
+
+@needs_ocr
+@needs_font
+def test_a_column_of_straight_glyphs_is_still_redacted():
+    # a vertical label of letters and digits that are single strokes (1, I, l) printed upright
+    # one under the other: each glyph shows its ends in its padded crop (coherence <= 0.90), so
+    # the column stays "stacked" and is redacted, with and without hints
+    img = np.full((2048, 2048), 30, np.uint8)
+    bbs = []
+    for k, ch in enumerate("1Il1I1"):
+        img, bb = draw(img, ch, (1960, 600 + 40 * k), 32)
+        bbs.append(bb)
+    for hints in (None, HINTS):
+        boxes = pt.find_text(img, hints=hints)
+        for bb in bbs:
+            assert covered(boxes, bb) >= 0.9, (hints is None, bb)

@@ -22,6 +22,9 @@ How:
     strokes as thick as the blob is tall (median ink run / ink height > 0.35: anatomy,
     an MR's grain, a CT's field-of-view edge; text lines of the bench: 0.06-0.28). Such a
     region cannot spell a name, an ID or a date. Without an OCR engine nothing is dropped.
+    A column of nothing but straight bars (each padded crop one streak, coherence > 0.93: a
+    film's edge in pieces; a lone I, l or 1 shows its ends, <= 0.90) is not "stacked"
+    (``_bar_column``).
  1c. Grain test, after OCR, on textured images only (grain everywhere, an upsampled MR's:
     >= 10 strong candidates inside the central field, where labels are not printed; the
     bench's MR2 crops have 15-40, every other image <= 5): a strong candidate that matches no
@@ -34,8 +37,10 @@ How:
     with strokes in every direction: it stays (tests/test_pixeltext_precision.py,
     tests/test_redteam3.py: what is still dropped, as xfail). Only the central field's
     candidates get the whole test: in the outer eighth of each side, where consoles print
-    labels, only one oriented streak is grain (red team: initials, short grey IDs and dates
-    there were dropped as short soft grain and left readable) -- unless the candidate stands
+    labels, only one oriented streak or one speck is grain (red team: initials, short grey IDs
+    and dates there were dropped as short soft grain and left readable; a speck, ``_speck``, is
+    tiny strokes whose ink is one glyph-sized blob: two letters even blurred together are wider
+    than tall) -- unless the candidate stands
     no higher than the texture around it (``_ring_ratio``: its top-hat over the ring's, other
     candidates and the gaps between them left out, <= 1.15): grain looks like its
     surroundings (0.79-1.08 on the corpus's MR2 crops), the red team's grey, blurred, turned
@@ -134,7 +139,8 @@ Whole pipeline, CPU process time per 2048 x 2048 image on this 2-core machine:
    identifying strings >= 90 % covered 77/77 and 79/79; markers kept 45/50 and 43/50;
    text-free images with a box 3/80 and 4/80 (before the grain test 1c: 11/80 each, 10 of
    them MR2 crops: interpolated grain; with the grain test kept to the central field, whole
-   pipeline: 5/80 and 8/80; with the outer-band ring rule: 4/80 and 6/80); about 0.18 CPU s per text-free image, single process
+   pipeline: 5/80 and 8/80; with the outer-band ring rule: 4/80 and 6/80; whole pipeline
+   on the merged tree 5/80 and 6/80, and with the speck and bar-column rules 4/80 and 4/80); about 0.18 CPU s per text-free image, single process
    on a shared 2-core machine (load average about 2; the grain test adds nothing measurable). Before
    the faint-label work (step 4): 71/77, 73/79; 46/50, 44/50; 11/80; 0.14 s. Before the
    shape gate, the polarity-echo marker rule and scipy: 71/77, 73/79; 43/50, 41/50; 34/80,
@@ -918,14 +924,62 @@ def _ring_ratio(maps, cands: list[tuple[int, int, int, int, bool]], c: tuple[int
     return peak / max(float(np.percentile(ring, 99)), 1.0)
 
 
+_SPECK_SHARE = 0.7       # a speck's blob holds this share of its crop's ink (the rest: a few grains)
+_BAR = 0.93              # coherence of one straight bar cut by its crop: the corpus's film-edge streaks 0.96-1.00;
+                         # a glyph in its padded crop (DejaVu/Liberation, 12-40 px, sharp or blurred) <= 0.90 ("J", "I"),
+                         # only "|", "/" and "\\" reach 0.95-0.96
+
+
+def _bar_column(image: np.ndarray, c: tuple[int, int, int, int, bool], column: list[tuple[int, int, int, int, bool]],
+                s: int) -> bool:
+    """Is the candidate c (working px), with room for one glyph at most, stacked only with
+    straight bars, and one itself? Each crop (padded as find_text pads it) is one straight
+    streak (gradient orientation coherence > _BAR): a film's edge or a collimator line cut into
+    pieces, not the glyphs of a vertical label (a column of letters and digits holds strokes in
+    other directions: a lone I, l or 1 in its padded crop measures <= 0.90, its ends show).
+    Such a column cannot spell a name, an ID or a date, so it is not "stacked" for the shape
+    gate (which then drops its one-glyph pieces)."""
+    H, W = image.shape
+    if (c[2] - c[0]) >= _GLYPH_ASPECT * (c[3] - c[1]):
+        return False
+    for x0, y0, x1, y1, bright in [c, *column]:
+        bh = (y1 - y0) * s
+        px, py = max(4, bh // 4), max(4, (bh * 2) // 5)
+        box = (max(0, x0 * s - px), max(0, y0 * s - py), min(W, x1 * s + px), min(H, y1 * s + py))
+        if _coherence(_stretch(image, box, bright)) <= _BAR:
+            return False
+    return True
+
+
+def _speck(crop: np.ndarray, inner: tuple[int, int]) -> bool:
+    """One speck of grain: tiny strokes (<= _TINY px tall) whose ink (stretched crop, dark on
+    white) is one compact blob with room for one glyph at most (width < _GLYPH_ASPECT x height)
+    holding most of the ink, spanning the crop neither way (not the rim around a hole). One
+    glyph-sized dot cannot spell a name, an ID or a date; two letters, even blurred into one
+    blob, are wider than tall (tests/test_pixeltext_precision.py)."""
+    if inner[1] > _TINY:
+        return False
+    from scipy import ndimage
+    ink = crop < 128
+    labels, n = ndimage.label(ink, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return False
+    sizes = np.bincount(labels.ravel())[1:]
+    big = int(np.argmax(sizes))
+    ys, xs = np.nonzero(labels == big + 1)
+    h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    return (sizes[big] >= _SPECK_SHARE * sizes.sum() and w < _GLYPH_ASPECT * h
+            and h < crop.shape[0] and w < crop.shape[1])
+
+
 def _is_grain(crop: np.ndarray, inner: tuple[int, int], streak_only: bool = False) -> bool:
     """An unreadable candidate of a textured image (grain everywhere: an upsampled MR's) that is
-    one oriented streak, or short (room for ~5 glyphs at most), soft-edged (or tiny: strokes
-    at most 8 px tall) and not a row of glyphs on a baseline, level or once turned (a short
+    one oriented streak or one speck (_speck; these two in the outer band too), or short (room
+    for ~5 glyphs at most), soft-edged (or tiny: strokes at most 8 px tall) and not a row of glyphs on a baseline, level or once turned (a short
     vertical label: tests/test_redteam3.py). A blurred label line stays: it
     is wide, or its glyphs stand on a baseline, and its strokes point every way."""
     inner_w, inner_h = inner
-    if _coherence(crop) > _COHERENT:
+    if _coherence(crop) > _COHERENT or _speck(crop, inner):
         return True
     if streak_only:      # the outer band (find_text): a short soft label there is not grain
         return False
@@ -951,7 +1005,7 @@ def _classify(image: np.ndarray, box: tuple[int, int, int, int], bright: bool,
     everywhere): a candidate that matches no hint and is no marker, of which OCR reads fewer
     than three letters or digits confidently, and that _is_grain says is grain is not
     text_like either; outside the central field (central False: the outer eighth of each
-    side, where labels are printed) only a single oriented streak counts as grain."""
+    side, where labels are printed) only a single oriented streak or one speck counts as grain."""
     crop = _stretch(image, box, bright)
     inner_w, inner_h = inner
     if _engine() is not None and ((inner_w < _GLYPH_ASPECT * inner_h and not stacked) or _stroke_ratio(crop) > _THICK):
@@ -1355,7 +1409,9 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
                 continue
             if faint:
                 tried.append(box)
-            stacked = any(_stacked((x0, y0, x1, y1), c) for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1))
+            column = [c for c in cands if c[4] == bright and c[:4] != (x0, y0, x1, y1) and _stacked((x0, y0, x1, y1), c)]
+            # a column of nothing but straight bars (a film's edge in pieces) is no vertical label
+            stacked = bool(column) and not _bar_column(image, (x0, y0, x1, y1, bright), column, s)
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked, textured, central)
             # a faint region counts when it matches a hint, or reads confidently as a date or
