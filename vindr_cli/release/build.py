@@ -146,8 +146,12 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
 
 # What the release reads of the tables it is given (iter_rows: a million-row table is read in
 # batches, and only these columns): the anonymize manifest's ok rows, the counts of the others
-# (datasheet: anonymize_exclusions), and images.parquet's ok rows.
-_MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames")
+# (datasheet: anonymize_exclusions), and images.parquet's ok rows. The manifest's keyed ids are
+# read for _is_vindr_output (patient_id, sop_uid), _tree_ids (study_uid, patient_id) and
+# _decoded_before_review (review_boxes): a column left out here reads as None there, which
+# refuses every file or silently skips a check (tests/test_release.py, test_redteam6_review.py).
+_MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames",
+                     "patient_id", "sop_uid", "study_uid", "review_boxes")
 _DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
 
 
