@@ -270,3 +270,31 @@ def test_an_isolated_gdcm_failure_is_a_refusal_not_a_crash():
         run_gdcm(ds, ds.file_meta.TransferSyntaxUID)
     with pytest.raises(DecodeError):
         decode(ds, backends=["gdcm"])
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_anonymize_and_audit_scan_fail_hostile_frames_with_a_fixed_reason(tmp_path, jobs):
+    """vindr anonymize's burned-in scan (default --burned-in redact) and vindr audit decode too:
+    the same header check runs first (deid.redact._frames), so no hostile frame reaches a
+    decoder there either; every file has its row and the good images are written."""
+    import pyarrow.parquet as pq
+
+    from helpers import key_file_in
+
+    src, bad = _tree(tmp_path)
+    # the colour baseline source is Secondary Capture: quarantined by its SOP class before any scan
+    hostile = [(label, ds) for label, ds in _hostile()]
+    sc = sum(label.startswith("baseline-rgb") for label, _ in hostile)
+    refused = sum(_refused(ds) for label, ds in hostile if not label.startswith("baseline-rgb"))
+    out = tmp_path / "anon"
+    proc = _vindr("anonymize", str(src), str(out), "--key", str(key_file_in(tmp_path)), "-j", jobs)
+    assert proc.returncode in (0, 1), proc.stdout[-500:] + proc.stderr[-500:]
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert len(rows) == len(bad) + 3
+    assert sum(r["status"] == "failed" and r["reason"] == REASON for r in rows) >= refused >= (len(bad) - sc) // 2
+    assert sum(r["status"] == "quarantined" for r in rows) == sc + 1
+    assert sum(r["status"] == "ok" for r in rows) >= 2          # the good JPEG-LS and lossless CT at least
+    assert all(r["status"] in ("ok", "quarantined") or _fixed(r["reason"]) for r in rows), {r["reason"] for r in rows}
+    if jobs == "1":
+        audit = _vindr("audit", str(out))
+        assert audit.returncode in (0, 1), audit.stdout[-500:] + audit.stderr[-500:]

@@ -292,15 +292,13 @@ def _paint_over(img: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.n
 
 
 def _masks_intact(ds, boxes: list[tuple[int, int, int, int]]) -> int | None:
-    """The first frame in which a masked box no longer holds one value, or None."""
-    from pydicom.pixels import pixel_array
+    """The first frame in which a masked box no longer holds one value, or None. Decoded as
+    the scan decodes (redact._frames: the JPEG header check first, GDCM never after another
+    decoder refused, never first where another can), not by pydicom's default order, which
+    puts GDCM first for JPEG and can abort() the audit on a file replaced in OUTPUT."""
+    from vindr_cli.deid.redact import _frames
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        arr = pixel_array(ds)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames == 1:
-        arr = arr[None]
+    arr = _frames(ds)[0]                 # (F, R, C, S)
     for i in range(arr.shape[0]):
         for x0, y0, x1, y1 in boxes:
             region = arr[i, max(0, y0):max(0, y1), max(0, x0):max(0, x1)]

@@ -169,7 +169,15 @@ def _pixel_array(ds) -> np.ndarray:
 
 
 def _frames(ds) -> tuple[np.ndarray, str]:
-    """All frames as (F, R, C, S) stored values, and the photometric they are in."""
+    """All frames as (F, R, C, S) stored values, and the photometric they are in. A JPEG or
+    JPEG-LS frame whose header does not describe the image fails before any decoder sees it
+    (dicomio.jpeg: GDCM can abort() the interpreter on one, pylibjpeg allocate gigabytes)."""
+    from vindr_cli.dicomio.jpeg import MalformedJPEG, check_dataset
+
+    try:
+        check_dataset(ds)
+    except MalformedJPEG as exc:
+        raise PixelError(exc.reason) from None
     try:
         arr = _pixel_array(ds)
     except Exception as exc:   # any decoder failure: the file fails, the batch goes on

@@ -24,8 +24,8 @@ are not checked otherwise (a decoder reports damage there as an error; GDCM, whi
 in a child process: ``pixels.isolated``). A few microseconds per frame.
 
 In ``dicomio`` (a shared leaf) so that every stage that decodes can use it: ``vindr decode``
-(``pixels.decode``) does; ``vindr anonymize``'s and ``vindr audit``'s pixel scan
-(``deid.redact``) could.
+(``pixels.decode``) does, and so do ``vindr anonymize``'s and ``vindr audit``'s pixel
+scan (``deid.redact._frames``, through :func:`check_dataset`).
 """
 from __future__ import annotations
 
@@ -47,6 +47,30 @@ class MalformedJPEG(ValueError):
     def __init__(self):
         super().__init__(REASON)
         self.reason = REASON
+
+
+# the transfer syntaxes whose frames are JPEG or JPEG-LS codestreams: baseline, extended,
+# lossless, lossless SV1, JPEG-LS lossless and near-lossless
+FAMILY = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                    "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+
+
+def check_dataset(ds) -> None:
+    """Raise :class:`MalformedJPEG` unless every frame of ``ds``'s Pixel Data is well formed
+    (:func:`check_frame`) when its transfer syntax is of :data:`FAMILY`; other syntaxes pass.
+    Frames that cannot even be split out of the encapsulation are malformed too."""
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in FAMILY:
+        return
+    from pydicom.encaps import generate_frames
+
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.BitsAllocated)
+        frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames") or 1)))
+    except Exception:
+        raise MalformedJPEG() from None
+    for frame in frames:
+        check_frame(frame, rows=rows, columns=columns, samples=samples, bits_allocated=bits)
 
 
 def check_frame(frame: bytes, *, rows: int, columns: int, samples: int, bits_allocated: int) -> None:
