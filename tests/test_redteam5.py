@@ -265,6 +265,19 @@ def test_a_kept_marker_is_cut_out_of_a_coarse_box_and_the_rest_redacted():
     assert mask[120:146, 556:600].all() and mask[194:220, 556:600].all()   # and above and below it
 
 
+def test_a_thin_strip_above_a_kept_marker_stays_masked_beside_it():
+    """A coarse box whose top is 2 px above the marker's padded box (thinner than 2k, so the
+    strip above is dropped as rounding): the rows of that strip left and right of the marker
+    are still masked (the side pieces take the box's full height; before, only the marker's
+    rows, which left the tops of glyphs beside it unmasked)."""
+    out = _stub_scan([(560, 150, 600, 190, "marker")], [(200, 72, 300, 130, "name")])   # 400-600 x 144-260
+    mask = np.zeros((1024, 1024), bool)
+    for _, x0, y0, x1, y1 in out.boxes:
+        mask[y0:y1, x0:x1] = True
+    assert not mask[150:190, 560:600].any()
+    assert mask[144:260, 400:556].all()
+
+
 def test_a_coarse_sliver_around_a_marker_is_not_masked():
     """A coarse box that is the marker itself, give or take the coarse view's rounding (2 px a
     side at k = 2): what is left after the cut is thinner than 2k and no box is masked."""

@@ -215,7 +215,8 @@ def iter_rows(path: Path, columns: Iterable[str] | None = None, batch_rows: int 
     with open(path, "rb") as f:
         pf = pq.ParquetFile(f)
         names = pf.schema_arrow.names
-        cols = names if columns is None else [c for c in names if c in set(columns)]
+        wanted = None if columns is None else set(columns)     # once: ``columns`` may be a generator
+        cols = names if wanted is None else [c for c in names if c in wanted]
         if not cols:                                        # no column wanted: rows are empty dicts
             yield from ({} for _ in range(pf.metadata.num_rows))
             return

@@ -472,7 +472,10 @@ def _cut(box: tuple[int, int, int, int], holes, thin: int) -> list[tuple[int, in
                 nxt.append((x0, y0, x1, y1))
                 continue
             ya, yb = max(y0, n0), min(y1, n1)
-            nxt += [(x0, y0, x1, ya), (x0, yb, x1, y1), (x0, ya, max(x0, m0), yb), (min(x1, m1), ya, x1, yb)]
+            # left and right of the hole at the part's full height (not the hole's rows only): a
+            # strip above or below thinner than ``thin`` is dropped, and its rows beside the
+            # hole must stay masked by these (review: glyph tops left unmasked)
+            nxt += [(x0, y0, x1, ya), (x0, yb, x1, y1), (x0, y0, max(x0, m0), y1), (min(x1, m1), y0, x1, y1)]
         parts = [p for p in nxt if min(p[2] - p[0], p[3] - p[1]) >= thin]
     return parts
 

@@ -130,8 +130,8 @@ def _portable(exc: Exception) -> Exception:
     import cloudpickle
 
     for dumps in (pickle.dumps, cloudpickle.dumps):
-        try:
-            dumps(exc)
+        try:       # and back: an exception whose __init__ wants other arguments pickles but fails to load
+            pickle.loads(dumps(exc))
             return exc
         except Exception:
             pass
