@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import threading
 
@@ -57,6 +58,15 @@ _IMPORT_NAMES = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__
                            "__package__", "__builtins__", "__wrapped__"})
 
 _LOCK = threading.RLock()
+
+
+def _new_lock() -> None:
+    """A fresh lock in a forked child: a fork while another thread held it would leave it held."""
+    global _LOCK
+    _LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
 _recording = 0                  # > 0 while a plugin host's module body runs
 _pending_modules: list = []     # loaders of deferred modules not yet run (for load_all)
 _pending_coders: list = []      # coders with recorded add_plugin calls (for load_all)

@@ -359,6 +359,9 @@ def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree:
           prefetch_thumbnails: bool = True) -> None:
     """Build the queues, serve the page until Ctrl-C (or ``srv.shutdown()`` from ``ready``);
     thumbnails are rendered into the cache by a background thread meanwhile."""
+    from vindr_cli.dicomio.lazy import load_all
+
+    load_all()      # the decoders pydicom registers, loaded now: never first inside a request's thread
     app = ReviewApp(build_queues(review_dir, tree=tree, audit_report=audit_report, spot=spot, seed=seed),
                     reviewer=reviewer)
     srv = make_server(app, port)
