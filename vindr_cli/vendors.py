@@ -67,7 +67,8 @@ def model_ok(s: str) -> bool:
     """A model name that cannot be a person's name (schemas/deid/vendors.toml): letters,
     digits and . + / _ - only; every letters-only word a product word, a listed model family
     or one vendor code (2-4 capitals joined by - or _ to the next word); no run of 5+ letters
-    inside a word of letters and digits that is not listed; no title (Dr, Mr, BS...) followed
+    inside a word of letters and digits that is not listed, nor two unlisted runs of 2+ letters
+    there; no title (Dr, Mr, BS...) followed
     by a letters-only word; no digit run longer than ``model_max_digits`` (an ID, a date). The
     maker beside it is checked by the caller (``safe_text`` with ``siblings``).
 
@@ -91,8 +92,12 @@ def model_ok(s: str) -> bool:
             codes += 1                            # one code at most: two would be two name parts
             if codes > 1 or not (joined and _CODE.fullmatch(w)):
                 return False
-        elif any(len(r) >= 5 and r.upper() not in listed for r in _LETTERS.findall(w)):
-            return False
+        else:
+            runs = [r for r in _LETTERS.findall(w) if r.upper() not in listed]
+            # no unlisted run of 5+ letters, and at most one unlisted run of 2+ letters: two
+            # are two name parts around a number ("Tran1Van", "Le85An"; review of red team 5)
+            if any(len(r) >= 5 for r in runs) or sum(len(r) >= 2 for r in runs) > 1:
+                return False
         words.append(up)
         plain.append(is_plain)
     return not any(w in data["titles"] and plain[i + 1] and words[i + 1] not in data["model_words"]

@@ -90,7 +90,9 @@ def read_key(path: Path) -> bytes:
         raise KeyError_(f"key file {path} is not a vindr key (expected {KEY_BYTES * 2} hex digits)") from None
     if len(key) < 16:
         raise KeyError_(f"key file {path} is too short (expected {KEY_BYTES * 2} hex digits)")
-    if len(set(key)) < len(key) // 2:    # "00"*32, "cd"*32: a guess the keyed fingerprint confirms offline
+    # "00"*32, "cd"*32: a guess the keyed fingerprint confirms offline. A heuristic against
+    # hand-made keys only (bytes 00..1f pass it); the key vindr makes is secrets.token_bytes
+    if len(set(key)) < len(key) // 2:
         raise KeyError_(f"key file {path} is not a random key (too few different bytes); let vindr make one: "
                         f"give --key a path that does not exist yet")
     return key
