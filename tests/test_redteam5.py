@@ -121,6 +121,35 @@ def test_text_the_new_finder_rules_must_still_catch(grain, case):
         assert not _leaks(_reread(out, bb, angle), text), hints is None
 
 
+@needs_ocr
+@pytest.mark.parametrize("view", [(0.5, 0.5, 0.9, True), (0.2, 0.3, 0.7, False), (0.8, 0.1, 0.6, True)])
+def test_the_blurred_row_pass_changes_nothing_on_text_free_grain(view, monkeypatch):
+    """pixeltext._blurred_rows (rows of >= 5 glyph-shaped components without the sharp-edge
+    test) finds no row in text-free textured MR2 views, so find_text's boxes there are those
+    found without it; on the blurred name it is what makes the box."""
+    from vindr_cli.deid import pixeltext as P
+
+    img = mr_crop(*view)
+    work, s = P._work(img)
+    assert P._blurred_rows(P._maps(work), []) == []
+    with_pass = P.find_text(img, hints=HINTS)
+    monkeypatch.setattr(P, "_blurred_rows", lambda maps, taken: [])
+    assert P.find_text(img, hints=HINTS) == with_pass
+
+
+@needs_ocr
+@needs_font
+def test_the_blurred_name_is_boxed_by_the_blurred_row_pass(grain, monkeypatch):
+    from vindr_cli.deid import pixeltext as P
+
+    text, size, blur, angle, fg, xy, band = HELD["name blurred over the anatomy"]
+    img, bb = _place(grain, text, xy, size, fg=fg, blur=blur)
+    boxes = P.find_text(img)
+    assert any(b.kind != "marker" and b.x0 <= bb[0] + size and b.x1 >= bb[2] - size for b in boxes)
+    monkeypatch.setattr(P, "_blurred_rows", lambda maps, taken: [])
+    assert not any(b.x0 < bb[2] and bb[0] < b.x1 and b.y0 < bb[3] and bb[1] < b.y1 for b in P.find_text(img))
+
+
 def _label(img: np.ndarray, xy, fg: int, blur: float, leading: int):
     """A three-line corner label (name, ID, birth date; 16 px) drawn line under line."""
     x, y = xy
