@@ -710,8 +710,9 @@ def _blurred_rows(maps, taken: list) -> list[tuple[int, int, int, int, bool]]:
     of at least _BLUR_ROW glyph-shaped components of one height following each other
     (_glyph_row). Grain does not make such rows on the bench corpora's text-free images
     except where the finder already boxed something (bench/README.md, sigma2); a row found is
-    identifying unless read as a marker (unreadable text is identifying). At most _BLUR_MAX
-    rows, the longest first."""
+    identifying unless read as a marker (unreadable text is identifying; find_text leaves a
+    marker read there unboxed, so the pass only adds redaction). At most _BLUR_MAX rows, the
+    longest first."""
     H, W = maps[0].shape
     cy0, cy1, cx0, cx1 = H // 8, H - H // 8, W // 8, W - W // 8
     out = []
@@ -1475,8 +1476,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             for (x0, y0, x1, y1, bright), box in _sized(_blurred_rows(maps, taken), s, W, H, min_side):
                 kind, matched, confident, _, reading = _classify(image, box, bright, hints if has_hints else None,
                                                                  ((x1 - x0) * s, (y1 - y0) * s), False, False, True)
-                found.append([box, kind if (kind == "marker" or matched or confident) else "other",
-                              confident or matched, bright, reading, False])
+                # a marker read there is left as it is, unboxed (not added as a marker either: a
+                # marker stops other boxes' growth, so this pass only ever adds redaction)
+                if kind != "marker":
+                    found.append([box, kind if (matched or confident) else "other", confident or matched,
+                                  bright, reading, False])
         # the other lines of an identifying label on a busy background (a name line whose
         # letters merge at the working scale above the ID line that was read: red team 5)
         for x0, y0, x1, y1, bright in _stacked_lines(rejected, idlines):
