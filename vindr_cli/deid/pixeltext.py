@@ -706,8 +706,10 @@ def _blurred_rows(maps, taken: list) -> list[tuple[int, int, int, int, bool]]:
     a name blurred by sigma 2 over the anatomy has no edge sharp enough for _candidates, so it
     made no candidate at all). Each polarity's top-hat above _STRONG without the sharp-edge
     test, linked along the line, inside the central field (inner 3/4); a group _ROW_H tall, at
-    least 2.5 x as wide, overlapping no box already taken (working px), whose strokes are a row
-    of at least _BLUR_ROW glyph-shaped components of one height following each other
+    least 2.5 x as wide, overlapping no box already taken (working px, (x0, y0, x1, y1, bright):
+    a candidate of the same polarity was judged already; bright None, a box found, either
+    polarity), whose strokes are a row of at least _BLUR_ROW glyph-shaped components of one
+    height following each other
     (_glyph_row). Grain does not make such rows on the bench corpora's text-free images
     except where the finder already boxed something (bench/README.md, sigma2); a row found is
     identifying unless read as a marker (unreadable text is identifying; find_text leaves a
