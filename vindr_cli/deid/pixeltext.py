@@ -697,6 +697,47 @@ def _glyph_row(region: np.ndarray) -> int:
     return best
 
 
+_BLUR_ROW = 5            # _blurred_rows: glyph-shaped components of one row without the sharp-edge test
+_BLUR_MAX = 8            # ... at most this many such rows read per image (bounded)
+
+
+def _blurred_rows(maps, taken: list) -> list[tuple[int, int, int, int, bool]]:
+    """Rows of blurred text in the central field of a textured image (working px; red team 5:
+    a name blurred by sigma 2 over the anatomy has no edge sharp enough for _candidates, so it
+    made no candidate at all). Each polarity's top-hat above _STRONG without the sharp-edge
+    test, linked along the line, inside the central field (inner 3/4); a group _ROW_H tall, at
+    least 2.5 x as wide, overlapping no box already taken (working px, (x0, y0, x1, y1, bright):
+    a candidate of the same polarity was judged already; bright None, a box found, either
+    polarity), whose strokes are a row of at least _BLUR_ROW glyph-shaped components of one
+    height following each other
+    (_glyph_row). Grain does not make such rows on the bench corpora's text-free images
+    except where the finder already boxed something (bench/README.md, sigma2); a row found is
+    identifying unless read as a marker (unreadable text is identifying; find_text leaves a
+    marker read there unboxed, so the pass only adds redaction). At most _BLUR_MAX rows, the
+    longest first."""
+    H, W = maps[0].shape
+    cy0, cy1, cx0, cx1 = H // 8, H - H // 8, W // 8, W - W // 8
+    out = []
+    for bright, tophat in ((True, maps[0]), (False, maps[1])):
+        strokes = tophat[cy0:cy1, cx0:cx1] >= _STRONG
+        linked = _filt(strokes.view(np.uint8), 5, np.maximum, axes=(1,)).view(bool)
+        for x0, y0, x1, y1 in _components(linked, 1, 4):
+            bh, bw = y1 - y0, x1 - x0
+            if not _ROW_H[0] <= bh <= _ROW_H[1] or bw < 2.5 * bh:
+                continue
+            box = (x0 + cx0, y0 + cy0, x1 + cx0, y1 + cy0)
+            if any(_overlaps(box, t) and t[4] in (None, bright) for t in taken):
+                continue
+            region = strokes[y0:y1, x0:x1]
+            n = int(region.sum())
+            if n < 6 * _BLUR_ROW or not 0.08 <= n / (bh * bw) <= 0.75:
+                continue
+            if _glyph_row(region) >= _BLUR_ROW:
+                out.append((*box, bright))
+    out.sort(key=lambda c: c[0] - c[2])
+    return out[:_BLUR_MAX]
+
+
 def _turned_candidates(strokes: np.ndarray, bright: bool, W: int, H: int) -> list[tuple[int, int, int, int, bool]]:
     """Vertical text candidates of one polarity: strokes linked along columns; a group that
     is tall and narrow (3-30 working px wide, 2.5-12 x as tall, <= 250 px) in the outer eighth
@@ -1430,6 +1471,18 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             found.append([box, kind, confident, bright, reading, faint])
             if not faint and kind != "marker" and (confident or matched):    # read as text
                 idlines.append((x0, y0, x1, y1, bright))
+        # blurred rows of glyphs in the central field of a textured image that made no
+        # candidate (no sharp edges: red team 5's sigma-2 name over the anatomy)
+        if textured:
+            taken = list(cands) + [(*(v // s for v in f[0][:4]), None) for f in found]
+            for (x0, y0, x1, y1, bright), box in _sized(_blurred_rows(maps, taken), s, W, H, min_side):
+                kind, matched, confident, _, reading = _classify(image, box, bright, hints if has_hints else None,
+                                                                 ((x1 - x0) * s, (y1 - y0) * s), False, False, True)
+                # a marker read there is left as it is, unboxed (not added as a marker either: a
+                # marker stops other boxes' growth, so this pass only ever adds redaction)
+                if kind != "marker":
+                    found.append([box, kind if (matched or confident) else "other", confident or matched,
+                                  bright, reading, False])
         # the other lines of an identifying label on a busy background (a name line whose
         # letters merge at the working scale above the ID line that was read: red team 5)
         for x0, y0, x1, y1, bright in _stacked_lines(rejected, idlines):
