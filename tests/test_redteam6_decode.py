@@ -42,10 +42,6 @@ def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
-@pytest.mark.xfail(strict=True, reason="decode --allow-identified copies the VOI LUT Sequence's LUTExplanation "
-                   "(free text of the identified header) into images.parquet's lut column; fix in vindr_cli/pixels "
-                   "(window.py WindowUsed(lut=...) or batch.py's row: a fixed 'VOI LUT Sequence' when the input is "
-                   "identified, or always)")
 def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
     import numpy as np
     from pydicom.dataset import Dataset
@@ -66,6 +62,7 @@ def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
     p = run_cli("decode", src, out, "--allow-identified", "--size", "32", "-j", "1")
     rows = pq.read_table(out / "images.parquet").to_pylist()
     assert [r["window_kind"] for r in rows] == ["voi_lut"]      # the LUT was used: its row describes it
+    assert [r["lut"] for r in rows] == ["VOI LUT Sequence item 1"]
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
