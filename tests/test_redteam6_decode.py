@@ -66,10 +66,6 @@ def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
-@pytest.mark.xfail(strict=True, reason="decode decodes every file under ANON_DIR, also one its manifest.parquet does "
-                   "not list (audit's stray-file), and names its PNG and images.parquet row after that file's own "
-                   "name; fix in vindr_cli/pixels/batch.py: for a vindr anonymize OUTPUT decode only the manifest's "
-                   "ok outputs (others a row with a fixed reason, named by a keyed hash)")
 def test_decode_of_a_tree_names_nothing_after_a_stray_file(world, tmp_path):  # noqa: F811
     anon = tmp_path / "anon"
     shutil.copytree(world["anon"], anon)

@@ -133,7 +133,8 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
 # What the release reads of the tables it is given (iter_rows: a million-row table is read in
 # batches, and only these columns): the anonymize manifest's ok rows, the counts of the others
 # (datasheet: anonymize_exclusions), and images.parquet's ok rows.
-_MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames")
+_MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames",
+                     "patient_id", "sop_uid", "review_boxes", "study_uid")   # _is_vindr_output, _decoded_before_review, _tree_ids
 _DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
 
 
