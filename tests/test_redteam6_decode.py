@@ -1,6 +1,6 @@
 """Red team 6 (see tests/test_redteam6.py), `vindr decode` of what is not a plain vindr tree.
-All three leak; the fixes belong in vindr_cli/pixels (others' files today), so each is a strict
-xfail naming what to change:
+All three leaked; the last two are fixed (manifest mode of vindr_cli/pixels/batch.py, and a fixed
+lut description); the first is still a strict xfail naming what to change:
 
 * a raw export whose gateway set PatientIdentityRemoved YES is decoded as de-identified: its
   input paths (names, IDs) name the PNGs and fill images.parquet's input column;
@@ -25,7 +25,8 @@ from test_redteam6 import PLANTED, _leaks, world  # noqa: F401  (world: the modu
                    "whose gateway set the flag is named after its input paths (names, IDs) in OUTPUT's files and "
                    "images.parquet; fix in vindr_cli/pixels/batch.py (name outputs by keyed hashes, as with "
                    "--allow-identified, unless INPUT is a vindr anonymize OUTPUT: manifest.parquet + "
-                   ".vindr/anonymize.json)")
+                   ".vindr/anonymize.json). Done on branch decode6-keyednames, not merged: it changes the names of "
+                   "every raw tree marked YES, which test_hostile_paths, test_faults and test_stage pin (10 tests)")
 def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_paths(world, tmp_path):
     src = tmp_path / "export"
     for p in sorted(world["export"].rglob("*")):

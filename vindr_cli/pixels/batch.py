@@ -10,6 +10,16 @@ An INPUT that is not de-identified (an image without PatientIdentityRemoved YES)
 refused unless ``allow_identified``: then every input is named by a keyed hash of its
 path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
 column, and the summary carries a warning.
+
+A vindr anonymize OUTPUT (``manifest.parquet`` + ``.vindr/anonymize.json``) is decoded in
+*manifest mode* (red team 6): only the manifest's ``ok`` outputs, each checked by the worker
+against its row (:mod:`vindr_cli.dicomio.provenance`) before anything is named after it,
+and named by the manifest's output path; any other file (a stray) is a ``failed`` row named
+by a keyed hash of its path, never decoded.
+
+Resume: every row records ``input_stamp`` (size and mtime of the input, a stat); a re-run
+decodes again an input whose stamp changed (re-written with review boxes), into the same
+names (:meth:`DecodeStage.is_done`).
 """
 from __future__ import annotations
 
