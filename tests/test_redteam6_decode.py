@@ -76,3 +76,33 @@ def test_decode_of_a_tree_names_nothing_after_a_stray_file(world, tmp_path):  # 
     p = run_cli("decode", anon, out, "--size", "32", "-j", "1", check=False)
     assert p.returncode == 0 and len(list(out.rglob("*.png"))) >= 8
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
+    from vindr_cli.pixels.task import NOT_IN_MANIFEST
+
+    ok = {r["output"] for r in world["rows"] if r["status"] == "ok"}
+    (stray_row,) = [r for r in pq.read_table(out / "images.parquet").to_pylist() if r["input"] not in ok]
+    assert stray_row["status"] == "failed" and stray_row["reason"] == NOT_IN_MANIFEST and stray_row["output"] is None
+    assert len(stray_row["input"]) == 32 and int(stray_row["input"], 16) >= 0     # a keyed hash, not its name
+
+
+def test_decode_of_a_tree_refuses_a_file_that_is_not_its_rows_output(world, tmp_path):  # noqa: F811
+    """A file at an output's path that is not the output its manifest row describes (here its
+    PatientID differs, as a raw export's copied over it would) is a failed row with the fixed
+    reason, and no image is made of it; the other outputs decode, named by their manifest path."""
+    from vindr_cli.pixels.task import NOT_ITS_OUTPUT
+
+    anon = tmp_path / "anon"
+    shutil.copytree(world["anon"], anon)
+    target = world["rows"][0]["output"]
+    ds = pydicom.dcmread(anon / target)
+    ds.PatientID = "20012345"
+    ds.save_as(anon / target)
+    out = tmp_path / "img"
+    p = run_cli("decode", anon, out, "--size", "32", "-j", "1")
+    rows = {r["input"]: r for r in pq.read_table(out / "images.parquet").to_pylist()}
+    ok = {r["output"] for r in world["rows"] if r["status"] == "ok"}
+    assert set(rows) == ok
+    assert rows[target]["status"] == "failed" and rows[target]["reason"] == NOT_ITS_OUTPUT
+    assert rows[target]["output"] is None
+    assert all(rows[o]["status"] == "ok" for o in ok - {target})
+    assert len(list(out.rglob("*.png"))) == len(ok) - 1
+    assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
