@@ -1,6 +1,6 @@
 """Red team 6 (see tests/test_redteam6.py), `vindr decode` of what is not a plain vindr tree.
-All three leak; the fixes belong in vindr_cli/pixels (others' files today), so each is a strict
-xfail naming what to change:
+All three leaked; the last two are fixed (manifest mode of vindr_cli/pixels/batch.py, and a fixed
+lut description); the first is still a strict xfail naming what to change:
 
 * a raw export whose gateway set PatientIdentityRemoved YES is decoded as de-identified: its
   input paths (names, IDs) name the PNGs and fill images.parquet's input column;
@@ -25,7 +25,8 @@ from test_redteam6 import PLANTED, _leaks, world  # noqa: F401  (world: the modu
                    "whose gateway set the flag is named after its input paths (names, IDs) in OUTPUT's files and "
                    "images.parquet; fix in vindr_cli/pixels/batch.py (name outputs by keyed hashes, as with "
                    "--allow-identified, unless INPUT is a vindr anonymize OUTPUT: manifest.parquet + "
-                   ".vindr/anonymize.json)")
+                   ".vindr/anonymize.json). Done on branch decode6-keyednames, not merged: it changes the names of "
+                   "every raw tree marked YES, which test_hostile_paths, test_faults and test_stage pin (10 tests)")
 def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_paths(world, tmp_path):
     src = tmp_path / "export"
     for p in sorted(world["export"].rglob("*")):
@@ -42,10 +43,6 @@ def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
-@pytest.mark.xfail(strict=True, reason="decode --allow-identified copies the VOI LUT Sequence's LUTExplanation "
-                   "(free text of the identified header) into images.parquet's lut column; fix in vindr_cli/pixels "
-                   "(window.py WindowUsed(lut=...) or batch.py's row: a fixed 'VOI LUT Sequence' when the input is "
-                   "identified, or always)")
 def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
     import numpy as np
     from pydicom.dataset import Dataset
@@ -66,13 +63,10 @@ def test_decode_of_an_identified_export_copies_no_lut_explanation(tmp_path):
     p = run_cli("decode", src, out, "--allow-identified", "--size", "32", "-j", "1")
     rows = pq.read_table(out / "images.parquet").to_pylist()
     assert [r["window_kind"] for r in rows] == ["voi_lut"]      # the LUT was used: its row describes it
+    assert [r["lut"] for r in rows] == ["VOI LUT Sequence item 1"]
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 
-@pytest.mark.xfail(strict=True, reason="decode decodes every file under ANON_DIR, also one its manifest.parquet does "
-                   "not list (audit's stray-file), and names its PNG and images.parquet row after that file's own "
-                   "name; fix in vindr_cli/pixels/batch.py: for a vindr anonymize OUTPUT decode only the manifest's "
-                   "ok outputs (others a row with a fixed reason, named by a keyed hash)")
 def test_decode_of_a_tree_names_nothing_after_a_stray_file(world, tmp_path):  # noqa: F811
     anon = tmp_path / "anon"
     shutil.copytree(world["anon"], anon)
@@ -81,4 +75,34 @@ def test_decode_of_a_tree_names_nothing_after_a_stray_file(world, tmp_path):  # 
     out = tmp_path / "img"
     p = run_cli("decode", anon, out, "--size", "32", "-j", "1", check=False)
     assert p.returncode == 0 and len(list(out.rglob("*.png"))) >= 8
+    assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
+    from vindr_cli.pixels.task import NOT_IN_MANIFEST
+
+    ok = {r["output"] for r in world["rows"] if r["status"] == "ok"}
+    (stray_row,) = [r for r in pq.read_table(out / "images.parquet").to_pylist() if r["input"] not in ok]
+    assert stray_row["status"] == "failed" and stray_row["reason"] == NOT_IN_MANIFEST and stray_row["output"] is None
+    assert len(stray_row["input"]) == 32 and int(stray_row["input"], 16) >= 0     # a keyed hash, not its name
+
+
+def test_decode_of_a_tree_refuses_a_file_that_is_not_its_rows_output(world, tmp_path):  # noqa: F811
+    """A file at an output's path that is not the output its manifest row describes (here its
+    PatientID differs, as a raw export's copied over it would) is a failed row with the fixed
+    reason, and no image is made of it; the other outputs decode, named by their manifest path."""
+    from vindr_cli.pixels.task import NOT_ITS_OUTPUT
+
+    anon = tmp_path / "anon"
+    shutil.copytree(world["anon"], anon)
+    target = world["rows"][0]["output"]
+    ds = pydicom.dcmread(anon / target)
+    ds.PatientID = "20012345"
+    ds.save_as(anon / target)
+    out = tmp_path / "img"
+    p = run_cli("decode", anon, out, "--size", "32", "-j", "1")
+    rows = {r["input"]: r for r in pq.read_table(out / "images.parquet").to_pylist()}
+    ok = {r["output"] for r in world["rows"] if r["status"] == "ok"}
+    assert set(rows) == ok
+    assert rows[target]["status"] == "failed" and rows[target]["reason"] == NOT_ITS_OUTPUT
+    assert rows[target]["output"] is None
+    assert all(rows[o]["status"] == "ok" for o in ok - {target})
+    assert len(list(out.rglob("*.png"))) == len(ok) - 1
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []

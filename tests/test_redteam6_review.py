@@ -65,10 +65,6 @@ def test_release_refuses_images_decoded_before_the_review_boxes(world, reviewed,
     assert quarter.std() == 0 and a.std() > 0     # the reviewer's box, flat; the rest of the image is not
 
 
-@pytest.mark.xfail(strict=True, reason="vindr decode's resume (pixels/batch.py DecodeStage.is_done/verify) checks "
-                   "only that the output exists and is whole, not that its input is the file it was decoded from: "
-                   "an output re-written with review boxes keeps its old PNG; record the input's pixel_sha256 (or "
-                   "size and mtime) in images.parquet and redo an input that changed")
 def test_decode_run_again_redoes_an_input_rewritten_with_review_boxes(reviewed):
     before = _png(reviewed["img"], reviewed["row"]["output"]).copy()
     run_cli("decode", reviewed["anon"], reviewed["img"], "--size", "64", "-j", "1")

@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 
 from vindr_cli.atomic import TMP_SUFFIX, atomic_write
+from vindr_cli.dicomio.provenance import is_vindr_output
 from vindr_cli.errors import RequestError
 from vindr_cli.runner import paths
 
@@ -49,22 +50,6 @@ NOT_DEIDENTIFIED = ("{n} selected file(s) of ANON_DIR are not the de-identified 
                     "describes (PatientIdentityRemoved is not YES, or the patient or instance id differs, or the file "
                     "cannot be read): a file was replaced or copied in; nothing is handed over. Re-run vindr anonymize "
                     "into ANON_DIR")
-
-
-def is_vindr_output(path: Path, row: dict) -> bool:
-    """Whether ``path`` is the de-identified file the row describes: PatientIdentityRemoved YES
-    and the row's substitute PatientID and SOP Instance UID (a raw export's file copied over
-    an output has neither, whatever its pixels: red team 6)."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True,
-                             specific_tags=["PatientIdentityRemoved", "PatientID", "SOPInstanceUID"])
-        return (str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
-                and str(ds.get("PatientID", "")) == str(row.get("patient_id"))
-                and str(ds.get("SOPInstanceUID", "")) == str(row.get("sop_uid")))
-    except Exception:      # unreadable: not a vindr output (its content is never shown)
-        return False
 
 
 def check_outputs(rows: list[dict], anon_dir: Path) -> None:

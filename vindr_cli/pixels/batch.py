@@ -10,6 +10,16 @@ An INPUT that is not de-identified (an image without PatientIdentityRemoved YES)
 refused unless ``allow_identified``: then every input is named by a keyed hash of its
 path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
 column, and the summary carries a warning.
+
+A vindr anonymize OUTPUT (``manifest.parquet`` + ``.vindr/anonymize.json``) is decoded in
+*manifest mode* (red team 6): only the manifest's ``ok`` outputs, each checked by the worker
+against its row (:mod:`vindr_cli.dicomio.provenance`) before anything is named after it,
+and named by the manifest's output path; any other file (a stray) is a ``failed`` row named
+by a keyed hash of its path, never decoded.
+
+Resume: every row records ``input_stamp`` (size and mtime of the input, a stat); a re-run
+decodes again an input whose stamp changed (re-written with review boxes), into the same
+names (:meth:`DecodeStage.is_done`).
 """
 from __future__ import annotations
 
@@ -26,7 +36,8 @@ from vindr_cli.errors import RequestError
 from vindr_cli.pixels import output as naming
 from vindr_cli.pixels.output import FORMATS
 from vindr_cli.pixels.resize import FILTERS
-from vindr_cli.pixels.task import DecodeConfig, decode_one, is_deidentified, setup
+from vindr_cli.pixels.task import DecodeConfig, decode_one, input_name, input_stamp, is_deidentified, \
+    manifest_outputs, setup
 from vindr_cli.pixels.window import parse_window_mode
 from vindr_cli.runner.discover import STATE_DIR, discover
 from vindr_cli.runner.executor import Executor
@@ -88,12 +99,13 @@ class DecodeStage(Stage):
     setup = staticmethod(setup)
     primary = "images"
 
-    def __init__(self, output: Path, cfg: DecodeConfig):
+    def __init__(self, output: Path, cfg: DecodeConfig, outputs: dict[str, dict] | None = None):
         self.output = output
         self.salt_path = output / STATE_DIR / naming.SALT_FILE
         self._salt: bytes | None = None
         self._new_salt = False
-        if cfg.identified:
+        self.outputs = outputs      # manifest mode: the anonymize manifest's ok outputs
+        if cfg.identified or outputs is not None:     # manifest mode: strays are named by keyed hashes
             self._new_salt = not self.salt_path.exists()
             self._salt = naming.new_salt() if self._new_salt else naming.read_salt(self.salt_path)
             cfg = DecodeConfig(**{**cfg.__dict__, "salt_path": str(self.salt_path)})
@@ -123,7 +135,20 @@ class DecodeStage(Stage):
         return [Table("images", "images", self.output / "images.parquet")]
 
     def key(self, src: Source) -> str:
-        return naming.keyed_name(self._salt, src.rel) if self._salt is not None else src.rel
+        if self.cfg.identified:
+            return naming.keyed_name(self._salt, src.rel)
+        return input_name(src.rel, self._salt, self.outputs)
+
+    def is_done(self, run: Run, key: str) -> bool:
+        """As every stage (rows whole, outputs intact), and the input is the file it was
+        decoded from: its ``input_stamp`` (size, mtime) is unchanged. An input re-written
+        since (by vindr anonymize with review boxes) is decoded again, into the same names."""
+        if not super().is_done(run, key):
+            return False
+        src = self._sources.get(key)
+        stamp = input_stamp(src) if src is not None else None
+        return stamp is not None and all(r.get("input_stamp") == stamp for r in run.done[self.primary][key]
+                                         if r.get("status") == self.ok_status)
 
     def prepare(self) -> None:
         if self._new_salt:
@@ -136,6 +161,7 @@ class DecodeStage(Stage):
         another input already holds — an OUTPUT made before names were unique — loses its
         rows and is decoded again), then a free name for every other input."""
         names = naming.OutputNames(self.cfg.fmt)
+        self._sources = {run.keys[s.rel]: s for s in run.sources}
         self.stems: dict[str, str] = {}
         previous = run.done["images"]
         for key in run.keys.values():
@@ -170,6 +196,15 @@ class DecodeStage(Stage):
                             "reason": reason}]}
 
 
+def anonymize_manifest(input_path: Path) -> Path | None:
+    """INPUT's ``manifest.parquet`` when INPUT is a vindr anonymize OUTPUT (that table and
+    ``.vindr/anonymize.json``), else None."""
+    manifest = input_path / "manifest.parquet"
+    if input_path.is_dir() and manifest.is_file() and (input_path / STATE_DIR / "anonymize.json").is_file():
+        return manifest
+    return None
+
+
 def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:
     if not input_path.exists():
         raise DecodeRequestError("INPUT does not exist")
@@ -202,11 +237,18 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
     input_path, output = input_path.resolve(), output.resolve()
     _check(input_path, output, cfg)
     sources = discover(input_path)
-    identified = first_image_identified(sources)
-    if identified and not allow_identified:
-        raise DecodeRequestError(IDENTIFIED)
-    cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output), "identified": allow_identified})
-    stage = DecodeStage(output, cfg)
+    manifest = anonymize_manifest(input_path)
+    outputs = None
+    if manifest is not None and not allow_identified:     # a vindr anonymize OUTPUT: only its manifest's outputs
+        outputs = manifest_outputs(manifest)
+        identified = False
+    else:
+        identified = first_image_identified(sources)
+        if identified and not allow_identified:
+            raise DecodeRequestError(IDENTIFIED)
+    cfg = DecodeConfig(**{**cfg.__dict__, "output": str(output), "identified": allow_identified,
+                          "manifest": str(manifest) if outputs is not None else None})
+    stage = DecodeStage(output, cfg, outputs)
     stage.rebuild_state = rebuild_state
     result = run_stage(stage, input_path, executor=executor, workers=workers, console=console, sources=sources)
     rows = result.rows["images"]

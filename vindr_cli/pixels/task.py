@@ -14,6 +14,7 @@ is named by ``output.keyed_name`` everywhere (rows, output names, temp names).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 import pydicom
 
 from vindr_cli.dicomio.header import BadInput, read_header, DICOMDIR_CLASS
+from vindr_cli.dicomio.provenance import matches_row
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, DEFAULT_MAX_PIXELS, PIXELS_REASON, too_many_pixels
 from vindr_cli.dicomio.pixelstream import check_pixel_element, native_pixel_length
 from vindr_cli.pixels import output
@@ -54,6 +56,7 @@ class DecodeConfig:
     salt_path: str | None = None    # where the salt of those names is (read by setup, never sent)
     max_pixels: int = DEFAULT_MAX_PIXELS     # dicomio.limits: declared samples, checked before decoding
     max_inflate: int = DEFAULT_MAX_INFLATE   # dicomio.limits: deflated data sets and zip members
+    manifest: str | None = None     # INPUT is a vindr anonymize OUTPUT: its manifest.parquet (read by setup)
 
 
 @dataclass
@@ -62,14 +65,55 @@ class Ctx:
     mode: object
     out: Path
     salt: bytes | None = None
+    outputs: dict[str, dict] | None = None    # manifest mode: {output rel: its ok manifest row}
 
     def name(self, rel: str) -> str:
-        """How an input is named in rows and output names."""
-        return output.keyed_name(self.salt, rel) if self.salt is not None else rel
+        """How an input is named in rows and output names (:func:`input_name`)."""
+        return input_name(rel, self.salt, self.outputs)
 
     @property
     def tmp(self) -> Path:
         return self.out / STATE_DIR / "tmp"
+
+
+def input_name(rel: str, salt: bytes | None, outputs: dict[str, dict] | None) -> str:
+    """An input's name in rows, journals and output names: in manifest mode the manifest's
+    own output path (keyed substitutes only, and the file is checked against its row before
+    anything is named after it); any other file (a stray) and every input in identified mode
+    by a keyed hash of its path. Without salt or manifest: the path (never in practice now)."""
+    if outputs is not None and rel in outputs:
+        return rel
+    return output.keyed_name(salt, rel) if salt is not None else rel
+
+
+MANIFEST_COLUMNS = ("status", "output", "patient_id", "sop_uid")
+
+
+def manifest_outputs(path: Path) -> dict[str, dict]:
+    """{output rel: row} for the ok rows of an anonymize ``manifest.parquet``."""
+    from vindr_cli.tables import iter_rows
+
+    return {r["output"]: {"patient_id": r["patient_id"], "sop_uid": r["sop_uid"]}
+            for r in iter_rows(path, MANIFEST_COLUMNS) if r["status"] == "ok" and r["output"]}
+
+
+NOT_IN_MANIFEST = ("not an ok output in ANON_DIR's manifest.parquet (a file put there by hand or left over): "
+                   "not decoded")
+NOT_ITS_OUTPUT = ("not the de-identified file its manifest.parquet row describes (PatientIdentityRemoved is not YES, "
+                  "or the patient or instance id differs): a file was replaced; not decoded")
+
+
+def input_stamp(src: Source) -> str | None:
+    """``size:mtime_ns`` of the input file (of the archive holding a member) as it is now:
+    recorded in each row, compared on a re-run, so an input re-written since (e.g. with the
+    boxes drawn in vindr review) is decoded again. A stat, not a hash: resume stays free of
+    reading every input again, and every writer of vindr (anonymize included) replaces a
+    file by renaming a new one into place, which always gives a new mtime."""
+    try:
+        st = os.stat(src.path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def setup(cfg: DecodeConfig) -> Ctx:
@@ -77,7 +121,10 @@ def setup(cfg: DecodeConfig) -> Ctx:
     salt = output.read_salt(Path(cfg.salt_path)) if cfg.identified and cfg.salt_path else None
     if cfg.identified and salt is None:
         raise ValueError("identified mode needs the salt file")
-    ctx = Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output), salt)
+    if cfg.manifest is not None:
+        salt = output.read_salt(Path(cfg.salt_path))     # strays are named by keyed hashes
+    outputs = manifest_outputs(Path(cfg.manifest)) if cfg.manifest is not None else None
+    ctx = Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output), salt, outputs)
     ctx.tmp.mkdir(parents=True, exist_ok=True)
     return ctx
 
@@ -176,6 +223,12 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
     base = {"input_key": name, "input": name, "status": "failed", "reason": None}
     if src.missing_reason:
         return [{**base, "reason": src.missing_reason}]
+    expected = None
+    if ctx.outputs is not None:
+        expected = ctx.outputs.get(src.rel)
+        if expected is None or src.member is not None:
+            return [{**base, "reason": NOT_IN_MANIFEST}]
+    base["input_stamp"] = input_stamp(src)      # before reading: a change while reading shows next time
     stem = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     try:
         with src.open() as f:
@@ -187,7 +240,10 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
                 ds = _read_all(f)
             if header.pixel_offset is None and "PixelData" not in (ds if ds is not None else header.ds):
                 return [{**base, "status": "skipped", "reason": "no pixel data (not an image)"}]
-            if not ctx.cfg.identified and not is_deidentified(header.ds):
+            if expected is not None:
+                if not matches_row(header.ds, expected):
+                    return [{**base, "reason": NOT_ITS_OUTPUT}]
+            elif not ctx.cfg.identified and not is_deidentified(header.ds):
                 return None
             if ds is None:
                 _check_whole(f, src.size, header)     # truncated: the reason anonymize gives

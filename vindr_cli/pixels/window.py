@@ -96,12 +96,18 @@ def _header_window_valid(p: DisplayParams) -> bool:
     return p.window_width >= 1 if p.voi_lut_function == LINEAR else p.window_width > 0
 
 
+def lut_description(index: int | None) -> str:
+    """What the table says of a VOI LUT used: which item, never its LUTExplanation (free text
+    of the header, which may name the patient in an identified input: red team 6)."""
+    return f"VOI LUT Sequence item {(index or 0) + 1}"
+
+
 def choose_window(mode: WindowMode, p: DisplayParams, values: np.ndarray, valid: np.ndarray) -> WindowUsed:
     """The VOI to apply to modality ``values``; statistics use only pixels where ``valid``
     (not padding). Not for the kaggle mode (see ``kaggle_render``)."""
     if mode.kind == "header":
         if p.voi_lut_data is not None:
-            return WindowUsed("voi_lut", lut=p.voi_lut_explanation or "VOI LUT Sequence", index=p.voi_lut_index)
+            return WindowUsed("voi_lut", lut=lut_description(p.voi_lut_index), index=p.voi_lut_index)
         if _header_window_valid(p):
             return WindowUsed("window", p.window_center, p.window_width, p.voi_lut_function, index=p.window_index)
         note = ("header window width not allowed by the standard" if p.window_center is not None
@@ -141,7 +147,7 @@ def kaggle_render(stored: np.ndarray, ds, out_max: int = 255) -> tuple[np.ndarra
 
     if ds.get("VOILUTSequence"):
         item = ds.VOILUTSequence[0]
-        used = WindowUsed("kaggle", lut=str(item.get("LUTExplanation", "") or "") or "VOI LUT Sequence", index=0)
+        used = WindowUsed("kaggle", lut=lut_description(0), index=0)
     elif "WindowCenter" in ds and "WindowWidth" in ds:
         c, w = ds["WindowCenter"], ds["WindowWidth"]
         used = WindowUsed("kaggle", float(c.value[0] if c.VM > 1 else c.value),

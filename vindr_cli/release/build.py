@@ -45,6 +45,7 @@ from vindr_cli.release.selection import MULTIFRAME, Selection, SelectionError, f
 from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
+from vindr_cli.dicomio.provenance import is_vindr_output
 from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import Settings
 from vindr_cli.tables import iter_rows
@@ -98,22 +99,7 @@ NOT_DEIDENTIFIED = ("{n} file(s) of ANON_DIR are not the de-identified output th
                     "read): a file was replaced or copied in; nothing is released. Re-run vindr anonymize into ANON_DIR")
 
 
-def _is_vindr_output(path: Path, m: dict) -> bool:
-    """Whether the file at ``path`` is the de-identified file its manifest row ``m`` describes:
-    PatientIdentityRemoved YES and the row's substitute patient id and SOP Instance UID. A raw
-    export's file copied over an output (or any file put there by hand) has neither; its pixel
-    data may still match the row's pixel_sha256 (an image anonymize left unchanged), so the
-    hash alone cannot tell (red team 6)."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True,
-                             specific_tags=["PatientIdentityRemoved", "PatientID", "SOPInstanceUID"])
-        return (str(ds.get("PatientIdentityRemoved", "")).strip().upper() == "YES"
-                and str(ds.get("PatientID", "")) == str(m.get("patient_id"))
-                and str(ds.get("SOPInstanceUID", "")) == str(m.get("sop_uid")))
-    except Exception:      # unreadable: not a vindr output (its content is never shown)
-        return False
+_is_vindr_output = is_vindr_output     # the check shared with curate.handoff and decode (dicomio.provenance)
 
 
 STALE_DECODE = ("{n} decoded image(s) in --images were made before their DICOM file was re-written with the boxes "
