@@ -184,7 +184,7 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
         hints = pixeltext.hints_from(full)
     except Exception as exc:
         raise PixelError(FINDER_FAILED) from exc
-    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints, large=cfg.finder is None)
+    outcome = scan_pixels(full, cfg.finder or pixeltext.find_text, hints, large=_coarse_views(cfg.finder))
     outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
     row.update(redactions=json.dumps([list(b) for b in outcome.boxes]),
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
@@ -300,3 +300,17 @@ def _finish(result: dict) -> dict:
     result["linkage"]["status"] = result["manifest"]["status"]
     result["linkage"]["output"] = result["manifest"].get("output")
     return result
+
+
+def _coarse_views(finder) -> bool:
+    """Whether the scan shows ``finder`` the coarse views too (text too large for the finder at
+    full size: deid.redact.coarse): the real finder, and a library caller's finder that takes
+    ``min_side`` as find_text does (one that does not is shown the frame's views only)."""
+    if finder is None:
+        return True
+    import inspect
+
+    try:
+        return "min_side" in inspect.signature(finder).parameters
+    except (TypeError, ValueError):
+        return False
