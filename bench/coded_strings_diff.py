@@ -7,7 +7,7 @@ downloaded), for each profile asked, then lists, per CS attribute, each value ke
 and not the other (by attribute and value, counted over files and depths). The values printed
 are coded strings of synthetic and public test files only.
 
-Usage: python bench/coded_strings_diff.py --before TREE [--profiles basic vindr] [-j 2]
+Usage: python bench/coded_strings_diff.py --before TREE [--profiles basic vindr] [-j 2] [--allow-burned-in]
 """
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from anonymize_identity import inputs  # noqa: E402
 import os, subprocess  # noqa: E402,E401
 
 
-def run(tree: Path, src: Path, out: Path, key: Path, profile: str, workers: int) -> None:
+def run(tree: Path, src: Path, out: Path, key: Path, profile: str, workers: int, allow: bool = False) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(tree)}
     proc = subprocess.run([sys.executable, "-P", "-m", "vindr_cli", "anonymize", str(src), str(out), "--key", str(key),
-                           "--burned-in", "off", "--profile", profile, "-j", str(workers), "--no-linkage"],
+                           "--burned-in", "off", "--profile", profile, "-j", str(workers), "--no-linkage",
+                           *(["--allow-burned-in"] if allow else [])],
                           env=env, capture_output=True, text=True, cwd=out.parent)
     if proc.returncode not in (0, 1):
         sys.exit(f"{tree}: vindr anonymize exited {proc.returncode}")
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--profiles", nargs="+", default=["basic", "vindr"])
     ap.add_argument("-j", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--allow-burned-in", action="store_true", help="also write SC/US/... (quarantined by default)")
     a = ap.parse_args()
     here = Path(__file__).resolve().parent.parent
     result = {}
@@ -75,7 +77,7 @@ def main() -> None:
             counts = {}
             for label, tree in (("before", a.before.resolve()), ("after", here)):
                 out = tmp / f"{label}-{profile}"
-                run(tree, tmp / "in", out, key, profile, a.j)
+                run(tree, tmp / "in", out, key, profile, a.j, a.allow_burned_in)
                 counts[label] = coded(out)
             b, c = counts["before"], counts["after"]
             gone = sorted(k for k in b if b[k] > c.get(k, 0))

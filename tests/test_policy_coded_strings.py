@@ -55,7 +55,7 @@ def test_a_value_that_is_not_a_listed_term_is_refused(keyword, value):
     ("ViewPosition", "PA"), ("ViewPosition", "AP"), ("ViewPosition", "LL"), ("ViewPosition", "LATERAL"),
     ("ImageLaterality", "L"), ("ImageLaterality", "R"), ("ImageLaterality", "B"), ("ImageLaterality", "U"),
     ("BodyPartExamined", "CHEST"), ("BodyPartExamined", "SPINE"), ("BodyPartExamined", "CSPINE"),
-    ("BodyPartExamined", "THORAX"), ("ConversionType", "WSD"), ("PresentationIntentType", "FOR PRESENTATION"),
+    ("BodyPartExamined", "THORAX"), ("BodyPartExamined", "WHOLE BODY"), ("ConversionType", "WSD"), ("PresentationIntentType", "FOR PRESENTATION"),
     ("ImageType", ["ORIGINAL", "PRIMARY"]), ("ImageType", ["DERIVED", "SECONDARY", "AXIAL"]),
     ("ImageType", ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]), ("ImageType", ["ORIGINAL", "PRIMARY", "", "0001"]),
     ("PatientOrientation", ["A", "F"]), ("PatientSex", "F"), ("Modality", "DX"), ("LossyImageCompression", "01"),

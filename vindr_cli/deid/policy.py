@@ -116,6 +116,7 @@ def coded_rules() -> dict[str, CodedRule]:
             terms = out[terms.removeprefix("same_as:")].terms     # FrameType: ImageType's terms
         elif isinstance(terms, str):
             terms = _defined_terms()[terms]
+        terms = [*terms, *entry.get("also", ())]      # terms added beside a named list
         digits = int(entry.get("digits", 0))
         if not 0 <= digits < 5:         # 5+ digits may be an ID (deid/terms.py)
             raise ValueError(f"coded_strings.toml: {kw} digits must be 0-4")
