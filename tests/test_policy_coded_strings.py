@@ -113,3 +113,16 @@ def test_a_dx_keeps_view_laterality_body_part_and_image_type_and_loses_planted_c
     assert list(other.ImageType) == ["ORIGINAL", "PRIMARY"]
     for kw in ("ViewPosition", "ImageLaterality", "BodyPartExamined", "ConversionType"):
         assert str(other.get(kw, "")) in ("", "ANONYMOUS"), kw
+
+
+def test_audit_reports_a_planted_code_that_is_no_listed_term_and_not_the_listed_ones(tmp_path, key_file):
+    """Check mode: the same rule in `vindr audit` (a file planted into OUTPUT after the fact)."""
+    from test_safe_default import anonymized, plant_and_audit, real
+
+    ds = real("CT_small.dcm")
+    ds.ViewPosition = "AP"
+    out, output, _ = anonymized(tmp_path, key_file, ds)
+    assert pydicom.dcmread(output).ViewPosition == "AP"
+    from vindr_cli.deid.audit import audit
+    assert not [f for f in audit(out).findings if f.kind == policy.UNSAFE_TEXT]
+    plant_and_audit(out, output, lambda d: setattr(d, "ViewPosition", "PN0678901"), policy.UNSAFE_TEXT, "(0018,5101)")
