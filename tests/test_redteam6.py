@@ -317,12 +317,6 @@ def test_release_publishes_no_hospital_id_given_to_split_as_metadata(world, tmp_
     assert validate_release(out, near_duplicates=False).findings == []
 
 
-@pytest.mark.xfail(strict=True, reason="vindr anonymize keeps a CS value of an attribute PS3.15 does not list "
-                   "when it fits the CS grammar (deid/policy.py RESTRICTED; safe_attributes.toml: 'checked in code'): "
-                   "another person's name or an ID in ViewPosition, ImageLaterality, ConversionType or the 3rd value of "
-                   "ImageType reaches the released DICOM (only the file's own names and IDs are caught); fix in "
-                   "vindr_cli/deid/policy.py: a CS of an unlisted attribute kept only as a defined term of it "
-                   "(schemas/dicom/defined_terms.toml) or words of a vocabulary, else removed or dummied")
 def test_a_name_or_id_in_a_kept_coded_string_is_not_in_the_output(tmp_path, key_file):
     from conftest import make_cr
 

@@ -4,7 +4,9 @@ One place of truth for the anonymizer (``deid.engine``) and ``vindr audit`` (che
 :func:`judge` says whether an element may stay as it is, and if not, why (a fixed kind:
 ``vr-mismatch``, ``url``, ``binary``, ``vr-grammar``, ``unsafe-text``). The data is
 ``schemas/deid/safe_attributes.toml`` (each entry with its reason and source); the VR grammar
-is PS3.5 6.2. Pure functions; the data is read once.
+is PS3.5 6.2. A coded string (CS) of an attribute Table E.1-1 does not decide stays only as a
+listed term of its attribute (``schemas/deid/coded_strings.toml``, red team 6): the CS grammar
+alone lets a name or an ID through. Pure functions; the data is read once.
 """
 from __future__ import annotations
 
@@ -88,6 +90,69 @@ def _defined_terms() -> dict[str, list[str]]:
     return tomllib.loads(schema_path("dicom", "defined_terms.toml").read_text(encoding="utf-8"))
 
 
+@dataclass(frozen=True)
+class CodedRule:
+    """What a CS attribute may hold: ``terms``; ``blank_unlisted``: an unlisted value (not the
+    first) is replaced by an empty one instead of refusing the element; ``digits``: the most
+    digits of an all-digit value that may stay (0: none)."""
+    keyword: str
+    terms: frozenset[str]
+    blank_unlisted: bool = False
+    digits: int = 0
+
+
+@cache
+def coded_rules() -> dict[str, CodedRule]:
+    """schemas/deid/coded_strings.toml by keyword (checked: each entry has terms and a source)."""
+    data = tomllib.loads(schema_path("deid", "coded_strings.toml").read_text(encoding="utf-8"))
+    out = {}
+    for kw, entry in sorted(data["attributes"].items(), key=lambda e: str(e[1].get("terms")).startswith("same_as:")):
+        terms = entry.get("terms")
+        if not (terms or entry.get("digits")) or not entry.get("source"):
+            raise ValueError(f"coded_strings.toml: {kw} needs terms (or digits) and a source")
+        if terms == "body_parts":
+            terms = [*_defined_terms()["body_part"], *_body_part_names()]
+        elif isinstance(terms, str) and terms.startswith("same_as:"):
+            terms = out[terms.removeprefix("same_as:")].terms     # FrameType: ImageType's terms
+        elif isinstance(terms, str):
+            terms = _defined_terms()[terms]
+        terms = [*terms, *entry.get("also", ())]      # terms added beside a named list
+        digits = int(entry.get("digits", 0))
+        if not 0 <= digits < 5:         # 5+ digits may be an ID (deid/terms.py)
+            raise ValueError(f"coded_strings.toml: {kw} digits must be 0-4")
+        out[kw] = CodedRule(kw, frozenset(terms), bool(entry.get("blank_unlisted", False)), digits)
+    return out
+
+
+def _body_part_names() -> list[str]:
+    """BodyPartExamined values of real exports (schemas/curate/body_parts.toml, with its sources):
+    each normalised part name and synonym."""
+    data = tomllib.loads(schema_path("curate", "body_parts.toml").read_text(encoding="utf-8"))
+    return [n for part, entry in data.get("parts", {}).items() for n in (part, *entry.get("synonyms", ()))]
+
+
+def coded_verdict(tag: int, value) -> Verdict:
+    """A grammatical CS value of an attribute Table E.1-1 does not decide: it stays when every
+    value is a listed term of its attribute (or empty, or vindr's own dummy); an attribute with
+    ``blank_unlisted`` (ImageType) keeps its listed values with each unlisted one emptied, as
+    long as its first value is listed (``Verdict(None, new value)``). Else ``unsafe-text``."""
+    vals = _strings(value)
+    rule = coded_rules().get(keyword_for_tag(tag) or "")
+    if rule is None:
+        ok = [v == "" or v in OWN_DUMMIES for v in vals]
+    else:
+        ok = [v == "" or v in OWN_DUMMIES or v in rule.terms
+              or (0 < len(v) <= rule.digits and v.isdigit()) for v in vals]
+    if all(ok):
+        return Verdict()
+    if rule is not None and rule.blank_unlisted and ok[0] and vals[0]:
+        out = [v if k else "" for v, k in zip(vals, ok)]
+        while out[-1] == "":
+            out.pop()
+        return Verdict(None, out[0] if len(out) == 1 else out)
+    return Verdict(UNSAFE_TEXT)
+
+
 @cache
 def text_rules() -> dict[str, TextRule]:
     """The [text] allowlist by keyword (checked: each entry has a reason, source and a known kind)."""
@@ -169,10 +234,12 @@ def grammar_ok(vr: str, value) -> bool:
 def normalised_cs(tag: int, value):
     """A lower-case CS value upper-cased, when that makes every value a defined term of the
     attribute (``Modality`` "cr" -> "CR"); else None."""
-    name = _CS_TERMS.get(keyword_for_tag(tag) or "")
-    if name is None:
+    keyword = keyword_for_tag(tag) or ""
+    name = _CS_TERMS.get(keyword)
+    coded = coded_rules().get(keyword)
+    if name is None and coded is None:
         return None
-    terms = set(_defined_terms().get(name, ()))
+    terms = coded.terms if coded is not None else set(_defined_terms().get(name, ()))
     vals = [s.upper() for s in _strings(value)]
     if not vals or not all(v in terms or v == "" for v in vals):
         return None
@@ -303,7 +370,8 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None)
 
     ``trusted_text``: the profile keeps this text attribute by an explicit rule (a Table
     E.1-1 option, a recipe) or vindr wrote it (its marks): text is then not checked against
-    the allowlist; grammar, URL, binary and VR checks still apply."""
+    the allowlist, nor a coded string against its listed terms; grammar, URL, binary and VR
+    checks still apply."""
     stored = getattr(elem, "VR", None)
     tag = elem.tag
     if vr_mismatch(stored, tag):
@@ -328,7 +396,8 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None)
         return Verdict() if ok else Verdict(BINARY_KIND)
     if vr in RESTRICTED:
         if grammar_ok(vr, value):
-            return Verdict()
+            # a CS the profile does not keep by an explicit rule: a listed term of its attribute
+            return coded_verdict(tag, value) if vr == "CS" and not trusted_text else Verdict()
         fixed = normalised_cs(tag, value) if vr == "CS" else normalised_ds(value) if vr == "DS" else None
         if fixed is not None:
             return Verdict(None, fixed)
