@@ -23,9 +23,10 @@ Found and fixed here:
    "pilot-0012345678" were quoted in the datasheet): letters inside such a part must be known
    words too, and no part holds more than ``max_digits`` digits (schemas/release/recipe_names.toml).
 
-Left, marked xfail(strict=True): a JFIF segment whose numbers are text ("NGUYEN ") makes
-pylibjpeg refuse the frame and GDCM abort() the interpreter: with -j 1 the batch stops (not a
-leak; the rule "malformed input never stops a batch").
+Fixed after (the same day): a JFIF segment whose numbers are text ("NGUYEN ") made pylibjpeg
+refuse the frame and GDCM abort() the interpreter, so a -j 1 batch stopped (not a leak; the rule
+"malformed input never stops a batch"): GDCM is never tried after another decoder refused, and
+the JPEG header check (dicomio.jpeg) now refuses such a frame before any decoder sees it.
 
 Fixed after (issue 10, coarse gate): initials ("NV") 110-140 px tall, read as 2 characters, and
 "NV 42" 120 px with an "R" marker after it, read as none confidently: the coarse gate
