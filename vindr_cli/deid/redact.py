@@ -175,7 +175,7 @@ def _frames(ds) -> tuple[np.ndarray, str]:
     from vindr_cli.dicomio.jpeg import MalformedJPEG, check_dataset
 
     try:
-        check_dataset(ds)
+        check_dataset(ds, clean=_clean_t81)     # the frame as written: bytes after its EOI dropped
     except MalformedJPEG as exc:
         raise PixelError(exc.reason) from None
     try:
