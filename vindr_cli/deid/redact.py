@@ -344,23 +344,28 @@ def _glyphs(crop: np.ndarray) -> list[tuple[int, int, int, int]]:
     the 16 coarse boxes of text-free images that reached the gate, none held one (every extreme
     area there touches the box's edge: a collimator, a saturated background); large initials
     and IDs drawn white held one per glyph (bench/README.md, coarse gate)."""
+    h, w = crop.shape
+    return _strokes(crop, lambda y0, x0, y1, x1: not (y0 == 0 or x0 == 0 or y1 == h or x1 == w or (y1 - y0) * 5 < h * 2
+                                                      or x1 - x0 > (y1 - y0) * 1.3))
+
+
+def _strokes(img: np.ndarray, keep) -> list[tuple[int, int, int, int]]:
+    """The connected components at an extreme of the display (>= 250, then <= 5: burned-in text
+    is drawn at one) whose bounding box (y0, x0, y1, x1) ``keep`` accepts and that are strokes
+    rather than solid (1/8 to 3/5 of that box set), in label order: what ``_glyphs`` and
+    ``_row_extent`` look for, each with its own size test."""
     from scipy import ndimage
 
-    h, w = crop.shape
     out = []
-    for mask in (crop >= 250, crop <= 5):
+    for mask in (img >= 250, img <= 5):
         if not mask.any():
             continue
-        lab, n = ndimage.label(mask)
+        lab, _ = ndimage.label(mask)
         for i, sl in enumerate(ndimage.find_objects(lab), 1):
             if sl is None:
                 continue
             y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-            gh, gw = y1 - y0, x1 - x0
-            if y0 == 0 or x0 == 0 or y1 == h or x1 == w or gh * 5 < h * 2 or gw > gh * 1.3:
-                continue
-            fill = np.count_nonzero(lab[sl] == i) / (gh * gw)
-            if 0.125 <= fill <= 0.6:
+            if keep(y0, x0, y1, x1) and 0.125 <= np.count_nonzero(lab[sl] == i) / ((y1 - y0) * (x1 - x0)) <= 0.6:
                 out.append((y0, x0, y1, x1))
     return out
 
@@ -382,8 +387,6 @@ def _row_extent(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int,
     band (the glyphs' top and bottom, a quarter of their height more), 3/5 to 7/5 of their height,
     no wider than 1.3x tall, strokes rather than solid, each within one glyph height of the box
     so far. Red team 5: "NV 42" 180 px tall, the finder boxed the "4" alone in the coarse view."""
-    from scipy import ndimage
-
     x0, y0, x1, y1 = box
     glyphs = _glyphs(np.ascontiguousarray(image[max(0, y0):y1, max(0, x0):x1]))
     if not glyphs:
@@ -392,18 +395,10 @@ def _row_extent(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int,
     b0 = max(0, y0 + min(g[0] for g in glyphs) - gh // 4)
     b1 = min(image.shape[0], y0 + max(g[2] for g in glyphs) + gh // 4)
     band = image[b0:b1]
-    comps = []
-    for mask in (band >= 250, band <= 5):
-        lab, _ = ndimage.label(mask)
-        for i, sl in enumerate(ndimage.find_objects(lab), 1):
-            if sl is None:
-                continue
-            cy0, cy1, cx0, cx1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-            ch, cw = cy1 - cy0, cx1 - cx0
-            if cy0 == 0 or cy1 == band.shape[0] or ch * 5 < gh * 3 or ch * 5 > gh * 7 or cw > ch * 1.3:
-                continue
-            if 0.125 <= np.count_nonzero(lab[sl] == i) / (ch * cw) <= 0.6:
-                comps.append((cx0, cy0 + b0, cx1, cy1 + b0))
+    bh = band.shape[0]
+    comps = [(cx0, cy0 + b0, cx1, cy1 + b0) for cy0, cx0, cy1, cx1 in _strokes(
+        band, lambda y0, x0, y1, x1: not (y0 == 0 or y1 == bh or (y1 - y0) * 5 < gh * 3 or (y1 - y0) * 5 > gh * 7
+                                          or x1 - x0 > (y1 - y0) * 1.3))]
     grown = True
     while grown:
         grown = False
@@ -412,6 +407,7 @@ def _row_extent(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int,
                 x0, y0, x1, y1 = min(x0, c[0]), min(y0, c[1]), max(x1, c[2]), max(y1, c[3])
                 grown = True
     return x0, y0, x1, y1
+
 
 def _block_mean(image: np.ndarray, k: int) -> np.ndarray:
     """The k x k block means of a uint8 image, rounded half to even: the bytes of
