@@ -123,3 +123,63 @@ def test_dictionary_is_pydicoms_for_every_listed_tag_and_repeater():
 def test_dictionary_is_pydicoms_for_any_tag(tag):
     assert _answer(dictionary_VR, tag) == _answer(pydicom_vr, tag)
     assert _answer(dictionary_VM, tag) == _answer(pydicom_vm, tag)
+
+
+# person_terms (deid.engine): a name's parts run together take a direct path; the reference is
+# deid.terms.build_terms itself, unchanged
+WORDS = st.sampled_from(["NGUYEN", "VAN", "An", "ANON", "unknown", "NA", "Test", "P", "AAAA", "0000", "00077123",
+                         "77", "MRN0077123", "12345", "0123456", "X1", "ĐỨC", "Dũng", "ß", "ﬁ", "I", "İ", "vindr",
+                         "PABCDEFGHIJKLMNO", "ANONABCDEFGHIJKLMNO", "ABCDEFGHIJKLMNO", "19000101", "A.B", "�‚",
+                         "①", "½", "\u0301A", "Ａ２", "٣٤٥٦٧", "Nguyễn", "Đặng"])
+JOINED = st.lists(WORDS, min_size=1, max_size=4).map("".join)
+VALUES = st.lists(JOINED | st.lists(WORDS, min_size=1, max_size=4).map("^".join) | TEXT | st.sampled_from(["", "  "]),
+                  max_size=30)
+
+
+def _same_terms(values):
+    from vindr_cli.deid.engine import person_terms
+    from vindr_cli.deid.terms import build_terms
+
+    got, want = person_terms(values), build_terms(values, include_dates=True)
+    assert got.single == want.single
+    assert set(got.multi) == set(want.multi)
+    return got
+
+
+@SETTINGS
+@given(VALUES)
+def test_person_terms_are_build_terms(values):
+    _same_terms(values)
+
+
+def test_person_terms_examples():
+    ts = _same_terms(["NGUYEN^VAN AN", "NGUYENVANAN", "ANNGUYEN", "MRN0077123", "00077123", "ANON", "AAAA", "P" + "A" * 15])
+    assert {"nguyenvanan", "annguyen", "mrn0077123", "0077123", "77123", "00077123"} <= ts.single
+    assert "anon" not in ts.single and "aaaa" not in ts.single and "p" + "a" * 15 not in ts.single
+
+
+@SETTINGS
+@given(st.lists(TEXT | WORDS, max_size=5))
+def test_fold_of_joined_parts_is_the_parts_folded_and_joined(parts):
+    """deid.engine._reordered records a joined name's fold as its parts' folds joined."""
+    assert fold("".join(parts)) == "".join(fold(p) for p in parts)
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(st.lists(WORDS | TEXT, min_size=1, max_size=5).map("^".join), min_size=1, max_size=3))
+def test_person_terms_with_the_folds_of_person_values(names):
+    from pydicom.dataset import Dataset
+
+    from vindr_cli.deid.engine import person_terms, person_values
+    from vindr_cli.deid.terms import build_terms
+
+    ds = Dataset()
+    ds.PatientName = names[0]
+    ds.OtherPatientNames = names
+    ds.PatientID = "0077123"
+    folds: dict[str, str] = {}
+    values = person_values(ds, folds)
+    assert values == person_values(Dataset(ds))           # the folds change nothing of the values
+    assert all(fold(k) == v for k, v in folds.items())
+    got, want = person_terms(values, folds), build_terms(values, include_dates=True)
+    assert got.single == want.single and set(got.multi) == set(want.multi)

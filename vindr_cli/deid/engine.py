@@ -6,6 +6,7 @@ plus what the batch needs to know (substitute ids) and what only the custodian m
 """
 from __future__ import annotations
 
+import re
 import tomllib
 import uuid
 from collections import Counter
@@ -24,7 +25,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import build_terms, decode_all, tokens
+from vindr_cli.deid.terms import _DIGITS, OWN_SUBSTITUTE, TermSet, _placeholders, decode_all, fold, tokens
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
@@ -66,6 +67,22 @@ class Outcome:
     originals: dict[str, str]              # original identities (PHI: linkage only)
     terms: set[str] = field(default_factory=set)   # identifying values removed (PHI: linkage only)
     counts: Counter = field(default_factory=Counter)
+
+
+def _element(ds: Dataset, tag: int):
+    """``ds[tag]``, the very object pydicom returns: one dict look-up when the element was
+    converted already (``dicomio.structure.check_values`` converts every standard element of a
+    file read by ``read_header``), else ``ds[tag]`` (which converts a raw element, or raises
+    ``KeyError``). Saves pydicom's tag normalisation on the walk's ~300 look-ups a file."""
+    elem = ds._dict.get(tag)
+    return elem if type(elem) is DataElement else ds[tag]
+
+
+def _raw_element(ds: Dataset, tag: int):
+    """``ds.get_item(tag)`` (the element, raw if never converted), by one dict look-up when
+    it was converted already."""
+    elem = ds._dict.get(tag)
+    return elem if type(elem) is DataElement else ds.get_item(tag)
 
 
 def _vr_of(elem) -> str:
@@ -206,24 +223,33 @@ def _as_text(value) -> str:
 _REORDER_MAX = 5     # name parts put in every order: at most 320 joined values per name
 
 
-def _reordered(alpha: str) -> list[str]:
+def _reordered(alpha: str, folds: dict[str, str] | None = None) -> list[str]:
     """Two or more of a name's parts (split at ^ and spaces) run together in every order:
     NGUYEN^VAN AN is also written ANNGUYEN or VANANNGUYEN (red team 5: a model name). Bounded:
-    the first _REORDER_MAX parts only."""
+    the first _REORDER_MAX parts only. ``folds``: also record each joined value's
+    ``deid.terms.fold``, joined from its parts' folds (fold works character by character, the
+    combining marks it drops aside: tests/test_deid_fastpaths.py), for :func:`person_terms`."""
     from itertools import permutations
 
     parts = list(dict.fromkeys(alpha.replace("^", " ").split()))[:_REORDER_MAX]
-    return ["".join(p) for n in range(2, len(parts) + 1) for p in permutations(parts, n)]
+    out = ["".join(p) for n in range(2, len(parts) + 1) for p in permutations(parts, n)]
+    if folds is not None:
+        folded = [fold(p) for p in parts]
+        for joined, f in zip(out, ("".join(p) for n in range(2, len(parts) + 1)
+                                   for p in permutations(folded, n))):
+            folds[joined] = f
+    return out
 
 
-def person_values(ds: Dataset) -> list[str]:
-    """The file's person values (PHI: only kept in memory, and in the linkage table's terms)."""
+def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]:
+    """The file's person values (PHI: only kept in memory, and in the linkage table's terms).
+    ``folds``: filled with the folded form of the name parts run together (``_reordered``)."""
     out: list[str] = []
 
     def visit(d: Dataset, depth: int) -> None:
         for tag in list(d.keys()):
             try:
-                elem = d[tag]
+                elem = _element(d, tag)
             except Exception:
                 continue
             vr = getattr(elem, "VR", None)
@@ -242,7 +268,7 @@ def person_values(ds: Dataset) -> list[str]:
                             # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
                             for joined in dict.fromkeys(("".join(p.strip() for p in alpha.split("^")),
                                                          "".join(alpha.replace("^", " ").split()),
-                                                         *_reordered(alpha))):
+                                                         *_reordered(alpha, folds))):
                                 if len(joined) >= 6:
                                     out.append(joined)
 
@@ -250,8 +276,42 @@ def person_values(ds: Dataset) -> list[str]:
     return out
 
 
-def person_terms(values: list[str]):
-    return build_terms(values, include_dates=True)
+_ONE_WORD = re.compile(r"[^\W_]+")     # one token of deid.terms (letters/digits of any script, no dot)
+
+
+def person_terms(values: list[str], folds: dict[str, str] | None = None):
+    """``build_terms(values, include_dates=True)``: the same single terms and the same set of
+    multi-word terms (so ``found_in`` answers the same; tests/test_deid_fastpaths.py). Most of
+    a file's ~200 person values are a name's parts run together in every order: one word,
+    whose terms (``TermSet.add``: the word folded, its digit runs) are derived here from one
+    fold instead of the general path's three folds and tokenizations (~1 ms a file); with
+    ``folds`` (from :func:`person_values`), a value's fold is looked up there first."""
+    folds = folds or {}
+    ts = TermSet()
+    placeholders, own, digits = _placeholders()
+    for v in dict.fromkeys(values):
+        if not v:
+            continue
+        v = str(v).strip()
+        c = folds.get(v)
+        if c is None:
+            c = fold(v)
+        if not _ONE_WORD.fullmatch(c):
+            ts.add(v)
+            continue
+        # TermSet.add of a value whose only token is ``c`` (and so is its compact form too)
+        if (c in placeholders or c in own or (c.isdigit() and len(c) <= digits) or OWN_SUBSTITUTE.match(v)
+                or len(set(c)) < 2 or (len(c) < 3 and c.isascii())):
+            continue            # a placeholder, a word vindr writes, filler, or too short alone
+        ts.single.add(c)
+        if not c.isdigit():
+            for run in _DIGITS.findall(c):
+                ts.single.add(run)
+                if len(run.lstrip("0")) >= 5:
+                    ts.single.add(run.lstrip("0"))
+        elif c.startswith("0") and len(c.lstrip("0")) > digits:
+            ts.single.add(c.lstrip("0"))
+    return ts
 
 
 class _Walker:
@@ -286,7 +346,7 @@ class _Walker:
         for item in elem.value or []:
             for tag in list(item.keys()):
                 try:
-                    inner = item[tag]
+                    inner = _element(item, tag)
                 except Exception:
                     continue
                 self._collect(inner, _vr_of(inner))
@@ -335,7 +395,7 @@ class _Walker:
         self.counts["X:" + why] += 1
 
     def _apply(self, ds: Dataset, tag: int, depth: int) -> None:
-        raw = ds.get_item(tag)
+        raw = _raw_element(ds, tag)
         vr = _rule_vr(raw)
         rule = self.p.rule(tag, vr)
         action = self._simple(rule.action, tag, depth)
@@ -344,11 +404,14 @@ class _Walker:
                 action = "X"    # a URL or a blob not on the list: removed whatever its Type (as in _judged_safe)
             elif action == "D" and vr in KEEP_LIST_TYPE1_KEPT:
                 action = "K"    # a Type 1 number or coded string is its own best dummy (still judged below)
-        if action == "K" and vr != "SQ" and not plausible_value(raw, vr):
-            self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
-            return
+        checked = None      # the VR a kept value was found plausible for (as ``raw``)
+        if action == "K" and vr != "SQ":
+            if not plausible_value(raw, vr):
+                self._implausible(ds, tag, depth)   # a value no valid element has: it may hold swallowed elements
+                return
+            checked = vr
         try:
-            elem = ds[tag]
+            elem = _element(ds, tag)
         except Exception:  # a value pydicom cannot convert: the file fails, nothing of it is written
             raise EngineError(UNREADABLE_VALUE) from None
         if not _vr_matches(elem, vr) or policy.vr_mismatch(getattr(elem, "VR", None), tag):
@@ -366,7 +429,9 @@ class _Walker:
             action = self._clean(ds, elem, vr, rule.fallback, tag, depth)
             if action == "done":
                 return
-        if action == "K" and vr != "SQ" and not plausible_value(elem, vr):
+        if action == "K" and vr != "SQ" and not (elem is raw and vr == checked) and not plausible_value(elem, vr):
+            # (the same element, unchanged, with the same VR was checked above: read_header has
+            # converted it already, so raw is elem)
             self._implausible(ds, tag, depth)
             return
         if action == "K" and vr != "SQ" and not self._judged_safe(ds, elem, vr, tag, depth):
@@ -479,7 +544,7 @@ class _Walker:
         for i in reversed(unknown):
             for tag in list(items[i].keys()):
                 try:
-                    inner = items[i][tag]
+                    inner = _element(items[i], tag)
                 except Exception:   # an unreadable value goes with its item
                     continue
                 self._collect(inner, _vr_of(inner))
@@ -649,9 +714,10 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
                    if policy.vendor_ok(_text(ds, "Manufacturer")) else "")
     meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                                                    "ReceivingApplicationEntityTitle")}
-    people = person_values(ds)
+    folds: dict[str, str] = {}
+    people = person_values(ds, folds)
     walker = _Walker(profile, subs, key, sop_class)
-    walker.people = person_terms(people)
+    walker.people = person_terms(people, folds)
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")
