@@ -2,7 +2,11 @@
 """Benchmark `vindr anonymize` against named peers on the same data, in one run.
 
 Peers: gdcmanon (Debian libgdcm-tools, PS3.15 basic profile with a throw-away
-certificate), dicognito (PyPI) and `cp -r` (the floor: the cost of copying the bytes).
+certificate), dicognito (PyPI) and `cp -r` (the cost of copying the bytes). The floor of
+vindr's contract, in the same run (``anonymize_floor.py``, as many processes as vindr's
+workers): "floor: read + SHA-256 + write" (every byte read, hashed with OpenSSL's SHA-256
+and written: the least any tool recording ``pixel_sha256`` must do), the same without the
+write, and coreutils ``sha256sum`` (``xargs -P``). Ratios are printed by wall and by CPU.
 Data: N radiograph-sized files (default 200 x 2048x1400 16-bit, ~5.7 MB, one fake
 identity per file) made by vindr_cli.synth. Prints wall time, throughput, ratios and the
 peak resident memory of the largest single process; a second, smaller run shows that
@@ -19,8 +23,8 @@ recorded before and after. ``--startup``: wall and CPU of a one-file run, ``--bu
 (pydicom, pyarrow.parquet, typer).
 
 Usage: python bench/anonymize_bench.py [--files 200] [--rows 2048 --cols 1400] [--workers 2]
-                                       [--before TREE] [--startup | --startup-only] [--repeat 3]
-Results: bench/results/anonymize.json (figures are copied by hand into bench/README.md).
+                                       [--before TREE] [--startup | --startup-only] [--repeat 3] [--results NAME]
+Results: bench/results/anonymize.json, or ``--results NAME`` (figures are copied by hand into bench/README.md).
 """
 from __future__ import annotations
 
@@ -75,6 +79,7 @@ def tree_env(tree: Path | None) -> dict | None:
     return env
 
 
+FLOOR = "floor: read + SHA-256 + write"    # row name of the floor (anonymize_floor.py)
 CPU: dict[str, float] = {}       # CPU seconds (user + system, the process and its workers) of the last timed run
 
 
@@ -138,6 +143,15 @@ def tools(data: Path, work: Path, workers: int, trees: dict[str, Path | None], r
                                    "-k", str(gkey), "-c", str(gcert)]),
         "dicognito": lambda: timed([sys.executable, "-m", "dicognito", "-o", str(out("dicognito")), "--quiet", str(data)]),
         "cp -r": lambda: timed(["cp", "-r", str(data), str(out("cp"))]),
+        # the floor (anonymize_floor.py): what any tool with vindr's contract must do at least,
+        # i.e. read every byte, SHA-256 the pixel bytes (pixel_sha256) and write the copy
+        FLOOR: lambda: timed([sys.executable, str(ROOT / "bench" / "anonymize_floor.py"), str(data), str(out("floor")),
+                              "-j", str(workers)]),
+        "floor: read + SHA-256, no write": lambda: timed([sys.executable, str(ROOT / "bench" / "anonymize_floor.py"),
+                                                          str(data), str(out("floor_nowrite")), "-j", str(workers),
+                                                          "--no-write"]),
+        "sha256sum": lambda: timed(["sh", "-c", f"find '{data}' -name '*.dcm' -print0 | xargs -0 -P {workers} -n 25 "
+                                                "sha256sum > /dev/null"]),
     }
 
 
@@ -190,6 +204,7 @@ def main() -> None:
                     help="files for the default --burned-in redact runs (0: none; OCR costs ~0.3 s CPU per image)")
     ap.add_argument("--startup", action="store_true", help="also time a one-file run per tree (best of 7)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory-vs-file-size runs")
+    ap.add_argument("--results", default="anonymize.json", help="file name under bench/results/")
     ap.add_argument("--startup-only", action="store_true",
                     help="only the one-file series (results: bench/results/anonymize_startup.json)")
     args = ap.parse_args()
@@ -232,7 +247,8 @@ def main() -> None:
     for name, (wall, peak, cpu) in best.items():
         n = args.redact_files if "redact" in name else args.files
         mb = total / 2**20 * n / args.files
-        results[name] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak / 2**20, 1),
+        results[name] = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "cpu_ms_per_file": round(cpu / n * 1000, 2),
+                         "peak_rss_mb": round(peak / 2**20, 1),
                          "files": n, "files_per_s": round(n / wall, 1), "mb_per_s": round(mb / wall, 1)}
     start = startup(work, trees) if args.startup else None
     load["after"] = [round(x, 2) for x in os.getloadavg()]
@@ -249,21 +265,25 @@ def main() -> None:
         mem[label] = {"file_mb": round(2 * r * c / 2**20, 1), "peak_rss_mb": round(peak / 2**20, 1)}
 
     t = Table(title=f"anonymize {args.files} files, {total / 2**20:.0f} MB, {args.workers} workers for vindr")
-    for col in ("tool", "wall s", "CPU s", "files/s", "MB/s", "wall / vindr", "peak RSS (largest process) MB"):
+    for col in ("tool", "wall s", "CPU s", "CPU ms/file", "files/s", "MB/s", "wall / vindr", "peak RSS (largest process) MB"):
         t.add_column(col, justify="right" if col != "tool" else "left")
     base = results.get("vindr --burned-in off", {}).get("wall_s")
     for name, r in results.items():
-        t.add_row(name, f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}", f"{r['files_per_s']:.1f}", f"{r['mb_per_s']:.0f}",
+        t.add_row(name, f"{r['wall_s']:.2f}", f"{r['cpu_s']:.2f}", f"{r['cpu_ms_per_file']:.1f}", f"{r['files_per_s']:.1f}",
+                  f"{r['mb_per_s']:.0f}",
                   f"{r['wall_s'] / base:.2f}" if base and "redact" not in name else "-", f"{r['peak_rss_mb']:.0f}")
     console.print(t)
-    ratios = {}
+    ratios, cpu_ratios = {}, {}
     for label in trees:
         mine = results.get(f"vindr{label} --burned-in off", {}).get("wall_s")
-        for peer in ("gdcmanon", "cp -r", "dicognito"):
+        for peer in ("gdcmanon", "cp -r", "dicognito", FLOOR):
             if mine and peer in results:
                 ratios[f"vindr{label} (off) / {peer}"] = round(mine / results[peer]["wall_s"], 2)
+                # CPU against CPU: what a busy machine distorts least
+                cpu_ratios[f"vindr{label} (off) / {peer}"] = round(
+                    results[f"vindr{label} --burned-in off"]["cpu_s"] / results[peer]["cpu_s"], 2)
     for k, v in ratios.items():
-        console.print(f"{k} wall time: {v:.2f}")
+        console.print(f"{k} wall time: {v:.2f}, CPU time: {cpu_ratios[k]:.2f}")
     if start:
         console.print(f"start-up (one file, best wall / best CPU of {start['repeat']}): {start}")
     if mem:
@@ -272,12 +292,13 @@ def main() -> None:
     console.print(f"load average (1, 5, 15 min) before {load['before']}, after {load['after']}")
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
            "files": args.files, "rows": args.rows, "cols": args.cols, "total_mb": round(total / 2**20, 1),
-           "workers": args.workers, "repeat": args.repeat, "results": results, "ratios": ratios, "startup": start,
+           "workers": args.workers, "repeat": args.repeat, "results": results, "ratios": ratios, "cpu_ratios": cpu_ratios,
+           "startup": start,
            "memory_vs_file_size": mem, "load_average": load, "before_tree": str(args.before) if args.before else None,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    res = ROOT / "bench" / "results" / "anonymize.json"
+    res = ROOT / "bench" / "results" / args.results
     res.write_text(json.dumps(out, indent=1) + "\n")
-    console.print(f"wrote {res.relative_to(ROOT)}")
+    console.print(f"wrote {res}")
 
 
 if __name__ == "__main__":
