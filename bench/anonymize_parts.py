@@ -56,7 +56,7 @@ def main() -> None:
                     t1 = time.process_time()
                     deidentify(h.ds, prof, subs, "x")
                     t2 = time.process_time()
-                    with open(out_path, "wb") as out:
+                    with open(out_path, "w+b") as out:      # as deid.task._write opens it
                         pydicom.dcmwrite(out, h.ds, enforce_file_format=True)
                         t3 = time.process_time()
                         _copy_pixels(f, out, h)

@@ -183,3 +183,93 @@ def test_person_terms_with_the_folds_of_person_values(names):
     assert all(fold(k) == v for k, v in folds.items())
     got, want = person_terms(values, folds), build_terms(values, include_dates=True)
     assert got.single == want.single and set(got.multi) == set(want.multi)
+
+
+# dicomio.pixelstream: native pixel data copied by the kernel (copy_file_range, then hashed as
+# read back from the output) gives the bytes, hash and reasons of the buffered copy
+def _element_file(path, value: bytes, length: int | None = None, prefix: bytes = b"HEADER--"):
+    import struct
+
+    length = len(value) if length is None else length
+    path.write_bytes(prefix + struct.pack("<HH2sHL", 0x7FE0, 0x0010, b"OW", 0, length) + value)
+    return len(prefix)
+
+
+def _copy_both(tmp_path, value: bytes, length: int | None = None):
+    import io
+
+    from vindr_cli.dicomio.header import BadInput
+    from vindr_cli.dicomio.pixelstream import copy_pixel_element
+
+    src = tmp_path / "src.bin"
+    start = _element_file(src, value, length)
+    out = {}
+    for how in ("kernel", "buffered"):
+        dst_path = tmp_path / f"{how}.bin"
+        with open(src, "rb") as f, (open(dst_path, "w+b") if how == "kernel" else io.BytesIO()) as dst:
+            f.read(3)                                   # a buffered reader part-way through its buffer
+            f.seek(start)
+            dst.write(b"OUTHEAD")
+            try:
+                digest = copy_pixel_element(f, dst, implicit=False, little=True)
+                after = (f.tell(), dst.tell())
+            except BadInput as exc:
+                digest, after = exc.reason, None
+            if how == "kernel":
+                dst.flush()
+                data = dst_path.read_bytes()
+            else:
+                data = dst.getvalue()
+        out[how] = (digest, after, data if after else None)
+    return out
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.binary(min_size=1, max_size=3000), st.integers(min_value=-40, max_value=40))
+def test_kernel_copy_is_the_buffered_copy(tmp_path_factory, value, cut):
+    tmp = tmp_path_factory.mktemp("k")
+    length = max(1, len(value) + cut) if cut > 0 else None    # a length past the file's end: truncated
+    res = _copy_both(tmp, value, length)
+    assert res["kernel"] == res["buffered"]
+
+
+def test_kernel_copy_examples(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from vindr_cli.dicomio.pixelstream import TRUNCATED
+
+    calls = []
+    real = os.copy_file_range
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: calls.append(a) or real(*a))
+    value = bytes(range(256)) * 5000 + b"x"                # 1.28 MB, odd length
+    res = _copy_both(tmp_path, value)
+    assert calls                                           # the kernel copied it (same file system)
+    assert res["kernel"] == res["buffered"]
+    digest, (src_pos, dst_pos), data = res["kernel"]
+    assert digest == (hashlib.sha256(value).hexdigest(), 12 + len(value))
+    assert data.endswith(value) and dst_pos == len(data) and src_pos == 8 + 12 + len(value)
+    assert _copy_both(tmp_path, value[:1000], 5000)["kernel"][0] == TRUNCATED
+
+
+def test_kernel_copy_falls_back_where_it_cannot_copy(tmp_path):
+    """A write-only output (it cannot be read back) and a zip member (no descriptor): the
+    buffered copy, same bytes."""
+    import io
+    import zipfile
+
+    from vindr_cli.dicomio.pixelstream import copy_pixel_element
+
+    src = tmp_path / "src.bin"
+    start = _element_file(src, b"\x01\x02" * 4000)
+    with open(src, "rb") as f, open(tmp_path / "wo.bin", "wb") as dst:
+        f.seek(start)
+        assert copy_pixel_element(f, dst, implicit=False, little=True)[1] == 12 + 8000
+    assert (tmp_path / "wo.bin").read_bytes() == src.read_bytes()[start:]
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        z.write(src, "m.bin")
+    with zipfile.ZipFile(tmp_path / "z.zip") as z, z.open("m.bin") as f:
+        f.seek(start)
+        dst = io.BytesIO()
+        copy_pixel_element(f, dst, implicit=False, little=True)
+    assert dst.getvalue() == src.read_bytes()[start:]

@@ -248,8 +248,9 @@ def _write_modified(ds, pixels: PixelOutcome, header, tmp_path: Path) -> str | N
 
 
 def _write(ds, src_f, header, tmp_path: Path) -> str | None:
-    """Header through pydicom, then the pixel data element streamed byte for byte."""
-    with open(tmp_path, "wb") as out:
+    """Header through pydicom, then the pixel data element copied byte for byte (by the kernel
+    where it can: ``dicomio.pixelstream``, which reads the copy back to hash it, hence w+b)."""
+    with open(tmp_path, "w+b") as out:
         if header.deflated:
             pydicom.dcmwrite(out, ds, enforce_file_format=True)
             value = ds.get("PixelData")

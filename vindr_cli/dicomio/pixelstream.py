@@ -1,4 +1,6 @@
-"""Copy the pixel data element byte for byte from input to output, in chunks, hashing its value.
+"""Copy the pixel data element byte for byte from input to output, hashing its value: native
+data by the kernel (``os.copy_file_range``) where input and output allow it, hashed as read back
+from the output, else in chunks through one buffer (zip members, other file systems).
 
 The hash is the SHA-256 of the element's value field as stored: for native data the
 pixel bytes; for encapsulated data every item (basic offset table included) with its
@@ -6,7 +8,9 @@ item header, up to but not including the sequence delimiter.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import struct
 from typing import BinaryIO
 
@@ -46,6 +50,51 @@ def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
         if dst is not None:
             dst.write(chunk)
         n -= got
+
+
+# copy_file_range cannot copy here (another file system, an old kernel, a file system without
+# it): the bytes go through the buffer instead
+_NO_KERNEL_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.ETXTBSY}
+
+
+def _kernel_copy(src: BinaryIO, dst: BinaryIO, n: int, h) -> bool:
+    """Copy ``n`` bytes from src's position to dst's by ``os.copy_file_range`` (the kernel copies
+    page cache to page cache: writing a new file from user space costs far more CPU, see
+    bench/README.md "anonhdr"), then hash them as *written*: read back from dst's own file, so
+    the hash is of the output's bytes even if the input changes meanwhile. False (nothing
+    copied, both positions unchanged) where it cannot be done: a stream without a descriptor
+    (a zip member), dst not open for reading, a kernel or file system without it. A file
+    ending early is TRUNCATED, as with the buffered copy; other OSErrors (a full disk) raise."""
+    try:
+        sfd, dfd = src.fileno(), dst.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not getattr(dst, "readable", lambda: False)() or n <= 0:
+        return False
+    dst.flush()
+    s0, d0 = src.tell(), dst.tell()
+    done = 0
+    while done < n:
+        try:
+            got = os.copy_file_range(sfd, dfd, n - done, s0 + done, d0 + done)
+        except OSError as exc:
+            if done == 0 and exc.errno in _NO_KERNEL_COPY:
+                return False
+            raise
+        if not got:
+            raise BadInput("failed", TRUNCATED)
+        done += got
+    buf = memoryview(bytearray(min(CHUNK, n)))
+    pos = 0
+    while pos < n:
+        got = os.preadv(dfd, [buf[:min(len(buf), n - pos)]], d0 + pos)
+        if not got:
+            raise BadInput("failed", TRUNCATED)
+        h.update(buf[:got])
+        pos += got
+    src.seek(s0 + n)
+    dst.seek(d0 + n)
+    return True
 
 
 SUBSAMPLED_422 = ("YBR_FULL_422", "YBR_PARTIAL_422")
@@ -166,7 +215,8 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     if length != UNDEFINED:
         if expected is not None and not (expected <= length <= expected + 1):
             raise BadInput("failed", "pixel data length does not match Rows, Columns, Bits Allocated and frames")
-        _copy(src, dst, length, h)
+        if dst is None or not _kernel_copy(src, dst, length, h):
+            _copy(src, dst, length, h)
         return h.hexdigest(), total + length
     items = 0
     while True:  # encapsulated: items until the sequence delimiter
