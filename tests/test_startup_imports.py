@@ -197,3 +197,61 @@ def test_deferred_backends_decode_and_register_exactly_as_eager_ones():
     assert any(av and "gdcm" in av for av, *_ in eager["coders"].values())
     assert deferred["handlers"] == eager["handlers"]
     assert deferred["testdata"] == eager["testdata"]
+
+
+KEYWORDS = """
+import hashlib, json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom.datadict as d
+items = list(d.keyword_dict.items())
+print(json.dumps({"n": len(items), "sha": hashlib.sha256(repr(items).encode()).hexdigest(),
+                  "types": sorted({type(t).__name__ for _, t in items}),
+                  "lookups": all(d.tag_for_keyword(k) == t for k, t in items)}))
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    print(lazy.datadict_rewritten)
+"""
+
+
+def test_datadict_keyword_dict_is_the_same_with_the_hook():
+    """The hook rebuilds pydicom.datadict.keyword_dict without a call per tag: the same
+    keys, values (plain ints), and insertion order as pydicom's own comprehension."""
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", KEYWORDS, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout.splitlines()[0])
+        rewritten = p.stdout.splitlines()[1:]
+    import pydicom
+
+    if pydicom.__version__ == "3.0.2":
+        assert rewritten == ["True"]                   # the deferred run did use the rewrite
+    assert runs["eager"]["n"] > 4000 and runs["eager"]["lookups"]
+    assert runs["deferred"] == runs["eager"]
+
+
+def test_datadict_rewrite_is_exact_and_guarded():
+    """For every tag of DicomDictionary, what pydicom's comprehension calls equals the
+    entry's keyword (so the rewrite is the same mapping), the rewrite applies to pydicom
+    3.0.2's file, and not to a file that differs by one byte."""
+    import importlib.util
+
+    import pydicom
+    from pydicom.datadict import DicomDictionary, dictionary_keyword, keyword_dict
+
+    from vindr_cli.dicomio import lazy
+
+    assert all(dictionary_keyword(tag) == entry[4] for tag, entry in DicomDictionary.items())
+    assert keyword_dict == {entry[4]: tag for tag, entry in DicomDictionary.items()}
+    spec = importlib.util.find_spec("pydicom.datadict")
+    code = spec.loader.get_code("pydicom.datadict")
+    source = spec.loader.get_data(spec.origin)
+    fast = lazy._fast_keyword_dict(code, source)
+    if pydicom.__version__ == "3.0.2":
+        assert fast is not None
+        ns = {}
+        exec(fast, ns)
+        assert list(ns["keyword_dict"].items()) == list(keyword_dict.items())
+    assert lazy._fast_keyword_dict(code, source + b"\n") is None

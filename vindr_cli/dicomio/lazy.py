@@ -25,6 +25,16 @@ installs one import hook that
   code runs on the first attribute read (``download``'s five functions that
   ``pydicom.data.data_manager`` imports by name are forwarders that load it when called).
 
+It also makes ``pydicom.datadict``'s reverse dictionary cheaper to build (issue 13): the
+module body builds ``keyword_dict = {dictionary_keyword(tag): tag for tag in DicomDictionary}``,
+a Python call (``Tag()``, ``get_entry``) for each of its ~5,000 tags; for a tag of
+``DicomDictionary`` ``dictionary_keyword(tag)`` is ``DicomDictionary[tag][4]`` (``get_entry``
+finds every such tag in ``DicomDictionary`` itself, never in the repeaters), so the hook swaps
+that one comprehension's code for ``{DicomDictionary[tag][4]: tag for tag in .0}``: same keys,
+same values, same order. Only when ``datadict.py`` is byte for byte the file this was checked
+against (its SHA-256) and its compiled code has exactly that one comprehension; otherwise the
+module runs unchanged. ``tests/test_startup_imports.py`` compares the two dictionaries.
+
 Nothing is skipped, only postponed: anything pydicom would have raised at import is raised
 at first use instead (none of these does raise here; each catches its own ImportError).
 Forked workers inherit the hook's state and load what they use. If pydicom's shape is not
@@ -52,6 +62,9 @@ DEFERRED_MODULES: dict[str, tuple[str, ...]] = {
                               "get_cached_filehash", "get_url_map", "get_data_dir"),
 }
 _COMMON = "pydicom.pixels.common"
+_DATADICT = "pydicom.datadict"
+# pydicom 3.0.2's datadict.py, the file the keyword_dict rewrite was checked against
+DATADICT_SHA256 = "c722d4ac075a0df5016aaef828dd058e253f21162e3722ee95e1dacf5d0e3e01"
 _PLUGIN_HOSTS = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
 # names the import system itself probes on a module: never a reason to run its code
 _IMPORT_NAMES = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__loader__",
@@ -70,6 +83,7 @@ os.register_at_fork(after_in_child=_new_lock)
 _recording = 0                  # > 0 while a plugin host's module body runs
 _pending_modules: list = []     # loaders of deferred modules not yet run (for load_all)
 _pending_coders: list = []      # coders with recorded add_plugin calls (for load_all)
+datadict_rewritten = False      # True once datadict ran with the cheaper keyword_dict
 
 
 class _DeferredModule(importlib.abc.Loader):
@@ -187,9 +201,33 @@ def _patch_coders(common) -> None:
         base.add_plugin = original
 
 
+def _fast_keyword_dict(code, source: bytes):
+    """``datadict``'s module code with its keyword_dict comprehension rebuilt without a call
+    per tag, or None when the file or its code is not exactly the one this was checked on."""
+    import hashlib
+
+    if hashlib.sha256(source).hexdigest() != DATADICT_SHA256:
+        return None
+    old = [i for i, c in enumerate(code.co_consts) if isinstance(c, type(code)) and c.co_name == "<dictcomp>"]
+    if len(old) != 1:
+        return None
+    comp = code.co_consts[old[0]]
+    if comp.co_names != ("dictionary_keyword",) or comp.co_varnames != (".0", "tag"):
+        return None
+    new = compile("{DicomDictionary[tag][4]: tag for tag in DicomDictionary}", code.co_filename, "exec")
+    fast = [c for c in new.co_consts if isinstance(c, type(code)) and c.co_name == "<dictcomp>"]
+    if len(fast) != 1 or fast[0].co_varnames != (".0", "tag"):
+        return None
+    fast = fast[0].replace(co_firstlineno=comp.co_firstlineno, co_qualname=comp.co_qualname)
+    consts = list(code.co_consts)
+    consts[old[0]] = fast
+    return code.replace(co_consts=tuple(consts))
+
+
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS:
+        if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS \
+                and name != _DATADICT:
             return None
         spec = None
         for finder in sys.meta_path:
@@ -204,6 +242,25 @@ class _Hook(importlib.abc.MetaPathFinder):
             return spec                              # not plain Python code: leave it alone
         if name in DEFERRED_MODULES:
             spec.loader = _DeferredModule(loader, DEFERRED_MODULES[name])
+            return spec
+        if name == _DATADICT:
+            if not isinstance(loader, importlib.machinery.SourceFileLoader):
+                return spec
+            plain = loader.exec_module
+
+            def exec_datadict(module):
+                code = loader.get_code(name)
+                try:
+                    fast = _fast_keyword_dict(code, loader.get_data(loader.get_filename(name)))
+                except Exception:                # anything unexpected: pydicom as it is
+                    fast = None
+                if fast is None:
+                    return plain(module)
+                exec(fast, module.__dict__)
+                global datadict_rewritten
+                datadict_rewritten = True
+
+            loader.exec_module = exec_datadict
             return spec
         run = loader.exec_module
 
