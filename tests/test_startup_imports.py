@@ -68,6 +68,8 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     loaded = set(report["modules"])
     assert {"pydicom", "pyarrow"} <= loaded      # the probe saw the run's imports
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    # typer's values are coerced without pydantic (vindr_cli.cliparams)
+    assert "pydantic" not in loaded and "pydantic_core" not in loaded
     # pydicom's codecs, GDCM, Pillow and its data downloader are left for first use
     # (vindr_cli.dicomio.lazy): a run that decodes nothing loads none of them
     assert not loaded & set(BACKENDS), sorted(loaded & set(BACKENDS))

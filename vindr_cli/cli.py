@@ -17,6 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from vindr_cli import __version__
+from vindr_cli.cliparams import coerce_without_pydantic
+
+coerce_without_pydantic()       # typer's option values without pydantic where certain (issue 13)
 
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
