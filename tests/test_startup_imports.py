@@ -257,3 +257,32 @@ def test_datadict_rewrite_is_exact_and_guarded():
         exec(fast, ns)
         assert list(ns["keyword_dict"].items()) == list(keyword_dict.items())
     assert lazy._fast_keyword_dict(code, source + b"\n") is None
+
+
+def test_a_named_command_is_built_alone_and_behaves_the_same():
+    """cli.app_for: `vindr CMD ...` builds only CMD; its help, its usage errors and its exit
+    codes are those of the whole app; anything else runs the whole app, left unchanged."""
+    from typer.testing import CliRunner
+
+    from vindr_cli.cli import app, app_for
+
+    names = sorted(typer_commands())
+    assert len(names) >= 12
+    assert app_for([]) is app and app_for(["--help"]) is app and app_for(["--version"]) is app
+    assert app_for(["anonymiz"]) is app                  # a misspelt command keeps its suggestions
+    runner = CliRunner()
+    for name in names:
+        one = app_for([name, "--help"])
+        assert one is not app and len(one.registered_commands) == 1
+        for args in ([name, "--help"], [name, "--no-such-option"], [name]):
+            whole, alone = runner.invoke(app, args), runner.invoke(one, args)
+            assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), args
+    assert len(app.registered_commands) == len(names)    # the app itself is untouched
+
+
+def typer_commands():
+    import typer
+
+    from vindr_cli.cli import app
+
+    return typer.main.get_command(app).commands

@@ -674,6 +674,27 @@ def review(
           open_browser=not no_browser, ready=ready)
 
 
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app to run for these arguments: when the first one names a command exactly, a copy
+    of ``app`` with only that command registered, so that typer builds one command's options
+    (from its signature) instead of all twelve; otherwise ``app`` itself (``vindr --help``,
+    ``--version``, a misspelt command with its suggestions). The command, its options, help
+    and errors are the same objects either way (tests/test_cli_params.py compares them)."""
+    import copy
+
+    from typer.main import get_command_name
+
+    if not argv or argv[0].startswith("-"):
+        return app
+    named = [c for c in app.registered_commands
+             if (c.name or get_command_name(c.callback.__name__)) == argv[0]]
+    if len(named) != 1 or app.registered_groups:
+        return app
+    one = copy.copy(app)
+    one.registered_commands = named
+    return one
+
+
 def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
@@ -684,7 +705,7 @@ def main() -> None:
     from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
 
     try:
-        app()
+        app_for(sys.argv[1:])()        # only the command asked for is built (start-up, issue 13)
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted: finished work is kept; run the same command again to resume")
         sys.exit(EXIT_INTERRUPTED)
