@@ -152,6 +152,7 @@ from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
 from pydicom.pixels.encoders.base import _PIXEL_DATA_ENCODERS
 loaded_at_import = sorted(m for m in ("gdcm", "PIL.Image", "pylibjpeg", "jpeg_ls", "urllib.request")
                           if m in sys.modules)
+examples_at_import = "_DATASETS" in vars(sys.modules["pydicom.examples"])
 out = {"loaded_at_import": loaded_at_import, "pixels": {}, "coders": {}}
 for path in sys.argv[2:]:
     ds = pydicom.dcmread(path)
@@ -171,6 +172,8 @@ out["handlers"] = [[len(inspect.getsource(h)), h.HANDLER_NAME, h.is_available(),
                    for h in (g, p, l, j)]
 from pydicom.data import get_testdata_file
 out["testdata"] = get_testdata_file("CT_small.dcm", download=False)
+import pydicom.examples as ex
+out["examples"] = [examples_at_import, ex.ct.SOPInstanceUID, str(ex.mr.filename), sorted(ex._DATASETS.items())]
 print(json.dumps(out))
 """
 COMPRESSED = ("JPEG-LL.dcm",                        # JPEG lossless (GDCM first)
@@ -199,6 +202,8 @@ def test_deferred_backends_decode_and_register_exactly_as_eager_ones():
     assert any(av and "gdcm" in av for av, *_ in eager["coders"].values())
     assert deferred["handlers"] == eager["handlers"]
     assert deferred["testdata"] == eager["testdata"]
+    assert eager["examples"][0] is True and deferred["examples"][0] is False   # examples deferred ...
+    assert deferred["examples"][1:] == eager["examples"][1:]                   # ... and the same
 
 
 KEYWORDS = """

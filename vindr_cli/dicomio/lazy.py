@@ -21,7 +21,8 @@ installs one import hook that
   docstrings pydicom builds from the plugin names see every recorded name, so they too
   are the same;
 * defers the module bodies of ``PIL.ImageCms``, the legacy GDCM / Pillow / pylibjpeg /
-  JPEG-LS handlers and ``pydicom.data.download``: the module object exists at once, its
+  JPEG-LS handlers, ``pydicom.data.download`` and ``pydicom.examples`` (which looks up its 13
+  example files with ``get_testdata_file`` when imported): the module object exists at once, its
   code runs on the first attribute read (``download``'s five functions that
   ``pydicom.data.data_manager`` imports by name are forwarders that load it when called).
 
@@ -60,6 +61,8 @@ DEFERRED_MODULES: dict[str, tuple[str, ...]] = {
     "pydicom.pixel_data_handlers.jpeg_ls_handler": (),
     "pydicom.data.download": ("data_path_with_download", "calculate_file_hash",
                               "get_cached_filehash", "get_url_map", "get_data_dir"),
+    # the documentation's example data sets: 13 get_testdata_file searches at import
+    "pydicom.examples": (),
 }
 _COMMON = "pydicom.pixels.common"
 _DATADICT = "pydicom.datadict"
@@ -127,7 +130,11 @@ class _DeferredModule(importlib.abc.Loader):
             try:
                 return module.__dict__[name]
             except KeyError:
-                raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
+                pass
+            own = module.__dict__.get("__getattr__")       # the module's own (PEP 562), if any
+            if own is not None:
+                return own(name)
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
 
         module.__getattr__ = __getattr__
         _pending_modules.append(load)
