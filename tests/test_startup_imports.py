@@ -291,3 +291,92 @@ def typer_commands():
     from vindr_cli.cli import app
 
     return typer.main.get_command(app).commands
+
+
+VERSION = """
+import json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom, pydicom._version as v, pydicom.uid as u
+metadata_at_import = "importlib.metadata" in sys.modules
+print(json.dumps([metadata_at_import, pydicom.__version__, list(pydicom.__version_info__), v.__version__,
+                  str(u.PYDICOM_IMPLEMENTATION_UID), v.version("numpy")]))
+"""
+
+
+def test_pydicom_version_is_read_without_importlib_metadata_and_the_same():
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", VERSION, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    assert runs["eager"][0] is True and runs["deferred"][0] is False
+    assert runs["deferred"][1:] == runs["eager"][1:]
+
+
+def test_dist_version_equals_importlib_metadata_for_every_installed_distribution():
+    import importlib.metadata
+
+    from vindr_cli.dicomio.lazy import dist_version
+
+    names = sorted({d.metadata["Name"] for d in importlib.metadata.distributions()})
+    assert len(names) > 20
+    answered = 0
+    for name in names:
+        fast = dist_version(name)
+        if fast is not None:
+            assert fast == importlib.metadata.version(name), name
+            answered += 1
+    assert answered >= len(names) * 0.9
+    assert dist_version("no-such-distribution-here") is None
+
+
+DISTS = """
+import json, sys
+sys.path[:] = sys.argv[1:] + sys.path
+import importlib.metadata
+from vindr_cli.dicomio.lazy import dist_version
+out = {}
+for name in ("fake-pkg", "Fake.Pkg", "folded", "nometa", "zipped", "egged"):
+    try:
+        real = importlib.metadata.version(name)
+    except Exception as exc:
+        real = type(exc).__name__
+    out[name] = [dist_version(name), real]
+print(json.dumps(out))
+"""
+
+
+def test_dist_version_reads_the_first_folder_or_gives_up(tmp_path):
+    """The first sys.path folder with the distribution wins (as in importlib.metadata); a
+    folded Version header, a dist without METADATA, a zip or an egg on the path: None."""
+    import zipfile
+
+    def dist(folder, dirname, text):
+        d = tmp_path / folder / dirname
+        d.mkdir(parents=True)
+        if text is not None:
+            (d / "METADATA").write_text(text, encoding="utf-8")
+
+    dist("a", "Fake_Pkg-2.0.dist-info", "Metadata-Version: 2.1\nName: Fake_Pkg\nVersion: 2.0\n\nbody\n")
+    dist("b", "fake.pkg-1.0.dist-info", "Metadata-Version: 2.1\nName: fake.pkg\nVersion: 1.0\n")
+    dist("b", "folded-1.0.dist-info", "Name: folded\nVersion: 1.0\n  .1\n")
+    dist("b", "nometa-1.0.dist-info", None)
+    (tmp_path / "b" / "nometa-1.0.dist-info" / "PKG-INFO").write_text("Name: nometa\nVersion: 3\n")
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        z.writestr("zipped-4.0.dist-info/METADATA", "Name: zipped\nVersion: 4.0\n")
+    (tmp_path / "x.egg" / "EGG-INFO").mkdir(parents=True)
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "a"), str(tmp_path / "b")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["fake-pkg"] == ["2.0", "2.0"] and out["Fake.Pkg"] == ["2.0", "2.0"]
+    assert out["folded"][0] is None and out["nometa"] == [None, "3"]
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "z.zip"), str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    out = json.loads(p.stdout)
+    assert out["zipped"] == [None, "4.0"] and out["fake-pkg"] == [None, "2.0"]   # the zip comes first
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "x.egg"), str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    assert json.loads(p.stdout)["fake-pkg"] == [None, "2.0"]
