@@ -32,8 +32,16 @@ cfp.ProcessPoolExecutor.__init__ = _spy
 def _report():
     sys.stderr.write("\\nPROBE " + json.dumps({"modules": sorted(m for m in sys.modules if "." not in m),
                                                   "all": sorted(sys.modules),
+                                                  "collections": sum(s["collections"] for s in __import__("gc").get_stats()),
                                                   "pools": len(pools)}) + "\\n")
 atexit.register(_report)
+if sys.argv[1] == "--gc-as-before":          # vindr_cli.startup's deferral left out
+    import gc
+    def _held(phase, info):
+        pass
+    _held._vindr_restore = True
+    gc.callbacks.append(_held)
+    del sys.argv[1]
 sys.argv = ["vindr", *sys.argv[1:]]
 from vindr_cli.cli import main
 main()
@@ -380,3 +388,49 @@ def test_dist_version_reads_the_first_folder_or_gives_up(tmp_path):
     p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "x.egg"), str(tmp_path / "a")],
                        capture_output=True, text=True)
     assert json.loads(p.stdout)["fake-pkg"] == [None, "2.0"]
+
+
+GC = """
+import gc, json, sys
+default = gc.get_threshold()
+import vindr_cli.cli
+from vindr_cli.startup import BUDGET
+raised = gc.get_threshold()
+before = gc.get_stats()[0]["collections"]
+class Node:
+    pass
+for _ in range(BUDGET * 2):              # cyclic garbage, more than the budget
+    a, b = Node(), Node()
+    a.b, b.a = b, a
+after = gc.get_threshold()
+restored_by = [cb for cb in gc.callbacks if getattr(cb, "_vindr_restore", False)]
+print(json.dumps([default, raised, after, gc.get_stats()[0]["collections"] - before, len(restored_by),
+                  sum(1 for o in gc.get_objects() if type(o) is Node)]))
+"""
+
+
+def test_first_collection_is_deferred_then_thresholds_come_back():
+    """Importing the CLI raises the first threshold to the budget; the first collection
+    (after the budget) frees the cyclic garbage and puts the process's thresholds back."""
+    p = subprocess.run([sys.executable, "-c", GC], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    default, raised, after, collections, callbacks, alive = json.loads(p.stdout)
+    from vindr_cli.startup import BUDGET
+
+    assert raised == [BUDGET, *default[1:]] and after == default
+    assert collections > 1 and callbacks == 0
+    assert alive < BUDGET // 2                   # the cycles were collected, not kept
+
+
+def test_one_file_start_up_runs_far_fewer_collections(tmp_path):
+    """The same one-file run with the default thresholds collects many times more often."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), src / "a.dcm")
+    key = key_file_in(tmp_path)
+    runs = {}
+    for mode in ((), ("--gc-as-before",)):
+        report, p = _probe(*mode, "anonymize", src, tmp_path / f"out{len(mode)}", "--key", key, "--burned-in", "off")
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = report["collections"]
+    assert runs[()] * 3 < runs[("--gc-as-before",)], runs

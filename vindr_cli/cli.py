@@ -11,13 +11,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from vindr_cli.startup import defer_first_collection
 
-from vindr_cli import __version__
-from vindr_cli.cliparams import coerce_without_pydantic
+defer_first_collection()        # no cyclic GC over start-up's long-lived objects (issue 13)
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+
+from vindr_cli import __version__  # noqa: E402
+from vindr_cli.cliparams import coerce_without_pydantic  # noqa: E402
 
 coerce_without_pydantic()       # typer's option values without pydantic where certain (issue 13)
 
