@@ -21,11 +21,6 @@ from helpers import run_cli
 from test_redteam6 import PLANTED, _leaks, world  # noqa: F401  (world: the module's fixture)
 
 
-@pytest.mark.xfail(strict=True, reason="decode trusts PatientIdentityRemoved YES in the header: a raw export "
-                   "whose gateway set the flag is named after its input paths (names, IDs) in OUTPUT's files and "
-                   "images.parquet; fix in vindr_cli/pixels/batch.py (name outputs by keyed hashes, as with "
-                   "--allow-identified, unless INPUT is a vindr anonymize OUTPUT: manifest.parquet + "
-                   ".vindr/anonymize.json)")
 def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_paths(world, tmp_path):
     src = tmp_path / "export"
     for p in sorted(world["export"].rglob("*")):
