@@ -287,6 +287,8 @@ def test_decode_of_a_deidentified_tree_keeps_path_names(tmp_path, key_file):
         if p_.is_file():
             assert PHI_DIR.encode() not in p_.read_bytes() and b"chest.dcm" not in p_.read_bytes()
     assert stat.S_IMODE((out2 / ".vindr" / "decode.salt").stat().st_mode) == 0o600
+    p = run_cli("decode", marked, out2, "--strict", check=False)      # the warning fails --strict
+    assert p.returncode == 1 and "already done" in p.stdout
     p = run_cli("decode", marked, out, check=False)        # the naming cannot change under an OUTPUT
     assert p.returncode == 2 and "made with the names of a vindr anonymize OUTPUT" in " ".join(p.stderr.split())
     p = run_cli("decode", anon, out2, check=False)

@@ -79,8 +79,9 @@ class Ctx:
 def input_name(rel: str, salt: bytes | None, outputs: dict[str, dict] | None) -> str:
     """An input's name in rows, journals and output names: in manifest mode the manifest's
     own output path (keyed substitutes only, and the file is checked against its row before
-    anything is named after it); any other file (a stray) and every input in identified mode
-    by a keyed hash of its path. Without salt or manifest: the path (never in practice now)."""
+    anything is named after it); any other file (a stray) and every input of an INPUT that is
+    not a vindr anonymize OUTPUT (raw, even marked YES, or identified) by a keyed hash of its
+    path. Without salt or manifest: the path (never in practice: the stage always gives a salt)."""
     if outputs is not None and rel in outputs:
         return rel
     return output.keyed_name(salt, rel) if salt is not None else rel
