@@ -273,6 +273,9 @@ def test_decode_of_a_deidentified_tree_keeps_path_names(tmp_path, key_file):
     named = m["output"][: -len(".dcm")] + ".png"
     assert row["input"] == m["output"] and row["output"] == named and (out / named).is_file()
     assert row["sop_uid"] == m["sop_uid"]
+    from vindr_cli.pixels.batch import input_paths
+
+    assert input_paths(out, anon)[row["input"]] == m["output"]        # a path name maps to itself
 
     marked = tmp_path / "marked"
     make_cr(marked / PHI_DIR / "chest.dcm", extra=lambda d: setattr(d, "PatientIdentityRemoved", "YES"))
@@ -282,6 +285,7 @@ def test_decode_of_a_deidentified_tree_keeps_path_names(tmp_path, key_file):
     (row,) = pq.read_table(out2 / "images.parquet").to_pylist()
     assert row["status"] == "ok" and len(row["input"]) == 32 and int(row["input"], 16) >= 0
     assert row["output"] == row["input"] + ".png" and (out2 / row["output"]).is_file()
+    assert input_paths(out2, marked)[row["input"]] == f"{PHI_DIR}/chest.dcm"   # whoever holds INPUT maps back
     for p_ in out2.rglob("*"):
         assert PHI_DIR not in str(p_) and "chest" not in p_.name
         if p_.is_file():

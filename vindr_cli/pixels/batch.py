@@ -210,6 +210,20 @@ def anonymize_manifest(input_path: Path) -> Path | None:
     return None
 
 
+def input_paths(output: Path, input_path: Path) -> dict[str, str]:
+    """{a row's ``input`` in OUTPUT's images.parquet: that input's relative path} for a decode
+    OUTPUT made from INPUT. For the caller that holds both (e.g. the baseline's cache decode of
+    a release): a keyed name is mapped back through OUTPUT's salt, by hashing INPUT's paths
+    (never the other way); a name that is the path (an anonymize OUTPUT's) maps to itself."""
+    sources = discover(Path(input_path).resolve())
+    names = {s.rel: s.rel for s in sources}
+    salt_path = Path(output) / STATE_DIR / naming.SALT_FILE
+    if salt_path.is_file():
+        salt = naming.read_salt(salt_path)
+        names.update({naming.keyed_name(salt, s.rel): s.rel for s in sources})
+    return names
+
+
 def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:
     if not input_path.exists():
         raise DecodeRequestError("INPUT does not exist")
