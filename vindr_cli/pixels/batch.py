@@ -133,9 +133,11 @@ class DecodeStage(Stage):
 
     def explain(self, name: str, old: Any, new: Any) -> str | None:
         if name == "names":
-            return ("OUTPUT was made with " + ("names by keyed hashes (an INPUT that is not a vindr anonymize OUTPUT, "
-                    "or --allow-identified)" if old else "the names of a vindr anonymize OUTPUT (its manifest's output paths)") +
-                    "; decode the same kind of INPUT (and --allow-identified choice) into it, or use a new OUTPUT folder")
+            made = ("names by keyed hashes (an INPUT that is not a vindr anonymize OUTPUT, or --allow-identified)"
+                    if old else "names after INPUT's paths (a vindr anonymize OUTPUT's, or a raw tree's decoded "
+                    "by a vindr from before raw trees were named by keyed hashes)")
+            return ("OUTPUT was made with " + made + "; decode the same kind of INPUT (and --allow-identified "
+                    "choice) into it, or use a new OUTPUT folder")
         return None
 
     def tables(self) -> list[Table]:
