@@ -172,7 +172,7 @@ def _print_anonymize(s) -> None:
 
 @app.command()
 def decode(
-    input: Path = typer.Argument(..., help="A de-identified DICOM tree (e.g. vindr anonymize output; others need --allow-identified), a .zip, or one file."),
+    input: Path = typer.Argument(..., help="A de-identified DICOM tree (e.g. vindr anonymize output; others need --allow-identified), a .zip, or one file. Only a vindr anonymize OUTPUT is named after its paths; any other INPUT by keyed hashes of them."),
     output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
     size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
     window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
