@@ -576,6 +576,9 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
                                siblings=holder)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
+        elif verdict.value is not None and tag == policy.ICC_PROFILE:
+            report.add(policy.BINARY_KIND, rel, f"element {where}{_tag(tag)}: ICC profile with text or unused bytes "
+                                                "(the anonymizer writes its numbers only)")
         elif verdict.value is not None:
             report.add(policy.GRAMMAR, rel, f"element {where}{_tag(tag)}: coded string not in upper case "
                                             "(the anonymizer writes the defined term)")

@@ -136,8 +136,21 @@ class TermSet:
             return True
         return any(m <= text_tokens for m in self.multi)
 
+    def found_inside(self, text: str) -> bool:
+        """A single term anywhere in ``text`` (folded), not only as a whole token: for values
+        that are no text (numbers, bytes), whose "words" have no separators to split at (red team
+        7). Terms shorter than 4, or a run of consecutive characters ("12345", "ABCD": a linear
+        LUT's entries as characters), are left to the token search."""
+        folded = fold(text)
+        return any(t in folded for t in self.single if len(t) >= 4 and not _consecutive(t))
+
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
+
+
+def _consecutive(term: str) -> bool:
+    steps = {ord(b) - ord(a) for a, b in zip(term, term[1:])}
+    return steps in ({1}, {-1})
 
 
 def build_terms(values, *, include_dates: bool) -> TermSet:
