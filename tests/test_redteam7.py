@@ -245,3 +245,188 @@ def test_audit_reports_a_profile_with_text_planted_in_an_output(world, tmp_path)
     report = audit(out)
     assert report.counts().get("binary") == 1
     assert _leaks(tmp_path / "none", PLANTED, str(report.counts()) + repr([f for f in report.findings])) == []
+
+
+# ------------------------------------------------------------------ 3. free bytes inside compressed frames
+
+FRAME_TEXT = b"NGUYEN THI HUONG BN7734561 19850312"
+
+
+def _segment(marker: bytes, payload: bytes) -> bytes:
+    return marker + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def _jpeg_frames() -> dict[str, tuple[str, bytes]]:
+    """A text-free CT as JPEG baseline (Pillow) and JPEG 2000 (pydicom/OpenJPEG), each with the
+    name where no decoder reads it: a quantization table no component uses, a Huffman table no
+    scan uses, an unknown, TLM or PLM segment in the JPEG 2000 main header, a PLT segment in a
+    tile-part header."""
+    from PIL import Image
+    from pydicom.encaps import generate_frames
+    from pydicom.uid import JPEG2000Lossless
+
+    from test_redteam4 import _ct, _dataset
+
+    grey = np.round(_ct(256) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90)
+    jpeg = buf.getvalue()
+    sos = jpeg.index(b"\xff\xda")
+    symbols = (FRAME_TEXT + b" " * 40)[:40]
+    dqt = _segment(b"\xff\xdb", bytes([0x03]) + (FRAME_TEXT * 2)[:64])                      # table 3, 8-bit
+    dht = _segment(b"\xff\xc4", bytes([0x13]) + bytes([0] * 7 + [40] + [0] * 8) + symbols)   # AC table 3
+    ds = _dataset(grey, bits=8)
+    ds.compress(JPEG2000Lossless, grey, generate_instance_uid=False)
+    j2k = next(generate_frames(ds.PixelData, number_of_frames=1))
+    sot = j2k.index(b"\xff\x90")
+
+    def main_header(marker, text=FRAME_TEXT):
+        return j2k[:sot] + _segment(marker, text) + j2k[sot:]
+
+    plt = _segment(b"\xff\x58", FRAME_TEXT)
+    psot = int.from_bytes(j2k[sot + 6:sot + 10], "big")
+    tile = (j2k[:sot + 6] + ((psot + len(plt)) if psot else 0).to_bytes(4, "big") + j2k[sot + 10:sot + 12] + plt
+            + j2k[sot + 12:])
+    return {"jpeg_unused_dqt": ("jpeg", jpeg[:sos] + dqt + jpeg[sos:]),
+            "jpeg_unused_dht": ("jpeg", jpeg[:sos] + dht + jpeg[sos:]),
+            "j2k_unknown_marker": ("j2k", main_header(b"\xff\x30", FRAME_TEXT[:26])),   # OpenJPEG skips it
+            "j2k_tlm": ("j2k", main_header(b"\xff\x55")),
+            "j2k_plm": ("j2k", main_header(b"\xff\x57")),
+            "j2k_plt": ("j2k", tile)}
+
+
+@pytest.fixture(scope="module")
+def frames_world(tmp_path_factory):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit
+
+    from test_redteam4 import _ct, _dataset
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    base = tmp_path_factory.mktemp("redteam7_frames")
+    key = key_file_in(base)
+    grey = np.round(_ct(256) * 200).astype(np.uint8)
+    before = {}
+    for label, (kind, frame) in _jpeg_frames().items():
+        ds = _dataset(grey, bits=8)
+        ds.PixelData = encapsulate([frame])
+        ds.file_meta.TransferSyntaxUID = JPEG2000Lossless if kind == "j2k" else JPEGBaseline8Bit
+        if kind == "jpeg":
+            ds.LossyImageCompression = "01"
+        ds["PixelData"].VR = "OB"
+        ds["PixelData"].is_undefined_length = True
+        before[label] = ds.pixel_array.copy()          # the planted bytes change no pixel
+        (base / "export").mkdir(exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.save_as(base / "export" / f"{label}.dcm", enforce_file_format=True)
+    out = base / "anon"
+    anonymize(base / "export", out, key_path=key, profile=load_profile("basic"), workers=1,
+              linkage=base / "link.parquet")
+    links = {r["input_path"]: r for r in pq.read_table(base / "link.parquet").to_pylist()}
+    rows = {r["image_id"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+    return {"out": out, "before": before,
+            "rows": {k[:-4]: rows[v["image_id"]] for k, v in links.items() if v["image_id"] in rows}}
+
+
+@pytest.mark.parametrize("label", ["jpeg_unused_dqt", "jpeg_unused_dht", "j2k_unknown_marker", "j2k_tlm", "j2k_plm",
+                                   "j2k_plt"])
+def test_a_name_in_a_frame_s_unused_table_or_skipped_segment_is_not_copied(frames_world, label):
+    """Leaked: the scan found no text (there is none in the pixels) and the frame was copied
+    byte for byte, the name in a table or segment that no decoder reads. Now those tables and
+    segments are dropped (deid.redact._drop_unused_tables, _clean_j2k), the pixels the same."""
+    row = frames_world["rows"][label]
+    assert row["status"] == "ok", row["reason"]
+    raw = (frames_world["out"] / row["output"]).read_bytes()
+    assert FRAME_TEXT[:16] not in raw and b"BN7734561" not in raw and b"HUONG" not in raw
+    assert row["pixels_modified"]
+    res = _read(frames_world["out"] / row["output"])
+    assert np.array_equal(res.pixel_array, frames_world["before"][label])
+
+
+def test_the_frames_of_real_encoders_keep_every_table_and_segment():
+    """Held: the JPEG and JPEG 2000 frames of pydicom's test files (GDCM, DCMTK, Pillow/libjpeg,
+    Kakadu, OpenJPEG) lose nothing to the new rules: cleaning leaves them byte for byte."""
+    import glob
+    import os
+
+    from pydicom.encaps import generate_frames
+
+    from vindr_cli.deid import redact
+
+    folder = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")
+    checked = 0
+    for path in sorted(glob.glob(os.path.join(folder, "*.dcm"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path)
+                ts = str(ds.file_meta.TransferSyntaxUID)
+                if ts not in redact._T81 and ts not in redact._J2K:
+                    continue
+                frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))[:2]
+            except Exception:
+                continue
+        for frame in frames:
+            try:
+                if ts in redact._J2K:
+                    clean = redact._clean_j2k(frame)
+                    assert frame.startswith(clean) and not frame[len(clean):].strip(b"\0\xff"), os.path.basename(path)
+                else:       # what the COM/APPn rules of red team 4 leave: the tables pass keeps it whole
+                    with pytest.MonkeyPatch.context() as mp:
+                        mp.setattr(redact, "_drop_unused_tables", lambda stream: stream)
+                        before = redact._clean_t81(frame)
+                    assert redact._drop_unused_tables(before) == before, os.path.basename(path)
+            except redact._Unsure:
+                continue        # a stream the walker leaves to a decode-and-write (as before)
+            checked += 1
+    assert checked >= 20
+
+
+# ------------------------------------------------------------------ 4. what vindr split prints of a bad row
+
+def _hostile_split(tmp_path, **kw):
+    import pandas as pd
+
+    from vindr_cli.release.split import split_dataset
+
+    ids = [f"i{k:03d}" for k in range(30)]
+    rows = [f"{i},{'Cardiomegaly,3' if k % 3 == 0 else 'No finding,14'},R1," + ("10,10,50,50" if k % 3 == 0 else ",,,")
+            for k, i in enumerate(ids)]
+    rows.append("i001,Nodule/Mass Nguyễn Thị Hương,8,R2,10,10,50,50")         # a class typed with the patient's name
+    rows.append("i002,Cardiomegaly,BN7734561,R2,10,10,50,50")                 # an ID in class_id
+    ann = tmp_path / "a.csv"
+    ann.write_text("\n".join(["image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max", *rows]) + "\n",
+                   encoding="utf-8")
+    meta = tmp_path / "m.csv"
+    pd.DataFrame({"image_id": ids, "study_id": [f"s{k}" for k in range(30)], "patient_id": [f"p{k // 2}" for k in range(30)],
+                  "rows": 100, "columns": 100}).to_csv(meta, index=False)
+    return split_dataset(ann, meta, test_size=8, seed=0, out_dir=tmp_path / "out", **kw)
+
+
+def test_the_split_table_of_bad_rows_quotes_no_planted_value(tmp_path):
+    """Leaked: `vindr split` printed each bad row's reason with the row's value quoted
+    ("unknown class 'Nodule/Mass Nguyễn Thị Hương'"), while split_report.json masked it. The
+    table now shows the reason as the JSON does (release/split_report.py)."""
+    from rich.console import Console
+
+    from vindr_cli.release.split_report import render_split_report
+
+    r = _hostile_split(tmp_path)
+    assert len(r.bad_rows) == 2
+    buf = io.StringIO()
+    render_split_report(r, Console(file=buf, width=300, color_system=None))
+    text = buf.getvalue()
+    assert "unknown class <value>" in text and "is not an integer" in text
+    assert _leaks(tmp_path / "out", PLANTED, text) == []
+
+
+@pytest.mark.xfail(strict=True, reason="vindr split --strict (and evaluate's) BadRowsError lists each bad row with its "
+                   "value quoted (vindr_cli/annotations/badrows.py; tests/test_release.py pins the quoted class)")
+def test_split_strict_error_quotes_no_planted_value(tmp_path):
+    from vindr_cli.annotations.badrows import BadRowsError
+
+    with pytest.raises(BadRowsError) as e:
+        _hostile_split(tmp_path, strict=True)
+    assert _leaks(tmp_path / "none", PLANTED, str(e.value) + "\n".join(e.value.details)) == []
