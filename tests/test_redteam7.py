@@ -11,7 +11,8 @@ Found and fixed here:
    profile) holding it as UTF-16 bytes was read only as Latin-1 and UTF-8. The file's person
    values (deid.engine.person_values) are now also searched in numbers (as digits, as one
    character each, as their bytes) and in bytes read as UTF-16, anywhere inside the value, not
-   only as a whole token (deid.engine._as_text, deid.terms.TermSet.found_inside).
+   only as a whole token (deid.terms.value_views, TermSet.found_in_value); `vindr audit` (with the
+   linkage table) reads numbers the same way (it read "78, 71, ..." as digits only).
 2. An ICC profile (ICCProfile, kept by the basic profile for colour images) whose description
    and copyright tags name the hospital and a doctor (UTF-16 'mluc', v4) was kept as it was:
    only the text of people of the same file could be caught, never the hospital's name. The
@@ -140,7 +141,7 @@ def _file(path: Path, attack, *, name=NAME, pid=PID, uid_tail: int) -> None:
         ds.save_as(path, enforce_file_format=True)
 
 
-RAMP = np.arange(4096, dtype="<u2")
+RAMP = np.arange(32767, dtype="<u2")      # every number up to 32766 (the most an explicit VR US holds), "12345" among them
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +154,7 @@ def world(tmp_path_factory):
     for i, (label, attack) in enumerate(ATTACKS.items()):
         _file(src / f"{label}.dcm", attack, uid_tail=i + 1)
     _file(src / "ramp.dcm", lambda ds: setattr(ds, "VOILUTSequence", _lut(DataElement(0x00283006, "US", RAMP.tolist()))),
-          name="ABCD^EFGH", pid="0012345", uid_tail=99)
+          name="ABCD^EFGH", pid="0012345", uid_tail=99)     # its terms: "abcd", "efgh", "0012345", "12345"
     out = base / "anon"
     p = run_cli("anonymize", src, out, "--key", key, "-j", "1")
     links = {r["input_path"]: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
@@ -185,8 +186,9 @@ def test_the_whole_output_and_what_was_printed_hold_no_planted_value(world):
 
 
 def test_a_linear_lut_is_kept_whatever_the_patient_s_id(world):
-    """Held: the search inside numbers skips runs of consecutive characters, which every ramp
-    holds ("12345" is characters 0x31-0x35 of a linear LUT): no false alarm removes the LUT."""
+    """Held: a LUT of every number up to 32766 holds the patient's ID "12345" as one of its numbers,
+    and "12345" as characters 0x31-0x35: the search inside numbers reads a table's numbers as
+    bytes only and skips runs of consecutive characters, so no false alarm removes the LUT."""
     lut = _read(_output(world, "ramp")).VOILUTSequence[0].LUTData
     assert list(lut) == RAMP.tolist()
 
@@ -194,6 +196,29 @@ def test_a_linear_lut_is_kept_whatever_the_patient_s_id(world):
 def test_a_code_meaning_that_is_a_name_is_written_as_the_code_s_own(world):
     item = _read(_output(world, "code_meaning")).AnatomicRegionSequence[0]
     assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == ("121071", "DCM", "Finding")
+
+
+def test_audit_finds_the_name_planted_as_numbers_in_an_output(world, tmp_path):
+    """Leaked past the audit: `vindr audit` (with the linkage table) read a number array as its
+    digits ("78, 71, ..."), so the name planted as UTF-32 code points was no finding. It now
+    reads numbers as the anonymizer does (deid.terms.value_text)."""
+    from vindr_cli.deid.audit import audit
+
+    out = tmp_path / "anon"
+    shutil.copytree(world["out"], out)
+    link = world["base"] / "anon.linkage.parquet"
+    assert audit(out, link).counts().get("phi", 0) == 0
+    target = out / world["links"]["ramp.dcm"]["output"]
+    ds = _read(target)
+    fc = Dataset()
+    fc.DimensionIndexValues = [ord(c) for c in "ABCD EFGH 0012345"]      # that output's own patient
+    item = Dataset()
+    item.FrameContentSequence = Sequence([fc])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([item])
+    ds.save_as(target)
+    report = audit(out, link)
+    assert report.counts().get("phi") == 1
+    assert "ABCD" not in repr(report.findings) and "0012345" not in repr(report.findings)
 
 
 # ------------------------------------------------------------------ 2. ICC profiles: numbers only

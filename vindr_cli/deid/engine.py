@@ -24,7 +24,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import build_terms, decode_all, tokens
+from vindr_cli.deid.terms import NUMBER_FORMATS, build_terms, decode_all, tokens, value_text, value_views
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
@@ -193,54 +193,9 @@ PERSON_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBi
 _PERSON_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PERSON_KEYWORDS) if t is not None)
 _PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "StudyDate", "SeriesDate",
                                                        "AcquisitionDate", "ContentDate"))
-# Numbers as their bytes in the file (little endian): a name can be written as LUT entries or
-# index values, one character per number (UTF-16 as US, UTF-32 as UL) or two per number (red team 7)
-_NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d", "AT": "HH"}
 SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
                           "OB", "OW", "OD", "OF", "OL", "OV", "UN",    # bytes: read as Latin-1, UTF-8 and UTF-16 text
-                          *_NUMBER_FORMATS})                           # numbers: as digits, characters and bytes
-
-
-def _as_text(value, vr: str | None = None) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return _bytes_text(bytes(value))
-    if vr in _NUMBER_FORMATS:
-        return _numbers_text(actions._values(value), vr)
-    return " ".join(str(v) for v in actions._values(value))
-
-
-def _bytes_text(data: bytes) -> str:
-    """Bytes as Latin-1 and UTF-8 (``decode_all``) and as UTF-16 in either byte order at either
-    alignment: a name in UTF-16 (a NUL after each letter) holds no Latin-1 token (red team 7: a name in LUT data)."""
-    return "\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
-                                          for enc in ("utf-16-le", "utf-16-be"))))
-
-
-def _numbers_text(values: list, vr: str) -> str:
-    """Numbers as digits (an ID or a birth date as a number), as one character each (a name as
-    UTF-16 or UTF-32 code points) and as their bytes in the file (two to eight characters each)."""
-    import math
-    import struct
-
-    digits, chars, ints = [], [], []
-    for v in values:
-        if vr == "AT":
-            v = int(v)
-            ints += [v >> 16, v & 0xFFFF]
-        elif isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
-            digits.append(str(v))
-            continue
-        n = int(v)
-        digits.append(str(n))
-        chars.append(chr(n) if 0 < n < 0x110000 and not 0xD800 <= n < 0xE000 else " ")
-    try:
-        if vr == "AT":
-            data = struct.pack(f"<{len(ints)}H", *ints)
-        else:
-            data = struct.pack(f"<{len(values)}{_NUMBER_FORMATS[vr]}", *values)
-    except (struct.error, TypeError, ValueError, OverflowError):
-        data = b""
-    return " ".join(digits) + "\n" + "".join(chars) + "\n" + _bytes_text(data)
+                          *NUMBER_FORMATS})                            # numbers: as digits, characters and bytes
 
 
 _REORDER_MAX = 5     # name parts put in every order: at most 320 joined values per name
@@ -450,9 +405,12 @@ class _Walker:
         verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0, siblings=ds)
         if verdict.ok and self.people and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
-            text = _as_text(value, vr)
-            if self.people.found_in(tokens(text)) or (vr not in policy.TEXT_CAPABLE | policy.RESTRICTED
-                                                       and self.people.found_inside(text)):
+            if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
+                hit = self.people.found_in_value(*reversed(value_views(value, vr))) or (
+                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value)))))
+            else:
+                hit = self.people.found_in(tokens(value_text(value, vr)))
+            if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
             if verdict.value is not None:
