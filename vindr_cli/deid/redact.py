@@ -569,6 +569,7 @@ _T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4
         "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 _J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
         "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+FRAME_SYNTAXES = frozenset(_T81 | _J2K)      # whose frames can hold metadata (strip_frames)
 
 
 class _Unsure(Exception):
@@ -822,6 +823,25 @@ def _offset_table_ok(data: bytes, frames: int) -> bool:
         starts.add(pos - 8 - n)
         pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
     return table[0] == 0 and all(a < b for a, b in zip(table, table[1:])) and set(table) <= starts
+
+
+def strip_frames(ds) -> PixelOutcome:
+    """--burned-in off: the pixels are not scanned, but what a JPEG / JPEG 2000 frame holds
+    besides them is no pixel (a COM segment, bytes after its end, a table no scan uses): it is
+    removed as in the other modes, checked to decode to the same values (red team 7: the name
+    in a COM segment was written with --burned-in off). A frame with nothing to remove is not
+    decoded. ``ds``: the complete ORIGINAL data set. Raises PixelError."""
+    out = PixelOutcome()
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _T81 | _J2K or "PixelData" not in ds:
+        return out
+    try:
+        if clean_frames(ds) is None:
+            return out
+    except _Unsure:
+        pass                       # a stream that cannot be walked: its decoded values written again
+    arr, out.photometric = _frames(ds)
+    _drop_metadata(ds, out, arr)
+    return out
 
 
 def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
