@@ -170,7 +170,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
 
 def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     """--burned-in redact|quarantine: scan (and mask in memory) the ORIGINAL pixel data with
-    hints from the ORIGINAL header; None when off or the file has no pixel data. Fills the
+    hints from the ORIGINAL header; None when the file has no pixel data, or when off and its
+    frames are not JPEG / JPEG 2000 (off: those are only stripped of what is not pixels,
+    deid.redact.strip_frames). Fills the
     manifest's pixel columns (boxes and kind counts, never text). Raises PixelError."""
     row["pixels_modified"] = False
     if ("PixelData" not in ds) if header.deflated else (header.pixel_offset is None):
