@@ -32,8 +32,10 @@ Found and fixed here:
    patient's name), while split_report.json masked it: the table now masks it too
    (release/split_report.py).
 
-Left (strict xfail): `vindr split --strict` lists the bad rows with their values quoted in its
-error (annotations/badrows.BadRowsError; tests/test_release.py pins the quoted class name).
+Left (strict xfails): `vindr split --strict` lists the bad rows with their values quoted in its
+error (annotations/badrows.BadRowsError; tests/test_release.py pins the quoted class name), and
+`vindr evaluate` prints them so in its table and --json (evaluate/score.py). The fix for both is
+a product decision: annotations/badrows.quote could write "<value>" (the line number stays).
 
 Held (tests below keep them so): a LUT holding every number up to 32766 for a patient whose ID
 is "12345" is kept as it was; the frames of real encoders (pydicom's JPEG and JPEG 2000 files)
@@ -87,17 +89,19 @@ def _forms(values) -> set[bytes]:
                 out |= {g.encode(), g.encode("utf-16-le"), g.encode("utf-16-be"), g.encode("utf-32-le"),
                         g.encode().hex().encode(), urllib.parse.quote(g).encode()}
         out.add(base64.b64encode(v.encode()).rstrip(b"=")[:-2])
-    return {x for x in out if len(x) >= 5}
+    return {x.lower() for x in out if len(x) >= 5}
 
 
 def _leaks(root: Path, values, text: str = "") -> list[str]:
+    """Where any form of ``values`` appears (ASCII case ignored): a name or a byte under
+    ``root``, or ``text``; empty when nothing leaked."""
     forms = _forms(values)
     hits = []
     for p in sorted(root.rglob("*")):
-        data = p.read_bytes() if p.is_file() and not p.is_symlink() else b""
-        name = str(p.relative_to(root)).encode()
+        data = p.read_bytes().lower() if p.is_file() and not p.is_symlink() else b""
+        name = str(p.relative_to(root)).lower().encode()
         hits += [f"{p.relative_to(root)}: {f!r}" for f in forms if f in data or f in name]
-    hits += [f"printed: {f!r}" for f in forms if f in text.encode()]
+    hits += [f"printed: {f!r}" for f in forms if f in text.lower().encode()]
     return hits
 
 
@@ -466,6 +470,25 @@ def test_the_split_table_of_bad_rows_quotes_no_planted_value(tmp_path):
     text = buf.getvalue()
     assert "unknown class <value>" in text and "is not an integer" in text
     assert _leaks(tmp_path / "out", PLANTED, text) == []
+
+
+@pytest.mark.xfail(strict=True, reason="vindr evaluate prints each bad row with its value quoted, in its table and "
+                   "its --json (vindr_cli/evaluate/score.py render, to_json; the reasons are annotations/badrows.quote's)")
+def test_evaluate_prints_no_planted_value_of_a_bad_row(tmp_path):
+    from rich.console import Console
+
+    from vindr_cli.evaluate.score import evaluate, render, to_json
+
+    gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
+    gt.write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                  "img1,Cardiomegaly,3,R1,10,10,50,50\nimg2,No finding,14,R1,,,,\n"
+                  "img3,Nodule/Mass Nguyễn Thị Hương,8,R1,10,10,50,50\n", encoding="utf-8")
+    pred.write_text("image_id,PredictionString\nimg1,3 0.9 10 10 50 50\nimg2,14 1 0 0 1 1\n", encoding="utf-8")
+    result = evaluate(gt, pred)
+    assert len(result.bad_rows) == 1
+    buf = io.StringIO()
+    render(result, Console(file=buf, width=300, color_system=None))
+    assert _leaks(tmp_path / "none", PLANTED, buf.getvalue() + to_json(result)) == []
 
 
 @pytest.mark.xfail(strict=True, reason="vindr split --strict (and evaluate's) BadRowsError lists each bad row with its "
