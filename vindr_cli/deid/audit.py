@@ -26,7 +26,7 @@ from pydicom.datadict import dictionary_has_tag
 
 from vindr_cli.deid import actions, codes, policy
 from vindr_cli.deid.table import load_table
-from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
+from vindr_cli.deid.terms import DATE_TERM, NUMBER_FORMATS, TermSet, build_terms, decode_all, tokens, value_views
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
@@ -576,6 +576,9 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
                                siblings=holder)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
+        elif verdict.value is not None and tag == policy.ICC_PROFILE:
+            report.add(policy.BINARY_KIND, rel, f"element {where}{_tag(tag)}: ICC profile with text or unused bytes "
+                                                "(the anonymizer writes its numbers only)")
         elif verdict.value is not None:
             report.add(policy.GRAMMAR, rel, f"element {where}{_tag(tag)}: coded string not in upper case "
                                             "(the anonymizer writes the defined term)")
@@ -604,8 +607,13 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
                                                     "with its known meaning")
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
             continue
-        toks = tokens(str(elem.value))
-        if any(ts.found_in(toks) for ts in terms):
+        if elem.VR in NUMBER_FORMATS:       # numbers also as characters and bytes, as the anonymizer reads them (red team 7)
+            numbers, views = value_views(elem.value, elem.VR)
+            hit = any(ts.found_in_value(views, numbers) for ts in terms)
+        else:
+            toks = tokens(str(elem.value))
+            hit = any(ts.found_in(toks) for ts in terms)
+        if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
 

@@ -569,6 +569,7 @@ _T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4
         "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 _J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
         "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+FRAME_SYNTAXES = frozenset(_T81 | _J2K)      # whose frames can hold metadata (strip_frames)
 
 
 class _Unsure(Exception):
@@ -626,7 +627,7 @@ def _clean_t81(frame: bytes) -> bytes:
             raise _Unsure
         m = frame[i + 1]
         if m == 0xD9:                                   # end of image: what follows is dropped
-            return bytes(out + b"\xff\xd9")
+            return _drop_unused_tables(bytes(out + b"\xff\xd9"))
         if 0xD0 <= m <= 0xD7 or m == 0x01:
             out += frame[i:i + 2]
             i += 2
@@ -643,30 +644,141 @@ def _clean_t81(frame: bytes) -> bytes:
         scanning = scanning or m == 0xDA
 
 
+_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
+_PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
+
+
+def _table_entries(m: int, seg: bytes) -> list[tuple[tuple, bytes]]:
+    """The tables of a DQT (("q", id), entry) or DHT (("h", class, id), entry) segment."""
+    body, out, p = seg[4:], [], 0
+    while p < len(body):
+        if m == 0xDB:
+            key, size = ("q", body[p] & 0x0F), 1 + 64 * (1 + (body[p] >> 4))
+        else:
+            key, size = ("h", body[p] >> 4, body[p] & 0x0F), 17 + sum(body[p + 1:p + 17])
+        if p + size > len(body) or (m == 0xC4 and p + 17 > len(body)):
+            raise _Unsure
+        out.append((key, body[p:p + size]))
+        p += size
+    return out
+
+
+def _drop_unused_tables(stream: bytes) -> bytes:
+    """``stream`` (already without COM/APPn, ending at its EOI) without the quantization and
+    Huffman tables no scan uses: a table defined and never used (or defined again before a scan
+    used it) holds 64 to 272 free bytes that no decoder reads (red team 7: "NGUYEN THI HUONG" as
+    the entries of a DQT for table 3, or the symbols of a DHT for AC table 3). A scan uses the
+    quantization tables of its components (SOF) and, in a Huffman process, the DC tables (all
+    but progressive AC scans) and AC tables (neither lossless nor progressive DC scans) it names."""
+    pieces: list = []                   # bytes, or [marker, [(key, entry, used)]] of a DQT/DHT
+    pending: dict[tuple, list] = {}     # key -> [used] of the table now defined for it
+    tq: dict[int, int] = {}             # component -> its quantization table (SOF)
+    sof, i, n, scanning = 0, 2, len(stream), False
+    pieces.append(stream[:2])
+    while True:
+        if scanning:
+            j = stream.find(b"\xff", i)
+            while j != -1 and j + 1 < n and not (0xC0 <= stream[j + 1] <= 0xFE and not 0xD0 <= stream[j + 1] <= 0xD7):
+                j = stream.find(b"\xff", j + 1)
+            if j == -1 or j + 1 >= n:
+                raise _Unsure
+            pieces.append(stream[i:j])
+            i = j
+        m = stream[i + 1]
+        if m == 0xD9:
+            pieces.append(stream[i:i + 2])
+            break
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            pieces.append(stream[i:i + 2])
+            i += 2
+            continue
+        seg = stream[i:i + 2 + int.from_bytes(stream[i + 2:i + 4], "big")]
+        if len(seg) < 4:
+            raise _Unsure
+        if m in (0xDB, 0xC4):
+            entries = []
+            for key, entry in _table_entries(m, seg):
+                flag = [False]
+                pending[key] = flag
+                entries.append((key, entry, flag))
+            pieces.append([m, entries])
+        else:
+            if (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10:   # F7: JPEG-LS
+                sof = m
+                tq = {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+            elif m == 0xDA and len(seg) >= 5:
+                ns = seg[4]
+                ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
+                huffman = sof < 0xC8
+                for k in range(ns):
+                    if 6 + 2 * k >= len(seg):
+                        raise _Unsure
+                    comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
+                    used = [] if sof in _LOSSLESS_SOF or sof == 0xF7 else [("q", tq.get(comp, -1))]
+                    if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
+                        used.append(("h", 0, tables >> 4))
+                    if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
+                        used.append(("h", 1, tables & 0x0F))
+                    for key in used:
+                        if key in pending:
+                            pending[key][0] = True
+            pieces.append(seg)
+        i += len(seg)
+        scanning = scanning or m == 0xDA
+    out = bytearray()
+    for piece in pieces:
+        if isinstance(piece, list):
+            body = b"".join(entry for _, entry, flag in piece[1] if flag[0])
+            if body:
+                out += bytes([0xFF, piece[0]]) + (len(body) + 2).to_bytes(2, "big") + body
+        else:
+            out += piece
+    return bytes(out)
+
+
+# JPEG 2000 marker segments kept in a main header (ITU-T T.800 A.2 / Table A.2): SIZ, COD, COC,
+# QCD, QCC, RGN, POC, PPM, and Part 2 / HTJ2K's CAP and CPF; in a tile-part header COD, COC, QCD,
+# QCC, RGN, POC, PPT. Pointer markers (TLM, PLM, PLT: lengths a decoder may skip), CRG and unknown
+# segments are dropped: their bytes are free, and OpenJPEG decodes the same pixels without them
+# (red team 7: "NGUYEN THI HUONG" in an FF30, FF6E, TLM, PLM or PLT segment was copied).
+_J2K_MAIN = frozenset({0x51, 0x52, 0x53, 0x5C, 0x5D, 0x5E, 0x5F, 0x60, 0x50, 0x59})
+_J2K_TILE = frozenset({0x52, 0x53, 0x5C, 0x5D, 0x5E, 0x5F, 0x61})
+
+
+def _j2k_keep(frame: bytes, i: int, kept: frozenset) -> tuple[bytes, bytes]:
+    """(the segment at ``i``, what of it is written: itself, or b"" when it is dropped)."""
+    seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+    if frame[i] != 0xFF or len(seg) < 4:
+        raise _Unsure
+    m = frame[i + 1]
+    return seg, seg if m in kept or (m == 0x64 and _banner(seg[6:])) else b""
+
+
 def _clean_j2k(frame: bytes) -> bytes:
-    """The JPEG 2000 codestream without COM segments in its main header and bytes after its
-    end; raises _Unsure for a COM in a tile-part header, a JP2 wrapper, or a stream not walkable."""
+    """The JPEG 2000 codestream with only the marker segments of _J2K_MAIN / _J2K_TILE (and
+    encoder banners) in its headers, and nothing after its end; raises _Unsure for a JP2
+    wrapper or a stream not walkable."""
     if not frame.startswith(b"\xff\x4f"):
         raise _Unsure
     out, i, n = bytearray(b"\xff\x4f"), 2, len(frame)
     while i + 4 <= n and frame[i:i + 2] != b"\xff\x90":          # main header, up to the first SOT
-        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
-        if frame[i] != 0xFF or len(seg) < 4:
-            raise _Unsure
-        if frame[i + 1] != 0x64 or _banner(seg[6:]):
-            out += seg
+        seg, keep = _j2k_keep(frame, i, _J2K_MAIN)
+        out += keep
         i += len(seg)
     while i + 12 <= n and frame[i:i + 2] == b"\xff\x90":         # tile-parts
         psot = int.from_bytes(frame[i + 6:i + 10], "big")
-        j = i + 12
+        header, j = bytearray(), i + 12
         while j + 4 <= n and frame[j:j + 2] != b"\xff\x93":       # its header, up to SOD
-            if frame[j] != 0xFF or (frame[j + 1] == 0x64 and not _banner(frame[j + 6:j + 2 + int.from_bytes(frame[j + 2:j + 4], "big")])):
-                raise _Unsure
-            j += 2 + int.from_bytes(frame[j + 2:j + 4], "big")
+            seg, keep = _j2k_keep(frame, j, _J2K_TILE)
+            header += keep
+            j += len(seg)
         end = n if psot == 0 else i + psot
         if end > n or j + 2 > end:
             raise _Unsure
-        out += frame[i:end]
+        sot = bytearray(frame[i:i + 12])
+        if psot:
+            sot[6:10] = (12 + len(header) + end - j).to_bytes(4, "big")
+        out += sot + header + frame[j:end]
         i = end
         if psot == 0:
             return bytes(out)
@@ -711,6 +823,25 @@ def _offset_table_ok(data: bytes, frames: int) -> bool:
         starts.add(pos - 8 - n)
         pos += 8 + int.from_bytes(data[pos + 4:pos + 8], "little")
     return table[0] == 0 and all(a < b for a, b in zip(table, table[1:])) and set(table) <= starts
+
+
+def strip_frames(ds) -> PixelOutcome:
+    """--burned-in off: the pixels are not scanned, but what a JPEG / JPEG 2000 frame holds
+    besides them is no pixel (a COM segment, bytes after its end, a table no scan uses): it is
+    removed as in the other modes, checked to decode to the same values (red team 7: the name
+    in a COM segment was written with --burned-in off). A frame with nothing to remove is not
+    decoded. ``ds``: the complete ORIGINAL data set. Raises PixelError."""
+    out = PixelOutcome()
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _T81 | _J2K or "PixelData" not in ds:
+        return out
+    try:
+        if clean_frames(ds) is None:
+            return out
+    except _Unsure:
+        pass                       # a stream that cannot be walked: its decoded values written again
+    arr, out.photometric = _frames(ds)
+    _drop_metadata(ds, out, arr)
+    return out
 
 
 def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
