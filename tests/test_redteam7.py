@@ -32,10 +32,15 @@ Found and fixed here:
    patient's name), while split_report.json masked it: the table now masks it too
    (release/split_report.py).
 
-Left (strict xfails): `vindr split --strict` lists the bad rows with their values quoted in its
-error (annotations/badrows.BadRowsError; tests/test_release.py pins the quoted class name), and
-`vindr evaluate` prints them so in its table and --json (evaluate/score.py). The fix for both is
-a product decision: annotations/badrows.quote could write "<value>" (the line number stays).
+6. `vindr split --strict` listed the bad rows with their values quoted in its error
+   (annotations/badrows.BadRowsError), and `vindr evaluate` printed them so in its table and
+   --json (evaluate/score.py). A reason now quotes no value of the row (annotations/badrows.quote
+   writes <value>; a listed name of the label set in effect or a short plain number such as a
+   class_id 15 may stay; an unknown class may name the closest listed class), and BadRowsError
+   and evaluate mask what they show as split_report.json does (reasons.shown_masked). The line
+   number stays.
+
+Left: nothing of this red team's findings.
 
 Held (tests below keep them so): a LUT holding every number up to 32766 for a patient whose ID
 is "12345" is kept as it was; the frames of real encoders (pydicom's JPEG and JPEG 2000 files)
@@ -472,9 +477,13 @@ def test_the_split_table_of_bad_rows_quotes_no_planted_value(tmp_path):
     assert _leaks(tmp_path / "out", PLANTED, text) == []
 
 
-@pytest.mark.xfail(strict=True, reason="vindr evaluate prints each bad row with its value quoted, in its table and "
-                   "its --json (vindr_cli/evaluate/score.py render, to_json; the reasons are annotations/badrows.quote's)")
 def test_evaluate_prints_no_planted_value_of_a_bad_row(tmp_path):
+    """Leaked: `vindr evaluate` printed each bad row with its value quoted, in its table and its
+    --json. A reason now quotes no value of the row (annotations/badrows.quote) and evaluate
+    shows it as split_report.json does (EvalResult.shown_bad_rows): the line and vindr's words
+    stay, and a listed class name or a short class_id may still be named."""
+    import json
+
     from rich.console import Console
 
     from vindr_cli.evaluate.score import evaluate, render, to_json
@@ -482,23 +491,33 @@ def test_evaluate_prints_no_planted_value_of_a_bad_row(tmp_path):
     gt, pred = tmp_path / "gt.csv", tmp_path / "pred.csv"
     gt.write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
                   "img1,Cardiomegaly,3,R1,10,10,50,50\nimg2,No finding,14,R1,,,,\n"
-                  "img3,Nodule/Mass Nguyễn Thị Hương,8,R1,10,10,50,50\n", encoding="utf-8")
-    pred.write_text("image_id,PredictionString\nimg1,3 0.9 10 10 50 50\nimg2,14 1 0 0 1 1\n", encoding="utf-8")
+                  "img3,Nodule/Mass Nguyễn Thị Hương,8,R1,10,10,50,50\n"
+                  "img1,Cardiomegaly,15,R2,10,10,50,50\n", encoding="utf-8")
+    pred.write_text("image_id,PredictionString\nimg1,3 0.9 10 10 50 50\nimg2,14 1 0 0 1 1\n"
+                    "img3,Huong 0.9 10 10 50 50\n", encoding="utf-8")
     result = evaluate(gt, pred)
-    assert len(result.bad_rows) == 1
+    assert [(b.source, b.line) for b in result.bad_rows] == [("gt", 4), ("gt", 5), ("pred", 4)]
     buf = io.StringIO()
     render(result, Console(file=buf, width=300, color_system=None))
     assert _leaks(tmp_path / "none", PLANTED, buf.getvalue() + to_json(result)) == []
+    shown = [(b["source"], b["line"], b["reason"]) for b in json.loads(to_json(result))["bad_rows"]]
+    assert shown[0][:2] == ("gt", 4) and shown[0][2].startswith("unknown class <value>; label set vinbigdata allows: ")
+    assert shown[1] == ("gt", 5, "class_id '15' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)")
+    assert shown[2] == ("pred", 4, "unknown class id <value> (0..14 in label set vinbigdata)")
+    assert "(other reason)" not in buf.getvalue() and "line" in buf.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="vindr split --strict (and evaluate's) BadRowsError lists each bad row with its "
-                   "value quoted (vindr_cli/annotations/badrows.py; tests/test_release.py pins the quoted class)")
 def test_split_strict_error_quotes_no_planted_value(tmp_path):
+    """Leaked: `vindr split --strict` listed the bad rows with their values quoted in its error
+    (BadRowsError's message and details). They now name the line and show <value>."""
     from vindr_cli.annotations.badrows import BadRowsError
 
     with pytest.raises(BadRowsError) as e:
         _hostile_split(tmp_path, strict=True)
     assert _leaks(tmp_path / "none", PLANTED, str(e.value) + "\n".join(e.value.details)) == []
+    assert e.value.details[0].startswith("line 32: unknown class <value>; label set vinbigdata allows: ")
+    assert e.value.details[1] == "line 33: class_id <value> is not an integer"
+    assert len(e.value.bad_rows) == 2 and "line 32" in str(e.value)
 
 
 # ------------------------------------------------------------------ 5. --burned-in off and compressed frames
