@@ -345,6 +345,31 @@ def test_a_bad_row_reason_quotes_only_the_label_set_s_words_and_short_numbers(tm
         "class_id <value> is 'Lesion', not '12' <value>"
 
 
+def test_a_quoted_value_is_never_more_than_a_listed_name_or_three_characters():
+    """Property (Hypothesis, no deadline): whatever text a row holds, quote() gives <value>, a
+    listed name, or a plain number of at most 3 characters; mask_quoted() of a reason quoting it
+    the same."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from vindr_cli.annotations.badrows import MASK, mask_quoted, quote
+
+    names = builtin("vindr-cxr").all_labels
+
+    @settings(deadline=None, max_examples=150)
+    @given(st.one_of(st.text(), st.sampled_from(names), st.from_regex(r"[+-]?[0-9]{1,6}(\.[0-9]{1,3})?", fullmatch=True)))
+    def check(value):
+        q = quote(value, names)
+        assert q == MASK or q in {repr(n) for n in names} or re.fullmatch(r"'[+-]?[0-9.]{1,3}'", q) and len(q) <= 5
+        if q != MASK:
+            assert q == repr(re.sub(r"\s+", " ", value).strip())
+        assert mask_quoted(f"class_id {value!r} is not an integer", names) in {
+            f"class_id {q} is not an integer", f"class_id {MASK} is not an integer"}
+    check()
+
+
 def test_an_unknown_image_label_column_is_named_by_position(tmp_path):
     """A header cell that is no label is named by its column number (and the closest listed
     label), not by its text."""
