@@ -23,7 +23,6 @@ The release is built in a hidden folder beside RELEASE and renamed into place at
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
 from vindr_cli.dicomio.provenance import is_vindr_output
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import Settings
 from vindr_cli.tables import iter_rows
@@ -236,7 +236,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if foreign_ids:
         summary.warnings.append(FOREIGN_IDS.format(n=foreign_ids))
     if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
-        digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
+        digest = file_sha256(anon_dir / "manifest.parquet")
         if digest != sel.info["anon_dir_manifest_sha256"]:
             summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
                                     "changed since vindr select ran); images it does not list are not released")
