@@ -455,15 +455,15 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
 
     masks = masks or []
     hits: list[tuple[int, str, object]] = []
-    side = [0, 0]                                         # the frame's columns and long side, once read
+    side = [0]                                            # the frame's long side, once read
 
-    def look(image, frame=0, hints=None, min_side=0):
-        k = max(1, side[0] // max(1, image.shape[1]))     # a coarse view: the frame shrunk k x k
+    def look(image, frame=0, hints=None, min_side=0, scale=1):
+        k = scale                                         # a coarse view: the frame shrunk k x k (redact.coarse's k)
         shown = [(x0 // k, y0 // k, -(-x1 // k), -(-y1 // k)) for x0, y0, x1, y1 in masks]
         image = _paint_over(image, shown) if masks else image
         kw = {"min_side": min_side} if k > 1 else {}
         for box in pixeltext.find_text(image, frame, hints, **kw):
-            if box.kind == "marker" or (k > 1 and min(box.x1 - box.x0, box.y1 - box.y0) * k * 20 < side[1]):
+            if box.kind == "marker" or (k > 1 and min(box.x1 - box.x0, box.y1 - box.y0) * k * 20 < side[0]):
                 continue
             read = _reading(image, box)
             full = replace(box, x0=box.x0 * k, y0=box.y0 * k, x1=box.x1 * k, y1=box.y1 * k) if k > 1 else box
@@ -483,8 +483,8 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(p)
-        side[:] = [int(ds.get("Columns", 0) or 0), max(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))]
-        scan(ds, look, hints, overlays=False, large=True)
+        side[:] = [max(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))]
+        scan(ds, look, hints, overlays=False, large=True, scale=True)
         altered = _masks_intact(ds, masks) if masks else None
     except PixelError as exc:
         report.add("pixel-scan", rel, exc.reason)

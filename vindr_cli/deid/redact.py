@@ -476,11 +476,14 @@ def _cut(box: tuple[int, int, int, int], holes, thin: int) -> list[tuple[int, in
     return parts
 
 
-def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False) -> PixelOutcome:
+def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False,
+         scale: bool = False) -> PixelOutcome:
     """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
     (the pixel data is modified in place when high overlay bits are cleared). Each frame is shown
     to ``finder`` in every one of its ``views`` and, with ``large`` (vindr anonymize with
     deid.pixeltext.find_text), in the ``coarse`` views too; boxes are mapped back to the frame.
+    With ``scale`` the finder is also told each view's shrink factor (``scale=k``: 1, or the
+    coarse view's k as ``coarse`` made it), so that it need not guess k from the shapes (vindr audit).
     Float and Double Float Pixel Data are refused (UNSUPPORTED). Raises PixelError."""
     out = PixelOutcome()
     if any(t in ds for t in FLOAT_PIXEL_TAGS):      # float pixels: not shown to the finder, never written unscanned
@@ -504,13 +507,15 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
         if large:                      # the coarse views, for deid.pixeltext.find_text's size limit
             shown += coarse(shown[0][0])
         for v, (img, k) in enumerate(shown):
+            told = {"scale": k} if scale else {}
             try:
                 if k > 1:         # only boxes of text too large for the first view count below (>= 1/20
                     # of the long side); candidates under half that are not read (the whole large
                     # boxes stayed the same on corpus images; reading every one cost half a full scan)
-                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, min_side=max(rows, cols) // (40 * k))]
+                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, min_side=max(rows, cols) // (40 * k),
+                                                        **told)]
                 else:
-                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints)]
+                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, **told)]
             except Exception as exc:      # an unscanned image is never written by a scanning mode
                 raise PixelError(FINDER_FAILED) from exc
         kept: list[tuple[int, int, int, int]] = []       # the first view's markers
