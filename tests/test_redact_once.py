@@ -108,3 +108,52 @@ def test_each_jpeg_frame_is_walked_once_for_the_check_and_the_write(monkeypatch,
     else:
         assert out.frames is None and out.arr is not None and out.arr.shape[0] == 3
         assert count[0] == 3                              # the check walked each frame; nothing walked again
+
+
+def test_the_finders_signature_is_read_once_per_run(monkeypatch, tmp_path, key_file):
+    """deid/task.py asks whether a library caller's finder takes ``min_side`` (then it is shown
+    the coarse views too): once for the run's finder, not once per file; and the answer is still
+    each finder's own."""
+    import inspect
+    import shutil
+
+    import pyarrow.parquet as pq
+    from pydicom.data import get_testdata_file
+
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.runner.executor import InProcessExecutor
+
+    src = tmp_path / "export"
+    src.mkdir()
+    names = [n for n in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm")
+             if get_testdata_file(n, download=False)]
+    for n in names:
+        shutil.copy(get_testdata_file(n, download=False), src / n)
+    sizes = []
+
+    def finder(image, frame=0, hints=None, min_side=0):
+        sizes.append(image.shape)
+        return []
+
+    asked = []
+    signature = inspect.signature
+
+    def counted(obj, *a, **kw):
+        asked.append(obj)
+        return signature(obj, *a, **kw)
+
+    monkeypatch.setattr(inspect, "signature", counted)
+    anonymize(src, tmp_path / "anon", key_path=key_file, profile=load_profile(), workers=1,
+              executor=InProcessExecutor(), burned_in="redact", allow_burned_in=True, finder=finder)
+    rows = pq.read_table(tmp_path / "anon" / "manifest.parquet").to_pylist()
+    assert sum(r["status"] == "ok" for r in rows) >= 3
+    assert asked.count(finder) == 1
+    assert task._coarse_views(finder) is True and asked.count(finder) == 1
+
+    def plain(image, frame=0, hints=None):
+        return []
+
+    assert task._coarse_views(plain) is False and task._coarse_views(plain) is False and asked.count(plain) == 1
+    assert task._coarse_views(None) is True
