@@ -404,6 +404,20 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
 
 def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
     """One polarity of ``_reading``: dark text on light is what Tesseract reads best."""
+    words = _words(api, crop)
+    if words is None:
+        return None
+    texts = [t for t, _ in words]
+    marker = [_marker_word(texts, i) for i in range(len(words))]
+    chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
+                if c >= READ_CONF and not m and not _misread_marker(t))
+    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
+    return chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words)))
+
+
+def _words(api, crop: np.ndarray) -> list[tuple[str, float]] | None:
+    """The words Tesseract reads in one polarity of a box's crop, with their confidences (the
+    text stays in memory here); None when the engine fails."""
     import tesserocr
     from PIL import Image
 
@@ -432,12 +446,7 @@ def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
                 words.append((text, float(word.Confidence(level))))
     except RuntimeError:
         return None
-    texts = [t for t, _ in words]
-    marker = [_marker_word(texts, i) for i in range(len(words))]
-    chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
-                if c >= READ_CONF and not m and not _misread_marker(t))
-    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
-    return chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words)))
+    return words
 
 
 def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int, int, int, int]] | None = None,
