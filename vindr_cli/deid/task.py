@@ -310,15 +310,24 @@ def _finish(result: dict) -> dict:
     return result
 
 
+_COARSE_LAST: list = [None, False]         # the last finder asked about and its answer: one per config
+
+
 def _coarse_views(finder) -> bool:
     """Whether the scan shows ``finder`` the coarse views too (text too large for the finder at
     full size: deid.redact.coarse): the real finder, and a library caller's finder that takes
-    ``min_side`` as find_text does (one that does not is shown the frame's views only)."""
+    ``min_side`` as find_text does (one that does not is shown the frame's views only). The
+    signature is inspected once per finder (a run has one config, so one finder), not per file."""
     if finder is None:
         return True
+    last, answer = _COARSE_LAST
+    if last is finder:
+        return answer
     import inspect
 
     try:
-        return "min_side" in inspect.signature(finder).parameters
+        answer = "min_side" in inspect.signature(finder).parameters
     except (TypeError, ValueError):
-        return False
+        answer = False
+    _COARSE_LAST[:] = [finder, answer]
+    return answer

@@ -20,7 +20,6 @@ vendor of ``schemas/deid/vendors.toml``, the anonymizer's rule).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import re
@@ -32,6 +31,7 @@ import jsonschema
 import pandas as pd
 
 from vindr_cli.reasons import shown as shown_reason
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.release.tables import release_schema
 from vindr_cli.resources import schema_path
 from vindr_cli.vendors import vendor_ok
@@ -221,7 +221,7 @@ def audit_status(report: Path | None) -> dict:
             "findings_by_kind": _audit_kinds(data.get("findings_by_kind") or {}),
             "files": data.get("files"), "dicom_files": data.get("dicom_files"),
             "linkage_table_used": data.get("linkage_table_used"),
-            "report_sha256": hashlib.sha256(report.read_bytes()).hexdigest()}
+            "report_sha256": file_sha256(report)}
 
 
 def check_audit_report(path: Path) -> None:
