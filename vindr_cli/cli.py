@@ -47,7 +47,7 @@ def _fail(message: str, code: int = 2) -> None:
 
     if code not in (EXIT_REQUEST, EXIT_FINDINGS):   # 3 is main's alone: an unknown exception
         raise ValueError("_fail is for exit 1 or 2")
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -113,7 +113,7 @@ def anonymize(
                       + (f"; {REVIEW_RERUN}" if summary.review_rewritten else ""), markup=False, highlight=False)
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -220,7 +220,7 @@ def decode(
     console.print(f"images table: {summary.table}")
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -270,7 +270,7 @@ def select_cmd(
     console.print(Text(f"selection table: {s.table}"))
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -355,7 +355,7 @@ def release(
                   markup=False, highlight=False)
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -511,7 +511,7 @@ def info(
         render(summary, console)
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and warnings:
         raise typer.Exit(1)
 
@@ -549,7 +549,7 @@ def audit(
             raise RequestError("--report FILE: its folder does not exist")
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
-                  "only structural checks run. Pass --linkage FILE for a full audit.")
+                  "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)
     from vindr_cli.runner.pool import progress_bar
 
     with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
@@ -688,15 +688,15 @@ def main() -> None:
     except VindrError as exc:
         # the one place where vindr's errors become messages and exit codes (see errors.py)
         for line in exc.details:
-            err.print(line, markup=False, highlight=False)
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
         if str(exc):
             err.print("[bold red]error:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
+            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         # A traceback would print local values: file content, paths, names. Never by default.
         if os.environ.get("VINDR_DEBUG") == "1":
             raise
         err.print(f"internal error ({type(exc).__name__}); details withheld because they may hold PHI. "
-                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False)
+                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False, soft_wrap=True)
         sys.exit(EXIT_INTERNAL)
