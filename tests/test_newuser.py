@@ -70,3 +70,27 @@ def test_scheduler_without_executor_dask_is_refused(tmp_path, command):
     _one_line(errors, "error: --scheduler is only used with --executor dask")
     assert not (tmp_path / "k.key").exists()
     assert not (tmp_path / "anon").exists() and not (tmp_path / "img").exists()
+
+
+def test_datasheet_says_how_pixels_and_options_were_handled(pipeline):
+    """The data custodian signing off a release reads in its README what the anonymizer did to
+    the pixels (mode, files masked) and the Annex E options by code, not only option names."""
+    import json
+
+    import pandas as pd
+
+    base, release = pipeline
+    sheet = json.loads((release / "datasheet.json").read_text())
+    deid = sheet["deid"]
+    assert deid["burned_in"] == "redact" and deid["allow_burned_in"] is False
+    # counted here independently: the released DICOM files' manifest rows
+    released = set(pd.read_csv(release / "images.csv", dtype=str)["image_id"].str[:32])
+    m = pd.read_parquet(base / "anon" / "manifest.parquet")
+    m = m[(m["status"] == "ok") & m["image_id"].isin(released)]
+    assert deid["pixels_masked"] == {"files": len(released), "masked": int(m["pixels_modified"].fillna(False).sum())}
+    assert deid["pixels_masked"]["masked"] >= 1          # the sample has burned-in names on released images
+    readme = (release / "README.md").read_text()
+    assert "113107 Retain Longitudinal Temporal Information Modified Dates Option" in readme
+    assert "Burned-in text (`--burned-in redact`)" in readme
+    assert f"{deid['pixels_masked']['masked']} of the {len(released)} released DICOM file(s) had pixels masked" in readme
+    assert 'quarantined: see "Left out, and why"' in readme
