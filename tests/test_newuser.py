@@ -94,3 +94,25 @@ def test_datasheet_says_how_pixels_and_options_were_handled(pipeline):
     assert "Burned-in text (`--burned-in redact`)" in readme
     assert f"{deid['pixels_masked']['masked']} of the {len(released)} released DICOM file(s) had pixels masked" in readme
     assert 'quarantined: see "Left out, and why"' in readme
+
+
+def test_datasheet_files_section_names_what_the_release_holds(pipeline):
+    """The researcher's map of the release: every path the Files table names exists (the
+    pipeline release is built with --images), and every top-level entry of the release is
+    named, so the table cannot drift from the layout."""
+    import re
+
+    _, release = pipeline
+    readme = (release / "README.md").read_text()
+    files = readme.split("## Files", 1)[1]
+    named = set()
+    for cell in re.findall(r"^\| (.+?) \|", files, re.M):
+        for path in re.findall(r"`([^`]+)`", cell):
+            m = re.fullmatch(r"(.*)\{train,test\}(.*)", path)
+            named |= {m.group(1) + s + m.group(2) for s in ("train", "test")} if m else {path}
+    assert len(named) >= 15
+    for path in named:
+        assert (release / path).exists(), path
+    top = {p.name + ("/" if p.is_dir() else "") for p in release.iterdir()}
+    assert top <= {p.split("/")[0] + ("/" if "/" in p else "") for p in named} | {"README.md"}, top
+    assert "vindr validate RELEASE" in files and "vindr evaluate --gt annotations/kaggle_test.csv" in files

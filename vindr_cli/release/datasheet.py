@@ -331,7 +331,7 @@ def render_markdown(sheet: dict) -> str:
               f"dates: {deid.get('dates') or 'unknown'}; UIDs under {deid.get('uid_root') or 'unknown'}.",
               *_deid_explained(deid),
               "", "## Licence", "", sheet["licence"] if sheet["licence"] != NOT_SET else LICENCE_NOTE,
-              "", "## Coordinates", "", *sheet["coordinates"], ""]
+              "", "## Coordinates", "", *sheet["coordinates"], "", *FILES_SECTION, ""]
     return "\n".join(lines)
 
 
@@ -379,6 +379,32 @@ def _deid_explained(deid: dict) -> list[str]:
               "(schemas/deid/safe_attributes.toml), else removed. The Audit section above says whether "
               "`vindr audit` checked the de-identified files; `vindr validate` checks this release."]
     return lines
+
+
+# What each file of a release is and how to check and use it: for the researcher who
+# receives the release and reads only this README (fixed text, the same for every release).
+FILES_SECTION = [
+    "## Files", "",
+    "| path | what it holds |", "| --- | --- |",
+    "| `train/dicom/`, `test/dicom/` | the de-identified DICOM files, `<image_id>.dicom` |",
+    "| `train/images/`, `test/images/` | decoded images (PNG), when the release was built with `--images` |",
+    "| `images.csv` | one row per released image: side, study and patient (substitute ids), `dicom` and `image` "
+    "paths, DICOM `rows`/`columns`, decoded `image_rows`/`image_cols`, `scale_x`/`scale_y` (multiply a DICOM "
+    "pixel coordinate by them for the decoded image), pixel data SHA-256, `frame`/`frames` |",
+    "| `split.csv` | image, study, patient and side (train or test); a patient is never on both sides |",
+    "| `annotations/annotations_{train,test}.csv` | one row per reader's box (VinDr-CXR layout, DICOM pixels); "
+    "a row without coordinates is an image-level label such as No finding |",
+    "| `annotations/kaggle_{train,test}.csv` | the same rows in the VinBigData Kaggle layout, with `class_id` |",
+    "| `annotations/coco_{train,test}.json`, `yolo/` | COCO and Ultralytics YOLO forms (see Coordinates) |",
+    "| `labels.json` | the label set: class names and ids, its source |",
+    "| `split_report.json`, `split_report.png` | labels per side and the split's balance measures |",
+    "| `datasheet.json`, `datasheet.png` | the facts of this README as JSON, and its chart |",
+    "",
+    "Check the release as received: `vindr validate RELEASE` (schemas, files, boxes, pixel hashes, "
+    "near-duplicates across sides; exit 1 on any finding). Score predictions on the test side: "
+    "`vindr evaluate --gt annotations/kaggle_test.csv --pred SUBMISSION.csv` (Kaggle `image_id,PredictionString`). "
+    "A learnability check: `vindr baseline RELEASE -o DIR`.",
+]
 
 
 def coordinates(decoded: bool, fused: bool) -> list[str]:
