@@ -116,3 +116,26 @@ def test_datasheet_files_section_names_what_the_release_holds(pipeline):
     top = {p.name + ("/" if p.is_dir() else "") for p in release.iterdir()}
     assert top <= {p.split("/")[0] + ("/" if "/" in p else "") for p in named} | {"README.md"}, top
     assert "vindr validate RELEASE" in files and "vindr evaluate --gt annotations/kaggle_test.csv" in files
+
+
+@pytest.mark.parametrize("args", [["info", EXPORT, "-j", "-1"], ["decode", EXPORT, "IMG", "-j", "-2"],
+                                  ["decode", EXPORT, "IMG", "--threads", "-1"],
+                                  ["anonymize", EXPORT, "IMG", "--key", "KEY", "-j", "-3"],
+                                  ["review", EXPORT, "--no-browser", "--port", "70000"],
+                                  ["review", EXPORT, "--no-browser", "--spot", "-1"]])
+def test_out_of_range_counts_are_refused_with_exit_2(tmp_path, args):
+    # -j -2 ran silently in one process; --port 70000 was an internal error (exit 3)
+    args = [tmp_path / "out" if a == "IMG" else tmp_path / "k.key" if a == "KEY" else a for a in args]
+    p = run_cli(*args, check=False)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Invalid value for" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "k.key").exists()
+
+
+def test_a_pool_never_has_more_workers_than_items():
+    from vindr_cli.runner.executor import InProcessExecutor, ProcessExecutor, make_executor
+
+    ex = make_executor(2000, 8)
+    assert isinstance(ex, ProcessExecutor) and ex.workers == 8
+    assert make_executor(3, 100).workers == 3
+    assert isinstance(make_executor(2000, 1), InProcessExecutor)
