@@ -139,3 +139,16 @@ def test_a_pool_never_has_more_workers_than_items():
     assert isinstance(ex, ProcessExecutor) and ex.workers == 8
     assert make_executor(3, 100).workers == 3
     assert isinstance(make_executor(2000, 1), InProcessExecutor)
+
+
+def test_a_selection_of_nothing_says_what_to_do(pipeline, tmp_path):
+    # pydicom's CT/MR files under the vindr-cxr preset: 0 selected, and before this a silent exit 0
+    base, _ = pipeline
+    recipe = tmp_path / "us.toml"
+    recipe.write_text('name = "ultrasound"\n[criteria]\nmodality = ["US"]\n')
+    p = run_cli("select", base / "anon", "-o", tmp_path / "sel", "--recipe", recipe, "-j", "1", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "warning: no image was selected (the table counts why)" in p.stderr
+    assert "--recipe FILE.toml" in p.stderr
+    p = run_cli("select", base / "anon", "-o", tmp_path / "sel2", "-j", "1", check=False)
+    assert p.returncode == 0 and "no image was selected" not in p.stderr      # the sample has chest films

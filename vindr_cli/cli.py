@@ -271,6 +271,10 @@ def select_cmd(
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not s.selected:
+        err.print("[bold yellow]warning:[/] no image was selected (the table counts why): the presets take adult chest "
+                  "or spine CR/DX radiographs; for other images write a recipe (--recipe FILE.toml, README "
+                  "'vindr select')", soft_wrap=True)
 
 
 @app.command()
