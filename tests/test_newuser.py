@@ -152,3 +152,21 @@ def test_a_selection_of_nothing_says_what_to_do(pipeline, tmp_path):
     assert "--recipe FILE.toml" in p.stderr
     p = run_cli("select", base / "anon", "-o", tmp_path / "sel2", "-j", "1", check=False)
     assert p.returncode == 0 and "no image was selected" not in p.stderr      # the sample has chest films
+
+
+def test_anonymize_says_what_quarantine_means_and_what_comes_next(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in ("CT_small.dcm", "SC_rgb_gdcm_KY.dcm"):         # a CT and a Secondary Capture
+        (export / name).write_bytes(Path(get_testdata_file(name, download=False)).read_bytes())
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    p = run_cli("anonymize", export, tmp_path / "anon", "--key", keys / "k", "-j", "1", "--burned-in", "off")
+    out = " ".join(p.stdout.split())
+    assert "quarantined images are not written; --allow-burned-in writes those held back" in out
+    assert f"next: vindr audit {tmp_path / 'anon'} --report FILE.json" in out
+    p = run_cli("anonymize", export, tmp_path / "anon2", "--key", keys / "k", "-j", "1", "--burned-in", "off",
+                "--allow-burned-in")
+    assert "quarantined images are not written" not in p.stdout       # nothing held back now

@@ -106,6 +106,13 @@ def anonymize(
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
+    if summary.counts.get("quarantined") and not allow_burned_in:
+        console.print("quarantined images are not written; --allow-burned-in writes those held back for their SOP "
+                      "class or BurnedInAnnotation after the same OCR scan and redaction (README 'Burned-in text')",
+                      markup=False, highlight=False, soft_wrap=True)
+    if summary.counts.get("ok"):
+        console.print(f"next: vindr audit {output} --report FILE.json (before anything leaves the hospital)",
+                      markup=False, highlight=False, soft_wrap=True)
     if summary.review_images:
         from vindr_cli.deid.batch import REVIEW_RERUN
         console.print(f"vindr review: {summary.review_rewritten} image(s) re-written with the boxes drawn for more "
