@@ -90,7 +90,8 @@ def test_datasheet_says_how_pixels_and_options_were_handled(pipeline):
     assert deid["pixels_masked"] == {"files": len(released), "masked": int(m["pixels_modified"].fillna(False).sum())}
     assert deid["pixels_masked"]["masked"] >= 1          # the sample has burned-in names on released images
     readme = (release / "README.md").read_text()
-    assert "113107 Retain Longitudinal Temporal Information Modified Dates Option" in readme
+    assert ("Annex E options applied (CID 7050 code and meaning): 113107 Retain Longitudinal Temporal Information "
+            "Modified Dates Option; 113108 Retain Patient Characteristics Option.") in readme
     assert "Burned-in text (`--burned-in redact`)" in readme
     assert f"{deid['pixels_masked']['masked']} of the {len(released)} released DICOM file(s) had pixels masked" in readme
     assert 'quarantined: see "Left out, and why"' in readme

@@ -360,7 +360,7 @@ def _deid_explained(deid: dict) -> list[str]:
     known = _annex_e_options()
     opts = deid.get("options") or []
     if opts:
-        lines += ["", "PS3.15 Annex E options applied on top of the Basic Profile (113100): "
+        lines += ["", "PS3.15 Annex E options applied (CID 7050 code and meaning): "
                   + "; ".join(f"{known[o][0]} {known[o][1]}" if o in known else "(other option)" for o in opts) + "."]
     mode = deid.get("burned_in")
     if mode in _BURNED_IN:
