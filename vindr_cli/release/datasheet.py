@@ -394,7 +394,8 @@ FILES_SECTION = [
     "| `split.csv` | image, study, patient and side (train or test); a patient is never on both sides |",
     "| `annotations/annotations_{train,test}.csv` | one row per reader's box (VinDr-CXR layout, DICOM pixels); "
     "a row without coordinates is an image-level label such as No finding |",
-    "| `annotations/kaggle_{train,test}.csv` | the same rows in the VinBigData Kaggle layout, with `class_id` |",
+    "| `annotations/kaggle_{train,test}.csv` | chest (VinDr-CXR) releases: the same rows in the VinBigData Kaggle "
+    "layout, with `class_id` |",
     "| `annotations/coco_{train,test}.json`, `yolo/` | COCO and Ultralytics YOLO forms (see Coordinates) |",
     "| `labels.json` | the label set: class names and ids, its source |",
     "| `split_report.json`, `split_report.png` | labels per side and the split's balance measures |",
