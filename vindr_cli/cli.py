@@ -53,7 +53,7 @@ def _fail(message: str, code: int = 2) -> None:
 
     if code not in (EXIT_REQUEST, EXIT_FINDINGS):   # 3 is main's alone: an unknown exception
         raise ValueError("_fail is for exit 1 or 2")
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -76,7 +76,7 @@ def anonymize(
     burned_in: str = typer.Option("redact", "--burned-in", help="Text burned into the pixels: redact (mask identifying text found in every frame, keep markers, re-encode) | quarantine (hold back an image with identifying text) | off (pixels untouched; only the SOP-class / header quarantine)."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -112,6 +112,13 @@ def anonymize(
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
+    if summary.counts.get("quarantined") and not allow_burned_in:
+        console.print("quarantined images are not written; --allow-burned-in writes those held back for their SOP "
+                      "class or BurnedInAnnotation after the same OCR scan and redaction (README 'Burned-in text')",
+                      markup=False, highlight=False, soft_wrap=True)
+    if summary.counts.get("ok"):
+        console.print(f"next: vindr audit {output} --report FILE.json (before anything leaves the hospital)",
+                      markup=False, highlight=False, soft_wrap=True)
     if summary.review_images:
         from vindr_cli.deid.batch import REVIEW_RERUN
         console.print(f"vindr review: {summary.review_rewritten} image(s) re-written with the boxes drawn for more "
@@ -119,7 +126,7 @@ def anonymize(
                       + (f"; {REVIEW_RERUN}" if summary.review_rewritten else ""), markup=False, highlight=False)
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -181,8 +188,8 @@ def decode(
     fmt: str = typer.Option("png", "--format", help="png | npy."),
     resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
-    threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -226,7 +233,7 @@ def decode(
     console.print(f"images table: {summary.table}")
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -239,7 +246,7 @@ def select_cmd(
     n: Optional[int] = typer.Option(None, "--n", help="Exactly N images (default: the recipe's sampling.n, else every qualifying image)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling order."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV/Parquet with image_id,label for the recipe's sampling proportions."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
@@ -276,7 +283,11 @@ def select_cmd(
     console.print(Text(f"selection table: {s.table}"))
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not s.selected:
+        err.print("[bold yellow]warning:[/] no image was selected (the table counts why): the presets take adult chest "
+                  "or spine CR/DX radiographs; for other images write a recipe (--recipe FILE.toml, README "
+                  "'vindr select')", soft_wrap=True)
 
 
 @app.command()
@@ -361,7 +372,7 @@ def release(
                   markup=False, highlight=False)
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -406,7 +417,7 @@ def baseline(
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 2e-3 x batch/16 (AdamW, cosine)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds, then evaluate."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Decode workers when the release has no decoded images (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Decode workers when the release has no decoded images (0: all cores)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the release's labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
     model: str = typer.Option("tiny", "--model", help="Model preset (schemas/baseline/models.toml): tiny (CPU default) | small | base (GPU, 1024 px, bf16)."),
 ) -> None:
@@ -494,7 +505,7 @@ def evaluate(
 def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -517,7 +528,7 @@ def info(
         render(summary, console)
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and warnings:
         raise typer.Exit(1)
 
@@ -530,7 +541,7 @@ def audit(
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
     pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
     locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a not-audited finding (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -555,7 +566,7 @@ def audit(
             raise RequestError("--report FILE: its folder does not exist")
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
-                  "only structural checks run. Pass --linkage FILE for a full audit.")
+                  "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)
     from vindr_cli.runner.pool import progress_bar
 
     with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
@@ -646,9 +657,9 @@ def review(
     review_dir: Path = typer.Argument(..., help="A de-identified tree (vindr anonymize OUTPUT) or a SELECTION folder (vindr select output)."),
     tree: Optional[Path] = typer.Option(None, "--tree", help="The de-identified tree of a SELECTION (default: the folder beside it whose manifest.parquet selection.json names by hash)."),
     audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit --report: its pixel findings make the residual-text queue."),
-    spot: int = typer.Option(20, "--spot", help="Untouched images in the spot-check queue (a seeded random sample)."),
+    spot: int = typer.Option(20, "--spot", min=0, help="Untouched images in the spot-check queue (a seeded random sample)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the spot-check sample."),
-    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one)."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
 ) -> None:
@@ -715,15 +726,15 @@ def main() -> None:
     except VindrError as exc:
         # the one place where vindr's errors become messages and exit codes (see errors.py)
         for line in exc.details:
-            err.print(line, markup=False, highlight=False)
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
         if str(exc):
             err.print("[bold red]error:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
+            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         # A traceback would print local values: file content, paths, names. Never by default.
         if os.environ.get("VINDR_DEBUG") == "1":
             raise
         err.print(f"internal error ({type(exc).__name__}); details withheld because they may hold PHI. "
-                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False)
+                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False, soft_wrap=True)
         sys.exit(EXIT_INTERNAL)

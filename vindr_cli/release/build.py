@@ -137,7 +137,7 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
 # _decoded_before_review (review_boxes): a column left out here reads as None there, which
 # refuses every file or silently skips a check (tests/test_release.py, test_redteam6_review.py).
 _MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames",
-                     "patient_id", "sop_uid", "study_uid", "review_boxes")
+                     "patient_id", "sop_uid", "study_uid", "review_boxes", "pixels_modified")
 _DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
 
 
@@ -278,7 +278,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             write_labels(stage / "labels.json", classes)
         report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
         _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report,
-                         audit_report, decoded=images_dir is not None, fused=fuse_readers)
+                         audit_report, decoded=images_dir is not None, fused=fuse_readers, manifest=manifest)
         os.rename(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -495,16 +495,27 @@ def write_labels(path: Path, classes) -> None:
         f.write(json.dumps({"classes": [{"id": i, "name": n} for i, n in enumerate(classes)]}, indent=1).encode())
 
 
-def _deid_settings(anon_dir: Path) -> dict:
+def _deid_settings(anon_dir: Path, released_rows=()) -> dict:
     """What the datasheet says of the de-identification: anonymize's checked settings record
-    (``runner.state.Settings``; none, or damaged, → the datasheet says unknown)."""
+    (``runner.state.Settings``; none, or damaged, → the datasheet says unknown), with the
+    burned-in text mode (a fixed word, else left out) and how many released DICOM files had
+    pixels masked (``released_rows``: their manifest rows; ``pixels_modified``)."""
     try:
         s = Settings(anon_dir, "anonymize").previous() or {}
     except RequestError:
         return {}
     out = {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
     out["profile_source"] = _shown_profile_source(out["profile_source"])
+    if s.get("burned_in") in BURNED_IN_MODES:
+        out["burned_in"] = s["burned_in"]
+        out["allow_burned_in"] = s.get("allow_burned_in") is True
+    rows = list(released_rows)
+    if rows and all("pixels_modified" in r for r in rows):
+        out["pixels_masked"] = {"files": len(rows), "masked": sum(r["pixels_modified"] is True for r in rows)}
     return out
+
+
+BURNED_IN_MODES = ("redact", "quarantine", "off")      # vindr anonymize --burned-in (deid/batch.py)
 
 
 def _shown_profile_source(source) -> str | None:
@@ -524,7 +535,7 @@ def _shown_profile_source(source) -> str | None:
 
 
 def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,
-                     *, decoded, fused) -> None:
+                     *, decoded, fused, manifest=None) -> None:
     """datasheet.json, datasheet.png and README.md (release/datasheet.py)."""
     files = images.drop_duplicates("dicom")
     base_ids = files["image_id"].str[:32]
@@ -556,7 +567,8 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
                   "release": {NOT_SELECTED: summary.dropped.get(NOT_SELECTED, 0),
                               MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0)},
                   "annotation_rows": rows_left},
-        selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir),
+        selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir, [manifest[i] for i in dict.fromkeys(base_ids) if i in manifest]
+                                                    if manifest is not None else ()),
         split={"seed": report.get("seed"), "unit": report.get("unit"), "preset": report.get("preset")},
         licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart,
         review=summary.review)
