@@ -45,6 +45,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """vindr: de-identify, decode, split and validate DICOM research releases."""
 
 
+def _count(value: int) -> int:
+    """A count option (-j, --threads, --spot): 0 or more. A callback, not typer's ``min=``,
+    which typer 0.29 checks through pydantic (vindr_cli.cliparams keeps pydantic out of a run)."""
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"{value} is not 0 or more.")
+    return value
+
+
+def _port(value: int) -> int:
+    """--port: 0 (a free one) to 65535."""
+    if value is not None and not 0 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not in the range 0 to 65535.")
+    return value
+
+
 def _fail(message: str, code: int = 2) -> None:
     """Print a one-line, PHI-free error (rich markup, already escaped by the caller) and exit
     with ``code`` (2: the request cannot run, 1: findings). Library errors need no call here:
@@ -76,7 +91,7 @@ def anonymize(
     burned_in: str = typer.Option("redact", "--burned-in", help="Text burned into the pixels: redact (mask identifying text found in every frame, keep markers, re-encode) | quarantine (hold back an image with identifying text) | off (pixels untouched; only the SOP-class / header quarantine)."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -188,8 +203,8 @@ def decode(
     fmt: str = typer.Option("png", "--format", help="png | npy."),
     resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Decoder threads per worker (0: cores / workers)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
+    threads: int = typer.Option(0, "--threads", callback=_count, help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -246,7 +261,7 @@ def select_cmd(
     n: Optional[int] = typer.Option(None, "--n", help="Exactly N images (default: the recipe's sampling.n, else every qualifying image)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling order."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV/Parquet with image_id,label for the recipe's sampling proportions."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
@@ -417,7 +432,7 @@ def baseline(
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 2e-3 x batch/16 (AdamW, cosine)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds, then evaluate."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Decode workers when the release has no decoded images (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Decode workers when the release has no decoded images (0: all cores)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the release's labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
     model: str = typer.Option("tiny", "--model", help="Model preset (schemas/baseline/models.toml): tiny (CPU default) | small | base (GPU, 1024 px, bf16)."),
 ) -> None:
@@ -505,7 +520,7 @@ def evaluate(
 def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -541,7 +556,7 @@ def audit(
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
     pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
     locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a not-audited finding (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -657,9 +672,9 @@ def review(
     review_dir: Path = typer.Argument(..., help="A de-identified tree (vindr anonymize OUTPUT) or a SELECTION folder (vindr select output)."),
     tree: Optional[Path] = typer.Option(None, "--tree", help="The de-identified tree of a SELECTION (default: the folder beside it whose manifest.parquet selection.json names by hash)."),
     audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit --report: its pixel findings make the residual-text queue."),
-    spot: int = typer.Option(20, "--spot", min=0, help="Untouched images in the spot-check queue (a seeded random sample)."),
+    spot: int = typer.Option(20, "--spot", callback=_count, help="Untouched images in the spot-check queue (a seeded random sample)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the spot-check sample."),
-    port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one)."),
+    port: int = typer.Option(0, "--port", callback=_port, help="Port on 127.0.0.1 (0: a free one)."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
 ) -> None:
