@@ -170,7 +170,16 @@ def startup(work: Path, trees: dict[str, Path | None], repeat: int = 7) -> dict:
     shutil.copy(get_testdata_file("CT_small.dcm", download=False), one / "CT_small.dcm")
     key = work / "keys" / "vindr.key"
     floors = {"python -c pass": "pass", "import pydicom": "import pydicom",
-              "import pydicom, pyarrow.parquet, typer, rich.console": "import pydicom, pyarrow.parquet, typer, rich.console"}
+              "import pydicom, pyarrow.parquet, typer, rich.console": "import pydicom, pyarrow.parquet, typer, rich.console",
+              # the floor of a one-file run (startup2): what it imports of other people's code,
+              # with vindr's own start-up measures (pydicom hook, GC deferral) and without vindr
+              "libraries of a one-file run, vindr's start-up": (
+                  "from vindr_cli.startup import defer_first_collection; defer_first_collection()\n"
+                  "from vindr_cli.dicomio.lazy import defer_pydicom_backends; defer_pydicom_backends()\n"
+                  "import pydicom, pyarrow.parquet, typer, rich.console, rich.table, rich.progress"),
+              "import numpy": "import numpy", "import numpy, pyarrow.parquet": "import numpy, pyarrow.parquet",
+              "import typer, rich.console, rich.table, rich.progress":
+                  "import typer, rich.console, rich.table, rich.progress"}
     best: dict[str, list[float]] = {}
 
     def keep(name: str, wall: float) -> None:
@@ -188,7 +197,7 @@ def startup(work: Path, trees: dict[str, Path | None], repeat: int = 7) -> dict:
                                  str(key), "--burned-in", mode], env=tree_env(tree) or tree_env(ROOT))
                 keep(f"vindr{label} one file --burned-in {mode}", wall)
         for name, code in floors.items():
-            wall, _ = timed([sys.executable, "-c", code], env=tree_env(ROOT))
+            wall, _ = timed([sys.executable, "-P", "-c", code], env=tree_env(ROOT))
             keep(name, wall)
     out = {k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in best.items()}
     return out | {"repeat": repeat, "load_average": [load, [round(x, 2) for x in os.getloadavg()]]}
@@ -211,6 +220,8 @@ def main() -> None:
     ap.add_argument("--results", default="anonymize.json", help="file name under bench/results/")
     ap.add_argument("--startup-only", action="store_true",
                     help="only the one-file series (results: bench/results/anonymize_startup.json)")
+    ap.add_argument("--startup-results", type=Path, default=ROOT / "bench" / "results" / "anonymize_startup.json",
+                    help="where --startup-only writes its results")
     args = ap.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -219,7 +230,7 @@ def main() -> None:
         start = startup(work, {"": ROOT} | ({" (before)": args.before.resolve()} if args.before else {}))
         for name, r in start.items():
             console.print(f"{name}: {r}")
-        res = ROOT / "bench" / "results" / "anonymize_startup.json"
+        res = args.startup_results.resolve()
         res.write_text(json.dumps({"startup": start, "before_tree": str(args.before) if args.before else None,
                                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1) + "\n")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import statistics
@@ -50,6 +49,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_io import write_record  # noqa: E402
 from vindr_cli.pixels import backends as B  # noqa: E402
 from vindr_cli.synth.encode import GDCM_TS, gdcm_transcode  # noqa: E402
 from vindr_cli.synth.radiograph import chest_frontal, to_stored  # noqa: E402
@@ -234,8 +235,7 @@ def real_main(args) -> int:
               "versions": versions, "openjpeg": {n: (B._openjpeg(n).version if B._openjpeg(n) else None) for n in B.DIRECT},
               "runs": args.runs, "files": per_file, "summary": summary}
     out = args.out.with_name("decode_backends_real.json") if args.out.name == "decode_backends.json" else args.out
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_record(out, record, indent=2)}")
     return 0
 
 
@@ -284,9 +284,7 @@ def main() -> int:
         "image": {"rows": args.size, "cols": args.size, "bits_stored": 12, "runs": args.runs},
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {write_record(args.out, record, indent=2)}")
     return 0
 
 

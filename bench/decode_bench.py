@@ -263,17 +263,32 @@ def tools(j2k: Path, raw: Path, work: Path, workers: int) -> dict[str, tuple[cal
 
 # --- agreement ----------------------------------------------------------------------------
 
-def agreement(a: Path, b: Path) -> dict:
-    """Mean absolute difference (8-bit levels) between two tools' PNGs of the same images, on
-    the common top-left crop (sizes may differ by one pixel from rounding)."""
+def by_stem(folder: Path, src: Path) -> dict[str, Path]:
+    """{input file stem: its PNG}: a vindr decode OUTPUT of a raw tree names its images by keyed
+    hashes of the input paths, mapped back through its images.parquet and salt; another tool's
+    PNGs are named by the stem."""
+    if (folder / "images.parquet").is_file():
+        from vindr_cli.pixels.batch import input_paths
+        from vindr_cli.tables import read_rows
+
+        rels = input_paths(folder, src)
+        return {Path(rels[r["input"]]).stem: folder / r["output"] for r in read_rows(folder / "images.parquet")
+                if r["status"] == "ok"}
+    return {p.stem: p for p in folder.glob("*.png")}
+
+
+def agreement(a: Path, b: Path, src: Path) -> dict:
+    """Mean absolute difference (8-bit levels) between two tools' PNGs of the same images (of
+    inputs in ``src``), on the common top-left crop (sizes may differ by one pixel from rounding)."""
     import numpy as np
     from PIL import Image
 
     maes, within = [], []
-    names = sorted(p.name for p in a.glob("*.png"))
+    pa, pb = by_stem(a, src), by_stem(b, src)
+    names = sorted(pa)
     for name in names:
-        x = np.asarray(Image.open(a / name), dtype=np.int16)
-        y = np.asarray(Image.open(b / name), dtype=np.int16)
+        x = np.asarray(Image.open(pa[name]), dtype=np.int16)
+        y = np.asarray(Image.open(pb[name]), dtype=np.int16)
         r, c = min(x.shape[0], y.shape[0]), min(x.shape[1], y.shape[1])
         d = np.abs(x[:r, :c] - y[:r, :c])
         maes.append(float(d.mean()))
@@ -385,7 +400,7 @@ def main() -> None:
     agree = {}
     for a, b in [(v, "dcmj2pnm loop"), (f"vindr --window kaggle (-j {args.workers})", base_name)]:
         if a in outputs and b in outputs:
-            agree[f"{a} vs {b}"] = agreement(outputs[a], outputs[b])
+            agree[f"{a} vs {b}"] = agreement(outputs[a], outputs[b], j2k)
             console.print(f"agreement {a} vs {b}: {agree[f'{a} vs {b}']}")
 
     wait_quiet(args.quiet_wait)

@@ -226,17 +226,26 @@ def decoder_only(data: Path) -> dict:
             "reduce_levels": sorted({r for _, r in jobs})}
 
 
-def output_digest(out: Path) -> dict:
+def output_digest(out: Path, data: Path) -> dict:
     """SHA-256 of every image under ``out`` and the rows of its images table, to check that
-    every vindr tree in the round robin writes the same bytes."""
+    every vindr tree in the round robin writes the same bytes. Images and rows are keyed by
+    the input's path: a raw tree's outputs are named by keyed hashes under each OUTPUT's own
+    salt (mapped back through it), a tree from before that by the paths themselves."""
     import hashlib
 
     import pyarrow.parquet as pq
 
-    digest = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted(out.rglob("*.png"))}
-    digest["images.parquet rows"] = hashlib.sha256(
-        json.dumps(pq.read_table(out / "images.parquet").to_pylist(), sort_keys=True).encode()).hexdigest()
+    from vindr_cli.pixels.batch import input_paths
+
+    rels = input_paths(out, data)
+    digest, rows = {}, []
+    for r in pq.read_table(out / "images.parquet").to_pylist():
+        rel = rels.get(r["input"], r["input"])
+        name = None if r["output"] is None else f"{rel}#{r['frame']}"
+        if name is not None:
+            digest[name] = hashlib.sha256((out / r["output"]).read_bytes()).hexdigest()
+        rows.append({**r, "input": rel, "input_key": rels.get(r["input_key"], r["input_key"]), "output": name})
+    digest["images.parquet rows"] = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
     return digest
 
 
@@ -292,7 +301,7 @@ def main() -> int:
                 print(f"round {rnd} {name}: {wall:.2f} s wall, {cpu:.2f} s CPU, other processes {other / wall:.2f} "
                       f"cores, load {load0:.2f}", flush=True)
                 if rnd == 0 and name.startswith("vindr decode"):
-                    outputs[name] = output_digest(work / "out")
+                    outputs[name] = output_digest(work / "out", data)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     same = {k: d == outputs["vindr decode"] for k, d in outputs.items()}

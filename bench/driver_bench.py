@@ -54,6 +54,8 @@ REPO = Path(__file__).resolve().parent.parent
 TREE = Path(os.environ.get("VINDR_BENCH_TREE") or REPO)     # the checkout whose vindr_cli is measured
 sys.path.insert(0, str(TREE))
 
+sys.path.insert(0, str(REPO / "bench"))
+from bench_io import current_rss_mb, write_record  # noqa: E402
 from vindr_cli.runner.executor import InProcessExecutor  # noqa: E402
 from vindr_cli.runner.sources import Source  # noqa: E402
 from vindr_cli.runner.stage import Stage, Table, run_stage  # noqa: E402
@@ -61,14 +63,6 @@ from vindr_cli.runner.stage import Stage, Table, run_stage  # noqa: E402
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def template_row(tmp: Path) -> dict:
@@ -303,8 +297,7 @@ def main() -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(json.dumps(res, indent=2))
-        (REPO / "bench" / "results").mkdir(exist_ok=True)
-        (REPO / "bench" / "results" / a.out).write_text(json.dumps(res, indent=2) + "\n")
+        write_record(REPO / "bench" / "results" / a.out, res, indent=2)
         return
     try:
         row = template_row(tmp)
@@ -318,9 +311,7 @@ def main() -> None:
             res["table"] = table(a.rows, row, tmp)
         res["load_avg_1min_end"] = round(os.getloadavg()[0], 1)
         print(json.dumps(res, indent=2))
-        results = REPO / "bench" / "results"
-        results.mkdir(exist_ok=True)
-        (results / a.out).write_text(json.dumps(res, indent=2) + "\n")
+        write_record(REPO / "bench" / "results" / a.out, res, indent=2)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -174,6 +174,19 @@ def _pngs(folder: Path) -> dict[str, Path]:
     return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*.png")}
 
 
+def _by_input(folder: Path, src: Path) -> dict[str, Path]:
+    """{input path#frame: its PNG}: a raw tree's images are named by keyed hashes under each
+    OUTPUT's own salt, so two OUTPUTs are compared by input, mapped back through each salt."""
+    from vindr_cli.pixels.batch import input_paths
+    from vindr_cli.tables import read_rows
+
+    if not (folder / "images.parquet").is_file():
+        return {}
+    rels = input_paths(folder, src)
+    return {f"{rels.get(r['input'], r['input'])}#{r['frame']}": folder / r["output"]
+            for r in read_rows(folder / "images.parquet") if r["status"] == "ok"}
+
+
 def make_j2k(work: Path, n_files: int, scale: int, workers: int) -> dict:
     """The decode part's input, made before CUDA is initialised (the pool forks)."""
     res: dict = {"files": n_files, "transfer_syntax": J2K_LOSSLESS, "size": 1024, "scale": scale}
@@ -225,7 +238,7 @@ def decode_part(work: Path, res: dict, rounds: int, workers: int, cuda_jobs: lis
     cpu_dir = work / f"dec_cpu_{workers}"
     for d, j in variants[1:]:
         gdir = work / f"dec_{d}_{j}"
-        a, b = _pngs(cpu_dir), _pngs(gdir) if gdir.exists() else {}
+        a, b = _by_input(cpu_dir, src), _by_input(gdir, src) if gdir.exists() else {}
         common = sorted(set(a) & set(b))
         same, maxdiff, meandiff = 0, 0, []
         for k in common:

@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 sys.path.insert(0, str(ROOT / "bench"))
+from classify_hook import hook_classify  # noqa: E402
 from corpus_truth import display, load  # noqa: E402
 
 from vindr_cli.deid import pixeltext as P  # noqa: E402
@@ -29,26 +30,15 @@ ROWS: list[dict] = []
 CTX: dict = {}
 
 
-def _hook():
-    orig, ratio_of = P._classify, P._ring_ratio
-
-    def ring_ratio(maps, cands, c, bright):
-        CTX["ratio"] = r = ratio_of(maps, cands, c, bright)
-        return r
-
-    def classify(image, box, bright, hints, inner, stacked=False, textured=False, central=True):
-        ratio = CTX.pop("ratio", None)
-        res = orig(image, box, bright, hints, inner, stacked, textured, central)
-        if ratio is not None:     # an outer-band candidate of a textured image
-            whole = orig(image, box, bright, hints, inner, stacked, textured, True)
-            streak = orig(image, box, bright, hints, inner, stacked, textured, False)
-            if streak[3] and not whole[3]:    # the whole grain test drops it, the streak test does not
-                ROWS.append({**{k: v for k, v in CTX.items() if k != "images"}, "box": list(map(int, box)),
-                             "bright": bool(bright), "inner": list(map(int, inner)), "ratio": ratio,
-                             "dropped": not res[3], "idx": len(ROWS)})
-                CTX["images"][CTX["key"]] = image
-        return res
-    P._classify, P._ring_ratio = classify, ring_ratio
+def _record(orig, ratio, res, image, box, bright, hints, inner, stacked, textured, central):
+    if ratio is not None:     # an outer-band candidate of a textured image
+        whole = orig(image, box, bright, hints, inner, stacked, textured, True)
+        streak = orig(image, box, bright, hints, inner, stacked, textured, False)
+        if streak[3] and not whole[3]:    # the whole grain test drops it, the streak test does not
+            ROWS.append({**{k: v for k, v in CTX.items() if k != "images"}, "box": list(map(int, box)),
+                         "bright": bool(bright), "inner": list(map(int, inner)), "ratio": ratio,
+                         "dropped": not res[3], "idx": len(ROWS)})
+            CTX["images"][CTX["key"]] = image
 
 
 def main():
@@ -58,7 +48,7 @@ def main():
     ap.add_argument("--drawn", type=int, default=0)
     ap.add_argument("--seed", type=int, default=31)
     a = ap.parse_args()
-    _hook()
+    hook_classify(_record)
     images: dict = {}
     CTX["images"] = images
     import pydicom
@@ -78,11 +68,10 @@ def main():
         from test_pixeltext_precision import HINTS, mr_crop
         from test_redteam3 import _place
         sys.path.insert(0, str(ROOT / "bench"))
-        from redteam3_grain_sweep import PLACES, TEXTS, VIEWS
+        from redteam3_grain_sweep import draw
         rnd = random.Random(a.seed)
         for i in range(a.drawn):
-            text, size, blur = rnd.choice(TEXTS), rnd.choice([10, 12, 14, 16, 20, 24]), rnd.choice([0, 0.8, 1.2, 1.8])
-            fg, view, xy, angle = rnd.choice([255, 220, 180, 0]), rnd.choice(VIEWS), rnd.choice(PLACES), rnd.choice([0, 0, 0, 90, 20])
+            text, size, blur, fg, view, xy, angle = draw(rnd)
             img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
             for hints in (None, HINTS):
                 CTX.update(key=f"drawn{i}", src="drawn", drawn=list(map(int, bb)), label=None)

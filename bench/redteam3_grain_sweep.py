@@ -30,6 +30,15 @@ from vindr_cli.deid import pixeltext as P  # noqa: E402
 VIEWS = [(0.5, 0.5, 0.9, True), (0.1, 0.9, 0.85, False), (0.9, 0.2, 0.8, False)]
 TEXTS = ["AN", "A42", "1985", "XQ21", "03/85", "NVA", "0042", "BN 42", "12.03.85", "NGUYEN", "VAN AN"]
 PLACES = [(20, 20), (60, 1950), (1800, 30), (1750, 1960), (30, 1000), (1900, 900)]
+SIZES = [10, 12, 14, 16, 20, 24]
+
+
+def draw(rnd: random.Random, sizes=SIZES) -> tuple:
+    """One case's drawing parameters (text, size, blur, grey, view, place, angle), drawn in the
+    order every sweep of this family draws them (so a seed gives the same cases in each)."""
+    text, size, blur = rnd.choice(TEXTS), rnd.choice(sizes), rnd.choice([0, 0.8, 1.2, 1.8])
+    fg, view, xy, angle = rnd.choice([255, 220, 180, 0]), rnd.choice(VIEWS), rnd.choice(PLACES), rnd.choice([0, 0, 0, 90, 20])
+    return text, size, blur, fg, view, xy, angle
 
 
 def main() -> None:
@@ -46,8 +55,7 @@ def main() -> None:
     grain = P._is_grain
     n, out = 0, []
     while n < a.cases:
-        text, size, blur = rnd.choice(TEXTS), rnd.choice([10, 12, 14, 16, 20, 24]), rnd.choice([0, 0.8, 1.2, 1.8])
-        fg, view, xy, angle = rnd.choice([255, 220, 180, 0]), rnd.choice(VIEWS), rnd.choice(PLACES), rnd.choice([0, 0, 0, 90, 20])
+        text, size, blur, fg, view, xy, angle = draw(rnd)
         img, bb = _place(mr_crop(*view), text, xy, size, fg=fg, blur=blur, angle=angle)
         if not _leaks(_reread(img, bb, angle), text):
             continue

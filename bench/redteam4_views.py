@@ -8,18 +8,16 @@ kept (< 10 % covered), CPU s per image by class (process time). Prints counts on
 
     PYTHONPATH=. .venv/bin/python bench/redteam4_views.py CORPUS_DIR [--limit N] [--save]
 """
+import contextlib
 import json
 import os
 import sys
-import time
 
 import numpy as np
-import pydicom
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from corpus_truth import coverage, load  # noqa: E402
+from corpus_truth import load, scan_ab  # noqa: E402
 
-from vindr_cli.deid import pixeltext as pt
 from vindr_cli.deid import redact
 
 out = sys.argv[1]
@@ -34,39 +32,19 @@ def first_view_only(frame, photometric, lum=None, rgb_lut=None):
     return ALL_VIEWS(frame, photometric, lum, rgb_lut)[:1]
 
 
-res = {m: {"fp": 0, "free": 0, "hit": 0, "tot": 0, "mk": 0, "mtot": 0, "cpu": {"with_text": [], "no_text": []}}
-       for m in ("before", "now")}
-load = [os.getloadavg()[0]]
-for n, rec in enumerate(imgs):
-    for mode in (("before", "now") if n % 2 == 0 else ("now", "before")):
-        r = res[mode]
-        redact.views = first_view_only if mode == "before" else ALL_VIEWS
-        try:
-            ds = pydicom.dcmread(f"{out}/{rec['file']}")
-            hints = pt.hints_from(ds)
-            t = time.process_time()
-            o = redact.scan(ds, pt.find_text, hints, large=(mode == "now"))
-            r["cpu"][rec["class"]].append(time.process_time() - t)
-        finally:
-            redact.views = ALL_VIEWS
-        red = np.zeros((int(ds.Rows), int(ds.Columns)), bool)
-        for _, x0, y0, x1, y1 in o.boxes:
-            red[y0:y1, x0:x1] = True
-        if rec["class"] == "no_text":
-            r["free"] += 1
-            r["fp"] += int(bool(o.boxes))
-        for s in rec.get("strings", []):
-            cov = coverage(red, s, masks)
-            if s["identifying"]:
-                r["tot"] += 1
-                r["hit"] += int(cov >= 0.9)
-            else:
-                r["mtot"] += 1
-                r["mk"] += int(cov < 0.1)
-    if n % 10 == 0:
-        load.append(os.getloadavg()[0])
+@contextlib.contextmanager
+def first_view():
+    redact.views = first_view_only
+    try:
+        yield
+    finally:
+        redact.views = ALL_VIEWS
+
+
+res, load, _ = scan_ab(out, imgs, masks, {"before": (first_view, False), "now": (contextlib.nullcontext, True)})
 for mode, r in res.items():
     c = r.pop("cpu")
+    r.pop("boxes")
     r["cpu_s_with_text"] = round(float(np.mean(c["with_text"])), 3) if c["with_text"] else None
     r["cpu_s_no_text"] = round(float(np.mean(c["no_text"])), 3) if c["no_text"] else None
     r["cpu_s_all"] = round(float(np.mean(c["with_text"] + c["no_text"])), 3)

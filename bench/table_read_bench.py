@@ -35,15 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from bench_io import current_rss_mb, write_record  # noqa: E402
+
 READERS = ("release, whole", "release, batches", "select, whole", "select, batches")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def write_manifest(rows_n: int, row: dict, anon: Path) -> Path:
@@ -77,7 +71,7 @@ def reader(name: str, anon: Path) -> None:
     from vindr_cli.tables import read_rows
 
     path = anon / "manifest.parquet"
-    base = rss_mb()
+    base = current_rss_mb()
     t0 = time.perf_counter()
     if name == "release, whole":
         rows = read_rows(path)
@@ -142,9 +136,7 @@ def main() -> int:
             raise AssertionError(f"{a_} and {b_} read different content")
     record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "manifest": made,
               "load_avg_1min": load, "best": best, "all": runs}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {a.out}")
+    print(f"wrote {write_record(a.out, record)}")
     return 0
 
 

@@ -15,12 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pydicom
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from classify_hook import hook_classify  # noqa: E402
 from vindr_cli.deid import pixeltext as P  # noqa: E402
 from vindr_cli.deid import redact as R  # noqa: E402
 
@@ -28,27 +28,16 @@ LOG: list[dict] = []
 CTX: dict = {}
 
 
-def _hook():
-    orig, ring = P._classify, P._ring_ratio
-
-    def ring_ratio(maps, cands, c, bright):
-        CTX["ratio"] = r = ring(maps, cands, c, bright)
-        return r
-
-    def classify(image, box, bright, hints, inner, stacked=False, textured=False, central=True):
-        ratio = CTX.pop("ratio", None)
-        res = orig(image, box, bright, hints, inner, stacked, textured, central)
-        if res[3] and res[0] != "marker":
-            crop = P._stretch(image, box, bright)
-            LOG.append(dict(view=CTX.get("view"), box=list(map(int, box)), bright=bool(bright),
-                            inner=list(map(int, inner)), stacked=bool(stacked), textured=bool(textured),
-                            central=bool(central), ratio=ratio, kind=res[0], matched=res[1], confident=res[2],
-                            alnum=sum(ch.isalnum() for ch in res[4]),
-                            coh=round(P._coherence(crop), 3), sharp=round(P._sharpness(crop), 3),
-                            glyphs=P._line_glyphs(crop), turned=P._turned_glyphs(crop),
-                            shape=image.shape))
-        return res
-    P._classify, P._ring_ratio = classify, ring_ratio
+def _record(orig, ratio, res, image, box, bright, hints, inner, stacked, textured, central):
+    if res[3] and res[0] != "marker":
+        crop = P._stretch(image, box, bright)
+        LOG.append(dict(view=CTX.get("view"), box=list(map(int, box)), bright=bool(bright),
+                        inner=list(map(int, inner)), stacked=bool(stacked), textured=bool(textured),
+                        central=bool(central), ratio=ratio, kind=res[0], matched=res[1], confident=res[2],
+                        alnum=sum(ch.isalnum() for ch in res[4]),
+                        coh=round(P._coherence(crop), 3), sharp=round(P._sharpness(crop), 3),
+                        glyphs=P._line_glyphs(crop), turned=P._turned_glyphs(crop),
+                        shape=image.shape))
 
 
 def main():
@@ -57,7 +46,7 @@ def main():
     ap.add_argument("--json", type=Path)
     ap.add_argument("--all", action="store_true", help="also with_text images")
     a = ap.parse_args()
-    _hook()
+    hook_classify(_record)
 
     def finder(img, frame=0, hints=None, min_side=0):
         CTX["view"] = f"{img.shape[0]}x{img.shape[1]}:{int(img.mean())}"

@@ -134,3 +134,25 @@ def draw_text(img, text: str, xy, size: int, font: str, fg: int = 255):
     bb = d.textbbox(xy, text, font=f)
     d.text(xy, text, font=f, fill=fg)
     return np.asarray(im), bb
+
+
+def decoded_rows(out: Path, inp: Path) -> list[dict]:
+    """images.parquet of `vindr decode` OUT, made from an INPUT that is not a vindr anonymize
+    OUTPUT (every input named by a keyed hash of its path, red team 6), with ``input`` and
+    ``input_key`` mapped back to the input paths through OUT's salt, and ``named``: the output
+    name the input's path gives (``a/b.dcm`` frame 1 -> ``a/b_f0001.png``); ``output`` stays
+    the real file. For tests that check which input gave which row."""
+    from vindr_cli.pixels.output import SALT_FILE, base_name, keyed_name, read_salt
+    from vindr_cli.runner.discover import discover
+    from vindr_cli.tables import read_rows
+
+    salt = read_salt(Path(out) / ".vindr" / SALT_FILE)
+    names = {keyed_name(salt, s.rel): s.rel for s in discover(Path(inp))}
+    rows = []
+    for r in read_rows(Path(out) / "images.parquet"):
+        rel = names[r["input_key"]]
+        r = {**r, "input": rel, "input_key": rel}
+        if r["output"]:
+            r["named"] = base_name(rel) + r["output"][32:]
+        rows.append(r)
+    return rows

@@ -115,9 +115,10 @@ def test_bad_rows_reported_with_line_numbers(tmp_path):
     p = _write(tmp_path / "bad.csv", BAD_CXR)
     df, bad = read_annotations(p)
     got = {r.line: r.reason for r in bad}
-    # an unknown class names the allowed ones (one line); a wrong id says the right one
+    # an unknown class names the allowed ones (one line), never the row's own text (it may be a
+    # name typed into the class column: badrows.quote); a wrong id says the right one
     kaggle15 = ", ".join(builtin("vinbigdata").classes)
-    assert got[4] == f"unknown class 'Banana'; label set vinbigdata allows: {kaggle15}"
+    assert got[4] == f"unknown class <value>; label set vinbigdata allows: {kaggle15}"
     assert got[7] == "class_id '4' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"
     assert {k: v for k, v in got.items() if k not in (4, 7)} == {
         3: "inverted or empty box (max <= min)",
@@ -257,7 +258,7 @@ def test_labels_replace_the_default_vocabulary(tmp_path):
     assert df["label"].tolist() == ["Lesion", NO_FINDING] and df["class_id"].tolist() == [0, 1]
     assert [(r.line, r.reason) for r in bad] == [
         (3, "class_id '1' does not match class 'Lesion' (id 0 in label set two)"),
-        (4, "unknown class 'Cardiomegaly'; label set two allows: Lesion, No finding")]
+        (4, "unknown class <value>; label set two allows: Lesion, No finding")]   # not a name of "two"
 
 
 # --------------------------------------------------------------------------- one reader, every form
@@ -309,7 +310,76 @@ def test_bad_files_and_bad_rows_map_to_exit_codes(tmp_path):
         read_annotations(_write(tmp_path / "i.csv", "image_id,rad_id,Unicorn\na,R1,1\n"))
     with pytest.raises(BadRowsError) as bad:
         read_annotations(_write(tmp_path / "b.csv", CXR_HEADER + "\na,Unicorn,8,R1,1,1,2,2\n"), strict=True)
-    assert bad.value.exit_code == EXIT_FINDINGS and bad.value.details[0].startswith("line 2: unknown class 'Unicorn'")
+    assert bad.value.exit_code == EXIT_FINDINGS and bad.value.details[0].startswith("line 2: unknown class <value>; ")
+    assert "Unicorn" not in str(bad.value) + "".join(bad.value.details)
+
+
+def test_a_bad_row_reason_quotes_only_the_label_set_s_words_and_short_numbers(tmp_path):
+    """A row's value is free text (a class typed with the patient's name): a reason shows it as
+    <value>, except a listed name of the label set in effect or a short plain number (a class_id
+    of at most 3 characters); a misspelt class names the closest listed class, never the value."""
+    from vindr_cli.annotations.badrows import closest, mask_quoted, quote
+
+    p = _write(tmp_path / "a.csv", CXR_HEADER + "\n"
+               "a,Cardiomegly,3,R1,1,1,5,5\n"             # 2 misspelt: the closest listed class is named
+               "a,Nguyen Van An,3,R1,1,1,5,5\n"           # 3 a name: nothing close, nothing quoted
+               "a,Cardiomegaly,3.5,R1,1,1,5,5\n"          # 4 a short number may be shown
+               "a,Cardiomegaly,7734561,R1,1,1,5,5\n"      # 5 a long number (an ID) is not
+               "a,Cardiomegaly,8,R1,1,1,5,5\n"            # 6 the class (listed) and the id are shown
+               "a,Cardiomegaly,BN77,R1,1,1,5,5\n")        # 7 text in class_id
+    _, bad = read_annotations(p)
+    allowed = builtin("vinbigdata").allowed()
+    assert [(r.line, r.reason) for r in bad] == [
+        (2, f"unknown class <value>; closest listed class: 'Cardiomegaly'; {allowed}"),
+        (3, f"unknown class <value>; {allowed}"),
+        (4, "class_id '3.5' is not an integer"),
+        (5, "class_id <value> does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"),
+        (6, "class_id '8' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"),
+        (7, "class_id <value> is not an integer")]
+    assert quote("Nodule/Mass", ["Nodule/Mass"]) == "'Nodule/Mass'" and quote("Nodule/Mass") == "<value>"
+    assert [quote(v) for v in ("15", " 3.5 ", "-1", "1000", "1e3", "0x1", "")] == \
+        ["'15'", "'3.5'", "'-1'", "<value>", "<value>", "<value>", "<value>"]
+    assert closest("PNEUMOTHORAX ", builtin("vinbigdata").classes) == "Pneumothorax"
+    assert closest("Nodule/Mass Nguyen Van An", builtin("vinbigdata").classes) is None
+    assert mask_quoted("class_id 'x' is 'Lesion', not '12' \"it's\"", ["Lesion"]) == \
+        "class_id <value> is 'Lesion', not '12' <value>"
+
+
+def test_a_quoted_value_is_never_more_than_a_listed_name_or_three_characters():
+    """Property (Hypothesis, no deadline): whatever text a row holds, quote() gives <value>, a
+    listed name, or a plain number of at most 3 characters; mask_quoted() of a reason quoting it
+    the same."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from vindr_cli.annotations.badrows import MASK, mask_quoted, quote
+
+    names = builtin("vindr-cxr").all_labels
+
+    @settings(deadline=None, max_examples=150)
+    @given(st.one_of(st.text(), st.sampled_from(names), st.from_regex(r"[+-]?[0-9]{1,6}(\.[0-9]{1,3})?", fullmatch=True)))
+    def check(value):
+        q = quote(value, names)
+        assert q == MASK or q in {repr(n) for n in names} or re.fullmatch(r"'[+-]?[0-9.]{1,3}'", q) and len(q) <= 5
+        if q != MASK:
+            assert q == repr(re.sub(r"\s+", " ", value).strip())
+        assert mask_quoted(f"class_id {value!r} is not an integer", names) in {
+            f"class_id {q} is not an integer", f"class_id {MASK} is not an integer"}
+    check()
+
+
+def test_an_unknown_image_label_column_is_named_by_position(tmp_path):
+    """A header cell that is no label is named by its column number (and the closest listed
+    label), not by its text."""
+    from vindr_cli.annotations import AnnotationInputError
+
+    with pytest.raises(AnnotationInputError) as exc:
+        read_annotations(_write(tmp_path / "i.csv", "image_id,rad_id,Pneumonia,Nguyen Van An,Pneumonai\na,R1,1,0,0\n"))
+    msg = str(exc.value)
+    assert msg.startswith("image label column 4, column 5 (closest listed label: 'Pneumonia') not in the label set; ")
+    assert "Nguyen" not in msg and "Pneumonai" not in msg
 
 
 def test_one_csv_reader_in_the_package():

@@ -18,7 +18,7 @@ from pydicom.data import get_testdata_file
 
 from vindr_cli.tables import read_rows
 
-from helpers import marked_parts, run_cli
+from helpers import decoded_rows, marked_parts, run_cli
 
 FILES = {
     "rgb.dcm": "examples_rgb_color.dcm",                    # RGB, native, 8-bit
@@ -62,7 +62,7 @@ def decoded(tmp_path_factory):
     out = tmp_path_factory.mktemp("colour") / "out"
     p = run_cli("decode", src, out, "-j", "1", check=False)
     assert p.returncode == 0, p.stderr
-    rows = read_rows(out / "images.parquet")
+    rows = decoded_rows(out, src)         # not a vindr anonymize OUTPUT: keyed names, mapped back here
     return out, {(r["input"], r["frame"]): r for r in rows}, rows
 
 
@@ -132,7 +132,7 @@ def test_multiframe_colour_gives_one_rgb_image_per_frame(decoded):
     out, by, rows = decoded
     frames = sorted((r for r in rows if r["input"] == "ybr_frames.dcm"), key=lambda r: r["frame"])
     assert [r["frame"] for r in frames] == list(range(30))
-    assert [r["output"] for r in frames] == [f"ybr_frames_f{i:04d}.png" for i in range(1, 31)]
+    assert [r["named"] for r in frames] == [f"ybr_frames_f{i:04d}.png" for i in range(1, 31)]
     ds = _ds("ybr_frames.dcm")
     ref = ds.pixel_array          # pydicom: (frames, rows, cols, 3), converted to RGB
     for r in frames[:: 7]:
@@ -145,7 +145,7 @@ def test_multiframe_colour_gives_one_rgb_image_per_frame(decoded):
 def test_multiframe_grey_gives_one_image_per_frame(decoded):
     out, by, rows = decoded
     frames = sorted((r for r in rows if r["input"] == "grey_frames.dcm"), key=lambda r: r["frame"])
-    assert [r["output"] for r in frames] == [f"grey_frames_f{i:04d}.png" for i in range(1, 16)]
+    assert [r["named"] for r in frames] == [f"grey_frames_f{i:04d}.png" for i in range(1, 16)]
     images = [_png(out, r) for r in frames]
     assert all(im.shape == (10, 10) and r["channels"] == 1 and r["photometric"] == "MONOCHROME2"
                for im, r in zip(images, frames))
@@ -164,11 +164,12 @@ def test_16_bit_colour(decoded, tmp_path):
     src.mkdir()
     _copy("rgb16_frames.dcm", src / "a.dcm")
     run_cli("decode", src, tmp_path / "o16", "--bits", "16", "-j", "1")
-    png = tmp_path / "o16" / "a_f0001.png"
+    png = tmp_path / "o16" / next(r["output"] for r in decoded_rows(tmp_path / "o16", src) if r["frame"] == 0)
     assert png.read_bytes()[24:26] == bytes([16, 2])           # IHDR: bit depth 16, colour type RGB
     assert np.array_equal(np.asarray(Image.open(png)), ref[0] >> 8)   # Pillow reads the top byte
     run_cli("decode", src, tmp_path / "npy", "--bits", "16", "--format", "npy", "-j", "1")
-    assert np.array_equal(np.load(tmp_path / "npy" / "a_f0002.npy"), ref[1])
+    npy = next(r["output"] for r in decoded_rows(tmp_path / "npy", src) if r["frame"] == 1)
+    assert npy.endswith("_f0002.npy") and np.array_equal(np.load(tmp_path / "npy" / npy), ref[1])
 
 
 def test_colour_resized_per_channel(tmp_path):
@@ -205,7 +206,7 @@ def test_colour_through_anonymize_then_decode(tmp_path, key_file):
     assert {r["status"] for r in manifest} == {"ok"}, [r["reason"] for r in manifest]
     run_cli("decode", src, tmp_path / "d0", "-j", "1")
     run_cli("decode", anon, tmp_path / "d1", "-j", "1")
-    before = {(r["input"], r["frame"]): r for r in read_rows(tmp_path / "d0" / "images.parquet")}
+    before = {(r["input"], r["frame"]): r for r in decoded_rows(tmp_path / "d0", src)}
     by_input = {r["input_path"]: r["output"] for r in read_rows(tmp_path / "anon.linkage.parquet")}
     after = {(r["input"], r["frame"]): r for r in read_rows(tmp_path / "d1" / "images.parquet")}
     assert len(after) == len(before) == 1 + 1 + 30

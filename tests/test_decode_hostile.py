@@ -213,7 +213,9 @@ def test_a_batch_of_hostile_frames_goes_on(tmp_path, jobs):
     out = tmp_path / "out"
     proc = _vindr("decode", str(src), str(out), "--size", "64", "-j", jobs)
     assert proc.returncode == 0, proc.stdout[-500:] + proc.stderr[-500:]
-    rows = {r["input"]: r for r in _rows(out)}
+    from helpers import decoded_rows
+
+    rows = {r["input"]: r for r in decoded_rows(out, src)}     # keyed names mapped back to the input paths
     assert set(rows) == set(bad) | {"good_jpeg-ls.dcm", "good_baseline-rgb.dcm", "good_lossless-ct.dcm"}
     refused = [name for name, (_, ds) in zip(bad, _hostile()) if _refused(ds)]
     assert len(refused) >= len(bad) // 2

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_cr
-from helpers import key_hex, run_cli, split_file, VINDR
+from helpers import decoded_rows, key_hex, run_cli, split_file, VINDR
 from vindr_cli import errors
 from vindr_cli.deid.profile import load_profile
 from vindr_cli.runner.executor import OOM_SCORE_ADJ, WORKER_DIED, InProcessExecutor, ItemFailed, ProcessExecutor
@@ -165,10 +165,11 @@ def test_decode_stage_with_a_worker_killed_by_one_input(tmp_path):
     out = tmp_path / "o"
     stage = KillingDecode(out, DecodeConfig(output=str(out), size=SizeSpec()))
     s = run_stage(stage, src, executor=ProcessExecutor(2, in_flight=4))
-    rows = pq.read_table(out / "images.parquet").to_pylist()
+    rows = decoded_rows(out, src)          # not an anonymize OUTPUT: keyed names, mapped back to the paths
     assert len(rows) == 12 and s.inputs == 12
     (bad,) = [r for r in rows if r["status"] != "ok"]
     assert MARK in bad["input"] and bad["status"] == "failed" and bad["reason"] == WORKER_DIED
+    assert not any(MARK in r["output"] for r in rows if r["status"] == "ok")
     assert s.counts == {"ok": 11, "failed": 1} and s.reasons == {("failed", WORKER_DIED): 1}
     assert all((out / r["output"]).is_file() for r in rows if r["status"] == "ok")
     assert not (out / ".vindr" / "tmp").exists()
@@ -447,6 +448,7 @@ def test_anonymize_worker_out_of_space_stops_the_batch(tmp_path, monkeypatch, ke
 
 
 def test_driver_permission_denied_names_the_path_under_output(tmp_path, monkeypatch):
+    from vindr_cli.pixels import output as naming
     from vindr_cli.pixels.batch import decode_tree
     from vindr_cli.pixels.resize import SizeSpec
     from vindr_cli.pixels.task import DecodeConfig
@@ -459,8 +461,12 @@ def test_driver_permission_denied_names_the_path_under_output(tmp_path, monkeypa
         raise PermissionError(errno.EACCES, "Permission denied", str(self.output / rel))
 
     monkeypatch.setattr(Run, "rename", denied)
-    with pytest.raises(errors.OutputFault, match=r"^permission denied writing OUTPUT/p0/000\.png"):
+    with pytest.raises(errors.OutputFault, match=r"^permission denied writing OUTPUT/[0-9a-f]{32}\.png") as e:
         decode_tree(src, out, DecodeConfig(output=str(out), size=SizeSpec()), workers=1)
+    # the first input's keyed name (a raw tree is named by keyed hashes of its paths), relative to OUTPUT
+    salt = naming.read_salt(out / ".vindr" / naming.SALT_FILE)
+    assert str(e.value).startswith(f"permission denied writing OUTPUT/{naming.keyed_name(salt, 'p0/000.dcm')}.png:")
+    assert str(out) not in str(e.value)
 
 
 def test_driver_out_of_space_in_its_journal_stops_the_run(tmp_path, monkeypatch):

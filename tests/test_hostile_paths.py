@@ -3,6 +3,10 @@ gets a row, names derived from inputs are unique, non-UTF-8 names pass every sta
 deflated images decode, and the C decoders print nothing.
 
 Files are made with ``conftest.make_cr`` or copied from pydicom's bundled test files.
+``vindr decode`` names outputs after paths only for a vindr anonymize OUTPUT (its manifest's
+output paths); a raw tree, even one marked PatientIdentityRemoved YES, and any tree decoded
+with --allow-identified is named by keyed hashes of its paths (red team 6), which the tests
+here map back to the paths through OUTPUT's salt (``helpers.decoded_rows``).
 """
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from conftest import make_cr
-from helpers import marked_parts, run_cli, tree_hashes
-from vindr_cli.pixels.output import OutputNames, base_name
+from helpers import decoded_rows, marked_parts, run_cli, tree_hashes
+from vindr_cli.pixels.output import SALT_FILE, OutputNames, base_name, keyed_name, read_salt
 from vindr_cli.runner import paths
 from vindr_cli.runner.discover import NOT_REGULAR, PERMISSION, ZIP_ESCAPE, discover
 from vindr_cli.runner.sources import printable
@@ -42,6 +46,11 @@ def _rows(table: Path) -> list[dict]:
 
 def _files_under(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def _keyed(out: Path, rel: str, fmt: str = "png") -> str:
+    """The output name decode gives input ``rel`` of a tree that is not an anonymize OUTPUT."""
+    return f"{keyed_name(read_salt(out / '.vindr' / SALT_FILE), rel)}.{fmt}"
 
 
 # --- the path guard itself ------------------------------------------------------------------
@@ -97,8 +106,9 @@ HOSTILE_MEMBERS = ["../../../x.dcm", "sub/../../../../x.dcm", "/etc/x.dcm", "C:\
 
 @pytest.fixture
 def hostile_zip(tmp_path):
+    """A raw export (identified: no PatientIdentityRemoved) holding a zip with hostile member names."""
     inp = tmp_path / "deep" / "er" / "in"
-    data = _cr(tmp_path / "seed.dcm").read_bytes()
+    data = make_cr(tmp_path / "seed.dcm").read_bytes()
     inp.mkdir(parents=True)
     with zipfile.ZipFile(inp / "a.zip", "w") as zf:
         for name in HOSTILE_MEMBERS:
@@ -117,12 +127,14 @@ def test_zip_member_names_are_normalised_or_failed_at_discovery(hostile_zip):
 def test_zip_members_never_written_outside_output(tmp_path, hostile_zip, key_file):
     before = _files_under(tmp_path)
     out = tmp_path / "deep" / "er" / "out"
-    run_cli("decode", hostile_zip, out, "-j", "2")
-    rows = {r["input"]: r for r in _rows(out / "images.parquet")}
+    run_cli("decode", hostile_zip, out, "-j", "2", "--allow-identified")
+    rows = {r["input"]: r for r in decoded_rows(out, hostile_zip)}
     assert {r["input"] for r in rows.values() if r["status"] == "failed" and r["reason"] == ZIP_ESCAPE} == \
         {"a.zip!../../../x.dcm", "a.zip!sub/../../../../x.dcm", "a.zip!../../w.dcm"}
-    assert rows["a.zip!etc/x.dcm"]["output"] == "a.zip/etc/x.png"
-    assert rows["a.zip!win/y.dcm"]["output"] == "a.zip/win/y.png"
+    ok = {"a.zip!etc/x.dcm", "a.zip!win/y.dcm", "a.zip!ok.dcm", "a.zip!dot/z.dcm"}
+    assert {k for k, r in rows.items() if r["status"] == "ok"} == ok
+    for k in ok:            # normalised members are decoded, each to its keyed name at OUTPUT's top
+        assert rows[k]["output"] == _keyed(out, k) and (out / rows[k]["output"]).is_file()
     anon = tmp_path / "anon"
     run_cli("anonymize", hostile_zip, anon, "--key", key_file, "--no-linkage", "-j", "2")
     manifest = _rows(anon / "manifest.parquet")
@@ -135,27 +147,41 @@ def test_zip_members_never_written_outside_output(tmp_path, hostile_zip, key_fil
 
 # --- symbolic links planted inside OUTPUT --------------------------------------------------------
 
-def test_a_link_inside_output_is_not_written_through(tmp_path):
-    inp, out, outside = tmp_path / "in", tmp_path / "out", tmp_path / "outside"
-    _cr(inp / "sub" / "a.dcm", 1)
-    _cr(inp / "sub" / "b.dcm", 2)
-    _cr(inp / "c.dcm", 3)
-    run_cli("decode", inp, out, "-j", "1")
+def test_a_link_inside_output_is_not_written_through(tmp_path, key_file):
+    """Decoded from a vindr anonymize OUTPUT, whose outputs are named after its folders
+    (patient/study/series/image): a folder of final names and a final name replaced by links."""
+    inp, anon, out, outside = tmp_path / "in", tmp_path / "anon", tmp_path / "out", tmp_path / "outside"
+    series_b = "1.2.826.0.1.3680043.10.543.1.1.2"
+    make_cr(inp / "a.dcm", sop="1.2.826.0.1.3680043.10.543.9.1", seed=1)
+    make_cr(inp / "b.dcm", sop="1.2.826.0.1.3680043.10.543.9.2", seed=2)
+    make_cr(inp / "c.dcm", sop="1.2.826.0.1.3680043.10.543.9.3", seed=3, series=series_b)
+    run_cli("anonymize", inp, anon, "--key", key_file, "--no-linkage", "-j", "1")
+    manifest = _rows(anon / "manifest.parquet")
+    assert [r["status"] for r in manifest] == ["ok"] * 3
+    by_series = {}                   # a and b share a series folder, c has its own
+    for r in manifest:
+        by_series.setdefault(r["output"].rsplit("/", 1)[0], []).append(r["output"])
+    (pair,) = [v for v in by_series.values() if len(v) == 2]
+    (single,) = [v[0] for v in by_series.values() if len(v) == 1]
+    png = {rel: rel[: -len(".dcm")] + ".png" for rel in (*pair, single)}
+    run_cli("decode", anon, out, "-j", "1")
+    assert all((out / png[rel]).is_file() for rel in png)
+    folder = out / png[pair[0]].rsplit("/", 1)[0]
     outside.mkdir()
     (outside / "c.png").write_bytes(b"not yours")
-    for p in (out / "sub").iterdir():
+    for p in folder.iterdir():
         p.unlink()
-    (out / "sub").rmdir()
-    (out / "sub").symlink_to(outside)                    # a folder of final names
-    (out / "c.png").unlink()
-    (out / "c.png").symlink_to(outside / "c.png")         # a final name
-    run_cli("decode", inp, out, "-j", "2")
+    folder.rmdir()
+    folder.symlink_to(outside)                           # a folder of final names
+    (out / png[single]).unlink()
+    (out / png[single]).symlink_to(outside / "c.png")    # a final name
+    run_cli("decode", anon, out, "-j", "2")
     assert sorted(p.name for p in outside.iterdir()) == ["c.png"]
     assert (outside / "c.png").read_bytes() == b"not yours"
     rows = {r["input"]: r for r in _rows(out / "images.parquet")}
-    assert rows["sub/a.dcm"]["status"] == rows["sub/b.dcm"]["status"] == "failed"
-    assert rows["sub/a.dcm"]["reason"] == paths.SYMLINK and rows["sub/a.dcm"]["output"] is None
-    assert rows["c.dcm"]["status"] == "ok" and not (out / "c.png").is_symlink()   # the link was replaced
+    assert rows[pair[0]]["status"] == rows[pair[1]]["status"] == "failed"
+    assert rows[pair[0]]["reason"] == paths.SYMLINK and rows[pair[0]]["output"] is None
+    assert rows[single]["status"] == "ok" and not (out / png[single]).is_symlink()   # the link was replaced
 
 
 def test_anonymize_does_not_write_through_a_linked_folder(tmp_path, key_file):
@@ -211,15 +237,17 @@ def test_colliding_names_are_unique_and_the_same_with_any_worker_count(tmp_path)
         out = tmp_path / f"out{j}"
         run_cli("decode", inp, out, "-j", j)
         trees.append(tree_hashes(out, skip=(".vindr", "images.parquet")))
-        tables.append({r["input"]: r["output"] for r in _rows(out / "images.parquet")})
-    assert trees[0] == trees[1] and tables[0] == tables[1]
+        tables.append({r["input"]: r["output"] for r in decoded_rows(out, inp)})
+        # a raw tree marked YES is named by keyed hashes of its paths (red team 6), under each
+        # OUTPUT's own salt: the names that collide as paths ('img', 'img.dcm', 'img.dicom';
+        # 'a!b.dcm', 'a/b.dcm'; 'x', 'x.png/y.dcm') get each its own keyed name (the '~2'
+        # suffixes of names that collide are test_output_names_unit's)
+        assert tables[-1] == {rel: _keyed(out, rel) for rel in COLLIDING}
+    by_input = [{rel: tree[table[rel]] for rel in COLLIDING} for tree, table in zip(trees, tables)]
+    assert by_input[0] == by_input[1] and len(trees[0]) == len(trees[1]) == len(COLLIDING)
     outputs = tables[0]
     assert set(outputs) == set(COLLIDING) and None not in outputs.values()
     assert len(set(outputs.values())) == len(COLLIDING)               # one file per input
-    # discovery order is sorted by relative path: 'img' < 'img.dcm' < 'img.dicom'
-    assert outputs["img"] == "img.png" and outputs["img.dcm"] == "img~2.png" and outputs["img.dicom"] == "img~3.png"
-    assert outputs["a!b.dcm"] == "a/b.png" and outputs["a/b.dcm"] == "a/b~2.png"
-    assert outputs["x"] == "x.png" and outputs["x.png/y.dcm"] == "x.png~2/y.png"
     assert len(set(trees[0].values())) == len(COLLIDING)              # every image kept (distinct pixels)
     again = run_cli("decode", inp, tmp_path / "out1", "-j", "2")
     assert f"resumed: {len(COLLIDING)} inputs" in again.stdout
@@ -263,7 +291,8 @@ def test_unreadable_folders_files_and_fifos_get_rows(tmp_path, monkeypatch, key_
     assert {s.rel: s.missing_reason for s in discover(inp) if s.missing_reason} == expected
 
     d = decode_tree(inp, tmp_path / "dec", DecodeConfig(output="", size=SizeSpec()), workers=1)
-    rows = {r["input"]: (r["status"], r["reason"]) for r in _rows(tmp_path / "dec" / "images.parquet")}
+    # a raw tree marked YES: keyed names, mapped back (discover under the same refusals)
+    rows = {r["input"]: (r["status"], r["reason"]) for r in decoded_rows(tmp_path / "dec", inp)}
     assert rows == {"ok.dcm": ("ok", None), **{k: ("failed", v) for k, v in expected.items()}}
     assert d.counts["failed"] == 3
 
@@ -332,11 +361,12 @@ def test_a_deflated_image_decodes_like_its_inflated_copy(tmp_path):
     ds.save_as(inp / "explicit.dcm", enforce_file_format=True)
     out = tmp_path / "out"
     run_cli("decode", inp, out, "-j", "1", "--window", "minmax")
-    rows = {r["input"]: r for r in _rows(out / "images.parquet")}
+    rows = {r["input"]: r for r in decoded_rows(out, inp)}      # a raw tree marked YES: keyed names
     assert rows["deflated.dcm"]["status"] == "ok", rows["deflated.dcm"]["reason"]
-    a = np.asarray(Image.open(out / "deflated.png"))
+    assert rows["explicit.dcm"]["status"] == "ok", rows["explicit.dcm"]["reason"]
+    a = np.asarray(Image.open(out / rows["deflated.dcm"]["output"]))
     assert a.shape == (ds.Rows, ds.Columns) and a.min() < a.max()
-    assert np.array_equal(a, np.asarray(Image.open(out / "explicit.png")))
+    assert np.array_equal(a, np.asarray(Image.open(out / rows["explicit.dcm"]["output"])))
 
 
 # --- the C decoders print nothing ----------------------------------------------------------------
@@ -357,7 +387,11 @@ def _corrupt_copy(name: str, dst: Path) -> None:
 
 def test_decoder_diagnostics_never_reach_the_terminal(tmp_path):
     """Without the redirect, OpenJPEG prints 'Error reading QCD marker' and libjpeg
-    'Corrupt JPEG data: bad Huffman code' for these files (seen when this was written)."""
+    'Corrupt JPEG data: bad Huffman code' for these files (seen when this was written).
+    The files are a raw tree marked YES: stderr holds decode's one warning about that
+    (keyed names), nothing else."""
+    from vindr_cli.pixels.batch import NOT_ANONYMIZE_OUTPUT
+
     inp = tmp_path / "in"
     inp.mkdir()
     for name in ("MR_small_jp2klossless.dcm", "JPEG2000.dcm", "JPEG-lossy.dcm", "SC_rgb_jpeg_gdcm.dcm",
@@ -366,7 +400,7 @@ def test_decoder_diagnostics_never_reach_the_terminal(tmp_path):
     for j in ("1", "2"):
         out = tmp_path / f"out{j}"
         p = run_cli("decode", inp, out, "-j", j)
-        assert p.stderr == "", p.stderr
+        assert " ".join(p.stderr.split()) == "warning: " + NOT_ANONYMIZE_OUTPUT, p.stderr
         assert "marker" not in p.stdout.lower() and "huffman" not in p.stdout.lower()
         rows = _rows(out / "images.parquet")
         assert len(rows) == 5 and sum(r["status"] == "failed" for r in rows) >= 3
@@ -376,15 +410,20 @@ def test_decoder_diagnostics_never_reach_the_terminal(tmp_path):
 def test_a_rerun_keeps_recorded_names_and_repairs_a_shared_one(tmp_path):
     """Names on record are kept on a re-run (even if INPUT gained an input that sorts
     first); an OUTPUT made before names were unique, where two inputs recorded one file,
-    keeps it for the first input and decodes the other again under a free name."""
+    keeps it for the first input and decodes the other again under a free name. The inputs
+    are named by their paths, as a vindr anonymize OUTPUT's are (manifest mode: ``outputs``,
+    the manifest's ok outputs); any other INPUT's names are keyed hashes."""
     from vindr_cli.pixels.batch import DecodeStage
     from vindr_cli.pixels.resize import SizeSpec
     from vindr_cli.pixels.task import DecodeConfig
     from vindr_cli.runner.sources import Source
     from vindr_cli.runner.stage import Run
 
-    stage = DecodeStage(tmp_path / "out", DecodeConfig(output=str(tmp_path / "out"), size=SizeSpec()))
-    sources = [Source(f"/in/{r}", r, 1) for r in ("img", "img.dcm", "img.dicom", "new.dcm")]
+    rels = ("img", "img.dcm", "img.dicom", "new.dcm")
+    outputs = {r: {"patient_id": "P", "sop_uid": f"1.2.{i}"} for i, r in enumerate(rels)}
+    stage = DecodeStage(tmp_path / "out", DecodeConfig(output=str(tmp_path / "out"), size=SizeSpec()), outputs)
+    sources = [Source(f"/in/{r}", r, 1) for r in rels]
+    assert [stage.key(s) for s in sources] == list(rels)
     run = Run(stage, sources, stage.tables())
     ok = {"status": "ok", "frame": 0}
     run.done["images"] = {"img.dcm": [{**ok, "output": "img.png"}],       # recorded first by an old run
@@ -396,25 +435,37 @@ def test_a_rerun_keeps_recorded_names_and_repairs_a_shared_one(tmp_path):
 
 
 def test_names_too_long_or_empty_fail_with_a_row(tmp_path):
-    """A 255-byte input name without a DICOM suffix needs 259 bytes as '.png', a member
-    folder of 300 bytes cannot be made, a member named 'C:' has no name once normalised:
-    each is a failed row with a fixed reason, and the batch finishes (exit 0)."""
+    """A 255-byte input name without a DICOM suffix, a 251-byte one with it, a member folder
+    of 300 bytes: a raw tree (marked YES) is named by keyed hashes of its paths, so none of
+    these names reaches OUTPUT and all three decode; a member named 'C:' has no name once
+    normalised: a failed row with a fixed reason, and the batch finishes (exit 0). The path
+    guard itself still turns a name the file system refuses (259 bytes as '.png', a 300-byte
+    folder) into TOO_LONG, which the stage makes a failed row, with nothing moved."""
     from vindr_cli.runner.discover import ZIP_EMPTY
 
     inp = tmp_path / "in"
     data = _cr(tmp_path / "seed.dcm").read_bytes()
     inp.mkdir()
     (inp / ("y" * 255)).write_bytes(data)
-    (inp / ("x" * 251 + ".dcm")).write_bytes(data)            # '.png' fits exactly
+    (inp / ("x" * 251 + ".dcm")).write_bytes(data)
     with zipfile.ZipFile(inp / "z.zip", "w") as zf:
         zf.writestr("a" * 300 + "/x.dcm", data)
         zf.writestr("C:", data)
     out = tmp_path / "out"
     run_cli("decode", inp, out, "-j", "1")
-    rows = {r["input"]: (r["status"], r["reason"]) for r in _rows(out / "images.parquet")}
-    assert rows == {"y" * 255: ("failed", paths.TOO_LONG), "x" * 251 + ".dcm": ("ok", None),
-                    "z.zip!" + "a" * 300 + "/x.dcm": ("failed", paths.TOO_LONG), "z.zip!C:": ("failed", ZIP_EMPTY)}
-    assert _files_under(out) - {"images.parquet"} == {"x" * 251 + ".png"} | {
+    rows = {r["input"]: (r["status"], r["reason"]) for r in decoded_rows(out, inp)}
+    decoded = ("y" * 255, "x" * 251 + ".dcm", "z.zip!" + "a" * 300 + "/x.dcm")
+    assert rows == {**{k: ("ok", None) for k in decoded}, "z.zip!C:": ("failed", ZIP_EMPTY)}
+    assert _files_under(out) - {"images.parquet"} == {_keyed(out, k) for k in decoded} | {
+        p for p in _files_under(out) if p.startswith(".vindr/")}
+
+    tmp = out / ".vindr" / "long.part"
+    tmp.write_bytes(b"x")
+    for rel in ("y" * 255 + ".png", "a" * 300 + "/x.png"):
+        with pytest.raises(paths.PathViolation) as e:
+            paths.place(out, tmp, rel)
+        assert e.value.reason == paths.TOO_LONG and tmp.exists()
+    assert _files_under(out) - {"images.parquet"} == {_keyed(out, k) for k in decoded} | {
         p for p in _files_under(out) if p.startswith(".vindr/")}
 
 

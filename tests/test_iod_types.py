@@ -194,3 +194,27 @@ def test_type1_text_in_nested_sr_items_gets_a_dummy():
     assert len(after) == len(before)                                  # none removed
     assert set(after) == {"ANONYMOUS"}                                # none kept as it was
     assert attribute_type(str(ds.SOPClassUID), text, (cs, cs)) == 1
+
+
+def test_lookup_in_the_modules_equals_the_expanded_merged_table():
+    """attribute_type looks keys up in the module tables as they are (start-up, issue 13);
+    the answer for every key of the expanded, merged table of several IODs (and for a sample
+    of every other IOD's keys, and for keys that are not there) is the merged table's."""
+    data = iod._data()
+    full = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1", SEG,
+            "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.4.1"}
+    assert full <= set(data["sop_classes"])
+    checked = 0
+    for uid in sorted(data["sop_classes"]):
+        table = iod._iod(uid)
+        keys = sorted(table)
+        sample = keys if uid in full else keys[::97]
+        for key in sample:
+            assert iod._lookup(uid, key) == table[key], (uid, key)
+            miss = (*key[:-1], key[-1] + 1)          # a neighbour tag, usually absent
+            assert iod._lookup(uid, miss) == table.get(miss), (uid, miss)
+            deeper = (*key, 0x00080100)               # CodeValue under it: present only for sequences
+            assert iod._lookup(uid, deeper) == table.get(deeper), (uid, deeper)
+            checked += 1
+    assert checked > 20000
+    assert iod._lookup("1.2.840.10008.5.1.4.1.1.2", (0x60000010,)) is None   # a repeater tag: no keyword

@@ -236,19 +236,23 @@ def test_ring_leaves_the_other_candidates_out():
         assert pt._ring_ratio(maps, alone, c[:4], c[4]) < pt._ring_ratio(maps, cands, c[:4], c[4])
 
 
+def _boxes_with_and_without(monkeypatch, img, rule: str, off) -> tuple[set, set]:
+    """The finder's non-marker boxes on ``img`` as it is, and with one rule switched off
+    (``pt.<rule>`` replaced by ``off`` for the one call)."""
+    new = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    with monkeypatch.context() as m:
+        m.setattr(pt, rule, off)
+        old = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    return new, old
+
+
 @needs_ocr
-def test_outer_band_grain_like_its_ring_is_dropped():
+def test_outer_band_grain_like_its_ring_is_dropped(monkeypatch):
     # a text-free MR2 crop (as the bench corpus makes them) with a grain box in the outer band
     # before the ring rule: the rule removes it, and every box it removes lies in the outer band
     img = mr_crop(0.087, 0.333, 0.937, False)
     h, w = img.shape
-    ratio = pt._ring_ratio
-    try:
-        pt._ring_ratio = lambda *a, **k: float("inf")
-        old = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
-    finally:
-        pt._ring_ratio = ratio
-    new = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    new, old = _boxes_with_and_without(monkeypatch, img, "_ring_ratio", lambda *a, **k: float("inf"))
     assert new < old
     for x0, y0, x1, y1 in old - new:
         assert not (x0 >= w // 8 and x1 <= w - w // 8 and y0 >= h // 8 and y1 <= h - h // 8)
@@ -280,17 +284,10 @@ def test_a_dot_is_a_speck_and_a_hole_is_not():
 
 @needs_ocr
 @pytest.mark.parametrize("view", [(0.205, 0.941, 0.842, False), (0.488, 0.73, 0.768, True)])
-def test_text_free_mr_crop_speck_is_dropped(view):
+def test_text_free_mr_crop_speck_is_dropped(monkeypatch, view):
     # text-free MR2 crops (as the bench corpus makes them) whose only box was one bright speck
     # of grain; every box the rule removes is small (a dot's padded box)
-    img = mr_crop(*view)
-    speck = pt._speck
-    try:
-        pt._speck = lambda *a, **k: False
-        old = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
-    finally:
-        pt._speck = speck
-    new = {(b.x0, b.y0, b.x1, b.y1) for b in pt.find_text(img) if b.kind != "marker"}
+    new, old = _boxes_with_and_without(monkeypatch, mr_crop(*view), "_speck", lambda *a, **k: False)
     assert new < old
     for x0, y0, x1, y1 in old - new:
         assert x1 - x0 <= 48 and y1 - y0 <= 32

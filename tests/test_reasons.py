@@ -261,9 +261,10 @@ def test_every_bad_row_reason_the_readers_can_write_is_in_the_vocabulary():
 
 
 def test_bad_rows_in_split_report_are_vindr_s_words_only(tmp_path):
-    """A real split over an annotation file with every kind of bad row, some quoting a secret:
-    split_report.json shows each reason in the vocabulary (the quoted values masked) and never
-    the secret; the console table (the user's own terminal) still has the full reason."""
+    """A real split over an annotation file with every kind of bad row, some holding a secret:
+    no reason quotes it (annotations/badrows.quote), split_report.json shows each reason in the
+    vocabulary (a listed class name and a short class_id may stay) and never the secret; the
+    console table shows the same reasons."""
     import io
     import json
 
@@ -293,18 +294,19 @@ def test_bad_rows_in_split_report_are_vindr_s_words_only(tmp_path):
     pd.DataFrame({"image_id": ids, "study_id": [f"s{k}" for k in range(30)], "patient_id": [f"p{k // 2}" for k in range(30)],
                   "rows": 100, "columns": 100}).to_csv(meta, index=False)
     r = split_dataset(ann, meta, test_size=8, seed=0, out_dir=tmp_path / "out")
-    assert len(r.bad_rows) == len(bad) and any(SECRET.split("^")[0] in b.reason for b in r.bad_rows)
+    assert len(r.bad_rows) == len(bad) and not any(SECRET.split("^")[0] in b.reason for b in r.bad_rows)
     text = (tmp_path / "out" / "split_report.json").read_text()
     assert SECRET.split("^")[0] not in text
     rep = json.loads(text)["bad_rows"]
     assert sum(rep["by_reason"].values()) == len(bad) == len(rep["rows"])
     assert reasons.OTHER not in rep["by_reason"], rep["by_reason"]
-    assert all(reasons.known("annotation_rows", k) for k in rep["by_reason"])
+    assert all(reasons.known("annotation_rows", k, reasons.label_set_extra(r.label_set)) for k in rep["by_reason"])
     assert any(k.startswith("unknown class <value>; label set ") for k in rep["by_reason"])
     assert "class_id <value> is not an integer" in rep["by_reason"]
+    assert "class_id '7' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)" in rep["by_reason"]
     buf = io.StringIO()
     render_split_report(r, Console(file=buf, width=300, color_system=None))
-    assert "unknown class" in buf.getvalue()
+    assert "unknown class <value>" in buf.getvalue() and SECRET.split("^")[0] not in buf.getvalue()
 
 
 def test_a_masked_reason_is_shown_only_when_vindr_s_words_remain():
@@ -323,3 +325,64 @@ def test_the_label_set_in_effect_may_be_named():
     assert reasons.shown_masked("annotation_rows", mine.format(SECRET)) == reasons.OTHER
     assert reasons.shown_masked("annotation_rows", mine.format(SECRET), extra) == \
         "unknown class <value>; label set mine allows: Lesion, No finding"
+
+
+def test_listed_names_and_short_numbers_stay_only_with_the_label_set_in_effect():
+    """reasons.label_set_extra: a quoted listed name of the set in effect stays (labels.json
+    publishes it), a short plain number stays (a class_id), anything else quoted is masked."""
+    from vindr_cli.annotations.labels import builtin
+
+    ls = builtin("vinbigdata")
+    extra = reasons.label_set_extra(ls)
+    wrong = "class_id '7' does not match class 'Cardiomegaly' (id 3 in label set vinbigdata)"
+    assert reasons.shown_masked("annotation_rows", wrong, extra) == wrong
+    assert reasons.shown_masked("annotation_rows", wrong) == \
+        "class_id '7' does not match class <value> (id 3 in label set vinbigdata)"
+    near = f"unknown class '{SECRET}'; closest listed class: 'Cardiomegaly'; {ls.allowed()}"
+    assert reasons.shown_masked("annotation_rows", near, extra) == \
+        f"unknown class <value>; closest listed class: 'Cardiomegaly'; {ls.allowed()}"
+    for long in ("'1234'", "'BN7'", "'1e3'", f"'{SECRET}'"):
+        assert reasons.shown_masked("annotation_rows", f"class_id {long} is not an integer", extra) == \
+            "class_id <value> is not an integer", long
+
+
+def test_every_prediction_row_reason_is_in_the_vocabulary(tmp_path):
+    """A real evaluate over prediction files with every kind of bad row: each reason is in the
+    vocabulary's prediction_rows (what evaluate shows, EvalResult.shown_bad_rows), none quotes
+    the secret, and evaluate's --json shows no "(other reason)"."""
+    import json
+
+    from vindr_cli.evaluate.score import evaluate, to_json
+
+    gt = tmp_path / "gt.csv"
+    gt.write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                  "a,Cardiomegaly,3,R1,10,10,50,50\nb,No finding,14,R1,,,,\n")
+    sub = tmp_path / "sub.csv"
+    sub.write_text("image_id,PredictionString\n"
+                   "a,3 0.9 10 10 50 50 8\n"                              # tokens
+                   f"b,14 1 0 0 1 1 {SECRET} 0.5 0 0 1 1\n"                # box 2: unknown class id
+                   "a,3 0.9 10 10 50 50\n"                                 # repeated
+                   "ghost,3 0.9 10 10 50 50\n"                             # not in the ground truth
+                   ",3 0.9 10 10 50 50\n")                                 # empty image_id
+    rows = tmp_path / "rows.csv"
+    rows.write_text("image_id,class_id,class_name,score,x_min,y_min,x_max,y_max\n"
+                    f"a,3,Cardiomegaly,{SECRET},10,10,50,50\n"             # score not a number
+                    "a,3,Cardiomegaly,-inf,10,10,50,50\n"                  # not finite
+                    "a,3,Cardiomegaly,0.5,50,10,10,50\n"                   # inverted
+                    "a,3,Cardiomegaly,0.5,10,10,,50\n"                     # empty coordinate
+                    f"a,3,{SECRET},0.5,10,10,50,50\n"                      # unknown class name
+                    "a,7,Cardiomegaly,0.5,10,10,50,50\n"                   # id and name disagree
+                    "a,3,Cardiomegaly,0.5,10,10,50\n")                     # fields
+    seen = []
+    for pred in (sub, rows):
+        r = evaluate(gt, pred)
+        bad = [b for b in r.bad_rows if b.source == "pred"]
+        assert bad and not any(SECRET.split("^")[0] in b.reason for b in bad)
+        extra = reasons.label_set_extra(r.label_set)
+        assert [b.reason for b in bad if not reasons.known("prediction_rows", b.reason, extra)] == []
+        shown = json.loads(to_json(r))["bad_rows"]
+        assert reasons.OTHER not in [b["reason"] for b in shown] and SECRET.split("^")[0] not in to_json(r)
+        seen += [b.reason for b in bad]
+    assert len(seen) == 12
+    assert "box 2: unknown class id <value> (0..14 in label set vinbigdata)" in seen
+    assert "class id 7 is 'Lung Opacity', not 'Cardiomegaly'" in seen and "score is -inf, not a finite number" in seen

@@ -1,6 +1,7 @@
 """Red team 6 (see tests/test_redteam6.py), `vindr decode` of what is not a plain vindr tree.
-All three leaked; the last two are fixed (manifest mode of vindr_cli/pixels/batch.py, and a fixed
-lut description); the first is still a strict xfail naming what to change:
+All three leaked; all three are fixed (an INPUT that is not a vindr anonymize OUTPUT is named by
+keyed hashes of its paths, the manifest mode of vindr_cli/pixels/batch.py, and a fixed lut
+description):
 
 * a raw export whose gateway set PatientIdentityRemoved YES is decoded as de-identified: its
   input paths (names, IDs) name the PNGs and fill images.parquet's input column;
@@ -15,18 +16,11 @@ import shutil
 
 import pyarrow.parquet as pq
 import pydicom
-import pytest
 
 from helpers import run_cli
 from test_redteam6 import PLANTED, _leaks, world  # noqa: F401  (world: the module's fixture)
 
 
-@pytest.mark.xfail(strict=True, reason="decode trusts PatientIdentityRemoved YES in the header: a raw export "
-                   "whose gateway set the flag is named after its input paths (names, IDs) in OUTPUT's files and "
-                   "images.parquet; fix in vindr_cli/pixels/batch.py (name outputs by keyed hashes, as with "
-                   "--allow-identified, unless INPUT is a vindr anonymize OUTPUT: manifest.parquet + "
-                   ".vindr/anonymize.json). Done on branch decode6-keyednames, not merged: it changes the names of "
-                   "every raw tree marked YES, which test_hostile_paths, test_faults and test_stage pin (10 tests)")
 def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_paths(world, tmp_path):
     src = tmp_path / "export"
     for p in sorted(world["export"].rglob("*")):
@@ -39,7 +33,8 @@ def test_decode_of_a_raw_tree_claiming_identity_removed_names_nothing_after_its_
             break
     out = tmp_path / "img"
     p = run_cli("decode", src, out, "--size", "64", "-j", "1", check=False)
-    assert p.returncode in (0, 2) and "Traceback" not in p.stderr
+    assert p.returncode == 0 and "Traceback" not in p.stderr      # decoded (marked YES), not refused
+    assert len(list(out.rglob("*.png"))) == 1
     assert _leaks(out, PLANTED, p.stdout + p.stderr) == []
 
 

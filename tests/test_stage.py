@@ -254,12 +254,47 @@ def test_decode_stops_at_an_identified_image_behind_a_deidentified_one(tmp_path,
             assert PHI_DIR.encode() not in p_.read_bytes()
 
 
-def test_decode_of_a_deidentified_tree_keeps_path_names(tmp_path):
+def test_decode_of_a_deidentified_tree_keeps_path_names(tmp_path, key_file):
+    """A vindr anonymize OUTPUT keeps its names (already keyed substitutes, checked against its
+    manifest); a raw tree whose images only say PatientIdentityRemoved YES (a gateway may set
+    it) is named by keyed hashes of its paths, with a warning (red team 6)."""
+    from vindr_cli.pixels.batch import NOT_ANONYMIZE_OUTPUT
+
     src = tmp_path / "in"
-    make_cr(src / "P1" / "x.dcm", extra=lambda d: setattr(d, "PatientIdentityRemoved", "YES"))
+    make_cr(src / PHI_DIR / "chest.dcm")
+    anon = tmp_path / "anon"
+    run_cli("anonymize", src, anon, "--key", key_file, "--no-linkage", "-j", "1")
+    (m,) = pq.read_table(anon / "manifest.parquet").to_pylist()
+    assert m["status"] == "ok" and m["output"].endswith(".dcm") and "/" in m["output"]
     out = tmp_path / "o"
-    p = run_cli("decode", src, out)
+    p = run_cli("decode", anon, out)
     assert "warning" not in p.stderr
     (row,) = pq.read_table(out / "images.parquet").to_pylist()
-    assert row["input"] == "P1/x.dcm" and row["output"] == "P1/x.png" and (out / "P1" / "x.png").is_file()
-    assert not (out / ".vindr" / "decode.salt").exists()
+    named = m["output"][: -len(".dcm")] + ".png"
+    assert row["input"] == m["output"] and row["output"] == named and (out / named).is_file()
+    assert row["sop_uid"] == m["sop_uid"]
+    from vindr_cli.pixels.batch import input_paths
+
+    assert input_paths(out, anon)[row["input"]] == m["output"]        # a path name maps to itself
+
+    marked = tmp_path / "marked"
+    make_cr(marked / PHI_DIR / "chest.dcm", extra=lambda d: setattr(d, "PatientIdentityRemoved", "YES"))
+    out2 = tmp_path / "o2"
+    p = run_cli("decode", marked, out2)
+    assert "warning:" in p.stderr and " ".join(NOT_ANONYMIZE_OUTPUT.split()[:6]) in " ".join(p.stderr.split())
+    (row,) = pq.read_table(out2 / "images.parquet").to_pylist()
+    assert row["status"] == "ok" and len(row["input"]) == 32 and int(row["input"], 16) >= 0
+    assert row["output"] == row["input"] + ".png" and (out2 / row["output"]).is_file()
+    assert input_paths(out2, marked)[row["input"]] == f"{PHI_DIR}/chest.dcm"   # whoever holds INPUT maps back
+    for p_ in out2.rglob("*"):
+        assert PHI_DIR not in str(p_) and "chest" not in p_.name
+        if p_.is_file():
+            assert PHI_DIR.encode() not in p_.read_bytes() and b"chest.dcm" not in p_.read_bytes()
+    assert stat.S_IMODE((out2 / ".vindr" / "decode.salt").stat().st_mode) == 0o600
+    p = run_cli("decode", marked, out2, "--strict", check=False)      # the warning fails --strict
+    assert p.returncode == 1 and "already done" in p.stdout
+    p = run_cli("decode", marked, out, check=False)        # the naming cannot change under an OUTPUT
+    assert p.returncode == 2
+    assert "made with names after INPUT's paths (a vindr anonymize OUTPUT's" in " ".join(p.stderr.split())
+    p = run_cli("decode", anon, out2, check=False)
+    assert p.returncode == 2 and "made with names by keyed hashes" in " ".join(p.stderr.split())

@@ -32,8 +32,16 @@ cfp.ProcessPoolExecutor.__init__ = _spy
 def _report():
     sys.stderr.write("\\nPROBE " + json.dumps({"modules": sorted(m for m in sys.modules if "." not in m),
                                                   "all": sorted(sys.modules),
+                                                  "collections": sum(s["collections"] for s in __import__("gc").get_stats()),
                                                   "pools": len(pools)}) + "\\n")
 atexit.register(_report)
+if sys.argv[1] == "--gc-as-before":          # vindr_cli.startup's deferral left out
+    import gc
+    def _held(phase, info):
+        pass
+    _held._vindr_restore = True
+    gc.callbacks.append(_held)
+    del sys.argv[1]
 sys.argv = ["vindr", *sys.argv[1:]]
 from vindr_cli.cli import main
 main()
@@ -68,6 +76,13 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     loaded = set(report["modules"])
     assert {"pydicom", "pyarrow"} <= loaded      # the probe saw the run's imports
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    # typer's values are coerced without pydantic (vindr_cli.cliparams, for its typer version)
+    import typer
+
+    from vindr_cli.cliparams import TYPER_VERSION
+
+    if typer.__version__ == TYPER_VERSION:
+        assert "pydantic" not in loaded and "pydantic_core" not in loaded
     # pydicom's codecs, GDCM, Pillow and its data downloader are left for first use
     # (vindr_cli.dicomio.lazy): a run that decodes nothing loads none of them
     assert not loaded & set(BACKENDS), sorted(loaded & set(BACKENDS))
@@ -150,6 +165,7 @@ from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
 from pydicom.pixels.encoders.base import _PIXEL_DATA_ENCODERS
 loaded_at_import = sorted(m for m in ("gdcm", "PIL.Image", "pylibjpeg", "jpeg_ls", "urllib.request")
                           if m in sys.modules)
+examples_at_import = "_DATASETS" in vars(sys.modules["pydicom.examples"])
 out = {"loaded_at_import": loaded_at_import, "pixels": {}, "coders": {}}
 for path in sys.argv[2:]:
     ds = pydicom.dcmread(path)
@@ -169,6 +185,8 @@ out["handlers"] = [[len(inspect.getsource(h)), h.HANDLER_NAME, h.is_available(),
                    for h in (g, p, l, j)]
 from pydicom.data import get_testdata_file
 out["testdata"] = get_testdata_file("CT_small.dcm", download=False)
+import pydicom.examples as ex
+out["examples"] = [examples_at_import, ex.ct.SOPInstanceUID, str(ex.mr.filename), sorted(ex._DATASETS.items())]
 print(json.dumps(out))
 """
 COMPRESSED = ("JPEG-LL.dcm",                        # JPEG lossless (GDCM first)
@@ -197,3 +215,254 @@ def test_deferred_backends_decode_and_register_exactly_as_eager_ones():
     assert any(av and "gdcm" in av for av, *_ in eager["coders"].values())
     assert deferred["handlers"] == eager["handlers"]
     assert deferred["testdata"] == eager["testdata"]
+    assert eager["examples"][0] is True and deferred["examples"][0] is False   # examples deferred ...
+    assert deferred["examples"][1:] == eager["examples"][1:]                   # ... and the same
+
+
+KEYWORDS = """
+import hashlib, json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom.datadict as d
+items = list(d.keyword_dict.items())
+print(json.dumps({"n": len(items), "sha": hashlib.sha256(repr(items).encode()).hexdigest(),
+                  "types": sorted({type(t).__name__ for _, t in items}),
+                  "lookups": all(d.tag_for_keyword(k) == t for k, t in items)}))
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    print(lazy.datadict_rewritten)
+"""
+
+
+def test_datadict_keyword_dict_is_the_same_with_the_hook():
+    """The hook rebuilds pydicom.datadict.keyword_dict without a call per tag: the same
+    keys, values (plain ints), and insertion order as pydicom's own comprehension."""
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", KEYWORDS, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout.splitlines()[0])
+        rewritten = p.stdout.splitlines()[1:]
+    import pydicom
+
+    if pydicom.__version__ == "3.0.2":
+        assert rewritten == ["True"]                   # the deferred run did use the rewrite
+    assert runs["eager"]["n"] > 4000 and runs["eager"]["lookups"]
+    assert runs["deferred"] == runs["eager"]
+
+
+def test_datadict_rewrite_is_exact_and_guarded():
+    """For every tag of DicomDictionary, what pydicom's comprehension calls equals the
+    entry's keyword (so the rewrite is the same mapping), the rewrite applies to pydicom
+    3.0.2's file, and not to a file that differs by one byte."""
+    import importlib.util
+
+    import pydicom
+    from pydicom.datadict import DicomDictionary, dictionary_keyword, keyword_dict
+
+    from vindr_cli.dicomio import lazy
+
+    assert all(dictionary_keyword(tag) == entry[4] for tag, entry in DicomDictionary.items())
+    assert keyword_dict == {entry[4]: tag for tag, entry in DicomDictionary.items()}
+    spec = importlib.util.find_spec("pydicom.datadict")
+    code = spec.loader.get_code("pydicom.datadict")
+    source = spec.loader.get_data(spec.origin)
+    fast = lazy._fast_keyword_dict(code, source)
+    if pydicom.__version__ == "3.0.2":
+        assert fast is not None
+        ns = {}
+        exec(fast, ns)
+        assert list(ns["keyword_dict"].items()) == list(keyword_dict.items())
+    assert lazy._fast_keyword_dict(code, source + b"\n") is None
+
+
+def test_a_named_command_is_built_alone_and_behaves_the_same():
+    """cli.app_for: `vindr CMD ...` builds only CMD; its help, its usage errors and its exit
+    codes are those of the whole app; anything else runs the whole app, left unchanged."""
+    from typer.testing import CliRunner
+
+    from vindr_cli.cli import app, app_for
+
+    names = sorted(typer_commands())
+    assert len(names) >= 12
+    assert app_for([]) is app and app_for(["--help"]) is app and app_for(["--version"]) is app
+    assert app_for(["anonymiz"]) is app                  # a misspelt command keeps its suggestions
+    runner = CliRunner()
+    for name in names:
+        one = app_for([name, "--help"])
+        assert one is not app and len(one.registered_commands) == 1
+        for args in ([name, "--help"], [name, "--no-such-option"], [name]):
+            whole, alone = runner.invoke(app, args), runner.invoke(one, args)
+            assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), args
+    assert len(app.registered_commands) == len(names)    # the app itself is untouched
+
+
+def typer_commands():
+    import typer
+
+    from vindr_cli.cli import app
+
+    return typer.main.get_command(app).commands
+
+
+VERSION = """
+import json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom, pydicom._version as v, pydicom.uid as u
+metadata_at_import = "importlib.metadata" in sys.modules
+print(json.dumps([metadata_at_import, pydicom.__version__, list(pydicom.__version_info__), v.__version__,
+                  str(u.PYDICOM_IMPLEMENTATION_UID), v.version("numpy")]))
+"""
+
+
+def test_pydicom_version_is_read_without_importlib_metadata_and_the_same():
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", VERSION, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    assert runs["eager"][0] is True and runs["deferred"][0] is False
+    assert runs["deferred"][1:] == runs["eager"][1:]
+
+
+ALL_DISTS = """
+import importlib.metadata, json
+from vindr_cli.dicomio.lazy import dist_version
+names = sorted({d.metadata["Name"] for d in importlib.metadata.distributions()})
+print(json.dumps([[n, dist_version(n), importlib.metadata.version(n)] for n in names]))
+"""
+
+
+def test_dist_version_equals_importlib_metadata_for_every_installed_distribution():
+    """In a fresh interpreter (only the standard finders) every installed distribution's
+    version is read, the same as importlib.metadata's; here, where the test session may have
+    put another distribution finder on sys.meta_path (importlib_metadata's, brought by Dask),
+    any answer given is the same, and a finder that lists distributions makes it give none."""
+    import importlib.metadata
+
+    from vindr_cli.dicomio.lazy import dist_version
+
+    p = subprocess.run([sys.executable, "-c", ALL_DISTS], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads(p.stdout)
+    assert len(rows) > 20
+    assert all(fast is None or fast == real for _, fast, real in rows), [r for r in rows if r[1] != r[2]]
+    assert sum(fast is not None for _, fast, _ in rows) >= 0.9 * len(rows)   # the plain case is the usual one
+    for name, _, _ in rows:
+        fast = dist_version(name)
+        assert fast is None or fast == importlib.metadata.version(name), name
+
+    class Lister:                       # another finder that lists distributions
+        @staticmethod
+        def find_spec(*args, **kwargs):
+            return None
+
+        @staticmethod
+        def find_distributions(*args, **kwargs):
+            return iter(())
+
+    sys.meta_path.append(Lister)
+    try:
+        assert dist_version("pydicom") is None
+    finally:
+        sys.meta_path.remove(Lister)
+    assert dist_version("no-such-distribution-here") is None
+
+
+DISTS = """
+import json, sys
+sys.path[:] = sys.argv[1:] + sys.path
+import importlib.metadata
+from vindr_cli.dicomio.lazy import dist_version
+out = {}
+for name in ("fake-pkg", "Fake.Pkg", "folded", "nometa", "zipped", "egged"):
+    try:
+        real = importlib.metadata.version(name)
+    except Exception as exc:
+        real = type(exc).__name__
+    out[name] = [dist_version(name), real]
+print(json.dumps(out))
+"""
+
+
+def test_dist_version_reads_the_first_folder_or_gives_up(tmp_path):
+    """The first sys.path folder with the distribution wins (as in importlib.metadata); a
+    folded Version header, a dist without METADATA, a zip or an egg on the path: None."""
+    import zipfile
+
+    def dist(folder, dirname, text):
+        d = tmp_path / folder / dirname
+        d.mkdir(parents=True)
+        if text is not None:
+            (d / "METADATA").write_text(text, encoding="utf-8")
+
+    dist("a", "Fake_Pkg-2.0.dist-info", "Metadata-Version: 2.1\nName: Fake_Pkg\nVersion: 2.0\n\nbody\n")
+    dist("b", "fake.pkg-1.0.dist-info", "Metadata-Version: 2.1\nName: fake.pkg\nVersion: 1.0\n")
+    dist("b", "folded-1.0.dist-info", "Name: folded\nVersion: 1.0\n  .1\n")
+    dist("b", "nometa-1.0.dist-info", None)
+    (tmp_path / "b" / "nometa-1.0.dist-info" / "PKG-INFO").write_text("Name: nometa\nVersion: 3\n")
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        z.writestr("zipped-4.0.dist-info/METADATA", "Name: zipped\nVersion: 4.0\n")
+    (tmp_path / "x.egg" / "EGG-INFO").mkdir(parents=True)
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "a"), str(tmp_path / "b")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["fake-pkg"] == ["2.0", "2.0"] and out["Fake.Pkg"] == ["2.0", "2.0"]
+    assert out["folded"][0] is None and out["nometa"] == [None, "3"]
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "z.zip"), str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    out = json.loads(p.stdout)
+    assert out["zipped"] == [None, "4.0"] and out["fake-pkg"] == [None, "2.0"]   # the zip comes first
+    p = subprocess.run([sys.executable, "-c", DISTS, str(tmp_path / "x.egg"), str(tmp_path / "a")],
+                       capture_output=True, text=True)
+    assert json.loads(p.stdout)["fake-pkg"] == [None, "2.0"]
+
+
+GC = """
+import gc, json, sys
+default = gc.get_threshold()
+import vindr_cli.cli
+from vindr_cli.startup import BUDGET
+raised = gc.get_threshold()
+before = gc.get_stats()[0]["collections"]
+class Node:
+    pass
+for _ in range(BUDGET * 2):              # cyclic garbage, more than the budget
+    a, b = Node(), Node()
+    a.b, b.a = b, a
+after = gc.get_threshold()
+restored_by = [cb for cb in gc.callbacks if getattr(cb, "_vindr_restore", False)]
+print(json.dumps([default, raised, after, gc.get_stats()[0]["collections"] - before, len(restored_by),
+                  sum(1 for o in gc.get_objects() if type(o) is Node)]))
+"""
+
+
+def test_first_collection_is_deferred_then_thresholds_come_back():
+    """Importing the CLI raises the first threshold to the budget; the first collection
+    (after the budget) frees the cyclic garbage and puts the process's thresholds back."""
+    p = subprocess.run([sys.executable, "-c", GC], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    default, raised, after, collections, callbacks, alive = json.loads(p.stdout)
+    from vindr_cli.startup import BUDGET
+
+    assert raised == [BUDGET, *default[1:]] and after == default
+    assert collections > 1 and callbacks == 0
+    assert alive < BUDGET // 2                   # the cycles were collected, not kept
+
+
+def test_one_file_start_up_runs_far_fewer_collections(tmp_path):
+    """The same one-file run with the default thresholds collects many times more often."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), src / "a.dcm")
+    key = key_file_in(tmp_path)
+    runs = {}
+    for mode in ((), ("--gc-as-before",)):
+        report, p = _probe(*mode, "anonymize", src, tmp_path / f"out{len(mode)}", "--key", key, "--burned-in", "off")
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = report["collections"]
+    assert runs[()] * 3 < runs[("--gc-as-before",)], runs

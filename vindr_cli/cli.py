@@ -11,12 +11,18 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from vindr_cli.startup import defer_first_collection
 
-from vindr_cli import __version__
+defer_first_collection()        # no cyclic GC over start-up's long-lived objects (issue 13)
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from rich.text import Text  # noqa: E402
+
+from vindr_cli import __version__  # noqa: E402
+from vindr_cli.cliparams import coerce_without_pydantic  # noqa: E402
+
+coerce_without_pydantic()       # typer's option values without pydantic where certain (issue 13)
 
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
@@ -39,6 +45,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """vindr: de-identify, decode, split and validate DICOM research releases."""
 
 
+def _count(value: int) -> int:
+    """A count option (-j, --threads, --spot): 0 or more. A callback, not typer's ``min=``,
+    which typer 0.29 checks through pydantic (vindr_cli.cliparams keeps pydantic out of a run)."""
+    if value is not None and value < 0:
+        raise typer.BadParameter(f"{value} is not 0 or more.")
+    return value
+
+
+def _port(value: int) -> int:
+    """--port: 0 (a free one) to 65535."""
+    if value is not None and not 0 <= value <= 65535:
+        raise typer.BadParameter(f"{value} is not in the range 0 to 65535.")
+    return value
+
+
 def _fail(message: str, code: int = 2) -> None:
     """Print a one-line, PHI-free error (rich markup, already escaped by the caller) and exit
     with ``code`` (2: the request cannot run, 1: findings). Library errors need no call here:
@@ -47,7 +68,7 @@ def _fail(message: str, code: int = 2) -> None:
 
     if code not in (EXIT_REQUEST, EXIT_FINDINGS):   # 3 is main's alone: an unknown exception
         raise ValueError("_fail is for exit 1 or 2")
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -70,7 +91,7 @@ def anonymize(
     burned_in: str = typer.Option("redact", "--burned-in", help="Text burned into the pixels: redact (mask identifying text found in every frame, keep markers, re-encode) | quarantine (hold back an image with identifying text) | off (pixels untouched; only the SOP-class / header quarantine)."),
     linkage: Optional[Path] = typer.Option(None, "--linkage", help="Linkage table path (PHI, 0600). Default: OUTPUT's sibling <name>.linkage.parquet."),
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -106,6 +127,13 @@ def anonymize(
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary)
+    if summary.counts.get("quarantined") and not allow_burned_in:
+        console.print("quarantined images are not written; --allow-burned-in writes those held back for their SOP "
+                      "class or BurnedInAnnotation after the same OCR scan and redaction (README 'Burned-in text')",
+                      markup=False, highlight=False, soft_wrap=True)
+    if summary.counts.get("ok"):
+        console.print(f"next: vindr audit {output} --report FILE.json (before anything leaves the hospital)",
+                      markup=False, highlight=False, soft_wrap=True)
     if summary.review_images:
         from vindr_cli.deid.batch import REVIEW_RERUN
         console.print(f"vindr review: {summary.review_rewritten} image(s) re-written with the boxes drawn for more "
@@ -113,7 +141,7 @@ def anonymize(
                       + (f"; {REVIEW_RERUN}" if summary.review_rewritten else ""), markup=False, highlight=False)
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -166,7 +194,7 @@ def _print_anonymize(s) -> None:
 
 @app.command()
 def decode(
-    input: Path = typer.Argument(..., help="A de-identified DICOM tree (e.g. vindr anonymize output; others need --allow-identified), a .zip, or one file."),
+    input: Path = typer.Argument(..., help="A de-identified DICOM tree (e.g. vindr anonymize output; others need --allow-identified), a .zip, or one file. Only a vindr anonymize OUTPUT is named after its paths; any other INPUT by keyed hashes of them."),
     output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
     size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
     window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
@@ -175,8 +203,8 @@ def decode(
     fmt: str = typer.Option("png", "--format", help="png | npy."),
     resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | auto (cuda when nvImageCodec and a GPU are there)."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
-    threads: int = typer.Option(0, "--threads", help="Decoder threads per worker (0: cores / workers)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
+    threads: int = typer.Option(0, "--threads", callback=_count, help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -220,7 +248,7 @@ def decode(
     console.print(f"images table: {summary.table}")
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
 
@@ -233,7 +261,7 @@ def select_cmd(
     n: Optional[int] = typer.Option(None, "--n", help="Exactly N images (default: the recipe's sampling.n, else every qualifying image)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling order."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV/Parquet with image_id,label for the recipe's sampling proportions."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
@@ -270,7 +298,11 @@ def select_cmd(
     console.print(Text(f"selection table: {s.table}"))
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not s.selected:
+        err.print("[bold yellow]warning:[/] no image was selected (the table counts why): the presets take adult chest "
+                  "or spine CR/DX radiographs; for other images write a recipe (--recipe FILE.toml, README "
+                  "'vindr select')", soft_wrap=True)
 
 
 @app.command()
@@ -355,7 +387,7 @@ def release(
                   markup=False, highlight=False)
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -400,7 +432,7 @@ def baseline(
     lr: Optional[float] = typer.Option(None, "--lr", help="Default 2e-3 x batch/16 (AdamW, cosine)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop training after this many seconds, then evaluate."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUTPUT holds a checkpoint."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Decode workers when the release has no decoded images (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Decode workers when the release has no decoded images (0: all cores)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the release's labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
     model: str = typer.Option("tiny", "--model", help="Model preset (schemas/baseline/models.toml): tiny (CPU default) | small | base (GPU, 1024 px, bf16)."),
 ) -> None:
@@ -488,7 +520,7 @@ def evaluate(
 def info(
     path: Path = typer.Argument(..., help="An export: folder, .zip, DICOMDIR media or one file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -511,7 +543,7 @@ def info(
         render(summary, console)
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
-        err.print(line, markup=False, highlight=False)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and warnings:
         raise typer.Exit(1)
 
@@ -524,7 +556,7 @@ def audit(
     report_file: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Write every finding to FILE (.json: as --json; else tab-separated). Not inside OUTPUT."),
     pixels: bool = typer.Option(True, "--pixels/--no-pixels", help="Read every frame of every image for burned-in text (OCR; on by default) and report readable text that is not an allowed marker, and any change inside the anonymizer's masks, with frame and box, never the text. --no-pixels checks headers, paths and hashes only."),
     locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
-    workers: int = typer.Option(0, "--workers", "-j", help="Worker processes (0: all cores)."),
+    workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a not-audited finding (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
@@ -549,7 +581,7 @@ def audit(
             raise RequestError("--report FILE: its folder does not exist")
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
-                  "only structural checks run. Pass --linkage FILE for a full audit.")
+                  "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)
     from vindr_cli.runner.pool import progress_bar
 
     with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
@@ -640,9 +672,9 @@ def review(
     review_dir: Path = typer.Argument(..., help="A de-identified tree (vindr anonymize OUTPUT) or a SELECTION folder (vindr select output)."),
     tree: Optional[Path] = typer.Option(None, "--tree", help="The de-identified tree of a SELECTION (default: the folder beside it whose manifest.parquet selection.json names by hash)."),
     audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit --report: its pixel findings make the residual-text queue."),
-    spot: int = typer.Option(20, "--spot", help="Untouched images in the spot-check queue (a seeded random sample)."),
+    spot: int = typer.Option(20, "--spot", callback=_count, help="Untouched images in the spot-check queue (a seeded random sample)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the spot-check sample."),
-    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
+    port: int = typer.Option(0, "--port", callback=_port, help="Port on 127.0.0.1 (0: a free one)."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
 ) -> None:
@@ -671,6 +703,27 @@ def review(
           open_browser=not no_browser, ready=ready)
 
 
+def app_for(argv: list[str]) -> typer.Typer:
+    """The app to run for these arguments: when the first one names a command exactly, a copy
+    of ``app`` with only that command registered, so that typer builds one command's options
+    (from its signature) instead of all twelve; otherwise ``app`` itself (``vindr --help``,
+    ``--version``, a misspelt command with its suggestions). The command, its options, help
+    and errors are the same objects either way (tests/test_cli_params.py compares them)."""
+    import copy
+
+    from typer.main import get_command_name
+
+    if not argv or argv[0].startswith("-"):
+        return app
+    named = [c for c in app.registered_commands
+             if (c.name or get_command_name(c.callback.__name__)) == argv[0]]
+    if len(named) != 1 or app.registered_groups:
+        return app
+    one = copy.copy(app)
+    one.registered_commands = named
+    return one
+
+
 def main() -> None:
     from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
@@ -681,22 +734,22 @@ def main() -> None:
     from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
 
     try:
-        app()
+        app_for(sys.argv[1:])()        # only the command asked for is built (start-up, issue 13)
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted: finished work is kept; run the same command again to resume")
         sys.exit(EXIT_INTERRUPTED)
     except VindrError as exc:
         # the one place where vindr's errors become messages and exit codes (see errors.py)
         for line in exc.details:
-            err.print(line, markup=False, highlight=False)
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
         if str(exc):
             err.print("[bold red]error:[/] ", end="")
-            err.print(str(exc), markup=False, highlight=False)
+            err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         # A traceback would print local values: file content, paths, names. Never by default.
         if os.environ.get("VINDR_DEBUG") == "1":
             raise
         err.print(f"internal error ({type(exc).__name__}); details withheld because they may hold PHI. "
-                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False)
+                  "Set VINDR_DEBUG=1 to see the traceback on a machine where that is safe.", highlight=False, soft_wrap=True)
         sys.exit(EXIT_INTERNAL)

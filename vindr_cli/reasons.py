@@ -19,6 +19,7 @@ import re
 import tomllib
 from functools import cache
 
+from vindr_cli.annotations.badrows import MASK, QUOTED as _QUOTED
 from vindr_cli.resources import schema_path
 
 OTHER = "(other reason)"
@@ -32,7 +33,7 @@ def vocabulary() -> dict:
 
 def _values(spec: dict) -> str:
     """One variable's closed set as a regular expression."""
-    if "pattern" in spec:
+    if "pattern" in spec and not spec.get("values"):
         return f"(?:{spec['pattern']})"
     values = list(spec.get("values", ()))
     if "toml" in spec:
@@ -51,7 +52,8 @@ def _values(spec: dict) -> str:
                    [ls.allowed(image_level=lvl) for ls in sets for lvl in (False, True)])
     if not values:
         raise ValueError("schemas/tables/reasons.json: a variable has no values")
-    return "(?:" + "|".join(re.escape(v) for v in sorted(set(values), key=len, reverse=True)) + ")"
+    pattern = [f"(?:{spec['pattern']})"] if "pattern" in spec else []    # a pattern and values: either
+    return "(?:" + "|".join(pattern + [re.escape(v) for v in sorted(set(values), key=len, reverse=True)]) + ")"
 
 
 def template_regex(template: str, extra: tuple = ()) -> re.Pattern:
@@ -95,20 +97,35 @@ def shown(table: str, reason) -> str:
     return reason if known(table, reason) else OTHER
 
 
-# a value an annotation reader quoted from the row (annotations.badrows.quote: Python's repr)
-_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
-MASK = "<value>"
+# a value an annotation reader quoted from the row (annotations.badrows.quote: Python's repr);
+# MASK and _QUOTED are annotations.badrows': one masking for every reader
+
+
+@cache
+def _value_regex(extra: tuple) -> re.Pattern:
+    return template_regex("{value}", extra)
 
 
 def shown_masked(table: str, reason, extra: dict | None = None) -> str:
     """Like :func:`shown`, for reasons that quote a value from the input row (a bad
-    annotation row): each quoted value is replaced by ``<value>`` first, and the result is
-    shown only when it is in the vocabulary (so only vindr's own words remain), else
-    :data:`OTHER`."""
-    if known(table, reason, extra):
-        return reason
-    if isinstance(reason, str):
-        masked = _QUOTED.sub(MASK, reason)
+    annotation row): each quoted value is replaced by ``<value>`` first — except one the
+    vocabulary's ``{value}`` allows (a short plain number; with ``extra``, a listed name of the
+    label set in effect, quoted) — and the result is shown only when it is in the vocabulary
+    (so only vindr's own words remain), else :data:`OTHER`. When that fails, every quoted
+    value masked is tried too."""
+    if not isinstance(reason, str):
+        return OTHER
+    keep = _value_regex(_extra(extra))
+    for masked in (_QUOTED.sub(lambda m: m.group(0) if keep.fullmatch(m.group(0)) else MASK, reason),
+                   _QUOTED.sub(MASK, reason)):
         if known(table, masked, extra):
             return masked
     return OTHER
+
+
+def label_set_extra(label_set) -> dict:
+    """``extra`` for a bad-row reason: the label set in effect (labels.json publishes it) may be
+    named, its ``allowed`` lines shown, and its listed names quoted as a ``{value}``."""
+    return {"label_set": [label_set.name],
+            "allowed": [label_set.allowed(), label_set.allowed(image_level=True)],
+            "value": [repr(n) for n in label_set.all_labels]}

@@ -15,7 +15,8 @@ Forms, chosen by the header:
 Scores may be any finite float (not only [0, 1]); NaN and infinities are refused. Boxes need
 x_min <= x_max and y_min <= y_max (a model may predict a box partly outside the image).
 Bad rows are never guessed at: each is reported by line with a one-line reason (source
-``pred``) and left out of scoring.
+``pred``) and left out of scoring; a reason quotes no value of the row but a listed class
+name or a short plain number (annotations.badrows.quote).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vindr_cli.annotations.badrows import AnnotationInputError, BadRow
+from vindr_cli.annotations.badrows import AnnotationInputError, BadRow, quote
 from vindr_cli.annotations.csvfile import read_csv_text
 from vindr_cli.annotations.labels import LabelSet
 from vindr_cli.annotations.read import BOX, SPINE_BOX, _key
@@ -43,9 +44,9 @@ def parse_float(token: str, what: str) -> float:
     try:
         v = float(t)
     except ValueError:
-        raise ValueError(f"{what} {t[:20]!r} is not a number") from None
+        raise ValueError(f"{what} {quote(t)} is not a number") from None
     if not math.isfinite(v):
-        raise ValueError(f"{what} is {t[:20]}, not a finite number")
+        raise ValueError(f"{what} is {'nan' if math.isnan(v) else 'inf' if v > 0 else '-inf'}, not a finite number")
     return v
 
 
@@ -53,7 +54,7 @@ def parse_box(tokens: Sequence[str]) -> tuple[float, float, float, float]:
     """Four finite coordinates with x_min <= x_max and y_min <= y_max, else ValueError."""
     x0, y0, x1, y1 = (parse_float(t, n) for t, n in zip(tokens, BOX))
     if x1 < x0 or y1 < y0:
-        raise ValueError(f"inverted box ({x0:g}, {y0:g}, {x1:g}, {y1:g}): x_max < x_min or y_max < y_min")
+        raise ValueError("inverted box: x_max < x_min or y_max < y_min")     # the row's numbers are not shown
     return x0, y0, x1, y1
 
 
@@ -63,12 +64,12 @@ def resolve_class(labels: LabelSet, class_id: str | None, class_name: str | None
     if class_id is not None:
         by_id = labels.by_id(class_id)
         if by_id is None:
-            raise ValueError(f"unknown class id {class_id.strip()[:20]!r} (0..{len(labels) - 1} in label set "
+            raise ValueError(f"unknown class id {quote(class_id)} (0..{len(labels) - 1} in label set "
                              f"{labels.name})")
     if class_name is not None:
         by_name = labels.by_name(class_name)
         if by_name is None:
-            raise ValueError(f"unknown class name {class_name.strip()[:40]!r}; {labels.allowed()}")
+            raise ValueError(f"unknown class name {quote(class_name, labels.classes)}; {labels.allowed()}")
     if by_id is not None and by_name is not None and by_id != by_name:
         raise ValueError(f"class id {by_id} is {labels.names[by_id]!r}, not {labels.names[by_name]!r}")
     if by_id is None and by_name is None:

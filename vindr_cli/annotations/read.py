@@ -50,7 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vindr_cli.annotations.badrows import AnnotationInputError, BadRow, BadRows, BadRowsError, quote
+from vindr_cli.annotations.badrows import AnnotationInputError, BadRow, BadRows, BadRowsError, closest, quote
 from vindr_cli.annotations.csvfile import CsvText, read_csv_text
 from vindr_cli.annotations.labels import NO_FINDING, LabelSet, default_for, fold, load_labels
 
@@ -60,7 +60,6 @@ FORMATS = ("cxr-boxes", "cxr-image-labels", "spinexr")
 COLUMNS = ("line", "image_id", "reader", "label", "class_id", "score", *BOX)
 
 _Csv = CsvText
-_quote = quote
 
 
 def _key(name: str) -> str:
@@ -182,28 +181,35 @@ def _start(csvt: CsvText) -> tuple[int, _Checker, pd.Series, pd.Series]:
 
 def _normalise_boxes(csvt: CsvText, fmt: str, labels: LabelSet) -> tuple[pd.DataFrame, list[BadRow]]:
     n, chk, image_id, reader = _start(csvt)
+    shown = labels.all_labels        # a value a reason may quote: a listed name (badrows.quote)
     label_col = "class_name" if fmt == "cxr-boxes" else "lesion_type"
     names = _col(csvt, label_col)
     class_id = _col(csvt, "class_id") if fmt == "cxr-boxes" else None
     ids = _to_float(class_id) if class_id is not None else None
     cid = class_id.to_numpy(dtype=object) if class_id is not None else None
     if ids is not None:
-        chk.fail(np.isnan(ids) | (ids != np.round(ids)), lambda i: f"class_id {quote(cid[i])} is not an integer")
+        chk.fail(np.isnan(ids) | (ids != np.round(ids)), lambda i: f"class_id {quote(cid[i], shown)} is not an integer")
     if names is not None:
         codes, uniq = pd.factorize(names)
-        canonical = np.array([labels.match(str(u)) for u in uniq] + [None], dtype=object)[codes]
+        canonical_u = [labels.match(str(u)) for u in uniq]
+        canonical = np.array(canonical_u + [None], dtype=object)[codes]
         unknown = pd.isna(canonical)
         names_np = names.to_numpy(dtype=object)
         chk.fail(unknown & (names_np == ""), f"empty {label_col}")
-        chk.fail(unknown, lambda i: f"unknown class {quote(names_np[i])}; {labels.allowed()}")
+        # the listed class nearest an unknown name (only the label set's own words are shown)
+        near = np.array([closest(u, labels.classes) if c is None else None
+                         for u, c in zip(uniq, canonical_u)] + [None], dtype=object)[codes]
+        chk.fail(unknown, lambda i: f"unknown class {quote(names_np[i], shown)}; closest listed class: "
+                                    f"{quote(near[i], shown)}; {labels.allowed()}" if near[i] else
+                                    f"unknown class {quote(names_np[i], shown)}; {labels.allowed()}")
         canonical = np.where(unknown, "", canonical).astype(object)
         if ids is not None:
             expected = np.array([labels.class_id(c) if c else -1 for c in canonical], dtype=float)
-            chk.fail(ids != expected, lambda i: f"class_id {quote(cid[i])} does not match class {quote(canonical[i])} "
+            chk.fail(ids != expected, lambda i: f"class_id {quote(cid[i], shown)} does not match class {quote(canonical[i], shown)} "
                                                 f"(id {labels.class_id(canonical[i])} in label set {labels.name})")
     else:   # class_id only
         known = np.isfinite(ids) & (ids >= 0) & (ids < len(labels))
-        chk.fail(~known, lambda i: f"unknown class_id {quote(cid[i])}; {labels.allowed()} (ids 0..{len(labels) - 1})")
+        chk.fail(~known, lambda i: f"unknown class_id {quote(cid[i], shown)}; {labels.allowed()} (ids 0..{len(labels) - 1})")
         canonical = np.array([labels.names[int(v)] if ok else "" for v, ok in zip(ids, known)], dtype=object)
     is_none = canonical == labels.no_finding
     box_names = BOX if fmt == "cxr-boxes" else SPINE_BOX
@@ -232,8 +238,11 @@ def _normalise_image_labels(csvt: CsvText, labels: LabelSet) -> tuple[pd.DataFra
     label_cols = [c for c in csvt.header if _key(c) not in ("image_id", "rad_id")]
     unknown = [c for c in label_cols if labels.match(c, image_level=True) is None]
     if unknown:
-        raise AnnotationInputError(f"image label column(s) {', '.join(quote(c) for c in unknown[:5])} not in the "
-                                   f"label set; {labels.allowed(image_level=True)}")
+        where = [f"column {csvt.header.index(c) + 1}" + (f" (closest listed label: {quote(near, labels.all_labels)})"
+                                                          if (near := closest(c, labels.all_labels)) else "")
+                 for c in unknown[:5]]       # a header's own text is not shown (badrows.quote)
+        raise AnnotationInputError(f"image label {', '.join(where)} not in the label set; "
+                                   f"{labels.allowed(image_level=True)}")
     label_set, labels = labels, [labels.match(c, image_level=True) for c in label_cols]
     values = np.zeros((n, len(label_cols)), dtype=bool)
     for j, c in enumerate(label_cols):
@@ -242,7 +251,8 @@ def _normalise_image_labels(csvt: CsvText, labels: LabelSet) -> tuple[pd.DataFra
         num = _to_float(text)
         tnp = text.to_numpy(dtype=object)
         chk.fail(~((num == 0) | (num == 1)),
-                 lambda i, c=c, tnp=tnp: f"label {_quote(c)} is {_quote(tnp[i]) if tnp[i] else 'empty'}, not 0 or 1")
+                 lambda i, name=labels[j], tnp=tnp: f"label {quote(name, label_set.all_labels)} is "
+                                                     f"{quote(tnp[i]) if tnp[i] else 'empty'}, not 0 or 1")
         values[:, j] = num == 1
     ok = chk.ok
     rows_idx, lab_idx = np.nonzero(values & ok[:, None])
@@ -291,7 +301,7 @@ def read_annotations(path: str | Path, *, strict: bool = False,
     df.attrs["label_set"] = label_set
     df.attrs["images"] = [i for i in pd.unique(ids) if i] if ids is not None else []
     if strict and bad_rows:
-        raise BadRowsError(bad_rows)
+        raise BadRowsError(bad_rows, names=label_set.all_labels)
     return df, bad_rows
 
 

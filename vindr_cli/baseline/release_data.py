@@ -12,7 +12,7 @@ import pandas as pd
 from vindr_cli.annotations import LabelSet, load_labels, read_labels_json
 from vindr_cli.baseline.data import Sample, samples_from_coco
 from vindr_cli.errors import RequestError
-from vindr_cli.pixels.batch import decode_tree
+from vindr_cli.pixels.batch import decode_tree, input_paths
 from vindr_cli.pixels.resize import SizeSpec
 from vindr_cli.pixels.task import DecodeConfig
 from vindr_cli.tables import read_rows
@@ -82,7 +82,9 @@ def _decode_on_the_fly(release: Path, split: str, coco: Path, cache: Path, size:
     target = cache / split
     cfg = DecodeConfig(output=str(target), size=SizeSpec(long_side=size))
     decode_tree(release / split / "dicom", target, cfg, workers=workers)
-    rows = {Path(r["input"]).stem: r for r in read_rows(target / "images.parquet") if r["status"] == "ok"}
+    rels = input_paths(target, release / split / "dicom")    # not an anonymize OUTPUT: rows named by keyed hashes
+    rows = {Path(rels.get(r["input"], r["input"])).stem: r for r in read_rows(target / "images.parquet")
+            if r["status"] == "ok"}
     dicom_samples, classes = samples_from_coco(coco, release / split / "dicom", classes=classes)
     samples = []
     for s in dicom_samples:

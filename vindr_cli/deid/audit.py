@@ -26,7 +26,7 @@ from pydicom.datadict import dictionary_has_tag
 
 from vindr_cli.deid import actions, codes, policy
 from vindr_cli.deid.table import load_table
-from vindr_cli.deid.terms import DATE_TERM, TermSet, build_terms, decode_all, tokens
+from vindr_cli.deid.terms import DATE_TERM, NUMBER_FORMATS, TermSet, build_terms, decode_all, tokens, value_views
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
@@ -214,7 +214,8 @@ def trusted_tags(run: dict) -> frozenset[int]:
 # region the finder cannot read (unknown strokes are not known to be safe), but a re-read of a
 # redacted output would then report anatomy and the masks' edges anew, and an audit that
 # always finds something checks nothing. A finding is a region of non-marker text where OCR
-# reads at least READ_MIN_CHARS letters or digits with confidence, or one the finder ties to
+# reads at least READ_MIN_CHARS letters or digits with confidence (or READ_SHORT_CHARS at
+# READ_SHORT_CONF: initials), or one the finder ties to
 # an original name, ID or date of the same file (the linkage table's values as hints), or a
 # date / long number shape. The anonymizer's own masks (manifest ``redactions``) are checked
 # to be still one value in every frame (anything drawn into one is a finding), then painted
@@ -222,6 +223,12 @@ def trusted_tags(run: dict) -> frozenset[int]:
 # no text, and its edges are not text.
 READ_MIN_CHARS = 4        # alphanumerics read confidently (markers not counted)
 READ_CONF = 60            # Tesseract word confidence (0-100)
+# Initials: 2 or 3 letters or digits of non-marker words, each word read at >= 85. Measured
+# (bench/audit_short_reads.py, bench/README.md): no finding on 160 text-free corpus images (2 at
+# >= 80), on sample_dicoms' outputs or on the corpora's redacted outputs; 50 of 60 initials
+# drawn into outputs found (none with 4 characters wanted).
+READ_SHORT_CHARS = 2
+READ_SHORT_CONF = 85
 
 
 def _pixel_hints(row: dict):
@@ -366,10 +373,11 @@ def _reader():
     return pixeltext.engine()
 
 
-def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
+def _reading(img: np.ndarray, box) -> tuple[int, bool, bool, int] | None:
     """What OCR reads in one box of a display image (the text itself stays here): the number of
     letters and digits in confidently read words that are not markers, whether it read only
-    markers, confidently, and whether those markers are unambiguous (``_marker_word`` strict).
+    markers, confidently, whether those markers are unambiguous (``_marker_word`` strict), and
+    the most letters and digits of non-marker words read at READ_SHORT_CONF in one variant.
     None when no OCR engine is installed."""
     api, lock = _reader()
     if api is None:
@@ -379,8 +387,9 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
     crop = img[max(0, box.y0 - grow):min(h, box.y1 + grow), max(0, box.x0 - grow):min(w, box.x1 + grow)]
     crop = crop.astype(np.float32)
     if crop.size == 0:
-        return 0, False, False
-    best: tuple[int, bool, bool] | None = None
+        return 0, False, False, 0
+    best: tuple[int, bool, bool, int] | None = None
+    short = 0
     # Both polarities, then both top-hats (strokes against a ground flattened over a window a
     # little wider than a stroke): text over a mixed ground, such as a label across the spine
     # and a lung, reads in one of them only. Stops at the first reading that is a finding.
@@ -394,16 +403,32 @@ def _reading(img: np.ndarray, box) -> tuple[int, bool, bool] | None:
         with lock:      # one API per process, not safe across threads
             got = _read_words(api, img)
         if got is None:
-            return 0, False, False
+            return 0, False, False, 0
+        short = max(short, got[3])
         if best is None or got[0] > best[0]:
             best = got
-        if best[0] >= READ_MIN_CHARS:
+        if best[0] >= READ_MIN_CHARS or short >= READ_SHORT_CHARS:
             break
-    return best
+    return (*best[:3], short)
 
 
-def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
+def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool, int] | None:
     """One polarity of ``_reading``: dark text on light is what Tesseract reads best."""
+    words = _words(api, crop)
+    if words is None:
+        return None
+    texts = [t for t, _ in words]
+    marker = [_marker_word(texts, i) for i in range(len(words))]
+    counted = [(sum(ch.isalnum() for ch in t), c) for (t, c), m in zip(words, marker) if not m and not _misread_marker(t)]
+    chars = sum(n for n, c in counted if c >= READ_CONF)
+    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
+    return (chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words))),
+            sum(n for n, c in counted if c >= READ_SHORT_CONF))
+
+
+def _words(api, crop: np.ndarray) -> list[tuple[str, float]] | None:
+    """The words Tesseract reads in one polarity of a box's crop, with their confidences (the
+    text stays in memory here); None when the engine fails."""
     import tesserocr
     from PIL import Image
 
@@ -432,12 +457,7 @@ def _read_words(api, crop: np.ndarray) -> tuple[int, bool, bool] | None:
                 words.append((text, float(word.Confidence(level))))
     except RuntimeError:
         return None
-    texts = [t for t, _ in words]
-    marker = [_marker_word(texts, i) for i in range(len(words))]
-    chars = sum(sum(c.isalnum() for c in t) for (t, c), m in zip(words, marker)
-                if c >= READ_CONF and not m and not _misread_marker(t))
-    only = bool(words) and all(marker) and all(c >= READ_CONF for _, c in words)
-    return chars, only, only and all(_marker_word(texts, i, strict=True) for i in range(len(words)))
+    return words
 
 
 def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int, int, int, int]] | None = None,
@@ -446,7 +466,7 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
     ``vindr anonymize --burned-in`` shows it (deid.redact.scan with ``large``: the coarse view
     too, for text too large for the finder's first view), with the original values as hints
     when the linkage table gives them; a finding is readable non-marker text (see
-    READ_MIN_CHARS), with its frame and box in the frame's pixels, never the text. A coarse
+    READ_MIN_CHARS, READ_SHORT_CHARS), with its frame and box in the frame's pixels, never the text. A coarse
     view's box counts, as in vindr anonymize, only when it is 1/20 of the long side or more."""
     from dataclasses import replace
 
@@ -455,15 +475,15 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
 
     masks = masks or []
     hits: list[tuple[int, str, object]] = []
-    side = [0, 0]                                         # the frame's columns and long side, once read
+    side = [0]                                            # the frame's long side, once read
 
-    def look(image, frame=0, hints=None, min_side=0):
-        k = max(1, side[0] // max(1, image.shape[1]))     # a coarse view: the frame shrunk k x k
+    def look(image, frame=0, hints=None, min_side=0, scale=1):
+        k = scale                                         # a coarse view: the frame shrunk k x k (redact.coarse's k)
         shown = [(x0 // k, y0 // k, -(-x1 // k), -(-y1 // k)) for x0, y0, x1, y1 in masks]
         image = _paint_over(image, shown) if masks else image
         kw = {"min_side": min_side} if k > 1 else {}
         for box in pixeltext.find_text(image, frame, hints, **kw):
-            if box.kind == "marker" or (k > 1 and min(box.x1 - box.x0, box.y1 - box.y0) * k * 20 < side[1]):
+            if box.kind == "marker" or (k > 1 and min(box.x1 - box.x0, box.y1 - box.y0) * k * 20 < side[0]):
                 continue
             read = _reading(image, box)
             full = replace(box, x0=box.x0 * k, y0=box.y0 * k, x1=box.x1 * k, y1=box.y1 * k) if k > 1 else box
@@ -475,7 +495,7 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
             elif box.kind in ("name", "id", "date"):  # the finder matched an original value (or a
                 if not read[2]:                       # date/ID shape): a finding unless OCR reads only
                     hits.append((frame, box.kind, full))  # unambiguous markers (TRÁI, taken for TRẦN)
-            elif not read[1] and read[0] >= READ_MIN_CHARS:
+            elif (not read[1] and read[0] >= READ_MIN_CHARS) or read[3] >= READ_SHORT_CHARS:
                 hits.append((frame, box.kind, full))
         return []                                         # nothing is masked: the audit only reads
 
@@ -483,8 +503,8 @@ def _check_pixels(p: Path, rel: str, report: AuditReport, masks: list[tuple[int,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(p)
-        side[:] = [int(ds.get("Columns", 0) or 0), max(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))]
-        scan(ds, look, hints, overlays=False, large=True)
+        side[:] = [max(int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))]
+        scan(ds, look, hints, overlays=False, large=True, scale=True)
         altered = _masks_intact(ds, masks) if masks else None
     except PixelError as exc:
         report.add("pixel-scan", rel, exc.reason)
@@ -576,6 +596,9 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
                                siblings=holder)
         if not verdict.ok:
             report.add(verdict.reason, rel, f"element {where}{_tag(tag)}: {POLICY_DETAIL[verdict.reason]}")
+        elif verdict.value is not None and tag == policy.ICC_PROFILE:
+            report.add(policy.BINARY_KIND, rel, f"element {where}{_tag(tag)}: ICC profile with text or unused bytes "
+                                                "(the anonymizer writes its numbers only)")
         elif verdict.value is not None:
             report.add(policy.GRAMMAR, rel, f"element {where}{_tag(tag)}: coded string not in upper case "
                                             "(the anonymizer writes the defined term)")
@@ -604,8 +627,13 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
                                                     "with its known meaning")
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
             continue
-        toks = tokens(str(elem.value))
-        if any(ts.found_in(toks) for ts in terms):
+        if elem.VR in NUMBER_FORMATS:       # numbers also as characters and bytes, as the anonymizer reads them (red team 7)
+            numbers, views = value_views(elem.value, elem.VR)
+            hit = any(ts.found_in_value(views, numbers) for ts in terms)
+        else:
+            toks = tokens(str(elem.value))
+            hit = any(ts.found_in(toks) for ts in terms)
+        if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
 

@@ -25,7 +25,8 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import _DIGITS, OWN_SUBSTITUTE, TermSet, _placeholders, decode_all, fold, tokens
+from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, _placeholders, decode_all, fold,
+                                  tokens, value_text, value_views)
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
@@ -211,13 +212,8 @@ _PERSON_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PERSON_KEYWORDS
 _PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "StudyDate", "SeriesDate",
                                                        "AcquisitionDate", "ContentDate"))
 SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
-                          "OB", "OW", "OD", "OF", "OL", "OV", "UN"})   # bytes: read as Latin-1 and UTF-8 text
-
-
-def _as_text(value) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return decode_all(bytes(value))
-    return " ".join(str(v) for v in actions._values(value))
+                          "OB", "OW", "OD", "OF", "OL", "OV", "UN",    # bytes: read as Latin-1, UTF-8 and UTF-16 text
+                          *NUMBER_FORMATS})                            # numbers: as digits, characters and bytes
 
 
 _REORDER_MAX = 5     # name parts put in every order: at most 320 joined values per name
@@ -475,7 +471,12 @@ class _Walker:
         verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0, siblings=ds)
         if verdict.ok and self.people and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
-            if self.people.found_in(tokens(_as_text(value))):
+            if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
+                hit = self.people.found_in_value(*reversed(value_views(value, vr))) or (
+                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value)))))
+            else:
+                hit = self.people.found_in(tokens(value_text(value, vr)))
+            if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
             if verdict.value is not None:

@@ -30,6 +30,7 @@ KNOWN_VRS = TEXT_CAPABLE | RESTRICTED | BINARY | NUMERIC
 OWN_DUMMIES = frozenset({"ANONYMOUS"})          # actions.dummy_value for text VRs: carries nothing
 OWN_BINARY_DUMMY = b"\x00\x00"                   # actions.dummy_value for binary VRs
 CODE_MEANING = 0x00080104
+ICC_PROFILE = 0x00282000                         # kept with its text tags emptied (deid.icc)
 POST_PIXEL = 0x7FE00010                          # top-level tags above Pixel Data are dropped
 
 # Kinds of refusal (engine counts "X:<kind>", audit findings use the same words)
@@ -329,8 +330,8 @@ def safe_binary(tag: int, value=None) -> bool:
     if entry is None:
         return False
     if entry.get("values") == "icc":
-        data = bytes(value or b"")
-        return len(data) >= 128 and data[36:40] == b"acsp"
+        from vindr_cli.deid import icc
+        return icc.clean(bytes(value or b"")) is not None
     return True
 
 
@@ -393,6 +394,10 @@ def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None)
         return Verdict(URL)
     if vr in BINARY:
         ok = safe_binary(tag, value) or bytes(value) == OWN_BINARY_DUMMY
+        if ok and tag == ICC_PROFILE and bytes(value) != OWN_BINARY_DUMMY:
+            from vindr_cli.deid import icc
+            cleaned = icc.clean(bytes(value))      # its numbers only: the text tags name makers, screens, places
+            return Verdict() if cleaned == bytes(value) else Verdict(None, cleaned)
         return Verdict() if ok else Verdict(BINARY_KIND)
     if vr in RESTRICTED:
         if grammar_ok(vr, value):

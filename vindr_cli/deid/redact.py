@@ -168,14 +168,26 @@ def _pixel_array(ds) -> np.ndarray:
         raise last if last is not None else ValueError("no decoder")
 
 
-def _frames(ds) -> tuple[np.ndarray, str]:
+def _frames(ds, t81: list | None = None) -> tuple[np.ndarray, str]:
     """All frames as (F, R, C, S) stored values, and the photometric they are in. A JPEG or
     JPEG-LS frame whose header does not describe the image fails before any decoder sees it
-    (dicomio.jpeg: GDCM can abort() the interpreter on one, pylibjpeg allocate gigabytes)."""
+    (dicomio.jpeg: GDCM can abort() the interpreter on one, pylibjpeg allocate gigabytes).
+    ``t81``: a list that gets each JPEG frame as (stored bytes, ``_clean_t81`` of them or the
+    exception it raised), in order, so that ``clean_frames`` need not walk the frames again."""
     from vindr_cli.dicomio.jpeg import MalformedJPEG, check_dataset
 
+    clean = _clean_t81
+    if t81 is not None:
+        def clean(frame: bytes) -> bytes:
+            try:
+                c = _clean_t81(frame)
+            except Exception as exc:
+                t81.append((frame, exc))
+                raise
+            t81.append((frame, c))
+            return c
     try:
-        check_dataset(ds, clean=_clean_t81)     # the frame as written: bytes after its EOI dropped
+        check_dataset(ds, clean=clean)     # the frame as written: bytes after its EOI dropped
     except MalformedJPEG as exc:
         raise PixelError(exc.reason) from None
     try:
@@ -381,14 +393,16 @@ def _row(glyphs: list[tuple[int, int, int, int]]) -> bool:
     return False
 
 
-def _row_extent(image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def _row_extent(image: np.ndarray, box: tuple[int, int, int, int], glyphs=None) -> tuple[int, int, int, int]:
     """A coarse box (x0, y0, x1, y1) that holds glyphs (``_glyphs``), grown along their row over
     the glyph-shaped strokes beside it: components at an extreme of the display inside the row's
     band (the glyphs' top and bottom, a quarter of their height more), 3/5 to 7/5 of their height,
     no wider than 1.3x tall, strokes rather than solid, each within one glyph height of the box
-    so far. Red team 5: "NV 42" 180 px tall, the finder boxed the "4" alone in the coarse view."""
+    so far. Red team 5: "NV 42" 180 px tall, the finder boxed the "4" alone in the coarse view.
+    ``glyphs``: the box's ``_glyphs`` where the caller has them already."""
     x0, y0, x1, y1 = box
-    glyphs = _glyphs(np.ascontiguousarray(image[max(0, y0):y1, max(0, x0):x1]))
+    if glyphs is None:
+        glyphs = _glyphs(np.ascontiguousarray(image[max(0, y0):y1, max(0, x0):x1]))
     if not glyphs:
         return box
     gh = max(g[2] - g[0] for g in glyphs)
@@ -426,7 +440,7 @@ def _block_mean(image: np.ndarray, k: int) -> np.ndarray:
     return q.astype(np.uint8)
 
 
-def _large_text(image: np.ndarray, b) -> bool:
+def _large_text(image: np.ndarray, b, glyphs=None) -> bool:
     """Is a coarse view's box text? A header hint's match (name, id, date) is; so is a box where
     Tesseract reads at least 3 letters or digits (confidence >= the finder's), either polarity;
     and a box holding glyph-shaped strokes at an extreme of the display (``_glyphs``): two of
@@ -435,7 +449,7 @@ def _large_text(image: np.ndarray, b) -> bool:
     shoulder, a collimator edge) makes stroke-like shapes the finder calls unreadable text,
     which in a coarse view would mask large areas of text-free images: such a box counts only
     by one of those tests. The reading is counted, never kept. Without the engine every box
-    is taken (safe by default)."""
+    is taken (safe by default). ``glyphs``: the box's ``_glyphs`` where the caller has them already."""
     import re
 
     from vindr_cli.deid import pixeltext
@@ -445,7 +459,8 @@ def _large_text(image: np.ndarray, b) -> bool:
     crop = np.ascontiguousarray(image[max(0, int(b.y0)):int(b.y1), max(0, int(b.x0)):int(b.x1)])
     if crop.size == 0:
         return False
-    glyphs = _glyphs(crop)
+    if glyphs is None:
+        glyphs = _glyphs(crop)
     if _row(glyphs):
         return True
     least = 1 if glyphs else 3
@@ -476,11 +491,14 @@ def _cut(box: tuple[int, int, int, int], holes, thin: int) -> list[tuple[int, in
     return parts
 
 
-def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False) -> PixelOutcome:
+def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool = False,
+         scale: bool = False) -> PixelOutcome:
     """Scan (and mask, in memory) the pixel data of ``ds``: a complete, ORIGINAL data set
     (the pixel data is modified in place when high overlay bits are cleared). Each frame is shown
     to ``finder`` in every one of its ``views`` and, with ``large`` (vindr anonymize with
     deid.pixeltext.find_text), in the ``coarse`` views too; boxes are mapped back to the frame.
+    With ``scale`` the finder is also told each view's shrink factor (``scale=k``: 1, or the
+    coarse view's k as ``coarse`` made it), so that it need not guess k from the shapes (vindr audit).
     Float and Double Float Pixel Data are refused (UNSUPPORTED). Raises PixelError."""
     out = PixelOutcome()
     if any(t in ds for t in FLOAT_PIXEL_TAGS):      # float pixels: not shown to the finder, never written unscanned
@@ -492,7 +510,8 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
             out.overlay_pixels = clear_high_bits(ds)
         except Exception as exc:
             raise PixelError(DECODE_FAILED) from exc
-    arr, photometric = _frames(ds)
+    t81: list = []                     # each JPEG frame's _clean_t81, for _drop_metadata's write
+    arr, photometric = _frames(ds, t81)
     out.photometric = photometric
     lum = _palette_luminance(ds) if photometric == "PALETTE COLOR" else None
     n, rows, cols = arr.shape[0], arr.shape[1], arr.shape[2]
@@ -504,13 +523,15 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
         if large:                      # the coarse views, for deid.pixeltext.find_text's size limit
             shown += coarse(shown[0][0])
         for v, (img, k) in enumerate(shown):
+            told = {"scale": k} if scale else {}
             try:
                 if k > 1:         # only boxes of text too large for the first view count below (>= 1/20
                     # of the long side); candidates under half that are not read (the whole large
                     # boxes stayed the same on corpus images; reading every one cost half a full scan)
-                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, min_side=max(rows, cols) // (40 * k))]
+                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, min_side=max(rows, cols) // (40 * k),
+                                                        **told)]
                 else:
-                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints)]
+                    boxes += [(v, k, b) for b in finder(img, frame=i, hints=hints, **told)]
             except Exception as exc:      # an unscanned image is never written by a scanning mode
                 raise PixelError(FINDER_FAILED) from exc
         kept: list[tuple[int, int, int, int]] = []       # the first view's markers
@@ -527,9 +548,13 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
                 raise PixelError(FINDER_FAILED) from exc
             pieces = [(x0, y0, x1, y1)]
             if k > 1:        # a coarse view adds only text too large for the first, and only what reads as text;
-                if min(x1 - x0, y1 - y0) * 20 < max(rows, cols) or not _large_text(shown[v][0], b):
+                if min(x1 - x0, y1 - y0) * 20 < max(rows, cols):
                     continue
-                g = _row_extent(shown[v][0], (x0 // k, y0 // k, x1 // k, y1 // k))   # the rest of its row
+                view, cell = shown[v][0], (x0 // k, y0 // k, x1 // k, y1 // k)     # the box in the view
+                glyphs = _glyphs(np.ascontiguousarray(view[max(0, cell[1]):cell[3], max(0, cell[0]):cell[2]]))
+                if not _large_text(view, b, glyphs):       # (one walk for both: the same crop where both read one)
+                    continue
+                g = _row_extent(view, cell, glyphs)   # the rest of its row
                 x0, x1 = min(x0, g[0] * k), max(x1, g[2] * k)
                 y0, y1 = min(y0, g[1] * k), max(y1, g[3] * k)
                 # a kept marker is cut out of the box, the rest redacted (red team 5: dropping the box
@@ -557,7 +582,7 @@ def scan(ds, finder: Finder, hints=None, *, overlays: bool = True, large: bool =
             arr = arr[..., 0]
         out.arr = arr[0] if arr.shape[0] == 1 else arr
     elif UID(ds.file_meta.TransferSyntaxUID).is_compressed:
-        _drop_metadata(ds, out, arr)
+        _drop_metadata(ds, out, arr, t81)
     return out
 
 
@@ -569,6 +594,7 @@ _T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4
         "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 _J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
         "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+FRAME_SYNTAXES = frozenset(_T81 | _J2K)      # whose frames can hold metadata (strip_frames)
 
 
 class _Unsure(Exception):
@@ -626,7 +652,7 @@ def _clean_t81(frame: bytes) -> bytes:
             raise _Unsure
         m = frame[i + 1]
         if m == 0xD9:                                   # end of image: what follows is dropped
-            return bytes(out + b"\xff\xd9")
+            return _drop_unused_tables(bytes(out + b"\xff\xd9"))
         if 0xD0 <= m <= 0xD7 or m == 0x01:
             out += frame[i:i + 2]
             i += 2
@@ -643,30 +669,141 @@ def _clean_t81(frame: bytes) -> bytes:
         scanning = scanning or m == 0xDA
 
 
+_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
+_PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
+
+
+def _table_entries(m: int, seg: bytes) -> list[tuple[tuple, bytes]]:
+    """The tables of a DQT (("q", id), entry) or DHT (("h", class, id), entry) segment."""
+    body, out, p = seg[4:], [], 0
+    while p < len(body):
+        if m == 0xDB:
+            key, size = ("q", body[p] & 0x0F), 1 + 64 * (1 + (body[p] >> 4))
+        else:
+            key, size = ("h", body[p] >> 4, body[p] & 0x0F), 17 + sum(body[p + 1:p + 17])
+        if p + size > len(body) or (m == 0xC4 and p + 17 > len(body)):
+            raise _Unsure
+        out.append((key, body[p:p + size]))
+        p += size
+    return out
+
+
+def _drop_unused_tables(stream: bytes) -> bytes:
+    """``stream`` (already without COM/APPn, ending at its EOI) without the quantization and
+    Huffman tables no scan uses: a table defined and never used (or defined again before a scan
+    used it) holds 64 to 272 free bytes that no decoder reads (red team 7: "NGUYEN THI HUONG" as
+    the entries of a DQT for table 3, or the symbols of a DHT for AC table 3). A scan uses the
+    quantization tables of its components (SOF) and, in a Huffman process, the DC tables (all
+    but progressive AC scans) and AC tables (neither lossless nor progressive DC scans) it names."""
+    pieces: list = []                   # bytes, or [marker, [(key, entry, used)]] of a DQT/DHT
+    pending: dict[tuple, list] = {}     # key -> [used] of the table now defined for it
+    tq: dict[int, int] = {}             # component -> its quantization table (SOF)
+    sof, i, n, scanning = 0, 2, len(stream), False
+    pieces.append(stream[:2])
+    while True:
+        if scanning:
+            j = stream.find(b"\xff", i)
+            while j != -1 and j + 1 < n and not (0xC0 <= stream[j + 1] <= 0xFE and not 0xD0 <= stream[j + 1] <= 0xD7):
+                j = stream.find(b"\xff", j + 1)
+            if j == -1 or j + 1 >= n:
+                raise _Unsure
+            pieces.append(stream[i:j])
+            i = j
+        m = stream[i + 1]
+        if m == 0xD9:
+            pieces.append(stream[i:i + 2])
+            break
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            pieces.append(stream[i:i + 2])
+            i += 2
+            continue
+        seg = stream[i:i + 2 + int.from_bytes(stream[i + 2:i + 4], "big")]
+        if len(seg) < 4:
+            raise _Unsure
+        if m in (0xDB, 0xC4):
+            entries = []
+            for key, entry in _table_entries(m, seg):
+                flag = [False]
+                pending[key] = flag
+                entries.append((key, entry, flag))
+            pieces.append([m, entries])
+        else:
+            if (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10:   # F7: JPEG-LS
+                sof = m
+                tq = {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+            elif m == 0xDA and len(seg) >= 5:
+                ns = seg[4]
+                ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
+                huffman = sof < 0xC8
+                for k in range(ns):
+                    if 6 + 2 * k >= len(seg):
+                        raise _Unsure
+                    comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
+                    used = [] if sof in _LOSSLESS_SOF or sof == 0xF7 else [("q", tq.get(comp, -1))]
+                    if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
+                        used.append(("h", 0, tables >> 4))
+                    if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
+                        used.append(("h", 1, tables & 0x0F))
+                    for key in used:
+                        if key in pending:
+                            pending[key][0] = True
+            pieces.append(seg)
+        i += len(seg)
+        scanning = scanning or m == 0xDA
+    out = bytearray()
+    for piece in pieces:
+        if isinstance(piece, list):
+            body = b"".join(entry for _, entry, flag in piece[1] if flag[0])
+            if body:
+                out += bytes([0xFF, piece[0]]) + (len(body) + 2).to_bytes(2, "big") + body
+        else:
+            out += piece
+    return bytes(out)
+
+
+# JPEG 2000 marker segments kept in a main header (ITU-T T.800 A.2 / Table A.2): SIZ, COD, COC,
+# QCD, QCC, RGN, POC, PPM, and Part 2 / HTJ2K's CAP and CPF; in a tile-part header COD, COC, QCD,
+# QCC, RGN, POC, PPT. Pointer markers (TLM, PLM, PLT: lengths a decoder may skip), CRG and unknown
+# segments are dropped: their bytes are free, and OpenJPEG decodes the same pixels without them
+# (red team 7: "NGUYEN THI HUONG" in an FF30, FF6E, TLM, PLM or PLT segment was copied).
+_J2K_MAIN = frozenset({0x51, 0x52, 0x53, 0x5C, 0x5D, 0x5E, 0x5F, 0x60, 0x50, 0x59})
+_J2K_TILE = frozenset({0x52, 0x53, 0x5C, 0x5D, 0x5E, 0x5F, 0x61})
+
+
+def _j2k_keep(frame: bytes, i: int, kept: frozenset) -> tuple[bytes, bytes]:
+    """(the segment at ``i``, what of it is written: itself, or b"" when it is dropped)."""
+    seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
+    if frame[i] != 0xFF or len(seg) < 4:
+        raise _Unsure
+    m = frame[i + 1]
+    return seg, seg if m in kept or (m == 0x64 and _banner(seg[6:])) else b""
+
+
 def _clean_j2k(frame: bytes) -> bytes:
-    """The JPEG 2000 codestream without COM segments in its main header and bytes after its
-    end; raises _Unsure for a COM in a tile-part header, a JP2 wrapper, or a stream not walkable."""
+    """The JPEG 2000 codestream with only the marker segments of _J2K_MAIN / _J2K_TILE (and
+    encoder banners) in its headers, and nothing after its end; raises _Unsure for a JP2
+    wrapper or a stream not walkable."""
     if not frame.startswith(b"\xff\x4f"):
         raise _Unsure
     out, i, n = bytearray(b"\xff\x4f"), 2, len(frame)
     while i + 4 <= n and frame[i:i + 2] != b"\xff\x90":          # main header, up to the first SOT
-        seg = frame[i:i + 2 + int.from_bytes(frame[i + 2:i + 4], "big")]
-        if frame[i] != 0xFF or len(seg) < 4:
-            raise _Unsure
-        if frame[i + 1] != 0x64 or _banner(seg[6:]):
-            out += seg
+        seg, keep = _j2k_keep(frame, i, _J2K_MAIN)
+        out += keep
         i += len(seg)
     while i + 12 <= n and frame[i:i + 2] == b"\xff\x90":         # tile-parts
         psot = int.from_bytes(frame[i + 6:i + 10], "big")
-        j = i + 12
+        header, j = bytearray(), i + 12
         while j + 4 <= n and frame[j:j + 2] != b"\xff\x93":       # its header, up to SOD
-            if frame[j] != 0xFF or (frame[j + 1] == 0x64 and not _banner(frame[j + 6:j + 2 + int.from_bytes(frame[j + 2:j + 4], "big")])):
-                raise _Unsure
-            j += 2 + int.from_bytes(frame[j + 2:j + 4], "big")
+            seg, keep = _j2k_keep(frame, j, _J2K_TILE)
+            header += keep
+            j += len(seg)
         end = n if psot == 0 else i + psot
         if end > n or j + 2 > end:
             raise _Unsure
-        out += frame[i:end]
+        sot = bytearray(frame[i:i + 12])
+        if psot:
+            sot[6:10] = (12 + len(header) + end - j).to_bytes(4, "big")
+        out += sot + header + frame[j:end]
         i = end
         if psot == 0:
             return bytes(out)
@@ -675,21 +812,29 @@ def _clean_j2k(frame: bytes) -> bytes:
     return bytes(out + b"\xff\xd9")
 
 
-def clean_frames(ds) -> list[bytes] | None:
+def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
     """The frames of encapsulated JPEG / JPEG 2000 pixel data without their metadata (see
     above): None when nothing was there to remove (the byte-for-byte copy is safe); raises
-    _Unsure when a frame cannot be walked. Other syntaxes: None."""
+    _Unsure when a frame cannot be walked. Other syntaxes: None. ``t81``: what ``_frames`` filled
+    for this Pixel Data (its header check walked each JPEG frame already): used, not walked again."""
     from pydicom.encaps import generate_frames
 
     ts = str(ds.file_meta.TransferSyntaxUID)
     if ts not in _T81 and ts not in _J2K:
         return None
     n = int(ds.get("NumberOfFrames", 1) or 1)
-    try:
-        frames = list(generate_frames(ds.PixelData, number_of_frames=n))
-    except Exception as exc:
-        raise _Unsure from exc
-    clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
+    if ts in _T81 and t81 and len(t81) == n:
+        frames = [f for f, _ in t81]
+        for _, c in t81:
+            if isinstance(c, BaseException):
+                raise c
+        clean = [c for _, c in t81]
+    else:
+        try:
+            frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+        except Exception as exc:
+            raise _Unsure from exc
+        clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
     # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there),
     # and a Basic Offset Table that is one (a table of anything else can hold text: "NGUYEN  ")
     same = all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames))
@@ -713,14 +858,33 @@ def _offset_table_ok(data: bytes, frames: int) -> bool:
     return table[0] == 0 and all(a < b for a, b in zip(table, table[1:])) and set(table) <= starts
 
 
-def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray) -> None:
+def strip_frames(ds) -> PixelOutcome:
+    """--burned-in off: the pixels are not scanned, but what a JPEG / JPEG 2000 frame holds
+    besides them is no pixel (a COM segment, bytes after its end, a table no scan uses): it is
+    removed as in the other modes, checked to decode to the same values (red team 7: the name
+    in a COM segment was written with --burned-in off). A frame with nothing to remove is not
+    decoded. ``ds``: the complete ORIGINAL data set. Raises PixelError."""
+    out = PixelOutcome()
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _T81 | _J2K or "PixelData" not in ds:
+        return out
+    try:
+        if clean_frames(ds) is None:
+            return out
+    except _Unsure:
+        pass                       # a stream that cannot be walked: its decoded values written again
+    arr, out.photometric = _frames(ds)
+    _drop_metadata(ds, out, arr)
+    return out
+
+
+def _drop_metadata(ds, out: PixelOutcome, arr: np.ndarray, t81: list | None = None) -> None:
     """An image the scan leaves unchanged, in a JPEG or JPEG 2000 syntax: its frames without
     their metadata (``clean_frames``) when they decode to the same values, else (a stream that
     cannot be walked, or that decodes otherwise) its decoded values written again."""
     from pydicom.encaps import encapsulate
 
     try:
-        clean = clean_frames(ds)
+        clean = clean_frames(ds, t81)
         if clean is None:
             return
         saved = ds.PixelData

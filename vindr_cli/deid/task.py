@@ -20,7 +20,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
-from vindr_cli.deid.redact import add_boxes, apply as apply_pixels, scan as scan_pixels
+from vindr_cli.deid.redact import FRAME_SYNTAXES, add_boxes, apply as apply_pixels, scan as scan_pixels, strip_frames
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
@@ -170,13 +170,21 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
 
 def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     """--burned-in redact|quarantine: scan (and mask in memory) the ORIGINAL pixel data with
-    hints from the ORIGINAL header; None when off or the file has no pixel data. Fills the
+    hints from the ORIGINAL header; None when the file has no pixel data, or when off and its
+    frames are not JPEG / JPEG 2000 (off: those are only stripped of what is not pixels,
+    deid.redact.strip_frames). Fills the
     manifest's pixel columns (boxes and kind counts, never text). Raises PixelError."""
     row["pixels_modified"] = False
-    if cfg.burned_in == "off":
-        return None
     if ("PixelData" not in ds) if header.deflated else (header.pixel_offset is None):
         return None
+    if cfg.burned_in == "off":       # not scanned; a compressed frame still loses what is not pixels
+        if str(ds.file_meta.get("TransferSyntaxUID", "")) not in FRAME_SYNTAXES:
+            return None
+        full, row["input_pixel_sha256"] = _original(ds, f, header)
+        outcome = strip_frames(full)
+        outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
+        row["pixels_modified"] = outcome.changed
+        return outcome
     full, row["input_pixel_sha256"] = _original(ds, f, header)
     from vindr_cli.deid import pixeltext
 
@@ -303,15 +311,24 @@ def _finish(result: dict) -> dict:
     return result
 
 
+_COARSE_LAST: list = [None, False]         # the last finder asked about and its answer: one per config
+
+
 def _coarse_views(finder) -> bool:
     """Whether the scan shows ``finder`` the coarse views too (text too large for the finder at
     full size: deid.redact.coarse): the real finder, and a library caller's finder that takes
-    ``min_side`` as find_text does (one that does not is shown the frame's views only)."""
+    ``min_side`` as find_text does (one that does not is shown the frame's views only). The
+    signature is inspected once per finder (a run has one config, so one finder), not per file."""
     if finder is None:
         return True
+    last, answer = _COARSE_LAST
+    if last is finder:
+        return answer
     import inspect
 
     try:
-        return "min_side" in inspect.signature(finder).parameters
+        answer = "min_side" in inspect.signature(finder).parameters
     except (TypeError, ValueError):
-        return False
+        answer = False
+    _COARSE_LAST[:] = [finder, answer]
+    return answer

@@ -103,6 +103,7 @@ class TermSet:
     """Terms to look for. A multi-token term matches when all its tokens are present."""
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
+    _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
@@ -136,8 +137,38 @@ class TermSet:
             return True
         return any(m <= text_tokens for m in self.multi)
 
+    def found_in_value(self, text: str, numbers: set[str] = frozenset()) -> bool:
+        """For numbers and bytes (:func:`value_views`): a term as a whole token (or number), or a
+        single term anywhere inside, not only as a whole token, since such "words" have no
+        separators to split at (red team 7). Terms shorter than 5 (which a megabyte of samples
+        may hold by chance), or a run of consecutive characters ("12345", "abcde": a linear LUT's
+        entries as characters), are only sought as tokens. Only digits and Latin letters (with
+        Vietnamese accents) are read: anything else separates (a long value is read in C)."""
+        if self._inside is None or self._inside[0] != len(self.single):      # terms added since
+            self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
+        folded = _latin_folded(text)
+        return any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
+
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
+
+
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
+
+
+def _latin_folded(text: str) -> str:
+    """``text`` as :func:`fold` writes its digits and Latin letters (accents dropped, đ as d,
+    lower case); everything else a space."""
+    latin = _NOT_LATIN.sub(" ", text)
+    for a, b in (("đ", "d"), ("Đ", "D"), ("ð", "d"), ("Ð", "D")):
+        latin = latin.replace(a, b)
+    return unicodedata.normalize("NFKD", latin).encode("ascii", "ignore").decode("ascii").lower()
+
+
+def _consecutive(term: str) -> bool:
+    steps = {ord(b) - ord(a) for a, b in zip(term, term[1:])}
+    return steps in ({1}, {-1})
 
 
 def build_terms(values, *, include_dates: bool) -> TermSet:
@@ -155,3 +186,52 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
 def decode_all(data: bytes) -> str:
     """Bytes as text under the encodings a header may use (for token search)."""
     return data.decode("utf-8", "ignore") + "\n" + data.decode("latin-1")
+
+
+# Numbers as their bytes in the file (little endian): a name can be written as LUT entries or
+# index values, one character per number (UTF-16 as US, UTF-32 as UL) or two per number (red team 7)
+_MAX_NUMBERS = 16      # numbers of an attribute (not a table) each read as a whole number: an ID, a birth date
+NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d", "AT": "HH"}
+
+
+def _values(value) -> list:
+    if value is None or value == "" or value == b"":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
+def value_text(value, vr: str | None = None) -> str:
+    """An element's value as text to search for identifying values (text VRs; deid.engine)."""
+    return " ".join(str(v) for v in _values(value))
+
+
+def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
+    """Numbers and bytes as what they can spell: (the numbers as digit tokens, text views). Bytes
+    are read as Latin-1, UTF-8 and UTF-16 (either byte order, either alignment); numbers as
+    their bytes in the file (little endian) read as Latin-1 (two characters a US value) and one
+    character a number (UTF-16 for US/SS, UTF-32 for UL/SL): a name written as LUT entries
+    or index values (red team 7)."""
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+        return set(), "\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
+                                                      for enc in ("utf-16-le", "utf-16-be"))))
+    import math
+    import struct
+
+    values = _values(value)
+    fmt = NUMBER_FORMATS.get(vr or "", "")
+    packed = [h for v in values for h in (int(v) >> 16, int(v) & 0xFFFF)] if vr == "AT" else values
+    try:
+        data = struct.pack(f"<{len(packed)}{fmt[0]}", *packed) if fmt else b""
+    except (struct.error, TypeError, ValueError, OverflowError):
+        data = b""
+    if len(values) > _MAX_NUMBERS:      # a table (a LUT holds every number of its range): its bytes only
+        digits = set()
+    elif vr in ("FL", "FD"):
+        digits = {str(int(v)) if math.isfinite(v) and v.is_integer() else str(v) for v in values}
+    else:
+        digits = set(map(str, values))
+    wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
+    return digits, data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else "")

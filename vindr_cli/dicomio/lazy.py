@@ -21,9 +21,28 @@ installs one import hook that
   docstrings pydicom builds from the plugin names see every recorded name, so they too
   are the same;
 * defers the module bodies of ``PIL.ImageCms``, the legacy GDCM / Pillow / pylibjpeg /
-  JPEG-LS handlers and ``pydicom.data.download``: the module object exists at once, its
+  JPEG-LS handlers, ``pydicom.data.download`` and ``pydicom.examples`` (which looks up its 13
+  example files with ``get_testdata_file`` when imported): the module object exists at once, its
   code runs on the first attribute read (``download``'s five functions that
   ``pydicom.data.data_manager`` imports by name are forwarders that load it when called).
+
+It also makes ``pydicom.datadict``'s reverse dictionary cheaper to build (issue 13): the
+module body builds ``keyword_dict = {dictionary_keyword(tag): tag for tag in DicomDictionary}``,
+a Python call (``Tag()``, ``get_entry``) for each of its ~5,000 tags; for a tag of
+``DicomDictionary`` ``dictionary_keyword(tag)`` is ``DicomDictionary[tag][4]`` (``get_entry``
+finds every such tag in ``DicomDictionary`` itself, never in the repeaters), so the hook swaps
+that one comprehension's code for ``{DicomDictionary[tag][4]: tag for tag in .0}``: same keys,
+same values, same order. Only when ``datadict.py`` is byte for byte the file this was checked
+against (its SHA-256) and its compiled code has exactly that one comprehension; otherwise the
+module runs unchanged. ``tests/test_startup_imports.py`` compares the two dictionaries.
+
+And ``pydicom._version`` (``__version__ = importlib.metadata.version("pydicom")``) gets its
+answer without importing ``importlib.metadata`` (with email, csv, zipfile...: ≈ 10–20 ms)
+when :func:`dist_version` can read it the way ``importlib.metadata`` would (only the
+standard path finder answers for distributions; the first ``sys.path`` folder holding a
+``pydicom`` ``.dist-info`` or ``.egg-info`` has it as a plain folder with a plain ``Version``
+header); in any other case, or if ``_version.py`` is not the file checked (its SHA-256),
+``importlib.metadata`` is imported and asked as before.
 
 Nothing is skipped, only postponed: anything pydicom would have raised at import is raised
 at first use instead (none of these does raise here; each catches its own ImportError).
@@ -50,8 +69,16 @@ DEFERRED_MODULES: dict[str, tuple[str, ...]] = {
     "pydicom.pixel_data_handlers.jpeg_ls_handler": (),
     "pydicom.data.download": ("data_path_with_download", "calculate_file_hash",
                               "get_cached_filehash", "get_url_map", "get_data_dir"),
+    # the documentation's example data sets: 13 get_testdata_file searches at import
+    "pydicom.examples": (),
 }
 _COMMON = "pydicom.pixels.common"
+_DATADICT = "pydicom.datadict"
+_VERSION = "pydicom._version"
+# pydicom 3.0.2's _version.py, the file whose `from importlib.metadata import version` is answered
+VERSION_SHA256 = "634f5346c814bbce07762291be3f768987e70be0e2dd1201e7d20b5e2ed2b7d5"
+# pydicom 3.0.2's datadict.py, the file the keyword_dict rewrite was checked against
+DATADICT_SHA256 = "c722d4ac075a0df5016aaef828dd058e253f21162e3722ee95e1dacf5d0e3e01"
 _PLUGIN_HOSTS = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
 # names the import system itself probes on a module: never a reason to run its code
 _IMPORT_NAMES = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__loader__",
@@ -70,6 +97,7 @@ os.register_at_fork(after_in_child=_new_lock)
 _recording = 0                  # > 0 while a plugin host's module body runs
 _pending_modules: list = []     # loaders of deferred modules not yet run (for load_all)
 _pending_coders: list = []      # coders with recorded add_plugin calls (for load_all)
+datadict_rewritten = False      # True once datadict ran with the cheaper keyword_dict
 
 
 class _DeferredModule(importlib.abc.Loader):
@@ -113,7 +141,11 @@ class _DeferredModule(importlib.abc.Loader):
             try:
                 return module.__dict__[name]
             except KeyError:
-                raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
+                pass
+            own = module.__dict__.get("__getattr__")       # the module's own (PEP 562), if any
+            if own is not None:
+                return own(name)
+            raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}") from None
 
         module.__getattr__ = __getattr__
         _pending_modules.append(load)
@@ -187,9 +219,127 @@ def _patch_coders(common) -> None:
         base.add_plugin = original
 
 
+def _fast_keyword_dict(code, source: bytes):
+    """``datadict``'s module code with its keyword_dict comprehension rebuilt without a call
+    per tag, or None when the file or its code is not exactly the one this was checked on."""
+    import hashlib
+
+    if hashlib.sha256(source).hexdigest() != DATADICT_SHA256:
+        return None
+    old = [i for i, c in enumerate(code.co_consts) if isinstance(c, type(code)) and c.co_name == "<dictcomp>"]
+    if len(old) != 1:
+        return None
+    comp = code.co_consts[old[0]]
+    if comp.co_names != ("dictionary_keyword",) or comp.co_varnames != (".0", "tag"):
+        return None
+    new = compile("{DicomDictionary[tag][4]: tag for tag in DicomDictionary}", code.co_filename, "exec")
+    fast = [c for c in new.co_consts if isinstance(c, type(code)) and c.co_name == "<dictcomp>"]
+    if len(fast) != 1 or fast[0].co_varnames != (".0", "tag"):
+        return None
+    fast = fast[0].replace(co_firstlineno=comp.co_firstlineno, co_qualname=comp.co_qualname)
+    consts = list(code.co_consts)
+    consts[old[0]] = fast
+    return code.replace(co_consts=tuple(consts))
+
+
+def _normalize(name: str) -> str:
+    """importlib.metadata's ``Prepared.normalize`` (PEP 503, dashes as underscores)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+
+
+def dist_version(name: str) -> str | None:
+    """``importlib.metadata.version(name)`` read the way importlib.metadata reads it (Python
+    3.11: ``PathFinder`` searches each ``sys.path`` entry's listing, in order, for
+    ``<name>-*.dist-info`` / ``.egg-info``, and the first one's ``METADATA`` gives the first
+    ``Version`` header), or None whenever anything is not that plain case (another finder
+    that lists distributions, a zip or egg on the path, a missing or unusual ``METADATA``)."""
+    import importlib.machinery
+    import re
+
+    if sys.version_info[:2] != (3, 11):
+        return None
+    finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
+    if finders != [importlib.machinery.PathFinder]:
+        return None
+    want = _normalize(name)
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            return None
+        root = entry or "."
+        if os.path.basename(entry).lower().endswith(".egg"):
+            return None
+        try:
+            children = os.listdir(root)
+        except OSError:
+            if os.path.exists(root):
+                return None                              # a zip: importlib.metadata reads it
+            continue
+        found = [c for c in children if c.lower().endswith((".dist-info", ".egg-info"))
+                 and _normalize(c.lower().rpartition(".")[0].partition("-")[0]) == want]
+        if not found:
+            continue
+        meta = os.path.join(root, found[0], "METADATA")
+        try:
+            with open(meta, encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            return None
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            if line == "":
+                return None                              # end of the headers, no Version
+            m = re.fullmatch(r"([A-Za-z0-9-]+): (.*)", line)
+            if m is None:
+                return None                              # a folded or odd header: not plain
+            if m.group(1).lower() == "version":
+                value = m.group(2)
+                if not re.fullmatch(r"[0-9A-Za-z.+!_-]+", value) or i + 1 >= len(lines) \
+                        or lines[i + 1][:1] in (" ", "\t"):
+                    return None
+                return value
+        return None
+    return None
+
+
+def _exec_version(loader, plain):
+    """Run ``pydicom._version`` with ``importlib.metadata.version`` answered by
+    :func:`dist_version` (the real module imported only to answer another name)."""
+    import hashlib
+    import types
+
+    def exec_module(module):
+        try:
+            same = hashlib.sha256(loader.get_data(loader.get_filename(_VERSION))).hexdigest() == VERSION_SHA256
+            value = dist_version("pydicom") if same else None
+        except Exception:
+            value = None
+        with _LOCK:
+            if value is None or "importlib.metadata" in sys.modules:
+                return plain(module)
+
+            def version(distribution_name):
+                if distribution_name == "pydicom":
+                    return value
+                import importlib.metadata as real
+                return real.version(distribution_name)
+
+            stub = types.ModuleType("importlib.metadata")
+            stub.version = version
+            sys.modules["importlib.metadata"] = stub
+            try:
+                plain(module)
+            finally:
+                if sys.modules.get("importlib.metadata") is stub:
+                    del sys.modules["importlib.metadata"]
+    return exec_module
+
+
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS:
+        if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS \
+                and name != _DATADICT and name != _VERSION:
             return None
         spec = None
         for finder in sys.meta_path:
@@ -204,6 +354,29 @@ class _Hook(importlib.abc.MetaPathFinder):
             return spec                              # not plain Python code: leave it alone
         if name in DEFERRED_MODULES:
             spec.loader = _DeferredModule(loader, DEFERRED_MODULES[name])
+            return spec
+        if name == _VERSION:
+            if isinstance(loader, importlib.machinery.SourceFileLoader):
+                loader.exec_module = _exec_version(loader, loader.exec_module)
+            return spec
+        if name == _DATADICT:
+            if not isinstance(loader, importlib.machinery.SourceFileLoader):
+                return spec
+            plain = loader.exec_module
+
+            def exec_datadict(module):
+                code = loader.get_code(name)
+                try:
+                    fast = _fast_keyword_dict(code, loader.get_data(loader.get_filename(name)))
+                except Exception:                # anything unexpected: pydicom as it is
+                    fast = None
+                if fast is None:
+                    return plain(module)
+                exec(fast, module.__dict__)
+                global datadict_rewritten
+                datadict_rewritten = True
+
+            loader.exec_module = exec_datadict
             return spec
         run = loader.exec_module
 

@@ -40,6 +40,7 @@ from rich.text import Text
 from vindr_cli.annotations import (NO_FINDING, NO_FINDING_BOX, AnnotationInputError, BadRow, BadRowsError,
                                    LabelSet, load_labels, read_annotations, read_predictions)
 from vindr_cli.evaluate.metrics import average_precision_per_class, coco_average_precision, weighted_boxes_fusion
+from vindr_cli.reasons import label_set_extra, shown_masked
 
 __all__ = ["BadRowsError", "EvalInputError", "EvalResult", "GroundTruth", "evaluate", "read_ground_truth",
            "render", "to_json"]
@@ -115,6 +116,15 @@ class EvalResult:
     n_predictions: int = 0
     map_without_no_finding: float | None = None  # the same mean, "No finding" left out
     class_ids: dict[str, int] = field(default_factory=dict)
+    label_set: LabelSet | None = None        # the ground truth's (its listed names may be quoted)
+
+    def shown_bad_rows(self) -> list[BadRow]:
+        """The bad rows as evaluate shows them (table and --json): each reason in vindr's words,
+        the row's quoted values masked, as split_report.json (reasons.shown_masked; a listed
+        name of the label set or a short plain number may stay), else "(other reason)"."""
+        extra = label_set_extra(self.label_set) if self.label_set is not None else None
+        return [BadRow(b.line, shown_masked("prediction_rows" if b.source == "pred" else "annotation_rows",
+                                            b.reason, extra), b.source) for b in self.bad_rows]
 
 
 class _Preds:
@@ -153,7 +163,7 @@ def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: 
     preds = _Preds(pred_df)
     bad = bad + bad_pred
     if strict and bad:
-        raise BadRowsError(bad, "evaluate")
+        raise BadRowsError(bad, "evaluate", names=gt.vocab.all_labels)
 
     ids = list(range(len(gt.vocab)))
     voc = average_precision_per_class(gt.image, gt.cls, gt.boxes, preds.image, preds.cls, preds.score, preds.boxes,
@@ -179,7 +189,7 @@ def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: 
         bad_rows=bad, iou=iou, gt_format=gt.format, pred_format=preds.format, fuse_readers=fuse_readers,
         n_images=len(gt.images), n_gt_boxes=len(gt.image), n_predictions=len(preds),
         map_without_no_finding=_mean(e["ap"] for n, e in per_class.items() if n != NO_FINDING),
-        class_ids={n: i for i, n in enumerate(gt.vocab.names)},
+        class_ids={n: i for i, n in enumerate(gt.vocab.names)}, label_set=gt.vocab,
     )
 
 
@@ -199,7 +209,7 @@ def to_json(result: EvalResult) -> str:
         "gt_boxes": result.n_gt_boxes,
         "predictions": result.n_predictions,
         "classes": {n: {"id": result.class_ids.get(n), **e} for n, e in result.per_class.items()},
-        "bad_rows": [{"source": b.source, "line": b.line, "reason": b.reason} for b in result.bad_rows],
+        "bad_rows": [{"source": b.source, "line": b.line, "reason": b.reason} for b in result.shown_bad_rows()],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
@@ -241,7 +251,7 @@ def render(result: EvalResult, console: Console, *, max_bad_rows: int = 20) -> N
         b.add_column("file")
         b.add_column("line", justify="right")
         b.add_column("reason")
-        for r in result.bad_rows[:max_bad_rows]:
+        for r in result.shown_bad_rows()[:max_bad_rows]:
             b.add_row(r.source, str(r.line), Text(r.reason))
         console.print(b)
         if len(result.bad_rows) > max_bad_rows:

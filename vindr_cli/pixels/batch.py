@@ -6,16 +6,18 @@ Output names are decided here, in the driver, before any work starts
 number of workers); workers only write temporary files, and :meth:`DecodeStage.place`
 names each frame from its input's stem and renames it through the runner's path guard.
 
-An INPUT that is not de-identified (an image without PatientIdentityRemoved YES) is
-refused unless ``allow_identified``: then every input is named by a keyed hash of its
-path (see :mod:`vindr_cli.pixels.output`), in output names and in the table's ``input``
-column, and the summary carries a warning.
+What an input is called (rows, journal keys, output names) depends on INPUT (red team 6):
 
-A vindr anonymize OUTPUT (``manifest.parquet`` + ``.vindr/anonymize.json``) is decoded in
-*manifest mode* (red team 6): only the manifest's ``ok`` outputs, each checked by the worker
-against its row (:mod:`vindr_cli.dicomio.provenance`) before anything is named after it,
-and named by the manifest's output path; any other file (a stray) is a ``failed`` row named
-by a keyed hash of its path, never decoded.
+* a vindr anonymize OUTPUT (``manifest.parquet`` + ``.vindr/anonymize.json``): only the
+  manifest's ``ok`` outputs are decoded, each checked by the worker against its row
+  (:mod:`vindr_cli.dicomio.provenance`: PatientIdentityRemoved YES, the row's substitute
+  PatientID and SOP Instance UID) before anything is named after it, and named by the
+  manifest's output path (keyed substitutes, ending in the image id); any other file (a
+  stray) is a ``failed`` row named by a keyed hash, never decoded;
+* any other INPUT: every input is named by a keyed hash of its path
+  (:mod:`vindr_cli.pixels.output`; a header that says PatientIdentityRemoved YES is not
+  proof: a gateway may set it on a raw export), and the summary says so. An image without
+  that flag is refused unless ``allow_identified``.
 
 Resume: every row records ``input_stamp`` (size and mtime of the input, a stat); a re-run
 decodes again an input whose stamp changed (re-written with review boxes), into the same
@@ -50,6 +52,9 @@ IDENTIFIED = ("INPUT is not de-identified (an image without PatientIdentityRemov
 IDENTIFIED_WARNING = ("INPUT is not de-identified: outputs and table rows are named by keyed hashes of the input "
                       "paths, but the images may still show identifying text or features; keep OUTPUT inside "
                       "the hospital")
+NOT_ANONYMIZE_OUTPUT = ("INPUT is not a vindr anonymize OUTPUT (no manifest.parquet to check its files against): "
+                        "outputs and table rows are named by keyed hashes of the input paths, and its images are "
+                        "only said to be de-identified (PatientIdentityRemoved YES)")
 PRECHECK_FILES = 50      # how many inputs the up-front check reads, at most, to find an image
 
 
@@ -105,14 +110,15 @@ class DecodeStage(Stage):
         self._salt: bytes | None = None
         self._new_salt = False
         self.outputs = outputs      # manifest mode: the anonymize manifest's ok outputs
-        if cfg.identified or outputs is not None:     # manifest mode: strays are named by keyed hashes
-            self._new_salt = not self.salt_path.exists()
-            self._salt = naming.new_salt() if self._new_salt else naming.read_salt(self.salt_path)
-            cfg = DecodeConfig(**{**cfg.__dict__, "salt_path": str(self.salt_path)})
+        # every other input is named by a keyed hash of its path (a stray of ANON_DIR, any file
+        # of an INPUT that is not a vindr anonymize OUTPUT, every file with --allow-identified)
+        self._new_salt = not self.salt_path.exists()
+        self._salt = naming.new_salt() if self._new_salt else naming.read_salt(self.salt_path)
+        cfg = DecodeConfig(**{**cfg.__dict__, "salt_path": str(self.salt_path)})
         self.cfg = cfg
         self.record: dict[str, Any] = {"size": repr(cfg.size), "window": cfg.window, "window_index": cfg.window_index,
                                        "bits": cfg.bits, "format": cfg.fmt, "resample": cfg.resample}
-        if cfg.identified:       # only when set, so that OUTPUTs made before this setting existed still resume
+        if outputs is None:      # only then, so that OUTPUTs made from an anonymize OUTPUT before still resume
             self.record["names"] = "keyed"
         self.compared = tuple(self.record) + ("names",)
 
@@ -127,16 +133,17 @@ class DecodeStage(Stage):
 
     def explain(self, name: str, old: Any, new: Any) -> str | None:
         if name == "names":
-            return ("OUTPUT was made " + ("with" if old else "without") + " --allow-identified (names by keyed hashes); "
-                    "use the same choice, or a new OUTPUT folder")
+            made = ("names by keyed hashes (an INPUT that is not a vindr anonymize OUTPUT, or --allow-identified)"
+                    if old else "names after INPUT's paths (a vindr anonymize OUTPUT's, or a raw tree's decoded "
+                    "by a vindr from before raw trees were named by keyed hashes)")
+            return ("OUTPUT was made with " + made + "; decode the same kind of INPUT (and --allow-identified "
+                    "choice) into it, or use a new OUTPUT folder")
         return None
 
     def tables(self) -> list[Table]:
         return [Table("images", "images", self.output / "images.parquet")]
 
     def key(self, src: Source) -> str:
-        if self.cfg.identified:
-            return naming.keyed_name(self._salt, src.rel)
         return input_name(src.rel, self._salt, self.outputs)
 
     def is_done(self, run: Run, key: str) -> bool:
@@ -205,6 +212,20 @@ def anonymize_manifest(input_path: Path) -> Path | None:
     return None
 
 
+def input_paths(output: Path, input_path: Path) -> dict[str, str]:
+    """{a row's ``input`` in OUTPUT's images.parquet: that input's relative path} for a decode
+    OUTPUT made from INPUT. For the caller that holds both (e.g. the baseline's cache decode of
+    a release): a keyed name is mapped back through OUTPUT's salt, by hashing INPUT's paths
+    (never the other way); a name that is the path (an anonymize OUTPUT's) maps to itself."""
+    sources = discover(Path(input_path).resolve())
+    names = {s.rel: s.rel for s in sources}
+    salt_path = Path(output) / STATE_DIR / naming.SALT_FILE
+    if salt_path.is_file():
+        salt = naming.read_salt(salt_path)
+        names.update({naming.keyed_name(salt, s.rel): s.rel for s in sources})
+    return names
+
+
 def _check(input_path: Path, output: Path, cfg: DecodeConfig) -> None:
     if not input_path.exists():
         raise DecodeRequestError("INPUT does not exist")
@@ -257,6 +278,8 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
                             warnings=list(result.warnings), identified=allow_identified)
     if allow_identified and identified:
         summary.warnings.insert(0, IDENTIFIED_WARNING)
+    elif outputs is None:
+        summary.warnings.insert(0, NOT_ANONYMIZE_OUTPUT)
     for r in rows:
         if r["status"] == "ok":
             summary.images += 1

@@ -1,11 +1,13 @@
 """Where decoded images go and how they are written (PNG 8/16-bit or .npy).
 
-Two naming modes. A de-identified input (every image marked PatientIdentityRemoved YES)
-names its outputs after the input's relative path, whose parts are keyed substitutes.
-An input that is not de-identified (``--allow-identified``) must never put its paths,
-which may hold names or IDs, into an output name or a table: each input is named by
-``keyed_name`` (HMAC-SHA256 of its relative path under a random salt made for this OUTPUT
-and kept in ``OUTPUT/.vindr/decode.salt``, mode 0600, so a re-run finds the same names).
+Two naming modes. A vindr anonymize OUTPUT (decode's manifest mode) names its outputs
+after the manifest's output paths, whose parts are keyed substitutes. Any other INPUT — a
+raw export, even one whose images say PatientIdentityRemoved YES (a header value a gateway
+may set: not proof; red team 6), and anything decoded with ``--allow-identified`` — must
+never put its paths, which may hold names or IDs, into an output name or a table: each input
+is named by ``keyed_name`` (HMAC-SHA256 of its relative path under a random salt made for
+this OUTPUT and kept in ``OUTPUT/.vindr/decode.salt``, mode 0600, so a re-run finds the same
+names); so is a stray file of an anonymize OUTPUT.
 """
 from __future__ import annotations
 

@@ -79,8 +79,9 @@ class Ctx:
 def input_name(rel: str, salt: bytes | None, outputs: dict[str, dict] | None) -> str:
     """An input's name in rows, journals and output names: in manifest mode the manifest's
     own output path (keyed substitutes only, and the file is checked against its row before
-    anything is named after it); any other file (a stray) and every input in identified mode
-    by a keyed hash of its path. Without salt or manifest: the path (never in practice now)."""
+    anything is named after it); any other file (a stray) and every input of an INPUT that is
+    not a vindr anonymize OUTPUT (raw, even marked YES, or identified) by a keyed hash of its
+    path. Without salt or manifest: the path (never in practice: the stage always gives a salt)."""
     if outputs is not None and rel in outputs:
         return rel
     return output.keyed_name(salt, rel) if salt is not None else rel
@@ -118,11 +119,9 @@ def input_stamp(src: Source) -> str | None:
 
 def setup(cfg: DecodeConfig) -> Ctx:
     quiet_pydicom()
-    salt = output.read_salt(Path(cfg.salt_path)) if cfg.identified and cfg.salt_path else None
-    if cfg.identified and salt is None:
-        raise ValueError("identified mode needs the salt file")
-    if cfg.manifest is not None:
-        salt = output.read_salt(Path(cfg.salt_path))     # strays are named by keyed hashes
+    salt = output.read_salt(Path(cfg.salt_path)) if cfg.salt_path else None   # the stage always gives one
+    if (cfg.identified or cfg.manifest is not None) and salt is None:
+        raise ValueError("identified and manifest modes need the salt file")
     outputs = manifest_outputs(Path(cfg.manifest)) if cfg.manifest is not None else None
     ctx = Ctx(cfg, parse_window_mode(cfg.window), Path(cfg.output), salt, outputs)
     ctx.tmp.mkdir(parents=True, exist_ok=True)
@@ -292,7 +291,7 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             output.write_image(tmp, image, ctx.cfg.fmt)
             tmps.append((tmp, rel, frame_tail))
             results.append({
-                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": None if ctx.cfg.identified else _uid(ds),
+                **base, "status": "ok", "frame": i, "output": rel, "sop_uid": _uid(ds) if ctx.outputs is not None else None,
                 "rows": rows, "columns": cols, "out_rows": out_rows, "out_cols": out_cols,
                 "scale_x": out_cols / cols, "scale_y": out_rows / rows,
                 "photometric": _photometric(ds), "channels": 3 if colour else 1,

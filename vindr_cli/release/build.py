@@ -23,7 +23,6 @@ The release is built in a hidden folder beside RELEASE and renamed into place at
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from vindr_cli.release.tables import write_csv
 from vindr_cli.review import gate as review_gate
 from vindr_cli.atomic import atomic_write
 from vindr_cli.dicomio.provenance import is_vindr_output
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.runner.sources import enclosing_output, is_within
 from vindr_cli.runner.state import Settings
 from vindr_cli.tables import iter_rows
@@ -137,7 +137,7 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
 # _decoded_before_review (review_boxes): a column left out here reads as None there, which
 # refuses every file or silently skips a check (tests/test_release.py, test_redteam6_review.py).
 _MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames",
-                     "patient_id", "sop_uid", "study_uid", "review_boxes")
+                     "patient_id", "sop_uid", "study_uid", "review_boxes", "pixels_modified")
 _DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
 
 
@@ -236,7 +236,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     if foreign_ids:
         summary.warnings.append(FOREIGN_IDS.format(n=foreign_ids))
     if sel is not None and sel.info.get("anon_dir_manifest_sha256"):
-        digest = hashlib.sha256((anon_dir / "manifest.parquet").read_bytes()).hexdigest()
+        digest = file_sha256(anon_dir / "manifest.parquet")
         if digest != sel.info["anon_dir_manifest_sha256"]:
             summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
                                     "changed since vindr select ran); images it does not list are not released")
@@ -278,7 +278,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             write_labels(stage / "labels.json", classes)
         report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
         _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report,
-                         audit_report, decoded=images_dir is not None, fused=fuse_readers)
+                         audit_report, decoded=images_dir is not None, fused=fuse_readers, manifest=manifest)
         os.rename(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -392,17 +392,36 @@ READERS_RENAMED = ("{n} reader id(s) (rad_id) were not of the published form R<n
                    "address?) and were replaced by pseudonyms R<n> in the release")
 
 
-def pseudonymous_readers(readers: pd.Series) -> tuple[pd.Series, int]:
+def pseudonymous_readers(readers: pd.Series, marks: pd.DataFrame | None = None) -> tuple[pd.Series, int]:
     """The readers (rad_id) as the release may publish them: an id of VinDr's form ``R<n>`` is
     kept, any other value (free text: a radiologist's name, login or e-mail address) is
-    replaced by ``R<k>``, k counting on after the largest kept number, one per distinct value
-    in sorted order (the same on every run); null stays null. Returns (readers, values
-    replaced)."""
+    replaced by ``R<k>``, k counting on after the largest kept number; null stays null. Returns
+    (readers, values replaced).
+
+    The order of the new numbers must say nothing about the real values (numbered in sorted
+    order, R5 < R6 told the names' alphabetical order) and be the same on every run of the same
+    inputs. So each replaced reader is ranked by what is published anyway: the sorted list of
+    its marks (``marks``: the rows of the canonical table beside ``readers``, without the reader
+    and the line; image ids are already keyed), then by its first row. Readers whose marks are
+    all alike are told apart by row order only, and their published rows are then the same
+    whichever number each gets. Without ``marks`` the first row alone decides."""
     vals = readers.astype("string")
-    kept = [v for v in vals.dropna().unique() if READER_ID.fullmatch(str(v))]
-    other = sorted(str(v) for v in vals.dropna().unique() if not READER_ID.fullmatch(str(v)))
+    present = vals.dropna()
+    kept = [v for v in present.unique() if READER_ID.fullmatch(str(v))]
+    other = [v for v in present.unique() if not READER_ID.fullmatch(str(v))]     # first-row order
+    if marks is not None and other:
+        cols = [c for c in marks.columns if c not in ("reader", "line")]
+        table = marks[cols].astype(object)
+        table = table.where(marks[cols].notna(), None)
+        rows: dict[str, list] = {}
+        for v, row in zip(vals.astype(object), table.itertuples(index=False, name=None)):
+            if isinstance(v, str):
+                rows.setdefault(v, []).append(tuple(("", "") if x is None else (type(x).__name__, repr(x))
+                                                    for x in row))
+        first = {v: i for i, v in enumerate(other)}
+        other.sort(key=lambda v: (sorted(rows[v]), first[v]))
     start = max((int(str(v)[1:]) for v in kept), default=0)
-    names = {v: f"R{start + i + 1}" for i, v in enumerate(other)}
+    names = {str(v): f"R{start + i + 1}" for i, v in enumerate(other)}
     return pd.Series(pd.array([names.get(v, v) if isinstance(v, str) else v for v in vals.astype(object)],
                               dtype="string"), index=readers.index), len(other)
 
@@ -412,7 +431,10 @@ def _annotations(path, label_set, images, stage, fuse, summary, left_out, *, dec
     ann, bad = read_annotations(path, labels=label_set)
     summary.bad_rows = bad
     attrs = dict(ann.attrs)
-    ann["reader"], renamed = pseudonymous_readers(ann["reader"])      # rad_id is free text: never published as given
+    ann["reader"], renamed = pseudonymous_readers(ann["reader"], ann)      # rad_id is free text: never published as given
+    if renamed:     # rows in the order of the (keyed) image and the new number, not the hospital's order of names
+        number = pd.to_numeric(ann["reader"].str[1:], errors="coerce").fillna(-1)
+        ann = ann.assign(_n=number).sort_values(["image_id", "_n"], kind="stable").drop(columns="_n")
     ann.attrs.update(attrs)
     if renamed:
         summary.warnings.append(READERS_RENAMED.format(n=renamed))
@@ -473,16 +495,27 @@ def write_labels(path: Path, classes) -> None:
         f.write(json.dumps({"classes": [{"id": i, "name": n} for i, n in enumerate(classes)]}, indent=1).encode())
 
 
-def _deid_settings(anon_dir: Path) -> dict:
+def _deid_settings(anon_dir: Path, released_rows=()) -> dict:
     """What the datasheet says of the de-identification: anonymize's checked settings record
-    (``runner.state.Settings``; none, or damaged, → the datasheet says unknown)."""
+    (``runner.state.Settings``; none, or damaged, → the datasheet says unknown), with the
+    burned-in text mode (a fixed word, else left out) and how many released DICOM files had
+    pixels masked (``released_rows``: their manifest rows; ``pixels_modified``)."""
     try:
         s = Settings(anon_dir, "anonymize").previous() or {}
     except RequestError:
         return {}
     out = {k: s.get(k) for k in ("tool", "profile", "profile_source", "options", "dates", "uid_root")}
     out["profile_source"] = _shown_profile_source(out["profile_source"])
+    if s.get("burned_in") in BURNED_IN_MODES:
+        out["burned_in"] = s["burned_in"]
+        out["allow_burned_in"] = s.get("allow_burned_in") is True
+    rows = list(released_rows)
+    if rows and all("pixels_modified" in r for r in rows):
+        out["pixels_masked"] = {"files": len(rows), "masked": sum(r["pixels_modified"] is True for r in rows)}
     return out
+
+
+BURNED_IN_MODES = ("redact", "quarantine", "off")      # vindr anonymize --burned-in (deid/batch.py)
 
 
 def _shown_profile_source(source) -> str | None:
@@ -502,7 +535,7 @@ def _shown_profile_source(source) -> str | None:
 
 
 def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,
-                     *, decoded, fused) -> None:
+                     *, decoded, fused, manifest=None) -> None:
     """datasheet.json, datasheet.png and README.md (release/datasheet.py)."""
     files = images.drop_duplicates("dicom")
     base_ids = files["image_id"].str[:32]
@@ -534,7 +567,8 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
                   "release": {NOT_SELECTED: summary.dropped.get(NOT_SELECTED, 0),
                               MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0)},
                   "annotation_rows": rows_left},
-        selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir),
+        selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir, [manifest[i] for i in dict.fromkeys(base_ids) if i in manifest]
+                                                    if manifest is not None else ()),
         split={"seed": report.get("seed"), "unit": report.get("unit"), "preset": report.get("preset")},
         licence=summary.licence, coordinates=sheet_mod.coordinates(decoded, fused), chart=chart,
         review=summary.review)

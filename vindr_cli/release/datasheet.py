@@ -20,7 +20,6 @@ vendor of ``schemas/deid/vendors.toml``, the anonymizer's rule).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import re
@@ -32,6 +31,7 @@ import jsonschema
 import pandas as pd
 
 from vindr_cli.reasons import shown as shown_reason
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.release.tables import release_schema
 from vindr_cli.resources import schema_path
 from vindr_cli.vendors import vendor_ok
@@ -221,7 +221,7 @@ def audit_status(report: Path | None) -> dict:
             "findings_by_kind": _audit_kinds(data.get("findings_by_kind") or {}),
             "files": data.get("files"), "dicom_files": data.get("dicom_files"),
             "linkage_table_used": data.get("linkage_table_used"),
-            "report_sha256": hashlib.sha256(report.read_bytes()).hexdigest()}
+            "report_sha256": file_sha256(report)}
 
 
 def check_audit_report(path: Path) -> None:
@@ -329,9 +329,83 @@ def render_markdown(sheet: dict) -> str:
               f"Tool: {deid.get('tool') or 'unknown'}; profile: {deid.get('profile') or 'unknown'} "
               f"({deid.get('profile_source') or ''}); options: {', '.join(deid.get('options') or []) or 'none'}; "
               f"dates: {deid.get('dates') or 'unknown'}; UIDs under {deid.get('uid_root') or 'unknown'}.",
+              *_deid_explained(deid),
               "", "## Licence", "", sheet["licence"] if sheet["licence"] != NOT_SET else LICENCE_NOTE,
-              "", "## Coordinates", "", *sheet["coordinates"], ""]
+              "", "## Coordinates", "", *sheet["coordinates"], "", *FILES_SECTION, ""]
     return "\n".join(lines)
+
+
+@cache
+def _annex_e_options() -> dict[str, tuple[str, str]]:
+    """{option name: (CID 7050 code, meaning)} from schemas/deid/options.toml."""
+    import tomllib
+
+    data = tomllib.loads(schema_path("deid", "options.toml").read_text(encoding="utf-8"))
+    return {name: (str(o["code"]), str(o["meaning"])) for name, o in data.get("options", {}).items()}
+
+
+_BURNED_IN = {
+    "redact": "text burned into the pixels was looked for by OCR in every frame and the identifying text masked "
+              "(allowed markers such as L, R, PA kept; schemas/deid/burned_in_allowlist.toml)",
+    "quarantine": "an image with identifying text found by OCR in its pixels was held back, not released",
+    "off": "the pixels were not scanned for burned-in text (only the SOP-class / header quarantine applied)",
+}
+
+
+def _deid_explained(deid: dict) -> list[str]:
+    """The de-identification in words a data custodian can check: each Annex E option by its
+    code and meaning, the burned-in text mode, and how many released files had pixels masked.
+    Only fixed words and counts (option names outside options.toml are not quoted)."""
+    lines = []
+    known = _annex_e_options()
+    opts = deid.get("options") or []
+    if opts:
+        lines += ["", "PS3.15 Annex E options applied (CID 7050 code and meaning): "
+                  + "; ".join(f"{known[o][0]} {known[o][1]}" if o in known else "(other option)" for o in opts) + "."]
+    mode = deid.get("burned_in")
+    if mode in _BURNED_IN:
+        text = f"Burned-in text (`--burned-in {mode}`): {_BURNED_IN[mode]}."
+        pm = deid.get("pixels_masked")
+        if isinstance(pm, dict):
+            text += f" {pm.get('masked', 0)} of the {pm.get('files', 0)} released DICOM file(s) had pixels masked."
+        text += (" Images of SOP classes that usually carry text (Secondary Capture, Ultrasound, ...) or marked "
+                 "BurnedInAnnotation YES were " + ("scanned like the others (`--allow-burned-in`)."
+                                                   if deid.get("allow_burned_in") else
+                                                   "quarantined: see \"Left out, and why\"."))
+        lines += ["", text]
+    lines += ["", "Each attribute listed in PS3.15 Table E.1-1 got the profile's action (removed, emptied, dummied, "
+              "or replaced by a keyed substitute; dates shifted per patient under `dates: shift`); private elements "
+              "were removed; an attribute the table does not list was kept only when known to be safe "
+              "(schemas/deid/safe_attributes.toml), else removed. The Audit section above says whether "
+              "`vindr audit` checked the de-identified files; `vindr validate` checks this release."]
+    return lines
+
+
+# What each file of a release is and how to check and use it: for the researcher who
+# receives the release and reads only this README (fixed text, the same for every release).
+FILES_SECTION = [
+    "## Files", "",
+    "| path | what it holds |", "| --- | --- |",
+    "| `train/dicom/`, `test/dicom/` | the de-identified DICOM files, `<image_id>.dicom` |",
+    "| `train/images/`, `test/images/` | decoded images (PNG), when the release was built with `--images` |",
+    "| `images.csv` | one row per released image: side, study and patient (substitute ids), `dicom` and `image` "
+    "paths, DICOM `rows`/`columns`, decoded `image_rows`/`image_cols`, `scale_x`/`scale_y` (multiply a DICOM "
+    "pixel coordinate by them for the decoded image), pixel data SHA-256, `frame`/`frames` |",
+    "| `split.csv` | image, study, patient and side (train or test); a patient is never on both sides |",
+    "| `annotations/annotations_{train,test}.csv` | one row per reader's box (VinDr-CXR layout, DICOM pixels); "
+    "a row without coordinates is an image-level label such as No finding |",
+    "| `annotations/kaggle_{train,test}.csv` | chest (VinDr-CXR) releases: the same rows in the VinBigData Kaggle "
+    "layout, with `class_id` |",
+    "| `annotations/coco_{train,test}.json`, `yolo/` | COCO and Ultralytics YOLO forms (see Coordinates) |",
+    "| `labels.json` | the label set: class names and ids, its source |",
+    "| `split_report.json`, `split_report.png` | labels per side and the split's balance measures |",
+    "| `datasheet.json`, `datasheet.png` | the facts of this README as JSON, and its chart |",
+    "",
+    "Check the release as received: `vindr validate RELEASE` (schemas, files, boxes, pixel hashes, "
+    "near-duplicates across sides; exit 1 on any finding). Score predictions on the test side: "
+    "`vindr evaluate --gt annotations/kaggle_test.csv --pred SUBMISSION.csv` (Kaggle `image_id,PredictionString`). "
+    "A learnability check: `vindr baseline RELEASE -o DIR`.",
+]
 
 
 def coordinates(decoded: bool, fused: bool) -> list[str]:

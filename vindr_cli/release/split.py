@@ -569,10 +569,10 @@ class SplitResult:
 
     def _shown(self, reason: str) -> str:
         """A bad row's reason as split_report.json shows it: vindr's words, the row's quoted
-        values masked; the label set in effect may be named (labels.json publishes it)."""
+        values masked; the label set in effect and its listed names may be named (labels.json
+        publishes them)."""
         ls = self.label_set
-        extra = {"label_set": [ls.name], "allowed": [ls.allowed(), ls.allowed(image_level=True)]} if ls else None
-        return reasons.shown_masked("annotation_rows", reason, extra)
+        return reasons.shown_masked("annotation_rows", reason, reasons.label_set_extra(ls) if ls else None)
 
     def _shown_reasons(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -661,7 +661,7 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
     ann, bad_meta = check_against_meta(ann, meta)
     bad.extend(bad_meta)
     if strict and bad:
-        raise BadRowsError(bad, "split")
+        raise BadRowsError(bad, "split", names=getattr(ann.attrs.get("label_set"), "all_labels", ()))
     t_read = time.perf_counter()
     if ann.empty:
         raise SplitError("no valid annotation row refers to an image in the metadata "

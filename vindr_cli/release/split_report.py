@@ -148,7 +148,7 @@ def render_split_report(result, console, *, max_bad_rows: int = 20) -> None:
         b.add_column("line", justify="right")
         b.add_column("reason")
         for r in list(bad)[:max_bad_rows]:
-            b.add_row(str(r.line), escape(r.reason))
+            b.add_row(str(r.line), escape(result._shown(r.reason)))   # as split_report.json: quoted values masked
         console.print(b)
         if len(bad) > max_bad_rows:
             console.print(f"... and {len(bad) - max_bad_rows} more (all in split_report.json)")

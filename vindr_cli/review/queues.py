@@ -16,7 +16,6 @@ module: no path, no header value, no text.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from vindr_cli.errors import RequestError
+from vindr_cli.dicomio.pixelstream import file_sha256
 from vindr_cli.review.decisions import QUEUES, check_state
 from vindr_cli.runner import paths
 
@@ -115,7 +115,7 @@ def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | 
         # selection.json records the tree's manifest hash, not its path: look beside SELECTION
         # (the usual layout, e.g. demo/anon and demo/selection) for the tree with that manifest
         for m in sorted(review_dir.resolve().parent.glob("*/manifest.parquet")):
-            if hashlib.sha256(m.read_bytes()).hexdigest() == want:
+            if file_sha256(m) == want:
                 return m.parent, sel
     raise ReviewDirError("cannot find the de-identified tree of this selection: give it with --tree ANON_DIR")
 

@@ -28,6 +28,10 @@ def open_executor(kind: str, scheduler: str | None, *, input: Path, output: Path
         raise RequestError(f"--executor must be one of {', '.join(EXECUTORS)}")
     if task_timeout is not None and not task_timeout > 0:
         raise RequestError("--task-timeout must be a positive number of seconds")
+    if kind == "local" and scheduler:
+        # a scheduler given without --executor dask would be ignored: the run would go to the
+        # local pool while the user believes it is on the cluster
+        raise RequestError("--scheduler is only used with --executor dask: add --executor dask, or drop --scheduler")
     if kind == "local":
         from vindr_cli.runner.executor import DEFAULT_TASK_TIMEOUT, LocalExecutor
 

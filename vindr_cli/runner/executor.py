@@ -428,4 +428,6 @@ def make_executor(workers: int, items: int | None = None, *, task_timeout: float
     (then without a time limit), else a pool with ``task_timeout`` seconds per item."""
     if workers <= 1 or (items is not None and items <= 1):
         return InProcessExecutor()
+    if items is not None:
+        workers = min(workers, items)    # -j 2000 on 8 files started 2000 workers (minutes, not seconds)
     return ProcessExecutor(workers, task_timeout=task_timeout)
