@@ -156,3 +156,27 @@ def decoded_rows(out: Path, inp: Path) -> list[dict]:
             r["named"] = base_name(rel) + r["output"][32:]
         rows.append(r)
     return rows
+
+
+def shipped_frames(syntaxes, limit: int | None = None):
+    """(file name, data set, frames) of every pydicom shipped test file (never a download)
+    whose transfer syntax is in ``syntaxes`` and that has Pixel Data; ``limit``: the first
+    frames only. Files pydicom cannot read or split are skipped."""
+    import glob
+    import warnings
+
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    folder = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")
+    for path in sorted(glob.glob(os.path.join(folder, "*.dcm"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path)
+                if str(ds.file_meta.TransferSyntaxUID) not in syntaxes or "PixelData" not in ds:
+                    continue
+                frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+            except Exception:
+                continue
+        yield os.path.basename(path), ds, frames[:limit] if limit else frames
