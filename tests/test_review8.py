@@ -6,6 +6,10 @@ P2 A number array of more than 16 values (deid.terms._MAX_NUMBERS, read as a tab
    neither by the anonymizer (engine._judged_safe) nor by `vindr audit`. A number of six digits
    or more (no US/SS table entry holds one) is now searched as its digits in any array; red team
    7's LUT of every number up to 32766 still holds (tests/test_redteam7.py).
+P3 The JPEG header check judged the CLEANED frame while the decoder decoded the original: a
+   malformed table no scan uses (dropped by the cleaning) was never checked, yet reached the
+   decoder (GDCM can abort the interpreter on one). The header is now checked on the original
+   bytes, the end (EOI) on the frame as written.
 """
 from __future__ import annotations
 
@@ -106,3 +110,59 @@ def test_audit_finds_an_id_planted_in_a_number_array_of_any_length(id_world, n, 
     report = audit(out, link)
     assert report.counts().get("phi") == 1
     assert str(PID_NUMBER) not in repr(report.findings)
+
+
+# ------------------------------------------------------------------ P3: the header check reads the original frame
+
+def _bad_dht_file(path: Path, tail: int) -> None:
+    """A CT as JPEG baseline (Pillow) with, right after SOI, a DHT of class 2 (none such) for
+    table 3: no scan uses it, so the cleaning drops it; a decoder of the original reads it."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from test_redteam4 import _ct, _dataset
+
+    grey = np.round(_ct(64) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90)
+    f = buf.getvalue()
+    body = bytes([0x23]) + bytes([1] * 16) + bytes(range(16))
+    frame = f[:2] + b"\xff\xc4" + (len(body) + 2).to_bytes(2, "big") + body + f[2:]
+    ds = _dataset(grey, bits=8)
+    ds.SOPInstanceUID = f"1.2.826.0.1.3680043.10.543.89.{tail}"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PixelData = encapsulate([frame])
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    _save(ds, path)
+
+
+def test_a_malformed_unused_table_fails_the_check_before_any_decoder(tmp_path):
+    from vindr_cli.deid.redact import _clean_t81
+    from vindr_cli.dicomio.jpeg import MalformedJPEG, check_dataset
+
+    _bad_dht_file(tmp_path / "x.dcm", 1)
+    ds = _read(tmp_path / "x.dcm")
+    with pytest.raises(MalformedJPEG):
+        check_dataset(ds, clean=_clean_t81)
+
+
+@pytest.mark.parametrize("mode", ["redact", "off"])
+def test_a_malformed_unused_table_fails_the_file_with_the_fixed_reason(tmp_path, mode):
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.dicomio.jpeg import REASON
+
+    _bad_dht_file(tmp_path / "export" / "bad.dcm", 2)
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in=mode, linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", REASON)]
+    assert REASON.startswith("malformed JPEG codestream (")
+    assert not [p for p in out.rglob("*.dcm")]
