@@ -10,6 +10,9 @@ P3 The JPEG header check judged the CLEANED frame while the decoder decoded the 
    malformed table no scan uses (dropped by the cleaning) was never checked, yet reached the
    decoder (GDCM can abort the interpreter on one). The header is now checked on the original
    bytes, the end (EOI) on the frame as written.
+P1 deid.icc.clean copied a kept-type ICC tag over the whole size its table entry declared: an
+   'XYZ ' tag declared longer than its 20 bytes carried a hospital's name (UTF-16) unchanged.
+   A kept tag now keeps only the bytes its type defines (icc.defined_size), the rest zeros.
 """
 from __future__ import annotations
 
@@ -166,3 +169,85 @@ def test_a_malformed_unused_table_fails_the_file_with_the_fixed_reason(tmp_path,
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", REASON)]
     assert REASON.startswith("malformed JPEG codestream (")
     assert not [p for p in out.rglob("*.dcm")]
+
+
+# ------------------------------------------------------------------ P1: an ICC tag longer than its type
+
+HOSPITAL_UTF16 = "BENH VIEN BACH MAI NGUYEN VAN AN".encode("utf-16-be")
+
+
+def _profile(tag: bytes, sig: bytes = b"wtpt") -> bytes:
+    import struct
+
+    hdr = bytearray(128)
+    hdr[36:40] = b"acsp"
+    off = 128 + 4 + 12
+    prof = bytearray(bytes(hdr) + struct.pack(">I", 1) + struct.pack(">4sII", sig, off, len(tag)) + tag)
+    prof[0:4] = struct.pack(">I", len(prof))
+    return bytes(prof)
+
+
+@pytest.mark.parametrize("label", ["xyz", "curv", "para"])
+def test_text_after_what_a_kept_icc_type_defines_is_zeroed(label):
+    import struct
+
+    from vindr_cli.deid import icc
+
+    tag, sig = {"xyz": (b"XYZ " + bytes(4) + struct.pack(">iii", 63190, 65536, 54061), b"wtpt"),
+                "curv": (b"curv" + bytes(4) + struct.pack(">IH", 1, 0x0233), b"rTRC"),
+                "para": (b"para" + bytes(4) + struct.pack(">HHi", 0, 0, 0x00023333), b"gTRC")}[label]
+    prof = _profile(tag + HOSPITAL_UTF16, sig)
+    out = icc.clean(prof)
+    assert out is not None and HOSPITAL_UTF16[:8] not in out and b"B\0E\0N" not in out[::-1]
+    assert out[144:144 + len(tag)] == tag                      # the numbers stay
+    assert not out[144 + len(tag):].strip(b"\0")
+    assert icc.clean(out) == out
+
+
+def test_a_kept_icc_tag_shorter_than_its_type_refuses_the_profile():
+    import struct
+
+    from vindr_cli.deid import icc
+
+    assert icc.clean(_profile(b"curv" + bytes(4) + struct.pack(">I", 40) + bytes(8), b"rTRC")) is None
+    assert icc.clean(_profile(b"para" + bytes(4) + struct.pack(">HH", 9, 0) + bytes(4), b"gTRC")) is None
+
+
+def test_the_policy_rewrites_a_profile_with_text_after_a_kept_tag():
+    """What the anonymizer and the audit judge (deid.policy.judge): the profile is not kept as it
+    is, but as its cleaned bytes, the text gone."""
+    import struct
+
+    from pydicom.dataelem import DataElement
+
+    from vindr_cli.deid import policy
+
+    prof = _profile(b"XYZ " + bytes(4) + struct.pack(">iii", 63190, 65536, 54061) + HOSPITAL_UTF16)
+    verdict = policy.judge(DataElement(policy.ICC_PROFILE, "OB", prof), trusted_text=False, top=True,
+                           siblings=Dataset())
+    assert verdict.ok and verdict.value is not None and HOSPITAL_UTF16[:8] not in bytes(verdict.value)
+
+
+@pytest.mark.parametrize("name", ["sRGB", "crayons.icc"])
+def test_real_profiles_still_load_and_transform_colours_identically(name):
+    import io
+
+    from PIL import Image, ImageCms
+    from pydicom.data import get_testdata_file
+
+    from vindr_cli.deid import icc
+
+    if name == "sRGB":
+        original = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    else:
+        original = Path(get_testdata_file(name, download=False)).read_bytes()
+    kept = icc.clean(original)
+    assert kept is not None and len(kept) == len(original) and icc.clean(kept) == kept
+    img = Image.fromarray(np.random.default_rng(8).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    lab = ImageCms.createProfile("LAB")
+
+    def through(p: bytes):
+        return np.asarray(ImageCms.applyTransform(img, ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(p)), lab, "RGB", "LAB")))
+
+    assert np.array_equal(through(kept), through(original))
