@@ -13,6 +13,10 @@ P3 The JPEG header check judged the CLEANED frame while the decoder decoded the 
 P1 deid.icc.clean copied a kept-type ICC tag over the whole size its table entry declared: an
    'XYZ ' tag declared longer than its 20 bytes carried a hospital's name (UTF-16) unchanged.
    A kept tag now keeps only the bytes its type defines (icc.defined_size), the rest zeros.
+H1 In the scanning modes (and --burned-in off for JPEG / JPEG 2000) the pixels are scanned
+   from one read of the input and copied from a second; nothing compared them. When the pixels
+   are not modified, the copied Pixel Data's hash must now equal the scanned one's, else the
+   file fails (deid.task.CHANGED_SINCE_SCAN) and nothing is written.
 """
 from __future__ import annotations
 
@@ -251,3 +255,57 @@ def test_real_profiles_still_load_and_transform_colours_identically(name):
             ImageCms.ImageCmsProfile(io.BytesIO(p)), lab, "RGB", "LAB")))
 
     assert np.array_equal(through(kept), through(original))
+
+
+# ------------------------------------------------------------------ H1: what is copied is what was scanned
+
+def _plain_jpeg_file(path: Path) -> None:
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from test_redteam4 import _ct, _dataset
+
+    grey = np.round(_ct(64) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90)
+    ds = _dataset(grey, bits=8)
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    _save(ds, path)
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkeypatch, changed):
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    src = tmp_path / "export" / "plain.dcm"
+    _plain_jpeg_file(src)
+    copy = task._copy_pixels
+
+    def copy_after_change(src_f, out, header):
+        if out is not None and changed:             # the copy (second read): the input changed since the scan
+            data = bytearray(src.read_bytes())
+            data[-20] ^= 0x01                       # one byte of the entropy-coded data
+            src.write_bytes(bytes(data))
+        return copy(src_f, out, header)
+
+    monkeypatch.setattr(task, "_copy_pixels", copy_after_change)
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="off", linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    if changed:
+        assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
+        assert not list(out.rglob("*.dcm"))
+    else:
+        assert [r["status"] for r in rows] == ["ok"] and not rows[0]["pixels_modified"]
+        assert rows[0]["pixel_sha256"] == rows[0]["input_pixel_sha256"]
+        assert len(list(out.rglob("*.dcm"))) == 1
