@@ -17,6 +17,9 @@ H1 In the scanning modes (and --burned-in off for JPEG / JPEG 2000) the pixels a
    from one read of the input and copied from a second; nothing compared them. When the pixels
    are not modified, the copied Pixel Data's hash must now equal the scanned one's, else the
    file fails (deid.task.CHANGED_SINCE_SCAN) and nothing is written.
+C1 The datasheet counted a frame only stripped of its metadata (a JPEG COM segment under
+   --burned-in off) as "had pixels masked": masked now means boxes were masked (redactions,
+   review_boxes); the rest of pixels_modified is counted as rewritten without masking.
 """
 from __future__ import annotations
 
@@ -309,3 +312,40 @@ def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkey
         assert [r["status"] for r in rows] == ["ok"] and not rows[0]["pixels_modified"]
         assert rows[0]["pixel_sha256"] == rows[0]["input_pixel_sha256"]
         assert len(list(out.rglob("*.dcm"))) == 1
+
+
+# ------------------------------------------------------------------ C1: the datasheet's count of masked files
+
+def test_a_frame_stripped_of_its_comment_is_not_counted_as_masked(tmp_path):
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from test_redteam4 import _ct, _dataset
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.release.build import _deid_settings
+    from vindr_cli.release.datasheet import _deid_explained
+
+    grey = np.round(_ct(64) * 200).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, "JPEG", quality=90, comment=b"made on ward 7")
+    ds = _dataset(grey, bits=8)
+    ds.PixelData = encapsulate([buf.getvalue()])
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.LossyImageCompression = "01"
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    _save(ds, tmp_path / "export" / "commented.dcm")
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="off", linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert [(r["status"], r["pixels_modified"], r["redactions"]) for r in rows] == [("ok", True, None)]
+    deid = _deid_settings(out, rows)
+    assert deid["pixels_masked"] == {"files": 1, "masked": 0, "rewritten": 1}
+    text = "\n".join(_deid_explained(deid))
+    assert "0 of the 1 released DICOM file(s) had pixels masked." in text
+    assert "1 had their pixel data rewritten without masking (frame metadata or overlay bits removed)." in text
