@@ -20,6 +20,9 @@ H1 In the scanning modes (and --burned-in off for JPEG / JPEG 2000) the pixels a
 C1 The datasheet counted a frame only stripped of its metadata (a JPEG COM segment under
    --burned-in off) as "had pixels masked": masked now means boxes were masked (redactions,
    review_boxes); the rest of pixels_modified is counted as rewritten without masking.
+K1 dicomio.pixelstream._kernel_copy reported TRUNCATED when copy_file_range returned 0 before
+   copying anything (some file systems answer 0 instead of EXDEV): it now leaves the copy to
+   the buffered one, which judges a truly truncated file.
 """
 from __future__ import annotations
 
@@ -349,3 +352,22 @@ def test_a_frame_stripped_of_its_comment_is_not_counted_as_masked(tmp_path):
     text = "\n".join(_deid_explained(deid))
     assert "0 of the 1 released DICOM file(s) had pixels masked." in text
     assert "1 had their pixel data rewritten without masking (frame metadata or overlay bits removed)." in text
+
+
+# ------------------------------------------------------------------ K1: copy_file_range answering 0
+
+def test_a_kernel_copy_that_copies_nothing_falls_back_to_the_buffered_copy(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from test_deid_fastpaths import _copy_both
+    from vindr_cli.dicomio.pixelstream import TRUNCATED
+
+    calls = []
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: calls.append(a) or 0)
+    value = bytes(range(256)) * 400 + b"x"
+    res = _copy_both(tmp_path, value)
+    assert calls and res["kernel"] == res["buffered"]
+    digest, _after, data = res["kernel"]
+    assert digest == (hashlib.sha256(value).hexdigest(), 12 + len(value)) and data.endswith(value)
+    assert _copy_both(tmp_path, value[:1000], 5000)["kernel"][0] == TRUNCATED     # a truly short file still is
