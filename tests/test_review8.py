@@ -23,6 +23,8 @@ C1 The datasheet counted a frame only stripped of its metadata (a JPEG COM segme
 K1 dicomio.pixelstream._kernel_copy reported TRUNCATED when copy_file_range returned 0 before
    copying anything (some file systems answer 0 instead of EXDEV): it now leaves the copy to
    the buffered one, which judges a truly truncated file.
+D1 --burned-in off's help and the README said "pixels untouched": a JPEG 2000 frame holding a
+   segment decoders need not (TLM) is rewritten without it under off too (test below).
 """
 from __future__ import annotations
 
@@ -371,3 +373,34 @@ def test_a_kernel_copy_that_copies_nothing_falls_back_to_the_buffered_copy(tmp_p
     digest, _after, data = res["kernel"]
     assert digest == (hashlib.sha256(value).hexdigest(), 12 + len(value)) and data.endswith(value)
     assert _copy_both(tmp_path, value[:1000], 5000)["kernel"][0] == TRUNCATED     # a truly short file still is
+
+
+# ------------------------------------------------------------------ D1: --burned-in off and JPEG 2000 frames
+
+def test_burned_in_off_strips_a_jpeg2000_segment_and_keeps_the_pixels(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    from test_redteam4 import _ct, _dataset
+    from test_redteam7 import FRAME_TEXT, _jpeg_frames
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    grey = np.round(_ct(256) * 200).astype(np.uint8)
+    _kind, frame = _jpeg_frames()["j2k_tlm"]
+    ds = _dataset(grey, bits=8)
+    ds.PixelData = encapsulate([frame])
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    before = ds.pixel_array.copy()
+    _save(ds, tmp_path / "export" / "tlm.dcm")
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="off", linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert [(r["status"], r["pixels_modified"]) for r in rows] == [("ok", True)]
+    assert rows[0]["pixel_sha256"] != rows[0]["input_pixel_sha256"]
+    raw = (out / rows[0]["output"]).read_bytes()
+    assert FRAME_TEXT[:16] not in raw
+    assert np.array_equal(_read(out / rows[0]["output"]).pixel_array, before)
