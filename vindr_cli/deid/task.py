@@ -143,6 +143,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                            photometric=coded(ds.get("PhotometricInterpretation"), "photometric"))   # the output's
             else:
                 pixel_hash = _write(ds, f, header, tmp_path)
+                scanned = row.get("input_pixel_sha256")
+                if scanned is not None and not row.get("pixels_modified") and pixel_hash != scanned:
+                    raise PixelError(CHANGED_SINCE_SCAN)     # what was copied is not what was scanned
     except PixelError as exc:
         row.update(status="failed", reason=exc.reason)
         tmp_path.unlink(missing_ok=True)
@@ -166,6 +169,11 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
         row["input_pixel_sha256"] = pixel_hash          # the byte-for-byte copy
     result["tmp"] = str(tmp_path)
     return _finish(result)
+
+
+# the pixel data copied (a second read of the input) is not the pixel data scanned (the first):
+# the input changed while it was read; what was scanned is not what would be released (review 8)
+CHANGED_SINCE_SCAN = "pixel data changed between the burned-in scan and the copy (input modified while read)"
 
 
 def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:

@@ -82,6 +82,8 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, n: int, h) -> bool:
                 return False
             raise
         if not got:
+            if done == 0:       # some file systems answer 0 where they mean EXDEV: the buffered copy judges
+                return False
             raise BadInput("failed", TRUNCATED)
         done += got
     buf = memoryview(bytearray(min(CHUNK, n)))

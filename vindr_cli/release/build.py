@@ -137,7 +137,7 @@ def _decoded(images_dir: Path | None) -> dict[tuple[str, int], dict]:
 # _decoded_before_review (review_boxes): a column left out here reads as None there, which
 # refuses every file or silently skips a check (tests/test_release.py, test_redteam6_review.py).
 _MANIFEST_COLUMNS = ("image_id", "status", "reason", "output", "rows", "columns", "pixel_sha256", "frames",
-                     "patient_id", "sop_uid", "study_uid", "review_boxes", "pixels_modified")
+                     "patient_id", "sop_uid", "study_uid", "review_boxes", "pixels_modified", "redactions")
 _DECODED_COLUMNS = ("input", "frame", "status", "output", "out_rows", "out_cols", "scale_x", "scale_y")
 
 
@@ -511,8 +511,22 @@ def _deid_settings(anon_dir: Path, released_rows=()) -> dict:
         out["allow_burned_in"] = s.get("allow_burned_in") is True
     rows = list(released_rows)
     if rows and all("pixels_modified" in r for r in rows):
-        out["pixels_masked"] = {"files": len(rows), "masked": sum(r["pixels_modified"] is True for r in rows)}
+        # masked: boxes were masked (redactions, review_boxes); a frame only stripped of its
+        # metadata or an overlay's bits cleared rewrote the pixel data without masking (review 8)
+        masked = [_has_boxes(r.get("redactions")) or _has_boxes(r.get("review_boxes")) for r in rows]
+        out["pixels_masked"] = {"files": len(rows), "masked": sum(masked),
+                                "rewritten": sum(r["pixels_modified"] is True and not m for r, m in zip(rows, masked))}
     return out
+
+
+def _has_boxes(value) -> bool:
+    """A manifest's JSON list of boxes (redactions, review_boxes) holds at least one."""
+    if not value or not isinstance(value, str):
+        return False
+    try:
+        return bool(json.loads(value))
+    except ValueError:
+        return False
 
 
 BURNED_IN_MODES = ("redact", "quarantine", "off")      # vindr anonymize --burned-in (deid/batch.py)

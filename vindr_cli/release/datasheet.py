@@ -368,6 +368,9 @@ def _deid_explained(deid: dict) -> list[str]:
         pm = deid.get("pixels_masked")
         if isinstance(pm, dict):
             text += f" {pm.get('masked', 0)} of the {pm.get('files', 0)} released DICOM file(s) had pixels masked."
+            if pm.get("rewritten"):
+                text += (f" {pm['rewritten']} had their pixel data rewritten without masking (frame metadata or "
+                         "overlay bits removed).")
         text += (" Images of SOP classes that usually carry text (Secondary Capture, Ultrasound, ...) or marked "
                  "BurnedInAnnotation YES were " + ("scanned like the others (`--allow-burned-in`)."
                                                    if deid.get("allow_burned_in") else
