@@ -48,8 +48,16 @@ else:                                  # exactly what `python -m vindr_cli` runs
 """
 
 
+def _env(**extra) -> dict:
+    """The environment of a probe: stdout block-buffered into its pipe, as for most users
+    (PYTHONUNBUFFERED would hide a missing flush)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **extra)
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
 def _probe(mode: str, *args) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200", PYTHONPATH=str(ROOT))
+    env = _env(COLUMNS="200")
     env.pop("VINDR_DEBUG", None)
     return subprocess.run([sys.executable, "-c", PROBE, mode, *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=TIMEOUT_S, cwd=ROOT)
@@ -188,7 +196,7 @@ leave(int(sys.argv[1]))
 @pytest.mark.parametrize("code", [0, 2])
 def test_leave_joins_threads_runs_hooks_flushes_and_keeps_the_code(code):
     p = subprocess.run([sys.executable, "-c", LEAVE, str(code)], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+                       env=_env(), timeout=60)
     assert p.returncode == code
     # the thread was joined before the hooks; what the last hook left in stdout's buffer was flushed
     assert p.stdout == "joined=1\nbuffered, not yet flushed"
