@@ -3,6 +3,11 @@ with busy loops competing for the CPUs, counting non-zero exits and their signal
 (apache/arrow#34314: native thread pools torn down during interpreter finalization).
 
     python bench/exit_stress.py WORKDIR --runs 300 --busy 2 --budget-s 900 [--json OUT.json]
+        [--variant before=SRC_A --variant after=SRC_B]
+
+With --variant (LABEL=a source tree, e.g. `git archive` of two commits), every command runs
+once per variant in each round, interleaved, with that tree as PYTHONPATH: both see the
+same load.
 
 WORKDIR gets in/ (3 small pydicom test files, one renumbered), a key, anon/ (their
 anonymized tree), then one fresh OUTPUT per run (removed after). Each busy loop is started
@@ -63,10 +68,12 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=900)
     ap.add_argument("--only", default="decode,anonymize,info")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--variant", action="append", default=[], help="LABEL=PATH (PYTHONPATH of that variant)")
     a = ap.parse_args()
     work = a.work.resolve()
     prepare(work)
-    names = a.only.split(",")
+    variants = dict(v.split("=", 1) for v in a.variant) or {"": os.environ.get("PYTHONPATH", "")}
+    names = [f"{cmd}@{label}" if label else cmd for label in variants for cmd in a.only.split(",")]
     busy = [subprocess.Popen(["timeout", str(int(a.budget_s) + 60), PY, "-c", "while 1: pass"])
             for _ in range(a.busy)]
     counts = {n: Counter() for n in names}
@@ -78,9 +85,12 @@ def main() -> None:
             if time.monotonic() - t0 > a.budget_s:
                 break
             for name in names:
-                out = work / f"out-{name}-{i}"
+                cmd, _, label = name.partition("@")
+                out = work / f"out-{cmd}-{label}-{i}"
                 env = dict(os.environ, COLUMNS="120")
-                p = subprocess.run(commands(work, out)[name], capture_output=True, text=True, env=env, timeout=300)
+                if label:
+                    env["PYTHONPATH"] = variants[label]
+                p = subprocess.run(commands(work, out)[cmd], capture_output=True, text=True, env=env, timeout=300)
                 rc = p.returncode
                 key = "ok" if rc == 0 else (f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}")
                 counts[name][key] += 1
@@ -91,11 +101,14 @@ def main() -> None:
                 for extra in (out.with_name(out.name + ".linkage.parquet"),):
                     extra.unlink(missing_ok=True)
             load.append(os.getloadavg()[0])
+            if i % 20 == 19:
+                print(f"round {i + 1}: {json.dumps({n: dict(c) for n, c in counts.items()})} "
+                      f"load {load[-1]:.1f}", flush=True)
     finally:
         for b in busy:
             b.kill()
             b.wait()
-    res = {"python": sys.version.split()[0], "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
+    res = {"python": sys.version.split()[0], "variants": variants, "cpus": os.cpu_count(), "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
            "outcomes": {n: dict(c) for n, c in counts.items()}, "busy_loops": a.busy,
            "loadavg_1min": {"min": min(load, default=None), "max": max(load, default=None),
                             "mean": sum(load) / len(load) if load else None},
