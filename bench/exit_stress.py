@@ -106,7 +106,7 @@ def main() -> None:
                       f"load {load[-1]:.1f}", flush=True)
     finally:
         for b in busy:
-            b.kill()
+            b.terminate()        # SIGTERM: `timeout` passes it on to its busy loop (SIGKILL would orphan it)
             b.wait()
     res = {"python": sys.version.split()[0], "variants": variants, "cpus": os.cpu_count(), "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
            "outcomes": {n: dict(c) for n, c in counts.items()}, "busy_loops": a.busy,
