@@ -245,3 +245,22 @@ def test_clean_never_keeps_a_byte_outside_a_defined_range(offsets, n_in, n_out, 
     kept = np.frombuffer(out[at:at + size], dtype=np.uint8)
     assert not kept[~inside].any()
     assert bytes(kept[inside]) == bytes(np.frombuffer(tag, dtype=np.uint8)[inside])
+
+
+def test_real_rgb_profiles_transform_colours_identically_after_cleaning():
+    """littleCMS, RGB -> Lab, before and after: every RGB profile of _real_profiles."""
+    from PIL import Image, ImageCms
+
+    img = Image.fromarray(np.random.default_rng(13).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    lab = ImageCms.createProfile("LAB")
+    checked = 0
+    for name, prof in _real_profiles().items():
+        if prof[16:20] != b"RGB ":
+            continue
+        out = icc.clean(prof)
+        assert out is not None, name
+        a, b = (np.asarray(ImageCms.applyTransform(img, ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(p)), lab, "RGB", "LAB"))) for p in (prof, out))
+        assert np.array_equal(a, b), name
+        checked += 1
+    assert checked >= 2
