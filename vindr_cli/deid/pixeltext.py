@@ -1450,7 +1450,9 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     maps = _maps(work)
     H, W = image.shape
     has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
-    small = max(H, W) < _SMALL
+    # a small image (_SMALL) -- not a coarse view (min_side): deid.redact gates those boxes itself
+    # (_large_text), and a coarse view of a 256-511 px image is under _SMALL while the image is not
+    small = max(H, W) < _SMALL and not min_side
     passes = [(_STRONG, False, 5, False)] + (list(_FAINT_PASSES) if has_hints else [])
     # [box, kind, read_confidently, bright]
     found: list[list] = []
