@@ -113,6 +113,12 @@ CASES = [  # (file, scale, text, font px, where, white)
     pytest.param("MR_small.dcm", 1, "LE", 8, "top", True, marks=pytest.mark.xfail(
         strict=True, reason="not found before this change either: white initials over MR_small's bright top-left "
                             "anatomy make no candidate of their own (the old rule's boxes missed them too)")),
+    pytest.param("MR_small.dcm", 1, "LE", 10, "bottom", True, marks=pytest.mark.xfail(
+        strict=True, reason="not found before this change either (the old boxes left part of it): 10-px "
+                            "initials merged with MR_small's anatomy")),
+    pytest.param("CT_small.dcm", 1, "NGUYEN VAN A", 16, "top", False, marks=pytest.mark.xfail(
+        strict=True, reason="partly found before and after this change: the box starts after the first "
+                            "glyph of a dark 16-px name over CT_small's top edge")),
     ("CT_small.dcm", 1, "NGUYEN VAN A", 8, "bottom", True),
     ("CT_small.dcm", 1, "NGUYEN VAN A", 10, "middle", False),
     ("CT_small.dcm", 1, "TRAN B", 16, "top", True),
