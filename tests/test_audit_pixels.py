@@ -184,7 +184,7 @@ def test_text_drawn_into_frame_j_of_a_multi_frame_output_is_found_in_that_frame(
 
 def test_anything_drawn_into_a_mask_is_found(real_tree, tmp_path):
     out, link = _copy(real_tree[:2], tmp_path)
-    row = real_tree[2]["CT_small.dcm"]
+    row = real_tree[2]["examples_overlay.dcm"]     # a real file that keeps a mask (CT_small, text-free, has none)
     boxes = json.loads(row["redactions"])
     assert boxes
     _, x0, y0, x1, y1 = boxes[0]
