@@ -152,3 +152,13 @@ def test_small_glyphs_on_the_real_candidates_and_on_drawn_text():
         assert not pixeltext._small_glyphs(img[y0:y1, x0:x1])
         drawn, bb = draw_text(img.copy(), "TRAN B", (x0 + 3, y0 + 4), 8, str(FONT))
         assert pixeltext._small_glyphs(drawn[y0:y1, x0:x1])
+
+
+def test_without_the_engine_small_images_keep_every_candidate(monkeypatch):
+    """Safe by default: with no OCR engine nothing is read, so the small-image rule (which
+    drops unread candidates without glyph evidence) does not apply; MR_small's candidates are
+    all masked, as every candidate of any image is without the engine."""
+    monkeypatch.setattr(pixeltext, "_engine", lambda: None)
+    monkeypatch.setattr(pixeltext, "engine_available", lambda: False)
+    out = _scan(pydicom.dcmread(_real("MR_small.dcm")))
+    assert out.boxes and out.arr is not None

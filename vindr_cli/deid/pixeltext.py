@@ -1494,8 +1494,9 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked, textured, central)
             # a small image (_SMALL): an unmatched candidate that is not read as 2+ letters or
-            # digits counts only with glyph-shaped strokes at an extreme of the display (_small_glyphs)
-            if small and text_like and not matched and kind != "marker" \
+            # digits counts only with glyph-shaped strokes at an extreme of the display (_small_glyphs);
+            # without the engine nothing is read, so every candidate stays (safe by default)
+            if small and text_like and not matched and kind != "marker" and _engine() is not None \
                     and not (confident and sum(ch.isalnum() for ch in reading) >= _SMALL_READ) \
                     and not _small_glyphs(image[box[1]:box[3], box[0]:box[2]]):
                 text_like = False
