@@ -46,7 +46,25 @@ WAIT = 60        # an upper bound for a busy machine, never a timing assertion
 def selection(tmp_path_factory):
     base = tmp_path_factory.mktemp("review_browser")
     anon, sel = base / "anon", base / "selection"
-    anonymize(SAMPLE / "export", anon, key_path=key_file_in(base), profile=load_profile(), workers=1)
+    # a third image for the redacted queue (A, X and D below): the patient's name burned into one
+    # of the export's real 128-px CTs (its text-free anatomy is no longer masked, smallimg)
+    import shutil
+
+    import numpy as np
+    import pydicom
+
+    from helpers import draw_text
+    export = base / "export"
+    shutil.copytree(SAMPLE / "export", export)
+    ct = next(export.glob("DUONG THI THU_*/*/S01_CT_AXIAL/IMG_DuongThiThu_0003.dcm"))
+    ds = pydicom.dcmread(ct)
+    arr = ds.pixel_array.copy()
+    ink, _ = draw_text(np.zeros(arr.shape, np.uint8), "DUONG THI THU", (2, arr.shape[0] - 14), 10,
+                       "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    arr[ink >= 96] = arr.max()
+    ds.PixelData = arr.tobytes()
+    ds.save_as(ct)
+    anonymize(export, anon, key_path=key_file_in(base), profile=load_profile(), workers=1)
     select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
     ok = [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
     report = base / "audit.json"          # one residual-text finding, in the form vindr audit --report writes

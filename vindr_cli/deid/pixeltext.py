@@ -1384,6 +1384,41 @@ def _widen_faint(found: list[list], W: int) -> None:
             f[0] = (x0, y0, x1, y1)
 
 
+_SMALL = 256             # an image whose long side is under this (pydicom's MR_small 64 px, CT_small 128 px): its
+#                          anatomy is as fine as the 9-px top-hat's strokes, and unreadable candidates need evidence
+_SMALL_READ = 2          # ... a candidate read confidently as this many letters or digits counts (MR_small's anatomy: 1)
+_SMALL_Q = 63            # ... or one holding glyph-shaped strokes in the outer quarter of the display (<= 63 or >= 192)
+_SMALL_WIDE = 2.7        # ... a component no wider than this x its height (two glyphs that touch: "LE" at 8 px)
+
+
+def _small_glyphs(crop: np.ndarray) -> bool:
+    """Does a crop of a small image (``_SMALL``) hold a glyph-shaped stroke component in the
+    outer quarter of the display, either polarity (<= 63 or >= 192: burned-in text is drawn at
+    an extreme, deid.redact ``display``; the anti-aliased 1-px strokes of an 8-px font reach only
+    ~150 of 255 over a dark background, the cores of larger fonts 255)? One at least 3 px tall,
+    no wider than 2.7x its height, strokes rather than solid (1/10 to 3/4 of its bounding box
+    set), not touching the crop's edge (anatomy and background run on past the candidate's box;
+    a glyph lies inside its padding). Measured (bench/README.md, small images): the text-free
+    candidates of MR_small and CT_small hold none; names, initials and IDs drawn there in 8-16 px
+    DejaVu, white or black, at the top, middle or bottom, hold one (tests/test_small_images.py)."""
+    from scipy import ndimage
+
+    hh, ww = crop.shape
+    for mask in (crop >= 255 - _SMALL_Q, crop <= _SMALL_Q):
+        if not mask.any():
+            continue
+        lab, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        for i, sl in enumerate(ndimage.find_objects(lab), 1):
+            if sl is None:
+                continue
+            y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+            h, w = y1 - y0, x1 - x0
+            if h >= 3 and w <= h * _SMALL_WIDE and y0 > 0 and x0 > 0 and y1 < hh and x1 < ww \
+                    and 0.1 <= np.count_nonzero(lab[sl] == i) / (h * w) <= 0.75:
+                return True
+    return False
+
+
 def _sized(cands, s: int, W: int, H: int, min_side: int, vertical: bool = False):
     """(candidate, the box read for it) of each candidate (working px) whose box (image px) is
     at least ``min_side`` on both sides: the one place find_text's ``min_side`` is applied,
@@ -1415,6 +1450,9 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     maps = _maps(work)
     H, W = image.shape
     has_hints = hints is not None and any((hints.names, hints.ids, hints.dates, hints.other))
+    # a small image (_SMALL) -- not a coarse view (min_side): deid.redact gates those boxes itself
+    # (_large_text), and a coarse view of a 256-511 px image is under _SMALL while the image is not
+    small = max(H, W) < _SMALL and not min_side
     passes = [(_STRONG, False, 5, False)] + (list(_FAINT_PASSES) if has_hints else [])
     # [box, kind, read_confidently, bright]
     found: list[list] = []
@@ -1455,6 +1493,13 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             stacked = bool(column) and not _bar_column(image, (x0, y0, x1, y1, bright), column, s)
             kind, matched, confident, text_like, reading = _classify(image, box, bright, hints if has_hints else None,
                                                             ((x1 - x0) * s, bh), stacked, textured, central)
+            # a small image (_SMALL): an unmatched candidate that is not read as 2+ letters or
+            # digits counts only with glyph-shaped strokes at an extreme of the display (_small_glyphs);
+            # without the engine nothing is read, so every candidate stays (safe by default)
+            if small and text_like and not matched and kind != "marker" and _engine() is not None \
+                    and not (confident and sum(ch.isalnum() for ch in reading) >= _SMALL_READ) \
+                    and not _small_glyphs(image[box[1]:box[3], box[0]:box[2]]):
+                text_like = False
             # a faint region counts when it matches a hint, or reads confidently as a date or
             # an ID (a digit run: the header may not hold the value burned in)
             anchored = matched or (confident and kind in ("date", "id"))
