@@ -267,7 +267,8 @@ def test_real_profiles_still_load_and_transform_colours_identically(name):
 
 # ------------------------------------------------------------------ H1: what is copied is what was scanned
 
-def _plain_jpeg_file(path: Path) -> None:
+def _plain_jpeg_file(path: Path, comment: bytes | None = None) -> None:
+    """A 64 px CT-like 8-bit JPEG baseline file; ``comment``: a COM segment in its frame."""
     import io
 
     from PIL import Image
@@ -278,7 +279,7 @@ def _plain_jpeg_file(path: Path) -> None:
 
     grey = np.round(_ct(64) * 200).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(grey).save(buf, "JPEG", quality=90)
+    Image.fromarray(grey).save(buf, "JPEG", quality=90, **({"comment": comment} if comment else {}))
     ds = _dataset(grey, bits=8)
     ds.PixelData = encapsulate([buf.getvalue()])
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
@@ -322,28 +323,12 @@ def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkey
 # ------------------------------------------------------------------ C1: the datasheet's count of masked files
 
 def test_a_frame_stripped_of_its_comment_is_not_counted_as_masked(tmp_path):
-    import io
-
-    from PIL import Image
-    from pydicom.encaps import encapsulate
-    from pydicom.uid import JPEGBaseline8Bit
-
-    from test_redteam4 import _ct, _dataset
     from vindr_cli.deid.batch import anonymize
     from vindr_cli.deid.profile import load_profile
     from vindr_cli.release.build import _deid_settings
     from vindr_cli.release.datasheet import _deid_explained
 
-    grey = np.round(_ct(64) * 200).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(grey).save(buf, "JPEG", quality=90, comment=b"made on ward 7")
-    ds = _dataset(grey, bits=8)
-    ds.PixelData = encapsulate([buf.getvalue()])
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds.LossyImageCompression = "01"
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    _save(ds, tmp_path / "export" / "commented.dcm")
+    _plain_jpeg_file(tmp_path / "export" / "commented.dcm", comment=b"made on ward 7")
     out = tmp_path / "anon"
     anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
               burned_in="off", linkage=tmp_path / "link.parquet")
