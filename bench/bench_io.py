@@ -25,3 +25,17 @@ def write_record(path: Path, record: dict, *, indent: int = 1) -> Path:
     tmp.write_text(json.dumps(record, indent=indent) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def manifest_rows(rows_n: int, row: dict, *, folders: int | None = None, quarantine_every: int | None = None):
+    """``rows_n`` synthetic anonymize-manifest rows made one at a time from the template ``row``:
+    unique input keys, image ids and output paths (the first folder ``i % folders`` when given,
+    else ``i``); with ``quarantine_every`` = n, every n-th row quarantined (no output)."""
+    for i in range(rows_n):
+        r = dict(row)
+        r["input_key"] = f"{i:024x}"
+        r["image_id"] = f"{i:032x}"
+        r["output"] = f"{i % folders if folders else i:016x}/{i:016x}/{i:016x}/{i:032x}.dcm"
+        if quarantine_every and i % quarantine_every == quarantine_every - 1:
+            r.update(status="quarantined", reason="burned-in text found and --burned-in quarantine", output=None)
+        yield r

@@ -55,7 +55,7 @@ TREE = Path(os.environ.get("VINDR_BENCH_TREE") or REPO)     # the checkout whose
 sys.path.insert(0, str(TREE))
 
 sys.path.insert(0, str(REPO / "bench"))
-from bench_io import current_rss_mb, write_record  # noqa: E402
+from bench_io import current_rss_mb, manifest_rows, write_record  # noqa: E402
 from vindr_cli.runner.executor import InProcessExecutor  # noqa: E402
 from vindr_cli.runner.sources import Source  # noqa: E402
 from vindr_cli.runner.stage import Stage, Table, run_stage  # noqa: E402
@@ -206,18 +206,10 @@ def table_streamed(rows_n: int, row: dict, tmp: Path) -> dict:
     them back from the journal) into ``tables.write_rows``, a bounded batch held at a time."""
     from vindr_cli.tables import write_rows
 
-    def rows():
-        for i in range(rows_n):
-            r = dict(row)
-            r["input_key"] = f"{i:024x}"
-            r["image_id"] = f"{i:032x}"
-            r["output"] = f"{i:016x}/{i:016x}/{i:016x}/{i:032x}.dcm"
-            yield r
-
     before = current_rss_mb()
     path = tmp / "manifest-1m.parquet"
     t0 = time.perf_counter()
-    write_rows(rows(), "anonymize_manifest", path)
+    write_rows(manifest_rows(rows_n, row), "anonymize_manifest", path)
     wall = time.perf_counter() - t0
     return {"rows": rows_n, "held_mb": 0, "rss_before_mb": round(before), "write_s": round(wall, 2),
             "file_mb": round(path.stat().st_size / 1e6, 1), "peak_rss_mb": round(rss_mb()), "streamed": True}

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from bench_io import current_rss_mb, write_record  # noqa: E402
+from bench_io import current_rss_mb, manifest_rows, write_record  # noqa: E402
 
 READERS = ("release, whole", "release, batches", "select, whole", "select, batches")
 
@@ -43,21 +43,10 @@ READERS = ("release, whole", "release, batches", "select, whole", "select, batch
 def write_manifest(rows_n: int, row: dict, anon: Path) -> Path:
     from vindr_cli.tables import write_rows
 
-    def rows():
-        for i in range(rows_n):
-            r = dict(row)
-            r["input_key"] = f"{i:024x}"
-            r["image_id"] = f"{i:032x}"
-            r["output"] = f"{i % 997:016x}/{i:016x}/{i:016x}/{i:032x}.dcm"
-            if i % 20 == 19:
-                r.update(status="quarantined", reason="burned-in text found and --burned-in quarantine",
-                         output=None)
-            yield r
-
     (anon / ".vindr").mkdir(parents=True)
     (anon / ".vindr" / "anonymize.json").write_text("{}")
     path = anon / "manifest.parquet"
-    write_rows(rows(), "anonymize_manifest", path)
+    write_rows(manifest_rows(rows_n, row, folders=997, quarantine_every=20), "anonymize_manifest", path)
     return path
 
 
