@@ -180,3 +180,27 @@ def shipped_frames(syntaxes, limit: int | None = None):
             except Exception:
                 continue
         yield os.path.basename(path), ds, frames[:limit] if limit else frames
+
+
+def audit_after_planting(world_out: Path, links: dict, name: str, plant, tmp_path: Path, *,
+                         linkage: Path | None = None, kind: str = "phi"):
+    """`vindr audit` of a copy of an anonymized OUTPUT (``world_out``) after ``plant(ds)`` changed
+    the output of input ``name`` (``links``: input name -> its linkage row); the copy is first
+    checked to have no ``kind`` finding. Returns the second audit's report."""
+    import shutil
+    import warnings
+
+    import pydicom
+
+    from vindr_cli.deid.audit import audit
+
+    out = tmp_path / "anon"
+    shutil.copytree(world_out, out)
+    assert audit(out, linkage).counts().get(kind, 0) == 0
+    target = out / links[name]["output"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(target)
+    plant(ds)
+    ds.save_as(target)
+    return audit(out, linkage)

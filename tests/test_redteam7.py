@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 import struct
 import unicodedata
 import urllib.parse
@@ -232,21 +231,17 @@ def test_audit_finds_the_name_planted_as_numbers_in_an_output(world, tmp_path):
     """Leaked past the audit: `vindr audit` (with the linkage table) read a number array as its
     digits ("78, 71, ..."), so the name planted as UTF-32 code points was no finding. It now
     reads numbers as the anonymizer does (deid.terms.value_text)."""
-    from vindr_cli.deid.audit import audit
+    from helpers import audit_after_planting
 
-    out = tmp_path / "anon"
-    shutil.copytree(world["out"], out)
-    link = world["base"] / "anon.linkage.parquet"
-    assert audit(out, link).counts().get("phi", 0) == 0
-    target = out / world["links"]["ramp.dcm"]["output"]
-    ds = _read(target)
-    fc = Dataset()
-    fc.DimensionIndexValues = [ord(c) for c in "ABCD EFGH 0012345"]      # that output's own patient
-    item = Dataset()
-    item.FrameContentSequence = Sequence([fc])
-    ds.PerFrameFunctionalGroupsSequence = Sequence([item])
-    ds.save_as(target)
-    report = audit(out, link)
+    def plant(ds):
+        fc = Dataset()
+        fc.DimensionIndexValues = [ord(c) for c in "ABCD EFGH 0012345"]      # that output's own patient
+        item = Dataset()
+        item.FrameContentSequence = Sequence([fc])
+        ds.PerFrameFunctionalGroupsSequence = Sequence([item])
+
+    report = audit_after_planting(world["out"], world["links"], "ramp.dcm", plant, tmp_path,
+                                  linkage=world["base"] / "anon.linkage.parquet")
     assert report.counts().get("phi") == 1
     assert "ABCD" not in repr(report.findings) and "0012345" not in repr(report.findings)
 
@@ -288,16 +283,12 @@ def test_a_profile_that_is_no_profile_is_refused():
 
 
 def test_audit_reports_a_profile_with_text_planted_in_an_output(world, tmp_path):
-    from vindr_cli.deid.audit import audit
+    from helpers import audit_after_planting
 
-    out = tmp_path / "anon"
-    shutil.copytree(world["out"], out)
-    assert audit(out).counts().get("binary", 0) == 0
-    target = out / world["links"]["icc_place.dcm"]["output"]
-    ds = _read(target)
-    ds.ICCProfile = _icc(HOSPITAL, DOCTOR)
-    ds.save_as(target)
-    report = audit(out)
+    def plant(ds):
+        ds.ICCProfile = _icc(HOSPITAL, DOCTOR)
+
+    report = audit_after_planting(world["out"], world["links"], "icc_place.dcm", plant, tmp_path, kind="binary")
     assert report.counts().get("binary") == 1
     assert _leaks(tmp_path / "none", PLANTED, str(report.counts()) + repr([f for f in report.findings])) == []
 

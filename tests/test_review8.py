@@ -28,7 +28,6 @@ D1 --burned-in off's help and the README said "pixels untouched": a JPEG 2000 fr
 """
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -112,17 +111,10 @@ def test_the_anonymizer_removes_an_id_in_a_number_array_of_any_length(id_world, 
 
 @pytest.mark.parametrize("n", [16, 17])
 def test_audit_finds_an_id_planted_in_a_number_array_of_any_length(id_world, n, tmp_path):
-    from vindr_cli.deid.audit import audit
+    from helpers import audit_after_planting
 
-    out = tmp_path / "anon"
-    shutil.copytree(id_world["out"], out)
-    link = id_world["base"] / "link.parquet"
-    assert audit(out, link).counts().get("phi", 0) == 0
-    target = out / id_world["links"]["n16.dcm"]["output"]
-    ds = _read(target)
-    _index_values(ds, n)
-    ds.save_as(target)
-    report = audit(out, link)
+    report = audit_after_planting(id_world["out"], id_world["links"], "n16.dcm", lambda ds: _index_values(ds, n),
+                                  tmp_path, linkage=id_world["base"] / "link.parquet")
     assert report.counts().get("phi") == 1
     assert str(PID_NUMBER) not in repr(report.findings)
 
