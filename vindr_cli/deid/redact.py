@@ -872,8 +872,9 @@ def strip_frames(ds) -> PixelOutcome:
             return out
     except _Unsure:
         pass                       # a stream that cannot be walked: its decoded values written again
-    arr, out.photometric = _frames(ds)
-    _drop_metadata(ds, out, arr)
+    t81: list = []                 # the header check's walk of each JPEG frame, reused for the write
+    arr, out.photometric = _frames(ds, t81)
+    _drop_metadata(ds, out, arr, t81)
     return out
 
 
