@@ -1,168 +1,172 @@
-"""An ICC profile (ICCProfile, PS3.3 C.11.15) with nothing but its numbers.
+"""An ICC profile (ICCProfile, PS3.3 C.11.15) with nothing but the numbers colours need.
 
 A profile is kept for colour management, but its text tags say who made it, for which screen,
 in which hospital ('desc', 'cprt', 'dmnd', 'dmdd', 'vued'; v4 writes them as UTF-16 'mluc'),
-and bytes no tag points at can hold anything. :func:`clean` writes the header, the tag table
-and the data of the numeric tag types of ``schemas/deid/safe_attributes.toml`` [icc], each only as
-far as its type defines (:func:`defined_size`, review 8); the rest is zeros (red team 7). The result is a valid profile, and cleaning it again changes nothing.
-The offset-based 'mAB ' / 'mBA ' tags keep only their header and the sub-elements their offsets
-reach, each as far as it is defined (:func:`defined_ranges`, issue 13); a profile with a tag of
-the [icc] ``refused_types`` ('mpet', 'rcs2': offsets to elements not bounded here) is refused.
+and bytes no tag points at can hold anything. :func:`clean` writes, in place (same length, same
+offsets):
+
+- the header's numeric and enumerated fields only (:func:`_header`: version, class, colour
+  spaces, the defined flag and attribute bits, intent, illuminant); the maker, model, creator,
+  CMM and platform signatures, the creation date, the profile ID and the reserved bytes are zeros;
+- a tag table of only the registered tag signatures of ``schemas/deid/safe_attributes.toml``
+  [icc] (a private signature is four characters of anything: the tag is dropped from the table);
+- the data of a tag whose (type, signature) pair is in [icc] ``kept`` (what a colour transform
+  reads: XYZ, TRC curves, LUTs, 'chad'), each only as far as its type defines
+  (:func:`defined_ranges`, review 8, issue 13), reserved bytes zero;
+- every other registered tag emptied (its type, then zeros), or dropped when its type is not a
+  registered one. The numeric array types ('ui08', 'ui16', 'ui32', 'ui64', 'uf32', 'sf32') are
+  kept only as 'chad' (nine s15Fixed16 numbers); under any other signature they are emptied.
+
+A profile is refused (None: the element is removed) when it is no profile, a tag's data
+overlaps another's other than an exact share (ICC.1 7.3.1 lets tags share one data block) or
+the tag table, a signature appears twice, a tag has a type of [icc] ``refused_types``, a kept
+tag is malformed, or the fixed numbers of a kept tag (XYZ, 'chad', 'chrm', 'para', LUT
+matrices) read as text (:func:`reads_as_text`: real values are small, so their bytes never
+spell four characters). The result is a valid profile, and cleaning it again changes nothing.
+:func:`numbers` gives the kept fixed numbers, for the person search of deid.engine and audit.
 """
 from __future__ import annotations
 
+import re
 import struct
 import tomllib
 from functools import cache
 
 from vindr_cli.resources import schema_path
 
-_HEADER, _RESERVED, _PROFILE_ID = 128, slice(100, 128), slice(84, 100)
+_HEADER = 128
 _MAX_TAGS = 1024
 
 
 @cache
-def kept_types() -> frozenset[bytes]:
+def _policy() -> dict:
     data = tomllib.loads(schema_path("deid", "safe_attributes.toml").read_text(encoding="utf-8"))["icc"]
     if not data.get("reason") or not data.get("source"):
         raise ValueError("safe_attributes.toml: [icc] needs a reason and a source")
-    return frozenset(t.encode("ascii") for t in data["kept_types"])
-
-
-@cache
-def refused_types() -> frozenset[bytes]:
-    data = tomllib.loads(schema_path("deid", "safe_attributes.toml").read_text(encoding="utf-8"))["icc"]
-    refused = frozenset(t.encode("ascii") for t in data.get("refused_types", []))
-    if refused & kept_types():
+    enc = lambda xs: frozenset(x.encode("ascii") for x in xs)   # noqa: E731
+    kept = {t.encode("ascii"): enc(sigs) for t, sigs in data["kept"].items()}
+    refused = enc(data.get("refused_types", []))
+    registered = enc(data["registered_tags"])
+    if refused & frozenset(kept):
         raise ValueError("safe_attributes.toml: [icc] a type cannot be both kept and refused")
-    return refused
+    if any(not sigs <= registered for sigs in kept.values()):
+        raise ValueError("safe_attributes.toml: [icc] a kept tag signature is not registered")
+    return {"kept": kept, "refused": refused, "registered": registered,
+            "emptied_types": enc(data["emptied_types"]), "classes": enc(data["header_classes"]),
+            "spaces": enc(data["header_colour_spaces"])}
+
+
+def kept_types() -> frozenset[bytes]:
+    return frozenset(_policy()["kept"])
+
+
+def refused_types() -> frozenset[bytes]:
+    return _policy()["refused"]
+
+
+# printable ASCII, or UTF-16 of it in either byte order, 4 characters or more: text
+_TEXT = re.compile(rb"[\x20-\x7e]{4,}|(?:\x00[\x20-\x7e]){4,}|(?:[\x20-\x7e]\x00){4,}")
+
+
+def reads_as_text(data: bytes) -> bool:
+    """Fixed numbers of a colour profile (XYZ values about 0-2, matrix entries, curve
+    parameters, chromaticities in 0-1, as s15Fixed16 / u16Fixed16) have a zero or 0xFF high
+    byte, so their bytes never hold a run of four printable characters; planted text does."""
+    return _TEXT.search(data) is not None
 
 
 # parametricCurveType: parameters of each function type (ICC.1:2022 10.18, Table 68)
 _PARA_PARAMS = {0: 1, 1: 3, 2: 4, 3: 5, 4: 7}
-# fixed sizes: XYZType holds one XYZNumber in every tag that uses it (wtpt, bkpt, lumi, rXYZ,
-# gXYZ, bXYZ; littleCMS reads one), signatureType 12, dateTimeType 20, measurementType 36,
-# viewingConditionsType 36 (ICC.1:2022 10.31, 10.23, 10.8, 10.14, 10.30)
-_FIXED = {b"XYZ ": 20, b"sig ": 12, b"dtim": 20, b"meas": 36, b"view": 36}
 # arrays of numbers (no count: the size says how many): element size
 _ARRAYS = {b"sf32": 4, b"uf32": 4, b"ui08": 1, b"ui16": 2, b"ui32": 4, b"ui64": 8}
-
-
-def defined_size(data: bytes, off: int, size: int) -> int | None:
-    """How many of a kept tag's ``size`` declared bytes its type defines (review 8: an 'XYZ '
-    tag declared longer than its 20 bytes carried text); None when the declared size is shorter
-    than the type needs. For 'mAB ' / 'mBA ' the end of the last defined byte (the bytes kept
-    are :func:`defined_ranges`)."""
-    if data[off:off + 4] in _LUT_AB:
-        ranges = defined_ranges(data, off, size)
-        return None if ranges is None else max(end for _start, end in ranges)
-    kind = data[off:off + 4]
-
-    def u32(at: int) -> int:
-        return struct.unpack_from(">I", data, off + at)[0] if size >= at + 4 else -1
-
-    def u16(at: int) -> int:
-        return struct.unpack_from(">H", data, off + at)[0] if size >= at + 2 else -1
-
-    need: int | None
-    if kind in _FIXED:
-        need = _FIXED[kind]
-    elif kind in _ARRAYS:
-        need = 8 + (size - 8) // _ARRAYS[kind] * _ARRAYS[kind]
-    elif kind == b"curv":
-        need = 12 + 2 * u32(8) if u32(8) >= 0 else None
-    elif kind == b"para":
-        need = 12 + 4 * _PARA_PARAMS[u16(8)] if u16(8) in _PARA_PARAMS else None
-    elif kind == b"chrm":
-        need = 12 + 8 * u16(8) if u16(8) >= 0 else None
-    elif kind == b"clro":
-        need = 12 + u32(8) if u32(8) >= 0 else None
-    elif kind in (b"mft1", b"mft2") and size >= 52:
-        n_in, n_out, grid = data[off + 8], data[off + 9], data[off + 10]
-        clut = grid ** n_in * n_out
-        if kind == b"mft1":
-            need = 48 + 256 * n_in + clut + 256 * n_out
-        else:
-            n_in_e, n_out_e = u16(48), u16(50)
-            need = 52 + 2 * (n_in_e * n_in + clut + n_out_e * n_out)
-    elif kind in (b"mft1", b"mft2"):
-        need = None
-    else:
-        need = size
-    return need if need is not None and need <= size else None
-
-
-def clean(data: bytes) -> bytes | None:
-    """The profile with only its numbers, or None when ``data`` is no ICC profile ('acsp' at
-    36, a tag table and tags inside the bytes)."""
-    if len(data) < _HEADER + 4 or data[36:40] != b"acsp":
-        return None
-    (count,) = struct.unpack_from(">I", data, _HEADER)
-    table_end = _HEADER + 4 + 12 * count
-    if count > _MAX_TAGS or table_end > len(data):
-        return None
-    out = bytearray(len(data))
-    out[:_HEADER] = data[:_HEADER]
-    out[_RESERVED] = bytes(28)
-    out[_PROFILE_ID] = bytes(16)           # an MD5 of the profile as it was: zero is "not computed"
-    out[_HEADER:table_end] = data[_HEADER:table_end]
-    keep, refused = kept_types(), refused_types()
-    emptied = []
-    for i in range(count):
-        _sig, off, size = struct.unpack_from(">4sII", data, _HEADER + 4 + 12 * i)
-        if off < table_end or size < 8 or off + size > len(data):
-            return None
-        if data[off:off + 4] in refused:
-            return None
-        if data[off:off + 4] in keep:
-            ranges = defined_ranges(data, off, size)
-            if ranges is None:
-                return None
-            for start, stop in ranges:      # bytes the type does not define stay zero
-                out[off + start:off + stop] = data[off + start:off + stop]
-        else:
-            emptied.append((off, size))
-    for off, size in emptied:       # after the kept ones: a text tag sharing bytes with one stays empty
-        out[off:off + size] = data[off:off + 4] + bytes(size - 4)
-        if data[off:off + 4] == b"mluc" and size >= 16:
-            out[off + 12:off + 16] = struct.pack(">I", 12)    # no record, of the record size v4 defines
-    return bytes(out)
-
-
-# lutAtoBType 'mAB ' / lutBtoAType 'mBA ' (ICC.1:2022 10.12 / 10.13): a 32-byte header (type,
-# reserved, input and output channels, padding, then offsets from the tag start to the B curves,
-# matrix, M curves, CLUT and A curves; 0 = absent). Curves are 'curv' / 'para', one per channel,
-# each starting at the next 4-byte boundary; the matrix is 12 s15Fixed16 (48 bytes); the CLUT is
-# 16 grid-point bytes (one per input channel used), a precision byte (1 or 2), 3 padding bytes,
-# then product(grid) x outputs x precision bytes.
 _LUT_AB = (b"mAB ", b"mBA ")
+# the numeric parts each fixed type keeps (after the type signature and 4 reserved bytes)
+_CHAD = 8 + 9 * 4                     # chromaticAdaptationTag: a 3 x 3 s15Fixed16 matrix
+
+
+def _u32(data: bytes, at: int) -> int:
+    return struct.unpack_from(">I", data, at)[0]
+
+
+def _u16(data: bytes, at: int) -> int:
+    return struct.unpack_from(">H", data, at)[0]
 
 
 def _curve_size(data: bytes, at: int, end: int) -> int | None:
+    """A 'curv' / 'para' at ``at``: its defined size (None: unknown, past ``end``, or a
+    parametric curve whose parameters read as text)."""
     if at + 12 > end:
         return None
     kind = data[at:at + 4]
     if kind == b"curv":
-        need = 12 + 2 * struct.unpack_from(">I", data, at + 8)[0]
-    elif kind == b"para" and struct.unpack_from(">H", data, at + 8)[0] in _PARA_PARAMS:
-        need = 12 + 4 * _PARA_PARAMS[struct.unpack_from(">H", data, at + 8)[0]]
+        need = 12 + 2 * _u32(data, at + 8)
+    elif kind == b"para" and _u16(data, at + 8) in _PARA_PARAMS:
+        need = 12 + 4 * _PARA_PARAMS[_u16(data, at + 8)]
+        if at + need <= end and reads_as_text(data[at + 12:at + need]):
+            return None
     else:
-        return None                                     # an unknown curve type refuses the profile
+        return None
     return need if at + need <= end else None
 
 
+def _curve_ranges(data: bytes, at: int, need: int) -> list[tuple[int, int]]:
+    """The defined bytes of a curve of ``need`` bytes at ``at``: type, then count (curv) or
+    function type (para: its 2 reserved bytes are not), then the numbers."""
+    if data[at:at + 4] == b"para":
+        return [(at, at + 4), (at + 8, at + 10), (at + 12, at + need)]
+    return [(at, at + 4), (at + 8, at + need)]
+
+
 def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | None:
-    """The byte ranges (relative to the tag start, sorted, disjoint) a kept tag's type defines:
-    for 'mAB ' / 'mBA ' the header's type, channels and offsets, and each sub-element its offsets
-    reach (curves each to its defined size, the matrix, the CLUT's used grid points, precision
-    and table); reserved and padding bytes and every byte between or after them are not in any
-    range. None (refuse the profile) when a sub-element runs past the tag, overlaps another or
-    the header, has an unknown curve type or precision, or does not fit the channels. Other
-    kept types: ``[(0, defined_size)]``."""
+    """The byte ranges (relative to the tag start, sorted, disjoint) a kept tag's type defines;
+    the 4 reserved bytes after the type and every reserved or padding byte are in none. None
+    (refuse the profile) when the declared size is shorter than the type needs, the layout is
+    malformed or its fixed numbers read as text.
+
+    'mAB ' / 'mBA ' (ICC.1:2022 10.12 / 10.13): the header's type, channels and offsets, and
+    each sub-element its offsets reach (curves each to its defined size, the matrix, the CLUT's
+    used grid points, precision and table); None when a sub-element runs past the tag, overlaps
+    another or the header, has an unknown curve type or precision, or does not fit the channels."""
     kind = data[off:off + 4]
-    if kind not in _LUT_AB:
-        used = defined_size(data, off, size)
-        return None if used is None else [(0, used)]
+    if kind in _LUT_AB:
+        return _lut_ab_ranges(data, off, size)
+    end = off + size
+    if kind in (b"curv", b"para"):
+        need = _curve_size(data, off, end)
+        return None if need is None else [(s - off, e - off) for s, e in _curve_ranges(data, off, need)]
+    if kind == b"XYZ ":               # one XYZNumber, as every tag of that type holds (littleCMS reads one)
+        if size < 20 or reads_as_text(data[off + 8:off + 20]):
+            return None
+        return [(0, 4), (8, 20)]
+    if kind == b"sf32":               # kept only as 'chad' (kept pairs): nine numbers
+        if size < _CHAD or reads_as_text(data[off + 8:off + _CHAD]):
+            return None
+        return [(0, 4), (8, _CHAD)]
+    if kind == b"chrm":
+        if size < 12:
+            return None
+        need = 12 + 8 * _u16(data, off + 8)
+        if need > size or reads_as_text(data[off + 8:off + need]):
+            return None
+        return [(0, 4), (8, need)]
+    if kind in (b"mft1", b"mft2"):
+        if size < 52 and not (kind == b"mft1" and size >= 48):
+            return None
+        n_in, n_out, grid = data[off + 8], data[off + 9], data[off + 10]
+        if not 1 <= n_in <= 15 or not 1 <= n_out <= 15:
+            return None
+        clut = grid ** n_in * n_out
+        if kind == b"mft1":
+            need = 48 + 256 * n_in + clut + 256 * n_out
+        else:
+            need = 52 + 2 * (_u16(data, off + 48) * n_in + clut + _u16(data, off + 50) * n_out)
+        if need > size or reads_as_text(data[off + 12:off + 48]):
+            return None
+        return [(0, 4), (8, 11), (12, need)]
+    return None                       # a type listed as kept but not bounded here
+
+
+def _lut_ab_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | None:
     if size < 32:
         return None
     end = off + size
@@ -170,7 +174,7 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
     if not 1 <= n_in <= 15 or not 1 <= n_out <= 15:
         return None
     o_b, o_mat, o_m, o_clut, o_a = struct.unpack_from(">5I", data, off + 12)
-    ab = kind == b"mAB "
+    ab = data[off:off + 4] == b"mAB "
     # channels each element works on: mAB runs A -> CLUT -> M -> matrix -> B, mBA the reverse
     pcs_side, dev_side = (n_out, n_in) if ab else (n_in, n_out)
     ranges = [(0, 4), (8, 10), (12, 32)]
@@ -181,7 +185,7 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
             need = _curve_size(data, at, end)
             if need is None:
                 return False
-            ranges.extend([(at - off, at - off + 4), (at - off + 8, at - off + need)])
+            ranges.extend((s - off, e - off) for s, e in _curve_ranges(data, at, need))
             at += need + (-need) % 4
         return True
 
@@ -190,7 +194,7 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
     if bool(o_mat) != bool(o_m) or bool(o_clut) != bool(o_a):
         return None
     if o_mat:
-        if pcs_side != 3 or o_mat + 48 > size:
+        if pcs_side != 3 or o_mat + 48 > size or reads_as_text(data[off + o_mat:off + o_mat + 48]):
             return None
         ranges.append((o_mat, o_mat + 48))
         if not curves(o_m, pcs_side):
@@ -198,19 +202,17 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
     if o_clut:
         if o_clut + 20 > size:
             return None
-        grid_in, grid_out = n_in, n_out        # the CLUT maps the tag's inputs to its outputs
-        grid = data[off + o_clut:off + o_clut + grid_in]
+        grid = data[off + o_clut:off + o_clut + n_in]   # the CLUT maps the tag's inputs to its outputs
         precision = data[off + o_clut + 16]
         if precision not in (1, 2):
             return None
         points = 1
         for g in grid:
             points *= g
-        table = points * grid_out * precision
+        table = points * n_out * precision
         if o_clut + 20 + table > size:
             return None
-        ranges.extend([(o_clut, o_clut + grid_in), (o_clut + 16, o_clut + 17),
-                       (o_clut + 20, o_clut + 20 + table)])
+        ranges.extend([(o_clut, o_clut + n_in), (o_clut + 16, o_clut + 17), (o_clut + 20, o_clut + 20 + table)])
         if not curves(o_a, dev_side):
             return None
     ranges.sort()
@@ -220,3 +222,99 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
     if ranges[-1][1] > size:
         return None
     return [r for r in ranges if r[1] > r[0]]
+
+
+def defined_size(data: bytes, off: int, size: int) -> int | None:
+    """The end of the last byte a kept tag's type defines (None: refused, see
+    :func:`defined_ranges`)."""
+    ranges = defined_ranges(data, off, size)
+    return None if ranges is None else max(e for _s, e in ranges)
+
+
+def _header(data: bytes, length: int) -> bytes | None:
+    """The header's numbers and listed signatures (ICC.1:2022 7.2); None when 'acsp' is missing."""
+    pol = _policy()
+    h = bytearray(_HEADER)
+    declared = _u32(data, 0)
+    # the profile's size; a DICOM OB value may carry one pad byte after it
+    h[0:4] = struct.pack(">I", declared if declared in (length, length - 1) else length)
+    h[8:10] = data[8:10]                                # version: major, minor.bugfix (10-11 reserved)
+    for at, listed in ((12, pol["classes"]), (16, pol["spaces"]), (20, pol["spaces"])):
+        if data[at:at + 4] in listed:
+            h[at:at + 4] = data[at:at + 4]
+    h[36:40] = b"acsp"
+    h[44:48] = struct.pack(">I", _u32(data, 44) & 0x3)                  # embedded, used independently
+    h[60:64] = struct.pack(">I", _u32(data, 60) & 0xF)                  # reflective, glossy, positive, colour
+    intent = _u32(data, 64)
+    h[64:68] = struct.pack(">I", intent if intent <= 3 else 0)
+    if not reads_as_text(data[68:80]):
+        h[68:80] = data[68:80]                                          # PCS illuminant (D50)
+    return bytes(h)
+
+
+def clean(data: bytes) -> bytes | None:
+    """The profile with only the numbers colours need, or None (refused: the element is removed)."""
+    if len(data) < _HEADER + 4 or data[36:40] != b"acsp":
+        return None
+    count = _u32(data, _HEADER)
+    table_end = _HEADER + 4 + 12 * count
+    if count > _MAX_TAGS or table_end > len(data):
+        return None
+    pol = _policy()
+    entries = [struct.unpack_from(">4sII", data, _HEADER + 4 + 12 * i) for i in range(count)]
+    if len({sig for sig, _o, _s in entries}) != count:
+        return None                                     # a signature twice: which one a reader takes is its choice
+    blocks = sorted({(off, size) for _sig, off, size in entries})
+    for off, size in blocks:
+        if off < table_end or size < 8 or off + size > len(data) or data[off:off + 4] in pol["refused"]:
+            return None
+    for (o0, s0), (o1, _s1) in zip(blocks, blocks[1:]):
+        if o1 < o0 + s0:
+            return None                                 # overlapping data other than an exact share
+    out = bytearray(len(data))
+    out[:_HEADER] = _header(data, len(data))
+    table, kept_blocks = [], {}
+    for sig, off, size in entries:
+        kind = data[off:off + 4]
+        if sig not in pol["registered"]:
+            continue                                    # a private signature: dropped from the table
+        if sig in pol["kept"].get(kind, ()):
+            ranges = defined_ranges(data, off, size)
+            if ranges is None:
+                return None
+            kept_blocks[(off, size)] = ranges
+        elif kind not in pol["emptied_types"]:
+            continue                                    # emptied, its type would still be 4 characters of anything
+        table.append((sig, off, size))
+    for sig, off, size in table:
+        ranges = kept_blocks.get((off, size))
+        if ranges is None:                              # emptied: its type, then zeros
+            out[off:off + 4] = data[off:off + 4]
+            if data[off:off + 4] == b"mluc" and size >= 16:
+                out[off + 12:off + 16] = struct.pack(">I", 12)   # no record, of the record size v4 defines
+            continue
+        for start, stop in ranges:                      # bytes the type does not define stay zero
+            out[off + start:off + stop] = data[off + start:off + stop]
+    struct.pack_into(">I", out, _HEADER, len(table))
+    for i, entry in enumerate(table):
+        struct.pack_into(">4sII", out, _HEADER + 4 + 12 * i, *entry)
+    return bytes(out)
+
+
+def numbers(profile: bytes) -> list[int]:
+    """The fixed numbers a cleaned profile keeps (header illuminant; XYZ, 'chad', 'chrm' and
+    'para' values), as signed 32-bit integers: an ID written as one of them is found by the person
+    search (deid.terms.value_views, "SL") in deid.engine and audit. Empty for no profile."""
+    if len(profile) < _HEADER + 4 or profile[36:40] != b"acsp":
+        return []
+    found = list(struct.unpack_from(">3i", profile, 68))
+    count = min(_u32(profile, _HEADER), (len(profile) - _HEADER - 4) // 12)
+    for i in range(count):
+        _sig, off, size = struct.unpack_from(">4sII", profile, _HEADER + 4 + 12 * i)
+        kind = profile[off:off + 4]
+        end = min(off + size, len(profile))
+        start = {b"XYZ ": 8, b"sf32": 8, b"chrm": 12, b"para": 12}.get(kind)
+        if start is not None and off + start < end:
+            n = (end - off - start) // 4
+            found.extend(struct.unpack_from(f">{n}i", profile, off + start))
+    return found
