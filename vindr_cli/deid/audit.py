@@ -625,6 +625,11 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
                 if codes.is_code_item(item) and codes.code_status(item) != "known":
                     report.add("code-meaning", rel, f"code item {where}{_tag(elem.tag)}[{i}] is not a known code "
                                                     "with its known meaning")
+        if elem.tag == policy.ICC_PROFILE and isinstance(elem.value, (bytes, bytearray)):
+            from vindr_cli.deid import icc      # the profile's fixed numbers as integers, as the anonymizer reads them
+            numbers, views = value_views(icc.numbers(bytes(elem.value)), "SL")
+            if any(ts.found_in_value(views, numbers) for ts in terms):
+                report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
             continue
         if elem.VR in NUMBER_FORMATS:       # numbers also as characters and bytes, as the anonymizer reads them (red team 7)

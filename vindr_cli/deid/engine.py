@@ -474,6 +474,9 @@ class _Walker:
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
                 hit = self.people.found_in_value(*reversed(value_views(value, vr))) or (
                     isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value)))))
+                if not hit and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
+                    from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
+                    hit = self.people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
             else:
                 hit = self.people.found_in(tokens(value_text(value, vr)))
             if hit:
