@@ -261,6 +261,8 @@ def test_the_header_keeps_numbers_and_listed_signatures_only():
     assert out[24:36] == bytes(12)                          # the creation date
     assert out[8:10] == planted[8:10] and out[12:24] == planted[12:24] and out[68:80] == planted[68:80]
     assert np.array_equal(_lab(out), _lab(_srgb()))
+    odd = icc.clean(_rebuild(_srgb(), header={8: b"NG"}))     # no ICC.1 version: two bytes of anything
+    assert odd is not None and odd[8:10] == bytes(2)
 
 
 def test_reserved_bytes_of_para_and_mft2_and_sig_data_are_zeroed():

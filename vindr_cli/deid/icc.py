@@ -238,7 +238,8 @@ def _header(data: bytes, length: int) -> bytes | None:
     declared = _u32(data, 0)
     # the profile's size; a DICOM OB value may carry one pad byte after it
     h[0:4] = struct.pack(">I", declared if declared in (length, length - 1) else length)
-    h[8:10] = data[8:10]                                # version: major, minor.bugfix (10-11 reserved)
+    if data[8] in (2, 4):
+        h[8:10] = data[8:10]                            # version: major (ICC.1: 2 or 4), minor.bugfix; 10-11 reserved
     for at, listed in ((12, pol["classes"]), (16, pol["spaces"]), (20, pol["spaces"])):
         if data[at:at + 4] in listed:
             h[at:at + 4] = data[at:at + 4]
