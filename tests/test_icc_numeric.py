@@ -412,3 +412,26 @@ def test_audit_finds_each_planted_profile(export, label, tmp_path):
     assert report.counts().get(kind, 0) >= 2, (label, report.counts())
     shown = repr(report.findings)
     assert not any(t in shown for t in TEXTS) and str(ID_NUMBER) not in shown
+
+
+def test_every_real_profile_transforms_colours_identically_after_cleaning():
+    """littleCMS, the profile's colour space to Lab, before and after cleaning: every real profile
+    here (RGB, grey, CMYK and Lab ones; test_icc checks the RGB ones only)."""
+    from PIL import Image, ImageCms
+
+    from test_icc import _real_profiles
+
+    rng = np.random.default_rng(17)
+    modes = {b"RGB ": ("RGB", 3), b"GRAY": ("L", 1), b"CMYK": ("CMYK", 4), b"Lab ": ("LAB", 3)}
+    checked = set()
+    for name, prof in _real_profiles().items():
+        mode, bands = modes[prof[16:20]]
+        pixels = rng.integers(0, 256, (16, 16, bands) if bands > 1 else (16, 16), dtype=np.uint8)
+        img = Image.fromarray(pixels, mode) if mode in ("CMYK", "LAB") else Image.fromarray(pixels)
+        out = icc.clean(prof)
+        assert out is not None, name
+        a, b = (np.asarray(ImageCms.applyTransform(img, ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(p)), ImageCms.createProfile("LAB"), mode, "LAB"))) for p in (prof, out))
+        assert np.array_equal(a, b), name
+        checked.add(mode)
+    assert checked == {"RGB", "L", "CMYK", "LAB"}
