@@ -12,7 +12,10 @@ R  Review of the rest: the tag table was copied as it was (private tag signature
    characters each), and so was the header (maker, model, creator, CMM and platform signatures,
    the creation date); the reserved bytes of 'para' and 'mft1'/'mft2', and a 'sig ' / 'clro' /
    'dtim' tag's data, were kept. Now only registered signatures stay in the table, the header keeps
-   its numbers and listed signatures, and those bytes are zeros.
+   its numbers and listed signatures, and those bytes are zeros. In 'mAB ' / 'mBA ' a 'para'
+   curve kept its reserved bytes, and a matrix or curve parameters could hold text; an 'mft2'
+   with no input channel was kept. (A sub-element inside another, a grid overflowing the tag,
+   an offset past it, 16 channels were already refused: those tests guard it.)
 
 Every attack is a real profile (littleCMS's sRGB, pydicom's crayons.icc) with tags added or
 edited, then a real DICOM file (pydicom's CT_small) carrying it in ICCProfile at the top level and
@@ -435,3 +438,64 @@ def test_every_real_profile_transforms_colours_identically_after_cleaning():
         assert np.array_equal(a, b), name
         checked.add(mode)
     assert checked == {"RGB", "L", "CMYK", "LAB"}
+
+
+# ------------------------------------------------------------------ R: mAB / mBA and mft parsing
+
+def _lut_tag(edit=None) -> tuple[bytes, int]:
+    """test_icc's full 3 -> 3 'mAB ' (B curves para, matrix, M curves, 2x2x2 CLUT, A curves
+    para) in a profile, after ``edit(tag)``; and the tag's offset."""
+    from test_icc import _lut_ab, _profile
+
+    tag = bytearray(_lut_ab(b"mAB ")[0])
+    if edit:
+        edit(tag)
+    prof, where = _profile([(b"A2B0", bytes(tag))])
+    return prof, where[0]
+
+
+def test_text_in_the_reserved_bytes_of_an_mab_curve_is_zeroed():
+    """A 'para' curve inside an 'mAB ' kept its 2 reserved bytes (10-11)."""
+    def edit(tag):
+        b = struct.unpack_from(">I", tag, 12)[0]
+        tag[b + 10:b + 12] = b"NG"
+        tag[b + 4:b + 8] = b"UYEN"
+    prof, at = _lut_tag(edit)
+    out = icc.clean(prof)
+    b = struct.unpack_from(">I", prof, at + 12)[0]
+    assert out is not None and out[at + b:at + b + 4] == b"para"
+    assert out[at + b + 4:at + b + 8] == bytes(4) and out[at + b + 10:at + b + 12] == bytes(2)
+    assert out[at + b + 8:at + b + 10] == prof[at + b + 8:at + b + 10]          # the function type stays
+    assert b"NG" not in out and b"UYEN" not in out and icc.clean(out) == out
+
+
+@pytest.mark.parametrize("label,edit", [
+    # A curves pointing into the CLUT's table: two sub-elements on the same bytes
+    ("a curves in the clut", lambda t: t.__setitem__(slice(28, 32), struct.pack(">I", struct.unpack_from(">I", t, 24)[0] + 20))),
+    # grid points 255 x 255 x 255: a table of 195 MB in a tag of 300 bytes
+    ("grid overflow", lambda t: t.__setitem__(slice(struct.unpack_from(">I", t, 24)[0],
+                                                    struct.unpack_from(">I", t, 24)[0] + 3), bytes([255, 255, 255]))),
+    # a matrix offset past the tag's end
+    ("matrix past the tag", lambda t: t.__setitem__(slice(16, 20), struct.pack(">I", 0xFFFFFFF0))),
+    # parametric curve parameters that read as text
+    ("para as text", lambda t: t.__setitem__(slice(struct.unpack_from(">I", t, 12)[0] + 12,
+                                                   struct.unpack_from(">I", t, 12)[0] + 16), b"BACH")),
+    # the matrix as text
+    ("matrix as text", lambda t: t.__setitem__(slice(struct.unpack_from(">I", t, 16)[0],
+                                                     struct.unpack_from(">I", t, 16)[0] + 12), b"NGUYEN VAN A")),
+])
+def test_a_hostile_mab_layout_is_refused(label, edit):
+    assert icc.clean(_lut_tag()[0]) is not None
+    assert icc.clean(_lut_tag(edit)[0]) is None, label
+
+
+@pytest.mark.parametrize("label,at,value", [("no inputs", 8, 0), ("16 outputs", 9, 16), ("grid overflow", 10, 255)])
+def test_a_hostile_mft2_layout_is_refused(label, at, value):
+    """littleCMS's LAB profile: its 'mft2' A2B0 with a channel count or grid size edited."""
+    from PIL import ImageCms
+
+    prof = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes())
+    a2b = {s: o for s, o, _ in _tags(prof)}[b"A2B0"]
+    assert prof[a2b:a2b + 4] == b"mft2" and icc.clean(bytes(prof)) is not None
+    prof[a2b + at] = value
+    assert icc.clean(bytes(prof)) is None, label
