@@ -293,7 +293,21 @@ def _chad_id() -> bytes:
     return icc.clean(_with_chad(_chad([ID_NUMBER, 0, 0, 0, 65536, 0, 0, 0, 65536])))
 
 
+def _overlap() -> bytes:
+    """crayons.icc with the hospital's name (UTF-16) written into its red curve and 'desc'
+    pointing at it: text inside a kept tag's range."""
+    prof = bytearray(_crayons())
+    tags = _tags(prof)
+    r_off = next(o for s, o, _ in tags if s == b"rTRC")
+    text = HOSPITAL.encode("utf-16-be")
+    prof[r_off + 100:r_off + 100 + len(text)] = text
+    i = next(i for i, (s, _o, _z) in enumerate(tags) if s == b"desc")
+    struct.pack_into(">4sII", prof, 132 + 12 * i, b"desc", r_off + 100, len(text))
+    return bytes(prof)
+
+
 ATTACKS = {
+    "overlap": _overlap,
     "ui08": lambda: _rebuild(_srgb(), [ARRAYS["ui08 private"]]),
     "ui16": lambda: _rebuild(_srgb(), [ARRAYS["ui16 utf-16"]]),
     "signatures": _private_signatures,
@@ -310,6 +324,7 @@ def _on_clean(extra=(), header=None) -> bytes:
 
 
 PLANTED = {
+    "overlap": _overlap,
     "ui08": lambda: _on_clean([ARRAYS["ui08 private"]]),
     "ui16": lambda: _on_clean([ARRAYS["ui16 utf-16"]]),
     "signatures": lambda: _on_clean([(n, b"mluc" + bytes(4) + struct.pack(">II", 0, 12))
@@ -385,6 +400,7 @@ def test_anonymize_writes_no_planted_profile_text_or_id(export, mode):
         for prof in _profiles_in(out / row["output"]):
             leaks += [f"{name}: {t}" for t in TEXTS if _has(prof, t)] + [f"{name}: id"] * _id_in(prof)
             assert icc.clean(prof) == prof
+            assert not name.startswith("overlap"), "a profile with overlapping tag data is removed"
     for p in out.rglob("*"):
         if p.is_file():
             leaks += [f"{p.name}: {t}" for t in (HOSPITAL, "BENH VIEN") if _has(p.read_bytes(), t)]
