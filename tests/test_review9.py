@@ -1,0 +1,128 @@
+"""Review 9: the confirmed findings of the review of the merged diff 0e26afc..43d3e57, each held
+by a test that failed before its fix.
+
+H2 (review 8's H1, incomplete) ``deid.task._original`` hashed the input's Pixel Data from one
+   read (the stream copy, ``input_pixel_sha256``) and parsed the pixels it scans from a SECOND
+   read (``pydicom.dcmread``); the copy written is a third read, compared only with the first.
+   An input that held a name in its pixels at the first and third reads and was text-free at
+   the second was scanned clean and copied WITH the name, as ``ok``. The parsed Pixel Data
+   must now hash as the stream copy did (same value as stored: checked on every pydicom test
+   file and the sample export), else the file fails with CHANGED_SINCE_SCAN. The same held for
+   a re-run with boxes drawn in vindr review: ``_review`` reads the input again and masked the
+   box on that read (a name there was written around the box); its read must hash as the scan's.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from helpers import draw_text, key_file_in
+from test_pixeltext_precision import FONT, needs_font, needs_ocr
+from test_redteam4 import NAME, _ct, _dataset
+
+
+def _read(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
+# ------------------------------------------------------------------ H2: what is scanned is what was hashed
+
+def _with_and_without_name(path: Path) -> tuple[bytes, bytes]:
+    """A 256-px CT (8 bits) with the patient's name burned in at ``path``; (its bytes, the bytes
+    of the same file with the text-free pixels: same length, same header)."""
+    clean = np.round(_ct(256) * 200).astype(np.uint8)
+    named, _bb = draw_text(clean.copy(), NAME, (12, 10), 20, str(FONT))
+    ds = _dataset(named, bits=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=True)
+    a = path.read_bytes()
+    i = a.rindex(named.tobytes())
+    return a, a[:i] + clean.tobytes() + a[i + clean.size:]
+
+
+@needs_font
+@needs_ocr
+@pytest.mark.parametrize("swapped", [False, True])
+def test_pixels_scanned_are_the_pixels_hashed_and_copied(tmp_path, monkeypatch, swapped):
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    src = tmp_path / "export" / "named.dcm"
+    named, text_free = _with_and_without_name(src)
+    copy = task._copy_pixels
+
+    def racing_input(src_f, out, header):
+        if swapped and out is not None:     # the copy (third read): the name is back
+            src.write_bytes(named)
+        digest = copy(src_f, out, header)
+        if swapped and out is None:         # after the hash (first read), before the parse (second)
+            src.write_bytes(text_free)
+        return digest
+
+    monkeypatch.setattr(task, "_copy_pixels", racing_input)
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="redact", linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    if swapped:
+        # scanned: text-free pixels; hashed and copied: the named ones. Nothing may be written.
+        assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
+        assert not list(out.rglob("*.dcm"))
+    else:                                   # the control: the same file read steadily is masked
+        assert [r["status"] for r in rows] == ["ok"] and rows[0]["pixels_modified"]
+        assert rows[0]["redactions"] not in (None, "[]")
+        assert _read(out / rows[0]["output"]).PixelData != _read(src).PixelData
+
+
+@needs_font
+@needs_ocr
+@pytest.mark.parametrize("swapped", [False, True])
+def test_pixels_masked_for_a_review_box_are_the_pixels_scanned(tmp_path, monkeypatch, swapped):
+    """The same race through vindr review's boxes: the re-run scans one read of the input and
+    masks the drawn box on another (deid.task._review reads the input again). Text-free at the
+    scan, a name at the review's read: the name was written around the box, as ``ok``."""
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.review import decisions
+
+    src = tmp_path / "export" / "ct.dcm"
+    named, text_free = _with_and_without_name(src)
+    src.write_bytes(text_free)
+    key, out = key_file_in(tmp_path), tmp_path / "anon"
+
+    def run():
+        anonymize(tmp_path / "export", out, key_path=key, profile=load_profile("basic"), workers=1,
+                  burned_in="redact", linkage=tmp_path / "link.parquet")
+        return pq.read_table(out / "manifest.parquet").to_pylist()
+
+    (first,) = run()
+    assert first["status"] == "ok" and first["redactions"] == "[]"
+    decisions.record(out, first["image_id"], "spot-check", "more-redaction", box=[0, 0, 200, 30, 230])
+    copy, calls = task._copy_pixels, []
+
+    def racing_input(src_f, dst, header):
+        calls.append(dst)
+        if swapped and len(calls) == 2:     # the review's read, after the scan's: the name is there
+            src.write_bytes(named)
+        return copy(src_f, dst, header)
+
+    monkeypatch.setattr(task, "_copy_pixels", racing_input)
+    (row,) = run()
+    assert calls[:2] == [None, None]        # the scan's read, then the review's
+    if swapped:
+        assert (row["status"], row["reason"]) == ("failed", task.CHANGED_SINCE_SCAN)
+    else:
+        assert row["status"] == "ok" and row["review_boxes"] and row["pixels_modified"]
+        masked = _read(out / row["output"]).pixel_array
+        assert (masked[200:230, 0:30] == masked[200, 0]).all() and (masked[:200] != 0).any()
