@@ -10,6 +10,17 @@ H2 (review 8's H1, incomplete) ``deid.task._original`` hashed the input's Pixel 
    file and the sample export), else the file fails with CHANGED_SINCE_SCAN. The same held for
    a re-run with boxes drawn in vindr review: ``_review`` reads the input again and masked the
    box on that read (a name there was written around the box); its read must hash as the scan's.
+
+S1 (not fixed: recorded as strict xfails) The small-image rule (deid.pixeltext._small_glyphs,
+   images under 256 px) keeps an unread candidate only with a glyph-shaped stroke at a display
+   extreme (<= 63 or >= 192). Text burned in GREY -- 70 % of the stored range, anti-aliased,
+   display ~150-180 -- has none: of 54 such cases (MR_small / CT_small; "TRAN B", "NGUYEN VAN A",
+   "48213907"; 8-12 px; top, middle, bottom) 15 that were wholly masked before the rule are now
+   not masked at all or only in part; at full intensity none regressed. No threshold separates
+   it: MR_small's own anatomy holds a glyph-shaped component from display 170 up (bright) or
+   95 down (dark), and glyph-shaped components of one exact value (text's fill) are found in
+   that anatomy too. A decision for the project: mask every unread candidate of a small image
+   again (privacy first, MR_small/CT_small over-masked as before) or find better evidence.
 """
 from __future__ import annotations
 
@@ -126,3 +137,58 @@ def test_pixels_masked_for_a_review_box_are_the_pixels_scanned(tmp_path, monkeyp
         assert row["status"] == "ok" and row["review_boxes"] and row["pixels_modified"]
         masked = _read(out / row["output"]).pixel_array
         assert (masked[200:230, 0:30] == masked[200, 0]).all() and (masked[:200] != 0).any()
+
+
+# ------------------------------------------------------------------ S1: grey text on small images
+
+GREY_CASES = [("CT_small.dcm", "NGUYEN VAN A", 10, "top"), ("MR_small.dcm", "NGUYEN VAN A", 12, "middle"),
+              ("MR_small.dcm", "48213907", 10, "middle")]
+
+
+def _grey_text(name: str, text: str, size: int, where: str):
+    """The real scan with ``text`` burned in anti-aliased at 70 % of its stored range, and the
+    text's mask (what must be covered)."""
+    from pydicom.data import get_testdata_file
+
+    ds = _read(get_testdata_file(name, download=False))
+    arr = ds.pixel_array.astype(np.float64)
+    h = arr.shape[0]
+    y = {"top": 2, "middle": h // 2 - size // 2, "bottom": h - size - 4}[where]
+    canvas, _ = draw_text(np.zeros(arr.shape, np.uint8), text, (2, y), size, str(FONT))
+    grey = arr.min() + 0.7 * (arr.max() - arr.min())
+    a = canvas / 255.0
+    ds.PixelData = np.round(arr * (1 - a) + grey * a).astype(ds.pixel_array.dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    return ds, canvas >= 96
+
+
+def _grey_covered(name, text, size, where) -> bool:
+    from vindr_cli.deid import pixeltext, redact
+
+    ds, ink = _grey_text(name, text, size, where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
+    m = np.zeros(ink.shape, bool)
+    for _f, x0, y0, x1, y1 in out.boxes:
+        m[y0:y1, x0:x1] = True
+    return bool(m[ink].all())
+
+
+@needs_font
+@needs_ocr
+@pytest.mark.parametrize("case", GREY_CASES)
+def test_grey_text_on_a_small_image_was_masked_without_the_small_image_rule(monkeypatch, case):
+    from vindr_cli.deid import pixeltext
+
+    monkeypatch.setattr(pixeltext, "_SMALL", 0)       # no image is "small": the rule off
+    assert _grey_covered(*case)
+
+
+@needs_font
+@needs_ocr
+@pytest.mark.xfail(strict=True, reason="review 9 S1: grey burned-in text on an image under 256 px holds no "
+                                       "glyph at a display extreme; the small-image rule drops it (see the module doc)")
+@pytest.mark.parametrize("case", GREY_CASES)
+def test_grey_text_on_a_small_image_is_masked(case):
+    assert _grey_covered(*case)
