@@ -32,15 +32,9 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from helpers import draw_text, key_file_in
+from helpers import draw_text, key_file_in, read_quietly
 from test_pixeltext_precision import FONT, needs_font, needs_ocr
 from test_redteam4 import NAME, _ct, _dataset
-
-
-def _read(path: Path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path)
 
 
 # ------------------------------------------------------------------ H2: what is scanned is what was hashed
@@ -92,7 +86,7 @@ def test_pixels_scanned_are_the_pixels_hashed_and_copied(tmp_path, monkeypatch, 
     else:                                   # the control: the same file read steadily is masked
         assert [r["status"] for r in rows] == ["ok"] and rows[0]["pixels_modified"]
         assert rows[0]["redactions"] not in (None, "[]")
-        assert _read(out / rows[0]["output"]).PixelData != _read(src).PixelData
+        assert read_quietly(out / rows[0]["output"]).PixelData != read_quietly(src).PixelData
 
 
 @needs_font
@@ -135,7 +129,7 @@ def test_pixels_masked_for_a_review_box_are_the_pixels_scanned(tmp_path, monkeyp
         assert (row["status"], row["reason"]) == ("failed", task.CHANGED_SINCE_SCAN)
     else:
         assert row["status"] == "ok" and row["review_boxes"] and row["pixels_modified"]
-        masked = _read(out / row["output"]).pixel_array
+        masked = read_quietly(out / row["output"]).pixel_array
         assert (masked[200:230, 0:30] == masked[200, 0]).all() and (masked[:200] != 0).any()
 
 
@@ -150,7 +144,7 @@ def _grey_text(name: str, text: str, size: int, where: str):
     text's mask (what must be covered)."""
     from pydicom.data import get_testdata_file
 
-    ds = _read(get_testdata_file(name, download=False))
+    ds = read_quietly(get_testdata_file(name, download=False))
     arr = ds.pixel_array.astype(np.float64)
     h = arr.shape[0]
     y = {"top": 2, "middle": h // 2 - size // 2, "bottom": h - size - 4}[where]
