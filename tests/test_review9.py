@@ -11,6 +11,12 @@ H2 (review 8's H1, incomplete) ``deid.task._original`` hashed the input's Pixel 
    a re-run with boxes drawn in vindr review: ``_review`` reads the input again and masked the
    box on that read (a name there was written around the box); its read must hash as the scan's.
 
+T1 (review 8's P2, incomplete) In a number array of more than 16 values only numbers of six
+   digits or more were searched as digits (deid.terms._LONG_DIGITS: "no US/SS table entry holds
+   one"). A five-digit ID -- the CLI's own example PatientID 0077123 is 77123 -- stored as one UL
+   value of a 17-value array was found neither by the anonymizer nor by the audit, though no DICOM
+   table is of a 32- or 64-bit integer VR. UL/SL/UV/SV arrays are now searched from five digits.
+
 S1 (not fixed: recorded as strict xfails) The small-image rule (deid.pixeltext._small_glyphs,
    images under 256 px) keeps an unread candidate only with a glyph-shaped stroke at a display
    extreme (<= 63 or >= 192). Text burned in GREY -- 70 % of the stored range, anti-aliased,
@@ -186,3 +192,61 @@ def test_grey_text_on_a_small_image_was_masked_without_the_small_image_rule(monk
 @pytest.mark.parametrize("case", GREY_CASES)
 def test_grey_text_on_a_small_image_is_masked(case):
     assert _grey_covered(*case)
+
+
+# ------------------------------------------------------------------ T1: a five-digit ID in a long UL array
+
+ID5 = 77123                     # PatientID "0077123" (--patient-match's example), as a number
+
+
+@pytest.mark.parametrize("vr", ["UL", "SL", "UV", "SV"])
+@pytest.mark.parametrize("n", [16, 17, 400])
+def test_a_five_digit_id_in_a_long_integer_array_is_found(vr, n):
+    from vindr_cli.deid.engine import person_terms
+    from vindr_cli.deid.terms import value_views
+
+    ts = person_terms(["0077123", "NGUYEN^VAN AN"])
+    assert ts.found_in_value(*reversed(value_views(list(range(1, n)) + [ID5], vr)))
+    assert not ts.found_in_value(*reversed(value_views(list(range(1, n + 1)), vr)))     # an index array
+    # a US table still holds every number of its range: read as bytes only (red team 7)
+    assert not ts.found_in_value(*reversed(value_views(list(range(0, 65536, 7)), "US")))
+
+
+def _index_values(ds, n: int) -> None:
+    """The patient's five-digit ID as one UL value of an n-value DimensionIndexValues."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    fc = Dataset()
+    fc.DimensionIndexValues = list(range(1, n)) + [ID5]
+    item = Dataset()
+    item.FrameContentSequence = Sequence([fc])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([item])
+
+
+def test_anonymize_removes_and_audit_finds_a_five_digit_id_in_a_long_index_array(tmp_path):
+    from helpers import audit_after_planting
+    from test_safe_default import real
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    ds = real("CT_small.dcm")
+    ds.PatientName, ds.PatientID = "NGUYEN^VAN AN", "0077123"
+    _index_values(ds, 17)
+    (tmp_path / "export").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(tmp_path / "export" / "ct.dcm", enforce_file_format=True)
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="off", linkage=tmp_path / "link.parquet")
+    (row,) = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert row["status"] == "ok"
+    held = []
+    read_quietly(out / row["output"]).walk(
+        lambda _ds, e: held.append(e.tag) if e.VR in ("UL", "SL") and ID5 in (e.value if e.VM > 1 else [e.value]) else None)
+    assert held == []
+    links = {r["input_path"]: r for r in pq.read_table(tmp_path / "link.parquet").to_pylist()}
+    report = audit_after_planting(out, links, "ct.dcm", lambda d: _index_values(d, 17), tmp_path / "audit",
+                                  linkage=tmp_path / "link.parquet")
+    assert report.counts().get("phi") == 1 and str(ID5) not in repr(report.findings)
