@@ -17,6 +17,11 @@ T1 (review 8's P2, incomplete) In a number array of more than 16 values only num
    value of a 17-value array was found neither by the anonymizer nor by the audit, though no DICOM
    table is of a 32- or 64-bit integer VR. UL/SL/UV/SV arrays are now searched from five digits.
 
+R1 When such a re-run (boxes drawn in vindr review) fails an input whose earlier output was
+   ok, its manifest row becomes ``failed`` with no output, but the earlier output -- the very
+   image a reviewer asked more redaction of -- stayed in OUTPUT, listed nowhere (`vindr audit`:
+   stray-file). deid.batch removes it now, as it removes a duplicate's.
+
 S1 (not fixed: recorded as strict xfails) The small-image rule (deid.pixeltext._small_glyphs,
    images under 256 px) keeps an unread candidate only with a glyph-shaped stroke at a display
    extreme (<= 63 or >= 192). Text burned in GREY -- 70 % of the stored range, anti-aliased,
@@ -88,7 +93,7 @@ def test_pixels_scanned_are_the_pixels_hashed_and_copied(tmp_path, monkeypatch, 
     if swapped:
         # scanned: text-free pixels; hashed and copied: the named ones. Nothing may be written.
         assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
-        assert not list(out.rglob("*.dcm"))
+        assert not list(out.rglob("*.dcm")) and not list(out.rglob("*.vindr-part"))     # nothing half-written
     else:                                   # the control: the same file read steadily is masked
         assert [r["status"] for r in rows] == ["ok"] and rows[0]["pixels_modified"]
         assert rows[0]["redactions"] not in (None, "[]")
@@ -133,6 +138,13 @@ def test_pixels_masked_for_a_review_box_are_the_pixels_scanned(tmp_path, monkeyp
     assert calls[:2] == [None, None]        # the scan's read, then the review's
     if swapped:
         assert (row["status"], row["reason"]) == ("failed", task.CHANGED_SINCE_SCAN)
+        assert not list(out.rglob("*.vindr-part")) and not list(out.rglob("*.auto"))
+        # R1: the first run's output -- the image a reviewer asked more redaction of -- is not
+        # left in OUTPUT unlisted (it was: a stray file for the audit, unmasked)
+        assert not list(out.rglob("*.dcm"))
+        from vindr_cli.deid.audit import audit
+
+        assert "stray-file" not in audit(out, tmp_path / "link.parquet").counts()
     else:
         assert row["status"] == "ok" and row["review_boxes"] and row["pixels_modified"]
         masked = read_quietly(out / row["output"]).pixel_array
