@@ -6,7 +6,7 @@ never the text read. Used to choose the glyph test of issue 10's coarse gate (be
 
     PYTHONPATH=. .venv/bin/python bench/coarsegate_probe.py CORPUS_DIR OUT.json
 """
-import json, re, sys, os
+import json, re, sys
 import numpy as np, pydicom
 from vindr_cli.deid import pixeltext as pt, redact
 

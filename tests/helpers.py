@@ -111,6 +111,18 @@ def key_hex(seed: str = "ab") -> str:
     return hashlib.sha256(f"vindr test key {seed}".encode()).hexdigest()
 
 
+def read_quietly(path):
+    """``pydicom.dcmread(path)`` with pydicom's warnings silenced (the damaged and hostile
+    files of the red team and review tests warn by design)."""
+    import warnings
+
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
 def key_file_in(base: Path, byte: str = "ab") -> Path:
     """A vindr key file (32 bytes as hex, ``key_hex(byte)``) at BASE/keys/vindr.key, folder
     0700 and file 0600 as vindr demands."""

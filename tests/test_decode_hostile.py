@@ -14,7 +14,6 @@ abort, a crash or a hang fails the test instead of ending the test run.
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 import warnings

@@ -65,13 +65,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import pydicom
 import pytest
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import key_file_in, run_cli
+from helpers import key_file_in, read_quietly, run_cli
 from test_safe_default import real
 
 NAME, PID, BIRTH = "NGUYỄN^THỊ^HƯƠNG", "BN7734561", "19850312"
@@ -195,12 +194,6 @@ def _output(world, label: str) -> Path:
     return world["out"] / world["links"][f"{label}.dcm"]["output"]
 
 
-def _read(path: Path) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path)
-
-
 # ------------------------------------------------------------------ 1. numbers and UTF-16 bytes
 
 @pytest.mark.parametrize("label", ["lut_us", "lut_ow", "frame_index", "icc_person"])
@@ -218,12 +211,12 @@ def test_a_linear_lut_is_kept_whatever_the_patient_s_id(world):
     """Held: a LUT of every number up to 32766 holds the patient's ID "12345" as one of its numbers,
     and "12345" as characters 0x31-0x35: the search inside numbers reads a table's numbers as
     bytes only and skips runs of consecutive characters, so no false alarm removes the LUT."""
-    lut = _read(_output(world, "ramp")).VOILUTSequence[0].LUTData
+    lut = read_quietly(_output(world, "ramp")).VOILUTSequence[0].LUTData
     assert list(lut) == RAMP.tolist()
 
 
 def test_a_code_meaning_that_is_a_name_is_written_as_the_code_s_own(world):
-    item = _read(_output(world, "code_meaning")).AnatomicRegionSequence[0]
+    item = read_quietly(_output(world, "code_meaning")).AnatomicRegionSequence[0]
     assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == ("121071", "DCM", "Finding")
 
 
@@ -256,7 +249,7 @@ def test_an_icc_profile_keeps_its_numbers_and_loses_its_text(world):
 
     from vindr_cli.deid import icc
 
-    kept = bytes(_read(_output(world, "icc_place")).ICCProfile)
+    kept = bytes(read_quietly(_output(world, "icc_place")).ICCProfile)
     original = _icc(HOSPITAL, DOCTOR)
     assert len(kept) == len(original) and kept != original
     assert icc.clean(kept) == kept                         # cleaning again changes nothing
@@ -387,7 +380,7 @@ def test_a_name_in_a_frame_s_unused_table_or_skipped_segment_is_not_copied(frame
     raw = (frames_world["out"] / row["output"]).read_bytes()
     assert FRAME_TEXT[:16] not in raw and b"BN7734561" not in raw and b"HUONG" not in raw
     assert row["pixels_modified"]
-    res = _read(frames_world["out"] / row["output"])
+    res = read_quietly(frames_world["out"] / row["output"])
     assert np.array_equal(res.pixel_array, frames_world["before"][label])
 
 
@@ -541,7 +534,7 @@ def test_burned_in_off_still_strips_what_a_frame_holds_besides_pixels(tmp_path):
         assert row["status"] == "ok" and row["pixels_modified"] == (label == "named"), (label, row["reason"])
         raw = (out / row["output"]).read_bytes()
         assert b"HUONG" not in raw and b"BN7734561" not in raw
-        res = _read(out / row["output"])
+        res = read_quietly(out / row["output"])
         assert np.array_equal(res.pixel_array, pixels) and res.file_meta.TransferSyntaxUID == JPEGBaseline8Bit
         if label == "plain":
             got = next(generate_frames(res.PixelData, number_of_frames=1))

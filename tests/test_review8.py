@@ -33,21 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import key_file_in
+from helpers import key_file_in, read_quietly
 from test_safe_default import real
 
 PID_NUMBER = 2023123456
-
-
-def _read(path: Path) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path)
 
 
 def _save(ds: Dataset, path: Path) -> None:
@@ -154,7 +147,7 @@ def test_a_malformed_unused_table_fails_the_check_before_any_decoder(tmp_path):
     from vindr_cli.dicomio.jpeg import MalformedJPEG, check_dataset
 
     _bad_dht_file(tmp_path / "x.dcm", 1)
-    ds = _read(tmp_path / "x.dcm")
+    ds = read_quietly(tmp_path / "x.dcm")
     with pytest.raises(MalformedJPEG):
         check_dataset(ds, clean=_clean_t81)
 
@@ -380,4 +373,4 @@ def test_burned_in_off_strips_a_jpeg2000_segment_and_keeps_the_pixels(tmp_path):
     assert rows[0]["pixel_sha256"] != rows[0]["input_pixel_sha256"]
     raw = (out / rows[0]["output"]).read_bytes()
     assert FRAME_TEXT[:16] not in raw
-    assert np.array_equal(_read(out / rows[0]["output"]).pixel_array, before)
+    assert np.array_equal(read_quietly(out / rows[0]["output"]).pixel_array, before)

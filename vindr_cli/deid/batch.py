@@ -207,6 +207,13 @@ class AnonymizeStage(Stage):
             loser = self._place(run, row, res["tmp"])
             if loser is not None:
                 out.append((loser, self._rows(run, self._lost, run.done.get("linkage", {}).get(loser, [None])[0])))
+        # a re-run (vindr review's boxes) that writes nothing for an input written before: that
+        # output -- an image a reviewer asked more redaction of -- must not stay, listed nowhere (review 9 R1)
+        # (not a duplicate: the output path it had is the SOP Instance's, now another input's)
+        before = run.done["manifest"].get(row["input_key"]) if row.get("status") not in ("ok", "duplicate") else None
+        for old in before or ():
+            if old.get("status") == "ok" and old.get("output") and old["output"] != row.get("output"):
+                run.remove(old["output"])
         if row.get("review_boxes") and row.get("status") == "ok":     # placed: re-written with vindr review's boxes
             self.review_rewritten += 1
         out.append((row["input_key"], self._rows(run, row, link)))

@@ -42,8 +42,7 @@ from functools import cache
 from typing import Callable
 
 import numpy as np
-from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, JPEG2000Lossless,
-                         JPEGLSLossless, RLELossless)
+from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless
 
 FLOAT_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)   # Float / Double Float Pixel Data
 

@@ -226,10 +226,24 @@ def _original(ds, f, header):
                 full = pydicom.dcmread(f)
             except Exception as exc:
                 raise PixelError(DECODE_FAILED) from exc
+            # a second read of the input: its pixels (what is scanned, stripped or masked) must be
+            # those hashed (and later copied, anonymize_one) by the first, else the input changed
+            # while it was read (review 9 H2: text-free when parsed, a name when hashed and copied)
+            if _first_pixel_hash(full) != stored:
+                raise PixelError(CHANGED_SINCE_SCAN)
     for tag in (0x7FE00001, 0x7FE00002):
         if tag in full:
             del full[tag]
     return full, stored
+
+
+def _first_pixel_hash(full) -> str | None:
+    """SHA-256 of the value of ``full``'s first pixel data element (Float, Double Float or Pixel
+    Data, in file order: the element the stream copy hashes), as stored; None without one."""
+    for tag in (0x7FE00008, 0x7FE00009, 0x7FE00010):
+        if tag in full:
+            return hash_bytes_value(full[tag].value or b"")
+    return None
 
 
 def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: dict, tmp_path: Path) -> PixelOutcome:
@@ -237,6 +251,8 @@ def _review(ds, f, header, auto: PixelOutcome | None, drawn: list[dict], row: di
     and record the chain: ``input_pixel_sha256`` -> ``auto_pixel_sha256`` (the Pixel Data the
     automatic redaction alone writes: the file the reviewer looked at) -> ``pixel_sha256``."""
     full, copied = _original(ds, f, header)
+    if row.get("input_pixel_sha256") not in (None, copied):
+        raise PixelError(CHANGED_SINCE_SCAN)        # another read than the scan's (review 9 H2)
     if auto is not None and auto.changed:
         # what the automatic redaction alone writes, encoded the same way, hashed, not kept
         auto_path = tmp_path.with_name(tmp_path.name + ".auto")

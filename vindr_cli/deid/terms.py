@@ -191,6 +191,7 @@ def decode_all(data: bytes) -> str:
 # Numbers as their bytes in the file (little endian): a name can be written as LUT entries or
 # index values, one character per number (UTF-16 as US, UTF-32 as UL) or two per number (red team 7)
 _LONG_DIGITS = 6       # |v| >= 100000: beyond any US/SS table entry, searched in any array
+_LONG_DIGITS_WIDE = 5  # ... in a UL/SL/UV/SV array from |v| >= 10000: no DICOM table is of those VRs (review 9)
 _MAX_NUMBERS = 16      # numbers of an attribute (not a table) each read as a whole number: an ID, a birth date
 NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d", "AT": "HH"}
 
@@ -235,7 +236,9 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
     if len(values) > _MAX_NUMBERS:
         # a table: a LUT holds every number of its range (red team 7), so its small numbers are
         # read only as bytes; a number of six digits or more (no US/SS entry holds one) is still
-        # an ID or a date in a long array (review 8, P2)
-        digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= _LONG_DIGITS}
+        # an ID or a date in a long array (review 8, P2); five digits in a 32/64-bit integer
+        # array (an ID such as 0077123, review 9 T1)
+        least = _LONG_DIGITS_WIDE if vr in ("UL", "SL", "UV", "SV") else _LONG_DIGITS
+        digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= least}
     wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
     return digits, data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else "")
