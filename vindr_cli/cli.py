@@ -20,9 +20,10 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from vindr_cli import __version__  # noqa: E402
-from vindr_cli.cliparams import coerce_without_pydantic  # noqa: E402
+from vindr_cli.cliparams import coerce_without_pydantic, usage_names_upper  # noqa: E402
 
 coerce_without_pydantic()       # typer's option values without pydantic where certain (issue 13)
+usage_names_upper()             # `Usage: vindr anonymize [OPTIONS] INPUT OUTPUT`, not typer 0.29's {input}
 
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
