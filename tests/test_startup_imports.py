@@ -277,6 +277,84 @@ def test_datadict_rewrite_is_exact_and_guarded():
     assert lazy._fast_keyword_dict(code, source + b"\n") is None
 
 
+VR_TABLES = """
+import json, pickle, re, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom.valuerep as v
+import pydicom.uid as u
+compiled_at_import = [dict.__len__(v.STR_VR_REGEXES), dict.__len__(v.BYTE_VR_REGEXES)]
+def show(table):
+    return [[k, type(p.pattern).__name__, repr(p.pattern), p.flags] for k, p in table.items()]
+checks = [v.validate_regex(vr, value)[0] for vr in v.VR_REGEXES
+          for value in ("20200101", b"20200101", "1.2.3", b"1.02", "ABC_1", " 12 ", "x\\n", b"-0.5e3")]
+out = {"str": show(v.STR_VR_REGEXES), "bytes": show(v.BYTE_VR_REGEXES), "uid": [u.RE_VALID_UID.pattern,
+       u.UID("1.2.840.10008.1.2").is_valid, u.UID("1.02").is_valid], "checks": checks,
+       "eq": v.STR_VR_REGEXES == {k: re.compile(p) for k, p in v.VR_REGEXES.items()},
+       "len": [len(v.STR_VR_REGEXES), len(v.BYTE_VR_REGEXES)], "keys": list(v.BYTE_VR_REGEXES),
+       "pickled": show(pickle.loads(pickle.dumps(v.BYTE_VR_REGEXES))),
+       "compiled_at_import": compiled_at_import}
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    out["rewritten"] = lazy.valuerep_rewritten
+print(json.dumps(out))
+"""
+
+
+def test_valuerep_pattern_tables_are_the_same_with_the_hook():
+    """pydicom.valuerep's STR_VR_REGEXES / BYTE_VR_REGEXES, compiled when first read with the
+    hook: the same keys, order, patterns and flags, the same validation answers and UID checks
+    as pydicom's own eager comprehensions, and only "UI" (read by pydicom.uid) compiled at import."""
+    import pydicom
+
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", VR_TABLES, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    eager, deferred = runs["eager"], runs["deferred"]
+    assert len(eager["str"]) == 10 and eager["eq"] and eager["compiled_at_import"] == [10, 10]
+    if pydicom.__version__ == "3.0.2":
+        assert deferred.pop("rewritten") is True
+        assert deferred.pop("compiled_at_import") == [1, 0]      # only pydicom.uid's "UI"
+        eager.pop("compiled_at_import")
+    assert deferred == eager
+
+
+def test_valuerep_rewrite_is_guarded_and_lazy_patterns_behave_as_a_dict():
+    import importlib.util
+    import re
+
+    import pydicom
+
+    from vindr_cli.dicomio import lazy
+
+    spec = importlib.util.find_spec("pydicom.valuerep")
+    code = spec.loader.get_code("pydicom.valuerep")
+    source = spec.loader.get_data(spec.origin)
+    assert lazy._lazy_vr_tables(code, source + b"\n") is None     # another file: left as it is
+    if pydicom.__version__ == "3.0.2":
+        assert lazy._lazy_vr_tables(code, source) is not None
+    sources = {"A": r"^a+$", "B": r"^b$", "C": r"c"}
+    t = lazy.LazyPatterns(sources.items())
+    assert dict.__len__(t) == 0 and "B" in t and "Z" not in t and t.get("Z", 5) == 5
+    assert t["B"] == re.compile(r"^b$") and dict.__len__(t) == 1      # one key compiled on read
+    assert list(t) == ["A", "B", "C"] and dict.__len__(t) == 3         # all, in order, on iteration
+    assert t == {k: re.compile(v) for k, v in sources.items()}
+    b = lazy.LazyPatterns(sources.items(), encode=True)
+    assert list(b.values()) == [re.compile(v.encode()) for v in sources.values()]
+    c = lazy.LazyPatterns(sources.items())
+    c["D"] = re.compile("d")
+    assert list(c) == ["A", "B", "C", "D"]
+    try:
+        lazy.LazyPatterns({}.items())["X"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a missing key must raise KeyError")
+
+
 def test_a_named_command_is_built_alone_and_behaves_the_same():
     """cli.app_for: `vindr CMD ...` builds only CMD; its help, its usage errors and its exit
     codes are those of the whole app; anything else runs the whole app, left unchanged."""
