@@ -21,7 +21,7 @@ BACKEND_MODULES = ("PIL.Image", "urllib.request", "pydicom.pixels.decoders.gdcm"
 HEAVY = ("pandas", "torch", "scipy", "matplotlib", "dask", "distributed", "sklearn", "tesserocr", "cv2")
 
 PROBE = """
-import atexit, json, sys
+import atexit, json, os, sys
 import concurrent.futures.process as cfp
 pools = []
 _init = cfp.ProcessPoolExecutor.__init__
@@ -33,7 +33,8 @@ def _report():
     sys.stderr.write("\\nPROBE " + json.dumps({"modules": sorted(m for m in sys.modules if "." not in m),
                                                   "all": sorted(sys.modules),
                                                   "collections": sum(s["collections"] for s in __import__("gc").get_stats()),
-                                                  "pools": len(pools)}) + "\\n")
+                                                  "pools": len(pools),
+                                                  "blas": os.environ.get("OPENBLAS_NUM_THREADS")}) + "\\n")
 atexit.register(_report)
 if sys.argv[1] == "--gc-as-before":          # vindr_cli.startup's deferral left out
     import gc
@@ -48,8 +49,8 @@ main()
 """
 
 
-def _probe(*args) -> tuple[dict, subprocess.CompletedProcess]:
-    p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True)
+def _probe(*args, env=None) -> tuple[dict, subprocess.CompletedProcess]:
+    p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True, env=env)
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE ")]
     assert line, f"exit {p.returncode}: no report"
     return json.loads(line[-1][len("PROBE "):]), p
@@ -107,6 +108,30 @@ def test_one_file_rerun_reads_its_tables_without_pandas(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "pyarrow" in again["modules"]
     assert not set(again["modules"]) & set(HEAVY), sorted(set(again["modules"]) & set(HEAVY))
+
+def test_one_blas_thread_unless_the_user_chose(tmp_path):
+    """A run sets OPENBLAS_NUM_THREADS=1 before numpy loads (no BLAS pool spinning through
+    start-up, vindr_cli.startup.one_blas_thread), but never over a count the user set."""
+    import os
+
+    from vindr_cli.startup import BLAS_THREAD_VARS, one_blas_thread
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), src / "a.dcm")
+    key = key_file_in(tmp_path)
+    bare = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARS}
+    for i, (extra, want) in enumerate([({}, "1"), ({"OPENBLAS_NUM_THREADS": "2"}, "2"), ({"OMP_NUM_THREADS": "3"}, None)]):
+        report, p = _probe("anonymize", src, tmp_path / f"out{i}", "--key", key, "--burned-in", "off",
+                           env=bare | extra)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "numpy" in report["modules"] and report["blas"] == want, (extra, report["blas"])
+    env = {"PATH": "x"}
+    assert one_blas_thread(env) is ("numpy" not in sys.modules)   # numpy loaded here: too late, left
+    for var in BLAS_THREAD_VARS:
+        chosen = {var: "4"}
+        assert one_blas_thread(chosen) is False and chosen == {var: "4"}
+
 
 def test_two_files_start_a_pool(tmp_path):
     """The probe can fail: two inputs with -j 2 do start the pool."""
