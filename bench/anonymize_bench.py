@@ -173,11 +173,14 @@ def startup(work: Path, trees: dict[str, Path | None], repeat: int = 7) -> dict:
               "import pydicom, pyarrow.parquet, typer, rich.console": "import pydicom, pyarrow.parquet, typer, rich.console",
               # the floor of a one-file run (startup2): what it imports of other people's code,
               # with vindr's own start-up measures (pydicom hook, GC deferral) and without vindr
+              # (startup3: + one BLAS thread, vindr_cli.startup.one_blas_thread)
               "libraries of a one-file run, vindr's start-up": (
-                  "from vindr_cli.startup import defer_first_collection; defer_first_collection()\n"
+                  "from vindr_cli.startup import defer_first_collection, one_blas_thread\n"
+                  "defer_first_collection(); one_blas_thread()\n"
                   "from vindr_cli.dicomio.lazy import defer_pydicom_backends; defer_pydicom_backends()\n"
                   "import pydicom, pyarrow.parquet, typer, rich.console, rich.table, rich.progress"),
               "import numpy": "import numpy", "import numpy, pyarrow.parquet": "import numpy, pyarrow.parquet",
+              "import numpy, one BLAS thread": "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy",
               "import typer, rich.console, rich.table, rich.progress":
                   "import typer, rich.console, rich.table, rich.progress"}
     best: dict[str, list[float]] = {}
@@ -233,8 +236,11 @@ def main() -> None:
         res = args.startup_results.resolve()
         res.write_text(json.dumps({"startup": start, "before_tree": str(args.before) if args.before else None,
                                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                                   # BLAS thread settings the runs inherited (none: vindr sets its own)
+                                   "blas_env": {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                                                           "OMP_NUM_THREADS") if k in os.environ},
                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1) + "\n")
-        console.print(f"wrote {res.relative_to(ROOT)}")
+        console.print(f"wrote {res.relative_to(ROOT) if res.is_relative_to(ROOT) else res}")
         return
     data = work / "data"
     total = make_data(data, args.files, args.rows, args.cols)
