@@ -4,8 +4,9 @@ Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --str
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
 3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes).
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's signature with
+# typing.get_type_hints, which compiles each string annotation (a ForwardRef) on every call,
+# ≈ 60 compiles for one anonymize run; real annotations need none (issue 13, startup3).
 import os
 import sys
 from pathlib import Path
