@@ -34,7 +34,8 @@ def _report():
                                                   "all": sorted(sys.modules),
                                                   "collections": sum(s["collections"] for s in __import__("gc").get_stats()),
                                                   "pools": len(pools),
-                                                  "blas": os.environ.get("OPENBLAS_NUM_THREADS")}) + "\\n")
+                                                  "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+                                                  "private_dict_built": dict.__len__(getattr(sys.modules.get("pydicom._private_dict"), "private_dictionaries", {0: 0})) > 0}) + "\\n")
 atexit.register(_report)
 if sys.argv[1] == "--gc-as-before":          # vindr_cli.startup's deferral left out
     import gc
@@ -90,6 +91,10 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     every = set(report["all"])
     assert not every & set(BACKEND_MODULES), sorted(every & set(BACKEND_MODULES))
     assert "pydicom.pixels.decoders.base" in every      # pydicom's registry itself was built
+    import pydicom
+
+    if pydicom.__version__ == "3.0.2":                  # vindr_cli.dicomio.lazy.LazyTable
+        assert report["private_dict_built"] is False    # no private tag's name was looked up
 
 
 
@@ -378,6 +383,50 @@ def test_valuerep_rewrite_is_guarded_and_lazy_patterns_behave_as_a_dict():
         pass
     else:
         raise AssertionError("a missing key must raise KeyError")
+
+
+PRIVATE = """
+import hashlib, json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom
+import pydicom._private_dict as pd
+import pydicom.datadict as dd
+built_at_import = dict.__len__(pd.private_dictionaries) > 0
+same_object = pd.private_dictionaries is dd.private_dictionaries
+desc = dd.private_dictionary_description(0x00091001, "GEMS_IDEN_01")
+items = sorted((k, sorted(v.items())) for k, v in pd.private_dictionaries.items())
+dd.add_private_dict_entries("VINDR TEST 1", {0x00410001: ("US", "1", "Test One")})
+out = {"n": len(items), "sha": hashlib.sha256(repr(items).encode()).hexdigest(), "desc": desc,
+       "same": same_object, "added": dd.get_private_entry(0x00410001, "VINDR TEST 1")[:3],
+       "added_in_module": "VINDR TEST 1" in pd.private_dictionaries, "annotations": list(pd.__annotations__),
+       "doc": (pd.__doc__ or "")[:40], "built_at_import": built_at_import}
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    out["lazy"] = type(pd.private_dictionaries).__name__
+print(json.dumps(out))
+"""
+
+
+def test_private_dictionary_is_loaded_on_first_use_and_the_same():
+    """pydicom._private_dict runs when its table is first used (vindr_cli.dicomio.lazy.LazyTable):
+    the same creators and entries, the same object in _private_dict and datadict, additions seen
+    by both, lookups as with an eager import."""
+    import pydicom
+
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", PRIVATE, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    eager, deferred = runs["eager"], runs["deferred"]
+    assert eager["n"] > 400 and eager["built_at_import"] and eager["added_in_module"] and eager["same"]
+    if pydicom.__version__ == "3.0.2":
+        assert deferred.pop("lazy") == "LazyTable"
+        assert deferred.pop("built_at_import") is False          # not run at import ...
+        eager.pop("built_at_import")
+    assert deferred == eager                                      # ... and the same once used
 
 
 def test_a_named_command_is_built_alone_and_behaves_the_same():

@@ -46,6 +46,13 @@ comparison, copy, change). Only when ``valuerep.py`` is byte for byte the file c
 (its SHA-256) and its two comprehensions are exactly the ones expected; otherwise the module
 runs unchanged. ``tests/test_startup_imports.py`` compares both tables with an eager build.
 
+And ``pydicom._private_dict`` (GDCM's private dictionary, ≈ 600 KB of source, 3 ms to load)
+is loaded the first time its one table, ``private_dictionaries``, is used (a :class:`LazyTable`,
+the same object in ``pydicom._private_dict`` and ``pydicom.datadict``: the module's code runs
+then, and the table holds what it built): a run that never looks up a private tag's name never
+loads it (startup3). Only for the file of pydicom 3.0.2 (datadict.py checked as above, and this
+file's size); otherwise the module runs at import, unchanged.
+
 And ``pydicom._version`` (``__version__ = importlib.metadata.version("pydicom")``) gets its
 answer without importing ``importlib.metadata`` (with email, csv, zipfile...: ≈ 10–20 ms)
 when :func:`dist_version` can read it the way ``importlib.metadata`` would (only the
@@ -90,6 +97,9 @@ VERSION_SHA256 = "634f5346c814bbce07762291be3f768987e70be0e2dd1201e7d20b5e2ed2b7
 # pydicom 3.0.2's datadict.py, the file the keyword_dict rewrite was checked against
 DATADICT_SHA256 = "c722d4ac075a0df5016aaef828dd058e253f21162e3722ee95e1dacf5d0e3e01"
 _VALUEREP = "pydicom.valuerep"
+_PRIVATE = "pydicom._private_dict"
+PRIVATE_DICT_SIZE = 597_500     # pydicom 3.0.2's _private_dict.py, in bytes
+_datadict_checked = False       # datadict.py is pydicom 3.0.2's (set before its body runs)
 # pydicom 3.0.2's valuerep.py, the file whose two pattern tables are built lazily
 VALUEREP_SHA256 = "799d0fe29e3c518b8f2223fbb5cc0884717715b3bcdfa804276fe972ea4dd3e3"
 _PLUGIN_HOSTS = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
@@ -332,6 +342,62 @@ LazyPatterns.__reduce_ex__ = _lazy_reduce
 del _name
 
 
+class LazyTable(LazyPatterns):
+    """A table that a module's code builds, built the first time it is used in any way (``in``,
+    ``[]``, ``get``, iteration, change...): ``build()`` returns the dict whose items it takes."""
+
+    def __init__(self, build):
+        dict.__init__(self)
+        self._build = build
+        self._sources = ()                               # not built yet
+        self._encode = False
+        _pending_patterns.append(self)
+
+    def _fill(self) -> None:
+        if self.__dict__.get("_sources") is None:
+            return
+        with _LOCK:
+            if self.__dict__.get("_sources") is None:
+                return
+            dict.update(self, self._build())
+            self._sources = None
+            self._build = None
+
+    def __getitem__(self, key):
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        self._fill()
+        return dict.get(self, key, default)
+
+    def __contains__(self, key):
+        self._fill()
+        return dict.__contains__(self, key)
+
+
+def _exec_private(loader, name, plain):
+    """Run ``pydicom._private_dict`` as a :class:`LazyTable` (see the module doc), or as it is."""
+    def exec_module(module):
+        try:
+            same = _datadict_checked and os.stat(loader.get_filename(name)).st_size == PRIVATE_DICT_SIZE
+        except OSError:
+            same = False
+        if not same:
+            return plain(module)
+
+        def build():
+            ns = {"__name__": name, "__builtins__": __builtins__}
+            exec(loader.get_code(name), ns)
+            module.__doc__ = ns.get("__doc__")
+            module.__annotations__.update(ns.get("__annotations__", {}))
+            return ns["private_dictionaries"]
+
+        module.__annotations__ = {}
+        module.private_dictionaries = LazyTable(build)
+    return exec_module
+
+
 def _lazy_vr_tables(code, source: bytes):
     """``valuerep``'s module code with its two pattern tables built as :class:`LazyPatterns`,
     or None when the file or its code is not exactly the one this was checked on."""
@@ -452,7 +518,7 @@ def _exec_version(loader, plain):
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS \
-                and name != _DATADICT and name != _VERSION and name != _VALUEREP:
+                and name != _DATADICT and name != _VERSION and name != _VALUEREP and name != _PRIVATE:
             return None
         spec = None
         for finder in sys.meta_path:
@@ -471,6 +537,10 @@ class _Hook(importlib.abc.MetaPathFinder):
         if name == _VERSION:
             if isinstance(loader, importlib.machinery.SourceFileLoader):
                 loader.exec_module = _exec_version(loader, loader.exec_module)
+            return spec
+        if name == _PRIVATE:
+            if isinstance(loader, importlib.machinery.SourceFileLoader):
+                loader.exec_module = _exec_private(loader, name, loader.exec_module)
             return spec
         if name == _VALUEREP:
             if not isinstance(loader, importlib.machinery.SourceFileLoader):
@@ -508,6 +578,8 @@ class _Hook(importlib.abc.MetaPathFinder):
                     fast = None
                 if fast is None:
                     return plain(module)
+                global _datadict_checked
+                _datadict_checked = True
                 exec(fast, module.__dict__)
                 global datadict_rewritten
                 datadict_rewritten = True
