@@ -136,6 +136,9 @@ def test_one_blas_thread_unless_the_user_chose(tmp_path):
     for var in BLAS_THREAD_VARS:
         chosen = {var: "4"}
         assert one_blas_thread(chosen) is False and chosen == {var: "4"}
+    report, p = _probe("baseline", "--help", env=bare)      # torch's command: left as it is
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert report["blas"] is None
 
 
 def test_two_files_start_a_pool(tmp_path):

@@ -729,7 +729,7 @@ def app_for(argv: list[str]) -> typer.Typer:
 def main() -> None:
     from vindr_cli.startup import one_blas_thread
 
-    one_blas_thread()                # before numpy: no BLAS thread pool spinning (issue 13)
+    one_blas_thread(command=sys.argv[1] if len(sys.argv) > 1 else None)   # before numpy (issue 13)
     from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
     quiet_pydicom_when_imported()    # pydicom is imported only by a command that reads DICOM

@@ -46,9 +46,14 @@ def defer_first_collection(budget: int = BUDGET) -> None:
     gc.set_threshold(budget, *before[1:])
 
 
-def one_blas_thread(environ=None) -> bool:
+# commands left with OpenBLAS's own thread count: torch may link OpenBLAS itself (aarch64 wheels)
+BLAS_COMMANDS = frozenset({"baseline"})
+
+
+def one_blas_thread(environ=None, command: str | None = None) -> bool:
     """Set ``OPENBLAS_NUM_THREADS=1`` before numpy is imported, unless the user already chose
-    a BLAS thread count (any of :data:`BLAS_THREAD_VARS`) or numpy is loaded. True if set.
+    a BLAS thread count (any of :data:`BLAS_THREAD_VARS`), numpy is loaded, or ``command`` is
+    one of :data:`BLAS_COMMANDS`. True if set.
 
     numpy's OpenBLAS starts a pool of ``cores - 1`` threads when numpy is imported, and each
     busy-waits for work a while before it sleeps: on 2 cores ≈ 25–35 ms CPU of a one-file
@@ -57,9 +62,10 @@ def one_blas_thread(environ=None) -> bool:
     worker process (``-j``), and its only BLAS calls are small (an RGB weighting, a 32×32
     DCT, label co-occurrences), far below the sizes OpenBLAS splits between threads. The
     setting is inherited by the worker processes, where a pool per worker would only
-    oversubscribe the cores. torch (``vindr baseline``) has its own threads (OMP_NUM_THREADS)."""
+    oversubscribe the cores. ``vindr baseline`` is left as it is: torch has its own threads, but
+    may use OpenBLAS for them."""
     env = os.environ if environ is None else environ
-    if "numpy" in sys.modules or any(var in env for var in BLAS_THREAD_VARS):
+    if "numpy" in sys.modules or command in BLAS_COMMANDS or any(var in env for var in BLAS_THREAD_VARS):
         return False
     env["OPENBLAS_NUM_THREADS"] = "1"
     return True
