@@ -91,7 +91,7 @@ def test_the_fast_path_is_taken_for_ordinary_values(kind, value):
 
 @pytest.mark.parametrize("kind,value", [(int, "1_000"), (int, " 5"), (int, "5.0"), (int, "x"), (float, "1e3"),
                                         (float, "nan"), (str, "\udcff"), (Path, "a//b"), (Path, ""),
-                                        (Path, "a/"), (bool, "yes"), (int, 2.0)])
+                                        (Path, "a/"), (Path, "\x00"), (Path, "a\x00b"), (bool, "yes"), (int, 2.0)])
 def test_other_values_go_to_typers_own_path(kind, value):
     done, _ = cliparams.fast_value(kind, value)
     assert not done

@@ -12,7 +12,7 @@ them the adapter's answer is known:
   digits (``-?[0-9]{1,18}``, for ``float`` with ``.[0-9]{1,15}``) is ``int(value)`` /
   ``float(value)``;
 * ``bool``: a ``bool`` is returned as it is (typer already skips flags);
-* ``Path``: a ``Path``, or a string that ``Path`` leaves unchanged (``str(Path(v)) == v``),
+* ``Path``: a ``Path``, or a string without NUL that ``Path`` leaves unchanged (``str(Path(v)) == v``),
   goes to typer's own ``coerce_cli_path`` as the ``Path`` pydantic would have made, so its
   checks and messages see the same value.
 
@@ -63,9 +63,9 @@ def fast_value(annotation, value):
         if type(value) is bool:
             return True, value
     elif annotation is Path:
-        if isinstance(value, Path):
+        if isinstance(value, Path) and "\x00" not in str(value):
             return True, value
-        if _text(value):
+        if _text(value) and "\x00" not in value:    # a NUL: typer's own path words its error
             p = Path(value)
             if str(p) == value:
                 return True, p
