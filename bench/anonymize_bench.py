@@ -173,11 +173,14 @@ def startup(work: Path, trees: dict[str, Path | None], repeat: int = 7) -> dict:
               "import pydicom, pyarrow.parquet, typer, rich.console": "import pydicom, pyarrow.parquet, typer, rich.console",
               # the floor of a one-file run (startup2): what it imports of other people's code,
               # with vindr's own start-up measures (pydicom hook, GC deferral) and without vindr
+              # (startup3: + one BLAS thread, vindr_cli.startup.one_blas_thread)
               "libraries of a one-file run, vindr's start-up": (
-                  "from vindr_cli.startup import defer_first_collection; defer_first_collection()\n"
+                  "from vindr_cli.startup import defer_first_collection, one_blas_thread\n"
+                  "defer_first_collection(); one_blas_thread()\n"
                   "from vindr_cli.dicomio.lazy import defer_pydicom_backends; defer_pydicom_backends()\n"
                   "import pydicom, pyarrow.parquet, typer, rich.console, rich.table, rich.progress"),
               "import numpy": "import numpy", "import numpy, pyarrow.parquet": "import numpy, pyarrow.parquet",
+              "import numpy, one BLAS thread": "import os; os.environ['OPENBLAS_NUM_THREADS'] = '1'; import numpy",
               "import typer, rich.console, rich.table, rich.progress":
                   "import typer, rich.console, rich.table, rich.progress"}
     best: dict[str, list[float]] = {}
@@ -222,19 +225,24 @@ def main() -> None:
                     help="only the one-file series (results: bench/results/anonymize_startup.json)")
     ap.add_argument("--startup-results", type=Path, default=ROOT / "bench" / "results" / "anonymize_startup.json",
                     help="where --startup-only writes its results")
+    ap.add_argument("--startup-repeat", type=int, default=7, help="rounds of the one-file series (best kept)")
     args = ap.parse_args()
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     if args.startup_only:
         (work / "keys").mkdir(mode=0o700, exist_ok=True)
-        start = startup(work, {"": ROOT} | ({" (before)": args.before.resolve()} if args.before else {}))
+        start = startup(work, {"": ROOT} | ({" (before)": args.before.resolve()} if args.before else {}),
+                        repeat=args.startup_repeat)
         for name, r in start.items():
             console.print(f"{name}: {r}")
         res = args.startup_results.resolve()
         res.write_text(json.dumps({"startup": start, "before_tree": str(args.before) if args.before else None,
                                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                                   # BLAS thread settings the runs inherited (none: vindr sets its own)
+                                   "blas_env": {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                                                           "OMP_NUM_THREADS") if k in os.environ},
                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1) + "\n")
-        console.print(f"wrote {res.relative_to(ROOT)}")
+        console.print(f"wrote {res.relative_to(ROOT) if res.is_relative_to(ROOT) else res}")
         return
     data = work / "data"
     total = make_data(data, args.files, args.rows, args.cols)
@@ -268,7 +276,7 @@ def main() -> None:
                          "cpu_ms_per_file": round(best_cpu[name] / n * 1000, 2),
                          "peak_rss_mb": round(peak / 2**20, 1),
                          "files": n, "files_per_s": round(n / wall, 1), "mb_per_s": round(mb / wall, 1)}
-    start = startup(work, trees) if args.startup else None
+    start = startup(work, trees, repeat=args.startup_repeat) if args.startup else None
     load["after"] = [round(x, 2) for x in os.getloadavg()]
 
     # memory vs file size: same count of files, 4x the pixels

@@ -91,7 +91,7 @@ def test_the_fast_path_is_taken_for_ordinary_values(kind, value):
 
 @pytest.mark.parametrize("kind,value", [(int, "1_000"), (int, " 5"), (int, "5.0"), (int, "x"), (float, "1e3"),
                                         (float, "nan"), (str, "\udcff"), (Path, "a//b"), (Path, ""),
-                                        (Path, "a/"), (bool, "yes"), (int, 2.0)])
+                                        (Path, "a/"), (Path, "\x00"), (Path, "a\x00b"), (bool, "yes"), (int, 2.0)])
 def test_other_values_go_to_typers_own_path(kind, value):
     done, _ = cliparams.fast_value(kind, value)
     assert not done
@@ -137,3 +137,30 @@ def test_command_lines_behave_the_same_with_and_without_the_patch(tmp_path, args
     assert plain[2]["pydantic"]                     # the plain run did go through pydantic
     if args[-1] == "1":
         assert not fast[2]["pydantic"]              # a valid command line never imports it
+
+
+def test_every_usage_line_names_its_arguments_upper_case_without_braces():
+    """`vindr CMD --help` (and a missing argument) name arguments as click does (INPUT OUTPUT),
+    not typer 0.29's `{input} {output}` (vindr_cli.cliparams.usage_names_upper)."""
+    from typer.testing import CliRunner
+
+    group = typer.main.get_group(app)
+    runner = CliRunner()
+    seen = 0
+    for name, cmd in group.commands.items():
+        out = runner.invoke(app, [name, "--help"], prog_name="vindr")
+        assert out.exit_code == 0, (name, out.output[-500:])
+        usage = out.output.splitlines()[0]
+        assert usage.startswith(f"Usage: vindr {name} [OPTIONS]"), usage
+        assert "{" not in usage and "}" not in usage, usage
+        args = [p for p in cmd.params if p.param_type_name == "argument"]
+        want = " ".join((p.name.upper() if p.required else f"[{p.name.upper()}]") + ("..." if p.nargs != 1 else "")
+                        for p in args)
+        assert usage.endswith(f"[OPTIONS] {want}".rstrip()), (usage, want)
+        help_text = out.output.split("Arguments:", 1)[1] if args else ""
+        for p in args:                                   # the Arguments list says the same name
+            assert p.name.upper() in help_text and f"  {p.name} " not in help_text, (name, p.name)
+        seen += len(args)
+    assert seen >= 10
+    missing = runner.invoke(app, ["anonymize"], prog_name="vindr")
+    assert missing.exit_code == 2 and "Missing argument 'INPUT'" in missing.output, missing.output

@@ -21,7 +21,7 @@ BACKEND_MODULES = ("PIL.Image", "urllib.request", "pydicom.pixels.decoders.gdcm"
 HEAVY = ("pandas", "torch", "scipy", "matplotlib", "dask", "distributed", "sklearn", "tesserocr", "cv2")
 
 PROBE = """
-import atexit, json, sys
+import atexit, json, os, sys
 import concurrent.futures.process as cfp
 pools = []
 _init = cfp.ProcessPoolExecutor.__init__
@@ -33,7 +33,9 @@ def _report():
     sys.stderr.write("\\nPROBE " + json.dumps({"modules": sorted(m for m in sys.modules if "." not in m),
                                                   "all": sorted(sys.modules),
                                                   "collections": sum(s["collections"] for s in __import__("gc").get_stats()),
-                                                  "pools": len(pools)}) + "\\n")
+                                                  "pools": len(pools),
+                                                  "blas": os.environ.get("OPENBLAS_NUM_THREADS"),
+                                                  "private_dict_built": dict.__len__(getattr(sys.modules.get("pydicom._private_dict"), "private_dictionaries", {0: 0})) > 0}) + "\\n")
 atexit.register(_report)
 if sys.argv[1] == "--gc-as-before":          # vindr_cli.startup's deferral left out
     import gc
@@ -48,8 +50,8 @@ main()
 """
 
 
-def _probe(*args) -> tuple[dict, subprocess.CompletedProcess]:
-    p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True)
+def _probe(*args, env=None) -> tuple[dict, subprocess.CompletedProcess]:
+    p = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True, env=env)
     line = [x for x in p.stderr.splitlines() if x.startswith("PROBE ")]
     assert line, f"exit {p.returncode}: no report"
     return json.loads(line[-1][len("PROBE "):]), p
@@ -89,6 +91,10 @@ def test_one_file_anonymize_runs_in_process_without_heavy_libraries(tmp_path):
     every = set(report["all"])
     assert not every & set(BACKEND_MODULES), sorted(every & set(BACKEND_MODULES))
     assert "pydicom.pixels.decoders.base" in every      # pydicom's registry itself was built
+    import pydicom
+
+    if pydicom.__version__ == "3.0.2":                  # vindr_cli.dicomio.lazy.LazyTable
+        assert report["private_dict_built"] is False    # no private tag's name was looked up
 
 
 
@@ -107,6 +113,33 @@ def test_one_file_rerun_reads_its_tables_without_pandas(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "pyarrow" in again["modules"]
     assert not set(again["modules"]) & set(HEAVY), sorted(set(again["modules"]) & set(HEAVY))
+
+def test_one_blas_thread_unless_the_user_chose(tmp_path):
+    """A run sets OPENBLAS_NUM_THREADS=1 before numpy loads (no BLAS pool spinning through
+    start-up, vindr_cli.startup.one_blas_thread), but never over a count the user set."""
+    import os
+
+    from vindr_cli.startup import BLAS_THREAD_VARS, one_blas_thread
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm", download=False), src / "a.dcm")
+    key = key_file_in(tmp_path)
+    bare = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARS}
+    for i, (extra, want) in enumerate([({}, "1"), ({"OPENBLAS_NUM_THREADS": "2"}, "2"), ({"OMP_NUM_THREADS": "3"}, None)]):
+        report, p = _probe("anonymize", src, tmp_path / f"out{i}", "--key", key, "--burned-in", "off",
+                           env=bare | extra)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "numpy" in report["modules"] and report["blas"] == want, (extra, report["blas"])
+    env = {"PATH": "x"}
+    assert one_blas_thread(env) is ("numpy" not in sys.modules)   # numpy loaded here: too late, left
+    for var in BLAS_THREAD_VARS:
+        chosen = {var: "4"}
+        assert one_blas_thread(chosen) is False and chosen == {var: "4"}
+    report, p = _probe("baseline", "--help", env=bare)      # torch's command: left as it is
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert report["blas"] is None
+
 
 def test_two_files_start_a_pool(tmp_path):
     """The probe can fail: two inputs with -j 2 do start the pool."""
@@ -275,6 +308,128 @@ def test_datadict_rewrite_is_exact_and_guarded():
         exec(fast, ns)
         assert list(ns["keyword_dict"].items()) == list(keyword_dict.items())
     assert lazy._fast_keyword_dict(code, source + b"\n") is None
+
+
+VR_TABLES = """
+import json, pickle, re, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom.valuerep as v
+import pydicom.uid as u
+compiled_at_import = [dict.__len__(v.STR_VR_REGEXES), dict.__len__(v.BYTE_VR_REGEXES)]
+def show(table):
+    return [[k, type(p.pattern).__name__, repr(p.pattern), p.flags] for k, p in table.items()]
+checks = [v.validate_regex(vr, value)[0] for vr in v.VR_REGEXES
+          for value in ("20200101", b"20200101", "1.2.3", b"1.02", "ABC_1", " 12 ", "x\\n", b"-0.5e3")]
+out = {"str": show(v.STR_VR_REGEXES), "bytes": show(v.BYTE_VR_REGEXES), "uid": [u.RE_VALID_UID.pattern,
+       u.UID("1.2.840.10008.1.2").is_valid, u.UID("1.02").is_valid], "checks": checks,
+       "eq": v.STR_VR_REGEXES == {k: re.compile(p) for k, p in v.VR_REGEXES.items()},
+       "len": [len(v.STR_VR_REGEXES), len(v.BYTE_VR_REGEXES)], "keys": list(v.BYTE_VR_REGEXES),
+       "pickled": show(pickle.loads(pickle.dumps(v.BYTE_VR_REGEXES))),
+       "compiled_at_import": compiled_at_import}
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    out["rewritten"] = lazy.valuerep_rewritten
+print(json.dumps(out))
+"""
+
+
+def test_valuerep_pattern_tables_are_the_same_with_the_hook():
+    """pydicom.valuerep's STR_VR_REGEXES / BYTE_VR_REGEXES, compiled when first read with the
+    hook: the same keys, order, patterns and flags, the same validation answers and UID checks
+    as pydicom's own eager comprehensions, and only "UI" (read by pydicom.uid) compiled at import."""
+    import pydicom
+
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", VR_TABLES, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    eager, deferred = runs["eager"], runs["deferred"]
+    assert len(eager["str"]) == 10 and eager["eq"] and eager["compiled_at_import"] == [10, 10]
+    if pydicom.__version__ == "3.0.2":
+        assert deferred.pop("rewritten") is True
+        assert deferred.pop("compiled_at_import") == [1, 0]      # only pydicom.uid's "UI"
+        eager.pop("compiled_at_import")
+    assert deferred == eager
+
+
+def test_valuerep_rewrite_is_guarded_and_lazy_patterns_behave_as_a_dict():
+    import importlib.util
+    import re
+
+    import pydicom
+
+    from vindr_cli.dicomio import lazy
+
+    spec = importlib.util.find_spec("pydicom.valuerep")
+    code = spec.loader.get_code("pydicom.valuerep")
+    source = spec.loader.get_data(spec.origin)
+    assert lazy._lazy_vr_tables(code, source + b"\n") is None     # another file: left as it is
+    if pydicom.__version__ == "3.0.2":
+        assert lazy._lazy_vr_tables(code, source) is not None
+    sources = {"A": r"^a+$", "B": r"^b$", "C": r"c"}
+    t = lazy.LazyPatterns(sources.items())
+    assert dict.__len__(t) == 0 and "B" in t and "Z" not in t and t.get("Z", 5) == 5
+    assert t["B"] == re.compile(r"^b$") and dict.__len__(t) == 1      # one key compiled on read
+    assert list(t) == ["A", "B", "C"] and dict.__len__(t) == 3         # all, in order, on iteration
+    assert t == {k: re.compile(v) for k, v in sources.items()}
+    b = lazy.LazyPatterns(sources.items(), encode=True)
+    assert list(b.values()) == [re.compile(v.encode()) for v in sources.values()]
+    c = lazy.LazyPatterns(sources.items())
+    c["D"] = re.compile("d")
+    assert list(c) == ["A", "B", "C", "D"]
+    try:
+        lazy.LazyPatterns({}.items())["X"]
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a missing key must raise KeyError")
+
+
+PRIVATE = """
+import hashlib, json, sys
+if sys.argv[1] == "deferred":
+    from vindr_cli.dicomio.lazy import defer_pydicom_backends
+    defer_pydicom_backends()
+import pydicom
+import pydicom._private_dict as pd
+import pydicom.datadict as dd
+built_at_import = dict.__len__(pd.private_dictionaries) > 0
+same_object = pd.private_dictionaries is dd.private_dictionaries
+desc = dd.private_dictionary_description(0x00091001, "GEMS_IDEN_01")
+items = sorted((k, sorted(v.items())) for k, v in pd.private_dictionaries.items())
+dd.add_private_dict_entries("VINDR TEST 1", {0x00410001: ("US", "1", "Test One")})
+out = {"n": len(items), "sha": hashlib.sha256(repr(items).encode()).hexdigest(), "desc": desc,
+       "same": same_object, "added": dd.get_private_entry(0x00410001, "VINDR TEST 1")[:3],
+       "added_in_module": "VINDR TEST 1" in pd.private_dictionaries, "annotations": list(pd.__annotations__),
+       "doc": (pd.__doc__ or "")[:40], "built_at_import": built_at_import}
+if sys.argv[1] == "deferred":
+    import vindr_cli.dicomio.lazy as lazy
+    out["lazy"] = type(pd.private_dictionaries).__name__
+print(json.dumps(out))
+"""
+
+
+def test_private_dictionary_is_loaded_on_first_use_and_the_same():
+    """pydicom._private_dict runs when its table is first used (vindr_cli.dicomio.lazy.LazyTable):
+    the same creators and entries, the same object in _private_dict and datadict, additions seen
+    by both, lookups as with an eager import."""
+    import pydicom
+
+    runs = {}
+    for mode in ("eager", "deferred"):
+        p = subprocess.run([sys.executable, "-c", PRIVATE, mode], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        runs[mode] = json.loads(p.stdout)
+    eager, deferred = runs["eager"], runs["deferred"]
+    assert eager["n"] > 400 and eager["built_at_import"] and eager["added_in_module"] and eager["same"]
+    if pydicom.__version__ == "3.0.2":
+        assert deferred.pop("lazy") == "LazyTable"
+        assert deferred.pop("built_at_import") is False          # not run at import ...
+        eager.pop("built_at_import")
+    assert deferred == eager                                      # ... and the same once used
 
 
 def test_a_named_command_is_built_alone_and_behaves_the_same():

@@ -4,8 +4,9 @@ Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --str
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
 3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes).
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's signature with
+# typing.get_type_hints, which compiles each string annotation (a ForwardRef) on every call,
+# ≈ 60 compiles for one anonymize run; real annotations need none (issue 13, startup3).
 import os
 import sys
 from pathlib import Path
@@ -20,9 +21,10 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from vindr_cli import __version__  # noqa: E402
-from vindr_cli.cliparams import coerce_without_pydantic  # noqa: E402
+from vindr_cli.cliparams import coerce_without_pydantic, usage_names_upper  # noqa: E402
 
 coerce_without_pydantic()       # typer's option values without pydantic where certain (issue 13)
+usage_names_upper()             # `Usage: vindr anonymize [OPTIONS] INPUT OUTPUT`, not typer 0.29's {input}
 
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
@@ -725,6 +727,9 @@ def app_for(argv: list[str]) -> typer.Typer:
 
 
 def main() -> None:
+    from vindr_cli.startup import one_blas_thread
+
+    one_blas_thread(command=sys.argv[1] if len(sys.argv) > 1 else None)   # before numpy (issue 13)
     from vindr_cli.dicomio.quiet import quiet_pydicom_when_imported
 
     quiet_pydicom_when_imported()    # pydicom is imported only by a command that reads DICOM

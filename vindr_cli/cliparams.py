@@ -12,7 +12,7 @@ them the adapter's answer is known:
   digits (``-?[0-9]{1,18}``, for ``float`` with ``.[0-9]{1,15}``) is ``int(value)`` /
   ``float(value)``;
 * ``bool``: a ``bool`` is returned as it is (typer already skips flags);
-* ``Path``: a ``Path``, or a string that ``Path`` leaves unchanged (``str(Path(v)) == v``),
+* ``Path``: a ``Path``, or a string without NUL that ``Path`` leaves unchanged (``str(Path(v)) == v``),
   goes to typer's own ``coerce_cli_path`` as the ``Path`` pydantic would have made, so its
   checks and messages see the same value.
 
@@ -63,9 +63,9 @@ def fast_value(annotation, value):
         if type(value) is bool:
             return True, value
     elif annotation is Path:
-        if isinstance(value, Path):
+        if isinstance(value, Path) and "\x00" not in str(value):
             return True, value
-        if _text(value):
+        if _text(value) and "\x00" not in value:    # a NUL: typer's own path words its error
             p = Path(value)
             if str(p) == value:
                 return True, p
@@ -128,3 +128,45 @@ def coerce_without_pydantic() -> None:
     get_runtime_param.__doc__ = original.__doc__
     core._TyperParameter.get_runtime_param = get_runtime_param
     installed = True
+
+
+usage_fixed = False
+
+
+def usage_names_upper() -> None:
+    """Arguments named as click names them (``INPUT``, ``[PATH]``, ``FILES...``) on the usage
+    line, in the Arguments list and in "Missing argument" errors, instead of typer 0.29's
+    ``{input}`` (once; only for typer 0.29.2, whose ``TyperArgument`` these two properties are
+    copied from; an argument's own ``metavar`` is kept as given)."""
+    global usage_fixed
+    if usage_fixed:
+        return
+    try:
+        import typer
+        from typer.core import TyperArgument
+    except ImportError:
+        return
+    import inspect
+
+    if getattr(typer, "__version__", None) != TYPER_VERSION \
+            or not isinstance(inspect.getattr_static(TyperArgument, "display_name_raw", None), property) \
+            or not callable(vars(TyperArgument).get("_usage_display_name")):
+        return
+
+    def display_name_raw(self) -> str:
+        if self.metavar is not None:
+            return self.metavar
+        return (self.name or "").upper()
+
+    def _usage_display_name(self) -> str:
+        """click's ``Argument.make_metavar``: ``NAME``, ``[NAME]`` when optional, ``...`` when many."""
+        name = self.display_name_raw
+        if not self.required:
+            name = f"[{name}]"
+        if self.nargs != 1:
+            name += "..."
+        return name
+
+    TyperArgument.display_name_raw = property(display_name_raw)     # arguments only, not options
+    TyperArgument._usage_display_name = _usage_display_name
+    usage_fixed = True

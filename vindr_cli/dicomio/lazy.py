@@ -36,6 +36,23 @@ same values, same order. Only when ``datadict.py`` is byte for byte the file thi
 against (its SHA-256) and its compiled code has exactly that one comprehension; otherwise the
 module runs unchanged. ``tests/test_startup_imports.py`` compares the two dictionaries.
 
+And ``pydicom.valuerep``'s two tables of compiled value-representation patterns
+(``STR_VR_REGEXES``, ``BYTE_VR_REGEXES``: 20 ``re.compile`` calls at import, ≈ 9–17 ms, the
+largest single piece of pydicom's import; startup3) become :class:`LazyPatterns`: the same
+keys in the same order, each pattern compiled by ``re.compile`` from the same source the first
+time it is read (``pydicom.uid`` reads ``"UI"`` at import; validation, off in vindr, reads the
+others), every pattern at once on any other use of the table (iteration, ``len``, ``items``,
+comparison, copy, change). Only when ``valuerep.py`` is byte for byte the file checked
+(its SHA-256) and its two comprehensions are exactly the ones expected; otherwise the module
+runs unchanged. ``tests/test_startup_imports.py`` compares both tables with an eager build.
+
+And ``pydicom._private_dict`` (GDCM's private dictionary, ≈ 600 KB of source, 3 ms to load)
+is loaded the first time its one table, ``private_dictionaries``, is used (a :class:`LazyTable`,
+the same object in ``pydicom._private_dict`` and ``pydicom.datadict``: the module's code runs
+then, and the table holds what it built): a run that never looks up a private tag's name never
+loads it (startup3). Only for the file of pydicom 3.0.2 (datadict.py checked as above, and this
+file's size); otherwise the module runs at import, unchanged.
+
 And ``pydicom._version`` (``__version__ = importlib.metadata.version("pydicom")``) gets its
 answer without importing ``importlib.metadata`` (with email, csv, zipfile...: ≈ 10–20 ms)
 when :func:`dist_version` can read it the way ``importlib.metadata`` would (only the
@@ -79,6 +96,12 @@ _VERSION = "pydicom._version"
 VERSION_SHA256 = "634f5346c814bbce07762291be3f768987e70be0e2dd1201e7d20b5e2ed2b7d5"
 # pydicom 3.0.2's datadict.py, the file the keyword_dict rewrite was checked against
 DATADICT_SHA256 = "c722d4ac075a0df5016aaef828dd058e253f21162e3722ee95e1dacf5d0e3e01"
+_VALUEREP = "pydicom.valuerep"
+_PRIVATE = "pydicom._private_dict"
+PRIVATE_DICT_SIZE = 597_500     # pydicom 3.0.2's _private_dict.py, in bytes
+_datadict_checked = False       # datadict.py is pydicom 3.0.2's (set before its body runs)
+# pydicom 3.0.2's valuerep.py, the file whose two pattern tables are built lazily
+VALUEREP_SHA256 = "799d0fe29e3c518b8f2223fbb5cc0884717715b3bcdfa804276fe972ea4dd3e3"
 _PLUGIN_HOSTS = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
 # names the import system itself probes on a module: never a reason to run its code
 _IMPORT_NAMES = frozenset({"__path__", "__file__", "__cached__", "__spec__", "__loader__",
@@ -98,6 +121,8 @@ _recording = 0                  # > 0 while a plugin host's module body runs
 _pending_modules: list = []     # loaders of deferred modules not yet run (for load_all)
 _pending_coders: list = []      # coders with recorded add_plugin calls (for load_all)
 datadict_rewritten = False      # True once datadict ran with the cheaper keyword_dict
+valuerep_rewritten = False      # True once valuerep ran with LazyPatterns tables
+_pending_patterns: list = []    # LazyPatterns tables not yet compiled whole (for load_all)
 
 
 class _DeferredModule(importlib.abc.Loader):
@@ -242,6 +267,160 @@ def _fast_keyword_dict(code, source: bytes):
     return code.replace(co_consts=tuple(consts))
 
 
+class LazyPatterns(dict):
+    """A ``{key: re.compile(source)}`` table whose patterns are compiled when first read: one
+    key's on ``table[key]`` / ``get``, all of them (in the sources' order) on any other use.
+    Until then the dict itself holds only the patterns already read; every method that could
+    show the rest compiles the rest first."""
+
+    def __init__(self, sources, encode: bool = False):
+        super().__init__()
+        self._sources = dict(sources)                   # key -> pattern text, in order
+        self._encode = encode
+        _pending_patterns.append(self)
+
+    def _one(self, key):
+        import re
+
+        text = self._sources[key]
+        return re.compile(text.encode() if self._encode else text)
+
+    def _fill(self) -> None:
+        sources = self.__dict__.get("_sources")
+        if sources is None:
+            return
+        with _LOCK:
+            if self.__dict__.get("_sources") is None:
+                return
+            done = {k: dict.get(self, k) if dict.__contains__(self, k) else self._one(k) for k in sources}
+            dict.clear(self)
+            dict.update(self, done)
+            self._sources = None
+
+    def __getitem__(self, key):
+        sources = self._sources
+        if sources is not None and key in sources and not dict.__contains__(self, key):
+            with _LOCK:
+                if self._sources is not None and not dict.__contains__(self, key):
+                    dict.__setitem__(self, key, self._one(key))
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        if self._sources is not None and key in self._sources:
+            return self[key]
+        return dict.get(self, key, default)
+
+    def __contains__(self, key):
+        if self._sources is not None:
+            return key in self._sources
+        return dict.__contains__(self, key)
+
+
+def _filled(name: str):
+    method = getattr(dict, name)
+
+    def call(self, *args, **kwargs):
+        self._fill()
+        return method(self, *args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+for _name in ("__iter__", "__len__", "__reversed__", "__repr__", "__eq__", "__ne__", "__or__", "__ror__", "__ior__",
+              "__setitem__", "__delitem__", "__sizeof__", "keys", "values", "items", "copy", "pop", "popitem",
+              "setdefault", "update", "clear"):
+    setattr(LazyPatterns, _name, _filled(_name))
+
+
+def _lazy_reduce(self, protocol=None):
+    self._fill()
+    return (dict, (dict(dict.items(self)),))          # a plain dict once pickled or copied
+
+
+LazyPatterns.__reduce_ex__ = _lazy_reduce
+del _name
+
+
+class LazyTable(LazyPatterns):
+    """A table that a module's code builds, built the first time it is used in any way (``in``,
+    ``[]``, ``get``, iteration, change...): ``build()`` returns the dict whose items it takes."""
+
+    def __init__(self, build):
+        dict.__init__(self)
+        self._build = build
+        self._sources = ()                               # not built yet
+        self._encode = False
+        _pending_patterns.append(self)
+
+    def _fill(self) -> None:
+        if self.__dict__.get("_sources") is None:
+            return
+        with _LOCK:
+            if self.__dict__.get("_sources") is None:
+                return
+            dict.update(self, self._build())
+            self._sources = None
+            self._build = None
+
+    def __getitem__(self, key):
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        self._fill()
+        return dict.get(self, key, default)
+
+    def __contains__(self, key):
+        self._fill()
+        return dict.__contains__(self, key)
+
+
+def _exec_private(loader, name, plain):
+    """Run ``pydicom._private_dict`` as a :class:`LazyTable` (see the module doc), or as it is."""
+    def exec_module(module):
+        try:
+            same = _datadict_checked and os.stat(loader.get_filename(name)).st_size == PRIVATE_DICT_SIZE
+        except OSError:
+            same = False
+        if not same:
+            return plain(module)
+
+        def build():
+            ns = {"__name__": name, "__builtins__": __builtins__}
+            exec(loader.get_code(name), ns)
+            module.__doc__ = ns.get("__doc__")
+            module.__annotations__.update(ns.get("__annotations__", {}))
+            return ns["private_dictionaries"]
+
+        module.__annotations__ = {}
+        module.private_dictionaries = LazyTable(build)
+    return exec_module
+
+
+def _lazy_vr_tables(code, source: bytes):
+    """``valuerep``'s module code with its two pattern tables built as :class:`LazyPatterns`,
+    or None when the file or its code is not exactly the one this was checked on."""
+    import hashlib
+
+    if hashlib.sha256(source).hexdigest() != VALUEREP_SHA256:
+        return None
+    comps = [(i, c) for i, c in enumerate(code.co_consts) if isinstance(c, type(code)) and c.co_name == "<dictcomp>"]
+    want = [("re", "compile"), ("re", "compile", "encode")]
+    if len(comps) != 2 or [c.co_names for _, c in comps] != want \
+            or any(c.co_varnames != (".0", "vr", "regex") or c.co_argcount != 1 for _, c in comps):
+        return None
+    consts = list(code.co_consts)
+    for (i, comp), encode in zip(comps, (False, True)):
+        new = compile(f"def _(it):\n    return _vindr_lazy_patterns(it, {encode})\n", code.co_filename, "exec")
+        fn = [c for c in new.co_consts if isinstance(c, type(code))]
+        if len(fn) != 1 or fn[0].co_argcount != 1:
+            return None
+        consts[i] = fn[0].replace(co_name=comp.co_name, co_qualname=comp.co_qualname,
+                                  co_firstlineno=comp.co_firstlineno)
+    return code.replace(co_consts=tuple(consts))
+
+
 def _normalize(name: str) -> str:
     """importlib.metadata's ``Prepared.normalize`` (PEP 503, dashes as underscores)."""
     import re
@@ -339,7 +518,7 @@ def _exec_version(loader, plain):
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS \
-                and name != _DATADICT and name != _VERSION:
+                and name != _DATADICT and name != _VERSION and name != _VALUEREP and name != _PRIVATE:
             return None
         spec = None
         for finder in sys.meta_path:
@@ -359,6 +538,33 @@ class _Hook(importlib.abc.MetaPathFinder):
             if isinstance(loader, importlib.machinery.SourceFileLoader):
                 loader.exec_module = _exec_version(loader, loader.exec_module)
             return spec
+        if name == _PRIVATE:
+            if isinstance(loader, importlib.machinery.SourceFileLoader):
+                loader.exec_module = _exec_private(loader, name, loader.exec_module)
+            return spec
+        if name == _VALUEREP:
+            if not isinstance(loader, importlib.machinery.SourceFileLoader):
+                return spec
+            plain_vr = loader.exec_module
+
+            def exec_valuerep(module):
+                code = loader.get_code(name)
+                try:
+                    fast = _lazy_vr_tables(code, loader.get_data(loader.get_filename(name)))
+                except Exception:                # anything unexpected: pydicom as it is
+                    fast = None
+                if fast is None:
+                    return plain_vr(module)
+                module.__dict__["_vindr_lazy_patterns"] = LazyPatterns
+                try:
+                    exec(fast, module.__dict__)
+                finally:
+                    module.__dict__.pop("_vindr_lazy_patterns", None)
+                global valuerep_rewritten
+                valuerep_rewritten = True
+
+            loader.exec_module = exec_valuerep
+            return spec
         if name == _DATADICT:
             if not isinstance(loader, importlib.machinery.SourceFileLoader):
                 return spec
@@ -372,6 +578,8 @@ class _Hook(importlib.abc.MetaPathFinder):
                     fast = None
                 if fast is None:
                     return plain(module)
+                global _datadict_checked
+                _datadict_checked = True
                 exec(fast, module.__dict__)
                 global datadict_rewritten
                 datadict_rewritten = True
@@ -411,3 +619,5 @@ def load_all() -> None:
     while _pending_coders:
         coder = _pending_coders.pop(0)
         coder._vindr_resolve()
+    while _pending_patterns:
+        _pending_patterns.pop(0)._fill()
