@@ -104,10 +104,15 @@ class TermSet:
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
+    _wide: tuple | None = field(default=None, repr=False, compare=False)      # (len(single), the non-Latin terms found_wide seeks)
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
+        groups = [g for g in value.split("=") if g.strip()] if "=" in value else []
+        if len(groups) > 1:     # a person name's alphabetic, ideographic and phonetic groups: each on its own (red team 8)
+            for g in groups:
+                self.add(g)
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
         # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
         # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
@@ -131,6 +136,9 @@ class TermSet:
             self.multi.append(frozenset({toks[0], toks[-1]}))
         if "^" in value:  # a person name: its components on their own (surname, given names)
             self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
+            joined = "".join(toks)
+            if not joined.isascii():    # 山田^太郎 is written 山田太郎: no separator between CJK/Hangul words (red team 8)
+                self.single.add(joined)
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
@@ -147,13 +155,31 @@ class TermSet:
         if self._inside is None or self._inside[0] != len(self.single):      # terms added since
             self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
         folded = _latin_folded(text)
-        return any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
+        return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
+                or self.found_wide(text))
+
+    def found_wide(self, text: str) -> bool:
+        """A single term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだ), of two
+        characters or more, anywhere inside ``text`` (folded): bytes and numbers read as such
+        text have no separators, and :meth:`found_in_value` reads only Latin letters and digits
+        (red team 8). Only a file whose people have such names pays for the fold."""
+        if self._wide is None or self._wide[0] != len(self.single):
+            self._wide = (len(self.single), [t for t in self.single if len(t) >= 2 and not _LATIN_ONLY.fullmatch(t)
+                                             and not _consecutive(t)])
+        if not self._wide[1]:
+            return False
+        data = getattr(text, "data", b"")
+        if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
+            text = "\n".join((text, *(d.decode(enc, "ignore") for enc in _LEGACY for d in (data, data[1:]))))
+        folded = fold(text)
+        return any(t in folded for t in self._wide[1])
 
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
 
 
@@ -181,6 +207,17 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
             continue
         ts.add(v)
     return ts
+
+
+# the multi-byte encodings of DICOM's character sets (GB18030/GBK, ISO 2022 IR 87/159, IR 149) and
+# of vendors' East Asian exports (Shift_JIS, EUC-JP, Big5), read only when the file's people have names in such scripts
+_LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
+
+
+class Views(str):
+    """:func:`value_views`' text, with the bytes it was read from (``data``), which
+    :meth:`TermSet.found_wide` also reads in the East Asian encodings."""
+    data: bytes = b""
 
 
 def decode_all(data: bytes) -> str:
@@ -216,8 +253,10 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
     or index values (red team 7)."""
     if isinstance(value, (bytes, bytearray)):
         data = bytes(value)
-        return set(), "\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
-                                                      for enc in ("utf-16-le", "utf-16-be"))))
+        views = Views("\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
+                                                      for enc in ("utf-16-le", "utf-16-be")))))
+        views.data = data
+        return set(), views
     import math
     import struct
 
@@ -238,4 +277,6 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
         # an ID or a date in a long array (review 8, P2)
         digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= _LONG_DIGITS}
     wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
-    return digits, data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else "")
+    views = Views(data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else ""))
+    views.data = data
+    return digits, views

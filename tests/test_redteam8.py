@@ -1,0 +1,161 @@
+"""Red team 8: what the smallimg change, the person search inside numbers and bytes
+(deid.terms.value_views) and the outputs other than DICOM let through — attacked with real files
+(pydicom's CT_small), run through the real CLI, every output byte and what was printed searched for
+each planted value as written, folded, upper/lower case, and in UTF-8, UTF-16, UTF-32, GB18030,
+ISO 2022 JP, Shift_JIS and EUC-KR.
+
+Found and fixed here:
+1. A patient named in another script (Japanese 山田^太郎 in an ISO 2022 IR 87 file, Chinese 王^小明
+   in a GB18030 file, Korean 홍^길동), the name's ideographic or phonetic group written into a kept
+   LUTData as UTF-16 (OW), UTF-8 (OW), GB18030 bytes or one character per US number: copied to the
+   output. The search inside numbers and bytes read only Latin letters and digits, and a name's
+   ideographic group was never a term of its own (only all groups' words together). Now each group
+   of a person name is a term, a CJK/Hangul name also run together (山田太郎), and such terms are
+   sought anywhere inside bytes and numbers read as UTF-8/16/32 and, for bytes, the East Asian
+   encodings (deid.terms.TermSet.found_wide); `vindr audit` reads kept OB/OW/UN values the same way
+   (it skipped them).
+"""
+from __future__ import annotations
+
+import unicodedata
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from helpers import key_file_in, run_cli
+from test_safe_default import real
+
+JA, ZH, KO = "Yamada^Tarou=山田^太郎=やまだ^たろう", "Wang^Xiaoming=王^小明", "Hong^Gildong=洪^吉洞=홍^길동"
+VI = "NGUYỄN^THỊ^HƯƠNG"
+ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "gb18030", "iso2022_jp", "shift_jis", "euc_kr")
+
+
+def _fold(s: str) -> str:
+    s = unicodedata.normalize("NFKD", s.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in s if not unicodedata.combining(c))
+
+
+def _forms(values) -> set[bytes]:
+    out = set()
+    for v in values:
+        for f in {v, _fold(v), v.replace(" ", ""), _fold(v).replace(" ", "")}:
+            for g in (f.upper(), f.lower()):
+                for enc in ENCODINGS:
+                    try:
+                        out.add(g.encode(enc))
+                    except UnicodeEncodeError:
+                        pass
+    return {x.lower() for x in out if len(x) >= 4}
+
+
+def _leaks(root: Path, values, text: str = "") -> list[str]:
+    """Where any form of ``values`` appears (ASCII case ignored): a name or a byte under
+    ``root``, or ``text``; empty when nothing leaked."""
+    forms = _forms(values)
+    hits = []
+    for p in sorted(root.rglob("*")):
+        data = p.read_bytes().lower() if p.is_file() and not p.is_symlink() else b""
+        name = str(p.relative_to(root)).lower().encode()
+        hits += [f"{p.relative_to(root)}: {f!r}" for f in forms if f in data or f in name]
+    hits += [f"printed: {f!r}" for f in forms if f in text.lower().encode()]
+    return hits
+
+
+def _read(path: Path) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
+def _voi_lut(vr: str, value) -> Sequence:
+    item = Dataset()
+    item.LUTDescriptor = [16, 0, 16]
+    item.add(DataElement(0x00283006, vr, value))
+    return Sequence([item])
+
+
+# ------------------------------------------------------------------ 1. names in other scripts, in bytes and numbers
+
+# label: (the file's PatientName, its SpecificCharacterSet, what LUTData holds, the values searched for)
+SCRIPTS = {
+    "ja_utf16_ow": (JA, ["", "ISO 2022 IR 87"], ("OW", " 山田太郎 ".encode("utf-16-le")), ["山田太郎"]),
+    "ja_utf8_ow": (JA, ["", "ISO 2022 IR 87"], ("OW", " 山田 太郎 ".encode("utf-8") + b"\0"), ["山田 太郎"]),
+    "ja_kana_us": (JA, ["", "ISO 2022 IR 87"], ("US", [ord(c) for c in "やまだたろう"]), ["やまだたろう"]),
+    "zh_utf16_ow": (ZH, "GB18030", ("OW", " 王小明 ".encode("utf-16-le")), ["王小明"]),
+    "zh_gb18030_ow": (ZH, "GB18030", ("OW", " 王小明 ".encode("gb18030")), ["王小明"]),
+    "ko_utf16_ow": (KO, "ISO_IR 192", ("OW", "홍길동".encode("utf-16-le")), ["홍길동"]),
+    "vi_utf8_ow": (VI, "ISO_IR 192", ("OW", " NGUYỄN THỊ HƯƠNG ".encode("utf-8")), ["NGUYỄN THỊ HƯƠNG"]),
+    "vi_utf16_ow": (VI, "ISO_IR 192", ("OW", "NGUYỄNTHỊHƯƠNG".encode("utf-16-le")), ["NGUYỄNTHỊHƯƠNG"]),
+}
+RAMP = np.arange(32767, dtype="<u2")      # every number up to 32766: every BMP character below U+7FFF as UTF-16
+
+
+def _file(path: Path, name: str, charset, lut: tuple[str, object], uid_tail: int) -> None:
+    ds = real("CT_small.dcm")
+    ds.SpecificCharacterSet = charset
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, f"BN88{uid_tail:03d}17", "19850312"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.10.543.88.{uid_tail}"
+    ds.VOILUTSequence = _voi_lut(*lut)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def scripts_world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redteam8_scripts")
+    key = key_file_in(base)
+    src = base / "export"
+    for i, (label, (name, charset, lut, _)) in enumerate(SCRIPTS.items()):
+        _file(src / f"{label}.dcm", name, charset, lut, i + 1)
+    _file(src / "ramp.dcm", JA, ["", "ISO 2022 IR 87"], ("US", RAMP.tolist()), 99)
+    out = base / "anon"
+    p = run_cli("anonymize", src, out, "--key", key, "-j", "1")
+    links = {r["input_path"]: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
+    assert all(r["status"] == "ok" for r in links.values()), [(k, r["status"]) for k, r in links.items()]
+    return {"base": base, "out": out, "printed": p.stdout + p.stderr, "links": links}
+
+
+@pytest.mark.parametrize("label", list(SCRIPTS))
+def test_a_name_in_another_script_as_bytes_or_numbers_is_not_in_the_output(scripts_world, label):
+    """Leaked (all but the two Vietnamese, which held): the name's ideographic or phonetic group
+    in LUTData as UTF-16, UTF-8, GB18030 or one character per US number."""
+    out = scripts_world["out"] / scripts_world["links"][f"{label}.dcm"]["output"]
+    assert _leaks(out.parent, SCRIPTS[label][3]) == []
+    vr, planted = SCRIPTS[label][2]
+    kept = _read(out).VOILUTSequence[0].get("LUTData")      # Type 1: removed or a dummy, never the name
+    assert kept is None or (list(np.atleast_1d(kept)) if vr == "US" else bytes(kept)) != planted
+
+
+def test_nothing_written_or_printed_holds_a_planted_name(scripts_world):
+    planted = [v for *_, vs in SCRIPTS.values() for v in vs] + ["Yamada", "Xiaoming", "Gildong", "BN88"]
+    assert _leaks(scripts_world["out"], planted, scripts_world["printed"]) == []
+
+
+def test_a_linear_lut_is_kept_for_a_patient_named_in_kanji(scripts_world):
+    """Held: a ramp LUT is every character below U+7FFF as UTF-16, one after the other; a name of
+    two or more characters is never a run of consecutive code points, so the LUT stays."""
+    out = scripts_world["out"] / scripts_world["links"]["ramp.dcm"]["output"]
+    assert list(_read(out).VOILUTSequence[0].LUTData) == RAMP.tolist()
+
+
+def test_audit_finds_a_kanji_name_planted_as_utf16_bytes_in_an_output(scripts_world, tmp_path):
+    """Leaked past the audit: `vindr audit` did not read OB/OW values at all (only the raw header
+    bytes, as UTF-8 and Latin-1)."""
+    from helpers import audit_after_planting
+
+    def plant(ds):
+        ds.VOILUTSequence = _voi_lut("OW", "山田太郎".encode("utf-16-le"))
+
+    report = audit_after_planting(scripts_world["out"], scripts_world["links"], "ramp.dcm", plant, tmp_path,
+                                  linkage=scripts_world["base"] / "anon.linkage.parquet")
+    assert report.counts().get("phi") == 1
+    assert _leaks(tmp_path / "none", ["山田太郎", "Yamada"], repr(report.findings)) == []
