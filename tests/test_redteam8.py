@@ -14,6 +14,15 @@ Found and fixed here:
    sought anywhere inside bytes and numbers read as UTF-8/16/32 and, for bytes, the East Asian
    encodings (deid.terms.TermSet.found_wide); `vindr audit` reads kept OB/OW/UN values the same way
    (it skipped them).
+2. Grey text on a small image (< 256 px): since smallimg an unmatched candidate there counts only
+   when OCR reads 2+ characters or it holds a glyph-shaped stroke at an extreme of the display. A
+   mid-grey ID, date or name (the image's 50th-85th percentile) over CT_small's air is neither:
+   it reaches ~110-175 of 255 once windowed, and OCR reads nothing of a crop it shares with the
+   bright anatomy beside it; `vindr anonymize` wrote it unmasked (redact) or wrote the file
+   (quarantine). A row of 3+ glyph-shaped components of one height at a cut of the crop's own
+   range (1/5..4/5 of it, either polarity) now counts too (deid.pixeltext._small_glyphs). The 55
+   text-free small images of pydicom's files and the sample export get the same boxes as before
+   (none, but ExplVR_BigEnd's one), and test_small_images.py passes unchanged.
 """
 from __future__ import annotations
 
@@ -159,3 +168,76 @@ def test_audit_finds_a_kanji_name_planted_as_utf16_bytes_in_an_output(scripts_wo
                                   linkage=scripts_world["base"] / "anon.linkage.parquet")
     assert report.counts().get("phi") == 1
     assert _leaks(tmp_path / "none", ["山田太郎", "Yamada"], repr(report.findings)) == []
+
+
+# ------------------------------------------------------------------ 2. grey text on a small image
+
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def _grey_text_on_ct_small(text: str, size: int, q: int):
+    """CT_small (128 px, signed 16-bit) with ``text`` burned in at its top-left over the air,
+    at the ``q``-th percentile of its values: mid-grey once windowed, never at an extreme of the
+    display. Returns (data set, the text's mask, the mask where the air was)."""
+    from helpers import draw_text
+
+    ds = real("CT_small.dcm")
+    arr = ds.pixel_array.copy()
+    canvas, _ = draw_text(np.zeros(arr.shape, np.uint8), text, (2, 2), size, str(FONT))
+    ink = canvas >= 96
+    air = ink & (arr < np.percentile(arr, 20))
+    assert air.sum() >= 0.5 * ink.sum()
+    arr[ink] = int(np.percentile(arr, q))
+    ds.PixelData = arr.tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    return ds, ink, air
+
+
+GREY = [("BN5512345", 10, 50), ("BN5512345", 10, 85), ("12/03/1985", 9, 85), ("NGUYEN VAN AN", 10, 50),
+        ("NGUYEN VAN AN", 10, 85)]
+
+
+@pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
+@pytest.mark.parametrize("text,size,q", GREY)
+def test_grey_text_over_the_air_of_a_small_image_is_masked(text, size, q):
+    """Leaked (smallimg's gate): an unmatched candidate on a small image counted only when OCR
+    read 2+ characters or it held glyph strokes at an extreme of the display; a mid-grey ID,
+    date or name over CT_small's air is neither (OCR reads nothing of a crop it shares with the
+    anatomy beside it), so no box. A row of glyphs at a cut of the crop's own range now counts."""
+    from vindr_cli.deid import pixeltext, redact
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed")
+    ds, ink, air = _grey_text_on_ct_small(text, size, q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
+    masked = np.zeros(ink.shape, bool)
+    for _, x0, y0, x1, y1 in out.boxes:
+        masked[y0:y1, x0:x1] = True
+    assert masked[air].all()
+
+
+@pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
+def test_the_cli_masks_or_holds_back_grey_text_on_a_small_image(tmp_path):
+    """`vindr anonymize` with --burned-in redact wrote CT_small's pixels with the grey ID
+    unmasked, and --burned-in quarantine wrote the file; now masked, and held back."""
+    from vindr_cli.deid import pixeltext
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed")
+    key = key_file_in(tmp_path)
+    ds, ink, air = _grey_text_on_ct_small("BN5512345", 10, 85)
+    src = tmp_path / "export" / "a.dcm"
+    src.parent.mkdir()
+    ds.save_as(src, enforce_file_format=True)
+    for mode in ("redact", "quarantine"):
+        out = tmp_path / mode
+        run_cli("anonymize", src.parent, out, "--key", key, "-j", "1", "--burned-in", mode, "--no-linkage")
+        row = pq.read_table(out / "manifest.parquet").to_pylist()[0]
+        if mode == "quarantine":
+            assert row["status"] == "quarantined" and not row["output"]
+        else:
+            assert row["status"] == "ok" and row["pixels_modified"]
+            written = _read(out / row["output"]).pixel_array
+            assert not np.array_equal(written[air], ds.pixel_array[air])
