@@ -22,7 +22,10 @@ Found and fixed here:
    (quarantine). A row of 3+ glyph-shaped components of one height at a cut of the crop's own
    range (1/5..4/5 of it, either polarity) now counts too (deid.pixeltext._small_glyphs). The 55
    text-free small images of pydicom's files and the sample export get the same boxes as before
-   (none, but ExplVR_BigEnd's one), and test_small_images.py passes unchanged.
+   (none, but ExplVR_BigEnd's one), and test_small_images.py passes unchanged. The same grey ID
+   in RGB (yellow, grey, red), 8-bit MONOCHROME2/1 and PALETTE COLOR copies of CT_small and in
+   the second of 3 frames: 5 of 7 were written unmasked, and `vindr audit` of the unredacted
+   outputs found 2 of 7; now all are masked and audit finds all 7 (it uses the same finder).
 """
 from __future__ import annotations
 
@@ -241,3 +244,81 @@ def test_the_cli_masks_or_holds_back_grey_text_on_a_small_image(tmp_path):
             assert row["status"] == "ok" and row["pixels_modified"]
             written = _read(out / row["output"]).pixel_array
             assert not np.array_equal(written[air], ds.pixel_array[air])
+
+
+def _grey_id_variants(src: Path) -> int:
+    """CT_small's anatomy with a grey ID over its air, as 8-bit RGB (yellow, grey, red text),
+    8-bit MONOCHROME2 and MONOCHROME1, PALETTE COLOR, and 16-bit 3 frames with the ID in the
+    second only: the number of files written."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from helpers import draw_text
+
+    ct = real("CT_small.dcm").pixel_array.astype(np.int32)
+    disp = ((ct - ct.min()) * 255 // (ct.max() - ct.min())).astype(np.uint8)
+    canvas, _ = draw_text(np.zeros(ct.shape, np.uint8), "BN5512345", (2, 2), 10, str(FONT))
+    ink = canvas >= 96
+
+    def base(i, photometric, samples=1, bits=8):
+        ds = real("CT_small.dcm")
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.10.543.90.{i}"
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        for k in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+            ds.pop(k, None)
+        ds.PhotometricInterpretation, ds.SamplesPerPixel = photometric, samples
+        if samples == 3:
+            ds.PlanarConfiguration = 0
+        if bits == 8:
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        return ds
+
+    files = []
+    for i, colour in enumerate([(180, 180, 0), (150, 150, 150), (200, 30, 30)]):
+        ds, a = base(i, "RGB", 3), np.stack([disp] * 3, -1)
+        a[ink] = colour
+        files.append((ds, a))
+    for i, photometric in enumerate(["MONOCHROME2", "MONOCHROME1", "PALETTE COLOR"], 3):
+        ds, a = base(i, photometric), disp.copy()
+        a[ink] = 140
+        if photometric == "MONOCHROME1":
+            a = 255 - a
+        if photometric == "PALETTE COLOR":
+            for t in (0x00281101, 0x00281102, 0x00281103):
+                ds.add(DataElement(t, "US", [256, 0, 16]))
+            ramp = np.arange(0, 65536, 256, dtype="<u2").tobytes()
+            ds.RedPaletteColorLookupTableData = ds.GreenPaletteColorLookupTableData = ramp
+            ds.BluePaletteColorLookupTableData = ramp
+        files.append((ds, a))
+    ds, frames = base(6, "MONOCHROME2", bits=16), np.stack([ct] * 3).astype(np.int16)
+    frames[1][ink] = int(np.percentile(ct, 85))
+    ds.NumberOfFrames = 3
+    files.append((ds, frames))
+    src.mkdir(parents=True)
+    for i, (ds, a) in enumerate(files):
+        ds.PixelData = a.tobytes()
+        ds.save_as(src / f"v{i}.dcm", enforce_file_format=True)
+    return len(files)
+
+
+@pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
+def test_grey_text_in_colour_inverted_and_multi_frame_small_images_is_masked_and_audited(tmp_path):
+    """Leaked: 5 of these 7 (the three RGB, 8-bit MONOCHROME2 and MONOCHROME1) were written
+    unmasked by --burned-in redact, and `vindr audit` of a --burned-in off output found the
+    text in 2 of the 7. Now every one is masked, and audit finds every one."""
+    import json
+
+    from vindr_cli.deid import pixeltext
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed")
+    key = key_file_in(tmp_path)
+    n = _grey_id_variants(tmp_path / "export")
+    for mode in ("redact", "off"):
+        run_cli("anonymize", tmp_path / "export", tmp_path / mode, "--key", key, "-j", "2", "--burned-in", mode,
+                "--no-linkage")
+    rows = pq.read_table(tmp_path / "redact" / "manifest.parquet").to_pylist()
+    assert len(rows) == n and all(r["status"] == "ok" and r["pixels_modified"] and r["redactions"] for r in rows)
+    p = run_cli("audit", tmp_path / "off", "--report", tmp_path / "audit.json", check=False)
+    assert p.returncode == 1
+    found = {f["where"] for f in json.loads((tmp_path / "audit.json").read_text())["findings"] if f["kind"] == "pixel-text"}
+    assert len(found) == n
