@@ -26,6 +26,21 @@ Found and fixed here:
    in RGB (yellow, grey, red), 8-bit MONOCHROME2/1 and PALETTE COLOR copies of CT_small and in
    the second of 3 frames: 5 of 7 were written unmasked, and `vindr audit` of the unredacted
    outputs found 2 of 7; now all are masked and audit finds all 7 (it uses the same finder).
+3. A person named in another file of the same study only (a referring physician, an operator)
+   written into this file's kept LUTData (run together as UTF-16, or one character a US number):
+   copied by the anonymizer (a worker knows only its own file's people: left, strict xfail), and
+   `vindr audit` with the linkage table found only the US one (OB/OW values were not read, and
+   the linkage term TRAN^VAN^BINH never matched TRANVANBINH). A person name's words run together
+   are now a term of their own (TermSet.add), so audit finds both.
+
+Held (no leak found; tests keep some): the patient's ID and birth date in DS, IS, PixelSpacing and
+WindowCenter multi-values, the name as UTF-8 in a UN element, and Vietnamese names as UTF-8/UTF-16
+in LUTData. Names in INPUT's folder, file and ZIP member names (a truncated file, a file whose
+pixel data is cut, a non-DICOM file, a broken ZIP member) through `vindr info` (and --json),
+anonymize (and --strict), audit (with and without the linkage table), decode of the OUTPUT and of
+the raw tree (--allow-identified) and select: none in what was printed or written (paths under
+OUTPUT are keyed). Grey, light and dark text, outlined text and dark text on a light label, on
+96-224 px 8-bit MONOCHROME2/1 images with a textured background: all masked before and after.
 """
 from __future__ import annotations
 
@@ -322,3 +337,79 @@ def test_grey_text_in_colour_inverted_and_multi_frame_small_images_is_masked_and
     assert p.returncode == 1
     found = {f["where"] for f in json.loads((tmp_path / "audit.json").read_text())["findings"] if f["kind"] == "pixel-text"}
     assert len(found) == n
+
+
+# ------------------------------------------------------------------ 3. a person named in another file of the study
+
+STUDY = "1.2.826.0.1.3680043.10.543.91"
+
+
+def _study_file(src: Path, label: str, i: int, **attrs) -> None:
+    ds = real("CT_small.dcm")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "LE^VAN^CUONG", "BN5512345", "19850312"
+    ds.StudyInstanceUID = STUDY
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{STUDY}.1.{i}"
+    for k, v in attrs.items():
+        if isinstance(v, DataElement):
+            ds.add(v)
+        else:
+            setattr(ds, k, v)
+    src.mkdir(parents=True, exist_ok=True)
+    ds.save_as(src / f"{label}.dcm", enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def study_world(tmp_path_factory):
+    """One study: the first file names its referring physician and operator; two others hold
+    those names in a kept LUTData (UTF-16 OW, US one character a number) but not in their own
+    header; others hold the patient's ID and birth date as DS/IS/WindowCenter multi-values and
+    the name as UTF-8 in a UN element."""
+    base = tmp_path_factory.mktemp("redteam8_study")
+    key = key_file_in(base)
+    src = base / "export"
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH", OperatorsName="PHAM^THI^DUNG")
+    _study_file(src, "lut_ow", 2, VOILUTSequence=_voi_lut("OW", "TRANVANBINH".encode("utf-16-le")))
+    _study_file(src, "lut_us", 3, VOILUTSequence=_voi_lut("US", [ord(c) for c in "PHAM THI DUNG"]))
+    _study_file(src, "ds_multi", 4, thickness=DataElement(0x00180050, "DS", ["5512345", "1.0"]))
+    _study_file(src, "is_multi", 5, number=DataElement(0x00200013, "IS", ["5512345", "19850312"]))
+    _study_file(src, "spacing", 6, spacing=DataElement(0x00280030, "DS", ["19850312", "5512345"]))
+    _study_file(src, "window", 7, WindowCenter=["5512345", "40"], WindowWidth=["400", "400"])
+    _study_file(src, "un", 8, un=DataElement(0x00189999, "UN", "LE VAN CUONG".encode()))
+    out = base / "anon"
+    p = run_cli("anonymize", src, out, "--key", key, "-j", "1")
+    links = {r["input_path"]: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
+    return {"base": base, "out": out, "printed": p.stdout + p.stderr, "links": links}
+
+
+def test_the_patient_s_values_as_multi_values_or_un_bytes_are_not_in_the_output(study_world):
+    """Held: the ID and birth date in DS, IS, PixelSpacing and WindowCenter multi-values, the
+    name as UTF-8 in a UN element."""
+    for label in ("ds_multi", "is_multi", "spacing", "window", "un"):
+        out = study_world["out"] / study_world["links"][f"{label}.dcm"]["output"]
+        assert _leaks(out.parent, ["LE VAN CUONG", "LEVANCUONG", "5512345", "19850312"]) == [], label
+
+
+@pytest.mark.xfail(strict=True, reason="a person named only in another file of the study (a referring physician, "
+                                       "an operator) is not searched for in this file's numbers and bytes: each "
+                                       "file is anonymized alone (a worker knows only its own header's people); "
+                                       "`vindr audit` with the linkage table finds it (test below)")
+@pytest.mark.parametrize("label", ["lut_ow", "lut_us"])
+def test_a_person_named_in_another_file_of_the_study_is_not_in_this_file_s_bytes(study_world, label):
+    out = study_world["out"] / study_world["links"][f"{label}.dcm"]["output"]
+    assert _leaks(out.parent, ["TRAN VAN BINH", "TRANVANBINH", "PHAM THI DUNG"]) == []
+
+
+def test_audit_finds_a_person_named_in_another_file_of_the_study(study_world, tmp_path):
+    """Leaked past the audit: the referring physician's name run together as UTF-16 in a LUTData
+    (OB/OW values were not read, and the linkage term TRAN^VAN^BINH never matched TRANVANBINH).
+    Now both files are findings; the report names neither the person nor the values."""
+    import json
+
+    p = run_cli("audit", study_world["out"], "--linkage", study_world["base"] / "anon.linkage.parquet",
+                "--report", tmp_path / "audit.json", check=False)
+    report = (tmp_path / "audit.json").read_text()
+    found = {f["where"] for f in json.loads(report)["findings"] if f["kind"] == "phi"}
+    expected = {study_world["links"][f"{label}.dcm"]["output"] for label in ("lut_ow", "lut_us")}
+    assert p.returncode == 1 and found == expected
+    assert _leaks(tmp_path, ["TRAN VAN BINH", "TRANVANBINH", "PHAM THI DUNG", "5512345"], p.stdout + p.stderr) == []

@@ -136,8 +136,10 @@ class TermSet:
             self.multi.append(frozenset({toks[0], toks[-1]}))
         if "^" in value:  # a person name: its components on their own (surname, given names)
             self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
+            # run together: 山田^太郎 as 山田太郎 (no separator between CJK/Hangul words), TRAN^VAN^BINH
+            # as TRANVANBINH, as the anonymizer's person_values writes it (audit's linkage terms: red team 8)
             joined = "".join(toks)
-            if not joined.isascii():    # 山田^太郎 is written 山田太郎: no separator between CJK/Hangul words (red team 8)
+            if not joined.isascii() or len(joined) >= 6:
                 self.single.add(joined)
 
     def found_in(self, text_tokens: set[str]) -> bool:
