@@ -237,6 +237,36 @@ def test_grey_text_over_the_air_of_a_small_image_is_masked(text, size, q):
 
 
 @pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
+@pytest.mark.xfail(strict=True, reason="not found before or after this change, with the header's own name and ID as "
+                                       "hints: grey 10-px text over CT_small's soft tissue at its bottom edge, 258 "
+                                       "stored values above the tissue (the image's 85th percentile; readable on "
+                                       "a percentile window), makes no candidate at all at 128 px; the same text "
+                                       "scaled to 256 px is masked")
+@pytest.mark.parametrize("text", ["NGUYEN VAN AN", "BN5512345"])
+def test_grey_text_over_the_soft_tissue_of_a_small_image_is_masked(text):
+    from helpers import draw_text
+    from vindr_cli.deid import pixeltext, redact
+
+    if not pixeltext.engine_available():
+        pytest.skip("Tesseract models not installed")
+    ds = real("CT_small.dcm")
+    ds.PatientName, ds.PatientID = "NGUYEN^VAN^AN", "BN5512345"
+    arr = ds.pixel_array.copy()
+    canvas, _ = draw_text(np.zeros(arr.shape, np.uint8), text, (2, 112), 10, str(FONT))
+    ink = canvas >= 96
+    arr[ink] = int(np.percentile(arr, 85))
+    ds.PixelData = arr.tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
+    masked = np.zeros(ink.shape, bool)
+    for _, x0, y0, x1, y1 in out.boxes:
+        masked[y0:y1, x0:x1] = True
+    assert masked[ink].mean() >= 0.9
+
+
+@pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
 def test_the_cli_masks_or_holds_back_grey_text_on_a_small_image(tmp_path):
     """`vindr anonymize` with --burned-in redact wrote CT_small's pixels with the grey ID
     unmasked, and --burned-in quarantine wrote the file; now masked, and held back."""
