@@ -104,7 +104,7 @@ class TermSet:
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
-    _wide: tuple | None = field(default=None, repr=False, compare=False)      # (len(single), the non-Latin terms found_wide seeks)
+    wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
@@ -122,6 +122,7 @@ class TermSet:
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
+                self._add_wide(value, toks)
                 t = toks[0]
                 if "." not in t and not t.isdigit():     # MRN0077123: its number is written alone elsewhere
                     for run in _DIGITS.findall(t):
@@ -141,6 +142,7 @@ class TermSet:
             joined = "".join(toks)
             if not joined.isascii() or len(joined) >= 6:
                 self.single.add(joined)
+                self._add_wide(value, [joined])
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
@@ -160,21 +162,33 @@ class TermSet:
         return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
                 or self.found_wide(text))
 
+    def _add_wide(self, value: str, folded: list[str]) -> None:
+        """A single term in a script other than Latin (its fold ``folded[0]``, two characters
+        or more, no run of consecutive code points): its words run together as written, in NFC,
+        as is and in either case (:meth:`found_wide` searches the text unfolded)."""
+        if len(folded[0]) < 2 or _LATIN_ONLY.fullmatch(folded[0]) or _consecutive(folded[0]):
+            return
+        raw = "".join(_TOKEN.findall(unicodedata.normalize("NFC", value)))
+        if len(raw) >= 2 and not _consecutive(raw):
+            self.wide.update({raw, raw.lower(), raw.upper()})
+
     def found_wide(self, text: str) -> bool:
-        """A single term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだ), of two
-        characters or more, anywhere inside ``text`` (folded): bytes and numbers read as such
-        text have no separators, and :meth:`found_in_value` reads only Latin letters and digits
-        (red team 8). Only a file whose people have such names pays for the fold."""
-        if self._wide is None or self._wide[0] != len(self.single):
-            self._wide = (len(self.single), [t for t in self.single if len(t) >= 2 and not _LATIN_ONLY.fullmatch(t)
-                                             and not _consecutive(t)])
-        if not self._wide[1]:
+        """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
+        written) anywhere inside ``text``: bytes and numbers read as such text have no
+        separators, and :meth:`found_in_value` reads only Latin letters and digits (red team 8).
+        Only a file whose people have such names pays for it (the East Asian decodes)."""
+        if not self.wide:
             return False
+        if any(t in text for t in self.wide):
+            return True
         data = getattr(text, "data", b"")
         if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
-            text = "\n".join((text, *(d.decode(enc, "ignore") for enc in _LEGACY for d in (data, data[1:]))))
-        folded = fold(text)
-        return any(t in folded for t in self._wide[1])
+            for enc in _LEGACY:
+                for d in (data, data[1:]):
+                    decoded = d.decode(enc, "ignore")
+                    if any(t in decoded for t in self.wide):
+                        return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
