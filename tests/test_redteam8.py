@@ -7,7 +7,7 @@ ISO 2022 JP, Shift_JIS and EUC-KR.
 Found and fixed here:
 1. A patient named in another script (Japanese 山田^太郎 in an ISO 2022 IR 87 file, Chinese 王^小明
    in a GB18030 file, Korean 홍^길동), the name's ideographic or phonetic group written into a kept
-   LUTData as UTF-16 (OW), UTF-8 (OW), GB18030 bytes or one character per US number: copied to the
+   LUTData as UTF-16, UTF-8, GB18030, ISO 2022 JP or EUC-KR bytes (OW) or one character per US number: copied to the
    output. The search inside numbers and bytes read only Latin letters and digits, and a name's
    ideographic group was never a term of its own (only all groups' words together). Now each group
    of a person name is a term, a CJK/Hangul name also run together (山田太郎), and such terms are
@@ -118,6 +118,8 @@ SCRIPTS = {
     "zh_utf16_ow": (ZH, "GB18030", ("OW", " 王小明 ".encode("utf-16-le")), ["王小明"]),
     "zh_gb18030_ow": (ZH, "GB18030", ("OW", " 王小明 ".encode("gb18030")), ["王小明"]),
     "ko_utf16_ow": (KO, "ISO_IR 192", ("OW", "홍길동".encode("utf-16-le")), ["홍길동"]),
+    "ja_iso2022_ow": (JA, ["", "ISO 2022 IR 87"], ("OW", " 山田太郎 ".encode("iso2022_jp") + b" "), ["山田太郎"]),
+    "ko_euckr_ow": (KO, ["", "ISO 2022 IR 149"], ("OW", " 홍길동 ".encode("euc_kr")), ["홍길동"]),
     "vi_utf8_ow": (VI, "ISO_IR 192", ("OW", " NGUYỄN THỊ HƯƠNG ".encode("utf-8")), ["NGUYỄN THỊ HƯƠNG"]),
     "vi_utf16_ow": (VI, "ISO_IR 192", ("OW", "NGUYỄNTHỊHƯƠNG".encode("utf-16-le")), ["NGUYỄNTHỊHƯƠNG"]),
 }
