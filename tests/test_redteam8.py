@@ -32,6 +32,12 @@ Found and fixed here:
    `vindr audit` with the linkage table found only the US one (OB/OW values were not read, and
    the linkage term TRAN^VAN^BINH never matched TRANVANBINH). A person name's words run together
    are now a term of their own (TermSet.add), so audit finds both.
+4. Retain Patient Characteristics (on by default) keeps PatientSex, SmokingStatus and
+   PatientSexNeutered by an explicit rule, so their coded strings were never judged: another
+   person's name that fits the CS grammar ("HOANG", "DO VAN KHANH") was written as it was (and
+   `vindr audit` did not report it). They are now judged as EthnicGroup already was
+   (policy.JUDGED_EVEN_IF_KEPT; SmokingStatus's and PatientSexNeutered's Enumerated Values added
+   to schemas/deid/coded_strings.toml): a listed term stays, anything else is emptied/removed.
 
 Held (no leak found; tests keep some): the patient's ID and birth date in DS, IS, PixelSpacing and
 WindowCenter multi-values, the name as UTF-8 in a UN element, and Vietnamese names as UTF-8/UTF-16
@@ -408,10 +414,39 @@ def study_world(tmp_path_factory):
     _study_file(src, "spacing", 6, spacing=DataElement(0x00280030, "DS", ["19850312", "5512345"]))
     _study_file(src, "window", 7, WindowCenter=["5512345", "40"], WindowWidth=["400", "400"])
     _study_file(src, "un", 8, un=DataElement(0x00189999, "UN", "LE VAN CUONG".encode()))
+    _study_file(src, "characteristics", 9, PatientSex="HOANG", SmokingStatus="DO VAN KHANH",
+                PatientSexNeutered="LE THI MAI")
+    _study_file(src, "characteristics_ok", 10, PatientSex="F", SmokingStatus="NO", PatientSexNeutered="ALTERED")
     out = base / "anon"
     p = run_cli("anonymize", src, out, "--key", key, "-j", "1")
     links = {r["input_path"]: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
     return {"base": base, "out": out, "printed": p.stdout + p.stderr, "links": links}
+
+
+def test_a_name_kept_as_a_patient_characteristic_is_not_in_the_output(study_world):
+    """Leaked: Retain Patient Characteristics (on by default) keeps PatientSex, SmokingStatus and
+    PatientSexNeutered by an explicit rule, so their coded strings were never judged: another
+    person's name, valid CS ("HOANG", "DO VAN KHANH"), was written as it was. They are now judged
+    as EthnicGroup is (policy.JUDGED_EVEN_IF_KEPT): a listed term stays, anything else is emptied
+    or removed."""
+    links, out = study_world["links"], study_world["out"]
+    bad = _read(out / links["characteristics.dcm"]["output"])
+    assert _leaks((out / links["characteristics.dcm"]["output"]).parent, ["HOANG", "DO VAN KHANH", "LE THI MAI"]) == []
+    assert bad.get("PatientSex", "") == ""
+    good = _read(out / links["characteristics_ok.dcm"]["output"])
+    assert (good.PatientSex, good.SmokingStatus, good.PatientSexNeutered) == ("F", "NO", "ALTERED")
+
+
+def test_audit_reports_a_name_planted_as_a_patient_characteristic(study_world, tmp_path):
+    from helpers import audit_after_planting
+
+    def plant(ds):
+        ds.PatientSex = "HOANG"
+
+    report = audit_after_planting(study_world["out"], study_world["links"], "characteristics_ok.dcm", plant, tmp_path,
+                                  kind="unsafe-text")
+    assert report.counts().get("unsafe-text") == 1
+    assert "HOANG" not in repr(report.findings)
 
 
 def test_the_patient_s_values_as_multi_values_or_un_bytes_are_not_in_the_output(study_world):
