@@ -604,6 +604,9 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
                                             "(the anonymizer writes the defined term)")
 
 
+_PIXEL_VALUES = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})      # read as pixels, not as text
+
+
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
                   retained: frozenset[int] = frozenset()) -> None:
     """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes)."""
@@ -630,6 +633,14 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             numbers, views = value_views(icc.numbers(bytes(elem.value)), "SL")
             if any(ts.found_in_value(views, numbers) for ts in terms):
                 report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
+                continue                        # one finding per element
+        if elem.VR in ("OB", "OW", "UN") and elem.tag not in _PIXEL_VALUES and isinstance(elem.value, (bytes, bytearray)):
+            # kept bytes read as the anonymizer reads them: UTF-16, and for names in other scripts
+            # the East Asian encodings too (red team 8: 山田太郎 as UTF-16 in LUTData)
+            numbers, views = value_views(elem.value, elem.VR)
+            if any(ts.found_in_value(views, numbers) for ts in terms):
+                report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
+            continue
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
             continue
         if elem.VR in NUMBER_FORMATS:       # numbers also as characters and bytes, as the anonymizer reads them (red team 7)

@@ -292,7 +292,7 @@ def person_terms(values: list[str], folds: dict[str, str] | None = None):
         c = folds.get(v)
         if c is None:
             c = fold(v)
-        if not _ONE_WORD.fullmatch(c):
+        if not _ONE_WORD.fullmatch(c) or not c.isascii():     # other scripts: their written form too (TermSet.wide)
             ts.add(v)
             continue
         # TermSet.add of a value whose only token is ``c`` (and so is its compact form too)

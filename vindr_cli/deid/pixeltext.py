@@ -1388,6 +1388,9 @@ _SMALL = 256             # an image whose long side is under this (pydicom's MR_
 #                          anatomy is as fine as the 9-px top-hat's strokes, and unreadable candidates need evidence
 _SMALL_READ = 2          # ... a candidate read confidently as this many letters or digits counts (MR_small's anatomy: 1)
 _SMALL_Q = 63            # ... or one holding glyph-shaped strokes in the outer quarter of the display (<= 63 or >= 192)
+_SMALL_CONTRAST = 64     # ... or a row of glyphs in the outer quarters of the crop's own range, when it spans this much
+_SMALL_CUTS = 5          # ... cut at the 1/5..4/5 levels of that range
+_SMALL_ROW = 3           # ... of at least this many glyphs (red team 8: grey text)
 _SMALL_WIDE = 2.7        # ... a component no wider than this x its height (two glyphs that touch: "LE" at 8 px)
 
 
@@ -1401,21 +1404,51 @@ def _small_glyphs(crop: np.ndarray) -> bool:
     a glyph lies inside its padding). Measured (bench/README.md, small images): the text-free
     candidates of MR_small and CT_small hold none; names, initials and IDs drawn there in 8-16 px
     DejaVu, white or black, at the top, middle or bottom, hold one (tests/test_small_images.py)."""
+    if any(_small_glyph_boxes(mask) for mask in (crop >= 255 - _SMALL_Q, crop <= _SMALL_Q)):
+        return True
+    # grey text (over air, a flat field) never reaches an extreme of the display (red team 8: a
+    # mid-grey name over CT_small's air, OCR reading nothing of the crop it shares with the
+    # anatomy beside it): the crop cut at levels across its own range, either polarity, where
+    # only a row of glyphs counts (_SMALL_ROW or more of one height side by side), never one blob
+    lo, hi = int(crop.min()), int(crop.max())
+    if hi - lo < _SMALL_CONTRAST:
+        return False
+    cuts = [lo + (hi - lo) * k // _SMALL_CUTS for k in range(1, _SMALL_CUTS)]
+    return any(_small_row(_small_glyph_boxes(mask, every=True)) for t in cuts for mask in (crop > t, crop < t))
+
+
+def _small_glyph_boxes(mask: np.ndarray, every: bool = False) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) of the glyph-shaped components of ``mask`` (:func:`_small_glyphs`): the
+    first one only unless ``every``."""
     from scipy import ndimage
 
-    hh, ww = crop.shape
-    for mask in (crop >= 255 - _SMALL_Q, crop <= _SMALL_Q):
-        if not mask.any():
+    if not mask.any():
+        return []
+    hh, ww = mask.shape
+    out = []
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    for i, sl in enumerate(ndimage.find_objects(lab), 1):
+        if sl is None:
             continue
-        lab, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        for i, sl in enumerate(ndimage.find_objects(lab), 1):
-            if sl is None:
-                continue
-            y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-            h, w = y1 - y0, x1 - x0
-            if h >= 3 and w <= h * _SMALL_WIDE and y0 > 0 and x0 > 0 and y1 < hh and x1 < ww \
-                    and 0.1 <= np.count_nonzero(lab[sl] == i) / (h * w) <= 0.75:
-                return True
+        y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+        h, w = y1 - y0, x1 - x0
+        if h >= 3 and w <= h * _SMALL_WIDE and y0 > 0 and x0 > 0 and y1 < hh and x1 < ww \
+                and 0.1 <= np.count_nonzero(lab[sl] == i) / (h * w) <= 0.75:
+            out.append((y0, y1, x0, x1))
+            if not every:
+                break
+    return out
+
+
+def _small_row(boxes: list[tuple[int, int, int, int]]) -> bool:
+    """Do ``_SMALL_ROW`` or more of ``boxes`` stand side by side on one line: heights within
+    1.5x of one another, each overlapping the line's rows by half its height?"""
+    for y0, y1, _, _ in boxes:
+        h = y1 - y0
+        row = {b[2] for b in boxes if max(b[1] - b[0], h) <= 1.5 * min(b[1] - b[0], h)
+               and min(b[1], y1) - max(b[0], y0) >= 0.5 * min(b[1] - b[0], h)}
+        if len(row) >= _SMALL_ROW:
+            return True
     return False
 
 

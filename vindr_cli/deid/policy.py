@@ -362,7 +362,10 @@ CODE_ITEM_TAGS = frozenset({0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00
 PIXEL_VALUE_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 # Free text that an Annex E option keeps (K) but that is still judged against the allowlist:
 # the option means "keep the characteristic", not "keep whatever was typed in the field".
-JUDGED_EVEN_IF_KEPT = frozenset({0x00102160})      # EthnicGroup
+# So are the coded strings it keeps (red team 8: "HOANG", another person's name, kept as
+# PatientSex): a value that is not one of the attribute's listed terms is refused.
+JUDGED_EVEN_IF_KEPT = frozenset({0x00102160,       # EthnicGroup
+                                 0x00100040, 0x001021A0, 0x00102203})   # PatientSex, SmokingStatus, PatientSexNeutered
 
 
 def judge(elem, *, trusted_text: bool = False, top: bool = False, siblings=None) -> Verdict:

@@ -104,10 +104,15 @@ class TermSet:
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
+    wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
+        groups = [g for g in value.split("=") if g.strip()] if "=" in value else []
+        if len(groups) > 1:     # a person name's alphabetic, ideographic and phonetic groups: each on its own (red team 8)
+            for g in groups:
+                self.add(g)
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
         # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
         # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
@@ -117,6 +122,7 @@ class TermSet:
         if len(toks) == 1:
             if len(toks[0]) >= 3 or not toks[0].isascii():
                 self.single.add(toks[0])
+                self._add_wide(value, toks)
                 t = toks[0]
                 if "." not in t and not t.isdigit():     # MRN0077123: its number is written alone elsewhere
                     for run in _DIGITS.findall(t):
@@ -131,6 +137,12 @@ class TermSet:
             self.multi.append(frozenset({toks[0], toks[-1]}))
         if "^" in value:  # a person name: its components on their own (surname, given names)
             self.single.update(t for t in informative if len(t) >= 4 and not t.isdigit())
+            # run together: 山田^太郎 as 山田太郎 (no separator between CJK/Hangul words), TRAN^VAN^BINH
+            # as TRANVANBINH, as the anonymizer's person_values writes it (audit's linkage terms: red team 8)
+            joined = "".join(toks)
+            if not joined.isascii() or len(joined) >= 6:
+                self.single.add(joined)
+                self._add_wide(value, [joined])
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
@@ -147,13 +159,43 @@ class TermSet:
         if self._inside is None or self._inside[0] != len(self.single):      # terms added since
             self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
         folded = _latin_folded(text)
-        return any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
+        return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
+                or self.found_wide(text))
+
+    def _add_wide(self, value: str, folded: list[str]) -> None:
+        """A single term in a script other than Latin (its fold ``folded[0]``, two characters
+        or more, no run of consecutive code points): its words run together as written, in NFC,
+        as is and in either case (:meth:`found_wide` searches the text unfolded)."""
+        if len(folded[0]) < 2 or _LATIN_ONLY.fullmatch(folded[0]) or _consecutive(folded[0]):
+            return
+        raw = "".join(_TOKEN.findall(unicodedata.normalize("NFC", value)))
+        if len(raw) >= 2 and not _consecutive(raw):
+            self.wide.update({raw, raw.lower(), raw.upper()})
+
+    def found_wide(self, text: str) -> bool:
+        """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
+        written) anywhere inside ``text``: bytes and numbers read as such text have no
+        separators, and :meth:`found_in_value` reads only Latin letters and digits (red team 8).
+        Only a file whose people have such names pays for it (the East Asian decodes)."""
+        if not self.wide:
+            return False
+        if any(t in text for t in self.wide):
+            return True
+        data = getattr(text, "data", b"")
+        if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
+            for enc in _LEGACY:
+                for d in (data, data[1:]):
+                    decoded = d.decode(enc, "ignore")
+                    if any(t in decoded for t in self.wide):
+                        return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
 
 
@@ -181,6 +223,17 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
             continue
         ts.add(v)
     return ts
+
+
+# the multi-byte encodings of DICOM's character sets (GB18030/GBK, ISO 2022 IR 87/159, IR 149) and
+# of vendors' East Asian exports (Shift_JIS, EUC-JP, Big5), read only when the file's people have names in such scripts
+_LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
+
+
+class Views(str):
+    """:func:`value_views`' text, with the bytes it was read from (``data``), which
+    :meth:`TermSet.found_wide` also reads in the East Asian encodings."""
+    data: bytes = b""
 
 
 def decode_all(data: bytes) -> str:
@@ -217,8 +270,10 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
     or index values (red team 7)."""
     if isinstance(value, (bytes, bytearray)):
         data = bytes(value)
-        return set(), "\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
-                                                      for enc in ("utf-16-le", "utf-16-be"))))
+        views = Views("\n".join((decode_all(data), *(d.decode(enc, "ignore") for d in (data, data[1:])
+                                                      for enc in ("utf-16-le", "utf-16-be")))))
+        views.data = data
+        return set(), views
     import math
     import struct
 
@@ -241,4 +296,6 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
         least = _LONG_DIGITS_WIDE if vr in ("UL", "SL", "UV", "SV") else _LONG_DIGITS
         digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= least}
     wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
-    return digits, data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else "")
+    views = Views(data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else ""))
+    views.data = data
+    return digits, views
