@@ -139,3 +139,46 @@ def test_a_worker_with_other_vindr_code_stops_the_run_before_any_file(tmp_path):
         assert len(list(out.rglob("*.dcm"))) >= 20
     finally:
         c.stop()
+
+
+def _setup_as_nobody(key: str, out: str, conn) -> None:
+    """In a forked child: become ``nobody``, run the anonymize stage's real worker setup."""
+    try:
+        from vindr_cli.deid.profile import load_profile
+        from vindr_cli.deid.task import AnonConfig, setup
+        from vindr_cli.dicomio.quiet import quiet_pydicom
+
+        quiet_pydicom()       # imports done as root: nobody may not read this Python's own files
+        prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+        cfg = AnonConfig(output=out, key_path=key, key_fingerprint="0" * 12, profile=prof)
+        os.setgid(65534)
+        os.setuid(65534)
+        cluster.dask_setup("nobody-run", setup, cfg)
+        ok, exc = cluster._dask_ctx["nobody-run"]
+        conn.send((ok, type(exc).__name__, getattr(exc, "exit_code", None), str(exc)))
+    except BaseException as exc:
+        conn.send((None, type(exc).__name__, None, ""))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a worker's setup as another account")
+def test_a_worker_account_that_may_not_read_the_key_is_one_line_exit_2(tmp_path):
+    import multiprocessing
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    key = keys / "vindr.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    tmp_path.chmod(0o755)
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    p = ctx.Process(target=_setup_as_nobody, args=(str(key), str(out), there))
+    p.start()
+    assert here.poll(60)
+    ok, name, code, msg = here.recv()
+    p.join(30)
+    assert (ok, name, code) == (False, "WorkersCannotSee", 2)
+    assert "\n" not in msg and "account that owns the key file" in msg and str(key) not in msg

@@ -118,6 +118,10 @@ def dask_setup(run_id: str, setup: Setup, config: Any, code: str | None = None) 
             if code is not None and code != code_fingerprint():
                 raise WorkersDiffer(f"a Dask worker that joined mid-run runs other vindr code than this machine: {SAME_CODE}")
             _dask_ctx[run_id] = (True, setup(config))
+        except PermissionError:      # the worker's account may not read the key file (or the linkage table)
+            _dask_ctx[run_id] = (False, WorkersCannotSee(
+                "a Dask worker may not read a file the run needs (the key file, or the linkage table): run the "
+                "workers as the account that owns the key file and OUTPUT (README 'Cluster')"))
         except Exception as exc:
             _dask_ctx[run_id] = (False, exc)
 
@@ -312,7 +316,9 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> Non
     folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
     worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker."""
     codes = client.run(code_fingerprint, on_error="return")
-    other = sorted(addr for addr, c in codes.items() if c != code_fingerprint())
+    # a worker that is going away (restarted by its nanny) answers with a comm error: not counted
+    # here; when it comes back, the run's plugin checks its code before its first task
+    other = sorted(addr for addr, c in codes.items() if c != code_fingerprint() and not isinstance(c, (OSError, TimeoutError)))
     if other:
         raise WorkersDiffer(f"{len(other)} of {len(codes)} Dask workers run other vindr code than this machine, or "
                             f"cannot import vindr (first: {other[0]}): {SAME_CODE}")
