@@ -62,6 +62,18 @@ def test_code_fingerprint_same_for_a_copy_and_changed_by_any_edit(tmp_path):
     assert cluster._fingerprint(copy2 / "vindr_cli", copy2 / "schemas") != here
 
 
+def test_environment_names_what_differs_in_versions_only():
+    here = cluster.environment()
+    assert here["vindr code"] == cluster.code_fingerprint() and here["python"].count(".") == 2
+    assert set(cluster.LIBRARIES) <= set(here) and here["pydicom"] != "absent"
+    assert cluster.difference(here, dict(here)) is None
+    assert cluster.difference(here, {**here, "python": "3.12.1"}) == f"python 3.12.1 there, {here['python']} here"
+    assert cluster.difference(here, {**here, "vindr code": "0" * 16}) == "other vindr code or schemas/"
+    del_one = {k: v for k, v in here.items() if k != "tesserocr"}
+    assert cluster.difference(here, del_one) == f"tesserocr absent there, {here['tesserocr']} here"
+    assert cluster.difference(here, ModuleNotFoundError("No module named 'vindr_cli'")) == "it cannot import vindr"
+
+
 def test_quiet_dask_logs_reaches_the_children_dask_configures():
     import distributed  # noqa: F401  (its configuration sets distributed.client's level and handler)
 
@@ -125,7 +137,8 @@ def test_a_worker_with_other_vindr_code_stops_the_run_before_any_file(tmp_path):
         p = run_cli("anonymize", EXPORT, out, "--key", key, "--executor", "dask", "--scheduler", c.address, check=False)
         assert p.returncode == 2
         line = _one_line(p)
-        assert "1 of 2 Dask workers run other vindr code" in line and "tcp://127.0.0.1:" in line
+        assert "1 of 2 Dask workers differ from this machine" in line and "other vindr code" in line
+        assert "tcp://127.0.0.1:" in line and str(other) not in line
         assert not [f for f in out.rglob("*.dcm")] and not (tmp_path / "anon.linkage.parquet").exists()
         # the same cluster without that worker runs
         for proc in c.procs[-1:]:

@@ -50,7 +50,12 @@ MAX_BATCH = 512           # auto batch: at most (tiny items: one task's results 
 TASKS_PER_WORKER = 4      # auto batch: a batch never so large that a worker gets fewer tasks than this
 SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
           "this machine, at the same paths")
-SAME_CODE = "install this same vindr (its code and schemas/) on every worker and restart them (README 'Cluster')"
+SAME_CODE = ("install this same vindr and the same libraries (one environment: the same virtual environment or "
+             "wheels) on every worker and restart them (README 'Cluster')")
+# besides vindr's code: what decides output bytes or whether Dask can talk to a worker at all
+LIBRARIES = ("dask", "distributed", "cloudpickle", "msgpack", "numpy", "pydicom", "pillow", "pylibjpeg",
+             "pylibjpeg-openjpeg", "pylibjpeg-libjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm", "imagecodecs",
+             "tesserocr", "pyarrow", "scipy")
 
 
 def _fingerprint(package: Path, schemas: Path) -> str:
@@ -86,6 +91,43 @@ def code_fingerprint() -> str:
     return _code[0]
 
 
+_environment: list[dict[str, str]] = []
+
+
+def environment() -> dict[str, str]:
+    """What must be the same on the driver and every Dask worker for a cluster run to write
+    a local run's bytes (cached): vindr's code and schemas (:func:`code_fingerprint`), the
+    Python version and the versions of :data:`LIBRARIES` (``absent`` where not installed)."""
+    if not _environment:
+        import platform
+        from importlib import metadata
+
+        env = {"vindr code": code_fingerprint(), "python": platform.python_version()}
+        for name in LIBRARIES:
+            try:
+                env[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                env[name] = "absent"
+        _environment.append(env)
+    return dict(_environment[0])
+
+
+def difference(here: dict[str, str], there: Any) -> str | None:
+    """The first thing a worker's :func:`environment` (``there``; an exception where it could
+    not run it) differs in from ``here``, in words, or None. Versions only, never a path."""
+    if isinstance(there, BaseException):
+        return "it cannot import vindr"
+    if not isinstance(there, dict):
+        return "it runs another vindr"
+    for name, mine in here.items():
+        theirs = there.get(name, "absent")
+        if theirs != mine:
+            if name == "vindr code":
+                return "other vindr code or schemas/"
+            return f"{name} {theirs} there, {mine} here"
+    return None
+
+
 def quiet_dask_logs() -> None:
     """Silence ``distributed``'s loggers, also the children its own configuration gives a
     level and handler (``distributed.client``: its ERROR on a lost scheduler is a traceback on
@@ -109,14 +151,15 @@ def items_run() -> int:
 def dask_setup(run_id: str, setup: Setup, config: Any, code: str | None = None) -> None:
     """Run on each Dask worker by the run's plugin: ``setup(config)`` once, kept for the
     run's tasks; an exception is kept too and raised by each task (the driver sees why).
-    ``code``: the driver's :func:`code_fingerprint`; a worker that runs other vindr code
-    (one that joined mid-run) keeps a :class:`WorkersDiffer` instead of setting up."""
+    ``code``: the driver's :func:`environment`; a worker whose own differs (one that joined
+    mid-run) keeps a :class:`WorkersDiffer` instead of setting up."""
     with _dask_lock:
         if run_id in _dask_ctx:
             return
         try:
-            if code is not None and code != code_fingerprint():
-                raise WorkersDiffer(f"a Dask worker that joined mid-run runs other vindr code than this machine: {SAME_CODE}")
+            what = None if code is None else difference(code, environment())
+            if what:
+                raise WorkersDiffer(f"a Dask worker that joined mid-run differs from this machine ({what}): {SAME_CODE}")
             _dask_ctx[run_id] = (True, setup(config))
         except PermissionError:      # the worker's account may not read the key file (or the linkage table)
             _dask_ctx[run_id] = (False, WorkersCannotSee(
@@ -237,7 +280,7 @@ class SetupPlugin(WorkerPlugin):
     def __init__(self, run_id: str, setup: Setup, config: Any):
         self.run_id, self.setup_fn, self.config = run_id, setup, config
         self.name = f"vindr-{run_id}"
-        self.code = code_fingerprint()
+        self.code = environment()
 
     def setup(self, worker: Any) -> None:
         dask_setup(self.run_id, self.setup_fn, self.config, getattr(self, "code", None))
@@ -253,6 +296,12 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
         raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) must be an address like tcp://HOST:PORT or "
                            f"tls://HOST:PORT, not {address!r}")
     quiet_dask_logs()   # its logs may quote task arguments; faults become our one-line errors
+    import warnings
+
+    from distributed.versions import VersionMismatchWarning
+
+    # Dask's own table of versions (many lines on stderr): check_workers says the same in one line
+    warnings.filterwarnings("ignore", category=VersionMismatchWarning)
     if timeout is None:
         import dask.config
         from dask.utils import parse_timedelta
@@ -315,13 +364,15 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> Non
     """Every worker sees ``paths`` (label -> path) and, when ``output`` is given, the very
     folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
     worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker."""
-    codes = client.run(code_fingerprint, on_error="return")
+    envs = client.run(environment, on_error="return")
+    here = environment()
     # a worker that is going away (restarted by its nanny) answers with a comm error: not counted
-    # here; when it comes back, the run's plugin checks its code before its first task
-    other = sorted(addr for addr, c in codes.items() if c != code_fingerprint() and not isinstance(c, (OSError, TimeoutError)))
+    # here; when it comes back, the run's plugin checks it before its first task
+    other = sorted((addr, difference(here, e)) for addr, e in envs.items()
+                   if not isinstance(e, (OSError, TimeoutError)) and difference(here, e))
     if other:
-        raise WorkersDiffer(f"{len(other)} of {len(codes)} Dask workers run other vindr code than this machine, or "
-                            f"cannot import vindr (first: {other[0]}): {SAME_CODE}")
+        raise WorkersDiffer(f"{len(other)} of {len(envs)} Dask workers differ from this machine in vindr or a library "
+                            f"it uses (first: {other[0][0]}: {other[0][1]}): {SAME_CODE}")
     probe = None
     token = secrets.token_hex(16)
     if output is not None:
@@ -554,5 +605,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect",
+__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
            "open_dask", "close", "outcomes", "worker_threads"]
