@@ -148,7 +148,7 @@ def items_run() -> int:
     return _dask_items[0]
 
 
-def dask_setup(run_id: str, setup: Setup, config: Any, code: str | None = None) -> None:
+def dask_setup(run_id: str, setup: Setup, config: Any, code: dict[str, str] | None = None) -> None:
     """Run on each Dask worker by the run's plugin: ``setup(config)`` once, kept for the
     run's tasks; an exception is kept too and raised by each task (the driver sees why).
     ``code``: the driver's :func:`environment`; a worker whose own differs (one that joined
