@@ -195,3 +195,27 @@ def test_a_worker_account_that_may_not_read_the_key_is_one_line_exit_2(tmp_path)
     p.join(30)
     assert (ok, name, code) == (False, "WorkersCannotSee", 2)
     assert "\n" not in msg and "account that owns the key file" in msg and str(key) not in msg
+
+
+def test_a_worker_joining_mid_run_with_another_library_keeps_the_refusal(tmp_path):
+    """The run's plugin (what a worker that joins or restarts mid-run runs first) compares the
+    driver's environment with the worker's: a difference is kept and raised by every task."""
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.deid.task import AnonConfig, setup
+
+    key = tmp_path / "vindr.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    key.chmod(0o600)
+    prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+    cfg = AnonConfig(output=str(tmp_path / "out"), key_path=str(key), key_fingerprint="0" * 12, profile=prof)
+    driver = {**cluster.environment(), "pydicom": "2.4.4"}
+    cluster.dask_setup("joiner-run", setup, cfg, driver)
+    try:
+        ok, exc = cluster._dask_ctx["joiner-run"]
+        assert not ok and isinstance(exc, cluster.WorkersDiffer) and exc.exit_code == 2
+        assert f"pydicom {cluster.environment()['pydicom']} there, 2.4.4 here" in str(exc) and "\n" not in str(exc)
+        with pytest.raises(cluster.WorkersDiffer):
+            cluster._call("any/item.dcm", print, "joiner-run", None)
+        assert not (tmp_path / "out").exists()       # refused before the stage's setup ran
+    finally:
+        cluster.dask_teardown("joiner-run")
