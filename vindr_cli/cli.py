@@ -78,7 +78,7 @@ def _fail(message: str, code: int = 2) -> None:
 def anonymize(
     input: Path = typer.Argument(..., help="Raw export: a folder (plain, DICOMDIR media, .zip inside), a .zip or one file."),
     output: Path = typer.Argument(..., help="Folder for the de-identified tree (must not be inside INPUT)."),
-    key: Optional[Path] = typer.Option(None, "--key", help="Secret key file (created 0600 on first use). Default: $VINDR_KEY or ~/.config/vindr/vindr.key."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Secret key file (created 0600 on first use; never copied or sent: Dask workers read it at this same path, README 'Cluster'). Default: $VINDR_KEY or ~/.config/vindr/vindr.key."),
     profile: str = typer.Option("basic", "--profile", help="basic | vindr | a recipe .toml file."),
     dates: str = typer.Option("shift", "--dates", help="shift (per-patient keyed offset) | keep | remove."),
     retain_patient_characteristics: bool = typer.Option(True, "--retain-patient-characteristics/--no-retain-patient-characteristics", help="Keep sex, age, size, weight (113108)."),
@@ -95,7 +95,7 @@ def anonymize(
     no_linkage: bool = typer.Option(False, "--no-linkage", help="Do not write a linkage table."),
     workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
     max_inflate: int = typer.Option(256 << 20, "--max-inflate", help="Most bytes a deflated data set may inflate to, or a .zip member may declare (default 256 MiB)."),
@@ -208,7 +208,7 @@ def decode(
     workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     threads: int = typer.Option(0, "--threads", callback=_count, help="Decoder threads per worker (0: cores / workers)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     allow_identified: bool = typer.Option(False, "--allow-identified", help="Decode an INPUT that is not de-identified; outputs and rows are then named by keyed hashes, never by input paths."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (OUTPUT/.vindr) aside and process again the inputs they recorded."),
@@ -266,7 +266,7 @@ def select_cmd(
     workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     rebuild_state: bool = typer.Option(False, "--rebuild-state", help="Set damaged state files (SELECTION/.vindr) aside and read again the images they recorded."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
 ) -> None:
     """Choose the images of a release: recipe criteria, pixel QC, near-duplicates, sampling; hand-off files."""
@@ -524,7 +524,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
 ) -> None:
@@ -560,7 +560,7 @@ def audit(
     locate: bool = typer.Option(False, "--locate", help="Also print, to this terminal only (stderr), the real path of each finding shown as <name N> or (withheld), so the file can be found and removed. Never written to --report or --json."),
     workers: int = typer.Option(0, "--workers", "-j", callback=_count, help="Worker processes (0: all cores)."),
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a not-audited finding (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
 ) -> None:
     """Scan an anonymized tree for residual PHI before it leaves the hospital. Exit 1 on any finding."""

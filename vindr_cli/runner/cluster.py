@@ -50,6 +50,91 @@ MAX_BATCH = 512           # auto batch: at most (tiny items: one task's results 
 TASKS_PER_WORKER = 4      # auto batch: a batch never so large that a worker gets fewer tasks than this
 SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
           "this machine, at the same paths")
+SAME_CODE = ("install this same vindr and the same libraries (one environment: the same virtual environment or "
+             "wheels) on every worker and restart them (README 'Cluster')")
+# besides vindr's code: what decides output bytes or whether Dask can talk to a worker at all
+LIBRARIES = ("dask", "distributed", "cloudpickle", "msgpack", "numpy", "pydicom", "pillow", "pylibjpeg",
+             "pylibjpeg-openjpeg", "pylibjpeg-libjpeg", "pylibjpeg-rle", "pyjpegls", "python-gdcm", "imagecodecs",
+             "tesserocr", "pyarrow", "scipy")
+
+
+def _fingerprint(package: Path, schemas: Path) -> str:
+    """SHA-256 (16 hex) of vindr's code and policy: every ``*.py`` under ``package`` and every
+    file under ``schemas``, by relative path and bytes (``package/schemas`` counted once, as
+    schemas). The same for a wheel and a checkout of one commit; any other edit changes it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = [("py", f.relative_to(package)) for f in package.rglob("*.py")
+             if "__pycache__" not in f.parts and not f.relative_to(package).parts[0] == "schemas"]
+    files += [("schemas", f.relative_to(schemas)) for f in schemas.rglob("*")
+              if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"]
+    for kind, rel in sorted(files, key=lambda t: (t[0], t[1].as_posix())):
+        data = ((package if kind == "py" else schemas) / rel).read_bytes()
+        h.update(f"{kind}/{rel.as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()[:16]
+
+
+_code: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """:func:`_fingerprint` of the vindr this process runs (cached): the driver and every
+    Dask worker must run the same code and policy, or outputs would depend on which worker
+    took a file. A worker with another vindr (or none) stops the run (exit 2)."""
+    if not _code:
+        import vindr_cli
+        from vindr_cli.resources import schemas_dir
+
+        _code.append(_fingerprint(Path(vindr_cli.__file__).resolve().parent, schemas_dir()))
+    return _code[0]
+
+
+_environment: list[dict[str, str]] = []
+
+
+def environment() -> dict[str, str]:
+    """What must be the same on the driver and every Dask worker for a cluster run to write
+    a local run's bytes (cached): vindr's code and schemas (:func:`code_fingerprint`), the
+    Python version and the versions of :data:`LIBRARIES` (``absent`` where not installed)."""
+    if not _environment:
+        import platform
+        from importlib import metadata
+
+        env = {"vindr code": code_fingerprint(), "python": platform.python_version()}
+        for name in LIBRARIES:
+            try:
+                env[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                env[name] = "absent"
+        _environment.append(env)
+    return dict(_environment[0])
+
+
+def difference(here: dict[str, str], there: Any) -> str | None:
+    """The first thing a worker's :func:`environment` (``there``; an exception where it could
+    not run it) differs in from ``here``, in words, or None. Versions only, never a path."""
+    if isinstance(there, BaseException):
+        return "it cannot import vindr"
+    if not isinstance(there, dict):
+        return "it runs another vindr"
+    for name, mine in here.items():
+        theirs = there.get(name, "absent")
+        if theirs != mine:
+            if name == "vindr code":
+                return "other vindr code or schemas/"
+            return f"{name} {theirs} there, {mine} here"
+    return None
+
+
+def quiet_dask_logs() -> None:
+    """Silence ``distributed``'s loggers, also the children its own configuration gives a
+    level and handler (``distributed.client``: its ERROR on a lost scheduler is a traceback on
+    stderr beside our one-line error; task logs may quote task arguments)."""
+    manager = logging.Logger.manager
+    for name in ["distributed", *(n for n in list(manager.loggerDict) if n.startswith("distributed."))]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 # --- on the workers -------------------------------------------------------------------------
@@ -63,14 +148,23 @@ def items_run() -> int:
     return _dask_items[0]
 
 
-def dask_setup(run_id: str, setup: Setup, config: Any) -> None:
+def dask_setup(run_id: str, setup: Setup, config: Any, code: dict[str, str] | None = None) -> None:
     """Run on each Dask worker by the run's plugin: ``setup(config)`` once, kept for the
-    run's tasks; an exception is kept too and raised by each task (the driver sees why)."""
+    run's tasks; an exception is kept too and raised by each task (the driver sees why).
+    ``code``: the driver's :func:`environment`; a worker whose own differs (one that joined
+    mid-run) keeps a :class:`WorkersDiffer` instead of setting up."""
     with _dask_lock:
         if run_id in _dask_ctx:
             return
         try:
+            what = None if code is None else difference(code, environment())
+            if what:
+                raise WorkersDiffer(f"a Dask worker that joined mid-run differs from this machine ({what}): {SAME_CODE}")
             _dask_ctx[run_id] = (True, setup(config))
+        except PermissionError:      # the worker's account may not read the key file (or the linkage table)
+            _dask_ctx[run_id] = (False, WorkersCannotSee(
+                "a Dask worker may not read a file the run needs (the key file, or the linkage table): run the "
+                "workers as the account that owns the key file and OUTPUT (README 'Cluster')"))
         except Exception as exc:
             _dask_ctx[run_id] = (False, exc)
 
@@ -174,6 +268,11 @@ class WorkersCannotSee(RequestError):
     """A Dask worker cannot see INPUT or OUTPUT at the driver's paths (exit 2)."""
 
 
+class WorkersDiffer(RequestError):
+    """A Dask worker runs other vindr code or policy than the driver, or cannot import vindr
+    (exit 2): its outputs would differ from the driver's for the same key."""
+
+
 class SetupPlugin(WorkerPlugin):
     """Runs the stage's ``setup(config)`` once on every worker (also one that joins or is
     restarted mid-run) for one run; removed again when the run ends."""
@@ -181,9 +280,10 @@ class SetupPlugin(WorkerPlugin):
     def __init__(self, run_id: str, setup: Setup, config: Any):
         self.run_id, self.setup_fn, self.config = run_id, setup, config
         self.name = f"vindr-{run_id}"
+        self.code = environment()
 
     def setup(self, worker: Any) -> None:
-        dask_setup(self.run_id, self.setup_fn, self.config)
+        dask_setup(self.run_id, self.setup_fn, self.config, getattr(self, "code", None))
 
     def teardown(self, worker: Any) -> None:
         dask_teardown(self.run_id)
@@ -193,13 +293,37 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
     """A client of the scheduler at ``address`` with at least one worker, or a RequestError.
     ``timeout`` None: Dask's ``distributed.comm.timeouts.connect`` (default 30 s)."""
     if "://" not in address:
-        raise RequestError(f"--scheduler must be an address like tcp://HOST:PORT or tls://HOST:PORT, not {address!r}")
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)   # its logs may quote task arguments; faults become our one-line errors
+        raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) must be an address like tcp://HOST:PORT or "
+                           f"tls://HOST:PORT, not {address!r}")
+    quiet_dask_logs()   # its logs may quote task arguments; faults become our one-line errors
+    import warnings
+
+    from distributed.versions import VersionMismatchWarning
+
+    # Dask's own table of versions (many lines on stderr): check_workers says the same in one line
+    warnings.filterwarnings("ignore", category=VersionMismatchWarning)
+    if timeout is None:
+        import dask.config
+        from dask.utils import parse_timedelta
+
+        waited = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    else:
+        waited = timeout
     try:
         client = Client(address, set_as_default=False, **({} if timeout is None else {"timeout": timeout}))
     except (OSError, TimeoutError, ValueError) as exc:
-        raise RequestError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}): start it, "
-                           f"or check --scheduler / $VINDR_SCHEDULER") from None
+        raise RequestError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}, waited {waited:.0f} s): "
+                           f"start it, or check --scheduler / $VINDR_SCHEDULER") from None
+    except RuntimeError as exc:       # distributed.comm.require-encryption with a tcp:// address
+        if "encryption" not in str(exc):
+            raise
+        raise RequestError(f"Dask's configuration requires encryption (distributed.comm.require-encryption): "
+                           f"give a tls:// address, not {address} (README 'Cluster')") from None
+    except TypeError as exc:          # a tls:// address without distributed.comm.tls.* on this machine
+        if "ssl" not in str(exc).lower() and "tls" not in str(exc).lower():
+            raise
+        raise RequestError(f"{address} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
+                           "distributed.comm.tls.client.cert and .client.key (README 'Cluster')") from None
     try:
         client.wait_for_workers(1, timeout=workers_timeout)
     except (OSError, TimeoutError):
@@ -240,6 +364,15 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> Non
     """Every worker sees ``paths`` (label -> path) and, when ``output`` is given, the very
     folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
     worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker."""
+    envs = client.run(environment, on_error="return")
+    here = environment()
+    # a worker that is going away (restarted by its nanny) answers with a comm error: not counted
+    # here; when it comes back, the run's plugin checks it before its first task
+    other = sorted((addr, difference(here, e)) for addr, e in envs.items()
+                   if not isinstance(e, (OSError, TimeoutError)) and difference(here, e))
+    if other:
+        raise WorkersDiffer(f"{len(other)} of {len(envs)} Dask workers differ from this machine in vindr or a library "
+                            f"it uses (first: {other[0][0]}: {other[0][1]}): {SAME_CODE}")
     probe = None
     token = secrets.token_hex(16)
     if output is not None:
@@ -472,5 +605,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "check_workers", "connect",
+__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
            "open_dask", "close", "outcomes", "worker_threads"]
