@@ -1,6 +1,7 @@
 """Copy the pixel data element byte for byte from input to output, hashing its value: native
-data by the kernel (``os.copy_file_range``) where input and output allow it, hashed as read back
-from the output, else in chunks through one buffer (zip members, other file systems).
+data, and the items of encapsulated data (one range, after a walk of their headers), by the
+kernel (``os.copy_file_range``) where input and output allow it, hashed as read back from the
+output, else in chunks through one buffer (zip members, other file systems).
 
 The hash is the SHA-256 of the element's value field as stored: for native data the
 pixel bytes; for encapsulated data every item (basic offset table included) with its
@@ -12,6 +13,7 @@ import errno
 import hashlib
 import os
 import struct
+import threading
 from typing import BinaryIO
 
 from vindr_cli.dicomio.header import BadInput
@@ -25,6 +27,20 @@ SEQ_DELIM = 0xFFFEE0DD
 TRUNCATED = "truncated pixel data (file ends before the pixel data does)"   # the one fixed reason
 
 
+_LOCAL = threading.local()
+
+
+def _buffer(n: int) -> memoryview:
+    """A view of this thread's reused copy buffer (CHUNK bytes), at most ``n`` long: a fresh
+    4 MiB buffer per file costs ~900 page faults (the kernel zeroing each page) whenever the
+    allocator has handed the memory back between files, as it does next to strip_frames'
+    allocations (bench/README.md "anonenc")."""
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None:
+        buf = _LOCAL.buf = memoryview(bytearray(CHUNK))
+    return buf[:max(1, min(CHUNK, n))]
+
+
 def _read_exact(src: BinaryIO, n: int) -> bytes:
     b = src.read(n)
     if len(b) != n:
@@ -34,7 +50,7 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
     """Copy n bytes through one reused buffer (no per-chunk allocation), hashing them."""
-    buf = memoryview(bytearray(min(CHUNK, max(n, 1))))
+    buf = _buffer(n)
     readinto = getattr(src, "readinto", None)
     while n > 0:
         want = min(len(buf), n)
@@ -86,7 +102,7 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, n: int, h) -> bool:
                 return False
             raise BadInput("failed", TRUNCATED)
         done += got
-    buf = memoryview(bytearray(min(CHUNK, n)))
+    buf = _buffer(n)
     pos = 0
     while pos < n:
         got = os.preadv(dfd, [buf[:min(len(buf), n - pos)]], d0 + pos)
