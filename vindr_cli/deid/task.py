@@ -281,7 +281,8 @@ def _write_modified(ds, pixels: PixelOutcome, header, tmp_path: Path) -> str | N
 
 def _write(ds, src_f, header, tmp_path: Path) -> str | None:
     """Header through pydicom, then the pixel data element copied byte for byte (by the kernel
-    where it can: ``dicomio.pixelstream``, which reads the copy back to hash it, hence w+b)."""
+    where it can, native or encapsulated: ``dicomio.pixelstream``, which reads the copy back to
+    hash it, hence w+b)."""
     with open(tmp_path, "w+b") as out:
         if header.deflated:
             pydicom.dcmwrite(out, ds, enforce_file_format=True)

@@ -1,6 +1,7 @@
 """Copy the pixel data element byte for byte from input to output, hashing its value: native
-data by the kernel (``os.copy_file_range``) where input and output allow it, hashed as read back
-from the output, else in chunks through one buffer (zip members, other file systems).
+data, and the items of encapsulated data (one range, after a walk of their headers), by the
+kernel (``os.copy_file_range``) where input and output allow it, hashed as read back from the
+output, else in chunks through one buffer (zip members, other file systems).
 
 The hash is the SHA-256 of the element's value field as stored: for native data the
 pixel bytes; for encapsulated data every item (basic offset table included) with its
@@ -12,6 +13,7 @@ import errno
 import hashlib
 import os
 import struct
+import threading
 from typing import BinaryIO
 
 from vindr_cli.dicomio.header import BadInput
@@ -25,6 +27,20 @@ SEQ_DELIM = 0xFFFEE0DD
 TRUNCATED = "truncated pixel data (file ends before the pixel data does)"   # the one fixed reason
 
 
+_LOCAL = threading.local()
+
+
+def _buffer(n: int) -> memoryview:
+    """A view of this thread's reused copy buffer (CHUNK bytes), at most ``n`` long: a fresh
+    4 MiB buffer per file costs ~900 page faults (the kernel zeroing each page) whenever the
+    allocator has handed the memory back between files, as it does next to strip_frames'
+    allocations (bench/README.md "anonenc")."""
+    buf = getattr(_LOCAL, "buf", None)
+    if buf is None:
+        buf = _LOCAL.buf = memoryview(bytearray(CHUNK))
+    return buf[:max(1, min(CHUNK, n))]
+
+
 def _read_exact(src: BinaryIO, n: int) -> bytes:
     b = src.read(n)
     if len(b) != n:
@@ -34,7 +50,7 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 def _copy(src: BinaryIO, dst: BinaryIO | None, n: int, h) -> None:
     """Copy n bytes through one reused buffer (no per-chunk allocation), hashing them."""
-    buf = memoryview(bytearray(min(CHUNK, max(n, 1))))
+    buf = _buffer(n)
     readinto = getattr(src, "readinto", None)
     while n > 0:
         want = min(len(buf), n)
@@ -86,7 +102,7 @@ def _kernel_copy(src: BinaryIO, dst: BinaryIO, n: int, h) -> bool:
                 return False
             raise BadInput("failed", TRUNCATED)
         done += got
-    buf = memoryview(bytearray(min(CHUNK, n)))
+    buf = _buffer(n)
     pos = 0
     while pos < n:
         got = os.preadv(dfd, [buf[:min(len(buf), n - pos)]], d0 + pos)
@@ -195,6 +211,71 @@ def check_pixel_element(src: BinaryIO, size: int, *, implicit: bool, little: boo
         pos += ilen
 
 
+def _walk_items(src: BinaryIO, e: str, frames: int | None, size: int) -> tuple[list[tuple[int, int]], bytes]:
+    """The encapsulated value's items at src's position, walked by their headers alone (no value
+    read): [(position, length)] and the sequence delimiter's 8 bytes as stored. The checks and
+    fixed reasons of the buffered copy, in its order (a bad item, an item past the end, fewer
+    fragments than frames), so a file fails the same way whichever path copies it."""
+    walked: list[tuple[int, int]] = []
+    pos = src.tell()
+    while True:
+        item = _read_exact(src, 8)
+        itag = (struct.unpack(e + "H", item[:2])[0] << 16) | struct.unpack(e + "H", item[2:4])[0]
+        (ilen,) = struct.unpack(e + "L", item[4:])
+        if itag == SEQ_DELIM:
+            if frames is not None and len(walked) - 1 < frames:      # the first item is the offset table
+                raise BadInput("failed", MISSING_FRAMES)
+            return walked, item
+        if itag != ITEM or ilen == UNDEFINED:
+            raise BadInput("failed", "malformed encapsulated pixel data (bad item tag or length)")
+        if pos + 8 + ilen > size:
+            raise BadInput("failed", TRUNCATED)
+        walked.append((pos, ilen))
+        pos += 8 + ilen
+        src.seek(pos)
+
+
+def _kernel_items(src: BinaryIO, dst: BinaryIO, e: str, frames: int | None, h) -> bool:
+    """Encapsulated pixel data whose items are written unchanged: the items (headers and values,
+    one contiguous range) copied by the kernel (``_kernel_copy``: hashed as read back from the
+    output, so the hash is of the written bytes, the same value as the buffered copy's: every
+    item with its header, the delimiter excluded), then the delimiter as stored. The items are
+    walked first by their headers (the buffered copy's checks and reasons), and the headers
+    written are checked against that walk, so an input changed between the walk and the copy
+    cannot leave an output whose structure was not checked. False (nothing written, src back
+    at the first item) where the kernel cannot copy: the buffered copy takes over."""
+    try:
+        src.fileno(), dst.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not getattr(dst, "readable", lambda: False)():
+        return False
+    first = src.tell()
+    try:
+        size = os.fstat(src.fileno()).st_size
+    except OSError:
+        return False
+    walked, delimiter = _walk_items(src, e, frames, size)
+    n = walked[-1][0] + 8 + walked[-1][1] - first if walked else 0
+    src.seek(first)
+    if n == 0:
+        dst.write(delimiter)
+        src.seek(first + 8)
+        return True
+    d0 = dst.tell()
+    if not _kernel_copy(src, dst, n, h):
+        src.seek(first)
+        return False
+    for pos, ilen in walked:             # the item headers as written are the ones walked
+        head = os.pread(dst.fileno(), 8, d0 + pos - first)
+        itag = (struct.unpack(e + "H", head[:2])[0] << 16) | struct.unpack(e + "H", head[2:4])[0] if len(head) == 8 else 0
+        if itag != ITEM or struct.unpack(e + "L", head[4:])[0] != ilen:
+            raise BadInput("failed", "malformed encapsulated pixel data (bad item tag or length)")
+    dst.write(delimiter)
+    src.seek(first + n + 8)
+    return True
+
+
 MISSING_FRAMES = "encapsulated pixel data holds fewer fragments than frames (a frame is missing)"
 
 
@@ -209,6 +290,7 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     Returns (sha256 hex of the value, number of bytes copied incl. the element header).
     """
     e = "<" if little else ">"
+    start = src.tell()
     header, length = _element_header(src, e, implicit)
     if dst is not None:
         dst.write(header)
@@ -220,6 +302,8 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
         if dst is None or not _kernel_copy(src, dst, length, h):
             _copy(src, dst, length, h)
         return h.hexdigest(), total + length
+    if dst is not None and _kernel_items(src, dst, e, frames, h):
+        return h.hexdigest(), src.tell() - start
     items = 0
     while True:  # encapsulated: items until the sequence delimiter
         item = _read_exact(src, 8)
