@@ -352,13 +352,14 @@ def release(
     licence: Optional[str] = typer.Option(None, "--licence", help="Licence the datasheet states (default: not set, which the datasheet says the custodian must choose)."),
     review: Optional[Path] = typer.Option(None, "--review", help="The folder vindr review ran on (default: the selection, else ANON_DIR, when it holds decisions)."),
     allow_unreviewed: bool = typer.Option(False, "--allow-unreviewed", help="Release even while flagged images are undecided in vindr review (the datasheet says so)."),
+    accept_audit_findings: bool = typer.Option(False, "--accept-audit-findings", help="Release although --audit-report has findings (the datasheet records it, with their counts by kind). Without it such a report is refused."),
 ) -> None:
     """Materialise the release: train/ and test/ with DICOM (and images), annotations in VinDr CSV, Kaggle, COCO and YOLO forms, and a datasheet."""
     from vindr_cli.release.build import build_release
 
     s = build_release(anon_dir, split_dir, output, images_dir=images, fuse_readers=fuse_readers, labels=labels,
                       selection=selection, multiframe=multiframe, audit_report=audit_report, licence=licence,
-                      review=review, allow_unreviewed=allow_unreviewed)
+                      review=review, allow_unreviewed=allow_unreviewed, accept_audit_findings=accept_audit_findings)
     if s.bad_rows:
         err.print(f"[bold yellow]warning:[/] {len(s.bad_rows)} annotation row(s) of the split left out:")
         for b in s.bad_rows.rows[:20]:

@@ -17,6 +17,7 @@ import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,7 @@ from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.pixelstream import copy_pixel_element, file_sha256, hash_bytes_value
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed
+from vindr_cli.runner.fingerprint import tree_fingerprint
 from vindr_cli.runner.state import STATE_DIR, Settings, StateDamaged
 from vindr_cli.tables import read_rows
 
@@ -74,6 +76,7 @@ class AuditReport:
     dicom_files: int = 0
     terms: int = 0
     linkage: bool = False          # whether original values were searched for
+    fingerprint: dict | None = None   # what tree was audited (runner.fingerprint): release checks it
     findings: list[Finding] = field(default_factory=list)
     names: dict[str, int] = field(default_factory=dict, repr=False)           # a foreign name -> its N
     located: dict[str, list[str]] = field(default_factory=dict, repr=False)   # shown path -> real ones
@@ -118,7 +121,8 @@ class AuditReport:
 
         Paths are relative to OUTPUT (components holding an original value masked as
         ``(withheld)``, names vindr does not write as ``<name N>``: :meth:`shown`); details
-        name elements, never values — no PHI.
+        name elements, never values — no PHI. ``audited``: the fingerprint of the tree
+        (runner.fingerprint: digests and counts), which ``vindr release`` checks.
         """
         return {
             "files": self.files,
@@ -127,6 +131,7 @@ class AuditReport:
             "linkage_table_used": self.linkage,
             "findings_total": len(self.findings),
             "findings_by_kind": self.counts(),
+            "audited": self.fingerprint,
             "findings": [{"kind": f.kind, "where": f.where, "detail": f.detail} for f in self.findings],
         }
 
@@ -659,6 +664,50 @@ STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[
                          r"|review/cache/[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png)$")
 
 
+# The tag lists of a stage's settings file (deid.batch._run_record: anonymize.json and its
+# copy): tag numbers as 8 hex digits, from the profile, never from the data. Searched as text,
+# one of them can equal an original ID's digits by chance (the burned-in bench corpus: the
+# accession "XQ" + 8 digits, whose digit run is a group-2100 tag of Table E.1-1: a false `phi`).
+TAG_LISTS = ("trusted_tags", "removed_tags", "kept_tags")
+_TAG_SHAPE = re.compile(r"[0-9A-Fa-f]{8}")
+
+
+@cache
+def _table_tags() -> frozenset[str]:
+    _, rows = load_table()
+    return frozenset(r.tag.lower() for r in rows)
+
+
+def _is_tag(entry) -> bool:
+    """An entry vindr could have written in a tag list: 8 hex digits naming a tag of the data
+    dictionary (PS3.6) or a row of Table E.1-1; anything else is read as text."""
+    return (isinstance(entry, str) and _TAG_SHAPE.fullmatch(entry) is not None
+            and (dictionary_has_tag(int(entry, 16)) or entry.lower() in _table_tags()))
+
+
+def _tag_lists(raw: bytes) -> tuple[set[str], str | None]:
+    """A settings file's tag lists read as tags, not text: (the tokens of the entries that
+    are tags (:func:`_is_tag`), the file's JSON with those entries taken out), or (set(),
+    None) when it is not a JSON object (then the whole file is searched as text). Nothing else
+    is taken out: an original value anywhere else, or an entry of a tag list that is not a tag,
+    is still found."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return set(), None
+    if not isinstance(data, dict):
+        return set(), None
+    tags: set[str] = set()
+    for holder in (data, data.get("settings")):
+        if not isinstance(holder, dict):
+            continue
+        for key in TAG_LISTS:
+            if isinstance(holder.get(key), list):
+                tags.update(t for t in holder[key] if _is_tag(t))
+                holder[key] = [t for t in holder[key] if not _is_tag(t)]
+    return tokens(" ".join(sorted(tags))), json.dumps(data, ensure_ascii=False)
+
+
 def _read_table(path: Path, report: AuditReport, what: str) -> list[dict]:
     try:
         return read_rows(path)
@@ -789,6 +838,7 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
     order: list = []        # the walk in path order: lists of findings made here, and file items (read by workers)
     work: list[tuple[int, str, str]] = []
     paths = sorted(output.rglob("*"))
+    report.fingerprint = tree_fingerprint(output, paths)   # `vindr release --audit-report` checks it is ANON_DIR's
     for p in paths:
         rel = p.relative_to(output).as_posix()
         hit = global_terms.found_in(tokens(rel)) or path_terms.found_in(tokens(rel))
@@ -806,7 +856,11 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
             if rel in OWN_FILES or rel.startswith(STATE_DIR + "/"):
                 if rel.startswith(STATE_DIR + "/") and not STATE_FILES.match(rel):
                     report.add("stray-file", shown, "file not written by vindr inside its state folder")
-                text_toks = tokens(decode_all(p.read_bytes()))
+                raw = p.read_bytes()
+                text_toks = tokens(decode_all(raw))
+                tag_toks, rest = _tag_lists(raw) if rel.startswith(STATE_DIR + "/") and rel.endswith(".json") else (set(), None)
+                if rest is not None:       # tag numbers read as tags; everything else (and any other entry) as text
+                    text_toks = (text_toks - tag_toks) | tokens(rest)
                 if global_terms.found_in(text_toks) or date_terms.found_in(text_toks):
                     report.add("phi", shown, "an original identifying value in a vindr table or state file")
             else:

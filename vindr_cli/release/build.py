@@ -70,6 +70,7 @@ class ReleaseSummary:
     dropped_rows: Counter = field(default_factory=Counter)       # annotation rows left out, by reason
     multiframe: dict = field(default_factory=dict)               # policy, source, images, frames, excluded
     audit: str = "not audited"
+    not_split: Counter = field(default_factory=Counter)         # images selected but not in split.csv, by reason
     review: dict = field(default_factory=lambda: {"status": "not reviewed"})   # review/gate.py
     warnings: list[str] = field(default_factory=list)
     licence: str = sheet_mod.NOT_SET
@@ -154,6 +155,10 @@ def _read_manifest(path: Path) -> tuple[dict[str, dict], list[dict]]:
 
 NOT_SELECTED = "not selected"
 MF_EXCLUDED = "multi-frame (policy exclude)"
+# selected images (every ok image of ANON_DIR without --selection) that are not in split.csv,
+# so never released: counted in the datasheet's "Left out, and why" (_not_split)
+NOT_SPLIT = "no valid annotation (not split by vindr split)"
+MF_EXCLUDED_AT_SPLIT = "multi-frame (policy exclude, left out by vindr split --selection)"
 MF_PER_FRAME = "multi-frame image released per frame (the annotation names no frame)"
 
 
@@ -192,11 +197,13 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
                   fuse_readers: bool = False, labels=None, selection: Path | None = None,
                   multiframe: str | None = None, audit_report: Path | None = None,
                   licence: str | None = None, review: Path | None = None,
-                  allow_unreviewed: bool = False) -> ReleaseSummary:
+                  allow_unreviewed: bool = False, accept_audit_findings: bool = False) -> ReleaseSummary:
     """Build RELEASE (module doc). ``labels``: a label set (name, TOML file) overriding the
     one `vindr split` recorded. ``selection``: a ``vindr select`` output; ``multiframe``:
     first | every | exclude (default: the selection's, else first); ``audit_report``: the
-    JSON of ``vindr audit --report``; ``licence``: the licence text the datasheet states.
+    JSON of ``vindr audit --report``, refused unless it is of ANON_DIR as it is now (its
+    fingerprint) and clean, or ``accept_audit_findings`` (recorded in the datasheet);
+    ``licence``: the licence text the datasheet states.
     Raises :class:`ReleaseError` (exit 2) for a request that cannot run; bad annotation
     rows are left out and listed in ``summary.bad_rows``, rows and images the selection or
     the multi-frame policy leave out are counted in ``summary.dropped_rows``/``dropped``.
@@ -221,8 +228,12 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             raise ReleaseError("--audit-report file does not exist")
         try:
             sheet_mod.check_audit_report(Path(audit_report))
+            # of ANON_DIR as it is now, and clean unless the custodian accepts its findings
+            sheet_mod.check_audit_tree(Path(audit_report), anon_dir, accept_findings=accept_audit_findings)
         except ValueError as exc:
             raise ReleaseError(str(exc)) from None
+    elif accept_audit_findings:
+        raise ReleaseError("--accept-audit-findings needs --audit-report")
     if licence is not None and not licence.strip():
         raise ReleaseError("--licence must not be empty")
     label_set = release_labels(split_dir, labels)
@@ -241,6 +252,7 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             summary.warnings.append("the selection was made from another state of ANON_DIR (its manifest.parquet "
                                     "changed since vindr select ran); images it does not list are not released")
     entries, left_out = _entries(split, manifest, sel, policy, summary)
+    summary.not_split.update(_not_split(split, manifest, sel).values())
     gate = review_gate.check(anon_dir, {e[0].image_id for e in entries}, selection=selection, review=review,
                              audit_report=audit_report, allow_unreviewed=allow_unreviewed)
     entries = [e for e in entries if e[0].image_id not in gate.left_out]
@@ -278,7 +290,8 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
             write_labels(stage / "labels.json", classes)
         report = json.loads((split_dir / "split_report.json").read_text()) if (split_dir / "split_report.json").is_file() else {}
         _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report,
-                         audit_report, decoded=images_dir is not None, fused=fuse_readers, manifest=manifest)
+                         audit_report, decoded=images_dir is not None, fused=fuse_readers, manifest=manifest,
+                         accept_audit_findings=accept_audit_findings)
         os.rename(stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -309,6 +322,19 @@ def _entries(split, manifest, sel, policy, summary) -> tuple[list[tuple], dict[s
     summary.multiframe.update(mf)
     summary.dropped.update(left_out.values())
     return entries, left_out
+
+
+def _not_split(split, manifest, sel) -> dict[str, str]:
+    """{image_id: reason} of the images selected (with no selection: every ok image of
+    ANON_DIR) that split.csv does not hold, so that are never released: a multi-frame image
+    the selection's ``exclude`` policy left out at `vindr split --selection`, else an image
+    with no valid annotation row (`vindr split` prints "metadata images without a valid
+    annotation (not split)")."""
+    pool = set(sel.selected) if sel is not None else set(manifest)
+    missing = pool - set(split["image_id"])
+    multi = ({i for i, f in sel.frames().items() if f > 1} if sel is not None and sel.multiframe == "exclude"
+             else set())
+    return {i: MF_EXCLUDED_AT_SPLIT if i in multi else NOT_SPLIT for i in sorted(missing)}
 
 
 def _place_images(entries, manifest, decoded, anon_dir, images_dir, stage, summary) -> list[dict]:
@@ -549,7 +575,7 @@ def _shown_profile_source(source) -> str | None:
 
 
 def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, counts, classes, report, audit_report,
-                     *, decoded, fused, manifest=None) -> None:
+                     *, decoded, fused, manifest=None, accept_audit_findings=False) -> None:
     """datasheet.json, datasheet.png and README.md (release/datasheet.py)."""
     files = images.drop_duplicates("dicom")
     base_ids = files["image_id"].str[:32]
@@ -559,8 +585,9 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
     sel_reasons = sel.reason_counts() if sel is not None else {}
     anon_ex = sheet_mod.anonymize_exclusions(manifest_rows)
     chart = sheet_mod.CHART if sheet_mod.write_chart(dist, stage / sheet_mod.CHART) else None
-    audit = sheet_mod.audit_status(Path(audit_report) if audit_report is not None else None)
-    summary.audit = audit["status"]
+    audit = sheet_mod.audit_status(Path(audit_report) if audit_report is not None else None,
+                                   accepted=accept_audit_findings)
+    summary.audit = audit["status"] + (" (accepted with --accept-audit-findings)" if audit.get("findings_accepted") else "")
     at_split = (report.get("algorithm") or {}).get("selection") or {}
     multiframe = dict(summary.multiframe)
     multiframe["excluded_at_split"] = int(at_split.get("multiframe_excluded", 0))
@@ -578,8 +605,11 @@ def _write_datasheet(stage, summary, images, manifest_rows, sel, anon_dir, count
                   "duplicates": {"anonymize": sum(anon_ex.get("duplicate", {}).values()),
                                  "selection": sel_reasons.get("duplicate", 0),
                                  "across_patients": sel_reasons.get("duplicate-across-patients", 0)},
+                  # every selected image not released, by fixed reason: the split's images left out
+                  # here (selection, multi-frame policy, vindr review's gate) and those never split
                   "release": {NOT_SELECTED: summary.dropped.get(NOT_SELECTED, 0),
-                              MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0)},
+                              MF_EXCLUDED: summary.dropped.get(MF_EXCLUDED, 0), **dict(summary.dropped),
+                              **{r: summary.not_split.get(r, 0) for r in (NOT_SPLIT, MF_EXCLUDED_AT_SPLIT)}},
                   "annotation_rows": rows_left},
         selection=sel.summary() if sel is not None else None, audit=audit, deid=_deid_settings(anon_dir, [manifest[i] for i in dict.fromkeys(base_ids) if i in manifest]
                                                     if manifest is not None else ()),

@@ -211,17 +211,56 @@ def _audit_kinds(by_kind) -> dict[str, int]:
     return dict(out)
 
 
-def audit_status(report: Path | None) -> dict:
-    """What ``vindr audit --report FILE.json`` says (counts only), or ``not audited``."""
+def audit_status(report: Path | None, *, accepted: bool = False) -> dict:
+    """What ``vindr audit --report FILE.json`` says (counts only), or ``not audited``.
+    ``accepted``: the custodian passed ``--accept-audit-findings`` (recorded when there are
+    findings; :func:`check_audit_tree` has checked the report is of ANON_DIR)."""
     if report is None:
         return {"status": "not audited"}
     data = json.loads(report.read_text(encoding="utf-8"))
     total = int(data.get("findings_total", len(data.get("findings", []))))
-    return {"status": "clean" if total == 0 else "findings", "findings_total": total,
-            "findings_by_kind": _audit_kinds(data.get("findings_by_kind") or {}),
-            "files": data.get("files"), "dicom_files": data.get("dicom_files"),
-            "linkage_table_used": data.get("linkage_table_used"),
-            "report_sha256": file_sha256(report)}
+    out = {"status": "clean" if total == 0 else "findings", "findings_total": total,
+           "findings_by_kind": _audit_kinds(data.get("findings_by_kind") or {}),
+           "files": data.get("files"), "dicom_files": data.get("dicom_files"),
+           "linkage_table_used": data.get("linkage_table_used"),
+           "report_sha256": file_sha256(report)}
+    if isinstance(data.get("audited"), dict):
+        out["tree_fingerprint_checked"] = True
+    if total and accepted:
+        out["findings_accepted"] = True          # --accept-audit-findings
+    return out
+
+
+AUDIT_RERUN = "re-run vindr audit ANON_DIR --report FILE.json"
+AUDIT_OLD = f"--audit-report holds no fingerprint of the tree it audited (an older vindr wrote it): {AUDIT_RERUN}"
+AUDIT_OTHER_MANIFEST = (f"--audit-report is of another tree: its manifest.parquet is not ANON_DIR's "
+                        f"(another output, or anonymize ran again since the audit): {AUDIT_RERUN}")
+AUDIT_OTHER_FILES = (f"--audit-report is of another state of ANON_DIR: files were added, removed or changed "
+                     f"since the audit: {AUDIT_RERUN}")
+AUDIT_FINDINGS = ("--audit-report has {n} finding(s): fix them and {rerun}, or pass --accept-audit-findings "
+                  "to release anyway (the datasheet records it with their counts by kind)")
+
+
+def check_audit_tree(path: Path, anon_dir: Path, *, accept_findings: bool = False) -> None:
+    """Refuse (ValueError, one fixed line) an audit report that is not of ``anon_dir`` as it
+    is now (its ``audited`` fingerprint, runner.fingerprint, recomputed here), one without a
+    fingerprint (an older report), and one with findings unless ``accept_findings``."""
+    from vindr_cli.runner.fingerprint import VERSION, tree_fingerprint
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    recorded = data.get("audited")
+    if not isinstance(recorded, dict) or recorded.get("version") != VERSION:
+        raise ValueError(AUDIT_OLD)
+    now = tree_fingerprint(anon_dir)
+    if recorded.get("manifest_sha256") != now["manifest_sha256"]:
+        raise ValueError(AUDIT_OTHER_MANIFEST)
+    if (recorded.get("files"), recorded.get("listing_sha256")) != (now["files"], now["listing_sha256"]):
+        raise ValueError(AUDIT_OTHER_FILES)
+    total = data.get("findings_total")
+    if not isinstance(total, int) or total < 0:
+        raise ValueError("--audit-report is not a JSON file written by vindr audit --report FILE.json")
+    if total and not accept_findings:
+        raise ValueError(AUDIT_FINDINGS.format(n=total, rerun=AUDIT_RERUN))
 
 
 def check_audit_report(path: Path) -> None:
@@ -311,7 +350,11 @@ def render_markdown(sheet: dict) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in a["findings_by_kind"].items()) or "none"
         lines.append(f"`vindr audit`: {a['status']} — {a['findings_total']} finding(s) ({kinds}) over "
                      f"{a.get('files')} file(s); linkage table searched: {a.get('linkage_table_used')}; "
-                     f"report SHA-256 `{a['report_sha256']}`.")
+                     f"report SHA-256 `{a['report_sha256']}`."
+                     + (" The report was checked to be of this release's de-identified tree (its fingerprint)."
+                        if a.get("tree_fingerprint_checked") else "")
+                     + (" **Released with these findings accepted by the data custodian "
+                        "(`vindr release --accept-audit-findings`).**" if a.get("findings_accepted") else ""))
     rv = sheet.get("review") or {"status": "not reviewed"}
     lines += ["", "## Review", ""]
     if rv["status"] == "not reviewed":
