@@ -9,6 +9,7 @@ trailing bytes, cuts, flipped header bytes, fragment and offset-table layouts, s
 both give the same answer: None, the same cleaned frames, or _Unsure."""
 from __future__ import annotations
 
+import io
 import warnings
 from functools import cache
 
@@ -228,3 +229,193 @@ def test_strip_frames_gives_the_same_outcome_with_and_without_the_fast_answer():
             checked += 1
             changed += a[0] is not None and a[0] != "error"
     assert checked >= 15 and changed >= 3
+
+
+# ------------------------------------------------------------------ the --burned-in off path: one read
+
+def _shipped_paths(syntaxes) -> list:
+    import glob
+    import os
+
+    import pydicom
+
+    folder = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.dcm"))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:
+                continue
+        if str(ds.file_meta.get("TransferSyntaxUID", "")) in syntaxes and os.path.getsize(path) < 300_000:
+            out.append(path)
+    return out
+
+
+def test_the_scratch_sink_holds_the_value_the_hash_pass_hashed():
+    """pixelstream.ScratchSink as the copy's destination: the same digest as the hash pass
+    alone, and the value pydicom parses as Pixel Data (encapsulated and native files)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    from vindr_cli.deid import task
+    from vindr_cli.dicomio.header import read_header
+    from vindr_cli.dicomio.pixelstream import ScratchSink
+
+    paths = _shipped_paths(redact.FRAME_SYNTAXES | {ExplicitVRLittleEndian, ImplicitVRLittleEndian})
+    checked = 0
+    for path in paths:
+        with open(path, "rb") as f:
+            try:
+                header = read_header(f, __import__("os").path.getsize(path))
+            except Exception:
+                continue
+            if header.pixel_offset is None:
+                continue
+            try:
+                alone = task._copy_pixels(f, None, header)
+            except Exception:
+                continue
+            ts = header.ds.file_meta.TransferSyntaxUID
+            with ScratchSink() as sink:
+                assert task._copy_pixels(f, sink, header) == alone
+                tag, value = sink.element(little=ts.is_little_endian, implicit=ts.is_implicit_VR)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    full = pydicom.dcmread(path)
+                if tag == 0x7FE00010:
+                    assert bytes(value) == full.PixelData, path
+                    checked += 1
+    assert checked >= 20
+
+
+def _off_world(tmp_path):
+    """Shipped JPEG / JPEG-LS / JPEG 2000 files as they are, and variants: a name in a COM
+    segment, two fragments for one frame, a data set trailing padding element after the Pixel
+    Data, a name after the frame's end."""
+    import shutil
+
+    import pydicom
+    from pydicom.encaps import generate_frames
+    from pydicom.uid import generate_uid
+
+    export = tmp_path / "export"
+    export.mkdir()
+    for path in _shipped_paths(redact.FRAME_SYNTAXES):
+        name = path.rsplit("/", 1)[-1][:-4]
+        shutil.copy(path, export / f"{name}.dcm")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            try:
+                frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+            except Exception:
+                continue
+            if len(frames) != 1 or len(frames[0]) < 8:
+                continue
+            ts = str(ds.file_meta.TransferSyntaxUID)
+            frame = frames[0]
+            com = _seg(0xFE, NAME) if ts in redact._T81 else _seg(0x64, b"\x00\x01" + NAME)
+            at = 2 if ts in redact._T81 else frame.find(b"\xff\x90")
+            for label, value in (("com", encapsulate([frame[:at] + com + frame[at:]])),
+                                 ("two", encapsulate([frame], fragments_per_frame=2)),
+                                 ("tail", encapsulate([frame + NAME])), ("padded", encapsulate([frame]))):
+                ds.PixelData = value
+                ds["PixelData"].is_undefined_length = True
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()   # not a duplicate
+                if label == "padded":
+                    ds.add_new(0xFFFCFFFC, "OB", b"\0" * 16)
+                buf = io.BytesIO()
+                try:
+                    ds.save_as(buf, enforce_file_format=True)
+                except Exception:          # a shipped file pydicom reads but cannot write as it is
+                    break
+                (export / f"{name}_{label}.dcm").write_bytes(buf.getvalue())
+    return export
+
+
+def test_off_writes_the_same_files_whether_or_not_one_read_decides(tmp_path, monkeypatch):
+    """Whole `--burned-in off` runs: with deid.task._unchanged_once and without it (every file
+    through _original + strip_frames, main's path) the same files, the same manifest rows; the
+    one read decided most unchanged files, and no file with a name in its frames."""
+    import pyarrow.parquet as pq
+
+    from helpers import key_file_in
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    export = _off_world(tmp_path)
+    key = key_file_in(tmp_path)
+    once = task._unchanged_once
+    decided: list = []
+
+    def counted(ds, f, header):
+        got = once(ds, f, header)
+        decided.append(got is not None)
+        return got
+
+    outs = {}
+    for label, fn in (("once", counted), ("whole", lambda *a: None)):
+        monkeypatch.setattr(task, "_unchanged_once", fn)
+        out = tmp_path / label
+        anonymize(export, out, key_path=key, profile=load_profile("basic"), workers=1, burned_in="off",
+                  allow_burned_in=True, linkage=tmp_path / f"{label}.parquet")
+        rows = sorted(pq.read_table(out / "manifest.parquet").to_pylist(), key=lambda r: r["input_key"])
+        outs[label] = (out, rows)
+    (a, ra), (b, rb) = outs["once"], outs["whole"]
+    assert ra == rb
+    ok = [r["output"] for r in ra if r["status"] == "ok"]
+    assert len(ok) >= 20 and sum(r["pixels_modified"] for r in ra if r["status"] == "ok") >= 5
+    for rel in ok:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+        assert NAME not in (a / rel).read_bytes()
+    assert sum(decided) >= 8 and not all(decided)
+
+
+def test_off_input_changed_after_the_one_read_fails_the_file(tmp_path, monkeypatch):
+    """The one read is what is walked and hashed; the copy is a second read, compared with it:
+    an input that gets a name in a COM segment in between fails (CHANGED_SINCE_SCAN), nothing
+    written (as review 9 H2 for the scanning modes)."""
+    import pyarrow.parquet as pq
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import generate_frames
+
+    from helpers import key_file_in
+    from vindr_cli.deid import task
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.dicomio.pixelstream import ScratchSink
+
+    src = tmp_path / "export" / "ls.dcm"
+    src.parent.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(get_testdata_file("MR_small_jpeg_ls_lossless.dcm", download=False))
+        for tag in [t for t in ds.keys() if t > 0x7FE00010]:     # Pixel Data ends the file: one read decides
+            del ds[tag]
+        ds.save_as(src, enforce_file_format=True)
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+        ds.PixelData = encapsulate([frame[:2] + _seg(0xFE, NAME) + frame[2:]])
+        ds["PixelData"].is_undefined_length = True
+        named = tmp_path / "named.dcm"
+        ds.save_as(named, enforce_file_format=True)
+    copy, reads = task._copy_pixels, []
+
+    def racing_input(src_f, out, header):
+        digest = copy(src_f, out, header)
+        reads.append(type(out).__name__)
+        if isinstance(out, ScratchSink):       # after the one read: the name comes in
+            src.write_bytes(named.read_bytes())
+        return digest
+
+    monkeypatch.setattr(task, "_copy_pixels", racing_input)
+    out = tmp_path / "anon"
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in="off", linkage=tmp_path / "link.parquet")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert reads[0] == "ScratchSink" and len(reads) == 2 and reads[1] != "NoneType"    # the one read, the copy
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
+    assert not list(out.rglob("*.dcm")) and not list(out.rglob("*.vindr-part"))
