@@ -419,3 +419,21 @@ def test_off_input_changed_after_the_one_read_fails_the_file(tmp_path, monkeypat
     assert reads[0] == "ScratchSink" and len(reads) == 2 and reads[1] != "NoneType"    # the one read, the copy
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
     assert not list(out.rglob("*.dcm")) and not list(out.rglob("*.vindr-part"))
+
+
+def test_a_view_left_behind_does_not_break_the_next_file():
+    """A view of the scratch buffer that outlived its file (never released: an error path)
+    must not make the next file's read fail: the buffer cannot grow while exported, so
+    ScratchSink takes a fresh one, with the bytes written so far."""
+    from vindr_cli.dicomio.pixelstream import ScratchSink
+
+    first = ScratchSink()
+    first.write(b"\xe0\x7f\x10\x00OB\0\0" + (4).to_bytes(4, "little") + b"abcd")
+    tag, stale = first.element()                 # never released
+    assert tag == 0x7FE00010 and bytes(stale) == b"abcd"
+    with ScratchSink() as second:
+        second.write(b"\xe0\x7f\x10\x00OB\0\0" + (1 << 20).to_bytes(4, "little"))
+        second.write(b"y" * (1 << 20))
+        tag, value = second.element()
+        assert tag == 0x7FE00010 and bytes(value) == b"y" * (1 << 20)
+    first.close()

@@ -343,7 +343,12 @@ class ScratchSink:
 
     def write(self, b) -> None:
         end = self.n + len(b)
-        self.buf[self.n:end] = b          # grows the buffer when it must
+        try:
+            self.buf[self.n:end] = b      # grows the buffer when it must
+        except BufferError:               # a view of it outlived its file (an error path): a new buffer
+            fresh = bytearray(self.buf[:self.n])
+            fresh[self.n:end] = b
+            self.buf = _LOCAL.scratch = fresh
         self.n = end
 
     def element(self, little: bool = True, implicit: bool = False) -> tuple[int, memoryview]:
@@ -366,6 +371,10 @@ class ScratchSink:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the views handed out; a buffer grown past ``SCRATCH_KEEP`` is not kept."""
         for view in self._views:
             view.release()
         self._views.clear()
