@@ -811,6 +811,169 @@ def _clean_j2k(frame: bytes) -> bytes:
     return bytes(out + b"\xff\xd9")
 
 
+# ---- the fast answer to "would clean_frames change anything?" (issue 13, stripfast) ----
+# The walks above build new bytes for every frame (several copies of a 4 MB codestream: page
+# faults, bench/README.md "anonenc"). Most frames have nothing to remove, so the same walks are
+# first done over a memoryview of the value, copying nothing: True only when every frame would
+# come out of _clean_t81 / _clean_j2k (and _drop_unused_tables) as it went in, up to its end, with
+# only 00/FF padding after it; anything else (something to drop, a walk that would raise, a
+# fragment layout other than one fragment per frame) is False, and the walks above decide as
+# before. So clean_frames' answer is the same either way (tests/test_strip_fast.py).
+
+# a marker inside entropy-coded data: FF then C0..FE, not RSTn (_clean_t81's search, in C)
+_T81_MARKER = re.compile(rb"\xff[\xc0-\xcf\xd8-\xfe]")
+
+
+def _padding(tail: memoryview) -> bool:
+    """Nothing but 00 / FF bytes (room for no text) in ``tail``."""
+    return not len(tail) or not bytes(tail).strip(b"\0\xff")
+
+
+def _t81_same(b: memoryview) -> bool:
+    """Would ``_clean_t81`` (then ``_drop_unused_tables``) return ``b`` up to its EOI, with only
+    padding after it? Walks as they do; builds nothing."""
+    n = len(b)
+    if n < 2 or b[0] != 0xFF or b[1] != 0xD8:
+        return False
+    i, scanning, sof = 2, False, 0
+    flags: list = []                    # every table entry defined: [used]
+    pending: dict[tuple, list] = {}     # key -> [used] of the table now defined for it
+    tq: dict[int, int] = {}
+    while True:
+        if scanning:
+            found = _T81_MARKER.search(b, i)
+            if found is None:
+                return False
+            i = found.start()
+        if i + 2 > n or b[i] != 0xFF:
+            return False
+        m = b[i + 1]
+        if m == 0xD9:
+            return all(f[0] for f in flags) and _padding(b[i + 2:])
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            i += 2
+            continue
+        if i + 4 > n:
+            return False
+        end = i + 2 + ((b[i + 2] << 8) | b[i + 3])
+        if end - i < 4 or end > n:
+            return False
+        seg = b[i:end]
+        if m == 0xFE or 0xE0 <= m <= 0xEF:
+            whole = bytes(seg)
+            if not (_banner(whole[4:]) if m == 0xFE else _harmless_app(whole)):
+                return False            # dropped (or, in a scan, _Unsure): the walks above decide
+        elif m in (0xDB, 0xC4):
+            try:
+                entries = _table_entries(m, seg)
+            except _Unsure:
+                return False
+            for key, _ in entries:
+                flag = [False]
+                pending[key] = flag
+                flags.append(flag)
+        elif (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10:
+            sof = m
+            tq = {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+        elif m == 0xDA and len(seg) >= 5:
+            ns = seg[4]
+            ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
+            huffman = sof < 0xC8
+            for k in range(ns):
+                if 6 + 2 * k >= len(seg):
+                    return False
+                comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
+                used = [] if sof in _LOSSLESS_SOF or sof == 0xF7 else [("q", tq.get(comp, -1))]
+                if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
+                    used.append(("h", 0, tables >> 4))
+                if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
+                    used.append(("h", 1, tables & 0x0F))
+                for key in used:
+                    if key in pending:
+                        pending[key][0] = True
+        i = end
+        scanning = scanning or m == 0xDA
+
+
+def _j2k_kept(b: memoryview, i: int, kept: frozenset) -> int:
+    """The end of the marker segment at ``i`` when ``_j2k_keep`` would keep it whole; 0 when it
+    would drop it or raise, or when it runs past the end (the walk then fails)."""
+    n = len(b)
+    end = i + 2 + ((b[i + 2] << 8) | b[i + 3])
+    if b[i] != 0xFF or end - i < 4 or end > n:
+        return 0
+    m = b[i + 1]
+    return end if m in kept or (m == 0x64 and _banner(bytes(b[i + 6:end]))) else 0
+
+
+def _j2k_same(b: memoryview) -> bool:
+    """Would ``_clean_j2k`` return ``b`` up to its end, with only padding after it? Builds nothing."""
+    n = len(b)
+    if n < 2 or b[0] != 0xFF or b[1] != 0x4F:
+        return False
+    i = 2
+    while i + 4 <= n and not (b[i] == 0xFF and b[i + 1] == 0x90):
+        i = _j2k_kept(b, i, _J2K_MAIN)
+        if not i:
+            return False
+    while i + 12 <= n and b[i] == 0xFF and b[i + 1] == 0x90:
+        psot = int.from_bytes(b[i + 6:i + 10], "big")
+        j = i + 12
+        while j + 4 <= n and not (b[j] == 0xFF and b[j + 1] == 0x93):
+            j = _j2k_kept(b, j, _J2K_TILE)
+            if not j:
+                return False
+        end = n if psot == 0 else i + psot
+        if end > n or j + 2 > end:
+            return False
+        i = end
+        if psot == 0:
+            return True
+    return i + 2 <= n and b[i] == 0xFF and b[i + 1] == 0xD9 and _padding(b[i + 2:])
+
+
+def _one_per_frame(value: memoryview, frames: int) -> list[memoryview] | None:
+    """The frames of encapsulated ``value`` (Pixel Data as pydicom holds it: the offset table
+    item, then the fragment items, perhaps the delimiter) as views, when pydicom's
+    ``generate_frames`` would make each fragment one frame: as many fragments as frames, and an
+    empty offset table or one that points at each fragment. None otherwise (or when the items do
+    not walk to the end cleanly)."""
+    n = len(value)
+    if n < 8 or value[:4] != b"\xfe\xff\x00\xe0":
+        return None
+    bot = int.from_bytes(value[4:8], "little")
+    if bot % 4 or 8 + bot > n:
+        return None
+    offsets = [int.from_bytes(value[8 + 4 * k:12 + 4 * k], "little") for k in range(bot // 4)]
+    out, starts, pos, first = [], [], 8 + bot, 8 + bot
+    while pos < n:
+        if pos + 8 > n:
+            return None
+        tag = value[pos:pos + 4]
+        if tag == b"\xfe\xff\xdd\xe0":
+            break
+        length = int.from_bytes(value[pos + 4:pos + 8], "little")
+        if tag != b"\xfe\xff\x00\xe0" or length == 0xFFFFFFFF or pos + 8 + length > n:
+            return None
+        starts.append(pos - first)
+        out.append(value[pos + 8:pos + 8 + length])
+        pos += 8 + length
+    if len(out) != frames or (offsets and offsets != starts):
+        return None
+    return out
+
+
+def frames_unchanged(value, ts: str, frames: int) -> bool:
+    """True when ``clean_frames`` of a data set with this Pixel Data ``value``, transfer syntax
+    ``ts`` and Number of Frames ``frames`` would return None (nothing to remove), found without
+    building any bytes; False when it might not (``clean_frames`` then decides)."""
+    same = _t81_same if ts in _T81 else _j2k_same if ts in _J2K else None
+    if same is None or not value:
+        return False
+    parts = _one_per_frame(memoryview(value), frames)
+    return parts is not None and all(same(f) for f in parts) and _offset_table_ok(value, frames)
+
+
 def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
     """The frames of encapsulated JPEG / JPEG 2000 pixel data without their metadata (see
     above): None when nothing was there to remove (the byte-for-byte copy is safe); raises
@@ -822,6 +985,8 @@ def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
     if ts not in _T81 and ts not in _J2K:
         return None
     n = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames_unchanged(ds.PixelData, ts, n):
+        return None                # nothing to remove, found without copying a frame
     if ts in _T81 and t81 and len(t81) == n:
         frames = [f for f, _ in t81]
         for _, c in t81:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,14 @@ from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
 from vindr_cli.deid.redact import FRAME_SYNTAXES, add_boxes, apply as apply_pixels, scan as scan_pixels, strip_frames
+from vindr_cli.deid.redact import frames_unchanged
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.dicomio.safe import UNKNOWN_UID, coded, registry_uid, small_int
-from vindr_cli.dicomio.pixelstream import (copy_pixel_element, file_pixel_hash, hash_bytes_value, native_pixel_length,
-                                          pixel_description_fault)
+from vindr_cli.dicomio.pixelstream import (ScratchSink, copy_pixel_element, file_pixel_hash, hash_bytes_value,
+                                          native_pixel_length, pixel_description_fault)
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
 from vindr_cli.runner.sources import Source, printable
@@ -188,6 +190,12 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     if cfg.burned_in == "off":       # not scanned; a compressed frame still loses what is not pixels
         if str(ds.file_meta.get("TransferSyntaxUID", "")) not in FRAME_SYNTAXES:
             return None
+        stored = None if header.deflated else _unchanged_once(ds, f, header)
+        if stored is not None:                      # nothing to strip: found in one read
+            row["input_pixel_sha256"] = stored
+            outcome = PixelOutcome()
+            outcome.input_ts = str(ds.file_meta.TransferSyntaxUID)
+            return outcome
         full, row["input_pixel_sha256"] = _original(ds, f, header)
         outcome = strip_frames(full)
         outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
@@ -206,6 +214,28 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
                text_kinds=json.dumps(dict(sorted(outcome.kinds.items()), marker=outcome.markers)),
                overlay_pixels_zeroed=outcome.overlay_pixels, pixels_modified=outcome.changed)
     return outcome
+
+
+def _unchanged_once(ds, f, header) -> str | None:
+    """--burned-in off, the common case, in one read of the pixel data: the byte-for-byte copy's
+    structure checks and hash (``_copy_pixels``, as ``_original`` runs them first, same reasons)
+    with the element kept in memory (pixelstream.ScratchSink), then deid.redact.frames_unchanged
+    on it. The SHA-256 of the Pixel Data as stored when its frames have nothing to strip (the
+    file is then copied as it is, and the copy's hash compared with this one: CHANGED_SINCE_SCAN);
+    None when they may have, or when the element is not Pixel Data ending the file (then
+    ``_original`` and ``strip_frames`` decide, on the whole data set, as before)."""
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        size = os.fstat(f.fileno()).st_size
+    except Exception:          # a zip member, a Number of Frames strip_frames would refuse: the whole path
+        return None
+    ts = ds.file_meta.TransferSyntaxUID
+    with ScratchSink() as sink:
+        stored = _copy_pixels(f, sink, header)
+        tag, value = sink.element(little=ts.is_little_endian, implicit=ts.is_implicit_VR)
+        if tag == 0x7FE00010 and f.tell() == size and frames_unchanged(value, str(ts), frames):
+            return stored
+    return None
 
 
 def _original(ds, f, header):

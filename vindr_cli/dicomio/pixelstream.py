@@ -324,6 +324,64 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
         total += ilen
 
 
+SCRATCH_KEEP = 64 << 20      # a thread keeps its scratch buffer up to this size between files
+
+
+class ScratchSink:
+    """A ``dst`` for :func:`copy_pixel_element` that keeps the element in memory: its bytes are
+    written into this thread's reused scratch buffer (no fresh allocation, so no page faults,
+    once the buffer has grown to the largest element), so that a caller that must both hash
+    and look at the pixel data reads it once (deid.task's ``--burned-in off`` path). Use it as a
+    context manager: the views of :meth:`element` are released on leaving it, and a buffer
+    grown past ``SCRATCH_KEEP`` is not kept."""
+
+    def __init__(self):
+        buf = getattr(_LOCAL, "scratch", None)
+        if buf is None:
+            buf = _LOCAL.scratch = bytearray()
+        self.buf, self.n, self._views = buf, 0, []
+
+    def write(self, b) -> None:
+        end = self.n + len(b)
+        try:
+            self.buf[self.n:end] = b      # grows the buffer when it must
+        except BufferError:               # a view of it outlived its file (an error path): a new buffer
+            fresh = bytearray(self.buf[:self.n])
+            fresh[self.n:end] = b
+            self.buf = _LOCAL.scratch = fresh
+        self.n = end
+
+    def element(self, little: bool = True, implicit: bool = False) -> tuple[int, memoryview]:
+        """(the element's tag, a view of its value as stored: for encapsulated data the items
+        with their headers, the sequence delimiter excluded) of the element written."""
+        e = "<" if little else ">"
+        group, elem = struct.unpack_from(e + "HH", self.buf, 0)
+        if implicit:
+            head, length = 8, struct.unpack_from(e + "L", self.buf, 4)[0]
+        elif bytes(self.buf[4:6]) in LONG_VRS:
+            head, length = 12, struct.unpack_from(e + "L", self.buf, 8)[0]
+        else:
+            head, length = 8, struct.unpack_from(e + "H", self.buf, 6)[0]
+        end = self.n - 8 if length == UNDEFINED else self.n
+        view = memoryview(self.buf)[head:end]
+        self._views.append(view)
+        return (group << 16) | elem, view
+
+    def __enter__(self) -> "ScratchSink":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the views handed out; a buffer grown past ``SCRATCH_KEEP`` is not kept."""
+        for view in self._views:
+            view.release()
+        self._views.clear()
+        if len(self.buf) > SCRATCH_KEEP:
+            _LOCAL.scratch = bytearray()
+
+
 def file_sha256(path) -> str:
     """SHA-256 of a whole file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
