@@ -146,9 +146,12 @@ def test_every_selected_image_not_released_is_in_the_datasheet(pipeline, tmp_pat
     selected = set(pd.read_parquet(sel / "selection.parquet").query("selected")["image_id"])
     unsplit = selected - set(pd.read_csv(split / "split.csv", dtype=str)["image_id"])
     assert unsplit and f"metadata images without a valid annotation (not split): {len(unsplit)}" in p.stdout
-    _release(base / "anon", split, out, "--selection", sel).check_returncode()
+    r = _release(base / "anon", split, out, "--selection", sel)
+    r.check_returncode()
     left = json.loads((out / "datasheet.json").read_text())["excluded"]["release"]
     assert left[NOT_SPLIT] == len(unsplit)
+    # the terminal says so too, not only the datasheet
+    assert f"left out: {len(unsplit)} selected image(s) not in the split, {NOT_SPLIT}" in r.stdout
     assert len(selected) == len(_released_ids(out)) + sum(n for r, n in left.items() if r != NOT_SELECTED)
     assert not _released_ids(out) & unsplit
 

@@ -377,6 +377,8 @@ def release(
         console.print(f"left out: {n} image(s) of the split, {reason}", markup=False, highlight=False)
     for reason, n in sorted(s.dropped_rows.items()):
         console.print(f"left out: {n} annotation row(s), {reason}", markup=False, highlight=False)
+    for reason, n in sorted(s.not_split.items()):
+        console.print(f"left out: {n} selected image(s) not in the split, {reason}", markup=False, highlight=False)
     mf = s.multiframe
     if mf.get("images"):
         console.print(f"multi-frame: {mf['images']} image(s), policy {mf['policy']} ({mf['source']}): "
