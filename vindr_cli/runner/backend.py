@@ -37,8 +37,8 @@ def open_executor(kind: str, scheduler: str | None, *, input: Path, output: Path
     ``dask`` (scheduler from ``scheduler``, else ``$VINDR_SCHEDULER``), closed after the run.
 
     What the caller prints (the library prints nothing): ``say(line)`` gets
-    :data:`LOCAL_HINT` (a local run while ``$VINDR_SCHEDULER`` is set) or, once connected,
-    the Dask run's start line (scheduler, workers, threads, and that ``secret`` — e.g. "the
+    :data:`LOCAL_HINT` (a local run while ``$VINDR_SCHEDULER`` is set) or, once the workers
+    have passed the run's checks, the Dask run's start line (scheduler, workers, threads, and that ``secret`` — e.g. "the
     key file" — is not sent); ``waiting(text)`` is entered around the connect wait (up to
     Dask's connect timeout, then up to 30 s for a worker): a spinner, for the CLI."""
     if kind not in EXECUTORS:
@@ -66,9 +66,9 @@ def open_executor(kind: str, scheduler: str | None, *, input: Path, output: Path
     with (waiting or (lambda text: nullcontext()))(f"connecting to the Dask scheduler at {cluster.public_address(address)} "
                                                     "and waiting for a worker ..."):
         client, ex = cluster.open_dask(address, input=input, output=output, task_timeout=task_timeout)
+    if say is not None:
+        ex.announce = lambda: say(ex.start_line(secret))    # once its checks have passed (cluster.DaskExecutor.run)
     try:
-        if say is not None:
-            say(ex.start_line(secret))
         yield ex
     finally:
         cluster.close(client)

@@ -604,6 +604,7 @@ class DaskExecutor(Executor):
         self.batches: list[int] = []             # the size of every task sent (a run's record)
         self.submitted: list[tuple] = []         # what was sent, for tests (arguments only), if asked
         self.record = False
+        self.announce: Any = None                # called once, when a first run has passed its checks
 
     def label(self) -> str:
         """The executor in a few words, for a summary table (no credentials, no path)."""
@@ -633,6 +634,11 @@ class DaskExecutor(Executor):
         except BaseException:
             finish(self.client, [], plugin, joiner, check[1])
             raise
+        if self.announce is not None:          # the start line: after the checks, so that a refusal
+            announce, self.announce = self.announce, None    # stays the run's only line
+            self.n_workers, threads = worker_counts(self.client)
+            self.workers = max(1, threads)
+            announce()
         remaining = len(items) if hasattr(items, "__len__") else None      # not yet taken from ``it``
         it, futs = iter(items), {}
         alone: deque = deque()                # items to send one per task (their batch failed as a whole)
