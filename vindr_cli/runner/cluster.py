@@ -309,9 +309,6 @@ class SetupPlugin(WorkerPlugin):
         dask_teardown(self.run_id)
 
 
-JOINED_WITHOUT_VINDR = "cannot-import-vindr"
-
-
 def _join_check_class() -> type:
     """The class of :func:`join_check`'s plugin, made here so that cloudpickle sends it by
     value: a worker without vindr can load it (it cannot load :class:`SetupPlugin`)."""
