@@ -228,9 +228,9 @@ def test_a_worker_without_vindr_joining_mid_run_is_one_line_and_the_run_resumes(
     joiner: list[subprocess.Popen] = []
     log = tmp_path / "novindr.log"
 
-    def join_after_first_file():
+    def join_after_a_few_files():
         deadline = time.monotonic() + 60
-        while not any(markers.iterdir()) and time.monotonic() < deadline:
+        while len(list(markers.iterdir())) < 8 and time.monotonic() < deadline:    # a few files done first
             time.sleep(0.05)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         with open(log, "ab") as f:
@@ -240,7 +240,7 @@ def test_a_worker_without_vindr_joining_mid_run_is_one_line_and_the_run_resumes(
                  "--local-directory", str(tmp_path / "wnov")],
                 stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=tmp_path))
 
-    t = threading.Thread(target=join_after_first_file, daemon=True)
+    t = threading.Thread(target=join_after_a_few_files, daemon=True)
     t.start()
     key = key_file_in(tmp_path)
     prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
@@ -274,7 +274,7 @@ def test_a_worker_without_vindr_joining_mid_run_is_one_line_and_the_run_resumes(
     assert one_worker.workers() == 1
     # the same command again (here on this machine's pool) resumes and completes
     s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2, linkage=link)
-    assert s.resumed >= done - 1 > 0
+    assert done >= 2 and s.resumed >= done - 1 >= 1     # (a duplicate's loser may be journaled again)
     assert s.total == sum(s.counts.values()) and (out / "manifest.parquet").is_file()
     # nothing was lost to the cluster's fault: no row says a worker died or the time ran out
     assert not [r for (_, r) in s.reasons if r and ("worker" in r or "time limit" in r)], s.reasons
