@@ -268,6 +268,9 @@ def test_a_worker_without_vindr_joining_mid_run_is_one_line_and_the_run_resumes(
     text = log.read_bytes()
     assert b"No module named 'vindr_cli'" in text
     assert not [f for f in EXPORT.rglob("*") if f.is_file() and str(f).encode() in text]
+    # nor the run's config: the setup travels inside a carrier it loads only where vindr imports
+    # (before, Dask logged the plugin it failed to load, bytes and all: OUTPUT's and the key's paths)
+    assert str(out).encode() not in text and str(key).encode() not in text and b"vindr.key" not in text
     deadline = time.monotonic() + 60           # the scheduler drops the joiner when its process is gone
     while one_worker.workers() != 1 and time.monotonic() < deadline:
         time.sleep(0.2)

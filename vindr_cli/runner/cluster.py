@@ -309,32 +309,68 @@ class SetupPlugin(WorkerPlugin):
         dask_teardown(self.run_id)
 
 
-def _join_check_class() -> type:
-    """The class of :func:`join_check`'s plugin, made here so that cloudpickle sends it by
-    value: a worker without vindr can load it (it cannot load :class:`SetupPlugin`)."""
+class RequiresVindr(WorkerPlugin):
+    """Registered after the run's carrier (:func:`carrier`), holding nothing but a name: a
+    worker without vindr cannot load it, and so does not start (no task, no input path ever
+    reaches it); Dask logs the bytes it could not load, which are this class's name and the
+    run's id only."""
+
+    def __init__(self, run_id: str):
+        self.name = f"vindr-{run_id}-requires"
+
+
+def refuse(run_id: str, what: str) -> None:
+    """On a worker: keep a :class:`WorkersDiffer` for the run (each task raises it)."""
+    with _dask_lock:
+        _dask_ctx.setdefault(run_id, (False, WorkersDiffer(
+            f"a Dask worker that joined mid-run differs from this machine ({what}): {SAME_CODE}")))
+
+
+def _carrier_class() -> type:
+    """The class of the run's carrier plugin, made here so that cloudpickle sends it by value:
+    a worker without vindr can load it (it could not load :class:`SetupPlugin`, and Dask would
+    log the bytes it failed to load: the run's config, with OUTPUT's and the key file's paths)."""
     from distributed import WorkerPlugin as _Base
 
-    class VindrJoinCheck(_Base):
-        """Registered before the run's :class:`SetupPlugin`: on a worker that cannot import
-        vindr it logs an event on the run's topic (the driver stops the run, one line); the
-        worker then fails to load the SetupPlugin and does not start, so no task (no input
-        path) ever reaches it."""
+    class VindrRun(_Base):
+        """Carries the run's :class:`SetupPlugin` as bytes, loaded only where vindr imports; on
+        a worker that cannot import vindr it logs an event on the run's topic (its name), for
+        the driver to stop the run in one line (:class:`RequiresVindr` keeps that worker from
+        starting)."""
 
-        def __init__(self, topic: str):
-            self.topic, self.name = topic, topic
+        def __init__(self, name: str, run_id: str, payload: bytes):
+            self.name, self.topic, self.run_id, self.payload = name, name, run_id, payload
 
         def setup(self, worker: Any) -> None:
             try:
-                import vindr_cli.runner.cluster  # noqa: F401
+                from vindr_cli.runner import cluster as here
             except Exception:
                 worker.log_event(self.topic, {"event": "cannot-import-vindr", "worker": str(worker.address)})
+                return
+            import pickle
 
-    return VindrJoinCheck
+            try:
+                plugin = pickle.loads(self.payload)
+            except Exception:
+                here.refuse(self.run_id, "it cannot load this run's setup: other vindr code")
+                return
+            plugin.setup(worker)
+
+        def teardown(self, worker: Any) -> None:
+            try:
+                from vindr_cli.runner.cluster import dask_teardown
+            except Exception:
+                return
+            dask_teardown(self.run_id)
+
+    return VindrRun
 
 
-def join_check(run_id: str) -> Any:
-    """The run's join-check plugin (:func:`_join_check_class`); its topic is its name."""
-    return _join_check_class()(f"vindr-{run_id}-join")
+def carrier(plugin: SetupPlugin) -> Any:
+    """The plugin registered for ``plugin`` (:func:`_carrier_class`); its topic is its name."""
+    import cloudpickle
+
+    return _carrier_class()(plugin.name, plugin.run_id, cloudpickle.dumps(plugin))
 
 
 def connect(address: str, *, timeout: float | None = None, workers_timeout: float = WORKERS_S) -> Client:
@@ -525,13 +561,14 @@ def restart_hung(client: Any, futures: list) -> None:
         pass
 
 
-def finish(client: Any, pending: list, plugin: SetupPlugin, joiner: Any = None, probe: str | None = None) -> None:
-    """End of a run (also an early one): drop what has not finished, remove the plugins, the
-    join topic's handler and the run's token file (:func:`check_workers`)."""
+def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, probe: str | None = None) -> None:
+    """End of a run (also an early one): drop what has not finished, remove the ``plugins``
+    (or one plugin), the ``topic``'s handler and the run's token file (:func:`check_workers`)."""
     if probe is not None:
         Path(probe).unlink(missing_ok=True)
     if client.status != "running":
         return
+
     def quietly(step: Any) -> None:
         try:
             step()
@@ -539,9 +576,9 @@ def finish(client: Any, pending: list, plugin: SetupPlugin, joiner: Any = None, 
             pass                                                                 # or it was never registered
 
     quietly(lambda: pending and client.cancel(pending))
-    if joiner is not None:
-        quietly(lambda: client.unsubscribe_topic(joiner.topic))
-    names = [plugin.name, *(() if joiner is None else (joiner.name,))]
+    if topic is not None:
+        quietly(lambda: client.unsubscribe_topic(topic))
+    names = [p.name for p in (plugins if isinstance(plugins, (list, tuple)) else [plugins])]
 
     def unregister() -> None:
         for name in names:
@@ -620,16 +657,17 @@ class DaskExecutor(Executor):
         check = check_workers(self.client, self.paths, self.output, keep=True)
         run_id = uuid.uuid4().hex
         plugin = SetupPlugin(run_id, setup, config, check)
-        joiner = join_check(run_id)
         if self.record:
             self.submitted.append((plugin,))
+        carried, required = carrier(plugin), RequiresVindr(run_id)
+        plugins = (carried, required)
         joined: list = []                     # events of workers that joined without vindr
         try:
-            self.client.subscribe_topic(joiner.topic, joined.append)
-            register(self.client, joiner)     # first: a worker loads plugins in this order
-            register(self.client, plugin)
+            self.client.subscribe_topic(carried.topic, joined.append)
+            for p in plugins:                 # in this order: a worker loads them in the order registered
+                register(self.client, p)
         except BaseException:
-            finish(self.client, [], plugin, joiner, check[1])
+            finish(self.client, [], plugins, carried.topic, check[1])
             raise
         if self.announce is not None:          # the start line: after the checks, so that a refusal
             announce, self.announce = self.announce, None    # stays the run's only line
@@ -711,7 +749,7 @@ class DaskExecutor(Executor):
                     alone.append(last.popleft())
                     submit(1)
         finally:
-            finish(self.client, list(futs), plugin, joiner, check[1])
+            finish(self.client, list(futs), plugins, carried.topic, check[1])
 
 
 def open_dask(address: str, *, input: Path, output: Path | None = None,
@@ -737,5 +775,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "Batch", "join_check", "judge_paths", "public_address", "worker_counts", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
+__all__ = ["TIMED_OUT", "Batch", "RequiresVindr", "carrier", "judge_paths", "public_address", "worker_counts", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
            "open_dask", "close", "outcomes", "worker_threads"]
