@@ -10,9 +10,12 @@ stopped after), and a real worker from a Python environment without vindr.
   (never an error), and that local run still imports no Dask nor rich's spinner at start-up;
 * U3: a worker that joins mid-run from a Python without vindr: found by experiment (Dask
   2026.8) to fail its own start (it cannot load the run's setup plugin), so no task, no input
-  path ever reaches it, and the run went on without a word. Now the run's join-check plugin
-  (sent by value, loadable without vindr) reports it, and the run stops with one line, exit 2,
-  in the WorkersDiffer family; the same command then resumes;
+  path ever reaches it, and the run went on without a word (Dask logged there the plugin it
+  could not load, bytes and all: the run's config, OUTPUT's and the key file's paths; and the
+  run's end waited ~29 s for that worker's answer when the plugin was removed). Now the run's
+  setup travels in a carrier plugin sent by value (loadable without vindr), which reports such
+  a worker, and a name-only plugin keeps it from starting: the run stops with one line, exit 2,
+  in the WorkersDiffer family, the worker's log holds no path, and the same command resumes;
 * U4: the INPUT/OUTPUT check leaves out a worker that is going away during it (its nanny
   restarting it), as the environment check does, and the run's plugin checks that worker
   when it comes back. Tested by construction, not with a worker killed during the check:
