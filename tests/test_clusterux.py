@@ -284,3 +284,29 @@ def test_a_worker_without_vindr_joining_mid_run_is_one_line_and_the_run_resumes(
     assert s.total == sum(s.counts.values()) and (out / "manifest.parquet").is_file()
     # nothing was lost to the cluster's fault: no row says a worker died or the time ran out
     assert not [r for (_, r) in s.reasons if r and ("worker" in r or "time limit" in r)], s.reasons
+
+
+def test_a_carrier_whose_setup_cannot_be_loaded_keeps_a_one_line_refusal():
+    """A worker with vindr but another version of it (the carried SetupPlugin does not load
+    there): the run's tasks raise WorkersDiffer, exit 2, rather than an internal error."""
+    plugin = cluster.SetupPlugin("ux-carried", lambda c: c, 5)
+    carried = cluster.carrier(plugin)
+    assert carried.name == carried.topic == plugin.name
+    import cloudpickle
+
+    assert b"VindrRun" in cloudpickle.dumps(carried)          # the class itself travels (by value)
+    carried.setup(worker=None)                                 # vindr imports here: the setup runs
+    try:
+        assert cluster._dask_ctx["ux-carried"] == (True, 5)
+    finally:
+        carried.teardown(worker=None)
+    assert "ux-carried" not in cluster._dask_ctx
+    broken = type(carried)(plugin.name, "ux-broken", b"not a pickle")
+    broken.setup(worker=None)
+    try:
+        ok, exc = cluster._dask_ctx["ux-broken"]
+        assert not ok and isinstance(exc, cluster.WorkersDiffer) and exc.exit_code == 2 and "\n" not in str(exc)
+        with pytest.raises(cluster.WorkersDiffer, match="cannot load this run's setup"):
+            cluster._call("any/item.dcm", print, "ux-broken", None)
+    finally:
+        cluster.dask_teardown("ux-broken")

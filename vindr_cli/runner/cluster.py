@@ -15,6 +15,15 @@ never a path). The key never crosses the network: the stage's ``config`` holds t
 file's path and fingerprint, and ``setup`` on each worker reads the file with the driver's
 own permission checks (a worker that cannot is the stage's key error, exit 2).
 
+A run's setup reaches each worker (also one that joins or restarts mid-run) inside a carrier
+plugin sent by value (:func:`carrier`), which loads the stage's :class:`SetupPlugin` only where
+vindr imports and otherwise reports the worker on the run's topic (the driver stops the run,
+one line, exit 2); a name-only :class:`RequiresVindr` keeps such a worker from starting. The
+plugin re-checks the paths on a worker that joins after :func:`check_workers`, which leaves out
+a worker going away (restarting) during the check. What the CLI prints of a run
+(:meth:`DaskExecutor.start_line`, :meth:`DaskExecutor.label`) never holds credentials
+(:func:`public_address`) nor a path.
+
 Only this module imports ``distributed``, and only when a Dask run is asked for.
 """
 from __future__ import annotations
@@ -293,7 +302,8 @@ class WorkersDiffer(RequestError):
 
 class SetupPlugin(WorkerPlugin):
     """Runs the stage's ``setup(config)`` once on every worker (also one that joins or is
-    restarted mid-run) for one run; removed again when the run ends."""
+    restarted mid-run) for one run, carried there by :func:`carrier`; removed again when the
+    run ends."""
 
     def __init__(self, run_id: str, setup: Setup, config: Any,
                  check: tuple[dict[str, str], str | None, str] | None = None):
