@@ -117,7 +117,8 @@ def anonymize(
         opts.add("retain_patient_characteristics")
     prof = load_profile(profile, dates=dates, options=opts, without=without)   # ProfileError: exit 2 in main
     try:
-        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout) as ex:
+        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout,
+                           say=_note, waiting=_waiting, secret="the key file") as ex:
             summary = run(input, output, key_path=key or default_key_path(), profile=prof,
                           workers=workers or default_workers(), uid_root=uid_root, layout=layout,
                           allow_burned_in=allow_burned_in, linkage=linkage, write_linkage=not no_linkage, console=console,
@@ -128,7 +129,7 @@ def anonymize(
         raise typer.Exit(130)
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
-    _print_anonymize(summary)
+    _print_anonymize(summary, executor=_executor(ex, workers or default_workers()))
     if summary.counts.get("quarantined") and not allow_burned_in:
         console.print("quarantined images are not written; --allow-burned-in writes those held back for their SOP "
                       "class or BurnedInAnnotation after the same OCR scan and redaction (README 'Burned-in text')",
@@ -146,6 +147,28 @@ def anonymize(
         err.print(line, markup=False, highlight=False, soft_wrap=True)
     if strict and (summary.counts.get("failed") or summary.warnings):
         raise typer.Exit(1)
+
+
+def _note(line: str) -> None:
+    """A line on where a batch runs (the Dask cluster, or a hint about $VINDR_SCHEDULER): on
+    stderr, like the progress bar, so that --json output stays clean."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _waiting(text: str):
+    """A spinner on stderr during the Dask connect wait (rich's spinner is imported here only)."""
+    return err.status(text)
+
+
+def _executor(ex, workers: int) -> str:
+    from vindr_cli.runner.backend import executor_label
+
+    return executor_label(ex, workers)
+
+
+def _executor_row(t: Table, ex, workers: int) -> None:
+    """The summary table's last row: where the batch ran (local pool or Dask cluster)."""
+    t.add_row(Text("executor", style="dim"), Text(_executor(ex, workers), style="dim"))
 
 
 def _print_reasons(reasons, title: str, resumed: int) -> None:
@@ -176,7 +199,7 @@ def _print_findings(findings, title: str = "findings", limit: int = 200, more: s
         console.print(f"... and {len(findings) - limit} more" + (f"; {more}" if more else ""), markup=False, highlight=False)
 
 
-def _print_anonymize(s) -> None:
+def _print_anonymize(s, executor: str | None = None) -> None:
     if s.key_created:
         console.print(f"created a new secret key (fingerprint {s.key_fingerprint}) at {s.key_path}; "
                       "keep it safe and private: the same key gives the same substitutes next time", markup=False)
@@ -187,6 +210,8 @@ def _print_anonymize(s) -> None:
         if s.counts.get(status):
             t.add_row(status, str(s.counts[status]))
     t.add_row("[bold]total", f"[bold]{s.total}")
+    if executor:
+        t.add_row(Text("executor", style="dim"), Text(executor, style="dim"))
     console.print(t)
     _print_reasons(s.reasons, "not written, and why", s.resumed)
     console.print(f"manifest: {s.manifest}")
@@ -230,7 +255,8 @@ def decode(
                        threads=threads or max(1, default_workers() // n), max_pixels=max_pixels,
                        max_inflate=max_inflate)
     try:
-        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout) as ex:
+        with open_executor(executor, scheduler, input=input, output=output, task_timeout=task_timeout,
+                           say=_note, waiting=_waiting) as ex:
             summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
                                   rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
@@ -243,6 +269,7 @@ def decode(
         if summary.counts.get(status):
             t.add_row(status if status != "ok" else "ok (images)", str(summary.counts[status]))
     t.add_row("[bold]inputs", f"[bold]{summary.inputs}")
+    _executor_row(t, ex, n)
     console.print(t)
     if summary.backends:
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
@@ -277,7 +304,8 @@ def select_cmd(
 
     spec = load_recipe(recipe)
     try:
-        with open_executor(executor, scheduler, input=anon_dir, output=output, task_timeout=task_timeout) as ex:
+        with open_executor(executor, scheduler, input=anon_dir, output=output, task_timeout=task_timeout,
+                           say=_note, waiting=_waiting) as ex:
             s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
                        console=console, rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
@@ -290,6 +318,7 @@ def select_cmd(
     for reason, k in sorted(s.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
         t.add_row(Text(f"excluded: {reason}"), str(k))
     t.add_row("images (manifest rows ok)", str(s.images))
+    _executor_row(t, ex, workers or default_workers())
     console.print(t)
     console.print("(an image may have several reasons; each is counted)", highlight=False)
     if s.resumed:
@@ -539,13 +568,14 @@ def info(
 
     if not path.exists():
         _fail("PATH does not exist")
-    with open_executor(executor, scheduler, input=path, task_timeout=task_timeout) as ex:
+    with open_executor(executor, scheduler, input=path, task_timeout=task_timeout, say=_note, waiting=_waiting) as ex:
         summary, warnings = scan(path, workers=workers or default_workers(), console=err if as_json else console,
                                  executor=ex)
     if as_json:
         typer.echo(to_json(summary))
     else:
         render(summary, console)
+        console.print(f"executor: {_executor(ex, workers or default_workers())}", markup=False, highlight=False)
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -589,9 +619,11 @@ def audit(
                   "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)
     from vindr_cli.runner.pool import progress_bar
 
-    with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
-        task = bar.add_task("audit", total=None, rate="")
-        with open_executor(executor, scheduler, input=output, task_timeout=task_timeout) as ex:
+    # the executor first: its connect spinner and the progress bar are each a live display (one at a time)
+    with open_executor(executor, scheduler, input=output, task_timeout=task_timeout, say=_note, waiting=_waiting,
+                       secret="the linkage table" if link.is_file() else None) as ex:
+        with progress_bar(err, transient=True) as bar:     # on stderr: --json output stays clean
+            task = bar.add_task("audit", total=None, rate="")
             report = run(output, link if link.is_file() else None, pixels=pixels,
                          progress=lambda done, total: bar.update(task, completed=done, total=total),
                          executor=ex, workers=workers or default_workers())
@@ -614,6 +646,7 @@ def audit(
         for kind, k in report.counts().items():
             t.add_row(f"findings: {kind}", str(k))
         t.add_row("[bold]findings", f"[bold]{n}")
+        _executor_row(t, ex, workers or default_workers())
         console.print(t)
         if n:
             _print_findings(report.findings, more=f"--report FILE lists all {n}" if report_file is None

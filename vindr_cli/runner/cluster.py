@@ -15,6 +15,15 @@ never a path). The key never crosses the network: the stage's ``config`` holds t
 file's path and fingerprint, and ``setup`` on each worker reads the file with the driver's
 own permission checks (a worker that cannot is the stage's key error, exit 2).
 
+A run's setup reaches each worker (also one that joins or restarts mid-run) inside a carrier
+plugin sent by value (:func:`carrier`), which loads the stage's :class:`SetupPlugin` only where
+vindr imports and otherwise reports the worker on the run's topic (the driver stops the run,
+one line, exit 2); a name-only :class:`RequiresVindr` keeps such a worker from starting. The
+plugin re-checks the paths on a worker that joins after :func:`check_workers`, which leaves out
+a worker going away (restarting) during the check. What the CLI prints of a run
+(:meth:`DaskExecutor.start_line`, :meth:`DaskExecutor.label`) never holds credentials
+(:func:`public_address`) nor a path.
+
 Only this module imports ``distributed``, and only when a Dask run is asked for.
 """
 from __future__ import annotations
@@ -41,6 +50,7 @@ from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.executor import TIMED_OUT, WORKER_DIED, Executor, ItemFailed, Setup, Task
 
 WORKERS_S = 30.0          # waiting for a first worker
+FINISH_S = 5.0            # at most this long removing the run's plugins at its end
 IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per task is ms, not µs
 PROBE = ".vindr-probe-"    # the token file under OUTPUT/.vindr/tmp
 BATCH_ENV = "VINDR_DASK_BATCH"   # a fixed number of items per Dask task (default: chosen as the run goes)
@@ -128,6 +138,15 @@ def difference(here: dict[str, str], there: Any) -> str | None:
     return None
 
 
+def public_address(address: str) -> str:
+    """``address`` without credentials (``tls://user:secret@host:port`` -> ``tls://host:port``):
+    what vindr prints of a scheduler's address."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        return address.rpartition("@")[2]
+    return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
 def quiet_dask_logs() -> None:
     """Silence ``distributed``'s loggers, also the children its own configuration gives a
     level and handler (``distributed.client``: its ERROR on a lost scheduler is a traceback on
@@ -148,11 +167,15 @@ def items_run() -> int:
     return _dask_items[0]
 
 
-def dask_setup(run_id: str, setup: Setup, config: Any, code: dict[str, str] | None = None) -> None:
+def dask_setup(run_id: str, setup: Setup, config: Any, code: dict[str, str] | None = None,
+               check: tuple[dict[str, str], str | None, str] | None = None) -> None:
     """Run on each Dask worker by the run's plugin: ``setup(config)`` once, kept for the
     run's tasks; an exception is kept too and raised by each task (the driver sees why).
     ``code``: the driver's :func:`environment`; a worker whose own differs (one that joined
-    mid-run) keeps a :class:`WorkersDiffer` instead of setting up."""
+    mid-run) keeps a :class:`WorkersDiffer` instead of setting up. ``check``: the arguments
+    of :func:`_probe` (paths, the run's token file, its token): a worker that cannot see them
+    (one that joined, or came back from a restart, after :func:`check_workers`) keeps a
+    :class:`WorkersCannotSee`."""
     with _dask_lock:
         if run_id in _dask_ctx:
             return
@@ -160,6 +183,10 @@ def dask_setup(run_id: str, setup: Setup, config: Any, code: dict[str, str] | No
             what = None if code is None else difference(code, environment())
             if what:
                 raise WorkersDiffer(f"a Dask worker that joined mid-run differs from this machine ({what}): {SAME_CODE}")
+            bad = [] if check is None else _probe(*check)
+            if bad:
+                raise WorkersCannotSee(f"a Dask worker that joined during the run cannot see {' and '.join(bad)} as "
+                                       f"this machine does: {SHARED}")
             _dask_ctx[run_id] = (True, setup(config))
         except PermissionError:      # the worker's account may not read the key file (or the linkage table)
             _dask_ctx[run_id] = (False, WorkersCannotSee(
@@ -275,18 +302,85 @@ class WorkersDiffer(RequestError):
 
 class SetupPlugin(WorkerPlugin):
     """Runs the stage's ``setup(config)`` once on every worker (also one that joins or is
-    restarted mid-run) for one run; removed again when the run ends."""
+    restarted mid-run) for one run, carried there by :func:`carrier`; removed again when the
+    run ends."""
 
-    def __init__(self, run_id: str, setup: Setup, config: Any):
+    def __init__(self, run_id: str, setup: Setup, config: Any,
+                 check: tuple[dict[str, str], str | None, str] | None = None):
         self.run_id, self.setup_fn, self.config = run_id, setup, config
         self.name = f"vindr-{run_id}"
         self.code = environment()
+        self.check = check
 
     def setup(self, worker: Any) -> None:
-        dask_setup(self.run_id, self.setup_fn, self.config, getattr(self, "code", None))
+        dask_setup(self.run_id, self.setup_fn, self.config, getattr(self, "code", None), getattr(self, "check", None))
 
     def teardown(self, worker: Any) -> None:
         dask_teardown(self.run_id)
+
+
+class RequiresVindr(WorkerPlugin):
+    """Registered after the run's carrier (:func:`carrier`), holding nothing but a name: a
+    worker without vindr cannot load it, and so does not start (no task, no input path ever
+    reaches it); Dask logs the bytes it could not load, which are this class's name and the
+    run's id only."""
+
+    def __init__(self, run_id: str):
+        self.name = f"vindr-{run_id}-requires"
+
+
+def refuse(run_id: str, what: str) -> None:
+    """On a worker: keep a :class:`WorkersDiffer` for the run (each task raises it)."""
+    with _dask_lock:
+        _dask_ctx.setdefault(run_id, (False, WorkersDiffer(
+            f"a Dask worker that joined mid-run differs from this machine ({what}): {SAME_CODE}")))
+
+
+def _carrier_class() -> type:
+    """The class of the run's carrier plugin, made here so that cloudpickle sends it by value:
+    a worker without vindr can load it (it could not load :class:`SetupPlugin`, and Dask would
+    log the bytes it failed to load: the run's config, with OUTPUT's and the key file's paths)."""
+    from distributed import WorkerPlugin as _Base
+
+    class VindrRun(_Base):
+        """Carries the run's :class:`SetupPlugin` as bytes, loaded only where vindr imports; on
+        a worker that cannot import vindr it logs an event on the run's topic (its name), for
+        the driver to stop the run in one line (:class:`RequiresVindr` keeps that worker from
+        starting)."""
+
+        def __init__(self, name: str, run_id: str, payload: bytes):
+            self.name, self.topic, self.run_id, self.payload = name, name, run_id, payload
+
+        def setup(self, worker: Any) -> None:
+            try:
+                from vindr_cli.runner import cluster as here
+            except Exception:
+                worker.log_event(self.topic, {"event": "cannot-import-vindr", "worker": str(worker.address)})
+                return
+            import pickle
+
+            try:
+                plugin = pickle.loads(self.payload)
+            except Exception:
+                here.refuse(self.run_id, "it cannot load this run's setup: other vindr code")
+                return
+            plugin.setup(worker)
+
+        def teardown(self, worker: Any) -> None:
+            try:
+                from vindr_cli.runner.cluster import dask_teardown
+            except Exception:
+                return
+            dask_teardown(self.run_id)
+
+    return VindrRun
+
+
+def carrier(plugin: SetupPlugin) -> Any:
+    """The plugin registered for ``plugin`` (:func:`_carrier_class`); its topic is its name."""
+    import cloudpickle
+
+    return _carrier_class()(plugin.name, plugin.run_id, cloudpickle.dumps(plugin))
 
 
 def connect(address: str, *, timeout: float | None = None, workers_timeout: float = WORKERS_S) -> Client:
@@ -294,7 +388,7 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
     ``timeout`` None: Dask's ``distributed.comm.timeouts.connect`` (default 30 s)."""
     if "://" not in address:
         raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) must be an address like tcp://HOST:PORT or "
-                           f"tls://HOST:PORT, not {address!r}")
+                           f"tls://HOST:PORT, not {public_address(address)!r}")
     quiet_dask_logs()   # its logs may quote task arguments; faults become our one-line errors
     import warnings
 
@@ -312,34 +406,44 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
     try:
         client = Client(address, set_as_default=False, **({} if timeout is None else {"timeout": timeout}))
     except (OSError, TimeoutError, ValueError) as exc:
-        raise RequestError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}, waited {waited:.0f} s): "
+        how = type(exc).__name__ if isinstance(exc, ValueError) else f"{type(exc).__name__}, waited {waited:.0f} s"
+        raise RequestError(f"cannot reach the Dask scheduler at {public_address(address)} ({how}): "
                            f"start it, or check --scheduler / $VINDR_SCHEDULER") from None
     except RuntimeError as exc:       # distributed.comm.require-encryption with a tcp:// address
         if "encryption" not in str(exc):
             raise
         raise RequestError(f"Dask's configuration requires encryption (distributed.comm.require-encryption): "
-                           f"give a tls:// address, not {address} (README 'Cluster')") from None
+                           f"give a tls:// address, not {public_address(address)} (README 'Cluster')") from None
     except TypeError as exc:          # a tls:// address without distributed.comm.tls.* on this machine
         if "ssl" not in str(exc).lower() and "tls" not in str(exc).lower():
             raise
-        raise RequestError(f"{address} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
+        raise RequestError(f"{public_address(address)} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
                            "distributed.comm.tls.client.cert and .client.key (README 'Cluster')") from None
     try:
         client.wait_for_workers(1, timeout=workers_timeout)
     except (OSError, TimeoutError):
         client.close()
-        raise RequestError(f"the Dask scheduler at {address} has no worker (waited {workers_timeout:.0f} s): "
+        raise RequestError(f"the Dask scheduler at {public_address(address)} has no worker (waited {workers_timeout:.0f} s): "
                            "start `dask worker` processes, then run again") from None
     return client
 
 
-def worker_threads(client: Any) -> int:
-    """Task threads across the cluster's workers (at least 1)."""
+def worker_counts(client: Any) -> tuple[int, int]:
+    """(workers, task threads across them) of the cluster now."""
     try:
         info = client.scheduler_info(n_workers=-1)["workers"]
     except TypeError:            # distributed before n_workers= (it listed every worker)
         info = client.scheduler_info()["workers"]
-    return max(1, sum(int(w.get("nthreads", 1)) for w in info.values()))
+    return len(info), sum(int(w.get("nthreads", 1)) for w in info.values())
+
+
+def worker_threads(client: Any) -> int:
+    """Task threads across the cluster's workers (at least 1)."""
+    return max(1, worker_counts(client)[1])
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _probe(paths: dict[str, str], probe: str | None, token: str) -> list[str]:
@@ -360,10 +464,29 @@ def _probe(paths: dict[str, str], probe: str | None, token: str) -> list[str]:
     return bad
 
 
-def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> None:
+def _going_away(answer: Any) -> bool:
+    """``client.run``'s answer of a worker that is going away (restarted by its nanny, or
+    lost): a comm error, not the function's. Such a worker is not judged by a check; when it
+    comes back, the run's plugin checks it before its first task (:func:`dask_setup`)."""
+    return isinstance(answer, (OSError, TimeoutError))
+
+
+def judge_paths(answers: dict[str, Any]) -> dict[str, list[str]]:
+    """The workers that cannot see the paths (address -> labels), from ``client.run``'s
+    answers of :func:`_probe`; a worker going away (:func:`_going_away`) is left out."""
+    bad = {addr: (["INPUT or OUTPUT (the check failed there)"] if isinstance(a, BaseException) else a)
+           for addr, a in answers.items() if not _going_away(a)}
+    return {addr: a for addr, a in bad.items() if a}
+
+
+def check_workers(client: Any, paths: dict[str, Any], output: Any = None, *,
+                  keep: bool = False) -> tuple[dict[str, str], str | None, str]:
     """Every worker sees ``paths`` (label -> path) and, when ``output`` is given, the very
     folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
-    worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker."""
+    worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker.
+    A worker restarting during the check is not judged (:func:`judge_paths`). Returns
+    :func:`_probe`'s arguments (paths, token file, token) for the run's plugin, which checks a
+    worker that joins later; with ``keep`` the token file stays (the caller removes it)."""
     envs = client.run(environment, on_error="return")
     here = environment()
     # a worker that is going away (restarted by its nanny) answers with a comm error: not counted
@@ -380,21 +503,22 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None) -> Non
         tmp.mkdir(parents=True, exist_ok=True)
         probe = tmp / f"{PROBE}{secrets.token_hex(8)}"
         probe.write_text(token, encoding="ascii")
+    args = ({k: str(v) for k, v in paths.items()}, None if probe is None else str(probe), token)
+    done = False
     try:
-        answers = client.run(_probe, {k: str(v) for k, v in paths.items()}, None if probe is None else str(probe),
-                             token, on_error="return")
+        answers = client.run(_probe, *args, on_error="return")
+        bad = judge_paths(answers)
+        if not answers:
+            raise WorkersCannotSee("the Dask cluster has no worker left: start `dask worker` processes, then run again")
+        if bad:
+            addr, labels = sorted(bad.items())[0]
+            raise WorkersCannotSee(f"{len(bad)} of {len(answers)} Dask workers cannot see {' and '.join(labels)} as "
+                                   f"this machine does (first: {addr}): {SHARED}")
+        done = True
     finally:
-        if probe is not None:
+        if probe is not None and not (keep and done):
             probe.unlink(missing_ok=True)
-    bad = {addr: (["INPUT or OUTPUT (the check failed there)"] if isinstance(a, BaseException) else a)
-           for addr, a in answers.items()}
-    bad = {addr: a for addr, a in bad.items() if a}
-    if not answers:
-        raise WorkersCannotSee("the Dask cluster has no worker left: start `dask worker` processes, then run again")
-    if bad:
-        addr, labels = sorted(bad.items())[0]
-        raise WorkersCannotSee(f"{len(bad)} of {len(answers)} Dask workers cannot see {' and '.join(labels)} as this "
-                               f"machine does (first: {addr}): {SHARED}")
+    return args
 
 
 def register(client: Any, plugin: SetupPlugin) -> None:
@@ -407,7 +531,7 @@ def outcomes(client: Any, futures: list) -> list:
     (only the loss of the scheduler cancels one the run still waits for) or a lost
     connection is :class:`SchedulerLost`; an exception the task raised (a full disk, a key
     error) is raised again here, in the driver."""
-    lost = SchedulerLost(f"lost the Dask scheduler at {client.scheduler.address} mid-run: finished files are kept; "
+    lost = SchedulerLost(f"lost the Dask scheduler at {public_address(str(client.scheduler.address))} mid-run: finished files are kept; "
                          "restart the scheduler and workers, then run the same command again to resume")
     out: list = [None] * len(futures)
     ok = [i for i, f in enumerate(futures) if f.status == "finished"]
@@ -447,16 +571,38 @@ def restart_hung(client: Any, futures: list) -> None:
         pass
 
 
-def finish(client: Any, pending: list, plugin: SetupPlugin) -> None:
-    """End of a run (also an early one): drop what has not finished, remove the plugin."""
+def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, probe: str | None = None) -> None:
+    """End of a run (also an early one): drop what has not finished, remove the ``plugins``
+    (or one plugin), the ``topic``'s handler and the run's token file (:func:`check_workers`)."""
+    if probe is not None:
+        Path(probe).unlink(missing_ok=True)
     if client.status != "running":
         return
-    try:
-        if pending:
-            client.cancel(pending)
-        client.unregister_worker_plugin(plugin.name)
-    except (OSError, TimeoutError, CancelledError, ValueError):   # the scheduler went away meanwhile
-        pass
+
+    def quietly(step: Any) -> None:
+        try:
+            step()
+        except (OSError, TimeoutError, CancelledError, ValueError, KeyError):   # the scheduler went away meanwhile,
+            pass                                                                 # or it was never registered
+
+    quietly(lambda: pending and client.cancel(pending))
+    if topic is not None:
+        quietly(lambda: client.unsubscribe_topic(topic))
+    names = [p.name for p in (plugins if isinstance(plugins, (list, tuple)) else [plugins])]
+
+    def unregister() -> None:
+        for name in names:
+            try:
+                quietly(lambda: client.unregister_worker_plugin(name))
+            except Exception:        # the client closed meanwhile (best effort, after FINISH_S)
+                pass
+
+    # The scheduler drops a plugin at once, then waits for every worker's answer: a worker that
+    # registered but failed its start (no vindr: it cannot load the plugin) answers after Dask's
+    # timeouts (~30 s), so the run's end waits at most FINISH_S for that.
+    t = threading.Thread(target=unregister, daemon=True, name="vindr-unregister")
+    t.start()
+    t.join(FINISH_S)
 
 
 def batch_size(per_item_s: float | None, remaining: int | None, workers: int, fixed: int | None = None) -> int:
@@ -491,7 +637,9 @@ class DaskExecutor(Executor):
     def __init__(self, client: Any, *, in_flight: int | None = None, task_timeout: float | None = None,
                  paths: dict[str, Any] | None = None, output: Any = None, batch: int | None = None):
         self.client = client
-        self.workers = worker_threads(client)
+        self.n_workers, threads = worker_counts(client)
+        self.workers = max(1, threads)           # task threads
+        self.address = public_address(str(client.scheduler.address))
         self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
         self.task_timeout = task_timeout
         self.paths = dict(paths or {})
@@ -500,14 +648,42 @@ class DaskExecutor(Executor):
         self.batches: list[int] = []             # the size of every task sent (a run's record)
         self.submitted: list[tuple] = []         # what was sent, for tests (arguments only), if asked
         self.record = False
+        self.announce: Any = None                # called once, when a first run has passed its checks
+
+    def label(self) -> str:
+        """The executor in a few words, for a summary table (no credentials, no path)."""
+        return f"dask at {self.address} ({_plural(self.n_workers, 'worker')}, {_plural(self.workers, 'thread')})"
+
+    def start_line(self, secret: str | None = None) -> str:
+        """The line a run prints when it starts on the cluster: where, how many workers, and
+        that ``secret`` (e.g. "the key file") is not sent (workers read it at its path)."""
+        line = (f"running on the Dask cluster at {self.address}: {_plural(self.n_workers, 'worker')}, "
+                f"{_plural(self.workers, 'thread')}")
+        if secret:
+            line += f"; {secret} is not sent over the network: each worker reads it at its path on the shared file system"
+        return line
 
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        check_workers(self.client, self.paths, self.output)
+        check = check_workers(self.client, self.paths, self.output, keep=True)
         run_id = uuid.uuid4().hex
-        plugin = SetupPlugin(run_id, setup, config)
+        plugin = SetupPlugin(run_id, setup, config, check)
         if self.record:
             self.submitted.append((plugin,))
-        register(self.client, plugin)
+        carried, required = carrier(plugin), RequiresVindr(run_id)
+        plugins = (carried, required)
+        joined: list = []                     # events of workers that joined without vindr
+        try:
+            self.client.subscribe_topic(carried.topic, joined.append)
+            for p in plugins:                 # in this order: a worker loads them in the order registered
+                register(self.client, p)
+        except BaseException:
+            finish(self.client, [], plugins, carried.topic, check[1])
+            raise
+        if self.announce is not None:          # the start line: after the checks, so that a refusal
+            announce, self.announce = self.announce, None    # stays the run's only line
+            self.n_workers, threads = worker_counts(self.client)
+            self.workers = max(1, threads)
+            announce()
         remaining = len(items) if hasattr(items, "__len__") else None      # not yet taken from ``it``
         it, futs = iter(items), {}
         alone: deque = deque()                # items to send one per task (their batch failed as a whole)
@@ -574,12 +750,16 @@ class DaskExecutor(Executor):
                             hung.append(f)
                         yield item, r
                 restart_hung(self.client, hung)
+                if joined:
+                    raise WorkersDiffer(f"a Dask worker that joined during the run cannot import vindr "
+                                        f"({joined[0][1].get('worker', '?')}): {SAME_CODE}; finished files are kept: "
+                                        "run the same command again to resume")
                 submit(max(self.in_flight, 2 * self.workers * size()) - out[0])
                 if out[0] == 0 and last:        # everything else is done: one suspect alone
                     alone.append(last.popleft())
                     submit(1)
         finally:
-            finish(self.client, list(futs), plugin)
+            finish(self.client, list(futs), plugins, carried.topic, check[1])
 
 
 def open_dask(address: str, *, input: Path, output: Path | None = None,
@@ -605,5 +785,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "Batch", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
+__all__ = ["TIMED_OUT", "Batch", "RequiresVindr", "carrier", "judge_paths", "public_address", "worker_counts", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
            "open_dask", "close", "outcomes", "worker_threads"]
