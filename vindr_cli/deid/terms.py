@@ -143,6 +143,11 @@ class TermSet:
             if not joined.isascii() or len(joined) >= 6:
                 self.single.add(joined)
                 self._add_wide(value, [joined])
+            # each word in another script on its own too (Иванов of Иванов^Сергей, 山田 of 山田^太郎):
+            # found_wide reads only ``wide``, and a surname alone in UTF-16 bytes was written (review 10)
+            for raw in _TOKEN.findall(unicodedata.normalize("NFC", value)):
+                if not own_word(fold(raw)):
+                    self._add_wide(raw, [fold(raw)])
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
@@ -170,7 +175,9 @@ class TermSet:
             return
         raw = "".join(_TOKEN.findall(unicodedata.normalize("NFC", value)))
         if len(raw) >= 2 and not _consecutive(raw):
-            self.wide.update({raw, raw.lower(), raw.upper()})
+            forms = {raw, raw.lower(), raw.upper()}
+            # and decomposed (Παπαδόπουλος with its accents as combining marks: review 10)
+            self.wide.update(forms | {unicodedata.normalize("NFD", f) for f in forms})
 
     def found_wide(self, text: str) -> bool:
         """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
@@ -182,6 +189,11 @@ class TermSet:
         if any(t in text for t in self.wide):
             return True
         data = getattr(text, "data", b"")
+        if data and max(data) >= 0x80:       # DICOM's one-byte character sets of other scripts (review 10)
+            for enc in _ONE_BYTE:
+                decoded = data.decode(enc, "ignore")
+                if any(t in decoded for t in self.wide):
+                    return True
         if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
             for enc in _LEGACY:
                 for d in (data, data[1:]):
@@ -228,6 +240,10 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
 # the multi-byte encodings of DICOM's character sets (GB18030/GBK, ISO 2022 IR 87/159, IR 149) and
 # of vendors' East Asian exports (Shift_JIS, EUC-JP, Big5), read only when the file's people have names in such scripts
 _LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
+# DICOM's one-byte character sets of scripts other than Latin (PS3.3 C.12.1.1.2: ISO_IR 144
+# Cyrillic, 127 Arabic, 126 Greek, 138 Hebrew, 166 Thai) and the Windows / KOI8 code pages that
+# vendors' Cyrillic and Arabic exports use: a name in these bytes reads as Latin-1 noise (review 10)
+_ONE_BYTE = ("iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "tis_620", "cp1251", "koi8_r", "cp1256")
 
 
 class Views(str):
