@@ -99,3 +99,129 @@ def test_audit_finds_a_word_of_the_name_planted_in_an_output(wide_world, label, 
                                   linkage=wide_world["base"] / "anon.linkage.parquet")
     assert report.counts().get("phi") == 1
     assert _leaks(tmp_path / "none", [WIDE[label][3]], repr(report.findings)) == []
+
+
+# ------------------------------------------------------------------ J1: a JPEG 2000 frame in the JP2 file format
+
+NAME = "NGUYEN^VAN^BINH"
+BOXES = (b"jP  ", b"ftyp", b"jp2h", b"colr", b"xml ", b"uuid", b"res ", b"jp2c")
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return len(payload).__add__(8).to_bytes(4, "big") + kind + payload
+
+
+def _jp2(codestream: bytes, rows: int, cols: int, bits: int, signed: int) -> bytes:
+    """``codestream`` in the JP2 file format (ISO 15444-1 Annex I), as some vendors write it
+    although PS3.5 A.4.4 says the codestream only: signature, 'ftyp', 'jp2h' ('ihdr', 'colr'
+    method 2 with an ICC profile whose 'desc' is the patient's name), 'xml ', 'uuid' and 'res '
+    boxes holding the name, then 'jp2c'."""
+    name = NAME.encode()
+    icc = bytearray(208)
+    icc[0:4], icc[12:24], icc[36:40] = (208).to_bytes(4, "big"), b"mntrGRAYXYZ ", b"acsp"
+    icc[128:144] = (1).to_bytes(4, "big") + b"desc" + (144).to_bytes(4, "big") + (64).to_bytes(4, "big")
+    icc[144:208] = (b"desc\0\0\0\0" + (len(name) + 1).to_bytes(4, "big") + name + b"\0").ljust(64, b"\0")
+    ihdr = _box(b"ihdr", rows.to_bytes(4, "big") + cols.to_bytes(4, "big") + b"\0\x01"
+                + bytes([(bits - 1) | (0x80 if signed else 0), 7, 0, 0]))
+    return (_box(b"jP  ", b"\r\n\x87\n") + _box(b"ftyp", b"jp2 \0\0\0\0jp2 ")
+            + _box(b"jp2h", ihdr + _box(b"colr", b"\x02\0\0" + bytes(icc)))
+            + _box(b"xml ", b"<PatientName>" + name + b"</PatientName>")
+            + _box(b"uuid", b"\x11" * 16 + b"PatientName=" + name)
+            + _box(b"res ", _box(b"resc", name[:10])) + _box(b"jp2c", codestream))
+
+
+def _wrapped(ds):
+    """``ds``'s Pixel Data with each J2K frame wrapped as :func:`_jp2` writes it."""
+    from pydicom.encaps import encapsulate, generate_frames
+
+    frames = generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1))
+    return encapsulate([_jp2(f, ds.Rows, ds.Columns, ds.BitsStored, ds.PixelRepresentation) for f in frames])
+
+
+@pytest.fixture(scope="module")
+def jp2_world(tmp_path_factory):
+    from test_safe_default import real
+
+    base = tmp_path_factory.mktemp("review10_jp2")
+    src = base / "export"
+    src.mkdir()
+    for name in ("MR_small_jp2klossless.dcm", "US1_J2KI.dcm"):
+        ds = real(name)
+        original = ds.pixel_array
+        ds.PixelData, ds.PatientName = _wrapped(ds), NAME
+        ds.save_as(src / name)
+        assert np.array_equal(_read(src / name).pixel_array, original)     # a file pydicom decodes alike
+    return base, src, key_file_in(base)
+
+
+@pytest.mark.parametrize("mode", ["off", "redact", "quarantine"])
+def test_anonymize_writes_no_jp2_box(jp2_world, mode):
+    """Held on cec8add: redact._clean_j2k refuses a frame not starting with SOC (_Unsure), so the
+    frame is decoded and written again as a bare codestream; this keeps it so."""
+    base, src, key = jp2_world
+    out = base / f"anon_{mode}"
+    run_cli("anonymize", src, out, "--key", key, "-j", "2", "--burned-in", mode, "--allow-burned-in")
+    rows = pq.read_table(base / f"anon_{mode}.linkage.parquet").to_pylist()
+    assert {r["status"] for r in rows} <= {"ok", "quarantined"} and any(r["status"] == "ok" for r in rows)
+    for r in rows:
+        if r["output"]:
+            data = (out / r["output"]).read_bytes()
+            # the box names only in compressed data (native samples spell 4 letters by chance: 'ftyp' in US1's)
+            encapsulated = _read(out / r["output"]).file_meta.TransferSyntaxUID.is_encapsulated
+            seen = [b for b in (NAME.encode(), b"NGUYEN", *(BOXES if encapsulated else ())) if b in data]
+            assert seen == [], (mode, r["input_path"])
+
+
+def _rehash(out: Path, rel: str) -> None:
+    """manifest.parquet's pixel_sha256 for ``rel`` made to agree with its bytes (as when the
+    anonymizer itself wrote them)."""
+    import pyarrow as pa
+
+    from vindr_cli.dicomio.header import read_header
+    from vindr_cli.dicomio.pixelstream import copy_pixel_element
+
+    path = out / rel
+    with open(path, "rb") as f:
+        header = read_header(f, path.stat().st_size)
+        f.seek(header.pixel_offset)
+        digest, _ = copy_pixel_element(f, None, implicit=False, little=True)
+    table = pq.read_table(out / "manifest.parquet")
+    rows = [dict(r, pixel_sha256=digest) if r["output"] == rel else r for r in table.to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), out / "manifest.parquet")
+
+
+@pytest.mark.parametrize("what", ["jp2", "com"])
+def test_audit_reads_what_a_frame_holds_besides_its_image(jp2_world, what, tmp_path):
+    """Passed the audit on cec8add once the manifest's hash agreed: the audit never read a
+    frame's metadata (a JP2 wrapper's boxes, a JPEG COM segment), only the hash of what the
+    anonymizer wrote."""
+    import shutil
+
+    from pydicom.encaps import encapsulate, generate_frames
+
+    from test_safe_default import real
+    from vindr_cli.deid.audit import audit
+
+    base, src, key = jp2_world
+    if not (base / "anon_redact").exists():
+        run_cli("anonymize", src, base / "anon_redact", "--key", key, "-j", "2", "--allow-burned-in")
+    out = tmp_path / "anon"
+    shutil.copytree(base / "anon_redact", out)
+    link = base / "anon_redact.linkage.parquet"
+    assert audit(out, link, pixels=False).counts() == {}
+    row = next(r for r in pq.read_table(link).to_pylist() if r["input_path"].endswith("MR_small_jp2klossless.dcm"))
+    target = out / row["output"]
+    ds = _read(target)
+    if what == "jp2":
+        ds.PixelData = _wrapped(ds)
+    else:       # the same output as JPEG (pydicom's JPEG-LS file of the same image) with a COM segment
+        jls = real("MR_small_jpeg_ls_lossless.dcm")
+        frame = next(generate_frames(jls.PixelData, number_of_frames=1))
+        com = b"\xff\xfe" + (len(NAME) + 2).to_bytes(2, "big") + NAME.encode()
+        ds.PixelData = encapsulate([frame[:2] + com + frame[2:]])
+        ds.file_meta.TransferSyntaxUID = jls.file_meta.TransferSyntaxUID
+    ds.save_as(target)
+    _rehash(out, row["output"])
+    report = audit(out, link, pixels=False)
+    assert report.counts() == {"pixel-data": 1}, report.counts()
+    assert NAME not in repr(report.findings) and "NGUYEN" not in repr(report.findings)
