@@ -225,3 +225,70 @@ def test_audit_reads_what_a_frame_holds_besides_its_image(jp2_world, what, tmp_p
     report = audit(out, link, pixels=False)
     assert report.counts() == {"pixel-data": 1}, report.counts()
     assert NAME not in repr(report.findings) and "NGUYEN" not in repr(report.findings)
+
+
+# ------------------------------------------------------------------ P1: the pixel element's reserved bytes and delimiter length
+
+DELIM = b"\xfe\xff\xdd\xe0"
+
+
+def _planted_padding(data: bytes) -> bytes:
+    """``data`` (an Explicit VR Little Endian family file) with 'NG' in the pixel data element's
+    reserved bytes and '0077' (digits of an ID) as its sequence delimiter's length, if it has one."""
+    b = bytearray(data)
+    j = b.rfind(b"\xe0\x7f\x10\x00")
+    assert b[j + 4:j + 6] in (b"OB", b"OW")
+    b[j + 6:j + 8] = b"NG"
+    i = b.rfind(DELIM)
+    if i > j:
+        b[i + 4:i + 8] = b"0077"
+    return bytes(b)
+
+
+def _padding(data: bytes) -> tuple[bytes, bytes | None]:
+    j = data.rfind(b"\xe0\x7f\x10\x00")
+    i = data.rfind(DELIM)
+    return data[j + 6:j + 8], data[i + 4:i + 8] if i > j else None
+
+
+@pytest.fixture(scope="module")
+def padding_world(tmp_path_factory):
+    from pydicom.data import get_testdata_file
+
+    base = tmp_path_factory.mktemp("review10_padding")
+    src = base / "export"
+    src.mkdir()
+    for name in ("693_J2KR.dcm", "MR_small.dcm"):        # encapsulated (kernel item copy) and native
+        (src / name).write_bytes(_planted_padding(Path(get_testdata_file(name, download=False)).read_bytes()))
+        assert _read(src / name).pixel_array.size       # pydicom reads it as before
+    key = key_file_in(base)
+    out = base / "anon"
+    run_cli("anonymize", src, out, "--key", key, "-j", "2", "--burned-in", "off")
+    links = {Path(r["input_path"]).name: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
+    assert all(r["status"] == "ok" for r in links.values())
+    return base, out, links
+
+
+@pytest.mark.parametrize("name", ["693_J2KR.dcm", "MR_small.dcm"])
+def test_the_pixel_element_s_reserved_bytes_and_delimiter_length_are_written_as_zeros(padding_world, name):
+    """Copied as stored on cec8add ('NG' and '0077' in the output, audit clean)."""
+    _base, out, links = padding_world
+    reserved, delimiter = _padding((out / links[name]["output"]).read_bytes())
+    assert reserved == b"\0\0"
+    assert delimiter in (None, b"\0\0\0\0") and (delimiter is None) == (name == "MR_small.dcm")
+
+
+def test_audit_finds_a_non_zero_reserved_field_or_delimiter_length(padding_world, tmp_path):
+    import shutil
+
+    from vindr_cli.deid.audit import audit
+
+    base, out, links = padding_world
+    copy = tmp_path / "anon"
+    shutil.copytree(out, copy)
+    assert audit(copy, base / "anon.linkage.parquet", pixels=False).counts() == {}
+    for r in links.values():
+        target = copy / r["output"]
+        target.write_bytes(_planted_padding(target.read_bytes()))
+    report = audit(copy, base / "anon.linkage.parquet", pixels=False)
+    assert report.counts() == {"pixel-data": 2}, report.counts()     # the pixel hash (of the value) still agrees

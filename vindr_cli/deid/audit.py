@@ -886,6 +886,7 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
                     report.add("pixel-data", rel, exc.reason)
                 else:
                     _check_frames(p, rel, str(ts), report)
+                    _check_pixel_padding(f, header.pixel_offset, ts, report, rel)
                 tail = f.read()
         _check_header(rel, ds, removed, report, terms, retained)
         _check_policy(rel, ds, trusted, report)
@@ -900,6 +901,22 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
         report.add("phi-bytes", rel, "an original identifying value in the header bytes")
     if row is not None and row.get("pixel_sha256") and digest != row["pixel_sha256"]:
         report.add("pixel-hash", rel, "pixel data differs from the hash recorded in manifest.parquet")
+
+
+def _check_pixel_padding(f, offset: int, ts, report: AuditReport, rel: str) -> None:
+    """The pixel data element's reserved bytes (explicit VR) and its sequence delimiter's length
+    are zeros, as the anonymizer writes them (review 10: copied as stored, they held 6 bytes
+    of anything that no search read). ``f``: just after the element."""
+    end = f.tell()
+    f.seek(offset)
+    head = f.read(12)
+    f.seek(end - 8)
+    last = f.read(8)
+    f.seek(end)
+    reserved = head[6:8] if not ts.is_implicit_VR and head[4:6] in (b"OB", b"OW") else b""
+    delimiter = last[4:] if last[:4] in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd") else b""
+    if reserved.strip(b"\0") or delimiter.strip(b"\0"):
+        report.add("pixel-data", rel, "the pixel data element's reserved bytes or sequence delimiter length are not zero")
 
 
 def _check_frames(p: Path, rel: str, ts: str, report: AuditReport) -> None:
