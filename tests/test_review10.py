@@ -10,6 +10,11 @@ W2 A name in DICOM's own one-byte character sets of other scripts (ISO_IR 144 Cy
    copied. ``found_wide`` decodes those too (only for files whose people have such names).
 W3 A name whose accents are COMBINING marks (NFD, as macOS and some vendors write it) in UTF-16
    bytes: the terms were NFC only. Their NFD forms are terms too.
+W4 A Vietnamese name in the one-byte Vietnamese code pages (VISCII, TCVN 5712: NGUYỄN as
+   'NGUY\x8dN') read as Latin-1 with a control character where the accented letter is: not
+   found. A word of 5+ characters with 4+ ASCII letters is also sought as its ASCII letters with
+   one code-page byte for each other letter (TermSet.skeletons); shorter words (HƯƠNG, TRẦN)
+   are not: in random bytes they matched too often (10 % of 128 KiB buffers for HƯƠNG).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ RU = "Ivanov^Sergei=Иванов^Сергей"
 AR = "Haddad^Omar=حداد^عمر"
 TH = "Somchai^Jaidee=สมชาย^ใจดี"
 EL = "Papadopoulos^Nikos=Παπαδόπουλος^Νίκος"
+VI = "NGUYỄN^THỊ^HƯƠNG"
 
 # label: (PatientName, SpecificCharacterSet, what LUTData holds, the word planted); each was
 # written unchanged by `vindr anonymize` on cec8add
@@ -43,6 +49,10 @@ WIDE = {
     "el_iso8859_7": (EL, "ISO_IR 126", ("OW", " Παπαδόπουλος ".encode("iso8859_7")), "Παπαδόπουλος"),
     "el_utf16_nfd": (EL, "ISO_IR 192", ("OW", unicodedata.normalize("NFD", " Παπαδόπουλος ").encode("utf-16-le")),
                      "Παπαδόπουλος"),
+    # " NGUYỄN THỊ HƯƠNG " in the one-byte Vietnamese code pages, as glibc's iconv writes it
+    # (-t VISCII, -t TCVN; checked below where iconv is installed): Python has no codec for them
+    "vi_viscii": (VI, "ISO_IR 192", ("OW", b" NGUY\x8dN TH\x98 H\xbf\xb4NG "), "NGUYỄN"),
+    "vi_tcvn": (VI, "ISO_IR 192", ("OW", b" NGUY\xd9N TH\x91 H\xa6\xa5NG "), "NGUYỄN"),
 }
 
 
@@ -54,6 +64,20 @@ def test_one_word_of_a_name_in_another_script_is_a_term_inside_bytes_and_numbers
     ts.add(name)
     digits, text = value_views(planted, vr)
     assert ts.found_in_value(text, digits), label
+
+
+@pytest.mark.parametrize("label,charset", [("vi_viscii", "VISCII"), ("vi_tcvn", "TCVN")])
+def test_the_vietnamese_code_page_bytes_are_iconv_s(label, charset):
+    import shutil
+    import subprocess
+
+    if not shutil.which("iconv"):
+        pytest.skip("iconv not installed")
+    p = subprocess.run(["iconv", "-f", "UTF-8", "-t", charset], input=" NGUYỄN THỊ HƯƠNG ".encode(),
+                       capture_output=True, timeout=30)
+    if p.returncode:
+        pytest.skip(f"this iconv has no {charset}")
+    assert p.stdout == WIDE[label][2][1]
 
 
 def test_a_random_lut_is_kept_for_a_cyrillic_named_patient():
@@ -87,7 +111,7 @@ def test_a_word_of_the_name_in_another_script_is_not_written(wide_world, label):
     assert _leaks(out.parent, [WIDE[label][3]]) == []
 
 
-@pytest.mark.parametrize("label", ["ru_utf16", "ar_iso8859_6", "el_utf16_nfd"])
+@pytest.mark.parametrize("label", ["ru_utf16", "ar_iso8859_6", "el_utf16_nfd", "vi_viscii"])
 def test_audit_finds_a_word_of_the_name_planted_in_an_output(wide_world, label, tmp_path):
     vr, planted = WIDE[label][2]
     links = {f"{k}.dcm": v for k, v in wide_world["links"].items()}

@@ -103,8 +103,12 @@ class TermSet:
     """Terms to look for. A multi-token term matches when all its tokens are present."""
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
+    _skeleton: tuple | None = field(default=None, repr=False, compare=False)    # (len(skeletons), their pattern)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
     wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
+    # Latin words with letters beyond ASCII (NGUYỄN) as bytes with one unknown byte for each of those:
+    # how a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes them (review 10)
+    skeletons: set[bytes] = field(default_factory=set)
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
@@ -114,6 +118,7 @@ class TermSet:
             for g in groups:
                 self.add(g)
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
+        self._add_skeletons(value)
         # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
         # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
         informative = [t for t in toks if not own_word(t) and not (t.isdigit() and len(t) <= _placeholders()[2])]
@@ -165,7 +170,31 @@ class TermSet:
             self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
         folded = _latin_folded(text)
         return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
-                or self.found_wide(text))
+                or self.found_wide(text) or self.found_skeleton(text))
+
+    def _add_skeletons(self, value: str) -> None:
+        """Each word of ``value`` in Latin letters with some beyond ASCII (NGUYỄN, HOÀNG: five
+        characters or more, four ASCII letters or more, as found_in_value seeks a word inside
+        from five: shorter ones, HƯƠNG, TRẦN, match random bytes too often) as a bytes pattern:
+        its ASCII letters, and one byte of a code page's letters (0x01-0x1F, 0x80-0xFF) for each other."""
+        if value.isascii():
+            return
+        for raw in _TOKEN.findall(unicodedata.normalize("NFC", value)):
+            if (len(raw) >= 5 and not raw.isascii() and _LATIN_ONLY.fullmatch(fold(raw) or "-")
+                    and sum(c.isascii() and c.isalpha() for c in raw) >= 4):
+                self.skeletons.add(b"".join(re.escape(c.encode()) if c.isascii() else rb"[\x01-\x1f\x80-\xff]"
+                                            for c in raw.upper()))
+
+    def found_skeleton(self, text: str) -> bool:
+        """A :attr:`skeletons` word in the bytes ``text`` was read from (:func:`value_views`),
+        ASCII case ignored: a Vietnamese name in VISCII or TCVN bytes reads as Latin-1 with
+        control characters where its accented letters are, which :meth:`found_in_value` drops."""
+        data = getattr(text, "data", b"")
+        if not self.skeletons or not data or max(data) < 0x80 and min(data) >= 0x20:
+            return False
+        if self._skeleton is None or self._skeleton[0] != len(self.skeletons):
+            self._skeleton = (len(self.skeletons), re.compile(b"|".join(sorted(self.skeletons)), re.IGNORECASE))
+        return self._skeleton[1].search(data) is not None
 
     def _add_wide(self, value: str, folded: list[str]) -> None:
         """A single term in a script other than Latin (its fold ``folded[0]``, two characters
