@@ -316,3 +316,53 @@ def test_audit_finds_a_non_zero_reserved_field_or_delimiter_length(padding_world
         target.write_bytes(_planted_padding(target.read_bytes()))
     report = audit(copy, base / "anon.linkage.parquet", pixels=False)
     assert report.counts() == {"pixel-data": 2}, report.counts()     # the pixel hash (of the value) still agrees
+
+
+# ------------------------------------------------------------------ I1: the hospital's name in a kept table or profile
+
+def _curve_spelling(text: str) -> bytes:
+    """A 'curv' whose 16-bit points are ``text``'s bytes (two characters a point)."""
+    import struct
+
+    b = text.encode()
+    b += b"\0" * (len(b) % 2)
+    return b"curv\0\0\0\0" + struct.pack(">I", len(b) // 2) + b
+
+
+@pytest.fixture(scope="module")
+def hospital_world(tmp_path_factory):
+    import warnings
+
+    import pydicom
+
+    from test_icc_numeric import HOSPITAL, _file as icc_file, _rebuild, _srgb
+
+    base = tmp_path_factory.mktemp("review10_hospital")
+    src = base / "export"
+    icc_file(src / "icc_curve.dcm", _rebuild(_srgb(), [(b"kTRC", _curve_spelling(HOSPITAL))]), optical=False, tail=401)
+    _file(src / "lut_utf16.dcm", "TRAN^THI^MAI", "ISO_IR 192", ("OW", f" {HOSPITAL} ".encode("utf-16-le")), 402)
+    for p in src.iterdir():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(p)
+            ds.InstitutionName = HOSPITAL
+            ds.save_as(p)
+    key = key_file_in(base)
+    run_cli("anonymize", src, base / "anon", "--key", key, "-j", "2")
+    links = {Path(r["input_path"]).stem: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
+    assert all(r["status"] == "ok" for r in links.values())
+    return base, links
+
+
+@pytest.mark.parametrize("label", ["icc_curve", "lut_utf16"])
+def test_the_hospital_s_name_in_a_kept_table_or_profile_is_not_written(hospital_world, label):
+    """Written on cec8add (the anonymizer sought only the file's people in numbers and bytes),
+    and then reported by `vindr audit` (which seeks InstitutionName's original value too)."""
+    from test_icc_numeric import HOSPITAL, _has
+
+    from vindr_cli.deid.audit import audit
+
+    base, links = hospital_world
+    data = (base / "anon" / links[label]["output"]).read_bytes()
+    assert not _has(data, HOSPITAL) and HOSPITAL.encode("utf-16-le") not in data
+    assert audit(base / "anon", base / "anon.linkage.parquet", pixels=False).counts() == {}
