@@ -366,3 +366,51 @@ def test_the_hospital_s_name_in_a_kept_table_or_profile_is_not_written(hospital_
     data = (base / "anon" / links[label]["output"]).read_bytes()
     assert not _has(data, HOSPITAL) and HOSPITAL.encode("utf-16-le") not in data
     assert audit(base / "anon", base / "anon.linkage.parquet", pixels=False).counts() == {}
+
+
+# ------------------------------------------------------------------ B1: numbers whose bytes are in the other order
+
+LATIN = "NGUYEN^VAN^BINH"
+SWAPPED = {    # LUTData as US numbers, a big-endian writer's way: each was written unchanged on cec8add
+    "char_in_high_byte": [ord(c) << 8 for c in " NGUYEN VAN BINH "],             # UTF-16-BE, one character a number
+    "two_chars_big_endian": [(ord(a) << 8) | ord(b) for a, b in zip(" NGUYEN VAN BINH ", "NGUYEN VAN BINH  ")][::2],
+}
+
+
+@pytest.mark.parametrize("label", list(SWAPPED))
+def test_a_name_in_numbers_of_the_other_byte_order_is_found(label):
+    ts = TermSet()
+    ts.add(LATIN)
+    assert ts.found_in_value(*reversed(value_views(SWAPPED[label], "US")))
+    assert not ts.found_in_value(*reversed(value_views(list(range(32767)), "US")))      # a linear LUT stays
+
+
+@pytest.fixture(scope="module")
+def swapped_world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("review10_swapped")
+    src = base / "export"
+    for i, (label, values) in enumerate(SWAPPED.items()):
+        _file(src / f"{label}.dcm", LATIN, "ISO_IR 100", ("US", values), 500 + i)
+    key = key_file_in(base)
+    run_cli("anonymize", src, base / "anon", "--key", key, "-j", "2")
+    links = {Path(r["input_path"]).stem: r for r in pq.read_table(base / "anon.linkage.parquet").to_pylist()}
+    assert all(r["status"] == "ok" for r in links.values())
+    return base, links
+
+
+@pytest.mark.parametrize("label", list(SWAPPED))
+def test_a_name_in_numbers_of_the_other_byte_order_is_not_written(swapped_world, label):
+    base, links = swapped_world
+    kept = _read(base / "anon" / links[label]["output"]).VOILUTSequence[0].get("LUTData")
+    assert kept is None or list(np.atleast_1d(kept)) != SWAPPED[label]
+
+
+def test_audit_finds_a_name_in_numbers_of_the_other_byte_order(swapped_world, tmp_path):
+    base, links = swapped_world
+
+    def plant(ds):
+        ds.VOILUTSequence = _voi_lut("US", SWAPPED["char_in_high_byte"])
+
+    report = audit_after_planting(base / "anon", {f"{k}.dcm": v for k, v in links.items()}, "two_chars_big_endian.dcm",
+                                  plant, tmp_path, linkage=base / "anon.linkage.parquet")
+    assert report.counts().get("phi") == 1

@@ -341,6 +341,13 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
         least = _LONG_DIGITS_WIDE if vr in ("UL", "SL", "UV", "SV") else _LONG_DIGITS
         digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= least}
     wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
-    views = Views(data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else ""))
-    views.data = data
+    # and each number's bytes in the other order: 'NG' as one US 0x4E47, a character in the high
+    # byte (UTF-16-BE, 0x4E00): written by a big-endian writer, they read as nothing here (review 10)
+    try:
+        swapped = struct.pack(f">{len(packed)}{fmt[0]}", *packed) if fmt and struct.calcsize(fmt[0]) > 1 else b""
+    except (struct.error, TypeError, ValueError, OverflowError):
+        swapped = b""
+    views = Views("\n".join((data.decode("latin-1"), data.decode(wide, "ignore") if wide else "",
+                             swapped.decode("latin-1"), swapped.decode(wide, "ignore") if wide and swapped else "")))
+    views.data = data + b"\0" + swapped if swapped else data
     return digits, views
