@@ -15,6 +15,28 @@ W4 A Vietnamese name in the one-byte Vietnamese code pages (VISCII, TCVN 5712: N
    found. A word of 5+ characters with 4+ ASCII letters is also sought as its ASCII letters with
    one code-page byte for each other letter (TermSet.skeletons); shorter words (HƯƠNG, TRẦN)
    are not: in random bytes they matched too often (10 % of 128 KiB buffers for HƯƠNG).
+J1 (the attack asked for; held) A JPEG 2000 frame in the JP2 FILE FORMAT (signature, 'ftyp',
+   'jp2h' with 'colr' method 2 holding an ICC profile whose 'desc' is the name, 'xml ', 'uuid',
+   'res ' boxes with the name, then 'jp2c') in a .4.90/.4.91 file: redact._clean_j2k refuses a
+   frame not starting with SOC, so the frame is decoded and written again as a bare codestream
+   (off, redact; quarantine the same or not written). No box reaches an output.
+A1 ... but `vindr audit` never read a frame's metadata at all (a JP2 wrapper, a JPEG COM
+   segment, bytes after EOC): only the manifest's hash stood between such bytes and a release,
+   and it agrees with whatever the anonymizer wrote. The audit now applies
+   redact.clean_frames in check mode to every JPEG / JPEG 2000 output (kind pixel-data).
+P1 The pixel data element's 2 reserved bytes (explicit VR OB/OW) and its sequence delimiter's
+   4 length bytes were copied as stored (kernel and buffered copies alike), outside the value
+   hash and every search: 'NG' and '0077' reached outputs, audit clean. Written as zeros; the
+   audit reports non-zero ones.
+I1 The anonymizer sought only the file's PEOPLE in kept numbers and bytes: the hospital's name
+   (InstitutionName) spelled by a kept ICC curve's points or a kept LUTData was written, and the
+   output then failed the audit. Its name and address are sought in numbers and bytes too.
+M1 A name in a script whose letters take combining marks INSIDE the word (Devanagari राजेश,
+   Tamil கார்த்திக்): _TOKEN split it at each mark and fold dropped the marks, so it made only
+   one-letter tokens and NO term at all: neither the anonymizer nor the audit could find it in
+   bytes, numbers or text. Each such word as written is a wide term now, also sought in text.
+B1 Numbers were read only in their little-endian bytes: a name from a big-endian writer (a
+   character in each US number's high byte, or 'NG' as 0x4E47) was written and passed audit.
 """
 from __future__ import annotations
 
@@ -34,6 +56,8 @@ AR = "Haddad^Omar=حداد^عمر"
 TH = "Somchai^Jaidee=สมชาย^ใจดี"
 EL = "Papadopoulos^Nikos=Παπαδόπουλος^Νίκος"
 VI = "NGUYỄN^THỊ^HƯƠNG"
+HI = "Rajesh^Kumar=राजेश^कुमार"
+TA = "Karthik^Raja=கார்த்திக்^ராஜா"
 
 # label: (PatientName, SpecificCharacterSet, what LUTData holds, the word planted); each was
 # written unchanged by `vindr anonymize` on cec8add
@@ -49,6 +73,8 @@ WIDE = {
     "el_iso8859_7": (EL, "ISO_IR 126", ("OW", " Παπαδόπουλος ".encode("iso8859_7")), "Παπαδόπουλος"),
     "el_utf16_nfd": (EL, "ISO_IR 192", ("OW", unicodedata.normalize("NFD", " Παπαδόπουλος ").encode("utf-16-le")),
                      "Παπαδόπουλος"),
+    "hi_utf16": (HI, "ISO_IR 192", ("OW", " राजेश ".encode("utf-16-le")), "राजेश"),
+    "ta_utf16": (TA, "ISO_IR 192", ("OW", " கார்த்திக் ".encode("utf-16-le")), "கார்த்திக்"),
     # " NGUYỄN THỊ HƯƠNG " in the one-byte Vietnamese code pages, as glibc's iconv writes it
     # (-t VISCII, -t TCVN; checked below where iconv is installed): Python has no codec for them
     "vi_viscii": (VI, "ISO_IR 192", ("OW", b" NGUY\x8dN TH\x98 H\xbf\xb4NG "), "NGUYỄN"),
@@ -111,7 +137,7 @@ def test_a_word_of_the_name_in_another_script_is_not_written(wide_world, label):
     assert _leaks(out.parent, [WIDE[label][3]]) == []
 
 
-@pytest.mark.parametrize("label", ["ru_utf16", "ar_iso8859_6", "el_utf16_nfd", "vi_viscii"])
+@pytest.mark.parametrize("label", ["ru_utf16", "ar_iso8859_6", "el_utf16_nfd", "vi_viscii", "hi_utf16"])
 def test_audit_finds_a_word_of_the_name_planted_in_an_output(wide_world, label, tmp_path):
     vr, planted = WIDE[label][2]
     links = {f"{k}.dcm": v for k, v in wide_world["links"].items()}
@@ -414,3 +440,15 @@ def test_audit_finds_a_name_in_numbers_of_the_other_byte_order(swapped_world, tm
     report = audit_after_planting(base / "anon", {f"{k}.dcm": v for k, v in links.items()}, "two_chars_big_endian.dcm",
                                   plant, tmp_path, linkage=base / "anon.linkage.parquet")
     assert report.counts().get("phi") == 1
+
+
+def test_audit_finds_a_devanagari_name_planted_in_a_text_element(wide_world, tmp_path):
+    """M1 in text: the audit's token search made no term of राजेश (one-letter tokens)."""
+    links = {f"{k}.dcm": v for k, v in wide_world["links"].items()}
+
+    def plant(ds):
+        ds.SeriesDescription = "CHEST राजेश"
+
+    report = audit_after_planting(wide_world["out"], links, "hi_utf16.dcm", plant, tmp_path,
+                                  linkage=wide_world["base"] / "anon.linkage.parquet")
+    assert report.counts().get("phi") == 1, report.counts()

@@ -647,8 +647,9 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             numbers, views = value_views(elem.value, elem.VR)
             hit = any(ts.found_in_value(views, numbers) for ts in terms)
         else:
-            toks = tokens(str(elem.value))
-            hit = any(ts.found_in(toks) for ts in terms)
+            text = str(elem.value)
+            toks = tokens(text)
+            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms)
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 

@@ -481,7 +481,8 @@ class _Walker:
                 if not hit and self.places:     # the hospital's name as LUT entries or ICC curve points (review 10)
                     hit = self.places.found_in_value(*reversed(value_views(value, vr)))
             else:
-                hit = bool(self.people) and self.people.found_in(tokens(value_text(value, vr)))
+                text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
+                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text))
             if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:

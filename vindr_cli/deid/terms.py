@@ -119,6 +119,7 @@ class TermSet:
                 self.add(g)
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
         self._add_skeletons(value)
+        self._add_marked(value)
         # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
         # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
         informative = [t for t in toks if not own_word(t) and not (t.isdigit() and len(t) <= _placeholders()[2])]
@@ -171,6 +172,22 @@ class TermSet:
         folded = _latin_folded(text)
         return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
                 or self.found_wide(text) or self.found_skeleton(text))
+
+    def _add_marked(self, value: str) -> None:
+        """Words of a script whose letters take combining marks inside the word (Devanagari
+        राजेश, Thai สมศักดิ์): _TOKEN splits them at each mark (not a letter to ``re``), and
+        :func:`fold` drops the marks, so राजेश gave only one-letter tokens and no term at all
+        (review 10). Each such word as written, marks included, and the words run together are
+        :attr:`wide` terms (:meth:`found_wide`; also sought in text by the anonymizer and audit)."""
+        nfc = unicodedata.normalize("NFC", value)
+        if nfc.isascii():
+            return
+        words = [w for w in _WORD_GAPS.split(nfc) if w]
+        for w in words + (["".join(words)] if len(words) > 1 else []):
+            if (any(unicodedata.category(c)[0] == "M" for c in w) and sum(c.isalpha() for c in w) >= 2
+                    and not _LATIN_ONLY.fullmatch(fold(w) or "-") and not _consecutive(w)):
+                forms = {w, w.lower(), w.upper()}
+                self.wide.update(forms | {unicodedata.normalize("NFD", f) for f in forms})
 
     def _add_skeletons(self, value: str) -> None:
         """Each word of ``value`` in Latin letters with some beyond ASCII (NGUYỄN, HOÀNG: five
@@ -236,6 +253,7 @@ class TermSet:
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_WORD_GAPS = re.compile(r"[\s^=,;:/\\()\[\]{}\"'<>|_.\-]+")     # between the words of a value (_add_marked)
 _LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
 
