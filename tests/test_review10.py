@@ -35,6 +35,9 @@ M1 A name in a script whose letters take combining marks INSIDE the word (Devana
    Tamil கார்த்திக்): _TOKEN split it at each mark and fold dropped the marks, so it made only
    one-letter tokens and NO term at all: neither the anonymizer nor the audit could find it in
    bytes, numbers or text. Each such word as written is a wide term now, also sought in text.
+V1 Hebrew and Arabic vowel marks are optional: a name with them in the header (כֹּהֵן) and
+   without them in the bytes (כהן), or the reverse (حداد / حَدَّاد), was not found. Wide terms
+   and the text searched are also compared without those marks.
 B1 Numbers were read only in their little-endian bytes: a name from a big-endian writer (a
    character in each US number's high byte, or 'NG' as 0x4E47) was written and passed audit.
 """
@@ -73,6 +76,8 @@ WIDE = {
     "el_iso8859_7": (EL, "ISO_IR 126", ("OW", " Παπαδόπουλος ".encode("iso8859_7")), "Παπαδόπουλος"),
     "el_utf16_nfd": (EL, "ISO_IR 192", ("OW", unicodedata.normalize("NFD", " Παπαδόπουλος ").encode("utf-16-le")),
                      "Παπαδόπουλος"),
+    "ar_with_harakat": (AR, "ISO_IR 192", ("OW", " حَدَّاد ".encode("utf-16-le")), "حَدَّاد"),     # header without them
+    "he_without_niqqud": ("Cohen^David=כֹּהֵן^דָּוִד", "ISO_IR 192", ("OW", " כהן ".encode("utf-16-le")), "כהן"),
     "hi_utf16": (HI, "ISO_IR 192", ("OW", " राजेश ".encode("utf-16-le")), "राजेश"),
     "ta_utf16": (TA, "ISO_IR 192", ("OW", " கார்த்திக் ".encode("utf-16-le")), "கார்த்திக்"),
     # " NGUYỄN THỊ HƯƠNG " in the one-byte Vietnamese code pages, as glibc's iconv writes it

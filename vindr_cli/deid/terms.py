@@ -187,7 +187,7 @@ class TermSet:
             if (any(unicodedata.category(c)[0] == "M" for c in w) and sum(c.isalpha() for c in w) >= 2
                     and not _LATIN_ONLY.fullmatch(fold(w) or "-") and not _consecutive(w)):
                 forms = {w, w.lower(), w.upper()}
-                self.wide.update(forms | {unicodedata.normalize("NFD", f) for f in forms})
+                self._wide_forms(forms)
 
     def _add_skeletons(self, value: str) -> None:
         """Each word of ``value`` in Latin letters with some beyond ASCII (NGUYỄN, HOÀNG: five
@@ -223,7 +223,19 @@ class TermSet:
         if len(raw) >= 2 and not _consecutive(raw):
             forms = {raw, raw.lower(), raw.upper()}
             # and decomposed (Παπαδόπουλος with its accents as combining marks: review 10)
-            self.wide.update(forms | {unicodedata.normalize("NFD", f) for f in forms})
+            self._wide_forms(forms)
+
+    def _wide_forms(self, forms: set[str]) -> None:
+        """``forms`` as wide terms, also decomposed (NFD) and without the optional vowel marks of
+        Hebrew and Arabic (כֹּהֵן is also written כהן, أَحْمَد أحمد: review 10)."""
+        forms = forms | {unicodedata.normalize("NFD", f) for f in forms}
+        self.wide.update(forms | {b for f in forms if len(b := _VOWEL_MARKS.sub("", f)) >= 2})
+
+    def _in(self, text: str) -> bool:
+        """A wide term in ``text``, or in ``text`` without Hebrew / Arabic vowel marks."""
+        if any(t in text for t in self.wide):
+            return True
+        return _VOWEL_MARKS.search(text) is not None and any(t in _VOWEL_MARKS.sub("", text) for t in self.wide)
 
     def found_wide(self, text: str) -> bool:
         """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
@@ -232,19 +244,19 @@ class TermSet:
         Only a file whose people have such names pays for it (the East Asian decodes)."""
         if not self.wide:
             return False
-        if any(t in text for t in self.wide):
+        if self._in(text):
             return True
         data = getattr(text, "data", b"")
         if data and max(data) >= 0x80:       # DICOM's one-byte character sets of other scripts (review 10)
             for enc in _ONE_BYTE:
                 decoded = data.decode(enc, "ignore")
-                if any(t in decoded for t in self.wide):
+                if self._in(decoded):
                     return True
         if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
             for enc in _LEGACY:
                 for d in (data, data[1:]):
                     decoded = d.decode(enc, "ignore")
-                    if any(t in decoded for t in self.wide):
+                    if self._in(decoded):
                         return True
         return False
 
@@ -253,6 +265,8 @@ class TermSet:
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+# Hebrew points and cantillation, Arabic harakat and Quranic marks: written or not, the same name
+_VOWEL_MARKS = re.compile("[\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED]")
 _WORD_GAPS = re.compile(r"[\s^=,;:/\\()\[\]{}\"'<>|_.\-]+")     # between the words of a value (_add_marked)
 _LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
