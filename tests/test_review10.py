@@ -457,3 +457,22 @@ def test_audit_finds_a_devanagari_name_planted_in_a_text_element(wide_world, tmp
     report = audit_after_planting(wide_world["out"], links, "hi_utf16.dcm", plant, tmp_path,
                                   linkage=wide_world["base"] / "anon.linkage.parquet")
     assert report.counts().get("phi") == 1, report.counts()
+
+
+def test_native_samples_ending_like_a_delimiter_are_no_finding(padding_world, tmp_path):
+    """The delimiter check reads encapsulated data only: native samples may end in any bytes."""
+    import shutil
+
+    from vindr_cli.deid.audit import audit
+
+    base, out, links = padding_world
+    copy = tmp_path / "anon"
+    shutil.copytree(out, copy)
+    target = copy / links["MR_small.dcm"]["output"]
+    data = bytearray(target.read_bytes())
+    assert data.rfind(DELIM) < 0
+    data[-8:] = DELIM + b"0077"           # the last 8 bytes of the (native, last) pixel value
+    target.write_bytes(bytes(data))
+    _rehash(copy, links["MR_small.dcm"]["output"])
+    report = audit(copy, base / "anon.linkage.parquet", pixels=False)
+    assert report.counts() == {}, report.counts()

@@ -914,8 +914,11 @@ def _check_pixel_padding(f, offset: int, ts, report: AuditReport, rel: str) -> N
     f.seek(end - 8)
     last = f.read(8)
     f.seek(end)
-    reserved = head[6:8] if not ts.is_implicit_VR and head[4:6] in (b"OB", b"OW") else b""
-    delimiter = last[4:] if last[:4] in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd") else b""
+    explicit = not ts.is_implicit_VR and head[4:6] in (b"OB", b"OW")
+    reserved = head[6:8] if explicit else b""
+    # encapsulated only (undefined length): native samples can end in any 8 bytes
+    encapsulated = (head[8:12] if explicit else head[4:8]) == b"\xff\xff\xff\xff"
+    delimiter = last[4:] if encapsulated and last[:4] in (b"\xfe\xff\xdd\xe0", b"\xff\xfe\xe0\xdd") else b""
     if reserved.strip(b"\0") or delimiter.strip(b"\0"):
         report.add("pixel-data", rel, "the pixel data element's reserved bytes or sequence delimiter length are not zero")
 
