@@ -325,7 +325,7 @@ def _unlisted_text_keywords() -> list[str]:
     listed = {int(r.tag, 16) for r in rows if r.keyword}
     out = [e[4] for tag, e in DicomDictionary.items()
            if e[0] in ("LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE") and not e[3] and e[4]
-           and tag not in listed and e[4] not in policy.text_rules() and tag >> 16 not in (0x0002, 0x0004)]
+           and tag not in listed and e[4] not in policy.text_rules() and tag >> 16 not in (0x0000, 0x0002, 0x0004)]   # command set: dcmwrite refuses it
     return sorted(out)
 
 

@@ -25,8 +25,8 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, _placeholders, decode_all, fold,
-                                  tokens, value_text, value_views)
+from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, _placeholders, build_terms,
+                                  decode_all, fold, tokens, value_text, value_views)
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
@@ -322,6 +322,7 @@ class _Walker:
         self.path: list[int] = []       # tags of the sequences enclosing the data set being walked
         self.emptied: int | None = None  # a sequence _items just emptied of unknown codes (walk decides)
         self.people = None                 # deid.terms.TermSet of the file's person values (person_values)
+        self.places = None                 # ... of its institution's name and address, sought in numbers and bytes only
 
     # -- recording -----------------------------------------------------------------
     def _record(self, elem, vr: str) -> None:
@@ -469,16 +470,19 @@ class _Walker:
         may stay (a lower-case CS may be normalised to its defined term); else it is removed,
         or dummied / emptied where the IOD makes it Type 1 / 2 (at its sequence path), and False."""
         verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0, siblings=ds)
-        if verdict.ok and self.people and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
+        if verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
-                hit = self.people.found_in_value(*reversed(value_views(value, vr))) or (
-                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value)))))
-                if not hit and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
+                hit = bool(self.people) and (self.people.found_in_value(*reversed(value_views(value, vr))) or (
+                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value))))))
+                if not hit and self.people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
                     from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
                     hit = self.people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
+                if not hit and self.places:     # the hospital's name as LUT entries or ICC curve points (review 10)
+                    hit = self.places.found_in_value(*reversed(value_views(value, vr)))
             else:
-                hit = self.people.found_in(tokens(value_text(value, vr)))
+                text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
+                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text))
             if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
@@ -722,6 +726,10 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     people = person_values(ds, folds)
     walker = _Walker(profile, subs, key, sop_class)
     walker.people = person_terms(people, folds)
+    # the institution's name and address (Annex E removes them; the audit searches their original
+    # values everywhere): a kept table or profile spelling them was written and failed the audit (review 10)
+    walker.places = build_terms([v for k in ("InstitutionName", "InstitutionAddress") if (v := _text(ds, k))],
+                                include_dates=False)
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")

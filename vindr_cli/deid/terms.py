@@ -103,8 +103,12 @@ class TermSet:
     """Terms to look for. A multi-token term matches when all its tokens are present."""
     single: set[str] = field(default_factory=set)
     multi: list[frozenset[str]] = field(default_factory=list)
+    _skeleton: tuple | None = field(default=None, repr=False, compare=False)    # (len(skeletons), their pattern)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
     wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
+    # Latin words with letters beyond ASCII (NGUYỄN) as bytes with one unknown byte for each of those:
+    # how a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes them (review 10)
+    skeletons: set[bytes] = field(default_factory=set)
 
     def add(self, value: str) -> None:
         if is_placeholder(value):
@@ -114,6 +118,8 @@ class TermSet:
             for g in groups:
                 self.add(g)
         toks = [t for t in _TOKEN.findall(fold(value)) if len(set(t)) > 1]  # drop '0000', '----'-like filler
+        self._add_skeletons(value)
+        self._add_marked(value)
         # what identifies: not a placeholder word, not a word vindr writes itself (the "ANON"
         # of "ANON^MARIA" is in every output's substitute name), not a 1-2 digit number
         informative = [t for t in toks if not own_word(t) and not (t.isdigit() and len(t) <= _placeholders()[2])]
@@ -143,6 +149,11 @@ class TermSet:
             if not joined.isascii() or len(joined) >= 6:
                 self.single.add(joined)
                 self._add_wide(value, [joined])
+            # each word in another script on its own too (Иванов of Иванов^Сергей, 山田 of 山田^太郎):
+            # found_wide reads only ``wide``, and a surname alone in UTF-16 bytes was written (review 10)
+            for raw in _TOKEN.findall(unicodedata.normalize("NFC", value)):
+                if not own_word(fold(raw)):
+                    self._add_wide(raw, [fold(raw)])
 
     def found_in(self, text_tokens: set[str]) -> bool:
         if self.single & text_tokens:
@@ -160,7 +171,47 @@ class TermSet:
             self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
         folded = _latin_folded(text)
         return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
-                or self.found_wide(text))
+                or self.found_wide(text) or self.found_skeleton(text))
+
+    def _add_marked(self, value: str) -> None:
+        """Words of a script whose letters take combining marks inside the word (Devanagari
+        राजेश, Thai สมศักดิ์): _TOKEN splits them at each mark (not a letter to ``re``), and
+        :func:`fold` drops the marks, so राजेश gave only one-letter tokens and no term at all
+        (review 10). Each such word as written, marks included, and the words run together are
+        :attr:`wide` terms (:meth:`found_wide`; also sought in text by the anonymizer and audit)."""
+        nfc = unicodedata.normalize("NFC", value)
+        if nfc.isascii():
+            return
+        words = [w for w in _WORD_GAPS.split(nfc) if w]
+        for w in words + (["".join(words)] if len(words) > 1 else []):
+            if (any(unicodedata.category(c)[0] == "M" for c in w) and sum(c.isalpha() for c in w) >= 2
+                    and not _LATIN_ONLY.fullmatch(fold(w) or "-") and not _consecutive(w)):
+                forms = {w, w.lower(), w.upper()}
+                self._wide_forms(forms)
+
+    def _add_skeletons(self, value: str) -> None:
+        """Each word of ``value`` in Latin letters with some beyond ASCII (NGUYỄN, HOÀNG: five
+        characters or more, four ASCII letters or more, as found_in_value seeks a word inside
+        from five: shorter ones, HƯƠNG, TRẦN, match random bytes too often) as a bytes pattern:
+        its ASCII letters, and one byte of a code page's letters (0x01-0x1F, 0x80-0xFF) for each other."""
+        if value.isascii():
+            return
+        for raw in _TOKEN.findall(unicodedata.normalize("NFC", value)):
+            if (len(raw) >= 5 and not raw.isascii() and _LATIN_ONLY.fullmatch(fold(raw) or "-")
+                    and sum(c.isascii() and c.isalpha() for c in raw) >= 4):
+                self.skeletons.add(b"".join(re.escape(c.encode()) if c.isascii() else rb"[\x01-\x1f\x80-\xff]"
+                                            for c in raw.upper()))
+
+    def found_skeleton(self, text: str) -> bool:
+        """A :attr:`skeletons` word in the bytes ``text`` was read from (:func:`value_views`),
+        ASCII case ignored: a Vietnamese name in VISCII or TCVN bytes reads as Latin-1 with
+        control characters where its accented letters are, which :meth:`found_in_value` drops."""
+        data = getattr(text, "data", b"")
+        if not self.skeletons or not data or max(data) < 0x80 and min(data) >= 0x20:
+            return False
+        if self._skeleton is None or self._skeleton[0] != len(self.skeletons):
+            self._skeleton = (len(self.skeletons), re.compile(b"|".join(sorted(self.skeletons)), re.IGNORECASE))
+        return self._skeleton[1].search(data) is not None
 
     def _add_wide(self, value: str, folded: list[str]) -> None:
         """A single term in a script other than Latin (its fold ``folded[0]``, two characters
@@ -170,7 +221,21 @@ class TermSet:
             return
         raw = "".join(_TOKEN.findall(unicodedata.normalize("NFC", value)))
         if len(raw) >= 2 and not _consecutive(raw):
-            self.wide.update({raw, raw.lower(), raw.upper()})
+            forms = {raw, raw.lower(), raw.upper()}
+            # and decomposed (Παπαδόπουλος with its accents as combining marks: review 10)
+            self._wide_forms(forms)
+
+    def _wide_forms(self, forms: set[str]) -> None:
+        """``forms`` as wide terms, also decomposed (NFD) and without the optional vowel marks of
+        Hebrew and Arabic (כֹּהֵן is also written כהן, أَحْمَد أحمد: review 10)."""
+        forms = forms | {unicodedata.normalize("NFD", f) for f in forms}
+        self.wide.update(forms | {b for f in forms if len(b := _VOWEL_MARKS.sub("", f)) >= 2})
+
+    def _in(self, text: str) -> bool:
+        """A wide term in ``text``, or in ``text`` without Hebrew / Arabic vowel marks."""
+        if any(t in text for t in self.wide):
+            return True
+        return _VOWEL_MARKS.search(text) is not None and any(t in _VOWEL_MARKS.sub("", text) for t in self.wide)
 
     def found_wide(self, text: str) -> bool:
         """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
@@ -179,14 +244,19 @@ class TermSet:
         Only a file whose people have such names pays for it (the East Asian decodes)."""
         if not self.wide:
             return False
-        if any(t in text for t in self.wide):
+        if self._in(text):
             return True
         data = getattr(text, "data", b"")
+        if data and max(data) >= 0x80:       # DICOM's one-byte character sets of other scripts (review 10)
+            for enc in _ONE_BYTE:
+                decoded = data.decode(enc, "ignore")
+                if self._in(decoded):
+                    return True
         if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
             for enc in _LEGACY:
                 for d in (data, data[1:]):
                     decoded = d.decode(enc, "ignore")
-                    if any(t in decoded for t in self.wide):
+                    if self._in(decoded):
                         return True
         return False
 
@@ -195,6 +265,9 @@ class TermSet:
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+# Hebrew points and cantillation, Arabic harakat and Quranic marks: written or not, the same name
+_VOWEL_MARKS = re.compile("[\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED]")
+_WORD_GAPS = re.compile(r"[\s^=,;:/\\()\[\]{}\"'<>|_.\-]+")     # between the words of a value (_add_marked)
 _LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
 
@@ -228,6 +301,10 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
 # the multi-byte encodings of DICOM's character sets (GB18030/GBK, ISO 2022 IR 87/159, IR 149) and
 # of vendors' East Asian exports (Shift_JIS, EUC-JP, Big5), read only when the file's people have names in such scripts
 _LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
+# DICOM's one-byte character sets of scripts other than Latin (PS3.3 C.12.1.1.2: ISO_IR 144
+# Cyrillic, 127 Arabic, 126 Greek, 138 Hebrew, 166 Thai) and the Windows / KOI8 code pages that
+# vendors' Cyrillic and Arabic exports use: a name in these bytes reads as Latin-1 noise (review 10)
+_ONE_BYTE = ("iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "tis_620", "cp1251", "koi8_r", "cp1256")
 
 
 class Views(str):
@@ -296,6 +373,13 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
         least = _LONG_DIGITS_WIDE if vr in ("UL", "SL", "UV", "SV") else _LONG_DIGITS
         digits = {d for d in digits if len(d.lstrip("-").split(".")[0]) >= least}
     wide = {"H": "utf-16-le", "h": "utf-16-le", "I": "utf-32-le", "i": "utf-32-le"}.get(fmt)
-    views = Views(data.decode("latin-1") + "\n" + (data.decode(wide, "ignore") if wide else ""))
-    views.data = data
+    # and each number's bytes in the other order: 'NG' as one US 0x4E47, a character in the high
+    # byte (UTF-16-BE, 0x4E00): written by a big-endian writer, they read as nothing here (review 10)
+    try:
+        swapped = struct.pack(f">{len(packed)}{fmt[0]}", *packed) if fmt and struct.calcsize(fmt[0]) > 1 else b""
+    except (struct.error, TypeError, ValueError, OverflowError):
+        swapped = b""
+    views = Views("\n".join((data.decode("latin-1"), data.decode(wide, "ignore") if wide else "",
+                             swapped.decode("latin-1"), swapped.decode(wide, "ignore") if wide and swapped else "")))
+    views.data = data + b"\0" + swapped if swapped else data
     return digits, views

@@ -259,7 +259,7 @@ def _kernel_items(src: BinaryIO, dst: BinaryIO, e: str, frames: int | None, h) -
     n = walked[-1][0] + 8 + walked[-1][1] - first if walked else 0
     src.seek(first)
     if n == 0:
-        dst.write(delimiter)
+        dst.write(delimiter[:4] + _ZERO)
         src.seek(first + 8)
         return True
     d0 = dst.tell()
@@ -271,11 +271,14 @@ def _kernel_items(src: BinaryIO, dst: BinaryIO, e: str, frames: int | None, h) -
         itag = (struct.unpack(e + "H", head[:2])[0] << 16) | struct.unpack(e + "H", head[2:4])[0] if len(head) == 8 else 0
         if itag != ITEM or struct.unpack(e + "L", head[4:])[0] != ilen:
             raise BadInput("failed", "malformed encapsulated pixel data (bad item tag or length)")
-    dst.write(delimiter)
+    dst.write(delimiter[:4] + _ZERO)
     src.seek(first + n + 8)
     return True
 
 
+# the sequence delimiter's length, written as zero (PS3.5 7.5.2): copied as stored, a
+# delimiter's 4 length bytes carried anything ('0077' of an ID) past the audit (review 10)
+_ZERO = b"\0\0\0\0"
 MISSING_FRAMES = "encapsulated pixel data holds fewer fragments than frames (a frame is missing)"
 
 
@@ -293,7 +296,9 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
     start = src.tell()
     header, length = _element_header(src, e, implicit)
     if dst is not None:
-        dst.write(header)
+        # the explicit VR header's 2 reserved bytes written as zeros, as PS3.5 7.1.2 sets them
+        # (copied as stored, they carried 2 bytes of anything past the audit: review 10)
+        dst.write(header[:6] + b"\0\0" + header[8:] if len(header) == 12 else header)
     h = hashlib.sha256()
     total = len(header)
     if length != UNDEFINED:
@@ -310,7 +315,7 @@ def copy_pixel_element(src: BinaryIO, dst: BinaryIO | None, *, implicit: bool, l
         itag = (struct.unpack(e + "H", item[:2])[0] << 16) | struct.unpack(e + "H", item[2:4])[0]
         (ilen,) = struct.unpack(e + "L", item[4:])
         if dst is not None:
-            dst.write(item)
+            dst.write(item[:4] + _ZERO if itag == SEQ_DELIM else item)
         total += 8
         if itag == SEQ_DELIM:
             if frames is not None and items - 1 < frames:      # the first item is the offset table
