@@ -10,6 +10,10 @@
   of an original name by chance, so every audit after a review reported `phi` (exit 1) and the
   tree could not be released with a clean report. The audit now reads a cache PNG's chunks
   other than its image data (text chunks inflated), and every byte of anything else.
+* the same trap at scale: ``manifest.parquet`` (and ``.vindr/review.parquet``) were searched as
+  bytes too; a 3,003-row manifest already held 7 of 11 common short Vietnamese name syllables
+  as "words" of its compressed pages. A table is now searched in its values, column names and
+  metadata (what pyarrow reads), and anything pyarrow cannot read in every byte.
 """
 from __future__ import annotations
 
@@ -119,3 +123,35 @@ def test_png_words_is_every_byte_but_the_image_data():
     assert audit_mod.png_words(b"GIF89a" + png[8:]) is None
     bomb = zlib.compress(b"a" * (2 << 20))
     assert audit_mod.png_words(_png(b"\0" * 8, [(b"zTXt", b"k\0\0" + bomb)])) is None
+
+
+# --- a Parquet table searched as bytes: its binary numbers spell short words -----------------
+
+def test_audit_reads_a_parquet_tables_values_not_its_pages(tmp_path, small_export, key_file):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "anon"
+    run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", "-j", "1")
+    table = out / ".vindr" / "review.parquet"
+    terms = audit_mod._load_terms(out.parent / "anon.linkage.parquet", audit_mod.AuditReport())[0]
+
+    def phi(**write) -> list[str]:
+        p = run_cli("audit", out, "--no-pixels", "--json", check=False)
+        assert "tran" not in (p.stdout + p.stderr).lower()
+        return [f["where"] for f in json.loads(p.stdout)["findings"] if f["kind"] == "phi"]
+
+    # two numbers whose little-endian bytes read "tran" and "thi" (words of "Trần^Thị B"), stored plain
+    noise = [int.from_bytes(b"\x00tran\x00\x00\x00", "little"), int.from_bytes(b"\x00thi\x00\x00\x00\x00", "little")]
+    pq.write_table(pa.table({"seq": noise}), table, compression="none", use_dictionary=False)
+    assert terms.found_in(tokens(decode_all(table.read_bytes())))      # the trap is armed
+    assert phi() == []
+    # the name as a value, in the table's metadata, and in a file that is not a table
+    pq.write_table(pa.table({"seq": [1], "reviewer": ["Trần Thị B"]}), table)
+    assert phi() == [".vindr/review.parquet"]
+    pq.write_table(pa.table({"seq": [1]}).replace_schema_metadata({"note": "Tran Thi B"}), table)
+    assert phi() == [".vindr/review.parquet"]
+    table.write_bytes(b"PAR1 Tran Thi B")
+    assert phi() == [".vindr/review.parquet"]
+    table.unlink()
+    assert phi() == []

@@ -716,6 +716,27 @@ def png_words(raw: bytes) -> bytes | None:
     return None
 
 
+def parquet_words(raw: bytes) -> bytes | None:
+    """A Parquet table's values (every row as JSON), column names and key-value metadata, as
+    UTF-8; None when ``raw`` is not a table pyarrow reads (the caller then searches every byte).
+    Searched as text whole, a table's compressed pages and binary numbers are random bytes: a
+    3,003-row manifest (327 KB) held 7 of 11 common short Vietnamese name syllables (le, an, do,
+    ...) as "words", so a patient named with short syllables only (Lê An) would make every
+    audit of a large tree report `phi` in manifest.parquet (new-user walk 3)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except Exception:        # pyarrow's errors for a damaged or hostile file vary by version
+        return None
+    meta = table.schema.metadata or {}
+    head = [*table.schema.names, *(k.decode("utf-8", "replace") + " " + v.decode("utf-8", "replace")
+                                   for k, v in meta.items())]
+    rows = (json.dumps(r, default=str, ensure_ascii=False) for r in table.to_pylist())
+    return "\n".join([*head, *rows]).encode("utf-8")
+
+
 # The tag lists of a stage's settings file (deid.batch._run_record: anonymize.json and its
 # copy): tag numbers as 8 hex digits, from the profile, never from the data. Searched as text,
 # one of them can equal an original ID's digits by chance (the burned-in bench corpus: the
@@ -911,6 +932,9 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
                 raw = p.read_bytes()
                 if _REVIEW_PNG.match(rel):      # vindr review's renderings: their words, not their pixels
                     words = png_words(raw)
+                    raw = raw if words is None else words
+                elif rel.endswith(".parquet"):  # manifest.parquet, review.parquet: their values, not their pages
+                    words = parquet_words(raw)
                     raw = raw if words is None else words
                 text_toks = tokens(decode_all(raw))
                 tag_toks, rest = _tag_lists(raw) if rel.startswith(STATE_DIR + "/") and rel.endswith(".json") else (set(), None)
