@@ -155,3 +155,20 @@ def test_audit_reads_a_parquet_tables_values_not_its_pages(tmp_path, small_expor
     assert phi() == [".vindr/review.parquet"]
     table.unlink()
     assert phi() == []
+
+
+def test_parquet_words_reads_values_and_refuses_what_it_cannot_or_should_not_read(monkeypatch):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"n": [int.from_bytes(b"\x00tran\x00\x00\x00", "little")], "s": ["hello"]}), buf,
+                   compression="none", use_dictionary=False)
+    raw = buf.getvalue()
+    words = audit_mod.parquet_words(raw)
+    assert b"hello" in words and b"tran" not in words and b"tran" in raw
+    assert audit_mod.parquet_words(raw[:-9]) is None                   # no footer: searched whole
+    monkeypatch.setattr(audit_mod, "_PARQUET_MAX", 8)                  # would inflate too far
+    assert audit_mod.parquet_words(raw) is None

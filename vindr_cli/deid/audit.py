@@ -716,6 +716,9 @@ def png_words(raw: bytes) -> bytes | None:
     return None
 
 
+_PARQUET_MAX = 1 << 30
+
+
 def parquet_words(raw: bytes) -> bytes | None:
     """A Parquet table's values (every row as JSON), column names and key-value metadata, as
     UTF-8; None when ``raw`` is not a table pyarrow reads (the caller then searches every byte).
@@ -727,6 +730,9 @@ def parquet_words(raw: bytes) -> bytes | None:
     import pyarrow.parquet as pq
 
     try:
+        meta_data = pq.read_metadata(pa.BufferReader(raw))
+        if sum(meta_data.row_group(i).total_byte_size for i in range(meta_data.num_row_groups)) > _PARQUET_MAX:
+            return None      # a table that would inflate beyond 1 GiB is not read (a bomb): bytes searched
         table = pq.read_table(pa.BufferReader(raw))
     except Exception:        # pyarrow's errors for a damaged or hostile file vary by version
         return None
