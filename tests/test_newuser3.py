@@ -6,8 +6,8 @@
 * the Quick start listed what ``make demo`` writes without ``demo/audit.json`` and
   ``demo/selection/``, which ``scripts/demo.sh`` writes and the release reads;
 * ``vindr review ANON_DIR`` left PNG renderings in ``.vindr/review/cache/`` whose compressed
-  samples ``vindr audit`` searched as text: on the sample export two of 22 held the short words
-  of an original name by chance, so every audit after a review reported `phi` (exit 1) and the
+  samples ``vindr audit`` searched as text: on the sample export two of 22 held both short words
+  of a two-word original value by chance, so every audit after a review reported `phi` (exit 1) and the
   tree could not be released with a clean report. The audit now reads a cache PNG's chunks
   other than its image data (text chunks inflated), and every byte of anything else.
 * the same trap at scale: ``manifest.parquet`` (and ``.vindr/review.parquet``) were searched as

@@ -675,8 +675,8 @@ def png_words(raw: bytes) -> bytes | None:
     chunks inflated) and anything after IEND; None when ``raw`` is not a whole PNG, or a
     compressed text chunk does not inflate within 1 MiB (the caller then searches every byte).
     vindr review's cache PNGs (renderings of outputs the pixel scan reads) were searched as
-    text whole: among their thousands of random "words" of compressed samples, the words of a
-    short original value, e.g. a name's "Van" and "An", all occurred by chance, a false `phi`
+    text whole: among their thousands of random "words" of compressed samples, both words of a
+    two-word original value (2 and 3 letters) occurred by chance in 2 of the sample's 22, a false `phi`
     that made every audit after a review fail (new-user walk 3). Words in compressed samples
     are not text; text in a chunk is."""
     if not raw.startswith(_PNG_SIGNATURE):
