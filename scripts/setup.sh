@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install vindr with its test tools. Idempotent; safe to re-run.
-# Usage: scripts/setup.sh [extra ...]   (extras: test, bench, baseline; ocr is always added)
+# Usage: scripts/setup.sh [extra ...]   (extras: test, bench, baseline, cluster, fast; ocr is always added)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${*:-test}"

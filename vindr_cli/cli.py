@@ -377,7 +377,7 @@ def release(
     labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the one vindr split recorded in DIR/labels.json): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
     selection: Optional[Path] = typer.Option(None, "--selection", help="Output of vindr select: release only its selected images (others, and their annotations, are left out and counted); its recipe goes in the datasheet."),
     multiframe: Optional[str] = typer.Option(None, "--multiframe", help="first | every | exclude: a multi-frame image as frame 0, as one image per frame (<image_id>_<frame>), or not at all. Default: the selection's policy, else first."),
-    audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit ANON_DIR --report FILE.json: its status goes in the datasheet (else: not audited)."),
+    audit_report: Optional[Path] = typer.Option(None, "--audit-report", help="The JSON of vindr audit ANON_DIR --report FILE.json, of ANON_DIR as it is now (a report of another tree or state is refused): its status goes in the datasheet (else: not audited)."),
     licence: Optional[str] = typer.Option(None, "--licence", help="Licence the datasheet states (default: not set, which the datasheet says the custodian must choose)."),
     review: Optional[Path] = typer.Option(None, "--review", help="The folder vindr review ran on (default: the selection, else ANON_DIR, when it holds decisions)."),
     allow_unreviewed: bool = typer.Option(False, "--allow-unreviewed", help="Release even while flagged images are undecided in vindr review (the datasheet says so)."),

@@ -665,6 +665,85 @@ STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[
                          r"|review/cache/[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png)$")
 
 
+_REVIEW_PNG = re.compile(r"^\.vindr/review/cache/[^/]+\.png$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_IMAGE_CHUNKS = (b"IHDR", b"IDAT", b"IEND")
+_PNG_MAX_TEXT = 1 << 20
+
+
+def png_words(raw: bytes) -> bytes | None:
+    """Every byte of a PNG but its image data: the chunks other than IHDR/IDAT/IEND (text
+    chunks inflated) and anything after IEND; None when ``raw`` is not a whole PNG, or a
+    compressed text chunk does not inflate within 1 MiB (the caller then searches every byte).
+    vindr review's cache PNGs (renderings of outputs the pixel scan reads) were searched as
+    text whole: among their thousands of random "words" of compressed samples, both words of a
+    two-word original value (2 and 3 letters) occurred by chance in 2 of the sample's 22, a false `phi`
+    that made every audit after a review fail (new-user walk 3). Words in compressed samples
+    are not text; text in a chunk is."""
+    if not raw.startswith(_PNG_SIGNATURE):
+        return None
+    out, i = [], len(_PNG_SIGNATURE)
+    while i + 12 <= len(raw):
+        n = int.from_bytes(raw[i:i + 4], "big")
+        kind, data = raw[i + 4:i + 8], raw[i + 8:i + 8 + n]
+        if len(data) != n:
+            return None
+        i += 12 + n
+        if kind == b"IEND":
+            return b"\n".join([*out, raw[i:]])
+        if kind in _PNG_IMAGE_CHUNKS:
+            continue
+        out.append(data)
+        compressed = None
+        if kind == b"zTXt" and b"\0" in data:            # keyword, 0, method, zlib stream
+            compressed = data[data.index(b"\0") + 2:]
+        elif kind == b"iTXt" and data.count(b"\0") >= 3:  # keyword, 0, flag, method, language, 0, keyword', 0, text
+            k = data.index(b"\0")
+            if data[k + 1:k + 2] == b"\1":
+                rest = data[k + 3:]
+                rest = rest[rest.index(b"\0") + 1:] if b"\0" in rest else b""
+                compressed = rest[rest.index(b"\0") + 1:] if b"\0" in rest else None
+                if compressed is None:
+                    return None
+        if compressed is not None:
+            inflate = zlib.decompressobj()
+            try:
+                text = inflate.decompress(compressed, _PNG_MAX_TEXT)
+            except zlib.error:
+                return None
+            if inflate.unconsumed_tail:
+                return None
+            out.append(text)
+    return None
+
+
+_PARQUET_MAX = 1 << 30
+
+
+def parquet_words(raw: bytes) -> bytes | None:
+    """A Parquet table's values (every row as JSON), column names and key-value metadata, as
+    UTF-8; None when ``raw`` is not a table pyarrow reads (the caller then searches every byte).
+    Searched as text whole, a table's compressed pages and binary numbers are random bytes: a
+    3,003-row manifest (327 KB) held 7 of 11 common short Vietnamese name syllables (le, an, do,
+    ...) as "words", so a patient named with short syllables only (Lê An) would make every
+    audit of a large tree report `phi` in manifest.parquet (new-user walk 3)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta_data = pq.read_metadata(pa.BufferReader(raw))
+        if sum(meta_data.row_group(i).total_byte_size for i in range(meta_data.num_row_groups)) > _PARQUET_MAX:
+            return None      # a table that would inflate beyond 1 GiB is not read (a bomb): bytes searched
+        table = pq.read_table(pa.BufferReader(raw))
+    except Exception:        # pyarrow's errors for a damaged or hostile file vary by version
+        return None
+    meta = table.schema.metadata or {}
+    head = [*table.schema.names, *(k.decode("utf-8", "replace") + " " + v.decode("utf-8", "replace")
+                                   for k, v in meta.items())]
+    rows = (json.dumps(r, default=str, ensure_ascii=False) for r in table.to_pylist())
+    return "\n".join([*head, *rows]).encode("utf-8")
+
+
 # The tag lists of a stage's settings file (deid.batch._run_record: anonymize.json and its
 # copy): tag numbers as 8 hex digits, from the profile, never from the data. Searched as text,
 # one of them can equal an original ID's digits by chance (the burned-in bench corpus: the
@@ -858,6 +937,12 @@ def audit(output: Path, linkage: Path | None = None, *, pixels: bool = True,
                 if rel.startswith(STATE_DIR + "/") and not STATE_FILES.match(rel):
                     report.add("stray-file", shown, "file not written by vindr inside its state folder")
                 raw = p.read_bytes()
+                if _REVIEW_PNG.match(rel):      # vindr review's renderings: their words, not their pixels
+                    words = png_words(raw)
+                    raw = raw if words is None else words
+                elif rel.endswith(".parquet"):  # manifest.parquet, review.parquet: their values, not their pages
+                    words = parquet_words(raw)
+                    raw = raw if words is None else words
                 text_toks = tokens(decode_all(raw))
                 tag_toks, rest = _tag_lists(raw) if rel.startswith(STATE_DIR + "/") and rel.endswith(".json") else (set(), None)
                 if rest is not None:       # tag numbers read as tags; everything else (and any other entry) as text
