@@ -53,7 +53,7 @@ def test_anonymize_of_an_empty_folder_gives_the_same_warning_and_writes_no_image
     p = run_cli("anonymize", empty, tmp_path / "out", "--key", keys / "k.key", "--strict", check=False)
     out = p.stdout + p.stderr
     assert p.returncode == 1, out
-    assert "warning: found no file to read: nothing to do" in out
+    assert "warning: found no files to read: nothing to do" in out
     assert not [f for f in (tmp_path / "out").rglob("*.dcm")]
 
 

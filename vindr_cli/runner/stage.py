@@ -241,7 +241,7 @@ def _states(stage: Stage, tables: list[Table]) -> dict[str, StageState]:
 
 def _warnings(sources: Sequence[Source], counts: Counter) -> list[str]:
     if not sources:
-        return ["found no file to read: nothing to do (is it the right folder?)"]
+        return ["found no files to read: nothing to do (is it the right folder?)"]
     total = sum(counts.values())
     if total and counts[NOT_DICOM] == total:
         return [f"none of the {len(sources)} input files is DICOM: nothing was read (is it the right folder?)"]
