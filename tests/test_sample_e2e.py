@@ -68,9 +68,34 @@ def _phi_strings() -> list[str]:
     return sorted(x for x in out if len(x) >= 4)
 
 
+def _keyed_substitutes(out: Path, linkage) -> list[bytes]:
+    """The keyed base32 substitutes written for this run's key (PatientID P+15, PatientName
+    ANON^+the same 15, AccessionNumber A+15, StudyID S+15: deid.substitutes). Fresh random key
+    each run, so one in a few hundred runs one of them spells a planted surname ('TRAN') by chance;
+    such a token is the key's output, not the original value, and is masked before the search."""
+    from vindr_cli.deid.substitutes import Substitutes
+
+    subs = Substitutes(bytes.fromhex((out.parent / "keys" / "k").read_text().strip()))
+    found = set()
+    for r in linkage:
+        if r.get("patient_id"):
+            found |= {r["patient_id"], "ANON^" + r["patient_id"][1:]}
+        if r.get("original_accession"):
+            found.add(subs.accession(r["original_accession"]))
+        if r.get("original_study_id"):
+            found.add(subs.study_id(r["original_study_id"]))
+    return sorted((v.encode() for v in found), key=len, reverse=True)
+
+
+_TOKEN = re.compile(rb"(?<![A-Za-z0-9])(?:P|A|S|ANON\^)[A-Z2-7]{15}(?![A-Za-z0-9])")
+
+
 def test_no_planted_phi_in_any_output_byte_path_or_table(anon):
-    out, _, _ = anon
+    out, _, linkage = anon
     phi = _phi_strings()
+    subs = _keyed_substitutes(out, linkage)
+    assert subs and all(_TOKEN.fullmatch(v) for v in subs)
+    assert not any(_TOKEN.search(s.encode("utf-8")) for s in phi)    # masking can hide no planted value
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) > 20
     for p in out.rglob("*"):
@@ -80,6 +105,9 @@ def test_no_planted_phi_in_any_output_byte_path_or_table(anon):
         if not p.is_file():
             continue
         data = split_file(p)[0] if p.suffix == ".dcm" else p.read_bytes()
+        for v in subs:
+            data = data.replace(v, b"*" * len(v))
+        data = _TOKEN.sub(lambda m: b"*" * len(m.group()), data)
         for s in phi:
             for enc in ("utf-8", "latin-1"):
                 try:
