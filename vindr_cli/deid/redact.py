@@ -687,6 +687,37 @@ def _table_entries(m: int, seg: bytes) -> list[tuple[tuple, bytes]]:
     return out
 
 
+def _is_sof(m: int, seg) -> bool:
+    """A start-of-frame segment (SOF0-15 but DHT, JPG, DAC; F7: JPEG-LS) long enough to read."""
+    return (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10
+
+
+def _sof_tables(seg) -> dict[int, int]:
+    """component -> its quantization table, from a SOF segment."""
+    return {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+
+
+def _scan_tables(seg, sof: int, tq: dict[int, int]) -> list[tuple] | None:
+    """The table keys a scan (SOS ``seg``, of frame type ``sof``) uses: its components'
+    quantization tables and, in a Huffman process, DC tables (all but progressive AC scans) and
+    AC tables (neither lossless nor progressive DC scans); None when a component entry is cut."""
+    ns = seg[4]
+    ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
+    huffman = sof < 0xC8
+    used: list[tuple] = []
+    for k in range(ns):
+        if 6 + 2 * k >= len(seg):
+            return None
+        comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
+        if not (sof in _LOSSLESS_SOF or sof == 0xF7):
+            used.append(("q", tq.get(comp, -1)))
+        if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
+            used.append(("h", 0, tables >> 4))
+        if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
+            used.append(("h", 1, tables & 0x0F))
+    return used
+
+
 def _drop_unused_tables(stream: bytes) -> bytes:
     """``stream`` (already without COM/APPn, ending at its EOI) without the quantization and
     Huffman tables no scan uses: a table defined and never used (or defined again before a scan
@@ -727,25 +758,15 @@ def _drop_unused_tables(stream: bytes) -> bytes:
                 entries.append((key, entry, flag))
             pieces.append([m, entries])
         else:
-            if (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10:   # F7: JPEG-LS
-                sof = m
-                tq = {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+            if _is_sof(m, seg):
+                sof, tq = m, _sof_tables(seg)
             elif m == 0xDA and len(seg) >= 5:
-                ns = seg[4]
-                ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
-                huffman = sof < 0xC8
-                for k in range(ns):
-                    if 6 + 2 * k >= len(seg):
-                        raise _Unsure
-                    comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
-                    used = [] if sof in _LOSSLESS_SOF or sof == 0xF7 else [("q", tq.get(comp, -1))]
-                    if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
-                        used.append(("h", 0, tables >> 4))
-                    if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
-                        used.append(("h", 1, tables & 0x0F))
-                    for key in used:
-                        if key in pending:
-                            pending[key][0] = True
+                used = _scan_tables(seg, sof, tq)
+                if used is None:
+                    raise _Unsure
+                for key in used:
+                    if key in pending:
+                        pending[key][0] = True
             pieces.append(seg)
         i += len(seg)
         scanning = scanning or m == 0xDA
@@ -872,25 +893,15 @@ def _t81_same(b: memoryview) -> bool:
                 flag = [False]
                 pending[key] = flag
                 flags.append(flag)
-        elif (0xC0 <= m <= 0xCF and m not in (0xC4, 0xC8, 0xCC) or m == 0xF7) and len(seg) >= 10:
-            sof = m
-            tq = {seg[10 + 3 * k]: seg[12 + 3 * k] for k in range(seg[9]) if 12 + 3 * k < len(seg)}
+        elif _is_sof(m, seg):
+            sof, tq = m, _sof_tables(seg)
         elif m == 0xDA and len(seg) >= 5:
-            ns = seg[4]
-            ss = seg[5 + 2 * ns] if 5 + 2 * ns < len(seg) else 0
-            huffman = sof < 0xC8
-            for k in range(ns):
-                if 6 + 2 * k >= len(seg):
-                    return False
-                comp, tables = seg[5 + 2 * k], seg[6 + 2 * k]
-                used = [] if sof in _LOSSLESS_SOF or sof == 0xF7 else [("q", tq.get(comp, -1))]
-                if huffman and not (sof in _PROGRESSIVE_SOF and ss > 0):
-                    used.append(("h", 0, tables >> 4))
-                if huffman and sof not in _LOSSLESS_SOF and not (sof in _PROGRESSIVE_SOF and ss == 0):
-                    used.append(("h", 1, tables & 0x0F))
-                for key in used:
-                    if key in pending:
-                        pending[key][0] = True
+            used = _scan_tables(seg, sof, tq)
+            if used is None:
+                return False
+            for key in used:
+                if key in pending:
+                    pending[key][0] = True
         i = end
         scanning = scanning or m == 0xDA
 
