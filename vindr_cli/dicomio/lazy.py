@@ -515,6 +515,42 @@ def _exec_version(loader, plain):
     return exec_module
 
 
+def _exec_rewritten(loader, name, rewrite, run_fast):
+    """An exec_module for pydicom's module ``name`` that runs ``rewrite(code, source)``'s code
+    object through ``run_fast(fast, module)``; when it gives None or raises, the module runs as
+    pydicom wrote it."""
+    plain = loader.exec_module
+
+    def exec_module(module):
+        code = loader.get_code(name)
+        try:
+            fast = rewrite(code, loader.get_data(loader.get_filename(name)))
+        except Exception:                # anything unexpected: pydicom as it is
+            fast = None
+        if fast is None:
+            return plain(module)
+        run_fast(fast, module)
+
+    return exec_module
+
+
+def _run_valuerep(fast, module) -> None:
+    module.__dict__["_vindr_lazy_patterns"] = LazyPatterns
+    try:
+        exec(fast, module.__dict__)
+    finally:
+        module.__dict__.pop("_vindr_lazy_patterns", None)
+    global valuerep_rewritten
+    valuerep_rewritten = True
+
+
+def _run_datadict(fast, module) -> None:
+    global _datadict_checked, datadict_rewritten
+    _datadict_checked = True
+    exec(fast, module.__dict__)
+    datadict_rewritten = True
+
+
 class _Hook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name not in DEFERRED_MODULES and name != _COMMON and name not in _PLUGIN_HOSTS \
@@ -542,49 +578,10 @@ class _Hook(importlib.abc.MetaPathFinder):
             if isinstance(loader, importlib.machinery.SourceFileLoader):
                 loader.exec_module = _exec_private(loader, name, loader.exec_module)
             return spec
-        if name == _VALUEREP:
-            if not isinstance(loader, importlib.machinery.SourceFileLoader):
-                return spec
-            plain_vr = loader.exec_module
-
-            def exec_valuerep(module):
-                code = loader.get_code(name)
-                try:
-                    fast = _lazy_vr_tables(code, loader.get_data(loader.get_filename(name)))
-                except Exception:                # anything unexpected: pydicom as it is
-                    fast = None
-                if fast is None:
-                    return plain_vr(module)
-                module.__dict__["_vindr_lazy_patterns"] = LazyPatterns
-                try:
-                    exec(fast, module.__dict__)
-                finally:
-                    module.__dict__.pop("_vindr_lazy_patterns", None)
-                global valuerep_rewritten
-                valuerep_rewritten = True
-
-            loader.exec_module = exec_valuerep
-            return spec
-        if name == _DATADICT:
-            if not isinstance(loader, importlib.machinery.SourceFileLoader):
-                return spec
-            plain = loader.exec_module
-
-            def exec_datadict(module):
-                code = loader.get_code(name)
-                try:
-                    fast = _fast_keyword_dict(code, loader.get_data(loader.get_filename(name)))
-                except Exception:                # anything unexpected: pydicom as it is
-                    fast = None
-                if fast is None:
-                    return plain(module)
-                global _datadict_checked
-                _datadict_checked = True
-                exec(fast, module.__dict__)
-                global datadict_rewritten
-                datadict_rewritten = True
-
-            loader.exec_module = exec_datadict
+        if name in (_VALUEREP, _DATADICT):
+            if isinstance(loader, importlib.machinery.SourceFileLoader):
+                loader.exec_module = (_exec_rewritten(loader, name, _lazy_vr_tables, _run_valuerep) if name == _VALUEREP
+                                      else _exec_rewritten(loader, name, _fast_keyword_dict, _run_datadict))
             return spec
         run = loader.exec_module
 
