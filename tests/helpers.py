@@ -216,3 +216,37 @@ def audit_after_planting(world_out: Path, links: dict, name: str, plant, tmp_pat
     plant(ds)
     ds.save_as(target)
     return audit(out, linkage)
+
+
+def leaks(root, forms, text: str = "") -> list[str]:
+    """Where any of ``forms`` (lower-case bytes) appears, ASCII case ignored: in a file's bytes or
+    a path under ``root``, or in ``text`` (what was printed); empty when nothing leaked."""
+    hits = []
+    for p in sorted(root.rglob("*")):
+        data = p.read_bytes().lower() if p.is_file() and not p.is_symlink() else b""
+        name = str(p.relative_to(root)).lower().encode()
+        hits += [f"{p.relative_to(root)}: {f!r}" for f in forms if f in data or f in name]
+    hits += [f"printed: {f!r}" for f in forms if f in text.lower().encode()]
+    return hits
+
+
+def finder_scan(ds):
+    """``deid.redact.scan`` of ``ds`` with the real text finder, the header's own names and IDs
+    as hints and the coarse view, pydicom's warnings silenced (as a --burned-in redact run scans)."""
+    import warnings
+
+    from vindr_cli.deid import pixeltext, redact
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
+
+
+def box_mask(boxes, shape):
+    """The pixels of ``shape`` (rows, columns) that ``boxes`` (frame, x0, y0, x1, y1) cover."""
+    import numpy as np
+
+    m = np.zeros(shape, bool)
+    for _, x0, y0, x1, y1 in boxes:
+        m[y0:y1, x0:x1] = True
+    return m

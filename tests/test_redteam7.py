@@ -70,7 +70,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import key_file_in, read_quietly, run_cli
+from helpers import key_file_in, leaks, read_quietly, run_cli
 from test_safe_default import real
 
 NAME, PID, BIRTH = "NGUYỄN^THỊ^HƯƠNG", "BN7734561", "19850312"
@@ -98,14 +98,7 @@ def _forms(values) -> set[bytes]:
 def _leaks(root: Path, values, text: str = "") -> list[str]:
     """Where any form of ``values`` appears (ASCII case ignored): a name or a byte under
     ``root``, or ``text``; empty when nothing leaked."""
-    forms = _forms(values)
-    hits = []
-    for p in sorted(root.rglob("*")):
-        data = p.read_bytes().lower() if p.is_file() and not p.is_symlink() else b""
-        name = str(p.relative_to(root)).lower().encode()
-        hits += [f"{p.relative_to(root)}: {f!r}" for f in forms if f in data or f in name]
-    hits += [f"printed: {f!r}" for f in forms if f in text.lower().encode()]
-    return hits
+    return leaks(root, _forms(values), text)
 
 
 def _icc(desc: str | None = None, cprt: str | None = None) -> bytes:

@@ -62,7 +62,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import key_file_in, run_cli
+from helpers import box_mask, finder_scan, key_file_in, leaks, read_quietly as _read, run_cli
 from test_safe_default import real
 
 JA, ZH, KO = "Yamada^Tarou=山田^太郎=やまだ^たろう", "Wang^Xiaoming=王^小明", "Hong^Gildong=洪^吉洞=홍^길동"
@@ -91,20 +91,7 @@ def _forms(values) -> set[bytes]:
 def _leaks(root: Path, values, text: str = "") -> list[str]:
     """Where any form of ``values`` appears (ASCII case ignored): a name or a byte under
     ``root``, or ``text``; empty when nothing leaked."""
-    forms = _forms(values)
-    hits = []
-    for p in sorted(root.rglob("*")):
-        data = p.read_bytes().lower() if p.is_file() and not p.is_symlink() else b""
-        name = str(p.relative_to(root)).lower().encode()
-        hits += [f"{p.relative_to(root)}: {f!r}" for f in forms if f in data or f in name]
-    hits += [f"printed: {f!r}" for f in forms if f in text.lower().encode()]
-    return hits
-
-
-def _read(path: Path) -> Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(path)
+    return leaks(root, _forms(values), text)
 
 
 def _voi_lut(vr: str, value) -> Sequence:
@@ -230,18 +217,12 @@ def test_grey_text_over_the_air_of_a_small_image_is_masked(text, size, q):
     read 2+ characters or it held glyph strokes at an extreme of the display; a mid-grey ID,
     date or name over CT_small's air is neither (OCR reads nothing of a crop it shares with the
     anatomy beside it), so no box. A row of glyphs at a cut of the crop's own range now counts."""
-    from vindr_cli.deid import pixeltext, redact
+    from vindr_cli.deid import pixeltext
 
     if not pixeltext.engine_available():
         pytest.skip("Tesseract models not installed")
     ds, ink, air = _grey_text_on_ct_small(text, size, q)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
-    masked = np.zeros(ink.shape, bool)
-    for _, x0, y0, x1, y1 in out.boxes:
-        masked[y0:y1, x0:x1] = True
-    assert masked[air].all()
+    assert box_mask(finder_scan(ds).boxes, ink.shape)[air].all()
 
 
 @pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
@@ -253,7 +234,7 @@ def test_grey_text_over_the_air_of_a_small_image_is_masked(text, size, q):
 @pytest.mark.parametrize("text", ["NGUYEN VAN AN", "BN5512345"])
 def test_grey_text_over_the_soft_tissue_of_a_small_image_is_masked(text):
     from helpers import draw_text
-    from vindr_cli.deid import pixeltext, redact
+    from vindr_cli.deid import pixeltext
 
     if not pixeltext.engine_available():
         pytest.skip("Tesseract models not installed")
@@ -265,13 +246,7 @@ def test_grey_text_over_the_soft_tissue_of_a_small_image_is_masked(text):
     arr[ink] = int(np.percentile(arr, 85))
     ds.PixelData = arr.tobytes()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
-    masked = np.zeros(ink.shape, bool)
-    for _, x0, y0, x1, y1 in out.boxes:
-        masked[y0:y1, x0:x1] = True
-    assert masked[ink].mean() >= 0.9
+    assert box_mask(finder_scan(ds).boxes, ink.shape)[ink].mean() >= 0.9
 
 
 @pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")

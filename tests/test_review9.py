@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from helpers import draw_text, key_file_in, read_quietly
+from helpers import box_mask, draw_text, finder_scan, key_file_in, read_quietly
 from test_pixeltext_precision import FONT, needs_font, needs_ocr
 from test_redteam4 import NAME, _ct, _dataset
 
@@ -174,16 +174,8 @@ def _grey_text(name: str, text: str, size: int, where: str):
 
 
 def _grey_covered(name, text, size, where) -> bool:
-    from vindr_cli.deid import pixeltext, redact
-
     ds, ink = _grey_text(name, text, size, where)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
-    m = np.zeros(ink.shape, bool)
-    for _f, x0, y0, x1, y1 in out.boxes:
-        m[y0:y1, x0:x1] = True
-    return bool(m[ink].all())
+    return bool(box_mask(finder_scan(ds).boxes, ink.shape)[ink].all())
 
 
 @needs_font

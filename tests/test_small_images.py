@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from helpers import draw_text
+from helpers import box_mask, draw_text, finder_scan
 from vindr_cli.deid import pixeltext, redact
 from vindr_cli.deid.batch import anonymize
 from vindr_cli.deid.profile import load_profile
@@ -37,10 +36,7 @@ def _real(name: str) -> Path:
     return Path(p)
 
 
-def _scan(ds) -> redact.PixelOutcome:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return redact.scan(ds, pixeltext.find_text, pixeltext.hints_from(ds), large=True)
+_scan = finder_scan
 
 
 # MR_small in each of pydicom's encodings (the same pixels), CT_small
@@ -99,10 +95,7 @@ def _with_text(name: str, scale: int, text: str, size: int, where: str, white: b
 
 
 def _covered(boxes, ink) -> bool:
-    m = np.zeros(ink.shape, bool)
-    for _, x0, y0, x1, y1 in boxes:
-        m[y0:y1, x0:x1] = True
-    return bool(m[ink].all())
+    return bool(box_mask(boxes, ink.shape)[ink].all())
 
 
 CASES = [  # (file, scale, text, font px, where, white)
