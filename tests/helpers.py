@@ -250,3 +250,17 @@ def box_mask(boxes, shape):
     for _, x0, y0, x1, y1 in boxes:
         m[y0:y1, x0:x1] = True
     return m
+
+
+def anonymize_rows(tmp_path, out, burned_in: str) -> list[dict]:
+    """``deid.batch.anonymize`` of ``tmp_path/export`` into ``out`` in this process (one worker,
+    the basic profile, a new key and linkage table under ``tmp_path``, so a test can patch the
+    per-file path), and the manifest rows it wrote."""
+    import pyarrow.parquet as pq
+
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
+              burned_in=burned_in, linkage=tmp_path / "link.parquet")
+    return pq.read_table(out / "manifest.parquet").to_pylist()

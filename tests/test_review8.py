@@ -37,7 +37,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import key_file_in, read_quietly
+from helpers import anonymize_rows, key_file_in, read_quietly
 from test_safe_default import real
 
 PID_NUMBER = 2023123456
@@ -154,15 +154,11 @@ def test_a_malformed_unused_table_fails_the_check_before_any_decoder(tmp_path):
 
 @pytest.mark.parametrize("mode", ["redact", "off"])
 def test_a_malformed_unused_table_fails_the_file_with_the_fixed_reason(tmp_path, mode):
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
     from vindr_cli.dicomio.jpeg import REASON
 
     _bad_dht_file(tmp_path / "export" / "bad.dcm", 2)
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in=mode, linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, mode)
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", REASON)]
     assert REASON.startswith("malformed JPEG codestream (")
     assert not [p for p in out.rglob("*.dcm")]
@@ -277,8 +273,6 @@ def _plain_jpeg_file(path: Path, comment: bytes | None = None) -> None:
 @pytest.mark.parametrize("changed", [False, True])
 def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkeypatch, changed):
     from vindr_cli.deid import task
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
 
     src = tmp_path / "export" / "plain.dcm"
     _plain_jpeg_file(src)
@@ -293,9 +287,7 @@ def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkey
 
     monkeypatch.setattr(task, "_copy_pixels", copy_after_change)
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="off", linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, "off")
     if changed:
         assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
         assert not list(out.rglob("*.dcm"))
@@ -308,16 +300,12 @@ def test_pixels_that_change_between_scan_and_copy_fail_the_file(tmp_path, monkey
 # ------------------------------------------------------------------ C1: the datasheet's count of masked files
 
 def test_a_frame_stripped_of_its_comment_is_not_counted_as_masked(tmp_path):
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
     from vindr_cli.release.build import _deid_settings
     from vindr_cli.release.datasheet import _deid_explained
 
     _plain_jpeg_file(tmp_path / "export" / "commented.dcm", comment=b"made on ward 7")
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="off", linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, "off")
     assert [(r["status"], r["pixels_modified"], r["redactions"]) for r in rows] == [("ok", True, None)]
     deid = _deid_settings(out, rows)
     assert deid["pixels_masked"] == {"files": 1, "masked": 0, "rewritten": 1}
@@ -353,8 +341,6 @@ def test_burned_in_off_strips_a_jpeg2000_segment_and_keeps_the_pixels(tmp_path):
 
     from test_redteam4 import _ct, _dataset
     from test_redteam7 import FRAME_TEXT, _jpeg_frames
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
 
     grey = np.round(_ct(256) * 200).astype(np.uint8)
     _kind, frame = _jpeg_frames()["j2k_tlm"]
@@ -366,9 +352,7 @@ def test_burned_in_off_strips_a_jpeg2000_segment_and_keeps_the_pixels(tmp_path):
     before = ds.pixel_array.copy()
     _save(ds, tmp_path / "export" / "tlm.dcm")
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="off", linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, "off")
     assert [(r["status"], r["pixels_modified"]) for r in rows] == [("ok", True)]
     assert rows[0]["pixel_sha256"] != rows[0]["input_pixel_sha256"]
     raw = (out / rows[0]["output"]).read_bytes()

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from helpers import box_mask, draw_text, finder_scan, key_file_in, read_quietly
+from helpers import anonymize_rows, box_mask, draw_text, finder_scan, key_file_in, read_quietly
 from test_pixeltext_precision import FONT, needs_font, needs_ocr
 from test_redteam4 import NAME, _ct, _dataset
 
@@ -69,8 +69,6 @@ def _with_and_without_name(path: Path) -> tuple[bytes, bytes]:
 @pytest.mark.parametrize("swapped", [False, True])
 def test_pixels_scanned_are_the_pixels_hashed_and_copied(tmp_path, monkeypatch, swapped):
     from vindr_cli.deid import task
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
 
     src = tmp_path / "export" / "named.dcm"
     named, text_free = _with_and_without_name(src)
@@ -86,9 +84,7 @@ def test_pixels_scanned_are_the_pixels_hashed_and_copied(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(task, "_copy_pixels", racing_input)
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="redact", linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, "redact")
     if swapped:
         # scanned: text-free pixels; hashed and copied: the named ones. Nothing may be written.
         assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
@@ -228,8 +224,6 @@ def _index_values(ds, n: int) -> None:
 def test_anonymize_removes_and_audit_finds_a_five_digit_id_in_a_long_index_array(tmp_path):
     from helpers import audit_after_planting
     from test_safe_default import real
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
 
     ds = real("CT_small.dcm")
     ds.PatientName, ds.PatientID = "NGUYEN^VAN AN", "0077123"
@@ -239,9 +233,7 @@ def test_anonymize_removes_and_audit_finds_a_five_digit_id_in_a_long_index_array
         warnings.simplefilter("ignore")
         ds.save_as(tmp_path / "export" / "ct.dcm", enforce_file_format=True)
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="off", linkage=tmp_path / "link.parquet")
-    (row,) = pq.read_table(out / "manifest.parquet").to_pylist()
+    (row,) = anonymize_rows(tmp_path, out, "off")
     assert row["status"] == "ok"
     held = []
     read_quietly(out / row["output"]).walk(

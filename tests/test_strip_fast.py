@@ -378,15 +378,12 @@ def test_off_input_changed_after_the_one_read_fails_the_file(tmp_path, monkeypat
     """The one read is what is walked and hashed; the copy is a second read, compared with it:
     an input that gets a name in a COM segment in between fails (CHANGED_SINCE_SCAN), nothing
     written (as review 9 H2 for the scanning modes)."""
-    import pyarrow.parquet as pq
     import pydicom
     from pydicom.data import get_testdata_file
     from pydicom.encaps import generate_frames
 
-    from helpers import key_file_in
+    from helpers import anonymize_rows
     from vindr_cli.deid import task
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
     from vindr_cli.dicomio.pixelstream import ScratchSink
 
     src = tmp_path / "export" / "ls.dcm"
@@ -413,9 +410,7 @@ def test_off_input_changed_after_the_one_read_fails_the_file(tmp_path, monkeypat
 
     monkeypatch.setattr(task, "_copy_pixels", racing_input)
     out = tmp_path / "anon"
-    anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
-              burned_in="off", linkage=tmp_path / "link.parquet")
-    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    rows = anonymize_rows(tmp_path, out, "off")
     assert reads[0] == "ScratchSink" and len(reads) == 2 and reads[1] != "NoneType"    # the one read, the copy
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", task.CHANGED_SINCE_SCAN)]
     assert not list(out.rglob("*.dcm")) and not list(out.rglob("*.vindr-part"))
