@@ -114,10 +114,12 @@ def test_text_in_the_gaps_of_an_mab_and_mba_tag_is_gone_and_colours_are_unchange
     plain, _ = _lut_profile()
     assert planted.count(TEXT) == 12                     # the planted profile really holds the text
     out = icc.clean(planted)
-    assert out is not None and len(out) == len(planted)
-    assert TEXT[:8] not in out
-    for s, e in gaps:                                   # between sub-elements and after the last
-        assert not out[s:e].strip(b"\0")
+    assert out is not None and len(out) < len(planted)  # written again (icc2): the gaps are gone, not zeroed
+    assert TEXT[:8] not in out and TEXT[1:9] not in out
+    for _sig, tag in icc.tags(out):
+        if tag[:4] in (b"mAB ", b"mBA "):
+            assert struct.unpack_from(">5I", tag, 12) == (32, 80, 128, 164, 232)   # packed, no gap
+            assert len(tag) == 280                       # nothing after the A curves
     assert icc.clean(out) == out
     for a, b in zip(_transforms(out), _transforms(planted)):
         assert np.array_equal(a, b)
@@ -198,7 +200,7 @@ def test_no_real_profile_here_is_refused_and_each_cleans_to_a_fixed_point():
     for name, prof in _real_profiles().items():
         out = icc.clean(prof)
         assert out is not None, name
-        assert len(out) == len(prof) and icc.clean(out) == out, name
+        assert icc.clean(out) == out and icc.pack(out[:128], icc.tags(out)) == out, name
 
 
 # ------------------------------------------------------------------ Hypothesis: random offsets
@@ -211,8 +213,10 @@ def test_no_real_profile_here_is_refused_and_each_cleans_to_a_fixed_point():
 @example(offsets=(32, 80, 128, 164, 232), n_in=3, n_out=3, size=420, seed=1)      # all accepted
 @example(offsets=(32, 0, 0, 0, 0), n_in=3, n_out=3, size=420, seed=2)             # B curves only
 def test_clean_never_keeps_a_byte_outside_a_defined_range(offsets, n_in, n_out, size, seed):
-    """A tag of random bytes with random offsets (some pointing at real sub-elements): whatever
-    clean keeps of it lies inside defined_ranges, and nothing is kept when it refuses."""
+    """A tag of random bytes with random offsets (some pointing at real sub-elements): clean
+    keeps it only as its defined sub-elements laid out again (icc2): each sub-element the new
+    offsets reach holds the bytes of the defined ranges the old offsets reached, in the same
+    order, and nothing else; nothing is kept when it refuses."""
     rng = np.random.default_rng(seed)
     body = bytearray(rng.integers(1, 256, 420, dtype=np.uint8).tobytes())
     # some real sub-elements, so that the accepted paths are reached too
@@ -238,13 +242,19 @@ def test_clean_never_keeps_a_byte_outside_a_defined_range(offsets, n_in, n_out, 
         assert out is None
         return
     assert out is not None
-    inside = np.zeros(size, dtype=bool)
-    for s, e in ranges:
-        assert 0 <= s < e <= size
+    new = dict(icc.tags(out))[b"A2B0"]
+    new_ranges = icc.defined_ranges(new, 0, len(new))
+    assert new_ranges is not None and icc.clean(out) == out
+    inside = np.zeros(len(new), dtype=bool)
+    for s, e in new_ranges:
         inside[s:e] = True
-    kept = np.frombuffer(out[at:at + size], dtype=np.uint8)
-    assert not kept[~inside].any()
-    assert bytes(kept[inside]) == bytes(np.frombuffer(tag, dtype=np.uint8)[inside])
+    assert not np.frombuffer(new, dtype=np.uint8)[~inside].any()       # reserved, gaps, tail: zeros
+
+    def parts(data, rs):                                # the sub-elements' defined bytes, in any order
+        return sorted(data[s:e] for s, e in rs if s >= 32)
+    assert new[0:4] == tag[0:4] and new[8:10] == tag[8:10] and parts(new, new_ranges) == parts(tag, ranges)
+    offs = [o for o in struct.unpack_from(">5I", new, 12) if o]
+    assert offs == sorted(offs) and offs[0] == 32       # canonical: in field order from the header's end
 
 
 def test_real_rgb_profiles_transform_colours_identically_after_cleaning():

@@ -2,28 +2,38 @@
 
 A profile is kept for colour management, but its text tags say who made it, for which screen,
 in which hospital ('desc', 'cprt', 'dmnd', 'dmdd', 'vued'; v4 writes them as UTF-16 'mluc'),
-and bytes no tag points at can hold anything. :func:`clean` writes, in place (same length, same
-offsets):
+and bytes no tag points at can hold anything. :func:`clean` writes the profile again (issue 13,
+icc2) from the tags it keeps, so that nothing of the old layout survives:
 
-- the header's numeric and enumerated fields only (:func:`_header`: version, class, colour
-  spaces, the defined flag and attribute bits, intent, illuminant); the maker, model, creator,
-  CMM and platform signatures, the creation date, the profile ID and the reserved bytes are zeros;
+- a fresh header of the numeric and enumerated fields only (:func:`_header`: version, class,
+  colour spaces, the defined flag and attribute bits, intent, illuminant); the maker, model,
+  creator, CMM and platform signatures, the creation date, the profile ID and the reserved bytes
+  are zeros, and the size field is the new profile's length;
 - a tag table of only the registered tag signatures of ``schemas/deid/safe_attributes.toml``
-  [icc] (a private signature is four characters of anything: the tag is dropped from the table);
+  [icc] (a private signature is four characters of anything: the tag is dropped), in signature
+  order, with canonical offsets (:func:`pack`: the tags' data packed in that order, each from a
+  4-byte boundary, zero padding, no gap and no trailing byte; data equal byte for byte written
+  once and shared, ICC.1 7.3.1): the old offsets, sizes, order, gaps and tail are not kept;
 - the data of a tag whose (type, signature) pair is in [icc] ``kept`` (what a colour transform
   reads: XYZ, TRC curves, LUTs, 'chad'), each only as far as its type defines
-  (:func:`defined_ranges`, review 8, issue 13), reserved bytes zero;
-- every other registered tag emptied (its type, then zeros), or dropped when its type is not a
-  registered one. The numeric array types ('ui08', 'ui16', 'ui32', 'ui64', 'uf32', 'sf32') are
-  kept only as 'chad' (nine s15Fixed16 numbers); under any other signature they are emptied.
+  (:func:`defined_ranges`), reserved bytes zero; an 'mAB ' / 'mBA ' laid out again, its
+  sub-elements packed in the order of its offset fields (:func:`_lut_ab_blob`);
+- every other registered tag emptied (its type, then the zeros of its smallest empty value,
+  [icc] ``emptied_sizes``), or dropped when its type is not a registered one. The numeric array
+  types are kept only as 'chad' (nine s15Fixed16 numbers); under any other signature they are
+  emptied.
 
 A profile is refused (None: the element is removed) when it is no profile, a tag's data
 overlaps another's other than an exact share (ICC.1 7.3.1 lets tags share one data block) or
 the tag table, a signature appears twice, a tag has a type of [icc] ``refused_types``, a kept
-tag is malformed, or the fixed numbers of a kept tag (XYZ, 'chad', 'chrm', 'para', LUT
-matrices) read as text (:func:`reads_as_text`: real values are small, so their bytes never
-spell four characters). The result is a valid profile, and cleaning it again changes nothing.
-:func:`numbers` gives the kept fixed numbers, for the person search of deid.engine and audit.
+tag is malformed, the fixed numbers of a kept tag (XYZ, 'chad', 'chrm', 'para', LUT matrices)
+read as text (:func:`reads_as_text`: real values are small, so their bytes never spell four
+characters), a curve (a 'curv' of two entries or more, an 'mft1' / 'mft2' input or output
+table) is not monotonic (a name as 16-bit values is not), or the bytes of a curve, a CLUT or a
+grid spell words (:func:`spells_words`: [icc] ``word_run`` letters in a row that go up and down,
+longer than any run in the real profiles measured). The result is a valid profile, and cleaning
+it again changes nothing. :func:`numbers` gives the kept fixed numbers, for the person search of
+deid.engine and audit (which also read the whole profile's bytes for the file's own values).
 """
 from __future__ import annotations
 
@@ -51,9 +61,15 @@ def _policy() -> dict:
         raise ValueError("safe_attributes.toml: [icc] a type cannot be both kept and refused")
     if any(not sigs <= registered for sigs in kept.values()):
         raise ValueError("safe_attributes.toml: [icc] a kept tag signature is not registered")
+    emptied = enc(data["emptied_types"])
+    sizes = {t.encode("ascii"): int(n) for t, n in data["emptied_sizes"].items()}
+    if set(sizes) != set(emptied) or any(n < 8 for n in sizes.values()):
+        raise ValueError("safe_attributes.toml: [icc] emptied_sizes needs each emptied type, 8 bytes or more")
+    if int(data["word_run"]) < 4:
+        raise ValueError("safe_attributes.toml: [icc] word_run is at least 4")
     return {"kept": kept, "refused": refused, "registered": registered,
-            "emptied_types": enc(data["emptied_types"]), "classes": enc(data["header_classes"]),
-            "spaces": enc(data["header_colour_spaces"])}
+            "emptied_types": emptied, "emptied_sizes": sizes, "word_run": int(data["word_run"]),
+            "classes": enc(data["header_classes"]), "spaces": enc(data["header_colour_spaces"])}
 
 
 def kept_types() -> frozenset[bytes]:
@@ -73,6 +89,47 @@ def reads_as_text(data: bytes) -> bool:
     parameters, chromaticities in 0-1, as s15Fixed16 / u16Fixed16) have a zero or 0xFF high
     byte, so their bytes never hold a run of four printable characters; planted text does."""
     return _TEXT.search(data) is not None
+
+
+_LETTERS = re.compile(rb"[A-Za-z ]{4,}")
+
+
+def _turns(run: bytes) -> int:
+    """How often a run of bytes changes direction (up, then down, ...), equal steps ignored."""
+    steps = [b - a for a, b in zip(run, run[1:]) if b != a]
+    return sum(1 for x, y in zip(steps, steps[1:]) if (x > 0) != (y > 0))
+
+
+def spells_words(data: bytes, width: int = 1) -> bool:
+    """Curve and CLUT entries are numbers a transform needs, and any byte value is a real one,
+    so four printable bytes in a row prove nothing (every long real curve has them). Words are
+    letters in an order that goes up and down: [icc] ``word_run`` ASCII letters or spaces in a
+    row that turn at least twice, in the bytes, and for 16-bit values (``width`` 2) in their low
+    bytes (a name as 8-bit entries, as 16-bit values, as UTF-16-BE). Not in their high bytes:
+    a Lab CLUT's a* and b* are about 0x8000, whose high bytes 0x6x-0x7x are lower-case letters
+    (ghostscript's default_cmyk.icc has such runs); a monotonic curve's high bytes never turn.
+    The real profiles measured have runs of 9 at most (bench/README.md, icc2)."""
+    run = _policy()["word_run"]
+    for view in (data, data[1::2]) if width == 2 else (data,):
+        for m in _LETTERS.finditer(view):
+            if len(m.group()) >= run and _turns(m.group()) >= 2:
+                return True
+    return False
+
+
+def _monotonic(values) -> bool:
+    return all(a <= b for a, b in zip(values, values[1:])) or all(a >= b for a, b in zip(values, values[1:]))
+
+
+def _table_ok(data: bytes, at: int, count: int, entries: int, width: int) -> bool:
+    """``count`` curves of ``entries`` values of ``width`` bytes at ``at`` (an 'mft1' / 'mft2'
+    input or output table): each monotonic, and their bytes spelling no words."""
+    fmt = ">%d%s" % (entries, "B" if width == 1 else "H")
+    for i in range(count):
+        start = at + i * entries * width
+        if not _monotonic(struct.unpack_from(fmt, data, start)):
+            return False
+    return not spells_words(data[at:at + count * entries * width], width)
 
 
 # parametricCurveType: parameters of each function type (ICC.1:2022 10.18, Table 68)
@@ -99,7 +156,13 @@ def _curve_size(data: bytes, at: int, end: int) -> int | None:
         return None
     kind = data[at:at + 4]
     if kind == b"curv":
-        need = 12 + 2 * _u32(data, at + 8)
+        count = _u32(data, at + 8)
+        need = 12 + 2 * count
+        if count >= 2 and at + need <= end:
+            # a sampled curve goes one way (ICC.1 curveType: "monotonic" functions); a name as
+            # 16-bit values does not, and its bytes spell no words
+            if not _monotonic(struct.unpack_from(f">{count}H", data, at + 12)) or spells_words(data[at + 12:at + need], 2):
+                return None
     elif kind == b"para" and _u16(data, at + 8) in _PARA_PARAMS:
         need = 12 + 4 * _PARA_PARAMS[_u16(data, at + 8)]
         if at + need <= end and reads_as_text(data[at + 12:at + need]):
@@ -162,6 +225,17 @@ def defined_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
             need = 52 + 2 * (_u16(data, off + 48) * n_in + clut + _u16(data, off + 50) * n_out)
         if need > size or reads_as_text(data[off + 12:off + 48]):
             return None
+        if kind == b"mft1":
+            tables = ((off + 48, n_in, 256, 1), (off + 48 + 256 * n_in + clut, n_out, 256, 1))
+            table_at, width = off + 48 + 256 * n_in, 1
+        else:
+            n_i, n_o = _u16(data, off + 48), _u16(data, off + 50)
+            if not 2 <= n_i <= 4096 or not 2 <= n_o <= 4096:
+                return None                       # lut16Type: 2 to 4096 entries a table
+            tables = ((off + 52, n_in, n_i, 2), (off + 52 + 2 * (n_i * n_in + clut), n_out, n_o, 2))
+            table_at, width = off + 52 + 2 * n_i * n_in, 2
+        if not all(_table_ok(data, *t) for t in tables) or spells_words(data[table_at:table_at + clut * width], width):
+            return None
         return [(0, 4), (8, 11), (12, need)]
     return None                       # a type listed as kept but not bounded here
 
@@ -212,6 +286,9 @@ def _lut_ab_ranges(data: bytes, off: int, size: int) -> list[tuple[int, int]] | 
         table = points * n_out * precision
         if o_clut + 20 + table > size:
             return None
+        if _LETTERS.search(bytes(grid).replace(b" ", b"\0")) or spells_words(
+                data[off + o_clut + 20:off + o_clut + 20 + table], precision):
+            return None                                 # grid points or entries that spell words
         ranges.extend([(o_clut, o_clut + n_in), (o_clut + 16, o_clut + 17), (o_clut + 20, o_clut + 20 + table)])
         if not curves(o_a, dev_side):
             return None
@@ -231,13 +308,11 @@ def defined_size(data: bytes, off: int, size: int) -> int | None:
     return None if ranges is None else max(e for _s, e in ranges)
 
 
-def _header(data: bytes, length: int) -> bytes | None:
-    """The header's numbers and listed signatures (ICC.1:2022 7.2); None when 'acsp' is missing."""
+def _header(data: bytes) -> bytes:
+    """The header's numbers and listed signatures (ICC.1:2022 7.2); its size field is written by
+    :func:`pack`."""
     pol = _policy()
     h = bytearray(_HEADER)
-    declared = _u32(data, 0)
-    # the profile's size; a DICOM OB value may carry one pad byte after it
-    h[0:4] = struct.pack(">I", declared if declared in (length, length - 1) else length)
     if data[8] in (2, 4):
         h[8:10] = data[8:10]                            # version: major (ICC.1: 2 or 4), minor.bugfix; 10-11 reserved
     for at, listed in ((12, pol["classes"]), (16, pol["spaces"]), (20, pol["spaces"])):
@@ -253,8 +328,115 @@ def _header(data: bytes, length: int) -> bytes | None:
     return bytes(h)
 
 
+def _lut_ab_blob(data: bytes, off: int) -> bytes:
+    """An 'mAB ' / 'mBA ' (checked by :func:`_lut_ab_ranges`) laid out again: its 32-byte header
+    (type, channels, the five offsets), then its sub-elements in the order of the offset fields
+    (B curves, matrix, M curves, CLUT, A curves), each from a 4-byte boundary, each curve only as
+    far as it is defined and padded to 4 bytes, the CLUT's 16 grid bytes (those of channels that
+    exist), its precision and its table: the old offsets and gaps are not kept."""
+    n_in, n_out = data[off + 8], data[off + 9]
+    o_b, o_mat, o_m, o_clut, o_a = struct.unpack_from(">5I", data, off + 12)
+    ab = data[off:off + 4] == b"mAB "
+    pcs_side, dev_side = (n_out, n_in) if ab else (n_in, n_out)
+    body = bytearray(32)
+    body[0:4], body[8], body[9] = data[off:off + 4], n_in, n_out
+    offsets = []
+
+    def curves(rel: int, count: int) -> bytes:
+        out, at = bytearray(), off + rel
+        for _ in range(count):
+            need = _curve_size(data, at, len(data))
+            one = bytearray(need)
+            for s, e in _curve_ranges(data, at, need):
+                one[s - at:e - at] = data[s:e]
+            out += one + bytes(-need % 4)
+            at += need + (-need) % 4
+        return bytes(out)
+
+    for rel, part in ((o_b, lambda: curves(o_b, pcs_side)),
+                      (o_mat, lambda: data[off + o_mat:off + o_mat + 48]),
+                      (o_m, lambda: curves(o_m, pcs_side)),
+                      (o_clut, lambda: _clut_blob(data, off + o_clut, n_in, n_out)),
+                      (o_a, lambda: curves(o_a, dev_side))):
+        if not rel:
+            offsets.append(0)
+            continue
+        offsets.append(len(body))
+        blob = part()
+        body += blob + bytes(-len(blob) % 4)
+    struct.pack_into(">5I", body, 12, *offsets)
+    return bytes(body)
+
+
+def _clut_blob(data: bytes, at: int, n_in: int, n_out: int) -> bytes:
+    points = 1
+    for g in data[at:at + n_in]:
+        points *= g
+    precision = data[at + 16]
+    head = bytearray(20)
+    head[:n_in] = data[at:at + n_in]
+    head[16] = precision
+    return bytes(head) + data[at + 20:at + 20 + points * n_out * precision]
+
+
+def _kept_blob(data: bytes, off: int, size: int) -> bytes | None:
+    """A kept tag's data as the new profile holds it: only what its type defines, the rest (and
+    anything after the defined end) gone; None: refused (:func:`defined_ranges`)."""
+    ranges = defined_ranges(data, off, size)
+    if ranges is None:
+        return None
+    if data[off:off + 4] in _LUT_AB:
+        return _lut_ab_blob(data, off)
+    out = bytearray(max(e for _s, e in ranges))
+    for start, stop in ranges:
+        out[start:stop] = data[off + start:off + stop]
+    return bytes(out)
+
+
+def _empty(kind: bytes) -> bytes:
+    """A registered tag emptied: its type, then the zeros of its smallest empty value ([icc]
+    emptied_sizes); an 'mluc' with no record keeps the record size v4 defines (12)."""
+    out = bytearray(_policy()["emptied_sizes"][kind])
+    out[0:4] = kind
+    if kind == b"mluc":
+        out[12:16] = struct.pack(">I", 12)
+    return bytes(out)
+
+
+def pack(header: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """A profile of ``header`` (128 bytes; its size field is written here) and ``tags``
+    (signature, data), laid out canonically: the table in signature order, the data packed in
+    that order right after it, each block from a 4-byte boundary with zero padding, data equal
+    byte for byte written once and shared (ICC.1 7.3.1), nothing after the last block. The
+    layout depends on the signatures and data only."""
+    tags = sorted(tags)
+    start = _HEADER + 4 + 12 * len(tags)
+    where: dict[bytes, int] = {}
+    body, table = bytearray(), bytearray(struct.pack(">I", len(tags)))
+    for sig, blob in tags:
+        if blob not in where:
+            where[blob] = start + len(body)
+            body += blob + bytes(-len(blob) % 4)
+        table += struct.pack(">4sII", sig, where[blob], len(blob))
+    out = bytearray(header[:_HEADER]) + table + body
+    struct.pack_into(">I", out, 0, len(out))
+    return bytes(out)
+
+
+def tags(profile: bytes) -> list[tuple[bytes, bytes]]:
+    """The (signature, data) pairs of a profile's tag table, in table order (for :func:`pack`'s
+    tests and the bench); a table entry past the end gives the bytes that are there."""
+    count = min(_u32(profile, _HEADER), max(0, (len(profile) - _HEADER - 4) // 12))
+    found = []
+    for i in range(count):
+        sig, off, size = struct.unpack_from(">4sII", profile, _HEADER + 4 + 12 * i)
+        found.append((sig, profile[off:off + size]))
+    return found
+
+
 def clean(data: bytes) -> bytes | None:
-    """The profile with only the numbers colours need, or None (refused: the element is removed)."""
+    """The profile written again with only the numbers colours need, or None (refused: the
+    element is removed)."""
     if len(data) < _HEADER + 4 or data[36:40] != b"acsp":
         return None
     count = _u32(data, _HEADER)
@@ -272,34 +454,23 @@ def clean(data: bytes) -> bytes | None:
     for (o0, s0), (o1, _s1) in zip(blocks, blocks[1:]):
         if o1 < o0 + s0:
             return None                                 # overlapping data other than an exact share
-    out = bytearray(len(data))
-    out[:_HEADER] = _header(data, len(data))
-    table, kept_blocks = [], {}
+    kept, done = [], {}
     for sig, off, size in entries:
         kind = data[off:off + 4]
         if sig not in pol["registered"]:
             continue                                    # a private signature: dropped from the table
         if sig in pol["kept"].get(kind, ()):
-            ranges = defined_ranges(data, off, size)
-            if ranges is None:
+            if (off, size) not in done:
+                done[(off, size)] = _kept_blob(data, off, size)
+            blob = done[(off, size)]
+            if blob is None:
                 return None
-            kept_blocks[(off, size)] = ranges
-        elif kind not in pol["emptied_types"]:
+        elif kind in pol["emptied_types"]:
+            blob = _empty(kind)
+        else:
             continue                                    # emptied, its type would still be 4 characters of anything
-        table.append((sig, off, size))
-    for sig, off, size in table:
-        ranges = kept_blocks.get((off, size))
-        if ranges is None:                              # emptied: its type, then zeros
-            out[off:off + 4] = data[off:off + 4]
-            if data[off:off + 4] == b"mluc" and size >= 16:
-                out[off + 12:off + 16] = struct.pack(">I", 12)   # no record, of the record size v4 defines
-            continue
-        for start, stop in ranges:                      # bytes the type does not define stay zero
-            out[off + start:off + stop] = data[off + start:off + stop]
-    struct.pack_into(">I", out, _HEADER, len(table))
-    for i, entry in enumerate(table):
-        struct.pack_into(">4sII", out, _HEADER + 4 + 12 * i, *entry)
-    return bytes(out)
+        kept.append((sig, blob))
+    return pack(_header(data), kept)
 
 
 def numbers(profile: bytes) -> list[int]:
