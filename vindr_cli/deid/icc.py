@@ -109,12 +109,17 @@ def spells_words(data: bytes, width: int = 1) -> bool:
     a Lab CLUT's a* and b* are about 0x8000, whose high bytes 0x6x-0x7x are lower-case letters
     (ghostscript's default_cmyk.icc has such runs); a monotonic curve's high bytes never turn.
     The real profiles measured have runs of 9 at most (bench/README.md, icc2)."""
-    run = _policy()["word_run"]
+    words = _words(_policy()["word_run"])
     for view in (data, data[1::2]) if width == 2 else (data,):
-        for m in _LETTERS.finditer(view):
-            if len(m.group()) >= run and _turns(m.group()) >= 2:
+        for m in words.finditer(view):
+            if _turns(m.group()) >= 2:
                 return True
     return False
+
+
+@cache
+def _words(run: int) -> re.Pattern:
+    return re.compile(rb"[A-Za-z ]{%d,}" % run)
 
 
 def _monotonic(values) -> bool:
@@ -159,8 +164,8 @@ def _curve_size(data: bytes, at: int, end: int) -> int | None:
         count = _u32(data, at + 8)
         need = 12 + 2 * count
         if count >= 2 and at + need <= end:
-            # a sampled curve goes one way (ICC.1 curveType: "monotonic" functions); a name as
-            # 16-bit values does not, and its bytes spell no words
+            # a sampled tone curve goes one way (every real one measured does, bench/README.md
+            # icc2); a name as 16-bit values does not, and a curve's bytes spell no words
             if not _monotonic(struct.unpack_from(f">{count}H", data, at + 12)) or spells_words(data[at + 12:at + need], 2):
                 return None
     elif kind == b"para" and _u16(data, at + 8) in _PARA_PARAMS:
