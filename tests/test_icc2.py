@@ -373,3 +373,24 @@ def test_any_layout_of_a_real_profile_cleans_to_the_same_bytes(order, gaps, tail
     assert len(sigs) == 11
     planted = _layout(prof, order=[sigs[i] for i in order], gaps=gaps, tail=tail, share=share)
     assert icc.clean(planted) == icc.clean(prof)
+
+
+# ------------------------------------------------------------------ what the anonymizer and audit judge
+
+def test_the_policy_writes_the_canonical_profile_and_removes_a_curve_that_spells_a_name():
+    """deid.policy.judge (the anonymizer's and audit's rule): a profile whose offsets spell a
+    name is not kept as it is but as the plain profile's clean bytes; a name as curve values
+    removes the element."""
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+
+    from vindr_cli.deid import policy
+
+    def judge(prof: bytes):
+        return policy.judge(DataElement(policy.ICC_PROFILE, "OB", prof), trusted_text=False, top=True,
+                            siblings=Dataset())
+
+    verdict = judge(_name_offsets(_srgb()))
+    assert verdict.ok and bytes(verdict.value) == icc.clean(_srgb())
+    assert judge(icc.clean(_srgb())).ok and judge(icc.clean(_srgb())).value is None     # kept as it is
+    assert not judge(_layout(_srgb(), edit={b"rTRC": _curve(_as_values(NAME.encode()))})).ok
