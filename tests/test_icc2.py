@@ -64,12 +64,13 @@ def _data(prof: bytes) -> dict[bytes, bytes]:
 
 def _layout(prof: bytes, order=None, gaps=None, tail: bytes = b"", share: bool = True,
             sizes: dict[bytes, int] | None = None, edit: dict[bytes, bytes] | None = None,
-            align: bool = True) -> bytes:
+            align: bool = True, extra: dict[bytes, bytes] | None = None) -> bytes:
     """``prof``'s header and tags laid out again: in ``order`` (signatures), ``gaps[i]`` bytes
     before the i-th block, ``tail`` after the last, shared data kept shared or written once a
     tag (``share``), a tag's data extended with zeros to ``sizes[sig]``, or replaced by ``edit``;
-    ``align``: each block from a 4-byte boundary (ICC.1 asks it; clean does not rely on it)."""
-    own = [(s, prof[o:o + z]) for s, o, z in _table(prof)]
+    ``align``: each block from a 4-byte boundary (ICC.1 asks it; clean does not rely on it);
+    ``extra``: tags added after the profile's own."""
+    own = [(s, prof[o:o + z]) for s, o, z in _table(prof)] + list((extra or {}).items())
     data = {s: (edit or {}).get(s, d) for s, d in own}
     data = {s: d + bytes(max(0, (sizes or {}).get(s, 0) - len(d))) for s, d in data.items()}
     sigs = list(order or [s for s, _d in own])
@@ -136,6 +137,12 @@ LAYOUTS = {
     "table order": lambda p: _layout(p, order=sorted((s for s, _o, _z in _table(p)), reverse=True)),
     "sizes of kept and emptied tags": lambda p: _layout(p, sizes={b"wtpt": 0x4E47, b"desc": 0x5559}),
     "shared data written per tag": lambda p: _layout(p, share=False),
+    # which registered tags it holds, of which type: bits of anything, even emptied
+    "registered tags added": lambda p: _layout(p, extra={
+        s: t + bytes(12) for s, t in ((b"dmnd", b"mluc"), (b"tech", b"sig "), (b"ciis", b"sig "), (b"meas", b"meas"),
+                                      (b"vued", b"desc"), (b"dtim", b"dtim"), (b"targ", b"text"))}),
+    "description of another type": lambda p: _layout(p, edit={b"desc": b"text" + bytes(4) + NAME.encode() + b"\0"}),
+    "no description or copyright": lambda p: _layout(p, order=[s for s, _o, _z in _table(p) if s not in (b"desc", b"cprt")]),
 }
 
 

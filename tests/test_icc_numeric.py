@@ -478,10 +478,13 @@ def test_text_in_the_reserved_bytes_of_an_mab_curve_is_zeroed():
         tag[b + 4:b + 8] = b"UYEN"
     prof, at = _lut_tag(edit)
     out = icc.clean(prof)
+    assert out is not None
     b = struct.unpack_from(">I", prof, at + 12)[0]
-    assert out is not None and out[at + b:at + b + 4] == b"para"
-    assert out[at + b + 4:at + b + 8] == bytes(4) and out[at + b + 10:at + b + 12] == bytes(2)
-    assert out[at + b + 8:at + b + 10] == prof[at + b + 8:at + b + 10]          # the function type stays
+    new = dict(icc.tags(out))[b"A2B0"]                  # written again (icc2): found by its table entry
+    nb = struct.unpack_from(">I", new, 12)[0]
+    assert new[nb:nb + 4] == b"para"
+    assert new[nb + 4:nb + 8] == bytes(4) and new[nb + 10:nb + 12] == bytes(2)
+    assert new[nb + 8:nb + 10] == prof[at + b + 8:at + b + 10]                  # the function type stays
     assert b"NG" not in out and b"UYEN" not in out and icc.clean(out) == out
 
 

@@ -18,10 +18,11 @@ icc2) from the tags it keeps, so that nothing of the old layout survives:
   reads: XYZ, TRC curves, LUTs, 'chad'), each only as far as its type defines
   (:func:`defined_ranges`), reserved bytes zero; an 'mAB ' / 'mBA ' laid out again, its
   sub-elements packed in the order of its offset fields (:func:`_lut_ab_blob`);
-- every other registered tag emptied (its type, then the zeros of its smallest empty value,
-  [icc] ``emptied_sizes``), or dropped when its type is not a registered one. The numeric array
-  types are kept only as 'chad' (nine s15Fixed16 numbers); under any other signature they are
-  emptied.
+- 'desc' and 'cprt' (every profile class requires them) always, empty ([icc] ``empty_tags``:
+  their type by the header's version, then the zeros of its smallest empty value,
+  ``emptied_sizes``); every other tag dropped, so which tags the original held, and of which
+  type, is not kept either. The numeric array types are kept only as 'chad' (nine s15Fixed16
+  numbers).
 
 A profile is refused (None: the element is removed) when it is no profile, a tag's data
 overlaps another's other than an exact share (ICC.1 7.3.1 lets tags share one data block) or
@@ -61,14 +62,16 @@ def _policy() -> dict:
         raise ValueError("safe_attributes.toml: [icc] a type cannot be both kept and refused")
     if any(not sigs <= registered for sigs in kept.values()):
         raise ValueError("safe_attributes.toml: [icc] a kept tag signature is not registered")
-    emptied = enc(data["emptied_types"])
+    empty = {sig.encode("ascii"): tuple(t.encode("ascii") for t in types) for sig, types in data["empty_tags"].items()}
     sizes = {t.encode("ascii"): int(n) for t, n in data["emptied_sizes"].items()}
-    if set(sizes) != set(emptied) or any(n < 8 for n in sizes.values()):
-        raise ValueError("safe_attributes.toml: [icc] emptied_sizes needs each emptied type, 8 bytes or more")
+    if any(len(types) != 2 or not set(types) <= set(sizes) for types in empty.values()) or any(n < 8 for n in sizes.values()):
+        raise ValueError("safe_attributes.toml: [icc] empty_tags: a v2 and a v4 type each, with emptied_sizes of 8 or more")
+    if set(empty) & {sig for sigs in kept.values() for sig in sigs}:
+        raise ValueError("safe_attributes.toml: [icc] a tag cannot be both kept and written empty")
     if int(data["word_run"]) < 4:
         raise ValueError("safe_attributes.toml: [icc] word_run is at least 4")
     return {"kept": kept, "refused": refused, "registered": registered,
-            "emptied_types": emptied, "emptied_sizes": sizes, "word_run": int(data["word_run"]),
+            "empty_tags": empty, "emptied_sizes": sizes, "word_run": int(data["word_run"]),
             "classes": enc(data["header_classes"]), "spaces": enc(data["header_colour_spaces"])}
 
 
@@ -399,8 +402,8 @@ def _kept_blob(data: bytes, off: int, size: int) -> bytes | None:
 
 
 def _empty(kind: bytes) -> bytes:
-    """A registered tag emptied: its type, then the zeros of its smallest empty value ([icc]
-    emptied_sizes); an 'mluc' with no record keeps the record size v4 defines (12)."""
+    """An empty tag of type ``kind``: its type, then the zeros of its smallest empty value
+    ([icc] emptied_sizes); an 'mluc' with no record keeps the record size v4 defines (12)."""
     out = bytearray(_policy()["emptied_sizes"][kind])
     out[0:4] = kind
     if kind == b"mluc":
@@ -464,18 +467,18 @@ def clean(data: bytes) -> bytes | None:
         kind = data[off:off + 4]
         if sig not in pol["registered"]:
             continue                                    # a private signature: dropped from the table
-        if sig in pol["kept"].get(kind, ()):
-            if (off, size) not in done:
-                done[(off, size)] = _kept_blob(data, off, size)
-            blob = done[(off, size)]
-            if blob is None:
-                return None
-        elif kind in pol["emptied_types"]:
-            blob = _empty(kind)
-        else:
-            continue                                    # emptied, its type would still be 4 characters of anything
+        if sig not in pol["kept"].get(kind, ()):
+            continue                                    # a text, a date, a name's bytes...: dropped
+        if (off, size) not in done:
+            done[(off, size)] = _kept_blob(data, off, size)
+        blob = done[(off, size)]
+        if blob is None:
+            return None
         kept.append((sig, blob))
-    return pack(_header(data), kept)
+    header = _header(data)
+    for sig, (v2, v4) in pol["empty_tags"].items():    # always, whatever the original held
+        kept.append((sig, _empty(v4 if header[8] == 4 else v2)))
+    return pack(header, kept)
 
 
 def numbers(profile: bytes) -> list[int]:
