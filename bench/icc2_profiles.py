@@ -11,8 +11,8 @@ Then the time of clean(), the branch point's and this tree's, interleaved round 
     PYTHONPATH=. python bench/icc2_profiles.py --base-commit 9aebe87 --rounds 5 \
         --out bench/results/icc2_2026-11-30.json
 
-The base is the commit's deid/icc.py, loaded as a module of its own (it reads this tree's
-schemas/deid/safe_attributes.toml, whose [icc] keys it knows are unchanged)."""
+The base is the commit's deid/icc.py, loaded as a module of its own with the commit's
+schemas/deid/safe_attributes.toml."""
 from __future__ import annotations
 
 import argparse
@@ -117,9 +117,14 @@ def load_base(commit: str):
                          check=True, capture_output=True).stdout
     path = Path(tempfile.mkdtemp(prefix="icc2_base_")) / "icc_base.py"
     path.write_bytes(src)
+    schema = path.parent / "safe_attributes.toml"
+    schema.write_bytes(subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:schemas/deid/safe_attributes.toml"],
+                                      check=True, capture_output=True).stdout)
     spec = importlib.util.spec_from_file_location("icc_base", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    mod.schema_path = lambda *_parts: schema            # the commit's policy data, not this tree's
+    mod._policy.cache_clear()
     return mod
 
 
