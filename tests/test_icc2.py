@@ -371,15 +371,33 @@ def test_pack_offsets_are_canonical_never_overlap_and_parse_back(tags, header):
     assert icc.pack(out[:128], icc.tags(out)) == out
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-@given(order=st.permutations(range(11)), gaps=st.dictionaries(st.integers(0, 10), st.binary(max_size=24), max_size=4),
-       tail=st.binary(max_size=16), share=st.booleans())
-def test_any_layout_of_a_real_profile_cleans_to_the_same_bytes(order, gaps, tail, share):
-    prof = _srgb()
+LAYOUT_BASES = {"sRGB": _srgb, "LAB": _lab, "crayons": _crayons, "lab.icc": _lab_icc}
+
+
+@settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from(sorted(LAYOUT_BASES)), order=st.randoms(use_true_random=False),
+       gaps=st.dictionaries(st.integers(0, 10), st.binary(max_size=24), max_size=4),
+       tail=st.binary(max_size=16), share=st.booleans(), align=st.booleans())
+def test_any_layout_of_a_real_profile_cleans_to_the_same_bytes(base, order, gaps, tail, share, align):
+    prof = LAYOUT_BASES[base]()
     sigs = [s for s, _o, _z in _table(prof)]
-    assert len(sigs) == 11
-    planted = _layout(prof, order=[sigs[i] for i in order], gaps=gaps, tail=tail, share=share)
-    assert icc.clean(planted) == icc.clean(prof)
+    order.shuffle(sigs)
+    planted = _layout(prof, order=sigs, gaps=gaps, tail=tail, share=share, align=align)
+    assert icc.clean(planted) == icc.clean(prof) is not None
+
+
+@settings(deadline=None, max_examples=120, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 65535), min_size=2, max_size=300), st.booleans())
+def test_a_monotonic_curve_is_kept_exactly_unless_its_bytes_spell_words(values, falling):
+    """Any monotonic curve (rising or falling) keeps its values exactly, so a real one transforms
+    as before; it is refused only when its bytes spell words (spells_words), never otherwise."""
+    values = sorted(values, reverse=falling)
+    planted = _layout(_srgb(), edit={b"rTRC": _curve(values)})
+    out = icc.clean(planted)
+    spelled = icc.spells_words(struct.pack(f">{len(values)}H", *values), 2)
+    assert (out is None) == spelled
+    if out is not None:
+        assert dict(icc.tags(out))[b"rTRC"] == _curve(values)
 
 
 # ------------------------------------------------------------------ what the anonymizer and audit judge
