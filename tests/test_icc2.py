@@ -419,3 +419,36 @@ def test_the_policy_writes_the_canonical_profile_and_removes_a_curve_that_spells
     assert verdict.ok and bytes(verdict.value) == icc.clean(_srgb())
     assert judge(icc.clean(_srgb())).ok and judge(icc.clean(_srgb())).value is None     # kept as it is
     assert not judge(_layout(_srgb(), edit={b"rTRC": _curve(_as_values(NAME.encode()))})).ok
+
+
+def test_anonymize_writes_the_canonical_profile_and_audit_finds_an_old_layout(tmp_path):
+    """`vindr anonymize` of CT_small carrying sRGB laid out with offsets spelling a name (top
+    level) and a name as curve values (optical path item): the first is written as the plain
+    profile's clean bytes, the second is removed; `vindr audit` of the output is clean, and
+    finds the planted layout when it is put back into the output."""
+    import pyarrow.parquet as pq
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from helpers import audit_after_planting, key_file_in, read_quietly, run_cli
+    from test_icc_numeric import _file, _profiles_in
+
+    src, out = tmp_path / "export", tmp_path / "anon"
+    planted = _name_offsets(_srgb())
+    _file(src / "layout.dcm", planted, optical=False, tail=901)
+    _file(src / "curve.dcm", _layout(_srgb(), edit={b"rTRC": _curve(_as_values(NAME.encode()))}), optical=True, tail=902)
+    run_cli("anonymize", src, out, "--key", key_file_in(tmp_path), "-j", "1")
+    linkage = tmp_path / "anon.linkage.parquet"
+    links = {Path(r["input_path"]).name: r for r in pq.read_table(linkage).to_pylist()}
+    assert {n: r["status"] for n, r in links.items()} == {"layout.dcm": "ok", "curve.dcm": "ok"}
+    assert bytes(read_quietly(out / links["layout.dcm"]["output"]).ICCProfile) == icc.clean(_srgb())
+    assert _profiles_in(out / links["curve.dcm"]["output"]) == []        # removed
+
+    def plant(ds):
+        ds.ICCProfile = planted
+        extra = Dataset()
+        extra.ICCProfile = planted
+        ds.OpticalPathSequence = Sequence([extra])
+
+    report = audit_after_planting(out, links, "layout.dcm", plant, tmp_path / "audit", kind="binary", linkage=linkage)
+    assert report.counts().get("binary", 0) >= 2, report.counts()
