@@ -31,8 +31,31 @@ usage_names_upper()             # `Usage: vindr anonymize [OPTIONS] INPUT OUTPUT
 # layout puts a long name on its own line and wraps only the help text (tests/test_cli_help.py).
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
-console = Console(stderr=False)
-err = Console(stderr=True)
+
+
+def closed_pipe(fd: int = 1):
+    """The reader of stdout (or stderr) went away (`vindr info X | head -1`): end quietly with
+    EXIT_CLOSED_PIPE, the status of a Unix tool killed by SIGPIPE, not rich's or Click's exit 1
+    (the findings' code) nor a traceback. Further writes go to /dev/null, so the exit's flush
+    is quiet. Work already finished is kept, as after Ctrl-C (new-user walk 4)."""
+    from vindr_cli.errors import EXIT_CLOSED_PIPE
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+    except (OSError, ValueError):      # pragma: no cover - nothing more to quiet
+        pass
+    raise SystemExit(EXIT_CLOSED_PIPE)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:          # rich's default: exit 1 and /dev/null on fd 1 even for stderr
+        self.quiet = True
+        closed_pipe(2 if self.stderr else 1)
+
+
+console = _Console(stderr=False)
+err = _Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -776,6 +799,10 @@ def main() -> None:
 
     try:
         app_for(sys.argv[1:])()        # only the command asked for is built (start-up, issue 13)
+    except SystemExit as exc:
+        if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            closed_pipe()              # Click's own EPIPE path (typer.echo of --json): exit 1 there
+        raise
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted: finished work is kept; run the same command again to resume")
         sys.exit(EXIT_INTERRUPTED)

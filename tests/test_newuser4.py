@@ -1,0 +1,102 @@
+"""A fresh clone walked by a new user (new-user walk 4): the rough edges that were behaviour.
+
+* ``vindr info X | head -1`` exited 1 (rich's closed-pipe handler; Click's for ``--json``),
+  the findings' code: a closed pipe now ends the command quietly with 141 (128 + SIGPIPE),
+  what ``cat`` or ``grep`` give;
+* every output of ``vindr anonymize --profile vindr`` (PatientID emptied: Type 2, not on
+  VinDr's keep-list), and any output of an input without a PatientID, was refused by
+  ``vindr select``, ``decode`` and ``release`` as "a file was replaced": the manifest names
+  the patient by its keyed pseudonym, the file has none. Such a file now passes when it
+  carries vindr's own mark (DeidentificationMethod naming a key fingerprint); a file with
+  neither the substitute nor the mark is still refused.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from helpers import VINDR, run_cli
+from vindr_cli.dicomio.provenance import matches_row
+from vindr_cli.errors import EXIT_CLOSED_PIPE
+
+
+def _with_closed_stdout(*args) -> subprocess.CompletedProcess:
+    """Run vindr with a stdout pipe whose reader has already gone (deterministic EPIPE)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([*VINDR, *map(str, args)], stdout=w, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "COLUMNS": "120"}, timeout=120)
+    finally:
+        os.close(w)
+    return p
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["rich-table", "json"])
+def test_a_closed_pipe_ends_quietly_with_the_status_of_a_unix_tool(small_export, json_out):
+    p = _with_closed_stdout("info", small_export, *(["--json"] if json_out else []))
+    assert p.returncode == EXIT_CLOSED_PIPE == 141, p.stderr
+    assert p.stderr == ""                     # no traceback, no "Exception ignored" at exit
+
+
+def test_an_open_pipe_still_gets_the_whole_output_and_exit_0(small_export):
+    p = run_cli("info", small_export, "--json")
+    assert p.returncode == 0 and p.stdout.lstrip().startswith("{") and '"files"' in p.stdout
+
+
+def test_anonymize_stopped_by_a_closed_pipe_leaves_a_tree_a_rerun_completes(tmp_path, small_export, key_file):
+    out = tmp_path / "anon"
+    p = _with_closed_stdout("anonymize", small_export, out, "--key", key_file, "-j", "1")
+    assert p.returncode == 141 and p.stderr == ""
+    assert not [q for q in tmp_path.rglob("*") if ".partial" in q.name or q.name.endswith(".tmp")]
+    again = run_cli("anonymize", small_export, out, "--key", key_file, "-j", "1")
+    assert again.returncode == 0
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert sorted(r["status"] for r in rows).count("ok") == 3 and len(rows) == 5
+
+
+def _marked(pid: str, mark: bool) -> Dataset:
+    ds = Dataset()
+    ds.PatientIdentityRemoved = "YES"
+    ds.PatientID = pid
+    ds.SOPInstanceUID = "2.25.1234"
+    if mark:
+        ds.DeidentificationMethod = ["vindr 0.1.0", "profile vindr", "vindr key fingerprint 3aa0790a4aae"]
+    return ds
+
+
+@pytest.mark.parametrize("pid,mark,ok", [
+    ("PSUBSTITUTE00001", False, True),     # the row's substitute
+    ("", True, True),                      # emptied by the profile, vindr's mark present
+    ("", False, False),                    # empty and no mark: not known to be vindr's output
+    ("20012345", True, False),             # another PatientID (a raw file given the mark): refused
+])
+def test_an_empty_patient_id_passes_only_with_vindrs_mark(pid, mark, ok):
+    row = {"patient_id": "PSUBSTITUTE00001", "sop_uid": "2.25.1234"}
+    assert matches_row(_marked(pid, mark), row) is ok
+    assert matches_row(_marked(pid, mark), {**row, "sop_uid": "2.25.999"}) is False
+
+
+def test_profile_vindr_outputs_are_decoded_and_selected(tmp_path, small_export, key_file):
+    anon = tmp_path / "anon"
+    run_cli("anonymize", small_export, anon, "--key", key_file, "--profile", "vindr", "-j", "1")
+    rows = [r for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+    assert len(rows) == 3
+    assert all(pydicom.dcmread(anon / r["output"], stop_before_pixels=True).get("PatientID", "") == ""
+               for r in rows)         # the premise: the vindr profile empties PatientID
+    img = tmp_path / "img"
+    run_cli("decode", anon, img, "--size", "32", "-j", "1")
+    decoded = pq.read_table(img / "images.parquet").to_pylist()
+    assert sorted(r["status"] for r in decoded) == ["ok"] * 3, [r["reason"] for r in decoded]
+    recipe = tmp_path / "cr.toml"
+    recipe.write_text('name = "cr"\n[criteria]\nmodality = ["CR"]\n[duplicates]\nwithin = "keep-all"\n')
+    sel = tmp_path / "sel"
+    p = run_cli("select", anon, "-o", sel, "--recipe", recipe, "-j", "1", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert len(list((sel / "dicom").iterdir())) == sum(
+        r["selected"] for r in pq.read_table(sel / "selection.parquet").to_pylist()) > 0
