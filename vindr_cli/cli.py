@@ -2,7 +2,8 @@
 
 Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --strict,
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
-3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes).
+3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes);
+141 stdout's reader went away (a closed pipe: quiet, as cat).
 """
 # No `from __future__ import annotations` here: typer reads every command's signature with
 # typing.get_type_hints, which compiles each string annotation (a ForwardRef) on every call,
