@@ -100,3 +100,79 @@ def test_profile_vindr_outputs_are_decoded_and_selected(tmp_path, small_export, 
     assert p.returncode == 0, p.stdout + p.stderr
     assert len(list((sel / "dicom").iterdir())) == sum(
         r["selected"] for r in pq.read_table(sel / "selection.parquet").to_pylist()) > 0
+
+
+# ------------------------------------------------------------------ vindr review SELECTION
+
+@pytest.fixture(scope="module")
+def sample_selection(tmp_path_factory):
+    """(tree, SELECTION beside it) of the committed sample export, vindr-cxr preset."""
+    from conftest import SAMPLE
+    from helpers import key_file_in
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    base = tmp_path_factory.mktemp("nu4review")
+    anon, sel = base / "anon", base / "selection"
+    anonymize(SAMPLE / "export", anon, key_path=key_file_in(base), profile=load_profile(), workers=1)
+    select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    return anon, sel
+
+
+def test_review_of_a_selection_queues_its_selected_images(sample_selection):
+    """Before: `vindr review SELECTION` queued every image of the tree (the sample's QC queue:
+    7 images, none selected, so none the release asks about). Now the selected ones; a
+    selected image's near-duplicates stay beside it in the duplicates queue only."""
+    from vindr_cli.review.queues import build_queues
+
+    _, sel = sample_selection
+    srows = {r["image_id"]: r for r in pq.read_table(sel / "selection.parquet").to_pylist()}
+    chosen = {i for i, r in srows.items() if r["selected"]}
+    q = build_queues(sel, spot=100)
+    whole = build_queues(sel, spot=100, whole_tree=True)
+    assert whole.queues["qc"] and not set(whole.queues["qc"]) & chosen      # the premise, on the sample
+    for name in ("redacted", "residual-text", "qc", "spot-check"):
+        assert set(q.queues[name]) <= chosen, name
+    assert q.queues["qc"] == sorted(i for i in chosen if srows[i]["qc_flags"])
+    assert set(q.queues["spot-check"]) == chosen - q.flagged() - {i for i in chosen if q.images[i].modified}
+    assert set(q.queues["redacted"]) == {i for i in chosen if whole.images[i].modified}
+    groups = {srows[i]["dup_group"] for i in chosen if srows[i]["dup_group"]}
+    assert groups                                                            # the sample has one
+    assert set(q.queues["duplicates"]) == {i for i, r in srows.items() if r["dup_group"] in groups}
+    assert set(q.queues["duplicates"]) - chosen                              # its excluded copy, beside it
+
+
+def test_an_image_the_review_excluded_stays_on_the_page_and_the_gate_still_sees_all(sample_selection, tmp_path):
+    import shutil
+
+    from vindr_cli.curate.recipe import load_recipe
+    from vindr_cli.curate.select import select
+    from vindr_cli.review import decisions
+    from vindr_cli.review.queues import build_queues
+
+    anon, sel0 = sample_selection
+    sel = anon.parent / "selection-excluded"          # beside the tree: found by its manifest hash
+    shutil.copytree(sel0, sel, ignore=shutil.ignore_patterns("dicom"), symlinks=True)
+    before = build_queues(sel, spot=100)
+    iid = before.queues["spot-check"][0]
+    decisions.record(sel, iid, "spot-check", "exclude")
+    select(anon, sel, load_recipe("vindr-cxr"), seed=0, n=None, workers=1)
+    row = next(r for r in pq.read_table(sel / "selection.parquet").to_pylist() if r["image_id"] == iid)
+    assert not row["selected"] and "review-excluded" in row["reasons"]
+    after = build_queues(sel, spot=100)
+    assert iid in after.images and iid in after.queues["spot-check"]      # seen, and can be undone
+    # the release gate reads every image of the table, whatever the page showed
+    from vindr_cli.review import gate
+    srows = pq.read_table(sel / "selection.parquet").to_pylist()
+    everything = {r["image_id"] for r in srows}
+    hidden_qc = {r["image_id"] for r in srows if r["qc_flags"] and not r["selected"]}
+    assert hidden_qc and not hidden_qc & set(after.images)
+    with pytest.raises(gate.Unreviewed):
+        gate.check(anon, everything, review=sel)
+
+
+def test_review_help_names_the_whole_tree_option():
+    out = run_cli("review", "--help").stdout
+    assert "--whole-tree" in out and "SELECTION" in out

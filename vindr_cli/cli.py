@@ -739,6 +739,7 @@ def review(
     port: int = typer.Option(0, "--port", callback=_port, help="Port on 127.0.0.1 (0: a free one)."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
+    whole_tree: bool = typer.Option(False, "--whole-tree", help="Of a SELECTION, queue every image of its table, the ones it excluded too (default: the selected images, those the review excluded, and the near-duplicates of a selected image)."),
 ) -> None:
     """A local web page (127.0.0.1, a token in the URL) to confirm redactions, QC flags and duplicates; decisions go to DIR/.vindr/review.parquet. Ctrl-C stops it."""
     from vindr_cli.review.server import serve
@@ -762,7 +763,7 @@ def review(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     serve(review_dir, port=port, reviewer=reviewer, tree=tree, audit_report=audit_report, spot=spot, seed=seed,
-          open_browser=not no_browser, ready=ready)
+          open_browser=not no_browser, ready=ready, whole_tree=whole_tree)
 
 
 def app_for(argv: list[str]) -> typer.Typer:
