@@ -176,3 +176,64 @@ def test_an_image_the_review_excluded_stays_on_the_page_and_the_gate_still_sees_
 def test_review_help_names_the_whole_tree_option():
     out = run_cli("review", "--help").stdout
     assert "--whole-tree" in out and "SELECTION" in out
+
+
+# ------------------------------------------------------------------ SIGTERM mid-run, then resume
+
+def test_sigterm_mid_anonymize_stops_like_ctrl_c_and_a_rerun_gives_the_uninterrupted_tree(tmp_path):
+    """Before: SIGTERM (kill PID, a scheduler's time limit) ended the process at once, exit
+    -15/143 without a word, its lock and temporary files left. Now it stops as Ctrl-C does:
+    the "interrupted ... resume" line, exit 143 (128 + SIGTERM); the re-run finishes and the
+    tree equals one made in a single run with the same key."""
+    import signal
+    import time
+
+    from conftest import make_cr
+    from helpers import key_file_in, tree_hashes
+
+    export = tmp_path / "export"
+    n = 48
+    for i in range(n):
+        make_cr(export / f"p{i % 6}" / f"img {i}.dcm", pid=f"PID{i % 6:04d}", name=f"Patient^N{i % 6}",
+                study=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}", series=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}.1",
+                sop=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}.1.{i + 1}", rows=384, cols=320, seed=i)
+    key = key_file_in(tmp_path)
+    out = tmp_path / "anon"
+    journal = out / ".vindr" / "anonymize.journal.jsonl"
+    proc = subprocess.Popen([*VINDR, "anonymize", str(export), str(out), "--key", str(key), "-j", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 120          # a bound for a busy machine, not a timing assertion
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text(errors="replace").count("\n") >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    done = journal.read_text(errors="replace").count("\n")
+    assert proc.returncode == 143, err[-800:]
+    assert "interrupted" in err and "resume" in err and "Traceback" not in err
+    assert done < n + 1                          # stopped mid-run, not after it
+    assert not (out / "manifest.parquet").exists() or done < n
+    again = run_cli("anonymize", export, out, "--key", key, "-j", "1")
+    assert "resumed:" in again.stdout
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    assert len(rows) == n and {r["status"] for r in rows} == {"ok"}
+    once = tmp_path / "once"
+    run_cli("anonymize", export, once, "--key", key, "-j", "1")
+    skip = (".vindr", "manifest.parquet")
+    assert tree_hashes(out, skip) == tree_hashes(once, skip) and len(tree_hashes(once, skip)) == n
+    assert not [p for p in out.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")]
+
+
+def test_main_called_in_process_leaves_the_sigterm_handler_as_it_was(monkeypatch):
+    import signal
+    import sys
+
+    from vindr_cli import cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(sys, "argv", ["vindr", "--version"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert signal.getsignal(signal.SIGTERM) is before

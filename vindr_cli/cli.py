@@ -3,7 +3,7 @@
 Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --strict,
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
 3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes);
-141 stdout's reader went away (a closed pipe: quiet, as cat).
+141 stdout's reader went away (a closed pipe: quiet, as cat); 143 SIGTERM (stopped as by Ctrl-C).
 """
 # No `from __future__ import annotations` here: typer reads every command's signature with
 # typing.get_type_hints, which compiles each string annotation (a ForwardRef) on every call,
@@ -47,6 +47,45 @@ def closed_pipe(fd: int = 1):
     except (OSError, ValueError):      # pragma: no cover - nothing more to quiet
         pass
     raise SystemExit(EXIT_CLOSED_PIPE)
+
+
+_TERMINATED: list[int] = []     # the pid that installed the handler; + 1 once SIGTERM came
+
+
+def stop_on_sigterm():
+    """SIGTERM (``kill PID``, systemd, a batch scheduler's time limit) stops a command the way
+    Ctrl-C does -- finished work kept, temporary files removed, the lock released, the
+    "interrupted ... run the same command again to resume" line -- and exits
+    EXIT_TERMINATED (143, what a shell reports for a process SIGTERM ended). Before, the
+    process died at once without a word. A forked worker (it inherits the handler) takes
+    the default action instead, as before: it dies, and the parent's pool sees that."""
+    import signal
+
+    _TERMINATED[:] = [os.getpid()]
+
+    def on_term(signum, frame):
+        if os.getpid() != _TERMINATED[0]:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        _TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:     # pragma: no cover - not the main thread (main() called from a thread)
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    """main() called in a process of one's own (tests, scripts) leaves its SIGTERM handler as it was."""
+    if previous is not None:
+        import signal
+
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:  # pragma: no cover
+            pass
 
 
 class _Console(Console):
@@ -797,17 +836,27 @@ def main() -> None:
     from vindr_cli.dicomio.lazy import defer_pydicom_backends
 
     defer_pydicom_backends()         # its codecs, GDCM, Pillow, downloader: loaded on first use
-    from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
+    previous = stop_on_sigterm()
+    try:
+        _run_app()
+    finally:
+        _restore_sigterm(previous)
+
+
+def _run_app() -> None:
+    from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, VindrError
 
     try:
         app_for(sys.argv[1:])()        # only the command asked for is built (start-up, issue 13)
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             closed_pipe()              # Click's own EPIPE path (typer.echo of --json): exit 1 there
+        if exc.code == EXIT_INTERRUPTED and len(_TERMINATED) > 1:
+            sys.exit(EXIT_TERMINATED)
         raise
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted: finished work is kept; run the same command again to resume")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if len(_TERMINATED) > 1 else EXIT_INTERRUPTED)
     except VindrError as exc:
         # the one place where vindr's errors become messages and exit codes (see errors.py)
         for line in exc.details:
