@@ -237,3 +237,29 @@ def test_main_called_in_process_leaves_the_sigterm_handler_as_it_was(monkeypatch
     with pytest.raises(SystemExit):
         cli.main()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_preset_on_a_vindr_profile_tree_says_why_nothing_was_selected(tmp_path, key_file):
+    """Before: "the presets take adult chest or spine CR/DX radiographs; for other images
+    write a recipe", on adult chest CRs whose BodyPartExamined and ViewPosition the vindr
+    profile had removed."""
+    from conftest import make_cr
+
+    def pa(ds):
+        ds.ViewPosition = "PA"
+
+    export = tmp_path / "export"
+    for i in range(2):
+        make_cr(export / f"{i}.dcm", sop=f"1.2.826.0.1.3680043.10.543.1.1.{i + 1}", rows=640, cols=560, seed=i,
+                extra=pa)
+    anon = tmp_path / "anon"
+    run_cli("anonymize", export, anon, "--key", key_file, "--profile", "vindr", "-j", "1")
+    p = run_cli("select", anon, "-o", tmp_path / "sel", "--recipe", "vindr-cxr", "-j", "1")
+    warn = [ln for ln in p.stderr.splitlines() if ln.startswith("warning: no image was selected")]
+    assert len(warn) == 1 and "the vindr profile removes both" in warn[0] and "--profile basic" in warn[0], p.stderr
+    basic = tmp_path / "anon-basic"
+    run_cli("anonymize", export, basic, "--key", key_file, "-j", "1")
+    q = run_cli("select", basic, "-o", tmp_path / "sel-basic", "--recipe", "vindr-cxr", "-j", "1")
+    rows = pq.read_table(tmp_path / "sel-basic" / "selection.parquet").to_pylist()
+    assert not any({"body-part-unknown", "view-unknown"} & set(r["reasons"]) for r in rows)   # kept by basic
+    assert "vindr profile removes both" not in q.stderr

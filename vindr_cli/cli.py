@@ -393,7 +393,13 @@ def select_cmd(
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
-    if not s.selected:
+    if not s.selected and s.images and max(s.reasons.get("body-part-unknown", 0), s.reasons.get("view-unknown", 0)) == s.images:
+        # new-user walk 4: --profile vindr removes both; "write a recipe" sent the user the wrong way
+        err.print("[bold yellow]warning:[/] no image was selected: every image of ANON_DIR lacks the BodyPartExamined "
+                  "or the ViewPosition the recipe reads (not in the export, or removed: the vindr profile removes both): "
+                  "keep them (--profile basic), or use a recipe whose criteria do not need them (README 'vindr select')",
+                  soft_wrap=True)
+    elif not s.selected:
         err.print("[bold yellow]warning:[/] no image was selected (the table counts why): the presets take adult chest "
                   "or spine CR/DX radiographs; for other images write a recipe (--recipe FILE.toml, README "
                   "'vindr select')", soft_wrap=True)
