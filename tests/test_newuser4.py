@@ -263,3 +263,21 @@ def test_a_preset_on_a_vindr_profile_tree_says_why_nothing_was_selected(tmp_path
     rows = pq.read_table(tmp_path / "sel-basic" / "selection.parquet").to_pylist()
     assert not any({"body-part-unknown", "view-unknown"} & set(r["reasons"]) for r in rows)   # kept by basic
     assert "vindr profile removes both" not in q.stderr
+
+
+@pytest.mark.parametrize("command", ["anonymize", "decode", "select"])
+def test_an_output_that_is_a_file_is_named_as_such(tmp_path, small_export, key_file, command):
+    """Before: "OUTPUT/.vindr is not a real folder (a symbolic link or a file)"."""
+    afile = tmp_path / "out.txt"
+    afile.write_bytes(b"mine")
+    if command == "select":
+        anon = tmp_path / "anon"
+        run_cli("anonymize", small_export, anon, "--key", key_file, "-j", "1")
+        args = ["select", anon, "-o", afile, "--recipe", "vindr-cxr"]
+    else:
+        args = {"anonymize": ["anonymize", small_export, afile, "--key", key_file],
+                "decode": ["decode", small_export, afile, "--allow-identified"]}[command]
+    p = run_cli(*args, check=False)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and lines[-1] == "error: OUTPUT is a file, not a folder: name a folder (a missing one is made)"
+    assert afile.read_bytes() == b"mine"
