@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pydicom
@@ -281,3 +282,13 @@ def test_an_output_that_is_a_file_is_named_as_such(tmp_path, small_export, key_f
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert p.returncode == 2 and lines[-1] == "error: OUTPUT is a file, not a folder: name a folder (a missing one is made)"
     assert afile.read_bytes() == b"mine"
+
+
+def test_help_lists_the_commands_in_the_order_a_release_runs_them():
+    from vindr_cli.cli import PIPELINE
+
+    out = run_cli("--help").stdout
+    listed = [ln.split()[0] for ln in out.split("Commands:")[1].splitlines() if ln.startswith("  ") and ln.split()]
+    assert listed == list(PIPELINE)            # every command, none left out, in the README's order
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "**141**" in readme and "**143**" in readme        # the exit codes of a closed pipe and SIGTERM

@@ -30,7 +30,23 @@ usage_names_upper()             # `Usage: vindr anonymize [OPTIONS] INPUT OUTPUT
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
 # layout puts a long name on its own line and wraps only the help text (tests/test_cli_help.py).
+from typer.core import TyperGroup  # noqa: E402
+
+PIPELINE = ("info", "anonymize", "audit", "select", "push", "review", "decode", "split", "release", "validate",
+            "evaluate", "baseline")
+
+
+class _PipelineOrder(TyperGroup):
+    """`vindr --help` lists the commands in the order a release runs them (README, ARCHITECTURE),
+    not in the order cli.py defines them (new-user walk 4: info came ninth, audit tenth)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (PIPELINE.index(n) if n in PIPELINE else len(PIPELINE), names.index(n)))
+
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
+                  cls=_PipelineOrder,
                   help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
 
 
