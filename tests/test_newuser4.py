@@ -292,3 +292,16 @@ def test_help_lists_the_commands_in_the_order_a_release_runs_them():
     assert listed == list(PIPELINE)            # every command, none left out, in the README's order
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "**141**" in readme and "**143**" in readme        # the exit codes of a closed pipe and SIGTERM
+
+
+def test_printed_paths_are_never_folded_mid_word(tmp_path, small_export, key_file):
+    """Before, on a non-terminal (80 columns): `manifest: ` then the path cut in two lines."""
+    deep = tmp_path / ("a_long_folder_name_of_a_hospital_export_" * 2) / "anon"
+    p = subprocess.run([*VINDR, "anonymize", str(small_export), str(deep), "--key", str(key_file), "-j", "1"],
+                       capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "COLUMNS"})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert f"manifest: {deep / 'manifest.parquet'}" in lines
+    assert any(ln.endswith(f": {deep.parent / 'anon.linkage.parquet'}") for ln in lines)
+    assert f"next: vindr audit {deep} --report FILE.json (before anything leaves the hospital)" in lines
+    assert any(ln.startswith("┏") and len(ln) <= 80 for ln in lines)       # tables keep the 80-column layout

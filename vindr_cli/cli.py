@@ -109,6 +109,14 @@ class _Console(Console):
         self.quiet = True
         closed_pipe(2 if self.stderr else 1)
 
+    def print(self, *objects, soft_wrap=None, **kwargs) -> None:
+        """A line of words (a path, a command to run next) is never folded at the console's
+        width, mid-word, into lines a copy or a grep would cut (`manifest: /long/pa` +
+        `th/manifest.parquet` on a non-terminal's 80 columns); tables keep rich's layout."""
+        if soft_wrap is None and objects and all(isinstance(o, (str, Text)) for o in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
 
 console = _Console(stderr=False)
 err = _Console(stderr=True)
