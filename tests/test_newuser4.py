@@ -8,7 +8,16 @@
   ``vindr select``, ``decode`` and ``release`` as "a file was replaced": the manifest names
   the patient by its keyed pseudonym, the file has none. Such a file now passes when it
   carries vindr's own mark (DeidentificationMethod naming a key fingerprint); a file with
-  neither the substitute nor the mark is still refused.
+  neither the substitute nor the mark is still refused;
+* ``vindr review SELECTION`` queued every image of the tree (the sample's QC queue: 7 images,
+  none selected): now the selected ones, those the review excluded, and a selected image's
+  near-duplicates in that queue; ``--whole-tree`` for the old view; the release gate reads all;
+* SIGTERM killed a run without a word (exit -15): it now stops as Ctrl-C does, exit 143;
+* ``vindr select`` on a ``--profile vindr`` tree said "write a recipe" for adult chest CRs
+  whose BodyPartExamined and ViewPosition the profile had removed: it now says that;
+* an OUTPUT that is a file was refused as "OUTPUT/.vindr is not a real folder";
+* ``vindr --help`` listed the commands in cli.py's order (info ninth): now the pipeline's;
+* paths printed after a run were folded mid-word at 80 columns on a non-terminal.
 """
 from __future__ import annotations
 
