@@ -202,11 +202,11 @@ def test_sigterm_mid_anonymize_stops_like_ctrl_c_and_a_rerun_gives_the_uninterru
     from helpers import key_file_in, tree_hashes
 
     export = tmp_path / "export"
-    n = 48
+    n = 30
     for i in range(n):
         make_cr(export / f"p{i % 6}" / f"img {i}.dcm", pid=f"PID{i % 6:04d}", name=f"Patient^N{i % 6}",
                 study=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}", series=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}.1",
-                sop=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}.1.{i + 1}", rows=384, cols=320, seed=i)
+                sop=f"1.2.826.0.1.3680043.10.543.{i % 6 + 1}.1.{i + 1}", rows=256, cols=224, seed=i)
     key = key_file_in(tmp_path)
     out = tmp_path / "anon"
     journal = out / ".vindr" / "anonymize.journal.jsonl"
