@@ -65,7 +65,7 @@ def test_queues_of_a_tree_match_the_manifest(trees):
 def test_queues_of_a_selection(trees):
     anon, sel = trees
     srows = pq.read_table(sel / "selection.parquet").to_pylist()
-    q = build_queues(sel, spot=100)
+    q = build_queues(sel, spot=100, whole_tree=True)   # every row; the default: tests/test_newuser4.py
     assert q.tree == anon.resolve()                  # found beside SELECTION by its manifest hash
     assert q.queues["qc"] == sorted(r["image_id"] for r in srows if r["qc_flags"])
     dup = [r for r in srows if r["dup_group"]]

@@ -77,7 +77,8 @@ def selection(tmp_path_factory):
 def server(selection):
     anon, sel, report = selection
     env = {**os.environ, "PYTHONPATH": str(REPO), "VINDR_DEBUG": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "vindr_cli", "review", str(sel), "--no-browser", "--spot", "6",
+    proc = subprocess.Popen([sys.executable, "-m", "vindr_cli", "review", str(sel), "--no-browser", "--whole-tree",
+                             "--spot", "6",
                              "--reviewer", "custodian", "--audit-report", str(report)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     url = None
@@ -155,7 +156,7 @@ def _rows(sel: Path) -> list[dict]:
 def test_review_in_a_browser(selection, server, driver, tmp_path):
     anon, sel, report = selection
     url, proc, printed = server
-    expected = build_queues(sel, spot=6, audit_report=report).counts()
+    expected = build_queues(sel, spot=6, audit_report=report, whole_tree=True).counts()
     assert all(expected[q] for q in expected), expected          # every queue has images to look at
     assert "undecided" in printed                                 # the summary table came first
     shots = Path(os.environ.get("VINDR_REVIEW_SHOTS") or tmp_path / "shots")
@@ -205,7 +206,7 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
     assert [(r["image_id"], r["queue"], r["decision"], r["reviewer"]) for r in rows] == [
         (ids[0], "redacted", "accept", "custodian"), (ids[1], "redacted", "exclude", "custodian"),
         (ids[2], "redacted", "more-redaction", "custodian")]
-    img = build_queues(sel).images[ids[2]]
+    img = build_queues(sel, whole_tree=True).images[ids[2]]
     f, x0, y0, x1, y1 = json.loads(rows[2]["box"])
     # dragged from a quarter in to the middle across, a quarter down: in DICOM pixels
     assert f == 0 and 0 <= x0 < x1 <= img.cols and 0 <= y0 < y1 <= img.rows
@@ -228,7 +229,7 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
     assert decisions.current(sel) == {ids[0]: "accept", ids[1]: "exclude"}
 
     # a multi-frame image: ] shows its next frame, rendered by the server
-    q_all = build_queues(sel, spot=6, audit_report=report)
+    q_all = build_queues(sel, spot=6, audit_report=report, whole_tree=True)
     multi = next(i for q in q_all.queues for i in q_all.queues[q] if q_all.images[i].frames > 1)
     queue = next(q for q in q_all.queues if multi in q_all.queues[q])
     _open_queue(driver, queue)
@@ -247,7 +248,7 @@ def test_review_in_a_browser(selection, server, driver, tmp_path):
     driver.get(url)
     _wait(driver, lambda d: len(_tabs(d)) == 5, "second tab")
     second = driver.current_window_handle
-    spot = build_queues(sel, spot=6, audit_report=report).queues["spot-check"]
+    spot = build_queues(sel, spot=6, audit_report=report, whole_tree=True).queues["spot-check"]
     fire = ("window.__done = 0; const ids = arguments[0], dec = arguments[1];"
             "ids.forEach(id => fetch('/api/decide', {method: 'POST', headers: {'Content-Type': 'application/json',"
             "'X-Vindr-Token': new URLSearchParams(location.search).get('t')}, body: JSON.stringify("

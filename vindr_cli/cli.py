@@ -2,7 +2,8 @@
 
 Exit codes (all commands): 0 success; 1 findings (audit/validate) or, with --strict,
 any failed input; 2 a request that cannot run (bad arguments, paths, key or profile);
-3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes).
+3 an internal error (no traceback unless VINDR_DEBUG=1); 130 interrupted (a re-run resumes);
+141 stdout's reader went away (a closed pipe: quiet, as cat); 143 SIGTERM (stopped as by Ctrl-C).
 """
 # No `from __future__ import annotations` here: typer reads every command's signature with
 # typing.get_type_hints, which compiles each string annotation (a ForwardRef) on every call,
@@ -29,10 +30,96 @@ usage_names_upper()             # `Usage: vindr anonymize [OPTIONS] INPUT OUTPUT
 # rich_markup_mode=None: click's plain help. Rich's option table cuts long option names
 # (--retain-patient-characteristics/--no-...) with an ellipsis below ~100 columns; the plain
 # layout puts a long name on its own line and wraps only the help text (tests/test_cli_help.py).
+from typer.core import TyperGroup  # noqa: E402
+
+PIPELINE = ("info", "anonymize", "audit", "select", "push", "review", "decode", "split", "release", "validate",
+            "evaluate", "baseline")
+
+
+class _PipelineOrder(TyperGroup):
+    """`vindr --help` lists the commands in the order a release runs them (README, ARCHITECTURE),
+    not in the order cli.py defines them (new-user walk 4: info came ninth, audit tenth)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (PIPELINE.index(n) if n in PIPELINE else len(PIPELINE), names.index(n)))
+
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
+                  cls=_PipelineOrder,
                   help="vindr: de-identify raw hospital DICOM exports and build VinDr-style research releases.")
-console = Console(stderr=False)
-err = Console(stderr=True)
+
+
+def closed_pipe(fd: int = 1):
+    """The reader of stdout (or stderr) went away (`vindr info X | head -1`): end quietly with
+    EXIT_CLOSED_PIPE, the status of a Unix tool killed by SIGPIPE, not rich's or Click's exit 1
+    (the findings' code) nor a traceback. Further writes go to /dev/null, so the exit's flush
+    is quiet. Work already finished is kept, as after Ctrl-C (new-user walk 4)."""
+    from vindr_cli.errors import EXIT_CLOSED_PIPE
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+    except (OSError, ValueError):      # pragma: no cover - nothing more to quiet
+        pass
+    raise SystemExit(EXIT_CLOSED_PIPE)
+
+
+_TERMINATED: list[int] = []     # the pid that installed the handler; + 1 once SIGTERM came
+
+
+def stop_on_sigterm():
+    """SIGTERM (``kill PID``, systemd, a batch scheduler's time limit) stops a command the way
+    Ctrl-C does -- finished work kept, temporary files removed, the lock released, the
+    "interrupted ... run the same command again to resume" line -- and exits
+    EXIT_TERMINATED (143, what a shell reports for a process SIGTERM ended). Before, the
+    process died at once without a word. A forked worker (it inherits the handler) takes
+    the default action instead, as before: it dies, and the parent's pool sees that."""
+    import signal
+
+    _TERMINATED[:] = [os.getpid()]
+
+    def on_term(signum, frame):
+        if os.getpid() != _TERMINATED[0]:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        _TERMINATED.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:     # pragma: no cover - not the main thread (main() called from a thread)
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    """main() called in a process of one's own (tests, scripts) leaves its SIGTERM handler as it was."""
+    if previous is not None:
+        import signal
+
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:  # pragma: no cover
+            pass
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:          # rich's default: exit 1 and /dev/null on fd 1 even for stderr
+        self.quiet = True
+        closed_pipe(2 if self.stderr else 1)
+
+    def print(self, *objects, soft_wrap=None, **kwargs) -> None:
+        """A line of words (a path, a command to run next) is never folded at the console's
+        width, mid-word, into lines a copy or a grep would cut (`manifest: /long/pa` +
+        `th/manifest.parquet` on a non-terminal's 80 columns); tables keep rich's layout."""
+        if soft_wrap is None and objects and all(isinstance(o, (str, Text)) for o in objects):
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+
+console = _Console(stderr=False)
+err = _Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -330,7 +417,13 @@ def select_cmd(
     for line in s.warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
-    if not s.selected:
+    if not s.selected and s.images and max(s.reasons.get("body-part-unknown", 0), s.reasons.get("view-unknown", 0)) == s.images:
+        # new-user walk 4: --profile vindr removes both; "write a recipe" sent the user the wrong way
+        err.print("[bold yellow]warning:[/] no image was selected: every image of ANON_DIR lacks the BodyPartExamined "
+                  "or the ViewPosition the recipe reads (not in the export, or removed: the vindr profile removes both): "
+                  "keep them (--profile basic), or use a recipe whose criteria do not need them (README 'vindr select')",
+                  soft_wrap=True)
+    elif not s.selected:
         err.print("[bold yellow]warning:[/] no image was selected (the table counts why): the presets take adult chest "
                   "or spine CR/DX radiographs; for other images write a recipe (--recipe FILE.toml, README "
                   "'vindr select')", soft_wrap=True)
@@ -715,6 +808,7 @@ def review(
     port: int = typer.Option(0, "--port", callback=_port, help="Port on 127.0.0.1 (0: a free one)."),
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Who decides: written with each decision."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the URL only; do not open a browser."),
+    whole_tree: bool = typer.Option(False, "--whole-tree", help="Of a SELECTION, queue every image of its table, the ones it excluded too (default: the selected images, those the review excluded, and the near-duplicates of a selected image)."),
 ) -> None:
     """A local web page (127.0.0.1, a token in the URL) to confirm redactions, QC flags and duplicates; decisions go to DIR/.vindr/review.parquet. Ctrl-C stops it."""
     from vindr_cli.review.server import serve
@@ -738,7 +832,7 @@ def review(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     serve(review_dir, port=port, reviewer=reviewer, tree=tree, audit_report=audit_report, spot=spot, seed=seed,
-          open_browser=not no_browser, ready=ready)
+          open_browser=not no_browser, ready=ready, whole_tree=whole_tree)
 
 
 def app_for(argv: list[str]) -> typer.Typer:
@@ -772,13 +866,27 @@ def main() -> None:
     from vindr_cli.dicomio.lazy import defer_pydicom_backends
 
     defer_pydicom_backends()         # its codecs, GDCM, Pillow, downloader: loaded on first use
-    from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, VindrError
+    previous = stop_on_sigterm()
+    try:
+        _run_app()
+    finally:
+        _restore_sigterm(previous)
+
+
+def _run_app() -> None:
+    from vindr_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, VindrError
 
     try:
         app_for(sys.argv[1:])()        # only the command asked for is built (start-up, issue 13)
+    except SystemExit as exc:
+        if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            closed_pipe()              # Click's own EPIPE path (typer.echo of --json): exit 1 there
+        if exc.code == EXIT_INTERRUPTED and len(_TERMINATED) > 1:
+            sys.exit(EXIT_TERMINATED)
+        raise
     except KeyboardInterrupt:  # pragma: no cover
         err.print("interrupted: finished work is kept; run the same command again to resume")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(EXIT_TERMINATED if len(_TERMINATED) > 1 else EXIT_INTERRUPTED)
     except VindrError as exc:
         # the one place where vindr's errors become messages and exit codes (see errors.py)
         for line in exc.details:

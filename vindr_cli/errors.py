@@ -26,6 +26,8 @@ EXIT_FINDINGS = 1
 EXIT_REQUEST = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143    # 128 + SIGTERM: stopped like Ctrl-C (finished work kept, a re-run resumes)
+EXIT_CLOSED_PIPE = 141   # 128 + SIGPIPE: what cat or grep give when the reader of their output goes away
 
 
 class VindrError(Exception):

@@ -78,7 +78,9 @@ def check(anon_dir: Path, released: set[str], *, selection: Path | None = None, 
     where = find_review(anon_dir, selection, review)
     if where is None:
         return Gate("not reviewed", allowed_unreviewed=allow_unreviewed)
-    q = build_queues(where, tree=anon_dir, audit_report=audit_report, spot=0)
+    # every image of the tree or selection table: a release without --selection may release
+    # images a SELECTION's page did not show (review --whole-tree shows them)
+    q = build_queues(where, tree=anon_dir, audit_report=audit_report, spot=0, whole_tree=True)
     by_queue = decisions.current_by_queue(where, q.applied())     # boxes anonymize applied: confirm anew
     flagged = {i for name in decisions.FLAGGED for i in q.queues.get(name, []) if i in released}
     pending: dict[str, int] = {}

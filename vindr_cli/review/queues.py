@@ -11,6 +11,14 @@ qc             selection.parquet ``qc_flags`` not empty
 duplicates     selection.parquet ``dup_group``: members of a group side by side
 spot-check     a seeded random sample of the images in no other queue and not modified
 
+Of a SELECTION, the queues hold the images it selected (those ``vindr release --selection``
+releases and asks the review about), the images this review excluded (``review-excluded``
+once ``vindr select`` ran again: kept so that a decision can be seen and undone) and, in the
+duplicates queue only, the other members of a selected image's near-duplicate group, side by
+side with it. ``whole_tree=True`` (``vindr review --whole-tree``; always for the release gate)
+takes every image of the selection table, the excluded ones too, as before new-user walk 4,
+where the QC queue of the sample's selection held 7 images, none of them selected.
+
 Only ids, shapes, masked boxes (from the manifest), QC flag names and group ids leave this
 module: no path, no header value, no text.
 """
@@ -34,6 +42,7 @@ HOSTILE_MANIFEST = ("the tree's manifest.parquet names an output outside the tre
                     "32 hex digits: it is not vindr's; re-run vindr anonymize")
 
 PIXEL_FINDINGS = ("pixel-text", "pixel-mask")
+REVIEW_EXCLUDED = "review-excluded"     # curate.select's reason for an image this review excluded (data, not an import)
 # where a pixel-text finding is (deid.audit writes "... in frame F, box x X0-X1, y Y0-Y1"): numbers only
 FINDING_BOX = re.compile(r"in frame (\d+), box x (\d+)-(\d+), y (\d+)-(\d+)")
 
@@ -152,12 +161,13 @@ def _review_boxes(text) -> tuple[list[list[int]], set]:
 
 
 def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Path | None = None,
-                 spot: int = 20, seed: int = 0) -> Queues:
+                 spot: int = 20, seed: int = 0, whole_tree: bool = False) -> Queues:
     """The review queues of DIR (see the module text)."""
     review_dir = Path(review_dir)
     check_state(review_dir)        # journal and rendering cache: never written through a planted link
     tree_dir, sel_path = find_tree(review_dir, tree)
     images: dict[str, Image] = {}
+    context: set[str] = set()      # near-duplicates of a selected image, not selected: duplicates queue only
     for r in pq.read_table(tree_dir / "manifest.parquet").to_pylist():
         if r.get("status") != "ok" or not r.get("image_id") or not r.get("output"):
             continue
@@ -188,16 +198,23 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
             img.dup_group = s.get("dup_group") or None
             keep[img.image_id] = img
         images = keep
+        if not whole_tree:
+            wanted = {s["image_id"] for s in sel_rows
+                      if s.get("selected") or REVIEW_EXCLUDED in (s.get("reasons") or [])} & set(images)
+            groups = {images[i].dup_group for i in wanted if images[i].dup_group}
+            context = {i for i, img in images.items() if i not in wanted and img.dup_group in groups}
+            images = {i: img for i, img in images.items() if i in wanted or i in context}
+    main = {i: img for i, img in images.items() if i not in context}
     if audit_report is not None:
-        for iid, boxes in _audit_findings(audit_report, {i.output: i.image_id for i in images.values()}).items():
+        for iid, boxes in _audit_findings(audit_report, {i.output: i.image_id for i in main.values()}).items():
             images[iid].residual = len(boxes)
             images[iid].findings = [b for b in boxes if b is not None]
-    ids = sorted(images)
+    ids = sorted(main)
     queues = {q: [] for q in QUEUES}
     queues["redacted"] = [i for i in ids if images[i].modified]
     queues["residual-text"] = [i for i in ids if images[i].residual]
     queues["qc"] = [i for i in ids if images[i].qc_flags]
-    queues["duplicates"] = sorted((i for i in ids if images[i].dup_group), key=lambda i: (images[i].dup_group, i))
+    queues["duplicates"] = sorted((i for i in images if images[i].dup_group), key=lambda i: (images[i].dup_group, i))
     flagged = {i for q in ("redacted", "residual-text", "qc", "duplicates") for i in queues[q]}
     pool = [i for i in ids if i not in flagged and not images[i].modified]
     queues["spot-check"] = sorted(random.Random(seed).sample(pool, min(max(spot, 0), len(pool))))

@@ -356,13 +356,14 @@ def prefetch(app: ReviewApp, stop: threading.Event) -> None:
 def serve(review_dir: Path, *, port: int = 0, reviewer: str | None = None, tree: Path | None = None,
           audit_report: Path | None = None, spot: int = 20, seed: int = 0, open_browser: bool = False,
           ready: Callable[[str, ThreadingHTTPServer, ReviewApp], None] | None = None,
-          prefetch_thumbnails: bool = True) -> None:
+          prefetch_thumbnails: bool = True, whole_tree: bool = False) -> None:
     """Build the queues, serve the page until Ctrl-C (or ``srv.shutdown()`` from ``ready``);
     thumbnails are rendered into the cache by a background thread meanwhile."""
     from vindr_cli.dicomio.lazy import load_all
 
     load_all()      # the decoders pydicom registers, loaded now: never first inside a request's thread
-    app = ReviewApp(build_queues(review_dir, tree=tree, audit_report=audit_report, spot=spot, seed=seed),
+    app = ReviewApp(build_queues(review_dir, tree=tree, audit_report=audit_report, spot=spot, seed=seed,
+                                 whole_tree=whole_tree),
                     reviewer=reviewer)
     srv = make_server(app, port)
     url = url_of(srv, app)

@@ -31,6 +31,7 @@ FOLDER_AT_NAME = "a folder lies at the output's name; not written"
 TOO_LONG = "output name too long for the file system; not written"
 STATE_LINK = ("OUTPUT/.vindr is not a real folder (a symbolic link or a file): remove it, or use a new "
               "OUTPUT folder")
+OUTPUT_FILE = "OUTPUT is a file, not a folder: name a folder (a missing one is made)"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
@@ -175,10 +176,12 @@ def check_state_dir(output: Path, state_dir: str) -> None:
     except FileNotFoundError:
         return
     except NotADirectoryError:
+        if not Path(output).is_dir():       # OUTPUT itself (new-user walk 4: the message named .vindr)
+            raise RequestError(OUTPUT_FILE) from None
         raise RequestError(STATE_LINK) from None
     if not stat.S_ISDIR(st.st_mode):
         raise RequestError(STATE_LINK)
 
 
-__all__ = ["FOLDER_AT_NAME", "OUTSIDE", "SYMLINK", "TOO_LONG", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
+__all__ = ["FOLDER_AT_NAME", "OUTPUT_FILE", "OUTSIDE", "SYMLINK", "TOO_LONG", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
            "real_dirs", "remove"]
