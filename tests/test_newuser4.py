@@ -314,3 +314,21 @@ def test_printed_paths_are_never_folded_mid_word(tmp_path, small_export, key_fil
     assert any(ln.endswith(f": {deep.parent / 'anon.linkage.parquet'}") for ln in lines)
     assert f"next: vindr audit {deep} --report FILE.json (before anything leaves the hospital)" in lines
     assert any(ln.startswith("┏") and len(ln) <= 80 for ln in lines)       # tables keep the 80-column layout
+
+
+def test_a_non_empty_folder_that_is_not_vindrs_is_refused_as_output(tmp_path, small_export, key_file):
+    """An OUTPUT holding files vindr did not write (found by new-user walk 4: exit 0, the file
+    left among the de-identified ones, unlisted): refused before anything is written; an empty
+    folder and a vindr OUTPUT re-run are still accepted."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stuff.txt").write_text("notes\n")
+    p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", check=False)
+    assert p.returncode == 2 and "did not write" in p.stderr, p.stderr
+    assert sorted(x.name for x in out.iterdir()) == ["stuff.txt"]     # nothing written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    first = run_cli("anonymize", small_export, empty, "--key", key_file, "--burned-in", "off")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("anonymize", small_export, empty, "--key", key_file, "--burned-in", "off")
+    assert again.returncode == 0, again.stderr

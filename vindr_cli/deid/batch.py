@@ -77,6 +77,26 @@ def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | 
         raise RequestError("OUTPUT and the linkage table must not be inside another vindr output folder")
 
 
+FOREIGN_OUTPUT = ("OUTPUT is a folder that already holds files vindr did not write (no .vindr state, no manifest, "
+                  "no vindr-marked file): name a new or empty folder, or an OUTPUT made by vindr anonymize")
+
+
+def check_foreign_output(output: Path) -> None:
+    """Refuse a non-empty OUTPUT that is not vindr's: whatever it held would sit among the
+    de-identified files, unlisted, and travel with the tree (audit would only call it a stray
+    file afterwards). A vindr OUTPUT is known by its state folder, its manifest, or a file
+    carrying vindr's marks (a tree whose state was lost: --rebuild-state)."""
+    if not output.is_dir() or (output / STATE_DIR).is_dir() or (output / "manifest.parquet").exists():
+        return
+    try:
+        if next(output.iterdir(), None) is None:
+            return
+    except OSError:
+        raise RequestError("OUTPUT cannot be listed") from None
+    if not output_marks(output):
+        raise RequestError(FOREIGN_OUTPUT)
+
+
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
     p = cfg.profile
     removed = sorted(f"{t:08X}" for t, r in p.rules.items() if r.action == "X")
@@ -366,6 +386,7 @@ def anonymize(
     link_path = (linkage or default_linkage_path(output)).resolve() if write_linkage else None
     key_path = key_path.resolve()
     check_paths(input_path, output, key_path, link_path)
+    check_foreign_output(output)
     if max_inflate < 1:
         raise RequestError("--max-inflate must be at least 1 byte")
     created = not key_path.exists()
