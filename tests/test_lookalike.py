@@ -301,3 +301,25 @@ def test_audit_finds_a_look_alike_name_planted_in_an_output(world, label, tmp_pa
 
     report = audit_after_planting(out, links, "station_cyrillic.dcm", plant, tmp_path, linkage=linkage)
     assert report.counts().get("phi") == 1
+
+
+def test_person_and_place_values_are_collected_from_items():
+    """deid.engine.person_values' walk: the places of every depth (RequestAttributesSequence,
+    ReferencedStudySequence items) and a birth date in an item; the study's dates stay top-level."""
+    from vindr_cli.deid.engine import person_values
+
+    ds = real("CT_small.dcm")
+    for k in ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName"):
+        if k in ds:
+            del ds[k]
+    req, ref = Dataset(), Dataset()
+    req.InstitutionName, req.InstitutionalDepartmentName = HOSPITAL, DEPARTMENT
+    ref.InstitutionAddress, ref.ReferringPhysicianAddress = "12 PHO HUE HA NOI", "7 HANG BAI HA NOI"
+    ref.ReferringPhysicianTelephoneNumbers = "0912345678"
+    ref.PatientBirthDate, ref.StudyDate = "19610203", "20010203"
+    ds.RequestAttributesSequence = Sequence([req])
+    ds.ReferencedStudySequence = Sequence([ref])
+    places: list[str] = []
+    people = person_values(ds, {}, places)
+    assert sorted(places) == sorted([HOSPITAL, DEPARTMENT, "12 PHO HUE HA NOI", "7 HANG BAI HA NOI", "0912345678"])
+    assert "19610203" in people and "20010203" not in people
