@@ -15,7 +15,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from vindr_cli.resources import schema_path
 
@@ -221,17 +221,22 @@ class TermSet:
         if value.isascii():
             return
         words = _TOKEN.findall(unicodedata.normalize("NFC", value))
+        sought = any(w.isascii() and len(w) >= 5 for w in words)       # found_in_value seeks it inside anything
         for raw in words:
             if (len(raw) >= 5 and not raw.isascii() and _LATIN_ONLY.fullmatch(fold(raw) or "-")
                     and sum(c.isascii() and c.isalpha() for c in raw) >= 4):
                 self.skeletons.add(_code_page_word(raw))
+                sought = True
         # a name of short words (LÊ^THỊ^HỒNG: none is sought alone) as a whole: its words in order, or
         # its first and last, with up to 3 separator bytes between them, when they hold 5 ASCII
-        # letters or more (issue 13; a lone HỒNG, 3 ASCII letters, is in most 1 MiB random buffers)
-        if "=" in value or len(words) < 2 or not all(_LATIN_ONLY.fullmatch(fold(w) or "-") for w in words):
+        # letters or more (issue 13; a lone THỊ or LÊ is in 1 MiB of random bytes). Only when no
+        # word of it is sought alone (as a skeleton, or an ASCII word of 5+), and of 2 to 5 words: each pattern costs the file's regex
+        # compile (found_skeleton), ~0.3 ms a phrase, and an address is no name of short words.
+        if (sought or "=" in value or not 2 <= len(words) <= _PHRASE_WORDS
+                or not all(_LATIN_ONLY.fullmatch(t) for t in _TOKEN.findall(fold(value)))):
             return
         for seq in {tuple(words), (words[0], words[-1])}:
-            if (len(seq) >= 2 and not all(w.isascii() for w in seq)
+            if (not all(w.isascii() for w in seq)
                     and sum(c.isascii() and c.isalpha() for w in seq for c in w) >= _PHRASE_ASCII_LETTERS):
                 self.skeletons.add(_PHRASE_GAP.join(_code_page_word(w) for w in seq))
 
@@ -336,9 +341,11 @@ def _latin_folded(text: str) -> str:
 
 
 _PHRASE_ASCII_LETTERS = 5
+_PHRASE_WORDS = 5
 _PHRASE_GAP = rb"[\x00 ^,._\-]{0,3}"     # between a name's words in a code page's bytes: separators, or none
 
 
+@lru_cache(maxsize=4096)      # a file's ~200 person values repeat the same few words
 def _code_page_word(word: str) -> bytes:
     """A Latin word as a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes it: its
     ASCII letters, and one byte of a code page's letters (0x01-0x1F, 0x80-0xFF) for each other."""
