@@ -15,8 +15,9 @@ L2 Indic names without their vowel signs: राजेश written रजश, க
    once the marks are dropped.
 L3 Vietnamese names in the one-byte code pages (VISCII, TCVN 5712) whose words all are shorter
    than 5 characters or hold fewer than 4 ASCII letters (LÊ^THỊ^HỒNG): no word was sought (a lone
-   HỒNG matches random bytes too often). The whole name, its words in order with at most
-   3 separator bytes between them, is sought now when it holds 5 ASCII letters or more.
+   HỒNG matches random bytes too often). The whole name (its words in order, and its first and
+   last, at most 3 separator bytes between them) is sought now when it holds 5 ASCII letters or
+   more and no word of it is sought alone, for 2 to 5 words.
 L4 The hospital named only inside a sequence item (RequestAttributesSequence, removed, whose
    InstitutionName the audit then seeks everywhere), and the department (InstitutionalDepartmentName):
    neither was sought by the anonymizer in kept numbers and bytes, so a LUT spelling them was

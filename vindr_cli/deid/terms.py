@@ -8,6 +8,11 @@ values vindr writes itself (its substitutes ``ANON^…``, ``P…``, ``A…``, ``
 and marks), so that an input already stamped "ANON" by another tool does not make every
 output "leak" into vindr's own ``ANON^…`` substitute. Matching stays by whole token: a real
 name that merely contains such a word ("ANONA^MARIA") is still searched for.
+
+Names disguised by script (issue 13): text and terms are also compared by their Latin skeleton
+(:func:`lookalike`: Cyrillic / Greek letters that look Latin, ``schemas/deid/confusables.toml``);
+Indic marks are optional as Hebrew and Arabic vowel marks are; a Vietnamese name of short words
+is sought in the one-byte code pages as a whole (:meth:`TermSet._add_skeletons`).
 """
 from __future__ import annotations
 
@@ -230,8 +235,9 @@ class TermSet:
         # a name of short words (LÊ^THỊ^HỒNG: none is sought alone) as a whole: its words in order, or
         # its first and last, with up to 3 separator bytes between them, when they hold 5 ASCII
         # letters or more (issue 13; a lone THỊ or LÊ is in 1 MiB of random bytes). Only when no
-        # word of it is sought alone (as a skeleton, or an ASCII word of 5+), and of 2 to 5 words: each pattern costs the file's regex
-        # compile (found_skeleton), ~0.3 ms a phrase, and an address is no name of short words.
+        # word of it is sought alone (as a skeleton, or an ASCII word of 5+), and of 2 to 5 words:
+        # each pattern costs the file's regex compile (found_skeleton), ~0.3 ms a phrase, and an
+        # address is no name of short words.
         if (sought or "=" in value or not 2 <= len(words) <= _PHRASE_WORDS
                 or not all(_LATIN_ONLY.fullmatch(t) for t in _TOKEN.findall(fold(value)))):
             return
