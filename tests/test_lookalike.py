@@ -324,3 +324,15 @@ def test_person_and_place_values_are_collected_from_items():
     people = person_values(ds, {}, places)
     assert sorted(places) == sorted([HOSPITAL, DEPARTMENT, "12 PHO HUE HA NOI", "7 HANG BAI HA NOI", "0912345678"])
     assert "19610203" in people and "20010203" not in people
+
+
+def test_audit_finds_a_look_alike_name_planted_in_a_kept_text_element(world, tmp_path):
+    """StationName is kept under --retain-device-identity (trusted text): the audit's token search
+    reads its look-alike skeleton too."""
+    _, out, linkage, links = world
+
+    def plant(ds):
+        ds.StationName = SPOOFS["cyrillic_lower"]
+
+    report = audit_after_planting(out, links, "department.dcm", plant, tmp_path, linkage=linkage)
+    assert report.counts().get("phi") == 1
