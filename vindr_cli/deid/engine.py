@@ -211,6 +211,14 @@ PERSON_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBi
 _PERSON_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PERSON_KEYWORDS) if t is not None)
 _PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "StudyDate", "SeriesDate",
                                                        "AcquisitionDate", "ContentDate"))
+# Values that name a place (Annex E removes them; the audit seeks their original values in every
+# output byte): the anonymizer seeks them in kept numbers and bytes (review 10), wherever they are
+# in the data set, a sequence item too (RequestAttributesSequence, ReferencedStudySequence, a
+# kept private sequence: issue 13), as the audit's linkage terms hold them from any depth.
+PLACE_KEYWORDS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
+                  "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers")
+_PLACE_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PLACE_KEYWORDS) if t is not None)
+_BIRTH_DATE = tag_for_keyword("PatientBirthDate")
 SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
                           "OB", "OW", "OD", "OF", "OL", "OV", "UN",    # bytes: read as Latin-1, UTF-8 and UTF-16 text
                           *NUMBER_FORMATS})                            # numbers: as digits, characters and bytes
@@ -237,9 +245,10 @@ def _reordered(alpha: str, folds: dict[str, str] | None = None) -> list[str]:
     return out
 
 
-def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]:
+def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list[str] | None = None) -> list[str]:
     """The file's person values (PHI: only kept in memory, and in the linkage table's terms).
-    ``folds``: filled with the folded form of the name parts run together (``_reordered``)."""
+    ``folds``: filled with the folded form of the name parts run together (``_reordered``).
+    ``places``: filled with the values of :data:`PLACE_KEYWORDS`, at any depth (the same walk)."""
     out: list[str] = []
 
     def visit(d: Dataset, depth: int) -> None:
@@ -254,7 +263,11 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
                     for item in elem.value or []:
                         visit(item, depth + 1)
                 continue
-            if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES):
+            if places is not None and tag in _PLACE_TAGS:
+                places.extend(t for v in actions._values(elem.value) if (t := str(v).strip()))
+                continue
+            # the birth date in an item too (another patient's, a mother's); the study's dates only at the top
+            if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES) or tag == _BIRTH_DATE:
                 for v in actions._values(elem.value):
                     text = str(v).strip()
                     if text:
@@ -723,13 +736,14 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     meta_terms = {_text(ds.file_meta, k) for k in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                                                    "ReceivingApplicationEntityTitle")}
     folds: dict[str, str] = {}
-    people = person_values(ds, folds)
+    places: list[str] = []
+    people = person_values(ds, folds, places)
     walker = _Walker(profile, subs, key, sop_class)
     walker.people = person_terms(people, folds)
-    # the institution's name and address (Annex E removes them; the audit searches their original
-    # values everywhere): a kept table or profile spelling them was written and failed the audit (review 10)
-    walker.places = build_terms([v for k in ("InstitutionName", "InstitutionAddress") if (v := _text(ds, k))],
-                                include_dates=False)
+    # the institution's name, address and department, wherever they are (Annex E removes them; the
+    # audit searches their original values everywhere): a kept table or profile spelling them was
+    # written and failed the audit (review 10; in a sequence item or the department: issue 13)
+    walker.places = build_terms(places, include_dates=False)
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")

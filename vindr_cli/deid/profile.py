@@ -103,7 +103,7 @@ class Profile:
 # descriptor vocabulary, defined terms or pydicom dictionaries.
 POLICY_FILES = (("deid", "safe_attributes.toml"), ("deid", "code_meanings.toml"), ("deid", "iod_types.json"),
                 ("deid", "clean_descriptors.toml"), ("deid", "burned_in.toml"), ("dicom", "defined_terms.toml"),
-                ("deid", "vendors.toml"), ("deid", "codestream_comments.toml"))
+                ("deid", "vendors.toml"), ("deid", "codestream_comments.toml"), ("deid", "confusables.toml"))
 
 
 def policy_data_hash() -> str:

@@ -8,6 +8,11 @@ values vindr writes itself (its substitutes ``ANON^…``, ``P…``, ``A…``, ``
 and marks), so that an input already stamped "ANON" by another tool does not make every
 output "leak" into vindr's own ``ANON^…`` substitute. Matching stays by whole token: a real
 name that merely contains such a word ("ANONA^MARIA") is still searched for.
+
+Names disguised by script (issue 13): text and terms are also compared by their Latin skeleton
+(:func:`lookalike`: Cyrillic / Greek letters that look Latin, ``schemas/deid/confusables.toml``);
+Indic marks are optional as Hebrew and Arabic vowel marks are; a Vietnamese name of short words
+is sought in the one-byte code pages as a whole (:meth:`TermSet._add_skeletons`).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 from vindr_cli.resources import schema_path
 
@@ -49,10 +54,30 @@ def tokens(text: str) -> set[str]:
     """Tokens of a text; a dotted token (a UID) also yields its prefixes at each dot, so
     an original UID with something appended is still found."""
     out = set(_TOKEN.findall(fold(text)))
+    if not text.isascii() and _lookalikes()[1].search(text):   # NGUYЕN with a Cyrillic Е: also as "nguyen"
+        out.update(t for t in _TOKEN.findall(fold(lookalike(text))) if t.isascii())
     for t in [t for t in out if t.count(".") >= 3]:
         parts = t.split(".")
         out.update(".".join(parts[:i]) for i in range(3, len(parts)))
     return out
+
+
+@cache
+def _lookalikes() -> tuple[dict[int, str], re.Pattern]:
+    """(str.translate table: each letter of another script that looks like a Latin one -> that
+    Latin letter, a pattern finding any of them), from ``schemas/deid/confusables.toml`` (Unicode
+    TR39's confusables, its source recorded there)."""
+    data = tomllib.loads(schema_path("deid", "confusables.toml").read_text(encoding="utf-8"))
+    table = {ord(k): v for k, v in data["letters"].items()}
+    return table, re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]")
+
+
+def lookalike(text: str) -> str:
+    """``text`` (NFKD: fullwidth and mathematical letters as plain ones) with every letter of
+    another script that looks like a Latin letter replaced by it (Cyrillic Е, Greek Ε -> E):
+    the Latin skeleton of a mixed-script spoof. Compared in addition to the text as written
+    (:func:`tokens`, :meth:`TermSet.add`, the search inside numbers and bytes), never instead."""
+    return unicodedata.normalize("NFKD", text).translate(_lookalikes()[0])
 
 
 @cache
@@ -113,6 +138,10 @@ class TermSet:
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
+        if not value.isascii() and _lookalikes()[1].search(value):
+            latin = lookalike(value)        # NGUYЕN^VАN^АN (Cyrillic Е, А) is NGUYEN^VAN^AN too
+            if all(t.isascii() for t in _TOKEN.findall(fold(latin))):  # not a genuine Cyrillic/Greek word's part-skeleton
+                self.add(latin)
         groups = [g for g in value.split("=") if g.strip()] if "=" in value else []
         if len(groups) > 1:     # a person name's alphabetic, ideographic and phonetic groups: each on its own (red team 8)
             for g in groups:
@@ -196,11 +225,26 @@ class TermSet:
         its ASCII letters, and one byte of a code page's letters (0x01-0x1F, 0x80-0xFF) for each other."""
         if value.isascii():
             return
-        for raw in _TOKEN.findall(unicodedata.normalize("NFC", value)):
+        words = _TOKEN.findall(unicodedata.normalize("NFC", value))
+        sought = any(w.isascii() and len(w) >= 5 for w in words)       # found_in_value seeks it inside anything
+        for raw in words:
             if (len(raw) >= 5 and not raw.isascii() and _LATIN_ONLY.fullmatch(fold(raw) or "-")
                     and sum(c.isascii() and c.isalpha() for c in raw) >= 4):
-                self.skeletons.add(b"".join(re.escape(c.encode()) if c.isascii() else rb"[\x01-\x1f\x80-\xff]"
-                                            for c in raw.upper()))
+                self.skeletons.add(_code_page_word(raw))
+                sought = True
+        # a name of short words (LÊ^THỊ^HỒNG: none is sought alone) as a whole: its words in order, or
+        # its first and last, with up to 3 separator bytes between them, when they hold 5 ASCII
+        # letters or more (issue 13; a lone THỊ or LÊ is in 1 MiB of random bytes). Only when no
+        # word of it is sought alone (as a skeleton, or an ASCII word of 5+), and of 2 to 5 words:
+        # each pattern costs the file's regex compile (found_skeleton), ~0.3 ms a phrase, and an
+        # address is no name of short words.
+        if (sought or "=" in value or not 2 <= len(words) <= _PHRASE_WORDS
+                or not all(_LATIN_ONLY.fullmatch(t) for t in _TOKEN.findall(fold(value)))):
+            return
+        for seq in {tuple(words), (words[0], words[-1])}:
+            if (not all(w.isascii() for w in seq)
+                    and sum(c.isascii() and c.isalpha() for w in seq for c in w) >= _PHRASE_ASCII_LETTERS):
+                self.skeletons.add(_PHRASE_GAP.join(_code_page_word(w) for w in seq))
 
     def found_skeleton(self, text: str) -> bool:
         """A :attr:`skeletons` word in the bytes ``text`` was read from (:func:`value_views`),
@@ -229,10 +273,11 @@ class TermSet:
         """``forms`` as wide terms, also decomposed (NFD) and without the optional vowel marks of
         Hebrew and Arabic (כֹּהֵן is also written כהן, أَحْمَد أحمد: review 10)."""
         forms = forms | {unicodedata.normalize("NFD", f) for f in forms}
-        self.wide.update(forms | {b for f in forms if len(b := _VOWEL_MARKS.sub("", f)) >= 2})
+        self.wide.update(forms | {b for f in forms if len(b := _VOWEL_MARKS.sub("", f)) >= 2
+                                  and (len(b) >= _BARE_INDIC_MIN or not _INDIC.search(b))})
 
     def _in(self, text: str) -> bool:
-        """A wide term in ``text``, or in ``text`` without Hebrew / Arabic vowel marks."""
+        """A wide term in ``text``, or in ``text`` without Hebrew / Arabic vowel marks or Indic marks."""
         if any(t in text for t in self.wide):
             return True
         return _VOWEL_MARKS.search(text) is not None and any(t in _VOWEL_MARKS.sub("", text) for t in self.wide)
@@ -265,20 +310,52 @@ class TermSet:
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
-# Hebrew points and cantillation, Arabic harakat and Quranic marks: written or not, the same name
-_VOWEL_MARKS = re.compile("[\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED]")
+# Hebrew points and cantillation, Arabic harakat and Quranic marks, and the marks of the Indic
+# scripts (Devanagari to Sinhala, U+0900-0DFF: vowel signs, virama, nukta, anusvara, visarga):
+# written or not, the same name (राजेश typed without its vowel signs is रजश: issue 13)
+_INDIC = re.compile("[\u0900-\u0DFF]")
+_VOWEL_MARKS = re.compile("[\u0591-\u05C7\u0610-\u061A\u064B-\u065F\u0670\u06D6-\u06ED"
+                          + "".join(chr(c) for c in range(0x900, 0xE00) if unicodedata.category(chr(c)) in ("Mn", "Mc"))
+                          + "]")
+_BARE_INDIC_MIN = 3     # राम without its marks is रम, two letters that much Hindi text holds: not sought bare
 _WORD_GAPS = re.compile(r"[\s^=,;:/\\()\[\]{}\"'<>|_.\-]+")     # between the words of a value (_add_marked)
 _LATIN_ONLY = re.compile(r"[0-9a-z.\u00C0-\u024F\u1E00-\u1EFF]+")   # a folded term of digits and Latin letters
 _NOT_LATIN = re.compile(r"[^0-9A-Za-z\u00C0-\u024F\u0300-\u036F\u1E00-\u1EFF]+")
 
 
+@cache
+def _not_latin() -> re.Pattern:
+    """What :func:`_latin_folded` makes a space: not a digit or Latin letter (with its marks), not
+    a fullwidth or mathematical letter or digit (NFKD makes them ASCII), not a letter of another
+    script that looks like a Latin one (:func:`lookalike`)."""
+    keep = _NOT_LATIN.pattern[2:-2] + r"\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A\U0001D400-\U0001D7FF"
+    return re.compile("[^" + keep + "".join(re.escape(chr(c)) for c in sorted(_lookalikes()[0])) + "]+")
+
+
 def _latin_folded(text: str) -> str:
     """``text`` as :func:`fold` writes its digits and Latin letters (accents dropped, đ as d,
-    lower case); everything else a space."""
-    latin = _NOT_LATIN.sub(" ", text)
+    lower case), letters that look Latin (:func:`lookalike`) as those; everything else a space."""
+    latin = _not_latin().sub(" ", text)
+    if latin.isascii():
+        return latin.lower()
+    table, pattern = _lookalikes()
+    if pattern.search(latin):       # only those letters (str.translate of the whole text: 13x slower on a LUT)
+        latin = pattern.sub(lambda m: table[ord(m.group())], latin)
     for a, b in (("đ", "d"), ("Đ", "D"), ("ð", "d"), ("Ð", "D")):
         latin = latin.replace(a, b)
     return unicodedata.normalize("NFKD", latin).encode("ascii", "ignore").decode("ascii").lower()
+
+
+_PHRASE_ASCII_LETTERS = 5
+_PHRASE_WORDS = 5
+_PHRASE_GAP = rb"[\x00 ^,._\-]{0,3}"     # between a name's words in a code page's bytes: separators, or none
+
+
+@lru_cache(maxsize=4096)      # a file's ~200 person values repeat the same few words
+def _code_page_word(word: str) -> bytes:
+    """A Latin word as a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes it: its
+    ASCII letters, and one byte of a code page's letters (0x01-0x1F, 0x80-0xFF) for each other."""
+    return b"".join(re.escape(c.encode()) if c.isascii() else rb"[\x01-\x1f\x80-\xff]" for c in word.upper())
 
 
 def _consecutive(term: str) -> bool:
