@@ -698,10 +698,12 @@ def read_marks(ds: Dataset) -> dict[str, str]:
 
 
 def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None,
-               patient_match: str = DEFAULT_PATIENT_MATCH) -> Outcome:
+               patient_match: str = DEFAULT_PATIENT_MATCH, peers: tuple[str, ...] = ()) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here).
     ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's.
-    ``patient_match``: how files are grouped into patients (``deid.identity``)."""
+    ``patient_match``: how files are grouped into patients (``deid.identity``). ``peers``: the
+    person values (:func:`person_values`) of the other files of its study and patient
+    (deid.studyterms), sought in its kept values as its own people are, with the same action."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
     key = patient_key(ds, patient_match)
@@ -724,6 +726,8 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
                                                    "ReceivingApplicationEntityTitle")}
     folds: dict[str, str] = {}
     people = person_values(ds, folds)
+    if peers:
+        people += [v for v in peers if isinstance(v, str)]
     walker = _Walker(profile, subs, key, sop_class)
     walker.people = person_terms(people, folds)
     # the institution's name and address (Annex E removes them; the audit searches their original
