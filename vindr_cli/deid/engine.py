@@ -244,6 +244,8 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
 
     def visit(d: Dataset, depth: int) -> None:
         for tag in list(d.keys()):
+            if _never_a_person(d, tag, depth):
+                continue
             try:
                 elem = _element(d, tag)
             except Exception:
@@ -270,6 +272,24 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
 
     visit(ds, 0)
     return out
+
+
+def _never_a_person(d: Dataset, tag: int, depth: int) -> bool:
+    """A raw (never converted) public element that :func:`person_values` would skip once
+    converted: its VR (stored, else the dictionary's) known and not PN, SQ or UN, and not a
+    person tag or date. Left raw: a header read without ``structure`` (deid.studyterms' first
+    pass) is not decoded element by element for nothing (a file read by ``read_header`` with
+    ``structure`` has every element converted already: nothing is skipped here)."""
+    raw = d._dict.get(tag)
+    if raw is None or type(raw) is DataElement or tag >> 16 & 1 or tag in _PERSON_TAGS or tag in _PERSON_DATES:
+        return False
+    vr = getattr(raw, "VR", None)
+    if not vr:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return False
+    return vr not in ("PN", "SQ", "UN") and " or " not in vr
 
 
 _ONE_WORD = re.compile(r"[^\W_]+")     # one token of deid.terms (letters/digits of any script, no dot)
