@@ -176,6 +176,7 @@ def test_peers_stay_out_of_repr_and_the_pass_groups_as_decided(world):
     assert people.peers(sources["s2_lut"]) == s1          # the same patient: the same people
     s3 = people.peers(sources["s3_lut"])
     assert s3 and "TRAN^VAN^BINH" not in s3 and "HOANG^MINH^TUAN" in s3
+    assert "TRAN" not in repr(people) and "TRAN" not in str(people)
     carried = replace(sources["s1_lut"], peers=s1)
     assert "TRAN" not in repr(carried) and carried == sources["s1_lut"] and hash(carried) == hash(sources["s1_lut"])
     lone = StudyPeople()

@@ -397,7 +397,10 @@ def anonymize(
     stage.rebuild_state = rebuild_state
     stage.study_terms = study_terms      # False: each file's own people only (measurements; less safe)
     stage.review_live = review_boxes(output, review)
-    result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+    try:
+        result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+    finally:
+        stage.people = None                  # the first pass's values (PHI) go with the run
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,

@@ -69,15 +69,19 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
         return None
 
 
-@dataclass
+@dataclass(repr=False)
 class StudyPeople:
-    """The driver's gathering of :func:`people_of`'s results (PHI, memory only)."""
+    """The driver's gathering of :func:`people_of`'s results (PHI, memory only: no repr).
+    Memory: a dict entry per input (its group pair is shared), each distinct value once, and a
+    set of references per study and per patient (measured: bench/README.md, studyterms)."""
 
     studies: dict[str, set[str]] = field(default_factory=dict)
     patients: dict[str, set[str]] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)             # group -> files in it
     group: dict[str, tuple[str, str]] = field(default_factory=dict)  # Source.rel -> (study group, patient group)
     _made: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _shared: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, repr=False)
+    _strings: dict[str, str] = field(default_factory=dict, repr=False)
 
     def take(self, src: Source, result: Any) -> None:
         if not isinstance(result, tuple) or len(result) != 3:
@@ -85,7 +89,9 @@ class StudyPeople:
         study, patient, values = result
         s = "s:" + study if study else ""
         p = "p:" + patient if patient and patient != "study:" else ""
-        self.group[src.rel] = (s, p)
+        pair = (s, p)
+        self.group[src.rel] = self._shared.setdefault(pair, pair)      # one tuple (and key strings) a group
+        values = [self._strings.setdefault(v, v) for v in values]       # one copy of a name the batch repeats
         for g, where in ((s, self.studies), (p, self.patients)):
             if g:
                 where.setdefault(g, set()).update(values)
