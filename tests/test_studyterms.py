@@ -190,6 +190,27 @@ def test_peers_stay_out_of_repr_and_the_pass_groups_as_decided(world):
     assert people_of(cfg, j) is None
 
 
+def test_the_first_pass_in_a_local_pool_writes_what_it_writes_in_the_driver(world, tmp_path, monkeypatch):
+    """A few inputs are surveyed in the driver (runner.stage.SURVEY_HERE); more in the pool."""
+    from vindr_cli.runner import executor, stage
+
+    pools = []
+    real = executor.ProcessExecutor._pool
+
+    def counted(self, workers, setup, config):
+        pools.append(setup.__module__)
+        return real(self, workers, setup, config)
+
+    monkeypatch.setattr(executor.ProcessExecutor, "_pool", counted)
+    _run(world["src"], tmp_path / "here", world["key"], workers=2)
+    assert pools == ["vindr_cli.deid.task"]                  # the work only
+    monkeypatch.setattr(stage, "SURVEY_HERE", 0)
+    _run(world["src"], tmp_path / "pool", world["key"], workers=2)
+    assert pools[1:] == ["vindr_cli.deid.studyterms", "vindr_cli.deid.task"]
+    for run in ("here", "pool"):
+        assert tree_hashes(tmp_path / run, skip=(".vindr/",)) == tree_hashes(world["base"] / "on", skip=(".vindr/",))
+
+
 def test_the_dask_executor_writes_what_the_local_pool_writes(world, tmp_path):
     """Both passes on a real cluster: the same bytes and rows as the local run, and the key in
     nothing that was sent (the people travel only inside the tasks' arguments)."""

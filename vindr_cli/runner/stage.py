@@ -35,7 +35,7 @@ from rich.console import Console
 
 from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
-from vindr_cli.runner.executor import Executor, ItemFailed, make_executor
+from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed, ProcessExecutor, make_executor
 from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner import paths
@@ -287,8 +287,16 @@ def _in_order(run: Run, sources: Sequence[Source], name: str, tally: StageSummar
             yield r
 
 
+# a first pass over at most this many inputs runs in the driver rather than in a fresh local pool:
+# a header read takes ~3 ms, a pool's start ~0.1-0.2 s on 2 busy cores (bench/README.md, studyterms)
+SURVEY_HERE = 64
+
+
 def _survey(executor: Executor, survey: Survey, console: Console | None) -> None:
-    """Run ``survey`` through ``executor`` with its own progress bar (results to ``survey.take``)."""
+    """Run ``survey`` through ``executor`` (a local pool: in this process for at most
+    :data:`SURVEY_HERE` inputs) with its own progress bar (results to ``survey.take``)."""
+    if isinstance(executor, ProcessExecutor) and len(survey.sources) <= SURVEY_HERE:
+        executor = InProcessExecutor()
     results = executor.run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
     try:
         with progress_bar(console) as progress:
