@@ -10,7 +10,7 @@ average is recorded before and after.
 
 Usage: python bench/studyterms_bench.py [--input sample_dicoms/export] --before TREE
                                         [--workers 2] [--repeat 5] [--workdir /tmp/x] [--results NAME]
-Results: bench/results/studyterms.json (or NAME).
+Results: bench/results/studyterms.json (or NAME; the 2026-11-30 runs: studyterms_sample_*.json).
 """
 from __future__ import annotations
 
