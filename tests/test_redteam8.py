@@ -28,7 +28,8 @@ Found and fixed here:
    outputs found 2 of 7; now all are masked and audit finds all 7 (it uses the same finder).
 3. A person named in another file of the same study only (a referring physician, an operator)
    written into this file's kept LUTData (run together as UTF-16, or one character a US number):
-   copied by the anonymizer (a worker knows only its own file's people: left, strict xfail), and
+   copied by the anonymizer (a worker knows only its own file's people; fixed since by studyterms:
+   a first pass gives each file its study's and patient's people, deid.studyterms), and
    `vindr audit` with the linkage table found only the US one (OB/OW values were not read, and
    the linkage term TRAN^VAN^BINH never matched TRANVANBINH). A person name's words run together
    are now a term of their own (TermSet.add), so audit finds both.

@@ -244,7 +244,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
 
     def visit(d: Dataset, depth: int) -> None:
         for tag in list(d.keys()):
-            if _never_a_person(d, tag, depth):
+            if _never_a_person(d, tag):
                 continue
             try:
                 elem = _element(d, tag)
@@ -274,7 +274,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
     return out
 
 
-def _never_a_person(d: Dataset, tag: int, depth: int) -> bool:
+def _never_a_person(d: Dataset, tag: int) -> bool:
     """A raw (never converted) public element that :func:`person_values` would skip once
     converted: its VR (stored, else the dictionary's) known and not PN, SQ or UN, and not a
     person tag or date. Left raw: a header read without ``structure`` (deid.studyterms' first
