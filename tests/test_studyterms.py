@@ -240,3 +240,32 @@ def test_the_dask_executor_writes_what_the_local_pool_writes(world, tmp_path):
             assert not any(f in cloudpickle.dumps(args) for f in forms)
     finally:
         c.stop()
+
+
+def test_peers_are_the_study_s_and_the_patient_s_values_and_no_one_else_s():
+    """Any batch (files in studies, studies of patients, values per file): a file's peers are
+    exactly the values of the files sharing its study or its patient (none when it shares
+    neither), so another patient's study never reaches it. Oracle: the union computed here."""
+    from hypothesis import given, settings, strategies as st
+
+    from vindr_cli.runner.sources import Source
+
+    file_ = st.tuples(st.integers(0, 3), st.integers(0, 2), st.frozensets(st.sampled_from("ABCDEFGH"), max_size=3))
+
+    @settings(deadline=None, max_examples=150)
+    @given(st.lists(file_, max_size=12), st.booleans())
+    def check(files, no_study):
+        people = StudyPeople()
+        sources = [Source(f"/x/{i}", f"{i}.dcm", 1) for i in range(len(files))]
+        for src, (study, patient, values) in zip(sources, files):
+            uid = "" if no_study and study == 0 else f"1.2.{patient}.{study}"     # a study belongs to one patient
+            people.take(src, (uid, f"nid:{patient}", tuple(sorted(values))))
+        for i, (study, patient, _) in enumerate(files):
+            same_study = [j for j, f in enumerate(files) if f[:2] == (study, patient) and not (no_study and study == 0)]
+            same_patient = [j for j, f in enumerate(files) if f[1] == patient]
+            want = set() if len(same_study) < 2 and len(same_patient) < 2 else \
+                {v for j in set(same_study) | set(same_patient) for v in files[j][2]}
+            assert set(people.peers(sources[i])) == want
+        assert people.peers(Source("/x/none", "none.dcm", 1)) == ()      # never surveyed (unreadable)
+
+    check()
