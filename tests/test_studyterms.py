@@ -269,3 +269,48 @@ def test_peers_are_the_study_s_and_the_patient_s_values_and_no_one_else_s():
         assert people.peers(Source("/x/none", "none.dcm", 1)) == ()      # never surveyed (unreadable)
 
     check()
+
+
+def test_a_killed_run_resumes_with_the_pass_recomputed(world, tmp_path):
+    """`vindr anonymize` SIGKILLed once 2+ files are journaled (a real kill of the CLI, --burned-in
+    redact: OCR makes each file take a while): the same command again reads every header again and
+    writes what one uninterrupted run writes, the study's person removed from s1_lut and s2_lut."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import run_cli
+
+    src = tmp_path / "export"
+    shutil.copytree(world["src"], src)
+    for i in range(10):                                   # more of study S1: the kill lands mid-run
+        _file(src, f"s1_more{i}", S1, 20 + i, VOILUTSequence=_voi_lut("OW", "no one".encode("utf-16-le")))
+    args = ["anonymize", src, tmp_path / "killed", "--key", world["key"], "-j", "1"]
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.Popen([sys.executable, "-m", "vindr_cli", *map(str, args)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "killed" / ".vindr" / "anonymize.journal.jsonl"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and len(journal.read_text().splitlines()) >= 2:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    done = len(journal.read_text().splitlines())
+    assert 2 <= done < 16 and not (tmp_path / "killed" / "manifest.parquet").exists()
+    p = run_cli(*args)
+    assert "Traceback" not in p.stderr
+    run_cli("anonymize", src, tmp_path / "whole", "--key", world["key"], "-j", "1")
+    killed, whole = _rows(tmp_path / "killed"), _rows(tmp_path / "whole")
+    assert killed == whole and len(whole) == 16
+    assert tree_hashes(tmp_path / "killed", skip=(".vindr/",)) == tree_hashes(tmp_path / "whole", skip=(".vindr/",))
+    for label in ("s1_lut", "s2_lut"):
+        assert _leaks((tmp_path / "killed" / killed[label]["output"]).parent, NAMES) == [], label
