@@ -10,8 +10,9 @@ started here and stopped after). Decided and tested here:
   ``vindr audit`` with the linkage table, which finds it: tested);
 * the action: the same as for the file's own people (``D:identifying-value`` in the manifest);
 * files without such a leak are written byte for byte as without the pass (sample export too);
-* a run interrupted mid-way and resumed recomputes the pass (nothing of it is stored) and
-  writes what one uninterrupted run writes;
+* a run interrupted mid-way, or the CLI SIGKILLed mid-run, and resumed recomputes the pass
+  (nothing of it is stored) and writes what one uninterrupted run writes;
+* a file's peers are exactly its study's and its patient's values (a Hypothesis property);
 * the Dask executor writes what the local pool writes; the key is in nothing sent to a worker.
 """
 from __future__ import annotations
