@@ -28,7 +28,8 @@ Found and fixed here:
    outputs found 2 of 7; now all are masked and audit finds all 7 (it uses the same finder).
 3. A person named in another file of the same study only (a referring physician, an operator)
    written into this file's kept LUTData (run together as UTF-16, or one character a US number):
-   copied by the anonymizer (a worker knows only its own file's people: left, strict xfail), and
+   copied by the anonymizer (a worker knows only its own file's people; fixed since by studyterms:
+   a first pass gives each file its study's and patient's people, deid.studyterms), and
    `vindr audit` with the linkage table found only the US one (OB/OW values were not read, and
    the linkage term TRAN^VAN^BINH never matched TRANVANBINH). A person name's words run together
    are now a term of their own (TermSet.add), so audit finds both.
@@ -432,26 +433,42 @@ def test_the_patient_s_values_as_multi_values_or_un_bytes_are_not_in_the_output(
         assert _leaks(out.parent, ["LE VAN CUONG", "LEVANCUONG", "5512345", "19850312"]) == [], label
 
 
-@pytest.mark.xfail(strict=True, reason="a person named only in another file of the study (a referring physician, "
-                                       "an operator) is not searched for in this file's numbers and bytes: each "
-                                       "file is anonymized alone (a worker knows only its own header's people); "
-                                       "`vindr audit` with the linkage table finds it (test below)")
 @pytest.mark.parametrize("label", ["lut_ow", "lut_us"])
 def test_a_person_named_in_another_file_of_the_study_is_not_in_this_file_s_bytes(study_world, label):
+    """Leaked (a strict xfail until studyterms): each file was anonymized alone, its worker knew only
+    its own header's people, and the LUTData was copied. Now a first pass reads every header and
+    each file is searched for its study's and its patient's people too (deid.studyterms)."""
     out = study_world["out"] / study_world["links"][f"{label}.dcm"]["output"]
     assert _leaks(out.parent, ["TRAN VAN BINH", "TRANVANBINH", "PHAM THI DUNG"]) == []
 
 
-def test_audit_finds_a_person_named_in_another_file_of_the_study(study_world, tmp_path):
+LUTS = {"lut_ow": ("OW", "TRANVANBINH".encode("utf-16-le")), "lut_us": ("US", [ord(c) for c in "PHAM THI DUNG"])}
+
+
+@pytest.mark.parametrize("label", sorted(LUTS))
+def test_audit_finds_a_person_named_in_another_file_of_the_study(study_world, label, tmp_path):
     """Leaked past the audit: the referring physician's name run together as UTF-16 in a LUTData
     (OB/OW values were not read, and the linkage term TRAN^VAN^BINH never matched TRANVANBINH).
-    Now both files are findings; the report names neither the person nor the values."""
+    Now the anonymizer removes it (test above), and the audit of an output into which it is put
+    back (as an older vindr wrote it) finds it; the report names neither the person nor the values."""
     import json
 
-    p = run_cli("audit", study_world["out"], "--linkage", study_world["base"] / "anon.linkage.parquet",
-                "--report", tmp_path / "audit.json", check=False)
-    report = (tmp_path / "audit.json").read_text()
-    found = {f["where"] for f in json.loads(report)["findings"] if f["kind"] == "phi"}
-    expected = {study_world["links"][f"{label}.dcm"]["output"] for label in ("lut_ow", "lut_us")}
-    assert p.returncode == 1 and found == expected
-    assert _leaks(tmp_path, ["TRAN VAN BINH", "TRANVANBINH", "PHAM THI DUNG", "5512345"], p.stdout + p.stderr) == []
+    from helpers import audit_after_planting
+
+    linkage = study_world["base"] / "anon.linkage.parquet"
+
+    def plant(ds):
+        ds.VOILUTSequence = _voi_lut(*LUTS[label])
+
+    report = audit_after_planting(study_world["out"], study_world["links"], f"{label}.dcm", plant, tmp_path,
+                                  linkage=linkage)
+    found = {f.where for f in report.findings if f.kind == "phi"}
+    assert found == {study_world["links"][f"{label}.dcm"]["output"]}
+    (tmp_path / "report").mkdir()
+    p = run_cli("audit", tmp_path / "anon", "--linkage", linkage, "--report", tmp_path / "report" / "audit.json",
+                check=False)
+    assert p.returncode == 1
+    got = json.loads((tmp_path / "report" / "audit.json").read_text())["findings"]
+    assert {f["where"] for f in got if f["kind"] == "phi"} == found
+    assert _leaks(tmp_path / "report", ["TRAN VAN BINH", "TRANVANBINH", "PHAM THI DUNG", "5512345"],
+                  p.stdout + p.stderr) == []

@@ -87,9 +87,9 @@ class PicklingExecutor(Executor):
         self.sent: list[bytes] = []
 
     def run(self, task, items, *, setup, config):
-        items = list(items)
+        items, first = list(items), len(self.sent)      # (a stage may run more than one pass)
         self.sent += [pickle.dumps(task), pickle.dumps(setup), pickle.dumps(config)] + [pickle.dumps(i) for i in items]
-        ctx = setup(pickle.loads(self.sent[2]))
+        ctx = setup(pickle.loads(self.sent[first + 2]))
         for item in items:
             yield item, task(ctx, item)
 
@@ -103,10 +103,12 @@ def test_the_key_never_crosses_the_seam(tmp_path, key_file):
     ex = PicklingExecutor()
     s = anonymize(tmp_path / "in", tmp_path / "out", key_path=key_file, profile=load_profile("basic"), workers=1,
                   executor=ex, write_linkage=False)
-    assert s.counts["ok"] == 3 and len(ex.sent) == 6
+    # two passes, each task, setup, config and 3 items: the study's people (deid.studyterms), then the work
+    assert s.counts["ok"] == 3 and len(ex.sent) == 12
     for blob in ex.sent:
         assert key not in blob and key.hex().encode() not in blob and key.hex().upper().encode() not in blob
-    cfg = pickle.loads(ex.sent[2])
+    assert not hasattr(pickle.loads(ex.sent[2]), "key_path")       # the first pass gets no key, not even its path
+    cfg = pickle.loads(ex.sent[8])
     assert cfg.key_path == str(key_file.resolve()) and cfg.key_fingerprint == s.key_fingerprint
     assert not hasattr(cfg, "key")
     from vindr_cli.deid.batch import AnonymizeStage

@@ -142,7 +142,8 @@ def test_one_blas_thread_unless_the_user_chose(tmp_path):
 
 
 def test_two_files_start_a_pool(tmp_path):
-    """The probe can fail: two inputs with -j 2 do start the pool."""
+    """The probe can fail: two inputs with -j 2 do start the pool (one: anonymize's first pass,
+    deid.studyterms, reads a few headers in the driver, runner.stage.SURVEY_HERE)."""
     src = tmp_path / "in"
     src.mkdir()
     for i in range(2):

@@ -20,7 +20,7 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
-from vindr_cli.deid import reviewboxes
+from vindr_cli.deid import reviewboxes, studyterms
 from vindr_cli.deid.redact import MODES
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
@@ -32,7 +32,7 @@ from vindr_cli.dicomio.header import BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
 from vindr_cli.runner.discover import STATE_DIR
-from vindr_cli.runner.stage import Run, Stage, Table, run_stage
+from vindr_cli.runner.stage import Run, Stage, Survey, Table, run_stage
 from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
 from vindr_cli.tables import read_rows
 
@@ -138,6 +138,8 @@ class AnonymizeStage(Stage):
         self.review_live: dict[str, list[dict]] = {}    # image_id -> live boxes of the review tables read
         self.review_want: dict[str, list[dict]] = {}    # image_id -> the boxes its output must carry
         self.review_rewritten = 0
+        self.study_terms = True          # the first pass (deid.studyterms); off only for a library caller's measurement
+        self.people: studyterms.StudyPeople | None = None     # its gathering (PHI, this run's memory only)
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -212,6 +214,19 @@ class AnonymizeStage(Stage):
             want[iid] = reviewboxes.wanted(before.get(iid, []), self.review_live.get(iid, []))
         self.review_want = want
         self.cfg = replace(self.cfg, review=want or None)     # config() is read after begin
+
+    def survey(self, run: Run, todo) -> Survey | None:
+        """The people of every input's study and patient (deid.studyterms), read from every
+        input's header, the done ones too (a file to redo may share a study with them): more
+        than one input, and not turned off."""
+        if not self.study_terms or len(run.sources) < 2:
+            return None
+        self.people = studyterms.StudyPeople()
+        cfg = studyterms.PeopleConfig(max_inflate=self.cfg.max_inflate, patient_match=self.cfg.patient_match)
+        return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
+
+    def items(self, todo):
+        return todo if self.people is None else self.people.items(todo)
 
     def is_done(self, run: Run, key: str) -> bool:
         if not super().is_done(run, key):
@@ -372,6 +387,7 @@ def anonymize(
     burned_in: str = "redact",
     finder=None,
     review: Path | None = None,
+    study_terms: bool = True,
 ) -> Summary:
     input_path, output = input_path.resolve(), output.resolve()
     if layout not in LAYOUTS:
@@ -400,8 +416,12 @@ def anonymize(
                      burned_in=burned_in, finder=finder)
     stage = AnonymizeStage(input_path, output, cfg, key, created=created, link_path=link_path)
     stage.rebuild_state = rebuild_state
+    stage.study_terms = study_terms      # False: each file's own people only (measurements; less safe)
     stage.review_live = review_boxes(output, review)
-    result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+    try:
+        result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+    finally:
+        stage.people = None                  # the first pass's values (PHI) go with the run
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,

@@ -253,6 +253,8 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
 
     def visit(d: Dataset, depth: int) -> None:
         for tag in list(d.keys()):
+            if _never_a_person(d, tag):
+                continue
             try:
                 elem = _element(d, tag)
             except Exception:
@@ -283,6 +285,25 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
 
     visit(ds, 0)
     return out
+
+
+def _never_a_person(d: Dataset, tag: int) -> bool:
+    """A raw (never converted) public element that :func:`person_values` would skip once
+    converted: its VR (stored, else the dictionary's) known and not PN, SQ or UN, and not a
+    person tag or date. Left raw: a header read without ``structure`` (deid.studyterms' first
+    pass) is not decoded element by element for nothing (a file read by ``read_header`` with
+    ``structure`` has every element converted already: nothing is skipped here)."""
+    raw = d._dict.get(tag)
+    if (raw is None or type(raw) is DataElement or tag >> 16 & 1 or tag in _PERSON_TAGS or tag in _PERSON_DATES
+            or tag in _PLACE_TAGS):
+        return False
+    vr = getattr(raw, "VR", None)
+    if not vr:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return False
+    return vr not in ("PN", "SQ", "UN") and " or " not in vr
 
 
 _ONE_WORD = re.compile(r"[^\W_]+")     # one token of deid.terms (letters/digits of any script, no dot)
@@ -711,10 +732,12 @@ def read_marks(ds: Dataset) -> dict[str, str]:
 
 
 def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None,
-               patient_match: str = DEFAULT_PATIENT_MATCH) -> Outcome:
+               patient_match: str = DEFAULT_PATIENT_MATCH, peers: tuple[str, ...] = ()) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here).
     ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's.
-    ``patient_match``: how files are grouped into patients (``deid.identity``)."""
+    ``patient_match``: how files are grouped into patients (``deid.identity``). ``peers``: the
+    person values (:func:`person_values`) of the other files of its study and patient
+    (deid.studyterms), sought in its kept values as its own people are, with the same action."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
     key = patient_key(ds, patient_match)
@@ -738,6 +761,8 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     folds: dict[str, str] = {}
     places: list[str] = []
     people = person_values(ds, folds, places)
+    if peers:
+        people += [v for v in peers if isinstance(v, str)]
     walker = _Walker(profile, subs, key, sop_class)
     walker.people = person_terms(people, folds)
     # the institution's name, address and department, wherever they are (Annex E removes them; the

@@ -135,7 +135,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 row.update(status="quarantined", reason=TEXT_FOUND)
                 return _finish(result)
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
-                             patient_match=ctx.cfg.patient_match)
+                             patient_match=ctx.cfg.patient_match, peers=src.peers)
             drawn = (ctx.cfg.review or {}).get(out.ids["image_id"])
             if drawn:                                       # boxes a person drew in vindr review
                 pixels = _review(ds, f, header, pixels, drawn, row, tmp_path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import zipfile
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -16,6 +16,10 @@ class Source:
     member: int | None = None  # index of the member inside the archive (names may repeat)
     missing_reason: str | None = None   # set when discovery knows the file cannot be read
     inner: tuple[int, ...] = ()  # indices inside zips nested in that member ('a.zip!b.zip!c.dcm')
+    # what a stage's first pass (runner.stage.Survey) found for this input in the others, e.g. the
+    # person values of its study's other files: may be PHI, so in memory and task arguments only,
+    # never in repr (a traceback, a log line), equality or hash
+    peers: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:

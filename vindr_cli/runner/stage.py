@@ -26,7 +26,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from rich.console import Console
 
 from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
-from vindr_cli.runner.executor import Executor, ItemFailed, make_executor
+from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed, ProcessExecutor, make_executor
 from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner import paths
@@ -63,6 +63,23 @@ class Table:
     journal: Path | None = None
     mode: int = 0o644
     journal_stage: str | None = None     # the <stage> in the default journal file name
+
+
+@dataclass
+class Survey:
+    """A first pass over the inputs before a stage's work (:meth:`Stage.survey`), through the
+    same executor: ``task(setup(config), source)`` for every one of ``sources`` (``setup``
+    once per worker; module-level functions, pickled like the stage's), each result handed
+    to ``take(source, result)`` in the driver (an :class:`~vindr_cli.runner.executor.ItemFailed`
+    for one the executor could not finish). Nothing of it is journaled or stored: a re-run
+    recomputes it. ``label``: the progress bar's."""
+
+    task: Callable[[Any, Any], Any]
+    setup: Callable[[Any], Any]
+    config: Any
+    sources: Sequence[Source]
+    take: Callable[[Source, Any], None]
+    label: str = "survey"
 
 
 @dataclass
@@ -148,6 +165,15 @@ class Stage:
         if ctx is None:
             ctx = self._driver_ctx = self.setup(self.config())
         return self.task(ctx, replace(src, missing_reason=reason))
+
+    def survey(self, run: Run, todo: Sequence[Source]) -> Survey | None:
+        """A first pass to run over the inputs before ``todo`` is worked on (None: none)."""
+        return None
+
+    def items(self, todo: Sequence[Source]) -> Iterable[Source]:
+        """What the executor is given for ``todo``: the sources, or copies that carry what the
+        survey found for each (``Source.peers``). Default: ``todo`` as it is."""
+        return todo
 
     def is_done(self, run: Run, key: str) -> bool:
         """Skip on a re-run: every table has the input, none failed, outputs exist."""
@@ -261,6 +287,32 @@ def _in_order(run: Run, sources: Sequence[Source], name: str, tally: StageSummar
             yield r
 
 
+# a first pass over at most this many inputs runs in the driver rather than in a fresh local pool:
+# a header read takes ~3 ms, a pool's start ~0.1-0.2 s on 2 busy cores (bench/README.md, studyterms)
+SURVEY_HERE = 64
+
+
+def _survey(executor: Executor, survey: Survey, console: Console | None) -> None:
+    """Run ``survey`` through ``executor`` (a local pool: in this process for at most
+    :data:`SURVEY_HERE` inputs) with its own progress bar (results to ``survey.take``)."""
+    if isinstance(executor, ProcessExecutor) and len(survey.sources) <= SURVEY_HERE:
+        executor = InProcessExecutor()
+    results = executor.run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
+    try:
+        with progress_bar(console) as progress:
+            bar = progress.add_task(survey.label, total=len(survey.sources), rate="")
+            done, start = 0, time.monotonic()
+            for src, result in results:
+                survey.take(src, result)
+                done += 1
+                progress.update(bar, completed=done,
+                                rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
 def run_stage(stage: Stage, input_path: Path, *, executor: Executor | None = None, workers: int = 1,
               console: Console | None = None, sources: Sequence[Source] | None = None) -> StageSummary:
     """Run ``stage`` over every input under ``input_path`` (or ``sources``) through
@@ -328,8 +380,11 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
+    survey = stage.survey(run, todo) if todo else None
+    if survey is not None:
+        _survey(executor, survey, console)
     start = time.monotonic()
-    results = executor.run(stage.task, todo, setup=stage.setup, config=stage.config())
+    results = executor.run(stage.task, stage.items(todo), setup=stage.setup, config=stage.config())
     try:
         with progress_bar(console) as progress:
             bar = progress.add_task(stage.name, total=len(todo), rate="")
@@ -363,4 +418,4 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     return summary
 
 
-__all__ = ["NOT_DICOM", "Run", "Stage", "StageSummary", "Table", "run_stage", "tmp_dir"]
+__all__ = ["NOT_DICOM", "Run", "Stage", "StageSummary", "Survey", "Table", "run_stage", "tmp_dir"]
