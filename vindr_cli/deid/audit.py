@@ -185,6 +185,7 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
                                      "original_series_uid", "original_sop_uid", "original_accession",
                                      "original_study_id")]
         values += list(r.get("phi_terms") or [])
+        values += [f for v in r.get("phi_terms") or [] for f in policy.date_forms(v)]   # as the anonymizer searched (red team 9)
         path_parts = [p for p in str(r.get("input_path", "")).replace("!", "/").split("/") if p]
         global_values += values
         path_values += path_parts
@@ -654,7 +655,9 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
         else:
             text = str(elem.value)
             toks = tokens(text)
-            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms)
+            hit = any(ts.found_in(toks) or ts.found_wide(text)
+                      # inside a number or split by dots, as the anonymizer reads it (red team 9)
+                      or policy.found_in_digits(ts, text, elem.VR) for ts in terms)
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 

@@ -259,6 +259,8 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
                     text = str(v).strip()
                     if text:
                         out.append(text)
+                        if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
+                            out.extend(policy.date_forms(text[:8]))
                         if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
                             alpha = text.split("=")[0]
                             # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
@@ -482,7 +484,9 @@ class _Walker:
                     hit = self.places.found_in_value(*reversed(value_views(value, vr)))
             else:
                 text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
-                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text))
+                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text)
+                                             # an ID or birth date inside a number or split by dots (red team 9)
+                                             or policy.found_in_digits(self.people, text, vr))
             if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
@@ -498,6 +502,9 @@ class _Walker:
         # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
         # or PixelDataProviderURL is required only with what is removed with it)
         compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
+        if tag in (codes.CODING_SCHEME_VERSION, codes.MAPPING_RESOURCE_NAME):
+            compound = "X"      # removed, as deid.codes removes a version it does not allow: a dummy
+            # "ANONYMOUS" is no version, and the audit would report the code (red team 9: "1985.03.12")
         action = self._simple(compound, tag, depth)
         self.counts[f"{action}:{verdict.reason}"] += 1
         if action == "X":

@@ -55,7 +55,10 @@ _MAX_LEN = {"CS": 16, "DA": 8, "DT": 26, "TM": 16, "AS": 4, "IS": 12, "DS": 16, 
 _CS_TERMS = {"Modality": "modality", "PhotometricInterpretation": "photometric", "BodyPartExamined": "body_part",
              "SpecificCharacterSet": "charset", "BurnedInAnnotation": "burned_in"}
 _WORD = re.compile(r"[A-Za-z]{2,}")                 # a word of 2+ letters must be a listed one
-_NUMBER = re.compile(r"[0-9]+")
+_NUMBER = re.compile(r"[0-9]+(?:[ _\-./]+[0-9]+)*")  # digits joined by separators are one number (red team 9:
+# "12/03/1985", "3006 7891", "1985.03.12" were runs of 2-4 digits each, a birth date and an ID kept in a preset name)
+_DATE_SHAPE = re.compile(r"[0-9]+[\-./][0-9]+[\-./][0-9]+")   # d/m/y in any order: "1/3/85" (5 digits or fewer)
+_PHRASE_GAPS = re.compile(r"[\s_\-./,]+")
 _MAX_DIGITS = 5                                      # longer digit runs are IDs, not presets
 _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 
@@ -63,7 +66,7 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 @dataclass(frozen=True)
 class TextRule:
     keyword: str
-    values: str                       # pattern | defined_terms | words | vendor | model | clean_descriptor | checked_elsewhere
+    values: str                       # pattern | defined_terms | words | phrases | software | vendor | model | clean_descriptor | checked_elsewhere
     pattern: re.Pattern | None = None
     terms: frozenset[str] = frozenset()
     maker: str | None = None          # model: the keyword of the vendor attribute beside it
@@ -172,6 +175,12 @@ def text_rules() -> dict[str, TextRule]:
             out[kw] = TextRule(kw, kind, terms=frozenset(terms))
         elif kind == "words":
             out[kw] = TextRule(kw, kind, terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
+        elif kind == "phrases":
+            phrases = [_PHRASE_GAPS.sub(" ", w).strip().upper() for w in vocabularies[entry["vocabulary"]]]
+            out[kw] = TextRule(kw, kind, terms=frozenset(phrases))
+        elif kind == "software":
+            out[kw] = TextRule(kw, kind, pattern=re.compile(entry["pattern"]),
+                               terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
         elif kind in ("clean_descriptor", "checked_elsewhere", "vendor"):
             out[kw] = TextRule(kw, kind)
         elif kind == "model":
@@ -309,7 +318,12 @@ def safe_text(tag: int, value, siblings=None) -> bool:
             ok = s in rule.terms
         elif rule.values == "words":
             ok = (bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
-                  and all(len(n) <= _MAX_DIGITS for n in _NUMBER.findall(s)))
+                  and all(sum(c.isdigit() for c in n) <= _MAX_DIGITS for n in _NUMBER.findall(s))
+                  and not _DATE_SHAPE.search(s))
+        elif rule.values == "phrases":
+            ok = _PHRASE_GAPS.sub(" ", s).strip().upper() in rule.terms
+        elif rule.values == "software":
+            ok = bool(rule.pattern.fullmatch(s)) and _software_ok(s, rule.terms)
         elif rule.values == "vendor":
             ok = vendor_ok(s)
         elif rule.values == "model":
@@ -321,6 +335,58 @@ def safe_text(tag: int, value, siblings=None) -> bool:
         if not ok:
             return False
     return True
+
+
+_ALNUM = re.compile(r"[A-Za-z0-9]+")
+_LETTER_RUN = re.compile(r"[A-Za-z]+")
+
+
+def _software_ok(s: str, words: frozenset[str]) -> bool:
+    """A software version that cannot be a name (red team 9: "PHUOC LOC PACS 2.1", "TRINH CONG SON 1"
+    passed the digit-required pattern): every word of letters only (2+ letters) is a listed
+    software word or a model word or family of schemas/deid/vendors.toml; a word of letters and
+    digits holds no unlisted run of 4+ letters ("VA48A", "4VB11D", "R6.1" stay; "HUYNH2" goes);
+    no digit run longer than 5 (an ID, a date)."""
+    from vindr_cli.vendors import _vendors
+    data = _vendors()
+    listed = words | data["model_words"] | data["model_families"]
+    for w in _ALNUM.findall(s):
+        runs = _LETTER_RUN.findall(w)
+        if w.isalpha():
+            if len(w) >= 2 and w.upper() not in listed:
+                return False
+        elif any(len(r) >= 4 and r.upper() not in listed for r in runs):
+            return False
+    return all(len(d) <= _MAX_DIGITS for d in _DIGITS_ONLY.findall(s))
+
+
+_DIGITS_ONLY = re.compile(r"[0-9]+")
+
+_DIGIT_DOT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
+NUMBER_STRINGS = frozenset({"IS", "DS"})
+
+
+def date_forms(value) -> list[str]:
+    """A date YYYYMMDD as it is also written in digits only: DDMMYYYY and MMDDYYYY (red team 9: a
+    birth date 19850312 kept as the IS 12031985). Anything else: none."""
+    v = str(value).strip()
+    if len(v) != 8 or not v.isdigit() or not "01" <= v[4:6] <= "12" or not "01" <= v[6:] <= "31":
+        return []
+    return list(dict.fromkeys(f for f in (v[6:] + v[4:6] + v[:4], v[4:6] + v[6:] + v[:4]) if f != v))
+
+
+def found_in_digits(terms, text: str, vr: str | None) -> bool:
+    """``terms`` (a deid.terms.TermSet) inside the digits of a text value, as the anonymizer and
+    the audit both read it (red team 9): an IS/DS number holds an ID or a birth date anywhere
+    inside ("300678914": the ID and a check digit; "19850312.0", "1985.0312"), and any value
+    holds one as digits split by dots ("1985.03.12", a code's version), which tokens keep whole."""
+    dotless = _DIGIT_DOT.sub("", text)
+    if vr in NUMBER_STRINGS:
+        return terms.found_in_value(text) or (dotless != text and terms.found_in_value(dotless))
+    if dotless == text:
+        return False
+    from vindr_cli.deid.terms import tokens
+    return terms.found_in(tokens(dotless))
 
 
 def safe_binary(tag: int, value=None) -> bool:
