@@ -12,10 +12,11 @@ outputs with the leaked values planted back.
 Found and fixed here (deid/policy.py, schemas/deid/safe_attributes.toml, deid/engine.py,
 deid/audit.py):
 1. A date or an ID split by separators in a kept preset name: WindowCenterWidthExplanation "LUNG
-   12/03/1985" (the birth date), "BONE 3006 7891" (the ID), LUTExplanation "DEFAULT 1985.03.12",
-   PixelSpacingCalibrationDescription "CALIBRATED 12/03/1985": the "words" rule counted each digit
-   run alone (at most 5). Digits joined by spaces or _-./ now count as one number, and three
-   numbers joined by -./ (a date: "1/3/85") are refused.
+   12/03/1985" (the birth date), "BONE 3006 7891" (the ID), "LUNG 3006" and "BONE 7891" (the ID
+   across two values), LUTExplanation "DEFAULT 1985.03.12", PixelSpacingCalibrationDescription
+   "CALIBRATED 12/03/1985": the "words" rule counted each digit run alone (at most 5). Digits
+   joined by spaces or _-./ now count as one number, so do all the values' digits together, and
+   three numbers joined by -./ (a date: "1/3/85") are refused.
 2. A name made of ethnic-group words, which are Vietnamese name syllables too: EthnicGroup "DAO GIA
    HOA", "THAI BA NA" (kept by Retain Patient Characteristics, on by default). EthnicGroup must now
    be one listed group as a whole (values = "phrases").
@@ -39,14 +40,16 @@ description, label and data, per-frame functional groups' FrameLabel/FrameCommen
 and their numbers, an item with its own SpecificCharacterSet (ISO_IR 192) holding the name,
 ImageType / ScanOptions / ConvolutionKernel values, a model name with the hospital's name, the
 input's folder and file names (a DICOM file, a text file and a damaged file named after the
-patient), a DICOMDIR with the patient's record (skipped, never written).
+patient; zip members and the zip's comment), a DICOMDIR with the patient's record (skipped, never written).
 """
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import unicodedata
 import warnings
+import zipfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -101,6 +104,8 @@ LEAKED = {
     "preset_ddmmyyyy": (_setter(WindowCenterWidthExplanation="LUNG 12/03/1985"), ["12/03/1985"], "unsafe-text"),
     "preset_spaced_id": (_setter(WindowCenterWidthExplanation=["BONE 3006 7891", "LUNG 3006-7891"]),
                          ["3006 7891", "3006-7891"], "unsafe-text"),
+    "preset_split_values": (_setter(WindowCenterWidthExplanation=["LUNG 3006", "BONE 7891"]), ["LUNG 3006", "BONE 7891"],
+                            "unsafe-text"),
     "lut_dotted_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi("DEFAULT 1985.03.12")), ["1985.03.12"],
                         "unsafe-text"),
     "calibration_date": (_setter(PixelSpacingCalibrationDescription="CALIBRATED 12/03/1985"), ["12/03/1985"],
@@ -249,6 +254,12 @@ def world(tmp_path_factory):
     _patient(lambda ds: None).save_as(named / "DoanQuynhNhu.dcm", enforce_file_format=True)
     (named / "notes_DoanQuynhNhu.txt").write_text("x")
     (named / "broken_DoanQuynhNhu.dcm").write_bytes(b"\0" * 128 + b"DICM\x02\x00")
+    with zipfile.ZipFile(export / "DoanQuynhNhu_30067891.zip", "w") as z:     # members named after the patient
+        for name in ("DOAN QUYNH NHU/IMG1.dcm", "30067891/DoanQuynhNhu.dcm"):
+            buf = io.BytesIO()
+            _patient(lambda ds: None).save_as(buf, enforce_file_format=True)
+            z.writestr(name, buf.getvalue())
+        z.comment = b"DOAN QUYNH NHU 30067891"
     from pydicom.fileset import FileSet
     media = FileSet()
     media.add(_patient(lambda ds: None))

@@ -334,11 +334,14 @@ def safe_text(tag: int, value, siblings=None) -> bool:
             ok = code_meaning_checked_elsewhere(tag)
         if not ok:
             return False
+    if rule.values == "words" and sum(c.isdigit() for v in vals for c in v) > _MAX_DIGITS:
+        return False        # an ID split across the values: "LUNG 3006" and "BONE 7891" (red team 9)
     return True
 
 
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 _LETTER_RUN = re.compile(r"[A-Za-z]+")
+_DIGITS_ONLY = re.compile(r"[0-9]+")
 
 
 def _software_ok(s: str, words: frozenset[str]) -> bool:
@@ -360,10 +363,9 @@ def _software_ok(s: str, words: frozenset[str]) -> bool:
     return all(len(d) <= _MAX_DIGITS for d in _DIGITS_ONLY.findall(s))
 
 
-_DIGITS_ONLY = re.compile(r"[0-9]+")
-
 _DIGIT_DOT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
 NUMBER_STRINGS = frozenset({"IS", "DS"})
+_INSIDE_DIGITS = 7          # an ID or a date sought inside a number string from this many digits
 
 
 def date_forms(value) -> list[str]:
@@ -376,13 +378,17 @@ def date_forms(value) -> list[str]:
 
 
 def found_in_digits(terms, text: str, vr: str | None) -> bool:
-    """``terms`` (a deid.terms.TermSet) inside the digits of a text value, as the anonymizer and
-    the audit both read it (red team 9): an IS/DS number holds an ID or a birth date anywhere
-    inside ("300678914": the ID and a check digit; "19850312.0", "1985.0312"), and any value
-    holds one as digits split by dots ("1985.03.12", a code's version), which tokens keep whole."""
+    """``terms`` (a deid.terms.TermSet) in the digits of a text value, as the anonymizer and the
+    audit both read it (red team 9): an IS/DS number holds an ID or a birth date of 7 digits or
+    more anywhere inside ("300678914": the ID and a check digit; "19850312.0", "1985.0312": dots
+    dropped), and any value holds one as digits split by dots ("1985.03.12", a code's version),
+    which tokens keep whole. Shorter IDs are sought inside numbers only as whole tokens (by the
+    caller): a 5-digit ID is inside about one DS value in 20,000 by chance, and a PixelSpacing
+    dummied to 0 would cost the image its scale."""
     dotless = _DIGIT_DOT.sub("", text)
     if vr in NUMBER_STRINGS:
-        return terms.found_in_value(text) or (dotless != text and terms.found_in_value(dotless))
+        digits = " ".join(_DIGITS_ONLY.findall(text) + _DIGITS_ONLY.findall(dotless))
+        return any(len(t) >= _INSIDE_DIGITS and t.isdigit() and t in digits for t in terms.single)
     if dotless == text:
         return False
     from vindr_cli.deid.terms import tokens
