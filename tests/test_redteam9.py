@@ -30,7 +30,8 @@ deid/audit.py):
    CONG SON 1"): the pattern asked only for a digit. Its letters-only words must now be listed
    software words or vendors.toml's model words and families (values = "software").
 `vindr audit` said 0 findings on each of these outputs; it now reports them (the policy's check
-mode, and the linkage table's values inside numbers).
+mode, and the linkage table's values inside numbers). It also said 0 findings on a UID holding the
+patient's ID as a component ("1.2.30067891.5"); such a component is now a finding (deid/audit.py).
 
 Held (kept so by the tests below): a TEXT/PNAME/NUM SR content tree, RequestAttributesSequence
 (description, IDs, InstitutionName/Address inside it), a private coding scheme's code meaning, a
@@ -368,3 +369,26 @@ def test_a_person_date_is_also_sought_in_day_first_and_month_first_digits():
     assert policy.date_forms("19850312") == ["12031985", "03121985"]
     assert policy.date_forms("19850303") == ["03031985"]
     assert policy.date_forms("30067891") == [] and policy.date_forms("1985031") == []
+
+
+def test_audit_reports_an_id_as_a_component_of_a_uid(world, tmp_path):
+    """Leaked past the audit: a UID that is not the registry's holding the patient's ID as one of
+    its components ("1.2.30067891.5", as some PACS build instance UIDs) was no finding (the
+    linkage table's UIDs are matched whole or as prefixes only). vindr anonymize replaces every
+    such UID, so one found in a tree was written by something else; it is now a ``phi`` finding.
+    The tree's own UIDs (vindr's 2.25 ones, the registry's) are none."""
+    from vindr_cli.deid.audit import audit
+
+    run = world["off"]
+    out = tmp_path / "anon"
+    shutil.copytree(run["out"], out)
+    assert audit(out, run["linkage"], pixels=False).counts() == {}
+    target = out / run["links"]["codes"]["output"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(target)
+        ds.add_new(0x0018100B, "UI", "1.2.30067891.5")      # ManufacturerDeviceClassUID
+        ds.save_as(target)
+    report = audit(out, run["linkage"], pixels=False)
+    assert {(f.kind, f.where) for f in report.findings} == {("phi", run["links"]["codes"]["output"])}
+    assert "30067891" not in json.dumps(report.to_dict())

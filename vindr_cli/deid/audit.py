@@ -613,6 +613,12 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
 _PIXEL_VALUES = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})      # read as pixels, not as text
 
 
+def _uid_parts(value) -> set[str]:
+    """The components of the UIDs of a UI value that are not the DICOM registry's."""
+    return {c for v in actions._values(value) if not actions.is_registry_uid(str(v).strip().rstrip("\0"))
+            for c in str(v).strip().rstrip("\0").split(".") if c}
+
+
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
                   retained: frozenset[int] = frozenset()) -> None:
     """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes)."""
@@ -657,7 +663,10 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             toks = tokens(text)
             hit = any(ts.found_in(toks) or ts.found_wide(text)
                       # inside a number or split by dots, as the anonymizer reads it (red team 9)
-                      or policy.found_in_digits(ts, text, elem.VR) for ts in terms)
+                      or policy.found_in_digits(ts, text, elem.VR)
+                      # an ID as a component of a UID that is not the registry's ("1.2.30067891.5"):
+                      # vindr anonymize replaces every such UID, so one kept is someone's (red team 9)
+                      or (elem.VR == "UI" and ts.found_in(_uid_parts(elem.value))) for ts in terms)
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
