@@ -23,9 +23,11 @@ deid/audit.py):
 3. The patient's ID or birth date inside a number written as text: IS "300678914" (the ID and a
    check digit), DS "19850312.0" and "1985.0312" (one dotted token), a code's version
    "1985.03.12", and the birth date as IS "12031985" (DD MM YYYY): person terms were matched as
-   whole tokens only. IS/DS are now searched inside (also with their dots dropped), any value's
-   digits split by dots are searched joined, and a person date is also sought as DDMMYYYY and
-   MMDDYYYY (policy.found_in_digits, policy.date_forms; the audit reads alike).
+   whole tokens only; and in a kept LUT's bytes the birth date as " DOB 12/03/1985 " and the ID as
+   " MRN 3006-7891 ", and the ID in SoftwareVersions "V3006-7891". Digits split by spaces, dots,
+   slashes or dashes are now searched joined, IDs and dates of 7+ digits also inside a run (IS/DS
+   numbers, bytes, text), and a person date is also sought as DDMMYYYY and MMDDYYYY
+   (policy.found_in_digits, policy.date_forms; the audit reads alike).
 4. A hospital's or a person's name with a digit in SoftwareVersions ("PHUOC LOC PACS 2.1", "TRINH
    CONG SON 1"): the pattern asked only for a digit. Its letters-only words must now be listed
    software words or vendors.toml's model words and families (values = "software").
@@ -84,6 +86,13 @@ def _voi(explanation: str) -> Sequence:
     return Sequence([item])
 
 
+def _voi_bytes(blob: bytes) -> Sequence:
+    item = Dataset()
+    item.LUTDescriptor = [len(blob) // 2, 0, 16]
+    item.add(DataElement(0x00283006, "OW", blob))
+    return Sequence([item])
+
+
 def _setter(**values):
     def plant(ds):
         for k, v in values.items():
@@ -118,6 +127,9 @@ LEAKED = {
     "ds_dotted_birth_date": (_setter(SliceLocation="1985.0312"), ["1985.0312"], "phi"),
     "is_ddmmyyyy": (_setter(AcquisitionNumber="12031985"), ["12031985"], "phi"),
     "code_version_date": (_code_version("1985.03.12"), ["1985.03.12"], "phi"),
+    "lut_bytes_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" DOB 12/03/1985 ")), ["12/03/1985"], "phi"),
+    "lut_bytes_id": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" MRN 3006-7891 ")), ["3006-7891"], "phi"),
+    "software_dashed_id": (_setter(SoftwareVersions="V3006-7891"), ["3006-7891"], "phi"),
     "software_hospital": (_setter(SoftwareVersions="PHUOC LOC PACS 2.1"), ["PHUOC LOC"], "unsafe-text"),
     "software_person": (_setter(SoftwareVersions="TRINH CONG SON 1"), ["TRINH CONG SON"], "unsafe-text"),
 }

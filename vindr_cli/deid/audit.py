@@ -650,7 +650,7 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             # kept bytes read as the anonymizer reads them: UTF-16, and for names in other scripts
             # the East Asian encodings too (red team 8: 山田太郎 as UTF-16 in LUTData)
             numbers, views = value_views(elem.value, elem.VR)
-            if any(ts.found_in_value(views, numbers) for ts in terms):
+            if any(ts.found_in_value(views, numbers) or policy.found_in_digits(ts, views, elem.VR) for ts in terms):
                 report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
             continue
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):

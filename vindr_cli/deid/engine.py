@@ -475,7 +475,10 @@ class _Walker:
         if verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
-                hit = bool(self.people) and (self.people.found_in_value(*reversed(value_views(value, vr))) or (
+                numbers, views = value_views(value, vr)
+                hit = bool(self.people) and (self.people.found_in_value(views, numbers)
+                                             or (isinstance(value, (bytes, bytearray))       # "3006-7891" in a LUT's bytes
+                                                 and policy.found_in_digits(self.people, views, vr)) or (
                     isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value))))))
                 if not hit and self.people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
                     from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value

@@ -363,7 +363,7 @@ def _software_ok(s: str, words: frozenset[str]) -> bool:
     return all(len(d) <= _MAX_DIGITS for d in _DIGITS_ONLY.findall(s))
 
 
-_DIGIT_DOT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
+_DIGIT_GAP = re.compile(r"(?<=[0-9])[ ./-](?=[0-9])")
 NUMBER_STRINGS = frozenset({"IS", "DS"})
 _INSIDE_DIGITS = 7          # an ID or a date sought inside a number string from this many digits
 
@@ -378,21 +378,24 @@ def date_forms(value) -> list[str]:
 
 
 def found_in_digits(terms, text: str, vr: str | None) -> bool:
-    """``terms`` (a deid.terms.TermSet) in the digits of a text value, as the anonymizer and the
-    audit both read it (red team 9): an IS/DS number holds an ID or a birth date of 7 digits or
-    more anywhere inside ("300678914": the ID and a check digit; "19850312.0", "1985.0312": dots
-    dropped), and any value holds one as digits split by dots ("1985.03.12", a code's version),
-    which tokens keep whole. Shorter IDs are sought inside numbers only as whole tokens (by the
-    caller): a 5-digit ID is inside about one DS value in 20,000 by chance, and a PixelSpacing
-    dummied to 0 would cost the image its scale."""
-    dotless = _DIGIT_DOT.sub("", text)
-    if vr in NUMBER_STRINGS:
-        digits = " ".join(_DIGITS_ONLY.findall(text) + _DIGITS_ONLY.findall(dotless))
-        return any(len(t) >= _INSIDE_DIGITS and t.isdigit() and t in digits for t in terms.single)
-    if dotless == text:
+    """``terms`` (a deid.terms.TermSet) in the digits of a value, as the anonymizer and the audit
+    both read it (red team 9), with the spaces, dots, slashes and dashes between digits dropped:
+    an ID or a date of 7 digits or more anywhere inside ("300678914": the ID and a check digit;
+    "19850312.0", "1985.0312", "12/03/1985" as 12031985, "MRN 3006-7891" in a LUT's bytes); and,
+    but in IS/DS numbers, any shorter term as a whole joined run ("1985.03.12"'s tokens are kept
+    whole, "77.123" is the ID 77123). Shorter IDs are not sought inside numbers: a 5-digit ID is
+    inside about one DS value in 20,000 by chance, and a PixelSpacing dummied to 0 would cost the
+    image its scale."""
+    from vindr_cli.deid.terms import _consecutive      # "1234567" is in every ramp: never sought inside
+    joined = _DIGIT_GAP.sub("", text)
+    runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
+    if any(len(t) >= _INSIDE_DIGITS and t.isdigit() and not _consecutive(t) and any(t in r for r in runs)
+           for t in terms.single):
+        return True
+    if vr in NUMBER_STRINGS or joined == text:
         return False
     from vindr_cli.deid.terms import tokens
-    return terms.found_in(tokens(dotless))
+    return terms.found_in(tokens(joined))
 
 
 def safe_binary(tag: int, value=None) -> bool:
