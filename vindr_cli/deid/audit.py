@@ -621,7 +621,11 @@ def _uid_parts(value) -> set[str]:
 
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
                   retained: frozenset[int] = frozenset()) -> None:
-    """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes)."""
+    """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes).
+    ``terms``: the linkage table's values of every output, then this output's own (``own``), which
+    alone are sought inside digits and UIDs: all the patients' IDs would match a 40-digit UID's or
+    a DS value's digits by chance somewhere in a large tree (red team 9)."""
+    own = terms[-1] if len(terms) > 1 else None
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         report.add("not-marked", rel, "PatientIdentityRemoved is not YES")
     for t in ds.file_meta.keys():
@@ -650,7 +654,7 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             # kept bytes read as the anonymizer reads them: UTF-16, and for names in other scripts
             # the East Asian encodings too (red team 8: 山田太郎 as UTF-16 in LUTData)
             numbers, views = value_views(elem.value, elem.VR)
-            if any(ts.found_in_value(views, numbers) or policy.found_in_digits(ts, views, elem.VR) for ts in terms):
+            if any(ts.found_in_value(views, numbers) for ts in terms) or (own and policy.found_in_digits(own, views, elem.VR)):
                 report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
             continue
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
@@ -661,12 +665,12 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
         else:
             text = str(elem.value)
             toks = tokens(text)
-            hit = any(ts.found_in(toks) or ts.found_wide(text)
-                      # inside a number or split by dots, as the anonymizer reads it (red team 9)
-                      or policy.found_in_digits(ts, text, elem.VR)
-                      # an ID as a component of a UID that is not the registry's ("1.2.30067891.5"):
-                      # vindr anonymize replaces every such UID, so one kept is someone's (red team 9)
-                      or (elem.VR == "UI" and ts.found_in(_uid_parts(elem.value))) for ts in terms)
+            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms) or bool(own) and (
+                # the file's own values inside a number or split by separators, as the anonymizer
+                # reads them, and as a component of a UID that is not the registry's
+                # ("1.2.30067891.5": vindr anonymize replaces every such UID) (red team 9)
+                policy.found_in_digits(own, text, elem.VR)
+                or (elem.VR == "UI" and own.found_in(_uid_parts(elem.value))))
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 
