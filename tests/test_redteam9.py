@@ -26,8 +26,10 @@ deid/audit.py):
    whole tokens only; and in a kept LUT's bytes the birth date as " DOB 12/03/1985 " and the ID as
    " MRN 3006-7891 ", and the ID in SoftwareVersions "V3006-7891". Digits split by spaces, dots,
    slashes or dashes are now searched joined, IDs and dates of 7+ digits also inside a run (IS/DS
-   numbers, bytes, text), and a person date is also sought as DDMMYYYY and MMDDYYYY
-   (policy.found_in_digits, policy.date_forms; the audit reads alike).
+   numbers, bytes, text), a person date is also sought as DDMMYYYY and MMDDYYYY, and an ID
+   written with a space or a prefix ("3006 7891", "BN 30067891") also as its digits run together,
+   which were kept as the IS 30067891 and in a LUT's bytes (policy.found_in_digits,
+   policy.date_forms, policy.id_forms; the audit reads alike).
 4. A hospital's or a person's name with a digit in SoftwareVersions ("PHUOC LOC PACS 2.1", "TRINH
    CONG SON 1"): the pattern asked only for a digit. Its letters-only words must now be listed
    software words or vendors.toml's model words and families (values = "software").
@@ -130,6 +132,9 @@ LEAKED = {
     "lut_bytes_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" DOB 12/03/1985 ")), ["12/03/1985"], "phi"),
     "lut_bytes_id": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" MRN 3006-7891 ")), ["3006-7891"], "phi"),
     "software_dashed_id": (_setter(SoftwareVersions="V3006-7891"), ["3006-7891"], "phi"),
+    "id_spaced_as_number": (_setter(PatientID="3006 7891", AcquisitionNumber="30067891"), ["30067891"], "phi"),
+    "id_prefixed_in_lut": (lambda ds: (setattr(ds, "PatientID", "BN 30067891"),
+                                       setattr(ds, "VOILUTSequence", _voi_bytes(b" 30067891 "))), ["30067891"], "phi"),
     "software_hospital": (_setter(SoftwareVersions="PHUOC LOC PACS 2.1"), ["PHUOC LOC"], "unsafe-text"),
     "software_person": (_setter(SoftwareVersions="TRINH CONG SON 1"), ["TRINH CONG SON"], "unsafe-text"),
 }
@@ -375,6 +380,13 @@ def test_real_values_of_the_tightened_rules_are_still_kept(keyword, value):
 ])
 def test_names_dates_and_ids_in_the_tightened_rules_are_refused(keyword, value):
     assert not policy.safe_text(tag_for_keyword(keyword), value)
+
+
+def test_an_id_with_separators_or_a_prefix_is_also_sought_as_its_digits():
+    assert policy.id_forms("3006 7891") == ["30067891"]
+    assert policy.id_forms("BN 30067891") == ["30067891"]
+    assert policy.id_forms("30067891-4") == ["300678914", "30067891"]
+    assert policy.id_forms("30067891") == [] and policy.id_forms("NGUYEN VAN AN") == [] and policy.id_forms("12 A") == []
 
 
 def test_a_person_date_is_also_sought_in_day_first_and_month_first_digits():

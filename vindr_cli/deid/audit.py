@@ -167,6 +167,9 @@ def _walk_in(ds, path=""):
                 yield from _walk_in(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
+_UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)+")     # an original UID: matched whole and by prefix, not by its digits
+
+
 def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet,
                                                                     dict[str, dict]]:
     """Global terms (no dates: a shifted date may equal someone's birth date), the input
@@ -185,7 +188,9 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
                                      "original_series_uid", "original_sop_uid", "original_accession",
                                      "original_study_id")]
         values += list(r.get("phi_terms") or [])
-        values += [f for v in r.get("phi_terms") or [] for f in policy.date_forms(v)]   # as the anonymizer searched (red team 9)
+        # 19850312 as 12031985, the ID "3006 7891" as 30067891, as the anonymizer searched (red team 9)
+        values += [f for v in values if v and not _UID_SHAPE.fullmatch(str(v))
+                   for f in (*policy.date_forms(v), *policy.id_forms(v))]
         path_parts = [p for p in str(r.get("input_path", "")).replace("!", "/").split("/") if p]
         global_values += values
         path_values += path_parts

@@ -261,6 +261,8 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
                         out.append(text)
                         if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
                             out.extend(policy.date_forms(text[:8]))
+                        elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
+                            out.extend(policy.id_forms(text))
                         if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
                             alpha = text.split("=")[0]
                             # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)

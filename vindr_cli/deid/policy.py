@@ -377,6 +377,18 @@ def date_forms(value) -> list[str]:
     return list(dict.fromkeys(f for f in (v[6:] + v[4:6] + v[:4], v[4:6] + v[6:] + v[:4]) if f != v))
 
 
+def id_forms(value) -> list[str]:
+    """An ID, phone number or other value of digits and separators or letters as it is also
+    written elsewhere: its digits run together and each run of 5 or more on its own (red team 9:
+    the ID "3006 7891" or "BN 30067891" kept as the IS 30067891). A value of digits only: none."""
+    v = str(value).strip()
+    runs = _DIGITS_ONLY.findall(v)
+    joined = "".join(runs)
+    if len(joined) < 5 or joined == v:
+        return []
+    return list(dict.fromkeys([joined, *(r for r in runs if len(r) >= 5 and r != joined)]))
+
+
 def found_in_digits(terms, text: str, vr: str | None) -> bool:
     """``terms`` (a deid.terms.TermSet) in the digits of a value, as the anonymizer and the audit
     both read it (red team 9), with the spaces, dots, slashes and dashes between digits dropped:
