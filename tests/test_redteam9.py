@@ -21,15 +21,15 @@ deid/audit.py):
    HOA", "THAI BA NA" (kept by Retain Patient Characteristics, on by default). EthnicGroup must now
    be one listed group as a whole (values = "phrases").
 3. The patient's ID or birth date inside a number written as text: IS "300678914" (the ID and a
-   check digit), DS "19850312.0" and "1985.0312" (one dotted token), a code's version
-   "1985.03.12", and the birth date as IS "12031985" (DD MM YYYY): person terms were matched as
-   whole tokens only; and in a kept LUT's bytes the birth date as " DOB 12/03/1985 " and the ID as
-   " MRN 3006-7891 ", and the ID in SoftwareVersions "V3006-7891". Digits split by spaces, dots,
-   slashes or dashes are now searched joined, IDs and dates of 7+ digits also inside a run (IS/DS
-   numbers, bytes, text), a person date is also sought as DDMMYYYY and MMDDYYYY, and an ID
-   written with a space or a prefix ("3006 7891", "BN 30067891") also as its digits run together,
-   which were kept as the IS 30067891 and in a LUT's bytes (policy.found_in_digits,
-   policy.date_forms, policy.id_forms; the audit reads alike).
+   check digit), DS "19850312.0" and "1985.0312" (one dotted token), PixelSpacing 3006 and 7891
+   (the ID across its two values), a code's version "1985.03.12", and the birth date as IS
+   "12031985" (DD MM YYYY): person terms were matched as whole tokens only; and in a kept LUT's
+   bytes the birth date as " DOB 12/03/1985 " and the ID as " MRN 3006-7891 ", and the ID in
+   SoftwareVersions "V3006-7891". Digits split by spaces, dots, slashes or dashes (and an IS/DS's
+   values) are now searched joined, IDs and dates of 7+ digits also inside a run, a person date is
+   also sought as DDMMYYYY and MMDDYYYY, and an ID written with a space or a prefix ("3006 7891",
+   "BN 30067891") also as its digits run together, which were kept as the IS 30067891 and in a
+   LUT's bytes (policy.found_in_digits, policy.date_forms, policy.id_forms; the audit reads alike).
 4. A hospital's or a person's name with a digit in SoftwareVersions ("PHUOC LOC PACS 2.1", "TRINH
    CONG SON 1"): the pattern asked only for a digit. Its letters-only words must now be listed
    software words or vendors.toml's model words and families (values = "software").
@@ -116,8 +116,8 @@ LEAKED = {
     "preset_ddmmyyyy": (_setter(WindowCenterWidthExplanation="LUNG 12/03/1985"), ["12/03/1985"], "unsafe-text"),
     "preset_spaced_id": (_setter(WindowCenterWidthExplanation=["BONE 3006 7891", "LUNG 3006-7891"]),
                          ["3006 7891", "3006-7891"], "unsafe-text"),
-    "preset_split_values": (_setter(WindowCenterWidthExplanation=["LUNG 3006", "BONE 7891"]), ["LUNG 3006", "BONE 7891"],
-                            "unsafe-text"),
+    "preset_split_values": (_setter(WindowCenterWidthExplanation=["LUNG 3006", "BONE 7891"]),
+                            ["LUNG 3006", "BONE 7891"], "unsafe-text"),
     "lut_dotted_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi("DEFAULT 1985.03.12")), ["1985.03.12"],
                         "unsafe-text"),
     "calibration_date": (_setter(PixelSpacingCalibrationDescription="CALIBRATED 12/03/1985"), ["12/03/1985"],
@@ -129,9 +129,11 @@ LEAKED = {
     "ds_dotted_birth_date": (_setter(SliceLocation="1985.0312"), ["1985.0312"], "phi"),
     "is_ddmmyyyy": (_setter(AcquisitionNumber="12031985"), ["12031985"], "phi"),
     "code_version_date": (_code_version("1985.03.12"), ["1985.03.12"], "phi"),
-    "lut_bytes_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" DOB 12/03/1985 ")), ["12/03/1985"], "phi"),
+    "lut_bytes_date": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" DOB 12/03/1985 ")), ["12/03/1985"],
+                       "phi"),
     "lut_bytes_id": (lambda ds: setattr(ds, "VOILUTSequence", _voi_bytes(b" MRN 3006-7891 ")), ["3006-7891"], "phi"),
     "software_dashed_id": (_setter(SoftwareVersions="V3006-7891"), ["3006-7891"], "phi"),
+    "ds_id_across_values": (_setter(PixelSpacing=["3006", "7891"]), ["3006\\7891"], "phi"),
     "id_spaced_as_number": (_setter(PatientID="3006 7891", AcquisitionNumber="30067891"), ["30067891"], "phi"),
     "id_prefixed_in_lut": (lambda ds: (setattr(ds, "PatientID", "BN 30067891"),
                                        setattr(ds, "VOILUTSequence", _voi_bytes(b" 30067891 "))), ["30067891"], "phi"),
@@ -359,7 +361,8 @@ def test_audit_reports_each_leak_planted_back_into_an_output(world, tmp_path):
     ("EthnicGroup", "KINH"), ("EthnicGroup", "Gia Rai"), ("EthnicGroup", "Asian/Pacific Islander"),
     ("EthnicGroup", "BLACK OR AFRICAN AMERICAN"), ("WindowCenterWidthExplanation", "LUNG 2"),
     ("WindowCenterWidthExplanation", "BONE 400/40"), ("WindowCenterWidthExplanation", "WINDOW1"),
-    ("LUTExplanation", "SIGMOID DEFAULT"), ("PixelSpacingCalibrationDescription", "Corrected for geometric magnification"),
+    ("LUTExplanation", "SIGMOID DEFAULT"),
+    ("PixelSpacingCalibrationDescription", "Corrected for geometric magnification"),
     # the SoftwareVersions of pydicom's, pydicom-data's and deid-data's test files (but those refused
     # by the pattern before: brackets, colons, '*'; and "acp_3403", "softwareV1")
     *[("SoftwareVersions", v) for v in (
@@ -386,7 +389,8 @@ def test_an_id_with_separators_or_a_prefix_is_also_sought_as_its_digits():
     assert policy.id_forms("3006 7891") == ["30067891"]
     assert policy.id_forms("BN 30067891") == ["30067891"]
     assert policy.id_forms("30067891-4") == ["300678914", "30067891"]
-    assert policy.id_forms("30067891") == [] and policy.id_forms("NGUYEN VAN AN") == [] and policy.id_forms("12 A") == []
+    assert policy.id_forms("30067891") == [] and policy.id_forms("NGUYEN VAN AN") == []
+    assert policy.id_forms("12 A") == []
 
 
 def test_a_person_date_is_also_sought_in_day_first_and_month_first_digits():

@@ -674,7 +674,7 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
                 # the file's own values inside a number or split by separators, as the anonymizer
                 # reads them, and as a component of a UID that is not the registry's
                 # ("1.2.30067891.5": vindr anonymize replaces every such UID) (red team 9)
-                policy.found_in_digits(own, text, elem.VR)
+                policy.found_in_digits(own, " ".join(map(str, actions._values(elem.value))), elem.VR)
                 or (elem.VR == "UI" and own.found_in(_uid_parts(elem.value))))
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")

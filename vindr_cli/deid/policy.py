@@ -66,7 +66,8 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 @dataclass(frozen=True)
 class TextRule:
     keyword: str
-    values: str                       # pattern | defined_terms | words | phrases | software | vendor | model | clean_descriptor | checked_elsewhere
+    values: str                       # pattern | defined_terms | words | phrases | software | vendor | model
+    #                                   | clean_descriptor | checked_elsewhere
     pattern: re.Pattern | None = None
     terms: frozenset[str] = frozenset()
     maker: str | None = None          # model: the keyword of the vendor attribute beside it
