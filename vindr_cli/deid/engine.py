@@ -478,10 +478,10 @@ class _Walker:
             value = verdict.value if verdict.value is not None else elem.value
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
                 numbers, views = value_views(value, vr)
-                hit = bool(self.people) and (self.people.found_in_value(views, numbers)
-                                             or (isinstance(value, (bytes, bytearray))       # "3006-7891" in a LUT's bytes
-                                                 and policy.found_in_digits(self.people, views, vr)) or (
-                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value))))))
+                is_bytes = isinstance(value, (bytes, bytearray))
+                hit = bool(self.people) and (self.people.found_in_value(views, numbers) or (
+                    is_bytes and self.people.found_in(tokens(decode_all(bytes(value))))) or (
+                    is_bytes and policy.found_in_digits(self.people, views, vr)))     # "3006-7891" in a LUT's bytes
                 if not hit and self.people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
                     from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
                     hit = self.people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
