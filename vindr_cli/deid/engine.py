@@ -211,6 +211,7 @@ PERSON_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBi
 _PERSON_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PERSON_KEYWORDS) if t is not None)
 _PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "StudyDate", "SeriesDate",
                                                        "AcquisitionDate", "ContentDate"))
+_BIRTH_DATE = tag_for_keyword("PatientBirthDate")     # also sought a day off (policy.date_forms; red team 9)
 SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
                           "OB", "OW", "OD", "OF", "OL", "OV", "UN",    # bytes: read as Latin-1, UTF-8 and UTF-16 text
                           *NUMBER_FORMATS})                            # numbers: as digits, characters and bytes
@@ -260,7 +261,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None) -> list[str]
                     if text:
                         out.append(text)
                         if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
-                            out.extend(policy.date_forms(text[:8]))
+                            out.extend(policy.date_forms(text[:8], near=tag == _BIRTH_DATE))
                         elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
                             out.extend(policy.id_forms(text))
                         if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG

@@ -369,13 +369,23 @@ NUMBER_STRINGS = frozenset({"IS", "DS"})
 _INSIDE_DIGITS = 7          # an ID or a date sought inside a number string from this many digits
 
 
-def date_forms(value) -> list[str]:
+def date_forms(value, near: bool = False) -> list[str]:
     """A date YYYYMMDD as it is also written in digits only: DDMMYYYY and MMDDYYYY (red team 9: a
-    birth date 19850312 kept as the IS 12031985). Anything else: none."""
+    birth date 19850312 kept as the IS 12031985); with ``near``, also the day before and the day
+    after (a birth date off by one, as a time zone or a typo writes it: 19850313 as a code's
+    version). Anything else: none."""
     v = str(value).strip()
     if len(v) != 8 or not v.isdigit() or not "01" <= v[4:6] <= "12" or not "01" <= v[6:] <= "31":
         return []
-    return list(dict.fromkeys(f for f in (v[6:] + v[4:6] + v[:4], v[4:6] + v[6:] + v[:4]) if f != v))
+    out = [v[6:] + v[4:6] + v[:4], v[4:6] + v[6:] + v[:4]]
+    if near:
+        import datetime
+        try:
+            day = datetime.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+            out += [(day + datetime.timedelta(days=d)).strftime("%Y%m%d") for d in (-1, 1)]
+        except (ValueError, OverflowError):
+            pass
+    return list(dict.fromkeys(f for f in out if f != v))
 
 
 def id_forms(value) -> list[str]:
