@@ -167,6 +167,9 @@ def _walk_in(ds, path=""):
                 yield from _walk_in(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
+_UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)+")     # an original UID: matched whole and by prefix, not by its digits
+
+
 def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet,
                                                                     dict[str, dict]]:
     """Global terms (no dates: a shifted date may equal someone's birth date), the input
@@ -185,6 +188,9 @@ def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, Ter
                                      "original_series_uid", "original_sop_uid", "original_accession",
                                      "original_study_id")]
         values += list(r.get("phi_terms") or [])
+        # 19850312 as 12031985, the ID "3006 7891" as 30067891, as the anonymizer searched (red team 9)
+        values += [f for v in values if v and not _UID_SHAPE.fullmatch(str(v))
+                   for f in (*policy.date_forms(v), *policy.id_forms(v))]
         path_parts = [p for p in str(r.get("input_path", "")).replace("!", "/").split("/") if p]
         global_values += values
         path_values += path_parts
@@ -612,9 +618,19 @@ def _check_policy(rel: str, ds, trusted: frozenset[int], report: AuditReport) ->
 _PIXEL_VALUES = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})      # read as pixels, not as text
 
 
+def _uid_parts(value) -> set[str]:
+    """The components of the UIDs of a UI value that are not the DICOM registry's."""
+    return {c for v in actions._values(value) if not actions.is_registry_uid(str(v).strip().rstrip("\0"))
+            for c in str(v).strip().rstrip("\0").split(".") if c}
+
+
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
                   retained: frozenset[int] = frozenset()) -> None:
-    """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes)."""
+    """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes).
+    ``terms``: the linkage table's values of every output, then this output's own (``own``), which
+    alone are sought inside digits and UIDs: all the patients' IDs would match a 40-digit UID's or
+    a DS value's digits by chance somewhere in a large tree (red team 9)."""
+    own = terms[-1] if len(terms) > 1 else None
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         report.add("not-marked", rel, "PatientIdentityRemoved is not YES")
     for t in ds.file_meta.keys():
@@ -643,7 +659,7 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
             # kept bytes read as the anonymizer reads them: UTF-16, and for names in other scripts
             # the East Asian encodings too (red team 8: 山田太郎 as UTF-16 in LUTData)
             numbers, views = value_views(elem.value, elem.VR)
-            if any(ts.found_in_value(views, numbers) for ts in terms):
+            if any(ts.found_in_value(views, numbers) for ts in terms) or (own and policy.found_in_digits(own, views, elem.VR)):
                 report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
             continue
         if elem.VR in ("SQ", "OB", "OW", "UN", "OF", "OD", "OL", "OV") or elem.value in (None, ""):
@@ -654,7 +670,12 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
         else:
             text = str(elem.value)
             toks = tokens(text)
-            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms)
+            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms) or bool(own) and (
+                # the file's own values inside a number or split by separators, as the anonymizer
+                # reads them, and as a component of a UID that is not the registry's
+                # ("1.2.30067891.5": vindr anonymize replaces every such UID) (red team 9)
+                policy.found_in_digits(own, " ".join(map(str, actions._values(elem.value))), elem.VR)
+                or (elem.VR == "UI" and own.found_in(_uid_parts(elem.value))))
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
 

@@ -218,7 +218,7 @@ _PERSON_DATES = frozenset(tag_for_keyword(k) for k in ("PatientBirthDate", "Stud
 PLACE_KEYWORDS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
                   "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers")
 _PLACE_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in PLACE_KEYWORDS) if t is not None)
-_BIRTH_DATE = tag_for_keyword("PatientBirthDate")
+_BIRTH_DATE = tag_for_keyword("PatientBirthDate")     # also sought a day off (policy.date_forms; red team 9)
 SCRUBBED_VRS = frozenset({"AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "IS", "DS", "AS",
                           "OB", "OW", "OD", "OF", "OL", "OV", "UN",    # bytes: read as Latin-1, UTF-8 and UTF-16 text
                           *NUMBER_FORMATS})                            # numbers: as digits, characters and bytes
@@ -274,6 +274,10 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                     text = str(v).strip()
                     if text:
                         out.append(text)
+                        if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
+                            out.extend(policy.date_forms(text[:8], near=tag == _BIRTH_DATE))
+                        elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
+                            out.extend(policy.id_forms(text))
                         if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
                             alpha = text.split("=")[0]
                             # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
@@ -507,8 +511,11 @@ class _Walker:
         if verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
             value = verdict.value if verdict.value is not None else elem.value
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
-                hit = bool(self.people) and (self.people.found_in_value(*reversed(value_views(value, vr))) or (
-                    isinstance(value, (bytes, bytearray)) and self.people.found_in(tokens(decode_all(bytes(value))))))
+                numbers, views = value_views(value, vr)
+                is_bytes = isinstance(value, (bytes, bytearray))
+                hit = bool(self.people) and (self.people.found_in_value(views, numbers) or (
+                    is_bytes and self.people.found_in(tokens(decode_all(bytes(value))))) or (
+                    is_bytes and policy.found_in_digits(self.people, views, vr)))     # "3006-7891" in a LUT's bytes
                 if not hit and self.people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
                     from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
                     hit = self.people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
@@ -516,7 +523,9 @@ class _Walker:
                     hit = self.places.found_in_value(*reversed(value_views(value, vr)))
             else:
                 text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
-                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text))
+                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text)
+                                             # an ID or birth date inside a number or split by dots (red team 9)
+                                             or policy.found_in_digits(self.people, text, vr))
             if hit:
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
@@ -532,6 +541,9 @@ class _Walker:
         # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
         # or PixelDataProviderURL is required only with what is removed with it)
         compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
+        if tag in (codes.CODING_SCHEME_VERSION, codes.MAPPING_RESOURCE_NAME):
+            compound = "X"      # removed, as deid.codes removes a version it does not allow: a dummy
+            # "ANONYMOUS" is no version, and the audit would report the code (red team 9: "1985.03.12")
         action = self._simple(compound, tag, depth)
         self.counts[f"{action}:{verdict.reason}"] += 1
         if action == "X":

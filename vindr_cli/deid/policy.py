@@ -55,7 +55,10 @@ _MAX_LEN = {"CS": 16, "DA": 8, "DT": 26, "TM": 16, "AS": 4, "IS": 12, "DS": 16, 
 _CS_TERMS = {"Modality": "modality", "PhotometricInterpretation": "photometric", "BodyPartExamined": "body_part",
              "SpecificCharacterSet": "charset", "BurnedInAnnotation": "burned_in"}
 _WORD = re.compile(r"[A-Za-z]{2,}")                 # a word of 2+ letters must be a listed one
-_NUMBER = re.compile(r"[0-9]+")
+_NUMBER = re.compile(r"[0-9]+(?:[ _\-./]+[0-9]+)*")  # digits joined by separators are one number (red team 9:
+# "12/03/1985", "3006 7891", "1985.03.12" were runs of 2-4 digits each, a birth date and an ID kept in a preset name)
+_DATE_SHAPE = re.compile(r"[0-9]+[\-./][0-9]+[\-./][0-9]+")   # d/m/y in any order: "1/3/85" (5 digits or fewer)
+_PHRASE_GAPS = re.compile(r"[\s_\-./,]+")
 _MAX_DIGITS = 5                                      # longer digit runs are IDs, not presets
 _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 
@@ -63,7 +66,8 @@ _WORD_CHARS = re.compile(r"[A-Za-z0-9 _\-./]*")
 @dataclass(frozen=True)
 class TextRule:
     keyword: str
-    values: str                       # pattern | defined_terms | words | vendor | model | clean_descriptor | checked_elsewhere
+    values: str                       # pattern | defined_terms | words | phrases | software | vendor | model
+    #                                   | clean_descriptor | checked_elsewhere
     pattern: re.Pattern | None = None
     terms: frozenset[str] = frozenset()
     maker: str | None = None          # model: the keyword of the vendor attribute beside it
@@ -172,6 +176,12 @@ def text_rules() -> dict[str, TextRule]:
             out[kw] = TextRule(kw, kind, terms=frozenset(terms))
         elif kind == "words":
             out[kw] = TextRule(kw, kind, terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
+        elif kind == "phrases":
+            phrases = [_PHRASE_GAPS.sub(" ", w).strip().upper() for w in vocabularies[entry["vocabulary"]]]
+            out[kw] = TextRule(kw, kind, terms=frozenset(phrases))
+        elif kind == "software":
+            out[kw] = TextRule(kw, kind, pattern=re.compile(entry["pattern"]),
+                               terms=frozenset(w.upper() for w in vocabularies[entry["vocabulary"]]))
         elif kind in ("clean_descriptor", "checked_elsewhere", "vendor"):
             out[kw] = TextRule(kw, kind)
         elif kind == "model":
@@ -309,7 +319,12 @@ def safe_text(tag: int, value, siblings=None) -> bool:
             ok = s in rule.terms
         elif rule.values == "words":
             ok = (bool(_WORD_CHARS.fullmatch(s)) and all(w.upper() in rule.terms for w in _WORD.findall(s))
-                  and all(len(n) <= _MAX_DIGITS for n in _NUMBER.findall(s)))
+                  and all(sum(c.isdigit() for c in n) <= _MAX_DIGITS for n in _NUMBER.findall(s))
+                  and not _DATE_SHAPE.search(s))
+        elif rule.values == "phrases":
+            ok = _PHRASE_GAPS.sub(" ", s).strip().upper() in rule.terms
+        elif rule.values == "software":
+            ok = bool(rule.pattern.fullmatch(s)) and _software_ok(s, rule.terms)
         elif rule.values == "vendor":
             ok = vendor_ok(s)
         elif rule.values == "model":
@@ -320,7 +335,90 @@ def safe_text(tag: int, value, siblings=None) -> bool:
             ok = code_meaning_checked_elsewhere(tag)
         if not ok:
             return False
+    if rule.values == "words" and sum(c.isdigit() for v in vals for c in v) > _MAX_DIGITS:
+        return False        # an ID split across the values: "LUNG 3006" and "BONE 7891" (red team 9)
     return True
+
+
+_ALNUM = re.compile(r"[A-Za-z0-9]+")
+_LETTER_RUN = re.compile(r"[A-Za-z]+")
+_DIGITS_ONLY = re.compile(r"[0-9]+")
+
+
+def _software_ok(s: str, words: frozenset[str]) -> bool:
+    """A software version that cannot be a name (red team 9: "PHUOC LOC PACS 2.1", "TRINH CONG SON 1"
+    passed the digit-required pattern): every word of letters only (2+ letters) is a listed
+    software word or a model word or family of schemas/deid/vendors.toml; a word of letters and
+    digits holds no unlisted run of 4+ letters ("VA48A", "4VB11D", "R6.1" stay; "HUYNH2" goes);
+    no digit run longer than 5 (an ID, a date)."""
+    from vindr_cli.vendors import _vendors
+    data = _vendors()
+    listed = words | data["model_words"] | data["model_families"]
+    for w in _ALNUM.findall(s):
+        runs = _LETTER_RUN.findall(w)
+        if w.isalpha():
+            if len(w) >= 2 and w.upper() not in listed:
+                return False
+        elif any(len(r) >= 4 and r.upper() not in listed for r in runs):
+            return False
+    return all(len(d) <= _MAX_DIGITS for d in _DIGITS_ONLY.findall(s))
+
+
+_DIGIT_GAP = re.compile(r"(?<=[0-9])[ ./-](?=[0-9])")
+NUMBER_STRINGS = frozenset({"IS", "DS"})
+_INSIDE_DIGITS = 7          # an ID or a date sought inside a number string from this many digits
+
+
+def date_forms(value, near: bool = False) -> list[str]:
+    """A date YYYYMMDD as it is also written in digits only: DDMMYYYY and MMDDYYYY (red team 9: a
+    birth date 19850312 kept as the IS 12031985); with ``near``, also the day before and the day
+    after (a birth date off by one, as a time zone or a typo writes it: 19850313 as a code's
+    version). Anything else: none."""
+    v = str(value).strip()
+    if len(v) != 8 or not v.isdigit() or not "01" <= v[4:6] <= "12" or not "01" <= v[6:] <= "31":
+        return []
+    out = [v[6:] + v[4:6] + v[:4], v[4:6] + v[6:] + v[:4]]
+    if near:
+        import datetime
+        try:
+            day = datetime.date(int(v[:4]), int(v[4:6]), int(v[6:]))
+            out += [(day + datetime.timedelta(days=d)).strftime("%Y%m%d") for d in (-1, 1)]
+        except (ValueError, OverflowError):
+            pass
+    return list(dict.fromkeys(f for f in out if f != v))
+
+
+def id_forms(value) -> list[str]:
+    """An ID, phone number or other value of digits and separators or letters as it is also
+    written elsewhere: its digits run together and each run of 5 or more on its own (red team 9:
+    the ID "3006 7891" or "BN 30067891" kept as the IS 30067891). A value of digits only: none."""
+    v = str(value).strip()
+    runs = _DIGITS_ONLY.findall(v)
+    joined = "".join(runs)
+    if len(joined) < 5 or joined == v:
+        return []
+    return list(dict.fromkeys([joined, *(r for r in runs if len(r) >= 5 and r != joined)]))
+
+
+def found_in_digits(terms, text: str, vr: str | None) -> bool:
+    """``terms`` (a deid.terms.TermSet) in the digits of a value, as the anonymizer and the audit
+    both read it (red team 9), with the spaces, dots, slashes and dashes between digits dropped:
+    an ID or a date of 7 digits or more anywhere inside ("300678914": the ID and a check digit;
+    "19850312.0", "1985.0312", "12/03/1985" as 12031985, "MRN 3006-7891" in a LUT's bytes); and,
+    but in IS/DS numbers, any shorter term as a whole joined run ("1985.03.12"'s tokens are kept
+    whole, "77.123" is the ID 77123). Shorter IDs are not sought inside numbers: a 5-digit ID is
+    inside about one DS value in 20,000 by chance, and a PixelSpacing dummied to 0 would cost the
+    image its scale."""
+    from vindr_cli.deid.terms import _consecutive      # "1234567" is in every ramp: never sought inside
+    joined = _DIGIT_GAP.sub("", text)
+    runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
+    if any(len(t) >= _INSIDE_DIGITS and t.isdigit() and not _consecutive(t) and any(t in r for r in runs)
+           for t in terms.single):
+        return True
+    if vr in NUMBER_STRINGS or joined == text:
+        return False
+    from vindr_cli.deid.terms import tokens
+    return terms.found_in(tokens(joined))
 
 
 def safe_binary(tag: int, value=None) -> bool:
