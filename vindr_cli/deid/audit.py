@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import unicodedata
 import warnings
 import zlib
@@ -624,6 +625,41 @@ def _uid_parts(value) -> set[str]:
             for c in str(v).strip().rstrip("\0").split(".") if c}
 
 
+_MANUFACTURER = 0x00080070
+
+
+def _vocabulary(elem) -> bool:
+    """A kept value of a closed vocabulary, as the anonymizer's policy accepts it: Manufacturer
+    naming a listed vendor (``vendors.vendor_ok``) or a CS value that is a listed term of its
+    attribute (``policy.coded_verdict``: BodyPartExamined ABDOMEN). Such a value is the file's
+    own device or anatomy, taken from a fixed list: it carries no other file's person or place,
+    so only the file's own linkage values are sought in it. Another file's institution named
+    "GE MEDICAL SYSTEMS", or a test file's BranchOfService "ABDOMEN", made every GE scanner's
+    Manufacturer and every abdomen's BodyPartExamined a finding (issue 13, auditfp)."""
+    value = elem.value
+    if elem.tag == _MANUFACTURER:
+        return isinstance(value, str) and bool(value.strip()) and policy.vendor_ok(value.strip())
+    if elem.VR != "CS" or not value or (elem.keyword or "") not in policy.coded_rules():
+        return False
+    verdict = policy.coded_verdict(elem.tag, value)
+    return verdict.reason is None and verdict.value is None
+
+
+def _without_vocabulary(head: bytes, ds) -> bytes:
+    """``head`` with the value bytes of each :func:`_vocabulary` element blanked where they are
+    encoded as that element (its tag, VR and length right before them, in either byte order),
+    for the search of other files' values in the header bytes; a copy anywhere else stays."""
+    found = {(e.tag, e.VR, "\\".join(map(str, actions._values(e.value))))
+             for _, e, _ in _walk_in(ds) if _vocabulary(e)}
+    for t, vr, text in found:
+        value = re.escape(text.encode("ascii", "ignore")) + rb"[ \0]*"
+        for order in ("<", ">"):
+            tag = re.escape(struct.pack(order + "HH", t >> 16, t & 0xFFFF))
+            pattern = re.compile(tag + rb"(?:" + re.escape(vr.encode()) + rb"..|....)(" + value + rb")", re.S)
+            head = pattern.sub(lambda m: m.group(0)[:m.start(1) - m.start(0)] + b" " * len(m.group(1)), head)
+    return head
+
+
 def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: list[TermSet],
                   retained: frozenset[int] = frozenset()) -> None:
     """``retained``: code sequences an identity option in effect keeps unchecked (deid.codes).
@@ -670,7 +706,8 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
         else:
             text = str(elem.value)
             toks = tokens(text)
-            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in terms) or bool(own) and (
+            sought = [own] if own is not None and _vocabulary(elem) else terms
+            hit = any(ts.found_in(toks) or ts.found_wide(text) for ts in sought) or bool(own) and (
                 # the file's own values inside a number or split by separators, as the anonymizer
                 # reads them, and as a component of a UID that is not the registry's
                 # ("1.2.30067891.5": vindr anonymize replaces every such UID) (red team 9)
@@ -1058,7 +1095,12 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
     if tail:
         report.add("post-pixel", rel, f"{len(tail)} bytes after the pixel data")
     toks = tokens(decode_all(head + tail))
-    if any(ts.found_in(toks) for ts in terms):
+    if len(terms) > 1:      # other files' values: not in this file's own vocabulary values (_vocabulary)
+        others = tokens(decode_all(_without_vocabulary(head, ds) + tail))
+        found = any(ts.found_in(others) for ts in terms[:-1]) or terms[-1].found_in(toks)
+    else:
+        found = any(ts.found_in(toks) for ts in terms)
+    if found:
         report.add("phi-bytes", rel, "an original identifying value in the header bytes")
     if row is not None and row.get("pixel_sha256") and digest != row["pixel_sha256"]:
         report.add("pixel-hash", rel, "pixel data differs from the hash recorded in manifest.parquet")
