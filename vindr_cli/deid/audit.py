@@ -631,11 +631,11 @@ _MANUFACTURER = 0x00080070
 def _vocabulary(elem) -> bool:
     """A kept value of a closed vocabulary, as the anonymizer's policy accepts it: Manufacturer
     naming a listed vendor (``vendors.vendor_ok``) or a CS value that is a listed term of its
-    attribute (``policy.coded_verdict``: BodyPartExamined ABDOMEN). Such a value is the file's
+    attribute (``policy.coded_verdict``: a listed BodyPartExamined). Such a value is the file's
     own device or anatomy, taken from a fixed list: it carries no other file's person or place,
-    so only the file's own linkage values are sought in it. Another file's institution named
-    "GE MEDICAL SYSTEMS", or a test file's BranchOfService "ABDOMEN", made every GE scanner's
-    Manufacturer and every abdomen's BodyPartExamined a finding (issue 13, auditfp)."""
+    so only the file's own linkage values are sought in it. Another file's institution named as
+    a vendor, or a test file's BranchOfService holding a body part word, made every such
+    scanner's Manufacturer and every such BodyPartExamined a finding (issue 13, auditfp)."""
     value = elem.value
     if elem.tag == _MANUFACTURER:
         return isinstance(value, str) and bool(value.strip()) and policy.vendor_ok(value.strip())
