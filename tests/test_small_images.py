@@ -103,15 +103,14 @@ CASES = [  # (file, scale, text, font px, where, white)
     ("MR_small.dcm", 1, "TRAN B", 10, "middle", True),
     ("MR_small.dcm", 1, "NGUYEN V", 8, "middle", True),
     ("MR_small.dcm", 1, "LE", 8, "bottom", True),
-    pytest.param("MR_small.dcm", 1, "LE", 8, "top", True, marks=pytest.mark.xfail(
-        strict=True, reason="not found before this change either: white initials over MR_small's bright top-left "
-                            "anatomy make no candidate of their own (the old rule's boxes missed them too)")),
-    pytest.param("MR_small.dcm", 1, "LE", 10, "bottom", True, marks=pytest.mark.xfail(
-        strict=True, reason="not found before this change either (the old boxes left part of it): 10-px "
-                            "initials merged with MR_small's anatomy")),
-    pytest.param("CT_small.dcm", 1, "NGUYEN VAN A", 16, "top", False, marks=pytest.mark.xfail(
-        strict=True, reason="partly found before and after this change: the box starts after the first "
-                            "glyph of a dark 16-px name over CT_small's top edge")),
+    # the next three were missed before smallimg2 (strict xfails): found now by the scan at
+    # pixeltext._SMALL_UP times the size (initials over MR_small's bright top-left anatomy;
+    # 10-px initials merged with its anatomy) and by an identifying box reaching the image's
+    # side (a dark 16-px name over CT_small's top edge: its first glyphs, dark on dark air,
+    # make no stroke)
+    ("MR_small.dcm", 1, "LE", 8, "top", True),
+    ("MR_small.dcm", 1, "LE", 10, "bottom", True),
+    ("CT_small.dcm", 1, "NGUYEN VAN A", 16, "top", False),
     ("CT_small.dcm", 1, "NGUYEN VAN A", 8, "bottom", True),
     ("CT_small.dcm", 1, "NGUYEN VAN A", 10, "middle", False),
     ("CT_small.dcm", 1, "TRAN B", 16, "top", True),
