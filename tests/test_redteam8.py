@@ -226,17 +226,10 @@ def test_grey_text_over_the_air_of_a_small_image_is_masked(text, size, q):
 
 
 @pytest.mark.skipif(not FONT.is_file(), reason="fonts-dejavu-core not installed")
-@pytest.mark.parametrize("text", [
-    # missed before smallimg2 (a strict xfail): found now by the scan at pixeltext._SMALL_UP times the
-    # size, where the faint pass reads the name and matches the header's
-    "NGUYEN VAN AN",
-    pytest.param("BN5512345", marks=pytest.mark.xfail(
-        strict=True, reason="not found before or after smallimg2, with the header's own name and ID as hints: "
-                            "grey 10-px digits over CT_small's soft tissue at its bottom edge (the image's 85th "
-                            "percentile, 131 of 255 displayed over 91-115; readable on a percentile window) make "
-                            "a faint candidate only at 3x, which OCR reads as nothing; the crop's range (40) is "
-                            "under _small_glyphs' 64")),
-])
+# both missed before smallimg2 (strict xfails): found now by the scan at pixeltext._SMALL_UP times the
+# size, where the faint pass reads the name and matches the header's, and the digits (read as nothing)
+# make a faint candidate whose crop holds a row of glyphs over a grey range (pixeltext._SMALL_FAINT)
+@pytest.mark.parametrize("text", ["NGUYEN VAN AN", "BN5512345"])
 def test_grey_text_over_the_soft_tissue_of_a_small_image_is_masked(text):
     from helpers import draw_text
     from vindr_cli.deid import pixeltext

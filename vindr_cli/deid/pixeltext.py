@@ -1394,7 +1394,7 @@ _SMALL_ROW = 3           # ... of at least this many glyphs (red team 8: grey te
 _SMALL_WIDE = 2.7        # ... a component no wider than this x its height (two glyphs that touch: "LE" at 8 px)
 
 
-def _small_glyphs(crop: np.ndarray) -> bool:
+def _small_glyphs(crop: np.ndarray, contrast: int = _SMALL_CONTRAST) -> bool:
     """Does a crop of a small image (``_SMALL``) hold a glyph-shaped stroke component in the
     outer quarter of the display, either polarity (<= 63 or >= 192: burned-in text is drawn at
     an extreme, deid.redact ``display``; the anti-aliased 1-px strokes of an 8-px font reach only
@@ -1411,7 +1411,7 @@ def _small_glyphs(crop: np.ndarray) -> bool:
     # anatomy beside it): the crop cut at levels across its own range, either polarity, where
     # only a row of glyphs counts (_SMALL_ROW or more of one height side by side), never one blob
     lo, hi = int(crop.min()), int(crop.max())
-    if hi - lo < _SMALL_CONTRAST:
+    if hi - lo < contrast:
         return False
     cuts = [lo + (hi - lo) * k // _SMALL_CUTS for k in range(1, _SMALL_CUTS)]
     return any(_small_row(_small_glyph_boxes(mask, every=True)) for t in cuts for mask in (crop > t, crop < t))
@@ -1471,6 +1471,8 @@ def _sized(cands, s: int, W: int, H: int, min_side: int, vertical: bool = False)
 
 _SMALL_UP = 3            # a small image is also scanned at this many times its size (pixel repetition)
 _SMALL_MIN = 32           # ... unless its short side is under this (16-px thumbnails: no room for a line of text)
+_SMALL_FAINT = 24        # ... where a faint candidate that matched no hint counts with a row of glyphs over a range
+#                          of this much and less than _SMALL_CONTRAST (grey text; the export's text-free CTs: 201)
 _SMALL_EDGE = 1.5        # ... and an identifying box this many box heights (~3 glyphs) or less from a side reaches it
 
 
@@ -1489,7 +1491,11 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     image's own size grows that box instead), except those lying mostly inside a marker found
     at the image's own size (the marker stays readable) and unread, unmatched ones without
     glyph-shaped strokes at the image's own size (``_small_glyphs``: the text-free knee MRs of
-    the sample export read 2 characters at 3x). Then an identifying box whose
+    the sample export read 2 characters at 3x). A faint candidate of the enlarged scan that
+    matched no hint (dropped at any size) counts too when its crop at the image's own size holds
+    a row of glyphs across a range of ``_SMALL_FAINT`` to ``_SMALL_CONTRAST`` (red team 8: grey
+    digits over CT_small's soft tissue, 131 of 255 over 91-115, that OCR reads as nothing; a
+    text-free CT of the sample export: a faint candidate over 30-231, not counted). Then an identifying box whose
     line starts or ends within ``_SMALL_EDGE`` times its (padded) height of the image's side
     reaches that side (a name drawn from the edge over dark air: its first glyphs, dark on dark, make no
     stroke, yet a narrow window shows them)."""
@@ -1504,18 +1510,21 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     f = _SMALL_UP
     up = np.repeat(np.repeat(image, f, axis=0), f, axis=1)
     markers = [(b.x0, b.y0, b.x1, b.y1) for b in out if b.kind == "marker"]
-    for b in _find_text(up, frame, hints, 0):
-        if b.kind == "marker":
-            continue
-        box = (b.x0 // f, b.y0 // f, min(W, -(-b.x1 // f)), min(H, -(-b.y1 // f)))
+    faint: list = []
+    found = [((b.x0, b.y0, b.x1, b.y1), b.kind, _SMALL_CONTRAST) for b in _find_text(up, frame, hints, 0, faint)
+             if b.kind != "marker"]
+    found += [(q, "other", _SMALL_FAINT) for q in faint]
+    for (x0, y0, x1, y1), kind, contrast in found:
+        box = (x0 // f, y0 // f, min(W, -(-x1 // f)), min(H, -(-y1 // f)))
         if box[2] <= box[0] or box[3] <= box[1] or any(_inside(box, m) >= 0.5 for m in markers) \
-                or (b.kind == "other" and not _small_glyphs(image[box[1]:box[3], box[0]:box[2]])):
+                or (kind == "other" and not _small_glyphs(crop := image[box[1]:box[3], box[0]:box[2]], contrast)) \
+                or (contrast == _SMALL_FAINT and int(crop.max()) - int(crop.min()) >= _SMALL_CONTRAST):
             continue
         # mostly inside a box found at the image's own size: that box grows to cover it (read whole)
         host = next((i for i, t in enumerate(out) if t.kind != "marker"
                      and _inside(box, (t.x0, t.y0, t.x1, t.y1)) >= 0.5), None)
         if host is None:
-            out.append(TextBox(frame, *box, b.kind))
+            out.append(TextBox(frame, *box, kind))
         else:
             t = out[host]
             out[host] = TextBox(frame, min(t.x0, box[0]), min(t.y0, box[1]), max(t.x1, box[2]), max(t.y1, box[3]),
@@ -1544,8 +1553,11 @@ def _to_edge(b: TextBox, W: int, H: int, markers: list) -> TextBox:
     return TextBox(b.frame, lo, y0, hi, y1, b.kind) if level else TextBox(b.frame, x0, lo, x1, hi, b.kind)
 
 
-def _find_text(image: np.ndarray, frame: int, hints: Hints | None, min_side: int) -> list[TextBox]:
-    """find_text at the image's own size (find_text checks the image)."""
+def _find_text(image: np.ndarray, frame: int, hints: Hints | None, min_side: int,
+               faint_out: list | None = None) -> list[TextBox]:
+    """find_text at the image's own size (find_text checks the image). With ``faint_out``, the
+    boxes of faint, text-like candidates that matched no hint and joined no label are added to it
+    (find_text's enlarged scan of a small image)."""
     work, s = _work(image)
     maps = _maps(work)
     H, W = image.shape
@@ -1655,6 +1667,8 @@ def _find_text(image: np.ndarray, frame: int, hints: Hints | None, min_side: int
             if text_like:
                 found.append([box, kind, confident, bright, "", False])
     _grow_labels(found, pending)
+    if faint_out is not None:
+        faint_out.extend(q[:4] for q in pending if q[4])
     seen = {id(f): f[0] for f in found}     # the boxes as found, before widening
     _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
