@@ -52,6 +52,31 @@ def test_real_small_text_free_scans_get_no_box(name):
     assert out.boxes == [] and not out.kinds and out.arr is None
 
 
+def _export_small() -> list[Path]:
+    """The images under 256 px of sample_dicoms/export (text-free 64-px knee MRs, 128-px CTs)."""
+    out = []
+    for p in sorted((Path(__file__).resolve().parent.parent / "sample_dicoms" / "export").rglob("*.dcm")):
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:      # the export's planted non-DICOM files
+            continue
+        if "Rows" in ds and max(int(ds.Rows), int(ds.Columns)) < 256:
+            out.append(p)
+    return out
+
+
+def test_the_sample_exports_small_images_get_no_box():
+    """smallimg2's enlarged scan (pixeltext._SMALL_UP) read 2 characters in a knee MR's anatomy
+    at 3x, and a text-free CT held a faint candidate with a row of glyph-shaped cuts over 30-231:
+    neither counts (the glyph check at the image's own size, the faint range cap), so every small
+    image of the export still gets no box. (File names are not reported: they hold the
+    export's synthetic patients' names.)"""
+    paths = _export_small()
+    assert len(paths) >= 6
+    boxed = [i for i, p in enumerate(paths) if _scan(pydicom.dcmread(p)).boxes]
+    assert boxed == []
+
+
 def test_anonymize_default_redact_leaves_small_real_scans_unmodified(tmp_path, key_file):
     """`vindr anonymize` with the default --burned-in redact and the real finder: the two real
     scans are written with the pixels they came with and no redaction in the manifest."""
