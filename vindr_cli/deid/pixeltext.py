@@ -1516,9 +1516,12 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
     found += [(q, "other", _SMALL_FAINT) for q in faint]
     for (x0, y0, x1, y1), kind, contrast in found:
         box = (x0 // f, y0 // f, min(W, -(-x1 // f)), min(H, -(-y1 // f)))
-        if box[2] <= box[0] or box[3] <= box[1] or any(_inside(box, m) >= 0.5 for m in markers) \
-                or (kind == "other" and not _small_glyphs(crop := image[box[1]:box[3], box[0]:box[2]], contrast)) \
-                or (contrast == _SMALL_FAINT and int(crop.max()) - int(crop.min()) >= _SMALL_CONTRAST):
+        if box[2] <= box[0] or box[3] <= box[1] or any(_inside(box, m) >= 0.5 for m in markers):
+            continue
+        crop = image[box[1]:box[3], box[0]:box[2]]
+        if kind == "other" and not _small_glyphs(crop, contrast):
+            continue
+        if contrast == _SMALL_FAINT and int(crop.max()) - int(crop.min()) >= _SMALL_CONTRAST:
             continue
         # mostly inside a box found at the image's own size: that box grows to cover it (read whole)
         host = next((i for i, t in enumerate(out) if t.kind != "marker"
