@@ -1394,7 +1394,7 @@ _SMALL_ROW = 3           # ... of at least this many glyphs (red team 8: grey te
 _SMALL_WIDE = 2.7        # ... a component no wider than this x its height (two glyphs that touch: "LE" at 8 px)
 
 
-def _small_glyphs(crop: np.ndarray) -> bool:
+def _small_glyphs(crop: np.ndarray, contrast: int = _SMALL_CONTRAST) -> bool:
     """Does a crop of a small image (``_SMALL``) hold a glyph-shaped stroke component in the
     outer quarter of the display, either polarity (<= 63 or >= 192: burned-in text is drawn at
     an extreme, deid.redact ``display``; the anti-aliased 1-px strokes of an 8-px font reach only
@@ -1411,7 +1411,7 @@ def _small_glyphs(crop: np.ndarray) -> bool:
     # anatomy beside it): the crop cut at levels across its own range, either polarity, where
     # only a row of glyphs counts (_SMALL_ROW or more of one height side by side), never one blob
     lo, hi = int(crop.min()), int(crop.max())
-    if hi - lo < _SMALL_CONTRAST:
+    if hi - lo < contrast:
         return False
     cuts = [lo + (hi - lo) * k // _SMALL_CUTS for k in range(1, _SMALL_CUTS)]
     return any(_small_row(_small_glyph_boxes(mask, every=True)) for t in cuts for mask in (crop > t, crop < t))
@@ -1469,16 +1469,98 @@ def _sized(cands, s: int, W: int, H: int, min_side: int, vertical: bool = False)
             yield c, box
 
 
+_SMALL_UP = 3            # a small image is also scanned at this many times its size (pixel repetition)
+_SMALL_MIN = 32           # ... unless its short side is under this (16-px thumbnails: no room for a line of text)
+_SMALL_FAINT = 24        # ... where a faint candidate that matched no hint counts with a row of glyphs over a range
+#                          of this much and less than _SMALL_CONTRAST (grey text; the export's text-free CTs: 201)
+_SMALL_EDGE = 1.5        # ... and an identifying box this many box heights (~3 glyphs) or less from a side reaches it
+
+
 def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min_side: int = 0) -> list[TextBox]:
     """Every text region of a display-ready 2-D uint8 image, each with its kind (see module
     doc). With ``min_side``, a candidate whose padded box is narrower or shorter than that is
     not read at all (deid.redact's coarse views keep only boxes of large text: reading the
     small ones there cost half a full-size scan). Raises ValueError (fixed message) for
-    anything but a 2-D uint8 array."""
+    anything but a 2-D uint8 array.
+
+    A small image (``_SMALL``, not a coarse view) is also scanned ``_SMALL_UP`` times enlarged
+    by pixel repetition (smallimg2: 8-10 px initials over MR_small's anatomy and grey 10-px text
+    over CT_small's soft tissue make no candidate at their own size, but do enlarged, as the
+    same text drawn on a 256-px frame does); the enlarged scan's identifying boxes, mapped back
+    (rounded outwards), are added to the image's own (one lying mostly inside a box found at the
+    image's own size grows that box instead), except those lying mostly inside a marker found
+    at the image's own size (the marker stays readable) and unread, unmatched ones without
+    glyph-shaped strokes at the image's own size (``_small_glyphs``: the text-free knee MRs of
+    the sample export read 2 characters at 3x). A faint candidate of the enlarged scan that
+    matched no hint (dropped at any size) counts too when its crop at the image's own size holds
+    a row of glyphs across a range of ``_SMALL_FAINT`` to ``_SMALL_CONTRAST`` (red team 8: grey
+    digits over CT_small's soft tissue, 131 of 255 over 91-115, that OCR reads as nothing; a
+    text-free CT of the sample export: a faint candidate over 30-231, not counted). Then an identifying box whose
+    line starts or ends within ``_SMALL_EDGE`` times its (padded) height of the image's side
+    reaches that side (a name drawn from the edge over dark air: its first glyphs, dark on dark, make no
+    stroke, yet a narrow window shows them)."""
     if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError("find_text needs a 2-D uint8 display image")
     if image.size == 0:
         return []
+    H, W = image.shape
+    out = _find_text(image, frame, hints, min_side)
+    if max(H, W) >= _SMALL or min_side or min(H, W) < _SMALL_MIN:
+        return out
+    f = _SMALL_UP
+    up = np.repeat(np.repeat(image, f, axis=0), f, axis=1)
+    markers = [(b.x0, b.y0, b.x1, b.y1) for b in out if b.kind == "marker"]
+    faint: list = []
+    found = [((b.x0, b.y0, b.x1, b.y1), b.kind, _SMALL_CONTRAST) for b in _find_text(up, frame, hints, 0, faint)
+             if b.kind != "marker"]
+    found += [(q, "other", _SMALL_FAINT) for q in faint]
+    for (x0, y0, x1, y1), kind, contrast in found:
+        box = (x0 // f, y0 // f, min(W, -(-x1 // f)), min(H, -(-y1 // f)))
+        if box[2] <= box[0] or box[3] <= box[1] or any(_inside(box, m) >= 0.5 for m in markers):
+            continue
+        crop = image[box[1]:box[3], box[0]:box[2]]
+        if kind == "other" and not _small_glyphs(crop, contrast):
+            continue
+        if contrast == _SMALL_FAINT and int(crop.max()) - int(crop.min()) >= _SMALL_CONTRAST:
+            continue
+        # mostly inside a box found at the image's own size: that box grows to cover it (read whole)
+        host = next((i for i, t in enumerate(out) if t.kind != "marker"
+                     and _inside(box, (t.x0, t.y0, t.x1, t.y1)) >= 0.5), None)
+        if host is None:
+            out.append(TextBox(frame, *box, kind))
+        else:
+            t = out[host]
+            out[host] = TextBox(frame, min(t.x0, box[0]), min(t.y0, box[1]), max(t.x1, box[2]), max(t.y1, box[3]),
+                                t.kind)
+    return [_to_edge(b, W, H, markers) for b in out]
+
+
+def _to_edge(b: TextBox, W: int, H: int, markers: list) -> TextBox:
+    """An identifying box of a small image grown to the image's side when its line starts or
+    ends within ``_SMALL_EDGE`` times its height of it and no marker lies between (find_text)."""
+    if b.kind == "marker":
+        return b
+    x0, y0, x1, y1 = b.x0, b.y0, b.x1, b.y1
+    level = x1 - x0 >= y1 - y0
+    reach = int(_SMALL_EDGE * max(1, min(x1 - x0, y1 - y0)))
+    lo, hi, n = (x0, x1, W) if level else (y0, y1, H)
+    clear = [m for m in markers if not _overlaps(m, (x0, y0, x1, y1))]
+
+    def free(a0, a1):        # no marker in the stretch a0..a1 along the line
+        return not any(_overlaps(m, (a0, y0, a1, y1) if level else (x0, a0, x1, a1)) for m in clear)
+
+    if 0 < lo <= reach and free(0, lo):
+        lo = 0
+    if hi < n and n - hi <= reach and free(hi, n):
+        hi = n
+    return TextBox(b.frame, lo, y0, hi, y1, b.kind) if level else TextBox(b.frame, x0, lo, x1, hi, b.kind)
+
+
+def _find_text(image: np.ndarray, frame: int, hints: Hints | None, min_side: int,
+               faint_out: list | None = None) -> list[TextBox]:
+    """find_text at the image's own size (find_text checks the image). With ``faint_out``, the
+    boxes of faint, text-like candidates that matched no hint and joined no label are added to it
+    (find_text's enlarged scan of a small image)."""
     work, s = _work(image)
     maps = _maps(work)
     H, W = image.shape
@@ -1588,6 +1670,8 @@ def find_text(image: np.ndarray, frame: int = 0, hints: Hints | None = None, min
             if text_like:
                 found.append([box, kind, confident, bright, "", False])
     _grow_labels(found, pending)
+    if faint_out is not None:
+        faint_out.extend(q[:4] for q in pending if q[4])
     seen = {id(f): f[0] for f in found}     # the boxes as found, before widening
     _widen_faint(found, W)
     # An unreadable echo of a confidently read line (the other polarity's top-hat picks up
