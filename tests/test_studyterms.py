@@ -315,3 +315,23 @@ def test_a_killed_run_resumes_with_the_pass_recomputed(world, tmp_path):
     assert tree_hashes(tmp_path / "killed", skip=(".vindr/",)) == tree_hashes(tmp_path / "whole", skip=(".vindr/",))
     for label in ("s1_lut", "s2_lut"):
         assert _leaks((tmp_path / "killed" / killed[label]["output"]).parent, NAMES) == [], label
+
+
+def test_a_peer_value_that_spells_a_pixel_description_term_does_not_fail_the_study(tmp_path):
+    """Found by the fuzz test after the merge: a damaged file whose person value swallowed
+    "MONOCHROME2" made that word a term of its whole study, and every other file failed as
+    "damaged header: an image pixel description attribute has an impossible value". The pixel
+    description judged plausible is never searched for people; the leak test above still holds."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _file(src, "named", S1, 1, OperatorsName="MONOCHROME2", ReferringPhysicianName="TRAN^VAN^BINH")
+    _file(src, "s1_lut", S1, 2, VOILUTSequence=_voi_lut(*OW))
+    out = tmp_path / "out"
+    _run(src, out, key_file_in(tmp_path))
+    rows = _rows(out)
+    assert {k: r["status"] for k, r in rows.items()} == {"named": "ok", "s1_lut": "ok"}
+    import pydicom
+
+    ds = pydicom.dcmread(out / rows["s1_lut"]["output"])
+    assert ds.PhotometricInterpretation == "MONOCHROME2"
+    assert _leaks(out, NAMES) == []

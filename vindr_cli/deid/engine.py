@@ -508,7 +508,12 @@ class _Walker:
         may stay (a lower-case CS may be normalised to its defined term); else it is removed,
         or dummied / emptied where the IOD makes it Type 1 / 2 (at its sequence path), and False."""
         verdict = policy.judge(elem, trusted_text=self._trusted_text(tag), top=depth == 0, siblings=ds)
-        if verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes:
+        # the pixel description (samples, photometric, frames, rows, columns, bits, sign) judged plausible
+        # is the pixels' geometry and encoding, not a person's: never searched for people, whose terms
+        # may hold any word (a damaged file of the study whose person values swallowed "MONOCHROME2":
+        # every other file of the study failed as damaged; the fuzz test)
+        if (verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes
+                and not (depth == 0 and tag in PIXEL_DESCRIPTION)):
             value = verdict.value if verdict.value is not None else elem.value
             if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
                 numbers, views = value_views(value, vr)
