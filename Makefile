@@ -10,7 +10,7 @@ demo:
 
 test:
 	scripts/setup.sh test baseline
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench:
 	scripts/setup.sh test baseline bench

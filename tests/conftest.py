@@ -27,6 +27,31 @@ from helpers import key_file_in  # noqa: E402
 settings.register_profile("vindr", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("vindr")
 
+# The terminal size the run was started with. Under pytest-xdist (`make test` runs two workers)
+# the controller's environment gains COLUMNS=80 and LINES=24 after this file is imported and
+# before the workers start, so each worker inherits them though the command had none; the CLI
+# subprocesses inherit them in turn and rich then wraps long paths in the printed summaries that
+# tests read. Captured here, at import, and handed to the workers with their input.
+_TERMINAL_ENV = {name: os.environ.get(name) for name in ("COLUMNS", "LINES")}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist: each worker gets the terminal size variables the run was started with."""
+    node.workerinput["vindr_terminal_env"] = _TERMINAL_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def terminal_env_as_started(request):
+    """Every test, serial or under xdist, sees the terminal size variables the run began with."""
+    started = getattr(request.config, "workerinput", {}).get("vindr_terminal_env", _TERMINAL_ENV)
+    for name, value in started.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_dicoms"
 CR = "1.2.840.10008.5.1.4.1.1.1"
