@@ -54,7 +54,7 @@ def tokens(text: str) -> set[str]:
     """Tokens of a text; a dotted token (a UID) also yields its prefixes at each dot, so
     an original UID with something appended is still found."""
     out = set(_TOKEN.findall(fold(text)))
-    if not text.isascii() and _lookalikes()[1].search(text):   # NGUYЕN with a Cyrillic Е: also as "nguyen"
+    if _has_lookalike(text):   # NGUYЕN with a Cyrillic Е: also as "nguyen"
         out.update(t for t in _TOKEN.findall(fold(lookalike(text))) if t.isascii())
     for t in [t for t in out if t.count(".") >= 3]:
         parts = t.split(".")
@@ -70,6 +70,15 @@ def _lookalikes() -> tuple[dict[int, str], re.Pattern]:
     data = tomllib.loads(schema_path("deid", "confusables.toml").read_text(encoding="utf-8"))
     table = {ord(k): v for k, v in data["letters"].items()}
     return table, re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]")
+
+
+def _has_lookalike(text: str) -> bool:
+    """``text`` holds a letter of :func:`_lookalikes`, as written or once NFKD made a mathematical
+    or fullwidth form its base letter (a mathematical Greek capital 𝚴 is Greek Ν then: review 11)."""
+    if text.isascii():
+        return False
+    pattern = _lookalikes()[1]
+    return bool(pattern.search(text) or pattern.search(unicodedata.normalize("NFKD", text)))
 
 
 def lookalike(text: str) -> str:
@@ -138,7 +147,7 @@ class TermSet:
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
-        if not value.isascii() and _lookalikes()[1].search(value):
+        if _has_lookalike(value):
             latin = lookalike(value)        # NGUYЕN^VАN^АN (Cyrillic Е, А) is NGUYEN^VAN^AN too
             if all(t.isascii() for t in _TOKEN.findall(fold(latin))):  # not a genuine Cyrillic/Greek word's part-skeleton
                 self.add(latin)
@@ -339,6 +348,7 @@ def _latin_folded(text: str) -> str:
     if latin.isascii():
         return latin.lower()
     table, pattern = _lookalikes()
+    latin = unicodedata.normalize("NFKD", latin)    # first: a mathematical Greek 𝚴 is Greek Ν, then N (review 11)
     if pattern.search(latin):       # only those letters (str.translate of the whole text: 13x slower on a LUT)
         latin = pattern.sub(lambda m: table[ord(m.group())], latin)
     for a, b in (("đ", "d"), ("Đ", "D"), ("ð", "d"), ("Ð", "D")):
