@@ -128,11 +128,7 @@ def _forms(text: str) -> set[bytes]:
     return {t.encode(enc).lower() for t in (text, text.replace(" ", "")) for enc in ("utf-8", "utf-16-le", "utf-16-be")}
 
 
-R2_OPEN = pytest.mark.xfail(strict=True, reason="R2: the first pass carries no places")
-
-
-@pytest.mark.parametrize("label", [pytest.param(k, marks=R2_OPEN) if k.startswith("study") else k
-                                   for k, (_, planted) in CASES.items() if planted])
+@pytest.mark.parametrize("label", [k for k, (_, planted) in CASES.items() if planted])
 def test_r1_r2_a_disguised_name_or_a_study_s_place_is_not_written(world, label):
     _, out, _, links = world
     kw, planted = CASES[label]
@@ -149,9 +145,28 @@ def test_r1_r2_a_disguised_name_or_a_study_s_place_is_not_written(world, label):
     assert not [f for f in _forms(planted) if f in data]
 
 
-@R2_OPEN
 def test_r2_the_outputs_pass_the_audit(world):
     from vindr_cli.deid.audit import audit
 
     _, out, linkage, _ = world
     assert audit(out, linkage, pixels=False).counts() == {}
+
+
+def test_r2_a_study_s_places_are_carried_and_stay_out_of_repr(world):
+    """The first pass's places reach the other files of the study (not the file alone in its
+    study and patient), and, PHI like Source.peers, are in no repr or equality."""
+    from dataclasses import replace
+
+    from vindr_cli.deid.studyterms import PeopleConfig, StudyPeople, people_of
+    from vindr_cli.runner.sources import Source
+
+    base = world[0]
+    srcs = {p.stem: Source(str(p), p.name, p.stat().st_size) for p in sorted((base / "export").iterdir())}
+    people = StudyPeople()
+    for s in srcs.values():
+        people.take(s, people_of(PeopleConfig(), s))
+    assert HOSPITAL in people.peer_places(srcs["study_lut_spells_hospital"])
+    assert people.peer_places(srcs["station_lisu"]) == ()
+    carried = list(people.items([srcs["study_lut_spells_hospital"]]))[0]
+    assert carried.peer_places and HOSPITAL not in repr(carried) and carried == srcs["study_lut_spells_hospital"]
+    assert "BENH" not in repr(replace(carried, peer_places=("BENH VIEN X",)))
