@@ -208,3 +208,16 @@ def test_r3_a_file_written_before_its_study_s_other_file_came_is_searched_again(
     written = (out / rows["lut.dcm"]["output"]).read_bytes()
     assert "TRANVANBINH".encode("utf-16-le") not in written
     assert audit(out, linkage, pixels=False).counts() == {}
+
+
+def test_r1_audit_finds_a_lisu_spelling_planted_in_an_output(world, tmp_path):
+    """The audit reads bytes with the same terms (deid.terms): the Lisu spelling is found there too."""
+    from helpers import audit_after_planting
+
+    _, out, linkage, links = world
+
+    def plant(ds):
+        ds.VOILUTSequence = _voi_lut("OW", f" {SPOOFS['lisu']} ".encode("utf-16-le"))
+
+    report = audit_after_planting(out, links, "station_lisu.dcm", plant, tmp_path, linkage=linkage)
+    assert report.counts().get("phi") == 1
