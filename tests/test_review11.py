@@ -7,7 +7,8 @@ R1 Look-alike coverage. schemas/deid/confusables.toml kept TR39's entries of the
    capitals: such a spelling of the patient's name, in a kept text element or a kept LUT's
    UTF-16 bytes, was written. And the skeleton was taken only when the raw text held a listed
    letter: Greek letters in their mathematical forms (𝚴, 𝚬: NFKD makes them Greek, not Latin)
-   were never compared.
+   were never compared. A name of a genuine Cyrillic word and a spoofed Latin one (ИВАНОВ^NАТАLIА)
+   gave no Latin term at all (the skeleton was all or nothing), so NATALIA in a LUT was written.
 R2 The first pass (deid.studyterms) carries a file's study's people, not its places: the
    hospital named in file A of a study and spelled in file B's kept LUT (B without an
    InstitutionName) was written into B, and `vindr audit` (which seeks every linkage row's
@@ -70,6 +71,14 @@ def test_r1_cherokee_look_alikes():
     assert _in_text(_terms("YGYE^THI"), SPOOFS["cherokee"] + " THI")
 
 
+def test_r1_a_spoofed_word_beside_a_genuine_one_is_also_its_latin_word():
+    ts = _terms("ИВАНОВ^N\u0410T\u0410LI\u0410")
+    assert _in_text(ts, "NATALIA") and _in_text(ts, "ИВАНОВ")
+    assert _in_bytes(ts, " NATALIA ".encode("utf-16-le"))
+    genuine = _terms("Иванов^Наталья")          # no word of it is all look-alikes: no Latin term
+    assert all(not t.isascii() for t in genuine.single)
+
+
 def test_r1_real_words_of_those_scripts_are_not_made_latin_terms():
     """A genuine Armenian or Cherokee word is compared as written; only an all-look-alike one
     is also a Latin skeleton (TermSet.add's rule, unchanged)."""
@@ -102,6 +111,8 @@ CASES = {   # label: (_file's keywords, the planted text that must not be writte
     "station_lisu": (dict(station=SPOOFS["lisu"]), SPOOFS["lisu"]),
     "lut_utf16_lisu": (dict(lut=("OW", f" {SPOOFS['lisu']} ".encode("utf-16-le"))), SPOOFS["lisu"]),
     "lut_utf8_math_greek": (dict(lut=("OW", f" {SPOOFS['math_greek']} ".encode("utf-8"))), SPOOFS["math_greek"]),
+    # R1: a name of a genuine Cyrillic word and a spoofed Latin one (Cyrillic А in NАТАLIА), the Latin one in a LUT
+    "mixed_script_name": (dict(name="ИВАНОВ^N\u0410T\u0410LI\u0410", lut=("OW", " NATALIA ".encode("utf-16-le"))), "NATALIA"),
     # R2: two files of one study; the first names the hospital, the second spells it in its LUT
     "study_names_hospital": (dict(study=STUDY, institution=HOSPITAL), None),
     "study_lut_spells_hospital": (dict(study=STUDY, lut=("OW", f" {HOSPITAL} ".encode("utf-16-le"))), HOSPITAL),

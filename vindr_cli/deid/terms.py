@@ -81,6 +81,12 @@ def _has_lookalike(text: str) -> bool:
     return bool(pattern.search(text) or pattern.search(unicodedata.normalize("NFKD", text)))
 
 
+def _latin_word(word: str) -> str:
+    """``word``'s Latin skeleton (:func:`lookalike`) when every letter of it becomes Latin, else ``word``."""
+    latin = lookalike(word)
+    return latin if all(t.isascii() for t in _TOKEN.findall(fold(latin))) else word
+
+
 def lookalike(text: str) -> str:
     """``text`` (NFKD: fullwidth and mathematical letters as plain ones) with every letter of
     another script that looks like a Latin letter replaced by it (Cyrillic Е, Greek Ε -> E):
@@ -151,6 +157,10 @@ class TermSet:
             latin = lookalike(value)        # NGUYЕN^VАN^АN (Cyrillic Е, А) is NGUYEN^VAN^AN too
             if all(t.isascii() for t in _TOKEN.findall(fold(latin))):  # not a genuine Cyrillic/Greek word's part-skeleton
                 self.add(latin)
+            else:       # a genuine word beside spoofed ones (Иванов^NАТАLIА): the spoofed words as Latin (review 11)
+                partly = _TOKEN.sub(lambda m: _latin_word(m.group()), value)
+                if partly != value:
+                    self.add(partly)
         groups = [g for g in value.split("=") if g.strip()] if "=" in value else []
         if len(groups) > 1:     # a person name's alphabetic, ideographic and phonetic groups: each on its own (red team 8)
             for g in groups:
