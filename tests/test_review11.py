@@ -13,11 +13,11 @@ R2 The first pass (deid.studyterms) carries a file's study's people, not its pla
    hospital named in file A of a study and spelled in file B's kept LUT (B without an
    InstitutionName) was written into B, and `vindr audit` (which seeks every linkage row's
    values in every output) then failed the tree.
-R3 (left, strict xfail) A study that grows between runs: a file anonymized before another file of
-   its study reached INPUT is skipped by the re-run (is_done), so a name only the new file's
-   header holds stays in the done file's LUT; `vindr audit` finds it. A fix needs each row to
-   record a keyed digest of the peers it was written with, and the first pass to run before
-   is_done (even when nothing else is to do).
+R3 A study that grows between runs: a file anonymized before another file of its study reached
+   INPUT was skipped by the re-run (is_done), so a name only the new file's header holds stayed
+   in the done file's LUT; `vindr audit` found it. Each manifest row now records a keyed digest
+   of the peers it was sought for (peers_digest), the first pass runs before is_done, and an
+   output whose peers changed is redone.
 """
 from __future__ import annotations
 
@@ -190,7 +190,6 @@ def test_r2_a_study_s_places_are_carried_and_stay_out_of_repr(world):
 
 # ------------------------------------------------------------------ R3: a study that grows between runs
 
-@pytest.mark.xfail(strict=True, reason="R3 left (report): is_done does not know the peers a done file was written with")
 def test_r3_a_file_written_before_its_study_s_other_file_came_is_searched_again(tmp_path):
     """INPUT gains a file of a study already anonymized (the export's second day), and the same
     command runs again: the new file names the referring physician that a done file of its
@@ -209,11 +208,12 @@ def test_r3_a_file_written_before_its_study_s_other_file_came_is_searched_again(
     def run():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            anonymize(src, out, key_path=key, profile=load_profile(), workers=1, linkage=linkage)
+            return anonymize(src, out, key_path=key, profile=load_profile(), workers=1, linkage=linkage)
 
     run()
     _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")      # the same study and patient
-    run()
+    assert run().resumed == 0           # both done files are sought for the new name: redone
+    assert run().resumed == 3           # and then a re-run is a resume again
     rows = {Path(r["input_path"]).name: r for r in pq.read_table(linkage).to_pylist()}
     assert all(r["status"] == "ok" for r in rows.values())
     written = (out / rows["lut.dcm"]["output"]).read_bytes()
