@@ -219,6 +219,10 @@ def test_r3_a_file_written_before_its_study_s_other_file_came_is_searched_again(
     written = (out / rows["lut.dcm"]["output"]).read_bytes()
     assert "TRANVANBINH".encode("utf-16-le") not in written
     assert audit(out, linkage, pixels=False).counts() == {}
+    # the file that named him leaves INPUT: the clean output is kept, not written again without his name
+    (src / "named.dcm").unlink()
+    assert run().resumed == 2
+    assert (out / rows["lut.dcm"]["output"]).read_bytes() == written
 
 
 def test_r1_audit_finds_a_lisu_spelling_planted_in_an_output(world, tmp_path):

@@ -21,9 +21,10 @@ and a patient known only by an empty study ("study:") not at all.
 The values are PHI: they live in the driver's memory for the run and travel only inside the
 task's arguments (with ``--executor dask``, over the connection Dask's TLS protects, as the
 rows coming back do); they are never journaled, written under OUTPUT, logged or put in a file
-name, and a resumed run computes them again. Only a keyed hash of each file's peers is stored
-(the manifest's ``peers_digest``, review 11): a re-run redoes an output whose study or patient has
-since gained a file that names someone else (before, is_done kept it as it was written).
+name, and a resumed run computes them again. Only a keyed hash of each is stored (the
+manifest's ``peers_digest``, review 11): a re-run redoes an output whose study or patient has
+since gained a file that names someone it was not sought for (before, is_done kept it as it
+was written); one whose group lost a file stays as it is.
 """
 from __future__ import annotations
 
