@@ -140,6 +140,8 @@ class AnonymizeStage(Stage):
         self.review_rewritten = 0
         self.study_terms = True          # the first pass (deid.studyterms); off only for a library caller's measurement
         self.people: studyterms.StudyPeople | None = None     # its gathering (PHI, this run's memory only)
+        self._by_key: dict[str, Source] | None = None          # input key -> source (is_done's peers check)
+        self._digests: dict[tuple, str] = {}                   # (peers, places) -> peers_digest
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -228,15 +230,46 @@ class AnonymizeStage(Stage):
     def items(self, todo):
         return todo if self.people is None else self.people.items(todo)
 
+    def peers_digest(self, src: Source) -> str | None:
+        """What the first pass gives ``src`` to seek (its study's and patient's people and
+        places), each value as a keyed hash (12 hex digits), sorted, space-separated: recorded in
+        its manifest row; None when nothing (review 11)."""
+        if self.people is None:
+            return None
+        peers, places = self.people.peers(src), self.people.peer_places(src)
+        if not peers and not places:
+            return None
+        got = self._digests.get((peers, places))      # the same tuples for every file of a group
+        if got is None:
+            got = self._digests[(peers, places)] = " ".join(sorted(
+                {self.subs.hexid("study-peer", f"{kind}:{v}", 12) for kind, values in (("p", peers), ("l", places))
+                 for v in values}))
+        return got
+
     def is_done(self, run: Run, key: str) -> bool:
         if not super().is_done(run, key):
             return False
-        return all(r.get("status") != "ok" or r.get("image_id") not in self.review_want
+        if not all(r.get("status") != "ok" or r.get("image_id") not in self.review_want
                    or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
+                   for r in run.done["manifest"][key]):
+            return False
+        if self.people is None:
+            return True
+        # review 11: an output written before its study or patient gained a file naming someone
+        # it spells was kept by the re-run; the first pass now gives it other values: redo it
+        if self._by_key is None:
+            self._by_key = {run.keys[s.rel]: s for s in run.sources}
+        src = self._by_key.get(key)
+        want = set(((self.peers_digest(src) if src is not None else None) or "").split())
+        # only a value it was not sought for: a file gone from INPUT must not make a clean output
+        # written again without the values that file gave it
+        return all(r.get("status") != "ok" or want <= set((r.get("peers_digest") or "").split())
                    for r in run.done["manifest"][key])
 
     def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
         row, link = res["manifest"], res["linkage"]
+        if row.get("status") == "ok":
+            row["peers_digest"] = self.peers_digest(src)
         out = []
         if res["tmp"]:
             loser = self._place(run, row, res["tmp"])
@@ -421,7 +454,8 @@ def anonymize(
     try:
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
-        stage.people = None                  # the first pass's values (PHI) go with the run
+        stage.people = stage._by_key = None  # the first pass's values (PHI) go with the run
+        stage._digests = {}
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,

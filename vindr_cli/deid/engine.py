@@ -749,12 +749,14 @@ def read_marks(ds: Dataset) -> dict[str, str]:
 
 
 def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_fingerprint: str | None = None,
-               patient_match: str = DEFAULT_PATIENT_MATCH, peers: tuple[str, ...] = ()) -> Outcome:
+               patient_match: str = DEFAULT_PATIENT_MATCH, peers: tuple[str, ...] = (),
+               peer_places: tuple[str, ...] = ()) -> Outcome:
     """De-identify ``ds`` in place (header only; pixel data is not touched here).
     ``settings_fingerprint``: recorded in DeidentificationMethod with the key's and profile's.
     ``patient_match``: how files are grouped into patients (``deid.identity``). ``peers``: the
     person values (:func:`person_values`) of the other files of its study and patient
-    (deid.studyterms), sought in its kept values as its own people are, with the same action."""
+    (deid.studyterms), sought in its kept values as its own people are, with the same action;
+    ``peer_places``: their places (InstitutionName...), sought as its own places are (review 11)."""
     transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
     sop_class = _text(ds, "SOPClassUID") or None
     key = patient_key(ds, patient_match)
@@ -785,7 +787,7 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     # the institution's name, address and department, wherever they are (Annex E removes them; the
     # audit searches their original values everywhere): a kept table or profile spelling them was
     # written and failed the audit (review 10; in a sequence item or the department: issue 13)
-    walker.places = build_terms(places, include_dates=False)
+    walker.places = build_terms(places + [v for v in peer_places if isinstance(v, str)], include_dates=False)
     walker.walk(ds, 0)
     if "SOPInstanceUID" not in ds:
         raise EngineError("the profile removed SOPInstanceUID; an output needs one")

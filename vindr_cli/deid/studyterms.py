@@ -21,7 +21,10 @@ and a patient known only by an empty study ("study:") not at all.
 The values are PHI: they live in the driver's memory for the run and travel only inside the
 task's arguments (with ``--executor dask``, over the connection Dask's TLS protects, as the
 rows coming back do); they are never journaled, written under OUTPUT, logged or put in a file
-name, and a resumed run computes them again (nothing of the pass is stored).
+name, and a resumed run computes them again. Only a keyed hash of each is stored (the
+manifest's ``peers_digest``, review 11): a re-run redoes an output whose study or patient has
+since gained a file that names someone it was not sought for (before, is_done kept it as it
+was written); one whose group lost a file stays as it is.
 """
 from __future__ import annotations
 
@@ -50,9 +53,10 @@ def setup(cfg: PeopleConfig) -> PeopleConfig:
     return cfg
 
 
-def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]] | None:
-    """(StudyInstanceUID, patient key, the file's person values) from the header up to the
-    Pixel Data; None for anything unreadable (the main pass gives such a file its row)."""
+def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...], tuple[str, ...]] | None:
+    """(StudyInstanceUID, patient key, the file's person values, its places: InstitutionName and
+    the other ``engine.PLACE_KEYWORDS`` at any depth) from the header up to the Pixel Data; None
+    for anything unreadable (the main pass gives such a file its row)."""
     if src.missing_reason:
         return None
     from vindr_cli.deid.engine import person_values
@@ -62,9 +66,10 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
     try:
         with src.open() as f:
             ds = read_header(f, src.size, cfg.max_inflate, structure=False).ds
-            values = tuple(dict.fromkeys(person_values(ds)))
+            places: list[str] = []      # review 11: file A's hospital spelled in file B's LUT was written
+            values = tuple(dict.fromkeys(person_values(ds, places=places)))
             study = str(ds.get("StudyInstanceUID", "") or "").strip()
-            return study, patient_key(ds, cfg.patient_match), values
+            return study, patient_key(ds, cfg.patient_match), values, tuple(dict.fromkeys(places))
     except Exception:        # not DICOM, damaged, a zip member that cannot be read: not this pass's to say
         return None
 
@@ -78,15 +83,18 @@ class StudyPeople:
     studies: dict[str, set[str]] = field(default_factory=dict)
     patients: dict[str, set[str]] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)             # group -> files in it
+    places: dict[str, set[str]] = field(default_factory=dict)       # group -> its files' places
     group: dict[str, tuple[str, str]] = field(default_factory=dict)  # Source.rel -> (study group, patient group)
     _made: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _made_places: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
     _shared: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, repr=False)
     _strings: dict[str, str] = field(default_factory=dict, repr=False)
 
     def take(self, src: Source, result: Any) -> None:
-        if not isinstance(result, tuple) or len(result) != 3:
+        if not isinstance(result, tuple) or len(result) not in (3, 4):
             return                      # unreadable, or ItemFailed: the main pass decides its row
-        study, patient, values = result
+        study, patient, values, *rest = result
+        places = [self._strings.setdefault(v, v) for v in (rest[0] if rest else ())]
         s = "s:" + study if study else ""
         p = "p:" + patient if patient and patient != "study:" else ""
         pair = (s, p)
@@ -96,6 +104,8 @@ class StudyPeople:
             if g:
                 where.setdefault(g, set()).update(values)
                 self.files[g] = self.files.get(g, 0) + 1
+                if places:
+                    self.places.setdefault(g, set()).update(places)
 
     def peers(self, src: Source) -> tuple[str, ...]:
         """The person values of ``src``'s study and patient, its own among them (the engine
@@ -108,8 +118,19 @@ class StudyPeople:
             got = self._made[(s, p)] = tuple(sorted(self.studies.get(s, set()) | self.patients.get(p, set())))
         return got
 
+    def peer_places(self, src: Source) -> tuple[str, ...]:
+        """The places (InstitutionName...) of ``src``'s study and patient, as :meth:`peers`."""
+        s, p = self.group.get(src.rel, ("", ""))
+        if self.files.get(s, 0) < 2 and self.files.get(p, 0) < 2:
+            return ()
+        got = self._made_places.get((s, p))
+        if got is None:
+            got = self._made_places[(s, p)] = tuple(sorted(self.places.get(s, set()) | self.places.get(p, set())))
+        return got
+
     def items(self, todo: Iterable[Source]) -> Iterator[Source]:
-        """``todo``, each source carrying its peers (made one at a time, as the executor takes them)."""
+        """``todo``, each source carrying its peers and their places (made one at a time, as the
+        executor takes them)."""
         for src in todo:
-            peers = self.peers(src)
-            yield replace(src, peers=peers) if peers else src
+            peers, places = self.peers(src), self.peer_places(src)
+            yield replace(src, peers=peers, peer_places=places) if peers or places else src

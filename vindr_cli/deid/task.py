@@ -135,7 +135,8 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 row.update(status="quarantined", reason=TEXT_FOUND)
                 return _finish(result)
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
-                             patient_match=ctx.cfg.patient_match, peers=src.peers)
+                             patient_match=ctx.cfg.patient_match, peers=src.peers,
+                             peer_places=src.peer_places)
             drawn = (ctx.cfg.review or {}).get(out.ids["image_id"])
             if drawn:                                       # boxes a person drew in vindr review
                 pixels = _review(ds, f, header, pixels, drawn, row, tmp_path)

@@ -54,7 +54,7 @@ def tokens(text: str) -> set[str]:
     """Tokens of a text; a dotted token (a UID) also yields its prefixes at each dot, so
     an original UID with something appended is still found."""
     out = set(_TOKEN.findall(fold(text)))
-    if not text.isascii() and _lookalikes()[1].search(text):   # NGUYЕN with a Cyrillic Е: also as "nguyen"
+    if _has_lookalike(text):   # NGUYЕN with a Cyrillic Е: also as "nguyen"
         out.update(t for t in _TOKEN.findall(fold(lookalike(text))) if t.isascii())
     for t in [t for t in out if t.count(".") >= 3]:
         parts = t.split(".")
@@ -69,7 +69,33 @@ def _lookalikes() -> tuple[dict[int, str], re.Pattern]:
     TR39's confusables, its source recorded there)."""
     data = tomllib.loads(schema_path("deid", "confusables.toml").read_text(encoding="utf-8"))
     table = {ord(k): v for k, v in data["letters"].items()}
+    # review 11: the letterlike forms of the Basic Multilingual Plane whose compatibility form
+    # (NFKD) is a listed letter, listed as it (found by the search of the raw text)
+    for c in range(0x1D00, 0x2150):
+        base = unicodedata.normalize("NFKD", chr(c))
+        if c not in table and len(base) == 1 and ord(base) in table:
+            table[c] = table[ord(base)]
     return table, re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(table)) + "]")
+
+
+def _has_lookalike(text: str) -> bool:
+    """``text`` holds a letter of :func:`_lookalikes` (a mathematical Greek 𝚴 among them: review 11)."""
+    if text.isascii():
+        return False
+    if _lookalikes()[1].search(text):
+        return True
+    # a mathematical Greek letter (𝚴 is Greek Ν once NFKD made it so): normalized only then, as a
+    # character class of letters beyond the BMP is searched item by item (2-4x the cost of a LUT's search)
+    return max(text) >= _MATH_GREEK and bool(_lookalikes()[1].search(unicodedata.normalize("NFKD", text)))
+
+
+_MATH_GREEK = "\U0001D6A8"      # MATHEMATICAL BOLD CAPITAL ALPHA, the first mathematical Greek letter
+
+
+def _latin_word(word: str) -> str:
+    """``word``'s Latin skeleton (:func:`lookalike`) when every letter of it becomes Latin, else ``word``."""
+    latin = lookalike(word)
+    return latin if all(t.isascii() for t in _TOKEN.findall(fold(latin))) else word
 
 
 def lookalike(text: str) -> str:
@@ -138,10 +164,14 @@ class TermSet:
     def add(self, value: str) -> None:
         if is_placeholder(value):
             return
-        if not value.isascii() and _lookalikes()[1].search(value):
+        if _has_lookalike(value):
             latin = lookalike(value)        # NGUYЕN^VАN^АN (Cyrillic Е, А) is NGUYEN^VAN^AN too
             if all(t.isascii() for t in _TOKEN.findall(fold(latin))):  # not a genuine Cyrillic/Greek word's part-skeleton
                 self.add(latin)
+            else:       # a genuine word beside spoofed ones (Иванов^NАТАLIА): the spoofed words as Latin (review 11)
+                partly = _TOKEN.sub(lambda m: _latin_word(m.group()), value)
+                if partly != value:
+                    self.add(partly)
         groups = [g for g in value.split("=") if g.strip()] if "=" in value else []
         if len(groups) > 1:     # a person name's alphabetic, ideographic and phonetic groups: each on its own (red team 8)
             for g in groups:
@@ -339,6 +369,8 @@ def _latin_folded(text: str) -> str:
     if latin.isascii():
         return latin.lower()
     table, pattern = _lookalikes()
+    if max(latin) >= _MATH_GREEK:   # a mathematical Greek 𝚴 as Greek Ν, then N (review 11)
+        latin = unicodedata.normalize("NFKD", latin)
     if pattern.search(latin):       # only those letters (str.translate of the whole text: 13x slower on a LUT)
         latin = pattern.sub(lambda m: table[ord(m.group())], latin)
     for a, b in (("đ", "d"), ("Đ", "D"), ("ð", "d"), ("Ð", "D")):

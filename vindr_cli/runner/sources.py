@@ -20,6 +20,7 @@ class Source:
     # person values of its study's other files: may be PHI, so in memory and task arguments only,
     # never in repr (a traceback, a log line), equality or hash
     peers: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    peer_places: tuple[str, ...] = field(default=(), repr=False, compare=False)   # ... and their places (review 11)
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:

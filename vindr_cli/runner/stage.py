@@ -166,8 +166,9 @@ class Stage:
             ctx = self._driver_ctx = self.setup(self.config())
         return self.task(ctx, replace(src, missing_reason=reason))
 
-    def survey(self, run: Run, todo: Sequence[Source]) -> Survey | None:
-        """A first pass to run over the inputs before ``todo`` is worked on (None: none)."""
+    def survey(self, run: Run, sources: Sequence[Source]) -> Survey | None:
+        """A first pass to run over the inputs before the work (None: none); run before
+        :meth:`is_done` is asked, so that what it finds may make a done input's output stale."""
         return None
 
     def items(self, todo: Sequence[Source]) -> Iterable[Source]:
@@ -377,12 +378,15 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     for name, prev in previous.items():
         run.done[name] = prev
     stage.begin(run)                         # before `todo`: a stage may drop previous rows it cannot keep
+    # the first pass before `todo` (review 11): what it finds may make a done input's output stale
+    # (its study gained a file naming someone its output spells), which is_done then says
+    survey = stage.survey(run, sources) if sources else None
+    if survey is not None:
+        _survey(executor.sized(workers, len(sources)) if executor is not None
+                else make_executor(workers, len(sources)), survey, console)
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
-    survey = stage.survey(run, todo) if todo else None
-    if survey is not None:
-        _survey(executor, survey, console)
     start = time.monotonic()
     results = executor.run(stage.task, stage.items(todo), setup=stage.setup, config=stage.config())
     try:
