@@ -27,6 +27,7 @@ from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, _placeholders, build_terms,
                                   decode_all, fold, tokens, value_text, value_views)
+from vindr_cli.dicomio import provenance
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
 from vindr_cli.errors import InternalError
@@ -676,7 +677,7 @@ class _Walker:
         self.counts["D:substitute"] += 1
 
 
-KEY_MARK = "vindr key fingerprint "          # + Substitutes.fingerprint() (a keyed hash, never the key)
+KEY_MARK = provenance.KEY_MARK          # "vindr key fingerprint " + Substitutes.fingerprint() (a keyed hash, never the key)
 PROFILE_MARK = "vindr profile fingerprint "  # + Profile.fingerprint()
 SETTINGS_MARK = "vindr settings fingerprint "  # + deid.batch.settings_fingerprint (INPUT, UID root, layout, burned-in)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 TAGS = ["PatientIdentityRemoved", "PatientID", "SOPInstanceUID", "DeidentificationMethod"]
-KEY_MARK = "vindr key fingerprint "     # deid.engine.KEY_MARK (a stage's mark, read here as data)
+KEY_MARK = "vindr key fingerprint "     # the anonymizer writes it (deid.engine.KEY_MARK is this one), read here as data
 
 
 def _vindr_marked(ds) -> bool:
