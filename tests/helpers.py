@@ -264,3 +264,25 @@ def anonymize_rows(tmp_path, out, burned_in: str) -> list[dict]:
     anonymize(tmp_path / "export", out, key_path=key_file_in(tmp_path), profile=load_profile("basic"), workers=1,
               burned_in=burned_in, linkage=tmp_path / "link.parquet")
     return pq.read_table(out / "manifest.parquet").to_pylist()
+
+
+def anonymize_export(base, options=frozenset()):
+    """``deid.batch.anonymize`` of ``base/export`` into ``base/anon`` in this process (one
+    worker, the basic profile with Annex E ``options``, a new key and ``base/anon.linkage.parquet``,
+    pydicom's warnings silenced), every input asserted ``ok``: ``(base, out, linkage, links)``,
+    ``links`` the linkage rows by input file name."""
+    import warnings
+
+    import pyarrow.parquet as pq
+
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    out, linkage = base / "anon", base / "anon.linkage.parquet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        anonymize(base / "export", out, key_path=key_file_in(base), profile=load_profile(options=set(options)),
+                  workers=1, linkage=linkage)
+    links = {Path(r["input_path"]).name: r for r in pq.read_table(linkage).to_pylist()}
+    assert all(r["status"] == "ok" for r in links.values()), [(k, r["status"]) for k, r in links.items()]
+    return base, out, linkage, links

@@ -31,13 +31,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from helpers import audit_after_planting, key_file_in, save
+from helpers import anonymize_export, audit_after_planting, save
 from test_redteam8 import _voi_lut
 from test_safe_default import real
 from vindr_cli.deid.terms import TermSet, tokens, value_views
@@ -240,22 +239,11 @@ def _forms(text: str) -> set[bytes]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from vindr_cli.deid.batch import anonymize
-    from vindr_cli.deid.profile import load_profile
-
     base = tmp_path_factory.mktemp("lookalike")
     src = base / "export"
     for i, (label, (kw, _)) in enumerate(CASES.items()):
         _file(src / f"{label}.dcm", 200 + i, **kw)
-    key = key_file_in(base)
-    out, linkage = base / "anon", base / "anon.linkage.parquet"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        anonymize(src, out, key_path=key, profile=load_profile(options={"retain_device_identity"}), workers=1,
-                  linkage=linkage)
-    links = {Path(r["input_path"]).name: r for r in pq.read_table(linkage).to_pylist()}
-    assert all(r["status"] == "ok" for r in links.values()), [(k, r["status"]) for k, r in links.items()]
-    return base, out, linkage, links
+    return anonymize_export(base, {"retain_device_identity"})
 
 
 def _output(world, label: str) -> pydicom.Dataset:
