@@ -298,14 +298,25 @@ def _survey(executor: Executor, survey: Survey, console: Console | None) -> None
     :data:`SURVEY_HERE` inputs) with its own progress bar (results to ``survey.take``)."""
     if isinstance(executor, ProcessExecutor) and len(survey.sources) <= SURVEY_HERE:
         executor = InProcessExecutor()
+    start = time.monotonic()
     results = executor.run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
+    stream = _with_progress(results, console, survey.label, len(survey.sources), start)
+    try:
+        for src, result in stream:
+            survey.take(src, result)
+    finally:
+        stream.close()
+
+
+def _with_progress(results, console: Console | None, label: str, total: int, start: float):
+    """``results`` (an executor's ``(source, result)`` stream) under a progress bar named
+    ``label`` whose rate counts from ``start``; the stream closed however the loop ends (an
+    error, Ctrl-C: the executor drops what has not started)."""
     try:
         with progress_bar(console) as progress:
-            bar = progress.add_task(survey.label, total=len(survey.sources), rate="")
-            done, start = 0, time.monotonic()
-            for src, result in results:
-                survey.take(src, result)
-                done += 1
+            bar = progress.add_task(label, total=total, rate="")
+            for done, item in enumerate(results, 1):
+                yield item
                 progress.update(bar, completed=done,
                                 rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")
     finally:
@@ -389,22 +400,15 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
     start = time.monotonic()
     results = executor.run(stage.task, stage.items(todo), setup=stage.setup, config=stage.config())
+    stream = _with_progress(results, console, stage.name, len(todo), start)
     try:
-        with progress_bar(console) as progress:
-            bar = progress.add_task(stage.name, total=len(todo), rate="")
-            done = 0
-            for src, result in results:
-                if isinstance(result, ItemFailed):      # e.g. its worker died: the stage's failed row(s)
-                    result = stage.failed(src, result.reason)
-                for key, rows in stage.place(run, src, result):
-                    run.record(key, rows)
-                done += 1
-                progress.update(bar, completed=done,
-                                rate=f"{done / max(time.monotonic() - start, 1e-6):.1f} files/s")
+        for src, result in stream:
+            if isinstance(result, ItemFailed):      # e.g. its worker died: the stage's failed row(s)
+                result = stage.failed(src, result.reason)
+            for key, rows in stage.place(run, src, result):
+                run.record(key, rows)
     finally:
-        close = getattr(results, "close", None)
-        if close is not None:    # an early end (error, Ctrl-C): the executor drops what has not started
-            close()
+        stream.close()                       # the bar ended and the results closed before the states
         for s in states.values():
             s.close()
     for t in tables:                         # the same order as the journals
