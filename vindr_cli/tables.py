@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 from array import array
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 from functools import cache
 from pathlib import Path
 
@@ -177,6 +179,28 @@ def write_rows(rows: Iterable[dict], name: str, path: Path, mode: int = 0o644, *
     return n
 
 
+def arrow_file(f: BinaryIO) -> "pa.NativeFile":
+    """The open binary file ``f`` as an Arrow-native file for pyarrow's readers, open on its
+    own (the caller closes both; ``f`` may be closed first): the same file opened once more
+    through ``/proc/self/fd`` (``/dev/fd`` elsewhere), so a table renamed over meanwhile is
+    still read whole from the file ``f`` is; no path is looked up again.
+
+    Not ``f`` itself: pyarrow wraps a Python file in a PythonFile whose reads return buffers
+    owned by Python objects, and its Parquet reader reads ahead on Arrow's I/O threads
+    (``pre_buffer``). Such a thread sometimes drops the last reference to one of those
+    buffers just after the read has returned; when the interpreter is exiting by then, its
+    request for the GIL ends the thread with ``pthread_exit``, which aborts the process
+    (`terminate called without an active exception`, exit 134, apache/arrow#34314; the cores
+    of such runs: bench/README "exitcrash"). An OSFile's buffers are Arrow's own: freeing
+    them needs no GIL. Without either folder: a PythonFile over a duplicate of ``f``'s
+    descriptor, as pyarrow would make."""
+    fd = f.fileno()
+    for base in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(base):
+            return pa.OSFile(f"{base}/{fd}", "r")
+    return pa.PythonFile(os.fdopen(os.dup(fd), "rb"), "r")  # pragma: no cover - no /dev/fd
+
+
 class WrittenRows:
     """The rows of a written table, read back batch by batch each time it is iterated (never
     all at once); ``len`` is the row count the file records."""
@@ -186,13 +210,13 @@ class WrittenRows:
         self.batch_rows = batch_rows or BATCH_ROWS
 
     def __iter__(self) -> Iterator[dict]:
-        with open(self.path, "rb") as f:
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_rows):
+        with open(self.path, "rb") as f, arrow_file(f) as af:
+            for batch in pq.ParquetFile(af).iter_batches(batch_size=self.batch_rows):
                 yield from batch.to_pylist()
 
     def __len__(self) -> int:
-        with open(self.path, "rb") as f:
-            return pq.ParquetFile(f).metadata.num_rows
+        with open(self.path, "rb") as f, arrow_file(f) as af:
+            return pq.ParquetFile(af).metadata.num_rows
 
 
 def read_rows(path: Path, columns: Iterable[str] | None = None) -> list[dict]:
@@ -202,8 +226,8 @@ def read_rows(path: Path, columns: Iterable[str] | None = None) -> list[dict]:
     ``columns``: only those of them the table has (:func:`iter_rows`)."""
     if columns is not None:
         return list(iter_rows(path, columns))
-    with open(path, "rb") as f:
-        return pq.ParquetFile(f).read().to_pylist()   # not pq.read_table: it imports pyarrow.dataset and pandas (0.25 s)
+    with open(path, "rb") as f, arrow_file(f) as af:
+        return pq.ParquetFile(af).read().to_pylist()   # not pq.read_table: it imports pyarrow.dataset and pandas (0.25 s)
 
 
 def iter_rows(path: Path, columns: Iterable[str] | None = None, batch_rows: int | None = None) -> Iterator[dict]:
@@ -212,8 +236,8 @@ def iter_rows(path: Path, columns: Iterable[str] | None = None, batch_rows: int 
     held whole, neither as Arrow data nor as dicts. ``columns``: only those of them the table
     has, in the table's order (a column it lacks is absent from the rows, as in a table
     written without it); None: every column."""
-    with open(path, "rb") as f:
-        pf = pq.ParquetFile(f)
+    with open(path, "rb") as f, arrow_file(f) as af:
+        pf = pq.ParquetFile(af)
         names = pf.schema_arrow.names
         wanted = None if columns is None else set(columns)     # once: ``columns`` may be a generator
         cols = names if wanted is None else [c for c in names if c in wanted]

@@ -789,10 +789,16 @@ def parquet_words(raw: bytes) -> bytes | None:
     import pyarrow.parquet as pq
 
     try:
-        meta_data = pq.read_metadata(pa.BufferReader(raw))
+        # read from a copy in Arrow's own memory, not from ``raw``: a slice of a buffer over a
+        # Python object, freed on one of Arrow's threads as the interpreter exits, aborts the
+        # process (tables.arrow_file)
+        sink = pa.BufferOutputStream()
+        sink.write(raw)
+        data = sink.getvalue()
+        meta_data = pq.read_metadata(pa.BufferReader(data))
         if sum(meta_data.row_group(i).total_byte_size for i in range(meta_data.num_row_groups)) > _PARQUET_MAX:
             return None      # a table that would inflate beyond 1 GiB is not read (a bomb): bytes searched
-        table = pq.read_table(pa.BufferReader(raw))
+        table = pq.read_table(pa.BufferReader(data))
     except Exception:        # pyarrow's errors for a damaged or hostile file vary by version
         return None
     meta = table.schema.metadata or {}

@@ -85,6 +85,8 @@ def read_table(path: Path) -> list[dict]:
     a one-line :class:`ReviewBoxError` naming its seq (or its position when seq is bad)."""
     import pyarrow.parquet as pq
 
+    from vindr_cli.tables import arrow_file
+
     try:
         # never wait on a FIFO swapped in after locate()'s lstat, never follow a link there:
         # open without blocking, then only a regular file is read
@@ -94,13 +96,14 @@ def read_table(path: Path) -> list[dict]:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ReviewBoxError("the review table is not a regular file")
-        with os.fdopen(fd, "rb") as f:       # one open file: a table renamed in meanwhile is read whole
+        with os.fdopen(fd, "rb") as opened:  # one open file: a table renamed in meanwhile is read whole
             fd = None
-            rows_in = pq.ParquetFile(f).metadata.num_rows
-            if rows_in > MAX_ROWS:
-                raise ReviewBoxError(f"the review table holds more than {MAX_ROWS} rows")
-            f.seek(0)
-            table = pq.read_table(f)
+            with arrow_file(opened) as f:    # Arrow-native (tables.arrow_file)
+                rows_in = pq.ParquetFile(f).metadata.num_rows
+                if rows_in > MAX_ROWS:
+                    raise ReviewBoxError(f"the review table holds more than {MAX_ROWS} rows")
+                f.seek(0)
+                table = pq.read_table(f)
     except ReviewBoxError:
         raise
     except Exception:

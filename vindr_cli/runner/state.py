@@ -29,7 +29,7 @@ from vindr_cli.errors import RequestError
 from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.journal import Journal, JournalDamaged, iter_journal, json_object, line_for, stage_entry
 from vindr_cli.runner.rowstore import RowStore
-from vindr_cli.tables import BATCH_ROWS, write_rows
+from vindr_cli.tables import BATCH_ROWS, arrow_file, write_rows
 
 __all__ = ["STATE_DIR", "SETTINGS_VERSION", "output_intact", "SettingsChanged", "Settings", "StageState", "StateDamaged",
            "settings_digest"]
@@ -232,7 +232,8 @@ class StageState:
     def _index_table(self, store: RowStore) -> None:
         import pyarrow.parquet as pq
 
-        f = open(self.table_path, "rb")
+        with open(self.table_path, "rb") as opened:
+            f = arrow_file(opened)      # Arrow-native: no Python buffer freed on Arrow's threads
         try:
             pf = pq.ParquetFile(f)
             if pf.metadata.num_rows and self.key not in pf.schema_arrow.names:
