@@ -8,6 +8,15 @@ import os
 # step became 5-10x slower. Set before numpy or torch is imported; an explicit value wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# Variables of the shell that started pytest which change what vindr does or prints (a key file
+# of one's own, tracebacks, a progress bar or colour codes in piped output): the tests assert
+# vindr's defaults and set these themselves where a test is about one. Dropped at import, before
+# pytest-xdist starts its workers, so the workers and every CLI subprocess inherit the defaults
+# too (with FORCE_COLOR=1 in the shell, stderr lines read by test_cli_errors carried colour codes).
+for _name in ("VINDR_KEY", "VINDR_DEBUG", "VINDR_PROGRESS", "FORCE_COLOR", "NO_COLOR", "CLICOLOR_FORCE",
+              "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+    os.environ.pop(_name, None)
+
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
