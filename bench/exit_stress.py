@@ -3,7 +3,10 @@ with busy loops competing for the CPUs, counting non-zero exits and their signal
 (apache/arrow#34314: native thread pools torn down during interpreter finalization).
 
     python bench/exit_stress.py WORKDIR --runs 300 --busy 2 --budget-s 900 [--json OUT.json]
-        [--variant before=SRC_A --variant after=SRC_B]
+        [--variant before=SRC_A --variant after=SRC_B] [--exit entry|normal]
+
+--exit normal runs each command as ``cli.main()`` called in a process (what tests and library
+callers do: Python's normal finalization, no os._exit), instead of ``python -m vindr_cli``.
 
 With --variant (LABEL=a source tree, e.g. `git archive` of two commits), every command runs
 once per variant in each round, interleaved, with that tree as PYTHONPATH: both see the
@@ -29,6 +32,7 @@ from pathlib import Path
 
 PY = sys.executable
 VINDR = [PY, "-P", "-m", "vindr_cli"]
+NORMAL = [PY, "-P", "-c", "import sys; sys.argv[0] = 'vindr'; from vindr_cli.cli import main; main()"]
 
 
 def prepare(work: Path) -> None:
@@ -54,10 +58,10 @@ def prepare(work: Path) -> None:
                    check=True, capture_output=True)
 
 
-def commands(work: Path, out: Path) -> dict[str, list]:
-    return {"decode": [*VINDR, "decode", work / "anon", out, "-j", "1"],
-            "anonymize": [*VINDR, "anonymize", work / "in", out, "--key", work / "keys" / "k", "--burned-in", "off"],
-            "info": [*VINDR, "info", work / "in"]}
+def commands(work: Path, out: Path, run: list = VINDR) -> dict[str, list]:
+    return {"decode": [*run, "decode", work / "anon", out, "-j", "1"],
+            "anonymize": [*run, "anonymize", work / "in", out, "--key", work / "keys" / "k", "--burned-in", "off"],
+            "info": [*run, "info", work / "in"]}
 
 
 def main() -> None:
@@ -69,6 +73,8 @@ def main() -> None:
     ap.add_argument("--only", default="decode,anonymize,info")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--variant", action="append", default=[], help="LABEL=PATH (PYTHONPATH of that variant)")
+    ap.add_argument("--exit", choices=["entry", "normal"], default="entry",
+                    help="entry: python -m vindr_cli; normal: cli.main() in a process (normal finalization)")
     a = ap.parse_args()
     work = a.work.resolve()
     prepare(work)
@@ -90,7 +96,7 @@ def main() -> None:
                 env = dict(os.environ, COLUMNS="120")
                 if label:
                     env["PYTHONPATH"] = variants[label]
-                p = subprocess.run(commands(work, out)[cmd], capture_output=True, text=True, env=env, timeout=300)
+                p = subprocess.run(commands(work, out, NORMAL if a.exit == "normal" else VINDR)[cmd], capture_output=True, text=True, env=env, timeout=300)
                 rc = p.returncode
                 key = "ok" if rc == 0 else (f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}")
                 counts[name][key] += 1
@@ -108,7 +114,7 @@ def main() -> None:
         for b in busy:
             b.terminate()        # SIGTERM: `timeout` passes it on to its busy loop (SIGKILL would orphan it)
             b.wait()
-    res = {"python": sys.version.split()[0], "variants": variants, "cpus": os.cpu_count(), "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
+    res = {"python": sys.version.split()[0], "exit": a.exit, "variants": variants, "cpus": os.cpu_count(), "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
            "outcomes": {n: dict(c) for n, c in counts.items()}, "busy_loops": a.busy,
            "loadavg_1min": {"min": min(load, default=None), "max": max(load, default=None),
                             "mean": sum(load) / len(load) if load else None},
