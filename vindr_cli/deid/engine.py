@@ -407,6 +407,8 @@ class _Walker:
                 self._apply(ds, tag, depth)
                 if self.emptied is not None:
                     self._drop_emptied(ds, self.emptied)
+        if self.people:
+            self._split_numbers(ds, depth)
 
     def _drop_emptied(self, ds: Dataset, tag: int) -> None:
         """A sequence whose every item was an unknown code or emptied: kept empty where the IOD
@@ -542,23 +544,45 @@ class _Walker:
             return True
         if depth == 0 and tag in PIXEL_DESCRIPTION:    # the pixel data could not be described or copied
             raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
+        self._drop(ds, elem, vr, tag, depth, verdict.reason)
+        return False
+
+    def _drop(self, ds: Dataset, elem, vr: str, tag: int, depth: int, reason: str) -> None:
+        """Remove an element judged unsafe for ``reason``, or dummy / empty it by its Type."""
         self._record(elem, vr)
         # text or a coded value the IOD requires gets a dummy / empty value; a URL, a binary
         # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
         # or PixelDataProviderURL is required only with what is removed with it)
-        compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
+        compound = "X/Z/D" if reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
         if tag in (codes.CODING_SCHEME_VERSION, codes.MAPPING_RESOURCE_NAME):
             compound = "X"      # removed, as deid.codes removes a version it does not allow: a dummy
             # "ANONYMOUS" is no version, and the audit would report the code (red team 9: "1985.03.12")
         action = self._simple(compound, tag, depth)
-        self.counts[f"{action}:{verdict.reason}"] += 1
+        self.counts[f"{action}:{reason}"] += 1
         if action == "X":
             del ds[tag]
         elif action == "Z":
             ds[tag] = DataElement(tag, vr, actions.empty_value(vr))
         else:
             self._dummy(ds, elem, vr, tag, depth)
-        return False
+
+    def _split_numbers(self, ds: Dataset, depth: int) -> None:
+        """Two kept number elements of ``ds`` that spell one of the file's IDs or dates together
+        (InstanceNumber 4051 and AcquisitionNumber 7263 for the ID 40517263: policy.split_across,
+        red team 10) are both dropped as an identifying value. The pixel description is left: a
+        Rows/Columns pair is the image's geometry."""
+        kept = []
+        for tag in ds.keys():
+            if depth == 0 and (tag in PIXEL_DESCRIPTION or tag in PIXEL_TAGS):
+                continue
+            elem = ds[tag]
+            if elem.VR in policy.SPLIT_VRS:
+                kept.append((tag, elem.VR, elem.value))
+        if len(kept) < 2:
+            return
+        for tag in sorted(policy.split_across(self.people, kept)):
+            elem = ds[tag]
+            self._drop(ds, elem, elem.VR, tag, depth, policy.IDENTIFYING)
 
     def _simple(self, action: str, tag: int, depth: int) -> str:
         typ = attribute_type(self.sop_class, tag, tuple(self.path))
