@@ -256,6 +256,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
         for tag in list(d.keys()):
             if _never_a_person(d, tag):
                 continue
+            raw = d._dict.get(tag)          # the stored bytes, while the element is still raw (the first pass)
             try:
                 elem = _element(d, tag)
             except Exception:
@@ -271,7 +272,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                 continue
             # the birth date in an item too (another patient's, a mother's); the study's dates only at the top
             if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES) or tag == _BIRTH_DATE:
-                for v in actions._values(elem.value):
+                for v in [*actions._values(elem.value), *_misdecoded(elem.value, raw)]:
                     text = str(v).strip()
                     if text:
                         out.append(text)
@@ -289,6 +290,40 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                                     out.append(joined)
 
     visit(ds, 0)
+    return out
+
+
+_MISLABELLED = ("utf-8", "gb18030")     # what a person value's bytes may really be when its file says otherwise
+
+
+def _misdecoded(value, raw) -> list[str]:
+    """A person value's text as its bytes read in the encodings exports write without saying so
+    (red team 10): UTF-8 or GB18030 bytes in a file declaring ISO_IR 100 or nothing read as
+    Latin-1 (PHáº M for PHẠM), whose name, written properly in a kept LUT, was no term; and, while
+    the element is raw (``raw``: deid.studyterms' first pass, whose values each file of the study
+    is given), Latin-1 bytes declared UTF-8 (M\ufffdLLER for MÜLLER) read as Latin-1. Only the
+    readings that decode without error and differ from the value."""
+    out: list[str] = []
+    texts = [str(v) for v in actions._values(value) if isinstance(v, str) or type(v).__name__ == "PersonName"]
+    for text in texts:
+        if text.isascii():
+            continue
+        try:
+            data = text.encode("latin-1")
+        except UnicodeEncodeError:
+            continue
+        for enc in _MISLABELLED:
+            try:
+                alt = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            # GB18030 reads most Latin-1 byte pairs (MÜLLER is M躄LER): a reading only when it is all
+            # ideographs beside ASCII separators (UTF-8 rarely decodes a Latin-1 text at all)
+            if alt != text and (enc == "utf-8" or all(not c.isalpha() or "\u4e00" <= c <= "\u9fff" for c in alt)):
+                out.extend(a for a in alt.split("\\") if a.strip())
+    raw_bytes = getattr(raw, "value", None) if raw is not None and type(raw) is not DataElement else None
+    if isinstance(raw_bytes, (bytes, bytearray)) and not raw_bytes.isascii() and any("\ufffd" in t for t in texts):
+        out.extend(a for a in bytes(raw_bytes).decode("latin-1").rstrip(" \0").split("\\") if a.strip())
     return out
 
 
@@ -368,7 +403,8 @@ class _Walker:
         if elem.value in (None, "", b""):
             return
         if vr == "PN" or vr == "UI" or elem.tag in _term_tags():
-            for v in actions._values(elem.value):
+            # ... and a value's misread bytes read right (UTF-8 read as Latin-1: the audit seeks PHẠM too)
+            for v in [*actions._values(elem.value), *(_misdecoded(elem.value, None) if vr != "UI" else ())]:
                 s = str(v).strip()
                 if len(s) >= 3 and not (vr == "UI" and actions.is_registry_uid(s)):
                     self.terms.add(s)
