@@ -18,6 +18,12 @@ Found and fixed here (deid/terms.py, deid/policy.py, deid/engine.py, deid/audit.
    WindowCenter 1979 + WindowWidth 824 (both profiles keep the window), and two adjacent entries of
    a LUT (4051, 7263). Both numbers now go (``policy.split_across``, ``TermSet.found_split``).
 
+4. A person value stored in UTF-8 (or GB18030) in a file declaring ISO_IR 100 or nothing, or in
+   Latin-1 in a file declaring UTF-8, with the name written properly in a kept LUT: the terms were
+   the misread value's (PHáº M), so the LUT was kept (``engine._misdecoded``).
+5. The ID in hexadecimal as a SoftwareVersions ("26A3E8F" is 40517263): kept by the basic profile
+   (``policy.found_in_digits`` reads hex words of 5-16 digits as numbers).
+
 Found, not fixed (strict xfail below): the name as character codes in native pixel data (each
 letter one 16-bit pixel): pixels are copied byte for byte (``off``) or read as an image by the
 text finder (``redact``); searching pixel values for letters would match any background whose
@@ -115,6 +121,7 @@ LEAKED = {
     "split_is": (_setter(InstanceNumber="4051", AcquisitionNumber="7263"), [[b"4051", b"7263"]]),
     "split_window": (_setter(WindowCenter="1979", WindowWidth="824"), [[b"1979", b"824"]]),
     "split_lut": (_split_lut, [[struct.pack("<HH", 4051, 7263)]]),
+    "software_hex": (_setter(SoftwareVersions="26A3E8F"), [[b"26A3E8F"]]),      # 40517263 in hexadecimal
 }
 
 
@@ -296,6 +303,7 @@ PLANTED = {
     "split_is": _setter(InstanceNumber="4051", AcquisitionNumber="7263"),
     "split_window": _setter(WindowCenter="1979", WindowWidth="824"),
     "split_lut": _split_lut,
+    "software_hex": _setter(SoftwareVersions="V 0x26a3e8f"),
 }
 
 
@@ -346,6 +354,13 @@ def test_a_short_name_is_not_sought_in_a_code_page_s_look_alike_letters():
     t = terms.build_terms(["LE^AN"], include_dates=False)
     _, views = terms.value_views(b"\x00" + "LЕ АN".encode("iso8859-5") + b"\x00", "OB")
     assert not t.found_one_byte_lookalike(views)
+
+
+@pytest.mark.parametrize("text,found", [("26A3E8F", True), ("0x26a3e8f", True), ("V 12DFBE8", True),
+                                         ("26A3E8E", False), ("VA10A", False), ("syngo MR E11", False),
+                                         ("B10 E8F", False)])
+def test_an_id_or_date_in_hexadecimal(text, found):
+    assert policy.found_in_digits(_terms(), text, "LO") is found
 
 
 @pytest.mark.parametrize("elements,found", [

@@ -400,6 +400,19 @@ def id_forms(value) -> list[str]:
     return list(dict.fromkeys([joined, *(r for r in runs if len(r) >= 5 and r != joined)]))
 
 
+_HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?([0-9A-Fa-f]*[A-Fa-f][0-9A-Fa-f]*)(?![0-9A-Za-z])")
+
+
+def _hex_number_found(terms, text: str) -> bool:
+    """An ID or date of 6 digits or more written in hexadecimal ("26A3C8F" or "0x26A3C8F" is
+    40517263; red team 10: kept as a SoftwareVersions): each word of 5 to 16 hex digits with a
+    letter A-F read as a number and compared whole with the digit terms."""
+    if not any(c in text for c in "ABCDEFabcdef"):
+        return False
+    numbers = {str(int(h, 16)) for h in _HEX_TOKEN.findall(text) if 5 <= len(h) <= 16 and any(c.isdigit() for c in h)}
+    return bool(numbers) and any(t in numbers for t in terms.single if len(t) >= 6 and t.isdigit())
+
+
 def found_in_digits(terms, text: str, vr: str | None) -> bool:
     """``terms`` (a deid.terms.TermSet) in the digits of a value, as the anonymizer and the audit
     both read it (red team 9), with the spaces, dots, slashes and dashes between digits dropped:
@@ -410,6 +423,8 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
     inside about one DS value in 20,000 by chance, and a PixelSpacing dummied to 0 would cost the
     image its scale."""
     from vindr_cli.deid.terms import _consecutive      # "1234567" is in every ramp: never sought inside
+    if _hex_number_found(terms, text):
+        return True
     joined = _DIGIT_GAP.sub("", text)
     runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
     if any(len(t) >= _INSIDE_DIGITS and t.isdigit() and not _consecutive(t) and any(t in r for r in runs)
