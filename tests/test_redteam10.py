@@ -17,7 +17,6 @@ Found and fixed here (deid/terms.py, deid/policy.py, deid/engine.py, deid/audit.
 3. The ID or birth date split across two numbers: InstanceNumber 4051 + AcquisitionNumber 7263,
    WindowCenter 1979 + WindowWidth 824 (both profiles keep the window), and two adjacent entries of
    a LUT (4051, 7263). Both numbers now go (``policy.split_across``, ``TermSet.found_split``).
-
 4. A person value stored in UTF-8 (or GB18030) in a file declaring ISO_IR 100 or nothing, or in
    Latin-1 in a file declaring UTF-8, with the name written properly in a kept LUT: the terms were
    the misread value's (PHáº M), so the LUT was kept (``engine._misdecoded``).
