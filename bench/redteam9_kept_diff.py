@@ -9,6 +9,7 @@ outputs counted by kind. Prints and writes counts and attribute names only (no v
 files: they are test data, but the habit stays). No timing is recorded.
 
     python bench/redteam9_kept_diff.py --before /work/main [--out bench/results/redteam9_kept_diff.json]
+                                       [--profile basic|vindr]     (red team 10: either profile)
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "redteam9_kept_diff.json")
+    ap.add_argument("--profile", default="basic")
     a = ap.parse_args()
     import pyarrow.parquet as pq
     import pydicom
@@ -87,7 +89,7 @@ def main() -> None:
         audits, rows = {}, {}
         for name, tree in (("before", a.before), ("after", REPO)):
             p = _run(tree, "anonymize", tmp / "in", tmp / name, "--key", keys / "k", "--burned-in", "off",
-                     "--allow-burned-in", "-j", "2")
+                     "--allow-burned-in", "-j", "2", "--profile", a.profile)
             assert p.returncode == 0, f"{name}: anonymize exit {p.returncode}"
             q = _run(tree, "audit", tmp / name, "--no-pixels", "-j", "2", "--json")
             audits[name] = json.loads(q.stdout)["findings_by_kind"]
@@ -108,7 +110,7 @@ def main() -> None:
                     if x.get(t) != y.get(t):
                         kind = "removed" if t not in y else "added" if t not in x else "changed"
                         changed[f"{t.split('.')[-1]} {kind}"] += 1
-    result = {"inputs": files, "written": written, "status_changes": status,
+    result = {"profile": a.profile, "inputs": files, "written": written, "status_changes": status,
               "element_changes": dict(changed.most_common()), "audit_findings_by_kind": audits}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")

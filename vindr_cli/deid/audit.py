@@ -715,6 +715,22 @@ def _check_header(rel: str, ds, removed: set[int], report: AuditReport, terms: l
                 or (elem.VR == "UI" and own.found_in(_uid_parts(elem.value))))
         if hit:
             report.add("phi", rel, f"an original identifying value in element {where}{_tag(elem.tag)}")
+    if own is not None:
+        _check_split_numbers(rel, ds, own, report)
+
+
+def _check_split_numbers(rel: str, ds, own: TermSet, report: AuditReport) -> None:
+    """The file's own ID or date spelled by two number elements of one data set together
+    (InstanceNumber 4051, AcquisitionNumber 7263: policy.split_across, as the anonymizer reads
+    them; red team 10). The top level's pixel description (rows, columns, bits) is the image's."""
+    from vindr_cli.deid.engine import PIXEL_DESCRIPTION
+    groups: dict[int, tuple[str, list]] = {}
+    for where, elem, holder in _walk_in(ds):
+        if elem.VR in policy.SPLIT_VRS and not (holder is ds and elem.tag in PIXEL_DESCRIPTION):
+            groups.setdefault(id(holder), (where, []))[1].append((elem.tag, elem.VR, elem.value))
+    for where, elems in groups.values():
+        for tag in sorted(policy.split_across(own, elems)):
+            report.add("phi", rel, f"an original identifying value split across two numbers, element {where}{_tag(tag)}")
 
 
 STATE_FILES = re.compile(r"^\.vindr/([a-z_]+\.json|[a-z_]+\.journal\.jsonl|tmp/[0-9a-f]+\.vindr-part"

@@ -256,6 +256,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
         for tag in list(d.keys()):
             if _never_a_person(d, tag):
                 continue
+            raw = d._dict.get(tag)          # the stored bytes, while the element is still raw (the first pass)
             try:
                 elem = _element(d, tag)
             except Exception:
@@ -271,7 +272,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                 continue
             # the birth date in an item too (another patient's, a mother's); the study's dates only at the top
             if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES) or tag == _BIRTH_DATE:
-                for v in actions._values(elem.value):
+                for v in [*actions._values(elem.value), *_misdecoded(elem.value, raw)]:
                     text = str(v).strip()
                     if text:
                         out.append(text)
@@ -289,6 +290,40 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                                     out.append(joined)
 
     visit(ds, 0)
+    return out
+
+
+_MISLABELLED = ("utf-8", "gb18030")     # what a person value's bytes may really be when its file says otherwise
+
+
+def _misdecoded(value, raw) -> list[str]:
+    """A person value's text as its bytes read in the encodings exports write without saying so
+    (red team 10): UTF-8 or GB18030 bytes in a file declaring ISO_IR 100 or nothing read as
+    Latin-1 (PHáº M for PHẠM), whose name, written properly in a kept LUT, was no term; and, while
+    the element is raw (``raw``: deid.studyterms' first pass, whose values each file of the study
+    is given), Latin-1 bytes declared UTF-8 (M\ufffdLLER for MÜLLER) read as Latin-1. Only the
+    readings that decode without error and differ from the value."""
+    out: list[str] = []
+    texts = [str(v) for v in actions._values(value) if isinstance(v, str) or type(v).__name__ == "PersonName"]
+    for text in texts:
+        if text.isascii():
+            continue
+        try:
+            data = text.encode("latin-1")
+        except UnicodeEncodeError:
+            continue
+        for enc in _MISLABELLED:
+            try:
+                alt = data.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            # GB18030 reads most Latin-1 byte pairs (MÜLLER is M躄LER): a reading only when it is all
+            # ideographs beside ASCII separators (UTF-8 rarely decodes a Latin-1 text at all)
+            if alt != text and (enc == "utf-8" or all(not c.isalpha() or "\u4e00" <= c <= "\u9fff" for c in alt)):
+                out.extend(a for a in alt.split("\\") if a.strip())
+    raw_bytes = getattr(raw, "value", None) if raw is not None and type(raw) is not DataElement else None
+    if isinstance(raw_bytes, (bytes, bytearray)) and not raw_bytes.isascii() and any("\ufffd" in t for t in texts):
+        out.extend(a for a in bytes(raw_bytes).decode("latin-1").rstrip(" \0").split("\\") if a.strip())
     return out
 
 
@@ -368,7 +403,8 @@ class _Walker:
         if elem.value in (None, "", b""):
             return
         if vr == "PN" or vr == "UI" or elem.tag in _term_tags():
-            for v in actions._values(elem.value):
+            # ... and a value's misread bytes read right (UTF-8 read as Latin-1: the audit seeks PHẠM too)
+            for v in [*actions._values(elem.value), *(_misdecoded(elem.value, None) if vr != "UI" else ())]:
                 s = str(v).strip()
                 if len(s) >= 3 and not (vr == "UI" and actions.is_registry_uid(s)):
                     self.terms.add(s)
@@ -407,6 +443,8 @@ class _Walker:
                 self._apply(ds, tag, depth)
                 if self.emptied is not None:
                     self._drop_emptied(ds, self.emptied)
+        if self.people:
+            self._split_numbers(ds, depth)
 
     def _drop_emptied(self, ds: Dataset, tag: int) -> None:
         """A sequence whose every item was an unknown code or emptied: kept empty where the IOD
@@ -542,23 +580,45 @@ class _Walker:
             return True
         if depth == 0 and tag in PIXEL_DESCRIPTION:    # the pixel data could not be described or copied
             raise EngineError(DAMAGED_PIXEL_DESCRIPTION)
+        self._drop(ds, elem, vr, tag, depth, verdict.reason)
+        return False
+
+    def _drop(self, ds: Dataset, elem, vr: str, tag: int, depth: int, reason: str) -> None:
+        """Remove an element judged unsafe for ``reason``, or dummy / empty it by its Type."""
         self._record(elem, vr)
         # text or a coded value the IOD requires gets a dummy / empty value; a URL, a binary
         # blob or a relabelled VR is removed whatever its Type (a 1C ExtendedOffsetTableLengths
         # or PixelDataProviderURL is required only with what is removed with it)
-        compound = "X/Z/D" if verdict.reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
+        compound = "X/Z/D" if reason in (policy.UNSAFE_TEXT, policy.GRAMMAR, policy.IDENTIFYING) else "X"
         if tag in (codes.CODING_SCHEME_VERSION, codes.MAPPING_RESOURCE_NAME):
             compound = "X"      # removed, as deid.codes removes a version it does not allow: a dummy
             # "ANONYMOUS" is no version, and the audit would report the code (red team 9: "1985.03.12")
         action = self._simple(compound, tag, depth)
-        self.counts[f"{action}:{verdict.reason}"] += 1
+        self.counts[f"{action}:{reason}"] += 1
         if action == "X":
             del ds[tag]
         elif action == "Z":
             ds[tag] = DataElement(tag, vr, actions.empty_value(vr))
         else:
             self._dummy(ds, elem, vr, tag, depth)
-        return False
+
+    def _split_numbers(self, ds: Dataset, depth: int) -> None:
+        """Two kept number elements of ``ds`` that spell one of the file's IDs or dates together
+        (InstanceNumber 4051 and AcquisitionNumber 7263 for the ID 40517263: policy.split_across,
+        red team 10) are both dropped as an identifying value. The pixel description is left: a
+        Rows/Columns pair is the image's geometry."""
+        kept = []
+        for tag in ds.keys():
+            if depth == 0 and (tag in PIXEL_DESCRIPTION or tag in PIXEL_TAGS):
+                continue
+            elem = ds[tag]
+            if elem.VR in policy.SPLIT_VRS:
+                kept.append((tag, elem.VR, elem.value))
+        if len(kept) < 2:
+            return
+        for tag in sorted(policy.split_across(self.people, kept)):
+            elem = ds[tag]
+            self._drop(ds, elem, elem.VR, tag, depth, policy.IDENTIFYING)
 
     def _simple(self, action: str, tag: int, depth: int) -> str:
         typ = attribute_type(self.sop_class, tag, tuple(self.path))

@@ -400,6 +400,19 @@ def id_forms(value) -> list[str]:
     return list(dict.fromkeys([joined, *(r for r in runs if len(r) >= 5 and r != joined)]))
 
 
+_HEX_TOKEN = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?([0-9A-Fa-f]*[A-Fa-f][0-9A-Fa-f]*)(?![0-9A-Za-z])")
+
+
+def _hex_number_found(terms, text: str) -> bool:
+    """An ID or date of 6 digits or more written in hexadecimal ("26A3C8F" or "0x26A3C8F" is
+    40517263; red team 10: kept as a SoftwareVersions): each word of 5 to 16 hex digits with a
+    letter A-F read as a number and compared whole with the digit terms."""
+    if not any(c in text for c in "ABCDEFabcdef"):
+        return False
+    numbers = {str(int(h, 16)) for h in _HEX_TOKEN.findall(text) if 5 <= len(h) <= 16 and any(c.isdigit() for c in h)}
+    return bool(numbers) and any(t in numbers for t in terms.single if len(t) >= 6 and t.isdigit())
+
+
 def found_in_digits(terms, text: str, vr: str | None) -> bool:
     """``terms`` (a deid.terms.TermSet) in the digits of a value, as the anonymizer and the audit
     both read it (red team 9), with the spaces, dots, slashes and dashes between digits dropped:
@@ -410,6 +423,8 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
     inside about one DS value in 20,000 by chance, and a PixelSpacing dummied to 0 would cost the
     image its scale."""
     from vindr_cli.deid.terms import _consecutive      # "1234567" is in every ramp: never sought inside
+    if _hex_number_found(terms, text):
+        return True
     joined = _DIGIT_GAP.sub("", text)
     runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
     if any(len(t) >= _INSIDE_DIGITS and t.isdigit() and not _consecutive(t) and any(t in r for r in runs)
@@ -419,6 +434,59 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
         return False
     from vindr_cli.deid.terms import tokens
     return terms.found_in(tokens(joined))
+
+
+_SPLIT_PART = 3             # each part of an ID split across two numbers: this many digits or more (split_across)
+SPLIT_VRS = frozenset({"IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
+
+
+def _number_digits(v) -> str | None:
+    """A number's digits as it reads (4051, "4051", 4051.0 -> "4051"); None for a fraction or no number."""
+    try:
+        f = float(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+    if f != f or f in (float("inf"), float("-inf")) or not f.is_integer() or f < 0:
+        return None
+    return str(int(f))
+
+
+def split_across(terms, elements) -> set[int]:
+    """The tags of two number elements of one data set that together spell an ID or a date of
+    ``terms`` (a deid.terms.TermSet: its digit terms of 7 digits or more), one part each, the
+    first part's digits and then the second's: the ID 40517263 as InstanceNumber 4051 and
+    AcquisitionNumber 7263, the birth date as WindowCenter 1979 and WindowWidth 824 (red team 10;
+    the values of one element joined are found_in_digits'). ``elements``: (tag, VR, value) of the
+    data set's kept number elements. Each part must have 3 significant digits or more, as a
+    number is written ("0824" is 824; a part of 1-2 digits, InstanceNumber 7, would make an ID
+    ending in 7 and any other number a match)."""
+    by_digits: dict[str, set[int]] = {}
+    for tag, vr, value in elements:
+        if vr not in SPLIT_VRS:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+        if len(values) > 16:        # a table, not an attribute's numbers
+            continue
+        for v in values:
+            d = _number_digits(v)
+            if d is not None and len(d) >= _SPLIT_PART:
+                by_digits.setdefault(d, set()).add(tag)
+    if len(by_digits) < 1:
+        return set()
+    hits: set[int] = set()
+    for t in terms.single:
+        if not (t.isdigit() and len(t) >= _INSIDE_DIGITS):
+            continue
+        for k in range(_SPLIT_PART, len(t) - _SPLIT_PART + 1):
+            head, tail = t[:k], t[k:].lstrip("0")
+            if head.startswith("0") or len(tail) < _SPLIT_PART:
+                continue
+            first, second = by_digits.get(head, set()), by_digits.get(tail, set())
+            for a in first:
+                for b in second:
+                    if a != b:
+                        hits.update((a, b))
+    return hits
 
 
 def safe_binary(tag: int, value=None) -> bool:

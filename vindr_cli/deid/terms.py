@@ -16,6 +16,7 @@ is sought in the one-byte code pages as a whole (:meth:`TermSet._add_skeletons`)
 """
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 import unicodedata
@@ -156,6 +157,9 @@ class TermSet:
     multi: list[frozenset[str]] = field(default_factory=list)
     _skeleton: tuple | None = field(default=None, repr=False, compare=False)    # (len(skeletons), their pattern)
     _inside: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), the terms found_in_value seeks inside)
+    _packed: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), found_packed's byte strings)
+    _phrases: tuple | None = field(default=None, repr=False, compare=False)   # (sizes, found_one_byte_lookalike's pattern)
+    _splits: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), found_split's parts)
     wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
     # Latin words with letters beyond ASCII (NGUYỄN) as bytes with one unknown byte for each of those:
     # how a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes them (review 10)
@@ -230,7 +234,84 @@ class TermSet:
             self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
         folded = _latin_folded(text)
         return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
-                or self.found_wide(text) or self.found_skeleton(text))
+                or self.found_wide(text) or self.found_skeleton(text) or self.found_packed(text)
+                or self.found_one_byte_lookalike(text) or self.found_split(getattr(text, "numbers", ())))
+
+    def found_split(self, values) -> bool:
+        """An ID or date of 7 digits or more as two numbers in a row of one array, each part 3
+        significant digits or more (40517263 as the LUT entries 4051, 7263: a listing of the
+        values shows it; red team 10); in a table of more than 16 numbers only parts more than
+        :data:`_SPLIT_TABLE_GAP` apart. ``values``: the array's integers (:func:`value_views`)."""
+        if len(values) < 2:
+            return False
+        if self._splits is None or self._splits[0] != len(self.single):
+            heads: dict[int, set[int]] = {}
+            for t in self.single:
+                if t.isdigit() and len(t) >= 7 and not _consecutive(t):
+                    for k in range(3, len(t) - 2):
+                        head, tail = t[:k], t[k:].lstrip("0")
+                        if not head.startswith("0") and len(tail) >= 3:
+                            heads.setdefault(int(head), set()).add(int(tail))
+            self._splits = (len(self.single), heads)
+        heads = self._splits[1]
+        if not heads or heads.keys().isdisjoint(values):
+            return False
+        # in a table (a LUT: smooth, each entry near the one before), only parts far apart: the ID
+        # 10001001 is any ramp's 1000, 1001
+        near = _SPLIT_TABLE_GAP if len(values) > _MAX_NUMBERS else 0
+        return any(v in heads and (w := values[i + 1]) in heads[v] and abs(w - v) > near
+                   for i, v in enumerate(values[:-1]))
+
+    def found_packed(self, text: str) -> bool:
+        """An ID or date of :data:`_PACKED_DIGITS` digits or more as packed decimal (BCD: two digits
+        a byte, 40517263 as the bytes 40 51 72 63) in the bytes ``text`` was read from
+        (:func:`value_views`: a value's bytes, or numbers' bytes in either order, so an AT value
+        (4051,7263) or the US values 0x4051 0x7263 too): a hex dump of the value shows the ID
+        (red team 10). One chance in 2^24 a byte offset for six digits in random bytes."""
+        data = getattr(text, "data", b"")
+        if len(data) < 3:
+            return False
+        if self._packed is None or self._packed[0] != len(self.single):
+            self._packed = (len(self.single), [bytes.fromhex(t if len(t) % 2 == 0 else "0" + t)
+                                               for t in self.single if t.isdigit() and len(t) >= _PACKED_DIGITS
+                                               and not _consecutive(t) and len(set(t)) > 2])
+        return any(p in data for p in self._packed[1])
+
+    def found_one_byte_lookalike(self, text: str) -> bool:
+        """A Latin name spelled with Greek or Cyrillic letters that look like Latin ones, in the
+        bytes ``text`` was read from, written in a one-byte code page of those scripts (ISO 8859-7
+        ΡΗΑΜ ΤΗΙ, ISO 8859-5 / Windows-1251 / KOI8-R РНАМ: DICOM's ISO_IR 126 and 144 and what
+        Russian exports use; red team 10: such a name in a LUT's bytes was kept): each byte read as
+        its Latin look-alike letter (``bytes.translate``), then a term of 5 letters or more sought
+        inside, as in Latin-1, or a name's words in a row (1-3 other bytes between them). Its
+        words alone are not sought: half of those code pages' bytes read as a Latin letter here, and
+        a 4-letter word was in 1 of 100 random 64 KiB values."""
+        data = getattr(text, "data", b"")
+        if not data or max(data) < 0xA0:
+            return False
+        if self._phrases is None or self._phrases[0] != (len(self.single), len(self.multi)):
+            inside = [t.encode() for t in self.single if t.isascii() and len(t) >= 5 and not _consecutive(t)]
+            phrases = []
+            for m in self.multi:
+                if 2 <= len(m) <= _PHRASE_WORDS and all(w.isascii() for w in m) and sum(map(len, m)) >= _LOOKALIKE_PHRASE_LETTERS:
+                    words = sorted(w.encode() for w in m)
+                    pattern = re.compile(b"|".join(b"(?<![a-z0-9])" + b"[^a-z0-9]{1,3}".join(map(re.escape, order))
+                                                   + b"(?![a-z0-9])" for order in itertools.permutations(words)))
+                    reach = sum(map(len, words)) + 3 * len(words)
+                    phrases.append((max(words, key=len), pattern, reach))
+            self._phrases = ((len(self.single), len(self.multi)), inside, phrases)
+        _, inside, phrases = self._phrases
+        for table in _one_byte_latin():
+            latin = data.translate(table)
+            if any(t in latin for t in inside):
+                return True
+            for anchor, pattern, reach in phrases:      # the longest word found first (C), the phrase then
+                i = latin.find(anchor)
+                while i >= 0:
+                    if pattern.search(latin[max(0, i - reach):i + reach]):
+                        return True
+                    i = latin.find(anchor, i + 1)
+        return False
 
     def _add_marked(self, value: str) -> None:
         """Words of a script whose letters take combining marks inside the word (Devanagari
@@ -413,13 +494,42 @@ _LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
 # DICOM's one-byte character sets of scripts other than Latin (PS3.3 C.12.1.1.2: ISO_IR 144
 # Cyrillic, 127 Arabic, 126 Greek, 138 Hebrew, 166 Thai) and the Windows / KOI8 code pages that
 # vendors' Cyrillic and Arabic exports use: a name in these bytes reads as Latin-1 noise (review 10)
+_PACKED_DIGITS = 6      # an ID or date sought as packed decimal bytes from this many digits (found_packed)
+_LOOKALIKE_PHRASE_LETTERS = 7   # a name of shorter words is in random bytes read so (1 of 100 64 KiB values for LE AN)
+# the one-byte code pages of the scripts with Latin look-alike letters (found_one_byte_lookalike)
+_LOOKALIKE_CODE_PAGES = ("iso8859_5", "iso8859_7", "cp1251", "koi8_r")
+
+
+@cache
+def _one_byte_latin() -> tuple[bytes, ...]:
+    """For each of :data:`_LOOKALIKE_CODE_PAGES`, a ``bytes.translate`` table: an ASCII letter or
+    digit as itself (lower case), a byte whose letter looks like a Latin one (:func:`lookalike`)
+    as that Latin letter, anything else a space. Only the tables that make some byte a letter
+    Latin-1 does not already read as one are kept (Latin-1's own view is searched already)."""
+    out = []
+    for cp in _LOOKALIKE_CODE_PAGES:
+        table = bytearray(b" " * 256)
+        for b in range(256):
+            c = bytes([b]).decode(cp, "ignore")
+            if c.isascii() and c.isalnum():
+                table[b] = ord(c.lower())
+            elif c and not c.isascii():
+                latin = lookalike(c)
+                if len(latin) == 1 and latin.isascii() and latin.isalpha():
+                    table[b] = ord(latin.lower())
+        out.append(bytes(table))
+    return tuple(out)
+
+
 _ONE_BYTE = ("iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8", "tis_620", "cp1251", "koi8_r", "cp1256")
 
 
 class Views(str):
     """:func:`value_views`' text, with the bytes it was read from (``data``), which
-    :meth:`TermSet.found_wide` also reads in the East Asian encodings."""
+    :meth:`TermSet.found_wide` also reads in the East Asian encodings, and the integers it was
+    made from (``numbers``, :meth:`TermSet.found_split`)."""
     data: bytes = b""
+    numbers: tuple = ()
 
 
 def decode_all(data: bytes) -> str:
@@ -431,6 +541,7 @@ def decode_all(data: bytes) -> str:
 # index values, one character per number (UTF-16 as US, UTF-32 as UL) or two per number (red team 7)
 _LONG_DIGITS = 6       # |v| >= 100000: beyond any US/SS table entry, searched in any array
 _LONG_DIGITS_WIDE = 5  # ... in a UL/SL/UV/SV array from |v| >= 10000: no DICOM table is of those VRs (review 9)
+_SPLIT_TABLE_GAP = 1024   # found_split: two table entries this close are a smooth curve's, not an ID's parts
 _MAX_NUMBERS = 16      # numbers of an attribute (not a table) each read as a whole number: an ID, a birth date
 NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "UV": "Q", "SV": "q", "FL": "f", "FD": "d", "AT": "HH"}
 
@@ -491,4 +602,6 @@ def value_views(value, vr: str | None = None) -> tuple[set[str], str]:
     views = Views("\n".join((data.decode("latin-1"), data.decode(wide, "ignore") if wide else "",
                              swapped.decode("latin-1"), swapped.decode(wide, "ignore") if wide and swapped else "")))
     views.data = data + b"\0" + swapped if swapped else data
+    if vr not in ("FL", "FD", "AT"):
+        views.numbers = tuple(int(v) for v in values if isinstance(v, int))
     return digits, views
