@@ -15,9 +15,10 @@ from typing import Any
 from rich.console import Console
 
 from vindr_cli import __version__
-from vindr_cli.deid.engine import read_marks
+from vindr_cli.deid.engine import name_forms, read_marks
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
+from vindr_cli.deid.policy import date_forms, id_forms
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid import reviewboxes, studyterms
@@ -142,6 +143,8 @@ class AnonymizeStage(Stage):
         self.people: studyterms.StudyPeople | None = None     # its gathering (PHI, this run's memory only)
         self._by_key: dict[str, Source] | None = None          # input key -> source (is_done's peers check)
         self._digests: dict[tuple, str] = {}                   # (peers, places) -> peers_digest
+        self._run: Run | None = None
+        self.lost: dict[tuple[str, str], set[str]] | None = None   # the people of inputs gone (PHI, memory only)
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -205,6 +208,7 @@ class AnonymizeStage(Stage):
             write_key(Path(self.cfg.key_path), self._key)
 
     def begin(self, run: Run) -> None:
+        self._run = run
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
         # vindr review's boxes: those an output already carries stay, live ones are added
@@ -228,7 +232,50 @@ class AnonymizeStage(Stage):
         return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
 
     def items(self, todo):
-        return todo if self.people is None else self.people.items(todo)
+        todo = todo if self.people is None else self.people.items(todo)
+        if not self.study_terms or self._run is None:
+            return todo
+        self.lost = self._lost_people(self._run)
+        return (self._with_lost(src) for src in todo) if self.lost else todo
+
+    def _lost_people(self, run: Run) -> dict[tuple[str, str], set[str]]:
+        """The identifying values (the linkage rows' ``phi_terms``) of the inputs anonymized
+        before and gone from INPUT now, by their study's and their patient's substitute
+        (("s", study_uid), ("p", patient_id)). Review 12: a study that lost a file and gained
+        another between runs had its done outputs redone (sought for the newcomer's people)
+        with only the people of the files now in INPUT, so a name the first output had removed,
+        named by the file gone, was written again. No linkage table: none (README)."""
+        links = run.done.get("linkage")
+        if not links:
+            return {}
+        present = set(run.keys.values())
+        out: dict[tuple[str, str], set[str]] = {}
+        for key in links:
+            if key in present:
+                continue
+            for r in links[key]:
+                values = [v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()]
+                for group in (("s", r.get("study_uid")), ("p", r.get("patient_id"))):
+                    if values and group[1]:
+                        out.setdefault(group, set()).update(values)
+        return out
+
+    def _with_lost(self, src: Source) -> Source:
+        """``src``, when it is redone (a previous linkage row), carrying as more peers the people
+        of the inputs gone from its study and patient (:meth:`_lost_people`), in the forms the
+        first pass gives (a name's parts run together, an ID's digits, a date's orders). Not in
+        its peers_digest: that records what the files now in INPUT give it."""
+        assert self._run is not None and self.lost
+        before = self._run.done["linkage"].get(self._run.keys[src.rel]) or []
+        groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
+        values = set().union(*(self.lost.get(g, ()) for g in groups))
+        if not values:
+            return src
+        forms: list[str] = []
+        for v in sorted(values):
+            forms.append(v)
+            forms.extend(name_forms(v) if "^" in v else (*date_forms(v), *id_forms(v)))
+        return replace(src, peers=tuple(dict.fromkeys((*src.peers, *forms))))
 
     def peers_digest(self, src: Source) -> str | None:
         """What the first pass gives ``src`` to seek (its study's and patient's people and
@@ -454,7 +501,7 @@ def anonymize(
     try:
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
-        stage.people = stage._by_key = None  # the first pass's values (PHI) go with the run
+        stage.people = stage._by_key = stage.lost = stage._run = None  # the first pass's values (PHI) go with the run
         stage._digests = {}
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,

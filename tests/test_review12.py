@@ -1,0 +1,75 @@
+"""Review 12 (issue 13): the merged diff 9aebe87..0d4b32a (studyterms' first pass, peers_digest,
+check_foreign_output, look-alikes, ICC rewriting, review queues) read as a demanding reviewer;
+each problem held by a test that failed on main, on pydicom's CT_small with planted values.
+
+G1 A study that gains AND loses a file between runs. A done output whose study's other file
+   named the referring physician (spelled in the done file's LUTData) was written without the
+   name. The file that named him leaves INPUT and another file of the study comes: the done
+   output is redone (it was never sought for the newcomer's people), with only the people of
+   the files now in INPUT, so the name that the first output had removed was written again.
+   The same when the output is redone for another reason (deleted) once its study-mate left.
+   The people of a file gone from INPUT are in the previous linkage rows (``phi_terms``): a
+   redone output is also sought for those of its study and patient (deid.batch).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from helpers import key_file_in
+from test_redteam8 import _study_file, _voi_lut
+
+NAME_UTF16 = "TRANVANBINH".encode("utf-16-le")
+
+
+def _anonymize(src: Path, out: Path, key: Path, linkage: Path | None):
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return anonymize(src, out, key_path=key, profile=load_profile(), workers=1, linkage=linkage,
+                         write_linkage=linkage is not None)
+
+
+def _output_of(out: Path, linkage: Path, name: str) -> Path:
+    rows = {Path(r["input_path"]).name: r for r in pq.read_table(linkage).to_pylist()}
+    assert rows[name]["status"] == "ok"
+    return out / rows[name]["output"]
+
+
+def _world(tmp_path: Path):
+    src, out, linkage = tmp_path / "export", tmp_path / "anon", tmp_path / "anon.linkage.parquet"
+    key = key_file_in(tmp_path)
+    _study_file(src, "lut", 2, VOILUTSequence=_voi_lut("OW", NAME_UTF16))
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")
+    _anonymize(src, out, key, linkage)
+    assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
+    return src, out, linkage, key
+
+
+# ------------------------------------------------------------------ G1: gains and loses a file
+
+def test_g1_a_study_that_gains_and_loses_a_file_does_not_write_a_removed_name_again(tmp_path):
+    from vindr_cli.deid.audit import audit
+
+    src, out, linkage, key = _world(tmp_path)
+    (src / "named.dcm").unlink()                                          # leaves INPUT ...
+    _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")          # ... and the study gains a file
+    summary = _anonymize(src, out, key, linkage)
+    assert summary.resumed == 0                          # the done file is redone for the newcomer's people
+    assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
+    assert _anonymize(src, out, key, linkage).resumed == 2                # and then a re-run is a resume
+    assert audit(out, linkage, pixels=False).counts().get("phi", 0) == 0
+    assert "VAN^BINH" not in repr(pq.read_table(out / "manifest.parquet").to_pylist()).upper()
+
+
+def test_g1_an_output_redone_after_its_study_mate_left_keeps_the_name_out(tmp_path):
+    """One input left (no first pass: a single file), its output deleted: redone, still without the name."""
+    src, out, linkage, key = _world(tmp_path)
+    (src / "named.dcm").unlink()
+    _output_of(out, linkage, "lut.dcm").unlink()
+    assert _anonymize(src, out, key, linkage).resumed == 0
+    assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
