@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from helpers import key_file_in
 from test_redteam8 import _study_file, _voi_lut
@@ -73,3 +74,18 @@ def test_g1_an_output_redone_after_its_study_mate_left_keeps_the_name_out(tmp_pa
     _output_of(out, linkage, "lut.dcm").unlink()
     assert _anonymize(src, out, key, linkage).resumed == 0
     assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
+
+
+@pytest.mark.xfail(strict=True, reason="without a linkage table the people of a file gone from INPUT are known only as "
+                   "keyed hashes (peers_digest): an output redone for a newcomer of its study is searched for the "
+                   "files in INPUT only (README, studyterms); keeping it instead would keep the newcomer's name")
+def test_g1_without_a_linkage_table_a_removed_name_is_written_again(tmp_path):
+    src, out, key = tmp_path / "export", tmp_path / "anon", key_file_in(tmp_path)
+    _study_file(src, "lut", 2, VOILUTSequence=_voi_lut("OW", NAME_UTF16))
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")
+    _anonymize(src, out, key, None)
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
+    (src / "named.dcm").unlink()
+    _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")
+    assert _anonymize(src, out, key, None).resumed == 0
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
