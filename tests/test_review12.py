@@ -10,6 +10,9 @@ G1 A study that gains AND loses a file between runs. A done output whose study's
    The same when the output is redone for another reason (deleted) once its study-mate left.
    The people of a file gone from INPUT are in the previous linkage rows (``phi_terms``): a
    redone output is also sought for those of its study and patient (deid.batch).
+F1 Another command's OUTPUT (vindr decode's PNGs and images.parquet) was taken by
+   check_foreign_output as anonymize's, by its state folder alone: the de-identified files were
+   written in among its files. Now anonymize's settings, its manifest or a vindr-marked file.
 """
 from __future__ import annotations
 
@@ -89,3 +92,36 @@ def test_g1_without_a_linkage_table_a_removed_name_is_written_again(tmp_path):
     _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")
     assert _anonymize(src, out, key, None).resumed == 0
     assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
+
+
+# ------------------------------------------------------------------ F1: another command's OUTPUT
+
+def test_f1_another_command_s_output_is_refused_as_anonymize_s_output(tmp_path):
+    """vindr decode's OUTPUT (its PNGs, images.parquet, a .vindr of its own) was taken as a vindr
+    OUTPUT by its state folder alone: the de-identified files were written in among its own, and
+    the README's "an OUTPUT this command made" was not true. Refused now, before anything is
+    written; a folder holding only a state folder (a first run stopped before its settings) is
+    still taken, and anonymize's own OUTPUT still resumes."""
+    from vindr_cli.deid.batch import FOREIGN_OUTPUT, check_foreign_output
+    from vindr_cli.errors import RequestError
+    from vindr_cli.pixels.batch import decode_tree
+    from vindr_cli.pixels.task import DecodeConfig, SizeSpec
+
+    src, out, key = tmp_path / "export", tmp_path / "anon", key_file_in(tmp_path)
+    _study_file(src, "plain", 1)
+    _anonymize(src, out, key, tmp_path / "anon.linkage.parquet")
+    dec = tmp_path / "dec"
+    decode_tree(out, dec, DecodeConfig(output=str(dec), size=SizeSpec()), workers=1)
+    before = sorted(p.relative_to(dec) for p in dec.rglob("*"))
+    assert any(p.suffix == ".png" for p in before)
+    with pytest.raises(RequestError) as err:
+        _anonymize(src, dec, key, tmp_path / "dec.linkage.parquet")
+    assert str(err.value) == FOREIGN_OUTPUT
+    assert sorted(p.relative_to(dec) for p in dec.rglob("*")) == before        # nothing written
+    assert not (tmp_path / "dec.linkage.parquet").exists()
+    check_foreign_output(out)                                # anonymize's own OUTPUT
+    stopped = tmp_path / "stopped"
+    (stopped / ".vindr").mkdir(parents=True)
+    (stopped / ".vindr" / "lock").write_text("")
+    check_foreign_output(stopped)
+

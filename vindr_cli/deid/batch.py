@@ -9,6 +9,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,19 @@ FOREIGN_OUTPUT = ("OUTPUT is a folder that already holds files vindr did not wri
 
 
 def check_foreign_output(output: Path) -> None:
-    """Refuse a non-empty OUTPUT that is not vindr's: whatever it held would sit among the
-    de-identified files, unlisted, and travel with the tree (audit would only call it a stray
-    file afterwards). A vindr OUTPUT is known by its state folder, its manifest, or a file
-    carrying vindr's marks (a tree whose state was lost: --rebuild-state)."""
-    if not output.is_dir() or (output / STATE_DIR).is_dir() or (output / "manifest.parquet").exists():
+    """Refuse a non-empty OUTPUT that is not vindr anonymize's: whatever it held would sit among
+    the de-identified files, unlisted, and travel with the tree (audit would only call it a stray
+    file afterwards). Such an OUTPUT is known by anonymize's settings in its state folder, its
+    manifest, or a file carrying vindr's marks (a tree whose state was lost: --rebuild-state); a
+    folder holding nothing but a state folder is empty (a first run stopped before its settings
+    were written). Review 12: any state folder was enough, so another command's OUTPUT (vindr
+    decode's PNGs, images.parquet) took the de-identified files in among its own."""
+    settings = Settings(output, "anonymize")
+    if (not output.is_dir() or settings.file.exists() or settings.copy.exists()
+            or (output / "manifest.parquet").exists()):
         return
     try:
-        if next(output.iterdir(), None) is None:
+        if [p.name for p in islice(output.iterdir(), 2)] in ([], [STATE_DIR]):
             return
     except OSError:
         raise RequestError("OUTPUT cannot be listed") from None
