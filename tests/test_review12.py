@@ -9,7 +9,8 @@ G1 A study that gains AND loses a file between runs. A done output whose study's
    the files now in INPUT, so the name that the first output had removed was written again.
    The same when the output is redone for another reason (deleted) once its study-mate left.
    The people of a file gone from INPUT are in the previous linkage rows (``phi_terms``): a
-   redone output is also sought for those of its study and patient (deid.batch).
+   redone output is also sought for those of its study and patient (deid.batch), and they stay
+   in its own row for the redo after that (the study gains a file on a third day).
 F1 Another command's OUTPUT (vindr decode's PNGs and images.parquet) was taken by
    check_foreign_output as anonymize's, by its state folder alone: the de-identified files were
    written in among its files. Now anonymize's settings, its manifest or a vindr-marked file.
@@ -68,6 +69,12 @@ def test_g1_a_study_that_gains_and_loses_a_file_does_not_write_a_removed_name_ag
     assert _anonymize(src, out, key, linkage).resumed == 2                # and then a re-run is a resume
     assert audit(out, linkage, pixels=False).counts().get("phi", 0) == 0
     assert "VAN^BINH" not in repr(pq.read_table(out / "manifest.parquet").to_pylist()).upper()
+    # a third day: the study gains another file; the linkage row of the file that named him is
+    # gone since the second run, the value he was sought for is kept in the redone file's own row
+    _study_file(src, "third", 4, PerformingPhysicianName="LE^THI^MAI")
+    assert _anonymize(src, out, key, linkage).resumed == 0
+    assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
+    assert audit(out, linkage, pixels=False).counts().get("phi", 0) == 0
 
 
 def test_g1_an_output_redone_after_its_study_mate_left_keeps_the_name_out(tmp_path):

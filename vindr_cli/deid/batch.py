@@ -150,7 +150,8 @@ class AnonymizeStage(Stage):
         self._by_key: dict[str, Source] | None = None          # input key -> source (is_done's peers check)
         self._digests: dict[tuple, str] = {}                   # (peers, places) -> peers_digest
         self._run: Run | None = None
-        self.lost: dict[tuple[str, str], set[str]] | None = None   # the people of inputs gone (PHI, memory only)
+        self.gone: dict[tuple[str, str], set[str]] | None = None   # the values of inputs gone (PHI, memory only)
+        self._carried: dict[str, frozenset[str]] = {}              # Source.rel -> what _with_gone gave it
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -239,12 +240,12 @@ class AnonymizeStage(Stage):
 
     def items(self, todo):
         todo = todo if self.people is None else self.people.items(todo)
-        if not self.study_terms or self._run is None:
+        if not self.study_terms or self._run is None or not self._run.done.get("linkage"):
             return todo
-        self.lost = self._lost_people(self._run)
-        return (self._with_lost(src) for src in todo) if self.lost else todo
+        self.gone = self._gone_values(self._run)
+        return (self._with_gone(src) for src in todo)
 
-    def _lost_people(self, run: Run) -> dict[tuple[str, str], set[str]]:
+    def _gone_values(self, run: Run) -> dict[tuple[str, str], set[str]]:
         """The identifying values (the linkage rows' ``phi_terms``) of the inputs anonymized
         before and gone from INPUT now, by their study's and their patient's substitute
         (("s", study_uid), ("p", patient_id)). Review 12: a study that lost a file and gained
@@ -266,17 +267,22 @@ class AnonymizeStage(Stage):
                         out.setdefault(group, set()).update(values)
         return out
 
-    def _with_lost(self, src: Source) -> Source:
-        """``src``, when it is redone (a previous linkage row), carrying as more peers the people
-        of the inputs gone from its study and patient (:meth:`_lost_people`), in the forms the
-        first pass gives (a name's parts run together, an ID's digits, a date's orders). Not in
-        its peers_digest: that records what the files now in INPUT give it."""
-        assert self._run is not None and self.lost
+    def _with_gone(self, src: Source) -> Source:
+        """``src``, when it is redone (a previous linkage row), carrying as more peers the values
+        of the inputs gone from its study and patient (:meth:`_gone_values`) and its own previous
+        row's (those it carried before among them: :meth:`place` adds what it carries to its new
+        row's ``phi_terms``, so a value outlives the linkage row of the file that named it, for
+        the next redo), in the forms the first pass gives (a name's parts run together, an ID's
+        digits, a date's orders). Not in its peers_digest: that records what the files now in
+        INPUT give it."""
+        assert self._run is not None and self.gone is not None
         before = self._run.done["linkage"].get(self._run.keys[src.rel]) or []
         groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
-        values = set().union(*(self.lost.get(g, ()) for g in groups))
+        values = set().union(*(self.gone.get(g, ()) for g in groups),
+                             *([v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()] for r in before))
         if not values:
             return src
+        self._carried[src.rel] = frozenset(values)
         forms: list[str] = []
         for v in sorted(values):
             forms.append(v)
@@ -323,6 +329,9 @@ class AnonymizeStage(Stage):
         row, link = res["manifest"], res["linkage"]
         if row.get("status") == "ok":
             row["peers_digest"] = self.peers_digest(src)
+        carried = self._carried.pop(src.rel, None)
+        if carried and link is not None:      # the values it was sought for stay in its row (_with_gone)
+            link["phi_terms"] = sorted(set(link.get("phi_terms") or ()) | carried)
         out = []
         if res["tmp"]:
             loser = self._place(run, row, res["tmp"])
@@ -507,7 +516,8 @@ def anonymize(
     try:
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
-        stage.people = stage._by_key = stage.lost = stage._run = None  # the first pass's values (PHI) go with the run
+        stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
+        stage._carried = {}
         stage._digests = {}
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
