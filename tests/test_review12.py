@@ -132,3 +132,22 @@ def test_f1_another_command_s_output_is_refused_as_anonymize_s_output(tmp_path):
     (stopped / ".vindr" / "lock").write_text("")
     check_foreign_output(stopped)
 
+
+
+def test_g1_a_redone_output_is_written_as_before_when_nothing_changed(tmp_path):
+    """The values carried into a redo are sought in the forms the first pass gives, but a UID is
+    no ID: its digit runs ("3680043" of the study's UID) are not sought alone (deid.audit does
+    not either), or a redo dummied a kept number the first run kept (here a planted WindowCenter)."""
+    import pydicom
+
+    src, out, linkage = tmp_path / "export", tmp_path / "anon", tmp_path / "anon.linkage.parquet"
+    key = key_file_in(tmp_path)
+    _study_file(src, "lut", 2, WindowCenter="3680043", WindowWidth="400")
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")
+    _anonymize(src, out, key, linkage)
+    first = _output_of(out, linkage, "lut.dcm")
+    written = first.read_bytes()
+    assert pydicom.dcmread(first).WindowCenter == 3680043
+    first.unlink()
+    assert _anonymize(src, out, key, linkage).resumed == 1
+    assert _output_of(out, linkage, "lut.dcm").read_bytes() == written

@@ -19,7 +19,7 @@ from vindr_cli import __version__
 from vindr_cli.deid.engine import name_forms, read_marks
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
-from vindr_cli.deid.policy import date_forms, id_forms
+from vindr_cli.deid.policy import UID_SHAPE, date_forms, id_forms
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid import reviewboxes, studyterms
@@ -286,7 +286,10 @@ class AnonymizeStage(Stage):
         forms: list[str] = []
         for v in sorted(values):
             forms.append(v)
-            forms.extend(name_forms(v) if "^" in v else (*date_forms(v), *id_forms(v)))
+            if "^" in v:
+                forms.extend(name_forms(v))
+            elif not UID_SHAPE.fullmatch(v):     # a UID's digit runs are no ID (deid.audit reads them so too)
+                forms.extend((*date_forms(v), *id_forms(v)))
         return replace(src, peers=tuple(dict.fromkeys((*src.peers, *forms))))
 
     def peers_digest(self, src: Source) -> str | None:
