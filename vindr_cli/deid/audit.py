@@ -168,7 +168,7 @@ def _walk_in(ds, path=""):
                 yield from _walk_in(item, f"{path}{_tag(elem.tag)}[{i}] > ")
 
 
-_UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)+")     # an original UID: matched whole and by prefix, not by its digits
+_UID_SHAPE = policy.UID_SHAPE     # an original UID: matched whole and by prefix, not by its digits
 
 
 def _load_terms(linkage: Path | None, report: AuditReport) -> tuple[TermSet, TermSet, dict[str, TermSet], TermSet,

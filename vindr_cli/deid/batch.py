@@ -9,15 +9,17 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from vindr_cli import __version__
-from vindr_cli.deid.engine import read_marks
+from vindr_cli.deid.engine import name_forms, read_marks
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
+from vindr_cli.deid.policy import UID_SHAPE, date_forms, id_forms
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid import reviewboxes, studyterms
@@ -82,14 +84,19 @@ FOREIGN_OUTPUT = ("OUTPUT is a folder that already holds files vindr did not wri
 
 
 def check_foreign_output(output: Path) -> None:
-    """Refuse a non-empty OUTPUT that is not vindr's: whatever it held would sit among the
-    de-identified files, unlisted, and travel with the tree (audit would only call it a stray
-    file afterwards). A vindr OUTPUT is known by its state folder, its manifest, or a file
-    carrying vindr's marks (a tree whose state was lost: --rebuild-state)."""
-    if not output.is_dir() or (output / STATE_DIR).is_dir() or (output / "manifest.parquet").exists():
+    """Refuse a non-empty OUTPUT that is not vindr anonymize's: whatever it held would sit among
+    the de-identified files, unlisted, and travel with the tree (audit would only call it a stray
+    file afterwards). Such an OUTPUT is known by anonymize's settings in its state folder, its
+    manifest, or a file carrying vindr's marks (a tree whose state was lost: --rebuild-state); a
+    folder holding nothing but a state folder is empty (a first run stopped before its settings
+    were written). Review 12: any state folder was enough, so another command's OUTPUT (vindr
+    decode's PNGs, images.parquet) took the de-identified files in among its own."""
+    settings = Settings(output, "anonymize")
+    if (not output.is_dir() or settings.file.exists() or settings.copy.exists()
+            or (output / "manifest.parquet").exists()):
         return
     try:
-        if next(output.iterdir(), None) is None:
+        if [p.name for p in islice(output.iterdir(), 2)] in ([], [STATE_DIR]):
             return
     except OSError:
         raise RequestError("OUTPUT cannot be listed") from None
@@ -142,6 +149,9 @@ class AnonymizeStage(Stage):
         self.people: studyterms.StudyPeople | None = None     # its gathering (PHI, this run's memory only)
         self._by_key: dict[str, Source] | None = None          # input key -> source (is_done's peers check)
         self._digests: dict[tuple, str] = {}                   # (peers, places) -> peers_digest
+        self._run: Run | None = None
+        self.gone: dict[tuple[str, str], set[str]] | None = None   # the values of inputs gone (PHI, memory only)
+        self._carried: dict[str, frozenset[str]] = {}              # Source.rel -> what _with_gone gave it
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -205,6 +215,7 @@ class AnonymizeStage(Stage):
             write_key(Path(self.cfg.key_path), self._key)
 
     def begin(self, run: Run) -> None:
+        self._run = run
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
         # vindr review's boxes: those an output already carries stay, live ones are added
@@ -228,7 +239,58 @@ class AnonymizeStage(Stage):
         return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
 
     def items(self, todo):
-        return todo if self.people is None else self.people.items(todo)
+        todo = todo if self.people is None else self.people.items(todo)
+        if not self.study_terms or self._run is None or not self._run.done.get("linkage"):
+            return todo
+        self.gone = self._gone_values(self._run)
+        return (self._with_gone(src) for src in todo)
+
+    def _gone_values(self, run: Run) -> dict[tuple[str, str], set[str]]:
+        """The identifying values (the linkage rows' ``phi_terms``) of the inputs anonymized
+        before and gone from INPUT now, by their study's and their patient's substitute
+        (("s", study_uid), ("p", patient_id)). Review 12: a study that lost a file and gained
+        another between runs had its done outputs redone (sought for the newcomer's people)
+        with only the people of the files now in INPUT, so a name the first output had removed,
+        named by the file gone, was written again. No linkage table: none (README)."""
+        links = run.done.get("linkage")
+        if not links:
+            return {}
+        present = set(run.keys.values())
+        out: dict[tuple[str, str], set[str]] = {}
+        for key in links:
+            if key in present:
+                continue
+            for r in links[key]:
+                values = [v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()]
+                for group in (("s", r.get("study_uid")), ("p", r.get("patient_id"))):
+                    if values and group[1]:
+                        out.setdefault(group, set()).update(values)
+        return out
+
+    def _with_gone(self, src: Source) -> Source:
+        """``src``, when it is redone (a previous linkage row), carrying as more peers the values
+        of the inputs gone from its study and patient (:meth:`_gone_values`) and its own previous
+        row's (those it carried before among them: :meth:`place` adds what it carries to its new
+        row's ``phi_terms``, so a value outlives the linkage row of the file that named it, for
+        the next redo), in the forms the first pass gives (a name's parts run together, an ID's
+        digits, a date's orders). Not in its peers_digest: that records what the files now in
+        INPUT give it."""
+        assert self._run is not None and self.gone is not None
+        before = self._run.done["linkage"].get(self._run.keys[src.rel]) or []
+        groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
+        values = set().union(*(self.gone.get(g, ()) for g in groups),
+                             *([v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()] for r in before))
+        if not values:
+            return src
+        self._carried[src.rel] = frozenset(values)
+        forms: list[str] = []
+        for v in sorted(values):
+            forms.append(v)
+            if "^" in v:
+                forms.extend(name_forms(v))
+            elif not UID_SHAPE.fullmatch(v):     # a UID's digit runs are no ID (deid.audit reads them so too)
+                forms.extend((*date_forms(v), *id_forms(v)))
+        return replace(src, peers=tuple(dict.fromkeys((*src.peers, *forms))))
 
     def peers_digest(self, src: Source) -> str | None:
         """What the first pass gives ``src`` to seek (its study's and patient's people and
@@ -270,6 +332,9 @@ class AnonymizeStage(Stage):
         row, link = res["manifest"], res["linkage"]
         if row.get("status") == "ok":
             row["peers_digest"] = self.peers_digest(src)
+        carried = self._carried.pop(src.rel, None)
+        if carried and link is not None:      # the values it was sought for stay in its row (_with_gone)
+            link["phi_terms"] = sorted(set(link.get("phi_terms") or ()) | carried)
         out = []
         if res["tmp"]:
             loser = self._place(run, row, res["tmp"])
@@ -454,7 +519,8 @@ def anonymize(
     try:
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
-        stage.people = stage._by_key = None  # the first pass's values (PHI) go with the run
+        stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
+        stage._carried = {}
         stage._digests = {}
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,

@@ -280,14 +280,8 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                             out.extend(policy.date_forms(text[:8], near=tag == _BIRTH_DATE))
                         elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
                             out.extend(policy.id_forms(text))
-                        if vr == "PN":      # NGUYEN^VAN^THANG is also written NGUYENVANTHANG
-                            alpha = text.split("=")[0]
-                            # ... and NGUYEN^VAN AN as NGUYENVANAN (red team 5: a model name)
-                            for joined in dict.fromkeys(("".join(p.strip() for p in alpha.split("^")),
-                                                         "".join(alpha.replace("^", " ").split()),
-                                                         *_reordered(alpha, folds))):
-                                if len(joined) >= 6:
-                                    out.append(joined)
+                        if vr == "PN":
+                            out.extend(name_forms(text, folds))
 
     visit(ds, 0)
     return out
@@ -325,6 +319,17 @@ def _misdecoded(value, raw) -> list[str]:
     if isinstance(raw_bytes, (bytes, bytearray)) and not raw_bytes.isascii() and any("\ufffd" in t for t in texts):
         out.extend(a for a in bytes(raw_bytes).decode("latin-1").rstrip(" \0").split("\\") if a.strip())
     return out
+
+
+def name_forms(text: str, folds: dict[str, str] | None = None) -> list[str]:
+    """A person name's parts run together, as :func:`person_values` seeks them (6 characters or
+    more): NGUYEN^VAN^THANG is also written NGUYENVANTHANG, and NGUYEN^VAN AN as NGUYENVANAN or
+    ANNGUYEN (red team 5: a model name); ``folds`` as :func:`_reordered`'s."""
+    alpha = text.split("=")[0]
+    return [joined for joined in dict.fromkeys(("".join(p.strip() for p in alpha.split("^")),
+                                                "".join(alpha.replace("^", " ").split()),
+                                                *_reordered(alpha, folds)))
+            if len(joined) >= 6]
 
 
 def _never_a_person(d: Dataset, tag: int) -> bool:

@@ -365,6 +365,7 @@ def _software_ok(s: str, words: frozenset[str]) -> bool:
 
 
 _DIGIT_GAP = re.compile(r"(?<=[0-9])[ ./-](?=[0-9])")
+UID_SHAPE = re.compile(r"[0-9]+(\.[0-9]+)+")     # a UID: matched whole and by prefix, never by its digit runs
 NUMBER_STRINGS = frozenset({"IS", "DS"})
 _INSIDE_DIGITS = 7          # an ID or a date sought inside a number string from this many digits
 
