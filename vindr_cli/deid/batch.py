@@ -84,17 +84,60 @@ FOREIGN_OUTPUT = ("OUTPUT is a folder that already holds files vindr did not wri
 def check_foreign_output(output: Path) -> None:
     """Refuse a non-empty OUTPUT that is not vindr's: whatever it held would sit among the
     de-identified files, unlisted, and travel with the tree (audit would only call it a stray
-    file afterwards). A vindr OUTPUT is known by its state folder, its manifest, or a file
-    carrying vindr's marks (a tree whose state was lost: --rebuild-state)."""
+    file afterwards). A vindr OUTPUT is known by its state folder, its manifest, or -- a tree
+    whose state was lost (--rebuild-state) -- by EVERY file under it being a ``.dcm``/``.dicom``
+    carrying vindr's marks of one key (not by its first file only: one marked file among a
+    hospital's own, or beside a notes file, let them all in; new-user walk 5). A mount point's
+    own empty (or, to a user other than root, unlistable) ``lost+found`` is not content."""
     if not output.is_dir() or (output / STATE_DIR).is_dir() or (output / "manifest.parquet").exists():
         return
     try:
-        if next(output.iterdir(), None) is None:
-            return
+        entries = [e for e in output.iterdir() if not _fs_lost_found(e)]
     except OSError:
         raise RequestError("OUTPUT cannot be listed") from None
-    if not output_marks(output):
+    if entries and not _all_vindr_outputs(output):
         raise RequestError(FOREIGN_OUTPUT)
+
+
+def _fs_lost_found(entry: Path) -> bool:
+    """The file system's own ``lost+found`` (top level of OUTPUT): a real folder, empty or
+    closed to this user (root's 0700 on ext4). One that holds files a user can see is content."""
+    if entry.name != "lost+found" or entry.is_symlink() or not entry.is_dir():
+        return False
+    try:
+        return next(entry.iterdir(), None) is None
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+def _all_vindr_outputs(output: Path) -> bool:
+    """Every file under ``output`` (outside ``.vindr``) is a vindr output of one key; no link."""
+    import os
+
+    key = None
+    for root, dirs, files in os.walk(output, onerror=_raise):
+        dirs[:] = [d for d in dirs if not (root == str(output) and (d == STATE_DIR or _fs_lost_found(Path(root) / d)))]
+        if any(os.path.islink(os.path.join(root, d)) for d in dirs):
+            return False
+        for name in files:
+            path = Path(root) / name
+            if path.is_symlink() or not name.endswith((".dcm", ".dicom")):
+                return False
+            try:
+                with open(path, "rb") as f:
+                    found = read_marks(read_header(f, path.stat().st_size).ds).get("key_fingerprint")
+            except (BadInput, OSError):
+                return False
+            if not found or (key is not None and found != key):
+                return False
+            key = found
+    return True
+
+
+def _raise(exc: OSError) -> None:
+    raise RequestError("OUTPUT cannot be listed") from None
 
 
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:

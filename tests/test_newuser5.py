@@ -1,0 +1,75 @@
+"""A fresh clone walked by a new user (new-user walk 5): the rough edges that were behaviour.
+
+* an OUTPUT that held one vindr-marked file first (in sorted order) among files vindr did not
+  write was taken for a vindr OUTPUT whose state was lost: ``check_foreign_output`` judged it
+  by its first ``.dcm`` only, so a hospital's own files, a notes file or a link beside that one
+  file were let in, unlisted, among the de-identified ones; now every file must be a
+  vindr output of one key;
+* a fresh file system's mount point (holding only its empty ``lost+found``) was refused as
+  "a folder that already holds files vindr did not write";
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from helpers import run_cli
+
+
+def _anon(tmp_path, small_export, key_file, name="anon"):
+    out = tmp_path / name
+    run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", "-j", "1")
+    return out
+
+
+def _state_lost_copy(src, dst):
+    """A copy of a vindr OUTPUT whose state folder and manifest were lost."""
+    shutil.copytree(src, dst)
+    shutil.rmtree(dst / ".vindr")
+    (dst / "manifest.parquet").unlink()
+    return dst
+
+
+@pytest.mark.parametrize("foreign", ["notes", "hospital-dcm", "link"])
+def test_one_vindr_file_first_does_not_make_a_foreign_folder_vindrs(tmp_path, small_export, key_file, foreign):
+    anon = _anon(tmp_path, small_export, key_file)
+    out = _state_lost_copy(anon, tmp_path / "out")
+    first = sorted(p for p in out.rglob("*.dcm"))[0]
+    if foreign == "notes":
+        (out / "zz_notes.txt").write_text("notes\n")
+    elif foreign == "hospital-dcm":              # an identified file sorted after the marked one
+        shutil.copy(small_export / "NGUYEN VAN AN_PID0001" / "a.dcm", first.parent / "zz_raw.dcm")
+    else:
+        (first.parent / "zz_link.dcm").symlink_to(first)
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", check=False)
+    assert p.returncode == 2 and "did not write" in p.stderr, p.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before      # nothing written
+
+
+def test_a_tree_whose_state_was_lost_is_still_known_as_vindrs(tmp_path, small_export, key_file):
+    anon = _anon(tmp_path, small_export, key_file)
+    out = _state_lost_copy(anon, tmp_path / "out")
+    p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", "--rebuild-state",
+                check=False)
+    assert "did not write" not in p.stderr, p.stderr
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_folder_holding_only_an_empty_lost_and_found_is_an_empty_output(tmp_path, small_export, key_file):
+    out = tmp_path / "mnt"
+    (out / "lost+found").mkdir(parents=True)
+    p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", "-j", "1", check=False)
+    assert p.returncode == 0, p.stderr
+    assert (out / "manifest.parquet").exists() and list((out / "lost+found").iterdir()) == []
+    audit = run_cli("audit", out, check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_a_lost_and_found_holding_files_is_content(tmp_path, small_export, key_file):
+    out = tmp_path / "mnt"
+    (out / "lost+found").mkdir(parents=True)
+    (out / "lost+found" / "#1234").write_bytes(b"recovered by fsck")
+    p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", check=False)
+    assert p.returncode == 2 and "did not write" in p.stderr, p.stderr
