@@ -7,14 +7,19 @@
   vindr output of one key;
 * a fresh file system's mount point (holding only its empty ``lost+found``) was refused as
   "a folder that already holds files vindr did not write";
+* ``vindr info X >&-`` (stdout closed: Python's ``sys.stdout`` is None, and rich and Click
+  drop every line) printed nothing and exited 0, as did every other command: now exit 2 with
+  one line on the stream still open, before anything is read or written;
 """
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 
 import pytest
 
-from helpers import run_cli
+from helpers import VINDR, run_cli
 
 
 def _anon(tmp_path, small_export, key_file, name="anon"):
@@ -73,3 +78,32 @@ def test_a_lost_and_found_holding_files_is_content(tmp_path, small_export, key_f
     (out / "lost+found" / "#1234").write_bytes(b"recovered by fsck")
     p = run_cli("anonymize", small_export, out, "--key", key_file, "--burned-in", "off", check=False)
     assert p.returncode == 2 and "did not write" in p.stderr, p.stderr
+
+
+def _closed(fd: int):
+    return lambda: os.close(fd)
+
+
+@pytest.mark.parametrize("args", [["info", "{export}"], ["info", "{export}", "--json"], ["--version"],
+                                  ["anonymize", "{export}", "{out}", "--key", "{key}"]],
+                         ids=["info", "info-json", "version", "anonymize"])
+def test_a_closed_stdout_is_a_request_that_cannot_run(tmp_path, small_export, key_file, args):
+    out = tmp_path / "anon"
+    argv = [a.format(export=small_export, out=out, key=key_file) for a in args]
+    p = subprocess.run([*VINDR, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       preexec_fn=_closed(1), timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: stdout is closed") and len(p.stderr.splitlines()) == 1
+    assert not out.exists()                       # refused before anything was written
+
+
+def test_a_closed_stderr_is_refused_too(tmp_path, small_export):
+    p = subprocess.run([*VINDR, "info", str(small_export)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                       text=True, preexec_fn=_closed(2), timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+
+
+def test_stdout_to_dev_null_still_runs(small_export):
+    p = subprocess.run([*VINDR, "info", str(small_export)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr

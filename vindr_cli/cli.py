@@ -856,7 +856,28 @@ def app_for(argv: list[str]) -> typer.Typer:
     return one
 
 
+CLOSED_STREAM = ("error: {name} is closed: vindr writes its summary, warnings and next steps there; "
+                 "send it to a file or /dev/null instead (> FILE, 2> FILE)")
+
+
+def refuse_closed_streams() -> None:
+    """A command started with stdout or stderr closed (``vindr info X >&-``: Python then has
+    ``sys.stdout is None``, and rich and Click drop every line silently) printed nothing and
+    exited 0 -- an info, an audit's findings or a refusal lost without a sign. It is a request
+    that cannot run: exit 2 before anything is read or written, as ``cat`` fails on a closed
+    stdout (new-user walk 5). The one line goes to the stream still open, if any."""
+    from vindr_cli.errors import EXIT_REQUEST
+
+    closed = [name for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)) if stream is None]
+    if not closed:
+        return
+    if sys.stderr is not None:
+        sys.stderr.write(CLOSED_STREAM.format(name=closed[0]) + "\n")
+    raise SystemExit(EXIT_REQUEST)
+
+
 def main() -> None:
+    refuse_closed_streams()
     from vindr_cli.startup import one_blas_thread
 
     one_blas_thread(command=sys.argv[1] if len(sys.argv) > 1 else None)   # before numpy (issue 13)
