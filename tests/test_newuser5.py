@@ -10,6 +10,11 @@
 * ``vindr info X >&-`` (stdout closed: Python's ``sys.stdout`` is None, and rich and Click
   drop every line) printed nothing and exited 0, as did every other command: now exit 2 with
   one line on the stream still open, before anything is read or written;
+* ``vindr anonymize``'s summary did not say how many written images had burned-in text masked
+  (``scripts/demo.sh`` computed it from the manifest): now a ``pixels:`` line, from the manifest;
+* ``vindr review FILE`` said "DIR/.vindr ... is a symbolic link": now "DIR is not a folder";
+* ``vindr audit RELEASE`` (or a SELECTION) gave dozens of stray-file/unreadable findings with no
+  word of why: a warning now says what the folder is and what to audit instead (exit still 1).
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import os
 import shutil
 import subprocess
 
+import pyarrow.parquet as pq
 import pytest
 
+from conftest import SAMPLE
 from helpers import VINDR, run_cli
 
 
@@ -107,3 +114,46 @@ def test_stdout_to_dev_null_still_runs(small_export):
     p = subprocess.run([*VINDR, "info", str(small_export)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def test_the_anonymize_summary_counts_the_images_with_masked_text(tmp_path, key_file):
+    out = tmp_path / "anon"
+    p = run_cli("anonymize", SAMPLE / "export", out, "--key", key_file, "-j", "2")
+    ok = [r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+    masked = sum(r["redactions"] not in (None, "[]") for r in ok)
+    rewritten = sum(bool(r["pixels_modified"]) for r in ok)
+    assert masked >= 1                              # the sample has text burned into some images
+    assert (f"pixels: {masked} of {len(ok)} written images had boxes masked (burned-in text); {rewritten} had "
+            "their Pixel Data rewritten (manifest: redactions, pixels_modified)") in p.stdout.splitlines()
+
+
+def test_the_summary_says_when_images_were_not_scanned(tmp_path, small_export, key_file):
+    p = run_cli("anonymize", small_export, tmp_path / "anon", "--key", key_file, "--burned-in", "off", "-j", "1")
+    assert "pixels: 0 of 3 written images had boxes masked (burned-in text; 3 not scanned)" in p.stdout
+
+
+def test_review_of_a_file_says_it_is_not_a_folder(tmp_path):
+    f = tmp_path / "manifest.parquet"
+    f.write_bytes(b"PAR1")
+    for target, says in ((f, "DIR is not a folder"), (tmp_path / "missing", "DIR does not exist")):
+        p = run_cli("review", target, "--no-browser", check=False, timeout=60)
+        assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith(f"error: {says}: "), p.stderr
+        assert "symbolic link" not in p.stderr
+
+
+@pytest.mark.parametrize("kind,files", [("a vindr release", ("images.csv", "datasheet.json")),
+                                        ("a vindr select output", ("selection.json", "selection.parquet"))])
+def test_audit_of_a_release_or_selection_says_what_to_audit(tmp_path, kind, files):
+    folder = tmp_path / "rel"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("x\n")
+    p = run_cli("audit", folder, check=False)
+    assert p.returncode == 1                        # still findings: nothing is waved through
+    assert f"warning: OUTPUT is {kind}, not a vindr anonymize OUTPUT: audit the tree it was made from" in p.stderr
+
+
+def test_audit_of_a_tree_has_no_such_warning(tmp_path, small_export, key_file):
+    out = _anon(tmp_path, small_export, key_file)
+    p = run_cli("audit", out, check=False)
+    assert "not a vindr anonymize OUTPUT" not in p.stderr and p.returncode == 0, p.stdout + p.stderr

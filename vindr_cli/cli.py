@@ -301,6 +301,12 @@ def _print_anonymize(s, executor: str | None = None) -> None:
         t.add_row(Text("executor", style="dim"), Text(executor, style="dim"))
     console.print(t)
     _print_reasons(s.reasons, "not written, and why", s.resumed)
+    if s.counts.get("ok"):
+        # the custodian's count, which the demo once computed from the manifest (new-user walk 5)
+        scan = (f"{s.masked} of {s.counts['ok']} written images had boxes masked (burned-in text"
+                + (f"; {s.counts['ok'] - s.scanned} not scanned" if s.scanned < s.counts["ok"] else "") + ")")
+        console.print(f"pixels: {scan}; {s.pixels_modified} had their Pixel Data rewritten "
+                      "(manifest: redactions, pixels_modified)", markup=False, highlight=False)
     console.print(f"manifest: {s.manifest}")
     if s.linkage:
         console.print(f"linkage (PHI, mode 0600, keep it away from the release): {s.linkage}")
@@ -676,6 +682,19 @@ def info(
         raise typer.Exit(1)
 
 
+def _not_a_tree(folder: Path) -> str | None:
+    """What a folder audit is pointed at is, when it is another stage's output, not a tree:
+    a release (images.csv, datasheet.json) or a selection (selection.json, selection.parquet).
+    Audited as it is, each of its files was a finding with no word of why (new-user walk 5)."""
+    if (folder / "manifest.parquet").exists():
+        return None
+    if (folder / "images.csv").is_file() and (folder / "datasheet.json").is_file():
+        return "a vindr release"
+    if (folder / "selection.json").is_file() and (folder / "selection.parquet").is_file():
+        return "a vindr select output"
+    return None
+
+
 @app.command()
 def audit(
     output: Path = typer.Argument(..., help="An anonymized tree written by `vindr anonymize`."),
@@ -707,6 +726,12 @@ def audit(
             raise RequestError("--report FILE must not be inside OUTPUT (it would become part of the release)")
         if not rp.parent.is_dir():
             raise RequestError("--report FILE: its folder does not exist")
+    kind = _not_a_tree(output)
+    if kind:
+        err.print(f"[bold yellow]warning:[/] OUTPUT is {kind}, not a vindr anonymize OUTPUT: audit the tree it was "
+                  "made from (vindr audit ANON_DIR --report FILE.json; the release's datasheet records that report); "
+                  "here its own tables and images are findings (stray-file, unreadable, missing manifest)",
+                  soft_wrap=True)
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)

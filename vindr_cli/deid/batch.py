@@ -62,6 +62,9 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     review_rewritten: int = 0            # images written this run with boxes drawn in vindr review
     review_images: int = 0               # images of OUTPUT that carry such boxes
+    masked: int = 0                      # ok outputs with boxes masked (burned-in text or drawn in vindr review)
+    pixels_modified: int = 0             # ok outputs whose Pixel Data differs from the input's
+    scanned: int = 0                     # ok outputs scanned for burned-in text (redactions not null)
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -505,6 +508,10 @@ def anonymize(
                       warnings=result.warnings, review_rewritten=stage.review_rewritten,
                       review_images=sum(1 for r in result.rows.get("manifest", [])
                                         if r.get("status") == "ok" and r.get("review_boxes")))
+    ok = [r for r in result.rows.get("manifest", []) if r.get("status") == "ok"]
+    summary.masked = sum(1 for r in ok if r.get("redactions") not in (None, "", "[]") or r.get("review_boxes"))
+    summary.pixels_modified = sum(1 for r in ok if r.get("pixels_modified"))
+    summary.scanned = sum(1 for r in ok if r.get("redactions") is not None)
     return summary
 
 
