@@ -157,3 +157,27 @@ def test_audit_of_a_tree_has_no_such_warning(tmp_path, small_export, key_file):
     out = _anon(tmp_path, small_export, key_file)
     p = run_cli("audit", out, check=False)
     assert "not a vindr anonymize OUTPUT" not in p.stderr and p.returncode == 0, p.stdout + p.stderr
+
+
+def test_baseline_progress_lines_do_not_name_a_source_line():
+    from vindr_cli.cli import console
+
+    with console.capture() as cap:
+        console.log("epoch 1/3 step 1/3", markup=False, highlight=False)
+    assert "epoch 1/3" in cap.get() and "cli.py" not in cap.get() and ".py:" not in cap.get()
+
+
+def test_pr_curves_without_any_curve_warn_nothing(tmp_path):
+    """A short run with no prediction on a test class drew no curve, and matplotlib printed a
+    UserWarning (with its source path) about an empty legend to the user's terminal."""
+    import warnings
+    from types import SimpleNamespace
+
+    from vindr_cli.baseline.report import plot_curves
+
+    rep = SimpleNamespace(curves={"pr": {"Aortic enlargement": ([], [])}, "roc": ([0.0, 1.0], [0.0, 1.0])},
+                          detection={"per_class": {"Aortic enlargement": {"ap_50": 0.0}}}, map50=0.0, auroc=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_curves(rep, tmp_path / "pr.png")
+    assert (tmp_path / "pr.png").stat().st_size > 0

@@ -118,8 +118,8 @@ class _Console(Console):
         super().print(*objects, soft_wrap=soft_wrap, **kwargs)
 
 
-console = _Console(stderr=False)
-err = _Console(stderr=True)
+console = _Console(stderr=False, log_path=False)     # console.log (baseline's progress): the time, not cli.py:593
+err = _Console(stderr=True, log_path=False)
 
 
 def _version(value: bool) -> None:
