@@ -181,3 +181,20 @@ def test_pr_curves_without_any_curve_warn_nothing(tmp_path):
         warnings.simplefilter("error")
         assert plot_curves(rep, tmp_path / "pr.png")
     assert (tmp_path / "pr.png").stat().st_size > 0
+
+
+def test_split_says_how_many_rows_already_named_release_ids(tmp_path, small_export, key_file):
+    """The README's chain passes --linkage with annotations keyed as sel/worklist.csv is (release
+    image ids): split said "re-keyed 0 annotation rows through the linkage table", as if none matched."""
+    out = _anon(tmp_path, small_export, key_file)
+    links = [r for r in pq.read_table(tmp_path / "anon.linkage.parquet").to_pylist() if r["status"] == "ok"]
+    by_release = [r["image_id"] for r in links[:2]]
+    by_uid = [r["original_sop_uid"] for r in links[2:]]
+    ann = tmp_path / "ann.csv"
+    ann.write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                   + "".join(f"{i},No finding,14,R1,,,,\n" for i in by_release + by_uid))
+    p = run_cli("split", ann, "--meta", out / "manifest.parquet", "--linkage", tmp_path / "anon.linkage.parquet",
+                "--test-size", "1", "--unit", "patients", "-o", tmp_path / "split")
+    assert (f"re-keyed {len(by_uid)} annotation rows through the linkage table; {len(by_release)} already named "
+            "release image ids") in p.stdout, p.stdout
+    assert by_uid and not any(u in p.stdout for u in by_uid)      # the hospital's UIDs are never printed
