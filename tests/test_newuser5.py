@@ -198,3 +198,35 @@ def test_split_says_how_many_rows_already_named_release_ids(tmp_path, small_expo
     assert (f"re-keyed {len(by_uid)} annotation rows through the linkage table; {len(by_release)} already named "
             "release image ids") in p.stdout, p.stdout
     assert by_uid and not any(u in p.stdout for u in by_uid)      # the hospital's UIDs are never printed
+
+
+def _broken_export(tmp_path, small_export):
+    """Only damaged DICOM files and a text file: nothing in it can be read."""
+    root = tmp_path / "broken"
+    root.mkdir()
+    data = (small_export / "NGUYEN VAN AN_PID0001" / "a.dcm").read_bytes()
+    (root / "truncated.dcm").write_bytes(data[:700])
+    (root / "garbage.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 300)
+    (root / "notes.txt").write_text("notes\n")
+    return root
+
+
+def test_info_strict_fails_on_a_failed_input_as_readme_and_help_say(tmp_path, small_export):
+    whole = run_cli("info", small_export, "--strict", check=False)       # holds an empty .dcm: not-dicom, no failure
+    assert whole.returncode == 0, whole.stderr
+    broken = _broken_export(tmp_path, small_export)
+    (broken / "ok.dcm").write_bytes((small_export / "NGUYEN VAN AN_PID0001" / "a.dcm").read_bytes())
+    p = run_cli("info", broken, "--strict", check=False)
+    assert p.returncode == 1 and "Failed" in p.stdout
+    assert run_cli("info", broken, check=False).returncode == 0        # without --strict: a summary, exit 0
+
+
+@pytest.mark.parametrize("command", ["info", "anonymize"])
+def test_an_export_where_nothing_could_be_read_says_so(tmp_path, small_export, key_file, command):
+    broken = _broken_export(tmp_path, small_export)
+    extra = [tmp_path / "anon", "--key", key_file] if command == "anonymize" else []
+    p = run_cli(command, broken, *extra, check=False)
+    assert p.returncode == 0
+    assert "warning: none of the 3 inputs could be read: 2 failed, 1 not DICOM" in p.stderr, p.stderr
+    strict = run_cli(command, broken, *extra, "--strict", check=False)
+    assert strict.returncode == 1

@@ -657,7 +657,7 @@ def info(
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
     from vindr_cli.info import render, to_json
@@ -678,7 +678,7 @@ def info(
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
-    if strict and warnings:
+    if strict and (warnings or summary.get("failed")):     # as anonymize and decode --strict (README)
         raise typer.Exit(1)
 
 
