@@ -230,3 +230,20 @@ def test_an_export_where_nothing_could_be_read_says_so(tmp_path, small_export, k
     assert "warning: none of the 3 inputs could be read: 2 failed, 1 not DICOM" in p.stderr, p.stderr
     strict = run_cli(command, broken, *extra, "--strict", check=False)
     assert strict.returncode == 1
+
+
+def test_evaluate_says_when_readers_boxes_are_each_a_box_to_find(tmp_path):
+    """A perfect prediction of a box three readers drew scored AP 0.33 with no word of why."""
+    gt = tmp_path / "gt.csv"
+    img = "0" * 32
+    gt.write_text("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n"
+                  + "".join(f"{img},Aortic enlargement,0,R{r},10,10,60,60\n" for r in (1, 2, 3))
+                  + f"{'1' * 32},Cardiomegaly,3,R1,5,5,50,50\n{'1' * 32},Cardiomegaly,3,R1,60,60,90,90\n")
+    pred = tmp_path / "pred.csv"
+    pred.write_text(f"image_id,PredictionString\n{img},0 0.9 10 10 60 60\n{'1' * 32},3 0.8 5 5 50 50\n")
+    plain = run_cli("evaluate", "--gt", gt, "--pred", pred)
+    # one pair boxed by three readers; the two boxes of one reader are not "several readers"
+    assert ("1 image/class pair(s) of the ground truth hold boxes of several readers: each reader's box is one "
+            "to find (VinBigData's scoring); --fuse-readers fuses them first") in plain.stdout
+    fused = run_cli("evaluate", "--gt", gt, "--pred", pred, "--fuse-readers")
+    assert "several readers" not in fused.stdout
