@@ -149,6 +149,17 @@ def _port(value: int) -> int:
     return value
 
 
+_INTERRUPT_SAID: list[bool] = []
+INTERRUPTED = "interrupted: stopped before the end; run the same command again"
+
+
+def _interrupted(line: str):
+    """A command's own line for Ctrl-C (what it kept), then exit 130."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+    _INTERRUPT_SAID.append(True)
+    raise typer.Exit(130)
+
+
 def _fail(message: str, code: int = 2) -> None:
     """Print a one-line, PHI-free error (rich markup, already escaped by the caller) and exit
     with ``code`` (2: the request cannot run, 1: findings). Library errors need no call here:
@@ -212,8 +223,7 @@ def anonymize(
                           rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
                           burned_in=burned_in, executor=ex, review=review)
     except KeyboardInterrupt:
-        err.print("interrupted: finished files are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: finished files are kept; run the same command again to resume")
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary, executor=_executor(ex, workers or default_workers()))
@@ -353,8 +363,7 @@ def decode(
             summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
                                   rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
-        err.print("interrupted: finished images are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: finished images are kept; run the same command again to resume")
     t = Table(title="vindr decode")
     t.add_column("status")
     t.add_column("count", justify="right")
@@ -402,8 +411,7 @@ def select_cmd(
             s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
                        console=console, rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
-        err.print("interrupted: images read so far are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: images read so far are kept; run the same command again to resume")
     t = Table(title=f"vindr select ({spec.name})")
     t.add_column("images")
     t.add_column("count", justify="right")
@@ -927,6 +935,9 @@ def _run_app() -> None:
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             closed_pipe()              # Click's own EPIPE path (typer.echo of --json): exit 1 there
+        if exc.code == EXIT_INTERRUPTED and not _INTERRUPT_SAID:
+            # typer turns Ctrl-C into a silent Exit(130): audit, split, release, baseline... said nothing
+            err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
         if exc.code == EXIT_INTERRUPTED and len(_TERMINATED) > 1:
             sys.exit(EXIT_TERMINATED)
         raise
