@@ -70,3 +70,26 @@ def test_baseline_refuses_bad_options(tmp_path):
     for args in (["--size", "0"], ["--epochs", "0"], ["--batch-size", "0"], ["--lr", "-1"], ["--device", "tpu"]):
         p = run_cli("baseline", SAMPLE, "-o", tmp_path / "bl", *args, check=False)
         assert p.returncode == 2 and "Traceback" not in p.stderr, args
+
+
+def test_ctrl_c_mid_training_says_so(pipeline, tmp_path):
+    """typer turns Ctrl-C into a silent exit 130: audit, split, release, baseline... stopped
+    without a word (new-user walk 5); now the line every interrupted command prints."""
+    import os
+    import signal
+    import subprocess
+
+    from helpers import VINDR, stopped
+
+    _, release = pipeline
+    proc = subprocess.Popen([*VINDR, "baseline", str(release), "-o", str(tmp_path / "bl"), "--size", "64",
+                             "--epochs", "500", "--no-resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "COLUMNS": "200"})
+    for line in proc.stdout:                 # training has begun: 499 epochs are left
+        if "epoch 1/500" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    code = stopped(proc)
+    err = proc.stderr.read()
+    assert code == 130, err[-800:]
+    assert "interrupted: stopped before the end; run the same command again" in err and "Traceback" not in err

@@ -118,8 +118,8 @@ class _Console(Console):
         super().print(*objects, soft_wrap=soft_wrap, **kwargs)
 
 
-console = _Console(stderr=False)
-err = _Console(stderr=True)
+console = _Console(stderr=False, log_path=False)     # console.log (baseline's progress): the time, not cli.py:593
+err = _Console(stderr=True, log_path=False)
 
 
 def _version(value: bool) -> None:
@@ -147,6 +147,17 @@ def _port(value: int) -> int:
     if value is not None and not 0 <= value <= 65535:
         raise typer.BadParameter(f"{value} is not in the range 0 to 65535.")
     return value
+
+
+_INTERRUPT_SAID: list[bool] = []
+INTERRUPTED = "interrupted: stopped before the end; run the same command again"
+
+
+def _interrupted(line: str):
+    """A command's own line for Ctrl-C (what it kept), then exit 130."""
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+    _INTERRUPT_SAID.append(True)
+    raise typer.Exit(130)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -212,8 +223,7 @@ def anonymize(
                           rebuild_state=rebuild_state, max_inflate=max_inflate, patient_match=patient_match,
                           burned_in=burned_in, executor=ex, review=review)
     except KeyboardInterrupt:
-        err.print("interrupted: finished files are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: finished files are kept; run the same command again to resume")
     if not summary.key_created:
         console.print(f"key: {summary.key_path} (fingerprint {summary.key_fingerprint})", markup=False, highlight=False)
     _print_anonymize(summary, executor=_executor(ex, workers or default_workers()))
@@ -301,6 +311,12 @@ def _print_anonymize(s, executor: str | None = None) -> None:
         t.add_row(Text("executor", style="dim"), Text(executor, style="dim"))
     console.print(t)
     _print_reasons(s.reasons, "not written, and why", s.resumed)
+    if s.counts.get("ok"):
+        # the custodian's count, which the demo once computed from the manifest (new-user walk 5)
+        scan = (f"{s.masked} of {s.counts['ok']} written images had boxes masked (burned-in text"
+                + (f"; {s.counts['ok'] - s.scanned} not scanned" if s.scanned < s.counts["ok"] else "") + ")")
+        console.print(f"pixels: {scan}; {s.pixels_modified} had their Pixel Data rewritten "
+                      "(manifest: redactions, pixels_modified)", markup=False, highlight=False)
     console.print(f"manifest: {s.manifest}")
     if s.linkage:
         console.print(f"linkage (PHI, mode 0600, keep it away from the release): {s.linkage}")
@@ -347,8 +363,7 @@ def decode(
             summary = decode_tree(input, output, cfg, workers=n, console=console, allow_identified=allow_identified,
                                   rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
-        err.print("interrupted: finished images are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: finished images are kept; run the same command again to resume")
     t = Table(title="vindr decode")
     t.add_column("status")
     t.add_column("count", justify="right")
@@ -396,8 +411,7 @@ def select_cmd(
             s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
                        console=console, rebuild_state=rebuild_state, executor=ex)
     except KeyboardInterrupt:
-        err.print("interrupted: images read so far are kept; run the same command again to resume")
-        raise typer.Exit(130)
+        _interrupted("interrupted: images read so far are kept; run the same command again to resume")
     t = Table(title=f"vindr select ({spec.name})")
     t.add_column("images")
     t.add_column("count", justify="right")
@@ -651,7 +665,7 @@ def info(
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 if PATH holds no file or no DICOM file."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any input failed, or if PATH holds no file or no DICOM file."),
 ) -> None:
     """Summarise an export: files, DICOM or not, patients, studies, series, modalities, syntaxes, sizes."""
     from vindr_cli.info import render, to_json
@@ -672,8 +686,21 @@ def info(
     for line in warnings:
         err.print("[bold yellow]warning:[/] ", end="")
         err.print(line, markup=False, highlight=False, soft_wrap=True)
-    if strict and warnings:
+    if strict and (warnings or summary.get("failed")):     # as anonymize and decode --strict (README)
         raise typer.Exit(1)
+
+
+def _not_a_tree(folder: Path) -> str | None:
+    """What a folder audit is pointed at is, when it is another stage's output, not a tree:
+    a release (images.csv, datasheet.json) or a selection (selection.json, selection.parquet).
+    Audited as it is, each of its files was a finding with no word of why (new-user walk 5)."""
+    if (folder / "manifest.parquet").exists():
+        return None
+    if (folder / "images.csv").is_file() and (folder / "datasheet.json").is_file():
+        return "a vindr release"
+    if (folder / "selection.json").is_file() and (folder / "selection.parquet").is_file():
+        return "a vindr select output"
+    return None
 
 
 @app.command()
@@ -707,6 +734,12 @@ def audit(
             raise RequestError("--report FILE must not be inside OUTPUT (it would become part of the release)")
         if not rp.parent.is_dir():
             raise RequestError("--report FILE: its folder does not exist")
+    kind = _not_a_tree(output)
+    if kind:
+        err.print(f"[bold yellow]warning:[/] OUTPUT is {kind}, not a vindr anonymize OUTPUT: audit the tree it was "
+                  "made from (vindr audit ANON_DIR --report FILE.json; the release's datasheet records that report); "
+                  "here its own tables and images are findings (stray-file, unreadable, missing manifest)",
+                  soft_wrap=True)
     if not link.is_file():
         err.print("[bold yellow]warning:[/] no linkage table found, so no original value can be searched for; "
                   "only structural checks run. Pass --linkage FILE for a full audit.", soft_wrap=True)
@@ -856,7 +889,28 @@ def app_for(argv: list[str]) -> typer.Typer:
     return one
 
 
+CLOSED_STREAM = ("error: {name} is closed: vindr writes its summary, warnings and next steps there; "
+                 "send it to a file or /dev/null instead (> FILE, 2> FILE)")
+
+
+def refuse_closed_streams() -> None:
+    """A command started with stdout or stderr closed (``vindr info X >&-``: Python then has
+    ``sys.stdout is None``, and rich and Click drop every line silently) printed nothing and
+    exited 0 -- an info, an audit's findings or a refusal lost without a sign. It is a request
+    that cannot run: exit 2 before anything is read or written, as ``cat`` fails on a closed
+    stdout (new-user walk 5). The one line goes to the stream still open, if any."""
+    from vindr_cli.errors import EXIT_REQUEST
+
+    closed = [name for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)) if stream is None]
+    if not closed:
+        return
+    if sys.stderr is not None:
+        sys.stderr.write(CLOSED_STREAM.format(name=closed[0]) + "\n")
+    raise SystemExit(EXIT_REQUEST)
+
+
 def main() -> None:
+    refuse_closed_streams()
     from vindr_cli.startup import one_blas_thread
 
     one_blas_thread(command=sys.argv[1] if len(sys.argv) > 1 else None)   # before numpy (issue 13)
@@ -881,6 +935,9 @@ def _run_app() -> None:
     except SystemExit as exc:
         if exc.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             closed_pipe()              # Click's own EPIPE path (typer.echo of --json): exit 1 there
+        if exc.code == EXIT_INTERRUPTED and not _INTERRUPT_SAID:
+            # typer turns Ctrl-C into a silent Exit(130): audit, split, release, baseline... said nothing
+            err.print(INTERRUPTED, markup=False, highlight=False, soft_wrap=True)
         if exc.code == EXIT_INTERRUPTED and len(_TERMINATED) > 1:
             sys.exit(EXIT_TERMINATED)
         raise

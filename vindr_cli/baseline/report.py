@@ -592,7 +592,7 @@ def plot_curves(rep: Report, path: Path) -> bool:
             ax1.step(np.r_[0, rec], np.r_[env[0], env], where="post", label=f"{name} ({_f(ap)})")
     ax1.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
             title=f"Detection PR, IoU > 0.5 (mAP {_f(rep.map50)})")
-    if rep.curves.get("pr"):
+    if ax1.get_legend_handles_labels()[0]:     # no curve drawn (no prediction): no legend, no UserWarning
         ax1.legend(fontsize=7, loc="lower left")
     if "roc" in rep.curves:
         fpr, tpr = rep.curves["roc"]

@@ -9,7 +9,6 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +63,9 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     review_rewritten: int = 0            # images written this run with boxes drawn in vindr review
     review_images: int = 0               # images of OUTPUT that carry such boxes
+    masked: int = 0                      # ok outputs with boxes masked (burned-in text or drawn in vindr review)
+    pixels_modified: int = 0             # ok outputs whose Pixel Data differs from the input's
+    scanned: int = 0                     # ok outputs scanned for burned-in text (redactions not null)
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -86,22 +88,66 @@ FOREIGN_OUTPUT = ("OUTPUT is a folder that already holds files vindr did not wri
 def check_foreign_output(output: Path) -> None:
     """Refuse a non-empty OUTPUT that is not vindr anonymize's: whatever it held would sit among
     the de-identified files, unlisted, and travel with the tree (audit would only call it a stray
-    file afterwards). Such an OUTPUT is known by anonymize's settings in its state folder, its
-    manifest, or a file carrying vindr's marks (a tree whose state was lost: --rebuild-state); a
-    folder holding nothing but a state folder is empty (a first run stopped before its settings
-    were written). Review 12: any state folder was enough, so another command's OUTPUT (vindr
-    decode's PNGs, images.parquet) took the de-identified files in among its own."""
+    file afterwards). Such an OUTPUT is known by anonymize's settings in its state folder or its
+    manifest; without them (a tree whose state was lost: --rebuild-state) only when EVERY file
+    under it, outside the state folder, is a ``.dcm``/``.dicom`` carrying vindr's marks of one key
+    (not by its first file only: one marked file among a hospital's own, or beside a notes file,
+    let them all in; new-user walk 5). A folder holding nothing but a state folder is empty (a
+    first run stopped before its settings were written); a mount point's own empty (or, to a user
+    other than root, unlistable) ``lost+found`` is not content. Review 12: any state folder was
+    enough, so another command's OUTPUT (vindr decode's PNGs, images.parquet) took the
+    de-identified files in among its own."""
     settings = Settings(output, "anonymize")
     if (not output.is_dir() or settings.file.exists() or settings.copy.exists()
             or (output / "manifest.parquet").exists()):
         return
     try:
-        if [p.name for p in islice(output.iterdir(), 2)] in ([], [STATE_DIR]):
-            return
+        entries = [e for e in output.iterdir() if e.name != STATE_DIR and not _fs_lost_found(e)]
     except OSError:
         raise RequestError("OUTPUT cannot be listed") from None
-    if not output_marks(output):
+    if entries and not _all_vindr_outputs(output):
         raise RequestError(FOREIGN_OUTPUT)
+
+
+def _fs_lost_found(entry: Path) -> bool:
+    """The file system's own ``lost+found`` (top level of OUTPUT): a real folder, empty or
+    closed to this user (root's 0700 on ext4). One that holds files a user can see is content."""
+    if entry.name != "lost+found" or entry.is_symlink() or not entry.is_dir():
+        return False
+    try:
+        return next(entry.iterdir(), None) is None
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+
+
+def _all_vindr_outputs(output: Path) -> bool:
+    """Every file under ``output`` (outside ``.vindr``) is a vindr output of one key; no link."""
+    import os
+
+    key = None
+    for root, dirs, files in os.walk(output, onerror=_raise):
+        dirs[:] = [d for d in dirs if not (root == str(output) and (d == STATE_DIR or _fs_lost_found(Path(root) / d)))]
+        if any(os.path.islink(os.path.join(root, d)) for d in dirs):
+            return False
+        for name in files:
+            path = Path(root) / name
+            if path.is_symlink() or not name.endswith((".dcm", ".dicom")) or not path.is_file():
+                return False                    # a FIFO named .dcm would block the open (review 12)
+            try:
+                with open(path, "rb") as f:
+                    found = read_marks(read_header(f, path.stat().st_size).ds).get("key_fingerprint")
+            except (BadInput, OSError):
+                return False
+            if not found or (key is not None and found != key):
+                return False
+            key = found
+    return True
+
+
+def _raise(exc: OSError) -> None:
+    raise RequestError("OUTPUT cannot be listed") from None
 
 
 def _run_record(cfg: AnonConfig, subs: Substitutes) -> dict:
@@ -528,6 +574,10 @@ def anonymize(
                       warnings=result.warnings, review_rewritten=stage.review_rewritten,
                       review_images=sum(1 for r in result.rows.get("manifest", [])
                                         if r.get("status") == "ok" and r.get("review_boxes")))
+    ok = [r for r in result.rows.get("manifest", []) if r.get("status") == "ok"]
+    summary.masked = sum(1 for r in ok if r.get("redactions") not in (None, "", "[]") or r.get("review_boxes"))
+    summary.pixels_modified = sum(1 for r in ok if r.get("pixels_modified"))
+    summary.scanned = sum(1 for r in ok if r.get("redactions") is not None)
     return summary
 
 

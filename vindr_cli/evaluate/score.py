@@ -58,6 +58,7 @@ class GroundTruth:
     cls: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     reader_boxes: int = 0            # boxes read (before fusion, No finding deduplicated)
+    multi_reader: int = 0            # (image, class) pairs boxed by more than one reader
 
 
 def read_ground_truth(path: Path, *, labels: "LabelSet | str | Path | None" = None, fuse_readers: bool = False,
@@ -80,6 +81,10 @@ def read_ground_truth(path: Path, *, labels: "LabelSet | str | Path | None" = No
     groups: dict[tuple[str, int], list[np.ndarray]] = {}
     for img, c, b in zip(images_all[~is_nf], cls[~is_nf], boxes_all[~is_nf]):
         groups.setdefault((img, int(c)), []).append(b)
+    readers = ann["reader"].astype(str).to_numpy() if "reader" in ann.columns else np.zeros(len(ann), dtype=object)
+    by_pair: dict[tuple[str, int], set] = {}
+    for img, c, r in zip(images_all[~is_nf], cls[~is_nf], readers[~is_nf]):
+        by_pair.setdefault((img, int(c)), set()).add(r)
     out_img: list[str] = []
     out_cls: list[int] = []
     out_box: list[np.ndarray] = []
@@ -97,7 +102,8 @@ def read_ground_truth(path: Path, *, labels: "LabelSet | str | Path | None" = No
         out_cls.append(nf)  # type: ignore[arg-type]
         out_box.append(np.asarray([NO_FINDING_BOX]))
     gt = GroundTruth(fmt, vocab, list(ann.attrs["images"]), out_img, np.asarray(out_cls, dtype=np.int64),
-                     np.concatenate(out_box) if out_box else np.zeros((0, 4)), reader_boxes)
+                     np.concatenate(out_box) if out_box else np.zeros((0, 4)), reader_boxes,
+                     sum(len(r) > 1 for r in by_pair.values()))
     return gt, bad
 
 
@@ -115,6 +121,7 @@ class EvalResult:
     n_gt_boxes: int = 0
     n_predictions: int = 0
     map_without_no_finding: float | None = None  # the same mean, "No finding" left out
+    multi_reader: int = 0                    # GT (image, class) pairs boxed by several readers
     class_ids: dict[str, int] = field(default_factory=dict)
     label_set: LabelSet | None = None        # the ground truth's (its listed names may be quoted)
 
@@ -190,6 +197,7 @@ def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: 
         n_images=len(gt.images), n_gt_boxes=len(gt.image), n_predictions=len(preds),
         map_without_no_finding=_mean(e["ap"] for n, e in per_class.items() if n != NO_FINDING),
         class_ids={n: i for i, n in enumerate(gt.vocab.names)}, label_set=gt.vocab,
+        multi_reader=gt.multi_reader,
     )
 
 
@@ -246,6 +254,11 @@ def render(result: EvalResult, console: Console, *, max_bad_rows: int = 20) -> N
     console.print(t)
     console.print(f"{result.n_images} images ({result.gt_format} ground truth), "
                   f"predictions as {result.pred_format or '-'}", highlight=False)
+    if result.multi_reader and not result.fuse_readers:
+        # a perfect prediction scored AP 0.33 against three readers' boxes (new-user walk 5)
+        console.print(f"{result.multi_reader} image/class pair(s) of the ground truth hold boxes of several readers: "
+                      "each reader's box is one to find (VinBigData's scoring); --fuse-readers fuses them first",
+                      highlight=False)
     if result.bad_rows:
         b = Table(title=f"{len(result.bad_rows)} malformed row(s) left out")
         b.add_column("file")

@@ -333,11 +333,16 @@ def render_markdown(sheet: dict) -> str:
     rows += [f"| release | {r} | {n} |" for r, n in ex["release"].items() if n]
     rows += [f"| annotations | {r} | {n} |" for r, n in ex["annotation_rows"].items() if n]
     lines += rows or ["| - | nothing left out | 0 |"]
+    sel = sheet["selection"]
+    if ex["selection"] and sel:
+        # select counts each reason of an image: the rows add up to more than the images left out
+        lines += ["", f"The `select` rows count reasons: an image `vindr select` left out for several reasons is "
+                      f"counted under each, so they may add up to more than the {sel['images'] - sel['selected']} "
+                      f"image(s) not selected ({sel['selected']} of {sel['images']} selected)."]
     dup = ex["duplicates"]
     lines += ["", f"Duplicates: {dup['anonymize']} exact copies (anonymize, same SOP instance), "
                   f"{dup['selection']} near-duplicates within a study or patient and {dup['across_patients']} "
                   f"across patients (select).", ""]
-    sel = sheet["selection"]
     lines += ["## Selection", ""]
     lines += ([f"Recipe `{sel['recipe'] or 'unnamed'}` (SHA-256 `{sel['recipe_sha256'] or 'unknown'}`): "
                f"{sel['selected']} of {sel['images']} images selected."] if sel else

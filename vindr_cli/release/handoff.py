@@ -20,8 +20,12 @@ def run_split(annotations: Path, meta: Path, out_dir: Path, *, linkage: Path | N
     notes: list[str] = []
     result = split_dataset(annotations, meta, out_dir=out_dir, linkage=linkage, **options)
     if linkage is not None:
-        notes.append(f"re-keyed {result.info['remap']['translated']} annotation rows through the linkage table; "
-                     f"{result.info['remap']['not_released']} rows refer to images not in the release")
+        remap = result.info["remap"]
+        notes.append(f"re-keyed {remap['translated']} annotation rows through the linkage table; "
+                     + (f"{remap['release_ids']} already named release image ids (as a selection's worklist.csv does; "
+                        "--linkage re-keys rows that name the hospital's SOP Instance UIDs); "
+                        if remap.get("release_ids") else "")
+                     + f"{remap['not_released']} rows refer to images not in the release")
     sel = result.info.get("selection")
     if sel is not None:
         notes.append(f"selection (recipe {sel['recipe'] or 'unnamed'}): {sel['selected']} of {sel['images']} images "

@@ -24,6 +24,7 @@ class RemapResult:
     frame: pd.DataFrame
     translated: int
     not_released: int
+    already: int = 0               # rows that already named a release image_id (the worklist's)
 
 
 def linkage_maps(linkage: Path) -> dict[str, dict[str, str]]:
@@ -55,4 +56,4 @@ def remap_frame(ann: pd.DataFrame, linkage: Path) -> RemapResult:
             df[col] = pd.array(m.where(m.notna(), v.where(known, NOT_RELEASED)), dtype="string")
     df.attrs["images"] = [maps["image_id"].get(i, i if i in released else NOT_RELEASED)
                           for i in ann.attrs.get("images", [])]
-    return RemapResult(df, translated, int((df["image_id"] == NOT_RELEASED).sum()))
+    return RemapResult(df, translated, int((df["image_id"] == NOT_RELEASED).sum()), int((keep & new.isna()).sum()))

@@ -745,7 +745,8 @@ def split_dataset(annotations_path, meta_path, *, preset: str | None = None, tes
     if selection_info is not None:
         result.info["selection"] = selection_info
     if remap is not None:
-        result.info["remap"] = {"translated": remap.translated, "not_released": remap.not_released}
+        result.info["remap"] = {"translated": remap.translated, "not_released": remap.not_released,
+                                "release_ids": remap.already}
     if p is not None:
         result.info["preset_sizes"] = {"train": p.train, "test": p.test, "unit": p.unit}
     if out_dir is not None:

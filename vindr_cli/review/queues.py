@@ -100,6 +100,10 @@ def _int(v) -> int | None:
         return None
 
 
+NOT_A_FOLDER = ("DIR {}: name a de-identified tree (vindr anonymize OUTPUT) or a selection "
+                "(vindr select output)")
+
+
 def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | None]:
     """(anonymized tree, selection.parquet or None) for DIR."""
     review_dir = Path(review_dir)
@@ -164,6 +168,8 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
                  spot: int = 20, seed: int = 0, whole_tree: bool = False) -> Queues:
     """The review queues of DIR (see the module text)."""
     review_dir = Path(review_dir)
+    if not review_dir.is_dir():    # before the link check, which called a file DIR "a symbolic link"
+        raise ReviewDirError(NOT_A_FOLDER.format("is not a folder" if review_dir.exists() else "does not exist"))
     check_state(review_dir)        # journal and rendering cache: never written through a planted link
     tree_dir, sel_path = find_tree(review_dir, tree)
     images: dict[str, Image] = {}

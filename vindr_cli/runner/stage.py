@@ -272,6 +272,10 @@ def _warnings(sources: Sequence[Source], counts: Counter) -> list[str]:
     total = sum(counts.values())
     if total and counts[NOT_DICOM] == total:
         return [f"none of the {len(sources)} input files is DICOM: nothing was read (is it the right folder?)"]
+    if total and counts["failed"] and counts[NOT_DICOM] + counts["failed"] == total:
+        # every DICOM input damaged or unreadable: the run did nothing, and said so only in its table
+        return [f"none of the {total} inputs could be read: {counts['failed']} failed, {counts[NOT_DICOM]} not "
+                "DICOM (the table says why; is it a damaged or incomplete copy?)"]
     return []
 
 
