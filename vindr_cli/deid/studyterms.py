@@ -44,6 +44,7 @@ class PeopleConfig:
 
     max_inflate: int = DEFAULT_MAX_INFLATE
     patient_match: str = DEFAULT_PATIENT_MATCH
+    scan: bool = True       # the raw walk first (deid.peoplescan); False: pydicom's read only (the proofs' oracle)
 
 
 def setup(cfg: PeopleConfig) -> PeopleConfig:
@@ -61,10 +62,18 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
         return None
     from vindr_cli.deid.engine import person_values
     from vindr_cli.deid.identity import patient_key
+    from vindr_cli.deid.peoplescan import Unsure, scan
     from vindr_cli.dicomio.header import read_header
 
     try:
         with src.open() as f:
+            if src.member is None and cfg.scan:
+                found: list[str] = []
+                try:    # the raw walk (deid.peoplescan); anything it is not sure of: the read below
+                    study, patient, values = scan(f, src.size, cfg.patient_match, found)
+                    return study, patient, tuple(dict.fromkeys(values)), tuple(dict.fromkeys(found))
+                except Unsure:
+                    f.seek(0)
             ds = read_header(f, src.size, cfg.max_inflate, structure=False).ds
             places: list[str] = []      # review 11: file A's hospital spelled in file B's LUT was written
             values = tuple(dict.fromkeys(person_values(ds, places=places)))

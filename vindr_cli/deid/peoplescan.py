@@ -1,0 +1,231 @@
+"""The first pass's cheap read: the person values of a file from a walk of its raw header bytes.
+
+``deid.studyterms.people_of`` reads every input's header before the work (pydicom's
+``dcmread`` up to the Pixel Data, then ``engine.person_values``, which converts the elements
+that may hold a person); the work pass reads it again. That read was ≈ 2 ms a file, ≈ 18 % of
+``vindr anonymize``'s CPU (bench/README.md, "studyterms", "firstpass"). :func:`scan` gets the
+same answer from the bytes: it walks the element headers of the data set and of every sequence
+item (tag, VR, length) without building pydicom data sets, and converts, with pydicom's own
+``convert_raw_data_element`` and the encoding pydicom would use, only the elements
+``person_values`` takes a value from (PN at any depth, the person tags, the study's dates, the
+places) and the few ``identity.patient_key`` reads; each converted element goes through the
+same ``engine.person_element`` as ``person_values``.
+
+Safe by construction, not by imitation: the walk handles only the plain case, and whatever
+else it meets it answers :class:`Unsure`, and the caller reads the file the old way (never
+fewer people: the old read decides every file the walk is not sure of). The plain case: a
+file (not a zip member) with a Part 10 preamble and file meta pydicom reads, Explicit VR Little
+Endian, not a DICOMDIR; every element's VR one of the standard two letters and not UN (pydicom
+would resolve a UN); tags strictly ascending in each data set (pydicom keeps one element a tag,
+in file order); lengths that fit in their data set, item and sequence exactly (undefined
+lengths only for SQ and items); no Specific Character Set inside an item; the data set ends at
+the end of the file or at the top level's Pixel Data (pydicom's ``stop_before_pixels``); at
+most :data:`MAX_DEPTH` levels; SOPClassUID and SOPInstanceUID at the top and a character set
+``read_header`` accepts (else the old read gives the file no values: the main pass fails it);
+no conversion or person rule raising. Proofs: tests/test_peoplescan.py (the same values as the
+old read on pydicom's test files, the sample export, deid-data, and a Hypothesis oracle).
+"""
+from __future__ import annotations
+
+import mmap
+import struct
+import warnings
+from typing import BinaryIO
+
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.filereader import _read_file_meta_info
+from pydicom.tag import BaseTag
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
+from pydicom.values import empty_value_for_VR
+
+MAX_DEPTH = 32          # deeper nesting: the old read (person_values recurses to 64)
+
+_VRS = {vr.encode("ascii"): str(vr) for vr in STANDARD_VR if len(vr) == 2 and vr != "UN"}
+_LONG = {str(vr) for vr in EXPLICIT_VR_LENGTH_32}
+_HEAD = struct.Struct("<HH2sH").unpack_from
+_U32 = struct.Struct("<L").unpack_from
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_PIXELS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
+_CHARSET = 0x00080005
+# what identity.patient_key, studyterms and read_header's checks read at the top level
+_TOP = frozenset({_CHARSET, 0x00080016, 0x00080018, 0x00100010, 0x00100020, 0x00100021, 0x00100030, 0x0020000D})
+_UNDEFINED = 0xFFFFFFFF
+
+
+class Unsure(Exception):
+    """The walk met something outside its plain case: read the file the old way."""
+
+
+def scan(f: BinaryIO, size: int, patient_match: str, places: list[str]):
+    """``(study, patient key, person values)`` of an open Part 10 file as ``people_of``'s old read
+    gives them (its places appended to ``places``); :class:`Unsure` for anything else."""
+    if size < 132:
+        raise Unsure
+    f.seek(128)
+    if f.read(4) != b"DICM":
+        raise Unsure
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = _read_file_meta_info(f)
+    except Exception:
+        raise Unsure from None
+    if meta.get("TransferSyntaxUID") != ExplicitVRLittleEndian or \
+            meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10":
+        raise Unsure
+    start = f.tell()
+    from vindr_cli.dicomio.header import BadInput, _check_encoding
+
+    try:
+        _check_encoding(f, meta)
+    except BadInput:
+        raise Unsure from None
+    try:
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):
+        raise Unsure from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _walk_file(buf, start, patient_match, places)
+    except Unsure:
+        raise
+    except Exception:           # a conversion or a rule that raised: the old read says what that means
+        raise Unsure from None
+    finally:
+        buf.close()
+
+
+def _walk_file(buf, start: int, patient_match: str, places: list[str]):
+    from vindr_cli.deid.engine import person_element
+    from vindr_cli.deid.identity import patient_key
+    from vindr_cli.dicomio.header import check_charset
+
+    end = len(buf)
+    top: dict = {}
+    needed: list[tuple[int, RawDataElement]] = []      # (depth, raw) of what person_values converts
+    pos = _walk(buf, start, end, 0, top, needed, top_level=True)
+    if pos != end and not (end - pos >= 8 and _tag(buf, pos) in _PIXELS):
+        raise Unsure
+    if 0x00080016 not in top or 0x00080018 not in top:
+        raise Unsure
+    charset = top[_CHARSET].value if _CHARSET in top else None
+    ds = Dataset(top)       # (converts into ``top``)
+    ds.set_original_encoding(False, True, ds._character_set)   # as pydicom's read_partial does
+    try:
+        check_charset(ds)
+    except Exception:
+        raise Unsure from None
+    encoding = ds.original_character_set or ds._character_set
+    if charset is not None:     # an undefined-length sequence is read with the generator's own conversion
+        from pydicom.charset import convert_encodings
+        from pydicom.values import convert_string
+
+        if convert_encodings(convert_string(charset or b"", True)) != encoding:
+            raise Unsure
+    out: list[str] = []
+    for depth, raw in needed:
+        elem = convert_raw_data_element(raw, encoding=encoding, ds=None)
+        if elem.VR != raw.VR:
+            raise Unsure
+        person_element(int(raw.tag), elem.VR, elem.value, depth, out, None, places)
+    study = str(ds.get("StudyInstanceUID", "") or "").strip()
+    return study, patient_key(ds, patient_match), out
+
+
+def _tag(buf, pos: int) -> int:
+    group, element = struct.unpack_from("<HH", buf, pos)
+    return group << 16 | element
+
+
+def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: list, top_level: bool = False) -> int:
+    """Walk one data set's elements from ``pos`` to ``end`` (None: to its item delimiter, whose end
+    is returned); the top level stops at the Pixel Data. Collects what must be converted."""
+    from vindr_cli.deid.engine import _BIRTH_DATE, _PERSON_DATES, _PERSON_TAGS, _PLACE_TAGS
+
+    size = len(buf)
+    limit = size if end is None else end
+    last = -1
+    while pos < limit:
+        if pos + 8 > limit:
+            raise Unsure
+        group, element, vr_bytes, short = _HEAD(buf, pos)
+        tag = group << 16 | element
+        if end is None and tag == _ITEM_END:
+            if short or buf[pos + 4:pos + 8] != b"\0\0\0\0":
+                raise Unsure
+            return pos + 8
+        if top_level and tag in _PIXELS:
+            return pos
+        if tag <= last or group == 0xFFFE or group == 0x0002 or (not top_level and tag == _CHARSET):
+            raise Unsure
+        last = tag
+        vr = _VRS.get(vr_bytes)
+        if vr is None:
+            raise Unsure
+        if vr in _LONG:
+            if short or pos + 12 > limit:
+                raise Unsure
+            length = _U32(buf, pos + 8)[0]
+            value_at = pos + 12
+        else:
+            length = short
+            value_at = pos + 8
+        if vr == "SQ":
+            if depth >= MAX_DEPTH or (top_level and tag < _CHARSET):     # read before the character set
+                raise Unsure
+            pos = _sequence(buf, value_at, length, limit, depth + 1, needed)
+            continue
+        if length == _UNDEFINED or value_at + length > limit:
+            raise Unsure
+        if top is not None and tag in _TOP or vr == "PN" or tag in _PERSON_TAGS or tag == _BIRTH_DATE \
+                or tag in _PLACE_TAGS or (depth == 0 and tag in _PERSON_DATES):
+            value = buf[value_at:value_at + length] if length else empty_value_for_VR(vr, raw=True)
+            raw = RawDataElement(BaseTag(tag), vr, length, value, value_at, False, True)
+            if top is not None and tag in _TOP:
+                top[BaseTag(tag)] = raw
+            if vr == "PN" or tag in _PERSON_TAGS or tag == _BIRTH_DATE or tag in _PLACE_TAGS or \
+                    (depth == 0 and tag in _PERSON_DATES):
+                needed.append((depth, raw))
+        pos = value_at + length
+    if end is not None and pos != end:
+        raise Unsure
+    if end is None:
+        raise Unsure                # an undefined-length item without its delimiter
+    return pos
+
+
+def _sequence(buf, pos: int, length: int, limit: int, depth: int, needed: list) -> int:
+    """Walk a sequence's items from ``pos`` (its value); the position after it."""
+    if length != _UNDEFINED:
+        end = pos + length
+        if end > limit:
+            raise Unsure
+    else:
+        end = None
+    while end is None or pos < end:
+        stop = limit if end is None else end
+        if pos + 8 > stop:
+            raise Unsure
+        tag = _tag(buf, pos)
+        item_length = _U32(buf, pos + 4)[0]
+        if end is None and tag == _SEQ_END:
+            if item_length:
+                raise Unsure
+            return pos + 8
+        if tag != _ITEM:
+            raise Unsure
+        pos += 8
+        if item_length == _UNDEFINED:
+            pos = _walk(buf, pos, None, depth, None, needed)
+            if end is not None and pos > end:
+                raise Unsure
+        else:
+            if pos + item_length > stop:
+                raise Unsure
+            pos = _walk(buf, pos, pos + item_length, depth, None, needed)
+    if pos != end:
+        raise Unsure
+    return pos
