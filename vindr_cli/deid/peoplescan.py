@@ -15,7 +15,7 @@ Safe by construction, not by imitation: the walk handles only the plain case, an
 else it meets it answers :class:`Unsure`, and the caller reads the file the old way (never
 fewer people: the old read decides every file the walk is not sure of). The plain case: a
 file (not a zip member) with a Part 10 preamble and file meta pydicom reads, Explicit VR Little
-Endian, not a DICOMDIR; every element's VR one of the standard two letters and not UN (pydicom
+Endian (the native syntax and the encapsulated ones), not a DICOMDIR, no command set; every element's VR one of the standard two letters and not UN (pydicom
 would resolve a UN); tags strictly ascending in each data set (pydicom keeps one element a tag,
 in file order); lengths that fit in their data set, item and sequence exactly (undefined
 lengths only for SQ and items); no Specific Character Set inside an item; the data set ends at
@@ -36,7 +36,7 @@ from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info
 from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import PrivateTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 from pydicom.values import empty_value_for_VR
 
@@ -72,8 +72,7 @@ def scan(f: BinaryIO, size: int, patient_match: str, places: list[str]):
             meta = _read_file_meta_info(f)
     except Exception:
         raise Unsure from None
-    if meta.get("TransferSyntaxUID") != ExplicitVRLittleEndian or \
-            meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10":
+    if not _plain_syntax(meta.get("TransferSyntaxUID")) or meta.get("MediaStorageSOPClassUID") == "1.2.840.10008.1.3.10":
         raise Unsure
     start = f.tell()
     from vindr_cli.dicomio.header import BadInput, _check_encoding
@@ -96,6 +95,17 @@ def scan(f: BinaryIO, size: int, patient_match: str, places: list[str]):
         raise Unsure from None
     finally:
         buf.close()
+
+
+def _plain_syntax(uid) -> bool:
+    """A known transfer syntax whose data set pydicom reads as Explicit VR Little Endian, as it
+    is: the native one and every encapsulated one (JPEG, JPEG 2000, RLE...); not implicit VR,
+    big endian, deflated or one of pydicom's private syntaxes."""
+    try:
+        return bool(uid) and uid.is_transfer_syntax and not uid.is_implicit_VR and uid.is_little_endian and \
+            not uid.is_deflated and uid not in PrivateTransferSyntaxes
+    except Exception:
+        return False
 
 
 def _walk_file(buf, start: int, patient_match: str, places: list[str]):
@@ -159,7 +169,8 @@ def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: 
             return pos + 8
         if top_level and tag in _PIXELS:
             return pos
-        if tag <= last or group == 0xFFFE or group == 0x0002 or (not top_level and tag == _CHARSET):
+        if tag <= last or group == 0xFFFE or group == 0x0002 or (not top_level and tag == _CHARSET) or \
+                (top_level and group == 0):         # pydicom reads a command set (0000,eeee) as implicit VR
             raise Unsure
         last = tag
         vr = _VRS.get(vr_bytes)
