@@ -14,16 +14,22 @@ same ``engine.person_element`` as ``person_values``.
 Safe by construction, not by imitation: the walk handles only the plain case, and whatever
 else it meets it answers :class:`Unsure`, and the caller reads the file the old way (never
 fewer people: the old read decides every file the walk is not sure of). The plain case: a
-file (not a zip member) with a Part 10 preamble and file meta pydicom reads, Explicit VR Little
-Endian (the native syntax and the encapsulated ones), not a DICOMDIR, no command set; every element's VR one of the standard two letters and not UN (pydicom
-would resolve a UN); tags strictly ascending in each data set (pydicom keeps one element a tag,
-in file order); lengths that fit in their data set, item and sequence exactly (undefined
-lengths only for SQ and items); no Specific Character Set inside an item; the data set ends at
-the end of the file or at the top level's Pixel Data (pydicom's ``stop_before_pixels``); at
-most :data:`MAX_DEPTH` levels; SOPClassUID and SOPInstanceUID at the top and a character set
-``read_header`` accepts (else the old read gives the file no values: the main pass fails it);
-no conversion or person rule raising. Proofs: tests/test_peoplescan.py (the same values as the
-old read on pydicom's test files, the sample export, deid-data, and a Hypothesis oracle).
+file (not a zip member) with a Part 10 preamble and file meta pydicom reads, not a DICOMDIR;
+a data set pydicom reads as Explicit VR Little Endian (the native syntax and every
+encapsulated one) or Implicit VR Little Endian, without a command set; explicit VRs one of the
+standard two letters and not UN (pydicom would resolve a UN); implicit VRs as pydicom's
+``hooks.raw_element_vr`` finds them (the dictionary; a private element by its creator in the
+private dictionary, creators of plain ASCII only; else UN) and undefined lengths as its reader
+does (a sequence if the dictionary says so or, unknown, if an item follows); tags strictly
+ascending in each data set (pydicom keeps one element a tag, in file order); lengths that fit
+in their data set, item and sequence exactly (undefined lengths only for sequences and items);
+no Specific Character Set inside an item; the data set ending at the end of the file or at the
+top level's Pixel Data (pydicom's ``stop_before_pixels``); at most :data:`MAX_DEPTH` levels;
+SOPClassUID and SOPInstanceUID at the top and a character set ``read_header`` accepts (else
+the old read gives the file no values: the main pass fails it); no conversion or person rule
+raising. Proofs: tests/test_peoplescan.py (the same values as the old read on pydicom's test
+files, the sample export, deid-data, pydicom-data, every cut and changed byte of a file, and
+Hypothesis data sets).
 """
 from __future__ import annotations
 
@@ -33,12 +39,15 @@ import warnings
 from typing import BinaryIO
 
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.datadict import _dictionary_vr_fast, private_dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info
 from pydicom.tag import BaseTag
-from pydicom.uid import PrivateTransferSyntaxes
+from pydicom.uid import ImplicitVRLittleEndian, PrivateTransferSyntaxes
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
 from pydicom.values import empty_value_for_VR
+
+from vindr_cli.dicomio.dictionary import dictionary_VR
 
 MAX_DEPTH = 32          # deeper nesting: the old read (person_values recurses to 64)
 
@@ -88,7 +97,7 @@ def scan(f: BinaryIO, size: int, patient_match: str, places: list[str]):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _walk_file(buf, start, patient_match, places)
+            return _walk_file(buf, start, meta.TransferSyntaxUID == ImplicitVRLittleEndian, patient_match, places)
     except Unsure:
         raise
     except Exception:           # a conversion or a rule that raised: the old read says what that means
@@ -101,6 +110,8 @@ def _plain_syntax(uid) -> bool:
     """A known transfer syntax whose data set pydicom reads as Explicit VR Little Endian, as it
     is: the native one and every encapsulated one (JPEG, JPEG 2000, RLE...); not implicit VR,
     big endian, deflated or one of pydicom's private syntaxes."""
+    if uid == ImplicitVRLittleEndian:
+        return True
     try:
         return bool(uid) and uid.is_transfer_syntax and not uid.is_implicit_VR and uid.is_little_endian and \
             not uid.is_deflated and uid not in PrivateTransferSyntaxes
@@ -108,7 +119,7 @@ def _plain_syntax(uid) -> bool:
         return False
 
 
-def _walk_file(buf, start: int, patient_match: str, places: list[str]):
+def _walk_file(buf, start: int, implicit: bool, patient_match: str, places: list[str]):
     from vindr_cli.deid.engine import person_element
     from vindr_cli.deid.identity import patient_key
     from vindr_cli.dicomio.header import check_charset
@@ -116,14 +127,14 @@ def _walk_file(buf, start: int, patient_match: str, places: list[str]):
     end = len(buf)
     top: dict = {}
     needed: list[tuple[int, RawDataElement]] = []      # (depth, raw) of what person_values converts
-    pos = _walk(buf, start, end, 0, top, needed, top_level=True)
+    pos = _walk(buf, start, end, 0, top, needed, implicit, top_level=True)
     if pos != end and not (end - pos >= 8 and _tag(buf, pos) in _PIXELS):
         raise Unsure
     if 0x00080016 not in top or 0x00080018 not in top:
         raise Unsure
     charset = top[_CHARSET].value if _CHARSET in top else None
     ds = Dataset(top)       # (converts into ``top``)
-    ds.set_original_encoding(False, True, ds._character_set)   # as pydicom's read_partial does
+    ds.set_original_encoding(implicit, True, ds._character_set)   # as pydicom's read_partial does
     try:
         check_charset(ds)
     except Exception:
@@ -150,7 +161,8 @@ def _tag(buf, pos: int) -> int:
     return group << 16 | element
 
 
-def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: list, top_level: bool = False) -> int:
+def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: list, implicit: bool,
+          top_level: bool = False) -> int:
     """Walk one data set's elements from ``pos`` to ``end`` (None: to its item delimiter, whose end
     is returned); the top level stops at the Pixel Data. Collects what must be converted."""
     from vindr_cli.deid.engine import _BIRTH_DATE, _PERSON_DATES, _PERSON_TAGS, _PLACE_TAGS
@@ -158,43 +170,61 @@ def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: 
     size = len(buf)
     limit = size if end is None else end
     last = -1
+    creators: dict[int, str] = {}       # implicit VR: this data set's private creators (pydicom's VR look-up)
+    if implicit and top_level and pos + 6 <= limit and all(0x40 < b < 0x5B for b in buf[pos + 4:pos + 6]):
+        raise Unsure        # pydicom would read this data set as explicit VR
     while pos < limit:
         if pos + 8 > limit:
             raise Unsure
         group, element, vr_bytes, short = _HEAD(buf, pos)
         tag = group << 16 | element
         if end is None and tag == _ITEM_END:
-            if short or buf[pos + 4:pos + 8] != b"\0\0\0\0":
+            if buf[pos + 4:pos + 8] != b"\0\0\0\0":
                 raise Unsure
             return pos + 8
-        if top_level and tag in _PIXELS:
+        if top_level and tag in _PIXELS:      # pydicom reads its VR and length before it stops
+            if not implicit and (vr_bytes not in _VRS or (_VRS[vr_bytes] in _LONG and pos + 12 > limit)):
+                raise Unsure
             return pos
         if tag <= last or group == 0xFFFE or group == 0x0002 or (not top_level and tag == _CHARSET) or \
                 (top_level and group == 0):         # pydicom reads a command set (0000,eeee) as implicit VR
             raise Unsure
         last = tag
-        vr = _VRS.get(vr_bytes)
-        if vr is None:
-            raise Unsure
-        if vr in _LONG:
-            if short or pos + 12 > limit:
-                raise Unsure
-            length = _U32(buf, pos + 8)[0]
-            value_at = pos + 12
-        else:
-            length = short
+        if implicit:
+            length = _U32(buf, pos + 4)[0]
             value_at = pos + 8
+            if length == _UNDEFINED:    # pydicom: a sequence if the dictionary says so, or, unknown, if items follow
+                try:
+                    vr = _dictionary_vr_fast(tag)
+                except KeyError:
+                    vr = "SQ" if value_at + 4 <= limit and _tag(buf, value_at) == _ITEM else None
+            else:
+                vr = _implicit_vr(tag, creators)
+        else:
+            vr = _VRS.get(vr_bytes)
+            if vr is None:
+                raise Unsure
+            if vr in _LONG:
+                if short or pos + 12 > limit:
+                    raise Unsure
+                length = _U32(buf, pos + 8)[0]
+                value_at = pos + 12
+            else:
+                length = short
+                value_at = pos + 8
         if vr == "SQ":
             if depth >= MAX_DEPTH or (top_level and tag < _CHARSET):     # read before the character set
                 raise Unsure
-            pos = _sequence(buf, value_at, length, limit, depth + 1, needed)
+            pos = _sequence(buf, value_at, length, limit, depth + 1, needed, implicit)
             continue
-        if length == _UNDEFINED or value_at + length > limit:
+        if length == _UNDEFINED or value_at + length > limit or vr is None:
             raise Unsure
+        if implicit and group & 1 and 0x10 <= element < 0x100:
+            creators[tag] = _creator(buf[value_at:value_at + length])
         if top is not None and tag in _TOP or vr == "PN" or tag in _PERSON_TAGS or tag == _BIRTH_DATE \
                 or tag in _PLACE_TAGS or (depth == 0 and tag in _PERSON_DATES):
             value = buf[value_at:value_at + length] if length else empty_value_for_VR(vr, raw=True)
-            raw = RawDataElement(BaseTag(tag), vr, length, value, value_at, False, True)
+            raw = RawDataElement(BaseTag(tag), vr, length, value, value_at, implicit, True)
             if top is not None and tag in _TOP:
                 top[BaseTag(tag)] = raw
             if vr == "PN" or tag in _PERSON_TAGS or tag == _BIRTH_DATE or tag in _PLACE_TAGS or \
@@ -208,7 +238,43 @@ def _walk(buf, pos: int, end: int | None, depth: int, top: dict | None, needed: 
     return pos
 
 
-def _sequence(buf, pos: int, length: int, limit: int, depth: int, needed: list) -> int:
+_CREATOR_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.,:;-+()/&")
+
+
+def _creator(value: bytes) -> str:
+    """A private creator's value as pydicom's conversion gives it (LO: text, padding stripped),
+    for bytes every character set reads alike; anything else: Unsure."""
+    if not _CREATOR_BYTES.issuperset(value.rstrip(b"\0")):
+        raise Unsure
+    got = convert_raw_data_element(RawDataElement(BaseTag(0x00090010), "LO", len(value), value, 0, True, True)).value
+    if not isinstance(got, str):
+        raise Unsure
+    return got
+
+
+def _implicit_vr(tag: int, creators: dict[int, str]) -> str:
+    """pydicom's VR for an implicit VR element (``hooks.raw_element_vr``): the dictionary's; a
+    private creator LO; a private element the private dictionary's by its creator, else UN; a
+    group length UL; anything else UN."""
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        pass
+    group, element = tag >> 16, tag & 0xFFFF
+    if group & 1:
+        if 0x10 <= element < 0x100:
+            return "LO"
+        creator = creators.get(group << 16 | element >> 8) if element & 0xFF00 else None
+        if creator:
+            try:
+                return private_dictionary_VR(BaseTag(tag), creator)
+            except KeyError:
+                pass
+        return "UN"
+    return "UL" if element == 0 else "UN"
+
+
+def _sequence(buf, pos: int, length: int, limit: int, depth: int, needed: list, implicit: bool) -> int:
     """Walk a sequence's items from ``pos`` (its value); the position after it."""
     if length != _UNDEFINED:
         end = pos + length
@@ -230,13 +296,13 @@ def _sequence(buf, pos: int, length: int, limit: int, depth: int, needed: list) 
             raise Unsure
         pos += 8
         if item_length == _UNDEFINED:
-            pos = _walk(buf, pos, None, depth, None, needed)
+            pos = _walk(buf, pos, None, depth, None, needed, implicit)
             if end is not None and pos > end:
                 raise Unsure
         else:
             if pos + item_length > stop:
                 raise Unsure
-            pos = _walk(buf, pos, pos + item_length, depth, None, needed)
+            pos = _walk(buf, pos, pos + item_length, depth, None, needed, implicit)
     if pos != end:
         raise Unsure
     return pos
