@@ -280,3 +280,21 @@ def test_every_cut_and_every_changed_byte_of_a_file_gives_the_old_read_s_values(
         for v in variants:
             src = Source(path=str(path), rel="f.dcm", size=path.write_bytes(v))
             assert people_of(new, src) == people_of(old, src)
+
+
+def test_a_header_longer_than_the_bytes_first_read_is_read_on_and_gives_the_old_read_s_values(monkeypatch):
+    """The walk reads the first 64 KiB, then 1 MiB, then the whole file: with reads of 300 and
+    2,000 bytes, headers end past them, some at a read's very end (which is not the file's)."""
+    monkeypatch.setattr(peoplescan, "CHUNKS", (300, 2000, None))
+    inputs, walked = _compare(PYDICOM_FILES, monkeypatch)
+    assert inputs > 100 and walked > 40
+    for syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        data = _rich_file(syntax)
+        for chunk in range(150, len(data) + 2, 7):
+            monkeypatch.setattr(peoplescan, "CHUNKS", (chunk, None))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                places: list[str] = []
+                got = peoplescan.scan(io.BytesIO(data), len(data), "normalised", places)
+            monkeypatch.setattr(peoplescan, "CHUNKS", (None,))
+            assert got == peoplescan.scan(io.BytesIO(data), len(data), "normalised", [])

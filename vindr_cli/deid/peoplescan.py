@@ -33,7 +33,6 @@ Hypothesis data sets).
 """
 from __future__ import annotations
 
-import mmap
 import struct
 import warnings
 from typing import BinaryIO
@@ -50,6 +49,9 @@ from pydicom.values import empty_value_for_VR
 from vindr_cli.dicomio.dictionary import dictionary_VR
 
 MAX_DEPTH = 32          # deeper nesting: the old read (person_values recurses to 64)
+# bytes read for the walk: the first 64 KiB, then 1 MiB, then the whole file (a header that long).
+# Read, not mapped: a file cut short while mapped would kill the process (SIGBUS), not fail one input
+CHUNKS = (1 << 16, 1 << 20, None)
 
 _VRS = {vr.encode("ascii"): str(vr) for vr in STANDARD_VR if len(vr) == 2 and vr != "UN"}
 _LONG = {str(vr) for vr in EXPLICIT_VR_LENGTH_32}
@@ -90,20 +92,22 @@ def scan(f: BinaryIO, size: int, patient_match: str, places: list[str]):
         _check_encoding(f, meta)
     except BadInput:
         raise Unsure from None
-    try:
-        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError, AttributeError):
-        raise Unsure from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _walk_file(buf, start, meta.TransferSyntaxUID == ImplicitVRLittleEndian, patient_match, places)
-    except Unsure:
-        raise
-    except Exception:           # a conversion or a rule that raised: the old read says what that means
-        raise Unsure from None
-    finally:
-        buf.close()
+    implicit = meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    for chunk in CHUNKS:        # the file's first bytes; more only when the header goes on past them
+        f.seek(0)
+        buf = f.read(chunk) if chunk else f.read()
+        whole = not chunk or len(buf) < chunk or not f.read(1)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _walk_file(buf, start, implicit, whole, patient_match, places)
+        except Unsure:
+            if whole:
+                raise
+            del places[:]
+        except Exception:           # a conversion or a rule that raised: the old read says what that means
+            raise Unsure from None
+    raise Unsure
 
 
 def _plain_syntax(uid) -> bool:
@@ -119,7 +123,8 @@ def _plain_syntax(uid) -> bool:
         return False
 
 
-def _walk_file(buf, start: int, implicit: bool, patient_match: str, places: list[str]):
+def _walk_file(buf: bytes, start: int, implicit: bool, whole: bool, patient_match: str, places: list[str]):
+    """The walk over ``buf``, the file's first bytes (``whole``: all of them)."""
     from vindr_cli.deid.engine import person_element
     from vindr_cli.deid.identity import patient_key
     from vindr_cli.dicomio.header import check_charset
@@ -129,6 +134,8 @@ def _walk_file(buf, start: int, implicit: bool, patient_match: str, places: list
     needed: list[tuple[int, RawDataElement]] = []      # (depth, raw) of what person_values converts
     pos = _walk(buf, start, end, 0, top, needed, implicit, top_level=True)
     if pos != end and not (end - pos >= 8 and _tag(buf, pos) in _PIXELS):
+        raise Unsure
+    if pos == end and not whole:        # the bytes read ended, not the file
         raise Unsure
     if 0x00080016 not in top or 0x00080018 not in top:
         raise Unsure
