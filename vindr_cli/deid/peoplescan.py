@@ -49,6 +49,12 @@ from pydicom.values import empty_value_for_VR
 from vindr_cli.dicomio.dictionary import dictionary_VR
 
 MAX_DEPTH = 32          # deeper nesting: the old read (person_values recurses to 64)
+# An element's part of the answer depends only on its tag, VR, bytes, the character set, implicit
+# VR and whether it is at the top (person_element): a batch's staff, places and dates repeat from
+# file to file, so each distinct one is converted once in a worker (PHI, this process's memory
+# only, like the values it returns; emptied when full).
+MEMO_SIZE = 4096
+_MEMO: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 # bytes read for the walk: the first 64 KiB, then 1 MiB, then the whole file (a header that long).
 # Read, not mapped: a file cut short while mapped would kill the process (SIGBUS), not fail one input
 CHUNKS = (1 << 16, 1 << 20, None)
@@ -154,11 +160,22 @@ def _walk_file(buf: bytes, start: int, implicit: bool, whole: bool, patient_matc
         if convert_encodings(convert_string(charset or b"", True)) != encoding:
             raise Unsure
     out: list[str] = []
+    charsets = tuple(encoding) if isinstance(encoding, list) else encoding
     for depth, raw in needed:
-        elem = convert_raw_data_element(raw, encoding=encoding, ds=None)
-        if elem.VR != raw.VR:
-            raise Unsure
-        person_element(int(raw.tag), elem.VR, elem.value, depth, out, None, places)
+        key = (raw.tag, raw.VR, raw.value, charsets, implicit, depth == 0)
+        got = _MEMO.get(key)
+        if got is None:
+            elem = convert_raw_data_element(raw, encoding=encoding, ds=None)
+            if elem.VR != raw.VR:
+                raise Unsure
+            values: list[str] = []
+            found: list[str] = []
+            person_element(int(raw.tag), elem.VR, elem.value, depth, values, None, found)
+            if len(_MEMO) >= MEMO_SIZE:
+                _MEMO.clear()
+            got = _MEMO[key] = (tuple(values), tuple(found))
+        out.extend(got[0])
+        places.extend(got[1])
     study = str(ds.get("StudyInstanceUID", "") or "").strip()
     return study, patient_key(ds, patient_match), out
 
