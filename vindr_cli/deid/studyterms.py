@@ -4,7 +4,8 @@ A worker de-identifies one file and knows only that file's header: a referring p
 an operator named in file A of a study, and written into file B's kept bytes (a LUTData as
 UTF-16, one character a US number), was copied into B's output (red team 8). So before the
 work, a first pass through the same executor reads every input's header up to its Pixel Data
-(:func:`people_of`: cheap, no pixels, no key) and returns its person values
+(:func:`people_of`: cheap, no pixels, no key; ``deid.peoplescan`` walks the raw bytes, and
+hands what it is not sure of to pydicom's read) and returns its person values
 (``deid.engine.person_values``: names, IDs, birth and study dates, a name's parts run
 together), its StudyInstanceUID and its patient (``deid.identity.patient_key``, the grouping
 the substitutes use). The driver gathers them (:class:`StudyPeople`) per study and per patient
