@@ -55,9 +55,11 @@ MAX_DEPTH = 32          # deeper nesting: the old read (person_values recurses t
 # only, like the values it returns; emptied when full).
 MEMO_SIZE = 4096
 _MEMO: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-# bytes read for the walk: the first 64 KiB, then 1 MiB, then the whole file (a header that long).
-# Read, not mapped: a file cut short while mapped would kill the process (SIGBUS), not fail one input
-CHUNKS = (1 << 16, 1 << 20, None)
+MEMO_BYTES = 1024       # longer values are converted every time (the memo stays small)
+# bytes read for the walk: the first 64 KiB, then 1 MiB, then 16 MiB (None: the whole file); a header
+# longer than the last: the old read. Read, not mapped: a file cut short while mapped would kill the
+# process (SIGBUS), not fail one input
+CHUNKS = (1 << 16, 1 << 20, 1 << 24)
 
 _VRS = {vr.encode("ascii"): str(vr) for vr in STANDARD_VR if len(vr) == 2 and vr != "UN"}
 _LONG = {str(vr) for vr in EXPLICIT_VR_LENGTH_32}
@@ -171,9 +173,11 @@ def _walk_file(buf: bytes, start: int, implicit: bool, whole: bool, patient_matc
             values: list[str] = []
             found: list[str] = []
             person_element(int(raw.tag), elem.VR, elem.value, depth, values, None, found)
-            if len(_MEMO) >= MEMO_SIZE:
-                _MEMO.clear()
-            got = _MEMO[key] = (tuple(values), tuple(found))
+            got = (tuple(values), tuple(found))
+            if raw.length <= MEMO_BYTES:
+                if len(_MEMO) >= MEMO_SIZE:
+                    _MEMO.clear()
+                _MEMO[key] = got
         out.extend(got[0])
         places.extend(got[1])
     study = str(ds.get("StudyInstanceUID", "") or "").strip()
