@@ -283,8 +283,8 @@ def test_every_cut_and_every_changed_byte_of_a_file_gives_the_old_read_s_values(
 
 
 def test_a_header_longer_than_the_bytes_first_read_is_read_on_and_gives_the_old_read_s_values(monkeypatch):
-    """The walk reads the first 64 KiB, then 1 MiB, then the whole file: with reads of 300 and
-    2,000 bytes, headers end past them, some at a read's very end (which is not the file's)."""
+    """The walk reads the first 64 KiB, then 1 MiB, then 16 MiB: with reads of 300 and 2,000
+    bytes, headers end past them, some at a read's very end (which is not the file's)."""
     monkeypatch.setattr(peoplescan, "CHUNKS", (300, 2000, None))
     inputs, walked = _compare(PYDICOM_FILES, monkeypatch)
     assert inputs > 100 and walked > 40
@@ -298,3 +298,15 @@ def test_a_header_longer_than_the_bytes_first_read_is_read_on_and_gives_the_old_
                 got = peoplescan.scan(io.BytesIO(data), len(data), "normalised", places)
             monkeypatch.setattr(peoplescan, "CHUNKS", (None,))
             assert got == peoplescan.scan(io.BytesIO(data), len(data), "normalised", [])
+
+
+def test_a_header_longer_than_the_last_read_goes_to_the_old_read(tmp_path, monkeypatch):
+    data = _rich_file(ExplicitVRLittleEndian)
+    path = tmp_path / "f.dcm"
+    path.write_bytes(data)
+    monkeypatch.setattr(peoplescan, "CHUNKS", (150, 300))
+    with open(path, "rb") as f, pytest.raises(peoplescan.Unsure):
+        peoplescan.scan(f, len(data), "normalised", [])
+    src = Source(path=str(path), rel="f.dcm", size=len(data))
+    got = people_of(PeopleConfig(), src)
+    assert got == people_of(PeopleConfig(scan=False), src) and "NGUYEN^THI^A" in got[2]
