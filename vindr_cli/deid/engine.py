@@ -267,21 +267,7 @@ def person_values(ds: Dataset, folds: dict[str, str] | None = None, places: list
                     for item in elem.value or []:
                         visit(item, depth + 1)
                 continue
-            if places is not None and tag in _PLACE_TAGS:
-                places.extend(t for v in actions._values(elem.value) if (t := str(v).strip()))
-                continue
-            # the birth date in an item too (another patient's, a mother's); the study's dates only at the top
-            if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES) or tag == _BIRTH_DATE:
-                for v in [*actions._values(elem.value), *_misdecoded(elem.value, raw)]:
-                    text = str(v).strip()
-                    if text:
-                        out.append(text)
-                        if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
-                            out.extend(policy.date_forms(text[:8], near=tag == _BIRTH_DATE))
-                        elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
-                            out.extend(policy.id_forms(text))
-                        if vr == "PN":
-                            out.extend(name_forms(text, folds))
+            person_element(tag, vr, elem.value, depth, out, folds, places, raw)
 
     visit(ds, 0)
     return out
@@ -330,6 +316,29 @@ def name_forms(text: str, folds: dict[str, str] | None = None) -> list[str]:
                                                 "".join(alpha.replace("^", " ").split()),
                                                 *_reordered(alpha, folds)))
             if len(joined) >= 6]
+
+
+def person_element(tag: int, vr, value, depth: int, out: list[str], folds: dict[str, str] | None,
+                   places: list[str] | None, raw=None) -> None:
+    """One converted element's part of :func:`person_values` (``vr`` and ``value`` as pydicom
+    gives them; not a sequence): its person values appended to ``out``, its place to ``places``;
+    ``raw``: the element's stored bytes while still raw (the first pass; :func:`_misdecoded`).
+    Shared with ``deid.peoplescan`` (the first pass's walk of the raw header bytes)."""
+    if places is not None and tag in _PLACE_TAGS:
+        places.extend(t for v in actions._values(value) if (t := str(v).strip()))
+        return
+    # the birth date in an item too (another patient's, a mother's); the study's dates only at the top
+    if vr == "PN" or tag in _PERSON_TAGS or (depth == 0 and tag in _PERSON_DATES) or tag == _BIRTH_DATE:
+        for v in [*actions._values(value), *_misdecoded(value, raw)]:
+            text = str(v).strip()
+            if text:
+                out.append(text)
+                if vr in ("DA", "DT"):          # 19850312 also as 12031985 and 03121985 (red team 9)
+                    out.extend(policy.date_forms(text[:8], near=tag == _BIRTH_DATE))
+                elif vr != "PN":                # an ID "3006 7891" also as 30067891 (red team 9)
+                    out.extend(policy.id_forms(text))
+                if vr == "PN":
+                    out.extend(name_forms(text, folds))
 
 
 def _never_a_person(d: Dataset, tag: int) -> bool:

@@ -4,7 +4,8 @@ A worker de-identifies one file and knows only that file's header: a referring p
 an operator named in file A of a study, and written into file B's kept bytes (a LUTData as
 UTF-16, one character a US number), was copied into B's output (red team 8). So before the
 work, a first pass through the same executor reads every input's header up to its Pixel Data
-(:func:`people_of`: cheap, no pixels, no key) and returns its person values
+(:func:`people_of`: cheap, no pixels, no key; ``deid.peoplescan`` walks the raw bytes, and
+hands what it is not sure of to pydicom's read) and returns its person values
 (``deid.engine.person_values``: names, IDs, birth and study dates, a name's parts run
 together), its StudyInstanceUID and its patient (``deid.identity.patient_key``, the grouping
 the substitutes use). The driver gathers them (:class:`StudyPeople`) per study and per patient
@@ -44,6 +45,7 @@ class PeopleConfig:
 
     max_inflate: int = DEFAULT_MAX_INFLATE
     patient_match: str = DEFAULT_PATIENT_MATCH
+    scan: bool = True       # the raw walk first (deid.peoplescan); False: pydicom's read only (the proofs' oracle)
 
 
 def setup(cfg: PeopleConfig) -> PeopleConfig:
@@ -61,10 +63,18 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
         return None
     from vindr_cli.deid.engine import person_values
     from vindr_cli.deid.identity import patient_key
+    from vindr_cli.deid.peoplescan import Unsure, scan
     from vindr_cli.dicomio.header import read_header
 
     try:
         with src.open() as f:
+            if src.member is None and cfg.scan:
+                found: list[str] = []
+                try:    # the raw walk (deid.peoplescan); anything it is not sure of: the read below
+                    study, patient, values = scan(f, src.size, cfg.patient_match, found)
+                    return study, patient, tuple(dict.fromkeys(values)), tuple(dict.fromkeys(found))
+                except Unsure:
+                    f.seek(0)
             ds = read_header(f, src.size, cfg.max_inflate, structure=False).ds
             places: list[str] = []      # review 11: file A's hospital spelled in file B's LUT was written
             values = tuple(dict.fromkeys(person_values(ds, places=places)))
