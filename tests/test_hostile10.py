@@ -133,3 +133,34 @@ def test_batch_of_hostile_files_with_a_study_peer(tmp_path, key_file):
         if r["status"] != "ok":
             assert reasons.known("anonymize_manifest", r["reason"]), r["reason"]
             assert not any(v in r["reason"] for v in PHI + ["Nguyen", "Tran"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_first_pass_does_not_block_on_a_fifo_swapped_in(tmp_path, key_file, monkeypatch, workers):
+    """A FIFO put in the place of a file after discovery: anonymize's first pass reads headers in
+    the driver (up to SURVEY_HERE inputs), out of reach of --task-timeout, and blocked in
+    open(2) for ever (the pool's time limit only covered the second pass). Now ``Source.open``
+    refuses it: one failed row with discovery's reason, the other files ok, with -j 1 and -j 2."""
+    import os
+
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.runner import stage as runner_stage
+    from vindr_cli.runner.discover import NOT_REGULAR
+    from vindr_cli.runner.executor import LocalExecutor
+    from vindr_cli.runner.sources import Source
+    from vindr_cli.tables import read_rows
+
+    src = tmp_path / "in"
+    make_cr(src / "a.dcm")
+    make_cr(src / "b.dcm", sop=STUDY + ".1.1.9")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    seen = runner_stage.discover
+    monkeypatch.setattr(runner_stage, "discover",
+                        lambda p: seen(p) + [Source(path=str(fifo), rel="swapped.dcm", size=1234)])
+    out = tmp_path / "out"
+    anonymize(src, out, key_path=key_file, profile=load_profile(), workers=workers, write_linkage=False,
+              burned_in="off", executor=LocalExecutor(task_timeout=60.0))
+    rows = read_rows(out / "manifest.parquet")
+    assert sorted((r["status"], r["reason"]) for r in rows) == [("failed", NOT_REGULAR), ("ok", None), ("ok", None)]
