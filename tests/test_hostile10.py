@@ -164,3 +164,19 @@ def test_first_pass_does_not_block_on_a_fifo_swapped_in(tmp_path, key_file, monk
               burned_in="off", executor=LocalExecutor(task_timeout=60.0))
     rows = read_rows(out / "manifest.parquet")
     assert sorted((r["status"], r["reason"]) for r in rows) == [("failed", NOT_REGULAR), ("ok", None), ("ok", None)]
+
+
+def test_digit_terms_follow_the_set():
+    """policy.found_in_digits reads TermSet.digit_terms (listed once per size of the set, not
+    once per value searched): a term added after a search is sought by the next one."""
+    from vindr_cli.deid import policy
+    from vindr_cli.deid.terms import TermSet
+
+    ts = TermSet()
+    ts.add("Hoang^Phuc")
+    assert not policy.found_in_digits(ts, "MRN 3006-7891 x", "LO")
+    ts.add("30067891")
+    assert policy.found_in_digits(ts, "MRN 3006-7891 x", "LO")
+    assert ts.digit_terms(7) == ["30067891"]
+    ts.add("1234567")                   # a ramp's run: never sought inside
+    assert ts.digit_terms(7) == ["30067891"]
