@@ -180,3 +180,30 @@ def test_digit_terms_follow_the_set():
     assert ts.digit_terms(7) == ["30067891"]
     ts.add("1234567")                   # a ramp's run: never sought inside
     assert ts.digit_terms(7) == ["30067891"]
+
+
+def test_a_person_name_of_megabytes_is_too_long_at_any_size(tmp_path):
+    """Text values over 4 MB were not read by the structure walk (MAX_TEXT_READ, meant for UT):
+    a 1 MB PatientName failed as too long, a 5 MB one passed. A VR with a most length is now
+    read at any size."""
+    from vindr_cli.dicomio.structure import REASON_TOO_LONG
+
+    for size in (1 << 20, 5 << 20):
+        data = make_cr(tmp_path / f"n{size}.dcm", name="Nguyen^" + "A" * size, ts=ImplicitVRLittleEndian).read_bytes()
+        assert _reason(data) == REASON_TOO_LONG
+
+
+def test_first_pass_hands_on_no_value_longer_than_anyones(tmp_path):
+    """The first pass (structure not checked) read a 5 MB name and handed it, pickled, to the
+    task of every other file of the study: values over MAX_VALUE are left out, the file's other
+    people kept."""
+    from vindr_cli.deid import studyterms
+    from vindr_cli.runner.discover import discover
+
+    make_cr(tmp_path / "in" / "big.dcm", name="Nguyen^" + "A" * (5 << 20), ts=ImplicitVRLittleEndian)
+    (src,) = discover(tmp_path / "in")
+    study, _patient, values, places = studyterms.people_of(studyterms.PeopleConfig(), src)
+    assert study == STUDY
+    assert values and max(map(len, values)) <= studyterms.MAX_VALUE
+    assert "PID0001" in values and any("Bích" in v for v in values)
+    assert places
