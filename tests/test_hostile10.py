@@ -207,3 +207,58 @@ def test_first_pass_hands_on_no_value_longer_than_anyones(tmp_path):
     assert values and max(map(len, values)) <= studyterms.MAX_VALUE
     assert "PID0001" in values and any("Bích" in v for v in values)
     assert places
+
+
+def test_review_of_a_hostile_selection_is_one_line(tmp_path, key_file):
+    """`vindr review SELECTION` over a hand-edited or damaged selection.parquet / selection.json:
+    a damaged table (pyarrow's error, which names the path), a row without an image_id or with a
+    list in a string column, and a selection.json that is a JSON list crashed (exit 3); a QC flag
+    or a group id of any text went to the page. Each is now one fixed line (ReviewDirError,
+    exit 2); a table as vindr select writes it still builds its queues."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.review.queues import HOSTILE_SELECTION, ReviewDirError, build_queues
+    from vindr_cli.tables import read_rows
+
+    src = tmp_path / "in"
+    make_cr(src / "a.dcm")
+    make_cr(src / "b.dcm", sop=STUDY + ".1.1.9", pid="PID0002")
+    anon = tmp_path / "anon"
+    anonymize(src, anon, key_path=key_file, profile=load_profile(), workers=1, write_linkage=False, burned_in="off")
+    ids = [r["image_id"] for r in read_rows(anon / "manifest.parquet")]
+
+    def selection(name, table=None, raw=None, info=None):
+        d = tmp_path / name
+        d.mkdir()
+        if raw is not None:
+            (d / "selection.parquet").write_bytes(raw)
+        else:
+            pq.write_table(table, d / "selection.parquet")
+        if info is not None:
+            (d / "selection.json").write_text(info)
+        return d
+
+    good = {"image_id": ids, "selected": [True, True], "reasons": [[], []],
+            "qc_flags": [["blank"], []], "dup_group": ["dup-0123456789ab", None]}
+    q = build_queues(selection("good", pa.table(good)), tree=anon)
+    assert q.queues["qc"] == [ids[0]]
+    hostile = {
+        "damaged": dict(raw=b"PAR1 not a table"),
+        "no-image-id": dict(table=pa.table({"x": [1]})),
+        "list-image-id": dict(table=pa.table({"image_id": [["a"]]})),
+        "name-as-qc-flag": dict(table=pa.table({**good, "qc_flags": [["Nguyen Van An"], []]})),
+        "name-as-group": dict(table=pa.table({**good, "dup_group": ["Nguyen Van An", None]})),
+        "list-as-group": dict(table=pa.table({**good, "dup_group": [["g"], ["g"]]})),
+    }
+    for name, kw in hostile.items():
+        with pytest.raises(ReviewDirError) as got:
+            build_queues(selection(name, **kw), tree=anon)
+        msg = str(got.value)
+        assert "\n" not in msg and "Nguyen" not in msg and str(tmp_path) not in msg, name
+        assert msg == HOSTILE_SELECTION or msg.startswith("selection.parquet cannot be read"), (name, msg)
+    for info in ("[]", "null", "5"):             # no tree given: looked for beside SELECTION
+        with pytest.raises(ReviewDirError, match="cannot find the de-identified tree"):
+            build_queues(selection(f"json-{info}", pa.table(good), info=info))
