@@ -193,10 +193,10 @@ def materialise(folder: Path, files: dict, work: Path) -> None:
             p.write_bytes(data)
 
 
-def run(folder: Path, out: Path, key: Path, workers: int, limit: float, cap: int) -> dict:
+def run(folder: Path, out: Path, key: Path, workers: int, limit: float, cap: int, task_timeout: float = 600) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
     cmd = [sys.executable, "-c", LAUNCH, str(cap), *VINDR, "anonymize", str(folder), str(out), "--key", str(key),
-           "-j", str(workers), "--strict", "--task-timeout", "60"]
+           "-j", str(workers), "--strict", "--task-timeout", str(task_timeout)]
     t0, ru0 = time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         p = subprocess.run(cmd, capture_output=True, env=env, timeout=limit)
@@ -232,6 +232,7 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=300.0)
     ap.add_argument("--cap-gb", type=float, default=4.0)
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--task-timeout", type=float, default=600.0)
     ap.add_argument("--json")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hostile10-"))
@@ -249,7 +250,7 @@ def main() -> None:
             materialise(folder, files, work / "build")
             for w in map(int, a.workers.split(",")):
                 out = work / "out" / f"{name}-j{w}"
-                res = run(folder, out, key, w, a.limit, int(a.cap_gb * 2**30))
+                res = run(folder, out, key, w, a.limit, int(a.cap_gb * 2**30), a.task_timeout)
                 res["inputs"] = len(files)
                 bad = (res["rc"] not in (0, 1) or res["traceback"] or res["unknown_reasons"] or res["phi"])
                 results[f"{name} -j{w}"] = res
