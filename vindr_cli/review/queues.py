@@ -27,11 +27,10 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import tomllib
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from vindr_cli.errors import RequestError
 from vindr_cli.dicomio.pixelstream import file_sha256
