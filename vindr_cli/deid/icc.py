@@ -489,12 +489,23 @@ def numbers(profile: bytes) -> list[int]:
         return []
     found = list(struct.unpack_from(">3i", profile, 68))
     count = min(_u32(profile, _HEADER), (len(profile) - _HEADER - 4) // 12)
+    spans = set()
     for i in range(count):
         _sig, off, size = struct.unpack_from(">4sII", profile, _HEADER + 4 + 12 * i)
         kind = profile[off:off + 4]
-        end = min(off + size, len(profile))
         start = {b"XYZ ": 8, b"sf32": 8, b"chrm": 12, b"para": 12}.get(kind)
-        if start is not None and off + start < end:
-            n = (end - off - start) // 4
-            found.extend(struct.unpack_from(f">{n}i", profile, off + start))
+        end = min(off + size, len(profile))
+        if start is not None and off + start + 4 <= end:
+            spans.add((off + start, off + start + (end - off - start) // 4 * 4))
+    # each byte read once per 4-byte alignment (hostile10: a profile planted in an audited tree
+    # whose thousands of table entries all cover the whole profile asked for entries x size / 4
+    # numbers, gigabytes): spans that overlap, on the same alignment, are read as one, in order
+    merged: list[list[int]] = []
+    for s, e in sorted(spans, key=lambda x: (x[0] % 4, x[0])):
+        if merged and s % 4 == merged[-1][0] % 4 and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    for s, e in merged:
+        found.extend(struct.unpack_from(f">{(e - s) // 4}i", profile, s))
     return found

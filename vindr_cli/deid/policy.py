@@ -423,13 +423,12 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
     whole, "77.123" is the ID 77123). Shorter IDs are not sought inside numbers: a 5-digit ID is
     inside about one DS value in 20,000 by chance, and a PixelSpacing dummied to 0 would cost the
     image its scale."""
-    from vindr_cli.deid.terms import _consecutive      # "1234567" is in every ramp: never sought inside
     if _hex_number_found(terms, text):
         return True
     joined = _DIGIT_GAP.sub("", text)
     runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
-    if any(len(t) >= _INSIDE_DIGITS and t.isdigit() and not _consecutive(t) and any(t in r for r in runs)
-           for t in terms.single):
+    # "1234567" is in every ramp: never sought inside (TermSet.digit_terms)
+    if runs and any(t in r for t in terms.digit_terms(_INSIDE_DIGITS) for r in runs):
         return True
     if vr in NUMBER_STRINGS or joined == text:
         return False

@@ -37,6 +37,11 @@ from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
 from vindr_cli.runner.sources import Source
 
 LABEL = "anonymize: people of each study"
+# a person or place value longer than this is no one's (PS3.5: an LT, the longest text a person
+# attribute may be, holds 10,240 characters): not handed on (hostile10: a 64 MB PatientName read
+# by this pass went, pickled, with the task of every other file of its study); the file itself
+# fails its own pass (dicomio.structure: a value longer than its VR allows)
+MAX_VALUE = 16384
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,16 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
                 found: list[str] = []
                 try:    # the raw walk (deid.peoplescan); anything it is not sure of: the read below
                     study, patient, values = scan(f, src.size, cfg.patient_match, found)
-                    return study, patient, tuple(dict.fromkeys(values)), tuple(dict.fromkeys(found))
+                    return (study, patient, tuple(dict.fromkeys(v for v in values if len(v) <= MAX_VALUE)),
+                            tuple(dict.fromkeys(v for v in found if len(v) <= MAX_VALUE)))
                 except Unsure:
                     f.seek(0)
             ds = read_header(f, src.size, cfg.max_inflate, structure=False).ds
             places: list[str] = []      # review 11: file A's hospital spelled in file B's LUT was written
-            values = tuple(dict.fromkeys(person_values(ds, places=places)))
+            values = tuple(dict.fromkeys(v for v in person_values(ds, places=places) if len(v) <= MAX_VALUE))
             study = str(ds.get("StudyInstanceUID", "") or "").strip()
-            return study, patient_key(ds, cfg.patient_match), values, tuple(dict.fromkeys(places))
+            return (study, patient_key(ds, cfg.patient_match), values,
+                    tuple(dict.fromkeys(v for v in places if len(v) <= MAX_VALUE)))
     except Exception:        # not DICOM, damaged, a zip member that cannot be read: not this pass's to say
         return None
 

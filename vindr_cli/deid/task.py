@@ -32,7 +32,8 @@ from vindr_cli.dicomio.pixelstream import (ScratchSink, copy_pixel_element, file
                                           native_pixel_length, pixel_description_fault)
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
-from vindr_cli.runner.sources import Source, printable
+from vindr_cli.runner.discover import NOT_REGULAR
+from vindr_cli.runner.sources import NotRegularFile, Source, printable
 from vindr_cli.runner.state import STATE_DIR
 
 LAYOUTS = ("tree", "vindr")
@@ -160,6 +161,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
     except EngineError as exc:
         row.update(status="failed", reason=str(exc))
         tmp_path.unlink(missing_ok=True)
+        return _finish(result)
+    except NotRegularFile:          # a FIFO or device in the place of a file discovery saw
+        row.update(status="failed", reason=NOT_REGULAR)
         return _finish(result)
     except Exception as exc:  # never let one file stop the batch, never echo its content
         tmp_path.unlink(missing_ok=True)

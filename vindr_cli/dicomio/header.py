@@ -114,9 +114,20 @@ def read_header(f: BinaryIO, size: int, max_inflate: int = DEFAULT_MAX_INFLATE, 
             offset = f.tell()
     except InvalidDicomError:
         raise BadInput("failed", "invalid DICOM file meta information") from None
-    except (EOFError, OSError, struct.error):
-        raise BadInput("failed", "truncated or unreadable header") from None
     except Exception as exc:  # pydicom raises many types on malformed data; never echo them
+        # the structure walk's fixed reason first (hostile10): pydicom's error depends on the
+        # machine (a declared length of 4 GB is a MemoryError under an address-space limit,
+        # a short read without one; sequences nested 200 deep a RecursionError, 100 deep the
+        # walk's REASON_DEEP), the walk's reason does not
+        if structure:
+            try:
+                check_structure(f, size)
+            except Malformed as why:
+                raise BadInput("failed", str(why)) from None
+            except Exception:
+                pass
+        if isinstance(exc, (EOFError, OSError, struct.error)):
+            raise BadInput("failed", "truncated or unreadable header") from None
         raise BadInput("failed", f"unreadable header ({type(exc).__name__})") from None
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:

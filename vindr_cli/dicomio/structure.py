@@ -77,7 +77,7 @@ ITEM_TAG = {"<": b"\xfe\xff\x00\xe0", ">": b"\xff\xfe\xe0\x00"}
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 ROWS, COLUMNS, SOP_CLASS = 0x00280010, 0x00280011, 0x00080016
 MAX_DEPTH = 64
-MAX_TEXT_READ = 4 << 20          # text values are read whole up to this size (UT/UC beyond: not scanned)
+MAX_TEXT_READ = 4 << 20          # UT/UC/UR values are read whole up to this size (beyond: not scanned)
 MAX_BINARY_SCAN = 1 << 20        # binary values scanned for swallowed element headers up to this size
 BLOCK = 1 << 20
 
@@ -264,7 +264,10 @@ class _Walker:
             if vr == "SQ":
                 self.sequence(vpos, vend, vend, explicit, depth + 1)
             elif vr in TEXT_VRS and length and group % 2 == 0:    # (private: removed with what it swallowed)
-                if length <= MAX_TEXT_READ:
+                # a VR with a most length a value is read whole at any size (hostile10: a 4 MB
+                # PatientName passed unread, while a 1 MB one was REASON_TOO_LONG); UT/UC/UR
+                # beyond MAX_TEXT_READ are not scanned
+                if length <= MAX_TEXT_READ or vr in ASCII_MAX or vr in CHAR_MAX:
                     why = text_fault(self.b.get(vpos, length), vr)
                     if why:
                         raise Malformed(why)

@@ -27,19 +27,26 @@ from __future__ import annotations
 import json
 import random
 import re
+import tomllib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from vindr_cli.errors import RequestError
 from vindr_cli.dicomio.pixelstream import file_sha256
+from vindr_cli.resources import schema_path
 from vindr_cli.review.decisions import QUEUES, check_state
 from vindr_cli.runner import paths
+from vindr_cli.tables import read_rows
 
 IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 HOSTILE_MANIFEST = ("the tree's manifest.parquet names an output outside the tree or an image_id that is not "
                     "32 hex digits: it is not vindr's; re-run vindr anonymize")
+
+HOSTILE_SELECTION = ("selection.parquet is not vindr select's (an image_id that is not 32 hex digits, or "
+                     "qc_flags, dup_group, selected or reasons of another kind): re-run vindr select")
+UNREADABLE_TABLE = "{} cannot be read as a Parquet table (damaged, or not vindr's): re-run {}"
+DUP_GROUP = re.compile(r"dup-[0-9a-f]{12}")     # curate.dedup.group_id (data, not an import)
 
 PIXEL_FINDINGS = ("pixel-text", "pixel-mask")
 REVIEW_EXCLUDED = "review-excluded"     # curate.select's reason for an image this review excluded (data, not an import)
@@ -123,7 +130,7 @@ def find_tree(review_dir: Path, tree: Path | None = None) -> tuple[Path, Path | 
         info = json.loads((review_dir / "selection.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         info = {}
-    want = info.get("anon_dir_manifest_sha256")
+    want = info.get("anon_dir_manifest_sha256") if isinstance(info, dict) else None   # hostile10: "[]" crashed
     if want:
         # selection.json records the tree's manifest hash, not its path: look beside SELECTION
         # (the usual layout, e.g. demo/anon and demo/selection) for the tree with that manifest
@@ -152,6 +159,37 @@ def _audit_findings(report: Path, by_output: dict[str, str]) -> dict[str, list[l
     return out
 
 
+@cache
+def _qc_flags() -> frozenset[str]:
+    """The QC flag names vindr select writes: the sections of schemas/curate/qc.toml (data, not
+    an import of curate/)."""
+    return frozenset(tomllib.loads(schema_path("curate", "qc.toml").read_text(encoding="utf-8")))
+
+
+def _table(path: Path, what: str, run: str) -> list[dict]:
+    try:
+        return read_rows(path)
+    except Exception:          # a damaged or foreign file: pyarrow's text names the path
+        raise ReviewDirError(UNREADABLE_TABLE.format(what, run)) from None
+
+
+def _selection_rows(path: Path) -> list[dict]:
+    """selection.parquet's rows, each as vindr select writes it (hostile10: a row without an
+    image_id, a list where a string goes crashed the review; a QC flag or group id of any text
+    went to the page): else :data:`HOSTILE_SELECTION`."""
+    rows = _table(path, "selection.parquet", "vindr select")
+    flags = _qc_flags()
+    for s in rows:
+        iid, qc, dup, why = s.get("image_id"), s.get("qc_flags") or [], s.get("dup_group"), s.get("reasons") or []
+        if (not isinstance(iid, str) or not IMAGE_ID.fullmatch(iid)
+                or not isinstance(qc, list) or not all(isinstance(f, str) and f in flags for f in qc)
+                or not (dup is None or isinstance(dup, str) and DUP_GROUP.fullmatch(dup))
+                or not isinstance(why, list) or not all(isinstance(r, str) for r in why)
+                or not isinstance(s.get("selected", False), (bool, type(None)))):
+            raise ReviewDirError(HOSTILE_SELECTION)
+    return rows
+
+
 def _review_boxes(text) -> tuple[list[list[int]], set]:
     """(the boxes, {(seq, time)}) of a manifest row's ``review_boxes`` (vindr anonymize masked
     them after a review); only numbers and the decision's seq and time are read."""
@@ -174,7 +212,7 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
     tree_dir, sel_path = find_tree(review_dir, tree)
     images: dict[str, Image] = {}
     context: set[str] = set()      # near-duplicates of a selected image, not selected: duplicates queue only
-    for r in pq.read_table(tree_dir / "manifest.parquet").to_pylist():
+    for r in _table(tree_dir / "manifest.parquet", "the tree's manifest.parquet", "vindr anonymize"):
         if r.get("status") != "ok" or not r.get("image_id") or not r.get("output"):
             continue
         # a hand-edited manifest must not point the server (reads, cache writes) out of its folders
@@ -194,7 +232,7 @@ def build_queues(review_dir: Path, *, tree: Path | None = None, audit_report: Pa
                                       modified=bool(r.get("pixels_modified")),
                                       pixel_sha256=str(r.get("pixel_sha256") or ""), applied=applied)
     if sel_path is not None:
-        sel_rows = pq.read_table(sel_path).to_pylist()
+        sel_rows = _selection_rows(sel_path)
         keep = {}
         for s in sel_rows:
             img = images.get(s["image_id"])

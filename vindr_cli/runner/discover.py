@@ -35,7 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE, ZIP_REASON
-from vindr_cli.runner.sources import Source, printable
+from vindr_cli.runner.sources import NotRegularFile, Source, printable
 
 STATE_DIR = ".vindr"
 OWN_TABLES = {"manifest.parquet", "images.parquet"}
@@ -55,6 +55,8 @@ VANISHED = "removed while INPUT was being read"
 
 def os_reason(exc: OSError, default: str = "could not be read") -> str:
     """A fixed reason for an OS error on an input (never its text, which holds the path)."""
+    if isinstance(exc, NotRegularFile):        # a FIFO or device put in a file's place after discovery
+        return NOT_REGULAR
     if exc.errno in (errno.EACCES, errno.EPERM):
         return PERMISSION
     if exc.errno == errno.ENOENT:

@@ -1,11 +1,22 @@
 """An input file of a batch: a plain file, or a member of a .zip archive."""
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import zipfile
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+
+class NotRegularFile(OSError):
+    """An input that discovery saw as a regular file and is no longer one when opened (a FIFO,
+    socket or device put in its place): never read (a FIFO would block its reader for ever)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ENXIO, "not a regular file")
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class Source:
         """A seekable binary stream of the file (archive members are streamed, not extracted;
         a member of a nested zip is read through its enclosing members, never extracted)."""
         if self.member is None:
-            with open(self.path, "rb") as f:
+            with _open_regular(self.path) as f:
                 yield f
             return
         with ExitStack() as stack:
@@ -37,6 +48,23 @@ class Source:
                 zf = stack.enter_context(zipfile.ZipFile(f))
                 f = stack.enter_context(zf.open(zf.infolist()[index]))
             yield f  # type: ignore[misc]
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading only if it is a regular file when opened (hostile10: a FIFO put
+    in a file's place after discovery blocked ``open(2)`` for ever, and the first pass of
+    ``vindr anonymize`` runs in the driver, out of reach of ``--task-timeout``). Opened without
+    blocking, checked on the descriptor (no race with a stat before), then made blocking again."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile()
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def is_within(child: Path, parent: Path) -> bool:
