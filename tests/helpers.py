@@ -93,16 +93,46 @@ def save(ds, path: Path) -> Path:
 
 def stopped(proc, timeout: float = 90) -> int:
     """Exit status of a process sent SIGINT; if it does not stop in ``timeout`` s (a busy
-    machine), it is killed and the test fails with the end of its stderr, to say why."""
+    machine), it is killed and the test fails with the end of its stderr, to say why.
+    Its stdout and stderr pipes are read while it stops (a child blocked writing to a full pipe
+    that nobody reads never exits: CI, baseline's 500 epoch lines) and put back on ``proc`` as
+    in-memory files holding what was left to read, so callers read them as before."""
+    import io
     import subprocess
+    import threading
+
+    got: dict[str, object] = {}
+
+    def drain(name: str) -> None:
+        f = getattr(proc, name)
+        try:
+            got[name] = f.read()
+        except (OSError, ValueError):
+            pass
+
+    names = [n for n in ("stdout", "stderr") if getattr(proc, n) is not None and not getattr(proc, n).closed]
+    threads = [threading.Thread(target=drain, args=(n,), daemon=True) for n in names]
+    for t in threads:
+        t.start()
+
+    def put_back() -> None:
+        for t in threads:
+            t.join(30)
+        for n in names:
+            text = got.get(n, "")
+            setattr(proc, n, io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text))
 
     try:
-        return proc.wait(timeout)
+        code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate(timeout=30)
+        proc.wait(30)
+        put_back()
+        err = proc.stderr.read() if proc.stderr is not None else ""
         import pytest
         pytest.fail(f"the process did not stop within {timeout} s of SIGINT; stderr ends: {(err or '')[-1500:]}")
+    put_back()
+    return code
 
 
 def key_hex(seed: str = "ab") -> str:
