@@ -83,11 +83,15 @@ def test_ctrl_c_mid_training_says_so(pipeline, tmp_path):
 
     _, release = pipeline
     proc = subprocess.Popen([*VINDR, "baseline", str(release), "-o", str(tmp_path / "bl"), "--size", "64",
-                             "--epochs", "500", "--no-resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "COLUMNS": "200"})
-    for line in proc.stdout:                 # training has begun: 499 epochs are left
-        if "epoch 1/500" in line:
+                             "--epochs", "100000", "--no-resume"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    # unbuffered: a piped stdout is block-buffered, so "epoch 1" could arrive only with the last
+    # epoch's lines, after the run had ended (CI: exit 0, the SIGINT too late)
+    for line in proc.stdout:                 # training has begun: 99,999 epochs are left
+        if "epoch 1/100000" in line:
             break
+    else:
+        raise AssertionError("no epoch line: " + proc.stderr.read()[-800:])
     proc.send_signal(signal.SIGINT)
     code = stopped(proc)
     err = proc.stderr.read()
