@@ -17,6 +17,16 @@ for _name in ("VINDR_KEY", "VINDR_DEBUG", "VINDR_PROGRESS", "FORCE_COLOR", "NO_C
               "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
     os.environ.pop(_name, None)
 
+# Ctrl-C as a terminal sends it: a shell script started in the background (`.ci/run &`, a CI
+# runner's job) runs its commands with SIGINT ignored, every child inherits that, and a Python
+# started with SIGINT ignored never raises KeyboardInterrupt -- the tests that send SIGINT to a
+# CLI process (baseline, review) then wait on a process that cannot hear it. A handled signal is
+# reset to the default in an exec'd child, so this process's handler gives them the default back.
+import signal  # noqa: E402
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
