@@ -51,6 +51,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
 from helpers import audit_after_planting, key_file_in, run_cli
+from test_redteam9 import _setter
 from test_safe_default import real
 from vindr_cli.deid import policy, terms
 
@@ -78,13 +79,6 @@ def _voi_numbers(values) -> Sequence:
     item.LUTDescriptor = [len(values), 0, 16]
     item.add(DataElement(0x00283006, "US", values))
     return Sequence([item])
-
-
-def _setter(**values):
-    def plant(ds):
-        for k, v in values.items():
-            setattr(ds, k, v)
-    return plant
 
 
 def _lut(blob: bytes):
