@@ -77,18 +77,21 @@ def people_of(cfg: PeopleConfig, src: Source) -> tuple[str, str, tuple[str, ...]
                 found: list[str] = []
                 try:    # the raw walk (deid.peoplescan); anything it is not sure of: the read below
                     study, patient, values = scan(f, src.size, cfg.patient_match, found)
-                    return (study, patient, tuple(dict.fromkeys(v for v in values if len(v) <= MAX_VALUE)),
-                            tuple(dict.fromkeys(v for v in found if len(v) <= MAX_VALUE)))
+                    return study, patient, _handed_on(values), _handed_on(found)
                 except Unsure:
                     f.seek(0)
             ds = read_header(f, src.size, cfg.max_inflate, structure=False).ds
             places: list[str] = []      # review 11: file A's hospital spelled in file B's LUT was written
-            values = tuple(dict.fromkeys(v for v in person_values(ds, places=places) if len(v) <= MAX_VALUE))
+            values = _handed_on(person_values(ds, places=places))
             study = str(ds.get("StudyInstanceUID", "") or "").strip()
-            return (study, patient_key(ds, cfg.patient_match), values,
-                    tuple(dict.fromkeys(v for v in places if len(v) <= MAX_VALUE)))
+            return study, patient_key(ds, cfg.patient_match), values, _handed_on(places)
     except Exception:        # not DICOM, damaged, a zip member that cannot be read: not this pass's to say
         return None
+
+
+def _handed_on(values) -> tuple[str, ...]:
+    """A file's values as the pass hands them on: each once, in order, none over MAX_VALUE."""
+    return tuple(dict.fromkeys(v for v in values if len(v) <= MAX_VALUE))
 
 
 @dataclass(repr=False)
