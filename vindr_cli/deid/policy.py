@@ -436,7 +436,6 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
     return terms.found_in(tokens(joined))
 
 
-_SPLIT_PART = 3             # each part of an ID split across two numbers: this many digits or more (split_across)
 SPLIT_VRS = frozenset({"IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 
 
@@ -460,6 +459,8 @@ def split_across(terms, elements) -> set[int]:
     data set's kept number elements. Each part must have 3 significant digits or more, as a
     number is written ("0824" is 824; a part of 1-2 digits, InstanceNumber 7, would make an ID
     ending in 7 and any other number a match)."""
+    from vindr_cli.deid.terms import SPLIT_PART, split_parts
+
     by_digits: dict[str, set[int]] = {}
     for tag, vr, value in elements:
         if vr not in SPLIT_VRS:
@@ -469,7 +470,7 @@ def split_across(terms, elements) -> set[int]:
             continue
         for v in values:
             d = _number_digits(v)
-            if d is not None and len(d) >= _SPLIT_PART:
+            if d is not None and len(d) >= SPLIT_PART:
                 by_digits.setdefault(d, set()).add(tag)
     if len(by_digits) < 1:
         return set()
@@ -477,10 +478,7 @@ def split_across(terms, elements) -> set[int]:
     for t in terms.single:
         if not (t.isdigit() and len(t) >= _INSIDE_DIGITS):
             continue
-        for k in range(_SPLIT_PART, len(t) - _SPLIT_PART + 1):
-            head, tail = t[:k], t[k:].lstrip("0")
-            if head.startswith("0") or len(tail) < _SPLIT_PART:
-                continue
+        for head, tail in split_parts(t):
             first, second = by_digits.get(head, set()), by_digits.get(tail, set())
             for a in first:
                 for b in second:

@@ -150,6 +150,21 @@ def own_word(token: str) -> bool:
     return token in own or token in values
 
 
+SPLIT_PART = 3      # each part of an ID split across two numbers: this many significant digits or more
+
+
+def split_parts(digits: str) -> list[tuple[str, str]]:
+    """The ways the digit string ``digits`` reads as two numbers, each written as a number is
+    (no leading zero: 40510263 as 4051 and 263, never 0263) with :data:`SPLIT_PART` digits or
+    more (red team 10: found_split in one array, policy.split_across over two elements)."""
+    out = []
+    for k in range(SPLIT_PART, len(digits) - SPLIT_PART + 1):
+        head, tail = digits[:k], digits[k:].lstrip("0")
+        if not head.startswith("0") and len(tail) >= SPLIT_PART:
+            out.append((head, tail))
+    return out
+
+
 @dataclass
 class TermSet:
     """Terms to look for. A multi-token term matches when all its tokens are present."""
@@ -249,10 +264,8 @@ class TermSet:
             heads: dict[int, set[int]] = {}
             for t in self.single:
                 if t.isdigit() and len(t) >= 7 and not _consecutive(t):
-                    for k in range(3, len(t) - 2):
-                        head, tail = t[:k], t[k:].lstrip("0")
-                        if not head.startswith("0") and len(tail) >= 3:
-                            heads.setdefault(int(head), set()).add(int(tail))
+                    for head, tail in split_parts(t):
+                        heads.setdefault(int(head), set()).add(int(tail))
             self._splits = (len(self.single), heads)
         heads = self._splits[1]
         if not heads or heads.keys().isdisjoint(values):
