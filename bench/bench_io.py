@@ -39,3 +39,9 @@ def manifest_rows(rows_n: int, row: dict, *, folders: int | None = None, quarant
         if quarantine_every and i % quarantine_every == quarantine_every - 1:
             r.update(status="quarantined", reason="burned-in text found and --burned-in quarantine", output=None)
         yield r
+
+
+def load_summary(load: list[float]) -> dict:
+    """The 1-minute load averages sampled during a run, as the results record them."""
+    return {"min": min(load, default=None), "max": max(load, default=None),
+            "mean": sum(load) / len(load) if load else None}

@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench_io import load_summary, write_record
+
 READ = {
     "python-file": "import pyarrow.parquet as pq\nwith open(P, 'rb') as f:\n    n = len(pq.ParquetFile(f).read().to_pylist())\n",
     "arrow-file": ("import pyarrow.parquet as pq\nfrom vindr_cli.tables import arrow_file\n"
@@ -58,13 +60,11 @@ def main() -> None:
         if i % 50 == 49:
             print(f"round {i + 1}: {json.dumps({m: dict(c) for m, c in counts.items()})} load {load[-1]:.1f}", flush=True)
     res = {"python": sys.version.split()[0], "cpus": os.cpu_count(), "outcomes": {m: dict(c) for m, c in counts.items()},
-           "loadavg_1min": {"min": min(load, default=None), "max": max(load, default=None),
-                            "mean": sum(load) / len(load) if load else None},
+           "loadavg_1min": load_summary(load),
            "wall_s": round(time.monotonic() - t0, 1), "failures": fails}
     print(json.dumps({k: v for k, v in res.items() if k != "failures"}, indent=1))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(res, indent=1) + "\n")
+        write_record(a.json, res)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench_io import load_summary, write_record
+
 PY = sys.executable
 VINDR = [PY, "-P", "-m", "vindr_cli"]
 NORMAL = [PY, "-P", "-c", "import sys; sys.argv[0] = 'vindr'; from vindr_cli.cli import main; main()"]
@@ -116,13 +118,11 @@ def main() -> None:
             b.wait()
     res = {"python": sys.version.split()[0], "exit": a.exit, "variants": variants, "cpus": os.cpu_count(), "runs_per_command": {n: sum(c.values()) for n, c in counts.items()},
            "outcomes": {n: dict(c) for n, c in counts.items()}, "busy_loops": a.busy,
-           "loadavg_1min": {"min": min(load, default=None), "max": max(load, default=None),
-                            "mean": sum(load) / len(load) if load else None},
+           "loadavg_1min": load_summary(load),
            "wall_s": round(time.monotonic() - t0, 1), "failures": fails}
     print(json.dumps({k: v for k, v in res.items() if k != "failures"}, indent=1))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(res, indent=1) + "\n")
+        write_record(a.json, res)
 
 
 if __name__ == "__main__":
