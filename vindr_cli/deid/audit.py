@@ -32,7 +32,7 @@ from vindr_cli.deid.terms import DATE_TERM, NUMBER_FORMATS, TermSet, build_terms
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.findings import Finding
 from vindr_cli.dicomio.header import BadInput, read_header
-from vindr_cli.dicomio.pixelstream import copy_pixel_element, file_sha256, hash_bytes_value
+from vindr_cli.dicomio.pixelstream import ScratchSink, copy_pixel_element, file_sha256, hash_bytes_value
 from vindr_cli.errors import RequestError
 from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed
 from vindr_cli.runner.fingerprint import tree_fingerprint
@@ -1106,6 +1106,7 @@ def _audit_file(p: Path, rel: str, row: dict | None, removed: set[int], terms: l
                     report.add("pixel-data", rel, exc.reason)
                 else:
                     _check_frames(p, rel, str(ts), report)
+                    _check_native_bits(f, header.pixel_offset, ds, ts, report, rel)
                     _check_pixel_padding(f, header.pixel_offset, ts, report, rel)
                 tail = f.read()
         _check_header(rel, ds, removed, report, terms, retained)
@@ -1147,14 +1148,39 @@ def _check_pixel_padding(f, offset: int, ts, report: AuditReport, rel: str) -> N
         report.add("pixel-data", rel, "the pixel data element's reserved bytes or sequence delimiter length are not zero")
 
 
+def _check_native_bits(f, offset: int, ds, ts, report: AuditReport, rel: str) -> None:
+    """Native pixel data holds no bit above Bits Stored but a sign extension (red team 11: a name
+    as ASCII in the high byte of 8-in-16-bit words, copied by --burned-in off, was no finding).
+    ``f``: just after the element, and left there."""
+    from vindr_cli.deid import redact
+
+    if ts.is_compressed or not redact.may_hide_bits(ds):
+        return
+    end = f.tell()
+    f.seek(offset)
+    try:
+        with ScratchSink() as sink:
+            copy_pixel_element(f, sink, implicit=ts.is_implicit_VR, little=ts.is_little_endian)
+            tag, value = sink.element(little=ts.is_little_endian, implicit=ts.is_implicit_VR)
+            bad = tag == 0x7FE00010 and redact.high_bits_set(value, ds, ts.is_little_endian)
+    except Exception:        # read once already (the hash above): not expected
+        bad = True
+    f.seek(end)
+    if bad:
+        report.add("pixel-data", rel, "native pixel data holds bits above Bits Stored (not a sign extension)")
+
+
 def _check_frames(p: Path, rel: str, ts: str, report: AuditReport) -> None:
-    """A JPEG / JPEG 2000 output's frames hold nothing but what ``redact.clean_frames`` keeps
+    """A JPEG / JPEG 2000 / RLE output's frames hold nothing but what ``redact.clean_frames`` keeps
     (review 10: a COM segment, a JP2 wrapper's 'xml '/'uuid'/'colr' boxes, bytes after the end
     were never read by the audit: only the manifest's hash stood between them and a release, and
     it agrees with whatever the anonymizer wrote). A frame it cannot walk is not known to be clean."""
     from vindr_cli.deid import redact
 
     if ts not in redact.FRAME_SYNTAXES:
+        if redact.compressed(ts):       # video, JPEG XL...: the anonymizer refuses them (UNCHECKED_FRAMES)
+            report.add("pixel-data", rel, "compressed pixel data in a syntax whose frames cannot be walked "
+                                          "(video, JPEG XL, deflated frames): not known to hold only the image")
         return
     try:
         with warnings.catch_warnings():
@@ -1164,7 +1190,7 @@ def _check_frames(p: Path, rel: str, ts: str, report: AuditReport) -> None:
     except Exception:        # redact._Unsure, or frames that pydicom cannot split
         clean = ()
     if clean is not None:
-        report.add("pixel-data", rel, "a JPEG or JPEG 2000 frame holds more than its image "
+        report.add("pixel-data", rel, "a JPEG, JPEG 2000 or RLE frame holds more than its image "
                                       "(a comment, a JP2 box, a table, bytes after its end) or cannot be walked")
 
 

@@ -35,6 +35,7 @@ Decisions (documented in README "Burned-in text"):
 from __future__ import annotations
 
 import re
+import struct
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -125,6 +126,56 @@ def clear_high_bits(ds) -> int:
     if changed:
         ds.PixelData = fixed.tobytes() + raw[n * dtype.itemsize:]
     return changed
+
+
+UNCHECKED_FRAMES = ("pixel data in a compressed syntax whose frames vindr cannot check for what is not "
+                    "the image (video, JPEG XL, deflated frames); not written")
+
+
+def compressed(ts: str) -> bool:
+    """Is ``ts`` a compressed (encapsulated) transfer syntax? An unknown one counts as one."""
+    try:
+        return UID(ts).is_compressed
+    except ValueError:
+        return True
+
+
+def may_hide_bits(ds) -> bool:
+    """Native pixel data with unused bits above Bits Stored (8, 16 or 32 allocated)."""
+    try:
+        alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    except Exception:
+        return False
+    return alloc in (8, 16, 32) and 0 < stored < alloc
+
+
+def high_bits_set(value, ds, little: bool = True) -> bool:
+    """Does native pixel data ``value`` (as stored) hold bits above Bits Stored other than the
+    sign extension of signed data? (Red team 11: with --burned-in off a name written as ASCII in
+    the high byte of 8-in-16-bit words was copied byte for byte.)"""
+    alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    dtype = np.dtype(f"u{alloc // 8}").newbyteorder("<" if little else ">")
+    values = np.frombuffer(value, dtype=dtype, count=len(value) // dtype.itemsize)
+    if int(ds.get("PixelRepresentation", 0) or 0) != 1:
+        return bool((values >> stored).any())
+    high = values >> (stored - 1)                 # the sign bit and every bit above it
+    return bool(((high != 0) & (high != (1 << (alloc - stored + 1)) - 1)).any())
+
+
+def strip_high_bits(ds) -> PixelOutcome:
+    """--burned-in off, native pixel data: the pixels are not scanned, but bits above Bits Stored
+    are no pixel (a reader of the raw words sees what they hold): they are cleared (sign-extended
+    for signed data) as the scanning modes clear them. ``ds``: the complete ORIGINAL data set."""
+    out = PixelOutcome()
+    try:
+        out.overlay_pixels = clear_high_bits(ds)
+    except Exception as exc:
+        raise PixelError(DECODE_FAILED) from exc
+    if out.overlay_pixels:
+        arr, out.photometric = _frames(ds)
+        a = arr[..., 0] if arr.shape[-1] == 1 else arr
+        out.arr = a[0] if a.shape[0] == 1 else a
+    return out
 
 
 def _pixel_array(ds) -> np.ndarray:
@@ -593,7 +644,8 @@ _T81 = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4
         "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"}
 _J2K = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
         "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
-FRAME_SYNTAXES = frozenset(_T81 | _J2K)      # whose frames can hold metadata (strip_frames)
+_RLE = "1.2.840.10008.1.2.5"
+FRAME_SYNTAXES = frozenset(_T81 | _J2K | {_RLE})      # whose frames can hold metadata (strip_frames)
 
 
 class _Unsure(Exception):
@@ -832,6 +884,72 @@ def _clean_j2k(frame: bytes) -> bytes:
     return bytes(out + b"\xff\xd9")
 
 
+def _rle_segment(seg: bytes, need: int) -> bytes:
+    """The packets of one RLE segment (PS3.5 G.3, PackBits) that make its ``need`` bytes, without
+    no-op packets (header 128) and without what follows them but one zero byte (the pad of an odd
+    segment: real files have both, rtdose_rle.dcm odd segments without it); raises _Unsure when the segment is short of ``need`` bytes or its last packet runs past
+    them (the extra bytes of a literal run are free to hold text)."""
+    out, pos, made, n = bytearray(), 0, 0, len(seg)
+    while made < need:
+        if pos >= n:
+            raise _Unsure
+        h = seg[pos]
+        if h < 128:                     # literal: the next h + 1 bytes
+            end = pos + 2 + h
+            if end > n:
+                raise _Unsure
+            made += h + 1
+        elif h > 128:                   # replicate: the next byte 257 - h times
+            end = pos + 2
+            if end > n:
+                raise _Unsure
+            made += 257 - h
+        else:                           # no-op
+            pos += 1
+            continue
+        out += seg[pos:end]
+        pos = end
+    if made != need:
+        raise _Unsure
+    if seg[pos:pos + 2] == b"\0":
+        out += b"\0"
+    return bytes(out)
+
+
+def _clean_rle(frame: bytes, rows: int, cols: int, segments: int) -> bytes:
+    """The RLE frame (PS3.5 G.5) with a header of its own segments' offsets (unused offsets zero:
+    red team 11 wrote a name there) and each segment cut to the packets that make its bytes (the
+    decoder stops at Rows x Columns bytes: anything after them in a segment, or after the last
+    one, is never read and was copied); raises _Unsure when it cannot be walked."""
+    if len(frame) < 64:
+        raise _Unsure
+    head = struct.unpack("<16I", frame[:64])
+    n = head[0]
+    if n != segments or not 1 <= n <= 15:
+        raise _Unsure
+    offsets = [*head[1:1 + n], len(frame)]
+    if offsets[0] != 64 or any(a > b for a, b in zip(offsets, offsets[1:])):
+        raise _Unsure
+    parts = [_rle_segment(frame[a:b], rows * cols) for a, b in zip(offsets, offsets[1:])]
+    table, pos = [n], 64
+    for part in parts:
+        table.append(pos)
+        pos += len(part)
+    return struct.pack("<16I", *table, *[0] * (15 - n)) + b"".join(parts)
+
+
+def _rle_shape(ds) -> tuple[int, int, int]:
+    """(rows, columns, segments per frame) of RLE pixel data; raises _Unsure when unreadable."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        alloc, spp = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1) or 1)
+    except Exception as exc:
+        raise _Unsure from exc
+    if alloc % 8 or rows < 1 or cols < 1:
+        raise _Unsure
+    return rows, cols, spp * alloc // 8
+
+
 # ---- the fast answer to "would clean_frames change anything?" (issue 13, stripfast) ----
 # The walks above build new bytes for every frame (several copies of a 4 MB codestream: page
 # faults, bench/README.md "anonenc"). Most frames have nothing to remove, so the same walks are
@@ -986,19 +1104,26 @@ def frames_unchanged(value, ts: str, frames: int) -> bool:
 
 
 def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
-    """The frames of encapsulated JPEG / JPEG 2000 pixel data without their metadata (see
+    """The frames of encapsulated JPEG / JPEG 2000 / RLE pixel data without their metadata (see
     above): None when nothing was there to remove (the byte-for-byte copy is safe); raises
     _Unsure when a frame cannot be walked. Other syntaxes: None. ``t81``: what ``_frames`` filled
     for this Pixel Data (its header check walked each JPEG frame already): used, not walked again."""
     from pydicom.encaps import generate_frames
 
     ts = str(ds.file_meta.TransferSyntaxUID)
-    if ts not in _T81 and ts not in _J2K:
+    if ts not in FRAME_SYNTAXES:
         return None
     n = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames_unchanged(ds.PixelData, ts, n):
+    if ts == _RLE:
+        rows, cols, segments = _rle_shape(ds)
+        try:
+            frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+        except Exception as exc:
+            raise _Unsure from exc
+        clean = [_clean_rle(f, rows, cols, segments) for f in frames]
+    elif frames_unchanged(ds.PixelData, ts, n):
         return None                # nothing to remove, found without copying a frame
-    if ts in _T81 and t81 and len(t81) == n:
+    elif ts in _T81 and t81 and len(t81) == n:
         frames = [f for f, _ in t81]
         for _, c in t81:
             if isinstance(c, BaseException):
@@ -1034,13 +1159,13 @@ def _offset_table_ok(data: bytes, frames: int) -> bool:
 
 
 def strip_frames(ds) -> PixelOutcome:
-    """--burned-in off: the pixels are not scanned, but what a JPEG / JPEG 2000 frame holds
+    """--burned-in off: the pixels are not scanned, but what a JPEG / JPEG 2000 / RLE frame holds
     besides them is no pixel (a COM segment, bytes after its end, a table no scan uses): it is
     removed as in the other modes, checked to decode to the same values (red team 7: the name
     in a COM segment was written with --burned-in off). A frame with nothing to remove is not
     decoded. ``ds``: the complete ORIGINAL data set. Raises PixelError."""
     out = PixelOutcome()
-    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in _T81 | _J2K or "PixelData" not in ds:
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) not in FRAME_SYNTAXES or "PixelData" not in ds:
         return out
     try:
         if clean_frames(ds) is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import pydicom
+from pydicom.uid import UID
 
 from vindr_cli.deid.burned_in import quarantine_reason
 from vindr_cli.deid.engine import EngineError, Outcome, deidentify
@@ -22,7 +23,7 @@ from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.redact import DECODE_FAILED, FINDER_FAILED, TEXT_FOUND, PixelError, PixelOutcome
 from vindr_cli.deid.redact import FRAME_SYNTAXES, add_boxes, apply as apply_pixels, scan as scan_pixels, strip_frames
-from vindr_cli.deid.redact import frames_unchanged
+from vindr_cli.deid.redact import UNCHECKED_FRAMES, compressed, frames_unchanged, high_bits_set, may_hide_bits, strip_high_bits
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.dicomio.header import DICOMDIR_CLASS, BadInput, read_header
 from vindr_cli.dicomio.limits import DEFAULT_MAX_INFLATE
@@ -186,25 +187,34 @@ CHANGED_SINCE_SCAN = "pixel data changed between the burned-in scan and the copy
 def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     """--burned-in redact|quarantine: scan (and mask in memory) the ORIGINAL pixel data with
     hints from the ORIGINAL header; None when the file has no pixel data, or when off and its
-    frames are not JPEG / JPEG 2000 (off: those are only stripped of what is not pixels,
-    deid.redact.strip_frames). Fills the
+    frames are neither JPEG / JPEG 2000 / RLE nor native with bits above Bits Stored (off: those
+    are only stripped of what is not pixels, deid.redact.strip_frames / strip_high_bits; another
+    compressed syntax, which vindr cannot walk, fails: UNCHECKED_FRAMES). Fills the
     manifest's pixel columns (boxes and kind counts, never text). Raises PixelError."""
     row["pixels_modified"] = False
     if ("PixelData" not in ds) if header.deflated else (header.pixel_offset is None):
         return None
     if cfg.burned_in == "off":       # not scanned; a compressed frame still loses what is not pixels
-        if str(ds.file_meta.get("TransferSyntaxUID", "")) not in FRAME_SYNTAXES:
+        ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+        native = not compressed(ts)
+        if native and not may_hide_bits(ds):
             return None
-        stored = None if header.deflated else _unchanged_once(ds, f, header)
+        if not native and ts not in FRAME_SYNTAXES:     # video, JPEG XL...: not walked, not released
+            raise PixelError(UNCHECKED_FRAMES)
+        little = UID(ts).is_little_endian
+        same = (lambda v: not high_bits_set(v, ds, little)) if native else None
+        stored = None if header.deflated else _unchanged_once(ds, f, header, same)
         if stored is not None:                      # nothing to strip: found in one read
             row["input_pixel_sha256"] = stored
             outcome = PixelOutcome()
             outcome.input_ts = str(ds.file_meta.TransferSyntaxUID)
             return outcome
         full, row["input_pixel_sha256"] = _original(ds, f, header)
-        outcome = strip_frames(full)
+        outcome = strip_high_bits(full) if native else strip_frames(full)
         outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
         row["pixels_modified"] = outcome.changed
+        if native:
+            row["overlay_pixels_zeroed"] = outcome.overlay_pixels
         return outcome
     full, row["input_pixel_sha256"] = _original(ds, f, header)
     from vindr_cli.deid import pixeltext
@@ -221,11 +231,11 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
     return outcome
 
 
-def _unchanged_once(ds, f, header) -> str | None:
+def _unchanged_once(ds, f, header, same: Callable | None = None) -> str | None:
     """--burned-in off, the common case, in one read of the pixel data: the byte-for-byte copy's
     structure checks and hash (``_copy_pixels``, as ``_original`` runs them first, same reasons)
     with the element kept in memory (pixelstream.ScratchSink), then deid.redact.frames_unchanged
-    on it. The SHA-256 of the Pixel Data as stored when its frames have nothing to strip (the
+    on it (or ``same``, for native data: no bit set above Bits Stored). The SHA-256 of the Pixel Data as stored when its frames have nothing to strip (the
     file is then copied as it is, and the copy's hash compared with this one: CHANGED_SINCE_SCAN);
     None when they may have, or when the element is not Pixel Data ending the file (then
     ``_original`` and ``strip_frames`` decide, on the whole data set, as before)."""
@@ -238,7 +248,8 @@ def _unchanged_once(ds, f, header) -> str | None:
     with ScratchSink() as sink:
         stored = _copy_pixels(f, sink, header)
         tag, value = sink.element(little=ts.is_little_endian, implicit=ts.is_implicit_VR)
-        if tag == 0x7FE00010 and f.tell() == size and frames_unchanged(value, str(ts), frames):
+        if tag == 0x7FE00010 and f.tell() == size and (same(value) if same is not None else
+                                                       frames_unchanged(value, str(ts), frames)):
             return stored
     return None
 

@@ -1,0 +1,291 @@
+"""Red team 11: what the pixel data element carries besides the image. Real files (pydicom's
+MR_small, its RLE copy, CT_small) with a made-up patient TRUONG^BAO^NGOC, ID 88314527, born
+1982-03-16, at BENH VIEN HOA BINH, run through the real CLI (`vindr anonymize` with the defaults,
+and ``--profile vindr --burned-in off``); each output searched for the planted bytes, and `vindr
+audit` run on outputs with the plant written back.
+
+Found and fixed here (deid/redact.py, deid/task.py, deid/audit.py):
+1. RLE Lossless frames were copied byte for byte in every mode: the RLE header's unused segment
+   offsets (15 slots, zero by PS3.5 G.5) and bytes after a segment's Rows x Columns bytes (the
+   decoder never reads them; after the last segment, or inside the frame) held the name. Each
+   frame is now walked (``_clean_rle``) and written with only the packets that make its pixels.
+2. --burned-in off copied native pixel data whose bits above Bits Stored held the name as ASCII
+   (the high byte of 8-in-16-bit words); the scanning modes clear those bits, off did not. They
+   are now cleared under off too (``strip_high_bits``; a sign extension is kept).
+3. --burned-in off copied encapsulated pixel data of syntaxes vindr cannot walk (MPEG-2 and the
+   other video syntaxes): a stream's user data can hold anything. Such a file now fails
+   (``UNCHECKED_FRAMES``), as it already did under redact (not decodable).
+`vindr audit` reported none of the three (0 findings); each is now a `pixel-data` finding.
+
+Held (pinned below): the 128-byte preamble and the file meta group (SourceApplicationEntityTitle,
+ImplementationVersionName, PrivateInformation) are rebuilt; Data Set Trailing Padding after the
+pixel data is dropped; a Basic Offset Table item or an extra fragment holding text fails the file
+(malformed encapsulated pixel data); a JPEG-LS COM segment is removed; a JP2-wrapped frame with an
+'xml ' box fails.
+
+Not fixed: the name as the values of Float Pixel Data under --burned-in off (pixel values, as in
+red team 10's strict xfail for native pixel codes; the scanning modes refuse float pixels).
+"""
+from __future__ import annotations
+
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import generate_uid
+
+from helpers import key_file_in, run_cli
+from test_safe_default import real
+from vindr_cli.deid import redact
+from vindr_cli.deid.audit import audit
+
+PATIENT = {"PatientName": "TRUONG^BAO^NGOC", "PatientID": "88314527", "PatientBirthDate": "19820316",
+           "InstitutionName": "BENH VIEN HOA BINH"}
+PLANT = b"TRUONG BAO NGOC 88314527"
+
+
+def _patient(name: str) -> pydicom.Dataset:
+    ds = real(name)
+    for k, v in PATIENT.items():
+        setattr(ds, k, v)
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def _frames(ds) -> list[bytes]:
+    return list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+
+
+def rle_header_slots() -> pydicom.Dataset:
+    ds = _patient("MR_small_RLE.dcm")
+    f = bytearray(_frames(ds)[0])
+    n = struct.unpack("<I", f[:4])[0]
+    f[4 + 4 * n:4 + 4 * n + 16] = PLANT[:16]          # unused offsets: zero by PS3.5 G.5
+    ds.PixelData = encapsulate([bytes(f)])
+    return ds
+
+
+def rle_trailing() -> pydicom.Dataset:
+    ds = _patient("MR_small_RLE.dcm")
+    ds.PixelData = encapsulate([_frames(ds)[0] + PLANT])   # after the last segment's 4096 bytes
+    return ds
+
+
+def rle_inner() -> pydicom.Dataset:
+    """The text after the first segment's bytes, the second segment's offset moved past it."""
+    ds = _patient("MR_small_RLE.dcm")
+    f = _frames(ds)[0]
+    head = list(struct.unpack("<16I", f[:64]))
+    first, second = head[1], head[2]
+    head[2] = second + len(PLANT)
+    ds.PixelData = encapsulate([struct.pack("<16I", *head) + f[first:second] + PLANT + f[second:]])
+    return ds
+
+
+def native_high_byte() -> pydicom.Dataset:
+    """8 bits stored in 16 allocated, unsigned, the name in the high byte of the first words."""
+    ds = _patient("MR_small.dcm")
+    a = (np.frombuffer(ds.PixelData, "<i2").astype(np.int32) & 0xFF).astype(np.uint16)
+    a[:len(PLANT)] |= np.frombuffer(PLANT, np.uint8).astype(np.uint16) << 8
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 7, 0
+    for kw in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+        if kw in ds:
+            del ds[kw]
+    ds.PixelData = a.tobytes()
+    return ds
+
+
+def mpeg2() -> pydicom.Dataset:
+    ds = _patient("MR_small_RLE.dcm")
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 8 + b"\x00\x00\x01\xb2" + PLANT * 2])
+    return ds
+
+
+def file_meta() -> pydicom.Dataset:
+    ds = _patient("CT_small.dcm")
+    ds.preamble = PLANT.ljust(128, b" ")
+    ds.file_meta.SourceApplicationEntityTitle = "TRUONG88314527"
+    ds.file_meta.ImplementationVersionName = "TRUONG_88314527"
+    ds.file_meta.add(DataElement(0x00020102, "OB", PLANT))
+    ds.file_meta.PrivateInformationCreatorUID = "1.2.3.4"
+    return ds
+
+
+def trailing_padding() -> pydicom.Dataset:
+    ds = _patient("CT_small.dcm")
+    ds.add(DataElement(0xFFFCFFFC, "OB", PLANT))
+    return ds
+
+
+def jls_comment() -> pydicom.Dataset:
+    ds = _patient("JPEGLSNearLossless_16.dcm")
+    f = _frames(ds)[0]
+    ds.PixelData = encapsulate([f[:2] + b"\xff\xfe" + struct.pack(">H", len(PLANT) + 2) + PLANT + f[2:]])
+    return ds
+
+
+def bot_text() -> pydicom.Dataset:
+    ds = _patient("MR_small_RLE.dcm")
+    value = encapsulate(_frames(ds))
+    ds.PixelData = b"\xfe\xff\x00\xe0" + struct.pack("<I", len(PLANT)) + PLANT + value[8:]
+    return ds
+
+
+FIXED = {"rle_header_slots": rle_header_slots, "rle_trailing": rle_trailing, "rle_inner": rle_inner}
+OFF_FIXED = {"native_high_byte": native_high_byte}
+HELD = {"file_meta": file_meta, "trailing_padding": trailing_padding, "jls_comment": jls_comment}
+FAILED = {"mpeg2": mpeg2, "bot_text": bot_text}
+ALL = {**FIXED, **OFF_FIXED, **HELD, **FAILED}
+
+
+def _high_byte_text(data: bytes) -> bool:
+    """Is PLANT in the high bytes of any run of little-endian 16-bit words of ``data``?"""
+    return any(PLANT in data[k::2] for k in (0, 1))
+
+
+def _leaked(path: Path) -> bool:
+    data = path.read_bytes()
+    return PLANT[:15] in data or PLANT[16:] in data or _high_byte_text(data)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redteam11")
+    export = base / "export"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for label, make in ALL.items():
+            (export / label).mkdir(parents=True)
+            make().save_as(export / label / "img.dcm", enforce_file_format=True)
+    key = key_file_in(base)
+    runs = {}
+    for mode, args in (("default", ()), ("vindr_off", ("--profile", "vindr", "--burned-in", "off"))):
+        out = base / f"anon_{mode}"
+        run_cli("anonymize", export, out, "--key", key, "--allow-burned-in", "-j", "2", *args)
+        linkage = base / f"anon_{mode}.linkage.parquet"
+        links = {Path(r["input_path"]).parent.name: r for r in pq.read_table(linkage).to_pylist()}
+        manifest = {r["input_key"]: r for r in pq.read_table(out / "manifest.parquet").to_pylist()}
+        runs[mode] = {"out": out, "links": links, "linkage": linkage, "manifest": manifest, "export": export}
+    return runs
+
+
+def test_the_plants_are_in_the_inputs(world):
+    export = world["default"]["export"]
+    for label in ALL:
+        assert _leaked(export / label / "img.dcm"), label
+
+
+@pytest.mark.parametrize("mode", ["default", "vindr_off"])
+@pytest.mark.parametrize("label", sorted({**FIXED, **OFF_FIXED, **HELD}))
+def test_nothing_of_the_patient_in_the_output(world, mode, label):
+    run = world[mode]
+    row = run["links"][label]
+    assert row["status"] == "ok", (label, run["manifest"][row["input_key"]]["reason"])
+    assert not _leaked(run["out"] / row["output"])
+
+
+@pytest.mark.parametrize("mode", ["default", "vindr_off"])
+@pytest.mark.parametrize("label", sorted(FIXED))
+def test_rle_output_is_its_pixels_only_and_decodes_the_same(world, mode, label):
+    run = world[mode]
+    row = run["links"][label]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pydicom.dcmread(run["out"] / row["output"])
+        src = pydicom.dcmread(run["export"] / label / "img.dcm")
+    assert str(out.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.5"     # same syntax, not re-encoded native
+    assert redact.clean_frames(out) is None                                  # nothing left to strip
+    assert np.array_equal(out.pixel_array, src.pixel_array)
+    assert run["manifest"][row["input_key"]]["pixels_modified"] is True
+
+
+def test_high_bits_cleared_under_off(world):
+    run = world["vindr_off"]
+    row = run["links"]["native_high_byte"]
+    m = run["manifest"][row["input_key"]]
+    assert m["pixels_modified"] is True and m["overlay_pixels_zeroed"] == len(PLANT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pydicom.dcmread(run["out"] / row["output"])
+    assert not (np.frombuffer(out.PixelData, "<u2") >> 8).any()
+
+
+@pytest.mark.parametrize("mode", ["default", "vindr_off"])
+@pytest.mark.parametrize("label", sorted(FAILED))
+def test_unwalkable_pixel_data_fails(world, mode, label):
+    run = world[mode]
+    row = run["links"][label]
+    assert row["status"] == "failed" and not row["output"]
+    reason = run["manifest"][row["input_key"]]["reason"]
+    assert "TRUONG" not in reason and "88314527" not in reason
+
+
+def test_video_reason_under_off(world):
+    run = world["vindr_off"]
+    assert run["manifest"][run["links"]["mpeg2"]["input_key"]]["reason"] == redact.UNCHECKED_FRAMES
+
+
+def test_clean_rle_files_are_unchanged():
+    """No real RLE file pydicom ships loses anything (rtdose_rle: odd segments without a pad)."""
+    for name in ("MR_small_RLE.dcm", "emri_small_RLE.dcm", "SC_rgb_rle_16bit_2frame.dcm",
+                 "SC_rgb_rle_32bit.dcm", "rtdose_rle.dcm", "rtdose_rle_1frame.dcm"):
+        assert redact.clean_frames(real(name)) is None, name
+
+
+def test_rle_walk_refuses_what_it_cannot_account_for():
+    ds = real("MR_small_RLE.dcm")
+    f = _frames(ds)[0]
+    with pytest.raises(redact._Unsure):
+        redact._clean_rle(f[:-40], 64, 64, 2)                     # short of its pixels
+    with pytest.raises(redact._Unsure):
+        redact._clean_rle(f, 64, 64, 3)                           # not the segments the image needs
+    literal = bytes([9]) + b"0123456789"                          # 10 literal bytes for 4 pixels
+    with pytest.raises(redact._Unsure):
+        redact._rle_segment(literal, 4)
+    assert redact._rle_segment(bytes([0x80, 0xFD, 7, 0]), 4) == bytes([0xFD, 7, 0])   # no-op dropped, pad kept
+
+
+def test_sign_extension_is_not_hidden_bits():
+    ds = real("MR_small.dcm")                                     # signed, 16 of 16
+    ds.BitsStored, ds.HighBit = 12, 11
+    a = np.array([-5, 2047, -2048, 0], np.int16)
+    assert not redact.high_bits_set(a.tobytes(), ds)
+    a[1] = 0x0800 | 0x1000                                        # a bit above the sign bit, positive value
+    assert redact.high_bits_set(a.astype(np.int16).tobytes(), ds)
+
+
+def _plant_back(world, tmp_path, label: str) -> dict:
+    """Audit a copy of the clean vindr_off output with the input's pixel data element (the plant)
+    written back into ``label``'s output, its transfer syntax and bits with it."""
+    import shutil
+
+    run = world["vindr_off"]
+    out = tmp_path / "anon"
+    shutil.copytree(run["out"], out)
+    assert audit(out, run["linkage"], pixels=False).counts().get("pixel-data", 0) == 0
+    link = run["links"][label if label != "mpeg2" else "rle_trailing"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = pydicom.dcmread(run["export"] / label / "img.dcm")
+        ds = pydicom.dcmread(out / link["output"])
+    ds.file_meta.TransferSyntaxUID = src.file_meta.TransferSyntaxUID
+    for kw in ("BitsStored", "HighBit", "PixelRepresentation"):
+        setattr(ds, kw, src[kw].value)
+    ds.PixelData = src.PixelData
+    ds["PixelData"].VR = src["PixelData"].VR
+    ds["PixelData"].is_undefined_length = src["PixelData"].is_undefined_length
+    ds.save_as(out / link["output"])
+    return audit(out, run["linkage"], pixels=False).counts()
+
+
+@pytest.mark.parametrize("label", ["rle_header_slots", "rle_trailing", "rle_inner", "native_high_byte", "mpeg2"])
+def test_audit_finds_the_plant(world, tmp_path, label):
+    assert _plant_back(world, tmp_path, label).get("pixel-data", 0) >= 1
