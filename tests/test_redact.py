@@ -371,7 +371,9 @@ def test_anonymize_quarantine_and_off(tmp_path, key_file):
     assert rows["text.dcm"]["status"] == "ok" and rows["text.dcm"]["pixels_modified"] is False
     assert rows["text.dcm"]["redactions"] is None
     assert rows["text.dcm"]["pixel_sha256"] == split_file(src / "text.dcm")[1]
-    assert rows["undecodable.dcm"]["status"] == "ok"                    # not decoded when off
+    # off does not decode, but an RLE frame is walked (red team 11: its header and the bytes after its
+    # segments held a name); 40 bytes are no RLE header, so it is decoded, and that fails
+    assert rows["undecodable.dcm"]["status"] == "failed" and rows["undecodable.dcm"]["reason"] == DECODE_FAILED
 
 
 def test_finder_failure_never_writes_the_image(tmp_path, key_file):

@@ -351,8 +351,8 @@ def test_off_writes_the_same_files_whether_or_not_one_read_decides(tmp_path, mon
     once = task._unchanged_once
     decided: list = []
 
-    def counted(ds, f, header):
-        got = once(ds, f, header)
+    def counted(ds, f, header, *same):
+        got = once(ds, f, header, *same)
         decided.append(got is not None)
         return got
 
