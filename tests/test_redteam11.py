@@ -11,7 +11,10 @@ Found and fixed here (deid/redact.py, deid/task.py, deid/audit.py):
    frame is now walked (``_clean_rle``) and written with only the packets that make its pixels.
 2. --burned-in off copied native pixel data whose bits above Bits Stored held the name as ASCII
    (the high byte of 8-in-16-bit words); the scanning modes clear those bits, off did not. They
-   are now cleared under off too (``strip_high_bits``; a sign extension is kept).
+   are now cleared under off too (``strip_high_bits``; a sign extension is kept). The same words
+   RLE-encoded were copied in every mode (the decoders mask those bits, so neither the scan nor
+   a comparison of decoded values saw them): such a frame is now decoded and written again
+   (``_rle_hides_bits``).
 3. --burned-in off copied encapsulated pixel data of syntaxes vindr cannot walk (MPEG-2 and the
    other video syntaxes): a stream's user data can hold anything. Such a file now fails
    (``UNCHECKED_FRAMES``), as it already did under redact (not decodable).
@@ -102,6 +105,24 @@ def native_high_byte() -> pydicom.Dataset:
     return ds
 
 
+def _rle_segment(b: bytes) -> bytes:
+    out = bytearray()
+    for i in range(0, len(b), 128):          # literal runs only
+        out += bytes([len(b[i:i + 128]) - 1]) + b[i:i + 128]
+    return bytes(out + b"\0" * (len(out) % 2))
+
+
+def rle_high_byte() -> pydicom.Dataset:
+    """native_high_byte's words as RLE Lossless: the decoders mask the high byte (the image never
+    shows it), its segment carries it as literal runs."""
+    ds = native_high_byte()
+    a = np.frombuffer(ds.PixelData, "<u2")
+    msb, lsb = _rle_segment((a >> 8).astype(np.uint8).tobytes()), _rle_segment((a & 0xFF).astype(np.uint8).tobytes())
+    ds.PixelData = encapsulate([struct.pack("<16I", 2, 64, 64 + len(msb), *[0] * 13) + msb + lsb])
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.5"
+    return ds
+
+
 def mpeg2() -> pydicom.Dataset:
     ds = _patient("MR_small_RLE.dcm")
     ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
@@ -141,9 +162,10 @@ def bot_text() -> pydicom.Dataset:
 
 FIXED = {"rle_header_slots": rle_header_slots, "rle_trailing": rle_trailing, "rle_inner": rle_inner}
 OFF_FIXED = {"native_high_byte": native_high_byte}
+BITS_FIXED = {"rle_high_byte": rle_high_byte}
 HELD = {"file_meta": file_meta, "trailing_padding": trailing_padding, "jls_comment": jls_comment}
 FAILED = {"mpeg2": mpeg2, "bot_text": bot_text}
-ALL = {**FIXED, **OFF_FIXED, **HELD, **FAILED}
+ALL = {**FIXED, **OFF_FIXED, **BITS_FIXED, **HELD, **FAILED}
 
 
 def _high_byte_text(data: bytes) -> bool:
@@ -184,7 +206,7 @@ def test_the_plants_are_in_the_inputs(world):
 
 
 @pytest.mark.parametrize("mode", ["default", "vindr_off"])
-@pytest.mark.parametrize("label", sorted({**FIXED, **OFF_FIXED, **HELD}))
+@pytest.mark.parametrize("label", sorted({**FIXED, **OFF_FIXED, **BITS_FIXED, **HELD}))
 def test_nothing_of_the_patient_in_the_output(world, mode, label):
     run = world[mode]
     row = run["links"][label]
@@ -286,6 +308,7 @@ def _plant_back(world, tmp_path, label: str) -> dict:
     return audit(out, run["linkage"], pixels=False).counts()
 
 
-@pytest.mark.parametrize("label", ["rle_header_slots", "rle_trailing", "rle_inner", "native_high_byte", "mpeg2"])
+@pytest.mark.parametrize("label", ["rle_header_slots", "rle_trailing", "rle_inner", "native_high_byte", "rle_high_byte",
+                                   "mpeg2"])
 def test_audit_finds_the_plant(world, tmp_path, label):
     assert _plant_back(world, tmp_path, label).get("pixel-data", 0) >= 1

@@ -938,6 +938,39 @@ def _clean_rle(frame: bytes, rows: int, cols: int, segments: int) -> bytes:
     return struct.pack("<16I", *table, *[0] * (15 - n)) + b"".join(parts)
 
 
+def _rle_expand(packets: bytes) -> bytes:
+    """The bytes a segment's packets (as ``_rle_segment`` returns them) make."""
+    out, pos, n = bytearray(), 0, len(packets)
+    while pos < n:
+        h = packets[pos]
+        if h < 128:
+            out += packets[pos + 1:pos + 2 + h]
+            pos += 2 + h
+        elif h > 128:
+            out += packets[pos + 1:pos + 2] * (257 - h)
+            pos += 2
+        else:
+            pos += 1
+    return bytes(out)
+
+
+def _rle_hides_bits(frame: bytes, ds, pixels: int) -> bool:
+    """Does a clean RLE frame (``_clean_rle``'s) hold bits above Bits Stored (not a sign
+    extension)? The decoders mask them, so the image never shows them, but its segments carry them
+    (red team 11: the name in the high byte of 8-in-16-bit words, as literal runs)."""
+    n = struct.unpack("<I", frame[:4])[0]
+    offsets = [*struct.unpack(f"<{n}I", frame[4:4 + 4 * n]), len(frame)]
+    planes = [np.frombuffer(_rle_expand(frame[a:b]), np.uint8)[:pixels] for a, b in zip(offsets, offsets[1:])]
+    k = int(ds.BitsAllocated) // 8
+    for s in range(n // k):                 # per sample: its bytes' segments, most significant first
+        values = np.zeros(pixels, np.uint32)
+        for j in range(k):
+            values = (values << 8) | planes[s * k + j]
+        if high_bits_set(values.astype(f"<u{k}").tobytes(), ds):
+            return True
+    return False
+
+
 def _rle_shape(ds) -> tuple[int, int, int]:
     """(rows, columns, segments per frame) of RLE pixel data; raises _Unsure when unreadable."""
     try:
@@ -1121,6 +1154,8 @@ def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
         except Exception as exc:
             raise _Unsure from exc
         clean = [_clean_rle(f, rows, cols, segments) for f in frames]
+        if may_hide_bits(ds) and any(_rle_hides_bits(c, ds, rows * cols) for c in clean):
+            raise _Unsure          # decoded (those bits masked) and written again
     elif frames_unchanged(ds.PixelData, ts, n):
         return None                # nothing to remove, found without copying a frame
     elif ts in _T81 and t81 and len(t81) == n:

@@ -213,7 +213,7 @@ def _scan(cfg: AnonConfig, ds, f, header, row: dict) -> PixelOutcome | None:
         outcome = strip_high_bits(full) if native else strip_frames(full)
         outcome.input_ts = str(full.file_meta.TransferSyntaxUID)
         row["pixels_modified"] = outcome.changed
-        if native:
+        if native and outcome.overlay_pixels:       # else left null, as when the one read decided
             row["overlay_pixels_zeroed"] = outcome.overlay_pixels
         return outcome
     full, row["input_pixel_sha256"] = _original(ds, f, header)
