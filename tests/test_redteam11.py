@@ -20,6 +20,11 @@ Found and fixed here (deid/redact.py, deid/task.py, deid/audit.py):
    (``UNCHECKED_FRAMES``), as it already did under redact (not decodable).
 `vindr audit` reported none of the three (0 findings); each is now a `pixel-data` finding.
 
+4. A study's operator named in one file in UTF-8 (山田^太郎) and written in another file's kept LUT
+   as the 7-bit codes of ISO 2022 IR 87 without its escape sequences (';3EDB@O:'): read as ASCII,
+   no decode found it. Such forms of every wide term are now sought as bytes
+   (``TermSet.found_seven_bit``: IR 87/159, IR 149 and IR 58 in GL), by anonymize and audit.
+
 Held (pinned below): the 128-byte preamble and the file meta group (SourceApplicationEntityTitle,
 ImplementationVersionName, PrivateInformation) are rebuilt; Data Set Trailing Padding after the
 pixel data is dropped; a Basic Offset Table item or an extra fragment holding text fails the file
@@ -160,12 +165,42 @@ def bot_text() -> pydicom.Dataset:
     return ds
 
 
+JIS7 = "山田太郎".encode("iso2022_jp")[3:-3]          # its JIS X 0208 codes, the escapes dropped: ';3EDB@O:'
+
+
+def _voi_lut(blob: bytes):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    blob = b"\x00\x01" * 16 + blob + b"\x00" * 16
+    item = Dataset()
+    item.LUTDescriptor = [len(blob) // 2, 0, 16]
+    item.add(DataElement(0x00283006, "OW", blob))
+    return Sequence([item])
+
+
+def jp_operator() -> pydicom.Dataset:
+    """The study's operator, named in this file only, in UTF-8."""
+    ds = _patient("CT_small.dcm")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.OperatorsName = "山田^太郎"
+    return ds
+
+
+def jis_seven_bit() -> pydicom.Dataset:
+    """Another file of the study: the operator's name as 7-bit JIS codes in a kept LUT."""
+    ds = _patient("CT_small.dcm")
+    ds.VOILUTSequence = _voi_lut(b" " + JIS7 + b" ")
+    return ds
+
+
 FIXED = {"rle_header_slots": rle_header_slots, "rle_trailing": rle_trailing, "rle_inner": rle_inner}
 OFF_FIXED = {"native_high_byte": native_high_byte}
 BITS_FIXED = {"rle_high_byte": rle_high_byte}
+STUDY = {"jp_operator": jp_operator, "jis_seven_bit": jis_seven_bit}
 HELD = {"file_meta": file_meta, "trailing_padding": trailing_padding, "jls_comment": jls_comment}
 FAILED = {"mpeg2": mpeg2, "bot_text": bot_text}
-ALL = {**FIXED, **OFF_FIXED, **BITS_FIXED, **HELD, **FAILED}
+ALL = {**FIXED, **OFF_FIXED, **BITS_FIXED, **HELD, **FAILED, **STUDY}
 
 
 def _high_byte_text(data: bytes) -> bool:
@@ -202,7 +237,34 @@ def world(tmp_path_factory):
 def test_the_plants_are_in_the_inputs(world):
     export = world["default"]["export"]
     for label in ALL:
-        assert _leaked(export / label / "img.dcm"), label
+        if label not in STUDY:
+            assert _leaked(export / label / "img.dcm"), label
+    assert JIS7 in (export / "jis_seven_bit" / "img.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["default", "vindr_off"])
+def test_a_name_in_seven_bit_jis_is_not_copied(world, mode):
+    run = world[mode]
+    row = run["links"]["jis_seven_bit"]
+    assert row["status"] == "ok"
+    assert JIS7 not in (run["out"] / row["output"]).read_bytes()
+    assert "identifying-value" in run["manifest"][row["input_key"]]["actions"]
+
+
+def test_seven_bit_forms():
+    from vindr_cli.deid.terms import TermSet
+
+    t = TermSet()
+    t.add("山田^太郎")
+    t.add("박지성")
+    t.add("王小明")
+    assert t.found_seven_bit(b"\0\0" + JIS7 + b"\0")
+    assert t.found_seven_bit(bytes(b & 0x7F for b in "박지성".encode("euc_kr")))      # IR 149 in GL
+    assert t.found_seven_bit(bytes(b & 0x7F for b in "王小明".encode("gb2312")))      # IR 58 in GL
+    assert not t.found_seven_bit(bytes(range(256)) * 4)
+    latin = TermSet()
+    latin.add("TRUONG^BAO^NGOC")
+    assert not latin.found_seven_bit(b"TRUONG BAO NGOC")          # only terms of other scripts
 
 
 @pytest.mark.parametrize("mode", ["default", "vindr_off"])
@@ -312,3 +374,13 @@ def _plant_back(world, tmp_path, label: str) -> dict:
                                    "mpeg2"])
 def test_audit_finds_the_plant(world, tmp_path, label):
     assert _plant_back(world, tmp_path, label).get("pixel-data", 0) >= 1
+
+
+def test_audit_finds_seven_bit_jis(world, tmp_path):
+    from helpers import audit_after_planting
+
+    run = world["vindr_off"]
+    report = audit_after_planting(run["out"], run["links"], "jis_seven_bit",
+                                  lambda ds: setattr(ds, "VOILUTSequence", _voi_lut(b" " + JIS7 + b" ")),
+                                  tmp_path, linkage=run["linkage"])
+    assert report.counts().get("phi", 0) >= 1

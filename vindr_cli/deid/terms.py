@@ -176,6 +176,7 @@ class TermSet:
     _phrases: tuple | None = field(default=None, repr=False, compare=False)   # (sizes, found_one_byte_lookalike's pattern)
     _splits: tuple | None = field(default=None, repr=False, compare=False)    # (len(single), found_split's parts)
     _digits: tuple | None = field(default=None, repr=False, compare=False)    # ((len(single), least), digit_terms)
+    _seven: tuple | None = field(default=None, repr=False, compare=False)     # (len(wide), found_seven_bit's byte strings)
     wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
     # Latin words with letters beyond ASCII (NGUYỄN) as bytes with one unknown byte for each of those:
     # how a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes them (review 10)
@@ -438,7 +439,28 @@ class TermSet:
                     decoded = d.decode(enc, "ignore")
                     if self._in(decoded):
                         return True
-        return False
+        return bool(data) and self.found_seven_bit(data)
+
+    def found_seven_bit(self, data: bytes) -> bool:
+        """A wide term as the 7-bit codes of its two-byte character set without the escape
+        sequences that announce them (ISO 2022 IR 87 / IR 159 / IR 149 / IR 58 as stored in a
+        file's text, the escapes dropped: 山田太郎 as ';3ED6@O:'): printable ASCII to every other
+        reader, so no decode finds it (red team 11: such a name in a LUT of another file of the
+        study was copied). Only forms of 4 bytes or more (two characters), sought as bytes."""
+        if self._seven is None or self._seven[0] != len(self.wide):
+            forms = set()
+            for w in self.wide:
+                for enc in ("iso2022_jp_2", "euc_kr", "gb2312"):
+                    try:
+                        b = w.encode(enc)
+                    except (UnicodeError, LookupError):
+                        continue
+                    b = _ISO2022_ESCAPE.sub(b"", b) if enc.startswith("iso2022") else \
+                        (bytes(x & 0x7F for x in b) if min(b) >= 0xA1 else b"")
+                    if len(b) >= 4 and len(b) % 2 == 0:
+                        forms.add(b)
+            self._seven = (len(self.wide), tuple(forms))
+        return any(f in data for f in self._seven[1])
 
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
@@ -515,6 +537,8 @@ def build_terms(values, *, include_dates: bool) -> TermSet:
 # the multi-byte encodings of DICOM's character sets (GB18030/GBK, ISO 2022 IR 87/159, IR 149) and
 # of vendors' East Asian exports (Shift_JIS, EUC-JP, Big5), read only when the file's people have names in such scripts
 _LEGACY = ("gb18030", "iso2022_jp_2", "shift_jis", "euc_jp", "euc_kr", "big5")
+# an ISO 2022 escape sequence (ESC, intermediates 0x20-0x2F, a final byte), for found_seven_bit
+_ISO2022_ESCAPE = re.compile(rb"\x1b[\x20-\x2f]+[\x30-\x7e]")
 # DICOM's one-byte character sets of scripts other than Latin (PS3.3 C.12.1.1.2: ISO_IR 144
 # Cyrillic, 127 Arabic, 126 Greek, 138 Hebrew, 166 Thai) and the Windows / KOI8 code pages that
 # vendors' Cyrillic and Arabic exports use: a name in these bytes reads as Latin-1 noise (review 10)
