@@ -162,6 +162,73 @@ def high_bits_set(value, ds, little: bool = True) -> bool:
     return bool(((high != 0) & (high != (1 << (alloc - stored + 1)) - 1)).any())
 
 
+def _masked(arr: np.ndarray, ds) -> np.ndarray:
+    """Decoded values without bits above Bits Stored (signed: sign-extended from Bits Stored)."""
+    stored = int(ds.BitsStored)
+    mask = (1 << stored) - 1
+    v = arr.astype(np.int64) & mask
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        sign = 1 << (stored - 1)
+        v = (v ^ sign) - sign
+    return v.astype(arr.dtype)
+
+
+def _precision(frame, ts: str) -> int | None:
+    """The sample precision a JPEG / JPEG-LS frame's SOF (P) or a JPEG 2000 codestream's SIZ (the
+    largest Ssiz + 1) declares; None when it is not found before the first scan."""
+    n = len(frame)
+    if ts in _T81:
+        i = 2
+        while i + 4 <= n and frame[i] == 0xFF:
+            m = frame[i + 1]
+            if 0xD0 <= m <= 0xD7 or m == 0x01:
+                i += 2
+                continue
+            end = i + 2 + ((frame[i + 2] << 8) | frame[i + 3])
+            if _is_sof(m, frame[i:end]):
+                return frame[i + 4]
+            if m == 0xDA:
+                return None
+            i = end
+        return None
+    if ts in _J2K and n >= 45 and bytes(frame[:4]) == b"\xff\x4f\xff\x51":
+        c = (frame[40] << 8) | frame[41]
+        if c and 42 + 3 * c <= n:
+            return max((frame[42 + 3 * k] & 0x7F) + 1 for k in range(c))
+    return None
+
+
+def precision_exceeds(frames, ts: str, ds) -> bool:
+    """Can a JPEG / JPEG-LS / JPEG 2000 frame of ``frames`` carry bits above Bits Stored (its
+    codestream's precision is larger, or unknown)?"""
+    if not may_hide_bits(ds) or ts not in _T81 | _J2K:
+        return False
+    stored = int(ds.BitsStored)
+    return any((p := _precision(f, ts)) is None or p > stored for f in frames)
+
+
+def codestream_hides_bits(ds, frames) -> bool:
+    """Do the frames of a JPEG / JPEG-LS / JPEG 2000 image hold values with bits above Bits Stored
+    (but a sign extension)? Red team 11: a JPEG-LS codestream of precision 15 in an image of 8 bits
+    stored carried the name in every value's high byte; the JPEG decoders mask those bits (the image
+    never shows them), the JPEG-LS / JPEG 2000 ones did not. Decoded raw only when a codestream's
+    precision exceeds Bits Stored; a frame that cannot be decoded so counts as hiding them."""
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    if not precision_exceeds(frames, ts, ds):
+        return False
+    try:
+        raw = _pixel_array(ds, correct_unused_bits=False, apply_jls_sign_correction=False,
+                           apply_j2k_sign_correction=False)
+    except Exception:
+        return True
+    alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    high = raw.astype(np.int64).view(np.uint64) & ((1 << alloc) - 1) if raw.dtype.kind == "i" else raw.astype(np.uint64)
+    high = high >> stored
+    if int(ds.get("PixelRepresentation", 0) or 0) != 1:
+        return bool(high.any())
+    return bool(((high != 0) & (high != (1 << (alloc - stored)) - 1)).any())
+
+
 def strip_high_bits(ds) -> PixelOutcome:
     """--burned-in off, native pixel data: the pixels are not scanned, but bits above Bits Stored
     are no pixel (a reader of the raw words sees what they hold): they are cleared (sign-extended
@@ -178,7 +245,7 @@ def strip_high_bits(ds) -> PixelOutcome:
     return out
 
 
-def _pixel_array(ds) -> np.ndarray:
+def _pixel_array(ds, **opts) -> np.ndarray:
     """pydicom's pixel_array through the preferred decoder of the syntax (_PREFERRED), then
     pydicom's own choice where GDCM cannot take the syntax (native, RLE); where it can, the
     other installed plugins in pydicom's order, GDCM only when it is the one plugin there.
@@ -201,18 +268,18 @@ def _pixel_array(ds) -> np.ndarray:
         warnings.simplefilter("ignore")
         if preferred in plugins:
             try:
-                return pixel_array(ds, decoding_plugin=preferred)
+                return pixel_array(ds, decoding_plugin=preferred, **opts)
             except Exception as exc:
                 last: Exception | None = exc
         else:
             last = None
         if "gdcm" not in plugins or plugins == ["gdcm"]:
-            return pixel_array(ds)          # pydicom's own choice (native data, RLE, GDCM alone)
+            return pixel_array(ds, **opts)  # pydicom's own choice (native data, RLE, GDCM alone)
         # pydicom's order without GDCM (Pillow before pylibjpeg: Pillow's libjpeg-turbo gives
         # GDCM's values on lossy JPEG, pylibjpeg's differ by one grey level here and there)
         for plugin in (p for p in plugins if p not in (preferred, "gdcm")):
             try:
-                return pixel_array(ds, decoding_plugin=plugin)
+                return pixel_array(ds, decoding_plugin=plugin, **opts)
             except Exception as exc:
                 last = exc
         raise last if last is not None else ValueError("no decoder")
@@ -244,6 +311,8 @@ def _frames(ds, t81: list | None = None) -> tuple[np.ndarray, str]:
         arr = _pixel_array(ds)
     except Exception as exc:   # any decoder failure: the file fails, the batch goes on
         raise PixelError(DECODE_FAILED) from exc
+    if compressed(str(ds.file_meta.get("TransferSyntaxUID", ""))) and may_hide_bits(ds):
+        arr = _masked(arr, ds)     # JPEG-LS / JPEG 2000 decoders leave bits above Bits Stored (red team 11)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames == 1:
@@ -1125,15 +1194,17 @@ def _one_per_frame(value: memoryview, frames: int) -> list[memoryview] | None:
     return out
 
 
-def frames_unchanged(value, ts: str, frames: int) -> bool:
+def frames_unchanged(value, ts: str, frames: int, ds=None) -> bool:
     """True when ``clean_frames`` of a data set with this Pixel Data ``value``, transfer syntax
     ``ts`` and Number of Frames ``frames`` would return None (nothing to remove), found without
-    building any bytes; False when it might not (``clean_frames`` then decides)."""
+    building any bytes; False when it might not (``clean_frames`` then decides). With ``ds`` (its
+    header), also False when a frame's precision exceeds Bits Stored (``codestream_hides_bits``)."""
     same = _t81_same if ts in _T81 else _j2k_same if ts in _J2K else None
     if same is None or not value:
         return False
     parts = _one_per_frame(memoryview(value), frames)
-    return parts is not None and all(same(f) for f in parts) and _offset_table_ok(value, frames)
+    return (parts is not None and all(same(f) for f in parts) and _offset_table_ok(value, frames)
+            and not (ds is not None and precision_exceeds(parts, ts, ds)))
 
 
 def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
@@ -1156,7 +1227,7 @@ def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
         clean = [_clean_rle(f, rows, cols, segments) for f in frames]
         if may_hide_bits(ds) and any(_rle_hides_bits(c, ds, rows * cols) for c in clean):
             raise _Unsure          # decoded (those bits masked) and written again
-    elif frames_unchanged(ds.PixelData, ts, n):
+    elif frames_unchanged(ds.PixelData, ts, n, ds):
         return None                # nothing to remove, found without copying a frame
     elif ts in _T81 and t81 and len(t81) == n:
         frames = [f for f, _ in t81]
@@ -1170,6 +1241,8 @@ def clean_frames(ds, t81: list | None = None) -> list[bytes] | None:
         except Exception as exc:
             raise _Unsure from exc
         clean = [(_clean_t81 if ts in _T81 else _clean_j2k)(f) for f in frames]
+    if codestream_hides_bits(ds, clean):
+        raise _Unsure              # decoded (those bits masked, _frames) and written again
     # unchanged: the same bytes but padding after the end (0x00 or 0xFF: no room for text there),
     # and a Basic Offset Table that is one (a table of anything else can hold text: "NGUYEN  ")
     same = all(b.startswith(a) and not b[len(a):].strip(b"\0\xff") for a, b in zip(clean, frames))

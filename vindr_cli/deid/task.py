@@ -249,7 +249,7 @@ def _unchanged_once(ds, f, header, same: Callable | None = None) -> str | None:
         stored = _copy_pixels(f, sink, header)
         tag, value = sink.element(little=ts.is_little_endian, implicit=ts.is_implicit_VR)
         if tag == 0x7FE00010 and f.tell() == size and (same(value) if same is not None else
-                                                       frames_unchanged(value, str(ts), frames)):
+                                                       frames_unchanged(value, str(ts), frames, ds)):
             return stored
     return None
 
