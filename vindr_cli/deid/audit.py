@@ -1191,7 +1191,8 @@ def _check_frames(p: Path, rel: str, ts: str, report: AuditReport) -> None:
         clean = ()
     if clean is not None:
         report.add("pixel-data", rel, "a JPEG, JPEG 2000 or RLE frame holds more than its image "
-                                      "(a comment, a JP2 box, a table, bytes after its end) or cannot be walked")
+                                      "(a comment, a JP2 box, a table, bytes after its end, bits above "
+                                      "Bits Stored) or cannot be walked")
 
 
 def _inflated(f, ds) -> bytes:
