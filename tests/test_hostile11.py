@@ -1,0 +1,138 @@
+"""Hostile display attributes through `vindr decode` and hostile tables through the later stages
+(issue 13, hostile11). Files are built in tmp_path from pydicom's bundled files
+(``tests/hostile11_inputs.py``); the full set of cases is ``bench/hostile11_bench.py``'s. What it
+found, one test each:
+
+* a Modality LUT Sequence item without LUT Data or LUT Descriptor, an empty one, a descriptor
+  of one or two values: "unexpected error (AttributeError / TypeError)" — a bug's reason; a
+  table shorter than its descriptor declares was used as far as it went (values past it all
+  took its last entry). Now one fixed reason (``voi.MODALITY_LUT_REASON``).
+* the same damage in a VOI LUT Sequence item (``vindr anonymize`` removes a LUT Data it cannot
+  keep: red team 8) made the image a failed row; now the item counts as absent and the header's
+  window (else percentiles) is used, as for an unusable window.
+* damaged Palette Color LUTs (a descriptor of two values, a table missing, empty or short):
+  "unexpected error (TypeError / AttributeError / IndexError)"; now ``colour.PALETTE_REASON``.
+* a Pixel Padding Value of two values or as bytes: "unexpected error (TypeError)" or "invalid
+  display parameters"; now counted as absent, as an unreadable window is.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.sequence import Sequence
+
+import hostile11_inputs as H
+from vindr_cli.pixels.colour import PALETTE_REASON
+from vindr_cli.pixels.resize import SizeSpec
+from vindr_cli.pixels.task import Ctx, DecodeConfig, _decode
+from vindr_cli.pixels.voi import MODALITY_LUT_REASON
+from vindr_cli.pixels.window import parse_window_mode
+from vindr_cli.runner.sources import Source
+
+RAMP = list(range(0, 4096 * 16, 16))
+
+
+def _rows(ds, tmp_path: Path, size: int | None = 32) -> list[dict]:
+    path = H.save(ds, tmp_path / "in.dcm")
+    out = tmp_path / "out"
+    ctx = Ctx(DecodeConfig(output=str(out), size=SizeSpec(long_side=size)), parse_window_mode("header"), out)
+    ctx.tmp.mkdir(parents=True, exist_ok=True)
+    rows = _decode(ctx, Source(str(path), path.name, path.stat().st_size), "in", [])
+    if any(r["status"] != "ok" for r in rows):
+        assert list(ctx.tmp.iterdir()) == []      # nothing half-written left behind
+    return rows
+
+
+def _damaged_item(ds, seq: str, damage: str):
+    item = getattr(ds, seq)[0]
+    if damage == "no data":
+        del item.LUTData
+    elif damage == "no descriptor":
+        del item.LUTDescriptor
+    elif damage == "empty data":
+        item.LUTData = b""
+    elif damage == "two-value descriptor":
+        item.add_new(0x00283002, "US", [4096, 0])
+    elif damage == "short data":
+        item.add_new(0x00283006, "US", list(range(10)))
+    elif damage == "bits 40":
+        item.add_new(0x00283002, "US", [4096, 0, 40])
+    elif damage == "empty item":
+        from pydicom.dataset import Dataset
+        setattr(ds, seq, Sequence([Dataset()]))
+    return ds
+
+
+DAMAGES = ("no data", "no descriptor", "empty data", "two-value descriptor", "short data", "bits 40", "empty item")
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_modality_lut_is_a_fixed_reason(tmp_path, damage):
+    ds = _damaged_item(H.modality_lut((4096, 0, 16), RAMP, "US"), "ModalityLUTSequence", damage)
+    rows = _rows(ds, tmp_path)
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", MODALITY_LUT_REASON)]
+
+
+def test_a_whole_modality_lut_is_applied(tmp_path):
+    assert [r["status"] for r in _rows(H.modality_lut((4096, 0, 16), RAMP, "US"), tmp_path)] == ["ok"]
+    packed = H.modality_lut((255, 0, 8), bytes(range(255)))         # 8-bit entries, odd count, padded
+    assert [r["status"] for r in _rows(packed, tmp_path)] == ["ok"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_voi_lut_falls_back_to_the_window(tmp_path, damage):
+    ds = _damaged_item(H.voi_lut((4096, 0, 12), list(range(4096)), "US"), "VOILUTSequence", damage)
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    rows = _rows(ds, tmp_path)
+    assert [(r["status"], r["window_kind"], r["window_center"], r["window_width"]) for r in rows] == \
+        [("ok", "window", 40.0, 400.0)]
+    del ds.WindowCenter, ds.WindowWidth                     # no window either: percentiles
+    assert [(r["status"], r["window_kind"]) for r in _rows(ds, tmp_path)] == [("ok", "percentile")]
+
+
+def test_an_intact_voi_lut_is_still_used(tmp_path):
+    rows = _rows(H.voi_lut((4096, 0, 12), list(range(4096)), "US"), tmp_path)
+    assert [(r["status"], r["window_kind"]) for r in rows] == [("ok", "voi_lut")]
+
+
+def _palette(damage: str):
+    ds = H.palette()
+    if damage == "two-value descriptor":
+        ds.RedPaletteColorLookupTableDescriptor = [256, 0]
+    elif damage == "no green data":
+        del ds.GreenPaletteColorLookupTableData
+    elif damage == "no descriptors":
+        for c in ("Red", "Green", "Blue"):
+            del ds[f"{c}PaletteColorLookupTableDescriptor"]
+    elif damage == "short red data":
+        ds.RedPaletteColorLookupTableData = ds.RedPaletteColorLookupTableData[:10]
+    elif damage == "65536 entries declared":
+        ds.RedPaletteColorLookupTableDescriptor = [0, 0, 16]
+    elif damage == "bits 0":
+        for c in ("Red", "Green", "Blue"):
+            ds[f"{c}PaletteColorLookupTableDescriptor"].value = [256, 0, 0]
+    return ds
+
+
+@pytest.mark.parametrize("damage", ("two-value descriptor", "no green data", "no descriptors", "short red data",
+                                    "65536 entries declared", "bits 0"))
+def test_a_damaged_palette_is_a_fixed_reason(tmp_path, damage):
+    rows = _rows(_palette(damage), tmp_path)
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", PALETTE_REASON)]
+
+
+def test_an_intact_palette_is_rendered(tmp_path):
+    rows = _rows(H.palette(), tmp_path)
+    assert [(r["status"], r["channels"]) for r in rows] == [("ok", 3)]
+
+
+@pytest.mark.parametrize("vr, value", [("US", [1, 2]), ("OB", b"\x01\x02\x03")])
+def test_an_unreadable_padding_value_counts_as_absent(tmp_path, vr, value):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    rows = _rows(H.raw_set(H.attrs(WindowCenter=None, WindowWidth=None), 0x00280120, vr, value), tmp_path / "a")
+    plain = _rows(H.attrs(WindowCenter=None, WindowWidth=None), tmp_path / "b")
+    assert [r["status"] for r in rows] == ["ok"]
+    # the percentile window over every pixel, as with no padding value at all
+    assert [(r["window_center"], r["window_width"]) for r in rows] == \
+        [(r["window_center"], r["window_width"]) for r in plain]
