@@ -18,6 +18,7 @@ such an image as a negative).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -131,12 +132,19 @@ def _lut_data(item, n: int, bits: int, little_endian: bool) -> np.ndarray:
     return np.asarray([data] if isinstance(data, int) else list(data), dtype=np.int64)
 
 
-class DamagedLUT(ValueError):
-    """A LUT Sequence item vindr cannot apply as the standard defines it (hostile11)."""
-
-
 MODALITY_LUT_REASON = ("damaged Modality LUT Sequence (LUT Descriptor or LUT Data missing, malformed, "
                        "or fewer entries than declared)")
+
+
+class DamagedLUT(ValueError):
+    """A LUT Sequence item vindr cannot apply as the standard defines it (hostile11). Only a
+    Modality LUT's damage leaves :func:`display_params` (a VOI LUT's counts as absent)."""
+    reason = MODALITY_LUT_REASON
+
+
+class BadRescale(ValueError):
+    """Rescale Slope or Intercept NaN or infinite (a DS of 'NaN' or 'inf', hostile11)."""
+    reason = "Rescale Slope or Rescale Intercept is not a finite number"
 
 
 def lut_item(item, signed: bool, little_endian: bool) -> tuple[Descriptor, np.ndarray]:
@@ -187,6 +195,8 @@ def display_params(ds, window_index: int = 0) -> DisplayParams:
     else:
         kw["rescale_slope"] = _float(ds.get("RescaleSlope"), 1.0)
         kw["rescale_intercept"] = _float(ds.get("RescaleIntercept"), 0.0)
+        if not (math.isfinite(kw["rescale_slope"]) and math.isfinite(kw["rescale_intercept"])):
+            raise BadRescale(BadRescale.reason)
 
     vseq = ds.get("VOILUTSequence")
     if vseq:
