@@ -56,6 +56,7 @@ def validate_release(root: Path, *, check_hashes: bool = True, labels=None,
     if problems and problems[0].startswith("columns differ"):
         return rep            # nothing else can be checked against a table of unknown shape
     rep.images = len(images)
+    _check_layout(root, images, rep)
     _check_groups(images, rep)
     _check_files(root, images, rep, check_hashes)
     if near_duplicates:
@@ -68,6 +69,71 @@ def validate_release(root: Path, *, check_hashes: bool = True, labels=None,
         _check_coco(root, s, images, classes, rep)
     _check_yolo(root, images, classes, rep)
     return rep
+
+
+TOP_FILES = frozenset({"README.md", "datasheet.json", "datasheet.png", "labels.json", "split.csv", "split_report.json",
+                       "split_report.png", "images.csv"})
+ANNOTATION_FILES = frozenset(f"{kind}_{s}.{ext}" for s in SPLITS for kind, ext in
+                             (("annotations", "csv"), ("kaggle", "csv"), ("image_labels", "csv"), ("coco", "json")))
+KNOWN_FOLDERS = frozenset({"annotations", "yolo", "yolo/images", "yolo/labels"} |
+                          {f"{s}/{k}" for s in SPLITS for k in ("dicom", "images")} | set(SPLITS) |
+                          {f"yolo/{k}/{s}" for s in SPLITS for k in ("images", "labels")})
+STRAY = ("{n} file(s) or folder(s) that vindr release does not write (not named here: a name may hold anything): "
+         "remove them, or build the release again")
+NOT_PLAIN = ("{n} symbolic link(s), FIFO(s) or other non-regular file(s) (not named here): a release holds plain "
+             "files only (a link may point outside it, e.g. at the de-identified tree or the key)")
+
+
+def _expected(images: pd.DataFrame) -> set[str]:
+    """The relative paths of the files a release with this images.csv holds."""
+    want = set(TOP_FILES) | {f"annotations/{n}" for n in ANNOTATION_FILES} | {"yolo/data.yaml"}
+    for col in ("dicom", "image"):
+        if col in images:
+            want |= {v for v in images[col] if isinstance(v, str)}
+    for v in images.get("image", pd.Series(dtype=object)):
+        if not isinstance(v, str) or "/images/" not in v:
+            continue
+        side, name = v.split("/", 1)[0], v.rsplit("/", 1)[-1]
+        want |= {f"yolo/images/{side}/{name}", f"yolo/labels/{side}/{name.rsplit('.', 1)[0]}.txt"}
+    return want
+
+
+def _check_layout(root: Path, images: pd.DataFrame, rep: ValidationReport) -> None:
+    """Every entry under RELEASE is a plain file or folder that vindr release writes: a stray file
+    (notes, a copy of the linkage table) or a link to outside would travel with the release.
+    Counted per known folder, never named (hostile11: validate said "no findings" for each)."""
+    import os
+    import stat
+
+    want = _expected(images)
+    stray: dict[str, int] = {}
+    odd: dict[str, int] = {}
+    for here, dirs, files in os.walk(root, followlinks=False):
+        rel_dir = Path(here).relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        place = rel_dir if rel_dir in KNOWN_FOLDERS or rel_dir == "" else "(a folder vindr release does not write)"
+        place = place or "RELEASE"
+        for name in list(dirs) + files:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                st = os.lstat(os.path.join(here, name))
+            except OSError:
+                odd[place] = odd.get(place, 0) + 1
+                continue
+            if stat.S_ISLNK(st.st_mode) or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                odd[place] = odd.get(place, 0) + 1
+                if name in dirs:
+                    dirs.remove(name)
+            elif stat.S_ISDIR(st.st_mode):
+                if rel not in KNOWN_FOLDERS:
+                    stray[place] = stray.get(place, 0) + 1
+                    dirs.remove(name)
+            elif rel not in want:
+                stray[place] = stray.get(place, 0) + 1
+    for place, n in sorted(odd.items()):
+        rep.add("layout", place, NOT_PLAIN.format(n=n))
+    for place, n in sorted(stray.items()):
+        rep.add("layout", place, STRAY.format(n=n))
 
 
 def _check_groups(images: pd.DataFrame, rep: ValidationReport) -> None:
