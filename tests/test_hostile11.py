@@ -26,7 +26,7 @@ import hostile11_inputs as H
 from vindr_cli.pixels.colour import PALETTE_REASON
 from vindr_cli.pixels.resize import SizeSpec
 from vindr_cli.pixels.task import Ctx, DecodeConfig, _decode
-from vindr_cli.pixels.voi import MODALITY_LUT_REASON
+from vindr_cli.pixels.voi import MODALITY_LUT_REASON, BadRescale
 from vindr_cli.pixels.window import parse_window_mode
 from vindr_cli.runner.sources import Source
 
@@ -136,3 +136,77 @@ def test_an_unreadable_padding_value_counts_as_absent(tmp_path, vr, value):
     # the percentile window over every pixel, as with no padding value at all
     assert [(r["window_center"], r["window_width"]) for r in rows] == \
         [(r["window_center"], r["window_width"]) for r in plain]
+
+
+@pytest.mark.parametrize("slope, intercept", [("NaN", "0"), ("inf", "0"), ("1", "-inf"), ("-inf", "NaN")])
+def test_a_rescale_that_is_not_a_finite_number_is_a_fixed_reason(tmp_path, slope, intercept):
+    ds = H.raw_set(H.raw_set(H.ct(), 0x00281053, "DS", slope), 0x00281052, "DS", intercept)
+    rows = _rows(ds, tmp_path)
+    assert [(r["status"], r["reason"]) for r in rows] == [("failed", BadRescale.reason)]
+
+
+@pytest.mark.parametrize("build, reason", [
+    (lambda: _damaged_item(H.modality_lut((4096, 0, 16), RAMP, "US"), "ModalityLUTSequence", "no data"),
+     MODALITY_LUT_REASON),
+    (lambda: _palette("two-value descriptor"), PALETTE_REASON),
+    (lambda: H.raw_set(H.ct(), 0x00281053, "DS", "NaN"), BadRescale.reason)])
+def test_select_looks_give_the_same_fixed_reasons(tmp_path, build, reason):
+    """vindr select's look (header thumbnail, QC, hash) said "invalid display parameters (DamagedLUT)"
+    for a Modality LUT, an exception name outside the vocabulary."""
+    from vindr_cli.curate.look import look_at
+
+    seen = look_at(H.save(build(), tmp_path / "x.dcm"))
+    assert (seen.phash, seen.reason) == (None, reason)
+
+
+@pytest.mark.parametrize("value", [0, 4095])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (32, 32)])
+def test_select_looks_at_constant_and_one_pixel_images(tmp_path, value, shape):
+    from vindr_cli.curate.look import look_at
+
+    seen = look_at(H.save(H.native_grey(*shape, value=value), tmp_path / "x.dcm"))
+    assert seen.reason is None and len(seen.phash) == 16
+
+
+# ---------------------------------------------------------------- vindr validate: a hand-damaged release
+
+def _release_copy(pipeline, tmp_path) -> Path:
+    import shutil
+
+    dst = tmp_path / "r"
+    shutil.copytree(pipeline[1], dst)
+    return dst
+
+
+def _validate(root: Path):
+    from helpers import run_cli
+
+    return run_cli("validate", root, "--no-hash", "--no-near-duplicates", check=False)
+
+
+@pytest.mark.parametrize("damage", ["stray file", "stray folder", "symlink out", "dangling symlink", "fifo",
+                                    "extra dicom"])
+def test_validate_finds_what_vindr_release_does_not_write(pipeline, tmp_path, damage):
+    """Before: "no findings", exit 0, for each (a file of notes holding a name, a link to /etc/passwd
+    or to the de-identified tree would have travelled with the release)."""
+    import os
+
+    r = _release_copy(pipeline, tmp_path)
+    assert _validate(r).returncode == 0
+    secret = "Nguyen_Van_Planted"
+    if damage == "stray file":
+        (r / f"{secret}.txt").write_text(secret)
+    elif damage == "stray folder":
+        (r / "train" / secret).mkdir()
+    elif damage == "symlink out":
+        os.symlink("/etc/passwd", r / "train" / "dicom" / f"{secret}.dicom")
+    elif damage == "dangling symlink":
+        os.symlink("/nonexistent", r / "annotations" / secret)
+    elif damage == "fifo":
+        os.mkfifo(r / "test" / "images" / f"{secret}.png")
+    elif damage == "extra dicom":
+        one = sorted((r / "train" / "dicom").iterdir())[0]
+        (r / "train" / "dicom" / f"{secret}.dicom").write_bytes(one.read_bytes())
+    p = _validate(r)
+    assert p.returncode == 1 and "layout" in p.stdout, p.stdout
+    assert "Planted" not in p.stdout + p.stderr and "Traceback" not in p.stderr
