@@ -210,3 +210,56 @@ def test_validate_finds_what_vindr_release_does_not_write(pipeline, tmp_path, da
     p = _validate(r)
     assert p.returncode == 1 and "layout" in p.stdout, p.stdout
     assert "Planted" not in p.stdout + p.stderr and "Traceback" not in p.stderr
+
+
+def _edit_csv(path: Path, col: str, value: str) -> None:
+    import csv
+
+    rows = list(csv.reader(path.open(newline="")))
+    i = rows[0].index(col)
+    rows[1][i] = value
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+@pytest.mark.parametrize("damage", ["images.csv empty", "images.csv binary", "coco truncated", "coco nested",
+                                    "split_report a number", "split.csv binary", "annotations binary"])
+def test_validate_reads_a_damaged_table_as_a_finding_never_an_internal_error(pipeline, tmp_path, damage):
+    """Before: exit 3 (pandas' EmptyDataError / UnicodeDecodeError, json's JSONDecodeError /
+    RecursionError, AttributeError on a report that is a number)."""
+    r = _release_copy(pipeline, tmp_path)
+    garbage = bytes(range(256)) * 4
+    target, data = {"images.csv empty": ("images.csv", b""), "images.csv binary": ("images.csv", garbage),
+                    "coco truncated": ("annotations/coco_train.json", None),
+                    "coco nested": ("annotations/coco_train.json", b"[" * 100_000 + b"]" * 100_000),
+                    "split_report a number": ("split_report.json", b"7"), "split.csv binary": ("split.csv", garbage),
+                    "annotations binary": ("annotations/annotations_train.csv", garbage)}[damage]
+    path = r / target
+    path.write_bytes(data if data is not None else path.read_bytes()[:len(path.read_bytes()) // 2])
+    p = _validate(r)
+    assert p.returncode == 1 and "schema" in p.stdout and "Traceback" not in p.stderr, (p.stdout, p.stderr)
+
+
+@pytest.mark.parametrize("col, value, finding", [
+    ("patient_id", "Nguyen Van Planted", "patient_id differs"),
+    ("study_id", '=HYPERLINK("http://x.example","Planted")', "study_id differs")])
+def test_validate_compares_split_csv_groups_with_images_csv(pipeline, tmp_path, col, value, finding):
+    """Before: a name or a formula put into split.csv's patient_id / study_id was "no findings"."""
+    r = _release_copy(pipeline, tmp_path)
+    _edit_csv(r / "split.csv", col, value)
+    p = _validate(r)
+    assert p.returncode == 1 and finding in " ".join(p.stdout.split()), p.stdout
+    assert "Planted" not in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("col, value", [("rad_id", '=HYPERLINK("http://x.example","Planted")'),
+                                        ("rad_id", "Dr Nguyen Planted"), ("class_name", "Nguyen Van Planted"),
+                                        ("image_id", "Nguyen Van Planted")])
+def test_validate_never_prints_a_hand_edited_annotation_value(pipeline, tmp_path, col, value):
+    """Before: a class or image id not in the release was quoted in the finding (a name put
+    there was printed), and a rad_id other than R<n> (a formula, a reader's name) passed."""
+    r = _release_copy(pipeline, tmp_path)
+    _edit_csv(r / "annotations" / "annotations_train.csv", col, value)
+    p = _validate(r)
+    assert p.returncode == 1, p.stdout
+    assert "Planted" not in p.stdout + p.stderr and "HYPERLINK" not in p.stdout + p.stderr
