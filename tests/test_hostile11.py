@@ -263,3 +263,13 @@ def test_validate_never_prints_a_hand_edited_annotation_value(pipeline, tmp_path
     p = _validate(r)
     assert p.returncode == 1, p.stdout
     assert "Planted" not in p.stdout + p.stderr and "HYPERLINK" not in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_validate_finds_a_decoded_image_cut_short_or_replaced(pipeline, tmp_path, damage):
+    """Before: "no findings" (only the image's existence was checked)."""
+    r = _release_copy(pipeline, tmp_path)
+    png = sorted((r / "train" / "images").glob("*.png"))[0]
+    png.write_bytes(png.read_bytes()[:png.stat().st_size // 2] if damage == "truncated" else b"not a png")
+    p = _validate(r)
+    assert p.returncode == 1 and "image" in p.stdout and "whole PNG" in " ".join(p.stdout.split()), p.stdout

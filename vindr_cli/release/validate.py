@@ -180,6 +180,8 @@ def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_
     for r in images.itertuples(index=False):
         if isinstance(r.image, str) and not (root / r.image).is_file():
             rep.add("missing", r.image, "decoded image listed in images.csv is missing")
+        elif isinstance(r.image, str) and not _whole_image(root / r.image):
+            rep.add("image", r.image, "decoded image is not a whole PNG / npy file (truncated or replaced)")
         if r.dicom in seen:      # the frames of a multi-frame file share it
             continue
         seen.add(r.dicom)
@@ -195,6 +197,27 @@ def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_
             rep.checked_hashes += 1
             if digest != r.pixel_sha256:
                 rep.add("pixel-hash", r.dicom, "pixel data differs from pixel_sha256 in images.csv")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _whole_image(path: Path) -> bool:
+    """A PNG that starts with its signature and ends with its IEND chunk, or an npy file with its
+    magic: the cheap check that a decoded image was not cut short or replaced (hostile11)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if path.suffix == ".npy":
+                return head.startswith(b"\x93NUMPY")
+            f.seek(0, 2)
+            if f.tell() < len(PNG_SIGNATURE) + len(PNG_END):
+                return False
+            f.seek(-len(PNG_END), 2)
+            return head == PNG_SIGNATURE and f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationReport) -> None:
