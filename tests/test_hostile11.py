@@ -273,3 +273,25 @@ def test_validate_finds_a_decoded_image_cut_short_or_replaced(pipeline, tmp_path
     png.write_bytes(png.read_bytes()[:png.stat().st_size // 2] if damage == "truncated" else b"not a png")
     p = _validate(r)
     assert p.returncode == 1 and "image" in p.stdout and "whole PNG" in " ".join(p.stdout.split()), p.stdout
+
+
+def test_baseline_of_a_release_whose_test_side_has_no_box(pipeline, tmp_path):
+    """Every annotation "No finding": the baseline trained, wrote its report, then printed mAP
+    None with :.3f: TypeError, exit 3. Now "n/a" and the verdict (inconclusive)."""
+    pytest.importorskip("torch")
+    import pandas as pd
+
+    from helpers import run_cli
+
+    base, _ = pipeline
+    ann = pd.read_csv(base / "split" / "annotations.csv", dtype=str)
+    ann["class_name"], ann["class_id"] = "No finding", "14"
+    ann[["x_min", "y_min", "x_max", "y_max"]] = ""
+    ann.to_csv(tmp_path / "ann.csv", index=False)
+    run_cli("split", tmp_path / "ann.csv", "--meta", base / "split" / "split.csv", "--test-size", "0.3", "--unit",
+            "patients", "-o", tmp_path / "split")
+    run_cli("release", base / "anon", "--split", tmp_path / "split", "--images", base / "images", "-o", tmp_path / "rel")
+    p = run_cli("baseline", tmp_path / "rel", "-o", tmp_path / "out", "--size", "32", "--epochs", "1", "-j", "1",
+                check=False)
+    assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
+    assert "n/a (no test box)" in p.stdout and (tmp_path / "out" / "report.md").is_file()
