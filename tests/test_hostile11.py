@@ -295,3 +295,20 @@ def test_baseline_of_a_release_whose_test_side_has_no_box(pipeline, tmp_path):
                 check=False)
     assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr
     assert "n/a (no test box)" in p.stdout and (tmp_path / "out" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("damage", ["datasheet removed", "datasheet emptied", "README removed"])
+def test_validate_checks_the_datasheet(pipeline, tmp_path, damage):
+    """Before: "no findings" without the datasheet, or with every value of it set to null."""
+    import json
+
+    r = _release_copy(pipeline, tmp_path)
+    if damage == "datasheet removed":
+        (r / "datasheet.json").unlink()
+    elif damage == "README removed":
+        (r / "README.md").unlink()
+    else:
+        sheet = json.loads((r / "datasheet.json").read_text())
+        (r / "datasheet.json").write_text(json.dumps({k: None for k in sheet}))
+    p = _validate(r)
+    assert p.returncode == 1 and ("missing" in p.stdout or "schema" in p.stdout), p.stdout

@@ -63,6 +63,7 @@ def validate_release(root: Path, *, check_hashes: bool = True, labels=None,
     if near_duplicates:
         _check_near_duplicates(root, images, rep)
     _check_split(root, images, rep)
+    _check_datasheet(root, rep)
     classes = list(load_labels(labels).all_labels) if labels is not None else _labels(root, rep)
     for s in SPLITS:
         _check_annotations(root, s, images, classes, rep)
@@ -305,6 +306,26 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
             if said is not None and int(said) - gone != have:
                 rep.add("counts", "split_report.json", f"{s}: the report says {said} images"
                         + (f" less {gone} left out by the release" if gone else "") + f", the release has {have}")
+
+
+def _check_datasheet(root: Path, rep: ValidationReport) -> None:
+    """datasheet.json (the custodian's record: audit, review, what was left out) is there and
+    valid against its schema, and README.md (rendered from it) is there (hostile11: a release
+    without them, or with every value emptied, was "no findings")."""
+    if not (root / "README.md").is_file():
+        rep.add("missing", "README.md", "no datasheet README")
+    path = root / "datasheet.json"
+    if not path.is_file():
+        rep.add("missing", "datasheet.json", "no datasheet")
+        return
+    data = _json(path, "datasheet.json", rep)
+    if data is None:
+        return
+    try:
+        jsonschema.validate(data, release_schema("datasheet"))
+    except jsonschema.ValidationError as exc:       # where and which rule, never the value
+        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
+        rep.add("schema", "datasheet.json", f"fails the datasheet schema's {exc.validator!r} rule at /{at}")
 
 
 def _labels(root: Path, rep: ValidationReport) -> list[str]:
