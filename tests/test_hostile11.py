@@ -138,7 +138,8 @@ def test_an_unreadable_padding_value_counts_as_absent(tmp_path, vr, value):
         [(r["window_center"], r["window_width"]) for r in plain]
 
 
-@pytest.mark.parametrize("slope, intercept", [("NaN", "0"), ("inf", "0"), ("1", "-inf"), ("-inf", "NaN")])
+@pytest.mark.parametrize("slope, intercept", [("NaN", "0"), ("inf", "0"), ("1", "-inf"), ("-inf", "NaN"),
+                                              ("1e308", "0"), ("-1e308", "0"), ("1", "1e301")])
 def test_a_rescale_that_is_not_a_finite_number_is_a_fixed_reason(tmp_path, slope, intercept):
     ds = H.raw_set(H.raw_set(H.ct(), 0x00281053, "DS", slope), 0x00281052, "DS", intercept)
     rows = _rows(ds, tmp_path)

@@ -143,8 +143,9 @@ class DamagedLUT(ValueError):
 
 
 class BadRescale(ValueError):
-    """Rescale Slope or Intercept NaN or infinite (a DS of 'NaN' or 'inf', hostile11)."""
-    reason = "Rescale Slope or Rescale Intercept is not a finite number"
+    """Rescale Slope or Intercept NaN or infinite (a DS of 'NaN' or 'inf'), or so large that the
+    modality values overflow (1e308), hostile11."""
+    reason = "Rescale Slope or Rescale Intercept is not a finite number, or the modality values overflow"
 
 
 def lut_item(item, signed: bool, little_endian: bool) -> tuple[Descriptor, np.ndarray]:
@@ -195,7 +196,9 @@ def display_params(ds, window_index: int = 0) -> DisplayParams:
     else:
         kw["rescale_slope"] = _float(ds.get("RescaleSlope"), 1.0)
         kw["rescale_intercept"] = _float(ds.get("RescaleIntercept"), 0.0)
-        if not (math.isfinite(kw["rescale_slope"]) and math.isfinite(kw["rescale_intercept"])):
+        slope, intercept = kw["rescale_slope"], kw["rescale_intercept"]
+        if not (math.isfinite(slope) and math.isfinite(intercept)) or \
+                abs(slope) * 2.0 ** min(max(bits_stored, 1), 64) + abs(intercept) > 1e300:   # e.g. slope 1e308
             raise BadRescale(BadRescale.reason)
 
     vseq = ds.get("VOILUTSequence")
