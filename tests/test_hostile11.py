@@ -313,3 +313,15 @@ def test_validate_checks_the_datasheet(pipeline, tmp_path, damage):
         (r / "datasheet.json").write_text(json.dumps({k: None for k in sheet}))
     p = _validate(r)
     assert p.returncode == 1 and ("missing" in p.stdout or "schema" in p.stdout), p.stdout
+
+
+def test_validate_finds_a_released_dicom_that_cannot_be_decoded(pipeline, tmp_path):
+    """Before: with --no-hash, a DICOM cut in its pixel data was only counted as "undecodable" in
+    the table, exit 0."""
+    from helpers import run_cli
+
+    r = _release_copy(pipeline, tmp_path)
+    dcm = sorted((r / "train" / "dicom").glob("*.dicom"))[0]
+    dcm.write_bytes(dcm.read_bytes()[:dcm.stat().st_size - 1000])
+    p = run_cli("validate", r, "--no-hash", check=False)
+    assert p.returncode == 1 and "pixel-data" in p.stdout, p.stdout

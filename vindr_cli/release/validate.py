@@ -233,6 +233,8 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
             h = phash_file(p)
         except Exception:                 # DecodeError, or a decoder fault: counted, never a crash
             rep.unhashable += 1
+            rep.add("pixel-data", r.dicom, "DICOM file's first frame cannot be decoded (truncated or corrupt pixel "
+                                           "data): recipients cannot read it")
             continue
         rep.perceptual_hashes += 1
         ids.append(r.image_id)
