@@ -613,8 +613,9 @@ def baseline(
     t.add_column("measure")
     t.add_column("value", justify="right")
     if rep.detection:
-        t.add_row("mAP@0.4 (VOC, test)", f"{rep.map40:.3f}")
-        t.add_row("mAP@0.5 (VOC, test)", f"{rep.map50:.3f}")
+        for name, value in (("mAP@0.4 (VOC, test)", rep.map40), ("mAP@0.5 (VOC, test)", rep.map50)):
+            # None: no class has a box in test (all "No finding", hostile11: a TypeError, exit 3)
+            t.add_row(name, "n/a (no test box)" if value is None else f"{value:.3f}")
     if rep.classification and rep.auroc is not None:
         ci = rep.classification.get("auroc_ci95") or [float("nan")] * 2
         t.add_row("AUROC normal/abnormal (95% CI)", f"{rep.auroc:.3f} ({ci[0]:.3f}-{ci[1]:.3f})")

@@ -18,6 +18,7 @@ from vindr_cli.curate import qc
 from vindr_cli.dicomio.quiet import quiet_pydicom
 from vindr_cli.pixels.decode import DecodeError
 from vindr_cli.pixels.phash import dct_hash, thumbnails
+from vindr_cli.pixels.voi import BadRescale, DamagedLUT
 
 UNREADABLE = "unreadable DICOM file"
 
@@ -67,7 +68,7 @@ def _look(path: Path, frame: int, redactions) -> Look:
     flags = qc.size_flags(header) + qc.burned_in_flags(redactions, header)
     try:
         shown, = thumbnails(ds, frame=frame, windows=("header",))
-    except DecodeError as exc:
+    except (DecodeError, DamagedLUT, BadRescale) as exc:
         return Look(None, qc.ordered(flags), exc.reason)
     except (ValueError, MemoryError) as exc:          # display parameters the standard does not allow
         return Look(None, qc.ordered(flags), f"invalid display parameters ({type(exc).__name__})")

@@ -16,6 +16,7 @@ is stored:
 from __future__ import annotations
 
 import numpy as np
+from pydicom.multival import MultiValue
 
 from vindr_cli.pixels.decode import DecodeError
 from vindr_cli.pixels.voi import WindowUsed
@@ -33,6 +34,41 @@ def is_colour(ds) -> bool:
     return photometric(ds) in COLOUR
 
 
+PALETTE_REASON = ("damaged PALETTE COLOR lookup tables (a descriptor or LUT data missing, malformed, "
+                  "or fewer entries than declared)")
+_COLOURS = ("Red", "Green", "Blue")
+
+
+def _palette(frame: np.ndarray, ds) -> tuple[np.ndarray, int]:
+    """The frame's indices through the Red/Green/Blue Palette Color LUTs (pydicom's
+    ``apply_color_lut``, segmented tables too) and the entries' depth; a palette that is not
+    three descriptors of three numbers with their data, or whose data
+    pydicom cannot apply, is :data:`PALETTE_REASON` (hostile11: pydicom raised TypeError,
+    AttributeError or IndexError, which became "unexpected error")."""
+    from pydicom.pixels import apply_color_lut
+
+    descs = [ds.get(f"{c}PaletteColorLookupTableDescriptor") for c in _COLOURS]
+    for d in descs:
+        values = list(d) if isinstance(d, (list, tuple, MultiValue)) else None
+        if values is None or len(values) != 3 or not all(isinstance(v, int) for v in values):
+            raise DecodeError(PALETTE_REASON)
+    segmented = all(f"Segmented{c}PaletteColorLookupTableData" in ds for c in _COLOURS)
+    if not segmented:
+        for c, d in zip(_COLOURS, descs):
+            data = ds.get(f"{c}PaletteColorLookupTableData")
+            n = int(d[0]) or 65536
+            if not isinstance(data, (bytes, bytearray)) or len(data) < (n if d[2] <= 8 else 2 * n):
+                raise DecodeError(PALETTE_REASON)
+    try:
+        rgb = apply_color_lut(frame, ds)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, OverflowError):
+        raise DecodeError(PALETTE_REASON) from None
+    depth = int(descs[0][2])
+    if depth not in (8, 16):      # not a depth the standard allows: the one the table's type holds
+        depth = 16 if rgb.dtype.itemsize > 1 else 8
+    return rgb, depth
+
+
 def render_colour(frame: np.ndarray, ds, out_bits: int = 8) -> tuple[np.ndarray, WindowUsed]:
     """One decoded colour frame -> (rows, cols, 3) RGB at ``out_bits`` (uint8 / uint16)."""
     if not 1 <= out_bits <= 16:
@@ -40,14 +76,9 @@ def render_colour(frame: np.ndarray, ds, out_bits: int = 8) -> tuple[np.ndarray,
     out_max = (1 << out_bits) - 1
     term = photometric(ds)
     if term == PALETTE:
-        from pydicom.pixels import apply_color_lut
-
         if frame.ndim != 2:
             raise DecodeError("PALETTE COLOR image with more than one sample per pixel")
-        rgb = apply_color_lut(frame, ds)
-        depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
-        if depth not in (8, 16):
-            depth = 16 if rgb.dtype.itemsize > 1 else 8
+        rgb, depth = _palette(frame, ds)
         used = WindowUsed("colour", lut="palette", note="colour: palette applied, no windowing")
     else:
         if frame.ndim != 3 or frame.shape[-1] != 3:

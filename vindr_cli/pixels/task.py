@@ -32,7 +32,7 @@ from vindr_cli.pixels.backends import CANDIDATES, quiet_stderr
 from vindr_cli.pixels.decode import PHOTOMETRIC_TERMS, DecodeError, check_grayscale, decode
 from vindr_cli.pixels.resize import SizeSpec, resize, to_uint
 from vindr_cli.pixels.colour import is_colour, render_colour
-from vindr_cli.pixels.voi import display_params
+from vindr_cli.pixels.voi import BadRescale, DamagedLUT, display_params
 from vindr_cli.pixels.window import LUT_MIN_SAMPLES, display_lut, lut_index, parse_window_mode, render
 from vindr_cli.atomic import TMP_SUFFIX
 from vindr_cli.runner.faults import raise_output_fault
@@ -310,6 +310,8 @@ def _decode(ctx: Ctx, src: Source, name: str, tmps: list[tuple[Path, str, int | 
             tmp.unlink(missing_ok=True)
         raise_output_fault(exc, ctx.out)     # a full or read-only OUTPUT: not this file's fault, stop
         reason, status = os_reason(exc), "failed"
+    except (DamagedLUT, BadRescale) as exc:   # a Modality LUT / rescale that cannot be applied
+        reason, status = exc.reason, "failed"
     except ValueError as exc:   # window / LUT parameters the standard does not allow
         reason, status = f"invalid display parameters ({type(exc).__name__})", "failed"
     except Exception as exc:  # never stop the batch, never echo file content

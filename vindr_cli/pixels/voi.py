@@ -18,6 +18,7 @@ such an image as a negative).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -125,10 +126,59 @@ def lut_descriptor(desc, signed: bool | None = None) -> Descriptor:
 def _lut_data(item, n: int, bits: int, little_endian: bool) -> np.ndarray:
     data = item.LUTData
     if isinstance(data, (bytes, bytearray)):   # OW: 16 bits per entry, or 8-bit entries packed
-        if bits <= 8 and len(data) == n:
-            return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-        return np.frombuffer(data, dtype="<u2" if little_endian else ">u2").astype(np.int64)
+        if bits <= 8 and len(data) in (n, n + 1):     # n + 1: an odd count padded to even length
+            return np.frombuffer(data[:n], dtype=np.uint8).astype(np.int64)
+        return np.frombuffer(data[:len(data) // 2 * 2], dtype="<u2" if little_endian else ">u2").astype(np.int64)
     return np.asarray([data] if isinstance(data, int) else list(data), dtype=np.int64)
+
+
+MODALITY_LUT_REASON = ("damaged Modality LUT Sequence (LUT Descriptor or LUT Data missing, malformed, "
+                       "or fewer entries than declared)")
+
+
+class DamagedLUT(ValueError):
+    """A LUT Sequence item vindr cannot apply as the standard defines it (hostile11). Only a
+    Modality LUT's damage leaves :func:`display_params` (a VOI LUT's counts as absent)."""
+    reason = MODALITY_LUT_REASON
+
+
+class BadRescale(ValueError):
+    """Rescale Slope or Intercept NaN or infinite (a DS of 'NaN' or 'inf'), or so large that the
+    modality values overflow (1e308), hostile11."""
+    reason = "Rescale Slope or Rescale Intercept is not a finite number, or the modality values overflow"
+
+
+def lut_item(item, signed: bool, little_endian: bool) -> tuple[Descriptor, np.ndarray]:
+    """(descriptor, entries) of a Modality / VOI LUT Sequence item, or :class:`DamagedLUT` when
+    its LUT Descriptor is not three numbers with 1..16 bits per entry (PS3.3 C.11.1.1.1 allows 8
+    or 16; 10 and 12 occur), or its LUT Data is missing, empty or shorter than the entries the
+    descriptor declares (0 meaning 65536). A longer table is used up to the declared count."""
+    try:
+        desc = item.get("LUTDescriptor") if item is not None else None
+        values = list(desc) if isinstance(desc, (list, tuple, MultiValue)) else None
+        if values is None or len(values) != 3 or not all(isinstance(v, int) for v in values):
+            raise DamagedLUT("LUT Descriptor is not three numbers")
+        n, first, bits = lut_descriptor(values, signed)
+        if not 1 <= bits <= 16 or item.get("LUTData") is None:
+            raise DamagedLUT("LUT Descriptor bits or LUT Data missing")
+        data = _lut_data(item, n, bits, little_endian)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        if isinstance(exc, DamagedLUT):
+            raise
+        raise DamagedLUT("LUT item unreadable") from None
+    if len(data) < n:
+        raise DamagedLUT("LUT Data shorter than declared")
+    return (n, first, bits), data[:n]
+
+
+def _padding(v, bits_stored: int, signed: bool) -> int | None:
+    """Pixel Padding Value / Range Limit as one stored value; anything but one integer (several
+    values, bytes) counts as absent, as an unreadable window does."""
+    if isinstance(v, (list, tuple, MultiValue)):
+        v = v[0] if len(v) == 1 else None
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        return None
+    return _to_stored_scalar(int(v), bits_stored, signed)
 
 
 def display_params(ds, window_index: int = 0) -> DisplayParams:
@@ -141,22 +191,27 @@ def display_params(ds, window_index: int = 0) -> DisplayParams:
     kw: dict[str, Any] = {}
 
     mseq = ds.get("ModalityLUTSequence")
-    if mseq:
-        item = mseq[0]
-        desc = lut_descriptor(item.LUTDescriptor, signed)
-        kw["modality_lut_descriptor"] = desc
-        kw["modality_lut_data"] = _lut_data(item, desc[0], desc[2], little)
+    if mseq:      # damaged: DamagedLUT (the modality values are unknown: the image is not shown)
+        kw["modality_lut_descriptor"], kw["modality_lut_data"] = lut_item(mseq[0], signed, little)
     else:
         kw["rescale_slope"] = _float(ds.get("RescaleSlope"), 1.0)
         kw["rescale_intercept"] = _float(ds.get("RescaleIntercept"), 0.0)
+        slope, intercept = kw["rescale_slope"], kw["rescale_intercept"]
+        if not (math.isfinite(slope) and math.isfinite(intercept)) or \
+                abs(slope) * 2.0 ** min(max(bits_stored, 1), 64) + abs(intercept) > 1e300:   # e.g. slope 1e308
+            raise BadRescale(BadRescale.reason)
 
     vseq = ds.get("VOILUTSequence")
     if vseq:
         i = window_index if 0 <= window_index < len(vseq) else 0
         item = vseq[i]
-        desc = lut_descriptor(item.LUTDescriptor, signed)
-        kw.update(voi_lut_descriptor=desc, voi_lut_data=_lut_data(item, desc[0], desc[2], little),
-                  voi_lut_explanation=str(item.get("LUTExplanation", "") or "") or None, voi_lut_index=i)
+        try:      # damaged (e.g. LUT Data removed by a de-identifier): as if absent, the window is used
+            desc, data = lut_item(item, signed, little)
+        except DamagedLUT:
+            pass
+        else:
+            kw.update(voi_lut_descriptor=desc, voi_lut_data=data,
+                      voi_lut_explanation=str(item.get("LUTExplanation", "") or "") or None, voi_lut_index=i)
 
     centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
     windows = tuple(zip(centers, widths))
@@ -175,9 +230,8 @@ def display_params(ds, window_index: int = 0) -> DisplayParams:
         bits_stored=bits_stored, bits_allocated=bits_allocated, pixel_representation=int(signed),
         voi_lut_function=func if func in VOI_FUNCTIONS else LINEAR,   # unknown -> the default, as dcmtk
         presentation_lut_shape=shape,
-        padding_value=None if pad is None else _to_stored_scalar(pad, bits_stored, signed),
-        padding_range_limit=None if pad is None or pad_limit is None
-        else _to_stored_scalar(pad_limit, bits_stored, signed),
+        padding_value=(pad_value := _padding(pad, bits_stored, signed)),
+        padding_range_limit=None if pad_value is None else _padding(pad_limit, bits_stored, signed),
         dataset=ds, **kw)
 
 
