@@ -39,8 +39,7 @@ def fold(text: str) -> str:
     # Vietnamese đ/Đ, and Ð/ð (U+00D0/F0), which Latin-1 exports write for Đ: no combining form
     text = text.replace("đ", "d").replace("Đ", "D").replace("ð", "d").replace("Ð", "D")
     text = _bmp_combining().sub("", unicodedata.normalize("NFKD", text))
-    if text and max(text) >= "\U00010000":      # beyond the Basic Multilingual Plane: tested one by one
-        text = _ASTRAL.sub(_drop_combining, text)
+    text = _ASTRAL.sub(_drop_combining, text)      # beyond the Basic Multilingual Plane: tested one by one
     return text.casefold()
 
 
