@@ -45,3 +45,15 @@ def load_summary(load: list[float]) -> dict:
     """The 1-minute load averages sampled during a run, as the results record them."""
     return {"min": min(load, default=None), "max": max(load, default=None),
             "mean": sum(load) / len(load) if load else None}
+
+
+# A memory-capped launcher: ``python -c LAUNCH CAP CMD...`` runs CMD with its address space capped
+# at CAP bytes (0: no cap), passes its stdout and stderr through as bytes, prints the peak RSS of
+# what it ran as "MAXRSS_KB <n>" on stderr, and exits with CMD's code (fuzz_bench, hostile10_bench).
+LAUNCH = ("import resource, subprocess, sys\n"
+          "cap = int(sys.argv[1])\n"
+          "p = subprocess.run(sys.argv[2:], preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)) if cap else None,"
+          " capture_output=True)\n"
+          "sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr)\n"
+          "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+          "sys.exit(p.returncode)\n")

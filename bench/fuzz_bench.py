@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -44,21 +43,15 @@ from conftest import PHI, make_cr  # noqa: E402
 from fuzzing import campaign, phi_needles, seeds  # noqa: E402
 from helpers import split_file  # noqa: E402
 from vindr_cli.tables import read_rows  # noqa: E402
+from bench_io import LAUNCH  # noqa: E402  (the memory-capped launcher, one copy)
 
 VINDR = [sys.executable, "-m", "vindr_cli"]
-LAUNCH = ("import resource, subprocess, sys\n"
-          "cap = int(sys.argv[1])\n"
-          "p = subprocess.run(sys.argv[2:], preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)) if cap else None,"
-          " capture_output=True, text=True)\n"
-          "sys.stdout.write(p.stdout); sys.stderr.write(p.stderr)\n"
-          "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-          "sys.exit(p.returncode)\n")
 
 
 def capped(args: list, cap: int) -> tuple[int, str, float]:
     """Run args under an address-space cap; (exit code, stderr, peak RSS MB of any process)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
-    p = subprocess.run([sys.executable, "-c", LAUNCH, str(cap), *map(str, args)], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-c", LAUNCH, str(cap), *map(str, args)], capture_output=True, text=True, errors="replace",
                        env=env)
     rss = 0.0
     for line in p.stderr.splitlines():

@@ -45,15 +45,9 @@ from hostile_inputs import UNDEFINED, at as _at, elem, icc_profile, insert as in
 from helpers import key_file_in  # noqa: E402
 from vindr_cli import reasons  # noqa: E402
 from vindr_cli.tables import read_rows  # noqa: E402
+from bench_io import LAUNCH  # noqa: E402  (the memory-capped launcher, one copy)
 
 VINDR = [sys.executable, "-m", "vindr_cli"]
-LAUNCH = ("import resource, subprocess, sys\n"
-          "cap = int(sys.argv[1])\n"
-          "p = subprocess.run(sys.argv[2:], preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),"
-          " capture_output=True)\n"
-          "sys.stdout.buffer.write(p.stdout); sys.stderr.buffer.write(p.stderr)\n"
-          "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-          "sys.exit(p.returncode)\n")
 STUDY = "1.2.826.0.1.3680043.10.543.1"
 
 
