@@ -290,13 +290,38 @@ class AnonymizeStage(Stage):
         return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
 
     def items(self, todo):
+        todo = list(todo)
         if self.people is not None:
             self._record_sets(todo)
-        todo = todo if self.people is None else self.people.items(todo)
-        if not self.study_terms or self._run is None or not self._run.done.get("linkage"):
-            return todo
-        self.gone = self._gone_values(self._run)
-        return (self._with_gone(src) for src in todo)
+        if self.study_terms and self._run is not None and self._run.done.get("linkage"):
+            self.gone = self._gone_values(self._run)
+            if self.gone:
+                self._keep_gone(todo)
+        items = todo if self.people is None else self.people.items(todo)
+        if self.gone is None:
+            return items
+        return (self._with_gone(src) for src in items)
+
+    def _keep_gone(self, todo) -> None:
+        """A done output whose study or patient lost a file stays as it is; its linkage row now
+        takes the gone file's values too (re-journaled), as a redone one's does (:meth:`place`):
+        the gone file's own row leaves the table with this run, and an output redone on a later
+        day (its study gains a file) must still be sought for them (studyscale: lost on one run,
+        gained on the next, the name its first output had removed was written again)."""
+        assert self._run is not None and self.gone is not None
+        run, redo = self._run, {s.rel for s in todo}
+        for src in run.sources:
+            key = run.keys[src.rel]
+            if src.rel in redo or key not in run.done["linkage"]:
+                continue
+            before = run.done["linkage"][key]
+            groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
+            gone = set().union(*(self.gone.get(g, ()) for g in groups))
+            if not gone or all(gone <= set(phi_terms(r)) for r in before):
+                continue
+            for r in before:
+                r["phi_terms"] = sorted(set(r.get("phi_terms") or ()) | gone)
+            run.record(key, {"linkage": before})
 
     def _record_sets(self, todo) -> None:
         """Write the peer sets (deid.peersets) before any output: those the done outputs name
