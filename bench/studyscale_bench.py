@@ -44,7 +44,7 @@ def run_cli(code: str, folder: Path, out: Path, key: Path, workers: int) -> dict
 def main() -> None:
     import warnings
     warnings.simplefilter("ignore")
-    from hostile10_bench import materialise, STUDY  # noqa: F401
+    from hostile10_bench import materialise
     from helpers import key_file_in
     ap = argparse.ArgumentParser()
     ap.add_argument("--code", required=True)
