@@ -19,7 +19,8 @@ from vindr_cli.deid.engine import name_forms, read_marks
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.policy import UID_SHAPE, date_forms, id_forms
-from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path
+from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path, phi_terms
+from vindr_cli.deid.peersets import PREFIX as PEER_SET, PeerSets
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid import reviewboxes, studyterms
 from vindr_cli.deid.redact import MODES
@@ -194,7 +195,10 @@ class AnonymizeStage(Stage):
         self.study_terms = True          # the first pass (deid.studyterms); off only for a library caller's measurement
         self.people: studyterms.StudyPeople | None = None     # its gathering (PHI, this run's memory only)
         self._by_key: dict[str, Source] | None = None          # input key -> source (is_done's peers check)
-        self._digests: dict[tuple, str] = {}                   # (peers, places) -> peers_digest
+        self.peer_sets = PeerSets(output)                      # what outputs were sought for (deid.peersets)
+        self._wants: dict[tuple[str, str], tuple[str, frozenset[str]]] = {}   # group pair -> (set id, its hashes)
+        self._covers: dict[tuple[str, str], bool] = {}         # (wanted set id, a row's peers_digest) -> is_done's answer
+        self._keep: set[str] = set()                           # the sets that done outputs name
         self._run: Run | None = None
         self.gone: dict[tuple[str, str], set[str]] | None = None   # the values of inputs gone (PHI, memory only)
         self._carried: dict[str, frozenset[str]] = {}              # Source.rel -> what _with_gone gave it
@@ -262,6 +266,7 @@ class AnonymizeStage(Stage):
 
     def begin(self, run: Run) -> None:
         self._run = run
+        self.peer_sets.load(self.rebuild_state)
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
         # vindr review's boxes: those an output already carries stay, live ones are added
@@ -285,11 +290,46 @@ class AnonymizeStage(Stage):
         return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
 
     def items(self, todo):
-        todo = todo if self.people is None else self.people.items(todo)
-        if not self.study_terms or self._run is None or not self._run.done.get("linkage"):
-            return todo
-        self.gone = self._gone_values(self._run)
-        return (self._with_gone(src) for src in todo)
+        todo = list(todo)
+        if self.people is not None:
+            self._record_sets(todo)
+        if self.study_terms and self._run is not None and self._run.done.get("linkage"):
+            self.gone = self._gone_values(self._run)
+            if self.gone:
+                self._keep_gone(todo)
+        items = todo if self.people is None else self.people.items(todo)
+        if self.gone is None:
+            return items
+        return (self._with_gone(src) for src in items)
+
+    def _keep_gone(self, todo) -> None:
+        """A done output whose study or patient lost a file stays as it is; its linkage row now
+        takes the gone file's values too (re-journaled), as a redone one's does (:meth:`place`):
+        the gone file's own row leaves the table with this run, and an output redone on a later
+        day (its study gains a file) must still be sought for them (studyscale: lost on one run,
+        gained on the next, the name its first output had removed was written again)."""
+        assert self._run is not None and self.gone is not None
+        run, redo = self._run, {s.rel for s in todo}
+        for src in run.sources:
+            key = run.keys[src.rel]
+            if src.rel in redo or key not in run.done["linkage"]:
+                continue
+            before = run.done["linkage"][key]
+            groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
+            gone = set().union(*(self.gone.get(g, ()) for g in groups))
+            if not gone or all(gone <= set(phi_terms(r)) for r in before):
+                continue
+            for r in before:
+                r["phi_terms"] = sorted(set(r.get("phi_terms") or ()) | gone)
+            run.record(key, {"linkage": before})
+
+    def _record_sets(self, todo) -> None:
+        """Write the peer sets (deid.peersets) before any output: those the done outputs name
+        (is_done) and those the outputs to write now will name (a killed run's rows name only
+        these); a set no output names any more is dropped."""
+        keep = self._keep | {d for d in map(self.peers_digest, todo) if d}
+        if keep or self.peer_sets.path.exists():
+            self.peer_sets.write(keep)
 
     def _gone_values(self, run: Run) -> dict[tuple[str, str], set[str]]:
         """The identifying values (the linkage rows' ``phi_terms``) of the inputs anonymized
@@ -307,7 +347,7 @@ class AnonymizeStage(Stage):
             if key in present:
                 continue
             for r in links[key]:
-                values = [v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()]
+                values = phi_terms(r)
                 for group in (("s", r.get("study_uid")), ("p", r.get("patient_id"))):
                     if values and group[1]:
                         out.setdefault(group, set()).update(values)
@@ -325,7 +365,7 @@ class AnonymizeStage(Stage):
         before = self._run.done["linkage"].get(self._run.keys[src.rel]) or []
         groups = {g for r in before for g in (("s", r.get("study_uid")), ("p", r.get("patient_id"))) if g[1]}
         values = set().union(*(self.gone.get(g, ()) for g in groups),
-                             *([v for v in (r.get("phi_terms") or []) if isinstance(v, str) and v.strip()] for r in before))
+                             *(phi_terms(r) for r in before))
         if not values:
             return src
         self._carried[src.rel] = frozenset(values)
@@ -340,26 +380,35 @@ class AnonymizeStage(Stage):
 
     def peers_digest(self, src: Source) -> str | None:
         """What the first pass gives ``src`` to seek (its study's and patient's people and
-        places), each value as a keyed hash (12 hex digits), sorted, space-separated: recorded in
-        its manifest row; None when nothing (review 11)."""
-        if self.people is None:
+        places) as the id of its peer set (deid.peersets: each value a keyed hash, 12 hex digits,
+        the set stored once): recorded in its manifest row; None when nothing (review 11)."""
+        want = self._wanted(src)
+        return want[0] if want is not None else None
+
+    def _wanted(self, src: Source | None) -> tuple[str, frozenset[str]] | None:
+        """(the id of ``src``'s peer set, its hashes), made once a group; None: nothing to seek."""
+        if self.people is None or src is None:
             return None
-        peers, places = self.people.peers(src), self.people.peer_places(src)
-        if not peers and not places:
+        pair = self.people.pair(src)
+        if pair is None:
             return None
-        got = self._digests.get((peers, places))      # the same tuples for every file of a group
+        got = self._wants.get(pair)
         if got is None:
-            got = self._digests[(peers, places)] = " ".join(sorted(
-                {self.subs.hexid("study-peer", f"{kind}:{v}", 12) for kind, values in (("p", peers), ("l", places))
-                 for v in values}))
+            peers, places = self.people.peers(src), self.people.peer_places(src)
+            if not peers and not places:
+                return None
+            hashes = sorted({self.subs.hexid("study-peer", f"{kind}:{v}", 12)
+                             for kind, values in (("p", peers), ("l", places)) for v in values})
+            got = self._wants[pair] = (self.peer_sets.name(" ".join(hashes)), frozenset(hashes))
         return got
 
     def is_done(self, run: Run, key: str) -> bool:
         if not super().is_done(run, key):
             return False
+        rows = run.done["manifest"][key]
         if not all(r.get("status") != "ok" or r.get("image_id") not in self.review_want
                    or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
-                   for r in run.done["manifest"][key]):
+                   for r in rows):
             return False
         if self.people is None:
             return True
@@ -367,12 +416,29 @@ class AnonymizeStage(Stage):
         # it spells was kept by the re-run; the first pass now gives it other values: redo it
         if self._by_key is None:
             self._by_key = {run.keys[s.rel]: s for s in run.sources}
-        src = self._by_key.get(key)
-        want = set(((self.peers_digest(src) if src is not None else None) or "").split())
-        # only a value it was not sought for: a file gone from INPUT must not make a clean output
-        # written again without the values that file gave it
-        return all(r.get("status") != "ok" or want <= set((r.get("peers_digest") or "").split())
-                   for r in run.done["manifest"][key])
+        want = self._wanted(self._by_key.get(key))
+        named = []
+        for r in rows:
+            if r.get("status") != "ok":
+                continue
+            had = r.get("peers_digest") or None
+            if had is not None and had.startswith(PEER_SET):
+                named.append(had)
+            # only a value it was not sought for: a file gone from INPUT must not make a clean
+            # output written again without the values that file gave it
+            if want is not None and had != want[0] and not self._covered(want, had):
+                return False
+        self._keep.update(named)
+        return True
+
+    def _covered(self, want: tuple[str, frozenset[str]], had: str | None) -> bool:
+        """Every value of the set ``want`` was sought in an output whose row says ``had``
+        (a set this OUTPUT does not know: no). Once per pair: a group's rows say the same."""
+        got = self._covers.get((want[0], had or ""))
+        if got is None:
+            sought = self.peer_sets.hashes(had)
+            got = self._covers[(want[0], had or "")] = sought is not None and want[1] <= sought
+        return got
 
     def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
         row, link = res["manifest"], res["linkage"]
@@ -567,7 +633,7 @@ def anonymize(
     finally:
         stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
         stage._carried = {}
-        stage._digests = {}
+        stage._wants, stage._covers, stage._keep = {}, {}, set()
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,

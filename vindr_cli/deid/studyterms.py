@@ -22,8 +22,8 @@ and a patient known only by an empty study ("study:") not at all.
 The values are PHI: they live in the driver's memory for the run and travel only inside the
 task's arguments (with ``--executor dask``, over the connection Dask's TLS protects, as the
 rows coming back do); they are never journaled, written under OUTPUT, logged or put in a file
-name, and a resumed run computes them again. Only a keyed hash of each is stored (the
-manifest's ``peers_digest``, review 11): a re-run redoes an output whose study or patient has
+name, and a resumed run computes them again. Only a keyed hash of each is stored, once a group
+(``deid.peersets``; a manifest row's ``peers_digest`` names its set, review 11): a re-run redoes an output whose study or patient has
 since gained a file that names someone it was not sought for (before, is_done kept it as it
 was written); one whose group lost a file stays as it is.
 """
@@ -126,6 +126,14 @@ class StudyPeople:
                 self.files[g] = self.files.get(g, 0) + 1
                 if places:
                     self.places.setdefault(g, set()).update(places)
+
+    def pair(self, src: Source) -> tuple[str, str] | None:
+        """``src``'s (study group, patient group), the key of what :meth:`peers` and
+        :meth:`peer_places` give it; None when it shares neither with another file."""
+        s, p = self.group.get(src.rel, ("", ""))
+        if self.files.get(s, 0) < 2 and self.files.get(p, 0) < 2:
+            return None
+        return self._shared.get((s, p), (s, p))
 
     def peers(self, src: Source) -> tuple[str, ...]:
         """The person values of ``src``'s study and patient, its own among them (the engine
