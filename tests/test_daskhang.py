@@ -1,0 +1,215 @@
+"""`--executor dask` when the scheduler misbehaves (issue 13, daskhang): each case ends in one
+fixed line and exit 2 (or 130 for Ctrl-C), never a traceback, a path or a wait without end.
+
+* an address that accepts the TCP connection and then stays silent (a plain socket server),
+  or speaks another protocol (an HTTP server): Dask's handshake read has no time limit of its
+  own; vindr bounds it with ``distributed.comm.timeouts.connect`` (2 s here);
+* nothing listening, a name that does not resolve, ``$VINDR_SCHEDULER`` set to garbage;
+* Ctrl-C (SIGINT) while connecting to the silent server: exit 130, the "interrupted" line,
+  nothing written;
+* a real ``dask scheduler`` with no worker: exit 2 after the same bound, saying so.
+
+Real processes only (the CLI, ``dask scheduler``), on 127.0.0.1; the subprocess timeouts only
+keep a regression from hanging the suite.
+"""
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from helpers import VINDR  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+EXPORT = REPO / "sample_dicoms" / "export"
+DASK = Path(sys.executable).parent / "dask"
+BOUND = 120          # no run here should come near it: it only keeps a hang from stalling the suite
+
+
+def _env(**more: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")])
+    env["COLUMNS"] = "400"
+    env["DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"] = "2s"
+    env.pop("VINDR_SCHEDULER", None)
+    env.update(more)
+    return env
+
+
+def _vindr(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*VINDR, *map(str, args)], capture_output=True, text=True, env=env or _env(),
+                          timeout=BOUND, cwd=REPO)
+
+
+def _one_error_line(p: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and str(EXPORT) not in p.stderr and "NGUYEN" not in p.stderr
+    return lines[0]
+
+
+class Silent:
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.accepted.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.fixture
+def silent():
+    s = Silent()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def http_server():
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"tcp://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]        # closed again: nothing listens there
+
+
+NO_ANSWER = ("did not answer within 2 s: something there accepts connections but does not speak Dask's "
+             "protocol")
+
+
+def test_a_silent_address_ends_in_one_line(silent, tmp_path):
+    line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", silent.address))
+    assert line == (f"error: the Dask scheduler at {silent.address} {NO_ANSWER} (is it a `dask scheduler`, and its "
+                    "scheduler port, not the dashboard's?); check --scheduler / $VINDR_SCHEDULER, or raise "
+                    "distributed.comm.timeouts.connect (README 'Cluster')")
+    assert silent.accepted.is_set()
+    # anonymize the same: nothing is written under OUTPUT, and the key is neither read out nor printed
+    key = tmp_path / "k.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    p = _vindr("anonymize", EXPORT, tmp_path / "anon", "--key", key, "--executor", "dask",
+               env=_env(VINDR_SCHEDULER=silent.address))
+    assert NO_ANSWER in _one_error_line(p) and key.read_text().strip() not in p.stderr + p.stdout
+    assert not (tmp_path / "anon").exists()
+
+
+def test_an_http_server_at_the_address_ends_in_one_line(http_server):
+    line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", http_server))
+    assert line.startswith(f"error: the Dask scheduler at {http_server} ")
+    assert NO_ANSWER in line or "answered with something that is not Dask's protocol" in line
+
+
+@pytest.mark.parametrize("address,start", [
+    (f"tcp://127.0.0.1:{_refused_port()}", "cannot reach the Dask scheduler at tcp://127.0.0.1:"),
+    ("tcp://vindr-no-such-host.invalid:8786", "cannot reach the Dask scheduler at tcp://vindr-no-such-host.invalid:8786 ("),
+])
+def test_nothing_listening_and_a_name_that_does_not_resolve(address, start):
+    line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", address))
+    assert line.startswith(f"error: {start}") and "waited 2 s): start it, or check --scheduler / $VINDR_SCHEDULER" in line
+
+
+@pytest.mark.parametrize("garbage,says", [
+    ("garbage", "must be an address like tcp://HOST:PORT or tls://HOST:PORT, not 'garbage'"),
+    ("foo://bar", "'foo://bar' is not an address Dask can use (ValueError): give tcp://HOST:PORT or tls://HOST:PORT"),
+    ("tcp://host:notaport", "'tcp://host:notaport' is not an address Dask can use (ValueError)"),
+    ("tcp://", "'tcp://' is not an address Dask can use (ValueError)"),
+])
+def test_vindr_scheduler_set_to_garbage(garbage, says):
+    line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", env=_env(VINDR_SCHEDULER=garbage)))
+    assert says in line
+
+
+def test_ctrl_c_while_connecting_is_the_interrupted_line_and_nothing_written(silent, tmp_path):
+    """SIGINT once the driver has connected to the silent server (it waits for the answer):
+    exit 130 and the command's "interrupted" line, long before the connect bound (600 s here),
+    and no OUTPUT; the same command then runs (here: locally) from scratch."""
+    key = tmp_path / "k.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    out = tmp_path / "anon"
+    p = subprocess.Popen([*VINDR, "anonymize", str(EXPORT), str(out), "--key", str(key), "--burned-in", "off",
+                          "--executor", "dask", "--scheduler", silent.address],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                         env=_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="600s"),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert silent.accepted.wait(BOUND), "the driver never connected"
+        time.sleep(0.5)        # into the wait for the handshake's answer (any moment of it will do)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=BOUND)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["interrupted: finished files are kept; run the same command again to resume"]
+    assert not out.exists()
+    q = _vindr("anonymize", EXPORT, out, "--key", key, "--burned-in", "off", "-j", "1")
+    assert q.returncode == 0, q.stderr
+    assert (out / "manifest.parquet").is_file()
+
+
+def test_a_scheduler_with_no_worker_says_so_and_ends(tmp_path):
+    port = _refused_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path / "scheduler.log", "ab")
+    sched = subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                             stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True, cwd=tmp_path)
+    log.close()
+    try:
+        deadline = time.monotonic() + BOUND
+        while True:            # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and sched.poll() is None
+                time.sleep(0.2)
+        line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", address))
+        assert line == (f"error: the Dask scheduler at {address} has no worker (waited 2 s): start `dask worker` "
+                        "processes, then run again")
+    finally:
+        os.killpg(sched.pid, signal.SIGTERM)
+        try:
+            sched.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(sched.pid, signal.SIGKILL)
+            sched.wait()
