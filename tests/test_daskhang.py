@@ -213,3 +213,101 @@ def test_a_scheduler_with_no_worker_says_so_and_ends(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(sched.pid, signal.SIGKILL)
             sched.wait()
+
+
+@pytest.fixture(scope="module")
+def slow_cluster(tmp_path_factory):
+    """A scheduler and one worker whose text finder is slower (daskhang_slow_worker)."""
+    from test_dask_cluster import Cluster
+
+    class Slow(Cluster):
+        def _spawn(self, name, *args):
+            if args[0] == "worker":
+                args = (*args, "--preload", "daskhang_slow_worker")
+            return super()._spawn(name, *args)
+
+    c = Slow(tmp_path_factory.mktemp("hangdask"), n=1)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _journaled(out: Path) -> int:
+    journal = out / ".vindr" / "anonymize.journal.jsonl"
+    return len(journal.read_text().splitlines()) if journal.is_file() else 0
+
+
+def _run_until(args: list, out: Path, files: int, act) -> subprocess.Popen:
+    """Start the CLI; once ``files`` inputs are journaled, ``act(process)``; return it ended."""
+    p = subprocess.Popen([*VINDR, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=REPO, env=_env(VINDR_DASK_BATCH="1", DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="10s"),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + BOUND
+        while _journaled(out) < files and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, ("the run ended before it could be interrupted", p.communicate())
+        act(p)
+        p.stdout_text, p.stderr_text = p.communicate(timeout=BOUND)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p
+
+
+def _complete_outputs(out: Path) -> int:
+    """Every file under a final name in OUTPUT (not .vindr/) is a whole DICOM file."""
+    import pydicom
+
+    n = 0
+    for f in out.rglob("*"):
+        if f.is_file() and ".vindr" not in f.relative_to(out).parts and f.suffix in (".dcm", ".dicom"):
+            pydicom.dcmread(f).PixelData        # a half-written file fails here
+            n += 1
+    return n
+
+
+def test_ctrl_c_mid_run_on_the_cluster_keeps_finished_files_and_resumes(slow_cluster, tmp_path):
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    key = tmp_path / "k.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    out = tmp_path / "anon"
+    args = ["anonymize", EXPORT, out, "--key", key, "--executor", "dask", "--scheduler", slow_cluster.address]
+    p = _run_until(args, out, 2, lambda p: p.send_signal(signal.SIGINT))
+    assert p.returncode == 130, p.stderr_text
+    lines = p.stderr_text.strip().splitlines()
+    assert lines[-1] == "interrupted: finished files are kept; run the same command again to resume", lines
+    assert "Traceback" not in p.stderr_text and str(EXPORT) not in p.stderr_text
+    done = _journaled(out)
+    assert done >= 2 and not (out / "manifest.parquet").exists()
+    assert _complete_outputs(out) >= 1
+    prof = load_profile("basic", dates="shift", options={"retain_patient_characteristics"}, without=set())
+    s = anonymize(EXPORT, out, key_path=key, profile=prof, workers=2)      # the same command, here
+    assert s.resumed >= done - 1 >= 1 and (out / "manifest.parquet").is_file()
+    assert s.total == sum(s.counts.values()) and _complete_outputs(out) >= 1
+
+
+def test_the_scheduler_killed_mid_run_is_one_line_and_resumes(slow_cluster, tmp_path):
+    """Last in this module: it kills the module's scheduler (its worker then ends too)."""
+    key = tmp_path / "k.key"
+    key.write_text(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    out = tmp_path / "anon"
+    args = ["anonymize", EXPORT, out, "--key", key, "--executor", "dask", "--scheduler", slow_cluster.address]
+    p = _run_until(args, out, 2, lambda p: slow_cluster.kill_scheduler())
+    assert p.returncode == 2, p.stderr_text
+    errors = [ln for ln in p.stderr_text.splitlines() if ln.startswith("error:")]
+    assert errors == [f"error: lost the Dask scheduler at {slow_cluster.address} mid-run: finished files are kept; "
+                      "restart the scheduler and workers, then run the same command again to resume"], p.stderr_text
+    assert "Traceback" not in p.stderr_text and str(EXPORT) not in p.stderr_text
+    done = _journaled(out)
+    assert done >= 2 and not (out / "manifest.parquet").exists()
+    q = _vindr("anonymize", EXPORT, out, "--key", key, "-j", "2")
+    assert q.returncode == 0, q.stderr
+    assert "resumed:" in q.stdout and (out / "manifest.parquet").is_file()
