@@ -138,10 +138,11 @@ def test_an_http_server_at_the_address_ends_in_one_line(http_server):
 
 
 @pytest.mark.parametrize("address,start", [
-    (f"tcp://127.0.0.1:{_refused_port()}", "cannot reach the Dask scheduler at tcp://127.0.0.1:"),
+    (None, "cannot reach the Dask scheduler at tcp://127.0.0.1:"),      # a port nothing listens on
     ("tcp://vindr-no-such-host.invalid:8786", "cannot reach the Dask scheduler at tcp://vindr-no-such-host.invalid:8786 ("),
-])
+], ids=["refused", "no-such-host"])
 def test_nothing_listening_and_a_name_that_does_not_resolve(address, start):
+    address = address or f"tcp://127.0.0.1:{_refused_port()}"
     line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", address))
     assert line.startswith(f"error: {start}") and "waited 2 s): start it, or check --scheduler / $VINDR_SCHEDULER" in line
 
@@ -151,7 +152,7 @@ def test_nothing_listening_and_a_name_that_does_not_resolve(address, start):
     ("foo://bar", "'foo://bar' is not an address Dask can use (ValueError): give tcp://HOST:PORT or tls://HOST:PORT"),
     ("tcp://host:notaport", "'tcp://host:notaport' is not an address Dask can use (ValueError)"),
     ("tcp://", "'tcp://' is not an address Dask can use (ValueError)"),
-])
+], ids=["no-scheme", "unknown-scheme", "bad-port", "empty"])
 def test_vindr_scheduler_set_to_garbage(garbage, says):
     line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", env=_env(VINDR_SCHEDULER=garbage)))
     assert says in line

@@ -5,6 +5,8 @@
 the scheduler (``--scheduler tcp://HOST:PORT``, else ``$VINDR_SCHEDULER``; a ``tls://``
 address uses the TLS settings of Dask's own configuration, ``distributed.comm.tls.*``),
 waits a bounded time for a worker, and returns the client and a :class:`DaskExecutor`.
+:func:`connect` bounds both waits itself (Dask's client waits for a scheduler's first answer
+without end) and runs them in a thread, so Ctrl-C ends them at once.
 
 Deployment contract (checked, not assumed): the driver and every worker see INPUT, OUTPUT
 and the key file at the same paths, on a shared file system. Before the first item is
