@@ -137,6 +137,39 @@ def test_an_http_server_at_the_address_ends_in_one_line(http_server):
     assert NO_ANSWER in line or "answered with something that is not Dask's protocol" in line
 
 
+def test_an_answer_dask_cannot_read_ends_in_one_line():
+    """A server that answers each connection at once with one frame, in Dask's framing, of bytes
+    msgpack cannot read: Dask's client raises (not a wait); vindr names the type only."""
+    import struct
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    conns: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            conns.append(c)
+            c.sendall(struct.pack("<Q", 1) + struct.pack("<Q", 3) + b"\xc1\xc1\xc1")
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        line = _one_error_line(_vindr("info", EXPORT, "--executor", "dask", "--scheduler", address))
+    finally:
+        sock.close()
+        for c in conns:
+            c.close()
+    assert line.startswith(f"error: the Dask scheduler at {address} answered with something that is not Dask's "
+                           "protocol (")
+    assert line.endswith("): is it a `dask scheduler`, and its scheduler port, not the dashboard's?; check "
+                         "--scheduler / $VINDR_SCHEDULER (README 'Cluster')")
+
+
 @pytest.mark.parametrize("address,start", [
     (None, "cannot reach the Dask scheduler at tcp://127.0.0.1:"),      # a port nothing listens on
     ("tcp://vindr-no-such-host.invalid:8786", "cannot reach the Dask scheduler at tcp://vindr-no-such-host.invalid:8786 ("),

@@ -403,8 +403,8 @@ _abandoned: list = []     # connect threads given up on (a deadline, Ctrl-C): ke
 def _connecting(address: str, timeout: float, workers_timeout: float) -> tuple[dict[str, Any], threading.Event, Any]:
     """Start ``Client(address)`` and the wait for a first worker in a daemon thread: Dask's
     handshake read has no time limit (an address that accepts the connection and then stays
-    silent, or speaks another protocol, holds ``Client()`` forever), and a Ctrl-C landing
-    inside Dask's own wait could leave the process unable to exit. The thread notes its phase
+    silent, or speaks another protocol, holds ``Client()`` forever), and the main thread stays
+    in short waits of its own, where Ctrl-C lands at once. The thread notes its phase
     (``connecting`` -> ``workers`` -> ``done``) and its client or exception in the box.
     Returns (box, done event, ``abandon()``: to call when giving up on the thread)."""
     box: dict[str, Any] = {"phase": "connecting", "since": time.monotonic()}
@@ -485,7 +485,9 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
         if isinstance(exc, (OSError, TimeoutError)):
             raise _no_worker(where, workers_timeout) from None
         raise exc
-    if isinstance(exc, ValueError):    # an unknown scheme, no port, a port that is not a number
+    from msgpack.exceptions import ExtraData, UnpackException
+
+    if isinstance(exc, ValueError) and not isinstance(exc, (UnpackException, ExtraData)):   # a bad address
         raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) {where!r} is not an address Dask can use (ValueError): "
                            "give tcp://HOST:PORT or tls://HOST:PORT") from None
     if isinstance(exc, (OSError, TimeoutError)):    # refused, no route, a name that does not resolve
@@ -498,7 +500,9 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
         # a tls:// address without distributed.comm.tls.* on this machine
         raise RequestError(f"{where} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
                            "distributed.comm.tls.client.cert and .client.key (README 'Cluster')") from None
-    if isinstance(exc, Exception):     # an answer that is not Dask's (another protocol): its type only
+    if isinstance(exc, Exception) and not isinstance(exc, (TypeError, RuntimeError)):
+        # an answer that is not Dask's (another protocol: bytes msgpack cannot read, or not Dask's
+        # first message): its type only. A TypeError or RuntimeError is not that: raised (exit 3)
         raise RequestError(f"the Dask scheduler at {where} answered with something that is not Dask's protocol "
                            f"({type(exc).__name__}): is it a `dask scheduler`, and its scheduler port, not the "
                            "dashboard's?; check --scheduler / $VINDR_SCHEDULER (README 'Cluster')") from None
