@@ -40,7 +40,8 @@ def open_executor(kind: str, scheduler: str | None, *, input: Path, output: Path
     :data:`LOCAL_HINT` (a local run while ``$VINDR_SCHEDULER`` is set) or, once the workers
     have passed the run's checks, the Dask run's start line (scheduler, workers, threads, and that ``secret`` — e.g. "the
     key file" — is not sent); ``waiting(text)`` is entered around the connect wait (up to
-    Dask's connect timeout, then up to 30 s for a worker): a spinner, for the CLI."""
+    Dask's ``distributed.comm.timeouts.connect``, 30 s by default, for the scheduler's answer,
+    then as long for a first worker; Ctrl-C ends it at once): a spinner, for the CLI."""
     if kind not in EXECUTORS:
         raise RequestError(f"--executor must be one of {', '.join(EXECUTORS)}")
     if task_timeout is not None and not task_timeout > 0:

@@ -5,6 +5,8 @@
 the scheduler (``--scheduler tcp://HOST:PORT``, else ``$VINDR_SCHEDULER``; a ``tls://``
 address uses the TLS settings of Dask's own configuration, ``distributed.comm.tls.*``),
 waits a bounded time for a worker, and returns the client and a :class:`DaskExecutor`.
+:func:`connect` bounds both waits itself (Dask's client waits for a scheduler's first answer
+without end) and runs them in a thread, so Ctrl-C ends them at once.
 
 Deployment contract (checked, not assumed): the driver and every worker see INPUT, OUTPUT
 and the key file at the same paths, on a shared file system. Before the first item is
@@ -49,7 +51,6 @@ from vindr_cli.errors import InternalError, RequestError
 from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.executor import TIMED_OUT, WORKER_DIED, Executor, ItemFailed, Setup, Task
 
-WORKERS_S = 30.0          # waiting for a first worker
 FINISH_S = 5.0            # at most this long removing the run's plugins at its end
 IN_FLIGHT = 256           # items out at a time, at least: Dask's round trip per task is ms, not µs
 PROBE = ".vindr-probe-"    # the token file under OUTPUT/.vindr/tmp
@@ -383,9 +384,69 @@ def carrier(plugin: SetupPlugin) -> Any:
     return _carrier_class()(plugin.name, plugin.run_id, cloudpickle.dumps(plugin))
 
 
-def connect(address: str, *, timeout: float | None = None, workers_timeout: float = WORKERS_S) -> Client:
-    """A client of the scheduler at ``address`` with at least one worker, or a RequestError.
-    ``timeout`` None: Dask's ``distributed.comm.timeouts.connect`` (default 30 s)."""
+def connect_timeout() -> float:
+    """Seconds Dask's ``distributed.comm.timeouts.connect`` gives a connection (default 30 s;
+    ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s`` or Dask's YAML to change it). vindr bounds
+    with it each phase of :func:`connect`: reaching the scheduler and its answer, then a first
+    worker."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds"))
+
+
+GRACE_S = 1.0             # connect: Dask's own error first, if it has one, before vindr's deadline
+TICK_S = 0.2              # connect: the main thread waits in steps this long (Ctrl-C stops it at once)
+_abandoned: list = []     # connect threads given up on (a deadline, Ctrl-C): kept, never collected mid-connect
+
+
+def _connecting(address: str, timeout: float, workers_timeout: float) -> tuple[dict[str, Any], threading.Event, Any]:
+    """Start ``Client(address)`` and the wait for a first worker in a daemon thread: Dask's
+    handshake read has no time limit (an address that accepts the connection and then stays
+    silent, or speaks another protocol, holds ``Client()`` forever), and the main thread stays
+    in short waits of its own, where Ctrl-C lands at once. The thread notes its phase
+    (``connecting`` -> ``workers`` -> ``done``) and its client or exception in the box.
+    Returns (box, done event, ``abandon()``: to call when giving up on the thread)."""
+    box: dict[str, Any] = {"phase": "connecting", "since": time.monotonic()}
+    done, gone, lock = threading.Event(), threading.Event(), threading.Lock()
+
+    def work() -> None:
+        try:
+            client = Client(address, set_as_default=False, timeout=timeout)
+            box.update(client=client, phase="workers", since=time.monotonic())
+            client.wait_for_workers(1, timeout=workers_timeout)
+            box["phase"] = "done"
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            with lock:
+                done.set()
+                late = gone.is_set()
+            if late and box.get("client") is not None:    # given up on meanwhile: let go of it
+                close(box["client"])
+
+    t = threading.Thread(target=work, daemon=True, name="vindr-dask-connect")
+    t.start()
+
+    def abandon() -> None:
+        """Give the thread up: it closes its client if it gets one later; one it got already is closed here."""
+        with lock:
+            gone.set()
+            finished = done.is_set()
+        _abandoned.append(t)
+        if finished and box.get("client") is not None:
+            close(box["client"])
+
+    return box, done, abandon
+
+
+def connect(address: str, *, timeout: float | None = None, workers_timeout: float | None = None) -> Client:
+    """A client of the scheduler at ``address`` with at least one worker, or a RequestError
+    (one line, exit 2). ``timeout`` (None: :func:`connect_timeout`, 30 s by default) bounds
+    reaching the scheduler and its answer; ``workers_timeout`` (None: the same) the wait for a
+    first worker. Both run in a thread (:func:`_connecting`) that this one waits for in short
+    steps, so Ctrl-C (KeyboardInterrupt) ends the wait at once; a thread given up on is left
+    to Dask (a daemon; its client, if it ever connects, is closed)."""
     if "://" not in address:
         raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) must be an address like tcp://HOST:PORT or "
                            f"tls://HOST:PORT, not {public_address(address)!r}")
@@ -396,36 +457,61 @@ def connect(address: str, *, timeout: float | None = None, workers_timeout: floa
 
     # Dask's own table of versions (many lines on stderr): check_workers says the same in one line
     warnings.filterwarnings("ignore", category=VersionMismatchWarning)
-    if timeout is None:
-        import dask.config
-        from dask.utils import parse_timedelta
+    waited = connect_timeout() if timeout is None else float(timeout)
+    workers_timeout = waited if workers_timeout is None else float(workers_timeout)
+    where = public_address(address)
+    box, done, abandon = _connecting(address, waited, workers_timeout)
+    try:
+        while not done.wait(TICK_S):
+            limit = waited if box["phase"] == "connecting" else workers_timeout
+            if time.monotonic() - box["since"] > limit + GRACE_S:
+                break
+    except BaseException:             # Ctrl-C (or SIGTERM, raised as KeyboardInterrupt by the CLI)
+        abandon()
+        raise
+    if not done.is_set():
+        abandon()
+        if box["phase"] == "connecting":
+            raise RequestError(f"the Dask scheduler at {where} did not answer within {waited:.0f} s: something there "
+                               "accepts connections but does not speak Dask's protocol (is it a `dask scheduler`, "
+                               "and its scheduler port, not the dashboard's?); check --scheduler / $VINDR_SCHEDULER, "
+                               "or raise distributed.comm.timeouts.connect (README 'Cluster')")
+        raise _no_worker(where, workers_timeout)
+    exc = box.get("error")
+    if exc is None:
+        return box["client"]
+    if box["phase"] == "workers":
+        close(box["client"])
+        if isinstance(exc, (OSError, TimeoutError)):
+            raise _no_worker(where, workers_timeout) from None
+        raise exc
+    from msgpack.exceptions import ExtraData, UnpackException
 
-        waited = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
-    else:
-        waited = timeout
-    try:
-        client = Client(address, set_as_default=False, **({} if timeout is None else {"timeout": timeout}))
-    except (OSError, TimeoutError, ValueError) as exc:
-        how = type(exc).__name__ if isinstance(exc, ValueError) else f"{type(exc).__name__}, waited {waited:.0f} s"
-        raise RequestError(f"cannot reach the Dask scheduler at {public_address(address)} ({how}): "
+    if isinstance(exc, ValueError) and not isinstance(exc, (UnpackException, ExtraData)):   # a bad address
+        raise RequestError(f"--scheduler (or $VINDR_SCHEDULER) {where!r} is not an address Dask can use (ValueError): "
+                           "give tcp://HOST:PORT or tls://HOST:PORT") from None
+    if isinstance(exc, (OSError, TimeoutError)):    # refused, no route, a name that does not resolve
+        raise RequestError(f"cannot reach the Dask scheduler at {where} ({type(exc).__name__}, waited {waited:.0f} s): "
                            f"start it, or check --scheduler / $VINDR_SCHEDULER") from None
-    except RuntimeError as exc:       # distributed.comm.require-encryption with a tcp:// address
-        if "encryption" not in str(exc):
-            raise
+    if isinstance(exc, RuntimeError) and "encryption" in str(exc):   # require-encryption with a tcp:// address
         raise RequestError(f"Dask's configuration requires encryption (distributed.comm.require-encryption): "
-                           f"give a tls:// address, not {public_address(address)} (README 'Cluster')") from None
-    except TypeError as exc:          # a tls:// address without distributed.comm.tls.* on this machine
-        if "ssl" not in str(exc).lower() and "tls" not in str(exc).lower():
-            raise
-        raise RequestError(f"{public_address(address)} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
+                           f"give a tls:// address, not {where} (README 'Cluster')") from None
+    if isinstance(exc, TypeError) and ("ssl" in str(exc).lower() or "tls" in str(exc).lower()):
+        # a tls:// address without distributed.comm.tls.* on this machine
+        raise RequestError(f"{where} needs Dask's TLS settings on this machine: distributed.comm.tls.ca-file, "
                            "distributed.comm.tls.client.cert and .client.key (README 'Cluster')") from None
-    try:
-        client.wait_for_workers(1, timeout=workers_timeout)
-    except (OSError, TimeoutError):
-        client.close()
-        raise RequestError(f"the Dask scheduler at {public_address(address)} has no worker (waited {workers_timeout:.0f} s): "
-                           "start `dask worker` processes, then run again") from None
-    return client
+    if isinstance(exc, Exception) and not isinstance(exc, (TypeError, RuntimeError)):
+        # an answer that is not Dask's (another protocol: bytes msgpack cannot read, or not Dask's
+        # first message): its type only. A TypeError or RuntimeError is not that: raised (exit 3)
+        raise RequestError(f"the Dask scheduler at {where} answered with something that is not Dask's protocol "
+                           f"({type(exc).__name__}): is it a `dask scheduler`, and its scheduler port, not the "
+                           "dashboard's?; check --scheduler / $VINDR_SCHEDULER (README 'Cluster')") from None
+    raise exc
+
+
+def _no_worker(where: str, waited: float) -> RequestError:
+    return RequestError(f"the Dask scheduler at {where} has no worker (waited {waited:.0f} s): "
+                        "start `dask worker` processes, then run again")
 
 
 def worker_counts(client: Any) -> tuple[int, int]:
