@@ -313,8 +313,12 @@ def _print_anonymize(s, executor: str | None = None) -> None:
     _print_reasons(s.reasons, "not written, and why", s.resumed)
     if s.counts.get("ok"):
         # the custodian's count, which the demo once computed from the manifest (new-user walk 5)
+        # an output without Pixel Data has nothing to scan: counted apart, so that "not scanned"
+        # means pixels left unread (--burned-in off), not 51 stripped files of a DICOMDIR (new-user walk 6)
+        unscanned = s.counts["ok"] - s.scanned - s.no_pixels
         scan = (f"{s.masked} of {s.counts['ok']} written images had boxes masked (burned-in text"
-                + (f"; {s.counts['ok'] - s.scanned} not scanned" if s.scanned < s.counts["ok"] else "") + ")")
+                + (f"; {s.no_pixels} without Pixel Data, nothing to scan" if s.no_pixels else "")
+                + (f"; {unscanned} not scanned" if unscanned > 0 else "") + ")")
         console.print(f"pixels: {scan}; {s.pixels_modified} had their Pixel Data rewritten "
                       "(manifest: redactions, pixels_modified)", markup=False, highlight=False)
     console.print(f"manifest: {s.manifest}")

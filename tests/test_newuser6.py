@@ -1,0 +1,37 @@
+"""A fresh clone walked by a new user (new-user walk 6): the rough edges that were behaviour.
+
+* ``vindr anonymize``'s ``pixels:`` line said "51 not scanned" of an export whose DICOMDIR
+  files and RT plan have no Pixel Data at all: a custodian read it as 51 images that escaped the
+  burned-in text finder. Outputs without Pixel Data are now counted apart ("without Pixel Data,
+  nothing to scan"); "not scanned" is left for pixels that were not read (``--burned-in off``).
+"""
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+from pydicom.data import get_testdata_file
+
+from helpers import run_cli
+
+
+def _with_a_plan(small_export):
+    shutil.copy(get_testdata_file("rtplan.dcm"), small_export / "plan.dcm")   # an RT Plan: no Pixel Data
+    return small_export
+
+
+def test_outputs_without_pixel_data_are_not_called_unscanned(tmp_path, small_export, key_file):
+    out = tmp_path / "anon"
+    p = run_cli("anonymize", _with_a_plan(small_export), out, "--key", key_file, "-j", "1")
+    ok = [r for r in pq.read_table(out / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+    assert len(ok) == 4 and sum(r["pixel_sha256"] is None for r in ok) == 1
+    line = next(s for s in p.stdout.splitlines() if s.startswith("pixels: "))
+    assert "of 4 written images had boxes masked (burned-in text; 1 without Pixel Data, nothing to scan)" in line
+    assert "not scanned" not in line
+
+
+def test_burned_in_off_still_says_not_scanned(tmp_path, small_export, key_file):
+    p = run_cli("anonymize", _with_a_plan(small_export), tmp_path / "anon", "--key", key_file,
+                "--burned-in", "off", "-j", "1")
+    assert ("pixels: 0 of 4 written images had boxes masked (burned-in text; 1 without Pixel Data, "
+            "nothing to scan; 3 not scanned)") in p.stdout
