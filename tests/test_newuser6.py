@@ -3,7 +3,9 @@
 * ``vindr anonymize``'s ``pixels:`` line said "51 not scanned" of an export whose DICOMDIR
   files and RT plan have no Pixel Data at all: a custodian read it as 51 images that escaped the
   burned-in text finder. Outputs without Pixel Data are now counted apart ("without Pixel Data,
-  nothing to scan"); "not scanned" is left for pixels that were not read (``--burned-in off``).
+  nothing to scan"); "not scanned" is left for pixels that were not read (``--burned-in off``);
+* ``vindr decode --window-index 5`` on images with one header window used window 0 and said
+  nothing, neither did ``--help`` nor the README: both say so now.
 """
 from __future__ import annotations
 
@@ -35,3 +37,25 @@ def test_burned_in_off_still_says_not_scanned(tmp_path, small_export, key_file):
                 "--burned-in", "off", "-j", "1")
     assert ("pixels: 0 of 4 written images had boxes masked (burned-in text; 1 without Pixel Data, "
             "nothing to scan; 3 not scanned)") in p.stdout
+
+
+def test_a_window_index_past_the_header_falls_back_to_the_first_as_the_help_says(tmp_path, key_file):
+    """``--window-index 5`` on an image with one header window decoded it with window 0 and said
+    nothing; the help and README now say so, and images.parquet shows the window used."""
+    from conftest import make_cr
+
+    def one_window(ds):
+        ds.WindowCenter, ds.WindowWidth = "2000", "4000"
+
+    src = make_cr(tmp_path / "in" / "a.dcm", extra=one_window)
+    anon = tmp_path / "anon"
+    run_cli("anonymize", src.parent, anon, "--key", key_file, "--burned-in", "off", "-j", "1")
+    rows = {}
+    for i in (0, 5):
+        out = tmp_path / f"img{i}"
+        run_cli("decode", anon, out, "--window-index", str(i), "-j", "1")
+        (r,) = [r for r in pq.read_table(out / "images.parquet").to_pylist() if r["status"] == "ok"]
+        rows[i] = (r["window_kind"], r["window_center"], r["window_width"])
+    assert rows[5] == rows[0] == ("window", 2000.0, 4000.0)
+    h = run_cli("decode", "--help")
+    assert "an image with fewer uses its first" in " ".join(h.stdout.split())

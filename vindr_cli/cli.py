@@ -332,7 +332,7 @@ def decode(
     output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
     size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
     window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
-    window_index: int = typer.Option(0, "--window-index", help="Which of several header windows / VOI LUTs (0-based)."),
+    window_index: int = typer.Option(0, "--window-index", help="Which of several header windows / VOI LUTs (0-based); an image with fewer uses its first (images.parquet: window_center, window_width, lut)."),
     bits: int = typer.Option(8, "--bits", help="8 or 16 bits per pixel."),
     fmt: str = typer.Option("png", "--format", help="png | npy."),
     resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),
