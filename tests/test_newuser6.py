@@ -81,3 +81,31 @@ def test_the_readme_pandas_lines_run_on_real_outputs(tmp_path, small_export, key
     assert int(names["counts"].sum()) == len(names["m"]) == 5        # 3 images, a text file, an empty file
     assert len(names["s"]) == 3 and len(names["kept"]) == int(names["s"]["selected"].sum())
     assert (names["d"]["status"] == "ok").sum() == 3 and {"scale_x", "scale_y"} <= set(names["d"].columns)
+
+
+def test_a_release_of_no_image_is_refused(tmp_path, small_export, key_file):
+    """The SELECTION made again with another recipe after vindr split: none of the split's images
+    was selected any more, and vindr release wrote a release of 0 images with exit 0."""
+    import csv
+
+    anon = tmp_path / "anon"
+    run_cli("anonymize", small_export, anon, "--key", key_file, "--burned-in", "off", "-j", "1")
+    ids = [r["image_id"] for r in pq.read_table(anon / "manifest.parquet").to_pylist() if r["status"] == "ok"]
+    ann = tmp_path / "ann.csv"
+    with ann.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"])
+        w.writerows([i, "No finding", 14, "R1", "", "", "", ""] for i in ids)
+    run_cli("split", ann, "--meta", anon / "manifest.parquet", "--test-size", "1", "--unit", "images", "-o", tmp_path / "split")
+    run_cli("release", anon, "--split", tmp_path / "split", "-o", tmp_path / "release")      # every image: fine
+    assert len(list((tmp_path / "release").rglob("*.dicom"))) == 3
+    recipe = tmp_path / "mr.toml"
+    recipe.write_text('name = "mr-only"\n[criteria]\nmodality = ["MR"]\n')
+    run_cli("select", anon, "-o", tmp_path / "sel", "--recipe", recipe, "-j", "1")
+    p = run_cli("release", anon, "--split", tmp_path / "split", "--selection", tmp_path / "sel",
+                "-o", tmp_path / "empty", check=False)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        "error: nothing to release: none of split.csv's 3 image(s) would be released (3 not selected); "
+        "if the selection changed after vindr split, run vindr split again with --selection SELECTION")
+    assert not (tmp_path / "empty").exists() and not list(tmp_path.glob(".empty*"))
