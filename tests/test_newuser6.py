@@ -7,7 +7,9 @@
 * ``vindr decode --window-index 5`` on images with one header window used window 0 and said
   nothing, neither did ``--help`` nor the README: both say so now;
 * the README said scripts read "the Parquet tables each command names" and never showed how:
-  a pandas block now does, and runs as written on real outputs.
+  a pandas block now does, and runs as written on real outputs;
+* ``vindr select`` run again with another recipe after ``vindr split``: ``vindr release`` wrote
+  a release of 0 images, datasheet and all, with exit 0; now exit 2, one line.
 """
 from __future__ import annotations
 
