@@ -313,8 +313,12 @@ def _print_anonymize(s, executor: str | None = None) -> None:
     _print_reasons(s.reasons, "not written, and why", s.resumed)
     if s.counts.get("ok"):
         # the custodian's count, which the demo once computed from the manifest (new-user walk 5)
+        # an output without Pixel Data has nothing to scan: counted apart, so that "not scanned"
+        # means pixels left unread (--burned-in off), not 51 stripped files of a DICOMDIR (new-user walk 6)
+        unscanned = s.counts["ok"] - s.scanned - s.no_pixels
         scan = (f"{s.masked} of {s.counts['ok']} written images had boxes masked (burned-in text"
-                + (f"; {s.counts['ok'] - s.scanned} not scanned" if s.scanned < s.counts["ok"] else "") + ")")
+                + (f"; {s.no_pixels} without Pixel Data, nothing to scan" if s.no_pixels else "")
+                + (f"; {unscanned} not scanned" if unscanned > 0 else "") + ")")
         console.print(f"pixels: {scan}; {s.pixels_modified} had their Pixel Data rewritten "
                       "(manifest: redactions, pixels_modified)", markup=False, highlight=False)
     console.print(f"manifest: {s.manifest}")
@@ -328,7 +332,7 @@ def decode(
     output: Path = typer.Argument(..., help="Folder for the images and images.parquet (not inside INPUT)."),
     size: Optional[str] = typer.Option(None, "--size", help="N: long side N, aspect kept; WxH: exact size. Default: full size."),
     window: str = typer.Option("header", "--window", help="header | minmax | percentile:LO,HI | C,W | kaggle."),
-    window_index: int = typer.Option(0, "--window-index", help="Which of several header windows / VOI LUTs (0-based)."),
+    window_index: int = typer.Option(0, "--window-index", help="Which of several header windows / VOI LUTs (0-based); an image with fewer uses its first (images.parquet: window_center, window_width, lut)."),
     bits: int = typer.Option(8, "--bits", help="8 or 16 bits per pixel."),
     fmt: str = typer.Option("png", "--format", help="png | npy."),
     resample: str = typer.Option("area", "--resample", help="area (box average) | lanczos."),

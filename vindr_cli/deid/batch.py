@@ -67,6 +67,7 @@ class Summary:
     masked: int = 0                      # ok outputs with boxes masked (burned-in text or drawn in vindr review)
     pixels_modified: int = 0             # ok outputs whose Pixel Data differs from the input's
     scanned: int = 0                     # ok outputs scanned for burned-in text (redactions not null)
+    no_pixels: int = 0                   # ok outputs without Pixel Data (nothing to scan: a DICOMDIR's stripped files, RT plans)
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -644,6 +645,7 @@ def anonymize(
     summary.masked = sum(1 for r in ok if r.get("redactions") not in (None, "", "[]") or r.get("review_boxes"))
     summary.pixels_modified = sum(1 for r in ok if r.get("pixels_modified"))
     summary.scanned = sum(1 for r in ok if r.get("redactions") is not None)
+    summary.no_pixels = sum(1 for r in ok if r.get("redactions") is None and r.get("pixel_sha256") is None)
     return summary
 
 

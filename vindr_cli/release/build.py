@@ -259,6 +259,13 @@ def build_release(anon_dir: Path, split_dir: Path, out: Path, *, images_dir: Pat
     left_out.update(gate.left_out)
     summary.dropped.update(gate.left_out.values())
     summary.review = gate.sheet()
+    if not entries:
+        # a release of no image was written with exit 0 (new-user walk 6: the SELECTION was made again
+        # with another recipe after vindr split, and none of the split's images was still selected)
+        why = ", ".join(f"{n} {reason}" for reason, n in Counter(left_out.values()).most_common())
+        raise ReleaseError(f"nothing to release: none of split.csv's {len(split)} image(s) would be released"
+                           + (f" ({why})" if why else "") + "; if the selection changed after vindr split, "
+                           "run vindr split again with --selection SELECTION")
     if gate.status == "not reviewed":
         summary.warnings.append("no vindr review decisions found: the datasheet says the release was not reviewed")
     summary.multiframe.update(policy=policy, source=policy_source)
