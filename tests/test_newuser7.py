@@ -1,0 +1,124 @@
+"""New-user walk 7: `vindr baseline` writes the test split's predictions in the form `vindr
+evaluate --pred` reads (the chain baseline -> evaluate), and `vindr select` refuses to replace
+a SELECTION made with another recipe unless told to."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from helpers import run_cli  # noqa: E402
+
+
+# --- (a) baseline -> evaluate ---------------------------------------------------------------
+
+def _test_samples(release):
+    pytest.importorskip("torch")
+    from vindr_cli.baseline.release_data import release_samples
+    _, test, classes, _ = release_samples(release, cache=release.parent / "unused", size=128)
+    return test, classes
+
+
+def test_predictions_equal_to_the_ground_truth_score_one_in_vindr_evaluate(pipeline, tmp_path):
+    """Boxes the model would output in decoded-image pixels (the COCO boxes), written by the
+    baseline's writer, are the release's DICOM-pixel boxes with the label set's class ids:
+    `vindr evaluate` against kaggle_test.csv gives AP 1 for every finding class. A writer that
+    kept decoded pixels (the demo's images are scaled 3.2x) or the baseline's own class
+    index would score 0 here."""
+    from vindr_cli.baseline.release_data import release_submission
+    from vindr_cli.baseline.submission import write_submission
+    from vindr_cli.baseline.train import Prediction
+    from vindr_cli.evaluate import evaluate
+
+    _, release = pipeline
+    test, classes = _test_samples(release)
+    assert any(s.scale != (1.0, 1.0) for s in test)              # decoded images are resized
+    assert any(len(s.labels) for s in test)                      # something to find
+    preds = [Prediction(s.boxes.copy(), np.ones(len(s.labels), np.float32), s.labels.copy(),
+                        abnormal_score=float(s.abnormal)) for s in test]
+    spec, args = release_submission(release, classes)
+    out = write_submission(tmp_path / "test_predictions.csv", test, preds, spec)
+    assert "kaggle_test.csv" in args and "labels.json" in args
+    res = evaluate(release / "annotations" / "kaggle_test.csv", out, labels=release / "labels.json")
+    assert not res.bad_rows
+    finding = {n: e["ap"] for n, e in res.per_class.items() if e["n_gt"] and n != "No finding"}
+    assert finding and all(ap == pytest.approx(1.0) for ap in finding.values()), finding
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image_id"] for r in rows] == [s.image_id for s in test]
+    normal = [r for r, s in zip(rows, test) if not s.abnormal]
+    assert normal and all(r["PredictionString"] == "14 1 0 0 1 1" for r in normal)   # VinBigData's form
+
+
+def test_baseline_writes_test_predictions_that_vindr_evaluate_reads(pipeline, tmp_path):
+    pytest.importorskip("torch")
+    _, release = pipeline
+    out = tmp_path / "bl"
+    p = run_cli("baseline", release, "-o", out, "--size", "64", "--epochs", "1", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    sub = out / "test_predictions.csv"
+    assert sub.is_file() and not list(out.glob(".test_predictions.csv.*"))    # no temp left
+    assert "vindr evaluate" in p.stdout and "test_predictions.csv" in p.stdout
+    rep = json.loads((out / "report.json").read_text())
+    e = run_cli("evaluate", "--gt", release / "annotations" / "kaggle_test.csv", "--pred", sub,
+                "--labels", release / "labels.json", "--json", "--strict", check=False)
+    assert e.returncode == 0, e.stdout + e.stderr
+    doc = json.loads(e.stdout)
+    assert doc["images"] == rep["n_test"] and not doc["bad_rows"] and doc["map"] is not None
+    with open(sub, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == rep["n_test"] and all(r["PredictionString"].endswith(" 0 0 1 1") for r in rows)
+    images = {r["image_id"]: r for r in csv.DictReader(open(release / "images.csv", newline=""))}
+    for r in rows:                           # boxes in DICOM pixels: inside the DICOM image
+        v = r["PredictionString"].split()
+        cols, rws = float(images[r["image_id"]]["columns"]), float(images[r["image_id"]]["rows"])
+        for i in range(0, len(v), 6):
+            x0, y0, x1, y1 = map(float, v[i + 2:i + 6])
+            assert 0 <= x0 <= x1 <= cols + 0.01 and 0 <= y0 <= y1 <= rws + 0.01
+
+
+# --- (b) select into a SELECTION made with another recipe -----------------------------------
+
+def _tree_hashes(folder):
+    from helpers import tree_hashes
+    return tree_hashes(folder)
+
+
+def test_select_refuses_to_replace_another_recipes_selection_unless_replace(pipeline, tmp_path):
+    """`vindr select` into a SELECTION made with another recipe replaced its dicom/ and
+    worklist.csv — possibly in the annotators' hands — without a word. Now exit 2, one line
+    naming --replace, nothing changed; --replace replaces; the same request re-runs freely."""
+    base, _ = pipeline
+    sel = tmp_path / "sel"
+    first = run_cli("select", base / "anon", "-o", sel, "--recipe", "vindr-cxr", "-j", "1", check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = _tree_hashes(sel)
+    recipe = tmp_path / "any-cr.toml"
+    recipe.write_text('name = "any-cr"\n[criteria]\nmodality = ["CR", "DX"]\n')
+    for extra in (["--recipe", recipe], ["--recipe", "vindr-cxr", "--seed", "7"]):
+        p = run_cli("select", base / "anon", "-o", sel, *extra, "-j", "1", check=False)
+        assert p.returncode == 2, p.stdout + p.stderr
+        line = p.stderr.strip().splitlines()
+        assert len(line) == 1 and "--replace" in line[0] and "Traceback" not in p.stderr
+        assert ("another recipe (recipe differs)" in line[0]) == (extra[1] == recipe)
+        assert "any-cr" not in p.stderr                              # the old record is never quoted
+        assert _tree_hashes(sel) == before                           # nothing replaced
+    again = run_cli("select", base / "anon", "-o", sel, "--recipe", "vindr-cxr", "-j", "1", check=False)
+    assert again.returncode == 0, again.stderr                      # the same request: a plain re-run
+    p = run_cli("select", base / "anon", "-o", sel, "--recipe", recipe, "-j", "1", "--replace", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads((sel / "selection.json").read_text())["recipe"] == "any-cr"
+
+
+def test_select_refuses_an_unreadable_record_of_what_made_the_selection(pipeline, tmp_path):
+    base, _ = pipeline
+    sel = tmp_path / "sel"
+    run_cli("select", base / "anon", "-o", sel, "-j", "1")
+    (sel / "selection.json").write_text('{"recipe": ')                        # truncated by hand
+    p = run_cli("select", base / "anon", "-o", sel, "-j", "1", check=False)
+    assert p.returncode == 2 and "cannot be read" in p.stderr and "--replace" in p.stderr
+    p = run_cli("select", base / "anon", "-o", sel, "-j", "1", "--replace", check=False)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((sel / "selection.json").read_text())["recipe"] == "vindr-cxr"
