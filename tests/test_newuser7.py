@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import textwrap
 
 import numpy as np
 import pytest
@@ -70,6 +73,23 @@ def test_baseline_writes_test_predictions_that_vindr_evaluate_reads(pipeline, tm
     with open(sub, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == rep["n_test"] and all(r["PredictionString"].endswith(" 0 0 1 1") for r in rows)
+    # the README's pandas lines for these files run as written
+    import re
+
+    from conftest import REPO
+    block = re.search(r"In pandas \(names as in \"Your own export\"\):\n\n  ```python\n(.*?)  ```",
+                      (REPO / "README.md").read_text(), re.S).group(1)
+    (tmp_path / "release").symlink_to(release)
+    (tmp_path / "baseline").symlink_to(out)
+    names: dict = {}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(textwrap.dedent(block), "README.md", "exec"), names)
+    finally:
+        os.chdir(cwd)
+    assert len(names["sub"]) == rep["n_test"] and len(names["boxes"]) >= rep["n_test"]
+    assert all(len(b) == 6 + 1 for b in names["boxes"]) and set(names["gt"]["image_id"]) <= set(names["im"]["image_id"])
     images = {r["image_id"]: r for r in csv.DictReader(open(release / "images.csv", newline=""))}
     for r in rows:                           # boxes in DICOM pixels: inside the DICOM image
         v = r["PredictionString"].split()
@@ -122,3 +142,118 @@ def test_select_refuses_an_unreadable_record_of_what_made_the_selection(pipeline
     p = run_cli("select", base / "anon", "-o", sel, "-j", "1", "--replace", check=False)
     assert p.returncode == 0, p.stderr
     assert json.loads((sel / "selection.json").read_text())["recipe"] == "vindr-cxr"
+
+
+# --- Ctrl-C / SIGTERM while a worker holds a long item ---------------------------------------
+
+def _setup(config):
+    return config
+
+
+def _mark_then_hang(folder: str, item):
+    """``hang``: notes that it started, then opens a FIFO no one writes (blocks for ever), as a
+    worker reading text in every frame of a long cine loop seems to; other items return."""
+    import os
+    from pathlib import Path
+    if item == "hang":
+        (Path(folder) / "started").touch()
+        with open(Path(folder) / "fifo", "rb") as f:
+            return f.read()
+    return item, os.getpid()
+
+
+def _children_alive() -> list[int]:
+    import os
+    from pathlib import Path
+    me, out = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+            state, ppid = rest.rsplit(") ", 1)[1].split()[:2]
+        except (OSError, ValueError, IndexError):
+            continue
+        if int(ppid) == me and state != "Z":
+            out.append(int(pid))
+    return out
+
+
+def test_a_stopped_run_kills_its_busy_workers_instead_of_waiting_for_them(tmp_path):
+    """SIGTERM (handled as Ctrl-C) on `vindr anonymize --allow-burned-in` of deid-data printed
+    nothing for 70 s, until killed by hand: the pool's shutdown waited for the items in flight (OCR of cine loops
+    on a busy machine), whose results the stopping driver would never journal anyway. Now the
+    driver's early end kills the workers: closing the run returns although an item never ends."""
+    import os
+    import threading
+    import time
+
+    from vindr_cli.runner.executor import ProcessExecutor
+
+    os.mkfifo(tmp_path / "fifo")
+    gen = ProcessExecutor(2, in_flight=2).run(_mark_then_hang, [1, "hang", 2, 3, 4, 5], setup=_setup,
+                                             config=str(tmp_path))
+    first = next(gen)
+    assert first[0] in (1, 2, 3, 4, 5)
+    for _ in range(600):                                     # the hung item is in a worker
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.1)
+    assert (tmp_path / "started").exists()
+    assert _children_alive()
+    closer = threading.Thread(target=gen.close, daemon=True)    # what Ctrl-C does to the stage's loop
+    closer.start()
+    closer.join(120)                     # not a timing bound: before, close() never returned
+    assert not closer.is_alive(), "closing the run waits for an item that never ends"
+    for _ in range(100):
+        if not _children_alive():
+            break
+        time.sleep(0.1)
+    assert _children_alive() == []       # no worker left behind
+
+
+def test_evaluate_reads_a_releases_ground_truth_with_the_releases_label_set(pipeline, tmp_path):
+    """`--gt RELEASE/annotations/annotations_test.csv` (the VinDr layout, no class_id) was read
+    with the form's default set, vindr-cxr, while a submission's ids are the release's
+    (vinbigdata) positions: a perfect submission scored 0, silently. A ground truth in a
+    release's annotations/ now takes the release's labels.json; both test files agree."""
+    from vindr_cli.baseline.release_data import release_submission
+    from vindr_cli.baseline.submission import write_submission
+    from vindr_cli.baseline.train import Prediction
+    from vindr_cli.evaluate import evaluate
+
+    _, release = pipeline
+    test, classes = _test_samples(release)
+    preds = [Prediction(s.boxes.copy(), np.ones(len(s.labels), np.float32), s.labels.copy(),
+                        abnormal_score=float(s.abnormal)) for s in test]
+    sub = write_submission(tmp_path / "sub.csv", test, preds, release_submission(release, classes)[0])
+    got = {}
+    for name in ("annotations_test.csv", "kaggle_test.csv"):
+        res = evaluate(release / "annotations" / name, sub)
+        assert res.labels_from == "the release's labels.json" and res.label_set.name == "vinbigdata"
+        got[name] = res.map_without_no_finding
+    assert got["annotations_test.csv"] == pytest.approx(1.0) and got["kaggle_test.csv"] == pytest.approx(1.0)
+    outside = tmp_path / "gt.csv"                              # outside a release: the form's default, as before
+    shutil.copy(release / "annotations" / "annotations_test.csv", outside)
+    res = evaluate(outside, sub)
+    assert res.label_set.name == "vindr-cxr" and res.labels_from == "the ground truth's form"
+
+
+def test_decode_says_why_it_counts_more_images_than_inputs(pipeline, tmp_path):
+    """`ok (images) 38` over `inputs 36` was unexplained: the sample holds multi-frame files."""
+    import re
+
+    base, _ = pipeline
+    p = run_cli("decode", base / "anon", tmp_path / "img", "--size", "32", "-j", "1")
+    ok = int(re.search(r"ok \(images\)\D+(\d+)", p.stdout).group(1))
+    inputs = int(re.search(r"inputs\D+(\d+)", p.stdout).group(1))
+    assert ok > inputs and "each frame of a multi-frame file is an image of its own" in p.stdout
+
+
+def test_the_datasheet_says_what_its_counts_and_codes_are_and_how_to_score(pipeline):
+    """A custodian read the `annotations` row of "Left out, and why" as images (it counts
+    annotation rows) and met `U` under Laterality unexplained; the scoring line lacked the
+    release's label set and did not say where baseline's predictions go."""
+    _, release = pipeline
+    text = (release / "README.md").read_text()
+    assert "annotation rows (not images) for `annotations`" in text
+    assert "### Laterality (L left, R right, B both, U unpaired" in text
+    assert "--gt annotations/kaggle_test.csv --labels labels.json" in text and "DIR/test_predictions.csv" in text

@@ -377,6 +377,8 @@ def decode(
     t.add_row("[bold]inputs", f"[bold]{summary.inputs}")
     _executor_row(t, ex, n)
     console.print(t)
+    if summary.counts.get("ok", 0) > summary.inputs:     # 38 ok of 36 inputs puzzled a new user (walk 7)
+        console.print("(ok counts images: each frame of a multi-frame file is an image of its own)", highlight=False)
     if summary.backends:
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
     _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
