@@ -257,3 +257,11 @@ def test_the_datasheet_says_what_its_counts_and_codes_are_and_how_to_score(pipel
     assert "annotation rows (not images) for `annotations`" in text
     assert "### Laterality (L left, R right, B both, U unpaired" in text
     assert "--gt annotations/kaggle_test.csv --labels labels.json" in text and "DIR/test_predictions.csv" in text
+
+
+def test_split_says_what_ld_lpd_ed_measure(pipeline, tmp_path):
+    from conftest import SAMPLE
+    base, _ = pipeline
+    p = run_cli("split", SAMPLE / "annotations" / "vindr_cxr_annotations.csv", "--meta", base / "anon" / "manifest.parquet",
+                "--linkage", base / "anon.linkage.parquet", "--test-size", "0.3", "--unit", "patients", "-o", tmp_path / "s")
+    assert "LPD" in p.stdout and "0 is perfect" in p.stdout
