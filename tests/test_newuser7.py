@@ -179,8 +179,8 @@ def _children_alive() -> list[int]:
 
 def test_a_stopped_run_kills_its_busy_workers_instead_of_waiting_for_them(tmp_path):
     """SIGTERM (handled as Ctrl-C) on `vindr anonymize --allow-burned-in` of deid-data printed
-    nothing for 70 s, until killed by hand: the pool's shutdown waited for the items in flight (OCR of cine loops
-    on a busy machine), whose results the stopping driver would never journal anyway. Now the
+    nothing for 59 s, until killed by hand: the pool's shutdown waited for the items in flight
+    (OCR of cine loops on a busy machine), whose results the stopping driver would never journal anyway. Now the
     driver's early end kills the workers: closing the run returns although an item never ends."""
     import os
     import threading

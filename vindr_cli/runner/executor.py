@@ -257,7 +257,7 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
     leaving), so waiting for them only delays the stop, silently, for as long as a worker takes
     to read text in every frame of a long cine loop (new-user walk 7: SIGTERM on `vindr
     anonymize --allow-burned-in` of deid-data, workers 12 minutes into their items under a
-    load of 15-19 on 2 cores, printed nothing for 70 s, until the run was killed by hand).
+    load of 15-19 on 2 cores, printed nothing for 59 s, until the run was killed by hand).
     A killed worker leaves at most a temporary file, which the next run removes
     (``remove_stale_parts``); the item is done again on resume, as any unjournaled one."""
     procs = list((getattr(pool, "_processes", None) or {}).keys())
