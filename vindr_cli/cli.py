@@ -656,7 +656,7 @@ def evaluate(
     fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse the readers' boxes per class (WBF, IoU >= 0.4)."),
     coco: bool = typer.Option(False, "--coco", help="Also report COCO AP@[.5:.95] (pycocotools-style)."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to score if any row is malformed (exit 1)."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the ground truth form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: RELEASE/labels.json for a GT in RELEASE/annotations/, else the GT form's published one): vinbigdata | vindr-cxr | vindr-spinexr, a TOML file in the same form (schemas/labels/), or a release's labels.json."),
 ) -> None:
     """Score detections: PASCAL VOC 2010 all-point mAP at IoU > 0.4 per class (VinBigData convention)."""
     from vindr_cli.evaluate import evaluate as run
