@@ -591,6 +591,8 @@ def baseline(
     except ImportError:
         _fail("vindr baseline needs PyTorch: pip install 'vindr[baseline]' "
               "(on CPU-only machines install torch==2.13.0 first)")
+    import shlex
+
     from vindr_cli.baseline.presets import resolve_model
     from vindr_cli.baseline.release_data import release_samples, release_submission
     from vindr_cli.baseline.train import CheckpointMismatch, train_baseline
@@ -641,7 +643,7 @@ def baseline(
     console.print(s)
     console.print(f"report: {output / 'report.md'}", markup=False, highlight=False)
     console.print(f"test predictions (Kaggle submission form, DICOM pixels): {output / 'test_predictions.csv'}; "
-                  f"score them with: vindr evaluate {eval_args} --pred {output / 'test_predictions.csv'}",
+                  f"score them with: vindr evaluate {eval_args} --pred {shlex.quote(str(output / 'test_predictions.csv'))}",
                   markup=False, highlight=False, soft_wrap=True)
     if rep.verdict == "fail":
         raise typer.Exit(1)

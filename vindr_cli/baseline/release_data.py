@@ -4,6 +4,7 @@ through `vindr decode`'s pipeline into a cache folder."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -118,5 +119,5 @@ def release_submission(release: Path, classes: list[str], labels=None):
     spec = submission_spec(label_set, classes)
     gt = ground_truth_file(release)
     lab = labels if labels is not None else (Path(release) / "labels.json" if label_set is not None else None)
-    args = ([f"--gt {gt}"] if gt else []) + ([f"--labels {lab}"] if lab is not None else [])
-    return spec, " ".join(args)
+    args = (["--gt", str(gt)] if gt else []) + (["--labels", str(lab)] if lab is not None else [])
+    return spec, shlex.join(args)     # quoted: a path with a blank pastes as one argument
