@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the committed synthetic export: info -> anonymize -> audit -> select -> decode ->
-# split -> release -> validate -> a short baseline.
+# split -> release -> validate -> a short baseline -> evaluate of its test predictions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 V=.venv/bin/vindr
@@ -29,4 +29,7 @@ echo "== vindr validate"
 $V validate "$OUT/release"
 echo "== vindr baseline (short: 256 px, 3 epochs; a release of about a dozen images is too small for a verdict)"
 $V baseline "$OUT/release" -o "$OUT/baseline" --size 256 --epochs 3 --no-resume
+echo "== vindr evaluate (VinBigData mAP of the baseline's test predictions against the release's test ground truth)"
+$V evaluate --gt "$OUT/release/annotations/kaggle_test.csv" --labels "$OUT/release/labels.json" \
+  --pred "$OUT/baseline/test_predictions.csv"
 echo "demo done: release in $OUT/release (datasheet $OUT/release/README.md), baseline report $OUT/baseline/report.md"

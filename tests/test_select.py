@@ -182,10 +182,11 @@ def test_worklist_and_dicom_links(tree, tmp_path):
     assert files == sorted(f"{r['image_id']}.dcm" for r in rows)
     for r in rows:
         assert os.path.samefile(sel / "dicom" / f"{r['image_id']}.dcm", anon / r["output"])    # hard links
-    # another recipe: dicom/ follows the new choice exactly (no stale file left)
+    # another recipe (replace=True, --replace: refused without it, tests/test_newuser7.py): dicom/
+    # follows the new choice exactly (no stale file left)
     recipe = tmp_path / "r.toml"
     recipe.write_text('name = "pa-only"\n[criteria]\nmodality = ["DX"]\nview = ["PA"]\n', encoding="utf-8")
-    select(anon, sel, load_recipe(recipe))
+    select(anon, sel, load_recipe(recipe), replace=True)
     now = {r["image_id"] for r in read_rows(sel / "selection.parquet") if r["selected"]}
     assert {p.stem for p in (sel / "dicom").iterdir()} == now and now != {r["image_id"] for r in rows}
 

@@ -377,6 +377,8 @@ def decode(
     t.add_row("[bold]inputs", f"[bold]{summary.inputs}")
     _executor_row(t, ex, n)
     console.print(t)
+    if summary.counts.get("ok", 0) > summary.inputs:     # 38 ok of 36 inputs puzzled a new user (walk 7)
+        console.print("(ok counts images: each frame of a multi-frame file is an image of its own)", highlight=False)
     if summary.backends:
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
     _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
@@ -401,6 +403,7 @@ def select_cmd(
     executor: str = typer.Option("local", "--executor", help="local: worker processes here (-j) | dask: a Dask cluster (--scheduler; README 'Cluster')."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler for --executor dask: tcp://HOST:PORT or tls://HOST:PORT (default $VINDR_SCHEDULER, read only with --executor dask)."),
     task_timeout: float = typer.Option(1800.0, "--task-timeout", help="Seconds one input may take before it becomes a failed row (its worker is killed; the local pool with -j > 1, or Dask; README 'Cluster')."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a selection SELECTION holds from another recipe, seed, --n or --labels (refused without it: its dicom/ and worklist.csv may be with the annotators)."),
 ) -> None:
     """Choose the images of a release: recipe criteria, pixel QC, near-duplicates, sampling; hand-off files."""
     from vindr_cli.curate.recipe import load_recipe
@@ -413,7 +416,7 @@ def select_cmd(
         with open_executor(executor, scheduler, input=anon_dir, output=output, task_timeout=task_timeout,
                            say=_note, waiting=_waiting) as ex:
             s = select(anon_dir, output, spec, seed=seed, n=n, labels_path=labels, workers=workers or default_workers(),
-                       console=console, rebuild_state=rebuild_state, executor=ex)
+                       console=console, rebuild_state=rebuild_state, executor=ex, replace=replace)
     except KeyboardInterrupt:
         _interrupted("interrupted: images read so far are kept; run the same command again to resume")
     t = Table(title=f"vindr select ({spec.name})")
@@ -567,7 +570,7 @@ def validate(
 @app.command()
 def baseline(
     release_dir: Path = typer.Argument(..., help="A release written by vindr release."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for report.json/.md, pr_curves.png, examples.png, weights, checkpoints."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for report.json/.md, pr_curves.png, examples.png, test_predictions.csv (for vindr evaluate --pred), weights, checkpoints."),
     task: str = typer.Option("both", "--task", help="detect | classify | both (shared backbone)."),
     size: int = typer.Option(1024, "--size", help="Training image size (long side, letterboxed)."),
     epochs: int = typer.Option(30, "--epochs"),
@@ -588,8 +591,10 @@ def baseline(
     except ImportError:
         _fail("vindr baseline needs PyTorch: pip install 'vindr[baseline]' "
               "(on CPU-only machines install torch==2.13.0 first)")
+    import shlex
+
     from vindr_cli.baseline.presets import resolve_model
-    from vindr_cli.baseline.release_data import release_samples
+    from vindr_cli.baseline.release_data import release_samples, release_submission
     from vindr_cli.baseline.train import CheckpointMismatch, train_baseline
     from vindr_cli.runner.pool import default_workers
 
@@ -605,9 +610,10 @@ def baseline(
         train, test, classes, source = release_samples(release_dir, cache=output / "decoded", size=size,
                                                        workers=workers or default_workers(), labels=labels)
         console.print(f"{len(train)} train and {len(test)} test images ({source}); {len(classes)} classes")
+        spec, eval_args = release_submission(release_dir, classes, labels)
         rep = train_baseline(train, test, classes, task=task, size=size, epochs=epochs, batch_size=batch_size,
                              lr=lr, device=device, seed=seed, out_dir=output, time_budget_s=time_budget,
-                             resume=not no_resume, model=model,
+                             resume=not no_resume, model=model, submission=spec,
                              progress=lambda m: console.log(m, markup=False, highlight=False))
     except CheckpointMismatch:
         _fail("OUTPUT holds a checkpoint from a run with other options: add --no-resume to start over, "
@@ -635,7 +641,10 @@ def baseline(
     for c in rep.sanity:
         s.add_row(c["check"], c["status"], c["message"])
     console.print(s)
-    console.print(f"report: {output / 'report.md'}")
+    console.print(f"report: {output / 'report.md'}", markup=False, highlight=False)
+    console.print(f"test predictions (Kaggle submission form, DICOM pixels): {output / 'test_predictions.csv'}; "
+                  f"score them with: vindr evaluate {eval_args} --pred {shlex.quote(str(output / 'test_predictions.csv'))}",
+                  markup=False, highlight=False, soft_wrap=True)
     if rep.verdict == "fail":
         raise typer.Exit(1)
 
@@ -649,7 +658,7 @@ def evaluate(
     fuse_readers: bool = typer.Option(False, "--fuse-readers", help="Fuse the readers' boxes per class (WBF, IoU >= 0.4)."),
     coco: bool = typer.Option(False, "--coco", help="Also report COCO AP@[.5:.95] (pycocotools-style)."),
     strict: bool = typer.Option(False, "--strict", help="Refuse to score if any row is malformed (exit 1)."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: the ground truth form's published one): vinbigdata | vindr-cxr | vindr-spinexr, or a TOML file in the same form (schemas/labels/)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Label set (default: RELEASE/labels.json for a GT in RELEASE/annotations/, else the GT form's published one): vinbigdata | vindr-cxr | vindr-spinexr, a TOML file in the same form (schemas/labels/), or a release's labels.json."),
 ) -> None:
     """Score detections: PASCAL VOC 2010 all-point mAP at IoU > 0.4 per class (VinBigData convention)."""
     from vindr_cli.evaluate import evaluate as run

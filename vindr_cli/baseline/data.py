@@ -59,6 +59,8 @@ class Sample:
     abnormal: int = 0
     image_id: str | None = None     # defaults to the file name's stem
     pixel_hash: str | None = None   # optional precomputed hash of the decoded pixels
+    scale: tuple[float, float] = (1.0, 1.0)   # image pixels per DICOM pixel (x, y): the release's
+    #                                            scale_x/scale_y, to write predictions in DICOM pixels
 
     def __post_init__(self) -> None:
         self.image_path = Path(self.image_path)

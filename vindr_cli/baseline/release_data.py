@@ -4,6 +4,7 @@ through `vindr decode`'s pipeline into a cache folder."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,15 @@ def _hashes(release: Path) -> dict[str, str]:
     return dict(zip(images["image_id"], images["pixel_sha256"]))
 
 
+def _scales(images: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """images.csv's scale_x/scale_y (decoded pixels per DICOM pixel) per image_id; 1 where absent."""
+    if not {"scale_x", "scale_y"} <= set(images.columns):
+        return {}
+    sx = pd.to_numeric(images["scale_x"], errors="coerce").fillna(1.0)
+    sy = pd.to_numeric(images["scale_y"], errors="coerce").fillna(1.0)
+    return {i: (float(x), float(y)) for i, x, y in zip(images["image_id"], sx, sy)}
+
+
 def release_samples(release: Path, *, cache: Path, size: int, workers: int = 1, labels=None
                     ) -> tuple[list[Sample], list[Sample], list[str], str]:
     """(train samples, test samples, classes, where the pixels came from).
@@ -69,6 +79,9 @@ def release_samples(release: Path, *, cache: Path, size: int, workers: int = 1, 
             _check_categories(coco, label_set)
         if decoded:
             samples, classes = samples_from_coco(coco, release / split / "images", classes=classes)
+            scales = _scales(images)
+            for s in samples:
+                s.scale = scales.get(s.image_id, (1.0, 1.0))
         else:
             samples, classes = _decode_on_the_fly(release, split, coco, cache, size, workers, classes)
         for s in samples:
@@ -92,5 +105,19 @@ def _decode_on_the_fly(release: Path, split: str, coco: Path, cache: Path, size:
         if r is None:
             raise ReleaseDataError(f"{split} image {s.image_id} could not be decoded")
         scale = np.array([r["scale_x"], r["scale_y"], r["scale_x"], r["scale_y"]], dtype=np.float32)
-        samples.append(Sample(target / r["output"], s.boxes * scale, s.labels, s.abnormal, image_id=s.image_id))
+        samples.append(Sample(target / r["output"], s.boxes * scale, s.labels, s.abnormal, image_id=s.image_id,
+                              scale=(float(r["scale_x"]), float(r["scale_y"]))))
     return samples, classes
+
+
+def release_submission(release: Path, classes: list[str], labels=None):
+    """(the :class:`~vindr_cli.baseline.submission.SubmissionSpec` for the release's label set,
+    the ``vindr evaluate`` arguments that score ``test_predictions.csv``: --gt and --labels)."""
+    from vindr_cli.baseline.submission import ground_truth_file, submission_spec
+
+    label_set = release_label_set(release, labels)
+    spec = submission_spec(label_set, classes)
+    gt = ground_truth_file(release)
+    lab = labels if labels is not None else (Path(release) / "labels.json" if label_set is not None else None)
+    args = (["--gt", str(gt)] if gt else []) + (["--labels", str(lab)] if lab is not None else [])
+    return spec, shlex.join(args)     # quoted: a path with a blank pastes as one argument

@@ -42,6 +42,8 @@ from vindr_cli.baseline.data import Augment, DetectionDataset, EpochBatchSampler
 from vindr_cli.baseline.losses import gaussian_focal_loss, giou_loss, ttf_targets
 from vindr_cli.baseline.model import Detector, ModelConfig, cell_points, decode_detections
 from vindr_cli.baseline.presets import preset_fields, resolve_model
+from vindr_cli.baseline.submission import FILE as SUBMISSION_FILE
+from vindr_cli.baseline.submission import submission_spec, write_submission
 from vindr_cli.errors import RequestError
 
 __all__ = ["CheckpointMismatch", "Prediction", "TASKS", "compile_fallback_message", "load_checkpoint_model", "load_model",
@@ -304,7 +306,7 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                    model: str | None = None, model_config: dict | None = None, augment: Augment | None = None,
                    num_workers: int | None = None, compile: bool | None = None,
                    threshold_samples: int = 2000, bootstrap: int = 1000, write_files: bool = True,
-                   progress: Callable[[str], None] | None = None,
+                   progress: Callable[[str], None] | None = None, submission=None,
                    on_epoch_end: Callable[[int, dict], None] | None = None):
     """Train the baseline, evaluate it on ``test_samples`` and write the report to ``out_dir``.
 
@@ -319,6 +321,9 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
     ``threshold_samples``: at most this many training images (a seeded subset) are predicted to
     choose the abnormality threshold (Youden's J). ``on_epoch_end(epoch, info)`` is called after
     each epoch's checkpoint is written (an exception there stops the run, the checkpoint stays).
+    ``submission``: a :class:`~vindr_cli.baseline.submission.SubmissionSpec` (the label set's
+    ids) for ``test_predictions.csv``, the test predictions ``vindr evaluate --pred`` reads
+    (default: the classes' own positions, no "No finding" row).
 
     Returns the :class:`~vindr_cli.baseline.report.Report` (also written to ``out_dir``).
     """
@@ -552,6 +557,9 @@ def train_baseline(train_samples: Sequence[Sample], test_samples: Sequence[Sampl
                                       thr_samples, thr_preds, bootstrap=bootstrap, seed=seed)
         if write_files:
             report_mod.write_report(rep, out_dir, test_samples, test_preds)
+            # the test split's predictions in the form `vindr evaluate --pred` reads (DICOM pixels)
+            write_submission(out_dir / SUBMISSION_FILE, test_samples, test_preds,
+                             submission or submission_spec(None, classes))
         return rep
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)

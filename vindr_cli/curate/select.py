@@ -345,8 +345,9 @@ def decide(rows: list[dict], recipe: Recipe, *, seed: int, n: int | None,
 
 def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: int | None = None,
            labels_path: Path | None = None, workers: int = 1, console: Console | None = None,
-           executor: Executor | None = None, rebuild_state: bool = False) -> SelectSummary:
-    """Run ``vindr select`` (see the module docstring)."""
+           executor: Executor | None = None, rebuild_state: bool = False, replace: bool = False) -> SelectSummary:
+    """Run ``vindr select`` (see the module docstring). ``replace``: allow replacing a selection
+    that SELECTION holds from another request (:func:`check_same_request`)."""
     anon_dir, output = anon_dir.resolve(), output.resolve()
     _check_paths(anon_dir, output)
     if n is not None and n < 1:
@@ -360,6 +361,8 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
                                  "or sampling.labels")
     if recipe.proportions and n is None:
         raise SelectRequestError("sampling proportions need a sample size: give --n or sampling.n")
+    if not replace:
+        check_same_request(output, recipe, seed=seed, n=n, labels_path=labels_path)
     version = str(getattr(look, "VERSION", "1"))
     keys = {r["image_id"]: scan_key(r, version) for r in manifest}
     sources = []
@@ -417,6 +420,35 @@ def select(anon_dir: Path, output: Path, recipe: Recipe, *, seed: int = 0, n: in
     return summary
 
 
+REQUEST_KEYS = ("recipe_sha256", "seed", "n", "labels_sha256")    # what decides the selected set
+
+
+def check_same_request(output: Path, recipe: Recipe, *, seed: int, n: int | None, labels_path: Path | None) -> None:
+    """Refuse (exit 2, one line) to replace a selection SELECTION already holds when it was made
+    by another request — another recipe (by SHA-256), seed, N or labels table: its dicom/ and
+    worklist.csv may be in the annotators' hands, and a re-run would change them silently. The
+    same request re-runs (resume, a grown tree) freely; ``--replace`` allows another one. A
+    selection.json that cannot be read is refused alike (what made it is unknown). Nothing of
+    the old record is quoted (a recipe name is free text): only the names of the keys that differ."""
+    record = output / "selection.json"
+    if not record.is_file():
+        return
+    hint = "pass --replace to replace it (dicom/, worklist.csv and selection.parquet change), or choose another -o folder"
+    try:
+        old = json.loads(record.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError
+    except (OSError, ValueError):
+        raise SelectRequestError(f"SELECTION holds a selection.json that cannot be read: {hint}") from None
+    new = {"recipe_sha256": recipe.sha256, "seed": seed, "n": n,
+           "labels_sha256": file_sha256(labels_path) if labels_path is not None else None}
+    differ = [k.removesuffix("_sha256") for k in REQUEST_KEYS if old.get(k) != new[k]]
+    if differ:
+        what = "another recipe" if "recipe" in differ else "other settings"
+        raise SelectRequestError(f"SELECTION holds a selection made with {what} "
+                                 f"({', '.join(differ)} differ{'s' if len(differ) == 1 else ''}): {hint}")
+
+
 def review_excluded(anon_dir: Path, output: Path) -> set[str]:
     """Image ids whose vindr review verdict is ``exclude``, in ANON_DIR's review or SELECTION's
     own (a review run on an earlier selection into this folder): either one excludes."""
@@ -454,6 +486,7 @@ def _write(output: Path, anon_dir: Path, rows: list[dict], recipe: Recipe, summa
         tmp.rmdir()
 
 
-__all__ = ["REASON_ORDER", "REVIEW_EXCLUDED", "SelectRequestError", "SelectSummary", "criteria_reasons", "decide",
+__all__ = ["REASON_ORDER", "REVIEW_EXCLUDED", "SelectRequestError", "SelectSummary", "check_same_request",
+           "criteria_reasons", "decide",
            "read_manifest", "review_excluded",
            "scan_one", "select"]

@@ -124,6 +124,7 @@ class EvalResult:
     multi_reader: int = 0                    # GT (image, class) pairs boxed by several readers
     class_ids: dict[str, int] = field(default_factory=dict)
     label_set: LabelSet | None = None        # the ground truth's (its listed names may be quoted)
+    labels_from: str = ""                    # --labels, the release's labels.json, or the GT form's default
 
     def shown_bad_rows(self) -> list[BadRow]:
         """The bad rows as evaluate shows them (table and --json): each reason in vindr's words,
@@ -165,6 +166,9 @@ def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: 
     """
     if not 0.0 <= iou <= 1.0:
         raise EvalInputError("the IoU threshold must be within [0, 1]")
+    labels_from = "--labels" if labels is not None else "the ground truth's form"
+    if labels is None and (release_labels := _release_labels(Path(gt_path))) is not None:
+        labels, labels_from = release_labels, "the release's labels.json"
     gt, bad = read_ground_truth(Path(gt_path), labels=labels, fuse_readers=fuse_readers, fuse_iou=fuse_iou)
     pred_df, bad_pred = read_predictions(Path(pred_path), gt.vocab, known_images=set(gt.images))
     preds = _Preds(pred_df)
@@ -197,8 +201,20 @@ def evaluate(gt_path: Path, pred_path: Path, *, iou: float = 0.4, fuse_readers: 
         n_images=len(gt.images), n_gt_boxes=len(gt.image), n_predictions=len(preds),
         map_without_no_finding=_mean(e["ap"] for n, e in per_class.items() if n != NO_FINDING),
         class_ids={n: i for i, n in enumerate(gt.vocab.names)}, label_set=gt.vocab,
-        multi_reader=gt.multi_reader,
+        multi_reader=gt.multi_reader, labels_from=labels_from,
     )
+
+
+def _release_labels(gt_path: Path) -> Path | None:
+    """``RELEASE/labels.json`` when the ground truth is a release's ``annotations/*.csv``: its
+    label set is the one the release's class ids and names follow. Without it, the VinDr layout
+    (``annotations_test.csv``, no class_id) was read with the ``vindr-cxr`` set while a
+    submission's ids were ``vinbigdata`` positions — every class silently scored 0 (new-user walk 7)."""
+    folder = Path(gt_path).resolve().parent
+    release = folder.parent
+    if folder.name == "annotations" and (release / "labels.json").is_file() and (release / "images.csv").is_file():
+        return release / "labels.json"
+    return None
 
 
 def to_json(result: EvalResult) -> str:
@@ -213,6 +229,8 @@ def to_json(result: EvalResult) -> str:
         "gt_format": result.gt_format,
         "pred_format": result.pred_format,
         "fuse_readers": result.fuse_readers,
+        "label_set": result.label_set.name if result.label_set is not None else None,
+        "labels_from": result.labels_from,
         "images": result.n_images,
         "gt_boxes": result.n_gt_boxes,
         "predictions": result.n_predictions,
@@ -253,7 +271,9 @@ def render(result: EvalResult, console: Console, *, max_bad_rows: int = 20) -> N
         t.add_row(*cells, *([""] * (len(t.columns) - len(cells))))
     console.print(t)
     console.print(f"{result.n_images} images ({result.gt_format} ground truth), "
-                  f"predictions as {result.pred_format or '-'}", highlight=False)
+                  f"predictions as {result.pred_format or '-'}"
+                  + (f"; label set {result.label_set.name} ({result.labels_from})"
+                     if result.label_set is not None and result.labels_from else ""), highlight=False)
     if result.multi_reader and not result.fuse_readers:
         # a perfect prediction scored AP 0.33 against three readers' boxes (new-user walk 5)
         console.print(f"{result.multi_reader} image/class pair(s) of the ground truth hold boxes of several readers: "

@@ -311,7 +311,8 @@ def render_markdown(sheet: dict) -> str:
     if sheet.get("chart"):
         lines += [f"![age by sex and images per view]({sheet['chart']})", ""]
     for key, title in (("modality", "Modality"), ("body_part", "Body part"), ("view", "View position"),
-                       ("laterality", "Laterality"), ("sex", "Sex"), ("age", "Age (years)"),
+                       ("laterality", "Laterality (L left, R right, B both, U unpaired: e.g. a chest film)"),
+                       ("sex", "Sex"), ("age", "Age (years)"),
                        ("manufacturer", "Manufacturer"), ("size", "Image size (rows x columns)"),
                        ("bits_stored", "Bits stored")):
         lines += _table(title, d[key])
@@ -324,7 +325,9 @@ def render_markdown(sheet: dict) -> str:
               "`first`: frame 0 only (the DICOM file keeps every frame); `every`: each frame is an image "
               "`<image_id>_<frame>`; `exclude`: not released.", ""]
     ex = sheet["excluded"]
-    lines += ["## Left out, and why", ""]
+    lines += ["## Left out, and why", "",
+              "Counts are input files for `anonymize`, images for `select` and `release`, and annotation rows "
+              "(not images) for `annotations`.", ""]
     lines += ["| stage | reason | count |", "| --- | --- | ---: |"]
     rows = []
     for status, reasons in ex["anonymize"].items():
@@ -454,8 +457,10 @@ FILES_SECTION = [
     "",
     "Check the release as received: `vindr validate RELEASE` (schemas, files, boxes, pixel hashes, "
     "near-duplicates across sides; exit 1 on any finding). Score predictions on the test side: "
-    "`vindr evaluate --gt annotations/kaggle_test.csv --pred SUBMISSION.csv` (Kaggle `image_id,PredictionString`). "
-    "A learnability check: `vindr baseline RELEASE -o DIR`.",
+    "`vindr evaluate --gt annotations/kaggle_test.csv --labels labels.json --pred SUBMISSION.csv` (Kaggle "
+    "`image_id,PredictionString`, DICOM pixel coordinates; a spine release: `--gt annotations/annotations_test.csv`). "
+    "A learnability check: `vindr baseline RELEASE -o DIR`, which writes such a file of its test predictions, "
+    "`DIR/test_predictions.csv`.",
 ]
 
 

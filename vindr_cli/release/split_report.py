@@ -137,7 +137,8 @@ def render_split_report(result, console, *, max_bad_rows: int = 20) -> None:
 
     m = result.measures
     console.print(f"unit {result.unit}, target test size {result.target}, seed {result.seed}; "
-                  f"LD {m['ld']:.3e}  LPD {m['lpd']:.3e}  ED {m['ed']:g} ({result.unit})", highlight=False)
+                  f"LD {m['ld']:.3e}  LPD {m['lpd']:.3e}  ED {m['ed']:g} ({result.unit}) "
+                  "(balance of labels, label pairs and sizes across sides; 0 is perfect)", highlight=False)
     missing = result.labels_without_test
     console.print("labels with no test positive: " + (escape(", ".join(missing)) if missing else "none"), highlight=False)
     if result.skipped_meta_images:
