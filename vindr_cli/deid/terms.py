@@ -599,15 +599,18 @@ class _Needles:
     """Terms (str or bytes) sought anywhere inside a text (termcache, issue 13): each term with
     ``in`` (C) while the terms are few for the text's size; else each of the text's substrings
     of :attr:`k` characters (the shortest term's length, at most :data:`_HEAD`) looked up among
-    the terms' first ``k`` characters, and only the terms of a head found sought with ``in``.
-    Both find exactly the terms that are in the text: a term in it has its head in it."""
+    the terms' first ``k`` characters, and only the terms of a head found sought with ``in``;
+    when no term holds a space (``\\s``), only the substrings inside the text's runs of ``k`` or
+    more other characters (found in C: a term is inside one). Both find exactly the terms that
+    are in the text: a term in it has its head in it."""
 
-    __slots__ = ("terms", "k", "_heads")
+    __slots__ = ("terms", "k", "_heads", "_runs")
 
     def __init__(self, terms):
         self.terms = tuple(terms)
         self.k = min(_HEAD, min(map(len, self.terms), default=0))
         self._heads: dict | None = None
+        self._runs = None           # the pattern of the runs a term can be inside, or None: the whole text
 
     def __bool__(self) -> bool:
         return bool(self.terms)
@@ -632,20 +635,37 @@ class _Needles:
             return [t for t in self.terms if t in text]
         return [t for t in self._candidates(text) if t in text]
 
-    def _candidates(self, text):
+    def _index(self) -> dict:
         if self._heads is None:
             heads: dict = {}
             for t in self.terms:
                 heads.setdefault(t[:self.k], []).append(t)
+            space = re.compile(rb"\s" if isinstance(self.terms[0], bytes) else r"\s")
+            if not any(space.search(t) for t in self.terms):
+                self._runs = re.compile((rb"\S{%d,}" % self.k) if isinstance(self.terms[0], bytes) else r"\S{%d,}" % self.k)
             self._heads = heads
-        heads, k, seen = self._heads, self.k, set()
-        end = len(text) - k + 1
-        for start in range(0, end, _CHUNK):         # a megabyte's heads a chunk at a time (memory)
-            for h in {text[i:i + k] for i in range(start, min(start + _CHUNK, end))}:
-                got = heads.get(h)
-                if got is not None and h not in seen:
-                    seen.add(h)
-                    yield from got
+        return self._heads
+
+    def _candidates(self, text):
+        heads, k, seen = self._index(), self.k, set()
+        spans = ((m.start(), m.end()) for m in self._runs.finditer(text)) if self._runs is not None else ((0, len(text)),)
+        grams: set = set()
+        for a, b in spans:
+            for start in range(a, b - k + 1, _CHUNK):       # a megabyte's heads a chunk at a time (memory)
+                grams.update(text[i:i + k] for i in range(start, min(start + _CHUNK, b - k + 1)))
+                if len(grams) >= _CHUNK:
+                    yield from _hits(heads, grams, seen)
+                    grams = set()
+        yield from _hits(heads, grams, seen)
+
+
+def _hits(heads: dict, grams: set, seen: set):
+    """The terms of ``heads`` whose head is in ``grams`` (each head's once: ``seen``)."""
+    for h in grams:
+        got = heads.get(h)
+        if got is not None and h not in seen:
+            seen.add(h)
+            yield from got
 
 
 _HEAD = 5       # _Needles: a term's first characters looked up (a name's ID-like terms are 5 or more)
