@@ -1,7 +1,8 @@
 """studyscale: a study of N files, each naming another operator (hostile10's generator), anonymized
 by the code at --code (a checkout: main or this branch) with -j 2: CPU (user+sys of the run and its
 children), driver peak RSS, the journal's largest size (polled), manifest and peer-set record sizes,
-a re-run's wall/CPU, and the SHA-256 of every output (to compare two checkouts).
+a re-run's wall/CPU, and the SHA-256 of every output and of the manifest's and linkage's rows
+(to compare two checkouts).
 
     python bench/studyscale_bench.py --code /work/main --files 600 --json out.json
 """
@@ -41,6 +42,16 @@ def run_cli(code: str, folder: Path, out: Path, key: Path, workers: int) -> dict
             "driver_rss_mb": rss, "journal_peak_mb": round(peak[0] / 2**20, 2)}
 
 
+def tables_sha256(path: Path) -> str | None:
+    """SHA-256 of a table's rows sorted by input key (workers finish in any order), as JSON
+    (termcache: the manifest and the linkage compared between two checkouts; nothing printed of them)."""
+    if not path.exists():
+        return None
+    import pyarrow.parquet as pq
+    rows = sorted(pq.read_table(path).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True, default=str))
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def main() -> None:
     import warnings
     warnings.simplefilter("ignore")
@@ -66,6 +77,8 @@ def main() -> None:
     res["peer_record_mb"] = round(rec.stat().st_size / 2**20, 3) if rec.exists() else None
     res["outputs_sha256"] = hashlib.sha256("".join(sorted(
         f"{p.relative_to(out)} {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in out.rglob("*.dcm"))).encode()).hexdigest()
+    res["tables_sha256"] = {name: tables_sha256(path) for name, path in
+                            (("manifest", out / "manifest.parquet"), ("linkage", Path(f"{out}.linkage.parquet")))}
     res["rerun"] = run_cli(a.code, folder, out, key, a.workers)
     subprocess.run(["rm", "-rf", str(work)])
     print(json.dumps(res))

@@ -6,10 +6,13 @@ plus what the batch needs to know (substitute ids) and what only the custodian m
 """
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
+import threading
 import tomllib
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -25,8 +28,8 @@ from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.iod import attribute_type, resolve_compound
 from vindr_cli.deid.profile import Profile
 from vindr_cli.deid.substitutes import Substitutes
-from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, _placeholders, build_terms,
-                                  decode_all, fold, tokens, value_text, value_views)
+from vindr_cli.deid.terms import (_DIGITS, NUMBER_FORMATS, OWN_SUBSTITUTE, TermSet, TermUnion, _placeholders,
+                                  build_terms, decode_all, fold, tokens, value_text, value_views)
 from vindr_cli.dicomio import provenance
 from vindr_cli.dicomio.dictionary import dictionary_VM, dictionary_VR
 from vindr_cli.dicomio.structure import ASCII_MAX, TEXT_VRS, text_fault
@@ -396,6 +399,66 @@ def person_terms(values: list[str], folds: dict[str, str] | None = None):
         elif c.startswith("0") and len(c.lstrip("0")) > digits:
             ts.single.add(c.lstrip("0"))
     return ts
+
+
+# termcache (issue 13): a group's peer terms, built once per worker process and group (PHI: this
+# process's memory only, never written, logged or sent): sha256 of the peer values -> (their
+# person_terms, the values stripped). Bounded: a worker takes the files of a few groups at a time.
+_PEER_TERMS: OrderedDict[bytes, tuple[TermSet, frozenset[str]]] = OrderedDict()
+PEER_TERMS_KEPT = 4
+_PEER_LOCK = threading.Lock()
+
+
+def peer_terms(peers: tuple[str, ...]) -> tuple[TermSet, frozenset[str]]:
+    """(``person_terms`` of the strings of ``peers``, those as ``deidentify`` compares them:
+    stripped), from this process's small cache when a file of the same group (the same peer
+    values, by a SHA-256 made in C) came before. The set is never added to: searches only read it."""
+    key = _group_key(peers)
+    with _PEER_LOCK:
+        got = _PEER_TERMS.get(key) if key is not None else None
+        if got is not None:
+            _PEER_TERMS.move_to_end(key)
+            return got
+    values = [v for v in peers if isinstance(v, str)]
+    got = (person_terms(values), frozenset(v.strip() for v in values))
+    if key is None:
+        return got
+    with _PEER_LOCK:
+        _PEER_TERMS[key] = got
+        while len(_PEER_TERMS) > PEER_TERMS_KEPT:
+            _PEER_TERMS.popitem(last=False)
+    return got
+
+
+def _group_key(peers: tuple) -> bytes | None:
+    """The SHA-256 of ``peers``: of the strings joined by NUL when none holds one (each NUL then
+    separates two values: no two tuples give one text), else of their pickle (3 ms for 9,000
+    values, the join 0.1 ms); None for what cannot be pickled (not a task's tuple: not kept)."""
+    try:
+        joined = "\0".join(peers)
+        if joined.count("\0") == len(peers) - 1:
+            return hashlib.sha256(b"j" + joined.encode("utf-8", "surrogatepass")).digest()
+    except TypeError:           # not strings only
+        pass
+    try:
+        return hashlib.sha256(b"p" + pickle.dumps(peers, protocol=4)).digest()
+    except Exception:
+        return None
+
+
+def file_person_terms(values: list[str], folds: dict[str, str] | None,
+                      peers: tuple[str, ...]) -> tuple[TermSet | TermUnion, frozenset[str]]:
+    """(the terms of a file's person ``values`` and of its study's ``peers`` (deid.studyterms),
+    the peers stripped): one :class:`~vindr_cli.deid.terms.TermUnion` of the file's own set and
+    the group's cached one (:func:`peer_terms`), which answers as ``person_terms(values + peers,
+    folds)`` does (``TermSet.add`` only adds, each search is an OR over terms, and a value's fold
+    in ``folds`` is ``fold`` of it: tests/test_termcache_oracle.py, test_deid_fastpaths.py),
+    without building a study's thousands of peer terms again for each file (termcache)."""
+    own = person_terms(values, folds)
+    if not peers:
+        return own, frozenset()
+    group, stripped = peer_terms(tuple(peers))
+    return TermUnion(own, group), stripped
 
 
 class _Walker:
@@ -855,10 +918,8 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     folds: dict[str, str] = {}
     places: list[str] = []
     people = person_values(ds, folds, places)
-    if peers:
-        people += [v for v in peers if isinstance(v, str)]
     walker = _Walker(profile, subs, key, sop_class)
-    walker.people = person_terms(people, folds)
+    walker.people, peer_person = file_person_terms(people, folds, peers)    # the group's peer terms: once a worker
     # the institution's name, address and department, wherever they are (Annex E removes them; the
     # audit searches their original values everywhere): a kept table or profile spelling them was
     # written and failed the audit (review 10; in a sequence item or the department: issue 13)
@@ -883,5 +944,5 @@ def deidentify(ds: Dataset, profile: Profile, subs: Substitutes, settings_finger
     # Manufacturer is searched for, and was removed from Manufacturer by the walk)
     person = {str(v).strip() for v in people}
     terms = {t for t in walker.terms | {t for t in meta_terms if len(t) >= 3}
-             if t in person or not (maker and tokens(t) <= maker)}
+             if t in person or t in peer_person or not (maker and tokens(t) <= maker)}
     return Outcome(key, ids, originals, terms, walker.counts)

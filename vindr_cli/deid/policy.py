@@ -408,25 +408,26 @@ def _hex_number_found(terms, text: str) -> bool:
     """An ID or date of 6 digits or more written in hexadecimal ("26A3C8F" or "0x26A3C8F" is
     40517263; red team 10: kept as a SoftwareVersions): each word of 5 to 16 hex digits with a
     letter A-F read as a number and compared whole with the digit terms."""
-    sought = terms.hex_terms()      # listed once per size of the set: no terms, no search of the text
+    # listed once per size of each set (``terms.parts``: deid.terms.TermUnion): no terms, no search of the text
+    sought = [s for s in (p.hex_terms() for p in terms.parts) if s]
     if not sought or not any(c in text for c in "ABCDEFabcdef"):
         return False
     numbers = {str(int(h, 16)) for h in _HEX_TOKEN.findall(text) if 5 <= len(h) <= 16 and any(c.isdigit() for c in h)}
-    return not sought.isdisjoint(numbers)
+    return any(not s.isdisjoint(numbers) for s in sought)
 
 
-def _inside_runs(sought: list[str], runs: list[str]) -> bool:
-    """A term of ``sought`` (digits only) inside one of the digit runs ``runs``: each term sought
-    once in the runs joined by a newline (no term holds one, so none matches across two runs), or,
-    when there are more terms than the runs have digits for, each run's substrings of the terms'
-    lengths looked up in a set (a study's 20,000 peer terms against a short value)."""
+def _inside_runs(index: tuple[list[str], frozenset[str], frozenset[int]], runs: list[str]) -> bool:
+    """A term of ``index`` (deid.terms.TermSet.digit_index: the terms, digits only, as a list, a
+    set and their lengths) inside one of the digit runs ``runs``: each term sought once in the
+    runs joined by a newline (no term holds one, so none matches across two runs), or, when there
+    are more terms than the runs have digits for, each run's substrings of the terms' lengths
+    looked up in the set (a study's 20,000 peer terms against a short value)."""
+    sought, wanted, lengths = index
     if not sought:
         return False
     text = "\n".join(runs)
-    lengths = {len(t) for t in sought}
     if len(sought) * (1 + len(text) // 4096) <= len(text) * len(lengths) // 8:
         return any(t in text for t in sought)
-    wanted = set(sought)
     return any(r[i:i + k] in wanted for r in runs for k in lengths for i in range(len(r) - k + 1))
 
 
@@ -444,7 +445,7 @@ def found_in_digits(terms, text: str, vr: str | None) -> bool:
     joined = _DIGIT_GAP.sub("", text)
     runs = _DIGITS_ONLY.findall(text) + (_DIGITS_ONLY.findall(joined) if joined != text else [])
     # "1234567" is in every ramp: never sought inside (TermSet.digit_terms)
-    if runs and _inside_runs(terms.digit_terms(_INSIDE_DIGITS), runs):
+    if runs and any(_inside_runs(p.digit_index(_INSIDE_DIGITS), runs) for p in terms.parts):
         return True
     if vr in NUMBER_STRINGS or joined == text:
         return False
@@ -491,9 +492,7 @@ def split_across(terms, elements) -> set[int]:
     if len(by_digits) < 1:
         return set()
     hits: set[int] = set()
-    for t in terms.single:
-        if not (t.isdigit() and len(t) >= _INSIDE_DIGITS):
-            continue
+    for t in (t for p in terms.parts for t in p.split_terms(_INSIDE_DIGITS)):   # the digit terms only (listed once a set)
         for head, tail in split_parts(t):
             first, second = by_digits.get(head, set()), by_digits.get(tail, set())
             for a in first:

@@ -194,6 +194,9 @@ class TermSet:
     _digits: tuple | None = field(default=None, repr=False, compare=False)    # ((len(single), least), digit_terms)
     _seven: tuple | None = field(default=None, repr=False, compare=False)     # (len(wide), found_seven_bit's byte strings)
     _hexes: tuple | None = field(default=None, repr=False, compare=False)     # (len(single), hex_terms)
+    _words: tuple | None = field(default=None, repr=False, compare=False)     # (len(multi), found_in's index of multi)
+    _long: tuple | None = field(default=None, repr=False, compare=False)      # (len(single), split_terms)
+    _wide: tuple | None = field(default=None, repr=False, compare=False)      # (len(wide), wide_terms)
     wide: set[str] = field(default_factory=set)     # single terms in other scripts as written (NFC), for found_wide
     # Latin words with letters beyond ASCII (NGUYỄN) as bytes with one unknown byte for each of those:
     # how a one-byte Vietnamese code page (VISCII, TCVN 5712, VPS) writes them (review 10)
@@ -252,10 +255,31 @@ class TermSet:
                 if not own_word(fold(raw)):
                     self._add_wide(raw, [fold(raw)])
 
+    @property
+    def parts(self) -> tuple[TermSet, ...]:
+        """The sets whose answers are OR-ed (:class:`TermUnion`): this one."""
+        return (self,)
+
     def found_in(self, text_tokens: set[str]) -> bool:
-        if self.single & text_tokens:
+        if not self.single.isdisjoint(text_tokens):
             return True
-        return any(m <= text_tokens for m in self.multi)
+        if len(self.multi) <= len(text_tokens):
+            return any(m <= text_tokens for m in self.multi)
+        # more multi-word terms than the text has tokens (a study's 1,000s of peer names): only the
+        # terms whose indexed word is one of the text's (a term is in the text only with all its words)
+        always, words = self._multi_index()
+        return always or any(m <= text_tokens for w in text_tokens for m in words.get(w, ()))
+
+    def _multi_index(self) -> tuple[bool, dict[str, list[frozenset[str]]]]:
+        """(an empty multi-word term is there: found in anything, {a word -> the multi-word terms
+        indexed by it: each by its longest word}), once per size of :attr:`multi`."""
+        if self._words is None or self._words[0] != len(self.multi):
+            words: dict[str, list[frozenset[str]]] = {}
+            for m in self.multi:
+                if m:
+                    words.setdefault(min(m, key=lambda w: (-len(w), w)), []).append(m)
+            self._words = (len(self.multi), (any(not m for m in self.multi), words))
+        return self._words[1]
 
     def found_in_value(self, text: str, numbers: set[str] = frozenset()) -> bool:
         """For numbers and bytes (:func:`value_views`): a term as a whole token (or number), or a
@@ -264,12 +288,14 @@ class TermSet:
         may hold by chance), or a run of consecutive characters ("12345", "abcde": a linear LUT's
         entries as characters), are only sought as tokens. Only digits and Latin letters (with
         Vietnamese accents) are read: anything else separates (a long value is read in C)."""
+        return _found_in_value((self,), text, numbers)
+
+    def inside_terms(self) -> _Needles:
+        """The single terms :meth:`found_in_value` seeks inside (5 characters or more, no run of
+        consecutive characters), once per size of the set."""
         if self._inside is None or self._inside[0] != len(self.single):      # terms added since
-            self._inside = (len(self.single), [t for t in self.single if len(t) >= 5 and not _consecutive(t)])
-        folded = _latin_folded(text)
-        return (any(t in folded for t in self._inside[1]) or self.found_in(set(_ASCII_TOKEN.findall(folded)) | numbers)
-                or self.found_wide(text) or self.found_skeleton(text) or self.found_packed(text)
-                or self.found_one_byte_lookalike(text) or self.found_split(getattr(text, "numbers", ())))
+            self._inside = (len(self.single), _Needles([t for t in self.single if len(t) >= 5 and not _consecutive(t)]))
+        return self._inside[1]
 
     def found_split(self, values) -> bool:
         """An ID or date of 7 digits or more as two numbers in a row of one array, each part 3
@@ -304,10 +330,10 @@ class TermSet:
         if len(data) < 3:
             return False
         if self._packed is None or self._packed[0] != len(self.single):
-            self._packed = (len(self.single), [bytes.fromhex(t if len(t) % 2 == 0 else "0" + t)
-                                               for t in self.single if t.isdigit() and len(t) >= _PACKED_DIGITS
-                                               and not _consecutive(t) and len(set(t)) > 2])
-        return any(p in data for p in self._packed[1])
+            self._packed = (len(self.single), _Needles([bytes.fromhex(t if len(t) % 2 == 0 else "0" + t)
+                                                        for t in self.single if t.isdigit() and len(t) >= _PACKED_DIGITS
+                                                        and not _consecutive(t) and len(set(t)) > 2]))
+        return self._packed[1].found(data)
 
     def found_one_byte_lookalike(self, text: str) -> bool:
         """A Latin name spelled with Greek or Cyrillic letters that look like Latin ones, in the
@@ -318,42 +344,45 @@ class TermSet:
         inside, as in Latin-1, or a name's words in a row (1-3 other bytes between them). Its
         words alone are not sought: half of those code pages' bytes read as a Latin letter here, and
         a 4-letter word was in 1 of 100 random 64 KiB values."""
-        data = getattr(text, "data", b"")
-        if not data or max(data) < 0xA0:
-            return False
+        return _found_one_byte_lookalike((self,), text)
+
+    def lookalike_terms(self) -> tuple[_Needles, _Needles, dict[bytes, list[tuple[re.Pattern, int]]]]:
+        """:meth:`found_one_byte_lookalike`'s terms: (the ASCII single terms of 5 letters or more
+        sought inside, the phrases' anchors (a phrase's longest word), anchor -> [(the phrase's
+        pattern, its reach)]), once per size of the set."""
         if self._phrases is None or self._phrases[0] != (len(self.single), len(self.multi)):
             inside = [t.encode() for t in self.single if t.isascii() and len(t) >= 5 and not _consecutive(t)]
-            phrases = []
+            phrases: dict[bytes, list[tuple[re.Pattern, int]]] = {}
             for m in self.multi:
                 if 2 <= len(m) <= _PHRASE_WORDS and all(w.isascii() for w in m) and sum(map(len, m)) >= _LOOKALIKE_PHRASE_LETTERS:
                     words = sorted(w.encode() for w in m)
                     pattern = re.compile(b"|".join(b"(?<![a-z0-9])" + b"[^a-z0-9]{1,3}".join(map(re.escape, order))
                                                    + b"(?![a-z0-9])" for order in itertools.permutations(words)))
                     reach = sum(map(len, words)) + 3 * len(words)
-                    phrases.append((max(words, key=len), pattern, reach))
-            self._phrases = ((len(self.single), len(self.multi)), inside, phrases)
-        _, inside, phrases = self._phrases
-        for table in _one_byte_latin():
-            latin = data.translate(table)
-            if any(t in latin for t in inside):
-                return True
-            for anchor, pattern, reach in phrases:      # the longest word found first (C), the phrase then
-                i = latin.find(anchor)
-                while i >= 0:
-                    if pattern.search(latin[max(0, i - reach):i + reach]):
-                        return True
-                    i = latin.find(anchor, i + 1)
-        return False
+                    phrases.setdefault(max(words, key=len), []).append((pattern, reach))
+            self._phrases = ((len(self.single), len(self.multi)), (_Needles(inside), _Needles(phrases), phrases))
+        return self._phrases[1]
 
     def digit_terms(self, least: int) -> list[str]:
         """The terms of ``least`` digits or more and nothing else, no run of consecutive digits
         (what policy.found_in_digits seeks inside numbers), listed once per size of the set
         (hostile10: a study of 10,000 files each naming another operator gave every kept value of
         every file a pass over all 20,000 terms)."""
+        return self.digit_index(least)[0]
+
+    def digit_index(self, least: int) -> tuple[list[str], frozenset[str], frozenset[int]]:
+        """(:meth:`digit_terms`, the same as a set, their lengths), once per size of the set."""
         if self._digits is None or self._digits[0] != (len(self.single), least):
-            self._digits = ((len(self.single), least),
-                            [t for t in self.single if len(t) >= least and t.isdigit() and not _consecutive(t)])
+            listed = [t for t in self.single if len(t) >= least and t.isdigit() and not _consecutive(t)]
+            self._digits = ((len(self.single), least), (listed, frozenset(listed), frozenset(map(len, listed))))
         return self._digits[1]
+
+    def split_terms(self, least: int) -> list[str]:
+        """The terms of ``least`` digits or more and nothing else (policy.split_across splits
+        them in two), once per size of the set."""
+        if self._long is None or self._long[0] != (len(self.single), least):
+            self._long = ((len(self.single), least), [t for t in self.single if t.isdigit() and len(t) >= least])
+        return self._long[1]
 
     def hex_terms(self) -> frozenset[str]:
         """The terms of 6 digits or more and nothing else (policy._hex_number_found compares the
@@ -438,32 +467,23 @@ class TermSet:
 
     def _in(self, text: str) -> bool:
         """A wide term in ``text``, or in ``text`` without Hebrew / Arabic vowel marks or Indic marks."""
-        if any(t in text for t in self.wide):
+        wide = self.wide_terms()
+        if wide.found(text):
             return True
-        return _VOWEL_MARKS.search(text) is not None and any(t in _VOWEL_MARKS.sub("", text) for t in self.wide)
+        return _VOWEL_MARKS.search(text) is not None and wide.found(_VOWEL_MARKS.sub("", text))
+
+    def wide_terms(self) -> _Needles:
+        """:attr:`wide` as :meth:`_in` seeks them, once per size of the set."""
+        if self._wide is None or self._wide[0] != len(self.wide):
+            self._wide = (len(self.wide), _Needles(self.wide))
+        return self._wide[1]
 
     def found_wide(self, text: str) -> bool:
         """A term in a script other than Latin (山田太郎, 王小明, 홍길동, やまだたろう: ``wide``, as
         written) anywhere inside ``text``: bytes and numbers read as such text have no
         separators, and :meth:`found_in_value` reads only Latin letters and digits (red team 8).
         Only a file whose people have such names pays for it (the East Asian decodes)."""
-        if not self.wide:
-            return False
-        if self._in(text):
-            return True
-        data = getattr(text, "data", b"")
-        if data and max(data) >= 0x80:       # DICOM's one-byte character sets of other scripts (review 10)
-            for enc in _ONE_BYTE:
-                decoded = data.decode(enc, "ignore")
-                if self._in(decoded):
-                    return True
-        if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
-            for enc in _LEGACY:
-                for d in (data, data[1:]):
-                    decoded = d.decode(enc, "ignore")
-                    if self._in(decoded):
-                        return True
-        return bool(data) and self.found_seven_bit(data)
+        return _found_wide((self,), text)
 
     def found_seven_bit(self, data: bytes) -> bool:
         """A wide term as the 7-bit codes of its two-byte character set without the escape
@@ -483,11 +503,173 @@ class TermSet:
                         (bytes(x & 0x7F for x in b) if min(b) >= 0xA1 else b"")
                     if len(b) >= 4 and len(b) % 2 == 0:
                         forms.add(b)
-            self._seven = (len(self.wide), tuple(forms))
-        return any(f in data for f in self._seven[1])
+            self._seven = (len(self.wide), _Needles(forms))
+        return self._seven[1].found(data)
 
     def __bool__(self) -> bool:
         return bool(self.single or self.multi)
+
+
+class TermUnion:
+    """TermSets searched as one (termcache, issue 13): a file's own person terms and its study's
+    peer terms, the latter built once per worker process and group (deid.engine.peer_terms)
+    instead of once per file. Every answer is the OR of the parts' answers, which is the answer
+    of one TermSet of all their values: ``TermSet.add`` only adds (a value's terms do not depend
+    on the others'), and each search is an OR over terms (tests/test_termcache_oracle.py checks
+    it against the code before). A text is read (folded, decoded, translated) once for all parts."""
+
+    def __init__(self, *parts: TermSet):
+        self.parts = parts
+
+    def __bool__(self) -> bool:
+        return any(map(bool, self.parts))
+
+    def found_in(self, text_tokens: set[str]) -> bool:
+        return any(p.found_in(text_tokens) for p in self.parts)
+
+    def found_in_value(self, text: str, numbers: set[str] = frozenset()) -> bool:
+        return _found_in_value(self.parts, text, numbers)
+
+    def found_wide(self, text: str) -> bool:
+        return _found_wide(self.parts, text)
+
+
+def _found_in_value(parts, text: str, numbers) -> bool:
+    """:meth:`TermSet.found_in_value` of the union of ``parts``."""
+    folded = _latin_folded(text)
+    if any(p.inside_terms().found(folded) for p in parts):
+        return True
+    toks = set(_ASCII_TOKEN.findall(folded)) | numbers
+    if any(p.found_in(toks) for p in parts) or _found_wide(parts, text):
+        return True
+    if any(p.found_skeleton(text) for p in parts) or any(p.found_packed(text) for p in parts):
+        return True
+    if _found_one_byte_lookalike(parts, text):
+        return True
+    numbers_of = getattr(text, "numbers", ())
+    return any(p.found_split(numbers_of) for p in parts)
+
+
+def _found_wide(parts, text: str) -> bool:
+    """:meth:`TermSet.found_wide` of the union of ``parts``: each decoding made once."""
+    parts = [p for p in parts if p.wide]
+    if not parts:
+        return False
+    if any(p._in(text) for p in parts):
+        return True
+    data = getattr(text, "data", b"")
+    if data and max(data) >= 0x80:       # DICOM's one-byte character sets of other scripts (review 10)
+        for enc in _ONE_BYTE:
+            decoded = data.decode(enc, "ignore")
+            if any(p._in(decoded) for p in parts):
+                return True
+    if data and max(data) >= 0x80 or b"\x1b" in data:       # bytes in the East Asian encodings too
+        for enc in _LEGACY:
+            for d in (data, data[1:]):
+                decoded = d.decode(enc, "ignore")
+                if any(p._in(decoded) for p in parts):
+                    return True
+    return bool(data) and any(p.found_seven_bit(data) for p in parts)
+
+
+def _found_one_byte_lookalike(parts, text: str) -> bool:
+    """:meth:`TermSet.found_one_byte_lookalike` of the union of ``parts``: each translation made once."""
+    data = getattr(text, "data", b"")
+    if not data or max(data) < 0xA0:
+        return False
+    sought = [p.lookalike_terms() for p in parts]
+    for table in _one_byte_latin():
+        latin = data.translate(table)
+        for inside, anchors, phrases in sought:
+            if inside.found(latin):
+                return True
+            # the longest word found first (C), the phrase then; a phrase whose anchor is not in
+            # the text is not (its pattern holds the anchor)
+            for anchor in anchors.occurring(latin):
+                for pattern, reach in phrases[anchor]:
+                    i = latin.find(anchor)
+                    while i >= 0:
+                        if pattern.search(latin[max(0, i - reach):i + reach]):
+                            return True
+                        i = latin.find(anchor, i + 1)
+    return False
+
+
+class _Needles:
+    """Terms (str or bytes) sought anywhere inside a text (termcache, issue 13): each term with
+    ``in`` (C) while the terms are few for the text's size; else each of the text's substrings
+    of :attr:`k` characters (the shortest term's length, at most :data:`_HEAD`) looked up among
+    the terms' first ``k`` characters, and only the terms of a head found sought with ``in``;
+    when no term holds a space (``\\s``), only the substrings inside the text's runs of ``k`` or
+    more other characters (found in C: a term is inside one). Both find exactly the terms that
+    are in the text: a term in it has its head in it."""
+
+    __slots__ = ("terms", "k", "_heads", "_runs")
+
+    def __init__(self, terms):
+        self.terms = tuple(terms)
+        self.k = min(_HEAD, min(map(len, self.terms), default=0))
+        self._heads: dict | None = None
+        self._runs = None           # the pattern of the runs a term can be inside, or None: the whole text
+
+    def __bool__(self) -> bool:
+        return bool(self.terms)
+
+    def _direct(self, size: int) -> bool:
+        # ~50 ns a term plus its scan in C, against ~100 ns a position of the text in Python
+        return self.k < 1 or len(self.terms) * (128 + size) <= 256 * size
+
+    def found(self, text) -> bool:
+        """Some term is in ``text``."""
+        if not self.terms:
+            return False
+        if self._direct(len(text)):
+            return any(t in text for t in self.terms)
+        return any(t in text for t in self._candidates(text))
+
+    def occurring(self, text) -> list:
+        """The terms that are in ``text``, in no particular order."""
+        if not self.terms:
+            return []
+        if self._direct(len(text)):
+            return [t for t in self.terms if t in text]
+        return [t for t in self._candidates(text) if t in text]
+
+    def _index(self) -> dict:
+        if self._heads is None:
+            heads: dict = {}
+            for t in self.terms:
+                heads.setdefault(t[:self.k], []).append(t)
+            space = re.compile(rb"\s" if isinstance(self.terms[0], bytes) else r"\s")
+            if not any(space.search(t) for t in self.terms):
+                self._runs = re.compile((rb"\S{%d,}" % self.k) if isinstance(self.terms[0], bytes) else r"\S{%d,}" % self.k)
+            self._heads = heads
+        return self._heads
+
+    def _candidates(self, text):
+        heads, k, seen = self._index(), self.k, set()
+        spans = ((m.start(), m.end()) for m in self._runs.finditer(text)) if self._runs is not None else ((0, len(text)),)
+        grams: set = set()
+        for a, b in spans:
+            for start in range(a, b - k + 1, _CHUNK):       # a megabyte's heads a chunk at a time (memory)
+                grams.update(text[i:i + k] for i in range(start, min(start + _CHUNK, b - k + 1)))
+                if len(grams) >= _CHUNK:
+                    yield from _hits(heads, grams, seen)
+                    grams = set()
+        yield from _hits(heads, grams, seen)
+
+
+def _hits(heads: dict, grams: set, seen: set):
+    """The terms of ``heads`` whose head is in ``grams`` (each head's once: ``seen``)."""
+    for h in grams:
+        got = heads.get(h)
+        if got is not None and h not in seen:
+            seen.add(h)
+            yield from got
+
+
+_HEAD = 5       # _Needles: a term's first characters looked up (a name's ID-like terms are 5 or more)
+_CHUNK = 1 << 16    # _Needles: the text's heads gathered this many at a time
 
 
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
