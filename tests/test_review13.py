@@ -1,0 +1,112 @@
+"""Review 13: the six branches merged after 572da60 (redteam11, hostile11, digits, studyscale,
+daskhang, newuser6) read as a demanding reviewer; each problem held by a test that failed on main.
+
+S1 A signed JPEG-LS / JPEG 2000 image whose codestream's precision exceeds Bits Stored: the check
+   for bits above Bits Stored (``redact.codestream_hides_bits``) took the bits from Bits Stored up
+   as the sign extension, not from the sign bit (Bits Stored - 1) up as ``high_bits_set`` does for
+   native data: a positive value with every high bit set (or a negative one with none) passed, so
+   one free bit per pixel -- enough to draw a name -- was copied byte for byte in every
+   --burned-in mode, and ``vindr audit`` did not report it.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+from pydicom.encaps import encapsulate, generate_frames
+
+from helpers import key_file_in
+from test_redteam11 import PLANT, _patient
+from vindr_cli.deid import redact
+
+JLS = "1.2.840.10008.1.2.4.80"
+
+
+def _read(path: Path) -> pydicom.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path)
+
+
+# ------------------------------------------------------------------ S1: signed codestream high bits
+
+def signed_jls_bitmap() -> pydicom.Dataset:
+    """8 bits stored in 16 allocated, SIGNED, every value positive (bit 7 clear), the bits of the
+    name as the high byte of the first values (0xFF: a 1, 0x00: a 0): wrong sign extensions, as a
+    JPEG-LS codestream of precision 16."""
+    import jpeg_ls
+
+    ds = _patient("MR_small.dcm")
+    a = (np.frombuffer(ds.PixelData, "<i2").astype(np.int32) & 0x7F).astype(np.uint16)
+    bits = np.unpackbits(np.frombuffer(PLANT, np.uint8)).astype(np.uint16)
+    a[:len(bits)] |= bits * 0xFF00
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 7, 1
+    for kw in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+        if kw in ds:
+            del ds[kw]
+    ds.PixelData = encapsulate([np.asarray(jpeg_ls.encode(a.reshape(ds.Rows, ds.Columns))).tobytes()])
+    ds.file_meta.TransferSyntaxUID = JLS
+    return ds
+
+
+def _raw_words(path: Path) -> np.ndarray:
+    """The first frame's values as its codestream holds them (no mask, no sign correction)."""
+    import jpeg_ls
+
+    frame = next(generate_frames(_read(path).PixelData, number_of_frames=1))
+    return jpeg_ls.decode(np.frombuffer(frame, np.uint8)).astype(np.uint16).reshape(-1)
+
+
+def _wrong_extensions(words: np.ndarray) -> int:
+    """Values whose high byte is not the sign extension of their bit 7 (8 bits stored)."""
+    high, sign = words >> 8, (words >> 7) & 1
+    return int((high != sign * 0xFF).sum())
+
+
+def test_s1_the_plant_is_a_wrong_sign_extension():
+    ds = signed_jls_bitmap()
+    frames = list(generate_frames(ds.PixelData, number_of_frames=1))
+    assert redact._precision(frames[0], JLS) == 16 and redact.precision_exceeds(frames, JLS, ds)
+    assert redact.codestream_hides_bits(ds, frames)
+    with pytest.raises(redact._Unsure):         # so every mode decodes it and writes it again
+        redact.clean_frames(ds)
+
+
+@pytest.mark.parametrize("burned_in", ["off", "redact"])
+def test_s1_signed_codestream_bits_are_not_copied(tmp_path, burned_in):
+    from vindr_cli.deid.audit import audit
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+
+    src, out = tmp_path / "export", tmp_path / "anon"
+    src.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        signed_jls_bitmap().save_as(src / "img.dcm", enforce_file_format=True)
+    assert _wrong_extensions(_raw_words(src / "img.dcm")) == int(np.unpackbits(np.frombuffer(PLANT, np.uint8)).sum())
+    key = key_file_in(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        anonymize(src, out, key_path=key, profile=load_profile(), workers=1, linkage=tmp_path / "l.parquet",
+                  burned_in=burned_in, allow_burned_in=True)
+    row = pq.read_table(out / "manifest.parquet").to_pylist()[0]
+    assert row["status"] == "ok" and row["pixels_modified"] is True
+    written = _read(out / row["output"])
+    if written.file_meta.TransferSyntaxUID == JLS:
+        assert _wrong_extensions(_raw_words(out / row["output"])) == 0
+    else:                                       # written again native: no bit above the sign extension
+        assert not redact.high_bits_set(written.PixelData, written)
+    # the plant written back is a finding of the audit
+    planted = signed_jls_bitmap()
+    planted.PixelData = _read(src / "img.dcm").PixelData
+    kept = _read(out / row["output"])
+    kept.file_meta.TransferSyntaxUID = JLS
+    kept.PixelData = planted.PixelData
+    kept.save_as(out / row["output"], enforce_file_format=True)
+    rep = audit(out, tmp_path / "l.parquet", pixels=False)
+    assert any(f.kind == "pixel-data" for f in rep.findings)
+
