@@ -7,6 +7,10 @@ S1 A signed JPEG-LS / JPEG 2000 image whose codestream's precision exceeds Bits 
    native data: a positive value with every high bit set (or a negative one with none) passed, so
    one free bit per pixel -- enough to draw a name -- was copied byte for byte in every
    --burned-in mode, and ``vindr audit`` did not report it.
+V1 ``vindr validate``'s findings quoted hand-edited values of images.csv (a dicom or image path,
+   a patient id on both sides) and the names of columns a table should not have, though README
+   says findings never quote one (a name put there was printed); now a path only in the form
+   vindr release writes, else its line, a group by its first line, extra columns counted.
 """
 from __future__ import annotations
 
@@ -110,3 +114,55 @@ def test_s1_signed_codestream_bits_are_not_copied(tmp_path, burned_in):
     rep = audit(out, tmp_path / "l.parquet", pixels=False)
     assert any(f.kind == "pixel-data" for f in rep.findings)
 
+
+# ------------------------------------------------------------------ V1: validate quotes hand-edited values
+
+def _rows(path: Path) -> list[list[str]]:
+    import csv
+
+    return list(csv.reader(path.open(newline="")))
+
+
+def _write_rows(path: Path, rows: list[list[str]]) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+
+def _edit_images(r: Path, damage: str) -> None:
+    secret = "Nguyen_Van_Planted"
+    rows = _rows(r / "images.csv")
+    head = rows[0]
+    if damage == "dicom path":
+        rows[1][head.index("dicom")] = f"train/dicom/{secret}.dicom"
+    elif damage == "image path":
+        rows[1][head.index("image")] = f"train/images/{secret}.png"
+    elif damage == "patient on both sides":
+        side = head.index("split")
+        one = {rows[i][side]: i for i in range(1, len(rows))}
+        for i in one.values():                 # a train row and a test row: one patient, a name
+            rows[i][head.index("patient_id")] = "Nguyen Van Planted"
+    elif damage == "extra column":
+        rows[0] = head + [secret]
+        rows[1:] = [r_ + [""] for r_ in rows[1:]]
+    _write_rows(r / "images.csv", rows)
+
+
+@pytest.mark.parametrize("damage", ["dicom path", "image path", "patient on both sides", "extra column",
+                                    "annotation column"])
+def test_v1_validate_never_prints_a_hand_edited_images_csv_value(pipeline, tmp_path, damage):
+    """README (vindr validate): "findings never quote a hand-edited value". images.csv's dicom and
+    image paths, its patient ids and the names of extra columns (any table's) were printed."""
+    from test_hostile11 import _release_copy, _validate
+
+    r = _release_copy(pipeline, tmp_path)
+    if damage == "annotation column":
+        path = r / "annotations" / "annotations_train.csv"
+        rows = _rows(path)
+        _write_rows(path, [rows[0] + ["Nguyen_Van_Planted"]] + [x + [""] for x in rows[1:]])
+    else:
+        _edit_images(r, damage)
+    p = _validate(r)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, (p.stdout, p.stderr)
+    assert "Planted" not in p.stdout + p.stderr, p.stdout
