@@ -143,6 +143,8 @@ def _edit_images(r: Path, damage: str) -> None:
         one = {rows[i][side]: i for i in range(1, len(rows))}
         for i in one.values():                 # a train row and a test row: one patient, a name
             rows[i][head.index("patient_id")] = "Nguyen Van Planted"
+    elif damage == "dicom empty":
+        rows[1][head.index("dicom")] = ""
     elif damage == "extra column":
         rows[0] = head + [secret]
         rows[1:] = [r_ + [""] for r_ in rows[1:]]
@@ -150,7 +152,7 @@ def _edit_images(r: Path, damage: str) -> None:
 
 
 @pytest.mark.parametrize("damage", ["dicom path", "image path", "patient on both sides", "extra column",
-                                    "annotation column"])
+                                    "annotation column", "dicom empty"])
 def test_v1_validate_never_prints_a_hand_edited_images_csv_value(pipeline, tmp_path, damage):
     """README (vindr validate): "findings never quote a hand-edited value". images.csv's dicom and
     image paths, its patient ids and the names of extra columns (any table's) were printed."""
