@@ -11,6 +11,10 @@ V1 ``vindr validate``'s findings quoted hand-edited values of images.csv (a dico
    a patient id on both sides) and the names of columns a table should not have, though README
    says findings never quote one (a name put there was printed); now a path only in the form
    vindr release writes, else its line, a group by its first line, extra columns counted.
+J1 A state file of anonymize's OUTPUT nested 100,000 deep (the new peer sets record,
+   ``.vindr/anonymize_peers.json``, and the settings record it sits beside): json's
+   RecursionError was no ValueError, so the run ended in an internal error (exit 3) instead of
+   the damaged-state line and --rebuild-state.
 """
 from __future__ import annotations
 
@@ -168,3 +172,18 @@ def test_v1_validate_never_prints_a_hand_edited_images_csv_value(pipeline, tmp_p
     p = _validate(r)
     assert p.returncode == 1 and "Traceback" not in p.stderr, (p.stdout, p.stderr)
     assert "Planted" not in p.stdout + p.stderr, p.stdout
+
+
+# ------------------------------------------------------------------ J1: a state file nested too deep
+
+@pytest.mark.parametrize("name", ["anonymize_peers.json", "anonymize.json"])
+def test_j1_a_state_file_nested_too_deep_is_damaged_not_an_internal_error(tmp_path, name):
+    from test_studyscale import _anonymize, _world
+    from vindr_cli.runner.state import StateDamaged
+
+    src, out, linkage, key = _world(tmp_path, 3)
+    (out / ".vindr" / name).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(StateDamaged) as err:
+        _anonymize(src, out, key, linkage)
+    assert f"{name} is damaged" in str(err.value) and "--rebuild-state" in str(err.value)
+    assert _anonymize(src, out, key, linkage, rebuild=True).resumed == 3

@@ -74,7 +74,7 @@ class PeerSets:
         """Fill :attr:`sets` from the record; what is wrong (fixed words), or None."""
         try:
             obj = json.loads(self.path.read_bytes().decode("ascii"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):     # RecursionError: nested too deep (review 13)
             return "not a JSON record"
         if (not isinstance(obj, dict) or set(obj) != {"version", "sha256", "sets"} or obj["version"] != VERSION
                 or not isinstance(obj["sets"], dict)):
