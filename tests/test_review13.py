@@ -15,6 +15,10 @@ J1 A state file of anonymize's OUTPUT nested 100,000 deep (the new peer sets rec
    ``.vindr/anonymize_peers.json``, and the settings record it sits beside): json's
    RecursionError was no ValueError, so the run ended in an internal error (exit 3) instead of
    the damaged-state line and --rebuild-state.
+A1 ``vindr audit`` checked native pixel data for bits above Bits Stored (red team 11) only in a
+   file not deflated: an output in Deflated Explicit VR Little Endian (anonymize keeps a deflated
+   input's syntax) holding them was no finding, but for a hash that disagrees with the manifest
+   (which agrees with whatever the anonymizer wrote).
 """
 from __future__ import annotations
 
@@ -187,3 +191,41 @@ def test_j1_a_state_file_nested_too_deep_is_damaged_not_an_internal_error(tmp_pa
         _anonymize(src, out, key, linkage)
     assert f"{name} is damaged" in str(err.value) and "--rebuild-state" in str(err.value)
     assert _anonymize(src, out, key, linkage, rebuild=True).resumed == 3
+
+
+# ------------------------------------------------------------------ A1: audit, deflated native high bits
+
+def test_a1_audit_finds_high_bits_in_a_deflated_output(tmp_path):
+    import pyarrow as pa
+
+    from test_redteam11 import native_high_byte
+    from vindr_cli.deid.audit import audit
+    from vindr_cli.deid.batch import anonymize
+    from vindr_cli.deid.profile import load_profile
+    from vindr_cli.dicomio.pixelstream import hash_bytes_value
+
+    src, out, linkage = tmp_path / "export", tmp_path / "anon", tmp_path / "l.parquet"
+    src.mkdir()
+    planted = native_high_byte()
+    planted.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1.99"      # Deflated Explicit VR Little Endian
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        planted.save_as(src / "img.dcm", enforce_file_format=True)
+        anonymize(src, out, key_path=key_file_in(tmp_path), profile=load_profile(), workers=1, linkage=linkage,
+                  burned_in="off")
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    row = rows[0]
+    written = _read(out / row["output"])
+    assert str(written.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1.99"
+    assert row["pixels_modified"] is True and not redact.high_bits_set(written.PixelData, written)
+    assert not [f for f in audit(out, linkage, pixels=False).findings if f.kind == "pixel-data"]
+    # the anonymizer's output as a bug would write it: the high bytes kept, the manifest agreeing
+    written.PixelData = planted.PixelData
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        written.save_as(out / row["output"], enforce_file_format=True)
+    row["pixel_sha256"] = hash_bytes_value(_read(out / row["output"]).PixelData)
+    table = pq.read_table(out / "manifest.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), out / "manifest.parquet")
+    found = [f for f in audit(out, linkage, pixels=False).findings if f.kind in ("pixel-data", "pixel-hash")]
+    assert [f.kind for f in found] == ["pixel-data"] and "Bits Stored" in found[0].detail
