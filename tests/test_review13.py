@@ -160,14 +160,16 @@ def _edit_images(r: Path, damage: str) -> None:
 
 
 @pytest.mark.parametrize("damage", ["dicom path", "image path", "patient on both sides", "extra column",
-                                    "annotation column", "dicom empty"])
+                                    "annotation column", "dicom empty", "labels name"])
 def test_v1_validate_never_prints_a_hand_edited_images_csv_value(pipeline, tmp_path, damage):
     """README (vindr validate): "findings never quote a hand-edited value". images.csv's dicom and
     image paths, its patient ids and the names of extra columns (any table's) were printed."""
     from test_hostile11 import _release_copy, _validate
 
     r = _release_copy(pipeline, tmp_path)
-    if damage == "annotation column":
+    if damage == "labels name":            # a label set named, its classes emptied
+        (r / "labels.json").write_text('{"label_set": "Nguyen_Van_Planted", "classes": []}')
+    elif damage == "annotation column":
         path = r / "annotations" / "annotations_train.csv"
         rows = _rows(path)
         _write_rows(path, [rows[0] + ["Nguyen_Van_Planted"]] + [x + [""] for x in rows[1:]])
