@@ -14,9 +14,10 @@ record with its own checksum, written whole under a temporary name and renamed (
 written), once per run, before any output is written: the sets the done outputs were sought
 for, and those the outputs to write now will be. A killed run leaves the record of its start,
 which names every set its journaled rows name; a row naming a set the record lacks (the record
-lost, or a set dropped when its outputs were to be redone) is redone, never kept on a guess.
+lost, or a set dropped when its outputs were to be redone) is redone, never kept on a guess,
+unless it names the very set its group wants now (its name is the hash of those hashes).
 A damaged record refuses the run as a damaged journal does (``--rebuild-state`` sets it aside:
-the outputs sought for something are then redone).
+the outputs sought for something other than what their group wants now are then redone).
 
 A manifest written before (``peers_digest`` the space-separated hashes themselves) is read
 as it is (:meth:`PeerSets.hashes`): such an OUTPUT resumes with the same decisions.
@@ -74,7 +75,7 @@ class PeerSets:
         """Fill :attr:`sets` from the record; what is wrong (fixed words), or None."""
         try:
             obj = json.loads(self.path.read_bytes().decode("ascii"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):     # RecursionError: nested too deep (review 13)
             return "not a JSON record"
         if (not isinstance(obj, dict) or set(obj) != {"version", "sha256", "sets"} or obj["version"] != VERSION
                 or not isinstance(obj["sets"], dict)):

@@ -222,11 +222,13 @@ def codestream_hides_bits(ds, frames) -> bool:
     except Exception:
         return True
     alloc, stored = int(ds.BitsAllocated), int(ds.BitsStored)
-    high = raw.astype(np.int64).view(np.uint64) & ((1 << alloc) - 1) if raw.dtype.kind == "i" else raw.astype(np.uint64)
-    high = high >> stored
+    words = raw.astype(np.int64).view(np.uint64) & ((1 << alloc) - 1) if raw.dtype.kind == "i" else raw.astype(np.uint64)
     if int(ds.get("PixelRepresentation", 0) or 0) != 1:
-        return bool(high.any())
-    return bool(((high != 0) & (high != (1 << (alloc - stored)) - 1)).any())
+        return bool((words >> stored).any())
+    # signed: the sign bit and every bit above it, all clear or all set (as high_bits_set); from
+    # Bits Stored up only, a positive value with every high bit set passed (review 13 S1)
+    high = words >> (stored - 1)
+    return bool(((high != 0) & (high != (1 << (alloc - stored + 1)) - 1)).any())
 
 
 def strip_high_bits(ds) -> PixelOutcome:

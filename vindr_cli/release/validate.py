@@ -19,6 +19,7 @@ from vindr_cli.dicomio.header import BadInput
 from vindr_cli.dicomio.pixelstream import file_pixel_hash
 from vindr_cli.pixels.phash import near_pairs, phash_file
 from vindr_cli.annotations import NO_FINDING, LabelSetError, load_labels, read_labels_json
+from vindr_cli.annotations.badrows import mask_quoted
 from vindr_cli.release.exports import CXR, SPINE, read_data_yaml, yolo_label_path
 from vindr_cli.release.tables import check_csv, read_csv, release_schema
 
@@ -165,39 +166,52 @@ def _json(path: Path, where: str, rep: ValidationReport):
         return None
 
 
+RELEASE_PATH = re.compile(r"(train|test)/(dicom/[0-9a-f]{32}\.dicom|images/[0-9a-f]{32}(_[0-9]+)?\.(png|npy))")
+
+
+def _path(value, line: int, col: str) -> str:
+    """A path of images.csv as a finding may show it: one vindr release writes
+    (``train/dicom/<image_id>.dicom``, ``train/images/<id>.png``), else where it is (a
+    hand-edited path may hold anything: a name; review 13)."""
+    return value if isinstance(value, str) and RELEASE_PATH.fullmatch(value) else f"images.csv line {line} ({col})"
+
+
 def _check_groups(images: pd.DataFrame, rep: ValidationReport) -> None:
     for col, what in (("patient_id", "patient"), ("study_id", "study")):
         sides = images.dropna(subset=[col]).groupby(col)["split"].nunique()
         for key in sides[sides > 1].index:
-            rep.add("leak", "images.csv", f"{what} {key} has images in both train and test")
+            # by its first line, never by the id itself (a hand-edited id may be a name; review 13)
+            line = int((images[col] == key).to_numpy().argmax()) + 2
+            rep.add("leak", "images.csv", f"the {what} of line {line} has images in both train and test")
     dup = images.groupby("pixel_sha256")["split"].nunique()
     for h in dup[dup > 1].index:
         ids = images.loc[images["pixel_sha256"] == h, "image_id"].tolist()
-        rep.add("duplicate", "images.csv", f"identical pixel data on both sides: {', '.join(ids)}")
+        rep.add("duplicate", "images.csv", f"identical pixel data on both sides: {', '.join(map(_id, ids))}")
 
 
 def _check_files(root: Path, images: pd.DataFrame, rep: ValidationReport, check_hashes: bool) -> None:
     seen: set[str] = set()
-    for r in images.itertuples(index=False):
+    for line, r in enumerate(images.itertuples(index=False), start=2):
+        image = _path(r.image, line, "image")
         if isinstance(r.image, str) and not (root / r.image).is_file():
-            rep.add("missing", r.image, "decoded image listed in images.csv is missing")
+            rep.add("missing", image, "decoded image listed in images.csv is missing")
         elif isinstance(r.image, str) and not _whole_image(root / r.image):
-            rep.add("image", r.image, "decoded image is not a whole PNG / npy file (truncated or replaced)")
-        if r.dicom in seen:      # the frames of a multi-frame file share it
+            rep.add("image", image, "decoded image is not a whole PNG / npy file (truncated or replaced)")
+        if not isinstance(r.dicom, str) or r.dicom in seen:   # empty: a schema finding; frames of a file share it
             continue
         seen.add(r.dicom)
-        p = root / r.dicom
+        p, dicom = root / r.dicom, _path(r.dicom, line, "dicom")
         if not p.is_file():
-            rep.add("missing", r.dicom, "DICOM file listed in images.csv is missing")
+            rep.add("missing", dicom, "DICOM file listed in images.csv is missing")
             continue
         if not _identity_removed(p):
-            rep.add("identified", r.dicom, "DICOM file does not say PatientIdentityRemoved YES: not a de-identified "
-                                          "file (never publish it)")
+            rep.add("identified", dicom, "DICOM file does not say PatientIdentityRemoved YES: not a de-identified "
+                                         "file (never publish it)")
         if check_hashes:
             digest = _pixel_hash(p)
             rep.checked_hashes += 1
             if digest != r.pixel_sha256:
-                rep.add("pixel-hash", r.dicom, "pixel data differs from pixel_sha256 in images.csv")
+                rep.add("pixel-hash", dicom, "pixel data differs from pixel_sha256 in images.csv")
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -225,7 +239,7 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
     """Pairs of images on different sides whose perceptual hashes are within the threshold of
     ``schemas/curate/phash.toml`` (pixel-identical pairs are reported by _check_groups)."""
     ids, sides, sha, hashes = [], [], [], []
-    for r in images.itertuples(index=False):
+    for line, r in enumerate(images.itertuples(index=False), start=2):
         if not isinstance(r.dicom, str) or not (root / r.dicom).is_file():
             continue                      # reported as missing by _check_files
         p = root / r.dicom
@@ -233,7 +247,7 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
             h = phash_file(p)
         except Exception:                 # DecodeError, or a decoder fault: counted, never a crash
             rep.unhashable += 1
-            rep.add("pixel-data", r.dicom, "DICOM file's first frame cannot be decoded (truncated or corrupt pixel "
+            rep.add("pixel-data", _path(r.dicom, line, "dicom"), "DICOM file's first frame cannot be decoded (truncated or corrupt pixel "
                                            "data): recipients cannot read it")
             continue
         rep.perceptual_hashes += 1
@@ -243,7 +257,7 @@ def _check_near_duplicates(root: Path, images: pd.DataFrame, rep: ValidationRepo
         hashes.append(h)
     for i, j, d in near_pairs(hashes):
         if sides[i] != sides[j] and not (isinstance(sha[i], str) and sha[i] == sha[j]):
-            a, b = sorted((ids[i], ids[j]))
+            a, b = sorted((_id(ids[i]), _id(ids[j])))
             rep.add("near-duplicate", "images.csv",
                     f"near-duplicate images on both sides (perceptual hash {d} bits apart): {a}, {b}")
 
@@ -337,8 +351,8 @@ def _labels(root: Path, rep: ValidationReport) -> list[str]:
         return []
     try:
         return list(read_labels_json(p).all_labels)
-    except LabelSetError as exc:
-        rep.add("schema", "labels.json", str(exc))
+    except LabelSetError as exc:     # its quoted values (a set's or a class's name) masked: hand-editable
+        rep.add("schema", "labels.json", re.sub(r"unknown key\(s\) .*", "unknown key(s)", mask_quoted(str(exc))))
         return []
 
 

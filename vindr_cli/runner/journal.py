@@ -109,7 +109,7 @@ def json_object(raw: bytes, what: str) -> tuple[dict[str, Any] | None, str]:
         return None, "not UTF-8"
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):       # RecursionError: nested too deep (no ValueError; review 13)
         return None, "not valid JSON"
     if not isinstance(obj, dict):
         return None, f"not {what} (wrong shape)"
