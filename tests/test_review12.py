@@ -151,14 +151,16 @@ def test_g1_without_a_linkage_table_an_output_holding_a_newcomer_s_name_fails_an
     assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes() or newcomer in p.read_bytes()]
 
 
-def test_g1_without_a_linkage_table_a_lost_output_is_not_redone_without_the_gone_people(tmp_path):
-    """The output deleted after its study-mate left (no newcomer): a redo from its input would
-    write the name back; it fails with the fixed reason instead."""
+@pytest.mark.parametrize("mates", [0, 1])
+def test_g1_without_a_linkage_table_a_lost_output_is_not_redone_without_the_gone_people(tmp_path, mates):
+    """The output deleted after its study-mate left: a redo from its input would write the name
+    back; it fails with the fixed reason instead (alone in INPUT, with no first pass, too)."""
     from vindr_cli.deid.batch import PEOPLE_GONE
 
     src, out, key = _g1_no_linkage(tmp_path, b"")
     (src / "named.dcm").unlink()
-    _study_file(src, "other", 3)                 # keeps the study at two files (the first pass runs)
+    if mates:
+        _study_file(src, "other", 3)             # the study at two files again (the first pass runs)
     for p in out.rglob("*.dcm"):
         p.unlink()
     summary = _anonymize(src, out, key, None)

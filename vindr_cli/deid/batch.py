@@ -299,8 +299,9 @@ class AnonymizeStage(Stage):
 
     def items(self, todo):
         todo = list(todo)
-        if self.people is not None:
+        if self.study_terms and self._run is not None:     # (one input left: no first pass, still checked)
             todo = self._block_lost(todo)
+        if self.people is not None:
             self._record_sets(todo)
             assert self._run is not None
             for key, (rows, _) in self._resought.items():   # kept, sought for the new people: after the record
