@@ -4,7 +4,8 @@ float64; terms of 4+ characters), match real images that hold no such text?
 
 Corpus: every DICOM file pydicom, pydicom-data (data_store) and deid-data ship, and
 sample_dicoms/export (nothing downloaded; files under 64 MB). For each file with pixel data:
-  own:    its own person values' terms (deid.pixelcodes.terms_of(engine.person_values(ds)))
+  own:    its own terms (deid.pixelcodes.terms_of(values_of(ds)); --own person: of every
+          search form engine.person_values gives)
           sought in its pixel bytes as stored (native PixelData, Float / Double Float Pixel
           Data: what --burned-in off copies), and in its decoded values (``pixel_array``, any
           syntax that decodes: what a scanning mode reads)
@@ -13,12 +14,17 @@ sample_dicoms/export (nothing downloaded; files under 64 MB). For each file with
 Prints counts, the base names of public test files that match (never a value), and the CPU
 seconds of the search; writes the JSON given by --out.
 
-    python bench/g1nolink_pixel_codes.py [--out bench/results/g1nolink_pixel_codes.json]
+    python bench/g1nolink_pixel_codes.py [--min-term N] [--own values|person]
+                                         [--out bench/results/g1nolink_pixel_codes.json]
+
+Needles in every layout (bytes, 16/32-bit LE/BE, float32/64 LE/BE), not only the written
+element's own (anonymize's): a superset, so its hits bound anonymize's.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import sys
@@ -120,12 +126,17 @@ def main() -> None:
     import numpy as np
     import pydicom
 
-    from vindr_cli.deid.engine import person_values
-    from vindr_cli.deid.pixelcodes import found, needles, terms_of
+    from vindr_cli.deid import pixelcodes
+    from vindr_cli.deid.pixelcodes import found, needles, terms_of, values_of
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--min-term", type=int, default=None, help="terms this long or more (default: pixelcodes.MIN_TERM)")
+    ap.add_argument("--own", choices=("values", "person"), default="values",
+                    help="the file's own terms from pixelcodes.values_of (what anonymize seeks) or engine.person_values")
     args = ap.parse_args()
+    if args.min_term:
+        pixelcodes.MIN_TERM = args.min_term
     others = needles(terms_of(synthetic()))
     index = Index(others)
     stats = {"files": 0, "with_pixels": 0, "stored_searched": 0, "stored_bytes": 0, "decoded_searched": 0,
@@ -163,7 +174,11 @@ def main() -> None:
             if not buffers:
                 continue
             try:
-                own = terms_of(person_values(ds))
+                if args.own == "person":
+                    from vindr_cli.deid.engine import person_values
+                    own = terms_of(person_values(ds))
+                else:
+                    own = terms_of(values_of(ds))
             except Exception:
                 own = []
             seek = needles(own)
@@ -184,6 +199,7 @@ def main() -> None:
     stats["cpu_s_own_search"] = round(cpu_own, 3)
     stats["cpu_s_other_search"] = round(cpu_other, 3)
     stats["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    stats["min_term"], stats["own_from"], stats["load"] = pixelcodes.MIN_TERM, args.own, os.getloadavg()
     print(json.dumps(stats, indent=1))
     if args.out:
         args.out.write_text(json.dumps(stats, indent=1) + "\n")

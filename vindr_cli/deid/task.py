@@ -18,7 +18,7 @@ from pydicom.uid import UID
 
 from vindr_cli.deid.burned_in import quarantine_reason
 from vindr_cli.deid import pixelcodes
-from vindr_cli.deid.engine import EngineError, Outcome, deidentify, person_values
+from vindr_cli.deid.engine import EngineError, Outcome, deidentify
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
 from vindr_cli.deid.profile import Profile
@@ -139,8 +139,7 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 return _finish(result)
             # the file's own names, IDs and dates as runs of character codes (deid.pixelcodes), from
             # the ORIGINAL header: sought in the written pixel values below (red team 10, 11)
-            codes = (pixelcodes.needles(pixelcodes.terms_of(person_values(ds)))
-                     if header.pixel_offset is not None else [])
+            codes = pixelcodes.terms_of(pixelcodes.values_of(ds)) if header.pixel_offset is not None else []
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
                              patient_match=ctx.cfg.patient_match, peers=src.peers,
                              peer_places=src.peer_places)
