@@ -210,6 +210,7 @@ class AnonymizeStage(Stage):
         self._carried: dict[str, frozenset[str]] = {}              # Source.rel -> what _with_gone gave it
         self._resought: dict[str, tuple[list[dict], str]] = {}     # key -> (its rows, the set they now name)
         self._blocked: dict[str, str | None] = {}                  # Source.rel -> the set its failed row keeps
+        self._new_people: dict[tuple[str, str], tuple] = {}       # (wanted set, row's set) -> values not sought (PHI)
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -496,13 +497,17 @@ class AnonymizeStage(Stage):
         if src is None or self.people is None or not row.get("output"):
             return False
         sought = self.peer_sets.hashes(had) or frozenset()
-        new = [v for v in self.people.peers(src) if self._peer_hash("p", v) not in sought]
-        new_places = [v for v in self.people.peer_places(src) if self._peer_hash("l", v) not in sought]
+        got = self._new_people.get((want[0], had or ""))
+        if got is None:         # once a group: its rows name the same sets
+            got = self._new_people[(want[0], had or "")] = (
+                tuple(v for v in self.people.peers(src) if self._peer_hash("p", v) not in sought),
+                tuple(v for v in self.people.peer_places(src) if self._peer_hash("l", v) not in sought))
+        new, new_places = got
         try:
             path = self.output / row["output"]
             with open(path, "rb") as f:
                 ds = read_header(f, path.stat().st_size).ds
-            if holds_people(ds, self.cfg.profile, tuple(new), tuple(new_places)):
+            if holds_people(ds, self.cfg.profile, new, new_places):
                 return False
         except Exception:        # an output that cannot be read back is not known clean
             return False
@@ -722,7 +727,7 @@ def anonymize(
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
         stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
-        stage._carried, stage._resought, stage._blocked = {}, {}, {}
+        stage._carried, stage._resought, stage._blocked, stage._new_people = {}, {}, {}, {}
         stage._wants, stage._covers, stage._keep = {}, {}, set()
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
