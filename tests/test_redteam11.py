@@ -293,14 +293,18 @@ def test_float_pixels_fail_the_scanning_modes(world):
     assert row["status"] == "failed" and run["manifest"][row["input_key"]]["reason"] == redact.UNSUPPORTED
 
 
-@pytest.mark.xfail(strict=True, reason="Float Pixel Data is copied byte for byte by --burned-in off: its values are "
-                                       "pixel values (red team 10's native pixel codes, not fixed); a search of "
-                                       "float samples for letters would match any image whose bytes hold 4+ of them")
 def test_a_name_as_float_pixel_bytes_under_off(world):
+    """Was a strict xfail: Float Pixel Data is copied byte for byte by --burned-in off. Its bytes
+    spelling the file's own name (deid.pixelcodes: exact runs of codes, none in any real image)
+    fail the file, not written."""
+    from vindr_cli.deid import pixelcodes
+
     run = world["vindr_off"]
     row = run["links"]["float_pixels"]
-    assert row["status"] == "ok"
-    assert not _leaked(run["out"] / row["output"])
+    assert row["status"] == "failed" and row["output"] is None
+    assert run["manifest"][row["input_key"]]["reason"] == pixelcodes.FOUND
+    for p in run["out"].rglob("*.dcm"):
+        assert not _leaked(p)
 
 
 @pytest.mark.parametrize("mode", ["default", "vindr_off"])

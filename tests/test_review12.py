@@ -86,18 +86,111 @@ def test_g1_an_output_redone_after_its_study_mate_left_keeps_the_name_out(tmp_pa
     assert NAME_UTF16 not in _output_of(out, linkage, "lut.dcm").read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="without a linkage table the people of a file gone from INPUT are known only as "
-                   "keyed hashes (peers_digest): an output redone for a newcomer of its study is searched for the "
-                   "files in INPUT only (README, studyterms); keeping it instead would keep the newcomer's name")
-def test_g1_without_a_linkage_table_a_removed_name_is_written_again(tmp_path):
+def test_g1_without_a_linkage_table_a_removed_name_is_not_written_again(tmp_path):
+    """Was a strict xfail: without a linkage table the people of a file gone from INPUT are known
+    only as keyed hashes (peers_digest), and the output redone for a newcomer of its study was
+    sought for the files in INPUT only. Now the written output, clean of the gone file's people,
+    is searched for the newcomer's: holding none, it is kept as it is (deid.batch._clean_of_new),
+    and a re-run keeps it again without a search (its row names both sets)."""
     src, out, key = tmp_path / "export", tmp_path / "anon", key_file_in(tmp_path)
     _study_file(src, "lut", 2, VOILUTSequence=_voi_lut("OW", NAME_UTF16))
     _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")
     _anonymize(src, out, key, None)
     assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
+    written = {p: p.read_bytes() for p in out.rglob("*.dcm")}
     (src / "named.dcm").unlink()
     _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")
-    assert _anonymize(src, out, key, None).resumed == 0
+    summary = _anonymize(src, out, key, None)
+    assert summary.resumed == 1 and summary.counts["ok"] == 2      # lut.dcm kept, other.dcm written
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
+    assert all(p.read_bytes() == b for p, b in written.items() if p.exists())
+    rows = pq.read_table(out / "manifest.parquet").to_pylist()
+    digests = {r["peers_digest"] for r in rows if r["status"] == "ok"}
+    assert len(digests) == 2               # lut.dcm names the union (both sets), other.dcm the set of now
+    assert _anonymize(src, out, key, None).resumed == 2
+
+
+def _g1_no_linkage(tmp_path, lut_name: bytes):
+    src, out, key = tmp_path / "export", tmp_path / "anon", key_file_in(tmp_path)
+    luts = _voi_lut("OW", NAME_UTF16)
+    if lut_name:            # a second LUT (its own element: kept while the first is removed)
+        luts.append(_voi_lut("OW", lut_name)[0])
+    _study_file(src, "lut", 2, VOILUTSequence=luts)
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")
+    _anonymize(src, out, key, None)
+    return src, out, key
+
+
+def _manifest(out: Path) -> list[dict]:
+    return pq.read_table(out / "manifest.parquet").to_pylist()
+
+
+def test_g1_without_a_linkage_table_an_output_holding_a_newcomer_s_name_fails_and_goes(tmp_path):
+    """The kept output spells the newcomer's name (written when he was no one of the study): it
+    cannot stay (a leak) nor be redone (the gone file's name would come back): it fails with a
+    fixed reason and its file is removed; a re-run fails it again, and once the gone file is
+    back in INPUT it is redone without either name."""
+    from vindr_cli.deid.batch import PEOPLE_GONE
+
+    newcomer = "PHAMTHIDUNG".encode("utf-16-le")
+    src, out, key = _g1_no_linkage(tmp_path, newcomer)
+    (lut_output,) = [p.relative_to(out) for p in out.rglob("*.dcm") if newcomer in p.read_bytes()]  # no one's then
+    (src / "named.dcm").unlink()
+    _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")
+    summary = _anonymize(src, out, key, None)
+    assert summary.counts == {"ok": 1, "failed": 1} and summary.reasons[("failed", PEOPLE_GONE)] == 1
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes() or newcomer in p.read_bytes()]
+    assert not (out / lut_output).exists()                                   # the old output is removed
+    failed = [r for r in _manifest(out) if r["status"] == "failed"]
+    assert [r["reason"] for r in failed] == [PEOPLE_GONE] and failed[0]["peers_digest"]
+    again = _anonymize(src, out, key, None)                                    # not redone on a re-run
+    assert again.reasons[("failed", PEOPLE_GONE)] == 1 and not (out / lut_output).exists()
+    _study_file(src, "named", 1, ReferringPhysicianName="TRAN^VAN^BINH")      # the gone file is back
+    back = _anonymize(src, out, key, None)
+    assert back.counts["ok"] == 3 and not back.reasons[("failed", PEOPLE_GONE)]
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes() or newcomer in p.read_bytes()]
+
+
+@pytest.mark.parametrize("mates", [0, 1])
+def test_g1_without_a_linkage_table_a_lost_output_is_not_redone_without_the_gone_people(tmp_path, mates):
+    """The output deleted after its study-mate left: a redo from its input would write the name
+    back; it fails with the fixed reason instead (alone in INPUT, with no first pass, too)."""
+    from vindr_cli.deid.batch import PEOPLE_GONE
+
+    src, out, key = _g1_no_linkage(tmp_path, b"")
+    (src / "named.dcm").unlink()
+    if mates:
+        _study_file(src, "other", 3)             # the study at two files again (the first pass runs)
+    for p in out.rglob("*.dcm"):
+        p.unlink()
+    summary = _anonymize(src, out, key, None)
+    assert summary.reasons[("failed", PEOPLE_GONE)] == 1
+    assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
+
+
+def test_g1_without_a_linkage_table_a_run_killed_before_the_rows_resumes_the_same(tmp_path, monkeypatch):
+    """A run killed after the search, before the kept output's row was journaled: the next run
+    searches again and keeps it (the row still names the first set, which the record keeps)."""
+    from vindr_cli.deid import batch
+
+    src, out, key = _g1_no_linkage(tmp_path, b"")
+    written = {p: p.read_bytes() for p in out.rglob("*.dcm")}
+    (src / "named.dcm").unlink()
+    _study_file(src, "other", 3, OperatorsName="PHAM^THI^DUNG")
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self, todo):
+        raise Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(batch.AnonymizeStage, "_record_sets", killed)
+        with pytest.raises(Killed):
+            _anonymize(src, out, key, None)
+    summary = _anonymize(src, out, key, None)
+    assert summary.resumed == 1 and summary.counts["ok"] == 2
+    assert all(p.read_bytes() == b for p, b in written.items() if p.exists())
     assert not [p for p in out.rglob("*.dcm") if NAME_UTF16 in p.read_bytes()]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from vindr_cli import __version__
-from vindr_cli.deid.engine import name_forms, read_marks
+from vindr_cli.deid.engine import holds_people, name_forms, read_marks
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH, PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, new_key, read_key, write_key
 from vindr_cli.deid.policy import UID_SHAPE, date_forms, id_forms
@@ -39,6 +39,11 @@ from vindr_cli.runner.state import Settings, SettingsChanged, StateDamaged
 from vindr_cli.tables import read_rows
 
 DUPLICATE = "same SOP Instance UID as an earlier input; not written again"
+# G1 without a linkage table (README, studyterms): an output to redo whose study or patient lost
+# a file whose people it was sought for, known now only as keyed hashes (deid.peersets)
+PEOPLE_GONE = ("not written: its output had to be redone, but a file of its study or patient that named people "
+               "has left INPUT since, and without a linkage table they are known only as keyed hashes; put that "
+               "file back in INPUT and run again")
 RESUME_SETTINGS = ("key_fingerprint", "profile_fingerprint", "input_fingerprint", "uid_root", "layout",
                    "allow_burned_in", "patient_match", "burned_in")
 UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
@@ -203,6 +208,9 @@ class AnonymizeStage(Stage):
         self._run: Run | None = None
         self.gone: dict[tuple[str, str], set[str]] | None = None   # the values of inputs gone (PHI, memory only)
         self._carried: dict[str, frozenset[str]] = {}              # Source.rel -> what _with_gone gave it
+        self._resought: dict[str, tuple[list[dict], str]] = {}     # key -> (its rows, the set they now name)
+        self._blocked: dict[str, str | None] = {}                  # Source.rel -> the set its failed row keeps
+        self._new_people: dict[tuple[str, str], tuple] = {}       # (wanted set, row's set) -> values not sought (PHI)
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -292,8 +300,14 @@ class AnonymizeStage(Stage):
 
     def items(self, todo):
         todo = list(todo)
+        if self.study_terms and self._run is not None:     # (one input left: no first pass, still checked)
+            todo = self._block_lost(todo)
         if self.people is not None:
             self._record_sets(todo)
+            assert self._run is not None
+            for key, (rows, _) in self._resought.items():   # kept, sought for the new people: after the record
+                self._run.record(key, {"manifest": rows})
+            self._resought = {}
         if self.study_terms and self._run is not None and self._run.done.get("linkage"):
             self.gone = self._gone_values(self._run)
             if self.gone:
@@ -302,6 +316,29 @@ class AnonymizeStage(Stage):
         if self.gone is None:
             return items
         return (self._with_gone(src) for src in items)
+
+    def _block_lost(self, todo: list[Source]) -> list[Source]:
+        """G1 without a linkage table: an input to (re)do whose previous output was sought for
+        people that the files now in INPUT no longer give (:meth:`_lost`; a file of its study or
+        patient left), and whose values are not known (:meth:`_gone_unknown`), is not redone:
+        its input would be written back with a name its first output had removed. It fails with
+        PEOPLE_GONE (its old output is removed by :meth:`place`: it was to be redone, e.g. its
+        study gained people it holds), and its failed row keeps the set (``peers_digest``), so a
+        later run fails it again until the file is back in INPUT (then nothing is lost)."""
+        assert self._run is not None
+        run, out = self._run, []
+        for src in todo:
+            key = run.keys[src.rel]
+            before = [r for r in run.done["manifest"].get(key) or ()
+                      if r.get("status") == "ok" or r.get("reason") == PEOPLE_GONE]
+            had = next((r.get("peers_digest") for r in before if r.get("peers_digest")), None)
+            if had and not src.missing_reason and self._gone_unknown(run, key) and self._lost(had, self._wanted(src)):
+                self._blocked[src.rel] = had
+                if self.peer_sets.hashes(had) is not None:
+                    self._keep.add(had)
+                src = replace(src, missing_reason=PEOPLE_GONE)
+            out.append(src)
+        return out
 
     def _keep_gone(self, todo) -> None:
         """A done output whose study or patient lost a file stays as it is; its linkage row now
@@ -398,8 +435,7 @@ class AnonymizeStage(Stage):
             peers, places = self.people.peers(src), self.people.peer_places(src)
             if not peers and not places:
                 return None
-            hashes = sorted({self.subs.hexid("study-peer", f"{kind}:{v}", 12)
-                             for kind, values in (("p", peers), ("l", places)) for v in values})
+            hashes = sorted({self._peer_hash(kind, v) for kind, values in (("p", peers), ("l", places)) for v in values})
             got = self._wants[pair] = (self.peer_sets.name(" ".join(hashes)), frozenset(hashes))
         return got
 
@@ -428,9 +464,65 @@ class AnonymizeStage(Stage):
             # only a value it was not sought for: a file gone from INPUT must not make a clean
             # output written again without the values that file gave it
             if want is not None and had != want[0] and not self._covered(want, had):
-                return False
+                if not self._clean_of_new(run, key, r, want):
+                    return False
         self._keep.update(named)
         return True
+
+    def _gone_unknown(self, run: Run, key: str) -> bool:
+        """No linkage row to tell what the files gone from INPUT named (``--no-linkage``, or an
+        input first written without one): :meth:`_with_gone` has nothing to carry."""
+        return self.link_path is None or key not in (run.done.get("linkage") or {})
+
+    def _lost(self, had: str | None, want: tuple[str, frozenset[str]] | None) -> bool:
+        """Whether an output sought for the set ``had`` (a row's peers_digest) would now be
+        sought for less: a value of ``had`` the files in INPUT no longer give (the hashes
+        compared, exactly; a set the record lacks: unknown, so True)."""
+        if not had:
+            return False
+        sought = self.peer_sets.hashes(had)
+        return sought is None or bool(sought - (want[1] if want is not None else frozenset()))
+
+    def _clean_of_new(self, run: Run, key: str, row: dict, want: tuple[str, frozenset[str]]) -> bool:
+        """G1 without a linkage table (review 12): an intact output ``row`` whose study or patient
+        gained people it was not sought for AND lost a file whose people it was (known only as
+        keyed hashes, :meth:`_lost`) cannot be redone from its input (the lost people would be
+        written back). It is read back and searched for the new people (engine.holds_people):
+        holding none, it is kept as it is (True), its row naming, once the record holds it, the
+        union of both sets (:meth:`items`); else False (not done: :meth:`items` fails it)."""
+        had = row.get("peers_digest") or None
+        if not self._gone_unknown(run, key) or not self._lost(had, want):
+            return False
+        src = (self._by_key or {}).get(key)
+        if src is None or self.people is None or not row.get("output"):
+            return False
+        sought = self.peer_sets.hashes(had) or frozenset()
+        got = self._new_people.get((want[0], had or ""))
+        if got is None:         # once a group: its rows name the same sets
+            got = self._new_people[(want[0], had or "")] = (
+                tuple(v for v in self.people.peers(src) if self._peer_hash("p", v) not in sought),
+                tuple(v for v in self.people.peer_places(src) if self._peer_hash("l", v) not in sought))
+        new, new_places = got
+        try:
+            path = self.output / row["output"]
+            with open(path, "rb") as f:
+                ds = read_header(f, path.stat().st_size).ds
+            if holds_people(ds, self.cfg.profile, new, new_places):
+                return False
+        except Exception:        # an output that cannot be read back is not known clean
+            return False
+        if sought:              # named once the record holds it (items); a set unknown stays, sought again
+            union = self.peer_sets.name(" ".join(sorted(sought | want[1])))
+            self._keep.add(union)
+            rows = [dict(r) for r in run.done["manifest"][key]]
+            for r in rows:
+                if r.get("status") == "ok":
+                    r["peers_digest"] = union
+            self._resought[key] = (rows, union)
+        return True
+
+    def _peer_hash(self, kind: str, value: str) -> str:
+        return self.subs.hexid("study-peer", f"{kind}:{value}", 12)
 
     def _covered(self, want: tuple[str, frozenset[str]], had: str | None) -> bool:
         """Every value of the set ``want`` was sought in an output whose row says ``had``
@@ -445,6 +537,8 @@ class AnonymizeStage(Stage):
         row, link = res["manifest"], res["linkage"]
         if row.get("status") == "ok":
             row["peers_digest"] = self.peers_digest(src)
+        elif src.rel in self._blocked:       # what its removed output was sought for: still wanted (_block_lost)
+            row["peers_digest"] = self._blocked.pop(src.rel)
         carried = self._carried.pop(src.rel, None)
         if carried and link is not None:      # the values it was sought for stay in its row (_with_gone)
             link["phi_terms"] = sorted(set(link.get("phi_terms") or ()) | carried)
@@ -633,7 +727,7 @@ def anonymize(
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
     finally:
         stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
-        stage._carried = {}
+        stage._carried, stage._resought, stage._blocked, stage._new_people = {}, {}, {}, {}
         stage._wants, stage._covers, stage._keep = {}, {}, set()
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,

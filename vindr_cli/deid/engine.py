@@ -461,6 +461,63 @@ def file_person_terms(values: list[str], folds: dict[str, str] | None,
     return TermUnion(own, group), stripped
 
 
+def _holds(people, places, value, vr: str, tag: int) -> bool:
+    """Whether a kept value of VR ``vr`` (one of SCRUBBED_VRS) holds one of ``people`` (a
+    :func:`person_terms` set) or, in numbers and bytes, of ``places`` (``build_terms``): the
+    search :meth:`_Walker._judged_safe` makes in every kept value, and :func:`holds_people` in
+    a written output."""
+    if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
+        numbers, views = value_views(value, vr)
+        is_bytes = isinstance(value, (bytes, bytearray))
+        hit = bool(people) and (people.found_in_value(views, numbers) or (
+            is_bytes and people.found_in(tokens(decode_all(bytes(value))))) or (
+            is_bytes and policy.found_in_digits(people, views, vr)))     # "3006-7891" in a LUT's bytes
+        if not hit and people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
+            from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
+            hit = people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
+        if not hit and places:     # the hospital's name as LUT entries or ICC curve points (review 10)
+            hit = places.found_in_value(*reversed(value_views(value, vr)))
+        return bool(hit)
+    text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
+    return bool(people) and bool(people.found_in(tokens(text)) or people.found_wide(text)
+                                 # an ID or birth date inside a number or split by dots (red team 9)
+                                 or policy.found_in_digits(people, text, vr))
+
+
+def holds_people(ds: Dataset, profile: Profile, peers: tuple[str, ...], peer_places: tuple[str, ...] = ()) -> bool:
+    """Whether a WRITTEN output ``ds`` (read back from OUTPUT) holds one of ``peers`` (person
+    values, as the first pass gives them) or ``peer_places``, sought as :func:`deidentify` seeks
+    them in a file's kept values: every element of a searched VR at every depth (not a keyed
+    substitute, not the pixel description or Pixel Data), and two number elements of one data
+    set spelling an ID together. ``deid.batch`` asks it of an output whose study gained people
+    after a file of it left INPUT unknown (no linkage table): kept when False."""
+    people = person_terms([v for v in peers if isinstance(v, str)])
+    places = build_terms([v for v in peer_places if isinstance(v, str)], include_dates=False)
+    if not people and not places:
+        return False
+
+    def visit(d: Dataset, depth: int) -> bool:
+        numbers = []
+        for tag in list(d.keys()):
+            if depth == 0 and (tag in PIXEL_TAGS or tag in PIXEL_DESCRIPTION):
+                continue
+            elem = _element(d, tag)
+            vr = _vr_of(elem)
+            if vr == "SQ":
+                if depth < 64 and any(visit(item, depth + 1) for item in elem.value or []):
+                    return True
+                continue
+            if tag in profile.substitutes or vr not in SCRUBBED_VRS or elem.value in (None, "", b""):
+                continue
+            if _holds(people, places, elem.value, vr, tag):
+                return True
+            if vr in policy.SPLIT_VRS:
+                numbers.append((tag, vr, elem.value))
+        return bool(people) and len(numbers) >= 2 and bool(policy.split_across(people, numbers))
+
+    return visit(ds, 0)
+
+
 class _Walker:
     def __init__(self, profile: Profile, subs: Substitutes, key: str, sop_class: str | None):
         self.p = profile
@@ -631,23 +688,7 @@ class _Walker:
         if (verdict.ok and (self.people or self.places) and vr in SCRUBBED_VRS and tag not in self.p.substitutes
                 and not (depth == 0 and tag in PIXEL_DESCRIPTION)):
             value = verdict.value if verdict.value is not None else elem.value
-            if vr in NUMBER_FORMATS or vr in policy.BINARY:     # numbers and bytes also as characters (red team 7)
-                numbers, views = value_views(value, vr)
-                is_bytes = isinstance(value, (bytes, bytearray))
-                hit = bool(self.people) and (self.people.found_in_value(views, numbers) or (
-                    is_bytes and self.people.found_in(tokens(decode_all(bytes(value))))) or (
-                    is_bytes and policy.found_in_digits(self.people, views, vr)))     # "3006-7891" in a LUT's bytes
-                if not hit and self.people and tag == policy.ICC_PROFILE and isinstance(value, (bytes, bytearray)):
-                    from vindr_cli.deid import icc      # its fixed numbers as integers: an ID as an XYZ or 'chad' value
-                    hit = self.people.found_in_value(*reversed(value_views(icc.numbers(bytes(value)), "SL")))
-                if not hit and self.places:     # the hospital's name as LUT entries or ICC curve points (review 10)
-                    hit = self.places.found_in_value(*reversed(value_views(value, vr)))
-            else:
-                text = value_text(value, vr)        # ... and a word whose marks split its tokens (राजेश: review 10)
-                hit = bool(self.people) and (self.people.found_in(tokens(text)) or self.people.found_wide(text)
-                                             # an ID or birth date inside a number or split by dots (red team 9)
-                                             or policy.found_in_digits(self.people, text, vr))
-            if hit:
+            if _holds(self.people, self.places, value, vr, tag):
                 verdict = policy.Verdict(policy.IDENTIFYING)
         if verdict.ok:
             if verdict.value is not None:

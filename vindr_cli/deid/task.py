@@ -17,6 +17,7 @@ import pydicom
 from pydicom.uid import UID
 
 from vindr_cli.deid.burned_in import quarantine_reason
+from vindr_cli.deid import pixelcodes
 from vindr_cli.deid.engine import EngineError, Outcome, deidentify
 from vindr_cli.deid.identity import DEFAULT_PATIENT_MATCH
 from vindr_cli.deid.keyfile import KeyError_, read_key
@@ -136,6 +137,9 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
             if pixels is not None and pixels.identifying and ctx.cfg.burned_in == "quarantine":
                 row.update(status="quarantined", reason=TEXT_FOUND)
                 return _finish(result)
+            # the file's own names, IDs and dates as runs of character codes (deid.pixelcodes), from
+            # the ORIGINAL header: sought in the written pixel values below (red team 10, 11)
+            codes = pixelcodes.terms_of(pixelcodes.values_of(ds)) if header.pixel_offset is not None else []
             out = deidentify(ds, ctx.cfg.profile, ctx.subs, ctx.cfg.settings_fingerprint or None,
                              patient_match=ctx.cfg.patient_match, peers=src.peers,
                              peer_places=src.peer_places)
@@ -151,6 +155,8 @@ def anonymize_one(ctx: Ctx, src: Source) -> dict:
                 scanned = row.get("input_pixel_sha256")
                 if scanned is not None and not row.get("pixels_modified") and pixel_hash != scanned:
                     raise PixelError(CHANGED_SINCE_SCAN)     # what was copied is not what was scanned
+            if codes and pixelcodes.in_output(tmp_path, codes):
+                raise PixelError(pixelcodes.FOUND)
     except PixelError as exc:
         row.update(status="failed", reason=exc.reason)
         tmp_path.unlink(missing_ok=True)
