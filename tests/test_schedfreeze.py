@@ -1,5 +1,6 @@
 """`--executor dask` when the cluster freezes mid-run (issue 13, schedfreeze): a `dask scheduler`
-stopped with SIGSTOP (alive, its socket open, never answering), or every `dask worker` stopped
+stopped with SIGSTOP (alive, its socket open, never answering), the link to it cut (a proxy
+that stops forwarding: a partition as the driver sees it), or every `dask worker` stopped
 while the scheduler answers, ends the run with one fixed line and exit 2 once the cluster has
 been silent for ``$VINDR_SCHEDULER_TIMEOUT`` seconds (set short here; 120 s by default), never
 a wait without end. The journal holds what finished; after SIGCONT the same command on the
@@ -13,8 +14,11 @@ timeouts only keep a regression from hanging the suite.
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -162,3 +166,70 @@ def test_the_scheduler_stopped_mid_run_is_one_line_and_resumes(frozen_cluster, k
                     "(stopped, hung or unreachable): finished files are kept; restart the scheduler and workers, then "
                     "run the same command again to resume (the bound: $VINDR_SCHEDULER_TIMEOUT, README 'Cluster')")
     _resumes_on_the_cluster(args, out, local)        # the same scheduler, continued
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 to ``target`` (tcp://HOST:PORT) whose link can be cut: after
+    :attr:`cut` is set it forwards nothing more in either direction and connects nothing new,
+    but keeps every socket open (what the driver sees of a network partition, and of a stopped
+    scheduler: its kernel, here the proxy's, still acknowledges)."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit("/", 1)[1].rsplit(":", 1)
+        self.target = (host, int(port))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.cut = threading.Event()
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.socks.append(c)
+            if self.cut.is_set():
+                continue                       # accepted, never forwarded
+            u = socket.create_connection(self.target)
+            self.socks.append(u)
+            threading.Thread(target=self._pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while not self.cut.is_set():
+                if not select.select([a], [], [], 0.1)[0]:
+                    continue
+                data = a.recv(65536)
+                if not data:
+                    b.shutdown(socket.SHUT_WR)
+                    return
+                if not self.cut.is_set():
+                    b.sendall(data)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.sock.close()
+        for s in self.socks:
+            s.close()
+
+
+def test_the_link_to_the_scheduler_cut_mid_run_is_one_line_and_resumes(frozen_cluster, key, local, tmp_path):
+    out = tmp_path / "anon"
+    proxy = Proxy(frozen_cluster.address)
+    args = ["anonymize", EXPORT, out, "--key", key, "--executor", "dask", "--scheduler", proxy.address]
+    try:
+        p = _run_until(args, out, 2, proxy.cut.set, VINDR_SCHEDULER_TIMEOUT=SILENCE)
+    finally:
+        proxy.close()
+    line = _stopped_line(p, out)
+    assert line == (f"error: the Dask scheduler at {proxy.address} has not answered for {SILENCE} s mid-run "
+                    "(stopped, hung or unreachable): finished files are kept; restart the scheduler and workers, then "
+                    "run the same command again to resume (the bound: $VINDR_SCHEDULER_TIMEOUT, README 'Cluster')")
+    args[-1] = frozen_cluster.address                 # the link back: the same scheduler, reached directly
+    _resumes_on_the_cluster(args, out, local)
