@@ -882,9 +882,13 @@ class DaskExecutor(Executor):
                  silence: float | None = None):
         self.client = client
         self.silence = silence_bound() if silence is None else float(silence)
-        self.n_workers, threads = worker_counts(client)
-        self.workers = max(1, threads)           # task threads
         self.address = public_address(str(client.scheduler.address))
+        watch = Watch(client, self.silence, self.address).start()     # a scheduler silent since connect
+        try:
+            self.n_workers, threads = worker_counts(client, watch.call)
+        finally:
+            watch.stop()
+        self.workers = max(1, threads)           # task threads
         self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
         self.task_timeout = task_timeout
         self.paths = dict(paths or {})
