@@ -26,6 +26,12 @@ a worker going away (restarting) during the check. What the CLI prints of a run
 (:meth:`DaskExecutor.start_line`, :meth:`DaskExecutor.label`) never holds credentials
 (:func:`public_address`) nor a path.
 
+Mid-run, a :class:`Watch` asks the scheduler for its workers every few seconds: a scheduler
+that has not answered for ``$VINDR_SCHEDULER_TIMEOUT`` seconds (120 by default: stopped with
+SIGSTOP, hung, unreachable; its socket stays open, so Dask's client would wait without end),
+or no worker heard from for as long, stops the run with :class:`ClusterSilent` (one line,
+exit 2; the journal is kept, a re-run resumes).
+
 Only this module imports ``distributed``, and only when a Dask run is asked for.
 """
 from __future__ import annotations
@@ -59,6 +65,9 @@ TARGET_TASK_S = 1.0       # auto batch: about this much work per Dask task (the 
 FIRST_BATCH = 4           # auto batch: items per task until a first batch has been timed
 MAX_BATCH = 512           # auto batch: at most (tiny items: one task's results stay a small message)
 TASKS_PER_WORKER = 4      # auto batch: a batch never so large that a worker gets fewer tasks than this
+SILENCE_ENV = "VINDR_SCHEDULER_TIMEOUT"   # seconds the cluster may stay silent mid-run (default SILENCE_S)
+SILENCE_S = 120.0         # mid-run: the scheduler unanswering, or no worker heard from, this long stops the run
+PING_S = 5.0              # mid-run: the driver asks the scheduler for its workers this often (or silence / 4)
 SHARED = ("INPUT and OUTPUT (and the key file) must be on a file system every worker shares with "
           "this machine, at the same paths")
 SAME_CODE = ("install this same vindr and the same libraries (one environment: the same virtual environment or "
@@ -292,6 +301,144 @@ class SchedulerLost(RequestError):
     fault of the machinery, not of a file). What was journaled is kept; re-run to resume."""
 
 
+class ClusterSilent(SchedulerLost):
+    """Mid-run, the Dask scheduler has not answered for :func:`silence_bound` seconds (a
+    process stopped or hung with its socket open, a network partition), or it answers but no
+    worker has been heard from for as long (every worker stopped, hung or unreachable): exit
+    2, like the scheduler lost; what was journaled is kept; re-run to resume. ``scheduler``:
+    the scheduler itself is silent (nothing more is asked of it)."""
+
+    def __init__(self, message: str, scheduler: bool = True):
+        super().__init__(message)
+        self.scheduler = scheduler
+
+
+def silence_bound() -> float:
+    """Seconds the cluster may stay silent mid-run (:class:`Watch`): ``$VINDR_SCHEDULER_TIMEOUT``,
+    else :data:`SILENCE_S` (120 s)."""
+    text = os.environ.get(SILENCE_ENV, "").strip()
+    if not text:
+        return SILENCE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise RequestError(f"${SILENCE_ENV} must be a positive number of seconds (how long the Dask scheduler may "
+                           "go without answering mid-run)")
+    return value
+
+
+def _direct(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+class Watch:
+    """The driver's watch over a run's cluster. A thread asks the scheduler every
+    :data:`PING_S` seconds (at most a quarter of the bound) for its workers
+    (``scheduler.identity``, bounded by ``silence`` seconds): Dask's client itself sends
+    heartbeats but awaits no answer, and a process stopped with SIGSTOP keeps its socket open
+    (the kernel still acknowledges, so neither TCP keepalive nor
+    ``distributed.comm.timeouts.tcp`` ends the wait), so without this a run waits without end.
+    The scheduler not answering for ``silence`` seconds, or answering while no worker's
+    heartbeat (``last_seen``) has moved for as long, is a :class:`ClusterSilent`, raised in
+    the driver's thread by :meth:`check`; every blocking call the run makes to the cluster
+    goes through :meth:`call`, which waits in short steps and checks."""
+
+    def __init__(self, client: Any, silence: float, where: str):
+        self.client, self.silence, self.where = client, float(silence), where
+        self.every = max(0.05, min(PING_S, self.silence / 4))
+        self.fault: ClusterSilent | None = None
+        self.heard = self.workers_heard = time.monotonic()
+        self.seen: dict[str, Any] = {}
+        self._stop = threading.Event()
+
+    def start(self) -> "Watch":
+        self.heard = self.workers_heard = time.monotonic()
+        threading.Thread(target=self._watch, daemon=True, name="vindr-dask-watch").start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _ping(self) -> dict | None:
+        try:
+            return self.client.sync(self.client.scheduler.identity, n_workers=-1, callback_timeout=self.silence)
+        except Exception:          # no answer within the bound, a closed comm, a closed client: silence
+            return None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            info = self._ping()
+            now = time.monotonic()
+            if isinstance(info, dict):
+                self.heard = now
+                workers = {str(a): (w or {}).get("last_seen") for a, w in (info.get("workers") or {}).items()}
+                if any(self.seen.get(a, self) != s for a, s in workers.items()):   # a heartbeat, a new worker
+                    self.workers_heard = now
+                self.seen = workers
+            if self._stop.is_set():
+                return
+            wait = f"{self.silence:g} s"
+            if now - self.heard > self.silence:
+                self.fault = ClusterSilent(
+                    f"the Dask scheduler at {self.where} has not answered for {wait} mid-run (stopped, hung or "
+                    "unreachable): finished files are kept; restart the scheduler and workers, then run the same "
+                    f"command again to resume (the bound: ${SILENCE_ENV}, README 'Cluster')")
+                return
+            if now - self.workers_heard > self.silence:
+                self.fault = ClusterSilent(
+                    f"no Dask worker has answered the scheduler at {self.where} for {wait} mid-run (every worker "
+                    "stopped, hung or unreachable, or none left): finished files are kept; restart the workers, then "
+                    f"run the same command again to resume (the bound: ${SILENCE_ENV}, README 'Cluster')",
+                    scheduler=False)
+                return
+
+    def gone(self) -> bool:
+        """The scheduler has stopped answering (nothing more is asked of it)."""
+        return self.fault is not None and self.fault.scheduler
+
+    def check(self) -> None:
+        """Raise the watch's :class:`ClusterSilent`, if it has one."""
+        if self.fault is not None:
+            raise self.fault
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` (a blocking call to the cluster) in a thread of its own, waited
+        for in steps of :data:`TICK_S`: raises the watch's fault as soon as it has one (the call
+        is left to end with the process; Ctrl-C lands at once too)."""
+        self.check()
+        box: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                box["result"] = fn(*args, **kwargs)
+            except BaseException as exc:      # raised again below, in the driver's thread
+                box["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=work, daemon=True, name="vindr-dask-call").start()
+        while not finished.wait(TICK_S):
+            self.check()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def next_batch(self, done: Any) -> list | None:
+        """The futures of ``done`` (an ``as_completed``) that finished, once at least one has:
+        as ``as_completed.batches()`` but checking the watch while it waits; None when nothing
+        is left to wait for."""
+        while not done.has_ready():
+            if done.is_empty():
+                return None
+            self.check()
+            with done.thread_condition:
+                done.thread_condition.wait(timeout=TICK_S)
+        return done.next_batch(block=False)
+
+
 class WorkersCannotSee(RequestError):
     """A Dask worker cannot see INPUT or OUTPUT at the driver's paths (exit 2)."""
 
@@ -514,12 +661,12 @@ def _no_worker(where: str, waited: float) -> RequestError:
                         "start `dask worker` processes, then run again")
 
 
-def worker_counts(client: Any) -> tuple[int, int]:
-    """(workers, task threads across them) of the cluster now."""
+def worker_counts(client: Any, call: Any = _direct) -> tuple[int, int]:
+    """(workers, task threads across them) of the cluster now (``call``: :meth:`Watch.call`)."""
     try:
-        info = client.scheduler_info(n_workers=-1)["workers"]
+        info = call(client.scheduler_info, n_workers=-1)["workers"]
     except TypeError:            # distributed before n_workers= (it listed every worker)
-        info = client.scheduler_info()["workers"]
+        info = call(client.scheduler_info)["workers"]
     return len(info), sum(int(w.get("nthreads", 1)) for w in info.values())
 
 
@@ -565,15 +712,16 @@ def judge_paths(answers: dict[str, Any]) -> dict[str, list[str]]:
     return {addr: a for addr, a in bad.items() if a}
 
 
-def check_workers(client: Any, paths: dict[str, Any], output: Any = None, *,
-                  keep: bool = False) -> tuple[dict[str, str], str | None, str]:
+def check_workers(client: Any, paths: dict[str, Any], output: Any = None, *, keep: bool = False,
+                  call: Any = _direct) -> tuple[dict[str, str], str | None, str]:
     """Every worker sees ``paths`` (label -> path) and, when ``output`` is given, the very
     folder ``OUTPUT/.vindr/tmp`` this driver sees (a token written here is read there, and a
     worker can write there). Raises :class:`WorkersCannotSee` naming the first such worker.
     A worker restarting during the check is not judged (:func:`judge_paths`). Returns
     :func:`_probe`'s arguments (paths, token file, token) for the run's plugin, which checks a
-    worker that joins later; with ``keep`` the token file stays (the caller removes it)."""
-    envs = client.run(environment, on_error="return")
+    worker that joins later; with ``keep`` the token file stays (the caller removes it).
+    ``call``: how a blocking call to the cluster is made (:meth:`Watch.call` in a run)."""
+    envs = call(client.run, environment, on_error="return")
     here = environment()
     # a worker that is going away (restarted by its nanny) answers with a comm error: not counted
     # here; when it comes back, the run's plugin checks it before its first task
@@ -592,7 +740,7 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None, *,
     args = ({k: str(v) for k, v in paths.items()}, None if probe is None else str(probe), token)
     done = False
     try:
-        answers = client.run(_probe, *args, on_error="return")
+        answers = call(client.run, _probe, *args, on_error="return")
         bad = judge_paths(answers)
         if not answers:
             raise WorkersCannotSee("the Dask cluster has no worker left: start `dask worker` processes, then run again")
@@ -607,23 +755,23 @@ def check_workers(client: Any, paths: dict[str, Any], output: Any = None, *,
     return args
 
 
-def register(client: Any, plugin: SetupPlugin) -> None:
-    client.register_plugin(plugin, name=plugin.name)
+def register(client: Any, plugin: SetupPlugin, call: Any = _direct) -> None:
+    call(client.register_plugin, plugin, name=plugin.name)
 
 
-def outcomes(client: Any, futures: list) -> list:
+def outcomes(client: Any, futures: list, call: Any = _direct) -> list:
     """The results of finished futures, in order, fetched in one gather: the task's result,
     ``ItemFailed(WORKER_DIED)`` for an item whose workers kept dying. A cancelled future
     (only the loss of the scheduler cancels one the run still waits for) or a lost
     connection is :class:`SchedulerLost`; an exception the task raised (a full disk, a key
-    error) is raised again here, in the driver."""
+    error) is raised again here, in the driver. ``call``: as in :func:`check_workers`."""
     lost = SchedulerLost(f"lost the Dask scheduler at {public_address(str(client.scheduler.address))} mid-run: finished files are kept; "
                          "restart the scheduler and workers, then run the same command again to resume")
     out: list = [None] * len(futures)
     ok = [i for i, f in enumerate(futures) if f.status == "finished"]
     fetched = set(ok)
     try:
-        for i, r in zip(ok, client.gather([futures[i] for i in ok]) if ok else []):
+        for i, r in zip(ok, call(client.gather, [futures[i] for i in ok]) if ok else []):
             if isinstance(r, Raised):
                 raise r.exc
             out[i] = r
@@ -642,27 +790,30 @@ def outcomes(client: Any, futures: list) -> list:
     return out
 
 
-def restart_hung(client: Any, futures: list) -> None:
+def restart_hung(client: Any, futures: list, call: Any = _direct) -> None:
     """Restart (through its nanny) each worker that gave up on an item after the time limit:
     the item's thread may still hold the worker (or a lock its next items need). Its other
     items are Dask's to run again elsewhere. Best effort: a worker without a nanny stays."""
     if not futures:
         return
     try:
-        held = client.who_has(futures)
+        held = call(client.who_has, futures)
         addrs = sorted({a for f in futures for a in held.get(f.key, ())})
         if addrs:
-            client.restart_workers(addrs, raise_for_error=False)
+            call(client.restart_workers, addrs, raise_for_error=False)
     except (OSError, TimeoutError, ValueError, CancelledError):
         pass
 
 
-def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, probe: str | None = None) -> None:
+def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, probe: str | None = None,
+           silent: bool = False) -> None:
     """End of a run (also an early one): drop what has not finished, remove the ``plugins``
-    (or one plugin), the ``topic``'s handler and the run's token file (:func:`check_workers`)."""
+    (or one plugin), the ``topic``'s handler and the run's token file (:func:`check_workers`);
+    all of it within :data:`FINISH_S`. ``silent``: the scheduler stopped answering
+    (:class:`Watch`): only the token file is removed."""
     if probe is not None:
         Path(probe).unlink(missing_ok=True)
-    if client.status != "running":
+    if client.status != "running" or silent:
         return
 
     def quietly(step: Any) -> None:
@@ -671,12 +822,15 @@ def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, p
         except (OSError, TimeoutError, CancelledError, ValueError, KeyError):   # the scheduler went away meanwhile,
             pass                                                                 # or it was never registered
 
-    quietly(lambda: pending and client.cancel(pending))
-    if topic is not None:
-        quietly(lambda: client.unsubscribe_topic(topic))
     names = [p.name for p in (plugins if isinstance(plugins, (list, tuple)) else [plugins])]
 
     def unregister() -> None:
+        try:
+            quietly(lambda: pending and client.cancel(pending))
+            if topic is not None:
+                quietly(lambda: client.unsubscribe_topic(topic))
+        except Exception:            # the client closed meanwhile (best effort, after FINISH_S)
+            pass
         for name in names:
             try:
                 quietly(lambda: client.unregister_worker_plugin(name))
@@ -685,7 +839,8 @@ def finish(client: Any, pending: list, plugins: Any, topic: str | None = None, p
 
     # The scheduler drops a plugin at once, then waits for every worker's answer: a worker that
     # registered but failed its start (no vindr: it cannot load the plugin) answers after Dask's
-    # timeouts (~30 s), so the run's end waits at most FINISH_S for that.
+    # timeouts (~30 s), so the run's end waits at most FINISH_S for that (and for a cancel that
+    # a scheduler gone silent meanwhile would never answer).
     t = threading.Thread(target=unregister, daemon=True, name="vindr-unregister")
     t.start()
     t.join(FINISH_S)
@@ -718,14 +873,22 @@ class DaskExecutor(Executor):
     over ``task_timeout`` seconds (None: no limit) is ``ItemFailed(TIMED_OUT)`` and the
     items after it in its batch go again one per task. ``paths`` (label -> path, e.g.
     INPUT, OUTPUT) are checked on every worker before the first item is sent
-    (:func:`check_workers`)."""
+    (:func:`check_workers`). A run is watched (:class:`Watch`): the scheduler silent for
+    ``silence`` seconds (None: :func:`silence_bound`), or no worker heard from for as long,
+    stops it with :class:`ClusterSilent`."""
 
     def __init__(self, client: Any, *, in_flight: int | None = None, task_timeout: float | None = None,
-                 paths: dict[str, Any] | None = None, output: Any = None, batch: int | None = None):
+                 paths: dict[str, Any] | None = None, output: Any = None, batch: int | None = None,
+                 silence: float | None = None):
         self.client = client
-        self.n_workers, threads = worker_counts(client)
-        self.workers = max(1, threads)           # task threads
+        self.silence = silence_bound() if silence is None else float(silence)
         self.address = public_address(str(client.scheduler.address))
+        watch = Watch(client, self.silence, self.address).start()     # a scheduler silent since connect
+        try:
+            self.n_workers, threads = worker_counts(client, watch.call)
+        finally:
+            watch.stop()
+        self.workers = max(1, threads)           # task threads
         self.in_flight = in_flight or max(IN_FLIGHT, 8 * self.workers)
         self.task_timeout = task_timeout
         self.paths = dict(paths or {})
@@ -750,7 +913,16 @@ class DaskExecutor(Executor):
         return line
 
     def run(self, task: Task, items: Iterable[Any], *, setup: Setup, config: Any) -> Iterator[tuple[Any, Any]]:
-        check = check_workers(self.client, self.paths, self.output, keep=True)
+        watch = Watch(self.client, self.silence, self.address).start()
+        try:
+            yield from self._run(watch, task, items, setup, config)
+        finally:
+            watch.stop()
+
+    def _run(self, watch: Watch, task: Task, items: Iterable[Any], setup: Setup,
+             config: Any) -> Iterator[tuple[Any, Any]]:
+        call = watch.call
+        check = check_workers(self.client, self.paths, self.output, keep=True, call=call)
         run_id = uuid.uuid4().hex
         plugin = SetupPlugin(run_id, setup, config, check)
         if self.record:
@@ -761,13 +933,13 @@ class DaskExecutor(Executor):
         try:
             self.client.subscribe_topic(carried.topic, joined.append)
             for p in plugins:                 # in this order: a worker loads them in the order registered
-                register(self.client, p)
+                register(self.client, p, call)
         except BaseException:
-            finish(self.client, [], plugins, carried.topic, check[1])
+            finish(self.client, [], plugins, carried.topic, check[1], silent=watch.gone())
             raise
         if self.announce is not None:          # the start line: after the checks, so that a refusal
             announce, self.announce = self.announce, None    # stays the run's only line
-            self.n_workers, threads = worker_counts(self.client)
+            self.n_workers, threads = worker_counts(self.client, call)
             self.workers = max(1, threads)
             announce()
         remaining = len(items) if hasattr(items, "__len__") else None      # not yet taken from ``it``
@@ -809,8 +981,8 @@ class DaskExecutor(Executor):
 
         try:
             submit(self.in_flight)
-            for finished in done.batches():      # what finished meanwhile: one gather for all of it
-                results = outcomes(self.client, finished)
+            while (finished := watch.next_batch(done)) is not None:   # what finished meanwhile: one gather
+                results = outcomes(self.client, finished, call)
                 hung = []
                 for f, result in zip(finished, results):
                     group = futs.pop(f)
@@ -835,7 +1007,7 @@ class DaskExecutor(Executor):
                         if isinstance(r, ItemFailed) and r.reason == TIMED_OUT:
                             hung.append(f)
                         yield item, r
-                restart_hung(self.client, hung)
+                restart_hung(self.client, hung, call)
                 if joined:
                     raise WorkersDiffer(f"a Dask worker that joined during the run cannot import vindr "
                                         f"({joined[0][1].get('worker', '?')}): {SAME_CODE}; finished files are kept: "
@@ -845,23 +1017,25 @@ class DaskExecutor(Executor):
                     alone.append(last.popleft())
                     submit(1)
         finally:
-            finish(self.client, list(futs), plugins, carried.topic, check[1])
+            finish(self.client, list(futs), plugins, carried.topic, check[1], silent=watch.gone())
 
 
 def open_dask(address: str, *, input: Path, output: Path | None = None,
               task_timeout: float | None = None) -> tuple[Any, DaskExecutor]:
     """(client, executor) for the scheduler at ``address``; the paths the workers must see
     are INPUT and OUTPUT's folder (OUTPUT itself may not exist yet: the run checks it).
-    ``$VINDR_DASK_BATCH`` (a positive number) fixes the items per Dask task."""
+    ``$VINDR_DASK_BATCH`` (a positive number) fixes the items per Dask task;
+    ``$VINDR_SCHEDULER_TIMEOUT`` (seconds) the silence that stops a run (:class:`Watch`)."""
     fixed = os.environ.get(BATCH_ENV, "").strip()
     if fixed and not (fixed.isdigit() and int(fixed) > 0):
         raise RequestError(f"${BATCH_ENV} must be a positive whole number of items per Dask task")
+    silence = silence_bound()                # a bad $VINDR_SCHEDULER_TIMEOUT is refused before connecting
     client = connect(address)
     paths = {"INPUT": Path(input).resolve()}
     if output is not None:
         paths["OUTPUT"] = Path(output).resolve().parent
     return client, DaskExecutor(client, task_timeout=task_timeout, paths=paths, batch=int(fixed) if fixed else None,
-                                output=None if output is None else Path(output).resolve())
+                                output=None if output is None else Path(output).resolve(), silence=silence)
 
 
 def close(client: Any) -> None:
@@ -871,5 +1045,5 @@ def close(client: Any) -> None:
         pass
 
 
-__all__ = ["TIMED_OUT", "Batch", "RequiresVindr", "carrier", "judge_paths", "public_address", "worker_counts", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
+__all__ = ["TIMED_OUT", "Batch", "ClusterSilent", "Watch", "silence_bound", "RequiresVindr", "carrier", "judge_paths", "public_address", "worker_counts", "DaskExecutor", "batch_size", "items_run", "SchedulerLost", "SetupPlugin", "WorkersCannotSee", "WorkersDiffer", "check_workers", "code_fingerprint", "connect", "difference", "environment",
            "open_dask", "close", "outcomes", "worker_threads"]

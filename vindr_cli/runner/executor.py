@@ -52,7 +52,10 @@ imports Dask:
   item slower than ``task_timeout`` seconds becomes ``ItemFailed(TIMED_OUT)`` and its worker
   is restarted (the thread cannot be stopped; nothing it writes later is ever renamed). A scheduler lost
   mid-run stops the run with :class:`~vindr_cli.runner.cluster.SchedulerLost` (exit 2;
-  what was journaled is kept and the same command resumes).
+  what was journaled is kept and the same command resumes), and so does one that stays up
+  but stops answering, or whose workers all fall silent, for ``$VINDR_SCHEDULER_TIMEOUT``
+  seconds (:class:`~vindr_cli.runner.cluster.ClusterSilent`, found by the driver's
+  :class:`~vindr_cli.runner.cluster.Watch`).
 
 The key file must then be readable at the same path on the workers (shared storage with
 the same 0600 owner), which is the deployment's decision, not the stage's. Choosing a
