@@ -279,9 +279,10 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
     if "split" not in split.columns or "image_id" not in split.columns:
         rep.add("schema", "split.csv", "needs image_id and split columns")
         return
+    per_file = images.assign(image_id=images["image_id"].str[:32])   # a frame's id -> its file's
     groups = [c for c in ("study_id", "patient_id") if c in split.columns and c in images.columns]
     if groups:        # the same study and patient as images.csv (a hand-edited id may be a name)
-        mine = images.assign(image_id=images["image_id"].str[:32]).drop_duplicates("image_id").set_index("image_id")
+        mine = per_file.drop_duplicates("image_id").set_index("image_id")
         theirs = split.drop_duplicates("image_id").set_index("image_id")
         common = mine.index.intersection(theirs.index)
         for c in groups:
@@ -289,7 +290,7 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
             if differ:
                 rep.add("counts", "split.csv", f"{differ} image(s) whose {c} differs from images.csv")
     a = dict(zip(split["image_id"], split["split"]))
-    base = images.assign(image_id=images["image_id"].str[:32]).drop_duplicates(["image_id", "split"])
+    base = per_file.drop_duplicates(["image_id", "split"])
     b = dict(zip(base["image_id"], base["split"]))     # frames released as images count as their file
     if a != b:
         rep.add("counts", "split.csv", f"{len(set(a.items()) ^ set(b.items()))} image(s) differ from images.csv")
