@@ -156,6 +156,20 @@ def _table(path: Path, where: str, rep: ValidationReport) -> pd.DataFrame | None
         return None
 
 
+def _against_schema(data, schema: str, where: str, rep: ValidationReport) -> bool:
+    """``data`` is valid against the release schema ``schema``; else one ``schema`` finding at
+    ``where`` saying which rule failed and where (the path's indexes and names, never a value:
+    it may be anything) and False."""
+    try:
+        jsonschema.validate(data, release_schema(schema))
+    except jsonschema.ValidationError as exc:
+        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
+        name = {"coco": "COCO"}.get(schema, schema)
+        rep.add("schema", where, f"fails the {name} schema's {exc.validator!r} rule at /{at}")
+        return False
+    return True
+
+
 def _json(path: Path, where: str, rep: ValidationReport):
     """A release JSON file, or None with a ``schema`` finding (truncated, not UTF-8, nested too deep)."""
     try:
@@ -324,11 +338,7 @@ def _check_datasheet(root: Path, rep: ValidationReport) -> None:
     data = _json(path, "datasheet.json", rep)
     if data is None:
         return
-    try:
-        jsonschema.validate(data, release_schema("datasheet"))
-    except jsonschema.ValidationError as exc:       # where and which rule, never the value
-        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
-        rep.add("schema", "datasheet.json", f"fails the datasheet schema's {exc.validator!r} rule at /{at}")
+    _against_schema(data, "datasheet", "datasheet.json", rep)
 
 
 def _labels(root: Path, rep: ValidationReport) -> list[str]:
@@ -373,7 +383,6 @@ def _check_annotations(root: Path, s: str, images: pd.DataFrame, classes: list[s
     if ann is None:
         return
     layout = SPINE if "lesion_type" in ann.columns else CXR
-    where = f"annotations/{path.name}"
     for problem in check_csv(path, layout.schema):
         rep.add("schema", where, problem)
     kaggle = root / "annotations" / f"kaggle_{s}.csv"
@@ -412,11 +421,7 @@ def _check_coco(root: Path, s: str, images: pd.DataFrame, classes: list[str], re
     data = _json(path, where, rep)
     if data is None:
         return
-    try:
-        jsonschema.validate(data, release_schema("coco"))
-    except jsonschema.ValidationError as exc:     # where and which rule, never the value (it may be anything)
-        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
-        rep.add("schema", where, f"fails the COCO schema's {exc.validator!r} rule at /{at}")
+    if not _against_schema(data, "coco", where, rep):
         return
     known = set(images.loc[images["split"] == s, "image_id"])
     sizes = {im["id"]: (im["width"], im["height"]) for im in data["images"]}
