@@ -75,7 +75,9 @@ class Survey:
     once per worker; module-level functions, pickled like the stage's), each result handed
     to ``take(source, result)`` in the driver (an :class:`~vindr_cli.runner.executor.ItemFailed`
     for one the executor could not finish). Nothing of it is journaled or stored: a re-run
-    recomputes it. ``label``: the progress bar's."""
+    recomputes it. ``label``: the progress bar's. ``more``: asked once this pass is done, a
+    further pass to run (None: none), e.g. over the inputs that what this one found makes
+    needed."""
 
     task: Callable[[Any, Any], Any]
     setup: Callable[[Any], Any]
@@ -83,6 +85,7 @@ class Survey:
     sources: Sequence[Source]
     take: Callable[[Source, Any], None]
     label: str = "survey"
+    more: Callable[[], "Survey | None"] | None = None
 
 
 @dataclass
@@ -444,9 +447,10 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     # the first pass before `todo` (review 11): what it finds may make a done input's output stale
     # (its study gained a file naming someone its output spells), which is_done then says
     survey = stage.survey(run, sources) if sources else None
-    if survey is not None:
-        _survey(executor.sized(workers, len(sources)) if executor is not None
-                else make_executor(workers, len(sources)), survey, console)
+    while survey is not None:
+        n = len(survey.sources)
+        _survey(executor.sized(workers, n) if executor is not None else make_executor(workers, n), survey, console)
+        survey = survey.more() if survey.more is not None else None
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
