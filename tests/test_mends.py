@@ -2,6 +2,7 @@
 resume with nothing new does not re-read the headers of done inputs that did not change."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -215,3 +216,19 @@ def test_a_done_output_lost_brings_the_first_pass_back(tmp_path):
     got = _run(src, out, key)
     assert (got.first_pass, got.headers_read, got.resumed) == ("partial", 2, 1)
     assert lut_out.read_bytes() == first
+
+
+def test_an_input_the_pass_could_not_read_is_read_again(tmp_path):
+    """An input whose header the first pass could not read (here not DICOM; alike a read error
+    or a time-out, which may not recur) is not recorded: every resume reads it again, alone."""
+    from helpers import key_file_in
+    from vindr_cli.deid import unchanged
+
+    src, out = tmp_path / "export", tmp_path / "anon"
+    key = key_file_in(tmp_path)
+    _study(src)
+    (src / "notes.txt").write_bytes(b"not a DICOM file\n")
+    assert _run(src, out, key).headers_read == 3
+    assert len(json.loads((out / ".vindr" / unchanged.FILE).read_text())["inputs"]) == 2
+    got = _run(src, out, key)
+    assert (got.first_pass, got.headers_read, got.resumed) == ("partial", 1, 3)

@@ -212,6 +212,7 @@ class AnonymizeStage(Stage):
         self._ids: dict[str, str] | None = None        # input key -> its file's identity now (keyed)
         self._prior: dict[str, tuple[str, str, str]] = {}   # the record read at the start
         self._read: list[Source] = []                  # the inputs given to the first pass this run
+        self._grouped: set[str] = set()                # Source.rel of those whose header it read
         self._as_written: dict[str, bool] = {}         # input key -> is_done without the peers check
 
     def forget(self) -> None:
@@ -220,7 +221,7 @@ class AnonymizeStage(Stage):
         self.people = self._by_key = self.gone = self._run = self._ids = None
         self._carried = {}
         self._wants, self._covers, self._keep = {}, {}, set()
-        self._prior, self._read, self._as_written = {}, [], {}
+        self._prior, self._read, self._as_written, self._grouped = {}, [], {}, set()
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -305,6 +306,7 @@ class AnonymizeStage(Stage):
         than one input, and not turned off. On a resume, only the inputs that changed and the
         groups they are in (deid.unchanged: the record of the last completed run)."""
         self.first_pass, self.headers_read, self._ids, self._prior, self._read = "none", 0, None, {}, []
+        self._grouped = set()
         if not self.study_terms or len(run.sources) < 2:
             self.unchanged.clear()          # before any output: the next run reads every header
             return None
@@ -330,8 +332,14 @@ class AnonymizeStage(Stage):
     def _pass(self, cfg: studyterms.PeopleConfig, sources, more=None) -> Survey:
         self._read.extend(sources)
         self.headers_read += len(sources)
-        return Survey(studyterms.people_of, studyterms.setup, cfg, sources, self.people.take, studyterms.LABEL,
+        return Survey(studyterms.people_of, studyterms.setup, cfg, sources, self._take, studyterms.LABEL,
                       more=more)
+
+    def _take(self, src: Source, result: Any) -> None:
+        assert self.people is not None
+        if isinstance(result, tuple):
+            self._grouped.add(src.rel)
+        self.people.take(src, result)
 
     def _as_before(self, run: Run, src: Source) -> bool:
         """``src`` is as the last completed run left it (deid.unchanged): the same file (its
@@ -376,14 +384,16 @@ class AnonymizeStage(Stage):
         return self._pass(cfg, more) if more else None
 
     def record_inputs(self) -> None:
-        """At the end of a completed run: what it knows of each input it could read (deid.unchanged)."""
+        """At the end of a completed run: what it knows of each input whose header the first
+        pass read (deid.unchanged). One it could not read (not DICOM, damaged, a read error or
+        time-out that may not recur) is not recorded: the next run reads it again."""
         if self._run is None or self._ids is None or self.people is None:
             return
         run, read = self._run, {s.rel for s in self._read}
         inputs = {}
         for s in run.sources:
             key = run.keys[s.rel]
-            if s.missing_reason or key not in self._ids:
+            if s.missing_reason or key not in self._ids or (s.rel in read and s.rel not in self._grouped):
                 continue
             if s.rel in read:
                 st, pt = self.people.group.get(s.rel, ("", ""))
