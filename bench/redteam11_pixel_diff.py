@@ -21,7 +21,6 @@ import collections
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,33 +28,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from bench_io import copy_dicom_corpus, corpus_roots  # noqa: E402
 FIELDS = ("status", "reason", "pixels_modified", "pixel_sha256", "overlay_pixels_zeroed", "transfer_syntax")
 
 
 def _corpus(dest: Path) -> int:
-    import pydicom.data
-
-    roots = [Path(pydicom.data.__file__).parent / "test_files"]
-    for mod, sub in (("data_store", "data"), ("deid_data", "")):
-        try:
-            m = __import__(mod)
-            roots.append(Path(m.__file__).parent / sub)
-        except ImportError:
-            pass
-    n = 0
-    for k, root in enumerate(roots):
-        for p in root.rglob("*"):
-            if p.is_file() and p.stat().st_size < 20_000_000:
-                with open(p, "rb") as f:
-                    f.seek(128)
-                    if f.read(4) != b"DICM":
-                        continue
-                d = dest / f"{k}_{root.name}" / p.relative_to(root).parent
-                d.mkdir(parents=True, exist_ok=True)
-                shutil.copy(p, d / p.name)
-                n += 1
-    shutil.copytree(REPO / "sample_dicoms" / "export", dest / "sample")
-    return n
+    """pydicom's, pydicom-data's and deid-data's DICOM files, one folder a root, and the sample
+    export (the walk red team 9's bench shares: bench_io.copy_dicom_corpus)."""
+    return copy_dicom_corpus(dest, corpus_roots(), lambda k, root: f"{k}_{root.name}")
 
 
 def _run(tree: Path, *args) -> tuple[subprocess.CompletedProcess, float]:

@@ -18,7 +18,6 @@ import collections
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,31 +25,13 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from bench_io import copy_dicom_corpus, corpus_roots  # noqa: E402
 
 
 def _corpus(dest: Path) -> int:
-    import pydicom.data
-
-    roots = [Path(pydicom.data.__file__).parent / "test_files"]
-    try:
-        import deid_data
-        roots.append(Path(deid_data.__file__).parent)
-    except ImportError:
-        pass
-    n = 0
-    for root in roots:
-        for p in root.rglob("*"):
-            if p.is_file() and p.stat().st_size < 20_000_000:
-                with open(p, "rb") as f:
-                    f.seek(128)
-                    if f.read(4) != b"DICM":
-                        continue
-                d = dest / root.name / p.relative_to(root).parent
-                d.mkdir(parents=True, exist_ok=True)
-                shutil.copy(p, d / p.name)
-                n += 1
-    shutil.copytree(REPO / "sample_dicoms" / "export", dest / "sample")
-    return n
+    """pydicom's and deid-data's DICOM files (not pydicom-data's) and the sample export."""
+    return copy_dicom_corpus(dest, corpus_roots(pydicom_data=False))
 
 
 def _run(tree: Path, *args) -> subprocess.CompletedProcess:

@@ -62,7 +62,7 @@ _STAMP = r"\d{8}T\d{6}(\.\d+)?"
 OWN_NAME = re.compile(
     r"[0-9a-f]{16}|[0-9a-f]{32}\.(dcm|dicom)|manifest\.parquet|anonymize_peers\.json"
     r"|\.vindr|tmp|damaged|review|cache|lock|review\.(jsonl|parquet|lock)"
-    rf"|{_STAGES}(_copy)?\.json(\.{_STAMP})?|{_STAGES}\.journal\.jsonl(\.damaged\.{_STAMP})?"
+    rf"|{_STAGES}(_copy)?\.json(\.{_STAMP})?|anonymize_(peers|firstpass)\.json|{_STAGES}\.journal\.jsonl(\.damaged\.{_STAMP})?"
     r"|[0-9a-f]{16,64}\.vindr-part"
     r"|[0-9a-f]{32}_[0-9a-fx]+_(thumb|large)_(header|wider|narrower)_\d+_v\d+\.png")
 # suffixes a placeholder keeps (they say what kind of file it is, never whose)

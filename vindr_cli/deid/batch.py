@@ -22,7 +22,7 @@ from vindr_cli.deid.policy import UID_SHAPE, date_forms, id_forms
 from vindr_cli.deid.linkage import LINKAGE_MODE, default_linkage_path, journal_path, phi_terms
 from vindr_cli.deid.peersets import PREFIX as PEER_SET, PeerSets
 from vindr_cli.deid.profile import Profile
-from vindr_cli.deid import reviewboxes, studyterms
+from vindr_cli.deid import reviewboxes, studyterms, unchanged
 from vindr_cli.deid.redact import MODES
 from vindr_cli.deid.substitutes import Substitutes
 from vindr_cli.deid.task import LAYOUTS, AnonConfig, anonymize_one, setup
@@ -73,6 +73,8 @@ class Summary:
     pixels_modified: int = 0             # ok outputs whose Pixel Data differs from the input's
     scanned: int = 0                     # ok outputs scanned for burned-in text (redactions not null)
     no_pixels: int = 0                   # ok outputs without Pixel Data (nothing to scan: a DICOMDIR's stripped files, RT plans)
+    first_pass: str = "none"             # the people of each study: "read", "partial", "skipped" (deid.unchanged) or "none"
+    headers_read: int = 0                # inputs whose header that pass read
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -211,6 +213,23 @@ class AnonymizeStage(Stage):
         self._resought: dict[str, tuple[list[dict], str]] = {}     # key -> (its rows, the set they now name)
         self._blocked: dict[str, str | None] = {}                  # Source.rel -> the set its failed row keeps
         self._new_people: dict[tuple[str, str], tuple] = {}       # (wanted set, row's set) -> values not sought (PHI)
+        self.unchanged = unchanged.Record(output)      # what a completed run knew of each input (deid.unchanged)
+        self.first_pass = "none"                       # "read", "partial", "skipped" (nothing changed) or "none"
+        self.headers_read = 0                          # inputs the first pass was given this run
+        self._rules_id = ""                            # the keyed hash of the pass's rules and settings
+        self._ids: dict[str, str] | None = None        # input key -> its file's identity now (keyed)
+        self._prior: dict[str, tuple[str, str, str]] = {}   # the record read at the start
+        self._read: list[Source] = []                  # the inputs given to the first pass this run
+        self._grouped: set[str] = set()                # Source.rel of those whose header it read
+        self._as_written: dict[str, bool] = {}         # input key -> is_done without the peers check
+
+    def forget(self) -> None:
+        """Drop what the run held of the first pass (its people: PHI; the values carried for
+        gone files) and what was derived from it; the counts (first_pass, headers_read) stay."""
+        self.people = self._by_key = self.gone = self._run = self._ids = None
+        self._carried, self._resought, self._blocked, self._new_people = {}, {}, {}, {}
+        self._wants, self._covers, self._keep = {}, {}, set()
+        self._prior, self._read, self._as_written, self._grouped = {}, [], {}, set()
 
     def __reduce__(self):                # the stage stays in the driver
         raise TypeError("AnonymizeStage holds the key and is not sent to workers")
@@ -275,6 +294,7 @@ class AnonymizeStage(Stage):
 
     def begin(self, run: Run) -> None:
         self._run = run
+        self._as_written = {}
         self.peer_sets.load(self.rebuild_state)
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
@@ -291,12 +311,104 @@ class AnonymizeStage(Stage):
     def survey(self, run: Run, todo) -> Survey | None:
         """The people of every input's study and patient (deid.studyterms), read from every
         input's header, the done ones too (a file to redo may share a study with them): more
-        than one input, and not turned off."""
+        than one input, and not turned off. On a resume, only the inputs that changed and the
+        groups they are in (deid.unchanged: the record of the last completed run)."""
+        self.first_pass, self.headers_read, self._ids, self._prior, self._read = "none", 0, None, {}, []
+        self._grouped = set()
         if not self.study_terms or len(run.sources) < 2:
+            self.unchanged.clear()          # before any output: the next run reads every header
             return None
+        self._rules_id = self.subs.hexid("first-pass-rules", json.dumps(
+            [unchanged.rules(), self.cfg.patient_match, self.cfg.max_inflate]), 16)
+        self._ids = unchanged.identities(run.sources, lambda s: run.keys[s.rel],
+                                         lambda text: self.subs.hexid("first-pass-input", text, 16))
+        prior = self.unchanged.load(self._rules_id) if self._ids is not None else None
+        self.unchanged.clear()              # before any output: a run that does not complete leaves no record
         self.people = studyterms.StudyPeople()
         cfg = studyterms.PeopleConfig(max_inflate=self.cfg.max_inflate, patient_match=self.cfg.patient_match)
-        return Survey(studyterms.people_of, studyterms.setup, cfg, run.sources, self.people.take, studyterms.LABEL)
+        if prior is None:
+            self.first_pass = "read"
+            return self._pass(cfg, run.sources)
+        self._prior = prior
+        first = [s for s in run.sources if not s.missing_reason and not self._as_before(run, s)]
+        if not first:
+            self.first_pass = "skipped"     # nothing changed since a completed run (deid.unchanged)
+            return None
+        self.first_pass = "partial"
+        return self._pass(cfg, first, lambda: self._members(run, cfg, first))
+
+    def _pass(self, cfg: studyterms.PeopleConfig, sources, more=None) -> Survey:
+        self._read.extend(sources)
+        self.headers_read += len(sources)
+        return Survey(studyterms.people_of, studyterms.setup, cfg, sources, self._take, studyterms.LABEL,
+                      more=more)
+
+    def _take(self, src: Source, result: Any) -> None:
+        assert self.people is not None
+        if isinstance(result, tuple):
+            self._grouped.add(src.rel)
+        self.people.take(src, result)
+
+    def _as_before(self, run: Run, src: Source) -> bool:
+        """``src`` is as the last completed run left it (deid.unchanged): the same file (its
+        identity), done as written, and every set its rows name known to the peer sets record."""
+        key = run.keys[src.rel]
+        was = self._prior.get(key)
+        return (was is not None and self._ids is not None and was[0] == self._ids.get(key)
+                and self._done_as_written(run, key)
+                and all(r.get("status") != "ok" or self.peer_sets.hashes(r.get("peers_digest") or None) is not None
+                        for r in run.done["manifest"][key]))
+
+    def _group_hash(self, group: str) -> str:
+        return self.subs.hexid("first-pass-group", group, 16) if group else ""
+
+    def _members(self, run: Run, cfg: studyterms.PeopleConfig, first: list[Source]) -> Survey | None:
+        """The second part of a partial first pass: every other input the record puts in a study
+        or patient group of an input the first part read, then in a group of those, and so on
+        (the whole connected part), so that every group of every input read is read whole (its
+        values, its count) as a full pass reads it, whichever of them is redone. A group no
+        input read is in holds only inputs as they were, whose outputs the last run left sought
+        for it."""
+        assert self.people is not None
+        read = {s.rel for s in first}
+        queue = [self._group_hash(g) for s in first for g in self.people.group.get(s.rel, ("", "")) if g]
+        by_group: dict[str, list[Source]] = {}
+        for s in run.sources:
+            if not s.missing_reason and s.rel not in read:
+                for g in self._prior[run.keys[s.rel]][1:]:
+                    if g:
+                        by_group.setdefault(g, []).append(s)
+        seen, taken = set(queue), set()
+        while queue:
+            for s in by_group.get(queue.pop(), ()):
+                if s.rel in taken:
+                    continue
+                taken.add(s.rel)
+                for g in self._prior[run.keys[s.rel]][1:]:
+                    if g and g not in seen:
+                        seen.add(g)
+                        queue.append(g)
+        more = [s for s in run.sources if s.rel in taken]
+        return self._pass(cfg, more) if more else None
+
+    def record_inputs(self) -> None:
+        """At the end of a completed run: what it knows of each input whose header the first
+        pass read (deid.unchanged). One it could not read (not DICOM, damaged, a read error or
+        time-out that may not recur) is not recorded: the next run reads it again."""
+        if self._run is None or self._ids is None or self.people is None:
+            return
+        run, read = self._run, {s.rel for s in self._read}
+        inputs = {}
+        for s in run.sources:
+            key = run.keys[s.rel]
+            if s.missing_reason or key not in self._ids or (s.rel in read and s.rel not in self._grouped):
+                continue
+            if s.rel in read:
+                st, pt = self.people.group.get(s.rel, ("", ""))
+                inputs[key] = (self._ids[key], self._group_hash(st), self._group_hash(pt))
+            else:
+                inputs[key] = self._prior[key]
+        self.unchanged.write(self._rules_id, inputs)
 
     def items(self, todo):
         todo = list(todo)
@@ -439,14 +551,21 @@ class AnonymizeStage(Stage):
             got = self._wants[pair] = (self.peer_sets.name(" ".join(hashes)), frozenset(hashes))
         return got
 
+    def _done_as_written(self, run: Run, key: str) -> bool:
+        """Done as its rows say (Stage.is_done: rows, output, pixel hash) with vindr review's
+        boxes; asked once an input a run (the first pass's skip asks it first)."""
+        got = self._as_written.get(key)
+        if got is None:
+            got = self._as_written[key] = super().is_done(run, key) and all(
+                r.get("status") != "ok" or r.get("image_id") not in self.review_want
+                or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
+                for r in run.done["manifest"][key])
+        return got
+
     def is_done(self, run: Run, key: str) -> bool:
-        if not super().is_done(run, key):
+        if not self._done_as_written(run, key):
             return False
         rows = run.done["manifest"][key]
-        if not all(r.get("status") != "ok" or r.get("image_id") not in self.review_want
-                   or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
-                   for r in rows):
-            return False
         if self.people is None:
             return True
         # review 11: an output written before its study or patient gained a file naming someone
@@ -725,14 +844,14 @@ def anonymize(
     stage.review_live = review_boxes(output, review)
     try:
         result = run_stage(stage, input_path, executor=executor, workers=workers, console=console)
+        stage.record_inputs()               # completed: the next run may read only what changed
     finally:
-        stage.people = stage._by_key = stage.gone = stage._run = None  # the first pass's values (PHI) go with the run
-        stage._carried, stage._resought, stage._blocked, stage._new_people = {}, {}, {}, {}
-        stage._wants, stage._covers, stage._keep = {}, {}, set()
+        stage.forget()                      # the first pass's values (PHI) go with the run
     summary = Summary(total=result.inputs, resumed=result.resumed, counts=result.counts, reasons=result.reasons,
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,
-                      warnings=result.warnings, review_rewritten=stage.review_rewritten,
+                      warnings=result.warnings, review_rewritten=stage.review_rewritten, first_pass=stage.first_pass,
+                      headers_read=stage.headers_read,
                       review_images=sum(1 for r in result.rows.get("manifest", [])
                                         if r.get("status") == "ok" and r.get("review_boxes")))
     ok = [r for r in result.rows.get("manifest", []) if r.get("status") == "ok"]

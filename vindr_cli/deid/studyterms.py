@@ -138,22 +138,24 @@ class StudyPeople:
     def peers(self, src: Source) -> tuple[str, ...]:
         """The person values of ``src``'s study and patient, its own among them (the engine
         drops repeats); () when it shares neither with another file."""
-        s, p = self.group.get(src.rel, ("", ""))
-        if self.files.get(s, 0) < 2 and self.files.get(p, 0) < 2:
-            return ()
-        got = self._made.get((s, p))
-        if got is None:         # one tuple for every file of the same study and patient
-            got = self._made[(s, p)] = tuple(sorted(self.studies.get(s, set()) | self.patients.get(p, set())))
-        return got
+        return self._of_group(src, self.studies, self.patients, self._made)
 
     def peer_places(self, src: Source) -> tuple[str, ...]:
         """The places (InstitutionName...) of ``src``'s study and patient, as :meth:`peers`."""
-        s, p = self.group.get(src.rel, ("", ""))
-        if self.files.get(s, 0) < 2 and self.files.get(p, 0) < 2:
+        return self._of_group(src, self.places, self.places, self._made_places)
+
+    def _of_group(self, src: Source, by_study: dict[str, set[str]], by_patient: dict[str, set[str]],
+                  made: dict[tuple[str, str], tuple[str, ...]]) -> tuple[str, ...]:
+        """The values of ``src``'s study group in ``by_study`` and of its patient group in
+        ``by_patient``, sorted, made once per group pair (one tuple for every file of the same
+        study and patient); () when it shares neither with another file."""
+        pair = self.pair(src)
+        if pair is None:
             return ()
-        got = self._made_places.get((s, p))
+        got = made.get(pair)
         if got is None:
-            got = self._made_places[(s, p)] = tuple(sorted(self.places.get(s, set()) | self.places.get(p, set())))
+            s, p = pair
+            got = made[pair] = tuple(sorted(by_study.get(s, set()) | by_patient.get(p, set())))
         return got
 
     def items(self, todo: Iterable[Source]) -> Iterator[Source]:

@@ -157,6 +157,20 @@ def _table(path: Path, where: str, rep: ValidationReport) -> pd.DataFrame | None
         return None
 
 
+def _against_schema(data, schema: str, where: str, rep: ValidationReport) -> bool:
+    """``data`` is valid against the release schema ``schema``; else one ``schema`` finding at
+    ``where`` saying which rule failed and where (the path's indexes and names, never a value:
+    it may be anything) and False."""
+    try:
+        jsonschema.validate(data, release_schema(schema))
+    except jsonschema.ValidationError as exc:
+        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
+        name = {"coco": "COCO"}.get(schema, schema)
+        rep.add("schema", where, f"fails the {name} schema's {exc.validator!r} rule at /{at}")
+        return False
+    return True
+
+
 def _json(path: Path, where: str, rep: ValidationReport):
     """A release JSON file, or None with a ``schema`` finding (truncated, not UTF-8, nested too deep)."""
     try:
@@ -293,9 +307,10 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
     if "split" not in split.columns or "image_id" not in split.columns:
         rep.add("schema", "split.csv", "needs image_id and split columns")
         return
+    per_file = images.assign(image_id=images["image_id"].str[:32])   # a frame's id -> its file's
     groups = [c for c in ("study_id", "patient_id") if c in split.columns and c in images.columns]
     if groups:        # the same study and patient as images.csv (a hand-edited id may be a name)
-        mine = images.assign(image_id=images["image_id"].str[:32]).drop_duplicates("image_id").set_index("image_id")
+        mine = per_file.drop_duplicates("image_id").set_index("image_id")
         theirs = split.drop_duplicates("image_id").set_index("image_id")
         common = mine.index.intersection(theirs.index)
         for c in groups:
@@ -303,7 +318,7 @@ def _check_split(root: Path, images: pd.DataFrame, rep: ValidationReport) -> Non
             if differ:
                 rep.add("counts", "split.csv", f"{differ} image(s) whose {c} differs from images.csv")
     a = dict(zip(split["image_id"], split["split"]))
-    base = images.assign(image_id=images["image_id"].str[:32]).drop_duplicates(["image_id", "split"])
+    base = per_file.drop_duplicates(["image_id", "split"])
     b = dict(zip(base["image_id"], base["split"]))     # frames released as images count as their file
     if a != b:
         rep.add("counts", "split.csv", f"{len(set(a.items()) ^ set(b.items()))} image(s) differ from images.csv")
@@ -337,11 +352,7 @@ def _check_datasheet(root: Path, rep: ValidationReport) -> None:
     data = _json(path, "datasheet.json", rep)
     if data is None:
         return
-    try:
-        jsonschema.validate(data, release_schema("datasheet"))
-    except jsonschema.ValidationError as exc:       # where and which rule, never the value
-        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
-        rep.add("schema", "datasheet.json", f"fails the datasheet schema's {exc.validator!r} rule at /{at}")
+    _against_schema(data, "datasheet", "datasheet.json", rep)
 
 
 def _labels(root: Path, rep: ValidationReport) -> list[str]:
@@ -386,7 +397,6 @@ def _check_annotations(root: Path, s: str, images: pd.DataFrame, classes: list[s
     if ann is None:
         return
     layout = SPINE if "lesion_type" in ann.columns else CXR
-    where = f"annotations/{path.name}"
     for problem in check_csv(path, layout.schema):
         rep.add("schema", where, problem)
     kaggle = root / "annotations" / f"kaggle_{s}.csv"
@@ -425,11 +435,7 @@ def _check_coco(root: Path, s: str, images: pd.DataFrame, classes: list[str], re
     data = _json(path, where, rep)
     if data is None:
         return
-    try:
-        jsonschema.validate(data, release_schema("coco"))
-    except jsonschema.ValidationError as exc:     # where and which rule, never the value (it may be anything)
-        at = "/".join(str(k) for k in exc.absolute_path if isinstance(k, int) or str(k).isidentifier())[:120]
-        rep.add("schema", where, f"fails the COCO schema's {exc.validator!r} rule at /{at}")
+    if not _against_schema(data, "coco", where, rep):
         return
     known = set(images.loc[images["split"] == s, "image_id"])
     sizes = {im["id"]: (im["width"], im["height"]) for im in data["images"]}

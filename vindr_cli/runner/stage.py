@@ -23,7 +23,9 @@ subclass; adding an executor is one new ``Executor`` class.
 """
 from __future__ import annotations
 
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,7 +37,8 @@ from rich.console import Console
 
 from vindr_cli.atomic import remove_stale_parts
 from vindr_cli.runner.discover import STATE_DIR, discover
-from vindr_cli.runner.executor import Executor, InProcessExecutor, ItemFailed, ProcessExecutor, make_executor
+from vindr_cli.runner.executor import (TIMED_OUT, Executor, InProcessExecutor, ItemFailed, ProcessExecutor,
+                                       make_executor)
 from vindr_cli.runner.faults import named_faults
 from vindr_cli.runner.lock import OutputLock
 from vindr_cli.runner import paths
@@ -72,7 +75,9 @@ class Survey:
     once per worker; module-level functions, pickled like the stage's), each result handed
     to ``take(source, result)`` in the driver (an :class:`~vindr_cli.runner.executor.ItemFailed`
     for one the executor could not finish). Nothing of it is journaled or stored: a re-run
-    recomputes it. ``label``: the progress bar's."""
+    recomputes it. ``label``: the progress bar's. ``more``: asked once this pass is done, a
+    further pass to run (None: none), e.g. over the inputs that what this one found makes
+    needed."""
 
     task: Callable[[Any, Any], Any]
     setup: Callable[[Any], Any]
@@ -80,6 +85,7 @@ class Survey:
     sources: Sequence[Source]
     take: Callable[[Source, Any], None]
     label: str = "survey"
+    more: Callable[[], "Survey | None"] | None = None
 
 
 @dataclass
@@ -299,17 +305,62 @@ SURVEY_HERE = 64
 
 def _survey(executor: Executor, survey: Survey, console: Console | None) -> None:
     """Run ``survey`` through ``executor`` (a local pool: in this process for at most
-    :data:`SURVEY_HERE` inputs) with its own progress bar (results to ``survey.take``)."""
-    if isinstance(executor, ProcessExecutor) and len(survey.sources) <= SURVEY_HERE:
-        executor = InProcessExecutor()
+    :data:`SURVEY_HERE` inputs, under the pool's time limit, :func:`_here`) with its own
+    progress bar (results to ``survey.take``)."""
     start = time.monotonic()
-    results = executor.run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
+    if isinstance(executor, ProcessExecutor) and len(survey.sources) <= SURVEY_HERE:
+        results = _here(executor, survey)
+    else:
+        results = executor.run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
     stream = _with_progress(results, console, survey.label, len(survey.sources), start)
     try:
         for src, result in stream:
             survey.take(src, result)
     finally:
         stream.close()
+
+
+def _here(pool: ProcessExecutor, survey: Survey) -> Iterator[tuple[Source, Any]]:
+    """``survey`` in this process (no pool to start for a few cheap header reads), each input
+    under ``pool.task_timeout`` as in the pool (mends: a read that hangs, on a dead mount or a
+    FUSE file, stalled the run before the second pass's time limit could fail it). The reads run
+    in a daemon thread, one at a time; the first that overruns the limit is
+    ``ItemFailed(TIMED_OUT)`` (the survey's ``take`` ignores it; the second pass reads the file
+    in the pool, under the limit), the thread is left behind (a daemon: it does not hold the
+    exit) and the rest go to ``pool``."""
+    if pool.task_timeout is None:
+        yield from InProcessExecutor().run(survey.task, survey.sources, setup=survey.setup, config=survey.config)
+        return
+    sources = list(survey.sources)
+    box: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            ctx = survey.setup(survey.config)
+            for src in sources:
+                if stop.is_set():
+                    return
+                box.put((src, survey.task(ctx, src)))
+        except BaseException as exc:        # raised in the driver, as the in-process run would
+            box.put(exc)
+
+    threading.Thread(target=work, daemon=True, name="vindr-survey").start()
+    try:
+        for i, src in enumerate(sources):
+            try:
+                got = box.get(timeout=pool.task_timeout)
+            except queue.Empty:
+                stop.set()
+                yield src, ItemFailed(TIMED_OUT)
+                if i + 1 < len(sources):
+                    yield from pool.run(survey.task, sources[i + 1:], setup=survey.setup, config=survey.config)
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
 
 
 def _with_progress(results, console: Console | None, label: str, total: int, start: float):
@@ -396,9 +447,10 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
     # the first pass before `todo` (review 11): what it finds may make a done input's output stale
     # (its study gained a file naming someone its output spells), which is_done then says
     survey = stage.survey(run, sources) if sources else None
-    if survey is not None:
-        _survey(executor.sized(workers, len(sources)) if executor is not None
-                else make_executor(workers, len(sources)), survey, console)
+    while survey is not None:
+        n = len(survey.sources)
+        _survey(executor.sized(workers, n) if executor is not None else make_executor(workers, n), survey, console)
+        survey = survey.more() if survey.more is not None else None
     todo = [s for s in sources if not (output is not None and stage.is_done(run, run.keys[s.rel]))]
     summary = StageSummary(inputs=len(sources), resumed=len(sources) - len(todo))
     executor = executor.sized(workers, len(todo)) if executor is not None else make_executor(workers, len(todo))
