@@ -60,7 +60,7 @@ WITHHELD = "(withheld)"
 _STAGES = r"(anonymize|select|decode|split|release|review|push|info)"
 _STAMP = r"\d{8}T\d{6}(\.\d+)?"
 OWN_NAME = re.compile(
-    r"[0-9a-f]{16}|[0-9a-f]{32}\.(dcm|dicom)|manifest\.parquet|anonymize_peers\.json"
+    r"[0-9a-f]{16}|[0-9a-f]{32}\.(dcm|dicom)|manifest\.parquet"
     r"|\.vindr|tmp|damaged|review|cache|lock|review\.(jsonl|parquet|lock)"
     rf"|{_STAGES}(_copy)?\.json(\.{_STAMP})?|anonymize_(peers|firstpass)\.json|{_STAGES}\.journal\.jsonl(\.damaged\.{_STAMP})?"
     r"|[0-9a-f]{16,64}\.vindr-part"

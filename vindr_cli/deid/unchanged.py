@@ -100,7 +100,7 @@ class Record:
         rules (none, damaged, of another vindr or other settings: every header is read)."""
         try:
             obj = json.loads(self.path.read_bytes().decode("ascii"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):     # a record nested too deep: damaged (review 13)
             return None
         if not (isinstance(obj, dict) and obj.get("version") == VERSION and obj.get("rules") == rules_id
                 and isinstance(obj.get("inputs"), dict)):
