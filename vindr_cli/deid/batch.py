@@ -322,7 +322,7 @@ class AnonymizeStage(Stage):
             [unchanged.rules(), self.cfg.patient_match, self.cfg.max_inflate]), 16)
         self._ids = unchanged.identities(run.sources, lambda s: run.keys[s.rel],
                                          lambda text: self.subs.hexid("first-pass-input", text, 16))
-        prior = self.unchanged.load(self._rules_id) if self._ids is not None else None
+        prior = self.unchanged.load(self._rules_id, self._seal) if self._ids is not None else None
         self.unchanged.clear()              # before any output: a run that does not complete leaves no record
         self.people = studyterms.StudyPeople()
         cfg = studyterms.PeopleConfig(max_inflate=self.cfg.max_inflate, patient_match=self.cfg.patient_match)
@@ -358,6 +358,10 @@ class AnonymizeStage(Stage):
                 and self._done_as_written(run, key)
                 and all(r.get("status") != "ok" or self.peer_sets.hashes(r.get("peers_digest") or None) is not None
                         for r in run.done["manifest"][key]))
+
+    def _seal(self, text: str) -> str:
+        """The key's hash of the first-pass record's content (deid.unchanged.Record: red team 12)."""
+        return self.subs.hexid("first-pass-record", text, 32)
 
     def _group_hash(self, group: str) -> str:
         return self.subs.hexid("first-pass-group", group, 16) if group else ""
@@ -408,7 +412,7 @@ class AnonymizeStage(Stage):
                 inputs[key] = (self._ids[key], self._group_hash(st), self._group_hash(pt))
             else:
                 inputs[key] = self._prior[key]
-        self.unchanged.write(self._rules_id, inputs)
+        self.unchanged.write(self._rules_id, inputs, self._seal)
 
     def items(self, todo):
         todo = list(todo)

@@ -35,6 +35,7 @@ rules or settings: every header is read, as before.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -87,23 +88,35 @@ def identities(sources: Sequence[Source], key_of: Callable[[Source], str],
     return out
 
 
+def _body_text(body: dict) -> str:
+    """The text a record's seal is made of: its content but the seal, canonical JSON."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 class Record:
     """``OUTPUT/.vindr/anonymize_firstpass.json``: what the last completed run knew of each input
     it could read: the keyed hashes of its file's identity, of its study group and of its
-    patient group ("-": none), under the keyed hash of the pass's rules and settings."""
+    patient group ("-": none), under the keyed hash of the pass's rules and settings, sealed
+    by the key's hash of the whole (red team 12: an entry edited by hand is refused)."""
 
     def __init__(self, output: Path):
         self.path = output / STATE_DIR / FILE
 
-    def load(self, rules_id: str) -> dict[str, tuple[str, str, str]] | None:
+    def load(self, rules_id: str, seal: Callable[[str], str]) -> dict[str, tuple[str, str, str]] | None:
         """{input key: (identity, study group, patient group)}; None without a record of these
-        rules (none, damaged, of another vindr or other settings: every header is read)."""
+        rules (none, damaged, of another vindr or other settings: every header is read). ``seal``:
+        the key's hash of a text; a record whose seal is not that of its content (an entry edited
+        by hand, red team 12: its groups set to "-" kept it out of a group a new file joined, so
+        its output was kept unsought for the newcomer's people) is damaged."""
         try:
             obj = json.loads(self.path.read_bytes().decode("ascii"))
         except (OSError, ValueError, RecursionError):     # a record nested too deep: damaged (review 13)
             return None
         if not (isinstance(obj, dict) and obj.get("version") == VERSION and obj.get("rules") == rules_id
-                and isinstance(obj.get("inputs"), dict)):
+                and isinstance(obj.get("inputs"), dict) and isinstance(obj.get("seal"), str)):
+            return None
+        body = {k: v for k, v in obj.items() if k != "seal"}
+        if not hmac.compare_digest(obj["seal"], seal(_body_text(body))):
             return None
         out: dict[str, tuple[str, str, str]] = {}
         for k, v in obj["inputs"].items():
@@ -116,8 +129,9 @@ class Record:
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def write(self, rules_id: str, inputs: dict[str, tuple[str, str, str]]) -> None:
-        record = {"version": VERSION, "rules": rules_id,
-                  "inputs": {k: " ".join(x or "-" for x in v) for k, v in sorted(inputs.items())}}
+    def write(self, rules_id: str, inputs: dict[str, tuple[str, str, str]], seal: Callable[[str], str]) -> None:
+        record: dict = {"version": VERSION, "rules": rules_id,
+                        "inputs": {k: " ".join(x or "-" for x in v) for k, v in sorted(inputs.items())}}
+        record["seal"] = seal(_body_text(record))
         with atomic_write(self.path) as f:
             f.write(json.dumps(record, sort_keys=True, separators=(",", ":")).encode("ascii"))
