@@ -55,3 +55,31 @@ def test_a_forged_first_pass_record_cannot_hide_a_group(tmp_path):
     fresh = tmp_path / "fresh"
     _run(src, fresh, key)
     assert "TRANVANBINH".encode("utf-16-le") not in _outputs(fresh)["lut.dcm"].read_bytes()
+
+
+def test_a_record_copied_from_another_output_cannot_skip_the_pass(tmp_path):
+    """Both OUTPUTs of one INPUT and key: ``fresh`` is complete and sought; ``anon`` was last
+    written with --no-study-terms (which leaves no record), so lut's output there spells the
+    referring physician that plain names. ``fresh``'s record, sealed with the same key and true
+    of every file, copied into ``anon``: the resume skipped the pass and kept lut's output as it
+    was. The record now names what each output row was sought for, so it is not taken for
+    outputs it was not written for."""
+    import shutil
+
+    from helpers import key_file_in
+    from test_redteam8 import _study_file
+    from vindr_cli.deid import unchanged
+
+    src, out, fresh = tmp_path / "export", tmp_path / "anon", tmp_path / "fresh"
+    key = key_file_in(tmp_path)
+    _lut_alone(src)
+    _study_file(src, "plain", 3, ReferringPhysicianName="TRAN^VAN^BINH")
+    _run(src, fresh, key)
+    assert "TRANVANBINH".encode("utf-16-le") not in _outputs(fresh)["lut.dcm"].read_bytes()
+    _run(src, out, key, study_terms=False)
+    lut_out = _outputs(out)["lut.dcm"]
+    assert "TRANVANBINH".encode("utf-16-le") in lut_out.read_bytes()     # not sought: no study terms
+    shutil.copyfile(fresh / ".vindr" / unchanged.FILE, out / ".vindr" / unchanged.FILE)
+    got = _run(src, out, key)
+    assert got.first_pass != "skipped"
+    assert "TRANVANBINH".encode("utf-16-le") not in lut_out.read_bytes()

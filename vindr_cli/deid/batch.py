@@ -295,6 +295,7 @@ class AnonymizeStage(Stage):
     def begin(self, run: Run) -> None:
         self._run = run
         self._as_written = {}
+        self._row_hashes: dict[str, str] = {}     # input key -> keyed hash of its manifest rows (red team 12)
         self.peer_sets.load(self.rebuild_state)
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
@@ -355,9 +356,22 @@ class AnonymizeStage(Stage):
         key = run.keys[src.rel]
         was = self._prior.get(key)
         return (was is not None and self._ids is not None and was[0] == self._ids.get(key)
-                and self._done_as_written(run, key)
+                and self._done_as_written(run, key) and was[3] == self._rows_hash(run, key)
                 and all(r.get("status") != "ok" or self.peer_sets.hashes(r.get("peers_digest") or None) is not None
                         for r in run.done["manifest"][key]))
+
+    def _rows_hash(self, run: Run, key: str) -> str:
+        """The keyed hash of an input's manifest rows (deid.unchanged.rows_text: red team 12), as
+        the journal had them (taken by :meth:`_done_as_written`) or as this run wrote them
+        (:meth:`place`, :meth:`items`); "" when not known (then it is not recorded)."""
+        got = self._row_hashes.get(key)
+        if got is None and run.done["manifest"].get(key) is not None:
+            got = self._note_rows(key, run.done["manifest"][key])
+        return got or ""
+
+    def _note_rows(self, key: str, rows) -> str:
+        got = self._row_hashes[key] = self.subs.hexid("first-pass-rows", unchanged.rows_text(rows), 16)
+        return got
 
     def _seal(self, text: str) -> str:
         """The key's hash of the first-pass record's content (deid.unchanged.Record: red team 12)."""
@@ -409,9 +423,11 @@ class AnonymizeStage(Stage):
                 continue
             if s.rel in read:
                 st, pt = self.people.group.get(s.rel, ("", ""))
-                inputs[key] = (self._ids[key], self._group_hash(st), self._group_hash(pt))
+                inputs[key] = (self._ids[key], self._group_hash(st), self._group_hash(pt), self._row_hashes.get(key, ""))
             else:
-                inputs[key] = self._prior[key]
+                inputs[key] = (*self._prior[key][:3], self._row_hashes.get(key, ""))
+            if not inputs[key][3]:          # rows not seen this run: not recorded (read again)
+                del inputs[key]
         self.unchanged.write(self._rules_id, inputs, self._seal)
 
     def items(self, todo):
@@ -423,6 +439,7 @@ class AnonymizeStage(Stage):
             assert self._run is not None
             for key, (rows, _) in self._resought.items():   # kept, sought for the new people: after the record
                 self._run.record(key, {"manifest": rows})
+                self._note_rows(key, rows)
             self._resought = {}
         if self.study_terms and self._run is not None and self._run.done.get("linkage"):
             self.gone = self._gone_values(self._run)
@@ -560,6 +577,8 @@ class AnonymizeStage(Stage):
         boxes; asked once an input a run (the first pass's skip asks it first)."""
         got = self._as_written.get(key)
         if got is None:
+            if run.done["manifest"].get(key) is not None:
+                self._note_rows(key, run.done["manifest"][key])
             got = self._as_written[key] = super().is_done(run, key) and all(
                 r.get("status") != "ok" or r.get("image_id") not in self.review_want
                 or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
@@ -657,6 +676,13 @@ class AnonymizeStage(Stage):
         return got
 
     def place(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
+        out = self._place_rows(run, src, res)
+        for key, rows in out:               # what the first-pass record names (deid.unchanged)
+            if "manifest" in rows:
+                self._note_rows(key, rows["manifest"])
+        return out
+
+    def _place_rows(self, run: Run, src: Source, res: dict) -> list[tuple[str, dict[str, list[dict]]]]:
         row, link = res["manifest"], res["linkage"]
         if row.get("status") == "ok":
             row["peers_digest"] = self.peers_digest(src)

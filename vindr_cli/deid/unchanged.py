@@ -14,7 +14,9 @@ versions) and settings (``--patient-match``, the inflate limit):
   zip's, with its place in the zip), taken *before* the pass reads it. The ctime cannot be set
   back by a user: a file rewritten in place with its size and mtime restored (``touch -r``)
   still changes it, and so does a chmod (then it is only read once more: the safe side);
-- its study group and its patient group, as the pass grouped it.
+- its study group and its patient group, as the pass grouped it;
+- its manifest rows (:func:`rows_text`), so a record is not taken for outputs other than those
+  it was written with (red team 12). The record is sealed by the key's hash of its content.
 
 A resume reads (``AnonymizeStage.survey``):
 
@@ -46,7 +48,7 @@ from vindr_cli.runner.discover import STATE_DIR
 from vindr_cli.runner.sources import Source
 
 FILE = "anonymize_firstpass.json"       # audit.STATE_FILES: a state file by its name
-VERSION = 1
+VERSION = 2                             # 2: sealed, and what each input's rows were (red team 12)
 _rules: str | None = None
 
 
@@ -88,6 +90,21 @@ def identities(sources: Sequence[Source], key_of: Callable[[Source], str],
     return out
 
 
+# the fields of a manifest row that say what its output is and what it was sought for (a row read
+# back from the journal has every column, None where the run wrote none: the others are left out)
+ROW_FIELDS = ("status", "reason", "output", "output_bytes", "pixel_sha256", "image_id", "peers_digest")
+
+
+def rows_text(rows: Sequence[dict]) -> str:
+    """An input's manifest rows as one text (its keyed hash is recorded: red team 12, a record
+    is only true of the outputs it was written with; one copied from another OUTPUT of the same
+    INPUT and key, or kept from before an output was written again with --no-study-terms, named
+    files unchanged, so the pass was skipped and an output never sought for its study's people
+    was kept)."""
+    return json.dumps([[r.get(f) for f in ROW_FIELDS] for r in rows], separators=(",", ":"), ensure_ascii=True,
+                      default=str)
+
+
 def _body_text(body: dict) -> str:
     """The text a record's seal is made of: its content but the seal, canonical JSON."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -102,8 +119,8 @@ class Record:
     def __init__(self, output: Path):
         self.path = output / STATE_DIR / FILE
 
-    def load(self, rules_id: str, seal: Callable[[str], str]) -> dict[str, tuple[str, str, str]] | None:
-        """{input key: (identity, study group, patient group)}; None without a record of these
+    def load(self, rules_id: str, seal: Callable[[str], str]) -> dict[str, tuple[str, str, str, str]] | None:
+        """{input key: (identity, study group, patient group, rows)}; None without a record of these
         rules (none, damaged, of another vindr or other settings: every header is read). ``seal``:
         the key's hash of a text; a record whose seal is not that of its content (an entry edited
         by hand, red team 12: its groups set to "-" kept it out of a group a new file joined, so
@@ -118,18 +135,18 @@ class Record:
         body = {k: v for k, v in obj.items() if k != "seal"}
         if not hmac.compare_digest(obj["seal"], seal(_body_text(body))):
             return None
-        out: dict[str, tuple[str, str, str]] = {}
+        out: dict[str, tuple[str, str, str, str]] = {}
         for k, v in obj["inputs"].items():
             parts = v.split(" ") if isinstance(v, str) else []
-            if len(parts) != 3:
+            if len(parts) != 4:
                 return None
-            out[k] = (parts[0], "" if parts[1] == "-" else parts[1], "" if parts[2] == "-" else parts[2])
+            out[k] = (parts[0], "" if parts[1] == "-" else parts[1], "" if parts[2] == "-" else parts[2], parts[3])
         return out
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
-    def write(self, rules_id: str, inputs: dict[str, tuple[str, str, str]], seal: Callable[[str], str]) -> None:
+    def write(self, rules_id: str, inputs: dict[str, tuple[str, str, str, str]], seal: Callable[[str], str]) -> None:
         record: dict = {"version": VERSION, "rules": rules_id,
                         "inputs": {k: " ".join(x or "-" for x in v) for k, v in sorted(inputs.items())}}
         record["seal"] = seal(_body_text(record))
