@@ -5,7 +5,7 @@ from pathlib import Path
 import pydicom
 from helpers import key_file_in
 from test_mends import _run
-from test_redteam8 import _study_file, _voi_lut
+from test_redteam8 import _study_file
 from test_studyterms import _file
 from test_redteam12 import _outputs, _lut_alone, OTHER
 from vindr_cli.errors import RequestError
@@ -26,6 +26,7 @@ def case(name, setup, mutate, src_of=lambda d: d / "export"):
     key = key_file_in(d); src, out = d / "export", d / "anon"
     setup(src)
     _run(src, out, key)
+    extra = None
     try:
         extra = mutate(d, src, out, key)
         got = _run(src_of(d), out, key)
@@ -36,7 +37,7 @@ def case(name, setup, mutate, src_of=lambda d: d / "export"):
     fresh = any_has(d / "fresh")
     leak = isinstance(resumed[2] if len(resumed) == 3 else None, list) and set(resumed[2]) - set(fresh)
     res[name] = {"resume": list(resumed) if not isinstance(resumed[1], str) or resumed[0] != "refused" else resumed,
-                 "fresh_with_name": fresh, "leak": bool(leak)}
+                 "fresh_with_name": fresh, "leak": bool(leak), "note": extra if not isinstance(resumed[1], str) or resumed[0] != "refused" else None}
     print(name, res[name], flush=True)
     shutil.rmtree(d)
 
@@ -117,8 +118,12 @@ def m9(d, src, out, key):
     p = subprocess.Popen([sys.executable, "-m", "vindr_cli", "anonymize", str(src), str(out), "--key", str(key),
                           "--linkage", str(out.parent / "anon.linkage.parquet"), "-j", "1"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    time.sleep(4); p.send_signal(signal.SIGKILL); p.wait()
+    journal = out / ".vindr" / "anonymize.journal.jsonl"     # killed once 5 rows are journaled
+    while p.poll() is None and not (journal.exists() and journal.read_bytes().count(b"\n") >= 5):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
     from vindr_cli.deid import unchanged
-    return (out / ".vindr" / unchanged.FILE).exists()
+    return {"record_after_kill": (out / ".vindr" / unchanged.FILE).exists(), "rc": p.returncode,
+            "journal_lines": journal.read_bytes().count(b"\n") if journal.exists() else None}
 case("sigkill_mid_run_then_resume", _lut_alone, m9)
 json.dump(res, open(sys.argv[1], "w"), indent=1, sort_keys=True)
