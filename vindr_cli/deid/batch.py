@@ -218,10 +218,11 @@ class AnonymizeStage(Stage):
         self.headers_read = 0                          # inputs the first pass was given this run
         self._rules_id = ""                            # the keyed hash of the pass's rules and settings
         self._ids: dict[str, str] | None = None        # input key -> its file's identity now (keyed)
-        self._prior: dict[str, tuple[str, str, str]] = {}   # the record read at the start
+        self._prior: dict[str, tuple[str, str, str, str]] = {}   # the record read at the start
         self._read: list[Source] = []                  # the inputs given to the first pass this run
         self._grouped: set[str] = set()                # Source.rel of those whose header it read
         self._as_written: dict[str, bool] = {}         # input key -> is_done without the peers check
+        self._row_hashes: dict[str, str] = {}          # input key -> keyed hash of its manifest rows (red team 12)
 
     def forget(self) -> None:
         """Drop what the run held of the first pass (its people: PHI; the values carried for
@@ -295,7 +296,7 @@ class AnonymizeStage(Stage):
     def begin(self, run: Run) -> None:
         self._run = run
         self._as_written = {}
-        self._row_hashes: dict[str, str] = {}     # input key -> keyed hash of its manifest rows (red team 12)
+        self._row_hashes = {}
         self.peer_sets.load(self.rebuild_state)
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
                         if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
