@@ -73,6 +73,7 @@ class DecodeSummary:
     table: Path | None = None
     warnings: list[str] = field(default_factory=list)
     identified: bool = False
+    gone_removed: int = 0        # outputs of inputs gone from INPUT, removed (runner.stage._remove_gone)
 
 
 def first_image_identified(sources: list[Source]) -> bool | None:
@@ -275,7 +276,8 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
     rows = result.rows["images"]
     summary = DecodeSummary(inputs=result.inputs, resumed=result.resumed, counts=result.counts,
                             reasons=result.reasons, table=output / "images.parquet",
-                            warnings=list(result.warnings), identified=allow_identified)
+                            warnings=list(result.warnings), identified=allow_identified,
+                            gone_removed=result.gone_removed)
     if allow_identified and identified:
         summary.warnings.insert(0, IDENTIFIED_WARNING)
     elif outputs is None:
