@@ -165,3 +165,19 @@ def test_decode_drops_the_images_of_an_input_gone(tmp_path, key_file):
     s = decode_tree(anon, dec, cfg, workers=1)
     assert s.gone_removed == 0 and s.counts["ok"] == 4
     assert tree_hashes(dec, skip=(".vindr", "images")) == before
+
+
+def test_an_empty_input_removes_nothing(tmp_path, key_file):
+    """INPUT where nothing at all is found (a share not mounted): the run says so and removes no file."""
+    inp, out = _export(tmp_path / "in"), tmp_path / "out"
+    _anon(inp, out, key_file)
+    before = tree_hashes(out, skip=(".vindr", "manifest"))
+    shutil.move(inp, tmp_path / "held")
+    inp.mkdir()
+    s = _anon(inp, out, key_file)
+    assert s.gone_removed == 0 and any("found no files" in w for w in s.warnings)
+    assert tree_hashes(out, skip=(".vindr", "manifest")) == before
+    shutil.rmtree(inp)
+    shutil.move(tmp_path / "held", inp)
+    s = _anon(inp, out, key_file)
+    assert s.counts["ok"] == 4 and tree_hashes(out, skip=(".vindr", "manifest")) == before

@@ -186,6 +186,7 @@ class AnonymizeStage(Stage):
     setup = staticmethod(setup)
     primary = "manifest"
     compared = RESUME_SETTINGS
+    owns_outputs = True                  # an input gone from INPUT takes its outputs along (runner.stage)
 
     def __init__(self, input_path: Path, output: Path, cfg: AnonConfig, key: bytes, *, created: bool,
                  link_path: Path | None):

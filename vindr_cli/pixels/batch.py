@@ -104,6 +104,7 @@ class DecodeStage(Stage):
     task = staticmethod(decode_one)
     setup = staticmethod(setup)
     primary = "images"
+    owns_outputs = True                  # an input gone from INPUT takes its outputs along (runner.stage)
 
     def __init__(self, output: Path, cfg: DecodeConfig, outputs: dict[str, dict] | None = None):
         self.output = output

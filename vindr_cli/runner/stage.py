@@ -112,6 +112,10 @@ class Stage:
     compared: tuple[str, ...] = ()      # settings a re-run must repeat
     ok_status: str = "ok"
     rebuild_state: bool = False         # --rebuild-state: damaged state files are set aside, not refused
+    # the primary table's ``output`` is a file this stage wrote under OUTPUT: removed once its
+    # input has left INPUT (_remove_gone); False where ``output`` names something else (select
+    # copies the anonymize manifest's, a path in ANON_DIR)
+    owns_outputs: bool = False
 
     # --- what the stage is asked to do ------------------------------------------------
     def config(self) -> Any:
@@ -494,7 +498,9 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
         stream.close()                       # the bar ended and the results closed before the states
         for s in states.values():
             s.close()
-    if output is not None:                   # completed: before the tables drop the gone inputs' rows
+    # completed: before the tables drop the gone inputs' rows; an INPUT where nothing at all was
+    # found (a mount not mounted: the warning says so) removes nothing
+    if output is not None and stage.owns_outputs and sources:
         summary.gone_removed = _remove_gone(run)
     for t in tables:                         # the same order as the journals
         rows = _in_order(run, sources, t.name, summary if t.name == stage.primary else None)
