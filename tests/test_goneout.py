@@ -181,3 +181,21 @@ def test_an_empty_input_removes_nothing(tmp_path, key_file):
     shutil.move(tmp_path / "held", inp)
     s = _anon(inp, out, key_file)
     assert s.counts["ok"] == 4 and tree_hashes(out, skip=(".vindr", "manifest")) == before
+
+
+def test_an_output_that_cannot_be_removed_stops_the_run(tmp_path, key_file, monkeypatch):
+    """A gone input's output that stays (the folder not writable: vindr's unlink passes over a
+    permission error) is never dropped from the tables silently: exit 2, the old tables kept."""
+    from vindr_cli.errors import OutputFault
+
+    inp, out, link = _export(tmp_path / "in"), tmp_path / "out", tmp_path / "out.linkage.parquet"
+    _anon(inp, out, key_file)
+    (inp / "pat0" / "0.dcm").unlink()
+    monkeypatch.setattr(paths, "remove", lambda output, rel: None)
+    with pytest.raises(OutputFault, match="permission denied writing OUTPUT/"):
+        _anon(inp, out, key_file)
+    assert len(_listed(out)) == 4 and _images(out) == _listed(out)
+    monkeypatch.undo()
+    s = _anon(inp, out, key_file)
+    assert s.gone_removed == 1 and _images(out) == _listed(out)
+    _clean(out, link)

@@ -23,6 +23,8 @@ subclass; adding an executor is one new ``Executor`` class.
 """
 from __future__ import annotations
 
+import errno
+import os
 import queue
 import shutil
 import threading
@@ -309,7 +311,8 @@ def _remove_gone(run: Run) -> int:
     output may have the same name), once the run's work is complete. Called before the final
     tables are written: until then the journal or the old table still lists the gone inputs'
     rows, so a run killed during the removal does it again (a file already gone is passed
-    over). Returns how many files were removed."""
+    over); a file that cannot be removed stops the run (an OutputFault, exit 2: named_faults)
+    before any table drops its row. Returns how many files were removed."""
     stage, output = run.stage, run.output
     assert output is not None
     done, present = run.done[stage.primary], set(run.keys.values())
@@ -325,6 +328,8 @@ def _remove_gone(run: Run) -> int:
         if paths.is_placed(output, rel):
             removed += 1
         paths.remove(output, rel)
+        if paths.is_placed(output, rel):     # not removable (permissions): stop, exit 2, nothing dropped
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(output / rel))
         paths.prune_empty(output, rel)
     return removed
 
