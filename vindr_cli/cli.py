@@ -282,6 +282,13 @@ def _print_reasons(reasons, title: str, resumed: int) -> None:
         console.print(f"resumed: {resumed} inputs were already done")
 
 
+def _print_gone(removed: int) -> None:
+    """Outputs an earlier run wrote for inputs that have left INPUT since, removed (runner.stage)."""
+    if removed:
+        console.print(f"{removed} outputs of inputs gone from INPUT removed (an input withdrawn from INPUT leaves "
+                      "OUTPUT too; put it back and run again to write it again)", markup=False, highlight=False)
+
+
 def _print_findings(findings, title: str = "findings", limit: int = 200, more: str | None = None) -> None:
     """The first ``limit`` findings as a table; paths are folded, never cut. When the table is
     cut, ``more`` says where the whole list is (e.g. ``--report FILE``)."""
@@ -311,6 +318,7 @@ def _print_anonymize(s, executor: str | None = None) -> None:
         t.add_row(Text("executor", style="dim"), Text(executor, style="dim"))
     console.print(t)
     _print_reasons(s.reasons, "not written, and why", s.resumed)
+    _print_gone(s.gone_removed)
     if s.counts.get("ok"):
         # the custodian's count, which the demo once computed from the manifest (new-user walk 5)
         # an output without Pixel Data has nothing to scan: counted apart, so that "not scanned"
@@ -382,6 +390,7 @@ def decode(
     if summary.backends:
         console.print("decoders: " + ", ".join(f"{b} {n}" for b, n in summary.backends.most_common()))
     _print_reasons(summary.reasons, "not decoded, and why", summary.resumed)
+    _print_gone(summary.gone_removed)
     console.print(f"images table: {summary.table}")
     for line in summary.warnings:
         err.print("[bold yellow]warning:[/] ", end="")

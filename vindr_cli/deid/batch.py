@@ -75,6 +75,7 @@ class Summary:
     no_pixels: int = 0                   # ok outputs without Pixel Data (nothing to scan: a DICOMDIR's stripped files, RT plans)
     first_pass: str = "none"             # the people of each study: "read", "partial", "skipped" (deid.unchanged) or "none"
     headers_read: int = 0                # inputs whose header that pass read
+    gone_removed: int = 0                # outputs of inputs gone from INPUT, removed (runner.stage._remove_gone)
 
 
 def check_paths(input_path: Path, output: Path, key_path: Path, linkage: Path | None) -> None:
@@ -185,6 +186,7 @@ class AnonymizeStage(Stage):
     setup = staticmethod(setup)
     primary = "manifest"
     compared = RESUME_SETTINGS
+    owns_outputs = True                  # an input gone from INPUT takes its outputs along (runner.stage)
 
     def __init__(self, input_path: Path, output: Path, cfg: AnonConfig, key: bytes, *, created: bool,
                  link_path: Path | None):
@@ -298,8 +300,11 @@ class AnonymizeStage(Stage):
         self._as_written = {}
         self._row_hashes = {}
         self.peer_sets.load(self.rebuild_state)
+        # an input gone from INPUT holds no SOP Instance UID any more: a duplicate of it that is
+        # still here is redone and takes the output (its old one is removed, runner.stage._remove_gone)
+        present = set(run.keys.values())
         self.claimed = {rows[0]["sop_uid"]: k for k, rows in run.done["manifest"].items()
-                        if rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
+                        if k in present and rows and rows[0].get("status") == "ok" and rows[0].get("sop_uid")}
         # vindr review's boxes: those an output already carries stay, live ones are added
         # (deid.reviewboxes.wanted); an input whose output lacks one is not done (is_done)
         before = {r["image_id"]: reviewboxes.recorded(r) for rows in run.done["manifest"].values() for r in rows
@@ -580,10 +585,13 @@ class AnonymizeStage(Stage):
         if got is None:
             if run.done["manifest"].get(key) is not None:
                 self._note_rows(key, run.done["manifest"][key])
+            rows = run.done["manifest"][key] if key in run.done["manifest"] else []
             got = self._as_written[key] = super().is_done(run, key) and all(
-                r.get("status") != "ok" or r.get("image_id") not in self.review_want
-                or reviewboxes.recorded(r) == self.review_want[r["image_id"]]
-                for r in run.done["manifest"][key])
+                (r.get("status") != "ok" or r.get("image_id") not in self.review_want
+                 or reviewboxes.recorded(r) == self.review_want[r["image_id"]])
+                # a duplicate whose first holder left INPUT is written now (begin)
+                and (r.get("status") != "duplicate" or r.get("sop_uid") in self.claimed)
+                for r in rows)
         return got
 
     def is_done(self, run: Run, key: str) -> bool:
@@ -882,7 +890,7 @@ def anonymize(
                       output=output, manifest=output / "manifest.parquet", linkage=link_path, key_created=created,
                       key_path=key_path, key_fingerprint=subs.fingerprint(), profile=profile.name,
                       warnings=result.warnings, review_rewritten=stage.review_rewritten, first_pass=stage.first_pass,
-                      headers_read=stage.headers_read,
+                      headers_read=stage.headers_read, gone_removed=result.gone_removed,
                       review_images=sum(1 for r in result.rows.get("manifest", [])
                                         if r.get("status") == "ok" and r.get("review_boxes")))
     ok = [r for r in result.rows.get("manifest", []) if r.get("status") == "ok"]

@@ -73,6 +73,7 @@ class DecodeSummary:
     table: Path | None = None
     warnings: list[str] = field(default_factory=list)
     identified: bool = False
+    gone_removed: int = 0        # outputs of inputs gone from INPUT, removed (runner.stage._remove_gone)
 
 
 def first_image_identified(sources: list[Source]) -> bool | None:
@@ -103,6 +104,7 @@ class DecodeStage(Stage):
     task = staticmethod(decode_one)
     setup = staticmethod(setup)
     primary = "images"
+    owns_outputs = True                  # an input gone from INPUT takes its outputs along (runner.stage)
 
     def __init__(self, output: Path, cfg: DecodeConfig, outputs: dict[str, dict] | None = None):
         self.output = output
@@ -275,7 +277,8 @@ def decode_tree(input_path: Path, output: Path, cfg: DecodeConfig, *, workers: i
     rows = result.rows["images"]
     summary = DecodeSummary(inputs=result.inputs, resumed=result.resumed, counts=result.counts,
                             reasons=result.reasons, table=output / "images.parquet",
-                            warnings=list(result.warnings), identified=allow_identified)
+                            warnings=list(result.warnings), identified=allow_identified,
+                            gone_removed=result.gone_removed)
     if allow_identified and identified:
         summary.warnings.insert(0, IDENTIFIED_WARNING)
     elif outputs is None:

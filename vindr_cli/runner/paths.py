@@ -144,6 +144,26 @@ def remove(output: Path, rel: str) -> None:
         os.close(fd)
 
 
+def prune_empty(output: Path, rel: str) -> None:
+    """Remove the folders of OUTPUT/``rel`` that are left empty, deepest first, never OUTPUT
+    itself (real folders only: a link at a folder's name is not followed nor removed)."""
+    try:
+        parts = check_rel(rel)
+    except PathViolation:
+        return
+    for depth in range(len(parts) - 1, 0, -1):
+        try:
+            fd = _open_dirs(output, parts[:depth - 1], create=False)
+        except (PathViolation, OSError):
+            return
+        try:
+            os.rmdir(parts[depth - 1], dir_fd=fd)
+        except OSError:               # not empty, a link, gone: the folders above stay too
+            return
+        finally:
+            os.close(fd)
+
+
 def is_placed(output: Path, rel: str | None) -> bool:
     """True when OUTPUT/``rel`` is a regular file reached through real folders only."""
     if not rel:
@@ -183,5 +203,5 @@ def check_state_dir(output: Path, state_dir: str) -> None:
         raise RequestError(STATE_LINK)
 
 
-__all__ = ["FOLDER_AT_NAME", "OUTPUT_FILE", "OUTSIDE", "SYMLINK", "TOO_LONG", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place",
+__all__ = ["FOLDER_AT_NAME", "OUTPUT_FILE", "OUTSIDE", "SYMLINK", "TOO_LONG", "PathViolation", "check_rel", "check_state_dir", "is_placed", "place", "prune_empty",
            "real_dirs", "remove"]

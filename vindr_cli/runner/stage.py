@@ -23,6 +23,8 @@ subclass; adding an executor is one new ``Executor`` class.
 """
 from __future__ import annotations
 
+import errno
+import os
 import queue
 import shutil
 import threading
@@ -95,6 +97,7 @@ class StageSummary:
     counts: Counter = field(default_factory=Counter)     # rows of the primary table per status
     reasons: Counter = field(default_factory=Counter)    # (status, reason) for rows not ok
     warnings: list[str] = field(default_factory=list)    # PHI-free lines for the user
+    gone_removed: int = 0                                # outputs of inputs gone from INPUT, removed (_remove_gone)
     # every table, discovery order: a journaled table as its written file, read back when
     # iterated (tables.WrittenRows); a table kept in memory as a list
     rows: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +114,10 @@ class Stage:
     compared: tuple[str, ...] = ()      # settings a re-run must repeat
     ok_status: str = "ok"
     rebuild_state: bool = False         # --rebuild-state: damaged state files are set aside, not refused
+    # the primary table's ``output`` is a file this stage wrote under OUTPUT: removed once its
+    # input has left INPUT (_remove_gone); False where ``output`` names something else (select
+    # copies the anonymize manifest's, a path in ANON_DIR)
+    owns_outputs: bool = False
 
     # --- what the stage is asked to do ------------------------------------------------
     def config(self) -> Any:
@@ -298,6 +305,35 @@ def _in_order(run: Run, sources: Sequence[Source], name: str, tally: StageSummar
             yield r
 
 
+def _remove_gone(run: Run) -> int:
+    """Remove the outputs that an earlier run wrote for inputs no longer in INPUT (a withdrawn
+    patient, a recalled study) and that no current row names (a duplicate's or a new input's
+    output may have the same name), once the run's work is complete. Called before the final
+    tables are written: until then the journal or the old table still lists the gone inputs'
+    rows, so a run killed during the removal does it again (a file already gone is passed
+    over); a file that cannot be removed stops the run (an OutputFault, exit 2: named_faults)
+    before any table drops its row. Returns how many files were removed."""
+    stage, output = run.stage, run.output
+    assert output is not None
+    done, present = run.done[stage.primary], set(run.keys.values())
+    gone = {r["output"] for key in list(done) if key not in present for r in done[key]
+            if r.get("status") == stage.ok_status and r.get("output")}
+    if not gone:
+        return 0
+    for key in present:                      # a name a current row holds stays
+        for r in done.get(key, ()):
+            gone.discard(r.get("output"))
+    removed = 0
+    for rel in sorted(gone):
+        if paths.is_placed(output, rel):
+            removed += 1
+        paths.remove(output, rel)
+        if paths.is_placed(output, rel):     # not removable (permissions): stop, exit 2, nothing dropped
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(output / rel))
+        paths.prune_empty(output, rel)
+    return removed
+
+
 # a first pass over at most this many inputs runs in the driver rather than in a fresh local pool:
 # a header read takes ~3 ms, a pool's start ~0.1-0.2 s on 2 busy cores (bench/README.md, studyterms)
 SURVEY_HERE = 64
@@ -467,6 +503,10 @@ def _run_states(stage: Stage, input_path: Path, executor: Executor | None, worke
         stream.close()                       # the bar ended and the results closed before the states
         for s in states.values():
             s.close()
+    # completed: before the tables drop the gone inputs' rows; an INPUT where nothing at all was
+    # found (a mount not mounted: the warning says so) removes nothing
+    if output is not None and stage.owns_outputs and sources:
+        summary.gone_removed = _remove_gone(run)
     for t in tables:                         # the same order as the journals
         rows = _in_order(run, sources, t.name, summary if t.name == stage.primary else None)
         if t.name in states:                 # streamed from disk to the table, a batch at a time
